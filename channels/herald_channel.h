@@ -1,0 +1,122 @@
+/*
+ * herald_channel.h - the channel plugin ABI (version 1).
+ *
+ * A plugin is a shared object (build/channels/<name>.so) that exports one
+ * symbol, herald_channel_plugin(), returning a const table. The daemon checks
+ * abi_version and size before it calls anything else, and refuses a mismatch
+ * with one line naming both versions. Structs only ever grow at the end; a
+ * new field bumps nothing, a changed meaning bumps HERALD_CHANNEL_ABI_VERSION.
+ *
+ * The contract (Kannel's driver notes, in MUST/SHOULD form):
+ * - create() MUST validate every setting it is given and reject unknown
+ *   keys, reporting each problem through host->setting_error() with the
+ *   index of the setting (or HERALD_SETTING_NONE for a missing key). It
+ *   returns 0 and an instance, or -1 after reporting at least one error.
+ *   It MUST NOT perform network I/O.
+ * - A network plugin implements prepare() and interpret(): prepare() only
+ *   fills the curl easy handle it is given (URL, headers, body, auth; SMTP
+ *   through curl's MIME API) and MUST NOT perform the transfer; the daemon
+ *   owns the curl multi handle and all I/O. interpret() is pure: from the
+ *   status, headers and body it yields exactly one verdict.
+ * - A local plugin (outbox) implements deliver() instead. The daemon calls
+ *   it from its worker thread pool, never on the event loop, so it MAY block
+ *   on the file system; it MUST be safe to call concurrently on one instance.
+ * - A plugin MUST NOT log, or store anywhere, an address, phone number or
+ *   message body; host->log() is for ids and settings names only.
+ * - Strings handed to a plugin are valid for the duration of the call only.
+ */
+#ifndef HERALD_CHANNEL_H
+#define HERALD_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HERALD_CHANNEL_ABI_VERSION 1u
+#define HERALD_CHANNEL_SYMBOL "herald_channel_plugin"
+#define HERALD_SETTING_NONE ((size_t)-1)
+
+enum herald_log_level { HERALD_LOG_DEBUG, HERALD_LOG_INFO, HERALD_LOG_WARN, HERALD_LOG_ERROR };
+
+/* One `key = value` of the plugin's [provider NAME] section. */
+struct herald_setting {
+    const char *key;
+    const char *value;
+};
+
+/* What the daemon offers a plugin. */
+struct herald_host {
+    uint32_t abi_version;
+    size_t size;
+    void *ctx; /* opaque, pass back to the callbacks */
+    void (*log)(void *ctx, enum herald_log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    /* Reports a problem with setting index (or HERALD_SETTING_NONE). */
+    void (*setting_error)(void *ctx, size_t index, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    int64_t (*now_ms)(void *ctx); /* wall clock, milliseconds since the epoch */
+};
+
+/* One personalised message. Every pointer is valid during the call only. */
+struct herald_message {
+    const char *campaign;
+    const char *recipient;       /* the person's id */
+    const char *channel;         /* "email" or "sms" */
+    const char *topic;
+    const char *to;              /* address or E.164 number */
+    const char *subject;         /* email; NULL for sms */
+    const char *text;
+    const char *html;            /* email; may be NULL */
+    const char *unsubscribe_url; /* signed, may be NULL when no public_url */
+    const char *preferences_url;
+};
+
+enum herald_verdict_kind {
+    HERALD_VERDICT_ACCEPTED = 0, /* the provider took it: never send it again */
+    HERALD_VERDICT_RETRY = 1,    /* temporary: try again (this or another provider) */
+    HERALD_VERDICT_REJECTED = 2  /* permanent: record failed with reason */
+};
+
+struct herald_verdict {
+    enum herald_verdict_kind kind;
+    char provider_id[128]; /* provider's message id, when accepted */
+    int64_t retry_after_ms; /* RETRY: minimum delay asked by the provider, 0 = none */
+    char reason[128];       /* REJECTED/RETRY: short machine-friendly reason */
+};
+
+/* The provider's reply, as the daemon collected it (bounded in size). */
+struct herald_response {
+    int curl_code;          /* CURLcode of the transfer; 0 = completed */
+    long status;            /* HTTP status or SMTP reply code */
+    const char *headers;    /* raw header block, NUL-terminated */
+    size_t headers_len;
+    const char *body;       /* NUL-terminated */
+    size_t body_len;
+};
+
+struct herald_channel_plugin {
+    uint32_t abi_version; /* HERALD_CHANNEL_ABI_VERSION */
+    size_t size;          /* sizeof(struct herald_channel_plugin) */
+    const char *name;     /* "outbox", "email_smtp", ... */
+    const char *channels; /* comma-separated channels it can carry: "email,sms" */
+
+    int (*create)(const struct herald_host *host, const struct herald_setting *settings,
+                  size_t nsettings, void **instance);
+    void (*destroy)(void *instance);
+
+    /* Network plugins: fill `curl` (a CURL *) for msg. *state may carry per
+     * request data to interpret() and release(). 0, or -1 with a reason
+     * (the message is then rejected without any I/O). */
+    int (*prepare)(void *instance, const struct herald_message *msg, void *curl, void **state,
+                   char *reason, size_t reasonlen);
+    void (*interpret)(void *instance, void *state, const struct herald_response *resp,
+                      struct herald_verdict *verdict);
+    void (*release)(void *instance, void *state);
+
+    /* Local plugins: deliver msg (may block; runs on a worker thread). */
+    void (*deliver)(void *instance, const struct herald_message *msg,
+                    struct herald_verdict *verdict);
+};
+
+typedef const struct herald_channel_plugin *(*herald_channel_entry_fn)(void);
+
+#endif

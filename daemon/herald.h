@@ -1,0 +1,147 @@
+/*
+ * herald.h - what every module shares: error codes, channels, outcomes,
+ * reason codes, allocation wrappers and a bounded string buffer.
+ *
+ * Pure: no I/O headers. Each list below is an X-macro so that code, docs,
+ * metrics labels and tests read the same strings and cannot drift apart.
+ * Allocation failure is fatal (xmalloc and friends abort with one line),
+ * which removes thousands of untestable branches (Redis, OpenSMTPD).
+ */
+#ifndef HERALD_H
+#define HERALD_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HERALD_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define HERALD_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define HERALD_PRINTF(a, b)
+#endif
+
+/* Error codes: functions return 0 or a negative HERALD_E* code. */
+#define HERALD_ERRNO_MAP(X)                                   \
+    X(INVAL, "invalid input")                                  \
+    X(NOMEM, "out of memory")                                  \
+    X(IO, "input/output error")                                \
+    X(NOENT, "not found")                                      \
+    X(TOOBIG, "too large")                                     \
+    X(REDIS, "redis error")                                    \
+    X(PLUGIN, "plugin error")                                  \
+    X(CONFIG, "configuration error")                           \
+    X(BUSY, "busy")                                            \
+    X(CLOSED, "closed")
+
+enum herald_errno {
+    HERALD_OK = 0,
+#define X(name, msg) HERALD_E##name,
+    HERALD_ERRNO_FIRST_ = 0,
+    HERALD_ERRNO_MAP(X)
+#undef X
+};
+/* The codes are negative at use: return -HERALD_EINVAL. */
+const char *herald_strerror(int rc);
+
+/* Channels. The order here is only an index; preference order is data. */
+#define HERALD_CHANNEL_MAP(X) \
+    X(EMAIL, "email")         \
+    X(SMS, "sms")
+
+enum herald_channel {
+#define X(name, str) HERALD_CH_##name,
+    HERALD_CHANNEL_MAP(X)
+#undef X
+    HERALD_CH_COUNT
+};
+const char *herald_channel_name(int ch);
+/* Returns the channel index or -1 when the name is not a channel. */
+int herald_channel_from_name(const char *name);
+
+/* Outcomes of one recipient's decision (audit `outcome`). */
+#define HERALD_OUTCOME_MAP(X) \
+    X(SENT, "sent")           \
+    X(SUPPRESSED, "suppressed") \
+    X(DEFERRED, "deferred")   \
+    X(FAILED, "failed")       \
+    X(UNKNOWN, "unknown")
+
+enum herald_outcome {
+#define X(name, str) HERALD_OUTCOME_##name,
+    HERALD_OUTCOME_MAP(X)
+#undef X
+    HERALD_OUTCOME_COUNT
+};
+const char *herald_outcome_name(int outcome);
+
+/*
+ * Reason codes (audit `reason`, metrics label). Stable strings: users build
+ * reports on them. `cap:<name>` is formed from CAP plus the cap's name.
+ */
+#define HERALD_REASON_MAP(X)                                                        \
+    X(NONE, "", "sent: no reason")                                                  \
+    X(EXPIRED, "expired", "the campaign's expires_at has passed")                   \
+    X(UNKNOWN_RECIPIENT, "unknown_recipient", "no profile is stored for this id")   \
+    X(TOPIC_OPT_OUT, "topic_opt_out", "the person opted out of the campaign topic") \
+    X(NO_CHANNEL, "no_channel", "none of the person's channels is in the campaign") \
+    X(NO_CONSENT, "no_consent", "no consent is recorded for the channel")           \
+    X(CONSENT_EXPIRED, "consent_expired", "the consent is older than max_age")      \
+    X(NO_ADDRESS, "no_address", "the address for the channel is missing or invalid") \
+    X(SUPPRESSED, "suppressed", "the address is on the suppression list")           \
+    X(DUPLICATE, "duplicate", "this campaign already reached this person")          \
+    X(QUIET_HOURS, "quiet_hours", "inside the person's quiet hours")                \
+    X(CAP, "cap", "an ops frequency cap is reached")                                \
+    X(USER_FREQUENCY, "user_frequency", "the person's own frequency limit is reached") \
+    X(INVALID_JOB, "invalid_job", "the job failed validation")                      \
+    X(PROVIDER_REJECTED, "provider_rejected", "the provider refused the message")   \
+    X(PROVIDER_ERROR, "provider_error", "the provider kept failing")                \
+    X(INTERRUPTED, "interrupted", "in flight when the daemon stopped")
+
+enum herald_reason {
+#define X(name, str, doc) HERALD_REASON_##name,
+    HERALD_REASON_MAP(X)
+#undef X
+    HERALD_REASON_COUNT
+};
+const char *herald_reason_name(int reason);
+const char *herald_reason_doc(int reason);
+
+/* Allocation: never returns NULL (aborts with a line on stderr). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Growable byte buffer, always NUL-terminated. */
+struct strbuf {
+    char *buf;
+    size_t len;
+    size_t cap;
+};
+void strbuf_init(struct strbuf *sb);
+void strbuf_free(struct strbuf *sb);
+void strbuf_reset(struct strbuf *sb);
+void strbuf_add(struct strbuf *sb, const char *data, size_t len);
+void strbuf_adds(struct strbuf *sb, const char *s);
+void strbuf_addf(struct strbuf *sb, const char *fmt, ...) HERALD_PRINTF(2, 3);
+/* Hands the buffer to the caller (free() it); sb is left empty. */
+char *strbuf_detach(struct strbuf *sb, size_t *len);
+
+/* Bounded formatting into a caller's error buffer (errlen may be 0). */
+void herald_seterr(char *err, size_t errlen, const char *fmt, ...) HERALD_PRINTF(3, 4);
+
+/* Identifiers (campaign, recipient, provider ids): 1..128 of [A-Za-z0-9._:@+-].
+ * Restricting them keeps them safe in file names, Redis keys and log lines. */
+#define HERALD_ID_MAX 128
+bool herald_id_valid(const char *s);
+
+/* RFC 3339 timestamps, UTC seconds. Returns 0 or -HERALD_EINVAL. */
+int herald_time_parse(const char *s, int64_t *out);
+/* Writes "2026-12-01T09:00:00Z" (21 bytes incl. NUL) into buf. */
+void herald_time_format(int64_t t, char *buf, size_t len);
+
+#endif

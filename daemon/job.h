@@ -1,0 +1,52 @@
+/*
+ * job.h - campaign jobs: parse and validate the JSON of a stream entry.
+ *
+ * Pure: no I/O, no clock, no logging. A job that fails here is refused with
+ * one clear sentence in err ("field: problem"); the caller dead-letters it
+ * (daemon) or prints it (heraldctl enqueue), so both say the same thing.
+ * The struct owns every string it points to; job_free() releases them.
+ */
+#ifndef HERALD_JOB_H
+#define HERALD_JOB_H
+
+#include "herald.h"
+#include "template.h"
+
+#define HERALD_JOB_MAX_BYTES (256 * 1024)  /* whole JSON of one job */
+#define HERALD_JOB_MAX_RECIPIENTS 10000    /* inline ids; use recipients_key beyond */
+#define HERALD_TOPIC_MAX 64
+
+struct job_content {
+    bool present;
+    char *subject;              /* email only */
+    char *text;
+    char *html;                 /* email only, optional */
+    struct template *t_subject; /* compiled at parse time (NULL if absent) */
+    struct template *t_text;
+    struct template *t_html;
+};
+
+struct job {
+    char *id;
+    char *topic;
+    int channels[HERALD_CH_COUNT]; /* the campaign's channels, in its order */
+    int nchannels;
+    struct job_content content[HERALD_CH_COUNT]; /* indexed by enum herald_channel */
+    char **recipients;   /* inline ids, or NULL */
+    size_t nrecipients;
+    char *recipients_key; /* Redis key of a SET/ZSET/LIST of ids, or NULL */
+    int64_t not_before;   /* unix seconds; 0 = none */
+    int64_t expires_at;   /* unix seconds; 0 = none */
+};
+
+/* Parses and validates. On success fills *job (caller calls job_free) and
+ * returns 0; on failure writes the reason into err, leaves *job empty and
+ * returns -HERALD_EINVAL or -HERALD_ETOOBIG. `key_prefix` is the Redis prefix
+ * ("herald"): recipients_key must not point into herald's own keys. */
+int job_parse(const char *json, size_t len, struct job *job, char *err, size_t errlen);
+void job_free(struct job *job);
+
+/* True when the campaign's job lists channel ch. */
+bool job_has_channel(const struct job *job, int ch);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * policy.h - the decision engine: may this person get this campaign, and how?
+ *
+ * Pure: no I/O, no clock (now is an argument), no logging, no allocation.
+ * Every call yields exactly one decision with a reason code; decisions are
+ * not errors. The order of checks is the contract of DESIGN.md:
+ *   expired, unknown_recipient, topic_opt_out, then channel selection over
+ *   the person's order intersected with the campaign's (no_consent,
+ *   no_address, suppressed: skip to the next channel; if none remains the
+ *   reason of the first skipped channel is the outcome), then on the selected
+ *   channel: duplicate, and the place where quiet hours and caps plug in.
+ */
+#ifndef HERALD_POLICY_H
+#define HERALD_POLICY_H
+
+#include "herald.h"
+#include "job.h"
+#include "profile.h"
+
+struct policy_input {
+    const struct job *job;
+    const struct profile *person;     /* NULL: no profile stored */
+    bool suppressed[HERALD_CH_COUNT]; /* address on the suppression list */
+    bool already_reached;             /* this campaign reached the person before */
+    int64_t now;                      /* unix seconds */
+};
+
+struct policy_decision {
+    enum herald_outcome outcome; /* SENT means "send it" */
+    enum herald_reason reason;   /* NONE when outcome is SENT */
+    int channel;                 /* selected (or first considered) channel, -1 if none */
+};
+
+void policy_decide(const struct policy_input *in, struct policy_decision *out);
+
+#endif

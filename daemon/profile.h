@@ -1,0 +1,85 @@
+/*
+ * profile.h - a recipient's profile: parse, validate, and the current consent.
+ *
+ * Pure. The same validation serves `heraldctl import`, the preference API and
+ * the daemon reading stored profiles, so a profile that was accepted once is
+ * read back the same way. Addresses are checked here (syntax only): an invalid
+ * address is refused at import and, if one is ever stored, counts as no address.
+ */
+#ifndef HERALD_PROFILE_H
+#define HERALD_PROFILE_H
+
+#include <jansson.h>
+#include "herald.h"
+
+#define HERALD_PROFILE_MAX_BYTES (64 * 1024)
+#define HERALD_PROFILE_MAX_TOPICS 64
+
+struct profile_topic {
+    char *name;
+    bool on;
+};
+
+struct consent_state {
+    bool known;    /* a ledger record exists for the channel */
+    bool granted;
+    int64_t at;    /* unix seconds of the latest record */
+};
+
+struct profile {
+    char *id;
+    char *email;   /* NULL when absent */
+    char *phone;   /* E.164, NULL when absent */
+    char *tz;      /* IANA name, NULL when absent */
+    char *locale;
+    json_t *attributes; /* object (owned reference) or NULL */
+    int channels[HERALD_CH_COUNT]; /* the person's order of preference */
+    int nchannels;
+    bool channels_set;  /* false: the person named no order; campaign order applies */
+    struct profile_topic *topics;
+    size_t ntopics;
+    char *quiet_hours;  /* "HH:MM-HH:MM" or NULL */
+    json_t *frequency;  /* object (owned reference) or NULL */
+    struct consent_state consent[HERALD_CH_COUNT];
+};
+
+/* One consent ledger record. */
+struct consent_record {
+    int channel;
+    bool granted;
+    int64_t at;
+    char *source;
+    char *text_version;
+};
+
+/* Parses a profile from a JSON object. Unknown top-level keys are errors,
+ * except "consent" when allow_consent is true (import lines carry it; the
+ * records are returned through records/nrecords, stamped with `now` when
+ * they have no "at"). Returns 0 or -HERALD_EINVAL with err set. */
+int profile_from_json(const json_t *obj, struct profile *p, bool allow_consent,
+                      struct consent_record **records, size_t *nrecords, int64_t now,
+                      char *err, size_t errlen);
+/* Parses JSON text (length-limited) into a profile without consent records. */
+int profile_parse(const char *json, size_t len, struct profile *p, char *err, size_t errlen);
+/* Serialises the stored form (no consent; that lives in the ledger). Caller frees. */
+char *profile_to_json(const struct profile *p);
+void profile_free(struct profile *p);
+
+/* Consent records as stored in the ledger (JSON with channel, granted, at
+ * as RFC 3339, source, text_version). */
+char *consent_record_to_json(const struct consent_record *r);
+int consent_record_parse(const char *json, size_t len, struct consent_record *r, char *err, size_t errlen);
+int consent_record_from_json(const json_t *obj, struct consent_record *r, int64_t now, char *err, size_t errlen);
+void consent_record_free(struct consent_record *r);
+
+/* Topic preference: 1 opted in, 0 opted out, -1 no preference stated. */
+int profile_topic(const struct profile *p, const char *topic);
+
+/* Address syntax checks used by import, the API and the policy. */
+bool profile_email_valid(const char *s);
+bool profile_phone_valid(const char *s); /* E.164: + then 8..15 digits, no leading 0 */
+
+/* The address for a channel (email or phone), or NULL. */
+const char *profile_address(const struct profile *p, int ch);
+
+#endif

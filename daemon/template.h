@@ -1,0 +1,46 @@
+/*
+ * template.h - the `{{field}}` renderer for subjects and bodies.
+ *
+ * Pure. A template is compiled once per job and rendered once per recipient.
+ * `{{name}}` takes the value of attributes[name] (strings as they are,
+ * numbers and booleans in their JSON text form); `{{unsubscribe_url}}` and
+ * `{{preferences_url}}` come from the links the daemon signs. A field the
+ * person does not have renders empty and is counted in *missing: a gap in
+ * one profile never stops a campaign. Whitespace inside braces is allowed
+ * ({{ first_name }}). Field names: [A-Za-z0-9_.-], 1..64 characters.
+ * Compilation fails (a job error) on an unclosed "{{" or a bad name.
+ */
+#ifndef HERALD_TEMPLATE_H
+#define HERALD_TEMPLATE_H
+
+#include <jansson.h>
+#include "herald.h"
+
+struct template;
+
+enum template_escape { TEMPLATE_RAW = 0, TEMPLATE_HTML = 1 };
+
+/* Values that do not come from the person's attributes. */
+struct template_vars {
+    const char *unsubscribe_url;
+    const char *preferences_url;
+};
+
+int template_compile(const char *src, struct template **out, char *err, size_t errlen);
+void template_free(struct template *t);
+
+/* Appends the rendering to out. attributes may be NULL (every field missing).
+ * Returns the number of fields that rendered empty because the person lacks them. */
+unsigned template_render(const struct template *t, const json_t *attributes,
+                         const struct template_vars *vars, enum template_escape esc,
+                         struct strbuf *out);
+
+/* Number of distinct fields the template uses, and the i-th one (data
+ * minimisation: only these attributes need to reach a plugin). */
+size_t template_nfields(const struct template *t);
+const char *template_field(const struct template *t, size_t i);
+
+/* HTML-escapes s (& < > " ') onto out. */
+void template_escape_html(struct strbuf *out, const char *s, size_t len);
+
+#endif
