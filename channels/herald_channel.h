@@ -54,6 +54,9 @@ struct herald_host {
     void (*setting_error)(void *ctx, size_t index, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
     int64_t (*now_ms)(void *ctx); /* wall clock, milliseconds since the epoch */
+    /* Directory of the config file: a plugin resolves relative paths in its
+     * settings against it, as the daemon does for its own. */
+    const char *base_dir;
 };
 
 /* One personalised message. Every pointer is valid during the call only. */

@@ -1,1 +1,791 @@
-/* placeholder: being written */
+/*
+ * config.c - reads the INI file with inih and validates it against the schema.
+ *
+ * Two phases: inih collects every `key = value` with its line (the Debian
+ * build of inih has no line numbers in the handler, so our line reader
+ * counts them and also rejects lines inih would silently mangle); then the
+ * --set overrides replace or add entries, and validation runs over the whole
+ * set, reporting every problem. Never logs: errors go to the caller's strbuf.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+const struct config_key_info config_schema[] = {
+#define X(sec, key, type, def, field, doc) {sec, key, CONFIG_##type, def, doc},
+    CONFIG_KEYS(X)
+#undef X
+    {NULL, NULL, 0, NULL, NULL},
+};
+
+#define CONFIG_MAX_LINE 1024
+
+struct raw_entry {
+    char *section;
+    char *key;
+    char *value;
+    int line;       /* 0 for --set */
+    bool from_set;
+};
+
+struct raw_section {
+    char *name;
+    int line;
+};
+
+struct parse_ctx {
+    const char *path;
+    FILE *fp;
+    int lineno;
+    struct strbuf *errors;
+    int nerrors;
+    struct raw_entry *entries;
+    size_t nentries, cap;
+    struct raw_section *sections;
+    size_t nsections, scap;
+};
+
+static void add_error(struct parse_ctx *c, int line, bool from_set, const char *section,
+                      const char *key, const char *fmt, ...) HERALD_PRINTF(6, 7);
+
+static void add_error(struct parse_ctx *c, int line, bool from_set, const char *section,
+                      const char *key, const char *fmt, ...)
+{
+    if (from_set)
+        strbuf_adds(c->errors, "--set: ");
+    else
+        strbuf_addf(c->errors, "%s:%d: ", c->path, line);
+    if (section && key)
+        strbuf_addf(c->errors, "[%s] %s: ", section, key);
+    else if (section)
+        strbuf_addf(c->errors, "[%s]: ", section);
+    va_list ap;
+    va_start(ap, fmt);
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    strbuf_adds(c->errors, msg);
+    strbuf_adds(c->errors, "\n");
+    c->nerrors++;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
+    return s;
+}
+
+/* Folds the inner whitespace of a section name: "[provider   x]" == "[provider x]". */
+static void fold_section(const char *in, char *out, size_t outlen)
+{
+    size_t o = 0;
+    bool space = false;
+    for (const char *p = in; *p && o + 1 < outlen; p++) {
+        if (isspace((unsigned char)*p)) {
+            space = o > 0;
+            continue;
+        }
+        if (space && o + 2 < outlen) out[o++] = ' ';
+        space = false;
+        out[o++] = *p;
+    }
+    out[o] = '\0';
+}
+
+/*
+ * inih's line reader. Counting here gives the handler its line number. Lines
+ * inih would misread are reported and handed on blank: over-long lines (inih
+ * splits them), indented continuation lines, and lines that are neither a
+ * section, a comment nor key = value.
+ */
+static char *config_reader(char *str, int num, void *stream)
+{
+    struct parse_ctx *c = stream;
+    if (!fgets(str, num, c->fp)) return NULL;
+    c->lineno++;
+    size_t len = strlen(str);
+    if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(c->fp)) {
+        int ch;
+        while ((ch = fgetc(c->fp)) != EOF && ch != '\n') {}
+        add_error(c, c->lineno, false, NULL, NULL, "line longer than %d characters", num - 2);
+        str[0] = '\n';
+        str[1] = '\0';
+        return str;
+    }
+    char copy[CONFIG_MAX_LINE];
+    snprintf(copy, sizeof(copy), "%s", str);
+    bool indented = isspace((unsigned char)copy[0]) && copy[0] != '\n' && copy[0] != '\r';
+    char *t = trim(copy);
+    if (*t == '\0' || *t == '#' || *t == ';') return str;
+    if (indented) {
+        add_error(c, c->lineno, false, NULL, NULL,
+                  "indented line: continuation lines are not supported, put the value on one line");
+        str[0] = '\n';
+        str[1] = '\0';
+        return str;
+    }
+    if (*t == '[') {
+        char *end = strchr(t, ']');
+        if (!end) {
+            add_error(c, c->lineno, false, NULL, NULL, "section header without a closing ']'");
+            str[0] = '\n';
+            str[1] = '\0';
+            return str;
+        }
+        *end = '\0';
+        char name[256];
+        fold_section(t + 1, name, sizeof(name));
+        if (c->nsections == c->scap) {
+            c->scap = c->scap ? c->scap * 2 : 8;
+            c->sections = xrealloc(c->sections, c->scap * sizeof(*c->sections));
+        }
+        c->sections[c->nsections].name = xstrdup(name);
+        c->sections[c->nsections].line = c->lineno;
+        c->nsections++;
+        return str;
+    }
+    if (!strchr(t, '=')) {
+        add_error(c, c->lineno, false, NULL, NULL, "expected 'key = value', a [section] or a comment");
+        str[0] = '\n';
+        str[1] = '\0';
+        return str;
+    }
+    return str;
+}
+
+static void add_entry(struct parse_ctx *c, const char *section, const char *key, const char *value,
+                      int line, bool from_set)
+{
+    if (c->nentries == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 32;
+        c->entries = xrealloc(c->entries, c->cap * sizeof(*c->entries));
+    }
+    char folded[256];
+    fold_section(section, folded, sizeof(folded));
+    struct raw_entry *e = &c->entries[c->nentries++];
+    e->section = xstrdup(folded);
+    e->key = xstrdup(key);
+    e->value = xstrdup(value);
+    e->line = line;
+    e->from_set = from_set;
+}
+
+static int config_handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_ctx *c = user;
+    if (section[0] == '\0') {
+        add_error(c, c->lineno, false, NULL, name, "key outside of any [section]");
+        return 1;
+    }
+    add_entry(c, section, name, value, c->lineno, false);
+    return 1;
+}
+
+int config_parse_duration(const char *s, int64_t *ms)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)*s)) return -HERALD_EINVAL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -HERALD_EINVAL;
+    int64_t mult;
+    if (*end == '\0' || strcmp(end, "s") == 0) mult = 1000;
+    else if (strcmp(end, "ms") == 0) mult = 1;
+    else if (strcmp(end, "m") == 0) mult = 60 * 1000;
+    else if (strcmp(end, "h") == 0) mult = 3600 * 1000;
+    else if (strcmp(end, "d") == 0) mult = 86400 * 1000;
+    else return -HERALD_EINVAL;
+    if (v > (unsigned long long)(INT64_MAX / mult)) return -HERALD_EINVAL;
+    *ms = (int64_t)v * mult;
+    return 0;
+}
+
+static int parse_port(const char *s, int *port)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s)) return -1;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < 0 || v > 65535) return -1;
+    *port = (int)v;
+    return 0;
+}
+
+int config_parse_listen(const char *s, char **host, int *port, char *err, size_t errlen)
+{
+    const char *colon;
+    char h[256];
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':') {
+            herald_seterr(err, errlen, "expected [ipv6]:port");
+            return -HERALD_EINVAL;
+        }
+        snprintf(h, sizeof(h), "%.*s", (int)(close - s - 1), s + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || colon == s) {
+            herald_seterr(err, errlen, "expected host:port, e.g. 127.0.0.1:8025");
+            return -HERALD_EINVAL;
+        }
+        snprintf(h, sizeof(h), "%.*s", (int)(colon - s), s);
+    }
+    if (parse_port(colon + 1, port) < 0) {
+        herald_seterr(err, errlen, "port must be a number from 0 to 65535");
+        return -HERALD_EINVAL;
+    }
+    *host = xstrdup(h);
+    return 0;
+}
+
+int config_parse_redis_url(const char *s, char **host, int *port, int *db, char **password,
+                           char *err, size_t errlen)
+{
+    const char *scheme = "redis://";
+    if (strncmp(s, scheme, strlen(scheme)) != 0) {
+        herald_seterr(err, errlen, "must start with redis:// (redis://host:port/db)");
+        return -HERALD_EINVAL;
+    }
+    const char *p = s + strlen(scheme);
+    const char *at = strchr(p, '@');
+    char *pw = NULL;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon) {
+            herald_seterr(err, errlen, "credentials must be written :password@");
+            return -HERALD_EINVAL;
+        }
+        pw = xstrndup(colon + 1, (size_t)(at - colon - 1));
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    size_t hostport_len = slash ? (size_t)(slash - p) : strlen(p);
+    char hp[256];
+    if (hostport_len == 0 || hostport_len >= sizeof(hp)) {
+        herald_seterr(err, errlen, "missing host");
+        free(pw);
+        return -HERALD_EINVAL;
+    }
+    memcpy(hp, p, hostport_len);
+    hp[hostport_len] = '\0';
+    int prt = 6379;
+    char *colon = strrchr(hp, ':');
+    if (colon) {
+        *colon = '\0';
+        if (parse_port(colon + 1, &prt) < 0 || prt == 0) {
+            herald_seterr(err, errlen, "port must be a number from 1 to 65535");
+            free(pw);
+            return -HERALD_EINVAL;
+        }
+    }
+    if (hp[0] == '\0') {
+        herald_seterr(err, errlen, "missing host");
+        free(pw);
+        return -HERALD_EINVAL;
+    }
+    int d = 0;
+    if (slash && slash[1]) {
+        char *end;
+        errno = 0;
+        long v = strtol(slash + 1, &end, 10);
+        if (!isdigit((unsigned char)slash[1]) || errno || *end || v < 0 || v > 15) {
+            herald_seterr(err, errlen, "database must be a number from 0 to 15");
+            free(pw);
+            return -HERALD_EINVAL;
+        }
+        d = (int)v;
+    }
+    *host = xstrdup(hp);
+    *port = prt;
+    *db = d;
+    *password = pw;
+    return 0;
+}
+
+char *config_resolve_path(const struct config *cfg, const char *path)
+{
+    if (path[0] == '/' || !cfg->dir) return xstrdup(path);
+    struct strbuf sb;
+    strbuf_init(&sb);
+    strbuf_addf(&sb, "%s/%s", cfg->dir, path);
+    return strbuf_detach(&sb, NULL);
+}
+
+static bool prefix_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!(isalnum((unsigned char)s[n]) || s[n] == '_' || s[n] == '-' || s[n] == '.')) return false;
+    return n > 0 && n <= 64;
+}
+
+/* Sets one fixed-section field from its text. Returns 0 or writes err. */
+static int set_fixed(struct config *cfg, const char *section, const char *key, const char *value,
+                     char *err, size_t errlen)
+{
+    int64_t n;
+    char *end;
+#define MATCH(s, k) (strcmp(section, s) == 0 && strcmp(key, k) == 0)
+    if (MATCH("daemon", "plugin_dir")) {
+        if (!*value) goto empty;
+        free(cfg->plugin_dir);
+        cfg->plugin_dir = config_resolve_path(cfg, value);
+    } else if (MATCH("daemon", "log_level")) {
+        int l = log_level_from_name(value);
+        if (l < 0) {
+            herald_seterr(err, errlen, "must be debug, info, warn or error");
+            return -1;
+        }
+        cfg->log_level = l;
+    } else if (MATCH("daemon", "drain_timeout") || MATCH("daemon", "claim_idle")) {
+        if (config_parse_duration(value, &n) < 0) {
+            herald_seterr(err, errlen, "expected a duration such as 500ms, 10s, 5m, 2h or 1d");
+            return -1;
+        }
+        if (strcmp(key, "drain_timeout") == 0) cfg->drain_timeout_ms = n;
+        else cfg->claim_idle_ms = n;
+    } else if (MATCH("daemon", "consumer")) {
+        if (*value && !herald_id_valid(value)) {
+            herald_seterr(err, errlen, "use 1..128 of A-Z a-z 0-9 . _ : @ + -");
+            return -1;
+        }
+        free(cfg->consumer);
+        cfg->consumer = xstrdup(value);
+    } else if (MATCH("daemon", "batch") || MATCH("daemon", "max_in_flight") ||
+               MATCH("redis", "audit_maxlen")) {
+        int64_t lo = 1, hi = strcmp(key, "batch") == 0 ? 10000 : strcmp(key, "max_in_flight") == 0 ? 100000 : INT64_MAX / 2;
+        if (strcmp(key, "audit_maxlen") == 0) lo = 1000;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || errno || *end || v < lo || v > hi) {
+            herald_seterr(err, errlen, "expected a whole number from %lld to %lld", (long long)lo,
+                          (long long)hi);
+            return -1;
+        }
+        if (strcmp(key, "batch") == 0) cfg->batch = v;
+        else if (strcmp(key, "max_in_flight") == 0) cfg->max_in_flight = v;
+        else cfg->audit_maxlen = v;
+    } else if (MATCH("redis", "url")) {
+        char *h = NULL, *pw = NULL;
+        int port, db;
+        if (config_parse_redis_url(value, &h, &port, &db, &pw, err, errlen) < 0) return -1;
+        free(cfg->redis_url);
+        free(cfg->redis_host);
+        free(cfg->redis_password);
+        cfg->redis_url = xstrdup(value);
+        cfg->redis_host = h;
+        cfg->redis_port = port;
+        cfg->redis_db = db;
+        cfg->redis_password = pw;
+    } else if (MATCH("redis", "prefix")) {
+        if (!prefix_valid(value)) {
+            herald_seterr(err, errlen, "use 1..64 of A-Z a-z 0-9 _ - .");
+            return -1;
+        }
+        free(cfg->prefix);
+        cfg->prefix = xstrdup(value);
+    } else if (MATCH("admin", "listen")) {
+        char *h = NULL;
+        int port;
+        if (config_parse_listen(value, &h, &port, err, errlen) < 0) return -1;
+        free(cfg->listen);
+        free(cfg->listen_host);
+        cfg->listen = xstrdup(value);
+        cfg->listen_host = h;
+        cfg->listen_port = port;
+    } else if (MATCH("admin", "token") || MATCH("admin", "link_secret")) {
+        if (strlen(value) < 16) {
+            herald_seterr(err, errlen, "must be at least 16 characters (use a long random string)");
+            return -1;
+        }
+        char **dst = strcmp(key, "token") == 0 ? &cfg->token : &cfg->link_secret;
+        free(*dst);
+        *dst = xstrdup(value);
+    } else if (MATCH("admin", "public_url")) {
+        if (*value && strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
+            herald_seterr(err, errlen, "must start with https:// (or http:// for local tests)");
+            return -1;
+        }
+        free(cfg->public_url);
+        size_t len = strlen(value);
+        while (len && value[len - 1] == '/') len--; /* links append "/u/..." */
+        cfg->public_url = xstrndup(value, len);
+    } else {
+        herald_seterr(err, errlen, "unknown key");
+        return -1;
+    }
+    return 0;
+#undef MATCH
+empty:
+    herald_seterr(err, errlen, "must not be empty");
+    return -1;
+}
+
+static const struct config_key_info *schema_find(const char *section, const char *key)
+{
+    for (const struct config_key_info *k = config_schema; k->section; k++)
+        if (strcmp(k->section, section) == 0 && strcmp(k->key, key) == 0) return k;
+    return NULL;
+}
+
+static bool is_fixed_section(const char *s)
+{
+    return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0;
+}
+
+/* "channel email" -> channel index, "provider x" -> 'p'; otherwise -1. */
+enum section_kind { SEC_UNKNOWN, SEC_FIXED, SEC_CHANNEL, SEC_PROVIDER };
+
+static enum section_kind classify(const char *s, const char **arg)
+{
+    if (is_fixed_section(s)) return SEC_FIXED;
+    if (strncmp(s, "channel ", 8) == 0) {
+        *arg = s + 8;
+        return SEC_CHANNEL;
+    }
+    if (strncmp(s, "provider ", 9) == 0) {
+        *arg = s + 9;
+        return SEC_PROVIDER;
+    }
+    return SEC_UNKNOWN;
+}
+
+static struct config_provider *provider_get(struct config *cfg, const char *name, int line)
+{
+    for (size_t i = 0; i < cfg->nproviders; i++)
+        if (strcmp(cfg->providers[i].name, name) == 0) return &cfg->providers[i];
+    cfg->providers = xrealloc(cfg->providers, (cfg->nproviders + 1) * sizeof(*cfg->providers));
+    struct config_provider *p = &cfg->providers[cfg->nproviders++];
+    memset(p, 0, sizeof(*p));
+    p->name = xstrdup(name);
+    p->line = line;
+    return p;
+}
+
+static void provider_set(struct config_provider *p, const char *key, const char *value, int line)
+{
+    for (size_t i = 0; i < p->nsettings; i++) {
+        if (strcmp(p->settings[i].key, key) == 0) {
+            free((char *)p->settings[i].value);
+            p->settings[i].value = xstrdup(value);
+            p->setting_lines[i] = line;
+            return;
+        }
+    }
+    p->settings = xrealloc(p->settings, (p->nsettings + 1) * sizeof(*p->settings));
+    p->setting_lines = xrealloc(p->setting_lines, (p->nsettings + 1) * sizeof(int));
+    p->settings[p->nsettings].key = xstrdup(key);
+    p->settings[p->nsettings].value = xstrdup(value);
+    p->setting_lines[p->nsettings] = line;
+    p->nsettings++;
+}
+
+/* Splits "a, b ,c" into trimmed items. Empty items are an error. */
+static int split_list(const char *value, char ***items, size_t *n)
+{
+    char *copy = xstrdup(value);
+    char *save = NULL;
+    *items = NULL;
+    *n = 0;
+    int rc = 0;
+    if (!*trim(copy)) rc = -1;
+    for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+        char *t = trim(tok);
+        if (!*t) {
+            rc = -1;
+            break;
+        }
+        *items = xrealloc(*items, (*n + 1) * sizeof(char *));
+        (*items)[(*n)++] = xstrdup(t);
+    }
+    if (value[0] && value[strlen(value) - 1] == ',') rc = -1;
+    free(copy);
+    return rc;
+}
+
+static void free_list(char **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(items[i]);
+    free(items);
+}
+
+/* Applies one --set override: "section.key=value". */
+static void apply_override(struct parse_ctx *c, const char *text)
+{
+    const char *eq = strchr(text, '=');
+    if (!eq) {
+        add_error(c, 0, true, NULL, NULL, "'%s' is not section.key=value", text);
+        return;
+    }
+    char lhs[256];
+    snprintf(lhs, sizeof(lhs), "%.*s", (int)(eq - text), text);
+    char *dot = strrchr(lhs, '.');
+    if (!dot || dot == lhs || !dot[1]) {
+        add_error(c, 0, true, NULL, NULL, "'%s' is not section.key=value", lhs);
+        return;
+    }
+    *dot = '\0';
+    char section[256];
+    fold_section(trim(lhs), section, sizeof(section));
+    char *key = trim(dot + 1);
+    /* An override replaces the file's entry, whichever line it was on. */
+    for (size_t i = 0; i < c->nentries; i++) {
+        struct raw_entry *e = &c->entries[i];
+        if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0) {
+            free(e->value);
+            e->value = xstrdup(eq + 1);
+            e->from_set = true;
+            e->line = 0;
+            return;
+        }
+    }
+    add_entry(c, section, key, eq + 1, 0, true);
+}
+
+static void set_defaults(struct config *cfg)
+{
+    char err[256];
+    for (const struct config_key_info *k = config_schema; k->section; k++)
+        if (k->def[0] || k->type == CONFIG_STRING || k->type == CONFIG_URL)
+            set_fixed(cfg, k->section, k->key, k->def, err, sizeof(err));
+}
+
+static int section_line(const struct parse_ctx *c, const char *name)
+{
+    for (size_t i = 0; i < c->nsections; i++)
+        if (strcmp(c->sections[i].name, name) == 0) return c->sections[i].line;
+    return 0;
+}
+
+static void validate(struct parse_ctx *c, struct config *cfg)
+{
+    char err[512];
+    bool seen_schema[sizeof(config_schema) / sizeof(config_schema[0])] = {0};
+
+    /* Unknown sections are reported once, at their header. */
+    for (size_t i = 0; i < c->nsections; i++) {
+        const char *arg = NULL;
+        const char *name = c->sections[i].name;
+        enum section_kind kind = classify(name, &arg);
+        bool dup = false;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->sections[j].name, name) == 0) dup = true;
+        if (dup) {
+            add_error(c, c->sections[i].line, false, name, NULL,
+                      "section appears twice (first at line %d)", section_line(c, name));
+        } else if (kind == SEC_UNKNOWN) {
+            add_error(c, c->sections[i].line, false, name, NULL,
+                      "unknown section (expected daemon, redis, admin, channel <email|sms>, provider <name>)");
+        } else if (kind == SEC_CHANNEL && herald_channel_from_name(arg) < 0) {
+            add_error(c, c->sections[i].line, false, name, NULL, "unknown channel \"%s\" (expected email or sms)", arg);
+        } else if (kind == SEC_PROVIDER && !herald_id_valid(arg)) {
+            add_error(c, c->sections[i].line, false, name, NULL, "provider names use A-Z a-z 0-9 . _ : @ + -");
+        } else if (kind == SEC_PROVIDER) {
+            provider_get(cfg, arg, c->sections[i].line);
+        }
+    }
+
+    for (size_t i = 0; i < c->nentries; i++) {
+        struct raw_entry *e = &c->entries[i];
+        const char *arg = NULL;
+        enum section_kind kind = classify(e->section, &arg);
+        /* Duplicates within the file: inih hands both to us. */
+        for (size_t j = 0; j < i; j++) {
+            struct raw_entry *f = &c->entries[j];
+            if (!e->from_set && !f->from_set && strcmp(e->section, f->section) == 0 &&
+                strcmp(e->key, f->key) == 0) {
+                add_error(c, e->line, false, e->section, e->key, "set twice (first at line %d)", f->line);
+                goto next;
+            }
+        }
+        switch (kind) {
+        case SEC_UNKNOWN:
+            if (e->from_set)
+                add_error(c, e->line, true, e->section, NULL, "unknown section");
+            break; /* file sections already reported at their header */
+        case SEC_FIXED: {
+            const struct config_key_info *k = schema_find(e->section, e->key);
+            if (!k) {
+                add_error(c, e->line, e->from_set, e->section, e->key, "unknown key");
+                break;
+            }
+            seen_schema[k - config_schema] = true;
+            if (set_fixed(cfg, e->section, e->key, e->value, err, sizeof(err)) < 0)
+                add_error(c, e->line, e->from_set, e->section, e->key, "%s", err);
+            break;
+        }
+        case SEC_CHANNEL: {
+            int ch = herald_channel_from_name(arg);
+            if (ch < 0) {
+                if (e->from_set) add_error(c, 0, true, e->section, NULL, "unknown channel");
+                break;
+            }
+            if (strcmp(e->key, "providers") != 0) {
+                add_error(c, e->line, e->from_set, e->section, e->key, "unknown key (expected providers)");
+                break;
+            }
+            struct config_channel *cc = &cfg->channels[ch];
+            free_list(cc->providers, cc->nproviders);
+            cc->providers = NULL;
+            cc->nproviders = 0;
+            cc->present = true;
+            cc->line = e->line;
+            if (split_list(e->value, &cc->providers, &cc->nproviders) < 0) {
+                add_error(c, e->line, e->from_set, e->section, e->key,
+                          "expected a comma-separated list of provider names");
+                break;
+            }
+            break;
+        }
+        case SEC_PROVIDER: {
+            if (!herald_id_valid(arg)) break;
+            struct config_provider *p = provider_get(cfg, arg, e->line);
+            if (strcmp(e->key, "plugin") == 0) {
+                bool ok = *e->value != '\0';
+                for (const char *q = e->value; *q; q++)
+                    if (!(isalnum((unsigned char)*q) || *q == '_' || *q == '-')) ok = false;
+                if (!ok) {
+                    add_error(c, e->line, e->from_set, e->section, e->key,
+                              "plugin names use A-Z a-z 0-9 _ - (e.g. outbox, email_smtp)");
+                    break;
+                }
+                free(p->plugin);
+                p->plugin = xstrdup(e->value);
+            } else {
+                provider_set(p, e->key, e->value, e->line);
+            }
+            break;
+        }
+        }
+    next:;
+    }
+
+    /* Required keys and cross-references. */
+    const char *required[][2] = {{"admin", "token"}, {"admin", "link_secret"}};
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        const struct config_key_info *k = schema_find(required[i][0], required[i][1]);
+        if (!seen_schema[k - config_schema])
+            add_error(c, section_line(c, k->section), false, k->section, k->key,
+                      "missing: this key is required");
+    }
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        struct config_provider *p = &cfg->providers[i];
+        char sec[256];
+        snprintf(sec, sizeof(sec), "provider %s", p->name);
+        if (!p->plugin)
+            add_error(c, p->line, false, sec, "plugin", "missing: name the plugin (e.g. plugin = outbox)");
+    }
+    bool any = false;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        struct config_channel *cc = &cfg->channels[ch];
+        if (!cc->present) continue;
+        any = true;
+        char sec[64];
+        snprintf(sec, sizeof(sec), "channel %s", herald_channel_name(ch));
+        cc->provider_index = xcalloc(cc->nproviders ? cc->nproviders : 1, sizeof(int));
+        for (size_t j = 0; j < cc->nproviders; j++) {
+            cc->provider_index[j] = -1;
+            for (size_t k = 0; k < cfg->nproviders; k++)
+                if (strcmp(cfg->providers[k].name, cc->providers[j]) == 0) cc->provider_index[j] = (int)k;
+            if (cc->provider_index[j] < 0)
+                add_error(c, cc->line, cc->line == 0, sec, "providers",
+                          "no [provider %s] section defines \"%s\"", cc->providers[j], cc->providers[j]);
+            for (size_t k = 0; k < j; k++)
+                if (strcmp(cc->providers[k], cc->providers[j]) == 0)
+                    add_error(c, cc->line, cc->line == 0, sec, "providers", "\"%s\" is listed twice",
+                              cc->providers[j]);
+        }
+    }
+    for (size_t i = 0; i < c->nsections; i++) {
+        const char *arg = NULL;
+        if (classify(c->sections[i].name, &arg) == SEC_CHANNEL && herald_channel_from_name(arg) >= 0 &&
+            !cfg->channels[herald_channel_from_name(arg)].present)
+            add_error(c, c->sections[i].line, false, c->sections[i].name, "providers",
+                      "missing: list the providers of this channel");
+    }
+    if (!any)
+        add_error(c, c->lineno, false, NULL, NULL,
+                  "no [channel email] or [channel sms] section: herald would have nowhere to send");
+}
+
+int config_load(const char *path, const char *const *overrides, size_t noverrides,
+                struct config *cfg, struct strbuf *errors)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->path = xstrdup(path);
+    const char *slash = strrchr(path, '/');
+    cfg->dir = slash ? xstrndup(path, (size_t)(slash - path + (slash == path))) : xstrdup(".");
+    set_defaults(cfg);
+
+    struct parse_ctx c = {.path = path, .errors = errors};
+    c.fp = fopen(path, "r");
+    if (!c.fp) {
+        strbuf_addf(errors, "%s: cannot read: %s\n", path, strerror(errno));
+        return -HERALD_EIO;
+    }
+    /* ini_parse_stream reads lines of at most INI_MAX_LINE through our reader. */
+    int rc = ini_parse_stream(config_reader, &c, config_handler, &c);
+    fclose(c.fp);
+    if (rc > 0 && c.nerrors == 0)
+        add_error(&c, rc, false, NULL, NULL, "cannot parse this line");
+    else if (rc < 0)
+        add_error(&c, 0, false, NULL, NULL, "cannot parse the file");
+
+    for (size_t i = 0; i < noverrides; i++) apply_override(&c, overrides[i]);
+    validate(&c, cfg);
+
+    for (size_t i = 0; i < c.nentries; i++) {
+        free(c.entries[i].section);
+        free(c.entries[i].key);
+        free(c.entries[i].value);
+    }
+    free(c.entries);
+    for (size_t i = 0; i < c.nsections; i++) free(c.sections[i].name);
+    free(c.sections);
+    return c.nerrors;
+}
+
+void config_free(struct config *cfg)
+{
+    free(cfg->path);
+    free(cfg->dir);
+    free(cfg->plugin_dir);
+    free(cfg->consumer);
+    free(cfg->redis_url);
+    free(cfg->redis_host);
+    free(cfg->redis_password);
+    free(cfg->prefix);
+    free(cfg->listen);
+    free(cfg->listen_host);
+    free(cfg->token);
+    free(cfg->link_secret);
+    free(cfg->public_url);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        free_list(cfg->channels[ch].providers, cfg->channels[ch].nproviders);
+        free(cfg->channels[ch].provider_index);
+    }
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        struct config_provider *p = &cfg->providers[i];
+        free(p->name);
+        free(p->plugin);
+        for (size_t j = 0; j < p->nsettings; j++) {
+            free((char *)p->settings[j].key);
+            free((char *)p->settings[j].value);
+        }
+        free(p->settings);
+        free(p->setting_lines);
+    }
+    free(cfg->providers);
+    memset(cfg, 0, sizeof(*cfg));
+}

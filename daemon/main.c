@@ -1,1 +1,300 @@
-int main(void) { return 1; }
+/*
+ * main.c - herald's entry point: configuration, wiring, signals, shutdown.
+ *
+ * Wires the modules on one libuv loop: two Redis connections (blocking
+ * stream reads; everything else), the plugin set, dispatch, the queue and
+ * the admin HTTP listener. SIGTERM/SIGINT drain: stop reading, let in-flight
+ * messages finish within [daemon] drain_timeout, close every handle, and
+ * exit 0 once uv_loop_close() succeeds. Redis outages are logged once when
+ * they start and once when they end.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api.h"
+#include "config.h"
+#include "dispatch.h"
+#include "herald.h"
+#include "http.h"
+#include "log.h"
+#include "plugin.h"
+#include "queue.h"
+#include "rconn.h"
+
+#define MAX_OVERRIDES 64
+
+struct daemon {
+    uv_loop_t loop;
+    struct config cfg;
+    struct plugin_set *plugins;
+    struct dispatch *dispatch;
+    struct rconn *jobs, *data;
+    struct queue *queue;
+    struct http_server *http;
+    struct api_state api;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t drain_timer;
+    bool stopping, closing;
+    int rconns_open;
+    struct log_complaint redis_down;
+    int exit_code;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: herald --config FILE [--set 'SECTION.KEY=VALUE']... [--check-config]\n"
+            "       herald --version | --help\n"
+            "\n"
+            "  --config FILE     the configuration (INI); see config/herald.example.conf\n"
+            "  --set S.K=V       override one key, e.g. --set redis.url=redis://127.0.0.1:6380/0\n"
+            "                    or --set 'provider outbox.dir=/tmp/out' (repeatable)\n"
+            "  --check-config    validate the file and the plugins' settings, print\n"
+            "                    'configuration OK' or every error, exit 0 or 1\n"
+            "  --version         print the version\n"
+            "\n"
+            "herald runs in the foreground and logs to stderr. SIGTERM or SIGINT drain and exit 0.\n");
+}
+
+static void on_rconn_state(struct rconn *rc, bool connected, const char *err, void *arg)
+{
+    struct daemon *d = arg;
+    if (connected) {
+        log_recovered(&d->redis_down, "main", "redis connected again");
+        log_info("main", "redis ready connection=%s", rconn_name(rc));
+        if (d->queue) queue_connected(d->queue, rc);
+    } else {
+        log_complain(&d->redis_down, "main", "redis unavailable at %s:%d (%s); retrying with backoff",
+                     d->cfg.redis_host, d->cfg.redis_port, err ? err : "connection lost");
+    }
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void on_rconn_closed(void *arg)
+{
+    struct daemon *d = arg;
+    if (--d->rconns_open > 0) return;
+    /* Every Redis callback has fired: the queue has no more users. */
+    queue_free(d->queue);
+    d->queue = NULL;
+    d->api.queue = NULL;
+}
+
+static void on_http_closed(void *arg)
+{
+    struct daemon *d = arg;
+    d->http = NULL;
+}
+
+static void on_close_retry(uv_timer_t *t);
+
+static void close_all(struct daemon *d)
+{
+    if (d->closing) return;
+    if (dispatch_in_flight(d->dispatch) > 0) {
+        /* A plugin call on a worker thread cannot be abandoned: its result
+         * must still find the queue alive. Local plugins return quickly. */
+        uv_timer_start(&d->drain_timer, on_close_retry, 100, 0);
+        return;
+    }
+    d->closing = true;
+    uv_timer_stop(&d->drain_timer);
+    close_handle((uv_handle_t *)&d->drain_timer);
+    close_handle((uv_handle_t *)&d->sigterm);
+    close_handle((uv_handle_t *)&d->sigint);
+    close_handle((uv_handle_t *)&d->sighup);
+    if (d->http) http_server_close(d->http, on_http_closed, d);
+    d->rconns_open = 2;
+    rconn_close(d->jobs, on_rconn_closed, d);
+    rconn_close(d->data, on_rconn_closed, d);
+}
+
+static void on_drained(void *arg)
+{
+    struct daemon *d = arg;
+    log_info("main", "drained; exiting");
+    close_all(d);
+}
+
+static void on_close_retry(uv_timer_t *t)
+{
+    close_all(t->data);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    log_warn("main", "drain timeout reached; unfinished work stays pending in Redis and resumes on restart");
+    close_all(d);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    if (signum == SIGHUP) {
+        log_info("main", "SIGHUP: configuration reload is not supported yet; restart to apply changes");
+        return;
+    }
+    if (d->stopping) {
+        log_info("main", "second signal: stopping now");
+        close_all(d);
+        return;
+    }
+    d->stopping = true;
+    d->api.stopping = true;
+    log_info("main", "signal %d: stopping (drain_timeout=%lldms)", signum, (long long)d->cfg.drain_timeout_ms);
+    uv_timer_start(&d->drain_timer, on_drain_timeout, (uint64_t)d->cfg.drain_timeout_ms, 0);
+    queue_stop(d->queue, on_drained, d);
+}
+
+static void make_run_id(char *buf, size_t len)
+{
+    unsigned char rnd[8];
+    if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0) {
+        uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+        memcpy(rnd, &t, sizeof(rnd));
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof(rnd) && o + 2 < len; i++) o += (size_t)snprintf(buf + o, len - o, "%02x", rnd[i]);
+}
+
+static int load(struct daemon *d, const char *path, const char **overrides, size_t n, bool check_only)
+{
+    struct strbuf errors;
+    strbuf_init(&errors);
+    int nerr = config_load(path, overrides, n, &d->cfg, &errors);
+    if (nerr == 0) nerr = plugin_set_load(&d->cfg, &d->plugins, &errors);
+    if (nerr != 0) {
+        fputs(errors.buf ? errors.buf : "", stderr);
+        if (nerr > 0) fprintf(stderr, "%d error%s in %s\n", nerr, nerr > 1 ? "s" : "", path);
+        strbuf_free(&errors);
+        return -1;
+    }
+    strbuf_free(&errors);
+    if (check_only) printf("configuration OK\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    const char *overrides[MAX_OVERRIDES];
+    size_t noverrides = 0;
+    bool check_only = false;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, "c:s:kVh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': config_path = optarg; break;
+        case 's':
+            if (noverrides == MAX_OVERRIDES) {
+                fprintf(stderr, "herald: too many --set options\n");
+                return 2;
+            }
+            overrides[noverrides++] = optarg;
+            break;
+        case 'k': check_only = true; break;
+        case 'V': printf("herald %s (plugin ABI %u)\n", HERALD_VERSION, HERALD_CHANNEL_ABI_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!config_path || optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    static struct daemon dm;
+    struct daemon *d = &dm;
+    if (load(d, config_path, overrides, noverrides, check_only) < 0) {
+        plugin_set_free(d->plugins);
+        config_free(&d->cfg);
+        return 1;
+    }
+    if (check_only) {
+        plugin_set_free(d->plugins);
+        config_free(&d->cfg);
+        return 0;
+    }
+    log_set_level((enum log_level)d->cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    uv_loop_init(&d->loop);
+    char consumer[HERALD_ID_MAX + 1];
+    if (d->cfg.consumer && *d->cfg.consumer) {
+        snprintf(consumer, sizeof(consumer), "%s", d->cfg.consumer);
+    } else {
+        /* Stable across restarts, so a restarted daemon finds its own pending jobs. */
+        if (gethostname(consumer, sizeof(consumer)) != 0 || !herald_id_valid(consumer))
+            snprintf(consumer, sizeof(consumer), "herald");
+    }
+    char run_id[32];
+    make_run_id(run_id, sizeof(run_id));
+
+    struct rconn_options ro = {.host = d->cfg.redis_host, .port = d->cfg.redis_port, .db = d->cfg.redis_db,
+                               .password = d->cfg.redis_password, .timeout_ms = 10000};
+    ro.name = "jobs";
+    ro.timeout_ms = 10000; /* above the 2 s blocking read */
+    d->jobs = rconn_new(&d->loop, &ro, on_rconn_state, d);
+    ro.name = "data";
+    d->data = rconn_new(&d->loop, &ro, on_rconn_state, d);
+    d->dispatch = dispatch_new(&d->loop, &d->cfg, d->plugins);
+    d->queue = queue_new(&d->loop, &d->cfg, d->jobs, d->data, d->dispatch, consumer, run_id);
+
+    d->api = (struct api_state){.cfg = &d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
+                                .plugins_loaded = plugin_set_count(d->plugins), .started_at = time(NULL)};
+    d->http = http_server_new(&d->loop, NULL);
+    api_register(d->http, &d->api);
+    char err[256];
+    if (http_listen(d->http, d->cfg.listen_host, d->cfg.listen_port, err, sizeof(err)) < 0) {
+        log_error("main", "admin listener %s: %s", d->cfg.listen, err);
+        d->exit_code = 1;
+    }
+
+    uv_timer_init(&d->loop, &d->drain_timer);
+    d->drain_timer.data = d;
+    uv_signal_init(&d->loop, &d->sigterm);
+    uv_signal_init(&d->loop, &d->sigint);
+    uv_signal_init(&d->loop, &d->sighup);
+    d->sigterm.data = d->sigint.data = d->sighup.data = d;
+    if (d->exit_code == 0) {
+        uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+        uv_signal_start(&d->sigint, on_signal, SIGINT);
+        uv_signal_start(&d->sighup, on_signal, SIGHUP);
+        log_info("main", "herald %s started consumer=%s run=%s listen=%s:%d providers=%zu", HERALD_VERSION,
+                 consumer, run_id, d->cfg.listen_host, http_bound_port(d->http), plugin_set_count(d->plugins));
+        rconn_start(d->jobs);
+        rconn_start(d->data);
+    } else {
+        close_all(d);
+    }
+
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&d->loop);
+    if (rc != 0) {
+        log_error("main", "event loop did not close cleanly: %s", uv_strerror(rc));
+        if (d->exit_code == 0) d->exit_code = 1;
+    }
+    dispatch_free(d->dispatch);
+    plugin_set_free(d->plugins);
+    config_free(&d->cfg);
+    if (d->exit_code == 0) log_info("main", "stopped");
+    return d->exit_code;
+}

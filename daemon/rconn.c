@@ -1,1 +1,281 @@
-/* placeholder: being written */
+/*
+ * rconn.c - a self-healing async hiredis connection on the libuv loop.
+ *
+ * States: IDLE (waiting for the backoff timer) -> CONNECTING (TCP + AUTH +
+ * SELECT) -> READY -> back to IDLE on any loss. The watchdog timer runs every
+ * 500 ms: a connect that takes longer than the timeout, or outstanding
+ * commands that see no reply for the timeout, drop the connection, which
+ * makes hiredis fire every pending callback with NULL. Never spins: retries
+ * wait 100 ms doubling to 5 s, with jitter so that daemons do not stampede.
+ */
+#include "rconn.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum rconn_state { RC_IDLE, RC_CONNECTING, RC_READY, RC_CLOSING };
+
+struct rconn {
+    uv_loop_t *loop;
+    char *name, *host, *password;
+    int port, db;
+    int64_t timeout_ms;
+    rconn_state_cb state_cb;
+    void *state_arg;
+    redisAsyncContext *ac;
+    enum rconn_state state;
+    uv_timer_t retry_timer;
+    uv_timer_t watchdog;
+    int64_t backoff_ms;
+    uint64_t started_ms;    /* of the current connect attempt */
+    uint64_t progress_ms;   /* last reply seen */
+    size_t outstanding;     /* commands sent, replies not yet seen */
+    bool ever_connected;
+    uint64_t reconnects;
+    int handles_open;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+struct rconn_call {
+    struct rconn *rc;
+    rconn_reply_cb cb;
+    void *privdata;
+};
+
+static void schedule_retry(struct rconn *rc);
+
+static void report(struct rconn *rc, bool connected, const char *err)
+{
+    if (rc->state_cb) rc->state_cb(rc, connected, err, rc->state_arg);
+}
+
+/* Forgets the context after hiredis has freed it (or is about to). */
+static void lost(struct rconn *rc, const char *err)
+{
+    bool was_ready = rc->state == RC_READY;
+    rc->ac = NULL;
+    rc->outstanding = 0;
+    if (rc->state == RC_CLOSING) return;
+    rc->state = RC_IDLE;
+    if (was_ready || !rc->ever_connected) report(rc, false, err);
+    schedule_retry(rc);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *rc = ac->data;
+    (void)status;
+    if (!rc) return;
+    lost(rc, ac->errstr[0] ? ac->errstr : "connection closed");
+}
+
+static void on_select(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct rconn *rc = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (!reply || rc->state != RC_CONNECTING) return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* Wrong password or database: keep retrying, the owner logs it once. */
+        redisAsyncDisconnect(rc->ac);
+        return;
+    }
+    rc->state = RC_READY;
+    rc->backoff_ms = 100;
+    if (rc->ever_connected) rc->reconnects++;
+    rc->ever_connected = true;
+    report(rc, true, NULL);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *rc = ac->data;
+    if (!rc) return;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        lost(rc, ac->errstr[0] ? ac->errstr : "connect failed");
+        return;
+    }
+    rc->progress_ms = uv_now(rc->loop);
+    if (rc->password)
+        redisAsyncCommand(rc->ac, NULL, NULL, "AUTH %s", rc->password);
+    redisAsyncCommand(rc->ac, on_select, rc, "SELECT %d", rc->db);
+}
+
+static void try_connect(struct rconn *rc)
+{
+    if (rc->state != RC_IDLE) return;
+    redisAsyncContext *ac = redisAsyncConnect(rc->host, rc->port);
+    if (!ac || ac->err) {
+        const char *e = ac && ac->errstr[0] ? ac->errstr : "cannot create a connection";
+        char msg[128];
+        snprintf(msg, sizeof(msg), "%s", e);
+        if (ac) redisAsyncFree(ac);
+        if (!rc->ever_connected || rc->state == RC_READY) report(rc, false, msg);
+        schedule_retry(rc);
+        return;
+    }
+    ac->data = rc;
+    if (redisLibuvAttach(ac, rc->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        schedule_retry(rc);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    rc->ac = ac;
+    rc->state = RC_CONNECTING;
+    rc->started_ms = uv_now(rc->loop);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    try_connect(t->data);
+}
+
+static void schedule_retry(struct rconn *rc)
+{
+    if (rc->state == RC_CLOSING) return;
+    int64_t d = rc->backoff_ms;
+    d = d / 2 + (int64_t)(rand() % (int)(d / 2 + 1)); /* jitter: 50..100 % */
+    uv_timer_start(&rc->retry_timer, on_retry, (uint64_t)d, 0);
+    rc->backoff_ms = rc->backoff_ms * 2 > 5000 ? 5000 : rc->backoff_ms * 2;
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    struct rconn *rc = t->data;
+    uint64_t now = uv_now(rc->loop);
+    if (!rc->ac) return;
+    bool stuck_connect = rc->state == RC_CONNECTING && now - rc->started_ms > (uint64_t)rc->timeout_ms;
+    bool stuck_reply = rc->state == RC_READY && rc->outstanding > 0 &&
+                       now - rc->progress_ms > (uint64_t)rc->timeout_ms;
+    if (stuck_connect || stuck_reply) {
+        /* A connect that never completes cannot be disconnected gracefully. */
+        redisAsyncContext *ac = rc->ac;
+        if (stuck_connect) {
+            ac->data = NULL;
+            rc->ac = NULL;
+            redisAsyncFree(ac);
+            lost(rc, "connect timed out");
+        } else {
+            redisAsyncDisconnect(ac);
+            /* hiredis may wait for pending replies on a graceful
+             * disconnect; a stalled server never sends them. */
+            if (rc->ac == ac) {
+                ac->data = NULL;
+                rc->ac = NULL;
+                redisAsyncFree(ac);
+                lost(rc, "no reply within the timeout");
+            }
+        }
+    }
+}
+
+struct rconn *rconn_new(uv_loop_t *loop, const struct rconn_options *opt, rconn_state_cb cb, void *arg)
+{
+    struct rconn *rc = xcalloc(1, sizeof(*rc));
+    rc->loop = loop;
+    rc->name = xstrdup(opt->name ? opt->name : "redis");
+    rc->host = xstrdup(opt->host);
+    rc->password = opt->password ? xstrdup(opt->password) : NULL;
+    rc->port = opt->port;
+    rc->db = opt->db;
+    rc->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : 10000;
+    rc->state_cb = cb;
+    rc->state_arg = arg;
+    rc->backoff_ms = 100;
+    uv_timer_init(loop, &rc->retry_timer);
+    uv_timer_init(loop, &rc->watchdog);
+    rc->retry_timer.data = rc;
+    rc->watchdog.data = rc;
+    rc->handles_open = 2;
+    return rc;
+}
+
+void rconn_start(struct rconn *rc)
+{
+    uv_timer_start(&rc->watchdog, on_watchdog, 500, 500);
+    try_connect(rc);
+}
+
+bool rconn_ready(const struct rconn *rc) { return rc->state == RC_READY && rc->ac; }
+const char *rconn_name(const struct rconn *rc) { return rc->name; }
+uint64_t rconn_reconnects(const struct rconn *rc) { return rc->reconnects; }
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct rconn_call *call = priv;
+    struct rconn *rc = call->rc;
+    (void)ac;
+    if (rc->outstanding) rc->outstanding--;
+    rc->progress_ms = uv_now(rc->loop);
+    call->cb(rc, r, call->privdata);
+    free(call);
+}
+
+int rconn_commandargv(struct rconn *rc, rconn_reply_cb cb, void *privdata, int argc,
+                      const char **argv, const size_t *argvlen)
+{
+    if (!rconn_ready(rc)) return -HERALD_EREDIS;
+    struct rconn_call *call = xmalloc(sizeof(*call));
+    call->rc = rc;
+    call->cb = cb;
+    call->privdata = privdata;
+    if (redisAsyncCommandArgv(rc->ac, on_reply, call, argc, argv, argvlen) != REDIS_OK) {
+        free(call);
+        return -HERALD_EREDIS;
+    }
+    if (rc->outstanding++ == 0) rc->progress_ms = uv_now(rc->loop);
+    return 0;
+}
+
+int rconn_command(struct rconn *rc, rconn_reply_cb cb, void *privdata, const char *fmt, ...)
+{
+    if (!rconn_ready(rc)) return -HERALD_EREDIS;
+    struct rconn_call *call = xmalloc(sizeof(*call));
+    call->rc = rc;
+    call->cb = cb;
+    call->privdata = privdata;
+    va_list ap;
+    va_start(ap, fmt);
+    int r = redisvAsyncCommand(rc->ac, on_reply, call, fmt, ap);
+    va_end(ap);
+    if (r != REDIS_OK) {
+        free(call);
+        return -HERALD_EREDIS;
+    }
+    if (rc->outstanding++ == 0) rc->progress_ms = uv_now(rc->loop);
+    return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct rconn *rc = h->data;
+    if (--rc->handles_open > 0) return;
+    void (*done)(void *) = rc->done;
+    void *arg = rc->done_arg;
+    free(rc->name);
+    free(rc->host);
+    free(rc->password);
+    free(rc);
+    if (done) done(arg);
+}
+
+void rconn_close(struct rconn *rc, void (*done)(void *arg), void *arg)
+{
+    rc->state = RC_CLOSING;
+    rc->done = done;
+    rc->done_arg = arg;
+    if (rc->ac) {
+        redisAsyncContext *ac = rc->ac;
+        rc->ac = NULL;
+        /* Free (not Disconnect): pending callbacks fire now with NULL, and
+         * the adapter closes its poll handle before the loop can end. */
+        redisAsyncFree(ac);
+    }
+    uv_close((uv_handle_t *)&rc->retry_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&rc->watchdog, on_handle_closed);
+}

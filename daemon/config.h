@@ -1,0 +1,131 @@
+/*
+ * config.h - the configuration file: one schema table drives parsing,
+ * defaults, range checks, unknown-key errors and the documentation.
+ *
+ * Every problem is reported, not just the first, as one line
+ * "FILE:LINE: [section] key: problem" appended to the caller's strbuf, so
+ * `herald --check-config` can show them all. A config that loaded is fully
+ * valid except for plugin settings, which plugin.c checks by creating the
+ * instances. Relative paths are resolved against the config file's directory.
+ */
+#ifndef HERALD_CONFIG_H
+#define HERALD_CONFIG_H
+
+#include "herald.h"
+#include "herald_channel.h"
+
+/* Keys of the fixed sections: X(section, key, type, default, field, doc).
+ * The same table prints docs/config reference and checks herald.example.conf. */
+#define CONFIG_KEYS(X)                                                                          \
+    X("daemon", "plugin_dir", PATH, "channels", plugin_dir,                                      \
+      "Directory holding the channel plugins as <plugin>.so.")                                   \
+    X("daemon", "log_level", LOGLEVEL, "info", log_level, "debug, info, warn or error.")        \
+    X("daemon", "drain_timeout", DURATION, "10s", drain_timeout_ms,                              \
+      "On SIGTERM/SIGINT, how long in-flight messages may take to finish before exit.")          \
+    X("daemon", "consumer", STRING, "", consumer,                                                \
+      "Consumer name in the Redis consumer group; empty means <hostname>-<pid>.")                \
+    X("daemon", "batch", INT, "256", batch,                                                      \
+      "Recipients looked up and decided per Redis round trip (1..10000).")                       \
+    X("daemon", "max_in_flight", INT, "512", max_in_flight,                                      \
+      "Messages handed to plugins and not yet finished, across the daemon (1..100000).")         \
+    X("daemon", "claim_idle", DURATION, "60s", claim_idle_ms,                                    \
+      "A job left pending this long by a consumer that died is taken over (XAUTOCLAIM).")        \
+    X("redis", "url", REDIS_URL, "redis://127.0.0.1:6379/0", redis_url,                          \
+      "redis://[:password@]host[:port][/db]")                                                    \
+    X("redis", "prefix", PREFIX, "herald", prefix,                                               \
+      "Prefix of every key herald uses (herald:jobs, herald:audit, ...).")                       \
+    X("redis", "audit_maxlen", INT, "10000000", audit_maxlen,                                    \
+      "Approximate maximum length of the audit stream (XADD MAXLEN ~).")                         \
+    X("admin", "listen", LISTEN, "127.0.0.1:8025", listen,                                       \
+      "host:port of the admin and preference HTTP API.")                                         \
+    X("admin", "token", SECRET, "", token,                                                       \
+      "Bearer token the linked service presents on /v1/ calls (at least 16 characters).")        \
+    X("admin", "link_secret", SECRET, "", link_secret,                                           \
+      "HMAC-SHA256 key that signs the links in every message (at least 16 characters).")         \
+    X("admin", "public_url", URL, "", public_url,                                                \
+      "Public base URL of this API as people reach it (https://...); links are built under it.")
+
+enum config_type { CONFIG_STRING, CONFIG_PATH, CONFIG_LOGLEVEL, CONFIG_DURATION, CONFIG_INT,
+                   CONFIG_REDIS_URL, CONFIG_PREFIX, CONFIG_LISTEN, CONFIG_SECRET, CONFIG_URL };
+
+struct config_key_info {
+    const char *section;
+    const char *key;
+    enum config_type type;
+    const char *def;
+    const char *doc;
+};
+/* The schema of the fixed sections, terminated by an entry with section NULL. */
+extern const struct config_key_info config_schema[];
+
+struct config_provider {
+    char *name;
+    char *plugin;
+    int line;                   /* of the [provider NAME] header */
+    struct herald_setting *settings; /* plugin settings (not `plugin`) */
+    int *setting_lines;
+    size_t nsettings;
+};
+
+struct config_channel {
+    bool present;
+    int line;
+    char **providers; /* ordered names */
+    int *provider_index; /* index into config.providers */
+    size_t nproviders;
+};
+
+struct config {
+    char *path; /* as given */
+    char *dir;  /* directory of the file, for relative paths */
+    /* [daemon] */
+    char *plugin_dir;
+    int log_level;
+    int64_t drain_timeout_ms;
+    char *consumer;
+    int64_t batch;
+    int64_t max_in_flight;
+    int64_t claim_idle_ms;
+    /* [redis] */
+    char *redis_url;
+    char *redis_host;
+    int redis_port;
+    int redis_db;
+    char *redis_password; /* NULL when none */
+    char *prefix;
+    int64_t audit_maxlen;
+    /* [admin] */
+    char *listen;
+    char *listen_host;
+    int listen_port;
+    char *token;
+    char *link_secret;
+    char *public_url;
+    struct config_channel channels[HERALD_CH_COUNT];
+    struct config_provider *providers;
+    size_t nproviders;
+};
+
+/* One --set override: "section.key=value" ("provider outbox.dir=/x"). */
+struct config_override {
+    const char *text;
+};
+
+/* Loads and validates path plus overrides. Returns the number of errors
+ * (0 = valid) or -HERALD_EIO when the file cannot be read; each error is a
+ * line appended to errors. On any error *cfg is still safe to config_free. */
+int config_load(const char *path, const char *const *overrides, size_t noverrides,
+                struct config *cfg, struct strbuf *errors);
+void config_free(struct config *cfg);
+
+/* Parses "10s", "500ms", "5m", "2h", "1d" or plain seconds into ms. */
+int config_parse_duration(const char *s, int64_t *ms);
+/* Parses redis://[:password@]host[:port][/db]. */
+int config_parse_redis_url(const char *s, char **host, int *port, int *db, char **password,
+                           char *err, size_t errlen);
+/* Parses host:port ([v6]:port allowed). */
+int config_parse_listen(const char *s, char **host, int *port, char *err, size_t errlen);
+/* Resolves a path against the config directory (absolute paths unchanged). Caller frees. */
+char *config_resolve_path(const struct config *cfg, const char *path);
+
+#endif

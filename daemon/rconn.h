@@ -1,0 +1,56 @@
+/*
+ * rconn.h - one asynchronous Redis connection that heals itself.
+ *
+ * hiredis 0.14's libuv adapter has no timeouts and ignores poll errors, so
+ * rconn adds what a daemon needs around it: AUTH/SELECT on connect, a
+ * watchdog that drops a connection whose replies stall (or whose connect
+ * never completes), and reconnection with capped exponential backoff and
+ * jitter. It never spins and never logs an address: it reports state
+ * changes to its owner, who decides what to log (once per outage).
+ *
+ * Callback rule (libuv's): if rconn_command() returns 0 its callback fires
+ * exactly once, with the reply, or with NULL when the command could not be
+ * completed (connection lost, timeout, shutdown). If it returns < 0 the
+ * callback never fires.
+ */
+#ifndef HERALD_RCONN_H
+#define HERALD_RCONN_H
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include "herald.h"
+
+struct rconn;
+
+typedef void (*rconn_reply_cb)(struct rconn *rc, redisReply *reply, void *privdata);
+/* connected: true once the connection is usable, false when it is lost
+ * (err says why, no address or password in it). */
+typedef void (*rconn_state_cb)(struct rconn *rc, bool connected, const char *err, void *arg);
+
+struct rconn_options {
+    const char *name;      /* for the owner's logs: "jobs", "data" */
+    const char *host;
+    int port;
+    int db;
+    const char *password;  /* NULL: no AUTH */
+    int64_t timeout_ms;    /* a reply may take this long (0: 10 s) */
+};
+
+struct rconn *rconn_new(uv_loop_t *loop, const struct rconn_options *opt, rconn_state_cb cb, void *arg);
+/* Starts connecting (and reconnecting whenever the connection is lost). */
+void rconn_start(struct rconn *rc);
+bool rconn_ready(const struct rconn *rc);
+const char *rconn_name(const struct rconn *rc);
+/* Number of reconnections after the first connect (for metrics). */
+uint64_t rconn_reconnects(const struct rconn *rc);
+
+int rconn_command(struct rconn *rc, rconn_reply_cb cb, void *privdata, const char *fmt, ...);
+int rconn_commandargv(struct rconn *rc, rconn_reply_cb cb, void *privdata, int argc,
+                      const char **argv, const size_t *argvlen);
+/* Drops the connection (pending callbacks get NULL) and frees rc once every
+ * handle is closed; done fires then, exactly once. */
+void rconn_close(struct rconn *rc, void (*done)(void *arg), void *arg);
+
+#endif
