@@ -40,13 +40,19 @@ struct job {
 };
 
 /* Parses and validates. On success fills *job (caller calls job_free) and
- * returns 0; on failure writes the reason into err, leaves *job empty and
- * returns -HERALD_EINVAL or -HERALD_ETOOBIG. `key_prefix` is the Redis prefix
- * ("herald"): recipients_key must not point into herald's own keys. */
+ * returns 0; on failure writes the reason into err, leaves *job zeroed with
+ * nothing allocated and returns -HERALD_EINVAL or -HERALD_ETOOBIG.
+ * The topic is stored lower-cased (topics compare without case). */
 int job_parse(const char *json, size_t len, struct job *job, char *err, size_t errlen);
+/* Releases everything the job owns and zeroes it (safe on a zeroed job). */
 void job_free(struct job *job);
 
 /* True when the campaign's job lists channel ch. */
 bool job_has_channel(const struct job *job, int ch);
+
+/* Topic names (jobs, profile "topics", preference API): 1..HERALD_TOPIC_MAX
+ * of [A-Za-z0-9_.-]; stored lower-cased. normalize returns a copy (free it). */
+bool job_topic_valid(const char *topic);
+char *job_topic_normalize(const char *topic);
 
 #endif

@@ -1,1 +1,127 @@
-/* placeholder: being written */
+/*
+ * policy.c - decides, for one recipient of one campaign, whether to send,
+ * on which channel, and if not, why.
+ *
+ * Owns: the decision order of DESIGN.md ("first match wins") and nothing
+ * else. Never: allocates, does I/O, reads the clock or logs; it runs millions
+ * of times per second in the benchmark and once per recipient in the daemon,
+ * and both must get the same answer from the same input.
+ * Invariant: every call fills exactly one decision; SENT always comes with
+ * a channel the campaign lists and the person may be reached on, and a
+ * check after channel selection never moves the message to another channel
+ * (a capped email does not become an SMS).
+ */
+#include "policy.h"
+
+static void decide(struct policy_decision *out, enum herald_outcome outcome, enum herald_reason reason, int ch)
+{
+    out->outcome = outcome;
+    out->reason = reason;
+    out->channel = ch;
+}
+
+/* Why channel ch cannot carry the message, or NONE when it can. The address
+ * is checked again although import validated it: a profile stored before a
+ * rule tightened, or written around the API, must count as no address
+ * rather than reach a provider. The checks are short scans. */
+static enum herald_reason channel_blocked(const struct policy_input *in, int ch)
+{
+    const struct consent_state *c = &in->person->consent[ch];
+    if (!c->known || !c->granted) return HERALD_REASON_NO_CONSENT;
+    const char *addr = profile_address(in->person, ch);
+    bool ok = ch == HERALD_CH_EMAIL ? profile_email_valid(addr) : profile_phone_valid(addr);
+    if (!ok) return HERALD_REASON_NO_ADDRESS;
+    if (in->suppressed[ch]) return HERALD_REASON_SUPPRESSED;
+    return HERALD_REASON_NONE;
+}
+
+/*
+ * Checks on the selected channel, in DESIGN.md order. Each returns true when
+ * it decided (and filled *out); false lets the next one look. They may defer
+ * or suppress, never pick another channel.
+ */
+static bool check_duplicate(const struct policy_input *in, int ch, struct policy_decision *out)
+{
+    if (!in->already_reached) return false;
+    decide(out, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_DUPLICATE, ch);
+    return true;
+}
+
+/* ---- PLUG-IN POINT (quiet hours, ops caps, user frequency: separate issue) ----
+ * These three are placeholders that never decide. When they are filled in,
+ * their inputs (the person's local time from tz, cap counts reserved by the
+ * store, the person's own frequency counts) join struct policy_input as
+ * plain values: the policy still reads no clock and does no I/O.
+ *   quiet_hours: DEFERRED/QUIET_HOURS until the window ends in the person's
+ *                time zone, or SUPPRESSED/QUIET_HOURS if that is past
+ *                job->expires_at.
+ *   caps:        SUPPRESSED (or DEFERRED) with CAP; the audit reason is
+ *                "cap:<name>".
+ *   frequency:   USER_FREQUENCY from profile "frequency".
+ */
+static bool check_quiet_hours(const struct policy_input *in, int ch, struct policy_decision *out)
+{
+    (void)in, (void)ch, (void)out;
+    return false;
+}
+
+static bool check_caps(const struct policy_input *in, int ch, struct policy_decision *out)
+{
+    (void)in, (void)ch, (void)out;
+    return false;
+}
+
+static bool check_user_frequency(const struct policy_input *in, int ch, struct policy_decision *out)
+{
+    (void)in, (void)ch, (void)out;
+    return false;
+}
+/* ---- end of plug-in point ---- */
+
+void policy_decide(const struct policy_input *in, struct policy_decision *out)
+{
+    const struct job *job = in->job;
+    const struct profile *p = in->person;
+
+    if (job->expires_at != 0 && in->now >= job->expires_at) {
+        decide(out, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_EXPIRED, -1);
+        return;
+    }
+    if (!p) {
+        decide(out, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_UNKNOWN_RECIPIENT, -1);
+        return;
+    }
+    if (profile_topic(p, job->topic) == 0) {
+        decide(out, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_TOPIC_OPT_OUT, -1);
+        return;
+    }
+
+    /* The person's order when they gave one, else the campaign's. */
+    const int *order = p->channels_set ? p->channels : job->channels;
+    int norder = p->channels_set ? p->nchannels : job->nchannels;
+    int selected = -1, first_skipped = -1;
+    enum herald_reason first_reason = HERALD_REASON_NONE;
+    for (int i = 0; i < norder && selected < 0; i++) {
+        int ch = order[i];
+        if (!job_has_channel(job, ch)) continue;
+        enum herald_reason r = channel_blocked(in, ch);
+        if (r == HERALD_REASON_NONE) {
+            selected = ch;
+        } else if (first_skipped < 0) {
+            first_skipped = ch;
+            first_reason = r;
+        }
+    }
+    if (selected < 0) {
+        if (first_skipped < 0)
+            decide(out, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_NO_CHANNEL, -1);
+        else
+            decide(out, HERALD_OUTCOME_SUPPRESSED, first_reason, first_skipped);
+        return;
+    }
+
+    if (check_duplicate(in, selected, out) || check_quiet_hours(in, selected, out) ||
+        check_caps(in, selected, out) || check_user_frequency(in, selected, out))
+        return;
+    decide(out, HERALD_OUTCOME_SENT, HERALD_REASON_NONE, selected);
+}

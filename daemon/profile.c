@@ -1,1 +1,594 @@
-/* placeholder: being written */
+/*
+ * profile.c - a recipient's profile and consent records: validation,
+ * the stored JSON form, and the address checks the policy relies on.
+ *
+ * Owns: the profile schema of DESIGN.md, address syntax, consent record JSON.
+ * Never: logs, reads the clock (now is an argument), or puts an address,
+ * phone number or attribute value into an error message: errors end up in
+ * logs and HTTP replies, and the addresses are exactly what must not.
+ * Invariant: whatever profile_from_json accepts, profile_to_json writes in a
+ * form profile_parse accepts again, so a profile stored once reads back the
+ * same. Consent is never part of that form: it lives in the ledger.
+ */
+#include "profile.h"
+#include "job.h" /* topic names are shared with jobs */
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define TZ_MAX 64
+#define LOCALE_MAX 35
+
+/* Up to 32 printable ASCII characters of a key, for an error message. Only
+ * keys are ever quoted, never values. */
+static const char *printable(const char *s, char *buf, size_t n)
+{
+    size_t i = 0, max = n - 4 < 32 ? n - 4 : 32;
+    for (; s[i] && i < max; i++) buf[i] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' ? s[i] : '?';
+    if (s[i]) {
+        memcpy(buf + i, "...", 3);
+        i += 3;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+static int fail(char *err, size_t errlen, const char *msg)
+{
+    herald_seterr(err, errlen, "%s", msg);
+    return -HERALD_EINVAL;
+}
+
+/* RFC 5322 specials that only a quoted local part may hold; we take no
+ * quoted forms, and refusing them keeps an address from smuggling a second
+ * recipient or a header into a provider request. */
+static bool email_char_ok(unsigned char c)
+{
+    if (c <= 0x20 || c == 0x7f) return false;
+    switch (c) {
+    case '"': case '(': case ')': case ',': case ':': case ';':
+    case '<': case '>': case '[': case '\\': case ']':
+        return false;
+    default:
+        return true;
+    }
+}
+
+bool profile_email_valid(const char *s)
+{
+    if (!s) return false;
+    size_t n = 0, at = 0;
+    bool seen_at = false;
+    for (; s[n]; n++) {
+        if (n >= 254 || !email_char_ok((unsigned char)s[n])) return false;
+        if (s[n] == '@') {
+            if (seen_at) return false;
+            seen_at = true;
+            at = n;
+        }
+    }
+    if (!seen_at || at == 0 || at > 64) return false;
+    const char *d = s + at + 1;
+    size_t dlen = n - at - 1;
+    return dlen >= 3 && d[0] != '.' && d[dlen - 1] != '.' && memchr(d, '.', dlen) && !strstr(d, "..");
+}
+
+bool profile_phone_valid(const char *s)
+{
+    if (!s || s[0] != '+' || s[1] < '1' || s[1] > '9') return false;
+    size_t n = 1;
+    while (s[n] >= '0' && s[n] <= '9') n++;
+    return s[n] == '\0' && n - 1 >= 8 && n - 1 <= 15;
+}
+
+const char *profile_address(const struct profile *p, int ch)
+{
+    if (!p) return NULL;
+    if (ch == HERALD_CH_EMAIL) return p->email;
+    if (ch == HERALD_CH_SMS) return p->phone;
+    return NULL;
+}
+
+int profile_topic(const struct profile *p, const char *topic)
+{
+    if (!p || !topic) return -1;
+    for (size_t i = 0; i < p->ntopics; i++)
+        if (strcasecmp(p->topics[i].name, topic) == 0) return p->topics[i].on ? 1 : 0;
+    return -1;
+}
+
+/* Reads exactly n digits; returns -1 when they are not there. */
+static int digits(const char **p, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9') return -1;
+        v = v * 10 + (**p - '0');
+    }
+    return v;
+}
+
+int profile_quiet_hours_parse(const char *s, int *start_min, int *end_min)
+{
+    const char *p = s;
+    int h1 = digits(&p, 2);
+    if (h1 < 0 || *p++ != ':') return -HERALD_EINVAL;
+    int m1 = digits(&p, 2);
+    if (m1 < 0 || *p++ != '-') return -HERALD_EINVAL;
+    int h2 = digits(&p, 2);
+    if (h2 < 0 || *p++ != ':') return -HERALD_EINVAL;
+    int m2 = digits(&p, 2);
+    if (m2 < 0 || *p != '\0' || h1 > 23 || h2 > 23 || m1 > 59 || m2 > 59) return -HERALD_EINVAL;
+    if (h1 == h2 && m1 == m2) return -HERALD_EINVAL; /* empty or whole-day window: say what you mean */
+    if (start_min) *start_min = h1 * 60 + m1;
+    if (end_min) *end_min = h2 * 60 + m2;
+    return 0;
+}
+
+/* 1..6 digits, value >= 1: large enough for any sane limit, small enough
+ * that the period in seconds cannot overflow. */
+static long small_count(const char **p)
+{
+    long v = 0;
+    int n = 0;
+    while (**p >= '0' && **p <= '9') {
+        if (++n > 6) return -1;
+        v = v * 10 + (**p - '0');
+        (*p)++;
+    }
+    return n > 0 && v > 0 ? v : -1;
+}
+
+int profile_frequency_parse(const char *s, unsigned *count, int64_t *period_s)
+{
+    const char *p = s;
+    long n = small_count(&p);
+    if (n < 0 || *p++ != '/') return -HERALD_EINVAL;
+    long k = small_count(&p);
+    if (k < 0) return -HERALD_EINVAL;
+    int64_t unit;
+    switch (*p++) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    default: return -HERALD_EINVAL;
+    }
+    if (*p != '\0') return -HERALD_EINVAL;
+    if (count) *count = (unsigned)n;
+    if (period_s) *period_s = k * unit;
+    return 0;
+}
+
+static bool charset_ok(const char *s, size_t max, const char *extra)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= max) return false;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr(extra, c)))
+            return false;
+    }
+    return n > 0;
+}
+
+static int parse_channels(const json_t *v, struct profile *p, char *err, size_t errlen)
+{
+    if (!json_is_array(v)) return fail(err, errlen, "channels: must be an array of channel names");
+    size_t i;
+    const json_t *e;
+    json_array_foreach(v, i, e) {
+        if (!json_is_string(e)) return fail(err, errlen, "channels: entries must be strings");
+        int ch = herald_channel_from_name(json_string_value(e));
+        if (ch < 0) {
+            char q[40];
+            herald_seterr(err, errlen, "channels: unknown channel \"%s\" (expected email or sms)",
+                          printable(json_string_value(e), q, sizeof(q)));
+            return -HERALD_EINVAL;
+        }
+        /* Known and distinct, so nchannels never exceeds HERALD_CH_COUNT. */
+        for (int k = 0; k < p->nchannels; k++)
+            if (p->channels[k] == ch) {
+                herald_seterr(err, errlen, "channels: \"%s\" is listed twice", herald_channel_name(ch));
+                return -HERALD_EINVAL;
+            }
+        p->channels[p->nchannels++] = ch;
+    }
+    p->channels_set = true;
+    return 0;
+}
+
+static int parse_topics(const json_t *v, struct profile *p, char *err, size_t errlen)
+{
+    if (!json_is_object(v)) return fail(err, errlen, "topics: must be an object of topic -> true/false");
+    if (json_object_size(v) > HERALD_PROFILE_MAX_TOPICS) {
+        herald_seterr(err, errlen, "topics: %zu topics, over the %d limit", json_object_size(v),
+                      HERALD_PROFILE_MAX_TOPICS);
+        return -HERALD_EINVAL;
+    }
+    p->topics = xcalloc(json_object_size(v), sizeof(*p->topics));
+    const char *key;
+    const json_t *e;
+    json_object_foreach((json_t *)v, key, e) {
+        char q[40];
+        if (!job_topic_valid(key)) {
+            herald_seterr(err, errlen, "topics: \"%s\" is not a topic name (1..%d of a-z 0-9 _ . -)",
+                          printable(key, q, sizeof(q)), HERALD_TOPIC_MAX);
+            return -HERALD_EINVAL;
+        }
+        if (!json_is_boolean(e)) {
+            herald_seterr(err, errlen, "topics.%s: must be true or false", key);
+            return -HERALD_EINVAL;
+        }
+        if (profile_topic(p, key) >= 0) {
+            herald_seterr(err, errlen, "topics: \"%s\" is given twice (topic names ignore case)", key);
+            return -HERALD_EINVAL;
+        }
+        p->topics[p->ntopics].name = job_topic_normalize(key);
+        p->topics[p->ntopics].on = json_is_true(e);
+        p->ntopics++;
+    }
+    return 0;
+}
+
+static int parse_attributes(const json_t *v, struct profile *p, char *err, size_t errlen)
+{
+    if (!json_is_object(v)) return fail(err, errlen, "attributes: must be an object");
+    if (json_object_size(v) > HERALD_PROFILE_MAX_ATTRIBUTES) {
+        herald_seterr(err, errlen, "attributes: %zu keys, over the %d limit", json_object_size(v),
+                      HERALD_PROFILE_MAX_ATTRIBUTES);
+        return -HERALD_EINVAL;
+    }
+    const char *key;
+    const json_t *e;
+    json_object_foreach((json_t *)v, key, e) {
+        /* Flat values only: templates render scalars, and nesting would let
+         * a profile carry data no template can ever use. */
+        if (!json_is_string(e) && !json_is_number(e) && !json_is_boolean(e)) {
+            char q[40];
+            herald_seterr(err, errlen, "attributes.%s: must be a string, number or boolean",
+                          printable(key, q, sizeof(q)));
+            return -HERALD_EINVAL;
+        }
+    }
+    p->attributes = json_deep_copy(v);
+    return 0;
+}
+
+static int parse_frequency(const json_t *v, struct profile *p, char *err, size_t errlen)
+{
+    if (!json_is_object(v)) return fail(err, errlen, "frequency: must be an object of channel -> \"N/<period>\"");
+    const char *key;
+    const json_t *e;
+    json_object_foreach((json_t *)v, key, e) {
+        char q[40];
+        if (herald_channel_from_name(key) < 0 && strcmp(key, "any") != 0) {
+            herald_seterr(err, errlen, "frequency: unknown channel \"%s\" (expected email, sms or any)",
+                          printable(key, q, sizeof(q)));
+            return -HERALD_EINVAL;
+        }
+        if (!json_is_string(e) || profile_frequency_parse(json_string_value(e), NULL, NULL) < 0) {
+            herald_seterr(err, errlen,
+                          "frequency.%s: must look like \"1/7d\" (count/period, period in s, m, h or d)", key);
+            return -HERALD_EINVAL;
+        }
+    }
+    p->frequency = json_deep_copy(v);
+    return 0;
+}
+
+/* An optional string member checked by ok(); msg is the whole error. */
+static int parse_string(const json_t *obj, const char *key, bool (*ok)(const char *), char **out,
+                        const char *msg, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v) return 0;
+    if (!json_is_string(v) || !ok(json_string_value(v))) return fail(err, errlen, msg);
+    *out = xstrdup(json_string_value(v));
+    return 0;
+}
+
+static bool tz_ok(const char *s)
+{
+    return charset_ok(s, TZ_MAX, "_+/-");
+}
+
+static bool locale_ok(const char *s)
+{
+    return charset_ok(s, LOCALE_MAX, "_-");
+}
+
+static bool quiet_ok(const char *s)
+{
+    return profile_quiet_hours_parse(s, NULL, NULL) == 0;
+}
+
+void consent_record_free(struct consent_record *r)
+{
+    free(r->source);
+    free(r->text_version);
+    memset(r, 0, sizeof(*r));
+}
+
+static void free_records(struct consent_record *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) consent_record_free(&recs[i]);
+    free(recs);
+}
+
+/* `where` names the record in errors ("consent[2]", "consent record").
+ * need_at: ledger records always carry their time; import lines may not. */
+static int record_parse(const json_t *obj, struct consent_record *r, bool need_at, int64_t now,
+                        const char *where, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof(*r));
+    if (!json_is_object(obj)) {
+        herald_seterr(err, errlen, "%s: must be an object", where);
+        return -HERALD_EINVAL;
+    }
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        if (strcmp(key, "channel") != 0 && strcmp(key, "granted") != 0 && strcmp(key, "source") != 0 &&
+            strcmp(key, "text_version") != 0 && strcmp(key, "at") != 0) {
+            char q[40];
+            herald_seterr(err, errlen, "%s: unknown key \"%s\"", where, printable(key, q, sizeof(q)));
+            return -HERALD_EINVAL;
+        }
+    }
+    v = json_object_get(obj, "channel");
+    if (!v || !json_is_string(v)) {
+        herald_seterr(err, errlen, "%s.channel: missing (expected email or sms)", where);
+        return -HERALD_EINVAL;
+    }
+    r->channel = herald_channel_from_name(json_string_value(v));
+    if (r->channel < 0) {
+        char q[40];
+        herald_seterr(err, errlen, "%s.channel: unknown channel \"%s\" (expected email or sms)", where,
+                      printable(json_string_value(v), q, sizeof(q)));
+        return -HERALD_EINVAL;
+    }
+    v = json_object_get(obj, "granted");
+    if (!json_is_boolean(v)) {
+        herald_seterr(err, errlen, "%s.granted: must be true or false", where);
+        return -HERALD_EINVAL;
+    }
+    r->granted = json_is_true(v);
+    v = json_object_get(obj, "source");
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > HERALD_CONSENT_SOURCE_MAX) {
+        herald_seterr(err, errlen, "%s.source: must be a non-empty string of at most %d bytes", where,
+                      HERALD_CONSENT_SOURCE_MAX);
+        return -HERALD_EINVAL;
+    }
+    r->source = xstrdup(json_string_value(v));
+    v = json_object_get(obj, "text_version");
+    if (v) {
+        if (!json_is_string(v) || json_string_length(v) > HERALD_CONSENT_SOURCE_MAX) {
+            herald_seterr(err, errlen, "%s.text_version: must be a string of at most %d bytes", where,
+                          HERALD_CONSENT_SOURCE_MAX);
+            consent_record_free(r);
+            return -HERALD_EINVAL;
+        }
+        r->text_version = xstrdup(json_string_value(v));
+    }
+    v = json_object_get(obj, "at");
+    if (!v && need_at) {
+        herald_seterr(err, errlen, "%s.at: missing", where);
+        consent_record_free(r);
+        return -HERALD_EINVAL;
+    }
+    r->at = now;
+    if (v && (!json_is_string(v) || herald_time_parse(json_string_value(v), &r->at) < 0)) {
+        herald_seterr(err, errlen, "%s.at: not an RFC 3339 timestamp (like 2026-12-01T09:00:00Z)", where);
+        consent_record_free(r);
+        return -HERALD_EINVAL;
+    }
+    return 0;
+}
+
+int consent_record_from_json(const json_t *obj, struct consent_record *r, int64_t now, char *err, size_t errlen)
+{
+    return record_parse(obj, r, false, now, "consent record", err, errlen);
+}
+
+/* jansson quotes the offending token ("... near 'ann@example.com'"), which
+ * may be the very address we must not log: keep only the description. */
+static void strip_near(char *text)
+{
+    char *near = strstr(text, " near ");
+    if (near) *near = '\0';
+}
+
+int consent_record_parse(const char *json, size_t len, struct consent_record *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof(*r));
+    if (len > HERALD_PROFILE_MAX_BYTES) {
+        herald_seterr(err, errlen, "consent record is %zu bytes, over the %d byte limit", len,
+                      HERALD_PROFILE_MAX_BYTES);
+        return -HERALD_ETOOBIG;
+    }
+    json_error_t jerr;
+    json_t *obj = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!obj) {
+        strip_near(jerr.text);
+        herald_seterr(err, errlen, "consent record is not valid JSON: %s at line %d column %d", jerr.text,
+                      jerr.line, jerr.column);
+        return -HERALD_EINVAL;
+    }
+    int rc = record_parse(obj, r, true, 0, "consent record", err, errlen);
+    json_decref(obj);
+    return rc;
+}
+
+char *consent_record_to_json(const struct consent_record *r)
+{
+    char at[32];
+    herald_time_format(r->at, at, sizeof(at));
+    json_t *o = json_object();
+    json_object_set_new(o, "channel", json_string(herald_channel_name(r->channel)));
+    json_object_set_new(o, "granted", json_boolean(r->granted));
+    json_object_set_new(o, "at", json_string(at));
+    if (r->source) json_object_set_new(o, "source", json_string(r->source));
+    if (r->text_version) json_object_set_new(o, "text_version", json_string(r->text_version));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    if (!s) abort(); /* only allocation can fail here: fatal, like xmalloc */
+    return s;
+}
+
+static const char *const profile_keys[] = {
+    "id", "email", "phone", "tz", "locale", "attributes", "channels", "topics", "quiet_hours", "frequency",
+};
+
+static int parse_consent(const json_t *v, struct consent_record **recs, size_t *nrecs, int64_t now, char *err,
+                         size_t errlen)
+{
+    if (!json_is_array(v)) return fail(err, errlen, "consent: must be an array of consent records");
+    *recs = xcalloc(json_array_size(v), sizeof(**recs));
+    size_t i;
+    const json_t *e;
+    json_array_foreach(v, i, e) {
+        char where[32];
+        herald_seterr(where, sizeof(where), "consent[%zu]", i);
+        int rc = record_parse(e, &(*recs)[i], false, now, where, err, errlen);
+        if (rc < 0) return rc;
+        *nrecs = i + 1;
+    }
+    return 0;
+}
+
+static int parse_profile(const json_t *obj, struct profile *p, bool allow_consent, struct consent_record **recs,
+                         size_t *nrecs, int64_t now, char *err, size_t errlen)
+{
+    if (!json_is_object(obj)) return fail(err, errlen, "profile: must be a JSON object");
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        size_t k = 0, n = sizeof(profile_keys) / sizeof(profile_keys[0]);
+        while (k < n && strcmp(key, profile_keys[k]) != 0) k++;
+        if (k < n || (allow_consent && strcmp(key, "consent") == 0)) continue;
+        if (strcmp(key, "consent") == 0)
+            return fail(err, errlen, "consent: not accepted here (consent is recorded through the ledger)");
+        char q[40];
+        herald_seterr(err, errlen, "profile: unknown key \"%s\"", printable(key, q, sizeof(q)));
+        return -HERALD_EINVAL;
+    }
+
+    v = json_object_get(obj, "id");
+    if (!v) return fail(err, errlen, "id: missing");
+    if (!json_is_string(v) || !herald_id_valid(json_string_value(v))) {
+        herald_seterr(err, errlen, "id: not a valid id (1..%d of A-Z a-z 0-9 . _ : @ + -)", HERALD_ID_MAX);
+        return -HERALD_EINVAL;
+    }
+    p->id = xstrdup(json_string_value(v));
+
+    int rc;
+    if ((rc = parse_string(obj, "email", profile_email_valid, &p->email, "email: not a valid address", err,
+                           errlen)) < 0 ||
+        (rc = parse_string(obj, "phone", profile_phone_valid, &p->phone,
+                           "phone: not a valid E.164 number (+ then 8..15 digits, the first not 0)", err,
+                           errlen)) < 0 ||
+        (rc = parse_string(obj, "tz", tz_ok, &p->tz, "tz: must be a time zone name like \"Europe/Berlin\"", err,
+                           errlen)) < 0 ||
+        (rc = parse_string(obj, "locale", locale_ok, &p->locale,
+                           "locale: must be a short language tag like \"de\" or \"pt-BR\"", err, errlen)) < 0 ||
+        (rc = parse_string(obj, "quiet_hours", quiet_ok, &p->quiet_hours,
+                           "quiet_hours: must look like \"21:00-08:00\" (HH:MM-HH:MM, start and end differ)", err,
+                           errlen)) < 0)
+        return rc;
+    if ((v = json_object_get(obj, "attributes")) && (rc = parse_attributes(v, p, err, errlen)) < 0) return rc;
+    if ((v = json_object_get(obj, "channels")) && (rc = parse_channels(v, p, err, errlen)) < 0) return rc;
+    if ((v = json_object_get(obj, "topics")) && (rc = parse_topics(v, p, err, errlen)) < 0) return rc;
+    if ((v = json_object_get(obj, "frequency")) && (rc = parse_frequency(v, p, err, errlen)) < 0) return rc;
+    if (allow_consent && (v = json_object_get(obj, "consent")) &&
+        (rc = parse_consent(v, recs, nrecs, now, err, errlen)) < 0)
+        return rc;
+    return 0;
+}
+
+int profile_from_json(const json_t *obj, struct profile *p, bool allow_consent,
+                      struct consent_record **records, size_t *nrecords, int64_t now,
+                      char *err, size_t errlen)
+{
+    memset(p, 0, sizeof(*p));
+    if (records) *records = NULL;
+    if (nrecords) *nrecords = 0;
+    struct consent_record *recs = NULL;
+    size_t nrecs = 0;
+    int rc = parse_profile(obj, p, allow_consent, &recs, &nrecs, now, err, errlen);
+    if (rc < 0) {
+        profile_free(p);
+        free_records(recs, nrecs);
+        return rc;
+    }
+    if (records) {
+        *records = recs;
+        if (nrecords) *nrecords = nrecs;
+    } else {
+        free_records(recs, nrecs);
+    }
+    return 0;
+}
+
+int profile_parse(const char *json, size_t len, struct profile *p, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof(*p));
+    if (len > HERALD_PROFILE_MAX_BYTES) {
+        herald_seterr(err, errlen, "profile is %zu bytes, over the %d byte limit", len, HERALD_PROFILE_MAX_BYTES);
+        return -HERALD_ETOOBIG;
+    }
+    json_error_t jerr;
+    json_t *obj = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!obj) {
+        strip_near(jerr.text);
+        herald_seterr(err, errlen, "profile is not valid JSON: %s at line %d column %d", jerr.text, jerr.line,
+                      jerr.column);
+        return -HERALD_EINVAL;
+    }
+    int rc = profile_from_json(obj, p, false, NULL, NULL, 0, err, errlen);
+    json_decref(obj);
+    return rc;
+}
+
+char *profile_to_json(const struct profile *p)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(p->id));
+    if (p->email) json_object_set_new(o, "email", json_string(p->email));
+    if (p->phone) json_object_set_new(o, "phone", json_string(p->phone));
+    if (p->tz) json_object_set_new(o, "tz", json_string(p->tz));
+    if (p->locale) json_object_set_new(o, "locale", json_string(p->locale));
+    if (p->attributes) json_object_set(o, "attributes", p->attributes);
+    if (p->channels_set) {
+        json_t *a = json_array();
+        for (int i = 0; i < p->nchannels; i++) json_array_append_new(a, json_string(herald_channel_name(p->channels[i])));
+        json_object_set_new(o, "channels", a);
+    }
+    if (p->ntopics) {
+        json_t *t = json_object();
+        for (size_t i = 0; i < p->ntopics; i++) json_object_set_new(t, p->topics[i].name, json_boolean(p->topics[i].on));
+        json_object_set_new(o, "topics", t);
+    }
+    if (p->quiet_hours) json_object_set_new(o, "quiet_hours", json_string(p->quiet_hours));
+    if (p->frequency) json_object_set(o, "frequency", p->frequency);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    if (!s) abort(); /* only allocation can fail here: fatal, like xmalloc */
+    return s;
+}
+
+void profile_free(struct profile *p)
+{
+    free(p->id);
+    free(p->email);
+    free(p->phone);
+    free(p->tz);
+    free(p->locale);
+    json_decref(p->attributes);
+    for (size_t i = 0; i < p->ntopics; i++) free(p->topics[i].name);
+    free(p->topics);
+    free(p->quiet_hours);
+    json_decref(p->frequency);
+    memset(p, 0, sizeof(*p));
+}

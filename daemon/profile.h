@@ -14,6 +14,8 @@
 
 #define HERALD_PROFILE_MAX_BYTES (64 * 1024)
 #define HERALD_PROFILE_MAX_TOPICS 64
+#define HERALD_PROFILE_MAX_ATTRIBUTES 64
+#define HERALD_CONSENT_SOURCE_MAX 128 /* also text_version */
 
 struct profile_topic {
     char *name;
@@ -55,18 +57,26 @@ struct consent_record {
 /* Parses a profile from a JSON object. Unknown top-level keys are errors,
  * except "consent" when allow_consent is true (import lines carry it; the
  * records are returned through records/nrecords, stamped with `now` when
- * they have no "at"). Returns 0 or -HERALD_EINVAL with err set. */
+ * they have no "at"; the caller frees each with consent_record_free and the
+ * array with free; records may be NULL to validate and drop them).
+ * Returns 0 or -HERALD_EINVAL with err set; on failure *p is zeroed and
+ * nothing is allocated. Errors never quote an address. p->consent is left
+ * zeroed: the store fills it from the ledger. Topic names are lower-cased. */
 int profile_from_json(const json_t *obj, struct profile *p, bool allow_consent,
                       struct consent_record **records, size_t *nrecords, int64_t now,
                       char *err, size_t errlen);
-/* Parses JSON text (length-limited) into a profile without consent records. */
+/* Parses JSON text (HERALD_PROFILE_MAX_BYTES, else -HERALD_ETOOBIG) into a
+ * profile without consent records. */
 int profile_parse(const char *json, size_t len, struct profile *p, char *err, size_t errlen);
-/* Serialises the stored form (no consent; that lives in the ledger). Caller frees. */
+/* Serialises the stored form (no consent; that lives in the ledger), compact
+ * with sorted keys; profile_parse reads it back. Caller frees. */
 char *profile_to_json(const struct profile *p);
 void profile_free(struct profile *p);
 
 /* Consent records as stored in the ledger (JSON with channel, granted, at
- * as RFC 3339, source, text_version). */
+ * as RFC 3339, source, text_version when set). consent_record_parse reads a
+ * ledger record and requires "at"; consent_record_from_json stamps `now`
+ * when "at" is absent. On failure *r is zeroed and nothing is allocated. */
 char *consent_record_to_json(const struct consent_record *r);
 int consent_record_parse(const char *json, size_t len, struct consent_record *r, char *err, size_t errlen);
 int consent_record_from_json(const json_t *obj, struct consent_record *r, int64_t now, char *err, size_t errlen);
@@ -81,5 +91,12 @@ bool profile_phone_valid(const char *s); /* E.164: + then 8..15 digits, no leadi
 
 /* The address for a channel (email or phone), or NULL. */
 const char *profile_address(const struct profile *p, int ch);
+
+/* "HH:MM-HH:MM" into minutes after midnight (start != end; the window may
+ * wrap midnight). Returns 0 or -HERALD_EINVAL. */
+int profile_quiet_hours_parse(const char *s, int *start_min, int *end_min);
+/* "N/<int><s|m|h|d>" (e.g. "1/7d") into a count and a period in seconds.
+ * Returns 0 or -HERALD_EINVAL. */
+int profile_frequency_parse(const char *s, unsigned *count, int64_t *period_s);
 
 #endif

@@ -26,6 +26,9 @@ struct template_vars {
     const char *preferences_url;
 };
 
+/* Compiles src (copied: the template does not keep a pointer to it). On
+ * failure *out is NULL, err reads like "unclosed {{ at offset 4" (a byte
+ * offset into src) and -HERALD_EINVAL is returned. */
 int template_compile(const char *src, struct template **out, char *err, size_t errlen);
 void template_free(struct template *t);
 
@@ -35,8 +38,10 @@ unsigned template_render(const struct template *t, const json_t *attributes,
                          const struct template_vars *vars, enum template_escape esc,
                          struct strbuf *out);
 
-/* Number of distinct fields the template uses, and the i-th one (data
- * minimisation: only these attributes need to reach a plugin). */
+/* Number of distinct fields the template uses, and the i-th one, in order
+ * of first use (data minimisation: only these attributes need to reach a
+ * plugin). unsubscribe_url and preferences_url are listed too when used;
+ * they are never read from the attributes. */
 size_t template_nfields(const struct template *t);
 const char *template_field(const struct template *t, size_t i);
 

@@ -137,6 +137,7 @@ static void strbuf_grow(struct strbuf *sb, size_t extra)
     while (cap < sb->len + extra + 1) cap *= 2;
     sb->buf = xrealloc(sb->buf, cap);
     sb->cap = cap;
+    sb->buf[sb->len] = '\0';
 }
 
 void strbuf_add(struct strbuf *sb, const char *data, size_t len)
