@@ -19,7 +19,8 @@ void log_set_level(enum log_level level);
 int log_level_from_name(const char *name); /* -1 when unknown */
 bool log_enabled(enum log_level level);
 void log_write(enum log_level level, const char *module, const char *fmt, ...) HERALD_PRINTF(3, 4);
-void log_vwrite(enum log_level level, const char *module, const char *fmt, va_list ap);
+void log_vwrite(enum log_level level, const char *module, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #define log_debug(mod, ...) do { if (log_enabled(LOG_DEBUG)) log_write(LOG_DEBUG, mod, __VA_ARGS__); } while (0)
 #define log_info(mod, ...)  do { if (log_enabled(LOG_INFO)) log_write(LOG_INFO, mod, __VA_ARGS__); } while (0)
