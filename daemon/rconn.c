@@ -2,7 +2,8 @@
  * rconn.c - a self-healing async hiredis connection on the libuv loop.
  *
  * States: IDLE (waiting for the backoff timer) -> CONNECTING (TCP + AUTH +
- * SELECT) -> READY -> back to IDLE on any loss. The watchdog timer runs every
+ * SELECT) -> READY -> back to IDLE on any loss. It uses hiredis's libuv
+ * adapter with its poll callback replaced (see poll_cb). The watchdog timer runs every
  * 500 ms: a connect that takes longer than the timeout, or outstanding
  * commands that see no reply for the timeout, drop the connection, which
  * makes hiredis fire every pending callback with NULL. Never spins: retries
@@ -13,6 +14,8 @@
 #include <hiredis/adapters/libuv.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
 
 enum rconn_state { RC_IDLE, RC_CONNECTING, RC_READY, RC_CLOSING };
 
@@ -54,6 +57,7 @@ static void report(struct rconn *rc, bool connected, const char *err)
 /* Forgets the context after hiredis has freed it (or is about to). */
 static void lost(struct rconn *rc, const char *err)
 {
+    log_debug("redis", "lost connection=%s state=%d: %s", rc->name, (int)rc->state, err);
     bool was_ready = rc->state == RC_READY;
     rc->ac = NULL;
     rc->outstanding = 0;
@@ -104,8 +108,36 @@ static void on_connect(const redisAsyncContext *ac, int status)
     redisAsyncCommand(rc->ac, on_select, rc, "SELECT %d", rc->db);
 }
 
+/*
+ * The adapter's poll callback drops events with status < 0, and libuv
+ * reports a refused non-blocking connect exactly that way (POLLERR), so a
+ * reconnect to a server that is still down would hang until the watchdog.
+ * These wrappers keep the adapter's state and cleanup but hand errors to
+ * hiredis as readiness, so that it reads the socket error and fails the
+ * connect (or the connection) at once.
+ */
+static void poll_cb(uv_poll_t *handle, int status, int events)
+{
+    redisLibuvEvents *p = handle->data;
+    if (status < 0) events = UV_READABLE | UV_WRITABLE;
+    if (p->context && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->context);
+    if (p->context && (events & UV_READABLE)) redisAsyncHandleRead(p->context);
+}
+
+static void poll_update(redisLibuvEvents *p)
+{
+    if (p->events) uv_poll_start(&p->handle, p->events, poll_cb);
+    else uv_poll_stop(&p->handle);
+}
+
+static void ev_add_read(void *priv) { redisLibuvEvents *p = priv; p->events |= UV_READABLE; poll_update(p); }
+static void ev_del_read(void *priv) { redisLibuvEvents *p = priv; p->events &= ~UV_READABLE; poll_update(p); }
+static void ev_add_write(void *priv) { redisLibuvEvents *p = priv; p->events |= UV_WRITABLE; poll_update(p); }
+static void ev_del_write(void *priv) { redisLibuvEvents *p = priv; p->events &= ~UV_WRITABLE; poll_update(p); }
+
 static void try_connect(struct rconn *rc)
 {
+    log_debug("redis", "connecting connection=%s state=%d", rc->name, (int)rc->state);
     if (rc->state != RC_IDLE) return;
     redisAsyncContext *ac = redisAsyncConnect(rc->host, rc->port);
     if (!ac || ac->err) {
@@ -123,6 +155,10 @@ static void try_connect(struct rconn *rc)
         schedule_retry(rc);
         return;
     }
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     rc->ac = ac;
@@ -141,7 +177,7 @@ static void schedule_retry(struct rconn *rc)
     int64_t d = rc->backoff_ms;
     d = d / 2 + (int64_t)(rand() % (int)(d / 2 + 1)); /* jitter: 50..100 % */
     uv_timer_start(&rc->retry_timer, on_retry, (uint64_t)d, 0);
-    rc->backoff_ms = rc->backoff_ms * 2 > 5000 ? 5000 : rc->backoff_ms * 2;
+    rc->backoff_ms = rc->backoff_ms * 2 > 2000 ? 2000 : rc->backoff_ms * 2;
 }
 
 static void on_watchdog(uv_timer_t *t)
