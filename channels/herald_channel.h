@@ -10,7 +10,8 @@
  * The contract (Kannel's driver notes, in MUST/SHOULD form):
  * - create() MUST validate every setting it is given and reject unknown
  *   keys, reporting each problem through host->setting_error() with the
- *   index of the setting (or HERALD_SETTING_NONE for a missing key). It
+ *   index of the setting, and each absent required key through
+ *   host->setting_missing() with its name. It
  *   returns 0 and an instance, or -1 after reporting at least one error.
  *   It MUST NOT perform network I/O.
  * - A network plugin implements prepare() and interpret(): prepare() only
@@ -57,6 +58,9 @@ struct herald_host {
     /* Directory of the config file: a plugin resolves relative paths in its
      * settings against it, as the daemon does for its own. */
     const char *base_dir;
+    /* Reports a required setting that is absent, naming its key. */
+    void (*setting_missing)(void *ctx, const char *key, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 };
 
 /* One personalised message. Every pointer is valid during the call only. */

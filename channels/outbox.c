@@ -150,7 +150,7 @@ static int outbox_create(const struct herald_host *host, const struct herald_set
         }
     }
     if (!dir) {
-        host->setting_error(host->ctx, HERALD_SETTING_NONE, "missing setting dir (the outbox directory)");
+        host->setting_missing(host->ctx, "dir", "missing: name the outbox directory (dir = /var/lib/herald/outbox)");
         return -1;
     }
     if (bad) return -1;

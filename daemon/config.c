@@ -662,6 +662,7 @@ static void validate(struct parse_ctx *c, struct config *cfg)
                 }
                 free(p->plugin);
                 p->plugin = xstrdup(e->value);
+                p->plugin_line = e->line;
             } else {
                 provider_set(p, e->key, e->value, e->line);
             }

@@ -62,6 +62,7 @@ struct config_provider {
     char *name;
     char *plugin;
     int line;                   /* of the [provider NAME] header */
+    int plugin_line;            /* of `plugin = ...` (0: --set or absent) */
     struct herald_setting *settings; /* plugin settings (not `plugin`) */
     int *setting_lines;
     size_t nsettings;

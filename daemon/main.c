@@ -173,7 +173,9 @@ static int load(struct daemon *d, const char *path, const char **overrides, size
     struct strbuf errors;
     strbuf_init(&errors);
     int nerr = config_load(path, overrides, n, &d->cfg, &errors);
-    if (nerr == 0) nerr = plugin_set_load(&d->cfg, &d->plugins, &errors);
+    /* Plugins check their settings even when the rest has errors, so that
+     * one run shows every problem. */
+    if (nerr >= 0) nerr += plugin_set_load(&d->cfg, &d->plugins, &errors);
     if (nerr != 0) {
         fputs(errors.buf ? errors.buf : "", stderr);
         if (nerr > 0) fprintf(stderr, "%d error%s in %s\n", nerr, nerr > 1 ? "s" : "", path);

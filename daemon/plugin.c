@@ -72,6 +72,20 @@ static void host_setting_error(void *ctx, size_t index, const char *fmt, ...)
     c->nerrors++;
 }
 
+static void host_setting_missing(void *ctx, const char *key, const char *fmt, ...)
+{
+    (void)ctx;
+    struct create_ctx *c = current_create;
+    if (!c) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    strbuf_addf(c->errors, "%s:%d: [provider %s] %s: %s\n", c->cfg->path, c->cp->line, c->cp->name, key, msg);
+    c->nerrors++;
+}
+
 static int64_t host_now_ms(void *ctx)
 {
     (void)ctx;
@@ -87,6 +101,7 @@ static struct herald_host host = {
     .log = host_log,
     .setting_error = host_setting_error,
     .now_ms = host_now_ms,
+    .setting_missing = host_setting_missing,
 };
 
 const struct herald_host *plugin_host(void) { return &host; }
@@ -104,7 +119,7 @@ static struct plugin_lib *lib_open(struct plugin_set *ps, const struct config *c
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s.so", cfg->plugin_dir, cp->plugin);
     const char *where = cfg->path;
-    int line = cp->line;
+    int line = cp->plugin_line ? cp->plugin_line : cp->line;
     if (uv_dlopen(path, &l->lib) != 0) {
         strbuf_addf(errors, "%s:%d: [provider %s] plugin: cannot load %s: %s\n", where, line,
                     cp->name, path, uv_dlerror(&l->lib));

@@ -714,6 +714,7 @@ static void on_card(struct queue *q, redisReply *r, void *arg)
     snprintf(field, sizeof(field), "total:%s", jr->entry);
     QSEND(q, ignore_reply, NULL, "HSET", jr->k_campaign.buf, field, total);
     jr->started = true;
+    jr->loading = false; /* set while TYPE and the count were pending */
     maybe_more(jr);
 }
 

@@ -6,10 +6,24 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
+want_npm=0
+for arg in "$@"; do
+    case "$arg" in
+        --npm) want_npm=1 ;;
+        -h|--help) sed -n '2,5s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) echo "deps: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
+
+# --- Debian packages ---------------------------------------------------------
+# build: compiler, cmake, the libraries of DESIGN.md's stack;
+# test:  cmocka, redis-server/redis-tools, python3 + python3-redis (e2e tests
+#        run under /usr/bin/python3), python3-aiosmtpd (SMTP peer);
+# demo:  jq, curl.
 debs=(build-essential cmake pkg-config
       libuv1-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
       node-llhttp libinih-dev libssl-dev libcmocka-dev
-      redis-server redis-tools python3 python3-aiosmtpd jq)
+      redis-server redis-tools python3 python3-redis python3-aiosmtpd jq curl)
 
 missing=()
 for p in "${debs[@]}"; do
@@ -20,9 +34,26 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -qq >/dev/null
-    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    log=$(mktemp)
+    # apt's chatter (debconf notes included) goes to a log shown only on failure.
+    if ! { $sudo apt-get update -qq && \
+           $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+        cat "$log" >&2; rm -f "$log"
+        echo "deps: apt-get failed" >&2
+        exit 1
+    fi
+    rm -f "$log"
 fi
 
 # A Debian redis-server package starts a system instance; herald never uses it
 # (every script and test starts its own on a free loopback port).
+
+# --- npm tools (only with --npm) ---------------------------------------------
+# Installed under .deps/ (git-ignored), never globally, with the ordinary npm
+# client. The list is filled in by the issue that brings the provider mocks
+# (@stoplight/prism-cli) and the browser tests (playwright-core).
+npm_tools=()
+if [ "$want_npm" -eq 1 ] && [ ${#npm_tools[@]} -gt 0 ]; then
+    mkdir -p "$here/.deps"
+    npm install --silent --no-audit --no-fund --prefix "$here/.deps" "${npm_tools[@]}" >/dev/null
+fi

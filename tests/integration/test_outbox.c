@@ -58,6 +58,22 @@ static void host_setting_error(void *ctx, size_t index, const char *fmt, ...)
     errs.index[errs.n++] = index;
 }
 
+/* A missing key is recorded without an index, its name first. */
+static void host_setting_missing(void *ctx, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void host_setting_missing(void *ctx, const char *key, const char *fmt, ...)
+{
+    (void)ctx;
+    if (errs.n == MAX_ERRORS) return;
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(errs.text[errs.n], sizeof(errs.text[0]), "%s: %s", key, msg);
+    errs.index[errs.n++] = HERALD_SETTING_NONE;
+}
+
 static int64_t host_now_ms(void *ctx)
 {
     (void)ctx;
@@ -70,6 +86,7 @@ static struct herald_host host = {
     .log = host_log,
     .setting_error = host_setting_error,
     .now_ms = host_now_ms,
+    .setting_missing = host_setting_missing,
 };
 
 /* ---- fixture ------------------------------------------------------------------ */

@@ -1,0 +1,542 @@
+"""harness.py - what herald's end-to-end tests share.
+
+Each test gets an Env: its own redis-server on a free loopback port in a temp
+dir, its own config file (plugin_dir from the environment, the outbox in the
+temp dir, the admin API on a free port), and helpers to run heraldctl and to
+start and stop herald with its stderr captured to a file. Everything started
+is killed when the test ends, passes or fails (and, through PR_SET_PDEATHSIG,
+when the Python process itself is killed by a CTest timeout).
+
+Waiting is always bounded polling (wait_for); a fixed sleep is never an
+assertion. At teardown every herald log is checked for the secrets the test
+registered (email addresses, phone numbers, message bodies): logs must carry
+ids only.
+
+Environment (set by tests/e2e/CMakeLists.txt; defaults point into build/):
+  HERALD_BIN, HERALDCTL_BIN, HERALD_PLUGIN_DIR
+  HERALD_E2E_KEEP=1   keep the temp dir of each test (its path is printed)
+"""
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERALD_BIN = os.environ.get("HERALD_BIN", os.path.join(ROOT, "build", "herald"))
+HERALDCTL_BIN = os.environ.get("HERALDCTL_BIN", os.path.join(ROOT, "build", "heraldctl"))
+PLUGIN_DIR = os.environ.get("HERALD_PLUGIN_DIR", os.path.join(ROOT, "build", "channels"))
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+# Sanitizer builds are slower: scale every deadline.
+SLOW = 2.0 if os.environ.get("ASAN_OPTIONS") or "asan" in HERALD_BIN else 1.0
+
+TERMINAL = ("sent", "suppressed", "failed", "unknown")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL when the test process dies."""
+    _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, predicate, timeout, interval=0.1):
+    """Poll predicate() until it returns something truthy; return it.
+    Raises AssertionError naming `what` after `timeout` seconds (scaled)."""
+    deadline = time.monotonic() + timeout * SLOW
+    last = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout * SLOW, what, last))
+        time.sleep(interval)
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+
+
+class RedisServer:
+    """A private redis-server on 127.0.0.1, no persistence unless asked."""
+
+    def __init__(self, datadir, port=None):
+        self.datadir = datadir
+        self.port = port or free_port()
+        self.proc = None
+        self.log_path = os.path.join(datadir, "redis.log")
+        os.makedirs(datadir, exist_ok=True)
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d/0" % self.port
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", self.datadir, "--daemonize", "no", "--protected-mode", "yes"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        log.close()
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("redis-server exited: %s" % open(self.log_path).read()[-2000:])
+            try:
+                return client.ping()
+            except redis.exceptions.RedisError:
+                return False
+        wait_for("redis-server on port %d" % self.port, up, 10, 0.05)
+        client.close()
+        return self
+
+    def stop(self, kill=False):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class Herald:
+    """One running herald process, its stderr in log_path."""
+
+    def __init__(self, env, args, log_path):
+        self.env = env
+        self.log_path = log_path
+        self.args = args
+        self.log_file = open(log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
+        self.pid = self.proc.pid
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def log(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def log_lines(self):
+        return self.log().splitlines()
+
+    def healthz(self):
+        """(status code, parsed JSON or None); (None, None) if nothing answers."""
+        url = "http://127.0.0.1:%d/healthz" % self.env.admin_port
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                body = resp.read()
+                code = resp.status
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            code = e.code
+        except (urllib.error.URLError, ConnectionError, socket.timeout, OSError):
+            return None, None
+        try:
+            return code, json.loads(body)
+        except ValueError:
+            return code, None
+
+    def wait_healthy(self, timeout=20):
+        def ok():
+            if not self.running():
+                raise AssertionError("herald exited with %s before it was healthy; log:\n%s"
+                                     % (self.proc.returncode, self.log()[-4000:]))
+            code, body = self.healthz()
+            return code == 200 and body and body.get("status") == "ok"
+        wait_for("herald /healthz to answer 200 status ok", ok, timeout)
+        return self
+
+    def cpu_ticks(self):
+        return cpu_ticks(self.pid)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout):
+        """Wait for the process to end; return its exit code (AssertionError if it does not)."""
+        try:
+            return self.proc.wait(timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("herald did not exit within %.0fs; log tail:\n%s" % (timeout * SLOW, self.log()[-3000:]))
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait: returns the exit code."""
+        if self.running():
+            self.signal(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log_file.close()
+
+
+BASE_CONFIG = """\
+# herald e2e config (written by tests/e2e/harness.py)
+[daemon]
+plugin_dir = {plugin_dir}
+log_level = {log_level}
+drain_timeout = {drain_timeout}
+
+[redis]
+url = {redis_url}
+
+[admin]
+listen = 127.0.0.1:{admin_port}
+token = e2e-admin-token-0123456789
+link_secret = e2e-link-secret-0123456789
+
+[channel email]
+providers = outbox
+
+[channel sms]
+providers = outbox
+
+[provider outbox]
+plugin = outbox
+dir = outbox
+"""
+
+
+class Env:
+    """Everything one test runs against. Use through HeraldTestCase.env()."""
+
+    def __init__(self, name, log_level="debug", drain_timeout="5s"):
+        self.dir = tempfile.mkdtemp(prefix="herald-e2e-%s-" % name)
+        self.redis = RedisServer(os.path.join(self.dir, "redis")).start()
+        self.r = redis.Redis(host="127.0.0.1", port=self.redis.port, decode_responses=True, socket_timeout=10)
+        self.admin_port = free_port()
+        self.outbox = os.path.join(self.dir, "outbox")   # `dir = outbox`, relative to the config file
+        self.log_level = log_level
+        self.drain_timeout = drain_timeout
+        self.config = self.write_config(BASE_CONFIG, "herald.conf")
+        self.heralds = []
+        self.secrets = set()   # text that must never appear in a herald log
+        self.n_logs = 0
+
+    # --- files -----------------------------------------------------------
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def config_text(self, template=BASE_CONFIG):
+        return template.format(plugin_dir=PLUGIN_DIR, log_level=self.log_level, drain_timeout=self.drain_timeout,
+                               redis_url=self.redis.url, admin_port=self.admin_port)
+
+    def write_config(self, template, name):
+        p = self.path(name)
+        with open(p, "w") as f:
+            f.write(self.config_text(template))
+        return p
+
+    def write(self, name, text):
+        p = self.path(name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def write_jsonl(self, name, objects):
+        return self.write(name, "".join(json.dumps(o) + "\n" for o in objects))
+
+    # --- heraldctl -------------------------------------------------------
+
+    def ctl(self, *args, config=None, sets=()):
+        cmd = [HERALDCTL_BIN, "--config", config or self.config]
+        for s in sets:
+            cmd += ["--set", s]
+        cmd += list(args)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120 * SLOW, stdin=subprocess.DEVNULL)
+
+    def ctl_ok(self, *args, **kw):
+        res = self.ctl(*args, **kw)
+        if res.returncode != 0:
+            raise AssertionError("heraldctl %s exited %d\nstdout: %s\nstderr: %s"
+                                 % (" ".join(args), res.returncode, res.stdout, res.stderr))
+        return res
+
+    def remember(self, person):
+        """Register a person's address and number as log secrets."""
+        for k in ("email", "phone"):
+            v = person.get(k)
+            if v:
+                self.secrets.add(v)
+                if k == "phone" and v.startswith("+1"):
+                    self.secrets.add(v[2:])
+
+    def import_people(self, people, name="people.jsonl"):
+        """Import through heraldctl; every line must be accepted."""
+        for p in people:
+            self.remember(p)
+        path = self.write_jsonl(name, people)
+        res = self.ctl_ok("import", path)
+        assert res.stdout.strip() == "imported %d, skipped 0" % len(people), res.stdout
+        return res
+
+    def suppress(self, channel, address):
+        self.secrets.add(address)
+        return self.ctl_ok("suppress", channel, address)
+
+    def remember_job(self, job):
+        """Register the literal text of a job's content as log secrets."""
+        for part in job.get("content", {}).values():
+            for v in part.values():
+                for chunk in v.split("{{"):
+                    chunk = chunk.split("}}")[-1].strip()
+                    if len(chunk) >= 12:
+                        self.secrets.add(chunk)
+
+    def enqueue(self, job, name=None):
+        self.remember_job(job)
+        path = self.write(name or "job-%s.json" % job["id"], json.dumps(job))
+        res = self.ctl_ok("enqueue", path)
+        entry = res.stdout.strip()
+        assert "-" in entry, "enqueue printed %r, not a stream entry id" % res.stdout
+        return entry
+
+    def xadd_job(self, text):
+        """What a marketing system does: XADD herald:jobs * job <text>."""
+        return self.r.xadd("herald:jobs", {"job": text})
+
+    def campaign(self, cid):
+        res = self.ctl_ok("campaign", cid)
+        return json.loads(res.stdout)
+
+    def wait_campaign_done(self, cid, timeout=60, herald=None):
+        def done():
+            if herald is not None and not herald.running():
+                raise AssertionError("herald exited (%s) while waiting for campaign %s; log tail:\n%s"
+                                     % (herald.proc.returncode, cid, herald.log()[-3000:]))
+            c = self.campaign(cid)
+            return c if c.get("state") == "done" else None
+        return wait_for("campaign %s to be done" % cid, done, timeout, 0.2)
+
+    # --- herald ----------------------------------------------------------
+
+    def start_herald(self, sets=(), wait_healthy=True, config=None):
+        self.n_logs += 1
+        cmd = [HERALD_BIN, "--config", config or self.config]
+        for s in sets:
+            cmd += ["--set", s]
+        h = Herald(self, cmd, self.path("herald-%d.log" % self.n_logs))
+        self.heralds.append(h)
+        if wait_healthy:
+            h.wait_healthy()
+        return h
+
+    # --- what herald left in Redis and the outbox -------------------------
+
+    def audit(self, campaign=None):
+        entries = []
+        last = "-"
+        while True:
+            batch = self.r.xrange("herald:audit", min=last, max="+", count=5000)
+            if last != "-" and batch and batch[0][0] == last:
+                batch = batch[1:]
+            if not batch:
+                break
+            entries.extend(batch)
+            last = batch[-1][0]
+        recs = [fields for _, fields in entries]
+        if campaign is not None:
+            recs = [f for f in recs if f.get("campaign") == campaign]
+        return recs
+
+    def dead(self):
+        return [fields for _, fields in self.r.xrange("herald:dead")]
+
+    def pending(self):
+        """Entries of herald:jobs delivered to a consumer and not acked."""
+        try:
+            return self.r.xpending("herald:jobs", "herald")["pending"]
+        except redis.exceptions.ResponseError:
+            return 0
+
+    def acked(self, entry):
+        """Has the group read entry (and everything before it) and acked it all?"""
+        try:
+            groups = self.r.xinfo_groups("herald:jobs")
+        except redis.exceptions.ResponseError:
+            return False
+        g = [g for g in groups if g["name"] == "herald"]
+        if not g:
+            return False
+        last = tuple(int(x) for x in g[0]["last-delivered-id"].split("-"))
+        return last >= tuple(int(x) for x in entry.split("-")) and self.pending() == 0
+
+    def outbox_files(self, campaign):
+        d = os.path.join(self.outbox, campaign)
+        if not os.path.isdir(d):
+            return {}
+        return {name: os.path.join(d, name) for name in sorted(os.listdir(d))}
+
+    def outbox_json(self, campaign):
+        out = {}
+        for name, path in self.outbox_files(campaign).items():
+            with open(path) as f:
+                out[name] = json.load(f)
+        return out
+
+    # --- teardown --------------------------------------------------------
+
+    def leaked_secrets(self):
+        """[(log file, secret, line)] for every secret found in any herald log."""
+        found = []
+        for h in self.heralds:
+            try:
+                text = h.log()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                for s in self.secrets:
+                    if s in line:
+                        found.append((h.log_path, s, line))
+        return found
+
+    def cleanup(self):
+        for h in self.heralds:
+            h.kill()
+        self.r.close()
+        self.redis.stop(kill=True)
+        if os.environ.get("HERALD_E2E_KEEP"):
+            print("kept %s" % self.dir, file=sys.stderr)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class HeraldTestCase(unittest.TestCase):
+    """Base class: self.env() gives an Env cleaned up after the test, whose
+    herald logs are checked for leaked secrets at teardown."""
+
+    maxDiff = None
+
+    def env(self, **kw):
+        e = Env(self._testMethodName, **kw)
+        self.addCleanup(e.cleanup)
+        self.addCleanup(self._check_sanitizers, e)
+        self.addCleanup(self._check_privacy, e)   # cleanups run last-in first-out
+        self.addCleanup(self._show_logs_on_failure, e)
+        return e
+
+    def _failed(self):
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        if result is None:
+            return False
+        return any(getattr(t, "test_case", t) is self for t, _ in result.failures + result.errors)
+
+    def _show_logs_on_failure(self, e):
+        if not self._failed():
+            return
+        for h in e.heralds:
+            try:
+                lines = h.log_lines()
+            except OSError:
+                continue
+            sys.stderr.write("---- %s (%s, last 60 of %d lines) ----\n" % (os.path.basename(h.log_path),
+                                                                      " ".join(h.args[1:]), len(lines)))
+            sys.stderr.write("\n".join(lines[-60:]) + "\n")
+
+    def _check_sanitizers(self, e):
+        # A sanitizer report fails the test even where the exit code was not checked.
+        for h in e.heralds:
+            try:
+                text = h.log()
+            except OSError:
+                continue
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                if marker in text:
+                    i = text.index(marker)
+                    self.fail("%s in %s:\n%s" % (marker, os.path.basename(h.log_path), text[max(0, i - 200):i + 3000]))
+
+    def _check_privacy(self, e):
+        leaks = e.leaked_secrets()
+        if leaks:
+            lines = "\n".join("  %s: %r in: %s" % (os.path.basename(p), s, l) for p, s, l in leaks[:20])
+            self.fail("herald's log contains addresses, numbers or message text:\n" + lines)
+
+    def assertOneTerminalEach(self, recs, ids):
+        """Each id in ids has exactly one terminal audit record; return {id: record}."""
+        by = {}
+        for rec in recs:
+            if rec["outcome"] in TERMINAL:
+                by.setdefault(rec["recipient"], []).append(rec)
+        twice = {k: v for k, v in by.items() if len(v) > 1}
+        self.assertEqual(twice, {}, "recipients with more than one terminal audit record")
+        missing = sorted(set(ids) - set(by))
+        self.assertEqual(missing[:20], [], "%d recipients without a terminal audit record" % len(missing))
+        extra = sorted(set(by) - set(ids))
+        self.assertEqual(extra[:20], [], "audit records for recipients not in the campaign")
+        return {k: v[0] for k, v in by.items()}
+
+
+def main():
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, on_term)
+    if not os.access(HERALD_BIN, os.X_OK):
+        print("herald binary not found at %s (set HERALD_BIN)" % HERALD_BIN, file=sys.stderr)
+        sys.exit(1)
+    unittest.main(verbosity=2)
+
+
+def person(pid, email=None, phone=None, channels=("email", "sms"), consent=(), topics=None, **attrs):
+    """A recipient line for heraldctl import. consent: channels granted."""
+    p = {"id": pid, "tz": "UTC", "locale": "en", "channels": list(channels)}
+    if email:
+        p["email"] = email
+    if phone:
+        p["phone"] = phone
+    if attrs:
+        p["attributes"] = attrs
+    if topics is not None:
+        p["topics"] = topics
+    if consent:
+        p["consent"] = [{"channel": ch, "granted": True, "source": "e2e-test", "text_version": "v1"} for ch in consent]
+    return p
+
+
+def job(cid, recipients=None, recipients_key=None, channels=("email", "sms"), topic="promotions", **extra):
+    """A campaign job with personalised content for every channel listed."""
+    content = {}
+    if "email" in channels:
+        content["email"] = {"subject": "Hello {{first_name}}, the e2e sale starts now",
+                            "text": "Dear {{first_name}} {{last_name}}, this e2e body text is for you.",
+                            "html": "<p>Dear {{first_name}}{{last_name}}, this e2e html body is for you.</p>"}
+    if "sms" in channels:
+        content["sms"] = {"text": "Hi {{first_name}}, this e2e sms body text is for you."}
+    j = {"id": cid, "topic": topic, "channels": list(channels), "content": content}
+    if recipients is not None:
+        j["recipients"] = list(recipients)
+    if recipients_key is not None:
+        j["recipients_key"] = recipients_key
+    j.update(extra)
+    return j

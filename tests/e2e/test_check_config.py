@@ -1,0 +1,162 @@
+"""herald --check-config: the good config passes; each broken one fails with
+exit 1 and a `FILE:LINE: [section] key: problem` line naming the right file,
+line, section and key (the wording after that is free)."""
+
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def check(config, *sets, cwd=None):
+    cmd = [harness.HERALD_BIN, "--config", config]
+    for s in sets:
+        cmd += ["--set", s]
+    cmd.append("--check-config")
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=30 * harness.SLOW, cwd=cwd,
+                         stdin=subprocess.DEVNULL)
+    return res.returncode, res.stdout + res.stderr
+
+
+def lineno(lines, text, after=None):
+    """1-based number of the first line equal to text (after line `after`)."""
+    start = (after or 0)
+    for i in range(start, len(lines)):
+        if lines[i].strip() == text:
+            return i + 1
+    raise AssertionError("%r not in config" % text)
+
+
+class CheckConfig(harness.HeraldTestCase):
+
+    def setUp(self):
+        self.e = self.env()
+        self.good = self.e.config_text().splitlines()
+
+    def variant(self, name, lines):
+        return self.e.write(name + ".conf", "\n".join(lines) + "\n")
+
+    def assertReported(self, out, path, lines_ok, section, key):
+        # key None: an error about the whole section, `[section]: problem` (or naming a key in it)
+        keypat = r"( \S+)?" if key is None else " " + re.escape(key)
+        pat = r"^%s:(%s): \[%s\]%s: \S" % (re.escape(path), "|".join(str(n) for n in lines_ok),
+                                           re.escape(section), keypat)
+        self.assertRegex(out, re.compile(pat, re.M), "expected an error for [%s] %s at line %s of %s"
+                         % (section, key, "/".join(map(str, lines_ok)), path))
+
+    def test_good_config(self):
+        code, out = check(self.e.config)
+        self.assertEqual(code, 0, out)
+        self.assertEqual(out.strip(), "configuration OK")
+
+    def test_good_config_from_another_directory(self):
+        # relative paths (the outbox dir) are relative to the config file, not the cwd
+        code, out = check(self.e.config, cwd="/")
+        self.assertEqual((code, out.strip()), (0, "configuration OK"))
+
+    def test_check_does_not_need_redis(self):
+        self.e.redis.stop()
+        code, out = check(self.e.config)
+        self.assertEqual((code, out.strip()), (0, "configuration OK"))
+
+    def test_example_config_is_valid(self):
+        example = os.path.join(harness.ROOT, "config", "herald.example.conf")
+        code, out = check(example, "daemon.plugin_dir=" + harness.PLUGIN_DIR,
+                          "provider outbox.dir=" + self.e.path("example-outbox"))
+        self.assertEqual((code, out.strip()), (0, "configuration OK"))
+
+    def test_version_and_help(self):
+        for flag in ("--version", "--help"):
+            with self.subTest(flag=flag):
+                res = subprocess.run([harness.HERALD_BIN, flag], capture_output=True, text=True, timeout=30,
+                                     stdin=subprocess.DEVNULL)
+                self.assertEqual(res.returncode, 0, res.stderr)
+                self.assertIn("herald", (res.stdout + res.stderr).lower())
+        res = subprocess.run([harness.HERALD_BIN, "--no-such-option"], capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL)
+        self.assertNotEqual(res.returncode, 0)
+
+    def cases(self):
+        """[(name, lines, [(acceptable line numbers, section, key)])]"""
+        g = self.good
+        out = []
+
+        lines = g + ["", "[bogus]", "colour = blue"]
+        n = len(lines)
+        out.append(("unknown-section", lines, [((n - 1, n), "bogus", None)]))
+
+        lines = list(g)
+        at = lineno(lines, "log_level = debug")
+        lines.insert(at, "colour = blue")
+        out.append(("unknown-key", lines, [((at + 1,), "daemon", "colour")]))
+
+        lines = list(g)
+        at = [i for i, l in enumerate(lines) if l.startswith("url = ")][0]
+        lines[at] = "url = http://127.0.0.1:6379/0"
+        out.append(("bad-redis-url", lines, [((at + 1,), "redis", "url")]))
+
+        lines = g + ["", "[provider weird]", "plugin = no_such_plugin"]
+        out.append(("unknown-plugin", lines, [((len(lines),), "provider weird", "plugin")]))
+
+        lines = [l for l in g if l.strip() != "dir = outbox"]
+        sec = lineno(lines, "[provider outbox]")
+        out.append(("outbox-without-dir", lines, [((sec, sec + 1), "provider outbox", "dir")]))
+
+        lines = list(g)
+        at = lineno(lines, "dir = outbox")
+        lines.insert(at, "colour = red")
+        out.append(("outbox-unknown-setting", lines, [((at + 1,), "provider outbox", "colour")]))
+
+        lines = list(g)
+        at = lineno(lines, "providers = outbox", after=lineno(lines, "[channel email]"))
+        lines[at - 1] = "providers = outbox, nowhere"
+        out.append(("undefined-provider", lines, [((at,), "channel email", "providers")]))
+
+        for bad in ("127.0.0.1:99999", "localhost", "127.0.0.1:http"):
+            lines = list(g)
+            at = [i for i, l in enumerate(lines) if l.startswith("listen = ")][0]
+            lines[at] = "listen = " + bad
+            out.append(("bad-listen-" + bad.replace(":", "_"), lines, [((at + 1,), "admin", "listen")]))
+        return out
+
+    def test_broken_configs(self):
+        for name, lines, expected in self.cases():
+            with self.subTest(config=name):
+                path = self.variant(name, lines)
+                code, out = check(path)
+                self.assertEqual(code, 1, out)
+                self.assertNotIn("configuration OK", out)
+                for lines_ok, section, key in expected:
+                    self.assertReported(out, path, lines_ok, section, key)
+
+    def test_every_error_is_reported(self):
+        lines = list(self.good)
+        lines.insert(lineno(lines, "log_level = debug"), "colour = blue")
+        url = [i for i, l in enumerate(lines) if l.startswith("url = ")][0]
+        lines[url] = "url = http://127.0.0.1:6379/0"
+        listen = [i for i, l in enumerate(lines) if l.startswith("listen = ")][0]
+        lines[listen] = "listen = 127.0.0.1:99999"
+        setting = lineno(lines, "dir = outbox")
+        lines.insert(setting, "colour = red")
+        path = self.variant("many", lines)
+        code, out = check(path)
+        self.assertEqual(code, 1, out)
+        self.assertReported(out, path, (lineno(lines, "colour = blue"),), "daemon", "colour")
+        self.assertReported(out, path, (url + 1,), "redis", "url")
+        self.assertReported(out, path, (listen + 1,), "admin", "listen")
+        self.assertReported(out, path, (setting + 1,), "provider outbox", "colour")
+
+    def test_bad_override(self):
+        code, out = check(self.e.config, "redis.url=not-a-url")
+        self.assertEqual(code, 1, out)
+        self.assertRegex(out, re.compile(r"^--set: \[redis\] url: \S", re.M))
+        code, out = check(self.e.config, "daemon.no_such_key=1")
+        self.assertEqual(code, 1, out)
+        self.assertRegex(out, re.compile(r"^--set: \[daemon\] no_such_key: \S", re.M))
+
+
+if __name__ == "__main__":
+    harness.main()
