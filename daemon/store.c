@@ -80,7 +80,10 @@ int store_record_parse(const char *s, struct store_record *rec)
 
 const char store_lua_reserve[] =
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "if cur then return cur end\n"
+    "if cur then\n"
+    "  local st = string.match(cur, '^(%a+)')\n"
+    "  if st == 'pending' or st == 'sent' or st == 'unknown' then return cur end\n"
+    "end\n"
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
     "return false\n";
 

@@ -62,9 +62,11 @@ void store_record_format(struct strbuf *sb, enum store_rec_state st, const char 
 int store_record_parse(const char *s, struct store_record *rec);
 const char *store_rec_state_name(enum store_rec_state st);
 
-/* Lua: reserve the once-only record if it is free. KEYS[1] campaigns hash,
- * ARGV[1] campaign, ARGV[2] record. Returns nil when reserved, else the
- * current record. (Caps will be checked and reserved in the same script.) */
+/* Lua: reserve the once-only record if the campaign has not reached the
+ * person (no record, or one that says suppressed or failed). KEYS[1]
+ * campaigns hash, ARGV[1] campaign, ARGV[2] record. Returns nil when
+ * reserved, else the current record (pending, sent or unknown). Caps will
+ * be checked and reserved in the same script. */
 extern const char store_lua_reserve[];
 
 /* Lua: move due scheduled jobs back to the stream. KEYS[1] scheduled zset,

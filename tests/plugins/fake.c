@@ -70,7 +70,17 @@ static int fake_create(const struct herald_host *host, const struct herald_setti
             }
         } else if (strcmp(k, "record") == 0) {
             free(f->record);
-            f->record = strdup(v);
+            size_t len = strlen(v) + (host->base_dir ? strlen(host->base_dir) : 0) + 2;
+            f->record = malloc(len);
+            if (!f->record) {
+                free(f);
+                return -1;
+            }
+            /* Relative to the config file, like every path in herald's config. */
+            if (v[0] != '/' && host->base_dir)
+                snprintf(f->record, len, "%s/%s", host->base_dir, v);
+            else
+                snprintf(f->record, len, "%s", v);
         } else if (strcmp(k, "delay_ms") == 0) {
             if (parse_long(v, &f->delay_ms) < 0) {
                 host->setting_error(host->ctx, i, "expected milliseconds (0..600000)");
