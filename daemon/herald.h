@@ -134,6 +134,13 @@ char *strbuf_detach(struct strbuf *sb, size_t *len);
 /* Bounded formatting into a caller's error buffer (errlen may be 0). */
 void herald_seterr(char *err, size_t errlen, const char *fmt, ...) HERALD_PRINTF(3, 4);
 
+/* Sets err to msg and returns -HERALD_EINVAL: `return herald_fail(err, len, "x: y");`. */
+int herald_fail(char *err, size_t errlen, const char *msg);
+/* Up to 32 printable ASCII characters of s into buf (n >= 8), "..." when cut:
+ * for quoting a key or a token of sender text in an error. Never pass an
+ * address or a body. Returns buf. */
+const char *herald_printable(const char *s, char *buf, size_t n);
+
 /* Identifiers (campaign, recipient, provider ids): 1..128 of [A-Za-z0-9._:@+-].
  * Restricting them keeps them safe in file names, Redis keys and log lines. */
 #define HERALD_ID_MAX 128

@@ -16,20 +16,6 @@
 
 #define RECIPIENTS_KEY_MAX 512
 
-/* Up to 32 printable ASCII characters of s, for quoting the sender's text
- * in an error that ends up in logs. */
-static const char *printable(const char *s, char *buf, size_t n)
-{
-    size_t i = 0, max = n - 4 < 32 ? n - 4 : 32;
-    for (; s[i] && i < max; i++) buf[i] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' ? s[i] : '?';
-    if (s[i]) {
-        memcpy(buf + i, "...", 3);
-        i += 3;
-    }
-    buf[i] = '\0';
-    return buf;
-}
-
 bool job_topic_valid(const char *s)
 {
     size_t n = 0;
@@ -58,25 +44,19 @@ bool job_has_channel(const struct job *job, int ch)
     return false;
 }
 
-static int fail(char *err, size_t errlen, const char *msg)
-{
-    herald_seterr(err, errlen, "%s", msg);
-    return -HERALD_EINVAL;
-}
-
 static int parse_channels(const json_t *v, struct job *job, char *err, size_t errlen)
 {
     if (!json_is_array(v) || json_array_size(v) == 0)
-        return fail(err, errlen, "channels: must be a non-empty array of channel names");
+        return herald_fail(err, errlen, "channels: must be a non-empty array of channel names");
     size_t i;
     const json_t *e;
     json_array_foreach(v, i, e) {
         char q[40];
-        if (!json_is_string(e)) return fail(err, errlen, "channels: entries must be strings");
+        if (!json_is_string(e)) return herald_fail(err, errlen, "channels: entries must be strings");
         int ch = herald_channel_from_name(json_string_value(e));
         if (ch < 0) {
             herald_seterr(err, errlen, "channels: unknown channel \"%s\" (expected email or sms)",
-                          printable(json_string_value(e), q, sizeof(q)));
+                          herald_printable(json_string_value(e), q, sizeof(q)));
             return -HERALD_EINVAL;
         }
         if (job_has_channel(job, ch)) {
@@ -123,7 +103,7 @@ static int parse_channel_content(int ch, const json_t *c, struct job_content *jc
                      (email && (strcmp(key, "subject") == 0 || strcmp(key, "html") == 0));
         if (!known) {
             char q[40];
-            herald_seterr(err, errlen, "content.%s: unknown key \"%s\" (%s)", name, printable(key, q, sizeof(q)),
+            herald_seterr(err, errlen, "content.%s: unknown key \"%s\" (%s)", name, herald_printable(key, q, sizeof(q)),
                           email ? "email takes subject, text and html" : "sms takes text only");
             return -HERALD_EINVAL;
         }
@@ -134,8 +114,8 @@ static int parse_channel_content(int ch, const json_t *c, struct job_content *jc
         (rc = parse_part(c, name, "text", &jc->text, &jc->t_text, err, errlen)) < 0 ||
         (rc = parse_part(c, name, "html", &jc->html, &jc->t_html, err, errlen)) < 0)
         return rc;
-    if (email && !jc->subject) return fail(err, errlen, "content.email.subject: missing");
-    if (email && !jc->text && !jc->html) return fail(err, errlen, "content.email: give text, html or both");
+    if (email && !jc->subject) return herald_fail(err, errlen, "content.email.subject: missing");
+    if (email && !jc->text && !jc->html) return herald_fail(err, errlen, "content.email: give text, html or both");
     if (!email && !jc->text) {
         herald_seterr(err, errlen, "content.%s.text: missing", name);
         return -HERALD_EINVAL;
@@ -145,8 +125,8 @@ static int parse_channel_content(int ch, const json_t *c, struct job_content *jc
 
 static int parse_content(const json_t *v, struct job *job, char *err, size_t errlen)
 {
-    if (!v) return fail(err, errlen, "content: missing");
-    if (!json_is_object(v)) return fail(err, errlen, "content: must be an object with one entry per channel");
+    if (!v) return herald_fail(err, errlen, "content: missing");
+    if (!json_is_object(v)) return herald_fail(err, errlen, "content: must be an object with one entry per channel");
     const char *key;
     const json_t *c;
     json_object_foreach((json_t *)v, key, c) {
@@ -154,7 +134,7 @@ static int parse_content(const json_t *v, struct job *job, char *err, size_t err
         if (ch < 0) {
             char q[40];
             herald_seterr(err, errlen, "content: unknown channel \"%s\" (expected email or sms)",
-                          printable(key, q, sizeof(q)));
+                          herald_printable(key, q, sizeof(q)));
             return -HERALD_EINVAL;
         }
         if (!job_has_channel(job, ch)) {
@@ -176,7 +156,7 @@ static int parse_content(const json_t *v, struct job *job, char *err, size_t err
 
 static int parse_recipients(const json_t *list, const json_t *key, struct job *job, char *err, size_t errlen)
 {
-    if ((list != NULL) == (key != NULL)) return fail(err, errlen, "job: give exactly one of recipients or recipients_key");
+    if ((list != NULL) == (key != NULL)) return herald_fail(err, errlen, "job: give exactly one of recipients or recipients_key");
     if (key) {
         if (!json_is_string(key) || json_string_length(key) == 0 || json_string_length(key) > RECIPIENTS_KEY_MAX) {
             herald_seterr(err, errlen, "recipients_key: must be a non-empty string of at most %d bytes",
@@ -187,7 +167,7 @@ static int parse_recipients(const json_t *list, const json_t *key, struct job *j
         return 0;
     }
     if (!json_is_array(list) || json_array_size(list) == 0)
-        return fail(err, errlen, "recipients: must be a non-empty array of recipient ids");
+        return herald_fail(err, errlen, "recipients: must be a non-empty array of recipient ids");
     size_t n = json_array_size(list);
     if (n > HERALD_JOB_MAX_RECIPIENTS) {
         herald_seterr(err, errlen, "recipients: %zu ids, over the %d limit (use recipients_key for more)", n,
@@ -225,7 +205,7 @@ static const char *const job_keys[] = {
 
 static int parse_object(const json_t *root, struct job *job, char *err, size_t errlen)
 {
-    if (!json_is_object(root)) return fail(err, errlen, "job: must be a JSON object");
+    if (!json_is_object(root)) return herald_fail(err, errlen, "job: must be a JSON object");
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)root, key, v) {
@@ -233,13 +213,13 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
         while (k < sizeof(job_keys) / sizeof(job_keys[0]) && strcmp(key, job_keys[k]) != 0) k++;
         if (k == sizeof(job_keys) / sizeof(job_keys[0])) {
             char q[40];
-            herald_seterr(err, errlen, "job: unknown key \"%s\"", printable(key, q, sizeof(q)));
+            herald_seterr(err, errlen, "job: unknown key \"%s\"", herald_printable(key, q, sizeof(q)));
             return -HERALD_EINVAL;
         }
     }
 
     v = json_object_get(root, "id");
-    if (!v) return fail(err, errlen, "id: missing");
+    if (!v) return herald_fail(err, errlen, "id: missing");
     if (!json_is_string(v) || !herald_id_valid(json_string_value(v))) {
         herald_seterr(err, errlen, "id: not a valid id (1..%d of A-Z a-z 0-9 . _ : @ + -)", HERALD_ID_MAX);
         return -HERALD_EINVAL;
@@ -247,7 +227,7 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
     job->id = xstrdup(json_string_value(v));
 
     v = json_object_get(root, "topic");
-    if (!v) return fail(err, errlen, "topic: missing");
+    if (!v) return herald_fail(err, errlen, "topic: missing");
     if (!json_is_string(v) || !job_topic_valid(json_string_value(v))) {
         herald_seterr(err, errlen, "topic: must be 1..%d characters of a-z 0-9 _ . -", HERALD_TOPIC_MAX);
         return -HERALD_EINVAL;
@@ -255,7 +235,7 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
     job->topic = job_topic_normalize(json_string_value(v));
 
     v = json_object_get(root, "channels");
-    if (!v) return fail(err, errlen, "channels: missing");
+    if (!v) return herald_fail(err, errlen, "channels: missing");
     int rc;
     if ((rc = parse_channels(v, job, err, errlen)) < 0) return rc;
     if ((rc = parse_content(json_object_get(root, "content"), job, err, errlen)) < 0) return rc;
@@ -267,7 +247,7 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
         return rc;
     if (json_object_get(root, "not_before") && json_object_get(root, "expires_at") &&
         job->expires_at <= job->not_before)
-        return fail(err, errlen, "expires_at: must be after not_before");
+        return herald_fail(err, errlen, "expires_at: must be after not_before");
     return 0;
 }
 

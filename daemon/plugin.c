@@ -49,27 +49,36 @@ struct create_ctx {
 };
 static struct create_ctx *current_create;
 
+/* One error line for the provider being created: "FILE:LINE: [provider NAME] key: msg". */
+static void report(struct create_ctx *c, int line, const char *key, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void report(struct create_ctx *c, int line, const char *key, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (line > 0)
+        strbuf_addf(c->errors, "%s:%d: ", c->cfg->path, line);
+    else
+        strbuf_adds(c->errors, "--set: ");
+    strbuf_addf(c->errors, "[provider %s]%s%s: %s\n", c->cp->name, key ? " " : "", key ? key : "", msg);
+    c->nerrors++;
+}
+
+static void host_setting_error(void *ctx, size_t index, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void host_setting_missing(void *ctx, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static void host_setting_error(void *ctx, size_t index, const char *fmt, ...)
 {
     (void)ctx;
     struct create_ctx *c = current_create;
     if (!c) return;
-    char msg[512];
+    bool known = index != HERALD_SETTING_NONE && index < c->cp->nsettings;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    report(c, known ? c->cp->setting_lines[index] : c->cp->line, known ? c->cp->settings[index].key : NULL, fmt, ap);
     va_end(ap);
-    if (index != HERALD_SETTING_NONE && index < c->cp->nsettings) {
-        int line = c->cp->setting_lines[index];
-        if (line > 0)
-            strbuf_addf(c->errors, "%s:%d: ", c->cfg->path, line);
-        else
-            strbuf_adds(c->errors, "--set: ");
-        strbuf_addf(c->errors, "[provider %s] %s: %s\n", c->cp->name, c->cp->settings[index].key, msg);
-    } else {
-        strbuf_addf(c->errors, "%s:%d: [provider %s]: %s\n", c->cfg->path, c->cp->line, c->cp->name, msg);
-    }
-    c->nerrors++;
 }
 
 static void host_setting_missing(void *ctx, const char *key, const char *fmt, ...)
@@ -77,13 +86,10 @@ static void host_setting_missing(void *ctx, const char *key, const char *fmt, ..
     (void)ctx;
     struct create_ctx *c = current_create;
     if (!c) return;
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    report(c, c->cp->line, key, fmt, ap);
     va_end(ap);
-    strbuf_addf(c->errors, "%s:%d: [provider %s] %s: %s\n", c->cfg->path, c->cp->line, c->cp->name, key, msg);
-    c->nerrors++;
 }
 
 static int64_t host_now_ms(void *ctx)

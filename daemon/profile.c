@@ -20,26 +20,6 @@
 #define TZ_MAX 64
 #define LOCALE_MAX 35
 
-/* Up to 32 printable ASCII characters of a key, for an error message. Only
- * keys are ever quoted, never values. */
-static const char *printable(const char *s, char *buf, size_t n)
-{
-    size_t i = 0, max = n - 4 < 32 ? n - 4 : 32;
-    for (; s[i] && i < max; i++) buf[i] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' ? s[i] : '?';
-    if (s[i]) {
-        memcpy(buf + i, "...", 3);
-        i += 3;
-    }
-    buf[i] = '\0';
-    return buf;
-}
-
-static int fail(char *err, size_t errlen, const char *msg)
-{
-    herald_seterr(err, errlen, "%s", msg);
-    return -HERALD_EINVAL;
-}
-
 /* RFC 5322 specials that only a quoted local part may hold; we take no
  * quoted forms, and refusing them keeps an address from smuggling a second
  * recipient or a header into a provider request. */
@@ -175,16 +155,16 @@ static bool charset_ok(const char *s, size_t max, const char *extra)
 
 static int parse_channels(const json_t *v, struct profile *p, char *err, size_t errlen)
 {
-    if (!json_is_array(v)) return fail(err, errlen, "channels: must be an array of channel names");
+    if (!json_is_array(v)) return herald_fail(err, errlen, "channels: must be an array of channel names");
     size_t i;
     const json_t *e;
     json_array_foreach(v, i, e) {
-        if (!json_is_string(e)) return fail(err, errlen, "channels: entries must be strings");
+        if (!json_is_string(e)) return herald_fail(err, errlen, "channels: entries must be strings");
         int ch = herald_channel_from_name(json_string_value(e));
         if (ch < 0) {
             char q[40];
             herald_seterr(err, errlen, "channels: unknown channel \"%s\" (expected email or sms)",
-                          printable(json_string_value(e), q, sizeof(q)));
+                          herald_printable(json_string_value(e), q, sizeof(q)));
             return -HERALD_EINVAL;
         }
         /* Known and distinct, so nchannels never exceeds HERALD_CH_COUNT. */
@@ -201,7 +181,7 @@ static int parse_channels(const json_t *v, struct profile *p, char *err, size_t 
 
 static int parse_topics(const json_t *v, struct profile *p, char *err, size_t errlen)
 {
-    if (!json_is_object(v)) return fail(err, errlen, "topics: must be an object of topic -> true/false");
+    if (!json_is_object(v)) return herald_fail(err, errlen, "topics: must be an object of topic -> true/false");
     if (json_object_size(v) > HERALD_PROFILE_MAX_TOPICS) {
         herald_seterr(err, errlen, "topics: %zu topics, over the %d limit", json_object_size(v),
                       HERALD_PROFILE_MAX_TOPICS);
@@ -214,7 +194,7 @@ static int parse_topics(const json_t *v, struct profile *p, char *err, size_t er
         char q[40];
         if (!job_topic_valid(key)) {
             herald_seterr(err, errlen, "topics: \"%s\" is not a topic name (1..%d of a-z 0-9 _ . -)",
-                          printable(key, q, sizeof(q)), HERALD_TOPIC_MAX);
+                          herald_printable(key, q, sizeof(q)), HERALD_TOPIC_MAX);
             return -HERALD_EINVAL;
         }
         if (!json_is_boolean(e)) {
@@ -234,7 +214,7 @@ static int parse_topics(const json_t *v, struct profile *p, char *err, size_t er
 
 static int parse_attributes(const json_t *v, struct profile *p, char *err, size_t errlen)
 {
-    if (!json_is_object(v)) return fail(err, errlen, "attributes: must be an object");
+    if (!json_is_object(v)) return herald_fail(err, errlen, "attributes: must be an object");
     if (json_object_size(v) > HERALD_PROFILE_MAX_ATTRIBUTES) {
         herald_seterr(err, errlen, "attributes: %zu keys, over the %d limit", json_object_size(v),
                       HERALD_PROFILE_MAX_ATTRIBUTES);
@@ -248,7 +228,7 @@ static int parse_attributes(const json_t *v, struct profile *p, char *err, size_
         if (!json_is_string(e) && !json_is_number(e) && !json_is_boolean(e)) {
             char q[40];
             herald_seterr(err, errlen, "attributes.%s: must be a string, number or boolean",
-                          printable(key, q, sizeof(q)));
+                          herald_printable(key, q, sizeof(q)));
             return -HERALD_EINVAL;
         }
     }
@@ -258,14 +238,14 @@ static int parse_attributes(const json_t *v, struct profile *p, char *err, size_
 
 static int parse_frequency(const json_t *v, struct profile *p, char *err, size_t errlen)
 {
-    if (!json_is_object(v)) return fail(err, errlen, "frequency: must be an object of channel -> \"N/<period>\"");
+    if (!json_is_object(v)) return herald_fail(err, errlen, "frequency: must be an object of channel -> \"N/<period>\"");
     const char *key;
     const json_t *e;
     json_object_foreach((json_t *)v, key, e) {
         char q[40];
         if (herald_channel_from_name(key) < 0 && strcmp(key, "any") != 0) {
             herald_seterr(err, errlen, "frequency: unknown channel \"%s\" (expected email, sms or any)",
-                          printable(key, q, sizeof(q)));
+                          herald_printable(key, q, sizeof(q)));
             return -HERALD_EINVAL;
         }
         if (!json_is_string(e) || profile_frequency_parse(json_string_value(e), NULL, NULL) < 0) {
@@ -284,7 +264,7 @@ static int parse_string(const json_t *obj, const char *key, bool (*ok)(const cha
 {
     const json_t *v = json_object_get(obj, key);
     if (!v) return 0;
-    if (!json_is_string(v) || !ok(json_string_value(v))) return fail(err, errlen, msg);
+    if (!json_is_string(v) || !ok(json_string_value(v))) return herald_fail(err, errlen, msg);
     *out = xstrdup(json_string_value(v));
     return 0;
 }
@@ -333,7 +313,7 @@ static int record_parse(const json_t *obj, struct consent_record *r, bool need_a
         if (strcmp(key, "channel") != 0 && strcmp(key, "granted") != 0 && strcmp(key, "source") != 0 &&
             strcmp(key, "text_version") != 0 && strcmp(key, "at") != 0) {
             char q[40];
-            herald_seterr(err, errlen, "%s: unknown key \"%s\"", where, printable(key, q, sizeof(q)));
+            herald_seterr(err, errlen, "%s: unknown key \"%s\"", where, herald_printable(key, q, sizeof(q)));
             return -HERALD_EINVAL;
         }
     }
@@ -346,7 +326,7 @@ static int record_parse(const json_t *obj, struct consent_record *r, bool need_a
     if (r->channel < 0) {
         char q[40];
         herald_seterr(err, errlen, "%s.channel: unknown channel \"%s\" (expected email or sms)", where,
-                      printable(json_string_value(v), q, sizeof(q)));
+                      herald_printable(json_string_value(v), q, sizeof(q)));
         return -HERALD_EINVAL;
     }
     v = json_object_get(obj, "granted");
@@ -444,7 +424,7 @@ static const char *const profile_keys[] = {
 static int parse_consent(const json_t *v, struct consent_record **recs, size_t *nrecs, int64_t now, char *err,
                          size_t errlen)
 {
-    if (!json_is_array(v)) return fail(err, errlen, "consent: must be an array of consent records");
+    if (!json_is_array(v)) return herald_fail(err, errlen, "consent: must be an array of consent records");
     *recs = xcalloc(json_array_size(v), sizeof(**recs));
     size_t i;
     const json_t *e;
@@ -461,7 +441,7 @@ static int parse_consent(const json_t *v, struct consent_record **recs, size_t *
 static int parse_profile(const json_t *obj, struct profile *p, bool allow_consent, struct consent_record **recs,
                          size_t *nrecs, int64_t now, char *err, size_t errlen)
 {
-    if (!json_is_object(obj)) return fail(err, errlen, "profile: must be a JSON object");
+    if (!json_is_object(obj)) return herald_fail(err, errlen, "profile: must be a JSON object");
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)obj, key, v) {
@@ -469,14 +449,14 @@ static int parse_profile(const json_t *obj, struct profile *p, bool allow_consen
         while (k < n && strcmp(key, profile_keys[k]) != 0) k++;
         if (k < n || (allow_consent && strcmp(key, "consent") == 0)) continue;
         if (strcmp(key, "consent") == 0)
-            return fail(err, errlen, "consent: not accepted here (consent is recorded through the ledger)");
+            return herald_fail(err, errlen, "consent: not accepted here (consent is recorded through the ledger)");
         char q[40];
-        herald_seterr(err, errlen, "profile: unknown key \"%s\"", printable(key, q, sizeof(q)));
+        herald_seterr(err, errlen, "profile: unknown key \"%s\"", herald_printable(key, q, sizeof(q)));
         return -HERALD_EINVAL;
     }
 
     v = json_object_get(obj, "id");
-    if (!v) return fail(err, errlen, "id: missing");
+    if (!v) return herald_fail(err, errlen, "id: missing");
     if (!json_is_string(v) || !herald_id_valid(json_string_value(v))) {
         herald_seterr(err, errlen, "id: not a valid id (1..%d of A-Z a-z 0-9 . _ : @ + -)", HERALD_ID_MAX);
         return -HERALD_EINVAL;

@@ -188,6 +188,24 @@ void herald_seterr(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+int herald_fail(char *err, size_t errlen, const char *msg)
+{
+    herald_seterr(err, errlen, "%s", msg);
+    return -HERALD_EINVAL;
+}
+
+const char *herald_printable(const char *s, char *buf, size_t n)
+{
+    size_t i = 0, max = n - 4 < 32 ? n - 4 : 32;
+    for (; s[i] && i < max; i++) buf[i] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' ? s[i] : '?';
+    if (s[i]) {
+        memcpy(buf + i, "...", 3);
+        i += 3;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
 bool herald_id_valid(const char *s)
 {
     size_t n = 0;
