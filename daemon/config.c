@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "profile.h"
 
 const struct config_key_info config_schema[] = {
 #define X(sec, key, type, def, field, doc) {sec, key, CONFIG_##type, def, doc},
@@ -348,13 +349,41 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
             return -1;
         }
         cfg->log_level = l;
-    } else if (MATCH("daemon", "drain_timeout") || MATCH("daemon", "claim_idle")) {
+    } else if (MATCH("daemon", "drain_timeout") || MATCH("daemon", "claim_idle") ||
+               MATCH("consent", "max_age")) {
+        if (MATCH("consent", "max_age") && !*value) {
+            cfg->consent_max_age_ms = 0;
+            return 0;
+        }
         if (config_parse_duration(value, &n) < 0) {
             herald_seterr(err, errlen, "expected a duration such as 500ms, 10s, 5m, 2h or 1d");
             return -1;
         }
         if (strcmp(key, "drain_timeout") == 0) cfg->drain_timeout_ms = n;
-        else cfg->claim_idle_ms = n;
+        else if (strcmp(key, "claim_idle") == 0) cfg->claim_idle_ms = n;
+        else cfg->consent_max_age_ms = n;
+    } else if (MATCH("daemon", "default_tz")) {
+        /* Only the name's shape here; plugin-like loading checks it exists. */
+        bool ok = *value && strlen(value) <= 64 && value[0] != '/' && !strstr(value, "..");
+        for (const char *q = value; ok && *q; q++)
+            if (!(isalnum((unsigned char)*q) || strchr("_+-/", *q))) ok = false;
+        if (!ok) {
+            herald_seterr(err, errlen, "expected an IANA time zone name such as Europe/Berlin or UTC");
+            return -1;
+        }
+        free(cfg->default_tz);
+        cfg->default_tz = xstrdup(value);
+    } else if (MATCH("quiet_hours", "email") || MATCH("quiet_hours", "sms")) {
+        int ch = herald_channel_from_name(key), s = -1, e = -1;
+        if (*value && profile_quiet_hours_parse(value, &s, &e) < 0) {
+            herald_seterr(err, errlen, "expected HH:MM-HH:MM, e.g. 21:00-08:00 (start and end differ)");
+            return -1;
+        }
+        cfg->quiet_start_min[ch] = s;
+        cfg->quiet_end_min[ch] = e;
+        char **dst = ch == HERALD_CH_EMAIL ? &cfg->quiet_email : &cfg->quiet_sms;
+        free(*dst);
+        *dst = xstrdup(value);
     } else if (MATCH("daemon", "consumer")) {
         if (*value && !herald_id_valid(value)) {
             herald_seterr(err, errlen, "use 1..128 of A-Z a-z 0-9 . _ : @ + -");
@@ -441,11 +470,12 @@ static const struct config_key_info *schema_find(const char *section, const char
 
 static bool is_fixed_section(const char *s)
 {
-    return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0;
+    return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0 ||
+           strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0;
 }
 
 /* "channel email" -> channel index, "provider x" -> 'p'; otherwise -1. */
-enum section_kind { SEC_UNKNOWN, SEC_FIXED, SEC_CHANNEL, SEC_PROVIDER };
+enum section_kind { SEC_UNKNOWN, SEC_FIXED, SEC_CHANNEL, SEC_PROVIDER, SEC_CAP };
 
 static enum section_kind classify(const char *s, const char **arg)
 {
@@ -457,6 +487,10 @@ static enum section_kind classify(const char *s, const char **arg)
     if (strncmp(s, "provider ", 9) == 0) {
         *arg = s + 9;
         return SEC_PROVIDER;
+    }
+    if (strncmp(s, "cap ", 4) == 0) {
+        *arg = s + 4;
+        return SEC_CAP;
     }
     return SEC_UNKNOWN;
 }
@@ -471,6 +505,68 @@ static struct config_provider *provider_get(struct config *cfg, const char *name
     p->name = xstrdup(name);
     p->line = line;
     return p;
+}
+
+static struct config_cap *cap_get(struct config *cfg, const char *name, int line)
+{
+    for (size_t i = 0; i < cfg->ncaps; i++)
+        if (strcmp(cfg->caps[i].name, name) == 0) return &cfg->caps[i];
+    cfg->caps = xrealloc(cfg->caps, (cfg->ncaps + 1) * sizeof(*cfg->caps));
+    struct config_cap *c = &cfg->caps[cfg->ncaps++];
+    memset(c, 0, sizeof(*c));
+    c->name = xstrdup(name);
+    c->line = line;
+    c->channel = -1;
+    return c;
+}
+
+static void free_list(char **items, size_t n);
+static int split_list(const char *value, char ***items, size_t *n);
+
+/* One key of a [cap NAME] section. 0, or -1 with err. */
+static int cap_set(struct config_cap *cap, const char *key, const char *value, char *err, size_t errlen)
+{
+    if (strcmp(key, "channel") == 0) {
+        int ch = strcmp(value, "any") == 0 ? -1 : herald_channel_from_name(value);
+        if (ch < 0 && strcmp(value, "any") != 0) {
+            herald_seterr(err, errlen, "expected email, sms or any");
+            return -1;
+        }
+        cap->channel = ch;
+        cap->has_channel = true;
+    } else if (strcmp(key, "limit") == 0) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || errno || *end || v < 1 || v > 1000000) {
+            herald_seterr(err, errlen, "expected a whole number from 1 to 1000000");
+            return -1;
+        }
+        cap->limit = v;
+        cap->has_limit = true;
+    } else if (strcmp(key, "window") == 0) {
+        int64_t ms;
+        if (config_parse_duration(value, &ms) < 0 || ms < 1000 || ms > 366LL * 86400 * 1000) {
+            herald_seterr(err, errlen, "expected a duration from 1s to 366d, e.g. 24h or 7d");
+            return -1;
+        }
+        cap->window_s = ms / 1000;
+        cap->has_window = true;
+    } else if (strcmp(key, "topics") == 0) {
+        free_list(cap->topics, cap->ntopics);
+        cap->topics = NULL;
+        cap->ntopics = 0;
+        if (split_list(value, &cap->topics, &cap->ntopics) < 0) {
+            herald_seterr(err, errlen, "expected a comma-separated list of topics");
+            return -1;
+        }
+        for (size_t i = 0; i < cap->ntopics; i++)
+            for (char *q = cap->topics[i]; *q; q++) *q = (char)tolower((unsigned char)*q);
+    } else {
+        herald_seterr(err, errlen, "unknown key (expected channel, limit, window, topics)");
+        return -1;
+    }
+    return 0;
 }
 
 static void provider_set(struct config_provider *p, const char *key, const char *value, int line)
@@ -556,6 +652,7 @@ static void apply_override(struct parse_ctx *c, const char *text)
 static void set_defaults(struct config *cfg)
 {
     char err[256];
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) cfg->quiet_start_min[ch] = cfg->quiet_end_min[ch] = -1;
     for (const struct config_key_info *k = config_schema; k->section; k++)
         if (k->def[0] || k->type == CONFIG_STRING || k->type == CONFIG_URL)
             set_fixed(cfg, k->section, k->key, k->def, err, sizeof(err));
@@ -586,13 +683,17 @@ static void validate(struct parse_ctx *c, struct config *cfg)
                       "section appears twice (first at line %d)", section_line(c, name));
         } else if (kind == SEC_UNKNOWN) {
             add_error(c, c->sections[i].line, false, name, NULL,
-                      "unknown section (expected daemon, redis, admin, channel <email|sms>, provider <name>)");
+                      "unknown section (expected daemon, redis, admin, consent, quiet_hours, channel <email|sms>, provider <name>, cap <name>)");
         } else if (kind == SEC_CHANNEL && herald_channel_from_name(arg) < 0) {
             add_error(c, c->sections[i].line, false, name, NULL, "unknown channel \"%s\" (expected email or sms)", arg);
         } else if (kind == SEC_PROVIDER && !herald_id_valid(arg)) {
             add_error(c, c->sections[i].line, false, name, NULL, "provider names use A-Z a-z 0-9 . _ : @ + -");
         } else if (kind == SEC_PROVIDER) {
             provider_get(cfg, arg, c->sections[i].line);
+        } else if (kind == SEC_CAP && !herald_id_valid(arg)) {
+            add_error(c, c->sections[i].line, false, name, NULL, "cap names use A-Z a-z 0-9 . _ : @ + -");
+        } else if (kind == SEC_CAP) {
+            cap_get(cfg, arg, c->sections[i].line);
         }
     }
 
@@ -648,6 +749,13 @@ static void validate(struct parse_ctx *c, struct config *cfg)
             }
             break;
         }
+        case SEC_CAP: {
+            if (!herald_id_valid(arg)) break;
+            struct config_cap *cap = cap_get(cfg, arg, e->line);
+            if (cap_set(cap, e->key, e->value, err, sizeof(err)) < 0)
+                add_error(c, e->line, e->from_set, e->section, e->key, "%s", err);
+            break;
+        }
         case SEC_PROVIDER: {
             if (!herald_id_valid(arg)) break;
             struct config_provider *p = provider_get(cfg, arg, e->line);
@@ -687,6 +795,17 @@ static void validate(struct parse_ctx *c, struct config *cfg)
         if (!p->plugin)
             add_error(c, p->line, false, sec, "plugin", "missing: name the plugin (e.g. plugin = outbox)");
     }
+    for (size_t i = 0; i < cfg->ncaps; i++) {
+        struct config_cap *cap = &cfg->caps[i];
+        char sec[256];
+        snprintf(sec, sizeof(sec), "cap %s", cap->name);
+        if (!cap->has_channel) add_error(c, cap->line, false, sec, "channel", "missing: email, sms or any");
+        if (!cap->has_limit) add_error(c, cap->line, false, sec, "limit", "missing: how many messages");
+        if (!cap->has_window) add_error(c, cap->line, false, sec, "window", "missing: over what time, e.g. 24h");
+    }
+    if (cfg->ncaps > HERALD_CAPS_MAX)
+        add_error(c, cfg->caps[HERALD_CAPS_MAX].line, false, NULL, NULL, "at most %d [cap] sections",
+                  HERALD_CAPS_MAX);
     bool any = false;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         struct config_channel *cc = &cfg->channels[ch];
@@ -788,5 +907,13 @@ void config_free(struct config *cfg)
         free(p->setting_lines);
     }
     free(cfg->providers);
+    for (size_t i = 0; i < cfg->ncaps; i++) {
+        free(cfg->caps[i].name);
+        free_list(cfg->caps[i].topics, cfg->caps[i].ntopics);
+    }
+    free(cfg->caps);
+    free(cfg->default_tz);
+    free(cfg->quiet_email);
+    free(cfg->quiet_sms);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -30,6 +30,14 @@
       "Messages handed to plugins and not yet finished, across the daemon (1..100000).")         \
     X("daemon", "claim_idle", DURATION, "60s", claim_idle_ms,                                    \
       "A job left pending this long by a consumer that died is taken over (XAUTOCLAIM).")        \
+    X("daemon", "default_tz", TZNAME, "UTC", default_tz,                                         \
+      "IANA time zone for people whose tz is missing or unknown (quiet hours).")                 \
+    X("consent", "max_age", DURATION, "", consent_max_age_ms,                                    \
+      "Consent granted longer ago than this counts as none (consent_expired); empty: no limit.") \
+    X("quiet_hours", "email", QUIET, "", quiet_email,                                            \
+      "HH:MM-HH:MM in the person's time zone when no email is sent (may wrap midnight).")        \
+    X("quiet_hours", "sms", QUIET, "", quiet_sms,                                                \
+      "HH:MM-HH:MM in the person's time zone when no SMS is sent (may wrap midnight).")          \
     X("redis", "url", REDIS_URL, "redis://127.0.0.1:6379/0", redis_url,                          \
       "redis://[:password@]host[:port][/db]")                                                    \
     X("redis", "prefix", PREFIX, "herald", prefix,                                               \
@@ -46,7 +54,8 @@
       "Public base URL of this API as people reach it (https://...); links are built under it.")
 
 enum config_type { CONFIG_STRING, CONFIG_PATH, CONFIG_LOGLEVEL, CONFIG_DURATION, CONFIG_INT,
-                   CONFIG_REDIS_URL, CONFIG_PREFIX, CONFIG_LISTEN, CONFIG_SECRET, CONFIG_URL };
+                   CONFIG_REDIS_URL, CONFIG_PREFIX, CONFIG_LISTEN, CONFIG_SECRET, CONFIG_URL,
+                   CONFIG_TZNAME, CONFIG_QUIET };
 
 struct config_key_info {
     const char *section;
@@ -68,6 +77,22 @@ struct config_provider {
     size_t nsettings;
 };
 
+/* [cap NAME]: at most `limit` messages actually sent to one person on
+ * `channel` (or any) within the rolling `window`, counting only `topics`
+ * when given. Caps are checked in file order; the first that blocks names
+ * the reason (cap:NAME). */
+#define HERALD_CAPS_MAX 32
+struct config_cap {
+    char *name;
+    int line;
+    int channel;      /* enum herald_channel, or -1 for any */
+    int64_t limit;
+    int64_t window_s;
+    char **topics;    /* NULL: every topic */
+    size_t ntopics;
+    bool has_channel, has_limit, has_window;
+};
+
 struct config_channel {
     bool present;
     int line;
@@ -87,6 +112,12 @@ struct config {
     int64_t batch;
     int64_t max_in_flight;
     int64_t claim_idle_ms;
+    char *default_tz;
+    /* [consent] */
+    int64_t consent_max_age_ms; /* 0: consent does not expire */
+    /* [quiet_hours] ops windows per channel, minutes of the local day; -1 none */
+    char *quiet_email, *quiet_sms;
+    int quiet_start_min[HERALD_CH_COUNT], quiet_end_min[HERALD_CH_COUNT];
     /* [redis] */
     char *redis_url;
     char *redis_host;
@@ -105,6 +136,8 @@ struct config {
     struct config_channel channels[HERALD_CH_COUNT];
     struct config_provider *providers;
     size_t nproviders;
+    struct config_cap *caps;
+    size_t ncaps;
 };
 
 /* One --set override: "section.key=value" ("provider outbox.dir=/x"). */

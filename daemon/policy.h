@@ -22,6 +22,7 @@ struct policy_input {
     const struct profile *person;     /* NULL: no profile stored */
     bool suppressed[HERALD_CH_COUNT]; /* address on the suppression list */
     bool already_reached;             /* this campaign reached the person before */
+    int64_t consent_max_age;          /* seconds; consent older counts as none (0: no limit) */
     int64_t now;                      /* unix seconds */
 };
 

@@ -59,6 +59,9 @@ struct rcpt {
     int member_index[HERALD_CH_COUNT]; /* position in the SMISMEMBER call, -1 */
     struct policy_decision dec;
     struct strbuf record; /* our reservation string */
+    struct strbuf member; /* our entry in the person's sends history */
+    bool reserved;        /* the record and history entry are ours to give back */
+    char cap[HERALD_ID_MAX + 1]; /* the cap that blocked, for reason cap:<name> */
     struct dispatch_msg msg;
     struct strbuf unsub, prefs;
 };
@@ -114,6 +117,8 @@ struct queue {
     bool releasing;
     struct queue_counters counters;
     struct log_complaint read_complaint;
+    char **cap_topics;  /* per cap: ",a,b," or "" (every topic) */
+    int64_t cap_keep_s; /* history the caps need: their longest window */
     int handles_open;
 };
 
@@ -222,6 +227,7 @@ static void rcpt_free(struct rcpt *r)
     free(r->id);
     if (r->found > 0) profile_free(&r->p);
     strbuf_free(&r->record);
+    strbuf_free(&r->member);
     strbuf_free(&r->unsub);
     strbuf_free(&r->prefs);
     free(r->msg.subject);
@@ -264,10 +270,24 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
     struct jobrun *jr = r->jr;
     struct queue *q = jr->q;
     int64_t now = time(NULL);
-    char at[32];
+    char at[32], reason_s[HERALD_ID_MAX + 8];
     herald_time_format(now, at, sizeof(at));
+    if (reason == HERALD_REASON_CAP)
+        snprintf(reason_s, sizeof(reason_s), "cap:%s", r->cap);
+    else
+        snprintf(reason_s, sizeof(reason_s), "%s", herald_reason_name(reason));
     struct strbuf sb;
     strbuf_init(&sb);
+
+    /* A permanent failure gives the person's budget back: it was no message. */
+    if (r->reserved && outcome == HERALD_OUTCOME_FAILED) {
+        struct strbuf key;
+        strbuf_init(&key);
+        store_key_sends(&key, q->cfg->prefix, r->id);
+        jr->writes++;
+        QSEND(q, on_write_done, jr, "ZREM", key.buf, r->member.buf);
+        strbuf_free(&key);
+    }
 
     /* The once-only record. Unknown ids and expired campaigns get none, so
      * that bogus ids never create keys. */
@@ -285,28 +305,22 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
     jr->writes++;
     QSEND(q, on_write_done, jr, "XADD", q->k_audit.buf, "MAXLEN", "~", q->audit_maxlen, "*",
           "campaign", jr->job.id, "recipient", r->id, "channel", herald_channel_name(channel),
-          "outcome", herald_outcome_name(outcome), "reason", herald_reason_name(reason),
+          "outcome", herald_outcome_name(outcome), "reason", reason_s,
           "provider", provider ? provider : "", "provider_id", provider_id ? provider_id : "",
           "at", at);
     strbuf_adds(&sb, herald_outcome_name(outcome));
     if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN)
-        strbuf_addf(&sb, ":%s", herald_reason_name(reason));
+        strbuf_addf(&sb, ":%s", reason_s);
     jr->writes++;
     QSEND(q, on_write_done, jr, "HINCRBY", jr->k_campaign.buf, sb.buf, "1");
     strbuf_free(&sb);
     q->counters.outcomes[outcome]++;
     log_debug("queue", "outcome campaign=%s recipient=%s channel=%s outcome=%s reason=%s", jr->job.id,
-              r->id, herald_channel_name(channel), herald_outcome_name(outcome), herald_reason_name(reason));
+              r->id, herald_channel_name(channel), herald_outcome_name(outcome), reason_s);
     rcpt_drop(r);
 }
 
 /* ---- sending --------------------------------------------------------- */
-
-static const char lua_release[] =
-    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
-    "  return redis.call('HDEL', KEYS[1], ARGV[1])\n"
-    "end\n"
-    "return 0\n";
 
 static void on_released(struct queue *q, redisReply *r, void *arg)
 {
@@ -321,11 +335,15 @@ static void on_sent(struct dispatch_msg *m, void *arg)
     if (m->interrupted) {
         /* No provider took it: give the reservation back so that the next
          * run sends it instead of calling it unknown. */
-        struct strbuf key;
-        strbuf_init(&key);
-        store_key_campaigns(&key, q->cfg->prefix, r->id);
-        QSEND(q, on_released, r, "EVAL", lua_release, "1", key.buf, r->jr->job.id, r->record.buf);
-        strbuf_free(&key);
+        struct strbuf kc, ks;
+        strbuf_init(&kc);
+        strbuf_init(&ks);
+        store_key_campaigns(&kc, q->cfg->prefix, r->id);
+        store_key_sends(&ks, q->cfg->prefix, r->id);
+        QSEND(q, on_released, r, "EVAL", store_lua_release, "2", kc.buf, ks.buf, r->jr->job.id, r->record.buf,
+              r->member.buf);
+        strbuf_free(&kc);
+        strbuf_free(&ks);
         return;
     }
     if (m->outcome == HERALD_OUTCOME_SENT)
@@ -379,29 +397,127 @@ static bool is_own_leftover(const struct jobrun *jr, const struct store_record *
 static void on_reserved(struct queue *q, redisReply *reply, void *arg)
 {
     struct rcpt *r = arg;
-    (void)q;
-    if (reply->type == REDIS_REPLY_NIL ||
-        (reply->type == REDIS_REPLY_STRING && strcmp(reply->str, r->record.buf) == 0)) {
-        /* Reserved (the second case: our own write, answered after a reconnect). */
-        if (r->jr->q->stopping) {
+    const redisReply *verdict = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+                                        reply->element[0]->type == REDIS_REPLY_STRING
+                                    ? reply->element[0]
+                                    : NULL;
+    const char *v = verdict ? verdict->str : "";
+    const char *detail = verdict && reply->elements >= 2 && reply->element[1]->type == REDIS_REPLY_STRING
+                             ? reply->element[1]->str
+                             : NULL;
+    /* "duplicate" with our own record: our write, answered after a reconnect. */
+    if (strcmp(v, "ok") == 0 || (strcmp(v, "duplicate") == 0 && detail && strcmp(detail, r->record.buf) == 0)) {
+        r->reserved = true;
+        if (q->stopping) {
             on_sent(&(struct dispatch_msg){.interrupted = true}, r);
             return;
         }
         send_message(r);
         return;
     }
-    if (reply->type == REDIS_REPLY_STRING) {
+    if (strcmp(v, "duplicate") == 0) {
         struct store_record rec;
-        if (store_record_parse(reply->str, &rec) == 0 && is_own_leftover(r->jr, &rec)) {
+        if (detail && store_record_parse(detail, &rec) == 0 && is_own_leftover(r->jr, &rec)) {
             rcpt_drop(r); /* this entry already handled the person (duplicate id in the source) */
             return;
         }
         finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_DUPLICATE, r->dec.channel, NULL, NULL);
         return;
     }
+    if (strcmp(v, "cap") == 0 && detail) {
+        snprintf(r->cap, sizeof(r->cap), "%s", detail);
+        finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_CAP, r->dec.channel, NULL, NULL);
+        return;
+    }
+    if (strcmp(v, "user_frequency") == 0) {
+        finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_USER_FREQUENCY, r->dec.channel, NULL, NULL);
+        return;
+    }
     log_warn("queue", "reservation refused by redis campaign=%s recipient=%s: %s", r->jr->job.id, r->id,
              reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
     finish(r, HERALD_OUTCOME_FAILED, HERALD_REASON_PROVIDER_ERROR, r->dec.channel, NULL, NULL);
+}
+
+/* The person's own limits ("frequency": {"email": "1/7d", "any": "3/7d"}),
+ * validated at import; anything unreadable here is skipped, never guessed. */
+static size_t user_limits(const struct profile *p, const char *chan[], int64_t lim[], int64_t win[], size_t max)
+{
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    if (!p->frequency) return 0;
+    json_object_foreach(p->frequency, k, v) {
+        unsigned count;
+        int64_t period;
+        if (n == max || !json_is_string(v) || profile_frequency_parse(json_string_value(v), &count, &period) < 0)
+            continue;
+        chan[n] = k;
+        lim[n] = count;
+        win[n] = period;
+        n++;
+    }
+    return n;
+}
+
+/* Sends the atomic check-and-reserve (store_lua_reserve) for r. */
+static void reserve(struct rcpt *r, int64_t now)
+{
+    struct jobrun *jr = r->jr;
+    struct queue *q = jr->q;
+    const struct config *cfg = q->cfg;
+    enum { MAXF = HERALD_CH_COUNT + 1 };
+    const char *argv[12 + 5 * HERALD_CAPS_MAX + 1 + 3 * MAXF];
+    char nums[4 + 3 * HERALD_CAPS_MAX + 3 * MAXF][24];
+    int argc = 0, nn = 0;
+#define NUM(x) (snprintf(nums[nn], sizeof(nums[nn]), "%lld", (long long)(x)), (const char *)nums[nn++])
+    const char *chan = herald_channel_name(r->dec.channel);
+    const char *fchan[MAXF];
+    int64_t flim[MAXF], fwin[MAXF];
+    size_t nf = user_limits(&r->p, fchan, flim, fwin, MAXF);
+    int64_t keep = q->cap_keep_s;
+    for (size_t i = 0; i < nf; i++)
+        if (fwin[i] > keep) keep = fwin[i];
+
+    struct strbuf kc, ks;
+    strbuf_init(&kc);
+    strbuf_init(&ks);
+    store_key_campaigns(&kc, cfg->prefix, r->id);
+    store_key_sends(&ks, cfg->prefix, r->id);
+    store_record_format(&r->record, REC_PENDING, jr->entry, q->run_id, now);
+    strbuf_reset(&r->member);
+    strbuf_addf(&r->member, "%s|%s|%s", chan, jr->job.topic, jr->job.id);
+
+    argv[argc++] = "EVAL";
+    argv[argc++] = store_lua_reserve;
+    argv[argc++] = "2";
+    argv[argc++] = kc.buf;
+    argv[argc++] = ks.buf;
+    argv[argc++] = jr->job.id;
+    argv[argc++] = r->record.buf;
+    argv[argc++] = NUM(now);
+    argv[argc++] = chan;
+    argv[argc++] = jr->job.topic;
+    argv[argc++] = r->member.buf;
+    argv[argc++] = NUM(keep);
+    argv[argc++] = NUM(cfg->ncaps);
+    for (size_t i = 0; i < cfg->ncaps; i++) {
+        const struct config_cap *c = &cfg->caps[i];
+        argv[argc++] = c->name;
+        argv[argc++] = c->channel < 0 ? "any" : herald_channel_name(c->channel);
+        argv[argc++] = NUM(c->limit);
+        argv[argc++] = NUM(c->window_s);
+        argv[argc++] = q->cap_topics[i];
+    }
+    argv[argc++] = NUM(nf);
+    for (size_t i = 0; i < nf; i++) {
+        argv[argc++] = fchan[i];
+        argv[argc++] = NUM(flim[i]);
+        argv[argc++] = NUM(fwin[i]);
+    }
+#undef NUM
+    qsendv(q, on_reserved, r, argc, argv);
+    strbuf_free(&kc);
+    strbuf_free(&ks);
 }
 
 static void decide_one(struct rcpt *r)
@@ -412,6 +528,7 @@ static void decide_one(struct rcpt *r)
         .job = &jr->job,
         .person = r->found > 0 ? &r->p : NULL,
         .now = time(NULL),
+        .consent_max_age = q->cfg->consent_max_age_ms / 1000,
     };
     if (r->has_rec && is_own_leftover(jr, &r->rec)) {
         if (r->rec.state != REC_PENDING || strcmp(r->rec.run, q->run_id) == 0) {
@@ -436,12 +553,7 @@ static void decide_one(struct rcpt *r)
         rcpt_drop(r); /* not reserved yet: the next run decides it */
         return;
     }
-    struct strbuf key;
-    strbuf_init(&key);
-    store_key_campaigns(&key, q->cfg->prefix, r->id);
-    store_record_format(&r->record, REC_PENDING, jr->entry, q->run_id, in.now);
-    QSEND(q, on_reserved, r, "EVAL", store_lua_reserve, "1", key.buf, jr->job.id, r->record.buf);
-    strbuf_free(&key);
+    reserve(r, in.now);
 }
 
 /* ---- batches --------------------------------------------------------- */
@@ -555,6 +667,7 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n)
         r->id = ids[i];
         r->valid_id = herald_id_valid(ids[i]);
         strbuf_init(&r->record);
+        strbuf_init(&r->member);
         strbuf_init(&r->unsub);
         strbuf_init(&r->prefs);
         r->msg.done_arg = b; /* the batch, until the message is submitted */
@@ -1018,6 +1131,15 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     strbuf_init(&q->k_scheduled);
     store_key_scheduled(&q->k_scheduled, cfg->prefix);
     snprintf(q->audit_maxlen, sizeof(q->audit_maxlen), "%lld", (long long)cfg->audit_maxlen);
+    q->cap_topics = xcalloc(cfg->ncaps ? cfg->ncaps : 1, sizeof(char *));
+    for (size_t i = 0; i < cfg->ncaps; i++) {
+        struct strbuf t;
+        strbuf_init(&t);
+        for (size_t j = 0; j < cfg->caps[i].ntopics; j++) strbuf_addf(&t, ",%s", cfg->caps[i].topics[j]);
+        if (t.len) strbuf_adds(&t, ",");
+        q->cap_topics[i] = strbuf_detach(&t, NULL);
+        if (cfg->caps[i].window_s > q->cap_keep_s) q->cap_keep_s = cfg->caps[i].window_s;
+    }
     uv_timer_init(loop, &q->heartbeat);
     uv_timer_init(loop, &q->retry);
     q->heartbeat.data = q;
@@ -1076,6 +1198,8 @@ static void on_handle_closed(uv_handle_t *h)
     strbuf_free(&q->k_audit);
     strbuf_free(&q->k_suppress);
     strbuf_free(&q->k_scheduled);
+    for (size_t i = 0; i < q->cfg->ncaps; i++) free(q->cap_topics[i]);
+    free(q->cap_topics);
     free(q->consumer);
     free(q->run_id);
     free(q);

@@ -31,6 +31,7 @@ void store_key_audit(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}"); }
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:consent"); }
 void store_key_campaigns(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:campaigns"); }
+void store_key_sends(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:sends"); }
 void store_key_suppress(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress", NULL, NULL); }
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign) { key(sb, prefix, ":campaign:", campaign, NULL); }
 
@@ -82,10 +83,55 @@ const char store_lua_reserve[] =
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "if cur then\n"
     "  local st = string.match(cur, '^(%a+)')\n"
-    "  if st == 'pending' or st == 'sent' or st == 'unknown' then return cur end\n"
+    "  if st == 'pending' or st == 'sent' or st == 'unknown' then return {'duplicate', cur} end\n"
+    "end\n"
+    "local now = tonumber(ARGV[3])\n"
+    "local ch, topic, keep = ARGV[4], ARGV[5], tonumber(ARGV[7])\n"
+    "local hist = {}\n"
+    "if keep > 0 then\n"
+    "  local raw = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. (now - keep), '+inf', 'WITHSCORES')\n"
+    "  for j = 1, #raw, 2 do\n"
+    "    local hc, ht = string.match(raw[j], '^([^|]*)|([^|]*)|')\n"
+    "    hist[#hist + 1] = {tonumber(raw[j + 1]), hc, ht}\n"
+    "  end\n"
+    "end\n"
+    "local function count(cch, win, topics)\n"
+    "  local n = 0\n"
+    "  for _, h in ipairs(hist) do\n"
+    "    if h[1] > now - win and (cch == 'any' or h[2] == cch) and\n"
+    "       (topics == '' or string.find(topics, ',' .. h[3] .. ',', 1, true)) then n = n + 1 end\n"
+    "  end\n"
+    "  return n\n"
+    "end\n"
+    "local i = 9\n"
+    "for _ = 1, tonumber(ARGV[8]) do\n"
+    "  local name, cch, lim, win, topics = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), ARGV[i + 4]\n"
+    "  i = i + 5\n"
+    "  if (cch == 'any' or cch == ch) and (topics == '' or string.find(topics, ',' .. topic .. ',', 1, true)) and\n"
+    "     count(cch, win, topics) >= lim then return {'cap', name} end\n"
+    "end\n"
+    "local nf = tonumber(ARGV[i])\n"
+    "i = i + 1\n"
+    "for _ = 1, nf do\n"
+    "  local cch, lim, win = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
+    "  i = i + 3\n"
+    "  if (cch == 'any' or cch == ch) and count(cch, win, '') >= lim then return {'user_frequency'} end\n"
     "end\n"
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
-    "return false\n";
+    "if keep > 0 then\n"
+    "  redis.call('ZADD', KEYS[2], now, ARGV[6])\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - keep)\n"
+    "  redis.call('EXPIRE', KEYS[2], keep + 60)\n"
+    "end\n"
+    "return {'ok'}\n";
+
+/* KEYS: 1 campaigns hash, 2 sends zset. ARGV: 1 campaign, 2 our record,
+ * 3 sends member. Gives a reservation back if it is still ours. */
+const char store_lua_release[] =
+    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
+    "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
+    "end\n"
+    "return redis.call('ZREM', KEYS[2], ARGV[3])\n";
 
 const char store_lua_release_due[] =
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))\n"

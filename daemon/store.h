@@ -15,6 +15,9 @@
  *   herald:r:{ID}:campaigns     hash: campaign id -> "<state> <entry> <run> <at>",
  *                               the once-only record (state pending|sent|failed|
  *                               suppressed|unknown)
+ *   herald:r:{ID}:sends         zset: messages reserved/sent to the person, member
+ *                               "<channel>|<topic>|<campaign>", score unix seconds;
+ *                               trimmed to the longest cap window (caps, frequency)
  *   herald:suppress             set of "<channel>:<sha256 hex of the normalised address>"
  *   herald:campaign:ID          hash: progress (state, entry, total, sent,
  *                               suppressed:<reason>, failed:<reason>, unknown, ...)
@@ -41,6 +44,7 @@ void store_key_audit(struct strbuf *sb, const char *prefix);
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_campaigns(struct strbuf *sb, const char *prefix, const char *id);
+void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_suppress(struct strbuf *sb, const char *prefix);
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);
 
@@ -62,12 +66,25 @@ void store_record_format(struct strbuf *sb, enum store_rec_state st, const char 
 int store_record_parse(const char *s, struct store_record *rec);
 const char *store_rec_state_name(enum store_rec_state st);
 
-/* Lua: reserve the once-only record if the campaign has not reached the
- * person (no record, or one that says suppressed or failed). KEYS[1]
- * campaigns hash, ARGV[1] campaign, ARGV[2] record. Returns nil when
- * reserved, else the current record (pending, sent or unknown). Caps will
- * be checked and reserved in the same script. */
+/*
+ * Lua: the atomic check-and-reserve of one message. In one step it checks
+ * once-only (no record of the campaign that says pending, sent or unknown),
+ * every applicable ops cap in order, and the person's own frequency limits,
+ * against the messages in the person's sends history; if all pass it writes
+ * the record and adds the message to the history. Both keys carry the
+ * person's hash tag, so the script is valid on Redis Cluster and N daemons
+ * racing on one person can never exceed a cap, not even by one.
+ * KEYS: 1 campaigns hash, 2 sends zset.
+ * ARGV: 1 campaign, 2 record, 3 now (s), 4 channel, 5 topic, 6 sends member,
+ *       7 history to keep (s, 0: none), 8 ncaps, then per cap: name, channel
+ *       (email|sms|any), limit, window (s), topics (",a,b," or "" for all),
+ *       then nfreq, then per limit: channel (email|sms|any), limit, window (s).
+ * Returns {"ok"}, {"duplicate", record}, {"cap", name} or {"user_frequency"}.
+ */
 extern const char store_lua_reserve[];
+
+/* Lua: give back a reservation that no provider took (see store.c). */
+extern const char store_lua_release[];
 
 /* Lua: move due scheduled jobs back to the stream. KEYS[1] scheduled zset,
  * KEYS[2] jobs stream, ARGV[1] now (unix s), ARGV[2] max jobs. Each moved

@@ -135,6 +135,25 @@ class Plugins(harness.HeraldTestCase):
         harness.wait_for("second attempt", lambda: len(e.audit("reject-1")) == wanted or None, 60)
         self.assertEqual([r["reason"] for r in e.audit("reject-1")], ["provider_rejected"] * 2)
 
+    def test_a_rejected_message_gives_the_cap_budget_back(self):
+        e = self.env()
+        e.import_people([ANN])
+        cap = ("cap daily.channel=any", "cap daily.limit=1", "cap daily.window=24h")
+        h = e.start_herald(config=config_with(e, "flaky", "reject"), sets=cap)
+        e.enqueue(job("budget-1", recipients=["p-ann"], channels=["email"]))
+        e.wait_campaign_done("budget-1", herald=h, timeout=60)
+        self.assertEqual(e.audit("budget-1")[0]["outcome"], "failed")
+        h.stop()
+        # the failure did not count against the cap: the next campaign goes out
+        h = e.start_herald(config=e.path("plugins.conf"), sets=cap + ("channel email.providers=outbox",))
+        e.enqueue(job("budget-2", recipients=["p-ann"], channels=["email"]))
+        e.wait_campaign_done("budget-2", herald=h, timeout=60)
+        self.assertEqual(e.audit("budget-2")[0]["outcome"], "sent")
+        # and now the cap holds
+        e.enqueue(job("budget-3", recipients=["p-ann"], channels=["email"]))
+        e.wait_campaign_done("budget-3", herald=h, timeout=60)
+        self.assertEqual(e.audit("budget-3")[0]["reason"], "cap:daily")
+
 
 if __name__ == "__main__":
     harness.main()

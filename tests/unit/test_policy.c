@@ -13,6 +13,9 @@
  *                    parsed profile, bypassing validation: a profile stored
  *                    before a rule tightened (null removes the address)
  *   consent          {"email": true|false, ...}; a channel absent = no record
+ *   consent_at       optional {"email": RFC 3339, ...}: when that record was
+ *                    made (default: one day before now)
+ *   consent_max_age  optional seconds: [consent] max_age (default: no limit)
  *   suppressed       optional array of channels on the suppression list
  *   already_reached  optional boolean (default false)
  *   expect           {"outcome": "sent"|"suppressed"|..., "reason": code
@@ -122,8 +125,8 @@ static void set_stored(const struct pcase *c, struct profile *p, const json_t *s
 static void run_case(void **state)
 {
     const struct pcase *c = *state;
-    static const char *const keys[] = {"name", "now", "job", "person", "stored", "consent",
-                                       "suppressed", "already_reached", "expect", NULL};
+    static const char *const keys[] = {"name", "now", "job", "person", "stored", "consent", "consent_at",
+                                       "consent_max_age", "suppressed", "already_reached", "expect", NULL};
     static const char *const expect_keys[] = {"outcome", "reason", "channel", NULL};
     const json_t *root = c->root;
     check_keys(c, root, "the case", keys);
@@ -170,6 +173,21 @@ static void run_case(void **state)
             person.consent[ch].at = in.now - 86400;
         }
     }
+
+    const json_t *cat = json_object_get(root, "consent_at");
+    if (cat) {
+        if (!json_is_object(cat) || !in.person) CASE_FAIL(c, "\"consent_at\" must be an object of channel -> time");
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)cat, key, v) {
+            int ch = herald_channel_from_name(key);
+            if (ch < 0 || !json_is_string(v) || herald_time_parse(json_string_value(v), &person.consent[ch].at) < 0)
+                CASE_FAIL(c, "consent_at.%s: expected a channel and an RFC 3339 time", key);
+        }
+    }
+    const json_t *maxage = json_object_get(root, "consent_max_age");
+    if (maxage && !json_is_integer(maxage)) CASE_FAIL(c, "\"consent_max_age\" must be seconds");
+    in.consent_max_age = maxage ? json_integer_value(maxage) : 0;
 
     const json_t *sup = json_object_get(root, "suppressed");
     if (sup) {
@@ -218,7 +236,8 @@ static void test_every_reason_covered(void **state)
 {
     (void)state;
     static const char *const reasons[] = {"", "expired", "unknown_recipient", "topic_opt_out", "no_channel",
-                                          "no_consent", "no_address", "suppressed", "duplicate"};
+                                          "no_consent", "consent_expired", "no_address", "suppressed",
+                                          "duplicate"};
     for (size_t r = 0; r < sizeof(reasons) / sizeof(reasons[0]); r++) {
         bool seen = false;
         for (size_t i = 0; i < ncases && !seen; i++) {
