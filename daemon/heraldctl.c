@@ -259,6 +259,7 @@ static int cmd_campaign(const struct config *cfg, redisContext *c, const char *i
                         : running   ? "running"
                         : queued    ? "queued"
                         : scheduled ? "scheduled"
+                        : deferred  ? "deferred" /* some wait in Redis for their quiet hours to end */
                                     : "done";
     json_object_set_new(out, "id", json_string(id));
     json_object_set_new(out, "state", json_string(state));
@@ -269,7 +270,7 @@ static int cmd_campaign(const struct config *cfg, redisContext *c, const char *i
     json_object_set_new(out, "deferred", json_integer(deferred));
     json_object_set_new(out, "deferred_by_reason", def);
     json_object_set_new(out, "unknown", json_integer(unknown));
-    json_object_set_new(out, "pending", json_integer(total > done_count ? total - done_count : 0));
+    json_object_set_new(out, "pending", json_integer(total > done_count + deferred ? total - done_count - deferred : 0));
     char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", s);
     free(s);

@@ -30,6 +30,7 @@ struct policy_decision {
     enum herald_outcome outcome; /* SENT means "send it" */
     enum herald_reason reason;   /* NONE when outcome is SENT */
     int channel;                 /* selected (or first considered) channel, -1 if none */
+    int64_t until;               /* DEFERRED: when to decide again (unix seconds) */
 };
 
 void policy_decide(const struct policy_input *in, struct policy_decision *out);

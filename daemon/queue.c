@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "job.h"
 #include "links.h"
 #include "log.h"
@@ -61,6 +63,7 @@ struct rcpt {
     struct strbuf record; /* our reservation string */
     struct strbuf member; /* our entry in the person's sends history */
     bool reserved;        /* the record and history entry are ours to give back */
+    bool was_deferred;    /* deferred before: its deferral ends with this outcome */
     char cap[HERALD_ID_MAX + 1]; /* the cap that blocked, for reason cap:<name> */
     struct dispatch_msg msg;
     struct strbuf unsub, prefs;
@@ -90,6 +93,20 @@ struct jobrun {
     size_t writes;
     unsigned missing_fields;
     struct strbuf k_campaign;
+    /* The entry the once-only records name: this one, or, for a job that was
+     * held (not_before) or deferred (quiet hours), the entry it came from. */
+    char rec_entry[64];
+    bool resumed;  /* re-run of deferred recipients: its total is counted already */
+    /* Recipients deferred by this run, grouped by when their window ends;
+     * parked in Redis as one scheduled job per group before the ack. */
+    struct deferral *deferrals;
+    size_t ndeferrals;
+    bool deferrals_parked;
+};
+
+struct deferral {
+    int64_t until;
+    json_t *ids;
 };
 
 struct queue {
@@ -260,6 +277,7 @@ static enum store_rec_state rec_state_for(enum herald_outcome o)
     case HERALD_OUTCOME_SENT: return REC_SENT;
     case HERALD_OUTCOME_FAILED: return REC_FAILED;
     case HERALD_OUTCOME_UNKNOWN: return REC_UNKNOWN;
+    case HERALD_OUTCOME_DEFERRED: return REC_DEFERRED;
     default: return REC_SUPPRESSED;
     }
 }
@@ -296,7 +314,7 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
         strbuf_init(&key);
         strbuf_init(&rec);
         store_key_campaigns(&key, q->cfg->prefix, r->id);
-        store_record_format(&rec, rec_state_for(outcome), jr->entry, q->run_id, now);
+        store_record_format(&rec, rec_state_for(outcome), jr->rec_entry, q->run_id, now);
         jr->writes++;
         QSEND(q, on_write_done, jr, "HSET", key.buf, jr->job.id, rec.buf);
         strbuf_free(&key);
@@ -313,6 +331,10 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
         strbuf_addf(&sb, ":%s", reason_s);
     jr->writes++;
     QSEND(q, on_write_done, jr, "HINCRBY", jr->k_campaign.buf, sb.buf, "1");
+    if (r->was_deferred) { /* it leaves the deferred count now */
+        jr->writes++;
+        QSEND(q, on_write_done, jr, "HINCRBY", jr->k_campaign.buf, "deferred:quiet_hours", "-1");
+    }
     strbuf_free(&sb);
     q->counters.outcomes[outcome]++;
     log_debug("queue", "outcome campaign=%s recipient=%s channel=%s outcome=%s reason=%s", jr->job.id,
@@ -391,7 +413,7 @@ static void send_message(struct rcpt *r)
 /* Someone else's record met at reservation time (or at lookup). */
 static bool is_own_leftover(const struct jobrun *jr, const struct store_record *rec)
 {
-    return strcmp(rec->entry, jr->entry) == 0;
+    return strcmp(rec->entry, jr->rec_entry) == 0;
 }
 
 static void on_reserved(struct queue *q, redisReply *reply, void *arg)
@@ -483,7 +505,7 @@ static void reserve(struct rcpt *r, int64_t now)
     strbuf_init(&ks);
     store_key_campaigns(&kc, cfg->prefix, r->id);
     store_key_sends(&ks, cfg->prefix, r->id);
-    store_record_format(&r->record, REC_PENDING, jr->entry, q->run_id, now);
+    store_record_format(&r->record, REC_PENDING, jr->rec_entry, q->run_id, now);
     strbuf_reset(&r->member);
     strbuf_addf(&r->member, "%s|%s|%s", chan, jr->job.topic, jr->job.id);
 
@@ -520,6 +542,21 @@ static void reserve(struct rcpt *r, int64_t now)
     strbuf_free(&ks);
 }
 
+/* Remembers a deferred recipient in the group of its window's end. */
+static void defer(struct jobrun *jr, const char *id, int64_t until)
+{
+    struct deferral *d = NULL;
+    for (size_t i = 0; i < jr->ndeferrals && !d; i++)
+        if (jr->deferrals[i].until == until) d = &jr->deferrals[i];
+    if (!d) {
+        jr->deferrals = xrealloc(jr->deferrals, (jr->ndeferrals + 1) * sizeof(*jr->deferrals));
+        d = &jr->deferrals[jr->ndeferrals++];
+        d->until = until;
+        d->ids = json_array();
+    }
+    json_array_append_new(d->ids, json_string(id));
+}
+
 static void decide_one(struct rcpt *r)
 {
     struct jobrun *jr = r->jr;
@@ -530,6 +567,11 @@ static void decide_one(struct rcpt *r)
         .now = time(NULL),
         .consent_max_age = q->cfg->consent_max_age_ms / 1000,
     };
+    if (r->has_rec && is_own_leftover(jr, &r->rec) && r->rec.state == REC_DEFERRED) {
+        /* Deferred by this campaign entry: its time has come, decide again. */
+        r->was_deferred = true;
+        r->has_rec = false;
+    }
     if (r->has_rec && is_own_leftover(jr, &r->rec)) {
         if (r->rec.state != REC_PENDING || strcmp(r->rec.run, q->run_id) == 0) {
             rcpt_drop(r); /* already has its outcome from this job entry */
@@ -545,6 +587,7 @@ static void decide_one(struct rcpt *r)
                              r->rec.state == REC_UNKNOWN;
     memcpy(in.suppressed, r->suppressed, sizeof(in.suppressed));
     policy_decide(&in, &r->dec);
+    if (r->dec.outcome == HERALD_OUTCOME_DEFERRED) defer(jr, r->id, r->dec.until);
     if (r->dec.outcome != HERALD_OUTCOME_SENT) {
         finish(r, r->dec.outcome, r->dec.reason, r->dec.channel, NULL, NULL);
         return;
@@ -772,6 +815,8 @@ static void load_batch(struct jobrun *jr)
 
 static void jobrun_free(struct jobrun *jr)
 {
+    for (size_t i = 0; i < jr->ndeferrals; i++) json_decref(jr->deferrals[i].ids);
+    free(jr->deferrals);
     job_free(&jr->job);
     free(jr->text);
     free(jr->src_key);
@@ -787,9 +832,47 @@ static void on_acked(struct queue *q, redisReply *r, void *arg)
     read_next(q);
 }
 
+/*
+ * Parks each group of deferred recipients in Redis as a job of its own: the
+ * campaign with just those ids and not_before = the end of their window. It
+ * survives restarts, and the stream entry can be acknowledged: every
+ * recipient is now terminal or durably deferred.
+ */
+static void park_deferrals(struct jobrun *jr)
+{
+    struct queue *q = jr->q;
+    jr->deferrals_parked = true;
+    for (size_t i = 0; i < jr->ndeferrals; i++) {
+        struct deferral *d = &jr->deferrals[i];
+        json_t *o = json_loads(jr->text, 0, NULL);
+        if (!o) continue; /* it parsed once; cannot happen */
+        char when[32], score[24];
+        herald_time_format(d->until, when, sizeof(when));
+        snprintf(score, sizeof(score), "%lld", (long long)d->until);
+        json_object_del(o, "recipients_key");
+        json_object_set(o, "recipients", d->ids);
+        json_object_set_new(o, "not_before", json_string(when));
+        char *text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        struct strbuf member;
+        strbuf_init(&member);
+        strbuf_addf(&member, "%s|d\n%s", jr->rec_entry, text);
+        jr->writes++;
+        QSEND(q, on_write_done, jr, "ZADD", q->k_scheduled.buf, score, member.buf);
+        log_info("queue", "deferred campaign=%s recipients=%zu until=%s", jr->job.id, json_array_size(d->ids),
+                 when);
+        strbuf_free(&member);
+        free(text);
+    }
+}
+
 static void job_complete(struct jobrun *jr)
 {
     struct queue *q = jr->q;
+    if (jr->src_done && jr->started && !jr->deferrals_parked && jr->ndeferrals) {
+        park_deferrals(jr); /* its writes bring us back here */
+        return;
+    }
     q->jr = NULL;
     uv_timer_stop(&q->heartbeat);
     if (jr->src_done && jr->started) {
@@ -906,7 +989,7 @@ static void hold_job(struct queue *q, struct jobrun *jr)
     herald_time_format(jr->job.not_before, when, sizeof(when));
     struct strbuf member;
     strbuf_init(&member);
-    strbuf_addf(&member, "%s\n%s", jr->entry, jr->text);
+    strbuf_addf(&member, "%s%s\n%s", jr->rec_entry, jr->resumed ? "|d" : "", jr->text);
     log_info("queue", "job scheduled campaign=%s entry=%s not_before=%s", jr->job.id, jr->entry, when);
     QSEND(q, ignore_reply, NULL, "ZADD", q->k_scheduled.buf, score, member.buf);
     QSEND(q, ignore_reply, NULL, "HSET", jr->k_campaign.buf, field, "scheduled");
@@ -955,10 +1038,16 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
         return;
     }
     store_key_campaign(&jr->k_campaign, q->cfg->prefix, jr->job.id);
+    snprintf(jr->rec_entry, sizeof(jr->rec_entry), "%s", entry);
     if (held_from) {
+        /* "<entry>" for a job held until not_before, "<entry>|d" for
+         * recipients deferred by that entry: records keep naming it. */
+        size_t n = strcspn(held_from, "|");
+        snprintf(jr->rec_entry, sizeof(jr->rec_entry), "%.*s", (int)n, held_from);
+        jr->resumed = strcmp(held_from + n, "|d") == 0;
         char old[96];
-        snprintf(old, sizeof(old), "state:%s", held_from);
-        QSEND(q, ignore_reply, NULL, "HDEL", jr->k_campaign.buf, old);
+        snprintf(old, sizeof(old), "state:%s", jr->rec_entry);
+        if (!jr->resumed) QSEND(q, ignore_reply, NULL, "HDEL", jr->k_campaign.buf, old);
     }
     if (jr->job.not_before > time(NULL)) {
         hold_job(q, jr);
@@ -982,7 +1071,7 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     char total[24];
     snprintf(total, sizeof(total), "%zu", jr->job.nrecipients);
     snprintf(field, sizeof(field), "total:%s", entry);
-    QSEND(q, ignore_reply, NULL, "HSET", jr->k_campaign.buf, field, total);
+    if (!jr->resumed) QSEND(q, ignore_reply, NULL, "HSET", jr->k_campaign.buf, field, total);
     jr->started = true;
     maybe_more(jr);
 }

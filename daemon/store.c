@@ -52,11 +52,11 @@ void store_suppress_member(struct strbuf *sb, int channel, const char *address)
     for (unsigned int i = 0; i < mdlen; i++) strbuf_addf(sb, "%02x", md[i]);
 }
 
-static const char *rec_names[] = {"", "pending", "sent", "failed", "suppressed", "unknown"};
+static const char *rec_names[] = {"", "pending", "sent", "failed", "suppressed", "unknown", "deferred"};
 
 const char *store_rec_state_name(enum store_rec_state st)
 {
-    return st <= REC_UNKNOWN ? rec_names[st] : "";
+    return st <= REC_DEFERRED ? rec_names[st] : "";
 }
 
 void store_record_format(struct strbuf *sb, enum store_rec_state st, const char *entry,
@@ -72,7 +72,7 @@ int store_record_parse(const char *s, struct store_record *rec)
     long long at;
     memset(rec, 0, sizeof(*rec));
     if (sscanf(s, "%15s %63s %31s %lld", st, rec->entry, rec->run, &at) != 4) return -HERALD_EINVAL;
-    for (int i = REC_PENDING; i <= REC_UNKNOWN; i++)
+    for (int i = REC_PENDING; i <= REC_DEFERRED; i++)
         if (strcmp(st, rec_names[i]) == 0) rec->state = (enum store_rec_state)i;
     if (rec->state == REC_NONE) return -HERALD_EINVAL;
     rec->at = at;

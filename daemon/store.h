@@ -14,7 +14,7 @@
  *   herald:r:{ID}:consent       list: the consent ledger, append-only (RPUSH)
  *   herald:r:{ID}:campaigns     hash: campaign id -> "<state> <entry> <run> <at>",
  *                               the once-only record (state pending|sent|failed|
- *                               suppressed|unknown)
+ *                               suppressed|unknown|deferred)
  *   herald:r:{ID}:sends         zset: messages reserved/sent to the person, member
  *                               "<channel>|<topic>|<campaign>", score unix seconds;
  *                               trimmed to the longest cap window (caps, frequency)
@@ -54,7 +54,8 @@ void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campa
 void store_suppress_member(struct strbuf *sb, int channel, const char *address);
 
 /* The once-only record of one campaign for one person. */
-enum store_rec_state { REC_NONE = 0, REC_PENDING, REC_SENT, REC_FAILED, REC_SUPPRESSED, REC_UNKNOWN };
+enum store_rec_state { REC_NONE = 0, REC_PENDING, REC_SENT, REC_FAILED, REC_SUPPRESSED, REC_UNKNOWN,
+                        REC_DEFERRED };
 struct store_record {
     enum store_rec_state state;
     char entry[64]; /* stream entry id of the job that wrote it */
