@@ -26,6 +26,7 @@
 #include "plugin.h"
 #include "queue.h"
 #include "rconn.h"
+#include "tzdb.h"
 
 #define MAX_OVERRIDES 64
 
@@ -176,6 +177,15 @@ static int load(struct daemon *d, const char *path, const char **overrides, size
     /* Plugins check their settings even when the rest has errors, so that
      * one run shows every problem. */
     if (nerr >= 0) nerr += plugin_set_load(&d->cfg, &d->plugins, &errors);
+    if (nerr >= 0 && d->cfg.default_tz) {
+        struct tzdb *db = tzdb_new(NULL);
+        if (!tzdb_get(db, d->cfg.default_tz)) {
+            strbuf_addf(&errors, "%s: [daemon] default_tz: unknown time zone (no such file under /usr/share/zoneinfo)\n",
+                        path);
+            nerr++;
+        }
+        tzdb_free(db);
+    }
     if (nerr != 0) {
         fputs(errors.buf ? errors.buf : "", stderr);
         if (nerr > 0) fprintf(stderr, "%d error%s in %s\n", nerr, nerr > 1 ? "s" : "", path);

@@ -18,6 +18,7 @@ static void decide(struct policy_decision *out, enum herald_outcome outcome, enu
     out->outcome = outcome;
     out->reason = reason;
     out->channel = ch;
+    out->until = 0;
 }
 
 /* Why channel ch cannot carry the message, or NONE when it can. The address
@@ -48,36 +49,29 @@ static bool check_duplicate(const struct policy_input *in, int ch, struct policy
     return true;
 }
 
-/* ---- PLUG-IN POINT (quiet hours, ops caps, user frequency: separate issue) ----
- * These three are placeholders that never decide. When they are filled in,
- * their inputs (the person's local time from tz, cap counts reserved by the
- * store, the person's own frequency counts) join struct policy_input as
- * plain values: the policy still reads no clock and does no I/O.
- *   quiet_hours: DEFERRED/QUIET_HOURS until the window ends in the person's
- *                time zone, or SUPPRESSED/QUIET_HOURS if that is past
- *                job->expires_at.
- *   caps:        SUPPRESSED (or DEFERRED) with CAP; the audit reason is
- *                "cap:<name>".
- *   frequency:   USER_FREQUENCY from profile "frequency".
+/*
+ * Quiet hours: the channel's ops window and the person's own window, united,
+ * in the person's time zone. Inside: deferred until the stretch ends, or
+ * suppressed when that is at or past expires_at (the message would be too
+ * late). Never another channel.
  */
 static bool check_quiet_hours(const struct policy_input *in, int ch, struct policy_decision *out)
 {
-    (void)in, (void)ch, (void)out;
-    return false;
+    struct quiet_window w[2];
+    size_t n = 0;
+    if (in->quiet[ch]) w[n++] = *in->quiet[ch];
+    if (in->person->quiet_start_min >= 0)
+        w[n++] = (struct quiet_window){(int16_t)in->person->quiet_start_min, (int16_t)in->person->quiet_end_min};
+    if (n == 0) return false;
+    int64_t until = quiet_until(in->tz, w, n, in->now);
+    if (until == 0) return false;
+    if (in->job->expires_at != 0 && until >= in->job->expires_at)
+        decide(out, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_QUIET_HOURS, ch);
+    else
+        decide(out, HERALD_OUTCOME_DEFERRED, HERALD_REASON_QUIET_HOURS, ch);
+    out->until = until;
+    return true;
 }
-
-static bool check_caps(const struct policy_input *in, int ch, struct policy_decision *out)
-{
-    (void)in, (void)ch, (void)out;
-    return false;
-}
-
-static bool check_user_frequency(const struct policy_input *in, int ch, struct policy_decision *out)
-{
-    (void)in, (void)ch, (void)out;
-    return false;
-}
-/* ---- end of plug-in point ---- */
 
 void policy_decide(const struct policy_input *in, struct policy_decision *out)
 {
@@ -121,8 +115,8 @@ void policy_decide(const struct policy_input *in, struct policy_decision *out)
         return;
     }
 
-    if (check_duplicate(in, selected, out) || check_quiet_hours(in, selected, out) ||
-        check_caps(in, selected, out) || check_user_frequency(in, selected, out))
-        return;
+    /* Caps and the person's own frequency follow, in the store's atomic
+     * reservation (store_lua_reserve): they must hold across daemons. */
+    if (check_duplicate(in, selected, out) || check_quiet_hours(in, selected, out)) return;
     decide(out, HERALD_OUTCOME_SENT, HERALD_REASON_NONE, selected);
 }

@@ -8,7 +8,10 @@
  *   the person's order intersected with the campaign's (no_consent,
  *   no_address, suppressed: skip to the next channel; if none remains the
  *   reason of the first skipped channel is the outcome), then on the selected
- *   channel: duplicate, and the place where quiet hours and caps plug in.
+ *   channel: duplicate, quiet_hours (deferred until the window ends, or
+ *   suppressed when that is past expires_at). Caps and the person's own
+ *   frequency come last and are checked by the store's atomic Lua
+ *   reservation, since they must hold across daemons.
  */
 #ifndef HERALD_POLICY_H
 #define HERALD_POLICY_H
@@ -16,6 +19,8 @@
 #include "herald.h"
 #include "job.h"
 #include "profile.h"
+#include "quiet.h"
+#include "tz.h"
 
 struct policy_input {
     const struct job *job;
@@ -23,6 +28,8 @@ struct policy_input {
     bool suppressed[HERALD_CH_COUNT]; /* address on the suppression list */
     bool already_reached;             /* this campaign reached the person before */
     int64_t consent_max_age;          /* seconds; consent older counts as none (0: no limit) */
+    const struct tz *tz;              /* the person's zone, or the default; NULL = UTC */
+    const struct quiet_window *quiet[HERALD_CH_COUNT]; /* ops window per channel, NULL = none */
     int64_t now;                      /* unix seconds */
 };
 

@@ -477,6 +477,8 @@ static int parse_profile(const json_t *obj, struct profile *p, bool allow_consen
                            "quiet_hours: must look like \"21:00-08:00\" (HH:MM-HH:MM, start and end differ)", err,
                            errlen)) < 0)
         return rc;
+    p->quiet_start_min = p->quiet_end_min = -1;
+    if (p->quiet_hours) profile_quiet_hours_parse(p->quiet_hours, &p->quiet_start_min, &p->quiet_end_min);
     if ((v = json_object_get(obj, "attributes")) && (rc = parse_attributes(v, p, err, errlen)) < 0) return rc;
     if ((v = json_object_get(obj, "channels")) && (rc = parse_channels(v, p, err, errlen)) < 0) return rc;
     if ((v = json_object_get(obj, "topics")) && (rc = parse_topics(v, p, err, errlen)) < 0) return rc;

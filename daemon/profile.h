@@ -41,6 +41,7 @@ struct profile {
     struct profile_topic *topics;
     size_t ntopics;
     char *quiet_hours;  /* "HH:MM-HH:MM" or NULL */
+    int quiet_start_min, quiet_end_min; /* the same, parsed; -1 when absent */
     json_t *frequency;  /* object (owned reference) or NULL */
     struct consent_state consent[HERALD_CH_COUNT];
 };

@@ -28,6 +28,7 @@
 #include "profile.h"
 #include "store.h"
 #include "template.h"
+#include "tzdb.h"
 
 #define QUEUE_BLOCK_MS "2000"
 #define LINK_TTL_S (60 * 86400)
@@ -135,6 +136,10 @@ struct queue {
     struct queue_counters counters;
     struct log_complaint read_complaint;
     char **cap_topics;  /* per cap: ",a,b," or "" (every topic) */
+    struct tzdb *tzdb;
+    const struct tz *default_tz;
+    struct quiet_window quiet[HERALD_CH_COUNT];
+    const struct quiet_window *quiet_ptr[HERALD_CH_COUNT]; /* NULL: no ops window */
     int64_t cap_keep_s; /* history the caps need: their longest window */
     int handles_open;
 };
@@ -566,7 +571,14 @@ static void decide_one(struct rcpt *r)
         .person = r->found > 0 ? &r->p : NULL,
         .now = time(NULL),
         .consent_max_age = q->cfg->consent_max_age_ms / 1000,
+        .tz = q->default_tz,
     };
+    /* An unknown zone falls back to the default rather than to no quiet hours. */
+    if (r->found > 0 && r->p.tz) {
+        const struct tz *tz = tzdb_get(q->tzdb, r->p.tz);
+        if (tz) in.tz = tz;
+    }
+    memcpy(in.quiet, q->quiet_ptr, sizeof(in.quiet));
     if (r->has_rec && is_own_leftover(jr, &r->rec) && r->rec.state == REC_DEFERRED) {
         /* Deferred by this campaign entry: its time has come, decide again. */
         r->was_deferred = true;
@@ -1220,6 +1232,14 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     strbuf_init(&q->k_scheduled);
     store_key_scheduled(&q->k_scheduled, cfg->prefix);
     snprintf(q->audit_maxlen, sizeof(q->audit_maxlen), "%lld", (long long)cfg->audit_maxlen);
+    q->tzdb = tzdb_new(NULL);
+    q->default_tz = tzdb_get(q->tzdb, cfg->default_tz);
+    if (!q->default_tz) q->default_tz = tz_utc(); /* main refuses an unknown default_tz */
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        if (cfg->quiet_start_min[ch] < 0) continue;
+        q->quiet[ch] = (struct quiet_window){(int16_t)cfg->quiet_start_min[ch], (int16_t)cfg->quiet_end_min[ch]};
+        q->quiet_ptr[ch] = &q->quiet[ch];
+    }
     q->cap_topics = xcalloc(cfg->ncaps ? cfg->ncaps : 1, sizeof(char *));
     for (size_t i = 0; i < cfg->ncaps; i++) {
         struct strbuf t;
@@ -1289,6 +1309,7 @@ static void on_handle_closed(uv_handle_t *h)
     strbuf_free(&q->k_scheduled);
     for (size_t i = 0; i < q->cfg->ncaps; i++) free(q->cap_topics[i]);
     free(q->cap_topics);
+    tzdb_free(q->tzdb);
     free(q->consumer);
     free(q->run_id);
     free(q);

@@ -23,7 +23,7 @@ done
 debs=(build-essential cmake pkg-config
       libuv1-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
       node-llhttp libinih-dev libssl-dev libcmocka-dev
-      redis-server redis-tools python3 python3-redis python3-aiosmtpd jq curl)
+      redis-server redis-tools python3 python3-redis python3-aiosmtpd jq curl tzdata)
 
 missing=()
 for p in "${debs[@]}"; do

@@ -16,6 +16,10 @@
  *   consent_at       optional {"email": RFC 3339, ...}: when that record was
  *                    made (default: one day before now)
  *   consent_max_age  optional seconds: [consent] max_age (default: no limit)
+ *   zone             optional IANA name, read from /usr/share/zoneinfo: the
+ *                    person's time zone as the daemon resolved it (default UTC)
+ *   quiet_hours      optional {"sms": "21:00-08:00", ...}: [quiet_hours]
+ *   expect.until     optional RFC 3339: when a deferred message is due
  *   suppressed       optional array of channels on the suppression list
  *   already_reached  optional boolean (default false)
  *   expect           {"outcome": "sent"|"suppressed"|..., "reason": code
@@ -126,8 +130,9 @@ static void run_case(void **state)
 {
     const struct pcase *c = *state;
     static const char *const keys[] = {"name", "now", "job", "person", "stored", "consent", "consent_at",
-                                       "consent_max_age", "suppressed", "already_reached", "expect", NULL};
-    static const char *const expect_keys[] = {"outcome", "reason", "channel", NULL};
+                                       "consent_max_age", "zone", "quiet_hours", "suppressed", "already_reached",
+                                       "expect", NULL};
+    static const char *const expect_keys[] = {"outcome", "reason", "channel", "until", NULL};
     const json_t *root = c->root;
     check_keys(c, root, "the case", keys);
 
@@ -189,6 +194,32 @@ static void run_case(void **state)
     if (maxage && !json_is_integer(maxage)) CASE_FAIL(c, "\"consent_max_age\" must be seconds");
     in.consent_max_age = maxage ? json_integer_value(maxage) : 0;
 
+    struct tz *zone = NULL;
+    const json_t *zj = json_object_get(root, "zone");
+    if (zj) {
+        char path[256];
+        snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", json_string_value(zj) ? json_string_value(zj) : "");
+        FILE *fp = fopen(path, "rb");
+        if (!fp) CASE_FAIL(c, "zone: cannot read %s (is tzdata installed?)", path);
+        static unsigned char buf[1 << 18];
+        size_t len = fread(buf, 1, sizeof(buf), fp);
+        fclose(fp);
+        if (tz_parse(buf, len, &zone, err, sizeof(err)) < 0) CASE_FAIL(c, "zone: %s", err);
+        in.tz = zone;
+    }
+    struct quiet_window qw[HERALD_CH_COUNT];
+    const json_t *qj = json_object_get(root, "quiet_hours");
+    if (qj) {
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)qj, key, v) {
+            int ch = herald_channel_from_name(key);
+            if (ch < 0 || !json_is_string(v) || quiet_parse(json_string_value(v), &qw[ch], err, sizeof(err)) < 0)
+                CASE_FAIL(c, "quiet_hours.%s: expected a channel and HH:MM-HH:MM", key);
+            in.quiet[ch] = &qw[ch];
+        }
+    }
+
     const json_t *sup = json_object_get(root, "suppressed");
     if (sup) {
         if (!json_is_array(sup)) CASE_FAIL(c, "\"suppressed\" must be an array of channels");
@@ -220,6 +251,18 @@ static void run_case(void **state)
                   d.channel < 0 ? "(none)" : herald_channel_name(d.channel), want_outcome, want_reason,
                   want_channel < 0 ? "(none)" : herald_channel_name(want_channel));
 
+    const json_t *wu = json_object_get(expect, "until");
+    if (wu) {
+        int64_t want_until;
+        if (!json_is_string(wu) || herald_time_parse(json_string_value(wu), &want_until) < 0)
+            CASE_FAIL(c, "expect.until must be RFC 3339");
+        if (d.until != want_until) {
+            char got[32];
+            herald_time_format(d.until, got, sizeof(got));
+            CASE_FAIL(c, "%s\n  until %s, expected %s", c->name, got, json_string_value(wu));
+        }
+    }
+
     /* Same input, same answer: nothing in the policy keeps state. */
     struct policy_decision again;
     policy_decide(&in, &again);
@@ -227,6 +270,7 @@ static void run_case(void **state)
     assert_int_equal(again.reason, d.reason);
     assert_int_equal(again.channel, d.channel);
 
+    if (zone) tz_free(zone);
     profile_free(&person);
     job_free(&job);
 }
@@ -237,7 +281,7 @@ static void test_every_reason_covered(void **state)
     (void)state;
     static const char *const reasons[] = {"", "expired", "unknown_recipient", "topic_opt_out", "no_channel",
                                           "no_consent", "consent_expired", "no_address", "suppressed",
-                                          "duplicate"};
+                                          "duplicate", "quiet_hours"};
     for (size_t r = 0; r < sizeof(reasons) / sizeof(reasons[0]); r++) {
         bool seen = false;
         for (size_t i = 0; i < ncases && !seen; i++) {
