@@ -50,6 +50,18 @@ static void occurrence(const struct tz *tz, const struct quiet_window *w, int64_
     *e = tz_local_to_utc(tz, end_day * 86400 + w->end_min * 60);
 }
 
+/* Minute of the local day m is inside one of the windows, by the wall
+ * clock alone. */
+static bool wall_inside(const struct quiet_window *w, size_t n, int m)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!window_valid(&w[i])) continue;
+        int a = w[i].start_min, b = w[i].end_min;
+        if (a < b ? m >= a && m < b : m >= a || m < b) return true;
+    }
+    return false;
+}
+
 /*
  * From `now`, repeatedly jump to the latest end among the intervals that
  * contain the current point; half-open intervals make touching ones chain
@@ -61,6 +73,13 @@ static void occurrence(const struct tz *tz, const struct quiet_window *w, int64_
 int64_t quiet_until(const struct tz *tz, const struct quiet_window *w, size_t n, int64_t now)
 {
     if (n == 0 || now < -QUIET_T_LIMIT || now > QUIET_T_LIMIT) return 0;
+    /* The common case, outside and no transition within a day and more:
+     * then every interval that could hold now has plain wall-clock edges,
+     * and the wall clock alone tells. */
+    int64_t until;
+    int32_t off = tz_offset_until(tz, now - 26 * 3600, &until);
+    if (until > now + 26 * 3600 && !wall_inside(w, n, (int)((now + off - floor_div(now + off, 86400) * 86400) / 60)))
+        return 0;
     int64_t cur = now;
     for (;;) {
         int64_t day = floor_div(cur + tz_offset(tz, cur), 86400), ext = cur;

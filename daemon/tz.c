@@ -536,6 +536,15 @@ static int32_t offset_and_next(const struct tz *tz, int64_t t, int64_t *next)
     return tz->utoff[tz->idx[i]];
 }
 
+int32_t tz_offset_until(const struct tz *tz, int64_t utc, int64_t *until)
+{
+    if (!tz) {
+        *until = INT64_MAX;
+        return 0;
+    }
+    return offset_and_next(tz, clamp_t(utc), until);
+}
+
 /*
  * Walks the constant-offset stretches from a point where the wall clock
  * surely still reads less than `local` (offsets stay under 26 hours) and

@@ -48,6 +48,11 @@ struct tz *tz_utc(void);
  * tz NULL means UTC. */
 int32_t tz_offset(const struct tz *tz, int64_t utc);
 
+/* Like tz_offset, and *until is the first instant after utc at which the
+ * offset may change (INT64_MAX: never): the offset holds on [utc, *until).
+ * Lets callers skip DST care when no transition is near. */
+int32_t tz_offset_until(const struct tz *tz, int64_t utc, int64_t *until);
+
 /*
  * The UTC instant of a local wall-clock time `local` (seconds since
  * 1970-01-01T00:00 on the zone's wall clock, as if it were UTC):
