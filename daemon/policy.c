@@ -65,7 +65,8 @@ static bool check_quiet_hours(const struct policy_input *in, int ch, struct poli
     if (n == 0) return false;
     int64_t until = quiet_until(in->tz, w, n, in->now);
     if (until == 0) return false;
-    if (in->job->expires_at != 0 && until >= in->job->expires_at)
+    /* Windows that cover the whole day leave no time to send: never defer forever. */
+    if (until == QUIET_FOREVER || (in->job->expires_at != 0 && until >= in->job->expires_at))
         decide(out, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_QUIET_HOURS, ch);
     else
         decide(out, HERALD_OUTCOME_DEFERRED, HERALD_REASON_QUIET_HOURS, ch);

@@ -42,12 +42,32 @@ static bool window_valid(const struct quiet_window *w)
            w->start_min != w->end_min;
 }
 
-/* The UTC interval [*s, *e) of window w that opens on local day `day`. */
-static void occurrence(const struct tz *tz, const struct quiet_window *w, int64_t day, int64_t *s, int64_t *e)
+/*
+ * When the zone's offset is one constant `off` from 52 hours before an
+ * instant to 27 hours after it, every interval that can contain the
+ * instant has plain edges: local - off. (Such an interval opened at most
+ * 25 hours before and ends at most 25 hours after; a clock before that
+ * stretch read less than instant - 26h, below any edge that matters, since
+ * offsets stay within 26 hours.) Nearly all instants are like this: only
+ * the days around a transition take the careful path.
+ */
+#define PLAIN_BEFORE (52 * INT64_C(3600))
+#define PLAIN_AFTER (27 * INT64_C(3600))
+
+/* The UTC interval [*s, *e) of window w that opens on local day `day`;
+ * plain: the offset is constant there (see above). */
+static void occurrence(const struct tz *tz, bool plain, int32_t off, const struct quiet_window *w, int64_t day,
+                       int64_t *s, int64_t *e)
 {
     int64_t end_day = day + (w->start_min > w->end_min);
-    *s = tz_local_to_utc(tz, day * 86400 + w->start_min * 60);
-    *e = tz_local_to_utc(tz, end_day * 86400 + w->end_min * 60);
+    int64_t ls = day * 86400 + w->start_min * 60, le = end_day * 86400 + w->end_min * 60;
+    if (plain) {
+        *s = ls - off;
+        *e = le - off;
+    } else {
+        *s = tz_local_to_utc(tz, ls);
+        *e = tz_local_to_utc(tz, le);
+    }
 }
 
 /* Minute of the local day m is inside one of the windows, by the wall
@@ -68,26 +88,25 @@ static bool wall_inside(const struct quiet_window *w, size_t n, int m)
  * (at 08:00 the 08:00-09:00 window holds). The intervals that can contain
  * an instant open on its local day, the day after (a clock set back over
  * midnight) or the two days before (a window that wraps midnight, plus a
- * day of slack for DST).
+ * day of slack for a clock that jumps forward over midnight).
  */
 int64_t quiet_until(const struct tz *tz, const struct quiet_window *w, size_t n, int64_t now)
 {
     if (n == 0 || now < -QUIET_T_LIMIT || now > QUIET_T_LIMIT) return 0;
-    /* The common case, outside and no transition within a day and more:
-     * then every interval that could hold now has plain wall-clock edges,
-     * and the wall clock alone tells. */
-    int64_t until;
-    int32_t off = tz_offset_until(tz, now - 26 * 3600, &until);
-    if (until > now + 26 * 3600 && !wall_inside(w, n, (int)((now + off - floor_div(now + off, 86400) * 86400) / 60)))
-        return 0;
     int64_t cur = now;
     for (;;) {
-        int64_t day = floor_div(cur + tz_offset(tz, cur), 86400), ext = cur;
+        int64_t until;
+        int32_t off = tz_offset_until(tz, cur - PLAIN_BEFORE, &until);
+        bool plain = until > cur + PLAIN_AFTER;
+        if (!plain) off = tz_offset(tz, cur);
+        int64_t day = floor_div(cur + off, 86400), ext = cur;
+        /* the common case: outside, far from any transition */
+        if (plain && cur == now && !wall_inside(w, n, (int)((cur + off - day * 86400) / 60))) return 0;
         for (size_t i = 0; i < n; i++) {
             if (!window_valid(&w[i])) continue;
             for (int64_t d = day - 2; d <= day + 1; d++) {
                 int64_t s, e;
-                occurrence(tz, &w[i], d, &s, &e);
+                occurrence(tz, plain, off, &w[i], d, &s, &e);
                 if (s <= cur && cur < e && e > ext) ext = e;
             }
         }

@@ -10,7 +10,7 @@
  * (int64 seconds) without failing, allocating or reading past its tables;
  * anything tz_parse could not prove sane was refused with an error.
  *
- * Not thread-hostile: a parsed struct tz is immutable and may be shared.
+ * Threads: a parsed struct tz is immutable and may be shared freely.
  */
 #ifndef HERALD_TZ_H
 #define HERALD_TZ_H
