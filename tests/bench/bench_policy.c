@@ -3,7 +3,8 @@
  *
  * A benchmark program, not a test: it prints figures. It builds a set of
  * realistic profiles (attributes, topic choices, channel order, consent,
- * some suppressed or opted out), then measures in one run:
+ * some suppressed or opted out, four real time zones from tzdata, personal
+ * quiet hours, an ops quiet window for SMS), then measures in one run:
  *   - decisions per second of policy_decide() on one core,
  *   - the time to parse one such profile with jansson (json_loadb) and the
  *     time of herald's full profile_parse() (jansson + validation),
@@ -20,6 +21,8 @@
 #include "job.h"
 #include "policy.h"
 #include "profile.h"
+#include "quiet.h"
+#include "tz.h"
 
 #define NPROFILES 1024
 
@@ -61,6 +64,20 @@ static char *profile_json(int i)
     return strdup(buf);
 }
 
+static struct tz *load_zone(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", name);
+    static unsigned char buf[1 << 18];
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return tz_utc();
+    size_t len = fread(buf, 1, sizeof(buf), fp);
+    fclose(fp);
+    struct tz *tz = NULL;
+    char err[128];
+    return tz_parse(buf, len, &tz, err, sizeof(err)) == 0 ? tz : tz_utc();
+}
+
 static const char JOB[] =
     "{\"id\":\"bench-2026\",\"topic\":\"promotions\",\"channels\":[\"email\",\"sms\"],"
     "\"content\":{\"email\":{\"subject\":\"Hi {{first_name}}\",\"text\":\"t\",\"html\":\"<p>h</p>\"},"
@@ -83,7 +100,12 @@ int main(int argc, char **argv)
     static struct profile profiles[NPROFILES];
     static struct policy_input inputs[NPROFILES];
     char *texts[NPROFILES];
-    int64_t now = 1796119200; /* 2026-12-01T10:00:00Z */
+    int64_t now = 1796119200; /* 2026-12-01T10:00:00Z: night in some zones, day in others */
+    static const char *const zone_names[] = {"Europe/Berlin", "America/New_York", "Asia/Kolkata", "UTC"};
+    struct tz *zones[4];
+    for (int z = 0; z < 4; z++) zones[z] = load_zone(zone_names[z]);
+    struct quiet_window sms_quiet;
+    quiet_parse("21:00-08:00", &sms_quiet, err, sizeof(err));
     for (int i = 0; i < NPROFILES; i++) {
         texts[i] = profile_json(i);
         if (profile_parse(texts[i], strlen(texts[i]), &profiles[i], err, sizeof(err)) < 0) {
@@ -96,8 +118,9 @@ int main(int argc, char **argv)
             profiles[i].consent[ch].granted = !(ch == HERALD_CH_SMS && i % 3 == 0);
             profiles[i].consent[ch].at = now - 86400 * (i % 900);
         }
-        inputs[i] = (struct policy_input){.job = &job, .person = &profiles[i], .now = now,
-                                          .consent_max_age = 730 * 86400};
+        inputs[i] = (struct policy_input){.job = &job, .person = &profiles[i], .now = now + 3600 * (i % 24),
+                                          .consent_max_age = 730 * 86400, .tz = zones[i % 4]};
+        inputs[i].quiet[HERALD_CH_SMS] = &sms_quiet;
         inputs[i].suppressed[HERALD_CH_EMAIL] = i % 13 == 0;
         inputs[i].already_reached = i % 17 == 0;
     }
@@ -144,10 +167,19 @@ int main(int argc, char **argv)
     printf("  ratio policy / jansson parse  %.4f   (aim: < 0.1)\n", per_decision / j_med);
     printf("  ratio policy / profile_parse  %.4f\n", per_decision / p_med);
     printf("  aim >= 5,000,000 decisions/s on one core: %s\n", d_med >= 5e6 ? "met" : "NOT met");
+    int mix[HERALD_OUTCOME_COUNT] = {0};
+    for (int i = 0; i < NPROFILES; i++) {
+        struct policy_decision d;
+        policy_decide(&inputs[i], &d);
+        mix[d.outcome]++;
+    }
+    printf("  decision mix over the profiles: sent %d, deferred %d, suppressed %d (of %d)\n",
+           mix[HERALD_OUTCOME_SENT], mix[HERALD_OUTCOME_DEFERRED], mix[HERALD_OUTCOME_SUPPRESSED], NPROFILES);
     for (int i = 0; i < NPROFILES; i++) {
         profile_free(&profiles[i]);
         free(texts[i]);
     }
+    for (int z = 0; z < 4; z++) tz_free(zones[z]);
     job_free(&job);
     return sink == 42 ? 3 : 0; /* keeps the loops from being optimised away */
 }
