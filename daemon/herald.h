@@ -146,6 +146,9 @@ const char *herald_printable(const char *s, char *buf, size_t n);
 #define HERALD_ID_MAX 128
 bool herald_id_valid(const char *s);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm). */
+int64_t herald_days_from_civil(int64_t y, unsigned m, unsigned d);
+
 /* RFC 3339 timestamps, UTC seconds. Returns 0 or -HERALD_EINVAL. */
 int herald_time_parse(const char *s, int64_t *out);
 /* Writes "2026-12-01T09:00:00Z" (21 bytes incl. NUL) into buf. */

@@ -79,18 +79,6 @@ static bool is_leap(int64_t y)
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-/* Days since 1970-01-01, proleptic Gregorian (Hinnant; util.c keeps its own
- * static copy for RFC 3339). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = (unsigned)(y - era * 400);
-    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 static int64_t year_of_days(int64_t days)
 {
     int64_t z = days + 719468;
@@ -118,12 +106,12 @@ static int64_t clamp_t(int64_t t)
 /* Local day (days since the epoch) on which a rule date falls in year y. */
 static int64_t rule_day(const struct rule_date *r, int64_t y)
 {
-    int64_t jan1 = days_from_civil(y, 1, 1);
+    int64_t jan1 = herald_days_from_civil(y, 1, 1);
     switch (r->kind) {
     case 'J': return jan1 + r->a - 1 + (is_leap(y) && r->a >= 60);
     case 'D': return jan1 + r->a;
     default: {
-        int64_t first = days_from_civil(y, (unsigned)r->a, 1);
+        int64_t first = herald_days_from_civil(y, (unsigned)r->a, 1);
         int64_t wday = first + 4 - floor_div(first + 4, 7) * 7; /* 1970-01-01 was a Thursday */
         int64_t day = first + (r->d - wday + 7) % 7 + (int64_t)(r->w - 1) * 7;
         while (day >= first + days_in_month(y, r->a)) day -= 7; /* week 5 means the last */

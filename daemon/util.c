@@ -219,7 +219,7 @@ bool herald_id_valid(const char *s)
     return n > 0 && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t herald_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     /* Howard Hinnant's algorithm: days since 1970-01-01, proleptic Gregorian. */
     y -= m <= 2;
@@ -277,7 +277,7 @@ int herald_time_parse(const char *s, int64_t *out)
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (mo == 2 && d == 29 && !leap) return -HERALD_EINVAL;
     if (sec == 60) sec = 59; /* leap second: clamp */
-    *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+    *out = herald_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset;
     return 0;
 }
 
