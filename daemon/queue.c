@@ -32,6 +32,7 @@
 
 #define QUEUE_BLOCK_MS "2000"
 #define LINK_TTL_S (60 * 86400)
+#define QUEUE_DEFER_GROUP_MAX 5000 /* ids per parked job of deferred recipients */
 
 typedef void (*qcmd_cb)(struct queue *q, redisReply *r, void *arg);
 
@@ -547,6 +548,8 @@ static void reserve(struct rcpt *r, int64_t now)
     strbuf_free(&ks);
 }
 
+static void park_one(struct jobrun *jr, struct deferral *d);
+
 /* Remembers a deferred recipient in the group of its window's end. */
 static void defer(struct jobrun *jr, const char *id, int64_t until)
 {
@@ -560,6 +563,8 @@ static void defer(struct jobrun *jr, const char *id, int64_t until)
         d->ids = json_array();
     }
     json_array_append_new(d->ids, json_string(id));
+    /* Memory stays flat however many are deferred: park big groups at once. */
+    if (json_array_size(d->ids) >= QUEUE_DEFER_GROUP_MAX) park_one(jr, d);
 }
 
 static void decide_one(struct rcpt *r)
@@ -845,45 +850,48 @@ static void on_acked(struct queue *q, redisReply *r, void *arg)
 }
 
 /*
- * Parks each group of deferred recipients in Redis as a job of its own: the
+ * Parks one group of deferred recipients in Redis as a job of its own: the
  * campaign with just those ids and not_before = the end of their window. It
- * survives restarts, and the stream entry can be acknowledged: every
- * recipient is now terminal or durably deferred.
+ * survives restarts, and lets the stream entry be acknowledged once every
+ * recipient is terminal or durably deferred.
  */
-static void park_deferrals(struct jobrun *jr)
+static void park_one(struct jobrun *jr, struct deferral *d)
 {
     struct queue *q = jr->q;
+    if (json_array_size(d->ids) == 0) return;
+    json_t *o = json_loads(jr->text, 0, NULL);
+    if (!o) return; /* it parsed once; cannot happen */
+    char when[32], score[24];
+    herald_time_format(d->until, when, sizeof(when));
+    snprintf(score, sizeof(score), "%lld", (long long)d->until);
+    json_object_del(o, "recipients_key");
+    json_object_set(o, "recipients", d->ids);
+    json_object_set_new(o, "not_before", json_string(when));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    struct strbuf member;
+    strbuf_init(&member);
+    strbuf_addf(&member, "%s|d\n%s", jr->rec_entry, text);
+    jr->writes++;
+    QSEND(q, on_write_done, jr, "ZADD", q->k_scheduled.buf, score, member.buf);
+    log_info("queue", "deferred campaign=%s recipients=%zu until=%s", jr->job.id, json_array_size(d->ids), when);
+    strbuf_free(&member);
+    free(text);
+    json_array_clear(d->ids);
+}
+
+static void park_deferrals(struct jobrun *jr)
+{
     jr->deferrals_parked = true;
-    for (size_t i = 0; i < jr->ndeferrals; i++) {
-        struct deferral *d = &jr->deferrals[i];
-        json_t *o = json_loads(jr->text, 0, NULL);
-        if (!o) continue; /* it parsed once; cannot happen */
-        char when[32], score[24];
-        herald_time_format(d->until, when, sizeof(when));
-        snprintf(score, sizeof(score), "%lld", (long long)d->until);
-        json_object_del(o, "recipients_key");
-        json_object_set(o, "recipients", d->ids);
-        json_object_set_new(o, "not_before", json_string(when));
-        char *text = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        struct strbuf member;
-        strbuf_init(&member);
-        strbuf_addf(&member, "%s|d\n%s", jr->rec_entry, text);
-        jr->writes++;
-        QSEND(q, on_write_done, jr, "ZADD", q->k_scheduled.buf, score, member.buf);
-        log_info("queue", "deferred campaign=%s recipients=%zu until=%s", jr->job.id, json_array_size(d->ids),
-                 when);
-        strbuf_free(&member);
-        free(text);
-    }
+    for (size_t i = 0; i < jr->ndeferrals; i++) park_one(jr, &jr->deferrals[i]);
 }
 
 static void job_complete(struct jobrun *jr)
 {
     struct queue *q = jr->q;
     if (jr->src_done && jr->started && !jr->deferrals_parked && jr->ndeferrals) {
-        park_deferrals(jr); /* its writes bring us back here */
-        return;
+        park_deferrals(jr);
+        if (jr->writes) return; /* their answers bring us back here */
     }
     q->jr = NULL;
     uv_timer_stop(&q->heartbeat);
