@@ -1,0 +1,1 @@
+/* email_sendgrid: being written (issue 4) */

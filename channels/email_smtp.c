@@ -1,0 +1,1 @@
+/* email_smtp: being written (issue 4) */

@@ -1,0 +1,1 @@
+/* sms_twilio: being written (issue 4) */

@@ -1,0 +1,1 @@
+/* webhook: being written (issue 4) */
