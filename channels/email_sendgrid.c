@@ -1,1 +1,467 @@
-/* email_sendgrid: being written (issue 4) */
+/*
+ * email_sendgrid.c - the "email_sendgrid" channel plugin: one message becomes
+ * one POST {base_url}/v3/mail/send (Twilio SendGrid Mail Send v3, JSON body,
+ * Bearer API key), and the reply becomes one verdict.
+ *
+ * Owns its settings (read-only after create()) and, per request, the JSON
+ * body and header list it hands to curl (kept in *state until release(),
+ * because curl reads the body during the transfer, long after prepare()
+ * returned). It never performs I/O: prepare() only fills the easy handle,
+ * interpret() only reads the response. It never logs, and never keeps past
+ * release(), an address, a subject or a body.
+ *
+ * Main invariant: a message prepare() accepts is well-formed for the
+ * published spec (tsg_mail_v3.json, checked against Prism by
+ * tests/e2e/test_contracts.py), and a message it refuses (no address, empty
+ * subject or body, invalid UTF-8) is refused before any byte leaves; the
+ * subject never carries CR or LF, so it cannot inject a header.
+ */
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "herald_channel.h"
+
+#define SENDGRID_DEFAULT_URL "https://api.sendgrid.com"
+#define SENDGRID_PATH "/v3/mail/send"
+#define EMAIL_MAX 254
+/* Retry-After beyond a day is a provider bug, not advice to follow. */
+#define RETRY_AFTER_MAX_S 86400
+
+struct sendgrid {
+    char *url;           /* {base_url}/v3/mail/send */
+    char *auth;          /* "Authorization: Bearer <api_key>" */
+    char *from;
+    char *from_name;     /* NULL when not configured */
+    char *webhook_key;   /* webhook_public_key: kept for signed event webhooks */
+};
+
+/* Per request: what curl reads while the transfer runs. */
+struct sendgrid_req {
+    char *body;
+    struct curl_slist *headers;
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static char *concat3(const char *a, const char *b, const char *c)
+{
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+    char *s = malloc(la + lb + lc + 1);
+    if (!s) return NULL;
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb);
+    memcpy(s + la + lb, c, lc + 1);
+    return s;
+}
+
+static bool has_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return true;
+    return false;
+}
+
+/* http(s)://host...: no spaces or control characters (it becomes the URL). */
+static bool url_valid(const char *s)
+{
+    const char *rest;
+    if (strncmp(s, "https://", 8) == 0) rest = s + 8;
+    else if (strncmp(s, "http://", 7) == 0) rest = s + 7;
+    else return false;
+    if (!*rest || *rest == '/') return false;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f) return false;
+    return true;
+}
+
+/* A deliberately plain check: local@domain.tld, no spaces, no brackets. */
+static bool email_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 3 || n > EMAIL_MAX) return false;
+    const char *at = strchr(s, '@');
+    if (!at || at == s || strchr(at + 1, '@')) return false;
+    const char *dom = at + 1;
+    if (!*dom || *dom == '.' || s[n - 1] == '.' || !strchr(dom, '.')) return false;
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= 0x20 || c == 0x7f || strchr("<>()[]\\,;:\"", c)) return false;
+    }
+    return true;
+}
+
+/* ---- create / destroy ---------------------------------------------------- */
+
+enum { K_BASE_URL, K_API_KEY, K_FROM, K_FROM_NAME, K_WEBHOOK_KEY, K_COUNT };
+static const char *const keys[K_COUNT] = {"base_url", "api_key", "from", "from_name", "webhook_public_key"};
+
+static void sendgrid_destroy(void *instance)
+{
+    struct sendgrid *sg = instance;
+    if (!sg) return;
+    free(sg->url);
+    free(sg->auth);
+    free(sg->from);
+    free(sg->from_name);
+    free(sg->webhook_key);
+    free(sg);
+}
+
+static int sendgrid_create(const struct herald_host *host, const struct herald_setting *settings, size_t n,
+                           void **instance)
+{
+    const char *val[K_COUNT] = {0};
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        int k = 0;
+        while (k < K_COUNT && strcmp(settings[i].key, keys[k]) != 0) k++;
+        if (k == K_COUNT) {
+            host->setting_error(host->ctx, i,
+                                "unknown setting (email_sendgrid takes base_url, api_key, from, from_name, "
+                                "webhook_public_key)");
+            bad = 1;
+            continue;
+        }
+        if (val[k]) {
+            host->setting_error(host->ctx, i, "given twice");
+            bad = 1;
+            continue;
+        }
+        const char *v = settings[i].value;
+        val[k] = v;
+        switch (k) {
+        case K_BASE_URL:
+            if (!url_valid(v)) {
+                host->setting_error(host->ctx, i, "must be an http:// or https:// URL (default %s)",
+                                    SENDGRID_DEFAULT_URL);
+                bad = 1;
+            }
+            break;
+        case K_API_KEY:
+            /* It becomes a header: nothing that could end or split it. */
+            if (!v[0] || has_ctl(v) || strchr(v, ' ')) {
+                host->setting_error(host->ctx, i, "must be a non-empty key without spaces or control characters");
+                bad = 1;
+            }
+            break;
+        case K_FROM:
+            if (!email_valid(v)) {
+                host->setting_error(host->ctx, i, "must be a valid email address (a verified sender)");
+                bad = 1;
+            }
+            break;
+        case K_FROM_NAME:
+            if (has_ctl(v)) {
+                host->setting_error(host->ctx, i, "must not contain control characters");
+                bad = 1;
+            }
+            break;
+        case K_WEBHOOK_KEY:
+            if (!v[0]) {
+                host->setting_error(host->ctx, i, "must not be empty (the event webhook's public key)");
+                bad = 1;
+            }
+            break;
+        }
+    }
+    if (!val[K_API_KEY]) {
+        host->setting_missing(host->ctx, "api_key", "missing: the SendGrid API key (api_key = SG.xxxx)");
+        bad = 1;
+    }
+    if (!val[K_FROM]) {
+        host->setting_missing(host->ctx, "from", "missing: the verified sender address (from = news@example.com)");
+        bad = 1;
+    }
+    if (bad) return -1;
+
+    struct sendgrid *sg = calloc(1, sizeof(*sg));
+    if (!sg) goto oom;
+    /* A trailing slash would double the one of the path. */
+    const char *base = val[K_BASE_URL] ? val[K_BASE_URL] : SENDGRID_DEFAULT_URL;
+    size_t blen = strlen(base);
+    while (blen > 0 && base[blen - 1] == '/') blen--;
+    char *b = strndup(base, blen);
+    sg->url = b ? concat3(b, SENDGRID_PATH, "") : NULL;
+    free(b);
+    sg->auth = concat3("Authorization: Bearer ", val[K_API_KEY], "");
+    sg->from = strdup(val[K_FROM]);
+    if (val[K_FROM_NAME] && val[K_FROM_NAME][0]) sg->from_name = strdup(val[K_FROM_NAME]);
+    if (val[K_WEBHOOK_KEY]) sg->webhook_key = strdup(val[K_WEBHOOK_KEY]);
+    if (!sg->url || !sg->auth || !sg->from || (val[K_FROM_NAME] && val[K_FROM_NAME][0] && !sg->from_name) ||
+        (val[K_WEBHOOK_KEY] && !sg->webhook_key))
+        goto oom;
+    *instance = sg;
+    return 0;
+oom:
+    sendgrid_destroy(sg);
+    host->setting_error(host->ctx, HERALD_SETTING_NONE, "out of memory");
+    return -1;
+}
+
+/* ---- prepare ------------------------------------------------------------- */
+
+static void refuse(char *reason, size_t len, const char *why)
+{
+    if (len) snprintf(reason, len, "%s", why);
+}
+
+/* The subject with every CR/LF run turned into one space: a folded or
+ * injected header line cannot survive into the message. */
+static char *one_line(const char *s)
+{
+    size_t n = strlen(s);
+    char *o = malloc(n + 1);
+    if (!o) return NULL;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\r' || s[i] == '\n') {
+            if (j > 0 && o[j - 1] != ' ') o[j++] = ' ';
+            continue;
+        }
+        o[j++] = s[i];
+    }
+    o[j] = '\0';
+    return o;
+}
+
+static bool blank(const char *s)
+{
+    if (!s) return true;
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s)) return false;
+    return true;
+}
+
+/* Adds key: s; false when s is not valid UTF-8 (jansson refuses it). */
+static bool put(json_t *o, const char *key, const char *s)
+{
+    json_t *j = json_string(s);
+    return j && json_object_set_new(o, key, j) == 0;
+}
+
+static json_t *part(const char *type, const char *value)
+{
+    json_t *p = json_object();
+    if (p && put(p, "type", type) && put(p, "value", value)) return p;
+    json_decref(p);
+    return NULL;
+}
+
+/* The Mail Send body. NULL when a string is not valid UTF-8. */
+static char *render(const struct sendgrid *sg, const struct herald_message *m, const char *subject)
+{
+    json_t *root = json_object();
+    json_t *pers = json_object(), *to = json_object(), *from = json_object();
+    json_t *content = json_array(), *args = json_object();
+    char *out = NULL;
+    bool ok = root && pers && to && from && content && args;
+
+    /* custom_args go in the personalization: the spec types them as an
+     * object there (the message-level custom_args is typed as a string). */
+    ok = ok && put(to, "email", m->to) && put(args, "campaign", m->campaign ? m->campaign : "") &&
+         put(args, "recipient", m->recipient ? m->recipient : "");
+    ok = ok && json_object_set_new(pers, "to", json_pack("[O]", to)) == 0 &&
+         json_object_set(pers, "custom_args", args) == 0;
+    ok = ok && json_object_set_new(root, "personalizations", json_pack("[O]", pers)) == 0;
+    ok = ok && put(from, "email", sg->from) && (!sg->from_name || put(from, "name", sg->from_name)) &&
+         json_object_set(root, "from", from) == 0;
+    ok = ok && put(root, "subject", subject);
+    /* text/plain first: the spec (and RFC 2046) want the richest part last. */
+    if (ok && !blank(m->text)) ok = json_array_append_new(content, part("text/plain", m->text)) == 0;
+    if (ok && !blank(m->html)) ok = json_array_append_new(content, part("text/html", m->html)) == 0;
+    ok = ok && json_object_set(root, "content", content) == 0;
+    if (ok && m->unsubscribe_url && m->unsubscribe_url[0]) {
+        /* RFC 8058 one-click unsubscribe. The URL is ours (signed); angle
+         * brackets or line breaks in it would break the header. */
+        if (has_ctl(m->unsubscribe_url) || strpbrk(m->unsubscribe_url, "<>")) {
+            ok = false;
+        } else {
+            char *lu = concat3("<", m->unsubscribe_url, ">");
+            json_t *h = json_object();
+            ok = lu && h && put(h, "List-Unsubscribe", lu) &&
+                 put(h, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click") &&
+                 json_object_set(root, "headers", h) == 0;
+            json_decref(h);
+            free(lu);
+        }
+    }
+    if (ok) out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    json_decref(pers);
+    json_decref(to);
+    json_decref(from);
+    json_decref(content);
+    json_decref(args);
+    return out;
+}
+
+static void sendgrid_release(void *instance, void *state)
+{
+    (void)instance;
+    struct sendgrid_req *r = state;
+    if (!r) return;
+    curl_slist_free_all(r->headers);
+    free(r->body);
+    free(r);
+}
+
+static struct curl_slist *add_header(struct curl_slist *list, const char *h, bool *ok)
+{
+    struct curl_slist *n = *ok ? curl_slist_append(list, h) : NULL;
+    if (!n) {
+        *ok = false;
+        return list;
+    }
+    return n;
+}
+
+static int sendgrid_prepare(void *instance, const struct herald_message *msg, void *curl, void **state,
+                            char *reason, size_t reasonlen)
+{
+    struct sendgrid *sg = instance;
+    *state = NULL;
+    if (!msg->to || !msg->to[0]) {
+        refuse(reason, reasonlen, "no_address");
+        return -1;
+    }
+    if (!email_valid(msg->to)) {
+        refuse(reason, reasonlen, "invalid_address");
+        return -1;
+    }
+    if (blank(msg->text) && blank(msg->html)) {
+        refuse(reason, reasonlen, "empty_body");
+        return -1;
+    }
+    char *subject = msg->subject ? one_line(msg->subject) : NULL;
+    if (blank(subject)) {
+        free(subject);
+        refuse(reason, reasonlen, "empty_subject");
+        return -1;
+    }
+    char *body = render(sg, msg, subject);
+    free(subject);
+    if (!body) {
+        refuse(reason, reasonlen, "invalid_content"); /* not UTF-8, or a malformed unsubscribe URL */
+        return -1;
+    }
+
+    struct sendgrid_req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        free(body);
+        refuse(reason, reasonlen, "out_of_memory");
+        return -1;
+    }
+    r->body = body;
+    bool ok = true;
+    r->headers = add_header(r->headers, sg->auth, &ok);
+    r->headers = add_header(r->headers, "Content-Type: application/json", &ok);
+    r->headers = add_header(r->headers, "Accept: application/json", &ok);
+    r->headers = add_header(r->headers, "Expect:", &ok); /* no 100-continue round trip */
+    CURL *h = curl;
+    ok = ok && curl_easy_setopt(h, CURLOPT_URL, sg->url) == CURLE_OK &&
+         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
+         curl_easy_setopt(h, CURLOPT_POST, 1L) == CURLE_OK &&
+         curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body) == CURLE_OK &&
+         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body)) == CURLE_OK &&
+         curl_easy_setopt(h, CURLOPT_HTTPHEADER, r->headers) == CURLE_OK;
+    if (!ok) {
+        sendgrid_release(instance, r);
+        refuse(reason, reasonlen, "curl_setup_failed");
+        return -1;
+    }
+    *state = r;
+    return 0;
+}
+
+/* ---- interpret ----------------------------------------------------------- */
+
+/* The value of the last `name:` header in the raw block (the final response
+ * follows any 1xx ones), trimmed, into out; false when absent. */
+static bool header_value(const struct herald_response *resp, const char *name, char *out, size_t outlen)
+{
+    if (!resp->headers || !outlen) return false;
+    size_t nlen = strlen(name);
+    bool found = false;
+    const char *p = resp->headers, *end = resp->headers + resp->headers_len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol ? eol : end;
+        if ((size_t)(le - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+            const char *v = p + nlen + 1, *ve = le;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            while (ve > v && isspace((unsigned char)ve[-1])) ve--;
+            size_t j = 0;
+            /* Printable ASCII only: it ends up in audit records and logs. */
+            for (; v < ve && j + 1 < outlen; v++)
+                if ((unsigned char)*v > 0x20 && (unsigned char)*v < 0x7f) out[j++] = *v;
+            out[j] = '\0';
+            found = j > 0;
+        }
+        p = le + 1;
+    }
+    return found;
+}
+
+/* Retry-After in delta-seconds; the HTTP-date form would need the clock. */
+static int64_t retry_after_ms(const struct herald_response *resp)
+{
+    char v[32];
+    if (!header_value(resp, "Retry-After", v, sizeof(v))) return 0;
+    char *end;
+    long long s = strtoll(v, &end, 10);
+    if (end == v || *end || s < 0) return 0;
+    if (s > RETRY_AFTER_MAX_S) s = RETRY_AFTER_MAX_S;
+    return (int64_t)s * 1000;
+}
+
+static void sendgrid_interpret(void *instance, void *state, const struct herald_response *resp,
+                               struct herald_verdict *v)
+{
+    (void)instance;
+    (void)state;
+    memset(v, 0, sizeof(*v));
+    if (resp->curl_code != 0) {
+        v->kind = HERALD_VERDICT_RETRY;
+        snprintf(v->reason, sizeof(v->reason), "transport_%d", resp->curl_code);
+        return;
+    }
+    long st = resp->status;
+    if (st >= 200 && st < 300) {
+        v->kind = HERALD_VERDICT_ACCEPTED;
+        if (!header_value(resp, "X-Message-Id", v->provider_id, sizeof(v->provider_id)))
+            snprintf(v->provider_id, sizeof(v->provider_id), "sendgrid:%ld", st);
+        return;
+    }
+    snprintf(v->reason, sizeof(v->reason), "http_%ld", st);
+    if (st >= 400 && st < 500 && st != 429) {
+        v->kind = HERALD_VERDICT_REJECTED;
+        return;
+    }
+    /* 429, 5xx, and anything unexpected (1xx/3xx: a proxy or a wrong
+     * base_url, not the message's fault): temporary, let the daemon retry
+     * or fail over. */
+    v->kind = HERALD_VERDICT_RETRY;
+    v->retry_after_ms = retry_after_ms(resp);
+}
+
+static const struct herald_channel_plugin sendgrid_plugin = {
+    .abi_version = HERALD_CHANNEL_ABI_VERSION,
+    .size = sizeof(struct herald_channel_plugin),
+    .name = "email_sendgrid",
+    .channels = "email",
+    .create = sendgrid_create,
+    .destroy = sendgrid_destroy,
+    .prepare = sendgrid_prepare,
+    .interpret = sendgrid_interpret,
+    .release = sendgrid_release,
+    .deliver = NULL,
+};
+
+const struct herald_channel_plugin *herald_channel_plugin(void) { return &sendgrid_plugin; }

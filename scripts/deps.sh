@@ -52,8 +52,28 @@ fi
 # Installed under .deps/ (git-ignored), never globally, with the ordinary npm
 # client. The list is filled in by the issue that brings the provider mocks
 # (@stoplight/prism-cli) and the browser tests (playwright-core).
-npm_tools=()
+# A tool counts as present when its package.json under .deps/node_modules names
+# the pinned version; npm runs only for what is missing or at another version.
+npm_tools=(@stoplight/prism-cli@5.14.2)
 if [ "$want_npm" -eq 1 ] && [ ${#npm_tools[@]} -gt 0 ]; then
-    mkdir -p "$here/.deps"
-    npm install --silent --no-audit --no-fund --prefix "$here/.deps" "${npm_tools[@]}" >/dev/null
+    npm_missing=()
+    for t in "${npm_tools[@]}"; do
+        name=${t%@*} version=${t##*@}
+        pkg="$here/.deps/node_modules/$name/package.json"
+        if ! [ -f "$pkg" ] || ! grep -q "\"version\": *\"$version\"" "$pkg"; then
+            npm_missing+=("$t")
+        fi
+    done
+    if [ ${#npm_missing[@]} -gt 0 ]; then
+        command -v npm >/dev/null || { echo "deps: npm is needed for ${npm_missing[*]} (apt-get install npm)" >&2; exit 1; }
+        echo "deps: installing ${npm_missing[*]} under .deps/" >&2
+        mkdir -p "$here/.deps"
+        log=$(mktemp)
+        if ! npm install --no-audit --no-fund --prefix "$here/.deps" "${npm_missing[@]}" >"$log" 2>&1; then
+            cat "$log" >&2; rm -f "$log"
+            echo "deps: npm install failed" >&2
+            exit 1
+        fi
+        rm -f "$log"
+    fi
 fi

@@ -27,7 +27,7 @@ elapsed() {
 }
 
 section "dependencies (scripts/deps.sh)"
-scripts/deps.sh
+scripts/deps.sh --npm
 echo "ok"
 
 # run_pass NAME DIR LABEL_REGEX CMAKE_ARGS...: configure, build, ctest.

@@ -1,0 +1,97 @@
+"""prism.py - Prism (@stoplight/prism-cli, installed by `scripts/deps.sh --npm`
+under .deps/) as a validating mock of a provider's published OpenAPI spec.
+
+Owns one `prism mock` process per Prism object: started on a free loopback
+port, its output captured to a log file, stopped (and waited for) by stop().
+It never edits a spec and never listens beyond 127.0.0.1. Invariant: once
+start() returns, the mock answers on its port; after stop() the process is
+gone (and it also dies with the test process, through PR_SET_PDEATHSIG).
+
+Prism runs with --errors: a request that violates the spec gets a 4xx and
+an `sl-violations` header, never a made-up success.
+"""
+
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+import harness
+
+PRISM_BIN = os.environ.get("HERALD_PRISM_BIN", os.path.join(harness.ROOT, ".deps", "node_modules", ".bin", "prism"))
+SPECS_DIR = os.environ.get("HERALD_PROVIDER_SPECS", "/work/shared/provider-specs")
+
+
+def available():
+    """'' when Prism can run, else why not."""
+    if not os.access(PRISM_BIN, os.X_OK):
+        return "Prism not installed at %s (run scripts/deps.sh --npm)" % PRISM_BIN
+    return ""
+
+
+class Prism:
+    def __init__(self, spec, log_path):
+        self.spec = spec
+        self.port = harness.free_port()
+        self.log_path = log_path
+        self.proc = None
+        self.log_file = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self, timeout=60):
+        self.log_file = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [PRISM_BIN, "mock", "-h", "127.0.0.1", "-p", str(self.port), "--errors", self.spec],
+            stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=harness._die_with_parent, start_new_session=True)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("prism exited (%s):\n%s" % (self.proc.returncode, self.log()[-3000:]))
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=2).close()
+            except urllib.error.HTTPError:
+                pass   # any HTTP answer (404 for an unknown path) means it is listening
+            except OSError:
+                return False
+            return True
+        # Prism prints "Prism is listening" once every route is mounted.
+        harness.wait_for("prism on %s" % self.url,
+                         lambda: up() and "Prism is listening" in self.log(), timeout, 0.2)
+        return self
+
+    def log(self):
+        if self.log_file:
+            self.log_file.flush()
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def requests(self, path_part=""):
+        """How many requests Prism received (to paths containing path_part)."""
+        n = 0
+        for line in self.log().splitlines():
+            if "Request received" in line and path_part in line:
+                n += 1
+        return n
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            # Its own session: node and any child it spawned go together.
+            try:
+                os.killpg(self.proc.pid, 15)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+        if self.log_file:
+            self.log_file.close()
+            self.log_file = None
