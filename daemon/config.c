@@ -504,7 +504,73 @@ static struct config_provider *provider_get(struct config *cfg, const char *name
     memset(p, 0, sizeof(*p));
     p->name = xstrdup(name);
     p->line = line;
+    p->concurrency = CONFIG_PROVIDER_CONCURRENCY;
+    p->rate = 0;
+    p->timeout_ms = CONFIG_PROVIDER_TIMEOUT_MS;
+    p->retries = CONFIG_PROVIDER_RETRIES;
     return p;
+}
+
+int config_parse_rate(const char *s, double *per_s)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s)) return -HERALD_EINVAL;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (errno || n < 1 || n > 1000000) return -HERALD_EINVAL;
+    double period;
+    if (strcmp(end, "/s") == 0) period = 1;
+    else if (strcmp(end, "/m") == 0) period = 60;
+    else if (strcmp(end, "/h") == 0) period = 3600;
+    else return -HERALD_EINVAL;
+    *per_s = (double)n / period;
+    return 0;
+}
+
+/* The keys of [provider NAME] that the daemon keeps for itself (dispatch
+ * limits). 1 when key is one of them (err set on a bad value), 0 when the
+ * key belongs to the plugin. */
+static int provider_daemon_key(struct config_provider *p, const char *key, const char *value, bool *bad,
+                               char *err, size_t errlen)
+{
+    char *end;
+    long long v;
+    *bad = false;
+    if (strcmp(key, "concurrency") == 0 || strcmp(key, "retries") == 0) {
+        bool conc = key[0] == 'c';
+        long long lo = conc ? 1 : 0, hi = conc ? 1024 : 10;
+        errno = 0;
+        v = strtoll(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || errno || *end || v < lo || v > hi) {
+            herald_seterr(err, errlen, "expected a whole number from %lld to %lld", lo, hi);
+            *bad = true;
+        } else if (conc) {
+            p->concurrency = (int)v;
+        } else {
+            p->retries = (int)v;
+        }
+        return 1;
+    }
+    if (strcmp(key, "rate") == 0) {
+        if (strcmp(value, "unlimited") == 0) {
+            p->rate = 0;
+        } else if (config_parse_rate(value, &p->rate) < 0) {
+            herald_seterr(err, errlen, "expected N/s, N/m or N/h (N from 1 to 1000000) or unlimited");
+            *bad = true;
+        }
+        return 1;
+    }
+    if (strcmp(key, "timeout") == 0) {
+        int64_t ms;
+        if (config_parse_duration(value, &ms) < 0 || ms < 100 || ms > 600000) {
+            herald_seterr(err, errlen, "expected a duration from 100ms to 10m, e.g. 10s");
+            *bad = true;
+        } else {
+            p->timeout_ms = ms;
+        }
+        return 1;
+    }
+    return 0;
 }
 
 static struct config_cap *cap_get(struct config *cfg, const char *name, int line)
@@ -772,6 +838,11 @@ static void validate(struct parse_ctx *c, struct config *cfg)
                 p->plugin = xstrdup(e->value);
                 p->plugin_line = e->line;
             } else {
+                bool bad;
+                if (provider_daemon_key(p, e->key, e->value, &bad, err, sizeof(err))) {
+                    if (bad) add_error(c, e->line, e->from_set, e->section, e->key, "%s", err);
+                    break;
+                }
                 provider_set(p, e->key, e->value, e->line);
             }
             break;

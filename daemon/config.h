@@ -67,12 +67,21 @@ struct config_key_info {
 /* The schema of the fixed sections, terminated by an entry with section NULL. */
 extern const struct config_key_info config_schema[];
 
+#define CONFIG_PROVIDER_CONCURRENCY 16
+#define CONFIG_PROVIDER_TIMEOUT_MS 10000
+#define CONFIG_PROVIDER_RETRIES 2
+
 struct config_provider {
     char *name;
     char *plugin;
     int line;                   /* of the [provider NAME] header */
     int plugin_line;            /* of `plugin = ...` (0: --set or absent) */
-    struct herald_setting *settings; /* plugin settings (not `plugin`) */
+    /* Daemon-owned keys (dispatch uses them; never passed to the plugin). */
+    int concurrency;            /* requests in flight, 1..1024 (default 16) */
+    double rate;                /* messages per second; 0 = unlimited */
+    int64_t timeout_ms;         /* per request (default 10s) */
+    int retries;                /* RETRY verdicts retried per message, 0..10 (default 2) */
+    struct herald_setting *settings; /* plugin settings (not `plugin` nor the keys above) */
     int *setting_lines;
     size_t nsettings;
 };
@@ -152,6 +161,9 @@ int config_load(const char *path, const char *const *overrides, size_t noverride
                 struct config *cfg, struct strbuf *errors);
 void config_free(struct config *cfg);
 
+/* Parses a provider rate "N/s", "N/m" or "N/h" (N 1..1000000) into
+ * messages per second. */
+int config_parse_rate(const char *s, double *per_s);
 /* Parses "10s", "500ms", "5m", "2h", "1d" or plain seconds into ms. */
 int config_parse_duration(const char *s, int64_t *ms);
 /* Parses redis://[:password@]host[:port][/db]. */

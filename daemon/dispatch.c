@@ -1,20 +1,84 @@
 /*
- * dispatch.c - provider selection, retries and failover for one message.
+ * dispatch.c - provider selection, limits, retries, failover and the curl
+ * engine for network plugins.
  *
  * Invariant: a message handed to a plugin that ACCEPTED it is never handed
  * to any plugin again. Retries only follow RETRY verdicts. The loop thread
  * owns every field; worker threads touch only m->verdict inside a deliver.
+ *
+ * Network plugins go through ONE curl multi handle driven by the loop as in
+ * curl's docs/examples/multi-uv.c: one uv_poll per curl socket
+ * (CURLMOPT_SOCKETFUNCTION), one uv_timer (CURLMOPT_TIMERFUNCTION), and
+ * curl_multi_info_read drained after every curl_multi_socket_action. One
+ * multi handle means one connection pool: a provider's TLS connection is
+ * reused from message to message. Easy handles are kept on a small free
+ * list per provider. A plugin's prepare() only fills the handle and its
+ * interpret() turns the collected reply (bounded: 64 KiB of headers, 64 KiB
+ * of body) into a verdict; both verdict paths share on_verdict().
+ *
+ * Per provider: at most `concurrency` requests at once and `rate` starts per
+ * second (token bucket); the rest wait in the provider's FIFO. A circuit
+ * breaker opens after DISPATCH_CIRCUIT_FAILURES consecutive RETRY verdicts:
+ * for DISPATCH_CIRCUIT_COOLDOWN_MS its messages go to the next provider of
+ * their channel (or wait out the cool-down if it is the last one, which
+ * counts as an attempt), then one half-open probe decides. Logs carry ids
+ * and provider names only.
  */
 #include "dispatch.h"
 
+#include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 
-#define DISPATCH_RETRIES 2
 #define DISPATCH_BACKOFF_MS 1000
 #define DISPATCH_BACKOFF_MAX_MS 60000
+#define DISPATCH_COLLECT_MAX (64 * 1024)
+#define DISPATCH_FREE_HANDLES_MAX 64
+#define DISPATCH_CIRCUIT_FAILURES 5
+#define DISPATCH_CIRCUIT_COOLDOWN_MS 30000
+
+enum circuit { CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN };
+
+/* Runtime state of one [provider NAME]. */
+struct dprov {
+    struct dispatch *d;
+    struct plugin_provider *pp;
+    const struct config_provider *cp;
+    size_t active;                        /* deliveries or requests in flight */
+    struct dispatch_msg *fifo_head, *fifo_tail;
+    double tokens;                        /* rate bucket; unused when rate == 0 */
+    uint64_t refilled_at;                 /* loop time of the last refill */
+    uv_timer_t refill;
+    CURL *free_easy[DISPATCH_FREE_HANDLES_MAX];
+    size_t nfree;
+    int failures;                         /* consecutive RETRY verdicts */
+    enum circuit circuit;
+    uint64_t open_until;
+    bool probing;                         /* the half-open probe is out */
+    struct log_complaint complaint;
+};
+
+/* One curl socket and its poll handle. */
+struct dsock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct dispatch *d;
+    struct dsock *next;
+};
+
+/* One curl request in flight. */
+struct dispatch_req {
+    struct dispatch_msg *m;
+    struct dprov *p;
+    CURL *easy;
+    void *state; /* the plugin's, until release() */
+    char *hdr, *body;
+    size_t hdr_len, body_len;
+    struct dispatch_req *prev, *next;
+};
 
 struct dispatch {
     uv_loop_t *loop;
@@ -22,7 +86,105 @@ struct dispatch {
     struct plugin_set *ps;
     size_t in_flight;
     struct dispatch_msg *waiting; /* messages on a retry timer */
+    bool stopping;                /* interrupted: RETRY now ends a message */
+    bool closed;
+    struct dprov *provs;
+    size_t nprovs;
+    CURLM *multi;
+    uv_timer_t curl_timer;
+    struct dsock *socks;
+    struct dispatch_req *reqs;
 };
+
+static void attempt(struct dispatch_msg *m);
+static void pump(struct dprov *p);
+static void check_info(struct dispatch *d);
+
+/* ---- curl multi on the loop (multi-uv.c) ------------------------------ */
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct dsock *ds = h->data;
+    struct dispatch *d = ds->d;
+    int flags = 0, running;
+    if (status < 0) flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(d->multi, ds->fd, flags, &running);
+    check_info(d);
+}
+
+static void on_sock_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void sock_close(struct dispatch *d, struct dsock *ds)
+{
+    for (struct dsock **pp = &d->socks; *pp; pp = &(*pp)->next) {
+        if (*pp == ds) {
+            *pp = ds->next;
+            break;
+        }
+    }
+    uv_poll_stop(&ds->poll);
+    uv_close((uv_handle_t *)&ds->poll, on_sock_closed);
+}
+
+static int on_socket(CURL *e, curl_socket_t s, int action, void *userp, void *socketp)
+{
+    (void)e;
+    struct dispatch *d = userp;
+    struct dsock *ds = socketp;
+    if (action == CURL_POLL_REMOVE) {
+        if (ds) {
+            if (d->multi) curl_multi_assign(d->multi, s, NULL);
+            sock_close(d, ds);
+        }
+        return 0;
+    }
+    if (!ds) {
+        ds = xcalloc(1, sizeof(*ds));
+        ds->fd = s;
+        ds->d = d;
+        if (uv_poll_init_socket(d->loop, &ds->poll, s) != 0) {
+            free(ds);
+            return -1; /* curl fails the transfer */
+        }
+        ds->poll.data = ds;
+        ds->next = d->socks;
+        d->socks = ds;
+        curl_multi_assign(d->multi, s, ds);
+    }
+    int events = 0;
+    if (action & CURL_POLL_IN) events |= UV_READABLE;
+    if (action & CURL_POLL_OUT) events |= UV_WRITABLE;
+    uv_poll_start(&ds->poll, events, on_poll);
+    return 0;
+}
+
+static void on_curl_timer(uv_timer_t *t)
+{
+    struct dispatch *d = t->data;
+    int running;
+    curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_info(d);
+}
+
+static int on_curl_timeout(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct dispatch *d = userp;
+    if (timeout_ms < 0) {
+        uv_timer_stop(&d->curl_timer);
+    } else {
+        if (timeout_ms == 0) timeout_ms = 1; /* as soon as possible, from the loop */
+        uv_timer_start(&d->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
+    }
+    return 0;
+}
+
+/* ---- setup --------------------------------------------------------------- */
 
 struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct plugin_set *ps)
 {
@@ -30,16 +192,48 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct 
     d->loop = loop;
     d->cfg = cfg;
     d->ps = ps;
+    d->nprovs = cfg->nproviders;
+    d->provs = xcalloc(d->nprovs ? d->nprovs : 1, sizeof(*d->provs));
+    for (size_t i = 0; i < d->nprovs; i++) {
+        struct dprov *p = &d->provs[i];
+        p->d = d;
+        p->pp = i < plugin_set_count(ps) ? plugin_set_get(ps, i) : NULL;
+        p->cp = &cfg->providers[i];
+        p->tokens = p->cp->rate < 1 ? 1 : p->cp->rate;
+        p->refilled_at = uv_now(loop);
+        uv_timer_init(loop, &p->refill);
+        p->refill.data = p;
+    }
+    d->multi = curl_multi_init();
+    if (!d->multi) {
+        fprintf(stderr, "herald: curl_multi_init failed\n");
+        abort();
+    }
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
+    uv_timer_init(loop, &d->curl_timer);
+    d->curl_timer.data = d;
     return d;
 }
 
 size_t dispatch_in_flight(const struct dispatch *d) { return d->in_flight; }
 
-static struct plugin_provider *current_provider(struct dispatch_msg *m)
+static struct dprov *current_prov(struct dispatch_msg *m)
 {
     const struct config_channel *cc = &m->d->cfg->channels[m->channel];
     if (!cc->present || m->provider_pos >= cc->nproviders) return NULL;
-    return plugin_set_get(m->d->ps, (size_t)cc->provider_index[m->provider_pos]);
+    int idx = cc->provider_index[m->provider_pos];
+    if (idx < 0 || (size_t)idx >= m->d->nprovs) return NULL;
+    struct dprov *p = &m->d->provs[idx];
+    return p->pp && p->pp->api ? p : NULL;
+}
+
+static bool has_next_provider(struct dispatch_msg *m)
+{
+    const struct config_channel *cc = &m->d->cfg->channels[m->channel];
+    return cc->present && m->provider_pos + 1 < cc->nproviders;
 }
 
 static void finish(struct dispatch_msg *m)
@@ -48,13 +242,25 @@ static void finish(struct dispatch_msg *m)
     m->done(m, m->done_arg);
 }
 
-static void attempt(struct dispatch_msg *m);
-
-static void work_deliver(uv_work_t *w)
+static void finish_failed(struct dispatch_msg *m, enum herald_reason reason, const char *detail)
 {
-    struct dispatch_msg *m = w->data;
-    struct plugin_provider *pp = current_provider(m);
-    struct herald_message hm = {
+    m->outcome = HERALD_OUTCOME_FAILED;
+    m->reason = reason;
+    if (detail != m->detail) snprintf(m->detail, sizeof(m->detail), "%s", detail); /* may already be there */
+    finish(m);
+}
+
+static void finish_interrupted(struct dispatch_msg *m)
+{
+    m->outcome = HERALD_OUTCOME_UNKNOWN;
+    m->reason = HERALD_REASON_INTERRUPTED;
+    m->interrupted = true;
+    finish(m);
+}
+
+static void fill_message(const struct dispatch_msg *m, struct herald_message *hm)
+{
+    *hm = (struct herald_message){
         .campaign = m->campaign,
         .recipient = m->recipient,
         .channel = herald_channel_name(m->channel),
@@ -66,9 +272,9 @@ static void work_deliver(uv_work_t *w)
         .unsubscribe_url = m->unsubscribe_url,
         .preferences_url = m->preferences_url,
     };
-    memset(&m->verdict, 0, sizeof(m->verdict));
-    pp->api->deliver(pp->instance, &hm, &m->verdict);
 }
+
+/* ---- retries ---------------------------------------------------------- */
 
 static void on_timer_closed(uv_handle_t *h)
 {
@@ -95,12 +301,15 @@ static void on_retry_timer(uv_timer_t *t)
     attempt(m);
 }
 
+/* Exponential backoff with jitter (1 s, 2 s, 4 s ... capped at 60 s), and
+ * never sooner than min_ms (the provider's Retry-After or a cool-down). */
 static void retry_later(struct dispatch_msg *m, int64_t min_ms)
 {
-    int64_t delay = DISPATCH_BACKOFF_MS << (m->attempt > 6 ? 6 : m->attempt - 1);
+    int shift = m->attempt < 1 ? 0 : (m->attempt > 7 ? 6 : m->attempt - 1);
+    int64_t delay = (int64_t)DISPATCH_BACKOFF_MS << shift;
+    if (delay > DISPATCH_BACKOFF_MAX_MS) delay = DISPATCH_BACKOFF_MAX_MS;
     delay = delay / 2 + rand() % (delay / 2 + 1); /* jitter */
     if (delay < min_ms) delay = min_ms;
-    if (delay > DISPATCH_BACKOFF_MAX_MS) delay = DISPATCH_BACKOFF_MAX_MS;
     m->retry_timer = xmalloc(sizeof(uv_timer_t));
     uv_timer_init(m->d->loop, m->retry_timer);
     m->retry_timer->data = m;
@@ -109,79 +318,367 @@ static void retry_later(struct dispatch_msg *m, int64_t min_ms)
     uv_timer_start(m->retry_timer, on_retry_timer, (uint64_t)delay, 0);
 }
 
-static void after_deliver(uv_work_t *w, int status)
+/* ---- circuit breaker -------------------------------------------------- */
+
+/* May m go to p now? Takes the half-open probe slot when it is free. */
+static bool circuit_admits(struct dprov *p, struct dispatch_msg *m)
 {
-    struct dispatch_msg *m = w->data;
-    struct plugin_provider *pp = current_provider(m);
-    snprintf(m->provider, sizeof(m->provider), "%s", pp->name);
-    if (status == UV_ECANCELED) {
-        m->outcome = HERALD_OUTCOME_UNKNOWN;
-        m->interrupted = true;
-        finish(m);
+    if (p->circuit == CIRCUIT_CLOSED) return true;
+    if (p->circuit == CIRCUIT_OPEN && uv_now(p->d->loop) >= p->open_until) {
+        p->circuit = CIRCUIT_HALF_OPEN;
+        p->probing = false;
+    }
+    if (p->circuit == CIRCUIT_HALF_OPEN && !p->probing) {
+        p->probing = true;
+        m->probe = true;
+        return true;
+    }
+    return false;
+}
+
+static void circuit_open(struct dprov *p)
+{
+    p->circuit = CIRCUIT_OPEN;
+    p->probing = false;
+    p->open_until = uv_now(p->d->loop) + DISPATCH_CIRCUIT_COOLDOWN_MS;
+    log_complain(&p->complaint, "dispatch", "circuit open provider=%s failures=%d cooldown_ms=%d",
+                 p->pp->name, p->failures, DISPATCH_CIRCUIT_COOLDOWN_MS);
+}
+
+/* The provider answered (ACCEPTED or REJECTED): it works. */
+static void circuit_success(struct dprov *p, struct dispatch_msg *m)
+{
+    p->failures = 0;
+    if (m->probe) p->probing = false;
+    m->probe = false;
+    if (p->circuit != CIRCUIT_CLOSED) {
+        p->circuit = CIRCUIT_CLOSED;
+        log_recovered(&p->complaint, "dispatch", "circuit closed provider=%s", p->pp->name);
+    }
+}
+
+static void circuit_failure(struct dprov *p, struct dispatch_msg *m)
+{
+    p->failures++;
+    if (m->probe) {
+        m->probe = false;
+        circuit_open(p); /* the probe failed: another cool-down */
         return;
     }
+    if (p->circuit == CIRCUIT_CLOSED && p->failures >= DISPATCH_CIRCUIT_FAILURES) circuit_open(p);
+}
+
+/* ---- verdicts (shared by the deliver and curl paths) ------------------ */
+
+/* m's attempt at p ended with m->verdict. `answered` is false when the
+ * provider was never reached for reasons of our own (prepare refused). */
+static void on_verdict(struct dispatch_msg *m, struct dprov *p, bool answered)
+{
     struct herald_verdict *v = &m->verdict;
+    snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+    if (!answered && m->probe) {
+        p->probing = false; /* let another message probe */
+        m->probe = false;
+    }
     switch (v->kind) {
     case HERALD_VERDICT_ACCEPTED:
+        if (answered) circuit_success(p, m);
         m->outcome = HERALD_OUTCOME_SENT;
         m->reason = HERALD_REASON_NONE;
         snprintf(m->provider_id, sizeof(m->provider_id), "%s", v->provider_id);
         finish(m);
         return;
     case HERALD_VERDICT_REJECTED:
-        m->outcome = HERALD_OUTCOME_FAILED;
-        m->reason = HERALD_REASON_PROVIDER_REJECTED;
-        snprintf(m->detail, sizeof(m->detail), "%s", v->reason[0] ? v->reason : "rejected");
+        if (answered) circuit_success(p, m);
         log_info("dispatch", "rejected campaign=%s recipient=%s provider=%s reason=%s", m->campaign,
-                 m->recipient, m->provider, m->detail);
-        finish(m);
+                 m->recipient, m->provider, v->reason[0] ? v->reason : "rejected");
+        finish_failed(m, HERALD_REASON_PROVIDER_REJECTED, v->reason[0] ? v->reason : "rejected");
         return;
     case HERALD_VERDICT_RETRY:
     default:
+        if (answered) circuit_failure(p, m);
         snprintf(m->detail, sizeof(m->detail), "%s", v->reason[0] ? v->reason : "retry");
         log_info("dispatch", "retry campaign=%s recipient=%s provider=%s attempt=%d reason=%s",
                  m->campaign, m->recipient, m->provider, m->attempt, m->detail);
-        if (m->attempt <= DISPATCH_RETRIES) {
+        if (m->d->stopping) {
+            finish_interrupted(m); /* no provider has it; the next run sends it */
+            return;
+        }
+        /* A provider asking for more than the backoff cap is as good as
+         * down: take the next provider now, if there is one. */
+        bool long_wait = v->retry_after_ms > DISPATCH_BACKOFF_MAX_MS && has_next_provider(m);
+        if (m->attempt <= p->cp->retries && !long_wait) {
             retry_later(m, v->retry_after_ms);
             return;
         }
         /* This provider is exhausted: fail over to the next one. */
-        m->provider_pos++;
-        m->attempt = 0;
-        if (current_provider(m)) {
+        if (has_next_provider(m)) {
+            m->provider_pos++;
+            m->attempt = 0;
             attempt(m);
             return;
         }
-        m->outcome = HERALD_OUTCOME_FAILED;
-        m->reason = HERALD_REASON_PROVIDER_ERROR;
-        finish(m);
+        finish_failed(m, HERALD_REASON_PROVIDER_ERROR, m->detail);
         return;
+    }
+}
+
+/* ---- local plugins: deliver() on the thread pool ---------------------- */
+
+static void work_deliver(uv_work_t *w)
+{
+    struct dispatch_msg *m = w->data;
+    struct dprov *p = current_prov(m);
+    struct herald_message hm;
+    fill_message(m, &hm);
+    memset(&m->verdict, 0, sizeof(m->verdict));
+    p->pp->api->deliver(p->pp->instance, &hm, &m->verdict);
+}
+
+static void after_deliver(uv_work_t *w, int status)
+{
+    struct dispatch_msg *m = w->data;
+    struct dprov *p = current_prov(m);
+    p->active--;
+    if (status == UV_ECANCELED) {
+        snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+        finish_interrupted(m);
+    } else {
+        on_verdict(m, p, true);
+    }
+    pump(p);
+}
+
+/* ---- network plugins: prepare()/interpret() through curl --------------- */
+
+static void collect(char **buf, size_t *len, const char *data, size_t n)
+{
+    if (*len >= DISPATCH_COLLECT_MAX) return; /* enough to judge by: stop collecting */
+    size_t take = n < DISPATCH_COLLECT_MAX - *len ? n : DISPATCH_COLLECT_MAX - *len;
+    *buf = xrealloc(*buf, *len + take + 1);
+    memcpy(*buf + *len, data, take);
+    *len += take;
+    (*buf)[*len] = '\0';
+}
+
+static size_t on_header_data(char *data, size_t size, size_t n, void *ud)
+{
+    struct dispatch_req *req = ud;
+    collect(&req->hdr, &req->hdr_len, data, size * n);
+    return size * n;
+}
+
+static size_t on_body_data(char *data, size_t size, size_t n, void *ud)
+{
+    struct dispatch_req *req = ud;
+    collect(&req->body, &req->body_len, data, size * n);
+    return size * n;
+}
+
+/* Unlinks req, lets the plugin release its state and recycles the handle. */
+static void req_release(struct dispatch *d, struct dispatch_req *req)
+{
+    if (req->prev) req->prev->next = req->next;
+    else if (d->reqs == req) d->reqs = req->next;
+    if (req->next) req->next->prev = req->prev;
+    struct dprov *p = req->p;
+    if (req->state && p->pp->api->release) p->pp->api->release(p->pp->instance, req->state);
+    curl_easy_reset(req->easy);
+    if (p->nfree < DISPATCH_FREE_HANDLES_MAX && p->nfree < (size_t)p->cp->concurrency)
+        p->free_easy[p->nfree++] = req->easy;
+    else
+        curl_easy_cleanup(req->easy);
+    req->m->req = NULL;
+    free(req->hdr);
+    free(req->body);
+    free(req);
+}
+
+static void start_curl(struct dprov *p, struct dispatch_msg *m)
+{
+    struct dispatch *d = p->d;
+    CURL *e = p->nfree ? p->free_easy[--p->nfree] : curl_easy_init();
+    if (!e) {
+        fprintf(stderr, "herald: curl_easy_init failed\n");
+        abort();
+    }
+    struct dispatch_req *req = xcalloc(1, sizeof(*req));
+    req->m = m;
+    req->p = p;
+    req->easy = e;
+    m->req = req;
+    struct herald_message hm;
+    fill_message(m, &hm);
+    memset(&m->verdict, 0, sizeof(m->verdict));
+    char reason[sizeof(m->verdict.reason)] = "";
+    if (p->pp->api->prepare(p->pp->instance, &hm, e, &req->state, reason, sizeof(reason)) < 0) {
+        /* Refused before any I/O; prepare() cleaned up its own state. */
+        req->state = NULL;
+        req_release(d, req);
+        p->active--;
+        m->verdict.kind = HERALD_VERDICT_REJECTED;
+        snprintf(m->verdict.reason, sizeof(m->verdict.reason), "%s", reason[0] ? reason : "prepare_failed");
+        on_verdict(m, p, false);
+        return;
+    }
+    /* The daemon's own options go last so that a plugin cannot undo them. */
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)req);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_data);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)req);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body_data);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)req);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->cp->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    req->next = d->reqs;
+    if (d->reqs) d->reqs->prev = req;
+    d->reqs = req;
+    if (curl_multi_add_handle(d->multi, e) != CURLM_OK) {
+        req_release(d, req);
+        p->active--;
+        m->verdict.kind = HERALD_VERDICT_RETRY;
+        snprintf(m->verdict.reason, sizeof(m->verdict.reason), "curl_multi_add_handle");
+        on_verdict(m, p, false);
+    }
+}
+
+/* Every finished transfer: interpret, release, decide. */
+static void check_info(struct dispatch *d)
+{
+    CURLMsg *msg;
+    int left;
+    while (d->multi && (msg = curl_multi_info_read(d->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        CURL *e = msg->easy_handle;
+        CURLcode code = msg->data.result; /* msg dies with remove_handle */
+        char *priv = NULL;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+        struct dispatch_req *req = (struct dispatch_req *)(void *)priv;
+        curl_multi_remove_handle(d->multi, e);
+        long status = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        struct dispatch_msg *m = req->m;
+        struct dprov *p = req->p;
+        struct herald_response resp = {
+            .curl_code = (int)code,
+            .status = status,
+            .headers = req->hdr ? req->hdr : "",
+            .headers_len = req->hdr_len,
+            .body = req->body ? req->body : "",
+            .body_len = req->body_len,
+        };
+        memset(&m->verdict, 0, sizeof(m->verdict));
+        p->pp->api->interpret(p->pp->instance, req->state, &resp, &m->verdict);
+        if (code != CURLE_OK)
+            log_debug("dispatch", "transfer error campaign=%s recipient=%s provider=%s curl=%d (%s)",
+                      m->campaign, m->recipient, p->pp->name, (int)code, curl_easy_strerror(code));
+        req_release(d, req);
+        p->active--;
+        on_verdict(m, p, true);
+        pump(p);
+    }
+}
+
+/* ---- per-provider limits ---------------------------------------------- */
+
+static void on_refill(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+/* Takes one start from the token bucket, or arms the refill timer. */
+static bool take_token(struct dprov *p)
+{
+    double rate = p->cp->rate;
+    if (rate <= 0) return true;
+    double burst = rate < 1 ? 1 : rate;
+    uint64_t now = uv_now(p->d->loop);
+    p->tokens += (double)(now - p->refilled_at) * rate / 1000.0;
+    if (p->tokens > burst) p->tokens = burst;
+    p->refilled_at = now;
+    if (p->tokens >= 1) {
+        p->tokens -= 1;
+        return true;
+    }
+    uint64_t wait = (uint64_t)((1 - p->tokens) * 1000.0 / rate) + 1;
+    uv_timer_start(&p->refill, on_refill, wait, 0);
+    return false;
+}
+
+static void start(struct dprov *p, struct dispatch_msg *m)
+{
+    p->active++;
+    if (p->pp->api->prepare && p->pp->api->interpret) {
+        start_curl(p, m);
+        return;
+    }
+    m->work.data = m;
+    if (uv_queue_work(p->d->loop, &m->work, work_deliver, after_deliver) != 0) {
+        p->active--;
+        memset(&m->verdict, 0, sizeof(m->verdict));
+        m->verdict.kind = HERALD_VERDICT_RETRY;
+        snprintf(m->verdict.reason, sizeof(m->verdict.reason), "uv_queue_work");
+        on_verdict(m, p, false);
+    }
+}
+
+/* Starts what the provider's limits allow, in FIFO order. */
+static void pump(struct dprov *p)
+{
+    while (p->fifo_head && p->active < (size_t)p->cp->concurrency && !p->d->closed) {
+        struct dispatch_msg *m = p->fifo_head;
+        if (p->circuit != CIRCUIT_CLOSED && !m->probe) {
+            /* The circuit opened while m waited: route it again. */
+            p->fifo_head = m->next_waiting;
+            if (!p->fifo_head) p->fifo_tail = NULL;
+            m->next_waiting = NULL;
+            m->attempt--;
+            attempt(m);
+            continue;
+        }
+        if (!take_token(p)) return;
+        p->fifo_head = m->next_waiting;
+        if (!p->fifo_head) p->fifo_tail = NULL;
+        m->next_waiting = NULL;
+        start(p, m);
     }
 }
 
 static void attempt(struct dispatch_msg *m)
 {
-    struct plugin_provider *pp = current_provider(m);
-    if (!pp || !pp->api) {
-        m->outcome = HERALD_OUTCOME_FAILED;
-        m->reason = HERALD_REASON_PROVIDER_ERROR;
-        snprintf(m->detail, sizeof(m->detail), "no provider for the channel");
-        finish(m);
+    struct dprov *p = current_prov(m);
+    while (p && !circuit_admits(p, m)) {
+        if (has_next_provider(m)) {
+            m->provider_pos++;
+            m->attempt = 0;
+            p = current_prov(m);
+            continue;
+        }
+        /* The last provider's circuit is open: wait out the cool-down. */
+        snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+        m->attempt++;
+        if (m->attempt > p->cp->retries + 1) {
+            finish_failed(m, HERALD_REASON_PROVIDER_ERROR, "circuit_open");
+            return;
+        }
+        uint64_t now = uv_now(m->d->loop);
+        int64_t wait = p->open_until > now ? (int64_t)(p->open_until - now) : 0;
+        retry_later(m, wait + 100);
+        return;
+    }
+    if (!p) {
+        finish_failed(m, HERALD_REASON_PROVIDER_ERROR, "no provider for the channel");
+        return;
+    }
+    if (!p->pp->api->deliver && !(p->pp->api->prepare && p->pp->api->interpret)) {
+        finish_failed(m, HERALD_REASON_PROVIDER_ERROR, "plugin has neither deliver() nor prepare()");
         return;
     }
     m->attempt++;
-    if (!pp->api->deliver) {
-        /* Network plugins need the curl engine; refuse rather than pretend. */
-        m->outcome = HERALD_OUTCOME_FAILED;
-        m->reason = HERALD_REASON_PROVIDER_ERROR;
-        snprintf(m->detail, sizeof(m->detail), "plugin has no deliver()");
-        finish(m);
-        return;
-    }
-    m->work.data = m;
-    if (uv_queue_work(m->d->loop, &m->work, work_deliver, after_deliver) != 0) {
-        retry_later(m, 0);
-    }
+    m->next_waiting = NULL;
+    if (p->fifo_tail) p->fifo_tail->next_waiting = m;
+    else p->fifo_head = m;
+    p->fifo_tail = m;
+    pump(p);
 }
 
 int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb done, void *arg)
@@ -192,26 +689,85 @@ int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb
     m->provider_pos = 0;
     m->attempt = 0;
     m->interrupted = false;
+    m->probe = false;
     m->provider[0] = m->provider_id[0] = m->detail[0] = '\0';
     m->retry_timer = NULL;
     m->next_waiting = NULL;
+    m->req = NULL;
     d->in_flight++;
     attempt(m);
     return 0;
 }
 
+/* ---- stopping ---------------------------------------------------------- */
+
 void dispatch_interrupt(struct dispatch *d)
 {
+    d->stopping = true;
     while (d->waiting) {
         struct dispatch_msg *m = d->waiting;
         unlink_waiting(m);
+        finish_interrupted(m);
+    }
+    for (size_t i = 0; i < d->nprovs; i++) {
+        struct dprov *p = &d->provs[i];
+        uv_timer_stop(&p->refill);
+        while (p->fifo_head) {
+            struct dispatch_msg *m = p->fifo_head;
+            p->fifo_head = m->next_waiting;
+            if (!p->fifo_head) p->fifo_tail = NULL;
+            m->next_waiting = NULL;
+            if (m->probe) p->probing = false;
+            snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+            finish_interrupted(m);
+        }
+    }
+}
+
+void dispatch_abort(struct dispatch *d)
+{
+    dispatch_interrupt(d);
+    while (d->reqs && d->multi) {
+        struct dispatch_req *req = d->reqs;
+        struct dispatch_msg *m = req->m;
+        struct dprov *p = req->p;
+        curl_multi_remove_handle(d->multi, req->easy);
+        req_release(d, req);
+        p->active--;
+        /* The request may have reached the provider: unknown, not interrupted. */
+        snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+        log_warn("dispatch", "aborted at drain timeout campaign=%s recipient=%s provider=%s", m->campaign,
+                 m->recipient, p->pp->name);
         m->outcome = HERALD_OUTCOME_UNKNOWN;
-        m->interrupted = true;
+        m->reason = HERALD_REASON_INTERRUPTED;
+        m->interrupted = false;
+        snprintf(m->detail, sizeof(m->detail), "aborted");
         finish(m);
+    }
+}
+
+void dispatch_close(struct dispatch *d)
+{
+    if (d->closed) return;
+    dispatch_abort(d);
+    d->closed = true;
+    /* Cleanup closes the pooled connections; curl reports each socket's
+     * removal through on_socket, which closes its poll handle. */
+    curl_multi_cleanup(d->multi);
+    d->multi = NULL;
+    while (d->socks) sock_close(d, d->socks);
+    uv_close((uv_handle_t *)&d->curl_timer, NULL);
+    for (size_t i = 0; i < d->nprovs; i++) {
+        struct dprov *p = &d->provs[i];
+        while (p->nfree) curl_easy_cleanup(p->free_easy[--p->nfree]);
+        uv_close((uv_handle_t *)&p->refill, NULL);
     }
 }
 
 void dispatch_free(struct dispatch *d)
 {
+    if (!d) return;
+    if (d->multi) curl_multi_cleanup(d->multi); /* dispatch_close was not called */
+    free(d->provs);
     free(d);
 }

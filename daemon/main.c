@@ -8,6 +8,7 @@
  * exit 0 once uv_loop_close() succeeds. Redis outages are logged once when
  * they start and once when they end.
  */
+#include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -109,6 +110,7 @@ static void close_all(struct daemon *d)
         return;
     }
     d->closing = true;
+    dispatch_close(d->dispatch); /* its curl timer, polls and provider timers */
     uv_timer_stop(&d->drain_timer);
     close_handle((uv_handle_t *)&d->drain_timer);
     close_handle((uv_handle_t *)&d->sigterm);
@@ -136,6 +138,8 @@ static void on_drain_timeout(uv_timer_t *t)
 {
     struct daemon *d = t->data;
     log_warn("main", "drain timeout reached; unfinished work stays pending in Redis and resumes on restart");
+    /* Requests still at a provider end as unknown: they may have arrived. */
+    dispatch_abort(d->dispatch);
     close_all(d);
 }
 
@@ -148,6 +152,7 @@ static void on_signal(uv_signal_t *s, int signum)
     }
     if (d->stopping) {
         log_info("main", "second signal: stopping now");
+        dispatch_abort(d->dispatch);
         close_all(d);
         return;
     }
@@ -233,6 +238,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Once, before any thread exists (plugins and dispatch use curl). */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "herald: curl_global_init failed\n");
+        return 1;
+    }
     static struct daemon dm;
     struct daemon *d = &dm;
     if (load(d, config_path, overrides, noverrides, check_only) < 0) {
@@ -307,6 +317,7 @@ int main(int argc, char **argv)
     dispatch_free(d->dispatch);
     plugin_set_free(d->plugins);
     config_free(&d->cfg);
+    curl_global_cleanup();
     if (d->exit_code == 0) log_info("main", "stopped");
     return d->exit_code;
 }

@@ -1,0 +1,80 @@
+"""A loopback HTTP endpoint for the e2e fault tests, scripted per request.
+
+FaultServer(script) answers the n-th POST with script[n] (the last entry
+repeats). An entry is a dict:
+  {"status": 202, "headers": {...}, "body": "...", "delay": 0.3}
+  {"hang": True}   never answers (until the server stops)
+It records every request (arrival time, headers, body) and the highest
+number of requests it was handling at once.
+"""
+
+import http.server
+import json
+import threading
+import time
+
+
+class FaultServer:
+    def __init__(self, script):
+        self.script = list(script) or [{"status": 202}]
+        self.requests = []        # dicts: at, path, headers, body
+        self.max_concurrent = 0
+        self._concurrent = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                with server._lock:
+                    idx = len(server.requests)
+                    server.requests.append({"at": time.monotonic(), "path": self.path,
+                                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                                            "body": body})
+                    server._concurrent += 1
+                    server.max_concurrent = max(server.max_concurrent, server._concurrent)
+                    action = server.script[min(idx, len(server.script) - 1)]
+                try:
+                    if action.get("hang"):
+                        server._stop.wait(60)
+                        self.close_connection = True
+                        return
+                    if action.get("delay"):
+                        time.sleep(action["delay"])
+                    out = action.get("body", "")
+                    if not isinstance(out, (bytes, str)):
+                        out = json.dumps(out)
+                    out = out.encode() if isinstance(out, str) else out
+                    self.send_response(action.get("status", 202))
+                    for k, v in action.get("headers", {}).items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(out)))
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(out)
+                finally:
+                    with server._lock:
+                        server._concurrent -= 1
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = "http://127.0.0.1:%d/hook" % self.port
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def count(self):
+        with self._lock:
+            return len(self.requests)
+
+    def stop(self):
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()

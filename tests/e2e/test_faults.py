@@ -1,0 +1,176 @@
+"""Provider faults seen from outside, through the webhook plugin and the curl
+engine against a scripted loopback endpoint (faultserver.py): a 5xx is
+retried and the message sent once; a 429's Retry-After is honoured; a hanging
+endpoint times out, is retried, then fails over to the backup provider; a
+refused connection fails over; a 400 is failed/provider_rejected and gives
+the cap budget back; the signature verifies; concurrency and rate hold."""
+
+import hashlib
+import hmac
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from faultserver import FaultServer  # noqa: E402
+from harness import job, person  # noqa: E402
+
+SECRET = "e2e-webhook-secret-0123456789"
+
+PROVIDERS = """\
+[channel email]
+providers = {providers}
+
+[channel sms]
+providers = outbox
+
+[provider outbox]
+plugin = outbox
+dir = outbox
+
+[provider hook]
+plugin = webhook
+url = {url}
+secret = %s
+{extra}
+""" % SECRET
+
+
+def config_with(e, url, providers="hook, outbox", extra="", tail=""):
+    base = e.config_text()
+    head = base[:base.index("[channel email]")]
+    p = e.path("faults.conf")
+    with open(p, "w") as f:
+        f.write(head + PROVIDERS.format(providers=providers, url=url, extra=extra) + tail)
+    return p
+
+
+def people(n, prefix="p-f"):
+    return [person("%s%d" % (prefix, i), email="%s%d.faults@example.com" % (prefix, i), channels=["email"],
+                   consent=["email"], first_name="F%d" % i) for i in range(n)]
+
+
+def unused_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Faults(harness.HeraldTestCase):
+
+    def server(self, script):
+        srv = FaultServer(script)
+        self.addCleanup(srv.stop)
+        return srv
+
+    def run_campaign(self, e, conf, cid, ids, timeout=60):
+        h = e.start_herald(config=conf)
+        e.enqueue(job(cid, recipients=ids, channels=["email"]))
+        e.wait_campaign_done(cid, herald=h, timeout=timeout)
+        return self.assertOneTerminalEach(e.audit(cid), ids), h
+
+    def test_500_then_202_is_retried_and_sent_once(self):
+        e = self.env()
+        e.import_people(people(1))
+        srv = self.server([{"status": 500}, {"status": 202, "body": {"id": "wh-42"}}])
+        recs, _ = self.run_campaign(e, config_with(e, srv.url), "f-500", ["p-f0"])
+        self.assertEqual(srv.count(), 2)
+        r = recs["p-f0"]
+        self.assertEqual((r["outcome"], r["provider"], r["provider_id"]), ("sent", "hook", "wh-42"))
+        self.assertEqual(e.outbox_files("f-500"), {}, "the backup never saw it")
+
+    def test_signature_verifies_with_the_secret(self):
+        e = self.env()
+        e.import_people(people(1))
+        srv = self.server([{"status": 200, "headers": {"X-Request-Id": "req-7"}}])
+        recs, _ = self.run_campaign(e, config_with(e, srv.url), "f-sig", ["p-f0"])
+        self.assertEqual(recs["p-f0"]["provider_id"], "req-7")
+        req = srv.requests[0]
+        want = "sha256=" + hmac.new(SECRET.encode(), req["body"], hashlib.sha256).hexdigest()
+        self.assertEqual(req["headers"]["x-herald-signature"], want)
+        self.assertEqual(req["headers"]["content-type"], "application/json")
+        msg = json.loads(req["body"])
+        self.assertEqual((msg["campaign"], msg["recipient"], msg["channel"], msg["to"]),
+                         ("f-sig", "p-f0", "email", "p-f0.faults@example.com"))
+        self.assertIn("F0", msg["subject"])
+
+    def test_429_retry_after_is_honoured(self):
+        e = self.env()
+        e.import_people(people(1))
+        srv = self.server([{"status": 429, "headers": {"Retry-After": "1"}}, {"status": 202}])
+        recs, _ = self.run_campaign(e, config_with(e, srv.url), "f-429", ["p-f0"])
+        self.assertEqual(recs["p-f0"]["outcome"], "sent")
+        self.assertEqual(srv.count(), 2)
+        gap = srv.requests[1]["at"] - srv.requests[0]["at"]
+        print("429 Retry-After: 1 -> retry after %.3f s" % gap)
+        self.assertGreaterEqual(gap, 1.0)
+
+    def test_hanging_endpoint_times_out_retries_then_fails_over(self):
+        e = self.env()
+        e.import_people(people(1))
+        srv = self.server([{"hang": True}])
+        conf = config_with(e, srv.url, extra="timeout = 1s\nretries = 1\n")
+        t0 = time.monotonic()
+        recs, _ = self.run_campaign(e, conf, "f-hang", ["p-f0"])
+        print("hang: timeout, retry, failover in %.3f s" % (time.monotonic() - t0))
+        self.assertEqual(srv.count(), 2, "one attempt and one retry")
+        self.assertEqual((recs["p-f0"]["outcome"], recs["p-f0"]["provider"]), ("sent", "outbox"))
+        self.assertEqual(list(e.outbox_files("f-hang")), ["p-f0.email.json"])
+
+    def test_connection_refused_fails_over(self):
+        e = self.env()
+        e.import_people(people(1))
+        conf = config_with(e, "http://127.0.0.1:%d/hook" % unused_port(), extra="retries = 1\n")
+        recs, _ = self.run_campaign(e, conf, "f-down", ["p-f0"])
+        self.assertEqual((recs["p-f0"]["outcome"], recs["p-f0"]["provider"]), ("sent", "outbox"))
+
+    def test_400_is_rejected_and_gives_the_cap_back(self):
+        e = self.env()
+        e.import_people(people(1))
+        srv = self.server([{"status": 400}, {"status": 202, "body": {"id": "wh-2"}}])
+        cap = "\n[cap daily]\nchannel = any\nlimit = 1\nwindow = 24h\n"
+        conf = config_with(e, srv.url, tail=cap)
+        recs, h = self.run_campaign(e, conf, "f-400", ["p-f0"])
+        self.assertEqual((recs["p-f0"]["outcome"], recs["p-f0"]["reason"]), ("failed", "provider_rejected"))
+        self.assertEqual(srv.count(), 1, "a rejection is neither retried nor failed over")
+        self.assertEqual(e.outbox_files("f-400"), {})
+        e.enqueue(job("f-400-later", recipients=["p-f0"], channels=["email"]))
+        e.wait_campaign_done("f-400-later", herald=h, timeout=60)
+        later = self.assertOneTerminalEach(e.audit("f-400-later"), ["p-f0"])
+        self.assertEqual((later["p-f0"]["outcome"], later["p-f0"]["provider_id"]), ("sent", "wh-2"))
+
+    def test_concurrency_is_never_exceeded(self):
+        e = self.env()
+        ids = ["p-f%d" % i for i in range(10)]
+        e.import_people(people(10))
+        srv = self.server([{"status": 202, "delay": 0.3}])
+        conf = config_with(e, srv.url, providers="hook", extra="concurrency = 2\n")
+        recs, _ = self.run_campaign(e, conf, "f-conc", ids)
+        self.assertTrue(all(r["outcome"] == "sent" for r in recs.values()), recs)
+        print("concurrency = 2: server saw at most %d at once over %d requests" %
+              (srv.max_concurrent, srv.count()))
+        self.assertEqual(srv.count(), 10)
+        self.assertLessEqual(srv.max_concurrent, 2)
+
+    def test_rate_holds(self):
+        e = self.env()
+        ids = ["p-f%d" % i for i in range(15)]
+        e.import_people(people(15))
+        srv = self.server([{"status": 202}])
+        conf = config_with(e, srv.url, providers="hook", extra="rate = 5/s\n")
+        recs, _ = self.run_campaign(e, conf, "f-rate", ids)
+        self.assertTrue(all(r["outcome"] == "sent" for r in recs.values()), recs)
+        self.assertEqual(srv.count(), 15)
+        span = srv.requests[-1]["at"] - srv.requests[0]["at"]
+        print("rate = 5/s: 15 requests over %.3f s" % span)
+        # a burst of 5, then one every 200 ms: at least (15 - 5) / 5 = 2 s
+        self.assertGreaterEqual(span, 1.8)
+
+
+if __name__ == "__main__":
+    harness.main()
