@@ -1,17 +1,146 @@
 #!/usr/bin/env bash
-# Benchmarks (figures and ratios, never pass/fail): builds an optimised tree in
-# build-rel/ and runs each benchmark program. Quote medians: machines are noisy.
-#   scripts/bench.sh            all benchmarks
-#   scripts/bench.sh policy     only the policy benchmark
+# Benchmarks (figures and ratios, never pass/fail). Builds an optimised tree in
+# build-rel/ and runs:
+#   policy   the pure decision engine against parsing a profile (bench_policy)
+#   webhook  N fresh recipients (a Redis SET used as recipients_key) through the
+#            webhook plugin to a local nginx answering 202, every policy check
+#            and audit record on; herald's messages/s and peak RSS, and in the
+#            same run a plain libcurl multi loop (64 in flight, one thread, same
+#            body size) against the same nginx; the ratio herald / reference.
+#   scripts/bench.sh [all|policy|webhook]     (env: N=200000 RUNS=3)
+# Quote medians: the machines are shared and noisy.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
+. scripts/lib.sh
 scripts/deps.sh
+command -v nginx >/dev/null || {
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
+}
 cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build build-rel -j"$(nproc)" --target bench_policy >/dev/null
+cmake --build build-rel -j"$(nproc)" >/dev/null
 
 what=${1:-all}
 if [ "$what" = all ] || [ "$what" = policy ]; then
     echo "==== policy (pure decision engine vs. parsing a profile) ===="
     build-rel/bench_policy 20000000 5
 fi
+[ "$what" = all ] || [ "$what" = webhook ] || exit 0
+
+N=${N:-200000}
+RUNS=${RUNS:-3}
+lib_cleanup_on_exit
+make_tmpdir herald-bench
+tmp=$LIB_LAST_TMPDIR
+echo "==== webhook: $N recipients through herald to nginx, $RUNS runs ===="
+
+nport=$(free_port)
+mkdir -p "$tmp/nginx/logs"
+cat >"$tmp/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+error_log $tmp/nginx/logs/error.log warn;
+pid $tmp/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$nport;
+        location / { client_body_buffer_size 64k; return 202 '{"id":"nginx"}'; }
+    }
+}
+NGINX
+spawn_bg "$tmp/nginx/out.log" nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
+wait_until 10 curl -s -o /dev/null -X POST "http://127.0.0.1:$nport/" || die "nginx did not start"
+
+start_redis "$tmp/redis" >/dev/null
+aport=$(free_port)
+cat >"$tmp/herald.conf" <<CONF
+[daemon]
+plugin_dir = $here/build-rel/channels
+log_level = warn
+max_in_flight = 2048
+batch = 512
+[redis]
+url = $REDIS_URL
+audit_maxlen = 100000
+[admin]
+listen = 127.0.0.1:$aport
+token = bench-admin-token-0123456789
+link_secret = bench-link-secret-0123456789
+public_url = https://prefs.example.com
+[channel email]
+providers = hook
+[provider hook]
+plugin = webhook
+url = http://127.0.0.1:$nport/herald
+secret = bench-webhook-secret-0123456789
+concurrency = 64
+CONF
+
+/usr/bin/python3 - "$tmp/people.jsonl" "$N" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        f.write(json.dumps({"id": "b%07d" % i, "email": "bench.person%07d@example.com" % i,
+                            "tz": "Europe/Berlin", "channels": ["email"],
+                            "attributes": {"first_name": "Person%d" % i, "city": "Gothenburg"},
+                            "topics": {"news": True},
+                            "consent": [{"channel": "email", "granted": True, "source": "bench"}]}) + "\n")
+PY
+ctl() { build-rel/heraldctl --config "$tmp/herald.conf" "$@"; }
+t0=$(date +%s.%N)
+ctl import "$tmp/people.jsonl" >/dev/null
+/usr/bin/python3 - "$REDIS_PORT" "$N" <<'PY'
+import redis, sys
+r = redis.Redis(port=int(sys.argv[1]))
+ids = ["b%07d" % i for i in range(int(sys.argv[2]))]
+for k in range(0, len(ids), 10000):
+    r.sadd("herald:lists:bench", *ids[k:k + 10000])
+PY
+echo "setup: imported $N people in $(/usr/bin/python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
+
+rates=() rss=() refs=()
+for run in $(seq 1 "$RUNS"); do
+    spawn_bg "$tmp/herald-$run.log" build-rel/herald --config "$tmp/herald.conf"
+    hpid=$SPAWNED_PID
+    wait_until 20 curl -sf "http://127.0.0.1:$aport/healthz" -o /dev/null || die "herald did not become healthy"
+    cat >"$tmp/job-$run.json" <<JOB
+{"id": "bench-$run", "topic": "news", "channels": ["email"],
+ "content": {"email": {"subject": "Hello {{first_name}}", "text": "Dear {{first_name}} in {{city}}, this is the benchmark campaign body, long enough to be a realistic marketing text of a few hundred bytes. {{unsubscribe_url}}",
+                       "html": "<p>Dear {{first_name}} in {{city}},</p><p>this is the benchmark campaign body.</p><p><a href=\"{{unsubscribe_url}}\">unsubscribe</a></p>"}},
+ "recipients_key": "herald:lists:bench"}
+JOB
+    t0=$(date +%s.%N)
+    ctl enqueue "$tmp/job-$run.json" >/dev/null
+    until ctl campaign "bench-$run" | grep -q '"state": "done"'; do
+        alive "$hpid" || die "herald stopped during the run (see $tmp/herald-$run.log)"
+        sleep 0.2
+    done
+    t1=$(date +%s.%N)
+    peak=$(awk '/VmHWM/ {print $2}' "/proc/$hpid/status")
+    sent=$(ctl campaign "bench-$run" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])')
+    stop_pid "$hpid" 30 || true
+    rate=$(/usr/bin/python3 -c "print(round($sent / ($t1 - $t0)))")
+    rates+=("$rate")
+    rss+=("$peak")
+    ref=$(build-rel/bench_curl "http://127.0.0.1:$nport/herald" "$N" 64 700 | sed -E 's/.*= ([0-9]+) req\/s.*/\1/')
+    refs+=("$ref")
+    echo "run $run: herald sent $sent in $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s = $rate msg/s, peak RSS $((peak / 1024)) MiB; reference $ref req/s"
+done
+/usr/bin/python3 - "${rates[*]}" "${rss[*]}" "${refs[*]}" <<'PY'
+import statistics, sys
+rates = [float(x) for x in sys.argv[1].split()]
+rss = [float(x) / 1024 for x in sys.argv[2].split()]
+refs = [float(x) for x in sys.argv[3].split()]
+h, r, m = statistics.median(rates), statistics.median(refs), statistics.median(rss)
+print("median: herald %.0f msg/s, reference %.0f req/s, ratio herald/reference %.2f (goal >= 0.5); peak RSS %.1f MiB (goal < 64)"
+      % (h, r, h / r, m))
+PY
