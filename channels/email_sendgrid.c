@@ -27,12 +27,12 @@
 #include <jansson.h>
 
 #include "herald_channel.h"
+#include "plugin_util.h"
 
 #define SENDGRID_DEFAULT_URL "https://api.sendgrid.com"
 #define SENDGRID_PATH "/v3/mail/send"
 #define EMAIL_MAX 254
 /* Retry-After beyond a day is a provider bug, not advice to follow. */
-#define RETRY_AFTER_MAX_S 86400
 
 struct sendgrid {
     char *url;           /* {base_url}/v3/mail/send */
@@ -312,15 +312,6 @@ static void sendgrid_release(void *instance, void *state)
     free(r);
 }
 
-static struct curl_slist *add_header(struct curl_slist *list, const char *h, bool *ok)
-{
-    struct curl_slist *n = *ok ? curl_slist_append(list, h) : NULL;
-    if (!n) {
-        *ok = false;
-        return list;
-    }
-    return n;
-}
 
 static int sendgrid_prepare(void *instance, const struct herald_message *msg, void *curl, void **state,
                             char *reason, size_t reasonlen)
@@ -360,10 +351,10 @@ static int sendgrid_prepare(void *instance, const struct herald_message *msg, vo
     }
     r->body = body;
     bool ok = true;
-    r->headers = add_header(r->headers, sg->auth, &ok);
-    r->headers = add_header(r->headers, "Content-Type: application/json", &ok);
-    r->headers = add_header(r->headers, "Accept: application/json", &ok);
-    r->headers = add_header(r->headers, "Expect:", &ok); /* no 100-continue round trip */
+    r->headers = plugin_add_header(r->headers, sg->auth, &ok);
+    r->headers = plugin_add_header(r->headers, "Content-Type: application/json", &ok);
+    r->headers = plugin_add_header(r->headers, "Accept: application/json", &ok);
+    r->headers = plugin_add_header(r->headers, "Expect:", &ok); /* no 100-continue round trip */
     CURL *h = curl;
     ok = ok && curl_easy_setopt(h, CURLOPT_URL, sg->url) == CURLE_OK &&
          curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
@@ -382,44 +373,7 @@ static int sendgrid_prepare(void *instance, const struct herald_message *msg, vo
 
 /* ---- interpret ----------------------------------------------------------- */
 
-/* The value of the last `name:` header in the raw block (the final response
- * follows any 1xx ones), trimmed, into out; false when absent. */
-static bool header_value(const struct herald_response *resp, const char *name, char *out, size_t outlen)
-{
-    if (!resp->headers || !outlen) return false;
-    size_t nlen = strlen(name);
-    bool found = false;
-    const char *p = resp->headers, *end = resp->headers + resp->headers_len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *le = eol ? eol : end;
-        if ((size_t)(le - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
-            const char *v = p + nlen + 1, *ve = le;
-            while (v < ve && (*v == ' ' || *v == '\t')) v++;
-            while (ve > v && isspace((unsigned char)ve[-1])) ve--;
-            size_t j = 0;
-            /* Printable ASCII only: it ends up in audit records and logs. */
-            for (; v < ve && j + 1 < outlen; v++)
-                if ((unsigned char)*v > 0x20 && (unsigned char)*v < 0x7f) out[j++] = *v;
-            out[j] = '\0';
-            found = j > 0;
-        }
-        p = le + 1;
-    }
-    return found;
-}
 
-/* Retry-After in delta-seconds; the HTTP-date form would need the clock. */
-static int64_t retry_after_ms(const struct herald_response *resp)
-{
-    char v[32];
-    if (!header_value(resp, "Retry-After", v, sizeof(v))) return 0;
-    char *end;
-    long long s = strtoll(v, &end, 10);
-    if (end == v || *end || s < 0) return 0;
-    if (s > RETRY_AFTER_MAX_S) s = RETRY_AFTER_MAX_S;
-    return (int64_t)s * 1000;
-}
 
 static void sendgrid_interpret(void *instance, void *state, const struct herald_response *resp,
                                struct herald_verdict *v)
@@ -435,7 +389,7 @@ static void sendgrid_interpret(void *instance, void *state, const struct herald_
     long st = resp->status;
     if (st >= 200 && st < 300) {
         v->kind = HERALD_VERDICT_ACCEPTED;
-        if (!header_value(resp, "X-Message-Id", v->provider_id, sizeof(v->provider_id)))
+        if (!plugin_header_value(resp, "X-Message-Id", v->provider_id, sizeof(v->provider_id)))
             snprintf(v->provider_id, sizeof(v->provider_id), "sendgrid:%ld", st);
         return;
     }
@@ -448,7 +402,7 @@ static void sendgrid_interpret(void *instance, void *state, const struct herald_
      * base_url, not the message's fault): temporary, let the daemon retry
      * or fail over. */
     v->kind = HERALD_VERDICT_RETRY;
-    v->retry_after_ms = retry_after_ms(resp);
+    v->retry_after_ms = plugin_retry_after_ms(resp);
 }
 
 static const struct herald_channel_plugin sendgrid_plugin = {

@@ -28,10 +28,10 @@
 #include <jansson.h>
 
 #include "herald_channel.h"
+#include "plugin_util.h"
 
 #define TWILIO_DEFAULT_URL "https://api.twilio.com"
 #define TWILIO_BODY_MAX 1600 /* characters (Unicode code points) */
-#define RETRY_AFTER_MAX_S 86400
 
 struct twilio {
     char *url;          /* {base_url}/2010-04-01/Accounts/{sid}/Messages.json */
@@ -262,15 +262,6 @@ static void twilio_release(void *instance, void *state)
     free(r);
 }
 
-static struct curl_slist *add_header(struct curl_slist *list, const char *h, bool *ok)
-{
-    struct curl_slist *n = *ok ? curl_slist_append(list, h) : NULL;
-    if (!n) {
-        *ok = false;
-        return list;
-    }
-    return n;
-}
 
 static int twilio_prepare(void *instance, const struct herald_message *msg, void *curl, void **state,
                           char *reason, size_t reasonlen)
@@ -305,9 +296,9 @@ static int twilio_prepare(void *instance, const struct herald_message *msg, void
               (t->from ? form_add(h, &r->body, &len, "From", t->from)
                        : form_add(h, &r->body, &len, "MessagingServiceSid", t->service_sid)) &&
               form_add(h, &r->body, &len, "Body", msg->text);
-    r->headers = add_header(r->headers, "Content-Type: application/x-www-form-urlencoded", &ok);
-    r->headers = add_header(r->headers, "Accept: application/json", &ok);
-    r->headers = add_header(r->headers, "Expect:", &ok); /* no 100-continue round trip */
+    r->headers = plugin_add_header(r->headers, "Content-Type: application/x-www-form-urlencoded", &ok);
+    r->headers = plugin_add_header(r->headers, "Accept: application/json", &ok);
+    r->headers = plugin_add_header(r->headers, "Expect:", &ok); /* no 100-continue round trip */
     ok = ok && curl_easy_setopt(h, CURLOPT_URL, t->url) == CURLE_OK &&
          curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
          curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) == CURLE_OK &&
@@ -328,40 +319,7 @@ static int twilio_prepare(void *instance, const struct herald_message *msg, void
 
 /* ---- interpret ----------------------------------------------------------- */
 
-static bool header_value(const struct herald_response *resp, const char *name, char *out, size_t outlen)
-{
-    if (!resp->headers || !outlen) return false;
-    size_t nlen = strlen(name);
-    bool found = false;
-    const char *p = resp->headers, *end = resp->headers + resp->headers_len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *le = eol ? eol : end;
-        if ((size_t)(le - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
-            const char *v = p + nlen + 1, *ve = le;
-            while (v < ve && (*v == ' ' || *v == '\t')) v++;
-            while (ve > v && isspace((unsigned char)ve[-1])) ve--;
-            size_t j = 0;
-            for (; v < ve && j + 1 < outlen; v++)
-                if ((unsigned char)*v > 0x20 && (unsigned char)*v < 0x7f) out[j++] = *v;
-            out[j] = '\0';
-            found = j > 0;
-        }
-        p = le + 1;
-    }
-    return found;
-}
 
-static int64_t retry_after_ms(const struct herald_response *resp)
-{
-    char v[32];
-    if (!header_value(resp, "Retry-After", v, sizeof(v))) return 0;
-    char *end;
-    long long s = strtoll(v, &end, 10);
-    if (end == v || *end || s < 0) return 0;
-    if (s > RETRY_AFTER_MAX_S) s = RETRY_AFTER_MAX_S;
-    return (int64_t)s * 1000;
-}
 
 /* Printable ASCII of s into out (ids end up in audit records and logs). */
 static void copy_id(char *out, size_t outlen, const char *s)
@@ -418,7 +376,7 @@ static void twilio_interpret(void *instance, void *state, const struct herald_re
     /* 429, 5xx, and anything unexpected (1xx/3xx): temporary. */
     v->kind = HERALD_VERDICT_RETRY;
     snprintf(v->reason, sizeof(v->reason), "http_%ld", st);
-    v->retry_after_ms = retry_after_ms(resp);
+    v->retry_after_ms = plugin_retry_after_ms(resp);
 }
 
 static const struct herald_channel_plugin twilio_plugin = {

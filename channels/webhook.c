@@ -24,10 +24,10 @@
 #include <strings.h>
 
 #include "herald_channel.h"
+#include "plugin_util.h"
 
 #define WEBHOOK_SECRET_MIN 16
 #define WEBHOOK_DEFAULT_HEADER "X-Herald-Signature"
-#define WEBHOOK_RETRY_AFTER_MAX_S 86400
 
 struct webhook {
     char *url;
@@ -189,41 +189,7 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
     return 0;
 }
 
-/* Value of header `name` in the raw block (last occurrence), trimmed. */
-static bool header_value(const struct herald_response *resp, const char *name, char *out, size_t outlen)
-{
-    size_t nl = strlen(name);
-    bool found = false;
-    const char *p = resp->headers, *end = resp->headers + resp->headers_len;
-    while (p && p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *lend = eol ? eol : end;
-        if ((size_t)(lend - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (v < lend && (*v == ' ' || *v == '\t')) v++;
-            const char *ve = lend;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-            size_t len = (size_t)(ve - v);
-            if (len >= outlen) len = outlen - 1;
-            memcpy(out, v, len);
-            out[len] = '\0';
-            found = true;
-        }
-        p = eol ? eol + 1 : NULL;
-    }
-    return found;
-}
 
-static int64_t retry_after_ms(const struct herald_response *resp)
-{
-    char v[64];
-    if (!header_value(resp, "Retry-After", v, sizeof(v)) || !isdigit((unsigned char)v[0])) return 0;
-    char *endp;
-    unsigned long long s = strtoull(v, &endp, 10);
-    if (*endp) return 0; /* an HTTP date: fall back to the daemon's backoff */
-    if (s > WEBHOOK_RETRY_AFTER_MAX_S) s = WEBHOOK_RETRY_AFTER_MAX_S;
-    return (int64_t)s * 1000;
-}
 
 static bool id_from_body(const struct herald_response *resp, char *out, size_t outlen)
 {
@@ -258,15 +224,15 @@ static void webhook_interpret(void *instance, void *state, const struct herald_r
     if (st >= 200 && st <= 299) {
         v->kind = HERALD_VERDICT_ACCEPTED;
         if (!id_from_body(resp, v->provider_id, sizeof(v->provider_id)) &&
-            !header_value(resp, "X-Request-Id", v->provider_id, sizeof(v->provider_id)) &&
-            !header_value(resp, "X-Message-Id", v->provider_id, sizeof(v->provider_id)))
+            !plugin_header_value(resp, "X-Request-Id", v->provider_id, sizeof(v->provider_id)) &&
+            !plugin_header_value(resp, "X-Message-Id", v->provider_id, sizeof(v->provider_id)))
             snprintf(v->provider_id, sizeof(v->provider_id), "webhook:%ld", st);
         if (!v->provider_id[0]) snprintf(v->provider_id, sizeof(v->provider_id), "webhook:%ld", st);
         return;
     }
     if (st == 429 || st >= 500 || st < 200) {
         v->kind = HERALD_VERDICT_RETRY;
-        v->retry_after_ms = retry_after_ms(resp);
+        v->retry_after_ms = plugin_retry_after_ms(resp);
         snprintf(v->reason, sizeof(v->reason), "http_%ld", st);
         return;
     }

@@ -1,0 +1,32 @@
+/*
+ * plugin_util.h - small helpers the HTTP provider plugins share: reading a
+ * header from the raw block the daemon collected, Retry-After, and building
+ * curl header lists. Linked into each plugin (a static library), so a
+ * plugin stays one self-contained .so. Pure: no I/O, no logging.
+ */
+#ifndef HERALD_PLUGIN_UTIL_H
+#define HERALD_PLUGIN_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "herald_channel.h"
+
+#define PLUGIN_RETRY_AFTER_MAX_S 86400
+
+/* The value of the last `name:` header in the raw block (the final response
+ * follows any 1xx ones), trimmed and reduced to printable ASCII (it ends up
+ * in audit records), into out; false when absent or empty. */
+bool plugin_header_value(const struct herald_response *resp, const char *name, char *out, size_t outlen);
+
+/* Retry-After in delta-seconds as milliseconds (capped at a day); 0 when
+ * absent or an HTTP date (that form would need the clock). */
+int64_t plugin_retry_after_ms(const struct herald_response *resp);
+
+/* Appends h to list; on failure sets *ok to false and returns list unchanged.
+ * Once *ok is false it appends nothing, so a chain needs one check at the end. */
+struct curl_slist *plugin_add_header(struct curl_slist *list, const char *h, bool *ok);
+
+#endif
