@@ -41,7 +41,20 @@ class Prism:
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
-    def start(self, timeout=60):
+    def start(self, timeout=60, attempts=5):
+        """Starts Prism; a port taken between free_port() and Prism's bind (other
+        tests pick ports at the same time) is retried on a new port."""
+        for attempt in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except AssertionError as e:
+                if "EADDRINUSE" not in str(e) or attempt == attempts - 1:
+                    raise
+                self.port = harness.free_port()
+
+    def _start_once(self, timeout):
+        if self.log_file:
+            self.log_file.close()
         self.log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [PRISM_BIN, "mock", "-h", "127.0.0.1", "-p", str(self.port), "--errors", self.spec],
