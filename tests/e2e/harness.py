@@ -86,6 +86,7 @@ class RedisServer:
 
     def __init__(self, datadir, port=None):
         self.datadir = datadir
+        self.fixed_port = port is not None   # a restart must come back on the same port
         self.port = port or free_port()
         self.proc = None
         self.log_path = os.path.join(datadir, "redis.log")
@@ -95,7 +96,20 @@ class RedisServer:
     def url(self):
         return "redis://127.0.0.1:%d/0" % self.port
 
-    def start(self):
+    def start(self, attempts=5):
+        """Starts redis-server; a port another test took between free_port() and
+        the bind is retried on a new one (unless the port is fixed)."""
+        for attempt in range(attempts):
+            try:
+                self._start_once()
+                self.fixed_port = True   # herald knows this port now: restarts reuse it
+                return self
+            except AssertionError as e:
+                if self.fixed_port or "in use" not in str(e) or attempt == attempts - 1:
+                    raise
+                self.port = free_port()
+
+    def _start_once(self):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
@@ -113,6 +127,9 @@ class RedisServer:
                 return False
         wait_for("redis-server on port %d" % self.port, up, 10, 0.05)
         client.close()
+        time.sleep(0.05)
+        if self.proc.poll() is not None:   # the answer came from someone else's server
+            raise AssertionError("redis-server exited: %s" % open(self.log_path).read()[-2000:])
         return self
 
     def stop(self, kill=False):
