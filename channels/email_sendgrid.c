@@ -120,22 +120,13 @@ static int sendgrid_create(const struct herald_host *host, const struct herald_s
     const char *val[K_COUNT] = {0};
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
-        int k = 0;
-        while (k < K_COUNT && strcmp(settings[i].key, keys[k]) != 0) k++;
-        if (k == K_COUNT) {
-            host->setting_error(host->ctx, i,
-                                "unknown setting (email_sendgrid takes base_url, api_key, from, from_name, "
-                                "webhook_public_key)");
-            bad = 1;
-            continue;
-        }
-        if (val[k]) {
-            host->setting_error(host->ctx, i, "given twice");
+        int k = plugin_setting_key(host, settings, i, keys, K_COUNT, val,
+                                   "email_sendgrid takes base_url, api_key, from, from_name, webhook_public_key");
+        if (k < 0) {
             bad = 1;
             continue;
         }
         const char *v = settings[i].value;
-        val[k] = v;
         switch (k) {
         case K_BASE_URL:
             if (!url_valid(v)) {

@@ -34,6 +34,7 @@
 #include <openssl/rand.h>
 
 #include "herald_channel.h"
+#include "plugin_util.h"
 
 #define SMTP_ADDR_MAX 254    /* RFC 5321 path limit, less the brackets */
 #define SMTP_NAME_MAX 200    /* from_name, in bytes */
@@ -359,21 +360,12 @@ static int smtp_create(const struct herald_host *host, const struct herald_setti
     for (size_t k = 0; k < K_COUNT; k++) idx[k] = HERALD_SETTING_NONE;
 
     for (size_t i = 0; i < n; i++) {
-        size_t k = 0;
-        while (k < K_COUNT && strcmp(settings[i].key, keys[k]) != 0) k++;
-        if (k == K_COUNT) {
-            host->setting_error(host->ctx, i,
-                                "unknown setting (email_smtp takes url, username, password, from, "
-                                "from_name, helo, tls)");
+        int k = plugin_setting_key(host, settings, i, keys, K_COUNT, val,
+                                   "email_smtp takes url, username, password, from, from_name, helo, tls");
+        if (k < 0) {
             bad = 1;
             continue;
         }
-        if (val[k]) {
-            host->setting_error(host->ctx, i, "given twice");
-            bad = 1;
-            continue;
-        }
-        val[k] = settings[i].value;
         idx[k] = i;
         if (!val[k][0] && k != K_FROM_NAME) {
             host->setting_error(host->ctx, i, "must not be empty");

@@ -43,6 +43,23 @@ int64_t plugin_retry_after_ms(const struct herald_response *resp)
     return (int64_t)s * 1000;
 }
 
+int plugin_setting_key(const struct herald_host *host, const struct herald_setting *settings, size_t i,
+                       const char *const *keys, size_t nkeys, const char **seen, const char *takes)
+{
+    size_t k = 0;
+    while (k < nkeys && strcmp(settings[i].key, keys[k]) != 0) k++;
+    if (k == nkeys) {
+        host->setting_error(host->ctx, i, "unknown setting (%s)", takes);
+        return -1;
+    }
+    if (seen[k]) {
+        host->setting_error(host->ctx, i, "given twice");
+        return -1;
+    }
+    seen[k] = settings[i].value;
+    return (int)k;
+}
+
 struct curl_slist *plugin_add_header(struct curl_slist *list, const char *h, bool *ok)
 {
     struct curl_slist *n = *ok ? curl_slist_append(list, h) : NULL;

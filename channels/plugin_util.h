@@ -25,6 +25,12 @@ bool plugin_header_value(const struct herald_response *resp, const char *name, c
  * absent or an HTTP date (that form would need the clock). */
 int64_t plugin_retry_after_ms(const struct herald_response *resp);
 
+/* The index in keys[0..nkeys) of settings[i].key, or -1 after reporting it
+ * through the host as unknown ("unknown setting (<takes>)") or as given
+ * twice (seen[k] already set). On success seen[k] = the value. */
+int plugin_setting_key(const struct herald_host *host, const struct herald_setting *settings, size_t i,
+                       const char *const *keys, size_t nkeys, const char **seen, const char *takes);
+
 /* Appends h to list; on failure sets *ok to false and returns list unchanged.
  * Once *ok is false it appends nothing, so a chain needs one check at the end. */
 struct curl_slist *plugin_add_header(struct curl_slist *list, const char *h, bool *ok);

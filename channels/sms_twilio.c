@@ -126,22 +126,13 @@ static int twilio_create(const struct herald_host *host, const struct herald_set
     size_t idx[K_COUNT] = {0};
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
-        int k = 0;
-        while (k < K_COUNT && strcmp(settings[i].key, keys[k]) != 0) k++;
-        if (k == K_COUNT) {
-            host->setting_error(host->ctx, i,
-                                "unknown setting (sms_twilio takes base_url, account_sid, auth_token, from, "
-                                "messaging_service_sid)");
-            bad = 1;
-            continue;
-        }
-        if (val[k]) {
-            host->setting_error(host->ctx, i, "given twice");
+        int k = plugin_setting_key(host, settings, i, keys, K_COUNT, val,
+                                   "sms_twilio takes base_url, account_sid, auth_token, from, messaging_service_sid");
+        if (k < 0) {
             bad = 1;
             continue;
         }
         const char *v = settings[i].value;
-        val[k] = v;
         idx[k] = i;
         switch (k) {
         case K_BASE_URL:
