@@ -25,6 +25,9 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "herald_channel.h"
 #include "plugin_util.h"
@@ -97,6 +100,31 @@ static bool email_valid(const char *s)
     return true;
 }
 
+/* The event webhook's verification key as SendGrid shows it: base64 of a
+ * DER SubjectPublicKeyInfo holding an EC P-256 key. The plugin itself never
+ * uses it (daemon/webhooks.c verifies the signed events with it); it is
+ * checked here so that a wrong key is a config error, not a silent 403. */
+static bool webhook_key_valid(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n % 4 || n > 4096) return false;
+    unsigned char *der = malloc(n / 4 * 3 + 1);
+    if (!der) return false;
+    int len = EVP_DecodeBlock(der, (const unsigned char *)v, (int)n);
+    bool ok = false;
+    if (len > 0) {
+        if (v[n - 1] == '=') len--;
+        if (v[n - 2] == '=') len--;
+        const unsigned char *p = der;
+        EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, len);
+        ok = pk && p == der + len && EVP_PKEY_base_id(pk) == EVP_PKEY_EC && EVP_PKEY_bits(pk) == 256;
+        EVP_PKEY_free(pk);
+    }
+    free(der);
+    ERR_clear_error();
+    return ok;
+}
+
 /* ---- create / destroy ---------------------------------------------------- */
 
 enum { K_BASE_URL, K_API_KEY, K_FROM, K_FROM_NAME, K_WEBHOOK_KEY, K_COUNT };
@@ -155,8 +183,10 @@ static int sendgrid_create(const struct herald_host *host, const struct herald_s
             }
             break;
         case K_WEBHOOK_KEY:
-            if (!v[0]) {
-                host->setting_error(host->ctx, i, "must not be empty (the event webhook's public key)");
+            if (!webhook_key_valid(v)) {
+                host->setting_error(host->ctx, i,
+                                    "must be the event webhook's verification key: base64 of an EC P-256 "
+                                    "public key (DER), as SendGrid shows it");
                 bad = 1;
             }
             break;

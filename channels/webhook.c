@@ -16,7 +16,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +33,7 @@ struct webhook {
     char *url;
     char *secret;
     char *header_name;
+    EVP_MAC_CTX *mac; /* keyed with secret once; copied per message (see digest.h) */
 };
 
 struct webhook_req {
@@ -47,6 +48,7 @@ static void webhook_destroy(void *instance)
     free(w->url);
     free(w->secret);
     free(w->header_name);
+    EVP_MAC_CTX_free(w->mac);
     free(w);
 }
 
@@ -103,8 +105,17 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
         w->url = strdup(url);
         w->secret = strdup(secret);
         w->header_name = strdup(header ? header : WEBHOOK_DEFAULT_HEADER);
+        EVP_MAC *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        w->mac = alg ? EVP_MAC_CTX_new(alg) : NULL;
+        EVP_MAC_free(alg); /* the context keeps its own reference */
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                               OSSL_PARAM_construct_end()};
+        if (w->mac && !EVP_MAC_init(w->mac, (const unsigned char *)secret, strlen(secret), params)) {
+            EVP_MAC_CTX_free(w->mac);
+            w->mac = NULL;
+        }
     }
-    if (!w || !w->url || !w->secret || !w->header_name) {
+    if (!w || !w->url || !w->secret || !w->header_name || !w->mac) {
         webhook_destroy(w);
         host->setting_error(host->ctx, HERALD_SETTING_NONE, "out of memory");
         return -1;
@@ -123,9 +134,86 @@ static void webhook_release(void *instance, void *state)
     free(r);
 }
 
-static int set_str(json_t *o, const char *key, const char *value)
+/* A growable JSON text. ok turns false on allocation failure or invalid
+ * UTF-8 (a content problem: the message is rejected, not retried). */
+struct jbuf {
+    char *p;
+    size_t len, cap;
+    bool ok;
+};
+
+static void jb_add(struct jbuf *b, const char *s, size_t n)
 {
-    return json_object_set_new(o, key, value ? json_string(value) : json_null());
+    if (!b->ok) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->ok = false;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* Length of the UTF-8 sequence at s (1..4), or 0 when it is not valid
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+static size_t utf8_seq(const unsigned char *s)
+{
+    if (s[0] < 0x80) return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
+        if (s[0] == 0xe0 && s[1] < 0xa0) return 0; /* overlong */
+        if (s[0] == 0xed && s[1] >= 0xa0) return 0; /* surrogate */
+        return 3;
+    }
+    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80) return 0;
+        if (s[0] == 0xf0 && s[1] < 0x90) return 0;  /* overlong */
+        if (s[0] == 0xf4 && s[1] >= 0x90) return 0; /* above U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+/* `"key":"value"` (or null), with a leading comma unless first. */
+static void jb_field(struct jbuf *b, const char *key, const char *value, bool first)
+{
+    if (!first) jb_add(b, ",", 1);
+    jb_add(b, "\"", 1);
+    jb_add(b, key, strlen(key));
+    jb_add(b, "\":", 2);
+    if (!value) {
+        jb_add(b, "null", 4);
+        return;
+    }
+    jb_add(b, "\"", 1);
+    const unsigned char *p = (const unsigned char *)value, *run = p;
+    while (*p && b->ok) {
+        size_t n = utf8_seq(p);
+        if (n == 0) {
+            b->ok = false;
+            return;
+        }
+        if (n == 1 && (*p < 0x20 || *p == '"' || *p == '\\')) {
+            jb_add(b, (const char *)run, (size_t)(p - run));
+            char esc[8];
+            if (*p == '"' || *p == '\\') snprintf(esc, sizeof(esc), "\\%c", *p);
+            else if (*p == '\n') snprintf(esc, sizeof(esc), "\\n");
+            else snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            jb_add(b, esc, strlen(esc));
+            run = p + 1;
+        }
+        p += n;
+    }
+    jb_add(b, (const char *)run, (size_t)(p - run));
+    jb_add(b, "\"", 1);
 }
 
 static int webhook_prepare(void *instance, const struct herald_message *msg, void *curl, void **state,
@@ -133,42 +221,49 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
 {
     struct webhook *w = instance;
     *state = NULL;
-    json_t *o = json_object();
-    int rc = o ? 0 : -1;
-    if (rc == 0) {
-        rc |= set_str(o, "campaign", msg->campaign);
-        rc |= set_str(o, "recipient", msg->recipient);
-        rc |= set_str(o, "channel", msg->channel);
-        rc |= set_str(o, "topic", msg->topic);
-        rc |= set_str(o, "to", msg->to);
-        rc |= set_str(o, "subject", msg->subject);
-        rc |= set_str(o, "text", msg->text);
-        rc |= set_str(o, "html", msg->html);
-        rc |= set_str(o, "unsubscribe_url", msg->unsubscribe_url);
-        rc |= set_str(o, "preferences_url", msg->preferences_url);
-    }
+    /* Written by hand rather than with jansson: this runs per message, and
+     * building then serialising a tree cost more than the request itself. */
+    struct jbuf b = {.ok = true};
+    jb_add(&b, "{", 1);
+    jb_field(&b, "campaign", msg->campaign, true);
+    jb_field(&b, "recipient", msg->recipient, false);
+    jb_field(&b, "channel", msg->channel, false);
+    jb_field(&b, "topic", msg->topic, false);
+    jb_field(&b, "to", msg->to, false);
+    jb_field(&b, "subject", msg->subject, false);
+    jb_field(&b, "text", msg->text, false);
+    jb_field(&b, "html", msg->html, false);
+    jb_field(&b, "unsubscribe_url", msg->unsubscribe_url, false);
+    jb_field(&b, "preferences_url", msg->preferences_url, false);
+    jb_add(&b, "}", 1);
     struct webhook_req *r = calloc(1, sizeof(*r));
-    if (rc == 0 && r) r->body = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(o);
-    if (rc != 0 || !r || !r->body) {
-        /* json_string refuses invalid UTF-8: a content problem, not a retry. */
-        snprintf(reason, reasonlen, "invalid_message");
+    if (!b.ok || !r) {
+        free(b.p);
+        snprintf(reason, reasonlen, b.ok ? "out_of_memory" : "invalid_message");
         webhook_release(w, r);
         return -1;
     }
+    r->body = b.p;
     size_t blen = strlen(r->body);
     unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    if (!HMAC(EVP_sha256(), w->secret, (int)strlen(w->secret), (const unsigned char *)r->body, blen, mac,
-              &maclen)) {
+    size_t maclen = 0;
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(w->mac);
+    bool signed_ok = ctx && EVP_MAC_update(ctx, (const unsigned char *)r->body, blen) &&
+                     EVP_MAC_final(ctx, mac, &maclen, sizeof(mac));
+    EVP_MAC_CTX_free(ctx);
+    if (!signed_ok) {
         snprintf(reason, reasonlen, "hmac_failed");
         webhook_release(w, r);
         return -1;
     }
+    static const char hex[] = "0123456789abcdef";
     char sig[256];
     int off = snprintf(sig, sizeof(sig), "%s: sha256=", w->header_name);
-    for (unsigned int i = 0; i < maclen && off > 0 && (size_t)off + 3 < sizeof(sig); i++)
-        off += snprintf(sig + off, sizeof(sig) - (size_t)off, "%02x", mac[i]);
+    for (size_t i = 0; i < maclen && off > 0 && (size_t)off + 3 < sizeof(sig); i++) {
+        sig[off++] = hex[mac[i] >> 4];
+        sig[off++] = hex[mac[i] & 15];
+        sig[off] = '\0';
+    }
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     if (h) r->headers = h;
     h = h ? curl_slist_append(r->headers, sig) : NULL;

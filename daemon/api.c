@@ -1,14 +1,27 @@
 /*
- * api.c - GET /healthz: is this daemon able to do its job right now?
+ * api.c - the routes of the admin listener, and the two of its own:
  *
- * 200 with {"status":"ok",...} once Redis answers on both connections and
- * every plugin is loaded; 503 with the same fields (status "starting",
+ * GET /healthz: is this daemon able to do its job right now? 200 with
+ * {"status":"ok",...} once Redis answers on both connections and every
+ * plugin is loaded; 503 with the same fields (status "starting",
  * "degraded" or "stopping") otherwise, so a load balancer or an operator
  * sees at once what is missing.
+ *
+ * GET /metrics: Prometheus text format (metrics.h). Like /healthz it needs
+ * no token: it holds counts only, never an id or an address. The stream
+ * gauges are read from Redis at scrape time; when Redis does not answer
+ * they are left out rather than reported as 0.
  */
 #include "api.h"
+#include "api_v1.h"
+#include "metrics.h"
+#include "store.h"
+#include "page.h"
+#include "webhooks.h"
 
 #include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static void healthz(struct http_request *req, void *arg)
@@ -29,7 +42,92 @@ static void healthz(struct http_request *req, void *arg)
     http_respond_json(req, ok ? 200 : 503, o);
 }
 
+struct scrape {
+    struct api_state *st;
+    struct http_request *req;
+    struct metrics_gauges g;
+    int waiting;
+};
+
+static void scrape_done(struct scrape *sc)
+{
+    if (--sc->waiting > 0) return;
+    struct api_state *st = sc->st;
+    struct queue_counters qc = {0};
+    if (st->queue) queue_counters(st->queue, &qc);
+    sc->g.in_flight = qc.in_flight;
+    sc->g.provider_in_flight = st->dispatch ? dispatch_in_flight(st->dispatch) : 0;
+    sc->g.redis_backlog = qc.backlog;
+    sc->g.redis_reconnects = rconn_reconnects(st->jobs) + rconn_reconnects(st->data);
+    sc->g.jobs_done = qc.jobs_done;
+    sc->g.jobs_refused = qc.jobs_refused;
+    sc->g.uptime_s = time(NULL) - st->started_at;
+    struct strbuf out;
+    strbuf_init(&out);
+    metrics_render(&out, &sc->g);
+    http_respond(sc->req, 200, "text/plain; version=0.0.4; charset=utf-8", out.buf, out.len);
+    strbuf_free(&out);
+    free(sc);
+}
+
+/* XINFO GROUPS: per group a flat list of field, value (RESP2). */
+static void on_groups(struct rconn *rc, redisReply *r, void *arg)
+{
+    struct scrape *sc = arg;
+    (void)rc;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *g = r->element[i];
+        if (g->type != REDIS_REPLY_ARRAY) continue;
+        bool ours = false;
+        long long lag = -1, pending = -1;
+        for (size_t j = 0; j + 1 < g->elements; j += 2) {
+            const redisReply *k = g->element[j], *v = g->element[j + 1];
+            if (k->type != REDIS_REPLY_STRING) continue;
+            if (strcmp(k->str, "name") == 0) ours = v->type == REDIS_REPLY_STRING && strcmp(v->str, STORE_GROUP) == 0;
+            else if (strcmp(k->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER) lag = v->integer;
+            else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER) pending = v->integer;
+        }
+        if (ours) {
+            sc->g.stream_lag = lag;
+            sc->g.stream_pending = pending;
+        }
+    }
+    scrape_done(sc);
+}
+
+static void on_scheduled(struct rconn *rc, redisReply *r, void *arg)
+{
+    struct scrape *sc = arg;
+    (void)rc;
+    if (r && r->type == REDIS_REPLY_INTEGER) sc->g.scheduled = r->integer;
+    scrape_done(sc);
+}
+
+static void metrics(struct http_request *req, void *arg)
+{
+    struct api_state *st = arg;
+    struct scrape *sc = xcalloc(1, sizeof(*sc));
+    sc->st = st;
+    sc->req = req;
+    sc->g.stream_lag = sc->g.stream_pending = sc->g.scheduled = -1;
+    sc->waiting = 1; /* held until both questions are asked */
+    if (rconn_ready(st->data)) {
+        struct strbuf k;
+        strbuf_init(&k);
+        store_key_jobs(&k, st->cfg->prefix);
+        if (rconn_command(st->data, on_groups, sc, "XINFO GROUPS %s", k.buf) == 0) sc->waiting++;
+        store_key_scheduled(&k, st->cfg->prefix);
+        if (rconn_command(st->data, on_scheduled, sc, "ZCARD %s", k.buf) == 0) sc->waiting++;
+        strbuf_free(&k);
+    }
+    scrape_done(sc);
+}
+
 int api_register(struct http_server *srv, struct api_state *st)
 {
+    if (http_route(srv, "GET", "/metrics", metrics, st) < 0) return -HERALD_EINVAL;
+    if (webhooks_register(srv, st) < 0) return -HERALD_EINVAL; /* provider webhooks (webhooks.h) */
+    if (api_v1_register(srv, st) < 0) return -HERALD_EINVAL; /* preference API (api_v1.h) */
+    if (page_register(srv, st) < 0) return -HERALD_EINVAL;   /* link pages (page.h) */
     return http_route(srv, "GET", "/healthz", healthz, st);
 }

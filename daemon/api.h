@@ -13,10 +13,14 @@
 #include "queue.h"
 #include "rconn.h"
 
+struct people;
+
 struct api_state {
     const struct config *cfg;
     struct rconn *jobs, *data;
     struct queue *queue;
+    struct dispatch *dispatch; /* for /metrics (provider in-flight) */
+    struct people *people; /* the person's data (people.h); main creates it */
     size_t plugins_loaded;
     bool stopping;
     int64_t started_at; /* unix seconds */

@@ -349,6 +349,12 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
             return -1;
         }
         cfg->log_level = l;
+    } else if (MATCH("admin", "link_ttl")) {
+        if (config_parse_duration(value, &n) < 0 || n < 3600 * 1000LL || n > 400 * 86400 * 1000LL) {
+            herald_seterr(err, errlen, "expected a duration from 1h to 400d, e.g. 60d");
+            return -1;
+        }
+        cfg->link_ttl_ms = n;
     } else if (MATCH("daemon", "drain_timeout") || MATCH("daemon", "claim_idle") ||
                MATCH("consent", "max_age")) {
         if (MATCH("consent", "max_age") && !*value) {
@@ -441,6 +447,14 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         char **dst = strcmp(key, "token") == 0 ? &cfg->token : &cfg->link_secret;
         free(*dst);
         *dst = xstrdup(value);
+    } else if (MATCH("admin", "tombstone_secret")) {
+        /* Empty is allowed: tombstones are then keyed with link_secret. */
+        if (*value && strlen(value) < 16) {
+            herald_seterr(err, errlen, "must be at least 16 characters (use a long random string), or empty");
+            return -1;
+        }
+        free(cfg->tombstone_secret);
+        cfg->tombstone_secret = xstrdup(value);
     } else if (MATCH("admin", "public_url")) {
         if (*value && strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
             herald_seterr(err, errlen, "must start with https:// (or http:// for local tests)");
@@ -962,6 +976,7 @@ void config_free(struct config *cfg)
     free(cfg->token);
     free(cfg->link_secret);
     free(cfg->public_url);
+    free(cfg->tombstone_secret);
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         free_list(cfg->channels[ch].providers, cfg->channels[ch].nproviders);
         free(cfg->channels[ch].provider_index);

@@ -51,7 +51,11 @@
     X("admin", "link_secret", SECRET, "", link_secret,                                           \
       "HMAC-SHA256 key that signs the links in every message (at least 16 characters).")         \
     X("admin", "public_url", URL, "", public_url,                                                \
-      "Public base URL of this API as people reach it (https://...); links are built under it.")
+      "Public base URL of this API as people reach it (https://...); links are built under it.") \
+    X("admin", "tombstone_secret", SECRET, "", tombstone_secret,                                 \
+      "HMAC-SHA256 key of the tombstones erasure keeps of addresses; empty: link_secret.")       \
+    X("admin", "link_ttl", DURATION, "60d", link_ttl_ms,                                         \
+      "How long the links in a message stay valid (1h..400d); older links get 403.")
 
 enum config_type { CONFIG_STRING, CONFIG_PATH, CONFIG_LOGLEVEL, CONFIG_DURATION, CONFIG_INT,
                    CONFIG_REDIS_URL, CONFIG_PREFIX, CONFIG_LISTEN, CONFIG_SECRET, CONFIG_URL,
@@ -142,6 +146,8 @@ struct config {
     char *token;
     char *link_secret;
     char *public_url;
+    char *tombstone_secret; /* "": erasure keys its tombstones with link_secret */
+    int64_t link_ttl_ms;
     struct config_channel channels[HERALD_CH_COUNT];
     struct config_provider *providers;
     size_t nproviders;

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define DISPATCH_BACKOFF_MS 1000
 #define DISPATCH_BACKOFF_MAX_MS 60000
@@ -213,6 +214,12 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct 
     curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
     curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
     curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
+    /* Keep every provider connection open between messages. By default the
+     * cache holds 4x the handles added at that moment, so a lull (a handful
+     * in flight) closed connections that the next burst had to reopen. */
+    long keep = 0;
+    for (size_t i = 0; i < d->nprovs; i++) keep += d->provs[i].cp->concurrency;
+    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, keep < 16 ? 16L : keep);
     uv_timer_init(loop, &d->curl_timer);
     d->curl_timer.data = d;
     return d;
@@ -372,6 +379,11 @@ static void circuit_failure(struct dprov *p, struct dispatch_msg *m)
 
 /* m's attempt at p ended with m->verdict. `answered` is false when the
  * provider was never reached for reasons of our own (prepare refused). */
+static const char *verdict_name(int kind)
+{
+    return kind == HERALD_VERDICT_ACCEPTED ? "accepted" : kind == HERALD_VERDICT_REJECTED ? "rejected" : "retry";
+}
+
 static void on_verdict(struct dispatch_msg *m, struct dprov *p, bool answered)
 {
     struct herald_verdict *v = &m->verdict;
@@ -444,6 +456,7 @@ static void after_deliver(uv_work_t *w, int status)
         snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
         finish_interrupted(m);
     } else {
+        metrics_provider(p->pp->name, verdict_name(m->verdict.kind), -1.0);
         on_verdict(m, p, true);
     }
     pump(p);
@@ -568,6 +581,9 @@ static void check_info(struct dispatch *d)
         };
         memset(&m->verdict, 0, sizeof(m->verdict));
         p->pp->api->interpret(p->pp->instance, req->state, &resp, &m->verdict);
+        curl_off_t us = -1;
+        if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK) us = -1;
+        metrics_provider(p->pp->name, verdict_name(m->verdict.kind), us < 0 ? -1.0 : (double)us / 1e6);
         if (code != CURLE_OK)
             log_debug("dispatch", "transfer error campaign=%s recipient=%s provider=%s curl=%d (%s)",
                       m->campaign, m->recipient, p->pp->name, (int)code, curl_easy_strerror(code));

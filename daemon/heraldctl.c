@@ -20,6 +20,7 @@
 #include "config.h"
 #include "herald.h"
 #include "job.h"
+#include "people.h"
 #include "profile.h"
 #include "store.h"
 
@@ -31,7 +32,8 @@ static void usage(FILE *out)
             "usage: heraldctl --config FILE [--set 'SECTION.KEY=VALUE']... COMMAND [ARGS]\n"
             "\n"
             "commands:\n"
-            "  import FILE.jsonl          store recipients (one JSON object per line, optional \"consent\")\n"
+            "  import FILE.jsonl          store recipients (one JSON object per line, optional \"consent\");\n"
+            "                             an address erased before is stored without its consent (said by id)\n"
             "  enqueue CAMPAIGN.json      validate a campaign job and add it to the jobs stream\n"
             "  suppress CHANNEL ADDRESS   put an address on the suppression list (email or sms)\n"
             "  campaign ID                print a campaign's progress as JSON\n"
@@ -82,8 +84,12 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    long lineno = 0, imported = 0, skipped = 0;
+    long lineno = 0, imported = 0, skipped = 0, tombstoned_n = 0;
     int rc = 0;
+    /* Tombstones are keyed like the daemon keys them (people.c). */
+    const char *secret = cfg->tombstone_secret && *cfg->tombstone_secret ? cfg->tombstone_secret
+                         : cfg->link_secret && *cfg->link_secret         ? cfg->link_secret
+                                                                          : NULL;
     while ((len = getline(&line, &cap, fp)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
@@ -114,12 +120,35 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
             continue;
         }
         json_decref(obj);
-        if (store_sync_import(c, cfg->prefix, &prof, recs, nrecs, err, sizeof(err)) < 0) {
+        /* An address erased before (DELETE /v1/recipients/{id}) left a
+         * tombstone: the person is stored but not contactable on that
+         * channel until they consent again. */
+        struct strbuf tm[HERALD_CH_COUNT];
+        const char *tombs[HERALD_CH_COUNT] = {0};
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+            strbuf_init(&tm[ch]);
+            const char *addr = profile_address(&prof, ch);
+            if (!secret || !addr) continue;
+            people_tombstone_member(&tm[ch], secret, ch, addr);
+            tombs[ch] = tm[ch].buf;
+        }
+        unsigned tombstoned = 0;
+        if (store_sync_import_checked(c, cfg->prefix, tombs, &prof, recs, nrecs, &tombstoned, err, sizeof(err)) < 0) {
             fprintf(stderr, "%s:%ld: %s\n", path, lineno, err);
             rc = 2;
         } else {
             imported++;
+            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+                if (!(tombstoned & (1u << ch))) continue;
+                /* The id only: never the address. */
+                printf("%s:%ld: recipient %s: the %s address was erased before; stored without %s consent "
+                       "(not contactable on %s until they consent again)\n",
+                       path, lineno, prof.id, herald_channel_name(ch), herald_channel_name(ch),
+                       herald_channel_name(ch));
+                tombstoned_n++;
+            }
         }
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) strbuf_free(&tm[ch]);
         for (size_t i = 0; i < nrecs; i++) consent_record_free(&recs[i]);
         free(recs);
         profile_free(&prof);
@@ -127,7 +156,11 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
     }
     free(line);
     if (fp != stdin) fclose(fp);
-    printf("imported %ld, skipped %ld\n", imported, skipped);
+    if (tombstoned_n)
+        printf("imported %ld, skipped %ld, %ld address(es) erased before: stored without consent\n", imported,
+               skipped, tombstoned_n);
+    else
+        printf("imported %ld, skipped %ld\n", imported, skipped);
     if (rc) return rc;
     return skipped ? 1 : 0;
 }
@@ -224,53 +257,7 @@ static int cmd_campaign(const struct config *cfg, redisContext *c, const char *i
         if (r) freeReplyObject(r);
         return 2;
     }
-    json_t *out = json_object();
-    json_t *sup = json_object(), *fail = json_object(), *def = json_object();
-    long long total = 0, sent = 0, unknown = 0, deferred = 0, done_count = 0;
-    int states = 0, running = 0, queued = 0, scheduled = 0;
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
-        long long n = strtoll(v, NULL, 10);
-        if (strncmp(f, "total:", 6) == 0) total += n;
-        else if (strncmp(f, "state:", 6) == 0) {
-            states++;
-            if (strcmp(v, "running") == 0) running++;
-            else if (strcmp(v, "queued") == 0) queued++;
-            else if (strcmp(v, "scheduled") == 0) scheduled++;
-        } else if (strcmp(f, "sent") == 0) {
-            sent += n;
-            done_count += n;
-        } else if (strcmp(f, "unknown") == 0) {
-            unknown += n;
-            done_count += n;
-        } else if (strncmp(f, "suppressed:", 11) == 0) {
-            json_object_set_new(sup, f + 11, json_integer(n));
-            done_count += n;
-        } else if (strncmp(f, "failed:", 7) == 0) {
-            json_object_set_new(fail, f + 7, json_integer(n));
-            done_count += n;
-        } else if (strncmp(f, "deferred:", 9) == 0) {
-            json_object_set_new(def, f + 9, json_integer(n));
-            deferred += n;
-        }
-    }
-    /* One campaign id may have several job entries (re-enqueued). */
-    const char *state = states == 0 ? "unknown"
-                        : running   ? "running"
-                        : queued    ? "queued"
-                        : scheduled ? "scheduled"
-                        : deferred  ? "deferred" /* some wait in Redis for their quiet hours to end */
-                                    : "done";
-    json_object_set_new(out, "id", json_string(id));
-    json_object_set_new(out, "state", json_string(state));
-    json_object_set_new(out, "total", json_integer(total));
-    json_object_set_new(out, "sent", json_integer(sent));
-    json_object_set_new(out, "suppressed", sup);
-    json_object_set_new(out, "failed", fail);
-    json_object_set_new(out, "deferred", json_integer(deferred));
-    json_object_set_new(out, "deferred_by_reason", def);
-    json_object_set_new(out, "unknown", json_integer(unknown));
-    json_object_set_new(out, "pending", json_integer(total > done_count + deferred ? total - done_count - deferred : 0));
+    json_t *out = store_campaign_progress(id, r);
     char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", s);
     free(s);

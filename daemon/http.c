@@ -59,6 +59,7 @@ struct route {
     size_t nsegs;
     http_handler_fn fn;
     void *arg;
+    size_t max_body; /* 0: the server's max_body_bytes */
 };
 
 struct http_request {
@@ -79,6 +80,7 @@ struct http_request {
     bool keep_alive;
     bool head;
     bool http10;
+    size_t max_body; /* of the route it will go to, known once the headers are in */
     uint64_t started_ns;
 };
 
@@ -720,6 +722,21 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* The body limit of the route a request will go to (the server's when its
+ * route sets none, or when it matches no route and gets 404/405 anyway). */
+static size_t body_limit(const struct http_server *srv, const struct http_request *req)
+{
+    const char *url = req->url.buf ? req->url.buf : "";
+    size_t pathlen = strcspn(url, "?#");
+    const struct route *best = NULL;
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        const struct route *r = &srv->routes[i];
+        if (strcmp(r->method, req->method) != 0 || !route_matches(r, url, pathlen)) continue;
+        if (!best || route_cmp(r, best) > 0) best = r;
+    }
+    return best && best->max_body ? best->max_body : srv->limits.max_body_bytes;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct http_conn *conn = p->data;
@@ -727,8 +744,9 @@ static int on_headers_complete(llhttp_t *p)
     req->method = llhttp_method_name((llhttp_method_t)llhttp_get_method(p));
     req->head = llhttp_get_method(p) == HTTP_HEAD;
     req->http10 = llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) == 0;
+    req->max_body = body_limit(conn->srv, req);
     /* Refused before a byte of it is read (and before 100 Continue). */
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > conn->srv->limits.max_body_bytes) {
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > req->max_body) {
         refuse(conn, 413, "request body too large");
         return -1;
     }
@@ -744,7 +762,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *conn = p->data;
     struct http_request *req = conn->cur;
-    if (req->body.len + len > conn->srv->limits.max_body_bytes)
+    if (req->body.len + len > req->max_body)
         return refuse(conn, 413, "request body too large");
     strbuf_add(&req->body, at, len);
     return 0;
@@ -896,6 +914,16 @@ static bool method_valid(const char *m)
     for (; *m; m++)
         if (!((*m >= 'A' && *m <= 'Z') || *m == '-' || *m == '_')) return false;
     return true;
+}
+
+int http_route_body_limit(struct http_server *srv, const char *method, const char *pattern, size_t max_body)
+{
+    for (size_t i = 0; i < srv->nroutes; i++)
+        if (strcmp(srv->routes[i].method, method) == 0 && strcmp(srv->routes[i].pattern, pattern) == 0) {
+            srv->routes[i].max_body = max_body;
+            return 0;
+        }
+    return -HERALD_ENOENT;
 }
 
 int http_route(struct http_server *srv, const char *method, const char *pattern, http_handler_fn fn,

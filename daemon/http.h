@@ -61,6 +61,12 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *l
 int http_route(struct http_server *srv, const char *method, const char *pattern, http_handler_fn fn,
                void *arg);
 
+/* Sets the body limit of one route added before (0: back to the server's
+ * max_body_bytes), for the rare endpoint whose callers send more, such as a
+ * provider's batched events. Returns 0, or -HERALD_ENOENT when no route has
+ * that method and pattern. */
+int http_route_body_limit(struct http_server *srv, const char *method, const char *pattern, size_t max_body);
+
 /* Binds host (an IP address or a name that resolves, e.g. "localhost") and
  * port (0 picks a free one) and starts accepting. Returns 0, or a negative
  * HERALD_E* code with the reason in err. Call at most once. */

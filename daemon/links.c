@@ -5,6 +5,8 @@
  */
 #include "links.h"
 
+#include "digest.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -47,7 +49,8 @@ static int b64url_decode(const char *in, size_t n, unsigned char *out, size_t ou
 
 static void mac(const char *secret, const char *data, size_t len, unsigned char *md, unsigned *mdlen)
 {
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)data, len, md, mdlen);
+    digest_hmac_sha256(secret, data, len, md); /* two per message: the cached key matters */
+    *mdlen = DIGEST_SHA256_LEN;
 }
 
 void links_sign(struct strbuf *out, const char *secret, const struct link_claims *c)
@@ -142,4 +145,28 @@ void links_build(struct strbuf *unsub, struct strbuf *prefs, const char *public_
     c.kind = 'p';
     strbuf_addf(prefs, "%s/p/", public_url);
     links_sign(prefs, secret, &c);
+}
+
+void links_form_mac(struct strbuf *out, const char *secret, const char *token, const char *action)
+{
+    struct strbuf data;
+    strbuf_init(&data);
+    strbuf_addf(&data, "form|%s|%s", action, token);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    mac(secret, data.buf, data.len, md, &mdlen);
+    strbuf_free(&data);
+    b64url_encode(out, md, mdlen);
+}
+
+bool links_form_mac_ok(const char *mac_text, const char *secret, const char *token, const char *action)
+{
+    if (!mac_text) return false;
+    struct strbuf want;
+    strbuf_init(&want);
+    links_form_mac(&want, secret, token, action);
+    /* The length of a MAC is public (always 43); only the bytes are secret. */
+    bool ok = strlen(mac_text) == want.len && CRYPTO_memcmp(mac_text, want.buf, want.len) == 0;
+    strbuf_free(&want);
+    return ok;
 }

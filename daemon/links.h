@@ -10,6 +10,8 @@
  * token = base64url(payload) "." base64url(HMAC-SHA256(secret, payload)),
  * payload = "1|<kind>|<recipient>|<campaign>|<topic>|<channel>|<expires unix>"
  * where kind is "u" or "p" (a preference token cannot be used as the other).
+ * Links live [admin] link_ttl (default 60d). The pages that honour them are
+ * page.c; the forms on those pages carry links_form_mac (CSRF).
  */
 #ifndef HERALD_LINKS_H
 #define HERALD_LINKS_H
@@ -34,5 +36,14 @@ int links_verify(const char *token, const char *secret, int64_t now, struct link
 void links_build(struct strbuf *unsub, struct strbuf *prefs, const char *public_url,
                  const char *secret, int64_t ttl_s, int64_t now, const char *recipient,
                  const char *campaign, const char *topic, const char *channel);
+
+/* The hidden field that ties a form POST to a form herald rendered for
+ * this token and this action ("preferences", "unsubscribe-all"): appends
+ * base64url(HMAC-SHA256(secret, "form|<action>|<token>")) to out. The
+ * "form|" prefix keeps these MACs apart from token signatures ("1|..."). */
+void links_form_mac(struct strbuf *out, const char *secret, const char *token, const char *action);
+/* Whether mac (may be NULL) is links_form_mac(secret, token, action);
+ * compared in constant time. */
+bool links_form_mac_ok(const char *mac, const char *secret, const char *token, const char *action);
 
 #endif

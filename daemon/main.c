@@ -24,6 +24,7 @@
 #include "herald.h"
 #include "http.h"
 #include "log.h"
+#include "people.h"
 #include "plugin.h"
 #include "queue.h"
 #include "rconn.h"
@@ -281,7 +282,9 @@ int main(int argc, char **argv)
     d->queue = queue_new(&d->loop, &d->cfg, d->jobs, d->data, d->dispatch, consumer, run_id);
 
     d->api = (struct api_state){.cfg = &d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
+                                .dispatch = d->dispatch,
                                 .plugins_loaded = plugin_set_count(d->plugins), .started_at = time(NULL)};
+    d->api.people = people_new(d->data, &d->cfg); /* the preference API's store (people.h) */
     d->http = http_server_new(&d->loop, NULL);
     api_register(d->http, &d->api);
     char err[256];
@@ -314,6 +317,7 @@ int main(int argc, char **argv)
         log_error("main", "event loop did not close cleanly: %s", uv_strerror(rc));
         if (d->exit_code == 0) d->exit_code = 1;
     }
+    people_free(d->api.people); /* every call ended when the data connection closed */
     dispatch_free(d->dispatch);
     plugin_set_free(d->plugins);
     config_free(&d->cfg);

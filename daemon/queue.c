@@ -24,6 +24,7 @@
 #include "job.h"
 #include "links.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "profile.h"
 #include "store.h"
@@ -31,8 +32,47 @@
 #include "tzdb.h"
 
 #define QUEUE_BLOCK_MS "2000"
-#define LINK_TTL_S (60 * 86400)
 #define QUEUE_DEFER_GROUP_MAX 5000 /* ids per parked job of deferred recipients */
+#define QUEUE_FINISH_MAX 256       /* outcomes per finishing write */
+
+/* Arguments of one command in one allocation: "a\0b\0c\0" plus offsets. */
+struct argbuf {
+    struct strbuf data;
+    size_t *offs;
+    size_t n, cap;
+};
+
+static void argbuf_init(struct argbuf *ab)
+{
+    memset(ab, 0, sizeof(*ab));
+    strbuf_init(&ab->data);
+}
+
+static void argbuf_addn(struct argbuf *ab, const char *s, size_t len)
+{
+    if (ab->n == ab->cap) {
+        ab->cap = ab->cap ? 2 * ab->cap : 16;
+        ab->offs = xrealloc(ab->offs, ab->cap * sizeof(*ab->offs));
+    }
+    ab->offs[ab->n++] = ab->data.len;
+    strbuf_add(&ab->data, s, len);
+    strbuf_add(&ab->data, "", 1); /* keeps the NUL between arguments */
+}
+
+static void argbuf_add(struct argbuf *ab, const char *s) { argbuf_addn(ab, s, strlen(s)); }
+
+static void argbuf_addll(struct argbuf *ab, long long v)
+{
+    char num[24];
+    argbuf_addn(ab, num, (size_t)snprintf(num, sizeof(num), "%lld", v));
+}
+
+static void argbuf_free(struct argbuf *ab)
+{
+    strbuf_free(&ab->data);
+    free(ab->offs);
+    memset(ab, 0, sizeof(*ab));
+}
 
 typedef void (*qcmd_cb)(struct queue *q, redisReply *r, void *arg);
 
@@ -40,8 +80,10 @@ typedef void (*qcmd_cb)(struct queue *q, redisReply *r, void *arg);
 struct qcmd {
     struct queue *q;
     int argc;
-    char **argv;
+    const char **argv;
     size_t *lens;
+    char *data;          /* the arguments, one allocation */
+    const char *script;  /* EVALSHA of this body: EVAL it after NOSCRIPT */
     qcmd_cb cb;
     void *arg;
     struct qcmd *next;
@@ -65,6 +107,8 @@ struct rcpt {
     struct strbuf record; /* our reservation string */
     struct strbuf member; /* our entry in the person's sends history */
     bool reserved;        /* the record and history entry are ours to give back */
+    char rev[24];         /* the person's `rev` at lookup ("" when none) */
+    struct rcpt *next_ready; /* reserved, waiting for its turn to be rendered and sent */
     bool was_deferred;    /* deferred before: its deferral ends with this outcome */
     char cap[HERALD_ID_MAX + 1]; /* the cap that blocked, for reason cap:<name> */
     struct dispatch_msg msg;
@@ -75,7 +119,7 @@ struct batch {
     struct jobrun *jr;
     struct rcpt **r;
     size_t n;
-    size_t waiting; /* replies still expected for the current step */
+    bool relookup; /* deciding again after a change, beside the loading batch */
 };
 
 struct jobrun {
@@ -104,6 +148,16 @@ struct jobrun {
     struct deferral *deferrals;
     size_t ndeferrals;
     bool deferrals_parked;
+    /* Outcomes waiting for their finishing write (finish_flush). */
+    struct argbuf fin_keys, fin_args;
+    size_t nfin;
+    struct progress *prog;
+    size_t nprog;
+};
+
+struct progress {
+    char field[HERALD_ID_MAX + 48]; /* "suppressed:cap:<name>" at most */
+    long long n;
 };
 
 struct deferral {
@@ -142,6 +196,15 @@ struct queue {
     struct quiet_window quiet[HERALD_CH_COUNT];
     const struct quiet_window *quiet_ptr[HERALD_CH_COUNT]; /* NULL: no ops window */
     int64_t cap_keep_s; /* history the caps need: their longest window */
+    uv_check_t flush_check; /* writes the outcomes of one loop iteration */
+    /* Reserved recipients are rendered and handed to dispatch just in time
+     * (while dispatch holds fewer than ready_target), a slice per loop
+     * iteration: rendering a whole batch in one callback would leave the
+     * providers' connections idle meanwhile. */
+    struct rcpt *ready_head, *ready_tail;
+    size_t nready, ready_target;
+    uv_idle_t ready_idle;
+    uint64_t reserve_seq;
     int handles_open;
 };
 
@@ -154,9 +217,9 @@ static void check_drained(struct queue *q);
 
 static void qcmd_free(struct qcmd *c)
 {
-    for (int i = 0; i < c->argc; i++) free(c->argv[i]);
     free(c->argv);
     free(c->lens);
+    free(c->data);
     free(c);
 }
 
@@ -181,6 +244,16 @@ static void on_qcmd_reply(struct rconn *rc, redisReply *r, void *priv)
         backlog_push(q, c);
         return;
     }
+    if (c->script && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        /* A new or restarted server: send the body once; it is cached then. */
+        c->argv[0] = "EVAL";
+        c->lens[0] = 4;
+        c->argv[1] = c->script;
+        c->lens[1] = strlen(c->script);
+        c->script = NULL;
+        qcmd_dispatch(c);
+        return;
+    }
     c->cb(q, r, c->arg);
     qcmd_free(c);
     check_drained(q);
@@ -190,7 +263,7 @@ static void qcmd_dispatch(struct qcmd *c)
 {
     struct queue *q = c->q;
     if (q->backlog || !rconn_ready(q->data) ||
-        rconn_commandargv(q->data, on_qcmd_reply, c, c->argc, (const char **)c->argv, c->lens) < 0) {
+        rconn_commandargv(q->data, on_qcmd_reply, c, c->argc, c->argv, c->lens) < 0) {
         backlog_push(q, c);
         return;
     }
@@ -201,7 +274,7 @@ static void backlog_flush(struct queue *q)
 {
     while (q->backlog && rconn_ready(q->data)) {
         struct qcmd *c = q->backlog;
-        if (rconn_commandargv(q->data, on_qcmd_reply, c, c->argc, (const char **)c->argv, c->lens) < 0)
+        if (rconn_commandargv(q->data, on_qcmd_reply, c, c->argc, c->argv, c->lens) < 0)
             return;
         q->backlog = c->next;
         if (!q->backlog) q->backlog_tail = NULL;
@@ -210,31 +283,62 @@ static void backlog_flush(struct queue *q)
     }
 }
 
-/* qsend(q, cb, arg, "HSET", key, field, value, NULL): strings are copied. */
-static void qsendv(struct queue *q, qcmd_cb cb, void *arg, int argc, const char *const *argv)
+/* Sends the command in ab, taking its buffer (ab is left empty, ready for
+ * reuse). With a script, ab starts as script_begin() made it. */
+static void qsend_args(struct queue *q, qcmd_cb cb, void *arg, struct argbuf *ab, const char *script)
 {
     struct qcmd *c = xcalloc(1, sizeof(*c));
     c->q = q;
     c->cb = cb;
     c->arg = arg;
-    c->argc = argc;
-    c->argv = xmalloc((size_t)argc * sizeof(char *));
-    c->lens = xmalloc((size_t)argc * sizeof(size_t));
-    for (int i = 0; i < argc; i++) {
-        c->lens[i] = strlen(argv[i]);
-        c->argv[i] = xstrndup(argv[i], c->lens[i]);
+    c->script = script;
+    c->argc = (int)ab->n;
+    c->argv = xmalloc(ab->n * sizeof(*c->argv));
+    c->lens = xmalloc(ab->n * sizeof(*c->lens));
+    size_t total = ab->data.len;
+    c->data = strbuf_detach(&ab->data, NULL);
+    for (size_t i = 0; i < ab->n; i++) {
+        size_t end = i + 1 < ab->n ? ab->offs[i + 1] : total;
+        c->argv[i] = c->data + ab->offs[i];
+        c->lens[i] = end - ab->offs[i] - 1;
     }
+    argbuf_free(ab);
+    argbuf_init(ab);
     qcmd_dispatch(c);
 }
 
+/* qsend(q, cb, arg, argv): argv ends with NULL; strings are copied. */
 static void qsend(struct queue *q, qcmd_cb cb, void *arg, const char *const *argv)
 {
-    int argc = 0;
-    while (argv[argc]) argc++;
-    qsendv(q, cb, arg, argc, argv);
+    struct argbuf ab;
+    argbuf_init(&ab);
+    for (int i = 0; argv[i]; i++) argbuf_add(&ab, argv[i]);
+    qsend_args(q, cb, arg, &ab, NULL);
 }
 
 #define QSEND(q, cb, arg, ...) qsend(q, cb, arg, (const char *const[]){__VA_ARGS__, NULL})
+
+/* Starts "EVALSHA <sha> <nkeys>" in ab (initialised here); the caller adds
+ * keys and arguments and sends it with qsend_args(..., script). */
+static void script_begin(struct argbuf *ab, const char *script, size_t nkeys)
+{
+    /* The scripts are constants: hash each once (the loop is one thread). */
+    static struct {
+        const char *script;
+        char sha[41];
+    } shas[8];
+    size_t i = 0;
+    while (i < 8 && shas[i].script && shas[i].script != script) i++;
+    if (i == 8) abort(); /* more scripts than slots: a programming error */
+    if (!shas[i].script) {
+        store_script_sha(script, shas[i].sha);
+        shas[i].script = script;
+    }
+    argbuf_init(ab);
+    argbuf_add(ab, "EVALSHA");
+    argbuf_add(ab, shas[i].sha);
+    argbuf_addll(ab, (long long)nkeys);
+}
 
 static void ignore_reply(struct queue *q, redisReply *r, void *arg)
 {
@@ -288,6 +392,89 @@ static enum store_rec_state rec_state_for(enum herald_outcome o)
     }
 }
 
+/* Appends s as a JSON string (the values are ids and reason codes, but a
+ * provider's message id is the provider's text: escape everything). */
+static void json_str(struct strbuf *sb, const char *s)
+{
+    strbuf_adds(sb, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') strbuf_addf(sb, "\\%c", *p);
+        else if (*p < 0x20) strbuf_addf(sb, "\\u%04x", *p);
+        else strbuf_add(sb, (const char *)p, 1);
+    }
+    strbuf_adds(sb, "\"");
+}
+
+static void progress_add(struct jobrun *jr, const char *field, long long n)
+{
+    for (size_t i = 0; i < jr->nprog; i++)
+        if (strcmp(jr->prog[i].field, field) == 0) {
+            jr->prog[i].n += n;
+            return;
+        }
+    jr->prog = xrealloc(jr->prog, (jr->nprog + 1) * sizeof(*jr->prog));
+    snprintf(jr->prog[jr->nprog].field, sizeof(jr->prog[jr->nprog].field), "%s", field);
+    jr->prog[jr->nprog++].n = n;
+}
+
+struct fin_flush {
+    struct jobrun *jr;
+    size_t n;
+};
+
+static void on_finish_flushed(struct queue *q, redisReply *r, void *arg)
+{
+    struct fin_flush *f = arg;
+    struct jobrun *jr = f->jr;
+    ignore_reply(q, r, NULL);
+    jr->writes -= f->n;
+    free(f);
+    maybe_more(jr);
+}
+
+/* Sends the buffered outcomes of jr as one store_lua_finish. */
+static void finish_flush(struct jobrun *jr)
+{
+    struct queue *q = jr->q;
+    if (jr->nfin == 0) return;
+    struct argbuf ab;
+    script_begin(&ab, store_lua_finish, 2 + 4 * jr->nfin);
+    argbuf_add(&ab, q->k_audit.buf);
+    argbuf_add(&ab, jr->k_campaign.buf);
+    for (size_t i = 0; i < jr->fin_keys.n; i++) argbuf_add(&ab, jr->fin_keys.data.buf + jr->fin_keys.offs[i]);
+    argbuf_add(&ab, q->audit_maxlen);
+    argbuf_add(&ab, jr->job.id);
+    for (size_t i = 0; i < jr->fin_args.n; i++) {
+        size_t end = i + 1 < jr->fin_args.n ? jr->fin_args.offs[i + 1] : jr->fin_args.data.len;
+        argbuf_addn(&ab, jr->fin_args.data.buf + jr->fin_args.offs[i], end - jr->fin_args.offs[i] - 1);
+    }
+    for (size_t i = 0; i < jr->nprog; i++) {
+        argbuf_add(&ab, jr->prog[i].field);
+        argbuf_addll(&ab, jr->prog[i].n);
+    }
+    struct fin_flush *f = xmalloc(sizeof(*f));
+    f->jr = jr;
+    f->n = jr->nfin;
+    jr->nfin = 0;
+    jr->nprog = 0;
+    argbuf_free(&jr->fin_keys);
+    argbuf_free(&jr->fin_args);
+    argbuf_init(&jr->fin_keys);
+    argbuf_init(&jr->fin_args);
+    qsend_args(q, on_finish_flushed, f, &ab, store_lua_finish);
+}
+
+/* Outcomes are written in batches: at the end of each loop iteration (a
+ * uv_check), or sooner when QUEUE_FINISH_MAX of them are waiting. They
+ * count as writes of the job until Redis answered, so the job is never
+ * acknowledged before its outcomes are stored. */
+static void on_flush_check(uv_check_t *h)
+{
+    struct queue *q = h->data;
+    uv_check_stop(h);
+    if (q->jr) finish_flush(q->jr);
+}
+
 static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reason reason, int channel,
                    const char *provider, const char *provider_id)
 {
@@ -300,51 +487,68 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
         snprintf(reason_s, sizeof(reason_s), "cap:%s", r->cap);
     else
         snprintf(reason_s, sizeof(reason_s), "%s", herald_reason_name(reason));
+    const char *chan = herald_channel_name(channel);
     struct strbuf sb;
     strbuf_init(&sb);
 
-    /* A permanent failure gives the person's budget back: it was no message. */
-    if (r->reserved && outcome == HERALD_OUTCOME_FAILED) {
-        struct strbuf key;
-        strbuf_init(&key);
-        store_key_sends(&key, q->cfg->prefix, r->id);
-        jr->writes++;
-        QSEND(q, on_write_done, jr, "ZREM", key.buf, r->member.buf);
-        strbuf_free(&key);
-    }
+    store_key_campaigns(&sb, q->cfg->prefix, r->id);
+    argbuf_add(&jr->fin_keys, sb.buf);
+    store_key_history(&sb, q->cfg->prefix, r->id);
+    argbuf_add(&jr->fin_keys, sb.buf);
+    store_key_sends(&sb, q->cfg->prefix, r->id);
+    argbuf_add(&jr->fin_keys, sb.buf);
+    store_key_person(&sb, q->cfg->prefix, r->id);
+    argbuf_add(&jr->fin_keys, sb.buf);
 
-    /* The once-only record. Unknown ids and expired campaigns get none, so
-     * that bogus ids never create keys. */
-    if (r->valid_id && reason != HERALD_REASON_UNKNOWN_RECIPIENT && reason != HERALD_REASON_EXPIRED) {
-        struct strbuf key, rec;
-        strbuf_init(&key);
-        strbuf_init(&rec);
-        store_key_campaigns(&key, q->cfg->prefix, r->id);
-        store_record_format(&rec, rec_state_for(outcome), jr->rec_entry, q->run_id, now);
-        jr->writes++;
-        QSEND(q, on_write_done, jr, "HSET", key.buf, jr->job.id, rec.buf);
-        strbuf_free(&key);
-        strbuf_free(&rec);
+    argbuf_add(&jr->fin_args, r->id);
+    /* The once-only record and the person's history. Unknown ids and
+     * expired campaigns get none, so that bogus ids never create keys. */
+    bool keep = r->valid_id && reason != HERALD_REASON_UNKNOWN_RECIPIENT && reason != HERALD_REASON_EXPIRED;
+    if (keep) store_record_format(&sb, rec_state_for(outcome), jr->rec_entry, q->run_id, now);
+    argbuf_add(&jr->fin_args, keep ? sb.buf : "");
+    /* A permanent failure gives the person's budget back: it was no message. */
+    argbuf_add(&jr->fin_args, r->reserved && outcome == HERALD_OUTCOME_FAILED ? r->member.buf : "");
+    strbuf_reset(&sb);
+    if (keep) {
+        strbuf_adds(&sb, "{\"campaign\":");
+        json_str(&sb, jr->job.id);
+        strbuf_adds(&sb, ",\"channel\":");
+        json_str(&sb, chan);
+        strbuf_adds(&sb, ",\"topic\":");
+        json_str(&sb, jr->job.topic);
+        strbuf_adds(&sb, ",\"outcome\":");
+        json_str(&sb, herald_outcome_name(outcome));
+        strbuf_adds(&sb, ",\"reason\":");
+        json_str(&sb, reason_s);
+        strbuf_adds(&sb, ",\"provider\":");
+        json_str(&sb, provider ? provider : "");
+        strbuf_adds(&sb, ",\"at\":");
+        json_str(&sb, at);
+        strbuf_adds(&sb, "}");
     }
-    jr->writes++;
-    QSEND(q, on_write_done, jr, "XADD", q->k_audit.buf, "MAXLEN", "~", q->audit_maxlen, "*",
-          "campaign", jr->job.id, "recipient", r->id, "channel", herald_channel_name(channel),
-          "outcome", herald_outcome_name(outcome), "reason", reason_s,
-          "provider", provider ? provider : "", "provider_id", provider_id ? provider_id : "",
-          "at", at);
+    argbuf_add(&jr->fin_args, sb.buf);
+    argbuf_add(&jr->fin_args, chan);
+    argbuf_add(&jr->fin_args, herald_outcome_name(outcome));
+    argbuf_add(&jr->fin_args, reason_s);
+    argbuf_add(&jr->fin_args, provider ? provider : "");
+    argbuf_add(&jr->fin_args, provider_id ? provider_id : "");
+    argbuf_add(&jr->fin_args, at);
+
+    strbuf_reset(&sb);
     strbuf_adds(&sb, herald_outcome_name(outcome));
     if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN)
         strbuf_addf(&sb, ":%s", reason_s);
-    jr->writes++;
-    QSEND(q, on_write_done, jr, "HINCRBY", jr->k_campaign.buf, sb.buf, "1");
-    if (r->was_deferred) { /* it leaves the deferred count now */
-        jr->writes++;
-        QSEND(q, on_write_done, jr, "HINCRBY", jr->k_campaign.buf, "deferred:quiet_hours", "-1");
-    }
+    progress_add(jr, sb.buf, 1);
+    if (r->was_deferred) progress_add(jr, "deferred:quiet_hours", -1); /* it leaves the deferred count now */
     strbuf_free(&sb);
+    jr->nfin++;
+    jr->writes++;
+    if (jr->nfin >= QUEUE_FINISH_MAX) finish_flush(jr);
+    else uv_check_start(&q->flush_check, on_flush_check);
     q->counters.outcomes[outcome]++;
+    metrics_message(channel, (int)outcome, reason_s);
     log_debug("queue", "outcome campaign=%s recipient=%s channel=%s outcome=%s reason=%s", jr->job.id,
-              r->id, herald_channel_name(channel), herald_outcome_name(outcome), reason_s);
+              r->id, chan, herald_outcome_name(outcome), reason_s);
     rcpt_drop(r);
 }
 
@@ -356,6 +560,8 @@ static void on_released(struct queue *q, redisReply *r, void *arg)
     rcpt_drop(arg);
 }
 
+static void on_ready_idle(uv_idle_t *h);
+
 static void on_sent(struct dispatch_msg *m, void *arg)
 {
     struct rcpt *r = arg;
@@ -363,17 +569,22 @@ static void on_sent(struct dispatch_msg *m, void *arg)
     if (m->interrupted) {
         /* No provider took it: give the reservation back so that the next
          * run sends it instead of calling it unknown. */
-        struct strbuf kc, ks;
-        strbuf_init(&kc);
-        strbuf_init(&ks);
-        store_key_campaigns(&kc, q->cfg->prefix, r->id);
-        store_key_sends(&ks, q->cfg->prefix, r->id);
-        QSEND(q, on_released, r, "EVAL", store_lua_release, "2", kc.buf, ks.buf, r->jr->job.id, r->record.buf,
-              r->member.buf);
-        strbuf_free(&kc);
-        strbuf_free(&ks);
+        struct strbuf k;
+        struct argbuf ab;
+        strbuf_init(&k);
+        script_begin(&ab, store_lua_release, 2);
+        store_key_campaigns(&k, q->cfg->prefix, r->id);
+        argbuf_add(&ab, k.buf);
+        store_key_sends(&k, q->cfg->prefix, r->id);
+        argbuf_add(&ab, k.buf);
+        argbuf_add(&ab, r->jr->job.id);
+        argbuf_add(&ab, r->record.buf);
+        argbuf_add(&ab, r->member.buf);
+        qsend_args(q, on_released, r, &ab, store_lua_release);
+        strbuf_free(&k);
         return;
     }
+    if (q->ready_head) uv_idle_start(&q->ready_idle, on_ready_idle); /* a slot is free */
     if (m->outcome == HERALD_OUTCOME_SENT)
         log_debug("queue", "sent campaign=%s recipient=%s provider=%s provider_id=%s", r->jr->job.id, r->id,
                   m->provider, m->provider_id);
@@ -400,8 +611,8 @@ static void send_message(struct rcpt *r)
     struct queue *q = jr->q;
     int ch = r->dec.channel;
     const struct job_content *c = &jr->job.content[ch];
-    links_build(&r->unsub, &r->prefs, q->cfg->public_url, q->cfg->link_secret, LINK_TTL_S, time(NULL),
-                r->id, jr->job.id, jr->job.topic, herald_channel_name(ch));
+    links_build(&r->unsub, &r->prefs, q->cfg->public_url, q->cfg->link_secret, q->cfg->link_ttl_ms / 1000,
+                time(NULL), r->id, jr->job.id, jr->job.topic, herald_channel_name(ch));
     memset(&r->msg, 0, sizeof(r->msg));
     r->msg.channel = ch;
     r->msg.campaign = jr->job.id;
@@ -422,48 +633,117 @@ static bool is_own_leftover(const struct jobrun *jr, const struct store_record *
     return strcmp(rec->entry, jr->rec_entry) == 0;
 }
 
-static void on_reserved(struct queue *q, redisReply *reply, void *arg)
+static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup);
+
+static void on_ready_idle(uv_idle_t *h)
 {
-    struct rcpt *r = arg;
-    const redisReply *verdict = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
-                                        reply->element[0]->type == REDIS_REPLY_STRING
-                                    ? reply->element[0]
-                                    : NULL;
-    const char *v = verdict ? verdict->str : "";
-    const char *detail = verdict && reply->elements >= 2 && reply->element[1]->type == REDIS_REPLY_STRING
-                             ? reply->element[1]->str
-                             : NULL;
+    struct queue *q = h->data;
+    size_t n = 0;
+    while (q->ready_head && (q->stopping || (dispatch_in_flight(q->d) < q->ready_target && n < 256))) {
+        struct rcpt *r = q->ready_head;
+        q->ready_head = r->next_ready;
+        if (!q->ready_head) q->ready_tail = NULL;
+        q->nready--;
+        n++;
+        if (q->stopping) on_sent(&(struct dispatch_msg){.interrupted = true}, r); /* gives it back */
+        else send_message(r);
+    }
+    /* Empty, or dispatch is full: a finished message starts us again. */
+    if (!q->ready_head || dispatch_in_flight(q->d) >= q->ready_target) uv_idle_stop(h);
+}
+
+static void ready_push(struct queue *q, struct rcpt *r)
+{
+    r->next_ready = NULL;
+    if (q->ready_tail) q->ready_tail->next_ready = r;
+    else q->ready_head = r;
+    q->ready_tail = r;
+    q->nready++;
+    uv_idle_start(&q->ready_idle, on_ready_idle);
+}
+
+/* One recipient's verdict from store_lua_reserve. Returns true when the
+ * person's data changed since the lookup: the caller decides them again. */
+static bool reserved_one(struct rcpt *r, const char *v, const char *detail)
+{
+    struct queue *q = r->jr->q;
+    if (strcmp(v, "stale") == 0) return true;
     /* "duplicate" with our own record: our write, answered after a reconnect. */
-    if (strcmp(v, "ok") == 0 || (strcmp(v, "duplicate") == 0 && detail && strcmp(detail, r->record.buf) == 0)) {
+    if (strcmp(v, "ok") == 0 || (strcmp(v, "duplicate") == 0 && strcmp(detail, r->record.buf) == 0)) {
         r->reserved = true;
-        if (q->stopping) {
-            on_sent(&(struct dispatch_msg){.interrupted = true}, r);
-            return;
-        }
-        send_message(r);
-        return;
+        ready_push(q, r);
+        return false;
     }
     if (strcmp(v, "duplicate") == 0) {
         struct store_record rec;
-        if (detail && store_record_parse(detail, &rec) == 0 && is_own_leftover(r->jr, &rec)) {
+        if (store_record_parse(detail, &rec) == 0 && is_own_leftover(r->jr, &rec)) {
             rcpt_drop(r); /* this entry already handled the person (duplicate id in the source) */
-            return;
+            return false;
         }
         finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_DUPLICATE, r->dec.channel, NULL, NULL);
-        return;
+        return false;
     }
-    if (strcmp(v, "cap") == 0 && detail) {
+    if (strcmp(v, "cap") == 0 && detail[0]) {
         snprintf(r->cap, sizeof(r->cap), "%s", detail);
         finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_CAP, r->dec.channel, NULL, NULL);
-        return;
+        return false;
     }
     if (strcmp(v, "user_frequency") == 0) {
         finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_USER_FREQUENCY, r->dec.channel, NULL, NULL);
+        return false;
+    }
+    log_warn("queue", "reservation refused by redis campaign=%s recipient=%s: unexpected verdict",
+             r->jr->job.id, r->id);
+    finish(r, HERALD_OUTCOME_FAILED, HERALD_REASON_PROVIDER_ERROR, r->dec.channel, NULL, NULL);
+    return false;
+}
+
+struct rbatch {
+    struct jobrun *jr;
+    struct rcpt **r;
+    size_t n;
+};
+
+static void on_reserved(struct queue *q, redisReply *reply, void *arg)
+{
+    struct rbatch *rb = arg;
+    struct jobrun *jr = rb->jr;
+    bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 * rb->n;
+    for (size_t i = 0; ok && i < reply->elements; i++)
+        if (reply->element[i]->type != REDIS_REPLY_STRING) ok = false;
+    if (!ok) {
+        log_warn("queue", "reservation refused by redis campaign=%s recipients=%zu: %s", jr->job.id, rb->n,
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        for (size_t i = 0; i < rb->n; i++)
+            finish(rb->r[i], HERALD_OUTCOME_FAILED, HERALD_REASON_PROVIDER_ERROR, rb->r[i]->dec.channel, NULL,
+                   NULL);
+        free(rb->r);
+        free(rb);
         return;
     }
-    log_warn("queue", "reservation refused by redis campaign=%s recipient=%s: %s", r->jr->job.id, r->id,
-             reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-    finish(r, HERALD_OUTCOME_FAILED, HERALD_REASON_PROVIDER_ERROR, r->dec.channel, NULL, NULL);
+    /* Decided on data that changed since: look them up again. The new
+     * lookup is counted before the old recipients leave, so the job cannot
+     * look finished in between. */
+    char **stale = xcalloc(rb->n, sizeof(char *));
+    struct rcpt **gone = xcalloc(rb->n, sizeof(struct rcpt *));
+    size_t nstale = 0;
+    for (size_t i = 0; i < rb->n; i++) {
+        struct rcpt *r = rb->r[i];
+        if (reserved_one(r, reply->element[2 * i]->str, reply->element[2 * i + 1]->str)) {
+            stale[nstale] = xstrdup(r->id);
+            gone[nstale++] = r;
+        }
+    }
+    if (nstale) {
+        log_debug("queue", "decided again after a change campaign=%s recipients=%zu", jr->job.id, nstale);
+        batch_lookup(jr, stale, nstale, true);
+        for (size_t i = 0; i < nstale; i++) rcpt_drop(gone[i]);
+    }
+    free(stale);
+    free(gone);
+    free(rb->r);
+    free(rb);
+    (void)q;
 }
 
 /* The person's own limits ("frequency": {"email": "1/7d", "any": "3/7d"}),
@@ -487,65 +767,69 @@ static size_t user_limits(const struct profile *p, const char *chan[], int64_t l
     return n;
 }
 
-/* Sends the atomic check-and-reserve (store_lua_reserve) for r. */
-static void reserve(struct rcpt *r, int64_t now)
+/* Sends one store_lua_reserve for the recipients of a batch that the
+ * policy let through; takes rb. */
+static void reserve(struct rbatch *rb, int64_t now)
 {
-    struct jobrun *jr = r->jr;
+    struct jobrun *jr = rb->jr;
     struct queue *q = jr->q;
     const struct config *cfg = q->cfg;
-    enum { MAXF = HERALD_CH_COUNT + 1 };
-    const char *argv[12 + 5 * HERALD_CAPS_MAX + 1 + 3 * MAXF];
-    char nums[4 + 3 * HERALD_CAPS_MAX + 3 * MAXF][24];
-    int argc = 0, nn = 0;
-#define NUM(x) (snprintf(nums[nn], sizeof(nums[nn]), "%lld", (long long)(x)), (const char *)nums[nn++])
-    const char *chan = herald_channel_name(r->dec.channel);
-    const char *fchan[MAXF];
-    int64_t flim[MAXF], fwin[MAXF];
-    size_t nf = user_limits(&r->p, fchan, flim, fwin, MAXF);
-    int64_t keep = q->cap_keep_s;
-    for (size_t i = 0; i < nf; i++)
-        if (fwin[i] > keep) keep = fwin[i];
-
-    struct strbuf kc, ks;
-    strbuf_init(&kc);
-    strbuf_init(&ks);
-    store_key_campaigns(&kc, cfg->prefix, r->id);
-    store_key_sends(&ks, cfg->prefix, r->id);
-    store_record_format(&r->record, REC_PENDING, jr->rec_entry, q->run_id, now);
-    strbuf_reset(&r->member);
-    strbuf_addf(&r->member, "%s|%s|%s", chan, jr->job.topic, jr->job.id);
-
-    argv[argc++] = "EVAL";
-    argv[argc++] = store_lua_reserve;
-    argv[argc++] = "2";
-    argv[argc++] = kc.buf;
-    argv[argc++] = ks.buf;
-    argv[argc++] = jr->job.id;
-    argv[argc++] = r->record.buf;
-    argv[argc++] = NUM(now);
-    argv[argc++] = chan;
-    argv[argc++] = jr->job.topic;
-    argv[argc++] = r->member.buf;
-    argv[argc++] = NUM(keep);
-    argv[argc++] = NUM(cfg->ncaps);
+    struct argbuf ab;
+    struct strbuf k;
+    strbuf_init(&k);
+    script_begin(&ab, store_lua_reserve, 3 * rb->n);
+    for (size_t i = 0; i < rb->n; i++) {
+        struct rcpt *r = rb->r[i];
+        store_key_person(&k, cfg->prefix, r->id);
+        argbuf_add(&ab, k.buf);
+        store_key_campaigns(&k, cfg->prefix, r->id);
+        argbuf_add(&ab, k.buf);
+        store_key_sends(&k, cfg->prefix, r->id);
+        argbuf_add(&ab, k.buf);
+    }
+    argbuf_addll(&ab, now);
+    argbuf_add(&ab, jr->job.id);
+    argbuf_add(&ab, jr->job.topic);
+    argbuf_addll(&ab, (long long)cfg->ncaps);
     for (size_t i = 0; i < cfg->ncaps; i++) {
         const struct config_cap *c = &cfg->caps[i];
-        argv[argc++] = c->name;
-        argv[argc++] = c->channel < 0 ? "any" : herald_channel_name(c->channel);
-        argv[argc++] = NUM(c->limit);
-        argv[argc++] = NUM(c->window_s);
-        argv[argc++] = q->cap_topics[i];
+        argbuf_add(&ab, c->name);
+        argbuf_add(&ab, c->channel < 0 ? "any" : herald_channel_name(c->channel));
+        argbuf_addll(&ab, c->limit);
+        argbuf_addll(&ab, c->window_s);
+        argbuf_add(&ab, q->cap_topics[i]);
     }
-    argv[argc++] = NUM(nf);
-    for (size_t i = 0; i < nf; i++) {
-        argv[argc++] = fchan[i];
-        argv[argc++] = NUM(flim[i]);
-        argv[argc++] = NUM(fwin[i]);
+    enum { MAXF = HERALD_CH_COUNT + 1 };
+    for (size_t i = 0; i < rb->n; i++) {
+        struct rcpt *r = rb->r[i];
+        const char *chan = herald_channel_name(r->dec.channel);
+        const char *fchan[MAXF];
+        int64_t flim[MAXF], fwin[MAXF];
+        size_t nf = user_limits(&r->p, fchan, flim, fwin, MAXF);
+        int64_t keep = q->cap_keep_s;
+        for (size_t j = 0; j < nf; j++)
+            if (fwin[j] > keep) keep = fwin[j];
+        /* The sequence number makes each reservation unique, so that a
+         * second copy of an id in the same batch is a duplicate, and only
+         * a retried command meets its own record. */
+        store_record_format(&r->record, REC_PENDING, jr->rec_entry, q->run_id, now);
+        strbuf_addf(&r->record, " %llu", (unsigned long long)++q->reserve_seq);
+        strbuf_reset(&r->member);
+        strbuf_addf(&r->member, "%s|%s|%s", chan, jr->job.topic, jr->job.id);
+        argbuf_add(&ab, r->rev);
+        argbuf_add(&ab, r->record.buf);
+        argbuf_add(&ab, chan);
+        argbuf_add(&ab, r->member.buf);
+        argbuf_addll(&ab, keep);
+        argbuf_addll(&ab, (long long)nf);
+        for (size_t j = 0; j < nf; j++) {
+            argbuf_add(&ab, fchan[j]);
+            argbuf_addll(&ab, flim[j]);
+            argbuf_addll(&ab, fwin[j]);
+        }
     }
-#undef NUM
-    qsendv(q, on_reserved, r, argc, argv);
-    strbuf_free(&kc);
-    strbuf_free(&ks);
+    strbuf_free(&k);
+    qsend_args(q, on_reserved, rb, &ab, store_lua_reserve);
 }
 
 static void park_one(struct jobrun *jr, struct deferral *d);
@@ -567,7 +851,9 @@ static void defer(struct jobrun *jr, const char *id, int64_t until)
     if (json_array_size(d->ids) >= QUEUE_DEFER_GROUP_MAX) park_one(jr, d);
 }
 
-static void decide_one(struct rcpt *r)
+/* Decides r. Returns true when the policy lets the message through and it
+ * now needs its reservation; otherwise r got its outcome (or left). */
+static bool decide_one(struct rcpt *r)
 {
     struct jobrun *jr = r->jr;
     struct queue *q = jr->q;
@@ -592,12 +878,12 @@ static void decide_one(struct rcpt *r)
     if (r->has_rec && is_own_leftover(jr, &r->rec)) {
         if (r->rec.state != REC_PENDING || strcmp(r->rec.run, q->run_id) == 0) {
             rcpt_drop(r); /* already has its outcome from this job entry */
-            return;
+            return false;
         }
         /* Reserved by a run that died before recording the result: the
          * message may or may not have reached the provider. Never resend. */
         finish(r, HERALD_OUTCOME_UNKNOWN, HERALD_REASON_INTERRUPTED, -1, NULL, NULL);
-        return;
+        return false;
     }
     if (r->has_rec)
         in.already_reached = r->rec.state == REC_PENDING || r->rec.state == REC_SENT ||
@@ -607,13 +893,13 @@ static void decide_one(struct rcpt *r)
     if (r->dec.outcome == HERALD_OUTCOME_DEFERRED) defer(jr, r->id, r->dec.until);
     if (r->dec.outcome != HERALD_OUTCOME_SENT) {
         finish(r, r->dec.outcome, r->dec.reason, r->dec.channel, NULL, NULL);
-        return;
+        return false;
     }
     if (q->stopping) {
         rcpt_drop(r); /* not reserved yet: the next run decides it */
-        return;
+        return false;
     }
-    reserve(r, in.now);
+    return true;
 }
 
 /* ---- batches --------------------------------------------------------- */
@@ -621,11 +907,21 @@ static void decide_one(struct rcpt *r)
 static void batch_decide(struct batch *b)
 {
     struct jobrun *jr = b->jr;
+    struct rbatch *rb = xcalloc(1, sizeof(*rb));
+    rb->jr = jr;
+    rb->r = xcalloc(b->n ? b->n : 1, sizeof(*rb->r));
     /* decide_one may free recipients; the batch is done with them after. */
-    for (size_t i = 0; i < b->n; i++) decide_one(b->r[i]);
+    for (size_t i = 0; i < b->n; i++)
+        if (decide_one(b->r[i])) rb->r[rb->n++] = b->r[i];
+    if (rb->n) {
+        reserve(rb, time(NULL));
+    } else {
+        free(rb->r);
+        free(rb);
+    }
+    if (!b->relookup) jr->loading = false;
     free(b->r);
     free(b);
-    jr->loading = false;
     maybe_more(jr);
 }
 
@@ -655,98 +951,104 @@ static void on_suppress_reply(struct queue *q, redisReply *reply, void *arg)
 static void batch_check_suppression(struct batch *b)
 {
     struct queue *q = b->jr->q;
-    const char **argv = xmalloc((2 + b->n * HERALD_CH_COUNT) * sizeof(char *));
-    struct strbuf *members = xcalloc(b->n * HERALD_CH_COUNT, sizeof(struct strbuf));
-    int argc = 0;
-    argv[argc++] = "SMISMEMBER";
-    argv[argc++] = q->k_suppress.buf;
+    struct argbuf ab;
+    struct strbuf m;
+    argbuf_init(&ab);
+    strbuf_init(&m);
+    argbuf_add(&ab, "SMISMEMBER");
+    argbuf_add(&ab, q->k_suppress.buf);
     for (size_t i = 0; i < b->n; i++) {
         struct rcpt *r = b->r[i];
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
             r->member_index[ch] = -1;
             const char *addr = r->found > 0 ? profile_address(&r->p, ch) : NULL;
             if (!addr) continue;
-            struct strbuf *m = &members[i * HERALD_CH_COUNT + ch];
-            store_suppress_member(m, ch, addr);
-            r->member_index[ch] = argc - 2;
-            argv[argc++] = m->buf;
+            store_suppress_member(&m, ch, addr);
+            r->member_index[ch] = (int)ab.n - 2;
+            argbuf_add(&ab, m.buf);
         }
     }
-    if (argc > 2) qsendv(q, on_suppress_reply, b, argc, argv);
-    for (size_t i = 0; i < b->n * HERALD_CH_COUNT; i++) strbuf_free(&members[i]);
-    free(members);
-    free(argv);
-    if (argc == 2) batch_decide(b);
-}
-
-struct lookup_arg {
-    struct batch *b;
-    struct rcpt *r;
-};
-
-static void lookup_step_done(struct batch *b)
-{
-    if (--b->waiting == 0) batch_check_suppression(b);
-}
-
-static void on_profile(struct queue *q, redisReply *reply, void *arg)
-{
-    struct rcpt *r = arg;
-    char err[256];
-    r->found = store_person_from_reply(reply, &r->p, err, sizeof(err));
-    if (r->found < 0) {
-        /* A stored profile we cannot read is treated as no profile; say so once per person. */
-        log_warn("queue", "stored profile unreadable recipient=%s: %s", r->id,
-                 reply->type == REDIS_REPLY_ERROR ? "redis error" : "invalid JSON or fields");
+    strbuf_free(&m);
+    if (ab.n > 2) {
+        qsend_args(q, on_suppress_reply, b, &ab, NULL);
+        return;
     }
-    (void)q;
-    lookup_step_done((struct batch *)r->msg.done_arg);
+    argbuf_free(&ab);
+    batch_decide(b);
 }
 
-static void on_record(struct queue *q, redisReply *reply, void *arg)
+static void on_lookup(struct queue *q, redisReply *reply, void *arg)
 {
-    struct rcpt *r = arg;
+    struct batch *b = arg;
+    size_t nvalid = 0;
+    for (size_t i = 0; i < b->n; i++) nvalid += b->r[i]->valid_id;
+    bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 5 * nvalid;
+    if (!ok)
+        log_warn("queue", "profile lookup failed campaign=%s recipients=%zu: %s", b->jr->job.id, nvalid,
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    size_t k = 0;
+    for (size_t i = 0; ok && i < b->n; i++) {
+        struct rcpt *r = b->r[i];
+        if (!r->valid_id) continue;
+        redisReply *const *el = reply->element + 5 * k++;
+        char err[256];
+        r->found = store_person_from_fields((const redisReply *const *)el, &r->p, err, sizeof(err));
+        if (r->found < 0) /* treated as no profile; said once per person */
+            log_warn("queue", "stored profile unreadable recipient=%s: invalid JSON or fields", r->id);
+        if (el[3]->type == REDIS_REPLY_STRING)
+            snprintf(r->rev, sizeof(r->rev), "%s", el[3]->str);
+        if (el[4]->type == REDIS_REPLY_STRING && store_record_parse(el[4]->str, &r->rec) == 0)
+            r->has_rec = true;
+    }
+    if (!ok)
+        for (size_t i = 0; i < b->n; i++) b->r[i]->found = -1;
     (void)q;
-    if (reply->type == REDIS_REPLY_STRING && store_record_parse(reply->str, &r->rec) == 0)
-        r->has_rec = true;
-    lookup_step_done((struct batch *)r->msg.done_arg);
+    batch_check_suppression(b);
 }
 
-static void batch_lookup(struct jobrun *jr, char **ids, size_t n)
+/* Looks up a batch of ids (taking the strings; not ids itself). A
+ * relookup decides again recipients whose data changed: it runs beside
+ * the batch being loaded and leaves jr->loading alone. */
+static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
 {
     struct queue *q = jr->q;
     struct batch *b = xcalloc(1, sizeof(*b));
     b->jr = jr;
+    b->relookup = relookup;
     b->r = xcalloc(n ? n : 1, sizeof(*b->r));
-    struct strbuf kp, kc;
-    strbuf_init(&kp);
-    strbuf_init(&kc);
+    struct argbuf ab;
+    struct strbuf k;
+    strbuf_init(&k);
+    size_t nvalid = 0;
     for (size_t i = 0; i < n; i++) {
         struct rcpt *r = xcalloc(1, sizeof(*r));
         r->jr = jr;
         r->id = ids[i];
         r->valid_id = herald_id_valid(ids[i]);
+        nvalid += r->valid_id; /* no person can exist under an invalid id */
         strbuf_init(&r->record);
         strbuf_init(&r->member);
         strbuf_init(&r->unsub);
         strbuf_init(&r->prefs);
-        r->msg.done_arg = b; /* the batch, until the message is submitted */
         b->r[b->n++] = r;
         jr->outstanding++;
     }
-    b->waiting = 1; /* held until every lookup is sent */
-    for (size_t i = 0; i < b->n; i++) {
-        struct rcpt *r = b->r[i];
-        if (!r->valid_id) continue; /* no such person can exist */
-        store_key_person(&kp, q->cfg->prefix, r->id);
-        store_key_campaigns(&kc, q->cfg->prefix, r->id);
-        b->waiting += 2;
-        QSEND(q, on_profile, r, "HMGET", kp.buf, "profile", "consent:email", "consent:sms");
-        QSEND(q, on_record, r, "HGET", kc.buf, jr->job.id);
+    if (nvalid == 0) {
+        strbuf_free(&k);
+        batch_check_suppression(b);
+        return;
     }
-    strbuf_free(&kp);
-    strbuf_free(&kc);
-    lookup_step_done(b);
+    script_begin(&ab, store_lua_lookup, 2 * nvalid);
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->r[i]->valid_id) continue;
+        store_key_person(&k, q->cfg->prefix, b->r[i]->id);
+        argbuf_add(&ab, k.buf);
+        store_key_campaigns(&k, q->cfg->prefix, b->r[i]->id);
+        argbuf_add(&ab, k.buf);
+    }
+    argbuf_add(&ab, jr->job.id);
+    strbuf_free(&k);
+    qsend_args(q, on_lookup, b, &ab, store_lua_lookup);
 }
 
 /* ---- recipient sources ----------------------------------------------- */
@@ -790,7 +1092,7 @@ static void on_source_reply(struct queue *q, redisReply *reply, void *arg)
         maybe_more(jr);
         return;
     }
-    batch_lookup(jr, ids, k);
+    batch_lookup(jr, ids, k, false);
     free(ids);
 }
 
@@ -808,7 +1110,7 @@ static void load_batch(struct jobrun *jr)
         for (size_t i = 0; i < n; i++) ids[i] = xstrdup(jr->job.recipients[jr->inline_pos + i]);
         jr->inline_pos += n;
         if (jr->inline_pos >= jr->job.nrecipients) jr->src_done = true;
-        batch_lookup(jr, ids, n);
+        batch_lookup(jr, ids, n, false);
         free(ids);
         return;
     }
@@ -834,6 +1136,9 @@ static void jobrun_free(struct jobrun *jr)
 {
     for (size_t i = 0; i < jr->ndeferrals; i++) json_decref(jr->deferrals[i].ids);
     free(jr->deferrals);
+    argbuf_free(&jr->fin_keys);
+    argbuf_free(&jr->fin_args);
+    free(jr->prog);
     job_free(&jr->job);
     free(jr->text);
     free(jr->src_key);
@@ -1034,8 +1339,13 @@ static void on_release_timer(uv_timer_t *t)
     char now[24];
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
     q->releasing = true;
-    QSEND(q, on_released_due, NULL, "EVAL", store_lua_release_due, "2", q->k_scheduled.buf, q->k_jobs.buf,
-          now, "16");
+    struct argbuf ab;
+    script_begin(&ab, store_lua_release_due, 2);
+    argbuf_add(&ab, q->k_scheduled.buf);
+    argbuf_add(&ab, q->k_jobs.buf);
+    argbuf_add(&ab, now);
+    argbuf_add(&ab, "16");
+    qsend_args(q, on_released_due, NULL, &ab, store_lua_release_due);
 }
 
 static void start_job(struct queue *q, const char *entry, const char *text, size_t len,
@@ -1044,6 +1354,8 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     char err[512];
     struct jobrun *jr = xcalloc(1, sizeof(*jr));
     jr->q = q;
+    argbuf_init(&jr->fin_keys);
+    argbuf_init(&jr->fin_args);
     snprintf(jr->entry, sizeof(jr->entry), "%s", entry);
     strbuf_init(&jr->k_campaign);
     if (!text) {
@@ -1264,7 +1576,14 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     uv_timer_init(loop, &q->release_timer);
     q->release_timer.data = q;
     uv_timer_start(&q->release_timer, on_release_timer, 1000, 1000);
-    q->handles_open = 3;
+    uv_check_init(loop, &q->flush_check);
+    q->flush_check.data = q;
+    uv_idle_init(loop, &q->ready_idle);
+    q->ready_idle.data = q;
+    q->ready_target = 0;
+    for (size_t i = 0; i < cfg->nproviders; i++) q->ready_target += 2 * (size_t)cfg->providers[i].concurrency;
+    if (q->ready_target < 32) q->ready_target = 32;
+    q->handles_open = 5;
     q->last_claim_ms = 0;
     return q;
 }
@@ -1295,6 +1614,7 @@ void queue_stop(struct queue *q, void (*drained)(void *arg), void *arg)
     q->drained = drained;
     q->drained_arg = arg;
     dispatch_interrupt(q->d);
+    if (q->ready_head) uv_idle_start(&q->ready_idle, on_ready_idle); /* gives them back */
     if (q->jr) maybe_more(q->jr);
     check_drained(q);
 }
@@ -1341,4 +1661,6 @@ void queue_free(struct queue *q)
     uv_close((uv_handle_t *)&q->heartbeat, on_handle_closed);
     uv_close((uv_handle_t *)&q->retry, on_handle_closed);
     uv_close((uv_handle_t *)&q->release_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&q->flush_check, on_handle_closed);
+    uv_close((uv_handle_t *)&q->ready_idle, on_handle_closed);
 }

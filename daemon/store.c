@@ -8,8 +8,11 @@
  */
 #include "store.h"
 
+#include "digest.h"
+
 #include <ctype.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,24 +35,24 @@ void store_key_person(struct strbuf *sb, const char *prefix, const char *id) { k
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:consent"); }
 void store_key_campaigns(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:campaigns"); }
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:sends"); }
+void store_key_history(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:history"); }
 void store_key_suppress(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress", NULL, NULL); }
+void store_key_addr(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":addr", NULL, NULL); }
+void store_key_tombstones(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":tombstones", NULL, NULL); }
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign) { key(sb, prefix, ":campaign:", campaign, NULL); }
 
 void store_suppress_member(struct strbuf *sb, int channel, const char *address)
 {
     char norm[512];
-    size_t n = 0;
-    while (isspace((unsigned char)*address)) address++;
-    for (const char *p = address; *p && n + 1 < sizeof(norm); p++)
-        norm[n++] = channel == HERALD_CH_EMAIL ? (char)tolower((unsigned char)*p) : *p;
-    while (n && isspace((unsigned char)norm[n - 1])) n--;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_Digest(norm, n, md, &mdlen, EVP_sha256(), NULL);
+    size_t n = store_address_normalise(norm, sizeof(norm), channel, address);
+    unsigned char md[DIGEST_SHA256_LEN];
+    char hex[2 * DIGEST_SHA256_LEN + 1];
+    digest_sha256(norm, n, md);
+    digest_hex(hex, md, sizeof(md));
     strbuf_reset(sb);
     strbuf_adds(sb, herald_channel_name(channel));
     strbuf_adds(sb, ":");
-    for (unsigned int i = 0; i < mdlen; i++) strbuf_addf(sb, "%02x", md[i]);
+    strbuf_adds(sb, hex);
 }
 
 static const char *rec_names[] = {"", "pending", "sent", "failed", "suppressed", "unknown", "deferred"};
@@ -79,51 +82,109 @@ int store_record_parse(const char *s, struct store_record *rec)
     return 0;
 }
 
+#define STORE_STR_(x) #x
+#define STORE_STR(x) STORE_STR_(x)
+
+const char store_lua_lookup[] =
+    "#!lua flags=no-writes\n"
+    "local out = {}\n"
+    "for i = 1, #KEYS, 2 do\n"
+    "  local h = redis.call('HMGET', KEYS[i], 'profile', 'consent:email', 'consent:sms', 'rev')\n"
+    "  out[#out + 1] = h[1]\n"
+    "  out[#out + 1] = h[2]\n"
+    "  out[#out + 1] = h[3]\n"
+    "  out[#out + 1] = h[4]\n"
+    "  out[#out + 1] = redis.call('HGET', KEYS[i + 1], ARGV[1])\n"
+    "end\n"
+    "return out\n";
+
 const char store_lua_reserve[] =
-    "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "if cur then\n"
-    "  local st = string.match(cur, '^(%a+)')\n"
-    "  if st == 'pending' or st == 'sent' or st == 'unknown' then return {'duplicate', cur} end\n"
+    "local now, campaign, topic = tonumber(ARGV[1]), ARGV[2], ARGV[3]\n"
+    "local ncaps = tonumber(ARGV[4])\n"
+    "local caps = {}\n"
+    "for c = 0, ncaps - 1 do\n"
+    "  local b = 5 + 5 * c\n"
+    "  caps[#caps + 1] = {ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), ARGV[b + 4]}\n"
     "end\n"
-    "local now = tonumber(ARGV[3])\n"
-    "local ch, topic, keep = ARGV[4], ARGV[5], tonumber(ARGV[7])\n"
-    "local hist = {}\n"
-    "if keep > 0 then\n"
-    "  local raw = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. (now - keep), '+inf', 'WITHSCORES')\n"
-    "  for j = 1, #raw, 2 do\n"
-    "    local hc, ht = string.match(raw[j], '^([^|]*)|([^|]*)|')\n"
-    "    hist[#hist + 1] = {tonumber(raw[j + 1]), hc, ht}\n"
+    "local i = 5 + 5 * ncaps\n"
+    "local function reserve(person, camps, sends, rev, record, ch, member, keep, freq)\n"
+    "  if (redis.call('HGET', person, 'rev') or '') ~= rev then return 'stale', '' end\n"
+    "  local cur = redis.call('HGET', camps, campaign)\n"
+    "  if cur then\n"
+    "    local st = string.match(cur, '^(%a+)')\n"
+    "    if st == 'pending' or st == 'sent' or st == 'unknown' then return 'duplicate', cur end\n"
     "  end\n"
-    "end\n"
-    "local function count(cch, win, topics)\n"
-    "  local n = 0\n"
-    "  for _, h in ipairs(hist) do\n"
-    "    if h[1] > now - win and (cch == 'any' or h[2] == cch) and\n"
-    "       (topics == '' or string.find(topics, ',' .. h[3] .. ',', 1, true)) then n = n + 1 end\n"
+    "  local hist = {}\n"
+    "  if keep > 0 then\n"
+    "    local raw = redis.call('ZRANGEBYSCORE', sends, '(' .. (now - keep), '+inf', 'WITHSCORES')\n"
+    "    for j = 1, #raw, 2 do\n"
+    "      local hc, ht = string.match(raw[j], '^([^|]*)|([^|]*)|')\n"
+    "      hist[#hist + 1] = {tonumber(raw[j + 1]), hc, ht}\n"
+    "    end\n"
     "  end\n"
-    "  return n\n"
+    "  local function count(cch, win, topics)\n"
+    "    local n = 0\n"
+    "    for _, h in ipairs(hist) do\n"
+    "      if h[1] > now - win and (cch == 'any' or h[2] == cch) and\n"
+    "         (topics == '' or string.find(topics, ',' .. h[3] .. ',', 1, true)) then n = n + 1 end\n"
+    "    end\n"
+    "    return n\n"
+    "  end\n"
+    "  for _, c in ipairs(caps) do\n"
+    "    if (c[2] == 'any' or c[2] == ch) and (c[5] == '' or string.find(c[5], ',' .. topic .. ',', 1, true)) and\n"
+    "       count(c[2], c[4], c[5]) >= c[3] then return 'cap', c[1] end\n"
+    "  end\n"
+    "  for _, f in ipairs(freq) do\n"
+    "    if (f[1] == 'any' or f[1] == ch) and count(f[1], f[3], '') >= f[2] then return 'user_frequency', '' end\n"
+    "  end\n"
+    "  redis.call('HSET', camps, campaign, record)\n"
+    "  if keep > 0 then\n"
+    "    redis.call('ZADD', sends, now, member)\n"
+    "    redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - keep)\n"
+    "    redis.call('EXPIRE', sends, keep + 60)\n"
+    "  end\n"
+    "  return 'ok', ''\n"
     "end\n"
-    "local i = 9\n"
-    "for _ = 1, tonumber(ARGV[8]) do\n"
-    "  local name, cch, lim, win, topics = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), ARGV[i + 4]\n"
-    "  i = i + 5\n"
-    "  if (cch == 'any' or cch == ch) and (topics == '' or string.find(topics, ',' .. topic .. ',', 1, true)) and\n"
-    "     count(cch, win, topics) >= lim then return {'cap', name} end\n"
+    "local out = {}\n"
+    "for k = 1, #KEYS, 3 do\n"
+    "  local nf = tonumber(ARGV[i + 5])\n"
+    "  local freq = {}\n"
+    "  for f = 0, nf - 1 do\n"
+    "    local b = i + 6 + 3 * f\n"
+    "    freq[#freq + 1] = {ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])}\n"
+    "  end\n"
+    "  local v, d = reserve(KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],\n"
+    "                       tonumber(ARGV[i + 4]), freq)\n"
+    "  out[#out + 1] = v\n"
+    "  out[#out + 1] = d\n"
+    "  i = i + 6 + 3 * nf\n"
     "end\n"
-    "local nf = tonumber(ARGV[i])\n"
-    "i = i + 1\n"
-    "for _ = 1, nf do\n"
-    "  local cch, lim, win = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
-    "  i = i + 3\n"
-    "  if (cch == 'any' or cch == ch) and count(cch, win, '') >= lim then return {'user_frequency'} end\n"
+    "return out\n";
+
+const char store_lua_finish[] =
+    "local n = 0\n"
+    "local i = 3\n"
+    "for k = 3, #KEYS, 4 do\n"
+    "  local camps, hist, sends = KEYS[k], KEYS[k + 1], KEYS[k + 2]\n"
+    "  local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
+    "  if unsend ~= '' then redis.call('ZREM', sends, unsend) end\n"
+    "  if redis.call('EXISTS', KEYS[k + 3]) == 0 then record, h = '', '' end\n"
+    "  if record ~= '' then redis.call('HSET', camps, ARGV[2], record) end\n"
+    "  if h ~= '' then\n"
+    "    redis.call('LPUSH', hist, h)\n"
+    "    redis.call('LTRIM', hist, 0, " STORE_STR(STORE_HISTORY_MAX) " - 1)\n"
+    "  end\n"
+    "  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'campaign', ARGV[2], 'recipient', id,\n"
+    "             'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],\n"
+    "             'provider_id', ARGV[i + 8], 'at', ARGV[i + 9])\n"
+    "  i = i + 10\n"
+    "  n = n + 1\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
-    "if keep > 0 then\n"
-    "  redis.call('ZADD', KEYS[2], now, ARGV[6])\n"
-    "  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - keep)\n"
-    "  redis.call('EXPIRE', KEYS[2], keep + 60)\n"
+    "while i < #ARGV do\n"
+    "  redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])\n"
+    "  i = i + 2\n"
     "end\n"
-    "return {'ok'}\n";
+    "return n\n";
 
 /* KEYS: 1 campaigns hash, 2 sends zset. ARGV: 1 campaign, 2 our record,
  * 3 sends member. Gives a reservation back if it is still ours. */
@@ -144,17 +205,29 @@ const char store_lua_release_due[] =
     "end\n"
     "return #due\n";
 
+void store_script_sha(const char *script, char sha[41])
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)script, strlen(script), md);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(sha + 2 * i, 3, "%02x", md[i]);
+}
+
 int store_person_from_reply(const redisReply *r, struct profile *p, char *err, size_t errlen)
 {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1 + HERALD_CH_COUNT) {
         herald_seterr(err, errlen, "unexpected reply to the profile lookup");
         return -HERALD_EREDIS;
     }
-    if (r->element[0]->type != REDIS_REPLY_STRING) return 0;
-    int rc = profile_parse(r->element[0]->str, r->element[0]->len, p, err, errlen);
+    return store_person_from_fields((const redisReply *const *)r->element, p, err, errlen);
+}
+
+int store_person_from_fields(const redisReply *const *el, struct profile *p, char *err, size_t errlen)
+{
+    if (el[0]->type != REDIS_REPLY_STRING) return 0;
+    int rc = profile_parse(el[0]->str, el[0]->len, p, err, errlen);
     if (rc < 0) return rc;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        const redisReply *e = r->element[1 + ch];
+        const redisReply *e = el[1 + ch];
         if (e->type != REDIS_REPLY_STRING) continue;
         struct consent_record rec;
         char cerr[128];
@@ -189,38 +262,8 @@ static int expect_ok(redisContext *c, char *err, size_t errlen)
 int store_sync_import(redisContext *c, const char *prefix, const struct profile *p,
                       const struct consent_record *recs, size_t nrecs, char *err, size_t errlen)
 {
-    struct strbuf kp, kl;
-    strbuf_init(&kp);
-    strbuf_init(&kl);
-    store_key_person(&kp, prefix, p->id);
-    store_key_ledger(&kl, prefix, p->id);
-    char *json = profile_to_json(p);
-    /* One transaction: the profile and its consent records land together. */
-    int n = 0;
-    redisAppendCommand(c, "MULTI");
-    n++;
-    redisAppendCommand(c, "HSET %s profile %s", kp.buf, json);
-    n++;
-    for (size_t i = 0; i < nrecs; i++) {
-        char *rj = consent_record_to_json(&recs[i]);
-        char field[32];
-        snprintf(field, sizeof(field), "consent:%s", herald_channel_name(recs[i].channel));
-        redisAppendCommand(c, "RPUSH %s %s", kl.buf, rj);
-        redisAppendCommand(c, "HSET %s %s %s", kp.buf, field, rj);
-        n += 2;
-        free(rj);
-    }
-    redisAppendCommand(c, "EXEC");
-    n++;
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
-        int r = expect_ok(c, err, errlen);
-        if (r < 0 && rc == 0) rc = r;
-    }
-    free(json);
-    strbuf_free(&kp);
-    strbuf_free(&kl);
-    return rc;
+    unsigned tomb;
+    return store_sync_import_checked(c, prefix, NULL, p, recs, nrecs, &tomb, err, errlen);
 }
 
 int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address,
@@ -234,6 +277,201 @@ int store_sync_suppress(redisContext *c, const char *prefix, int channel, const 
     redisAppendCommand(c, "SADD %s %s", k.buf, m.buf);
     int rc = expect_ok(c, err, errlen);
     strbuf_free(&k);
+    strbuf_free(&m);
+    return rc;
+}
+
+/* ---- person data and progress ------------------------------------------ */
+
+size_t store_address_normalise(char *out, size_t outlen, int channel, const char *address)
+{
+    size_t n = 0;
+    if (outlen == 0) return 0;
+    while (isspace((unsigned char)*address)) address++;
+    for (const char *p = address; *p && n + 1 < outlen; p++)
+        out[n++] = channel == HERALD_CH_EMAIL ? (char)tolower((unsigned char)*p) : *p;
+    while (n && isspace((unsigned char)out[n - 1])) n--;
+    out[n] = '\0';
+    return n;
+}
+
+json_t *store_campaign_progress(const char *id, const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY) return NULL;
+    json_t *out = json_object();
+    json_t *sup = json_object(), *fail = json_object(), *def = json_object();
+    long long total = 0, sent = 0, unknown = 0, deferred = 0, done_count = 0;
+    int states = 0, running = 0, queued = 0, scheduled = 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        if (r->element[i]->type != REDIS_REPLY_STRING || r->element[i + 1]->type != REDIS_REPLY_STRING) continue;
+        const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
+        long long n = strtoll(v, NULL, 10);
+        if (strncmp(f, "total:", 6) == 0) total += n;
+        else if (strncmp(f, "state:", 6) == 0) {
+            states++;
+            if (strcmp(v, "running") == 0) running++;
+            else if (strcmp(v, "queued") == 0) queued++;
+            else if (strcmp(v, "scheduled") == 0) scheduled++;
+        } else if (strcmp(f, "sent") == 0) {
+            sent += n;
+            done_count += n;
+        } else if (strcmp(f, "unknown") == 0) {
+            unknown += n;
+            done_count += n;
+        } else if (strncmp(f, "suppressed:", 11) == 0) {
+            json_object_set_new(sup, f + 11, json_integer(n));
+            done_count += n;
+        } else if (strncmp(f, "failed:", 7) == 0) {
+            json_object_set_new(fail, f + 7, json_integer(n));
+            done_count += n;
+        } else if (strncmp(f, "deferred:", 9) == 0) {
+            json_object_set_new(def, f + 9, json_integer(n));
+            deferred += n;
+        }
+    }
+    /* One campaign id may have several job entries (re-enqueued). */
+    const char *state = states == 0 ? "unknown"
+                        : running   ? "running"
+                        : queued    ? "queued"
+                        : scheduled ? "scheduled"
+                        : deferred  ? "deferred" /* some wait in Redis for their quiet hours to end */
+                                    : "done";
+    json_object_set_new(out, "id", json_string(id));
+    json_object_set_new(out, "state", json_string(state));
+    json_object_set_new(out, "total", json_integer(total));
+    json_object_set_new(out, "sent", json_integer(sent));
+    json_object_set_new(out, "suppressed", sup);
+    json_object_set_new(out, "failed", fail);
+    json_object_set_new(out, "deferred", json_integer(deferred));
+    json_object_set_new(out, "deferred_by_reason", def);
+    json_object_set_new(out, "unknown", json_integer(unknown));
+    json_object_set_new(out, "pending", json_integer(total > done_count + deferred ? total - done_count - deferred : 0));
+    return out;
+}
+
+/* A blocking command's reply (NULL with err set when there is none or it
+ * is an error). */
+static redisReply *sync_cmd_argv(redisContext *c, int argc, const char **argv, char *err, size_t errlen)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    if (!r) {
+        herald_seterr(err, errlen, "redis: %s", c->errstr);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        herald_seterr(err, errlen, "redis: %s", r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+int store_sync_import_checked(redisContext *c, const char *prefix,
+                              const char *const tombstones[HERALD_CH_COUNT], const struct profile *p,
+                              const struct consent_record *recs, size_t nrecs, unsigned *tombstoned,
+                              char *err, size_t errlen)
+{
+    char *drop[HERALD_CH_COUNT] = {0};
+    struct strbuf kp, kl, ka, kt, m;
+    strbuf_init(&kp);
+    strbuf_init(&kl);
+    strbuf_init(&ka);
+    strbuf_init(&kt);
+    strbuf_init(&m);
+    store_key_person(&kp, prefix, p->id);
+    store_key_ledger(&kl, prefix, p->id);
+    store_key_addr(&ka, prefix);
+    store_key_tombstones(&kt, prefix);
+    *tombstoned = 0;
+    int rc = 0;
+    redisReply *r = NULL;
+
+    /* Which addresses were erased before: their consent records are not
+     * stored (the person must consent again, through the API). */
+    for (int ch = 0; tombstones && ch < HERALD_CH_COUNT; ch++) {
+        if (!tombstones[ch] || !profile_address(p, ch)) continue;
+        const char *argv[] = {"SISMEMBER", kt.buf, tombstones[ch]};
+        if (!(r = sync_cmd_argv(c, 3, argv, err, errlen))) {
+            rc = -HERALD_EREDIS;
+            goto out;
+        }
+        if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) *tombstoned |= 1u << ch;
+        freeReplyObject(r);
+    }
+
+    /* The addresses stored before, to take out of herald:addr if they
+     * changed and still name this person. */
+    {
+        const char *argv[] = {"HGET", kp.buf, "profile"};
+        if (!(r = sync_cmd_argv(c, 3, argv, err, errlen))) {
+            rc = -HERALD_EREDIS;
+            goto out;
+        }
+        struct profile old;
+        char perr[128];
+        if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &old, perr, sizeof(perr)) == 0) {
+            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+                const char *oa = profile_address(&old, ch), *na = profile_address(p, ch);
+                if (!oa) continue;
+                store_suppress_member(&m, ch, oa);
+                struct strbuf nm;
+                strbuf_init(&nm);
+                if (na) store_suppress_member(&nm, ch, na);
+                if (!na || strcmp(nm.buf, m.buf) != 0) drop[ch] = xstrdup(m.buf);
+                strbuf_free(&nm);
+            }
+            profile_free(&old);
+        }
+        freeReplyObject(r);
+    }
+
+    char *json = profile_to_json(p);
+    /* One transaction: the profile, its consent records and its addresses
+     * land together. The owner check of a dropped address is not inside it;
+     * at worst an address another import took meanwhile loses its entry,
+     * and the next write of that person puts it back. */
+    int n = 0;
+    redisAppendCommand(c, "MULTI");
+    n++;
+    redisAppendCommand(c, "HSET %s profile %s", kp.buf, json);
+    n++;
+    for (size_t i = 0; i < nrecs; i++) {
+        if (*tombstoned & (1u << recs[i].channel)) continue;
+        char *rj = consent_record_to_json(&recs[i]);
+        char field[32];
+        snprintf(field, sizeof(field), "consent:%s", herald_channel_name(recs[i].channel));
+        redisAppendCommand(c, "RPUSH %s %s", kl.buf, rj);
+        redisAppendCommand(c, "HSET %s %s %s", kp.buf, field, rj);
+        n += 2;
+        free(rj);
+    }
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        if (drop[ch]) {
+            redisAppendCommand(c, "HDEL %s %s", ka.buf, drop[ch]);
+            n++;
+        }
+        const char *addr = profile_address(p, ch);
+        if (!addr) continue;
+        store_suppress_member(&m, ch, addr);
+        redisAppendCommand(c, "HSET %s %s %s", ka.buf, m.buf, p->id);
+        n++;
+    }
+    /* A change the daemon may have read before: it decides again. */
+    redisAppendCommand(c, "HINCRBY %s rev 1", kp.buf);
+    n++;
+    redisAppendCommand(c, "EXEC");
+    n++;
+    for (int i = 0; i < n; i++) {
+        int e = expect_ok(c, err, errlen);
+        if (e < 0 && rc == 0) rc = e;
+    }
+    free(json);
+out:
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) free(drop[ch]);
+    strbuf_free(&kp);
+    strbuf_free(&kl);
+    strbuf_free(&ka);
+    strbuf_free(&kt);
     strbuf_free(&m);
     return rc;
 }

@@ -18,9 +18,23 @@
  *   herald:r:{ID}:sends         zset: messages reserved/sent to the person, member
  *                               "<channel>|<topic>|<campaign>", score unix seconds;
  *                               trimmed to the longest cap window (caps, frequency)
+ *   herald:r:{ID}:history       list: the person's last decisions, newest first (JSON:
+ *                               campaign, channel, topic, outcome, reason, provider, at),
+ *                               at most STORE_HISTORY_MAX; written with each audit record
+ *   herald:r:{ID} field `rev`   counter bumped by every change of the person's data
+ *                               (API, page, webhooks); the reservation checks it, so a
+ *                               change made after the daemon read the person applies
  *   herald:suppress             set of "<channel>:<sha256 hex of the normalised address>"
+ *   herald:addr                 hash: "<channel>:<sha256 hex>" (as suppress) -> person id,
+ *                               so an inbound SMS or a provider event finds its person
+ *   herald:tombstones           set of "<channel>:<HMAC-SHA256 hex>" of erased addresses
+ *                               (keyed with [admin] tombstone_secret)
  *   herald:campaign:ID          hash: progress (state, entry, total, sent,
  *                               suppressed:<reason>, failed:<reason>, unknown, ...)
+ *   herald:webhook:twilio:SID   string "1", expires after 7 days: Twilio's inbound
+ *                               MessageSid already applied (SET NX EX; webhooks.c)
+ *   herald:webhook:counts       hash: what the provider webhooks changed, counted once
+ *                               per event (sendgrid:suppressed, twilio:stop|start|help)
  *
  * The daemon talks through rconn (async); heraldctl through a blocking
  * hiredis context. Both build their commands from the helpers here so the
@@ -45,8 +59,13 @@ void store_key_person(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_campaigns(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
+void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_suppress(struct strbuf *sb, const char *prefix);
+void store_key_addr(struct strbuf *sb, const char *prefix);
+void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);
+
+#define STORE_HISTORY_MAX 100
 
 /* Suppression member for an address: "<channel>:<sha256 hex>" of the
  * normalised address (emails lower-cased and trimmed). Addresses are not
@@ -68,21 +87,59 @@ int store_record_parse(const char *s, struct store_record *rec);
 const char *store_rec_state_name(enum store_rec_state st);
 
 /*
- * Lua: the atomic check-and-reserve of one message. In one step it checks
- * once-only (no record of the campaign that says pending, sent or unknown),
- * every applicable ops cap in order, and the person's own frequency limits,
- * against the messages in the person's sends history; if all pass it writes
- * the record and adds the message to the history. Both keys carry the
- * person's hash tag, so the script is valid on Redis Cluster and N daemons
- * racing on one person can never exceed a cap, not even by one.
- * KEYS: 1 campaigns hash, 2 sends zset.
- * ARGV: 1 campaign, 2 record, 3 now (s), 4 channel, 5 topic, 6 sends member,
- *       7 history to keep (s, 0: none), 8 ncaps, then per cap: name, channel
- *       (email|sms|any), limit, window (s), topics (",a,b," or "" for all),
- *       then nfreq, then per limit: channel (email|sms|any), limit, window (s).
- * Returns {"ok"}, {"duplicate", record}, {"cap", name} or {"user_frequency"}.
+ * Lua scripts. The daemon sends them with EVALSHA (store_script_sha) and
+ * falls back to EVAL when Redis answers NOSCRIPT (a restarted server), so
+ * their bodies cross the wire once per connection, not once per message.
+ * Each one works on a whole batch of recipients: one command per batch
+ * instead of several per recipient is what lets a campaign go as fast as
+ * its providers (docs/architecture.md, "Throughput").
+ *
+ * store_lua_lookup: what deciding a batch needs, in one round trip.
+ * KEYS: per recipient: person hash, campaigns hash. ARGV: 1 campaign.
+ * Returns, per recipient, 5 values: profile, consent:email, consent:sms,
+ * rev (nil when absent) and the campaign's once-only record (or nil).
+ */
+extern const char store_lua_lookup[];
+
+/*
+ * store_lua_reserve: the atomic check-and-reserve of a batch of messages.
+ * For each recipient in one step it checks that the person's data did not
+ * change since the lookup (rev), once-only (no record of the campaign that
+ * says pending, sent or unknown), every applicable ops cap in order, and
+ * the person's own frequency limits, against the messages in the person's
+ * sends history; if all pass it writes the record and adds the message to
+ * the history. A person's keys share the {ID} hash tag; since the script
+ * runs atomically, N daemons racing on one person can never exceed a cap,
+ * not even by one.
+ * KEYS: per recipient: person hash, campaigns hash, sends zset.
+ * ARGV: 1 now (s), 2 campaign, 3 topic, 4 ncaps, then per cap: name,
+ *       channel (email|sms|any), limit, window (s), topics (",a,b," or ""
+ *       for all); then per recipient: rev read at lookup ("" when none),
+ *       record, channel, sends member, history to keep (s, 0: none), nfreq,
+ *       then per limit: channel (email|sms|any), limit, window (s).
+ * Returns 2 values per recipient: "ok" "", "stale" "" (decide again),
+ * "duplicate" <record>, "cap" <name> or "user_frequency" "".
  */
 extern const char store_lua_reserve[];
+
+/*
+ * store_lua_finish: the writes that close a batch of outcomes: per
+ * recipient the once-only record, the person's history (capped at
+ * STORE_HISTORY_MAX), the sends entry given back after a permanent failure,
+ * and the audit record; then the campaign's progress counters. A person
+ * erased while their message was in flight gets no record and no history
+ * back (the audit record, which names no address, stays).
+ * KEYS: 1 audit stream, 2 campaign hash, then per recipient: campaigns
+ * hash, history list, sends zset, person hash.
+ * ARGV: 1 audit maxlen, 2 campaign, then per recipient 10 values: id,
+ * record ("" none), sends member to remove ("" none), history JSON ("" none),
+ * channel, outcome, reason, provider, provider_id, at; then pairs of
+ * progress field, increment. Returns the number of recipients.
+ */
+extern const char store_lua_finish[];
+
+/* The SHA1 hex of a script, as EVALSHA wants it. */
+void store_script_sha(const char *script, char sha[41]);
 
 /* Lua: give back a reservation that no provider took (see store.c). */
 extern const char store_lua_release[];
@@ -96,11 +153,40 @@ extern const char store_lua_release_due[];
  * (profile, consent:email, consent:sms). Returns 1 found, 0 no profile,
  * <0 when the stored profile is unreadable (err set). */
 int store_person_from_reply(const redisReply *r, struct profile *p, char *err, size_t errlen);
+/* The same from 1 + HERALD_CH_COUNT reply elements (profile, consent:*). */
+int store_person_from_fields(const redisReply *const *el, struct profile *p, char *err, size_t errlen);
 
 /* Blocking helpers for heraldctl (and tests). Each returns 0 or <0 with err. */
 int store_sync_import(redisContext *c, const char *prefix, const struct profile *p,
                       const struct consent_record *recs, size_t nrecs, char *err, size_t errlen);
 int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address,
                         char *err, size_t errlen);
+
+/* ---- person data and progress (the preference API, heraldctl) ---- */
+
+/* The normalised form of an address that suppression, addr and tombstone
+ * members hash: surrounding space trimmed, emails lower-cased; at most
+ * outlen - 1 bytes. Returns its length. */
+size_t store_address_normalise(char *out, size_t outlen, int channel, const char *address);
+
+/* A campaign's progress from the HGETALL reply of herald:campaign:<id>:
+ * {"id", "state", "total", "sent", "suppressed": {reason: n}, "failed":
+ * {reason: n}, "deferred", "deferred_by_reason": {reason: n}, "unknown",
+ * "pending"}; an empty hash (no such campaign) gives state "unknown" and
+ * zeros. NULL when r is not an array. The caller owns the result. Shared
+ * by heraldctl and the API, so both print the same figures. */
+json_t *store_campaign_progress(const char *id, const redisReply *r);
+
+/* Import with tombstones and the addr index (heraldctl import): like
+ * store_sync_import (which is this without tombstones), but the check
+ * comes first: tombstones[ch] (NULL: none) is the tombstone member of p's
+ * address on channel ch (people_tombstone_member); when herald:tombstones
+ * holds it, the consent records for that channel are not stored and
+ * *tombstoned gets the bit (1 << ch). Also keeps herald:addr in step (old
+ * addresses out, new in) and bumps the person's rev. */
+int store_sync_import_checked(redisContext *c, const char *prefix,
+                              const char *const tombstones[HERALD_CH_COUNT], const struct profile *p,
+                              const struct consent_record *recs, size_t nrecs, unsigned *tombstoned,
+                              char *err, size_t errlen);
 
 #endif

@@ -8,6 +8,8 @@
 #            same run a plain libcurl multi loop (64 in flight, one thread, same
 #            body size) against the same nginx; the ratio herald / reference.
 #   scripts/bench.sh [all|policy|webhook]     (env: N=200000 RUNS=3)
+# PROFILE=1 builds with frame pointers into build-prof/ and records each herald
+# run with `perf record -g` (perf.data files are left in build-prof/).
 # Quote medians: the machines are shared and noisy.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,13 +20,15 @@ command -v nginx >/dev/null || {
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
 }
-cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build build-rel -j"$(nproc)" >/dev/null
+bdir=build-rel cflags=""
+if [ "${PROFILE:-0}" = 1 ]; then bdir=build-prof cflags="-fno-omit-frame-pointer"; fi
+cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DCMAKE_C_FLAGS="$cflags" >/dev/null
+cmake --build "$bdir" -j"$(nproc)" >/dev/null
 
 what=${1:-all}
 if [ "$what" = all ] || [ "$what" = policy ]; then
     echo "==== policy (pure decision engine vs. parsing a profile) ===="
-    build-rel/bench_policy 20000000 5
+    "$bdir"/bench_policy 20000000 5
 fi
 [ "$what" = all ] || [ "$what" = webhook ] || exit 0
 
@@ -64,7 +68,7 @@ start_redis "$tmp/redis" >/dev/null
 aport=$(free_port)
 cat >"$tmp/herald.conf" <<CONF
 [daemon]
-plugin_dir = $here/build-rel/channels
+plugin_dir = $here/$bdir/channels
 log_level = warn
 max_in_flight = 2048
 batch = 512
@@ -95,7 +99,7 @@ with open(sys.argv[1], "w") as f:
                             "topics": {"news": True},
                             "consent": [{"channel": "email", "granted": True, "source": "bench"}]}) + "\n")
 PY
-ctl() { build-rel/heraldctl --config "$tmp/herald.conf" "$@"; }
+ctl() { "$bdir"/heraldctl --config "$tmp/herald.conf" "$@"; }
 t0=$(date +%s.%N)
 ctl import "$tmp/people.jsonl" >/dev/null
 /usr/bin/python3 - "$REDIS_PORT" "$N" <<'PY'
@@ -109,7 +113,7 @@ echo "setup: imported $N people in $(/usr/bin/python3 -c "print(round($(date +%s
 
 rates=() rss=() refs=()
 for run in $(seq 1 "$RUNS"); do
-    spawn_bg "$tmp/herald-$run.log" build-rel/herald --config "$tmp/herald.conf"
+    spawn_bg "$tmp/herald-$run.log" "$bdir"/herald --config "$tmp/herald.conf"
     hpid=$SPAWNED_PID
     wait_until 20 curl -sf "http://127.0.0.1:$aport/healthz" -o /dev/null || die "herald did not become healthy"
     cat >"$tmp/job-$run.json" <<JOB
@@ -118,6 +122,15 @@ for run in $(seq 1 "$RUNS"); do
                        "html": "<p>Dear {{first_name}} in {{city}},</p><p>this is the benchmark campaign body.</p><p><a href=\"{{unsubscribe_url}}\">unsubscribe</a></p>"}},
  "recipients_key": "herald:lists:bench"}
 JOB
+    perf_pid=""
+    if [ "${PROFILE:-0}" = 1 ]; then
+        perf record -g -o "$bdir/perf-$run.data" -p "$hpid" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    # CPU seconds (user + system) of herald and redis-server, for the cost per message.
+    cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+    hc0=$(cpu "$hpid") rc0=$(cpu "$REDIS_PID")
+    redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     t0=$(date +%s.%N)
     ctl enqueue "$tmp/job-$run.json" >/dev/null
     until ctl campaign "bench-$run" | grep -q '"state": "done"'; do
@@ -125,15 +138,23 @@ JOB
         sleep 0.2
     done
     t1=$(date +%s.%N)
+    hc1=$(cpu "$hpid") rc1=$(cpu "$REDIS_PID")
     peak=$(awk '/VmHWM/ {print $2}' "/proc/$hpid/status")
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"; wait "$perf_pid" || true
+        # Where Redis spent its time: microseconds per command type.
+        redis-cli -p "$REDIS_PORT" INFO commandstats | grep -E '^cmdstat_' | tr -d '\r' |
+            sed -E 's/^cmdstat_([^:]*):calls=([0-9]+),usec=([0-9]+),.*/  redis \1: \2 calls, \3 us/'
+    fi
     sent=$(ctl campaign "bench-$run" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])')
     stop_pid "$hpid" 30 || true
     rate=$(/usr/bin/python3 -c "print(round($sent / ($t1 - $t0)))")
     rates+=("$rate")
     rss+=("$peak")
-    ref=$(build-rel/bench_curl "http://127.0.0.1:$nport/herald" "$N" 64 700 | sed -E 's/.*= ([0-9]+) req\/s.*/\1/')
+    ref=$("$bdir"/bench_curl "http://127.0.0.1:$nport/herald" "$N" 64 700 | sed -E 's/.*= ([0-9]+) req\/s.*/\1/')
     refs+=("$ref")
     echo "run $run: herald sent $sent in $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s = $rate msg/s, peak RSS $((peak / 1024)) MiB; reference $ref req/s"
+    echo "       CPU per message: herald $(/usr/bin/python3 -c "print(round(($hc1 - $hc0) * 1e6 / $sent, 1))") us, redis-server $(/usr/bin/python3 -c "print(round(($rc1 - $rc0) * 1e6 / $sent, 1))") us; $(nproc) cores"
 done
 /usr/bin/python3 - "${rates[*]}" "${rss[*]}" "${refs[*]}" <<'PY'
 import statistics, sys

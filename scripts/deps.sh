@@ -18,12 +18,14 @@ done
 # --- Debian packages ---------------------------------------------------------
 # build: compiler, cmake, the libraries of DESIGN.md's stack;
 # test:  cmocka, redis-server/redis-tools, python3 + python3-redis (e2e tests
-#        run under /usr/bin/python3), python3-aiosmtpd (SMTP peer);
+#        run under /usr/bin/python3), python3-aiosmtpd (SMTP peer),
+#        python3-cryptography (signs SendGrid's ECDSA webhook events),
+#        chromium (the preference page's browser test, driven by playwright-core);
 # demo:  jq, curl.
 debs=(build-essential cmake pkg-config
       libuv1-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
       node-llhttp libinih-dev libssl-dev libcmocka-dev
-      redis-server redis-tools python3 python3-redis python3-aiosmtpd jq curl tzdata)
+      redis-server redis-tools python3 python3-redis python3-aiosmtpd python3-cryptography chromium jq curl tzdata)
 
 missing=()
 for p in "${debs[@]}"; do
@@ -54,7 +56,7 @@ fi
 # (@stoplight/prism-cli) and the browser tests (playwright-core).
 # A tool counts as present when its package.json under .deps/node_modules names
 # the pinned version; npm runs only for what is missing or at another version.
-npm_tools=(@stoplight/prism-cli@5.14.2)
+npm_tools=(@stoplight/prism-cli@5.14.2 playwright-core@1.65.1)
 if [ "$want_npm" -eq 1 ] && [ ${#npm_tools[@]} -gt 0 ]; then
     npm_missing=()
     for t in "${npm_tools[@]}"; do

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "feedback.h"
 #include "herald.h"
 #include "job.h"
 #include "profile.h"
@@ -58,6 +59,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)tz_local_to_utc(tz, t);
         }
         tz_free(tz);
+    }
+#elif defined(FUZZ_FEEDBACK)
+    /* What the provider webhooks read after the signature verified: Twilio's
+     * form (and the text it signs) and SendGrid's event batch. */
+    struct feedback_form f;
+    if (feedback_form_parse((const char *)data, size, &f, err, sizeof(err)) == 0) {
+        struct strbuf sb;
+        strbuf_init(&sb);
+        feedback_twilio_signed_text(&sb, "https://h.example/", "/v1/webhooks/twilio", "", &f);
+        (void)feedback_twilio_keyword(feedback_form_get(&f, "Body"), feedback_form_get(&f, "OptOutType"));
+        strbuf_free(&sb);
+        feedback_form_free(&f);
+    }
+    struct feedback_sendgrid fs;
+    if (feedback_sendgrid_parse((const char *)data, size, &fs, err, sizeof(err)) == 0) {
+        if (fs.nsuppress + fs.nignored > fs.nevents) abort();
+        feedback_sendgrid_free(&fs);
     }
 #else
 #error "define one FUZZ_<TARGET>"

@@ -302,6 +302,11 @@ static char *url_of(const struct server *s)
 
 /* ---- email_sendgrid: settings ------------------------------------------------ */
 
+/* A real P-256 verification key, in the form SendGrid's settings page shows. */
+#define SG_WEBHOOK_KEY                                                                                         \
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceE" \
+    "u/1FwCM/QmGUhA=="
+
 static void sg_settings(void **state)
 {
     (void)state;
@@ -315,7 +320,7 @@ static void sg_settings(void **state)
     assert_int_equal(create(sg, &i, "api_key", "SG.k", "from", "news@example.com", NULL), 0);
     sg->destroy(i);
     assert_int_equal(create(sg, &i, "base_url", "http://127.0.0.1:1/", "api_key", "SG.k", "from", "news@example.com",
-                            "from_name", "News", "webhook_public_key", "MFkwEwYH", NULL),
+                            "from_name", "News", "webhook_public_key", SG_WEBHOOK_KEY, NULL),
                      0);
     sg->destroy(i);
 
@@ -338,6 +343,9 @@ static void sg_settings(void **state)
     assert_int_equal(create(sg, &i, "api_key", "SG.k", "api_key", "SG.j", "from", "a@b.org", NULL), -1);
     assert_true(has_error("given twice"));
     assert_int_equal(create(sg, &i, "api_key", "SG.k", "from", "a@b.org", "webhook_public_key", "", NULL), -1);
+    /* Not base64 of a DER EC P-256 public key: refused at load, not a silent 403 later. */
+    assert_int_equal(create(sg, &i, "api_key", "SG.k", "from", "a@b.org", "webhook_public_key", "MFkwEwYH", NULL), -1);
+    assert_true(has_error("P-256"));
 }
 
 /* ---- email_sendgrid: the request on the wire --------------------------------- */

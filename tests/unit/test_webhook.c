@@ -1,6 +1,7 @@
 /*
  * test_webhook.c - webhook's interpret() is pure: status, headers and body
- * in, one verdict out. No network, no daemon.
+ * in, one verdict out; prepare() builds the JSON body by hand, so its
+ * escaping and UTF-8 checks are tested here. No network, no daemon.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
 
 #include "herald_channel.h"
 
@@ -64,12 +67,84 @@ static void rejected(void **st)
     assert_string_equal(v.reason, "http_404");
 }
 
+static void host_log(void *ctx, enum herald_log_level level, const char *fmt, ...)
+{
+    (void)ctx;
+    (void)level;
+    (void)fmt;
+}
+
+static void host_setting(void *ctx, size_t index, const char *fmt, ...)
+{
+    (void)ctx;
+    (void)index;
+    (void)fmt;
+    fail_msg("unexpected setting error");
+}
+
+static void host_missing(void *ctx, const char *key, const char *fmt, ...)
+{
+    (void)ctx;
+    (void)fmt;
+    fail_msg("missing %s", key);
+}
+
+/* The body prepare() hands to curl for msg, or NULL when it refused (reason set). */
+static char *body_of(const struct herald_message *msg, char *reason, size_t reasonlen)
+{
+    const struct herald_channel_plugin *p = herald_channel_plugin();
+    struct herald_host host = {.abi_version = HERALD_CHANNEL_ABI_VERSION, .size = sizeof(host), .log = host_log,
+                               .setting_error = host_setting, .setting_missing = host_missing, .base_dir = "."};
+    struct herald_setting set[] = {{"url", "http://127.0.0.1:9/x"}, {"secret", "0123456789abcdef0123"}};
+    void *inst = NULL;
+    assert_int_equal(p->create(&host, set, 2, &inst), 0);
+    CURL *curl = curl_easy_init();
+    void *state = NULL;
+    char *out = NULL;
+    if (p->prepare(inst, msg, curl, &state, reason, reasonlen) == 0) {
+        char *body = *(char **)state; /* struct webhook_req starts with the body */
+        out = strdup(body);
+        p->release(inst, state);
+    }
+    curl_easy_cleanup(curl);
+    p->destroy(inst);
+    return out;
+}
+
+static void body_escapes_and_checks_utf8(void **st)
+{
+    (void)st;
+    char reason[64] = "";
+    struct herald_message m = {.campaign = "c1", .recipient = "r1", .channel = "email", .topic = "news",
+                               .to = "a@example.org", .subject = "Quote \" \\ tab\t nl\n \x01 \xc3\xa9t\xc3\xa9",
+                               .text = "plain", .html = NULL};
+    char *body = body_of(&m, reason, sizeof(reason));
+    assert_non_null(body);
+    json_error_t err;
+    json_t *o = json_loads(body, 0, &err);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "subject")), m.subject);
+    assert_true(json_is_null(json_object_get(o, "html")));
+    assert_string_equal(json_string_value(json_object_get(o, "campaign")), "c1");
+    json_decref(o);
+    free(body);
+
+    const char *bad[] = {"\xff", "\xc0\xaf" /* overlong */, "\xed\xa0\x80" /* surrogate */, "\xe2\x82"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        m.text = bad[i];
+        reason[0] = '\0';
+        assert_null(body_of(&m, reason, sizeof(reason)));
+        assert_string_equal(reason, "invalid_message");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(accepted_ids),
         cmocka_unit_test(retries),
         cmocka_unit_test(rejected),
+        cmocka_unit_test(body_escapes_and_checks_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,378 @@
+/*
+ * api_v1.c - the preference API's routes (api_v1.h) on top of people.c.
+ *
+ * Owns authentication, body parsing and the mapping of people.c's
+ * statuses to HTTP answers; never touches Redis keys itself except the
+ * read-only campaign progress hash. Invariant: a request that fails any
+ * check is answered before anything is written, so nothing is half-applied.
+ * Logs ids only (erasures, at info); never a body, an address or a token.
+ */
+#include "api_v1.h"
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "people.h"
+#include "profile.h"
+#include "store.h"
+
+/* ---- authentication ------------------------------------------------------ */
+
+static void sha256(const char *s, size_t len, unsigned char md[32])
+{
+    unsigned int mdlen = 0;
+    EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL);
+}
+
+/* true when the request carries the configured bearer token; otherwise it
+ * has been answered 401. Both sides are hashed first, so the comparison
+ * takes the same time whatever the length or content of the guess. */
+static bool authorised(struct http_request *req, const struct config *cfg)
+{
+    const char *msg;
+    if (!cfg->token || !*cfg->token) {
+        msg = "no [admin] token configured: every /v1 call is refused until one is set";
+    } else {
+        const char *h = http_request_header(req, "Authorization");
+        if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+            msg = "missing \"Authorization: Bearer <token>\" header";
+        } else {
+            const char *t = h + 7;
+            while (*t == ' ') t++;
+            size_t tl = strlen(t);
+            while (tl && t[tl - 1] == ' ') tl--;
+            unsigned char a[32], b[32];
+            sha256(t, tl, a);
+            sha256(cfg->token, strlen(cfg->token), b);
+            if (CRYPTO_memcmp(a, b, sizeof(a)) == 0) return true;
+            msg = "invalid bearer token";
+        }
+    }
+    http_response_header(req, "WWW-Authenticate", "Bearer realm=\"herald\"");
+    http_respond_error(req, 401, msg);
+    return false;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* The {id} parameter, or NULL after answering 400. */
+static const char *id_param(struct http_request *req)
+{
+    const char *id = http_request_param(req, "id");
+    if (!id || !herald_id_valid(id)) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "id: not a valid id (1..%d of A-Z a-z 0-9 . _ : @ + -)", HERALD_ID_MAX);
+        http_respond_error(req, 400, msg);
+        return NULL;
+    }
+    return id;
+}
+
+/* The body as a JSON object (a new reference), or NULL after answering 400.
+ * jansson's own message is not passed on: it may quote the text. */
+static json_t *body_object(struct http_request *req)
+{
+    size_t len;
+    const char *body = http_request_body(req, &len);
+    if (len == 0) {
+        http_respond_error(req, 400, "body: missing (expected a JSON object)");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!obj) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "body: not valid JSON (line %d, column %d)", jerr.line, jerr.column);
+        http_respond_error(req, 400, msg);
+        return NULL;
+    }
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        http_respond_error(req, 400, "body: must be a JSON object");
+        return NULL;
+    }
+    return obj;
+}
+
+static bool people_ready(struct http_request *req, const struct api_state *st)
+{
+    if (st->people) return true;
+    http_respond_error(req, 503, "the preference store is not available");
+    return false;
+}
+
+/* Answers a people.c call that could not start. */
+static void respond_start_error(struct http_request *req, int rc)
+{
+    if (rc == -HERALD_EINVAL) http_respond_error(req, 400, "invalid input");
+    else if (rc == -HERALD_ECONFIG)
+        http_respond_error(req, 409, "erasure needs a tombstone key: set [admin] tombstone_secret "
+                                     "(or [admin] link_secret)");
+    else http_respond_error(req, 503, "redis is unavailable; try again");
+}
+
+enum v1_kind { V1_PUT, V1_GET, V1_DELETE, V1_PATCH, V1_CONSENT_POST, V1_CONSENT_GET };
+
+struct v1_call {
+    struct http_request *req;
+    enum v1_kind kind;
+    char id[HERALD_ID_MAX + 1];
+};
+
+static struct v1_call *call_new(struct http_request *req, enum v1_kind kind, const char *id)
+{
+    struct v1_call *c = xcalloc(1, sizeof(*c));
+    c->req = req;
+    c->kind = kind;
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    return c;
+}
+
+/* people.c's answer, as HTTP. */
+static void on_people(int status, json_t *doc, const char *err, void *arg)
+{
+    struct v1_call *c = arg;
+    struct http_request *req = c->req;
+    if (status == 0) {
+        int code = 200;
+        if (c->kind == V1_PUT && json_is_true(json_object_get(doc, "created"))) code = 201;
+        if (c->kind == V1_CONSENT_POST) code = 201;
+        if (c->kind == V1_CONSENT_GET) {
+            json_t *o = json_pack("{s:s, s:O}", "id", c->id, "consent", json_object_get(doc, "consent"));
+            json_decref(doc);
+            doc = o;
+        }
+        if (c->kind == V1_DELETE) log_info("api", "recipient erased id=%s", c->id);
+        http_respond_json(req, code, doc);
+    } else if (status == -HERALD_ENOENT) {
+        http_respond_error(req, 404, "recipient not found");
+    } else if (status == -HERALD_EINVAL) {
+        http_respond_error(req, 400, err ? err : "invalid input");
+    } else if (status == -HERALD_ECONFIG) {
+        respond_start_error(req, status);
+    } else {
+        http_respond_error(req, 503, err ? err : "redis is unavailable; try again");
+    }
+    free(c);
+}
+
+/* The common start of a recipient route: the token, the id, a ready
+ * people context. Returns the id, or NULL once the request is answered. */
+static const char *recipient_call(struct http_request *req, struct api_state *st)
+{
+    if (!authorised(req, st->cfg)) return NULL;
+    const char *id = id_param(req);
+    if (!id || !people_ready(req, st)) return NULL;
+    return id;
+}
+
+/* After a people_* call: when it did not start, its callback never fires. */
+static void started(struct http_request *req, struct v1_call *c, int rc)
+{
+    if (rc >= 0) return;
+    free(c);
+    respond_start_error(req, rc);
+}
+
+/* ---- recipients ---------------------------------------------------------- */
+
+static void put_recipient(struct http_request *req, void *arg)
+{
+    struct api_state *st = arg;
+    const char *id = recipient_call(req, st);
+    if (!id) return;
+    json_t *body = body_object(req);
+    if (!body) return;
+    struct v1_call *c = call_new(req, V1_PUT, id);
+    int rc = people_put(st->people, id, body, on_people, c);
+    json_decref(body);
+    started(req, c, rc);
+}
+
+static void get_recipient_kind(struct http_request *req, void *arg, enum v1_kind kind)
+{
+    struct api_state *st = arg;
+    const char *id = recipient_call(req, st);
+    if (!id) return;
+    struct v1_call *c = call_new(req, kind, id);
+    int rc = people_get(st->people, id, on_people, c);
+    started(req, c, rc);
+}
+
+static void get_recipient(struct http_request *req, void *arg)
+{
+    get_recipient_kind(req, arg, V1_GET);
+}
+
+static void get_consent(struct http_request *req, void *arg)
+{
+    get_recipient_kind(req, arg, V1_CONSENT_GET);
+}
+
+static void delete_recipient(struct http_request *req, void *arg)
+{
+    struct api_state *st = arg;
+    const char *id = recipient_call(req, st);
+    if (!id) return;
+    struct v1_call *c = call_new(req, V1_DELETE, id);
+    int rc = people_erase(st->people, id, on_people, c);
+    started(req, c, rc);
+}
+
+static void patch_preferences(struct http_request *req, void *arg)
+{
+    struct api_state *st = arg;
+    const char *id = recipient_call(req, st);
+    if (!id) return;
+    json_t *body = body_object(req);
+    if (!body) return;
+    struct v1_call *c = call_new(req, V1_PATCH, id);
+    int rc = people_patch_preferences(st->people, id, body, on_people, c);
+    json_decref(body);
+    started(req, c, rc);
+}
+
+/* Checks the body of POST .../consent; answers 400 and returns false when
+ * it is not {channel, granted, source[, text_version]}. */
+static bool consent_body(struct http_request *req, const json_t *body, int *channel, bool *granted,
+                         const char **source, const char **text_version)
+{
+    char msg[256];
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)body, key, v) {
+        if (strcmp(key, "at") == 0) {
+            http_respond_error(req, 400, "at: not accepted (the server records the time)");
+            return false;
+        }
+        if (strcmp(key, "channel") && strcmp(key, "granted") && strcmp(key, "source") && strcmp(key, "text_version")) {
+            char q[40];
+            snprintf(msg, sizeof(msg), "consent: unknown key \"%s\" (expected channel, granted, source, text_version)",
+                     herald_printable(key, q, sizeof(q)));
+            http_respond_error(req, 400, msg);
+            return false;
+        }
+    }
+    v = json_object_get(body, "channel");
+    *channel = json_is_string(v) ? herald_channel_from_name(json_string_value(v)) : -1;
+    if (*channel < 0) {
+        http_respond_error(req, 400, v ? "channel: unknown channel (expected email or sms)"
+                                       : "channel: missing (expected email or sms)");
+        return false;
+    }
+    v = json_object_get(body, "granted");
+    if (!json_is_boolean(v)) {
+        http_respond_error(req, 400, "granted: must be true or false");
+        return false;
+    }
+    *granted = json_is_true(v);
+    v = json_object_get(body, "source");
+    if (!json_is_string(v)) {
+        snprintf(msg, sizeof(msg), "source: must be a string of 1..%d characters (where the consent was given)",
+                 HERALD_CONSENT_SOURCE_MAX);
+        http_respond_error(req, 400, msg);
+        return false;
+    }
+    *source = json_string_value(v);
+    v = json_object_get(body, "text_version");
+    *text_version = NULL;
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v)) {
+            http_respond_error(req, 400, "text_version: must be a string");
+            return false;
+        }
+        *text_version = json_string_value(v);
+    }
+    return true;
+}
+
+static void post_consent(struct http_request *req, void *arg)
+{
+    struct api_state *st = arg;
+    const char *id = recipient_call(req, st);
+    if (!id) return;
+    json_t *body = body_object(req);
+    if (!body) return;
+    int channel;
+    bool granted;
+    const char *source, *text_version;
+    if (!consent_body(req, body, &channel, &granted, &source, &text_version)) {
+        json_decref(body);
+        return;
+    }
+    struct v1_call *c = call_new(req, V1_CONSENT_POST, id);
+    int rc = people_consent_append(st->people, id, channel, granted, source, text_version, (int64_t)time(NULL),
+                                   on_people, c);
+    json_decref(body);
+    started(req, c, rc);
+}
+
+/* ---- campaigns ----------------------------------------------------------- */
+
+struct campaign_call {
+    struct http_request *req;
+    char id[HERALD_ID_MAX + 1];
+};
+
+static void on_campaign(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct campaign_call *c = priv;
+    (void)rc;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        http_respond_error(c->req, 503, "redis is unavailable; try again");
+    } else if (r->elements == 0) {
+        http_respond_error(c->req, 404, "campaign not found");
+    } else {
+        http_respond_json(c->req, 200, store_campaign_progress(c->id, r));
+    }
+    free(c);
+}
+
+static void get_campaign(struct http_request *req, void *arg)
+{
+    struct api_state *st = arg;
+    if (!authorised(req, st->cfg)) return;
+    const char *id = id_param(req);
+    if (!id) return;
+    struct campaign_call *c = xcalloc(1, sizeof(*c));
+    c->req = req;
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    struct strbuf k;
+    strbuf_init(&k);
+    store_key_campaign(&k, st->cfg->prefix, id);
+    const char *argv[] = {"HGETALL", k.buf};
+    size_t lens[] = {7, k.len};
+    if (!st->data || rconn_commandargv(st->data, on_campaign, c, 2, argv, lens) < 0) {
+        free(c);
+        http_respond_error(req, 503, "redis is unavailable; try again");
+    }
+    strbuf_free(&k);
+}
+
+int api_v1_register(struct http_server *srv, struct api_state *st)
+{
+    static const struct {
+        const char *method, *pattern;
+        http_handler_fn fn;
+    } routes[] = {
+        {"PUT", "/v1/recipients/{id}", put_recipient},
+        {"GET", "/v1/recipients/{id}", get_recipient},
+        {"DELETE", "/v1/recipients/{id}", delete_recipient},
+        {"PATCH", "/v1/recipients/{id}/preferences", patch_preferences},
+        {"POST", "/v1/recipients/{id}/consent", post_consent},
+        {"GET", "/v1/recipients/{id}/consent", get_consent},
+        {"GET", "/v1/campaigns/{id}", get_campaign},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        int rc = http_route(srv, routes[i].method, routes[i].pattern, routes[i].fn, st);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}

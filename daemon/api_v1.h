@@ -1,0 +1,29 @@
+/*
+ * api_v1.h - the preference API for the linked service (docs/api.md):
+ *
+ *   PUT    /v1/recipients/{id}              create or replace profile and preferences
+ *   GET    /v1/recipients/{id}              everything herald holds about the person
+ *   DELETE /v1/recipients/{id}              erasure (tombstones kept of the addresses)
+ *   PATCH  /v1/recipients/{id}/preferences  channels, topics, quiet_hours, frequency
+ *   POST   /v1/recipients/{id}/consent      append a consent record (server time)
+ *   GET    /v1/recipients/{id}/consent      the consent ledger, in order
+ *   GET    /v1/campaigns/{id}               a campaign's progress
+ *
+ * Every route needs "Authorization: Bearer <[admin] token>", compared in
+ * constant time; 401 otherwise, and always when no token is configured.
+ * Bodies must be JSON objects; anything wrong is 400 {"error": "<where>:
+ * <what>"} and changes nothing. 404 unknown recipient or campaign, 409
+ * erasure without a tombstone key, 503 Redis unavailable. Answers never
+ * echo a request body; errors never quote an address.
+ */
+#ifndef HERALD_API_V1_H
+#define HERALD_API_V1_H
+
+#include "api.h"
+#include "http.h"
+
+/* Adds the routes. st (and st->cfg, st->data) must outlive the server;
+ * st->people may be NULL (the recipient routes then answer 503). */
+int api_v1_register(struct http_server *srv, struct api_state *st);
+
+#endif

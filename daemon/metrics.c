@@ -1,0 +1,183 @@
+/*
+ * metrics.c - see metrics.h. Pure bookkeeping (no I/O): small arrays
+ * searched linearly, since the label sets are a few dozen entries at most.
+ */
+#include "metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define METRICS_LABEL_MAX (HERALD_ID_MAX + 8)
+
+/* Provider answer time buckets, seconds (upper bounds; +Inf implied). */
+static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+struct msg_counter {
+    int channel, outcome;
+    char reason[METRICS_LABEL_MAX];
+    uint64_t n;
+};
+
+struct prov_counter {
+    char provider[METRICS_LABEL_MAX];
+    char verdict[16];
+    uint64_t n;
+};
+
+struct prov_hist {
+    char provider[METRICS_LABEL_MAX];
+    uint64_t bucket[NBUCKETS + 1]; /* last: +Inf */
+    double sum;
+    uint64_t count;
+};
+
+static struct {
+    struct msg_counter *msg;
+    size_t nmsg;
+    struct prov_counter *prov;
+    size_t nprov;
+    struct prov_hist *hist;
+    size_t nhist;
+} m;
+
+void metrics_message(int channel, int outcome, const char *reason)
+{
+    for (size_t i = 0; i < m.nmsg; i++)
+        if (m.msg[i].channel == channel && m.msg[i].outcome == outcome && strcmp(m.msg[i].reason, reason) == 0) {
+            m.msg[i].n++;
+            return;
+        }
+    m.msg = xrealloc(m.msg, (m.nmsg + 1) * sizeof(*m.msg));
+    struct msg_counter *c = &m.msg[m.nmsg++];
+    c->channel = channel;
+    c->outcome = outcome;
+    snprintf(c->reason, sizeof(c->reason), "%s", reason);
+    c->n = 1;
+}
+
+void metrics_provider(const char *provider, const char *verdict, double seconds)
+{
+    struct prov_counter *c = NULL;
+    for (size_t i = 0; i < m.nprov && !c; i++)
+        if (strcmp(m.prov[i].provider, provider) == 0 && strcmp(m.prov[i].verdict, verdict) == 0) c = &m.prov[i];
+    if (!c) {
+        m.prov = xrealloc(m.prov, (m.nprov + 1) * sizeof(*m.prov));
+        c = &m.prov[m.nprov++];
+        snprintf(c->provider, sizeof(c->provider), "%s", provider);
+        snprintf(c->verdict, sizeof(c->verdict), "%s", verdict);
+        c->n = 0;
+    }
+    c->n++;
+    if (seconds < 0) return;
+    struct prov_hist *h = NULL;
+    for (size_t i = 0; i < m.nhist && !h; i++)
+        if (strcmp(m.hist[i].provider, provider) == 0) h = &m.hist[i];
+    if (!h) {
+        m.hist = xrealloc(m.hist, (m.nhist + 1) * sizeof(*m.hist));
+        h = &m.hist[m.nhist++];
+        memset(h, 0, sizeof(*h));
+        snprintf(h->provider, sizeof(h->provider), "%s", provider);
+    }
+    size_t b = 0;
+    while (b < NBUCKETS && seconds > buckets[b]) b++;
+    h->bucket[b]++;
+    h->sum += seconds;
+    h->count++;
+}
+
+void metrics_reset(void)
+{
+    free(m.msg);
+    free(m.prov);
+    free(m.hist);
+    memset(&m, 0, sizeof(m));
+}
+
+/* Label values are ids, reason codes and config names ([A-Za-z0-9._:@+-]),
+ * but escape as the format requires anyway. */
+static void label(struct strbuf *out, const char *name, const char *value)
+{
+    strbuf_addf(out, "%s=\"", name);
+    for (const char *p = value; *p; p++) {
+        if (*p == '\\' || *p == '"') strbuf_addf(out, "\\%c", *p);
+        else if (*p == '\n') strbuf_adds(out, "\\n");
+        else strbuf_add(out, p, 1);
+    }
+    strbuf_adds(out, "\"");
+}
+
+static void head(struct strbuf *out, const char *name, const char *type, const char *help)
+{
+    strbuf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void gauge(struct strbuf *out, const char *name, const char *help, long long v)
+{
+    if (v < 0) return; /* unknown right now (Redis unreachable): absent, not 0 */
+    head(out, name, "gauge", help);
+    strbuf_addf(out, "%s %lld\n", name, v);
+}
+
+static void counter(struct strbuf *out, const char *name, const char *help, unsigned long long v)
+{
+    head(out, name, "counter", help);
+    strbuf_addf(out, "%s %llu\n", name, v);
+}
+
+void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
+{
+    head(out, "herald_messages_total", "counter",
+         "Decisions by channel, outcome and reason (one per recipient and campaign; reason \"\" for sent).");
+    for (size_t i = 0; i < m.nmsg; i++) {
+        strbuf_adds(out, "herald_messages_total{");
+        label(out, "channel", herald_channel_name(m.msg[i].channel));
+        strbuf_adds(out, ",");
+        label(out, "outcome", herald_outcome_name(m.msg[i].outcome));
+        strbuf_adds(out, ",");
+        label(out, "reason", m.msg[i].reason);
+        strbuf_addf(out, "} %llu\n", (unsigned long long)m.msg[i].n);
+    }
+    head(out, "herald_provider_requests_total", "counter",
+         "Provider answers by provider and verdict (accepted, retry, rejected).");
+    for (size_t i = 0; i < m.nprov; i++) {
+        strbuf_adds(out, "herald_provider_requests_total{");
+        label(out, "provider", m.prov[i].provider);
+        strbuf_adds(out, ",");
+        label(out, "verdict", m.prov[i].verdict);
+        strbuf_addf(out, "} %llu\n", (unsigned long long)m.prov[i].n);
+    }
+    head(out, "herald_provider_latency_seconds", "histogram",
+         "Time from starting a provider request to its answer.");
+    for (size_t i = 0; i < m.nhist; i++) {
+        const struct prov_hist *h = &m.hist[i];
+        uint64_t cum = 0;
+        for (size_t b = 0; b <= NBUCKETS; b++) {
+            cum += h->bucket[b];
+            strbuf_adds(out, "herald_provider_latency_seconds_bucket{");
+            label(out, "provider", h->provider);
+            if (b < NBUCKETS) strbuf_addf(out, ",le=\"%g\"} %llu\n", buckets[b], (unsigned long long)cum);
+            else strbuf_addf(out, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        }
+        strbuf_adds(out, "herald_provider_latency_seconds_sum{");
+        label(out, "provider", h->provider);
+        strbuf_addf(out, "} %.6f\n", h->sum);
+        strbuf_adds(out, "herald_provider_latency_seconds_count{");
+        label(out, "provider", h->provider);
+        strbuf_addf(out, "} %llu\n", (unsigned long long)h->count);
+    }
+    gauge(out, "herald_queue_lag", "Jobs in the stream not yet read by the consumer group.", g->stream_lag);
+    gauge(out, "herald_queue_pending", "Jobs read but not yet acknowledged.", g->stream_pending);
+    gauge(out, "herald_scheduled_jobs", "Jobs held until not_before or parked by quiet hours.", g->scheduled);
+    gauge(out, "herald_in_flight", "Recipients held by the running job.", (long long)g->in_flight);
+    gauge(out, "herald_provider_in_flight", "Messages handed to providers and not yet answered.",
+          (long long)g->provider_in_flight);
+    gauge(out, "herald_redis_backlog", "Redis commands waiting for a connection.", (long long)g->redis_backlog);
+    counter(out, "herald_redis_reconnects_total", "Redis reconnections after the first connect.",
+            (unsigned long long)g->redis_reconnects);
+    counter(out, "herald_jobs_done_total", "Jobs finished and acknowledged.", (unsigned long long)g->jobs_done);
+    counter(out, "herald_jobs_refused_total", "Jobs refused to the dead-letter stream.",
+            (unsigned long long)g->jobs_refused);
+    gauge(out, "herald_uptime_seconds", "Seconds since the daemon started.", g->uptime_s);
+}

@@ -1,0 +1,43 @@
+/*
+ * metrics.h - counters and histograms for GET /metrics (Prometheus text
+ * format 0.0.4).
+ *
+ * One process-wide registry, like Redis's server.stat_* fields: the loop
+ * thread counts, the API renders. Labels are bounded by design: channels,
+ * outcomes and reason codes come from the fixed lists in herald.h (plus
+ * one `cap:<name>` per configured cap), providers from the config file.
+ * Never an id, an address or a body: a metric label must not identify a
+ * person. Loop thread only (no locks).
+ */
+#ifndef HERALD_METRICS_H
+#define HERALD_METRICS_H
+
+#include <stdint.h>
+
+#include "herald.h"
+
+/* One decision (the audit record's channel, outcome and reason). */
+void metrics_message(int channel, int outcome, const char *reason);
+/* One answered provider request: verdict "accepted", "retry" or
+ * "rejected", seconds from start to answer (< 0: not measured). */
+void metrics_provider(const char *provider, const char *verdict, double seconds);
+
+/* Gauges and counters kept elsewhere, read at scrape time. */
+struct metrics_gauges {
+    int64_t stream_lag;        /* entries not yet read by the group (-1: unknown) */
+    int64_t stream_pending;    /* read, not yet acknowledged (-1: unknown) */
+    int64_t scheduled;         /* jobs held or deferred in the scheduled set (-1: unknown) */
+    uint64_t in_flight;        /* recipients held by the queue */
+    uint64_t provider_in_flight; /* messages handed to dispatch, not yet answered */
+    uint64_t redis_backlog;
+    uint64_t redis_reconnects;
+    uint64_t jobs_done, jobs_refused;
+    int64_t uptime_s;
+};
+
+/* Appends the whole exposition to out. */
+void metrics_render(struct strbuf *out, const struct metrics_gauges *g);
+/* Forgets every counter (tests). */
+void metrics_reset(void);
+
+#endif

@@ -1,0 +1,459 @@
+/*
+ * page.c - the I/O half of the link pages (pagerender.c renders them):
+ * token checks, CSRF checks, and the calls into people.h.
+ *
+ * Every request first verifies its token (signature, expiry, kind) and,
+ * for a POST, that the browser's Origin is not another site's; only then
+ * is the person's data touched, and only through people.h. A POST applies
+ * the preference changes in one people_patch_preferences call (atomic in
+ * Redis) and withdraws consent only after that succeeded, so a refused
+ * form changes nothing. Never logs an address, a token or a form value:
+ * ids and counts only.
+ */
+#include "page.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "links.h"
+#include "log.h"
+#include "pagerender.h"
+#include "people.h"
+
+#define CSRF_PREFERENCES "preferences"
+#define CSRF_UNSUBSCRIBE_ALL "unsubscribe-all"
+
+/* One request in flight: everything it needs after a Redis round trip is
+ * copied here, so a SIGHUP that swaps the config meanwhile is harmless. */
+struct page_req {
+    struct http_request *req;
+    struct people *pp;
+    struct link_claims claims;
+    char *token;
+    char *secret;
+    int channel; /* claims.channel as an index */
+    struct pagerender_form form;
+    bool form_valid;
+    struct pagerender_changes changes;
+    int next_ch;   /* the next channel to withdraw consent on */
+    int withdrawn; /* consent records appended */
+    int status;    /* of the page rendered after people_get */
+    bool saved;
+    char error[256];
+};
+
+static void page_req_free(struct page_req *pr)
+{
+    free(pr->token);
+    free(pr->secret);
+    pagerender_form_free(&pr->form);
+    pagerender_changes_free(&pr->changes);
+    free(pr);
+}
+
+/* Every page is HTML that nobody may frame, cache, or follow a referrer out of. */
+static void respond_html(struct http_request *req, int status, struct strbuf *body)
+{
+    http_response_header(req, "Content-Security-Policy",
+                         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
+    http_response_header(req, "X-Frame-Options", "DENY");
+    http_response_header(req, "Referrer-Policy", "no-referrer");
+    http_response_header(req, "Cache-Control", "no-store");
+    http_response_header(req, "X-Content-Type-Options", "nosniff");
+    http_respond(req, status, "text/html; charset=utf-8", body->buf, body->len);
+    strbuf_free(body);
+}
+
+static void respond_message(struct http_request *req, int status, const char *title, const char *text)
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    pagerender_message(&sb, title, text);
+    respond_html(req, status, &sb);
+}
+
+static void finish_message(struct page_req *pr, int status, const char *title, const char *text)
+{
+    respond_message(pr->req, status, title, text);
+    page_req_free(pr);
+}
+
+static void respond_unavailable(struct http_request *req)
+{
+    respond_message(req, 503, "Please try again soon",
+                    "We cannot reach your data right now. Nothing was changed. Please try again in a few "
+                    "minutes.");
+}
+
+/* Whether a POST may come from where the browser says it comes from.
+ * Origin, when sent, must be the origin of [admin] public_url (without
+ * one: this request's Host). "null" passes here: browsers send it for our
+ * own forms, because our pages set Referrer-Policy: no-referrer; but then
+ * Sec-Fetch-Site (sent by current browsers whatever the referrer policy)
+ * must not say another site. Mail providers' one-click POSTs send neither. */
+static bool origin_ok(struct http_request *req, const char *public_url)
+{
+    const char *site = http_request_header(req, "Sec-Fetch-Site");
+    if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0) return false;
+    const char *o = http_request_header(req, "Origin");
+    if (!o || strcmp(o, "null") == 0) return true;
+    char got[256], want[256];
+    if (!pagerender_origin(o, got, sizeof(got))) return false;
+    if (public_url && *public_url)
+        return pagerender_origin(public_url, want, sizeof(want)) && strcmp(got, want) == 0;
+    const char *host = http_request_header(req, "Host");
+    return host && strcasecmp(strstr(got, "://") + 3, host) == 0;
+}
+
+/* Verifies the token of /<kind>/{token} and the Origin of a POST. On
+ * failure it has answered (403, or 503 without people) and returns NULL. */
+static struct page_req *open_link(struct http_request *req, struct api_state *st, char kind, bool post)
+{
+    const struct config *cfg = st->cfg;
+    const char *token = http_request_param(req, "token");
+    struct link_claims c;
+    char err[128];
+    if (!token || !cfg->link_secret ||
+        links_verify(token, cfg->link_secret, time(NULL), &c, err, sizeof(err)) < 0) {
+        bool expired = token && cfg->link_secret && strstr(err, "expired") != NULL;
+        log_debug("page", "link refused: %s", expired ? "expired" : "not valid");
+        respond_message(req, 403, expired ? "This link has expired" : "This link is not valid",
+                        expired ? "Links in our messages work for a limited time. Nothing was changed. The "
+                                  "next message we send you carries a new link."
+                                : "This link was not made by us, or it was changed on the way. Nothing was "
+                                  "changed. Please use the link exactly as it is in our message.");
+        return NULL;
+    }
+    int ch = herald_channel_from_name(c.channel);
+    if (c.kind != kind || !herald_id_valid(c.recipient) || ch < 0) {
+        log_debug("page", "link refused: wrong kind or content");
+        respond_message(req, 403, "This link is not valid",
+                        "This link does not lead here. Nothing was changed. Please use the link exactly as "
+                        "it is in our message.");
+        return NULL;
+    }
+    if (post && !origin_ok(req, cfg->public_url)) {
+        log_info("page", "cross-site form refused recipient=%s", c.recipient);
+        respond_message(req, 403, "This form did not come from us",
+                        "Another website tried to send this form. Nothing was changed.");
+        return NULL;
+    }
+    if (!st->people) {
+        respond_unavailable(req);
+        return NULL;
+    }
+    struct page_req *pr = xcalloc(1, sizeof(*pr));
+    pr->req = req;
+    pr->pp = st->people;
+    pr->claims = c;
+    pr->channel = ch;
+    pr->token = xstrdup(token);
+    pr->secret = xstrdup(cfg->link_secret);
+    return pr;
+}
+
+static bool parse_body(struct page_req *pr)
+{
+    size_t len;
+    const char *body = http_request_body(pr->req, &len);
+    char err[128];
+    if (pagerender_form_parse(http_request_header(pr->req, "Content-Type"), body, len, &pr->form, err,
+                              sizeof(err)) < 0) {
+        snprintf(pr->error, sizeof(pr->error), "The form could not be read (%s).", err);
+        return false;
+    }
+    pr->form_valid = true;
+    return true;
+}
+
+static void ctx_from_claims(struct pagerender_ctx *ctx, const struct page_req *pr)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->campaign = pr->claims.campaign;
+    ctx->topic = pr->claims.topic;
+    ctx->channel = pr->claims.channel;
+    ctx->now = time(NULL);
+}
+
+/* ---- /u/{token} ----------------------------------------------------------- */
+
+static void unsubscribe_get(struct http_request *req, void *arg)
+{
+    struct page_req *pr = open_link(req, arg, 'u', false);
+    if (!pr) return;
+    struct pagerender_ctx ctx;
+    ctx_from_claims(&ctx, pr);
+    struct strbuf csrf, href, body;
+    strbuf_init(&csrf);
+    strbuf_init(&href);
+    strbuf_init(&body);
+    links_form_mac(&csrf, pr->secret, pr->token, CSRF_UNSUBSCRIBE_ALL);
+    /* The preference page of the same message: same claims, other kind. */
+    struct link_claims p = pr->claims;
+    p.kind = 'p';
+    strbuf_adds(&href, "../p/");
+    links_sign(&href, pr->secret, &p);
+    ctx.csrf_all = csrf.buf;
+    ctx.prefs_href = href.buf;
+    pagerender_unsubscribe(&body, &ctx);
+    respond_html(req, 200, &body);
+    strbuf_free(&csrf);
+    strbuf_free(&href);
+    page_req_free(pr);
+}
+
+static void unsubscribed(struct page_req *pr, bool whole_channel)
+{
+    const char *pl = pagerender_channel_plural(pr->claims.channel);
+    struct strbuf text;
+    strbuf_init(&text);
+    if (whole_channel)
+        strbuf_addf(&text,
+                    "You will get no more %s from us. This applies at once, also to messages already "
+                    "on their way to you.",
+                    pl);
+    else
+        strbuf_addf(&text,
+                    "You will get no more %s about \xE2\x80\x9C%s\xE2\x80\x9D from us. This applies at "
+                    "once, also to messages already on their way to you. Other topics are not affected.",
+                    pl, pr->claims.topic);
+    respond_message(pr->req, 200, "You are unsubscribed", text.buf);
+    strbuf_free(&text);
+    page_req_free(pr);
+}
+
+static void people_failed(struct page_req *pr, int status, const char *err, bool post_unsubscribe)
+{
+    if (status == -HERALD_ENOENT) {
+        /* Nothing stored means nothing is sent: an unsubscribe has nothing left to do. */
+        finish_message(pr, post_unsubscribe ? 200 : 404, "We hold no data about you",
+                       "We have no data stored about you any more, so we send you nothing.");
+    } else if (status == -HERALD_EINVAL) {
+        finish_message(pr, 400, "This could not be saved", err ? err : "The change was refused.");
+    } else {
+        respond_unavailable(pr->req);
+        page_req_free(pr);
+    }
+}
+
+static void on_channel_withdrawn(int status, json_t *doc, const char *err, void *arg)
+{
+    struct page_req *pr = arg;
+    json_decref(doc);
+    if (status < 0) {
+        people_failed(pr, status, err, true);
+        return;
+    }
+    log_info("page", "unsubscribed recipient=%s campaign=%s channel=%s (consent withdrawn)",
+             pr->claims.recipient, pr->claims.campaign, pr->claims.channel);
+    unsubscribed(pr, true);
+}
+
+/* Withdraws consent on the token's channel unless it is withdrawn already
+ * (mail clients retry one-click POSTs; the ledger need not grow). */
+static void on_unsubscribe_lookup(int status, json_t *doc, const char *err, void *arg)
+{
+    struct page_req *pr = arg;
+    if (status < 0) {
+        people_failed(pr, status, err, true);
+        return;
+    }
+    const json_t *cc = json_object_get(json_object_get(doc, "consent_current"), pr->claims.channel);
+    bool granted = json_is_true(json_object_get(cc, "granted"));
+    json_decref(doc);
+    if (!granted) {
+        unsubscribed(pr, true);
+        return;
+    }
+    int rc = people_consent_append(pr->pp, pr->claims.recipient, pr->channel, false, "unsubscribe_link", NULL,
+                                   time(NULL), on_channel_withdrawn, pr);
+    if (rc < 0) people_failed(pr, rc, NULL, true);
+}
+
+static void on_topic_off(int status, json_t *doc, const char *err, void *arg)
+{
+    struct page_req *pr = arg;
+    json_decref(doc);
+    if (status < 0) {
+        people_failed(pr, status, err, true);
+        return;
+    }
+    log_info("page", "unsubscribed recipient=%s campaign=%s topic=%s", pr->claims.recipient,
+             pr->claims.campaign, pr->claims.topic);
+    unsubscribed(pr, false);
+}
+
+static void unsubscribe_post(struct http_request *req, void *arg)
+{
+    struct page_req *pr = open_link(req, arg, 'u', true);
+    if (!pr) return;
+    if (!parse_body(pr)) {
+        finish_message(pr, 400, "This form could not be read", pr->error);
+        return;
+    }
+    int rc;
+    if (pagerender_form_has(&pr->form, "channel", "all")) {
+        /* Beyond RFC 8058's one click: only from the form our GET page rendered. */
+        if (!links_form_mac_ok(pagerender_form_get(&pr->form, "csrf"), pr->secret, pr->token,
+                               CSRF_UNSUBSCRIBE_ALL)) {
+            finish_message(pr, 403, "This form did not come from us",
+                           "Please open the link in our message again and use its button. Nothing was "
+                           "changed.");
+            return;
+        }
+        rc = people_get(pr->pp, pr->claims.recipient, on_unsubscribe_lookup, pr);
+    } else if (pagerender_form_has(&pr->form, "List-Unsubscribe", "One-Click")) {
+        if (pr->claims.topic[0]) {
+            json_t *patch = json_pack("{s:{s:b}}", "topics", pr->claims.topic, 0);
+            rc = people_patch_preferences(pr->pp, pr->claims.recipient, patch, on_topic_off, pr);
+            json_decref(patch);
+        } else {
+            rc = people_get(pr->pp, pr->claims.recipient, on_unsubscribe_lookup, pr);
+        }
+    } else {
+        finish_message(pr, 400, "Nothing to do", "This form asks for nothing we know. Nothing was changed.");
+        return;
+    }
+    if (rc < 0) people_failed(pr, rc, NULL, true);
+}
+
+/* ---- /p/{token} ----------------------------------------------------------- */
+
+static void on_prefs_doc(int status, json_t *doc, const char *err, void *arg)
+{
+    struct page_req *pr = arg;
+    if (status < 0) {
+        people_failed(pr, status, err, false);
+        return;
+    }
+    struct pagerender_ctx ctx;
+    ctx_from_claims(&ctx, pr);
+    struct strbuf csrf, body;
+    strbuf_init(&csrf);
+    strbuf_init(&body);
+    links_form_mac(&csrf, pr->secret, pr->token, CSRF_PREFERENCES);
+    ctx.csrf = csrf.buf;
+    ctx.saved = pr->saved;
+    ctx.error = pr->error[0] ? pr->error : NULL;
+    ctx.submitted = pr->form_valid ? &pr->form : NULL;
+    pagerender_prefs(&body, doc, &ctx);
+    json_decref(doc);
+    respond_html(pr->req, pr->status ? pr->status : 200, &body);
+    strbuf_free(&csrf);
+    page_req_free(pr);
+}
+
+/* Shows the preference page with the stored data, as of now. */
+static void show_prefs(struct page_req *pr, int status)
+{
+    pr->status = status;
+    int rc = people_get(pr->pp, pr->claims.recipient, on_prefs_doc, pr);
+    if (rc < 0) people_failed(pr, rc, NULL, false);
+}
+
+static void prefs_get(struct http_request *req, void *arg)
+{
+    struct page_req *pr = open_link(req, arg, 'p', false);
+    if (!pr) return;
+    /* The POST/redirect/GET target: "?saved=1" only adds the note. */
+    const char *q = http_request_query(req);
+    pr->saved = strcmp(q, "saved=1") == 0;
+    show_prefs(pr, 200);
+}
+
+static void withdraw_next(struct page_req *pr);
+
+static void on_prefs_withdrawn(int status, json_t *doc, const char *err, void *arg)
+{
+    struct page_req *pr = arg;
+    (void)err;
+    json_decref(doc);
+    if (status < 0) {
+        log_warn("page", "consent withdrawal failed recipient=%s channel=%s: %s", pr->claims.recipient,
+                 herald_channel_name(pr->next_ch), herald_strerror(status));
+        finish_message(pr, 503, "Please try again soon",
+                       "Your other choices are saved, but withdrawing your agreement did not go "
+                       "through. Please open the page again and withdraw it once more.");
+        return;
+    }
+    pr->withdrawn++;
+    pr->next_ch++;
+    withdraw_next(pr);
+}
+
+static void withdraw_next(struct page_req *pr)
+{
+    while (pr->next_ch < HERALD_CH_COUNT && !pr->changes.withdraw[pr->next_ch])
+        pr->next_ch++;
+    if (pr->next_ch < HERALD_CH_COUNT) {
+        int rc = people_consent_append(pr->pp, pr->claims.recipient, pr->next_ch, false, "preference_page",
+                                       NULL, time(NULL), on_prefs_withdrawn, pr);
+        if (rc < 0) on_prefs_withdrawn(rc, NULL, NULL, pr);
+        return;
+    }
+    log_info("page", "preferences saved recipient=%s consent_withdrawn=%d", pr->claims.recipient,
+             pr->withdrawn);
+    /* POST/redirect/GET: a reload of the result does not post again. The
+     * relative reference keeps the path (and any prefix a proxy adds). */
+    http_response_header(pr->req, "Location", "?saved=1");
+    struct strbuf body;
+    strbuf_init(&body);
+    pagerender_message(&body, "Your choices are saved", "Your choices are saved.");
+    respond_html(pr->req, 303, &body);
+    page_req_free(pr);
+}
+
+static void on_prefs_patched(int status, json_t *doc, const char *err, void *arg)
+{
+    struct page_req *pr = arg;
+    json_decref(doc);
+    if (status == -HERALD_EINVAL) {
+        snprintf(pr->error, sizeof(pr->error), "%s", err ? err : "The change was refused.");
+        show_prefs(pr, 400);
+        return;
+    }
+    if (status < 0) {
+        people_failed(pr, status, err, false);
+        return;
+    }
+    withdraw_next(pr);
+}
+
+static void prefs_post(struct http_request *req, void *arg)
+{
+    struct page_req *pr = open_link(req, arg, 'p', true);
+    if (!pr) return;
+    if (!parse_body(pr)) {
+        show_prefs(pr, 400);
+        return;
+    }
+    if (!links_form_mac_ok(pagerender_form_get(&pr->form, "csrf"), pr->secret, pr->token, CSRF_PREFERENCES)) {
+        log_info("page", "preference form without a valid form MAC refused recipient=%s",
+                 pr->claims.recipient);
+        finish_message(pr, 403, "This form did not come from us",
+                       "Please open the link in our message again and change your choices there. "
+                       "Nothing was changed.");
+        return;
+    }
+    char err[256];
+    if (pagerender_changes_from_form(&pr->form, &pr->changes, err, sizeof(err)) < 0) {
+        snprintf(pr->error, sizeof(pr->error), "%s", err);
+        show_prefs(pr, 400);
+        return;
+    }
+    int rc = people_patch_preferences(pr->pp, pr->claims.recipient, pr->changes.patch, on_prefs_patched, pr);
+    if (rc < 0) on_prefs_patched(rc, NULL, NULL, pr);
+}
+
+int page_register(struct http_server *srv, struct api_state *st)
+{
+    int rc;
+    if ((rc = http_route(srv, "GET", "/u/{token}", unsubscribe_get, st)) < 0) return rc;
+    if ((rc = http_route(srv, "POST", "/u/{token}", unsubscribe_post, st)) < 0) return rc;
+    if ((rc = http_route(srv, "GET", "/p/{token}", prefs_get, st)) < 0) return rc;
+    return http_route(srv, "POST", "/p/{token}", prefs_post, st);
+}

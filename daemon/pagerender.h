@@ -1,0 +1,113 @@
+/*
+ * pagerender.h - the pure half of the pages behind the links in every
+ * message (page.c is the I/O half): decoding the forms browsers and mail
+ * clients post, turning the preference form into one preference patch,
+ * and rendering each page to a complete HTML document.
+ *
+ * Pure: no uv, hiredis, curl, crypto or logging; never reads the clock
+ * (now is an argument). Everything that comes from the person, the store
+ * or the token is HTML-escaped on the way out (pagerender_escape is the
+ * only way text reaches a page); the documents use no script, no external
+ * asset, and inline CSS only. Error texts are plain sentences for the
+ * person and never quote an address.
+ */
+#ifndef HERALD_PAGERENDER_H
+#define HERALD_PAGERENDER_H
+
+#include <jansson.h>
+
+#include "herald.h"
+
+/* ---- HTML --------------------------------------------------------------- */
+
+/* Appends s with & < > " ' escaped (safe in text and in quoted attributes).
+ * Bytes that are not valid UTF-8 and control characters other than tab and
+ * newline become U+FFFD, so a page is always valid UTF-8. s may be NULL. */
+void pagerender_escape(struct strbuf *out, const char *s);
+
+/* ---- forms -------------------------------------------------------------- */
+
+struct pagerender_field {
+    char *name;  /* decoded */
+    char *value; /* decoded */
+};
+
+/* The fields in the order they were posted; owns every string. */
+struct pagerender_form {
+    struct pagerender_field *fields;
+    size_t n;
+};
+
+#define PAGERENDER_FORM_MAX_FIELDS 256
+
+/* Parses a body by its Content-Type (may be NULL): multipart/form-data (its
+ * boundary parameter required; parts without a filename only) or, for
+ * anything else, application/x-www-form-urlencoded ('+' is a space, %XX a
+ * byte). Refuses bad encoding, NUL bytes and more than
+ * PAGERENDER_FORM_MAX_FIELDS fields. Returns 0, or -HERALD_EINVAL with err
+ * set (f is then empty; pagerender_form_free is always safe). */
+int pagerender_form_parse(const char *content_type, const char *body, size_t len, struct pagerender_form *f,
+                          char *err, size_t errlen);
+/* The first value of name, or NULL. */
+const char *pagerender_form_get(const struct pagerender_form *f, const char *name);
+/* Whether some field name carries exactly value. */
+bool pagerender_form_has(const struct pagerender_form *f, const char *name, const char *value);
+void pagerender_form_free(struct pagerender_form *f);
+
+/* What the preference form asks for. patch is the one object for
+ * people_patch_preferences ("channels", "quiet_hours", "frequency" always;
+ * "topics" when the form listed any); withdraw[ch] asks to withdraw
+ * consent on that channel, which the caller does only after the patch
+ * succeeded. */
+struct pagerender_changes {
+    json_t *patch;
+    bool withdraw[HERALD_CH_COUNT];
+};
+
+/* Reads the preference form (field names in docs/api.md; "csrf" is the
+ * caller's to check and skipped here). Every field is validated before
+ * anything is built: on a problem returns -HERALD_EINVAL with a sentence
+ * for the person in err and out->patch NULL. */
+int pagerender_changes_from_form(const struct pagerender_form *f, struct pagerender_changes *out, char *err,
+                                 size_t errlen);
+void pagerender_changes_free(struct pagerender_changes *c);
+
+/* The origin "scheme://host[:port]" of url (an Origin header, or
+ * [admin] public_url), lower-cased and without the scheme's default port
+ * (443, 80), into buf. false when url has no "://" or does not fit. */
+bool pagerender_origin(const char *url, char *buf, size_t n);
+
+/* ---- pages -------------------------------------------------------------- */
+
+/* What a page knows besides the person's data. Strings may be NULL. */
+struct pagerender_ctx {
+    const char *campaign, *topic, *channel;  /* from the verified token */
+    const char *csrf;                        /* hidden field of the main form */
+    const char *csrf_all;                    /* GET /u: hidden field of the "all of this channel" form */
+    const char *prefs_href;                  /* GET /u: relative link to the preference page, or NULL */
+    const char *error;                       /* shown at the top (validation failure), or NULL */
+    bool saved;                              /* the "your changes are saved" note */
+    const struct pagerender_form *submitted; /* re-show these values instead of the stored ones */
+    int64_t now;
+};
+
+#define PAGERENDER_MESSAGES_SHOWN 20
+
+/* The preference page from a people_get document (people.h). */
+void pagerender_prefs(struct strbuf *out, const json_t *doc, const struct pagerender_ctx *ctx);
+/* GET /u: what the button does, the button, and the "all" button. */
+void pagerender_unsubscribe(struct strbuf *out, const struct pagerender_ctx *ctx);
+/* A short page: a heading and one paragraph (refusals, confirmations). */
+void pagerender_message(struct strbuf *out, const char *title, const char *text);
+
+/* "Why did I get this": one plain sentence for an audit reason code
+ * (including "" for sent and "cap:<name>") in the context of one message. */
+void pagerender_reason(struct strbuf *out, const char *reason, const char *outcome, const char *channel,
+                       const char *topic);
+/* Whether reason has a sentence of its own (tests: every reason code has). */
+bool pagerender_reason_known(const char *reason);
+
+/* The way people name a channel: "email" -> "emails", "sms" -> "text messages". */
+const char *pagerender_channel_plural(const char *channel);
+
+#endif

@@ -1,0 +1,1031 @@
+/*
+ * people.c - a person's data in Redis, as the API, the preference page and
+ * the provider webhooks change it (people.h).
+ *
+ * Owns the writes that change what herald knows about one person: profile
+ * and preferences, the consent ledger, erasure with its tombstones, the
+ * herald:addr index and the suppression list. Every write is one Lua script
+ * on keys that share the person's {ID} hash tag (plus the global addr,
+ * tombstone and suppression sets), so it is atomic and never half-applied,
+ * and every write bumps the person's `rev` so that a message the daemon
+ * decided on older data is decided again. Read-modify-write (PUT, PATCH,
+ * DELETE) reads the profile and its rev, merges and validates in C with
+ * profile.c, and writes with a compare-and-set on rev, reading again when
+ * someone else wrote in between.
+ *
+ * Never logs (the caller decides), and no error text quotes an address or
+ * a body: addresses only ever leave this file as hashes.
+ */
+#include "people.h"
+
+#include "digest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "profile.h"
+#include "store.h"
+
+/* Compare-and-set attempts before giving up (each one lost a race). Each
+ * round of N writers racing on one person lets at least one through, so
+ * this bounds the writers that may race on one person at once. */
+#define PEOPLE_CAS_TRIES 32
+#define PEOPLE_MAX_ARGS 32
+
+struct people {
+    struct rconn *data;
+    const struct config *cfg;
+};
+
+enum pop_kind { OP_GET, OP_PUT, OP_PATCH, OP_CONSENT, OP_ERASE, OP_FIND, OP_SUPPRESS };
+
+/* One operation in flight: lives from the public call to its callback. */
+struct pop {
+    struct people *pp;
+    enum pop_kind kind;
+    people_cb cb;
+    void *arg;
+    char *id;
+    json_t *body;    /* PUT: the new profile; PATCH: the patch */
+    json_t *doc;     /* GET: the document being built */
+    char *record;    /* CONSENT: the ledger record */
+    char *member;    /* FIND, SUPPRESS: "<channel>:<sha256 hex>" */
+    int channel;
+    bool on;
+    int tries;
+    int status;      /* fail_later: what the callback reports */
+    char err[256];
+};
+
+/* ---- Lua ----------------------------------------------------------------- */
+
+/* KEYS person, ledger, history. ARGV history length. nil: no profile. */
+static const char lua_get[] =
+    "if redis.call('HEXISTS', KEYS[1], 'profile') == 0 then return false end\n"
+    "return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1),\n"
+    "        redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1)}\n";
+
+/*
+ * Writes a profile if rev is still what was read.
+ * KEYS person, addr hash, tombstones set.
+ * ARGV 1 rev read ("" none), 2 profile JSON, 3 id, 4 "1": the profile must
+ * exist, 5 nold, then nold addr members to drop (if they still name id),
+ * then nnew, then per new address: addr member, tombstone member ("" none),
+ * channel name.
+ * Returns {"stale"}, {"gone"} or {"ok", created 0|1, {tombstoned channels}}.
+ */
+static const char lua_write[] =
+    "if (redis.call('HGET', KEYS[1], 'rev') or '') ~= ARGV[1] then return {'stale'} end\n"
+    "local created = redis.call('HEXISTS', KEYS[1], 'profile') == 0\n"
+    "if created and ARGV[4] == '1' then return {'gone'} end\n"
+    "redis.call('HSET', KEYS[1], 'profile', ARGV[2])\n"
+    "redis.call('HINCRBY', KEYS[1], 'rev', 1)\n"
+    "local i = 5\n"
+    "local nold = tonumber(ARGV[i]); i = i + 1\n"
+    "for k = 1, nold do\n"
+    "  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[3] then redis.call('HDEL', KEYS[2], ARGV[i]) end\n"
+    "  i = i + 1\n"
+    "end\n"
+    "local nnew = tonumber(ARGV[i]); i = i + 1\n"
+    "local tomb = {}\n"
+    "for k = 1, nnew do\n"
+    "  redis.call('HSET', KEYS[2], ARGV[i], ARGV[3])\n"
+    "  if ARGV[i + 1] ~= '' and redis.call('SISMEMBER', KEYS[3], ARGV[i + 1]) == 1 then\n"
+    "    tomb[#tomb + 1] = ARGV[i + 2]\n"
+    "  end\n"
+    "  i = i + 3\n"
+    "end\n"
+    "return {'ok', created and 1 or 0, tomb}\n";
+
+/* KEYS person, ledger. ARGV record JSON, field consent:<channel>.
+ * 0: no profile; 1: appended. */
+static const char lua_consent[] =
+    "if redis.call('HEXISTS', KEYS[1], 'profile') == 0 then return 0 end\n"
+    "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+    "redis.call('HSET', KEYS[1], ARGV[2], ARGV[1])\n"
+    "redis.call('HINCRBY', KEYS[1], 'rev', 1)\n"
+    "return 1\n";
+
+/*
+ * Erasure. KEYS person, ledger, history, campaigns, sends, addr, tombstones.
+ * ARGV 1 rev read, 2 id, 3 n addr members, then n tombstone members.
+ * -1 stale, -2 no profile, else the number of tombstones added or kept.
+ * The person hash goes with its `rev`: a reservation made on data read
+ * before erasure finds rev changed and decides again (unknown_recipient).
+ */
+static const char lua_erase[] =
+    "if (redis.call('HGET', KEYS[1], 'rev') or '') ~= ARGV[1] then return -1 end\n"
+    "if redis.call('HEXISTS', KEYS[1], 'profile') == 0 then return -2 end\n"
+    "redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])\n"
+    "local n = tonumber(ARGV[3])\n"
+    "for k = 1, n do\n"
+    "  local m = ARGV[3 + k]\n"
+    "  if redis.call('HGET', KEYS[6], m) == ARGV[2] then redis.call('HDEL', KEYS[6], m) end\n"
+    "end\n"
+    "for k = 1, n do redis.call('SADD', KEYS[7], ARGV[3 + n + k]) end\n"
+    "return n\n";
+
+/* KEYS suppress set [, person]. ARGV "1" add / "0" remove, member.
+ * Returns 1 when the set changed; the owner's rev moves with it. */
+static const char lua_suppress[] =
+    "local n\n"
+    "if ARGV[1] == '1' then n = redis.call('SADD', KEYS[1], ARGV[2])\n"
+    "else n = redis.call('SREM', KEYS[1], ARGV[2]) end\n"
+    "if n == 1 and KEYS[2] and redis.call('HEXISTS', KEYS[2], 'profile') == 1 then\n"
+    "  redis.call('HINCRBY', KEYS[2], 'rev', 1)\n"
+    "end\n"
+    "return n\n";
+
+/* ---- plumbing ------------------------------------------------------------ */
+
+struct people *people_new(struct rconn *data, const struct config *cfg)
+{
+    struct people *pp = xcalloc(1, sizeof(*pp));
+    pp->data = data;
+    pp->cfg = cfg;
+    return pp;
+}
+
+void people_free(struct people *pp)
+{
+    free(pp);
+}
+
+static struct pop *pop_new(struct people *pp, enum pop_kind kind, const char *id, people_cb cb, void *arg)
+{
+    struct pop *op = xcalloc(1, sizeof(*op));
+    op->pp = pp;
+    op->kind = kind;
+    op->cb = cb;
+    op->arg = arg;
+    op->id = id ? xstrdup(id) : NULL;
+    return op;
+}
+
+static void pop_free(struct pop *op)
+{
+    free(op->id);
+    json_decref(op->body);
+    json_decref(op->doc);
+    free(op->record);
+    free(op->member);
+    free(op);
+}
+
+/* Fires the callback (once) and frees op. doc: a reference handed over. */
+static void finish(struct pop *op, int status, json_t *doc, const char *err)
+{
+    op->cb(status, doc, status < 0 ? (err ? err : herald_strerror(status)) : NULL, op->arg);
+    pop_free(op);
+}
+
+static int send_argv(struct pop *op, rconn_reply_cb cb, int argc, const char **argv)
+{
+    size_t lens[PEOPLE_MAX_ARGS];
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    return rconn_commandargv(op->pp->data, cb, op, argc, argv, lens) < 0 ? -HERALD_EREDIS : 0;
+}
+
+/* In the middle of an operation: a send that fails ends it. */
+static void send_or_finish(struct pop *op, rconn_reply_cb cb, int argc, const char **argv)
+{
+    if (send_argv(op, cb, argc, argv) < 0) finish(op, -HERALD_EREDIS, NULL, "redis is unavailable");
+}
+
+/* NULL or an error reply: ends op with -HERALD_EREDIS and returns true. */
+static bool reply_failed(struct pop *op, const redisReply *r)
+{
+    if (r && r->type != REDIS_REPLY_ERROR) return false;
+    /* Redis's own error text names a key or a script line, never an address. */
+    finish(op, -HERALD_EREDIS, NULL, r ? "redis refused the command" : "redis is unavailable");
+    return true;
+}
+
+static void on_fail_later(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct pop *op = priv;
+    (void)rc;
+    (void)r;
+    finish(op, op->status, NULL, op->err);
+}
+
+/* Input refused before any Redis work: the callback must still come from
+ * the loop (people.h), so it rides on a PING. Returns 0, or < 0 (and op is
+ * freed) when Redis cannot take even that. */
+static int fail_later(struct pop *op, int status)
+{
+    op->status = status;
+    const char *argv[] = {"PING"};
+    if (send_argv(op, on_fail_later, 1, argv) < 0) {
+        pop_free(op);
+        return -HERALD_EREDIS;
+    }
+    return 0;
+}
+
+/* Starts op with its first command; on failure op is freed and the call
+ * returns < 0 (the callback never fires). */
+static int start(struct pop *op, rconn_reply_cb cb, int argc, const char **argv)
+{
+    if (send_argv(op, cb, argc, argv) < 0) {
+        pop_free(op);
+        return -HERALD_EREDIS;
+    }
+    return 0;
+}
+
+static const char *secret_of(const struct config *cfg)
+{
+    if (cfg->tombstone_secret && *cfg->tombstone_secret) return cfg->tombstone_secret;
+    if (cfg->link_secret && *cfg->link_secret) return cfg->link_secret;
+    return NULL;
+}
+
+void people_tombstone_member(struct strbuf *sb, const char *secret, int channel, const char *address)
+{
+    char norm[512];
+    size_t n = store_address_normalise(norm, sizeof(norm), channel, address);
+    unsigned char md[DIGEST_SHA256_LEN];
+    char hex[2 * DIGEST_SHA256_LEN + 1];
+    digest_hmac_sha256(secret, norm, n, md); /* import computes one per address */
+    digest_hex(hex, md, sizeof(md));
+    strbuf_reset(sb);
+    strbuf_adds(sb, herald_channel_name(channel));
+    strbuf_adds(sb, ":");
+    strbuf_adds(sb, hex);
+}
+
+/* The string value of a hash field in an HGETALL reply, or NULL. */
+static const redisReply *hash_field(const redisReply *h, const char *name)
+{
+    if (!h || h->type != REDIS_REPLY_ARRAY) return NULL;
+    for (size_t i = 0; i + 1 < h->elements; i += 2)
+        if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, name) == 0 &&
+            h->element[i + 1]->type == REDIS_REPLY_STRING)
+            return h->element[i + 1];
+    return NULL;
+}
+
+/* The preferences object of the subject-access document. */
+static json_t *preferences_json(const struct profile *p)
+{
+    json_t *o = json_object();
+    if (p->channels_set) {
+        json_t *a = json_array();
+        for (int i = 0; i < p->nchannels; i++) json_array_append_new(a, json_string(herald_channel_name(p->channels[i])));
+        json_object_set_new(o, "channels", a);
+    }
+    json_t *t = json_object();
+    for (size_t i = 0; i < p->ntopics; i++) json_object_set_new(t, p->topics[i].name, json_boolean(p->topics[i].on));
+    json_object_set_new(o, "topics", t);
+    if (p->quiet_hours) json_object_set_new(o, "quiet_hours", json_string(p->quiet_hours));
+    if (p->frequency) json_object_set(o, "frequency", p->frequency);
+    return o;
+}
+
+/* A JSON object from stored text, or NULL when it is not one. */
+static json_t *load_object(const char *s, size_t len)
+{
+    json_t *v = json_loadb(s, len, 0, NULL);
+    if (v && !json_is_object(v)) {
+        json_decref(v);
+        v = NULL;
+    }
+    return v;
+}
+
+/* ---- people_get ---------------------------------------------------------- */
+
+static void on_get_suppressed(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct pop *op = priv;
+    (void)rc;
+    if (reply_failed(op, r)) return;
+    json_t *sup = json_object_get(op->doc, "suppressed");
+    /* The members went out in channel order, for the channels with an address. */
+    json_t *prof = json_object_get(op->doc, "profile");
+    size_t k = 0;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        const char *field = ch == HERALD_CH_EMAIL ? "email" : "phone";
+        if (!json_object_get(prof, field)) continue;
+        bool on = r->type == REDIS_REPLY_ARRAY && k < r->elements && r->element[k]->type == REDIS_REPLY_INTEGER &&
+                  r->element[k]->integer == 1;
+        json_object_set_new(sup, herald_channel_name(ch), json_boolean(on));
+        k++;
+    }
+    json_t *doc = op->doc;
+    op->doc = NULL;
+    finish(op, 0, doc, NULL);
+}
+
+static void on_get(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct pop *op = priv;
+    (void)rc;
+    if (reply_failed(op, r)) return;
+    if (r->type == REDIS_REPLY_NIL) {
+        finish(op, -HERALD_ENOENT, NULL, "no such recipient");
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        return;
+    }
+    const redisReply *h = r->element[0], *ledger = r->element[1], *hist = r->element[2];
+    const redisReply *pj = hash_field(h, "profile");
+    struct profile p;
+    char err[256];
+    if (!pj || profile_parse(pj->str, pj->len, &p, err, sizeof(err)) < 0) {
+        /* Only herald writes it; an unreadable one is a broken store. */
+        finish(op, -HERALD_EREDIS, NULL, "the stored profile is unreadable");
+        return;
+    }
+    json_t *doc = json_object();
+    json_object_set_new(doc, "id", json_string(op->id));
+    json_t *prof = json_object();
+    if (p.email) json_object_set_new(prof, "email", json_string(p.email));
+    if (p.phone) json_object_set_new(prof, "phone", json_string(p.phone));
+    if (p.tz) json_object_set_new(prof, "tz", json_string(p.tz));
+    if (p.locale) json_object_set_new(prof, "locale", json_string(p.locale));
+    if (p.attributes) json_object_set(prof, "attributes", p.attributes);
+    json_object_set_new(doc, "profile", prof);
+    json_object_set_new(doc, "preferences", preferences_json(&p));
+
+    json_t *recs = json_array();
+    for (size_t i = 0; ledger->type == REDIS_REPLY_ARRAY && i < ledger->elements; i++) {
+        const redisReply *e = ledger->element[i];
+        json_t *o = e->type == REDIS_REPLY_STRING ? load_object(e->str, e->len) : NULL;
+        if (o) json_array_append_new(recs, o);
+    }
+    json_object_set_new(doc, "consent", recs);
+
+    json_t *cur = json_object();
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        char field[32];
+        snprintf(field, sizeof(field), "consent:%s", herald_channel_name(ch));
+        const redisReply *e = hash_field(h, field);
+        struct consent_record rec;
+        if (!e || consent_record_parse(e->str, e->len, &rec, err, sizeof(err)) < 0) continue;
+        char at[32];
+        herald_time_format(rec.at, at, sizeof(at));
+        json_object_set_new(cur, herald_channel_name(ch), json_pack("{s:b, s:s}", "granted", rec.granted, "at", at));
+        consent_record_free(&rec);
+    }
+    json_object_set_new(doc, "consent_current", cur);
+
+    json_t *sup = json_object();
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) json_object_set_new(sup, herald_channel_name(ch), json_false());
+    json_object_set_new(doc, "suppressed", sup);
+
+    json_t *msgs = json_array();
+    for (size_t i = 0; hist->type == REDIS_REPLY_ARRAY && i < hist->elements; i++) {
+        const redisReply *e = hist->element[i];
+        json_t *o = e->type == REDIS_REPLY_STRING ? load_object(e->str, e->len) : NULL;
+        if (o) json_array_append_new(msgs, o);
+    }
+    json_object_set_new(doc, "messages", msgs);
+
+    /* Suppression is kept by address hash: ask for this person's. */
+    struct strbuf key, m[HERALD_CH_COUNT];
+    strbuf_init(&key);
+    store_key_suppress(&key, op->pp->cfg->prefix);
+    const char *argv[2 + HERALD_CH_COUNT];
+    int argc = 0;
+    argv[argc++] = "SMISMEMBER";
+    argv[argc++] = key.buf;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        strbuf_init(&m[ch]);
+        const char *addr = profile_address(&p, ch);
+        if (!addr) continue;
+        store_suppress_member(&m[ch], ch, addr);
+        argv[argc++] = m[ch].buf;
+    }
+    profile_free(&p);
+    op->doc = doc;
+    if (argc == 2) {
+        op->doc = NULL;
+        finish(op, 0, doc, NULL);
+    } else {
+        send_or_finish(op, on_get_suppressed, argc, argv);
+    }
+    strbuf_free(&key);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) strbuf_free(&m[ch]);
+}
+
+int people_get(struct people *pp, const char *id, people_cb cb, void *arg)
+{
+    if (!herald_id_valid(id)) return -HERALD_EINVAL;
+    struct pop *op = pop_new(pp, OP_GET, id, cb, arg);
+    struct strbuf kp, kl, kh;
+    strbuf_init(&kp);
+    strbuf_init(&kl);
+    strbuf_init(&kh);
+    store_key_person(&kp, pp->cfg->prefix, id);
+    store_key_ledger(&kl, pp->cfg->prefix, id);
+    store_key_history(&kh, pp->cfg->prefix, id);
+    char max[16];
+    snprintf(max, sizeof(max), "%d", STORE_HISTORY_MAX);
+    const char *argv[] = {"EVAL", lua_get, "3", kp.buf, kl.buf, kh.buf, max};
+    int rc = start(op, on_get, 7, argv);
+    strbuf_free(&kp);
+    strbuf_free(&kl);
+    strbuf_free(&kh);
+    return rc;
+}
+
+/* ---- PUT and PATCH: read, merge, compare-and-set ------------------------- */
+
+static void read_person(struct pop *op);
+
+/* Appends the addr members (and tombstone members) of p's addresses. */
+struct addr_args {
+    struct strbuf m[HERALD_CH_COUNT], t[HERALD_CH_COUNT];
+    bool has[HERALD_CH_COUNT];
+};
+
+static void addr_args_init(struct addr_args *a, const struct profile *p, const char *secret)
+{
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        strbuf_init(&a->m[ch]);
+        strbuf_init(&a->t[ch]);
+        const char *addr = p ? profile_address(p, ch) : NULL;
+        a->has[ch] = addr != NULL;
+        if (!addr) continue;
+        store_suppress_member(&a->m[ch], ch, addr);
+        if (secret) people_tombstone_member(&a->t[ch], secret, ch, addr);
+        else strbuf_adds(&a->t[ch], "");
+    }
+}
+
+static void addr_args_free(struct addr_args *a)
+{
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        strbuf_free(&a->m[ch]);
+        strbuf_free(&a->t[ch]);
+    }
+}
+
+static void on_write(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct pop *op = priv;
+    (void)rc;
+    if (reply_failed(op, r)) return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_STRING) {
+        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        return;
+    }
+    const char *st = r->element[0]->str;
+    if (strcmp(st, "stale") == 0) {
+        if (++op->tries >= PEOPLE_CAS_TRIES) {
+            finish(op, -HERALD_EREDIS, NULL, "the recipient's data kept changing meanwhile; try again");
+            return;
+        }
+        read_person(op);
+        return;
+    }
+    if (strcmp(st, "gone") == 0) {
+        finish(op, -HERALD_ENOENT, NULL, "no such recipient");
+        return;
+    }
+    if (strcmp(st, "ok") != 0 || r->elements != 3) {
+        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        return;
+    }
+    json_t *doc;
+    if (op->kind == OP_PUT) {
+        json_t *tomb = json_array();
+        const redisReply *t = r->element[2];
+        for (size_t i = 0; t->type == REDIS_REPLY_ARRAY && i < t->elements; i++)
+            if (t->element[i]->type == REDIS_REPLY_STRING)
+                json_array_append_new(tomb, json_string(t->element[i]->str));
+        doc = json_pack("{s:s, s:b, s:o}", "id", op->id, "created", r->element[1]->integer == 1, "tombstoned", tomb);
+    } else {
+        doc = op->doc;
+        op->doc = NULL;
+    }
+    finish(op, 0, doc, NULL);
+}
+
+/* Lower-cases a topic name the way profile.c stores it. */
+static char *topic_key(const char *k)
+{
+    char *s = xstrdup(k);
+    for (char *c = s; *c; c++)
+        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+    return s;
+}
+
+/* Applies the patch in op->body to obj (the stored profile, changed in
+ * place). The keys were checked by people_patch_preferences. */
+static int apply_patch(json_t *obj, const json_t *patch, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)patch, key, v) {
+        if (strcmp(key, "topics") == 0) {
+            if (json_is_null(v)) {
+                json_object_del(obj, "topics");
+                continue;
+            }
+            if (!json_is_object(v))
+                return herald_fail(err, errlen, "topics: must be an object of topic -> true, false or null");
+            json_t *cur = json_object_get(obj, "topics");
+            if (!json_is_object(cur)) {
+                cur = json_object();
+                json_object_set_new(obj, "topics", cur);
+            }
+            const char *tk;
+            json_t *tv;
+            json_object_foreach(v, tk, tv) {
+                if (!json_is_null(tv) && !json_is_boolean(tv)) {
+                    char q[40];
+                    herald_seterr(err, errlen, "topics.%s: must be true, false or null",
+                                  herald_printable(tk, q, sizeof(q)));
+                    return -HERALD_EINVAL;
+                }
+                char *name = topic_key(tk);
+                if (json_is_null(tv)) json_object_del(cur, name);
+                else json_object_set(cur, name, tv);
+                free(name);
+            }
+            if (json_object_size(cur) == 0) json_object_del(obj, "topics");
+        } else if (json_is_null(v)) {
+            json_object_del(obj, key);
+        } else {
+            json_object_set(obj, key, v);
+        }
+    }
+    return 0;
+}
+
+/* The reply to HMGET person profile rev: build the new profile, then CAS. */
+static void on_read_person(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct pop *op = priv;
+    (void)rc;
+    if (reply_failed(op, r)) return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        return;
+    }
+    const redisReply *pj = r->element[0], *rv = r->element[1];
+    const char *rev = rv->type == REDIS_REPLY_STRING ? rv->str : "";
+    char err[256];
+    struct profile oldp, newp;
+    bool have_old = false;
+    json_t *obj;
+    if (pj->type == REDIS_REPLY_STRING && profile_parse(pj->str, pj->len, &oldp, err, sizeof(err)) == 0)
+        have_old = true;
+    if (op->kind == OP_PATCH) {
+        if (pj->type != REDIS_REPLY_STRING) {
+            finish(op, -HERALD_ENOENT, NULL, "no such recipient");
+            return;
+        }
+        obj = load_object(pj->str, pj->len);
+        if (!obj || !have_old) {
+            if (obj) json_decref(obj);
+            if (have_old) profile_free(&oldp);
+            finish(op, -HERALD_EREDIS, NULL, "the stored profile is unreadable");
+            return;
+        }
+        if (apply_patch(obj, op->body, op->err, sizeof(op->err)) < 0) {
+            json_decref(obj);
+            profile_free(&oldp);
+            finish(op, -HERALD_EINVAL, NULL, op->err);
+            return;
+        }
+    } else {
+        obj = json_incref(op->body);
+    }
+    int vrc = profile_from_json(obj, &newp, false, NULL, NULL, 0, op->err, sizeof(op->err));
+    json_decref(obj);
+    if (vrc < 0) {
+        if (have_old) profile_free(&oldp);
+        finish(op, -HERALD_EINVAL, NULL, op->err);
+        return;
+    }
+    char *json = profile_to_json(&newp);
+    if (strlen(json) > HERALD_PROFILE_MAX_BYTES) {
+        free(json);
+        profile_free(&newp);
+        if (have_old) profile_free(&oldp);
+        herald_seterr(op->err, sizeof(op->err), "profile: over the %d byte limit", HERALD_PROFILE_MAX_BYTES);
+        finish(op, -HERALD_EINVAL, NULL, op->err);
+        return;
+    }
+    if (op->kind == OP_PATCH) {
+        json_decref(op->doc);
+        op->doc = preferences_json(&newp);
+    }
+
+    /* Addresses: PATCH never changes them, so it sends none. */
+    struct addr_args olda, newa;
+    bool addrs = op->kind == OP_PUT;
+    addr_args_init(&olda, addrs && have_old ? &oldp : NULL, NULL);
+    addr_args_init(&newa, addrs ? &newp : NULL, secret_of(op->pp->cfg));
+    struct strbuf kp, ka, kt;
+    strbuf_init(&kp);
+    strbuf_init(&ka);
+    strbuf_init(&kt);
+    store_key_person(&kp, op->pp->cfg->prefix, op->id);
+    store_key_addr(&ka, op->pp->cfg->prefix);
+    store_key_tombstones(&kt, op->pp->cfg->prefix);
+    const char *argv[PEOPLE_MAX_ARGS];
+    char nold[16], nnew[16];
+    int argc = 0, no = 0, nn = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = lua_write;
+    argv[argc++] = "3";
+    argv[argc++] = kp.buf;
+    argv[argc++] = ka.buf;
+    argv[argc++] = kt.buf;
+    argv[argc++] = rev;
+    argv[argc++] = json;
+    argv[argc++] = op->id;
+    argv[argc++] = op->kind == OP_PATCH ? "1" : "0";
+    argv[argc++] = nold;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        /* An address kept as it was stays; only changed ones are dropped. */
+        if (!olda.has[ch] || (newa.has[ch] && strcmp(olda.m[ch].buf, newa.m[ch].buf) == 0)) continue;
+        argv[argc++] = olda.m[ch].buf;
+        no++;
+    }
+    argv[argc++] = nnew;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        if (!newa.has[ch]) continue;
+        argv[argc++] = newa.m[ch].buf;
+        argv[argc++] = newa.t[ch].buf;
+        argv[argc++] = herald_channel_name(ch);
+        nn++;
+    }
+    snprintf(nold, sizeof(nold), "%d", no);
+    snprintf(nnew, sizeof(nnew), "%d", nn);
+    send_or_finish(op, on_write, argc, argv);
+    strbuf_free(&kp);
+    strbuf_free(&ka);
+    strbuf_free(&kt);
+    addr_args_free(&olda);
+    addr_args_free(&newa);
+    free(json);
+    profile_free(&newp);
+    if (have_old) profile_free(&oldp);
+}
+
+static void read_person(struct pop *op)
+{
+    struct strbuf kp;
+    strbuf_init(&kp);
+    store_key_person(&kp, op->pp->cfg->prefix, op->id);
+    const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
+    send_or_finish(op, on_read_person, 4, argv);
+    strbuf_free(&kp);
+}
+
+static int start_read(struct pop *op)
+{
+    struct strbuf kp;
+    strbuf_init(&kp);
+    store_key_person(&kp, op->pp->cfg->prefix, op->id);
+    const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
+    int rc = start(op, on_read_person, 4, argv);
+    strbuf_free(&kp);
+    return rc;
+}
+
+int people_put(struct people *pp, const char *id, const json_t *body, people_cb cb, void *arg)
+{
+    if (!herald_id_valid(id)) return -HERALD_EINVAL;
+    struct pop *op = pop_new(pp, OP_PUT, id, cb, arg);
+    if (!json_is_object(body)) {
+        herald_seterr(op->err, sizeof(op->err), "body: must be a JSON object");
+        return fail_later(op, -HERALD_EINVAL);
+    }
+    op->body = json_deep_copy(body);
+    const json_t *bid = json_object_get(op->body, "id");
+    if (!bid) {
+        json_object_set_new(op->body, "id", json_string(id));
+    } else if (!json_is_string(bid) || strcmp(json_string_value(bid), id) != 0) {
+        herald_seterr(op->err, sizeof(op->err), "id: does not match the recipient id in the path");
+        return fail_later(op, -HERALD_EINVAL);
+    }
+    /* Refuse what is wrong before touching Redis; the write validates again. */
+    struct profile p;
+    if (profile_from_json(op->body, &p, false, NULL, NULL, 0, op->err, sizeof(op->err)) < 0)
+        return fail_later(op, -HERALD_EINVAL);
+    profile_free(&p);
+    return start_read(op);
+}
+
+static const char *const patch_keys[] = {"channels", "topics", "quiet_hours", "frequency"};
+
+int people_patch_preferences(struct people *pp, const char *id, const json_t *patch, people_cb cb, void *arg)
+{
+    if (!herald_id_valid(id)) return -HERALD_EINVAL;
+    struct pop *op = pop_new(pp, OP_PATCH, id, cb, arg);
+    if (!json_is_object(patch)) {
+        herald_seterr(op->err, sizeof(op->err), "body: must be a JSON object");
+        return fail_later(op, -HERALD_EINVAL);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)patch, key, v) {
+        size_t k = 0, n = sizeof(patch_keys) / sizeof(patch_keys[0]);
+        while (k < n && strcmp(key, patch_keys[k]) != 0) k++;
+        if (k == n) {
+            char q[40];
+            herald_seterr(op->err, sizeof(op->err),
+                          "preferences: unknown key \"%s\" (expected channels, topics, quiet_hours, frequency)",
+                          herald_printable(key, q, sizeof(q)));
+            return fail_later(op, -HERALD_EINVAL);
+        }
+    }
+    op->body = json_deep_copy(patch);
+    return start_read(op);
+}
+
+/* ---- consent ------------------------------------------------------------- */
+
+static bool text_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > HERALD_CONSENT_SOURCE_MAX) return false;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f) return false;
+    return true;
+}
+
+static void on_consent(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct pop *op = priv;
+    (void)rc;
+    if (reply_failed(op, r)) return;
+    if (r->type != REDIS_REPLY_INTEGER) {
+        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        return;
+    }
+    if (r->integer == 0) {
+        finish(op, -HERALD_ENOENT, NULL, "no such recipient");
+        return;
+    }
+    finish(op, 0, load_object(op->record, strlen(op->record)), NULL);
+}
+
+int people_consent_append(struct people *pp, const char *id, int channel, bool granted, const char *source,
+                          const char *text_version, int64_t now, people_cb cb, void *arg)
+{
+    if (!herald_id_valid(id)) return -HERALD_EINVAL;
+    struct pop *op = pop_new(pp, OP_CONSENT, id, cb, arg);
+    if (channel < 0 || channel >= HERALD_CH_COUNT) {
+        herald_seterr(op->err, sizeof(op->err), "channel: unknown channel (expected email or sms)");
+        return fail_later(op, -HERALD_EINVAL);
+    }
+    if (!text_ok(source)) {
+        herald_seterr(op->err, sizeof(op->err),
+                      "source: must be 1..%d printable characters", HERALD_CONSENT_SOURCE_MAX);
+        return fail_later(op, -HERALD_EINVAL);
+    }
+    if (text_version && !text_ok(text_version)) {
+        herald_seterr(op->err, sizeof(op->err),
+                      "text_version: must be 1..%d printable characters", HERALD_CONSENT_SOURCE_MAX);
+        return fail_later(op, -HERALD_EINVAL);
+    }
+    struct consent_record rec = {.channel = channel, .granted = granted, .at = now,
+                                 .source = (char *)source, .text_version = (char *)text_version};
+    op->record = consent_record_to_json(&rec);
+    op->channel = channel;
+    struct strbuf kp, kl;
+    strbuf_init(&kp);
+    strbuf_init(&kl);
+    store_key_person(&kp, pp->cfg->prefix, id);
+    store_key_ledger(&kl, pp->cfg->prefix, id);
+    char field[32];
+    snprintf(field, sizeof(field), "consent:%s", herald_channel_name(channel));
+    const char *argv[] = {"EVAL", lua_consent, "2", kp.buf, kl.buf, op->record, field};
+    int rc = start(op, on_consent, 7, argv);
+    strbuf_free(&kp);
+    strbuf_free(&kl);
+    return rc;
+}
+
+/* ---- erasure ------------------------------------------------------------- */
+
+static void erase_read(struct pop *op, bool first, int *rcp);
+
+static void on_erase(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct pop *op = priv;
+    (void)rc;
+    if (reply_failed(op, r)) return;
+    if (r->type != REDIS_REPLY_INTEGER) {
+        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        return;
+    }
+    if (r->integer == -2) {
+        finish(op, -HERALD_ENOENT, NULL, "no such recipient");
+        return;
+    }
+    if (r->integer == -1) {
+        if (++op->tries >= PEOPLE_CAS_TRIES) {
+            finish(op, -HERALD_EREDIS, NULL, "the recipient's data kept changing meanwhile; try again");
+            return;
+        }
+        erase_read(op, false, NULL);
+        return;
+    }
+    finish(op, 0, json_pack("{s:s, s:b, s:I}", "id", op->id, "erased", 1, "tombstones", (json_int_t)r->integer),
+           NULL);
+}
+
+static void on_erase_read(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct pop *op = priv;
+    (void)rc;
+    if (reply_failed(op, r)) return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        return;
+    }
+    const redisReply *pj = r->element[0], *rv = r->element[1];
+    if (pj->type != REDIS_REPLY_STRING) {
+        finish(op, -HERALD_ENOENT, NULL, "no such recipient");
+        return;
+    }
+    const char *secret = secret_of(op->pp->cfg); /* people_erase checked it is there */
+    /* Read the addresses from the JSON itself, so even one that no longer
+     * passes validation is tombstoned. */
+    json_t *obj = load_object(pj->str, pj->len);
+    struct strbuf kp, kl, kh, kc, ks, ka, kt, m[HERALD_CH_COUNT], t[HERALD_CH_COUNT];
+    strbuf_init(&kp);
+    strbuf_init(&kl);
+    strbuf_init(&kh);
+    strbuf_init(&kc);
+    strbuf_init(&ks);
+    strbuf_init(&ka);
+    strbuf_init(&kt);
+    const char *prefix = op->pp->cfg->prefix;
+    store_key_person(&kp, prefix, op->id);
+    store_key_ledger(&kl, prefix, op->id);
+    store_key_history(&kh, prefix, op->id);
+    store_key_campaigns(&kc, prefix, op->id);
+    store_key_sends(&ks, prefix, op->id);
+    store_key_addr(&ka, prefix);
+    store_key_tombstones(&kt, prefix);
+    const char *argv[PEOPLE_MAX_ARGS];
+    int argc = 0, n = 0;
+    char nbuf[16];
+    argv[argc++] = "EVAL";
+    argv[argc++] = lua_erase;
+    argv[argc++] = "7";
+    argv[argc++] = kp.buf;
+    argv[argc++] = kl.buf;
+    argv[argc++] = kh.buf;
+    argv[argc++] = kc.buf;
+    argv[argc++] = ks.buf;
+    argv[argc++] = ka.buf;
+    argv[argc++] = kt.buf;
+    argv[argc++] = rv->type == REDIS_REPLY_STRING ? rv->str : "";
+    argv[argc++] = op->id;
+    argv[argc++] = nbuf;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        strbuf_init(&m[ch]);
+        strbuf_init(&t[ch]);
+        const json_t *a = json_object_get(obj, ch == HERALD_CH_EMAIL ? "email" : "phone");
+        if (!json_is_string(a) || !*json_string_value(a)) continue;
+        store_suppress_member(&m[ch], ch, json_string_value(a));
+        people_tombstone_member(&t[ch], secret, ch, json_string_value(a));
+        n++;
+    }
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (m[ch].len) argv[argc++] = m[ch].buf;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (m[ch].len) argv[argc++] = t[ch].buf;
+    snprintf(nbuf, sizeof(nbuf), "%d", n);
+    send_or_finish(op, on_erase, argc, argv);
+    json_decref(obj);
+    strbuf_free(&kp);
+    strbuf_free(&kl);
+    strbuf_free(&kh);
+    strbuf_free(&kc);
+    strbuf_free(&ks);
+    strbuf_free(&ka);
+    strbuf_free(&kt);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        strbuf_free(&m[ch]);
+        strbuf_free(&t[ch]);
+    }
+}
+
+/* first: the public call (failure frees op and is reported through *rcp);
+ * later: a retry (failure ends op through its callback). */
+static void erase_read(struct pop *op, bool first, int *rcp)
+{
+    struct strbuf kp;
+    strbuf_init(&kp);
+    store_key_person(&kp, op->pp->cfg->prefix, op->id);
+    const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
+    if (first) *rcp = start(op, on_erase_read, 4, argv);
+    else send_or_finish(op, on_erase_read, 4, argv);
+    strbuf_free(&kp);
+}
+
+int people_erase(struct people *pp, const char *id, people_cb cb, void *arg)
+{
+    if (!herald_id_valid(id)) return -HERALD_EINVAL;
+    /* Erasure without a tombstone key would let a re-import be contacted. */
+    if (!secret_of(pp->cfg)) return -HERALD_ECONFIG;
+    struct pop *op = pop_new(pp, OP_ERASE, id, cb, arg);
+    int rc;
+    erase_read(op, true, &rc);
+    return rc;
+}
+
+/* ---- addresses ----------------------------------------------------------- */
+
+static void on_find(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct pop *op = priv;
+    (void)rc;
+    if (reply_failed(op, r)) return;
+    if (r->type == REDIS_REPLY_NIL) {
+        finish(op, -HERALD_ENOENT, NULL, "no recipient has this address");
+        return;
+    }
+    if (r->type != REDIS_REPLY_STRING) {
+        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        return;
+    }
+    finish(op, 0, json_pack("{s:s}", "id", r->str), NULL);
+}
+
+int people_find_by_address(struct people *pp, int channel, const char *address, people_cb cb, void *arg)
+{
+    if (channel < 0 || channel >= HERALD_CH_COUNT || !address) return -HERALD_EINVAL;
+    struct pop *op = pop_new(pp, OP_FIND, NULL, cb, arg);
+    struct strbuf ka, m;
+    strbuf_init(&ka);
+    strbuf_init(&m);
+    store_key_addr(&ka, pp->cfg->prefix);
+    store_suppress_member(&m, channel, address);
+    const char *argv[] = {"HGET", ka.buf, m.buf};
+    int rc = start(op, on_find, 3, argv);
+    strbuf_free(&ka);
+    strbuf_free(&m);
+    return rc;
+}
+
+static void on_suppress(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct pop *op = priv;
+    (void)rc;
+    if (reply_failed(op, r)) return;
+    if (r->type != REDIS_REPLY_INTEGER) {
+        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        return;
+    }
+    finish(op, 0, json_pack("{s:b}", "changed", r->integer == 1), NULL);
+}
+
+/* Knows whose address it is (or that nobody's): now change the list and
+ * that person's rev in one step. */
+static void on_suppress_owner(struct rconn *rc, redisReply *r, void *priv)
+{
+    struct pop *op = priv;
+    (void)rc;
+    if (reply_failed(op, r)) return;
+    struct strbuf ks, kp;
+    strbuf_init(&ks);
+    strbuf_init(&kp);
+    store_key_suppress(&ks, op->pp->cfg->prefix);
+    bool owned = r->type == REDIS_REPLY_STRING && herald_id_valid(r->str);
+    if (owned) store_key_person(&kp, op->pp->cfg->prefix, r->str);
+    const char *argv[7];
+    int argc = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = lua_suppress;
+    argv[argc++] = owned ? "2" : "1";
+    argv[argc++] = ks.buf;
+    if (owned) argv[argc++] = kp.buf;
+    argv[argc++] = op->on ? "1" : "0";
+    argv[argc++] = op->member;
+    send_or_finish(op, on_suppress, argc, argv);
+    strbuf_free(&ks);
+    strbuf_free(&kp);
+}
+
+int people_suppress(struct people *pp, int channel, const char *address, bool on, people_cb cb, void *arg)
+{
+    if (channel < 0 || channel >= HERALD_CH_COUNT || !address) return -HERALD_EINVAL;
+    struct pop *op = pop_new(pp, OP_SUPPRESS, NULL, cb, arg);
+    op->channel = channel;
+    op->on = on;
+    struct strbuf ka, m;
+    strbuf_init(&ka);
+    strbuf_init(&m);
+    store_key_addr(&ka, pp->cfg->prefix);
+    store_suppress_member(&m, channel, address);
+    op->member = strbuf_detach(&m, NULL);
+    const char *argv[] = {"HGET", ka.buf, op->member};
+    int rc = start(op, on_suppress_owner, 3, argv);
+    strbuf_free(&ka);
+    return rc;
+}

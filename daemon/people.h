@@ -1,0 +1,109 @@
+/*
+ * people.h - a person's data in Redis, as the API, the preference page and
+ * the provider webhooks change it.
+ *
+ * Every operation is asynchronous on the daemon's data connection and ends
+ * in exactly one callback (libuv's rule): if the call returns 0 the
+ * callback fires once, later, from the loop; if it returns < 0 it never
+ * fires. Every write is atomic (one Lua script or MULTI): nothing is ever
+ * half-applied. Every write bumps the person's `rev` field (store.h), so a
+ * message the daemon has looked up but not yet reserved is decided again
+ * with the new data. Never logs an address or a body; err never quotes one.
+ *
+ * Statuses passed to callbacks:
+ *    0               done; doc holds the result (the callback owns it)
+ *   -HERALD_ENOENT   no profile is stored for the id
+ *   -HERALD_EINVAL   the input is not acceptable; err says why (for a 400)
+ *   -HERALD_EREDIS   Redis failed or is unreachable (for a 503)
+ * Synchronous returns (the callback then never fires): -HERALD_EREDIS when
+ * the data connection is down (even for input that would be refused:
+ * the refusal, too, is delivered from the loop), -HERALD_EINVAL for an id
+ * that is not herald_id_valid or a channel out of range, and for
+ * people_erase -HERALD_ECONFIG when no tombstone key is configured.
+ *
+ * The subject-access document (people_get), one JSON object:
+ *   {"id": "...",
+ *    "profile":     {"email", "phone", "tz", "locale", "attributes"}  (absent keys omitted),
+ *    "preferences": {"channels": [...] or absent, "topics": {"name": bool},
+ *                    "quiet_hours": "HH:MM-HH:MM" or absent, "frequency": {...} or absent},
+ *    "consent":     [ledger records in the order they were written; each as
+ *                    consent_record_to_json: channel, granted, at, source, text_version],
+ *    "consent_current": {"email": {"granted": bool, "at": "RFC 3339"}, ...} (channels with a record),
+ *    "suppressed":  {"email": bool, "sms": bool},
+ *    "messages":    [newest first, at most STORE_HISTORY_MAX: {"campaign", "channel",
+ *                    "topic", "outcome", "reason", "provider", "at"}]}
+ */
+#ifndef HERALD_PEOPLE_H
+#define HERALD_PEOPLE_H
+
+#include <jansson.h>
+
+#include "config.h"
+#include "herald.h"
+#include "rconn.h"
+
+struct people;
+
+/* doc: a new reference the callback owns (NULL when status < 0). err: a
+ * message for the caller's answer when status < 0 (never an address). */
+typedef void (*people_cb)(int status, json_t *doc, const char *err, void *arg);
+
+/* cfg must outlive the context (prefix, [admin] tombstone_secret, ...). */
+struct people *people_new(struct rconn *data, const struct config *cfg);
+void people_free(struct people *pp);
+
+/* The subject-access document above. */
+int people_get(struct people *pp, const char *id, people_cb cb, void *arg);
+
+/* Creates or replaces the person's profile and preferences from a JSON
+ * object in the import format without "consent" (profile_from_json); the
+ * consent ledger, history and once-only records are kept. Keeps herald:addr
+ * in step (old addresses out, new ones in). doc: {"id", "created": bool,
+ * "tombstoned": ["email", ...]} where tombstoned lists the channels whose
+ * address was erased before (stored, but not contactable until the person
+ * consents again). */
+int people_put(struct people *pp, const char *id, const json_t *body, people_cb cb, void *arg);
+
+/* Changes only the keys present: "channels" (array, the order; null: no
+ * order, the campaign's applies),
+ * "topics" (object name -> bool, merged into the current topics; null
+ * removes a topic's preference), "quiet_hours" (string, or null to clear),
+ * "frequency" (object, or null to clear). Unknown keys and invalid values
+ * are refused whole. doc: the new "preferences" object. */
+int people_patch_preferences(struct people *pp, const char *id, const json_t *patch, people_cb cb,
+                             void *arg);
+
+/* Appends a consent record stamped with the server's time now to the
+ * append-only ledger and makes it the channel's current consent. source
+ * and text_version are 1..HERALD_CONSENT_SOURCE_MAX printable characters
+ * (text_version may be NULL). doc: the record as stored. */
+int people_consent_append(struct people *pp, const char *id, int channel, bool granted,
+                          const char *source, const char *text_version, int64_t now, people_cb cb,
+                          void *arg);
+
+/* Erasure: deletes the profile, preferences, consent ledger, history,
+ * sends and once-only records, and the herald:addr entries; adds a
+ * tombstone (HMAC-SHA256 under [admin] tombstone_secret, or link_secret
+ * when that is empty) of each address. The suppression list is kept.
+ * Returns -HERALD_ECONFIG (callback never fires) when neither secret is
+ * set: erasure without a tombstone would let a re-import be contacted.
+ * doc: {"id", "erased": true, "tombstones": N}. */
+int people_erase(struct people *pp, const char *id, people_cb cb, void *arg);
+
+/* The id of the person whose address (email or E.164 phone) on channel
+ * this is, via herald:addr. doc: {"id": "..."}; -HERALD_ENOENT when no
+ * person has it. */
+int people_find_by_address(struct people *pp, int channel, const char *address, people_cb cb,
+                           void *arg);
+
+/* Adds an address to (or removes it from) the suppression list; when the
+ * list changed and herald:addr names a person for the address, that
+ * person's rev is bumped in the same step. doc: {"changed": bool}. */
+int people_suppress(struct people *pp, int channel, const char *address, bool on, people_cb cb,
+                    void *arg);
+
+/* Tombstone member "<channel>:<hex HMAC-SHA256(secret, normalised address)>"
+ * (normalised as store_suppress_member). Shared with heraldctl import. */
+void people_tombstone_member(struct strbuf *sb, const char *secret, int channel, const char *address);
+
+#endif

@@ -1,0 +1,432 @@
+/*
+ * webhooks.c - provider feedback: SendGrid's event webhook and Twilio's
+ * inbound SMS (see webhooks.h for what each does).
+ *
+ * Owns only the per-request state of the two routes; the person's data is
+ * changed through people.h alone, and the one key of its own (the Twilio
+ * dedupe key, `<prefix>:webhook:twilio:<MessageSid>`, plus the counters
+ * hash `<prefix>:webhook:counts`) is written on the data connection.
+ * Parsing and the signed text are pure (feedback.c); this file adds the
+ * crypto, the clock and the Redis round trips.
+ *
+ * Main invariant: nothing changes unless the provider's signature over the
+ * exact bytes received verified first; a request refused (403, 400) has
+ * changed nothing. Logs carry ids (recipient id, MessageSid) and counts,
+ * never an address, a number or a body.
+ */
+#include "webhooks.h"
+
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/x509.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "feedback.h"
+#include "log.h"
+#include "people.h"
+
+#define TWIML_EMPTY "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
+#define TWIML_HELP                                                                                        \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>Reply STOP to stop these messages, START " \
+    "to receive them again.</Message></Response>"
+#define WEBHOOKS_SENDGRID_MAX_BODY (1024u * 1024u)
+#define SIG_B64_MAX 512 /* a DER ECDSA P-256 signature is at most 72 bytes */
+
+/* ---- shared helpers ------------------------------------------------------ */
+
+/* Standard base64 (with padding) into a new buffer; -1 when it is not. */
+static int b64_decode(const char *in, unsigned char **out, size_t *outlen)
+{
+    size_t n = strlen(in);
+    while (n && isspace((unsigned char)in[n - 1])) n--;
+    while (n && isspace((unsigned char)*in)) in++, n--;
+    if (n == 0 || n % 4 || n > 8192) return -1;
+    unsigned char *buf = xmalloc(n / 4 * 3 + 1);
+    int len = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)n);
+    if (len < 0) {
+        free(buf);
+        return -1;
+    }
+    /* EVP_DecodeBlock counts the bytes the padding stands for. */
+    if (in[n - 1] == '=') len--;
+    if (in[n - 2] == '=') len--;
+    *out = buf;
+    *outlen = (size_t)len;
+    return 0;
+}
+
+/* The value of setting key of every provider using plugin, in file order. */
+static size_t provider_settings(const struct config *cfg, const char *plugin, const char *key,
+                                const char **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->nproviders && n < max; i++) {
+        const struct config_provider *p = &cfg->providers[i];
+        if (!p->plugin || strcmp(p->plugin, plugin) != 0) continue;
+        for (size_t k = 0; k < p->nsettings; k++)
+            if (strcmp(p->settings[k].key, key) == 0 && p->settings[k].value[0]) {
+                out[n++] = p->settings[k].value;
+                break;
+            }
+    }
+    return n;
+}
+
+static void reply_ignored(struct rconn *rc, redisReply *reply, void *privdata)
+{
+    (void)rc, (void)reply, (void)privdata;
+}
+
+static void count(struct api_state *st, const char *field, long long by)
+{
+    if (by <= 0) return;
+    struct strbuf k;
+    strbuf_init(&k);
+    strbuf_addf(&k, "%s:webhook:counts", st->cfg->prefix);
+    rconn_command(st->data, reply_ignored, NULL, "HINCRBY %s %s %lld", k.buf, field, by);
+    strbuf_free(&k);
+}
+
+/* ---- SendGrid -------------------------------------------------------------- */
+
+/* True when sig is pubkey_b64's ECDSA P-256/SHA-256 signature of ts + body. */
+static bool sg_verify(const char *pubkey_b64, const char *ts, const char *body, size_t len,
+                      const unsigned char *sig, size_t siglen)
+{
+    unsigned char *der = NULL;
+    size_t derlen = 0;
+    if (b64_decode(pubkey_b64, &der, &derlen) < 0) return false;
+    const unsigned char *p = der;
+    EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)derlen);
+    free(der);
+    bool ok = false;
+    if (pk && EVP_PKEY_base_id(pk) == EVP_PKEY_EC && EVP_PKEY_bits(pk) == 256) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pk) == 1 &&
+             EVP_DigestVerifyUpdate(md, ts, strlen(ts)) == 1 && EVP_DigestVerifyUpdate(md, body, len) == 1 &&
+             EVP_DigestVerifyFinal(md, sig, siglen) == 1;
+        EVP_MD_CTX_free(md);
+    }
+    EVP_PKEY_free(pk);
+    ERR_clear_error(); /* a failed verification leaves entries behind */
+    return ok;
+}
+
+/* Seconds since the epoch from 1..12 decimal digits, or -1. */
+static int64_t parse_unix(const char *s)
+{
+    int64_t v = 0;
+    size_t n = 0;
+    for (; *s; s++, n++) {
+        if (!isdigit((unsigned char)*s) || n == 12) return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return n ? v : -1;
+}
+
+struct sg_ctx {
+    struct http_request *req;
+    struct api_state *st;
+    struct feedback_sendgrid fs;
+    size_t pending;
+    size_t changed, refused;
+    bool failed;
+};
+
+static void sg_finish(struct sg_ctx *c)
+{
+    if (c->failed) {
+        log_warn("webhooks", "sendgrid: redis failed; events=%zu suppressed=%zu (SendGrid retries)",
+                 c->fs.nevents, c->changed);
+        http_respond_error(c->req, 503, "storage unavailable, retry later");
+    } else {
+        count(c->st, "sendgrid:suppressed", (long long)c->changed);
+        log_info("webhooks", "sendgrid: events=%zu suppressed=%zu already=%zu ignored=%zu refused=%zu",
+                 c->fs.nevents, c->changed, c->fs.nsuppress - c->changed - c->refused, c->fs.nignored,
+                 c->refused);
+        http_respond_json(c->req, 200,
+                          json_pack("{s:I, s:I, s:I}", "events", (json_int_t)c->fs.nevents, "suppressed",
+                                    (json_int_t)c->changed, "ignored", (json_int_t)c->fs.nignored));
+    }
+    feedback_sendgrid_free(&c->fs);
+    free(c);
+}
+
+static void sg_suppressed(int status, json_t *doc, const char *err, void *arg)
+{
+    (void)err;
+    struct sg_ctx *c = arg;
+    if (status == 0) {
+        if (json_is_true(json_object_get(doc, "changed"))) c->changed++;
+    } else if (status == -HERALD_EINVAL) {
+        c->refused++; /* not an address the store accepts: nothing to suppress */
+    } else {
+        c->failed = true;
+    }
+    json_decref(doc);
+    if (--c->pending == 0) sg_finish(c);
+}
+
+static void sendgrid_post(struct http_request *req, void *arg)
+{
+    struct api_state *st = arg;
+    const char *keys[16];
+    size_t nkeys = provider_settings(st->cfg, "email_sendgrid", "webhook_public_key", keys, 16);
+    if (nkeys == 0) {
+        log_warn("webhooks", "sendgrid: refused: no email_sendgrid provider has a webhook_public_key");
+        http_respond_error(req, 403, "no webhook_public_key is configured: events are refused");
+        return;
+    }
+    const char *sig_b64 = http_request_header(req, "X-Twilio-Email-Event-Webhook-Signature");
+    const char *ts = http_request_header(req, "X-Twilio-Email-Event-Webhook-Timestamp");
+    if (!sig_b64 || !ts) {
+        log_warn("webhooks", "sendgrid: refused: signature or timestamp header missing");
+        http_respond_error(req, 403, "signature required");
+        return;
+    }
+    int64_t t = parse_unix(ts), now = (int64_t)time(NULL);
+    if (t < 0 || t < now - WEBHOOKS_SG_MAX_AGE_S || t > now + WEBHOOKS_SG_MAX_AHEAD_S) {
+        log_warn("webhooks", "sendgrid: refused: timestamp not a time or outside the accepted window");
+        http_respond_error(req, 403, "timestamp outside the accepted window");
+        return;
+    }
+    unsigned char *sig = NULL;
+    size_t siglen = 0;
+    size_t blen = 0;
+    const char *body = http_request_body(req, &blen);
+    bool ok = false;
+    if (strlen(sig_b64) <= SIG_B64_MAX && b64_decode(sig_b64, &sig, &siglen) == 0)
+        for (size_t i = 0; i < nkeys && !ok; i++) ok = sg_verify(keys[i], ts, body, blen, sig, siglen);
+    free(sig);
+    if (!ok) {
+        log_warn("webhooks", "sendgrid: refused: signature does not verify");
+        http_respond_error(req, 403, "signature does not verify");
+        return;
+    }
+    if (!st->people) {
+        http_respond_error(req, 503, "not ready");
+        return;
+    }
+    struct sg_ctx *c = xcalloc(1, sizeof(*c));
+    c->req = req;
+    c->st = st;
+    char err[160];
+    if (feedback_sendgrid_parse(body, blen, &c->fs, err, sizeof(err)) < 0) {
+        free(c);
+        http_respond_error(req, 400, err);
+        return;
+    }
+    /* One reference for this loop, so that answers arriving meanwhile cannot finish early. */
+    c->pending = 1;
+    for (size_t i = 0; i < c->fs.nsuppress; i++) {
+        c->pending++;
+        if (people_suppress(st->people, HERALD_CH_EMAIL, c->fs.suppress[i], true, sg_suppressed, c) < 0) {
+            c->pending--;
+            c->failed = true;
+            break;
+        }
+    }
+    if (--c->pending == 0) sg_finish(c);
+}
+
+/* ---- Twilio ---------------------------------------------------------------- */
+
+static bool tw_verify(const char *token, const char *text, size_t len, const unsigned char *sig, size_t siglen)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!HMAC(EVP_sha1(), token, (int)strlen(token), (const unsigned char *)text, len, md, &mdlen)) return false;
+    return siglen == mdlen && CRYPTO_memcmp(md, sig, mdlen) == 0;
+}
+
+struct tw_ctx {
+    struct http_request *req;
+    struct api_state *st;
+    enum feedback_keyword kw;
+    char sid[HERALD_ID_MAX + 1];
+    char *id;        /* the person's id once found */
+    char *dedupe;    /* <prefix>:webhook:twilio:<sid> */
+    struct feedback_form form; /* kept until the end: people.h may read From later */
+};
+
+static void tw_free(struct tw_ctx *c)
+{
+    free(c->id);
+    free(c->dedupe);
+    feedback_form_free(&c->form);
+    free(c);
+}
+
+static void twiml(struct http_request *req, enum feedback_keyword kw)
+{
+    const char *x = kw == FEEDBACK_KW_HELP ? TWIML_HELP : TWIML_EMPTY;
+    http_respond(req, 200, "text/xml; charset=utf-8", x, strlen(x));
+}
+
+static void tw_fail(struct tw_ctx *c, bool undo)
+{
+    /* Forget the MessageSid, so that a redelivery is applied. */
+    if (undo) rconn_command(c->st->data, reply_ignored, NULL, "DEL %s", c->dedupe);
+    log_warn("webhooks", "twilio: %s sid=%s not applied: redis failed", feedback_keyword_name(c->kw), c->sid);
+    http_respond_error(c->req, 503, "storage unavailable, retry later");
+    tw_free(c);
+}
+
+static void tw_consented(int status, json_t *doc, const char *err, void *arg)
+{
+    (void)err;
+    struct tw_ctx *c = arg;
+    json_decref(doc);
+    if (status == 0) {
+        const char *kw = feedback_keyword_name(c->kw);
+        char field[32];
+        snprintf(field, sizeof(field), "twilio:%s", kw);
+        count(c->st, field, 1);
+        log_info("webhooks", "twilio: %s recipient=%s sid=%s: sms consent %s", kw, c->id, c->sid,
+                 c->kw == FEEDBACK_KW_STOP ? "revoked" : "granted");
+    } else if (status == -HERALD_ENOENT) {
+        log_info("webhooks", "twilio: %s sid=%s: the person was erased meanwhile", feedback_keyword_name(c->kw),
+                 c->sid);
+    } else {
+        tw_fail(c, true);
+        return;
+    }
+    twiml(c->req, c->kw);
+    tw_free(c);
+}
+
+static void tw_deduped(struct rconn *rc, redisReply *reply, void *arg)
+{
+    (void)rc;
+    struct tw_ctx *c = arg;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        tw_fail(c, false);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_NIL) {
+        log_debug("webhooks", "twilio: sid=%s seen before: nothing changes", c->sid);
+        twiml(c->req, c->kw);
+        tw_free(c);
+        return;
+    }
+    if (c->kw == FEEDBACK_KW_HELP) {
+        count(c->st, "twilio:help", 1);
+        log_info("webhooks", "twilio: help recipient=%s sid=%s", c->id, c->sid);
+        twiml(c->req, c->kw);
+        tw_free(c);
+        return;
+    }
+    if (people_consent_append(c->st->people, c->id, HERALD_CH_SMS, c->kw == FEEDBACK_KW_START, "sms_keyword",
+                              NULL, (int64_t)time(NULL), tw_consented, c) < 0)
+        tw_fail(c, true);
+}
+
+static void tw_found(int status, json_t *doc, const char *err, void *arg)
+{
+    (void)err;
+    struct tw_ctx *c = arg;
+    const char *id = status == 0 ? json_string_value(json_object_get(doc, "id")) : NULL;
+    if (id) c->id = xstrdup(id);
+    json_decref(doc);
+    if (status == -HERALD_ENOENT || status == -HERALD_EINVAL || (status == 0 && !c->id)) {
+        log_info("webhooks", "twilio: %s sid=%s from a number herald does not know: nothing stored",
+                 feedback_keyword_name(c->kw), c->sid);
+        twiml(c->req, c->kw);
+        tw_free(c);
+        return;
+    }
+    if (status < 0) {
+        tw_fail(c, false);
+        return;
+    }
+    struct strbuf k;
+    strbuf_init(&k);
+    strbuf_addf(&k, "%s:webhook:twilio:%s", c->st->cfg->prefix, c->sid);
+    c->dedupe = strbuf_detach(&k, NULL);
+    if (rconn_command(c->st->data, tw_deduped, c, "SET %s 1 NX EX %d", c->dedupe, WEBHOOKS_DEDUPE_TTL_S) < 0)
+        tw_fail(c, false);
+}
+
+static void twilio_post(struct http_request *req, void *arg)
+{
+    struct api_state *st = arg;
+    const char *tokens[16];
+    size_t ntokens = provider_settings(st->cfg, "sms_twilio", "auth_token", tokens, 16);
+    const char *sig_b64 = http_request_header(req, "X-Twilio-Signature");
+    if (ntokens == 0 || !st->cfg->public_url || !st->cfg->public_url[0]) {
+        log_warn("webhooks", "twilio: refused: needs an sms_twilio provider's auth_token and [admin] public_url");
+        http_respond_error(req, 403, "no auth_token or public_url is configured: requests are refused");
+        return;
+    }
+    if (!sig_b64) {
+        log_warn("webhooks", "twilio: refused: X-Twilio-Signature missing");
+        http_respond_error(req, 403, "signature required");
+        return;
+    }
+    size_t blen = 0;
+    const char *body = http_request_body(req, &blen);
+    struct feedback_form form;
+    char err[160];
+    if (feedback_form_parse(body, blen, &form, err, sizeof(err)) < 0) {
+        http_respond_error(req, 400, err);
+        return;
+    }
+    struct strbuf text;
+    strbuf_init(&text);
+    feedback_twilio_signed_text(&text, st->cfg->public_url, http_request_path(req), http_request_query(req), &form);
+    unsigned char *sig = NULL;
+    size_t siglen = 0;
+    bool ok = false;
+    if (strlen(sig_b64) <= SIG_B64_MAX && b64_decode(sig_b64, &sig, &siglen) == 0)
+        for (size_t i = 0; i < ntokens && !ok; i++) ok = tw_verify(tokens[i], text.buf, text.len, sig, siglen);
+    free(sig);
+    strbuf_free(&text);
+    if (!ok) {
+        feedback_form_free(&form);
+        log_warn("webhooks", "twilio: refused: X-Twilio-Signature does not verify");
+        http_respond_error(req, 403, "signature does not verify");
+        return;
+    }
+
+    enum feedback_keyword kw =
+        feedback_twilio_keyword(feedback_form_get(&form, "Body"), feedback_form_get(&form, "OptOutType"));
+    const char *from = feedback_form_get(&form, "From");
+    const char *sid = feedback_form_get(&form, "MessageSid");
+    if (!sid) sid = feedback_form_get(&form, "SmsSid");
+    if (kw == FEEDBACK_KW_NONE || !from || !from[0]) {
+        feedback_form_free(&form);
+        twiml(req, kw);
+        return;
+    }
+    if (!sid || !herald_id_valid(sid)) {
+        feedback_form_free(&form);
+        http_respond_error(req, 400, "MessageSid: missing or not an id");
+        return;
+    }
+    if (!st->people) {
+        feedback_form_free(&form);
+        http_respond_error(req, 503, "not ready");
+        return;
+    }
+    struct tw_ctx *c = xcalloc(1, sizeof(*c));
+    c->req = req;
+    c->st = st;
+    c->kw = kw;
+    snprintf(c->sid, sizeof(c->sid), "%s", sid);
+    c->form = form;
+    if (people_find_by_address(st->people, HERALD_CH_SMS, from, tw_found, c) < 0) tw_fail(c, false);
+}
+
+int webhooks_register(struct http_server *srv, struct api_state *st)
+{
+    int rc = http_route(srv, "POST", "/v1/webhooks/sendgrid", sendgrid_post, st);
+    /* SendGrid batches events into posts of up to 768 KB: take them whole. */
+    if (rc == 0) rc = http_route_body_limit(srv, "POST", "/v1/webhooks/sendgrid", WEBHOOKS_SENDGRID_MAX_BODY);
+    if (rc < 0) return rc;
+    return http_route(srv, "POST", "/v1/webhooks/twilio", twilio_post, st);
+}
