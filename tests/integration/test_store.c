@@ -1,0 +1,277 @@
+/*
+ * test_store.c - the queue's Lua scripts (store.h) against a real
+ * redis-server started here on a free loopback port: lookup, reserve
+ * (including the `rev` check that makes a change of mind apply to a
+ * message already looked up), finish (history cap, no record for an erased
+ * person, aggregated progress). The daemon's e2e tests cover them end to
+ * end; these pin the contracts down where a failure names the script.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "store.h"
+
+static pid_t redis_pid;
+static redisContext *rc;
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        return -1;
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int port = free_port();
+        char ps[16];
+        snprintf(ps, sizeof(ps), "%d", port);
+        redis_pid = fork();
+        if (redis_pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            if (null >= 0) {
+                dup2(null, 1);
+                dup2(null, 2);
+            }
+            execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", (char *)NULL);
+            _exit(127);
+        }
+        for (int i = 0; i < 100; i++) {
+            struct timeval tv = {1, 0};
+            rc = redisConnectWithTimeout("127.0.0.1", port, tv);
+            if (rc && !rc->err) {
+                redisReply *r = redisCommand(rc, "PING");
+                bool ok = r && r->type == REDIS_REPLY_STATUS;
+                freeReplyObject(r);
+                if (ok) return 0;
+            }
+            if (rc) redisFree(rc);
+            rc = NULL;
+            int status;
+            if (waitpid(redis_pid, &status, WNOHANG) == redis_pid) break; /* port taken: try another */
+            usleep(50000);
+        }
+        kill(redis_pid, SIGKILL);
+        waitpid(redis_pid, NULL, 0);
+    }
+    return -1;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    if (rc) redisFree(rc);
+    kill(redis_pid, SIGTERM);
+    waitpid(redis_pid, NULL, 0);
+    return 0;
+}
+
+static redisReply *cmd(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    return r;
+}
+
+static void cmd_ok(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+
+/* EVAL script with argv (NULL-terminated), nkeys of them keys. */
+static redisReply *eval(const char *script, int nkeys, const char **args)
+{
+    const char *argv[256];
+    int argc = 0;
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    argv[argc++] = "EVAL";
+    argv[argc++] = script;
+    argv[argc++] = nk;
+    for (; *args; args++) argv[argc++] = *args;
+    redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR) fail_msg("script error: %s", r->str);
+    return r;
+}
+
+static void lookup_returns_five_values_per_person(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    cmd_ok("HSET t:r:{a} profile {\"id\":\"a\"} consent:email {} rev 3");
+    cmd_ok("HSET t:r:{a}:campaigns c1 %s", "sent 1-0 run 5");
+    const char *args[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{nobody}", "t:r:{nobody}:campaigns", "c1", NULL};
+    redisReply *r = eval(store_lua_lookup, 4, args);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 10);
+    assert_string_equal(r->element[0]->str, "{\"id\":\"a\"}");
+    assert_string_equal(r->element[1]->str, "{}");
+    assert_int_equal(r->element[2]->type, REDIS_REPLY_NIL); /* no sms consent */
+    assert_string_equal(r->element[3]->str, "3");
+    assert_string_equal(r->element[4]->str, "sent 1-0 run 5");
+    for (int i = 5; i < 10; i++) assert_int_equal(r->element[i]->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+}
+
+/* One reserve call for two people, no caps: rev "1" for a, given rev_b for b. */
+static redisReply *reserve_two(const char *rev_a, const char *rev_b, const char *record_b)
+{
+    const char *args[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{a}:sends",
+                          "t:r:{b}", "t:r:{b}:campaigns", "t:r:{b}:sends",
+                          "1000", "c1", "news", "0",
+                          rev_a, "pending 1-0 run 1000 1", "email", "email|news|c1", "0", "0",
+                          rev_b, record_b, "email", "email|news|c1", "0", "0", NULL};
+    return eval(store_lua_reserve, 6, args);
+}
+
+static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    cmd_ok("HSET t:r:{a} rev 1");
+    cmd_ok("HSET t:r:{b} rev 7"); /* changed (API, page, webhook) after the daemon read rev 6 */
+    redisReply *r = reserve_two("1", "6", "pending 1-0 run 1000 2");
+    assert_int_equal(r->elements, 4);
+    assert_string_equal(r->element[0]->str, "ok");
+    assert_string_equal(r->element[2]->str, "stale");
+    freeReplyObject(r);
+    r = cmd("HGET t:r:{b}:campaigns c1");
+    assert_int_equal(r->type, REDIS_REPLY_NIL); /* nothing reserved for b */
+    freeReplyObject(r);
+    r = cmd("HGET t:r:{a}:campaigns c1");
+    assert_string_equal(r->str, "pending 1-0 run 1000 1");
+    freeReplyObject(r);
+
+    /* Decided again with the new rev: reserved. A person erased meanwhile
+     * (no hash, rev "") is stale for any rev that was read. */
+    r = reserve_two("1", "7", "pending 1-0 run 1000 3");
+    assert_string_equal(r->element[0]->str, "duplicate"); /* a: its own record, met again */
+    assert_string_equal(r->element[1]->str, "pending 1-0 run 1000 1");
+    assert_string_equal(r->element[2]->str, "ok");
+    freeReplyObject(r);
+    cmd_ok("DEL t:r:{b}");
+    r = reserve_two("1", "7", "pending 1-0 run 1000 4");
+    assert_string_equal(r->element[2]->str, "stale");
+    freeReplyObject(r);
+}
+
+static void reserve_checks_caps_in_order(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    cmd_ok("ZADD t:r:{a}:sends 990 email|news|old1 995 sms|news|old2");
+    const char *args[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{a}:sends", "1000", "c1", "news", "2",
+                          "daily_email", "email", "1", "86400", "",
+                          "any_news", "any", "5", "86400", ",news,",
+                          "", "pending 1-0 run 1000 1", "email", "email|news|c1", "86400", "0", NULL};
+    redisReply *r = eval(store_lua_reserve, 3, args);
+    assert_string_equal(r->element[0]->str, "cap");
+    assert_string_equal(r->element[1]->str, "daily_email");
+    freeReplyObject(r);
+    /* Nothing was reserved: the history still holds the two old messages. */
+    r = cmd("ZCARD t:r:{a}:sends");
+    assert_int_equal(r->integer, 2);
+    freeReplyObject(r);
+}
+
+static void finish_writes_record_history_audit_and_progress(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    cmd_ok("HSET t:r:{a} rev 1");
+    /* b was erased while its message was in flight: no key of b comes back. */
+    const char *fixed[] = {"t:audit", "t:campaign:c1"};
+    const char *per_a[] = {"t:r:{a}:campaigns", "t:r:{a}:history", "t:r:{a}:sends", "t:r:{a}"};
+    const char *per_b[] = {"t:r:{b}:campaigns", "t:r:{b}:history", "t:r:{b}:sends", "t:r:{b}"};
+    for (int round = 0; round < 3; round++) {
+        const char *args[64];
+        int n = 0;
+        args[n++] = fixed[0];
+        args[n++] = fixed[1];
+        for (int k = 0; k < 4; k++) args[n++] = per_a[k];
+        for (int k = 0; k < 4; k++) args[n++] = per_b[k];
+        const char *vals[] = {"1000", "c1",
+                              "a", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
+                              "id-1", "2026-01-01T00:00:00Z",
+                              "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
+                              "id-2", "2026-01-01T00:00:00Z",
+                              "sent", "2", NULL};
+        for (int k = 0; vals[k]; k++) args[n++] = vals[k];
+        args[n] = NULL;
+        redisReply *r = eval(store_lua_finish, 10, args);
+        assert_int_equal(r->integer, 2);
+        freeReplyObject(r);
+    }
+    redisReply *r = cmd("HGET t:campaign:c1 sent");
+    assert_string_equal(r->str, "6");
+    freeReplyObject(r);
+    r = cmd("XLEN t:audit");
+    assert_int_equal(r->integer, 6); /* the audit names no address: b's records stay */
+    freeReplyObject(r);
+    r = cmd("LLEN t:r:{a}:history");
+    assert_int_equal(r->integer, 3);
+    freeReplyObject(r);
+    r = cmd("EXISTS t:r:{b}:campaigns t:r:{b}:history");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+
+    /* The history keeps the newest STORE_HISTORY_MAX. */
+    for (int i = 0; i < STORE_HISTORY_MAX + 20; i++) {
+        char h[64];
+        snprintf(h, sizeof(h), "{\"n\":%d}", i);
+        const char *args[] = {"t:audit", "t:campaign:c1", per_a[0], per_a[1], per_a[2], per_a[3], "1000", "c1",
+                              "a", "", "", h, "email", "suppressed", "duplicate", "", "", "x", NULL};
+        freeReplyObject(eval(store_lua_finish, 6, args));
+    }
+    r = cmd("LLEN t:r:{a}:history");
+    assert_int_equal(r->integer, STORE_HISTORY_MAX);
+    freeReplyObject(r);
+    r = cmd("LINDEX t:r:{a}:history 0");
+    char want[64];
+    snprintf(want, sizeof(want), "{\"n\":%d}", STORE_HISTORY_MAX + 19);
+    assert_string_equal(r->str, want);
+    freeReplyObject(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(lookup_returns_five_values_per_person),
+        cmocka_unit_test(reserve_refuses_a_person_changed_since_the_lookup),
+        cmocka_unit_test(reserve_checks_caps_in_order),
+        cmocka_unit_test(finish_writes_record_history_audit_and_progress),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
