@@ -74,6 +74,70 @@ static redisContext *connect_redis(const struct config *cfg)
     return c;
 }
 
+/* People are written in windows of this many: two round trips each. */
+#define IMPORT_WINDOW 256
+
+struct import_line {
+    long lineno;
+    struct profile prof;
+    struct consent_record *recs;
+    size_t nrecs;
+    struct strbuf tm[HERALD_CH_COUNT];
+};
+
+struct import_run {
+    const char *path;
+    struct import_line win[IMPORT_WINDOW];
+    size_t n;
+    long imported, tombstoned;
+};
+
+static void import_line_free(struct import_line *l)
+{
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) strbuf_free(&l->tm[ch]);
+    for (size_t i = 0; i < l->nrecs; i++) consent_record_free(&l->recs[i]);
+    free(l->recs);
+    profile_free(&l->prof);
+}
+
+/* Writes the window; 0, or 2 after printing why Redis refused it. */
+static int import_flush(const struct config *cfg, redisContext *c, struct import_run *run)
+{
+    struct store_import items[IMPORT_WINDOW];
+    memset(items, 0, sizeof(items));
+    for (size_t i = 0; i < run->n; i++) {
+        struct import_line *l = &run->win[i];
+        items[i].p = &l->prof;
+        items[i].recs = l->recs;
+        items[i].nrecs = l->nrecs;
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) items[i].tombstones[ch] = l->tm[ch].len ? l->tm[ch].buf : NULL;
+    }
+    char err[512];
+    int rc = 0;
+    if (run->n && store_sync_import_batch(c, cfg->prefix, items, run->n, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s:%ld-%ld: %s\n", run->path, run->win[0].lineno, run->win[run->n - 1].lineno, err);
+        rc = 2;
+    }
+    for (size_t i = 0; i < run->n; i++) {
+        struct import_line *l = &run->win[i];
+        if (rc == 0) {
+            run->imported++;
+            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+                if (!(items[i].tombstoned & (1u << ch))) continue;
+                /* The id only: never the address. */
+                printf("%s:%ld: recipient %s: the %s address was erased before; stored without %s consent "
+                       "(not contactable on %s until they consent again)\n",
+                       run->path, l->lineno, l->prof.id, herald_channel_name(ch), herald_channel_name(ch),
+                       herald_channel_name(ch));
+                run->tombstoned++;
+            }
+        }
+        import_line_free(l);
+    }
+    run->n = 0;
+    return rc;
+}
+
 static int cmd_import(const struct config *cfg, redisContext *c, const char *path)
 {
     FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
@@ -84,13 +148,15 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    long lineno = 0, imported = 0, skipped = 0, tombstoned_n = 0;
+    long lineno = 0, skipped = 0;
     int rc = 0;
+    struct import_run *run = xcalloc(1, sizeof(*run));
+    run->path = path;
     /* Tombstones are keyed like the daemon keys them (people.c). */
     const char *secret = cfg->tombstone_secret && *cfg->tombstone_secret ? cfg->tombstone_secret
                          : cfg->link_secret && *cfg->link_secret         ? cfg->link_secret
                                                                           : NULL;
-    while ((len = getline(&line, &cap, fp)) >= 0) {
+    while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         const char *p = line;
@@ -110,57 +176,46 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
             skipped++;
             continue;
         }
-        struct profile prof;
-        struct consent_record *recs = NULL;
-        size_t nrecs = 0;
-        if (profile_from_json(obj, &prof, true, &recs, &nrecs, time(NULL), err, sizeof(err)) < 0) {
+        struct import_line *l = &run->win[run->n];
+        if (profile_from_json(obj, &l->prof, true, &l->recs, &l->nrecs, time(NULL), err, sizeof(err)) < 0) {
             fprintf(stderr, "%s:%ld: %s\n", path, lineno, err);
             json_decref(obj);
             skipped++;
             continue;
         }
         json_decref(obj);
+        l->lineno = lineno;
+        /* The same person twice in one window would read the profile from
+         * before both: write what came before first. */
+        for (size_t i = 0; i < run->n; i++)
+            if (strcmp(run->win[i].prof.id, l->prof.id) == 0) {
+                struct import_line tmp = *l;
+                run->win[run->n] = (struct import_line){0};
+                rc = import_flush(cfg, c, run);
+                run->win[0] = tmp;
+                l = &run->win[0];
+                break;
+            }
         /* An address erased before (DELETE /v1/recipients/{id}) left a
          * tombstone: the person is stored but not contactable on that
          * channel until they consent again. */
-        struct strbuf tm[HERALD_CH_COUNT];
-        const char *tombs[HERALD_CH_COUNT] = {0};
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-            strbuf_init(&tm[ch]);
-            const char *addr = profile_address(&prof, ch);
-            if (!secret || !addr) continue;
-            people_tombstone_member(&tm[ch], secret, ch, addr);
-            tombs[ch] = tm[ch].buf;
+            strbuf_init(&l->tm[ch]);
+            const char *addr = profile_address(&l->prof, ch);
+            if (secret && addr) people_tombstone_member(&l->tm[ch], secret, ch, addr);
         }
-        unsigned tombstoned = 0;
-        if (store_sync_import_checked(c, cfg->prefix, tombs, &prof, recs, nrecs, &tombstoned, err, sizeof(err)) < 0) {
-            fprintf(stderr, "%s:%ld: %s\n", path, lineno, err);
-            rc = 2;
-        } else {
-            imported++;
-            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-                if (!(tombstoned & (1u << ch))) continue;
-                /* The id only: never the address. */
-                printf("%s:%ld: recipient %s: the %s address was erased before; stored without %s consent "
-                       "(not contactable on %s until they consent again)\n",
-                       path, lineno, prof.id, herald_channel_name(ch), herald_channel_name(ch),
-                       herald_channel_name(ch));
-                tombstoned_n++;
-            }
-        }
-        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) strbuf_free(&tm[ch]);
-        for (size_t i = 0; i < nrecs; i++) consent_record_free(&recs[i]);
-        free(recs);
-        profile_free(&prof);
-        if (rc == 2) break;
+        if (++run->n == IMPORT_WINDOW) rc = import_flush(cfg, c, run);
     }
+    if (rc == 0) rc = import_flush(cfg, c, run);
+    for (size_t i = 0; i < run->n; i++) import_line_free(&run->win[i]);
     free(line);
     if (fp != stdin) fclose(fp);
-    if (tombstoned_n)
-        printf("imported %ld, skipped %ld, %ld address(es) erased before: stored without consent\n", imported,
-               skipped, tombstoned_n);
+    if (run->tombstoned)
+        printf("imported %ld, skipped %ld, %ld address(es) erased before: stored without consent\n", run->imported,
+               skipped, run->tombstoned);
     else
-        printf("imported %ld, skipped %ld\n", imported, skipped);
+        printf("imported %ld, skipped %ld\n", run->imported, skipped);
+    free(run);
     if (rc) return rc;
     return skipped ? 1 : 0;
 }

@@ -262,8 +262,8 @@ static int expect_ok(redisContext *c, char *err, size_t errlen)
 int store_sync_import(redisContext *c, const char *prefix, const struct profile *p,
                       const struct consent_record *recs, size_t nrecs, char *err, size_t errlen)
 {
-    unsigned tomb;
-    return store_sync_import_checked(c, prefix, NULL, p, recs, nrecs, &tomb, err, errlen);
+    struct store_import it = {.p = p, .recs = recs, .nrecs = nrecs};
+    return store_sync_import_batch(c, prefix, &it, 1, err, errlen);
 }
 
 int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address,
@@ -349,97 +349,43 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
     return out;
 }
 
-/* A blocking command's reply (NULL with err set when there is none or it
- * is an error). */
-static redisReply *sync_cmd_argv(redisContext *c, int argc, const char **argv, char *err, size_t errlen)
+/* Reads the next reply of a pipeline; NULL with err set when there is none
+ * (the connection failed: the rest of the pipeline is lost too). */
+static redisReply *next_reply(redisContext *c, char *err, size_t errlen)
 {
-    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-    if (!r) {
-        herald_seterr(err, errlen, "redis: %s", c->errstr);
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        herald_seterr(err, errlen, "redis: %s", r->str);
-        freeReplyObject(r);
+    redisReply *r = NULL;
+    if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+        herald_seterr(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
         return NULL;
     }
     return r;
 }
 
-int store_sync_import_checked(redisContext *c, const char *prefix,
-                              const char *const tombstones[HERALD_CH_COUNT], const struct profile *p,
-                              const struct consent_record *recs, size_t nrecs, unsigned *tombstoned,
-                              char *err, size_t errlen)
+/* The writes of one person, queued as one MULTI ... EXEC; returns the
+ * number of replies they will produce. drop[ch]: an old address member to
+ * take out of herald:addr (or NULL). */
+static int append_import(redisContext *c, const char *prefix, struct store_import *it, char *const drop[])
 {
-    char *drop[HERALD_CH_COUNT] = {0};
-    struct strbuf kp, kl, ka, kt, m;
+    const struct profile *p = it->p;
+    struct strbuf kp, kl, ka, m;
     strbuf_init(&kp);
     strbuf_init(&kl);
     strbuf_init(&ka);
-    strbuf_init(&kt);
     strbuf_init(&m);
     store_key_person(&kp, prefix, p->id);
     store_key_ledger(&kl, prefix, p->id);
     store_key_addr(&ka, prefix);
-    store_key_tombstones(&kt, prefix);
-    *tombstoned = 0;
-    int rc = 0;
-    redisReply *r = NULL;
-
-    /* Which addresses were erased before: their consent records are not
-     * stored (the person must consent again, through the API). */
-    for (int ch = 0; tombstones && ch < HERALD_CH_COUNT; ch++) {
-        if (!tombstones[ch] || !profile_address(p, ch)) continue;
-        const char *argv[] = {"SISMEMBER", kt.buf, tombstones[ch]};
-        if (!(r = sync_cmd_argv(c, 3, argv, err, errlen))) {
-            rc = -HERALD_EREDIS;
-            goto out;
-        }
-        if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) *tombstoned |= 1u << ch;
-        freeReplyObject(r);
-    }
-
-    /* The addresses stored before, to take out of herald:addr if they
-     * changed and still name this person. */
-    {
-        const char *argv[] = {"HGET", kp.buf, "profile"};
-        if (!(r = sync_cmd_argv(c, 3, argv, err, errlen))) {
-            rc = -HERALD_EREDIS;
-            goto out;
-        }
-        struct profile old;
-        char perr[128];
-        if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &old, perr, sizeof(perr)) == 0) {
-            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-                const char *oa = profile_address(&old, ch), *na = profile_address(p, ch);
-                if (!oa) continue;
-                store_suppress_member(&m, ch, oa);
-                struct strbuf nm;
-                strbuf_init(&nm);
-                if (na) store_suppress_member(&nm, ch, na);
-                if (!na || strcmp(nm.buf, m.buf) != 0) drop[ch] = xstrdup(m.buf);
-                strbuf_free(&nm);
-            }
-            profile_free(&old);
-        }
-        freeReplyObject(r);
-    }
-
     char *json = profile_to_json(p);
-    /* One transaction: the profile, its consent records and its addresses
-     * land together. The owner check of a dropped address is not inside it;
-     * at worst an address another import took meanwhile loses its entry,
-     * and the next write of that person puts it back. */
     int n = 0;
     redisAppendCommand(c, "MULTI");
     n++;
     redisAppendCommand(c, "HSET %s profile %s", kp.buf, json);
     n++;
-    for (size_t i = 0; i < nrecs; i++) {
-        if (*tombstoned & (1u << recs[i].channel)) continue;
-        char *rj = consent_record_to_json(&recs[i]);
+    for (size_t i = 0; i < it->nrecs; i++) {
+        if (it->tombstoned & (1u << it->recs[i].channel)) continue;
+        char *rj = consent_record_to_json(&it->recs[i]);
         char field[32];
-        snprintf(field, sizeof(field), "consent:%s", herald_channel_name(recs[i].channel));
+        snprintf(field, sizeof(field), "consent:%s", herald_channel_name(it->recs[i].channel));
         redisAppendCommand(c, "RPUSH %s %s", kl.buf, rj);
         redisAppendCommand(c, "HSET %s %s %s", kp.buf, field, rj);
         n += 2;
@@ -461,17 +407,94 @@ int store_sync_import_checked(redisContext *c, const char *prefix,
     n++;
     redisAppendCommand(c, "EXEC");
     n++;
-    for (int i = 0; i < n; i++) {
-        int e = expect_ok(c, err, errlen);
-        if (e < 0 && rc == 0) rc = e;
-    }
     free(json);
-out:
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) free(drop[ch]);
     strbuf_free(&kp);
     strbuf_free(&kl);
     strbuf_free(&ka);
-    strbuf_free(&kt);
     strbuf_free(&m);
+    return n;
+}
+
+int store_sync_import_batch(redisContext *c, const char *prefix, struct store_import *items, size_t n,
+                            char *err, size_t errlen)
+{
+    struct strbuf kp, kt;
+    strbuf_init(&kp);
+    strbuf_init(&kt);
+    store_key_tombstones(&kt, prefix);
+    char *(*drop)[HERALD_CH_COUNT] = xcalloc(n ? n : 1, sizeof(*drop));
+    int rc = 0;
+
+    /* Round trip 1, pipelined for the whole batch: which addresses were
+     * erased before (their consent records are not stored: the person must
+     * consent again, through the API), and the profile stored before (its
+     * addresses leave herald:addr if they changed). */
+    for (size_t i = 0; i < n; i++) {
+        items[i].tombstoned = 0;
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+            if (items[i].tombstones[ch] && profile_address(items[i].p, ch))
+                redisAppendCommand(c, "SISMEMBER %s %s", kt.buf, items[i].tombstones[ch]);
+        store_key_person(&kp, prefix, items[i].p->id);
+        redisAppendCommand(c, "HGET %s profile", kp.buf);
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        redisReply *r;
+        for (int ch = 0; ch < HERALD_CH_COUNT && rc == 0; ch++) {
+            if (!items[i].tombstones[ch] || !profile_address(items[i].p, ch)) continue;
+            if (!(r = next_reply(c, err, errlen))) {
+                rc = -HERALD_EREDIS;
+                break;
+            }
+            if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) items[i].tombstoned |= 1u << ch;
+            freeReplyObject(r);
+        }
+        if (rc < 0 || !(r = next_reply(c, err, errlen))) {
+            rc = -HERALD_EREDIS;
+            break;
+        }
+        struct profile old;
+        char perr[128];
+        if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &old, perr, sizeof(perr)) == 0) {
+            struct strbuf om, nm;
+            strbuf_init(&om);
+            strbuf_init(&nm);
+            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+                const char *oa = profile_address(&old, ch), *na = profile_address(items[i].p, ch);
+                if (!oa) continue;
+                store_suppress_member(&om, ch, oa);
+                if (na) store_suppress_member(&nm, ch, na);
+                if (!na || strcmp(nm.buf, om.buf) != 0) drop[i][ch] = xstrdup(om.buf);
+            }
+            strbuf_free(&om);
+            strbuf_free(&nm);
+            profile_free(&old);
+        }
+        freeReplyObject(r);
+    }
+
+    /* Round trip 2: one transaction per person, so the profile, its consent
+     * records and its addresses land together. The owner check of a dropped
+     * address is not inside it; at worst an address another import took
+     * meanwhile loses its entry, and the next write of that person puts it
+     * back. */
+    int replies = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) replies += append_import(c, prefix, &items[i], drop[i]);
+    for (int k = 0; k < replies && rc == 0; k++) {
+        redisReply *r = next_reply(c, err, errlen);
+        if (!r) {
+            rc = -HERALD_EREDIS;
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            herald_seterr(err, errlen, "redis: %s", r->str);
+            rc = -HERALD_EREDIS;
+        }
+        freeReplyObject(r);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) free(drop[i][ch]);
+    free(drop);
+    strbuf_free(&kp);
+    strbuf_free(&kt);
     return rc;
 }

@@ -177,16 +177,26 @@ size_t store_address_normalise(char *out, size_t outlen, int channel, const char
  * by heraldctl and the API, so both print the same figures. */
 json_t *store_campaign_progress(const char *id, const redisReply *r);
 
-/* Import with tombstones and the addr index (heraldctl import): like
- * store_sync_import (which is this without tombstones), but the check
- * comes first: tombstones[ch] (NULL: none) is the tombstone member of p's
- * address on channel ch (people_tombstone_member); when herald:tombstones
- * holds it, the consent records for that channel are not stored and
- * *tombstoned gets the bit (1 << ch). Also keeps herald:addr in step (old
- * addresses out, new in) and bumps the person's rev. */
-int store_sync_import_checked(redisContext *c, const char *prefix,
-                              const char *const tombstones[HERALD_CH_COUNT], const struct profile *p,
-                              const struct consent_record *recs, size_t nrecs, unsigned *tombstoned,
-                              char *err, size_t errlen);
+/* One person of an import batch. tombstones[ch] (NULL: none) is the
+ * tombstone member of p's address on channel ch (people_tombstone_member). */
+struct store_import {
+    const struct profile *p;
+    const struct consent_record *recs;
+    size_t nrecs;
+    const char *tombstones[HERALD_CH_COUNT];
+    unsigned tombstoned; /* out: bit (1 << ch) when that address was erased before */
+};
+
+/* Imports a batch (heraldctl import) in two pipelined round trips. For each
+ * person: when herald:tombstones holds the tombstone of an address, the
+ * consent records for that channel are not stored (the person must consent
+ * again) and the bit is set in tombstoned; herald:addr is kept in step
+ * (old addresses out, new in); the rev is bumped; profile, records and
+ * addresses land in one transaction per person. Returns 0, or
+ * -HERALD_EREDIS with err (the batch may be partly stored: an import is
+ * safe to run again). store_sync_import is this for one person and no
+ * tombstones. */
+int store_sync_import_batch(redisContext *c, const char *prefix, struct store_import *items, size_t n,
+                            char *err, size_t errlen);
 
 #endif

@@ -62,6 +62,29 @@ class Import(harness.HeraldTestCase):
         self.assertEqual(res.returncode, 0)
         self.assertEqual(res.stderr, "")
 
+    def test_many_people_and_a_person_twice_in_one_window(self):
+        """Imports go in windows of 256 people (two round trips each); the
+        address index ends right even when one person comes twice, with a
+        new address, inside one window, and across window borders."""
+        e = self.env()
+        people = [person("win-%04d" % i, email="w%04d@example.com" % i, channels=["email"], consent=["email"])
+                  for i in range(600)]
+        people.insert(10, person("win-dup", email="first.addr@example.com", channels=["email"], consent=["email"]))
+        people.insert(20, person("win-dup", email="second.addr@example.com", channels=["email"], consent=["email"]))
+        people.insert(300, person("win-0001", email="moved.addr@example.com", channels=["email"], consent=["email"]))
+        res = e.import_people(people)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("imported 603, skipped 0", res.stdout)
+        owners = e.r.hgetall("herald:addr")
+        self.assertEqual(len(owners), 601)   # 600 people + win-dup, each with their latest address only
+        self.assertEqual(sorted(v for v in owners.values() if v in ("win-dup", "win-0001")), ["win-0001", "win-dup"])
+        self.assertEqual(e.r.llen("herald:r:{win-dup}:consent"), 2)   # both lines' consent records
+        h = e.start_herald()
+        e.enqueue(job("win-1", recipients=["win-dup", "win-0001", "win-0599"], channels=["email"]))
+        e.wait_campaign_done("win-1", herald=h)
+        tos = sorted(m["to"] for m in e.outbox_json("win-1").values())
+        self.assertEqual(tos, ["moved.addr@example.com", "second.addr@example.com", "w0599@example.com"])
+
     def test_usage_and_connection_errors_exit_2(self):
         e = self.env()
         path = e.write_jsonl("people.jsonl", GOOD)
