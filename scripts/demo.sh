@@ -3,7 +3,8 @@
 #   installs what is missing, builds, starts a private redis-server, imports
 #   the sample people of config/demo/recipients.jsonl, suppresses one address,
 #   enqueues config/demo/campaign.json, runs herald until every recipient has
-#   an outcome, and shows what happened and the messages it wrote.
+#   an outcome, shows what happened and the messages it wrote, then the
+#   person's side: what the preference API holds and a one-click unsubscribe.
 # Nothing has to be running beforehand; everything started is stopped at exit.
 #   scripts/demo.sh
 set -euo pipefail
@@ -67,6 +68,7 @@ herald_log="$log_dir/herald.log"
 spawn_bg "$herald_log" build/herald --config "$conf" \
     --set "redis.url=$REDIS_URL" \
     --set "admin.listen=127.0.0.1:$admin_port" \
+    --set "admin.public_url=http://127.0.0.1:$admin_port" \
     --set "provider outbox.dir=$outbox"
 herald_pid=$SPAWNED_PID
 echo "herald running (pid $herald_pid), admin API on 127.0.0.1:$admin_port, log in var/demo/herald.log"
@@ -134,7 +136,25 @@ else
     echo "(no messages written)"
 fi
 
-section "9. stop"
+section "9. the person's side"
+token=$(sed -n 's/^token *= *//p' "$conf")
+api="http://127.0.0.1:$admin_port"
+echo "What herald holds about ann, as the preference centre sees it (GET /v1/recipients/ann):"
+echo "\$ curl -s -H 'Authorization: Bearer ...' $api/v1/recipients/ann | jq '{topics: .preferences.topics, consent: [.consent[] | {channel, granted, source}], messages: [.messages[] | {campaign, channel, outcome}]}'"
+curl -s -H "Authorization: Bearer $token" "$api/v1/recipients/ann" |
+    jq -c '{topics: .preferences.topics, consent: [.consent[] | {channel, granted, source}], messages: [.messages[] | {campaign, channel, outcome}]}'
+if [ -n "$first" ] && unsub=$(jq -er .unsubscribe_url "$first" 2>/dev/null); then
+    echo
+    echo "Ann clicks the one-click unsubscribe of her email (RFC 8058; her mail client POSTs to the signed link):"
+    echo "\$ curl -s -X POST -d List-Unsubscribe=One-Click ${unsub%%/u/*}/u/<token>"
+    curl -s -o /dev/null -w 'HTTP %{http_code}\n' -X POST -d List-Unsubscribe=One-Click "$unsub"
+    echo "Her topics now:"
+    curl -s -H "Authorization: Bearer $token" "$api/v1/recipients/ann" | jq -c .preferences.topics
+    echo "Her preference page (what she sees when she follows the link in the email, while herald runs):"
+    jq -r .preferences_url "$first"
+fi
+
+section "10. stop"
 set +e
 stop_pid "$herald_pid" 20
 rc=$?
