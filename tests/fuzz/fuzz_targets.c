@@ -1,9 +1,10 @@
 /*
  * fuzz_targets.c - libFuzzer entry points for every parser of outside input:
- * jobs, profiles (import lines and API bodies), templates, TZif zone files and
- * link tokens. Built once per target with -DFUZZ_<NAME>. With clang and
- * -fsanitize=fuzzer they fuzz (scripts/fuzz.sh); with gcc, replay.c runs the
- * committed corpus under ctest, so every crash found once stays fixed.
+ * jobs, profiles (import lines and API bodies), templates, TZif zone files,
+ * provider webhooks and the link pages' forms. Built once per target with
+ * -DFUZZ_<NAME>. With clang and -fsanitize=fuzzer they fuzz (scripts/fuzz.sh);
+ * with gcc, replay.c runs the committed corpus under ctest, so every crash
+ * found once stays fixed.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "feedback.h"
+#include "pagerender.h"
 #include "herald.h"
 #include "job.h"
 #include "profile.h"
@@ -77,6 +79,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (fs.nsuppress + fs.nignored > fs.nevents) abort();
         feedback_sendgrid_free(&fs);
     }
+#elif defined(FUZZ_PAGE)
+    /* What the link pages read from anyone holding a link: a form body,
+     * urlencoded or multipart (the first byte picks which), turned into
+     * the change it asks for, and shown back escaped when it is refused. */
+    const char *ctype = size && (data[0] & 1) ? "multipart/form-data; boundary=b" : "application/x-www-form-urlencoded";
+    struct pagerender_form f;
+    if (pagerender_form_parse(ctype, (const char *)data, size, &f, err, sizeof(err)) == 0) {
+        struct pagerender_changes ch;
+        if (pagerender_changes_from_form(&f, &ch, err, sizeof(err)) == 0) pagerender_changes_free(&ch);
+        json_t *doc = json_pack("{s:s, s:{s:s}, s:{}, s:[], s:[]}", "id", "fz", "profile", "email", "a@b.example",
+                                "preferences", "consent", "messages");
+        struct pagerender_ctx ctx = {.campaign = "c", .topic = "t", .channel = "email", .csrf = "x",
+                                     .error = err, .submitted = &f};
+        struct strbuf sb;
+        strbuf_init(&sb);
+        if (doc) pagerender_prefs(&sb, doc, &ctx);
+        if (strstr(sb.buf ? sb.buf : "", "<script")) abort(); /* a value escaped its escaping */
+        strbuf_free(&sb);
+        json_decref(doc);
+    }
+    pagerender_form_free(&f);
 #else
 #error "define one FUZZ_<TARGET>"
 #endif
