@@ -34,6 +34,7 @@
 #define QUEUE_BLOCK_MS "2000"
 #define QUEUE_DEFER_GROUP_MAX 5000 /* ids per parked job of deferred recipients */
 #define QUEUE_FINISH_MAX 256       /* outcomes per finishing write */
+#define QUEUE_RESERVE_MAX 256      /* recipients per reservation script */
 
 /* Arguments of one command in one allocation: "a\0b\0c\0" plus offsets. */
 struct argbuf {
@@ -203,6 +204,7 @@ struct queue {
      * providers' connections idle meanwhile. */
     struct rcpt *ready_head, *ready_tail;
     size_t nready, ready_target;
+    size_t reserving; /* in a reservation script now */
     uv_idle_t ready_idle;
     uint64_t reserve_seq;
     int handles_open;
@@ -561,6 +563,7 @@ static void on_released(struct queue *q, redisReply *r, void *arg)
 }
 
 static void on_ready_idle(uv_idle_t *h);
+static void ready_kick(struct queue *q);
 
 static void on_sent(struct dispatch_msg *m, void *arg)
 {
@@ -584,7 +587,7 @@ static void on_sent(struct dispatch_msg *m, void *arg)
         strbuf_free(&k);
         return;
     }
-    if (q->ready_head) uv_idle_start(&q->ready_idle, on_ready_idle); /* a slot is free */
+    ready_kick(q); /* a slot is free */
     if (m->outcome == HERALD_OUTCOME_SENT)
         log_debug("queue", "sent campaign=%s recipient=%s provider=%s provider_id=%s", r->jr->job.id, r->id,
                   m->provider, m->provider_id);
@@ -635,21 +638,69 @@ static bool is_own_leftover(const struct jobrun *jr, const struct store_record *
 
 static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup);
 
+/* Recipients in one reservation script. */
+struct rbatch {
+    struct jobrun *jr;
+    struct rcpt **r;
+    size_t n;
+};
+
+static void reserve(struct rbatch *rb, int64_t now);
+
+/* How many ready recipients to reserve now: 0 unless dispatch has room
+ * for a chunk of them (a script for every freed slot would cost more than
+ * the reservations themselves), or for all that wait, or is idle. */
+static size_t ready_room(const struct queue *q)
+{
+    if (!q->ready_head) return 0;
+    size_t busy = dispatch_in_flight(q->d) + q->reserving;
+    size_t room = q->ready_target > busy ? q->ready_target - busy : 0;
+    if (room > QUEUE_RESERVE_MAX) room = QUEUE_RESERVE_MAX;
+    if (room >= q->ready_target / 4 || q->nready <= room || busy == 0) return room;
+    return 0;
+}
+
+/* Starts the reservation step when it has something to do. */
+static void ready_kick(struct queue *q)
+{
+    if (q->ready_head && (q->stopping || ready_room(q))) uv_idle_start(&q->ready_idle, on_ready_idle);
+}
+
+/* Reserves the next recipients the policy let through, as many as
+ * dispatch has room for (and at most QUEUE_RESERVE_MAX in one script). */
 static void on_ready_idle(uv_idle_t *h)
 {
     struct queue *q = h->data;
-    size_t n = 0;
-    while (q->ready_head && (q->stopping || (dispatch_in_flight(q->d) < q->ready_target && n < 256))) {
-        struct rcpt *r = q->ready_head;
-        q->ready_head = r->next_ready;
-        if (!q->ready_head) q->ready_tail = NULL;
-        q->nready--;
-        n++;
-        if (q->stopping) on_sent(&(struct dispatch_msg){.interrupted = true}, r); /* gives it back */
-        else send_message(r);
+    if (q->stopping) {
+        while (q->ready_head) {
+            struct rcpt *r = q->ready_head;
+            q->ready_head = r->next_ready;
+            if (!q->ready_head) q->ready_tail = NULL;
+            q->nready--;
+            rcpt_drop(r); /* not reserved yet: the next run decides it */
+        }
+        uv_idle_stop(h);
+        return;
     }
-    /* Empty, or dispatch is full: a finished message starts us again. */
-    if (!q->ready_head || dispatch_in_flight(q->d) >= q->ready_target) uv_idle_stop(h);
+    size_t room = ready_room(q);
+    if (room) {
+        struct rbatch *rb = xcalloc(1, sizeof(*rb));
+        rb->jr = q->ready_head->jr;
+        rb->r = xcalloc(room, sizeof(*rb->r));
+        while (q->ready_head && rb->n < room) {
+            struct rcpt *r = q->ready_head;
+            q->ready_head = r->next_ready;
+            if (!q->ready_head) q->ready_tail = NULL;
+            q->nready--;
+            rb->r[rb->n++] = r;
+        }
+        q->reserving += rb->n;
+        reserve(rb, time(NULL));
+        return; /* the next tick sees the room that is left */
+    }
+    /* Empty, or dispatch is full: a finished message or an answered
+     * reservation starts us again. */
+    uv_idle_stop(h);
 }
 
 static void ready_push(struct queue *q, struct rcpt *r)
@@ -659,7 +710,7 @@ static void ready_push(struct queue *q, struct rcpt *r)
     else q->ready_head = r;
     q->ready_tail = r;
     q->nready++;
-    uv_idle_start(&q->ready_idle, on_ready_idle);
+    ready_kick(q);
 }
 
 /* One recipient's verdict from store_lua_reserve. Returns true when the
@@ -671,7 +722,11 @@ static bool reserved_one(struct rcpt *r, const char *v, const char *detail)
     /* "duplicate" with our own record: our write, answered after a reconnect. */
     if (strcmp(v, "ok") == 0 || (strcmp(v, "duplicate") == 0 && strcmp(detail, r->record.buf) == 0)) {
         r->reserved = true;
-        ready_push(q, r);
+        if (q->stopping) {
+            on_sent(&(struct dispatch_msg){.interrupted = true}, r); /* gives it back */
+            return false;
+        }
+        send_message(r);
         return false;
     }
     if (strcmp(v, "duplicate") == 0) {
@@ -698,16 +753,12 @@ static bool reserved_one(struct rcpt *r, const char *v, const char *detail)
     return false;
 }
 
-struct rbatch {
-    struct jobrun *jr;
-    struct rcpt **r;
-    size_t n;
-};
 
 static void on_reserved(struct queue *q, redisReply *reply, void *arg)
 {
     struct rbatch *rb = arg;
     struct jobrun *jr = rb->jr;
+    q->reserving -= rb->n;
     bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 * rb->n;
     for (size_t i = 0; ok && i < reply->elements; i++)
         if (reply->element[i]->type != REDIS_REPLY_STRING) ok = false;
@@ -719,6 +770,7 @@ static void on_reserved(struct queue *q, redisReply *reply, void *arg)
                    NULL);
         free(rb->r);
         free(rb);
+        ready_kick(q);
         return;
     }
     /* Decided on data that changed since: look them up again. The new
@@ -743,7 +795,7 @@ static void on_reserved(struct queue *q, redisReply *reply, void *arg)
     free(gone);
     free(rb->r);
     free(rb);
-    (void)q;
+    ready_kick(q);
 }
 
 /* The person's own limits ("frequency": {"email": "1/7d", "any": "3/7d"}),
@@ -904,21 +956,17 @@ static bool decide_one(struct rcpt *r)
 
 /* ---- batches --------------------------------------------------------- */
 
+/* Recipients the policy lets through wait in the ready queue and are
+ * reserved just before dispatch has room for them: the reservation checks
+ * that the person's data did not change since the lookup, so a change of
+ * mind applies to every message not yet handed to a provider, save the few
+ * (at most four times the providers' concurrency) already in their queues. */
 static void batch_decide(struct batch *b)
 {
     struct jobrun *jr = b->jr;
-    struct rbatch *rb = xcalloc(1, sizeof(*rb));
-    rb->jr = jr;
-    rb->r = xcalloc(b->n ? b->n : 1, sizeof(*rb->r));
     /* decide_one may free recipients; the batch is done with them after. */
     for (size_t i = 0; i < b->n; i++)
-        if (decide_one(b->r[i])) rb->r[rb->n++] = b->r[i];
-    if (rb->n) {
-        reserve(rb, time(NULL));
-    } else {
-        free(rb->r);
-        free(rb);
-    }
+        if (decide_one(b->r[i])) ready_push(jr->q, b->r[i]);
     if (!b->relookup) jr->loading = false;
     free(b->r);
     free(b);
@@ -1581,7 +1629,7 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     uv_idle_init(loop, &q->ready_idle);
     q->ready_idle.data = q;
     q->ready_target = 0;
-    for (size_t i = 0; i < cfg->nproviders; i++) q->ready_target += 2 * (size_t)cfg->providers[i].concurrency;
+    for (size_t i = 0; i < cfg->nproviders; i++) q->ready_target += 4 * (size_t)cfg->providers[i].concurrency;
     if (q->ready_target < 32) q->ready_target = 32;
     q->handles_open = 5;
     q->last_claim_ms = 0;
@@ -1614,7 +1662,7 @@ void queue_stop(struct queue *q, void (*drained)(void *arg), void *arg)
     q->drained = drained;
     q->drained_arg = arg;
     dispatch_interrupt(q->d);
-    if (q->ready_head) uv_idle_start(&q->ready_idle, on_ready_idle); /* gives them back */
+    ready_kick(q); /* gives them back */
     if (q->jr) maybe_more(q->jr);
     check_drained(q);
 }
