@@ -888,6 +888,12 @@ static void validate(struct parse_ctx *c, struct config *cfg)
         if (!cap->has_limit) add_error(c, cap->line, false, sec, "limit", "missing: how many messages");
         if (!cap->has_window) add_error(c, cap->line, false, sec, "window", "missing: over what time, e.g. 24h");
     }
+    if (cfg->batch > cfg->max_in_flight) {
+        const struct config_key_info *k = schema_find("daemon", "batch");
+        add_error(c, section_line(c, k->section), false, "daemon", "batch",
+                  "%lld is more than max_in_flight (%lld): herald could never read a batch", (long long)cfg->batch,
+                  (long long)cfg->max_in_flight);
+    }
     if (cfg->ncaps > HERALD_CAPS_MAX)
         add_error(c, cfg->caps[HERALD_CAPS_MAX].line, false, NULL, NULL, "at most %d [cap] sections",
                   HERALD_CAPS_MAX);

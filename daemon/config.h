@@ -27,7 +27,7 @@
     X("daemon", "batch", INT, "256", batch,                                                      \
       "Recipients looked up and decided per Redis round trip (1..10000).")                       \
     X("daemon", "max_in_flight", INT, "512", max_in_flight,                                      \
-      "Messages handed to plugins and not yet finished, across the daemon (1..100000).")         \
+      "Recipients held at once (high watermark; reading resumes at max_in_flight - batch).")     \
     X("daemon", "claim_idle", DURATION, "60s", claim_idle_ms,                                    \
       "A job left pending this long by a consumer that died is taken over (XAUTOCLAIM).")        \
     X("daemon", "default_tz", TZNAME, "UTC", default_tz,                                         \

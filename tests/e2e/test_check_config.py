@@ -115,6 +115,13 @@ class CheckConfig(harness.HeraldTestCase):
         lines[at - 1] = "providers = outbox, nowhere"
         out.append(("undefined-provider", lines, [((at,), "channel email", "providers")]))
 
+        # a batch larger than what may be held at once could never be read
+        lines = list(g)
+        at = lineno(lines, "log_level = debug")
+        lines.insert(at, "batch = 600")
+        sec = lineno(lines, "[daemon]")
+        out.append(("batch-above-max-in-flight", lines, [((sec,), "daemon", "batch")]))
+
         for bad in ("127.0.0.1:99999", "localhost", "127.0.0.1:http"):
             lines = list(g)
             at = [i for i, l in enumerate(lines) if l.startswith("listen = ")][0]
