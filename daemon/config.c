@@ -522,6 +522,8 @@ static struct config_provider *provider_get(struct config *cfg, const char *name
     p->rate = 0;
     p->timeout_ms = CONFIG_PROVIDER_TIMEOUT_MS;
     p->retries = CONFIG_PROVIDER_RETRIES;
+    p->circuit_failures = CONFIG_PROVIDER_CIRCUIT_FAILURES;
+    p->circuit_cooldown_ms = CONFIG_PROVIDER_CIRCUIT_COOLDOWN_MS;
     return p;
 }
 
@@ -550,18 +552,27 @@ static int provider_daemon_key(struct config_provider *p, const char *key, const
     char *end;
     long long v;
     *bad = false;
-    if (strcmp(key, "concurrency") == 0 || strcmp(key, "retries") == 0) {
-        bool conc = key[0] == 'c';
-        long long lo = conc ? 1 : 0, hi = conc ? 1024 : 10;
+    if (strcmp(key, "concurrency") == 0 || strcmp(key, "retries") == 0 || strcmp(key, "circuit_failures") == 0) {
+        int *field = key[0] == 'r' ? &p->retries : key[1] == 'o' ? &p->concurrency : &p->circuit_failures;
+        long long lo = field == &p->retries ? 0 : 1;
+        long long hi = field == &p->retries ? 10 : field == &p->concurrency ? 1024 : 1000;
         errno = 0;
         v = strtoll(value, &end, 10);
         if (!isdigit((unsigned char)*value) || errno || *end || v < lo || v > hi) {
             herald_seterr(err, errlen, "expected a whole number from %lld to %lld", lo, hi);
             *bad = true;
-        } else if (conc) {
-            p->concurrency = (int)v;
         } else {
-            p->retries = (int)v;
+            *field = (int)v;
+        }
+        return 1;
+    }
+    if (strcmp(key, "circuit_cooldown") == 0) {
+        int64_t ms;
+        if (config_parse_duration(value, &ms) < 0 || ms < 1000 || ms > 3600000) {
+            herald_seterr(err, errlen, "expected a duration from 1s to 1h, e.g. 30s");
+            *bad = true;
+        } else {
+            p->circuit_cooldown_ms = ms;
         }
         return 1;
     }

@@ -74,6 +74,8 @@ extern const struct config_key_info config_schema[];
 #define CONFIG_PROVIDER_CONCURRENCY 16
 #define CONFIG_PROVIDER_TIMEOUT_MS 10000
 #define CONFIG_PROVIDER_RETRIES 2
+#define CONFIG_PROVIDER_CIRCUIT_FAILURES 5
+#define CONFIG_PROVIDER_CIRCUIT_COOLDOWN_MS 30000
 
 struct config_provider {
     char *name;
@@ -85,6 +87,8 @@ struct config_provider {
     double rate;                /* messages per second; 0 = unlimited */
     int64_t timeout_ms;         /* per request (default 10s) */
     int retries;                /* RETRY verdicts retried per message, 0..10 (default 2) */
+    int circuit_failures;       /* consecutive RETRY verdicts that open the circuit, 1..1000 (default 5) */
+    int64_t circuit_cooldown_ms; /* how long it stays open before a probe, 1s..1h (default 30s) */
     struct herald_setting *settings; /* plugin settings (not `plugin` nor the keys above) */
     int *setting_lines;
     size_t nsettings;

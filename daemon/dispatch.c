@@ -18,8 +18,8 @@
  *
  * Per provider: at most `concurrency` requests at once and `rate` starts per
  * second (token bucket); the rest wait in the provider's FIFO. A circuit
- * breaker opens after DISPATCH_CIRCUIT_FAILURES consecutive RETRY verdicts:
- * for DISPATCH_CIRCUIT_COOLDOWN_MS its messages go to the next provider of
+ * breaker opens after `circuit_failures` consecutive RETRY verdicts: for
+ * `circuit_cooldown` its messages go to the next provider of
  * their channel (or wait out the cool-down if it is the last one, which
  * counts as an attempt), then one half-open probe decides. Logs carry ids
  * and provider names only.
@@ -38,8 +38,6 @@
 #define DISPATCH_BACKOFF_MAX_MS 60000
 #define DISPATCH_COLLECT_MAX (64 * 1024)
 #define DISPATCH_FREE_HANDLES_MAX 64
-#define DISPATCH_CIRCUIT_FAILURES 5
-#define DISPATCH_CIRCUIT_COOLDOWN_MS 30000
 
 enum circuit { CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN };
 
@@ -347,9 +345,9 @@ static void circuit_open(struct dprov *p)
 {
     p->circuit = CIRCUIT_OPEN;
     p->probing = false;
-    p->open_until = uv_now(p->d->loop) + DISPATCH_CIRCUIT_COOLDOWN_MS;
-    log_complain(&p->complaint, "dispatch", "circuit open provider=%s failures=%d cooldown_ms=%d",
-                 p->pp->name, p->failures, DISPATCH_CIRCUIT_COOLDOWN_MS);
+    p->open_until = uv_now(p->d->loop) + (uint64_t)p->cp->circuit_cooldown_ms;
+    log_complain(&p->complaint, "dispatch", "circuit open provider=%s failures=%d cooldown_ms=%lld",
+                 p->pp->name, p->failures, (long long)p->cp->circuit_cooldown_ms);
 }
 
 /* The provider answered (ACCEPTED or REJECTED): it works. */
@@ -372,7 +370,7 @@ static void circuit_failure(struct dprov *p, struct dispatch_msg *m)
         circuit_open(p); /* the probe failed: another cool-down */
         return;
     }
-    if (p->circuit == CIRCUIT_CLOSED && p->failures >= DISPATCH_CIRCUIT_FAILURES) circuit_open(p);
+    if (p->circuit == CIRCUIT_CLOSED && p->failures >= p->cp->circuit_failures) circuit_open(p);
 }
 
 /* ---- verdicts (shared by the deliver and curl paths) ------------------ */

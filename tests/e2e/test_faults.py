@@ -157,6 +157,43 @@ class Faults(harness.HeraldTestCase):
         self.assertEqual(srv.count(), 10)
         self.assertLessEqual(srv.max_concurrent, 2)
 
+    def test_circuit_opens_probes_and_closes(self):
+        """circuit_failures failures in a row open the circuit: nothing goes to
+        the provider for circuit_cooldown, its messages go to the backup; then
+        one probe goes through, its success closes the circuit, and the
+        provider takes messages again."""
+        e = self.env()
+        e.import_people(people(14, prefix="p-cb"))
+        ids = ["p-cb%d" % i for i in range(14)]
+        srv = self.server([{"status": 500}] * 4 + [{"status": 202, "body": {"id": "wh-ok"}}])
+        conf = config_with(e, srv.url, extra="retries = 0\nconcurrency = 1\ncircuit_failures = 4\n"
+                                              "circuit_cooldown = 1s\n")
+        h = e.start_herald(config=conf)
+
+        def run(cid, batch):
+            e.enqueue(job(cid, recipients=batch, channels=["email"]))
+            e.wait_campaign_done(cid, herald=h)
+            recs = self.assertOneTerminalEach(e.audit(cid), batch)
+            for r in recs.values():
+                self.assertEqual(r["outcome"], "sent", r)
+            return sorted(r["provider"] for r in recs.values())
+
+        # Four 500s open the circuit; the other four never reach the provider.
+        self.assertEqual(run("cb-1", ids[:8]), ["outbox"] * 8)
+        self.assertEqual(srv.count(), 4)
+        time.sleep(1.3)   # the cool-down ends
+        # One probe goes through and closes the circuit (the rest of that
+        # campaign was routed while the probe was out) ...
+        self.assertIn("hook", run("cb-2", ids[8:11]))
+        probes = srv.count() - 4
+        self.assertEqual(probes, 1)
+        # ... and the provider takes every message again.
+        self.assertEqual(run("cb-3", ids[11:]), ["hook"] * 3)
+        self.assertEqual(srv.count(), 8)
+        log = h.log()
+        self.assertEqual(log.count("circuit open provider=hook"), 1, log[-3000:])
+        self.assertEqual(log.count("circuit closed provider=hook"), 1, log[-3000:])
+
     def test_rate_holds(self):
         e = self.env()
         ids = ["p-f%d" % i for i in range(15)]
