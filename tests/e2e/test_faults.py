@@ -3,12 +3,15 @@ engine against a scripted loopback endpoint (faultserver.py): a 5xx is
 retried and the message sent once; a 429's Retry-After is honoured; a hanging
 endpoint times out, is retried, then fails over to the backup provider; a
 refused connection fails over; a 400 is failed/provider_rejected and gives
-the cap budget back; the signature verifies; concurrency and rate hold."""
+the cap budget back; the signature verifies; concurrency and rate hold; the
+circuit breaker opens, probes and closes; a request hanging at the drain
+timeout ends `unknown` and is never resent."""
 
 import hashlib
 import hmac
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -193,6 +196,38 @@ class Faults(harness.HeraldTestCase):
         log = h.log()
         self.assertEqual(log.count("circuit open provider=hook"), 1, log[-3000:])
         self.assertEqual(log.count("circuit closed provider=hook"), 1, log[-3000:])
+
+    def test_drain_timeout_aborts_a_hanging_request_as_unknown(self):
+        """SIGTERM while a provider hangs: herald waits drain_timeout, not the
+        request timeout, and exits 0. The hanging message may have reached the
+        provider, so it ends `unknown/interrupted` and is never resent; the
+        messages that never left are sent by the next start."""
+        e = self.env(drain_timeout="1s")
+        e.import_people(people(3, prefix="p-ab"))
+        ids = ["p-ab%d" % i for i in range(3)]
+        hang = self.server([{"hang": True}])
+        conf = config_with(e, hang.url, providers="hook", extra="retries = 0\nconcurrency = 1\ntimeout = 60s\n")
+        h = e.start_herald(config=conf)
+        e.enqueue(job("f-abort", recipients=ids, channels=["email"]))
+        harness.wait_for("the first request to hang", lambda: hang.count() == 1, 20)
+        stuck = json.loads(hang.requests[0]["body"])["recipient"]
+        t0 = time.monotonic()
+        h.signal(signal.SIGTERM)
+        self.assertEqual(h.wait_exit(15), 0, h.log()[-2000:])
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertIn("aborted at drain timeout", h.log())
+
+        good = self.server([{"status": 202, "body": {"id": "wh-after"}}])
+        h2 = e.start_herald(config=config_with(e, good.url, providers="hook", extra="retries = 0\n"))
+        e.wait_campaign_done("f-abort", herald=h2)
+        recs = self.assertOneTerminalEach(e.audit("f-abort"), ids)
+        self.assertEqual((recs[stuck]["outcome"], recs[stuck]["reason"]), ("unknown", "interrupted"))
+        for i in ids:
+            if i != stuck:
+                self.assertEqual(recs[i]["outcome"], "sent", recs[i])
+        sent_to = sorted(json.loads(r["body"])["recipient"] for r in good.requests)
+        self.assertEqual(sent_to, sorted(i for i in ids if i != stuck), "the hanging message is never resent")
+        self.assertEqual(hang.count(), 1)
 
     def test_rate_holds(self):
         e = self.env()
