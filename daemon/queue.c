@@ -87,6 +87,7 @@ struct qcmd {
     const char *script;  /* EVALSHA of this body: EVAL it after NOSCRIPT */
     qcmd_cb cb;
     void *arg;
+    void (*discard)(void *arg); /* frees arg if the command is never answered (NULL: not owned) */
     struct qcmd *next;
 };
 
@@ -287,12 +288,14 @@ static void backlog_flush(struct queue *q)
 
 /* Sends the command in ab, taking its buffer (ab is left empty, ready for
  * reuse). With a script, ab starts as script_begin() made it. */
-static void qsend_args(struct queue *q, qcmd_cb cb, void *arg, struct argbuf *ab, const char *script)
+static void qsend_args(struct queue *q, qcmd_cb cb, void *arg, void (*discard)(void *), struct argbuf *ab,
+                       const char *script)
 {
     struct qcmd *c = xcalloc(1, sizeof(*c));
     c->q = q;
     c->cb = cb;
     c->arg = arg;
+    c->discard = discard;
     c->script = script;
     c->argc = (int)ab->n;
     c->argv = xmalloc(ab->n * sizeof(*c->argv));
@@ -315,13 +318,13 @@ static void qsend(struct queue *q, qcmd_cb cb, void *arg, const char *const *arg
     struct argbuf ab;
     argbuf_init(&ab);
     for (int i = 0; argv[i]; i++) argbuf_add(&ab, argv[i]);
-    qsend_args(q, cb, arg, &ab, NULL);
+    qsend_args(q, cb, arg, NULL, &ab, NULL);
 }
 
 #define QSEND(q, cb, arg, ...) qsend(q, cb, arg, (const char *const[]){__VA_ARGS__, NULL})
 
 /* Starts "EVALSHA <sha> <nkeys>" in ab (initialised here); the caller adds
- * keys and arguments and sends it with qsend_args(..., script). */
+ * keys and arguments and sends it with qsend_args(..., ab, script). */
 static void script_begin(struct argbuf *ab, const char *script, size_t nkeys)
 {
     /* The scripts are constants: hash each once (the loop is one thread). */
@@ -363,6 +366,17 @@ static void rcpt_free(struct rcpt *r)
     free(r->msg.text);
     free(r->msg.html);
     free(r);
+}
+
+/* Arguments of commands that were never answered (queue_free). */
+static void discard_rcpt(void *arg) { rcpt_free(arg); }
+
+static void discard_batch(void *arg)
+{
+    struct batch *b = arg;
+    for (size_t i = 0; i < b->n; i++) rcpt_free(b->r[i]);
+    free(b->r);
+    free(b);
 }
 
 static void on_write_done(struct queue *q, redisReply *r, void *arg)
@@ -463,7 +477,7 @@ static void finish_flush(struct jobrun *jr)
     argbuf_free(&jr->fin_args);
     argbuf_init(&jr->fin_keys);
     argbuf_init(&jr->fin_args);
-    qsend_args(q, on_finish_flushed, f, &ab, store_lua_finish);
+    qsend_args(q, on_finish_flushed, f, free, &ab, store_lua_finish);
 }
 
 /* Outcomes are written in batches: at the end of each loop iteration (a
@@ -583,7 +597,7 @@ static void on_sent(struct dispatch_msg *m, void *arg)
         argbuf_add(&ab, r->jr->job.id);
         argbuf_add(&ab, r->record.buf);
         argbuf_add(&ab, r->member.buf);
-        qsend_args(q, on_released, r, &ab, store_lua_release);
+        qsend_args(q, on_released, r, discard_rcpt, &ab, store_lua_release);
         strbuf_free(&k);
         return;
     }
@@ -644,6 +658,14 @@ struct rbatch {
     struct rcpt **r;
     size_t n;
 };
+
+static void discard_rbatch(void *arg)
+{
+    struct rbatch *rb = arg;
+    for (size_t i = 0; i < rb->n; i++) rcpt_free(rb->r[i]);
+    free(rb->r);
+    free(rb);
+}
 
 static void reserve(struct rbatch *rb, int64_t now);
 
@@ -881,7 +903,7 @@ static void reserve(struct rbatch *rb, int64_t now)
         }
     }
     strbuf_free(&k);
-    qsend_args(q, on_reserved, rb, &ab, store_lua_reserve);
+    qsend_args(q, on_reserved, rb, discard_rbatch, &ab, store_lua_reserve);
 }
 
 static void park_one(struct jobrun *jr, struct deferral *d);
@@ -1018,7 +1040,7 @@ static void batch_check_suppression(struct batch *b)
     }
     strbuf_free(&m);
     if (ab.n > 2) {
-        qsend_args(q, on_suppress_reply, b, &ab, NULL);
+        qsend_args(q, on_suppress_reply, b, discard_batch, &ab, NULL);
         return;
     }
     argbuf_free(&ab);
@@ -1096,7 +1118,7 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
     }
     argbuf_add(&ab, jr->job.id);
     strbuf_free(&k);
-    qsend_args(q, on_lookup, b, &ab, store_lua_lookup);
+    qsend_args(q, on_lookup, b, discard_batch, &ab, store_lua_lookup);
 }
 
 /* ---- recipient sources ----------------------------------------------- */
@@ -1348,8 +1370,11 @@ static void dead_letter(struct queue *q, const char *entry, const char *text, co
 {
     /* The error may quote job text; the log line carries the entry id only. */
     log_warn("queue", "job refused entry=%s (reason in %s)", entry, q->k_dead.buf);
-    QSEND(q, on_dead_added, xstrdup(entry), "XADD", q->k_dead.buf, "*", "error", error, "entry",
-          text ? text : "", "job_entry", entry);
+    struct argbuf ab;
+    argbuf_init(&ab);
+    const char *argv[] = {"XADD", q->k_dead.buf, "*", "error", error, "entry", text ? text : "", "job_entry", entry};
+    for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++) argbuf_add(&ab, argv[i]);
+    qsend_args(q, on_dead_added, xstrdup(entry), free, &ab, NULL);
 }
 
 /* A job for later is parked in Redis (not in memory), so that it survives
@@ -1393,7 +1418,7 @@ static void on_release_timer(uv_timer_t *t)
     argbuf_add(&ab, q->k_jobs.buf);
     argbuf_add(&ab, now);
     argbuf_add(&ab, "16");
-    qsend_args(q, on_released_due, NULL, &ab, store_lua_release_due);
+    qsend_args(q, on_released_due, NULL, NULL, &ab, store_lua_release_due);
 }
 
 static void start_job(struct queue *q, const char *entry, const char *text, size_t len,
@@ -1698,13 +1723,21 @@ void queue_free(struct queue *q)
     while (q->backlog) {
         struct qcmd *c = q->backlog;
         q->backlog = c->next;
+        if (c->discard) c->discard(c->arg);
         qcmd_free(c);
+    }
+    while (q->ready_head) {
+        struct rcpt *r = q->ready_head;
+        q->ready_head = r->next_ready;
+        rcpt_free(r);
     }
     if (q->jr) {
         log_warn("queue", "stopping with campaign=%s unfinished (outstanding=%zu); it resumes on restart",
                  q->jr->job.id, q->jr->outstanding);
-        /* Recipients still referenced by callbacks are freed with the loop's
-         * last callbacks; the job text and keys go now. */
+        /* Every Redis callback has fired and dispatch holds nothing (main
+         * frees the queue only then): what references the job is gone. */
+        jobrun_free(q->jr);
+        q->jr = NULL;
     }
     uv_close((uv_handle_t *)&q->heartbeat, on_handle_closed);
     uv_close((uv_handle_t *)&q->retry, on_handle_closed);
