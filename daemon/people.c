@@ -202,6 +202,15 @@ static bool reply_failed(struct pop *op, const redisReply *r)
     return true;
 }
 
+/* reply_failed, and a reply that is not an integer: true after answering. */
+static bool not_integer(struct pop *op, const redisReply *r)
+{
+    if (reply_failed(op, r)) return true;
+    if (r->type == REDIS_REPLY_INTEGER) return false;
+    finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+    return true;
+}
+
 static void on_fail_later(struct rconn *rc, redisReply *r, void *priv)
 {
     struct pop *op = priv;
@@ -758,11 +767,7 @@ static void on_consent(struct rconn *rc, redisReply *r, void *priv)
 {
     struct pop *op = priv;
     (void)rc;
-    if (reply_failed(op, r)) return;
-    if (r->type != REDIS_REPLY_INTEGER) {
-        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
-        return;
-    }
+    if (not_integer(op, r)) return;
     if (r->integer == 0) {
         finish(op, -HERALD_ENOENT, NULL, "no such recipient");
         return;
@@ -815,11 +820,7 @@ static void on_erase(struct rconn *rc, redisReply *r, void *priv)
 {
     struct pop *op = priv;
     (void)rc;
-    if (reply_failed(op, r)) return;
-    if (r->type != REDIS_REPLY_INTEGER) {
-        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
-        return;
-    }
+    if (not_integer(op, r)) return;
     if (r->integer == -2) {
         finish(op, -HERALD_ENOENT, NULL, "no such recipient");
         return;
@@ -977,11 +978,7 @@ static void on_suppress(struct rconn *rc, redisReply *r, void *priv)
 {
     struct pop *op = priv;
     (void)rc;
-    if (reply_failed(op, r)) return;
-    if (r->type != REDIS_REPLY_INTEGER) {
-        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
-        return;
-    }
+    if (not_integer(op, r)) return;
     finish(op, 0, json_pack("{s:b}", "changed", r->integer == 1), NULL);
 }
 
