@@ -153,13 +153,6 @@ struct jobrun {
     /* Outcomes waiting for their finishing write (finish_flush). */
     struct argbuf fin_keys, fin_args;
     size_t nfin;
-    struct progress *prog;
-    size_t nprog;
-};
-
-struct progress {
-    char field[HERALD_ID_MAX + 48]; /* "suppressed:cap:<name>" at most */
-    long long n;
 };
 
 struct deferral {
@@ -421,18 +414,6 @@ static void json_str(struct strbuf *sb, const char *s)
     strbuf_adds(sb, "\"");
 }
 
-static void progress_add(struct jobrun *jr, const char *field, long long n)
-{
-    for (size_t i = 0; i < jr->nprog; i++)
-        if (strcmp(jr->prog[i].field, field) == 0) {
-            jr->prog[i].n += n;
-            return;
-        }
-    jr->prog = xrealloc(jr->prog, (jr->nprog + 1) * sizeof(*jr->prog));
-    snprintf(jr->prog[jr->nprog].field, sizeof(jr->prog[jr->nprog].field), "%s", field);
-    jr->prog[jr->nprog++].n = n;
-}
-
 struct fin_flush {
     struct jobrun *jr;
     size_t n;
@@ -464,15 +445,10 @@ static void finish_flush(struct jobrun *jr)
         size_t end = i + 1 < jr->fin_args.n ? jr->fin_args.offs[i + 1] : jr->fin_args.data.len;
         argbuf_addn(&ab, jr->fin_args.data.buf + jr->fin_args.offs[i], end - jr->fin_args.offs[i] - 1);
     }
-    for (size_t i = 0; i < jr->nprog; i++) {
-        argbuf_add(&ab, jr->prog[i].field);
-        argbuf_addll(&ab, jr->prog[i].n);
-    }
     struct fin_flush *f = xmalloc(sizeof(*f));
     f->jr = jr;
     f->n = jr->nfin;
     jr->nfin = 0;
-    jr->nprog = 0;
     argbuf_free(&jr->fin_keys);
     argbuf_free(&jr->fin_args);
     argbuf_init(&jr->fin_keys);
@@ -554,8 +530,8 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
     strbuf_adds(&sb, herald_outcome_name(outcome));
     if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN)
         strbuf_addf(&sb, ":%s", reason_s);
-    progress_add(jr, sb.buf, 1);
-    if (r->was_deferred) progress_add(jr, "deferred:quiet_hours", -1); /* it leaves the deferred count now */
+    argbuf_add(&jr->fin_args, sb.buf);
+    argbuf_add(&jr->fin_args, r->was_deferred ? "1" : "0"); /* it leaves the deferred count now */
     strbuf_free(&sb);
     jr->nfin++;
     jr->writes++;
@@ -1208,7 +1184,6 @@ static void jobrun_free(struct jobrun *jr)
     free(jr->deferrals);
     argbuf_free(&jr->fin_keys);
     argbuf_free(&jr->fin_args);
-    free(jr->prog);
     job_free(&jr->job);
     free(jr->text);
     free(jr->src_key);

@@ -126,15 +126,19 @@ extern const char store_lua_reserve[];
  * store_lua_finish: the writes that close a batch of outcomes: per
  * recipient the once-only record, the person's history (capped at
  * STORE_HISTORY_MAX), the sends entry given back after a permanent failure,
- * and the audit record; then the campaign's progress counters. A person
- * erased while their message was in flight gets no record and no history
- * back (the audit record, which names no address, stays).
+ * the audit record and the campaign's progress counters. A person erased
+ * while their message was in flight gets no record and no history back
+ * (the audit record, which names no address, stays). Idempotent for the
+ * recipients with a record: when the record already reads as this outcome
+ * (the command was sent again after a lost connection) nothing more is
+ * written for them, so the audit and the counters never count twice.
  * KEYS: 1 audit stream, 2 campaign hash, then per recipient: campaigns
  * hash, history list, sends zset, person hash.
- * ARGV: 1 audit maxlen, 2 campaign, then per recipient 10 values: id,
+ * ARGV: 1 audit maxlen, 2 campaign, then per recipient 12 values: id,
  * record ("" none), sends member to remove ("" none), history JSON ("" none),
- * channel, outcome, reason, provider, provider_id, at; then pairs of
- * progress field, increment. Returns the number of recipients.
+ * channel, outcome, reason, provider, provider_id, at, progress field,
+ * "1" when it leaves the deferred count (else "0"). Returns the number of
+ * recipients written.
  */
 extern const char store_lua_finish[];
 
