@@ -271,10 +271,26 @@ int store_sync_suppress(redisContext *c, const char *prefix, int channel, const 
     struct strbuf k, m;
     strbuf_init(&k);
     strbuf_init(&m);
-    store_key_suppress(&k, prefix);
     store_suppress_member(&m, channel, address);
-    redisAppendCommand(c, "SADD %s %s", k.buf, m.buf);
-    int rc = expect_ok(c, err, errlen);
+    /* Whose address it is: their rev moves, so a message the daemon looked
+     * up before the suppression is decided again (as people_suppress does). */
+    store_key_addr(&k, prefix);
+    redisReply *owner = redisCommand(c, "HGET %s %s", k.buf, m.buf);
+    int rc = 0;
+    if (!owner || owner->type == REDIS_REPLY_ERROR) {
+        herald_seterr(err, errlen, "redis: %s", owner ? owner->str : c->errstr);
+        rc = -HERALD_EREDIS;
+    } else {
+        store_key_suppress(&k, prefix);
+        redisAppendCommand(c, "SADD %s %s", k.buf, m.buf);
+        rc = expect_ok(c, err, errlen);
+        if (rc == 0 && owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str)) {
+            store_key_person(&k, prefix, owner->str);
+            redisAppendCommand(c, "HINCRBY %s rev 1", k.buf);
+            rc = expect_ok(c, err, errlen);
+        }
+    }
+    if (owner) freeReplyObject(owner);
     strbuf_free(&k);
     strbuf_free(&m);
     return rc;

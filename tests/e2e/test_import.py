@@ -85,6 +85,18 @@ class Import(harness.HeraldTestCase):
         tos = sorted(m["to"] for m in e.outbox_json("win-1").values())
         self.assertEqual(tos, ["moved.addr@example.com", "second.addr@example.com", "w0599@example.com"])
 
+    def test_suppress_moves_the_owners_rev(self):
+        """heraldctl suppress changes what herald may do for the address's
+        owner: their rev moves, so a message looked up before is decided again."""
+        e = self.env()
+        e.import_people(GOOD)
+        before = int(e.r.hget("herald:r:{im-1}", "rev") or 0)
+        e.suppress("email", "Ian.Import@example.com")   # suppression ignores case
+        self.assertEqual(int(e.r.hget("herald:r:{im-1}", "rev")), before + 1)
+        self.assertEqual(e.r.scard("herald:suppress"), 1)
+        e.suppress("email", "nobody.known@example.com")   # no owner: only the list changes
+        self.assertEqual(e.r.scard("herald:suppress"), 2)
+
     def test_usage_and_connection_errors_exit_2(self):
         e = self.env()
         path = e.write_jsonl("people.jsonl", GOOD)
