@@ -196,6 +196,10 @@ static void jb_field(struct jbuf *b, const char *key, const char *value, bool fi
     jb_add(b, "\"", 1);
     const unsigned char *p = (const unsigned char *)value, *run = p;
     while (*p && b->ok) {
+        if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') { /* most of any text */
+            p++;
+            continue;
+        }
         size_t n = utf8_seq(p);
         if (n == 0) {
             b->ok = false;

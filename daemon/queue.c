@@ -201,6 +201,8 @@ struct queue {
     size_t reserving; /* in a reservation script now */
     uv_idle_t ready_idle;
     uint64_t reserve_seq;
+    int64_t at_second; /* the second at_text shows */
+    char at_text[32];
     int handles_open;
 };
 
@@ -405,13 +407,17 @@ static enum store_rec_state rec_state_for(enum herald_outcome o)
  * provider's message id is the provider's text: escape everything). */
 static void json_str(struct strbuf *sb, const char *s)
 {
-    strbuf_adds(sb, "\"");
+    strbuf_add(sb, "\"", 1);
+    const char *run = s;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p != '"' && *p != '\\' && *p >= 0x20) continue;
+        strbuf_add(sb, run, (size_t)((const char *)p - run)); /* the plain run before it */
         if (*p == '"' || *p == '\\') strbuf_addf(sb, "\\%c", *p);
-        else if (*p < 0x20) strbuf_addf(sb, "\\u%04x", *p);
-        else strbuf_add(sb, (const char *)p, 1);
+        else strbuf_addf(sb, "\\u%04x", *p);
+        run = (const char *)p + 1;
     }
-    strbuf_adds(sb, "\"");
+    strbuf_adds(sb, run);
+    strbuf_add(sb, "\"", 1);
 }
 
 struct fin_flush {
@@ -474,7 +480,12 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
     struct queue *q = jr->q;
     int64_t now = time(NULL);
     char at[32], reason_s[HERALD_ID_MAX + 8];
-    herald_time_format(now, at, sizeof(at));
+    /* Formatted once a second: thousands of outcomes share it. */
+    if (now != q->at_second) {
+        q->at_second = now;
+        herald_time_format(now, q->at_text, sizeof(q->at_text));
+    }
+    snprintf(at, sizeof(at), "%s", q->at_text);
     if (reason == HERALD_REASON_CAP)
         snprintf(reason_s, sizeof(reason_s), "cap:%s", r->cap);
     else
