@@ -401,29 +401,9 @@ static void sendgrid_interpret(void *instance, void *state, const struct herald_
 {
     (void)instance;
     (void)state;
-    memset(v, 0, sizeof(*v));
-    if (resp->curl_code != 0) {
-        v->kind = HERALD_VERDICT_RETRY;
-        snprintf(v->reason, sizeof(v->reason), "transport_%d", resp->curl_code);
-        return;
-    }
-    long st = resp->status;
-    if (st >= 200 && st < 300) {
-        v->kind = HERALD_VERDICT_ACCEPTED;
-        if (!plugin_header_value(resp, "X-Message-Id", v->provider_id, sizeof(v->provider_id)))
-            snprintf(v->provider_id, sizeof(v->provider_id), "sendgrid:%ld", st);
-        return;
-    }
-    snprintf(v->reason, sizeof(v->reason), "http_%ld", st);
-    if (st >= 400 && st < 500 && st != 429) {
-        v->kind = HERALD_VERDICT_REJECTED;
-        return;
-    }
-    /* 429, 5xx, and anything unexpected (1xx/3xx: a proxy or a wrong
-     * base_url, not the message's fault): temporary, let the daemon retry
-     * or fail over. */
-    v->kind = HERALD_VERDICT_RETRY;
-    v->retry_after_ms = plugin_retry_after_ms(resp);
+    if (plugin_http_verdict(resp, v) == HERALD_VERDICT_ACCEPTED &&
+        !plugin_header_value(resp, "X-Message-Id", v->provider_id, sizeof(v->provider_id)))
+        snprintf(v->provider_id, sizeof(v->provider_id), "sendgrid:%ld", resp->status);
 }
 
 static const struct herald_channel_plugin sendgrid_plugin = {

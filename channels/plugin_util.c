@@ -4,6 +4,7 @@
 #include "plugin_util.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -68,4 +69,30 @@ struct curl_slist *plugin_add_header(struct curl_slist *list, const char *h, boo
         return list;
     }
     return n;
+}
+
+int plugin_http_verdict(const struct herald_response *resp, struct herald_verdict *v)
+{
+    memset(v, 0, sizeof(*v));
+    if (resp->curl_code != 0) {
+        /* Timeouts, refused or reset connections: the provider may be back soon. */
+        v->kind = HERALD_VERDICT_RETRY;
+        snprintf(v->reason, sizeof(v->reason), "transport_%d", resp->curl_code);
+        return v->kind;
+    }
+    long st = resp->status;
+    if (st >= 200 && st < 300) {
+        v->kind = HERALD_VERDICT_ACCEPTED;
+        return v->kind;
+    }
+    snprintf(v->reason, sizeof(v->reason), "http_%ld", st);
+    if (st >= 400 && st < 500 && st != 429) {
+        v->kind = HERALD_VERDICT_REJECTED;
+        return v->kind;
+    }
+    /* 429, 5xx, and anything unexpected (1xx/3xx: a proxy or a wrong URL,
+     * not the message's fault): temporary, let the daemon retry or fail over. */
+    v->kind = HERALD_VERDICT_RETRY;
+    v->retry_after_ms = plugin_retry_after_ms(resp);
+    return v->kind;
 }

@@ -25,6 +25,14 @@ bool plugin_header_value(const struct herald_response *resp, const char *name, c
  * absent or an HTTP date (that form would need the clock). */
 int64_t plugin_retry_after_ms(const struct herald_response *resp);
 
+/* The verdict that transport and HTTP status alone decide, the same for
+ * every HTTP provider: a transport error ("transport_<curl code>") and 429,
+ * 5xx or an unexpected 1xx/3xx ("http_<status>", Retry-After honoured)
+ * retry; any other 4xx is rejected "http_<status>"; a 2xx is accepted with
+ * an empty provider_id for the caller to fill. Zeroes v first; returns
+ * v->kind. */
+int plugin_http_verdict(const struct herald_response *resp, struct herald_verdict *v);
+
 /* The index in keys[0..nkeys) of settings[i].key, or -1 after reporting it
  * through the host as unknown ("unknown setting (<takes>)") or as given
  * twice (seen[k] already set). On success seen[k] = the value. */

@@ -337,37 +337,21 @@ static void twilio_interpret(void *instance, void *state, const struct herald_re
 {
     (void)instance;
     (void)state;
-    memset(v, 0, sizeof(*v));
-    if (resp->curl_code != 0) {
-        v->kind = HERALD_VERDICT_RETRY;
-        snprintf(v->reason, sizeof(v->reason), "transport_%d", resp->curl_code);
-        return;
-    }
-    long st = resp->status;
-    if (st >= 200 && st < 300) {
-        v->kind = HERALD_VERDICT_ACCEPTED;
+    int kind = plugin_http_verdict(resp, v);
+    if (kind == HERALD_VERDICT_ACCEPTED) {
         json_t *j = parse_body(resp);
         const char *sid = j ? json_string_value(json_object_get(j, "sid")) : NULL;
         if (sid) copy_id(v->provider_id, sizeof(v->provider_id), sid);
-        if (!v->provider_id[0]) snprintf(v->provider_id, sizeof(v->provider_id), "twilio:%ld", st);
+        if (!v->provider_id[0]) snprintf(v->provider_id, sizeof(v->provider_id), "twilio:%ld", resp->status);
         json_decref(j);
-        return;
-    }
-    if (st >= 400 && st < 500 && st != 429) {
-        v->kind = HERALD_VERDICT_REJECTED;
+    } else if (kind == HERALD_VERDICT_REJECTED) {
+        /* Twilio's own error code says more than the status. */
         json_t *j = parse_body(resp);
         json_t *code = j ? json_object_get(j, "code") : NULL;
         if (json_is_integer(code))
             snprintf(v->reason, sizeof(v->reason), "twilio_%lld", (long long)json_integer_value(code));
-        else
-            snprintf(v->reason, sizeof(v->reason), "http_%ld", st);
         json_decref(j);
-        return;
     }
-    /* 429, 5xx, and anything unexpected (1xx/3xx): temporary. */
-    v->kind = HERALD_VERDICT_RETRY;
-    snprintf(v->reason, sizeof(v->reason), "http_%ld", st);
-    v->retry_after_ms = plugin_retry_after_ms(resp);
 }
 
 static const struct herald_channel_plugin twilio_plugin = {

@@ -312,31 +312,18 @@ static void webhook_interpret(void *instance, void *state, const struct herald_r
 {
     (void)instance;
     (void)state;
-    memset(v, 0, sizeof(*v));
-    if (resp->curl_code != 0) {
-        /* Timeouts, refused or reset connections: the endpoint may be back soon. */
-        v->kind = HERALD_VERDICT_RETRY;
-        snprintf(v->reason, sizeof(v->reason), "transport_%d", resp->curl_code);
-        return;
-    }
-    long st = resp->status;
-    if (st >= 200 && st <= 299) {
-        v->kind = HERALD_VERDICT_ACCEPTED;
+    int kind = plugin_http_verdict(resp, v);
+    if (kind == HERALD_VERDICT_ACCEPTED) {
         if (!id_from_body(resp, v->provider_id, sizeof(v->provider_id)) &&
             !plugin_header_value(resp, "X-Request-Id", v->provider_id, sizeof(v->provider_id)) &&
             !plugin_header_value(resp, "X-Message-Id", v->provider_id, sizeof(v->provider_id)))
-            snprintf(v->provider_id, sizeof(v->provider_id), "webhook:%ld", st);
-        if (!v->provider_id[0]) snprintf(v->provider_id, sizeof(v->provider_id), "webhook:%ld", st);
-        return;
+            snprintf(v->provider_id, sizeof(v->provider_id), "webhook:%ld", resp->status);
+    } else if (kind == HERALD_VERDICT_RETRY && resp->curl_code == 0 && resp->status >= 300 && resp->status < 400) {
+        /* The operator's own endpoint redirecting is its configuration,
+         * which a retry will not change (docs/plugin-abi.md). */
+        v->kind = HERALD_VERDICT_REJECTED;
+        v->retry_after_ms = 0;
     }
-    if (st == 429 || st >= 500 || st < 200) {
-        v->kind = HERALD_VERDICT_RETRY;
-        v->retry_after_ms = plugin_retry_after_ms(resp);
-        snprintf(v->reason, sizeof(v->reason), "http_%ld", st);
-        return;
-    }
-    v->kind = HERALD_VERDICT_REJECTED;
-    snprintf(v->reason, sizeof(v->reason), "http_%ld", st);
 }
 
 static const struct herald_channel_plugin webhook_plugin = {

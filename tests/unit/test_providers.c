@@ -509,6 +509,10 @@ static void sg_interpret(void **state)
     verdict_of(sg, 28, 0, "", "", &v);
     assert_int_equal(v.kind, HERALD_VERDICT_RETRY);
     assert_string_equal(v.reason, "transport_28");
+    /* A redirect is a proxy or a wrong base_url, not the message's fault. */
+    verdict_of(sg, 0, 302, "HTTP/1.1 302 Found\r\n\r\n", "", &v);
+    assert_int_equal(v.kind, HERALD_VERDICT_RETRY);
+    assert_string_equal(v.reason, "http_302");
 }
 
 /* ---- sms_twilio --------------------------------------------------------------- */
@@ -729,6 +733,9 @@ static void tw_interpret(void **state)
     verdict_of(tw, 28, 0, "", "", &v);
     assert_int_equal(v.kind, HERALD_VERDICT_RETRY);
     assert_string_equal(v.reason, "transport_28");
+    verdict_of(tw, 0, 301, "HTTP/1.1 301 Moved\r\n\r\n", "", &v);
+    assert_int_equal(v.kind, HERALD_VERDICT_RETRY);
+    assert_string_equal(v.reason, "http_301");
 }
 
 int main(void)

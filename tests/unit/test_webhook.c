@@ -65,6 +65,11 @@ static void rejected(void **st)
     assert_string_equal(v.reason, "http_400");
     v = judge(0, 404, "HTTP/1.1 404 Not Found\r\n\r\n", "");
     assert_string_equal(v.reason, "http_404");
+    /* The operator's own endpoint redirecting is its configuration: no retry. */
+    v = judge(0, 302, "HTTP/1.1 302 Found\r\nRetry-After: 5\r\n\r\n", "");
+    assert_int_equal(v.kind, HERALD_VERDICT_REJECTED);
+    assert_string_equal(v.reason, "http_302");
+    assert_int_equal(v.retry_after_ms, 0);
 }
 
 static void host_log(void *ctx, enum herald_log_level level, const char *fmt, ...)
