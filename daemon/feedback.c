@@ -271,3 +271,11 @@ done:
     if (rc < 0) feedback_sendgrid_free(out);
     return rc;
 }
+
+bool feedback_twilio_sid_valid(const char *s)
+{
+    if (!s || strlen(s) != 34 || !isupper((unsigned char)s[0]) || !isupper((unsigned char)s[1])) return false;
+    for (size_t i = 2; i < 34; i++)
+        if (!isdigit((unsigned char)s[i]) && !(s[i] >= 'a' && s[i] <= 'f')) return false;
+    return true;
+}

@@ -53,6 +53,10 @@ enum feedback_keyword {
     FEEDBACK_KW_HELP      /* HELP: answered and counted */
 };
 enum feedback_keyword feedback_sms_keyword(const char *body);
+/* A Twilio resource sid: two upper-case letters and 32 lower-case hex
+ * digits ("SM0123..."). Stricter than herald_id_valid on purpose: the sid
+ * goes into log lines, so it must never be able to hold an address. */
+bool feedback_twilio_sid_valid(const char *s);
 /* The keyword of an inbound SMS: the body's, else Twilio's own reading of
  * it (the OptOutType parameter, "STOP", "START" or "HELP", which Twilio's
  * Advanced Opt-Out sends for the keywords configured there, in any

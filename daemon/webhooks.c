@@ -403,9 +403,9 @@ static void twilio_post(struct http_request *req, void *arg)
         twiml(req, kw);
         return;
     }
-    if (!sid || !herald_id_valid(sid)) {
+    if (!feedback_twilio_sid_valid(sid)) {
         feedback_form_free(&form);
-        http_respond_error(req, 400, "MessageSid: missing or not an id");
+        http_respond_error(req, 400, "MessageSid: missing, or not a Twilio sid (two letters and 32 hex digits)");
         return;
     }
     if (!st->people) {

@@ -333,6 +333,9 @@ class TwilioWebhook(WebhookCase):
         with self.subTest("a parameter changed after signing"):
             sig = twilio_signature(TWILIO_TOKEN, PUBLIC_URL + "/v1/webhooks/twilio", sms_params("+15550109002", "STOP", sid(11)))
             self.assertEqual(tw_post(e, stop, signature=sig)[0], 403)
+        with self.subTest("signed, but the MessageSid is not a Twilio sid (it would be logged)"):
+            status, _, text = tw_post(e, sms_params("+15550109002", "STOP", "ann.lindqvist@example.com"))
+            self.assertEqual(status, 400, text)
         self.assertEqual(self.ledger(e, "u-sms"), before)
         self.assertEqual(e.r.keys("herald:webhook*"), [])
 

@@ -185,12 +185,26 @@ static void test_sendgrid_parse(void **state)
     }
 }
 
+static void test_twilio_sid(void **state)
+{
+    (void)state;
+    assert_true(feedback_twilio_sid_valid("SM0123456789abcdef0123456789abcdef"));
+    assert_true(feedback_twilio_sid_valid("MM0123456789abcdef0123456789abcdef"));
+    assert_false(feedback_twilio_sid_valid(NULL));
+    assert_false(feedback_twilio_sid_valid(""));
+    assert_false(feedback_twilio_sid_valid("SM0123456789abcdef0123456789abcde"));   /* 31 hex */
+    assert_false(feedback_twilio_sid_valid("SM0123456789ABCDEF0123456789abcdef"));  /* upper-case hex */
+    assert_false(feedback_twilio_sid_valid("sm0123456789abcdef0123456789abcdef"));
+    /* herald_id_valid would take an address: a sid never may, it is logged */
+    assert_false(feedback_twilio_sid_valid("ann.lindqvist@example.com"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_form_decoding),       cmocka_unit_test(test_twilio_signed_text),
         cmocka_unit_test(test_keywords),            cmocka_unit_test(test_sendgrid_suppresses),
-        cmocka_unit_test(test_sendgrid_parse),
+        cmocka_unit_test(test_sendgrid_parse),      cmocka_unit_test(test_twilio_sid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
