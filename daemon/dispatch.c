@@ -8,7 +8,8 @@
  *
  * Network plugins go through ONE curl multi handle driven by the loop as in
  * curl's docs/examples/multi-uv.c: one uv_poll per curl socket
- * (CURLMOPT_SOCKETFUNCTION), one uv_timer (CURLMOPT_TIMERFUNCTION), and
+ * (CURLMOPT_SOCKETFUNCTION), kept from the socket's opening to its closing
+ * (CURLOPT_CLOSESOCKETFUNCTION), one uv_timer (CURLMOPT_TIMERFUNCTION), and
  * curl_multi_info_read drained after every curl_multi_socket_action. One
  * multi handle means one connection pool: a provider's TLS connection is
  * reused from message to message. Easy handles are kept on a small free
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -60,12 +62,16 @@ struct dprov {
     struct log_complaint complaint;
 };
 
-/* One curl socket and its poll handle. */
+/* One curl socket and its poll handle. The handle lives as long as the
+ * socket (closed in on_close_socket), not as long as one transfer: a
+ * keep-alive connection is reused by thousands of messages, and setting a
+ * poll up and down for each cost two epoll_ctl calls and an allocation. */
 struct dsock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct dispatch *d;
-    struct dsock *next;
+    int events; /* UV_READABLE | UV_WRITABLE now polled for, 0 stopped */
+    bool idle;  /* curl is not using it (in its connection cache) */
 };
 
 /* One curl request in flight. */
@@ -91,7 +97,8 @@ struct dispatch {
     size_t nprovs;
     CURLM *multi;
     uv_timer_t curl_timer;
-    struct dsock *socks;
+    struct dsock **socks; /* by file descriptor */
+    size_t nsocks;
     struct dispatch_req *reqs;
 };
 
@@ -101,10 +108,20 @@ static void check_info(struct dispatch *d);
 
 /* ---- curl multi on the loop (multi-uv.c) ------------------------------ */
 
+static void sock_watch(struct dsock *ds, int events);
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     struct dsock *ds = h->data;
     struct dispatch *d = ds->d;
+    if (ds->idle) {
+        /* A cached connection became readable: the server closed it (or
+         * sent what it should not). Stop watching, or level-triggered
+         * polling would spin; curl notices when it next checks the
+         * connection and closes it through on_close_socket. */
+        sock_watch(ds, 0);
+        return;
+    }
     int flags = 0, running;
     if (status < 0) flags = CURL_CSELECT_ERR;
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
@@ -113,36 +130,56 @@ static void on_poll(uv_poll_t *h, int status, int events)
     check_info(d);
 }
 
+/* Polls for events, touching epoll only when they change. */
+static void sock_watch(struct dsock *ds, int events)
+{
+    if (events == ds->events) return;
+    if (events) uv_poll_start(&ds->poll, events, on_poll);
+    else uv_poll_stop(&ds->poll);
+    ds->events = events;
+}
+
 static void on_sock_closed(uv_handle_t *h)
 {
     free(h->data);
 }
 
+static struct dsock *sock_find(const struct dispatch *d, curl_socket_t s)
+{
+    return s >= 0 && (size_t)s < d->nsocks ? d->socks[s] : NULL;
+}
+
 static void sock_close(struct dispatch *d, struct dsock *ds)
 {
-    for (struct dsock **pp = &d->socks; *pp; pp = &(*pp)->next) {
-        if (*pp == ds) {
-            *pp = ds->next;
-            break;
-        }
-    }
-    uv_poll_stop(&ds->poll);
-    uv_close((uv_handle_t *)&ds->poll, on_sock_closed);
+    d->socks[ds->fd] = NULL;
+    uv_close((uv_handle_t *)&ds->poll, on_sock_closed); /* stops polling first */
 }
 
 static int on_socket(CURL *e, curl_socket_t s, int action, void *userp, void *socketp)
 {
     (void)e;
+    (void)socketp;
     struct dispatch *d = userp;
-    struct dsock *ds = socketp;
+    struct dsock *ds = sock_find(d, s);
     if (action == CURL_POLL_REMOVE) {
+        /* The connection goes back to curl's cache (or is about to be
+         * closed, which on_close_socket handles): keep watching it for
+         * readability only, so that its next transfer costs no epoll_ctl. */
         if (ds) {
-            if (d->multi) curl_multi_assign(d->multi, s, NULL);
-            sock_close(d, ds);
+            ds->idle = true;
+            sock_watch(ds, UV_READABLE);
         }
         return 0;
     }
     if (!ds) {
+        if (s < 0) return -1;
+        if ((size_t)s >= d->nsocks) {
+            size_t n = d->nsocks ? d->nsocks : 64;
+            while (n <= (size_t)s) n *= 2;
+            d->socks = xrealloc(d->socks, n * sizeof(*d->socks));
+            memset(d->socks + d->nsocks, 0, (n - d->nsocks) * sizeof(*d->socks));
+            d->nsocks = n;
+        }
         ds = xcalloc(1, sizeof(*ds));
         ds->fd = s;
         ds->d = d;
@@ -151,15 +188,25 @@ static int on_socket(CURL *e, curl_socket_t s, int action, void *userp, void *so
             return -1; /* curl fails the transfer */
         }
         ds->poll.data = ds;
-        ds->next = d->socks;
-        d->socks = ds;
-        curl_multi_assign(d->multi, s, ds);
+        d->socks[s] = ds;
     }
+    ds->idle = false;
     int events = 0;
     if (action & CURL_POLL_IN) events |= UV_READABLE;
     if (action & CURL_POLL_OUT) events |= UV_WRITABLE;
-    uv_poll_start(&ds->poll, events, on_poll);
+    sock_watch(ds, events);
     return 0;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: every socket curl opened is closed here, so
+ * that its poll handle is stopped before the descriptor is gone (and
+ * before the number can be reused by the next socket). */
+static int on_close_socket(void *userp, curl_socket_t s)
+{
+    struct dispatch *d = userp;
+    struct dsock *ds = sock_find(d, s);
+    if (ds) sock_close(d, ds);
+    return close(s);
 }
 
 static void on_curl_timer(uv_timer_t *t)
@@ -540,6 +587,8 @@ static void start_curl(struct dprov *p, struct dispatch_msg *m)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)req);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->cp->timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)d);
     req->next = d->reqs;
     if (d->reqs) d->reqs->prev = req;
     d->reqs = req;
@@ -769,7 +818,8 @@ void dispatch_close(struct dispatch *d)
      * removal through on_socket, which closes its poll handle. */
     curl_multi_cleanup(d->multi);
     d->multi = NULL;
-    while (d->socks) sock_close(d, d->socks);
+    for (size_t i = 0; i < d->nsocks; i++)
+        if (d->socks[i]) sock_close(d, d->socks[i]);
     uv_close((uv_handle_t *)&d->curl_timer, NULL);
     for (size_t i = 0; i < d->nprovs; i++) {
         struct dprov *p = &d->provs[i];
@@ -782,6 +832,7 @@ void dispatch_free(struct dispatch *d)
 {
     if (!d) return;
     if (d->multi) curl_multi_cleanup(d->multi); /* dispatch_close was not called */
+    free(d->socks);
     free(d->provs);
     free(d);
 }

@@ -9,7 +9,8 @@
 #            body size) against the same nginx; the ratio herald / reference.
 #   scripts/bench.sh [all|policy|webhook]     (env: N=200000 RUNS=3)
 # PROFILE=1 builds with frame pointers into build-prof/ and records each herald
-# run with `perf record -g` (perf.data files are left in build-prof/).
+# run with `perf record -g`, and redis-server flat (perf-*.data files are left
+# in build-prof/).
 # Quote medians: the machines are shared and noisy.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +63,7 @@ http {
 }
 NGINX
 spawn_bg "$tmp/nginx/out.log" nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
+npid=$SPAWNED_PID
 wait_until 10 curl -s -o /dev/null -X POST "http://127.0.0.1:$nport/" || die "nginx did not start"
 
 start_redis "$tmp/redis" >/dev/null
@@ -126,10 +128,14 @@ JOB
     if [ "${PROFILE:-0}" = 1 ]; then
         perf record -g -o "$bdir/perf-$run.data" -p "$hpid" >/dev/null 2>&1 &
         perf_pid=$!
+        perf record -o "$bdir/perf-redis-$run.data" -p "$REDIS_PID" >/dev/null 2>&1 &
+        perf_pid="$perf_pid $!"
     fi
     # CPU seconds (user + system) of herald and redis-server, for the cost per message.
     cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
-    hc0=$(cpu "$hpid") rc0=$(cpu "$REDIS_PID")
+    # nginx's one worker is the master's child.
+    nwpid=$(pgrep -P "$npid" | head -n 1)
+    hc0=$(cpu "$hpid") rc0=$(cpu "$REDIS_PID") nc0=$(cpu "$nwpid")
     redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     t0=$(date +%s.%N)
     ctl enqueue "$tmp/job-$run.json" >/dev/null
@@ -138,10 +144,11 @@ JOB
         sleep 0.2
     done
     t1=$(date +%s.%N)
-    hc1=$(cpu "$hpid") rc1=$(cpu "$REDIS_PID")
+    hc1=$(cpu "$hpid") rc1=$(cpu "$REDIS_PID") nc1=$(cpu "$nwpid")
     peak=$(awk '/VmHWM/ {print $2}' "/proc/$hpid/status")
     if [ -n "$perf_pid" ]; then
-        kill -INT "$perf_pid"; wait "$perf_pid" || true
+        # shellcheck disable=SC2086 # two pids
+        kill -INT $perf_pid; wait $perf_pid || true
         # Where Redis spent its time: microseconds per command type.
         redis-cli -p "$REDIS_PORT" INFO commandstats | grep -E '^cmdstat_' | tr -d '\r' |
             sed -E 's/^cmdstat_([^:]*):calls=([0-9]+),usec=([0-9]+),.*/  redis \1: \2 calls, \3 us/'
@@ -154,7 +161,7 @@ JOB
     ref=$("$bdir"/bench_curl "http://127.0.0.1:$nport/herald" "$N" 64 700 | sed -E 's/.*= ([0-9]+) req\/s.*/\1/')
     refs+=("$ref")
     echo "run $run: herald sent $sent in $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s = $rate msg/s, peak RSS $((peak / 1024)) MiB; reference $ref req/s"
-    echo "       CPU per message: herald $(/usr/bin/python3 -c "print(round(($hc1 - $hc0) * 1e6 / $sent, 1))") us, redis-server $(/usr/bin/python3 -c "print(round(($rc1 - $rc0) * 1e6 / $sent, 1))") us; $(nproc) cores"
+    echo "       CPU per message: herald $(/usr/bin/python3 -c "print(round(($hc1 - $hc0) * 1e6 / $sent, 1))") us, redis-server $(/usr/bin/python3 -c "print(round(($rc1 - $rc0) * 1e6 / $sent, 1))") us, nginx $(/usr/bin/python3 -c "print(round(($nc1 - $nc0) * 1e6 / $sent, 1))") us; $(nproc) cores"
 done
 /usr/bin/python3 - "${rates[*]}" "${rss[*]}" "${refs[*]}" <<'PY'
 import statistics, sys
