@@ -33,7 +33,7 @@ struct webhook {
     char *url;
     char *secret;
     char *header_name;
-    EVP_MAC_CTX *mac; /* keyed with secret once; copied per message (see digest.h) */
+    EVP_MAC_CTX *mac; /* keyed with secret once; restarted per message (see digest.h) */
 };
 
 struct webhook_req {
@@ -251,10 +251,11 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
     size_t blen = strlen(r->body);
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t maclen = 0;
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(w->mac);
-    bool signed_ok = ctx && EVP_MAC_update(ctx, (const unsigned char *)r->body, blen) &&
-                     EVP_MAC_final(ctx, mac, &maclen, sizeof(mac));
-    EVP_MAC_CTX_free(ctx);
+    /* prepare() runs on the loop thread only: one context per instance,
+     * restarted with its own key (NULL) for each message. */
+    bool signed_ok = EVP_MAC_init(w->mac, NULL, 0, NULL) &&
+                     EVP_MAC_update(w->mac, (const unsigned char *)r->body, blen) &&
+                     EVP_MAC_final(w->mac, mac, &maclen, sizeof(mac));
     if (!signed_ok) {
         snprintf(reason, reasonlen, "hmac_failed");
         webhook_release(w, r);

@@ -19,7 +19,7 @@ static EVP_MD *sha256_md;
 static EVP_MAC *hmac_alg;
 static struct {
     char *key;
-    EVP_MAC_CTX *ctx; /* initialised with key; copied per call */
+    EVP_MAC_CTX *ctx; /* initialised with key; restarted per call */
 } keyed[DIGEST_KEYS_MAX];
 
 static void fatal(const char *what)
@@ -54,16 +54,16 @@ static EVP_MAC_CTX *keyed_ctx(const char *key)
 
 void digest_hmac_sha256(const char *key, const void *data, size_t len, unsigned char out[DIGEST_SHA256_LEN])
 {
-    EVP_MAC_CTX *base = keyed_ctx(key);
+    EVP_MAC_CTX *ctx = keyed_ctx(key);
     bool cached = false;
-    for (size_t i = 0; i < DIGEST_KEYS_MAX && !cached; i++) cached = keyed[i].ctx == base;
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(base);
+    for (size_t i = 0; i < DIGEST_KEYS_MAX && !cached; i++) cached = keyed[i].ctx == ctx;
+    /* A NULL key restarts the context with the key it holds: no copy of
+     * the context (and its allocations) per call. */
     size_t n = 0;
-    if (!ctx || !EVP_MAC_update(ctx, data, len) || !EVP_MAC_final(ctx, out, &n, DIGEST_SHA256_LEN) ||
-        n != DIGEST_SHA256_LEN)
+    if (!EVP_MAC_init(ctx, NULL, 0, NULL) || !EVP_MAC_update(ctx, data, len) ||
+        !EVP_MAC_final(ctx, out, &n, DIGEST_SHA256_LEN) || n != DIGEST_SHA256_LEN)
         fatal("HMAC-SHA256");
-    EVP_MAC_CTX_free(ctx);
-    if (!cached) EVP_MAC_CTX_free(base);
+    if (!cached) EVP_MAC_CTX_free(ctx);
 }
 
 void digest_hex(char *out, const unsigned char *in, size_t n)
