@@ -401,6 +401,83 @@ int consent_record_parse(const char *json, size_t len, struct consent_record *r,
     return rc;
 }
 
+/* ---- the current consent, read per recipient ------------------------ */
+
+static bool take_lit(const char **p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0) return false;
+    *p += n;
+    return true;
+}
+
+/* A JSON string body of printable ASCII without escapes, then its closing
+ * quote; copied to out (NUL-terminated, which must hold max + 1 bytes). */
+static bool take_plain(const char **p, const char *end, size_t min, size_t max, char *out)
+{
+    size_t n = 0;
+    for (const char *q = *p; q < end; q++) {
+        unsigned char c = (unsigned char)*q;
+        if (c == '"') {
+            if (n < min) return false;
+            if (out) out[n] = '\0';
+            *p = q + 1;
+            return true;
+        }
+        if (c < 0x20 || c > 0x7e || c == '\\' || n == max) return false;
+        if (out) out[n] = (char)c;
+        n++;
+    }
+    return false;
+}
+
+/* The exact form consent_record_to_json writes (compact, sorted keys) when
+ * every string is plain ASCII: {"at":..,"channel":..,"granted":..,"source":..
+ * [,"text_version":..]}. Anything else returns false and goes through the
+ * full parser, so both read every record the same way (fuzz_consent checks
+ * that they agree). */
+static bool consent_state_fast(const char *json, size_t len, struct consent_state *st)
+{
+    const char *p = json, *end = json + len;
+    char at[40], ch[16];
+    int64_t t;
+    bool granted;
+    if (!take_lit(&p, end, "{\"at\":\"") || !take_plain(&p, end, 1, sizeof(at) - 1, at) ||
+        herald_time_parse(at, &t) < 0)
+        return false;
+    if (!take_lit(&p, end, ",\"channel\":\"") || !take_plain(&p, end, 1, sizeof(ch) - 1, ch) ||
+        herald_channel_from_name(ch) < 0)
+        return false;
+    if (!take_lit(&p, end, ",\"granted\":")) return false;
+    if (take_lit(&p, end, "true")) granted = true;
+    else if (take_lit(&p, end, "false")) granted = false;
+    else return false;
+    if (!take_lit(&p, end, ",\"source\":\"") || !take_plain(&p, end, 1, HERALD_CONSENT_SOURCE_MAX, NULL))
+        return false;
+    if (take_lit(&p, end, ",\"text_version\":\"") && !take_plain(&p, end, 0, HERALD_CONSENT_SOURCE_MAX, NULL))
+        return false;
+    if (!take_lit(&p, end, "}") || p != end) return false;
+    st->known = true;
+    st->granted = granted;
+    st->at = t;
+    return true;
+}
+
+int consent_state_parse(const char *json, size_t len, struct consent_state *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (consent_state_fast(json, len, st)) return 0;
+    struct consent_record rec;
+    char err[160];
+    int rc = consent_record_parse(json, len, &rec, err, sizeof(err));
+    if (rc < 0) return rc;
+    st->known = true;
+    st->granted = rec.granted;
+    st->at = rec.at;
+    consent_record_free(&rec);
+    return 0;
+}
+
 char *consent_record_to_json(const struct consent_record *r)
 {
     char at[32];

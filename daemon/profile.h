@@ -80,6 +80,11 @@ void profile_free(struct profile *p);
  * when "at" is absent. On failure *r is zeroed and nothing is allocated. */
 char *consent_record_to_json(const struct consent_record *r);
 int consent_record_parse(const char *json, size_t len, struct consent_record *r, char *err, size_t errlen);
+/* The current state one stored record gives (known, granted, at), as
+ * consent_record_parse would read it but without building a JSON tree for
+ * the form herald writes: it runs for every recipient of every campaign.
+ * Returns 0, or <0 when the record is unreadable (*st zeroed: no consent). */
+int consent_state_parse(const char *json, size_t len, struct consent_state *st);
 int consent_record_from_json(const json_t *obj, struct consent_record *r, int64_t now, char *err, size_t errlen);
 void consent_record_free(struct consent_record *r);
 

@@ -228,16 +228,8 @@ int store_person_from_fields(const redisReply *const *el, struct profile *p, cha
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         const redisReply *e = el[1 + ch];
         if (e->type != REDIS_REPLY_STRING) continue;
-        struct consent_record rec;
-        char cerr[128];
-        if (consent_record_parse(e->str, e->len, &rec, cerr, sizeof(cerr)) < 0) {
-            /* An unreadable consent record is no consent: never guess yes. */
-            continue;
-        }
-        p->consent[ch].known = true;
-        p->consent[ch].granted = rec.granted;
-        p->consent[ch].at = rec.at;
-        consent_record_free(&rec);
+        /* An unreadable consent record is no consent: never guess yes. */
+        if (consent_state_parse(e->str, e->len, &p->consent[ch]) < 0) continue;
     }
     return 1;
 }

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Fuzzes herald's parsers of outside input with clang's libFuzzer (+ASan/UBSan).
 #   scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET...]
-# Targets: job profile template tz feedback page (tests/fuzz/fuzz_targets.c). New interesting
-# inputs go to build-fuzz/corpus/<target>; copy a crashing input into
-# tests/fuzz/corpus/<target>/ once fixed, so ctest replays it forever.
+# Targets: job profile consent template tz feedback page (tests/fuzz/fuzz_targets.c).
+# New interesting inputs go to build-fuzz/corpus/<target>; copy a crashing
+# input into tests/fuzz/corpus/<target>/ once fixed, so ctest replays it forever.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(job profile template tz feedback page)
+[ ${#targets[@]} -gt 0 ] || targets=(job profile consent template tz feedback page)
 command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang)" >&2; exit 2; }
 mkdir -p build-fuzz
 srcs=(daemon/util.c daemon/job.c daemon/template.c daemon/profile.c daemon/policy.c daemon/tz.c daemon/quiet.c daemon/feedback.c daemon/pagerender.c)

@@ -1,7 +1,7 @@
 /*
  * fuzz_targets.c - libFuzzer entry points for every parser of outside input:
- * jobs, profiles (import lines and API bodies), templates, TZif zone files,
- * provider webhooks and the link pages' forms. Built once per target with
+ * jobs, profiles (import lines and API bodies), stored consent records,
+ * templates, TZif zone files, provider webhooks and the link pages' forms. Built once per target with
  * -DFUZZ_<NAME>. With clang and -fsanitize=fuzzer they fuzz (scripts/fuzz.sh);
  * with gcc, replay.c runs the committed corpus under ctest, so every crash
  * found once stays fixed.
@@ -37,6 +37,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         profile_free(&again);
         free(back);
         profile_free(&p);
+    }
+#elif defined(FUZZ_CONSENT)
+    /* The per-recipient reader must read every stored record exactly as
+     * the full parser does: same verdict, same state. */
+    struct consent_state st;
+    struct consent_record rec;
+    int fast = consent_state_parse((const char *)data, size, &st);
+    int full = consent_record_parse((const char *)data, size, &rec, err, sizeof(err));
+    if ((fast == 0) != (full == 0)) abort();
+    if (full == 0) {
+        if (!st.known || st.granted != rec.granted || st.at != rec.at) abort();
+        char *back = consent_record_to_json(&rec);
+        struct consent_state again;
+        /* What herald stores, it reads back the same. */
+        if (consent_state_parse(back, strlen(back), &again) != 0 || again.granted != rec.granted ||
+            again.at != rec.at)
+            abort();
+        free(back);
+        consent_record_free(&rec);
     }
 #elif defined(FUZZ_TEMPLATE)
     char *src = xstrndup((const char *)data, size);
