@@ -212,7 +212,9 @@ static int parse_topics(const json_t *v, struct profile *p, char *err, size_t er
     return 0;
 }
 
-static int parse_attributes(const json_t *v, struct profile *p, char *err, size_t errlen)
+/* share: v belongs to a tree the caller is about to drop, so keep a
+ * reference to it instead of a copy (profile_parse, once per recipient). */
+static int parse_attributes(const json_t *v, struct profile *p, bool share, char *err, size_t errlen)
 {
     if (!json_is_object(v)) return herald_fail(err, errlen, "attributes: must be an object");
     if (json_object_size(v) > HERALD_PROFILE_MAX_ATTRIBUTES) {
@@ -232,11 +234,11 @@ static int parse_attributes(const json_t *v, struct profile *p, char *err, size_
             return -HERALD_EINVAL;
         }
     }
-    p->attributes = json_deep_copy(v);
+    p->attributes = share ? json_incref((json_t *)v) : json_deep_copy(v);
     return 0;
 }
 
-static int parse_frequency(const json_t *v, struct profile *p, char *err, size_t errlen)
+static int parse_frequency(const json_t *v, struct profile *p, bool share, char *err, size_t errlen)
 {
     if (!json_is_object(v)) return herald_fail(err, errlen, "frequency: must be an object of channel -> \"N/<period>\"");
     const char *key;
@@ -254,7 +256,7 @@ static int parse_frequency(const json_t *v, struct profile *p, char *err, size_t
             return -HERALD_EINVAL;
         }
     }
-    p->frequency = json_deep_copy(v);
+    p->frequency = share ? json_incref((json_t *)v) : json_deep_copy(v);
     return 0;
 }
 
@@ -515,8 +517,8 @@ static int parse_consent(const json_t *v, struct consent_record **recs, size_t *
     return 0;
 }
 
-static int parse_profile(const json_t *obj, struct profile *p, bool allow_consent, struct consent_record **recs,
-                         size_t *nrecs, int64_t now, char *err, size_t errlen)
+static int parse_profile(const json_t *obj, struct profile *p, bool allow_consent, bool share,
+                         struct consent_record **recs, size_t *nrecs, int64_t now, char *err, size_t errlen)
 {
     if (!json_is_object(obj)) return herald_fail(err, errlen, "profile: must be a JSON object");
     const char *key;
@@ -556,26 +558,25 @@ static int parse_profile(const json_t *obj, struct profile *p, bool allow_consen
         return rc;
     p->quiet_start_min = p->quiet_end_min = -1;
     if (p->quiet_hours) profile_quiet_hours_parse(p->quiet_hours, &p->quiet_start_min, &p->quiet_end_min);
-    if ((v = json_object_get(obj, "attributes")) && (rc = parse_attributes(v, p, err, errlen)) < 0) return rc;
+    if ((v = json_object_get(obj, "attributes")) && (rc = parse_attributes(v, p, share, err, errlen)) < 0) return rc;
     if ((v = json_object_get(obj, "channels")) && (rc = parse_channels(v, p, err, errlen)) < 0) return rc;
     if ((v = json_object_get(obj, "topics")) && (rc = parse_topics(v, p, err, errlen)) < 0) return rc;
-    if ((v = json_object_get(obj, "frequency")) && (rc = parse_frequency(v, p, err, errlen)) < 0) return rc;
+    if ((v = json_object_get(obj, "frequency")) && (rc = parse_frequency(v, p, share, err, errlen)) < 0) return rc;
     if (allow_consent && (v = json_object_get(obj, "consent")) &&
         (rc = parse_consent(v, recs, nrecs, now, err, errlen)) < 0)
         return rc;
     return 0;
 }
 
-int profile_from_json(const json_t *obj, struct profile *p, bool allow_consent,
-                      struct consent_record **records, size_t *nrecords, int64_t now,
-                      char *err, size_t errlen)
+static int from_json(const json_t *obj, struct profile *p, bool allow_consent, bool share,
+                     struct consent_record **records, size_t *nrecords, int64_t now, char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
     if (records) *records = NULL;
     if (nrecords) *nrecords = 0;
     struct consent_record *recs = NULL;
     size_t nrecs = 0;
-    int rc = parse_profile(obj, p, allow_consent, &recs, &nrecs, now, err, errlen);
+    int rc = parse_profile(obj, p, allow_consent, share, &recs, &nrecs, now, err, errlen);
     if (rc < 0) {
         profile_free(p);
         free_records(recs, nrecs);
@@ -588,6 +589,13 @@ int profile_from_json(const json_t *obj, struct profile *p, bool allow_consent,
         free_records(recs, nrecs);
     }
     return 0;
+}
+
+int profile_from_json(const json_t *obj, struct profile *p, bool allow_consent,
+                      struct consent_record **records, size_t *nrecords, int64_t now,
+                      char *err, size_t errlen)
+{
+    return from_json(obj, p, allow_consent, false, records, nrecords, now, err, errlen);
 }
 
 int profile_parse(const char *json, size_t len, struct profile *p, char *err, size_t errlen)
@@ -605,7 +613,7 @@ int profile_parse(const char *json, size_t len, struct profile *p, char *err, si
                       jerr.column);
         return -HERALD_EINVAL;
     }
-    int rc = profile_from_json(obj, p, false, NULL, NULL, 0, err, errlen);
+    int rc = from_json(obj, p, false, true, NULL, NULL, 0, err, errlen);
     json_decref(obj);
     return rc;
 }
