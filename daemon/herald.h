@@ -125,9 +125,16 @@ struct strbuf {
 void strbuf_init(struct strbuf *sb);
 void strbuf_free(struct strbuf *sb);
 void strbuf_reset(struct strbuf *sb);
+/* Makes room for cap bytes of content in all (one allocation ahead of many adds). */
+void strbuf_grow_to(struct strbuf *sb, size_t cap);
 void strbuf_add(struct strbuf *sb, const char *data, size_t len);
 void strbuf_adds(struct strbuf *sb, const char *s);
 void strbuf_addf(struct strbuf *sb, const char *fmt, ...) HERALD_PRINTF(2, 3);
+/* Decimal v, without printf (per-message paths). */
+void strbuf_addll(struct strbuf *sb, long long v);
+/* snprintf(dst, cap, "%s", src) without printf: copies at most cap - 1
+ * bytes, always terminates (cap > 0), returns the length copied. */
+size_t herald_copy(char *dst, size_t cap, const char *src);
 /* Hands the buffer to the caller (free() it); sb is left empty. */
 char *strbuf_detach(struct strbuf *sb, size_t *len);
 

@@ -55,14 +55,23 @@ static void mac(const char *secret, const char *data, size_t len, unsigned char 
 
 void links_sign(struct strbuf *out, const char *secret, const struct link_claims *c)
 {
-    char payload[512];
-    int n = snprintf(payload, sizeof(payload), "1|%c|%s|%s|%s|%s|%lld", c->kind, c->recipient,
-                     c->campaign, c->topic, c->channel, (long long)c->expires);
-    if (n < 0 || (size_t)n >= sizeof(payload)) n = (int)strlen(payload);
+    /* 1|kind|recipient|campaign|topic|channel|expires; the fields are
+     * bounded by struct link_claims, so the payload always fits. */
+    struct strbuf pl;
+    strbuf_init(&pl);
+    const char kind[] = {'1', '|', c->kind, '|', '\0'};
+    strbuf_adds(&pl, kind);
+    const char *fields[] = {c->recipient, c->campaign, c->topic, c->channel};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        strbuf_adds(&pl, fields[i]);
+        strbuf_add(&pl, "|", 1);
+    }
+    strbuf_addll(&pl, (long long)c->expires);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
-    mac(secret, payload, (size_t)n, md, &mdlen);
-    b64url_encode(out, (const unsigned char *)payload, (size_t)n);
+    mac(secret, pl.buf, pl.len, md, &mdlen);
+    b64url_encode(out, (const unsigned char *)pl.buf, pl.len);
+    strbuf_free(&pl);
     strbuf_add(out, ".", 1);
     b64url_encode(out, md, mdlen);
 }
@@ -135,15 +144,17 @@ void links_build(struct strbuf *unsub, struct strbuf *prefs, const char *public_
     strbuf_reset(prefs);
     if (!public_url || !*public_url || !secret) return;
     struct link_claims c = {.expires = now + ttl_s};
-    snprintf(c.recipient, sizeof(c.recipient), "%s", recipient);
-    snprintf(c.campaign, sizeof(c.campaign), "%s", campaign);
-    snprintf(c.topic, sizeof(c.topic), "%s", topic);
-    snprintf(c.channel, sizeof(c.channel), "%s", channel);
+    herald_copy(c.recipient, sizeof(c.recipient), recipient);
+    herald_copy(c.campaign, sizeof(c.campaign), campaign);
+    herald_copy(c.topic, sizeof(c.topic), topic);
+    herald_copy(c.channel, sizeof(c.channel), channel);
     c.kind = 'u';
-    strbuf_addf(unsub, "%s/u/", public_url);
+    strbuf_adds(unsub, public_url);
+    strbuf_adds(unsub, "/u/");
     links_sign(unsub, secret, &c);
     c.kind = 'p';
-    strbuf_addf(prefs, "%s/p/", public_url);
+    strbuf_adds(prefs, public_url);
+    strbuf_adds(prefs, "/p/");
     links_sign(prefs, secret, &c);
 }
 

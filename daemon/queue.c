@@ -64,8 +64,13 @@ static void argbuf_add(struct argbuf *ab, const char *s) { argbuf_addn(ab, s, st
 
 static void argbuf_addll(struct argbuf *ab, long long v)
 {
-    char num[24];
-    argbuf_addn(ab, num, (size_t)snprintf(num, sizeof(num), "%lld", v));
+    if (ab->n == ab->cap) {
+        ab->cap = ab->cap ? 2 * ab->cap : 16;
+        ab->offs = xrealloc(ab->offs, ab->cap * sizeof(*ab->offs));
+    }
+    ab->offs[ab->n++] = ab->data.len;
+    strbuf_addll(&ab->data, v);
+    strbuf_add(&ab->data, "", 1);
 }
 
 static void argbuf_free(struct argbuf *ab)
@@ -485,11 +490,11 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
         q->at_second = now;
         herald_time_format(now, q->at_text, sizeof(q->at_text));
     }
-    snprintf(at, sizeof(at), "%s", q->at_text);
+    herald_copy(at, sizeof(at), q->at_text);
     if (reason == HERALD_REASON_CAP)
         snprintf(reason_s, sizeof(reason_s), "cap:%s", r->cap);
     else
-        snprintf(reason_s, sizeof(reason_s), "%s", herald_reason_name(reason));
+        herald_copy(reason_s, sizeof(reason_s), herald_reason_name(reason));
     const char *chan = herald_channel_name(channel);
     struct strbuf sb;
     strbuf_init(&sb);
@@ -539,8 +544,10 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
 
     strbuf_reset(&sb);
     strbuf_adds(&sb, herald_outcome_name(outcome));
-    if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN)
-        strbuf_addf(&sb, ":%s", reason_s);
+    if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN) {
+        strbuf_add(&sb, ":", 1);
+        strbuf_adds(&sb, reason_s);
+    }
     argbuf_add(&jr->fin_args, sb.buf);
     argbuf_add(&jr->fin_args, r->was_deferred ? "1" : "0"); /* it leaves the deferred count now */
     strbuf_free(&sb);
@@ -874,9 +881,11 @@ static void reserve(struct rbatch *rb, int64_t now)
          * second copy of an id in the same batch is a duplicate, and only
          * a retried command meets its own record. */
         store_record_format(&r->record, REC_PENDING, jr->rec_entry, q->run_id, now);
-        strbuf_addf(&r->record, " %llu", (unsigned long long)++q->reserve_seq);
+        strbuf_add(&r->record, " ", 1);
+        strbuf_addll(&r->record, (long long)++q->reserve_seq);
         strbuf_reset(&r->member);
-        strbuf_addf(&r->member, "%s|%s|%s", chan, jr->job.topic, jr->job.id);
+        const char *mparts[] = {chan, "|", jr->job.topic, "|", jr->job.id};
+        for (size_t j = 0; j < sizeof(mparts) / sizeof(mparts[0]); j++) strbuf_adds(&r->member, mparts[j]);
         argbuf_add(&ab, r->rev);
         argbuf_add(&ab, r->record.buf);
         argbuf_add(&ab, chan);

@@ -66,7 +66,12 @@ void store_record_format(struct strbuf *sb, enum store_rec_state st, const char 
                          const char *run, int64_t at)
 {
     strbuf_reset(sb);
-    strbuf_addf(sb, "%s %s %s %lld", store_rec_state_name(st), entry, run, (long long)at);
+    const char *parts[] = {store_rec_state_name(st), entry, run};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        strbuf_adds(sb, parts[i]);
+        strbuf_add(sb, " ", 1);
+    }
+    strbuf_addll(sb, (long long)at);
 }
 
 int store_record_parse(const char *s, struct store_record *rec)

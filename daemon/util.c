@@ -140,6 +140,11 @@ static void strbuf_grow(struct strbuf *sb, size_t extra)
     sb->buf[sb->len] = '\0';
 }
 
+void strbuf_grow_to(struct strbuf *sb, size_t cap)
+{
+    if (cap > sb->len) strbuf_grow(sb, cap - sb->len);
+}
+
 void strbuf_add(struct strbuf *sb, const char *data, size_t len)
 {
     strbuf_grow(sb, len);
@@ -155,19 +160,48 @@ void strbuf_adds(struct strbuf *sb, const char *s)
 
 void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 {
+    /* Format into the room already there; only a result that does not fit
+     * is formatted a second time, after growing. */
+    strbuf_grow(sb, 0);
+    size_t room = sb->cap - sb->len;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(sb->buf + sb->len, room, fmt, ap);
     va_end(ap);
     if (n <= 0) {
-        strbuf_grow(sb, 0);
+        sb->buf[sb->len] = '\0';
         return;
     }
-    strbuf_grow(sb, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if ((size_t)n >= room) {
+        strbuf_grow(sb, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     sb->len += (size_t)n;
+}
+
+void strbuf_addll(struct strbuf *sb, long long v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) tmp[--i] = '-';
+    strbuf_add(sb, tmp + i, sizeof(tmp) - i);
+}
+
+size_t herald_copy(char *dst, size_t cap, const char *src)
+{
+    if (cap == 0) return 0;
+    size_t n = strlen(src);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
 }
 
 char *strbuf_detach(struct strbuf *sb, size_t *len)

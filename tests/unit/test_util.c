@@ -4,6 +4,7 @@
  * the bounded error writer and the X-macro name tables.
  */
 #include <setjmp.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -162,6 +163,40 @@ static void test_strbuf(void **state)
     assert_int_equal(sb.len, 3000);
     assert_memory_equal(sb.buf + 2997, "999", 4);
     assert_true(sb.cap > sb.len);
+
+    /* A result that fits the room exactly, one byte more, and far more. */
+    for (size_t extra = 0; extra < 3; extra++) {
+        strbuf_reset(&sb);
+        strbuf_adds(&sb, "ab");
+        size_t room = sb.cap - sb.len; /* bytes left, the NUL included */
+        size_t want = room - 1 + extra;
+        char *big = malloc(want + 1);
+        memset(big, 'z', want);
+        big[want] = '\0';
+        strbuf_addf(&sb, "%s", big);
+        assert_int_equal(sb.len, 2 + want);
+        assert_memory_equal(sb.buf + 2, big, want + 1);
+        free(big);
+    }
+    strbuf_reset(&sb);
+    strbuf_addf(&sb, "%s", "");
+    assert_int_equal(sb.len, 0);
+    assert_string_equal(sb.buf, "");
+
+    strbuf_reset(&sb);
+    const long long nums[] = {0, 7, -1, 1234567890123LL, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "%lld", nums[i]);
+        strbuf_reset(&sb);
+        strbuf_addll(&sb, nums[i]);
+        assert_string_equal(sb.buf, want);
+    }
+    char small[4];
+    assert_int_equal(herald_copy(small, sizeof(small), "abcdef"), 3);
+    assert_string_equal(small, "abc");
+    assert_int_equal(herald_copy(small, sizeof(small), "x"), 1);
+    assert_string_equal(small, "x");
 
     /* Embedded NULs are data, not terminators. */
     strbuf_reset(&sb);
