@@ -81,7 +81,7 @@ struct dispatch_req {
     CURL *easy;
     void *state; /* the plugin's, until release() */
     char *hdr, *body;
-    size_t hdr_len, body_len;
+    size_t hdr_len, body_len, hdr_cap, body_cap;
     struct dispatch_req *prev, *next;
 };
 
@@ -509,11 +509,16 @@ static void after_deliver(uv_work_t *w, int status)
 
 /* ---- network plugins: prepare()/interpret() through curl --------------- */
 
-static void collect(char **buf, size_t *len, const char *data, size_t n)
+static void collect(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
 {
     if (*len >= DISPATCH_COLLECT_MAX) return; /* enough to judge by: stop collecting */
     size_t take = n < DISPATCH_COLLECT_MAX - *len ? n : DISPATCH_COLLECT_MAX - *len;
-    *buf = xrealloc(*buf, *len + take + 1);
+    if (*len + take + 1 > *cap) { /* curl hands headers over a line at a time */
+        size_t c = *cap ? *cap : 512;
+        while (c < *len + take + 1) c *= 2;
+        *buf = xrealloc(*buf, c);
+        *cap = c;
+    }
     memcpy(*buf + *len, data, take);
     *len += take;
     (*buf)[*len] = '\0';
@@ -522,14 +527,14 @@ static void collect(char **buf, size_t *len, const char *data, size_t n)
 static size_t on_header_data(char *data, size_t size, size_t n, void *ud)
 {
     struct dispatch_req *req = ud;
-    collect(&req->hdr, &req->hdr_len, data, size * n);
+    collect(&req->hdr, &req->hdr_len, &req->hdr_cap, data, size * n);
     return size * n;
 }
 
 static size_t on_body_data(char *data, size_t size, size_t n, void *ud)
 {
     struct dispatch_req *req = ud;
-    collect(&req->body, &req->body_len, data, size * n);
+    collect(&req->body, &req->body_len, &req->body_cap, data, size * n);
     return size * n;
 }
 

@@ -549,7 +549,9 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
         strbuf_adds(&sb, reason_s);
     }
     argbuf_add(&jr->fin_args, sb.buf);
-    argbuf_add(&jr->fin_args, r->was_deferred ? "1" : "0"); /* it leaves the deferred count now */
+    /* r: the campaigns hash holds our reservation; d: it leaves the deferred count now. */
+    static const char *const flags[] = {"", "d", "r", "rd"};
+    argbuf_add(&jr->fin_args, flags[(r->reserved ? 2 : 0) | (r->was_deferred ? 1 : 0)]);
     strbuf_free(&sb);
     jr->nfin++;
     jr->writes++;
@@ -612,6 +614,7 @@ static char *render(struct jobrun *jr, const struct template *t, const struct rc
     };
     struct strbuf sb;
     strbuf_init(&sb);
+    strbuf_grow_to(&sb, 1024); /* one allocation for a typical message part */
     jr->missing_fields += template_render(t, r->p.attributes, &vars, esc, &sb);
     return strbuf_detach(&sb, NULL);
 }

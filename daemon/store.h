@@ -128,7 +128,9 @@ extern const char store_lua_reserve[];
  * STORE_HISTORY_MAX), the sends entry given back after a permanent failure,
  * the audit record and the campaign's progress counters. A person erased
  * while their message was in flight gets no record and no history back
- * (the audit record, which names no address, stays). Idempotent for the
+ * (the audit record, which names no address, stays): for a recipient
+ * holding a reservation the erasure shows as its record being gone, for
+ * any other as the person hash being gone. Idempotent for the
  * recipients with a record: when the record already reads as this outcome
  * (the command was sent again after a lost connection) nothing more is
  * written for them, so the audit and the counters never count twice.
@@ -137,8 +139,9 @@ extern const char store_lua_reserve[];
  * ARGV: 1 audit maxlen, 2 campaign, then per recipient 12 values: id,
  * record ("" none), sends member to remove ("" none), history JSON ("" none),
  * channel, outcome, reason, provider, provider_id, at, progress field,
- * "1" when it leaves the deferred count (else "0"). Returns the number of
- * recipients written.
+ * flags: "r" when the recipient holds a reservation (its pending record),
+ * "d" when it leaves the deferred count. Returns the number of recipients
+ * written.
  */
 extern const char store_lua_finish[];
 
