@@ -68,7 +68,7 @@ static const char *id_param(struct http_request *req)
     const char *id = http_request_param(req, "id");
     if (!id || !herald_id_valid(id)) {
         char msg[128];
-        snprintf(msg, sizeof(msg), "id: not a valid id (1..%d of A-Z a-z 0-9 . _ : @ + -)", HERALD_ID_MAX);
+        snprintf(msg, sizeof(msg), "id: not a valid id (1..%d of " HERALD_ID_CHARS ")", HERALD_ID_MAX);
         http_respond_error(req, 400, msg);
         return NULL;
     }

@@ -392,7 +392,7 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         *dst = xstrdup(value);
     } else if (MATCH("daemon", "consumer")) {
         if (*value && !herald_id_valid(value)) {
-            herald_seterr(err, errlen, "use 1..128 of A-Z a-z 0-9 . _ : @ + -");
+            herald_seterr(err, errlen, "use 1..128 of " HERALD_ID_CHARS);
             return -1;
         }
         free(cfg->consumer);
@@ -778,11 +778,11 @@ static void validate(struct parse_ctx *c, struct config *cfg)
         } else if (kind == SEC_CHANNEL && herald_channel_from_name(arg) < 0) {
             add_error(c, c->sections[i].line, false, name, NULL, "unknown channel \"%s\" (expected email or sms)", arg);
         } else if (kind == SEC_PROVIDER && !herald_id_valid(arg)) {
-            add_error(c, c->sections[i].line, false, name, NULL, "provider names use A-Z a-z 0-9 . _ : @ + -");
+            add_error(c, c->sections[i].line, false, name, NULL, "provider names use " HERALD_ID_CHARS);
         } else if (kind == SEC_PROVIDER) {
             provider_get(cfg, arg, c->sections[i].line);
         } else if (kind == SEC_CAP && !herald_id_valid(arg)) {
-            add_error(c, c->sections[i].line, false, name, NULL, "cap names use A-Z a-z 0-9 . _ : @ + -");
+            add_error(c, c->sections[i].line, false, name, NULL, "cap names use " HERALD_ID_CHARS);
         } else if (kind == SEC_CAP) {
             cap_get(cfg, arg, c->sections[i].line);
         }

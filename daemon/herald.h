@@ -148,9 +148,13 @@ int herald_fail(char *err, size_t errlen, const char *msg);
  * address or a body. Returns buf. */
 const char *herald_printable(const char *s, char *buf, size_t n);
 
-/* Identifiers (campaign, recipient, provider ids): 1..128 of [A-Za-z0-9._:@+-].
- * Restricting them keeps them safe in file names, Redis keys and log lines. */
+/* Identifiers (campaign, recipient, provider ids): 1..128 of [A-Za-z0-9._:-].
+ * Restricting them keeps them safe in file names, Redis keys and log lines.
+ * Ids are written to logs and audit records, so they must not be contact
+ * data: '@' and '+' are refused, so an email address or an E.164 number can
+ * never be an id. */
 #define HERALD_ID_MAX 128
+#define HERALD_ID_CHARS "A-Z a-z 0-9 . _ : -" /* for error messages */
 bool herald_id_valid(const char *s);
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm). */

@@ -177,9 +177,9 @@ static int parse_recipients(const json_t *list, const json_t *key, struct job *j
     job->recipients = xcalloc(n, sizeof(*job->recipients));
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(list, i);
-        /* The id itself stays out of the message: ids may be addresses. */
+        /* The id itself stays out of the message: an invalid id may be an address. */
         if (!json_is_string(e) || !herald_id_valid(json_string_value(e))) {
-            herald_seterr(err, errlen, "recipients[%zu]: not a valid id (1..%d of A-Z a-z 0-9 . _ : @ + -)", i,
+            herald_seterr(err, errlen, "recipients[%zu]: not a valid id (1..%d of " HERALD_ID_CHARS ")", i,
                           HERALD_ID_MAX);
             return -HERALD_EINVAL;
         }
@@ -221,7 +221,7 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
     v = json_object_get(root, "id");
     if (!v) return herald_fail(err, errlen, "id: missing");
     if (!json_is_string(v) || !herald_id_valid(json_string_value(v))) {
-        herald_seterr(err, errlen, "id: not a valid id (1..%d of A-Z a-z 0-9 . _ : @ + -)", HERALD_ID_MAX);
+        herald_seterr(err, errlen, "id: not a valid id (1..%d of " HERALD_ID_CHARS ")", HERALD_ID_MAX);
         return -HERALD_EINVAL;
     }
     job->id = xstrdup(json_string_value(v));

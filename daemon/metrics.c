@@ -95,7 +95,7 @@ void metrics_reset(void)
     memset(&m, 0, sizeof(m));
 }
 
-/* Label values are ids, reason codes and config names ([A-Za-z0-9._:@+-]),
+/* Label values are ids, reason codes and config names ([A-Za-z0-9._:-]),
  * but escape as the format requires anyway. */
 static void label(struct strbuf *out, const char *name, const char *value)
 {

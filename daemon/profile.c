@@ -537,7 +537,7 @@ static int parse_profile(const json_t *obj, struct profile *p, bool allow_consen
     v = json_object_get(obj, "id");
     if (!v) return herald_fail(err, errlen, "id: missing");
     if (!json_is_string(v) || !herald_id_valid(json_string_value(v))) {
-        herald_seterr(err, errlen, "id: not a valid id (1..%d of A-Z a-z 0-9 . _ : @ + -)", HERALD_ID_MAX);
+        herald_seterr(err, errlen, "id: not a valid id (1..%d of " HERALD_ID_CHARS ")", HERALD_ID_MAX);
         return -HERALD_EINVAL;
     }
     p->id = xstrdup(json_string_value(v));

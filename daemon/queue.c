@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "digest.h"
 #include "job.h"
 #include "links.h"
 #include "log.h"
@@ -1078,6 +1079,24 @@ static void on_lookup(struct queue *q, redisReply *reply, void *arg)
 /* Looks up a batch of ids (taking the strings; not ids itself). A
  * relookup decides again recipients whose data changed: it runs beside
  * the batch being loaded and leaves jr->loading alone. */
+/* What logs and audit records call an entry of the recipient list that is
+ * no valid id: it may be anything, an address included, so never itself.
+ * "invalid-id:" and the first 16 hex digits of its SHA-256 tell entries
+ * apart and let an operator find one they suspect. Takes raw. */
+static char *invalid_id_standin(char *raw)
+{
+    unsigned char md[DIGEST_SHA256_LEN];
+    char hex[2 * DIGEST_SHA256_LEN + 1];
+    digest_sha256(raw, strlen(raw), md);
+    digest_hex(hex, md, 8);
+    free(raw);
+    struct strbuf sb;
+    strbuf_init(&sb);
+    strbuf_adds(&sb, "invalid-id:");
+    strbuf_adds(&sb, hex);
+    return strbuf_detach(&sb, NULL);
+}
+
 static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
 {
     struct queue *q = jr->q;
@@ -1092,8 +1111,8 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
     for (size_t i = 0; i < n; i++) {
         struct rcpt *r = xcalloc(1, sizeof(*r));
         r->jr = jr;
-        r->id = ids[i];
         r->valid_id = herald_id_valid(ids[i]);
+        r->id = r->valid_id ? ids[i] : invalid_id_standin(ids[i]);
         nvalid += r->valid_id; /* no person can exist under an invalid id */
         strbuf_init(&r->record);
         strbuf_init(&r->member);

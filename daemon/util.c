@@ -245,7 +245,7 @@ bool herald_id_valid(const char *s)
     size_t n = 0;
     for (; s[n]; n++) {
         unsigned char c = (unsigned char)s[n];
-        if (!(isalnum(c) || c == '.' || c == '_' || c == ':' || c == '@' || c == '+' || c == '-'))
+        if (!(isalnum(c) || c == '.' || c == '_' || c == ':' || c == '-'))
             return false;
         if (n >= HERALD_ID_MAX) return false;
     }

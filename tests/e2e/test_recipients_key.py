@@ -1,6 +1,7 @@
 """recipients_key naming a Redis SET, ZSET or LIST of ~1000 ids: every
 recipient is read (in batches) and delivered exactly once."""
 
+import hashlib
 import os
 import sys
 
@@ -51,6 +52,32 @@ class RecipientsKey(harness.HeraldTestCase):
         self.assertEqual(e.pending(), 0)
         # the lists are read, never consumed
         self.assertEqual((e.r.scard("lists:set"), e.r.zcard("lists:zset"), e.r.llen("lists:list")), (N, N, N))
+        self.assertEqual(h.stop(), 0)
+
+    def test_entries_that_are_no_id_are_never_echoed(self):
+        # A list built by another system may hold addresses or numbers where
+        # ids belong. Such an entry is no id (ids refuse @ and +): it ends
+        # suppressed/unknown_recipient under a stand-in, and the text itself
+        # reaches no log line and no audit record.
+        e = self.env(log_level="debug")
+        e.import_people([person("rk-ok", email="rk.ok@example.com", channels=["email"], consent=["email"])])
+        raw = ["ann.list@example.com", "+15557654321", "bad id with spaces"]
+        e.secrets.update(raw)
+        e.r.sadd("lists:mixed", "rk-ok", *raw)
+        h = e.start_herald()
+        e.enqueue(job("rk-mixed", recipients_key="lists:mixed", channels=["email"]))
+        e.wait_campaign_done("rk-mixed", herald=h)
+        recs = e.audit("rk-mixed")
+        standins = {"invalid-id:" + hashlib.sha256(x.encode()).hexdigest()[:16] for x in raw}
+        self.assertEqual({r["recipient"] for r in recs}, standins | {"rk-ok"})
+        for r in recs:
+            want = ("sent", "") if r["recipient"] == "rk-ok" else ("suppressed", "unknown_recipient")
+            self.assertEqual((r["outcome"], r["reason"]), want, r)
+        flat = repr(e.r.xrange("herald:audit"))
+        for x in raw:
+            self.assertNotIn(x, flat)
+        # the stand-ins create no keys: nothing of theirs is stored
+        self.assertEqual([k for k in e.r.keys("*invalid-id*")], [])
         self.assertEqual(h.stop(), 0)
 
     def test_missing_key_does_not_hang(self):

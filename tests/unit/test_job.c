@@ -152,7 +152,7 @@ static void test_good_variants(void **state)
     /* The campaign's own order is kept; email with html only; only expires_at. */
     parse_good("{\"id\":\"c2\",\"topic\":\"t\",\"channels\":[\"sms\",\"email\"],"
                "\"content\":{\"email\":{\"subject\":\"s\",\"html\":\"<b>x</b>\"},\"sms\":{\"text\":\"x\"}},"
-               "\"recipients\":[\"a@b.c\"],\"expires_at\":\"2026-12-03T00:00:00+01:00\"}",
+               "\"recipients\":[\"a.b.c\"],\"expires_at\":\"2026-12-03T00:00:00+01:00\"}",
                &job);
     assert_int_equal(job.channels[0], HERALD_CH_SMS);
     assert_int_equal(job.channels[1], HERALD_CH_EMAIL);
@@ -251,9 +251,9 @@ static void test_top_level_errors(void **state)
     expect_with("extra", "1", "job: unknown key \"extra\"");
     expect_with("Expires_At", "\"2026-12-03T00:00:00Z\"", "job: unknown key \"Expires_At\"");
     expect_with("id", NULL, "id: missing");
-    expect_with("id", "\"\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : @ + -)");
-    expect_with("id", "\"a b\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : @ + -)");
-    expect_with("id", "42", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : @ + -)");
+    expect_with("id", "\"\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
+    expect_with("id", "\"a b\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
+    expect_with("id", "42", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
     expect_with("topic", NULL, "topic: missing");
     expect_with("topic", "\"\"", "topic: must be 1..64 characters of a-z 0-9 _ . -");
     expect_with("topic", "\"promo tions\"", "topic: must be 1..64 characters of a-z 0-9 _ . -");
@@ -326,8 +326,11 @@ static void test_recipient_errors(void **state)
     expect_with("recipients_key", "\"k\"", both);
     expect_with("recipients", "[]", "recipients: must be a non-empty array of recipient ids");
     expect_with("recipients", "\"u1\"", "recipients: must be a non-empty array of recipient ids");
-    expect_with("recipients", "[\"u1\",\"bad id\"]", "recipients[1]: not a valid id (1..128 of A-Z a-z 0-9 . _ : @ + -)");
-    expect_with("recipients", "[\"u1\",7]", "recipients[1]: not a valid id (1..128 of A-Z a-z 0-9 . _ : @ + -)");
+    expect_with("recipients", "[\"u1\",\"bad id\"]", "recipients[1]: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
+    /* Ids reach logs and audit records, so an address is refused as one, and
+     * the message does not quote it. */
+    expect_with("recipients", "[\"u1\",\"ann@example.com\"]", "recipients[1]: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
+    expect_with("recipients", "[\"u1\",7]", "recipients[1]: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
 
     /* The id itself is never quoted (an id may be an address). */
     char *s = job_with("recipients", "[\"ann smith@example.com\"]");
@@ -387,7 +390,7 @@ static void test_recipient_errors(void **state)
     json_array_set_new(list, 10000, json_string("bad id"));
     json_array_remove(list, 0);
     s = json_dumps(o, JSON_COMPACT);
-    expect_error(s, "recipients[9999]: not a valid id (1..128 of A-Z a-z 0-9 . _ : @ + -)");
+    expect_error(s, "recipients[9999]: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
     free(s);
     json_decref(o);
 }
