@@ -10,7 +10,9 @@
  * curl's docs/examples/multi-uv.c: one uv_poll per curl socket
  * (CURLMOPT_SOCKETFUNCTION), kept from the socket's opening to its closing
  * (CURLOPT_CLOSESOCKETFUNCTION), one uv_timer (CURLMOPT_TIMERFUNCTION), and
- * curl_multi_info_read drained after every curl_multi_socket_action. One
+ * curl_multi_info_read drained after every curl_multi_socket_action.
+ * Prepared requests are handed to curl at the end of the loop iteration
+ * that prepared them (on_add_check), so they leave in one burst. One
  * multi handle means one connection pool: a provider's TLS connection is
  * reused from message to message. Easy handles are kept on a small free
  * list per provider. A plugin's prepare() only fills the handle and its
@@ -83,6 +85,8 @@ struct dispatch_req {
     char *hdr, *body;
     size_t hdr_len, body_len, hdr_cap, body_cap;
     struct dispatch_req *prev, *next;
+    bool queued;                    /* prepared, not yet handed to curl */
+    struct dispatch_req *next_add;  /* in dispatch's add queue */
 };
 
 struct dispatch {
@@ -97,12 +101,15 @@ struct dispatch {
     size_t nprovs;
     CURLM *multi;
     uv_timer_t curl_timer;
+    uv_check_t add_check;              /* hands prepared requests to curl */
+    struct dispatch_req *add_head, *add_tail;
     struct dsock **socks; /* by file descriptor */
     size_t nsocks;
     struct dispatch_req *reqs;
 };
 
 static void attempt(struct dispatch_msg *m);
+static void on_add_check(uv_check_t *h);
 static void pump(struct dprov *p);
 static void check_info(struct dispatch *d);
 
@@ -267,6 +274,8 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct 
     curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, keep < 16 ? 16L : keep);
     uv_timer_init(loop, &d->curl_timer);
     d->curl_timer.data = d;
+    uv_check_init(loop, &d->add_check);
+    d->add_check.data = d;
     return d;
 }
 
@@ -545,6 +554,16 @@ static void req_release(struct dispatch *d, struct dispatch_req *req)
     else if (d->reqs == req) d->reqs = req->next;
     if (req->next) req->next->prev = req->prev;
     struct dprov *p = req->p;
+    if (req->queued) { /* released before curl had it (abort): leave the add queue */
+        struct dispatch_req **pp = &d->add_head;
+        while (*pp && *pp != req) pp = &(*pp)->next_add;
+        if (*pp) *pp = req->next_add;
+        if (d->add_tail == req) {
+            d->add_tail = NULL;
+            for (struct dispatch_req *q = d->add_head; q; q = q->next_add) d->add_tail = q;
+        }
+        req->queued = false;
+    }
     if (req->state && p->pp->api->release) p->pp->api->release(p->pp->instance, req->state);
     curl_easy_reset(req->easy);
     if (p->nfree < DISPATCH_FREE_HANDLES_MAX && p->nfree < (size_t)p->cp->concurrency)
@@ -597,12 +616,47 @@ static void start_curl(struct dprov *p, struct dispatch_msg *m)
     req->next = d->reqs;
     if (d->reqs) d->reqs->prev = req;
     d->reqs = req;
-    if (curl_multi_add_handle(d->multi, e) != CURLM_OK) {
-        req_release(d, req);
-        p->active--;
-        m->verdict.kind = HERALD_VERDICT_RETRY;
-        snprintf(m->verdict.reason, sizeof(m->verdict.reason), "curl_multi_add_handle");
-        on_verdict(m, p, false);
+    /* Handed to curl at the end of this loop iteration, together with the
+     * others prepared in it (on_add_check). */
+    req->queued = true;
+    req->next_add = NULL;
+    if (d->add_tail) d->add_tail->next_add = req;
+    else d->add_head = req;
+    d->add_tail = req;
+    uv_check_start(&d->add_check, on_add_check);
+}
+
+/* The requests prepared during one loop iteration go to curl together, at
+ * its end, and curl sends them in one pass: one wake-up of the provider's
+ * server for the lot, instead of one per request as replies trickle in. */
+static void on_add_check(uv_check_t *h)
+{
+    struct dispatch *d = h->data;
+    uv_check_stop(h);
+    struct dispatch_req *req = d->add_head;
+    d->add_head = d->add_tail = NULL;
+    bool added = false;
+    while (req) {
+        struct dispatch_req *next = req->next_add;
+        req->queued = false;
+        req->next_add = NULL;
+        if (curl_multi_add_handle(d->multi, req->easy) != CURLM_OK) {
+            struct dispatch_msg *m = req->m;
+            struct dprov *p = req->p;
+            req_release(d, req);
+            p->active--;
+            m->verdict.kind = HERALD_VERDICT_RETRY;
+            snprintf(m->verdict.reason, sizeof(m->verdict.reason), "curl_multi_add_handle");
+            on_verdict(m, p, false);
+        } else {
+            added = true;
+        }
+        req = next;
+    }
+    if (added) {
+        int running;
+        curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        check_info(d);
     }
 }
 
@@ -799,6 +853,13 @@ void dispatch_abort(struct dispatch *d)
         struct dispatch_req *req = d->reqs;
         struct dispatch_msg *m = req->m;
         struct dprov *p = req->p;
+        if (req->queued) { /* prepared, never handed to curl: nothing was sent */
+            req_release(d, req);
+            p->active--;
+            snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+            finish_interrupted(m);
+            continue;
+        }
         curl_multi_remove_handle(d->multi, req->easy);
         req_release(d, req);
         p->active--;
@@ -826,6 +887,7 @@ void dispatch_close(struct dispatch *d)
     for (size_t i = 0; i < d->nsocks; i++)
         if (d->socks[i]) sock_close(d, d->socks[i]);
     uv_close((uv_handle_t *)&d->curl_timer, NULL);
+    uv_close((uv_handle_t *)&d->add_check, NULL);
     for (size_t i = 0; i < d->nprovs; i++) {
         struct dprov *p = &d->provs[i];
         while (p->nfree) curl_easy_cleanup(p->free_easy[--p->nfree]);
