@@ -18,13 +18,19 @@ static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 
 static void b64url_encode(struct strbuf *out, const unsigned char *in, size_t n)
 {
+    strbuf_grow_to(out, out->len + (n + 2) / 3 * 4);
+    char *o = out->buf + out->len;
     for (size_t i = 0; i < n; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16;
         if (i + 1 < n) v |= (uint32_t)in[i + 1] << 8;
         if (i + 2 < n) v |= in[i + 2];
-        char q[4] = {b64u[(v >> 18) & 63], b64u[(v >> 12) & 63], b64u[(v >> 6) & 63], b64u[v & 63]};
-        strbuf_add(out, q, i + 2 < n ? 4 : i + 1 < n ? 3 : 2);
+        *o++ = b64u[(v >> 18) & 63];
+        *o++ = b64u[(v >> 12) & 63];
+        if (i + 1 < n) *o++ = b64u[(v >> 6) & 63];
+        if (i + 2 < n) *o++ = b64u[v & 63];
     }
+    out->len = (size_t)(o - out->buf);
+    out->buf[out->len] = '\0';
 }
 
 static int b64url_decode(const char *in, size_t n, unsigned char *out, size_t outcap, size_t *outlen)

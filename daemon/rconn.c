@@ -253,6 +253,22 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
     free(call);
 }
 
+/* "<type><n>\r\n" at o (at most 24 bytes); returns the end. */
+static char *resp_head(char *o, char type, size_t n)
+{
+    char digits[20];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    *o++ = type;
+    while (k) *o++ = digits[--k];
+    *o++ = '\r';
+    *o++ = '\n';
+    return o;
+}
+
 int rconn_commandargv(struct rconn *rc, rconn_reply_cb cb, void *privdata, int argc,
                       const char **argv, const size_t *argvlen)
 {
@@ -264,21 +280,22 @@ int rconn_commandargv(struct rconn *rc, rconn_reply_cb cb, void *privdata, int a
     /* RESP written here in one pass: hiredis' own formatter prints every
      * length with a printf-like call, which showed at a few hundred
      * arguments per batched script. */
-    size_t total = 16;
-    for (int i = 0; i < argc; i++) total += argvlen[i] + 24;
+    size_t total = 32;
+    for (int i = 0; i < argc; i++) total += argvlen[i] + 32;
     struct strbuf sb = rc->resp;
     strbuf_reset(&sb);
     strbuf_grow_to(&sb, total);
-    strbuf_add(&sb, "*", 1);
-    strbuf_addll(&sb, argc);
-    strbuf_add(&sb, "\r\n", 2);
+    char *o = sb.buf;
+    o = resp_head(o, '*', (size_t)argc);
     for (int i = 0; i < argc; i++) {
-        strbuf_add(&sb, "$", 1);
-        strbuf_addll(&sb, (long long)argvlen[i]);
-        strbuf_add(&sb, "\r\n", 2);
-        strbuf_add(&sb, argv[i], argvlen[i]);
-        strbuf_add(&sb, "\r\n", 2);
+        o = resp_head(o, '$', argvlen[i]);
+        memcpy(o, argv[i], argvlen[i]);
+        o += argvlen[i];
+        *o++ = '\r';
+        *o++ = '\n';
     }
+    sb.len = (size_t)(o - sb.buf);
+    sb.buf[sb.len] = '\0';
     int rv = redisAsyncFormattedCommand(rc->ac, on_reply, call, sb.buf, sb.len);
     rc->resp = sb; /* kept for the next command; hiredis copied it */
     if (rv != REDIS_OK) {
