@@ -598,7 +598,243 @@ int profile_from_json(const json_t *obj, struct profile *p, bool allow_consent,
     return from_json(obj, p, allow_consent, false, records, nrecords, now, err, errlen);
 }
 
-int profile_parse(const char *json, size_t len, struct profile *p, char *err, size_t errlen)
+/* ---- the stored form, read without a JSON tree ------------------------
+ *
+ * Every stored profile was written by profile_to_json: compact, keys sorted
+ * at every level. profile_fast reads exactly that form when its keys and
+ * plain strings hold no escapes (and, outside attribute values, no bytes
+ * above ASCII), applying the same checks as parse_profile. Anything else,
+ * valid or not, returns false and goes through jansson and parse_profile,
+ * so both paths give the same profile or the same refusal (fuzz_profile
+ * compares them on every input and on its canonical form). */
+
+#define FAST_KEY_MAX 128
+
+/* A string without escapes or control characters: [*s, *s + *n). */
+static bool take_str(const char **p, const char *end, bool ascii, const char **s, size_t *n)
+{
+    const char *q = *p;
+    if (q >= end || *q != '"') return false;
+    const char *start = ++q;
+    for (; q < end; q++) {
+        unsigned char c = (unsigned char)*q;
+        if (c == '"') {
+            *s = start;
+            *n = (size_t)(q - start);
+            *p = q + 1;
+            return true;
+        }
+        if (c < 0x20 || c == '\\' || (ascii && c > 0x7e)) return false;
+    }
+    return false;
+}
+
+/* A string as a fresh C string (no NUL can be inside: escapes are refused). */
+static char *take_cstr(const char **p, const char *end)
+{
+    const char *s;
+    size_t n;
+    return take_str(p, end, true, &s, &n) ? xstrndup(s, n) : NULL;
+}
+
+/* The next key of an object, strictly after the previous one (sorted and
+ * distinct, as profile_to_json writes them), as a C string in key. */
+static bool take_key(const char **p, const char *end, char key[FAST_KEY_MAX + 1], size_t *prevlen)
+{
+    const char *s;
+    size_t n;
+    if (!take_str(p, end, true, &s, &n) || n > FAST_KEY_MAX || !take_lit(p, end, ":")) return false;
+    if (*prevlen != SIZE_MAX) {
+        size_t m = n < *prevlen ? n : *prevlen;
+        int c = memcmp(key, s, m);
+        if (c > 0 || (c == 0 && n <= *prevlen)) return false;
+    }
+    memcpy(key, s, n);
+    key[n] = '\0';
+    *prevlen = n;
+    return true;
+}
+
+/* Walks the members of one object: members_begin takes its "{", each
+ * members_next its next key (false at its "}", with done set, or at
+ * anything unexpected, with done clear). */
+struct members {
+    const char **p, *end;
+    bool first, done;
+    size_t prevlen;
+};
+
+static bool members_begin(struct members *m, const char **p, const char *end)
+{
+    *m = (struct members){.p = p, .end = end, .first = true, .prevlen = SIZE_MAX};
+    return take_lit(p, end, "{");
+}
+
+static bool members_next(struct members *m, char key[FAST_KEY_MAX + 1])
+{
+    if (take_lit(m->p, m->end, "}")) {
+        m->done = true;
+        return false;
+    }
+    if (!m->first && !take_lit(m->p, m->end, ",")) return false;
+    m->first = false;
+    return take_key(m->p, m->end, key, &m->prevlen);
+}
+
+static json_t *fast_scalar(const char **p, const char *end)
+{
+    const char *s;
+    size_t n;
+    if (take_lit(p, end, "true")) return json_true();
+    if (take_lit(p, end, "false")) return json_false();
+    if (*p < end && **p == '"') return take_str(p, end, false, &s, &n) ? json_stringn(s, n) : NULL;
+    /* Integers as jansson reads them, up to 18 digits; reals take the full parser. */
+    const char *q = *p;
+    if (q < end && *q == '-') q++;
+    const char *digits = q;
+    while (q < end && *q >= '0' && *q <= '9') q++;
+    size_t nd = (size_t)(q - digits);
+    if (nd == 0 || nd > 18 || (nd > 1 && *digits == '0') || (q < end && (*q == '.' || *q == 'e' || *q == 'E')))
+        return NULL;
+    long long v = 0;
+    for (const char *d = digits; d < q; d++) v = v * 10 + (*d - '0');
+    if (**p == '-') v = -v;
+    *p = q;
+    return json_integer(v);
+}
+
+static bool fast_attributes(const char **p, const char *end, struct profile *pr)
+{
+    char key[FAST_KEY_MAX + 1];
+    struct members m;
+    if (!members_begin(&m, p, end)) return false;
+    json_t *o = json_object();
+    while (members_next(&m, key)) {
+        json_t *v = fast_scalar(p, end);
+        if (!v || json_object_size(o) == HERALD_PROFILE_MAX_ATTRIBUTES) {
+            json_decref(v);
+            break;
+        }
+        json_object_set_new_nocheck(o, key, v);
+    }
+    if (!m.done) {
+        json_decref(o);
+        return false;
+    }
+    pr->attributes = o;
+    return true;
+}
+
+static bool fast_channels(const char **p, const char *end, struct profile *pr)
+{
+    if (!take_lit(p, end, "[")) return false;
+    pr->channels_set = true;
+    if (take_lit(p, end, "]")) return true;
+    do {
+        const char *s;
+        size_t n;
+        char name[16];
+        if (!take_str(p, end, true, &s, &n) || n >= sizeof(name)) return false;
+        memcpy(name, s, n);
+        name[n] = '\0';
+        int ch = herald_channel_from_name(name);
+        if (ch < 0) return false;
+        for (int k = 0; k < pr->nchannels; k++)
+            if (pr->channels[k] == ch) return false;
+        pr->channels[pr->nchannels++] = ch;
+    } while (take_lit(p, end, ","));
+    return take_lit(p, end, "]");
+}
+
+static bool fast_topics(const char **p, const char *end, struct profile *pr)
+{
+    char key[FAST_KEY_MAX + 1];
+    struct members m;
+    if (!members_begin(&m, p, end)) return false;
+    size_t cap = 0;
+    while (members_next(&m, key)) {
+        bool on;
+        if (take_lit(p, end, "true")) on = true;
+        else if (take_lit(p, end, "false")) on = false;
+        else break;
+        if (pr->ntopics == HERALD_PROFILE_MAX_TOPICS || !job_topic_valid(key) || profile_topic(pr, key) >= 0) break;
+        if (pr->ntopics == cap) {
+            cap = cap ? 2 * cap : 4;
+            pr->topics = xrealloc(pr->topics, cap * sizeof(*pr->topics));
+        }
+        pr->topics[pr->ntopics].name = job_topic_normalize(key);
+        pr->topics[pr->ntopics].on = on;
+        pr->ntopics++;
+    }
+    return m.done;
+}
+
+static bool fast_frequency(const char **p, const char *end, struct profile *pr)
+{
+    char key[FAST_KEY_MAX + 1];
+    struct members m;
+    if (!members_begin(&m, p, end)) return false;
+    json_t *o = json_object();
+    while (members_next(&m, key)) {
+        char *v = take_cstr(p, end);
+        bool ok = v && (herald_channel_from_name(key) >= 0 || strcmp(key, "any") == 0) &&
+                  profile_frequency_parse(v, NULL, NULL) == 0;
+        if (ok) json_object_set_new_nocheck(o, key, json_string(v));
+        free(v);
+        if (!ok) break;
+    }
+    if (!m.done) {
+        json_decref(o);
+        return false;
+    }
+    pr->frequency = o;
+    return true;
+}
+
+/* A string member checked by ok() into *out. */
+static bool fast_string(const char **p, const char *end, bool (*ok)(const char *), char **out)
+{
+    *out = take_cstr(p, end);
+    return *out && ok(*out);
+}
+
+static bool id_ok(const char *s)
+{
+    return herald_id_valid(s);
+}
+
+static bool profile_fast(const char *json, size_t len, struct profile *pr)
+{
+    memset(pr, 0, sizeof(*pr));
+    pr->quiet_start_min = pr->quiet_end_min = -1;
+    const char *p = json, *end = json + len;
+    char key[FAST_KEY_MAX + 1];
+    struct members m;
+    bool in = members_begin(&m, &p, end);
+    while (in && members_next(&m, key)) {
+        bool ok;
+        if (strcmp(key, "attributes") == 0) ok = fast_attributes(&p, end, pr);
+        else if (strcmp(key, "channels") == 0) ok = fast_channels(&p, end, pr);
+        else if (strcmp(key, "email") == 0) ok = fast_string(&p, end, profile_email_valid, &pr->email);
+        else if (strcmp(key, "frequency") == 0) ok = fast_frequency(&p, end, pr);
+        else if (strcmp(key, "id") == 0) ok = fast_string(&p, end, id_ok, &pr->id);
+        else if (strcmp(key, "locale") == 0) ok = fast_string(&p, end, locale_ok, &pr->locale);
+        else if (strcmp(key, "phone") == 0) ok = fast_string(&p, end, profile_phone_valid, &pr->phone);
+        else if (strcmp(key, "quiet_hours") == 0) ok = fast_string(&p, end, quiet_ok, &pr->quiet_hours);
+        else if (strcmp(key, "topics") == 0) ok = fast_topics(&p, end, pr);
+        else if (strcmp(key, "tz") == 0) ok = fast_string(&p, end, tz_ok, &pr->tz);
+        else ok = false;
+        if (!ok) break;
+    }
+    if (!m.done || p != end || !pr->id) {
+        profile_free(pr);
+        return false;
+    }
+    if (pr->quiet_hours) profile_quiet_hours_parse(pr->quiet_hours, &pr->quiet_start_min, &pr->quiet_end_min);
+    return true;
+}
+
+int profile_parse_full(const char *json, size_t len, struct profile *p, char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
     if (len > HERALD_PROFILE_MAX_BYTES) {
@@ -616,6 +852,12 @@ int profile_parse(const char *json, size_t len, struct profile *p, char *err, si
     int rc = from_json(obj, p, false, true, NULL, NULL, 0, err, errlen);
     json_decref(obj);
     return rc;
+}
+
+int profile_parse(const char *json, size_t len, struct profile *p, char *err, size_t errlen)
+{
+    if (len <= HERALD_PROFILE_MAX_BYTES && profile_fast(json, len, p)) return 0;
+    return profile_parse_full(json, len, p, err, errlen);
 }
 
 char *profile_to_json(const struct profile *p)

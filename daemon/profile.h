@@ -69,6 +69,10 @@ int profile_from_json(const json_t *obj, struct profile *p, bool allow_consent,
 /* Parses JSON text (HERALD_PROFILE_MAX_BYTES, else -HERALD_ETOOBIG) into a
  * profile without consent records. */
 int profile_parse(const char *json, size_t len, struct profile *p, char *err, size_t errlen);
+/* The same through jansson alone. profile_parse reads the form herald
+ * stores without building a tree and falls back to this for anything else;
+ * fuzz_profile checks that both give the same result. */
+int profile_parse_full(const char *json, size_t len, struct profile *p, char *err, size_t errlen);
 /* Serialises the stored form (no consent; that lives in the ledger), compact
  * with sorted keys; profile_parse reads it back. Caller frees. */
 char *profile_to_json(const struct profile *p);
