@@ -206,12 +206,18 @@ static void jb_field(struct jbuf *b, const char *key, const char *value, bool fi
             return;
         }
         if (n == 1 && (*p < 0x20 || *p == '"' || *p == '\\')) {
+            static const char hex[] = "0123456789abcdef";
             jb_add(b, (const char *)run, (size_t)(p - run));
-            char esc[8];
-            if (*p == '"' || *p == '\\') snprintf(esc, sizeof(esc), "\\%c", *p);
-            else if (*p == '\n') snprintf(esc, sizeof(esc), "\\n");
-            else snprintf(esc, sizeof(esc), "\\u%04x", *p);
-            jb_add(b, esc, strlen(esc));
+            char esc[6] = {'\\', (char)*p};
+            size_t elen = 2;
+            if (*p == '\n') esc[1] = 'n';
+            else if (*p < 0x20) {
+                memcpy(esc + 1, "u00", 3);
+                esc[4] = hex[*p >> 4];
+                esc[5] = hex[*p & 15];
+                elen = 6;
+            }
+            jb_add(b, esc, elen);
             run = p + 1;
         }
         p += n;

@@ -121,7 +121,7 @@ static void body_escapes_and_checks_utf8(void **st)
     (void)st;
     char reason[64] = "";
     struct herald_message m = {.campaign = "c1", .recipient = "r1", .channel = "email", .topic = "news",
-                               .to = "a@example.org", .subject = "Quote \" \\ tab\t nl\n \x01 \xc3\xa9t\xc3\xa9",
+                               .to = "a@example.org", .subject = "Quote \" \\ tab\t nl\n \x01 \x1f del\x7f \xc3\xa9t\xc3\xa9",
                                .text = "plain", .html = NULL};
     char *body = body_of(&m, reason, sizeof(reason));
     assert_non_null(body);
