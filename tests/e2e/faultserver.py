@@ -4,14 +4,26 @@ FaultServer(script) answers the n-th POST with script[n] (the last entry
 repeats). An entry is a dict:
   {"status": 202, "headers": {...}, "body": "...", "delay": 0.3}
   {"hang": True}   never answers (until the server stops)
+  {"status": 202, "close_idle_after": 0.2}
+                   answers, then closes the kept-alive connection once it
+                   has been idle that long (as servers with a keep-alive
+                   timeout do), without a Connection: close header
 It records every request (arrival time, headers, body) and the highest
 number of requests it was handling at once.
 """
 
 import http.server
 import json
+import socket
 import threading
 import time
+
+
+def _drop(conn):
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 class FaultServer:
@@ -59,6 +71,10 @@ class FaultServer:
                     self.send_header("Content-Type", "application/json")
                     self.end_headers()
                     self.wfile.write(out)
+                    if action.get("close_idle_after"):
+                        self.wfile.flush()
+                        conn = self.connection
+                        threading.Timer(action["close_idle_after"], _drop, (conn,)).start()
                 finally:
                     with server._lock:
                         server._concurrent -= 1

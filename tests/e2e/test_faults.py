@@ -3,7 +3,8 @@ engine against a scripted loopback endpoint (faultserver.py): a 5xx is
 retried and the message sent once; a 429's Retry-After is honoured; a hanging
 endpoint times out, is retried, then fails over to the backup provider; a
 refused connection fails over; a 400 is failed/provider_rejected and gives
-the cap budget back; the signature verifies; concurrency and rate hold; the
+the cap budget back; the signature verifies; a kept-alive connection the
+server closes is replaced without a busy loop; concurrency and rate hold; the
 circuit breaker opens, probes and closes; a request hanging at the drain
 timeout ends `unknown` and is never resent."""
 
@@ -76,6 +77,31 @@ class Faults(harness.HeraldTestCase):
         e.enqueue(job(cid, recipients=ids, channels=["email"]))
         e.wait_campaign_done(cid, herald=h, timeout=timeout)
         return self.assertOneTerminalEach(e.audit(cid), ids), h
+
+    def test_keepalive_connection_closed_by_the_server_is_replaced(self):
+        # The endpoint drops each kept-alive connection after 0.2 s idle.
+        # herald stops watching the dead socket (no busy loop while idle)
+        # and the next campaign goes out on a new connection.
+        srv = self.server([{"status": 202, "close_idle_after": 0.2}])
+        e = self.env()
+        conf = config_with(e, srv.url, providers="hook")
+        ppl = people(6, "p-idle")
+        e.import_people(ppl)
+        ids = [p["id"] for p in ppl]
+        h = e.start_herald(config=conf)
+        e.enqueue(job("f-idle-1", recipients=ids[:3], channels=["email"]))
+        e.wait_campaign_done("f-idle-1", herald=h)
+        time.sleep(0.6)  # every connection is closed by now
+        t0 = h.cpu_ticks()
+        time.sleep(1.0)
+        self.assertLess(h.cpu_ticks() - t0, 30, "herald spins on a closed keep-alive connection")
+        e.enqueue(job("f-idle-2", recipients=ids[3:], channels=["email"]))
+        e.wait_campaign_done("f-idle-2", herald=h)
+        for cid, part in (("f-idle-1", ids[:3]), ("f-idle-2", ids[3:])):
+            by = self.assertOneTerminalEach(e.audit(cid), part)
+            self.assertEqual({r["outcome"] for r in by.values()}, {"sent"}, cid)
+        self.assertEqual(srv.count(), 6)
+        self.assertEqual(h.stop(), 0)
 
     def test_500_then_202_is_retried_and_sent_once(self):
         e = self.env()
