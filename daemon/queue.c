@@ -1076,9 +1076,6 @@ static void on_lookup(struct queue *q, redisReply *reply, void *arg)
     batch_check_suppression(b);
 }
 
-/* Looks up a batch of ids (taking the strings; not ids itself). A
- * relookup decides again recipients whose data changed: it runs beside
- * the batch being loaded and leaves jr->loading alone. */
 /* What logs and audit records call an entry of the recipient list that is
  * no valid id: it may be anything, an address included, so never itself.
  * "invalid-id:" and the first 16 hex digits of its SHA-256 tell entries
@@ -1097,6 +1094,9 @@ static char *invalid_id_standin(char *raw)
     return strbuf_detach(&sb, NULL);
 }
 
+/* Looks up a batch of ids (taking the strings; not ids itself). A
+ * relookup decides again recipients whose data changed: it runs beside
+ * the batch being loaded and leaves jr->loading alone. */
 static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
 {
     struct queue *q = jr->q;
