@@ -147,6 +147,7 @@ struct jobrun {
     size_t writes;
     unsigned missing_fields;
     struct strbuf k_campaign;
+    struct strbuf k_norecord; /* the campaign's recipients without a record (store.h) */
     /* The entry the once-only records name: this one, or, for a job that was
      * held (not_before) or deferred (quiet hours), the entry it came from. */
     char rec_entry[64];
@@ -447,12 +448,14 @@ static void finish_flush(struct jobrun *jr)
     struct queue *q = jr->q;
     if (jr->nfin == 0) return;
     struct argbuf ab;
-    script_begin(&ab, store_lua_finish, 2 + 4 * jr->nfin);
+    script_begin(&ab, store_lua_finish, 3 + 4 * jr->nfin);
     argbuf_add(&ab, q->k_audit.buf);
     argbuf_add(&ab, jr->k_campaign.buf);
+    argbuf_add(&ab, jr->k_norecord.buf);
     for (size_t i = 0; i < jr->fin_keys.n; i++) argbuf_add(&ab, jr->fin_keys.data.buf + jr->fin_keys.offs[i]);
     argbuf_add(&ab, q->audit_maxlen);
     argbuf_add(&ab, jr->job.id);
+    argbuf_add(&ab, jr->rec_entry);
     for (size_t i = 0; i < jr->fin_args.n; i++) {
         size_t end = i + 1 < jr->fin_args.n ? jr->fin_args.offs[i + 1] : jr->fin_args.data.len;
         argbuf_addn(&ab, jr->fin_args.data.buf + jr->fin_args.offs[i], end - jr->fin_args.offs[i] - 1);
@@ -550,9 +553,17 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
         strbuf_adds(&sb, reason_s);
     }
     argbuf_add(&jr->fin_args, sb.buf);
-    /* r: the campaigns hash holds our reservation; d: it leaves the deferred count now. */
-    static const char *const flags[] = {"", "d", "r", "rd"};
-    argbuf_add(&jr->fin_args, flags[(r->reserved ? 2 : 0) | (r->was_deferred ? 1 : 0)]);
+    /* r: the campaigns hash holds our reservation; d: it leaves the deferred
+     * count now; n: no record, written once per campaign (an expired
+     * campaign's outcomes are neither: there is no person behind them to
+     * look up, and nothing is stored for them). */
+    char flags[4];
+    size_t nf = 0;
+    if (r->reserved) flags[nf++] = 'r';
+    if (r->was_deferred) flags[nf++] = 'd';
+    if (!keep && reason != HERALD_REASON_EXPIRED) flags[nf++] = 'n';
+    flags[nf] = '\0';
+    argbuf_add(&jr->fin_args, flags);
     strbuf_free(&sb);
     jr->nfin++;
     jr->writes++;
@@ -1230,6 +1241,7 @@ static void jobrun_free(struct jobrun *jr)
     free(jr->text);
     free(jr->src_key);
     strbuf_free(&jr->k_campaign);
+    strbuf_free(&jr->k_norecord);
     free(jr);
 }
 
@@ -1448,6 +1460,7 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     argbuf_init(&jr->fin_args);
     snprintf(jr->entry, sizeof(jr->entry), "%s", entry);
     strbuf_init(&jr->k_campaign);
+    strbuf_init(&jr->k_norecord);
     if (!text) {
         dead_letter(q, entry, "", "entry has no `job` field (expected one field `job` holding the campaign JSON)");
         jobrun_free(jr);
@@ -1460,6 +1473,7 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
         return;
     }
     store_key_campaign(&jr->k_campaign, q->cfg->prefix, jr->job.id);
+    store_key_campaign_norecord(&jr->k_norecord, q->cfg->prefix, jr->job.id);
     snprintf(jr->rec_entry, sizeof(jr->rec_entry), "%s", entry);
     if (held_from) {
         /* "<entry>" for a job held until not_before, "<entry>|d" for

@@ -40,6 +40,10 @@ void store_key_suppress(struct strbuf *sb, const char *prefix) { key(sb, prefix,
 void store_key_addr(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":addr", NULL, NULL); }
 void store_key_tombstones(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":tombstones", NULL, NULL); }
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign) { key(sb, prefix, ":campaign:", campaign, NULL); }
+void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign)
+{
+    key(sb, prefix, ":campaign:", campaign, ":norecord");
+}
 
 void store_suppress_member(struct strbuf *sb, int channel, const char *address)
 {
@@ -167,17 +171,20 @@ const char store_lua_reserve[] =
     "return out\n";
 
 const char store_lua_finish[] =
-    "local n, i, incr = 0, 3, {}\n"
-    "for k = 3, #KEYS, 4 do\n"
+    "local n, i, incr = 0, 4, {}\n"
+    "for k = 4, #KEYS, 4 do\n"
     "  local camps, hist, sends = KEYS[k], KEYS[k + 1], KEYS[k + 2]\n"
     "  local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
     "  local flags, cur = ARGV[i + 11], nil\n"
+    "  local once = string.find(flags, 'n', 1, true)\n"
     "  if string.find(flags, 'r', 1, true) then\n"
     "    cur = redis.call('HGET', camps, ARGV[2])\n"
-    "    if not cur then record, h = '', '' end\n"
-    "  elseif redis.call('EXISTS', KEYS[k + 3]) == 0 then record, h = '', ''\n"
+    "    if not cur then record, h, once = '', '', true end\n"
+    "  elseif record ~= '' and redis.call('EXISTS', KEYS[k + 3]) == 0 then record, h, once = '', '', true\n"
     "  elseif record ~= '' then cur = redis.call('HGET', camps, ARGV[2]) end\n"
-    "  if record == '' or cur ~= record then\n"
+    "  local write = record == '' or cur ~= record\n"
+    "  if write and record == '' and once then write = redis.call('SADD', KEYS[3], ARGV[3] .. ' ' .. id) == 1 end\n"
+    "  if write then\n"
     "    if unsend ~= '' then redis.call('ZREM', sends, unsend) end\n"
     "    if record ~= '' then redis.call('HSET', camps, ARGV[2], record) end\n"
     "    if h ~= '' and redis.call('LPUSH', hist, h) > " STORE_STR(STORE_HISTORY_MAX) " then\n"

@@ -31,6 +31,12 @@
  *                               (keyed with [admin] tombstone_secret)
  *   herald:campaign:ID          hash: progress (state, entry, total, sent,
  *                               suppressed:<reason>, failed:<reason>, unknown, ...)
+ *   herald:campaign:ID:norecord set of "<entry> <recipient id>" for the recipients of
+ *                               campaign ID (run from stream entry <entry>) whose
+ *                               outcome has no once-only record (no profile, no
+ *                               valid id, erased in flight): their audit record
+ *                               is written once per run, however often the run
+ *                               is retried or resumed
  *   herald:webhook:twilio:SID   string "1", expires after 7 days: Twilio's inbound
  *                               MessageSid already applied (SET NX EX; webhooks.c)
  *   herald:webhook:counts       hash: what the provider webhooks changed, counted once
@@ -64,6 +70,7 @@ void store_key_suppress(struct strbuf *sb, const char *prefix);
 void store_key_addr(struct strbuf *sb, const char *prefix);
 void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);
+void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign);
 
 #define STORE_HISTORY_MAX 100
 
@@ -130,17 +137,23 @@ extern const char store_lua_reserve[];
  * while their message was in flight gets no record and no history back
  * (the audit record, which names no address, stays): for a recipient
  * holding a reservation the erasure shows as its record being gone, for
- * any other as the person hash being gone. Idempotent for the
- * recipients with a record: when the record already reads as this outcome
- * (the command was sent again after a lost connection) nothing more is
- * written for them, so the audit and the counters never count twice.
- * KEYS: 1 audit stream, 2 campaign hash, then per recipient: campaigns
- * hash, history list, sends zset, person hash.
- * ARGV: 1 audit maxlen, 2 campaign, then per recipient 12 values: id,
+ * any other as the person hash being gone. Idempotent: when a recipient's
+ * record already reads as this outcome (the command was sent again after a
+ * lost connection, or a run after a crash decided the same), nothing more
+ * is written for them; a recipient with no record (flag "n", or erased)
+ * is written only the first time "<entry> <id>" joins the campaign's
+ * norecord set. So the audit and the counters never count one recipient
+ * twice in one run (a job enqueued again is a new run, audited again).
+ * KEYS: 1 audit stream, 2 campaign hash, 3 campaign norecord set, then per
+ * recipient: campaigns hash, history list, sends zset, person hash.
+ * ARGV: 1 audit maxlen, 2 campaign, 3 the run's stream entry, then per
+ * recipient 12 values: id,
  * record ("" none), sends member to remove ("" none), history JSON ("" none),
  * channel, outcome, reason, provider, provider_id, at, progress field,
  * flags: "r" when the recipient holds a reservation (its pending record),
- * "d" when it leaves the deferred count. Returns the number of recipients
+ * "d" when it leaves the deferred count, "n" when the outcome has no record
+ * but must be written once (unknown or invalid ids; an expired campaign's
+ * outcomes carry neither record nor "n"). Returns the number of recipients
  * written.
  */
 extern const char store_lua_finish[];

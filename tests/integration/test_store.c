@@ -211,40 +211,66 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     (void)st;
     cmd_ok("FLUSHALL");
     cmd_ok("HSET t:r:{a} rev 1");
-    /* b was erased while its message was in flight: no key of b comes back. */
-    const char *fixed[] = {"t:audit", "t:campaign:c1"};
+    /* b was erased while its message was in flight: no key of b comes back.
+     * u has no profile: no record, flag "n". */
+    const char *fixed[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord"};
     const char *per_a[] = {"t:r:{a}:campaigns", "t:r:{a}:history", "t:r:{a}:sends", "t:r:{a}"};
     const char *per_b[] = {"t:r:{b}:campaigns", "t:r:{b}:history", "t:r:{b}:sends", "t:r:{b}"};
+    const char *per_u[] = {"t:r:{u}:campaigns", "t:r:{u}:history", "t:r:{u}:sends", "t:r:{u}"};
     for (int round = 0; round < 3; round++) {
         const char *args[64];
         int n = 0;
-        args[n++] = fixed[0];
-        args[n++] = fixed[1];
+        for (int k = 0; k < 3; k++) args[n++] = fixed[k];
         for (int k = 0; k < 4; k++) args[n++] = per_a[k];
         for (int k = 0; k < 4; k++) args[n++] = per_b[k];
+        for (int k = 0; k < 4; k++) args[n++] = per_u[k];
         /* Each round is a different outcome for a (a new record), except
          * that rounds 1 and 2 carry the same: round 2 is the same command
          * sent again after a lost connection. */
         char rec[64];
         snprintf(rec, sizeof(rec), "sent 1-0 run %d", round == 2 ? 1001 : 1000 + round);
-        const char *vals[] = {"1000", "c1",
+        const char *vals[] = {"1000", "c1", "1-0",
                               "a", rec, "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
                               "id-1", "2026-01-01T00:00:00Z", "sent", "",
                               "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "", NULL};
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "",
+                              "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
-        redisReply *r = eval(store_lua_finish, 10, args);
-        /* b has no record to tell a repeat by: written every time. */
-        assert_int_equal(r->integer, round == 2 ? 1 : 2);
+        redisReply *r = eval(store_lua_finish, 15, args);
+        /* b and u have no record to tell a repeat by: each is written the
+         * first time only, through the campaign's norecord set. */
+        assert_int_equal(r->integer, round == 0 ? 3 : round == 1 ? 1 : 0);
         freeReplyObject(r);
     }
     redisReply *r = cmd("HGET t:campaign:c1 sent");
-    assert_string_equal(r->str, "5"); /* a twice (the repeat counted once), b three times */
+    assert_string_equal(r->str, "3"); /* a twice (the repeat counted once), b once */
+    freeReplyObject(r);
+    r = cmd("HGET t:campaign:c1 suppressed:unknown_recipient");
+    assert_string_equal(r->str, "1");
     freeReplyObject(r);
     r = cmd("XLEN t:audit");
-    assert_int_equal(r->integer, 5); /* the audit names no address: b's records stay */
+    assert_int_equal(r->integer, 4); /* the audit names no address: b's record stays */
     freeReplyObject(r);
+    r = cmd("SMEMBERS t:campaign:c1:norecord");
+    assert_int_equal(r->elements, 2);
+    freeReplyObject(r);
+    r = cmd("EXISTS t:r:{u} t:r:{u}:campaigns t:r:{u}:history");
+    assert_int_equal(r->integer, 0); /* an id with no profile gets no key of its own */
+    freeReplyObject(r);
+    /* The same job enqueued again is a new run (another stream entry): audited again. */
+    {
+        const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], per_u[3], "1000", "c1",
+                              "2-0", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", NULL};
+        r = eval(store_lua_finish, 7, args);
+        assert_int_equal(r->integer, 1);
+        freeReplyObject(r);
+        r = eval(store_lua_finish, 7, args);
+        assert_int_equal(r->integer, 0);
+        freeReplyObject(r);
+    }
     r = cmd("LLEN t:r:{a}:history");
     assert_int_equal(r->integer, 2);
     freeReplyObject(r);
@@ -258,10 +284,10 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         char h[64], rec[64];
         snprintf(h, sizeof(h), "{\"n\":%d}", i);
         snprintf(rec, sizeof(rec), "suppressed 1-0 run %d", 2000 + i);
-        const char *args[] = {"t:audit", "t:campaign:c1", per_a[0], per_a[1], per_a[2], per_a[3], "1000", "c1",
+        const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], per_a[3], "1000", "c1", "1-0",
                               "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x",
                               "suppressed:duplicate", "d", NULL};
-        freeReplyObject(eval(store_lua_finish, 6, args));
+        freeReplyObject(eval(store_lua_finish, 7, args));
     }
     r = cmd("LLEN t:r:{a}:history");
     assert_int_equal(r->integer, STORE_HISTORY_MAX);
@@ -285,22 +311,23 @@ static void finish_with_reservations(void **st)
     cmd_ok("FLUSHALL");
     cmd_ok("HSET t:r:{c} rev 1");
     cmd_ok("HSET t:r:{c}:campaigns c1 %s", "pending 1-0 run 1000 7");
-    const char *keys[] = {"t:audit", "t:campaign:c1", "t:r:{c}:campaigns", "t:r:{c}:history", "t:r:{c}:sends",
-                          "t:r:{c}", "t:r:{d}:campaigns", "t:r:{d}:history", "t:r:{d}:sends", "t:r:{d}"};
+    const char *keys[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{c}:campaigns",
+                          "t:r:{c}:history", "t:r:{c}:sends", "t:r:{c}", "t:r:{d}:campaigns", "t:r:{d}:history",
+                          "t:r:{d}:sends", "t:r:{d}"};
     for (int round = 0; round < 2; round++) {
         const char *args[64];
         int n = 0;
-        for (int k = 0; k < 10; k++) args[n++] = keys[k];
-        const char *vals[] = {"1000", "c1",
+        for (int k = 0; k < 11; k++) args[n++] = keys[k];
+        const char *vals[] = {"1000", "c1", "1-0",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
                               "id-1", "2026-01-01T00:00:00Z", "sent", "r",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
                               "id-2", "2026-01-01T00:00:00Z", "sent", "r", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
-        redisReply *r = eval(store_lua_finish, 10, args);
-        /* d (erased) has no record to tell a repeat by: its audit is written each time. */
-        assert_int_equal(r->integer, round == 0 ? 2 : 1);
+        redisReply *r = eval(store_lua_finish, 11, args);
+        /* d (erased) has no record to tell a repeat by: the norecord set does. */
+        assert_int_equal(r->integer, round == 0 ? 2 : 0);
         freeReplyObject(r);
     }
     redisReply *r = cmd("HGET t:r:{c}:campaigns c1");
@@ -313,7 +340,7 @@ static void finish_with_reservations(void **st)
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
     r = cmd("XLEN t:audit");
-    assert_int_equal(r->integer, 3);
+    assert_int_equal(r->integer, 2);
     freeReplyObject(r);
 }
 
