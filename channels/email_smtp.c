@@ -70,77 +70,6 @@ struct smtp_state {
 
 /* ---- strings -------------------------------------------------------------- */
 
-struct sbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_add(struct sbuf *b, const char *p, size_t n)
-{
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-/* The finished string (the caller frees it), or NULL when memory ran out. */
-static char *sb_take(struct sbuf *b)
-{
-    if (b->oom || !b->s) {
-        free(b->s);
-        return b->oom ? NULL : strdup("");
-    }
-    return b->s;
-}
-
-static bool utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned char c = *p;
-        size_t n;
-        unsigned cp;
-        if (c < 0x80) {
-            p++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80) return false;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        p += n + 1;
-    }
-    return true;
-}
-
 static bool is_ascii(const char *s)
 {
     for (; *s; s++)
@@ -173,7 +102,7 @@ static char *header_text(const char *s)
     return out;
 }
 
-static void base64(struct sbuf *b, const unsigned char *p, size_t n)
+static void base64(struct plugin_buf *b, const unsigned char *p, size_t n)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (size_t i = 0; i < n; i += 3) {
@@ -182,23 +111,23 @@ static void base64(struct sbuf *b, const unsigned char *p, size_t n)
         if (i + 2 < n) v |= p[i + 2];
         char q[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
                      i + 2 < n ? tab[v & 63] : '='};
-        sb_add(b, q, 4);
+        plugin_buf_add(b, q, 4);
     }
 }
 
 /* RFC 2047 "B" encoded-words for UTF-8 text s, cut on character boundaries
  * and folded (CRLF SP) between words, which a reader drops when decoding. */
-static void encoded_words(struct sbuf *b, const char *s)
+static void encoded_words(struct plugin_buf *b, const char *s)
 {
     size_t n = strlen(s);
     bool first = true;
     while (n > 0) {
         size_t take = n < SMTP_EW_CHUNK ? n : SMTP_EW_CHUNK;
         while (take < n && take > 0 && ((unsigned char)s[take] & 0xc0) == 0x80) take--;
-        if (!first) sb_str(b, "\r\n ");
-        sb_str(b, "=?UTF-8?B?");
+        if (!first) plugin_buf_adds(b, "\r\n ");
+        plugin_buf_adds(b, "=?UTF-8?B?");
         base64(b, (const unsigned char *)s, take);
-        sb_str(b, "?=");
+        plugin_buf_adds(b, "?=");
         s += take;
         n -= take;
         first = false;
@@ -207,9 +136,9 @@ static void encoded_words(struct sbuf *b, const char *s)
 
 /* Appends header text: as is when plain ASCII, else as encoded-words. An
  * ASCII "=?" is encoded too, or a reader would try to decode it. */
-static void header_value(struct sbuf *b, const char *s)
+static void header_value(struct plugin_buf *b, const char *s)
 {
-    if (is_ascii(s) && !strstr(s, "=?")) sb_str(b, s);
+    if (is_ascii(s) && !strstr(s, "=?")) plugin_buf_adds(b, s);
     else encoded_words(b, s);
 }
 
@@ -221,7 +150,7 @@ static void header_value(struct sbuf *b, const char *s)
 static bool address_valid(const char *a)
 {
     size_t n = strlen(a);
-    if (n < 3 || n > SMTP_ADDR_MAX || !utf8_valid(a)) return false;
+    if (n < 3 || n > SMTP_ADDR_MAX || !plugin_utf8_valid(a)) return false;
     const char *at = strrchr(a, '@');
     if (!at || at == a || !at[1]) return false;
     for (const char *p = a; *p; p++) {
@@ -326,26 +255,26 @@ out:
 /* "From: name <addr>" with the name quoted or encoded as it needs. */
 static char *build_from_header(const char *name, const char *addr)
 {
-    struct sbuf b = {0};
-    sb_str(&b, "From: ");
+    struct plugin_buf b = {0};
+    plugin_buf_adds(&b, "From: ");
     if (name && name[0]) {
         if (is_ascii(name) && !strstr(name, "=?")) {
-            sb_str(&b, "\"");
+            plugin_buf_adds(&b, "\"");
             for (const char *p = name; *p; p++) {
-                if (*p == '"' || *p == '\\') sb_str(&b, "\\");
-                sb_add(&b, p, 1);
+                if (*p == '"' || *p == '\\') plugin_buf_adds(&b, "\\");
+                plugin_buf_add(&b, p, 1);
             }
-            sb_str(&b, "\"");
+            plugin_buf_adds(&b, "\"");
         } else {
             encoded_words(&b, name);
         }
-        sb_str(&b, " <");
-        sb_str(&b, addr);
-        sb_str(&b, ">");
+        plugin_buf_adds(&b, " <");
+        plugin_buf_adds(&b, addr);
+        plugin_buf_adds(&b, ">");
     } else {
-        sb_str(&b, addr);
+        plugin_buf_adds(&b, addr);
     }
-    return sb_take(&b);
+    return plugin_buf_take(&b);
 }
 
 enum { K_URL, K_USERNAME, K_PASSWORD, K_FROM, K_FROM_NAME, K_HELO, K_TLS, K_COUNT };
@@ -397,7 +326,7 @@ static int smtp_create(const struct herald_host *host, const struct herald_setti
         bool ctl = false;
         for (const char *p = s; *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7f) ctl = true;
-        if (ctl || !utf8_valid(s) || strlen(s) > SMTP_NAME_MAX) {
+        if (ctl || !plugin_utf8_valid(s) || strlen(s) > SMTP_NAME_MAX) {
             host->setting_error(host->ctx, idx[K_FROM_NAME],
                                 "must be UTF-8 text of at most %d bytes without control characters", SMTP_NAME_MAX);
             bad = 1;
@@ -441,11 +370,11 @@ static int smtp_create(const struct herald_host *host, const struct herald_setti
     s->implicit_tls = implicit_tls;
     s->tls = tls;
     const char *from = val[K_FROM];
-    struct sbuf mf = {0};
-    sb_str(&mf, "<");
-    sb_str(&mf, from);
-    sb_str(&mf, ">");
-    s->mail_from = sb_take(&mf);
+    struct plugin_buf mf = {0};
+    plugin_buf_adds(&mf, "<");
+    plugin_buf_adds(&mf, from);
+    plugin_buf_adds(&mf, ">");
+    s->mail_from = plugin_buf_take(&mf);
     s->from_header = build_from_header(val[K_FROM_NAME], from);
     s->domain = strdup(strrchr(from, '@') + 1);
     if (val[K_USERNAME]) {
@@ -498,12 +427,12 @@ static void rfc5322_date(char *out, size_t len, int64_t now_ms)
 
 /* Up to max characters of an id, as dot-atom text (ids may hold ':' and
  * '@', which a Message-ID's left side cannot). */
-static void id_part(struct sbuf *b, const char *id, size_t max)
+static void id_part(struct plugin_buf *b, const char *id, size_t max)
 {
     for (size_t i = 0; id && id[i] && i < max; i++) {
         char c = id[i];
         if (!isalnum((unsigned char)c) && c != '-' && c != '_' && c != '+') c = '_';
-        sb_add(b, &c, 1);
+        plugin_buf_add(b, &c, 1);
     }
 }
 
@@ -524,19 +453,19 @@ static bool message_id(char *out, size_t len, const struct smtp *s, const struct
     size_t fixed = 1 + 1 + 16 + 1 + strlen(s->domain) + 1;
     size_t room = len - 1 > fixed + 2 ? len - 1 - fixed - 2 : 0;
     size_t each = room / 2 < SMTP_ID_PART_MAX ? room / 2 : SMTP_ID_PART_MAX;
-    struct sbuf b = {0};
-    sb_str(&b, "<");
+    struct plugin_buf b = {0};
+    plugin_buf_adds(&b, "<");
     if (each > 0) {
         id_part(&b, m->campaign, each);
-        sb_str(&b, ".");
+        plugin_buf_adds(&b, ".");
         id_part(&b, m->recipient, each);
-        sb_str(&b, ".");
+        plugin_buf_adds(&b, ".");
     }
-    sb_str(&b, hex);
-    sb_str(&b, "@");
-    sb_str(&b, s->domain);
-    sb_str(&b, ">");
-    char *id = sb_take(&b);
+    plugin_buf_adds(&b, hex);
+    plugin_buf_adds(&b, "@");
+    plugin_buf_adds(&b, s->domain);
+    plugin_buf_adds(&b, ">");
+    char *id = plugin_buf_take(&b);
     if (!id) return false;
     snprintf(out, len, "%s", id);
     free(id);
@@ -547,18 +476,18 @@ static bool message_id(char *out, size_t len, const struct smtp *s, const struct
  * curl's quoted-printable encoder would turn a bare LF into "=0A". */
 static char *crlf(const char *s)
 {
-    struct sbuf b = {0};
+    struct plugin_buf b = {0};
     for (const char *p = s; *p; p++) {
         if (*p == '\r') {
-            sb_str(&b, "\r\n");
+            plugin_buf_adds(&b, "\r\n");
             if (p[1] == '\n') p++;
         } else if (*p == '\n') {
-            sb_str(&b, "\r\n");
+            plugin_buf_adds(&b, "\r\n");
         } else {
-            sb_add(&b, p, 1);
+            plugin_buf_add(&b, p, 1);
         }
     }
-    return sb_take(&b);
+    return plugin_buf_take(&b);
 }
 
 static bool add_body_part(curl_mime *mime, const char *body, const char *type)
@@ -579,9 +508,9 @@ static bool add_header(struct curl_slist **list, const char *line)
     return true;
 }
 
-static bool add_header_sb(struct curl_slist **list, struct sbuf *b)
+static bool add_header_sb(struct curl_slist **list, struct plugin_buf *b)
 {
-    char *line = sb_take(b);
+    char *line = plugin_buf_take(b);
     bool ok = line && add_header(list, line);
     free(line);
     return ok;
@@ -612,8 +541,8 @@ static int smtp_prepare(void *instance, const struct herald_message *msg, void *
     if (!address_valid(msg->to)) return refuse(reason, reasonlen, "invalid_address");
     bool has_text = msg->text && msg->text[0], has_html = msg->html && msg->html[0];
     if (!has_text && !has_html) return refuse(reason, reasonlen, "empty_body");
-    if (!msg->subject || !utf8_valid(msg->subject) || (has_text && !utf8_valid(msg->text)) ||
-        (has_html && !utf8_valid(msg->html)))
+    if (!msg->subject || !plugin_utf8_valid(msg->subject) || (has_text && !plugin_utf8_valid(msg->text)) ||
+        (has_html && !plugin_utf8_valid(msg->html)))
         return refuse(reason, reasonlen, msg->subject ? "invalid_utf8" : "empty_subject");
     if (msg->unsubscribe_url && msg->unsubscribe_url[0] && !url_valid(msg->unsubscribe_url))
         return refuse(reason, reasonlen, "invalid_unsubscribe_url");
@@ -637,31 +566,31 @@ static int smtp_prepare(void *instance, const struct herald_message *msg, void *
     bool ok = message_id(st->message_id, sizeof(st->message_id), s, msg, now);
 
     /* Headers: curl puts CURLOPT_HTTPHEADER at the top of the mail. */
-    struct sbuf b = {0};
+    struct plugin_buf b = {0};
     ok = ok && add_header(&st->headers, s->from_header);
-    sb_str(&b, "To: ");
-    sb_str(&b, msg->to);
+    plugin_buf_adds(&b, "To: ");
+    plugin_buf_adds(&b, msg->to);
     ok = ok && add_header_sb(&st->headers, &b);
-    b = (struct sbuf){0};
-    sb_str(&b, "Subject: ");
+    b = (struct plugin_buf){0};
+    plugin_buf_adds(&b, "Subject: ");
     header_value(&b, subject);
     ok = ok && add_header_sb(&st->headers, &b);
     free(subject);
-    b = (struct sbuf){0};
-    sb_str(&b, "Date: ");
-    sb_str(&b, date);
+    b = (struct plugin_buf){0};
+    plugin_buf_adds(&b, "Date: ");
+    plugin_buf_adds(&b, date);
     ok = ok && add_header_sb(&st->headers, &b);
-    b = (struct sbuf){0};
-    sb_str(&b, "Message-ID: ");
-    sb_str(&b, st->message_id);
+    b = (struct plugin_buf){0};
+    plugin_buf_adds(&b, "Message-ID: ");
+    plugin_buf_adds(&b, st->message_id);
     ok = ok && add_header_sb(&st->headers, &b);
     ok = ok && add_header(&st->headers, "MIME-Version: 1.0");
     if (msg->unsubscribe_url && msg->unsubscribe_url[0]) {
         /* RFC 8058 one-click: the receiving MUA POSTs to the URL. */
-        b = (struct sbuf){0};
-        sb_str(&b, "List-Unsubscribe: <");
-        sb_str(&b, msg->unsubscribe_url);
-        sb_str(&b, ">");
+        b = (struct plugin_buf){0};
+        plugin_buf_adds(&b, "List-Unsubscribe: <");
+        plugin_buf_adds(&b, msg->unsubscribe_url);
+        plugin_buf_adds(&b, ">");
         ok = ok && add_header_sb(&st->headers, &b);
         ok = ok && add_header(&st->headers, "List-Unsubscribe-Post: List-Unsubscribe=One-Click");
     }
@@ -693,10 +622,10 @@ static int smtp_prepare(void *instance, const struct herald_message *msg, void *
     }
 
     /* Envelope: one recipient; curl copies the strings set here. */
-    b = (struct sbuf){0};
-    sb_str(&b, "<");
-    sb_str(&b, msg->to);
-    sb_str(&b, ">");
+    b = (struct plugin_buf){0};
+    plugin_buf_adds(&b, "<");
+    plugin_buf_adds(&b, msg->to);
+    plugin_buf_adds(&b, ">");
     ok = ok && add_header_sb(&st->rcpt, &b);
 
     ok = ok && curl_easy_setopt(h, CURLOPT_URL, s->url) == CURLE_OK &&

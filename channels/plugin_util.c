@@ -96,3 +96,69 @@ int plugin_http_verdict(const struct herald_response *resp, struct herald_verdic
     v->retry_after_ms = plugin_retry_after_ms(resp);
     return v->kind;
 }
+
+void plugin_buf_add(struct plugin_buf *b, const char *p, size_t n)
+{
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, p, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void plugin_buf_adds(struct plugin_buf *b, const char *s)
+{
+    plugin_buf_add(b, s, strlen(s));
+}
+
+char *plugin_buf_take(struct plugin_buf *b)
+{
+    char *s = b->s;
+    bool oom = b->oom;
+    *b = (struct plugin_buf){0};
+    if (oom) {
+        free(s);
+        return NULL;
+    }
+    return s ? s : strdup("");
+}
+
+size_t plugin_utf8_seq(const unsigned char *s)
+{
+    if (s[0] < 0x80) return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
+        if (s[0] == 0xe0 && s[1] < 0xa0) return 0; /* overlong */
+        if (s[0] == 0xed && s[1] >= 0xa0) return 0; /* surrogate */
+        return 3;
+    }
+    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80) return 0;
+        if (s[0] == 0xf0 && s[1] < 0x90) return 0;  /* overlong */
+        if (s[0] == 0xf4 && s[1] >= 0x90) return 0; /* above U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+bool plugin_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = plugin_utf8_seq(p);
+        if (n == 0) return false;
+        p += n;
+    }
+    return true;
+}

@@ -1,7 +1,7 @@
 /*
- * plugin_util.h - small helpers the HTTP provider plugins share: reading a
- * header from the raw block the daemon collected, Retry-After, and building
- * curl header lists. Linked into each plugin (a static library), so a
+ * plugin_util.h - small helpers the provider plugins share: reading a
+ * header from the raw block the daemon collected, Retry-After, building
+ * curl header lists, a growable string and UTF-8 checks. Linked into each plugin (a static library), so a
  * plugin stays one self-contained .so. Pure: no I/O, no logging.
  */
 #ifndef HERALD_PLUGIN_UTIL_H
@@ -42,5 +42,25 @@ int plugin_setting_key(const struct herald_host *host, const struct herald_setti
 /* Appends h to list; on failure sets *ok to false and returns list unchanged.
  * Once *ok is false it appends nothing, so a chain needs one check at the end. */
 struct curl_slist *plugin_add_header(struct curl_slist *list, const char *h, bool *ok);
+
+/* A growable string for building requests. Plugins never abort: running
+ * out of memory is remembered (oom) and later adds do nothing, so a chain
+ * of adds needs one check at the end. Start from {0}. */
+struct plugin_buf {
+    char *s;
+    size_t len, cap;
+    bool oom;
+};
+void plugin_buf_add(struct plugin_buf *b, const char *p, size_t n);
+void plugin_buf_adds(struct plugin_buf *b, const char *s);
+/* The finished string (the caller frees it; "" when nothing was added), or
+ * NULL when memory ran out (the buffer is freed then). */
+char *plugin_buf_take(struct plugin_buf *b);
+
+/* Length of the UTF-8 sequence at s (1..4), or 0 when it is not valid:
+ * overlong forms, surrogates and code points above U+10FFFF included. */
+size_t plugin_utf8_seq(const unsigned char *s);
+/* s (NUL-terminated) is valid UTF-8. */
+bool plugin_utf8_valid(const char *s);
 
 #endif

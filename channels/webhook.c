@@ -134,80 +134,34 @@ static void webhook_release(void *instance, void *state)
     free(r);
 }
 
-/* A growable JSON text. ok turns false on allocation failure or invalid
- * UTF-8 (a content problem: the message is rejected, not retried). */
-struct jbuf {
-    char *p;
-    size_t len, cap;
-    bool ok;
-};
-
-static void jb_add(struct jbuf *b, const char *s, size_t n)
+/* `"key":"value"` (or null), with a leading comma unless first. Invalid
+ * UTF-8 in value clears *valid (a content problem: the message is
+ * rejected, not retried). */
+static void jb_field(struct plugin_buf *b, bool *valid, const char *key, const char *value, bool first)
 {
-    if (!b->ok) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->ok = false;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-/* Length of the UTF-8 sequence at s (1..4), or 0 when it is not valid
- * (overlong forms, surrogates and code points above U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s)
-{
-    if (s[0] < 0x80) return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
-        if (s[0] == 0xe0 && s[1] < 0xa0) return 0; /* overlong */
-        if (s[0] == 0xed && s[1] >= 0xa0) return 0; /* surrogate */
-        return 3;
-    }
-    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80) return 0;
-        if (s[0] == 0xf0 && s[1] < 0x90) return 0;  /* overlong */
-        if (s[0] == 0xf4 && s[1] >= 0x90) return 0; /* above U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
-
-/* `"key":"value"` (or null), with a leading comma unless first. */
-static void jb_field(struct jbuf *b, const char *key, const char *value, bool first)
-{
-    if (!first) jb_add(b, ",", 1);
-    jb_add(b, "\"", 1);
-    jb_add(b, key, strlen(key));
-    jb_add(b, "\":", 2);
+    if (!first) plugin_buf_add(b, ",", 1);
+    plugin_buf_add(b, "\"", 1);
+    plugin_buf_add(b, key, strlen(key));
+    plugin_buf_add(b, "\":", 2);
     if (!value) {
-        jb_add(b, "null", 4);
+        plugin_buf_add(b, "null", 4);
         return;
     }
-    jb_add(b, "\"", 1);
+    plugin_buf_add(b, "\"", 1);
     const unsigned char *p = (const unsigned char *)value, *run = p;
-    while (*p && b->ok) {
+    while (*p && *valid) {
         if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') { /* most of any text */
             p++;
             continue;
         }
-        size_t n = utf8_seq(p);
+        size_t n = plugin_utf8_seq(p);
         if (n == 0) {
-            b->ok = false;
+            *valid = false;
             return;
         }
         if (n == 1 && (*p < 0x20 || *p == '"' || *p == '\\')) {
             static const char hex[] = "0123456789abcdef";
-            jb_add(b, (const char *)run, (size_t)(p - run));
+            plugin_buf_add(b, (const char *)run, (size_t)(p - run));
             char esc[6] = {'\\', (char)*p};
             size_t elen = 2;
             if (*p == '\n') esc[1] = 'n';
@@ -217,13 +171,13 @@ static void jb_field(struct jbuf *b, const char *key, const char *value, bool fi
                 esc[5] = hex[*p & 15];
                 elen = 6;
             }
-            jb_add(b, esc, elen);
+            plugin_buf_add(b, esc, elen);
             run = p + 1;
         }
         p += n;
     }
-    jb_add(b, (const char *)run, (size_t)(p - run));
-    jb_add(b, "\"", 1);
+    plugin_buf_add(b, (const char *)run, (size_t)(p - run));
+    plugin_buf_add(b, "\"", 1);
 }
 
 static int webhook_prepare(void *instance, const struct herald_message *msg, void *curl, void **state,
@@ -233,27 +187,26 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
     *state = NULL;
     /* Written by hand rather than with jansson: this runs per message, and
      * building then serialising a tree cost more than the request itself. */
-    struct jbuf b = {.ok = true};
-    jb_add(&b, "{", 1);
-    jb_field(&b, "campaign", msg->campaign, true);
-    jb_field(&b, "recipient", msg->recipient, false);
-    jb_field(&b, "channel", msg->channel, false);
-    jb_field(&b, "topic", msg->topic, false);
-    jb_field(&b, "to", msg->to, false);
-    jb_field(&b, "subject", msg->subject, false);
-    jb_field(&b, "text", msg->text, false);
-    jb_field(&b, "html", msg->html, false);
-    jb_field(&b, "unsubscribe_url", msg->unsubscribe_url, false);
-    jb_field(&b, "preferences_url", msg->preferences_url, false);
-    jb_add(&b, "}", 1);
+    struct plugin_buf b = {0};
+    bool valid = true;
+    plugin_buf_add(&b, "{", 1);
+    const char *fields[][2] = {{"campaign", msg->campaign}, {"recipient", msg->recipient},
+                               {"channel", msg->channel}, {"topic", msg->topic}, {"to", msg->to},
+                               {"subject", msg->subject}, {"text", msg->text}, {"html", msg->html},
+                               {"unsubscribe_url", msg->unsubscribe_url},
+                               {"preferences_url", msg->preferences_url}};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        jb_field(&b, &valid, fields[i][0], fields[i][1], i == 0);
+    plugin_buf_add(&b, "}", 1);
+    char *body = plugin_buf_take(&b);
     struct webhook_req *r = calloc(1, sizeof(*r));
-    if (!b.ok || !r) {
-        free(b.p);
-        snprintf(reason, reasonlen, b.ok ? "out_of_memory" : "invalid_message");
+    if (!valid || !body || !r) {
+        free(body);
+        snprintf(reason, reasonlen, valid ? "out_of_memory" : "invalid_message");
         webhook_release(w, r);
         return -1;
     }
-    r->body = b.p;
+    r->body = body;
     size_t blen = strlen(r->body);
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t maclen = 0;
