@@ -202,6 +202,20 @@ static bool reply_failed(struct pop *op, const redisReply *r)
     return true;
 }
 
+/* reply_failed, and a reply to HMGET person profile rev that is not a pair:
+ * true after answering; otherwise the two fields in *pj and *rv. */
+static bool not_profile_rev(struct pop *op, const redisReply *r, const redisReply **pj, const redisReply **rv)
+{
+    if (reply_failed(op, r)) return true;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        return true;
+    }
+    *pj = r->element[0];
+    *rv = r->element[1];
+    return false;
+}
+
 /* reply_failed, and a reply that is not an integer: true after answering. */
 static bool not_integer(struct pop *op, const redisReply *r)
 {
@@ -573,12 +587,8 @@ static void on_read_person(struct rconn *rc, redisReply *r, void *priv)
 {
     struct pop *op = priv;
     (void)rc;
-    if (reply_failed(op, r)) return;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
-        return;
-    }
-    const redisReply *pj = r->element[0], *rv = r->element[1];
+    const redisReply *pj, *rv;
+    if (not_profile_rev(op, r, &pj, &rv)) return;
     const char *rev = rv->type == REDIS_REPLY_STRING ? rv->str : "";
     char err[256];
     struct profile oldp, newp;
@@ -841,12 +851,8 @@ static void on_erase_read(struct rconn *rc, redisReply *r, void *priv)
 {
     struct pop *op = priv;
     (void)rc;
-    if (reply_failed(op, r)) return;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
-        return;
-    }
-    const redisReply *pj = r->element[0], *rv = r->element[1];
+    const redisReply *pj, *rv;
+    if (not_profile_rev(op, r, &pj, &rv)) return;
     if (pj->type != REDIS_REPLY_STRING) {
         finish(op, -HERALD_ENOENT, NULL, "no such recipient");
         return;
