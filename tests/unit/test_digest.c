@@ -55,7 +55,9 @@ static void hmac_vectors_repeated_and_interleaved(void **st)
     }
 }
 
-/* More secrets than cached slots still give the right MAC (uncached path). */
+/* More secrets than cached slots: a key met after the slots are full takes
+ * the uncached path, and still gives the right MAC (RFC 4231 test case 3,
+ * key 20 x 0xaa, data 50 x 0xdd); the cached keys keep working. */
 static void hmac_many_keys(void **st)
 {
     (void)st;
@@ -64,6 +66,16 @@ static void hmac_many_keys(void **st)
     for (int i = 0; i < 20; i++) {
         snprintf(key, sizeof(key), "k%d", i);
         digest_hmac_sha256(key, "x", 1, d);
+    }
+    char key3[21];
+    unsigned char data3[50];
+    memset(key3, 0xaa, 20);
+    key3[20] = '\0';
+    memset(data3, 0xdd, sizeof(data3));
+    for (int i = 0; i < 2; i++) {
+        digest_hmac_sha256(key3, data3, sizeof(data3), d);
+        hex_of(d, hex);
+        assert_string_equal(hex, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
     }
     digest_hmac_sha256("Jefe", TC2_DATA, strlen(TC2_DATA), d);
     hex_of(d, hex);
