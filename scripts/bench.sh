@@ -113,7 +113,7 @@ for k in range(0, len(ids), 10000):
 PY
 echo "setup: imported $N people in $(/usr/bin/python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
 
-rates=() rss=() refs=()
+figs=()
 for run in $(seq 1 "$RUNS"); do
     spawn_bg "$tmp/herald-$run.log" "$bdir"/herald --config "$tmp/herald.conf"
     hpid=$SPAWNED_PID
@@ -155,20 +155,40 @@ JOB
     fi
     sent=$(ctl campaign "bench-$run" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])')
     stop_pid "$hpid" 30 || true
-    rate=$(/usr/bin/python3 -c "print(round($sent / ($t1 - $t0)))")
-    rates+=("$rate")
-    rss+=("$peak")
-    ref=$("$bdir"/bench_curl "http://127.0.0.1:$nport/herald" "$N" 64 700 | sed -E 's/.*= ([0-9]+) req\/s.*/\1/')
-    refs+=("$ref")
+    nr0=$(cpu "$nwpid")
+    refline=$("$bdir"/bench_curl "http://127.0.0.1:$nport/herald" "$N" 64 700)
+    nr1=$(cpu "$nwpid")
+    # One line of figures per run: rate, RSS, and CPU microseconds per message
+    # of herald, redis-server and nginx; the reference's rate, its own CPU
+    # and nginx's per request.
+    fig=$(/usr/bin/python3 - "$refline" <<PY
+import re, sys
+m = re.search(r"= ([0-9]+) req/s.*cpu ([0-9.]+) us/request", sys.argv[1])
+sent, dt = $sent, $t1 - $t0
+print(round(sent / dt), $peak, round(($hc1 - $hc0) * 1e6 / sent, 1), round(($rc1 - $rc0) * 1e6 / sent, 1),
+      round(($nc1 - $nc0) * 1e6 / sent, 1), m.group(1), m.group(2), round(($nr1 - $nr0) * 1e6 / $N, 1))
+PY
+)
+    figs+=("$fig")
+    read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu <<<"$fig"
     echo "run $run: herald sent $sent in $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s = $rate msg/s, peak RSS $((peak / 1024)) MiB; reference $ref req/s"
-    echo "       CPU per message: herald $(/usr/bin/python3 -c "print(round(($hc1 - $hc0) * 1e6 / $sent, 1))") us, redis-server $(/usr/bin/python3 -c "print(round(($rc1 - $rc0) * 1e6 / $sent, 1))") us, nginx $(/usr/bin/python3 -c "print(round(($nc1 - $nc0) * 1e6 / $sent, 1))") us; $(nproc) cores"
+    echo "       CPU per message: herald $hcpu us, redis-server $rcpu us, nginx $ncpu us;" \
+         "reference per request: curl loop $ccpu us, nginx $nrcpu us; $(nproc) cores"
 done
-/usr/bin/python3 - "${rates[*]}" "${rss[*]}" "${refs[*]}" <<'PY'
+/usr/bin/python3 - "$(nproc)" "${figs[@]}" <<'PY'
 import statistics, sys
-rates = [float(x) for x in sys.argv[1].split()]
-rss = [float(x) / 1024 for x in sys.argv[2].split()]
-refs = [float(x) for x in sys.argv[3].split()]
-h, r, m = statistics.median(rates), statistics.median(refs), statistics.median(rss)
-print("median: herald %.0f msg/s, reference %.0f req/s, ratio herald/reference %.2f (goal >= 0.5); peak RSS %.1f MiB (goal < 64)"
-      % (h, r, h / r, m))
+cores = int(sys.argv[1])
+runs = [[float(x) for x in f.split()] for f in sys.argv[2:]]
+med = [statistics.median(col) for col in zip(*runs)]
+rate, peak, hcpu, rcpu, ncpu, ref, ccpu, nrcpu = med
+print("median: herald %.0f msg/s, reference %.0f req/s, ratio herald/reference %.2f (goal >= 0.5); "
+      "peak RSS %.1f MiB (goal < 64)" % (rate, ref, rate / ref, peak / 1024))
+# Where the ratio comes from. Both sides are CPU-bound: the reference spends
+# ccpu + nrcpu per request, herald's run hcpu + rcpu + ncpu per message.
+print("median CPU per message: herald %.1f us, redis-server %.1f us, nginx %.1f us; "
+      "per reference request: curl loop %.1f us, nginx %.1f us" % (hcpu, rcpu, ncpu, ccpu, nrcpu))
+print("  ratio expected when all processes share the %d cores: (%.1f + %.1f) / (%.1f + %.1f + %.1f) = %.2f"
+      % (cores, ccpu, nrcpu, hcpu, rcpu, ncpu, (ccpu + nrcpu) / (hcpu + rcpu + ncpu)))
+print("  ratio expected with a core for each process (herald's thread against the curl loop's): "
+      "%.1f / %.1f = %.2f" % (ccpu, hcpu, ccpu / hcpu))
 PY

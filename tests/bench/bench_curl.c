@@ -2,13 +2,15 @@
  * bench_curl.c - the reference for scripts/bench.sh: a plain libcurl multi
  * loop, one thread, a fixed number of POSTs in flight, against the same
  * local server herald's webhook plugin talks to. It prints messages per
- * second; herald's rate divided by this one is the figure of merit.
+ * second, and its own CPU time (user + system) per request; herald's rate
+ * divided by this one is the figure of merit.
  * Usage: bench_curl URL COUNT [IN_FLIGHT (64)] [BODY_BYTES (600)]
  */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static size_t sink(char *p, size_t s, size_t n, void *u)
@@ -80,8 +82,13 @@ int main(int argc, char **argv)
         if (done < count) curl_multi_poll(multi, NULL, 0, 100, NULL);
     }
     double secs = now_s() - t0;
-    printf("reference: %ld requests (%d in flight, %zu-byte body) in %.2f s = %.0f req/s, %ld failed\n", count,
-           inflight, body_len, secs, (double)count / secs, failed);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                 (double)ru.ru_stime.tv_usec / 1e6;
+    printf("reference: %ld requests (%d in flight, %zu-byte body) in %.2f s = %.0f req/s, %ld failed, "
+           "cpu %.1f us/request\n",
+           count, inflight, body_len, secs, (double)count / secs, failed, cpu * 1e6 / (double)count);
     for (int i = 0; i < inflight; i++) curl_easy_cleanup(pool[i]);
     free(pool);
     curl_slist_free_all(hdrs);
