@@ -6,7 +6,9 @@
 #            webhook plugin to a local nginx answering 202, every policy check
 #            and audit record on; herald's messages/s and peak RSS, and in the
 #            same run a plain libcurl multi loop (64 in flight, one thread, same
-#            body size) against the same nginx; the ratio herald / reference.
+#            body size as herald's, sampled by nginx) against the same nginx;
+#            the ratio herald / reference, and the CPU per message of each
+#            process, which explains it.
 #   scripts/bench.sh [all|policy|webhook]     (env: N=200000 RUNS=3)
 # PROFILE=1 builds with frame pointers into build-prof/ and records each herald
 # run with `perf record -g`, and redis-server flat (perf-*.data files are left
@@ -49,7 +51,11 @@ error_log $tmp/nginx/logs/error.log warn;
 pid $tmp/nginx/nginx.pid;
 events { worker_connections 1024; }
 http {
-    access_log off;
+    # The size of herald's bodies, for the reference to send the same: a
+    # few requests of each connection are logged (a map lookup per request).
+    map \$connection_requests \$sample { 100 1; 1000 1; 10000 1; default 0; }
+    log_format body "\$content_length";
+    access_log $tmp/nginx/logs/body.log body if=\$sample;
     client_body_temp_path $tmp/nginx/body;
     proxy_temp_path $tmp/nginx/proxy;
     fastcgi_temp_path $tmp/nginx/fastcgi;
@@ -156,7 +162,11 @@ JOB
     sent=$(ctl campaign "bench-$run" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])')
     stop_pid "$hpid" 30 || true
     nr0=$(cpu "$nwpid")
-    refline=$("$bdir"/bench_curl "http://127.0.0.1:$nport/herald" "$N" 64 700)
+    # The reference sends bodies of the size herald sent (the median of the
+    # sampled requests).
+    blen=$(sort -n "$tmp/nginx/logs/body.log" | awk '{v[NR] = $1} END {print NR ? v[int((NR + 1) / 2)] : 700}')
+    : >"$tmp/nginx/logs/body.log"
+    refline=$("$bdir"/bench_curl "http://127.0.0.1:$nport/herald" "$N" 64 "$blen")
     nr1=$(cpu "$nwpid")
     # One line of figures per run: rate, RSS, and CPU microseconds per message
     # of herald, redis-server and nginx; the reference's rate, its own CPU
@@ -171,7 +181,7 @@ PY
 )
     figs+=("$fig")
     read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu <<<"$fig"
-    echo "run $run: herald sent $sent in $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s = $rate msg/s, peak RSS $((peak / 1024)) MiB; reference $ref req/s"
+    echo "run $run: herald sent $sent in $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s = $rate msg/s, peak RSS $((peak / 1024)) MiB; reference $ref req/s ($blen-byte bodies, as herald's)"
     echo "       CPU per message: herald $hcpu us, redis-server $rcpu us, nginx $ncpu us;" \
          "reference per request: curl loop $ccpu us, nginx $nrcpu us; $(nproc) cores"
 done
