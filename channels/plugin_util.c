@@ -4,6 +4,7 @@
 #include "plugin_util.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,27 @@ size_t plugin_utf8_seq(const unsigned char *s)
         return 4;
     }
     return 0;
+}
+
+/* Bytes of an 8-byte word: each test is exact for "any byte of x" (the
+ * classic haszero / hasless forms, valid for n <= 128). */
+#define PU_ONES 0x0101010101010101ULL
+#define PU_HIGHS 0x8080808080808080ULL
+static inline uint64_t pu_any_zero(uint64_t x) { return (x - PU_ONES) & ~x & PU_HIGHS; }
+static inline uint64_t pu_any_below(uint64_t x, unsigned n) { return (x - PU_ONES * n) & ~x & PU_HIGHS; }
+
+size_t plugin_json_plain(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        if ((x & PU_HIGHS) || pu_any_below(x, 0x20) || pu_any_zero(x ^ (PU_ONES * '"')) ||
+            pu_any_zero(x ^ (PU_ONES * '\\')))
+            break;
+    }
+    while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\') i++;
+    return i;
 }
 
 bool plugin_utf8_valid(const char *s)

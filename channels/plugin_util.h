@@ -63,4 +63,9 @@ size_t plugin_utf8_seq(const unsigned char *s);
 /* s (NUL-terminated) is valid UTF-8. */
 bool plugin_utf8_valid(const char *s);
 
+/* How many of the n bytes at s, from the start, can go into a JSON string
+ * as they are: printable ASCII other than '"' and '\\'. Eight bytes at a
+ * time; it never reads past s + n. */
+size_t plugin_json_plain(const unsigned char *s, size_t n);
+
 #endif

@@ -148,35 +148,35 @@ static void jb_field(struct plugin_buf *b, bool *valid, const char *key, const c
         return;
     }
     plugin_buf_add(b, "\"", 1);
-    const unsigned char *p = (const unsigned char *)value, *run = p;
-    while (*p && *valid) {
-        if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') { /* most of any text */
-            p++;
-            continue;
-        }
+    const unsigned char *p = (const unsigned char *)value, *end = p + strlen(value);
+    for (;;) {
+        size_t plain = plugin_json_plain(p, (size_t)(end - p)); /* most of any text */
+        plugin_buf_add(b, (const char *)p, plain);
+        p += plain;
+        if (p == end) break;
         size_t n = plugin_utf8_seq(p);
         if (n == 0) {
             *valid = false;
             return;
         }
-        if (n == 1 && (*p < 0x20 || *p == '"' || *p == '\\')) {
-            static const char hex[] = "0123456789abcdef";
-            plugin_buf_add(b, (const char *)run, (size_t)(p - run));
-            char esc[6] = {'\\', (char)*p};
-            size_t elen = 2;
-            if (*p == '\n') esc[1] = 'n';
-            else if (*p < 0x20) {
-                memcpy(esc + 1, "u00", 3);
-                esc[4] = hex[*p >> 4];
-                esc[5] = hex[*p & 15];
-                elen = 6;
-            }
-            plugin_buf_add(b, esc, elen);
-            run = p + 1;
+        if (n > 1) { /* valid UTF-8 goes as it is */
+            plugin_buf_add(b, (const char *)p, n);
+            p += n;
+            continue;
         }
-        p += n;
+        static const char hex[] = "0123456789abcdef";
+        char esc[6] = {'\\', (char)*p};
+        size_t elen = 2;
+        if (*p == '\n') esc[1] = 'n';
+        else if (*p < 0x20) {
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            elen = 6;
+        }
+        plugin_buf_add(b, esc, elen);
+        p++;
     }
-    plugin_buf_add(b, (const char *)run, (size_t)(p - run));
     plugin_buf_add(b, "\"", 1);
 }
 
@@ -250,9 +250,40 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
 
 
 
+/* The common reply, {"id":"<printable ASCII, no escapes>"} with optional
+ * whitespace, read without building a tree: 1 when it is that (out set),
+ * 0 when the body is anything else and the full parser decides. */
+static int id_fast(const char *b, size_t n, char *out, size_t outlen)
+{
+    const char *p = b, *end = b + n;
+#define WS() while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++
+    WS();
+    if (p == end || *p++ != '{') return 0;
+    WS();
+    if (end - p < 4 || memcmp(p, "\"id\"", 4) != 0) return 0;
+    p += 4;
+    WS();
+    if (p == end || *p++ != ':') return 0;
+    WS();
+    if (p == end || *p++ != '"') return 0;
+    const char *v = p;
+    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f) p++;
+    if (p == end || *p != '"' || p == v) return 0;
+    size_t vlen = (size_t)(p - v);
+    p++;
+    WS();
+    if (p == end || *p++ != '}') return 0;
+    WS();
+#undef WS
+    if (p != end) return 0;
+    snprintf(out, outlen, "%.*s", (int)vlen, v);
+    return 1;
+}
+
 static bool id_from_body(const struct herald_response *resp, char *out, size_t outlen)
 {
     if (!resp->body || resp->body_len == 0) return false;
+    if (id_fast(resp->body, resp->body_len, out, outlen)) return true;
     json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
     bool ok = false;
     json_t *id = root && json_is_object(root) ? json_object_get(root, "id") : NULL;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define HERALD_VERSION "0.1.0"
 
@@ -127,8 +128,21 @@ void strbuf_free(struct strbuf *sb);
 void strbuf_reset(struct strbuf *sb);
 /* Makes room for cap bytes of content in all (one allocation ahead of many adds). */
 void strbuf_grow_to(struct strbuf *sb, size_t cap);
-void strbuf_add(struct strbuf *sb, const char *data, size_t len);
-void strbuf_adds(struct strbuf *sb, const char *s);
+/* Appends len bytes (data may be NULL when len is 0). Inline: the
+ * per-message paths call it hundreds of times per message, mostly with a
+ * few bytes that fit; strbuf_add_grow does the rest. */
+void strbuf_add_grow(struct strbuf *sb, const char *data, size_t len);
+static inline void strbuf_add(struct strbuf *sb, const char *data, size_t len)
+{
+    if (sb->len + len + 1 > sb->cap) {
+        strbuf_add_grow(sb, data, len);
+        return;
+    }
+    if (len) memcpy(sb->buf + sb->len, data, len);
+    sb->len += len;
+    sb->buf[sb->len] = '\0';
+}
+static inline void strbuf_adds(struct strbuf *sb, const char *s) { strbuf_add(sb, s, strlen(s)); }
 void strbuf_addf(struct strbuf *sb, const char *fmt, ...) HERALD_PRINTF(2, 3);
 /* Decimal v, without printf (per-message paths). */
 void strbuf_addll(struct strbuf *sb, long long v);

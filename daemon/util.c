@@ -145,17 +145,12 @@ void strbuf_grow_to(struct strbuf *sb, size_t cap)
     if (cap > sb->len) strbuf_grow(sb, cap - sb->len);
 }
 
-void strbuf_add(struct strbuf *sb, const char *data, size_t len)
+void strbuf_add_grow(struct strbuf *sb, const char *data, size_t len)
 {
     strbuf_grow(sb, len);
     if (len) memcpy(sb->buf + sb->len, data, len);
     sb->len += len;
     sb->buf[sb->len] = '\0';
-}
-
-void strbuf_adds(struct strbuf *sb, const char *s)
-{
-    strbuf_add(sb, s, strlen(s));
 }
 
 void strbuf_addf(struct strbuf *sb, const char *fmt, ...)

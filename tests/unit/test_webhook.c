@@ -42,6 +42,38 @@ static void accepted_ids(void **st)
     assert_string_equal(v.provider_id, "webhook:204");
 }
 
+/* The common reply is read without jansson: the result must be the same as
+ * the full parser's, and anything else must still reach the full parser. */
+static void reply_ids_fast_and_full(void **st)
+{
+    (void)st;
+    const char *hdr = "HTTP/1.1 202 Accepted\r\nX-Request-Id: from-header\r\n\r\n";
+    const struct {
+        const char *body, *id;
+    } cases[] = {
+        {"{\"id\":\"b-1\"}", "b-1"},
+        {" \r\n{ \"id\" :\t\"msg 42/x\" }\n", "msg 42/x"},
+        {"{\"id\":\"a\\\"b\"}", "a\"b"},                /* an escape: the full parser */
+        {"{\"id\":\"\\u00e9t\\u00e9\"}", "\xc3\xa9t\xc3\xa9"}, /* likewise */
+        {"{\"id\":123}", "123"},
+        {"{\"id\":\"x\",\"status\":\"queued\"}", "x"},
+        {"{\"status\":\"queued\",\"id\":\"y\"}", "y"},
+        {"{\"id\":\"\"}", "from-header"},                 /* empty id */
+        {"{\"id\":\"x\"} trailing", "from-header"},       /* not JSON */
+        {"{\"id\":\"x\"", "from-header"},                 /* cut short */
+        {"{\"id\":\"x\"}}", "from-header"},
+        {"[\"id\",\"x\"]", "from-header"},
+        {"{\"ids\":\"x\"}", "from-header"},
+        {"{\"id\":null}", "from-header"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct herald_verdict v = judge(0, 202, hdr, cases[i].body);
+        assert_int_equal(v.kind, HERALD_VERDICT_ACCEPTED);
+        if (strcmp(v.provider_id, cases[i].id) != 0)
+            fail_msg("body %s: id \"%s\", expected \"%s\"", cases[i].body, v.provider_id, cases[i].id);
+    }
+}
+
 static void retries(void **st)
 {
     (void)st;
@@ -134,6 +166,38 @@ static void body_escapes_and_checks_utf8(void **st)
     json_decref(o);
     free(body);
 
+    /* Text is scanned eight bytes at a time: every character that needs
+     * escaping, and a multi-byte one, at every offset of a long text. */
+    const char *specials[] = {"\"", "\\", "\n", "\t", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
+                              "\xf0\x9f\x98\x80"};
+    for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+        for (size_t off = 0; off < 24; off++) {
+            char text[64];
+            memset(text, 'a', sizeof(text));
+            size_t sl = strlen(specials[k]);
+            memcpy(text + off, specials[k], sl);
+            text[off + sl + 9] = '\0';
+            m.text = text;
+            body = body_of(&m, reason, sizeof(reason));
+            assert_non_null(body);
+            o = json_loads(body, 0, &err);
+            assert_non_null(o);
+            assert_string_equal(json_string_value(json_object_get(o, "text")), text);
+            json_decref(o);
+            free(body);
+        }
+    }
+    for (size_t off = 0; off < 24; off++) { /* a bad byte anywhere is found */
+        char text[64];
+        memset(text, 'a', sizeof(text));
+        text[off] = (char)0xff;
+        text[40] = '\0';
+        m.text = text;
+        reason[0] = '\0';
+        assert_null(body_of(&m, reason, sizeof(reason)));
+        assert_string_equal(reason, "invalid_message");
+    }
+
     const char *bad[] = {"\xff", "\xc0\xaf" /* overlong */, "\xed\xa0\x80" /* surrogate */, "\xe2\x82"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         m.text = bad[i];
@@ -147,6 +211,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(accepted_ids),
+        cmocka_unit_test(reply_ids_fast_and_full),
         cmocka_unit_test(retries),
         cmocka_unit_test(rejected),
         cmocka_unit_test(body_escapes_and_checks_utf8),
