@@ -98,19 +98,26 @@ int plugin_http_verdict(const struct herald_response *resp, struct herald_verdic
     return v->kind;
 }
 
+void plugin_buf_reserve(struct plugin_buf *b, size_t n)
+{
+    if (b->oom || n + 1 <= b->cap) return;
+    char *s = realloc(b->s, n + 1);
+    if (!s) {
+        b->oom = true;
+        return;
+    }
+    b->s = s;
+    b->cap = n + 1;
+}
+
 void plugin_buf_add(struct plugin_buf *b, const char *p, size_t n)
 {
     if (b->oom) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1) cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
+        plugin_buf_reserve(b, cap - 1);
+        if (b->oom) return;
     }
     memcpy(b->s + b->len, p, n);
     b->len += n;

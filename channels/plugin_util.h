@@ -52,6 +52,8 @@ struct plugin_buf {
     bool oom;
 };
 void plugin_buf_add(struct plugin_buf *b, const char *p, size_t n);
+/* Room for n bytes of content in all, in one allocation ahead of the adds. */
+void plugin_buf_reserve(struct plugin_buf *b, size_t n);
 void plugin_buf_adds(struct plugin_buf *b, const char *s);
 /* The finished string (the caller frees it; "" when nothing was added), or
  * NULL when memory ran out (the buffer is freed then). */

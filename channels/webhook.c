@@ -28,17 +28,22 @@
 
 #define WEBHOOK_SECRET_MIN 16
 #define WEBHOOK_DEFAULT_HEADER "X-Herald-Signature"
+#define WEBHOOK_HEADER_MAX 64 /* so that "<name>: sha256=<64 hex>" always fits */
 
 struct webhook {
     char *url;
     char *secret;
     char *header_name;
     EVP_MAC_CTX *mac; /* keyed with secret once; restarted per message (see digest.h) */
+    struct curl_slist *fixed; /* Content-Type, and no Expect: the same for every request */
 };
 
 struct webhook_req {
-    char *body;
-    struct curl_slist *headers;
+    char *body; /* first: the unit test reads it */
+    /* The request's headers: its signature, then the instance's fixed list
+     * (curl reads the list and never changes it). */
+    struct curl_slist sig_node;
+    char sig[256];
 };
 
 static void webhook_destroy(void *instance)
@@ -49,12 +54,13 @@ static void webhook_destroy(void *instance)
     free(w->secret);
     free(w->header_name);
     EVP_MAC_CTX_free(w->mac);
+    curl_slist_free_all(w->fixed);
     free(w);
 }
 
 static bool header_name_valid(const char *s)
 {
-    if (!*s) return false;
+    if (!*s || strlen(s) > WEBHOOK_HEADER_MAX) return false;
     for (; *s; s++)
         if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_')) return false;
     return true;
@@ -81,7 +87,7 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
             secret = v;
         } else if (strcmp(k, "header_name") == 0) {
             if (!header_name_valid(v)) {
-                host->setting_error(host->ctx, i, "must be a header name (A-Z a-z 0-9 - _)");
+                host->setting_error(host->ctx, i, "must be a header name (A-Z a-z 0-9 - _, at most %d characters)", WEBHOOK_HEADER_MAX);
                 bad = 1;
             }
             header = v;
@@ -105,6 +111,14 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
         w->url = strdup(url);
         w->secret = strdup(secret);
         w->header_name = strdup(header ? header : WEBHOOK_DEFAULT_HEADER);
+        bool ok = true;
+        w->fixed = plugin_add_header(NULL, "Content-Type: application/json", &ok);
+        /* No "Expect: 100-continue" round trip: the body is small. */
+        w->fixed = plugin_add_header(w->fixed, "Expect:", &ok);
+        if (!ok) {
+            curl_slist_free_all(w->fixed);
+            w->fixed = NULL;
+        }
         EVP_MAC *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
         w->mac = alg ? EVP_MAC_CTX_new(alg) : NULL;
         EVP_MAC_free(alg); /* the context keeps its own reference */
@@ -115,7 +129,7 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
             w->mac = NULL;
         }
     }
-    if (!w || !w->url || !w->secret || !w->header_name || !w->mac) {
+    if (!w || !w->url || !w->secret || !w->header_name || !w->mac || !w->fixed) {
         webhook_destroy(w);
         host->setting_error(host->ctx, HERALD_SETTING_NONE, "out of memory");
         return -1;
@@ -129,7 +143,6 @@ static void webhook_release(void *instance, void *state)
     (void)instance;
     struct webhook_req *r = state;
     if (!r) return;
-    curl_slist_free_all(r->headers);
     free(r->body);
     free(r);
 }
@@ -189,12 +202,17 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
      * building then serialising a tree cost more than the request itself. */
     struct plugin_buf b = {0};
     bool valid = true;
-    plugin_buf_add(&b, "{", 1);
     const char *fields[][2] = {{"campaign", msg->campaign}, {"recipient", msg->recipient},
                                {"channel", msg->channel}, {"topic", msg->topic}, {"to", msg->to},
                                {"subject", msg->subject}, {"text", msg->text}, {"html", msg->html},
                                {"unsubscribe_url", msg->unsubscribe_url},
                                {"preferences_url", msg->preferences_url}};
+    /* One allocation for a body without escapes: keys, values, quotes. */
+    size_t size = 2;
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        size += strlen(fields[i][0]) + (fields[i][1] ? strlen(fields[i][1]) : 4) + 6;
+    plugin_buf_reserve(&b, size);
+    plugin_buf_add(&b, "{", 1);
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         jb_field(&b, &valid, fields[i][0], fields[i][1], i == 0);
     plugin_buf_add(&b, "}", 1);
@@ -221,28 +239,20 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
         return -1;
     }
     static const char hex[] = "0123456789abcdef";
-    char sig[256];
-    int off = snprintf(sig, sizeof(sig), "%s: sha256=", w->header_name);
-    for (size_t i = 0; i < maclen && off > 0 && (size_t)off + 3 < sizeof(sig); i++) {
+    char *sig = r->sig;
+    int off = snprintf(sig, sizeof(r->sig), "%s: sha256=", w->header_name);
+    for (size_t i = 0; i < maclen && off > 0 && (size_t)off + 3 < sizeof(r->sig); i++) {
         sig[off++] = hex[mac[i] >> 4];
         sig[off++] = hex[mac[i] & 15];
         sig[off] = '\0';
     }
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (h) r->headers = h;
-    h = h ? curl_slist_append(r->headers, sig) : NULL;
-    /* No "Expect: 100-continue" round trip: the body is small. */
-    h = h ? curl_slist_append(r->headers, "Expect:") : NULL;
-    if (!h) {
-        snprintf(reason, reasonlen, "out_of_memory");
-        webhook_release(w, r);
-        return -1;
-    }
+    r->sig_node.data = r->sig;
+    r->sig_node.next = w->fixed;
     curl_easy_setopt(curl, CURLOPT_URL, w->url);
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)blen);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, &r->sig_node);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "herald-webhook/1");
     *state = r;
     return 0;

@@ -146,6 +146,9 @@ static inline void strbuf_adds(struct strbuf *sb, const char *s) { strbuf_add(sb
 void strbuf_addf(struct strbuf *sb, const char *fmt, ...) HERALD_PRINTF(2, 3);
 /* Decimal v, without printf (per-message paths). */
 void strbuf_addll(struct strbuf *sb, long long v);
+/* The same into dst, NUL-terminated; returns its length. */
+#define HERALD_LL_CHARS 24 /* "-9223372036854775808" and the NUL, with room */
+size_t herald_lltoa(char dst[HERALD_LL_CHARS], long long v);
 /* snprintf(dst, cap, "%s", src) without printf: copies at most cap - 1
  * bytes, always terminates (cap > 0), returns the length copied. */
 size_t herald_copy(char *dst, size_t cap, const char *src);

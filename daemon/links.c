@@ -59,25 +59,34 @@ static void mac(const char *secret, const char *data, size_t len, unsigned char 
     *mdlen = DIGEST_SHA256_LEN;
 }
 
+static size_t put(char *dst, size_t at, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(dst + at, s, n);
+    return at + n;
+}
+
 void links_sign(struct strbuf *out, const char *secret, const struct link_claims *c)
 {
-    /* 1|kind|recipient|campaign|topic|channel|expires; the fields are
-     * bounded by struct link_claims, so the payload always fits. */
-    struct strbuf pl;
-    strbuf_init(&pl);
+    /* 1|kind|recipient|campaign|topic|channel|expires, on the stack: each
+     * field is bounded by its array in struct link_claims, so it fits. */
+    char pl[4 + sizeof(c->recipient) + sizeof(c->campaign) + sizeof(c->topic) + sizeof(c->channel) +
+            HERALD_LL_CHARS];
     const char kind[] = {'1', '|', c->kind, '|', '\0'};
-    strbuf_adds(&pl, kind);
+    size_t n = put(pl, 0, kind);
     const char *fields[] = {c->recipient, c->campaign, c->topic, c->channel};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        strbuf_adds(&pl, fields[i]);
-        strbuf_add(&pl, "|", 1);
+        n = put(pl, n, fields[i]);
+        pl[n++] = '|';
     }
-    strbuf_addll(&pl, (long long)c->expires);
+    n += herald_lltoa(pl + n, (long long)c->expires);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
-    mac(secret, pl.buf, pl.len, md, &mdlen);
-    b64url_encode(out, (const unsigned char *)pl.buf, pl.len);
-    strbuf_free(&pl);
+    mac(secret, pl, n, md, &mdlen);
+    /* One allocation for the whole link: base64 of the payload, a dot and
+     * 43 characters of signature. */
+    strbuf_grow_to(out, out->len + (n + 2) / 3 * 4 + 1 + (mdlen + 2) / 3 * 4);
+    b64url_encode(out, (const unsigned char *)pl, n);
     strbuf_add(out, ".", 1);
     b64url_encode(out, md, mdlen);
 }
@@ -154,6 +163,11 @@ void links_build(struct strbuf *unsub, struct strbuf *prefs, const char *public_
     herald_copy(c.campaign, sizeof(c.campaign), campaign);
     herald_copy(c.topic, sizeof(c.topic), topic);
     herald_copy(c.channel, sizeof(c.channel), channel);
+    /* One allocation per link: the URL, and a token no longer than the
+     * base64 of all the claims plus a dot and the signature. */
+    size_t room = strlen(public_url) + 3 + (sizeof(c) + HERALD_LL_CHARS + 2) / 3 * 4 + 1 + 44;
+    strbuf_grow_to(unsub, room);
+    strbuf_grow_to(prefs, room);
     c.kind = 'u';
     strbuf_adds(unsub, public_url);
     strbuf_adds(unsub, "/u/");

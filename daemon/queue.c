@@ -210,6 +210,7 @@ struct queue {
     uint64_t reserve_seq;
     int64_t at_second; /* the second at_text shows */
     char at_text[32];
+    struct strbuf scratch; /* finish()'s keys and texts, reused: no allocation per outcome */
     int handles_open;
 };
 
@@ -500,45 +501,44 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
     else
         herald_copy(reason_s, sizeof(reason_s), herald_reason_name(reason));
     const char *chan = herald_channel_name(channel);
-    struct strbuf sb;
-    strbuf_init(&sb);
+    struct strbuf *sb = &q->scratch;
 
-    store_key_campaigns(&sb, q->cfg->prefix, r->id);
-    argbuf_add(&jr->fin_keys, sb.buf);
-    store_key_history(&sb, q->cfg->prefix, r->id);
-    argbuf_add(&jr->fin_keys, sb.buf);
-    store_key_sends(&sb, q->cfg->prefix, r->id);
-    argbuf_add(&jr->fin_keys, sb.buf);
-    store_key_person(&sb, q->cfg->prefix, r->id);
-    argbuf_add(&jr->fin_keys, sb.buf);
+    store_key_campaigns(sb, q->cfg->prefix, r->id);
+    argbuf_add(&jr->fin_keys, sb->buf);
+    store_key_history(sb, q->cfg->prefix, r->id);
+    argbuf_add(&jr->fin_keys, sb->buf);
+    store_key_sends(sb, q->cfg->prefix, r->id);
+    argbuf_add(&jr->fin_keys, sb->buf);
+    store_key_person(sb, q->cfg->prefix, r->id);
+    argbuf_add(&jr->fin_keys, sb->buf);
 
     argbuf_add(&jr->fin_args, r->id);
     /* The once-only record and the person's history. Unknown ids and
      * expired campaigns get none, so that bogus ids never create keys. */
     bool keep = r->valid_id && reason != HERALD_REASON_UNKNOWN_RECIPIENT && reason != HERALD_REASON_EXPIRED;
-    if (keep) store_record_format(&sb, rec_state_for(outcome), jr->rec_entry, q->run_id, now);
-    argbuf_add(&jr->fin_args, keep ? sb.buf : "");
+    if (keep) store_record_format(sb, rec_state_for(outcome), jr->rec_entry, q->run_id, now);
+    argbuf_add(&jr->fin_args, keep ? sb->buf : "");
     /* A permanent failure gives the person's budget back: it was no message. */
     argbuf_add(&jr->fin_args, r->reserved && outcome == HERALD_OUTCOME_FAILED ? r->member.buf : "");
-    strbuf_reset(&sb);
+    strbuf_reset(sb);
     if (keep) {
-        strbuf_adds(&sb, "{\"campaign\":");
-        json_str(&sb, jr->job.id);
-        strbuf_adds(&sb, ",\"channel\":");
-        json_str(&sb, chan);
-        strbuf_adds(&sb, ",\"topic\":");
-        json_str(&sb, jr->job.topic);
-        strbuf_adds(&sb, ",\"outcome\":");
-        json_str(&sb, herald_outcome_name(outcome));
-        strbuf_adds(&sb, ",\"reason\":");
-        json_str(&sb, reason_s);
-        strbuf_adds(&sb, ",\"provider\":");
-        json_str(&sb, provider ? provider : "");
-        strbuf_adds(&sb, ",\"at\":");
-        json_str(&sb, at);
-        strbuf_adds(&sb, "}");
+        strbuf_adds(sb, "{\"campaign\":");
+        json_str(sb, jr->job.id);
+        strbuf_adds(sb, ",\"channel\":");
+        json_str(sb, chan);
+        strbuf_adds(sb, ",\"topic\":");
+        json_str(sb, jr->job.topic);
+        strbuf_adds(sb, ",\"outcome\":");
+        json_str(sb, herald_outcome_name(outcome));
+        strbuf_adds(sb, ",\"reason\":");
+        json_str(sb, reason_s);
+        strbuf_adds(sb, ",\"provider\":");
+        json_str(sb, provider ? provider : "");
+        strbuf_adds(sb, ",\"at\":");
+        json_str(sb, at);
+        strbuf_adds(sb, "}");
     }
-    argbuf_add(&jr->fin_args, sb.buf);
+    argbuf_add(&jr->fin_args, sb->buf);
     argbuf_add(&jr->fin_args, chan);
     argbuf_add(&jr->fin_args, herald_outcome_name(outcome));
     argbuf_add(&jr->fin_args, reason_s);
@@ -546,13 +546,13 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
     argbuf_add(&jr->fin_args, provider_id ? provider_id : "");
     argbuf_add(&jr->fin_args, at);
 
-    strbuf_reset(&sb);
-    strbuf_adds(&sb, herald_outcome_name(outcome));
+    strbuf_reset(sb);
+    strbuf_adds(sb, herald_outcome_name(outcome));
     if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN) {
-        strbuf_add(&sb, ":", 1);
-        strbuf_adds(&sb, reason_s);
+        strbuf_add(sb, ":", 1);
+        strbuf_adds(sb, reason_s);
     }
-    argbuf_add(&jr->fin_args, sb.buf);
+    argbuf_add(&jr->fin_args, sb->buf);
     /* r: the campaigns hash holds our reservation; d: it leaves the deferred
      * count now; n: no record, written once per campaign (an expired
      * campaign's outcomes are neither: there is no person behind them to
@@ -564,7 +564,6 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
     if (!keep && reason != HERALD_REASON_EXPIRED) flags[nf++] = 'n';
     flags[nf] = '\0';
     argbuf_add(&jr->fin_args, flags);
-    strbuf_free(&sb);
     jr->nfin++;
     jr->writes++;
     if (jr->nfin >= QUEUE_FINISH_MAX) finish_flush(jr);
@@ -1654,6 +1653,7 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     store_key_audit(&q->k_audit, cfg->prefix);
     store_key_suppress(&q->k_suppress, cfg->prefix);
     strbuf_init(&q->k_scheduled);
+    strbuf_init(&q->scratch);
     store_key_scheduled(&q->k_scheduled, cfg->prefix);
     snprintf(q->audit_maxlen, sizeof(q->audit_maxlen), "%lld", (long long)cfg->audit_maxlen);
     q->tzdb = tzdb_new(NULL);
@@ -1739,6 +1739,7 @@ static void on_handle_closed(uv_handle_t *h)
     strbuf_free(&q->k_audit);
     strbuf_free(&q->k_suppress);
     strbuf_free(&q->k_scheduled);
+    strbuf_free(&q->scratch);
     for (size_t i = 0; i < q->cfg->ncaps; i++) free(q->cap_topics[i]);
     free(q->cap_topics);
     tzdb_free(q->tzdb);

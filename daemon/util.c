@@ -176,9 +176,9 @@ void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
     sb->len += (size_t)n;
 }
 
-void strbuf_addll(struct strbuf *sb, long long v)
+size_t herald_lltoa(char dst[HERALD_LL_CHARS], long long v)
 {
-    char tmp[24];
+    char tmp[HERALD_LL_CHARS];
     size_t i = sizeof(tmp);
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
     do {
@@ -186,7 +186,16 @@ void strbuf_addll(struct strbuf *sb, long long v)
         u /= 10;
     } while (u);
     if (v < 0) tmp[--i] = '-';
-    strbuf_add(sb, tmp + i, sizeof(tmp) - i);
+    size_t n = sizeof(tmp) - i;
+    memcpy(dst, tmp + i, n);
+    dst[n] = '\0';
+    return n;
+}
+
+void strbuf_addll(struct strbuf *sb, long long v)
+{
+    char tmp[HERALD_LL_CHARS];
+    strbuf_add(sb, tmp, herald_lltoa(tmp, v));
 }
 
 size_t herald_copy(char *dst, size_t cap, const char *src)

@@ -123,6 +123,7 @@ class Faults(harness.HeraldTestCase):
         want = "sha256=" + hmac.new(SECRET.encode(), req["body"], hashlib.sha256).hexdigest()
         self.assertEqual(req["headers"]["x-herald-signature"], want)
         self.assertEqual(req["headers"]["content-type"], "application/json")
+        self.assertNotIn("expect", req["headers"], "no 100-continue round trip")
         msg = json.loads(req["body"])
         self.assertEqual((msg["campaign"], msg["recipient"], msg["channel"], msg["to"]),
                          ("f-sig", "p-f0", "email", "p-f0.faults@example.com"))

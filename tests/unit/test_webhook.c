@@ -148,6 +148,44 @@ static char *body_of(const struct herald_message *msg, char *reason, size_t reas
     return out;
 }
 
+static int setting_errors;
+static void count_setting(void *ctx, size_t index, const char *fmt, ...)
+{
+    (void)ctx;
+    (void)index;
+    (void)fmt;
+    setting_errors++;
+}
+
+/* The signature header is "<name>: sha256=<64 hex>" in a bounded buffer:
+ * a name too long for it is refused at start-up, never cut short. */
+static void header_name_is_bounded(void **st)
+{
+    (void)st;
+    const struct herald_channel_plugin *p = herald_channel_plugin();
+    struct herald_host host = {.abi_version = HERALD_CHANNEL_ABI_VERSION, .size = sizeof(host), .log = host_log,
+                               .setting_error = count_setting, .setting_missing = host_missing, .base_dir = "."};
+    char name[80];
+    memset(name, 'H', sizeof(name));
+    for (size_t len = 63; len <= 65; len++) {
+        name[len] = '\0';
+        struct herald_setting set[] = {
+            {"url", "http://127.0.0.1:9/x"}, {"secret", "0123456789abcdef0123"}, {"header_name", name}};
+        void *inst = NULL;
+        setting_errors = 0;
+        int rc = p->create(&host, set, 3, &inst);
+        if (len <= 64) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(setting_errors, 0);
+            p->destroy(inst);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_int_equal(setting_errors, 1);
+        }
+        name[len] = 'H';
+    }
+}
+
 static void body_escapes_and_checks_utf8(void **st)
 {
     (void)st;
@@ -215,6 +253,7 @@ int main(void)
         cmocka_unit_test(retries),
         cmocka_unit_test(rejected),
         cmocka_unit_test(body_escapes_and_checks_utf8),
+        cmocka_unit_test(header_name_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
