@@ -35,6 +35,7 @@
 #define QUEUE_BLOCK_MS "2000"
 #define QUEUE_DEFER_GROUP_MAX 5000 /* ids per parked job of deferred recipients */
 #define QUEUE_FINISH_MAX 256       /* outcomes per finishing write */
+#define QUEUE_LINK_ROOM 256        /* a signed link, about 230 bytes, or a few values */
 #define QUEUE_RESERVE_MAX 256      /* recipients per reservation script */
 
 /* Arguments of one command in one allocation: "a\0b\0c\0" plus offsets. */
@@ -625,7 +626,9 @@ static char *render(struct jobrun *jr, const struct template *t, const struct rc
     };
     struct strbuf sb;
     strbuf_init(&sb);
-    strbuf_grow_to(&sb, 1024); /* one allocation for a typical message part */
+    /* One allocation for a typical part: the source, and room for the
+     * values and links that replace its fields. */
+    strbuf_grow_to(&sb, template_source_len(t) + 2 * QUEUE_LINK_ROOM);
     jr->missing_fields += template_render(t, r->p.attributes, &vars, esc, &sb);
     return strbuf_detach(&sb, NULL);
 }

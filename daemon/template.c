@@ -119,6 +119,11 @@ int template_compile(const char *src, struct template **out, char *err, size_t e
     return 0;
 }
 
+size_t template_source_len(const struct template *t)
+{
+    return strlen(t->src);
+}
+
 void template_free(struct template *t)
 {
     if (!t) return;

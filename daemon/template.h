@@ -38,6 +38,10 @@ unsigned template_render(const struct template *t, const json_t *attributes,
                          const struct template_vars *vars, enum template_escape esc,
                          struct strbuf *out);
 
+/* Length of the template's source: with some room for what the fields
+ * add, a good first size for a rendering (one allocation, not several). */
+size_t template_source_len(const struct template *t);
+
 /* Number of distinct fields the template uses, and the i-th one, in order
  * of first use (data minimisation: only these attributes need to reach a
  * plugin). unsubscribe_url and preferences_url are listed too when used;
