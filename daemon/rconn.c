@@ -12,6 +12,7 @@
 #include "rconn.h"
 
 #include <hiredis/adapters/libuv.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,148 @@ struct rconn_call {
 };
 
 static void schedule_retry(struct rconn *rc);
+
+/* ---- replies in blocks ------------------------------------------------
+ * hiredis builds each reply as one allocation per element (and one more
+ * per string): a batch's reply of a few thousand strings cost as many
+ * malloc/free pairs. Here every object of one reply goes into a few large
+ * blocks owned by its top-level object, and freeing that object (hiredis
+ * frees only top-level replies, after the callback) frees the blocks. The
+ * objects are ordinary redisReply structs: nothing else changes. */
+struct rblock {
+    struct rblock *next; /* the block before (the newest is the head) */
+    size_t used, cap;
+    max_align_t data[];
+};
+
+struct rroot { /* at the start of a top-level reply's first block */
+    struct rblock *head;
+    redisReply reply;
+};
+
+#define RBLOCK_MIN 4096
+#define RBLOCK_GUESS_MAX 8192 /* elements whose strings a first block makes room for */
+
+static size_t ralign(size_t n)
+{
+    return (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+}
+
+/* A block for at least need bytes: the first of a reply just what it
+ * asks for (most replies are one small object), later ones twice the
+ * size of the one before, and never less than RBLOCK_MIN. */
+static struct rblock *rblock_new(size_t need, struct rblock *next)
+{
+    size_t cap = ralign(need); /* every take is rounded so: used never passes cap */
+    if (next) {
+        if (cap < next->cap * 2) cap = next->cap * 2;
+        if (cap < RBLOCK_MIN) cap = RBLOCK_MIN;
+    }
+    struct rblock *b = malloc(sizeof(*b) + cap);
+    if (!b) return NULL;
+    b->next = next;
+    b->used = 0;
+    b->cap = cap;
+    return b;
+}
+
+static void *rblock_take(struct rblock *b, size_t n)
+{
+    void *p = (char *)b->data + b->used;
+    b->used += ralign(n);
+    return p;
+}
+
+/* A new object of extra trailing bytes for task: the top-level one opens
+ * the reply's first block, the others go into the newest block of the
+ * reply they belong to, found through their parents. NULL: out of memory
+ * (hiredis then fails the reply). */
+static redisReply *robj_new(const redisReadTask *task, int type, size_t extra)
+{
+    if (!task->parent) { /* a top-level reply: a string, an integer, or a whole array */
+        /* The reply's own bytes follow it, as for any object. */
+        size_t first = offsetof(struct rroot, reply) + ralign(sizeof(redisReply)) + extra;
+        struct rblock *b = rblock_new(first, NULL);
+        if (!b) return NULL;
+        struct rroot *root = rblock_take(b, first);
+        root->head = b;
+        memset(&root->reply, 0, sizeof(root->reply));
+        root->reply.type = type;
+        return &root->reply;
+    }
+    const redisReadTask *t = task;
+    while (t->parent) t = t->parent;
+    redisReply *top = t->obj;
+    struct rroot *root = (struct rroot *)((char *)top - offsetof(struct rroot, reply));
+    size_t need = ralign(ralign(sizeof(redisReply)) + extra); /* the object, then its bytes */
+    if (root->head->cap - root->head->used < need) {
+        struct rblock *b = rblock_new(need, root->head);
+        if (!b) return NULL;
+        root->head = b;
+    }
+    redisReply *r = rblock_take(root->head, need);
+    memset(r, 0, sizeof(*r));
+    r->type = type;
+    redisReply *parent = task->parent->obj;
+    parent->element[task->idx] = r;
+    return r;
+}
+
+static void *robj_string(const redisReadTask *task, char *str, size_t len)
+{
+    redisReply *r = robj_new(task, task->type, len + 1);
+    if (!r) return NULL;
+    r->str = (char *)r + ralign(sizeof(redisReply));
+    memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+    return r;
+}
+
+static void *robj_array(const redisReadTask *task, int elements)
+{
+    size_t n = elements > 0 ? (size_t)elements : 0;
+    /* A top-level array opens its first block large enough for its element
+     * vector and a typical string per element. */
+    size_t guess = n < RBLOCK_GUESS_MAX ? n : RBLOCK_GUESS_MAX;
+    size_t extra = n * sizeof(redisReply *) + (task->parent ? 0 : guess * 128);
+    redisReply *r = robj_new(task, REDIS_REPLY_ARRAY, extra);
+    if (!r) return NULL;
+    r->elements = n;
+    if (n) {
+        r->element = (redisReply **)((char *)r + ralign(sizeof(redisReply)));
+        memset(r->element, 0, n * sizeof(*r->element));
+    }
+    if (!task->parent) { /* give the strings the room reserved beyond the vector */
+        struct rroot *root = (struct rroot *)((char *)r - offsetof(struct rroot, reply));
+        size_t head = offsetof(struct rroot, reply) + ralign(sizeof(redisReply));
+        root->head->used -= ralign(head + extra) - ralign(head + n * sizeof(redisReply *));
+    }
+    return r;
+}
+
+static void *robj_integer(const redisReadTask *task, long long value)
+{
+    redisReply *r = robj_new(task, REDIS_REPLY_INTEGER, 0);
+    if (r) r->integer = value;
+    return r;
+}
+
+static void *robj_nil(const redisReadTask *task) { return robj_new(task, REDIS_REPLY_NIL, 0); }
+
+static void robj_free(void *reply)
+{
+    if (!reply) return;
+    struct rroot *root = (struct rroot *)((char *)reply - offsetof(struct rroot, reply));
+    struct rblock *b = root->head;
+    while (b) {
+        struct rblock *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+static redisReplyObjectFunctions robj_functions = {robj_string, robj_array, robj_integer, robj_nil, robj_free};
 
 static void report(struct rconn *rc, bool connected, const char *err)
 {
@@ -151,6 +294,7 @@ static void try_connect(struct rconn *rc)
         return;
     }
     ac->data = rc;
+    ac->c.reader->fn = &robj_functions;
     if (redisLibuvAttach(ac, rc->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         schedule_retry(rc);

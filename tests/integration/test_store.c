@@ -6,85 +6,35 @@
  * person, aggregated progress). The daemon's e2e tests cover them end to
  * end; these pin the contracts down where a failure names the script.
  */
-#include <fcntl.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <netinet/in.h>
-#include <unistd.h>
 #include <time.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "redis_fixture.h"
 #include "store.h"
 
-static pid_t redis_pid;
 static redisContext *rc;
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-        return -1;
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static int setup(void **st)
 {
     (void)st;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        int port = free_port();
-        char ps[16];
-        snprintf(ps, sizeof(ps), "%d", port);
-        redis_pid = fork();
-        if (redis_pid == 0) {
-            int null = open("/dev/null", O_WRONLY);
-            if (null >= 0) {
-                dup2(null, 1);
-                dup2(null, 2);
-            }
-            execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "no", (char *)NULL);
-            _exit(127);
-        }
-        for (int i = 0; i < 100; i++) {
-            struct timeval tv = {1, 0};
-            rc = redisConnectWithTimeout("127.0.0.1", port, tv);
-            if (rc && !rc->err) {
-                redisReply *r = redisCommand(rc, "PING");
-                bool ok = r && r->type == REDIS_REPLY_STATUS;
-                freeReplyObject(r);
-                if (ok) return 0;
-            }
-            if (rc) redisFree(rc);
-            rc = NULL;
-            int status;
-            if (waitpid(redis_pid, &status, WNOHANG) == redis_pid) break; /* port taken: try another */
-            usleep(50000);
-        }
-        kill(redis_pid, SIGKILL);
-        waitpid(redis_pid, NULL, 0);
-    }
-    return -1;
+    int port;
+    return redis_fixture_start(&rc, &port);
 }
 
 static int teardown(void **st)
 {
     (void)st;
-    if (rc) redisFree(rc);
-    kill(redis_pid, SIGTERM);
-    waitpid(redis_pid, NULL, 0);
+    redis_fixture_stop(rc);
+    rc = NULL;
     return 0;
 }
 
