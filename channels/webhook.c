@@ -35,7 +35,9 @@ struct webhook {
     char *secret;
     char *header_name;
     EVP_MAC_CTX *mac; /* keyed with secret once; restarted per message (see digest.h) */
-    struct curl_slist *fixed; /* Content-Type, and no Expect: the same for every request */
+    /* Content-Type, no Expect, User-Agent: the same for every request (a
+     * User-Agent given as a header also spares curl formatting its own). */
+    struct curl_slist *fixed;
 };
 
 struct webhook_req {
@@ -115,6 +117,7 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
         w->fixed = plugin_add_header(NULL, "Content-Type: application/json", &ok);
         /* No "Expect: 100-continue" round trip: the body is small. */
         w->fixed = plugin_add_header(w->fixed, "Expect:", &ok);
+        w->fixed = plugin_add_header(w->fixed, "User-Agent: herald-webhook/1", &ok);
         if (!ok) {
             curl_slist_free_all(w->fixed);
             w->fixed = NULL;
@@ -253,7 +256,6 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)blen);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, &r->sig_node);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "herald-webhook/1");
     *state = r;
     return 0;
 }

@@ -124,6 +124,7 @@ class Faults(harness.HeraldTestCase):
         self.assertEqual(req["headers"]["x-herald-signature"], want)
         self.assertEqual(req["headers"]["content-type"], "application/json")
         self.assertNotIn("expect", req["headers"], "no 100-continue round trip")
+        self.assertEqual(req["headers"]["user-agent"], "herald-webhook/1")
         msg = json.loads(req["body"])
         self.assertEqual((msg["campaign"], msg["recipient"], msg["channel"], msg["to"]),
                          ("f-sig", "p-f0", "email", "p-f0.faults@example.com"))
