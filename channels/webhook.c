@@ -45,7 +45,7 @@ struct webhook_req {
     /* The request's headers: its signature, then the instance's fixed list
      * (curl reads the list and never changes it). */
     struct curl_slist sig_node;
-    char sig[256];
+    char sig[WEBHOOK_HEADER_MAX + 96]; /* "<name>: sha256=" and 64 hex digits */
 };
 
 static void webhook_destroy(void *instance)
@@ -89,7 +89,8 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
             secret = v;
         } else if (strcmp(k, "header_name") == 0) {
             if (!header_name_valid(v)) {
-                host->setting_error(host->ctx, i, "must be a header name (A-Z a-z 0-9 - _, at most %d characters)", WEBHOOK_HEADER_MAX);
+                host->setting_error(host->ctx, i, "must be a header name (A-Z a-z 0-9 - _, at most %d characters)",
+                                    WEBHOOK_HEADER_MAX);
                 bad = 1;
             }
             header = v;
@@ -242,13 +243,17 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
         return -1;
     }
     static const char hex[] = "0123456789abcdef";
+    /* "<name>: sha256=<hex>": the name is at most WEBHOOK_HEADER_MAX, so it fits. */
     char *sig = r->sig;
-    int off = snprintf(sig, sizeof(r->sig), "%s: sha256=", w->header_name);
-    for (size_t i = 0; i < maclen && off > 0 && (size_t)off + 3 < sizeof(r->sig); i++) {
+    size_t off = strlen(w->header_name);
+    memcpy(sig, w->header_name, off);
+    memcpy(sig + off, ": sha256=", 9);
+    off += 9;
+    for (size_t i = 0; i < maclen && off + 3 < sizeof(r->sig); i++) {
         sig[off++] = hex[mac[i] >> 4];
         sig[off++] = hex[mac[i] & 15];
-        sig[off] = '\0';
     }
+    sig[off] = '\0';
     r->sig_node.data = r->sig;
     r->sig_node.next = w->fixed;
     curl_easy_setopt(curl, CURLOPT_URL, w->url);
@@ -288,7 +293,10 @@ static int id_fast(const char *b, size_t n, char *out, size_t outlen)
     WS();
 #undef WS
     if (p != end) return 0;
-    snprintf(out, outlen, "%.*s", (int)vlen, v);
+    if (outlen == 0) return 1;
+    if (vlen >= outlen) vlen = outlen - 1; /* cut as snprintf would */
+    memcpy(out, v, vlen);
+    out[vlen] = '\0';
     return 1;
 }
 

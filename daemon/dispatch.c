@@ -307,7 +307,7 @@ static void finish_failed(struct dispatch_msg *m, enum herald_reason reason, con
 {
     m->outcome = HERALD_OUTCOME_FAILED;
     m->reason = reason;
-    if (detail != m->detail) snprintf(m->detail, sizeof(m->detail), "%s", detail); /* may already be there */
+    if (detail != m->detail) herald_copy(m->detail, sizeof(m->detail), detail); /* may already be there */
     finish(m);
 }
 
@@ -441,7 +441,7 @@ static const char *verdict_name(int kind)
 static void on_verdict(struct dispatch_msg *m, struct dprov *p, bool answered)
 {
     struct herald_verdict *v = &m->verdict;
-    snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+    herald_copy(m->provider, sizeof(m->provider), p->pp->name);
     if (!answered && m->probe) {
         p->probing = false; /* let another message probe */
         m->probe = false;
@@ -451,7 +451,7 @@ static void on_verdict(struct dispatch_msg *m, struct dprov *p, bool answered)
         if (answered) circuit_success(p, m);
         m->outcome = HERALD_OUTCOME_SENT;
         m->reason = HERALD_REASON_NONE;
-        snprintf(m->provider_id, sizeof(m->provider_id), "%s", v->provider_id);
+        herald_copy(m->provider_id, sizeof(m->provider_id), v->provider_id);
         finish(m);
         return;
     case HERALD_VERDICT_REJECTED:
@@ -463,7 +463,7 @@ static void on_verdict(struct dispatch_msg *m, struct dprov *p, bool answered)
     case HERALD_VERDICT_RETRY:
     default:
         if (answered) circuit_failure(p, m);
-        snprintf(m->detail, sizeof(m->detail), "%s", v->reason[0] ? v->reason : "retry");
+        herald_copy(m->detail, sizeof(m->detail), v->reason[0] ? v->reason : "retry");
         log_info("dispatch", "retry campaign=%s recipient=%s provider=%s attempt=%d reason=%s",
                  m->campaign, m->recipient, m->provider, m->attempt, m->detail);
         if (m->d->stopping) {
@@ -507,7 +507,7 @@ static void after_deliver(uv_work_t *w, int status)
     struct dprov *p = current_prov(m);
     p->active--;
     if (status == UV_ECANCELED) {
-        snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+        herald_copy(m->provider, sizeof(m->provider), p->pp->name);
         finish_interrupted(m);
     } else {
         metrics_provider(p->pp->name, verdict_name(m->verdict.kind), -1.0);
@@ -599,7 +599,7 @@ static void start_curl(struct dprov *p, struct dispatch_msg *m)
         req_release(d, req);
         p->active--;
         m->verdict.kind = HERALD_VERDICT_REJECTED;
-        snprintf(m->verdict.reason, sizeof(m->verdict.reason), "%s", reason[0] ? reason : "prepare_failed");
+        herald_copy(m->verdict.reason, sizeof(m->verdict.reason), reason[0] ? reason : "prepare_failed");
         on_verdict(m, p, false);
         return;
     }
@@ -776,7 +776,7 @@ static void attempt(struct dispatch_msg *m)
             continue;
         }
         /* The last provider's circuit is open: wait out the cool-down. */
-        snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+        herald_copy(m->provider, sizeof(m->provider), p->pp->name);
         m->attempt++;
         if (m->attempt > p->cp->retries + 1) {
             finish_failed(m, HERALD_REASON_PROVIDER_ERROR, "circuit_open");
@@ -840,7 +840,7 @@ void dispatch_interrupt(struct dispatch *d)
             if (!p->fifo_head) p->fifo_tail = NULL;
             m->next_waiting = NULL;
             if (m->probe) p->probing = false;
-            snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+            herald_copy(m->provider, sizeof(m->provider), p->pp->name);
             finish_interrupted(m);
         }
     }
@@ -856,7 +856,7 @@ void dispatch_abort(struct dispatch *d)
         if (req->queued) { /* prepared, never handed to curl: nothing was sent */
             req_release(d, req);
             p->active--;
-            snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+            herald_copy(m->provider, sizeof(m->provider), p->pp->name);
             finish_interrupted(m);
             continue;
         }
@@ -864,7 +864,7 @@ void dispatch_abort(struct dispatch *d)
         req_release(d, req);
         p->active--;
         /* The request may have reached the provider: unknown, not interrupted. */
-        snprintf(m->provider, sizeof(m->provider), "%s", p->pp->name);
+        herald_copy(m->provider, sizeof(m->provider), p->pp->name);
         log_warn("dispatch", "aborted at drain timeout campaign=%s recipient=%s provider=%s", m->campaign,
                  m->recipient, p->pp->name);
         m->outcome = HERALD_OUTCOME_UNKNOWN;

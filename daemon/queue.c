@@ -1079,7 +1079,7 @@ static void on_lookup(struct queue *q, redisReply *reply, void *arg)
         if (r->found < 0) /* treated as no profile; said once per person */
             log_warn("queue", "stored profile unreadable recipient=%s: invalid JSON or fields", r->id);
         if (el[3]->type == REDIS_REPLY_STRING)
-            snprintf(r->rev, sizeof(r->rev), "%s", el[3]->str);
+            herald_copy(r->rev, sizeof(r->rev), el[3]->str);
         if (el[4]->type == REDIS_REPLY_STRING && store_record_parse(el[4]->str, &r->rec) == 0)
             r->has_rec = true;
     }

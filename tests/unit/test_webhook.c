@@ -66,6 +66,15 @@ static void reply_ids_fast_and_full(void **st)
         {"{\"ids\":\"x\"}", "from-header"},
         {"{\"id\":null}", "from-header"},
     };
+    /* An id longer than the verdict holds is cut the same way on both paths. */
+    char longid[400], body[512], body_esc[512];
+    memset(longid, 'k', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    snprintf(body, sizeof(body), "{\"id\":\"%s\"}", longid);
+    snprintf(body_esc, sizeof(body_esc), "{\"id\":\"%s\\u006b\"}", longid); /* an escape: jansson */
+    struct herald_verdict fast = judge(0, 202, hdr, body), full = judge(0, 202, hdr, body_esc);
+    assert_int_equal(strlen(fast.provider_id), sizeof(fast.provider_id) - 1);
+    assert_string_equal(fast.provider_id, full.provider_id);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct herald_verdict v = judge(0, 202, hdr, cases[i].body);
         assert_int_equal(v.kind, HERALD_VERDICT_ACCEPTED);
