@@ -265,8 +265,6 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
     return 0;
 }
 
-
-
 /* The common reply, {"id":"<printable ASCII, no escapes>"} with optional
  * whitespace, read without building a tree: 1 when it is that (out set),
  * 0 when the body is anything else and the full parser decides. */
