@@ -13,16 +13,25 @@
 # PROFILE=1 builds with frame pointers into build-prof/ and records each herald
 # run with `perf record -g`, and redis-server flat (perf-*.data files are left
 # in build-prof/).
+# CALLGRIND=1 runs herald and the reference under valgrind's callgrind and
+# prints instructions per message instead of rates: exact and repeatable on
+# a noisy machine, for comparing two versions of herald (user space only,
+# start-up included; N=20000 takes a minute; valgrind hides the CPU's SHA
+# instructions from OpenSSL, so HMAC weighs more than on the real CPU). The
+# .out files are left in the build directory for callgrind_annotate.
 # Quote medians: the machines are shared and noisy.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 . scripts/lib.sh
 scripts/deps.sh
-command -v nginx >/dev/null || {
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+[ "${CALLGRIND:-0}" = 1 ] && ! command -v valgrind >/dev/null && need+=(valgrind)
+if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
-}
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
 bdir=build-rel cflags=""
 if [ "${PROFILE:-0}" = 1 ]; then bdir=build-prof cflags="-fno-omit-frame-pointer"; fi
 cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DCMAKE_C_FLAGS="$cflags" >/dev/null
@@ -119,11 +128,19 @@ for k in range(0, len(ids), 10000):
 PY
 echo "setup: imported $N people in $(/usr/bin/python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
 
-figs=()
+figs=() insns=()
+# The valgrind command that counts what: cg_cmd herald|curl.
+cg_cmd() { echo valgrind --tool=callgrind --callgrind-out-file="$here/$bdir/callgrind-$1-$run.out"; }
+# Instructions counted in a callgrind file, per unit.
+cg_per() { callgrind_annotate "$here/$bdir/callgrind-$1-$run.out" 2>/dev/null |
+           awk -v n="$2" '/PROGRAM TOTALS/ {gsub(",", "", $1); printf "%.0f", $1 / n}'; }
 for run in $(seq 1 "$RUNS"); do
-    spawn_bg "$tmp/herald-$run.log" "$bdir"/herald --config "$tmp/herald.conf"
+    wrap=()
+    # shellcheck disable=SC2207 # the command's words, none with spaces
+    [ "${CALLGRIND:-0}" = 1 ] && wrap=($(cg_cmd herald))
+    spawn_bg "$tmp/herald-$run.log" "${wrap[@]}" "$bdir"/herald --config "$tmp/herald.conf"
     hpid=$SPAWNED_PID
-    wait_until 20 curl -sf "http://127.0.0.1:$aport/healthz" -o /dev/null || die "herald did not become healthy"
+    wait_until 60 curl -sf "http://127.0.0.1:$aport/healthz" -o /dev/null || die "herald did not become healthy"
     cat >"$tmp/job-$run.json" <<JOB
 {"id": "bench-$run", "topic": "news", "channels": ["email"],
  "content": {"email": {"subject": "Hello {{first_name}}", "text": "Dear {{first_name}} in {{city}}, this is the benchmark campaign body, long enough to be a realistic marketing text of a few hundred bytes. {{unsubscribe_url}}",
@@ -160,7 +177,18 @@ JOB
             sed -E 's/^cmdstat_([^:]*):calls=([0-9]+),usec=([0-9]+),.*/  redis \1: \2 calls, \3 us/'
     fi
     sent=$(ctl campaign "bench-$run" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])')
-    stop_pid "$hpid" 30 || true
+    stop_pid "$hpid" 120 || true
+    if [ "${CALLGRIND:-0}" = 1 ]; then
+        # shellcheck disable=SC2046 # the command's words, none with spaces
+        $(cg_cmd curl) "$bdir"/bench_curl "http://127.0.0.1:$nport/herald" "$N" 64 \
+            "$(sort -n "$tmp/nginx/logs/body.log" | awk '{v[NR] = $1} END {print NR ? v[int((NR + 1) / 2)] : 700}')" \
+            >/dev/null 2>&1
+        : >"$tmp/nginx/logs/body.log"
+        hi=$(cg_per herald "$sent") ci=$(cg_per curl "$N")
+        insns+=("$hi $ci")
+        echo "run $run: instructions per message: herald $hi, reference curl loop $ci per request (callgrind)"
+        continue
+    fi
     nr0=$(cpu "$nwpid")
     # The reference sends bodies of the size herald sent (the median of the
     # sampled requests).
@@ -185,6 +213,14 @@ PY
     echo "       CPU per message: herald $hcpu us, redis-server $rcpu us, nginx $ncpu us;" \
          "reference per request: curl loop $ccpu us, nginx $nrcpu us; $(nproc) cores"
 done
+if [ "${CALLGRIND:-0}" = 1 ]; then
+    /usr/bin/python3 - "${insns[@]}" <<'PY'
+import statistics, sys
+h, c = (statistics.median(col) for col in zip(*[[float(x) for x in a.split()] for a in sys.argv[1:]]))
+print("median instructions per message: herald %.0f, reference curl loop %.0f per request; ratio %.2f" % (h, c, c / h))
+PY
+    exit 0
+fi
 /usr/bin/python3 - "$(nproc)" "${figs[@]}" <<'PY'
 import statistics, sys
 cores = int(sys.argv[1])
