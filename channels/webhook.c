@@ -154,7 +154,8 @@ static void webhook_release(void *instance, void *state)
 /* `"key":"value"` (or null), with a leading comma unless first. Invalid
  * UTF-8 in value clears *valid (a content problem: the message is
  * rejected, not retried). */
-static void jb_field(struct plugin_buf *b, bool *valid, const char *key, const char *value, bool first)
+static void jb_field(struct plugin_buf *b, bool *valid, const char *key, const char *value, size_t len,
+                     bool first)
 {
     if (!first) plugin_buf_add(b, ",", 1);
     plugin_buf_add(b, "\"", 1);
@@ -165,7 +166,7 @@ static void jb_field(struct plugin_buf *b, bool *valid, const char *key, const c
         return;
     }
     plugin_buf_add(b, "\"", 1);
-    const unsigned char *p = (const unsigned char *)value, *end = p + strlen(value);
+    const unsigned char *p = (const unsigned char *)value, *end = p + len;
     for (;;) {
         size_t plain = plugin_json_plain(p, (size_t)(end - p)); /* most of any text */
         plugin_buf_add(b, (const char *)p, plain);
@@ -211,14 +212,16 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
                                {"subject", msg->subject}, {"text", msg->text}, {"html", msg->html},
                                {"unsubscribe_url", msg->unsubscribe_url},
                                {"preferences_url", msg->preferences_url}};
+    enum { NFIELDS = sizeof(fields) / sizeof(fields[0]) };
     /* One allocation for a body without escapes: keys, values, quotes. */
-    size_t size = 2;
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        size += strlen(fields[i][0]) + (fields[i][1] ? strlen(fields[i][1]) : 4) + 6;
+    size_t lens[NFIELDS], size = 2;
+    for (size_t i = 0; i < NFIELDS; i++) {
+        lens[i] = fields[i][1] ? strlen(fields[i][1]) : 0;
+        size += strlen(fields[i][0]) + (fields[i][1] ? lens[i] : 4) + 6;
+    }
     plugin_buf_reserve(&b, size);
     plugin_buf_add(&b, "{", 1);
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        jb_field(&b, &valid, fields[i][0], fields[i][1], i == 0);
+    for (size_t i = 0; i < NFIELDS; i++) jb_field(&b, &valid, fields[i][0], fields[i][1], lens[i], i == 0);
     plugin_buf_add(&b, "}", 1);
     char *body = plugin_buf_take(&b);
     struct webhook_req *r = calloc(1, sizeof(*r));

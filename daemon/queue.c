@@ -66,13 +66,8 @@ static void argbuf_add(struct argbuf *ab, const char *s) { argbuf_addn(ab, s, st
 
 static void argbuf_addll(struct argbuf *ab, long long v)
 {
-    if (ab->n == ab->cap) {
-        ab->cap = ab->cap ? 2 * ab->cap : 16;
-        ab->offs = xrealloc(ab->offs, ab->cap * sizeof(*ab->offs));
-    }
-    ab->offs[ab->n++] = ab->data.len;
-    strbuf_addll(&ab->data, v);
-    strbuf_add(&ab->data, "", 1);
+    char num[HERALD_LL_CHARS];
+    argbuf_addn(ab, num, herald_lltoa(num, v));
 }
 
 static void argbuf_free(struct argbuf *ab)
@@ -490,13 +485,13 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
     struct jobrun *jr = r->jr;
     struct queue *q = jr->q;
     int64_t now = time(NULL);
-    char at[32], reason_s[HERALD_ID_MAX + 8];
+    char reason_s[HERALD_ID_MAX + 8];
     /* Formatted once a second: thousands of outcomes share it. */
     if (now != q->at_second) {
         q->at_second = now;
         herald_time_format(now, q->at_text, sizeof(q->at_text));
     }
-    herald_copy(at, sizeof(at), q->at_text);
+    const char *at = q->at_text;
     if (reason == HERALD_REASON_CAP)
         snprintf(reason_s, sizeof(reason_s), "cap:%s", r->cap);
     else

@@ -426,10 +426,10 @@ int rconn_commandargv(struct rconn *rc, rconn_reply_cb cb, void *privdata, int a
      * arguments per batched script. */
     size_t total = 32;
     for (int i = 0; i < argc; i++) total += argvlen[i] + 32;
-    struct strbuf sb = rc->resp;
-    strbuf_reset(&sb);
-    strbuf_grow_to(&sb, total);
-    char *o = sb.buf;
+    struct strbuf *sb = &rc->resp; /* kept from command to command; hiredis copies it */
+    strbuf_reset(sb);
+    strbuf_grow_to(sb, total);
+    char *o = sb->buf;
     o = resp_head(o, '*', (size_t)argc);
     for (int i = 0; i < argc; i++) {
         o = resp_head(o, '$', argvlen[i]);
@@ -438,11 +438,9 @@ int rconn_commandargv(struct rconn *rc, rconn_reply_cb cb, void *privdata, int a
         *o++ = '\r';
         *o++ = '\n';
     }
-    sb.len = (size_t)(o - sb.buf);
-    sb.buf[sb.len] = '\0';
-    int rv = redisAsyncFormattedCommand(rc->ac, on_reply, call, sb.buf, sb.len);
-    rc->resp = sb; /* kept for the next command; hiredis copied it */
-    if (rv != REDIS_OK) {
+    sb->len = (size_t)(o - sb->buf);
+    sb->buf[sb->len] = '\0';
+    if (redisAsyncFormattedCommand(rc->ac, on_reply, call, sb->buf, sb->len) != REDIS_OK) {
         free(call);
         return -HERALD_EREDIS;
     }
