@@ -59,6 +59,24 @@ static void cmd_ok(const char *fmt, ...)
     freeReplyObject(r);
 }
 
+/* The integer or the string a command answers (the command names itself
+ * in the failure). */
+static void expect_int(const char *command, long long want)
+{
+    redisReply *r = cmd(command);
+    if (r->type != REDIS_REPLY_INTEGER || r->integer != want)
+        fail_msg("%s: got %lld (type %d), expected %lld", command, r->integer, r->type, want);
+    freeReplyObject(r);
+}
+
+static void expect_str(const char *command, const char *want)
+{
+    redisReply *r = cmd(command);
+    if (r->type != REDIS_REPLY_STRING || strcmp(r->str, want) != 0)
+        fail_msg("%s: got \"%s\" (type %d), expected \"%s\"", command, r->str ? r->str : "", r->type, want);
+    freeReplyObject(r);
+}
+
 /* EVAL script with argv (NULL-terminated), nkeys of them keys. */
 static redisReply *eval(const char *script, int nkeys, const char **args)
 {
@@ -120,9 +138,7 @@ static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
     r = cmd("HGET t:r:{b}:campaigns c1");
     assert_int_equal(r->type, REDIS_REPLY_NIL); /* nothing reserved for b */
     freeReplyObject(r);
-    r = cmd("HGET t:r:{a}:campaigns c1");
-    assert_string_equal(r->str, "pending 1-0 run 1000 1");
-    freeReplyObject(r);
+    expect_str("HGET t:r:{a}:campaigns c1", "pending 1-0 run 1000 1");
 
     /* Decided again with the new rev: reserved. A person erased meanwhile
      * (no hash, rev "") is stale for any rev that was read. */
@@ -151,9 +167,7 @@ static void reserve_checks_caps_in_order(void **st)
     assert_string_equal(r->element[1]->str, "daily_email");
     freeReplyObject(r);
     /* Nothing was reserved: the history still holds the two old messages. */
-    r = cmd("ZCARD t:r:{a}:sends");
-    assert_int_equal(r->integer, 2);
-    freeReplyObject(r);
+    expect_int("ZCARD t:r:{a}:sends", 2);
 }
 
 static void finish_writes_record_history_audit_and_progress(void **st)
@@ -194,39 +208,25 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         assert_int_equal(r->integer, round == 0 ? 3 : round == 1 ? 1 : 0);
         freeReplyObject(r);
     }
-    redisReply *r = cmd("HGET t:campaign:c1 sent");
-    assert_string_equal(r->str, "3"); /* a twice (the repeat counted once), b once */
-    freeReplyObject(r);
-    r = cmd("HGET t:campaign:c1 suppressed:unknown_recipient");
-    assert_string_equal(r->str, "1");
-    freeReplyObject(r);
-    r = cmd("XLEN t:audit");
-    assert_int_equal(r->integer, 4); /* the audit names no address: b's record stays */
-    freeReplyObject(r);
-    r = cmd("SMEMBERS t:campaign:c1:norecord");
-    assert_int_equal(r->elements, 2);
-    freeReplyObject(r);
-    r = cmd("EXISTS t:r:{u} t:r:{u}:campaigns t:r:{u}:history");
-    assert_int_equal(r->integer, 0); /* an id with no profile gets no key of its own */
-    freeReplyObject(r);
+    expect_str("HGET t:campaign:c1 sent", "3"); /* a twice (the repeat counted once), b once */
+    expect_str("HGET t:campaign:c1 suppressed:unknown_recipient", "1");
+    expect_int("XLEN t:audit", 4); /* the audit names no address: b's record stays */
+    expect_int("SCARD t:campaign:c1:norecord", 2);
+    expect_int("EXISTS t:r:{u} t:r:{u}:campaigns t:r:{u}:history", 0); /* an id with no profile gets no key of its own */
     /* The same job enqueued again is a new run (another stream entry): audited again. */
     {
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], per_u[3], "1000", "c1",
                               "2-0", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
                               "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", NULL};
-        r = eval(store_lua_finish, 7, args);
+        redisReply *r = eval(store_lua_finish, 7, args);
         assert_int_equal(r->integer, 1);
         freeReplyObject(r);
         r = eval(store_lua_finish, 7, args);
         assert_int_equal(r->integer, 0);
         freeReplyObject(r);
     }
-    r = cmd("LLEN t:r:{a}:history");
-    assert_int_equal(r->integer, 2);
-    freeReplyObject(r);
-    r = cmd("EXISTS t:r:{b}:campaigns t:r:{b}:history");
-    assert_int_equal(r->integer, 0);
-    freeReplyObject(r);
+    expect_int("LLEN t:r:{a}:history", 2);
+    expect_int("EXISTS t:r:{b}:campaigns t:r:{b}:history", 0);
 
     /* Leaving the deferred count, and the history keeps the newest STORE_HISTORY_MAX. */
     cmd_ok("HSET t:campaign:c1 deferred:quiet_hours %d", STORE_HISTORY_MAX + 20);
@@ -239,17 +239,11 @@ static void finish_writes_record_history_audit_and_progress(void **st)
                               "suppressed:duplicate", "d", NULL};
         freeReplyObject(eval(store_lua_finish, 7, args));
     }
-    r = cmd("LLEN t:r:{a}:history");
-    assert_int_equal(r->integer, STORE_HISTORY_MAX);
-    freeReplyObject(r);
-    r = cmd("HGET t:campaign:c1 deferred:quiet_hours");
-    assert_string_equal(r->str, "0");
-    freeReplyObject(r);
-    r = cmd("LINDEX t:r:{a}:history 0");
+    expect_int("LLEN t:r:{a}:history", STORE_HISTORY_MAX);
+    expect_str("HGET t:campaign:c1 deferred:quiet_hours", "0");
     char want[64];
     snprintf(want, sizeof(want), "{\"n\":%d}", STORE_HISTORY_MAX + 19);
-    assert_string_equal(r->str, want);
-    freeReplyObject(r);
+    expect_str("LINDEX t:r:{a}:history 0", want);
 }
 
 /* Recipients holding a reservation (flag "r"): the record replaces the
@@ -280,18 +274,10 @@ static void finish_with_reservations(void **st)
         assert_int_equal(r->integer, round == 0 ? 2 : 0);
         freeReplyObject(r);
     }
-    redisReply *r = cmd("HGET t:r:{c}:campaigns c1");
-    assert_string_equal(r->str, "sent 1-0 run 1000");
-    freeReplyObject(r);
-    r = cmd("LLEN t:r:{c}:history");
-    assert_int_equal(r->integer, 1);
-    freeReplyObject(r);
-    r = cmd("EXISTS t:r:{d}:campaigns t:r:{d}:history t:r:{d}");
-    assert_int_equal(r->integer, 0);
-    freeReplyObject(r);
-    r = cmd("XLEN t:audit");
-    assert_int_equal(r->integer, 2);
-    freeReplyObject(r);
+    expect_str("HGET t:r:{c}:campaigns c1", "sent 1-0 run 1000");
+    expect_int("LLEN t:r:{c}:history", 1);
+    expect_int("EXISTS t:r:{d}:campaigns t:r:{d}:history t:r:{d}", 0);
+    expect_int("XLEN t:audit", 2);
 }
 
 int main(void)
