@@ -27,18 +27,27 @@
 static void healthz(struct http_request *req, void *arg)
 {
     struct api_state *st = arg;
-    bool redis = rconn_ready(st->jobs) && rconn_ready(st->data);
-    bool ok = redis && st->plugins_loaded > 0 && !st->stopping;
-    const char *status = ok ? "ok" : st->stopping ? "stopping" : redis ? "degraded" : "starting";
+    bool connected = rconn_ready(st->jobs) && rconn_ready(st->data);
     struct queue_counters qc = {0};
     if (st->queue) queue_counters(st->queue, &qc);
+    /* Waiting on Redis (an error reply being retried): connected, but no
+     * work moves, so not ok. */
+    bool ok = connected && !qc.redis_waiting && st->plugins_loaded > 0 && !st->stopping;
+    const char *status = ok ? "ok" : st->stopping ? "stopping" : connected ? "degraded" : "starting";
+    const char *redis = !connected ? "disconnected" : qc.redis_waiting ? "waiting" : "connected";
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "status", status,
-                          "version", HERALD_VERSION, "redis", redis ? "connected" : "disconnected",
-                          "plugins", (json_int_t)st->plugins_loaded, "uptime_s",
-                          (json_int_t)(time(NULL) - st->started_at), "jobs_done", (json_int_t)qc.jobs_done,
-                          "jobs_refused", (json_int_t)qc.jobs_refused, "in_flight", (json_int_t)qc.in_flight,
-                          "redis_backlog", (json_int_t)qc.backlog, "redis_reconnects",
+                          "version", HERALD_VERSION, "redis", redis, "plugins", (json_int_t)st->plugins_loaded,
+                          "uptime_s", (json_int_t)(time(NULL) - st->started_at), "jobs_done",
+                          (json_int_t)qc.jobs_done, "jobs_refused", (json_int_t)qc.jobs_refused, "in_flight",
+                          (json_int_t)qc.in_flight, "redis_backlog", (json_int_t)qc.backlog, "redis_reconnects",
                           (json_int_t)(rconn_reconnects(st->jobs) + rconn_reconnects(st->data)));
+    if (qc.redis_waiting) { /* why: the error's label, and for how long */
+        json_object_set_new(o, "redis_error", json_string(qc.redis_error));
+        json_object_set_new(o, "redis_waiting_s", json_integer(qc.redis_waiting_ms / 1000));
+    }
+    if (qc.held_error)
+        json_object_set_new(o, "held", json_pack("{s:s, s:s}", "entry", qc.held_entry, "error", qc.held_error));
+    json_object_set_new(o, "redis_emptied", json_boolean(qc.redis_emptied));
     http_respond_json(req, ok ? 200 : 503, o);
 }
 
@@ -62,6 +71,12 @@ static void scrape_done(struct scrape *sc)
     sc->g.jobs_done = qc.jobs_done;
     sc->g.jobs_refused = qc.jobs_refused;
     sc->g.uptime_s = time(NULL) - st->started_at;
+    memcpy(sc->g.redis_errors, qc.redis_errors, sizeof(sc->g.redis_errors));
+    sc->g.redis_waiting = -1;
+    for (int e = 0; qc.redis_waiting && e < STORE_E_COUNT; e++)
+        if (strcmp(store_error_name((enum store_error)e), qc.redis_error) == 0) sc->g.redis_waiting = e;
+    sc->g.job_held = qc.held_error != NULL;
+    sc->g.redis_emptied = qc.redis_emptied;
     struct strbuf out;
     strbuf_init(&out);
     metrics_render(&out, &sc->g);

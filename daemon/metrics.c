@@ -173,7 +173,26 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     gauge(out, "herald_in_flight", "Recipients held by the running job.", (long long)g->in_flight);
     gauge(out, "herald_provider_in_flight", "Messages handed to providers and not yet answered.",
           (long long)g->provider_in_flight);
-    gauge(out, "herald_redis_backlog", "Redis commands waiting for a connection.", (long long)g->redis_backlog);
+    gauge(out, "herald_redis_backlog", "Redis commands waiting for a connection or a retry.",
+          (long long)g->redis_backlog);
+    head(out, "herald_redis_waiting", "gauge",
+         "1 while herald waits on Redis: a command refused with this error is being retried, work stays pending.");
+    for (int e = 0; e < STORE_E_COUNT; e++) {
+        strbuf_adds(out, "herald_redis_waiting{");
+        label(out, "error", store_error_name((enum store_error)e));
+        strbuf_addf(out, "} %d\n", g->redis_waiting == e);
+    }
+    head(out, "herald_redis_errors_total", "counter",
+         "Error replies from Redis (and lost connections) met by commands, by error.");
+    for (int e = 0; e < STORE_E_COUNT; e++) {
+        strbuf_adds(out, "herald_redis_errors_total{");
+        label(out, "error", store_error_name((enum store_error)e));
+        strbuf_addf(out, "} %llu\n", (unsigned long long)g->redis_errors[e]);
+    }
+    gauge(out, "herald_job_held", "1 while a job is held: a command it needs was refused for good (see the log).",
+          g->job_held);
+    gauge(out, "herald_redis_emptied", "1 once Redis came back empty (herald's marker key vanished) since start.",
+          g->redis_emptied);
     counter(out, "herald_redis_reconnects_total", "Redis reconnections after the first connect.",
             (unsigned long long)g->redis_reconnects);
     counter(out, "herald_jobs_done_total", "Jobs finished and acknowledged.", (unsigned long long)g->jobs_done);

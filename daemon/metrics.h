@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "herald.h"
+#include "store_cmd.h"
 
 /* One decision (the audit record's channel, outcome and reason). */
 void metrics_message(int channel, int outcome, const char *reason);
@@ -33,6 +34,12 @@ struct metrics_gauges {
     uint64_t redis_reconnects;
     uint64_t jobs_done, jobs_refused;
     int64_t uptime_s;
+    /* The store's command layer (store_cmd.h): error replies met by label,
+     * the one being retried now (-1 none), a job held, Redis emptied. */
+    uint64_t redis_errors[STORE_E_COUNT];
+    int redis_waiting;
+    bool job_held;
+    bool redis_emptied;
 };
 
 /* Appends the whole exposition to out. */

@@ -29,6 +29,7 @@
 #include "policy.h"
 #include "profile.h"
 #include "store.h"
+#include "store_cmd.h"
 #include "template.h"
 #include "tzdb.h"
 
@@ -37,61 +38,8 @@
 #define QUEUE_FINISH_MAX 256       /* outcomes per finishing write */
 #define QUEUE_LINK_ROOM 256        /* a signed link, about 230 bytes, or a few values */
 #define QUEUE_RESERVE_MAX 256      /* recipients per reservation script */
-
-/* Arguments of one command in one allocation: "a\0b\0c\0" plus offsets. */
-struct argbuf {
-    struct strbuf data;
-    size_t *offs;
-    size_t n, cap;
-};
-
-static void argbuf_init(struct argbuf *ab)
-{
-    memset(ab, 0, sizeof(*ab));
-    strbuf_init(&ab->data);
-}
-
-static void argbuf_addn(struct argbuf *ab, const char *s, size_t len)
-{
-    if (ab->n == ab->cap) {
-        ab->cap = ab->cap ? 2 * ab->cap : 16;
-        ab->offs = xrealloc(ab->offs, ab->cap * sizeof(*ab->offs));
-    }
-    ab->offs[ab->n++] = ab->data.len;
-    strbuf_add(&ab->data, s, len);
-    strbuf_add(&ab->data, "", 1); /* keeps the NUL between arguments */
-}
-
-static void argbuf_add(struct argbuf *ab, const char *s) { argbuf_addn(ab, s, strlen(s)); }
-
-static void argbuf_addll(struct argbuf *ab, long long v)
-{
-    char num[HERALD_LL_CHARS];
-    argbuf_addn(ab, num, herald_lltoa(num, v));
-}
-
-static void argbuf_free(struct argbuf *ab)
-{
-    strbuf_free(&ab->data);
-    free(ab->offs);
-    memset(ab, 0, sizeof(*ab));
-}
-
-typedef void (*qcmd_cb)(struct queue *q, redisReply *r, void *arg);
-
-/* A Redis command that is retried until it gets a reply. */
-struct qcmd {
-    struct queue *q;
-    int argc;
-    const char **argv;
-    size_t *lens;
-    char *data;          /* the arguments, one allocation */
-    const char *script;  /* EVALSHA of this body: EVAL it after NOSCRIPT */
-    qcmd_cb cb;
-    void *arg;
-    void (*discard)(void *arg); /* frees arg if the command is never answered (NULL: not owned) */
-    struct qcmd *next;
-};
+#define QUEUE_HOLD_MIN_MS 5000     /* a held job is tried again after this, doubling */
+#define QUEUE_HOLD_MAX_MS 60000
 
 enum src_kind { SRC_INLINE, SRC_SET, SRC_ZSET, SRC_LIST };
 
@@ -112,8 +60,11 @@ struct rcpt {
     struct strbuf member; /* our entry in the person's sends history */
     bool reserved;        /* the record and history entry are ours to give back */
     char rev[24];         /* the person's `rev` at lookup ("" when none) */
+    struct strbuf prior;  /* a dead run's reservation of this message, to take over ("" none) */
     struct rcpt *next_ready; /* reserved, waiting for its turn to be rendered and sent */
     bool was_deferred;    /* deferred before: its deferral ends with this outcome */
+    bool dispatched;      /* went to dispatch: requests is its count of provider requests */
+    int requests;
     char cap[HERALD_ID_MAX + 1]; /* the cap that blocked, for reason cap:<name> */
     struct dispatch_msg msg;
     struct strbuf unsub, prefs;
@@ -126,9 +77,17 @@ struct batch {
     bool relookup; /* deciding again after a change, beside the loading batch */
 };
 
+/* How a run ends: on (finishes or is stopped), held (a command the job
+ * needs was refused for good: it stays pending and is tried again later)
+ * or lost (another consumer owns the entry now: nothing more is written). */
+enum run_end { RUN_ON, RUN_HELD, RUN_LOST };
+
 struct jobrun {
     struct queue *q;
     char entry[64];
+    char run[32];  /* "<daemon run>.<n>": what the records it writes name */
+    enum run_end end;
+    size_t unfinished; /* recipients that left without an outcome: no ack */
     char *text;
     struct job job;
     enum src_kind src;
@@ -154,7 +113,7 @@ struct jobrun {
     size_t ndeferrals;
     bool deferrals_parked;
     /* Outcomes waiting for their finishing write (finish_flush). */
-    struct argbuf fin_keys, fin_args;
+    struct store_args fin_keys, fin_args;
     size_t nfin;
 };
 
@@ -179,9 +138,15 @@ struct queue {
     bool stopping;
     void (*drained)(void *);
     void *drained_arg;
-    struct qcmd *backlog, *backlog_tail;
-    size_t nbacklog;
-    size_t inflight_cmds;
+    struct store_cmds *sc; /* every command on the data connection */
+    uint64_t run_seq;
+    uv_timer_t hold_timer; /* a held job is read again when it fires */
+    int64_t hold_ms;
+    char held_entry[64];   /* the job held last ("" none), for /healthz */
+    enum store_error held_error;
+    bool marker_seen;      /* this Redis had herald's marker when we met it */
+    bool emptied;          /* ... and lost it since: it came back empty */
+    struct strbuf k_marker;
     uv_timer_t heartbeat;
     uv_timer_t retry; /* after a refused read: wait, never spin */
     uv_timer_t release_timer; /* moves due scheduled jobs back to the stream */
@@ -217,138 +182,14 @@ static void check_drained(struct queue *q);
 
 /* ---- commands -------------------------------------------------------- */
 
-static void qcmd_free(struct qcmd *c)
+/* A write whose answer nobody waits for (the layer retries it until Redis
+ * takes it). */
+static void on_written(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    free(c->argv);
-    free(c->lens);
-    free(c->data);
-    free(c);
-}
-
-static void qcmd_dispatch(struct qcmd *c);
-
-static void backlog_push(struct queue *q, struct qcmd *c)
-{
-    c->next = NULL;
-    if (q->backlog_tail) q->backlog_tail->next = c;
-    else q->backlog = c;
-    q->backlog_tail = c;
-    q->nbacklog++;
-}
-
-static void on_qcmd_reply(struct rconn *rc, redisReply *r, void *priv)
-{
-    struct qcmd *c = priv;
-    struct queue *q = c->q;
-    (void)rc;
-    q->inflight_cmds--;
-    if (!r) { /* connection lost: try again once it is back */
-        backlog_push(q, c);
-        return;
-    }
-    if (c->script && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        /* A new or restarted server: send the body once; it is cached then. */
-        c->argv[0] = "EVAL";
-        c->lens[0] = 4;
-        c->argv[1] = c->script;
-        c->lens[1] = strlen(c->script);
-        c->script = NULL;
-        qcmd_dispatch(c);
-        return;
-    }
-    c->cb(q, r, c->arg);
-    qcmd_free(c);
-    check_drained(q);
-}
-
-static void qcmd_dispatch(struct qcmd *c)
-{
-    struct queue *q = c->q;
-    if (q->backlog || !rconn_ready(q->data) ||
-        rconn_commandargv(q->data, on_qcmd_reply, c, c->argc, c->argv, c->lens) < 0) {
-        backlog_push(q, c);
-        return;
-    }
-    q->inflight_cmds++;
-}
-
-static void backlog_flush(struct queue *q)
-{
-    while (q->backlog && rconn_ready(q->data)) {
-        struct qcmd *c = q->backlog;
-        if (rconn_commandargv(q->data, on_qcmd_reply, c, c->argc, c->argv, c->lens) < 0)
-            return;
-        q->backlog = c->next;
-        if (!q->backlog) q->backlog_tail = NULL;
-        q->nbacklog--;
-        q->inflight_cmds++;
-    }
-}
-
-/* Sends the command in ab, taking its buffer (ab is left empty, ready for
- * reuse). With a script, ab starts as script_begin() made it. */
-static void qsend_args(struct queue *q, qcmd_cb cb, void *arg, void (*discard)(void *), struct argbuf *ab,
-                       const char *script)
-{
-    struct qcmd *c = xcalloc(1, sizeof(*c));
-    c->q = q;
-    c->cb = cb;
-    c->arg = arg;
-    c->discard = discard;
-    c->script = script;
-    c->argc = (int)ab->n;
-    c->argv = xmalloc(ab->n * sizeof(*c->argv));
-    c->lens = xmalloc(ab->n * sizeof(*c->lens));
-    size_t total = ab->data.len;
-    c->data = strbuf_detach(&ab->data, NULL);
-    for (size_t i = 0; i < ab->n; i++) {
-        size_t end = i + 1 < ab->n ? ab->offs[i + 1] : total;
-        c->argv[i] = c->data + ab->offs[i];
-        c->lens[i] = end - ab->offs[i] - 1;
-    }
-    argbuf_free(ab);
-    argbuf_init(ab);
-    qcmd_dispatch(c);
-}
-
-/* qsend(q, cb, arg, argv): argv ends with NULL; strings are copied. */
-static void qsend(struct queue *q, qcmd_cb cb, void *arg, const char *const *argv)
-{
-    struct argbuf ab;
-    argbuf_init(&ab);
-    for (int i = 0; argv[i]; i++) argbuf_add(&ab, argv[i]);
-    qsend_args(q, cb, arg, NULL, &ab, NULL);
-}
-
-#define QSEND(q, cb, arg, ...) qsend(q, cb, arg, (const char *const[]){__VA_ARGS__, NULL})
-
-/* Starts "EVALSHA <sha> <nkeys>" in ab (initialised here); the caller adds
- * keys and arguments and sends it with qsend_args(..., ab, script). */
-static void script_begin(struct argbuf *ab, const char *script, size_t nkeys)
-{
-    /* The scripts are constants: hash each once (the loop is one thread). */
-    static struct {
-        const char *script;
-        char sha[41];
-    } shas[8];
-    size_t i = 0;
-    while (i < 8 && shas[i].script && shas[i].script != script) i++;
-    if (i == 8) abort(); /* more scripts than slots: a programming error */
-    if (!shas[i].script) {
-        store_script_sha(script, shas[i].sha);
-        shas[i].script = script;
-    }
-    argbuf_init(ab);
-    argbuf_add(ab, "EVALSHA");
-    argbuf_add(ab, shas[i].sha);
-    argbuf_addll(ab, (long long)nkeys);
-}
-
-static void ignore_reply(struct queue *q, redisReply *r, void *arg)
-{
-    (void)q;
+    (void)r;
+    (void)err;
+    (void)text;
     (void)arg;
-    if (r->type == REDIS_REPLY_ERROR) log_warn("queue", "redis refused a write: %s", r->str);
 }
 
 /* ---- outcomes -------------------------------------------------------- */
@@ -361,6 +202,7 @@ static void rcpt_free(struct rcpt *r)
     strbuf_free(&r->member);
     strbuf_free(&r->unsub);
     strbuf_free(&r->prefs);
+    strbuf_free(&r->prior);
     free(r->msg.subject);
     free(r->msg.text);
     free(r->msg.html);
@@ -378,22 +220,82 @@ static void discard_batch(void *arg)
     free(b);
 }
 
-static void on_write_done(struct queue *q, redisReply *r, void *arg)
+static void on_write_done(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct jobrun *jr = arg;
-    ignore_reply(q, r, NULL);
+    (void)r;
+    (void)err;
+    (void)text;
     jr->writes--;
     maybe_more(jr);
 }
 
-/* A recipient leaves the job without a new outcome (already recorded, or
- * given back because the daemon is stopping). */
+/* A recipient leaves the job without a new outcome (already recorded by
+ * this entry, or decided by another copy of it in this run). */
 static void rcpt_drop(struct rcpt *r)
 {
     struct jobrun *jr = r->jr;
     rcpt_free(r);
     jr->outstanding--;
     maybe_more(jr);
+}
+
+/* A recipient leaves the run unfinished (the daemon is stopping, or the
+ * run is held or lost): the job is not acknowledged, and the next run
+ * decides them. */
+static void rcpt_unfinished(struct rcpt *r)
+{
+    r->jr->unfinished++;
+    rcpt_drop(r);
+}
+
+static bool run_ended(const struct jobrun *jr) { return jr->q->stopping || jr->end != RUN_ON; }
+
+static void ready_kick(struct queue *q);
+
+/* A command this run needs was refused for good (an ACL denial, a key of
+ * the wrong type, a reply of the wrong shape): nothing is decided from
+ * it. The run stops taking recipients and ends once what is in flight has
+ * its outcome; the job stays pending and is read again after a wait. */
+static void run_hold(struct jobrun *jr, enum store_error err, const char *text, const char *what)
+{
+    struct queue *q = jr->q;
+    if (jr->end != RUN_ON) return;
+    jr->end = RUN_HELD;
+    herald_copy(q->held_entry, sizeof(q->held_entry), jr->entry);
+    q->held_error = err;
+    log_error("queue", "job held campaign=%s entry=%s: %s refused by redis (%s: %.120s); it stays pending and is tried again",
+              jr->job.id, jr->entry, what, store_error_name(err), text ? text : "");
+    ready_kick(q);
+}
+
+/* Another consumer owns the entry now (this daemon was paused or cut off
+ * past claim_idle), or it is gone (Redis came back empty): the run stops
+ * at once and writes nothing more; its new owner finishes the job. */
+static void run_lost(struct jobrun *jr, const char *why)
+{
+    if (jr->end == RUN_LOST) return;
+    jr->end = RUN_LOST;
+    log_warn("queue", "job lost campaign=%s entry=%s: %s; this run stops without writing", jr->job.id, jr->entry,
+             why);
+    ready_kick(jr->q);
+}
+
+/* A fenced script's 'lost' answer. */
+static bool reply_lost(const redisReply *r)
+{
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && strcmp(r->str, "lost") == 0;
+}
+
+/* The fence every writing script starts with: stream, then group, entry,
+ * consumer (lua/fence.lua). */
+static void fence_keys(struct store_args *a, const struct jobrun *jr) { store_args_add(a, jr->q->k_jobs.buf); }
+
+static void fence_args(struct store_args *a, const struct jobrun *jr)
+{
+    store_args_add(a, STORE_GROUP);
+    store_args_add(a, jr->entry);
+    store_args_add(a, jr->q->consumer);
 }
 
 static enum store_rec_state rec_state_for(enum herald_outcome o)
@@ -429,43 +331,62 @@ struct fin_flush {
     size_t n;
 };
 
-static void on_finish_flushed(struct queue *q, redisReply *r, void *arg)
+static void on_finish_flushed(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct fin_flush *f = arg;
     struct jobrun *jr = f->jr;
-    ignore_reply(q, r, NULL);
+    (void)err;
+    (void)text;
+    if (reply_lost(r)) run_lost(jr, "outcomes refused by the fence");
+    else if (r->type != REDIS_REPLY_INTEGER)
+        log_warn("queue", "unexpected reply to the outcome write campaign=%s (%d)", jr->job.id, r->type);
     jr->writes -= f->n;
     free(f);
     maybe_more(jr);
 }
 
-/* Sends the buffered outcomes of jr as one store_lua_finish. */
+/* Sends the buffered outcomes of jr as one store_lua_finish. A lost run
+ * writes nothing: its outcomes are dropped here (the new owner decides
+ * those recipients again). */
 static void finish_flush(struct jobrun *jr)
 {
     struct queue *q = jr->q;
     if (jr->nfin == 0) return;
-    struct argbuf ab;
-    script_begin(&ab, store_lua_finish, 3 + 4 * jr->nfin);
-    argbuf_add(&ab, q->k_audit.buf);
-    argbuf_add(&ab, jr->k_campaign.buf);
-    argbuf_add(&ab, jr->k_norecord.buf);
-    for (size_t i = 0; i < jr->fin_keys.n; i++) argbuf_add(&ab, jr->fin_keys.data.buf + jr->fin_keys.offs[i]);
-    argbuf_add(&ab, q->audit_maxlen);
-    argbuf_add(&ab, jr->job.id);
-    argbuf_add(&ab, jr->rec_entry);
+    if (jr->end == RUN_LOST) {
+        jr->writes -= jr->nfin;
+        jr->nfin = 0;
+        store_args_free(&jr->fin_keys);
+        store_args_free(&jr->fin_args);
+        store_args_init(&jr->fin_keys);
+        store_args_init(&jr->fin_args);
+        return;
+    }
+    struct store_args ab;
+    store_args_script(&ab, store_lua_finish, 4 + 4 * jr->nfin);
+    fence_keys(&ab, jr);
+    store_args_add(&ab, q->k_audit.buf);
+    store_args_add(&ab, jr->k_campaign.buf);
+    store_args_add(&ab, jr->k_norecord.buf);
+    for (size_t i = 0; i < jr->fin_keys.n; i++) store_args_add(&ab, jr->fin_keys.data.buf + jr->fin_keys.offs[i]);
+    fence_args(&ab, jr);
+    store_args_add(&ab, q->audit_maxlen);
+    store_args_add(&ab, jr->job.id);
+    store_args_add(&ab, jr->rec_entry);
     for (size_t i = 0; i < jr->fin_args.n; i++) {
-        size_t end = i + 1 < jr->fin_args.n ? jr->fin_args.offs[i + 1] : jr->fin_args.data.len;
-        argbuf_addn(&ab, jr->fin_args.data.buf + jr->fin_args.offs[i], end - jr->fin_args.offs[i] - 1);
+        size_t len;
+        const char *v = store_args_get(&jr->fin_args, i, &len);
+        store_args_addn(&ab, v, len);
     }
     struct fin_flush *f = xmalloc(sizeof(*f));
     f->jr = jr;
     f->n = jr->nfin;
     jr->nfin = 0;
-    argbuf_free(&jr->fin_keys);
-    argbuf_free(&jr->fin_args);
-    argbuf_init(&jr->fin_keys);
-    argbuf_init(&jr->fin_args);
-    qsend_args(q, on_finish_flushed, f, free, &ab, store_lua_finish);
+    store_args_free(&jr->fin_keys);
+    store_args_free(&jr->fin_args);
+    store_args_init(&jr->fin_keys);
+    store_args_init(&jr->fin_args);
+    /* Outcomes must land: no hold, retried until Redis takes them. */
+    store_cmds_send(q->sc, 0, on_finish_flushed, f, free, &ab, store_lua_finish);
 }
 
 /* Outcomes are written in batches: at the end of each loop iteration (a
@@ -484,6 +405,10 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
 {
     struct jobrun *jr = r->jr;
     struct queue *q = jr->q;
+    if (jr->end == RUN_LOST) { /* its new owner decides this recipient */
+        rcpt_unfinished(r);
+        return;
+    }
     int64_t now = time(NULL);
     char reason_s[HERALD_ID_MAX + 8];
     /* Formatted once a second: thousands of outcomes share it. */
@@ -500,22 +425,22 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
     struct strbuf *sb = &q->scratch;
 
     store_key_campaigns(sb, q->cfg->prefix, r->id);
-    argbuf_add(&jr->fin_keys, sb->buf);
+    store_args_add(&jr->fin_keys, sb->buf);
     store_key_history(sb, q->cfg->prefix, r->id);
-    argbuf_add(&jr->fin_keys, sb->buf);
+    store_args_add(&jr->fin_keys, sb->buf);
     store_key_sends(sb, q->cfg->prefix, r->id);
-    argbuf_add(&jr->fin_keys, sb->buf);
+    store_args_add(&jr->fin_keys, sb->buf);
     store_key_person(sb, q->cfg->prefix, r->id);
-    argbuf_add(&jr->fin_keys, sb->buf);
+    store_args_add(&jr->fin_keys, sb->buf);
 
-    argbuf_add(&jr->fin_args, r->id);
+    store_args_add(&jr->fin_args, r->id);
     /* The once-only record and the person's history. Unknown ids and
      * expired campaigns get none, so that bogus ids never create keys. */
     bool keep = r->valid_id && reason != HERALD_REASON_UNKNOWN_RECIPIENT && reason != HERALD_REASON_EXPIRED;
-    if (keep) store_record_format(sb, rec_state_for(outcome), jr->rec_entry, q->run_id, now);
-    argbuf_add(&jr->fin_args, keep ? sb->buf : "");
+    if (keep) store_record_format(sb, rec_state_for(outcome), jr->rec_entry, jr->run, now);
+    store_args_add(&jr->fin_args, keep ? sb->buf : "");
     /* A permanent failure gives the person's budget back: it was no message. */
-    argbuf_add(&jr->fin_args, r->reserved && outcome == HERALD_OUTCOME_FAILED ? r->member.buf : "");
+    store_args_add(&jr->fin_args, r->reserved && outcome == HERALD_OUTCOME_FAILED ? r->member.buf : "");
     strbuf_reset(sb);
     if (keep) {
         strbuf_adds(sb, "{\"campaign\":");
@@ -534,13 +459,13 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
         json_str(sb, at);
         strbuf_adds(sb, "}");
     }
-    argbuf_add(&jr->fin_args, sb->buf);
-    argbuf_add(&jr->fin_args, chan);
-    argbuf_add(&jr->fin_args, herald_outcome_name(outcome));
-    argbuf_add(&jr->fin_args, reason_s);
-    argbuf_add(&jr->fin_args, provider ? provider : "");
-    argbuf_add(&jr->fin_args, provider_id ? provider_id : "");
-    argbuf_add(&jr->fin_args, at);
+    store_args_add(&jr->fin_args, sb->buf);
+    store_args_add(&jr->fin_args, chan);
+    store_args_add(&jr->fin_args, herald_outcome_name(outcome));
+    store_args_add(&jr->fin_args, reason_s);
+    store_args_add(&jr->fin_args, provider ? provider : "");
+    store_args_add(&jr->fin_args, provider_id ? provider_id : "");
+    store_args_add(&jr->fin_args, at);
 
     strbuf_reset(sb);
     strbuf_adds(sb, herald_outcome_name(outcome));
@@ -548,7 +473,7 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
         strbuf_add(sb, ":", 1);
         strbuf_adds(sb, reason_s);
     }
-    argbuf_add(&jr->fin_args, sb->buf);
+    store_args_add(&jr->fin_args, sb->buf);
     /* r: the campaigns hash holds our reservation; d: it leaves the deferred
      * count now; n: no record, written once per campaign (an expired
      * campaign's outcomes are neither: there is no person behind them to
@@ -559,7 +484,11 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
     if (r->was_deferred) flags[nf++] = 'd';
     if (!keep && reason != HERALD_REASON_EXPIRED) flags[nf++] = 'n';
     flags[nf] = '\0';
-    argbuf_add(&jr->fin_args, flags);
+    store_args_add(&jr->fin_args, flags);
+    /* Requests herald sent to providers for it: the audit says how often a
+     * person was tried (the providers' own logs count the same). */
+    if (r->dispatched) store_args_addll(&jr->fin_args, r->requests);
+    else store_args_add(&jr->fin_args, "");
     jr->nfin++;
     jr->writes++;
     if (jr->nfin >= QUEUE_FINISH_MAX) finish_flush(jr);
@@ -573,41 +502,69 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
 
 /* ---- sending --------------------------------------------------------- */
 
-static void on_released(struct queue *q, redisReply *r, void *arg)
+static void on_released(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    ignore_reply(q, r, NULL);
-    rcpt_drop(arg);
+    struct rcpt *rc = arg;
+    (void)err;
+    (void)text;
+    if (reply_lost(r)) run_lost(rc->jr, "a reservation could not be given back (fence)");
+    rcpt_unfinished(rc);
 }
 
 static void on_ready_idle(uv_idle_t *h);
-static void ready_kick(struct queue *q);
+
+/* r's reservation as it reads once handed to a provider ("pending ..."
+ * for "reserved ..."): what store_lua_handed writes. */
+static void handed_record(const struct rcpt *r, struct strbuf *out)
+{
+    const char *rest = r->record.buf + strlen(store_rec_state_name(REC_RESERVED));
+    strbuf_reset(out);
+    strbuf_adds(out, store_rec_state_name(REC_PENDING));
+    strbuf_adds(out, rest);
+}
+
+/* No provider took r (the daemon is stopping): its reservation is given
+ * back, so that the next run sends it instead of calling it unknown. */
+static void release(struct rcpt *r)
+{
+    struct jobrun *jr = r->jr;
+    struct queue *q = jr->q;
+    if (jr->end == RUN_LOST) {
+        rcpt_unfinished(r);
+        return;
+    }
+    struct strbuf k;
+    struct store_args ab;
+    strbuf_init(&k);
+    store_args_script(&ab, store_lua_release, 3);
+    fence_keys(&ab, jr);
+    store_key_campaigns(&k, q->cfg->prefix, r->id);
+    store_args_add(&ab, k.buf);
+    store_key_sends(&k, q->cfg->prefix, r->id);
+    store_args_add(&ab, k.buf);
+    fence_args(&ab, jr);
+    store_args_add(&ab, jr->job.id);
+    store_args_add(&ab, r->record.buf);
+    handed_record(r, &k);
+    store_args_add(&ab, k.buf);
+    store_args_add(&ab, r->member.buf);
+    store_cmds_send(q->sc, 0, on_released, r, discard_rcpt, &ab, store_lua_release);
+    strbuf_free(&k);
+}
 
 static void on_sent(struct dispatch_msg *m, void *arg)
 {
     struct rcpt *r = arg;
     struct queue *q = r->jr->q;
     if (m->interrupted) {
-        /* No provider took it: give the reservation back so that the next
-         * run sends it instead of calling it unknown. */
-        struct strbuf k;
-        struct argbuf ab;
-        strbuf_init(&k);
-        script_begin(&ab, store_lua_release, 2);
-        store_key_campaigns(&k, q->cfg->prefix, r->id);
-        argbuf_add(&ab, k.buf);
-        store_key_sends(&k, q->cfg->prefix, r->id);
-        argbuf_add(&ab, k.buf);
-        argbuf_add(&ab, r->jr->job.id);
-        argbuf_add(&ab, r->record.buf);
-        argbuf_add(&ab, r->member.buf);
-        qsend_args(q, on_released, r, discard_rcpt, &ab, store_lua_release);
-        strbuf_free(&k);
+        release(r);
         return;
     }
     ready_kick(q); /* a slot is free */
     if (m->outcome == HERALD_OUTCOME_SENT)
         log_debug("queue", "sent campaign=%s recipient=%s provider=%s provider_id=%s", r->jr->job.id, r->id,
                   m->provider, m->provider_id);
+    r->dispatched = true;
     finish(r, m->outcome, m->reason, m->channel, m->provider, m->provider_id);
 }
 
@@ -691,7 +648,8 @@ static size_t ready_room(const struct queue *q)
 /* Starts the reservation step when it has something to do. */
 static void ready_kick(struct queue *q)
 {
-    if (q->ready_head && (q->stopping || ready_room(q))) uv_idle_start(&q->ready_idle, on_ready_idle);
+    if (q->ready_head && (run_ended(q->ready_head->jr) || ready_room(q)))
+        uv_idle_start(&q->ready_idle, on_ready_idle);
 }
 
 /* Reserves the next recipients the policy let through, as many as
@@ -699,13 +657,13 @@ static void ready_kick(struct queue *q)
 static void on_ready_idle(uv_idle_t *h)
 {
     struct queue *q = h->data;
-    if (q->stopping) {
+    if (q->ready_head && run_ended(q->ready_head->jr)) {
         while (q->ready_head) {
             struct rcpt *r = q->ready_head;
             q->ready_head = r->next_ready;
             if (!q->ready_head) q->ready_tail = NULL;
             q->nready--;
-            rcpt_drop(r); /* not reserved yet: the next run decides it */
+            rcpt_unfinished(r); /* not reserved yet: the next run decides it */
         }
         uv_idle_stop(h);
         return;
@@ -741,61 +699,138 @@ static void ready_push(struct queue *q, struct rcpt *r)
     ready_kick(q);
 }
 
-/* One recipient's verdict from store_lua_reserve. Returns true when the
- * person's data changed since the lookup: the caller decides them again. */
-static bool reserved_one(struct rcpt *r, const char *v, const char *detail)
+/* The answer of store_lua_handed for the reserved recipients of rb: each
+ * recorded as handed goes to its provider now. */
+static void on_handed(redisReply *reply, enum store_error err, const char *text, void *arg)
 {
-    struct queue *q = r->jr->q;
-    if (strcmp(v, "stale") == 0) return true;
+    struct rbatch *rb = arg;
+    struct jobrun *jr = rb->jr;
+    struct queue *q = jr->q;
+    (void)err;
+    (void)text;
+    q->reserving -= rb->n;
+    bool lost = reply_lost(reply);
+    bool ok = !lost && reply->type == REDIS_REPLY_ARRAY && reply->elements == rb->n;
+    for (size_t i = 0; ok && i < rb->n; i++)
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER) ok = false;
+    if (lost) run_lost(jr, "the handoff was refused by the fence");
+    else if (!ok) run_hold(jr, STORE_E_REPLY, "unexpected reply", "recording the handoff");
+    for (size_t i = 0; i < rb->n; i++) {
+        struct rcpt *r = rb->r[i];
+        if (!ok) {
+            /* Lost: the new owner has them. Held: it is unknown whether
+             * the mark landed; the next run calls them unknown or sends. */
+            rcpt_unfinished(r);
+        } else if (reply->element[i]->integer == 0) {
+            /* The reservation is gone: the person was erased meanwhile. */
+            finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_UNKNOWN_RECIPIENT, r->dec.channel, NULL, NULL);
+        } else if (run_ended(jr)) {
+            release(r); /* stopping: no provider has it yet */
+        } else {
+            send_message(r);
+        }
+    }
+    free(rb->r);
+    free(rb);
+    ready_kick(q);
+}
+
+/* Records "handed to a provider" for the recipients of rb (reserved), in
+ * one script, before any of them goes to dispatch: after a crash only
+ * these can be `unknown`; a reservation never handed is sent by the next
+ * run. Takes rb. */
+static void mark_handed(struct rbatch *rb)
+{
+    struct jobrun *jr = rb->jr;
+    struct queue *q = jr->q;
+    if (run_ended(jr)) {
+        q->reserving -= rb->n;
+        for (size_t i = 0; i < rb->n; i++) {
+            if (jr->end == RUN_LOST) rcpt_unfinished(rb->r[i]);
+            else release(rb->r[i]);
+        }
+        free(rb->r);
+        free(rb);
+        return;
+    }
+    struct store_args ab;
+    struct strbuf k;
+    strbuf_init(&k);
+    store_args_script(&ab, store_lua_handed, 1 + rb->n);
+    fence_keys(&ab, jr);
+    for (size_t i = 0; i < rb->n; i++) {
+        store_key_campaigns(&k, q->cfg->prefix, rb->r[i]->id);
+        store_args_add(&ab, k.buf);
+    }
+    fence_args(&ab, jr);
+    store_args_add(&ab, jr->job.id);
+    for (size_t i = 0; i < rb->n; i++) {
+        store_args_add(&ab, rb->r[i]->record.buf);
+        handed_record(rb->r[i], &k);
+        store_args_add(&ab, k.buf);
+    }
+    strbuf_free(&k);
+    store_cmds_send(q->sc, 0, on_handed, rb, discard_rbatch, &ab, store_lua_handed);
+}
+
+/* One recipient's verdict from store_lua_reserve. Returns 1 when it is
+ * reserved (the caller hands it over), 2 when the person's data changed
+ * since the lookup (the caller decides them again), 0 when it left. */
+static int reserved_one(struct rcpt *r, const char *v, const char *detail)
+{
+    if (strcmp(v, "stale") == 0) return 2;
     /* "duplicate" with our own record: our write, answered after a reconnect. */
     if (strcmp(v, "ok") == 0 || (strcmp(v, "duplicate") == 0 && strcmp(detail, r->record.buf) == 0)) {
         r->reserved = true;
-        if (q->stopping) {
-            on_sent(&(struct dispatch_msg){.interrupted = true}, r); /* gives it back */
-            return false;
-        }
-        send_message(r);
-        return false;
+        return 1;
     }
     if (strcmp(v, "duplicate") == 0) {
         struct store_record rec;
         if (store_record_parse(detail, &rec) == 0 && is_own_leftover(r->jr, &rec)) {
             rcpt_drop(r); /* this entry already handled the person (duplicate id in the source) */
-            return false;
+            return 0;
         }
         finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_DUPLICATE, r->dec.channel, NULL, NULL);
-        return false;
+        return 0;
     }
     if (strcmp(v, "cap") == 0 && detail[0]) {
         snprintf(r->cap, sizeof(r->cap), "%s", detail);
         finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_CAP, r->dec.channel, NULL, NULL);
-        return false;
+        return 0;
     }
     if (strcmp(v, "user_frequency") == 0) {
         finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_USER_FREQUENCY, r->dec.channel, NULL, NULL);
-        return false;
+        return 0;
     }
-    log_warn("queue", "reservation refused by redis campaign=%s recipient=%s: unexpected verdict",
-             r->jr->job.id, r->id);
-    finish(r, HERALD_OUTCOME_FAILED, HERALD_REASON_PROVIDER_ERROR, r->dec.channel, NULL, NULL);
+    return -1; /* a verdict this daemon does not know: checked before */
+}
+
+static bool known_verdict(const char *v)
+{
+    static const char *const known[] = {"ok", "stale", "duplicate", "cap", "user_frequency"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(v, known[i]) == 0) return true;
     return false;
 }
 
-
-static void on_reserved(struct queue *q, redisReply *reply, void *arg)
+static void on_reserved(redisReply *reply, enum store_error err, const char *text, void *arg)
 {
     struct rbatch *rb = arg;
     struct jobrun *jr = rb->jr;
-    q->reserving -= rb->n;
-    bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 * rb->n;
+    struct queue *q = jr->q;
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 * rb->n;
     for (size_t i = 0; ok && i < reply->elements; i++)
-        if (reply->element[i]->type != REDIS_REPLY_STRING) ok = false;
+        if (reply->element[i]->type != REDIS_REPLY_STRING || (i % 2 == 0 && !known_verdict(reply->element[i]->str)))
+            ok = false;
     if (!ok) {
-        log_warn("queue", "reservation refused by redis campaign=%s recipients=%zu: %s", jr->job.id, rb->n,
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-        for (size_t i = 0; i < rb->n; i++)
-            finish(rb->r[i], HERALD_OUTCOME_FAILED, HERALD_REASON_PROVIDER_ERROR, rb->r[i]->dec.channel, NULL,
-                   NULL);
+        /* Nothing is decided from it: the recipients leave unfinished (a
+         * reservation the script may have made before failing is taken
+         * over by the next run, which sees it was never handed). */
+        if (reply_lost(reply)) run_lost(jr, "the reservation was refused by the fence");
+        else if (!reply) run_hold(jr, err, text, "the reservation");
+        else run_hold(jr, STORE_E_REPLY, "unexpected reply", "the reservation");
+        q->reserving -= rb->n;
+        for (size_t i = 0; i < rb->n; i++) rcpt_unfinished(rb->r[i]);
         free(rb->r);
         free(rb);
         ready_kick(q);
@@ -806,23 +841,37 @@ static void on_reserved(struct queue *q, redisReply *reply, void *arg)
      * look finished in between. */
     char **stale = xcalloc(rb->n, sizeof(char *));
     struct rcpt **gone = xcalloc(rb->n, sizeof(struct rcpt *));
-    size_t nstale = 0;
+    size_t nstale = 0, nres = 0;
     for (size_t i = 0; i < rb->n; i++) {
         struct rcpt *r = rb->r[i];
-        if (reserved_one(r, reply->element[2 * i]->str, reply->element[2 * i + 1]->str)) {
+        int v = reserved_one(r, reply->element[2 * i]->str, reply->element[2 * i + 1]->str);
+        if (v == 2) {
             stale[nstale] = xstrdup(r->id);
             gone[nstale++] = r;
+        } else if (v == 1) {
+            rb->r[nres++] = r; /* kept in rb, in order, for the handoff */
         }
     }
+    q->reserving -= rb->n - nres;
+    rb->n = nres;
     if (nstale) {
         log_debug("queue", "decided again after a change campaign=%s recipients=%zu", jr->job.id, nstale);
-        batch_lookup(jr, stale, nstale, true);
-        for (size_t i = 0; i < nstale; i++) rcpt_drop(gone[i]);
+        if (run_ended(jr)) {
+            for (size_t i = 0; i < nstale; i++) free(stale[i]);
+            for (size_t i = 0; i < nstale; i++) rcpt_unfinished(gone[i]);
+        } else {
+            batch_lookup(jr, stale, nstale, true);
+            for (size_t i = 0; i < nstale; i++) rcpt_drop(gone[i]);
+        }
     }
     free(stale);
     free(gone);
-    free(rb->r);
-    free(rb);
+    if (rb->n) {
+        mark_handed(rb);
+    } else {
+        free(rb->r);
+        free(rb);
+    }
     ready_kick(q);
 }
 
@@ -854,30 +903,32 @@ static void reserve(struct rbatch *rb, int64_t now)
     struct jobrun *jr = rb->jr;
     struct queue *q = jr->q;
     const struct config *cfg = q->cfg;
-    struct argbuf ab;
+    struct store_args ab;
     struct strbuf k;
     strbuf_init(&k);
-    script_begin(&ab, store_lua_reserve, 3 * rb->n);
+    store_args_script(&ab, store_lua_reserve, 1 + 3 * rb->n);
+    fence_keys(&ab, jr);
     for (size_t i = 0; i < rb->n; i++) {
         struct rcpt *r = rb->r[i];
         store_key_person(&k, cfg->prefix, r->id);
-        argbuf_add(&ab, k.buf);
+        store_args_add(&ab, k.buf);
         store_key_campaigns(&k, cfg->prefix, r->id);
-        argbuf_add(&ab, k.buf);
+        store_args_add(&ab, k.buf);
         store_key_sends(&k, cfg->prefix, r->id);
-        argbuf_add(&ab, k.buf);
+        store_args_add(&ab, k.buf);
     }
-    argbuf_addll(&ab, now);
-    argbuf_add(&ab, jr->job.id);
-    argbuf_add(&ab, jr->job.topic);
-    argbuf_addll(&ab, (long long)cfg->ncaps);
+    fence_args(&ab, jr);
+    store_args_addll(&ab, now);
+    store_args_add(&ab, jr->job.id);
+    store_args_add(&ab, jr->job.topic);
+    store_args_addll(&ab, (long long)cfg->ncaps);
     for (size_t i = 0; i < cfg->ncaps; i++) {
         const struct config_cap *c = &cfg->caps[i];
-        argbuf_add(&ab, c->name);
-        argbuf_add(&ab, c->channel < 0 ? "any" : herald_channel_name(c->channel));
-        argbuf_addll(&ab, c->limit);
-        argbuf_addll(&ab, c->window_s);
-        argbuf_add(&ab, q->cap_topics[i]);
+        store_args_add(&ab, c->name);
+        store_args_add(&ab, c->channel < 0 ? "any" : herald_channel_name(c->channel));
+        store_args_addll(&ab, c->limit);
+        store_args_addll(&ab, c->window_s);
+        store_args_add(&ab, q->cap_topics[i]);
     }
     enum { MAXF = HERALD_CH_COUNT + 1 };
     for (size_t i = 0; i < rb->n; i++) {
@@ -892,26 +943,27 @@ static void reserve(struct rbatch *rb, int64_t now)
         /* The sequence number makes each reservation unique, so that a
          * second copy of an id in the same batch is a duplicate, and only
          * a retried command meets its own record. */
-        store_record_format(&r->record, REC_PENDING, jr->rec_entry, q->run_id, now);
+        store_record_format(&r->record, REC_RESERVED, jr->rec_entry, jr->run, now);
         strbuf_add(&r->record, " ", 1);
         strbuf_addll(&r->record, (long long)++q->reserve_seq);
         strbuf_reset(&r->member);
         const char *mparts[] = {chan, "|", jr->job.topic, "|", jr->job.id};
         for (size_t j = 0; j < sizeof(mparts) / sizeof(mparts[0]); j++) strbuf_adds(&r->member, mparts[j]);
-        argbuf_add(&ab, r->rev);
-        argbuf_add(&ab, r->record.buf);
-        argbuf_add(&ab, chan);
-        argbuf_add(&ab, r->member.buf);
-        argbuf_addll(&ab, keep);
-        argbuf_addll(&ab, (long long)nf);
+        store_args_add(&ab, r->rev);
+        store_args_add(&ab, r->record.buf);
+        store_args_add(&ab, r->prior.len ? r->prior.buf : "");
+        store_args_add(&ab, chan);
+        store_args_add(&ab, r->member.buf);
+        store_args_addll(&ab, keep);
+        store_args_addll(&ab, (long long)nf);
         for (size_t j = 0; j < nf; j++) {
-            argbuf_add(&ab, fchan[j]);
-            argbuf_addll(&ab, flim[j]);
-            argbuf_addll(&ab, fwin[j]);
+            store_args_add(&ab, fchan[j]);
+            store_args_addll(&ab, flim[j]);
+            store_args_addll(&ab, fwin[j]);
         }
     }
     strbuf_free(&k);
-    qsend_args(q, on_reserved, rb, discard_rbatch, &ab, store_lua_reserve);
+    store_cmds_send(q->sc, STORE_CMD_HOLD, on_reserved, rb, discard_rbatch, &ab, store_lua_reserve);
 }
 
 static void park_one(struct jobrun *jr, struct deferral *d);
@@ -952,24 +1004,45 @@ static bool decide_one(struct rcpt *r)
         if (tz) in.tz = tz;
     }
     memcpy(in.quiet, q->quiet_ptr, sizeof(in.quiet));
-    if (r->has_rec && is_own_leftover(jr, &r->rec) && r->rec.state == REC_DEFERRED) {
-        /* Deferred by this campaign entry: its time has come, decide again. */
-        r->was_deferred = true;
-        r->has_rec = false;
-    }
+    bool takeover = false;
     if (r->has_rec && is_own_leftover(jr, &r->rec)) {
-        if (r->rec.state != REC_PENDING || strcmp(r->rec.run, q->run_id) == 0) {
+        /* A record this job entry wrote: another copy of the id in this
+         * run holds it, an earlier run finished it, or an earlier run
+         * ended (crash, stop, hold, takeover) before its outcome. */
+        bool this_run = strcmp(r->rec.run, jr->run) == 0;
+        switch (r->rec.state) {
+        case REC_DEFERRED: /* its quiet hours are over: decide again */
+            r->was_deferred = true;
+            r->has_rec = false;
+            break;
+        case REC_RESERVED:
+            if (this_run) {
+                rcpt_drop(r);
+                return false;
+            }
+            /* Reserved by a run that ended before handing it to a
+             * provider: it was never sent. This run takes it over. */
+            takeover = true;
+            r->has_rec = false;
+            break;
+        case REC_PENDING:
+            if (this_run) {
+                rcpt_drop(r);
+                return false;
+            }
+            /* Handed to a provider by a run that died before recording the
+             * result: it may or may not have arrived. Never resend. */
+            finish(r, HERALD_OUTCOME_UNKNOWN, HERALD_REASON_INTERRUPTED, -1, NULL, NULL);
+            return false;
+        default:
             rcpt_drop(r); /* already has its outcome from this job entry */
             return false;
         }
-        /* Reserved by a run that died before recording the result: the
-         * message may or may not have reached the provider. Never resend. */
-        finish(r, HERALD_OUTCOME_UNKNOWN, HERALD_REASON_INTERRUPTED, -1, NULL, NULL);
-        return false;
     }
+    if (!takeover) strbuf_reset(&r->prior);
     if (r->has_rec)
-        in.already_reached = r->rec.state == REC_PENDING || r->rec.state == REC_SENT ||
-                             r->rec.state == REC_UNKNOWN;
+        in.already_reached = r->rec.state == REC_RESERVED || r->rec.state == REC_PENDING ||
+                             r->rec.state == REC_SENT || r->rec.state == REC_UNKNOWN;
     memcpy(in.suppressed, r->suppressed, sizeof(in.suppressed));
     policy_decide(&in, &r->dec);
     if (r->dec.outcome == HERALD_OUTCOME_DEFERRED) defer(jr, r->id, r->dec.until);
@@ -977,8 +1050,8 @@ static bool decide_one(struct rcpt *r)
         finish(r, r->dec.outcome, r->dec.reason, r->dec.channel, NULL, NULL);
         return false;
     }
-    if (q->stopping) {
-        rcpt_drop(r); /* not reserved yet: the next run decides it */
+    if (run_ended(jr)) {
+        rcpt_unfinished(r); /* not reserved yet: the next run decides it */
         return false;
     }
     return true;
@@ -1003,25 +1076,40 @@ static void batch_decide(struct batch *b)
     maybe_more(jr);
 }
 
-static void on_suppress_reply(struct queue *q, redisReply *reply, void *arg)
+/* A batch whose lookup was refused: nothing is decided from it; its
+ * recipients leave unfinished and the run is held. */
+static void batch_refused(struct batch *b, enum store_error err, const char *text, const char *what)
+{
+    struct jobrun *jr = b->jr;
+    run_hold(jr, err, text, what);
+    if (!b->relookup) jr->loading = false;
+    for (size_t i = 0; i < b->n; i++) rcpt_unfinished(b->r[i]);
+    free(b->r);
+    free(b);
+    maybe_more(jr);
+}
+
+static void on_suppress_reply(redisReply *reply, enum store_error err, const char *text, void *arg)
 {
     struct batch *b = arg;
-    (void)q;
-    if (reply->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < b->n; i++) {
-            struct rcpt *r = b->r[i];
-            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-                int idx = r->member_index[ch];
-                if (idx >= 0 && (size_t)idx < reply->elements)
-                    r->suppressed[ch] = reply->element[idx]->integer == 1;
-            }
+    size_t want = 0;
+    for (size_t i = 0; i < b->n; i++)
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) want += b->r[i]->member_index[ch] >= 0;
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == want;
+    for (size_t i = 0; ok && i < reply->elements; i++)
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER) ok = false;
+    if (!ok) {
+        /* Without the list no address can be shown to be clean, and none
+         * is called suppressed on no evidence: decide nothing. */
+        batch_refused(b, reply ? STORE_E_REPLY : err, reply ? "unexpected reply" : text, "the suppression check");
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        struct rcpt *r = b->r[i];
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+            int idx = r->member_index[ch];
+            if (idx >= 0) r->suppressed[ch] = reply->element[idx]->integer == 1;
         }
-    } else {
-        /* Without the list we cannot prove an address is clean: hold back. */
-        log_warn("queue", "suppression lookup failed campaign=%s: %s", b->jr->job.id,
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-        for (size_t i = 0; i < b->n; i++)
-            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) b->r[i]->suppressed[ch] = true;
     }
     batch_decide(b);
 }
@@ -1029,12 +1117,12 @@ static void on_suppress_reply(struct queue *q, redisReply *reply, void *arg)
 static void batch_check_suppression(struct batch *b)
 {
     struct queue *q = b->jr->q;
-    struct argbuf ab;
+    struct store_args ab;
     struct strbuf m;
-    argbuf_init(&ab);
+    store_args_init(&ab);
     strbuf_init(&m);
-    argbuf_add(&ab, "SMISMEMBER");
-    argbuf_add(&ab, q->k_suppress.buf);
+    store_args_add(&ab, "SMISMEMBER");
+    store_args_add(&ab, q->k_suppress.buf);
     for (size_t i = 0; i < b->n; i++) {
         struct rcpt *r = b->r[i];
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
@@ -1043,44 +1131,53 @@ static void batch_check_suppression(struct batch *b)
             if (!addr) continue;
             store_suppress_member(&m, ch, addr);
             r->member_index[ch] = (int)ab.n - 2;
-            argbuf_add(&ab, m.buf);
+            store_args_add(&ab, m.buf);
         }
     }
     strbuf_free(&m);
     if (ab.n > 2) {
-        qsend_args(q, on_suppress_reply, b, discard_batch, &ab, NULL);
+        store_cmds_send(q->sc, STORE_CMD_HOLD, on_suppress_reply, b, discard_batch, &ab, NULL);
         return;
     }
-    argbuf_free(&ab);
+    store_args_free(&ab);
     batch_decide(b);
 }
 
-static void on_lookup(struct queue *q, redisReply *reply, void *arg)
+static bool reply_is_bulk_or_nil(const redisReply *e)
+{
+    return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_NIL;
+}
+
+static void on_lookup(redisReply *reply, enum store_error err, const char *text, void *arg)
 {
     struct batch *b = arg;
     size_t nvalid = 0;
     for (size_t i = 0; i < b->n; i++) nvalid += b->r[i]->valid_id;
-    bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 5 * nvalid;
-    if (!ok)
-        log_warn("queue", "profile lookup failed campaign=%s recipients=%zu: %s", b->jr->job.id, nvalid,
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 5 * nvalid;
+    for (size_t i = 0; ok && i < reply->elements; i++)
+        if (!reply_is_bulk_or_nil(reply->element[i])) ok = false;
+    if (!ok) {
+        /* A failed read is no "unknown recipient": decide nothing. */
+        batch_refused(b, reply ? STORE_E_REPLY : err, reply ? "unexpected reply" : text, "the profile lookup");
+        return;
+    }
     size_t k = 0;
-    for (size_t i = 0; ok && i < b->n; i++) {
+    for (size_t i = 0; i < b->n; i++) {
         struct rcpt *r = b->r[i];
         if (!r->valid_id) continue;
         redisReply *const *el = reply->element + 5 * k++;
-        char err[256];
-        r->found = store_person_from_fields((const redisReply *const *)el, &r->p, err, sizeof(err));
+        char perr[256];
+        r->found = store_person_from_fields((const redisReply *const *)el, &r->p, perr, sizeof(perr));
         if (r->found < 0) /* treated as no profile; said once per person */
             log_warn("queue", "stored profile unreadable recipient=%s: invalid JSON or fields", r->id);
         if (el[3]->type == REDIS_REPLY_STRING)
             herald_copy(r->rev, sizeof(r->rev), el[3]->str);
-        if (el[4]->type == REDIS_REPLY_STRING && store_record_parse(el[4]->str, &r->rec) == 0)
+        if (el[4]->type == REDIS_REPLY_STRING && store_record_parse(el[4]->str, &r->rec) == 0) {
             r->has_rec = true;
+            strbuf_reset(&r->prior);
+            strbuf_add(&r->prior, el[4]->str, el[4]->len); /* in case this run takes it over */
+        }
     }
-    if (!ok)
-        for (size_t i = 0; i < b->n; i++) b->r[i]->found = -1;
-    (void)q;
     batch_check_suppression(b);
 }
 
@@ -1112,7 +1209,7 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
     b->jr = jr;
     b->relookup = relookup;
     b->r = xcalloc(n ? n : 1, sizeof(*b->r));
-    struct argbuf ab;
+    struct store_args ab;
     struct strbuf k;
     strbuf_init(&k);
     size_t nvalid = 0;
@@ -1126,6 +1223,7 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
         strbuf_init(&r->member);
         strbuf_init(&r->unsub);
         strbuf_init(&r->prefs);
+        strbuf_init(&r->prior);
         b->r[b->n++] = r;
         jr->outstanding++;
     }
@@ -1134,61 +1232,68 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
         batch_check_suppression(b);
         return;
     }
-    script_begin(&ab, store_lua_lookup, 2 * nvalid);
+    store_args_script(&ab, store_lua_lookup, 2 * nvalid);
     for (size_t i = 0; i < b->n; i++) {
         if (!b->r[i]->valid_id) continue;
         store_key_person(&k, q->cfg->prefix, b->r[i]->id);
-        argbuf_add(&ab, k.buf);
+        store_args_add(&ab, k.buf);
         store_key_campaigns(&k, q->cfg->prefix, b->r[i]->id);
-        argbuf_add(&ab, k.buf);
+        store_args_add(&ab, k.buf);
     }
-    argbuf_add(&ab, jr->job.id);
+    store_args_add(&ab, jr->job.id);
     strbuf_free(&k);
-    qsend_args(q, on_lookup, b, discard_batch, &ab, store_lua_lookup);
+    store_cmds_send(q->sc, STORE_CMD_HOLD, on_lookup, b, discard_batch, &ab, store_lua_lookup);
 }
 
 /* ---- recipient sources ----------------------------------------------- */
 
-static void on_source_reply(struct queue *q, redisReply *reply, void *arg)
+/* The items of a page of the recipient source, or NULL when the reply has
+ * not the shape of its command's (SSCAN/ZSCAN: [cursor, [items]], ZSCAN's
+ * items in member, score pairs; LRANGE: [items]); items are all strings. */
+static const redisReply *source_items(const struct jobrun *jr, const redisReply *reply)
+{
+    const redisReply *items = reply;
+    if (jr->src != SRC_LIST) {
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+            reply->element[0]->type != REDIS_REPLY_STRING || reply->element[0]->len >= sizeof(jr->cursor))
+            return NULL;
+        items = reply->element[1];
+    }
+    if (items->type != REDIS_REPLY_ARRAY || (jr->src == SRC_ZSET && items->elements % 2)) return NULL;
+    for (size_t i = 0; i < items->elements; i++)
+        if (items->element[i]->type != REDIS_REPLY_STRING) return NULL;
+    return items;
+}
+
+static void on_source_reply(redisReply *reply, enum store_error err, const char *text, void *arg)
 {
     struct jobrun *jr = arg;
-    redisReply *items = NULL;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        log_warn("queue", "reading recipients failed campaign=%s: %s", jr->job.id, reply->str);
-        jr->src_done = true;
+    struct queue *q = jr->q;
+    const redisReply *items = reply ? source_items(jr, reply) : NULL;
+    if (!items) {
+        /* Never "no more recipients" on a failed read: the job is held. */
+        run_hold(jr, reply ? STORE_E_REPLY : err, reply ? "unexpected reply" : text, "reading the recipients");
         jr->loading = false;
         maybe_more(jr);
         return;
     }
     if (jr->src == SRC_LIST) {
-        items = reply;
-        if (reply->type != REDIS_REPLY_ARRAY || (int64_t)reply->elements < q->cfg->batch) jr->src_done = true;
-        jr->list_pos += reply->type == REDIS_REPLY_ARRAY ? (long)reply->elements : 0;
+        if ((int64_t)items->elements < q->cfg->batch) jr->src_done = true;
+        jr->list_pos += (long)items->elements;
     } else {
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-            reply->element[0]->type != REDIS_REPLY_STRING) {
-            jr->src_done = true;
-        } else {
-            snprintf(jr->cursor, sizeof(jr->cursor), "%s", reply->element[0]->str);
-            if (strcmp(jr->cursor, "0") == 0) jr->src_done = true;
-            items = reply->element[1];
-        }
+        herald_copy(jr->cursor, sizeof(jr->cursor), reply->element[0]->str);
+        if (strcmp(jr->cursor, "0") == 0) jr->src_done = true;
     }
     size_t step = jr->src == SRC_ZSET ? 2 : 1; /* ZSCAN returns member, score */
-    size_t n = items && items->type == REDIS_REPLY_ARRAY ? items->elements / step : 0;
-    char **ids = xcalloc(n ? n : 1, sizeof(char *));
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        redisReply *e = items->element[i * step];
-        if (e->type == REDIS_REPLY_STRING) ids[k++] = xstrndup(e->str, e->len);
-    }
-    if (k == 0) {
-        free(ids);
+    size_t n = items->elements / step;
+    if (n == 0) {
         jr->loading = false;
         maybe_more(jr);
         return;
     }
-    batch_lookup(jr, ids, k, false);
+    char **ids = xcalloc(n, sizeof(char *));
+    for (size_t i = 0; i < n; i++) ids[i] = xstrndup(items->element[i * step]->str, items->element[i * step]->len);
+    batch_lookup(jr, ids, n, false);
     free(ids);
 }
 
@@ -1211,16 +1316,16 @@ static void load_batch(struct jobrun *jr)
         return;
     }
     case SRC_SET:
-        QSEND(q, on_source_reply, jr, "SSCAN", jr->src_key, jr->cursor, "COUNT", count);
+        STORE_SEND(q->sc, STORE_CMD_HOLD, on_source_reply, jr, "SSCAN", jr->src_key, jr->cursor, "COUNT", count);
         return;
     case SRC_ZSET:
-        QSEND(q, on_source_reply, jr, "ZSCAN", jr->src_key, jr->cursor, "COUNT", count);
+        STORE_SEND(q->sc, STORE_CMD_HOLD, on_source_reply, jr, "ZSCAN", jr->src_key, jr->cursor, "COUNT", count);
         return;
     case SRC_LIST: {
         char start[24], stop[24];
         snprintf(start, sizeof(start), "%ld", jr->list_pos);
         snprintf(stop, sizeof(stop), "%ld", jr->list_pos + (long)q->cfg->batch - 1);
-        QSEND(q, on_source_reply, jr, "LRANGE", jr->src_key, start, stop);
+        STORE_SEND(q->sc, STORE_CMD_HOLD, on_source_reply, jr, "LRANGE", jr->src_key, start, stop);
         return;
     }
     }
@@ -1232,8 +1337,8 @@ static void jobrun_free(struct jobrun *jr)
 {
     for (size_t i = 0; i < jr->ndeferrals; i++) json_decref(jr->deferrals[i].ids);
     free(jr->deferrals);
-    argbuf_free(&jr->fin_keys);
-    argbuf_free(&jr->fin_args);
+    store_args_free(&jr->fin_keys);
+    store_args_free(&jr->fin_args);
     job_free(&jr->job);
     free(jr->text);
     free(jr->src_key);
@@ -1242,12 +1347,45 @@ static void jobrun_free(struct jobrun *jr)
     free(jr);
 }
 
-static void on_acked(struct queue *q, redisReply *r, void *arg)
+static void on_acked(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    ignore_reply(q, r, NULL);
-    (void)arg;
+    struct queue *q = arg;
+    (void)r;
+    (void)err;
+    (void)text;
     q->counters.jobs_done++;
     read_next(q);
+}
+
+/* Acknowledges entry once its state field is written (so a crash between
+ * the two never leaves an acknowledged job "running"). */
+struct ack {
+    struct queue *q;
+    char entry[64];
+};
+
+static void on_state_done(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct ack *a = arg;
+    (void)r;
+    (void)err;
+    (void)text;
+    STORE_SEND(a->q->sc, 0, on_acked, a->q, "XACK", a->q->k_jobs.buf, STORE_GROUP, a->entry);
+    free(a);
+}
+
+static void state_then_ack(struct queue *q, const char *k_campaign, const char *entry, const char *state)
+{
+    char field[96];
+    snprintf(field, sizeof(field), "state:%s", entry);
+    struct ack *a = xmalloc(sizeof(*a));
+    a->q = q;
+    herald_copy(a->entry, sizeof(a->entry), entry);
+    struct store_args ab;
+    store_args_init(&ab);
+    const char *argv[] = {"HSET", k_campaign, field, state};
+    for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++) store_args_add(&ab, argv[i]);
+    store_cmds_send(q->sc, 0, on_state_done, a, free, &ab, NULL);
 }
 
 /*
@@ -1259,7 +1397,7 @@ static void on_acked(struct queue *q, redisReply *r, void *arg)
 static void park_one(struct jobrun *jr, struct deferral *d)
 {
     struct queue *q = jr->q;
-    if (json_array_size(d->ids) == 0) return;
+    if (json_array_size(d->ids) == 0 || jr->end == RUN_LOST) return;
     json_t *o = json_loads(jr->text, 0, NULL);
     if (!o) return; /* it parsed once; cannot happen */
     char when[32], score[24];
@@ -1274,7 +1412,7 @@ static void park_one(struct jobrun *jr, struct deferral *d)
     strbuf_init(&member);
     strbuf_addf(&member, "%s|d\n%s", jr->rec_entry, text);
     jr->writes++;
-    QSEND(q, on_write_done, jr, "ZADD", q->k_scheduled.buf, score, member.buf);
+    STORE_SEND(q->sc, 0, on_write_done, jr, "ZADD", q->k_scheduled.buf, score, member.buf);
     log_info("queue", "deferred campaign=%s recipients=%zu until=%s", jr->job.id, json_array_size(d->ids), when);
     strbuf_free(&member);
     free(text);
@@ -1287,25 +1425,45 @@ static void park_deferrals(struct jobrun *jr)
     for (size_t i = 0; i < jr->ndeferrals; i++) park_one(jr, &jr->deferrals[i]);
 }
 
+static void on_hold_over(uv_timer_t *t)
+{
+    struct queue *q = t->data;
+    q->own_pending_done = false; /* the held entry is among our own pending ones */
+    read_next(q);
+}
+
+/* Every recipient that entered the run left it. Only a run that gave each
+ * one its outcome (or parked it for its quiet hours) acknowledges the job:
+ * one that stopped, was held or lost leaves it pending, and the next run
+ * decides what is left. */
 static void job_complete(struct jobrun *jr)
 {
     struct queue *q = jr->q;
-    if (jr->src_done && jr->started && !jr->deferrals_parked && jr->ndeferrals) {
+    bool finished = jr->src_done && jr->started && jr->end == RUN_ON && jr->unfinished == 0;
+    if (finished && !jr->deferrals_parked && jr->ndeferrals) {
         park_deferrals(jr);
         if (jr->writes) return; /* their answers bring us back here */
     }
     q->jr = NULL;
     uv_timer_stop(&q->heartbeat);
-    if (jr->src_done && jr->started) {
-        char field[96];
-        snprintf(field, sizeof(field), "state:%s", jr->entry);
+    if (finished) {
         log_info("queue", "job done campaign=%s entry=%s missing_fields=%u", jr->job.id, jr->entry,
                  jr->missing_fields);
-        QSEND(q, ignore_reply, NULL, "HSET", jr->k_campaign.buf, field, "done");
-        QSEND(q, on_acked, NULL, "XACK", q->k_jobs.buf, STORE_GROUP, jr->entry);
+        q->held_entry[0] = '\0';
+        q->hold_ms = 0;
+        state_then_ack(q, jr->k_campaign.buf, jr->entry, "done");
+    } else if (jr->end == RUN_HELD) {
+        q->hold_ms = q->hold_ms ? (2 * q->hold_ms > QUEUE_HOLD_MAX_MS ? QUEUE_HOLD_MAX_MS : 2 * q->hold_ms)
+                                : QUEUE_HOLD_MIN_MS;
+        log_info("queue", "job held campaign=%s entry=%s unfinished=%zu: tried again in %llds", jr->job.id,
+                 jr->entry, jr->unfinished, (long long)(q->hold_ms / 1000));
+        uv_timer_start(&q->hold_timer, on_hold_over, (uint64_t)q->hold_ms, 0);
+    } else if (jr->end == RUN_LOST) {
+        log_info("queue", "job left to its new owner campaign=%s entry=%s", jr->job.id, jr->entry);
+        read_next(q);
     } else {
-        log_info("queue", "job paused campaign=%s entry=%s (it stays pending and resumes on restart)",
-                 jr->job.id, jr->entry);
+        log_info("queue", "job paused campaign=%s entry=%s unfinished=%zu (it stays pending and resumes on restart)",
+                 jr->job.id, jr->entry, jr->unfinished);
     }
     jobrun_free(jr);
     check_drained(q);
@@ -1315,7 +1473,7 @@ static void maybe_more(struct jobrun *jr)
 {
     struct queue *q = jr->q;
     if (jr->loading) return;
-    bool stop = q->stopping || jr->src_done;
+    bool stop = run_ended(jr) || jr->src_done;
     if (!stop && (int64_t)(jr->outstanding + (size_t)q->cfg->batch) <= q->cfg->max_in_flight) {
         load_batch(jr);
         return;
@@ -1323,24 +1481,38 @@ static void maybe_more(struct jobrun *jr)
     if (stop && jr->outstanding == 0 && jr->writes == 0) job_complete(jr);
 }
 
-static void on_card(struct queue *q, redisReply *r, void *arg)
+static void on_card(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct jobrun *jr = arg;
-    char total[24], field[96];
-    snprintf(total, sizeof(total), "%lld", r->type == REDIS_REPLY_INTEGER ? r->integer : 0LL);
-    snprintf(field, sizeof(field), "total:%s", jr->entry);
-    QSEND(q, ignore_reply, NULL, "HSET", jr->k_campaign.buf, field, total);
-    jr->started = true;
+    struct queue *q = jr->q;
     jr->loading = false; /* set while TYPE and the count were pending */
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        run_hold(jr, r ? STORE_E_REPLY : err, r ? "unexpected reply" : text, "counting the recipients");
+        maybe_more(jr);
+        return;
+    }
+    char total[24], field[96];
+    snprintf(total, sizeof(total), "%lld", r->integer);
+    snprintf(field, sizeof(field), "total:%s", jr->entry);
+    STORE_SEND(q->sc, 0, on_written, NULL, "HSET", jr->k_campaign.buf, field, total);
+    jr->started = true;
     maybe_more(jr);
 }
 
 static void dead_letter(struct queue *q, const char *entry, const char *text, const char *error);
 
-static void on_type(struct queue *q, redisReply *r, void *arg)
+static void on_type(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct jobrun *jr = arg;
-    const char *t = r->type == REDIS_REPLY_STATUS ? r->str : "";
+    struct queue *q = jr->q;
+    if (!r || r->type != REDIS_REPLY_STATUS || run_ended(jr)) {
+        if (!run_ended(jr))
+            run_hold(jr, r ? STORE_E_REPLY : err, r ? "unexpected reply" : text, "the type of recipients_key");
+        jr->loading = false;
+        maybe_more(jr);
+        return;
+    }
+    const char *t = r->str;
     const char *card = NULL;
     if (strcmp(t, "set") == 0) {
         jr->src = SRC_SET;
@@ -1353,81 +1525,156 @@ static void on_type(struct queue *q, redisReply *r, void *arg)
         card = "LLEN";
     }
     if (!card) {
-        char err[256];
+        char msg[256];
         if (strcmp(t, "none") == 0)
-            snprintf(err, sizeof(err), "recipients_key: the key does not exist");
+            snprintf(msg, sizeof(msg), "recipients_key: the key does not exist");
         else
-            snprintf(err, sizeof(err), "recipients_key: the key is a %s; expected a set, zset or list", t);
+            snprintf(msg, sizeof(msg), "recipients_key: the key is a %.32s; expected a set, zset or list", t);
         q->jr = NULL;
         uv_timer_stop(&q->heartbeat);
-        dead_letter(q, jr->entry, jr->text, err);
+        dead_letter(q, jr->entry, jr->text, msg);
         jobrun_free(jr);
         return;
     }
-    QSEND(q, on_card, jr, card, jr->src_key);
+    STORE_SEND(q->sc, STORE_CMD_HOLD, on_card, jr, card, jr->src_key);
+}
+
+/* The heartbeat's answer, for the entry it was sent for. */
+struct beat {
+    struct queue *q;
+    char entry[64];
+};
+
+static void on_beat(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct beat *b = arg;
+    struct jobrun *jr = b->q->jr;
+    (void)err;
+    (void)text;
+    if (jr && strcmp(jr->entry, b->entry) == 0 && r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)) {
+        if (strcmp(r->str, "lost") == 0) run_lost(jr, "another consumer owns the entry now");
+        else if (strcmp(r->str, "gone") == 0) run_lost(jr, "the entry is no longer pending");
+    }
+    free(b);
 }
 
 static void on_heartbeat(uv_timer_t *t)
 {
     struct queue *q = t->data;
-    if (!q->jr || !rconn_ready(q->data)) return;
+    if (!q->jr || q->jr->end == RUN_LOST || !rconn_ready(q->data)) return;
     /* Keeps the entry's idle time low so that no other consumer claims a
-     * job we are still working on. */
-    QSEND(q, ignore_reply, NULL, "XCLAIM", q->k_jobs.buf, STORE_GROUP, q->consumer, "0", q->jr->entry,
-          "JUSTID");
+     * job we are still working on, and learns when one did (never taking
+     * it back: lua/heartbeat.lua). */
+    struct beat *b = xmalloc(sizeof(*b));
+    b->q = q;
+    herald_copy(b->entry, sizeof(b->entry), q->jr->entry);
+    struct store_args ab;
+    store_args_script(&ab, store_lua_heartbeat, 1);
+    store_args_add(&ab, q->k_jobs.buf);
+    store_args_add(&ab, STORE_GROUP);
+    store_args_add(&ab, b->entry);
+    store_args_add(&ab, q->consumer);
+    store_cmds_send(q->sc, 0, on_beat, b, free, &ab, store_lua_heartbeat);
 }
 
-static void on_dead_acked(struct queue *q, redisReply *r, void *arg)
+static void on_dead_acked(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    ignore_reply(q, r, arg);
+    struct queue *q = arg;
+    (void)r;
+    (void)err;
+    (void)text;
     q->counters.jobs_refused++;
     read_next(q);
 }
 
-static void on_dead_added(struct queue *q, redisReply *r, void *arg)
+struct dead {
+    struct queue *q;
+    char entry[64];
+};
+
+static void on_dead_added(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    char *entry = arg;
-    ignore_reply(q, r, NULL);
-    QSEND(q, on_dead_acked, NULL, "XACK", q->k_jobs.buf, STORE_GROUP, entry);
-    free(entry);
+    struct dead *d = arg;
+    (void)r;
+    (void)err;
+    (void)text;
+    STORE_SEND(d->q->sc, 0, on_dead_acked, d->q, "XACK", d->q->k_jobs.buf, STORE_GROUP, d->entry);
+    free(d);
 }
 
+/* The job goes to herald:dead with its error, then is acknowledged: the
+ * acknowledgement waits for the dead letter to be stored. */
 static void dead_letter(struct queue *q, const char *entry, const char *text, const char *error)
 {
     /* The error may quote job text; the log line carries the entry id only. */
     log_warn("queue", "job refused entry=%s (reason in %s)", entry, q->k_dead.buf);
-    struct argbuf ab;
-    argbuf_init(&ab);
+    struct store_args ab;
+    store_args_init(&ab);
     const char *argv[] = {"XADD", q->k_dead.buf, "*", "error", error, "entry", text ? text : "", "job_entry", entry};
-    for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++) argbuf_add(&ab, argv[i]);
-    qsend_args(q, on_dead_added, xstrdup(entry), free, &ab, NULL);
+    for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++) store_args_add(&ab, argv[i]);
+    struct dead *d = xmalloc(sizeof(*d));
+    d->q = q;
+    herald_copy(d->entry, sizeof(d->entry), entry);
+    store_cmds_send(q->sc, 0, on_dead_added, d, free, &ab, NULL);
+}
+
+/* A job scheduled for later: it is parked in the scheduled set, its state
+ * says so, then the entry is acknowledged (each step once the one before
+ * it landed). */
+struct sched {
+    struct queue *q;
+    char entry[64];
+    char *k_campaign;
+};
+
+static void discard_sched(void *arg)
+{
+    struct sched *s = arg;
+    free(s->k_campaign);
+    free(s);
+}
+
+static void on_scheduled_parked(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct sched *s = arg;
+    (void)r;
+    (void)err;
+    (void)text;
+    state_then_ack(s->q, s->k_campaign, s->entry, "scheduled");
+    discard_sched(s);
 }
 
 /* A job for later is parked in Redis (not in memory), so that it survives
  * restarts and does not hold up the jobs behind it. */
-static void hold_job(struct queue *q, struct jobrun *jr)
+static void schedule_job(struct queue *q, struct jobrun *jr)
 {
-    char score[24], field[96], when[32];
+    char score[24], when[32];
     snprintf(score, sizeof(score), "%lld", (long long)jr->job.not_before);
-    snprintf(field, sizeof(field), "state:%s", jr->entry);
     herald_time_format(jr->job.not_before, when, sizeof(when));
     struct strbuf member;
     strbuf_init(&member);
     strbuf_addf(&member, "%s%s\n%s", jr->rec_entry, jr->resumed ? "|d" : "", jr->text);
     log_info("queue", "job scheduled campaign=%s entry=%s not_before=%s", jr->job.id, jr->entry, when);
-    QSEND(q, ignore_reply, NULL, "ZADD", q->k_scheduled.buf, score, member.buf);
-    QSEND(q, ignore_reply, NULL, "HSET", jr->k_campaign.buf, field, "scheduled");
-    QSEND(q, on_acked, NULL, "XACK", q->k_jobs.buf, STORE_GROUP, jr->entry);
+    struct sched *s = xmalloc(sizeof(*s));
+    s->q = q;
+    herald_copy(s->entry, sizeof(s->entry), jr->entry);
+    s->k_campaign = xstrdup(jr->k_campaign.buf);
+    struct store_args ab;
+    store_args_init(&ab);
+    const char *argv[] = {"ZADD", q->k_scheduled.buf, score, member.buf};
+    for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++) store_args_add(&ab, argv[i]);
+    store_cmds_send(q->sc, 0, on_scheduled_parked, s, discard_sched, &ab, NULL);
     strbuf_free(&member);
     jobrun_free(jr);
 }
 
-static void on_released_due(struct queue *q, redisReply *r, void *arg)
+static void on_released_due(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    (void)arg;
+    struct queue *q = arg;
+    (void)err;
+    (void)text;
     q->releasing = false;
-    if (r->type == REDIS_REPLY_ERROR) log_warn("queue", "releasing scheduled jobs failed: %s", r->str);
-    else if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+    if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
         log_info("queue", "released %lld scheduled job(s)", r->integer);
 }
 
@@ -1438,13 +1685,13 @@ static void on_release_timer(uv_timer_t *t)
     char now[24];
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
     q->releasing = true;
-    struct argbuf ab;
-    script_begin(&ab, store_lua_release_due, 2);
-    argbuf_add(&ab, q->k_scheduled.buf);
-    argbuf_add(&ab, q->k_jobs.buf);
-    argbuf_add(&ab, now);
-    argbuf_add(&ab, "16");
-    qsend_args(q, on_released_due, NULL, NULL, &ab, store_lua_release_due);
+    struct store_args ab;
+    store_args_script(&ab, store_lua_release_due, 2);
+    store_args_add(&ab, q->k_scheduled.buf);
+    store_args_add(&ab, q->k_jobs.buf);
+    store_args_add(&ab, now);
+    store_args_add(&ab, "16");
+    store_cmds_send(q->sc, 0, on_released_due, q, NULL, &ab, store_lua_release_due);
 }
 
 static void start_job(struct queue *q, const char *entry, const char *text, size_t len,
@@ -1453,9 +1700,9 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     char err[512];
     struct jobrun *jr = xcalloc(1, sizeof(*jr));
     jr->q = q;
-    argbuf_init(&jr->fin_keys);
-    argbuf_init(&jr->fin_args);
-    snprintf(jr->entry, sizeof(jr->entry), "%s", entry);
+    store_args_init(&jr->fin_keys);
+    store_args_init(&jr->fin_args);
+    herald_copy(jr->entry, sizeof(jr->entry), entry);
     strbuf_init(&jr->k_campaign);
     strbuf_init(&jr->k_norecord);
     if (!text) {
@@ -1471,7 +1718,10 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     }
     store_key_campaign(&jr->k_campaign, q->cfg->prefix, jr->job.id);
     store_key_campaign_norecord(&jr->k_norecord, q->cfg->prefix, jr->job.id);
-    snprintf(jr->rec_entry, sizeof(jr->rec_entry), "%s", entry);
+    herald_copy(jr->rec_entry, sizeof(jr->rec_entry), entry);
+    /* Each run has a name of its own, so that a later run of the same job
+     * in this process (after a hold) tells its records from this one's. */
+    snprintf(jr->run, sizeof(jr->run), "%s.%llu", q->run_id, (unsigned long long)++q->run_seq);
     if (held_from) {
         /* "<entry>" for a job held until not_before, "<entry>|d" for
          * recipients deferred by that entry: records keep naming it. */
@@ -1480,45 +1730,50 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
         jr->resumed = strcmp(held_from + n, "|d") == 0;
         char old[96];
         snprintf(old, sizeof(old), "state:%s", jr->rec_entry);
-        if (!jr->resumed) QSEND(q, ignore_reply, NULL, "HDEL", jr->k_campaign.buf, old);
+        if (!jr->resumed) STORE_SEND(q->sc, 0, on_written, NULL, "HDEL", jr->k_campaign.buf, old);
     }
     if (jr->job.not_before > time(NULL)) {
-        hold_job(q, jr);
+        schedule_job(q, jr);
         return;
     }
     q->jr = jr;
-    log_info("queue", "job started campaign=%s entry=%s", jr->job.id, entry);
+    log_info("queue", "job started campaign=%s entry=%s run=%s", jr->job.id, entry, jr->run);
     char field[96];
     snprintf(field, sizeof(field), "state:%s", entry);
-    QSEND(q, ignore_reply, NULL, "HSET", jr->k_campaign.buf, field, "running");
+    STORE_SEND(q->sc, 0, on_written, NULL, "HSET", jr->k_campaign.buf, field, "running");
     uint64_t hb = (uint64_t)(q->cfg->claim_idle_ms / 3 > 0 ? q->cfg->claim_idle_ms / 3 : 1000);
     uv_timer_start(&q->heartbeat, on_heartbeat, hb, hb);
     if (jr->job.recipients_key) {
         jr->src_key = xstrdup(jr->job.recipients_key);
         snprintf(jr->cursor, sizeof(jr->cursor), "0");
         jr->loading = true; /* until TYPE answers */
-        QSEND(q, on_type, jr, "TYPE", jr->src_key);
+        STORE_SEND(q->sc, STORE_CMD_HOLD, on_type, jr, "TYPE", jr->src_key);
         return;
     }
     jr->src = SRC_INLINE;
     char total[24];
     snprintf(total, sizeof(total), "%zu", jr->job.nrecipients);
     snprintf(field, sizeof(field), "total:%s", entry);
-    if (!jr->resumed) QSEND(q, ignore_reply, NULL, "HSET", jr->k_campaign.buf, field, total);
+    if (!jr->resumed) STORE_SEND(q->sc, 0, on_written, NULL, "HSET", jr->k_campaign.buf, field, total);
     jr->started = true;
     maybe_more(jr);
 }
 
 /* ---- reading the stream ---------------------------------------------- */
 
-/* entries: array of [id, [field, value, ...]]. Takes the first. Returns
- * false when there is none. */
-static bool take_entry(struct queue *q, redisReply *entries)
+enum take { TAKE_NONE, TAKE_STARTED, TAKE_ACKED };
+
+/* entries: array of [id, [field, value, ...]]. Takes the first: starts it,
+ * or acknowledges it when it was deleted while pending. */
+static enum take take_entry(struct queue *q, const redisReply *entries)
 {
-    if (!entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return false;
+    if (!entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return TAKE_NONE;
     redisReply *e = entries->element[0];
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING)
-        return false;
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+        e->element[0]->len >= 64) {
+        log_warn("queue", "unexpected reply reading jobs: an entry of the wrong shape");
+        return TAKE_NONE;
+    }
     const char *id = e->element[0]->str;
     redisReply *fields = e->element[1];
     const char *text = NULL, *held_from = NULL;
@@ -1536,11 +1791,20 @@ static bool take_entry(struct queue *q, redisReply *entries)
         }
     } else {
         /* Deleted from the stream while pending: nothing to do but ack. */
-        QSEND(q, ignore_reply, NULL, "XACK", q->k_jobs.buf, STORE_GROUP, id);
-        return false;
+        STORE_SEND(q->sc, 0, on_written, NULL, "XACK", q->k_jobs.buf, STORE_GROUP, id);
+        return TAKE_ACKED;
     }
     start_job(q, id, text, len, held_from);
-    return true;
+    return TAKE_STARTED;
+}
+
+/* XREADGROUP's reply: [[stream, entries]] (or nil: nothing new). */
+static const redisReply *read_entries(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1) return NULL;
+    const redisReply *s = r->element[0];
+    if (s->type != REDIS_REPLY_ARRAY || s->elements != 2) return NULL;
+    return s->element[1];
 }
 
 static void on_read(struct rconn *rc, redisReply *r, void *priv)
@@ -1560,11 +1824,11 @@ static void on_read(struct rconn *rc, redisReply *r, void *priv)
         return;
     }
     log_recovered(&q->read_complaint, "queue", "reading jobs works again");
-    bool took = false;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1)
-        took = take_entry(q, r->element[0]->element[1]);
-    if (!took && !q->own_pending_done && r->type != REDIS_REPLY_ERROR) q->own_pending_done = true;
-    if (!took) read_next(q);
+    enum take took = r->type == REDIS_REPLY_NIL ? TAKE_NONE : take_entry(q, read_entries(r));
+    /* Our own pending entries are read until none is left (one deleted
+     * meanwhile was acknowledged: read on). */
+    if (took == TAKE_NONE && !q->own_pending_done) q->own_pending_done = true;
+    if (took != TAKE_STARTED) read_next(q);
 }
 
 static void on_claim(struct rconn *rc, redisReply *r, void *priv)
@@ -1573,12 +1837,15 @@ static void on_claim(struct rconn *rc, redisReply *r, void *priv)
     (void)rc;
     q->reading = false;
     if (!r) return;
-    bool took = false;
+    enum take took = TAKE_NONE;
     if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
         took = take_entry(q, r->element[1]);
-        if (took) log_info("queue", "took over a job left by another consumer entry=%s", q->jr ? q->jr->entry : "-");
+        if (took == TAKE_STARTED && q->jr)
+            log_info("queue", "took over a job left by another consumer entry=%s", q->jr->entry);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        log_complain(&q->read_complaint, "queue", "taking over idle jobs failed: %s", r->str);
     }
-    if (!took) read_next(q);
+    if (took != TAKE_STARTED) read_next(q);
 }
 
 static void on_group(struct rconn *rc, redisReply *r, void *priv)
@@ -1603,7 +1870,7 @@ static void on_retry(uv_timer_t *t)
 
 static void read_next(struct queue *q)
 {
-    if (q->stopping || q->jr || q->reading || !rconn_ready(q->jobs)) {
+    if (q->stopping || q->jr || q->reading || !rconn_ready(q->jobs) || uv_is_active((uv_handle_t *)&q->hold_timer)) {
         check_drained(q);
         return;
     }
@@ -1685,14 +1952,45 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     q->ready_target = 0;
     for (size_t i = 0; i < cfg->nproviders; i++) q->ready_target += 4 * (size_t)cfg->providers[i].concurrency;
     if (q->ready_target < 32) q->ready_target = 32;
-    q->handles_open = 5;
+    uv_timer_init(loop, &q->hold_timer);
+    q->hold_timer.data = q;
+    q->handles_open = 6;
     q->last_claim_ms = 0;
+    q->sc = store_cmds_new(loop, data, "data");
+    q->held_error = STORE_E_COUNT;
+    strbuf_init(&q->k_marker);
+    store_key_marker(&q->k_marker, cfg->prefix);
     return q;
+}
+
+/* herald's marker key, set by the first daemon that reached this Redis.
+ * Found gone after it was seen, it says that Redis came back empty (a
+ * restart without persistence, a FLUSHALL): work in flight was lost with
+ * it. Said once, and shown on /healthz and /metrics until the restart
+ * of this daemon; the fence keeps the runs of that moment from writing. */
+static void on_marker(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct queue *q = arg;
+    (void)err;
+    (void)text;
+    bool absent = r->type == REDIS_REPLY_NIL;
+    if (absent && q->marker_seen && !q->emptied) {
+        q->emptied = true;
+        log_error("queue", "redis came back empty: herald's marker key %s is gone (no persistence, or a flush); "
+                           "jobs, records and audit written before are lost", q->k_marker.buf);
+    }
+    q->marker_seen = true;
 }
 
 void queue_connected(struct queue *q, struct rconn *rc)
 {
-    if (rc == q->data) backlog_flush(q);
+    if (rc == q->data) {
+        char now[24];
+        snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+        /* Set when absent; the old value (nil: it was absent) says which. */
+        STORE_SEND(q->sc, 0, on_marker, q, "SET", q->k_marker.buf, now, "NX", "GET");
+        store_cmds_connected(q->sc);
+    }
     if (rc == q->jobs) {
         q->reading = false;
         /* After a loss, re-read our own pending entries first. */
@@ -1704,7 +2002,7 @@ void queue_connected(struct queue *q, struct rconn *rc)
 static void check_drained(struct queue *q)
 {
     if (!q->stopping || !q->drained) return;
-    if (q->jr || q->backlog || q->inflight_cmds || dispatch_in_flight(q->d)) return;
+    if (q->jr || !store_cmds_idle(q->sc) || dispatch_in_flight(q->d)) return;
     void (*cb)(void *) = q->drained;
     q->drained = NULL;
     cb(q->drained_arg);
@@ -1725,7 +2023,16 @@ void queue_counters(const struct queue *q, struct queue_counters *out)
 {
     *out = q->counters;
     out->in_flight = q->jr ? q->jr->outstanding : 0;
-    out->backlog = q->nbacklog;
+    struct store_cmds_status st;
+    store_cmds_status(q->sc, &st);
+    out->backlog = st.backlog;
+    out->redis_waiting = st.waiting && st.error != STORE_E_COUNT;
+    out->redis_error = out->redis_waiting ? store_error_name(st.error) : NULL;
+    out->redis_waiting_ms = out->redis_waiting ? (int64_t)uv_now(q->loop) - st.since_ms : 0;
+    memcpy(out->redis_errors, st.errors, sizeof(out->redis_errors));
+    out->held_error = q->held_entry[0] && q->held_error != STORE_E_COUNT ? store_error_name(q->held_error) : NULL;
+    herald_copy(out->held_entry, sizeof(out->held_entry), q->held_entry);
+    out->redis_emptied = q->emptied;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -1738,6 +2045,7 @@ static void on_handle_closed(uv_handle_t *h)
     strbuf_free(&q->k_suppress);
     strbuf_free(&q->k_scheduled);
     strbuf_free(&q->scratch);
+    strbuf_free(&q->k_marker);
     for (size_t i = 0; i < q->cfg->ncaps; i++) free(q->cap_topics[i]);
     free(q->cap_topics);
     tzdb_free(q->tzdb);
@@ -1750,12 +2058,8 @@ void queue_free(struct queue *q)
 {
     /* Whatever could not be written before the drain timeout is lost here;
      * the job stays pending in the stream and is redone from the records. */
-    while (q->backlog) {
-        struct qcmd *c = q->backlog;
-        q->backlog = c->next;
-        if (c->discard) c->discard(c->arg);
-        qcmd_free(c);
-    }
+    store_cmds_free(q->sc, NULL, NULL);
+    q->sc = NULL;
     while (q->ready_head) {
         struct rcpt *r = q->ready_head;
         q->ready_head = r->next_ready;
@@ -1774,4 +2078,5 @@ void queue_free(struct queue *q)
     uv_close((uv_handle_t *)&q->release_timer, on_handle_closed);
     uv_close((uv_handle_t *)&q->flush_check, on_handle_closed);
     uv_close((uv_handle_t *)&q->ready_idle, on_handle_closed);
+    uv_close((uv_handle_t *)&q->hold_timer, on_handle_closed);
 }

@@ -10,9 +10,14 @@
  * terminal outcome and every write about them has been answered by Redis.
  *
  * Memory stays flat: at most [daemon] max_in_flight recipients are held at
- * once, whatever the size of the campaign. Redis commands that meet a lost
- * connection wait in a backlog and are sent again after reconnection;
- * nothing is dropped.
+ * once, whatever the size of the campaign. Every Redis command goes through
+ * the store's command layer (store_cmd.h): an error reply is never taken
+ * for an answer. A transient one (OOM, READONLY, LOADING, a lost
+ * connection, ...) is retried and the work waits; a permanent one on a
+ * read the job needs (an ACL denial, a key of the wrong type) holds the
+ * job: it stays pending and is tried again later. A stop, a hold, or a
+ * run that lost its entry to another consumer never acknowledges a job
+ * with recipients still undecided.
  */
 #ifndef HERALD_QUEUE_H
 #define HERALD_QUEUE_H
@@ -22,6 +27,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "rconn.h"
+#include "store_cmd.h"
 
 struct queue;
 
@@ -29,7 +35,17 @@ struct queue_counters {
     uint64_t jobs_done, jobs_refused;
     uint64_t outcomes[HERALD_OUTCOME_COUNT];
     uint64_t in_flight;       /* recipients held now */
-    uint64_t backlog;         /* Redis commands waiting for a connection */
+    uint64_t backlog;         /* Redis commands waiting for a connection or a retry */
+    /* Waiting on Redis: an error reply is being retried (store_cmd.h). */
+    bool redis_waiting;
+    const char *redis_error;  /* its label ("oom", "readonly", ...) while waiting */
+    int64_t redis_waiting_ms; /* for how long */
+    uint64_t redis_errors[STORE_E_COUNT]; /* error replies met, by label */
+    /* The job held last (a command it needs was refused for good): its
+     * entry and error label; NULL/"" when none is held. */
+    const char *held_error;
+    char held_entry[64];
+    bool redis_emptied;       /* Redis came back empty since this daemon started */
 };
 
 /* jobs: a connection for blocking stream reads; data: everything else. */

@@ -39,6 +39,7 @@ void store_key_history(struct strbuf *sb, const char *prefix, const char *id) { 
 void store_key_suppress(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress", NULL, NULL); }
 void store_key_addr(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":addr", NULL, NULL); }
 void store_key_tombstones(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":tombstones", NULL, NULL); }
+void store_key_marker(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":marker", NULL, NULL); }
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign) { key(sb, prefix, ":campaign:", campaign, NULL); }
 void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign)
 {
@@ -59,11 +60,11 @@ void store_suppress_member(struct strbuf *sb, int channel, const char *address)
     strbuf_adds(sb, hex);
 }
 
-static const char *rec_names[] = {"", "pending", "sent", "failed", "suppressed", "unknown", "deferred"};
+static const char *rec_names[] = {"", "pending", "sent", "failed", "suppressed", "unknown", "deferred", "reserved"};
 
 const char *store_rec_state_name(enum store_rec_state st)
 {
-    return st <= REC_DEFERRED ? rec_names[st] : "";
+    return st <= REC_RESERVED ? rec_names[st] : "";
 }
 
 void store_record_format(struct strbuf *sb, enum store_rec_state st, const char *entry,
@@ -84,144 +85,14 @@ int store_record_parse(const char *s, struct store_record *rec)
     long long at;
     memset(rec, 0, sizeof(*rec));
     if (sscanf(s, "%15s %63s %31s %lld", st, rec->entry, rec->run, &at) != 4) return -HERALD_EINVAL;
-    for (int i = REC_PENDING; i <= REC_DEFERRED; i++)
+    for (int i = REC_PENDING; i <= REC_RESERVED; i++)
         if (strcmp(st, rec_names[i]) == 0) rec->state = (enum store_rec_state)i;
     if (rec->state == REC_NONE) return -HERALD_EINVAL;
     rec->at = at;
     return 0;
 }
 
-#define STORE_STR_(x) #x
-#define STORE_STR(x) STORE_STR_(x)
-
-const char store_lua_lookup[] =
-    "#!lua flags=no-writes\n"
-    "local out, o = {}, 0\n"
-    "for i = 1, #KEYS, 2 do\n"
-    "  local h = redis.call('HMGET', KEYS[i], 'profile', 'consent:email', 'consent:sms', 'rev')\n"
-    "  out[o + 1], out[o + 2], out[o + 3], out[o + 4] = h[1], h[2], h[3], h[4]\n"
-    "  out[o + 5] = redis.call('HGET', KEYS[i + 1], ARGV[1])\n"
-    "  o = o + 5\n"
-    "end\n"
-    "return out\n";
-
-const char store_lua_reserve[] =
-    "local now, campaign, topic = tonumber(ARGV[1]), ARGV[2], ARGV[3]\n"
-    "local ncaps = tonumber(ARGV[4])\n"
-    "local caps = {}\n"
-    "for c = 0, ncaps - 1 do\n"
-    "  local b = 5 + 5 * c\n"
-    "  caps[#caps + 1] = {ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), ARGV[b + 4]}\n"
-    "end\n"
-    "local i = 5 + 5 * ncaps\n"
-    "local none = {}\n" /* shared, never written: no table per recipient without limits */
-    "local function count(hist, cch, win, topics)\n"
-    "  local n = 0\n"
-    "  for _, h in ipairs(hist) do\n"
-    "    if h[1] > now - win and (cch == 'any' or h[2] == cch) and\n"
-    "       (topics == '' or string.find(topics, ',' .. h[3] .. ',', 1, true)) then n = n + 1 end\n"
-    "  end\n"
-    "  return n\n"
-    "end\n"
-    "local function reserve(person, camps, sends, rev, record, ch, member, keep, freq)\n"
-    "  if (redis.call('HGET', person, 'rev') or '') ~= rev then return 'stale', '' end\n"
-    "  local cur = redis.call('HGET', camps, campaign)\n"
-    "  if cur then\n"
-    "    local st = string.match(cur, '^(%a+)')\n"
-    "    if st == 'pending' or st == 'sent' or st == 'unknown' then return 'duplicate', cur end\n"
-    "  end\n"
-    "  local hist = none\n"
-    "  if keep > 0 then\n"
-    "    hist = {}\n"
-    "    local raw = redis.call('ZRANGEBYSCORE', sends, '(' .. (now - keep), '+inf', 'WITHSCORES')\n"
-    "    for j = 1, #raw, 2 do\n"
-    "      local hc, ht = string.match(raw[j], '^([^|]*)|([^|]*)|')\n"
-    "      hist[#hist + 1] = {tonumber(raw[j + 1]), hc, ht}\n"
-    "    end\n"
-    "  end\n"
-    "  for _, c in ipairs(caps) do\n"
-    "    if (c[2] == 'any' or c[2] == ch) and (c[5] == '' or string.find(c[5], ',' .. topic .. ',', 1, true)) and\n"
-    "       count(hist, c[2], c[4], c[5]) >= c[3] then return 'cap', c[1] end\n"
-    "  end\n"
-    "  for _, f in ipairs(freq) do\n"
-    "    if (f[1] == 'any' or f[1] == ch) and count(hist, f[1], f[3], '') >= f[2] then return 'user_frequency', '' end\n"
-    "  end\n"
-    "  redis.call('HSET', camps, campaign, record)\n"
-    "  if keep > 0 then\n"
-    "    redis.call('ZADD', sends, now, member)\n"
-    "    redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - keep)\n"
-    "    redis.call('EXPIRE', sends, keep + 60)\n"
-    "  end\n"
-    "  return 'ok', ''\n"
-    "end\n"
-    "local out, o = {}, 0\n"
-    "for k = 1, #KEYS, 3 do\n"
-    "  local nf = tonumber(ARGV[i + 5])\n"
-    "  local freq = nf > 0 and {} or none\n"
-    "  for f = 0, nf - 1 do\n"
-    "    local b = i + 6 + 3 * f\n"
-    "    freq[#freq + 1] = {ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])}\n"
-    "  end\n"
-    "  local v, d = reserve(KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],\n"
-    "                       tonumber(ARGV[i + 4]), freq)\n"
-    "  out[o + 1], out[o + 2] = v, d\n"
-    "  o = o + 2\n"
-    "  i = i + 6 + 3 * nf\n"
-    "end\n"
-    "return out\n";
-
-const char store_lua_finish[] =
-    "local n, i, incr = 0, 4, {}\n"
-    "for k = 4, #KEYS, 4 do\n"
-    "  local camps, hist, sends = KEYS[k], KEYS[k + 1], KEYS[k + 2]\n"
-    "  local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
-    "  local flags, cur = ARGV[i + 11], nil\n"
-    "  local once = string.find(flags, 'n', 1, true)\n"
-    "  if string.find(flags, 'r', 1, true) then\n"
-    "    cur = redis.call('HGET', camps, ARGV[2])\n"
-    "    if not cur then record, h, once = '', '', true end\n"
-    "  elseif record ~= '' and redis.call('EXISTS', KEYS[k + 3]) == 0 then record, h, once = '', '', true\n"
-    "  elseif record ~= '' then cur = redis.call('HGET', camps, ARGV[2]) end\n"
-    "  local write = record == '' or cur ~= record\n"
-    "  if write and record == '' and once then write = redis.call('SADD', KEYS[3], ARGV[3] .. ' ' .. id) == 1 end\n"
-    "  if write then\n"
-    "    if unsend ~= '' then redis.call('ZREM', sends, unsend) end\n"
-    "    if record ~= '' then redis.call('HSET', camps, ARGV[2], record) end\n"
-    "    if h ~= '' and redis.call('LPUSH', hist, h) > " STORE_STR(STORE_HISTORY_MAX) " then\n"
-    "      redis.call('LTRIM', hist, 0, " STORE_STR(STORE_HISTORY_MAX) " - 1)\n"
-    "    end\n"
-    "    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'campaign', ARGV[2], 'recipient', id,\n"
-    "               'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],\n"
-    "               'provider_id', ARGV[i + 8], 'at', ARGV[i + 9])\n"
-    "    incr[ARGV[i + 10]] = (incr[ARGV[i + 10]] or 0) + 1\n"
-    "    if string.find(flags, 'd', 1, true) then\n"
-    "      incr['deferred:quiet_hours'] = (incr['deferred:quiet_hours'] or 0) - 1\n"
-    "    end\n"
-    "    n = n + 1\n"
-    "  end\n"
-    "  i = i + 12\n"
-    "end\n"
-    "for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[2], f, v) end\n"
-    "return n\n";
-
-/* KEYS: 1 campaigns hash, 2 sends zset. ARGV: 1 campaign, 2 our record,
- * 3 sends member. Gives a reservation back if it is still ours. */
-const char store_lua_release[] =
-    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
-    "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
-    "end\n"
-    "return redis.call('ZREM', KEYS[2], ARGV[3])\n";
-
-const char store_lua_release_due[] =
-    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))\n"
-    "for _, m in ipairs(due) do\n"
-    "  local nl = string.find(m, '\\n', 1, true)\n"
-    "  if nl then\n"
-    "    redis.call('XADD', KEYS[2], '*', 'job', string.sub(m, nl + 1), 'held_from', string.sub(m, 1, nl - 1))\n"
-    "  end\n"
-    "  redis.call('ZREM', KEYS[1], m)\n"
-    "end\n"
-    "return #due\n";
+/* The Lua scripts are in daemon/lua/, embedded at build time (store_lua.c). */
 
 void store_script_sha(const char *script, char sha[41])
 {

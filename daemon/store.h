@@ -13,8 +13,8 @@
  *                               ledger record, JSON)
  *   herald:r:{ID}:consent       list: the consent ledger, append-only (RPUSH)
  *   herald:r:{ID}:campaigns     hash: campaign id -> "<state> <entry> <run> <at>",
- *                               the once-only record (state pending|sent|failed|
- *                               suppressed|unknown|deferred)
+ *                               the once-only record (state reserved|pending|sent|
+ *                               failed|suppressed|unknown|deferred)
  *   herald:r:{ID}:sends         zset: messages reserved/sent to the person, member
  *                               "<channel>|<topic>|<campaign>", score unix seconds;
  *                               trimmed to the longest cap window (caps, frequency)
@@ -39,6 +39,9 @@
  *                               is retried or resumed
  *   herald:webhook:twilio:SID   string "1", expires after 7 days: Twilio's inbound
  *                               MessageSid already applied (SET NX EX; webhooks.c)
+ *   herald:marker               string: set by the first daemon to reach this Redis; a
+ *                               daemon that finds it gone after seeing it knows that
+ *                               Redis came back empty (no persistence)
  *   herald:webhook:counts       hash: what the provider webhooks changed, counted once
  *                               per event (sendgrid:suppressed, twilio:stop|start|help)
  *
@@ -69,6 +72,7 @@ void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_suppress(struct strbuf *sb, const char *prefix);
 void store_key_addr(struct strbuf *sb, const char *prefix);
 void store_key_tombstones(struct strbuf *sb, const char *prefix);
+void store_key_marker(struct strbuf *sb, const char *prefix);
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);
 void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign);
 
@@ -79,9 +83,12 @@ void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const ch
  * kept in clear on the list: it outlives erasure of the profile. */
 void store_suppress_member(struct strbuf *sb, int channel, const char *address);
 
-/* The once-only record of one campaign for one person. */
+/* The once-only record of one campaign for one person. `reserved`: checked
+ * and reserved, not yet handed to a provider (a run that dies leaves it to
+ * the next run, which sends it); `pending`: being handed to a provider
+ * (after a crash it becomes `unknown`, never sent again). */
 enum store_rec_state { REC_NONE = 0, REC_PENDING, REC_SENT, REC_FAILED, REC_SUPPRESSED, REC_UNKNOWN,
-                        REC_DEFERRED };
+                        REC_DEFERRED, REC_RESERVED };
 struct store_record {
     enum store_rec_state state;
     char entry[64]; /* stream entry id of the job that wrote it */
@@ -94,80 +101,28 @@ int store_record_parse(const char *s, struct store_record *rec);
 const char *store_rec_state_name(enum store_rec_state st);
 
 /*
- * Lua scripts. The daemon sends them with EVALSHA (store_script_sha) and
- * falls back to EVAL when Redis answers NOSCRIPT (a restarted server), so
- * their bodies cross the wire once per connection, not once per message.
+ * Lua scripts: daemon/lua/<name>.lua, embedded at build time as
+ * store_lua_<name> (cmake/embed_lua.cmake); each file's header says its
+ * KEYS, ARGV and reply. The daemon sends them with EVALSHA
+ * (store_script_sha) and falls back to EVAL when Redis answers NOSCRIPT,
+ * so their bodies cross the wire once per server, not once per message.
  * Each one works on a whole batch of recipients: one command per batch
  * instead of several per recipient is what lets a campaign go as fast as
- * its providers (docs/architecture.md, "Throughput").
- *
- * store_lua_lookup: what deciding a batch needs, in one round trip.
- * KEYS: per recipient: person hash, campaigns hash. ARGV: 1 campaign.
- * Returns, per recipient, 5 values: profile, consent:email, consent:sms,
- * rev (nil when absent) and the campaign's once-only record (or nil).
+ * its providers (docs/architecture.md, "Throughput"). Every script that
+ * writes for a job run starts with the fence (lua/fence.lua): it writes
+ * nothing, and answers 'lost', once the run's consumer no longer owns the
+ * job's stream entry.
  */
-extern const char store_lua_lookup[];
-
-/*
- * store_lua_reserve: the atomic check-and-reserve of a batch of messages.
- * For each recipient in one step it checks that the person's data did not
- * change since the lookup (rev), once-only (no record of the campaign that
- * says pending, sent or unknown), every applicable ops cap in order, and
- * the person's own frequency limits, against the messages in the person's
- * sends history; if all pass it writes the record and adds the message to
- * the history. A person's keys share the {ID} hash tag; since the script
- * runs atomically, N daemons racing on one person can never exceed a cap,
- * not even by one.
- * KEYS: per recipient: person hash, campaigns hash, sends zset.
- * ARGV: 1 now (s), 2 campaign, 3 topic, 4 ncaps, then per cap: name,
- *       channel (email|sms|any), limit, window (s), topics (",a,b," or ""
- *       for all); then per recipient: rev read at lookup ("" when none),
- *       record, channel, sends member, history to keep (s, 0: none), nfreq,
- *       then per limit: channel (email|sms|any), limit, window (s).
- * Returns 2 values per recipient: "ok" "", "stale" "" (decide again),
- * "duplicate" <record>, "cap" <name> or "user_frequency" "".
- */
-extern const char store_lua_reserve[];
-
-/*
- * store_lua_finish: the writes that close a batch of outcomes: per
- * recipient the once-only record, the person's history (capped at
- * STORE_HISTORY_MAX), the sends entry given back after a permanent failure,
- * the audit record and the campaign's progress counters. A person erased
- * while their message was in flight gets no record and no history back
- * (the audit record, which names no address, stays): for a recipient
- * holding a reservation the erasure shows as its record being gone, for
- * any other as the person hash being gone. Idempotent: when a recipient's
- * record already reads as this outcome (the command was sent again after a
- * lost connection, or a run after a crash decided the same), nothing more
- * is written for them; a recipient with no record (flag "n", or erased)
- * is written only the first time "<entry> <id>" joins the campaign's
- * norecord set. So the audit and the counters never count one recipient
- * twice in one run (a job enqueued again is a new run, audited again).
- * KEYS: 1 audit stream, 2 campaign hash, 3 campaign norecord set, then per
- * recipient: campaigns hash, history list, sends zset, person hash.
- * ARGV: 1 audit maxlen, 2 campaign, 3 the run's stream entry, then per
- * recipient 12 values: id,
- * record ("" none), sends member to remove ("" none), history JSON ("" none),
- * channel, outcome, reason, provider, provider_id, at, progress field,
- * flags: "r" when the recipient holds a reservation (its pending record),
- * "d" when it leaves the deferred count, "n" when the outcome has no record
- * but must be written once (unknown or invalid ids; an expired campaign's
- * outcomes carry neither record nor "n"). Returns the number of recipients
- * written.
- */
-extern const char store_lua_finish[];
+extern const char store_lua_lookup[];    /* a batch's profiles, consent, rev, records */
+extern const char store_lua_reserve[];   /* once-only, caps, frequency: reserve a batch */
+extern const char store_lua_handed[];    /* reserved -> pending, before the handoff */
+extern const char store_lua_finish[];    /* records, history, audit, progress */
+extern const char store_lua_release[];   /* give back a reservation no provider took */
+extern const char store_lua_release_due[]; /* due scheduled jobs back to the stream */
+extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 
 /* The SHA1 hex of a script, as EVALSHA wants it. */
 void store_script_sha(const char *script, char sha[41]);
-
-/* Lua: give back a reservation that no provider took (see store.c). */
-extern const char store_lua_release[];
-
-/* Lua: move due scheduled jobs back to the stream. KEYS[1] scheduled zset,
- * KEYS[2] jobs stream, ARGV[1] now (unix s), ARGV[2] max jobs. Each moved
- * entry gets fields `job` and `held_from` (the entry id it was held as). */
-extern const char store_lua_release_due[];
 
 /* Fills a person's profile and consent state from the HMGET reply of
  * (profile, consent:email, consent:sms). Returns 1 found, 0 no profile,

@@ -1,10 +1,12 @@
 /*
- * test_store.c - the queue's Lua scripts (store.h) against a real
- * redis-server started here on a free loopback port: lookup, reserve
+ * test_store.c - the queue's Lua scripts (daemon/lua, store.h) against a
+ * real redis-server started here on a free loopback port: lookup, reserve
  * (including the `rev` check that makes a change of mind apply to a
- * message already looked up), finish (history cap, no record for an erased
- * person, aggregated progress). The daemon's e2e tests cover them end to
- * end; these pin the contracts down where a failure names the script.
+ * message already looked up, and the takeover of a dead run's
+ * reservation), handed, release, finish (history cap, no record for an
+ * erased person, aggregated progress), the fence every writing script
+ * starts with, and the heartbeat. The daemon's e2e tests cover them end
+ * to end; these pin the contracts down where a failure names the script.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -94,6 +96,39 @@ static redisReply *eval(const char *script, int nkeys, const char **args)
     return r;
 }
 
+/* The fence: job entry 1-1 of t:jobs, group g, pending for consumer "me". */
+static void own_entry(void)
+{
+    cmd_ok("XGROUP CREATE t:jobs g $ MKSTREAM");
+    cmd_ok("XADD t:jobs 1-1 job x");
+    redisReply *r = cmd("XREADGROUP GROUP g me COUNT 1 STREAMS t:jobs >");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+}
+
+/* EVAL of a fenced script: t:jobs goes before the nkeys keys of args, and
+ * the fence's group, entry, consumer before the other arguments. */
+static redisReply *eval_fenced(const char *script, int nkeys, const char **args)
+{
+    const char *all[256];
+    int n = 0;
+    all[n++] = "t:jobs";
+    for (int i = 0; i < nkeys; i++) all[n++] = args[i];
+    all[n++] = "g";
+    all[n++] = "1-1";
+    all[n++] = "me";
+    for (const char **a = args + nkeys; *a; a++) all[n++] = *a;
+    all[n] = NULL;
+    return eval(script, nkeys + 1, all);
+}
+
+static void expect_lost(redisReply *r)
+{
+    if (r->type != REDIS_REPLY_STRING || strcmp(r->str, "lost") != 0)
+        fail_msg("expected 'lost', got type %d %s", r->type, r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+}
+
 static void lookup_returns_five_values_per_person(void **st)
 {
     (void)st;
@@ -119,18 +154,19 @@ static redisReply *reserve_two(const char *rev_a, const char *rev_b, const char 
     const char *args[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{a}:sends",
                           "t:r:{b}", "t:r:{b}:campaigns", "t:r:{b}:sends",
                           "1000", "c1", "news", "0",
-                          rev_a, "pending 1-0 run 1000 1", "email", "email|news|c1", "0", "0",
-                          rev_b, record_b, "email", "email|news|c1", "0", "0", NULL};
-    return eval(store_lua_reserve, 6, args);
+                          rev_a, "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0",
+                          rev_b, record_b, "", "email", "email|news|c1", "0", "0", NULL};
+    return eval_fenced(store_lua_reserve, 6, args);
 }
 
 static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
 {
     (void)st;
     cmd_ok("FLUSHALL");
+    own_entry();
     cmd_ok("HSET t:r:{a} rev 1");
     cmd_ok("HSET t:r:{b} rev 7"); /* changed (API, page, webhook) after the daemon read rev 6 */
-    redisReply *r = reserve_two("1", "6", "pending 1-0 run 1000 2");
+    redisReply *r = reserve_two("1", "6", "reserved 1-0 run 1000 2");
     assert_int_equal(r->elements, 4);
     assert_string_equal(r->element[0]->str, "ok");
     assert_string_equal(r->element[2]->str, "stale");
@@ -138,17 +174,17 @@ static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
     r = cmd("HGET t:r:{b}:campaigns c1");
     assert_int_equal(r->type, REDIS_REPLY_NIL); /* nothing reserved for b */
     freeReplyObject(r);
-    expect_str("HGET t:r:{a}:campaigns c1", "pending 1-0 run 1000 1");
+    expect_str("HGET t:r:{a}:campaigns c1", "reserved 1-0 run 1000 1");
 
     /* Decided again with the new rev: reserved. A person erased meanwhile
      * (no hash, rev "") is stale for any rev that was read. */
-    r = reserve_two("1", "7", "pending 1-0 run 1000 3");
+    r = reserve_two("1", "7", "reserved 1-0 run 1000 3");
     assert_string_equal(r->element[0]->str, "duplicate"); /* a: its own record, met again */
-    assert_string_equal(r->element[1]->str, "pending 1-0 run 1000 1");
+    assert_string_equal(r->element[1]->str, "reserved 1-0 run 1000 1");
     assert_string_equal(r->element[2]->str, "ok");
     freeReplyObject(r);
     cmd_ok("DEL t:r:{b}");
-    r = reserve_two("1", "7", "pending 1-0 run 1000 4");
+    r = reserve_two("1", "7", "reserved 1-0 run 1000 4");
     assert_string_equal(r->element[2]->str, "stale");
     freeReplyObject(r);
 }
@@ -157,12 +193,13 @@ static void reserve_checks_caps_in_order(void **st)
 {
     (void)st;
     cmd_ok("FLUSHALL");
+    own_entry();
     cmd_ok("ZADD t:r:{a}:sends 990 email|news|old1 995 sms|news|old2");
     const char *args[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{a}:sends", "1000", "c1", "news", "2",
                           "daily_email", "email", "1", "86400", "",
                           "any_news", "any", "5", "86400", ",news,",
-                          "", "pending 1-0 run 1000 1", "email", "email|news|c1", "86400", "0", NULL};
-    redisReply *r = eval(store_lua_reserve, 3, args);
+                          "", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "86400", "0", NULL};
+    redisReply *r = eval_fenced(store_lua_reserve, 3, args);
     assert_string_equal(r->element[0]->str, "cap");
     assert_string_equal(r->element[1]->str, "daily_email");
     freeReplyObject(r);
@@ -174,6 +211,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
 {
     (void)st;
     cmd_ok("FLUSHALL");
+    own_entry();
     cmd_ok("HSET t:r:{a} rev 1");
     /* b was erased while its message was in flight: no key of b comes back.
      * u has no profile: no record, flag "n". */
@@ -195,14 +233,14 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(rec, sizeof(rec), "sent 1-0 run %d", round == 2 ? 1001 : 1000 + round);
         const char *vals[] = {"1000", "c1", "1-0",
                               "a", rec, "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1",
                               "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "",
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2",
                               "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", NULL};
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
-        redisReply *r = eval(store_lua_finish, 15, args);
+        redisReply *r = eval_fenced(store_lua_finish, 15, args);
         /* b and u have no record to tell a repeat by: each is written the
          * first time only, through the campaign's norecord set. */
         assert_int_equal(r->integer, round == 0 ? 3 : round == 1 ? 1 : 0);
@@ -217,11 +255,11 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     {
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], per_u[3], "1000", "c1",
                               "2-0", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", NULL};
-        redisReply *r = eval(store_lua_finish, 7, args);
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", NULL};
+        redisReply *r = eval_fenced(store_lua_finish, 7, args);
         assert_int_equal(r->integer, 1);
         freeReplyObject(r);
-        r = eval(store_lua_finish, 7, args);
+        r = eval_fenced(store_lua_finish, 7, args);
         assert_int_equal(r->integer, 0);
         freeReplyObject(r);
     }
@@ -236,8 +274,8 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(rec, sizeof(rec), "suppressed 1-0 run %d", 2000 + i);
         const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], per_a[3], "1000", "c1", "1-0",
                               "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x",
-                              "suppressed:duplicate", "d", NULL};
-        freeReplyObject(eval(store_lua_finish, 7, args));
+                              "suppressed:duplicate", "d", "", NULL};
+        freeReplyObject(eval_fenced(store_lua_finish, 7, args));
     }
     expect_int("LLEN t:r:{a}:history", STORE_HISTORY_MAX);
     expect_str("HGET t:campaign:c1 deferred:quiet_hours", "0");
@@ -253,8 +291,9 @@ static void finish_with_reservations(void **st)
 {
     (void)st;
     cmd_ok("FLUSHALL");
+    own_entry();
     cmd_ok("HSET t:r:{c} rev 1");
-    cmd_ok("HSET t:r:{c}:campaigns c1 %s", "pending 1-0 run 1000 7");
+    cmd_ok("HSET t:r:{c}:campaigns c1 %s", "reserved 1-0 run 1000 7");
     const char *keys[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{c}:campaigns",
                           "t:r:{c}:history", "t:r:{c}:sends", "t:r:{c}", "t:r:{d}:campaigns", "t:r:{d}:history",
                           "t:r:{d}:sends", "t:r:{d}"};
@@ -264,12 +303,12 @@ static void finish_with_reservations(void **st)
         for (int k = 0; k < 11; k++) args[n++] = keys[k];
         const char *vals[] = {"1000", "c1", "1-0",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "r",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", NULL};
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
-        redisReply *r = eval(store_lua_finish, 11, args);
+        redisReply *r = eval_fenced(store_lua_finish, 11, args);
         /* d (erased) has no record to tell a repeat by: the norecord set does. */
         assert_int_equal(r->integer, round == 0 ? 2 : 0);
         freeReplyObject(r);
@@ -280,6 +319,137 @@ static void finish_with_reservations(void **st)
     expect_int("XLEN t:audit", 2);
 }
 
+/* The audit record says how many requests herald sent for the message. */
+static void finish_audits_the_requests(void **st)
+{
+    (void)st;
+    redisReply *r = cmd("XRANGE t:audit - + COUNT 1");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    const redisReply *f = r->element[0]->element[1];
+    const char *got = NULL;
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        if (strcmp(f->element[i]->str, "requests") == 0) got = f->element[i + 1]->str;
+    if (!got || strcmp(got, "1") != 0) fail_msg("requests: got %s, expected 1", got ? got : "(none)");
+    freeReplyObject(r);
+}
+
+/* A run whose consumer no longer owns its entry (taken over after a pause
+ * past claim_idle, acknowledged, or the stream gone with an emptied Redis)
+ * writes nothing: every writing script answers 'lost'. */
+static void the_fence_stops_a_run_that_lost_its_entry(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    own_entry();
+    cmd_ok("HSET t:r:{a} rev 1");
+    const char *res[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{a}:sends", "1000", "c1", "news", "0",
+                         "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
+    const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}:campaigns",
+                         "t:r:{a}:history", "t:r:{a}:sends", "t:r:{a}", "1000", "c1", "1-1",
+                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", NULL};
+    const char *hand[] = {"t:r:{a}:campaigns", "c1", "reserved 1-0 run 1000 1", "pending 1-0 run 1000 1", NULL};
+    const char *rel[] = {"t:r:{a}:campaigns", "t:r:{a}:sends", "c1", "reserved 1-0 run 1000 1",
+                         "pending 1-0 run 1000 1", "email|news|c1", NULL};
+    /* Another daemon claimed the entry. */
+    cmd_ok("XCLAIM t:jobs g other 0 1-1 JUSTID");
+    expect_lost(eval_fenced(store_lua_reserve, 3, res));
+    expect_lost(eval_fenced(store_lua_handed, 1, hand));
+    expect_lost(eval_fenced(store_lua_release, 2, rel));
+    expect_lost(eval_fenced(store_lua_finish, 7, fin));
+    /* Acknowledged, then the stream gone. */
+    cmd_ok("XACK t:jobs g 1-1");
+    expect_lost(eval_fenced(store_lua_finish, 7, fin));
+    cmd_ok("DEL t:jobs");
+    expect_lost(eval_fenced(store_lua_reserve, 3, res));
+    expect_int("EXISTS t:r:{a}:campaigns t:r:{a}:sends t:audit t:campaign:c1", 0);
+}
+
+/* reserved -> pending before the handoff; an erased person's message is
+ * not handed; the same command again (after a lost connection) is no
+ * error. Release gives back our reservation in either form, never
+ * someone else's. */
+static void handed_and_release(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    own_entry();
+    cmd_ok("HSET t:r:{a}:campaigns c1 %s", "reserved 1-1 r.1 1000 1");
+    const char *hand[] = {"t:r:{a}:campaigns", "t:r:{b}:campaigns", "c1",
+                          "reserved 1-1 r.1 1000 1", "pending 1-1 r.1 1000 1",
+                          "reserved 1-1 r.1 1000 2", "pending 1-1 r.1 1000 2", NULL};
+    for (int round = 0; round < 2; round++) {
+        redisReply *r = eval_fenced(store_lua_handed, 2, hand);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(r->elements, 2);
+        assert_int_equal(r->element[0]->integer, 1);
+        assert_int_equal(r->element[1]->integer, 0); /* b: erased, no reservation */
+        freeReplyObject(r);
+    }
+    expect_str("HGET t:r:{a}:campaigns c1", "pending 1-1 r.1 1000 1");
+    cmd_ok("ZADD t:r:{a}:sends 1000 email|news|c1");
+    const char *rel[] = {"t:r:{a}:campaigns", "t:r:{a}:sends", "c1", "reserved 1-1 r.1 1000 1",
+                         "pending 1-1 r.1 1000 1", "email|news|c1", NULL};
+    freeReplyObject(eval_fenced(store_lua_release, 2, rel));
+    expect_int("EXISTS t:r:{a}:campaigns t:r:{a}:sends", 0);
+    /* Someone else's record stays. */
+    cmd_ok("HSET t:r:{a}:campaigns c1 %s", "sent 9-9 other 1000");
+    freeReplyObject(eval_fenced(store_lua_release, 2, rel));
+    expect_str("HGET t:r:{a}:campaigns c1", "sent 9-9 other 1000");
+}
+
+/* A reservation left by a run that ended before the handoff is this
+ * message's: the next run takes it over (it was never sent) instead of
+ * calling it a duplicate, and its history entry does not count against
+ * the person's caps. Anything else in the record is a duplicate. */
+static void reserve_takes_over_a_dead_runs_reservation(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    own_entry();
+    cmd_ok("HSET t:r:{a}:campaigns c1 %s", "reserved 1-1 dead.1 900 4");
+    cmd_ok("ZADD t:r:{a}:sends 900 email|news|c1");
+    const char *args[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{a}:sends", "1000", "c1", "news", "1",
+                          "one_a_day", "email", "1", "86400", "",
+                          "", "reserved 1-1 new.1 1000 1", "reserved 1-1 dead.1 900 4", "email", "email|news|c1",
+                          "86400", "0", NULL};
+    redisReply *r = eval_fenced(store_lua_reserve, 3, args);
+    assert_string_equal(r->element[0]->str, "ok");
+    freeReplyObject(r);
+    expect_str("HGET t:r:{a}:campaigns c1", "reserved 1-1 new.1 1000 1");
+    expect_int("ZCARD t:r:{a}:sends", 1);
+    /* Without the takeover (prior ""), the same record is a duplicate. */
+    cmd_ok("HSET t:r:{a}:campaigns c1 %s", "pending 1-1 dead.1 900 4");
+    args[14] = "";
+    args[13] = "reserved 1-1 new.1 1000 2";
+    r = eval_fenced(store_lua_reserve, 3, args);
+    assert_string_equal(r->element[0]->str, "duplicate");
+    freeReplyObject(r);
+}
+
+/* The heartbeat keeps the entry ours, never takes it back from another
+ * consumer, and says when it is gone. */
+static void heartbeat_never_takes_an_entry_back(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    own_entry();
+    const char *args[] = {"t:jobs", "g", "1-1", "me", NULL};
+    redisReply *r = eval(store_lua_heartbeat, 1, args);
+    assert_string_equal(r->str, "ok");
+    freeReplyObject(r);
+    cmd_ok("XCLAIM t:jobs g other 0 1-1 JUSTID");
+    r = eval(store_lua_heartbeat, 1, args);
+    assert_string_equal(r->str, "lost");
+    freeReplyObject(r);
+    r = cmd("XPENDING t:jobs g - + 10 other");
+    assert_int_equal(r->elements, 1); /* still the other's */
+    freeReplyObject(r);
+    cmd_ok("XACK t:jobs g 1-1");
+    r = eval(store_lua_heartbeat, 1, args);
+    assert_string_equal(r->str, "gone");
+    freeReplyObject(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +458,11 @@ int main(void)
         cmocka_unit_test(reserve_checks_caps_in_order),
         cmocka_unit_test(finish_writes_record_history_audit_and_progress),
         cmocka_unit_test(finish_with_reservations),
+        cmocka_unit_test(finish_audits_the_requests),
+        cmocka_unit_test(the_fence_stops_a_run_that_lost_its_entry),
+        cmocka_unit_test(handed_and_release),
+        cmocka_unit_test(reserve_takes_over_a_dead_runs_reservation),
+        cmocka_unit_test(heartbeat_never_takes_an_entry_back),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,63 @@
+#!lua
+-- finish.lua: the writes that close a batch of outcomes: per recipient the
+-- once-only record, the person's history (capped at HISTORY_MAX), the
+-- sends entry given back after a permanent failure, the audit record and
+-- the campaign's progress counters. A person erased while their message
+-- was in flight gets no record and no history back (the audit record,
+-- which names no address, stays): for a recipient holding a reservation
+-- the erasure shows as its record being gone, for any other as the person
+-- hash being gone. Idempotent: when a recipient's record already reads as
+-- this outcome (the command was sent again after a lost connection),
+-- nothing more is written for them; a recipient with no record (flag "n",
+-- or erased) is written only the first time "<entry> <id>" joins the
+-- campaign's norecord set. So the audit and the counters never count one
+-- recipient twice in one run.
+-- KEYS: 1 jobs stream, 2 audit stream, 3 campaign hash, 4 campaign
+-- norecord set, then per recipient: campaigns hash, history list, sends
+-- zset, person hash.
+-- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 audit maxlen,
+-- 5 campaign, 6 the run's record entry, then per recipient 13 values: id,
+-- record ("" none), sends member to remove ("" none), history JSON ("" none),
+-- channel, outcome, reason, provider, provider_id, at, progress field,
+-- flags ("r" holds a reservation, "d" leaves the deferred count, "n" no
+-- record but written once), requests (sent to providers, "" none).
+-- Returns 'lost' (nothing written), or the number of recipients written.
+local HISTORY_MAX = 100
+if not fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 'lost' end
+local campaign = ARGV[5]
+local n, i, incr = 0, 7, {}
+for k = 5, #KEYS, 4 do
+  local camps, hist, sends = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+  local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local flags, cur = ARGV[i + 11], nil
+  local once = string.find(flags, 'n', 1, true)
+  if string.find(flags, 'r', 1, true) then
+    cur = redis.call('HGET', camps, campaign)
+    if not cur then record, h, once = '', '', true end
+  elseif record ~= '' and redis.call('EXISTS', KEYS[k + 3]) == 0 then record, h, once = '', '', true
+  elseif record ~= '' then cur = redis.call('HGET', camps, campaign) end
+  local write = record == '' or cur ~= record
+  if write and record == '' and once then write = redis.call('SADD', KEYS[4], ARGV[6] .. ' ' .. id) == 1 end
+  if write then
+    if unsend ~= '' then redis.call('ZREM', sends, unsend) end
+    if record ~= '' then redis.call('HSET', camps, campaign, record) end
+    if h ~= '' and redis.call('LPUSH', hist, h) > HISTORY_MAX then
+      redis.call('LTRIM', hist, 0, HISTORY_MAX - 1)
+    end
+    local a = {'campaign', campaign, 'recipient', id, 'channel', ARGV[i + 4], 'outcome', ARGV[i + 5],
+               'reason', ARGV[i + 6], 'provider', ARGV[i + 7], 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9]}
+    if ARGV[i + 12] ~= '' then
+      a[#a + 1] = 'requests'
+      a[#a + 1] = ARGV[i + 12]
+    end
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', unpack(a))
+    incr[ARGV[i + 10]] = (incr[ARGV[i + 10]] or 0) + 1
+    if string.find(flags, 'd', 1, true) then
+      incr['deferred:quiet_hours'] = (incr['deferred:quiet_hours'] or 0) - 1
+    end
+    n = n + 1
+  end
+  i = i + 13
+end
+for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end
+return n

@@ -1,0 +1,89 @@
+#!lua
+-- reserve.lua: the atomic check-and-reserve of a batch of messages.
+-- For each recipient in one step it checks that the person's data did not
+-- change since the lookup (rev), once-only (no record of the campaign that
+-- says reserved, pending, sent or unknown, other than the leftover of a
+-- dead run this run takes over), every applicable ops cap in order, and
+-- the person's own frequency limits, against the messages in the person's
+-- sends history; if all pass it writes the record `reserved ...` and adds
+-- the message to the history. A person's keys share the {ID} hash tag;
+-- since the script runs atomically, N daemons racing on one person can
+-- never exceed a cap, not even by one.
+-- KEYS: 1 jobs stream, then per recipient: person hash, campaigns hash,
+-- sends zset.
+-- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 now (s), 5 campaign,
+-- 6 topic, 7 ncaps, then per cap: name, channel (email|sms|any), limit,
+-- window (s), topics (",a,b," or "" for all); then per recipient: rev read
+-- at lookup ("" when none), record, prior (the dead run's reservation it
+-- replaces, "" none), channel, sends member, history to keep (s, 0: none),
+-- nfreq, then per limit: channel (email|sms|any), limit, window (s).
+-- Returns 'lost', or 2 values per recipient: "ok" "", "stale" "" (decide
+-- again), "duplicate" <record>, "cap" <name> or "user_frequency" "".
+if not fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 'lost' end
+local now, campaign, topic = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local ncaps = tonumber(ARGV[7])
+local caps = {}
+for c = 0, ncaps - 1 do
+  local b = 8 + 5 * c
+  caps[#caps + 1] = {ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), ARGV[b + 4]}
+end
+local i = 8 + 5 * ncaps
+local none = {} -- shared, never written: no table per recipient without limits
+local function count(hist, cch, win, topics)
+  local n = 0
+  for _, h in ipairs(hist) do
+    if h[1] > now - win and (cch == 'any' or h[2] == cch) and
+       (topics == '' or string.find(topics, ',' .. h[3] .. ',', 1, true)) then n = n + 1 end
+  end
+  return n
+end
+local function reserve(person, camps, sends, rev, record, prior, ch, member, keep, freq)
+  if (redis.call('HGET', person, 'rev') or '') ~= rev then return 'stale', '' end
+  local cur = redis.call('HGET', camps, campaign)
+  if cur and prior ~= '' and cur == prior then
+    -- A dead run's reservation of this message, never handed to a
+    -- provider: its history entry is this message's, not another.
+    redis.call('ZREM', sends, member)
+  elseif cur then
+    local st = string.match(cur, '^(%a+)')
+    if st == 'reserved' or st == 'pending' or st == 'sent' or st == 'unknown' then return 'duplicate', cur end
+  end
+  local hist = none
+  if keep > 0 then
+    hist = {}
+    local raw = redis.call('ZRANGEBYSCORE', sends, '(' .. (now - keep), '+inf', 'WITHSCORES')
+    for j = 1, #raw, 2 do
+      local hc, ht = string.match(raw[j], '^([^|]*)|([^|]*)|')
+      hist[#hist + 1] = {tonumber(raw[j + 1]), hc, ht}
+    end
+  end
+  for _, c in ipairs(caps) do
+    if (c[2] == 'any' or c[2] == ch) and (c[5] == '' or string.find(c[5], ',' .. topic .. ',', 1, true)) and
+       count(hist, c[2], c[4], c[5]) >= c[3] then return 'cap', c[1] end
+  end
+  for _, f in ipairs(freq) do
+    if (f[1] == 'any' or f[1] == ch) and count(hist, f[1], f[3], '') >= f[2] then return 'user_frequency', '' end
+  end
+  redis.call('HSET', camps, campaign, record)
+  if keep > 0 then
+    redis.call('ZADD', sends, now, member)
+    redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - keep)
+    redis.call('EXPIRE', sends, keep + 60)
+  end
+  return 'ok', ''
+end
+local out, o = {}, 0
+for k = 2, #KEYS, 3 do
+  local nf = tonumber(ARGV[i + 6])
+  local freq = nf > 0 and {} or none
+  for f = 0, nf - 1 do
+    local b = i + 7 + 3 * f
+    freq[#freq + 1] = {ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])}
+  end
+  local v, d = reserve(KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+                       ARGV[i + 4], tonumber(ARGV[i + 5]), freq)
+  out[o + 1], out[o + 2] = v, d
+  o = o + 2
+  i = i + 7 + 3 * nf
+end
+return out

@@ -1,0 +1,125 @@
+/*
+ * store_cmd.h - Redis commands whose error replies are never "answered".
+ *
+ * The command layer of the store: every asynchronous command of the job
+ * pipeline goes through it. It owns the backlog of commands waiting for a
+ * connection, EVALSHA with the script body sent after NOSCRIPT, and the
+ * classification of every reply where it arrives (STORE_ERROR_MAP):
+ *
+ *   ok         the callback gets the reply;
+ *   transient  (connection lost, LOADING, BUSY, TRYAGAIN, MASTERDOWN,
+ *              READONLY, OOM, CLUSTERDOWN) the command is sent again after
+ *              a backoff; meanwhile later commands wait behind it, so that
+ *              nothing overtakes it, and store_cmds_status() says that
+ *              herald waits on Redis, and why;
+ *   permanent  (an ACL denial, WRONGTYPE, NOGROUP, a script error) for a
+ *              command sent with STORE_CMD_HOLD the callback gets NULL and
+ *              the error: the caller holds its job, deciding nothing from
+ *              it. Any other command is a write that must land (an
+ *              outcome, an acknowledgement): it is retried like a
+ *              transient one, with a longer backoff, until an operator
+ *              fixes the cause.
+ *
+ * Callback rule (libuv's): a command handed to store_cmds_send() gets its
+ * callback exactly once, unless the layer is freed first, in which case
+ * its discard function (if any) frees the argument instead. Never logs an
+ * address: error replies from Redis name commands and codes, not values.
+ */
+#ifndef HERALD_STORE_CMD_H
+#define HERALD_STORE_CMD_H
+
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include "herald.h"
+#include "rconn.h"
+
+/* ---- one command's arguments in one allocation ------------------------ */
+
+/* "a\0b\0c\0" plus offsets: built once, handed to the layer whole. */
+struct store_args {
+    struct strbuf data;
+    size_t *offs;
+    size_t n, cap;
+};
+
+void store_args_init(struct store_args *a);
+void store_args_addn(struct store_args *a, const char *s, size_t len);
+void store_args_add(struct store_args *a, const char *s);
+void store_args_addll(struct store_args *a, long long v);
+void store_args_free(struct store_args *a);
+/* Argument i (NUL-terminated) and its length. */
+const char *store_args_get(const struct store_args *a, size_t i, size_t *len);
+/* Starts "EVALSHA <sha of script> <nkeys>" in a (initialised here). */
+void store_args_script(struct store_args *a, const char *script, size_t nkeys);
+
+/* ---- error classes ---------------------------------------------------- */
+
+enum store_class { STORE_TRANSIENT, STORE_PERMANENT };
+
+/* name, label (metrics, /healthz), class, the reply's first word ("" none). */
+#define STORE_ERROR_MAP(X)                                        \
+    X(CONNECTION, "connection", TRANSIENT, "")                    \
+    X(LOADING, "loading", TRANSIENT, "LOADING")                   \
+    X(BUSY, "busy", TRANSIENT, "BUSY")                            \
+    X(TRYAGAIN, "tryagain", TRANSIENT, "TRYAGAIN")                \
+    X(MASTERDOWN, "masterdown", TRANSIENT, "MASTERDOWN")          \
+    X(READONLY, "readonly", TRANSIENT, "READONLY")                \
+    X(OOM, "oom", TRANSIENT, "OOM")                               \
+    X(CLUSTERDOWN, "clusterdown", TRANSIENT, "CLUSTERDOWN")       \
+    X(NOPERM, "noperm", PERMANENT, "NOPERM")                      \
+    X(WRONGTYPE, "wrongtype", PERMANENT, "WRONGTYPE")             \
+    X(NOGROUP, "nogroup", PERMANENT, "NOGROUP")                   \
+    X(ERROR, "error", PERMANENT, "")                              \
+    X(REPLY, "unexpected_reply", PERMANENT, "")
+
+enum store_error {
+#define X(name, label, cls, word) STORE_E_##name,
+    STORE_ERROR_MAP(X)
+#undef X
+    STORE_E_COUNT
+};
+
+const char *store_error_name(enum store_error e);
+enum store_class store_error_class(enum store_error e);
+/* The class of an error reply's text (the whole str of the reply). ACL
+ * denials inside a script, which Redis reports as a plain ERR, are NOPERM. */
+enum store_error store_error_classify(const char *text);
+
+/* ---- the layer -------------------------------------------------------- */
+
+struct store_cmds;
+
+/* reply: the answer (never an error reply), or NULL when a STORE_CMD_HOLD
+ * command met a permanent error (err, text: the reply's text). */
+typedef void (*store_cmd_cb)(redisReply *reply, enum store_error err, const char *text, void *arg);
+
+#define STORE_CMD_HOLD 1u /* permanent errors go to the callback */
+
+struct store_cmds *store_cmds_new(uv_loop_t *loop, struct rconn *rc, const char *name);
+/* Sends the command in a (taking its buffer; a is left initialised and
+ * empty). script: the body of the EVALSHA that a starts with, or NULL. */
+void store_cmds_send(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void *arg, void (*discard)(void *),
+                     struct store_args *a, const char *script);
+/* send(sc, flags, cb, arg, argv): argv ends with NULL; strings copied. */
+void store_cmds_sendv(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void *arg, const char *const *argv);
+#define STORE_SEND(sc, flags, cb, arg, ...) store_cmds_sendv(sc, flags, cb, arg, (const char *const[]){__VA_ARGS__, NULL})
+/* The connection became usable: send what waits. */
+void store_cmds_connected(struct store_cmds *sc);
+/* Nothing waits, nothing is in flight. */
+bool store_cmds_idle(const struct store_cmds *sc);
+
+struct store_cmds_status {
+    bool waiting;             /* an error reply is being retried now */
+    enum store_error error;   /* the latest error (when waiting) */
+    char text[128];           /* its reply text, cut */
+    int64_t since_ms;         /* loop time it started */
+    size_t backlog;           /* commands waiting to be sent */
+    uint64_t errors[STORE_E_COUNT]; /* error replies (and connection losses) met, by class */
+};
+void store_cmds_status(const struct store_cmds *sc, struct store_cmds_status *out);
+/* Closes the timer; commands never answered are discarded. done fires once
+ * the handle is closed. */
+void store_cmds_free(struct store_cmds *sc, void (*done)(void *arg), void *arg);
+
+#endif
