@@ -252,6 +252,7 @@ class CuttingProxy:
             pending += data
             i = pending.find(EXEC)
             if i >= 0:
+                cut_at = time.monotonic()
                 server.sendall(pending[:i + len(EXEC)])
                 self.cut = True
                 break
@@ -259,9 +260,10 @@ class CuttingProxy:
             keep = next((k for k in range(len(EXEC) - 1, 0, -1) if pending.endswith(EXEC[:k])), 0)
             server.sendall(pending[:len(pending) - keep])
             pending = pending[len(pending) - keep:]
-        if self.cut:
-            last_answer[0] = time.monotonic()
-            while time.monotonic() - last_answer[0] < 0.5:
+        if self.cut:   # Redis answers the whole transaction in one write: wait for it, then for quiet
+            deadline = cut_at + 20 * harness.SLOW
+            while time.monotonic() < deadline and (last_answer[0] <= cut_at
+                                                   or time.monotonic() - last_answer[0] < 0.5):
                 time.sleep(0.05)
         server.close()
         client.shutdown(socket.SHUT_WR)
