@@ -419,4 +419,4 @@ static const struct herald_channel_plugin sendgrid_plugin = {
     .deliver = NULL,
 };
 
-const struct herald_channel_plugin *herald_channel_plugin(void) { return &sendgrid_plugin; }
+HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void) { return &sendgrid_plugin; }

@@ -730,4 +730,4 @@ static const struct herald_channel_plugin smtp_plugin = {
     .deliver = NULL,
 };
 
-const struct herald_channel_plugin *herald_channel_plugin(void) { return &smtp_plugin; }
+HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void) { return &smtp_plugin; }

@@ -2,7 +2,10 @@
  * herald_channel.h - the channel plugin ABI (version 1).
  *
  * A plugin is a shared object (build/channels/<name>.so) that exports one
- * symbol, herald_channel_plugin(), returning a const table. The daemon checks
+ * symbol, herald_channel_plugin(), returning a const table. It is built
+ * with -fvisibility=hidden, so that HERALD_EXPORT below is all it exports,
+ * and reaches the daemon only through struct herald_host: the daemon
+ * exports no symbols for it to bind to. The daemon checks
  * abi_version and size before it calls anything else, and refuses a mismatch
  * with one line naming both versions. Structs only ever grow at the end; a
  * new field bumps nothing, a changed meaning bumps HERALD_CHANNEL_ABI_VERSION.
@@ -125,5 +128,11 @@ struct herald_channel_plugin {
 };
 
 typedef const struct herald_channel_plugin *(*herald_channel_entry_fn)(void);
+
+/* The one symbol a plugin exports (the others stay inside it: plugins are
+ * built with -fvisibility=hidden). Declared here so that a plugin that
+ * forgets the mark on its definition still exports it. */
+#define HERALD_EXPORT __attribute__((visibility("default")))
+HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void);
 
 #endif

@@ -375,4 +375,4 @@ static const struct herald_channel_plugin outbox_plugin = {
     .deliver = outbox_deliver,
 };
 
-const struct herald_channel_plugin *herald_channel_plugin(void) { return &outbox_plugin; }
+HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void) { return &outbox_plugin; }

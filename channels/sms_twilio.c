@@ -367,4 +367,4 @@ static const struct herald_channel_plugin twilio_plugin = {
     .deliver = NULL,
 };
 
-const struct herald_channel_plugin *herald_channel_plugin(void) { return &twilio_plugin; }
+HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void) { return &twilio_plugin; }

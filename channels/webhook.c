@@ -350,7 +350,7 @@ static const struct herald_channel_plugin webhook_plugin = {
     .release = webhook_release,
 };
 
-__attribute__((visibility("default"))) const struct herald_channel_plugin *herald_channel_plugin(void)
+HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void)
 {
     return &webhook_plugin;
 }

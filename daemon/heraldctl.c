@@ -89,7 +89,7 @@ struct import_run {
     const char *path;
     struct import_line win[IMPORT_WINDOW];
     size_t n;
-    long imported, tombstoned;
+    long imported, skipped, unknown, tombstoned;
 };
 
 static void import_line_free(struct import_line *l)
@@ -100,7 +100,8 @@ static void import_line_free(struct import_line *l)
     profile_free(&l->prof);
 }
 
-/* Writes the window; 0, or 2 after printing why Redis refused it. */
+/* Writes the window and reports every person Redis did not store, by line
+ * and id (never an address); 0, or 2 when the connection failed. */
 static int import_flush(const struct config *cfg, redisContext *c, struct import_run *run)
 {
     struct store_import items[IMPORT_WINDOW];
@@ -120,7 +121,8 @@ static int import_flush(const struct config *cfg, redisContext *c, struct import
     }
     for (size_t i = 0; i < run->n; i++) {
         struct import_line *l = &run->win[i];
-        if (rc == 0) {
+        switch (items[i].status) {
+        case STORE_IMPORT_STORED:
             run->imported++;
             for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
                 if (!(items[i].tombstoned & (1u << ch))) continue;
@@ -131,11 +133,42 @@ static int import_flush(const struct config *cfg, redisContext *c, struct import
                        herald_channel_name(ch));
                 run->tombstoned++;
             }
+            break;
+        case STORE_IMPORT_REFUSED:
+            fprintf(stderr, "%s:%ld: recipient %s: not imported: %s\n", run->path, l->lineno, l->prof.id,
+                    items[i].reason);
+            run->skipped++;
+            break;
+        case STORE_IMPORT_UNKNOWN:
+            fprintf(stderr, "%s:%ld: recipient %s: not confirmed (%s): it may be partly stored; import it again\n",
+                    run->path, l->lineno, l->prof.id, items[i].reason);
+            run->unknown++;
+            break;
         }
         import_line_free(l);
     }
     run->n = 0;
     return rc;
+}
+
+/* The line without its end (\n, \r\n) and, on line 1, without a UTF-8
+ * byte order mark; the length is getline's, so a NUL byte cannot hide the
+ * rest of the line. */
+static const char *import_trim(char *line, ssize_t *len, long lineno)
+{
+    while (*len > 0 && (line[*len - 1] == '\n' || line[*len - 1] == '\r')) line[--*len] = '\0';
+    if (lineno == 1 && *len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+        *len -= 3;
+        return line + 3;
+    }
+    return line;
+}
+
+static bool import_blank(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != ' ' && p[i] != '\t') return false;
+    return true;
 }
 
 static int cmd_import(const struct config *cfg, redisContext *c, const char *path)
@@ -148,7 +181,7 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    long lineno = 0, skipped = 0;
+    long lineno = 0;
     int rc = 0;
     struct import_run *run = xcalloc(1, sizeof(*run));
     run->path = path;
@@ -158,29 +191,33 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
                                                                           : NULL;
     while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
         lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-        const char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
-        if (*p == '\0') continue;
+        const char *text = import_trim(line, &len, lineno);
+        /* Before the blank test: a line of NUL bytes is not blank. */
+        if (memchr(text, '\0', (size_t)len)) {
+            fprintf(stderr, "%s:%ld: contains a NUL byte\n", path, lineno);
+            run->skipped++;
+            continue;
+        }
+        if (import_blank(text, (size_t)len)) continue;
         char err[512];
         if ((size_t)len > HERALD_PROFILE_MAX_BYTES) {
             fprintf(stderr, "%s:%ld: line is %zd bytes, over the %d byte limit\n", path, lineno, len,
                     HERALD_PROFILE_MAX_BYTES);
-            skipped++;
+            run->skipped++;
             continue;
         }
         json_error_t jerr;
-        json_t *obj = json_loadb(line, (size_t)len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *obj = json_loadb(text, (size_t)len, JSON_REJECT_DUPLICATES, &jerr);
         if (!obj) {
             fprintf(stderr, "%s:%ld: not valid JSON (column %d)\n", path, lineno, jerr.column);
-            skipped++;
+            run->skipped++;
             continue;
         }
         struct import_line *l = &run->win[run->n];
         if (profile_from_json(obj, &l->prof, true, &l->recs, &l->nrecs, time(NULL), err, sizeof(err)) < 0) {
             fprintf(stderr, "%s:%ld: %s\n", path, lineno, err);
             json_decref(obj);
-            skipped++;
+            run->skipped++;
             continue;
         }
         json_decref(obj);
@@ -204,17 +241,30 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
             const char *addr = profile_address(&l->prof, ch);
             if (secret && addr) people_tombstone_member(&l->tm[ch], secret, ch, addr);
         }
-        if (++run->n == IMPORT_WINDOW) rc = import_flush(cfg, c, run);
+        run->n++;
+        if (rc == 0 && run->n == IMPORT_WINDOW) rc = import_flush(cfg, c, run);
     }
-    if (rc == 0) rc = import_flush(cfg, c, run);
-    for (size_t i = 0; i < run->n; i++) import_line_free(&run->win[i]);
+    if (rc == 0) {
+        rc = import_flush(cfg, c, run);
+    } else {
+        /* The connection failed: what is left was never sent. */
+        for (size_t i = 0; i < run->n; i++) {
+            fprintf(stderr, "%s:%ld: recipient %s: not imported: not sent (redis connection failed)\n", path,
+                    run->win[i].lineno, run->win[i].prof.id);
+            run->skipped++;
+            import_line_free(&run->win[i]);
+        }
+        run->n = 0;
+    }
+    if (rc && getline(&line, &cap, fp) >= 0)
+        fprintf(stderr, "%s: stopped after line %ld: the lines after it were not read\n", path, lineno);
     free(line);
     if (fp != stdin) fclose(fp);
-    if (run->tombstoned)
-        printf("imported %ld, skipped %ld, %ld address(es) erased before: stored without consent\n", run->imported,
-               skipped, run->tombstoned);
-    else
-        printf("imported %ld, skipped %ld\n", run->imported, skipped);
+    printf("imported %ld, skipped %ld", run->imported, run->skipped);
+    if (run->unknown) printf(", not confirmed %ld", run->unknown);
+    if (run->tombstoned) printf(", %ld address(es) erased before: stored without consent", run->tombstoned);
+    printf("\n");
+    long skipped = run->skipped;
     free(run);
     if (rc) return rc;
     return skipped ? 1 : 0;

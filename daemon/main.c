@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -175,6 +176,16 @@ static void make_run_id(char *buf, size_t len)
     for (size_t i = 0; i < sizeof(rnd) && o + 2 < len; i++) o += (size_t)snprintf(buf + o, len - o, "%02x", rnd[i]);
 }
 
+/* rand() drives the jitter of dispatch retries and of Redis reconnects;
+ * unseeded, every daemon would draw the same delays and retry in step. */
+static void seed_jitter(void)
+{
+    unsigned seed;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+        seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
+    srand(seed);
+}
+
 static int load(struct daemon *d, const char *path, const char **overrides, size_t n, bool check_only)
 {
     struct strbuf errors;
@@ -239,6 +250,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    seed_jitter();
     /* Once, before any thread exists (plugins and dispatch use curl). */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "herald: curl_global_init failed\n");

@@ -2,16 +2,19 @@
  * rconn.c - a self-healing async hiredis connection on the libuv loop.
  *
  * States: IDLE (waiting for the backoff timer) -> CONNECTING (TCP + AUTH +
- * SELECT) -> READY -> back to IDLE on any loss. It uses hiredis's libuv
- * adapter with its poll callback replaced (see poll_cb). The watchdog timer runs every
+ * SELECT) -> READY -> back to IDLE on any loss. It drives hiredis from
+ * the loop through its own event hooks (see "event hooks" below), not
+ * through hiredis's libuv adapter. The watchdog timer runs every
  * 500 ms: a connect that takes longer than the timeout, or outstanding
  * commands that see no reply for the timeout, drop the connection, which
  * makes hiredis fire every pending callback with NULL. Never spins: retries
- * wait 100 ms doubling to 5 s, with jitter so that daemons do not stampede.
+ * wait 100 ms doubling to 2 s, with jitter so that daemons do not stampede.
+ *
+ * Builds against hiredis 0.14 (Debian 12) and 1.x (Debian 13): it uses
+ * only hiredis's public API, and fills hiredis structs by member name.
  */
 #include "rconn.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,14 +151,21 @@ static void *robj_string(const redisReadTask *task, char *str, size_t len)
     return r;
 }
 
-static void *robj_array(const redisReadTask *task, int elements)
+/* hiredis 1.x counts an array's elements in a size_t, 0.14 in an int. */
+#if HIREDIS_MAJOR >= 1
+#define RCONN_ELEMENTS size_t
+#else
+#define RCONN_ELEMENTS int
+#endif
+
+static void *robj_array(const redisReadTask *task, RCONN_ELEMENTS elements)
 {
     size_t n = elements > 0 ? (size_t)elements : 0;
     /* A top-level array opens its first block large enough for its element
      * vector and a typical string per element. */
     size_t guess = n < RBLOCK_GUESS_MAX ? n : RBLOCK_GUESS_MAX;
     size_t extra = n * sizeof(redisReply *) + (task->parent ? 0 : guess * 128);
-    redisReply *r = robj_new(task, REDIS_REPLY_ARRAY, extra);
+    redisReply *r = robj_new(task, task->type, extra); /* ARRAY; 1.x's RESP3 aggregates come here too */
     if (!r) return NULL;
     r->elements = n;
     if (n) {
@@ -191,7 +201,38 @@ static void robj_free(void *reply)
     }
 }
 
-static redisReplyObjectFunctions robj_functions = {robj_string, robj_array, robj_integer, robj_nil, robj_free};
+#if HIREDIS_MAJOR >= 1
+/* RESP3 types, which hiredis 1.x can parse. rconn speaks RESP2 (it never
+ * sends HELLO 3), so Redis does not send them; they are built as hiredis
+ * builds them so that a table with holes never meets one. */
+static void *robj_double(const redisReadTask *task, double value, char *str, size_t len)
+{
+    redisReply *r = robj_string(task, str, len);
+    if (r) r->dval = value;
+    return r;
+}
+
+static void *robj_bool(const redisReadTask *task, int value)
+{
+    redisReply *r = robj_new(task, task->type, 0);
+    if (r) r->integer = value != 0;
+    return r;
+}
+#endif
+
+/* By member name: hiredis 1.x inserts createDouble and createBool among
+ * the members of 0.14, so a positional table would call the wrong ones. */
+static redisReplyObjectFunctions robj_functions = {
+    .createString = robj_string,
+    .createArray = robj_array,
+    .createInteger = robj_integer,
+    .createNil = robj_nil,
+#if HIREDIS_MAJOR >= 1
+    .createDouble = robj_double,
+    .createBool = robj_bool,
+#endif
+    .freeObject = robj_free,
+};
 
 static void report(struct rconn *rc, bool connected, const char *err)
 {
@@ -252,32 +293,72 @@ static void on_connect(const redisAsyncContext *ac, int status)
     redisAsyncCommand(rc->ac, on_select, rc, "SELECT %d", rc->db);
 }
 
-/*
- * The adapter's poll callback drops events with status < 0, and libuv
- * reports a refused non-blocking connect exactly that way (POLLERR), so a
- * reconnect to a server that is still down would hang until the watchdog.
- * These wrappers keep the adapter's state and cleanup but hand errors to
- * hiredis as readiness, so that it reads the socket error and fails the
- * connect (or the connection) at once.
- */
-static void poll_cb(uv_poll_t *handle, int status, int events)
+/* ---- event hooks -------------------------------------------------------
+ * hiredis asks an event library to watch its socket through the hooks in
+ * redisAsyncContext.ev (addRead, delRead, addWrite, delWrite, cleanup and
+ * their data): the public seam that every adapter under hiredis/adapters/
+ * fills. rconn fills it itself rather than using the libuv adapter, whose
+ * state struct is the header's own business (1.x changed it) and whose
+ * 0.14 poll callback drops events with status < 0: libuv reports a refused
+ * non-blocking connect exactly that way (POLLERR), so a reconnect to a
+ * server that is still down would hang until the watchdog. Here errors go
+ * to hiredis as readiness, and it reads the socket error and fails the
+ * connect (or the connection) at once. */
+struct rconn_ev {
+    redisAsyncContext *ac; /* NULL once hiredis has let go (cleanup) */
+    uv_poll_t poll;
+    int events;
+};
+
+static void ev_poll_cb(uv_poll_t *handle, int status, int events)
 {
-    redisLibuvEvents *p = handle->data;
+    struct rconn_ev *p = handle->data;
     if (status < 0) events = UV_READABLE | UV_WRITABLE;
-    if (p->context && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->context);
-    if (p->context && (events & UV_READABLE)) redisAsyncHandleRead(p->context);
+    /* Handling the write can free the context: cleanup clears p->ac, and
+     * p itself lives until its handle is closed. */
+    if (p->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->ac);
+    if (p->ac && (events & UV_READABLE)) redisAsyncHandleRead(p->ac);
 }
 
-static void poll_update(redisLibuvEvents *p)
+static void ev_update(struct rconn_ev *p)
 {
-    if (p->events) uv_poll_start(&p->handle, p->events, poll_cb);
-    else uv_poll_stop(&p->handle);
+    if (p->events) uv_poll_start(&p->poll, p->events, ev_poll_cb);
+    else uv_poll_stop(&p->poll);
 }
 
-static void ev_add_read(void *priv) { redisLibuvEvents *p = priv; p->events |= UV_READABLE; poll_update(p); }
-static void ev_del_read(void *priv) { redisLibuvEvents *p = priv; p->events &= ~UV_READABLE; poll_update(p); }
-static void ev_add_write(void *priv) { redisLibuvEvents *p = priv; p->events |= UV_WRITABLE; poll_update(p); }
-static void ev_del_write(void *priv) { redisLibuvEvents *p = priv; p->events &= ~UV_WRITABLE; poll_update(p); }
+static void ev_add_read(void *priv) { struct rconn_ev *p = priv; p->events |= UV_READABLE; ev_update(p); }
+static void ev_del_read(void *priv) { struct rconn_ev *p = priv; p->events &= ~UV_READABLE; ev_update(p); }
+static void ev_add_write(void *priv) { struct rconn_ev *p = priv; p->events |= UV_WRITABLE; ev_update(p); }
+static void ev_del_write(void *priv) { struct rconn_ev *p = priv; p->events &= ~UV_WRITABLE; ev_update(p); }
+
+static void ev_closed(uv_handle_t *h) { free(h->data); }
+
+/* hiredis is freeing the context: the handle closes, the loop frees it. */
+static void ev_cleanup(void *priv)
+{
+    struct rconn_ev *p = priv;
+    p->ac = NULL;
+    uv_close((uv_handle_t *)&p->poll, ev_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    if (ac->ev.data) return -HERALD_EREDIS; /* already attached */
+    struct rconn_ev *p = xcalloc(1, sizeof(*p));
+    if (uv_poll_init(loop, &p->poll, ac->c.fd) != 0) {
+        free(p);
+        return -HERALD_EREDIS;
+    }
+    p->ac = ac;
+    p->poll.data = p;
+    ac->ev.data = p;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    return 0;
+}
 
 static void try_connect(struct rconn *rc)
 {
@@ -295,15 +376,11 @@ static void try_connect(struct rconn *rc)
     }
     ac->data = rc;
     ac->c.reader->fn = &robj_functions;
-    if (redisLibuvAttach(ac, rc->loop) != REDIS_OK) {
+    if (ev_attach(ac, rc->loop) < 0) {
         redisAsyncFree(ac);
         schedule_retry(rc);
         return;
     }
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     rc->ac = ac;
@@ -490,7 +567,7 @@ void rconn_close(struct rconn *rc, void (*done)(void *arg), void *arg)
         redisAsyncContext *ac = rc->ac;
         rc->ac = NULL;
         /* Free (not Disconnect): pending callbacks fire now with NULL, and
-         * the adapter closes its poll handle before the loop can end. */
+         * ev_cleanup closes the poll handle before the loop can end. */
         redisAsyncFree(ac);
     }
     uv_close((uv_handle_t *)&rc->retry_timer, on_handle_closed);

@@ -1,8 +1,9 @@
 /*
  * rconn.h - one asynchronous Redis connection that heals itself.
  *
- * hiredis 0.14's libuv adapter has no timeouts and ignores poll errors, so
- * rconn adds what a daemon needs around it: AUTH/SELECT on connect, a
+ * hiredis's async API has no timeouts in 0.14 and its libuv adapter ignores
+ * poll errors, so rconn drives hiredis from the loop through its own event
+ * hooks and adds what a daemon needs around it: AUTH/SELECT on connect, a
  * watchdog that drops a connection whose replies stall (or whose connect
  * never completes), and reconnection with capped exponential backoff and
  * jitter. It never spins and never logs an address: it reports state

@@ -144,7 +144,13 @@ int store_sync_import(redisContext *c, const char *prefix, const struct profile 
                       const struct consent_record *recs, size_t nrecs, char *err, size_t errlen)
 {
     struct store_import it = {.p = p, .recs = recs, .nrecs = nrecs};
-    return store_sync_import_batch(c, prefix, &it, 1, err, errlen);
+    int rc = store_sync_import_batch(c, prefix, &it, 1, err, errlen);
+    if (rc < 0) return rc;
+    if (it.status != STORE_IMPORT_STORED) {
+        herald_seterr(err, errlen, "%s", it.reason);
+        return -HERALD_EREDIS;
+    }
+    return 0;
 }
 
 int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address,
@@ -312,6 +318,35 @@ static int append_import(redisContext *c, const char *prefix, struct store_impor
     return n;
 }
 
+/* An error reply as a reason to print: Redis quotes the arguments of a
+ * refused command ("... with args beginning with: '...'"), and an argument
+ * may be an address, so the text is cut before the first quote. */
+static void refuse(struct store_import *it, const char *what, const redisReply *r, const char *after)
+{
+    const char *text = r && r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply";
+    size_t n = strcspn(text, "'\"");
+    while (n && (isspace((unsigned char)text[n - 1]) || strchr(":,>", text[n - 1]))) n--;
+    it->status = STORE_IMPORT_REFUSED;
+    herald_seterr(it->reason, sizeof(it->reason), "%s: %.*s%s", what, (int)n, text, after);
+}
+
+/* The first failure among the replies to one person's MULTI ... EXEC:
+ * a command refused while queued (EXEC then answers EXECABORT), or a
+ * command that failed when EXEC ran it (the others were applied: Redis
+ * has no rollback). NULL when every write succeeded. */
+static const redisReply *transaction_error(redisReply **replies, int n, bool *applied)
+{
+    *applied = false;
+    for (int k = 0; k < n - 1; k++)
+        if (replies[k]->type == REDIS_REPLY_ERROR) return replies[k];
+    const redisReply *exec = replies[n - 1];
+    if (exec->type != REDIS_REPLY_ARRAY) return exec; /* an error, or nil (aborted) */
+    *applied = true;
+    for (size_t e = 0; e < exec->elements; e++)
+        if (exec->element[e]->type == REDIS_REPLY_ERROR) return exec->element[e];
+    return NULL;
+}
+
 int store_sync_import_batch(redisContext *c, const char *prefix, struct store_import *items, size_t n,
                             char *err, size_t errlen)
 {
@@ -320,14 +355,22 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
     strbuf_init(&kt);
     store_key_tombstones(&kt, prefix);
     char *(*drop)[HERALD_CH_COUNT] = xcalloc(n ? n : 1, sizeof(*drop));
+    int *nreplies = xcalloc(n ? n : 1, sizeof(*nreplies));
     int rc = 0;
 
-    /* Round trip 1, pipelined for the whole batch: which addresses were
-     * erased before (their consent records are not stored: the person must
-     * consent again, through the API), and the profile stored before (its
-     * addresses leave herald:addr if they changed). */
     for (size_t i = 0; i < n; i++) {
         items[i].tombstoned = 0;
+        items[i].status = STORE_IMPORT_UNKNOWN;
+        items[i].reason[0] = '\0';
+    }
+
+    /* Round trip 1, pipelined for the whole batch, reads only: which
+     * addresses were erased before (their consent records are not stored:
+     * the person must consent again, through the API), and the profile
+     * stored before (its addresses leave herald:addr if they changed). A
+     * person whose answer is an error is not written: storing consent
+     * without knowing whether the address was erased is not allowed. */
+    for (size_t i = 0; i < n; i++) {
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
             if (items[i].tombstones[ch] && profile_address(items[i].p, ch))
                 redisAppendCommand(c, "SISMEMBER %s %s", kt.buf, items[i].tombstones[ch]);
@@ -342,7 +385,8 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
                 rc = -HERALD_EREDIS;
                 break;
             }
-            if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) items[i].tombstoned |= 1u << ch;
+            if (r->type == REDIS_REPLY_ERROR) refuse(&items[i], "redis", r, " (reading the erased addresses)");
+            else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) items[i].tombstoned |= 1u << ch;
             freeReplyObject(r);
         }
         if (rc < 0 || !(r = next_reply(c, err, errlen))) {
@@ -351,7 +395,9 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
         }
         struct profile old;
         char perr[128];
-        if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &old, perr, sizeof(perr)) == 0) {
+        if (r->type == REDIS_REPLY_ERROR) {
+            refuse(&items[i], "redis", r, " (reading the stored profile)");
+        } else if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &old, perr, sizeof(perr)) == 0) {
             struct strbuf om, nm;
             strbuf_init(&om);
             strbuf_init(&nm);
@@ -368,29 +414,49 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
         }
         freeReplyObject(r);
     }
+    if (rc < 0) /* nothing was written: the batch stopped at its reads */
+        for (size_t i = 0; i < n; i++)
+            if (items[i].status == STORE_IMPORT_UNKNOWN) {
+                items[i].status = STORE_IMPORT_REFUSED;
+                herald_seterr(items[i].reason, sizeof(items[i].reason), "not sent: %s", err);
+            }
 
     /* Round trip 2: one transaction per person, so the profile, its consent
      * records and its addresses land together. The owner check of a dropped
      * address is not inside it; at worst an address another import took
      * meanwhile loses its entry, and the next write of that person puts it
      * back. */
-    int replies = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) replies += append_import(c, prefix, &items[i], drop[i]);
-    for (int k = 0; k < replies && rc == 0; k++) {
-        redisReply *r = next_reply(c, err, errlen);
-        if (!r) {
-            rc = -HERALD_EREDIS;
-            break;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (items[i].status == STORE_IMPORT_UNKNOWN) nreplies[i] = append_import(c, prefix, &items[i], drop[i]);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int m = nreplies[i];
+        if (m == 0) continue; /* refused in round trip 1 */
+        redisReply **replies = xcalloc((size_t)m, sizeof(*replies));
+        int got = 0;
+        while (got < m && (replies[got] = next_reply(c, err, errlen))) got++;
+        if (got < m) {
+            rc = -HERALD_EREDIS; /* this person and the ones after it: UNKNOWN */
+        } else {
+            bool applied;
+            const redisReply *bad = transaction_error(replies, m, &applied);
+            if (!bad) {
+                items[i].status = STORE_IMPORT_STORED;
+            } else {
+                /* Redis ran the transaction's other writes: say so. */
+                refuse(&items[i], "redis", bad, applied ? " (the person's other writes were applied)" : "");
+            }
         }
-        if (r->type == REDIS_REPLY_ERROR) {
-            herald_seterr(err, errlen, "redis: %s", r->str);
-            rc = -HERALD_EREDIS;
-        }
-        freeReplyObject(r);
+        for (int k = 0; k < got; k++) freeReplyObject(replies[k]);
+        free(replies);
     }
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++)
+            if (items[i].status == STORE_IMPORT_UNKNOWN)
+                herald_seterr(items[i].reason, sizeof(items[i].reason), "%s", err);
     for (size_t i = 0; i < n; i++)
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++) free(drop[i][ch]);
     free(drop);
+    free(nreplies);
     strbuf_free(&kp);
     strbuf_free(&kt);
     return rc;

@@ -152,6 +152,13 @@ size_t store_address_normalise(char *out, size_t outlen, int channel, const char
  * by heraldctl and the API, so both print the same figures. */
 json_t *store_campaign_progress(const char *id, const redisReply *r);
 
+/* What became of one person of an import batch. */
+enum store_import_status {
+    STORE_IMPORT_UNKNOWN,  /* sent, but the connection was lost before the answer: may be partly stored */
+    STORE_IMPORT_STORED,   /* every write of the person's transaction succeeded */
+    STORE_IMPORT_REFUSED,  /* not stored: Redis refused it, or it was never sent (reason says which) */
+};
+
 /* One person of an import batch. tombstones[ch] (NULL: none) is the
  * tombstone member of p's address on channel ch (people_tombstone_member). */
 struct store_import {
@@ -160,6 +167,8 @@ struct store_import {
     size_t nrecs;
     const char *tombstones[HERALD_CH_COUNT];
     unsigned tombstoned; /* out: bit (1 << ch) when that address was erased before */
+    enum store_import_status status; /* out */
+    char reason[160];    /* out: why not STORED; Redis's words cut before any quoted argument */
 };
 
 /* Imports a batch (heraldctl import) in two pipelined round trips. For each
@@ -167,10 +176,14 @@ struct store_import {
  * consent records for that channel are not stored (the person must consent
  * again) and the bit is set in tombstoned; herald:addr is kept in step
  * (old addresses out, new in); the rev is bumped; profile, records and
- * addresses land in one transaction per person. Returns 0, or
- * -HERALD_EREDIS with err (the batch may be partly stored: an import is
- * safe to run again). store_sync_import is this for one person and no
- * tombstones. */
+ * addresses go in one MULTI/EXEC per person. Every reply is checked, each
+ * element of EXEC's answer included (a command of a transaction can fail
+ * on its own, e.g. WRONGTYPE, while Redis applies the others), and each
+ * person gets a status. Returns 0 when Redis answered for every person, or
+ * -HERALD_EREDIS with err when the connection failed: the persons still
+ * STORE_IMPORT_UNKNOWN may be partly stored (an import is safe to run
+ * again). store_sync_import is this for one person and no tombstones; it
+ * returns <0 unless the person was stored. */
 int store_sync_import_batch(redisContext *c, const char *prefix, struct store_import *items, size_t n,
                             char *err, size_t errlen);
 

@@ -152,5 +152,5 @@ static const struct herald_channel_plugin fake_plugin = {
     .deliver = fake_deliver,
 };
 
-const struct herald_channel_plugin *herald_channel_plugin(void) { return &fake_plugin; }
+HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void) { return &fake_plugin; }
 

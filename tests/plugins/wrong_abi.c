@@ -8,4 +8,4 @@ static const struct herald_channel_plugin wrong = {
     .channels = "email",
 };
 
-const struct herald_channel_plugin *herald_channel_plugin(void) { return &wrong; }
+HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void) { return &wrong; }
