@@ -84,8 +84,9 @@ def cpu_ticks(pid):
 class RedisServer:
     """A private redis-server on 127.0.0.1, no persistence unless asked."""
 
-    def __init__(self, datadir, port=None):
+    def __init__(self, datadir, port=None, extra_args=()):
         self.datadir = datadir
+        self.extra_args = list(extra_args)   # e.g. ["--enable-debug-command", "yes"]
         self.fixed_port = port is not None   # a restart must come back on the same port
         self.port = port or free_port()
         self.proc = None
@@ -113,7 +114,7 @@ class RedisServer:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", self.datadir, "--daemonize", "no", "--protected-mode", "yes"],
+             "--dir", self.datadir, "--daemonize", "no", "--protected-mode", "yes"] + self.extra_args,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         log.close()
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
@@ -248,9 +249,9 @@ dir = outbox
 class Env:
     """Everything one test runs against. Use through HeraldTestCase.env()."""
 
-    def __init__(self, name, log_level="debug", drain_timeout="5s"):
+    def __init__(self, name, log_level="debug", drain_timeout="5s", redis_args=()):
         self.dir = tempfile.mkdtemp(prefix="herald-e2e-%s-" % name)
-        self.redis = RedisServer(os.path.join(self.dir, "redis")).start()
+        self.redis = RedisServer(os.path.join(self.dir, "redis"), extra_args=redis_args).start()
         self.r = redis.Redis(host="127.0.0.1", port=self.redis.port, decode_responses=True, socket_timeout=10)
         self.admin_port = free_port()
         self.outbox = os.path.join(self.dir, "outbox")   # `dir = outbox`, relative to the config file
@@ -499,6 +500,32 @@ class HeraldTestCase(unittest.TestCase):
         if leaks:
             lines = "\n".join("  %s: %r in: %s" % (os.path.basename(p), s, l) for p, s, l in leaks[:20])
             self.fail("herald's log contains addresses, numbers or message text:\n" + lines)
+
+    def assertConsistent(self, e, cid, ids):
+        """What a job leaves behind agrees with itself: each id one terminal
+        audit record; for everyone with a profile, the once-only record holds
+        exactly that outcome (no audit record without its outcome, and no
+        outcome without its audit record); the campaign's progress counts
+        every recipient once and nothing is left pending. Returns {id: audit}."""
+        by = self.assertOneTerminalEach(e.audit(cid), ids)
+        mismatched = []
+        for rid in ids:
+            rec = e.r.hget("herald:r:{%s}:campaigns" % rid, cid)
+            has_profile = e.r.hexists("herald:r:{%s}" % rid, "profile")
+            if not has_profile:
+                continue
+            state = rec.split(" ")[0] if rec else None
+            want = by[rid]["outcome"] if rid in by else None
+            if by.get(rid, {}).get("reason") == "expired":
+                continue   # an expired campaign's outcomes store no record
+            if state != want:
+                mismatched.append((rid, state, want))
+        self.assertEqual(mismatched[:20], [], "%d once-only records disagree with the audit (id, record, audit)"
+                         % len(mismatched))
+        c = e.campaign(cid)
+        done = c["sent"] + c["unknown"] + sum(c["suppressed"].values()) + sum(c["failed"].values())
+        self.assertEqual((done, c["pending"], c["state"]), (len(ids), 0, "done"), "campaign progress: %r" % c)
+        return by
 
     def assertOneTerminalEach(self, recs, ids):
         """Each id in ids has exactly one terminal audit record; return {id: record}."""
