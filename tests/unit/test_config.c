@@ -231,8 +231,8 @@ static void test_example_in_sync(void **state)
     while (config_provider_schema[npkeys].key) npkeys++;
     assert_true(npkeys < 16);
     while (fgets(line, sizeof(line), fp)) {
-        char key[128];
-        if (sscanf(line, "#   %127[a-z_] =", key) != 1) continue;
+        char key[128], eq[2];
+        if (sscanf(line, "#   %127[a-z_] %1[=]", key, eq) != 2) continue;
         for (size_t i = 0; i < npkeys; i++)
             if (strcmp(config_provider_schema[i].key, key) == 0) pfound[i] = true;
     }
