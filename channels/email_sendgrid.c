@@ -15,6 +15,11 @@
  * tests/e2e/test_contracts.py), and a message it refuses (no address, empty
  * subject or body, invalid UTF-8) is refused before any byte leaves; the
  * subject never carries CR or LF, so it cannot inject a header.
+ *
+ * Mail Send v3 has no idempotency field (tsg_mail_v3.json): the message's
+ * idempotency key travels as the personalization's custom argument
+ * `idempotency_key`, which SendGrid carries into every Event Webhook event
+ * of the message, so a duplicate can be recognised afterwards.
  */
 #include <ctype.h>
 #include <stdbool.h>
@@ -287,7 +292,8 @@ static char *render(const struct sendgrid *sg, const struct herald_message *m, c
     /* custom_args go in the personalization: the spec types them as an
      * object there (the message-level custom_args is typed as a string). */
     ok = ok && put(to, "email", m->to) && put(args, "campaign", m->campaign ? m->campaign : "") &&
-         put(args, "recipient", m->recipient ? m->recipient : "");
+         put(args, "recipient", m->recipient ? m->recipient : "") &&
+         (!m->idempotency_key || put(args, "idempotency_key", m->idempotency_key));
     ok = ok && json_object_set_new(pers, "to", json_pack("[O]", to)) == 0 &&
          json_object_set(pers, "custom_args", args) == 0;
     ok = ok && json_object_set_new(root, "personalizations", json_pack("[O]", pers)) == 0;

@@ -8,7 +8,9 @@
  * never touches the network, and neither it nor any other function here
  * logs or keeps an address, a subject or a body: state holds only the curl
  * objects and the Message-ID (campaign and recipient ids, a random part and
- * the sender's domain).
+ * the sender's domain; or, when the message has an idempotency key, the key
+ * and the sender's domain, so every attempt of the message carries the same
+ * Message-ID and a relay or mailbox can recognise a second copy).
  *
  * Main invariant: nothing a recipient's profile can put in a message reaches
  * the SMTP dialogue or the header block unescaped. The envelope and To
@@ -436,9 +438,41 @@ static void id_part(struct plugin_buf *b, const char *id, size_t max)
     }
 }
 
-/* "<campaign.recipient.random@domain>", shortened to fit provider_id. */
+/* The idempotency key as a Message-ID's left side (dot-atom-text): ':'
+ * is not atext and becomes '=', and a '.' that would lead, trail or
+ * double becomes '~'. Neither '=' nor '~' can be in a key, so two keys
+ * never give one Message-ID. */
+static void key_part(struct plugin_buf *b, const char *key)
+{
+    size_t n = strlen(key);
+    for (size_t i = 0; i < n; i++) {
+        char c = key[i];
+        if (c == ':') c = '=';
+        else if (c == '.' && (i == 0 || i + 1 == n || key[i + 1] == '.' || key[i - 1] == '.')) c = '~';
+        plugin_buf_add(b, &c, 1);
+    }
+}
+
+/* "<key@domain>" when the message has an idempotency key (the same for
+ * every attempt; "<key@herald>" when the sender's domain leaves no room in
+ * provider_id), else "<campaign.recipient.random@domain>", shortened to fit. */
 static bool message_id(char *out, size_t len, const struct smtp *s, const struct herald_message *m, int64_t now)
 {
+    if (m->idempotency_key) {
+        struct plugin_buf b = {0};
+        plugin_buf_adds(&b, "<");
+        key_part(&b, m->idempotency_key);
+        size_t left = b.len;
+        bool fits = left + 1 + strlen(s->domain) + 1 < len;
+        plugin_buf_adds(&b, "@");
+        plugin_buf_adds(&b, fits ? s->domain : "herald");
+        plugin_buf_adds(&b, ">");
+        char *id = plugin_buf_take(&b);
+        if (!id) return false;
+        snprintf(out, len, "%s", id);
+        free(id);
+        return true;
+    }
     unsigned char rnd[8];
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
         /* Uniqueness, not secrecy, is what matters here. */
@@ -539,6 +573,8 @@ static int smtp_prepare(void *instance, const struct herald_message *msg, void *
     if (!msg->channel || strcmp(msg->channel, "email") != 0) return refuse(reason, reasonlen, "unsupported_channel");
     if (!msg->to || !msg->to[0]) return refuse(reason, reasonlen, "no_address");
     if (!address_valid(msg->to)) return refuse(reason, reasonlen, "invalid_address");
+    if (msg->idempotency_key && !plugin_idempotency_key_valid(msg->idempotency_key))
+        return refuse(reason, reasonlen, "invalid_idempotency_key");
     bool has_text = msg->text && msg->text[0], has_html = msg->html && msg->html[0];
     if (!has_text && !has_html) return refuse(reason, reasonlen, "empty_body");
     if (!msg->subject || !plugin_utf8_valid(msg->subject) || (has_text && !plugin_utf8_valid(msg->text)) ||

@@ -28,6 +28,22 @@
  * - A plugin MUST NOT log, or store anywhere, an address, phone number or
  *   message body; host->log() is for ids and settings names only.
  * - Strings handed to a plugin are valid for the duration of the call only.
+ * - A network plugin SHOULD send msg->idempotency_key (when not NULL) where
+ *   its provider's API takes one, and otherwise where the provider carries
+ *   it along (a header, custom arguments), so that a provider or the
+ *   operator can recognise a second request for the same message. It is
+ *   the same for every attempt of one message, across retries, failover
+ *   and daemon restarts. NULL means no key: send none.
+ *
+ * Growth of this ABI (version 1), each at the end of its struct:
+ * - struct herald_message.idempotency_key: an opaque ASCII string of at
+ *   most HERALD_IDEMPOTENCY_KEY_MAX characters of [A-Za-z0-9._:-], or NULL.
+ *   A plugin MUST NOT assume more of it (format, uniqueness scheme).
+ * - struct herald_verdict.slow_down: set with a RETRY verdict when the
+ *   provider answered "too many requests" (HTTP 429): it is up and asks
+ *   for less traffic, so the daemon pauses the provider for Retry-After and
+ *   neither counts the answer against the message's retries nor against
+ *   the provider's circuit breaker. Older plugins leave it 0.
  */
 #ifndef HERALD_CHANNEL_H
 #define HERALD_CHANNEL_H
@@ -38,6 +54,7 @@
 #define HERALD_CHANNEL_ABI_VERSION 1u
 #define HERALD_CHANNEL_SYMBOL "herald_channel_plugin"
 #define HERALD_SETTING_NONE ((size_t)-1)
+#define HERALD_IDEMPOTENCY_KEY_MAX 64
 
 enum herald_log_level { HERALD_LOG_DEBUG, HERALD_LOG_INFO, HERALD_LOG_WARN, HERALD_LOG_ERROR };
 
@@ -78,6 +95,10 @@ struct herald_message {
     const char *html;            /* email; may be NULL */
     const char *unsubscribe_url; /* signed, may be NULL when no public_url */
     const char *preferences_url;
+    /* The same for every attempt of this message (retries, failover,
+     * restarts); NULL: send no key. At most HERALD_IDEMPOTENCY_KEY_MAX
+     * characters of [A-Za-z0-9._:-]; opaque otherwise. */
+    const char *idempotency_key;
 };
 
 enum herald_verdict_kind {
@@ -91,6 +112,7 @@ struct herald_verdict {
     char provider_id[128]; /* provider's message id, when accepted */
     int64_t retry_after_ms; /* RETRY: minimum delay asked by the provider, 0 = none */
     char reason[128];       /* REJECTED/RETRY: short machine-friendly reason */
+    int slow_down;          /* RETRY: the provider is up and asks to slow down (429) */
 };
 
 /* The provider's reply, as the daemon collected it (bounded in size). */

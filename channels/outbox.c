@@ -256,7 +256,8 @@ static char *render(const struct herald_message *m, bool email)
     bool ok = put(o, "campaign", m->campaign) && put(o, "recipient", m->recipient) &&
               put(o, "channel", m->channel) && put(o, "topic", m->topic ? m->topic : "") &&
               put(o, "to", m->to) && put(o, "text", m->text ? m->text : "") &&
-              put(o, "unsubscribe_url", m->unsubscribe_url) && put(o, "preferences_url", m->preferences_url);
+              put(o, "unsubscribe_url", m->unsubscribe_url) && put(o, "preferences_url", m->preferences_url) &&
+              put(o, "idempotency_key", m->idempotency_key); /* absent when the message has none */
     if (ok && email) ok = put(o, "subject", m->subject ? m->subject : "") && put(o, "html", m->html);
     char *s = ok ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     json_decref(o);

@@ -72,6 +72,18 @@ struct curl_slist *plugin_add_header(struct curl_slist *list, const char *h, boo
     return n;
 }
 
+bool plugin_idempotency_key_valid(const char *key)
+{
+    size_t n = 0;
+    for (; key[n]; n++) {
+        char c = key[n];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == ':' || c == '-'))
+            return false;
+    }
+    return n >= 1 && n <= HERALD_IDEMPOTENCY_KEY_MAX;
+}
+
 int plugin_http_verdict(const struct herald_response *resp, struct herald_verdict *v)
 {
     memset(v, 0, sizeof(*v));
@@ -95,6 +107,7 @@ int plugin_http_verdict(const struct herald_response *resp, struct herald_verdic
      * not the message's fault): temporary, let the daemon retry or fail over. */
     v->kind = HERALD_VERDICT_RETRY;
     v->retry_after_ms = plugin_retry_after_ms(resp);
+    v->slow_down = st == 429; /* up, and asking for less: not a failure */
     return v->kind;
 }
 

@@ -28,7 +28,7 @@ int64_t plugin_retry_after_ms(const struct herald_response *resp);
 /* The verdict that transport and HTTP status alone decide, the same for
  * every HTTP provider: a transport error ("transport_<curl code>") and 429,
  * 5xx or an unexpected 1xx/3xx ("http_<status>", Retry-After honoured)
- * retry; any other 4xx is rejected "http_<status>"; a 2xx is accepted with
+ * retry (429 with slow_down set: the provider is up and asks for less); any other 4xx is rejected "http_<status>"; a 2xx is accepted with
  * an empty provider_id for the caller to fill. Zeroes v first; returns
  * v->kind. */
 int plugin_http_verdict(const struct herald_response *resp, struct herald_verdict *v);
@@ -38,6 +38,11 @@ int plugin_http_verdict(const struct herald_response *resp, struct herald_verdic
  * twice (seen[k] already set). On success seen[k] = the value. */
 int plugin_setting_key(const struct herald_host *host, const struct herald_setting *settings, size_t i,
                        const char *const *keys, size_t nkeys, const char **seen, const char *takes);
+
+/* key is an idempotency key as the ABI promises it (1..64 characters of
+ * [A-Za-z0-9._:-]), so it can go into a header or an id as it is. A
+ * plugin refuses a message whose key is not (a daemon bug, never sent). */
+bool plugin_idempotency_key_valid(const char *key);
 
 /* Appends h to list; on failure sets *ok to false and returns list unchanged.
  * Once *ok is false it appends nothing, so a chain needs one check at the end. */

@@ -16,6 +16,11 @@
  * anything else is refused before any byte leaves. The published spec is
  * looser than the live API on both, so the stricter rules are ours, and
  * tested here and in tests/unit/test_providers.c.
+ *
+ * The message's idempotency key is not sent: the Messages resource takes
+ * no idempotency parameter (twilio_api_v2010.json has IdempotencyKey only
+ * on Payments and UserDefinedMessages), and an unknown form field would be
+ * outside the published contract.
  */
 #include <ctype.h>
 #include <stdbool.h>

@@ -6,6 +6,8 @@
  * prepare() builds the JSON body of the whole message (the endpoint is the
  * operator's own, so the address and content travel in the request) and
  * signs the exact body bytes: `<header_name>: sha256=<hex HMAC-SHA256>`.
+ * The message's idempotency key, when it has one, goes in the header
+ * `Idempotency-Key` (the same for every attempt of the message).
  * interpret() is pure: 2xx accepted (id from the JSON body {"id": ...},
  * else X-Request-Id / X-Message-Id, else "webhook:<status>"); 429, 5xx and
  * transport errors retry (Retry-After seconds honoured); other statuses are
@@ -46,6 +48,8 @@ struct webhook_req {
      * (curl reads the list and never changes it). */
     struct curl_slist sig_node;
     char sig[WEBHOOK_HEADER_MAX + 96]; /* "<name>: sha256=" and 64 hex digits */
+    struct curl_slist key_node;        /* Idempotency-Key, before sig_node */
+    char key[24 + HERALD_IDEMPOTENCY_KEY_MAX];
 };
 
 static void webhook_destroy(void *instance)
@@ -203,6 +207,10 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
 {
     struct webhook *w = instance;
     *state = NULL;
+    if (msg->idempotency_key && !plugin_idempotency_key_valid(msg->idempotency_key)) {
+        snprintf(reason, reasonlen, "invalid_idempotency_key");
+        return -1;
+    }
     /* Written by hand rather than with jansson: this runs per message, and
      * building then serialising a tree cost more than the request itself. */
     struct plugin_buf b = {0};
@@ -259,11 +267,20 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
     sig[off] = '\0';
     r->sig_node.data = r->sig;
     r->sig_node.next = w->fixed;
+    struct curl_slist *headers = &r->sig_node;
+    if (msg->idempotency_key) {
+        size_t klen = strlen(msg->idempotency_key); /* at most 64: checked above */
+        memcpy(r->key, "Idempotency-Key: ", 17);
+        memcpy(r->key + 17, msg->idempotency_key, klen + 1);
+        r->key_node.data = r->key;
+        r->key_node.next = &r->sig_node;
+        headers = &r->key_node;
+    }
     curl_easy_setopt(curl, CURLOPT_URL, w->url);
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)blen);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, &r->sig_node);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     *state = r;
     return 0;
 }

@@ -27,6 +27,13 @@ const struct config_key_info config_schema[] = {
     {NULL, NULL, 0, NULL, NULL},
 };
 
+const struct config_key_info config_provider_schema[] = {
+#define X(key, def, doc) {"provider", key, CONFIG_STRING, def, doc},
+    CONFIG_PROVIDER_KEYS(X)
+#undef X
+    {NULL, NULL, 0, NULL, NULL},
+};
+
 #define CONFIG_MAX_LINE 1024
 
 struct raw_entry {
@@ -524,6 +531,7 @@ static struct config_provider *provider_get(struct config *cfg, const char *name
     p->retries = CONFIG_PROVIDER_RETRIES;
     p->circuit_failures = CONFIG_PROVIDER_CIRCUIT_FAILURES;
     p->circuit_cooldown_ms = CONFIG_PROVIDER_CIRCUIT_COOLDOWN_MS;
+    p->give_up_after_ms = CONFIG_PROVIDER_GIVE_UP_AFTER_MS;
     return p;
 }
 
@@ -573,6 +581,16 @@ static int provider_daemon_key(struct config_provider *p, const char *key, const
             *bad = true;
         } else {
             p->circuit_cooldown_ms = ms;
+        }
+        return 1;
+    }
+    if (strcmp(key, "give_up_after") == 0) {
+        int64_t ms;
+        if (config_parse_duration(value, &ms) < 0 || (ms != 0 && (ms < 1000 || ms > CONFIG_PROVIDER_GIVE_UP_AFTER_MAX_MS))) {
+            herald_seterr(err, errlen, "expected 0 (until the campaign expires) or a duration from 1s to 30d, e.g. 1h");
+            *bad = true;
+        } else {
+            p->give_up_after_ms = ms;
         }
         return 1;
     }

@@ -71,11 +71,31 @@ struct config_key_info {
 /* The schema of the fixed sections, terminated by an entry with section NULL. */
 extern const struct config_key_info config_schema[];
 
+/* Keys of [provider NAME] that belong to the daemon (dispatch's limits and
+ * waits) and are never passed to the plugin: X(key, default, doc). The
+ * same table is checked against herald.example.conf's provider comment. */
+#define CONFIG_PROVIDER_KEYS(X)                                                                 \
+    X("concurrency", "16", "Requests in flight to this provider (1..1024).")                     \
+    X("rate", "unlimited", "Token bucket: N/s, N/m, N/h or unlimited.")                          \
+    X("timeout", "10s", "A whole request, connection included (100ms..10m).")                    \
+    X("retries", "2", "Temporary failures retried here before the next provider (0..10).")      \
+    X("circuit_failures", "5", "Consecutive temporary failures that open the circuit (1..1000).") \
+    X("circuit_cooldown", "30s", "Open circuit: nothing goes to the provider, then one probe (1s..1h).") \
+    X("give_up_after", "1h",                                                                     \
+      "How long a message waits for this provider, its last, while its circuit is open or it "  \
+      "asks to slow down, before it fails provider_unavailable (0: until the campaign expires; " \
+      "else 1s..30d).")
+
+/* The daemon's keys of [provider NAME], terminated by an entry with key NULL. */
+extern const struct config_key_info config_provider_schema[];
+
 #define CONFIG_PROVIDER_CONCURRENCY 16
 #define CONFIG_PROVIDER_TIMEOUT_MS 10000
 #define CONFIG_PROVIDER_RETRIES 2
 #define CONFIG_PROVIDER_CIRCUIT_FAILURES 5
 #define CONFIG_PROVIDER_CIRCUIT_COOLDOWN_MS 30000
+#define CONFIG_PROVIDER_GIVE_UP_AFTER_MS 3600000
+#define CONFIG_PROVIDER_GIVE_UP_AFTER_MAX_MS (30LL * 86400 * 1000)
 
 struct config_provider {
     char *name;
@@ -89,6 +109,7 @@ struct config_provider {
     int retries;                /* RETRY verdicts retried per message, 0..10 (default 2) */
     int circuit_failures;       /* consecutive RETRY verdicts that open the circuit, 1..1000 (default 5) */
     int64_t circuit_cooldown_ms; /* how long it stays open before a probe, 1s..1h (default 30s) */
+    int64_t give_up_after_ms;   /* longest wait for this provider as the last one; 0 = campaign's expiry */
     struct herald_setting *settings; /* plugin settings (not `plugin` nor the keys above) */
     int *setting_lines;
     size_t nsettings;

@@ -22,15 +22,34 @@
  * Per provider: at most `concurrency` requests at once and `rate` starts per
  * second (token bucket); the rest wait in the provider's FIFO. A circuit
  * breaker opens after `circuit_failures` consecutive RETRY verdicts: for
- * `circuit_cooldown` its messages go to the next provider of
- * their channel (or wait out the cool-down if it is the last one, which
- * counts as an attempt), then one half-open probe decides. Logs carry ids
- * and provider names only.
+ * `circuit_cooldown` its messages go to the next provider of their
+ * channel, then one half-open probe decides. When the open circuit is the
+ * channel's last provider, messages park on the provider (no request, no
+ * attempt counted) until the circuit closes; one park timer per provider
+ * lets the probe go at the end of the cool-down and ends messages whose
+ * wait passed give_up_after or their campaign's expiry. A 429 (verdict
+ * slow_down) is the provider asking for less, not failing: it pauses the
+ * provider's starts for Retry-After (1 s without one), leaves the circuit
+ * alone and does not use up the message's retries; only the same give-up
+ * rule bounds it. Logs carry ids and provider names only.
+ *
+ * Every request that leaves is one dispatch decided: curl's own re-send on
+ * a fresh connection (a reused one died with no reply) is refused in the
+ * CURLOPT_PREREQFUNCTION, which fires before each request curl sends on a
+ * connection, its own re-sends included; the transfer then fails, and the
+ * message is retried (or not) by the rules above. Each request let go
+ * counts in m->requests, so the count is what the provider saw.
+ *
+ * The handoff gate (dispatch_set_handoff): a message whose first request is
+ * about to start holds its slot and token and waits in a list collected
+ * during the loop iteration; a uv_check hands the lot to the owner once per
+ * iteration, and dispatch_handoff_done() starts or drops each one.
  */
 #include "dispatch.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,6 +61,14 @@
 #define DISPATCH_BACKOFF_MAX_MS 60000
 #define DISPATCH_COLLECT_MAX (64 * 1024)
 #define DISPATCH_FREE_HANDLES_MAX 64
+#define DISPATCH_SLOW_DOWN_MS 1000 /* a provider's pause after a 429 without Retry-After */
+
+#if LIBCURL_VERSION_NUM < 0x075000
+#error "herald needs libcurl >= 7.80 (CURLOPT_PREREQFUNCTION)"
+#endif
+
+/* Where a message is at the handoff gate. */
+enum gate { GATE_NONE, GATE_COLLECTED, GATE_ASKED };
 
 enum circuit { CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN };
 
@@ -62,6 +89,10 @@ struct dprov {
     uint64_t open_until;
     bool probing;                         /* the half-open probe is out */
     struct log_complaint complaint;
+    /* Messages waiting for this provider's circuit (it is their last). */
+    struct dispatch_msg *park_head, *park_tail;
+    uv_timer_t park_timer;                /* the probe's time, or the next give-up */
+    uint64_t paused_until;                /* a 429 asked for no starts before this */
 };
 
 /* One curl socket and its poll handle. The handle lives as long as the
@@ -87,6 +118,8 @@ struct dispatch_req {
     struct dispatch_req *prev, *next;
     bool queued;                    /* prepared, not yet handed to curl */
     struct dispatch_req *next_add;  /* in dispatch's add queue */
+    bool sent;                      /* its one request left (prereq said OK) */
+    bool resend_refused;            /* curl wanted to send it again: refused */
 };
 
 struct dispatch {
@@ -106,9 +139,39 @@ struct dispatch {
     struct dsock **socks; /* by file descriptor */
     size_t nsocks;
     struct dispatch_req *reqs;
+    /* The handoff gate. */
+    dispatch_handoff_cb handoff;
+    void *handoff_arg;
+    uv_check_t gate_check;
+    /* Active while a check has work: a started uv_check alone does not stop
+     * the poll phase from sleeping, so work queued from a timer callback
+     * (a retry, the rate bucket) would wait for the next I/O event. */
+    uv_idle_t wake;
+    struct dispatch_msg *gate_head, *gate_tail; /* collected this iteration */
+    struct dispatch_msg *asked;                 /* given to the owner, unanswered */
+    struct dispatch_msg **gate_vec;
+    size_t gate_cap;
+    bool aborted;                               /* answers are ignored from now on */
 };
 
 static void attempt(struct dispatch_msg *m);
+static void park_arm(struct dprov *p);
+
+static void on_wake(uv_idle_t *h)
+{
+    (void)h; /* being active is its whole job */
+}
+
+/* A check has work for the end of this iteration: do not sleep before it. */
+static void wake_start(struct dispatch *d)
+{
+    uv_idle_start(&d->wake, on_wake);
+}
+
+static void wake_done(struct dispatch *d)
+{
+    if (!d->add_head && !d->gate_head) uv_idle_stop(&d->wake);
+}
 static void on_add_check(uv_check_t *h);
 static void pump(struct dprov *p);
 static void check_info(struct dispatch *d);
@@ -256,6 +319,8 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct 
         p->refilled_at = uv_now(loop);
         uv_timer_init(loop, &p->refill);
         p->refill.data = p;
+        uv_timer_init(loop, &p->park_timer);
+        p->park_timer.data = p;
     }
     d->multi = curl_multi_init();
     if (!d->multi) {
@@ -276,6 +341,10 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct 
     d->curl_timer.data = d;
     uv_check_init(loop, &d->add_check);
     d->add_check.data = d;
+    uv_check_init(loop, &d->gate_check);
+    d->gate_check.data = d;
+    uv_idle_init(loop, &d->wake);
+    d->wake.data = d;
     return d;
 }
 
@@ -299,6 +368,10 @@ static bool has_next_provider(struct dispatch_msg *m)
 
 static void finish(struct dispatch_msg *m)
 {
+    /* Ids and counts only: what the audit record will carry. */
+    log_debug("dispatch", "done campaign=%s recipient=%s provider=%s outcome=%s reason=%s requests=%d handed=%d",
+              m->campaign, m->recipient, m->provider[0] ? m->provider : "-", herald_outcome_name(m->outcome),
+              m->reason == HERALD_REASON_NONE ? "-" : herald_reason_name(m->reason), m->requests, (int)m->handed);
     m->d->in_flight--;
     m->done(m, m->done_arg);
 }
@@ -332,6 +405,7 @@ static void fill_message(const struct dispatch_msg *m, struct herald_message *hm
         .html = m->html,
         .unsubscribe_url = m->unsubscribe_url,
         .preferences_url = m->preferences_url,
+        .idempotency_key = m->idempotency_key,
     };
 }
 
@@ -362,11 +436,11 @@ static void on_retry_timer(uv_timer_t *t)
     attempt(m);
 }
 
-/* Exponential backoff with jitter (1 s, 2 s, 4 s ... capped at 60 s), and
- * never sooner than min_ms (the provider's Retry-After or a cool-down). */
-static void retry_later(struct dispatch_msg *m, int64_t min_ms)
+/* Exponential backoff with jitter (1 s, 2 s, 4 s ... capped at 60 s) for
+ * the n-th retry, and never sooner than min_ms (the provider's Retry-After). */
+static void retry_later(struct dispatch_msg *m, int64_t min_ms, int n)
 {
-    int shift = m->attempt < 1 ? 0 : (m->attempt > 7 ? 6 : m->attempt - 1);
+    int shift = n < 1 ? 0 : (n > 7 ? 6 : n - 1);
     int64_t delay = (int64_t)DISPATCH_BACKOFF_MS << shift;
     if (delay > DISPATCH_BACKOFF_MAX_MS) delay = DISPATCH_BACKOFF_MAX_MS;
     delay = delay / 2 + rand() % (delay / 2 + 1); /* jitter */
@@ -404,6 +478,17 @@ static void circuit_open(struct dprov *p)
     p->open_until = uv_now(p->d->loop) + (uint64_t)p->cp->circuit_cooldown_ms;
     log_complain(&p->complaint, "dispatch", "circuit open provider=%s failures=%d cooldown_ms=%lld",
                  p->pp->name, p->failures, (long long)p->cp->circuit_cooldown_ms);
+    park_arm(p);
+}
+
+/* The probe slot is free again without an answer (prepare refused, the
+ * gate said no): let a parked message probe. */
+static void probe_abandoned(struct dprov *p, struct dispatch_msg *m)
+{
+    if (!m->probe) return;
+    m->probe = false;
+    p->probing = false;
+    park_arm(p);
 }
 
 /* The provider answered (ACCEPTED or REJECTED): it works. */
@@ -415,7 +500,126 @@ static void circuit_success(struct dprov *p, struct dispatch_msg *m)
     if (p->circuit != CIRCUIT_CLOSED) {
         p->circuit = CIRCUIT_CLOSED;
         log_recovered(&p->complaint, "dispatch", "circuit closed provider=%s", p->pp->name);
+        park_arm(p); /* the parked messages go, from the loop */
     }
+}
+
+/* ---- waiting for a provider (open circuit, slow down) ------------------ */
+
+static void finish_unavailable(struct dispatch_msg *m, struct dprov *p, const char *why)
+{
+    herald_copy(m->provider, sizeof(m->provider), p->pp->name);
+    log_info("dispatch", "gave up waiting campaign=%s recipient=%s provider=%s waited_ms=%llu why=%s", m->campaign,
+             m->recipient, p->pp->name, (unsigned long long)(uv_now(m->d->loop) - m->wait_since), why);
+    finish_failed(m, HERALD_REASON_PROVIDER_UNAVAILABLE, why);
+}
+
+/* Starts m's wait for a provider (the first one counts for give_up_after). */
+static void wait_begin(struct dispatch_msg *m)
+{
+    if (m->has_waited) return;
+    m->has_waited = true;
+    m->wait_since = uv_now(m->d->loop);
+}
+
+/* Loop time at which m stops waiting for p: give_up_after after its first
+ * wait, or its campaign's end, whichever comes first; UINT64_MAX: never. */
+static uint64_t wait_deadline(const struct dprov *p, const struct dispatch_msg *m, uint64_t now)
+{
+    uint64_t dl = UINT64_MAX;
+    if (p->cp->give_up_after_ms > 0) dl = m->wait_since + (uint64_t)p->cp->give_up_after_ms;
+    if (m->expires_at > 0) {
+        int64_t left = m->expires_at - (int64_t)time(NULL);
+        uint64_t e = left <= 0 ? now : now + (uint64_t)left * 1000;
+        if (e < dl) dl = e;
+    }
+    return dl;
+}
+
+/* m waits for p's circuit, p being the last provider of its channel: no
+ * request, no attempt. */
+static void park(struct dprov *p, struct dispatch_msg *m)
+{
+    wait_begin(m);
+    herald_copy(m->provider, sizeof(m->provider), p->pp->name);
+    if (wait_deadline(p, m, uv_now(m->d->loop)) <= uv_now(m->d->loop)) {
+        finish_unavailable(m, p, "circuit_open");
+        return;
+    }
+    m->next_waiting = NULL;
+    if (p->park_tail) p->park_tail->next_waiting = m;
+    else p->park_head = m;
+    p->park_tail = m;
+    park_arm(p);
+}
+
+static struct dispatch_msg *park_take(struct dprov *p, struct dispatch_msg *prev, struct dispatch_msg *m)
+{
+    if (prev) prev->next_waiting = m->next_waiting;
+    else p->park_head = m->next_waiting;
+    if (p->park_tail == m) p->park_tail = prev;
+    m->next_waiting = NULL;
+    return m;
+}
+
+static void on_park_timer(uv_timer_t *t)
+{
+    struct dprov *p = t->data;
+    struct dispatch *d = p->d;
+    if (d->closed) return;
+    uint64_t now = uv_now(d->loop);
+    if (p->circuit == CIRCUIT_CLOSED) {
+        /* Recovered: every parked message goes, with a fresh set of retries. */
+        struct dispatch_msg *m = p->park_head;
+        p->park_head = p->park_tail = NULL;
+        while (m) {
+            struct dispatch_msg *next = m->next_waiting;
+            m->next_waiting = NULL;
+            m->attempt = 0;
+            attempt(m);
+            m = next;
+        }
+        return;
+    }
+    for (struct dispatch_msg *prev = NULL, *m = p->park_head; m;) {
+        struct dispatch_msg *next = m->next_waiting;
+        if (wait_deadline(p, m, now) <= now) finish_unavailable(park_take(p, prev, m), p, "circuit_open");
+        else prev = m;
+        m = next;
+    }
+    /* The cool-down is over (or the probe slot came free): the head probes. */
+    bool probe_due = (p->circuit == CIRCUIT_OPEN && now >= p->open_until) ||
+                     (p->circuit == CIRCUIT_HALF_OPEN && !p->probing);
+    if (probe_due && p->park_head) {
+        struct dispatch_msg *m = park_take(p, NULL, p->park_head);
+        m->attempt = 0;
+        attempt(m); /* admitted as the probe */
+    }
+    park_arm(p);
+}
+
+/* Arms p's park timer for the next thing due: the circuit closing (now),
+ * the probe, or the earliest give-up. */
+static void park_arm(struct dprov *p)
+{
+    struct dispatch *d = p->d;
+    if (d->closed) return;
+    if (!p->park_head) {
+        uv_timer_stop(&p->park_timer);
+        return;
+    }
+    uint64_t now = uv_now(d->loop), due = UINT64_MAX;
+    if (p->circuit == CIRCUIT_CLOSED || (p->circuit == CIRCUIT_HALF_OPEN && !p->probing)) due = now;
+    else if (p->circuit == CIRCUIT_OPEN) due = p->open_until;
+    for (struct dispatch_msg *m = p->park_head; m && due > now; m = m->next_waiting) {
+        uint64_t dl = wait_deadline(p, m, now);
+        if (dl < due) due = dl;
+    }
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&p->park_timer); /* half-open, probe out: its verdict re-arms */
+        return;
+    }
+    uv_timer_start(&p->park_timer, on_park_timer, due > now ? due - now : 0, 0);
 }
 
 static void circuit_failure(struct dprov *p, struct dispatch_msg *m)
@@ -442,10 +646,7 @@ static void on_verdict(struct dispatch_msg *m, struct dprov *p, bool answered)
 {
     struct herald_verdict *v = &m->verdict;
     herald_copy(m->provider, sizeof(m->provider), p->pp->name);
-    if (!answered && m->probe) {
-        p->probing = false; /* let another message probe */
-        m->probe = false;
-    }
+    if (!answered) probe_abandoned(p, m); /* let another message probe */
     switch (v->kind) {
     case HERALD_VERDICT_ACCEPTED:
         if (answered) circuit_success(p, m);
@@ -461,11 +662,13 @@ static void on_verdict(struct dispatch_msg *m, struct dprov *p, bool answered)
         finish_failed(m, HERALD_REASON_PROVIDER_REJECTED, v->reason[0] ? v->reason : "rejected");
         return;
     case HERALD_VERDICT_RETRY:
-    default:
-        if (answered) circuit_failure(p, m);
+    default: {
+        bool slow = answered && v->slow_down;
+        if (slow) circuit_success(p, m); /* it answered: up, and asking for less */
+        else if (answered) circuit_failure(p, m);
         herald_copy(m->detail, sizeof(m->detail), v->reason[0] ? v->reason : "retry");
-        log_info("dispatch", "retry campaign=%s recipient=%s provider=%s attempt=%d reason=%s",
-                 m->campaign, m->recipient, m->provider, m->attempt, m->detail);
+        log_info("dispatch", "retry campaign=%s recipient=%s provider=%s attempt=%d reason=%s%s",
+                 m->campaign, m->recipient, m->provider, m->attempt, m->detail, slow ? " slow_down=1" : "");
         if (m->d->stopping) {
             finish_interrupted(m); /* no provider has it; the next run sends it */
             return;
@@ -473,8 +676,24 @@ static void on_verdict(struct dispatch_msg *m, struct dprov *p, bool answered)
         /* A provider asking for more than the backoff cap is as good as
          * down: take the next provider now, if there is one. */
         bool long_wait = v->retry_after_ms > DISPATCH_BACKOFF_MAX_MS && has_next_provider(m);
+        if (slow && !long_wait) {
+            /* Not a failure of the message: its retries stay, and the
+             * provider starts nothing before Retry-After. Only the wait's
+             * own bound ends it. */
+            uint64_t now = uv_now(m->d->loop);
+            int64_t pause = v->retry_after_ms > 0 ? v->retry_after_ms : DISPATCH_SLOW_DOWN_MS;
+            if (p->paused_until < now + (uint64_t)pause) p->paused_until = now + (uint64_t)pause;
+            m->attempt--;
+            wait_begin(m);
+            if (wait_deadline(p, m, now) <= now) {
+                finish_unavailable(m, p, m->detail);
+                return;
+            }
+            retry_later(m, pause, ++m->slowdowns);
+            return;
+        }
         if (m->attempt <= p->cp->retries && !long_wait) {
-            retry_later(m, v->retry_after_ms);
+            retry_later(m, v->retry_after_ms, m->attempt);
             return;
         }
         /* This provider is exhausted: fail over to the next one. */
@@ -484,8 +703,15 @@ static void on_verdict(struct dispatch_msg *m, struct dprov *p, bool answered)
             attempt(m);
             return;
         }
+        /* The last provider is down as a whole (its circuit is open, this
+         * message may have been the probe): wait for it, not fail. */
+        if (p->circuit != CIRCUIT_CLOSED) {
+            park(p, m);
+            return;
+        }
         finish_failed(m, HERALD_REASON_PROVIDER_ERROR, m->detail);
         return;
+    }
     }
 }
 
@@ -510,6 +736,7 @@ static void after_deliver(uv_work_t *w, int status)
         herald_copy(m->provider, sizeof(m->provider), p->pp->name);
         finish_interrupted(m);
     } else {
+        m->requests++; /* deliver() ran: for a local plugin, that is the request */
         metrics_provider(p->pp->name, verdict_name(m->verdict.kind), -1.0);
         on_verdict(m, p, true);
     }
@@ -545,6 +772,28 @@ static size_t on_body_data(char *data, size_t size, size_t n, void *ud)
     struct dispatch_req *req = ud;
     collect(&req->body, &req->body_len, &req->body_cap, data, size * n);
     return size * n;
+}
+
+/* CURLOPT_PREREQFUNCTION: curl is about to send req's request on a
+ * connection. The first time is the request dispatch started; a second
+ * time within the same transfer is curl re-sending it on its own, on a
+ * fresh connection, after a reused one died without a reply (curl's
+ * Curl_retry_request). That re-send is refused: the transfer fails, and
+ * the verdict path decides whether and when to try again, counted. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    struct dispatch_req *req = ud;
+    if (req->sent) {
+        req->resend_refused = true;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    req->sent = true;
+    req->m->requests++;
+    return CURL_PREREQFUNC_OK;
 }
 
 /* Unlinks req, lets the plugin release its state and recycles the handle. */
@@ -613,6 +862,8 @@ static void start_curl(struct dprov *p, struct dispatch_msg *m)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)d);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)req);
     req->next = d->reqs;
     if (d->reqs) d->reqs->prev = req;
     d->reqs = req;
@@ -624,6 +875,7 @@ static void start_curl(struct dprov *p, struct dispatch_msg *m)
     else d->add_head = req;
     d->add_tail = req;
     uv_check_start(&d->add_check, on_add_check);
+    wake_start(d);
 }
 
 /* The requests prepared during one loop iteration go to curl together, at
@@ -635,6 +887,7 @@ static void on_add_check(uv_check_t *h)
     uv_check_stop(h);
     struct dispatch_req *req = d->add_head;
     d->add_head = d->add_tail = NULL;
+    wake_done(d);
     bool added = false;
     while (req) {
         struct dispatch_req *next = req->next_add;
@@ -687,6 +940,16 @@ static void check_info(struct dispatch *d)
         };
         memset(&m->verdict, 0, sizeof(m->verdict));
         p->pp->api->interpret(p->pp->instance, req->state, &resp, &m->verdict);
+        if (req->resend_refused) {
+            /* The connection died after the request left, and curl's own
+             * re-send was refused: whatever the plugin made of the error,
+             * the provider may or may not have it, and herald decides. */
+            memset(&m->verdict, 0, sizeof(m->verdict));
+            m->verdict.kind = HERALD_VERDICT_RETRY;
+            herald_copy(m->verdict.reason, sizeof(m->verdict.reason), "connection_died");
+            log_debug("dispatch", "refused curl's re-send campaign=%s recipient=%s provider=%s", m->campaign,
+                      m->recipient, p->pp->name);
+        }
         curl_off_t us = -1;
         if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK) us = -1;
         metrics_provider(p->pp->name, verdict_name(m->verdict.kind), us < 0 ? -1.0 : (double)us / 1e6);
@@ -726,9 +989,12 @@ static bool take_token(struct dprov *p)
     return false;
 }
 
-static void start(struct dprov *p, struct dispatch_msg *m)
+static void gate_collect(struct dispatch *d, struct dispatch_msg *m);
+
+/* m holds a slot and a token at p: its request (or deliver call) starts. */
+static void start_now(struct dprov *p, struct dispatch_msg *m)
 {
-    p->active++;
+    m->handed = true;
     if (p->pp->api->prepare && p->pp->api->interpret) {
         start_curl(p, m);
         return;
@@ -741,6 +1007,16 @@ static void start(struct dprov *p, struct dispatch_msg *m)
         snprintf(m->verdict.reason, sizeof(m->verdict.reason), "uv_queue_work");
         on_verdict(m, p, false);
     }
+}
+
+static void start(struct dprov *p, struct dispatch_msg *m)
+{
+    p->active++;
+    if (p->d->handoff && !m->handed) {
+        gate_collect(p->d, m); /* the owner answers first; the slot stays taken */
+        return;
+    }
+    start_now(p, m);
 }
 
 /* Starts what the provider's limits allow, in FIFO order. */
@@ -756,6 +1032,11 @@ static void pump(struct dprov *p)
             m->attempt--;
             attempt(m);
             continue;
+        }
+        uint64_t now = uv_now(p->d->loop);
+        if (p->paused_until > now) { /* it asked to slow down (429) */
+            uv_timer_start(&p->refill, on_refill, p->paused_until - now, 0);
+            return;
         }
         if (!take_token(p)) return;
         p->fifo_head = m->next_waiting;
@@ -775,16 +1056,8 @@ static void attempt(struct dispatch_msg *m)
             p = current_prov(m);
             continue;
         }
-        /* The last provider's circuit is open: wait out the cool-down. */
-        herald_copy(m->provider, sizeof(m->provider), p->pp->name);
-        m->attempt++;
-        if (m->attempt > p->cp->retries + 1) {
-            finish_failed(m, HERALD_REASON_PROVIDER_ERROR, "circuit_open");
-            return;
-        }
-        uint64_t now = uv_now(m->d->loop);
-        int64_t wait = p->open_until > now ? (int64_t)(p->open_until - now) : 0;
-        retry_later(m, wait + 100);
+        /* The last provider's circuit is open: wait for it (not an attempt). */
+        park(p, m);
         return;
     }
     if (!p) {
@@ -816,9 +1089,117 @@ int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb
     m->retry_timer = NULL;
     m->next_waiting = NULL;
     m->req = NULL;
+    m->handed = false;
+    m->requests = 0;
+    m->has_waited = false;
+    m->wait_since = 0;
+    m->slowdowns = 0;
+    m->gate = GATE_NONE;
+    m->gate_prev = m->gate_next = NULL;
     d->in_flight++;
     attempt(m);
     return 0;
+}
+
+/* ---- the handoff gate ------------------------------------------------- */
+
+void dispatch_set_handoff(struct dispatch *d, dispatch_handoff_cb cb, void *arg)
+{
+    d->handoff = cb;
+    d->handoff_arg = arg;
+}
+
+static void on_gate_check(uv_check_t *h);
+
+static void gate_collect(struct dispatch *d, struct dispatch_msg *m)
+{
+    m->gate = GATE_COLLECTED;
+    m->next_waiting = NULL;
+    if (d->gate_tail) d->gate_tail->next_waiting = m;
+    else d->gate_head = m;
+    d->gate_tail = m;
+    uv_check_start(&d->gate_check, on_gate_check);
+    wake_start(d);
+}
+
+/* Once per loop iteration: the messages collected in it go to the owner
+ * in one call, so its durable mark costs one write per batch. */
+static void on_gate_check(uv_check_t *h)
+{
+    struct dispatch *d = h->data;
+    uv_check_stop(h);
+    size_t n = 0;
+    for (struct dispatch_msg *m = d->gate_head; m; m = m->next_waiting) n++;
+    if (n == 0) return;
+    if (!d->handoff) { /* the owner took its callback back: no gate */
+        while (d->gate_head) {
+            struct dispatch_msg *m = d->gate_head;
+            d->gate_head = m->next_waiting;
+            if (!d->gate_head) d->gate_tail = NULL;
+            m->next_waiting = NULL;
+            m->gate = GATE_NONE;
+            start_now(current_prov(m), m);
+        }
+        wake_done(d);
+        return;
+    }
+    if (n > d->gate_cap) {
+        d->gate_cap = n < 64 ? 64 : n * 2;
+        d->gate_vec = xrealloc(d->gate_vec, d->gate_cap * sizeof(*d->gate_vec));
+    }
+    n = 0;
+    for (struct dispatch_msg *m = d->gate_head, *next; m; m = next) {
+        next = m->next_waiting;
+        m->next_waiting = NULL;
+        m->gate = GATE_ASKED;
+        m->gate_prev = NULL;
+        m->gate_next = d->asked;
+        if (d->asked) d->asked->gate_prev = m;
+        d->asked = m;
+        d->gate_vec[n++] = m;
+    }
+    d->gate_head = d->gate_tail = NULL;
+    wake_done(d);
+    /* The owner may answer from inside the call: that touches neither the
+     * vector nor the lists walked here (new arrivals wait for the next check). */
+    d->handoff(d->gate_vec, n, d->handoff_arg);
+}
+
+/* m leaves the gate without being sent: its slot (and the probe) come free. */
+static void gate_drop(struct dispatch_msg *m)
+{
+    struct dprov *p = current_prov(m);
+    m->gate = GATE_NONE;
+    p->active--;
+    probe_abandoned(p, m);
+    herald_copy(m->provider, sizeof(m->provider), p->pp->name);
+    finish_interrupted(m);
+}
+
+static void asked_unlink(struct dispatch *d, struct dispatch_msg *m)
+{
+    if (m->gate_prev) m->gate_prev->gate_next = m->gate_next;
+    else d->asked = m->gate_next;
+    if (m->gate_next) m->gate_next->gate_prev = m->gate_prev;
+    m->gate_prev = m->gate_next = NULL;
+}
+
+void dispatch_handoff_done(struct dispatch *d, struct dispatch_msg **msgs, size_t n, const bool *go)
+{
+    if (d->aborted) return; /* abort finished them all; msgs may be gone */
+    for (size_t i = 0; i < n; i++) {
+        struct dispatch_msg *m = msgs[i];
+        if (m->d != d || m->gate != GATE_ASKED) continue;
+        asked_unlink(d, m);
+        struct dprov *p = current_prov(m);
+        if (go[i] && !d->stopping && !d->closed) {
+            m->gate = GATE_NONE;
+            start_now(p, m);
+        } else {
+            gate_drop(m);
+            pump(p);
+        }
+    }
 }
 
 /* ---- stopping ---------------------------------------------------------- */
@@ -843,12 +1224,34 @@ void dispatch_interrupt(struct dispatch *d)
             herald_copy(m->provider, sizeof(m->provider), p->pp->name);
             finish_interrupted(m);
         }
+        uv_timer_stop(&p->park_timer);
+        while (p->park_head) {
+            struct dispatch_msg *m = park_take(p, NULL, p->park_head);
+            herald_copy(m->provider, sizeof(m->provider), p->pp->name);
+            finish_interrupted(m);
+        }
     }
+    /* Collected for the owner but not yet shown to it: nobody knows them. */
+    uv_check_stop(&d->gate_check);
+    while (d->gate_head) {
+        struct dispatch_msg *m = d->gate_head;
+        d->gate_head = m->next_waiting;
+        if (!d->gate_head) d->gate_tail = NULL;
+        m->next_waiting = NULL;
+        gate_drop(m);
+    }
+    wake_done(d);
 }
 
 void dispatch_abort(struct dispatch *d)
 {
     dispatch_interrupt(d);
+    d->aborted = true;
+    while (d->asked) { /* the owner's answer will not come in time */
+        struct dispatch_msg *m = d->asked;
+        asked_unlink(d, m);
+        gate_drop(m);
+    }
     while (d->reqs && d->multi) {
         struct dispatch_req *req = d->reqs;
         struct dispatch_msg *m = req->m;
@@ -888,10 +1291,13 @@ void dispatch_close(struct dispatch *d)
         if (d->socks[i]) sock_close(d, d->socks[i]);
     uv_close((uv_handle_t *)&d->curl_timer, NULL);
     uv_close((uv_handle_t *)&d->add_check, NULL);
+    uv_close((uv_handle_t *)&d->gate_check, NULL);
+    uv_close((uv_handle_t *)&d->wake, NULL);
     for (size_t i = 0; i < d->nprovs; i++) {
         struct dprov *p = &d->provs[i];
         while (p->nfree) curl_easy_cleanup(p->free_easy[--p->nfree]);
         uv_close((uv_handle_t *)&p->refill, NULL);
+        uv_close((uv_handle_t *)&p->park_timer, NULL);
     }
 }
 
@@ -900,6 +1306,7 @@ void dispatch_free(struct dispatch *d)
     if (!d) return;
     if (d->multi) curl_multi_cleanup(d->multi); /* dispatch_close was not called */
     free(d->socks);
+    free(d->gate_vec);
     free(d->provs);
     free(d);
 }

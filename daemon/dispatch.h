@@ -9,7 +9,17 @@
  * [provider NAME] section: `concurrency` requests at once and `rate` per
  * second; messages above them wait in the provider's FIFO, none is dropped.
  * A circuit breaker per provider opens after consecutive RETRY verdicts and
- * sends its messages to the next provider until a probe succeeds.
+ * sends its messages to the next provider until a probe succeeds. When the
+ * open circuit is the channel's last provider, its messages wait for the
+ * probe (backpressure: no request, no attempt counted); a 429 (verdict
+ * slow_down) pauses the provider for its Retry-After without counting
+ * against the message or the circuit. A waiting message gives up only when
+ * its campaign expires (expires_at) or the provider's give_up_after has
+ * passed since it first had to wait: FAILED, reason PROVIDER_UNAVAILABLE.
+ *
+ * libcurl may re-send a request on a fresh connection when a reused one
+ * died without a reply; dispatch refuses that (CURLOPT_PREREQFUNCTION), so
+ * every request that leaves is one herald decided and counted (requests).
  *
  * Network plugins (prepare/interpret) run through one curl multi handle on
  * the loop (curl's multi-uv.c pattern), so connections are reused across
@@ -36,10 +46,16 @@ struct dispatch_msg {
     const char *campaign, *recipient, *topic, *to;
     char *subject, *text, *html;
     char *unsubscribe_url, *preferences_url;
+    int64_t expires_at;            /* the campaign's end, unix seconds; 0 = never */
+    /* The same for every attempt of the message (retries, failover,
+     * restarts); NULL = none. Copied as a pointer into herald_message. */
+    const char *idempotency_key;
     /* Result, set before done fires. */
     enum herald_outcome outcome;   /* SENT, FAILED, or UNKNOWN when interrupted */
     enum herald_reason reason;
     bool interrupted;              /* never reached a provider: safe to retry later */
+    bool handed;                   /* passed the handoff gate (its first request was let go) */
+    int requests;                  /* requests that left (each deliver call), all attempts and providers */
     char provider[HERALD_ID_MAX + 1];
     char provider_id[128];
     char detail[128];              /* the plugin's reason text */
@@ -55,6 +71,11 @@ struct dispatch_msg {
     struct herald_verdict verdict;
     struct dispatch_msg *next_waiting; /* on a retry timer, or in a provider FIFO */
     struct dispatch_req *req;          /* the curl request in flight, if any */
+    uint64_t wait_since;               /* loop time it first waited for a provider */
+    bool has_waited;
+    int slowdowns;                     /* slow-down answers: the backoff's exponent for them */
+    int gate;                          /* where it is at the handoff gate (dispatch.c) */
+    struct dispatch_msg *gate_prev, *gate_next; /* waiting for the owner's answer */
 };
 
 struct dispatch;
@@ -63,14 +84,49 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct 
 int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb done, void *arg);
 /* Messages submitted and not yet done. */
 size_t dispatch_in_flight(const struct dispatch *d);
-/* Messages waiting for a retry or for a provider slot finish now as
- * interrupted (no provider has them); messages inside a plugin call or a
- * curl request finish normally, and a later RETRY verdict finishes them as
+
+/*
+ * The handoff gate: the owner learns which messages are about to reach a
+ * provider before any of them does, so that it can record it durably.
+ *
+ * Called at most once per loop iteration (from a uv_check) with the
+ * messages whose FIRST request (or deliver call) is about to start; none
+ * of them starts until dispatch_handoff_done() answers for it. The msgs
+ * array is valid during the call only; the messages stay the owner's.
+ * A message waiting for its answer already holds its provider slot and
+ * rate token (so concurrency and rate stay exact), and counts in
+ * dispatch_in_flight(). Once let go a message never passes the gate again
+ * (its retries and failover need no new answer). Without a callback set
+ * (NULL), messages start at once, as they always did.
+ */
+typedef void (*dispatch_handoff_cb)(struct dispatch_msg **msgs, size_t n, void *arg);
+void dispatch_set_handoff(struct dispatch *d, dispatch_handoff_cb cb, void *arg);
+/*
+ * The owner's answer for messages it was given: any subset, in any order,
+ * from any later callback (or from within the handoff callback itself).
+ * go[i] true: start it now. False: it is not sent and finishes with
+ * outcome UNKNOWN, interrupted = true, reason INTERRUPTED (it never
+ * reached a provider). A message named that is not waiting for an answer
+ * (already answered) is skipped. After dispatch_interrupt() every answer
+ * finishes its message as interrupted, whatever go says. After
+ * dispatch_abort() the call does nothing and does not read msgs: abort has
+ * finished every message at the gate, and their memory may be gone.
+ */
+void dispatch_handoff_done(struct dispatch *d, struct dispatch_msg **msgs, size_t n, const bool *go);
+
+/* Messages waiting for a retry, for a provider slot or for an open circuit
+ * finish now as interrupted (no provider has them), and so do messages
+ * queued for the handoff callback that it has not been given yet; messages
+ * the owner was given and has not answered stay until it answers (then
+ * they finish as interrupted). Messages inside a plugin call or a curl
+ * request finish normally, and a later RETRY verdict finishes them as
  * interrupted instead of retrying. */
 void dispatch_interrupt(struct dispatch *d);
 /* Drain timeout: curl requests still in flight are removed from the multi
  * handle and finish as UNKNOWN (not interrupted: the provider may have
- * them). Worker-thread deliveries cannot be abandoned and finish normally. */
+ * them). Messages still waiting for the owner's handoff answer finish as
+ * interrupted; later answers are ignored. Worker-thread deliveries cannot
+ * be abandoned and finish normally. */
 void dispatch_abort(struct dispatch *d);
 /* Closes every uv handle dispatch owns (curl timer and polls, provider
  * timers) and cleans up the curl multi handle; call once nothing is in

@@ -99,7 +99,10 @@ const char *herald_outcome_name(int outcome);
     X(INVALID_JOB, "invalid_job", "the job failed validation")                      \
     X(PROVIDER_REJECTED, "provider_rejected", "the provider refused the message")   \
     X(PROVIDER_ERROR, "provider_error", "the provider kept failing")                \
-    X(INTERRUPTED, "interrupted", "in flight when the daemon stopped")
+    X(INTERRUPTED, "interrupted", "in flight when the daemon stopped")              \
+    X(PROVIDER_UNAVAILABLE, "provider_unavailable",                                 \
+      "no provider of the channel was available (circuit open or asking to slow down) before " \
+      "the campaign expired or give_up_after passed")
 
 enum herald_reason {
 #define X(name, str, doc) HERALD_REASON_##name,

@@ -617,6 +617,10 @@ void pagerender_reason(struct strbuf *out, const char *reason, const char *outco
     case HERALD_REASON_PROVIDER_ERROR:
         strbuf_addf(out, "Not delivered: the service that carries our %s kept failing.", pl);
         return;
+    case HERALD_REASON_PROVIDER_UNAVAILABLE:
+        strbuf_addf(out, "Not delivered: the service that carries our %s was unavailable until the campaign "
+                         "ended.", pl);
+        return;
     case HERALD_REASON_INTERRUPTED:
         strbuf_adds(out, "We cannot tell whether it arrived: our system stopped while sending it, and we "
                          "never send a message twice.");

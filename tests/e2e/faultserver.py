@@ -8,6 +8,13 @@ repeats). An entry is a dict:
                    answers, then closes the kept-alive connection once it
                    has been idle that long (as servers with a keep-alive
                    timeout do), without a Connection: close header
+  {"reset": True}  reads the whole request, then closes the connection with
+                   SO_LINGER 0: the client gets a RST and no reply byte (on
+                   a kept-alive connection, the case libcurl would silently
+                   re-send on a fresh one)
+  {"close": True}  reads the whole request, then closes the connection
+                   normally (FIN) without a reply byte
+The script can be replaced while the server runs (server.script = [...]).
 It records every request (arrival time, headers, body) and the highest
 number of requests it was handling at once.
 """
@@ -15,6 +22,7 @@ number of requests it was handling at once.
 import http.server
 import json
 import socket
+import struct
 import threading
 import time
 
@@ -42,6 +50,12 @@ class FaultServer:
             def log_message(self, fmt, *args):
                 pass
 
+            def finish(self):
+                try:
+                    super().finish()
+                except OSError:
+                    pass  # the connection was reset on purpose
+
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
@@ -54,6 +68,16 @@ class FaultServer:
                     server.max_concurrent = max(server.max_concurrent, server._concurrent)
                     action = server.script[min(idx, len(server.script) - 1)]
                 try:
+                    if action.get("reset"):
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        self.connection.close()
+                        self.close_connection = True
+                        return
+                    if action.get("close"):
+                        _drop(self.connection)
+                        self.connection.close()
+                        self.close_connection = True
+                        return
                     if action.get("hang"):
                         server._stop.wait(60)
                         self.close_connection = True

@@ -316,6 +316,7 @@ static void test_deliver(void **state)
         .html = "<p>Hello Ann</p>",
         .unsubscribe_url = "https://x.example/u/tok",
         .preferences_url = "https://x.example/p/tok",
+        .idempotency_key = "spring-sale:1700000000000-0:u1",
     };
     fx->api->deliver(inst, &email, &v);
     assert_int_equal(v.kind, HERALD_VERDICT_ACCEPTED);
@@ -345,7 +346,8 @@ static void test_deliver(void **state)
     assert_field(o, "html", "<p>Hello Ann</p>");
     assert_field(o, "unsubscribe_url", "https://x.example/u/tok");
     assert_field(o, "preferences_url", "https://x.example/p/tok");
-    assert_int_equal(json_object_size(o), 10);
+    assert_field(o, "idempotency_key", "spring-sale:1700000000000-0:u1");
+    assert_int_equal(json_object_size(o), 11);
     json_decref(o);
 
     o = load(fx, "out/spring-sale/u2.sms.json");
@@ -357,6 +359,7 @@ static void test_deliver(void **state)
     assert_null(json_object_get(o, "html"));
     assert_null(json_object_get(o, "unsubscribe_url"));
     assert_null(json_object_get(o, "preferences_url"));
+    assert_null(json_object_get(o, "idempotency_key")); /* a message without a key: none written */
     json_decref(o);
 
     /* An email without html has no html field. */

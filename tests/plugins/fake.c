@@ -2,7 +2,8 @@
  * fake.c - a channel plugin with scripted verdicts, for tests (Kannel's fake SMSC).
  *
  * Settings:
- *   verdicts = accept | reject | retry [, ...]   cycled over every delivery (default accept)
+ *   verdicts = accept | reject | retry | slow [, ...]   cycled over every delivery (default accept);
+ *              slow is a RETRY with slow_down set (an HTTP 429)
  *   record   = PATH    appends "campaign recipient channel verdict attempt\n" per call
  *   delay_ms = N       sleeps before answering (to keep messages in flight)
  *   retry_after_ms = N asked of the daemon on retry verdicts
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 
 struct fake {
     enum herald_verdict_kind verdicts[FAKE_MAX_VERDICTS];
+    bool slow[FAKE_MAX_VERDICTS];
     size_t nverdicts;
     atomic_size_t next;
     char *record;
@@ -59,8 +62,12 @@ static int fake_create(const struct herald_host *host, const struct herald_setti
                 if (strcmp(t, "accept") == 0) f->verdicts[f->nverdicts++] = HERALD_VERDICT_ACCEPTED;
                 else if (strcmp(t, "reject") == 0) f->verdicts[f->nverdicts++] = HERALD_VERDICT_REJECTED;
                 else if (strcmp(t, "retry") == 0) f->verdicts[f->nverdicts++] = HERALD_VERDICT_RETRY;
+                else if (strcmp(t, "slow") == 0) {
+                    f->slow[f->nverdicts] = true;
+                    f->verdicts[f->nverdicts++] = HERALD_VERDICT_RETRY;
+                }
                 else {
-                    host->setting_error(host->ctx, i, "unknown verdict \"%s\" (accept, reject, retry)", t);
+                    host->setting_error(host->ctx, i, "unknown verdict \"%s\" (accept, reject, retry, slow)", t);
                     bad = 1;
                 }
             }
@@ -137,7 +144,8 @@ static void fake_deliver(void *instance, const struct herald_message *msg, struc
     if (kind == HERALD_VERDICT_ACCEPTED) snprintf(v->provider_id, sizeof(v->provider_id), "fake-%zu", i);
     if (kind == HERALD_VERDICT_RETRY) {
         v->retry_after_ms = f->retry_after_ms;
-        snprintf(v->reason, sizeof(v->reason), "fake_retry");
+        v->slow_down = f->slow[i % f->nverdicts];
+        snprintf(v->reason, sizeof(v->reason), v->slow_down ? "fake_slow" : "fake_retry");
     }
     if (kind == HERALD_VERDICT_REJECTED) snprintf(v->reason, sizeof(v->reason), "fake_reject");
 }

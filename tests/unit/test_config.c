@@ -173,6 +173,31 @@ static void test_durations(void **state)
     }
 }
 
+/* give_up_after: 1h by default, 0 (until the campaign expires) or 1s..30d,
+ * and never passed to the plugin. */
+static void test_give_up_after(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg, &errs), 0);
+    assert_int_equal(cfg.providers[0].give_up_after_ms, 3600000);
+    strbuf_free(&errs);
+    config_free(&cfg);
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL "give_up_after = 0\n", NULL, 0, &cfg, &errs), 0);
+    assert_int_equal(cfg.providers[0].give_up_after_ms, 0);
+    assert_int_equal(cfg.providers[0].nsettings, 1); /* only dir reaches the plugin */
+    strbuf_free(&errs);
+    config_free(&cfg);
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL "give_up_after = 90s\n", NULL, 0, &cfg, &errs), 0);
+    assert_int_equal(cfg.providers[0].give_up_after_ms, 90000);
+    strbuf_free(&errs);
+    config_free(&cfg);
+    expect_error(GOOD_ADMIN GOOD_TAIL "give_up_after = 500ms\n", "[provider box] give_up_after: expected 0");
+    expect_error(GOOD_ADMIN GOOD_TAIL "give_up_after = 31d\n", "[provider box] give_up_after: expected 0");
+    expect_error(GOOD_ADMIN GOOD_TAIL "give_up_after = never\n", "[provider box] give_up_after: expected 0");
+}
+
 /* The example file documents every key of the schema, and is itself valid. */
 static void test_example_in_sync(void **state)
 {
@@ -197,6 +222,25 @@ static void test_example_in_sync(void **state)
         if (!found[i]) fprintf(stderr, "herald.example.conf lacks [%s] %s\n", config_schema[i].section, config_schema[i].key);
         assert_true(found[i]);
     }
+    /* The daemon's provider keys are shown in the comment above the first
+     * [provider NAME], one "#   key = value" line each. */
+    fp = fopen(EXAMPLE_CONF, "r");
+    assert_non_null(fp);
+    bool pfound[16] = {0};
+    size_t npkeys = 0;
+    while (config_provider_schema[npkeys].key) npkeys++;
+    assert_true(npkeys < 16);
+    while (fgets(line, sizeof(line), fp)) {
+        char key[128], eq[2];
+        if (sscanf(line, "#   %127[a-z_] %1[=]", key, eq) != 2) continue;
+        for (size_t i = 0; i < npkeys; i++)
+            if (strcmp(config_provider_schema[i].key, key) == 0) pfound[i] = true;
+    }
+    fclose(fp);
+    for (size_t i = 0; i < npkeys; i++) {
+        if (!pfound[i]) fprintf(stderr, "herald.example.conf lacks [provider NAME] %s\n", config_provider_schema[i].key);
+        assert_true(pfound[i]);
+    }
     struct config cfg;
     struct strbuf errs;
     strbuf_init(&errs);
@@ -217,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_all_errors_reported_at_once),
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_give_up_after),
         cmocka_unit_test(test_example_in_sync),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

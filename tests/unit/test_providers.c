@@ -1,6 +1,6 @@
 /*
- * test_providers.c - the network channel plugins email_sendgrid and
- * sms_twilio, loaded with dlopen the way the daemon loads them: settings
+ * test_providers.c - the network channel plugins email_sendgrid,
+ * sms_twilio and (for its idempotency header) webhook, loaded with dlopen the way the daemon loads them: settings
  * validation through a capturing host; prepare() on a real curl easy
  * handle, checked by performing the transfer against a loopback socket
  * served by a thread of this test, which captures the raw request (method,
@@ -32,8 +32,8 @@
 
 #include "herald_channel.h"
 
-#if !defined(SENDGRID_SO) || !defined(TWILIO_SO)
-#error "SENDGRID_SO and TWILIO_SO must name build/channels/{email_sendgrid,sms_twilio}.so"
+#if !defined(SENDGRID_SO) || !defined(TWILIO_SO) || !defined(WEBHOOK_SO)
+#error "SENDGRID_SO, TWILIO_SO and WEBHOOK_SO must name build/channels/{email_sendgrid,sms_twilio,webhook}.so"
 #endif
 
 #define SID "AC0123456789abcdef0123456789ABCDEF"
@@ -103,8 +103,8 @@ static struct herald_host host = {
 
 /* ---- plugins ------------------------------------------------------------------ */
 
-static void *dl_sg, *dl_tw;
-static const struct herald_channel_plugin *sg, *tw;
+static void *dl_sg, *dl_tw, *dl_wh;
+static const struct herald_channel_plugin *sg, *tw, *wh;
 
 static const struct herald_channel_plugin *load(const char *path, void **dl)
 {
@@ -123,7 +123,8 @@ static int group_setup(void **state)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     sg = load(SENDGRID_SO, &dl_sg);
     tw = load(TWILIO_SO, &dl_tw);
-    return sg && tw ? 0 : -1;
+    wh = load(WEBHOOK_SO, &dl_wh);
+    return sg && tw && wh ? 0 : -1;
 }
 
 static int group_teardown(void **state)
@@ -131,6 +132,7 @@ static int group_teardown(void **state)
     (void)state;
     dlclose(dl_sg);
     dlclose(dl_tw);
+    dlclose(dl_wh);
     curl_global_cleanup();
     return 0;
 }
@@ -738,13 +740,143 @@ static void tw_interpret(void **state)
     assert_string_equal(v.reason, "http_301");
 }
 
+/* ---- idempotency keys ------------------------------------------------------ */
+
+#define KEY "spring-2026:1700000000000-0:p1"
+
+/* webhook: the key in the header Idempotency-Key, the same on every
+ * attempt; no header without a key; a key outside the ABI's alphabet (a
+ * header injection) refused before any I/O. */
+static void wh_idempotency_key(void **state)
+{
+    (void)state;
+    const char *ok = "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    struct herald_message m = {.campaign = "spring", .recipient = "p1", .channel = "email", .topic = "news",
+                               .to = "ada@example.org", .subject = "Hi", .text = "Plain", .idempotency_key = KEY};
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct server s;
+        server_start(&s, ok);
+        char url[80];
+        snprintf(url, sizeof(url), "%shook", url_of(&s));
+        void *i;
+        assert_int_equal(create(wh, &i, "url", url, "secret", "0123456789abcdef0123", NULL), 0);
+        struct herald_verdict v;
+        send_one(wh, i, &m, &s, &v);
+        wh->destroy(i);
+        assert_int_equal(v.kind, HERALD_VERDICT_ACCEPTED);
+        assert_string_equal(req_header(&s, "Idempotency-Key"), KEY);
+        assert_non_null(req_header(&s, "X-Herald-Signature"));
+        assert_string_equal(req_header(&s, "User-Agent"), "herald-webhook/1");
+    }
+    struct server s;
+    server_start(&s, ok);
+    void *i;
+    assert_int_equal(create(wh, &i, "url", url_of(&s), "secret", "0123456789abcdef0123", NULL), 0);
+    m.idempotency_key = NULL;
+    struct herald_verdict v;
+    send_one(wh, i, &m, &s, &v);
+    assert_null(req_header(&s, "Idempotency-Key"));
+    assert_non_null(req_header(&s, "X-Herald-Signature"));
+    m.idempotency_key = "k\r\nX-Evil: 1";
+    CURL *h = curl_easy_init();
+    void *st = NULL;
+    char reason[64] = "";
+    assert_int_equal(wh->prepare(i, &m, h, &st, reason, sizeof(reason)), -1);
+    assert_string_equal(reason, "invalid_idempotency_key");
+    curl_easy_cleanup(h);
+    wh->destroy(i);
+}
+
+/* SendGrid's Mail Send has no idempotency field: the key is the
+ * personalization's custom argument idempotency_key (carried into the
+ * Event Webhook's events); absent without a key. */
+static void sg_idempotency_key(void **state)
+{
+    (void)state;
+    const char *ok = "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    struct herald_message m = {.campaign = "spring", .recipient = "p1", .channel = "email", .topic = "news",
+                               .to = "ada@example.org", .subject = "Hi", .text = "Plain", .idempotency_key = KEY};
+    for (int with = 1; with >= 0; with--) {
+        struct server s;
+        server_start(&s, ok);
+        void *i;
+        assert_int_equal(create(sg, &i, "base_url", url_of(&s), "api_key", "SG.k", "from", "news@example.com", NULL),
+                         0);
+        m.idempotency_key = with ? KEY : NULL;
+        struct herald_verdict v;
+        send_one(sg, i, &m, &s, &v);
+        sg->destroy(i);
+        json_error_t je;
+        json_t *b = json_loads(s.body, 0, &je);
+        assert_non_null(b);
+        json_t *args = json_object_get(json_array_get(json_object_get(b, "personalizations"), 0), "custom_args");
+        if (with) {
+            assert_string_equal(json_string_value(json_object_get(args, "idempotency_key")), KEY);
+            assert_int_equal(json_object_size(args), 3);
+        } else {
+            assert_null(json_object_get(args, "idempotency_key"));
+            assert_int_equal(json_object_size(args), 2);
+        }
+        assert_null(json_object_get(b, "custom_args")); /* message-level: a string in the spec, unused */
+        json_decref(b);
+    }
+}
+
+/* Twilio's Messages resource takes no idempotency parameter: the form is
+ * the same with a key and without. */
+static void tw_no_idempotency_field(void **state)
+{
+    (void)state;
+    const char *reply = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    char bodies[2][1024];
+    for (int with = 0; with < 2; with++) {
+        struct server s;
+        server_start(&s, reply);
+        void *i;
+        assert_int_equal(create(tw, &i, "base_url", url_of(&s), "account_sid", SID, "auth_token", "tok", "from",
+                                "+15005550006", NULL),
+                         0);
+        struct herald_message m = {.campaign = "spring", .recipient = "p1", .channel = "sms",
+                                   .to = "+4915112345678", .text = "Hi", .idempotency_key = with ? KEY : NULL};
+        struct herald_verdict v;
+        send_one(tw, i, &m, &s, &v);
+        tw->destroy(i);
+        snprintf(bodies[with], sizeof(bodies[with]), "%s", s.body);
+        assert_null(strstr(s.req, KEY));
+    }
+    assert_string_equal(bodies[0], bodies[1]);
+}
+
+/* A 429 is the provider asking for less, not failing: slow_down is set
+ * (the daemon then pauses the provider, not the circuit); a 503 is not. */
+static void slow_down_on_429(void **state)
+{
+    (void)state;
+    const struct herald_channel_plugin *apis[] = {sg, tw, wh};
+    for (size_t k = 0; k < 3; k++) {
+        struct herald_verdict v;
+        verdict_of(apis[k], 0, 429, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\n\r\n", "", &v);
+        assert_int_equal(v.kind, HERALD_VERDICT_RETRY);
+        assert_int_equal(v.retry_after_ms, 2000);
+        assert_int_equal(v.slow_down, 1);
+        verdict_of(apis[k], 0, 429, "HTTP/1.1 429 Too Many Requests\r\n\r\n", "", &v);
+        assert_int_equal(v.slow_down, 1);
+        verdict_of(apis[k], 0, 503, "HTTP/1.1 503 Unavailable\r\nRetry-After: 2\r\n\r\n", "", &v);
+        assert_int_equal(v.kind, HERALD_VERDICT_RETRY);
+        assert_int_equal(v.slow_down, 0);
+        verdict_of(apis[k], 7, 0, "", "", &v);
+        assert_int_equal(v.slow_down, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sg_settings),   cmocka_unit_test(sg_request),         cmocka_unit_test(sg_request_minimal),
         cmocka_unit_test(sg_refusals),   cmocka_unit_test(sg_interpret),       cmocka_unit_test(tw_settings),
         cmocka_unit_test(tw_request),    cmocka_unit_test(tw_request_service), cmocka_unit_test(tw_refusals),
-        cmocka_unit_test(tw_interpret),
+        cmocka_unit_test(tw_interpret),  cmocka_unit_test(wh_idempotency_key), cmocka_unit_test(sg_idempotency_key),
+        cmocka_unit_test(tw_no_idempotency_field), cmocka_unit_test(slow_down_on_429),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -373,13 +373,77 @@ static void test_message_id_fits(void **s)
     api->destroy(inst);
 }
 
+/* The provider id (the Message-ID) prepare() + a 250 give m. */
+static void accepted_id(void *inst, const struct herald_message *m, char *out, size_t len)
+{
+    CURL *h = curl_easy_init();
+    void *state = NULL;
+    char reason[128] = "";
+    assert_int_equal(api->prepare(inst, m, h, &state, reason, sizeof(reason)), 0);
+    struct herald_response resp = {.curl_code = 0, .status = 250, .headers = "", .body = ""};
+    struct herald_verdict v;
+    api->interpret(inst, state, &resp, &v);
+    assert_int_equal(v.kind, HERALD_VERDICT_ACCEPTED);
+    snprintf(out, len, "%s", v.provider_id);
+    curl_easy_cleanup(h);
+    api->release(inst, state);
+}
+
+/* With an idempotency key the Message-ID is the key (as dot-atom text) at
+ * the sender's domain: the same for every attempt, different keys never
+ * share one. Without a key it stays random per attempt. */
+static void test_message_id_from_key(void **s)
+{
+    (void)s;
+    void *inst = instance();
+    struct herald_message m = message();
+    char a[128], b[128];
+    m.idempotency_key = "c:1.2..3.";
+    accepted_id(inst, &m, a, sizeof(a));
+    accepted_id(inst, &m, b, sizeof(b));
+    assert_string_equal(a, "<c=1.2~~3~@example.com>");
+    assert_string_equal(a, b);
+    m.idempotency_key = "c:1.2.~3.";
+    refused(inst, m, "invalid_idempotency_key"); /* '~' is not a key character */
+    m.idempotency_key = ".spring-2026:1700000000000-0:u1";
+    accepted_id(inst, &m, a, sizeof(a));
+    assert_string_equal(a, "<~spring-2026=1700000000000-0=u1@example.com>");
+    char longkey[80];
+    memset(longkey, 'k', sizeof(longkey));
+    longkey[65] = '\0';
+    m.idempotency_key = longkey;
+    refused(inst, m, "invalid_idempotency_key"); /* 65 characters */
+    longkey[64] = '\0';
+    accepted_id(inst, &m, a, sizeof(a));
+    assert_int_equal(strlen(a), 1 + 64 + 1 + strlen("example.com") + 1);
+    m.idempotency_key = NULL;
+    accepted_id(inst, &m, a, sizeof(a));
+    accepted_id(inst, &m, b, sizeof(b));
+    assert_string_not_equal(a, b);
+    api->destroy(inst);
+
+    /* A sender domain that leaves no room in the provider id: "@herald". */
+    char from[128];
+    snprintf(from, sizeof(from), "news@%s%s%sexample", "ddddddddd.ddddddddd.ddddddddd.ddddddddd.",
+             "ddddddddd.ddddddddd.ddddddddd.ddddddddd.", "ddddddddd.ddddddddd."); /* 100 characters of labels */
+    assert_int_equal(CREATE(&inst, "url", "smtp://127.0.0.1:9", "from", from), 0);
+    m.idempotency_key = "k-1";
+    accepted_id(inst, &m, a, sizeof(a));
+    assert_true(strncmp(a, "<k-1@ddddddddd.", 15) == 0); /* fits: the sender's domain */
+    assert_non_null(strstr(a, ".example>"));
+    m.idempotency_key = longkey;
+    accepted_id(inst, &m, a, sizeof(a));
+    assert_non_null(strstr(a, "@herald>"));
+    api->destroy(inst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),           cmocka_unit_test(test_create_ok),
         cmocka_unit_test(test_create_rejects),  cmocka_unit_test(test_prepare_refuses),
         cmocka_unit_test(test_prepare_fills),   cmocka_unit_test(test_interpret),
-        cmocka_unit_test(test_message_id_fits),
+        cmocka_unit_test(test_message_id_fits), cmocka_unit_test(test_message_id_from_key),
     };
     return cmocka_run_group_tests(tests, load, unload);
 }

@@ -1,0 +1,391 @@
+/*
+ * test_dispatch.c - dispatch's own rules on a real libuv loop with the fake
+ * plugin (scripted verdicts, delivered on libuv's worker threads): the
+ * handoff gate (one callback per loop iteration, nothing starts before the
+ * owner's answer, no second pass on a retry, interrupt and abort while
+ * messages wait for the answer), waiting for an open circuit without
+ * counting attempts, give_up_after and the campaign's expires_at ending
+ * that wait as provider_unavailable, and a 429 (slow_down) neither opening
+ * the circuit nor using up the message's retries.
+ *
+ * Owns a temporary directory (the config file) and its loop. Time is the
+ * loop's real time: the durations here are the config's smallest (1 s).
+ * Invariant: every message a test submits is done before it returns,
+ * except where the test says so.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
+#include "plugin.h"
+
+#ifndef FAKE_PLUGIN_DIR
+#error "FAKE_PLUGIN_DIR must name build/tests/plugins"
+#endif
+
+#define NMSG 8
+
+struct fx {
+    char dir[64];
+    struct config cfg;
+    struct plugin_set *ps;
+    uv_loop_t loop;
+    struct dispatch *d;
+    struct dispatch_msg m[NMSG];
+    char rid[NMSG][16];
+    int done[NMSG];      /* done callbacks per message: must end at 1 */
+    int ndone;
+    /* the handoff callback's calls */
+    int gate_calls;
+    struct dispatch_msg *asked[NMSG * 2];
+    size_t nasked;
+    bool answer_inside; /* answer go for all from inside the callback */
+};
+
+static void on_done(struct dispatch_msg *m, void *arg)
+{
+    struct fx *fx = arg;
+    fx->done[m - fx->m]++;
+    fx->ndone++;
+}
+
+static void on_handoff(struct dispatch_msg **msgs, size_t n, void *arg)
+{
+    struct fx *fx = arg;
+    fx->gate_calls++;
+    for (size_t i = 0; i < n; i++) {
+        /* nothing reached the plugin before the answer */
+        assert_int_equal(msgs[i]->requests, 0);
+        assert_false(msgs[i]->handed);
+        fx->asked[fx->nasked++] = msgs[i];
+    }
+    if (fx->answer_inside) {
+        bool go[NMSG * 2];
+        for (size_t i = 0; i < n; i++) go[i] = true;
+        dispatch_handoff_done(fx->d, msgs, n, go);
+    }
+}
+
+/* A dispatch over one provider "a" (the fake plugin) with extra lines. */
+static struct fx *fx_new(const char *provider_extra)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/herald-test-dispatch-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    char path[128], text[2048];
+    snprintf(path, sizeof(path), "%s/d.conf", fx->dir);
+    snprintf(text, sizeof(text),
+             "[daemon]\nplugin_dir = %s\nlog_level = error\n"
+             "[admin]\ntoken = 0123456789abcdef0\nlink_secret = 0123456789abcdef1\n"
+             "[channel email]\nproviders = a\n"
+             "[provider a]\nplugin = fake\n%s",
+             FAKE_PLUGIN_DIR, provider_extra);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    struct strbuf errs;
+    strbuf_init(&errs);
+    int n = config_load(path, NULL, 0, &fx->cfg, &errs);
+    if (n) fprintf(stderr, "%s", errs.buf);
+    assert_int_equal(n, 0);
+    n = plugin_set_load(&fx->cfg, &fx->ps, &errs);
+    if (n) fprintf(stderr, "%s", errs.buf);
+    assert_int_equal(n, 0);
+    strbuf_free(&errs);
+    log_set_level(LOG_ERROR);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    fx->d = dispatch_new(&fx->loop, &fx->cfg, fx->ps);
+    for (int i = 0; i < NMSG; i++) {
+        snprintf(fx->rid[i], sizeof(fx->rid[i]), "r%d", i);
+        fx->m[i] = (struct dispatch_msg){.channel = HERALD_CH_EMAIL, .campaign = "c1", .recipient = fx->rid[i],
+                                         .topic = "news", .to = "x@example.org", .text = "hi",
+                                         .idempotency_key = fx->rid[i]};
+    }
+    return fx;
+}
+
+static void fx_free(struct fx *fx)
+{
+    dispatch_close(fx->d);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    dispatch_free(fx->d);
+    plugin_set_free(fx->ps);
+    config_free(&fx->cfg);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/d.conf", fx->dir);
+    unlink(path);
+    rmdir(fx->dir);
+    free(fx);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Runs the loop until ndone reaches want (or the loop has nothing left to
+ * do, or max_ms passed); returns the milliseconds it took. */
+static uint64_t run_until_done(struct fx *fx, int want, uint64_t max_ms)
+{
+    uint64_t t0 = now_ms();
+    while (fx->ndone < want && now_ms() - t0 < max_ms) {
+        if (uv_run(&fx->loop, UV_RUN_ONCE) == 0 && fx->ndone < want) break; /* idle: waiting for us */
+    }
+    return now_ms() - t0;
+}
+
+static void submit(struct fx *fx, int i)
+{
+    assert_int_equal(dispatch_submit(fx->d, &fx->m[i], on_done, fx), 0);
+}
+
+/* ---- the handoff gate ------------------------------------------------- */
+
+static void gate_batches_and_waits_for_the_answer(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("concurrency = 8\n");
+    dispatch_set_handoff(fx->d, on_handoff, fx);
+    for (int i = 0; i < 5; i++) submit(fx, i);
+    run_until_done(fx, 5, 2000);
+    /* One call for the five, and none of them started. */
+    assert_int_equal(fx->gate_calls, 1);
+    assert_int_equal(fx->nasked, 5);
+    assert_int_equal(fx->ndone, 0);
+    assert_int_equal(dispatch_in_flight(fx->d), 5);
+    /* Answers in any order, a subset at a time. */
+    struct dispatch_msg *first[2] = {fx->asked[3], fx->asked[0]};
+    bool go1[2] = {true, false};
+    dispatch_handoff_done(fx->d, first, 2, go1);
+    run_until_done(fx, 2, 5000);
+    struct dispatch_msg *g = fx->asked[3], *ng = fx->asked[0];
+    assert_int_equal(fx->done[g - fx->m], 1);
+    assert_int_equal(g->outcome, HERALD_OUTCOME_SENT);
+    assert_true(g->handed);
+    assert_int_equal(g->requests, 1);
+    assert_int_equal(fx->done[ng - fx->m], 1);
+    assert_int_equal(ng->outcome, HERALD_OUTCOME_UNKNOWN);
+    assert_int_equal(ng->reason, HERALD_REASON_INTERRUPTED);
+    assert_true(ng->interrupted);
+    assert_false(ng->handed);
+    assert_int_equal(ng->requests, 0);
+    /* Answering again for a message already answered changes nothing. */
+    dispatch_handoff_done(fx->d, first, 2, go1);
+    struct dispatch_msg *rest[3] = {fx->asked[1], fx->asked[2], fx->asked[4]};
+    bool go2[3] = {true, true, true};
+    dispatch_handoff_done(fx->d, rest, 3, go2);
+    run_until_done(fx, 5, 5000);
+    assert_int_equal(fx->ndone, 5);
+    for (int i = 0; i < 5; i++) assert_int_equal(fx->done[i], 1);
+    assert_int_equal(fx->gate_calls, 1);
+    fx_free(fx);
+}
+
+/* The gate holds the provider slot: with concurrency 1 the second message
+ * is not even shown to the owner before the first is done. A retry of a
+ * message let go does not pass the gate again. */
+static void gate_holds_the_slot_and_is_passed_once(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("concurrency = 1\nverdicts = retry, accept\nretry_after_ms = 0\n");
+    dispatch_set_handoff(fx->d, on_handoff, fx);
+    submit(fx, 0);
+    submit(fx, 1);
+    run_until_done(fx, 1, 2000);
+    assert_int_equal(fx->nasked, 1);
+    bool go = true;
+    dispatch_handoff_done(fx->d, &fx->asked[0], 1, &go);
+    /* m0: retry (1 s backoff), meanwhile m1 takes the slot and is asked */
+    run_until_done(fx, 1, 800);
+    assert_int_equal(fx->nasked, 2);
+    dispatch_handoff_done(fx->d, &fx->asked[1], 1, &go);
+    run_until_done(fx, 2, 10000);
+    assert_int_equal(fx->ndone, 2);
+    assert_int_equal(fx->nasked, 2); /* m0's retries did not come back to the gate */
+    /* deliveries cycle retry, accept: m0 retry, m1 accept, m0 retry, m0 accept */
+    assert_int_equal(fx->m[0].requests, 3);
+    assert_int_equal(fx->m[1].requests, 1);
+    for (int i = 0; i < 2; i++) assert_true(fx->m[i].handed);
+    fx_free(fx);
+}
+
+/* The owner may answer from inside its callback. */
+static void gate_answer_inside_the_callback(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("concurrency = 4\n");
+    dispatch_set_handoff(fx->d, on_handoff, fx);
+    fx->answer_inside = true;
+    for (int i = 0; i < 4; i++) submit(fx, i);
+    run_until_done(fx, 4, 5000);
+    assert_int_equal(fx->ndone, 4);
+    for (int i = 0; i < 4; i++) assert_int_equal(fx->m[i].outcome, HERALD_OUTCOME_SENT);
+    fx_free(fx);
+}
+
+/* Interrupt leaves messages the owner was shown waiting for its answer,
+ * which then ends them as interrupted whatever it says; abort ends them at
+ * once and makes a later answer harmless. */
+static void gate_interrupt_and_abort(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("concurrency = 4\n");
+    dispatch_set_handoff(fx->d, on_handoff, fx);
+    for (int i = 0; i < 3; i++) submit(fx, i);
+    run_until_done(fx, 3, 2000);
+    assert_int_equal(fx->nasked, 3);
+    dispatch_interrupt(fx->d);
+    assert_int_equal(fx->ndone, 0);
+    bool go[3] = {true, true, true};
+    dispatch_handoff_done(fx->d, fx->asked, 1, go);
+    assert_int_equal(fx->ndone, 1);
+    struct dispatch_msg *m = fx->asked[0];
+    assert_int_equal(m->outcome, HERALD_OUTCOME_UNKNOWN);
+    assert_true(m->interrupted);
+    assert_false(m->handed);
+    assert_int_equal(m->requests, 0);
+    dispatch_abort(fx->d);
+    assert_int_equal(fx->ndone, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fx->done[i], 1);
+        assert_true(fx->m[i].interrupted);
+    }
+    /* After abort the answer reads nothing (the messages may be gone). */
+    memset(&fx->m[1], 0xAB, sizeof(fx->m[1]));
+    dispatch_handoff_done(fx->d, fx->asked + 1, 2, go);
+    assert_int_equal(fx->ndone, 3);
+    assert_int_equal(dispatch_in_flight(fx->d), 0);
+    fx_free(fx);
+}
+
+/* ---- waiting for the provider ------------------------------------------ */
+
+/* The only provider fails twice (each failure reopens its circuit): the
+ * message waits for the circuit instead of using up its retries, and is
+ * sent when the provider recovers. Every request is counted. */
+static void open_circuit_is_waited_for_not_attempted(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("verdicts = retry, retry, accept\nretries = 0\ncircuit_failures = 1\n"
+                           "circuit_cooldown = 1s\n");
+    submit(fx, 0);
+    uint64_t took = run_until_done(fx, 1, 15000);
+    assert_int_equal(fx->ndone, 1);
+    assert_int_equal(fx->m[0].outcome, HERALD_OUTCOME_SENT);
+    assert_int_equal(fx->m[0].requests, 3);
+    assert_true(took >= 1900); /* two cool-downs */
+    fx_free(fx);
+}
+
+/* give_up_after bounds the wait: failed, provider_unavailable, with the
+ * one request that opened the circuit and no probe (cool-down 5 s). */
+static void give_up_after_ends_the_wait(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("concurrency = 1\nverdicts = retry\nretries = 0\ncircuit_failures = 1\ncircuit_cooldown = 5s\n"
+                           "give_up_after = 1s\n");
+    submit(fx, 0);
+    submit(fx, 1);
+    uint64_t took = run_until_done(fx, 2, 10000);
+    assert_int_equal(fx->ndone, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(fx->m[i].outcome, HERALD_OUTCOME_FAILED);
+        assert_int_equal(fx->m[i].reason, HERALD_REASON_PROVIDER_UNAVAILABLE);
+    }
+    /* m0 opened the circuit; m1 never reached the provider */
+    assert_int_equal(fx->m[0].requests + fx->m[1].requests, 1);
+    assert_true(took >= 900 && took < 4000);
+    fx_free(fx);
+}
+
+/* give_up_after = 0: only the campaign's end stops the wait. */
+static void expires_at_ends_the_wait(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("verdicts = retry\nretries = 0\ncircuit_failures = 1\ncircuit_cooldown = 1h\n"
+                           "give_up_after = 0\n");
+    fx->m[0].expires_at = (int64_t)time(NULL) + 2;
+    fx->m[1].expires_at = 0; /* never: still waiting at the end */
+    submit(fx, 0);
+    submit(fx, 1);
+    uint64_t took = run_until_done(fx, 1, 6000);
+    assert_int_equal(fx->ndone, 1);
+    assert_int_equal(fx->done[0], 1);
+    assert_int_equal(fx->m[0].outcome, HERALD_OUTCOME_FAILED);
+    assert_int_equal(fx->m[0].reason, HERALD_REASON_PROVIDER_UNAVAILABLE);
+    assert_true(took >= 900 && took < 4000);
+    assert_int_equal(fx->done[1], 0);
+    dispatch_interrupt(fx->d); /* the other one ends interrupted, never failed */
+    assert_int_equal(fx->done[1], 1);
+    assert_int_equal(fx->m[1].outcome, HERALD_OUTCOME_UNKNOWN);
+    assert_true(fx->m[1].interrupted);
+    fx_free(fx);
+}
+
+/* Answers of 429 (slow_down) open no circuit and use up no retries: with
+ * retries = 0 and circuit_failures = 1 every message is still sent, soon
+ * (not after a 30 s cool-down). */
+static void slow_down_neither_opens_the_circuit_nor_fails(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("concurrency = 1\nverdicts = slow, slow, accept, accept, accept, accept\n"
+                           "retry_after_ms = 200\nretries = 0\ncircuit_failures = 1\n");
+    for (int i = 0; i < 3; i++) submit(fx, i);
+    uint64_t took = run_until_done(fx, 3, 20000);
+    assert_int_equal(fx->ndone, 3);
+    int requests = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fx->m[i].outcome, HERALD_OUTCOME_SENT);
+        requests += fx->m[i].requests;
+    }
+    assert_int_equal(requests, 5);
+    assert_true(took < 10000);
+    fx_free(fx);
+}
+
+/* A 429 with give_up_after short: the wait's bound ends it too. */
+static void slow_down_is_bounded_by_give_up_after(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("verdicts = slow\nretry_after_ms = 300\ngive_up_after = 1s\n");
+    submit(fx, 0);
+    run_until_done(fx, 1, 10000);
+    assert_int_equal(fx->ndone, 1);
+    assert_int_equal(fx->m[0].outcome, HERALD_OUTCOME_FAILED);
+    assert_int_equal(fx->m[0].reason, HERALD_REASON_PROVIDER_UNAVAILABLE);
+    assert_true(fx->m[0].requests >= 2);
+    fx_free(fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(gate_batches_and_waits_for_the_answer),
+        cmocka_unit_test(gate_holds_the_slot_and_is_passed_once),
+        cmocka_unit_test(gate_answer_inside_the_callback),
+        cmocka_unit_test(gate_interrupt_and_abort),
+        cmocka_unit_test(open_circuit_is_waited_for_not_attempted),
+        cmocka_unit_test(give_up_after_ends_the_wait),
+        cmocka_unit_test(expires_at_ends_the_wait),
+        cmocka_unit_test(slow_down_neither_opens_the_circuit_nor_fails),
+        cmocka_unit_test(slow_down_is_bounded_by_give_up_after),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
