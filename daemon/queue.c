@@ -15,6 +15,7 @@
  */
 #include "queue.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -65,6 +66,10 @@ struct rcpt {
     bool was_deferred;    /* deferred before: its deferral ends with this outcome */
     bool dispatched;      /* went to dispatch: requests is its count of provider requests */
     int requests;
+    bool erased;          /* its reservation vanished before the handoff: the person was erased */
+    struct hbatch *hb;    /* the handoff mark it waits for (NULL: none) */
+    size_t hb_i;          /* its slot there */
+    char idem[33];        /* idempotency key: the same for every request of this message */
     char cap[HERALD_ID_MAX + 1]; /* the cap that blocked, for reason cap:<name> */
     struct dispatch_msg msg;
     struct strbuf unsub, prefs;
@@ -552,14 +557,25 @@ static void release(struct rcpt *r)
     strbuf_free(&k);
 }
 
+struct hbatch;
+static void hbatch_forget(struct rcpt *r);
+
 static void on_sent(struct dispatch_msg *m, void *arg)
 {
     struct rcpt *r = arg;
     struct queue *q = r->jr->q;
+    hbatch_forget(r); /* finished at the gate (drain timeout): the mark's answer must not touch it */
+    if (m->interrupted && r->erased) {
+        /* The person was erased between the reservation and the handoff. */
+        ready_kick(q);
+        finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_UNKNOWN_RECIPIENT, m->channel, NULL, NULL);
+        return;
+    }
     if (m->interrupted) {
         release(r);
         return;
     }
+    r->requests = m->requests;
     ready_kick(q); /* a slot is free */
     if (m->outcome == HERALD_OUTCOME_SENT)
         log_debug("queue", "sent campaign=%s recipient=%s provider=%s provider_id=%s", r->jr->job.id, r->id,
@@ -585,6 +601,132 @@ static char *render(struct jobrun *jr, const struct template *t, const struct rc
     return strbuf_detach(&sb, NULL);
 }
 
+/* The message's idempotency key: the same for every request of it, across
+ * retries, failover and restarts (campaign, the entry its records name,
+ * recipient), so a provider that dedupes by it never delivers twice. */
+static void idempotency_key(const struct jobrun *jr, struct rcpt *r)
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    const char *parts[] = {jr->job.id, "\n", jr->rec_entry, "\n", r->id};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) strbuf_adds(&sb, parts[i]);
+    unsigned char md[DIGEST_SHA256_LEN];
+    digest_sha256(sb.buf, sb.len, md);
+    digest_hex(r->idem, md, 16);
+    strbuf_free(&sb);
+}
+
+/* ---- the handoff gate -------------------------------------------------- */
+
+/* Messages at dispatch's handoff gate, recorded "handed" in one script
+ * before any of them leaves: after a crash only these can be `unknown`. */
+struct hbatch {
+    struct queue *q;
+    struct jobrun *jr;
+    struct dispatch_msg **msgs; /* NULL where the message finished meanwhile */
+    size_t n;
+};
+
+static struct rcpt *rcpt_of(struct dispatch_msg *m)
+{
+    return (struct rcpt *)(void *)((char *)m - offsetof(struct rcpt, msg));
+}
+
+static void hbatch_forget(struct rcpt *r)
+{
+    if (!r->hb) return;
+    r->hb->msgs[r->hb_i] = NULL;
+    r->hb = NULL;
+}
+
+static void discard_hbatch(void *arg)
+{
+    struct hbatch *hb = arg;
+    for (size_t i = 0; i < hb->n; i++)
+        if (hb->msgs[i]) rcpt_of(hb->msgs[i])->hb = NULL;
+    free(hb->msgs);
+    free(hb);
+}
+
+static void on_handed(redisReply *reply, enum store_error err, const char *text, void *arg)
+{
+    struct hbatch *hb = arg;
+    struct jobrun *jr = hb->jr;
+    (void)err;
+    (void)text;
+    bool lost = reply_lost(reply);
+    bool ok = !lost && reply->type == REDIS_REPLY_ARRAY && reply->elements == hb->n;
+    for (size_t i = 0; ok && i < hb->n; i++)
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER) ok = false;
+    if (lost) run_lost(jr, "the handoff was refused by the fence");
+    else if (!ok) run_hold(jr, STORE_E_REPLY, "unexpected reply", "recording the handoff");
+    struct dispatch_msg **go_msgs = xcalloc(hb->n ? hb->n : 1, sizeof(*go_msgs));
+    bool *go = xcalloc(hb->n ? hb->n : 1, sizeof(*go));
+    size_t k = 0;
+    for (size_t i = 0; i < hb->n; i++) {
+        if (!hb->msgs[i]) continue; /* finished meanwhile (drain timeout) */
+        struct rcpt *r = rcpt_of(hb->msgs[i]);
+        r->hb = NULL;
+        /* Not sent: lost (its new owner decides it), held (the mark's fate
+         * is unknown: released, the next run decides), erased (its
+         * reservation vanished). Each then finishes as interrupted. */
+        if (ok && reply->element[i]->integer == 0) r->erased = true;
+        go_msgs[k] = hb->msgs[i];
+        go[k++] = ok && reply->element[i]->integer == 1;
+    }
+    struct queue *q = hb->q;
+    free(hb->msgs);
+    free(hb);
+    dispatch_handoff_done(q->d, go_msgs, k, go);
+    free(go_msgs);
+    free(go);
+}
+
+/* dispatch's handoff gate: msgs are about to get their first request.
+ * They all belong to the running job (one job runs at a time). */
+static void on_handoff(struct dispatch_msg **msgs, size_t n, void *arg)
+{
+    struct queue *q = arg;
+    struct jobrun *jr = rcpt_of(msgs[0])->jr;
+    struct hbatch *hb = xcalloc(1, sizeof(*hb));
+    hb->q = q;
+    hb->jr = jr;
+    hb->n = n;
+    hb->msgs = xcalloc(n, sizeof(*hb->msgs));
+    memcpy(hb->msgs, msgs, n * sizeof(*msgs));
+    if (jr->end == RUN_LOST) { /* nothing more is written: none leaves */
+        bool *go = xcalloc(n, sizeof(*go));
+        dispatch_handoff_done(q->d, msgs, n, go);
+        free(go);
+        free(hb->msgs);
+        free(hb);
+        return;
+    }
+    struct store_args ab;
+    struct strbuf k;
+    strbuf_init(&k);
+    store_args_script(&ab, store_lua_handed, 1 + n);
+    fence_keys(&ab, jr);
+    for (size_t i = 0; i < n; i++) {
+        struct rcpt *r = rcpt_of(msgs[i]);
+        r->hb = hb;
+        r->hb_i = i;
+        store_key_campaigns(&k, q->cfg->prefix, r->id);
+        store_args_add(&ab, k.buf);
+    }
+    fence_args(&ab, jr);
+    store_args_add(&ab, jr->job.id);
+    for (size_t i = 0; i < n; i++) {
+        struct rcpt *r = rcpt_of(msgs[i]);
+        store_args_add(&ab, r->record.buf);
+        handed_record(r, &k);
+        store_args_add(&ab, k.buf);
+    }
+    strbuf_free(&k);
+    /* Must land (no hold): the messages wait at the gate meanwhile. */
+    store_cmds_send(q->sc, 0, on_handed, hb, discard_hbatch, &ab, store_lua_handed);
+}
+
 static void send_message(struct rcpt *r)
 {
     struct jobrun *jr = r->jr;
@@ -604,6 +746,9 @@ static void send_message(struct rcpt *r)
     r->msg.html = render(jr, c->t_html, r, TEMPLATE_HTML);
     r->msg.unsubscribe_url = r->unsub.len ? r->unsub.buf : NULL;
     r->msg.preferences_url = r->prefs.len ? r->prefs.buf : NULL;
+    r->msg.expires_at = jr->job.expires_at;
+    idempotency_key(jr, r);
+    r->msg.idempotency_key = r->idem;
     dispatch_submit(q->d, &r->msg, on_sent, r);
 }
 
@@ -699,80 +844,6 @@ static void ready_push(struct queue *q, struct rcpt *r)
     ready_kick(q);
 }
 
-/* The answer of store_lua_handed for the reserved recipients of rb: each
- * recorded as handed goes to its provider now. */
-static void on_handed(redisReply *reply, enum store_error err, const char *text, void *arg)
-{
-    struct rbatch *rb = arg;
-    struct jobrun *jr = rb->jr;
-    struct queue *q = jr->q;
-    (void)err;
-    (void)text;
-    q->reserving -= rb->n;
-    bool lost = reply_lost(reply);
-    bool ok = !lost && reply->type == REDIS_REPLY_ARRAY && reply->elements == rb->n;
-    for (size_t i = 0; ok && i < rb->n; i++)
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER) ok = false;
-    if (lost) run_lost(jr, "the handoff was refused by the fence");
-    else if (!ok) run_hold(jr, STORE_E_REPLY, "unexpected reply", "recording the handoff");
-    for (size_t i = 0; i < rb->n; i++) {
-        struct rcpt *r = rb->r[i];
-        if (!ok) {
-            /* Lost: the new owner has them. Held: it is unknown whether
-             * the mark landed; the next run calls them unknown or sends. */
-            rcpt_unfinished(r);
-        } else if (reply->element[i]->integer == 0) {
-            /* The reservation is gone: the person was erased meanwhile. */
-            finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_UNKNOWN_RECIPIENT, r->dec.channel, NULL, NULL);
-        } else if (run_ended(jr)) {
-            release(r); /* stopping: no provider has it yet */
-        } else {
-            send_message(r);
-        }
-    }
-    free(rb->r);
-    free(rb);
-    ready_kick(q);
-}
-
-/* Records "handed to a provider" for the recipients of rb (reserved), in
- * one script, before any of them goes to dispatch: after a crash only
- * these can be `unknown`; a reservation never handed is sent by the next
- * run. Takes rb. */
-static void mark_handed(struct rbatch *rb)
-{
-    struct jobrun *jr = rb->jr;
-    struct queue *q = jr->q;
-    if (run_ended(jr)) {
-        q->reserving -= rb->n;
-        for (size_t i = 0; i < rb->n; i++) {
-            if (jr->end == RUN_LOST) rcpt_unfinished(rb->r[i]);
-            else release(rb->r[i]);
-        }
-        free(rb->r);
-        free(rb);
-        return;
-    }
-    struct store_args ab;
-    struct strbuf k;
-    strbuf_init(&k);
-    store_args_script(&ab, store_lua_handed, 1 + rb->n);
-    fence_keys(&ab, jr);
-    for (size_t i = 0; i < rb->n; i++) {
-        store_key_campaigns(&k, q->cfg->prefix, rb->r[i]->id);
-        store_args_add(&ab, k.buf);
-    }
-    fence_args(&ab, jr);
-    store_args_add(&ab, jr->job.id);
-    for (size_t i = 0; i < rb->n; i++) {
-        store_args_add(&ab, rb->r[i]->record.buf);
-        handed_record(rb->r[i], &k);
-        store_args_add(&ab, k.buf);
-    }
-    strbuf_free(&k);
-    store_cmds_send(q->sc, 0, on_handed, rb, discard_rbatch, &ab, store_lua_handed);
-}
-
 /* One recipient's verdict from store_lua_reserve. Returns 1 when it is
  * reserved (the caller hands it over), 2 when the person's data changed
  * since the lookup (the caller decides them again), 0 when it left. */
@@ -852,7 +923,7 @@ static void on_reserved(redisReply *reply, enum store_error err, const char *tex
             rb->r[nres++] = r; /* kept in rb, in order, for the handoff */
         }
     }
-    q->reserving -= rb->n - nres;
+    q->reserving -= rb->n;
     rb->n = nres;
     if (nstale) {
         log_debug("queue", "decided again after a change campaign=%s recipients=%zu", jr->job.id, nstale);
@@ -866,12 +937,14 @@ static void on_reserved(redisReply *reply, enum store_error err, const char *tex
     }
     free(stale);
     free(gone);
-    if (rb->n) {
-        mark_handed(rb);
-    } else {
-        free(rb->r);
-        free(rb);
+    /* Rendered and handed to dispatch; the handoff gate (on_handoff)
+     * records "handed" just before each one's first request. */
+    for (size_t i = 0; i < rb->n; i++) {
+        if (run_ended(jr)) release(rb->r[i]);
+        else send_message(rb->r[i]);
     }
+    free(rb->r);
+    free(rb);
     ready_kick(q);
 }
 
@@ -1957,6 +2030,7 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     q->handles_open = 6;
     q->last_claim_ms = 0;
     q->sc = store_cmds_new(loop, data, "data");
+    dispatch_set_handoff(d, on_handoff, q);
     q->held_error = STORE_E_COUNT;
     strbuf_init(&q->k_marker);
     store_key_marker(&q->k_marker, cfg->prefix);
