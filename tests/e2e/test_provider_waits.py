@@ -13,9 +13,9 @@ the webhook plugin and the curl engine against faultserver.py:
 - with a short give_up_after the waiting messages end
   failed/provider_unavailable.
 
-herald's count per message comes from dispatch's debug line
-"done campaign=.. recipient=.. provider=.. outcome=.. reason=.. requests=N"
-until the audit record carries it."""
+herald's count per message is the audit record's `requests` field (and
+dispatch's debug line "done campaign=.. recipient=.. requests=N" agrees);
+the sink counts per Idempotency-Key."""
 
 import json
 import os
@@ -83,6 +83,8 @@ class ProviderWaits(harness.HeraldTestCase):
         counts = herald_counts(log, "f-reset")
         print("requests per recipient: sink %s, herald %s" % (sorted(seen.items()), sorted(counts.items())))
         self.assertEqual(seen, counts, "every request the sink read is one herald counted")
+        audited = {rid: int(r["requests"]) for rid, r in recs.items()}
+        self.assertEqual(seen, audited, "the audit's requests per recipient")
         self.assertGreater(sum(seen.values()), n, "some requests were reset")
         # Each message was sent again by herald's own retry (backoff, at
         # least 0.5 s), never re-sent at once by curl on a new connection.
@@ -90,8 +92,9 @@ class ProviderWaits(harness.HeraldTestCase):
             for a, b in zip(ts, ts[1:]):
                 self.assertGreaterEqual(b - a, 0.4, "%s sent again after %.3f s" % (rid, b - a))
         self.assertIn("reason=connection_died", log)
-        if key_seen:  # once the caller sets idempotency keys, the same holds per key
-            self.assertEqual(sorted(key_seen.values()), sorted(seen.values()))
+        # The same holds per idempotency key: one key per message, on every request.
+        self.assertEqual(len(key_seen), n)
+        self.assertEqual(sorted(key_seen.values()), sorted(seen.values()))
 
     def test_outage_longer_than_the_cooldown_fails_nothing(self):
         e = self.env()
