@@ -450,6 +450,9 @@ static void retry_later(struct dispatch_msg *m, int64_t min_ms, int n)
     m->retry_timer->data = m;
     m->next_waiting = m->d->waiting;
     m->d->waiting = m;
+    /* The loop's time is that of the iteration's start: a Retry-After is
+     * counted from now, when its answer was read, never from earlier. */
+    uv_update_time(m->d->loop);
     uv_timer_start(m->retry_timer, on_retry_timer, (uint64_t)delay, 0);
 }
 
@@ -680,6 +683,7 @@ static void on_verdict(struct dispatch_msg *m, struct dprov *p, bool answered)
             /* Not a failure of the message: its retries stay, and the
              * provider starts nothing before Retry-After. Only the wait's
              * own bound ends it. */
+            uv_update_time(m->d->loop); /* the pause counts from this answer, not the iteration's start */
             uint64_t now = uv_now(m->d->loop);
             int64_t pause = v->retry_after_ms > 0 ? v->retry_after_ms : DISPATCH_SLOW_DOWN_MS;
             if (p->paused_until < now + (uint64_t)pause) p->paused_until = now + (uint64_t)pause;

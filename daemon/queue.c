@@ -31,6 +31,7 @@
 #include "profile.h"
 #include "store.h"
 #include "store_cmd.h"
+#include "store_job.h"
 #include "template.h"
 #include "tzdb.h"
 
@@ -55,7 +56,8 @@ struct rcpt {
     bool has_rec;
     struct store_record rec;
     bool suppressed[HERALD_CH_COUNT];
-    int member_index[HERALD_CH_COUNT]; /* position in the SMISMEMBER call, -1 */
+    struct store_job_person look;      /* its lookup */
+    struct store_job_reservation res;  /* its reservation */
     struct policy_decision dec;
     struct strbuf record; /* our reservation string */
     struct strbuf member; /* our entry in the person's sends history */
@@ -118,8 +120,7 @@ struct jobrun {
     size_t ndeferrals;
     bool deferrals_parked;
     /* Outcomes waiting for their finishing write (finish_flush). */
-    struct store_args fin_keys, fin_args;
-    size_t nfin;
+    struct store_outcomes fin;
 };
 
 struct deferral {
@@ -133,8 +134,7 @@ struct queue {
     struct rconn *jobs, *data;
     struct dispatch *d;
     char *consumer, *run_id;
-    struct strbuf k_jobs, k_dead, k_audit, k_suppress, k_scheduled;
-    char audit_maxlen[24];
+    struct strbuf k_jobs, k_dead, k_scheduled;
     struct jobrun *jr;
     bool reading;       /* a read is outstanding on the jobs connection */
     bool own_pending_done;
@@ -144,6 +144,7 @@ struct queue {
     void (*drained)(void *);
     void *drained_arg;
     struct store_cmds *sc; /* every command on the data connection */
+    struct store_job *sj;  /* the typed calls on the scripts */
     uint64_t run_seq;
     uv_timer_t hold_timer; /* a held job is read again when it fires */
     int64_t hold_ms;
@@ -158,7 +159,6 @@ struct queue {
     bool releasing;
     struct queue_counters counters;
     struct log_complaint read_complaint;
-    char **cap_topics;  /* per cap: ",a,b," or "" (every topic) */
     struct tzdb *tzdb;
     const struct tz *default_tz;
     struct quiet_window quiet[HERALD_CH_COUNT];
@@ -286,23 +286,6 @@ static void run_lost(struct jobrun *jr, const char *why)
     ready_kick(jr->q);
 }
 
-/* A fenced script's 'lost' answer. */
-static bool reply_lost(const redisReply *r)
-{
-    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && strcmp(r->str, "lost") == 0;
-}
-
-/* The fence every writing script starts with: stream, then group, entry,
- * consumer (lua/fence.lua). */
-static void fence_keys(struct store_args *a, const struct jobrun *jr) { store_args_add(a, jr->q->k_jobs.buf); }
-
-static void fence_args(struct store_args *a, const struct jobrun *jr)
-{
-    store_args_add(a, STORE_GROUP);
-    store_args_add(a, jr->entry);
-    store_args_add(a, jr->q->consumer);
-}
-
 static enum store_rec_state rec_state_for(enum herald_outcome o)
 {
     switch (o) {
@@ -336,15 +319,13 @@ struct fin_flush {
     size_t n;
 };
 
-static void on_finish_flushed(redisReply *r, enum store_error err, const char *text, void *arg)
+static void on_finish_flushed(const struct store_job_result *res, void *arg)
 {
     struct fin_flush *f = arg;
     struct jobrun *jr = f->jr;
-    (void)err;
-    (void)text;
-    if (reply_lost(r)) run_lost(jr, "outcomes refused by the fence");
-    else if (r->type != REDIS_REPLY_INTEGER)
-        log_warn("queue", "unexpected reply to the outcome write campaign=%s (%d)", jr->job.id, r->type);
+    if (res->status == STORE_JOB_LOST) run_lost(jr, "outcomes refused by the fence");
+    else if (res->status != STORE_JOB_OK)
+        log_warn("queue", "unexpected reply to the outcome write campaign=%s", jr->job.id);
     jr->writes -= f->n;
     free(f);
     maybe_more(jr);
@@ -356,42 +337,17 @@ static void on_finish_flushed(redisReply *r, enum store_error err, const char *t
 static void finish_flush(struct jobrun *jr)
 {
     struct queue *q = jr->q;
-    if (jr->nfin == 0) return;
+    if (jr->fin.n == 0) return;
     if (jr->end == RUN_LOST) {
-        jr->writes -= jr->nfin;
-        jr->nfin = 0;
-        store_args_free(&jr->fin_keys);
-        store_args_free(&jr->fin_args);
-        store_args_init(&jr->fin_keys);
-        store_args_init(&jr->fin_args);
+        jr->writes -= jr->fin.n;
+        store_outcomes_free(&jr->fin);
+        store_outcomes_init(&jr->fin);
         return;
-    }
-    struct store_args ab;
-    store_args_script(&ab, store_lua_finish, 4 + 4 * jr->nfin);
-    fence_keys(&ab, jr);
-    store_args_add(&ab, q->k_audit.buf);
-    store_args_add(&ab, jr->k_campaign.buf);
-    store_args_add(&ab, jr->k_norecord.buf);
-    for (size_t i = 0; i < jr->fin_keys.n; i++) store_args_add(&ab, jr->fin_keys.data.buf + jr->fin_keys.offs[i]);
-    fence_args(&ab, jr);
-    store_args_add(&ab, q->audit_maxlen);
-    store_args_add(&ab, jr->job.id);
-    store_args_add(&ab, jr->rec_entry);
-    for (size_t i = 0; i < jr->fin_args.n; i++) {
-        size_t len;
-        const char *v = store_args_get(&jr->fin_args, i, &len);
-        store_args_addn(&ab, v, len);
     }
     struct fin_flush *f = xmalloc(sizeof(*f));
     f->jr = jr;
-    f->n = jr->nfin;
-    jr->nfin = 0;
-    store_args_free(&jr->fin_keys);
-    store_args_free(&jr->fin_args);
-    store_args_init(&jr->fin_keys);
-    store_args_init(&jr->fin_args);
-    /* Outcomes must land: no hold, retried until Redis takes them. */
-    store_cmds_send(q->sc, 0, on_finish_flushed, f, free, &ab, store_lua_finish);
+    f->n = jr->fin.n;
+    store_job_finish(q->sj, jr->entry, jr->job.id, jr->rec_entry, &jr->fin, on_finish_flushed, f, free);
 }
 
 /* Outcomes are written in batches: at the end of each loop iteration (a
@@ -428,24 +384,15 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
         herald_copy(reason_s, sizeof(reason_s), herald_reason_name(reason));
     const char *chan = herald_channel_name(channel);
     struct strbuf *sb = &q->scratch;
-
-    store_key_campaigns(sb, q->cfg->prefix, r->id);
-    store_args_add(&jr->fin_keys, sb->buf);
-    store_key_history(sb, q->cfg->prefix, r->id);
-    store_args_add(&jr->fin_keys, sb->buf);
-    store_key_sends(sb, q->cfg->prefix, r->id);
-    store_args_add(&jr->fin_keys, sb->buf);
-    store_key_person(sb, q->cfg->prefix, r->id);
-    store_args_add(&jr->fin_keys, sb->buf);
-
-    store_args_add(&jr->fin_args, r->id);
     /* The once-only record and the person's history. Unknown ids and
      * expired campaigns get none, so that bogus ids never create keys. */
     bool keep = r->valid_id && reason != HERALD_REASON_UNKNOWN_RECIPIENT && reason != HERALD_REASON_EXPIRED;
-    if (keep) store_record_format(sb, rec_state_for(outcome), jr->rec_entry, jr->run, now);
-    store_args_add(&jr->fin_args, keep ? sb->buf : "");
-    /* A permanent failure gives the person's budget back: it was no message. */
-    store_args_add(&jr->fin_args, r->reserved && outcome == HERALD_OUTCOME_FAILED ? r->member.buf : "");
+    char record[192];
+    record[0] = '\0';
+    if (keep) {
+        store_record_format(sb, rec_state_for(outcome), jr->rec_entry, jr->run, now);
+        herald_copy(record, sizeof(record), sb->buf);
+    }
     strbuf_reset(sb);
     if (keep) {
         strbuf_adds(sb, "{\"campaign\":");
@@ -464,39 +411,40 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
         json_str(sb, at);
         strbuf_adds(sb, "}");
     }
-    store_args_add(&jr->fin_args, sb->buf);
-    store_args_add(&jr->fin_args, chan);
-    store_args_add(&jr->fin_args, herald_outcome_name(outcome));
-    store_args_add(&jr->fin_args, reason_s);
-    store_args_add(&jr->fin_args, provider ? provider : "");
-    store_args_add(&jr->fin_args, provider_id ? provider_id : "");
-    store_args_add(&jr->fin_args, at);
-
-    strbuf_reset(sb);
-    strbuf_adds(sb, herald_outcome_name(outcome));
+    char progress[HERALD_ID_MAX + 32];
+    herald_copy(progress, sizeof(progress), herald_outcome_name(outcome));
     if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN) {
-        strbuf_add(sb, ":", 1);
-        strbuf_adds(sb, reason_s);
+        size_t pl = strlen(progress);
+        if (pl + 1 < sizeof(progress)) {
+            progress[pl] = ':';
+            herald_copy(progress + pl + 1, sizeof(progress) - pl - 1, reason_s);
+        }
     }
-    store_args_add(&jr->fin_args, sb->buf);
-    /* r: the campaigns hash holds our reservation; d: it leaves the deferred
-     * count now; n: no record, written once per campaign (an expired
-     * campaign's outcomes are neither: there is no person behind them to
-     * look up, and nothing is stored for them). */
-    char flags[4];
-    size_t nf = 0;
-    if (r->reserved) flags[nf++] = 'r';
-    if (r->was_deferred) flags[nf++] = 'd';
-    if (!keep && reason != HERALD_REASON_EXPIRED) flags[nf++] = 'n';
-    flags[nf] = '\0';
-    store_args_add(&jr->fin_args, flags);
-    /* Requests herald sent to providers for it: the audit says how often a
-     * person was tried (the providers' own logs count the same). */
-    if (r->dispatched) store_args_addll(&jr->fin_args, r->requests);
-    else store_args_add(&jr->fin_args, "");
-    jr->nfin++;
+    struct store_outcome oc = {
+        .id = r->id,
+        .record = record,
+        /* A permanent failure gives the person's budget back: it was no message. */
+        .unsend = r->reserved && outcome == HERALD_OUTCOME_FAILED ? r->member.buf : "",
+        .history = sb->buf,
+        .channel = chan,
+        .outcome = herald_outcome_name(outcome),
+        .reason = reason_s,
+        .provider = provider ? provider : "",
+        .provider_id = provider_id ? provider_id : "",
+        .at = at,
+        .progress = progress,
+        .reserved = r->reserved,        /* the campaigns hash holds our reservation */
+        .was_deferred = r->was_deferred, /* it leaves the deferred count now */
+        /* No record, written once per run (an expired campaign's outcomes
+         * are neither: there is no person behind them to look up). */
+        .once = !keep && reason != HERALD_REASON_EXPIRED,
+        /* Requests herald sent to providers for it: the audit says how
+         * often a person was tried. */
+        .requests = r->dispatched ? r->requests : -1,
+    };
+    store_outcomes_add(&jr->fin, q->sj, &oc);
     jr->writes++;
-    if (jr->nfin >= QUEUE_FINISH_MAX) finish_flush(jr);
+    if (jr->fin.n >= QUEUE_FINISH_MAX) finish_flush(jr);
     else uv_check_start(&q->flush_check, on_flush_check);
     q->counters.outcomes[outcome]++;
     metrics_message(channel, (int)outcome, reason_s);
@@ -507,26 +455,14 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
 
 /* ---- sending --------------------------------------------------------- */
 
-static void on_released(redisReply *r, enum store_error err, const char *text, void *arg)
+static void on_released(const struct store_job_result *res, void *arg)
 {
     struct rcpt *rc = arg;
-    (void)err;
-    (void)text;
-    if (reply_lost(r)) run_lost(rc->jr, "a reservation could not be given back (fence)");
+    if (res->status == STORE_JOB_LOST) run_lost(rc->jr, "a reservation could not be given back (fence)");
     rcpt_unfinished(rc);
 }
 
 static void on_ready_idle(uv_idle_t *h);
-
-/* r's reservation as it reads once handed to a provider ("pending ..."
- * for "reserved ..."): what store_lua_handed writes. */
-static void handed_record(const struct rcpt *r, struct strbuf *out)
-{
-    const char *rest = r->record.buf + strlen(store_rec_state_name(REC_RESERVED));
-    strbuf_reset(out);
-    strbuf_adds(out, store_rec_state_name(REC_PENDING));
-    strbuf_adds(out, rest);
-}
 
 /* No provider took r (the daemon is stopping): its reservation is given
  * back, so that the next run sends it instead of calling it unknown. */
@@ -538,23 +474,8 @@ static void release(struct rcpt *r)
         rcpt_unfinished(r);
         return;
     }
-    struct strbuf k;
-    struct store_args ab;
-    strbuf_init(&k);
-    store_args_script(&ab, store_lua_release, 3);
-    fence_keys(&ab, jr);
-    store_key_campaigns(&k, q->cfg->prefix, r->id);
-    store_args_add(&ab, k.buf);
-    store_key_sends(&k, q->cfg->prefix, r->id);
-    store_args_add(&ab, k.buf);
-    fence_args(&ab, jr);
-    store_args_add(&ab, jr->job.id);
-    store_args_add(&ab, r->record.buf);
-    handed_record(r, &k);
-    store_args_add(&ab, k.buf);
-    store_args_add(&ab, r->member.buf);
-    store_cmds_send(q->sc, 0, on_released, r, discard_rcpt, &ab, store_lua_release);
-    strbuf_free(&k);
+    store_job_release(q->sj, jr->entry, jr->job.id, r->id, r->record.buf, r->member.buf, on_released, r,
+                      discard_rcpt);
 }
 
 struct hbatch;
@@ -624,8 +545,18 @@ struct hbatch {
     struct queue *q;
     struct jobrun *jr;
     struct dispatch_msg **msgs; /* NULL where the message finished meanwhile */
+    struct store_job_handoff *items; /* the script's rows: the batch's own, they outlive any message */
+    struct store_job_handoff **ptrs;
     size_t n;
 };
+
+static void hbatch_free(struct hbatch *hb)
+{
+    free(hb->msgs);
+    free(hb->items);
+    free(hb->ptrs);
+    free(hb);
+}
 
 static struct rcpt *rcpt_of(struct dispatch_msg *m)
 {
@@ -644,22 +575,16 @@ static void discard_hbatch(void *arg)
     struct hbatch *hb = arg;
     for (size_t i = 0; i < hb->n; i++)
         if (hb->msgs[i]) rcpt_of(hb->msgs[i])->hb = NULL;
-    free(hb->msgs);
-    free(hb);
+    hbatch_free(hb);
 }
 
-static void on_handed(redisReply *reply, enum store_error err, const char *text, void *arg)
+static void on_handed(const struct store_job_result *res, void *arg)
 {
     struct hbatch *hb = arg;
     struct jobrun *jr = hb->jr;
-    (void)err;
-    (void)text;
-    bool lost = reply_lost(reply);
-    bool ok = !lost && reply->type == REDIS_REPLY_ARRAY && reply->elements == hb->n;
-    for (size_t i = 0; ok && i < hb->n; i++)
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER) ok = false;
-    if (lost) run_lost(jr, "the handoff was refused by the fence");
-    else if (!ok) run_hold(jr, STORE_E_REPLY, "unexpected reply", "recording the handoff");
+    bool ok = res->status == STORE_JOB_OK;
+    if (res->status == STORE_JOB_LOST) run_lost(jr, "the handoff was refused by the fence");
+    else if (!ok) run_hold(jr, res->err, res->text, "recording the handoff");
     struct dispatch_msg **go_msgs = xcalloc(hb->n ? hb->n : 1, sizeof(*go_msgs));
     bool *go = xcalloc(hb->n ? hb->n : 1, sizeof(*go));
     size_t k = 0;
@@ -670,13 +595,12 @@ static void on_handed(redisReply *reply, enum store_error err, const char *text,
         /* Not sent: lost (its new owner decides it), held (the mark's fate
          * is unknown: released, the next run decides), erased (its
          * reservation vanished). Each then finishes as interrupted. */
-        if (ok && reply->element[i]->integer == 0) r->erased = true;
+        if (ok && !hb->items[i].handed) r->erased = true;
         go_msgs[k] = hb->msgs[i];
-        go[k++] = ok && reply->element[i]->integer == 1;
+        go[k++] = ok && hb->items[i].handed;
     }
     struct queue *q = hb->q;
-    free(hb->msgs);
-    free(hb);
+    hbatch_free(hb);
     dispatch_handoff_done(q->d, go_msgs, k, go);
     free(go_msgs);
     free(go);
@@ -688,43 +612,29 @@ static void on_handoff(struct dispatch_msg **msgs, size_t n, void *arg)
 {
     struct queue *q = arg;
     struct jobrun *jr = rcpt_of(msgs[0])->jr;
+    if (jr->end == RUN_LOST) { /* nothing more is written: none leaves */
+        bool *go = xcalloc(n, sizeof(*go));
+        dispatch_handoff_done(q->d, msgs, n, go);
+        free(go);
+        return;
+    }
     struct hbatch *hb = xcalloc(1, sizeof(*hb));
     hb->q = q;
     hb->jr = jr;
     hb->n = n;
     hb->msgs = xcalloc(n, sizeof(*hb->msgs));
     memcpy(hb->msgs, msgs, n * sizeof(*msgs));
-    if (jr->end == RUN_LOST) { /* nothing more is written: none leaves */
-        bool *go = xcalloc(n, sizeof(*go));
-        dispatch_handoff_done(q->d, msgs, n, go);
-        free(go);
-        free(hb->msgs);
-        free(hb);
-        return;
-    }
-    struct store_args ab;
-    struct strbuf k;
-    strbuf_init(&k);
-    store_args_script(&ab, store_lua_handed, 1 + n);
-    fence_keys(&ab, jr);
+    hb->items = xcalloc(n, sizeof(*hb->items));
+    hb->ptrs = xcalloc(n, sizeof(*hb->ptrs));
     for (size_t i = 0; i < n; i++) {
         struct rcpt *r = rcpt_of(msgs[i]);
         r->hb = hb;
         r->hb_i = i;
-        store_key_campaigns(&k, q->cfg->prefix, r->id);
-        store_args_add(&ab, k.buf);
+        hb->items[i].id = r->id; /* read during the call only */
+        hb->items[i].record = r->record.buf;
+        hb->ptrs[i] = &hb->items[i];
     }
-    fence_args(&ab, jr);
-    store_args_add(&ab, jr->job.id);
-    for (size_t i = 0; i < n; i++) {
-        struct rcpt *r = rcpt_of(msgs[i]);
-        store_args_add(&ab, r->record.buf);
-        handed_record(r, &k);
-        store_args_add(&ab, k.buf);
-    }
-    strbuf_free(&k);
-    /* Must land (no hold): the messages wait at the gate meanwhile. */
-    store_cmds_send(q->sc, 0, on_handed, hb, discard_hbatch, &ab, store_lua_handed);
+    store_job_handed(q->sj, jr->entry, jr->job.id, hb->ptrs, n, on_handed, hb, discard_hbatch);
 }
 
 static void send_message(struct rcpt *r)
@@ -844,18 +754,21 @@ static void ready_push(struct queue *q, struct rcpt *r)
     ready_kick(q);
 }
 
-/* One recipient's verdict from store_lua_reserve. Returns 1 when it is
+/* One recipient's verdict from the reservation. Returns 1 when it is
  * reserved (the caller hands it over), 2 when the person's data changed
  * since the lookup (the caller decides them again), 0 when it left. */
-static int reserved_one(struct rcpt *r, const char *v, const char *detail)
+static int reserved_one(struct rcpt *r)
 {
-    if (strcmp(v, "stale") == 0) return 2;
-    /* "duplicate" with our own record: our write, answered after a reconnect. */
-    if (strcmp(v, "ok") == 0 || (strcmp(v, "duplicate") == 0 && strcmp(detail, r->record.buf) == 0)) {
-        r->reserved = true;
-        return 1;
-    }
-    if (strcmp(v, "duplicate") == 0) {
+    const char *detail = r->res.detail;
+    switch (r->res.verdict) {
+    case SJV_STALE: return 2;
+    case SJV_OK: r->reserved = true; return 1;
+    case SJV_DUPLICATE: {
+        /* Our own record: our write, answered after a reconnect. */
+        if (strcmp(detail, r->record.buf) == 0) {
+            r->reserved = true;
+            return 1;
+        }
         struct store_record rec;
         if (store_record_parse(detail, &rec) == 0 && is_own_leftover(r->jr, &rec)) {
             rcpt_drop(r); /* this entry already handled the person (duplicate id in the source) */
@@ -864,42 +777,28 @@ static int reserved_one(struct rcpt *r, const char *v, const char *detail)
         finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_DUPLICATE, r->dec.channel, NULL, NULL);
         return 0;
     }
-    if (strcmp(v, "cap") == 0 && detail[0]) {
-        snprintf(r->cap, sizeof(r->cap), "%s", detail);
+    case SJV_CAP:
+        herald_copy(r->cap, sizeof(r->cap), detail);
         finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_CAP, r->dec.channel, NULL, NULL);
         return 0;
-    }
-    if (strcmp(v, "user_frequency") == 0) {
+    case SJV_USER_FREQUENCY:
         finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_USER_FREQUENCY, r->dec.channel, NULL, NULL);
         return 0;
     }
-    return -1; /* a verdict this daemon does not know: checked before */
+    return 0;
 }
 
-static bool known_verdict(const char *v)
-{
-    static const char *const known[] = {"ok", "stale", "duplicate", "cap", "user_frequency"};
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        if (strcmp(v, known[i]) == 0) return true;
-    return false;
-}
-
-static void on_reserved(redisReply *reply, enum store_error err, const char *text, void *arg)
+static void on_reserved(const struct store_job_result *res, void *arg)
 {
     struct rbatch *rb = arg;
     struct jobrun *jr = rb->jr;
     struct queue *q = jr->q;
-    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 * rb->n;
-    for (size_t i = 0; ok && i < reply->elements; i++)
-        if (reply->element[i]->type != REDIS_REPLY_STRING || (i % 2 == 0 && !known_verdict(reply->element[i]->str)))
-            ok = false;
-    if (!ok) {
+    if (res->status != STORE_JOB_OK) {
         /* Nothing is decided from it: the recipients leave unfinished (a
          * reservation the script may have made before failing is taken
          * over by the next run, which sees it was never handed). */
-        if (reply_lost(reply)) run_lost(jr, "the reservation was refused by the fence");
-        else if (!reply) run_hold(jr, err, text, "the reservation");
-        else run_hold(jr, STORE_E_REPLY, "unexpected reply", "the reservation");
+        if (res->status == STORE_JOB_LOST) run_lost(jr, "the reservation was refused by the fence");
+        else run_hold(jr, res->err, res->text, "the reservation");
         q->reserving -= rb->n;
         for (size_t i = 0; i < rb->n; i++) rcpt_unfinished(rb->r[i]);
         free(rb->r);
@@ -915,7 +814,7 @@ static void on_reserved(redisReply *reply, enum store_error err, const char *tex
     size_t nstale = 0, nres = 0;
     for (size_t i = 0; i < rb->n; i++) {
         struct rcpt *r = rb->r[i];
-        int v = reserved_one(r, reply->element[2 * i]->str, reply->element[2 * i + 1]->str);
+        int v = reserved_one(r);
         if (v == 2) {
             stale[nstale] = xstrdup(r->id);
             gone[nstale++] = r;
@@ -975,44 +874,16 @@ static void reserve(struct rbatch *rb, int64_t now)
 {
     struct jobrun *jr = rb->jr;
     struct queue *q = jr->q;
-    const struct config *cfg = q->cfg;
-    struct store_args ab;
-    struct strbuf k;
-    strbuf_init(&k);
-    store_args_script(&ab, store_lua_reserve, 1 + 3 * rb->n);
-    fence_keys(&ab, jr);
+    struct store_job_reservation **items = xcalloc(rb->n ? rb->n : 1, sizeof(*items));
     for (size_t i = 0; i < rb->n; i++) {
         struct rcpt *r = rb->r[i];
-        store_key_person(&k, cfg->prefix, r->id);
-        store_args_add(&ab, k.buf);
-        store_key_campaigns(&k, cfg->prefix, r->id);
-        store_args_add(&ab, k.buf);
-        store_key_sends(&k, cfg->prefix, r->id);
-        store_args_add(&ab, k.buf);
-    }
-    fence_args(&ab, jr);
-    store_args_addll(&ab, now);
-    store_args_add(&ab, jr->job.id);
-    store_args_add(&ab, jr->job.topic);
-    store_args_addll(&ab, (long long)cfg->ncaps);
-    for (size_t i = 0; i < cfg->ncaps; i++) {
-        const struct config_cap *c = &cfg->caps[i];
-        store_args_add(&ab, c->name);
-        store_args_add(&ab, c->channel < 0 ? "any" : herald_channel_name(c->channel));
-        store_args_addll(&ab, c->limit);
-        store_args_addll(&ab, c->window_s);
-        store_args_add(&ab, q->cap_topics[i]);
-    }
-    enum { MAXF = HERALD_CH_COUNT + 1 };
-    for (size_t i = 0; i < rb->n; i++) {
-        struct rcpt *r = rb->r[i];
+        struct store_job_reservation *it = &r->res;
         const char *chan = herald_channel_name(r->dec.channel);
-        const char *fchan[MAXF];
-        int64_t flim[MAXF], fwin[MAXF];
-        size_t nf = user_limits(&r->p, fchan, flim, fwin, MAXF);
-        int64_t keep = q->cap_keep_s;
-        for (size_t j = 0; j < nf; j++)
-            if (fwin[j] > keep) keep = fwin[j];
+        memset(it, 0, sizeof(*it));
+        it->nfreq = user_limits(&r->p, it->fchan, it->flim, it->fwin, STORE_JOB_FREQ_MAX);
+        it->keep = q->cap_keep_s;
+        for (size_t j = 0; j < it->nfreq; j++)
+            if (it->fwin[j] > it->keep) it->keep = it->fwin[j];
         /* The sequence number makes each reservation unique, so that a
          * second copy of an id in the same batch is a duplicate, and only
          * a retried command meets its own record. */
@@ -1022,21 +893,17 @@ static void reserve(struct rbatch *rb, int64_t now)
         strbuf_reset(&r->member);
         const char *mparts[] = {chan, "|", jr->job.topic, "|", jr->job.id};
         for (size_t j = 0; j < sizeof(mparts) / sizeof(mparts[0]); j++) strbuf_adds(&r->member, mparts[j]);
-        store_args_add(&ab, r->rev);
-        store_args_add(&ab, r->record.buf);
-        store_args_add(&ab, r->prior.len ? r->prior.buf : "");
-        store_args_add(&ab, chan);
-        store_args_add(&ab, r->member.buf);
-        store_args_addll(&ab, keep);
-        store_args_addll(&ab, (long long)nf);
-        for (size_t j = 0; j < nf; j++) {
-            store_args_add(&ab, fchan[j]);
-            store_args_addll(&ab, flim[j]);
-            store_args_addll(&ab, fwin[j]);
-        }
+        it->id = r->id;
+        it->rev = r->rev;
+        it->record = r->record.buf;
+        it->prior = r->prior.len ? r->prior.buf : "";
+        it->channel = chan;
+        it->member = r->member.buf;
+        items[i] = it;
     }
-    strbuf_free(&k);
-    store_cmds_send(q->sc, STORE_CMD_HOLD, on_reserved, rb, discard_rbatch, &ab, store_lua_reserve);
+    store_job_reserve(q->sj, jr->entry, now, jr->job.id, jr->job.topic, items, rb->n, on_reserved, rb,
+                      discard_rbatch);
+    free(items);
 }
 
 static void park_one(struct jobrun *jr, struct deferral *d);
@@ -1162,27 +1029,14 @@ static void batch_refused(struct batch *b, enum store_error err, const char *tex
     maybe_more(jr);
 }
 
-static void on_suppress_reply(redisReply *reply, enum store_error err, const char *text, void *arg)
+static void on_suppressed(const struct store_job_result *res, void *arg)
 {
     struct batch *b = arg;
-    size_t want = 0;
-    for (size_t i = 0; i < b->n; i++)
-        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) want += b->r[i]->member_index[ch] >= 0;
-    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == want;
-    for (size_t i = 0; ok && i < reply->elements; i++)
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER) ok = false;
-    if (!ok) {
+    if (res->status != STORE_JOB_OK) {
         /* Without the list no address can be shown to be clean, and none
          * is called suppressed on no evidence: decide nothing. */
-        batch_refused(b, reply ? STORE_E_REPLY : err, reply ? "unexpected reply" : text, "the suppression check");
+        batch_refused(b, res->err, res->text, "the suppression check");
         return;
-    }
-    for (size_t i = 0; i < b->n; i++) {
-        struct rcpt *r = b->r[i];
-        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-            int idx = r->member_index[ch];
-            if (idx >= 0) r->suppressed[ch] = reply->element[idx]->integer == 1;
-        }
     }
     batch_decide(b);
 }
@@ -1190,66 +1044,41 @@ static void on_suppress_reply(redisReply *reply, enum store_error err, const cha
 static void batch_check_suppression(struct batch *b)
 {
     struct queue *q = b->jr->q;
-    struct store_args ab;
-    struct strbuf m;
-    store_args_init(&ab);
-    strbuf_init(&m);
-    store_args_add(&ab, "SMISMEMBER");
-    store_args_add(&ab, q->k_suppress.buf);
+    const char **addrs = xcalloc((b->n ? b->n : 1) * HERALD_CH_COUNT, sizeof(*addrs));
+    bool(**out)[HERALD_CH_COUNT] = xcalloc(b->n ? b->n : 1, sizeof(*out));
     for (size_t i = 0; i < b->n; i++) {
         struct rcpt *r = b->r[i];
-        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-            r->member_index[ch] = -1;
-            const char *addr = r->found > 0 ? profile_address(&r->p, ch) : NULL;
-            if (!addr) continue;
-            store_suppress_member(&m, ch, addr);
-            r->member_index[ch] = (int)ab.n - 2;
-            store_args_add(&ab, m.buf);
-        }
+        out[i] = &r->suppressed;
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+            addrs[i * HERALD_CH_COUNT + (size_t)ch] = r->found > 0 ? profile_address(&r->p, ch) : NULL;
     }
-    strbuf_free(&m);
-    if (ab.n > 2) {
-        store_cmds_send(q->sc, STORE_CMD_HOLD, on_suppress_reply, b, discard_batch, &ab, NULL);
-        return;
-    }
-    store_args_free(&ab);
-    batch_decide(b);
+    if (store_job_any_address(addrs, b->n))
+        store_job_suppressed(q->sj, addrs, (bool(*const *)[HERALD_CH_COUNT])out, b->n, on_suppressed, b,
+                             discard_batch);
+    else
+        batch_decide(b);
+    free(addrs);
+    free(out);
 }
 
-static bool reply_is_bulk_or_nil(const redisReply *e)
-{
-    return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_NIL;
-}
-
-static void on_lookup(redisReply *reply, enum store_error err, const char *text, void *arg)
+static void on_lookup(const struct store_job_result *res, void *arg)
 {
     struct batch *b = arg;
-    size_t nvalid = 0;
-    for (size_t i = 0; i < b->n; i++) nvalid += b->r[i]->valid_id;
-    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 5 * nvalid;
-    for (size_t i = 0; ok && i < reply->elements; i++)
-        if (!reply_is_bulk_or_nil(reply->element[i])) ok = false;
-    if (!ok) {
+    if (res->status != STORE_JOB_OK) {
         /* A failed read is no "unknown recipient": decide nothing. */
-        batch_refused(b, reply ? STORE_E_REPLY : err, reply ? "unexpected reply" : text, "the profile lookup");
+        batch_refused(b, res->err, res->text, "the profile lookup");
         return;
     }
-    size_t k = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct rcpt *r = b->r[i];
         if (!r->valid_id) continue;
-        redisReply *const *el = reply->element + 5 * k++;
-        char perr[256];
-        r->found = store_person_from_fields((const redisReply *const *)el, &r->p, perr, sizeof(perr));
+        /* The record's text is in r->prior, in case this run takes it over. */
+        r->found = r->look.found;
         if (r->found < 0) /* treated as no profile; said once per person */
             log_warn("queue", "stored profile unreadable recipient=%s: invalid JSON or fields", r->id);
-        if (el[3]->type == REDIS_REPLY_STRING)
-            herald_copy(r->rev, sizeof(r->rev), el[3]->str);
-        if (el[4]->type == REDIS_REPLY_STRING && store_record_parse(el[4]->str, &r->rec) == 0) {
-            r->has_rec = true;
-            strbuf_reset(&r->prior);
-            strbuf_add(&r->prior, el[4]->str, el[4]->len); /* in case this run takes it over */
-        }
+        herald_copy(r->rev, sizeof(r->rev), r->look.rev);
+        r->has_rec = r->look.has_rec;
+        r->rec = r->look.rec;
     }
     batch_check_suppression(b);
 }
@@ -1282,9 +1111,6 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
     b->jr = jr;
     b->relookup = relookup;
     b->r = xcalloc(n ? n : 1, sizeof(*b->r));
-    struct store_args ab;
-    struct strbuf k;
-    strbuf_init(&k);
     size_t nvalid = 0;
     for (size_t i = 0; i < n; i++) {
         struct rcpt *r = xcalloc(1, sizeof(*r));
@@ -1301,21 +1127,21 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
         jr->outstanding++;
     }
     if (nvalid == 0) {
-        strbuf_free(&k);
         batch_check_suppression(b);
         return;
     }
-    store_args_script(&ab, store_lua_lookup, 2 * nvalid);
+    struct store_job_person **rows = xcalloc(nvalid, sizeof(*rows));
+    size_t k = 0;
     for (size_t i = 0; i < b->n; i++) {
-        if (!b->r[i]->valid_id) continue;
-        store_key_person(&k, q->cfg->prefix, b->r[i]->id);
-        store_args_add(&ab, k.buf);
-        store_key_campaigns(&k, q->cfg->prefix, b->r[i]->id);
-        store_args_add(&ab, k.buf);
+        struct rcpt *r = b->r[i];
+        if (!r->valid_id) continue;
+        r->look.id = r->id;
+        r->look.p = &r->p;
+        r->look.raw_rec = &r->prior;
+        rows[k++] = &r->look;
     }
-    store_args_add(&ab, jr->job.id);
-    strbuf_free(&k);
-    store_cmds_send(q->sc, STORE_CMD_HOLD, on_lookup, b, discard_batch, &ab, store_lua_lookup);
+    store_job_lookup(q->sj, jr->job.id, rows, nvalid, on_lookup, b, discard_batch);
+    free(rows);
 }
 
 /* ---- recipient sources ----------------------------------------------- */
@@ -1410,8 +1236,7 @@ static void jobrun_free(struct jobrun *jr)
 {
     for (size_t i = 0; i < jr->ndeferrals; i++) json_decref(jr->deferrals[i].ids);
     free(jr->deferrals);
-    store_args_free(&jr->fin_keys);
-    store_args_free(&jr->fin_args);
+    store_outcomes_free(&jr->fin);
     job_free(&jr->job);
     free(jr->text);
     free(jr->src_key);
@@ -1618,16 +1443,12 @@ struct beat {
     char entry[64];
 };
 
-static void on_beat(redisReply *r, enum store_error err, const char *text, void *arg)
+static void on_beat(const struct store_job_result *res, void *arg)
 {
     struct beat *b = arg;
     struct jobrun *jr = b->q->jr;
-    (void)err;
-    (void)text;
-    if (jr && strcmp(jr->entry, b->entry) == 0 && r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)) {
-        if (strcmp(r->str, "lost") == 0) run_lost(jr, "another consumer owns the entry now");
-        else if (strcmp(r->str, "gone") == 0) run_lost(jr, "the entry is no longer pending");
-    }
+    if (jr && strcmp(jr->entry, b->entry) == 0 && res->status == STORE_JOB_LOST)
+        run_lost(jr, "another consumer owns the entry now, or it is no longer pending");
     free(b);
 }
 
@@ -1641,13 +1462,7 @@ static void on_heartbeat(uv_timer_t *t)
     struct beat *b = xmalloc(sizeof(*b));
     b->q = q;
     herald_copy(b->entry, sizeof(b->entry), q->jr->entry);
-    struct store_args ab;
-    store_args_script(&ab, store_lua_heartbeat, 1);
-    store_args_add(&ab, q->k_jobs.buf);
-    store_args_add(&ab, STORE_GROUP);
-    store_args_add(&ab, b->entry);
-    store_args_add(&ab, q->consumer);
-    store_cmds_send(q->sc, 0, on_beat, b, free, &ab, store_lua_heartbeat);
+    store_job_heartbeat(q->sj, b->entry, on_beat, b, free);
 }
 
 static void on_dead_acked(redisReply *r, enum store_error err, const char *text, void *arg)
@@ -1773,8 +1588,7 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     char err[512];
     struct jobrun *jr = xcalloc(1, sizeof(*jr));
     jr->q = q;
-    store_args_init(&jr->fin_keys);
-    store_args_init(&jr->fin_args);
+    store_outcomes_init(&jr->fin);
     herald_copy(jr->entry, sizeof(jr->entry), entry);
     strbuf_init(&jr->k_campaign);
     strbuf_init(&jr->k_norecord);
@@ -1984,16 +1798,11 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     q->run_id = xstrdup(run_id);
     strbuf_init(&q->k_jobs);
     strbuf_init(&q->k_dead);
-    strbuf_init(&q->k_audit);
-    strbuf_init(&q->k_suppress);
     store_key_jobs(&q->k_jobs, cfg->prefix);
     store_key_dead(&q->k_dead, cfg->prefix);
-    store_key_audit(&q->k_audit, cfg->prefix);
-    store_key_suppress(&q->k_suppress, cfg->prefix);
     strbuf_init(&q->k_scheduled);
     strbuf_init(&q->scratch);
     store_key_scheduled(&q->k_scheduled, cfg->prefix);
-    snprintf(q->audit_maxlen, sizeof(q->audit_maxlen), "%lld", (long long)cfg->audit_maxlen);
     q->tzdb = tzdb_new(NULL);
     q->default_tz = tzdb_get(q->tzdb, cfg->default_tz);
     if (!q->default_tz) q->default_tz = tz_utc(); /* main refuses an unknown default_tz */
@@ -2002,15 +1811,8 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
         q->quiet[ch] = (struct quiet_window){(int16_t)cfg->quiet_start_min[ch], (int16_t)cfg->quiet_end_min[ch]};
         q->quiet_ptr[ch] = &q->quiet[ch];
     }
-    q->cap_topics = xcalloc(cfg->ncaps ? cfg->ncaps : 1, sizeof(char *));
-    for (size_t i = 0; i < cfg->ncaps; i++) {
-        struct strbuf t;
-        strbuf_init(&t);
-        for (size_t j = 0; j < cfg->caps[i].ntopics; j++) strbuf_addf(&t, ",%s", cfg->caps[i].topics[j]);
-        if (t.len) strbuf_adds(&t, ",");
-        q->cap_topics[i] = strbuf_detach(&t, NULL);
+    for (size_t i = 0; i < cfg->ncaps; i++) /* the history the caps need */
         if (cfg->caps[i].window_s > q->cap_keep_s) q->cap_keep_s = cfg->caps[i].window_s;
-    }
     uv_timer_init(loop, &q->heartbeat);
     uv_timer_init(loop, &q->retry);
     q->heartbeat.data = q;
@@ -2030,6 +1832,7 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     q->handles_open = 6;
     q->last_claim_ms = 0;
     q->sc = store_cmds_new(loop, data, "data");
+    q->sj = store_job_new(q->sc, cfg, consumer);
     dispatch_set_handoff(d, on_handoff, q);
     q->held_error = STORE_E_COUNT;
     strbuf_init(&q->k_marker);
@@ -2115,13 +1918,9 @@ static void on_handle_closed(uv_handle_t *h)
     if (--q->handles_open > 0) return;
     strbuf_free(&q->k_jobs);
     strbuf_free(&q->k_dead);
-    strbuf_free(&q->k_audit);
-    strbuf_free(&q->k_suppress);
     strbuf_free(&q->k_scheduled);
     strbuf_free(&q->scratch);
     strbuf_free(&q->k_marker);
-    for (size_t i = 0; i < q->cfg->ncaps; i++) free(q->cap_topics[i]);
-    free(q->cap_topics);
     tzdb_free(q->tzdb);
     free(q->consumer);
     free(q->run_id);
@@ -2134,6 +1933,8 @@ void queue_free(struct queue *q)
      * the job stays pending in the stream and is redone from the records. */
     store_cmds_free(q->sc, NULL, NULL);
     q->sc = NULL;
+    store_job_free(q->sj);
+    q->sj = NULL;
     while (q->ready_head) {
         struct rcpt *r = q->ready_head;
         q->ready_head = r->next_ready;

@@ -1,0 +1,149 @@
+/*
+ * store_job.h - the job pipeline's typed calls on its Lua scripts.
+ *
+ * Owns the C side of the protocol with the scripts in daemon/lua: each call
+ * takes a typed request, encodes it as the KEYS and ARGV its script's
+ * header describes, and decodes the reply into typed results after
+ * checking its whole shape (a reply of another shape is STORE_E_REPLY,
+ * never guessed at). The protocol is written here once; the pipeline
+ * (queue.c) passes structs, never positions, keys or replies.
+ * tests/integration/test_store_job.c round-trips every call through a real
+ * redis-server.
+ *
+ * Every call goes through the command layer (store_cmd.h) and follows its
+ * callback rule: cb fires exactly once, unless the layer is freed first,
+ * when discard(arg) (if any) runs instead. What a call is given by pointer
+ * (rows, items, out arrays) must stay valid until then; strings only
+ * during the call. Writing calls carry the fence (lua/fence.lua): their
+ * result is STORE_JOB_LOST, and nothing was written, once this daemon's
+ * consumer no longer owns the job's stream entry.
+ */
+#ifndef HERALD_STORE_JOB_H
+#define HERALD_STORE_JOB_H
+
+#include "config.h"
+#include "profile.h"
+#include "store.h"
+#include "store_cmd.h"
+
+struct store_job;
+
+enum store_job_status {
+    STORE_JOB_OK,
+    STORE_JOB_LOST,   /* the fence: another consumer owns the entry, or it is gone */
+    STORE_JOB_FAILED, /* a permanent error (err, text), or a reply of the wrong shape (STORE_E_REPLY) */
+};
+
+struct store_job_result {
+    enum store_job_status status;
+    enum store_error err; /* FAILED only */
+    const char *text;     /* FAILED only: Redis's text or "unexpected reply" */
+};
+
+typedef void (*store_job_cb)(const struct store_job_result *res, void *arg);
+
+/* cfg (prefix, caps, audit_maxlen) and sc outlive it; consumer is copied. */
+struct store_job *store_job_new(struct store_cmds *sc, const struct config *cfg, const char *consumer);
+void store_job_free(struct store_job *sj);
+
+/* ---- lookup (lua/lookup.lua; read-only, held on a permanent error) ----- */
+
+struct store_job_person {
+    const char *id;           /* in: a valid id */
+    struct profile *p;        /* in: where the profile is parsed */
+    struct strbuf *raw_rec;   /* in: receives the once-only record's text */
+    int found;                /* out: 1 profile in *p, 0 none, <0 unreadable (treated as none) */
+    char rev[24];             /* out: the person's rev ("" none) */
+    bool has_rec;             /* out: a readable once-only record of the campaign */
+    struct store_record rec;
+};
+
+void store_job_lookup(struct store_job *sj, const char *campaign, struct store_job_person *const *rows, size_t n,
+                      store_job_cb cb, void *arg, void (*discard)(void *));
+
+/* ---- suppression (SMISMEMBER; held on a permanent error) -------------- */
+
+/* addrs[i * HERALD_CH_COUNT + ch]: recipient i's address on channel ch (NULL:
+ * none), read during the call; out[i][ch] is set for each address given. */
+void store_job_suppressed(struct store_job *sj, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT],
+                          size_t n, store_job_cb cb, void *arg, void (*discard)(void *));
+/* Whether any of the n recipients has an address to check (else skip). */
+bool store_job_any_address(const char *const *addrs, size_t n);
+
+/* ---- reservation (lua/reserve.lua; held on a permanent error) --------- */
+
+enum store_job_verdict { SJV_OK, SJV_STALE, SJV_DUPLICATE, SJV_CAP, SJV_USER_FREQUENCY };
+
+#define STORE_JOB_FREQ_MAX (HERALD_CH_COUNT + 1)
+
+struct store_job_reservation {
+    const char *id, *rev, *record, *prior, *channel, *member; /* in; prior "" none */
+    int64_t keep;                                             /* history to keep (s), 0 none */
+    size_t nfreq;                                             /* the person's own limits */
+    const char *fchan[STORE_JOB_FREQ_MAX];
+    int64_t flim[STORE_JOB_FREQ_MAX], fwin[STORE_JOB_FREQ_MAX];
+    enum store_job_verdict verdict;                           /* out */
+    char detail[192];  /* out: DUPLICATE the record met, CAP the cap's name */
+};
+
+void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, const char *campaign,
+                       const char *topic, struct store_job_reservation *const *items, size_t n, store_job_cb cb,
+                       void *arg, void (*discard)(void *));
+
+/* ---- the handoff (lua/handed.lua; retried until it lands) ------------- */
+
+struct store_job_handoff {
+    const char *id, *record; /* in: the reservation ("reserved ...") */
+    bool handed;             /* out: recorded as handed; false: the reservation is gone (erased) */
+};
+
+void store_job_handed(struct store_job *sj, const char *entry, const char *campaign,
+                      struct store_job_handoff *const *items, size_t n, store_job_cb cb, void *arg,
+                      void (*discard)(void *));
+
+/* A reservation's text once handed ("pending ..." for "reserved ..."). */
+void store_job_handed_record(struct strbuf *out, const char *record);
+
+/* ---- outcomes (lua/finish.lua; retried until they land) --------------- */
+
+struct store_outcome {
+    const char *id;
+    const char *record;      /* the once-only record to write, "" none */
+    const char *unsend;      /* sends member to remove (a permanent failure), "" none */
+    const char *history;     /* the person's history entry (JSON), "" none */
+    const char *channel, *outcome, *reason, *provider, *provider_id, *at;
+    const char *progress;    /* the campaign hash field to count it in */
+    bool reserved;           /* it holds a reservation ("r") */
+    bool was_deferred;       /* it leaves the deferred count ("d") */
+    bool once;               /* no record, but written once per run ("n") */
+    int requests;            /* provider requests, < 0: not dispatched */
+};
+
+/* Outcomes waiting for one finishing write. */
+struct store_outcomes {
+    struct store_args keys, args;
+    size_t n;
+};
+
+void store_outcomes_init(struct store_outcomes *o);
+void store_outcomes_add(struct store_outcomes *o, struct store_job *sj, const struct store_outcome *oc);
+void store_outcomes_free(struct store_outcomes *o);
+
+/* Writes the outcomes in o as one script and empties o. Idempotent: sent
+ * again after a lost connection, nothing is written twice. */
+void store_job_finish(struct store_job *sj, const char *entry, const char *campaign, const char *rec_entry,
+                      struct store_outcomes *o, store_job_cb cb, void *arg, void (*discard)(void *));
+
+/* ---- give back, heartbeat --------------------------------------------- */
+
+/* Gives back id's reservation (record, in either form) and its history
+ * entry member, so that the next run sends the message. */
+void store_job_release(struct store_job *sj, const char *entry, const char *campaign, const char *id,
+                       const char *record, const char *member, store_job_cb cb, void *arg, void (*discard)(void *));
+
+/* Keeps entry ours (its idle time reset) without ever taking it back;
+ * LOST when another consumer owns it or it is no longer pending. */
+void store_job_heartbeat(struct store_job *sj, const char *entry, store_job_cb cb, void *arg,
+                         void (*discard)(void *));
+
+#endif

@@ -1,0 +1,353 @@
+/*
+ * test_store_job.c - the typed calls of store_job.h round-tripped through
+ * the real scripts on a real redis-server (started here on a free port):
+ * each call's request is encoded by store_job, run by its Lua script, and
+ * its reply decoded back into typed results, which are checked against
+ * what Redis then holds. This is the test of the C <-> Lua protocol: a
+ * script and its encoder that drift apart fail here, by name.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include "profile.h"
+#include "rconn.h"
+#include "redis_fixture.h"
+#include "store_job.h"
+
+static redisContext *sync_c;
+static int port;
+static uv_loop_t loop;
+static struct rconn *rc;
+static struct store_cmds *sc;
+static struct store_job *sj;
+static struct config cfg;
+static struct config_cap cap;
+static bool ready;
+
+static void on_state(struct rconn *c, bool connected, const char *err, void *arg)
+{
+    (void)c;
+    (void)err;
+    (void)arg;
+    ready = connected;
+    if (connected) store_cmds_connected(sc);
+}
+
+static void run_until(const bool *flag)
+{
+    for (int i = 0; i < 100000 && !*flag; i++) uv_run(&loop, UV_RUN_ONCE);
+    assert_true(*flag);
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    if (redis_fixture_start(&sync_c, &port) < 0) return -1;
+    uv_loop_init(&loop);
+    struct rconn_options o = {.name = "test", .host = "127.0.0.1", .port = port};
+    rc = rconn_new(&loop, &o, on_state, NULL);
+    sc = store_cmds_new(&loop, rc, "test");
+    cfg.prefix = "herald";
+    cfg.audit_maxlen = 1000;
+    cap = (struct config_cap){.name = "daily", .channel = -1, .limit = 1, .window_s = 86400};
+    cfg.caps = &cap;
+    cfg.ncaps = 1;
+    sj = store_job_new(sc, &cfg, "me");
+    rconn_start(rc);
+    run_until(&ready);
+    return 0;
+}
+
+static bool closed;
+static void on_closed(void *arg)
+{
+    (void)arg;
+    closed = true;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    store_job_free(sj);
+    store_cmds_free(sc, NULL, NULL);
+    rconn_close(rc, on_closed, NULL);
+    run_until(&closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    redis_fixture_stop(sync_c);
+    return 0;
+}
+
+static void cmd_ok(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(sync_c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", fmt, r->str);
+    freeReplyObject(r);
+}
+
+static void expect_str(const char *want, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(sync_c, fmt, ap);
+    va_end(ap);
+    if (r->type != REDIS_REPLY_STRING || strcmp(r->str, want) != 0)
+        fail_msg("%s: got \"%s\" (type %d), expected \"%s\"", fmt, r->str ? r->str : "", r->type, want);
+    freeReplyObject(r);
+}
+
+/* Job entry 1-1 of herald:jobs, pending for consumer "me": the fence passes. */
+static void own_entry(void)
+{
+    cmd_ok("FLUSHALL");
+    cmd_ok("XGROUP CREATE herald:jobs herald $ MKSTREAM");
+    cmd_ok("XADD herald:jobs 1-1 job x");
+    cmd_ok("XREADGROUP GROUP herald me COUNT 1 STREAMS herald:jobs >");
+}
+
+struct done {
+    bool fired;
+    struct store_job_result res;
+};
+
+static void on_done(const struct store_job_result *res, void *arg)
+{
+    struct done *d = arg;
+    d->fired = true;
+    d->res = *res;
+    d->res.text = NULL; /* valid during the callback only */
+}
+
+static const char PROFILE_A[] = "{\"id\":\"a\",\"email\":\"a@example.com\",\"channels\":[\"email\"]}";
+
+static void lookup_rows(void **st)
+{
+    (void)st;
+    own_entry();
+    cmd_ok("HSET herald:r:{a} profile %s rev 4", PROFILE_A);
+    cmd_ok("HSET herald:r:{a}:campaigns c1 %s", "sent 1-1 r.1 1000");
+    struct profile pa, pb;
+    struct strbuf ra, rb;
+    strbuf_init(&ra);
+    strbuf_init(&rb);
+    struct store_job_person a = {.id = "a", .p = &pa, .raw_rec = &ra}, b = {.id = "b", .p = &pb, .raw_rec = &rb};
+    struct store_job_person *rows[] = {&a, &b};
+    struct done d = {0};
+    store_job_lookup(sj, "c1", rows, 2, on_done, &d, NULL);
+    run_until(&d.fired);
+    assert_int_equal(d.res.status, STORE_JOB_OK);
+    assert_int_equal(a.found, 1);
+    assert_string_equal(pa.id, "a");
+    assert_string_equal(a.rev, "4");
+    assert_true(a.has_rec);
+    assert_int_equal(a.rec.state, REC_SENT);
+    assert_string_equal(ra.buf, "sent 1-1 r.1 1000");
+    assert_int_equal(b.found, 0);
+    assert_string_equal(b.rev, "");
+    assert_false(b.has_rec);
+    profile_free(&pa);
+    strbuf_free(&ra);
+    strbuf_free(&rb);
+}
+
+static void suppression_flags(void **st)
+{
+    (void)st;
+    own_entry();
+    struct strbuf m;
+    strbuf_init(&m);
+    store_suppress_member(&m, HERALD_CH_EMAIL, "  B@Example.com ");
+    cmd_ok("SADD herald:suppress %s", m.buf);
+    strbuf_free(&m);
+    const char *addrs[2 * HERALD_CH_COUNT] = {0};
+    addrs[0 * HERALD_CH_COUNT + HERALD_CH_EMAIL] = "a@example.com";
+    addrs[1 * HERALD_CH_COUNT + HERALD_CH_EMAIL] = "b@example.com";
+    addrs[1 * HERALD_CH_COUNT + HERALD_CH_SMS] = "+15550100";
+    bool fa[HERALD_CH_COUNT] = {true, true}, fb[HERALD_CH_COUNT] = {0};
+    bool(*out[])[HERALD_CH_COUNT] = {&fa, &fb};
+    struct done d = {0};
+    store_job_suppressed(sj, addrs, (bool(*const *)[HERALD_CH_COUNT])out, 2, on_done, &d, NULL);
+    run_until(&d.fired);
+    assert_int_equal(d.res.status, STORE_JOB_OK);
+    assert_false(fa[HERALD_CH_EMAIL]);
+    assert_true(fa[HERALD_CH_SMS]); /* no address asked: left as it was */
+    assert_true(fb[HERALD_CH_EMAIL]);
+    assert_false(fb[HERALD_CH_SMS]);
+    assert_false(store_job_any_address((const char *[2 * HERALD_CH_COUNT]){0}, 2));
+}
+
+static void reserve_one(struct store_job_reservation *it, const char *id, const char *rev, const char *record)
+{
+    memset(it, 0, sizeof(*it));
+    it->id = id;
+    it->rev = rev;
+    it->record = record;
+    it->prior = "";
+    it->channel = "email";
+    it->member = "email|news|c1";
+    it->keep = 86400;
+}
+
+static void reserve_verdicts(void **st)
+{
+    (void)st;
+    own_entry();
+    cmd_ok("HSET herald:r:{a} rev 1");
+    cmd_ok("HSET herald:r:{b} rev 7");
+    cmd_ok("ZADD herald:r:{c}:sends 999 sms|news|old");
+    struct store_job_reservation a, b, c;
+    reserve_one(&a, "a", "1", "reserved 1-1 r.1 1000 1");
+    reserve_one(&b, "b", "6", "reserved 1-1 r.1 1000 2"); /* changed since the lookup */
+    reserve_one(&c, "c", "", "reserved 1-1 r.1 1000 3");  /* the cap "daily" (any channel, 1/day) */
+    c.nfreq = 1;
+    c.fchan[0] = "any";
+    c.flim[0] = 5;
+    c.fwin[0] = 86400;
+    struct store_job_reservation *items[] = {&a, &b, &c};
+    struct done d = {0};
+    store_job_reserve(sj, "1-1", 1000, "c1", "news", items, 3, on_done, &d, NULL);
+    run_until(&d.fired);
+    assert_int_equal(d.res.status, STORE_JOB_OK);
+    assert_int_equal(a.verdict, SJV_OK);
+    assert_int_equal(b.verdict, SJV_STALE);
+    assert_int_equal(c.verdict, SJV_CAP);
+    assert_string_equal(c.detail, "daily");
+    expect_str("reserved 1-1 r.1 1000 1", "HGET herald:r:{a}:campaigns c1");
+    /* Again: a meets its own record. */
+    d.fired = false;
+    store_job_reserve(sj, "1-1", 1000, "c1", "news", items, 1, on_done, &d, NULL);
+    run_until(&d.fired);
+    assert_int_equal(a.verdict, SJV_DUPLICATE);
+    assert_string_equal(a.detail, "reserved 1-1 r.1 1000 1");
+}
+
+static void handoff_finish_release(void **st)
+{
+    (void)st;
+    own_entry();
+    cmd_ok("HSET herald:r:{a} rev 1");
+    cmd_ok("HSET herald:r:{a}:campaigns c1 %s", "reserved 1-1 r.1 1000 1");
+    struct store_job_handoff ha = {.id = "a", .record = "reserved 1-1 r.1 1000 1"};
+    struct store_job_handoff hb = {.id = "b", .record = "reserved 1-1 r.1 1000 2", .handed = true};
+    struct store_job_handoff *hs[] = {&ha, &hb};
+    struct done d = {0};
+    store_job_handed(sj, "1-1", "c1", hs, 2, on_done, &d, NULL);
+    run_until(&d.fired);
+    assert_int_equal(d.res.status, STORE_JOB_OK);
+    assert_true(ha.handed);
+    assert_false(hb.handed); /* no reservation: erased meanwhile */
+    expect_str("pending 1-1 r.1 1000 1", "HGET herald:r:{a}:campaigns c1");
+
+    struct store_outcomes o;
+    store_outcomes_init(&o);
+    struct store_outcome oc = {.id = "a", .record = "sent 1-1 r.1 1000", .unsend = "", .history = "{}",
+                               .channel = "email", .outcome = "sent", .reason = "", .provider = "hook",
+                               .provider_id = "p-1", .at = "2026-01-01T00:00:00Z", .progress = "sent",
+                               .reserved = true, .requests = 2};
+    store_outcomes_add(&o, sj, &oc);
+    assert_int_equal(o.n, 1);
+    d.fired = false;
+    store_job_finish(sj, "1-1", "c1", "1-1", &o, on_done, &d, NULL);
+    assert_int_equal(o.n, 0); /* taken */
+    run_until(&d.fired);
+    assert_int_equal(d.res.status, STORE_JOB_OK);
+    expect_str("sent 1-1 r.1 1000", "HGET herald:r:{a}:campaigns c1");
+    expect_str("1", "HGET herald:campaign:c1 sent");
+    redisReply *r = redisCommand(sync_c, "XRANGE herald:audit - +");
+    assert_int_equal(r->elements, 1);
+    const redisReply *f = r->element[0]->element[1];
+    const char *req = NULL, *prov = NULL;
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        if (strcmp(f->element[i]->str, "requests") == 0) req = f->element[i + 1]->str;
+        if (strcmp(f->element[i]->str, "provider_id") == 0) prov = f->element[i + 1]->str;
+    }
+    assert_non_null(req);
+    assert_string_equal(req, "2");
+    assert_string_equal(prov, "p-1");
+    freeReplyObject(r);
+    store_outcomes_free(&o);
+
+    /* A reservation given back, in its handed form too. */
+    cmd_ok("HSET herald:r:{e}:campaigns c1 %s", "pending 1-1 r.1 1000 9");
+    cmd_ok("ZADD herald:r:{e}:sends 1000 email|news|c1");
+    d.fired = false;
+    store_job_release(sj, "1-1", "c1", "e", "reserved 1-1 r.1 1000 9", "email|news|c1", on_done, &d, NULL);
+    run_until(&d.fired);
+    assert_int_equal(d.res.status, STORE_JOB_OK);
+    r = redisCommand(sync_c, "EXISTS herald:r:{e}:campaigns herald:r:{e}:sends");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+}
+
+/* Another consumer owns the entry: every writing call is LOST and wrote
+ * nothing; the heartbeat says so too and never takes it back. */
+static void lost_entry(void **st)
+{
+    (void)st;
+    own_entry();
+    struct done d = {0};
+    store_job_heartbeat(sj, "1-1", on_done, &d, NULL);
+    run_until(&d.fired);
+    assert_int_equal(d.res.status, STORE_JOB_OK);
+    cmd_ok("XCLAIM herald:jobs herald other 0 1-1 JUSTID");
+    d.fired = false;
+    store_job_heartbeat(sj, "1-1", on_done, &d, NULL);
+    run_until(&d.fired);
+    assert_int_equal(d.res.status, STORE_JOB_LOST);
+    struct store_job_reservation a;
+    reserve_one(&a, "a", "", "reserved 1-1 r.1 1000 1");
+    struct store_job_reservation *items[] = {&a};
+    d.fired = false;
+    store_job_reserve(sj, "1-1", 1000, "c1", "news", items, 1, on_done, &d, NULL);
+    run_until(&d.fired);
+    assert_int_equal(d.res.status, STORE_JOB_LOST);
+    redisReply *r = redisCommand(sync_c, "EXISTS herald:r:{a}:campaigns");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+}
+
+/* A permanent error on a read the job needs reaches the caller, classified. */
+static void refused_read_is_failed(void **st)
+{
+    (void)st;
+    own_entry();
+    cmd_ok("ACL SETUSER default -evalsha -eval");
+    struct profile pa;
+    struct strbuf ra;
+    strbuf_init(&ra);
+    struct store_job_person a = {.id = "a", .p = &pa, .raw_rec = &ra};
+    struct store_job_person *rows[] = {&a};
+    struct done d = {0};
+    store_job_lookup(sj, "c1", rows, 1, on_done, &d, NULL);
+    run_until(&d.fired);
+    cmd_ok("ACL SETUSER default +evalsha +eval");
+    assert_int_equal(d.res.status, STORE_JOB_FAILED);
+    assert_int_equal(d.res.err, STORE_E_NOPERM);
+    strbuf_free(&ra);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(lookup_rows),
+        cmocka_unit_test(suppression_flags),
+        cmocka_unit_test(reserve_verdicts),
+        cmocka_unit_test(handoff_finish_release),
+        cmocka_unit_test(lost_entry),
+        cmocka_unit_test(refused_read_is_failed),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
