@@ -56,8 +56,6 @@ struct rcpt {
     bool has_rec;
     struct store_record rec;
     bool suppressed[HERALD_CH_COUNT];
-    struct store_job_person look;      /* its lookup */
-    struct store_job_reservation res;  /* its reservation */
     struct policy_decision dec;
     struct strbuf record; /* our reservation string */
     struct strbuf member; /* our entry in the person's sends history */
@@ -71,7 +69,7 @@ struct rcpt {
     bool erased;          /* its reservation vanished before the handoff: the person was erased */
     struct hbatch *hb;    /* the handoff mark it waits for (NULL: none) */
     size_t hb_i;          /* its slot there */
-    char idem[33];        /* idempotency key: the same for every request of this message */
+    char idem[HERALD_IDEMPOTENCY_KEY_MAX + 1]; /* the same for every request of this message */
     char cap[HERALD_ID_MAX + 1]; /* the cap that blocked, for reason cap:<name> */
     struct dispatch_msg msg;
     struct strbuf unsub, prefs;
@@ -80,6 +78,8 @@ struct rcpt {
 struct batch {
     struct jobrun *jr;
     struct rcpt **r;
+    struct store_job_person *look; /* the lookup's rows, one per valid id (kept out of
+                                    * struct rcpt: a smaller recipient is a cheaper one) */
     size_t n;
     bool relookup; /* deciding again after a change, beside the loading batch */
 };
@@ -222,6 +222,7 @@ static void discard_batch(void *arg)
     struct batch *b = arg;
     for (size_t i = 0; i < b->n; i++) rcpt_free(b->r[i]);
     free(b->r);
+    free(b->look);
     free(b);
 }
 
@@ -523,18 +524,26 @@ static char *render(struct jobrun *jr, const struct template *t, const struct rc
 }
 
 /* The message's idempotency key: the same for every request of it, across
- * retries, failover and restarts (campaign, the entry its records name,
- * recipient), so a provider that dedupes by it never delivers twice. */
+ * retries, failover and restarts, so a provider that dedupes by it never
+ * delivers twice: "<record entry>:<recipient id>" (the entry names the job
+ * run, so the campaign is implied; both are of the key's alphabet), or,
+ * when that is longer than a key may be, the entry and the first 32 hex
+ * digits of the SHA-256 of the id. */
 static void idempotency_key(const struct jobrun *jr, struct rcpt *r)
 {
-    struct strbuf sb;
-    strbuf_init(&sb);
-    const char *parts[] = {jr->job.id, "\n", jr->rec_entry, "\n", r->id};
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) strbuf_adds(&sb, parts[i]);
+    size_t le = strlen(jr->rec_entry), li = strlen(r->id);
+    if (le + 1 + li < sizeof(r->idem)) {
+        memcpy(r->idem, jr->rec_entry, le);
+        r->idem[le] = ':';
+        memcpy(r->idem + le + 1, r->id, li + 1);
+        return;
+    }
     unsigned char md[DIGEST_SHA256_LEN];
-    digest_sha256(sb.buf, sb.len, md);
-    digest_hex(r->idem, md, 16);
-    strbuf_free(&sb);
+    digest_sha256(r->id, li, md);
+    size_t n = le < sizeof(r->idem) - 35 ? le : sizeof(r->idem) - 35;
+    memcpy(r->idem, jr->rec_entry, n);
+    memcpy(r->idem + n, ":h", 2);
+    digest_hex(r->idem + n + 2, md, 16);
 }
 
 /* ---- the handoff gate -------------------------------------------------- */
@@ -674,15 +683,22 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
 struct rbatch {
     struct jobrun *jr;
     struct rcpt **r;
+    struct store_job_reservation *res; /* r[i]'s reservation */
     size_t n;
 };
+
+static void rbatch_free(struct rbatch *rb)
+{
+    free(rb->r);
+    free(rb->res);
+    free(rb);
+}
 
 static void discard_rbatch(void *arg)
 {
     struct rbatch *rb = arg;
     for (size_t i = 0; i < rb->n; i++) rcpt_free(rb->r[i]);
-    free(rb->r);
-    free(rb);
+    rbatch_free(rb);
 }
 
 static void reserve(struct rbatch *rb, int64_t now);
@@ -757,10 +773,10 @@ static void ready_push(struct queue *q, struct rcpt *r)
 /* One recipient's verdict from the reservation. Returns 1 when it is
  * reserved (the caller hands it over), 2 when the person's data changed
  * since the lookup (the caller decides them again), 0 when it left. */
-static int reserved_one(struct rcpt *r)
+static int reserved_one(struct rcpt *r, const struct store_job_reservation *res)
 {
-    const char *detail = r->res.detail;
-    switch (r->res.verdict) {
+    const char *detail = res->detail;
+    switch (res->verdict) {
     case SJV_STALE: return 2;
     case SJV_OK: r->reserved = true; return 1;
     case SJV_DUPLICATE: {
@@ -801,8 +817,7 @@ static void on_reserved(const struct store_job_result *res, void *arg)
         else run_hold(jr, res->err, res->text, "the reservation");
         q->reserving -= rb->n;
         for (size_t i = 0; i < rb->n; i++) rcpt_unfinished(rb->r[i]);
-        free(rb->r);
-        free(rb);
+        rbatch_free(rb);
         ready_kick(q);
         return;
     }
@@ -814,7 +829,7 @@ static void on_reserved(const struct store_job_result *res, void *arg)
     size_t nstale = 0, nres = 0;
     for (size_t i = 0; i < rb->n; i++) {
         struct rcpt *r = rb->r[i];
-        int v = reserved_one(r);
+        int v = reserved_one(r, &rb->res[i]);
         if (v == 2) {
             stale[nstale] = xstrdup(r->id);
             gone[nstale++] = r;
@@ -842,8 +857,7 @@ static void on_reserved(const struct store_job_result *res, void *arg)
         if (run_ended(jr)) release(rb->r[i]);
         else send_message(rb->r[i]);
     }
-    free(rb->r);
-    free(rb);
+    rbatch_free(rb);
     ready_kick(q);
 }
 
@@ -875,11 +889,11 @@ static void reserve(struct rbatch *rb, int64_t now)
     struct jobrun *jr = rb->jr;
     struct queue *q = jr->q;
     struct store_job_reservation **items = xcalloc(rb->n ? rb->n : 1, sizeof(*items));
+    rb->res = xcalloc(rb->n ? rb->n : 1, sizeof(*rb->res));
     for (size_t i = 0; i < rb->n; i++) {
         struct rcpt *r = rb->r[i];
-        struct store_job_reservation *it = &r->res;
+        struct store_job_reservation *it = &rb->res[i];
         const char *chan = herald_channel_name(r->dec.channel);
-        memset(it, 0, sizeof(*it));
         it->nfreq = user_limits(&r->p, it->fchan, it->flim, it->fwin, STORE_JOB_FREQ_MAX);
         it->keep = q->cap_keep_s;
         for (size_t j = 0; j < it->nfreq; j++)
@@ -1012,6 +1026,7 @@ static void batch_decide(struct batch *b)
         if (decide_one(b->r[i])) ready_push(jr->q, b->r[i]);
     if (!b->relookup) jr->loading = false;
     free(b->r);
+    free(b->look);
     free(b);
     maybe_more(jr);
 }
@@ -1025,6 +1040,7 @@ static void batch_refused(struct batch *b, enum store_error err, const char *tex
     if (!b->relookup) jr->loading = false;
     for (size_t i = 0; i < b->n; i++) rcpt_unfinished(b->r[i]);
     free(b->r);
+    free(b->look);
     free(b);
     maybe_more(jr);
 }
@@ -1069,16 +1085,18 @@ static void on_lookup(const struct store_job_result *res, void *arg)
         batch_refused(b, res->err, res->text, "the profile lookup");
         return;
     }
+    size_t k = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct rcpt *r = b->r[i];
         if (!r->valid_id) continue;
         /* The record's text is in r->prior, in case this run takes it over. */
-        r->found = r->look.found;
+        const struct store_job_person *row = &b->look[k++];
+        r->found = row->found;
         if (r->found < 0) /* treated as no profile; said once per person */
             log_warn("queue", "stored profile unreadable recipient=%s: invalid JSON or fields", r->id);
-        herald_copy(r->rev, sizeof(r->rev), r->look.rev);
-        r->has_rec = r->look.has_rec;
-        r->rec = r->look.rec;
+        herald_copy(r->rev, sizeof(r->rev), row->rev);
+        r->has_rec = row->has_rec;
+        r->rec = row->rec;
     }
     batch_check_suppression(b);
 }
@@ -1131,14 +1149,16 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
         return;
     }
     struct store_job_person **rows = xcalloc(nvalid, sizeof(*rows));
+    b->look = xcalloc(nvalid, sizeof(*b->look));
     size_t k = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct rcpt *r = b->r[i];
         if (!r->valid_id) continue;
-        r->look.id = r->id;
-        r->look.p = &r->p;
-        r->look.raw_rec = &r->prior;
-        rows[k++] = &r->look;
+        struct store_job_person *row = &b->look[k];
+        row->id = r->id;
+        row->p = &r->p;
+        row->raw_rec = &r->prior;
+        rows[k++] = row;
     }
     store_job_lookup(q->sj, jr->job.id, rows, nvalid, on_lookup, b, discard_batch);
     free(rows);
