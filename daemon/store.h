@@ -120,6 +120,12 @@ extern const char store_lua_finish[];    /* records, history, audit, progress */
 extern const char store_lua_release[];   /* give back a reservation no provider took */
 extern const char store_lua_release_due[]; /* due scheduled jobs back to the stream */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
+/* A person's data as the API, the pages and the webhooks change it (people.c). */
+extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
+extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */
+extern const char store_lua_people_consent[];  /* ledger append [at most once per event] */
+extern const char store_lua_people_erase[];    /* erasure CAS on rev, tombstones */
+extern const char store_lua_people_suppress[]; /* suppression list, the owner's rev */
 
 /* The SHA1 hex of a script, as EVALSHA wants it. */
 void store_script_sha(const char *script, char sha[41]);
