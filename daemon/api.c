@@ -9,8 +9,9 @@
  *
  * GET /metrics: Prometheus text format (metrics.h). Like /healthz it needs
  * no token: it holds counts only, never an id or an address. The stream
- * gauges are read from Redis at scrape time; when Redis does not answer
- * they are left out rather than reported as 0.
+ * gauges are read from Redis at scrape time (through the command layer,
+ * STORE_CMD_ONCE: a scrape never waits on Redis); when Redis does not
+ * answer, or refuses, they are left out rather than reported as 0.
  */
 #include "api.h"
 #include "api_v1.h"
@@ -20,9 +21,18 @@
 #include "webhooks.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+void api_respond_store_error(struct http_request *req, enum store_error e)
+{
+    char msg[64];
+    snprintf(msg, sizeof(msg), "redis unavailable: %s", store_error_name(e));
+    if (store_error_class(e) == STORE_TRANSIENT) http_response_header(req, "Retry-After", "1");
+    http_respond_error(req, 503, msg);
+}
 
 static void healthz(struct http_request *req, void *arg)
 {
@@ -72,6 +82,12 @@ static void scrape_done(struct scrape *sc)
     sc->g.jobs_refused = qc.jobs_refused;
     sc->g.uptime_s = time(NULL) - st->started_at;
     memcpy(sc->g.redis_errors, qc.redis_errors, sizeof(sc->g.redis_errors));
+    if (st->cmds) { /* the interactive callers' errors count too */
+        struct store_cmds_status as;
+        store_cmds_status(st->cmds, &as);
+        for (int e = 0; e < STORE_E_COUNT; e++) sc->g.redis_errors[e] += as.errors[e];
+        sc->g.redis_backlog += as.backlog;
+    }
     sc->g.redis_waiting = -1;
     for (int e = 0; qc.redis_waiting && e < STORE_E_COUNT; e++)
         if (strcmp(store_error_name((enum store_error)e), qc.redis_error) == 0) sc->g.redis_waiting = e;
@@ -86,10 +102,10 @@ static void scrape_done(struct scrape *sc)
 }
 
 /* XINFO GROUPS: per group a flat list of field, value (RESP2). */
-static void on_groups(struct rconn *rc, redisReply *r, void *arg)
+static void on_groups(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct scrape *sc = arg;
-    (void)rc;
+    (void)err, (void)text;
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const redisReply *g = r->element[i];
         if (g->type != REDIS_REPLY_ARRAY) continue;
@@ -110,10 +126,10 @@ static void on_groups(struct rconn *rc, redisReply *r, void *arg)
     scrape_done(sc);
 }
 
-static void on_scheduled(struct rconn *rc, redisReply *r, void *arg)
+static void on_scheduled(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct scrape *sc = arg;
-    (void)rc;
+    (void)err, (void)text;
     if (r && r->type == REDIS_REPLY_INTEGER) sc->g.scheduled = r->integer;
     scrape_done(sc);
 }
@@ -126,13 +142,13 @@ static void metrics(struct http_request *req, void *arg)
     sc->req = req;
     sc->g.stream_lag = sc->g.stream_pending = sc->g.scheduled = -1;
     sc->waiting = 1; /* held until both questions are asked */
-    if (rconn_ready(st->data)) {
+    if (st->cmds) {
         struct strbuf k;
         strbuf_init(&k);
         store_key_jobs(&k, st->cfg->prefix);
-        if (rconn_command(st->data, on_groups, sc, "XINFO GROUPS %s", k.buf) == 0) sc->waiting++;
+        if (STORE_SEND(st->cmds, STORE_CMD_ONCE, on_groups, sc, "XINFO", "GROUPS", k.buf) == 0) sc->waiting++;
         store_key_scheduled(&k, st->cfg->prefix);
-        if (rconn_command(st->data, on_scheduled, sc, "ZCARD %s", k.buf) == 0) sc->waiting++;
+        if (STORE_SEND(st->cmds, STORE_CMD_ONCE, on_scheduled, sc, "ZCARD", k.buf) == 0) sc->waiting++;
         strbuf_free(&k);
     }
     scrape_done(sc);

@@ -12,12 +12,17 @@
 #include "http.h"
 #include "queue.h"
 #include "rconn.h"
+#include "store_cmd.h"
 
 struct people;
 
 struct api_state {
     const struct config *cfg;
     struct rconn *jobs, *data;
+    /* The command layer of the interactive callers (the API, the pages, the
+     * webhooks, /metrics) on the data connection: their commands go
+     * STORE_CMD_ONCE (store_cmd.h); only the webhooks' counters wait. */
+    struct store_cmds *cmds;
     struct queue *queue;
     struct dispatch *dispatch; /* for /metrics (provider in-flight) */
     struct people *people; /* the person's data (people.h); main creates it */
@@ -27,5 +32,12 @@ struct api_state {
 };
 
 int api_register(struct http_server *srv, struct api_state *st);
+
+/* The answer to a request that Redis failed (class e, store_cmd.h): 503
+ * {"error": "redis unavailable: <store_error_name(e)>"}, never Redis's own
+ * words, with Retry-After: 1 when e is transient (it passes on its own);
+ * a permanent error waits for an operator, so no retry time is promised.
+ * Shared by the API, the webhooks and their tests' expectations. */
+void api_respond_store_error(struct http_request *req, enum store_error e);
 
 #endif

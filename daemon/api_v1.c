@@ -3,8 +3,14 @@
  *
  * Owns authentication, body parsing and the mapping of people.c's
  * statuses to HTTP answers; never touches Redis keys itself except the
- * read-only campaign progress hash. Invariant: a request that fails any
- * check is answered before anything is written, so nothing is half-applied.
+ * read-only campaign progress hash (through the command layer, like
+ * people.c: STORE_CMD_ONCE). Invariant: a request that fails any check is
+ * answered before anything is written, so nothing is half-applied. Redis
+ * trouble is 503 {"error": "redis unavailable: <label>"} (the label of
+ * store_error_name, never Redis's words), with Retry-After: 1 when the
+ * error is transient (it passes on its own: OOM, READONLY, LOADING, a lost
+ * connection...); a permanent one (NOPERM, WRONGTYPE) waits for an
+ * operator, so no Retry-After promises it soon.
  * Logs ids only (erasures, at info); never a body, an address or a token.
  */
 #include "api_v1.h"
@@ -115,7 +121,7 @@ static void respond_start_error(struct http_request *req, int rc)
     else if (rc == -HERALD_ECONFIG)
         http_respond_error(req, 409, "erasure needs a tombstone key: set [admin] tombstone_secret "
                                      "(or [admin] link_secret)");
-    else http_respond_error(req, 503, "redis is unavailable; try again");
+    else api_respond_store_error(req, STORE_E_CONNECTION); /* the connection is down */
 }
 
 enum v1_kind { V1_PUT, V1_GET, V1_DELETE, V1_PATCH, V1_CONSENT_POST, V1_CONSENT_GET };
@@ -136,7 +142,7 @@ static struct v1_call *call_new(struct http_request *req, enum v1_kind kind, con
 }
 
 /* people.c's answer, as HTTP. */
-static void on_people(int status, json_t *doc, const char *err, void *arg)
+static void on_people(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
     struct v1_call *c = arg;
     struct http_request *req = c->req;
@@ -157,8 +163,11 @@ static void on_people(int status, json_t *doc, const char *err, void *arg)
         http_respond_error(req, 400, err ? err : "invalid input");
     } else if (status == -HERALD_ECONFIG) {
         respond_start_error(req, status);
-    } else {
-        http_respond_error(req, 503, err ? err : "redis is unavailable; try again");
+    } else if (status == -HERALD_EREDIS) {
+        api_respond_store_error(req, store);
+    } else { /* -HERALD_EBUSY: lost every compare-and-set; nothing written */
+        http_response_header(req, "Retry-After", "1");
+        http_respond_error(req, 503, err ? err : "busy; try again");
     }
     free(c);
 }
@@ -321,12 +330,14 @@ struct campaign_call {
     char id[HERALD_ID_MAX + 1];
 };
 
-static void on_campaign(struct rconn *rc, redisReply *r, void *priv)
+static void on_campaign(redisReply *r, enum store_error err, const char *text, void *priv)
 {
     struct campaign_call *c = priv;
-    (void)rc;
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        http_respond_error(c->req, 503, "redis is unavailable; try again");
+    (void)text;
+    if (!r) {
+        api_respond_store_error(c->req, err);
+    } else if (r->type != REDIS_REPLY_ARRAY) {
+        api_respond_store_error(c->req, STORE_E_REPLY);
     } else if (r->elements == 0) {
         http_respond_error(c->req, 404, "campaign not found");
     } else {
@@ -347,11 +358,9 @@ static void get_campaign(struct http_request *req, void *arg)
     struct strbuf k;
     strbuf_init(&k);
     store_key_campaign(&k, st->cfg->prefix, id);
-    const char *argv[] = {"HGETALL", k.buf};
-    size_t lens[] = {7, k.len};
-    if (!st->data || rconn_commandargv(st->data, on_campaign, c, 2, argv, lens) < 0) {
+    if (!st->cmds || STORE_SEND(st->cmds, STORE_CMD_ONCE, on_campaign, c, "HGETALL", k.buf) < 0) {
         free(c);
-        http_respond_error(req, 503, "redis is unavailable; try again");
+        api_respond_store_error(req, STORE_E_CONNECTION);
     }
     strbuf_free(&k);
 }

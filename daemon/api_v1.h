@@ -13,7 +13,9 @@
  * constant time; 401 otherwise, and always when no token is configured.
  * Bodies must be JSON objects; anything wrong is 400 {"error": "<where>:
  * <what>"} and changes nothing. 404 unknown recipient or campaign, 409
- * erasure without a tombstone key, 503 Redis unavailable. Answers never
+ * erasure without a tombstone key, 503 {"error": "redis unavailable:
+ * <label>"} when Redis refused or could not be reached (with Retry-After: 1
+ * when the error is transient), nothing changed. Answers never
  * echo a request body; errors never quote an address.
  */
 #ifndef HERALD_API_V1_H
@@ -22,7 +24,7 @@
 #include "api.h"
 #include "http.h"
 
-/* Adds the routes. st (and st->cfg, st->data) must outlive the server;
+/* Adds the routes. st (and st->cfg, st->cmds) must outlive the server;
  * st->people may be NULL (the recipient routes then answer 503). */
 int api_v1_register(struct http_server *srv, struct api_state *st);
 

@@ -5,6 +5,10 @@
  * It validates with the same code as the daemon (job.c, profile.c), so a
  * job it refuses is refused with the daemon's words, and it writes with the
  * key helpers of store.c. It prints ids and counts, never an address.
+ * Redis's refusals are named by the daemon's error classes
+ * (store_sync_error: "redis refused the job: oom (retry once memory is
+ * freed)"), the labels /healthz and /metrics show, never Redis's own words.
+ * It stays blocking (hiredis's sync context): one operator, one command.
  * Exit codes: 0 success, 1 refused input (some or all), 2 usage or Redis.
  */
 #include <errno.h>
@@ -65,7 +69,9 @@ static redisContext *connect_redis(const struct config *cfg)
     }
     r = redisCommand(c, "SELECT %d", cfg->redis_db);
     if (!r || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "heraldctl: cannot select database %d\n", cfg->redis_db);
+        char err[256];
+        store_sync_error(err, sizeof(err), "database selection", c, r);
+        fprintf(stderr, "heraldctl: database %d: %s\n", cfg->redis_db, err);
         if (r) freeReplyObject(r);
         redisFree(c);
         return NULL;
@@ -313,12 +319,18 @@ static int cmd_enqueue(const struct config *cfg, redisContext *c, const char *pa
     if (r) freeReplyObject(r);
     r = redisCommand(c, "XADD %s * job %b", kj.buf, text, len);
     if (!r || r->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "heraldctl: redis refused the job: %s\n", r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+        store_sync_error(err, sizeof(err), "job", c, r);
+        fprintf(stderr, "heraldctl: %s\n", err);
         rc = 2;
     } else {
         char field[96];
         snprintf(field, sizeof(field), "state:%s", r->str);
         redisReply *r2 = redisCommand(c, "HSETNX %s %s queued", kc.buf, field);
+        if (!r2 || r2->type == REDIS_REPLY_ERROR) {
+            /* The job is in the stream and will run; only its "queued" mark is missing. */
+            store_sync_error(err, sizeof(err), "campaign's queued state", c, r2);
+            fprintf(stderr, "heraldctl: enqueued, but %s\n", err);
+        }
         if (r2) freeReplyObject(r2);
         printf("%s\n", r->str);
     }
@@ -358,7 +370,9 @@ static int cmd_campaign(const struct config *cfg, redisContext *c, const char *i
     redisReply *r = redisCommand(c, "HGETALL %s", kc.buf);
     strbuf_free(&kc);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "heraldctl: redis: %s\n", r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+        char err[256];
+        store_sync_error(err, sizeof(err), "progress read", c, r);
+        fprintf(stderr, "heraldctl: %s\n", err);
         if (r) freeReplyObject(r);
         return 2;
     }

@@ -73,6 +73,7 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         log_recovered(&d->redis_down, "main", "redis connected again");
         log_info("main", "redis ready connection=%s", rconn_name(rc));
         if (d->queue) queue_connected(d->queue, rc);
+        if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
     } else {
         log_complain(&d->redis_down, "main", "redis unavailable at %s:%d (%s); retrying with backoff",
                      d->cfg.redis_host, d->cfg.redis_port, err ? err : "connection lost");
@@ -92,6 +93,8 @@ static void on_rconn_closed(void *arg)
     queue_free(d->queue);
     d->queue = NULL;
     d->api.queue = NULL;
+    store_cmds_free(d->api.cmds, NULL, NULL); /* what waits (a webhook counter) is dropped */
+    d->api.cmds = NULL;
 }
 
 static void on_http_closed(void *arg)
@@ -296,7 +299,8 @@ int main(int argc, char **argv)
     d->api = (struct api_state){.cfg = &d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
                                 .dispatch = d->dispatch,
                                 .plugins_loaded = plugin_set_count(d->plugins), .started_at = time(NULL)};
-    d->api.people = people_new(d->data, &d->cfg); /* the preference API's store (people.h) */
+    d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
+    d->api.people = people_new(d->api.cmds, &d->cfg); /* the preference API's store (people.h) */
     d->http = http_server_new(&d->loop, NULL);
     api_register(d->http, &d->api);
     char err[256];

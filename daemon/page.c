@@ -240,8 +240,9 @@ static void people_failed(struct page_req *pr, int status, const char *err, bool
     }
 }
 
-static void on_channel_withdrawn(int status, json_t *doc, const char *err, void *arg)
+static void on_channel_withdrawn(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
+    (void)store; /* people_failed: every Redis failure is the same page */
     struct page_req *pr = arg;
     json_decref(doc);
     if (status < 0) {
@@ -255,8 +256,9 @@ static void on_channel_withdrawn(int status, json_t *doc, const char *err, void 
 
 /* Withdraws consent on the token's channel unless it is withdrawn already
  * (mail clients retry one-click POSTs; the ledger need not grow). */
-static void on_unsubscribe_lookup(int status, json_t *doc, const char *err, void *arg)
+static void on_unsubscribe_lookup(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
+    (void)store; /* people_failed: every Redis failure is the same page */
     struct page_req *pr = arg;
     if (status < 0) {
         people_failed(pr, status, err, true);
@@ -274,8 +276,9 @@ static void on_unsubscribe_lookup(int status, json_t *doc, const char *err, void
     if (rc < 0) people_failed(pr, rc, NULL, true);
 }
 
-static void on_topic_off(int status, json_t *doc, const char *err, void *arg)
+static void on_topic_off(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
+    (void)store; /* people_failed: every Redis failure is the same page */
     struct page_req *pr = arg;
     json_decref(doc);
     if (status < 0) {
@@ -323,8 +326,9 @@ static void unsubscribe_post(struct http_request *req, void *arg)
 
 /* ---- /p/{token} ----------------------------------------------------------- */
 
-static void on_prefs_doc(int status, json_t *doc, const char *err, void *arg)
+static void on_prefs_doc(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
+    (void)store; /* people_failed: every Redis failure is the same page */
     struct page_req *pr = arg;
     if (status < 0) {
         people_failed(pr, status, err, false);
@@ -367,14 +371,15 @@ static void prefs_get(struct http_request *req, void *arg)
 
 static void withdraw_next(struct page_req *pr);
 
-static void on_prefs_withdrawn(int status, json_t *doc, const char *err, void *arg)
+static void on_prefs_withdrawn(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
     struct page_req *pr = arg;
     (void)err;
     json_decref(doc);
     if (status < 0) {
         log_warn("page", "consent withdrawal failed recipient=%s channel=%s: %s", pr->claims.recipient,
-                 herald_channel_name(pr->next_ch), herald_strerror(status));
+                 herald_channel_name(pr->next_ch),
+                 status == -HERALD_EREDIS ? store_error_name(store) : herald_strerror(status));
         finish_message(pr, 503, "Please try again soon",
                        "Your other choices are saved, but withdrawing your agreement did not go "
                        "through. Please open the page again and withdraw it once more.");
@@ -392,7 +397,7 @@ static void withdraw_next(struct page_req *pr)
     if (pr->next_ch < HERALD_CH_COUNT) {
         int rc = people_consent_append(pr->pp, pr->claims.recipient, pr->next_ch, false, "preference_page",
                                        NULL, time(NULL), on_prefs_withdrawn, pr);
-        if (rc < 0) on_prefs_withdrawn(rc, NULL, NULL, pr);
+        if (rc < 0) on_prefs_withdrawn(rc, STORE_E_CONNECTION, NULL, NULL, pr);
         return;
     }
     log_info("page", "preferences saved recipient=%s consent_withdrawn=%d", pr->claims.recipient,
@@ -407,8 +412,9 @@ static void withdraw_next(struct page_req *pr)
     page_req_free(pr);
 }
 
-static void on_prefs_patched(int status, json_t *doc, const char *err, void *arg)
+static void on_prefs_patched(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
+    (void)store; /* people_failed: every Redis failure is the same page */
     struct page_req *pr = arg;
     json_decref(doc);
     if (status == -HERALD_EINVAL) {
@@ -446,7 +452,7 @@ static void prefs_post(struct http_request *req, void *arg)
         return;
     }
     int rc = people_patch_preferences(pr->pp, pr->claims.recipient, pr->changes.patch, on_prefs_patched, pr);
-    if (rc < 0) on_prefs_patched(rc, NULL, NULL, pr);
+    if (rc < 0) on_prefs_patched(rc, STORE_E_CONNECTION, NULL, NULL, pr);
 }
 
 int page_register(struct http_server *srv, struct api_state *st)

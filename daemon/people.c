@@ -13,6 +13,13 @@
  * profile.c, and writes with a compare-and-set on rev, reading again when
  * someone else wrote in between.
  *
+ * Every command goes through the store's command layer with
+ * STORE_CMD_ONCE (store_cmd.h): no retry and no waiting for a connection,
+ * since every caller answers someone now; the scripts are the files
+ * daemon/lua/people_*.lua, sent by EVALSHA (their body once after
+ * NOSCRIPT). An error reply or a lost connection ends the operation with
+ * its class (-HERALD_EREDIS, store_error), never with Redis's own words.
+ *
  * Never logs (the caller decides), and no error text quotes an address or
  * a body: addresses only ever leave this file as hashes.
  */
@@ -34,7 +41,7 @@
 #define PEOPLE_MAX_ARGS 32
 
 struct people {
-    struct rconn *data;
+    struct store_cmds *sc; /* STORE_CMD_ONCE only: the caller answers someone now */
     const struct config *cfg;
 };
 
@@ -58,91 +65,12 @@ struct pop {
     char err[256];
 };
 
-/* ---- Lua ----------------------------------------------------------------- */
-
-/* KEYS person, ledger, history. ARGV history length. nil: no profile. */
-static const char lua_get[] =
-    "if redis.call('HEXISTS', KEYS[1], 'profile') == 0 then return false end\n"
-    "return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1),\n"
-    "        redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1)}\n";
-
-/*
- * Writes a profile if rev is still what was read.
- * KEYS person, addr hash, tombstones set.
- * ARGV 1 rev read ("" none), 2 profile JSON, 3 id, 4 "1": the profile must
- * exist, 5 nold, then nold addr members to drop (if they still name id),
- * then nnew, then per new address: addr member, tombstone member ("" none),
- * channel name.
- * Returns {"stale"}, {"gone"} or {"ok", created 0|1, {tombstoned channels}}.
- */
-static const char lua_write[] =
-    "if (redis.call('HGET', KEYS[1], 'rev') or '') ~= ARGV[1] then return {'stale'} end\n"
-    "local created = redis.call('HEXISTS', KEYS[1], 'profile') == 0\n"
-    "if created and ARGV[4] == '1' then return {'gone'} end\n"
-    "redis.call('HSET', KEYS[1], 'profile', ARGV[2])\n"
-    "redis.call('HINCRBY', KEYS[1], 'rev', 1)\n"
-    "local i = 5\n"
-    "local nold = tonumber(ARGV[i]); i = i + 1\n"
-    "for k = 1, nold do\n"
-    "  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[3] then redis.call('HDEL', KEYS[2], ARGV[i]) end\n"
-    "  i = i + 1\n"
-    "end\n"
-    "local nnew = tonumber(ARGV[i]); i = i + 1\n"
-    "local tomb = {}\n"
-    "for k = 1, nnew do\n"
-    "  redis.call('HSET', KEYS[2], ARGV[i], ARGV[3])\n"
-    "  if ARGV[i + 1] ~= '' and redis.call('SISMEMBER', KEYS[3], ARGV[i + 1]) == 1 then\n"
-    "    tomb[#tomb + 1] = ARGV[i + 2]\n"
-    "  end\n"
-    "  i = i + 3\n"
-    "end\n"
-    "return {'ok', created and 1 or 0, tomb}\n";
-
-/* KEYS person, ledger. ARGV record JSON, field consent:<channel>.
- * 0: no profile; 1: appended. */
-static const char lua_consent[] =
-    "if redis.call('HEXISTS', KEYS[1], 'profile') == 0 then return 0 end\n"
-    "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
-    "redis.call('HSET', KEYS[1], ARGV[2], ARGV[1])\n"
-    "redis.call('HINCRBY', KEYS[1], 'rev', 1)\n"
-    "return 1\n";
-
-/*
- * Erasure. KEYS person, ledger, history, campaigns, sends, addr, tombstones.
- * ARGV 1 rev read, 2 id, 3 n addr members, then n tombstone members.
- * -1 stale, -2 no profile, else the number of tombstones added or kept.
- * The person hash goes with its `rev`: a reservation made on data read
- * before erasure finds rev changed and decides again (unknown_recipient).
- */
-static const char lua_erase[] =
-    "if (redis.call('HGET', KEYS[1], 'rev') or '') ~= ARGV[1] then return -1 end\n"
-    "if redis.call('HEXISTS', KEYS[1], 'profile') == 0 then return -2 end\n"
-    "redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])\n"
-    "local n = tonumber(ARGV[3])\n"
-    "for k = 1, n do\n"
-    "  local m = ARGV[3 + k]\n"
-    "  if redis.call('HGET', KEYS[6], m) == ARGV[2] then redis.call('HDEL', KEYS[6], m) end\n"
-    "end\n"
-    "for k = 1, n do redis.call('SADD', KEYS[7], ARGV[3 + n + k]) end\n"
-    "return n\n";
-
-/* KEYS suppress set [, person]. ARGV "1" add / "0" remove, member.
- * Returns 1 when the set changed; the owner's rev moves with it. */
-static const char lua_suppress[] =
-    "local n\n"
-    "if ARGV[1] == '1' then n = redis.call('SADD', KEYS[1], ARGV[2])\n"
-    "else n = redis.call('SREM', KEYS[1], ARGV[2]) end\n"
-    "if n == 1 and KEYS[2] and redis.call('HEXISTS', KEYS[2], 'profile') == 1 then\n"
-    "  redis.call('HINCRBY', KEYS[2], 'rev', 1)\n"
-    "end\n"
-    "return n\n";
-
 /* ---- plumbing ------------------------------------------------------------ */
 
-struct people *people_new(struct rconn *data, const struct config *cfg)
+struct people *people_new(struct store_cmds *sc, const struct config *cfg)
 {
     struct people *pp = xcalloc(1, sizeof(*pp));
-    pp->data = data;
+    pp->sc = sc;
     pp->cfg = cfg;
     return pp;
 }
@@ -176,39 +104,58 @@ static void pop_free(struct pop *op)
 /* Fires the callback (once) and frees op. doc: a reference handed over. */
 static void finish(struct pop *op, int status, json_t *doc, const char *err)
 {
-    op->cb(status, doc, status < 0 ? (err ? err : herald_strerror(status)) : NULL, op->arg);
+    op->cb(status, STORE_E_COUNT, doc, status < 0 ? (err ? err : herald_strerror(status)) : NULL, op->arg);
     pop_free(op);
 }
 
-static int send_argv(struct pop *op, rconn_reply_cb cb, int argc, const char **argv)
+/* Ends op on a Redis failure of class e: the text names the class, never
+ * Redis's own words (they may quote a key or a script line). */
+static void finish_store(struct pop *op, enum store_error e)
 {
-    size_t lens[PEOPLE_MAX_ARGS];
-    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    return rconn_commandargv(op->pp->data, cb, op, argc, argv, lens) < 0 ? -HERALD_EREDIS : 0;
+    char err[64];
+    snprintf(err, sizeof(err), "redis unavailable: %s", store_error_name(e));
+    op->cb(-HERALD_EREDIS, e, NULL, err, op->arg);
+    pop_free(op);
+}
+
+/* Sends a command of op through the command layer, STORE_CMD_ONCE: never
+ * retried, refused at once while the connection is down. With a script,
+ * it is that script's EVALSHA and argv holds its nkeys keys, then its
+ * arguments. Returns 0 or -HERALD_EREDIS (cb then never fires). */
+static int send_cmd(struct pop *op, store_cmd_cb cb, const char *script, size_t nkeys, int argc,
+                    const char **argv)
+{
+    struct store_args a;
+    if (script) store_args_script(&a, script, nkeys);
+    else store_args_init(&a);
+    for (int i = 0; i < argc; i++) store_args_add(&a, argv[i]);
+    return store_cmds_send(op->pp->sc, STORE_CMD_ONCE, cb, op, NULL, &a, script);
 }
 
 /* In the middle of an operation: a send that fails ends it. */
-static void send_or_finish(struct pop *op, rconn_reply_cb cb, int argc, const char **argv)
+static void send_or_finish(struct pop *op, store_cmd_cb cb, const char *script, size_t nkeys, int argc,
+                           const char **argv)
 {
-    if (send_argv(op, cb, argc, argv) < 0) finish(op, -HERALD_EREDIS, NULL, "redis is unavailable");
+    if (send_cmd(op, cb, script, nkeys, argc, argv) < 0) finish_store(op, STORE_E_CONNECTION);
 }
 
-/* NULL or an error reply: ends op with -HERALD_EREDIS and returns true. */
-static bool reply_failed(struct pop *op, const redisReply *r)
+/* No reply (the layer never hands over an error reply as one): ends op
+ * with the error's class and returns true. */
+static bool reply_failed(struct pop *op, const redisReply *r, enum store_error e)
 {
-    if (r && r->type != REDIS_REPLY_ERROR) return false;
-    /* Redis's own error text names a key or a script line, never an address. */
-    finish(op, -HERALD_EREDIS, NULL, r ? "redis refused the command" : "redis is unavailable");
+    if (r) return false;
+    finish_store(op, e);
     return true;
 }
 
 /* reply_failed, and a reply to HMGET person profile rev that is not a pair:
  * true after answering; otherwise the two fields in *pj and *rv. */
-static bool not_profile_rev(struct pop *op, const redisReply *r, const redisReply **pj, const redisReply **rv)
+static bool not_profile_rev(struct pop *op, const redisReply *r, enum store_error e, const redisReply **pj,
+                            const redisReply **rv)
 {
-    if (reply_failed(op, r)) return true;
+    if (reply_failed(op, r, e)) return true;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        finish_store(op, STORE_E_REPLY);
         return true;
     }
     *pj = r->element[0];
@@ -217,30 +164,29 @@ static bool not_profile_rev(struct pop *op, const redisReply *r, const redisRepl
 }
 
 /* reply_failed, and a reply that is not an integer: true after answering. */
-static bool not_integer(struct pop *op, const redisReply *r)
+static bool not_integer(struct pop *op, const redisReply *r, enum store_error e)
 {
-    if (reply_failed(op, r)) return true;
+    if (reply_failed(op, r, e)) return true;
     if (r->type == REDIS_REPLY_INTEGER) return false;
-    finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+    finish_store(op, STORE_E_REPLY);
     return true;
 }
 
-static void on_fail_later(struct rconn *rc, redisReply *r, void *priv)
+static void on_fail_later(redisReply *r, enum store_error e, const char *text, void *priv)
 {
     struct pop *op = priv;
-    (void)rc;
-    (void)r;
+    (void)r, (void)e, (void)text;
     finish(op, op->status, NULL, op->err);
 }
 
 /* Input refused before any Redis work: the callback must still come from
- * the loop (people.h), so it rides on a PING. Returns 0, or < 0 (and op is
- * freed) when Redis cannot take even that. */
+ * the loop (people.h), so it rides on a PING (whatever its answer). Returns
+ * 0, or < 0 (and op is freed) when Redis cannot take even that. */
 static int fail_later(struct pop *op, int status)
 {
     op->status = status;
     const char *argv[] = {"PING"};
-    if (send_argv(op, on_fail_later, 1, argv) < 0) {
+    if (send_cmd(op, on_fail_later, NULL, 0, 1, argv) < 0) {
         pop_free(op);
         return -HERALD_EREDIS;
     }
@@ -249,9 +195,9 @@ static int fail_later(struct pop *op, int status)
 
 /* Starts op with its first command; on failure op is freed and the call
  * returns < 0 (the callback never fires). */
-static int start(struct pop *op, rconn_reply_cb cb, int argc, const char **argv)
+static int start(struct pop *op, store_cmd_cb cb, const char *script, size_t nkeys, int argc, const char **argv)
 {
-    if (send_argv(op, cb, argc, argv) < 0) {
+    if (send_cmd(op, cb, script, nkeys, argc, argv) < 0) {
         pop_free(op);
         return -HERALD_EREDIS;
     }
@@ -320,11 +266,11 @@ static json_t *load_object(const char *s, size_t len)
 
 /* ---- people_get ---------------------------------------------------------- */
 
-static void on_get_suppressed(struct rconn *rc, redisReply *r, void *priv)
+static void on_get_suppressed(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
-    (void)rc;
-    if (reply_failed(op, r)) return;
+    (void)text;
+    if (reply_failed(op, r, serr)) return;
     json_t *sup = json_object_get(op->doc, "suppressed");
     /* The members went out in channel order, for the channels with an address. */
     json_t *prof = json_object_get(op->doc, "profile");
@@ -342,17 +288,17 @@ static void on_get_suppressed(struct rconn *rc, redisReply *r, void *priv)
     finish(op, 0, doc, NULL);
 }
 
-static void on_get(struct rconn *rc, redisReply *r, void *priv)
+static void on_get(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
-    (void)rc;
-    if (reply_failed(op, r)) return;
+    (void)text;
+    if (reply_failed(op, r, serr)) return;
     if (r->type == REDIS_REPLY_NIL) {
         finish(op, -HERALD_ENOENT, NULL, "no such recipient");
         return;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        finish_store(op, STORE_E_REPLY);
         return;
     }
     const redisReply *h = r->element[0], *ledger = r->element[1], *hist = r->element[2];
@@ -361,7 +307,7 @@ static void on_get(struct rconn *rc, redisReply *r, void *priv)
     char err[256];
     if (!pj || profile_parse(pj->str, pj->len, &p, err, sizeof(err)) < 0) {
         /* Only herald writes it; an unreadable one is a broken store. */
-        finish(op, -HERALD_EREDIS, NULL, "the stored profile is unreadable");
+        finish_store(op, STORE_E_REPLY); /* only herald writes it: a broken store */
         return;
     }
     json_t *doc = json_object();
@@ -430,7 +376,7 @@ static void on_get(struct rconn *rc, redisReply *r, void *priv)
         op->doc = NULL;
         finish(op, 0, doc, NULL);
     } else {
-        send_or_finish(op, on_get_suppressed, argc, argv);
+        send_or_finish(op, on_get_suppressed, NULL, 0, argc, argv);
     }
     strbuf_free(&key);
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) strbuf_free(&m[ch]);
@@ -449,8 +395,8 @@ int people_get(struct people *pp, const char *id, people_cb cb, void *arg)
     store_key_history(&kh, pp->cfg->prefix, id);
     char max[16];
     snprintf(max, sizeof(max), "%d", STORE_HISTORY_MAX);
-    const char *argv[] = {"EVAL", lua_get, "3", kp.buf, kl.buf, kh.buf, max};
-    int rc = start(op, on_get, 7, argv);
+    const char *argv[] = {kp.buf, kl.buf, kh.buf, max};
+    int rc = start(op, on_get, store_lua_people_get, 3, 4, argv);
     strbuf_free(&kp);
     strbuf_free(&kl);
     strbuf_free(&kh);
@@ -489,19 +435,19 @@ static void addr_args_free(struct addr_args *a)
     }
 }
 
-static void on_write(struct rconn *rc, redisReply *r, void *priv)
+static void on_write(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
-    (void)rc;
-    if (reply_failed(op, r)) return;
+    (void)text;
+    if (reply_failed(op, r, serr)) return;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_STRING) {
-        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        finish_store(op, STORE_E_REPLY);
         return;
     }
     const char *st = r->element[0]->str;
     if (strcmp(st, "stale") == 0) {
         if (++op->tries >= PEOPLE_CAS_TRIES) {
-            finish(op, -HERALD_EREDIS, NULL, "the recipient's data kept changing meanwhile; try again");
+            finish(op, -HERALD_EBUSY, NULL, "the recipient's data kept changing meanwhile; try again");
             return;
         }
         read_person(op);
@@ -512,7 +458,7 @@ static void on_write(struct rconn *rc, redisReply *r, void *priv)
         return;
     }
     if (strcmp(st, "ok") != 0 || r->elements != 3) {
-        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        finish_store(op, STORE_E_REPLY);
         return;
     }
     json_t *doc;
@@ -583,12 +529,12 @@ static int apply_patch(json_t *obj, const json_t *patch, char *err, size_t errle
 }
 
 /* The reply to HMGET person profile rev: build the new profile, then CAS. */
-static void on_read_person(struct rconn *rc, redisReply *r, void *priv)
+static void on_read_person(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
-    (void)rc;
+    (void)text;
     const redisReply *pj, *rv;
-    if (not_profile_rev(op, r, &pj, &rv)) return;
+    if (not_profile_rev(op, r, serr, &pj, &rv)) return;
     const char *rev = rv->type == REDIS_REPLY_STRING ? rv->str : "";
     char err[256];
     struct profile oldp, newp;
@@ -605,7 +551,7 @@ static void on_read_person(struct rconn *rc, redisReply *r, void *priv)
         if (!obj || !have_old) {
             if (obj) json_decref(obj);
             if (have_old) profile_free(&oldp);
-            finish(op, -HERALD_EREDIS, NULL, "the stored profile is unreadable");
+            finish_store(op, STORE_E_REPLY); /* only herald writes it: a broken store */
             return;
         }
         if (apply_patch(obj, op->body, op->err, sizeof(op->err)) < 0) {
@@ -653,9 +599,6 @@ static void on_read_person(struct rconn *rc, redisReply *r, void *priv)
     const char *argv[PEOPLE_MAX_ARGS];
     char nold[16], nnew[16];
     int argc = 0, no = 0, nn = 0;
-    argv[argc++] = "EVAL";
-    argv[argc++] = lua_write;
-    argv[argc++] = "3";
     argv[argc++] = kp.buf;
     argv[argc++] = ka.buf;
     argv[argc++] = kt.buf;
@@ -680,7 +623,7 @@ static void on_read_person(struct rconn *rc, redisReply *r, void *priv)
     }
     snprintf(nold, sizeof(nold), "%d", no);
     snprintf(nnew, sizeof(nnew), "%d", nn);
-    send_or_finish(op, on_write, argc, argv);
+    send_or_finish(op, on_write, store_lua_people_write, 3, argc, argv);
     strbuf_free(&kp);
     strbuf_free(&ka);
     strbuf_free(&kt);
@@ -697,7 +640,7 @@ static void read_person(struct pop *op)
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
     const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
-    send_or_finish(op, on_read_person, 4, argv);
+    send_or_finish(op, on_read_person, NULL, 0, 4, argv);
     strbuf_free(&kp);
 }
 
@@ -707,7 +650,7 @@ static int start_read(struct pop *op)
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
     const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
-    int rc = start(op, on_read_person, 4, argv);
+    int rc = start(op, on_read_person, NULL, 0, 4, argv);
     strbuf_free(&kp);
     return rc;
 }
@@ -773,22 +716,28 @@ static bool text_ok(const char *s)
     return true;
 }
 
-static void on_consent(struct rconn *rc, redisReply *r, void *priv)
+static void on_consent(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
-    (void)rc;
-    if (not_integer(op, r)) return;
+    (void)text;
+    if (not_integer(op, r, serr)) return;
     if (r->integer == 0) {
         finish(op, -HERALD_ENOENT, NULL, "no such recipient");
+        return;
+    }
+    if (r->integer == 2) { /* the event was applied before */
+        finish(op, 0, NULL, NULL);
         return;
     }
     finish(op, 0, load_object(op->record, strlen(op->record)), NULL);
 }
 
-int people_consent_append(struct people *pp, const char *id, int channel, bool granted, const char *source,
-                          const char *text_version, int64_t now, people_cb cb, void *arg)
+int people_consent_append_event(struct people *pp, const char *id, int channel, bool granted, const char *source,
+                                const char *text_version, int64_t now, const struct people_event *ev,
+                                people_cb cb, void *arg)
 {
     if (!herald_id_valid(id)) return -HERALD_EINVAL;
+    if (ev && (!ev->key || !ev->counts || !ev->field || ev->ttl_s <= 0)) return -HERALD_EINVAL;
     struct pop *op = pop_new(pp, OP_CONSENT, id, cb, arg);
     if (channel < 0 || channel >= HERALD_CH_COUNT) {
         herald_seterr(op->err, sizeof(op->err), "channel: unknown channel (expected email or sms)");
@@ -813,31 +762,44 @@ int people_consent_append(struct people *pp, const char *id, int channel, bool g
     strbuf_init(&kl);
     store_key_person(&kp, pp->cfg->prefix, id);
     store_key_ledger(&kl, pp->cfg->prefix, id);
-    char field[32];
+    char field[32], ttl[HERALD_LL_CHARS];
     snprintf(field, sizeof(field), "consent:%s", herald_channel_name(channel));
-    const char *argv[] = {"EVAL", lua_consent, "2", kp.buf, kl.buf, op->record, field};
-    int rc = start(op, on_consent, 7, argv);
+    int rc;
+    if (ev) {
+        herald_lltoa(ttl, (long long)ev->ttl_s);
+        const char *argv[] = {kp.buf, kl.buf, ev->key, ev->counts, op->record, field, ttl, ev->field};
+        rc = start(op, on_consent, store_lua_people_consent, 4, 8, argv);
+    } else {
+        const char *argv[] = {kp.buf, kl.buf, op->record, field};
+        rc = start(op, on_consent, store_lua_people_consent, 2, 4, argv);
+    }
     strbuf_free(&kp);
     strbuf_free(&kl);
     return rc;
+}
+
+int people_consent_append(struct people *pp, const char *id, int channel, bool granted, const char *source,
+                          const char *text_version, int64_t now, people_cb cb, void *arg)
+{
+    return people_consent_append_event(pp, id, channel, granted, source, text_version, now, NULL, cb, arg);
 }
 
 /* ---- erasure ------------------------------------------------------------- */
 
 static void erase_read(struct pop *op, bool first, int *rcp);
 
-static void on_erase(struct rconn *rc, redisReply *r, void *priv)
+static void on_erase(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
-    (void)rc;
-    if (not_integer(op, r)) return;
+    (void)text;
+    if (not_integer(op, r, serr)) return;
     if (r->integer == -2) {
         finish(op, -HERALD_ENOENT, NULL, "no such recipient");
         return;
     }
     if (r->integer == -1) {
         if (++op->tries >= PEOPLE_CAS_TRIES) {
-            finish(op, -HERALD_EREDIS, NULL, "the recipient's data kept changing meanwhile; try again");
+            finish(op, -HERALD_EBUSY, NULL, "the recipient's data kept changing meanwhile; try again");
             return;
         }
         erase_read(op, false, NULL);
@@ -847,12 +809,12 @@ static void on_erase(struct rconn *rc, redisReply *r, void *priv)
            NULL);
 }
 
-static void on_erase_read(struct rconn *rc, redisReply *r, void *priv)
+static void on_erase_read(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
-    (void)rc;
+    (void)text;
     const redisReply *pj, *rv;
-    if (not_profile_rev(op, r, &pj, &rv)) return;
+    if (not_profile_rev(op, r, serr, &pj, &rv)) return;
     if (pj->type != REDIS_REPLY_STRING) {
         finish(op, -HERALD_ENOENT, NULL, "no such recipient");
         return;
@@ -880,9 +842,6 @@ static void on_erase_read(struct rconn *rc, redisReply *r, void *priv)
     const char *argv[PEOPLE_MAX_ARGS];
     int argc = 0, n = 0;
     char nbuf[16];
-    argv[argc++] = "EVAL";
-    argv[argc++] = lua_erase;
-    argv[argc++] = "7";
     argv[argc++] = kp.buf;
     argv[argc++] = kl.buf;
     argv[argc++] = kh.buf;
@@ -907,7 +866,7 @@ static void on_erase_read(struct rconn *rc, redisReply *r, void *priv)
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
         if (m[ch].len) argv[argc++] = t[ch].buf;
     snprintf(nbuf, sizeof(nbuf), "%d", n);
-    send_or_finish(op, on_erase, argc, argv);
+    send_or_finish(op, on_erase, store_lua_people_erase, 7, argc, argv);
     json_decref(obj);
     strbuf_free(&kp);
     strbuf_free(&kl);
@@ -930,8 +889,8 @@ static void erase_read(struct pop *op, bool first, int *rcp)
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
     const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
-    if (first) *rcp = start(op, on_erase_read, 4, argv);
-    else send_or_finish(op, on_erase_read, 4, argv);
+    if (first) *rcp = start(op, on_erase_read, NULL, 0, 4, argv);
+    else send_or_finish(op, on_erase_read, NULL, 0, 4, argv);
     strbuf_free(&kp);
 }
 
@@ -948,17 +907,17 @@ int people_erase(struct people *pp, const char *id, people_cb cb, void *arg)
 
 /* ---- addresses ----------------------------------------------------------- */
 
-static void on_find(struct rconn *rc, redisReply *r, void *priv)
+static void on_find(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
-    (void)rc;
-    if (reply_failed(op, r)) return;
+    (void)text;
+    if (reply_failed(op, r, serr)) return;
     if (r->type == REDIS_REPLY_NIL) {
         finish(op, -HERALD_ENOENT, NULL, "no recipient has this address");
         return;
     }
     if (r->type != REDIS_REPLY_STRING) {
-        finish(op, -HERALD_EREDIS, NULL, "unexpected reply from redis");
+        finish_store(op, STORE_E_REPLY);
         return;
     }
     finish(op, 0, json_pack("{s:s}", "id", r->str), NULL);
@@ -974,27 +933,27 @@ int people_find_by_address(struct people *pp, int channel, const char *address, 
     store_key_addr(&ka, pp->cfg->prefix);
     store_suppress_member(&m, channel, address);
     const char *argv[] = {"HGET", ka.buf, m.buf};
-    int rc = start(op, on_find, 3, argv);
+    int rc = start(op, on_find, NULL, 0, 3, argv);
     strbuf_free(&ka);
     strbuf_free(&m);
     return rc;
 }
 
-static void on_suppress(struct rconn *rc, redisReply *r, void *priv)
+static void on_suppress(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
-    (void)rc;
-    if (not_integer(op, r)) return;
+    (void)text;
+    if (not_integer(op, r, serr)) return;
     finish(op, 0, json_pack("{s:b}", "changed", r->integer == 1), NULL);
 }
 
 /* Knows whose address it is (or that nobody's): now change the list and
  * that person's rev in one step. */
-static void on_suppress_owner(struct rconn *rc, redisReply *r, void *priv)
+static void on_suppress_owner(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
-    (void)rc;
-    if (reply_failed(op, r)) return;
+    (void)text;
+    if (reply_failed(op, r, serr)) return;
     struct strbuf ks, kp;
     strbuf_init(&ks);
     strbuf_init(&kp);
@@ -1003,14 +962,11 @@ static void on_suppress_owner(struct rconn *rc, redisReply *r, void *priv)
     if (owned) store_key_person(&kp, op->pp->cfg->prefix, r->str);
     const char *argv[7];
     int argc = 0;
-    argv[argc++] = "EVAL";
-    argv[argc++] = lua_suppress;
-    argv[argc++] = owned ? "2" : "1";
     argv[argc++] = ks.buf;
     if (owned) argv[argc++] = kp.buf;
     argv[argc++] = op->on ? "1" : "0";
     argv[argc++] = op->member;
-    send_or_finish(op, on_suppress, argc, argv);
+    send_or_finish(op, on_suppress, store_lua_people_suppress, owned ? 2 : 1, argc, argv);
     strbuf_free(&ks);
     strbuf_free(&kp);
 }
@@ -1028,7 +984,7 @@ int people_suppress(struct people *pp, int channel, const char *address, bool on
     store_suppress_member(&m, channel, address);
     op->member = strbuf_detach(&m, NULL);
     const char *argv[] = {"HGET", ka.buf, op->member};
-    int rc = start(op, on_suppress_owner, 3, argv);
+    int rc = start(op, on_suppress_owner, NULL, 0, 3, argv);
     strbuf_free(&ka);
     return rc;
 }

@@ -2,19 +2,33 @@
  * people.h - a person's data in Redis, as the API, the preference page and
  * the provider webhooks change it.
  *
- * Every operation is asynchronous on the daemon's data connection and ends
- * in exactly one callback (libuv's rule): if the call returns 0 the
- * callback fires once, later, from the loop; if it returns < 0 it never
- * fires. Every write is atomic (one Lua script or MULTI): nothing is ever
- * half-applied. Every write bumps the person's `rev` field (store.h), so a
- * message the daemon has looked up but not yet reserved is decided again
- * with the new data. Never logs an address or a body; err never quotes one.
+ * Every operation is asynchronous, through the store's command layer
+ * (store_cmd.h) with STORE_CMD_ONCE: its callers answer someone now, so a
+ * command is never retried and never waits for the connection. It ends in
+ * exactly one callback (libuv's rule): if the call returns 0 the callback
+ * fires once, later, from the loop; if it returns < 0 it never fires.
+ * Every write is one Lua script (daemon/lua/people_*.lua, declared `#!lua`,
+ * so Redis refuses one under OOM before it writes anything): nothing is
+ * ever half-applied. Every write bumps the person's `rev` field (store.h),
+ * so a message the daemon has looked up but not yet reserved is decided
+ * again with the new data. Never logs an address or a body; err never
+ * quotes one, nor Redis's own words.
  *
- * Statuses passed to callbacks:
+ * Statuses passed to callbacks (store: STORE_E_COUNT but for -HERALD_EREDIS):
  *    0               done; doc holds the result (the callback owns it)
  *   -HERALD_ENOENT   no profile is stored for the id
  *   -HERALD_EINVAL   the input is not acceptable; err says why (for a 400)
- *   -HERALD_EREDIS   Redis failed or is unreachable (for a 503)
+ *   -HERALD_EREDIS   Redis refused a command, or the connection was lost
+ *                    (store: the error's class; err: "redis unavailable:
+ *                    <store_error_name>"). Nothing of the operation was
+ *                    written, except that a lost connection cannot say
+ *                    whether the one write it carried was applied: that
+ *                    write is whole or absent, and safe to send again.
+ *                    Transient classes (store_error_class) pass on their
+ *                    own: try again soon; permanent ones need an operator.
+ *   -HERALD_EBUSY    the person's data kept changing under a
+ *                    compare-and-set (people.c: PEOPLE_CAS_TRIES rounds): nothing was
+ *                    written; try again
  * Synchronous returns (the callback then never fires): -HERALD_EREDIS when
  * the data connection is down (even for input that would be refused:
  * the refusal, too, is delivered from the loop), -HERALD_EINVAL for an id
@@ -40,16 +54,19 @@
 
 #include "config.h"
 #include "herald.h"
-#include "rconn.h"
+#include "store_cmd.h"
 
 struct people;
 
-/* doc: a new reference the callback owns (NULL when status < 0). err: a
- * message for the caller's answer when status < 0 (never an address). */
-typedef void (*people_cb)(int status, json_t *doc, const char *err, void *arg);
+/* doc: a new reference the callback owns (NULL when status < 0). store:
+ * the class of a Redis failure (-HERALD_EREDIS), else STORE_E_COUNT. err:
+ * a message for the caller's answer when status < 0 (never an address). */
+typedef void (*people_cb)(int status, enum store_error store, json_t *doc, const char *err, void *arg);
 
-/* cfg must outlive the context (prefix, [admin] tombstone_secret, ...). */
-struct people *people_new(struct rconn *data, const struct config *cfg);
+/* sc (the daemon's layer for interactive callers, on its data connection)
+ * and cfg must outlive the context (prefix, [admin] tombstone_secret, ...).
+ * Every command of the context is sent STORE_CMD_ONCE. */
+struct people *people_new(struct store_cmds *sc, const struct config *cfg);
 void people_free(struct people *pp);
 
 /* The subject-access document above. */
@@ -80,6 +97,23 @@ int people_patch_preferences(struct people *pp, const char *id, const json_t *pa
 int people_consent_append(struct people *pp, const char *id, int channel, bool granted,
                           const char *source, const char *text_version, int64_t now, people_cb cb,
                           void *arg);
+
+/* A provider's event that may be delivered again (Twilio's MessageSid):
+ * key is set (expiring after ttl_s) and field of the counts hash is
+ * incremented in the same step as the change, so the event is applied and
+ * counted at most once, and its key is never left set by a change that did
+ * not happen: a redelivery after a failure applies it. */
+struct people_event {
+    const char *key;
+    int64_t ttl_s;
+    const char *counts, *field;
+};
+/* people_consent_append, at most once per event ev (NULL: as
+ * people_consent_append). A status 0 with doc NULL: the event was applied
+ * before, nothing changed. -HERALD_EINVAL (synchronous) for an incomplete ev. */
+int people_consent_append_event(struct people *pp, const char *id, int channel, bool granted,
+                                const char *source, const char *text_version, int64_t now,
+                                const struct people_event *ev, people_cb cb, void *arg);
 
 /* Erasure: deletes the profile, preferences, consent ledger, history,
  * sends and once-only records, and the herald:addr entries; adds a

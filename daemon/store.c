@@ -124,16 +124,54 @@ int store_person_from_fields(const redisReply *const *el, struct profile *p, cha
     return 1;
 }
 
-static int expect_ok(redisContext *c, char *err, size_t errlen)
+/* ---- errors of the blocking helpers ------------------------------------ */
+
+/* Keyed by class; a class added to STORE_ERROR_MAP without advice here
+ * gets the last resort of store_error_advice. */
+static const char *const advice[STORE_E_COUNT] = {
+    [STORE_E_CONNECTION] = "check that redis runs and is reachable, then run it again",
+    [STORE_E_LOADING] = "redis is loading its data: retry in a moment",
+    [STORE_E_BUSY] = "a script runs too long in redis: retry once it ends",
+    [STORE_E_TRYAGAIN] = "retry in a moment",
+    [STORE_E_MASTERDOWN] = "the replica lost its master: retry once it is back",
+    [STORE_E_READONLY] = "this redis is a read-only replica: point [redis] url at the master",
+    [STORE_E_OOM] = "retry once memory is freed",
+    [STORE_E_CLUSTERDOWN] = "the cluster is down: retry once it is back",
+    [STORE_E_NOPERM] = "the redis user lacks a permission herald needs: check its ACL",
+    [STORE_E_WRONGTYPE] = "a key under herald's prefix has the wrong type: something else writes there",
+    [STORE_E_NOGROUP] = "the jobs stream has no consumer group yet: start herald once",
+    [STORE_E_ERROR] = "see redis's log",
+    [STORE_E_REPLY] = "is this a redis server?",
+};
+
+const char *store_error_advice(enum store_error e)
+{
+    return e < STORE_E_COUNT && advice[e] ? advice[e] : "see redis's log";
+}
+
+enum store_error store_sync_error(char *err, size_t errlen, const char *what, const redisContext *c,
+                                  const redisReply *r)
+{
+    if (!r) {
+        herald_seterr(err, errlen, "redis connection failed during the %s: %s (%s)", what,
+                      c && c->errstr[0] ? c->errstr : "no reply", store_error_advice(STORE_E_CONNECTION));
+        return STORE_E_CONNECTION;
+    }
+    enum store_error e = r->type == REDIS_REPLY_ERROR && r->str ? store_error_classify(r->str) : STORE_E_REPLY;
+    herald_seterr(err, errlen, "redis refused the %s: %s (%s)", what, store_error_name(e), store_error_advice(e));
+    return e;
+}
+
+static int expect_ok(redisContext *c, const char *what, char *err, size_t errlen)
 {
     redisReply *r = NULL;
-    if (redisGetReply(c, (void **)&r) != REDIS_OK) {
-        herald_seterr(err, errlen, "redis: %s", c->errstr);
+    if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+        store_sync_error(err, errlen, what, c, NULL);
         return -HERALD_EREDIS;
     }
     int rc = 0;
     if (r->type == REDIS_REPLY_ERROR) {
-        herald_seterr(err, errlen, "redis: %s", r->str);
+        store_sync_error(err, errlen, what, c, r);
         rc = -HERALD_EREDIS;
     }
     freeReplyObject(r);
@@ -166,16 +204,16 @@ int store_sync_suppress(redisContext *c, const char *prefix, int channel, const 
     redisReply *owner = redisCommand(c, "HGET %s %s", k.buf, m.buf);
     int rc = 0;
     if (!owner || owner->type == REDIS_REPLY_ERROR) {
-        herald_seterr(err, errlen, "redis: %s", owner ? owner->str : c->errstr);
+        store_sync_error(err, errlen, "suppression", c, owner);
         rc = -HERALD_EREDIS;
     } else {
         store_key_suppress(&k, prefix);
         redisAppendCommand(c, "SADD %s %s", k.buf, m.buf);
-        rc = expect_ok(c, err, errlen);
+        rc = expect_ok(c, "suppression", err, errlen);
         if (rc == 0 && owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str)) {
             store_key_person(&k, prefix, owner->str);
             redisAppendCommand(c, "HINCRBY %s rev 1", k.buf);
-            rc = expect_ok(c, err, errlen);
+            rc = expect_ok(c, "suppression", err, errlen);
         }
     }
     if (owner) freeReplyObject(owner);
@@ -258,7 +296,7 @@ static redisReply *next_reply(redisContext *c, char *err, size_t errlen)
 {
     redisReply *r = NULL;
     if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
-        herald_seterr(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        store_sync_error(err, errlen, "import", c, NULL);
         return NULL;
     }
     return r;
@@ -318,16 +356,15 @@ static int append_import(redisContext *c, const char *prefix, struct store_impor
     return n;
 }
 
-/* An error reply as a reason to print: Redis quotes the arguments of a
- * refused command ("... with args beginning with: '...'"), and an argument
- * may be an address, so the text is cut before the first quote. */
-static void refuse(struct store_import *it, const char *what, const redisReply *r, const char *after)
+/* An error reply as a reason to print: its class, never Redis's words
+ * (it quotes the arguments of a refused command, and one may be an
+ * address). after: what else to say ("" none). */
+static void refuse(struct store_import *it, const redisReply *r, const char *after)
 {
-    const char *text = r && r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply";
-    size_t n = strcspn(text, "'\"");
-    while (n && (isspace((unsigned char)text[n - 1]) || strchr(":,>", text[n - 1]))) n--;
+    char why[160];
     it->status = STORE_IMPORT_REFUSED;
-    herald_seterr(it->reason, sizeof(it->reason), "%s: %.*s%s", what, (int)n, text, after);
+    it->error = store_sync_error(why, sizeof(why), "import", NULL, r);
+    herald_seterr(it->reason, sizeof(it->reason), "%s%s", why, after);
 }
 
 /* The first failure among the replies to one person's MULTI ... EXEC:
@@ -361,6 +398,7 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
     for (size_t i = 0; i < n; i++) {
         items[i].tombstoned = 0;
         items[i].status = STORE_IMPORT_UNKNOWN;
+        items[i].error = STORE_E_COUNT;
         items[i].reason[0] = '\0';
     }
 
@@ -385,7 +423,7 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
                 rc = -HERALD_EREDIS;
                 break;
             }
-            if (r->type == REDIS_REPLY_ERROR) refuse(&items[i], "redis", r, " (reading the erased addresses)");
+            if (r->type == REDIS_REPLY_ERROR) refuse(&items[i], r, "; while reading the erased addresses");
             else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) items[i].tombstoned |= 1u << ch;
             freeReplyObject(r);
         }
@@ -396,7 +434,7 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
         struct profile old;
         char perr[128];
         if (r->type == REDIS_REPLY_ERROR) {
-            refuse(&items[i], "redis", r, " (reading the stored profile)");
+            refuse(&items[i], r, "; while reading the stored profile");
         } else if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &old, perr, sizeof(perr)) == 0) {
             struct strbuf om, nm;
             strbuf_init(&om);
@@ -443,7 +481,7 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
                 items[i].status = STORE_IMPORT_STORED;
             } else {
                 /* Redis ran the transaction's other writes: say so. */
-                refuse(&items[i], "redis", bad, applied ? " (the person's other writes were applied)" : "");
+                refuse(&items[i], bad, applied ? "; the person's other writes were applied" : "");
             }
         }
         for (int k = 0; k < got; k++) freeReplyObject(replies[k]);

@@ -56,6 +56,7 @@
 
 #include "herald.h"
 #include "profile.h"
+#include "store_cmd.h"
 
 #define STORE_GROUP "herald"
 
@@ -120,6 +121,12 @@ extern const char store_lua_finish[];    /* records, history, audit, progress */
 extern const char store_lua_release[];   /* give back a reservation no provider took */
 extern const char store_lua_release_due[]; /* due scheduled jobs back to the stream */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
+/* A person's data as the API, the pages and the webhooks change it (people.c). */
+extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
+extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */
+extern const char store_lua_people_consent[];  /* ledger append [at most once per event] */
+extern const char store_lua_people_erase[];    /* erasure CAS on rev, tombstones */
+extern const char store_lua_people_suppress[]; /* suppression list, the owner's rev */
 
 /* The SHA1 hex of a script, as EVALSHA wants it. */
 void store_script_sha(const char *script, char sha[41]);
@@ -131,7 +138,21 @@ int store_person_from_reply(const redisReply *r, struct profile *p, char *err, s
 /* The same from 1 + HERALD_CH_COUNT reply elements (profile, consent:*). */
 int store_person_from_fields(const redisReply *const *el, struct profile *p, char *err, size_t errlen);
 
-/* Blocking helpers for heraldctl (and tests). Each returns 0 or <0 with err. */
+/* Blocking helpers for heraldctl (and tests). Each returns 0 or <0 with err.
+ * Their errors are classified as the daemon's (store_error_classify), so an
+ * operator reads the same labels as /healthz shows, with what to do:
+ * "redis refused the <what>: <label> (<advice>)". Never Redis's own words
+ * (they may quote an argument: an address). */
+
+/* What an operator does about an error of class e, e.g. "retry once memory
+ * is freed" for oom. */
+const char *store_error_advice(enum store_error e);
+/* err = "redis refused the <what>: <label> (<advice>)" for r an error reply
+ * (or a reply of another type than expected), or, with r NULL, "redis
+ * connection failed during the <what>: <c->errstr> (<advice>)". Returns the
+ * class. */
+enum store_error store_sync_error(char *err, size_t errlen, const char *what, const redisContext *c,
+                                  const redisReply *r);
 int store_sync_import(redisContext *c, const char *prefix, const struct profile *p,
                       const struct consent_record *recs, size_t nrecs, char *err, size_t errlen);
 int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address,
@@ -168,7 +189,8 @@ struct store_import {
     const char *tombstones[HERALD_CH_COUNT];
     unsigned tombstoned; /* out: bit (1 << ch) when that address was erased before */
     enum store_import_status status; /* out */
-    char reason[160];    /* out: why not STORED; Redis's words cut before any quoted argument */
+    enum store_error error; /* out: the class of Redis's refusal (STORE_E_COUNT: none) */
+    char reason[192];    /* out: why not STORED, as store_sync_error words it */
 };
 
 /* Imports a batch (heraldctl import) in two pipelined round trips. For each

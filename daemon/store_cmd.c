@@ -7,6 +7,8 @@
  * kept: a retried write is never overtaken by what was queued after it),
  * and never spin: retries wait 100 ms doubling to 2 s for transient
  * errors, 1 s doubling to 30 s for permanent ones that must still land.
+ * A STORE_CMD_ONCE command is the exception that keeps no order: it is
+ * sent at once or refused, and its errors end it (store_cmd.h).
  * Logs one line when waiting on Redis starts and one when it ends.
  */
 #include "store_cmd.h"
@@ -210,14 +212,24 @@ static void retry_later(struct store_cmds *sc, struct scmd *c, enum store_error 
     uv_timer_start(&sc->timer, on_timer, (uint64_t)d, 0);
 }
 
+/* c ends with error err: its callback gets it (HOLD, ONCE). */
+static void give_up(struct store_cmds *sc, struct scmd *c, enum store_error err, const char *text)
+{
+    sc->st.errors[err]++;
+    c->cb(NULL, err, text, c->arg);
+    scmd_free(c);
+}
+
 static void on_reply(struct rconn *rc, redisReply *r, void *priv)
 {
     struct scmd *c = priv;
     struct store_cmds *sc = c->sc;
+    bool once = c->flags & STORE_CMD_ONCE;
     (void)rc;
     sc->inflight--;
     if (!r) { /* connection lost: sent again once it is back */
-        retry_later(sc, c, STORE_E_CONNECTION, "connection lost");
+        if (once) give_up(sc, c, STORE_E_CONNECTION, "connection lost");
+        else retry_later(sc, c, STORE_E_CONNECTION, "connection lost");
         return;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -233,20 +245,20 @@ static void on_reply(struct rconn *rc, redisReply *r, void *priv)
                 sc->inflight++;
                 return;
             }
-            retry_later(sc, c, STORE_E_CONNECTION, "connection lost");
+            if (once) give_up(sc, c, STORE_E_CONNECTION, "connection lost");
+            else retry_later(sc, c, STORE_E_CONNECTION, "connection lost");
             return;
         }
         enum store_error err = store_error_classify(r->str);
-        if (store_error_class(err) == STORE_PERMANENT && (c->flags & STORE_CMD_HOLD)) {
-            sc->st.errors[err]++;
-            c->cb(NULL, err, r->str, c->arg);
-            scmd_free(c);
+        if (once || (store_error_class(err) == STORE_PERMANENT && (c->flags & STORE_CMD_HOLD))) {
+            give_up(sc, c, err, r->str);
             return;
         }
         retry_later(sc, c, err, r->str);
         return;
     }
-    if (sc->st.waiting && !sc->retry.head && !sc->timer_armed) {
+    /* A ONCE command that passes says nothing of the retried ones. */
+    if (!once && sc->st.waiting && !sc->retry.head && !sc->timer_armed) {
         sc->st.waiting = false;
         sc->delay_ms = 0;
         log_recovered(&sc->complaint, "store", "redis accepts commands on %s again", sc->name);
@@ -288,8 +300,8 @@ struct store_cmds *store_cmds_new(uv_loop_t *loop, struct rconn *rc, const char 
     return sc;
 }
 
-void store_cmds_send(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void *arg, void (*discard)(void *),
-                     struct store_args *a, const char *script)
+int store_cmds_send(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void *arg, void (*discard)(void *),
+                    struct store_args *a, const char *script)
 {
     struct scmd *c = xcalloc(1, sizeof(*c));
     c->sc = sc;
@@ -310,16 +322,23 @@ void store_cmds_send(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, voi
     }
     store_args_free(a);
     store_args_init(a);
+    if (flags & STORE_CMD_ONCE) {
+        /* Now or never: its caller answers someone who must not wait. */
+        if (send_one(sc, c)) return 0;
+        scmd_free(c);
+        return -HERALD_EREDIS;
+    }
     /* Behind anything that waits: order is kept. */
     if (sc->backlog.head || sc->retry.head || sc->timer_armed || !send_one(sc, c)) fifo_push(&sc->backlog, c);
+    return 0;
 }
 
-void store_cmds_sendv(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void *arg, const char *const *argv)
+int store_cmds_sendv(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void *arg, const char *const *argv)
 {
     struct store_args a;
     store_args_init(&a);
     for (int i = 0; argv[i]; i++) store_args_add(&a, argv[i]);
-    store_cmds_send(sc, flags, cb, arg, NULL, &a, NULL);
+    return store_cmds_send(sc, flags, cb, arg, NULL, &a, NULL);
 }
 
 void store_cmds_connected(struct store_cmds *sc) { flush(sc); }

@@ -20,10 +20,29 @@
  *              transient one, with a longer backoff, until an operator
  *              fixes the cause.
  *
+ *   once       a command sent with STORE_CMD_ONCE is for a caller that
+ *              answers someone now (the API, the link pages, the provider
+ *              webhooks, the /metrics scrape) and must not wait: it is
+ *              never retried, and any error reply, transient or
+ *              permanent, and a lost connection, go to its callback
+ *              (reply NULL, the error's class, its text). It is never
+ *              queued either: while the connection is down (or cannot
+ *              take it) store_cmds_send() returns -HERALD_EREDIS at once
+ *              and the callback never fires, so an HTTP caller answers
+ *              503 at once. It goes out as soon as it is sent, ahead of
+ *              any command of the same layer waiting for its retry, so it
+ *              is for commands that depend on none of them: the daemon
+ *              gives the interactive callers a layer of their own
+ *              ("api", on the same connection as the job pipeline's).
+ *              The script of an EVALSHA still goes once after NOSCRIPT.
+ *
  * Callback rule (libuv's): a command handed to store_cmds_send() gets its
- * callback exactly once, unless the layer is freed first, in which case
- * its discard function (if any) frees the argument instead. Never logs an
- * address: error replies from Redis name commands and codes, not values.
+ * callback exactly once (if store_cmds_send() returned 0), unless the
+ * layer is freed first, in which case its discard function (if any) frees
+ * the argument instead. Only a STORE_CMD_ONCE command can be refused
+ * (< 0, the callback never fires); the others are always taken. Never
+ * logs an address: error replies from Redis name commands and codes, not
+ * values.
  */
 #ifndef HERALD_STORE_CMD_H
 #define HERALD_STORE_CMD_H
@@ -91,18 +110,24 @@ enum store_error store_error_classify(const char *text);
 struct store_cmds;
 
 /* reply: the answer (never an error reply), or NULL when a STORE_CMD_HOLD
- * command met a permanent error (err, text: the reply's text). */
+ * command met a permanent error, or a STORE_CMD_ONCE command any error
+ * (err: its class, STORE_E_CONNECTION for a lost connection; text: the
+ * reply's text, which an HTTP answer never quotes: it says
+ * store_error_name(err)). err is STORE_E_COUNT with a reply. */
 typedef void (*store_cmd_cb)(redisReply *reply, enum store_error err, const char *text, void *arg);
 
 #define STORE_CMD_HOLD 1u /* permanent errors go to the callback */
+#define STORE_CMD_ONCE 2u /* no retry, no queue: every error goes to the callback */
 
 struct store_cmds *store_cmds_new(uv_loop_t *loop, struct rconn *rc, const char *name);
 /* Sends the command in a (taking its buffer; a is left initialised and
- * empty). script: the body of the EVALSHA that a starts with, or NULL. */
-void store_cmds_send(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void *arg, void (*discard)(void *),
+ * empty). script: the body of the EVALSHA that a starts with, or NULL.
+ * Returns 0, or -HERALD_EREDIS for a STORE_CMD_ONCE command that cannot
+ * go out now (the callback then never fires; discard is not called). */
+int store_cmds_send(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void *arg, void (*discard)(void *),
                      struct store_args *a, const char *script);
 /* send(sc, flags, cb, arg, argv): argv ends with NULL; strings copied. */
-void store_cmds_sendv(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void *arg, const char *const *argv);
+int store_cmds_sendv(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void *arg, const char *const *argv);
 #define STORE_SEND(sc, flags, cb, arg, ...) store_cmds_sendv(sc, flags, cb, arg, (const char *const[]){__VA_ARGS__, NULL})
 /* The connection became usable: send what waits. */
 void store_cmds_connected(struct store_cmds *sc);

@@ -3,16 +3,22 @@
  * inbound SMS (see webhooks.h for what each does).
  *
  * Owns only the per-request state of the two routes; the person's data is
- * changed through people.h alone, and the one key of its own (the Twilio
- * dedupe key, `<prefix>:webhook:twilio:<MessageSid>`, plus the counters
- * hash `<prefix>:webhook:counts`) is written on the data connection.
- * Parsing and the signed text are pure (feedback.c); this file adds the
- * crypto, the clock and the Redis round trips.
+ * changed through people.h alone. Its own keys (the Twilio dedupe key,
+ * `<prefix>:webhook:twilio:<MessageSid>`, and the counters hash
+ * `<prefix>:webhook:counts`) go through the daemon's command layer for
+ * interactive callers (api_state.cmds): the dedupe key of a STOP or START
+ * is set by people.c's consent script in the same step as the change
+ * (people_consent_append_event), so it is never left set by a change that
+ * failed; HELP, which changes nothing, sets it with SET NX EX. Parsing and
+ * the signed text are pure (feedback.c); this file adds the crypto, the
+ * clock and the Redis round trips.
  *
  * Main invariant: nothing changes unless the provider's signature over the
  * exact bytes received verified first; a request refused (403, 400) has
- * changed nothing. Logs carry ids (recipient id, MessageSid) and counts,
- * never an address, a number or a body.
+ * changed nothing. A provider sends an event again until it gets a 2xx, so
+ * a Redis failure is answered 503 (api_respond_store_error), never 200
+ * with nothing stored. Logs carry ids (recipient id, MessageSid), counts
+ * and error labels, never an address, a number or a body.
  */
 #include "webhooks.h"
 
@@ -77,18 +83,23 @@ static size_t provider_settings(const struct config *cfg, const char *plugin, co
     return n;
 }
 
-static void reply_ignored(struct rconn *rc, redisReply *reply, void *privdata)
+static void on_counted(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    (void)rc, (void)reply, (void)privdata;
+    (void)r, (void)err, (void)text, (void)arg;
 }
 
+/* After the change was stored: a counter that must land, so it is a
+ * default command of the layer (retried until it passes, never failing
+ * the request whose change it counts). */
 static void count(struct api_state *st, const char *field, long long by)
 {
     if (by <= 0) return;
     struct strbuf k;
     strbuf_init(&k);
     strbuf_addf(&k, "%s:webhook:counts", st->cfg->prefix);
-    rconn_command(st->data, reply_ignored, NULL, "HINCRBY %s %s %lld", k.buf, field, by);
+    char n[HERALD_LL_CHARS];
+    herald_lltoa(n, by);
+    STORE_SEND(st->cmds, 0, on_counted, NULL, "HINCRBY", k.buf, field, n);
     strbuf_free(&k);
 }
 
@@ -136,14 +147,16 @@ struct sg_ctx {
     size_t pending;
     size_t changed, refused;
     bool failed;
+    enum store_error error; /* when failed */
 };
 
 static void sg_finish(struct sg_ctx *c)
 {
     if (c->failed) {
-        log_warn("webhooks", "sendgrid: redis failed; events=%zu suppressed=%zu (SendGrid retries)",
-                 c->fs.nevents, c->changed);
-        http_respond_error(c->req, 503, "storage unavailable, retry later");
+        log_warn("webhooks", "sendgrid: redis failed (%s); events=%zu suppressed=%zu (SendGrid retries)",
+                 store_error_name(c->error), c->fs.nevents, c->changed);
+        count(c->st, "sendgrid:suppressed", (long long)c->changed); /* what did change, once */
+        api_respond_store_error(c->req, c->error);
     } else {
         count(c->st, "sendgrid:suppressed", (long long)c->changed);
         log_info("webhooks", "sendgrid: events=%zu suppressed=%zu already=%zu ignored=%zu refused=%zu",
@@ -157,7 +170,7 @@ static void sg_finish(struct sg_ctx *c)
     free(c);
 }
 
-static void sg_suppressed(int status, json_t *doc, const char *err, void *arg)
+static void sg_suppressed(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
     (void)err;
     struct sg_ctx *c = arg;
@@ -165,8 +178,9 @@ static void sg_suppressed(int status, json_t *doc, const char *err, void *arg)
         if (json_is_true(json_object_get(doc, "changed"))) c->changed++;
     } else if (status == -HERALD_EINVAL) {
         c->refused++; /* not an address the store accepts: nothing to suppress */
-    } else {
+    } else if (!c->failed) {
         c->failed = true;
+        c->error = status == -HERALD_EREDIS ? store : STORE_E_ERROR;
     }
     json_decref(doc);
     if (--c->pending == 0) sg_finish(c);
@@ -227,6 +241,7 @@ static void sendgrid_post(struct http_request *req, void *arg)
         c->pending++;
         if (people_suppress(st->people, HERALD_CH_EMAIL, c->fs.suppress[i], true, sg_suppressed, c) < 0) {
             c->pending--;
+            if (!c->failed) c->error = STORE_E_CONNECTION;
             c->failed = true;
             break;
         }
@@ -251,6 +266,7 @@ struct tw_ctx {
     char sid[HERALD_ID_MAX + 1];
     char *id;        /* the person's id once found */
     char *dedupe;    /* <prefix>:webhook:twilio:<sid> */
+    char *counts;    /* <prefix>:webhook:counts */
     struct feedback_form form; /* kept until the end: people.h may read From later */
 };
 
@@ -258,6 +274,7 @@ static void tw_free(struct tw_ctx *c)
 {
     free(c->id);
     free(c->dedupe);
+    free(c->counts);
     feedback_form_free(&c->form);
     free(c);
 }
@@ -268,65 +285,58 @@ static void twiml(struct http_request *req, enum feedback_keyword kw)
     http_respond(req, 200, "text/xml; charset=utf-8", x, strlen(x));
 }
 
-static void tw_fail(struct tw_ctx *c, bool undo)
+/* Nothing was applied (and the MessageSid is not marked): Twilio sends the
+ * message again, and then it is. */
+static void tw_fail(struct tw_ctx *c, enum store_error e)
 {
-    /* Forget the MessageSid, so that a redelivery is applied. */
-    if (undo) rconn_command(c->st->data, reply_ignored, NULL, "DEL %s", c->dedupe);
-    log_warn("webhooks", "twilio: %s sid=%s not applied: redis failed", feedback_keyword_name(c->kw), c->sid);
-    http_respond_error(c->req, 503, "storage unavailable, retry later");
+    log_warn("webhooks", "twilio: %s sid=%s not applied: redis failed (%s); twilio retries",
+             feedback_keyword_name(c->kw), c->sid, store_error_name(e));
+    api_respond_store_error(c->req, e);
     tw_free(c);
 }
 
-static void tw_consented(int status, json_t *doc, const char *err, void *arg)
+static void tw_consented(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
     (void)err;
     struct tw_ctx *c = arg;
+    bool applied = doc != NULL;
     json_decref(doc);
-    if (status == 0) {
-        const char *kw = feedback_keyword_name(c->kw);
-        char field[32];
-        snprintf(field, sizeof(field), "twilio:%s", kw);
-        count(c->st, field, 1);
-        log_info("webhooks", "twilio: %s recipient=%s sid=%s: sms consent %s", kw, c->id, c->sid,
-                 c->kw == FEEDBACK_KW_STOP ? "revoked" : "granted");
+    if (status == 0 && applied) { /* counted by the same script */
+        log_info("webhooks", "twilio: %s recipient=%s sid=%s: sms consent %s", feedback_keyword_name(c->kw), c->id,
+                 c->sid, c->kw == FEEDBACK_KW_STOP ? "revoked" : "granted");
+    } else if (status == 0) {
+        log_debug("webhooks", "twilio: sid=%s seen before: nothing changes", c->sid);
     } else if (status == -HERALD_ENOENT) {
         log_info("webhooks", "twilio: %s sid=%s: the person was erased meanwhile", feedback_keyword_name(c->kw),
                  c->sid);
     } else {
-        tw_fail(c, true);
+        tw_fail(c, status == -HERALD_EREDIS ? store : STORE_E_ERROR);
         return;
     }
     twiml(c->req, c->kw);
     tw_free(c);
 }
 
-static void tw_deduped(struct rconn *rc, redisReply *reply, void *arg)
+/* HELP changes nothing but a counter: the MessageSid marks it counted. */
+static void tw_help_deduped(redisReply *reply, enum store_error e, const char *text, void *arg)
 {
-    (void)rc;
+    (void)text;
     struct tw_ctx *c = arg;
-    if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        tw_fail(c, false);
+    if (!reply) {
+        tw_fail(c, e);
         return;
     }
     if (reply->type == REDIS_REPLY_NIL) {
         log_debug("webhooks", "twilio: sid=%s seen before: nothing changes", c->sid);
-        twiml(c->req, c->kw);
-        tw_free(c);
-        return;
-    }
-    if (c->kw == FEEDBACK_KW_HELP) {
+    } else {
         count(c->st, "twilio:help", 1);
         log_info("webhooks", "twilio: help recipient=%s sid=%s", c->id, c->sid);
-        twiml(c->req, c->kw);
-        tw_free(c);
-        return;
     }
-    if (people_consent_append(c->st->people, c->id, HERALD_CH_SMS, c->kw == FEEDBACK_KW_START, "sms_keyword",
-                              NULL, (int64_t)time(NULL), tw_consented, c) < 0)
-        tw_fail(c, true);
+    twiml(c->req, c->kw);
+    tw_free(c);
 }
 
-static void tw_found(int status, json_t *doc, const char *err, void *arg)
+static void tw_found(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
     (void)err;
     struct tw_ctx *c = arg;
@@ -341,15 +351,29 @@ static void tw_found(int status, json_t *doc, const char *err, void *arg)
         return;
     }
     if (status < 0) {
-        tw_fail(c, false);
+        tw_fail(c, status == -HERALD_EREDIS ? store : STORE_E_ERROR);
         return;
     }
     struct strbuf k;
     strbuf_init(&k);
     strbuf_addf(&k, "%s:webhook:twilio:%s", c->st->cfg->prefix, c->sid);
     c->dedupe = strbuf_detach(&k, NULL);
-    if (rconn_command(c->st->data, tw_deduped, c, "SET %s 1 NX EX %d", c->dedupe, WEBHOOKS_DEDUPE_TTL_S) < 0)
-        tw_fail(c, false);
+    strbuf_addf(&k, "%s:webhook:counts", c->st->cfg->prefix);
+    c->counts = strbuf_detach(&k, NULL);
+    int rc;
+    if (c->kw == FEEDBACK_KW_HELP) {
+        char ttl[HERALD_LL_CHARS];
+        herald_lltoa(ttl, WEBHOOKS_DEDUPE_TTL_S);
+        rc = STORE_SEND(c->st->cmds, STORE_CMD_ONCE, tw_help_deduped, c, "SET", c->dedupe, "1", "NX", "EX", ttl);
+    } else {
+        char field[32];
+        snprintf(field, sizeof(field), "twilio:%s", feedback_keyword_name(c->kw));
+        struct people_event ev = {.key = c->dedupe, .ttl_s = WEBHOOKS_DEDUPE_TTL_S, .counts = c->counts,
+                                  .field = field};
+        rc = people_consent_append_event(c->st->people, c->id, HERALD_CH_SMS, c->kw == FEEDBACK_KW_START,
+                                         "sms_keyword", NULL, (int64_t)time(NULL), &ev, tw_consented, c);
+    }
+    if (rc < 0) tw_fail(c, STORE_E_CONNECTION);
 }
 
 static void twilio_post(struct http_request *req, void *arg)
@@ -419,7 +443,7 @@ static void twilio_post(struct http_request *req, void *arg)
     c->kw = kw;
     snprintf(c->sid, sizeof(c->sid), "%s", sid);
     c->form = form;
-    if (people_find_by_address(st->people, HERALD_CH_SMS, from, tw_found, c) < 0) tw_fail(c, false);
+    if (people_find_by_address(st->people, HERALD_CH_SMS, from, tw_found, c) < 0) tw_fail(c, STORE_E_CONNECTION);
 }
 
 int webhooks_register(struct http_server *srv, struct api_state *st)

@@ -14,6 +14,8 @@
  * before anything is read from its body. Without a key or a token
  * configured, every request is refused (403): unsigned input is never
  * trusted. Each is idempotent: the same event twice changes nothing more.
+ * When Redis fails, the answer is 503 and nothing of the event is marked
+ * applied, so the provider's redelivery applies it (exactly once).
  * Never logs an address, a number or a message body.
  */
 #ifndef HERALD_WEBHOOKS_H
@@ -29,7 +31,7 @@
 /* How long a Twilio MessageSid is remembered (dedupe of redeliveries). */
 #define WEBHOOKS_DEDUPE_TTL_S (7 * 86400)
 
-/* Adds the two routes. st (and st->cfg, st->people, st->data) must outlive
+/* Adds the two routes. st (and st->cfg, st->people, st->cmds) must outlive
  * the server; st->people may still be NULL (the routes then answer 503). */
 int webhooks_register(struct http_server *srv, struct api_state *st);
 

@@ -152,7 +152,7 @@ class Import(harness.HeraldTestCase):
         res = e.ctl("import", path)
         self.assertEqual(res.returncode, 1, res.stderr)
         self.assertEqual(res.stdout.strip(), "imported 2, skipped 1")
-        self.assertRegex(res.stderr, r"^%s:2: recipient im-2: not imported: redis: WRONGTYPE" % re.escape(path))
+        self.assertRegex(res.stderr, r"^%s:2: recipient im-2: not imported: redis refused the import: wrongtype \(" % re.escape(path))
         self.assertEqual(len(res.stderr.splitlines()), 1, res.stderr)
         self.assertNotIn("+15550100401", res.stderr)
         self.assertStored(e, ["im-1", "im-3"])
@@ -167,7 +167,7 @@ class Import(harness.HeraldTestCase):
         res = e.ctl("import", path)
         self.assertEqual(res.returncode, 1, res.stderr)
         self.assertEqual(res.stdout.strip(), "imported 2, skipped 1")
-        self.assertRegex(res.stderr, r"^%s:3: recipient im-3: not imported: redis: WRONGTYPE .*other writes"
+        self.assertRegex(res.stderr, r"^%s:3: recipient im-3: not imported: redis refused the import: wrongtype \(.*other writes were applied"
                          % re.escape(path))
         self.assertNotIn("ike.import@example.com", res.stderr)
         self.assertStored(e, ["im-1", "im-2"])
