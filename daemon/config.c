@@ -386,7 +386,7 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         }
         free(cfg->default_tz);
         cfg->default_tz = xstrdup(value);
-    } else if (MATCH("quiet_hours", "email") || MATCH("quiet_hours", "sms")) {
+    } else if (strcmp(section, "quiet_hours") == 0 && herald_channel_from_name(key) >= 0) {
         int ch = herald_channel_from_name(key), s = -1, e = -1;
         if (*value && profile_quiet_hours_parse(value, &s, &e) < 0) {
             herald_seterr(err, errlen, "expected HH:MM-HH:MM, e.g. 21:00-08:00 (start and end differ)");
@@ -394,9 +394,8 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         }
         cfg->quiet_start_min[ch] = s;
         cfg->quiet_end_min[ch] = e;
-        char **dst = ch == HERALD_CH_EMAIL ? &cfg->quiet_email : &cfg->quiet_sms;
-        free(*dst);
-        *dst = xstrdup(value);
+        free(cfg->quiet[ch]);
+        cfg->quiet[ch] = xstrdup(value);
     } else if (MATCH("daemon", "consumer")) {
         if (*value && !herald_id_valid(value)) {
             herald_seterr(err, errlen, "use 1..128 of " HERALD_ID_CHARS);
@@ -1034,7 +1033,6 @@ void config_free(struct config *cfg)
     }
     free(cfg->caps);
     free(cfg->default_tz);
-    free(cfg->quiet_email);
-    free(cfg->quiet_sms);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) free(cfg->quiet[ch]);
     memset(cfg, 0, sizeof(*cfg));
 }

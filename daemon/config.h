@@ -34,9 +34,9 @@
       "IANA time zone for people whose tz is missing or unknown (quiet hours).")                 \
     X("consent", "max_age", DURATION, "", consent_max_age_ms,                                    \
       "Consent granted longer ago than this counts as none (consent_expired); empty: no limit.") \
-    X("quiet_hours", "email", QUIET, "", quiet_email,                                            \
+    X("quiet_hours", "email", QUIET, "", quiet,                                                  \
       "HH:MM-HH:MM in the person's time zone when no email is sent (may wrap midnight).")        \
-    X("quiet_hours", "sms", QUIET, "", quiet_sms,                                                \
+    X("quiet_hours", "sms", QUIET, "", quiet,                                                    \
       "HH:MM-HH:MM in the person's time zone when no SMS is sent (may wrap midnight).")          \
     X("redis", "url", REDIS_URL, "redis://127.0.0.1:6379/0", redis_url,                          \
       "redis://[:password@]host[:port][/db]")                                                    \
@@ -154,7 +154,7 @@ struct config {
     /* [consent] */
     int64_t consent_max_age_ms; /* 0: consent does not expire */
     /* [quiet_hours] ops windows per channel, minutes of the local day; -1 none */
-    char *quiet_email, *quiet_sms;
+    char *quiet[HERALD_CH_COUNT]; /* as written, per channel; NULL when not set */
     int quiet_start_min[HERALD_CH_COUNT], quiet_end_min[HERALD_CH_COUNT];
     /* [redis] */
     char *redis_url;

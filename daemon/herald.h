@@ -47,13 +47,25 @@ enum herald_errno {
 /* The codes are negative at use: return -HERALD_EINVAL. */
 const char *herald_strerror(int rc);
 
-/* Channels. The order here is only an index; preference order is data. */
-#define HERALD_CHANNEL_MAP(X) \
-    X(EMAIL, "email")         \
-    X(SMS, "sms")
+/*
+ * Channels: the one place a channel is described; daemon/channel.h turns
+ * each line into a struct channel_desc, and every module asks that instead
+ * of naming a channel. Columns: enum suffix; name (jobs, profiles, audit,
+ * metrics, plugins; its consent field is "consent:<name>"); the profile key
+ * holding the address; the stem of its address functions in channel.c
+ * (channel_<stem>_valid, channel_<stem>_normalise); what an invalid address
+ * is not ("<key>: not <rule>"); the pages' words for one message, several,
+ * and the address; whether content takes a subject and html besides text.
+ * The order here is only an index; preference order is data.
+ */
+#define HERALD_CHANNEL_MAP(X)                                                                \
+    X(EMAIL, "email", "email", email, "a valid address", "email", "emails", "email address", \
+      true)                                                                                  \
+    X(SMS, "sms", "phone", phone, "a valid E.164 number (+ then 8..15 digits, the first not 0)", \
+      "text message", "text messages", "phone number", false)
 
 enum herald_channel {
-#define X(name, str) HERALD_CH_##name,
+#define X(name, ...) HERALD_CH_##name,
     HERALD_CHANNEL_MAP(X)
 #undef X
     HERALD_CH_COUNT

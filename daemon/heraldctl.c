@@ -349,8 +349,8 @@ static int cmd_suppress(const struct config *cfg, redisContext *c, const char *c
         fprintf(stderr, "heraldctl: unknown channel \"%s\" (expected email or sms)\n", channel);
         return 2;
     }
-    if ((ch == HERALD_CH_EMAIL && !profile_email_valid(addr)) || (ch == HERALD_CH_SMS && !profile_phone_valid(addr))) {
-        fprintf(stderr, "heraldctl: not a valid %s address\n", ch == HERALD_CH_EMAIL ? "email" : "E.164 phone");
+    if (!channel_address_valid(ch, addr)) {
+        fprintf(stderr, "heraldctl: %s\n", channel_get(ch)->address_invalid);
         return 1;
     }
     char err[256];

@@ -11,6 +11,8 @@
  */
 #include "job.h"
 
+#include "channel.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,7 +93,7 @@ static int parse_part(const json_t *c, const char *chname, const char *key, char
 static int parse_channel_content(int ch, const json_t *c, struct job_content *jc, char *err, size_t errlen)
 {
     const char *name = herald_channel_name(ch);
-    bool email = ch == HERALD_CH_EMAIL;
+    bool rich = channel_get(ch)->rich; /* subject, text and html; else text only */
     if (!json_is_object(c)) {
         herald_seterr(err, errlen, "content.%s: must be an object", name);
         return -HERALD_EINVAL;
@@ -100,11 +102,12 @@ static int parse_channel_content(int ch, const json_t *c, struct job_content *jc
     const json_t *v;
     json_object_foreach((json_t *)c, key, v) {
         bool known = strcmp(key, "text") == 0 ||
-                     (email && (strcmp(key, "subject") == 0 || strcmp(key, "html") == 0));
+                     (rich && (strcmp(key, "subject") == 0 || strcmp(key, "html") == 0));
         if (!known) {
             char q[40];
-            herald_seterr(err, errlen, "content.%s: unknown key \"%s\" (%s)", name, herald_printable(key, q, sizeof(q)),
-                          email ? "email takes subject, text and html" : "sms takes text only");
+            herald_seterr(err, errlen, "content.%s: unknown key \"%s\" (%s %s)", name,
+                          herald_printable(key, q, sizeof(q)), name,
+                          rich ? "takes subject, text and html" : "takes text only");
             return -HERALD_EINVAL;
         }
     }
@@ -114,9 +117,15 @@ static int parse_channel_content(int ch, const json_t *c, struct job_content *jc
         (rc = parse_part(c, name, "text", &jc->text, &jc->t_text, err, errlen)) < 0 ||
         (rc = parse_part(c, name, "html", &jc->html, &jc->t_html, err, errlen)) < 0)
         return rc;
-    if (email && !jc->subject) return herald_fail(err, errlen, "content.email.subject: missing");
-    if (email && !jc->text && !jc->html) return herald_fail(err, errlen, "content.email: give text, html or both");
-    if (!email && !jc->text) {
+    if (rich && !jc->subject) {
+        herald_seterr(err, errlen, "content.%s.subject: missing", name);
+        return -HERALD_EINVAL;
+    }
+    if (rich && !jc->text && !jc->html) {
+        herald_seterr(err, errlen, "content.%s: give text, html or both", name);
+        return -HERALD_EINVAL;
+    }
+    if (!rich && !jc->text) {
         herald_seterr(err, errlen, "content.%s.text: missing", name);
         return -HERALD_EINVAL;
     }

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "channel.h"
 #include "job.h"
 #include "profile.h"
 
@@ -322,8 +323,12 @@ bool pagerender_origin(const char *url, char *buf, size_t n)
 
 /* ---- the preference form ------------------------------------------------ */
 
-static const char *const freq_keys[] = {"email", "sms", "any"};
-#define NFREQ (sizeof(freq_keys) / sizeof(freq_keys[0]))
+/* The person's own limits: one per channel, then "any" (all together). */
+#define NFREQ ((size_t)HERALD_CH_COUNT + 1)
+static const char *freq_key(size_t k)
+{
+    return k < HERALD_CH_COUNT ? herald_channel_name((int)k) : "any";
+}
 
 /* "HH:MM" with HH 00..23 and MM 00..59. */
 static bool hhmm_valid(const char *s)
@@ -404,7 +409,7 @@ int pagerender_changes_from_form(const struct pagerender_form *f, struct pageren
         } else if (strncmp(n, "freq_", 5) == 0) {
             bool known = false;
             for (size_t k = 0; k < NFREQ; k++)
-                known = known || strcmp(n + 5, freq_keys[k]) == 0;
+                known = known || strcmp(n + 5, freq_key(k)) == 0;
             if (!known) goto unknown;
         } else {
             goto unknown;
@@ -439,7 +444,7 @@ int pagerender_changes_from_form(const struct pagerender_form *f, struct pageren
     }
     json_t *freq = json_object();
     for (size_t k = 0; k < NFREQ; k++) {
-        snprintf(pname, sizeof(pname), "freq_%s", freq_keys[k]);
+        snprintf(pname, sizeof(pname), "freq_%s", freq_key(k));
         const char *v = pagerender_form_get(f, pname);
         char t[32];
         if (is_blank(v)) continue;
@@ -448,11 +453,11 @@ int pagerender_changes_from_form(const struct pagerender_form *f, struct pageren
             herald_seterr(err, errlen,
                           "How often (%s): write it like 1/7d, meaning at most 1 message in 7 days "
                           "(the period in m, h or d).",
-                          strcmp(freq_keys[k], "any") == 0 ? "all channels together"
-                                                           : pagerender_channel_plural(freq_keys[k]));
+                          strcmp(freq_key(k), "any") == 0 ? "all channels together"
+                                                           : pagerender_channel_plural(freq_key(k)));
             goto fail;
         }
-        json_object_set_new(freq, freq_keys[k], json_string(t));
+        json_object_set_new(freq, freq_key(k), json_string(t));
     }
 
     /* Pass 2: build the one patch. */
@@ -501,25 +506,24 @@ void pagerender_changes_free(struct pagerender_changes *c)
 
 /* ---- words -------------------------------------------------------------- */
 
+/* The channel's words (its descriptor), or plain ones for a name that is
+ * no channel (an old history entry, a forged token never gets this far). */
 const char *pagerender_channel_plural(const char *channel)
 {
-    if (channel && strcmp(channel, "email") == 0) return "emails";
-    if (channel && strcmp(channel, "sms") == 0) return "text messages";
-    return "messages";
+    const struct channel_desc *d = channel_by_name(channel);
+    return d ? d->plural : "messages";
 }
 
 static const char *channel_singular(const char *channel)
 {
-    if (channel && strcmp(channel, "email") == 0) return "email";
-    if (channel && strcmp(channel, "sms") == 0) return "text message";
-    return "message";
+    const struct channel_desc *d = channel_by_name(channel);
+    return d ? d->singular : "message";
 }
 
 static const char *address_word(const char *channel)
 {
-    if (channel && strcmp(channel, "sms") == 0) return "phone number";
-    if (channel && strcmp(channel, "email") == 0) return "email address";
-    return "address";
+    const struct channel_desc *d = channel_by_name(channel);
+    return d ? d->address_label : "address";
 }
 
 static int reason_code(const char *reason)
@@ -807,8 +811,13 @@ static void section_profile(struct strbuf *out, const json_t *doc)
     const json_t *p = json_object_get(doc, "profile");
     strbuf_adds(out, "<section><h2>What we store about you</h2>\n<table>\n");
     profile_row(out, "Your id with us", jstr(doc, "id"));
-    profile_row(out, "Email address", jstr(p, "email"));
-    profile_row(out, "Phone number", jstr(p, "phone"));
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        const struct channel_desc *d = channel_get(ch);
+        char label[64];
+        herald_copy(label, sizeof(label), d->address_label);
+        label[0] = (char)toupper((unsigned char)label[0]);
+        profile_row(out, label, jstr(p, d->address_field));
+    }
     profile_row(out, "Time zone", jstr(p, "tz"));
     profile_row(out, "Language", jstr(p, "locale"));
     const json_t *attrs = json_object_get(p, "attributes");
@@ -844,7 +853,7 @@ static void section_receive(struct strbuf *out, const json_t *doc)
         const char *name = herald_channel_name(ch), *pl = pagerender_channel_plural(name);
         const json_t *cc = current_consent(doc, ch);
         bool suppressed = json_is_true(json_object_get(json_object_get(doc, "suppressed"), name));
-        const char *addr = jstr(p, ch == HERALD_CH_EMAIL ? "email" : "phone");
+        const char *addr = jstr(p, channel_get(ch)->address_field);
         strbuf_adds(out, "<li>");
         if (!listed[ch]) {
             strbuf_addf(out, "You turned off %s.", pl);
@@ -1143,14 +1152,14 @@ static void section_form(struct strbuf *out, const json_t *doc, const struct pag
                 "own.</p>\n");
     const json_t *freq = json_object_get(prefs, "frequency");
     for (size_t k = 0; k < NFREQ; k++) {
-        snprintf(fname, sizeof(fname), "freq_%s", freq_keys[k]);
-        const char *v = sub ? pagerender_form_get(sub, fname) : jstr(freq, freq_keys[k]);
+        snprintf(fname, sizeof(fname), "freq_%s", freq_key(k));
+        const char *v = sub ? pagerender_form_get(sub, fname) : jstr(freq, freq_key(k));
         strbuf_reset(&lab);
-        if (strcmp(freq_keys[k], "any") == 0)
+        if (strcmp(freq_key(k), "any") == 0)
             strbuf_adds(&lab, "All channels together");
         else
-            strbuf_addf(&lab, "%c%s", toupper((unsigned char)pagerender_channel_plural(freq_keys[k])[0]),
-                        pagerender_channel_plural(freq_keys[k]) + 1);
+            strbuf_addf(&lab, "%c%s", toupper((unsigned char)pagerender_channel_plural(freq_key(k))[0]),
+                        pagerender_channel_plural(freq_key(k)) + 1);
         text_input(out, "text", fname, v ? v : "", lab.buf, " placeholder=\"1/7d\" maxlength=\"20\"");
     }
     strbuf_adds(out, "</fieldset>\n");

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channel.h"
 #include "profile.h"
 #include "store.h"
 
@@ -276,8 +277,7 @@ static void on_get_suppressed(redisReply *r, enum store_error serr, const char *
     json_t *prof = json_object_get(op->doc, "profile");
     size_t k = 0;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        const char *field = ch == HERALD_CH_EMAIL ? "email" : "phone";
-        if (!json_object_get(prof, field)) continue;
+        if (!json_object_get(prof, channel_get(ch)->address_field)) continue;
         bool on = r->type == REDIS_REPLY_ARRAY && k < r->elements && r->element[k]->type == REDIS_REPLY_INTEGER &&
                   r->element[k]->integer == 1;
         json_object_set_new(sup, herald_channel_name(ch), json_boolean(on));
@@ -313,8 +313,8 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
     json_t *doc = json_object();
     json_object_set_new(doc, "id", json_string(op->id));
     json_t *prof = json_object();
-    if (p.email) json_object_set_new(prof, "email", json_string(p.email));
-    if (p.phone) json_object_set_new(prof, "phone", json_string(p.phone));
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (p.address[ch]) json_object_set_new(prof, channel_get(ch)->address_field, json_string(p.address[ch]));
     if (p.tz) json_object_set_new(prof, "tz", json_string(p.tz));
     if (p.locale) json_object_set_new(prof, "locale", json_string(p.locale));
     if (p.attributes) json_object_set(prof, "attributes", p.attributes);
@@ -331,9 +331,7 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
 
     json_t *cur = json_object();
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        char field[32];
-        snprintf(field, sizeof(field), "consent:%s", herald_channel_name(ch));
-        const redisReply *e = hash_field(h, field);
+        const redisReply *e = hash_field(h, channel_get(ch)->consent_field);
         struct consent_record rec;
         if (!e || consent_record_parse(e->str, e->len, &rec, err, sizeof(err)) < 0) continue;
         char at[32];
@@ -762,8 +760,8 @@ int people_consent_append_event(struct people *pp, const char *id, int channel, 
     strbuf_init(&kl);
     store_key_person(&kp, pp->cfg->prefix, id);
     store_key_ledger(&kl, pp->cfg->prefix, id);
-    char field[32], ttl[HERALD_LL_CHARS];
-    snprintf(field, sizeof(field), "consent:%s", herald_channel_name(channel));
+    char ttl[HERALD_LL_CHARS];
+    const char *field = channel_get(channel)->consent_field;
     int rc;
     if (ev) {
         herald_lltoa(ttl, (long long)ev->ttl_s);
@@ -855,7 +853,7 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         strbuf_init(&m[ch]);
         strbuf_init(&t[ch]);
-        const json_t *a = json_object_get(obj, ch == HERALD_CH_EMAIL ? "email" : "phone");
+        const json_t *a = json_object_get(obj, channel_get(ch)->address_field);
         if (!json_is_string(a) || !*json_string_value(a)) continue;
         store_suppress_member(&m[ch], ch, json_string_value(a));
         people_tombstone_member(&t[ch], secret, ch, json_string_value(a));

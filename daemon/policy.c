@@ -30,9 +30,7 @@ static enum herald_reason channel_blocked(const struct policy_input *in, int ch)
     const struct consent_state *c = &in->person->consent[ch];
     if (!c->known || !c->granted) return HERALD_REASON_NO_CONSENT;
     if (in->consent_max_age > 0 && in->now - c->at > in->consent_max_age) return HERALD_REASON_CONSENT_EXPIRED;
-    const char *addr = profile_address(in->person, ch);
-    bool ok = ch == HERALD_CH_EMAIL ? profile_email_valid(addr) : profile_phone_valid(addr);
-    if (!ok) return HERALD_REASON_NO_ADDRESS;
+    if (!channel_address_valid(ch, profile_address(in->person, ch))) return HERALD_REASON_NO_ADDRESS;
     if (in->suppressed[ch]) return HERALD_REASON_SUPPRESSED;
     return HERALD_REASON_NONE;
 }

@@ -2,7 +2,9 @@
  * profile.c - a recipient's profile and consent records: validation,
  * the stored JSON form, and the address checks the policy relies on.
  *
- * Owns: the profile schema of DESIGN.md, address syntax, consent record JSON.
+ * Owns: the profile schema of DESIGN.md, consent record JSON. Addresses are
+ * read under each channel's address_field and checked with its syntax
+ * (channel.c): no channel is named here.
  * Never: logs, reads the clock (now is an argument), or puts an address,
  * phone number or attribute value into an error message: errors end up in
  * logs and HTTP replies, and the addresses are exactly what must not.
@@ -20,54 +22,9 @@
 #define TZ_MAX 64
 #define LOCALE_MAX 35
 
-/* RFC 5322 specials that only a quoted local part may hold; we take no
- * quoted forms, and refusing them keeps an address from smuggling a second
- * recipient or a header into a provider request. */
-static bool email_char_ok(unsigned char c)
-{
-    if (c <= 0x20 || c == 0x7f) return false;
-    switch (c) {
-    case '"': case '(': case ')': case ',': case ':': case ';':
-    case '<': case '>': case '[': case '\\': case ']':
-        return false;
-    default:
-        return true;
-    }
-}
-
-bool profile_email_valid(const char *s)
-{
-    if (!s) return false;
-    size_t n = 0, at = 0;
-    bool seen_at = false;
-    for (; s[n]; n++) {
-        if (n >= 254 || !email_char_ok((unsigned char)s[n])) return false;
-        if (s[n] == '@') {
-            if (seen_at) return false;
-            seen_at = true;
-            at = n;
-        }
-    }
-    if (!seen_at || at == 0 || at > 64) return false;
-    const char *d = s + at + 1;
-    size_t dlen = n - at - 1;
-    return dlen >= 3 && d[0] != '.' && d[dlen - 1] != '.' && memchr(d, '.', dlen) && !strstr(d, "..");
-}
-
-bool profile_phone_valid(const char *s)
-{
-    if (!s || s[0] != '+' || s[1] < '1' || s[1] > '9') return false;
-    size_t n = 1;
-    while (s[n] >= '0' && s[n] <= '9') n++;
-    return s[n] == '\0' && n - 1 >= 8 && n - 1 <= 15;
-}
-
 const char *profile_address(const struct profile *p, int ch)
 {
-    if (!p) return NULL;
-    if (ch == HERALD_CH_EMAIL) return p->email;
-    if (ch == HERALD_CH_SMS) return p->phone;
-    return NULL;
+    return p && channel_get(ch) ? p->address[ch] : NULL;
 }
 
 int profile_topic(const struct profile *p, const char *topic)
@@ -497,7 +454,7 @@ char *consent_record_to_json(const struct consent_record *r)
 }
 
 static const char *const profile_keys[] = {
-    "id", "email", "phone", "tz", "locale", "attributes", "channels", "topics", "quiet_hours", "frequency",
+    "id", "tz", "locale", "attributes", "channels", "topics", "quiet_hours", "frequency",
 };
 
 static int parse_consent(const json_t *v, struct consent_record **recs, size_t *nrecs, int64_t now, char *err,
@@ -526,7 +483,8 @@ static int parse_profile(const json_t *obj, struct profile *p, bool allow_consen
     json_object_foreach((json_t *)obj, key, v) {
         size_t k = 0, n = sizeof(profile_keys) / sizeof(profile_keys[0]);
         while (k < n && strcmp(key, profile_keys[k]) != 0) k++;
-        if (k < n || (allow_consent && strcmp(key, "consent") == 0)) continue;
+        if (k < n || channel_from_address_field(key) >= 0 || (allow_consent && strcmp(key, "consent") == 0))
+            continue;
         if (strcmp(key, "consent") == 0)
             return herald_fail(err, errlen, "consent: not accepted here (consent is recorded through the ledger)");
         char q[40];
@@ -543,12 +501,13 @@ static int parse_profile(const json_t *obj, struct profile *p, bool allow_consen
     p->id = xstrdup(json_string_value(v));
 
     int rc;
-    if ((rc = parse_string(obj, "email", profile_email_valid, &p->email, "email: not a valid address", err,
-                           errlen)) < 0 ||
-        (rc = parse_string(obj, "phone", profile_phone_valid, &p->phone,
-                           "phone: not a valid E.164 number (+ then 8..15 digits, the first not 0)", err,
-                           errlen)) < 0 ||
-        (rc = parse_string(obj, "tz", tz_ok, &p->tz, "tz: must be a time zone name like \"Europe/Berlin\"", err,
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        const struct channel_desc *d = channel_get(ch);
+        if ((rc = parse_string(obj, d->address_field, d->address_valid, &p->address[ch], d->address_invalid, err,
+                               errlen)) < 0)
+            return rc;
+    }
+    if ((rc = parse_string(obj, "tz", tz_ok, &p->tz, "tz: must be a time zone name like \"Europe/Berlin\"", err,
                            errlen)) < 0 ||
         (rc = parse_string(obj, "locale", locale_ok, &p->locale,
                            "locale: must be a short language tag like \"de\" or \"pt-BR\"", err, errlen)) < 0 ||
@@ -813,16 +772,17 @@ static bool profile_fast(const char *json, size_t len, struct profile *pr)
     bool in = members_begin(&m, &p, end);
     while (in && members_next(&m, key)) {
         bool ok;
+        int ch;
         if (strcmp(key, "attributes") == 0) ok = fast_attributes(&p, end, pr);
         else if (strcmp(key, "channels") == 0) ok = fast_channels(&p, end, pr);
-        else if (strcmp(key, "email") == 0) ok = fast_string(&p, end, profile_email_valid, &pr->email);
         else if (strcmp(key, "frequency") == 0) ok = fast_frequency(&p, end, pr);
         else if (strcmp(key, "id") == 0) ok = fast_string(&p, end, id_ok, &pr->id);
         else if (strcmp(key, "locale") == 0) ok = fast_string(&p, end, locale_ok, &pr->locale);
-        else if (strcmp(key, "phone") == 0) ok = fast_string(&p, end, profile_phone_valid, &pr->phone);
         else if (strcmp(key, "quiet_hours") == 0) ok = fast_string(&p, end, quiet_ok, &pr->quiet_hours);
         else if (strcmp(key, "topics") == 0) ok = fast_topics(&p, end, pr);
         else if (strcmp(key, "tz") == 0) ok = fast_string(&p, end, tz_ok, &pr->tz);
+        else if ((ch = channel_from_address_field(key)) >= 0)
+            ok = fast_string(&p, end, channel_get(ch)->address_valid, &pr->address[ch]);
         else ok = false;
         if (!ok) break;
     }
@@ -864,8 +824,8 @@ char *profile_to_json(const struct profile *p)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(p->id));
-    if (p->email) json_object_set_new(o, "email", json_string(p->email));
-    if (p->phone) json_object_set_new(o, "phone", json_string(p->phone));
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (p->address[ch]) json_object_set_new(o, channel_get(ch)->address_field, json_string(p->address[ch]));
     if (p->tz) json_object_set_new(o, "tz", json_string(p->tz));
     if (p->locale) json_object_set_new(o, "locale", json_string(p->locale));
     if (p->attributes) json_object_set(o, "attributes", p->attributes);
@@ -890,8 +850,7 @@ char *profile_to_json(const struct profile *p)
 void profile_free(struct profile *p)
 {
     free(p->id);
-    free(p->email);
-    free(p->phone);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) free(p->address[ch]);
     free(p->tz);
     free(p->locale);
     json_decref(p->attributes);

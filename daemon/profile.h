@@ -3,13 +3,15 @@
  *
  * Pure. The same validation serves `heraldctl import`, the preference API and
  * the daemon reading stored profiles, so a profile that was accepted once is
- * read back the same way. Addresses are checked here (syntax only): an invalid
- * address is refused at import and, if one is ever stored, counts as no address.
+ * read back the same way. Addresses are checked here with their channel's
+ * syntax (channel.h): an invalid address is refused at import and, if one
+ * is ever stored, counts as no address.
  */
 #ifndef HERALD_PROFILE_H
 #define HERALD_PROFILE_H
 
 #include <jansson.h>
+#include "channel.h"
 #include "herald.h"
 
 #define HERALD_PROFILE_MAX_BYTES (64 * 1024)
@@ -30,8 +32,7 @@ struct consent_state {
 
 struct profile {
     char *id;
-    char *email;   /* NULL when absent */
-    char *phone;   /* E.164, NULL when absent */
+    char *address[HERALD_CH_COUNT]; /* per channel, under its address_field; NULL when absent */
     char *tz;      /* IANA name, NULL when absent */
     char *locale;
     json_t *attributes; /* object (owned reference) or NULL */
@@ -95,11 +96,7 @@ void consent_record_free(struct consent_record *r);
 /* Topic preference: 1 opted in, 0 opted out, -1 no preference stated. */
 int profile_topic(const struct profile *p, const char *topic);
 
-/* Address syntax checks used by import, the API and the policy. */
-bool profile_email_valid(const char *s);
-bool profile_phone_valid(const char *s); /* E.164: + then 8..15 digits, no leading 0 */
-
-/* The address for a channel (email or phone), or NULL. */
+/* The address for a channel (its descriptor's address_field), or NULL. */
 const char *profile_address(const struct profile *p, int ch);
 
 /* "HH:MM-HH:MM" into minutes after midnight (start != end; the window may

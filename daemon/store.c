@@ -103,20 +103,28 @@ void store_script_sha(const char *script, char sha[41])
 
 int store_person_from_reply(const redisReply *r, struct profile *p, char *err, size_t errlen)
 {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1 + HERALD_CH_COUNT) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != STORE_LOOKUP_REV) {
         herald_seterr(err, errlen, "unexpected reply to the profile lookup");
         return -HERALD_EREDIS;
     }
     return store_person_from_fields((const redisReply *const *)r->element, p, err, errlen);
 }
 
+const char *store_lookup_field(size_t i)
+{
+    if (i == STORE_LOOKUP_PROFILE) return "profile";
+    if (i == STORE_LOOKUP_REV) return "rev";
+    const struct channel_desc *d = channel_get((int)i - STORE_LOOKUP_CONSENT);
+    return i > STORE_LOOKUP_PROFILE && d ? d->consent_field : NULL;
+}
+
 int store_person_from_fields(const redisReply *const *el, struct profile *p, char *err, size_t errlen)
 {
-    if (el[0]->type != REDIS_REPLY_STRING) return 0;
-    int rc = profile_parse(el[0]->str, el[0]->len, p, err, errlen);
+    if (el[STORE_LOOKUP_PROFILE]->type != REDIS_REPLY_STRING) return 0;
+    int rc = profile_parse(el[STORE_LOOKUP_PROFILE]->str, el[STORE_LOOKUP_PROFILE]->len, p, err, errlen);
     if (rc < 0) return rc;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        const redisReply *e = el[1 + ch];
+        const redisReply *e = el[STORE_LOOKUP_CONSENT + ch];
         if (e->type != REDIS_REPLY_STRING) continue;
         /* An unreadable consent record is no consent: never guess yes. */
         if (consent_state_parse(e->str, e->len, &p->consent[ch]) < 0) continue;
@@ -226,14 +234,7 @@ int store_sync_suppress(redisContext *c, const char *prefix, int channel, const 
 
 size_t store_address_normalise(char *out, size_t outlen, int channel, const char *address)
 {
-    size_t n = 0;
-    if (outlen == 0) return 0;
-    while (isspace((unsigned char)*address)) address++;
-    for (const char *p = address; *p && n + 1 < outlen; p++)
-        out[n++] = channel == HERALD_CH_EMAIL ? (char)tolower((unsigned char)*p) : *p;
-    while (n && isspace((unsigned char)out[n - 1])) n--;
-    out[n] = '\0';
-    return n;
+    return channel_address_normalise(out, outlen, channel, address);
 }
 
 json_t *store_campaign_progress(const char *id, const redisReply *r)
@@ -325,10 +326,8 @@ static int append_import(redisContext *c, const char *prefix, struct store_impor
     for (size_t i = 0; i < it->nrecs; i++) {
         if (it->tombstoned & (1u << it->recs[i].channel)) continue;
         char *rj = consent_record_to_json(&it->recs[i]);
-        char field[32];
-        snprintf(field, sizeof(field), "consent:%s", herald_channel_name(it->recs[i].channel));
         redisAppendCommand(c, "RPUSH %s %s", kl.buf, rj);
-        redisAppendCommand(c, "HSET %s %s %s", kp.buf, field, rj);
+        redisAppendCommand(c, "HSET %s %s %s", kp.buf, channel_get(it->recs[i].channel)->consent_field, rj);
         n += 2;
         free(rj);
     }

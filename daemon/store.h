@@ -54,6 +54,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "channel.h"
 #include "herald.h"
 #include "profile.h"
 #include "store_cmd.h"
@@ -80,7 +81,8 @@ void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const ch
 #define STORE_HISTORY_MAX 100
 
 /* Suppression member for an address: "<channel>:<sha256 hex>" of the
- * normalised address (emails lower-cased and trimmed). Addresses are not
+ * address as its channel normalises it (channel.h; emails lower-cased and
+ * trimmed). Addresses are not
  * kept in clear on the list: it outlives erasure of the profile. */
 void store_suppress_member(struct strbuf *sb, int channel, const char *address);
 
@@ -114,7 +116,7 @@ const char *store_rec_state_name(enum store_rec_state st);
  * nothing, and answers 'lost', once the run's consumer no longer owns the
  * job's stream entry.
  */
-extern const char store_lua_lookup[];    /* a batch's profiles, consent, rev, records */
+extern const char store_lua_lookup[];    /* a batch's profiles, consent, rev, records (STORE_LOOKUP_*) */
 extern const char store_lua_reserve[];   /* once-only, caps, frequency: reserve a batch */
 extern const char store_lua_handed[];    /* reserved -> pending, before the handoff */
 extern const char store_lua_finish[];    /* records, history, audit, progress */
@@ -131,11 +133,30 @@ extern const char store_lua_people_suppress[]; /* suppression list, the owner's 
 /* The SHA1 hex of a script, as EVALSHA wants it. */
 void store_script_sha(const char *script, char sha[41]);
 
+/*
+ * What lookup.lua reads of each person, in the order of its reply: the
+ * fields of herald:r:{ID} (store_lookup_field(0 .. STORE_LOOKUP_NFIELDS - 1):
+ * "profile", each channel's consent_field in descriptor order, "rev"), then
+ * the campaign's once-only record. STORE_LOOKUP_STRIDE values per
+ * recipient; the indexes below are into one recipient's values. The
+ * caller passes the fields as ARGV after the campaign, so the script names
+ * no channel.
+ */
+#define STORE_LOOKUP_PROFILE 0
+#define STORE_LOOKUP_CONSENT 1 /* + channel */
+#define STORE_LOOKUP_REV (STORE_LOOKUP_CONSENT + HERALD_CH_COUNT)
+#define STORE_LOOKUP_NFIELDS (STORE_LOOKUP_REV + 1)
+#define STORE_LOOKUP_RECORD STORE_LOOKUP_NFIELDS
+#define STORE_LOOKUP_STRIDE (STORE_LOOKUP_RECORD + 1) /* 3 + HERALD_CH_COUNT */
+/* Field i of the person hash lookup reads (static string), NULL past the last. */
+const char *store_lookup_field(size_t i);
+
 /* Fills a person's profile and consent state from the HMGET reply of
- * (profile, consent:email, consent:sms). Returns 1 found, 0 no profile,
+ * (profile, each channel's consent field). Returns 1 found, 0 no profile,
  * <0 when the stored profile is unreadable (err set). */
 int store_person_from_reply(const redisReply *r, struct profile *p, char *err, size_t errlen);
-/* The same from 1 + HERALD_CH_COUNT reply elements (profile, consent:*). */
+/* The same from one recipient's values of lookup.lua's reply (at least
+ * STORE_LOOKUP_REV of them: profile, then the consent fields). */
 int store_person_from_fields(const redisReply *const *el, struct profile *p, char *err, size_t errlen);
 
 /* Blocking helpers for heraldctl (and tests). Each returns 0 or <0 with err.
@@ -161,8 +182,9 @@ int store_sync_suppress(redisContext *c, const char *prefix, int channel, const 
 /* ---- person data and progress (the preference API, heraldctl) ---- */
 
 /* The normalised form of an address that suppression, addr and tombstone
- * members hash: surrounding space trimmed, emails lower-cased; at most
- * outlen - 1 bytes. Returns its length. */
+ * members hash: channel_address_normalise (the channel's descriptor says;
+ * surrounding space trimmed, emails lower-cased); at most outlen - 1
+ * bytes. Returns its length. */
 size_t store_address_normalise(char *out, size_t outlen, int channel, const char *address);
 
 /* A campaign's progress from the HGETALL reply of herald:campaign:<id>:

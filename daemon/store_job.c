@@ -154,27 +154,26 @@ static void fence_args(struct store_args *a, const struct store_job *sj, const c
 
 /* ---- lookup ------------------------------------------------------------ */
 
-#define LOOKUP_VALUES 5 /* profile, consent:email, consent:sms, rev, record */
-
 static void on_lookup(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
-    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == LOOKUP_VALUES * c->n;
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == STORE_LOOKUP_STRIDE * c->n;
     for (size_t i = 0; ok && i < r->elements; i++)
         if (r->element[i]->type != REDIS_REPLY_STRING && r->element[i]->type != REDIS_REPLY_NIL) ok = false;
     if (call_ended(c, r, err, text, !ok)) return;
     for (size_t i = 0; i < c->n; i++) {
         struct store_job_person *p = c->items[i];
-        redisReply *const *el = r->element + LOOKUP_VALUES * i;
+        redisReply *const *el = r->element + STORE_LOOKUP_STRIDE * i;
         char perr[256];
         p->found = store_person_from_fields((const redisReply *const *)el, p->p, perr, sizeof(perr));
         p->rev[0] = '\0';
-        if (el[3]->type == REDIS_REPLY_STRING) herald_copy(p->rev, sizeof(p->rev), el[3]->str);
+        const redisReply *rev = el[STORE_LOOKUP_REV], *rec = el[STORE_LOOKUP_RECORD];
+        if (rev->type == REDIS_REPLY_STRING) herald_copy(p->rev, sizeof(p->rev), rev->str);
         p->has_rec = false;
         strbuf_reset(p->raw_rec);
-        if (el[4]->type == REDIS_REPLY_STRING && store_record_parse(el[4]->str, &p->rec) == 0) {
+        if (rec->type == REDIS_REPLY_STRING && store_record_parse(rec->str, &p->rec) == 0) {
             p->has_rec = true;
-            strbuf_add(p->raw_rec, el[4]->str, el[4]->len);
+            strbuf_add(p->raw_rec, rec->str, rec->len);
         }
     }
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
@@ -193,6 +192,8 @@ void store_job_lookup(struct store_job *sj, const char *campaign, struct store_j
         store_args_add(&a, sj->key.buf);
     }
     store_args_add(&a, campaign);
+    /* The person-hash fields to read: the channel descriptors name them. */
+    for (size_t i = 0; i < STORE_LOOKUP_NFIELDS; i++) store_args_add(&a, store_lookup_field(i));
     store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lookup, c, call_discard, &a, store_lua_lookup);
 }
 

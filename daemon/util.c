@@ -22,7 +22,7 @@ const char *herald_strerror(int rc)
 }
 
 static const char *channel_names[] = {
-#define X(name, str) str,
+#define X(name, str, ...) str,
     HERALD_CHANNEL_MAP(X)
 #undef X
 };

@@ -34,7 +34,9 @@ static bool same_json(json_t *a, json_t *b)
 
 static bool same_profile(const struct profile *a, const struct profile *b)
 {
-    if (!same_str(a->id, b->id) || !same_str(a->email, b->email) || !same_str(a->phone, b->phone) ||
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (!same_str(a->address[ch], b->address[ch])) return false;
+    if (!same_str(a->id, b->id) ||
         !same_str(a->tz, b->tz) || !same_str(a->locale, b->locale) || !same_str(a->quiet_hours, b->quiet_hours) ||
         a->quiet_start_min != b->quiet_start_min || a->quiet_end_min != b->quiet_end_min ||
         a->channels_set != b->channels_set || a->nchannels != b->nchannels || a->ntopics != b->ntopics ||

@@ -1,6 +1,7 @@
 /*
  * test_store.c - the queue's Lua scripts (daemon/lua, store.h) against a
- * real redis-server started here on a free loopback port: lookup, reserve
+ * real redis-server started here on a free loopback port: lookup (its
+ * reply in the layout of store.h's STORE_LOOKUP_*), reserve
  * (including the `rev` check that makes a change of mind apply to a
  * message already looked up, and the takeover of a dead run's
  * reservation), handed, release, finish (history cap, no record for an
@@ -129,22 +130,41 @@ static void expect_lost(redisReply *r)
     freeReplyObject(r);
 }
 
-static void lookup_returns_five_values_per_person(void **st)
+/* lookup's reply, as the queue reads it: STORE_LOOKUP_STRIDE values per
+ * person, the person-hash fields in store_lookup_field() order (profile,
+ * each channel's consent field in descriptor order, rev), then the once-only
+ * record; the fields go after the campaign as ARGV. Each consent field holds
+ * a different value, so a script reading them in another order fails. */
+static void lookup_returns_the_descriptor_fields_per_person(void **st)
 {
     (void)st;
     cmd_ok("FLUSHALL");
-    cmd_ok("HSET t:r:{a} profile {\"id\":\"a\"} consent:email {} rev 3");
+    cmd_ok("HSET t:r:{a} profile {\"id\":\"a\"} rev 3");
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        cmd_ok("HSET t:r:{a} %s {\"n\":%d}", channel_get(ch)->consent_field, ch);
     cmd_ok("HSET t:r:{a}:campaigns c1 %s", "sent 1-0 run 5");
-    const char *args[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{nobody}", "t:r:{nobody}:campaigns", "c1", NULL};
+    const char *args[8 + STORE_LOOKUP_NFIELDS] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{nobody}",
+                                                  "t:r:{nobody}:campaigns", "c1"};
+    for (size_t i = 0; i < STORE_LOOKUP_NFIELDS; i++) args[5 + i] = store_lookup_field(i);
     redisReply *r = eval(store_lua_lookup, 4, args);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    assert_int_equal(r->elements, 10);
-    assert_string_equal(r->element[0]->str, "{\"id\":\"a\"}");
-    assert_string_equal(r->element[1]->str, "{}");
-    assert_int_equal(r->element[2]->type, REDIS_REPLY_NIL); /* no sms consent */
-    assert_string_equal(r->element[3]->str, "3");
-    assert_string_equal(r->element[4]->str, "sent 1-0 run 5");
-    for (int i = 5; i < 10; i++) assert_int_equal(r->element[i]->type, REDIS_REPLY_NIL);
+    assert_int_equal(r->elements, 2 * STORE_LOOKUP_STRIDE);
+    assert_string_equal(r->element[STORE_LOOKUP_PROFILE]->str, "{\"id\":\"a\"}");
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        char want[32];
+        snprintf(want, sizeof(want), "{\"n\":%d}", ch);
+        assert_int_equal(r->element[STORE_LOOKUP_CONSENT + ch]->type, REDIS_REPLY_STRING);
+        assert_string_equal(r->element[STORE_LOOKUP_CONSENT + ch]->str, want);
+    }
+    assert_string_equal(r->element[STORE_LOOKUP_REV]->str, "3");
+    assert_string_equal(r->element[STORE_LOOKUP_RECORD]->str, "sent 1-0 run 5");
+    for (size_t i = STORE_LOOKUP_STRIDE; i < 2 * STORE_LOOKUP_STRIDE; i++)
+        assert_int_equal(r->element[i]->type, REDIS_REPLY_NIL);
+    /* And store_person_from_fields reads the consent of each channel from its place. */
+    struct profile p;
+    char err[128];
+    assert_int_equal(store_person_from_fields((const redisReply *const *)r->element, &p, err, sizeof(err)), 1);
+    profile_free(&p);
     freeReplyObject(r);
 }
 
@@ -453,7 +473,7 @@ static void heartbeat_never_takes_an_entry_back(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(lookup_returns_five_values_per_person),
+        cmocka_unit_test(lookup_returns_the_descriptor_fields_per_person),
         cmocka_unit_test(reserve_refuses_a_person_changed_since_the_lookup),
         cmocka_unit_test(reserve_checks_caps_in_order),
         cmocka_unit_test(finish_writes_record_history_audit_and_progress),

@@ -120,7 +120,7 @@ static void set_stored(const struct pcase *c, struct profile *p, const json_t *s
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)stored, key, v) {
-        char **field = strcmp(key, "email") == 0 ? &p->email : &p->phone;
+        char **field = &p->address[channel_from_address_field(key)];
         free(*field);
         *field = json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
     }

@@ -82,50 +82,50 @@ static void test_email_syntax(void **state)
         "ann\\x@example.com", "ann:x@example.com", "ann(x)@example.com",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        if (!profile_email_valid(good[i])) {
+        if (!channel_email_valid(good[i])) {
             fprintf(stderr, "expected valid: %s\n", good[i]);
             fail();
         }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (profile_email_valid(bad[i])) {
+        if (channel_email_valid(bad[i])) {
             fprintf(stderr, "expected invalid: %s\n", bad[i]);
             fail();
         }
-    assert_false(profile_email_valid(NULL));
+    assert_false(channel_email_valid(NULL));
 
     /* Length limits: local part 64, whole address 254. */
     char buf[300];
     memset(buf, 'a', 64);
     memcpy(buf + 64, "@example.com", 13);
-    assert_true(profile_email_valid(buf));
+    assert_true(channel_email_valid(buf));
     memset(buf, 'a', 65);
     memcpy(buf + 65, "@example.com", 13);
-    assert_false(profile_email_valid(buf));
+    assert_false(channel_email_valid(buf));
     memcpy(buf, "a@", 2);
     memset(buf + 2, 'd', 248);
     memcpy(buf + 250, ".com", 5); /* 254 */
-    assert_true(profile_email_valid(buf));
+    assert_true(channel_email_valid(buf));
     memcpy(buf + 250, ".comx", 6); /* 255 */
-    assert_false(profile_email_valid(buf));
+    assert_false(channel_email_valid(buf));
 }
 
 static void test_phone_syntax(void **state)
 {
     (void)state;
-    assert_true(profile_phone_valid("+15551234567"));
-    assert_true(profile_phone_valid("+12345678"));        /* 8 digits */
-    assert_true(profile_phone_valid("+123456789012345")); /* 15 digits */
-    assert_false(profile_phone_valid("+1234567"));        /* 7 */
-    assert_false(profile_phone_valid("+1234567890123456"));
-    assert_false(profile_phone_valid("+05551234567"));
-    assert_false(profile_phone_valid("15551234567"));
-    assert_false(profile_phone_valid("+1 555 123 4567"));
-    assert_false(profile_phone_valid("+1-555-123-4567"));
-    assert_false(profile_phone_valid("+15551234567x"));
-    assert_false(profile_phone_valid("+"));
-    assert_false(profile_phone_valid(""));
-    assert_false(profile_phone_valid("++15551234567"));
-    assert_false(profile_phone_valid(NULL));
+    assert_true(channel_phone_valid("+15551234567"));
+    assert_true(channel_phone_valid("+12345678"));        /* 8 digits */
+    assert_true(channel_phone_valid("+123456789012345")); /* 15 digits */
+    assert_false(channel_phone_valid("+1234567"));        /* 7 */
+    assert_false(channel_phone_valid("+1234567890123456"));
+    assert_false(channel_phone_valid("+05551234567"));
+    assert_false(channel_phone_valid("15551234567"));
+    assert_false(channel_phone_valid("+1 555 123 4567"));
+    assert_false(channel_phone_valid("+1-555-123-4567"));
+    assert_false(channel_phone_valid("+15551234567x"));
+    assert_false(channel_phone_valid("+"));
+    assert_false(channel_phone_valid(""));
+    assert_false(channel_phone_valid("++15551234567"));
+    assert_false(channel_phone_valid(NULL));
 }
 
 static const char *const FULL =
@@ -140,8 +140,8 @@ static void test_full_profile(void **state)
     struct profile p;
     parse_good(FULL, &p);
     assert_string_equal(p.id, "u1");
-    assert_string_equal(p.email, "ann@example.com");
-    assert_string_equal(p.phone, "+15551234567");
+    assert_string_equal(p.address[HERALD_CH_EMAIL], "ann@example.com");
+    assert_string_equal(p.address[HERALD_CH_SMS], "+15551234567");
     assert_string_equal(p.tz, "Europe/Berlin");
     assert_string_equal(p.locale, "de");
     assert_string_equal(json_string_value(json_object_get(p.attributes, "first_name")), "Ann");
@@ -176,8 +176,8 @@ static void test_minimal_profile(void **state)
     struct profile p;
     parse_good("{\"id\":\"u2\"}", &p);
     assert_string_equal(p.id, "u2");
-    assert_null(p.email);
-    assert_null(p.phone);
+    assert_null(p.address[HERALD_CH_EMAIL]);
+    assert_null(p.address[HERALD_CH_SMS]);
     assert_null(p.tz);
     assert_null(p.attributes);
     assert_false(p.channels_set);
