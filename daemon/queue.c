@@ -104,12 +104,12 @@ struct jobrun {
     long list_pos;
     bool src_done;
     bool loading;
+    struct store_page page;        /* the page of recipients being read */
+    struct store_source_info info; /* what recipients_key holds */
     bool started;  /* total/state written */
     size_t outstanding;
     size_t writes;
     unsigned missing_fields;
-    struct strbuf k_campaign;
-    struct strbuf k_norecord; /* the campaign's recipients without a record (store.h) */
     /* The entry the once-only records name: this one, or, for a job that was
      * held (not_before) or deferred (quiet hours), the entry it came from. */
     char rec_entry[64];
@@ -134,7 +134,7 @@ struct queue {
     struct rconn *jobs, *data;
     struct dispatch *d;
     char *consumer, *run_id;
-    struct strbuf k_jobs, k_dead, k_scheduled;
+    struct strbuf k_jobs; /* the stream the consumer reads (rconn commands below) */
     struct jobrun *jr;
     bool reading;       /* a read is outstanding on the jobs connection */
     bool own_pending_done;
@@ -152,11 +152,12 @@ struct queue {
     enum store_error held_error;
     bool marker_seen;      /* this Redis had herald's marker when we met it */
     bool emptied;          /* ... and lost it since: it came back empty */
-    struct strbuf k_marker;
+    bool marker_absent;    /* the marker check's answer */
     uv_timer_t heartbeat;
     uv_timer_t retry; /* after a refused read: wait, never spin */
     uv_timer_t release_timer; /* moves due scheduled jobs back to the stream */
     bool releasing;
+    long long released_due; /* the last release's count */
     struct queue_counters counters;
     struct log_complaint read_complaint;
     struct tzdb *tzdb;
@@ -185,18 +186,6 @@ static void on_retry(uv_timer_t *t);
 static void maybe_more(struct jobrun *jr);
 static void check_drained(struct queue *q);
 
-/* ---- commands -------------------------------------------------------- */
-
-/* A write whose answer nobody waits for (the layer retries it until Redis
- * takes it). */
-static void on_written(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    (void)r;
-    (void)err;
-    (void)text;
-    (void)arg;
-}
-
 /* ---- outcomes -------------------------------------------------------- */
 
 static void rcpt_free(struct rcpt *r)
@@ -224,16 +213,6 @@ static void discard_batch(void *arg)
     free(b->r);
     free(b->look);
     free(b);
-}
-
-static void on_write_done(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    struct jobrun *jr = arg;
-    (void)r;
-    (void)err;
-    (void)text;
-    jr->writes--;
-    maybe_more(jr);
 }
 
 /* A recipient leaves the job without a new outcome (already recorded by
@@ -1166,52 +1145,29 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
 
 /* ---- recipient sources ----------------------------------------------- */
 
-/* The items of a page of the recipient source, or NULL when the reply has
- * not the shape of its command's (SSCAN/ZSCAN: [cursor, [items]], ZSCAN's
- * items in member, score pairs; LRANGE: [items]); items are all strings. */
-static const redisReply *source_items(const struct jobrun *jr, const redisReply *reply)
-{
-    const redisReply *items = reply;
-    if (jr->src != SRC_LIST) {
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-            reply->element[0]->type != REDIS_REPLY_STRING || reply->element[0]->len >= sizeof(jr->cursor))
-            return NULL;
-        items = reply->element[1];
-    }
-    if (items->type != REDIS_REPLY_ARRAY || (jr->src == SRC_ZSET && items->elements % 2)) return NULL;
-    for (size_t i = 0; i < items->elements; i++)
-        if (items->element[i]->type != REDIS_REPLY_STRING) return NULL;
-    return items;
-}
-
-static void on_source_reply(redisReply *reply, enum store_error err, const char *text, void *arg)
+static void on_page(const struct store_job_result *res, void *arg)
 {
     struct jobrun *jr = arg;
-    struct queue *q = jr->q;
-    const redisReply *items = reply ? source_items(jr, reply) : NULL;
-    if (!items) {
+    struct store_page *pg = &jr->page;
+    if (res->status != STORE_JOB_OK) {
         /* Never "no more recipients" on a failed read: the job is held. */
-        run_hold(jr, reply ? STORE_E_REPLY : err, reply ? "unexpected reply" : text, "reading the recipients");
+        run_hold(jr, res->err, res->text, "reading the recipients");
         jr->loading = false;
         maybe_more(jr);
         return;
     }
-    if (jr->src == SRC_LIST) {
-        if ((int64_t)items->elements < q->cfg->batch) jr->src_done = true;
-        jr->list_pos += (long)items->elements;
-    } else {
-        herald_copy(jr->cursor, sizeof(jr->cursor), reply->element[0]->str);
-        if (strcmp(jr->cursor, "0") == 0) jr->src_done = true;
-    }
-    size_t step = jr->src == SRC_ZSET ? 2 : 1; /* ZSCAN returns member, score */
-    size_t n = items->elements / step;
+    if (pg->done) jr->src_done = true;
+    if (jr->src == SRC_LIST) jr->list_pos += (long)pg->n;
+    else herald_copy(jr->cursor, sizeof(jr->cursor), pg->cursor);
+    char **ids = pg->ids;
+    size_t n = pg->n;
+    pg->ids = NULL;
     if (n == 0) {
+        free(ids);
         jr->loading = false;
         maybe_more(jr);
         return;
     }
-    char **ids = xcalloc(n, sizeof(char *));
-    for (size_t i = 0; i < n; i++) ids[i] = xstrndup(items->element[i * step]->str, items->element[i * step]->len);
     batch_lookup(jr, ids, n, false);
     free(ids);
 }
@@ -1219,11 +1175,8 @@ static void on_source_reply(redisReply *reply, enum store_error err, const char 
 static void load_batch(struct jobrun *jr)
 {
     struct queue *q = jr->q;
-    char count[24];
-    snprintf(count, sizeof(count), "%lld", (long long)q->cfg->batch);
     jr->loading = true;
-    switch (jr->src) {
-    case SRC_INLINE: {
+    if (jr->src == SRC_INLINE) {
         size_t n = jr->job.nrecipients - jr->inline_pos;
         if ((int64_t)n > q->cfg->batch) n = (size_t)q->cfg->batch;
         char **ids = xcalloc(n ? n : 1, sizeof(char *));
@@ -1234,20 +1187,10 @@ static void load_batch(struct jobrun *jr)
         free(ids);
         return;
     }
-    case SRC_SET:
-        STORE_SEND(q->sc, STORE_CMD_HOLD, on_source_reply, jr, "SSCAN", jr->src_key, jr->cursor, "COUNT", count);
-        return;
-    case SRC_ZSET:
-        STORE_SEND(q->sc, STORE_CMD_HOLD, on_source_reply, jr, "ZSCAN", jr->src_key, jr->cursor, "COUNT", count);
-        return;
-    case SRC_LIST: {
-        char start[24], stop[24];
-        snprintf(start, sizeof(start), "%ld", jr->list_pos);
-        snprintf(stop, sizeof(stop), "%ld", jr->list_pos + (long)q->cfg->batch - 1);
-        STORE_SEND(q->sc, STORE_CMD_HOLD, on_source_reply, jr, "LRANGE", jr->src_key, start, stop);
-        return;
-    }
-    }
+    static const enum store_source kinds[] = {[SRC_SET] = STORE_SRC_SET, [SRC_ZSET] = STORE_SRC_ZSET,
+                                              [SRC_LIST] = STORE_SRC_LIST};
+    store_job_source_page(q->sj, kinds[jr->src], jr->src_key, jr->cursor, jr->list_pos, (long)q->cfg->batch,
+                          &jr->page, on_page, jr, NULL);
 }
 
 /* ---- job life -------------------------------------------------------- */
@@ -1260,50 +1203,23 @@ static void jobrun_free(struct jobrun *jr)
     job_free(&jr->job);
     free(jr->text);
     free(jr->src_key);
-    strbuf_free(&jr->k_campaign);
-    strbuf_free(&jr->k_norecord);
     free(jr);
 }
 
-static void on_acked(redisReply *r, enum store_error err, const char *text, void *arg)
+static void on_acked(const struct store_job_result *res, void *arg)
 {
     struct queue *q = arg;
-    (void)r;
-    (void)err;
-    (void)text;
+    (void)res;
     q->counters.jobs_done++;
     read_next(q);
 }
 
-/* Acknowledges entry once its state field is written (so a crash between
- * the two never leaves an acknowledged job "running"). */
-struct ack {
-    struct queue *q;
-    char entry[64];
-};
-
-static void on_state_done(redisReply *r, enum store_error err, const char *text, void *arg)
+static void on_parked(const struct store_job_result *res, void *arg)
 {
-    struct ack *a = arg;
-    (void)r;
-    (void)err;
-    (void)text;
-    STORE_SEND(a->q->sc, 0, on_acked, a->q, "XACK", a->q->k_jobs.buf, STORE_GROUP, a->entry);
-    free(a);
-}
-
-static void state_then_ack(struct queue *q, const char *k_campaign, const char *entry, const char *state)
-{
-    char field[96];
-    snprintf(field, sizeof(field), "state:%s", entry);
-    struct ack *a = xmalloc(sizeof(*a));
-    a->q = q;
-    herald_copy(a->entry, sizeof(a->entry), entry);
-    struct store_args ab;
-    store_args_init(&ab);
-    const char *argv[] = {"HSET", k_campaign, field, state};
-    for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++) store_args_add(&ab, argv[i]);
-    store_cmds_send(q->sc, 0, on_state_done, a, free, &ab, NULL);
+    struct jobrun *jr = arg;
+    (void)res;
+    jr->writes--;
+    maybe_more(jr);
 }
 
 /*
@@ -1318,21 +1234,18 @@ static void park_one(struct jobrun *jr, struct deferral *d)
     if (json_array_size(d->ids) == 0 || jr->end == RUN_LOST) return;
     json_t *o = json_loads(jr->text, 0, NULL);
     if (!o) return; /* it parsed once; cannot happen */
-    char when[32], score[24];
+    char when[32];
     herald_time_format(d->until, when, sizeof(when));
-    snprintf(score, sizeof(score), "%lld", (long long)d->until);
     json_object_del(o, "recipients_key");
     json_object_set(o, "recipients", d->ids);
     json_object_set_new(o, "not_before", json_string(when));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    struct strbuf member;
-    strbuf_init(&member);
-    strbuf_addf(&member, "%s|d\n%s", jr->rec_entry, text);
+    char from[80];
+    snprintf(from, sizeof(from), "%s|d", jr->rec_entry);
     jr->writes++;
-    STORE_SEND(q->sc, 0, on_write_done, jr, "ZADD", q->k_scheduled.buf, score, member.buf);
+    store_job_park(q->sj, d->until, from, text, on_parked, jr);
     log_info("queue", "deferred campaign=%s recipients=%zu until=%s", jr->job.id, json_array_size(d->ids), when);
-    strbuf_free(&member);
     free(text);
     json_array_clear(d->ids);
 }
@@ -1369,7 +1282,7 @@ static void job_complete(struct jobrun *jr)
                  jr->missing_fields);
         q->held_entry[0] = '\0';
         q->hold_ms = 0;
-        state_then_ack(q, jr->k_campaign.buf, jr->entry, "done");
+        store_job_finished(q->sj, jr->job.id, jr->entry, "done", on_acked, q);
     } else if (jr->end == RUN_HELD) {
         q->hold_ms = q->hold_ms ? (2 * q->hold_ms > QUEUE_HOLD_MAX_MS ? QUEUE_HOLD_MAX_MS : 2 * q->hold_ms)
                                 : QUEUE_HOLD_MIN_MS;
@@ -1399,62 +1312,36 @@ static void maybe_more(struct jobrun *jr)
     if (stop && jr->outstanding == 0 && jr->writes == 0) job_complete(jr);
 }
 
-static void on_card(redisReply *r, enum store_error err, const char *text, void *arg)
+static void dead_letter(struct queue *q, const char *entry, const char *text, const char *error);
+
+/* What recipients_key holds, and how many: the job's total. */
+static void on_source_open(const struct store_job_result *res, void *arg)
 {
     struct jobrun *jr = arg;
     struct queue *q = jr->q;
     jr->loading = false; /* set while TYPE and the count were pending */
-    if (!r || r->type != REDIS_REPLY_INTEGER) {
-        run_hold(jr, r ? STORE_E_REPLY : err, r ? "unexpected reply" : text, "counting the recipients");
+    if (res->status != STORE_JOB_OK || run_ended(jr)) {
+        if (!run_ended(jr)) run_hold(jr, res->err, res->text, "reading recipients_key");
         maybe_more(jr);
         return;
     }
-    char total[24], field[96];
-    snprintf(total, sizeof(total), "%lld", r->integer);
-    snprintf(field, sizeof(field), "total:%s", jr->entry);
-    STORE_SEND(q->sc, 0, on_written, NULL, "HSET", jr->k_campaign.buf, field, total);
-    jr->started = true;
-    maybe_more(jr);
-}
-
-static void dead_letter(struct queue *q, const char *entry, const char *text, const char *error);
-
-static void on_type(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    struct jobrun *jr = arg;
-    struct queue *q = jr->q;
-    if (!r || r->type != REDIS_REPLY_STATUS || run_ended(jr)) {
-        if (!run_ended(jr))
-            run_hold(jr, r ? STORE_E_REPLY : err, r ? "unexpected reply" : text, "the type of recipients_key");
-        jr->loading = false;
-        maybe_more(jr);
-        return;
-    }
-    const char *t = r->str;
-    const char *card = NULL;
-    if (strcmp(t, "set") == 0) {
-        jr->src = SRC_SET;
-        card = "SCARD";
-    } else if (strcmp(t, "zset") == 0) {
-        jr->src = SRC_ZSET;
-        card = "ZCARD";
-    } else if (strcmp(t, "list") == 0) {
-        jr->src = SRC_LIST;
-        card = "LLEN";
-    }
-    if (!card) {
+    if (!jr->info.found) {
         char msg[256];
-        if (strcmp(t, "none") == 0)
+        if (strcmp(jr->info.type, "none") == 0)
             snprintf(msg, sizeof(msg), "recipients_key: the key does not exist");
         else
-            snprintf(msg, sizeof(msg), "recipients_key: the key is a %.32s; expected a set, zset or list", t);
+            snprintf(msg, sizeof(msg), "recipients_key: the key is a %.32s; expected a set, zset or list",
+                     jr->info.type);
         q->jr = NULL;
         uv_timer_stop(&q->heartbeat);
         dead_letter(q, jr->entry, jr->text, msg);
         jobrun_free(jr);
         return;
     }
-    STORE_SEND(q->sc, STORE_CMD_HOLD, on_card, jr, card, jr->src_key);
+    jr->src = jr->info.kind == STORE_SRC_SET ? SRC_SET : jr->info.kind == STORE_SRC_ZSET ? SRC_ZSET : SRC_LIST;
+    store_job_total(q->sj, jr->job.id, jr->entry, jr->info.count);
+    jr->started = true;
+    maybe_more(jr);
 }
 
 /* The heartbeat's answer, for the entry it was sent for. */
@@ -1485,29 +1372,12 @@ static void on_heartbeat(uv_timer_t *t)
     store_job_heartbeat(q->sj, b->entry, on_beat, b, free);
 }
 
-static void on_dead_acked(redisReply *r, enum store_error err, const char *text, void *arg)
+static void on_dead_acked(const struct store_job_result *res, void *arg)
 {
     struct queue *q = arg;
-    (void)r;
-    (void)err;
-    (void)text;
+    (void)res;
     q->counters.jobs_refused++;
     read_next(q);
-}
-
-struct dead {
-    struct queue *q;
-    char entry[64];
-};
-
-static void on_dead_added(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    struct dead *d = arg;
-    (void)r;
-    (void)err;
-    (void)text;
-    STORE_SEND(d->q->sc, 0, on_dead_acked, d->q, "XACK", d->q->k_jobs.buf, STORE_GROUP, d->entry);
-    free(d);
 }
 
 /* The job goes to herald:dead with its error, then is acknowledged: the
@@ -1515,91 +1385,37 @@ static void on_dead_added(redisReply *r, enum store_error err, const char *text,
 static void dead_letter(struct queue *q, const char *entry, const char *text, const char *error)
 {
     /* The error may quote job text; the log line carries the entry id only. */
-    log_warn("queue", "job refused entry=%s (reason in %s)", entry, q->k_dead.buf);
-    struct store_args ab;
-    store_args_init(&ab);
-    const char *argv[] = {"XADD", q->k_dead.buf, "*", "error", error, "entry", text ? text : "", "job_entry", entry};
-    for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++) store_args_add(&ab, argv[i]);
-    struct dead *d = xmalloc(sizeof(*d));
-    d->q = q;
-    herald_copy(d->entry, sizeof(d->entry), entry);
-    store_cmds_send(q->sc, 0, on_dead_added, d, free, &ab, NULL);
-}
-
-/* A job scheduled for later: it is parked in the scheduled set, its state
- * says so, then the entry is acknowledged (each step once the one before
- * it landed). */
-struct sched {
-    struct queue *q;
-    char entry[64];
-    char *k_campaign;
-};
-
-static void discard_sched(void *arg)
-{
-    struct sched *s = arg;
-    free(s->k_campaign);
-    free(s);
-}
-
-static void on_scheduled_parked(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    struct sched *s = arg;
-    (void)r;
-    (void)err;
-    (void)text;
-    state_then_ack(s->q, s->k_campaign, s->entry, "scheduled");
-    discard_sched(s);
+    log_warn("queue", "job refused entry=%s (reason in the dead-letter stream)", entry);
+    store_job_dead_letter(q->sj, entry, text, error, on_dead_acked, q);
 }
 
 /* A job for later is parked in Redis (not in memory), so that it survives
- * restarts and does not hold up the jobs behind it. */
+ * restarts and does not hold up the jobs behind it: parked, its state
+ * "scheduled", then acknowledged, each once the one before landed. */
 static void schedule_job(struct queue *q, struct jobrun *jr)
 {
-    char score[24], when[32];
-    snprintf(score, sizeof(score), "%lld", (long long)jr->job.not_before);
+    char when[32], from[80];
     herald_time_format(jr->job.not_before, when, sizeof(when));
-    struct strbuf member;
-    strbuf_init(&member);
-    strbuf_addf(&member, "%s%s\n%s", jr->rec_entry, jr->resumed ? "|d" : "", jr->text);
+    snprintf(from, sizeof(from), "%s%s", jr->rec_entry, jr->resumed ? "|d" : "");
     log_info("queue", "job scheduled campaign=%s entry=%s not_before=%s", jr->job.id, jr->entry, when);
-    struct sched *s = xmalloc(sizeof(*s));
-    s->q = q;
-    herald_copy(s->entry, sizeof(s->entry), jr->entry);
-    s->k_campaign = xstrdup(jr->k_campaign.buf);
-    struct store_args ab;
-    store_args_init(&ab);
-    const char *argv[] = {"ZADD", q->k_scheduled.buf, score, member.buf};
-    for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++) store_args_add(&ab, argv[i]);
-    store_cmds_send(q->sc, 0, on_scheduled_parked, s, discard_sched, &ab, NULL);
-    strbuf_free(&member);
+    store_job_schedule(q->sj, jr->job.id, jr->entry, jr->job.not_before, from, jr->text, on_acked, q);
     jobrun_free(jr);
 }
 
-static void on_released_due(redisReply *r, enum store_error err, const char *text, void *arg)
+static void on_released_due(const struct store_job_result *res, void *arg)
 {
     struct queue *q = arg;
-    (void)err;
-    (void)text;
     q->releasing = false;
-    if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-        log_info("queue", "released %lld scheduled job(s)", r->integer);
+    if (res->status == STORE_JOB_OK && q->released_due > 0)
+        log_info("queue", "released %lld scheduled job(s)", q->released_due);
 }
 
 static void on_release_timer(uv_timer_t *t)
 {
     struct queue *q = t->data;
     if (q->releasing || q->stopping || !rconn_ready(q->data)) return;
-    char now[24];
-    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
     q->releasing = true;
-    struct store_args ab;
-    store_args_script(&ab, store_lua_release_due, 2);
-    store_args_add(&ab, q->k_scheduled.buf);
-    store_args_add(&ab, q->k_jobs.buf);
-    store_args_add(&ab, now);
-    store_args_add(&ab, "16");
-    store_cmds_send(q->sc, 0, on_released_due, q, NULL, &ab, store_lua_release_due);
+    store_job_release_due(q->sj, time(NULL), 16, &q->released_due, on_released_due, q);
 }
 
 static void start_job(struct queue *q, const char *entry, const char *text, size_t len,
@@ -1610,8 +1426,6 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     jr->q = q;
     store_outcomes_init(&jr->fin);
     herald_copy(jr->entry, sizeof(jr->entry), entry);
-    strbuf_init(&jr->k_campaign);
-    strbuf_init(&jr->k_norecord);
     if (!text) {
         dead_letter(q, entry, "", "entry has no `job` field (expected one field `job` holding the campaign JSON)");
         jobrun_free(jr);
@@ -1623,8 +1437,6 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
         jobrun_free(jr);
         return;
     }
-    store_key_campaign(&jr->k_campaign, q->cfg->prefix, jr->job.id);
-    store_key_campaign_norecord(&jr->k_norecord, q->cfg->prefix, jr->job.id);
     herald_copy(jr->rec_entry, sizeof(jr->rec_entry), entry);
     /* Each run has a name of its own, so that a later run of the same job
      * in this process (after a hold) tells its records from this one's. */
@@ -1635,9 +1447,7 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
         size_t n = strcspn(held_from, "|");
         snprintf(jr->rec_entry, sizeof(jr->rec_entry), "%.*s", (int)n, held_from);
         jr->resumed = strcmp(held_from + n, "|d") == 0;
-        char old[96];
-        snprintf(old, sizeof(old), "state:%s", jr->rec_entry);
-        if (!jr->resumed) STORE_SEND(q->sc, 0, on_written, NULL, "HDEL", jr->k_campaign.buf, old);
+        if (!jr->resumed) store_job_state_del(q->sj, jr->job.id, jr->rec_entry);
     }
     if (jr->job.not_before > time(NULL)) {
         schedule_job(q, jr);
@@ -1645,23 +1455,18 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     }
     q->jr = jr;
     log_info("queue", "job started campaign=%s entry=%s run=%s", jr->job.id, entry, jr->run);
-    char field[96];
-    snprintf(field, sizeof(field), "state:%s", entry);
-    STORE_SEND(q->sc, 0, on_written, NULL, "HSET", jr->k_campaign.buf, field, "running");
+    store_job_state(q->sj, jr->job.id, entry, "running");
     uint64_t hb = (uint64_t)(q->cfg->claim_idle_ms / 3 > 0 ? q->cfg->claim_idle_ms / 3 : 1000);
     uv_timer_start(&q->heartbeat, on_heartbeat, hb, hb);
     if (jr->job.recipients_key) {
         jr->src_key = xstrdup(jr->job.recipients_key);
         snprintf(jr->cursor, sizeof(jr->cursor), "0");
-        jr->loading = true; /* until TYPE answers */
-        STORE_SEND(q->sc, STORE_CMD_HOLD, on_type, jr, "TYPE", jr->src_key);
+        jr->loading = true; /* until TYPE and the count answer */
+        store_job_source_open(q->sj, jr->src_key, &jr->info, on_source_open, jr, NULL);
         return;
     }
     jr->src = SRC_INLINE;
-    char total[24];
-    snprintf(total, sizeof(total), "%zu", jr->job.nrecipients);
-    snprintf(field, sizeof(field), "total:%s", entry);
-    if (!jr->resumed) STORE_SEND(q->sc, 0, on_written, NULL, "HSET", jr->k_campaign.buf, field, total);
+    if (!jr->resumed) store_job_total(q->sj, jr->job.id, entry, (long long)jr->job.nrecipients);
     jr->started = true;
     maybe_more(jr);
 }
@@ -1698,7 +1503,7 @@ static enum take take_entry(struct queue *q, const redisReply *entries)
         }
     } else {
         /* Deleted from the stream while pending: nothing to do but ack. */
-        STORE_SEND(q->sc, 0, on_written, NULL, "XACK", q->k_jobs.buf, STORE_GROUP, id);
+        store_job_ack(q->sj, id);
         return TAKE_ACKED;
     }
     start_job(q, id, text, len, held_from);
@@ -1817,12 +1622,8 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     q->consumer = xstrdup(consumer);
     q->run_id = xstrdup(run_id);
     strbuf_init(&q->k_jobs);
-    strbuf_init(&q->k_dead);
     store_key_jobs(&q->k_jobs, cfg->prefix);
-    store_key_dead(&q->k_dead, cfg->prefix);
-    strbuf_init(&q->k_scheduled);
     strbuf_init(&q->scratch);
-    store_key_scheduled(&q->k_scheduled, cfg->prefix);
     q->tzdb = tzdb_new(NULL);
     q->default_tz = tzdb_get(q->tzdb, cfg->default_tz);
     if (!q->default_tz) q->default_tz = tz_utc(); /* main refuses an unknown default_tz */
@@ -1855,8 +1656,6 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     q->sj = store_job_new(q->sc, cfg, consumer);
     dispatch_set_handoff(d, on_handoff, q);
     q->held_error = STORE_E_COUNT;
-    strbuf_init(&q->k_marker);
-    store_key_marker(&q->k_marker, cfg->prefix);
     return q;
 }
 
@@ -1865,16 +1664,14 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
  * restart without persistence, a FLUSHALL): work in flight was lost with
  * it. Said once, and shown on /healthz and /metrics until the restart
  * of this daemon; the fence keeps the runs of that moment from writing. */
-static void on_marker(redisReply *r, enum store_error err, const char *text, void *arg)
+static void on_marker(const struct store_job_result *res, void *arg)
 {
     struct queue *q = arg;
-    (void)err;
-    (void)text;
-    bool absent = r->type == REDIS_REPLY_NIL;
-    if (absent && q->marker_seen && !q->emptied) {
+    if (res->status != STORE_JOB_OK) return;
+    if (q->marker_absent && q->marker_seen && !q->emptied) {
         q->emptied = true;
-        log_error("queue", "redis came back empty: herald's marker key %s is gone (no persistence, or a flush); "
-                           "jobs, records and audit written before are lost", q->k_marker.buf);
+        log_error("queue", "redis came back empty: herald's marker key is gone (no persistence, or a flush); "
+                           "jobs, records and audit written before are lost");
     }
     q->marker_seen = true;
 }
@@ -1882,10 +1679,7 @@ static void on_marker(redisReply *r, enum store_error err, const char *text, voi
 void queue_connected(struct queue *q, struct rconn *rc)
 {
     if (rc == q->data) {
-        char now[24];
-        snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-        /* Set when absent; the old value (nil: it was absent) says which. */
-        STORE_SEND(q->sc, 0, on_marker, q, "SET", q->k_marker.buf, now, "NX", "GET");
+        store_job_marker(q->sj, &q->marker_absent, on_marker, q);
         store_cmds_connected(q->sc);
     }
     if (rc == q->jobs) {
@@ -1937,10 +1731,7 @@ static void on_handle_closed(uv_handle_t *h)
     struct queue *q = h->data;
     if (--q->handles_open > 0) return;
     strbuf_free(&q->k_jobs);
-    strbuf_free(&q->k_dead);
-    strbuf_free(&q->k_scheduled);
     strbuf_free(&q->scratch);
-    strbuf_free(&q->k_marker);
     tzdb_free(q->tzdb);
     free(q->consumer);
     free(q->run_id);

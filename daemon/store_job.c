@@ -10,12 +10,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct store_job {
     struct store_cmds *sc;
     const struct config *cfg;
     char *consumer;
     struct strbuf k_jobs, k_audit, k_suppress, key;
+    struct strbuf k_dead, k_scheduled, k_marker;
     char audit_maxlen[24];
     char **cap_topics; /* per cap: ",a,b," or "" (every topic) */
 };
@@ -33,6 +35,12 @@ struct store_job *store_job_new(struct store_cmds *sc, const struct config *cfg,
     store_key_jobs(&sj->k_jobs, cfg->prefix);
     store_key_audit(&sj->k_audit, cfg->prefix);
     store_key_suppress(&sj->k_suppress, cfg->prefix);
+    strbuf_init(&sj->k_dead);
+    strbuf_init(&sj->k_scheduled);
+    strbuf_init(&sj->k_marker);
+    store_key_dead(&sj->k_dead, cfg->prefix);
+    store_key_scheduled(&sj->k_scheduled, cfg->prefix);
+    store_key_marker(&sj->k_marker, cfg->prefix);
     herald_lltoa(sj->audit_maxlen, (long long)cfg->audit_maxlen);
     sj->cap_topics = xcalloc(cfg->ncaps ? cfg->ncaps : 1, sizeof(char *));
     for (size_t i = 0; i < cfg->ncaps; i++) {
@@ -57,6 +65,9 @@ void store_job_free(struct store_job *sj)
     strbuf_free(&sj->k_audit);
     strbuf_free(&sj->k_suppress);
     strbuf_free(&sj->key);
+    strbuf_free(&sj->k_dead);
+    strbuf_free(&sj->k_scheduled);
+    strbuf_free(&sj->k_marker);
     free(sj->consumer);
     free(sj);
 }
@@ -492,4 +503,380 @@ void store_job_heartbeat(struct store_job *sj, const char *entry, store_job_cb c
     store_args_add(&a, sj->k_jobs.buf);
     fence_args(&a, sj, entry);
     store_cmds_send(sj->sc, 0, on_beat, c, call_discard, &a, store_lua_heartbeat);
+}
+
+/* ---- recipient sources ------------------------------------------------- */
+
+static void args_of(struct store_args *a, const char *const *argv)
+{
+    store_args_init(a);
+    for (size_t i = 0; argv[i]; i++) store_args_add(a, argv[i]);
+}
+
+
+struct source_call {
+    struct call *c;
+    struct store_source_info *out;
+    char *key;
+};
+
+static void source_free(struct source_call *sc)
+{
+    free(sc->key);
+    free(sc);
+}
+
+static void source_discard(void *arg)
+{
+    struct source_call *sc = arg;
+    call_discard(sc->c);
+    source_free(sc);
+}
+
+static void on_card(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct source_call *sc = arg;
+    struct call *c = sc->c;
+    if (!call_ended(c, r, err, text, r && r->type != REDIS_REPLY_INTEGER)) {
+        sc->out->count = r->integer;
+        call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    }
+    source_free(sc);
+}
+
+static void on_type(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct source_call *sc = arg;
+    struct call *c = sc->c;
+    if (call_ended(c, r, err, text, r && r->type != REDIS_REPLY_STATUS)) {
+        source_free(sc);
+        return;
+    }
+    static const struct {
+        const char *type, *card;
+        enum store_source kind;
+    } kinds[] = {{"set", "SCARD", STORE_SRC_SET}, {"zset", "ZCARD", STORE_SRC_ZSET}, {"list", "LLEN", STORE_SRC_LIST}};
+    herald_copy(sc->out->type, sizeof(sc->out->type), r->str);
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strcmp(r->str, kinds[i].type) != 0) continue;
+        sc->out->found = true;
+        sc->out->kind = kinds[i].kind;
+        struct store_args a;
+        args_of(&a, (const char *const[]){kinds[i].card, sc->key, NULL});
+        store_cmds_send(c->sj->sc, STORE_CMD_HOLD, on_card, sc, source_discard, &a, NULL);
+        return;
+    }
+    sc->out->found = false; /* "none", or a type no recipient list has */
+    call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    source_free(sc);
+}
+
+void store_job_source_open(struct store_job *sj, const char *key, struct store_source_info *out, store_job_cb cb,
+                           void *arg, void (*discard)(void *))
+{
+    struct source_call *sc = xcalloc(1, sizeof(*sc));
+    sc->c = call_new(sj, cb, arg, discard, NULL, 0);
+    sc->out = out;
+    sc->key = xstrdup(key);
+    memset(out, 0, sizeof(*out));
+    struct store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "TYPE");
+    store_args_add(&a, key);
+    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_type, sc, source_discard, &a, NULL);
+}
+
+struct page_call {
+    struct call *c;
+    struct store_page *out;
+    enum store_source kind;
+    long count;
+};
+
+static void page_discard(void *arg)
+{
+    struct page_call *pc = arg;
+    call_discard(pc->c);
+    free(pc);
+}
+
+/* The items of a page, or NULL when the reply has not the shape of its
+ * command's (SSCAN/ZSCAN: [cursor, [items]], ZSCAN's items in member,
+ * score pairs; LRANGE: [items]); items are all strings. */
+static const redisReply *page_items(const struct page_call *pc, const redisReply *r)
+{
+    const redisReply *items = r;
+    if (pc->kind != STORE_SRC_LIST) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+            r->element[0]->len >= sizeof(pc->out->cursor))
+            return NULL;
+        items = r->element[1];
+    }
+    if (items->type != REDIS_REPLY_ARRAY || (pc->kind == STORE_SRC_ZSET && items->elements % 2)) return NULL;
+    for (size_t i = 0; i < items->elements; i++)
+        if (items->element[i]->type != REDIS_REPLY_STRING) return NULL;
+    return items;
+}
+
+static void on_page(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct page_call *pc = arg;
+    const redisReply *items = r ? page_items(pc, r) : NULL;
+    if (call_ended(pc->c, r, err, text, !items)) {
+        free(pc);
+        return;
+    }
+    struct store_page *out = pc->out;
+    if (pc->kind == STORE_SRC_LIST) {
+        out->done = (long)items->elements < pc->count;
+    } else {
+        herald_copy(out->cursor, sizeof(out->cursor), r->element[0]->str);
+        out->done = strcmp(out->cursor, "0") == 0;
+    }
+    size_t step = pc->kind == STORE_SRC_ZSET ? 2 : 1; /* ZSCAN returns member, score */
+    out->n = items->elements / step;
+    out->ids = xcalloc(out->n ? out->n : 1, sizeof(char *));
+    for (size_t i = 0; i < out->n; i++) out->ids[i] = xstrndup(items->element[i * step]->str, items->element[i * step]->len);
+    call_done(pc->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    free(pc);
+}
+
+void store_job_source_page(struct store_job *sj, enum store_source kind, const char *key, const char *cursor,
+                           long pos, long count, struct store_page *out, store_job_cb cb, void *arg,
+                           void (*discard)(void *))
+{
+    struct page_call *pc = xcalloc(1, sizeof(*pc));
+    pc->c = call_new(sj, cb, arg, discard, NULL, 0);
+    pc->out = out;
+    pc->kind = kind;
+    pc->count = count;
+    memset(out, 0, sizeof(*out));
+    struct store_args a;
+    store_args_init(&a);
+    if (kind == STORE_SRC_LIST) {
+        store_args_add(&a, "LRANGE");
+        store_args_add(&a, key);
+        store_args_addll(&a, pos);
+        store_args_addll(&a, pos + count - 1);
+    } else {
+        store_args_add(&a, kind == STORE_SRC_ZSET ? "ZSCAN" : "SSCAN");
+        store_args_add(&a, key);
+        store_args_add(&a, cursor);
+        store_args_add(&a, "COUNT");
+        store_args_addll(&a, count);
+    }
+    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_page, pc, page_discard, &a, NULL);
+}
+
+/* ---- a job's state, parking and acknowledgement ----------------------- */
+
+static void on_landed(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    (void)r;
+    (void)err;
+    (void)text;
+    (void)arg;
+}
+
+static void state_field(char *field, size_t len, const char *what, const char *entry)
+{
+    herald_copy(field, len, what);
+    size_t n = strlen(field);
+    herald_copy(field + n, len - n, entry);
+}
+
+void store_job_state(struct store_job *sj, const char *campaign, const char *entry, const char *state)
+{
+    char field[96];
+    state_field(field, sizeof(field), "state:", entry);
+    store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    STORE_SEND(sj->sc, 0, on_landed, NULL, "HSET", sj->key.buf, field, state);
+}
+
+void store_job_state_del(struct store_job *sj, const char *campaign, const char *entry)
+{
+    char field[96];
+    state_field(field, sizeof(field), "state:", entry);
+    store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    STORE_SEND(sj->sc, 0, on_landed, NULL, "HDEL", sj->key.buf, field);
+}
+
+void store_job_total(struct store_job *sj, const char *campaign, const char *entry, long long total)
+{
+    char field[96], n[HERALD_LL_CHARS];
+    state_field(field, sizeof(field), "total:", entry);
+    herald_lltoa(n, total);
+    store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    STORE_SEND(sj->sc, 0, on_landed, NULL, "HSET", sj->key.buf, field, n);
+}
+
+/* A chain of writes, each sent once the one before it landed, then cb. */
+struct chain {
+    struct call *c;
+    struct store_args next[2]; /* what to send after the current one */
+    size_t nnext, at;
+};
+
+static void chain_discard(void *arg)
+{
+    struct chain *ch = arg;
+    for (size_t i = ch->at; i < ch->nnext; i++) store_args_free(&ch->next[i]);
+    call_discard(ch->c);
+    free(ch);
+}
+
+static void on_chain(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct chain *ch = arg;
+    (void)r;
+    (void)err;
+    (void)text;
+    if (ch->at < ch->nnext) {
+        struct store_args *a = &ch->next[ch->at++];
+        store_cmds_send(ch->c->sj->sc, 0, on_chain, ch, chain_discard, a, NULL);
+        store_args_free(a);
+        return;
+    }
+    call_done(ch->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    free(ch);
+}
+
+/* Sends first, then each of the next ones in turn (taking them all). */
+static void chain_start(struct store_job *sj, store_job_cb cb, void *arg, struct store_args *first,
+                        struct store_args *next, size_t nnext)
+{
+    struct chain *ch = xcalloc(1, sizeof(*ch));
+    ch->c = call_new(sj, cb, arg, NULL, NULL, 0);
+    for (size_t i = 0; i < nnext; i++) ch->next[i] = next[i];
+    ch->nnext = nnext;
+    store_cmds_send(sj->sc, 0, on_chain, ch, chain_discard, first, NULL);
+}
+
+static void ack_args(struct store_args *a, const struct store_job *sj, const char *entry)
+{
+    args_of(a, (const char *const[]){"XACK", sj->k_jobs.buf, STORE_GROUP, entry, NULL});
+}
+
+static void state_args(struct store_args *a, struct store_job *sj, const char *campaign, const char *entry,
+                       const char *state)
+{
+    char field[96];
+    state_field(field, sizeof(field), "state:", entry);
+    store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    args_of(a, (const char *const[]){"HSET", sj->key.buf, field, state, NULL});
+}
+
+static void park_args(struct store_args *a, struct store_job *sj, int64_t when, const char *from, const char *text)
+{
+    char score[HERALD_LL_CHARS];
+    herald_lltoa(score, (long long)when);
+    strbuf_reset(&sj->key);
+    strbuf_adds(&sj->key, from);
+    strbuf_add(&sj->key, "\n", 1);
+    strbuf_adds(&sj->key, text);
+    args_of(a, (const char *const[]){"ZADD", sj->k_scheduled.buf, score, sj->key.buf, NULL});
+}
+
+void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, const char *state,
+                        store_job_cb cb, void *arg)
+{
+    struct store_args first, next[1];
+    state_args(&first, sj, campaign, entry, state);
+    ack_args(&next[0], sj, entry);
+    chain_start(sj, cb, arg, &first, next, 1);
+}
+
+void store_job_dead_letter(struct store_job *sj, const char *entry, const char *text, const char *error,
+                           store_job_cb cb, void *arg)
+{
+    struct store_args first, next[1];
+    args_of(&first, (const char *const[]){"XADD", sj->k_dead.buf, "*", "error", error, "entry", text ? text : "",
+                                          "job_entry", entry, NULL});
+    ack_args(&next[0], sj, entry);
+    chain_start(sj, cb, arg, &first, next, 1);
+}
+
+void store_job_park(struct store_job *sj, int64_t when, const char *from, const char *text, store_job_cb cb,
+                    void *arg)
+{
+    struct store_args first;
+    park_args(&first, sj, when, from, text);
+    chain_start(sj, cb, arg, &first, NULL, 0);
+}
+
+void store_job_schedule(struct store_job *sj, const char *campaign, const char *entry, int64_t when,
+                        const char *from, const char *text, store_job_cb cb, void *arg)
+{
+    struct store_args first, next[2];
+    park_args(&first, sj, when, from, text);
+    state_args(&next[0], sj, campaign, entry, "scheduled");
+    ack_args(&next[1], sj, entry);
+    chain_start(sj, cb, arg, &first, next, 2);
+}
+
+void store_job_ack(struct store_job *sj, const char *entry)
+{
+    STORE_SEND(sj->sc, 0, on_landed, NULL, "XACK", sj->k_jobs.buf, STORE_GROUP, entry);
+}
+
+struct count_call {
+    struct call *c;
+    long long *moved;
+    bool *absent;
+};
+
+static void count_discard(void *arg)
+{
+    struct count_call *cc = arg;
+    call_discard(cc->c);
+    free(cc);
+}
+
+static void on_moved(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct count_call *cc = arg;
+    if (!call_ended(cc->c, r, err, text, r && r->type != REDIS_REPLY_INTEGER)) {
+        *cc->moved = r->integer;
+        call_done(cc->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    }
+    free(cc);
+}
+
+void store_job_release_due(struct store_job *sj, int64_t now, int max, long long *moved, store_job_cb cb,
+                           void *arg)
+{
+    struct count_call *cc = xcalloc(1, sizeof(*cc));
+    cc->c = call_new(sj, cb, arg, NULL, NULL, 0);
+    cc->moved = moved;
+    *moved = 0;
+    struct store_args a;
+    store_args_script(&a, store_lua_release_due, 2);
+    store_args_add(&a, sj->k_scheduled.buf);
+    store_args_add(&a, sj->k_jobs.buf);
+    store_args_addll(&a, now);
+    store_args_addll(&a, max);
+    store_cmds_send(sj->sc, 0, on_moved, cc, count_discard, &a, store_lua_release_due);
+}
+
+static void on_marker(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct count_call *cc = arg;
+    if (!call_ended(cc->c, r, err, text, r && r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING)) {
+        *cc->absent = r->type == REDIS_REPLY_NIL;
+        call_done(cc->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    }
+    free(cc);
+}
+
+void store_job_marker(struct store_job *sj, bool *was_absent, store_job_cb cb, void *arg)
+{
+    struct count_call *cc = xcalloc(1, sizeof(*cc));
+    cc->c = call_new(sj, cb, arg, NULL, NULL, 0);
+    cc->absent = was_absent;
+    char now[HERALD_LL_CHARS];
+    herald_lltoa(now, (long long)time(NULL));
+    /* Set when absent; the old value (nil: it was absent) says which. */
+    struct store_args a;
+    args_of(&a, (const char *const[]){"SET", sj->k_marker.buf, now, "NX", "GET", NULL});
+    store_cmds_send(sj->sc, 0, on_marker, cc, count_discard, &a, NULL);
 }

@@ -146,4 +146,59 @@ void store_job_release(struct store_job *sj, const char *entry, const char *camp
 void store_job_heartbeat(struct store_job *sj, const char *entry, store_job_cb cb, void *arg,
                          void (*discard)(void *));
 
+/* ---- recipient sources (held on a permanent error) --------------------- */
+
+enum store_source { STORE_SRC_INLINE, STORE_SRC_SET, STORE_SRC_ZSET, STORE_SRC_LIST };
+
+/* What recipients_key holds: its kind and size, or (ok, found false) a key
+ * that is missing or of another type, named in type (for the dead letter). */
+struct store_source_info {
+    bool found;
+    enum store_source kind;
+    long long count;
+    char type[32];
+};
+
+void store_job_source_open(struct store_job *sj, const char *key, struct store_source_info *out, store_job_cb cb,
+                           void *arg, void (*discard)(void *));
+
+/* One page of a recipient source, from cursor (sets, zsets) or pos (lists). */
+struct store_page {
+    char **ids;        /* out: n ids, the caller frees them and the array */
+    size_t n;
+    char cursor[32];   /* out: the next cursor (sets, zsets) */
+    bool done;         /* out: the last page */
+};
+
+void store_job_source_page(struct store_job *sj, enum store_source kind, const char *key, const char *cursor,
+                           long pos, long count, struct store_page *out, store_job_cb cb, void *arg,
+                           void (*discard)(void *));
+
+/* ---- a job's state, parking and acknowledgement (retried until they land) */
+
+/* state:<entry> of the campaign's progress ("running", ...), total:<entry>. */
+void store_job_state(struct store_job *sj, const char *campaign, const char *entry, const char *state);
+void store_job_state_del(struct store_job *sj, const char *campaign, const char *entry);
+void store_job_total(struct store_job *sj, const char *campaign, const char *entry, long long total);
+/* Acknowledges entry once its state is written (a crash between the two
+ * never leaves an acknowledged job "running"); cb once it is acknowledged. */
+void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, const char *state,
+                        store_job_cb cb, void *arg);
+/* herald:dead gets {error, entry: text, job_entry}, then entry is acknowledged. */
+void store_job_dead_letter(struct store_job *sj, const char *entry, const char *text, const char *error,
+                           store_job_cb cb, void *arg);
+/* Parks a job in the scheduled set until `when` (member "<from>\n<text>"). */
+void store_job_park(struct store_job *sj, int64_t when, const char *from, const char *text, store_job_cb cb,
+                    void *arg);
+/* A job for later: parked, its state "scheduled", then acknowledged. */
+void store_job_schedule(struct store_job *sj, const char *campaign, const char *entry, int64_t when,
+                        const char *from, const char *text, store_job_cb cb, void *arg);
+/* An entry deleted while pending: acknowledged, nothing else. */
+void store_job_ack(struct store_job *sj, const char *entry);
+/* Moves at most max due scheduled jobs back to the stream; *moved says how many. */
+void store_job_release_due(struct store_job *sj, int64_t now, int max, long long *moved, store_job_cb cb,
+                           void *arg);
+/* Sets herald's marker key if absent; *was_absent says whether it was. */
+void store_job_marker(struct store_job *sj, bool *was_absent, store_job_cb cb, void *arg);
+
 #endif
