@@ -35,7 +35,7 @@
 #include "template.h"
 #include "tzdb.h"
 
-#define QUEUE_BLOCK_MS "2000"
+#define QUEUE_BLOCK_MS 2000
 #define QUEUE_DEFER_GROUP_MAX 5000 /* ids per parked job of deferred recipients */
 #define QUEUE_FINISH_MAX 256       /* outcomes per finishing write */
 #define QUEUE_LINK_ROOM 256        /* a signed link, about 230 bytes, or a few values */
@@ -134,9 +134,9 @@ struct queue {
     struct rconn *jobs, *data;
     struct dispatch *d;
     char *consumer, *run_id;
-    struct strbuf k_jobs; /* the stream the consumer reads (rconn commands below) */
     struct jobrun *jr;
     bool reading;       /* a read is outstanding on the jobs connection */
+    enum store_read_mode read_mode; /* ... of this kind */
     bool own_pending_done;
     uint64_t last_claim_ms;
     bool group_ready;
@@ -311,7 +311,7 @@ static void on_finish_flushed(const struct store_job_result *res, void *arg)
     maybe_more(jr);
 }
 
-/* Sends the buffered outcomes of jr as one store_lua_finish. A lost run
+/* Sends the buffered outcomes of jr as one finishing write. A lost run
  * writes nothing: its outcomes are dropped here (the new owner decides
  * those recipients again). */
 static void finish_flush(struct jobrun *jr)
@@ -861,7 +861,7 @@ static size_t user_limits(const struct profile *p, const char *chan[], int64_t l
     return n;
 }
 
-/* Sends one store_lua_reserve for the recipients of a batch that the
+/* Sends one reservation for the recipients of a batch that the
  * policy let through; takes rb. */
 static void reserve(struct rbatch *rb, int64_t now)
 {
@@ -1473,106 +1473,46 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
 
 /* ---- reading the stream ---------------------------------------------- */
 
-enum take { TAKE_NONE, TAKE_STARTED, TAKE_ACKED };
-
-/* entries: array of [id, [field, value, ...]]. Takes the first: starts it,
- * or acknowledges it when it was deleted while pending. */
-static enum take take_entry(struct queue *q, const redisReply *entries)
+static void on_read(const struct store_read_result *res, void *arg)
 {
-    if (!entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return TAKE_NONE;
-    redisReply *e = entries->element[0];
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING ||
-        e->element[0]->len >= 64) {
-        log_warn("queue", "unexpected reply reading jobs: an entry of the wrong shape");
-        return TAKE_NONE;
-    }
-    const char *id = e->element[0]->str;
-    redisReply *fields = e->element[1];
-    const char *text = NULL, *held_from = NULL;
-    size_t len = 0;
-    if (fields->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-            redisReply *f = fields->element[i], *v = fields->element[i + 1];
-            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
-            if (strcmp(f->str, "job") == 0) {
-                text = v->str;
-                len = v->len;
-            } else if (strcmp(f->str, "held_from") == 0) {
-                held_from = v->str;
-            }
-        }
-    } else {
-        /* Deleted from the stream while pending: nothing to do but ack. */
-        store_job_ack(q->sj, id);
-        return TAKE_ACKED;
-    }
-    start_job(q, id, text, len, held_from);
-    return TAKE_STARTED;
-}
-
-/* XREADGROUP's reply: [[stream, entries]] (or nil: nothing new). */
-static const redisReply *read_entries(const redisReply *r)
-{
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1) return NULL;
-    const redisReply *s = r->element[0];
-    if (s->type != REDIS_REPLY_ARRAY || s->elements != 2) return NULL;
-    return s->element[1];
-}
-
-static void on_read(struct rconn *rc, redisReply *r, void *priv)
-{
-    struct queue *q = priv;
-    (void)rc;
+    struct queue *q = arg;
+    enum store_read_mode mode = q->read_mode;
     q->reading = false;
-    if (!r) return; /* connection lost; queue_connected() resumes */
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (strncmp(r->str, "NOGROUP", 7) == 0) {
-            q->group_ready = false; /* the stream was deleted: create it again */
-            read_next(q);
-        } else {
-            log_complain(&q->read_complaint, "queue", "reading jobs failed: %s", r->str);
-            uv_timer_start(&q->retry, on_retry, 1000, 0);
-        }
+    switch (res->status) {
+    case STORE_READ_CLOSED:
+        return; /* queue_connected() reads again */
+    case STORE_READ_NOGROUP:
+        q->group_ready = false; /* the stream was deleted: create it again */
+        read_next(q);
         return;
-    }
-    log_recovered(&q->read_complaint, "queue", "reading jobs works again");
-    enum take took = r->type == REDIS_REPLY_NIL ? TAKE_NONE : take_entry(q, read_entries(r));
-    /* Our own pending entries are read until none is left (one deleted
-     * meanwhile was acknowledged: read on). */
-    if (took == TAKE_NONE && !q->own_pending_done) q->own_pending_done = true;
-    if (took != TAKE_STARTED) read_next(q);
-}
-
-static void on_claim(struct rconn *rc, redisReply *r, void *priv)
-{
-    struct queue *q = priv;
-    (void)rc;
-    q->reading = false;
-    if (!r) return;
-    enum take took = TAKE_NONE;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
-        took = take_entry(q, r->element[1]);
-        if (took == TAKE_STARTED && q->jr)
+    case STORE_READ_FAILED:
+        log_complain(&q->read_complaint, "queue", "reading jobs failed (%s): %.120s", store_error_name(res->err),
+                     res->text ? res->text : "");
+        uv_timer_start(&q->retry, on_retry, mode == STORE_READ_GROUP ? 5000 : 1000, 0);
+        return;
+    case STORE_READ_NONE:
+        log_recovered(&q->read_complaint, "queue", "reading jobs works again");
+        if (mode == STORE_READ_GROUP) q->group_ready = true;
+        /* Our own pending entries are read until none is left. */
+        if (mode == STORE_READ_OWN) q->own_pending_done = true;
+        read_next(q);
+        return;
+    case STORE_READ_DELETED:
+        /* Deleted from the stream while pending: nothing to do but ack
+         * (and read on: more of our own may be pending). */
+        store_job_ack(q->sj, res->id);
+        read_next(q);
+        return;
+    case STORE_READ_ENTRY:
+        log_recovered(&q->read_complaint, "queue", "reading jobs works again");
+        start_job(q, res->id, res->job, res->job_len, res->held_from);
+        if (mode == STORE_READ_CLAIM && q->jr)
             log_info("queue", "took over a job left by another consumer entry=%s", q->jr->entry);
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        log_complain(&q->read_complaint, "queue", "taking over idle jobs failed: %s", r->str);
-    }
-    if (took != TAKE_STARTED) read_next(q);
-}
-
-static void on_group(struct rconn *rc, redisReply *r, void *priv)
-{
-    struct queue *q = priv;
-    (void)rc;
-    q->reading = false;
-    if (!r) return;
-    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0) {
-        log_complain(&q->read_complaint, "queue", "cannot create the consumer group: %s", r->str);
-        uv_timer_start(&q->retry, on_retry, 5000, 0);
+        /* A job refused or scheduled reads the next one once its
+         * acknowledgement landed (never before: read again, our own
+         * pending entry would come back). */
         return;
     }
-    q->group_ready = true;
-    read_next(q);
 }
 
 static void on_retry(uv_timer_t *t)
@@ -1586,25 +1526,19 @@ static void read_next(struct queue *q)
         check_drained(q);
         return;
     }
-    int rc;
-    q->reading = true;
+    enum store_read_mode mode = STORE_READ_NEW;
     if (!q->group_ready) {
-        /* From the start of the stream: jobs added before the group existed count. */
-        rc = rconn_command(q->jobs, on_group, q, "XGROUP CREATE %s %s 0 MKSTREAM", q->k_jobs.buf, STORE_GROUP);
+        mode = STORE_READ_GROUP;
     } else if (!q->own_pending_done) {
-        rc = rconn_command(q->jobs, on_read, q, "XREADGROUP GROUP %s %s COUNT 1 STREAMS %s 0", STORE_GROUP,
-                           q->consumer, q->k_jobs.buf);
+        mode = STORE_READ_OWN;
     } else if (uv_now(q->loop) - q->last_claim_ms >= (uint64_t)q->cfg->claim_idle_ms / 2) {
         q->last_claim_ms = uv_now(q->loop);
-        char idle[24];
-        snprintf(idle, sizeof(idle), "%lld", (long long)q->cfg->claim_idle_ms);
-        rc = rconn_command(q->jobs, on_claim, q, "XAUTOCLAIM %s %s %s %s 0-0 COUNT 1", q->k_jobs.buf,
-                           STORE_GROUP, q->consumer, idle);
-    } else {
-        rc = rconn_command(q->jobs, on_read, q, "XREADGROUP GROUP %s %s COUNT 1 BLOCK %s STREAMS %s >",
-                           STORE_GROUP, q->consumer, QUEUE_BLOCK_MS, q->k_jobs.buf);
+        mode = STORE_READ_CLAIM;
     }
-    if (rc < 0) q->reading = false;
+    q->read_mode = mode;
+    q->reading = true;
+    if (store_job_read(q->sj, q->jobs, mode, QUEUE_BLOCK_MS, q->cfg->claim_idle_ms, on_read, q) < 0)
+        q->reading = false;
 }
 
 /* ---- public ---------------------------------------------------------- */
@@ -1621,8 +1555,6 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     q->d = d;
     q->consumer = xstrdup(consumer);
     q->run_id = xstrdup(run_id);
-    strbuf_init(&q->k_jobs);
-    store_key_jobs(&q->k_jobs, cfg->prefix);
     strbuf_init(&q->scratch);
     q->tzdb = tzdb_new(NULL);
     q->default_tz = tzdb_get(q->tzdb, cfg->default_tz);
@@ -1730,7 +1662,6 @@ static void on_handle_closed(uv_handle_t *h)
 {
     struct queue *q = h->data;
     if (--q->handles_open > 0) return;
-    strbuf_free(&q->k_jobs);
     strbuf_free(&q->scratch);
     tzdb_free(q->tzdb);
     free(q->consumer);

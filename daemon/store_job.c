@@ -880,3 +880,142 @@ void store_job_marker(struct store_job *sj, bool *was_absent, store_job_cb cb, v
     args_of(&a, (const char *const[]){"SET", sj->k_marker.buf, now, "NX", "GET", NULL});
     store_cmds_send(sj->sc, 0, on_marker, cc, count_discard, &a, NULL);
 }
+
+/* ---- reading the job stream -------------------------------------------- */
+
+struct read_call {
+    store_read_cb cb;
+    void *arg;
+    enum store_read_mode mode;
+};
+
+static void read_done(struct read_call *rc, enum store_read_status st, const char *id, const char *job,
+                      size_t job_len, const char *held_from, enum store_error err, const char *text)
+{
+    struct store_read_result res = {.status = st, .id = id, .job = job, .job_len = job_len,
+                                    .held_from = held_from, .err = err, .text = text};
+    store_read_cb cb = rc->cb;
+    void *arg = rc->arg;
+    free(rc);
+    cb(&res, arg);
+}
+
+/* entries: array of [id, [field, value, ...]] (fields nil: deleted). */
+static void read_entry(struct read_call *rc, const redisReply *entries)
+{
+    if (!entries || entries->type != REDIS_REPLY_ARRAY) {
+        read_done(rc, STORE_READ_FAILED, NULL, NULL, 0, NULL, STORE_E_REPLY, "unexpected reply");
+        return;
+    }
+    if (entries->elements == 0) {
+        read_done(rc, STORE_READ_NONE, NULL, NULL, 0, NULL, STORE_E_COUNT, NULL);
+        return;
+    }
+    const redisReply *e = entries->element[0];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+        e->element[0]->len >= 64) {
+        read_done(rc, STORE_READ_FAILED, NULL, NULL, 0, NULL, STORE_E_REPLY, "unexpected reply");
+        return;
+    }
+    const char *id = e->element[0]->str;
+    const redisReply *fields = e->element[1];
+    if (fields->type != REDIS_REPLY_ARRAY) {
+        read_done(rc, STORE_READ_DELETED, id, NULL, 0, NULL, STORE_E_COUNT, NULL);
+        return;
+    }
+    const char *job = NULL, *held_from = NULL;
+    size_t len = 0;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *f = fields->element[i], *v = fields->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        if (strcmp(f->str, "job") == 0) {
+            job = v->str;
+            len = v->len;
+        } else if (strcmp(f->str, "held_from") == 0) {
+            held_from = v->str;
+        }
+    }
+    read_done(rc, STORE_READ_ENTRY, id, job, len, held_from, STORE_E_COUNT, NULL);
+}
+
+static void on_read(struct rconn *c, redisReply *r, void *priv)
+{
+    struct read_call *rc = priv;
+    (void)c;
+    if (!r) {
+        read_done(rc, STORE_READ_CLOSED, NULL, NULL, 0, NULL, STORE_E_CONNECTION, "connection lost");
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (rc->mode == STORE_READ_GROUP && strncmp(r->str, "BUSYGROUP", 9) == 0) {
+            read_done(rc, STORE_READ_NONE, NULL, NULL, 0, NULL, STORE_E_COUNT, NULL);
+            return;
+        }
+        enum store_error err = store_error_classify(r->str);
+        read_done(rc, err == STORE_E_NOGROUP ? STORE_READ_NOGROUP : STORE_READ_FAILED, NULL, NULL, 0, NULL, err,
+                  r->str);
+        return;
+    }
+    switch (rc->mode) {
+    case STORE_READ_GROUP:
+        read_done(rc, STORE_READ_NONE, NULL, NULL, 0, NULL, STORE_E_COUNT, NULL);
+        return;
+    case STORE_READ_CLAIM: /* XAUTOCLAIM: [next cursor, [entries], [deleted ids]] */
+        read_entry(rc, r->type == REDIS_REPLY_ARRAY && r->elements >= 2 ? r->element[1] : NULL);
+        return;
+    case STORE_READ_OWN:
+    case STORE_READ_NEW: /* XREADGROUP: [[stream, [entries]]], or nil: nothing new */
+        if (r->type == REDIS_REPLY_NIL) {
+            read_done(rc, STORE_READ_NONE, NULL, NULL, 0, NULL, STORE_E_COUNT, NULL);
+            return;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 || r->element[0]->type != REDIS_REPLY_ARRAY ||
+            r->element[0]->elements != 2) {
+            read_entry(rc, NULL);
+            return;
+        }
+        read_entry(rc, r->element[0]->element[1]);
+        return;
+    }
+}
+
+int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mode mode, int64_t block_ms,
+                   int64_t claim_idle_ms, store_read_cb cb, void *arg)
+{
+    struct read_call *rc = xcalloc(1, sizeof(*rc));
+    rc->cb = cb;
+    rc->arg = arg;
+    rc->mode = mode;
+    char num[HERALD_LL_CHARS];
+    struct store_args a;
+    store_args_init(&a);
+    switch (mode) {
+    case STORE_READ_GROUP:
+        /* From the start of the stream: jobs added before the group existed count. */
+        args_of(&a, (const char *const[]){"XGROUP", "CREATE", sj->k_jobs.buf, STORE_GROUP, "0", "MKSTREAM", NULL});
+        break;
+    case STORE_READ_OWN:
+        args_of(&a, (const char *const[]){"XREADGROUP", "GROUP", STORE_GROUP, sj->consumer, "COUNT", "1",
+                                          "STREAMS", sj->k_jobs.buf, "0", NULL});
+        break;
+    case STORE_READ_NEW:
+        herald_lltoa(num, (long long)block_ms);
+        args_of(&a, (const char *const[]){"XREADGROUP", "GROUP", STORE_GROUP, sj->consumer, "COUNT", "1", "BLOCK",
+                                          num, "STREAMS", sj->k_jobs.buf, ">", NULL});
+        break;
+    case STORE_READ_CLAIM:
+        herald_lltoa(num, (long long)claim_idle_ms);
+        args_of(&a, (const char *const[]){"XAUTOCLAIM", sj->k_jobs.buf, STORE_GROUP, sj->consumer, num, "0-0",
+                                          "COUNT", "1", NULL});
+        break;
+    }
+    const char **argv = xmalloc(a.n * sizeof(*argv));
+    size_t *lens = xmalloc(a.n * sizeof(*lens));
+    for (size_t i = 0; i < a.n; i++) argv[i] = store_args_get(&a, i, &lens[i]);
+    int r = rconn_commandargv(jobs, on_read, rc, (int)a.n, argv, lens);
+    free(argv);
+    free(lens);
+    store_args_free(&a);
+    if (r < 0) free(rc);
+    return r;
+}

@@ -201,4 +201,41 @@ void store_job_release_due(struct store_job *sj, int64_t now, int max, long long
 /* Sets herald's marker key if absent; *was_absent says whether it was. */
 void store_job_marker(struct store_job *sj, bool *was_absent, store_job_cb cb, void *arg);
 
+/* ---- reading the job stream (the jobs connection) ---------------------- */
+
+/* Blocking reads go on their own connection (rconn), not through the
+ * command layer: a read that waits for new jobs must not hold up writes. */
+enum store_read_mode {
+    STORE_READ_GROUP, /* create the consumer group (from the stream's start) */
+    STORE_READ_OWN,   /* the first of this consumer's own pending entries */
+    STORE_READ_NEW,   /* a new entry, waiting up to block_ms */
+    STORE_READ_CLAIM, /* take over an entry idle for claim_idle_ms (another consumer died) */
+};
+
+enum store_read_status {
+    STORE_READ_ENTRY,   /* an entry: id, job (NULL when it has no `job` field), held_from */
+    STORE_READ_NONE,    /* nothing to read (or the group exists already, or was created) */
+    STORE_READ_DELETED, /* id was deleted from the stream while pending */
+    STORE_READ_NOGROUP, /* the stream or its group is gone: create it again */
+    STORE_READ_FAILED,  /* an error reply (err, text) or a reply of the wrong shape */
+    STORE_READ_CLOSED,  /* the connection was lost: read again once it is back */
+};
+
+struct store_read_result {
+    enum store_read_status status;
+    const char *id;         /* ENTRY, DELETED */
+    const char *job;        /* ENTRY: the job's text, or NULL */
+    size_t job_len;
+    const char *held_from;  /* ENTRY: the entry it was held as, or NULL */
+    enum store_error err;   /* FAILED */
+    const char *text;       /* FAILED */
+};
+
+typedef void (*store_read_cb)(const struct store_read_result *res, void *arg);
+
+/* Returns 0 (cb fires once, strings valid during it) or < 0 when the
+ * connection is not usable (cb never fires). */
+int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mode mode, int64_t block_ms,
+                   int64_t claim_idle_ms, store_read_cb cb, void *arg);
+
 #endif

@@ -339,6 +339,65 @@ static void refused_read_is_failed(void **st)
     strbuf_free(&ra);
 }
 
+struct got {
+    bool fired;
+    enum store_read_status status;
+    char id[64], job[64], held_from[64];
+};
+
+static void on_read_done(const struct store_read_result *res, void *arg)
+{
+    struct got *g = arg;
+    g->fired = true;
+    g->status = res->status;
+    g->id[0] = g->job[0] = g->held_from[0] = '\0';
+    if (res->id) herald_copy(g->id, sizeof(g->id), res->id);
+    if (res->job) herald_copy(g->job, sizeof(g->job), res->job);
+    if (res->held_from) herald_copy(g->held_from, sizeof(g->held_from), res->held_from);
+}
+
+static enum store_read_status read_once(enum store_read_mode mode, struct got *g)
+{
+    memset(g, 0, sizeof(*g));
+    assert_int_equal(store_job_read(sj, rc, mode, 100, 1000, on_read_done, g), 0);
+    run_until(&g->fired);
+    return g->status;
+}
+
+/* The job stream through the typed reader: a missing group, its creation,
+ * a new entry, our own pending one, one deleted while pending, a takeover
+ * of another consumer's idle entry. */
+static void reading_the_stream(void **st)
+{
+    (void)st;
+    struct got g;
+    cmd_ok("FLUSHALL");
+    assert_int_equal(read_once(STORE_READ_NEW, &g), STORE_READ_NOGROUP);
+    assert_int_equal(read_once(STORE_READ_GROUP, &g), STORE_READ_NONE);
+    assert_int_equal(read_once(STORE_READ_GROUP, &g), STORE_READ_NONE); /* it exists: no error */
+    assert_int_equal(read_once(STORE_READ_NEW, &g), STORE_READ_NONE);   /* nothing within 100 ms */
+    cmd_ok("XADD herald:jobs 5-1 job {\"id\":\"x\"} held_from 4-1|d");
+    assert_int_equal(read_once(STORE_READ_NEW, &g), STORE_READ_ENTRY);
+    assert_string_equal(g.id, "5-1");
+    assert_string_equal(g.job, "{\"id\":\"x\"}");
+    assert_string_equal(g.held_from, "4-1|d");
+    assert_int_equal(read_once(STORE_READ_OWN, &g), STORE_READ_ENTRY); /* still ours, unacknowledged */
+    assert_string_equal(g.id, "5-1");
+    cmd_ok("XDEL herald:jobs 5-1");
+    assert_int_equal(read_once(STORE_READ_OWN, &g), STORE_READ_DELETED);
+    assert_string_equal(g.id, "5-1");
+    cmd_ok("XACK herald:jobs herald 5-1");
+    assert_int_equal(read_once(STORE_READ_OWN, &g), STORE_READ_NONE);
+    /* Another consumer's entry, idle past claim_idle (1 s here). */
+    cmd_ok("XADD herald:jobs 6-1 other-field y");
+    cmd_ok("XREADGROUP GROUP herald other COUNT 1 STREAMS herald:jobs >");
+    assert_int_equal(read_once(STORE_READ_CLAIM, &g), STORE_READ_NONE); /* not idle long enough */
+    cmd_ok("XCLAIM herald:jobs herald other 0 6-1 IDLE 5000 JUSTID");
+    assert_int_equal(read_once(STORE_READ_CLAIM, &g), STORE_READ_ENTRY);
+    assert_string_equal(g.id, "6-1");
+    assert_string_equal(g.job, ""); /* no `job` field: the queue dead-letters it */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +407,7 @@ int main(void)
         cmocka_unit_test(handoff_finish_release),
         cmocka_unit_test(lost_entry),
         cmocka_unit_test(refused_read_is_failed),
+        cmocka_unit_test(reading_the_stream),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
