@@ -39,6 +39,8 @@ struct daemon {
     struct plugin_set *plugins;
     struct dispatch *dispatch;
     struct rconn *jobs, *data;
+    struct store_cmds *cmds; /* the job pipeline's command layer on data */
+    struct store_job *store; /* its typed calls (store_job_ops) */
     struct queue *queue;
     struct http_server *http;
     struct api_state api;
@@ -72,7 +74,7 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
     if (connected) {
         log_recovered(&d->redis_down, "main", "redis connected again");
         log_info("main", "redis ready connection=%s", rconn_name(rc));
-        if (d->queue) queue_connected(d->queue, rc);
+        if (d->queue) queue_connected(d->queue, rc == d->jobs);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
     } else {
         log_complain(&d->redis_down, "main", "redis unavailable at %s:%d (%s); retrying with backoff",
@@ -93,6 +95,10 @@ static void on_rconn_closed(void *arg)
     queue_free(d->queue);
     d->queue = NULL;
     d->api.queue = NULL;
+    store_cmds_free(d->cmds, NULL, NULL); /* what never got an answer stays pending in Redis */
+    d->cmds = NULL;
+    store_job_free(d->store);
+    d->store = NULL;
     store_cmds_free(d->api.cmds, NULL, NULL); /* what waits (a webhook counter) is dropped */
     d->api.cmds = NULL;
 }
@@ -294,7 +300,10 @@ int main(int argc, char **argv)
     ro.name = "data";
     d->data = rconn_new(&d->loop, &ro, on_rconn_state, d);
     d->dispatch = dispatch_new(&d->loop, &d->cfg, d->plugins);
-    d->queue = queue_new(&d->loop, &d->cfg, d->jobs, d->data, d->dispatch, consumer, run_id);
+    d->cmds = store_cmds_new(&d->loop, d->data, "data");
+    d->store = store_job_new(d->cmds, &d->cfg, consumer);
+    store_job_set_conns(d->store, d->jobs, d->data);
+    d->queue = queue_new(&d->loop, &d->cfg, &store_job_ops, d->store, d->dispatch, consumer, run_id);
 
     d->api = (struct api_state){.cfg = &d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
                                 .dispatch = d->dispatch,

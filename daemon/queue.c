@@ -131,7 +131,8 @@ struct deferral {
 struct queue {
     uv_loop_t *loop;
     const struct config *cfg;
-    struct rconn *jobs, *data;
+    const struct store_ops *ops; /* the store: store_job_ops, or a test's fake */
+    void *st;
     struct dispatch *d;
     char *consumer, *run_id;
     struct jobrun *jr;
@@ -143,8 +144,6 @@ struct queue {
     bool stopping;
     void (*drained)(void *);
     void *drained_arg;
-    struct store_cmds *sc; /* every command on the data connection */
-    struct store_job *sj;  /* the typed calls on the scripts */
     uint64_t run_seq;
     uv_timer_t hold_timer; /* a held job is read again when it fires */
     int64_t hold_ms;
@@ -321,13 +320,13 @@ static void finish_flush(struct jobrun *jr)
     if (jr->end == RUN_LOST) {
         jr->writes -= jr->fin.n;
         store_outcomes_free(&jr->fin);
-        store_outcomes_init(&jr->fin);
+        store_outcomes_init(&jr->fin, q->cfg->prefix);
         return;
     }
     struct fin_flush *f = xmalloc(sizeof(*f));
     f->jr = jr;
     f->n = jr->fin.n;
-    store_job_finish(q->sj, jr->entry, jr->job.id, jr->rec_entry, &jr->fin, on_finish_flushed, f, free);
+    q->ops->finish(q->st, jr->entry, jr->job.id, jr->rec_entry, &jr->fin, on_finish_flushed, f, free);
 }
 
 /* Outcomes are written in batches: at the end of each loop iteration (a
@@ -422,7 +421,7 @@ static void finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reas
          * often a person was tried. */
         .requests = r->dispatched ? r->requests : -1,
     };
-    store_outcomes_add(&jr->fin, q->sj, &oc);
+    store_outcomes_add(&jr->fin, &oc);
     jr->writes++;
     if (jr->fin.n >= QUEUE_FINISH_MAX) finish_flush(jr);
     else uv_check_start(&q->flush_check, on_flush_check);
@@ -454,7 +453,7 @@ static void release(struct rcpt *r)
         rcpt_unfinished(r);
         return;
     }
-    store_job_release(q->sj, jr->entry, jr->job.id, r->id, r->record.buf, r->member.buf, on_released, r,
+    q->ops->release(q->st, jr->entry, jr->job.id, r->id, r->record.buf, r->member.buf, on_released, r,
                       discard_rcpt);
 }
 
@@ -622,7 +621,7 @@ static void on_handoff(struct dispatch_msg **msgs, size_t n, void *arg)
         hb->items[i].record = r->record.buf;
         hb->ptrs[i] = &hb->items[i];
     }
-    store_job_handed(q->sj, jr->entry, jr->job.id, hb->ptrs, n, on_handed, hb, discard_hbatch);
+    q->ops->handed(q->st, jr->entry, jr->job.id, hb->ptrs, n, on_handed, hb, discard_hbatch);
 }
 
 static void send_message(struct rcpt *r)
@@ -894,7 +893,7 @@ static void reserve(struct rbatch *rb, int64_t now)
         it->member = r->member.buf;
         items[i] = it;
     }
-    store_job_reserve(q->sj, jr->entry, now, jr->job.id, jr->job.topic, items, rb->n, on_reserved, rb,
+    q->ops->reserve(q->st, jr->entry, now, jr->job.id, jr->job.topic, items, rb->n, on_reserved, rb,
                       discard_rbatch);
     free(items);
 }
@@ -1048,7 +1047,7 @@ static void batch_check_suppression(struct batch *b)
             addrs[i * HERALD_CH_COUNT + (size_t)ch] = r->found > 0 ? profile_address(&r->p, ch) : NULL;
     }
     if (store_job_any_address(addrs, b->n))
-        store_job_suppressed(q->sj, addrs, (bool(*const *)[HERALD_CH_COUNT])out, b->n, on_suppressed, b,
+        q->ops->suppressed(q->st, addrs, (bool(*const *)[HERALD_CH_COUNT])out, b->n, on_suppressed, b,
                              discard_batch);
     else
         batch_decide(b);
@@ -1139,7 +1138,7 @@ static void batch_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
         row->raw_rec = &r->prior;
         rows[k++] = row;
     }
-    store_job_lookup(q->sj, jr->job.id, rows, nvalid, on_lookup, b, discard_batch);
+    q->ops->lookup(q->st, jr->job.id, rows, nvalid, on_lookup, b, discard_batch);
     free(rows);
 }
 
@@ -1189,7 +1188,7 @@ static void load_batch(struct jobrun *jr)
     }
     static const enum store_source kinds[] = {[SRC_SET] = STORE_SRC_SET, [SRC_ZSET] = STORE_SRC_ZSET,
                                               [SRC_LIST] = STORE_SRC_LIST};
-    store_job_source_page(q->sj, kinds[jr->src], jr->src_key, jr->cursor, jr->list_pos, (long)q->cfg->batch,
+    q->ops->source_page(q->st, kinds[jr->src], jr->src_key, jr->cursor, jr->list_pos, (long)q->cfg->batch,
                           &jr->page, on_page, jr, NULL);
 }
 
@@ -1244,7 +1243,7 @@ static void park_one(struct jobrun *jr, struct deferral *d)
     char from[80];
     snprintf(from, sizeof(from), "%s|d", jr->rec_entry);
     jr->writes++;
-    store_job_park(q->sj, d->until, from, text, on_parked, jr);
+    q->ops->park(q->st, d->until, from, text, on_parked, jr);
     log_info("queue", "deferred campaign=%s recipients=%zu until=%s", jr->job.id, json_array_size(d->ids), when);
     free(text);
     json_array_clear(d->ids);
@@ -1282,7 +1281,7 @@ static void job_complete(struct jobrun *jr)
                  jr->missing_fields);
         q->held_entry[0] = '\0';
         q->hold_ms = 0;
-        store_job_finished(q->sj, jr->job.id, jr->entry, "done", on_acked, q);
+        q->ops->finished(q->st, jr->job.id, jr->entry, "done", on_acked, q);
     } else if (jr->end == RUN_HELD) {
         q->hold_ms = q->hold_ms ? (2 * q->hold_ms > QUEUE_HOLD_MAX_MS ? QUEUE_HOLD_MAX_MS : 2 * q->hold_ms)
                                 : QUEUE_HOLD_MIN_MS;
@@ -1339,7 +1338,7 @@ static void on_source_open(const struct store_job_result *res, void *arg)
         return;
     }
     jr->src = jr->info.kind == STORE_SRC_SET ? SRC_SET : jr->info.kind == STORE_SRC_ZSET ? SRC_ZSET : SRC_LIST;
-    store_job_total(q->sj, jr->job.id, jr->entry, jr->info.count);
+    q->ops->total(q->st, jr->job.id, jr->entry, jr->info.count);
     jr->started = true;
     maybe_more(jr);
 }
@@ -1362,14 +1361,14 @@ static void on_beat(const struct store_job_result *res, void *arg)
 static void on_heartbeat(uv_timer_t *t)
 {
     struct queue *q = t->data;
-    if (!q->jr || q->jr->end == RUN_LOST || !rconn_ready(q->data)) return;
+    if (!q->jr || q->jr->end == RUN_LOST || !q->ops->ready(q->st, false)) return;
     /* Keeps the entry's idle time low so that no other consumer claims a
      * job we are still working on, and learns when one did (never taking
      * it back: lua/heartbeat.lua). */
     struct beat *b = xmalloc(sizeof(*b));
     b->q = q;
     herald_copy(b->entry, sizeof(b->entry), q->jr->entry);
-    store_job_heartbeat(q->sj, b->entry, on_beat, b, free);
+    q->ops->heartbeat(q->st, b->entry, on_beat, b, free);
 }
 
 static void on_dead_acked(const struct store_job_result *res, void *arg)
@@ -1386,7 +1385,7 @@ static void dead_letter(struct queue *q, const char *entry, const char *text, co
 {
     /* The error may quote job text; the log line carries the entry id only. */
     log_warn("queue", "job refused entry=%s (reason in the dead-letter stream)", entry);
-    store_job_dead_letter(q->sj, entry, text, error, on_dead_acked, q);
+    q->ops->dead_letter(q->st, entry, text, error, on_dead_acked, q);
 }
 
 /* A job for later is parked in Redis (not in memory), so that it survives
@@ -1398,7 +1397,7 @@ static void schedule_job(struct queue *q, struct jobrun *jr)
     herald_time_format(jr->job.not_before, when, sizeof(when));
     snprintf(from, sizeof(from), "%s%s", jr->rec_entry, jr->resumed ? "|d" : "");
     log_info("queue", "job scheduled campaign=%s entry=%s not_before=%s", jr->job.id, jr->entry, when);
-    store_job_schedule(q->sj, jr->job.id, jr->entry, jr->job.not_before, from, jr->text, on_acked, q);
+    q->ops->schedule(q->st, jr->job.id, jr->entry, jr->job.not_before, from, jr->text, on_acked, q);
     jobrun_free(jr);
 }
 
@@ -1413,9 +1412,9 @@ static void on_released_due(const struct store_job_result *res, void *arg)
 static void on_release_timer(uv_timer_t *t)
 {
     struct queue *q = t->data;
-    if (q->releasing || q->stopping || !rconn_ready(q->data)) return;
+    if (q->releasing || q->stopping || !q->ops->ready(q->st, false)) return;
     q->releasing = true;
-    store_job_release_due(q->sj, time(NULL), 16, &q->released_due, on_released_due, q);
+    q->ops->release_due(q->st, time(NULL), 16, &q->released_due, on_released_due, q);
 }
 
 static void start_job(struct queue *q, const char *entry, const char *text, size_t len,
@@ -1424,7 +1423,7 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     char err[512];
     struct jobrun *jr = xcalloc(1, sizeof(*jr));
     jr->q = q;
-    store_outcomes_init(&jr->fin);
+    store_outcomes_init(&jr->fin, q->cfg->prefix);
     herald_copy(jr->entry, sizeof(jr->entry), entry);
     if (!text) {
         dead_letter(q, entry, "", "entry has no `job` field (expected one field `job` holding the campaign JSON)");
@@ -1447,7 +1446,7 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
         size_t n = strcspn(held_from, "|");
         snprintf(jr->rec_entry, sizeof(jr->rec_entry), "%.*s", (int)n, held_from);
         jr->resumed = strcmp(held_from + n, "|d") == 0;
-        if (!jr->resumed) store_job_state_del(q->sj, jr->job.id, jr->rec_entry);
+        if (!jr->resumed) q->ops->state_del(q->st, jr->job.id, jr->rec_entry);
     }
     if (jr->job.not_before > time(NULL)) {
         schedule_job(q, jr);
@@ -1455,18 +1454,18 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     }
     q->jr = jr;
     log_info("queue", "job started campaign=%s entry=%s run=%s", jr->job.id, entry, jr->run);
-    store_job_state(q->sj, jr->job.id, entry, "running");
+    q->ops->state(q->st, jr->job.id, entry, "running");
     uint64_t hb = (uint64_t)(q->cfg->claim_idle_ms / 3 > 0 ? q->cfg->claim_idle_ms / 3 : 1000);
     uv_timer_start(&q->heartbeat, on_heartbeat, hb, hb);
     if (jr->job.recipients_key) {
         jr->src_key = xstrdup(jr->job.recipients_key);
         snprintf(jr->cursor, sizeof(jr->cursor), "0");
         jr->loading = true; /* until TYPE and the count answer */
-        store_job_source_open(q->sj, jr->src_key, &jr->info, on_source_open, jr, NULL);
+        q->ops->source_open(q->st, jr->src_key, &jr->info, on_source_open, jr, NULL);
         return;
     }
     jr->src = SRC_INLINE;
-    if (!jr->resumed) store_job_total(q->sj, jr->job.id, entry, (long long)jr->job.nrecipients);
+    if (!jr->resumed) q->ops->total(q->st, jr->job.id, entry, (long long)jr->job.nrecipients);
     jr->started = true;
     maybe_more(jr);
 }
@@ -1500,7 +1499,7 @@ static void on_read(const struct store_read_result *res, void *arg)
     case STORE_READ_DELETED:
         /* Deleted from the stream while pending: nothing to do but ack
          * (and read on: more of our own may be pending). */
-        store_job_ack(q->sj, res->id);
+        q->ops->ack(q->st, res->id);
         read_next(q);
         return;
     case STORE_READ_ENTRY:
@@ -1522,7 +1521,7 @@ static void on_retry(uv_timer_t *t)
 
 static void read_next(struct queue *q)
 {
-    if (q->stopping || q->jr || q->reading || !rconn_ready(q->jobs) || uv_is_active((uv_handle_t *)&q->hold_timer)) {
+    if (q->stopping || q->jr || q->reading || !q->ops->ready(q->st, true) || uv_is_active((uv_handle_t *)&q->hold_timer)) {
         check_drained(q);
         return;
     }
@@ -1537,21 +1536,21 @@ static void read_next(struct queue *q)
     }
     q->read_mode = mode;
     q->reading = true;
-    if (store_job_read(q->sj, q->jobs, mode, QUEUE_BLOCK_MS, q->cfg->claim_idle_ms, on_read, q) < 0)
+    if (q->ops->read(q->st, mode, QUEUE_BLOCK_MS, q->cfg->claim_idle_ms, on_read, q) < 0)
         q->reading = false;
 }
 
 /* ---- public ---------------------------------------------------------- */
 
-struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn *jobs,
-                        struct rconn *data, struct dispatch *d, const char *consumer,
+struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct store_ops *ops, void *store,
+                        struct dispatch *d, const char *consumer,
                         const char *run_id)
 {
     struct queue *q = xcalloc(1, sizeof(*q));
     q->loop = loop;
     q->cfg = cfg;
-    q->jobs = jobs;
-    q->data = data;
+    q->ops = ops;
+    q->st = store;
     q->d = d;
     q->consumer = xstrdup(consumer);
     q->run_id = xstrdup(run_id);
@@ -1584,8 +1583,6 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn 
     q->hold_timer.data = q;
     q->handles_open = 6;
     q->last_claim_ms = 0;
-    q->sc = store_cmds_new(loop, data, "data");
-    q->sj = store_job_new(q->sc, cfg, consumer);
     dispatch_set_handoff(d, on_handoff, q);
     q->held_error = STORE_E_COUNT;
     return q;
@@ -1608,13 +1605,13 @@ static void on_marker(const struct store_job_result *res, void *arg)
     q->marker_seen = true;
 }
 
-void queue_connected(struct queue *q, struct rconn *rc)
+void queue_connected(struct queue *q, bool jobs)
 {
-    if (rc == q->data) {
-        store_job_marker(q->sj, &q->marker_absent, on_marker, q);
-        store_cmds_connected(q->sc);
+    if (!jobs) {
+        q->ops->marker(q->st, &q->marker_absent, on_marker, q);
+        q->ops->connected(q->st);
     }
-    if (rc == q->jobs) {
+    if (jobs) {
         q->reading = false;
         /* After a loss, re-read our own pending entries first. */
         if (!q->jr) q->own_pending_done = false;
@@ -1625,7 +1622,7 @@ void queue_connected(struct queue *q, struct rconn *rc)
 static void check_drained(struct queue *q)
 {
     if (!q->stopping || !q->drained) return;
-    if (q->jr || !store_cmds_idle(q->sc) || dispatch_in_flight(q->d)) return;
+    if (q->jr || !q->ops->idle(q->st) || dispatch_in_flight(q->d)) return;
     void (*cb)(void *) = q->drained;
     q->drained = NULL;
     cb(q->drained_arg);
@@ -1647,7 +1644,7 @@ void queue_counters(const struct queue *q, struct queue_counters *out)
     *out = q->counters;
     out->in_flight = q->jr ? q->jr->outstanding : 0;
     struct store_cmds_status st;
-    store_cmds_status(q->sc, &st);
+    q->ops->status(q->st, &st);
     out->backlog = st.backlog;
     out->redis_waiting = st.waiting && st.error != STORE_E_COUNT;
     out->redis_error = out->redis_waiting ? store_error_name(st.error) : NULL;
@@ -1673,10 +1670,6 @@ void queue_free(struct queue *q)
 {
     /* Whatever could not be written before the drain timeout is lost here;
      * the job stays pending in the stream and is redone from the records. */
-    store_cmds_free(q->sc, NULL, NULL);
-    q->sc = NULL;
-    store_job_free(q->sj);
-    q->sj = NULL;
     while (q->ready_head) {
         struct rcpt *r = q->ready_head;
         q->ready_head = r->next_ready;

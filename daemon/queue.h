@@ -28,6 +28,7 @@
 #include "dispatch.h"
 #include "rconn.h"
 #include "store_cmd.h"
+#include "store_job.h"
 
 struct queue;
 
@@ -48,12 +49,13 @@ struct queue_counters {
     bool redis_emptied;       /* Redis came back empty since this daemon started */
 };
 
-/* jobs: a connection for blocking stream reads; data: everything else. */
-struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, struct rconn *jobs,
-                        struct rconn *data, struct dispatch *d, const char *consumer,
-                        const char *run_id);
-/* Tells the queue a connection became usable (main's rconn state callback). */
-void queue_connected(struct queue *q, struct rconn *rc);
+/* The store is ops on store: store_job_ops on a struct store_job (its
+ * connections set), or a test's fake. Both outlive the queue. */
+struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct store_ops *ops, void *store,
+                        struct dispatch *d, const char *consumer, const char *run_id);
+/* Tells the queue a connection became usable (main's rconn state callback):
+ * the jobs connection (blocking stream reads), or the data connection. */
+void queue_connected(struct queue *q, bool jobs);
 /* Stops reading new jobs and recipients; drained fires once, when nothing
  * the queue started is still running (in-flight messages included). */
 void queue_stop(struct queue *q, void (*drained)(void *arg), void *arg);

@@ -18,6 +18,7 @@ struct store_job {
     char *consumer;
     struct strbuf k_jobs, k_audit, k_suppress, key;
     struct strbuf k_dead, k_scheduled, k_marker;
+    struct rconn *jobs, *data; /* store_job_ops: read on jobs; ready for either */
     char audit_maxlen[24];
     char **cap_topics; /* per cap: ",a,b," or "" (every topic) */
 };
@@ -375,10 +376,12 @@ void store_job_handed(struct store_job *sj, const char *entry, const char *campa
 
 /* ---- outcomes ---------------------------------------------------------- */
 
-void store_outcomes_init(struct store_outcomes *o)
+void store_outcomes_init(struct store_outcomes *o, const char *prefix)
 {
     store_args_init(&o->keys);
     store_args_init(&o->args);
+    strbuf_init(&o->key);
+    o->prefix = prefix;
     o->n = 0;
 }
 
@@ -386,19 +389,24 @@ void store_outcomes_free(struct store_outcomes *o)
 {
     store_args_free(&o->keys);
     store_args_free(&o->args);
+    strbuf_free(&o->key);
     o->n = 0;
 }
 
-void store_outcomes_add(struct store_outcomes *o, struct store_job *sj, const struct store_outcome *oc)
+/* Per outcome: 4 keys (below) and STORE_OUTCOME_ARGS values, in the order
+ * of lua/finish.lua's header. */
+#define STORE_OUTCOME_ARGS 13
+
+void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc)
 {
-    struct strbuf *k = &sj->key;
-    store_key_campaigns(k, sj->cfg->prefix, oc->id);
+    struct strbuf *k = &o->key;
+    store_key_campaigns(k, o->prefix, oc->id);
     store_args_add(&o->keys, k->buf);
-    store_key_history(k, sj->cfg->prefix, oc->id);
+    store_key_history(k, o->prefix, oc->id);
     store_args_add(&o->keys, k->buf);
-    store_key_sends(k, sj->cfg->prefix, oc->id);
+    store_key_sends(k, o->prefix, oc->id);
     store_args_add(&o->keys, k->buf);
-    store_key_person(k, sj->cfg->prefix, oc->id);
+    store_key_person(k, o->prefix, oc->id);
     store_args_add(&o->keys, k->buf);
     const char *vals[] = {oc->id, oc->record, oc->unsend, oc->history, oc->channel, oc->outcome, oc->reason,
                           oc->provider, oc->provider_id, oc->at, oc->progress};
@@ -448,8 +456,9 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
         const char *v = store_args_get(&o->args, i, &len);
         store_args_addn(&a, v, len);
     }
+    const char *prefix = o->prefix;
     store_outcomes_free(o);
-    store_outcomes_init(o);
+    store_outcomes_init(o, prefix);
     /* Outcomes must land: no hold, retried until Redis takes them. */
     store_cmds_send(sj->sc, 0, on_finished, c, call_discard, &a, store_lua_finish);
 }
@@ -1019,3 +1028,146 @@ int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mod
     if (r < 0) free(rc);
     return r;
 }
+
+void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_outcome *out)
+{
+    const char *v[STORE_OUTCOME_ARGS];
+    for (size_t j = 0; j < STORE_OUTCOME_ARGS; j++) v[j] = store_args_get(&o->args, i * STORE_OUTCOME_ARGS + j, NULL);
+    *out = (struct store_outcome){
+        .id = v[0], .record = v[1], .unsend = v[2], .history = v[3], .channel = v[4], .outcome = v[5],
+        .reason = v[6], .provider = v[7], .provider_id = v[8], .at = v[9], .progress = v[10],
+        .reserved = strchr(v[11], 'r') != NULL, .was_deferred = strchr(v[11], 'd') != NULL,
+        .once = strchr(v[11], 'n') != NULL, .requests = v[12][0] ? (int)strtol(v[12], NULL, 10) : -1,
+    };
+}
+
+/* ---- the table ----------------------------------------------------------- */
+
+void store_job_set_conns(struct store_job *sj, struct rconn *jobs, struct rconn *data)
+{
+    sj->jobs = jobs;
+    sj->data = data;
+}
+
+static bool t_ready(void *s, bool jobs)
+{
+    struct store_job *sj = s;
+    return rconn_ready(jobs ? sj->jobs : sj->data);
+}
+static void t_connected(void *s) { store_cmds_connected(((struct store_job *)s)->sc); }
+static bool t_idle(void *s) { return store_cmds_idle(((struct store_job *)s)->sc); }
+static void t_status(void *s, struct store_cmds_status *out) { store_cmds_status(((struct store_job *)s)->sc, out); }
+static int t_read(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
+                  void *arg)
+{
+    struct store_job *sj = s;
+    return store_job_read(sj, sj->jobs, mode, block_ms, claim_idle_ms, cb, arg);
+}
+
+/* The table's entries take a void *: each passes it on to its typed call. */
+static void t_lookup(void *s, const char *campaign, struct store_job_person *const *rows, size_t n, store_job_cb cb,
+                     void *arg, void (*discard)(void *))
+{
+    store_job_lookup(s, campaign, rows, n, cb, arg, discard);
+}
+static void t_suppressed(void *s, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT], size_t n,
+                         store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    store_job_suppressed(s, addrs, out, n, cb, arg, discard);
+}
+static void t_reserve(void *s, const char *entry, int64_t now, const char *campaign, const char *topic,
+                      struct store_job_reservation *const *items, size_t n, store_job_cb cb, void *arg,
+                      void (*discard)(void *))
+{
+    store_job_reserve(s, entry, now, campaign, topic, items, n, cb, arg, discard);
+}
+static void t_handed(void *s, const char *entry, const char *campaign, struct store_job_handoff *const *items,
+                     size_t n, store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    store_job_handed(s, entry, campaign, items, n, cb, arg, discard);
+}
+static void t_finish(void *s, const char *entry, const char *campaign, const char *rec_entry,
+                     struct store_outcomes *o, store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    store_job_finish(s, entry, campaign, rec_entry, o, cb, arg, discard);
+}
+static void t_release(void *s, const char *entry, const char *campaign, const char *id, const char *record,
+                      const char *member, store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    store_job_release(s, entry, campaign, id, record, member, cb, arg, discard);
+}
+static void t_heartbeat(void *s, const char *entry, store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    store_job_heartbeat(s, entry, cb, arg, discard);
+}
+static void t_source_open(void *s, const char *key, struct store_source_info *out, store_job_cb cb, void *arg,
+                          void (*discard)(void *))
+{
+    store_job_source_open(s, key, out, cb, arg, discard);
+}
+static void t_source_page(void *s, enum store_source kind, const char *key, const char *cursor, long pos,
+                          long count, struct store_page *out, store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    store_job_source_page(s, kind, key, cursor, pos, count, out, cb, arg, discard);
+}
+static void t_state(void *s, const char *campaign, const char *entry, const char *state)
+{
+    store_job_state(s, campaign, entry, state);
+}
+static void t_state_del(void *s, const char *campaign, const char *entry) { store_job_state_del(s, campaign, entry); }
+static void t_total(void *s, const char *campaign, const char *entry, long long total)
+{
+    store_job_total(s, campaign, entry, total);
+}
+static void t_finished(void *s, const char *campaign, const char *entry, const char *state, store_job_cb cb,
+                       void *arg)
+{
+    store_job_finished(s, campaign, entry, state, cb, arg);
+}
+static void t_dead_letter(void *s, const char *entry, const char *text, const char *error, store_job_cb cb,
+                          void *arg)
+{
+    store_job_dead_letter(s, entry, text, error, cb, arg);
+}
+static void t_park(void *s, int64_t when, const char *from, const char *text, store_job_cb cb, void *arg)
+{
+    store_job_park(s, when, from, text, cb, arg);
+}
+static void t_schedule(void *s, const char *campaign, const char *entry, int64_t when, const char *from,
+                       const char *text, store_job_cb cb, void *arg)
+{
+    store_job_schedule(s, campaign, entry, when, from, text, cb, arg);
+}
+static void t_ack(void *s, const char *entry) { store_job_ack(s, entry); }
+static void t_release_due(void *s, int64_t now, int max, long long *moved, store_job_cb cb, void *arg)
+{
+    store_job_release_due(s, now, max, moved, cb, arg);
+}
+static void t_marker(void *s, bool *was_absent, store_job_cb cb, void *arg) { store_job_marker(s, was_absent, cb, arg); }
+
+const struct store_ops store_job_ops = {
+    .ready = t_ready,
+    .connected = t_connected,
+    .idle = t_idle,
+    .status = t_status,
+    .lookup = t_lookup,
+    .suppressed = t_suppressed,
+    .reserve = t_reserve,
+    .handed = t_handed,
+    .finish = t_finish,
+    .release = t_release,
+    .heartbeat = t_heartbeat,
+    .source_open = t_source_open,
+    .source_page = t_source_page,
+    .state = t_state,
+    .state_del = t_state_del,
+    .total = t_total,
+    .finished = t_finished,
+    .dead_letter = t_dead_letter,
+    .park = t_park,
+    .schedule = t_schedule,
+    .ack = t_ack,
+    .release_due = t_release_due,
+    .marker = t_marker,
+    .read = t_read,
+};

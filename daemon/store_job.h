@@ -123,10 +123,12 @@ struct store_outcome {
 struct store_outcomes {
     struct store_args keys, args;
     size_t n;
+    const char *prefix; /* the key prefix ([redis] prefix) */
+    struct strbuf key;  /* scratch */
 };
 
-void store_outcomes_init(struct store_outcomes *o);
-void store_outcomes_add(struct store_outcomes *o, struct store_job *sj, const struct store_outcome *oc);
+void store_outcomes_init(struct store_outcomes *o, const char *prefix);
+void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc);
 void store_outcomes_free(struct store_outcomes *o);
 
 /* Writes the outcomes in o as one script and empties o. Idempotent: sent
@@ -237,5 +239,60 @@ typedef void (*store_read_cb)(const struct store_read_result *res, void *arg);
  * connection is not usable (cb never fires). */
 int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mode mode, int64_t block_ms,
                    int64_t claim_idle_ms, store_read_cb cb, void *arg);
+
+/* ---- the pipeline's store as a table ------------------------------------ */
+
+/* What the job pipeline (queue.c) calls: store_job_ops below on a struct
+ * store_job, or a fake in the unit tests (tests/unit/test_queue.c), which
+ * can fail any call. Each entry is the store_job_* call of its name. */
+struct store_ops {
+    bool (*ready)(void *s, bool jobs);                 /* the jobs (or data) connection is usable */
+    void (*connected)(void *s);                        /* the data connection is back: send what waits */
+    bool (*idle)(void *s);                             /* nothing waits, nothing is in flight */
+    void (*status)(void *s, struct store_cmds_status *out);
+    void (*lookup)(void *s, const char *campaign, struct store_job_person *const *rows, size_t n, store_job_cb cb,
+                   void *arg, void (*discard)(void *));
+    void (*suppressed)(void *s, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT], size_t n,
+                       store_job_cb cb, void *arg, void (*discard)(void *));
+    void (*reserve)(void *s, const char *entry, int64_t now, const char *campaign, const char *topic,
+                    struct store_job_reservation *const *items, size_t n, store_job_cb cb, void *arg,
+                    void (*discard)(void *));
+    void (*handed)(void *s, const char *entry, const char *campaign, struct store_job_handoff *const *items,
+                   size_t n, store_job_cb cb, void *arg, void (*discard)(void *));
+    void (*finish)(void *s, const char *entry, const char *campaign, const char *rec_entry,
+                   struct store_outcomes *o, store_job_cb cb, void *arg, void (*discard)(void *));
+    void (*release)(void *s, const char *entry, const char *campaign, const char *id, const char *record,
+                    const char *member, store_job_cb cb, void *arg, void (*discard)(void *));
+    void (*heartbeat)(void *s, const char *entry, store_job_cb cb, void *arg, void (*discard)(void *));
+    void (*source_open)(void *s, const char *key, struct store_source_info *out, store_job_cb cb, void *arg,
+                        void (*discard)(void *));
+    void (*source_page)(void *s, enum store_source kind, const char *key, const char *cursor, long pos,
+                        long count, struct store_page *out, store_job_cb cb, void *arg, void (*discard)(void *));
+    void (*state)(void *s, const char *campaign, const char *entry, const char *state);
+    void (*state_del)(void *s, const char *campaign, const char *entry);
+    void (*total)(void *s, const char *campaign, const char *entry, long long total);
+    void (*finished)(void *s, const char *campaign, const char *entry, const char *state, store_job_cb cb,
+                     void *arg);
+    void (*dead_letter)(void *s, const char *entry, const char *text, const char *error, store_job_cb cb,
+                        void *arg);
+    void (*park)(void *s, int64_t when, const char *from, const char *text, store_job_cb cb, void *arg);
+    void (*schedule)(void *s, const char *campaign, const char *entry, int64_t when, const char *from,
+                     const char *text, store_job_cb cb, void *arg);
+    void (*ack)(void *s, const char *entry);
+    void (*release_due)(void *s, int64_t now, int max, long long *moved, store_job_cb cb, void *arg);
+    void (*marker)(void *s, bool *was_absent, store_job_cb cb, void *arg);
+    int (*read)(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
+                void *arg);
+};
+
+/* The real store: s is a struct store_job whose connections were set. */
+extern const struct store_ops store_job_ops;
+/* The connections store_job_ops reads the stream on (jobs) and reports
+ * ready for; the command layer given to store_job_new is on data. */
+void store_job_set_conns(struct store_job *sj, struct rconn *jobs, struct rconn *data);
+
+/* Outcome i of o, decoded (a fake store reads what the pipeline wrote;
+ * the strings point into o). */
+void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_outcome *out);
 
 #endif

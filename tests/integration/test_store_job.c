@@ -252,13 +252,23 @@ static void handoff_finish_release(void **st)
     expect_str("pending 1-1 r.1 1000 1", "HGET herald:r:{a}:campaigns c1");
 
     struct store_outcomes o;
-    store_outcomes_init(&o);
+    store_outcomes_init(&o, "herald");
     struct store_outcome oc = {.id = "a", .record = "sent 1-1 r.1 1000", .unsend = "", .history = "{}",
                                .channel = "email", .outcome = "sent", .reason = "", .provider = "hook",
                                .provider_id = "p-1", .at = "2026-01-01T00:00:00Z", .progress = "sent",
                                .reserved = true, .requests = 2};
-    store_outcomes_add(&o, sj, &oc);
+    store_outcomes_add(&o, &oc);
     assert_int_equal(o.n, 1);
+    /* The decoder reads back what the encoder wrote (a fake store's view). */
+    struct store_outcome back;
+    store_outcomes_get(&o, 0, &back);
+    assert_string_equal(back.id, "a");
+    assert_string_equal(back.record, oc.record);
+    assert_string_equal(back.provider_id, "p-1");
+    assert_string_equal(back.progress, "sent");
+    assert_true(back.reserved);
+    assert_false(back.was_deferred || back.once);
+    assert_int_equal(back.requests, 2);
     d.fired = false;
     store_job_finish(sj, "1-1", "c1", "1-1", &o, on_done, &d, NULL);
     assert_int_equal(o.n, 0); /* taken */
