@@ -235,6 +235,17 @@ static void rcpt_unfinished(struct rcpt *r)
 
 static bool run_ended(const struct jobrun *jr) { return jr->q->stopping || jr->end != RUN_ON; }
 
+/* Around a loop that may let the last recipients of a run leave (and so
+ * end and free the run) while the loop still uses it: the run cannot end
+ * in between; it ends, if it is done, at the close. */
+static void run_pin(struct jobrun *jr) { jr->outstanding++; }
+
+static void run_unpin(struct jobrun *jr)
+{
+    jr->outstanding--;
+    maybe_more(jr);
+}
+
 static void ready_kick(struct queue *q);
 
 /* A command this run needs was refused for good (an ACL denial, a key of
@@ -302,9 +313,14 @@ static void on_finish_flushed(const struct store_job_result *res, void *arg)
 {
     struct fin_flush *f = arg;
     struct jobrun *jr = f->jr;
-    if (res->status == STORE_JOB_LOST) run_lost(jr, "outcomes refused by the fence");
-    else if (res->status != STORE_JOB_OK)
-        log_warn("queue", "unexpected reply to the outcome write campaign=%s", jr->job.id);
+    if (res->status == STORE_JOB_LOST) {
+        run_lost(jr, "outcomes refused by the fence");
+    } else if (res->status != STORE_JOB_OK) {
+        /* Whether they landed is unknown: the job is not acknowledged, and
+         * the next run reads what the records say. */
+        jr->unfinished += f->n;
+        run_hold(jr, res->err, res->text, "writing outcomes");
+    }
     jr->writes -= f->n;
     free(f);
     maybe_more(jr);
@@ -802,6 +818,7 @@ static void on_reserved(const struct store_job_result *res, void *arg)
     /* Decided on data that changed since: look them up again. The new
      * lookup is counted before the old recipients leave, so the job cannot
      * look finished in between. */
+    run_pin(jr);
     char **stale = xcalloc(rb->n, sizeof(char *));
     struct rcpt **gone = xcalloc(rb->n, sizeof(struct rcpt *));
     size_t nstale = 0, nres = 0;
@@ -837,6 +854,7 @@ static void on_reserved(const struct store_job_result *res, void *arg)
     }
     rbatch_free(rb);
     ready_kick(q);
+    run_unpin(jr);
 }
 
 /* The person's own limits ("frequency": {"email": "1/7d", "any": "3/7d"}),
@@ -999,6 +1017,7 @@ static bool decide_one(struct rcpt *r)
 static void batch_decide(struct batch *b)
 {
     struct jobrun *jr = b->jr;
+    run_pin(jr);
     /* decide_one may free recipients; the batch is done with them after. */
     for (size_t i = 0; i < b->n; i++)
         if (decide_one(b->r[i])) ready_push(jr->q, b->r[i]);
@@ -1006,7 +1025,7 @@ static void batch_decide(struct batch *b)
     free(b->r);
     free(b->look);
     free(b);
-    maybe_more(jr);
+    run_unpin(jr);
 }
 
 /* A batch whose lookup was refused: nothing is decided from it; its
@@ -1014,13 +1033,14 @@ static void batch_decide(struct batch *b)
 static void batch_refused(struct batch *b, enum store_error err, const char *text, const char *what)
 {
     struct jobrun *jr = b->jr;
+    run_pin(jr);
     run_hold(jr, err, text, what);
     if (!b->relookup) jr->loading = false;
     for (size_t i = 0; i < b->n; i++) rcpt_unfinished(b->r[i]);
     free(b->r);
     free(b->look);
     free(b);
-    maybe_more(jr);
+    run_unpin(jr);
 }
 
 static void on_suppressed(const struct store_job_result *res, void *arg)

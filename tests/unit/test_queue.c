@@ -1,0 +1,651 @@
+/*
+ * test_queue.c - the job pipeline (queue.c) against a fake store that can
+ * fail any call, with the real dispatch and the fake plugin on a real
+ * libuv loop.
+ *
+ * The fake store (struct fake below, behind struct store_ops) keeps one
+ * job stream entry, profiles, once-only records and the outcomes written,
+ * and answers every call on a later loop iteration, as Redis would. A test
+ * scripts a failure of the n-th call of one operation (a permanent error,
+ * or the fence's "lost") and checks what the pipeline did about it:
+ * nothing decided from a failed read, nothing acknowledged early, nothing
+ * written by a run that lost its entry, nothing lost by a stop.
+ *
+ * Owns a temporary directory (the config file) and its loop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
+#include "plugin.h"
+#include "profile.h"
+#include "queue.h"
+#include "store_job.h"
+
+#ifndef FAKE_PLUGIN_DIR
+#error "FAKE_PLUGIN_DIR must name build/tests/plugins"
+#endif
+
+#define NPEOPLE 6
+#define ENTRY "1-1"
+
+enum op { OP_LOOKUP, OP_SUPPRESSED, OP_RESERVE, OP_HANDED, OP_FINISH, OP_HEARTBEAT, OP_COUNT };
+
+/* A store call answered on a later loop iteration. */
+struct pend {
+    struct pend *next;
+    store_job_cb cb;
+    void *arg;
+    struct store_job_result res;
+    store_read_cb rcb; /* a read instead */
+    struct store_read_result rres;
+};
+
+struct fake {
+    uv_loop_t *loop;
+    uv_idle_t idle;
+    struct pend *head, *tail;
+    store_read_cb parked_cb; /* a blocking read of nothing new: answered at the end */
+    void *parked_arg;
+    /* the stream: one entry */
+    char job[2048];
+    bool delivered, acked;
+    char state[32];
+    /* people and records */
+    char profile[NPEOPLE][256];
+    char consent[NPEOPLE][256];
+    char record[NPEOPLE][192];
+    int outcomes[NPEOPLE]; /* outcome writes per person */
+    char last_outcome[NPEOPLE][16];
+    int requests[NPEOPLE];
+    /* failure script: the n-th call (1-based) of op fails as fail_as */
+    int calls[OP_COUNT];
+    int fail_at[OP_COUNT];
+    enum store_job_status fail_as[OP_COUNT];
+};
+
+static int person_index(const char *id)
+{
+    return strncmp(id, "p", 1) == 0 && id[1] >= '0' && id[1] < '0' + NPEOPLE && !id[2] ? id[1] - '0' : -1;
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    struct fake *f = h->data;
+    struct pend *p = f->head;
+    f->head = f->tail = NULL;
+    if (!p) uv_idle_stop(h);
+    while (p) {
+        struct pend *next = p->next;
+        if (p->rcb) p->rcb(&p->rres, p->arg);
+        else p->cb(&p->res, p->arg);
+        free(p);
+        p = next;
+    }
+}
+
+static struct pend *later(struct fake *f)
+{
+    struct pend *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    if (f->tail) f->tail->next = p;
+    else f->head = p;
+    f->tail = p;
+    uv_idle_start(&f->idle, on_idle);
+    return p;
+}
+
+static void answer(struct fake *f, store_job_cb cb, void *arg, enum store_job_status st)
+{
+    struct pend *p = later(f);
+    p->cb = cb;
+    p->arg = arg;
+    p->res.status = st;
+    p->res.err = st == STORE_JOB_FAILED ? STORE_E_NOPERM : STORE_E_COUNT;
+    p->res.text = st == STORE_JOB_FAILED ? "NOPERM scripted by the test" : NULL;
+}
+
+/* The scripted failure of this call of op, or OK. */
+static enum store_job_status scripted(struct fake *f, enum op op)
+{
+    f->calls[op]++;
+    return f->calls[op] == f->fail_at[op] ? f->fail_as[op] : STORE_JOB_OK;
+}
+
+/* ---- the store_ops ----------------------------------------------------- */
+
+static bool f_ready(void *s, bool jobs)
+{
+    (void)s;
+    (void)jobs;
+    return true;
+}
+static void f_connected(void *s) { (void)s; }
+static bool f_idle(void *s) { return ((struct fake *)s)->head == NULL; }
+static void f_status(void *s, struct store_cmds_status *out)
+{
+    (void)s;
+    memset(out, 0, sizeof(*out));
+    out->error = STORE_E_COUNT;
+}
+
+static void f_lookup(void *s, const char *campaign, struct store_job_person *const *rows, size_t n, store_job_cb cb,
+                     void *arg, void (*discard)(void *))
+{
+    struct fake *f = s;
+    (void)campaign;
+    (void)discard;
+    enum store_job_status st = scripted(f, OP_LOOKUP);
+    for (size_t i = 0; st == STORE_JOB_OK && i < n; i++) {
+        struct store_job_person *r = rows[i];
+        int k = person_index(r->id);
+        r->found = 0;
+        r->has_rec = false;
+        strbuf_reset(r->raw_rec);
+        snprintf(r->rev, sizeof(r->rev), "1");
+        if (k < 0 || !f->profile[k][0]) continue;
+        char err[128];
+        assert_int_equal(profile_parse(f->profile[k], strlen(f->profile[k]), r->p, err, sizeof(err)), 0);
+        assert_int_equal(consent_state_parse(f->consent[k], strlen(f->consent[k]), &r->p->consent[HERALD_CH_EMAIL]), 0);
+        r->found = 1;
+        if (f->record[k][0] && store_record_parse(f->record[k], &r->rec) == 0) {
+            r->has_rec = true;
+            strbuf_adds(r->raw_rec, f->record[k]);
+        }
+    }
+    answer(f, cb, arg, st);
+}
+
+static void f_suppressed(void *s, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT], size_t n,
+                         store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    struct fake *f = s;
+    (void)discard;
+    for (size_t i = 0; i < n; i++)
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+            if (addrs[i * HERALD_CH_COUNT + (size_t)ch]) (*out[i])[ch] = false;
+    answer(f, cb, arg, scripted(f, OP_SUPPRESSED));
+}
+
+static void f_reserve(void *s, const char *entry, int64_t now, const char *campaign, const char *topic,
+                      struct store_job_reservation *const *items, size_t n, store_job_cb cb, void *arg,
+                      void (*discard)(void *))
+{
+    struct fake *f = s;
+    (void)entry, (void)now, (void)campaign, (void)topic, (void)discard;
+    enum store_job_status st = scripted(f, OP_RESERVE);
+    for (size_t i = 0; st == STORE_JOB_OK && i < n; i++) {
+        int k = person_index(items[i]->id);
+        assert_true(k >= 0);
+        const char *cur = f->record[k];
+        bool taken = cur[0] && strcmp(cur, items[i]->prior) != 0 &&
+                     (!strncmp(cur, "reserved", 8) || !strncmp(cur, "pending", 7) || !strncmp(cur, "sent", 4) ||
+                      !strncmp(cur, "unknown", 7));
+        if (taken) {
+            items[i]->verdict = SJV_DUPLICATE;
+            snprintf(items[i]->detail, sizeof(items[i]->detail), "%s", cur);
+            continue;
+        }
+        snprintf(f->record[k], sizeof(f->record[k]), "%s", items[i]->record);
+        items[i]->verdict = SJV_OK;
+        items[i]->detail[0] = '\0';
+    }
+    answer(f, cb, arg, st);
+}
+
+static void f_handed(void *s, const char *entry, const char *campaign, struct store_job_handoff *const *items,
+                     size_t n, store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    struct fake *f = s;
+    (void)entry, (void)campaign, (void)discard;
+    enum store_job_status st = scripted(f, OP_HANDED);
+    struct strbuf h;
+    strbuf_init(&h);
+    for (size_t i = 0; st == STORE_JOB_OK && i < n; i++) {
+        int k = person_index(items[i]->id);
+        store_job_handed_record(&h, items[i]->record);
+        items[i]->handed = strcmp(f->record[k], items[i]->record) == 0 || strcmp(f->record[k], h.buf) == 0;
+        if (items[i]->handed) snprintf(f->record[k], sizeof(f->record[k]), "%s", h.buf);
+    }
+    strbuf_free(&h);
+    answer(f, cb, arg, st);
+}
+
+static void f_finish(void *s, const char *entry, const char *campaign, const char *rec_entry,
+                     struct store_outcomes *o, store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    struct fake *f = s;
+    (void)entry, (void)campaign, (void)rec_entry, (void)discard;
+    enum store_job_status st = scripted(f, OP_FINISH);
+    for (size_t i = 0; st == STORE_JOB_OK && i < o->n; i++) {
+        struct store_outcome oc;
+        store_outcomes_get(o, i, &oc);
+        int k = person_index(oc.id);
+        assert_true(k >= 0);
+        f->outcomes[k]++;
+        snprintf(f->last_outcome[k], sizeof(f->last_outcome[k]), "%s", oc.outcome);
+        f->requests[k] = oc.requests;
+        if (oc.record[0]) snprintf(f->record[k], sizeof(f->record[k]), "%s", oc.record);
+    }
+    const char *prefix = o->prefix;
+    store_outcomes_free(o);
+    store_outcomes_init(o, prefix);
+    answer(f, cb, arg, st);
+}
+
+static void f_release(void *s, const char *entry, const char *campaign, const char *id, const char *record,
+                      const char *member, store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    struct fake *f = s;
+    (void)entry, (void)campaign, (void)member, (void)discard;
+    int k = person_index(id);
+    struct strbuf h;
+    strbuf_init(&h);
+    store_job_handed_record(&h, record);
+    if (strcmp(f->record[k], record) == 0 || strcmp(f->record[k], h.buf) == 0) f->record[k][0] = '\0';
+    strbuf_free(&h);
+    answer(f, cb, arg, STORE_JOB_OK);
+}
+
+static void f_heartbeat(void *s, const char *entry, store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    struct fake *f = s;
+    (void)entry, (void)discard;
+    answer(f, cb, arg, scripted(f, OP_HEARTBEAT));
+}
+
+static void f_source_open(void *s, const char *key, struct store_source_info *out, store_job_cb cb, void *arg,
+                          void (*discard)(void *))
+{
+    (void)key, (void)out, (void)discard;
+    answer(s, cb, arg, STORE_JOB_FAILED); /* the tests use inline recipients */
+}
+
+static void f_source_page(void *s, enum store_source kind, const char *key, const char *cursor, long pos,
+                          long count, struct store_page *out, store_job_cb cb, void *arg, void (*discard)(void *))
+{
+    (void)kind, (void)key, (void)cursor, (void)pos, (void)count, (void)out, (void)discard;
+    answer(s, cb, arg, STORE_JOB_FAILED);
+}
+
+static void f_state(void *s, const char *campaign, const char *entry, const char *state)
+{
+    (void)campaign, (void)entry;
+    snprintf(((struct fake *)s)->state, sizeof(((struct fake *)s)->state), "%s", state);
+}
+static void f_state_del(void *s, const char *campaign, const char *entry) { (void)s, (void)campaign, (void)entry; }
+static void f_total(void *s, const char *campaign, const char *entry, long long total)
+{
+    (void)s, (void)campaign, (void)entry, (void)total;
+}
+static void f_finished(void *s, const char *campaign, const char *entry, const char *state, store_job_cb cb,
+                       void *arg)
+{
+    struct fake *f = s;
+    f_state(s, campaign, entry, state);
+    f->acked = true;
+    answer(f, cb, arg, STORE_JOB_OK);
+}
+static void f_dead_letter(void *s, const char *entry, const char *text, const char *error, store_job_cb cb,
+                          void *arg)
+{
+    (void)entry, (void)text, (void)error;
+    fail_msg("the test's job was refused");
+    answer(s, cb, arg, STORE_JOB_OK);
+}
+static void f_park(void *s, int64_t when, const char *from, const char *text, store_job_cb cb, void *arg)
+{
+    (void)when, (void)from, (void)text;
+    answer(s, cb, arg, STORE_JOB_OK);
+}
+static void f_schedule(void *s, const char *campaign, const char *entry, int64_t when, const char *from,
+                       const char *text, store_job_cb cb, void *arg)
+{
+    (void)campaign, (void)entry, (void)when, (void)from, (void)text;
+    answer(s, cb, arg, STORE_JOB_OK);
+}
+static void f_ack(void *s, const char *entry) { (void)s, (void)entry; }
+static void f_release_due(void *s, int64_t now, int max, long long *moved, store_job_cb cb, void *arg)
+{
+    (void)now, (void)max;
+    *moved = 0;
+    answer(s, cb, arg, STORE_JOB_OK);
+}
+static void f_marker(void *s, bool *was_absent, store_job_cb cb, void *arg)
+{
+    *was_absent = false;
+    answer(s, cb, arg, STORE_JOB_OK);
+}
+
+static int f_read(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
+                  void *arg)
+{
+    struct fake *f = s;
+    (void)block_ms, (void)claim_idle_ms;
+    bool give = !f->acked && ((mode == STORE_READ_NEW && !f->delivered) || (mode == STORE_READ_OWN && f->delivered));
+    if (mode == STORE_READ_NEW && !give) { /* blocks until there is something: the end of the test */
+        f->parked_cb = cb;
+        f->parked_arg = arg;
+        return 0;
+    }
+    struct pend *p = later(f);
+    p->rcb = cb;
+    p->arg = arg;
+    p->rres.status = give ? STORE_READ_ENTRY : STORE_READ_NONE;
+    if (give) {
+        f->delivered = true;
+        p->rres.id = ENTRY;
+        p->rres.job = f->job;
+        p->rres.job_len = strlen(f->job);
+    }
+    return 0;
+}
+
+static const struct store_ops fake_ops = {
+    .ready = f_ready, .connected = f_connected, .idle = f_idle, .status = f_status, .lookup = f_lookup,
+    .suppressed = f_suppressed, .reserve = f_reserve, .handed = f_handed, .finish = f_finish, .release = f_release,
+    .heartbeat = f_heartbeat, .source_open = f_source_open, .source_page = f_source_page, .state = f_state,
+    .state_del = f_state_del, .total = f_total, .finished = f_finished, .dead_letter = f_dead_letter,
+    .park = f_park, .schedule = f_schedule, .ack = f_ack, .release_due = f_release_due, .marker = f_marker,
+    .read = f_read,
+};
+
+/* ---- the fixture --------------------------------------------------------- */
+
+struct fx {
+    char dir[64];
+    struct config cfg;
+    struct plugin_set *ps;
+    uv_loop_t loop;
+    struct dispatch *d;
+    struct queue *q;
+    struct fake f;
+    bool drained;
+};
+
+static struct fx *fx_new(const char *daemon_extra, const char *provider_extra)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/herald-test-queue-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    char path[128], text[2048];
+    snprintf(path, sizeof(path), "%s/q.conf", fx->dir);
+    snprintf(text, sizeof(text),
+             "[daemon]\nplugin_dir = %s\nlog_level = error\n%s"
+             "[admin]\ntoken = 0123456789abcdef0\nlink_secret = 0123456789abcdef1\n"
+             "[channel email]\nproviders = a\n"
+             "[provider a]\nplugin = fake\n%s",
+             FAKE_PLUGIN_DIR, daemon_extra, provider_extra);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    struct strbuf errs;
+    strbuf_init(&errs);
+    int n = config_load(path, NULL, 0, &fx->cfg, &errs);
+    if (n) fprintf(stderr, "%s", errs.buf);
+    assert_int_equal(n, 0);
+    n = plugin_set_load(&fx->cfg, &fx->ps, &errs);
+    if (n) fprintf(stderr, "%s", errs.buf);
+    assert_int_equal(n, 0);
+    strbuf_free(&errs);
+    log_set_level(LOG_ERROR);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    fx->f.loop = &fx->loop;
+    uv_idle_init(&fx->loop, &fx->f.idle);
+    fx->f.idle.data = &fx->f;
+    /* the people: consent for email, no record yet */
+    struct consent_record rec = {.channel = HERALD_CH_EMAIL, .granted = true, .at = 1700000000, .source = "t",
+                                 .text_version = "v1"};
+    char *cj = consent_record_to_json(&rec);
+    for (int i = 0; i < NPEOPLE; i++) {
+        snprintf(fx->f.profile[i], sizeof(fx->f.profile[i]),
+                 "{\"id\":\"p%d\",\"email\":\"p%d@example.org\",\"channels\":[\"email\"],\"tz\":\"UTC\"}", i, i);
+        snprintf(fx->f.consent[i], sizeof(fx->f.consent[i]), "%s", cj);
+    }
+    free(cj);
+    snprintf(fx->f.job, sizeof(fx->f.job),
+             "{\"id\":\"c1\",\"topic\":\"news\",\"channels\":[\"email\"],"
+             "\"recipients\":[\"p0\",\"p1\",\"p2\",\"p3\",\"p4\",\"p5\"],"
+             "\"content\":{\"email\":{\"subject\":\"Hi\",\"text\":\"Hello there\"}}}");
+    fx->d = dispatch_new(&fx->loop, &fx->cfg, fx->ps);
+    return fx;
+}
+
+static void start(struct fx *fx)
+{
+    fx->q = queue_new(&fx->loop, &fx->cfg, &fake_ops, &fx->f, fx->d, "me", "run1");
+    queue_connected(fx->q, false);
+    queue_connected(fx->q, true);
+}
+
+static void on_drained(void *arg) { ((struct fx *)arg)->drained = true; }
+
+static void fx_free(struct fx *fx)
+{
+    fx->drained = false;
+    queue_stop(fx->q, on_drained, fx);
+    for (int i = 0; i < 100000 && !fx->drained; i++) uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_true(fx->drained);
+    if (fx->f.parked_cb) {
+        struct store_read_result res = {.status = STORE_READ_CLOSED};
+        fx->f.parked_cb(&res, fx->f.parked_arg);
+    }
+    queue_free(fx->q);
+    dispatch_close(fx->d);
+    uv_close((uv_handle_t *)&fx->f.idle, NULL);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_null(fx->f.head);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    dispatch_free(fx->d);
+    plugin_set_free(fx->ps);
+    config_free(&fx->cfg);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/q.conf", fx->dir);
+    unlink(path);
+    rmdir(fx->dir);
+    free(fx);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Runs the loop until done(fx) or max_ms. */
+static bool run_until(struct fx *fx, bool (*done)(const struct fx *), uint64_t max_ms)
+{
+    uint64_t t0 = now_ms();
+    while (!done(fx) && now_ms() - t0 < max_ms) uv_run(&fx->loop, UV_RUN_ONCE);
+    return done(fx);
+}
+
+static bool acked(const struct fx *fx) { return fx->f.acked; }
+
+static int outcomes(const struct fx *fx)
+{
+    int n = 0;
+    for (int i = 0; i < NPEOPLE; i++) n += fx->f.outcomes[i];
+    return n;
+}
+
+static bool some_outcome(const struct fx *fx) { return outcomes(fx) > 0; }
+
+static void each_sent_once(const struct fx *fx)
+{
+    for (int i = 0; i < NPEOPLE; i++) {
+        assert_int_equal(fx->f.outcomes[i], 1);
+        assert_string_equal(fx->f.last_outcome[i], "sent");
+        assert_int_equal(fx->f.requests[i], 1);
+        assert_int_equal(strncmp(fx->f.record[i], "sent " ENTRY " run1.", 13), 0);
+    }
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void every_recipient_sent_once_then_acked(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("", "");
+    start(fx);
+    assert_true(run_until(fx, acked, 10000));
+    each_sent_once(fx);
+    assert_string_equal(fx->f.state, "done");
+    fx_free(fx);
+}
+
+/* A refused lookup decides nothing (no "unknown_recipient"): the job is
+ * held, not acknowledged, and its next run sends everyone. */
+static void refused_lookup_holds_the_job(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("", "");
+    fx->f.fail_at[OP_LOOKUP] = 1;
+    fx->f.fail_as[OP_LOOKUP] = STORE_JOB_FAILED;
+    start(fx);
+    uint64_t t0 = now_ms();
+    while (now_ms() - t0 < 500) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(outcomes(fx), 0);
+    assert_false(fx->f.acked);
+    struct queue_counters qc;
+    queue_counters(fx->q, &qc);
+    assert_non_null(qc.held_error);
+    assert_string_equal(qc.held_error, "noperm");
+    assert_string_equal(qc.held_entry, ENTRY);
+    assert_true(run_until(fx, acked, 15000)); /* tried again after the hold */
+    each_sent_once(fx);
+    queue_counters(fx->q, &qc);
+    assert_null(qc.held_error);
+    fx_free(fx);
+}
+
+/* A refused suppression check calls nobody suppressed: held likewise. */
+static void refused_suppression_check_holds_the_job(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("", "");
+    fx->f.fail_at[OP_SUPPRESSED] = 1;
+    fx->f.fail_as[OP_SUPPRESSED] = STORE_JOB_FAILED;
+    start(fx);
+    assert_true(run_until(fx, acked, 15000));
+    each_sent_once(fx);
+    fx_free(fx);
+}
+
+/* A reservation refused by the fence: the run lost its entry and writes
+ * nothing more, and does not acknowledge. */
+static void lost_entry_writes_nothing(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("", "");
+    fx->f.fail_at[OP_RESERVE] = 1;
+    fx->f.fail_as[OP_RESERVE] = STORE_JOB_LOST;
+    start(fx);
+    uint64_t t0 = now_ms();
+    while (now_ms() - t0 < 500) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(outcomes(fx), 0);
+    assert_false(fx->f.acked);
+    assert_int_equal(fx->f.calls[OP_HANDED], 0);
+    fx_free(fx);
+}
+
+/* The heartbeat says another daemon owns the entry: the run stops without
+ * writing (the messages in flight end without an outcome of this run). */
+static void heartbeat_lost_stops_the_run(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("claim_idle = 300ms\n", "delay_ms = 200\nconcurrency = 1\n");
+    fx->f.fail_at[OP_HEARTBEAT] = 1;
+    fx->f.fail_as[OP_HEARTBEAT] = STORE_JOB_LOST;
+    start(fx);
+    uint64_t t0 = now_ms();
+    while (now_ms() - t0 < 1500) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_true(outcomes(fx) < NPEOPLE);
+    assert_false(fx->f.acked);
+    int written = outcomes(fx);
+    t0 = now_ms();
+    while (now_ms() - t0 < 500) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(outcomes(fx), written); /* nothing more */
+    fx_free(fx);
+}
+
+/* A finishing write refused: whether it landed is unknown, so the job is
+ * not acknowledged by this run; the next run reads the records. */
+static void refused_outcome_write_is_not_acked(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("", "");
+    fx->f.fail_at[OP_FINISH] = 1;
+    fx->f.fail_as[OP_FINISH] = STORE_JOB_FAILED;
+    start(fx);
+    uint64_t t0 = now_ms();
+    while (now_ms() - t0 < 1000) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_false(fx->f.acked);
+    assert_true(run_until(fx, acked, 15000));
+    /* Those whose outcome was refused had records "pending": the next run
+     * calls them unknown (handed, fate unknown), never sends them again;
+     * everyone has exactly one outcome written. */
+    int unknown = 0;
+    for (int i = 0; i < NPEOPLE; i++) {
+        assert_int_equal(fx->f.outcomes[i], 1);
+        unknown += strcmp(fx->f.last_outcome[i], "unknown") == 0;
+    }
+    assert_true(unknown >= 1);
+    fx_free(fx);
+}
+
+/* A stop with messages still waiting for the provider: those already sent
+ * have their outcomes, the rest are given back, and the job is not
+ * acknowledged. */
+static void stop_never_acks_unfinished_work(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("", "delay_ms = 100\nconcurrency = 1\n");
+    start(fx);
+    assert_true(run_until(fx, some_outcome, 5000));
+    fx->drained = false;
+    queue_stop(fx->q, on_drained, fx);
+    for (int i = 0; i < 100000 && !fx->drained; i++) uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_true(fx->drained);
+    assert_false(fx->f.acked);
+    int sent = 0;
+    for (int i = 0; i < NPEOPLE; i++) {
+        if (fx->f.outcomes[i]) {
+            sent++;
+            assert_int_equal(strncmp(fx->f.record[i], "sent ", 5), 0);
+        } else {
+            assert_string_equal(fx->f.record[i], ""); /* given back: the next run sends it */
+        }
+    }
+    assert_true(sent >= 1 && sent < NPEOPLE);
+    fx_free(fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_recipient_sent_once_then_acked),
+        cmocka_unit_test(refused_lookup_holds_the_job),
+        cmocka_unit_test(refused_suppression_check_holds_the_job),
+        cmocka_unit_test(lost_entry_writes_nothing),
+        cmocka_unit_test(heartbeat_lost_stops_the_run),
+        cmocka_unit_test(refused_outcome_write_is_not_acked),
+        cmocka_unit_test(stop_never_acks_unfinished_work),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
