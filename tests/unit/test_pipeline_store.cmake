@@ -2,14 +2,14 @@
 # itself. Run as: cmake -DSOURCE_DIR=<repo> -P test_pipeline_store.cmake
 #
 # The store layer alone knows keys, RESP, Lua and the retry policy
-# (store.c, store_cmd.c, store_job.c, daemon/lua): the pipeline (queue.c)
+# (store.c, store_cmd.c, store_job.c, daemon/lua): the pipeline (queue*.c)
 # calls store_job's typed calls and gets typed results. Flagged in it:
 # hiredis and its replies, key builders and key text, raw commands through
 # the connection or the command layer, script bodies.
 if(NOT SOURCE_DIR)
   get_filename_component(SOURCE_DIR "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
 endif()
-set(pipeline daemon/queue.c daemon/queue.h)
+file(GLOB pipeline RELATIVE "${SOURCE_DIR}" "${SOURCE_DIR}/daemon/queue*.c" "${SOURCE_DIR}/daemon/queue*.h")
 set(patterns
   "redisReply" "REDIS_REPLY_" "#include <hiredis" "store_key_[a-z_]+\\(" "\"herald:" "rconn_command"
   "store_cmds_send" "STORE_SEND" "store_lua_" "EVALSHA" "store_args_")

@@ -1,0 +1,221 @@
+/*
+ * queue_int.h - what the job pipeline's stages share (private to queue*.c).
+ *
+ * The pipeline is split by stage, each a file over the same run state:
+ *   queue.c          the consumer: reading the stream, starting, refusing,
+ *                    scheduling a job, the heartbeat, the public API;
+ *   queue_source.c   a run's recipient source, the lookup, the suppression
+ *                    check and the decision (policy);
+ *   queue_ready.c    the ready queue, the reservation, rendering, the handoff
+ *                    gate and dispatch;
+ *   queue_outcome.c  outcomes, written in batches;
+ *   queue_run.c      a run's life: recipients leaving, hold, lost, the end of
+ *                    a job (acknowledged only when every recipient has its
+ *                    outcome), deferrals parked for their quiet hours.
+ * No stage speaks Redis: every call goes through the store table
+ * (store_job.h: q->ops on q->st), which a unit test fakes.
+ */
+#ifndef HERALD_QUEUE_INT_H
+#define HERALD_QUEUE_INT_H
+
+#include <jansson.h>
+
+#include "dispatch.h"
+#include "job.h"
+#include "log.h"
+#include "policy.h"
+#include "profile.h"
+#include "queue.h"
+#include "quiet.h"
+#include "store.h"
+#include "store_job.h"
+#include "tz.h"
+
+#define QUEUE_BLOCK_MS 2000
+#define QUEUE_DEFER_GROUP_MAX 5000 /* ids per parked job of deferred recipients */
+#define QUEUE_FINISH_MAX 256       /* outcomes per finishing write */
+#define QUEUE_LINK_ROOM 256        /* a signed link, about 230 bytes, or a few values */
+#define QUEUE_RESERVE_MAX 256      /* recipients per reservation script */
+#define QUEUE_HOLD_MIN_MS 5000     /* a held job is tried again after this, doubling */
+#define QUEUE_HOLD_MAX_MS 60000
+
+enum src_kind { SRC_INLINE, SRC_SET, SRC_ZSET, SRC_LIST };
+
+struct jobrun;
+
+struct rcpt {
+    struct jobrun *jr;
+    char *id;
+    bool valid_id;
+    int found; /* 1 profile, 0 none, <0 unreadable */
+    struct profile p;
+    bool has_rec;
+    struct store_record rec;
+    bool suppressed[HERALD_CH_COUNT];
+    struct policy_decision dec;
+    struct strbuf record; /* our reservation string */
+    struct strbuf member; /* our entry in the person's sends history */
+    bool reserved;        /* the record and history entry are ours to give back */
+    char rev[24];         /* the person's `rev` at lookup ("" when none) */
+    struct strbuf prior;  /* a dead run's reservation of this message, to take over ("" none) */
+    struct rcpt *next_ready; /* reserved, waiting for its turn to be rendered and sent */
+    bool was_deferred;    /* deferred before: its deferral ends with this outcome */
+    bool dispatched;      /* went to dispatch: requests is its count of provider requests */
+    int requests;
+    bool erased;          /* its reservation vanished before the handoff: the person was erased */
+    struct hbatch *hb;    /* the handoff mark it waits for (NULL: none) */
+    size_t hb_i;          /* its slot there */
+    char idem[HERALD_IDEMPOTENCY_KEY_MAX + 1]; /* the same for every request of this message */
+    char cap[HERALD_ID_MAX + 1]; /* the cap that blocked, for reason cap:<name> */
+    struct dispatch_msg msg;
+    struct strbuf unsub, prefs;
+};
+
+struct batch {
+    struct jobrun *jr;
+    struct rcpt **r;
+    struct store_job_person *look; /* the lookup's rows, one per valid id (kept out of
+                                    * struct rcpt: a smaller recipient is a cheaper one) */
+    size_t n;
+    bool relookup; /* deciding again after a change, beside the loading batch */
+};
+
+/* How a run ends: on (finishes or is stopped), held (a command the job
+ * needs was refused for good: it stays pending and is tried again later)
+ * or lost (another consumer owns the entry now: nothing more is written). */
+enum run_end { RUN_ON, RUN_HELD, RUN_LOST };
+
+struct jobrun {
+    struct queue *q;
+    char entry[64];
+    char run[32];  /* "<daemon run>.<n>": what the records it writes name */
+    enum run_end end;
+    size_t unfinished; /* recipients that left without an outcome: no ack */
+    char *text;
+    struct job job;
+    enum src_kind src;
+    char *src_key;
+    size_t inline_pos;
+    char cursor[32];
+    long list_pos;
+    bool src_done;
+    bool loading;
+    struct store_page page;        /* the page of recipients being read */
+    struct store_source_info info; /* what recipients_key holds */
+    bool started;  /* total/state written */
+    size_t outstanding;
+    size_t writes;
+    unsigned missing_fields;
+    /* The entry the once-only records name: this one, or, for a job that was
+     * held (not_before) or deferred (quiet hours), the entry it came from. */
+    char rec_entry[64];
+    bool resumed;  /* re-run of deferred recipients: its total is counted already */
+    /* Recipients deferred by this run, grouped by when their window ends;
+     * parked in Redis as one scheduled job per group before the ack. */
+    struct deferral *deferrals;
+    size_t ndeferrals;
+    bool deferrals_parked;
+    /* Outcomes waiting for their finishing write (finish_flush). */
+    struct store_outcomes fin;
+};
+
+struct deferral {
+    int64_t until;
+    json_t *ids;
+};
+
+struct queue {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    const struct store_ops *ops; /* the store: store_job_ops, or a test's fake */
+    void *st;
+    struct dispatch *d;
+    char *consumer, *run_id;
+    struct jobrun *jr;
+    bool reading;       /* a read is outstanding on the jobs connection */
+    enum store_read_mode read_mode; /* ... of this kind */
+    bool own_pending_done;
+    uint64_t last_claim_ms;
+    bool group_ready;
+    bool stopping;
+    void (*drained)(void *);
+    void *drained_arg;
+    uint64_t run_seq;
+    uv_timer_t hold_timer; /* a held job is read again when it fires */
+    int64_t hold_ms;
+    char held_entry[64];   /* the job held last ("" none), for /healthz */
+    enum store_error held_error;
+    bool marker_seen;      /* this Redis had herald's marker when we met it */
+    bool emptied;          /* ... and lost it since: it came back empty */
+    bool marker_absent;    /* the marker check's answer */
+    uv_timer_t heartbeat;
+    uv_timer_t retry; /* after a refused read: wait, never spin */
+    uv_timer_t release_timer; /* moves due scheduled jobs back to the stream */
+    bool releasing;
+    long long released_due; /* the last release's count */
+    struct queue_counters counters;
+    struct log_complaint read_complaint;
+    struct tzdb *tzdb;
+    const struct tz *default_tz;
+    struct quiet_window quiet[HERALD_CH_COUNT];
+    const struct quiet_window *quiet_ptr[HERALD_CH_COUNT]; /* NULL: no ops window */
+    int64_t cap_keep_s; /* history the caps need: their longest window */
+    uv_check_t flush_check; /* writes the outcomes of one loop iteration */
+    /* Reserved recipients are rendered and handed to dispatch just in time
+     * (while dispatch holds fewer than ready_target), a slice per loop
+     * iteration: rendering a whole batch in one callback would leave the
+     * providers' connections idle meanwhile. */
+    struct rcpt *ready_head, *ready_tail;
+    size_t nready, ready_target;
+    size_t reserving; /* in a reservation script now */
+    uv_idle_t ready_idle;
+    uint64_t reserve_seq;
+    int64_t at_second; /* the second at_text shows */
+    char at_text[32];
+    struct strbuf scratch; /* queue_finish()'s texts, reused: no allocation per outcome */
+    int handles_open;
+};
+
+/* ---- queue_run.c ---- */
+void queue_rcpt_free(struct rcpt *r);
+void queue_discard_rcpt(void *arg);
+void queue_discard_batch(void *arg);
+/* A recipient leaves the job without a new outcome (already recorded by
+ * this entry, or decided by another copy of it in this run). */
+void queue_rcpt_drop(struct rcpt *r);
+/* ... or unfinished (stopping, held, lost): the job is not acknowledged. */
+void queue_rcpt_unfinished(struct rcpt *r);
+bool queue_run_ended(const struct jobrun *jr);
+void queue_run_pin(struct jobrun *jr);
+void queue_run_unpin(struct jobrun *jr);
+void queue_run_hold(struct jobrun *jr, enum store_error err, const char *text, const char *what);
+void queue_run_lost(struct jobrun *jr, const char *why);
+void queue_run_free(struct jobrun *jr);
+void queue_maybe_more(struct jobrun *jr);
+void queue_defer(struct jobrun *jr, const char *id, int64_t until);
+void queue_park_deferrals(struct jobrun *jr);
+void queue_on_acked(const struct store_job_result *res, void *arg);
+
+/* ---- queue_outcome.c ---- */
+void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reason reason, int channel,
+                  const char *provider, const char *provider_id);
+void queue_on_flush_check(uv_check_t *h);
+
+/* ---- queue_ready.c ---- */
+void queue_ready_kick(struct queue *q);
+void queue_ready_push(struct queue *q, struct rcpt *r);
+void queue_on_ready_idle(uv_idle_t *h);
+void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg);
+bool queue_own_leftover(const struct jobrun *jr, const struct store_record *rec);
+
+/* ---- queue_source.c ---- */
+void queue_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup);
+void queue_load_batch(struct jobrun *jr);
+void queue_on_source_open(const struct store_job_result *res, void *arg);
+
+/* ---- queue.c ---- */
+void queue_read_next(struct queue *q);
+void queue_check_drained(struct queue *q);
+void queue_dead_letter(struct queue *q, const char *entry, const char *text, const char *error);
+
+#endif

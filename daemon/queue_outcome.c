@@ -1,0 +1,190 @@
+/*
+ * queue_outcome.c - outcomes, written in batches.
+ *
+ * Owns the once-only record, history entry and audit fields of each outcome
+ * and their batched write (at the end of a loop iteration, or at
+ * QUEUE_FINISH_MAX). An outcome counts as a write of its run until the store
+ * answered, so a job is never acknowledged before its outcomes are stored.
+ * A run that lost its entry writes none.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "queue_int.h"
+
+
+static enum store_rec_state rec_state_for(enum herald_outcome o)
+{
+    switch (o) {
+    case HERALD_OUTCOME_SENT: return REC_SENT;
+    case HERALD_OUTCOME_FAILED: return REC_FAILED;
+    case HERALD_OUTCOME_UNKNOWN: return REC_UNKNOWN;
+    case HERALD_OUTCOME_DEFERRED: return REC_DEFERRED;
+    default: return REC_SUPPRESSED;
+    }
+}
+
+/* Appends s as a JSON string (the values are ids and reason codes, but a
+ * provider's message id is the provider's text: escape everything). */
+static void json_str(struct strbuf *sb, const char *s)
+{
+    strbuf_add(sb, "\"", 1);
+    const char *run = s;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p != '"' && *p != '\\' && *p >= 0x20) continue;
+        strbuf_add(sb, run, (size_t)((const char *)p - run)); /* the plain run before it */
+        if (*p == '"' || *p == '\\') strbuf_addf(sb, "\\%c", *p);
+        else strbuf_addf(sb, "\\u%04x", *p);
+        run = (const char *)p + 1;
+    }
+    strbuf_adds(sb, run);
+    strbuf_add(sb, "\"", 1);
+}
+
+struct fin_flush {
+    struct jobrun *jr;
+    size_t n;
+};
+
+static void on_finish_flushed(const struct store_job_result *res, void *arg)
+{
+    struct fin_flush *f = arg;
+    struct jobrun *jr = f->jr;
+    if (res->status == STORE_JOB_LOST) {
+        queue_run_lost(jr, "outcomes refused by the fence");
+    } else if (res->status != STORE_JOB_OK) {
+        /* Whether they landed is unknown: the job is not acknowledged, and
+         * the next run reads what the records say. */
+        jr->unfinished += f->n;
+        queue_run_hold(jr, res->err, res->text, "writing outcomes");
+    }
+    jr->writes -= f->n;
+    free(f);
+    queue_maybe_more(jr);
+}
+
+/* Sends the buffered outcomes of jr as one finishing write. A lost run
+ * writes nothing: its outcomes are dropped here (the new owner decides
+ * those recipients again). */
+static void finish_flush(struct jobrun *jr)
+{
+    struct queue *q = jr->q;
+    if (jr->fin.n == 0) return;
+    if (jr->end == RUN_LOST) {
+        jr->writes -= jr->fin.n;
+        store_outcomes_free(&jr->fin);
+        store_outcomes_init(&jr->fin, q->cfg->prefix);
+        return;
+    }
+    struct fin_flush *f = xmalloc(sizeof(*f));
+    f->jr = jr;
+    f->n = jr->fin.n;
+    q->ops->finish(q->st, jr->entry, jr->job.id, jr->rec_entry, &jr->fin, on_finish_flushed, f, free);
+}
+
+/* Outcomes are written in batches: at the end of each loop iteration (a
+ * uv_check), or sooner when QUEUE_FINISH_MAX of them are waiting. They
+ * count as writes of the job until Redis answered, so the job is never
+ * acknowledged before its outcomes are stored. */
+void queue_on_flush_check(uv_check_t *h)
+{
+    struct queue *q = h->data;
+    uv_check_stop(h);
+    if (q->jr) finish_flush(q->jr);
+}
+
+void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reason reason, int channel,
+                   const char *provider, const char *provider_id)
+{
+    struct jobrun *jr = r->jr;
+    struct queue *q = jr->q;
+    if (jr->end == RUN_LOST) { /* its new owner decides this recipient */
+        queue_rcpt_unfinished(r);
+        return;
+    }
+    int64_t now = time(NULL);
+    char reason_s[HERALD_ID_MAX + 8];
+    /* Formatted once a second: thousands of outcomes share it. */
+    if (now != q->at_second) {
+        q->at_second = now;
+        herald_time_format(now, q->at_text, sizeof(q->at_text));
+    }
+    const char *at = q->at_text;
+    if (reason == HERALD_REASON_CAP)
+        snprintf(reason_s, sizeof(reason_s), "cap:%s", r->cap);
+    else
+        herald_copy(reason_s, sizeof(reason_s), herald_reason_name(reason));
+    const char *chan = herald_channel_name(channel);
+    struct strbuf *sb = &q->scratch;
+    /* The once-only record and the person's history. Unknown ids and
+     * expired campaigns get none, so that bogus ids never create keys. */
+    bool keep = r->valid_id && reason != HERALD_REASON_UNKNOWN_RECIPIENT && reason != HERALD_REASON_EXPIRED;
+    char record[192];
+    record[0] = '\0';
+    if (keep) {
+        store_record_format(sb, rec_state_for(outcome), jr->rec_entry, jr->run, now);
+        herald_copy(record, sizeof(record), sb->buf);
+    }
+    strbuf_reset(sb);
+    if (keep) {
+        strbuf_adds(sb, "{\"campaign\":");
+        json_str(sb, jr->job.id);
+        strbuf_adds(sb, ",\"channel\":");
+        json_str(sb, chan);
+        strbuf_adds(sb, ",\"topic\":");
+        json_str(sb, jr->job.topic);
+        strbuf_adds(sb, ",\"outcome\":");
+        json_str(sb, herald_outcome_name(outcome));
+        strbuf_adds(sb, ",\"reason\":");
+        json_str(sb, reason_s);
+        strbuf_adds(sb, ",\"provider\":");
+        json_str(sb, provider ? provider : "");
+        strbuf_adds(sb, ",\"at\":");
+        json_str(sb, at);
+        strbuf_adds(sb, "}");
+    }
+    char progress[HERALD_ID_MAX + 32];
+    herald_copy(progress, sizeof(progress), herald_outcome_name(outcome));
+    if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN) {
+        size_t pl = strlen(progress);
+        if (pl + 1 < sizeof(progress)) {
+            progress[pl] = ':';
+            herald_copy(progress + pl + 1, sizeof(progress) - pl - 1, reason_s);
+        }
+    }
+    struct store_outcome oc = {
+        .id = r->id,
+        .record = record,
+        /* A permanent failure gives the person's budget back: it was no message. */
+        .unsend = r->reserved && outcome == HERALD_OUTCOME_FAILED ? r->member.buf : "",
+        .history = sb->buf,
+        .channel = chan,
+        .outcome = herald_outcome_name(outcome),
+        .reason = reason_s,
+        .provider = provider ? provider : "",
+        .provider_id = provider_id ? provider_id : "",
+        .at = at,
+        .progress = progress,
+        .reserved = r->reserved,        /* the campaigns hash holds our reservation */
+        .was_deferred = r->was_deferred, /* it leaves the deferred count now */
+        /* No record, written once per run (an expired campaign's outcomes
+         * are neither: there is no person behind them to look up). */
+        .once = !keep && reason != HERALD_REASON_EXPIRED,
+        /* Requests herald sent to providers for it: the audit says how
+         * often a person was tried. */
+        .requests = r->dispatched ? r->requests : -1,
+    };
+    store_outcomes_add(&jr->fin, &oc);
+    jr->writes++;
+    if (jr->fin.n >= QUEUE_FINISH_MAX) finish_flush(jr);
+    else uv_check_start(&q->flush_check, queue_on_flush_check);
+    q->counters.outcomes[outcome]++;
+    metrics_message(channel, (int)outcome, reason_s);
+    log_debug("queue", "outcome campaign=%s recipient=%s channel=%s outcome=%s reason=%s", jr->job.id,
+              r->id, chan, herald_outcome_name(outcome), reason_s);
+    queue_rcpt_drop(r);
+}

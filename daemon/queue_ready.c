@@ -1,0 +1,485 @@
+/*
+ * queue_ready.c - the ready queue, reservation, rendering, the handoff gate.
+ *
+ * Owns the recipients the policy let through until dispatch has them:
+ * reserved just before the providers have room (so a change of mind
+ * applies to every message not yet reserved), rendered, handed to
+ * dispatch, and recorded "handed" at dispatch's gate before the first
+ * request leaves. Never sends a message whose reservation is not ours.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "digest.h"
+#include "links.h"
+#include "log.h"
+#include "queue_int.h"
+#include "template.h"
+
+
+/* ---- sending --------------------------------------------------------- */
+
+static void on_released(const struct store_job_result *res, void *arg)
+{
+    struct rcpt *rc = arg;
+    if (res->status == STORE_JOB_LOST) queue_run_lost(rc->jr, "a reservation could not be given back (fence)");
+    queue_rcpt_unfinished(rc);
+}
+
+/* No provider took r (the daemon is stopping): its reservation is given
+ * back, so that the next run sends it instead of calling it unknown. */
+static void release(struct rcpt *r)
+{
+    struct jobrun *jr = r->jr;
+    struct queue *q = jr->q;
+    if (jr->end == RUN_LOST) {
+        queue_rcpt_unfinished(r);
+        return;
+    }
+    q->ops->release(q->st, jr->entry, jr->job.id, r->id, r->record.buf, r->member.buf, on_released, r,
+                      queue_discard_rcpt);
+}
+
+struct hbatch;
+static void hbatch_forget(struct rcpt *r);
+
+static void on_sent(struct dispatch_msg *m, void *arg)
+{
+    struct rcpt *r = arg;
+    struct queue *q = r->jr->q;
+    hbatch_forget(r); /* finished at the gate (drain timeout): the mark's answer must not touch it */
+    if (m->interrupted && r->erased) {
+        /* The person was erased between the reservation and the handoff. */
+        queue_ready_kick(q);
+        queue_finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_UNKNOWN_RECIPIENT, m->channel, NULL, NULL);
+        return;
+    }
+    if (m->interrupted) {
+        release(r);
+        return;
+    }
+    r->requests = m->requests;
+    queue_ready_kick(q); /* a slot is free */
+    if (m->outcome == HERALD_OUTCOME_SENT)
+        log_debug("queue", "sent campaign=%s recipient=%s provider=%s provider_id=%s", r->jr->job.id, r->id,
+                  m->provider, m->provider_id);
+    r->dispatched = true;
+    queue_finish(r, m->outcome, m->reason, m->channel, m->provider, m->provider_id);
+}
+
+static char *render(struct jobrun *jr, const struct template *t, const struct rcpt *r,
+                    enum template_escape esc)
+{
+    if (!t) return NULL;
+    struct template_vars vars = {
+        .unsubscribe_url = r->unsub.len ? r->unsub.buf : NULL,
+        .preferences_url = r->prefs.len ? r->prefs.buf : NULL,
+    };
+    struct strbuf sb;
+    strbuf_init(&sb);
+    /* One allocation for a typical part: the source, and room for the
+     * values and links that replace its fields. */
+    strbuf_grow_to(&sb, template_source_len(t) + 2 * QUEUE_LINK_ROOM);
+    jr->missing_fields += template_render(t, r->p.attributes, &vars, esc, &sb);
+    return strbuf_detach(&sb, NULL);
+}
+
+/* The message's idempotency key: the same for every request of it, across
+ * retries, failover and restarts, so a provider that dedupes by it never
+ * delivers twice: "<record entry>:<recipient id>" (the entry names the job
+ * run, so the campaign is implied; both are of the key's alphabet), or,
+ * when that is longer than a key may be, the entry and the first 32 hex
+ * digits of the SHA-256 of the id. */
+static void idempotency_key(const struct jobrun *jr, struct rcpt *r)
+{
+    size_t le = strlen(jr->rec_entry), li = strlen(r->id);
+    if (le + 1 + li < sizeof(r->idem)) {
+        memcpy(r->idem, jr->rec_entry, le);
+        r->idem[le] = ':';
+        memcpy(r->idem + le + 1, r->id, li + 1);
+        return;
+    }
+    unsigned char md[DIGEST_SHA256_LEN];
+    digest_sha256(r->id, li, md);
+    size_t n = le < sizeof(r->idem) - 35 ? le : sizeof(r->idem) - 35;
+    memcpy(r->idem, jr->rec_entry, n);
+    memcpy(r->idem + n, ":h", 2);
+    digest_hex(r->idem + n + 2, md, 16);
+}
+
+/* ---- the handoff gate -------------------------------------------------- */
+
+/* Messages at dispatch's handoff gate, recorded "handed" in one script
+ * before any of them leaves: after a crash only these can be `unknown`. */
+struct hbatch {
+    struct queue *q;
+    struct jobrun *jr;
+    struct dispatch_msg **msgs; /* NULL where the message finished meanwhile */
+    struct store_job_handoff *items; /* the script's rows: the batch's own, they outlive any message */
+    struct store_job_handoff **ptrs;
+    size_t n;
+};
+
+static void hbatch_free(struct hbatch *hb)
+{
+    free(hb->msgs);
+    free(hb->items);
+    free(hb->ptrs);
+    free(hb);
+}
+
+static struct rcpt *rcpt_of(struct dispatch_msg *m)
+{
+    return (struct rcpt *)(void *)((char *)m - offsetof(struct rcpt, msg));
+}
+
+static void hbatch_forget(struct rcpt *r)
+{
+    if (!r->hb) return;
+    r->hb->msgs[r->hb_i] = NULL;
+    r->hb = NULL;
+}
+
+static void discard_hbatch(void *arg)
+{
+    struct hbatch *hb = arg;
+    for (size_t i = 0; i < hb->n; i++)
+        if (hb->msgs[i]) rcpt_of(hb->msgs[i])->hb = NULL;
+    hbatch_free(hb);
+}
+
+static void on_handed(const struct store_job_result *res, void *arg)
+{
+    struct hbatch *hb = arg;
+    struct jobrun *jr = hb->jr;
+    bool ok = res->status == STORE_JOB_OK;
+    if (res->status == STORE_JOB_LOST) queue_run_lost(jr, "the handoff was refused by the fence");
+    else if (!ok) queue_run_hold(jr, res->err, res->text, "recording the handoff");
+    struct dispatch_msg **go_msgs = xcalloc(hb->n ? hb->n : 1, sizeof(*go_msgs));
+    bool *go = xcalloc(hb->n ? hb->n : 1, sizeof(*go));
+    size_t k = 0;
+    for (size_t i = 0; i < hb->n; i++) {
+        if (!hb->msgs[i]) continue; /* finished meanwhile (drain timeout) */
+        struct rcpt *r = rcpt_of(hb->msgs[i]);
+        r->hb = NULL;
+        /* Not sent: lost (its new owner decides it), held (the mark's fate
+         * is unknown: released, the next run decides), erased (its
+         * reservation vanished). Each then finishes as interrupted. */
+        if (ok && !hb->items[i].handed) r->erased = true;
+        go_msgs[k] = hb->msgs[i];
+        go[k++] = ok && hb->items[i].handed;
+    }
+    struct queue *q = hb->q;
+    hbatch_free(hb);
+    dispatch_handoff_done(q->d, go_msgs, k, go);
+    free(go_msgs);
+    free(go);
+}
+
+/* dispatch's handoff gate: msgs are about to get their first request.
+ * They all belong to the running job (one job runs at a time). */
+void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg)
+{
+    struct queue *q = arg;
+    struct jobrun *jr = rcpt_of(msgs[0])->jr;
+    if (jr->end == RUN_LOST) { /* nothing more is written: none leaves */
+        bool *go = xcalloc(n, sizeof(*go));
+        dispatch_handoff_done(q->d, msgs, n, go);
+        free(go);
+        return;
+    }
+    struct hbatch *hb = xcalloc(1, sizeof(*hb));
+    hb->q = q;
+    hb->jr = jr;
+    hb->n = n;
+    hb->msgs = xcalloc(n, sizeof(*hb->msgs));
+    memcpy(hb->msgs, msgs, n * sizeof(*msgs));
+    hb->items = xcalloc(n, sizeof(*hb->items));
+    hb->ptrs = xcalloc(n, sizeof(*hb->ptrs));
+    for (size_t i = 0; i < n; i++) {
+        struct rcpt *r = rcpt_of(msgs[i]);
+        r->hb = hb;
+        r->hb_i = i;
+        hb->items[i].id = r->id; /* read during the call only */
+        hb->items[i].record = r->record.buf;
+        hb->ptrs[i] = &hb->items[i];
+    }
+    q->ops->handed(q->st, jr->entry, jr->job.id, hb->ptrs, n, on_handed, hb, discard_hbatch);
+}
+
+static void send_message(struct rcpt *r)
+{
+    struct jobrun *jr = r->jr;
+    struct queue *q = jr->q;
+    int ch = r->dec.channel;
+    const struct job_content *c = &jr->job.content[ch];
+    links_build(&r->unsub, &r->prefs, q->cfg->public_url, q->cfg->link_secret, q->cfg->link_ttl_ms / 1000,
+                time(NULL), r->id, jr->job.id, jr->job.topic, herald_channel_name(ch));
+    memset(&r->msg, 0, sizeof(r->msg));
+    r->msg.channel = ch;
+    r->msg.campaign = jr->job.id;
+    r->msg.recipient = r->id;
+    r->msg.topic = jr->job.topic;
+    r->msg.to = profile_address(&r->p, ch);
+    r->msg.subject = render(jr, c->t_subject, r, TEMPLATE_RAW);
+    r->msg.text = render(jr, c->t_text, r, TEMPLATE_RAW);
+    r->msg.html = render(jr, c->t_html, r, TEMPLATE_HTML);
+    r->msg.unsubscribe_url = r->unsub.len ? r->unsub.buf : NULL;
+    r->msg.preferences_url = r->prefs.len ? r->prefs.buf : NULL;
+    r->msg.expires_at = jr->job.expires_at;
+    idempotency_key(jr, r);
+    r->msg.idempotency_key = r->idem;
+    dispatch_submit(q->d, &r->msg, on_sent, r);
+}
+
+/* Someone else's record met at reservation time (or at lookup). */
+bool queue_own_leftover(const struct jobrun *jr, const struct store_record *rec)
+{
+    return strcmp(rec->entry, jr->rec_entry) == 0;
+}
+
+/* Recipients in one reservation script. */
+struct rbatch {
+    struct jobrun *jr;
+    struct rcpt **r;
+    struct store_job_reservation *res; /* r[i]'s reservation */
+    size_t n;
+};
+
+static void rbatch_free(struct rbatch *rb)
+{
+    free(rb->r);
+    free(rb->res);
+    free(rb);
+}
+
+static void discard_rbatch(void *arg)
+{
+    struct rbatch *rb = arg;
+    for (size_t i = 0; i < rb->n; i++) queue_rcpt_free(rb->r[i]);
+    rbatch_free(rb);
+}
+
+static void reserve(struct rbatch *rb, int64_t now);
+
+/* How many ready recipients to reserve now: 0 unless dispatch has room
+ * for a chunk of them (a script for every freed slot would cost more than
+ * the reservations themselves), or for all that wait, or is idle. */
+static size_t ready_room(const struct queue *q)
+{
+    if (!q->ready_head) return 0;
+    size_t busy = dispatch_in_flight(q->d) + q->reserving;
+    size_t room = q->ready_target > busy ? q->ready_target - busy : 0;
+    if (room > QUEUE_RESERVE_MAX) room = QUEUE_RESERVE_MAX;
+    if (room >= q->ready_target / 4 || q->nready <= room || busy == 0) return room;
+    return 0;
+}
+
+/* Starts the reservation step when it has something to do. */
+void queue_ready_kick(struct queue *q)
+{
+    if (q->ready_head && (queue_run_ended(q->ready_head->jr) || ready_room(q)))
+        uv_idle_start(&q->ready_idle, queue_on_ready_idle);
+}
+
+/* Reserves the next recipients the policy let through, as many as
+ * dispatch has room for (and at most QUEUE_RESERVE_MAX in one script). */
+void queue_on_ready_idle(uv_idle_t *h)
+{
+    struct queue *q = h->data;
+    if (q->ready_head && queue_run_ended(q->ready_head->jr)) {
+        while (q->ready_head) {
+            struct rcpt *r = q->ready_head;
+            q->ready_head = r->next_ready;
+            if (!q->ready_head) q->ready_tail = NULL;
+            q->nready--;
+            queue_rcpt_unfinished(r); /* not reserved yet: the next run decides it */
+        }
+        uv_idle_stop(h);
+        return;
+    }
+    size_t room = ready_room(q);
+    if (room) {
+        struct rbatch *rb = xcalloc(1, sizeof(*rb));
+        rb->jr = q->ready_head->jr;
+        rb->r = xcalloc(room, sizeof(*rb->r));
+        while (q->ready_head && rb->n < room) {
+            struct rcpt *r = q->ready_head;
+            q->ready_head = r->next_ready;
+            if (!q->ready_head) q->ready_tail = NULL;
+            q->nready--;
+            rb->r[rb->n++] = r;
+        }
+        q->reserving += rb->n;
+        reserve(rb, time(NULL));
+        return; /* the next tick sees the room that is left */
+    }
+    /* Empty, or dispatch is full: a finished message or an answered
+     * reservation starts us again. */
+    uv_idle_stop(h);
+}
+
+void queue_ready_push(struct queue *q, struct rcpt *r)
+{
+    r->next_ready = NULL;
+    if (q->ready_tail) q->ready_tail->next_ready = r;
+    else q->ready_head = r;
+    q->ready_tail = r;
+    q->nready++;
+    queue_ready_kick(q);
+}
+
+/* One recipient's verdict from the reservation. Returns 1 when it is
+ * reserved (the caller hands it over), 2 when the person's data changed
+ * since the lookup (the caller decides them again), 0 when it left. */
+static int reserved_one(struct rcpt *r, const struct store_job_reservation *res)
+{
+    const char *detail = res->detail;
+    switch (res->verdict) {
+    case SJV_STALE: return 2;
+    case SJV_OK: r->reserved = true; return 1;
+    case SJV_DUPLICATE: {
+        /* Our own record: our write, answered after a reconnect. */
+        if (strcmp(detail, r->record.buf) == 0) {
+            r->reserved = true;
+            return 1;
+        }
+        struct store_record rec;
+        if (store_record_parse(detail, &rec) == 0 && queue_own_leftover(r->jr, &rec)) {
+            queue_rcpt_drop(r); /* this entry already handled the person (duplicate id in the source) */
+            return 0;
+        }
+        queue_finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_DUPLICATE, r->dec.channel, NULL, NULL);
+        return 0;
+    }
+    case SJV_CAP:
+        herald_copy(r->cap, sizeof(r->cap), detail);
+        queue_finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_CAP, r->dec.channel, NULL, NULL);
+        return 0;
+    case SJV_USER_FREQUENCY:
+        queue_finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_USER_FREQUENCY, r->dec.channel, NULL, NULL);
+        return 0;
+    }
+    return 0;
+}
+
+static void on_reserved(const struct store_job_result *res, void *arg)
+{
+    struct rbatch *rb = arg;
+    struct jobrun *jr = rb->jr;
+    struct queue *q = jr->q;
+    if (res->status != STORE_JOB_OK) {
+        /* Nothing is decided from it: the recipients leave unfinished (a
+         * reservation the script may have made before failing is taken
+         * over by the next run, which sees it was never handed). */
+        if (res->status == STORE_JOB_LOST) queue_run_lost(jr, "the reservation was refused by the fence");
+        else queue_run_hold(jr, res->err, res->text, "the reservation");
+        q->reserving -= rb->n;
+        for (size_t i = 0; i < rb->n; i++) queue_rcpt_unfinished(rb->r[i]);
+        rbatch_free(rb);
+        queue_ready_kick(q);
+        return;
+    }
+    /* Decided on data that changed since: look them up again. The new
+     * lookup is counted before the old recipients leave, so the job cannot
+     * look finished in between. */
+    queue_run_pin(jr);
+    char **stale = xcalloc(rb->n, sizeof(char *));
+    struct rcpt **gone = xcalloc(rb->n, sizeof(struct rcpt *));
+    size_t nstale = 0, nres = 0;
+    for (size_t i = 0; i < rb->n; i++) {
+        struct rcpt *r = rb->r[i];
+        int v = reserved_one(r, &rb->res[i]);
+        if (v == 2) {
+            stale[nstale] = xstrdup(r->id);
+            gone[nstale++] = r;
+        } else if (v == 1) {
+            rb->r[nres++] = r; /* kept in rb, in order, for the handoff */
+        }
+    }
+    q->reserving -= rb->n;
+    rb->n = nres;
+    if (nstale) {
+        log_debug("queue", "decided again after a change campaign=%s recipients=%zu", jr->job.id, nstale);
+        if (queue_run_ended(jr)) {
+            for (size_t i = 0; i < nstale; i++) free(stale[i]);
+            for (size_t i = 0; i < nstale; i++) queue_rcpt_unfinished(gone[i]);
+        } else {
+            queue_lookup(jr, stale, nstale, true);
+            for (size_t i = 0; i < nstale; i++) queue_rcpt_drop(gone[i]);
+        }
+    }
+    free(stale);
+    free(gone);
+    /* Rendered and handed to dispatch; the handoff gate (queue_on_handoff)
+     * records "handed" just before each one's first request. */
+    for (size_t i = 0; i < rb->n; i++) {
+        if (queue_run_ended(jr)) release(rb->r[i]);
+        else send_message(rb->r[i]);
+    }
+    rbatch_free(rb);
+    queue_ready_kick(q);
+    queue_run_unpin(jr);
+}
+
+/* The person's own limits ("frequency": {"email": "1/7d", "any": "3/7d"}),
+ * validated at import; anything unreadable here is skipped, never guessed. */
+static size_t user_limits(const struct profile *p, const char *chan[], int64_t lim[], int64_t win[], size_t max)
+{
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    if (!p->frequency) return 0;
+    json_object_foreach(p->frequency, k, v) {
+        unsigned count;
+        int64_t period;
+        if (n == max || !json_is_string(v) || profile_frequency_parse(json_string_value(v), &count, &period) < 0)
+            continue;
+        chan[n] = k;
+        lim[n] = count;
+        win[n] = period;
+        n++;
+    }
+    return n;
+}
+
+/* Sends one reservation for the recipients of a batch that the
+ * policy let through; takes rb. */
+static void reserve(struct rbatch *rb, int64_t now)
+{
+    struct jobrun *jr = rb->jr;
+    struct queue *q = jr->q;
+    struct store_job_reservation **items = xcalloc(rb->n ? rb->n : 1, sizeof(*items));
+    rb->res = xcalloc(rb->n ? rb->n : 1, sizeof(*rb->res));
+    for (size_t i = 0; i < rb->n; i++) {
+        struct rcpt *r = rb->r[i];
+        struct store_job_reservation *it = &rb->res[i];
+        const char *chan = herald_channel_name(r->dec.channel);
+        it->nfreq = user_limits(&r->p, it->fchan, it->flim, it->fwin, STORE_JOB_FREQ_MAX);
+        it->keep = q->cap_keep_s;
+        for (size_t j = 0; j < it->nfreq; j++)
+            if (it->fwin[j] > it->keep) it->keep = it->fwin[j];
+        /* The sequence number makes each reservation unique, so that a
+         * second copy of an id in the same batch is a duplicate, and only
+         * a retried command meets its own record. */
+        store_record_format(&r->record, REC_RESERVED, jr->rec_entry, jr->run, now);
+        strbuf_add(&r->record, " ", 1);
+        strbuf_addll(&r->record, (long long)++q->reserve_seq);
+        strbuf_reset(&r->member);
+        const char *mparts[] = {chan, "|", jr->job.topic, "|", jr->job.id};
+        for (size_t j = 0; j < sizeof(mparts) / sizeof(mparts[0]); j++) strbuf_adds(&r->member, mparts[j]);
+        it->id = r->id;
+        it->rev = r->rev;
+        it->record = r->record.buf;
+        it->prior = r->prior.len ? r->prior.buf : "";
+        it->channel = chan;
+        it->member = r->member.buf;
+        items[i] = it;
+    }
+    q->ops->reserve(q->st, jr->entry, now, jr->job.id, jr->job.topic, items, rb->n, on_reserved, rb,
+                      discard_rbatch);
+    free(items);
+}

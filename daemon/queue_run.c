@@ -1,0 +1,241 @@
+/*
+ * queue_run.c - a run's life: recipients leaving it, hold and lost, the end of a job.
+ *
+ * Owns when a job is acknowledged: only by a run that gave every recipient
+ * its outcome (or parked it for its quiet hours); a run that stopped, was
+ * held or lost its entry leaves the job pending. Never frees a run that a
+ * caller still uses (queue_run_pin).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "queue_int.h"
+
+
+/* ---- outcomes -------------------------------------------------------- */
+
+void queue_rcpt_free(struct rcpt *r)
+{
+    free(r->id);
+    if (r->found > 0) profile_free(&r->p);
+    strbuf_free(&r->record);
+    strbuf_free(&r->member);
+    strbuf_free(&r->unsub);
+    strbuf_free(&r->prefs);
+    strbuf_free(&r->prior);
+    free(r->msg.subject);
+    free(r->msg.text);
+    free(r->msg.html);
+    free(r);
+}
+
+/* Arguments of commands that were never answered (queue_free). */
+void queue_discard_rcpt(void *arg) { queue_rcpt_free(arg); }
+
+void queue_discard_batch(void *arg)
+{
+    struct batch *b = arg;
+    for (size_t i = 0; i < b->n; i++) queue_rcpt_free(b->r[i]);
+    free(b->r);
+    free(b->look);
+    free(b);
+}
+
+/* A recipient leaves the job without a new outcome (already recorded by
+ * this entry, or decided by another copy of it in this run). */
+void queue_rcpt_drop(struct rcpt *r)
+{
+    struct jobrun *jr = r->jr;
+    queue_rcpt_free(r);
+    jr->outstanding--;
+    queue_maybe_more(jr);
+}
+
+/* A recipient leaves the run unfinished (the daemon is stopping, or the
+ * run is held or lost): the job is not acknowledged, and the next run
+ * decides them. */
+void queue_rcpt_unfinished(struct rcpt *r)
+{
+    r->jr->unfinished++;
+    queue_rcpt_drop(r);
+}
+
+bool queue_run_ended(const struct jobrun *jr) { return jr->q->stopping || jr->end != RUN_ON; }
+
+/* Around a loop that may let the last recipients of a run leave (and so
+ * end and free the run) while the loop still uses it: the run cannot end
+ * in between; it ends, if it is done, at the close. */
+void queue_run_pin(struct jobrun *jr) { jr->outstanding++; }
+
+void queue_run_unpin(struct jobrun *jr)
+{
+    jr->outstanding--;
+    queue_maybe_more(jr);
+}
+
+/* A command this run needs was refused for good (an ACL denial, a key of
+ * the wrong type, a reply of the wrong shape): nothing is decided from
+ * it. The run stops taking recipients and ends once what is in flight has
+ * its outcome; the job stays pending and is read again after a wait. */
+void queue_run_hold(struct jobrun *jr, enum store_error err, const char *text, const char *what)
+{
+    struct queue *q = jr->q;
+    if (jr->end != RUN_ON) return;
+    jr->end = RUN_HELD;
+    herald_copy(q->held_entry, sizeof(q->held_entry), jr->entry);
+    q->held_error = err;
+    log_error("queue", "job held campaign=%s entry=%s: %s refused by redis (%s: %.120s); it stays pending and is tried again",
+              jr->job.id, jr->entry, what, store_error_name(err), text ? text : "");
+    queue_ready_kick(q);
+}
+
+/* Another consumer owns the entry now (this daemon was paused or cut off
+ * past claim_idle), or it is gone (Redis came back empty): the run stops
+ * at once and writes nothing more; its new owner finishes the job. */
+void queue_run_lost(struct jobrun *jr, const char *why)
+{
+    if (jr->end == RUN_LOST) return;
+    jr->end = RUN_LOST;
+    log_warn("queue", "job lost campaign=%s entry=%s: %s; this run stops without writing", jr->job.id, jr->entry,
+             why);
+    queue_ready_kick(jr->q);
+}
+
+static void park_one(struct jobrun *jr, struct deferral *d);
+
+/* Remembers a deferred recipient in the group of its window's end. */
+void queue_defer(struct jobrun *jr, const char *id, int64_t until)
+{
+    struct deferral *d = NULL;
+    for (size_t i = 0; i < jr->ndeferrals && !d; i++)
+        if (jr->deferrals[i].until == until) d = &jr->deferrals[i];
+    if (!d) {
+        jr->deferrals = xrealloc(jr->deferrals, (jr->ndeferrals + 1) * sizeof(*jr->deferrals));
+        d = &jr->deferrals[jr->ndeferrals++];
+        d->until = until;
+        d->ids = json_array();
+    }
+    json_array_append_new(d->ids, json_string(id));
+    /* Memory stays flat however many are deferred: park big groups at once. */
+    if (json_array_size(d->ids) >= QUEUE_DEFER_GROUP_MAX) park_one(jr, d);
+}
+
+/* ---- job life -------------------------------------------------------- */
+
+void queue_run_free(struct jobrun *jr)
+{
+    for (size_t i = 0; i < jr->ndeferrals; i++) json_decref(jr->deferrals[i].ids);
+    free(jr->deferrals);
+    store_outcomes_free(&jr->fin);
+    job_free(&jr->job);
+    free(jr->text);
+    free(jr->src_key);
+    free(jr);
+}
+
+void queue_on_acked(const struct store_job_result *res, void *arg)
+{
+    struct queue *q = arg;
+    (void)res;
+    q->counters.jobs_done++;
+    queue_read_next(q);
+}
+
+static void on_parked(const struct store_job_result *res, void *arg)
+{
+    struct jobrun *jr = arg;
+    (void)res;
+    jr->writes--;
+    queue_maybe_more(jr);
+}
+
+/*
+ * Parks one group of deferred recipients in Redis as a job of its own: the
+ * campaign with just those ids and not_before = the end of their window. It
+ * survives restarts, and lets the stream entry be acknowledged once every
+ * recipient is terminal or durably deferred.
+ */
+static void park_one(struct jobrun *jr, struct deferral *d)
+{
+    struct queue *q = jr->q;
+    if (json_array_size(d->ids) == 0 || jr->end == RUN_LOST) return;
+    json_t *o = json_loads(jr->text, 0, NULL);
+    if (!o) return; /* it parsed once; cannot happen */
+    char when[32];
+    herald_time_format(d->until, when, sizeof(when));
+    json_object_del(o, "recipients_key");
+    json_object_set(o, "recipients", d->ids);
+    json_object_set_new(o, "not_before", json_string(when));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    char from[80];
+    snprintf(from, sizeof(from), "%s|d", jr->rec_entry);
+    jr->writes++;
+    q->ops->park(q->st, d->until, from, text, on_parked, jr);
+    log_info("queue", "deferred campaign=%s recipients=%zu until=%s", jr->job.id, json_array_size(d->ids), when);
+    free(text);
+    json_array_clear(d->ids);
+}
+
+void queue_park_deferrals(struct jobrun *jr)
+{
+    jr->deferrals_parked = true;
+    for (size_t i = 0; i < jr->ndeferrals; i++) park_one(jr, &jr->deferrals[i]);
+}
+
+static void on_hold_over(uv_timer_t *t)
+{
+    struct queue *q = t->data;
+    q->own_pending_done = false; /* the held entry is among our own pending ones */
+    queue_read_next(q);
+}
+
+/* Every recipient that entered the run left it. Only a run that gave each
+ * one its outcome (or parked it for its quiet hours) acknowledges the job:
+ * one that stopped, was held or lost leaves it pending, and the next run
+ * decides what is left. */
+static void job_complete(struct jobrun *jr)
+{
+    struct queue *q = jr->q;
+    bool finished = jr->src_done && jr->started && jr->end == RUN_ON && jr->unfinished == 0;
+    if (finished && !jr->deferrals_parked && jr->ndeferrals) {
+        queue_park_deferrals(jr);
+        if (jr->writes) return; /* their answers bring us back here */
+    }
+    q->jr = NULL;
+    uv_timer_stop(&q->heartbeat);
+    if (finished) {
+        log_info("queue", "job done campaign=%s entry=%s missing_fields=%u", jr->job.id, jr->entry,
+                 jr->missing_fields);
+        q->held_entry[0] = '\0';
+        q->hold_ms = 0;
+        q->ops->finished(q->st, jr->job.id, jr->entry, "done", queue_on_acked, q);
+    } else if (jr->end == RUN_HELD) {
+        q->hold_ms = q->hold_ms ? (2 * q->hold_ms > QUEUE_HOLD_MAX_MS ? QUEUE_HOLD_MAX_MS : 2 * q->hold_ms)
+                                : QUEUE_HOLD_MIN_MS;
+        log_info("queue", "job held campaign=%s entry=%s unfinished=%zu: tried again in %llds", jr->job.id,
+                 jr->entry, jr->unfinished, (long long)(q->hold_ms / 1000));
+        uv_timer_start(&q->hold_timer, on_hold_over, (uint64_t)q->hold_ms, 0);
+    } else if (jr->end == RUN_LOST) {
+        log_info("queue", "job left to its new owner campaign=%s entry=%s", jr->job.id, jr->entry);
+        queue_read_next(q);
+    } else {
+        log_info("queue", "job paused campaign=%s entry=%s unfinished=%zu (it stays pending and resumes on restart)",
+                 jr->job.id, jr->entry, jr->unfinished);
+    }
+    queue_run_free(jr);
+    queue_check_drained(q);
+}
+
+void queue_maybe_more(struct jobrun *jr)
+{
+    struct queue *q = jr->q;
+    if (jr->loading) return;
+    bool stop = queue_run_ended(jr) || jr->src_done;
+    if (!stop && (int64_t)(jr->outstanding + (size_t)q->cfg->batch) <= q->cfg->max_in_flight) {
+        queue_load_batch(jr);
+        return;
+    }
+    if (stop && jr->outstanding == 0 && jr->writes == 0) job_complete(jr);
+}
