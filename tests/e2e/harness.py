@@ -246,6 +246,25 @@ dir = outbox
 """
 
 
+HOOK_PROVIDERS = """\
+[channel email]
+providers = hook
+
+[channel sms]
+providers = outbox
+
+[provider outbox]
+plugin = outbox
+dir = outbox
+
+[provider hook]
+plugin = webhook
+url = {url}
+secret = e2e-webhook-secret-0123456789
+{extra}
+"""
+
+
 class Env:
     """Everything one test runs against. Use through HeraldTestCase.env()."""
 
@@ -285,6 +304,15 @@ class Env:
 
     def write_jsonl(self, name, objects):
         return self.write(name, "".join(json.dumps(o) + "\n" for o in objects))
+
+    def hook_config(self, url, name="hook.conf", provider="", daemon=""):
+        """A config whose email goes to the webhook plugin at url (a FaultServer,
+        the recording sink): provider lines for [provider hook], daemon lines
+        for [daemon]."""
+        base = self.config_text()
+        if daemon:
+            base = base.replace("[daemon]\n", "[daemon]\n" + daemon.rstrip("\n") + "\n")
+        return self.write(name, base[:base.index("[channel email]")] + HOOK_PROVIDERS.format(url=url, extra=provider))
 
     # --- heraldctl -------------------------------------------------------
 
@@ -550,6 +578,21 @@ def main():
         print("herald binary not found at %s (set HERALD_BIN)" % HERALD_BIN, file=sys.stderr)
         sys.exit(1)
     unittest.main(verbosity=2)
+
+
+def requests_by_recipient(srv):
+    """{recipient id: requests the webhook sink got for it} (from the signed body)."""
+    per = {}
+    for req in list(srv.requests):
+        rid = json.loads(req["body"])["recipient"]
+        per[rid] = per.get(rid, 0) + 1
+    return per
+
+
+def people(n, prefix, channels=("email",)):
+    """n consenting people with an email address each: ids <prefix>0000..."""
+    return [person("%s%04d" % (prefix, i), email="%s%04d@example.com" % (prefix, i), channels=list(channels),
+                   consent=list(channels), first_name="N%d" % i) for i in range(n)]
 
 
 def person(pid, email=None, phone=None, channels=("email", "sms"), consent=(), topics=None, **attrs):

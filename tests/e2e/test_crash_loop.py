@@ -24,29 +24,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from faultserver import FaultServer  # noqa: E402
-from harness import job, person  # noqa: E402
+from harness import job  # noqa: E402
 
 N = int(os.environ.get("HERALD_E2E_CRASH_N", "10000"))
 KILLS = int(os.environ.get("HERALD_E2E_KILLS", "30"))
 DELAY = float(os.environ.get("HERALD_E2E_CRASH_DELAY", "0.02"))   # the sink's answer time while killing
 
-PROVIDERS = """\
-[channel email]
-providers = hook
-
-[channel sms]
-providers = outbox
-
-[provider outbox]
-plugin = outbox
-dir = outbox
-
-[provider hook]
-plugin = webhook
-url = {url}
-secret = e2e-webhook-secret-0123456789
-concurrency = 8
-"""
 
 
 class CrashLoop(harness.HeraldTestCase):
@@ -57,10 +40,8 @@ class CrashLoop(harness.HeraldTestCase):
         srv = FaultServer([{"status": 202, "delay": DELAY}])
         self.addCleanup(srv.stop)
         e = self.env(log_level=os.environ.get("HERALD_E2E_CRASH_LOG", "info"))
-        base = e.config_text()
-        conf = e.write("crash.conf", base[:base.index("[channel email]")] + PROVIDERS.format(url=srv.url))
-        ppl = [person("ck-%05d" % i, email="ck%05d.crash@example.com" % i, channels=["email"], consent=["email"],
-                      first_name="K%d" % i) for i in range(N)]
+        conf = e.hook_config(srv.url, provider="concurrency = 8")
+        ppl = harness.people(N, "ck-")
         e.import_people(ppl)
         ids = [p["id"] for p in ppl]
         cid = "crash-loop"

@@ -18,38 +18,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from faultserver import FaultServer  # noqa: E402
-from harness import job, person  # noqa: E402
+from harness import job  # noqa: E402
 
 N = int(os.environ.get("HERALD_E2E_REDIS_ERRORS_N", "1200"))
 RATE = 300   # requests per second at the provider: the campaign lasts about N / RATE s
 
-PROVIDERS = """\
-[channel email]
-providers = hook
-
-[channel sms]
-providers = outbox
-
-[provider outbox]
-plugin = outbox
-dir = outbox
-
-[provider hook]
-plugin = webhook
-url = {url}
-secret = e2e-webhook-secret-0123456789
-rate = {rate}/s
-concurrency = 8
-"""
-
-
-def requests_per_recipient(srv):
-    import json
-    per = {}
-    for req in list(srv.requests):
-        rid = json.loads(req["body"])["recipient"]
-        per[rid] = per.get(rid, 0) + 1
-    return per
 
 
 class RedisErrors(harness.HeraldTestCase):
@@ -60,10 +33,8 @@ class RedisErrors(harness.HeraldTestCase):
         srv = FaultServer([{"status": 202}])
         self.addCleanup(srv.stop)
         e = self.env(log_level="info", redis_args=redis_args)
-        base = e.config_text()
-        conf = e.write("errors.conf", base[:base.index("[channel email]")] + PROVIDERS.format(url=srv.url, rate=RATE))
-        ppl = [person("re-%05d" % i, email="re%05d.errors@example.com" % i, channels=["email"], consent=["email"],
-                      first_name="R%d" % i) for i in range(N)]
+        conf = e.hook_config(srv.url, provider="rate = %d/s\nconcurrency = 8" % RATE)
+        ppl = harness.people(N, "re-")
         e.import_people(ppl)
         ids = [p["id"] for p in ppl]
         h = e.start_herald(config=conf)
@@ -84,7 +55,7 @@ class RedisErrors(harness.HeraldTestCase):
         harness.wait_for("the job acknowledged", lambda: e.acked(entry), 20)
         by = self.assertConsistent(e, cid, ids)
         self.assertEqual({r["outcome"] for r in by.values()}, {"sent"})
-        per = requests_per_recipient(srv)
+        per = harness.requests_by_recipient(srv)
         self.assertEqual({k: v for k, v in per.items() if v > 1}, {}, "recipients who got more than one request")
         self.assertEqual(len(per), N)
         if expect_health:

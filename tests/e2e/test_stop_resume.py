@@ -7,7 +7,6 @@ those. Then the same, stopped ten and more times in a row: every recipient
 gets exactly one request and one outcome, `sent`, and none is `unknown` (a
 clean drain finishes or gives back every message)."""
 
-import json
 import os
 import random
 import signal
@@ -17,28 +16,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from faultserver import FaultServer  # noqa: E402
-from harness import job, person  # noqa: E402
+from harness import job  # noqa: E402
 
 STOPS = int(os.environ.get("HERALD_E2E_STOPS", "12"))
 
-PROVIDERS = """\
-[channel email]
-providers = hook
-
-[channel sms]
-providers = outbox
-
-[provider outbox]
-plugin = outbox
-dir = outbox
-
-[provider hook]
-plugin = webhook
-url = {url}
-secret = e2e-webhook-secret-0123456789
-rate = {rate}
-concurrency = 4
-"""
 
 
 class StopResume(harness.HeraldTestCase):
@@ -47,10 +28,8 @@ class StopResume(harness.HeraldTestCase):
         srv = FaultServer([{"status": 202}])
         self.addCleanup(srv.stop)
         e = self.env(log_level="info", drain_timeout="10s")
-        base = e.config_text()
-        conf = e.write("stop.conf", base[:base.index("[channel email]")] + PROVIDERS.format(url=srv.url, rate=rate))
-        ppl = [person("sr-%04d" % i, email="sr%04d.stop@example.com" % i, channels=["email"], consent=["email"],
-                      first_name="S%d" % i) for i in range(n)]
+        conf = e.hook_config(srv.url, provider="rate = %s\nconcurrency = 4" % rate)
+        ppl = harness.people(n, "sr-")
         e.import_people(ppl)
         return srv, e, conf, [p["id"] for p in ppl]
 
@@ -60,10 +39,7 @@ class StopResume(harness.HeraldTestCase):
         for r in by.values():
             outcomes[(r["outcome"], r["reason"])] = outcomes.get((r["outcome"], r["reason"]), 0) + 1
         self.assertEqual(outcomes, {("sent", ""): len(ids)})
-        per = {}
-        for req in list(srv.requests):
-            rid = json.loads(req["body"])["recipient"]
-            per[rid] = per.get(rid, 0) + 1
+        per = harness.requests_by_recipient(srv)
         self.assertEqual({k: v for k, v in per.items() if v != 1}, {}, "requests per recipient other than one")
         self.assertEqual(sorted(per), sorted(ids))
 

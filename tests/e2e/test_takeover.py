@@ -9,7 +9,6 @@ runs: said once as an error, shown on /healthz and /metrics; the run that
 was under way writes nothing into the new, empty Redis (no contradictory
 counts, no "done")."""
 
-import json
 import os
 import signal
 import sys
@@ -21,24 +20,6 @@ import harness  # noqa: E402
 from faultserver import FaultServer  # noqa: E402
 from harness import job, person  # noqa: E402
 
-PROVIDERS = """\
-[channel email]
-providers = hook
-
-[channel sms]
-providers = outbox
-
-[provider outbox]
-plugin = outbox
-dir = outbox
-
-[provider hook]
-plugin = webhook
-url = {url}
-secret = e2e-webhook-secret-0123456789
-rate = {rate}/s
-concurrency = 4
-"""
 
 
 class Takeover(harness.HeraldTestCase):
@@ -47,10 +28,9 @@ class Takeover(harness.HeraldTestCase):
         srv = FaultServer([{"status": 202}])
         self.addCleanup(srv.stop)
         e = self.env(log_level="info")
-        base = e.config_text().replace("[daemon]\n", "[daemon]\nclaim_idle = %s\n" % claim_idle)
-        conf = e.write("takeover.conf", base[:base.index("[channel email]")] + PROVIDERS.format(url=srv.url, rate=rate))
-        ppl = [person("to-%04d" % i, email="to%04d.takeover@example.com" % i, channels=["email"], consent=["email"],
-                      first_name="T%d" % i) for i in range(n)]
+        conf = e.hook_config(srv.url, provider="rate = %d/s\nconcurrency = 4" % rate,
+                             daemon="claim_idle = %s" % claim_idle)
+        ppl = harness.people(n, "to-")
         e.import_people(ppl)
         return srv, e, conf, [p["id"] for p in ppl]
 
@@ -74,10 +54,7 @@ class Takeover(harness.HeraldTestCase):
         harness.wait_for("the job acknowledged", lambda: e.acked(entry), 20)
         time.sleep(1.0)  # what a still had in flight when it stopped has come back
         by = self.assertConsistent(e, "to-stop", ids)
-        per = {}
-        for req in list(srv.requests):
-            rid = json.loads(req["body"])["recipient"]
-            per[rid] = per.get(rid, 0) + 1
+        per = harness.requests_by_recipient(srv)
         self.assertEqual({k: v for k, v in per.items() if v > 1}, {}, "recipients sent twice")
         outcomes = {}
         for r in by.values():
