@@ -33,7 +33,12 @@
 #define WEBHOOK_HEADER_MAX 64 /* so that "<name>: sha256=<64 hex>" always fits */
 
 struct webhook {
-    char *url;
+    char *url; /* as curl normalises it, when uh parsed it */
+    /* The url parsed once (NULL if curl refused it: then each request
+     * parses it, and fails, as before). Given with CURLOPT_CURLU next to
+     * CURLOPT_URL, curl copies it instead of parsing the url and printing
+     * it back for every request; it only reads it. */
+    CURLU *uh;
     char *secret;
     char *header_name;
     EVP_MAC_CTX *mac; /* keyed with secret once; restarted per message (see digest.h) */
@@ -57,6 +62,7 @@ static void webhook_destroy(void *instance)
     struct webhook *w = instance;
     if (!w) return;
     free(w->url);
+    curl_url_cleanup(w->uh);
     free(w->secret);
     free(w->header_name);
     EVP_MAC_CTX_free(w->mac);
@@ -115,7 +121,18 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
     if (bad) return -1;
     struct webhook *w = calloc(1, sizeof(*w));
     if (w) {
-        w->url = strdup(url);
+        /* The flags are curl's own for CURLOPT_URL (url.c), so the parse
+         * and the normalised text are what each request made of it. */
+        char *norm = NULL;
+        w->uh = curl_url();
+        if (w->uh && (curl_url_set(w->uh, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) !=
+                          CURLUE_OK ||
+                      curl_url_get(w->uh, CURLUPART_URL, &norm, 0) != CURLUE_OK)) {
+            curl_url_cleanup(w->uh);
+            w->uh = NULL;
+        }
+        w->url = strdup(norm ? norm : url);
+        curl_free(norm);
         w->secret = strdup(secret);
         w->header_name = strdup(header ? header : WEBHOOK_DEFAULT_HEADER);
         bool ok = true;
@@ -277,6 +294,7 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
         headers = &r->key_node;
     }
     curl_easy_setopt(curl, CURLOPT_URL, w->url);
+    if (w->uh) curl_easy_setopt(curl, CURLOPT_CURLU, w->uh);
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)blen);
