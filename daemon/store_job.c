@@ -417,28 +417,24 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     struct call *c = call_new(sj, cb, arg, discard, NULL, o->n);
     struct store_args a;
     store_args_script(&a, store_lua_finish, 4 + 4 * o->n);
+    /* One allocation for the lot: the outcomes' own bytes and a few keys. */
+    strbuf_grow_to(&a.data, a.data.len + o->keys.data.len + o->args.data.len + 1024);
     fence_keys(&a, sj);
     store_args_add(&a, sj->k_audit.buf);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
     store_args_add(&a, sj->key.buf);
     store_key_campaign_norecord(&sj->key, sj->cfg->prefix, campaign);
     store_args_add(&a, sj->key.buf);
-    for (size_t i = 0; i < o->keys.n; i++) {
-        size_t len;
-        const char *v = store_args_get(&o->keys, i, &len);
-        store_args_addn(&a, v, len);
-    }
+    store_args_append(&a, &o->keys);
     fence_args(&a, sj, entry);
     store_args_add(&a, sj->audit_maxlen);
     store_args_add(&a, campaign);
     store_args_add(&a, rec_entry);
-    for (size_t i = 0; i < o->args.n; i++) {
-        size_t len;
-        const char *v = store_args_get(&o->args, i, &len);
-        store_args_addn(&a, v, len);
-    }
-    store_outcomes_free(o);
-    store_outcomes_init(o);
+    store_args_append(&a, &o->args);
+    /* Emptied, its buffers kept for the next outcomes. */
+    store_args_reset(&o->keys);
+    store_args_reset(&o->args);
+    o->n = 0;
     /* Outcomes must land: no hold, retried until Redis takes them. */
     store_cmds_send(sj->sc, 0, on_finished, c, call_discard, &a, store_lua_finish);
 }
