@@ -57,6 +57,14 @@ int rconn_command_resp(struct rconn *rc, rconn_reply_cb cb, void *privdata, cons
 #define RCONN_RESP_HEAD_MAX 24
 static inline char *rconn_resp_head(char *o, char type, size_t n)
 {
+    *o = type;
+    if (n < 100) { /* most arguments: keys, ids, numbers */
+        if (n >= 10) *++o = (char)('0' + n / 10);
+        *++o = (char)('0' + n % 10);
+        o[1] = '\r';
+        o[2] = '\n';
+        return o + 3;
+    }
     char digits[20];
     size_t k = 0;
     do {

@@ -141,6 +141,9 @@ static bool is_array_of(const redisReply *r, size_t n, int type)
     return true;
 }
 
+/* A key built in a strbuf: its length is known. */
+static void add_buf(struct store_args *a, const struct strbuf *sb) { store_args_addn(a, sb->buf, sb->len); }
+
 /* The fence every writing script starts with: KEYS[1] the jobs stream,
  * ARGV[1..3] group, entry, consumer. */
 static void fence_keys(struct store_args *a, const struct store_job *sj) { store_args_add(a, sj->k_jobs.buf); }
@@ -187,9 +190,9 @@ void store_job_lookup(struct store_job *sj, const char *campaign, struct store_j
     store_args_script(&a, store_lua_lookup, 2 * n);
     for (size_t i = 0; i < n; i++) {
         store_key_person(&sj->key, sj->cfg->prefix, rows[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
         store_key_campaigns(&sj->key, sj->cfg->prefix, rows[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
     }
     store_args_add(&a, campaign);
     /* The person-hash fields to read: the channel descriptors name them. */
@@ -230,13 +233,13 @@ void store_job_suppressed(struct store_job *sj, const char *const *addrs, bool (
     struct store_args a;
     store_args_init(&a);
     store_args_add(&a, "SMISMEMBER");
-    store_args_add(&a, sj->k_suppress.buf);
+    add_buf(&a, &sj->k_suppress);
     for (size_t i = 0; i < n * HERALD_CH_COUNT; i++) {
         c->index[i] = -1;
         if (!addrs[i]) continue;
         store_suppress_member(&sj->key, (int)(i % HERALD_CH_COUNT), addrs[i]);
         c->index[i] = (int)a.n - 2;
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
     }
     store_cmds_send(sj->sc, STORE_CMD_HOLD, on_suppressed, c, call_discard, &a, NULL);
 }
@@ -286,11 +289,11 @@ void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, con
     fence_keys(&a, sj);
     for (size_t i = 0; i < n; i++) {
         store_key_person(&sj->key, cfg->prefix, items[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
         store_key_campaigns(&sj->key, cfg->prefix, items[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
         store_key_sends(&sj->key, cfg->prefix, items[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
     }
     fence_args(&a, sj, entry);
     store_args_addll(&a, now);
@@ -349,14 +352,14 @@ void store_job_handed(struct store_job *sj, const char *entry, const char *campa
     fence_keys(&a, sj);
     for (size_t i = 0; i < n; i++) {
         store_key_campaigns(&sj->key, sj->cfg->prefix, items[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
     }
     fence_args(&a, sj, entry);
     store_args_add(&a, campaign);
     for (size_t i = 0; i < n; i++) {
         store_args_add(&a, items[i]->record);
         store_job_handed_record(&sj->key, items[i]->record);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
     }
     /* Must land: the messages wait at the gate meanwhile. */
     store_cmds_send(sj->sc, 0, on_handed, c, call_discard, &a, store_lua_handed);
@@ -382,13 +385,13 @@ void store_outcomes_add(struct store_outcomes *o, struct store_job *sj, const st
 {
     struct strbuf *k = &sj->key;
     store_key_campaigns(k, sj->cfg->prefix, oc->id);
-    store_args_add(&o->keys, k->buf);
+    add_buf(&o->keys, k);
     store_key_history(k, sj->cfg->prefix, oc->id);
-    store_args_add(&o->keys, k->buf);
+    add_buf(&o->keys, k);
     store_key_sends(k, sj->cfg->prefix, oc->id);
-    store_args_add(&o->keys, k->buf);
+    add_buf(&o->keys, k);
     store_key_person(k, sj->cfg->prefix, oc->id);
-    store_args_add(&o->keys, k->buf);
+    add_buf(&o->keys, k);
     const char *vals[] = {oc->id, oc->record, oc->unsend, oc->history, oc->channel, oc->outcome, oc->reason,
                           oc->provider, oc->provider_id, oc->at, oc->progress};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) store_args_add(&o->args, vals[i] ? vals[i] : "");
@@ -420,11 +423,11 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     /* One allocation for the lot: the outcomes' own bytes and a few keys. */
     strbuf_grow_to(&a.data, a.data.len + o->keys.data.len + o->args.data.len + 1024);
     fence_keys(&a, sj);
-    store_args_add(&a, sj->k_audit.buf);
+    add_buf(&a, &sj->k_audit);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
-    store_args_add(&a, sj->key.buf);
+    add_buf(&a, &sj->key);
     store_key_campaign_norecord(&sj->key, sj->cfg->prefix, campaign);
-    store_args_add(&a, sj->key.buf);
+    add_buf(&a, &sj->key);
     store_args_append(&a, &o->keys);
     fence_args(&a, sj, entry);
     store_args_add(&a, sj->audit_maxlen);
@@ -456,14 +459,14 @@ void store_job_release(struct store_job *sj, const char *entry, const char *camp
     store_args_script(&a, store_lua_release, 3);
     fence_keys(&a, sj);
     store_key_campaigns(&sj->key, sj->cfg->prefix, id);
-    store_args_add(&a, sj->key.buf);
+    add_buf(&a, &sj->key);
     store_key_sends(&sj->key, sj->cfg->prefix, id);
-    store_args_add(&a, sj->key.buf);
+    add_buf(&a, &sj->key);
     fence_args(&a, sj, entry);
     store_args_add(&a, campaign);
     store_args_add(&a, record);
     store_job_handed_record(&sj->key, record);
-    store_args_add(&a, sj->key.buf);
+    add_buf(&a, &sj->key);
     store_args_add(&a, member);
     store_cmds_send(sj->sc, 0, on_released, c, call_discard, &a, store_lua_release);
 }
@@ -485,7 +488,7 @@ void store_job_heartbeat(struct store_job *sj, const char *entry, store_job_cb c
     struct call *c = call_new(sj, cb, arg, discard, NULL, 0);
     struct store_args a;
     store_args_script(&a, store_lua_heartbeat, 1);
-    store_args_add(&a, sj->k_jobs.buf);
+    add_buf(&a, &sj->k_jobs);
     fence_args(&a, sj, entry);
     store_cmds_send(sj->sc, 0, on_beat, c, call_discard, &a, store_lua_heartbeat);
 }
