@@ -74,13 +74,20 @@ struct curl_slist *plugin_add_header(struct curl_slist *list, const char *h, boo
 
 bool plugin_idempotency_key_valid(const char *key)
 {
+    /* A table rather than ranges: every message's key is checked. */
+    static const bool ok[256] = {
+        ['.'] = 1, ['_'] = 1, [':'] = 1, ['-'] = 1,
+#define D(c) [c] = 1
+        D('0'), D('1'), D('2'), D('3'), D('4'), D('5'), D('6'), D('7'), D('8'), D('9'),
+        D('A'), D('B'), D('C'), D('D'), D('E'), D('F'), D('G'), D('H'), D('I'), D('J'), D('K'), D('L'), D('M'),
+        D('N'), D('O'), D('P'), D('Q'), D('R'), D('S'), D('T'), D('U'), D('V'), D('W'), D('X'), D('Y'), D('Z'),
+        D('a'), D('b'), D('c'), D('d'), D('e'), D('f'), D('g'), D('h'), D('i'), D('j'), D('k'), D('l'), D('m'),
+        D('n'), D('o'), D('p'), D('q'), D('r'), D('s'), D('t'), D('u'), D('v'), D('w'), D('x'), D('y'), D('z'),
+#undef D
+    };
     size_t n = 0;
-    for (; key[n]; n++) {
-        char c = key[n];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == ':' || c == '-'))
-            return false;
-    }
+    for (; key[n]; n++)
+        if (!ok[(unsigned char)key[n]]) return false;
     return n >= 1 && n <= HERALD_IDEMPOTENCY_KEY_MAX;
 }
 
@@ -123,7 +130,7 @@ void plugin_buf_reserve(struct plugin_buf *b, size_t n)
     b->cap = n + 1;
 }
 
-void plugin_buf_add(struct plugin_buf *b, const char *p, size_t n)
+void plugin_buf_add_grow(struct plugin_buf *b, const char *p, size_t n)
 {
     if (b->oom) return;
     if (b->len + n + 1 > b->cap) {

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <curl/curl.h>
 
@@ -56,7 +57,19 @@ struct plugin_buf {
     size_t len, cap;
     bool oom;
 };
-void plugin_buf_add(struct plugin_buf *b, const char *p, size_t n);
+/* The adds that fit are inline (a JSON body takes dozens of a few bytes
+ * each); plugin_buf_add_grow does the rest. */
+void plugin_buf_add_grow(struct plugin_buf *b, const char *p, size_t n);
+static inline void plugin_buf_add(struct plugin_buf *b, const char *p, size_t n)
+{
+    if (b->oom || b->len + n + 1 > b->cap) {
+        plugin_buf_add_grow(b, p, n);
+        return;
+    }
+    memcpy(b->s + b->len, p, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
 /* Room for n bytes of content in all, in one allocation ahead of the adds. */
 void plugin_buf_reserve(struct plugin_buf *b, size_t n);
 void plugin_buf_adds(struct plugin_buf *b, const char *s);

@@ -33,7 +33,12 @@
 #define WEBHOOK_HEADER_MAX 64 /* so that "<name>: sha256=<64 hex>" always fits */
 
 struct webhook {
-    char *url;
+    char *url; /* as curl normalises it, when uh parsed it */
+    /* The url parsed once (NULL if curl refused it: then each request
+     * parses it, and fails, as before). Given with CURLOPT_CURLU next to
+     * CURLOPT_URL, curl copies it instead of parsing the url and printing
+     * it back for every request; it only reads it. */
+    CURLU *uh;
     char *secret;
     char *header_name;
     EVP_MAC_CTX *mac; /* keyed with secret once; restarted per message (see digest.h) */
@@ -57,6 +62,7 @@ static void webhook_destroy(void *instance)
     struct webhook *w = instance;
     if (!w) return;
     free(w->url);
+    curl_url_cleanup(w->uh);
     free(w->secret);
     free(w->header_name);
     EVP_MAC_CTX_free(w->mac);
@@ -115,7 +121,18 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
     if (bad) return -1;
     struct webhook *w = calloc(1, sizeof(*w));
     if (w) {
-        w->url = strdup(url);
+        /* The flags are curl's own for CURLOPT_URL (url.c), so the parse
+         * and the normalised text are what each request made of it. */
+        char *norm = NULL;
+        w->uh = curl_url();
+        if (w->uh && (curl_url_set(w->uh, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) !=
+                          CURLUE_OK ||
+                      curl_url_get(w->uh, CURLUPART_URL, &norm, 0) != CURLUE_OK)) {
+            curl_url_cleanup(w->uh);
+            w->uh = NULL;
+        }
+        w->url = strdup(norm ? norm : url);
+        curl_free(norm);
         w->secret = strdup(secret);
         w->header_name = strdup(header ? header : WEBHOOK_DEFAULT_HEADER);
         bool ok = true;
@@ -155,16 +172,14 @@ static void webhook_release(void *instance, void *state)
     free(r);
 }
 
-/* `"key":"value"` (or null), with a leading comma unless first. Invalid
- * UTF-8 in value clears *valid (a content problem: the message is
- * rejected, not retried). */
-static void jb_field(struct plugin_buf *b, bool *valid, const char *key, const char *value, size_t len,
-                     bool first)
+/* `"key":"value"` (or null), with a leading comma unless first; key is
+ * given quoted, with its colon. Invalid UTF-8 in value clears *valid (a
+ * content problem: the message is rejected, not retried). */
+static void jb_field(struct plugin_buf *b, bool *valid, const char *key, size_t keylen, const char *value,
+                     size_t len, bool first)
 {
     if (!first) plugin_buf_add(b, ",", 1);
-    plugin_buf_add(b, "\"", 1);
-    plugin_buf_add(b, key, strlen(key));
-    plugin_buf_add(b, "\":", 2);
+    plugin_buf_add(b, key, keylen);
     if (!value) {
         plugin_buf_add(b, "null", 4);
         return;
@@ -215,32 +230,42 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
      * building then serialising a tree cost more than the request itself. */
     struct plugin_buf b = {0};
     bool valid = true;
-    const char *fields[][2] = {{"campaign", msg->campaign}, {"recipient", msg->recipient},
-                               {"channel", msg->channel}, {"topic", msg->topic}, {"to", msg->to},
-                               {"subject", msg->subject}, {"text", msg->text}, {"html", msg->html},
-                               {"unsubscribe_url", msg->unsubscribe_url},
-                               {"preferences_url", msg->preferences_url}};
-    enum { NFIELDS = sizeof(fields) / sizeof(fields[0]) };
+    /* The keys quoted, with their colons, and their lengths: constants. */
+#define KEY(k) {"\"" k "\":", sizeof(k) + 2}
+    static const struct {
+        const char *json;
+        size_t len;
+    } keys[] = {KEY("campaign"), KEY("recipient"), KEY("channel"), KEY("topic"), KEY("to"),
+                KEY("subject"),  KEY("text"),      KEY("html"),    KEY("unsubscribe_url"),
+                KEY("preferences_url")};
+#undef KEY
+    const char *values[] = {msg->campaign, msg->recipient, msg->channel, msg->topic,
+                            msg->to,       msg->subject,   msg->text,    msg->html,
+                            msg->unsubscribe_url, msg->preferences_url};
+    enum { NFIELDS = sizeof(keys) / sizeof(keys[0]) };
+    _Static_assert(sizeof(values) / sizeof(values[0]) == NFIELDS, "a value for each key");
     /* One allocation for a body without escapes: keys, values, quotes. */
     size_t lens[NFIELDS], size = 2;
     for (size_t i = 0; i < NFIELDS; i++) {
-        lens[i] = fields[i][1] ? strlen(fields[i][1]) : 0;
-        size += strlen(fields[i][0]) + (fields[i][1] ? lens[i] : 4) + 6;
+        lens[i] = values[i] ? strlen(values[i]) : 0;
+        size += keys[i].len + 1 + (values[i] ? lens[i] + 2 : 4);
     }
     plugin_buf_reserve(&b, size);
     plugin_buf_add(&b, "{", 1);
-    for (size_t i = 0; i < NFIELDS; i++) jb_field(&b, &valid, fields[i][0], fields[i][1], lens[i], i == 0);
+    for (size_t i = 0; i < NFIELDS; i++)
+        jb_field(&b, &valid, keys[i].json, keys[i].len, values[i], lens[i], i == 0);
     plugin_buf_add(&b, "}", 1);
+    size_t blen = b.len;
     char *body = plugin_buf_take(&b);
-    struct webhook_req *r = calloc(1, sizeof(*r));
+    /* Not zeroed: every field is set below before curl can see it. */
+    struct webhook_req *r = malloc(sizeof(*r));
     if (!valid || !body || !r) {
         free(body);
+        free(r);
         snprintf(reason, reasonlen, valid ? "out_of_memory" : "invalid_message");
-        webhook_release(w, r);
         return -1;
     }
     r->body = body;
-    size_t blen = strlen(r->body);
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t maclen = 0;
     /* prepare() runs on the loop thread only: one context per instance,
@@ -277,6 +302,7 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
         headers = &r->key_node;
     }
     curl_easy_setopt(curl, CURLOPT_URL, w->url);
+    if (w->uh) curl_easy_setopt(curl, CURLOPT_CURLU, w->uh);
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)blen);

@@ -52,6 +52,7 @@
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -152,10 +153,26 @@ struct dispatch {
     struct dispatch_msg **gate_vec;
     size_t gate_cap;
     bool aborted;                               /* answers are ignored from now on */
+    bool env_proxy; /* the environment names a proxy (or exceptions) for curl */
 };
 
 static void attempt(struct dispatch_msg *m);
 static void park_arm(struct dprov *p);
+
+extern char **environ;
+
+/* Whether the environment holds any of the variables curl reads to pick a
+ * proxy (<scheme>_proxy, all_proxy, no_proxy, in either case): read once,
+ * since a process's environment does not change under it. */
+static bool env_has_proxy(void)
+{
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+        if (n >= 6 && strncasecmp(*e + n - 6, "_proxy", 6) == 0) return true;
+    }
+    return false;
+}
 
 static void on_wake(uv_idle_t *h)
 {
@@ -309,6 +326,7 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct 
     d->cfg = cfg;
     d->ps = ps;
     d->nprovs = cfg->nproviders;
+    d->env_proxy = env_has_proxy();
     d->provs = xcalloc(d->nprovs ? d->nprovs : 1, sizeof(*d->provs));
     for (size_t i = 0; i < d->nprovs; i++) {
         struct dprov *p = &d->provs[i];
@@ -842,6 +860,13 @@ static void start_curl(struct dprov *p, struct dispatch_msg *m)
     req->p = p;
     req->easy = e;
     m->req = req;
+    if (!d->env_proxy) {
+        /* No proxy in the environment: say so, and curl does not look for
+         * one (five getenv per request). Before prepare(), so that a
+         * plugin may still choose its own. */
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    }
     struct herald_message hm;
     fill_message(m, &hm);
     memset(&m->verdict, 0, sizeof(m->verdict));

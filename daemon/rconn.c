@@ -474,22 +474,6 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
     free(call);
 }
 
-/* "<type><n>\r\n" at o (at most 24 bytes); returns the end. */
-static char *resp_head(char *o, char type, size_t n)
-{
-    char digits[20];
-    size_t k = 0;
-    do {
-        digits[k++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    *o++ = type;
-    while (k) *o++ = digits[--k];
-    *o++ = '\r';
-    *o++ = '\n';
-    return o;
-}
-
 int rconn_commandargv(struct rconn *rc, rconn_reply_cb cb, void *privdata, int argc,
                       const char **argv, const size_t *argvlen)
 {
@@ -507,9 +491,9 @@ int rconn_commandargv(struct rconn *rc, rconn_reply_cb cb, void *privdata, int a
     strbuf_reset(sb);
     strbuf_grow_to(sb, total);
     char *o = sb->buf;
-    o = resp_head(o, '*', (size_t)argc);
+    o = rconn_resp_head(o, '*', (size_t)argc);
     for (int i = 0; i < argc; i++) {
-        o = resp_head(o, '$', argvlen[i]);
+        o = rconn_resp_head(o, '$', argvlen[i]);
         memcpy(o, argv[i], argvlen[i]);
         o += argvlen[i];
         *o++ = '\r';
@@ -518,6 +502,21 @@ int rconn_commandargv(struct rconn *rc, rconn_reply_cb cb, void *privdata, int a
     sb->len = (size_t)(o - sb->buf);
     sb->buf[sb->len] = '\0';
     if (redisAsyncFormattedCommand(rc->ac, on_reply, call, sb->buf, sb->len) != REDIS_OK) {
+        free(call);
+        return -HERALD_EREDIS;
+    }
+    if (rc->outstanding++ == 0) rc->progress_ms = uv_now(rc->loop);
+    return 0;
+}
+
+int rconn_command_resp(struct rconn *rc, rconn_reply_cb cb, void *privdata, const char *resp, size_t len)
+{
+    if (!rconn_ready(rc)) return -HERALD_EREDIS;
+    struct rconn_call *call = xmalloc(sizeof(*call));
+    call->rc = rc;
+    call->cb = cb;
+    call->privdata = privdata;
+    if (redisAsyncFormattedCommand(rc->ac, on_reply, call, resp, len) != REDIS_OK) {
         free(call);
         return -HERALD_EREDIS;
     }

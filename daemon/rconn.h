@@ -50,6 +50,34 @@ uint64_t rconn_reconnects(const struct rconn *rc);
 int rconn_command(struct rconn *rc, rconn_reply_cb cb, void *privdata, const char *fmt, ...);
 int rconn_commandargv(struct rconn *rc, rconn_reply_cb cb, void *privdata, int argc,
                       const char **argv, const size_t *argvlen);
+/* One command already written as RESP (an array of bulk strings, len
+ * bytes; hiredis copies it): for callers that build it in one pass. */
+int rconn_command_resp(struct rconn *rc, rconn_reply_cb cb, void *privdata, const char *resp, size_t len);
+/* Writes "<type><n>\r\n" (at most RCONN_RESP_HEAD_MAX bytes) at o; returns its end. */
+#define RCONN_RESP_HEAD_MAX 24
+static inline char *rconn_resp_head(char *o, char type, size_t n)
+{
+    *o = type;
+    if (n < 100) { /* most arguments: keys, ids, numbers */
+        if (n >= 10) *++o = (char)('0' + n / 10);
+        *++o = (char)('0' + n % 10);
+        o[1] = '\r';
+        o[2] = '\n';
+        return o + 3;
+    }
+    char digits[20];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    *o++ = type;
+    while (k) *o++ = digits[--k];
+    *o++ = '\r';
+    *o++ = '\n';
+    return o;
+}
+
 /* Drops the connection (pending callbacks get NULL) and frees rc once every
  * handle is closed; done fires then, exactly once. */
 void rconn_close(struct rconn *rc, void (*done)(void *arg), void *arg);

@@ -28,19 +28,25 @@
 
 void store_args_init(struct store_args *a)
 {
-    memset(a, 0, sizeof(*a));
     strbuf_init(&a->data);
+    a->n = 0;
 }
 
 void store_args_addn(struct store_args *a, const char *s, size_t len)
 {
-    if (a->n == a->cap) {
-        a->cap = a->cap ? 2 * a->cap : 16;
-        a->offs = xrealloc(a->offs, a->cap * sizeof(*a->offs));
-    }
-    a->offs[a->n++] = a->data.len;
-    strbuf_add(&a->data, s, len);
-    strbuf_add(&a->data, "", 1); /* keeps the NUL between arguments */
+    struct strbuf *d = &a->data;
+    /* Room for the room, "$<len>\r\n", the bytes and "\r\n". */
+    size_t need = (d->len ? d->len : STORE_ARGS_HEAD) + RCONN_RESP_HEAD_MAX + len + 2;
+    if (need + 1 > d->cap) strbuf_grow_to(d, need);
+    if (!d->len) d->len = STORE_ARGS_HEAD;
+    char *o = rconn_resp_head(d->buf + d->len, '$', len);
+    if (len) memcpy(o, s, len);
+    o += len;
+    *o++ = '\r';
+    *o++ = '\n';
+    *o = '\0';
+    d->len = (size_t)(o - d->buf);
+    a->n++;
 }
 
 void store_args_add(struct store_args *a, const char *s) { store_args_addn(a, s, strlen(s)); }
@@ -51,18 +57,27 @@ void store_args_addll(struct store_args *a, long long v)
     store_args_addn(a, num, herald_lltoa(num, v));
 }
 
+void store_args_append(struct store_args *a, const struct store_args *b)
+{
+    if (!b->n) return;
+    if (!a->data.len) {
+        strbuf_grow_to(&a->data, b->data.len);
+        a->data.len = STORE_ARGS_HEAD;
+    }
+    strbuf_add(&a->data, b->data.buf + STORE_ARGS_HEAD, b->data.len - STORE_ARGS_HEAD);
+    a->n += b->n;
+}
+
 void store_args_free(struct store_args *a)
 {
     strbuf_free(&a->data);
-    free(a->offs);
-    memset(a, 0, sizeof(*a));
+    a->n = 0;
 }
 
-const char *store_args_get(const struct store_args *a, size_t i, size_t *len)
+void store_args_reset(struct store_args *a)
 {
-    size_t end = i + 1 < a->n ? a->offs[i + 1] : a->data.len;
-    if (len) *len = end - a->offs[i] - 1;
-    return a->data.buf + a->offs[i];
+    strbuf_reset(&a->data);
+    a->n = 0;
 }
 
 void store_args_script(struct store_args *a, const char *script, size_t nkeys)
@@ -120,10 +135,10 @@ enum store_error store_error_classify(const char *text)
 struct scmd {
     struct store_cmds *sc;
     unsigned flags;
-    int argc;
-    const char **argv;
-    size_t *lens;
-    char *data;         /* the arguments, one allocation */
+    char *buf;          /* the command's one allocation */
+    const char *resp;   /* the command in RESP, inside buf */
+    size_t len;
+    size_t argc;
     const char *script; /* EVALSHA of this body: EVAL it after NOSCRIPT */
     store_cmd_cb cb;
     void *arg;
@@ -173,10 +188,39 @@ static struct scmd *fifo_pop(struct fifo *f)
 
 static void scmd_free(struct scmd *c)
 {
-    free(c->argv);
-    free(c->lens);
-    free(c->data);
+    free(c->buf);
     free(c);
+}
+
+/* The end of the bulk string that starts at p ("$<len>\r\n<bytes>\r\n"). */
+static const char *bulk_end(const char *p)
+{
+    size_t len = 0;
+    for (p++; *p != '\r'; p++) len = len * 10 + (size_t)(*p - '0');
+    return p + 2 + len + 2;
+}
+
+/* c's "EVALSHA <sha> ..." becomes "EVAL <script> ...", the rest unchanged. */
+static void scmd_eval(struct scmd *c)
+{
+    const char *end = c->resp + c->len, *rest = c->resp;
+    while (*rest != '\r') rest++; /* past the array's header */
+    rest = bulk_end(bulk_end(rest + 2));
+    size_t slen = strlen(c->script), rlen = (size_t)(end - rest);
+    char *buf = xmalloc(3 * RCONN_RESP_HEAD_MAX + 6 + slen + rlen), *o = buf;
+    o = rconn_resp_head(o, '*', c->argc);
+    memcpy(o, "$4\r\nEVAL\r\n", 10);
+    o = rconn_resp_head(o + 10, '$', slen);
+    memcpy(o, c->script, slen);
+    o += slen;
+    *o++ = '\r';
+    *o++ = '\n';
+    memcpy(o, rest, rlen);
+    o += rlen;
+    free(c->buf);
+    c->buf = buf;
+    c->resp = buf;
+    c->len = (size_t)(o - buf);
 }
 
 static void flush(struct store_cmds *sc);
@@ -236,12 +280,9 @@ static void on_reply(struct rconn *rc, redisReply *r, void *priv)
         if (c->script && strncmp(r->str, "NOSCRIPT", 8) == 0) {
             /* A new or restarted server (or SCRIPT FLUSH): send the body
              * once, it is cached then. In place: nothing overtakes it. */
-            c->argv[0] = "EVAL";
-            c->lens[0] = 4;
-            c->argv[1] = c->script;
-            c->lens[1] = strlen(c->script);
+            scmd_eval(c);
             c->script = NULL;
-            if (rconn_commandargv(sc->rc, on_reply, c, c->argc, c->argv, c->lens) == 0) {
+            if (rconn_command_resp(sc->rc, on_reply, c, c->resp, c->len) == 0) {
                 sc->inflight++;
                 return;
             }
@@ -269,7 +310,7 @@ static void on_reply(struct rconn *rc, redisReply *r, void *priv)
 
 static bool send_one(struct store_cmds *sc, struct scmd *c)
 {
-    if (rconn_commandargv(sc->rc, on_reply, c, c->argc, c->argv, c->lens) < 0) return false;
+    if (rconn_command_resp(sc->rc, on_reply, c, c->resp, c->len) < 0) return false;
     sc->inflight++;
     return true;
 }
@@ -310,17 +351,17 @@ int store_cmds_send(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void
     c->arg = arg;
     c->discard = discard;
     c->script = script;
-    c->argc = (int)a->n;
-    c->argv = xmalloc(a->n * sizeof(*c->argv));
-    c->lens = xmalloc(a->n * sizeof(*c->lens));
-    size_t total = a->data.len;
-    c->data = strbuf_detach(&a->data, NULL);
-    for (size_t i = 0; i < a->n; i++) {
-        size_t end = i + 1 < a->n ? a->offs[i + 1] : total;
-        c->argv[i] = c->data + a->offs[i];
-        c->lens[i] = end - a->offs[i] - 1;
-    }
-    store_args_free(a);
+    /* The array's header goes in the room left in front of the arguments. */
+    if (!a->data.len) strbuf_grow_to(&a->data, STORE_ARGS_HEAD);
+    size_t len;
+    c->buf = strbuf_detach(&a->data, &len);
+    if (!len) len = STORE_ARGS_HEAD; /* no arguments at all */
+    char head[RCONN_RESP_HEAD_MAX];
+    size_t hlen = (size_t)(rconn_resp_head(head, '*', a->n) - head);
+    memcpy(c->buf + STORE_ARGS_HEAD - hlen, head, hlen);
+    c->resp = c->buf + STORE_ARGS_HEAD - hlen;
+    c->len = len - (STORE_ARGS_HEAD - hlen);
+    c->argc = a->n;
     store_args_init(a);
     if (flags & STORE_CMD_ONCE) {
         /* Now or never: its caller answers someone who must not wait. */

@@ -55,20 +55,25 @@
 
 /* ---- one command's arguments in one allocation ------------------------ */
 
-/* "a\0b\0c\0" plus offsets: built once, handed to the layer whole. */
+/* The arguments written once, as the RESP bulk strings ("$3\r\nSET\r\n")
+ * Redis reads, after STORE_ARGS_HEAD bytes of room where the layer writes
+ * the array's header ("*<n>\r\n") when the command is sent: its bytes go
+ * to hiredis as they are, never copied argument by argument again. */
+#define STORE_ARGS_HEAD RCONN_RESP_HEAD_MAX
 struct store_args {
-    struct strbuf data;
-    size_t *offs;
-    size_t n, cap;
+    struct strbuf data; /* empty, or STORE_ARGS_HEAD bytes of room and the arguments */
+    size_t n;
 };
 
 void store_args_init(struct store_args *a);
 void store_args_addn(struct store_args *a, const char *s, size_t len);
 void store_args_add(struct store_args *a, const char *s);
 void store_args_addll(struct store_args *a, long long v);
+/* Appends b's arguments, in order, to a (b unchanged). */
+void store_args_append(struct store_args *a, const struct store_args *b);
 void store_args_free(struct store_args *a);
-/* Argument i (NUL-terminated) and its length. */
-const char *store_args_get(const struct store_args *a, size_t i, size_t *len);
+/* Empties a, keeping its buffer for the next command's arguments. */
+void store_args_reset(struct store_args *a);
 /* Starts "EVALSHA <sha of script> <nkeys>" in a (initialised here). */
 void store_args_script(struct store_args *a, const char *script, size_t nkeys);
 

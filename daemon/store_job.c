@@ -153,6 +153,9 @@ static bool is_array_of(const redisReply *r, size_t n, int type)
     return true;
 }
 
+/* A key built in a strbuf: its length is known. */
+static void add_buf(struct store_args *a, const struct strbuf *sb) { store_args_addn(a, sb->buf, sb->len); }
+
 /* The fence every writing script starts with: KEYS[1] the jobs stream,
  * ARGV[1..3] group, entry, consumer. */
 static void fence_keys(struct store_args *a, const struct store_job *sj) { store_args_add(a, sj->k_jobs.buf); }
@@ -199,9 +202,9 @@ void store_job_lookup(struct store_job *sj, const char *campaign, struct store_j
     store_args_script(&a, store_lua_lookup, 2 * n);
     for (size_t i = 0; i < n; i++) {
         store_key_person(&sj->key, sj->cfg->prefix, rows[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
         store_key_campaigns(&sj->key, sj->cfg->prefix, rows[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
     }
     store_args_add(&a, campaign);
     /* The person-hash fields to read: the channel descriptors name them. */
@@ -242,13 +245,13 @@ void store_job_suppressed(struct store_job *sj, const char *const *addrs, bool (
     struct store_args a;
     store_args_init(&a);
     store_args_add(&a, "SMISMEMBER");
-    store_args_add(&a, sj->k_suppress.buf);
+    add_buf(&a, &sj->k_suppress);
     for (size_t i = 0; i < n * HERALD_CH_COUNT; i++) {
         c->index[i] = -1;
         if (!addrs[i]) continue;
         store_suppress_member(&sj->key, (int)(i % HERALD_CH_COUNT), addrs[i]);
         c->index[i] = (int)a.n - 2;
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
     }
     store_cmds_send(sj->sc, STORE_CMD_HOLD, on_suppressed, c, call_discard, &a, NULL);
 }
@@ -298,11 +301,11 @@ void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, con
     fence_keys(&a, sj);
     for (size_t i = 0; i < n; i++) {
         store_key_person(&sj->key, cfg->prefix, items[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
         store_key_campaigns(&sj->key, cfg->prefix, items[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
         store_key_sends(&sj->key, cfg->prefix, items[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
     }
     fence_args(&a, sj, entry);
     store_args_addll(&a, now);
@@ -361,14 +364,14 @@ void store_job_handed(struct store_job *sj, const char *entry, const char *campa
     fence_keys(&a, sj);
     for (size_t i = 0; i < n; i++) {
         store_key_campaigns(&sj->key, sj->cfg->prefix, items[i]->id);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
     }
     fence_args(&a, sj, entry);
     store_args_add(&a, campaign);
     for (size_t i = 0; i < n; i++) {
         store_args_add(&a, items[i]->record);
         store_job_handed_record(&sj->key, items[i]->record);
-        store_args_add(&a, sj->key.buf);
+        add_buf(&a, &sj->key);
     }
     /* Must land: the messages wait at the gate meanwhile. */
     store_cmds_send(sj->sc, 0, on_handed, c, call_discard, &a, store_lua_handed);
@@ -401,13 +404,13 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
 {
     struct strbuf *k = &o->key;
     store_key_campaigns(k, o->prefix, oc->id);
-    store_args_add(&o->keys, k->buf);
+    add_buf(&o->keys, k);
     store_key_history(k, o->prefix, oc->id);
-    store_args_add(&o->keys, k->buf);
+    add_buf(&o->keys, k);
     store_key_sends(k, o->prefix, oc->id);
-    store_args_add(&o->keys, k->buf);
+    add_buf(&o->keys, k);
     store_key_person(k, o->prefix, oc->id);
-    store_args_add(&o->keys, k->buf);
+    add_buf(&o->keys, k);
     const char *vals[] = {oc->id, oc->record, oc->unsend, oc->history, oc->channel, oc->outcome, oc->reason,
                           oc->provider, oc->provider_id, oc->at, oc->progress};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) store_args_add(&o->args, vals[i] ? vals[i] : "");
@@ -436,29 +439,24 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     struct call *c = call_new(sj, cb, arg, discard, NULL, o->n);
     struct store_args a;
     store_args_script(&a, store_lua_finish, 4 + 4 * o->n);
+    /* One allocation for the lot: the outcomes' own bytes and a few keys. */
+    strbuf_grow_to(&a.data, a.data.len + o->keys.data.len + o->args.data.len + 1024);
     fence_keys(&a, sj);
-    store_args_add(&a, sj->k_audit.buf);
+    add_buf(&a, &sj->k_audit);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
-    store_args_add(&a, sj->key.buf);
+    add_buf(&a, &sj->key);
     store_key_campaign_norecord(&sj->key, sj->cfg->prefix, campaign);
-    store_args_add(&a, sj->key.buf);
-    for (size_t i = 0; i < o->keys.n; i++) {
-        size_t len;
-        const char *v = store_args_get(&o->keys, i, &len);
-        store_args_addn(&a, v, len);
-    }
+    add_buf(&a, &sj->key);
+    store_args_append(&a, &o->keys);
     fence_args(&a, sj, entry);
     store_args_add(&a, sj->audit_maxlen);
     store_args_add(&a, campaign);
     store_args_add(&a, rec_entry);
-    for (size_t i = 0; i < o->args.n; i++) {
-        size_t len;
-        const char *v = store_args_get(&o->args, i, &len);
-        store_args_addn(&a, v, len);
-    }
-    const char *prefix = o->prefix;
-    store_outcomes_free(o);
-    store_outcomes_init(o, prefix);
+    store_args_append(&a, &o->args);
+    /* Emptied, its buffers kept for the next outcomes. */
+    store_args_reset(&o->keys);
+    store_args_reset(&o->args);
+    o->n = 0;
     /* Outcomes must land: no hold, retried until Redis takes them. */
     store_cmds_send(sj->sc, 0, on_finished, c, call_discard, &a, store_lua_finish);
 }
@@ -480,14 +478,14 @@ void store_job_release(struct store_job *sj, const char *entry, const char *camp
     store_args_script(&a, store_lua_release, 3);
     fence_keys(&a, sj);
     store_key_campaigns(&sj->key, sj->cfg->prefix, id);
-    store_args_add(&a, sj->key.buf);
+    add_buf(&a, &sj->key);
     store_key_sends(&sj->key, sj->cfg->prefix, id);
-    store_args_add(&a, sj->key.buf);
+    add_buf(&a, &sj->key);
     fence_args(&a, sj, entry);
     store_args_add(&a, campaign);
     store_args_add(&a, record);
     store_job_handed_record(&sj->key, record);
-    store_args_add(&a, sj->key.buf);
+    add_buf(&a, &sj->key);
     store_args_add(&a, member);
     store_cmds_send(sj->sc, 0, on_released, c, call_discard, &a, store_lua_release);
 }
@@ -509,7 +507,7 @@ void store_job_heartbeat(struct store_job *sj, const char *entry, store_job_cb c
     struct call *c = call_new(sj, cb, arg, discard, NULL, 0);
     struct store_args a;
     store_args_script(&a, store_lua_heartbeat, 1);
-    store_args_add(&a, sj->k_jobs.buf);
+    add_buf(&a, &sj->k_jobs);
     fence_args(&a, sj, entry);
     store_cmds_send(sj->sc, 0, on_beat, c, call_discard, &a, store_lua_heartbeat);
 }
@@ -1018,21 +1016,37 @@ int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mod
                                           "COUNT", "1", NULL});
         break;
     }
-    const char **argv = xmalloc(a.n * sizeof(*argv));
-    size_t *lens = xmalloc(a.n * sizeof(*lens));
-    for (size_t i = 0; i < a.n; i++) argv[i] = store_args_get(&a, i, &lens[i]);
-    int r = rconn_commandargv(jobs, on_read, rc, (int)a.n, argv, lens);
-    free(argv);
-    free(lens);
+    /* The array's header goes in the room store_args leaves in front. */
+    char head[RCONN_RESP_HEAD_MAX];
+    size_t hlen = (size_t)(rconn_resp_head(head, '*', a.n) - head);
+    char *resp = a.data.buf + STORE_ARGS_HEAD - hlen;
+    memcpy(resp, head, hlen);
+    int r = rconn_command_resp(jobs, on_read, rc, resp, a.data.len - (STORE_ARGS_HEAD - hlen));
     store_args_free(&a);
     if (r < 0) free(rc);
     return r;
 }
 
-void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_outcome *out)
+void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_outcome *out, struct strbuf *scratch)
 {
+    /* The arguments are RESP bulk strings after STORE_ARGS_HEAD bytes of
+     * room: walk to outcome i's first, copy its values NUL-separated. */
     const char *v[STORE_OUTCOME_ARGS];
-    for (size_t j = 0; j < STORE_OUTCOME_ARGS; j++) v[j] = store_args_get(&o->args, i * STORE_OUTCOME_ARGS + j, NULL);
+    size_t at[STORE_OUTCOME_ARGS];
+    const char *p = o->args.data.buf + STORE_ARGS_HEAD;
+    strbuf_reset(scratch);
+    for (size_t j = 0; j < (i + 1) * STORE_OUTCOME_ARGS; j++) {
+        char *end;
+        size_t len = (size_t)strtoul(p + 1, &end, 10); /* "$<len>\r\n<bytes>\r\n" */
+        const char *bytes = end + 2;
+        if (j >= i * STORE_OUTCOME_ARGS) {
+            at[j - i * STORE_OUTCOME_ARGS] = scratch->len;
+            strbuf_add(scratch, bytes, len);
+            strbuf_add(scratch, "", 1);
+        }
+        p = bytes + len + 2;
+    }
+    for (size_t j = 0; j < STORE_OUTCOME_ARGS; j++) v[j] = scratch->buf + at[j];
     *out = (struct store_outcome){
         .id = v[0], .record = v[1], .unsend = v[2], .history = v[3], .channel = v[4], .outcome = v[5],
         .reason = v[6], .provider = v[7], .provider_id = v[8], .at = v[9], .progress = v[10],

@@ -292,7 +292,7 @@ extern const struct store_ops store_job_ops;
 void store_job_set_conns(struct store_job *sj, struct rconn *jobs, struct rconn *data);
 
 /* Outcome i of o, decoded (a fake store reads what the pipeline wrote;
- * the strings point into o). */
-void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_outcome *out);
+ * the strings point into scratch). Walks o from its start: for tests. */
+void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_outcome *out, struct strbuf *scratch);
 
 #endif

@@ -261,7 +261,9 @@ static void handoff_finish_release(void **st)
     assert_int_equal(o.n, 1);
     /* The decoder reads back what the encoder wrote (a fake store's view). */
     struct store_outcome back;
-    store_outcomes_get(&o, 0, &back);
+    struct strbuf scratch;
+    strbuf_init(&scratch);
+    store_outcomes_get(&o, 0, &back, &scratch);
     assert_string_equal(back.id, "a");
     assert_string_equal(back.record, oc.record);
     assert_string_equal(back.provider_id, "p-1");
@@ -269,6 +271,7 @@ static void handoff_finish_release(void **st)
     assert_true(back.reserved);
     assert_false(back.was_deferred || back.once);
     assert_int_equal(back.requests, 2);
+    strbuf_free(&scratch);
     d.fired = false;
     store_job_finish(sj, "1-1", "c1", "1-1", &o, on_done, &d, NULL);
     assert_int_equal(o.n, 0); /* taken */

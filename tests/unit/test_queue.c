@@ -229,9 +229,11 @@ static void f_finish(void *s, const char *entry, const char *campaign, const cha
     struct fake *f = s;
     (void)entry, (void)campaign, (void)rec_entry, (void)discard;
     enum store_job_status st = scripted(f, OP_FINISH);
+    struct strbuf scratch;
+    strbuf_init(&scratch);
     for (size_t i = 0; st == STORE_JOB_OK && i < o->n; i++) {
         struct store_outcome oc;
-        store_outcomes_get(o, i, &oc);
+        store_outcomes_get(o, i, &oc, &scratch);
         int k = person_index(oc.id);
         assert_true(k >= 0);
         f->outcomes[k]++;
@@ -239,6 +241,7 @@ static void f_finish(void *s, const char *entry, const char *campaign, const cha
         f->requests[k] = oc.requests;
         if (oc.record[0]) snprintf(f->record[k], sizeof(f->record[k]), "%s", oc.record);
     }
+    strbuf_free(&scratch);
     const char *prefix = o->prefix;
     store_outcomes_free(o);
     store_outcomes_init(o, prefix);
