@@ -1194,6 +1194,11 @@ static void on_gate_check(uv_check_t *h)
     d->handoff(d->gate_vec, n, d->handoff_arg);
 }
 
+void dispatch_gate_now(struct dispatch *d)
+{
+    if (d->gate_head) on_gate_check(&d->gate_check);
+}
+
 /* m leaves the gate without being sent: its slot (and the probe) come free. */
 static void gate_drop(struct dispatch_msg *m)
 {

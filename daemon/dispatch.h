@@ -113,6 +113,12 @@ void dispatch_set_handoff(struct dispatch *d, dispatch_handoff_cb cb, void *arg)
  * finished every message at the gate, and their memory may be gone.
  */
 void dispatch_handoff_done(struct dispatch *d, struct dispatch_msg **msgs, size_t n, const bool *go);
+/* Hands the messages collected at the gate in this iteration to the owner
+ * now (its callback fires before this returns, when there are any), rather
+ * than at the end of the iteration: the owner can then record them in the
+ * same write as what it is about to send (queue: outcomes and handoffs in
+ * one script per iteration). */
+void dispatch_gate_now(struct dispatch *d);
 
 /* Messages waiting for a retry, for a provider slot or for an open circuit
  * finish now as interrupted (no provider has them), and so do messages

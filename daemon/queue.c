@@ -258,6 +258,8 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     uv_timer_start(&q->release_timer, on_release_timer, 1000, 1000);
     uv_check_init(loop, &q->flush_check);
     q->flush_check.data = q;
+    uv_idle_init(loop, &q->flush_wake);
+    q->flush_wake.data = q;
     uv_idle_init(loop, &q->ready_idle);
     q->ready_idle.data = q;
     q->ready_target = 0;
@@ -265,7 +267,7 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     if (q->ready_target < 32) q->ready_target = 32;
     uv_timer_init(loop, &q->hold_timer);
     q->hold_timer.data = q;
-    q->handles_open = 6;
+    q->handles_open = 7;
     q->last_claim_ms = 0;
     dispatch_set_handoff(d, queue_on_handoff, q);
     q->held_error = STORE_E_COUNT;
@@ -371,6 +373,7 @@ void queue_free(struct queue *q)
     uv_close((uv_handle_t *)&q->retry, on_handle_closed);
     uv_close((uv_handle_t *)&q->release_timer, on_handle_closed);
     uv_close((uv_handle_t *)&q->flush_check, on_handle_closed);
+    uv_close((uv_handle_t *)&q->flush_wake, on_handle_closed);
     uv_close((uv_handle_t *)&q->ready_idle, on_handle_closed);
     uv_close((uv_handle_t *)&q->hold_timer, on_handle_closed);
 }

@@ -160,7 +160,9 @@ struct queue {
     struct quiet_window quiet[HERALD_CH_COUNT];
     const struct quiet_window *quiet_ptr[HERALD_CH_COUNT]; /* NULL: no ops window */
     int64_t cap_keep_s; /* history the caps need: their longest window */
-    uv_check_t flush_check; /* writes the outcomes of one loop iteration */
+    uv_check_t flush_check; /* writes the outcomes and handoffs of one loop iteration */
+    uv_idle_t flush_wake;   /* a handoff waits for that write: the loop must not sleep */
+    struct hbatch *hpending, *hpending_tail; /* handoffs for the next write */
     /* Reserved recipients are rendered and handed to dispatch just in time
      * (while dispatch holds fewer than ready_target), a slice per loop
      * iteration: rendering a whole batch in one callback would leave the
@@ -174,6 +176,18 @@ struct queue {
     char at_text[32];
     struct strbuf scratch; /* queue_finish()'s texts, reused: no allocation per outcome */
     int handles_open;
+};
+
+/* Messages at dispatch's handoff gate, recorded "handed" (with the
+ * iteration's outcomes, in one script) before any of them leaves: after a
+ * crash only these can be `unknown`. */
+struct hbatch {
+    struct queue *q;
+    struct jobrun *jr;
+    struct dispatch_msg **msgs;      /* NULL where the message finished meanwhile */
+    struct store_job_handoff *items; /* the script's rows: the batch's own */
+    size_t n;
+    struct hbatch *next;             /* in q->hpending */
 };
 
 /* ---- queue_run.c ---- */
@@ -200,12 +214,17 @@ void queue_on_acked(const struct store_job_result *res, void *arg);
 void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reason reason, int channel,
                   const char *provider, const char *provider_id);
 void queue_on_flush_check(uv_check_t *h);
+void queue_on_flush_wake(uv_idle_t *h);
 
 /* ---- queue_ready.c ---- */
 void queue_ready_kick(struct queue *q);
 void queue_ready_push(struct queue *q, struct rcpt *r);
 void queue_on_ready_idle(uv_idle_t *h);
 void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg);
+/* The store's answer for hb (its items' `handed` set when OK): each message
+ * is let go or not; frees hb. */
+void queue_hbatch_answer(struct hbatch *hb, const struct store_job_result *res);
+void queue_hbatch_discard(void *arg);
 bool queue_own_leftover(const struct jobrun *jr, const struct store_record *rec);
 
 /* ---- queue_source.c ---- */

@@ -47,13 +47,43 @@ static void json_str(struct strbuf *sb, const char *s)
 
 struct fin_flush {
     struct jobrun *jr;
-    size_t n;
+    size_t n;               /* outcomes */
+    struct hbatch *hb;      /* handoffs recorded in the same script */
+    struct store_job_handoff **hand;
 };
+
+static void fin_flush_free(struct fin_flush *f)
+{
+    free(f->hand);
+    free(f);
+}
+
+static void discard_fin_flush(void *arg)
+{
+    struct fin_flush *f = arg;
+    while (f->hb) {
+        struct hbatch *hb = f->hb;
+        f->hb = hb->next;
+        queue_hbatch_discard(hb);
+    }
+    fin_flush_free(f);
+}
+
+/* Answers every handoff of the list with res. */
+static void answer_handoffs(struct hbatch *hb, const struct store_job_result *res)
+{
+    while (hb) {
+        struct hbatch *next = hb->next;
+        queue_hbatch_answer(hb, res);
+        hb = next;
+    }
+}
 
 static void on_finish_flushed(const struct store_job_result *res, void *arg)
 {
     struct fin_flush *f = arg;
     struct jobrun *jr = f->jr;
+    queue_run_pin(jr);
     if (res->status == STORE_JOB_LOST) {
         queue_run_lost(jr, "outcomes refused by the fence");
     } else if (res->status != STORE_JOB_OK) {
@@ -63,39 +93,63 @@ static void on_finish_flushed(const struct store_job_result *res, void *arg)
         queue_run_hold(jr, res->err, res->text, "writing outcomes");
     }
     jr->writes -= f->n;
-    free(f);
-    queue_maybe_more(jr);
+    struct hbatch *hb = f->hb;
+    fin_flush_free(f);
+    answer_handoffs(hb, res);
+    queue_run_unpin(jr);
 }
 
-/* Sends the buffered outcomes of jr as one finishing write. A lost run
- * writes nothing: its outcomes are dropped here (the new owner decides
- * those recipients again). */
+/* Sends the buffered outcomes of jr and the handoffs waiting at the gate
+ * as one finishing write. A lost run writes nothing: its outcomes are
+ * dropped here (the new owner decides those recipients again) and its
+ * handoffs refused. */
 static void finish_flush(struct jobrun *jr)
 {
     struct queue *q = jr->q;
-    if (jr->fin.n == 0) return;
+    struct hbatch *hb = q->hpending;
+    if (jr->fin.n == 0 && !hb) return;
+    q->hpending = q->hpending_tail = NULL;
     if (jr->end == RUN_LOST) {
         jr->writes -= jr->fin.n;
         store_outcomes_free(&jr->fin);
         store_outcomes_init(&jr->fin, q->cfg->prefix);
+        queue_run_pin(jr);
+        answer_handoffs(hb, &(struct store_job_result){.status = STORE_JOB_LOST});
+        queue_run_unpin(jr);
         return;
     }
-    struct fin_flush *f = xmalloc(sizeof(*f));
+    struct fin_flush *f = xcalloc(1, sizeof(*f));
     f->jr = jr;
     f->n = jr->fin.n;
-    q->ops->finish(q->st, jr->entry, jr->job.id, jr->rec_entry, &jr->fin, on_finish_flushed, f, free);
+    f->hb = hb;
+    size_t nhand = 0;
+    for (struct hbatch *h = hb; h; h = h->next) nhand += h->n;
+    f->hand = xmalloc((nhand ? nhand : 1) * sizeof(*f->hand));
+    nhand = 0;
+    for (struct hbatch *h = hb; h; h = h->next)
+        for (size_t i = 0; i < h->n; i++)
+            if (h->msgs[i]) f->hand[nhand++] = &h->items[i]; /* not those finished meanwhile */
+    q->ops->finish(q->st, jr->entry, jr->job.id, jr->rec_entry, &jr->fin, f->hand, nhand, on_finish_flushed, f,
+                   discard_fin_flush);
 }
 
-/* Outcomes are written in batches: at the end of each loop iteration (a
- * uv_check), or sooner when QUEUE_FINISH_MAX of them are waiting. They
- * count as writes of the job until Redis answered, so the job is never
- * acknowledged before its outcomes are stored. */
+/* Outcomes and handoffs are written in batches: at the end of each loop
+ * iteration (a uv_check), or sooner when QUEUE_FINISH_MAX outcomes are
+ * waiting. Outcomes count as writes of the job until Redis answered, so the
+ * job is never acknowledged before they are stored; the messages at the
+ * gate wait for the same answer. */
 void queue_on_flush_check(uv_check_t *h)
 {
     struct queue *q = h->data;
+    /* This iteration's arrivals at the gate join this write (their
+     * callback, queue_on_handoff, fires now). */
+    dispatch_gate_now(q->d);
     uv_check_stop(h);
+    uv_idle_stop(&q->flush_wake);
     if (q->jr) finish_flush(q->jr);
 }
+
+void queue_on_flush_wake(uv_idle_t *h) { uv_idle_stop(h); }
 
 void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reason reason, int channel,
                    const char *provider, const char *provider_id)

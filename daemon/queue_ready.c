@@ -112,22 +112,10 @@ static void idempotency_key(const struct jobrun *jr, struct rcpt *r)
 
 /* ---- the handoff gate -------------------------------------------------- */
 
-/* Messages at dispatch's handoff gate, recorded "handed" in one script
- * before any of them leaves: after a crash only these can be `unknown`. */
-struct hbatch {
-    struct queue *q;
-    struct jobrun *jr;
-    struct dispatch_msg **msgs; /* NULL where the message finished meanwhile */
-    struct store_job_handoff *items; /* the script's rows: the batch's own, they outlive any message */
-    struct store_job_handoff **ptrs;
-    size_t n;
-};
-
 static void hbatch_free(struct hbatch *hb)
 {
     free(hb->msgs);
     free(hb->items);
-    free(hb->ptrs);
     free(hb);
 }
 
@@ -143,7 +131,7 @@ static void hbatch_forget(struct rcpt *r)
     r->hb = NULL;
 }
 
-static void discard_hbatch(void *arg)
+void queue_hbatch_discard(void *arg)
 {
     struct hbatch *hb = arg;
     for (size_t i = 0; i < hb->n; i++)
@@ -151,9 +139,8 @@ static void discard_hbatch(void *arg)
     hbatch_free(hb);
 }
 
-static void on_handed(const struct store_job_result *res, void *arg)
+void queue_hbatch_answer(struct hbatch *hb, const struct store_job_result *res)
 {
-    struct hbatch *hb = arg;
     struct jobrun *jr = hb->jr;
     bool ok = res->status == STORE_JOB_OK;
     if (res->status == STORE_JOB_LOST) queue_run_lost(jr, "the handoff was refused by the fence");
@@ -165,7 +152,7 @@ static void on_handed(const struct store_job_result *res, void *arg)
         if (!hb->msgs[i]) continue; /* finished meanwhile (drain timeout) */
         struct rcpt *r = rcpt_of(hb->msgs[i]);
         r->hb = NULL;
-        /* Not sent: lost (its new owner decides it), held (the mark's fate
+        /* Sent only when the record says handed. Not sent: lost (its new owner decides it), held (the mark's fate
          * is unknown: released, the next run decides), erased (its
          * reservation vanished). Each then finishes as interrupted. */
         if (ok && !hb->items[i].handed) r->erased = true;
@@ -198,16 +185,21 @@ void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg)
     hb->msgs = xcalloc(n, sizeof(*hb->msgs));
     memcpy(hb->msgs, msgs, n * sizeof(*msgs));
     hb->items = xcalloc(n, sizeof(*hb->items));
-    hb->ptrs = xcalloc(n, sizeof(*hb->ptrs));
     for (size_t i = 0; i < n; i++) {
         struct rcpt *r = rcpt_of(msgs[i]);
         r->hb = hb;
         r->hb_i = i;
-        hb->items[i].id = r->id; /* read during the call only */
+        hb->items[i].id = r->id; /* valid while msgs[i] is (hbatch_forget) */
         hb->items[i].record = r->record.buf;
-        hb->ptrs[i] = &hb->items[i];
     }
-    q->ops->handed(q->st, jr->entry, jr->job.id, hb->ptrs, n, on_handed, hb, discard_hbatch);
+    /* Recorded with this iteration's outcomes, in the same script, at the
+     * end of the iteration (queue_on_flush_check): no round trip of its own. */
+    hb->next = NULL;
+    if (q->hpending_tail) q->hpending_tail->next = hb;
+    else q->hpending = hb;
+    q->hpending_tail = hb;
+    uv_check_start(&q->flush_check, queue_on_flush_check);
+    uv_idle_start(&q->flush_wake, queue_on_flush_wake); /* do not sleep before it */
 }
 
 static void send_message(struct rcpt *r)

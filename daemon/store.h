@@ -118,8 +118,7 @@ const char *store_rec_state_name(enum store_rec_state st);
  */
 extern const char store_lua_lookup[];    /* a batch's profiles, consent, rev, records (STORE_LOOKUP_*) */
 extern const char store_lua_reserve[];   /* once-only, caps, frequency: reserve a batch */
-extern const char store_lua_handed[];    /* reserved -> pending, before the handoff */
-extern const char store_lua_finish[];    /* records, history, audit, progress */
+extern const char store_lua_finish[];    /* records, history, audit, progress; reserved -> pending handoffs */
 extern const char store_lua_release[];   /* give back a reservation no provider took */
 extern const char store_lua_release_due[]; /* due scheduled jobs back to the stream */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */

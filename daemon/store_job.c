@@ -346,37 +346,6 @@ void store_job_handed_record(struct strbuf *out, const char *record)
     strbuf_adds(out, strncmp(record, reserved, len) == 0 ? record + len : record);
 }
 
-static void on_handed(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    struct call *c = arg;
-    if (call_ended(c, r, err, text, !is_array_of(r, c->n, REDIS_REPLY_INTEGER))) return;
-    for (size_t i = 0; i < c->n; i++) ((struct store_job_handoff *)c->items[i])->handed = r->element[i]->integer == 1;
-    call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
-}
-
-void store_job_handed(struct store_job *sj, const char *entry, const char *campaign,
-                      struct store_job_handoff *const *items, size_t n, store_job_cb cb, void *arg,
-                      void (*discard)(void *))
-{
-    struct call *c = call_new(sj, cb, arg, discard, (void *const *)items, n);
-    struct store_args a;
-    store_args_script(&a, store_lua_handed, 1 + n);
-    fence_keys(&a, sj);
-    for (size_t i = 0; i < n; i++) {
-        store_key_campaigns(&sj->key, sj->cfg->prefix, items[i]->id);
-        add_buf(&a, &sj->key);
-    }
-    fence_args(&a, sj, entry);
-    store_args_add(&a, campaign);
-    for (size_t i = 0; i < n; i++) {
-        store_args_add(&a, items[i]->record);
-        store_job_handed_record(&sj->key, items[i]->record);
-        add_buf(&a, &sj->key);
-    }
-    /* Must land: the messages wait at the gate meanwhile. */
-    store_cmds_send(sj->sc, 0, on_handed, c, call_discard, &a, store_lua_handed);
-}
-
 /* ---- outcomes ---------------------------------------------------------- */
 
 void store_outcomes_init(struct store_outcomes *o, const char *prefix)
@@ -429,16 +398,22 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
 static void on_finished(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
-    if (call_ended(c, r, err, text, r && r->type != REDIS_REPLY_INTEGER)) return;
+    /* {outcomes written, {1|0 per handoff}} */
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+              is_array_of(r->element[1], c->n, REDIS_REPLY_INTEGER);
+    if (call_ended(c, r, err, text, !ok)) return;
+    for (size_t i = 0; i < c->n; i++)
+        ((struct store_job_handoff *)c->items[i])->handed = r->element[1]->element[i]->integer == 1;
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }
 
 void store_job_finish(struct store_job *sj, const char *entry, const char *campaign, const char *rec_entry,
-                      struct store_outcomes *o, store_job_cb cb, void *arg, void (*discard)(void *))
+                      struct store_outcomes *o, struct store_job_handoff *const *hand, size_t nhand, store_job_cb cb,
+                      void *arg, void (*discard)(void *))
 {
-    struct call *c = call_new(sj, cb, arg, discard, NULL, o->n);
+    struct call *c = call_new(sj, cb, arg, discard, (void *const *)hand, nhand);
     struct store_args a;
-    store_args_script(&a, store_lua_finish, 4 + 4 * o->n);
+    store_args_script(&a, store_lua_finish, 4 + 4 * o->n + nhand);
     /* One allocation for the lot: the outcomes' own bytes and a few keys. */
     strbuf_grow_to(&a.data, a.data.len + o->keys.data.len + o->args.data.len + 1024);
     fence_keys(&a, sj);
@@ -448,11 +423,21 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     store_key_campaign_norecord(&sj->key, sj->cfg->prefix, campaign);
     add_buf(&a, &sj->key);
     store_args_append(&a, &o->keys);
+    for (size_t i = 0; i < nhand; i++) {
+        store_key_campaigns(&sj->key, sj->cfg->prefix, hand[i]->id);
+        add_buf(&a, &sj->key);
+    }
     fence_args(&a, sj, entry);
     store_args_add(&a, sj->audit_maxlen);
     store_args_add(&a, campaign);
     store_args_add(&a, rec_entry);
+    store_args_addll(&a, (long long)o->n);
     store_args_append(&a, &o->args);
+    for (size_t i = 0; i < nhand; i++) {
+        store_args_add(&a, hand[i]->record);
+        store_job_handed_record(&sj->key, hand[i]->record);
+        add_buf(&a, &sj->key);
+    }
     /* Emptied, its buffers kept for the next outcomes. */
     store_args_reset(&o->keys);
     store_args_reset(&o->args);
@@ -1095,15 +1080,11 @@ static void t_reserve(void *s, const char *entry, int64_t now, const char *campa
 {
     store_job_reserve(s, entry, now, campaign, topic, items, n, cb, arg, discard);
 }
-static void t_handed(void *s, const char *entry, const char *campaign, struct store_job_handoff *const *items,
-                     size_t n, store_job_cb cb, void *arg, void (*discard)(void *))
-{
-    store_job_handed(s, entry, campaign, items, n, cb, arg, discard);
-}
 static void t_finish(void *s, const char *entry, const char *campaign, const char *rec_entry,
-                     struct store_outcomes *o, store_job_cb cb, void *arg, void (*discard)(void *))
+                     struct store_outcomes *o, struct store_job_handoff *const *hand, size_t nhand, store_job_cb cb,
+                     void *arg, void (*discard)(void *))
 {
-    store_job_finish(s, entry, campaign, rec_entry, o, cb, arg, discard);
+    store_job_finish(s, entry, campaign, rec_entry, o, hand, nhand, cb, arg, discard);
 }
 static void t_release(void *s, const char *entry, const char *campaign, const char *id, const char *record,
                       const char *member, store_job_cb cb, void *arg, void (*discard)(void *))
@@ -1167,7 +1148,6 @@ const struct store_ops store_job_ops = {
     .lookup = t_lookup,
     .suppressed = t_suppressed,
     .reserve = t_reserve,
-    .handed = t_handed,
     .finish = t_finish,
     .release = t_release,
     .heartbeat = t_heartbeat,

@@ -90,16 +90,12 @@ void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, con
                        const char *topic, struct store_job_reservation *const *items, size_t n, store_job_cb cb,
                        void *arg, void (*discard)(void *));
 
-/* ---- the handoff (lua/handed.lua; retried until it lands) ------------- */
+/* ---- the handoff (recorded by store_job_finish) ----------------------- */
 
 struct store_job_handoff {
     const char *id, *record; /* in: the reservation ("reserved ...") */
     bool handed;             /* out: recorded as handed; false: the reservation is gone (erased) */
 };
-
-void store_job_handed(struct store_job *sj, const char *entry, const char *campaign,
-                      struct store_job_handoff *const *items, size_t n, store_job_cb cb, void *arg,
-                      void (*discard)(void *));
 
 /* A reservation's text once handed ("pending ..." for "reserved ..."). */
 void store_job_handed_record(struct strbuf *out, const char *record);
@@ -131,10 +127,14 @@ void store_outcomes_init(struct store_outcomes *o, const char *prefix);
 void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc);
 void store_outcomes_free(struct store_outcomes *o);
 
-/* Writes the outcomes in o as one script and empties o. Idempotent: sent
- * again after a lost connection, nothing is written twice. */
+/* Writes the outcomes in o and records the handoffs in hand (as
+ * each one's `handed` is set: true once its record reads "pending ...") in one script, and empties
+ * o: a loop iteration's outcomes and handoffs cost one round trip.
+ * Idempotent: sent again after a lost connection, nothing is written
+ * twice. Retried until it lands. */
 void store_job_finish(struct store_job *sj, const char *entry, const char *campaign, const char *rec_entry,
-                      struct store_outcomes *o, store_job_cb cb, void *arg, void (*discard)(void *));
+                      struct store_outcomes *o, struct store_job_handoff *const *hand, size_t nhand, store_job_cb cb,
+                      void *arg, void (*discard)(void *));
 
 /* ---- give back, heartbeat --------------------------------------------- */
 
@@ -257,10 +257,9 @@ struct store_ops {
     void (*reserve)(void *s, const char *entry, int64_t now, const char *campaign, const char *topic,
                     struct store_job_reservation *const *items, size_t n, store_job_cb cb, void *arg,
                     void (*discard)(void *));
-    void (*handed)(void *s, const char *entry, const char *campaign, struct store_job_handoff *const *items,
-                   size_t n, store_job_cb cb, void *arg, void (*discard)(void *));
     void (*finish)(void *s, const char *entry, const char *campaign, const char *rec_entry,
-                   struct store_outcomes *o, store_job_cb cb, void *arg, void (*discard)(void *));
+                   struct store_outcomes *o, struct store_job_handoff *const *hand, size_t nhand, store_job_cb cb,
+                   void *arg, void (*discard)(void *));
     void (*release)(void *s, const char *entry, const char *campaign, const char *id, const char *record,
                     const char *member, store_job_cb cb, void *arg, void (*discard)(void *));
     void (*heartbeat)(void *s, const char *entry, store_job_cb cb, void *arg, void (*discard)(void *));

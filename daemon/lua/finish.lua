@@ -12,21 +12,28 @@
 -- or erased) is written only the first time "<entry> <id>" joins the
 -- campaign's norecord set. So the audit and the counters never count one
 -- recipient twice in one run.
+-- It also records the handoff of the messages about to reach a provider
+-- (reserved -> pending: "handed to a provider"), so that a loop iteration's outcomes and its
+-- handoffs cost one round trip, not two.
 -- KEYS: 1 jobs stream, 2 audit stream, 3 campaign hash, 4 campaign
--- norecord set, then per recipient: campaigns hash, history list, sends
--- zset, person hash.
+-- norecord set, then per outcome: campaigns hash, history list, sends
+-- zset, person hash; then per handoff: campaigns hash.
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 audit maxlen,
--- 5 campaign, 6 the run's record entry, then per recipient 13 values: id,
--- record ("" none), sends member to remove ("" none), history JSON ("" none),
--- channel, outcome, reason, provider, provider_id, at, progress field,
--- flags ("r" holds a reservation, "d" leaves the deferred count, "n" no
--- record but written once), requests (sent to providers, "" none).
--- Returns 'lost' (nothing written), or the number of recipients written.
+-- 5 campaign, 6 the run's record entry, 7 the number of outcomes, then per
+-- outcome 13 values: id, record ("" none), sends member to remove ("" none),
+-- history JSON ("" none), channel, outcome, reason, provider, provider_id,
+-- at, progress field, flags ("r" holds a reservation, "d" leaves the
+-- deferred count, "n" no record but written once), requests (sent to
+-- providers, "" none); then per handoff: its reserved record, its handed
+-- record.
+-- Returns 'lost' (nothing written), or {outcomes written, {per handoff 1
+-- (handed: send it) or 0 (its reservation is gone: do not)}}.
 local HISTORY_MAX = 100
 if not fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 'lost' end
 local campaign = ARGV[5]
-local n, i, incr = 0, 7, {}
-for k = 5, #KEYS, 4 do
+local nout = tonumber(ARGV[7])
+local n, i, incr = 0, 8, {}
+for k = 5, 4 + 4 * nout, 4 do
   local camps, hist, sends = KEYS[k], KEYS[k + 1], KEYS[k + 2]
   local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local flags, cur = ARGV[i + 11], nil
@@ -60,4 +67,17 @@ for k = 5, #KEYS, 4 do
   i = i + 13
 end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end
-return n
+local handed = {}
+for k = 5 + 4 * nout, #KEYS do
+  local cur = redis.call('HGET', KEYS[k], campaign)
+  if cur == ARGV[i] then
+    redis.call('HSET', KEYS[k], campaign, ARGV[i + 1])
+    handed[#handed + 1] = 1
+  elseif cur == ARGV[i + 1] then
+    handed[#handed + 1] = 1 -- our own write, sent again after a lost connection
+  else
+    handed[#handed + 1] = 0
+  end
+  i = i + 2
+end
+return {n, handed}

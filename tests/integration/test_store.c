@@ -4,8 +4,9 @@
  * reply in the layout of store.h's STORE_LOOKUP_*), reserve
  * (including the `rev` check that makes a change of mind apply to a
  * message already looked up, and the takeover of a dead run's
- * reservation), handed, release, finish (history cap, no record for an
- * erased person, aggregated progress), the fence every writing script
+ * reservation), release, finish (history cap, no record for an erased
+ * person, aggregated progress, the handoffs it records too), the fence
+ * every writing script
  * starts with, and the heartbeat. The daemon's e2e tests cover them end
  * to end; these pin the contracts down where a failure names the script.
  */
@@ -251,7 +252,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
          * sent again after a lost connection. */
         char rec[64];
         snprintf(rec, sizeof(rec), "sent 1-0 run %d", round == 2 ? 1001 : 1000 + round);
-        const char *vals[] = {"1000", "c1", "1-0",
+        const char *vals[] = {"1000", "c1", "1-0", "3",
                               "a", rec, "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
                               "id-1", "2026-01-01T00:00:00Z", "sent", "", "1",
                               "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
@@ -263,7 +264,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         redisReply *r = eval_fenced(store_lua_finish, 15, args);
         /* b and u have no record to tell a repeat by: each is written the
          * first time only, through the campaign's norecord set. */
-        assert_int_equal(r->integer, round == 0 ? 3 : round == 1 ? 1 : 0);
+        assert_int_equal(r->element[0]->integer, round == 0 ? 3 : round == 1 ? 1 : 0);
         freeReplyObject(r);
     }
     expect_str("HGET t:campaign:c1 sent", "3"); /* a twice (the repeat counted once), b once */
@@ -274,13 +275,13 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     /* The same job enqueued again is a new run (another stream entry): audited again. */
     {
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], per_u[3], "1000", "c1",
-                              "2-0", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
+                              "2-0", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
                               "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 7, args);
-        assert_int_equal(r->integer, 1);
+        assert_int_equal(r->element[0]->integer, 1);
         freeReplyObject(r);
         r = eval_fenced(store_lua_finish, 7, args);
-        assert_int_equal(r->integer, 0);
+        assert_int_equal(r->element[0]->integer, 0);
         freeReplyObject(r);
     }
     expect_int("LLEN t:r:{a}:history", 2);
@@ -292,7 +293,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         char h[64], rec[64];
         snprintf(h, sizeof(h), "{\"n\":%d}", i);
         snprintf(rec, sizeof(rec), "suppressed 1-0 run %d", 2000 + i);
-        const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], per_a[3], "1000", "c1", "1-0",
+        const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], per_a[3], "1000", "c1", "1-0", "1",
                               "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x",
                               "suppressed:duplicate", "d", "", NULL};
         freeReplyObject(eval_fenced(store_lua_finish, 7, args));
@@ -321,7 +322,7 @@ static void finish_with_reservations(void **st)
         const char *args[64];
         int n = 0;
         for (int k = 0; k < 11; k++) args[n++] = keys[k];
-        const char *vals[] = {"1000", "c1", "1-0",
+        const char *vals[] = {"1000", "c1", "1-0", "2",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
                               "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
@@ -330,7 +331,7 @@ static void finish_with_reservations(void **st)
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 11, args);
         /* d (erased) has no record to tell a repeat by: the norecord set does. */
-        assert_int_equal(r->integer, round == 0 ? 2 : 0);
+        assert_int_equal(r->element[0]->integer, round == 0 ? 2 : 0);
         freeReplyObject(r);
     }
     expect_str("HGET t:r:{c}:campaigns c1", "sent 1-0 run 1000");
@@ -365,15 +366,17 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     const char *res[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{a}:sends", "1000", "c1", "news", "0",
                          "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
     const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}:campaigns",
-                         "t:r:{a}:history", "t:r:{a}:sends", "t:r:{a}", "1000", "c1", "1-1",
+                         "t:r:{a}:history", "t:r:{a}:sends", "t:r:{a}", "1000", "c1", "1-1", "1",
                          "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", NULL};
-    const char *hand[] = {"t:r:{a}:campaigns", "c1", "reserved 1-0 run 1000 1", "pending 1-0 run 1000 1", NULL};
+    /* A handoff alone: no outcome (ARGV 7 "0"), one campaigns hash. */
+    const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}:campaigns", "1000", "c1",
+                          "1-1", "0", "reserved 1-0 run 1000 1", "pending 1-0 run 1000 1", NULL};
     const char *rel[] = {"t:r:{a}:campaigns", "t:r:{a}:sends", "c1", "reserved 1-0 run 1000 1",
                          "pending 1-0 run 1000 1", "email|news|c1", NULL};
     /* Another daemon claimed the entry. */
     cmd_ok("XCLAIM t:jobs g other 0 1-1 JUSTID");
     expect_lost(eval_fenced(store_lua_reserve, 3, res));
-    expect_lost(eval_fenced(store_lua_handed, 1, hand));
+    expect_lost(eval_fenced(store_lua_finish, 4, hand));
     expect_lost(eval_fenced(store_lua_release, 2, rel));
     expect_lost(eval_fenced(store_lua_finish, 7, fin));
     /* Acknowledged, then the stream gone. */
@@ -384,27 +387,32 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     expect_int("EXISTS t:r:{a}:campaigns t:r:{a}:sends t:audit t:campaign:c1", 0);
 }
 
-/* reserved -> pending before the handoff; an erased person's message is
- * not handed; the same command again (after a lost connection) is no
- * error. Release gives back our reservation in either form, never
- * someone else's. */
+/* reserved -> pending before the handoff (the finishing script records the
+ * iteration's handoffs too); an erased person's message is not handed; the
+ * same command again (after a lost connection) is no error. Release gives
+ * back our reservation in either form, never someone else's. */
 static void handed_and_release(void **st)
 {
     (void)st;
     cmd_ok("FLUSHALL");
     own_entry();
     cmd_ok("HSET t:r:{a}:campaigns c1 %s", "reserved 1-1 r.1 1000 1");
-    const char *hand[] = {"t:r:{a}:campaigns", "t:r:{b}:campaigns", "c1",
+    const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}:campaigns",
+                          "t:r:{b}:campaigns", "1000", "c1", "1-1", "0",
                           "reserved 1-1 r.1 1000 1", "pending 1-1 r.1 1000 1",
                           "reserved 1-1 r.1 1000 2", "pending 1-1 r.1 1000 2", NULL};
     for (int round = 0; round < 2; round++) {
-        redisReply *r = eval_fenced(store_lua_handed, 2, hand);
+        redisReply *r = eval_fenced(store_lua_finish, 5, hand);
         assert_int_equal(r->type, REDIS_REPLY_ARRAY);
         assert_int_equal(r->elements, 2);
-        assert_int_equal(r->element[0]->integer, 1);
-        assert_int_equal(r->element[1]->integer, 0); /* b: erased, no reservation */
+        assert_int_equal(r->element[0]->integer, 0); /* no outcome */
+        const redisReply *h = r->element[1];
+        assert_int_equal(h->elements, 2);
+        assert_int_equal(h->element[0]->integer, 1);
+        assert_int_equal(h->element[1]->integer, 0); /* b: erased, no reservation */
         freeReplyObject(r);
     }
+    expect_int("XLEN t:audit", 0); /* a handoff is no outcome */
     expect_str("HGET t:r:{a}:campaigns c1", "pending 1-1 r.1 1000 1");
     cmd_ok("ZADD t:r:{a}:sends 1000 email|news|c1");
     const char *rel[] = {"t:r:{a}:campaigns", "t:r:{a}:sends", "c1", "reserved 1-1 r.1 1000 1",

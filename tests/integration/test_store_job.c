@@ -244,8 +244,11 @@ static void handoff_finish_release(void **st)
     struct store_job_handoff hb = {.id = "b", .record = "reserved 1-1 r.1 1000 2", .handed = true};
     struct store_job_handoff *hs[] = {&ha, &hb};
     struct done d = {0};
-    store_job_handed(sj, "1-1", "c1", hs, 2, on_done, &d, NULL);
+    struct store_outcomes none;
+    store_outcomes_init(&none, "herald");
+    store_job_finish(sj, "1-1", "c1", "1-1", &none, hs, 2, on_done, &d, NULL); /* handoffs alone */
     run_until(&d.fired);
+    store_outcomes_free(&none);
     assert_int_equal(d.res.status, STORE_JOB_OK);
     assert_true(ha.handed);
     assert_false(hb.handed); /* no reservation: erased meanwhile */
@@ -273,7 +276,7 @@ static void handoff_finish_release(void **st)
     assert_int_equal(back.requests, 2);
     strbuf_free(&scratch);
     d.fired = false;
-    store_job_finish(sj, "1-1", "c1", "1-1", &o, on_done, &d, NULL);
+    store_job_finish(sj, "1-1", "c1", "1-1", &o, NULL, 0, on_done, &d, NULL);
     assert_int_equal(o.n, 0); /* taken */
     run_until(&d.fired);
     assert_int_equal(d.res.status, STORE_JOB_OK);

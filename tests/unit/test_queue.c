@@ -205,30 +205,14 @@ static void f_reserve(void *s, const char *entry, int64_t now, const char *campa
     answer(f, cb, arg, st);
 }
 
-static void f_handed(void *s, const char *entry, const char *campaign, struct store_job_handoff *const *items,
-                     size_t n, store_job_cb cb, void *arg, void (*discard)(void *))
-{
-    struct fake *f = s;
-    (void)entry, (void)campaign, (void)discard;
-    enum store_job_status st = scripted(f, OP_HANDED);
-    struct strbuf h;
-    strbuf_init(&h);
-    for (size_t i = 0; st == STORE_JOB_OK && i < n; i++) {
-        int k = person_index(items[i]->id);
-        store_job_handed_record(&h, items[i]->record);
-        items[i]->handed = strcmp(f->record[k], items[i]->record) == 0 || strcmp(f->record[k], h.buf) == 0;
-        if (items[i]->handed) snprintf(f->record[k], sizeof(f->record[k]), "%s", h.buf);
-    }
-    strbuf_free(&h);
-    answer(f, cb, arg, st);
-}
-
 static void f_finish(void *s, const char *entry, const char *campaign, const char *rec_entry,
-                     struct store_outcomes *o, store_job_cb cb, void *arg, void (*discard)(void *))
+                     struct store_outcomes *o, struct store_job_handoff *const *hand, size_t nhand, store_job_cb cb,
+                     void *arg, void (*discard)(void *))
 {
     struct fake *f = s;
     (void)entry, (void)campaign, (void)rec_entry, (void)discard;
-    enum store_job_status st = scripted(f, OP_FINISH);
+    enum store_job_status st = scripted(f, o->n ? OP_FINISH : OP_HANDED);
+    if (o->n && nhand && st == STORE_JOB_OK) st = scripted(f, OP_HANDED);
     struct strbuf scratch;
     strbuf_init(&scratch);
     for (size_t i = 0; st == STORE_JOB_OK && i < o->n; i++) {
@@ -242,6 +226,15 @@ static void f_finish(void *s, const char *entry, const char *campaign, const cha
         if (oc.record[0]) snprintf(f->record[k], sizeof(f->record[k]), "%s", oc.record);
     }
     strbuf_free(&scratch);
+    struct strbuf h;
+    strbuf_init(&h);
+    for (size_t i = 0; st == STORE_JOB_OK && i < nhand; i++) { /* reserved -> pending */
+        int k = person_index(hand[i]->id);
+        store_job_handed_record(&h, hand[i]->record);
+        hand[i]->handed = strcmp(f->record[k], hand[i]->record) == 0 || strcmp(f->record[k], h.buf) == 0;
+        if (hand[i]->handed) snprintf(f->record[k], sizeof(f->record[k]), "%s", h.buf);
+    }
+    strbuf_free(&h);
     const char *prefix = o->prefix;
     store_outcomes_free(o);
     store_outcomes_init(o, prefix);
@@ -358,7 +351,7 @@ static int f_read(void *s, enum store_read_mode mode, int64_t block_ms, int64_t 
 
 static const struct store_ops fake_ops = {
     .ready = f_ready, .connected = f_connected, .idle = f_idle, .status = f_status, .lookup = f_lookup,
-    .suppressed = f_suppressed, .reserve = f_reserve, .handed = f_handed, .finish = f_finish, .release = f_release,
+    .suppressed = f_suppressed, .reserve = f_reserve, .finish = f_finish, .release = f_release,
     .heartbeat = f_heartbeat, .source_open = f_source_open, .source_page = f_source_page, .state = f_state,
     .state_del = f_state_del, .total = f_total, .finished = f_finished, .dead_letter = f_dead_letter,
     .park = f_park, .schedule = f_schedule, .ack = f_ack, .release_due = f_release_due, .marker = f_marker,
