@@ -361,6 +361,14 @@ void queue_free(struct queue *q)
         q->ready_head = r->next_ready;
         queue_rcpt_free(r);
     }
+    /* Handoffs never written (the drain timeout finished their messages
+     * before the iteration's write): nothing references them any more. */
+    while (q->hpending) {
+        struct hbatch *hb = q->hpending;
+        q->hpending = hb->next;
+        queue_hbatch_discard(hb);
+    }
+    q->hpending_tail = NULL;
     if (q->jr) {
         log_warn("queue", "stopping with campaign=%s unfinished (outstanding=%zu); it resumes on restart",
                  q->jr->job.id, q->jr->outstanding);
