@@ -163,6 +163,7 @@ struct queue {
     uv_check_t flush_check; /* writes the outcomes and handoffs of one loop iteration */
     uv_idle_t flush_wake;   /* a handoff waits for that write: the loop must not sleep */
     struct hbatch *hpending, *hpending_tail; /* handoffs for the next write */
+    int flushing;           /* finishing writes in flight */
     /* Reserved recipients are rendered and handed to dispatch just in time
      * (while dispatch holds fewer than ready_target), a slice per loop
      * iteration: rendering a whole batch in one callback would leave the

@@ -79,11 +79,14 @@ static void answer_handoffs(struct hbatch *hb, const struct store_job_result *re
     }
 }
 
+static void finish_flush(struct jobrun *jr);
+
 static void on_finish_flushed(const struct store_job_result *res, void *arg)
 {
     struct fin_flush *f = arg;
     struct jobrun *jr = f->jr;
     queue_run_pin(jr);
+    jr->q->flushing--;
     if (res->status == STORE_JOB_LOST) {
         queue_run_lost(jr, "outcomes refused by the fence");
     } else if (res->status != STORE_JOB_OK) {
@@ -96,6 +99,8 @@ static void on_finish_flushed(const struct store_job_result *res, void *arg)
     struct hbatch *hb = f->hb;
     fin_flush_free(f);
     answer_handoffs(hb, res);
+    /* What gathered meanwhile goes now, in one write. */
+    if (jr->fin.n || jr->q->hpending) finish_flush(jr);
     queue_run_unpin(jr);
 }
 
@@ -108,6 +113,11 @@ static void finish_flush(struct jobrun *jr)
     struct queue *q = jr->q;
     struct hbatch *hb = q->hpending;
     if (jr->fin.n == 0 && !hb) return;
+    /* One write in flight at a time (unless QUEUE_FINISH_MAX outcomes
+     * wait): what gathers meanwhile goes with the next, so the busier the
+     * loop the larger each write, and Redis and the loop do per-write work
+     * less often. The answer of the write in flight sends it. */
+    if (q->flushing && jr->fin.n < QUEUE_FINISH_MAX && jr->end != RUN_LOST) return;
     q->hpending = q->hpending_tail = NULL;
     if (jr->end == RUN_LOST) {
         jr->writes -= jr->fin.n;
@@ -125,6 +135,7 @@ static void finish_flush(struct jobrun *jr)
     size_t nhand = 0;
     for (struct hbatch *h = hb; h; h = h->next) nhand += h->n;
     f->hand = xmalloc((nhand ? nhand : 1) * sizeof(*f->hand));
+    q->flushing++;
     nhand = 0;
     for (struct hbatch *h = hb; h; h = h->next)
         for (size_t i = 0; i < h->n; i++)
