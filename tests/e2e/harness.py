@@ -246,9 +246,11 @@ dir = outbox
 """
 
 
+HOOK_SECRET = "e2e-webhook-secret-0123456789"
+
 HOOK_PROVIDERS = """\
 [channel email]
-providers = hook
+providers = {providers}
 
 [channel sms]
 providers = outbox
@@ -260,9 +262,9 @@ dir = outbox
 [provider hook]
 plugin = webhook
 url = {url}
-secret = e2e-webhook-secret-0123456789
+secret = %s
 {extra}
-"""
+""" % HOOK_SECRET
 
 
 class Env:
@@ -305,14 +307,15 @@ class Env:
     def write_jsonl(self, name, objects):
         return self.write(name, "".join(json.dumps(o) + "\n" for o in objects))
 
-    def hook_config(self, url, name="hook.conf", provider="", daemon=""):
+    def hook_config(self, url, name="hook.conf", provider="", daemon="", providers="hook", tail=""):
         """A config whose email goes to the webhook plugin at url (a FaultServer,
         the recording sink): provider lines for [provider hook], daemon lines
-        for [daemon]."""
+        for [daemon], the email channel's provider order, sections after."""
         base = self.config_text()
         if daemon:
             base = base.replace("[daemon]\n", "[daemon]\n" + daemon.rstrip("\n") + "\n")
-        return self.write(name, base[:base.index("[channel email]")] + HOOK_PROVIDERS.format(url=url, extra=provider))
+        return self.write(name, base[:base.index("[channel email]")]
+                          + HOOK_PROVIDERS.format(url=url, extra=provider, providers=providers) + tail)
 
     # --- heraldctl -------------------------------------------------------
 

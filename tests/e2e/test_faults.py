@@ -22,34 +22,11 @@ import harness  # noqa: E402
 from faultserver import FaultServer  # noqa: E402
 from harness import job, person  # noqa: E402
 
-SECRET = "e2e-webhook-secret-0123456789"
-
-PROVIDERS = """\
-[channel email]
-providers = {providers}
-
-[channel sms]
-providers = outbox
-
-[provider outbox]
-plugin = outbox
-dir = outbox
-
-[provider hook]
-plugin = webhook
-url = {url}
-secret = %s
-{extra}
-""" % SECRET
+SECRET = harness.HOOK_SECRET
 
 
 def config_with(e, url, providers="hook, outbox", extra="", tail=""):
-    base = e.config_text()
-    head = base[:base.index("[channel email]")]
-    p = e.path("faults.conf")
-    with open(p, "w") as f:
-        f.write(head + PROVIDERS.format(providers=providers, url=url, extra=extra) + tail)
-    return p
+    return e.hook_config(url, name="faults.conf", provider=extra, providers=providers, tail=tail)
 
 
 def people(n, prefix="p-f"):
