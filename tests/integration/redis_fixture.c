@@ -3,6 +3,12 @@
  */
 #include "redis_fixture.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -71,4 +77,15 @@ void redis_fixture_stop(redisContext *c)
     if (c) redisFree(c);
     kill(redis_pid, SIGTERM);
     waitpid(redis_pid, NULL, 0);
+}
+
+void redis_fixture_ok(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (!r) fail_msg("%s: no reply (%s)", fmt, c->errstr);
+    if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", fmt, r->str);
+    freeReplyObject(r);
 }

@@ -11,5 +11,8 @@
 int redis_fixture_start(redisContext **out, int *port);
 /* Disconnects (c may be NULL) and stops the server. */
 void redis_fixture_stop(redisContext *c);
+/* Runs a command on c; the test fails, naming the command, unless Redis
+ * answers with something other than an error reply. */
+void redis_fixture_ok(redisContext *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -52,16 +52,7 @@ static redisReply *cmd(const char *fmt, ...)
     return r;
 }
 
-static void cmd_ok(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(rc, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
-    freeReplyObject(r);
-}
+#define cmd_ok(...) redis_fixture_ok(rc, __VA_ARGS__)
 
 /* The integer or the string a command answers (the command names itself
  * in the failure). */

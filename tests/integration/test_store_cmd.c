@@ -47,16 +47,7 @@ static int teardown(void **st)
     return 0;
 }
 
-static void sync_ok(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(sync_c, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR) fail_msg("%s: %s", fmt, r->str);
-    freeReplyObject(r);
-}
+#define sync_ok(...) redis_fixture_ok(sync_c, __VA_ARGS__)
 
 /* What one callback saw. */
 struct seen {

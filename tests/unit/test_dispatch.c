@@ -30,6 +30,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "plugin.h"
+#include "fake_config.h"
 
 #ifndef FAKE_PLUGIN_DIR
 #error "FAKE_PLUGIN_DIR must name build/tests/plugins"
@@ -38,9 +39,7 @@
 #define NMSG 8
 
 struct fx {
-    char dir[64];
-    struct config cfg;
-    struct plugin_set *ps;
+    struct fake_config fc;
     uv_loop_t loop;
     struct dispatch *d;
     struct dispatch_msg m[NMSG];
@@ -83,32 +82,9 @@ static struct fx *fx_new(const char *provider_extra)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/herald-test-dispatch-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    char path[128], text[2048];
-    snprintf(path, sizeof(path), "%s/d.conf", fx->dir);
-    snprintf(text, sizeof(text),
-             "[daemon]\nplugin_dir = %s\nlog_level = error\n"
-             "[admin]\ntoken = 0123456789abcdef0\nlink_secret = 0123456789abcdef1\n"
-             "[channel email]\nproviders = a\n"
-             "[provider a]\nplugin = fake\n%s",
-             FAKE_PLUGIN_DIR, provider_extra);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-    struct strbuf errs;
-    strbuf_init(&errs);
-    int n = config_load(path, NULL, 0, &fx->cfg, &errs);
-    if (n) fprintf(stderr, "%s", errs.buf);
-    assert_int_equal(n, 0);
-    n = plugin_set_load(&fx->cfg, &fx->ps, &errs);
-    if (n) fprintf(stderr, "%s", errs.buf);
-    assert_int_equal(n, 0);
-    strbuf_free(&errs);
-    log_set_level(LOG_ERROR);
+    fake_config_load(&fx->fc, "", provider_extra);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
-    fx->d = dispatch_new(&fx->loop, &fx->cfg, fx->ps);
+    fx->d = dispatch_new(&fx->loop, &fx->fc.cfg, fx->fc.ps);
     for (int i = 0; i < NMSG; i++) {
         snprintf(fx->rid[i], sizeof(fx->rid[i]), "r%d", i);
         fx->m[i] = (struct dispatch_msg){.channel = HERALD_CH_EMAIL, .campaign = "c1", .recipient = fx->rid[i],
@@ -124,12 +100,7 @@ static void fx_free(struct fx *fx)
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     dispatch_free(fx->d);
-    plugin_set_free(fx->ps);
-    config_free(&fx->cfg);
-    char path[128];
-    snprintf(path, sizeof(path), "%s/d.conf", fx->dir);
-    unlink(path);
-    rmdir(fx->dir);
+    fake_config_free(&fx->fc);
     free(fx);
 }
 

@@ -30,6 +30,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "plugin.h"
+#include "fake_config.h"
 #include "profile.h"
 #include "queue.h"
 #include "store_job.h"
@@ -361,9 +362,7 @@ static const struct store_ops fake_ops = {
 /* ---- the fixture --------------------------------------------------------- */
 
 struct fx {
-    char dir[64];
-    struct config cfg;
-    struct plugin_set *ps;
+    struct fake_config fc;
     uv_loop_t loop;
     struct dispatch *d;
     struct queue *q;
@@ -375,30 +374,7 @@ static struct fx *fx_new(const char *daemon_extra, const char *provider_extra)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/herald-test-queue-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    char path[128], text[2048];
-    snprintf(path, sizeof(path), "%s/q.conf", fx->dir);
-    snprintf(text, sizeof(text),
-             "[daemon]\nplugin_dir = %s\nlog_level = error\n%s"
-             "[admin]\ntoken = 0123456789abcdef0\nlink_secret = 0123456789abcdef1\n"
-             "[channel email]\nproviders = a\n"
-             "[provider a]\nplugin = fake\n%s",
-             FAKE_PLUGIN_DIR, daemon_extra, provider_extra);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-    struct strbuf errs;
-    strbuf_init(&errs);
-    int n = config_load(path, NULL, 0, &fx->cfg, &errs);
-    if (n) fprintf(stderr, "%s", errs.buf);
-    assert_int_equal(n, 0);
-    n = plugin_set_load(&fx->cfg, &fx->ps, &errs);
-    if (n) fprintf(stderr, "%s", errs.buf);
-    assert_int_equal(n, 0);
-    strbuf_free(&errs);
-    log_set_level(LOG_ERROR);
+    fake_config_load(&fx->fc, daemon_extra, provider_extra);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     fx->f.loop = &fx->loop;
     uv_idle_init(&fx->loop, &fx->f.idle);
@@ -417,13 +393,13 @@ static struct fx *fx_new(const char *daemon_extra, const char *provider_extra)
              "{\"id\":\"c1\",\"topic\":\"news\",\"channels\":[\"email\"],"
              "\"recipients\":[\"p0\",\"p1\",\"p2\",\"p3\",\"p4\",\"p5\"],"
              "\"content\":{\"email\":{\"subject\":\"Hi\",\"text\":\"Hello there\"}}}");
-    fx->d = dispatch_new(&fx->loop, &fx->cfg, fx->ps);
+    fx->d = dispatch_new(&fx->loop, &fx->fc.cfg, fx->fc.ps);
     return fx;
 }
 
 static void start(struct fx *fx)
 {
-    fx->q = queue_new(&fx->loop, &fx->cfg, &fake_ops, &fx->f, fx->d, "me", "run1");
+    fx->q = queue_new(&fx->loop, &fx->fc.cfg, &fake_ops, &fx->f, fx->d, "me", "run1");
     queue_connected(fx->q, false);
     queue_connected(fx->q, true);
 }
@@ -447,12 +423,7 @@ static void fx_free(struct fx *fx)
     assert_null(fx->f.head);
     assert_int_equal(uv_loop_close(&fx->loop), 0);
     dispatch_free(fx->d);
-    plugin_set_free(fx->ps);
-    config_free(&fx->cfg);
-    char path[128];
-    snprintf(path, sizeof(path), "%s/q.conf", fx->dir);
-    unlink(path);
-    rmdir(fx->dir);
+    fake_config_free(&fx->fc);
     free(fx);
 }
 
