@@ -29,10 +29,7 @@ void notify_ready(const char *status)
     send_state(buf);
 }
 
-void notify_stopping(void)
-{
-    send_state("STOPPING=1\nSTATUS=draining");
-}
+void notify_stopping(void) { send_state("STOPPING=1\nSTATUS=draining"); }
 
 void notify_status(const char *fmt, ...)
 {

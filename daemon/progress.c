@@ -49,9 +49,12 @@ void progress_duration(struct strbuf *out, double s)
     }
     long long n = (long long)s;
     if ((double)n < s) n++; /* rounded up: "0s left" only at the end */
-    if (n >= 3600) strbuf_addf(out, "%lldh%02lldm", n / 3600, n / 60 % 60);
-    else if (n >= 60) strbuf_addf(out, "%lldm%02llds", n / 60, n % 60);
-    else strbuf_addf(out, "%llds", n);
+    if (n >= 3600)
+        strbuf_addf(out, "%lldh%02lldm", n / 3600, n / 60 % 60);
+    else if (n >= 60)
+        strbuf_addf(out, "%lldm%02llds", n / 60, n % 60);
+    else
+        strbuf_addf(out, "%llds", n);
 }
 
 /* Whole percent, rounded down (100 only when all is done). */
@@ -65,9 +68,12 @@ static int percent(double f)
 /* "12.5/s" or "1234/s". */
 static void add_rate(struct strbuf *out, double rate)
 {
-    if (rate <= 0) strbuf_adds(out, "--/s");
-    else if (rate < 10) strbuf_addf(out, "%.1f/s", rate);
-    else strbuf_addf(out, "%.0f/s", rate);
+    if (rate <= 0)
+        strbuf_adds(out, "--/s");
+    else if (rate < 10)
+        strbuf_addf(out, "%.1f/s", rate);
+    else
+        strbuf_addf(out, "%.0f/s", rate);
 }
 
 static void add_left(struct strbuf *out, long long remaining, double rate)
@@ -82,23 +88,27 @@ static void add_bar(struct strbuf *out, double f, int cells)
     if (f > 1) f = 1;
     int full = (int)(f * cells);
     strbuf_adds(out, "[");
-    for (int i = 0; i < cells; i++) strbuf_adds(out, i < full ? "#" : ".");
+    for (int i = 0; i < cells; i++)
+        strbuf_adds(out, i < full ? "#" : ".");
     strbuf_adds(out, "]");
 }
 
-/* head + bar + tail, the bar as long as width allows (BAR_MIN..BAR_MAX),
- * the whole cut to width. */
+/* head + bar + tail, the bar as long as width allows (BAR_MIN..BAR_MAX);
+ * where even BAR_MIN does not fit, head + tail without a bar (the counts
+ * matter more), cut to width. */
 static void fit(struct strbuf *out, const char *head, double f, const char *tail, int width)
 {
     int fixed = (int)strlen(head) + 1 + 2 + 1 + (int)strlen(tail);
     int cells = width - fixed;
     if (cells > BAR_MAX) cells = BAR_MAX;
-    if (cells < BAR_MIN) cells = BAR_MIN;
     struct strbuf line;
     strbuf_init(&line);
     strbuf_addf(&line, "%s ", head);
-    add_bar(&line, f, cells);
-    strbuf_addf(&line, " %s", tail);
+    if (cells >= BAR_MIN) {
+        add_bar(&line, f, cells);
+        strbuf_adds(&line, " ");
+    }
+    strbuf_adds(&line, tail);
     size_t n = line.len < (size_t)width ? line.len : (size_t)width;
     strbuf_add(out, line.buf, n);
     strbuf_free(&line);
@@ -123,7 +133,7 @@ void progress_campaign_line(struct strbuf *out, const struct progress_campaign *
     strbuf_init(&tail);
     double f = c->total > 0 ? (double)done / (double)c->total : progress_campaign_ended(c) ? 1 : 0;
     strbuf_addf(&head, "%s %s", c->id, c->state);
-    strbuf_addf(&tail, "%3d%% %lld/%lld  sent %lld  suppressed %lld  deferred %lld  failed %lld", percent(f),
+    strbuf_addf(&tail, "%d%% %lld/%lld  sent %lld  suppressed %lld  deferred %lld  failed %lld", percent(f),
                 done, c->total, c->sent, c->suppressed, c->deferred, c->failed);
     if (c->unknown) strbuf_addf(&tail, "  unknown %lld", c->unknown);
     strbuf_adds(&tail, "  ");
@@ -143,7 +153,7 @@ void progress_import_line(struct strbuf *out, long lines, long imported, long sk
 {
     struct strbuf tail;
     strbuf_init(&tail);
-    if (size > 0) strbuf_addf(&tail, "%3d%% ", percent((double)bytes / (double)size));
+    if (size > 0) strbuf_addf(&tail, "%d%% ", percent((double)bytes / (double)size));
     strbuf_addf(&tail, "line %ld  imported %ld  skipped %ld  ", lines, imported, skipped);
     add_rate(&tail, rate);
     if (size > 0 && bytes < size && rate > 0 && lines > 0) {

@@ -30,9 +30,15 @@ static char *duration(double s)
     return strbuf_detach(&sb, NULL);
 }
 
-static const struct progress_campaign running = {
-    .id = "spring", .state = "running", .total = 1000, .sent = 400, .suppressed = 50,
-    .deferred = 10, .failed = 2, .unknown = 0, .pending = 538};
+static const struct progress_campaign running = {.id = "spring",
+                                                 .state = "running",
+                                                 .total = 1000,
+                                                 .sent = 400,
+                                                 .suppressed = 50,
+                                                 .deferred = 10,
+                                                 .failed = 2,
+                                                 .unknown = 0,
+                                                 .pending = 538};
 
 static void test_rate_over_the_window(void **state)
 {
@@ -44,7 +50,8 @@ static void test_rate_over_the_window(void **state)
     progress_rate_add(&r, 101.0, 50);
     assert_true(progress_rate_get(&r) == 50);
     /* Old samples fall out: a burst long ago no longer counts. */
-    for (int i = 2; i < 30; i++) progress_rate_add(&r, 100.0 + i, 50 + (i - 1) * 10);
+    for (int i = 2; i < 30; i++)
+        progress_rate_add(&r, 100.0 + i, 50 + (i - 1) * 10);
     assert_true(progress_rate_get(&r) == 10);
     /* Nothing moves: rate 0 (time left unknown), not a division by zero. */
     struct progress_rate s = {0};
@@ -59,8 +66,8 @@ static void test_duration(void **state)
     const struct {
         double s;
         const char *want;
-    } cases[] = {{0, "0s"}, {0.2, "1s"}, {42, "42s"}, {60, "1m00s"}, {187, "3m07s"}, {7500, "2h05m"},
-                 {-1, "--"}, {1e12, "--"}};
+    } cases[] = {{0, "0s"},      {0.2, "1s"},     {42, "42s"}, {60, "1m00s"},
+                 {187, "3m07s"}, {7500, "2h05m"}, {-1, "--"},  {1e12, "--"}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *d = duration(cases[i].s);
         assert_string_equal(d, cases[i].want);
@@ -87,9 +94,15 @@ static void test_terminal_line(void **state)
     assert_true(strlen(l) <= 120);
     assert_true(strncmp(l, "spring running [", 16) == 0);
     /* 452 of 1000 done: 45% */
-    assert_non_null(strstr(l, " 45% 452/1000  sent 400  suppressed 50  deferred 10  failed 2  2.5/s  3m36s left"));
+    assert_non_null(
+        strstr(l, " 45% 452/1000  sent 400  suppressed 50  deferred 10  failed 2  2.5/s  3m36s left"));
     assert_null(strchr(l, '\n'));
     assert_null(strchr(l, '\r'));
+    free(l);
+    /* Too narrow for a bar: the counts stay, the bar goes. */
+    l = campaign_line(&running, 2.5, 100);
+    assert_string_equal(l, "spring running 45% 452/1000  sent 400  suppressed 50  deferred 10  failed 2  2.5/s  "
+                           "3m36s left");
     free(l);
     /* Every width fits, down to a tiny terminal. */
     for (int w = 1; w <= 200; w++) {
@@ -126,7 +139,7 @@ static void test_import_line(void **state)
     assert_true(sb.len <= 100);
     assert_true(strncmp(sb.buf, "import [", 8) == 0);
     /* A quarter of the bytes; 3000 lines left at 500/s. */
-    assert_non_null(strstr(sb.buf, " 25% line 1000  imported 990  skipped 10  500/s  6s left"));
+    assert_non_null(strstr(sb.buf, "] 25% line 1000  imported 990  skipped 10  500/s  6s left"));
     strbuf_free(&sb);
     strbuf_init(&sb);
     progress_import_line(&sb, 7, 7, 0, 300, 0, 0, 100); /* stdin: size unknown */
@@ -144,9 +157,12 @@ static void test_import_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rate_over_the_window), cmocka_unit_test(test_duration),
-        cmocka_unit_test(test_plain_line),           cmocka_unit_test(test_terminal_line),
-        cmocka_unit_test(test_ended),                cmocka_unit_test(test_import_line),
+        cmocka_unit_test(test_rate_over_the_window),
+        cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_plain_line),
+        cmocka_unit_test(test_terminal_line),
+        cmocka_unit_test(test_ended),
+        cmocka_unit_test(test_import_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
