@@ -18,6 +18,7 @@
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,12 +479,26 @@ static long long count(const json_t *o, const char *key)
     return json_integer_value(json_object_get(o, key));
 }
 
+static volatile sig_atomic_t watch_interrupted;
+
+static void on_watch_signal(int sig)
+{
+    (void)sig;
+    watch_interrupted = 1;
+}
+
 /* Redraws the campaign's progress every second until it is done or
  * cancelled: in place on a terminal, one plain line per second otherwise.
- * 0 when it ended, 1 for a campaign Redis does not know, 2 for Redis. */
+ * 0 when it ended, 1 for a campaign Redis does not know, 2 for Redis,
+ * 130 when interrupted (Ctrl-C: the line is ended, so the prompt does not
+ * land on it). */
 static int cmd_campaign_watch(const struct config *cfg, redisContext *c, const char *id)
 {
     bool tty = isatty(STDOUT_FILENO);
+    struct sigaction sa = {.sa_handler = on_watch_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     struct progress_rate rate = {0};
     struct strbuf kc;
     strbuf_init(&kc);
@@ -526,7 +541,11 @@ static int cmd_campaign_watch(const struct config *cfg, redisContext *c, const c
         }
         fflush(stdout);
         json_decref(o);
-        if (rc < 0) nanosleep(&(struct timespec){1, 0}, NULL);
+        if (rc < 0) nanosleep(&(struct timespec){1, 0}, NULL); /* a signal ends it early */
+        if (rc < 0 && watch_interrupted) {
+            if (tty) fputs("\n", stdout);
+            rc = 130;
+        }
     }
     strbuf_free(&kc);
     return rc;

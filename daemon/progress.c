@@ -76,9 +76,17 @@ static void add_rate(struct strbuf *out, double rate)
         strbuf_addf(out, "%.0f/s", rate);
 }
 
+/* remaining < 0: not known yet ("--"). */
 static void add_left(struct strbuf *out, long long remaining, double rate)
 {
-    progress_duration(out, remaining <= 0 ? 0 : rate > 0 ? (double)remaining / rate : -1);
+    progress_duration(out, remaining < 0 ? -1 : remaining == 0 ? 0 : rate > 0 ? (double)remaining / rate : -1);
+}
+
+/* What is left of c; -1 while no run has counted its recipients (queued,
+ * scheduled: the total is 0 until a daemon starts it). */
+static long long campaign_left(const struct progress_campaign *c)
+{
+    return c->total == 0 && !progress_campaign_ended(c) ? -1 : c->pending;
 }
 
 /* [#####.....] for fraction f of cells cells. */
@@ -125,7 +133,7 @@ void progress_campaign_line(struct strbuf *out, const struct progress_campaign *
                     c->pending);
         add_rate(out, rate);
         strbuf_adds(out, " left=");
-        add_left(out, c->pending, rate);
+        add_left(out, campaign_left(c), rate);
         return;
     }
     struct strbuf head, tail;
@@ -140,7 +148,7 @@ void progress_campaign_line(struct strbuf *out, const struct progress_campaign *
     add_rate(&tail, rate);
     if (!progress_campaign_ended(c)) {
         strbuf_adds(&tail, "  ");
-        add_left(&tail, c->pending, rate);
+        add_left(&tail, campaign_left(c), rate);
         strbuf_adds(&tail, " left");
     }
     fit(out, head.buf, f, tail.buf, width);

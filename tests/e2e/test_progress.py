@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -66,7 +67,7 @@ class Progress(harness.HeraldTestCase):
         first = proc.stdout.readline()
         m = PLAIN.match(first.rstrip("\n"))
         self.assertTrue(m, first)
-        self.assertEqual(m.group(1, 2, 3, 4, 9), ("watch-1", "queued", "0", "0", "0"))
+        self.assertEqual(m.group(1, 2, 3, 4, 9, 11), ("watch-1", "queued", "0", "0", "0", "--"))
         second = proc.stdout.readline()
         self.assertTrue(PLAIN.match(second.rstrip("\n")), second)
         self.assertIsNone(proc.poll(), "the watch ended before the campaign did")
@@ -127,6 +128,27 @@ class Progress(harness.HeraldTestCase):
         # Lines fit the terminal (one column spare: no wrap at the last).
         self.assertTrue(all(len(f.rstrip("\n")) <= 119 for f in frames), frames)
         self.assertEqual(h.stop(), 0)
+
+    def test_watch_interrupted_ends_its_line(self):
+        e = self.env()
+        e.import_people(people(1, "p-x"))
+        e.enqueue(job("watch-int", recipients=["p-x0"], channels=["email"]))
+        master, slave = pty.openpty()
+        tty.setraw(slave)
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+        proc = subprocess.Popen(self.ctl_cmd(e, "campaign", "watch-int", "--watch"), stdout=slave,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        self.addCleanup(os.close, master)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        r, _, _ = select.select([master], [], [], 10 * harness.SLOW)
+        self.assertTrue(r, "no first frame")
+        out = os.read(master, 65536)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        out += read_pty(master, proc, 10)
+        self.assertEqual(proc.wait(10), 130)
+        self.assertTrue(out.startswith(b"\rwatch-int queued ["), out)
+        self.assertTrue(out.endswith(b"\n"), "the prompt must not land on the progress line: %r" % out[-40:])
 
     def test_import_progress_only_on_a_terminal(self):
         e = self.env()

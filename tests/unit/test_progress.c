@@ -124,6 +124,11 @@ static void test_ended(void **state)
     char *l = campaign_line(&c, 0, 120);
     assert_null(strstr(l, "left")); /* nothing left to wait for */
     free(l);
+    /* Queued: no run has counted the recipients yet, so no time left either. */
+    struct progress_campaign q = {.id = "q", .state = "queued"};
+    l = campaign_line(&q, 0, 0);
+    assert_non_null(strstr(l, " pending=0 rate=--/s left=--"));
+    free(l);
     c.state = "cancelled";
     assert_true(progress_campaign_ended(&c));
     c.state = "paused";
