@@ -99,6 +99,10 @@ class InstallTest(harness.HeraldTestCase):
         res = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True, timeout=60)
         # Unknown keys and bad values are only warnings: any output is a failure.
         self.assertEqual((res.returncode, res.stdout + res.stderr), (0, ""))
+        # The sandbox as systemd rates it: exposure 2.0 or less ("OK"; 1.4 today).
+        res = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=20", path],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stdout[-600:] + res.stderr)
 
     def test_installed_sysusers(self):
         with open(self.staged("lib/sysusers.d/herald.conf")) as f:
