@@ -14,10 +14,17 @@
 #include "herald.h"
 #include "herald_channel.h"
 
+/* Where `cmake --install` puts the plugins (<libdir>/herald/channels),
+ * set by CMakeLists.txt from GNUInstallDirs; relative only in a build
+ * that did not say, and then resolved against the config file's directory. */
+#ifndef HERALD_PLUGIN_DIR
+#define HERALD_PLUGIN_DIR "channels"
+#endif
+
 /* Keys of the fixed sections: X(section, key, type, default, field, doc).
  * The same table prints docs/config reference and checks herald.example.conf. */
 #define CONFIG_KEYS(X)                                                                          \
-    X("daemon", "plugin_dir", PATH, "channels", plugin_dir,                                      \
+    X("daemon", "plugin_dir", PATH, HERALD_PLUGIN_DIR, plugin_dir,                               \
       "Directory holding the channel plugins as <plugin>.so.")                                   \
     X("daemon", "log_level", LOGLEVEL, "info", log_level, "debug, info, warn or error.")        \
     X("daemon", "drain_timeout", DURATION, "10s", drain_timeout_ms,                              \

@@ -25,6 +25,7 @@
 #include "herald.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "people.h"
 #include "plugin.h"
 #include "queue.h"
@@ -47,6 +48,7 @@ struct daemon {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     bool stopping, closing;
+    bool ready; /* READY=1 sent to the service manager (notify.h) */
     int rconns_open;
     struct log_complaint redis_down;
     int exit_code;
@@ -68,6 +70,18 @@ static void usage(FILE *out)
             "herald runs in the foreground and logs to stderr. SIGTERM or SIGINT drain and exit 0.\n");
 }
 
+/* Readiness for systemd (Type=notify): the listener is bound (before the
+ * first connect can be reported) and both Redis connections answer. */
+static void announce_ready(struct daemon *d)
+{
+    if (d->stopping || !rconn_ready(d->jobs) || !rconn_ready(d->data)) return;
+    char status[128];
+    snprintf(status, sizeof(status), "serving on %s:%d", d->cfg.listen_host, http_bound_port(d->http));
+    if (!d->ready) notify_ready(status);
+    else notify_status("%s", status);
+    d->ready = true;
+}
+
 static void on_rconn_state(struct rconn *rc, bool connected, const char *err, void *arg)
 {
     struct daemon *d = arg;
@@ -76,7 +90,9 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         log_info("main", "redis ready connection=%s", rconn_name(rc));
         if (d->queue) queue_connected(d->queue, rc == d->jobs);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
+        announce_ready(d);
     } else {
+        notify_status("waiting for redis at %s:%d", d->cfg.redis_host, d->cfg.redis_port);
         log_complain(&d->redis_down, "main", "redis unavailable at %s:%d (%s); retrying with backoff",
                      d->cfg.redis_host, d->cfg.redis_port, err ? err : "connection lost");
     }
@@ -169,6 +185,7 @@ static void on_signal(uv_signal_t *s, int signum)
     }
     d->stopping = true;
     d->api.stopping = true;
+    notify_stopping();
     log_info("main", "signal %d: stopping (drain_timeout=%lldms)", signum, (long long)d->cfg.drain_timeout_ms);
     uv_timer_start(&d->drain_timer, on_drain_timeout, (uint64_t)d->cfg.drain_timeout_ms, 0);
     queue_stop(d->queue, on_drained, d);
@@ -249,7 +266,10 @@ int main(int argc, char **argv)
             overrides[noverrides++] = optarg;
             break;
         case 'k': check_only = true; break;
-        case 'V': printf("herald %s (plugin ABI %u)\n", HERALD_VERSION, HERALD_CHANNEL_ABI_VERSION); return 0;
+        case 'V':
+            printf("herald %s (plugin ABI %u)\nplugin_dir default: %s\nsystemd notify: %s\n", HERALD_VERSION,
+                   HERALD_CHANNEL_ABI_VERSION, HERALD_PLUGIN_DIR, notify_supported() ? "yes" : "no");
+            return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -189,6 +189,15 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
         label(out, "error", store_error_name((enum store_error)e));
         strbuf_addf(out, "} %llu\n", (unsigned long long)g->redis_errors[e]);
     }
+    gauge(out, "herald_redis_connected", "1 while both Redis connections (jobs, data) answer, 0 while one is lost.",
+          g->redis_connected);
+    head(out, "herald_provider_circuit_open", "gauge",
+         "1 while a provider's circuit is open or half-open (its failures stopped the traffic), else 0.");
+    for (size_t i = 0; i < g->ncircuits; i++) {
+        strbuf_adds(out, "herald_provider_circuit_open{");
+        label(out, "provider", g->circuit_names[i]);
+        strbuf_addf(out, "} %d\n", g->circuit_open[i] ? 1 : 0);
+    }
     gauge(out, "herald_job_held", "1 while a job is held: a command it needs was refused for good (see the log).",
           g->job_held);
     gauge(out, "herald_redis_emptied", "1 once Redis came back empty (herald's marker key vanished) since start.",

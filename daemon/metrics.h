@@ -40,6 +40,13 @@ struct metrics_gauges {
     int redis_waiting;
     bool job_held;
     bool redis_emptied;
+    /* 1 while both Redis connections answer (-1: unknown). */
+    int redis_connected;
+    /* Each provider's circuit (dispatch_provider_circuit), ncircuits of
+     * them; the arrays belong to the caller. */
+    const char *const *circuit_names;
+    const bool *circuit_open;
+    size_t ncircuits;
 };
 
 /* Appends the whole exposition to out. */
