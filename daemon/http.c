@@ -813,12 +813,8 @@ static int on_headers_complete(llhttp_t *p)
     const struct route *route = route_for(conn->srv, req);
     /* The body limit of its route (the server's when the route sets none). */
     req->max_body = route && route->max_body ? route->max_body : conn->srv->limits.max_body_bytes;
-    /* Refused before a byte of it is read (and before 100 Continue). */
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > req->max_body) {
-        limit_hit(conn->srv, HTTP_LIMIT_BODY_SIZE);
-        refuse(conn, 413, "request body too large");
-        return -1;
-    }
+    /* Refused before a byte of it is read (and before 100 Continue): a
+     * caller the route refuses anyway first, then a body too large. */
     if (route && route->precheck) {
         const char *msg = "refused";
         int status = route->precheck(req, route->arg, &msg);
@@ -826,6 +822,11 @@ static int on_headers_complete(llhttp_t *p)
             refuse(conn, status >= 400 && status <= 499 ? status : 400, msg);
             return -1;
         }
+    }
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > req->max_body) {
+        limit_hit(conn->srv, HTTP_LIMIT_BODY_SIZE);
+        refuse(conn, 413, "request body too large");
+        return -1;
     }
     conn_arm_timer(conn, conn->srv->limits.body_timeout_ms);
     const char *expect = http_request_header(req, "expect");
