@@ -1,5 +1,5 @@
 /*
- * http.h - a small HTTP/1.1 server for the admin and preference API.
+ * http.h - a small HTTP/1.1 server: one per listener (admin, public).
  *
  * It runs on the daemon's libuv loop and parses with llhttp. Routes are
  * "METHOD /literal/{param}/..." patterns; a handler gets a request and

@@ -3,7 +3,7 @@
  *
  * Wires the modules on one libuv loop: two Redis connections (blocking
  * stream reads; everything else), the plugin set, dispatch, the queue and
- * the admin HTTP listener. SIGTERM/SIGINT drain: stop reading, let in-flight
+ * the HTTP listeners (admin; public when [public] listen is set). SIGTERM/SIGINT drain: stop reading, let in-flight
  * messages finish within [daemon] drain_timeout, close every handle, and
  * exit 0 once uv_loop_close() succeeds. Redis outages are logged once when
  * they start and once when they end.
