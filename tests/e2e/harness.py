@@ -396,6 +396,12 @@ class Env:
 
     # --- herald ----------------------------------------------------------
 
+    @staticmethod
+    def other_listeners():
+        """--set overrides giving a second daemon on this host listeners of its
+        own (both ports of the config are the first one's)."""
+        return ("admin.listen=127.0.0.1:%d" % free_port(), "public.listen=127.0.0.1:%d" % free_port())
+
     def start_herald(self, sets=(), wait_healthy=True, config=None):
         self.n_logs += 1
         cmd = [HERALD_BIN, "--config", config or self.config]
