@@ -973,19 +973,17 @@ static void on_connection(uv_stream_t *listener, int status)
                      uv_strerror(status));
         return;
     }
+    /* Full: the oldest idle connection makes room, once the newcomer is
+     * known to be within its own share; with none idle, it is refused. */
+    struct http_conn *oldest = NULL;
     if (srv->nconns >= srv->limits.max_connections) {
-        struct http_conn *oldest = NULL;
         for (struct http_conn *c = srv->conns; c; c = c->next)
             if (conn_idle(c)) oldest = c; /* the list is newest first */
-        if (oldest) {
-            log_debug("http", "listener=%s full: the oldest idle connection closed to make room", srv->limits.name);
-            conn_close(oldest);
+        if (!oldest) {
+            limit_hit(srv, HTTP_LIMIT_MAX_CONNECTIONS);
+            refuse_connection(srv, listener);
+            return;
         }
-    }
-    if (srv->nconns >= srv->limits.max_connections) {
-        limit_hit(srv, HTTP_LIMIT_MAX_CONNECTIONS);
-        refuse_connection(srv, listener);
-        return;
     }
     struct http_conn *conn = xcalloc(1, sizeof(*conn));
     conn->srv = srv;
@@ -1014,6 +1012,10 @@ static void on_connection(uv_stream_t *listener, int status)
         limit_hit(srv, HTTP_LIMIT_PER_CLIENT);
         conn_close(conn);
         return;
+    }
+    if (oldest) {
+        log_debug("http", "listener=%s full: the oldest idle connection closed to make room", srv->limits.name);
+        conn_close(oldest);
     }
     uv_tcp_nodelay(&conn->tcp, 1);
     llhttp_init(&conn->parser, HTTP_REQUEST, &srv->settings);

@@ -909,6 +909,33 @@ static void sc_per_client(struct fixture *f)
     }
     /* The hog's own connections still work up to its share. */
     CHECK(exchange(&hog[0], "\r\n", &r) == 0 && r.status == 200);
+    CHECK(cx_sends(&hog[0], "GET /fast HTTP/1.1\r\n") == 0); /* busy again */
+    /* Five others keep idle connections: 3 + 5 = 8, the listener is full. */
+    struct client idle[5], late;
+    for (int i = 0; i < 5; i++) {
+        char src[16];
+        snprintf(src, sizeof(src), "127.0.0.%d", 2 + i);
+        CHECK(cx_open_from(&idle[i], f->port, src) == 0);
+        CHECK(exchange(&idle[i], "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 && r.status == 200);
+    }
+    /* The hog's next connection is over its share: it takes no one's place. */
+    CHECK(cx_open(&late, f->port) == 0);
+    CHECK(cx_eof(&late));
+    cx_close(&late);
+    for (int i = 0; i < 5; i++)
+        CHECK(exchange(&idle[i], "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 && r.status == 200);
+    /* A newcomer within its share takes the oldest idle one's place. */
+    CHECK(cx_open_from(&late, f->port, "127.0.0.9") == 0);
+    CHECK(exchange(&late, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 && r.status == 200);
+    cx_close(&late);
+    int evicted = 0;
+    for (int i = 0; i < 5; i++) {
+        struct timeval tv = {0, 200000};
+        setsockopt(idle[i].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (cx_eof(&idle[i])) evicted++;
+        cx_close(&idle[i]);
+    }
+    CHECK(evicted == 1);
     for (int i = 0; i < 10; i++) cx_close(&hog[i]);
 }
 
@@ -918,7 +945,7 @@ static void test_per_client(void **state)
     struct fixture f;
     struct http_limits lim = {.max_connections = 8, .max_connections_per_client = 3, .name = "public"};
     run(&f, &lim, sc_per_client);
-    /* Seven hits, one line (with the listener's name). */
+    /* Eight hits, one line (with the listener's name). */
     const char *hit = strstr(f.log, "listener=public: max_connections_per_client limit hit");
     assert_non_null(hit);
     assert_null(strstr(hit + 20, "max_connections_per_client limit hit"));
