@@ -148,7 +148,11 @@ class Listeners(harness.HeraldTestCase):
         text = text.replace("link_secret = e2e-link-secret-0123456789\n",
                             "link_secret = e2e-link-secret-0123456789\npublic_url = https://prefs.example.test\n")
         self.assertNotIn("[public]", text)
-        h = e.start_herald(config=e.write("old.conf", text + TWILIO))
+        old = e.write("old.conf", text + TWILIO)
+        out = subprocess.run([harness.HERALD_BIN, "--check-config", "--config", old], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("[admin] public_url is deprecated: move it to [public] public_url", out.stderr)
+        h = e.start_herald(config=old)
         self.assertEqual(request(e.admin_port, "GET", "/healthz")[0], 200)
         self.assertEqual(request(e.admin_port, "POST", "/v1/webhooks/twilio", body=b"From=x")[0], 401)
         self.assertIn(request(e.admin_port, "GET", "/u/not-a-valid-token")[0], (400, 403))
