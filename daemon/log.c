@@ -77,7 +77,7 @@ void log_recovered(struct log_complaint *c, const char *module, const char *fmt,
 
 static struct log_rate *active_rates;
 
-static uint64_t mono_ms(void)
+uint64_t log_rate_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -94,7 +94,7 @@ void log_rate_hit(struct log_rate *r, const char *module, const char *what, cons
     r->module = module;
     r->what = what;
     r->active = true;
-    r->since_ms = mono_ms();
+    r->since_ms = log_rate_now_ms();
     r->count = 0;
     r->total = 1;
     r->next = active_rates;
@@ -116,9 +116,10 @@ void log_rate_forget(struct log_rate *r)
     r->next = NULL;
 }
 
-void log_rate_tick(void)
+void log_rate_tick(void) { log_rate_tick_at(log_rate_now_ms()); }
+
+void log_rate_tick_at(uint64_t now)
 {
-    uint64_t now = mono_ms();
     struct log_rate **p = &active_rates;
     while (*p) {
         struct log_rate *r = *p;

@@ -59,5 +59,8 @@ void log_rate_hit(struct log_rate *r, const char *module, const char *what, cons
     HERALD_PRINTF(4, 5);
 void log_rate_tick(void);
 void log_rate_forget(struct log_rate *r);
+/* The clock the rates use (monotonic ms), and a tick at a given time: for tests. */
+uint64_t log_rate_now_ms(void);
+void log_rate_tick_at(uint64_t now_ms);
 
 #endif

@@ -1012,6 +1012,47 @@ static void test_trailers_precheck(void **state)
     fixture_free(&f);
 }
 
+/* log_rate: a line when hits start, a count per interval while they go on,
+ * a line with the total when an interval passes without one. */
+static void test_log_rate(void **state)
+{
+    (void)state;
+    FILE *logf = tmpfile();
+    assert_non_null(logf);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fileno(logf), STDERR_FILENO);
+
+    static struct log_rate r;
+    uint64_t t0 = log_rate_now_ms();
+    for (int i = 0; i < 1000; i++) log_rate_hit(&r, "test", "test refusals", "refused: missing header");
+    log_rate_tick_at(t0 + 10);                          /* within the interval: nothing */
+    log_rate_tick_at(t0 + LOG_RATE_INTERVAL_MS + 1);    /* 999 more */
+    log_rate_hit(&r, "test", "test refusals", "refused: missing header");
+    log_rate_tick_at(t0 + 2 * LOG_RATE_INTERVAL_MS + 2); /* 1 more */
+    log_rate_tick_at(t0 + 3 * LOG_RATE_INTERVAL_MS + 3); /* none: stopped */
+    log_rate_tick_at(t0 + 9 * LOG_RATE_INTERVAL_MS);     /* nothing more */
+    log_rate_hit(&r, "test", "test refusals", "refused: again");
+
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    char *log = slurp(logf);
+    fclose(logf);
+    fputs(log, stderr);
+    int lines = 0;
+    for (const char *p = log; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 5);
+    const char *a = strstr(log, "warn test: refused: missing header");
+    const char *b = strstr(log, "warn test: test refusals: 999 more in the last 60s");
+    const char *c = strstr(log, "warn test: test refusals: 1 more in the last 60s");
+    const char *d = strstr(log, "info test: test refusals: stopped after 1001");
+    const char *e = strstr(log, "warn test: refused: again");
+    assert_true(a && b && c && d && e && a < b && b < c && c < d && d < e);
+    log_rate_forget(&r);
+    free(log);
+}
+
 static void noop(struct http_request *req, void *arg)
 {
     (void)arg;
@@ -1079,6 +1120,7 @@ int main(void)
         cmocka_unit_test(test_max_connections),
         cmocka_unit_test(test_per_client),
         cmocka_unit_test(test_trailers_precheck),
+        cmocka_unit_test(test_log_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
