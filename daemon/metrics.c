@@ -208,4 +208,21 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     counter(out, "herald_jobs_refused_total", "Jobs refused to the dead-letter stream.",
             (unsigned long long)g->jobs_refused);
     gauge(out, "herald_uptime_seconds", "Seconds since the daemon started.", g->uptime_s);
+    if (g->nlisteners == 0) return;
+    head(out, "herald_http_limit_hits_total", "counter",
+         "Connections or requests refused or closed by a listener's limit ([admin]/[public] keys), by listener and limit.");
+    for (size_t i = 0; i < g->nlisteners; i++)
+        for (int l = 0; l < HTTP_LIMIT_COUNT; l++) {
+            strbuf_adds(out, "herald_http_limit_hits_total{");
+            label(out, "listener", g->listeners[i].name);
+            strbuf_adds(out, ",");
+            label(out, "limit", http_limit_name(l));
+            strbuf_addf(out, "} %llu\n", (unsigned long long)g->listeners[i].stats.limit_hits[l]);
+        }
+    head(out, "herald_http_connections", "gauge", "Connections open now, by listener.");
+    for (size_t i = 0; i < g->nlisteners; i++) {
+        strbuf_adds(out, "herald_http_connections{");
+        label(out, "listener", g->listeners[i].name);
+        strbuf_addf(out, "} %u\n", g->listeners[i].stats.connections);
+    }
 }

@@ -103,6 +103,7 @@ audit_maxlen = 100000
 listen = 127.0.0.1:$aport
 token = bench-admin-token-0123456789
 link_secret = bench-link-secret-0123456789
+[public]
 public_url = https://prefs.example.com
 [channel email]
 providers = hook
