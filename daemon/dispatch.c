@@ -40,10 +40,16 @@
  * message is retried (or not) by the rules above. Each request let go
  * counts in m->requests, so the count is what the provider saw.
  *
- * The handoff gate (dispatch_set_handoff): a message whose first request is
- * about to start holds its slot and token and waits in a list collected
- * during the loop iteration; a uv_check hands the lot to the owner once per
- * iteration, and dispatch_handoff_done() starts or drops each one.
+ * The handoff gate (dispatch_set_handoff): the first `concurrency`
+ * messages of a provider's FIFO are asked ahead, before they have a slot;
+ * asked messages are collected during the loop iteration and a uv_check
+ * hands the lot to the owner once per iteration. dispatch_handoff_done()
+ * clears (or refuses) those still waiting for a slot, and starts (or
+ * drops) those that took a slot before their answer came, holding it and
+ * its token meanwhile. So while the providers are busy, the owner's write
+ * of "handed" overlaps their requests, and a freed slot starts a cleared
+ * message at once. A message is never finished while it is in one of the
+ * gate's lists (finish() takes it out).
  */
 #include "dispatch.h"
 
@@ -80,6 +86,11 @@ struct dprov {
     const struct config_provider *cp;
     size_t active;                        /* deliveries or requests in flight */
     struct dispatch_msg *fifo_head, *fifo_tail;
+    /* The handoff gate's lookahead: FIFO messages asked (or cleared) ahead
+     * of a slot, and the first FIFO message not yet looked at for it. */
+    size_t ahead;
+    size_t look;                          /* how many to ask ahead now (dispatch.h) */
+    struct dispatch_msg *ask_next;
     double tokens;                        /* rate bucket; unused when rate == 0 */
     uint64_t refilled_at;                 /* loop time of the last refill */
     uv_timer_t refill;
@@ -391,8 +402,11 @@ static bool has_next_provider(struct dispatch_msg *m)
     return cc->present && m->provider_pos + 1 < cc->nproviders;
 }
 
+static void gate_forget(struct dispatch_msg *m);
+
 static void finish(struct dispatch_msg *m)
 {
+    gate_forget(m); /* an answer that comes later finds nothing to do */
     /* Ids and counts only: what the audit record will carry. */
     log_debug("dispatch", "done campaign=%s recipient=%s provider=%s outcome=%s reason=%s requests=%d handed=%d",
               m->campaign, m->recipient, m->provider[0] ? m->provider : "-", herald_outcome_name(m->outcome),
@@ -1045,26 +1059,56 @@ static void start_now(struct dprov *p, struct dispatch_msg *m)
     }
 }
 
+static void gate_drop(struct dispatch_msg *m);
+
 static void start(struct dprov *p, struct dispatch_msg *m)
 {
     p->active++;
-    if (p->d->handoff && !m->handed) {
-        gate_collect(p->d, m); /* the owner answers first; the slot stays taken */
+    if (m->refused) { /* the owner said no while it waited for this slot */
+        m->refused = false;
+        gate_drop(m);
         return;
     }
-    start_now(p, m);
+    if (!p->d->handoff || m->handed || m->cleared) {
+        if (m->cleared) {
+            /* Cleared long before its slot came: asked too far ahead. */
+            uint64_t rt = m->cleared_ns - m->asked_ns, wait = uv_hrtime() - m->cleared_ns;
+            if (wait > 2 * rt + 1000000 && p->look > 0) p->look--;
+            m->cleared = false;
+        }
+        start_now(p, m);
+        return;
+    }
+    /* Not answered yet (or never asked): it waits with the slot taken, and
+     * the next ones are asked further ahead. */
+    if (p->look < (size_t)p->cp->concurrency) p->look++;
+    m->slot = true;
+    if (m->gate == GATE_NONE) gate_collect(p->d, m);
+}
+
+/* Takes the head of p's FIFO out. */
+static struct dispatch_msg *fifo_pop(struct dprov *p)
+{
+    struct dispatch_msg *m = p->fifo_head;
+    p->fifo_head = m->next_waiting;
+    if (!p->fifo_head) p->fifo_tail = NULL;
+    if (p->ask_next == m) p->ask_next = m->next_waiting;
+    m->next_waiting = NULL;
+    if (m->ahead) {
+        m->ahead = false;
+        p->ahead--;
+    }
+    return m;
 }
 
 /* Starts what the provider's limits allow, in FIFO order. */
-static void pump(struct dprov *p)
+static void pump_starts(struct dprov *p)
 {
     while (p->fifo_head && p->active < (size_t)p->cp->concurrency && !p->d->closed) {
         struct dispatch_msg *m = p->fifo_head;
         if (p->circuit != CIRCUIT_CLOSED && !m->probe) {
             /* The circuit opened while m waited: route it again. */
-            p->fifo_head = m->next_waiting;
-            if (!p->fifo_head) p->fifo_tail = NULL;
-            m->next_waiting = NULL;
+            fifo_pop(p);
             m->attempt--;
             attempt(m);
             continue;
@@ -1075,11 +1119,31 @@ static void pump(struct dprov *p)
             return;
         }
         if (!take_token(p)) return;
-        p->fifo_head = m->next_waiting;
-        if (!p->fifo_head) p->fifo_tail = NULL;
-        m->next_waiting = NULL;
-        start(p, m);
+        start(p, fifo_pop(p));
     }
+}
+
+/* Asks the gate ahead for the FIFO's next messages (at most p->look asked
+ * or cleared at once), while its circuit is closed: the owner's write
+ * overlaps the requests in flight. */
+static void ask_ahead(struct dprov *p)
+{
+    struct dispatch *d = p->d;
+    if (!d->handoff || d->stopping || d->closed || p->circuit != CIRCUIT_CLOSED) return;
+    while (p->ask_next && p->ahead < p->look) {
+        struct dispatch_msg *m = p->ask_next;
+        p->ask_next = m->next_waiting;
+        if (m->handed || m->cleared || m->refused || m->gate != GATE_NONE) continue;
+        m->ahead = true;
+        p->ahead++;
+        gate_collect(d, m);
+    }
+}
+
+static void pump(struct dprov *p)
+{
+    pump_starts(p);
+    ask_ahead(p);
 }
 
 static void attempt(struct dispatch_msg *m)
@@ -1109,6 +1173,7 @@ static void attempt(struct dispatch_msg *m)
     if (p->fifo_tail) p->fifo_tail->next_waiting = m;
     else p->fifo_head = m;
     p->fifo_tail = m;
+    if (!p->ask_next) p->ask_next = m;
     pump(p);
 }
 
@@ -1126,6 +1191,7 @@ int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb
     m->next_waiting = NULL;
     m->req = NULL;
     m->handed = false;
+    m->ahead = m->cleared = m->refused = m->slot = false;
     m->requests = 0;
     m->has_waited = false;
     m->wait_since = 0;
@@ -1147,15 +1213,43 @@ void dispatch_set_handoff(struct dispatch *d, dispatch_handoff_cb cb, void *arg)
 
 static void on_gate_check(uv_check_t *h);
 
+/* The two lists of the gate, both through gate_prev/gate_next: collected
+ * in this iteration (gate_head..gate_tail, in order), and asked (d->asked). */
 static void gate_collect(struct dispatch *d, struct dispatch_msg *m)
 {
     m->gate = GATE_COLLECTED;
-    m->next_waiting = NULL;
-    if (d->gate_tail) d->gate_tail->next_waiting = m;
+    m->gate_next = NULL;
+    m->gate_prev = d->gate_tail;
+    if (d->gate_tail) d->gate_tail->gate_next = m;
     else d->gate_head = m;
     d->gate_tail = m;
     uv_check_start(&d->gate_check, on_gate_check);
     wake_start(d);
+}
+
+static void collected_unlink(struct dispatch *d, struct dispatch_msg *m)
+{
+    if (m->gate_prev) m->gate_prev->gate_next = m->gate_next;
+    else d->gate_head = m->gate_next;
+    if (m->gate_next) m->gate_next->gate_prev = m->gate_prev;
+    else d->gate_tail = m->gate_prev;
+    m->gate_prev = m->gate_next = NULL;
+}
+
+static void asked_unlink(struct dispatch *d, struct dispatch_msg *m)
+{
+    if (m->gate_prev) m->gate_prev->gate_next = m->gate_next;
+    else d->asked = m->gate_next;
+    if (m->gate_next) m->gate_next->gate_prev = m->gate_prev;
+    m->gate_prev = m->gate_next = NULL;
+}
+
+/* Takes m out of whichever list of the gate holds it. */
+static void gate_forget(struct dispatch_msg *m)
+{
+    if (m->gate == GATE_COLLECTED) collected_unlink(m->d, m);
+    else if (m->gate == GATE_ASKED) asked_unlink(m->d, m);
+    m->gate = GATE_NONE;
 }
 
 /* Once per loop iteration: the messages collected in it go to the owner
@@ -1165,16 +1259,17 @@ static void on_gate_check(uv_check_t *h)
     struct dispatch *d = h->data;
     uv_check_stop(h);
     size_t n = 0;
-    for (struct dispatch_msg *m = d->gate_head; m; m = m->next_waiting) n++;
+    for (struct dispatch_msg *m = d->gate_head; m; m = m->gate_next) n++;
     if (n == 0) return;
     if (!d->handoff) { /* the owner took its callback back: no gate */
         while (d->gate_head) {
             struct dispatch_msg *m = d->gate_head;
-            d->gate_head = m->next_waiting;
-            if (!d->gate_head) d->gate_tail = NULL;
-            m->next_waiting = NULL;
+            collected_unlink(d, m);
             m->gate = GATE_NONE;
-            start_now(current_prov(m), m);
+            if (m->slot) { /* the others wait in their FIFO, and start as always */
+                m->slot = false;
+                start_now(current_prov(m), m);
+            }
         }
         wake_done(d);
         return;
@@ -1184,9 +1279,10 @@ static void on_gate_check(uv_check_t *h)
         d->gate_vec = xrealloc(d->gate_vec, d->gate_cap * sizeof(*d->gate_vec));
     }
     n = 0;
+    uint64_t now = uv_hrtime();
     for (struct dispatch_msg *m = d->gate_head, *next; m; m = next) {
-        next = m->next_waiting;
-        m->next_waiting = NULL;
+        next = m->gate_next;
+        m->asked_ns = now;
         m->gate = GATE_ASKED;
         m->gate_prev = NULL;
         m->gate_next = d->asked;
@@ -1206,23 +1302,17 @@ void dispatch_gate_now(struct dispatch *d)
     if (d->gate_head) on_gate_check(&d->gate_check);
 }
 
-/* m leaves the gate without being sent: its slot (and the probe) come free. */
+/* m, holding a slot, leaves without being sent: its slot (and the probe)
+ * come free. */
 static void gate_drop(struct dispatch_msg *m)
 {
     struct dprov *p = current_prov(m);
-    m->gate = GATE_NONE;
+    gate_forget(m);
+    m->slot = false;
     p->active--;
     probe_abandoned(p, m);
     herald_copy(m->provider, sizeof(m->provider), p->pp->name);
     finish_interrupted(m);
-}
-
-static void asked_unlink(struct dispatch *d, struct dispatch_msg *m)
-{
-    if (m->gate_prev) m->gate_prev->gate_next = m->gate_next;
-    else d->asked = m->gate_next;
-    if (m->gate_next) m->gate_next->gate_prev = m->gate_prev;
-    m->gate_prev = m->gate_next = NULL;
 }
 
 void dispatch_handoff_done(struct dispatch *d, struct dispatch_msg **msgs, size_t n, const bool *go)
@@ -1232,12 +1322,23 @@ void dispatch_handoff_done(struct dispatch *d, struct dispatch_msg **msgs, size_
         struct dispatch_msg *m = msgs[i];
         if (m->d != d || m->gate != GATE_ASKED) continue;
         asked_unlink(d, m);
+        m->gate = GATE_NONE;
         struct dprov *p = current_prov(m);
-        if (go[i] && !d->stopping && !d->closed) {
-            m->gate = GATE_NONE;
-            start_now(p, m);
+        bool yes = go[i] && !d->stopping && !d->closed;
+        if (m->slot) { /* it took its slot meanwhile, and waited there */
+            if (yes) {
+                m->slot = false;
+                start_now(p, m);
+            } else {
+                gate_drop(m);
+                pump(p);
+            }
+        } else if (yes) {
+            m->cleared = true; /* starts when it gets a slot: maybe now */
+            m->cleared_ns = uv_hrtime();
+            pump(p);
         } else {
-            gate_drop(m);
+            m->refused = true; /* ends when it gets a slot (its FIFO keeps its order) */
             pump(p);
         }
     }
@@ -1257,10 +1358,8 @@ void dispatch_interrupt(struct dispatch *d)
         struct dprov *p = &d->provs[i];
         uv_timer_stop(&p->refill);
         while (p->fifo_head) {
-            struct dispatch_msg *m = p->fifo_head;
-            p->fifo_head = m->next_waiting;
-            if (!p->fifo_head) p->fifo_tail = NULL;
-            m->next_waiting = NULL;
+            struct dispatch_msg *m = fifo_pop(p); /* asked ahead or not: finish() takes it off the gate */
+            m->cleared = m->refused = false;
             if (m->probe) p->probing = false;
             herald_copy(m->provider, sizeof(m->provider), p->pp->name);
             finish_interrupted(m);
@@ -1272,15 +1371,10 @@ void dispatch_interrupt(struct dispatch *d)
             finish_interrupted(m);
         }
     }
-    /* Collected for the owner but not yet shown to it: nobody knows them. */
+    /* Collected for the owner but not yet shown to it: nobody knows them.
+     * Only those holding a slot are left (the FIFOs' are finished above). */
     uv_check_stop(&d->gate_check);
-    while (d->gate_head) {
-        struct dispatch_msg *m = d->gate_head;
-        d->gate_head = m->next_waiting;
-        if (!d->gate_head) d->gate_tail = NULL;
-        m->next_waiting = NULL;
-        gate_drop(m);
-    }
+    while (d->gate_head) gate_drop(d->gate_head);
     wake_done(d);
 }
 
@@ -1288,11 +1382,7 @@ void dispatch_abort(struct dispatch *d)
 {
     dispatch_interrupt(d);
     d->aborted = true;
-    while (d->asked) { /* the owner's answer will not come in time */
-        struct dispatch_msg *m = d->asked;
-        asked_unlink(d, m);
-        gate_drop(m);
-    }
+    while (d->asked) gate_drop(d->asked); /* the owner's answer will not come in time; each holds a slot */
     while (d->reqs && d->multi) {
         struct dispatch_req *req = d->reqs;
         struct dispatch_msg *m = req->m;

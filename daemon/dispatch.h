@@ -75,7 +75,12 @@ struct dispatch_msg {
     bool has_waited;
     int slowdowns;                     /* slow-down answers: the backoff's exponent for them */
     int gate;                          /* where it is at the handoff gate (dispatch.c) */
-    struct dispatch_msg *gate_prev, *gate_next; /* waiting for the owner's answer */
+    struct dispatch_msg *gate_prev, *gate_next; /* collected, or waiting for the owner's answer */
+    bool ahead;    /* asked ahead of a slot: counted in its provider FIFO's `ahead` */
+    bool cleared;  /* the owner said go before it had a slot: it starts as soon as it gets one */
+    bool refused;  /* the owner said no before it had a slot: it ends when it gets one */
+    bool slot;     /* holds its slot (and token) while the owner's answer is awaited */
+    uint64_t asked_ns, cleared_ns;     /* when it was shown to the owner, and cleared (uv_hrtime) */
 };
 
 struct dispatch;
@@ -95,11 +100,20 @@ const char *dispatch_provider_circuit(const struct dispatch *d, size_t i, bool *
  * provider before any of them does, so that it can record it durably.
  *
  * Called at most once per loop iteration (from a uv_check) with the
- * messages whose FIRST request (or deliver call) is about to start; none
- * of them starts until dispatch_handoff_done() answers for it. The msgs
- * array is valid during the call only; the messages stay the owner's.
- * A message waiting for its answer already holds its provider slot and
- * rate token (so concurrency and rate stay exact), and counts in
+ * messages whose FIRST request (or deliver call) is next: none of them
+ * starts until dispatch_handoff_done() answers for it. The msgs array is
+ * valid during the call only; the messages stay the owner's. A provider's
+ * FIFO is asked AHEAD of its slots: messages at its head are asked (and,
+ * answered yes, wait cleared) while the slots are busy, so that a freed
+ * slot starts the next message at once instead of waiting a round trip of
+ * the owner's write. How many (at most `concurrency`) adapts to the
+ * provider's pace: one more each time a message had to wait at its slot
+ * for an answer, one fewer each time a cleared message waited for its slot
+ * more than twice the answer's round trip. So with a fast provider the
+ * owner's write overlaps the requests, and with a slow one few messages are
+ * recorded handed and not yet started (after a crash those are `unknown`). A
+ * message that gets a slot before its answer holds the slot and its rate
+ * token meanwhile (concurrency and rate stay exact). Every one counts in
  * dispatch_in_flight(). Once let go a message never passes the gate again
  * (its retries and failover need no new answer). Without a callback set
  * (NULL), messages start at once, as they always did.

@@ -19,6 +19,8 @@
 # start-up included; N=20000 takes a minute; valgrind hides the CPU's SHA
 # instructions from OpenSSL, so HMAC weighs more than on the real CPU). The
 # .out files are left in the build directory for callgrind_annotate.
+# SYSCALLS=1 counts herald's system calls per message by kind (strace -c;
+# it slows herald down: rates are not comparable then).
 # Quote medians: the machines are shared and noisy.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -156,6 +158,11 @@ for run in $(seq 1 "$RUNS"); do
  "recipients_key": "herald:lists:bench"}
 JOB
     perf_pid=""
+    if [ "${SYSCALLS:-0}" = 1 ]; then
+        strace -c -f -o "$tmp/strace-$run.txt" -p "$hpid" 2>/dev/null &
+        perf_pid=$!
+        sleep 0.5
+    fi
     if [ "${PROFILE:-0}" = 1 ]; then
         perf record -g -o "$bdir/perf-$run.data" -p "$hpid" >/dev/null 2>&1 &
         perf_pid=$!
@@ -188,6 +195,11 @@ JOB
         kill -INT $perf_pid; wait $perf_pid || true
     fi
     sent=$(ctl campaign "bench-$run" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])')
+    if [ "${SYSCALLS:-0}" = 1 ]; then
+        # herald's system calls per message, by kind (strace -c).
+        awk -v n="$sent" '$NF != "total" && $4 ~ /^[0-9]+$/ && $4 / n >= 0.05 {printf "%s %.2f, ", $NF, $4 / n}
+            END {print ""}' "$tmp/strace-$run.txt" | sed 's/^/       herald syscalls per message: /'
+    fi
     # Where Redis spent its time, per message sent: calls and microseconds of
     # each command (a script's own calls are counted apart from its EVALSHA).
     redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | /usr/bin/python3 -c '

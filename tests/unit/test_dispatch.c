@@ -169,31 +169,73 @@ static void gate_batches_and_waits_for_the_answer(void **state)
     fx_free(fx);
 }
 
-/* The gate holds the provider slot: with concurrency 1 the second message
- * is not even shown to the owner before the first is done. A retry of a
- * message let go does not pass the gate again. */
-static void gate_holds_the_slot_and_is_passed_once(void **state)
+/* The gate asks ahead of the slots, at most `concurrency` messages per
+ * provider: with concurrency 1 the message holding the slot and the next
+ * one are asked in one call, a third only once the second has a slot. A
+ * message cleared ahead starts the moment the slot frees, with no call of
+ * its own. A retry of a message let go does not pass the gate again. */
+static void gate_asks_ahead_of_the_slots_and_is_passed_once(void **state)
 {
     (void)state;
     struct fx *fx = fx_new("concurrency = 1\nverdicts = retry, accept\nretry_after_ms = 0\n");
     dispatch_set_handoff(fx->d, on_handoff, fx);
-    submit(fx, 0);
-    submit(fx, 1);
-    run_until_done(fx, 1, 2000);
-    assert_int_equal(fx->nasked, 1);
-    bool go = true;
-    dispatch_handoff_done(fx->d, &fx->asked[0], 1, &go);
-    /* m0: retry (1 s backoff), meanwhile m1 takes the slot and is asked */
-    run_until_done(fx, 1, 800);
+    for (int i = 0; i < 3; i++) submit(fx, i);
+    run_until_done(fx, 1, 300);
+    assert_int_equal(fx->ndone, 0);
+    assert_int_equal(fx->gate_calls, 1);
     assert_int_equal(fx->nasked, 2);
-    dispatch_handoff_done(fx->d, &fx->asked[1], 1, &go);
-    run_until_done(fx, 2, 10000);
-    assert_int_equal(fx->ndone, 2);
-    assert_int_equal(fx->nasked, 2); /* m0's retries did not come back to the gate */
-    /* deliveries cycle retry, accept: m0 retry, m1 accept, m0 retry, m0 accept */
-    assert_int_equal(fx->m[0].requests, 3);
+    assert_ptr_equal(fx->asked[0], &fx->m[0]);
+    assert_ptr_equal(fx->asked[1], &fx->m[1]);
+    bool go[2] = {true, true};
+    dispatch_handoff_done(fx->d, fx->asked, 2, go);
+    /* m0: retry (1 s backoff); m1, cleared, takes the freed slot at once
+     * and is sent; then m2 is asked. */
+    run_until_done(fx, 1, 800);
+    assert_int_equal(fx->done[1], 1);
+    assert_int_equal(fx->m[1].outcome, HERALD_OUTCOME_SENT);
+    assert_int_equal(fx->nasked, 3);
+    assert_int_equal(fx->gate_calls, 2);
+    assert_ptr_equal(fx->asked[2], &fx->m[2]);
+    dispatch_handoff_done(fx->d, &fx->asked[2], 1, go);
+    run_until_done(fx, 3, 10000);
+    assert_int_equal(fx->ndone, 3);
+    assert_int_equal(fx->nasked, 3); /* the retries did not come back to the gate */
     assert_int_equal(fx->m[1].requests, 1);
-    for (int i = 0; i < 2; i++) assert_true(fx->m[i].handed);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fx->m[i].outcome, HERALD_OUTCOME_SENT);
+        assert_true(fx->m[i].handed);
+    }
+    fx_free(fx);
+}
+
+/* A message the owner refuses while it waits ahead of a slot (its person
+ * was erased) ends interrupted when its turn comes, never sent; the one
+ * behind it is unaffected. */
+static void gate_refused_ahead_is_never_sent(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("concurrency = 1\n");
+    dispatch_set_handoff(fx->d, on_handoff, fx);
+    for (int i = 0; i < 3; i++) submit(fx, i);
+    run_until_done(fx, 1, 300);
+    assert_int_equal(fx->nasked, 2);
+    struct dispatch_msg *one = fx->asked[1];
+    bool no = false, yes = true;
+    dispatch_handoff_done(fx->d, &one, 1, &no); /* m1, still without a slot */
+    assert_int_equal(fx->ndone, 0);
+    dispatch_handoff_done(fx->d, &fx->asked[0], 1, &yes);
+    run_until_done(fx, 2, 2000);
+    assert_int_equal(fx->done[1], 1);
+    assert_true(fx->m[1].interrupted);
+    assert_false(fx->m[1].handed);
+    assert_int_equal(fx->m[1].requests, 0);
+    /* m2 was asked once m1 left the FIFO */
+    assert_int_equal(fx->nasked, 3);
+    dispatch_handoff_done(fx->d, &fx->asked[2], 1, &yes);
+    run_until_done(fx, 3, 2000);
+    assert_int_equal(fx->m[0].outcome, HERALD_OUTCOME_SENT);
+    assert_int_equal(fx->m[2].outcome, HERALD_OUTCOME_SENT);
+    assert_int_equal(dispatch_in_flight(fx->d), 0);
     fx_free(fx);
 }
 
@@ -349,7 +391,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gate_batches_and_waits_for_the_answer),
-        cmocka_unit_test(gate_holds_the_slot_and_is_passed_once),
+        cmocka_unit_test(gate_asks_ahead_of_the_slots_and_is_passed_once),
+        cmocka_unit_test(gate_refused_ahead_is_never_sent),
         cmocka_unit_test(gate_answer_inside_the_callback),
         cmocka_unit_test(gate_interrupt_and_abort),
         cmocka_unit_test(open_circuit_is_waited_for_not_attempted),
