@@ -189,6 +189,7 @@ static void add_entry(struct parse_ctx *c, const char *section, const char *key,
     char folded[256];
     fold_section(section, folded, sizeof(folded));
     struct raw_entry *e = &c->entries[c->nentries++];
+    memset(e, 0, sizeof(*e));
     e->section = xstrdup(folded);
     e->key = xstrdup(key);
     e->value = xstrdup(value);
