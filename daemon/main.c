@@ -249,7 +249,6 @@ static int load(struct daemon *d, const char *path, const char **overrides, size
     if (check_only) fputs(errors.buf ? errors.buf : "", stderr);
     else d->warnings = errors; /* logged once the log is set up */
     if (check_only) strbuf_free(&errors);
-    if (check_only) printf("configuration OK\n");
     return 0;
 }
 
@@ -306,6 +305,7 @@ int main(int argc, char **argv)
     }
     if (check_only) {
         int rc = connect && check_redis(&d->cfg) < 0 ? 1 : 0;
+        if (rc == 0) printf("configuration OK\n");
         plugin_set_free(d->plugins);
         config_free(&d->cfg);
         return rc;

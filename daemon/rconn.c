@@ -286,16 +286,18 @@ static void on_select(redisAsyncContext *ac, void *r, void *priv)
     report(rc, true, NULL);
 }
 
-/* AUTH's reply (Redis never quotes the password in it). The SELECT sent
- * behind it fails too (NOAUTH) and drops the connection. */
+/* AUTH's reply (Redis never quotes the password in it). A refused AUTH
+ * drops the connection: it would otherwise go on as Redis's default user
+ * (which may need no password), not as the user configured. */
 static void on_auth(redisAsyncContext *ac, void *r, void *priv)
 {
     struct rconn *rc = priv;
     redisReply *reply = r;
     (void)ac;
-    if (reply && reply->type == REDIS_REPLY_ERROR && rc->state == RC_CONNECTING)
-        snprintf(rc->why, sizeof(rc->why), "authentication failed%s%s: %.100s", rc->user ? " for user " : "",
-                 rc->user ? rc->user : "", reply->str);
+    if (!reply || reply->type != REDIS_REPLY_ERROR || rc->state != RC_CONNECTING) return;
+    snprintf(rc->why, sizeof(rc->why), "authentication failed%s%s: %.100s", rc->user ? " for user " : "",
+             rc->user ? rc->user : "", reply->str);
+    redisAsyncDisconnect(rc->ac);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
