@@ -246,9 +246,12 @@ static int load(struct daemon *d, const char *path, const char **overrides, size
         strbuf_free(&errors);
         return -1;
     }
-    if (check_only) fputs(errors.buf ? errors.buf : "", stderr);
-    else d->warnings = errors; /* logged once the log is set up */
-    if (check_only) strbuf_free(&errors);
+    if (check_only) {
+        fputs(errors.buf ? errors.buf : "", stderr); /* the warnings */
+        strbuf_free(&errors);
+    } else {
+        d->warnings = errors; /* logged once the log is set up */
+    }
     return 0;
 }
 
