@@ -1221,7 +1221,7 @@ static void validate(struct parse_ctx *c, struct config *cfg)
         const char *arg = NULL;
         enum section_kind kind = classify(e->section, &arg);
         if (e->dropped) continue;
-        if (e->skip) { /* a KEY_file already reported: the key is given, not missing */
+        if (e->skip && kind != SEC_PROVIDER) { /* a KEY_file already reported: the key is given, not missing */
             const struct config_key_info *k = kind == SEC_FIXED ? schema_find(e->section, e->key) : NULL;
             if (k) seen_schema[k - config_schema] = true;
             continue;
@@ -1291,6 +1291,11 @@ static void validate(struct parse_ctx *c, struct config *cfg)
         case SEC_PROVIDER: {
             if (!herald_id_valid(arg)) break;
             struct config_provider *p = provider_get(cfg, arg, e->line);
+            if (e->skip) {
+                p->unread = xrealloc(p->unread, (p->nunread + 1) * sizeof(char *));
+                p->unread[p->nunread++] = xstrdup(e->key);
+                break;
+            }
             if (strcmp(e->key, "plugin") == 0) {
                 bool ok = *e->value != '\0';
                 for (const char *q = e->value; *q; q++)
@@ -1471,6 +1476,7 @@ void config_free(struct config *cfg)
         }
         free(p->settings);
         free(p->setting_lines);
+        free_list(p->unread, p->nunread);
     }
     free(cfg->providers);
     for (size_t i = 0; i < cfg->ncaps; i++) {

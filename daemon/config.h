@@ -129,6 +129,8 @@ struct config_provider {
     struct herald_setting *settings; /* plugin settings (not `plugin` nor the keys above) */
     int *setting_lines;
     size_t nsettings;
+    char **unread;              /* secret settings whose KEY_file failed (reported): the plugin's */
+    size_t nunread;             /* "missing" for them would say it twice */
 };
 
 /* [cap NAME]: at most `limit` messages actually sent to one person on

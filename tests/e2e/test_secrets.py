@@ -187,6 +187,23 @@ class Secrets(harness.HeraldTestCase):
         self.assertEqual(code, 1, out)
         self.assertIn("give token or token_file, not both", out)
 
+    def test_plugin_secret_file(self):
+        e = self.e
+        hook = e.write("hook-secret", harness.HOOK_SECRET + "\n")
+        text = e.config_text().replace("[channel email]\nproviders = outbox",
+                                       "[channel email]\nproviders = hook")
+        text += "\n[provider hook]\nplugin = webhook\nurl = http://127.0.0.1:9/herald\nsecret_file = hook-secret\n"
+        conf = e.write("hook.conf", text)
+        self.assertEqual(check(conf), (0, "configuration OK\n"))
+        # an unreadable secret file is one error, not also the plugin's "missing"
+        os.chmod(hook, 0o604)
+        code, out = check(conf)
+        self.assertEqual(code, 1, out)
+        at = text.splitlines().index("secret_file = hook-secret") + 1
+        self.assertRegex(out, r"(?m)^%s:%d: \[provider hook\] secret_file: permissions 0604" % (re.escape(conf), at))
+        self.assertIn("1 error in %s" % conf, out)
+        self.assertNotIn(harness.HOOK_SECRET, out)
+
     def test_set_never_echoes(self):
         for s in ("admin.token=tiny-secret-x", "admin.tokentiny-secret-x", "tiny-secret-x",
                   "redis.url=redis://u:tiny-secret-x@127.0.0.1:99999/0"):
