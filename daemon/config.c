@@ -993,24 +993,24 @@ static void suggest_key(const char *section, const char *key, char *out, size_t 
 
 /*
  * A file holding a secret must be no one else's to read, as ssh wants of
- * a private key: owned by the user herald runs as, nothing for group and
- * others (0600, 0400); or owned by root and readable by its group at most
- * (0640), as PostgreSQL accepts for its key (a package's root:herald 0640).
- * 0, or -1 with err.
+ * a private key: owned by root and readable by its group at most (0640),
+ * as PostgreSQL accepts for its key (the package's root:herald 0640); or
+ * owned by the user herald runs as, nothing for group and others (0600,
+ * 0400). 0, or -1 with err.
  */
 static int secret_mode_ok(const char *path, const struct stat *st, char *err, size_t errlen)
 {
     unsigned mode = (unsigned)(st->st_mode & 07777);
+    if (st->st_uid == 0) {
+        if (!(mode & 037)) return 0;
+        herald_seterr(err, errlen, "permissions %04o for '%s' are too open: it holds a secret, so others must have "
+                      "no access and its group (it belongs to root) at most read (chmod 640 '%s')", mode, path, path);
+        return -1;
+    }
     if (st->st_uid == geteuid()) {
         if (!(mode & 077)) return 0;
         herald_seterr(err, errlen, "permissions %04o for '%s' are too open: it holds a secret, so group and others "
                       "must have no access (chmod 600 '%s')", mode, path, path);
-        return -1;
-    }
-    if (st->st_uid == 0) {
-        if (!(mode & 037)) return 0;
-        herald_seterr(err, errlen, "permissions %04o for '%s' are too open: it holds a secret and belongs to root, "
-                      "so at most its group may read it (chmod 640 '%s')", mode, path, path);
         return -1;
     }
     herald_seterr(err, errlen, "'%s' holds a secret and belongs to uid %u: it must belong to the user herald runs "

@@ -174,10 +174,10 @@ class Secrets(harness.HeraldTestCase):
         conf = service_config(e, "redis://herald@127.0.0.1:%d/0" % e.redis.port, mode=0o644)
         self.assertEqual(check(conf), (0, "configuration OK\n"))
         # but a secret file others may read is refused
-        os.chmod(e.path("redis-pw"), 0o640)
+        os.chmod(e.path("redis-pw"), 0o644)
         code, out = check(conf)
         self.assertEqual(code, 1, out)
-        self.assertIn("[redis] password_file: permissions 0640 for '%s' are too open" % e.path("redis-pw"), out)
+        self.assertIn("[redis] password_file: permissions 0644 for '%s' are too open" % e.path("redis-pw"), out)
         self.assertNotIn(REDIS_PW, out)
         os.chmod(e.path("redis-pw"), 0o600)
         # KEY and KEY_file together
