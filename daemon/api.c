@@ -92,10 +92,28 @@ static void scrape_done(struct scrape *sc)
     for (int e = 0; qc.redis_waiting && e < STORE_E_COUNT; e++)
         if (strcmp(store_error_name((enum store_error)e), qc.redis_error) == 0) sc->g.redis_waiting = e;
     sc->g.job_held = qc.held_error != NULL;
+    if (st->http_admin) {
+        sc->g.listeners[sc->g.nlisteners].name = "admin";
+        http_server_stats(st->http_admin, &sc->g.listeners[sc->g.nlisteners++].stats);
+    }
+    if (st->http_public) {
+        sc->g.listeners[sc->g.nlisteners].name = "public";
+        http_server_stats(st->http_public, &sc->g.listeners[sc->g.nlisteners++].stats);
+    }
     sc->g.redis_emptied = qc.redis_emptied;
+    sc->g.redis_connected = rconn_ready(st->jobs) && rconn_ready(st->data);
+    size_t np = st->dispatch ? dispatch_nproviders(st->dispatch) : 0;
+    const char **names = xcalloc(np + 1, sizeof(*names));
+    bool *open = xcalloc(np + 1, sizeof(*open));
+    for (size_t i = 0; i < np; i++) names[i] = dispatch_provider_circuit(st->dispatch, i, &open[i]);
+    sc->g.circuit_names = names;
+    sc->g.circuit_open = open;
+    sc->g.ncircuits = np;
     struct strbuf out;
     strbuf_init(&out);
     metrics_render(&out, &sc->g);
+    free(names);
+    free(open);
     http_respond(sc->req, 200, "text/plain; version=0.0.4; charset=utf-8", out.buf, out.len);
     strbuf_free(&out);
     free(sc);
@@ -154,11 +172,11 @@ static void metrics(struct http_request *req, void *arg)
     scrape_done(sc);
 }
 
-int api_register(struct http_server *srv, struct api_state *st)
+int api_register(struct http_server *admin, struct http_server *public, struct api_state *st)
 {
-    if (http_route(srv, "GET", "/metrics", metrics, st) < 0) return -HERALD_EINVAL;
-    if (webhooks_register(srv, st) < 0) return -HERALD_EINVAL; /* provider webhooks (webhooks.h) */
-    if (api_v1_register(srv, st) < 0) return -HERALD_EINVAL; /* preference API (api_v1.h) */
-    if (page_register(srv, st) < 0) return -HERALD_EINVAL;   /* link pages (page.h) */
-    return http_route(srv, "GET", "/healthz", healthz, st);
+    if (http_route(admin, "GET", "/metrics", metrics, st) < 0) return -HERALD_EINVAL;
+    if (webhooks_register(public, st) < 0) return -HERALD_EINVAL; /* provider webhooks (webhooks.h) */
+    if (api_v1_register(admin, st) < 0) return -HERALD_EINVAL;    /* preference API (api_v1.h) */
+    if (page_register(public, st) < 0) return -HERALD_EINVAL;     /* link pages (page.h) */
+    return http_route(admin, "GET", "/healthz", healthz, st);
 }

@@ -29,9 +29,17 @@ struct api_state {
     size_t plugins_loaded;
     bool stopping;
     int64_t started_at; /* unix seconds */
+    /* The listeners, for /metrics (public NULL when the admin one serves
+     * the public routes too); main sets them and clears them when closed. */
+    struct http_server *http_admin, *http_public;
 };
 
-int api_register(struct http_server *srv, struct api_state *st);
+/* Registers the admin routes (/v1 API, /metrics, /healthz) on admin and the
+ * public ones (the link pages /u/ and /p/, the provider webhooks under
+ * /v1/webhooks/) on public, which may be admin itself (one listener serving
+ * both, when [public] listen is empty). A route is on one listener only:
+ * the other answers 404. */
+int api_register(struct http_server *admin, struct http_server *public, struct api_state *st);
 
 /* The answer to a request that Redis failed (class e, store_cmd.h): 503
  * {"error": "redis unavailable: <store_error_name(e)>"}, never Redis's own

@@ -262,10 +262,7 @@ static bool consent_body(struct http_request *req, const json_t *body, int *chan
             return false;
         }
         if (strcmp(key, "channel") && strcmp(key, "granted") && strcmp(key, "source") && strcmp(key, "text_version")) {
-            char q[40];
-            snprintf(msg, sizeof(msg), "consent: unknown key \"%s\" (expected channel, granted, source, text_version)",
-                     herald_printable(key, q, sizeof(q)));
-            http_respond_error(req, 400, msg);
+            http_respond_error(req, 400, "consent: unknown key (expected channel, granted, source, text_version)");
             return false;
         }
     }

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "profile.h"
 
+/* X-macro arguments may hold commas only inside parentheses: none here. */
 const struct config_key_info config_schema[] = {
 #define X(sec, key, type, def, field, doc) {sec, key, CONFIG_##type, def, doc},
     CONFIG_KEYS(X)
@@ -224,6 +225,66 @@ int config_parse_duration(const char *s, int64_t *ms)
     else return -HERALD_EINVAL;
     if (v > (unsigned long long)(INT64_MAX / mult)) return -HERALD_EINVAL;
     *ms = (int64_t)v * mult;
+    return 0;
+}
+
+int config_parse_size(const char *s, int64_t *bytes)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s)) return -HERALD_EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -HERALD_EINVAL;
+    unsigned long long mult = 1;
+    if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0) mult = 1024;
+    else if (strcmp(end, "m") == 0 || strcmp(end, "M") == 0) mult = 1024 * 1024;
+    else if (*end) return -HERALD_EINVAL;
+    if (v > (unsigned long long)INT64_MAX / mult) return -HERALD_EINVAL;
+    *bytes = (int64_t)(v * mult);
+    return 0;
+}
+
+/* One of CONFIG_LISTENER_KEYS in [admin] or [public]: 1 when key is one
+ * (0 set, or -1 with err), 0 when it is not. */
+static int set_listener_key(struct config_listener *l, const char *key, const char *value, int *rc, char *err,
+                            size_t errlen)
+{
+    int64_t n;
+    *rc = 0;
+    if (strcmp(key, "max_connections") == 0 || strcmp(key, "max_connections_per_client") == 0) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || errno || *end || v < 1 || v > 100000) {
+            herald_seterr(err, errlen, "expected a whole number from 1 to 100000");
+            *rc = -1;
+        } else if (strcmp(key, "max_connections") == 0) {
+            l->max_connections = v;
+        } else {
+            l->max_connections_per_client = v;
+        }
+        return 1;
+    }
+    if (strcmp(key, "header_timeout") == 0 || strcmp(key, "body_timeout") == 0 || strcmp(key, "idle_timeout") == 0) {
+        if (config_parse_duration(value, &n) < 0 || n < 100 || n > 3600 * 1000) {
+            herald_seterr(err, errlen, "expected a duration from 100ms to 1h, e.g. 30s");
+            *rc = -1;
+        } else {
+            *(key[0] == 'h' ? &l->header_timeout_ms : key[0] == 'b' ? &l->body_timeout_ms : &l->idle_timeout_ms) = n;
+        }
+        return 1;
+    }
+    if (strcmp(key, "max_header_size") == 0 || strcmp(key, "max_body_size") == 0) {
+        bool body = strcmp(key, "max_body_size") == 0;
+        int64_t hi = body ? 64 * 1024 * 1024 : 1024 * 1024;
+        if (config_parse_size(value, &n) < 0 || n < 1024 || n > hi) {
+            herald_seterr(err, errlen, "expected a size from 1k to %s, e.g. %s", body ? "64m" : "1m", body ? "64k" : "16k");
+            *rc = -1;
+        } else {
+            *(body ? &l->max_body_bytes : &l->max_header_bytes) = n;
+        }
+        return 1;
+    }
     return 0;
 }
 
@@ -444,7 +505,24 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
 {
     int64_t n;
     char *end;
+    int lrc;
 #define MATCH(s, k) (strcmp(section, s) == 0 && strcmp(key, k) == 0)
+    if ((strcmp(section, "admin") == 0 || strcmp(section, "public") == 0) &&
+        set_listener_key(section[0] == 'a' ? &cfg->admin_http : &cfg->public_http, key, value, &lrc, err, errlen))
+        return lrc;
+    if (MATCH("public", "listen")) {
+        free(cfg->public_listen);
+        free(cfg->public_host);
+        cfg->public_listen = cfg->public_host = NULL;
+        if (!*value) return 0; /* the admin listener serves the public routes */
+        char *h = NULL;
+        int port;
+        if (config_parse_listen(value, &h, &port, err, errlen) < 0) return -1;
+        cfg->public_listen = xstrdup(value);
+        cfg->public_host = h;
+        cfg->public_port = port;
+        return 0;
+    }
     if (MATCH("daemon", "plugin_dir")) {
         if (!*value) goto empty;
         free(cfg->plugin_dir);
@@ -574,7 +652,7 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         }
         free(cfg->tombstone_secret);
         cfg->tombstone_secret = xstrdup(value);
-    } else if (MATCH("admin", "public_url")) {
+    } else if (MATCH("public", "public_url")) {
         if (*value && strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
             herald_seterr(err, errlen, "must start with https:// (or http:// for local tests)");
             return -1;
@@ -615,7 +693,7 @@ bool config_key_is_secret(const char *section, const char *key)
 
 static bool is_fixed_section(const char *s)
 {
-    return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0 ||
+    return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0 || strcmp(s, "public") == 0 ||
            strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0;
 }
 
@@ -950,7 +1028,7 @@ static void suggest(const char *word, const char *cand, char *best, size_t bestl
 /* " (did you mean [x]?)" for a section name nobody knows, or "". */
 static void suggest_section(const char *name, char *out, size_t outlen)
 {
-    static const char *const fixed[] = {"daemon", "redis", "admin", "consent", "quiet_hours"};
+    static const char *const fixed[] = {"daemon", "redis", "admin", "public", "consent", "quiet_hours"};
     char best[300] = "", cand[300];
     int d = 99;
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) suggest(name, fixed[i], best, sizeof(best), &d);
@@ -1180,6 +1258,7 @@ static void validate(struct parse_ctx *c, struct config *cfg)
 {
     char err[512];
     bool seen_schema[sizeof(config_schema) / sizeof(config_schema[0])] = {0};
+    const struct raw_entry *admin_public_url = NULL;
 
     /* Unknown sections are reported once, at their header. */
     for (size_t i = 0; i < c->nsections; i++) {
@@ -1199,7 +1278,7 @@ static void validate(struct parse_ctx *c, struct config *cfg)
                 add_error(c, c->sections[i].line, false, name, NULL, "unknown section%s", hint);
             else
                 add_error(c, c->sections[i].line, false, name, NULL,
-                          "unknown section (expected daemon, redis, admin, consent, quiet_hours, channel <email|sms>, provider <name>, cap <name>)");
+                          "unknown section (expected daemon, redis, admin, public, consent, quiet_hours, channel <email|sms>, provider <name>, cap <name>)");
         } else if (kind == SEC_CHANNEL && herald_channel_from_name(arg) < 0) {
             char hint[400];
             suggest_section(name, hint, sizeof(hint));
@@ -1246,6 +1325,10 @@ static void validate(struct parse_ctx *c, struct config *cfg)
                 add_error(c, e->line, true, e->section, NULL, "unknown section");
             break; /* file sections already reported at their header */
         case SEC_FIXED: {
+            if (strcmp(e->section, "admin") == 0 && strcmp(e->key, "public_url") == 0) {
+                admin_public_url = e; /* the deprecated name: applied below */
+                break;
+            }
             const struct config_key_info *k = schema_find(e->section, e->key);
             if (!k) {
                 char hint[300];
@@ -1337,6 +1420,22 @@ static void validate(struct parse_ctx *c, struct config *cfg)
         add_error(c, line ? line : section_line(c, "redis"), from_set, "redis", "url",
                   "the user needs a password (in the url, or [redis] password or password_file)");
     }
+    if (admin_public_url) {
+        const struct config_key_info *k = schema_find("public", "public_url");
+        const struct raw_entry *e = admin_public_url;
+        if (seen_schema[k - config_schema]) {
+            add_error(c, e->line, e->from_set, "admin", "public_url",
+                      "deprecated name of [public] public_url, which is set too: keep only [public] public_url");
+        } else if (set_fixed(cfg, "public", "public_url", e->value, err, sizeof(err)) < 0) {
+            add_error(c, e->line, e->from_set, "admin", "public_url", "%s", err);
+        } else {
+            cfg->public_url_deprecated = true;
+        }
+    }
+    if (cfg->public_listen && cfg->public_port != 0 && cfg->public_port == cfg->listen_port &&
+        strcmp(cfg->public_host, cfg->listen_host) == 0)
+        add_error(c, section_line(c, "public"), false, "public", "listen",
+                  "the same address as [admin] listen: leave it empty to serve the public routes on the admin listener");
 
     /* Required keys and cross-references. */
     const char *required[][2] = {{"admin", "token"}, {"admin", "link_secret"}};
@@ -1461,6 +1560,8 @@ void config_free(struct config *cfg)
     free(cfg->token);
     free(cfg->link_secret);
     free(cfg->public_url);
+    free(cfg->public_listen);
+    free(cfg->public_host);
     free(cfg->tombstone_secret);
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         free_list(cfg->channels[ch].providers, cfg->channels[ch].nproviders);

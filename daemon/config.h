@@ -14,10 +14,37 @@
 #include "herald.h"
 #include "herald_channel.h"
 
+/* Where `cmake --install` puts the plugins (<libdir>/herald/channels),
+ * set by CMakeLists.txt from GNUInstallDirs; relative only in a build
+ * that did not say, and then resolved against the config file's directory. */
+#ifndef HERALD_PLUGIN_DIR
+#define HERALD_PLUGIN_DIR "channels"
+#endif
+/* The limits of one HTTP listener, the same keys in [admin] and [public]
+ * (http.h's struct http_limits; what a hit does: http_limit.h). */
+#define CONFIG_LISTENER_KEYS(X, sec)                                                             \
+    X(sec, "max_connections", INT, "256", max_connections,                                       \
+      "Connections open at once (1..100000). When full, the oldest idle keep-alive connection "  \
+      "is closed to make room; if none is idle, the new one is closed at once.")                 \
+    X(sec, "max_connections_per_client", INT, "32", max_connections_per_client,                  \
+      "Connections open at once from one IP address (1..100000); above: closed at once. "        \
+      "Behind a reverse proxy every connection comes from the proxy: raise it to max_connections.") \
+    X(sec, "header_timeout", DURATION, "10s", header_timeout_ms,                                 \
+      "A request's line and headers must arrive within this of its first byte (100ms..1h); else 408.") \
+    X(sec, "body_timeout", DURATION, "30s", body_timeout_ms,                                     \
+      "A request's body must arrive within this of its last header (100ms..1h); else 408.")     \
+    X(sec, "idle_timeout", DURATION, "30s", idle_timeout_ms,                                     \
+      "A keep-alive connection waiting for its next request is closed after this (100ms..1h).") \
+    X(sec, "max_header_size", SIZE, "16k", max_header_bytes,                                     \
+      "Request line and headers, bytes (1k..1m, k and m suffixes); larger: 431.")                 \
+    X(sec, "max_body_size", SIZE, "64k", max_body_bytes,                                         \
+      "Request body, bytes (1k..64m); larger: 413 before it is read. SendGrid's webhook "        \
+      "takes up to 1m whatever this says.")
+
 /* Keys of the fixed sections: X(section, key, type, default, field, doc).
  * The same table prints docs/config reference and checks herald.example.conf. */
 #define CONFIG_KEYS(X)                                                                          \
-    X("daemon", "plugin_dir", PATH, "channels", plugin_dir,                                      \
+    X("daemon", "plugin_dir", PATH, HERALD_PLUGIN_DIR, plugin_dir,                               \
       "Directory holding the channel plugins as <plugin>.so.")                                   \
     X("daemon", "log_level", LOGLEVEL, "info", log_level, "debug, info, warn or error.")        \
     X("daemon", "log_format", LOGFORMAT, "text", log_format,                                     \
@@ -49,23 +76,30 @@
     X("redis", "audit_maxlen", INT, "10000000", audit_maxlen,                                    \
       "Approximate maximum length of the audit stream (XADD MAXLEN ~).")                         \
     X("admin", "listen", LISTEN, "127.0.0.1:8025", listen,                                       \
-      "host:port of the admin and preference HTTP API.")                                         \
+      "host:port of the admin listener: the /v1 API, /metrics and /healthz (and the public "    \
+      "routes too when [public] listen is empty).")                                              \
     X("admin", "token", SECRET, "", token,                                                       \
       "Bearer token the linked service presents on /v1/ calls (at least 16 characters).")        \
     X("admin", "link_secret", SECRET, "", link_secret,                                           \
       "HMAC-SHA256 key that signs the links in every message (at least 16 characters).")         \
-    X("admin", "public_url", URL, "", public_url,                                                \
-      "Public base URL of this API as people reach it (https://...); links are built under it.") \
     X("admin", "tombstone_secret", SECRET, "", tombstone_secret,                                 \
       "HMAC-SHA256 key of the tombstones erasure keeps of addresses; empty: link_secret.")       \
     X("admin", "link_ttl", DURATION, "60d", link_ttl_ms,                                         \
-      "How long the links in a message stay valid (1h..400d); older links get 403.")
+      "How long the links in a message stay valid (1h..400d); older links get 403.")            \
+    CONFIG_LISTENER_KEYS(X, "admin")                                                             \
+    X("public", "listen", LISTEN, "", public_listen,                                             \
+      "host:port of the public listener: the link pages (/u/, /p/) and the provider webhooks "   \
+      "(/v1/webhooks/). Empty: served on the admin listener, with a warning at start.")           \
+    X("public", "public_url", URL, "", public_url,                                               \
+      "Public base URL of the public listener as people reach it (https://...); links are built " \
+      "under it. [admin] public_url is its deprecated old name.")                                \
+    CONFIG_LISTENER_KEYS(X, "public")
 
 /* CONFIG_SECRET keys (and CONFIG_PROVIDER_SECRETS below) also take the
  * form `KEY_file = path`: the value is the file's content. */
 enum config_type { CONFIG_STRING, CONFIG_PATH, CONFIG_LOGLEVEL, CONFIG_DURATION, CONFIG_INT,
                    CONFIG_REDIS_URL, CONFIG_PREFIX, CONFIG_LISTEN, CONFIG_SECRET, CONFIG_URL,
-                   CONFIG_TZNAME, CONFIG_QUIET, CONFIG_LOGFORMAT };
+                   CONFIG_TZNAME, CONFIG_QUIET, CONFIG_SIZE, CONFIG_LOGFORMAT };
 
 struct config_key_info {
     const char *section;
@@ -200,6 +234,17 @@ struct config {
     size_t nproviders;
     struct config_cap *caps;
     size_t ncaps;
+    /* [admin] and [public]: each listener's limits (CONFIG_LISTENER_KEYS) */
+    struct config_listener {
+        int64_t max_connections, max_connections_per_client;
+        int64_t header_timeout_ms, body_timeout_ms, idle_timeout_ms;
+        int64_t max_header_bytes, max_body_bytes;
+    } admin_http, public_http;
+    /* [public] listen; NULL when empty: the admin listener serves the public routes */
+    char *public_listen;
+    char *public_host;
+    int public_port;
+    bool public_url_deprecated; /* public_url came from [admin] public_url */
 };
 
 /* One --set override: "section.key=value" ("provider outbox.dir=/x"). */
@@ -244,6 +289,8 @@ int config_warnings(const struct config *cfg, struct strbuf *out);
  * warnings) by their line in path; lines of --set and without a line come
  * first, in their order. */
 void config_sort_report(struct strbuf *report, const char *path);
+/* Parses a size: bytes, or with a k or m suffix (KiB, MiB). */
+int config_parse_size(const char *s, int64_t *bytes);
 /* Parses host:port ([v6]:port allowed). */
 int config_parse_listen(const char *s, char **host, int *port, char *err, size_t errlen);
 /* Resolves a path against the config directory (absolute paths unchanged). Caller frees. */

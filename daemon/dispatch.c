@@ -367,6 +367,13 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct 
 }
 
 size_t dispatch_in_flight(const struct dispatch *d) { return d->in_flight; }
+size_t dispatch_nproviders(const struct dispatch *d) { return d->nprovs; }
+
+const char *dispatch_provider_circuit(const struct dispatch *d, size_t i, bool *open)
+{
+    *open = d->provs[i].circuit != CIRCUIT_CLOSED;
+    return d->provs[i].pp->name;
+}
 
 static struct dprov *current_prov(struct dispatch_msg *m)
 {

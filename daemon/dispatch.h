@@ -84,6 +84,11 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct 
 int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb done, void *arg);
 /* Messages submitted and not yet done. */
 size_t dispatch_in_flight(const struct dispatch *d);
+/* Providers in config order (i < dispatch_nproviders): the name of provider
+ * i (owned by the config), *open set when its circuit is open or half-open
+ * (not trusted again yet). For /metrics. */
+size_t dispatch_nproviders(const struct dispatch *d);
+const char *dispatch_provider_circuit(const struct dispatch *d, size_t i, bool *open);
 
 /*
  * The handoff gate: the owner learns which messages are about to reach a

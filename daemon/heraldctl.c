@@ -9,23 +9,31 @@
  * (store_sync_error: "redis refused the job: oom (retry once memory is
  * freed)"), the labels /healthz and /metrics show, never Redis's own words.
  * It stays blocking (hiredis's sync context): one operator, one command.
+ * Progress (campaign --watch, import) is drawn in place only on a terminal
+ * (progress.h); otherwise watch prints one plain line per second and import
+ * only its summary.
  * Exit codes: 0 success, 1 refused input (some or all), 2 usage or Redis.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "herald.h"
 #include "job.h"
 #include "people.h"
 #include "profile.h"
+#include "progress.h"
 #include "store.h"
 #include "store_check.h"
 
@@ -41,7 +49,8 @@ static void usage(FILE *out)
             "                             an address erased before is stored without its consent (said by id)\n"
             "  enqueue CAMPAIGN.json      validate a campaign job and add it to the jobs stream\n"
             "  suppress CHANNEL ADDRESS   put an address on the suppression list (email or sms)\n"
-            "  campaign ID                print a campaign's progress as JSON\n"
+            "  campaign ID [--watch]      print a campaign's progress as JSON; --watch: redraw a progress\n"
+            "                             line every second until it is done (plain lines when not a terminal)\n"
             "\n"
             "exit status: 0 done, 1 input refused (bad lines are reported as FILE:LINE: problem), 2 usage or Redis error\n");
 }
@@ -70,7 +79,66 @@ struct import_run {
     struct import_line win[IMPORT_WINDOW];
     size_t n;
     long imported, skipped, unknown, tombstoned;
+    /* Progress on stderr, drawn only when it is a terminal. */
+    bool show;
+    bool shown; /* a progress line is on the screen now */
+    long lines;
+    long long bytes, size; /* read so far; the file's size (0: unknown) */
+    double drawn_at;       /* monotonic seconds of the last draw */
+    struct progress_rate rate;
 };
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Columns of the terminal on fd (80 when it does not say). */
+static int term_width(int fd)
+{
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    return 80;
+}
+
+/* Takes the progress line off the screen before anything else is printed. */
+static void import_progress_clear(struct import_run *run)
+{
+    if (!run->shown) return;
+    fputs("\r\033[K", stderr);
+    run->shown = false;
+}
+
+/* Redraws the import's progress line, at most five times a second. */
+static void import_progress(struct import_run *run)
+{
+    if (!run->show) return;
+    double now = now_s();
+    if (run->drawn_at > 0 && now - run->drawn_at < 0.2) return;
+    run->drawn_at = now;
+    progress_rate_add(&run->rate, now, run->lines);
+    struct strbuf sb;
+    strbuf_init(&sb);
+    progress_import_line(&sb, run->lines, run->imported, run->skipped, run->bytes, run->size,
+                         progress_rate_get(&run->rate), term_width(STDERR_FILENO) - 1);
+    fprintf(stderr, "\r%s\033[K", sb.buf ? sb.buf : "");
+    fflush(stderr);
+    run->shown = true;
+    strbuf_free(&sb);
+}
+
+/* One line about the import on stderr (a refused line, a failure). */
+static void import_say(struct import_run *run, const char *fmt, ...) HERALD_PRINTF(2, 3);
+static void import_say(struct import_run *run, const char *fmt, ...)
+{
+    import_progress_clear(run);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
 
 static void import_line_free(struct import_line *l)
 {
@@ -96,7 +164,7 @@ static int import_flush(const struct config *cfg, redisContext *c, struct import
     char err[512];
     int rc = 0;
     if (run->n && store_sync_import_batch(c, cfg->prefix, items, run->n, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s:%ld-%ld: %s\n", run->path, run->win[0].lineno, run->win[run->n - 1].lineno, err);
+        import_say(run, "%s:%ld-%ld: %s\n", run->path, run->win[0].lineno, run->win[run->n - 1].lineno, err);
         rc = 2;
     }
     for (size_t i = 0; i < run->n; i++) {
@@ -107,6 +175,7 @@ static int import_flush(const struct config *cfg, redisContext *c, struct import
             for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
                 if (!(items[i].tombstoned & (1u << ch))) continue;
                 /* The id only: never the address. */
+                import_progress_clear(run);
                 printf("%s:%ld: recipient %s: the %s address was erased before; stored without %s consent "
                        "(not contactable on %s until they consent again)\n",
                        run->path, l->lineno, l->prof.id, herald_channel_name(ch), herald_channel_name(ch),
@@ -115,13 +184,14 @@ static int import_flush(const struct config *cfg, redisContext *c, struct import
             }
             break;
         case STORE_IMPORT_REFUSED:
-            fprintf(stderr, "%s:%ld: recipient %s: not imported: %s\n", run->path, l->lineno, l->prof.id,
-                    items[i].reason);
+            import_say(run, "%s:%ld: recipient %s: not imported: %s\n", run->path, l->lineno, l->prof.id,
+                       items[i].reason);
             run->skipped++;
             break;
         case STORE_IMPORT_UNKNOWN:
-            fprintf(stderr, "%s:%ld: recipient %s: not confirmed (%s): it may be partly stored; import it again\n",
-                    run->path, l->lineno, l->prof.id, items[i].reason);
+            import_say(run,
+                       "%s:%ld: recipient %s: not confirmed (%s): it may be partly stored; import it again\n",
+                       run->path, l->lineno, l->prof.id, items[i].reason);
             run->unknown++;
             break;
         }
@@ -165,37 +235,42 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
     int rc = 0;
     struct import_run *run = xcalloc(1, sizeof(*run));
     run->path = path;
+    struct stat st;
+    run->show = isatty(STDERR_FILENO);
+    if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode)) run->size = st.st_size;
     /* Tombstones are keyed like the daemon keys them (people.c). */
     const char *secret = cfg->tombstone_secret && *cfg->tombstone_secret ? cfg->tombstone_secret
                          : cfg->link_secret && *cfg->link_secret         ? cfg->link_secret
                                                                           : NULL;
     while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
         lineno++;
+        run->lines = lineno;
+        run->bytes += len;
         const char *text = import_trim(line, &len, lineno);
         /* Before the blank test: a line of NUL bytes is not blank. */
         if (memchr(text, '\0', (size_t)len)) {
-            fprintf(stderr, "%s:%ld: contains a NUL byte\n", path, lineno);
+            import_say(run, "%s:%ld: contains a NUL byte\n", path, lineno);
             run->skipped++;
             continue;
         }
         if (import_blank(text, (size_t)len)) continue;
         char err[512];
         if ((size_t)len > HERALD_PROFILE_MAX_BYTES) {
-            fprintf(stderr, "%s:%ld: line is %zd bytes, over the %d byte limit\n", path, lineno, len,
-                    HERALD_PROFILE_MAX_BYTES);
+            import_say(run, "%s:%ld: line is %zd bytes, over the %d byte limit\n", path, lineno, len,
+                       HERALD_PROFILE_MAX_BYTES);
             run->skipped++;
             continue;
         }
         json_error_t jerr;
         json_t *obj = json_loadb(text, (size_t)len, JSON_REJECT_DUPLICATES, &jerr);
         if (!obj) {
-            fprintf(stderr, "%s:%ld: not valid JSON (column %d)\n", path, lineno, jerr.column);
+            import_say(run, "%s:%ld: not valid JSON (column %d)\n", path, lineno, jerr.column);
             run->skipped++;
             continue;
         }
         struct import_line *l = &run->win[run->n];
         if (profile_from_json(obj, &l->prof, true, &l->recs, &l->nrecs, time(NULL), err, sizeof(err)) < 0) {
-            fprintf(stderr, "%s:%ld: %s\n", path, lineno, err);
+            import_say(run, "%s:%ld: %s\n", path, lineno, err);
             json_decref(obj);
             run->skipped++;
             continue;
@@ -222,24 +297,28 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
             if (secret && addr) people_tombstone_member(&l->tm[ch], secret, ch, addr);
         }
         run->n++;
-        if (rc == 0 && run->n == IMPORT_WINDOW) rc = import_flush(cfg, c, run);
+        if (rc == 0 && run->n == IMPORT_WINDOW) {
+            rc = import_flush(cfg, c, run);
+            import_progress(run);
+        }
     }
     if (rc == 0) {
         rc = import_flush(cfg, c, run);
     } else {
         /* The connection failed: what is left was never sent. */
         for (size_t i = 0; i < run->n; i++) {
-            fprintf(stderr, "%s:%ld: recipient %s: not imported: not sent (redis connection failed)\n", path,
-                    run->win[i].lineno, run->win[i].prof.id);
+            import_say(run, "%s:%ld: recipient %s: not imported: not sent (redis connection failed)\n", path,
+                       run->win[i].lineno, run->win[i].prof.id);
             run->skipped++;
             import_line_free(&run->win[i]);
         }
         run->n = 0;
     }
     if (rc && getline(&line, &cap, fp) >= 0)
-        fprintf(stderr, "%s: stopped after line %ld: the lines after it were not read\n", path, lineno);
+        import_say(run, "%s: stopped after line %ld: the lines after it were not read\n", path, lineno);
     free(line);
     if (fp != stdin) fclose(fp);
+    import_progress_clear(run);
     printf("imported %ld, skipped %ld", run->imported, run->skipped);
     if (run->unknown) printf(", not confirmed %ld", run->unknown);
     if (run->tombstoned) printf(", %ld address(es) erased before: stored without consent", run->tombstoned);
@@ -359,6 +438,93 @@ static int cmd_campaign(const struct config *cfg, redisContext *c, const char *i
     return 0;
 }
 
+/* Sums of a progress object's per-reason counts. */
+static long long sum_counts(const json_t *obj)
+{
+    long long n = 0;
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, k, v) n += json_integer_value(v);
+    return n;
+}
+
+static long long count(const json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+static volatile sig_atomic_t watch_interrupted;
+
+static void on_watch_signal(int sig)
+{
+    (void)sig;
+    watch_interrupted = 1;
+}
+
+/* Redraws the campaign's progress every second until it is done or
+ * cancelled: in place on a terminal, one plain line per second otherwise.
+ * 0 when it ended, 1 for a campaign Redis does not know, 2 for Redis,
+ * 130 when interrupted (Ctrl-C: the line is ended, so the prompt does not
+ * land on it). */
+static int cmd_campaign_watch(const struct config *cfg, redisContext *c, const char *id)
+{
+    bool tty = isatty(STDOUT_FILENO);
+    struct sigaction sa = {.sa_handler = on_watch_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    struct progress_rate rate = {0};
+    struct strbuf kc;
+    strbuf_init(&kc);
+    store_key_campaign(&kc, cfg->prefix, id);
+    int rc = -1;
+    for (bool first = true; rc < 0; first = false) {
+        redisReply *r = redisCommand(c, "HGETALL %s", kc.buf);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            char err[256];
+            store_sync_error(err, sizeof(err), "progress read", c, r);
+            if (tty && !first) fputs("\n", stdout);
+            fprintf(stderr, "heraldctl: %s\n", err);
+            if (r) freeReplyObject(r);
+            rc = 2;
+            break;
+        }
+        json_t *o = store_campaign_progress(id, r);
+        freeReplyObject(r);
+        struct progress_campaign pc = {
+            .id = id, .state = json_string_value(json_object_get(o, "state")), .total = count(o, "total"),
+            .sent = count(o, "sent"), .suppressed = sum_counts(json_object_get(o, "suppressed")),
+            .deferred = count(o, "deferred"), .failed = sum_counts(json_object_get(o, "failed")),
+            .unknown = count(o, "unknown"), .pending = count(o, "pending")};
+        if (first && strcmp(pc.state, "unknown") == 0) {
+            fprintf(stderr, "heraldctl: campaign %s: no such campaign (nothing enqueued under this id)\n", id);
+            json_decref(o);
+            rc = 1;
+            break;
+        }
+        progress_rate_add(&rate, now_s(), progress_campaign_done(&pc));
+        struct strbuf line;
+        strbuf_init(&line);
+        progress_campaign_line(&line, &pc, progress_rate_get(&rate), tty ? term_width(STDOUT_FILENO) - 1 : 0);
+        if (tty) printf("\r%s\033[K", line.buf ? line.buf : "");
+        else printf("%s\n", line.buf ? line.buf : "");
+        strbuf_free(&line);
+        if (progress_campaign_ended(&pc)) {
+            if (tty) fputs("\n", stdout);
+            rc = 0;
+        }
+        fflush(stdout);
+        json_decref(o);
+        if (rc < 0) nanosleep(&(struct timespec){1, 0}, NULL); /* a signal ends it early */
+        if (rc < 0 && watch_interrupted) {
+            if (tty) fputs("\n", stdout);
+            rc = 130;
+        }
+    }
+    strbuf_free(&kc);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -392,6 +558,14 @@ int main(int argc, char **argv)
     const char *cmd = argv[optind];
     int nargs = argc - optind - 1;
     char **args = argv + optind + 1;
+    /* campaign ID --watch (the flag on either side of the id) */
+    bool watch = false;
+    if (strcmp(cmd, "campaign") == 0 && nargs == 2 &&
+        (strcmp(args[0], "--watch") == 0 || strcmp(args[1], "--watch") == 0)) {
+        watch = true;
+        if (strcmp(args[0], "--watch") == 0) args++;
+        nargs = 1;
+    }
     int want = strcmp(cmd, "suppress") == 0 ? 2 : 1;
     if (strcmp(cmd, "import") && strcmp(cmd, "enqueue") && strcmp(cmd, "suppress") && strcmp(cmd, "campaign")) {
         fprintf(stderr, "heraldctl: unknown command \"%s\"\n", cmd);
@@ -422,6 +596,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "import") == 0) rc = cmd_import(&cfg, c, args[0]);
     else if (strcmp(cmd, "enqueue") == 0) rc = cmd_enqueue(&cfg, c, args[0]);
     else if (strcmp(cmd, "suppress") == 0) rc = cmd_suppress(&cfg, c, args[0], args[1]);
+    else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
     else rc = cmd_campaign(&cfg, c, args[0]);
     redisFree(c);
     config_free(&cfg);

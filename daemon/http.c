@@ -17,6 +17,7 @@
 #include "http.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -60,6 +61,7 @@ struct route {
     http_handler_fn fn;
     void *arg;
     size_t max_body; /* 0: the server's max_body_bytes */
+    http_precheck_fn precheck; /* NULL: none */
 };
 
 struct http_request {
@@ -78,6 +80,7 @@ struct http_request {
     size_t nparams;
     struct strbuf resp_headers;
     bool keep_alive;
+    bool headers_done; /* what llhttp reports after this are trailers: dropped */
     bool head;
     bool http10;
     size_t max_body; /* of the route it will go to, known once the headers are in */
@@ -97,6 +100,7 @@ struct http_conn {
     struct http_request *cur;     /* being parsed */
     struct http_request *pending; /* with its handler */
     size_t header_bytes;
+    struct sockaddr_storage peer; /* port zeroed: compared per client IP */
     int error_status; /* set by a parser callback that refuses the request */
     const char *error_msg;
     int handles; /* tcp and timer until both are closed */
@@ -128,8 +132,28 @@ struct http_server {
     http_close_cb close_cb;
     void *close_arg;
     struct log_complaint accept_failing;
-    struct log_complaint full;
+    uv_timer_t tick; /* every second: log_rate_tick() for the summaries */
+    struct http_stats stats;
+    struct log_rate rates[HTTP_LIMIT_COUNT];
+    char rate_what[HTTP_LIMIT_COUNT][64]; /* "http listener=admin max_connections" */
 };
+
+/* One limit hit: counted, and logged rate-limited (never a line per hit:
+ * the hits may be an attack). An idle keep-alive connection closed is
+ * routine: counted only. */
+static void limit_hit(struct http_server *srv, enum http_limit l)
+{
+    srv->stats.limit_hits[l]++;
+    if (l == HTTP_LIMIT_IDLE_TIMEOUT) return;
+    log_rate_hit(&srv->rates[l], "http", srv->rate_what[l], "listener=%s: %s limit hit (%s); further hits are counted",
+                 srv->limits.name, http_limit_name((int)l),
+                 l == HTTP_LIMIT_MAX_CONNECTIONS   ? "new connections are closed at once"
+                 : l == HTTP_LIMIT_PER_CLIENT      ? "one client's extra connections are closed at once"
+                 : l == HTTP_LIMIT_HEADER_TIMEOUT  ? "requests whose headers are late get 408"
+                 : l == HTTP_LIMIT_BODY_TIMEOUT    ? "requests whose body is late get 408"
+                 : l == HTTP_LIMIT_HEADER_SIZE     ? "requests with large headers get 431"
+                                                   : "requests with large bodies get 413");
+}
 
 static const char *status_text(int status)
 {
@@ -262,15 +286,36 @@ static void server_maybe_finish(struct http_server *srv)
         free(r->pattern);
     }
     free(srv->routes);
+    for (int l = 0; l < HTTP_LIMIT_COUNT; l++) log_rate_forget(&srv->rates[l]);
     free(srv);
     if (cb) cb(arg);
 }
 
+static void conn_refuse(struct http_conn *conn, int status, const char *message);
+static void conn_read_stop(struct http_conn *conn);
+
+/* The connection's one timer: the idle timeout between requests (and while
+ * an answer is written), the header timeout from a request's first byte,
+ * the body timeout from its last header, or the lingering close. */
 static void on_timer(uv_timer_t *t)
 {
     struct http_conn *conn = t->data;
-    if (!conn->lingering) log_debug("http", "idle connection closed");
-    conn_close(conn);
+    if (conn->lingering) {
+        conn_close(conn);
+        return;
+    }
+    if (!conn->cur || conn->writing) {
+        limit_hit(conn->srv, HTTP_LIMIT_IDLE_TIMEOUT);
+        log_debug("http", "listener=%s idle connection closed", conn->srv->limits.name);
+        conn_close(conn);
+        return;
+    }
+    bool body = conn->cur->headers_done;
+    limit_hit(conn->srv, body ? HTTP_LIMIT_BODY_TIMEOUT : HTTP_LIMIT_HEADER_TIMEOUT);
+    conn_read_stop(conn);
+    request_free(conn->cur);
+    conn->cur = NULL;
+    conn_refuse(conn, 408, body ? "request body timeout" : "request header timeout");
 }
 
 static void conn_arm_timer(struct http_conn *conn, uint64_t ms)
@@ -296,9 +341,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (conn->lingering) return; /* dropped unread, see HTTP_LINGER_MS */
-    /* The clock restarts only between requests: a request must arrive whole
-     * within the timeout of its first byte, however slowly it trickles in. */
-    if (!conn->cur) conn_arm_timer(conn, conn->srv->limits.idle_timeout_ms);
+    /* The clock is not restarted by a read: the headers must arrive whole
+     * within header_timeout of the request's first byte, the body within
+     * body_timeout of the last header, however slowly they trickle in. */
     conn_feed(conn, buf->base, (size_t)nread);
 }
 
@@ -310,7 +355,9 @@ static void conn_read_start(struct http_conn *conn)
         return;
     }
     conn->reading = true;
-    conn_arm_timer(conn, conn->srv->limits.idle_timeout_ms);
+    /* A request already begun (its first bytes followed the last answer)
+     * keeps its header timer. */
+    if (!conn->cur) conn_arm_timer(conn, conn->srv->limits.idle_timeout_ms);
 }
 
 static void conn_read_stop(struct http_conn *conn)
@@ -439,6 +486,15 @@ static char *error_body(const char *message, size_t *len)
     return s;
 }
 
+/* true when the header block extra ("Name: value\r\n"...) has name. */
+static bool has_header(const char *extra, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *l = extra; l && *l; l = strstr(l, "\r\n") ? strstr(l, "\r\n") + 2 : NULL)
+        if (strncasecmp(l, name, n) == 0 && l[n] == ':') return true;
+    return false;
+}
+
 static void build_response(struct strbuf *sb, int status, const char *content_type, const char *extra,
                            const void *body, size_t len, bool keep_alive, bool http10, bool head)
 {
@@ -451,6 +507,9 @@ static void build_response(struct strbuf *sb, int status, const char *content_ty
     if (content_type) strbuf_addf(sb, "Content-Type: %s\r\n", content_type);
     if (status >= 200 && status != 204 && status != 304) strbuf_addf(sb, "Content-Length: %zu\r\n", len);
     if (extra) strbuf_adds(sb, extra);
+    /* Answers may carry a person's data: never cached, never sniffed. */
+    if (!has_header(extra, "Cache-Control")) strbuf_adds(sb, "Cache-Control: no-store\r\n");
+    if (!has_header(extra, "X-Content-Type-Options")) strbuf_adds(sb, "X-Content-Type-Options: nosniff\r\n");
     if (!keep_alive) strbuf_adds(sb, "Connection: close\r\n");
     else if (http10) strbuf_adds(sb, "Connection: keep-alive\r\n");
     strbuf_adds(sb, "\r\n");
@@ -672,8 +731,10 @@ static int refuse(struct http_conn *conn, int status, const char *msg)
 static int count_header_bytes(struct http_conn *conn, size_t n)
 {
     conn->header_bytes += n;
-    if (conn->header_bytes > conn->srv->limits.max_header_bytes)
+    if (conn->header_bytes > conn->srv->limits.max_header_bytes) {
+        limit_hit(conn->srv, HTTP_LIMIT_HEADER_SIZE);
         return refuse(conn, 431, "request header fields too large");
+    }
     return 0;
 }
 
@@ -683,6 +744,7 @@ static int on_message_begin(llhttp_t *p)
     request_free(conn->cur);
     conn->cur = request_new(conn);
     conn->header_bytes = 0;
+    conn_arm_timer(conn, conn->srv->limits.header_timeout_ms);
     return 0;
 }
 
@@ -698,6 +760,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *conn = p->data;
     if (count_header_bytes(conn, len)) return HPE_USER;
+    if (conn->cur->headers_done) return 0; /* a trailer: never a header */
     strbuf_add(&conn->cur->field, at, len);
     return 0;
 }
@@ -706,6 +769,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *conn = p->data;
     if (count_header_bytes(conn, len)) return HPE_USER;
+    if (conn->cur->headers_done) return 0;
     strbuf_add(&conn->cur->value, at, len);
     return 0;
 }
@@ -715,6 +779,7 @@ static int on_header_value_complete(llhttp_t *p)
     struct http_conn *conn = p->data;
     struct http_request *req = conn->cur;
     if (count_header_bytes(conn, HTTP_HEADER_OVERHEAD)) return HPE_USER;
+    if (req->headers_done) return 0;
     req->headers = xrealloc(req->headers, (req->nheaders + 1) * sizeof(*req->headers));
     struct http_header *h = &req->headers[req->nheaders++];
     h->name = strbuf_detach(&req->field, NULL);
@@ -722,9 +787,9 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* The body limit of the route a request will go to (the server's when its
- * route sets none, or when it matches no route and gets 404/405 anyway). */
-static size_t body_limit(const struct http_server *srv, const struct http_request *req)
+/* The route a request will go to, from its headers; NULL when it gets
+ * 404/405 anyway. */
+static const struct route *route_for(const struct http_server *srv, const struct http_request *req)
 {
     const char *url = req->url.buf ? req->url.buf : "";
     size_t pathlen = strcspn(url, "?#");
@@ -734,7 +799,7 @@ static size_t body_limit(const struct http_server *srv, const struct http_reques
         if (strcmp(r->method, req->method) != 0 || !route_matches(r, url, pathlen)) continue;
         if (!best || route_cmp(r, best) > 0) best = r;
     }
-    return best && best->max_body ? best->max_body : srv->limits.max_body_bytes;
+    return best;
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -744,12 +809,26 @@ static int on_headers_complete(llhttp_t *p)
     req->method = llhttp_method_name((llhttp_method_t)llhttp_get_method(p));
     req->head = llhttp_get_method(p) == HTTP_HEAD;
     req->http10 = llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) == 0;
-    req->max_body = body_limit(conn->srv, req);
-    /* Refused before a byte of it is read (and before 100 Continue). */
+    req->headers_done = true;
+    const struct route *route = route_for(conn->srv, req);
+    /* The body limit of its route (the server's when the route sets none). */
+    req->max_body = route && route->max_body ? route->max_body : conn->srv->limits.max_body_bytes;
+    /* Refused before a byte of it is read (and before 100 Continue): a
+     * caller the route refuses anyway first, then a body too large. */
+    if (route && route->precheck) {
+        const char *msg = "refused";
+        int status = route->precheck(req, route->arg, &msg);
+        if (status != 0) {
+            refuse(conn, status >= 400 && status <= 499 ? status : 400, msg);
+            return -1;
+        }
+    }
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > req->max_body) {
+        limit_hit(conn->srv, HTTP_LIMIT_BODY_SIZE);
         refuse(conn, 413, "request body too large");
         return -1;
     }
+    conn_arm_timer(conn, conn->srv->limits.body_timeout_ms);
     const char *expect = http_request_header(req, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && !req->http10) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -762,8 +841,10 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_conn *conn = p->data;
     struct http_request *req = conn->cur;
-    if (req->body.len + len > req->max_body)
+    if (req->body.len + len > req->max_body) {
+        limit_hit(conn->srv, HTTP_LIMIT_BODY_SIZE);
         return refuse(conn, 413, "request body too large");
+    }
     strbuf_add(&req->body, at, len);
     return 0;
 }
@@ -840,23 +921,69 @@ static void on_refused_closed(uv_handle_t *h)
     server_maybe_finish(srv);
 }
 
+/* Accepts the pending connection only to close it at once. */
+static void refuse_connection(struct http_server *srv, uv_stream_t *listener)
+{
+    uv_tcp_t *t = xmalloc(sizeof(*t));
+    uv_tcp_init(srv->loop, t);
+    t->data = srv;
+    srv->live++;
+    (void)uv_accept(listener, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, on_refused_closed);
+}
+
+/* The peer's address with the port zeroed, so that one client's connections
+ * compare equal. Zeroed entirely when it cannot be read. */
+static void peer_of(uv_tcp_t *tcp, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    int len = sizeof(*ss);
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)ss, &len) != 0) {
+        memset(ss, 0, sizeof(*ss));
+        return;
+    }
+    if (ss->ss_family == AF_INET) ((struct sockaddr_in *)ss)->sin_port = 0;
+    else if (ss->ss_family == AF_INET6) ((struct sockaddr_in6 *)ss)->sin6_port = 0;
+}
+
+static bool same_peer(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
+                      sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
+/* Waiting for its next request, nothing in flight: what a full listener
+ * closes to make room, the oldest first (nginx reuses keep-alive
+ * connections the same way), so that idle holders cannot starve others. */
+static bool conn_idle(const struct http_conn *c)
+{
+    return !c->cur && !c->pending && !c->writing && !c->lingering && !c->closing;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct http_server *srv = listener->data;
     if (status < 0) {
-        log_complain(&srv->accept_failing, "http", "accept failed: %s", uv_strerror(status));
+        log_complain(&srv->accept_failing, "http", "listener=%s accept failed: %s", srv->limits.name,
+                     uv_strerror(status));
         return;
     }
+    /* Full: the oldest idle connection makes room, once the newcomer is
+     * known to be within its own share; with none idle, it is refused. */
+    struct http_conn *oldest = NULL;
     if (srv->nconns >= srv->limits.max_connections) {
-        uv_tcp_t *t = xmalloc(sizeof(*t));
-        uv_tcp_init(srv->loop, t);
-        t->data = srv;
-        srv->live++;
-        (void)uv_accept(listener, (uv_stream_t *)t);
-        uv_close((uv_handle_t *)t, on_refused_closed);
-        log_complain(&srv->full, "http", "connection limit reached (max_connections=%u): refusing",
-                     srv->limits.max_connections);
-        return;
+        for (struct http_conn *c = srv->conns; c; c = c->next)
+            if (conn_idle(c)) oldest = c; /* the list is newest first */
+        if (!oldest) {
+            limit_hit(srv, HTTP_LIMIT_MAX_CONNECTIONS);
+            refuse_connection(srv, listener);
+            return;
+        }
     }
     struct http_conn *conn = xcalloc(1, sizeof(*conn));
     conn->srv = srv;
@@ -871,16 +998,35 @@ static void on_connection(uv_stream_t *listener, int status)
     srv->live++;
     int rc = uv_accept(listener, (uv_stream_t *)&conn->tcp);
     if (rc < 0) {
-        log_complain(&srv->accept_failing, "http", "accept failed: %s", uv_strerror(rc));
+        log_complain(&srv->accept_failing, "http", "listener=%s accept failed: %s", srv->limits.name,
+                     uv_strerror(rc));
         conn_close(conn);
         return;
     }
-    log_recovered(&srv->accept_failing, "http", "accepting connections again");
-    log_recovered(&srv->full, "http", "below the connection limit again");
+    log_recovered(&srv->accept_failing, "http", "listener=%s accepting connections again", srv->limits.name);
+    peer_of(&conn->tcp, &conn->peer);
+    unsigned same = 0;
+    for (struct http_conn *c = srv->conns; c; c = c->next)
+        if (c != conn && same_peer(&c->peer, &conn->peer)) same++;
+    if (same >= srv->limits.max_connections_per_client) {
+        limit_hit(srv, HTTP_LIMIT_PER_CLIENT);
+        conn_close(conn);
+        return;
+    }
+    if (oldest) {
+        log_debug("http", "listener=%s full: the oldest idle connection closed to make room", srv->limits.name);
+        conn_close(oldest);
+    }
     uv_tcp_nodelay(&conn->tcp, 1);
     llhttp_init(&conn->parser, HTTP_REQUEST, &srv->settings);
     conn->parser.data = conn;
     conn_read_start(conn);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+    log_rate_tick();
 }
 
 struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *limits)
@@ -892,6 +1038,14 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *l
     if (!srv->limits.max_body_bytes) srv->limits.max_body_bytes = HTTP_DEFAULT_MAX_BODY_BYTES;
     if (!srv->limits.idle_timeout_ms) srv->limits.idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_MS;
     if (!srv->limits.max_connections) srv->limits.max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
+    if (!srv->limits.header_timeout_ms) srv->limits.header_timeout_ms = HTTP_DEFAULT_HEADER_TIMEOUT_MS;
+    if (!srv->limits.body_timeout_ms) srv->limits.body_timeout_ms = HTTP_DEFAULT_BODY_TIMEOUT_MS;
+    if (!srv->limits.max_connections_per_client)
+        srv->limits.max_connections_per_client = HTTP_DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
+    if (!srv->limits.name) srv->limits.name = "http";
+    for (int l = 0; l < HTTP_LIMIT_COUNT; l++)
+        snprintf(srv->rate_what[l], sizeof(srv->rate_what[l]), "listener=%s %s hits", srv->limits.name,
+                 http_limit_name(l));
     llhttp_settings_init(&srv->settings);
     srv->settings.on_message_begin = on_message_begin;
     srv->settings.on_url = on_url;
@@ -904,7 +1058,11 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *l
     /* Created now so that http_server_close() always has a handle to close. */
     uv_tcp_init(loop, &srv->listener);
     srv->listener.data = srv;
-    srv->live = 1;
+    uv_timer_init(loop, &srv->tick);
+    srv->tick.data = srv;
+    uv_timer_start(&srv->tick, on_tick, 1000, 1000);
+    uv_unref((uv_handle_t *)&srv->tick); /* never what keeps the loop running */
+    srv->live = 2;
     return srv;
 }
 
@@ -924,6 +1082,22 @@ int http_route_body_limit(struct http_server *srv, const char *method, const cha
             return 0;
         }
     return -HERALD_ENOENT;
+}
+
+int http_route_precheck(struct http_server *srv, const char *method, const char *pattern, http_precheck_fn fn)
+{
+    for (size_t i = 0; i < srv->nroutes; i++)
+        if (strcmp(srv->routes[i].method, method) == 0 && strcmp(srv->routes[i].pattern, pattern) == 0) {
+            srv->routes[i].precheck = fn;
+            return 0;
+        }
+    return -HERALD_ENOENT;
+}
+
+void http_server_stats(const struct http_server *srv, struct http_stats *out)
+{
+    *out = srv->stats;
+    out->connections = srv->nconns;
 }
 
 int http_route(struct http_server *srv, const char *method, const char *pattern, http_handler_fn fn,
@@ -1024,6 +1198,7 @@ int http_bound_port(const struct http_server *srv)
     return -1;
 }
 
+/* The listener's or the tick timer's close. */
 static void on_listener_closed(uv_handle_t *h)
 {
     struct http_server *srv = h->data;
@@ -1038,6 +1213,7 @@ int http_server_close(struct http_server *srv, http_close_cb cb, void *arg)
     srv->close_cb = cb;
     srv->close_arg = arg;
     uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+    uv_close((uv_handle_t *)&srv->tick, on_listener_closed);
     while (srv->conns) conn_close(srv->conns);
     return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * http.h - a small HTTP/1.1 server for the admin and preference API.
+ * http.h - a small HTTP/1.1 server: one per listener (admin, public).
  *
  * It runs on the daemon's libuv loop and parses with llhttp. Routes are
  * "METHOD /literal/{param}/..." patterns; a handler gets a request and
@@ -13,7 +13,14 @@
  * method (with Allow), 400 path parameter not valid percent-encoding; and,
  * closing the connection after the answer, 413 body too large (refused from
  * Content-Length before it is read), 431 request line and headers too large,
- * 400 malformed request. "Expect: 100-continue" is answered by itself.
+ * 400 malformed request, 408 a request that did not arrive within its
+ * header or body timeout. "Expect: 100-continue" is answered by itself.
+ * Every answer says "X-Content-Type-Options: nosniff" and, unless the
+ * handler set its own, "Cache-Control: no-store" (answers may carry a
+ * person's data). Chunked trailers are read and dropped: only the headers
+ * before the body are headers. Each limit hit is counted (http_server_stats)
+ * and logged rate-limited (log_rate_hit: a line when it starts, a count per
+ * minute, and one when it stops), never once per hit.
  */
 #ifndef HERALD_HTTP_H
 #define HERALD_HTTP_H
@@ -23,18 +30,33 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "http_limit.h"
+
 #define HTTP_DEFAULT_MAX_HEADER_BYTES (16u * 1024u)
 #define HTTP_DEFAULT_MAX_BODY_BYTES (64u * 1024u)
 #define HTTP_DEFAULT_IDLE_TIMEOUT_MS 30000u
+#define HTTP_DEFAULT_HEADER_TIMEOUT_MS 10000u
+#define HTTP_DEFAULT_BODY_TIMEOUT_MS 30000u
 #define HTTP_DEFAULT_MAX_CONNECTIONS 256u
+#define HTTP_DEFAULT_MAX_CONNECTIONS_PER_CLIENT 32u
 
 /* A zero field means its default (above). */
 struct http_limits {
-    size_t max_header_bytes;  /* request line and headers */
+    size_t max_header_bytes;  /* request line and headers; larger: 431 */
     size_t max_body_bytes;    /* decoded body; larger ones get 413 unread */
-    uint64_t idle_timeout_ms; /* closes a connection idle this long, and one
-                               * whose request takes longer to arrive */
-    unsigned max_connections; /* above: accepted and closed at once */
+    uint64_t idle_timeout_ms; /* a keep-alive connection waiting for its next
+                               * request (or a client not reading its answer)
+                               * is closed after this long */
+    uint64_t header_timeout_ms; /* from a request's first byte to its last
+                                 * header; then 408 and close */
+    uint64_t body_timeout_ms;   /* from the last header to the body's last
+                                 * byte; then 408 and close */
+    unsigned max_connections; /* at the cap, an idle keep-alive connection
+                               * is closed to make room; without one, the new
+                               * connection is closed at once */
+    unsigned max_connections_per_client; /* open connections of one peer IP;
+                                          * above: closed at once */
+    const char *name;         /* "admin", "public": log lines (static string) */
 };
 
 struct http_server;
@@ -66,6 +88,23 @@ int http_route(struct http_server *srv, const char *method, const char *pattern,
  * provider's batched events. Returns 0, or -HERALD_ENOENT when no route has
  * that method and pattern. */
 int http_route_body_limit(struct http_server *srv, const char *method, const char *pattern, size_t max_body);
+
+/* Called when a request's headers are in, before a byte of its body is
+ * read (and before 100 Continue): returns 0 to go on, or a 4xx status with
+ * *message set (a static string) to refuse; the server then answers
+ * {"error": message} and closes the connection, the body unread. The
+ * request is only for http_request_header() and friends: it must not be
+ * answered or kept. For checks a handler would make anyway (a signature
+ * header present), so that a refused caller costs no body buffer. */
+typedef int (*http_precheck_fn)(const struct http_request *req, void *arg, const char **message);
+
+/* Sets the precheck of one route added before (its arg is the route's).
+ * Returns 0, or -HERALD_ENOENT when no route has that method and pattern. */
+int http_route_precheck(struct http_server *srv, const char *method, const char *pattern, http_precheck_fn fn);
+
+/* What the server counted since it was created (limit hits by limit, open
+ * connections now). */
+void http_server_stats(const struct http_server *srv, struct http_stats *out);
 
 /* Binds host (an IP address or a name that resolves, e.g. "localhost") and
  * port (0 picks a free one) and starts accepting. Returns 0, or a negative

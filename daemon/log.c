@@ -217,3 +217,72 @@ void log_recovered(struct log_complaint *c, const char *module, const char *fmt,
     log_vwrite(LOG_INFO, module, fmt, ap);
     va_end(ap);
 }
+
+/* ---- rate-limited events (log.h) ------------------------------------------ */
+
+static struct log_rate *active_rates;
+
+uint64_t log_rate_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void log_rate_hit(struct log_rate *r, const char *module, const char *what, const char *fmt, ...)
+{
+    if (r->active) {
+        r->count++;
+        r->total++;
+        return;
+    }
+    r->module = module;
+    r->what = what;
+    r->active = true;
+    r->since_ms = log_rate_now_ms();
+    r->count = 0;
+    r->total = 1;
+    r->next = active_rates;
+    active_rates = r;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(LOG_WARN, module, fmt, ap);
+    va_end(ap);
+}
+
+void log_rate_forget(struct log_rate *r)
+{
+    for (struct log_rate **p = &active_rates; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    r->active = false;
+    r->next = NULL;
+}
+
+void log_rate_tick(void) { log_rate_tick_at(log_rate_now_ms()); }
+
+void log_rate_tick_at(uint64_t now)
+{
+    struct log_rate **p = &active_rates;
+    while (*p) {
+        struct log_rate *r = *p;
+        if (now - r->since_ms < LOG_RATE_INTERVAL_MS) {
+            p = &r->next;
+            continue;
+        }
+        if (r->count > 0) {
+            log_write(LOG_WARN, r->module, "%s: %llu more in the last %us", r->what, (unsigned long long)r->count,
+                      LOG_RATE_INTERVAL_MS / 1000u);
+            r->count = 0;
+            r->since_ms = now;
+            p = &r->next;
+            continue;
+        }
+        log_write(LOG_INFO, r->module, "%s: stopped after %llu", r->what, (unsigned long long)r->total);
+        r->active = false;
+        *p = r->next;
+        r->next = NULL;
+    }
+}

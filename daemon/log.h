@@ -16,6 +16,7 @@
 #define HERALD_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include "herald.h"
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
@@ -45,5 +46,31 @@ struct log_complaint {
 void log_complain(struct log_complaint *c, const char *module, const char *fmt, ...) HERALD_PRINTF(3, 4);
 /* Logs once when a complained-about failure ends. */
 void log_recovered(struct log_complaint *c, const char *module, const char *fmt, ...) HERALD_PRINTF(3, 4);
+
+/* An event that may come thousands of times a second and is worth a
+ * warning, not a line each (a refused unauthenticated request, an HTTP
+ * limit hit). The first hit writes its line at once; later hits are only
+ * counted. log_rate_tick() (the HTTP server calls it every second) then
+ * writes one summary line per LOG_RATE_INTERVAL_MS in which more came
+ * ("<what>: N more in the last 60s"), and when a whole interval passes
+ * without a hit, one line with the total ("<what>: stopped after N").
+ * The struct must stay where it is while it is active (it is linked into
+ * a list the tick walks); log_rate_forget() unlinks one that is freed. */
+#define LOG_RATE_INTERVAL_MS 60000u
+struct log_rate {
+    const char *module, *what; /* static strings, for the summaries */
+    uint64_t since_ms;         /* start of the current interval */
+    uint64_t count;            /* hits in the current interval, after the first line */
+    uint64_t total;            /* hits since the first line */
+    bool active;
+    struct log_rate *next;
+};
+void log_rate_hit(struct log_rate *r, const char *module, const char *what, const char *fmt, ...)
+    HERALD_PRINTF(4, 5);
+void log_rate_tick(void);
+void log_rate_forget(struct log_rate *r);
+/* The clock the rates use (monotonic ms), and a tick at a given time: for tests. */
+uint64_t log_rate_now_ms(void);
+void log_rate_tick_at(uint64_t now_ms);
 
 #endif

@@ -3,7 +3,7 @@
  *
  * Wires the modules on one libuv loop: two Redis connections (blocking
  * stream reads; everything else), the plugin set, dispatch, the queue and
- * the admin HTTP listener. SIGTERM/SIGINT drain: stop reading, let in-flight
+ * the HTTP listeners (admin; public when [public] listen is set). SIGTERM/SIGINT drain: stop reading, let in-flight
  * messages finish within [daemon] drain_timeout, close every handle, and
  * exit 0 once uv_loop_close() succeeds. Redis outages are logged once when
  * they start and once when they end.
@@ -25,6 +25,7 @@
 #include "herald.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "people.h"
 #include "plugin.h"
 #include "queue.h"
@@ -44,10 +45,12 @@ struct daemon {
     struct store_job *store; /* its typed calls (store_job_ops) */
     struct queue *queue;
     struct http_server *http;
+    struct http_server *http_public; /* NULL: the admin listener serves the public routes */
     struct api_state api;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     bool stopping, closing;
+    bool ready; /* READY=1 sent to the service manager (notify.h) */
     int rconns_open;
     struct log_complaint redis_down;
     struct strbuf warnings; /* of the configuration, logged at start */
@@ -72,6 +75,18 @@ static void usage(FILE *out)
             "herald runs in the foreground and logs to stderr. SIGTERM or SIGINT drain and exit 0.\n");
 }
 
+/* Readiness for systemd (Type=notify): the listener is bound (before the
+ * first connect can be reported) and both Redis connections answer. */
+static void announce_ready(struct daemon *d)
+{
+    if (d->stopping || !rconn_ready(d->jobs) || !rconn_ready(d->data)) return;
+    char status[128];
+    snprintf(status, sizeof(status), "serving on %s:%d", d->cfg.listen_host, http_bound_port(d->http));
+    if (!d->ready) notify_ready(status);
+    else notify_status("%s", status);
+    d->ready = true;
+}
+
 static void on_rconn_state(struct rconn *rc, bool connected, const char *err, void *arg)
 {
     struct daemon *d = arg;
@@ -80,10 +95,12 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         log_info("main", "redis ready connection=%s", rconn_name(rc));
         if (d->queue) queue_connected(d->queue, rc == d->jobs);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
+        announce_ready(d);
     } else {
         char where[320];
-        log_complain(&d->redis_down, "main", "redis unavailable at %s (%s); retrying with backoff",
-                     config_redis_where(&d->cfg, where, sizeof(where)), err ? err : "connection lost");
+        notify_status("waiting for redis at %s", config_redis_where(&d->cfg, where, sizeof(where)));
+        log_complain(&d->redis_down, "main", "redis unavailable at %s (%s); retrying with backoff", where,
+                     err ? err : "connection lost");
     }
 }
 
@@ -112,6 +129,58 @@ static void on_http_closed(void *arg)
 {
     struct daemon *d = arg;
     d->http = NULL;
+    d->api.http_admin = NULL;
+}
+
+static void on_http_public_closed(void *arg)
+{
+    struct daemon *d = arg;
+    d->http_public = NULL;
+    d->api.http_public = NULL;
+}
+
+/* A listener's [admin]/[public] limits as http.h takes them. */
+static struct http_limits listener_limits(const struct config_listener *l, const char *name)
+{
+    return (struct http_limits){.max_header_bytes = (size_t)l->max_header_bytes,
+                                .max_body_bytes = (size_t)l->max_body_bytes,
+                                .idle_timeout_ms = (uint64_t)l->idle_timeout_ms,
+                                .header_timeout_ms = (uint64_t)l->header_timeout_ms,
+                                .body_timeout_ms = (uint64_t)l->body_timeout_ms,
+                                .max_connections = (unsigned)l->max_connections,
+                                .max_connections_per_client = (unsigned)l->max_connections_per_client,
+                                .name = name};
+}
+
+/* The admin listener, and the public one when [public] listen is set;
+ * without it the admin listener serves the public routes too (as when
+ * herald had one listener), which is said once at start. */
+static void start_listeners(struct daemon *d)
+{
+    struct http_limits al = listener_limits(&d->cfg.admin_http, "admin");
+    d->http = http_server_new(&d->loop, &al);
+    d->api.http_admin = d->http;
+    if (d->cfg.public_listen) {
+        struct http_limits pl = listener_limits(&d->cfg.public_http, "public");
+        d->http_public = http_server_new(&d->loop, &pl);
+        d->api.http_public = d->http_public;
+    } else {
+        log_warn("main", "[public] listen is not set: the link pages and provider webhooks are served on the admin "
+                         "listener %s; set [public] listen to keep the admin API off the internet",
+                 d->cfg.listen);
+    }
+    if (d->cfg.public_url_deprecated)
+        log_warn("main", "[admin] public_url is deprecated: move it to [public] public_url");
+    api_register(d->http, d->http_public ? d->http_public : d->http, &d->api);
+    char err[256];
+    if (http_listen(d->http, d->cfg.listen_host, d->cfg.listen_port, err, sizeof(err)) < 0) {
+        log_error("main", "admin listener %s: %s", d->cfg.listen, err);
+        d->exit_code = 1;
+    }
+    if (d->http_public && http_listen(d->http_public, d->cfg.public_host, d->cfg.public_port, err, sizeof(err)) < 0) {
+        log_error("main", "public listener %s: %s", d->cfg.public_listen, err);
+        d->exit_code = 1;
+    }
 }
 
 static void on_close_retry(uv_timer_t *t);
@@ -133,6 +202,7 @@ static void close_all(struct daemon *d)
     close_handle((uv_handle_t *)&d->sigint);
     close_handle((uv_handle_t *)&d->sighup);
     if (d->http) http_server_close(d->http, on_http_closed, d);
+    if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
     d->rconns_open = 2;
     rconn_close(d->jobs, on_rconn_closed, d);
     rconn_close(d->data, on_rconn_closed, d);
@@ -174,6 +244,7 @@ static void on_signal(uv_signal_t *s, int signum)
     }
     d->stopping = true;
     d->api.stopping = true;
+    notify_stopping();
     log_info("main", "signal %d: stopping (drain_timeout=%lldms)", signum, (long long)d->cfg.drain_timeout_ms);
     uv_timer_start(&d->drain_timer, on_drain_timeout, (uint64_t)d->cfg.drain_timeout_ms, 0);
     queue_stop(d->queue, on_drained, d);
@@ -246,6 +317,8 @@ static int load(struct daemon *d, const char *path, const char **overrides, size
         strbuf_free(&errors);
         return -1;
     }
+    if (check_only && d->cfg.public_url_deprecated)
+        fprintf(stderr, "%s: warning: [admin] public_url is deprecated: move it to [public] public_url\n", path);
     if (check_only) {
         fputs(errors.buf ? errors.buf : "", stderr); /* the warnings */
         strbuf_free(&errors);
@@ -283,7 +356,10 @@ int main(int argc, char **argv)
             break;
         case 'k': check_only = true; break;
         case 'C': connect = true; break;
-        case 'V': printf("herald %s (plugin ABI %u)\n", HERALD_VERSION, HERALD_CHANNEL_ABI_VERSION); return 0;
+        case 'V':
+            printf("herald %s (plugin ABI %u)\nplugin_dir default: %s\nsystemd notify: %s\n", HERALD_VERSION,
+                   HERALD_CHANNEL_ABI_VERSION, HERALD_PLUGIN_DIR, notify_supported() ? "yes" : "no");
+            return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -353,13 +429,7 @@ int main(int argc, char **argv)
                                 .plugins_loaded = plugin_set_count(d->plugins), .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
     d->api.people = people_new(d->api.cmds, &d->cfg); /* the preference API's store (people.h) */
-    d->http = http_server_new(&d->loop, NULL);
-    api_register(d->http, &d->api);
-    char err[256];
-    if (http_listen(d->http, d->cfg.listen_host, d->cfg.listen_port, err, sizeof(err)) < 0) {
-        log_error("main", "admin listener %s: %s", d->cfg.listen, err);
-        d->exit_code = 1;
-    }
+    start_listeners(d);
 
     uv_timer_init(&d->loop, &d->drain_timer);
     d->drain_timer.data = d;
@@ -371,8 +441,10 @@ int main(int argc, char **argv)
         uv_signal_start(&d->sigterm, on_signal, SIGTERM);
         uv_signal_start(&d->sigint, on_signal, SIGINT);
         uv_signal_start(&d->sighup, on_signal, SIGHUP);
-        log_info("main", "herald %s started consumer=%s run=%s listen=%s:%d providers=%zu", HERALD_VERSION,
-                 consumer, run_id, d->cfg.listen_host, http_bound_port(d->http), plugin_set_count(d->plugins));
+        log_info("main", "herald %s started consumer=%s run=%s listen=%s:%d public=%s:%d providers=%zu",
+                 HERALD_VERSION, consumer, run_id, d->cfg.listen_host, http_bound_port(d->http),
+                 d->http_public ? d->cfg.public_host : d->cfg.listen_host,
+                 http_bound_port(d->http_public ? d->http_public : d->http), plugin_set_count(d->plugins));
         rconn_start(d->jobs);
         rconn_start(d->data);
     } else {

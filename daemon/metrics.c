@@ -189,6 +189,15 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
         label(out, "error", store_error_name((enum store_error)e));
         strbuf_addf(out, "} %llu\n", (unsigned long long)g->redis_errors[e]);
     }
+    gauge(out, "herald_redis_connected", "1 while both Redis connections (jobs, data) answer, 0 while one is lost.",
+          g->redis_connected);
+    head(out, "herald_provider_circuit_open", "gauge",
+         "1 while a provider's circuit is open or half-open (its failures stopped the traffic), else 0.");
+    for (size_t i = 0; i < g->ncircuits; i++) {
+        strbuf_adds(out, "herald_provider_circuit_open{");
+        label(out, "provider", g->circuit_names[i]);
+        strbuf_addf(out, "} %d\n", g->circuit_open[i] ? 1 : 0);
+    }
     gauge(out, "herald_job_held", "1 while a job is held: a command it needs was refused for good (see the log).",
           g->job_held);
     gauge(out, "herald_redis_emptied", "1 once Redis came back empty (herald's marker key vanished) since start.",
@@ -199,4 +208,21 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     counter(out, "herald_jobs_refused_total", "Jobs refused to the dead-letter stream.",
             (unsigned long long)g->jobs_refused);
     gauge(out, "herald_uptime_seconds", "Seconds since the daemon started.", g->uptime_s);
+    if (g->nlisteners == 0) return;
+    head(out, "herald_http_limit_hits_total", "counter",
+         "Connections or requests refused or closed by a listener's limit ([admin]/[public] keys), by listener and limit.");
+    for (size_t i = 0; i < g->nlisteners; i++)
+        for (int l = 0; l < HTTP_LIMIT_COUNT; l++) {
+            strbuf_adds(out, "herald_http_limit_hits_total{");
+            label(out, "listener", g->listeners[i].name);
+            strbuf_adds(out, ",");
+            label(out, "limit", http_limit_name(l));
+            strbuf_addf(out, "} %llu\n", (unsigned long long)g->listeners[i].stats.limit_hits[l]);
+        }
+    head(out, "herald_http_connections", "gauge", "Connections open now, by listener.");
+    for (size_t i = 0; i < g->nlisteners; i++) {
+        strbuf_adds(out, "herald_http_connections{");
+        label(out, "listener", g->listeners[i].name);
+        strbuf_addf(out, "} %u\n", g->listeners[i].stats.connections);
+    }
 }

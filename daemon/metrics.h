@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "herald.h"
+#include "http_limit.h"
 #include "store_cmd.h"
 
 /* One decision (the audit record's channel, outcome and reason). */
@@ -40,6 +41,19 @@ struct metrics_gauges {
     int redis_waiting;
     bool job_held;
     bool redis_emptied;
+    /* 1 while both Redis connections answer (-1: unknown). */
+    int redis_connected;
+    /* Each provider's circuit (dispatch_provider_circuit), ncircuits of
+     * them; the arrays belong to the caller. */
+    const char *const *circuit_names;
+    const bool *circuit_open;
+    size_t ncircuits;
+    /* The HTTP listeners ("admin", "public"): limit hits, open connections. */
+    struct metrics_listener {
+        const char *name;
+        struct http_stats stats;
+    } listeners[2];
+    size_t nlisteners;
 };
 
 /* Appends the whole exposition to out. */

@@ -506,9 +506,7 @@ static int apply_patch(json_t *obj, const json_t *patch, char *err, size_t errle
             json_t *tv;
             json_object_foreach(v, tk, tv) {
                 if (!json_is_null(tv) && !json_is_boolean(tv)) {
-                    char q[40];
-                    herald_seterr(err, errlen, "topics.%s: must be true, false or null",
-                                  herald_printable(tk, q, sizeof(q)));
+                    herald_seterr(err, errlen, "topics: every value must be true, false or null");
                     return -HERALD_EINVAL;
                 }
                 char *name = topic_key(tk);
@@ -693,10 +691,8 @@ int people_patch_preferences(struct people *pp, const char *id, const json_t *pa
         size_t k = 0, n = sizeof(patch_keys) / sizeof(patch_keys[0]);
         while (k < n && strcmp(key, patch_keys[k]) != 0) k++;
         if (k == n) {
-            char q[40];
             herald_seterr(op->err, sizeof(op->err),
-                          "preferences: unknown key \"%s\" (expected channels, topics, quiet_hours, frequency)",
-                          herald_printable(key, q, sizeof(q)));
+                          "preferences: unknown key (expected channels, topics, quiet_hours, frequency)");
             return fail_later(op, -HERALD_EINVAL);
         }
     }

@@ -434,7 +434,6 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     store_args_addll(&a, (long long)o->n);
     store_args_append(&a, &o->args);
     for (size_t i = 0; i < nhand; i++) {
-        store_args_add(&a, hand[i]->record);
         store_job_handed_record(&sj->key, hand[i]->record);
         add_buf(&a, &sj->key);
     }

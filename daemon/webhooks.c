@@ -103,6 +103,17 @@ static void count(struct api_state *st, const char *field, long long by)
     strbuf_free(&k);
 }
 
+/* Refused requests may come thousands a second (anyone can post): a line
+ * when they start, a count a minute, a line when they stop (log.h). */
+static struct log_rate sg_refused, tw_refused;
+
+static void refused(struct log_rate *r, const char *provider, const char *why)
+{
+    log_rate_hit(r, "webhooks", r == &sg_refused ? "sendgrid: unauthenticated requests refused"
+                                                 : "twilio: unauthenticated requests refused",
+                 "%s: refused: %s; further refusals are counted", provider, why);
+}
+
 /* ---- SendGrid -------------------------------------------------------------- */
 
 /* True when sig is pubkey_b64's ECDSA P-256/SHA-256 signature of ts + body. */
@@ -186,26 +197,42 @@ static void sg_suppressed(int status, enum store_error store, json_t *doc, const
     if (--c->pending == 0) sg_finish(c);
 }
 
+/* At headers-complete, before a byte of the body (up to 1 MiB) is read:
+ * 403 when no key is configured, 401 without the signature headers. */
+static int sendgrid_precheck(const struct http_request *req, void *arg, const char **message)
+{
+    struct api_state *st = arg;
+    const char *keys[1];
+    if (provider_settings(st->cfg, "email_sendgrid", "webhook_public_key", keys, 1) == 0) {
+        refused(&sg_refused, "sendgrid", "no email_sendgrid provider has a webhook_public_key");
+        *message = "no webhook_public_key is configured: events are refused";
+        return 403;
+    }
+    if (!http_request_header(req, "X-Twilio-Email-Event-Webhook-Signature") ||
+        !http_request_header(req, "X-Twilio-Email-Event-Webhook-Timestamp")) {
+        refused(&sg_refused, "sendgrid", "signature or timestamp header missing");
+        *message = "signature required";
+        return 401;
+    }
+    return 0;
+}
+
 static void sendgrid_post(struct http_request *req, void *arg)
 {
     struct api_state *st = arg;
+    const char *msg;
+    int status = sendgrid_precheck(req, st, &msg); /* passed already; kept for a direct call */
+    if (status) {
+        http_respond_error(req, status, msg);
+        return;
+    }
     const char *keys[16];
     size_t nkeys = provider_settings(st->cfg, "email_sendgrid", "webhook_public_key", keys, 16);
-    if (nkeys == 0) {
-        log_warn("webhooks", "sendgrid: refused: no email_sendgrid provider has a webhook_public_key");
-        http_respond_error(req, 403, "no webhook_public_key is configured: events are refused");
-        return;
-    }
     const char *sig_b64 = http_request_header(req, "X-Twilio-Email-Event-Webhook-Signature");
     const char *ts = http_request_header(req, "X-Twilio-Email-Event-Webhook-Timestamp");
-    if (!sig_b64 || !ts) {
-        log_warn("webhooks", "sendgrid: refused: signature or timestamp header missing");
-        http_respond_error(req, 403, "signature required");
-        return;
-    }
     int64_t t = parse_unix(ts), now = (int64_t)time(NULL);
     if (t < 0 || t < now - WEBHOOKS_SG_MAX_AGE_S || t > now + WEBHOOKS_SG_MAX_AHEAD_S) {
-        log_warn("webhooks", "sendgrid: refused: timestamp not a time or outside the accepted window");
+        refused(&sg_refused, "sendgrid", "timestamp not a time or outside the accepted window");
         http_respond_error(req, 403, "timestamp outside the accepted window");
         return;
     }
@@ -218,7 +245,7 @@ static void sendgrid_post(struct http_request *req, void *arg)
         for (size_t i = 0; i < nkeys && !ok; i++) ok = sg_verify(keys[i], ts, body, blen, sig, siglen);
     free(sig);
     if (!ok) {
-        log_warn("webhooks", "sendgrid: refused: signature does not verify");
+        refused(&sg_refused, "sendgrid", "signature does not verify");
         http_respond_error(req, 403, "signature does not verify");
         return;
     }
@@ -376,22 +403,39 @@ static void tw_found(int status, enum store_error store, json_t *doc, const char
     if (rc < 0) tw_fail(c, STORE_E_CONNECTION);
 }
 
+/* At headers-complete, before the body is read: 403 when Twilio's
+ * signature cannot be checked (no auth_token, no public_url), 401 without
+ * X-Twilio-Signature. */
+static int twilio_precheck(const struct http_request *req, void *arg, const char **message)
+{
+    struct api_state *st = arg;
+    const char *tokens[1];
+    if (provider_settings(st->cfg, "sms_twilio", "auth_token", tokens, 1) == 0 || !st->cfg->public_url ||
+        !st->cfg->public_url[0]) {
+        refused(&tw_refused, "twilio", "needs an sms_twilio provider's auth_token and [public] public_url");
+        *message = "no auth_token or public_url is configured: requests are refused";
+        return 403;
+    }
+    if (!http_request_header(req, "X-Twilio-Signature")) {
+        refused(&tw_refused, "twilio", "X-Twilio-Signature missing");
+        *message = "signature required";
+        return 401;
+    }
+    return 0;
+}
+
 static void twilio_post(struct http_request *req, void *arg)
 {
     struct api_state *st = arg;
+    const char *msg;
+    int status = twilio_precheck(req, st, &msg); /* passed already; kept for a direct call */
+    if (status) {
+        http_respond_error(req, status, msg);
+        return;
+    }
     const char *tokens[16];
     size_t ntokens = provider_settings(st->cfg, "sms_twilio", "auth_token", tokens, 16);
     const char *sig_b64 = http_request_header(req, "X-Twilio-Signature");
-    if (ntokens == 0 || !st->cfg->public_url || !st->cfg->public_url[0]) {
-        log_warn("webhooks", "twilio: refused: needs an sms_twilio provider's auth_token and [admin] public_url");
-        http_respond_error(req, 403, "no auth_token or public_url is configured: requests are refused");
-        return;
-    }
-    if (!sig_b64) {
-        log_warn("webhooks", "twilio: refused: X-Twilio-Signature missing");
-        http_respond_error(req, 403, "signature required");
-        return;
-    }
     size_t blen = 0;
     const char *body = http_request_body(req, &blen);
     struct feedback_form form;
@@ -412,7 +456,7 @@ static void twilio_post(struct http_request *req, void *arg)
     strbuf_free(&text);
     if (!ok) {
         feedback_form_free(&form);
-        log_warn("webhooks", "twilio: refused: X-Twilio-Signature does not verify");
+        refused(&tw_refused, "twilio", "X-Twilio-Signature does not verify");
         http_respond_error(req, 403, "signature does not verify");
         return;
     }
@@ -451,6 +495,8 @@ int webhooks_register(struct http_server *srv, struct api_state *st)
     int rc = http_route(srv, "POST", "/v1/webhooks/sendgrid", sendgrid_post, st);
     /* SendGrid batches events into posts of up to 768 KB: take them whole. */
     if (rc == 0) rc = http_route_body_limit(srv, "POST", "/v1/webhooks/sendgrid", WEBHOOKS_SENDGRID_MAX_BODY);
-    if (rc < 0) return rc;
-    return http_route(srv, "POST", "/v1/webhooks/twilio", twilio_post, st);
+    if (rc == 0) rc = http_route_precheck(srv, "POST", "/v1/webhooks/sendgrid", sendgrid_precheck);
+    if (rc == 0) rc = http_route(srv, "POST", "/v1/webhooks/twilio", twilio_post, st);
+    if (rc == 0) rc = http_route_precheck(srv, "POST", "/v1/webhooks/twilio", twilio_precheck);
+    return rc;
 }

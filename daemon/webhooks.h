@@ -11,9 +11,11 @@
  * These routes take no bearer token: each request is authenticated by the
  * provider's own signature (ECDSA P-256 for SendGrid with the provider's
  * webhook_public_key, HMAC-SHA1 for Twilio with its auth_token), checked
- * before anything is read from its body. Without a key or a token
- * configured, every request is refused (403): unsigned input is never
- * trusted. Each is idempotent: the same event twice changes nothing more.
+ * before anything is read from its body. A request without the signature
+ * headers is refused 401 as soon as its headers are in, before its body is
+ * read (http_route_precheck). Without a key or a token configured, every
+ * request is refused (403): unsigned input is never trusted. Refusals are
+ * logged rate-limited (log_rate_hit), never a line each. Each is idempotent: the same event twice changes nothing more.
  * When Redis fails, the answer is 503 and nothing of the event is marked
  * applied, so the provider's redelivery applies it (exactly once).
  * Never logs an address, a number or a message body.

@@ -81,7 +81,14 @@ spawn_bg "$tmp/nginx/out.log" nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
 npid=$SPAWNED_PID
 wait_until 10 curl -s -o /dev/null -X POST "http://127.0.0.1:$nport/" || die "nginx did not start"
 
+# Under CALLGRIND=1 redis-server runs under callgrind too, counting only
+# while a campaign runs (callgrind_control switches it on and off).
+if [ "${CALLGRIND:-0}" = 1 ]; then
+    rm -f "$here/$bdir"/callgrind-redis.out*
+    export HERALD_REDIS_WRAP="valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$here/$bdir/callgrind-redis.out"
+fi
 start_redis "$tmp/redis" >/dev/null
+unset HERALD_REDIS_WRAP
 aport=$(free_port)
 cat >"$tmp/herald.conf" <<CONF
 [daemon]
@@ -96,6 +103,7 @@ audit_maxlen = 100000
 listen = 127.0.0.1:$aport
 token = bench-admin-token-0123456789
 link_secret = bench-link-secret-0123456789
+[public]
 public_url = https://prefs.example.com
 [channel email]
 providers = hook
@@ -103,7 +111,7 @@ providers = hook
 plugin = webhook
 url = http://127.0.0.1:$nport/herald
 secret = bench-webhook-secret-0123456789
-concurrency = 64
+concurrency = ${CONCURRENCY:-64}
 CONF
 chmod 600 "$tmp/herald.conf" # it holds secrets: herald refuses a config others may read
 
@@ -161,6 +169,7 @@ JOB
     nwpid=$(pgrep -P "$npid" | head -n 1)
     hc0=$(cpu "$hpid") rc0=$(cpu "$REDIS_PID") nc0=$(cpu "$nwpid")
     redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
+    [ "${CALLGRIND:-0}" = 1 ] && callgrind_control -i on "$REDIS_PID" >/dev/null
     t0=$(date +%s.%N)
     ctl enqueue "$tmp/job-$run.json" >/dev/null
     until ctl campaign "bench-$run" | grep -q '"state": "done"'; do
@@ -168,16 +177,29 @@ JOB
         sleep 0.2
     done
     t1=$(date +%s.%N)
+    if [ "${CALLGRIND:-0}" = 1 ]; then
+        # Written to callgrind-redis.out.<n>, and the counts start again from 0.
+        callgrind_control -i off "$REDIS_PID" >/dev/null
+        callgrind_control -d "run-$run" "$REDIS_PID" >/dev/null
+    fi
     hc1=$(cpu "$hpid") rc1=$(cpu "$REDIS_PID") nc1=$(cpu "$nwpid")
     peak=$(awk '/VmHWM/ {print $2}' "/proc/$hpid/status")
     if [ -n "$perf_pid" ]; then
         # shellcheck disable=SC2086 # two pids
         kill -INT $perf_pid; wait $perf_pid || true
-        # Where Redis spent its time: microseconds per command type.
-        redis-cli -p "$REDIS_PORT" INFO commandstats | grep -E '^cmdstat_' | tr -d '\r' |
-            sed -E 's/^cmdstat_([^:]*):calls=([0-9]+),usec=([0-9]+),.*/  redis \1: \2 calls, \3 us/'
     fi
     sent=$(ctl campaign "bench-$run" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])')
+    # Where Redis spent its time, per message sent: calls and microseconds of
+    # each command (a script's own calls are counted apart from its EVALSHA).
+    redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | /usr/bin/python3 -c '
+import re, sys
+n = int(sys.argv[1])
+rows = [(m.group(1), int(m.group(2)), int(m.group(3))) for m in
+        (re.match(r"cmdstat_([^:]*):calls=([0-9]+),usec=([0-9]+),", l) for l in sys.stdin) if m]
+rows = [r for r in rows if r[0] not in ("info", "config|resetstat")]
+rows.sort(key=lambda r: -r[2])
+print("       redis per message: " + ", ".join("%s %.2f calls %.2f us" % (c, k / n, u / n) for c, k, u in rows[:10]))
+' "$sent"
     stop_pid "$hpid" 120 || true
     if [ "${CALLGRIND:-0}" = 1 ]; then
         # shellcheck disable=SC2046 # the command's words, none with spaces
@@ -186,8 +208,12 @@ JOB
             >/dev/null 2>&1
         : >"$tmp/nginx/logs/body.log"
         hi=$(cg_per herald "$sent") ci=$(cg_per curl "$N")
-        insns+=("$hi $ci")
-        echo "run $run: instructions per message: herald $hi, reference curl loop $ci per request (callgrind)"
+        # The newest dump of redis-server's counts: this run's.
+        rfile=$(ls -t "$here/$bdir"/callgrind-redis.out.* | head -n 1)
+        ri=$(callgrind_annotate "$rfile" 2>/dev/null |
+             awk -v n="$sent" '/PROGRAM TOTALS/ {gsub(",", "", $1); printf "%.0f", $1 / n}')
+        insns+=("$hi $ci $ri")
+        echo "run $run: instructions per message: herald $hi, redis-server $ri; reference curl loop $ci per request (callgrind)"
         continue
     fi
     nr0=$(cpu "$nwpid")
@@ -217,8 +243,9 @@ done
 if [ "${CALLGRIND:-0}" = 1 ]; then
     /usr/bin/python3 - "${insns[@]}" <<'PY'
 import statistics, sys
-h, c = (statistics.median(col) for col in zip(*[[float(x) for x in a.split()] for a in sys.argv[1:]]))
-print("median instructions per message: herald %.0f, reference curl loop %.0f per request; ratio %.2f" % (h, c, c / h))
+h, c, r = (statistics.median(col) for col in zip(*[[float(x) for x in a.split()] for a in sys.argv[1:]]))
+print("median instructions per message: herald %.0f, redis-server %.0f; reference curl loop %.0f per request; "
+      "ratio herald/reference %.2f" % (h, r, c, c / h))
 PY
     exit 0
 fi

@@ -38,6 +38,7 @@ mkdir -p "$log_dir"
 make_tmpdir herald-demo-redis
 start_redis "$LIB_LAST_TMPDIR" >/dev/null
 admin_port=$(free_port)
+public_port=$(free_port)
 echo "redis-server on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID), data thrown away at exit"
 
 ctl() {
@@ -69,10 +70,11 @@ herald_log="$log_dir/herald.log"
 spawn_bg "$herald_log" build/herald --config "$conf" \
     --set "redis.url=$REDIS_URL" \
     --set "admin.listen=127.0.0.1:$admin_port" \
-    --set "admin.public_url=http://127.0.0.1:$admin_port" \
+    --set "public.listen=127.0.0.1:$public_port" \
+    --set "public.public_url=http://127.0.0.1:$public_port" \
     --set "provider outbox.dir=$outbox"
 herald_pid=$SPAWNED_PID
-echo "herald running (pid $herald_pid), admin API on 127.0.0.1:$admin_port, log in var/demo/herald.log"
+echo "herald running (pid $herald_pid), admin API on 127.0.0.1:$admin_port, public pages on 127.0.0.1:$public_port, log in var/demo/herald.log"
 
 state=
 campaign_done() {

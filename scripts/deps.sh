@@ -21,11 +21,14 @@ done
 #        run under /usr/bin/python3), python3-aiosmtpd (SMTP peer),
 #        python3-cryptography (signs SendGrid's ECDSA webhook events),
 #        chromium (the preference page's browser test, driven by playwright-core);
+# package: libsystemd-dev (sd_notify), dpkg-dev + fakeroot (scripts/package.sh),
+#        systemd (systemd-analyze verify), prometheus (promtool checks the alert rules);
 # demo:  jq, curl.
 debs=(build-essential cmake pkg-config
       libuv1-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
       node-llhttp libinih-dev libssl-dev libcmocka-dev
-      redis-server redis-tools python3 python3-redis python3-aiosmtpd python3-cryptography chromium jq curl tzdata)
+      redis-server redis-tools python3 python3-redis python3-aiosmtpd python3-cryptography chromium jq curl tzdata
+      libsystemd-dev dpkg-dev fakeroot systemd prometheus)
 
 missing=()
 for p in "${debs[@]}"; do

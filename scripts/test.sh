@@ -2,6 +2,7 @@
 # Build herald and run its whole test suite.
 #   scripts/test.sh            deps, build/ + every ctest label, then build-asan/
 #                              (AddressSanitizer + UBSan, warnings as errors) + unit|integration|e2e
+#                              (label package, the install and .deb tests, runs in the first pass only)
 #   scripts/test.sh --quick    skip the sanitizer pass
 # Works from any directory; every server a test needs is started by the test
 # itself on a free loopback port. Exits non-zero if any build or test fails.
@@ -12,7 +13,7 @@ quick=0
 for arg in "$@"; do
     case "$arg" in
         --quick) quick=1 ;;
-        -h|--help) sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "test.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
     esac
 done

@@ -24,8 +24,7 @@
 -- history JSON ("" none), channel, outcome, reason, provider, provider_id,
 -- at, progress field, flags ("r" holds a reservation, "d" leaves the
 -- deferred count, "n" no record but written once), requests (sent to
--- providers, "" none); then per handoff: its reserved record, its handed
--- record.
+-- providers, "" none); then per handoff: its handed record ("pending ...").
 -- Returns 'lost' (nothing written), or {outcomes written, {per handoff 1
 -- (handed: send it) or 0 (its reservation is gone: do not)}}.
 local HISTORY_MAX = 100
@@ -51,13 +50,16 @@ for k = 5, 4 + 4 * nout, 4 do
     if h ~= '' and redis.call('LPUSH', hist, h) > HISTORY_MAX then
       redis.call('LTRIM', hist, 0, HISTORY_MAX - 1)
     end
-    local a = {'campaign', campaign, 'recipient', id, 'channel', ARGV[i + 4], 'outcome', ARGV[i + 5],
-               'reason', ARGV[i + 6], 'provider', ARGV[i + 7], 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9]}
+    -- Two spellings rather than a table and unpack: this runs per message.
     if ARGV[i + 12] ~= '' then
-      a[#a + 1] = 'requests'
-      a[#a + 1] = ARGV[i + 12]
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
+                 'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
+                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12])
+    else
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
+                 'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
+                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9])
     end
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', unpack(a))
     incr[ARGV[i + 10]] = (incr[ARGV[i + 10]] or 0) + 1
     if string.find(flags, 'd', 1, true) then
       incr['deferred:quiet_hours'] = (incr['deferred:quiet_hours'] or 0) - 1
@@ -67,17 +69,21 @@ for k = 5, 4 + 4 * nout, 4 do
   i = i + 13
 end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end
-local handed = {}
+-- A handoff is one HSET, not a read and a write: while the fence holds,
+-- only this run writes the field (its reservation, or its own handed
+-- record when the command is sent again after a lost connection), and the
+-- one other writer removes it: erasure, which deletes the whole hash. So
+-- HSET answering 1 (a new field) means the reservation is gone: the
+-- field it just created goes again, and the message is not sent.
+local handed, h = {}, 0
 for k = 5 + 4 * nout, #KEYS do
-  local cur = redis.call('HGET', KEYS[k], campaign)
-  if cur == ARGV[i] then
-    redis.call('HSET', KEYS[k], campaign, ARGV[i + 1])
-    handed[#handed + 1] = 1
-  elseif cur == ARGV[i + 1] then
-    handed[#handed + 1] = 1 -- our own write, sent again after a lost connection
+  h = h + 1
+  if redis.call('HSET', KEYS[k], campaign, ARGV[i]) == 1 then
+    redis.call('HDEL', KEYS[k], campaign)
+    handed[h] = 0
   else
-    handed[#handed + 1] = 0
+    handed[h] = 1
   end
-  i = i + 2
+  i = i + 1
 end
 return {n, handed}

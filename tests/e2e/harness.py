@@ -240,6 +240,9 @@ listen = 127.0.0.1:{admin_port}
 token = e2e-admin-token-0123456789
 link_secret = e2e-link-secret-0123456789
 
+[public]
+listen = 127.0.0.1:{public_port}
+
 [channel email]
 providers = outbox
 
@@ -281,6 +284,7 @@ class Env:
         self.redis = RedisServer(os.path.join(self.dir, "redis"), extra_args=redis_args).start()
         self.r = redis.Redis(host="127.0.0.1", port=self.redis.port, decode_responses=True, socket_timeout=10)
         self.admin_port = free_port()
+        self.public_port = free_port()   # [public] listen: the link pages and the provider webhooks
         self.outbox = os.path.join(self.dir, "outbox")   # `dir = outbox`, relative to the config file
         self.log_level = log_level
         self.drain_timeout = drain_timeout
@@ -296,7 +300,8 @@ class Env:
 
     def config_text(self, template=BASE_CONFIG):
         return template.format(plugin_dir=PLUGIN_DIR, log_level=self.log_level, drain_timeout=self.drain_timeout,
-                               redis_url=self.redis.url, admin_port=self.admin_port)
+                               redis_url=self.redis.url, admin_port=self.admin_port,
+                               public_port=self.public_port)
 
     def write_config(self, template, name):
         p = self.path(name)
@@ -396,6 +401,12 @@ class Env:
         return wait_for("campaign %s to be done" % cid, done, timeout, 0.2)
 
     # --- herald ----------------------------------------------------------
+
+    @staticmethod
+    def other_listeners():
+        """--set overrides giving a second daemon on this host listeners of its
+        own (both ports of the config are the first one's)."""
+        return ("admin.listen=127.0.0.1:%d" % free_port(), "public.listen=127.0.0.1:%d" % free_port())
 
     def start_herald(self, sets=(), wait_healthy=True, config=None):
         self.n_logs += 1

@@ -23,7 +23,7 @@ class Caps(harness.HeraldTestCase):
         ids = [p["id"] for p in people]
         e.r.sadd("herald:lists:caps", *ids)
         h1 = e.start_herald(sets=CAP + ("daemon.consumer=one",))
-        h2 = e.start_herald(sets=CAP + ("daemon.consumer=two", "admin.listen=127.0.0.1:%d" % harness.free_port()))
+        h2 = e.start_herald(sets=CAP + ("daemon.consumer=two",) + e.other_listeners())
         # Two campaigns for the same people, taken by the two daemons at once.
         e.enqueue(job("caps-a", recipients_key="herald:lists:caps", channels=["email"]))
         e.enqueue(job("caps-b", recipients_key="herald:lists:caps", channels=["email"]))

@@ -28,7 +28,7 @@ def bad_jobs():
     out.append(("missing id", json.dumps(j), ["id"]))
 
     j = dict(base, id="bad-channel", channels=["email", "fax"])
-    out.append(("unknown channel", json.dumps(j), ["fax"]))
+    out.append(("unknown channel", json.dumps(j), ["channels: unknown channel"]))
 
     j = dict(base, id="bad-both", recipients_key="herald:lists:both")
     out.append(("recipients and recipients_key", json.dumps(j), ["recipients_key"]))

@@ -94,8 +94,8 @@ class PrefPage(harness.HeraldTestCase):
     def start(self, people, sets=()):
         e = self.env()
         e.import_people(people)
-        base = "http://127.0.0.1:%d" % e.admin_port
-        h = e.start_herald(sets=("admin.public_url=%s" % base,) + tuple(sets))
+        base = "http://127.0.0.1:%d" % e.public_port
+        h = e.start_herald(sets=("public.public_url=%s" % base,) + tuple(sets))
         return e, h, base
 
     def campaign(self, e, h, cid, ids, topic="promotions"):

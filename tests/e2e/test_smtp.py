@@ -198,7 +198,7 @@ class SmtpTest(harness.HeraldTestCase):
         text = e.config_text().replace("plugin_dir = %s" % harness.PLUGIN_DIR, "plugin_dir = %s" % plugins)
         text = text.replace("[channel email]\nproviders = outbox",
                             "[channel email]\nproviders = smtp")
-        text = text.replace("[admin]\n", "[admin]\npublic_url = https://herald.example\n")
+        text = text.replace("[public]\n", "[public]\npublic_url = https://herald.example\n")
         text += "\n[provider smtp]\nplugin = email_smtp\nurl = %s\nfrom = news@shop.example\n" \
                 "from_name = Spring Shop\nhelo = herald.test\n" % self.sink.url()
         conf = e.write("smtp.conf", text)

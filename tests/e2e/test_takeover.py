@@ -39,8 +39,7 @@ class Takeover(harness.HeraldTestCase):
         a = e.start_herald(config=conf, sets=["daemon.consumer=daemon-a"])
         entry = e.enqueue(job("to-stop", recipients=ids, channels=["email"]))
         harness.wait_for("the first requests", lambda: srv.count() >= 40, 20, 0.02)
-        b = e.start_herald(config=conf, sets=["daemon.consumer=daemon-b",
-                                              "admin.listen=127.0.0.1:%d" % harness.free_port()], wait_healthy=False)
+        b = e.start_herald(config=conf, sets=["daemon.consumer=daemon-b", *e.other_listeners()], wait_healthy=False)
         a.signal(signal.SIGSTOP)
         self.addCleanup(lambda: a.running() and a.signal(signal.SIGCONT))
 

@@ -4,8 +4,8 @@ spam-reporting and unsubscribing addresses, so the next campaign records
 `suppressed`; Twilio's inbound SMS (X-Twilio-Signature, HMAC-SHA1 over the
 public URL and the sorted parameters) revokes SMS consent on STOP and grants
 it again on START (source sms_keyword), so the next SMS campaign records
-`no_consent`, then sends again. Unsigned, forged and altered requests get
-403 and change nothing; redeliveries change nothing more; the answers to
+`no_consent`, then sends again. Unsigned requests get 401 before their body
+is read, forged and altered ones 403, and none changes anything; redeliveries change nothing more; the answers to
 Twilio are well-formed TwiML; the logs never show an address, a number or a
 message body (the harness checks every log).
 
@@ -59,7 +59,7 @@ def der_b64(private_key):
 def write_config(e, name, public_key=None, token=TWILIO_TOKEN, public_url=PUBLIC_URL):
     text = e.config_text()
     if public_url:
-        text = text.replace("[admin]\n", "[admin]\npublic_url = %s\n" % public_url, 1)
+        text = text.replace("[public]\n", "[public]\npublic_url = %s\n" % public_url, 1)
     text += PROVIDERS.format(
         key_line="webhook_public_key = %s" % public_key if public_key else "",
         token_line="auth_token = %s" % token if token else "auth_token = unused-but-required")
@@ -67,8 +67,8 @@ def write_config(e, name, public_key=None, token=TWILIO_TOKEN, public_url=PUBLIC
 
 
 def post(e, path, body, headers, query=""):
-    """(status, content type, body text) of a POST to herald's admin port."""
-    url = "http://127.0.0.1:%d%s%s" % (e.admin_port, path, "?" + query if query else "")
+    """(status, content type, body text) of a POST to herald's public port."""
+    url = "http://127.0.0.1:%d%s%s" % (e.public_port, path, "?" + query if query else "")
     data = body if isinstance(body, bytes) else body.encode()
     req = urllib.request.Request(url, data=data, headers=headers, method="POST")
     try:
@@ -231,10 +231,13 @@ class SendGridWebhook(WebhookCase):
             "timestamp an hour ahead": sg_headers(self.key, body, ts=int(time.time()) + 3600),
             "timestamp not a number": sg_headers(self.key, body, ts="yesterday"),
         }
+        # Without the signature headers: 401 as soon as the headers are in,
+        # before the body is read; with them but wrong: 403.
+        unsigned = ("unsigned", "no timestamp", "no signature")
         for what, headers in refusals.items():
             with self.subTest(what):
                 status, _, text = post(e, "/v1/webhooks/sendgrid", body, headers)
-                self.assertEqual(status, 403, text)
+                self.assertEqual(status, 401 if what in unsigned else 403, text)
         with self.subTest("body altered after signing"):
             altered = body.replace("bounce.me", "still.fine")
             self.assertEqual(post(e, "/v1/webhooks/sendgrid", altered, good)[0], 403)
@@ -329,7 +332,7 @@ class TwilioWebhook(WebhookCase):
         for what, kw in refusals.items():
             with self.subTest(what):
                 status, _, text = tw_post(e, stop, **kw)
-                self.assertEqual(status, 403, text)
+                self.assertEqual(status, 401 if what == "no signature" else 403, text)
         with self.subTest("a parameter changed after signing"):
             sig = twilio_signature(TWILIO_TOKEN, PUBLIC_URL + "/v1/webhooks/twilio", sms_params("+15550109002", "STOP", sid(11)))
             self.assertEqual(tw_post(e, stop, signature=sig)[0], 403)

@@ -134,6 +134,24 @@ static void h_error(struct http_request *req, void *arg)
     http_respond_error(req, 503, "try \"later\"");
 }
 
+/* A precheck: refuses a request without X-Sig before its body is read. */
+static int pc_signed(const struct http_request *req, void *arg, const char **message)
+{
+    (void)arg;
+    if (http_request_header(req, "X-Sig")) return 0;
+    *message = "signature required";
+    return 401;
+}
+
+static void h_signed(struct http_request *req, void *arg)
+{
+    (void)arg;
+    size_t len;
+    http_request_body(req, &len);
+    json_t *o = json_pack("{s:I}", "len", (json_int_t)len);
+    http_respond_json(req, 200, o);
+}
+
 static void on_server_closed(void *arg)
 {
     struct fixture *f = arg;
@@ -200,6 +218,10 @@ static void run(struct fixture *f, const struct http_limits *limits, scenario_fn
     assert_int_equal(http_route(f->srv, "GET", "/slow", h_slow, f), 0);
     assert_int_equal(http_route(f->srv, "GET", "/gone", h_gone, f), 0);
     assert_int_equal(http_route(f->srv, "GET", "/error", h_error, f), 0);
+    assert_int_equal(http_route(f->srv, "POST", "/signed", h_signed, f), 0);
+    assert_int_equal(http_route_body_limit(f->srv, "POST", "/signed", 4u << 20), 0);
+    assert_int_equal(http_route_precheck(f->srv, "POST", "/signed", pc_signed), 0);
+    assert_int_equal(http_route_precheck(f->srv, "POST", "/nowhere", pc_signed), -HERALD_ENOENT);
     char err[256] = "";
     assert_int_equal(http_listen(f->srv, "127.0.0.1", 0, err, sizeof(err)), 0);
     f->port = http_bound_port(f->srv);
@@ -274,7 +296,13 @@ static void msleep(long ms)
     }
 }
 
-static int cx_open(struct client *c, int port)
+static int cx_open_from(struct client *c, int port, const char *source);
+
+static int cx_open(struct client *c, int port) { return cx_open_from(c, port, NULL); }
+
+/* Connects to 127.0.0.1:port from source (another loopback address such as
+ * 127.0.0.2: another client as the server counts them), or any when NULL. */
+static int cx_open_from(struct client *c, int port, const char *source)
 {
     c->len = 0;
     c->head = 0;
@@ -285,6 +313,10 @@ static int cx_open(struct client *c, int port)
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
+    if (source) {
+        inet_pton(AF_INET, source, &sa.sin_addr);
+        if (bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) return -1;
+    }
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     return connect(c->fd, (struct sockaddr *)&sa, sizeof(sa));
@@ -750,10 +782,17 @@ static void sc_idle(struct fixture *f)
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     CHECK(ms >= 150 && ms < 3000);
     cx_close(&c);
-    /* Half a request, then silence. */
+    /* Half a request, then silence: 408 after the header timeout, then closed. */
     CHECK(cx_open(&c, f->port) == 0);
     CHECK(cx_sends(&c, "GET /fast HTTP/1.1\r\nHo") == 0);
+    CHECK(cx_response(&c, &r) == 0 && r.status == 408);
     CHECK(cx_eof(&c));
+    cx_close(&c);
+    /* The headers in time, the body late: 408 after the body timeout. */
+    CHECK(cx_open(&c, f->port) == 0);
+    CHECK(cx_sends(&c, "POST /signed HTTP/1.1\r\nHost: t\r\nX-Sig: 1\r\nContent-Length: 10\r\n\r\nabc") == 0);
+    CHECK(cx_response(&c, &r) == 0 && r.status == 408);
+    CHECK(strstr(r.body, "body") != NULL);
     cx_close(&c);
     /* A request trickling in slower than the timeout allows is cut off. */
     CHECK(cx_open(&c, f->port) == 0);
@@ -765,6 +804,7 @@ static void sc_idle(struct fixture *f)
         msleep(30);
     }
     CHECK(sent < (int)strlen(slow)); /* the server hung up before the end */
+    CHECK(cx_response(&c, &r) == 0 && r.status == 408);
     cx_close(&c);
     /* Kept alive between requests, closed when idle after them. */
     CHECK(cx_open(&c, f->port) == 0);
@@ -785,8 +825,14 @@ static void test_idle(void **state)
 {
     (void)state;
     struct fixture f;
-    struct http_limits lim = {.idle_timeout_ms = 200};
+    struct http_limits lim = {.idle_timeout_ms = 200, .header_timeout_ms = 200, .body_timeout_ms = 200};
     run(&f, &lim, sc_idle);
+    /* Timeouts are logged once each however often they hit; idle closes not at all. */
+    const char *hit = strstr(f.log, "header_timeout limit hit");
+    assert_non_null(hit);
+    assert_null(strstr(hit + 1, "header_timeout limit hit")); /* two hits above */
+    assert_non_null(strstr(f.log, "body_timeout limit hit"));
+    assert_null(strstr(f.log, "idle_timeout limit hit"));
     fixture_free(&f);
 }
 
@@ -794,12 +840,15 @@ static void sc_max_connections(struct fixture *f)
 {
     struct client a, b, c, d;
     struct resp r;
+    /* Two connections in the middle of a request: not idle. */
     CHECK(cx_open(&a, f->port) == 0);
-    CHECK(exchange(&a, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0);
+    CHECK(cx_sends(&a, "GET /fast HTTP/1.1\r\n") == 0);
     CHECK(cx_open(&b, f->port) == 0);
     CHECK(exchange(&b, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0);
+    CHECK(cx_sends(&b, "GET /fast HTTP/1.1\r\n") == 0);
+    msleep(50);
     /* A third one is accepted and closed at once. */
-    CHECK(cx_open(&c, f->port) == 0);
+    CHECK(cx_open_from(&c, f->port, "127.0.0.2") == 0);
     CHECK(cx_eof(&c));
     cx_close(&c);
     /* Room again once one leaves. */
@@ -808,6 +857,13 @@ static void sc_max_connections(struct fixture *f)
     CHECK(cx_open(&d, f->port) == 0);
     CHECK(exchange(&d, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0);
     CHECK(r.status == 200);
+    CHECK(exchange(&b, "Host: t\r\n\r\n", &r) == 0 && r.status == 200); /* b still served */
+    /* Full of idle keep-alive connections (b and d, now): a newcomer takes
+     * the oldest one's place instead of being refused. */
+    CHECK(cx_open_from(&c, f->port, "127.0.0.3") == 0);
+    CHECK(exchange(&c, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 && r.status == 200);
+    CHECK(cx_eof(&b)); /* the oldest idle one made room */
+    cx_close(&c);
     /* Open connections at close time are closed by the server. */
     signal_done(f);
     CHECK(cx_eof(&b));
@@ -823,6 +879,178 @@ static void test_max_connections(void **state)
     struct http_limits lim = {.max_connections = 2};
     run(&f, &lim, sc_max_connections);
     fixture_free(&f);
+}
+
+/* One client (127.0.0.1) holds more connections than its share, in the
+ * middle of requests (so none is idle): past its cap its connections are
+ * closed at once, and other clients are still answered. */
+static void sc_per_client(struct fixture *f)
+{
+    struct client hog[10], other;
+    struct resp r;
+    int refused = 0;
+    for (int i = 0; i < 10; i++) {
+        CHECK(cx_open(&hog[i], f->port) == 0);
+        cx_sends(&hog[i], "GET /fast HTTP/1.1\r\nHost: t\r\n");
+    }
+    msleep(100);
+    for (int i = 0; i < 10; i++) {
+        struct timeval tv = {0, 200000};
+        setsockopt(hog[i].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (cx_eof(&hog[i])) refused++;
+    }
+    CHECK(refused == 7); /* 3 kept */
+    for (int i = 0; i < 5; i++) {
+        char src[16];
+        snprintf(src, sizeof(src), "127.0.0.%d", 2 + i);
+        CHECK(cx_open_from(&other, f->port, src) == 0);
+        CHECK(exchange(&other, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 && r.status == 200);
+        cx_close(&other);
+    }
+    /* The hog's own connections still work up to its share. */
+    CHECK(exchange(&hog[0], "\r\n", &r) == 0 && r.status == 200);
+    CHECK(cx_sends(&hog[0], "GET /fast HTTP/1.1\r\n") == 0); /* busy again */
+    /* Five others keep idle connections: 3 + 5 = 8, the listener is full. */
+    struct client idle[5], late;
+    for (int i = 0; i < 5; i++) {
+        char src[16];
+        snprintf(src, sizeof(src), "127.0.0.%d", 2 + i);
+        CHECK(cx_open_from(&idle[i], f->port, src) == 0);
+        CHECK(exchange(&idle[i], "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 && r.status == 200);
+    }
+    /* The hog's next connection is over its share: it takes no one's place. */
+    CHECK(cx_open(&late, f->port) == 0);
+    CHECK(cx_eof(&late));
+    cx_close(&late);
+    for (int i = 0; i < 5; i++)
+        CHECK(exchange(&idle[i], "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 && r.status == 200);
+    /* A newcomer within its share takes the oldest idle one's place. */
+    CHECK(cx_open_from(&late, f->port, "127.0.0.9") == 0);
+    CHECK(exchange(&late, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 && r.status == 200);
+    cx_close(&late);
+    int evicted = 0;
+    for (int i = 0; i < 5; i++) {
+        struct timeval tv = {0, 200000};
+        setsockopt(idle[i].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (cx_eof(&idle[i])) evicted++;
+        cx_close(&idle[i]);
+    }
+    CHECK(evicted == 1);
+    for (int i = 0; i < 10; i++) cx_close(&hog[i]);
+}
+
+static void test_per_client(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct http_limits lim = {.max_connections = 8, .max_connections_per_client = 3, .name = "public"};
+    run(&f, &lim, sc_per_client);
+    /* Eight hits, one line (with the listener's name). */
+    const char *hit = strstr(f.log, "listener=public: max_connections_per_client limit hit");
+    assert_non_null(hit);
+    assert_null(strstr(hit + 20, "max_connections_per_client limit hit"));
+    fixture_free(&f);
+}
+
+/* Trailers are read and dropped; a precheck refuses before the body. */
+static void sc_trailers_precheck(struct fixture *f)
+{
+    struct client c;
+    struct resp r;
+    char v[64];
+    CHECK(cx_open(&c, f->port) == 0);
+    /* X-Test as a chunked trailer is not a header. */
+    CHECK(exchange(&c,
+                   "GET /v1/recipients/abc HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "3\r\nabc\r\n0\r\nX-Test: from-trailer\r\nX-Empty: 1\r\n\r\n",
+                   &r) == 0);
+    CHECK(r.status == 200);
+    CHECK(strcmp(json_field(&r, "x", v, sizeof(v)), "") == 0);
+    CHECK(strcmp(json_field(&r, "empty", v, sizeof(v)), "absent") == 0);
+    /* The same as a header is one. */
+    CHECK(exchange(&c, "GET /v1/recipients/abc HTTP/1.1\r\nHost: t\r\nX-Test: from-header\r\n\r\n", &r) == 0);
+    CHECK(strcmp(json_field(&r, "x", v, sizeof(v)), "from-header") == 0);
+    /* Every answer: no-store, nosniff. */
+    CHECK(strcmp(header_value(&r, "Cache-Control", v, sizeof(v)), "no-store") == 0);
+    CHECK(strcmp(header_value(&r, "X-Content-Type-Options", v, sizeof(v)), "nosniff") == 0);
+    cx_close(&c);
+
+    /* No signature header: 401 at once, though the announced body never comes. */
+    CHECK(cx_open(&c, f->port) == 0);
+    CHECK(exchange(&c, "POST /signed HTTP/1.1\r\nHost: t\r\nContent-Length: 3000000\r\n\r\n", &r) == 0);
+    CHECK(r.status == 401);
+    CHECK(strstr(r.body, "signature required") != NULL);
+    CHECK(strcmp(header_value(&r, "X-Content-Type-Options", v, sizeof(v)), "nosniff") == 0);
+    cx_close(&c);
+    /* Nor a 100 Continue for it. */
+    CHECK(cx_open(&c, f->port) == 0);
+    CHECK(exchange(&c, "POST /signed HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+                   &r) == 0);
+    CHECK(r.status == 401);
+    cx_close(&c);
+    /* A signature header sent as a trailer does not count either. */
+    CHECK(cx_open(&c, f->port) == 0);
+    CHECK(exchange(&c,
+                   "POST /signed HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+                   "X-Sig: 1\r\n\r\n",
+                   &r) == 0);
+    CHECK(r.status == 401);
+    cx_close(&c);
+    /* With it, the body is read. */
+    CHECK(cx_open(&c, f->port) == 0);
+    CHECK(exchange(&c, "POST /signed HTTP/1.1\r\nHost: t\r\nX-Sig: 1\r\nContent-Length: 3\r\n\r\nabc", &r) == 0);
+    CHECK(r.status == 200);
+    CHECK(strstr(r.body, "\"len\":3") != NULL);
+    cx_close(&c);
+}
+
+static void test_trailers_precheck(void **state)
+{
+    (void)state;
+    struct fixture f;
+    run(&f, NULL, sc_trailers_precheck);
+    fixture_free(&f);
+}
+
+/* log_rate: a line when hits start, a count per interval while they go on,
+ * a line with the total when an interval passes without one. */
+static void test_log_rate(void **state)
+{
+    (void)state;
+    FILE *logf = tmpfile();
+    assert_non_null(logf);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fileno(logf), STDERR_FILENO);
+
+    static struct log_rate r;
+    uint64_t t0 = log_rate_now_ms();
+    for (int i = 0; i < 1000; i++) log_rate_hit(&r, "test", "test refusals", "refused: missing header");
+    log_rate_tick_at(t0 + 10);                          /* within the interval: nothing */
+    log_rate_tick_at(t0 + LOG_RATE_INTERVAL_MS + 1);    /* 999 more */
+    log_rate_hit(&r, "test", "test refusals", "refused: missing header");
+    log_rate_tick_at(t0 + 2 * LOG_RATE_INTERVAL_MS + 2); /* 1 more */
+    log_rate_tick_at(t0 + 3 * LOG_RATE_INTERVAL_MS + 3); /* none: stopped */
+    log_rate_tick_at(t0 + 9 * LOG_RATE_INTERVAL_MS);     /* nothing more */
+    log_rate_hit(&r, "test", "test refusals", "refused: again");
+
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    char *log = slurp(logf);
+    fclose(logf);
+    fputs(log, stderr);
+    int lines = 0;
+    for (const char *p = log; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 5);
+    const char *a = strstr(log, "warn test: refused: missing header");
+    const char *b = strstr(log, "warn test: test refusals: 999 more in the last 60s");
+    const char *c = strstr(log, "warn test: test refusals: 1 more in the last 60s");
+    const char *d = strstr(log, "info test: test refusals: stopped after 1001");
+    const char *e = strstr(log, "warn test: refused: again");
+    assert_true(a && b && c && d && e && a < b && b < c && c < d && d < e);
+    log_rate_forget(&r);
+    free(log);
 }
 
 static void noop(struct http_request *req, void *arg)
@@ -890,6 +1118,9 @@ int main(void)
         cmocka_unit_test(test_disconnect),
         cmocka_unit_test(test_idle),
         cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_per_client),
+        cmocka_unit_test(test_trailers_precheck),
+        cmocka_unit_test(test_log_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,10 +73,9 @@ static void test_good_file_and_defaults(void **state)
     assert_string_equal(cfg.prefix, "herald");      /* default */
     assert_int_equal(cfg.batch, 256);                /* default */
     assert_int_equal(cfg.claim_idle_ms, 60000);      /* default */
-    /* relative plugin_dir default resolves against the file's directory */
-    char want[600];
-    snprintf(want, sizeof(want), "%s/channels", tmpdir);
-    assert_string_equal(cfg.plugin_dir, want);
+    /* the default is where `cmake --install` puts the plugins (absolute) */
+    assert_string_equal(cfg.plugin_dir, HERALD_PLUGIN_DIR);
+    assert_true(cfg.plugin_dir[0] == '/');
     assert_true(cfg.channels[HERALD_CH_EMAIL].present);
     assert_false(cfg.channels[HERALD_CH_SMS].present);
     assert_int_equal(cfg.nproviders, 1);
@@ -198,6 +197,73 @@ static void test_give_up_after(void **state)
     expect_error(GOOD_ADMIN GOOD_TAIL "give_up_after = 500ms\n", "[provider box] give_up_after: expected 0");
     expect_error(GOOD_ADMIN GOOD_TAIL "give_up_after = 31d\n", "[provider box] give_up_after: expected 0");
     expect_error(GOOD_ADMIN GOOD_TAIL "give_up_after = never\n", "[provider box] give_up_after: expected 0");
+}
+
+/* [public] and the listeners' limits: defaults, values, errors, and the
+ * deprecated [admin] public_url. */
+static void test_listeners(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    /* Defaults: no public listener (the admin one serves its routes). */
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg, &errs), 0);
+    assert_null(cfg.public_listen);
+    assert_int_equal(cfg.admin_http.max_connections, 256);
+    assert_int_equal(cfg.public_http.max_connections_per_client, 32);
+    assert_int_equal(cfg.public_http.header_timeout_ms, 10000);
+    assert_int_equal(cfg.public_http.body_timeout_ms, 30000);
+    assert_int_equal(cfg.admin_http.idle_timeout_ms, 30000);
+    assert_int_equal(cfg.admin_http.max_header_bytes, 16 * 1024);
+    assert_int_equal(cfg.public_http.max_body_bytes, 64 * 1024);
+    assert_false(cfg.public_url_deprecated);
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    assert_int_equal(load_text(GOOD_ADMIN "max_connections = 10\nidle_timeout = 2s\n"
+                                          "[public]\nlisten = 0.0.0.0:8080\npublic_url = https://p.example/\n"
+                                          "max_connections_per_client = 4\nmax_body_size = 1m\nmax_header_size = 8k\n"
+                                          "header_timeout = 500ms\n" GOOD_TAIL,
+                               NULL, 0, &cfg, &errs),
+                     0);
+    assert_int_equal(cfg.admin_http.max_connections, 10);
+    assert_int_equal(cfg.admin_http.idle_timeout_ms, 2000);
+    assert_int_equal(cfg.admin_http.max_connections_per_client, 32); /* [public]'s is its own */
+    assert_string_equal(cfg.public_host, "0.0.0.0");
+    assert_int_equal(cfg.public_port, 8080);
+    assert_string_equal(cfg.public_url, "https://p.example");
+    assert_int_equal(cfg.public_http.max_connections_per_client, 4);
+    assert_int_equal(cfg.public_http.max_body_bytes, 1024 * 1024);
+    assert_int_equal(cfg.public_http.max_header_bytes, 8 * 1024);
+    assert_int_equal(cfg.public_http.header_timeout_ms, 500);
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    /* The old name still works, and says so. */
+    assert_int_equal(load_text(GOOD_ADMIN "public_url = https://old.example\n" GOOD_TAIL, NULL, 0, &cfg, &errs), 0);
+    assert_string_equal(cfg.public_url, "https://old.example");
+    assert_true(cfg.public_url_deprecated);
+    strbuf_free(&errs);
+    config_free(&cfg);
+    const char *ov[] = {"admin.public_url=https://set.example"};
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL, ov, 1, &cfg, &errs), 0);
+    assert_string_equal(cfg.public_url, "https://set.example");
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    expect_error(GOOD_ADMIN "public_url = https://a.example\n[public]\npublic_url = https://b.example\n" GOOD_TAIL,
+                 "t.conf:4: [admin] public_url: deprecated name of [public] public_url, which is set too");
+    expect_error(GOOD_ADMIN "listen = 127.0.0.1:9000\n[public]\nlisten = 127.0.0.1:9000\n" GOOD_TAIL,
+                 "[public] listen: the same address as [admin] listen");
+    expect_error("[public]\nlisten = nowhere\n" GOOD_ADMIN GOOD_TAIL, "t.conf:2: [public] listen:");
+    expect_error(GOOD_ADMIN "max_connections = 0\n" GOOD_TAIL, "[admin] max_connections: expected a whole number from 1");
+    expect_error("[public]\nmax_connections_per_client = lots\n" GOOD_ADMIN GOOD_TAIL,
+                 "t.conf:2: [public] max_connections_per_client: expected a whole number");
+    expect_error(GOOD_ADMIN "header_timeout = 50ms\n" GOOD_TAIL, "[admin] header_timeout: expected a duration from 100ms to 1h");
+    expect_error("[public]\nbody_timeout = 2h\n" GOOD_ADMIN GOOD_TAIL, "[public] body_timeout: expected a duration");
+    expect_error(GOOD_ADMIN "max_body_size = 100m\n" GOOD_TAIL, "[admin] max_body_size: expected a size from 1k to 64m");
+    expect_error(GOOD_ADMIN "max_header_size = 12q\n" GOOD_TAIL, "[admin] max_header_size: expected a size from 1k to 1m");
+    expect_error("[public]\ntoken = 0123456789abcdef0\n" GOOD_ADMIN GOOD_TAIL, "t.conf:2: [public] token: unknown key");
 }
 
 /* Writes a file of mode `mode` in tmpdir; returns its path (static per slot). */
@@ -478,10 +544,10 @@ static void test_example_in_sync(void **state)
     FILE *fp = fopen(EXAMPLE_CONF, "r");
     assert_non_null(fp);
     char line[1024], section[128] = "";
-    bool found[64] = {0};
+    bool found[128] = {0};
     size_t nkeys = 0;
     while (config_schema[nkeys].section) nkeys++;
-    assert_true(nkeys < 64);
+    assert_true(nkeys < 128);
     while (fgets(line, sizeof(line), fp)) {
         char key[128];
         if (sscanf(line, "[%127[^]]]", section) == 1) continue;
@@ -544,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_give_up_after),
+        cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_example_in_sync),
         cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_config_file_mode),

@@ -230,13 +230,13 @@ static void test_size_and_syntax(void **state)
     expect_error_rc(big, HERALD_JOB_MAX_BYTES + 1, -HERALD_ETOOBIG, "job is 262145 bytes, over the 262144 byte limit");
     free(big);
 
-    expect_error("{\"id\":", "job is not valid JSON: unexpected token near end of file at line 1 column 6");
-    expect_error_rc("", 0, -HERALD_EINVAL, "job is not valid JSON: '[' or '{' expected near end of file at line 1 column 0");
-    expect_error("{\"id\":\"a\",\n\"id\":\"b\"}", "job is not valid JSON: duplicate object key near '\"id\"' at line 2 column 4");
+    expect_error("{\"id\":", "job is not valid JSON: unexpected token at line 1 column 6");
+    expect_error_rc("", 0, -HERALD_EINVAL, "job is not valid JSON: '[' or '{' expected at line 1 column 0");
+    expect_error("{\"id\":\"a\",\n\"id\":\"b\"}", "job is not valid JSON: duplicate object key at line 2 column 4");
     /* Length-bounded: the text after len is not read. */
-    expect_error_rc(GOOD_JOB, 10, -HERALD_EINVAL, "job is not valid JSON: premature end of input near '\"spr' at line 1 column 10");
+    expect_error_rc(GOOD_JOB, 10, -HERALD_EINVAL, "job is not valid JSON: premature end of input at line 1 column 10");
     expect_error("[]", "job: must be a JSON object");
-    expect_error("\"job\"", "job is not valid JSON: '[' or '{' expected near '\"job\"' at line 1 column 5");
+    expect_error("\"job\"", "job is not valid JSON: '[' or '{' expected at line 1 column 5");
 
     /* A small error buffer truncates and never overflows. */
     char small[8];
@@ -248,8 +248,8 @@ static void test_size_and_syntax(void **state)
 static void test_top_level_errors(void **state)
 {
     (void)state;
-    expect_with("extra", "1", "job: unknown key \"extra\"");
-    expect_with("Expires_At", "\"2026-12-03T00:00:00Z\"", "job: unknown key \"Expires_At\"");
+    expect_with("extra", "1", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
+    expect_with("Expires_At", "\"2026-12-03T00:00:00Z\"", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
     expect_with("id", NULL, "id: missing");
     expect_with("id", "\"\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
     expect_with("id", "\"a b\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
@@ -263,9 +263,9 @@ static void test_top_level_errors(void **state)
     expect_with("topic", "true", "topic: must be 1..64 characters of a-z 0-9 _ . -");
 
     /* Unknown keys are quoted printably and briefly. */
-    expect_error("{\"a\\nb\\\"c\":1}", "job: unknown key \"a?b?c\"");
+    expect_error("{\"a\\nb\\\"c\":1}", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
     expect_error("{\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\":1}",
-                 "job: unknown key \"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...\"");
+                 "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
 }
 
 static void test_channel_errors(void **state)
@@ -274,8 +274,8 @@ static void test_channel_errors(void **state)
     expect_with("channels", NULL, "channels: missing");
     expect_with("channels", "[]", "channels: must be a non-empty array of channel names");
     expect_with("channels", "\"email\"", "channels: must be a non-empty array of channel names");
-    expect_with("channels", "[\"email\",\"fax\"]", "channels: unknown channel \"fax\" (expected email or sms)");
-    expect_with("channels", "[\"Email\"]", "channels: unknown channel \"Email\" (expected email or sms)");
+    expect_with("channels", "[\"email\",\"fax\"]", "channels: unknown channel (expected email or sms)");
+    expect_with("channels", "[\"Email\"]", "channels: unknown channel (expected email or sms)");
     expect_with("channels", "[\"email\",\"sms\",\"email\"]", "channels: \"email\" is listed twice");
     expect_with("channels", "[\"email\",1]", "channels: entries must be strings");
 }
@@ -288,10 +288,10 @@ static void test_content_errors(void **state)
     expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"}}", "content.sms: missing (channels lists sms)");
     expect_with("content",
                 "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"text\":\"t\"},\"fax\":{\"text\":\"t\"}}",
-                "content: unknown channel \"fax\" (expected email or sms)");
+                "content: unknown channel (expected email or sms)");
     expect_with("content", "{\"email\":\"hello\",\"sms\":{\"text\":\"t\"}}", "content.email: must be an object");
     expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\",\"from\":\"x\"},\"sms\":{\"text\":\"t\"}}",
-                "content.email: unknown key \"from\" (email takes subject, text and html)");
+                "content.email: unknown key (email takes subject, text and html)");
     expect_with("content", "{\"email\":{\"text\":\"t\"},\"sms\":{\"text\":\"t\"}}", "content.email.subject: missing");
     expect_with("content", "{\"email\":{\"subject\":\"s\"},\"sms\":{\"text\":\"t\"}}",
                 "content.email: give text, html or both");
@@ -301,9 +301,9 @@ static void test_content_errors(void **state)
                 "content.email.html: must be a non-empty string");
     expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{}}", "content.sms.text: missing");
     expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"text\":\"t\",\"subject\":\"s\"}}",
-                "content.sms: unknown key \"subject\" (sms takes text only)");
+                "content.sms: unknown key (sms takes text only)");
     expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"text\":\"t\",\"html\":\"h\"}}",
-                "content.sms: unknown key \"html\" (sms takes text only)");
+                "content.sms: unknown key (sms takes text only)");
     /* Templates are compiled at parse time and their errors name the part. */
     expect_with("content", "{\"email\":{\"subject\":\"Hi {{name\",\"text\":\"t\"},\"sms\":{\"text\":\"t\"}}",
                 "content.email.subject: unclosed {{ at offset 3");

@@ -1,0 +1,102 @@
+"""pkgtest.py - what the packaging tests share: the e2e harness (a private
+redis-server, herald's log checks), a sd_notify listener, and starting an
+installed herald with the installed example config.
+
+Environment (tests/package/CMakeLists.txt): HERALD_BUILD_DIR (the build tree
+to install from), HERALD_SOURCE_DIR.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
+import harness  # noqa: E402
+
+SOURCE_DIR = os.environ.get("HERALD_SOURCE_DIR", harness.ROOT)
+BUILD_DIR = os.environ.get("HERALD_BUILD_DIR", os.path.join(harness.ROOT, "build"))
+
+# Where a package may put files (FHS): nothing else.
+FHS_PREFIXES = ("etc/herald/", "usr/bin/", "usr/sbin/", "usr/lib/", "usr/share/doc/herald/")
+
+
+class NotifySocket:
+    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.setblocking(False)
+        self.messages = []
+
+    def poll(self):
+        """Reads what arrived; returns every message so far (each a dict)."""
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except BlockingIOError:
+                return self.messages
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+            self.messages.append(fields)
+
+    def saw(self, key, value=None):
+        return [m for m in self.poll() if key in m and (value is None or m[key] == value)]
+
+    def close(self):
+        self.sock.close()
+
+
+def version_info(binary):
+    """herald --version as a dict: plugin_dir default, systemd notify."""
+    res = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    info = {}
+    for line in res.stdout.splitlines()[1:]:
+        k, _, v = line.partition(": ")
+        info[k] = v
+    return info
+
+
+def start_installed(test, e, binary, config, plugin_dir, notify=None):
+    """Starts an installed herald on the installed example config, pointed at
+    the test's redis and a free admin port (the only --set overrides besides
+    the staged plugin and outbox directories). Returns the harness.Herald."""
+    cmd = [binary, "--config", config,
+           "--set", "redis.url=" + e.redis.url,
+           "--set", "admin.listen=127.0.0.1:%d" % e.admin_port,
+           "--set", "daemon.plugin_dir=" + plugin_dir,
+           "--set", "provider outbox.dir=" + e.outbox]
+    old = os.environ.get("NOTIFY_SOCKET")
+    if notify:
+        os.environ["NOTIFY_SOCKET"] = notify.path
+    try:
+        e.n_logs += 1
+        h = harness.Herald(e, cmd, e.path("herald-%d.log" % e.n_logs))
+    finally:
+        if old is None:
+            os.environ.pop("NOTIFY_SOCKET", None)
+        else:
+            os.environ["NOTIFY_SOCKET"] = old
+    e.heralds.append(h)
+    return h
+
+
+def run_and_notify(test, e, binary, config, plugin_dir):
+    """The installed daemon answers /healthz, tells systemd READY=1 with a
+    status, then STOPPING=1 on SIGTERM, and exits 0."""
+    notify = NotifySocket(e.path("notify.sock"))
+    test.addCleanup(notify.close)
+    h = start_installed(test, e, binary, config, plugin_dir, notify)
+    h.wait_healthy()
+    ready = harness.wait_for("READY=1 on NOTIFY_SOCKET", lambda: notify.saw("READY", "1"), 10)
+    test.assertIn("serving on 127.0.0.1:%d" % e.admin_port, ready[0].get("STATUS", ""))
+    test.assertEqual(notify.saw("STOPPING"), [], "STOPPING=1 before any signal")
+    test.assertEqual(h.stop(), 0, h.log()[-2000:])
+    test.assertTrue(notify.saw("STOPPING", "1"), "no STOPPING=1 on SIGTERM: %r" % notify.poll())
+    return h
+
+
+def main():
+    harness.main()
