@@ -11,11 +11,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "profile.h"
@@ -36,6 +39,7 @@ const struct config_key_info config_provider_schema[] = {
 };
 
 #define CONFIG_MAX_LINE 1024
+#define CONFIG_SECRET_MAX 65536 /* bytes of a KEY_file */
 
 struct raw_entry {
     char *section;
@@ -43,6 +47,9 @@ struct raw_entry {
     char *value;
     int line;       /* 0 for --set */
     bool from_set;
+    bool from_file; /* KEY_file: value is the file's content, key is KEY */
+    bool skip;      /* already reported (a KEY_file that failed): counts as given */
+    bool dropped;   /* replaced by a --set of its other form (KEY vs KEY_file) */
 };
 
 struct raw_section {
@@ -53,6 +60,7 @@ struct raw_section {
 struct parse_ctx {
     const char *path;
     FILE *fp;
+    struct stat st; /* of the file, for its permissions */
     int lineno;
     struct strbuf *errors;
     int nerrors;
@@ -182,6 +190,7 @@ static void add_entry(struct parse_ctx *c, const char *section, const char *key,
     char folded[256];
     fold_section(section, folded, sizeof(folded));
     struct raw_entry *e = &c->entries[c->nentries++];
+    memset(e, 0, sizeof(*e));
     e->section = xstrdup(folded);
     e->key = xstrdup(key);
     e->value = xstrdup(value);
@@ -318,68 +327,159 @@ int config_parse_listen(const char *s, char **host, int *port, char *err, size_t
     return 0;
 }
 
-int config_parse_redis_url(const char *s, char **host, int *port, int *db, char **password,
-                           char *err, size_t errlen)
+/* %-decodes n bytes of s (user names and passwords may hold '@', ':', '/'). */
+static char *pct_decode(const char *s, size_t n)
 {
-    const char *scheme = "redis://";
-    if (strncmp(s, scheme, strlen(scheme)) != 0) {
-        herald_seterr(err, errlen, "must start with redis:// (redis://host:port/db)");
+    char *out = xmalloc(n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            out[o++] = s[i];
+            continue;
+        }
+        if (i + 2 >= n) goto bad;
+        if (!isxdigit((unsigned char)s[i + 1]) || !isxdigit((unsigned char)s[i + 2])) goto bad;
+        char hex[3] = {s[i + 1], s[i + 2], '\0'};
+        out[o++] = (char)strtol(hex, NULL, 16);
+        i += 2;
+    }
+    out[o] = '\0';
+    if (strlen(out) != o) goto bad; /* %00 */
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
+
+static int parse_db(const char *s, int *db)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!isdigit((unsigned char)*s) || errno || *end || v < 0 || v > 15) return -1;
+    *db = (int)v;
+    return 0;
+}
+
+void config_redis_url_free(struct config_redis_url *u)
+{
+    free(u->host);
+    free(u->socket);
+    free(u->user);
+    free(u->password);
+    memset(u, 0, sizeof(*u));
+}
+
+int config_parse_redis_url(const char *s, struct config_redis_url *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    out->port = 6379;
+    const char *p;
+    bool unix_sock = false;
+    if (strncmp(s, "redis://", 8) == 0) {
+        p = s + 8;
+    } else if (strncmp(s, "unix://", 7) == 0) {
+        p = s + 7;
+        unix_sock = true;
+    } else if (strncmp(s, "rediss://", 9) == 0) {
+        herald_seterr(err, errlen, "rediss:// (TLS) is not supported: use redis:// or unix://");
+        return -HERALD_EINVAL;
+    } else {
+        herald_seterr(err, errlen,
+                      "must start with redis:// or unix:// (redis://[[user]:password@]host[:port][/db], "
+                      "unix:///path/to/redis.sock[?db=N])");
         return -HERALD_EINVAL;
     }
-    const char *p = s + strlen(scheme);
-    const char *at = strchr(p, '@');
-    char *pw = NULL;
+    /* The credentials end at the last '@': neither a host nor a path has one. */
+    const char *at = strrchr(p, '@');
     if (at) {
+        /* user@ alone: the password comes from [redis] password(_file). */
         const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (!colon) {
-            herald_seterr(err, errlen, "credentials must be written :password@");
-            return -HERALD_EINVAL;
+        const char *uend = colon ? colon : at;
+        if (uend > p && !(out->user = pct_decode(p, (size_t)(uend - p)))) {
+            herald_seterr(err, errlen, "the user name has a bad %%-escape");
+            goto fail;
         }
-        pw = xstrndup(colon + 1, (size_t)(at - colon - 1));
+        if (!colon && !out->user) {
+            herald_seterr(err, errlen, "nothing before '@': write user@, user:password@ or :password@");
+            goto fail;
+        }
+        if (colon && !(out->password = pct_decode(colon + 1, (size_t)(at - colon - 1)))) {
+            herald_seterr(err, errlen, "the password has a bad %%-escape");
+            goto fail;
+        }
+        if (colon && !out->password[0]) {
+            herald_seterr(err, errlen, "the password after ':' is empty");
+            goto fail;
+        }
         p = at + 1;
+    }
+    if (unix_sock) {
+        if (*p != '/') {
+            herald_seterr(err, errlen, "expected an absolute socket path: unix:///path/to/redis.sock");
+            goto fail;
+        }
+        const char *q = strchr(p, '?');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (n >= 108) { /* sizeof(sun_path) */
+            herald_seterr(err, errlen, "the socket path is longer than 107 bytes");
+            goto fail;
+        }
+        out->socket = xstrndup(p, n);
+        if (q && (strncmp(q, "?db=", 4) != 0 || parse_db(q + 4, &out->db) < 0)) {
+            herald_seterr(err, errlen, "after the socket path only ?db=N (0 to 15) is allowed");
+            goto fail;
+        }
+        out->port = 0;
+        return 0;
     }
     const char *slash = strchr(p, '/');
     size_t hostport_len = slash ? (size_t)(slash - p) : strlen(p);
     char hp[256];
     if (hostport_len == 0 || hostport_len >= sizeof(hp)) {
         herald_seterr(err, errlen, "missing host");
-        free(pw);
-        return -HERALD_EINVAL;
+        goto fail;
     }
     memcpy(hp, p, hostport_len);
     hp[hostport_len] = '\0';
-    int prt = 6379;
-    char *colon = strrchr(hp, ':');
-    if (colon) {
-        *colon = '\0';
-        if (parse_port(colon + 1, &prt) < 0 || prt == 0) {
-            herald_seterr(err, errlen, "port must be a number from 1 to 65535");
-            free(pw);
-            return -HERALD_EINVAL;
+    char *h = hp, *colon;
+    if (hp[0] == '[') { /* [v6]:port */
+        char *close = strchr(hp, ']');
+        if (!close || (close[1] && close[1] != ':')) {
+            herald_seterr(err, errlen, "expected [ipv6] or [ipv6]:port");
+            goto fail;
         }
+        *close = '\0';
+        h = hp + 1;
+        colon = close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = strrchr(hp, ':');
+        if (colon) *colon = '\0';
     }
-    if (hp[0] == '\0') {
+    if (colon && (parse_port(colon + 1, &out->port) < 0 || out->port == 0)) {
+        herald_seterr(err, errlen, "port must be a number from 1 to 65535");
+        goto fail;
+    }
+    if (h[0] == '\0') {
         herald_seterr(err, errlen, "missing host");
-        free(pw);
-        return -HERALD_EINVAL;
+        goto fail;
     }
-    int d = 0;
-    if (slash && slash[1]) {
-        char *end;
-        errno = 0;
-        long v = strtol(slash + 1, &end, 10);
-        if (!isdigit((unsigned char)slash[1]) || errno || *end || v < 0 || v > 15) {
-            herald_seterr(err, errlen, "database must be a number from 0 to 15");
-            free(pw);
-            return -HERALD_EINVAL;
-        }
-        d = (int)v;
+    if (slash && slash[1] && parse_db(slash + 1, &out->db) < 0) {
+        herald_seterr(err, errlen, "database must be a number from 0 to 15");
+        goto fail;
     }
-    *host = xstrdup(hp);
-    *port = prt;
-    *db = d;
-    *password = pw;
+    out->host = xstrdup(h);
     return 0;
+fail:
+    config_redis_url_free(out);
+    return -HERALD_EINVAL;
+}
+
+const char *config_redis_where(const struct config *cfg, char *buf, size_t len)
+{
+    if (cfg->redis_socket) snprintf(buf, len, "unix:%s", cfg->redis_socket);
+    else snprintf(buf, len, "%s:%d", cfg->redis_host ? cfg->redis_host : "?", cfg->redis_port);
+    return buf;
 }
 
 char *config_resolve_path(const struct config *cfg, const char *path)
@@ -496,17 +596,30 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         else if (strcmp(key, "max_in_flight") == 0) cfg->max_in_flight = v;
         else cfg->audit_maxlen = v;
     } else if (MATCH("redis", "url")) {
-        char *h = NULL, *pw = NULL;
-        int port, db;
-        if (config_parse_redis_url(value, &h, &port, &db, &pw, err, errlen) < 0) return -1;
+        struct config_redis_url u;
+        if (config_parse_redis_url(value, &u, err, errlen) < 0) return -1;
         free(cfg->redis_url);
         free(cfg->redis_host);
+        free(cfg->redis_socket);
+        free(cfg->redis_user);
         free(cfg->redis_password);
         cfg->redis_url = xstrdup(value);
-        cfg->redis_host = h;
-        cfg->redis_port = port;
-        cfg->redis_db = db;
-        cfg->redis_password = pw;
+        cfg->redis_host = u.host;
+        cfg->redis_port = u.port;
+        cfg->redis_socket = u.socket;
+        cfg->redis_db = u.db;
+        cfg->redis_user = u.user;
+        cfg->redis_password = u.password;
+    } else if (MATCH("redis", "password")) {
+        free(cfg->redis_password_key);
+        cfg->redis_password_key = xstrdup(value); /* joined with the url's in validate() */
+    } else if (MATCH("daemon", "log_format")) {
+        int f = log_format_from_name(value);
+        if (f < 0) {
+            herald_seterr(err, errlen, "must be text or json");
+            return -1;
+        }
+        cfg->log_format = f;
     } else if (MATCH("redis", "prefix")) {
         if (!prefix_valid(value)) {
             herald_seterr(err, errlen, "use 1..64 of A-Z a-z 0-9 _ - .");
@@ -564,6 +677,18 @@ static const struct config_key_info *schema_find(const char *section, const char
     for (const struct config_key_info *k = config_schema; k->section; k++)
         if (strcmp(k->section, section) == 0 && strcmp(k->key, key) == 0) return k;
     return NULL;
+}
+
+bool config_key_is_secret(const char *section, const char *key)
+{
+    if (strncmp(section, "provider ", 9) == 0) {
+#define X(k) if (strcmp(key, k) == 0) return true;
+        CONFIG_PROVIDER_SECRETS(X)
+#undef X
+        return false;
+    }
+    const struct config_key_info *k = schema_find(section, key);
+    return k && k->type == CONFIG_SECRET;
 }
 
 static bool is_fixed_section(const char *s)
@@ -802,25 +927,39 @@ static void free_list(char **items, size_t n)
     free(items);
 }
 
-/* Applies one --set override: "section.key=value". */
-static void apply_override(struct parse_ctx *c, const char *text)
+/* Applies the nth --set override: "section.key=value". Its errors never
+ * quote the argument: it may be a secret (--set admin.token...). */
+static void apply_override(struct parse_ctx *c, const char *text, size_t nth)
 {
     const char *eq = strchr(text, '=');
-    if (!eq) {
-        add_error(c, 0, true, NULL, NULL, "'%s' is not section.key=value", text);
-        return;
-    }
     char lhs[256];
-    snprintf(lhs, sizeof(lhs), "%.*s", (int)(eq - text), text);
-    char *dot = strrchr(lhs, '.');
+    char *dot = NULL;
+    if (eq && (size_t)(eq - text) < sizeof(lhs)) {
+        snprintf(lhs, sizeof(lhs), "%.*s", (int)(eq - text), text);
+        dot = strrchr(lhs, '.');
+    }
     if (!dot || dot == lhs || !dot[1]) {
-        add_error(c, 0, true, NULL, NULL, "'%s' is not section.key=value", lhs);
+        add_error(c, 0, true, NULL, NULL,
+                  "argument %zu is not SECTION.KEY=VALUE (e.g. --set redis.url=redis://127.0.0.1:6379/0)", nth);
         return;
     }
     *dot = '\0';
     char section[256];
     fold_section(trim(lhs), section, sizeof(section));
     char *key = trim(dot + 1);
+    /* KEY and KEY_file are one setting: an override of either replaces the file's other form. */
+    char other[160] = "";
+    size_t klen = strlen(key);
+    if (klen > 5 && strcmp(key + klen - 5, "_file") == 0) {
+        snprintf(other, sizeof(other), "%.*s", (int)(klen - 5), key);
+        if (!config_key_is_secret(section, other)) other[0] = '\0';
+    } else if (config_key_is_secret(section, key)) {
+        snprintf(other, sizeof(other), "%s_file", key);
+    }
+    for (size_t i = 0; other[0] && i < c->nentries; i++) {
+        struct raw_entry *e = &c->entries[i];
+        if (!e->from_set && strcmp(e->section, section) == 0 && strcmp(e->key, other) == 0) e->dropped = true;
+    }
     /* An override replaces the file's entry, whichever line it was on. */
     for (size_t i = 0; i < c->nentries; i++) {
         struct raw_entry *e = &c->entries[i];
@@ -851,6 +990,270 @@ static int section_line(const struct parse_ctx *c, const char *name)
     return 0;
 }
 
+/* Edit distance (Levenshtein) of two short names, capped at 99. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return 99;
+    int row[65];
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Keeps cand in best when it is closer to word than what best holds and
+ * close enough to be a slip: at most a third of the word's letters (and at least 1). */
+static void suggest(const char *word, const char *cand, char *best, size_t bestlen, int *bestd)
+{
+    int d = edit_distance(word, cand);
+    int limit = (int)strlen(word) / 3;
+    if (limit < 1) limit = 1;
+    if (d > 0 && d <= limit && d < *bestd) {
+        *bestd = d;
+        snprintf(best, bestlen, "%s", cand);
+    }
+}
+
+/* " (did you mean [x]?)" for a section name nobody knows, or "". */
+static void suggest_section(const char *name, char *out, size_t outlen)
+{
+    static const char *const fixed[] = {"daemon", "redis", "admin", "public", "consent", "quiet_hours"};
+    char best[300] = "", cand[300];
+    int d = 99;
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) suggest(name, fixed[i], best, sizeof(best), &d);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        snprintf(cand, sizeof(cand), "channel %s", herald_channel_name(ch));
+        suggest(name, cand, best, sizeof(best), &d);
+    }
+    const char *sp = strchr(name, ' '); /* "provder x" -> "provider x", "cpa daily" -> "cap daily" */
+    if (sp && strlen(sp + 1) < 200) {
+        static const char *const kinds[] = {"provider", "cap", "channel"};
+        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+            snprintf(cand, sizeof(cand), "%s%s", kinds[i], sp);
+            suggest(name, cand, best, sizeof(best), &d);
+        }
+    }
+    if (best[0]) snprintf(out, outlen, " (did you mean [%s]?)", best);
+    else out[0] = '\0';
+}
+
+/* " (did you mean log_level?)", " (it belongs in [redis])" or "" for an
+ * unknown key of a fixed section. */
+static void suggest_key(const char *section, const char *key, char *out, size_t outlen)
+{
+    char best[160] = "", cand[160];
+    int d = 99;
+    out[0] = '\0';
+    for (const struct config_key_info *k = config_schema; k->section; k++) {
+        if (strcmp(k->section, section) == 0) {
+            suggest(key, k->key, best, sizeof(best), &d);
+            if (k->type == CONFIG_SECRET) {
+                snprintf(cand, sizeof(cand), "%s_file", k->key);
+                suggest(key, cand, best, sizeof(best), &d);
+            }
+        } else if (strcmp(k->key, key) == 0 && !best[0]) {
+            snprintf(out, outlen, " (it belongs in [%s])", k->section);
+        }
+    }
+    if (best[0]) snprintf(out, outlen, " (did you mean %s?)", best);
+}
+
+/*
+ * A file holding a secret must be no one else's to read, as ssh wants of
+ * a private key: owned by root and readable by its group at most (0640),
+ * as PostgreSQL accepts for its key (the package's root:herald 0640); or
+ * owned by the user herald runs as, nothing for group and others (0600,
+ * 0400). 0, or -1 with err.
+ */
+static int secret_mode_ok(const char *path, const struct stat *st, char *err, size_t errlen)
+{
+    unsigned mode = (unsigned)(st->st_mode & 07777);
+    if (st->st_uid == 0) {
+        if (!(mode & 037)) return 0;
+        herald_seterr(err, errlen, "permissions %04o for '%s' are too open: it holds a secret, so others must have "
+                      "no access and its group (it belongs to root) at most read (chmod 640 '%s')", mode, path, path);
+        return -1;
+    }
+    if (st->st_uid == geteuid()) {
+        if (!(mode & 077)) return 0;
+        herald_seterr(err, errlen, "permissions %04o for '%s' are too open: it holds a secret, so group and others "
+                      "must have no access (chmod 600 '%s')", mode, path, path);
+        return -1;
+    }
+    herald_seterr(err, errlen, "'%s' holds a secret and belongs to uid %u: it must belong to the user herald runs "
+                  "as (uid %u) or to root", path, (unsigned)st->st_uid, (unsigned)geteuid());
+    return -1;
+}
+
+/* Reads a KEY_file: its content without one trailing newline. */
+static int read_secret(const char *path, char **out, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        herald_seterr(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        herald_seterr(err, errlen, "'%s' is not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if (secret_mode_ok(path, &st, err, errlen) < 0) {
+        close(fd);
+        return -1;
+    }
+    char *buf = xmalloc(CONFIG_SECRET_MAX + 1);
+    size_t n = 0;
+    ssize_t r;
+    while (n <= CONFIG_SECRET_MAX && (r = read(fd, buf + n, CONFIG_SECRET_MAX + 1 - n)) != 0) {
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            herald_seterr(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+            goto fail;
+        }
+        n += (size_t)r;
+    }
+    close(fd);
+    fd = -1;
+    if (n > CONFIG_SECRET_MAX) {
+        herald_seterr(err, errlen, "'%s' is larger than %d bytes", path, CONFIG_SECRET_MAX);
+        goto fail;
+    }
+    if (n && buf[n - 1] == '\n') n--;
+    if (n && buf[n - 1] == '\r') n--;
+    buf[n] = '\0';
+    if (strlen(buf) != n) {
+        herald_seterr(err, errlen, "'%s' holds a NUL byte", path);
+        goto fail;
+    }
+    if (memchr(buf, '\n', n)) {
+        herald_seterr(err, errlen, "'%s' holds more than one line", path);
+        goto fail;
+    }
+    *out = buf;
+    return 0;
+fail:
+    if (fd >= 0) close(fd);
+    free(buf);
+    return -1;
+}
+
+/* KEY_file entries become KEY with the file's content, so that everything
+ * after sees one form. Runs at every config_load: a reload re-reads them. */
+static void read_secret_files(struct parse_ctx *c, struct config *cfg)
+{
+    char err[512];
+    for (size_t i = 0; i < c->nentries; i++) {
+        struct raw_entry *e = &c->entries[i];
+        size_t klen = strlen(e->key);
+        if (e->dropped || klen <= 5 || klen > 128 || strcmp(e->key + klen - 5, "_file") != 0) continue;
+        char base[128];
+        snprintf(base, sizeof(base), "%.*s", (int)(klen - 5), e->key);
+        if (!config_key_is_secret(e->section, base)) continue; /* an unknown key, reported as such */
+        bool both = false;
+        for (size_t j = 0; j < c->nentries; j++) {
+            struct raw_entry *f = &c->entries[j];
+            if (!f->dropped && strcmp(f->section, e->section) == 0 && strcmp(f->key, base) == 0) {
+                if (f->line)
+                    add_error(c, e->line, e->from_set, e->section, e->key,
+                              "give %s or %s, not both (%s is at line %d)", base, e->key, base, f->line);
+                else
+                    add_error(c, e->line, e->from_set, e->section, e->key,
+                              "give %s or %s, not both (%s is given with --set)", base, e->key, base);
+                both = true;
+                break;
+            }
+        }
+        if (both) {
+            e->skip = true;
+            continue;
+        }
+        char *path = config_resolve_path(cfg, e->value);
+        char *content = NULL;
+        if (!*e->value) {
+            add_error(c, e->line, e->from_set, e->section, e->key, "must name a file");
+            e->skip = true;
+        } else if (read_secret(path, &content, err, sizeof(err)) < 0) {
+            add_error(c, e->line, e->from_set, e->section, e->key, "%s", err);
+            e->skip = true;
+        } else {
+            free(e->value);
+            e->value = content;
+            e->from_file = true;
+        }
+        free(path);
+        free(e->key);
+        e->key = xstrdup(base);
+    }
+}
+
+/* A secret written in the file itself (not KEY_file, not --set): its line, or 0. */
+static int clear_secret_line(const struct parse_ctx *c, const char **section, const char **key)
+{
+    for (size_t i = 0; i < c->nentries; i++) {
+        const struct raw_entry *e = &c->entries[i];
+        if (e->from_set || e->from_file || e->skip || e->dropped || !*e->value) continue;
+        bool secret = config_key_is_secret(e->section, e->key);
+        if (!secret && strcmp(e->section, "redis") == 0 && strcmp(e->key, "url") == 0) {
+            struct config_redis_url u;
+            char err[256];
+            if (config_parse_redis_url(e->value, &u, err, sizeof(err)) == 0) {
+                secret = u.password != NULL;
+                config_redis_url_free(&u);
+            }
+        }
+        if (secret) {
+            *section = e->section;
+            *key = e->key;
+            return e->line;
+        }
+    }
+    return 0;
+}
+
+/* The config file: never writable by others; holding a secret in clear,
+ * no one else's to read (secret_mode_ok). Without secrets in clear (they
+ * are all KEY_file) it may be world-readable, like any /etc file. */
+static void check_file_mode(struct parse_ctx *c)
+{
+    char err[512];
+    if (c->st.st_mode & S_IWOTH)
+        add_error(c, 0, false, NULL, NULL, "permissions %04o for '%s': others may write it, so anyone could "
+                  "change herald's configuration (chmod o-w '%s')", (unsigned)(c->st.st_mode & 07777), c->path,
+                  c->path);
+    const char *section = NULL, *key = NULL;
+    int line = clear_secret_line(c, &section, &key);
+    if (line && secret_mode_ok(c->path, &c->st, err, sizeof(err)) < 0)
+        add_error(c, line, false, section, key, "%s; or give it as %s_file = PATH", err,
+                  strcmp(key, "url") == 0 ? "password" : key);
+}
+
+/* The line of the last entry section.key (0 with from_set for --set, or none). */
+static int entry_line(const struct parse_ctx *c, const char *section, const char *key, bool *from_set)
+{
+    int line = 0;
+    *from_set = false;
+    for (size_t i = 0; i < c->nentries; i++)
+        if (!c->entries[i].dropped && strcmp(c->entries[i].section, section) == 0 &&
+            strcmp(c->entries[i].key, key) == 0) {
+            line = c->entries[i].line;
+            *from_set = c->entries[i].from_set;
+        }
+    return line;
+}
+
 static void validate(struct parse_ctx *c, struct config *cfg)
 {
     char err[512];
@@ -869,10 +1272,18 @@ static void validate(struct parse_ctx *c, struct config *cfg)
             add_error(c, c->sections[i].line, false, name, NULL,
                       "section appears twice (first at line %d)", section_line(c, name));
         } else if (kind == SEC_UNKNOWN) {
-            add_error(c, c->sections[i].line, false, name, NULL,
-                      "unknown section (expected daemon, redis, admin, public, consent, quiet_hours, channel <email|sms>, provider <name>, cap <name>)");
+            char hint[400];
+            suggest_section(name, hint, sizeof(hint));
+            if (hint[0])
+                add_error(c, c->sections[i].line, false, name, NULL, "unknown section%s", hint);
+            else
+                add_error(c, c->sections[i].line, false, name, NULL,
+                          "unknown section (expected daemon, redis, admin, public, consent, quiet_hours, channel <email|sms>, provider <name>, cap <name>)");
         } else if (kind == SEC_CHANNEL && herald_channel_from_name(arg) < 0) {
-            add_error(c, c->sections[i].line, false, name, NULL, "unknown channel \"%s\" (expected email or sms)", arg);
+            char hint[400];
+            suggest_section(name, hint, sizeof(hint));
+            add_error(c, c->sections[i].line, false, name, NULL, "unknown channel \"%s\" (expected email or sms)%s",
+                      arg, hint);
         } else if (kind == SEC_PROVIDER && !herald_id_valid(arg)) {
             add_error(c, c->sections[i].line, false, name, NULL, "provider names use " HERALD_ID_CHARS);
         } else if (kind == SEC_PROVIDER) {
@@ -888,12 +1299,23 @@ static void validate(struct parse_ctx *c, struct config *cfg)
         struct raw_entry *e = &c->entries[i];
         const char *arg = NULL;
         enum section_kind kind = classify(e->section, &arg);
-        /* Duplicates within the file: inih hands both to us. */
+        if (e->dropped) continue;
+        if (e->skip && kind != SEC_PROVIDER) { /* a KEY_file already reported: the key is given, not missing */
+            const struct config_key_info *k = kind == SEC_FIXED ? schema_find(e->section, e->key) : NULL;
+            if (k) seen_schema[k - config_schema] = true;
+            continue;
+        }
+        /* Duplicates within the file: inih hands both to us. A section
+         * written twice was reported at its header, once. */
         for (size_t j = 0; j < i; j++) {
             struct raw_entry *f = &c->entries[j];
-            if (!e->from_set && !f->from_set && strcmp(e->section, f->section) == 0 &&
+            if (!e->from_set && !f->from_set && !f->dropped && strcmp(e->section, f->section) == 0 &&
                 strcmp(e->key, f->key) == 0) {
-                add_error(c, e->line, false, e->section, e->key, "set twice (first at line %d)", f->line);
+                bool dup_section = false;
+                for (size_t k = 0, seen = 0; k < c->nsections; k++)
+                    if (strcmp(c->sections[k].name, e->section) == 0 && ++seen > 1) dup_section = true;
+                if (!dup_section)
+                    add_error(c, e->line, false, e->section, e->key, "set twice (first at line %d)", f->line);
                 goto next;
             }
         }
@@ -909,7 +1331,9 @@ static void validate(struct parse_ctx *c, struct config *cfg)
             }
             const struct config_key_info *k = schema_find(e->section, e->key);
             if (!k) {
-                add_error(c, e->line, e->from_set, e->section, e->key, "unknown key");
+                char hint[300];
+                suggest_key(e->section, e->key, hint, sizeof(hint));
+                add_error(c, e->line, e->from_set, e->section, e->key, "unknown key%s", hint);
                 break;
             }
             seen_schema[k - config_schema] = true;
@@ -950,6 +1374,11 @@ static void validate(struct parse_ctx *c, struct config *cfg)
         case SEC_PROVIDER: {
             if (!herald_id_valid(arg)) break;
             struct config_provider *p = provider_get(cfg, arg, e->line);
+            if (e->skip) {
+                p->unread = xrealloc(p->unread, (p->nunread + 1) * sizeof(char *));
+                p->unread[p->nunread++] = xstrdup(e->key);
+                break;
+            }
             if (strcmp(e->key, "plugin") == 0) {
                 bool ok = *e->value != '\0';
                 for (const char *q = e->value; *q; q++)
@@ -976,6 +1405,21 @@ static void validate(struct parse_ctx *c, struct config *cfg)
     next:;
     }
 
+    if (cfg->redis_password_key && cfg->redis_password_key[0]) {
+        bool from_set;
+        int line = entry_line(c, "redis", "password", &from_set);
+        if (cfg->redis_password)
+            add_error(c, line, from_set, "redis", "password",
+                      "the url has a password too: give it in one place (password or password_file)");
+        else
+            cfg->redis_password = xstrdup(cfg->redis_password_key);
+    }
+    if (cfg->redis_user && !cfg->redis_password) {
+        bool from_set;
+        int line = entry_line(c, "redis", "url", &from_set);
+        add_error(c, line ? line : section_line(c, "redis"), from_set, "redis", "url",
+                  "the user needs a password (in the url, or [redis] password or password_file)");
+    }
     if (admin_public_url) {
         const struct config_key_info *k = schema_find("public", "public_url");
         const struct raw_entry *e = admin_public_url;
@@ -1069,8 +1513,9 @@ int config_load(const char *path, const char *const *overrides, size_t noverride
 
     struct parse_ctx c = {.path = path, .errors = errors};
     c.fp = fopen(path, "r");
-    if (!c.fp) {
+    if (!c.fp || fstat(fileno(c.fp), &c.st) != 0) {
         strbuf_addf(errors, "%s: cannot read: %s\n", path, strerror(errno));
+        if (c.fp) fclose(c.fp);
         return -HERALD_EIO;
     }
     /* ini_parse_stream reads lines of at most INI_MAX_LINE through our reader. */
@@ -1081,8 +1526,10 @@ int config_load(const char *path, const char *const *overrides, size_t noverride
     else if (rc < 0)
         add_error(&c, 0, false, NULL, NULL, "cannot parse the file");
 
-    for (size_t i = 0; i < noverrides; i++) apply_override(&c, overrides[i]);
+    for (size_t i = 0; i < noverrides; i++) apply_override(&c, overrides[i], i + 1);
+    read_secret_files(&c, cfg);
     validate(&c, cfg);
+    check_file_mode(&c);
 
     for (size_t i = 0; i < c.nentries; i++) {
         free(c.entries[i].section);
@@ -1104,6 +1551,9 @@ void config_free(struct config *cfg)
     free(cfg->redis_url);
     free(cfg->redis_host);
     free(cfg->redis_password);
+    free(cfg->redis_socket);
+    free(cfg->redis_user);
+    free(cfg->redis_password_key);
     free(cfg->prefix);
     free(cfg->listen);
     free(cfg->listen_host);
@@ -1127,6 +1577,7 @@ void config_free(struct config *cfg)
         }
         free(p->settings);
         free(p->setting_lines);
+        free_list(p->unread, p->nunread);
     }
     free(cfg->providers);
     for (size_t i = 0; i < cfg->ncaps; i++) {
@@ -1137,4 +1588,99 @@ void config_free(struct config *cfg)
     free(cfg->default_tz);
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) free(cfg->quiet[ch]);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+/* A cap that another, earlier one always reaches first: it counts at least
+ * what this one counts (any channel or the same, every topic or more), over
+ * at least as long a window, and blocks at no more messages. */
+static bool cap_shadowed(const struct config_cap *early, const struct config_cap *late)
+{
+    if (early->channel != -1 && early->channel != late->channel) return false;
+    if (early->window_s < late->window_s || early->limit > late->limit) return false;
+    if (!early->topics) return true;
+    if (!late->topics) return false;
+    for (size_t i = 0; i < late->ntopics; i++) {
+        bool found = false;
+        for (size_t j = 0; j < early->ntopics; j++)
+            if (strcmp(late->topics[i], early->topics[j]) == 0) found = true;
+        if (!found) return false;
+    }
+    return true;
+}
+
+int config_warnings(const struct config *cfg, struct strbuf *out)
+{
+    int n = 0;
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        bool used = false;
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+            for (size_t j = 0; cfg->channels[ch].present && j < cfg->channels[ch].nproviders; j++)
+                if (strcmp(cfg->channels[ch].providers[j], cfg->providers[i].name) == 0) used = true;
+        if (!used) {
+            strbuf_addf(out, "%s:%d: warning: [provider %s]: no [channel] lists it, so it is loaded but never used\n",
+                        cfg->path, cfg->providers[i].line, cfg->providers[i].name);
+            n++;
+        }
+    }
+    for (size_t i = 0; i < cfg->ncaps; i++) {
+        const struct config_cap *cap = &cfg->caps[i];
+        if (cap->channel >= 0 && !cfg->channels[cap->channel].present) {
+            strbuf_addf(out, "%s:%d: warning: [cap %s]: it counts %s, which no [channel %s] section sends: it never applies\n",
+                        cfg->path, cap->line, cap->name, herald_channel_name(cap->channel),
+                        herald_channel_name(cap->channel));
+            n++;
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (cap_shadowed(&cfg->caps[j], cap)) {
+                strbuf_addf(out, "%s:%d: warning: [cap %s]: [cap %s] (line %d) always blocks first, so this cap never applies\n",
+                            cfg->path, cap->line, cap->name, cfg->caps[j].name, cfg->caps[j].line);
+                n++;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
+struct report_line {
+    long line;  /* -1: --set or no line (kept first, in order) */
+    size_t seq;
+    const char *text;
+    size_t len;
+};
+
+static int report_line_cmp(const void *a, const void *b)
+{
+    const struct report_line *x = a, *y = b;
+    if (x->line != y->line) return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void config_sort_report(struct strbuf *report, const char *path)
+{
+    if (!report->buf || !report->len) return;
+    size_t plen = strlen(path), n = 0, cap = 16;
+    struct report_line *lines = xmalloc(cap * sizeof(*lines));
+    for (const char *p = report->buf; p < report->buf + report->len;) {
+        const char *nl = memchr(p, '\n', (size_t)(report->buf + report->len - p));
+        size_t len = nl ? (size_t)(nl - p + 1) : (size_t)(report->buf + report->len - p);
+        long line = -1;
+        if (len > plen + 1 && memcmp(p, path, plen) == 0 && p[plen] == ':' && isdigit((unsigned char)p[plen + 1]))
+            line = strtol(p + plen + 1, NULL, 10);
+        if (n == cap) lines = xrealloc(lines, (cap *= 2) * sizeof(*lines));
+        lines[n] = (struct report_line){line, n, p, len};
+        n++;
+        p += len;
+    }
+    qsort(lines, n, sizeof(*lines), report_line_cmp);
+    struct strbuf sorted;
+    strbuf_init(&sorted);
+    for (size_t i = 0; i < n; i++) {
+        strbuf_add(&sorted, lines[i].text, lines[i].len);
+        if (lines[i].text[lines[i].len - 1] != '\n') strbuf_adds(&sorted, "\n");
+    }
+    free(lines);
+    strbuf_free(report);
+    *report = sorted;
 }

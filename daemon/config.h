@@ -47,6 +47,8 @@
     X("daemon", "plugin_dir", PATH, HERALD_PLUGIN_DIR, plugin_dir,                               \
       "Directory holding the channel plugins as <plugin>.so.")                                   \
     X("daemon", "log_level", LOGLEVEL, "info", log_level, "debug, info, warn or error.")        \
+    X("daemon", "log_format", LOGFORMAT, "text", log_format,                                     \
+      "text (one line per event) or json (one JSON object per line).")                           \
     X("daemon", "drain_timeout", DURATION, "10s", drain_timeout_ms,                              \
       "On SIGTERM/SIGINT, how long in-flight messages may take to finish before exit.")          \
     X("daemon", "consumer", STRING, "", consumer,                                                \
@@ -66,7 +68,9 @@
     X("quiet_hours", "sms", QUIET, "", quiet,                                                    \
       "HH:MM-HH:MM in the person's time zone when no SMS is sent (may wrap midnight).")          \
     X("redis", "url", REDIS_URL, "redis://127.0.0.1:6379/0", redis_url,                          \
-      "redis://[:password@]host[:port][/db]")                                                    \
+      "redis://[[user]:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N].")        \
+    X("redis", "password", SECRET, "", redis_password,                                           \
+      "Password of the url's user (AUTH), instead of writing it in the url; empty: the url's.")  \
     X("redis", "prefix", PREFIX, "herald", prefix,                                               \
       "Prefix of every key herald uses (herald:jobs, herald:audit, ...).")                       \
     X("redis", "audit_maxlen", INT, "10000000", audit_maxlen,                                    \
@@ -91,9 +95,11 @@
       "under it. [admin] public_url is its deprecated old name.")                                \
     CONFIG_LISTENER_KEYS(X, "public")
 
+/* CONFIG_SECRET keys (and CONFIG_PROVIDER_SECRETS below) also take the
+ * form `KEY_file = path`: the value is the file's content. */
 enum config_type { CONFIG_STRING, CONFIG_PATH, CONFIG_LOGLEVEL, CONFIG_DURATION, CONFIG_INT,
                    CONFIG_REDIS_URL, CONFIG_PREFIX, CONFIG_LISTEN, CONFIG_SECRET, CONFIG_URL,
-                   CONFIG_TZNAME, CONFIG_QUIET, CONFIG_SIZE };
+                   CONFIG_TZNAME, CONFIG_QUIET, CONFIG_SIZE, CONFIG_LOGFORMAT };
 
 struct config_key_info {
     const char *section;
@@ -119,6 +125,16 @@ extern const struct config_key_info config_schema[];
       "How long a message waits for this provider, its last, while its circuit is open or it "  \
       "asks to slow down, before it fails provider_unavailable (0: until the campaign expires; " \
       "else 1s..30d).")
+
+/* Plugin settings of [provider NAME] that are secrets: X(key). Each also
+ * takes `KEY_file = path`, and a config file holding one in clear must not
+ * be readable by others (docs/config.md, "Secrets"). A plugin with a new
+ * secret setting adds it here. */
+#define CONFIG_PROVIDER_SECRETS(X) X("password") X("api_key") X("auth_token") X("secret") X("token")
+
+/* 1 when key (a fixed key of section, or a plugin setting when section is
+ * "provider ...") is a secret. */
+bool config_key_is_secret(const char *section, const char *key);
 
 /* The daemon's keys of [provider NAME], terminated by an entry with key NULL. */
 extern const struct config_key_info config_provider_schema[];
@@ -147,6 +163,8 @@ struct config_provider {
     struct herald_setting *settings; /* plugin settings (not `plugin` nor the keys above) */
     int *setting_lines;
     size_t nsettings;
+    char **unread;              /* secret settings whose KEY_file failed (reported): the plugin's */
+    size_t nunread;             /* "missing" for them would say it twice */
 };
 
 /* [cap NAME]: at most `limit` messages actually sent to one person on
@@ -179,6 +197,7 @@ struct config {
     /* [daemon] */
     char *plugin_dir;
     int log_level;
+    int log_format;             /* enum log_format (log.h) */
     int64_t drain_timeout_ms;
     char *consumer;
     int64_t batch;
@@ -192,10 +211,13 @@ struct config {
     int quiet_start_min[HERALD_CH_COUNT], quiet_end_min[HERALD_CH_COUNT];
     /* [redis] */
     char *redis_url;
-    char *redis_host;
+    char *redis_host;     /* NULL with a unix socket */
     int redis_port;
+    char *redis_socket;   /* unix:// path; NULL for TCP */
     int redis_db;
-    char *redis_password; /* NULL when none */
+    char *redis_user;     /* NULL: AUTH password (the default user) */
+    char *redis_password; /* NULL when none: the url's or [redis] password */
+    char *redis_password_key; /* [redis] password as given ("" when not) */
     char *prefix;
     int64_t audit_maxlen;
     /* [admin] */
@@ -242,9 +264,31 @@ void config_free(struct config *cfg);
 int config_parse_rate(const char *s, double *per_s);
 /* Parses "10s", "500ms", "5m", "2h", "1d" or plain seconds into ms. */
 int config_parse_duration(const char *s, int64_t *ms);
-/* Parses redis://[:password@]host[:port][/db]. */
-int config_parse_redis_url(const char *s, char **host, int *port, int *db, char **password,
-                           char *err, size_t errlen);
+/* A parsed Redis URL; every string is the caller's to free (config_redis_url_free). */
+struct config_redis_url {
+    char *host;     /* TCP; NULL with a socket */
+    int port;
+    char *socket;   /* unix socket path; NULL for TCP */
+    int db;
+    char *user;     /* NULL: none given */
+    char *password; /* NULL: none given */
+};
+/* Parses redis://[[user]:password@]host[:port][/db] or
+ * unix://[[user]:password@]/path[?db=N] (user and password may be
+ * %-encoded). err never quotes the password. */
+int config_parse_redis_url(const char *s, struct config_redis_url *out, char *err, size_t errlen);
+void config_redis_url_free(struct config_redis_url *u);
+/* "host:port" or "unix:/path" of cfg's Redis, for log lines (no credentials). */
+const char *config_redis_where(const struct config *cfg, char *buf, size_t len);
+
+/* Warnings that do not stop herald (a provider no channel uses, a cap that
+ * can never apply): appended to out as "FILE:LINE: warning: ..." lines.
+ * Returns their number. */
+int config_warnings(const struct config *cfg, struct strbuf *out);
+/* Sorts the lines of a report (errors of config_load, plugin_set_load,
+ * warnings) by their line in path; lines of --set and without a line come
+ * first, in their order. */
+void config_sort_report(struct strbuf *report, const char *path);
 /* Parses a size: bytes, or with a k or m suffix (KiB, MiB). */
 int config_parse_size(const char *s, int64_t *bytes);
 /* Parses host:port ([v6]:port allowed). */

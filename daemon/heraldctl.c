@@ -35,6 +35,7 @@
 #include "profile.h"
 #include "progress.h"
 #include "store.h"
+#include "store_check.h"
 
 #define MAX_OVERRIDES 64
 
@@ -56,36 +57,9 @@ static void usage(FILE *out)
 
 static redisContext *connect_redis(const struct config *cfg)
 {
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
-    if (!c || c->err) {
-        fprintf(stderr, "heraldctl: cannot connect to redis at %s:%d: %s\n", cfg->redis_host, cfg->redis_port,
-                c ? c->errstr : "out of memory");
-        if (c) redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, (struct timeval){10, 0});
-    redisReply *r;
-    if (cfg->redis_password) {
-        r = redisCommand(c, "AUTH %s", cfg->redis_password);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "heraldctl: redis refused the password\n");
-            if (r) freeReplyObject(r);
-            redisFree(c);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    r = redisCommand(c, "SELECT %d", cfg->redis_db);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        char err[256];
-        store_sync_error(err, sizeof(err), "database selection", c, r);
-        fprintf(stderr, "heraldctl: database %d: %s\n", cfg->redis_db, err);
-        if (r) freeReplyObject(r);
-        redisFree(c);
-        return NULL;
-    }
-    freeReplyObject(r);
+    char err[512];
+    redisContext *c = store_check_connect(cfg, err, sizeof(err));
+    if (!c) fprintf(stderr, "heraldctl: %s\n", err);
     return c;
 }
 

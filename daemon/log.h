@@ -1,7 +1,12 @@
 /*
  * log.h - one line per event on stderr.
  *
- * Format: "2026-11-29T03:40:00Z info queue: job accepted campaign=x n=3".
+ * Format: "2026-11-29T03:40:00Z info queue: job accepted campaign=x n=3",
+ * or with [daemon] log_format = json one object per line:
+ * {"ts":"2026-11-29T03:40:00.000Z","level":"info","module":"queue",
+ *  "msg":"job accepted","campaign":"x","n":"3"} (docs/config.md). When
+ * stderr is the journal (JOURNAL_STREAM names fd 2) each line starts with
+ * its syslog priority, "<3>" error .. "<7>" debug, which journald strips.
  * The level is checked before formatting. Callers pass ids only (campaign,
  * recipient, provider message id): never an address, phone number or body.
  * log_complain()/log_recovered() rate-limit a repeated failure to one line
@@ -16,7 +21,12 @@
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
+enum log_format { LOG_FORMAT_TEXT = 0, LOG_FORMAT_JSON };
+
 void log_set_level(enum log_level level);
+/* Sets the line format and looks once whether stderr is the journal. */
+void log_set_format(enum log_format format);
+int log_format_from_name(const char *name); /* -1 when unknown */
 int log_level_from_name(const char *name); /* -1 when unknown */
 bool log_enabled(enum log_level level);
 void log_write(enum log_level level, const char *module, const char *fmt, ...) HERALD_PRINTF(3, 4);

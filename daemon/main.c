@@ -30,6 +30,7 @@
 #include "plugin.h"
 #include "queue.h"
 #include "rconn.h"
+#include "store_check.h"
 #include "tzdb.h"
 
 #define MAX_OVERRIDES 64
@@ -52,13 +53,14 @@ struct daemon {
     bool ready; /* READY=1 sent to the service manager (notify.h) */
     int rconns_open;
     struct log_complaint redis_down;
+    struct strbuf warnings; /* of the configuration, logged at start */
     int exit_code;
 };
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: herald --config FILE [--set 'SECTION.KEY=VALUE']... [--check-config]\n"
+            "usage: herald --config FILE [--set 'SECTION.KEY=VALUE']... [--check-config [--connect]]\n"
             "       herald --version | --help\n"
             "\n"
             "  --config FILE     the configuration (INI); see config/herald.example.conf\n"
@@ -66,6 +68,8 @@ static void usage(FILE *out)
             "                    or --set 'provider outbox.dir=/tmp/out' (repeatable)\n"
             "  --check-config    validate the file and the plugins' settings, print\n"
             "                    'configuration OK' or every error, exit 0 or 1\n"
+            "  --connect         with --check-config: also connect to Redis as configured,\n"
+            "                    authenticate, and try every kind of command herald sends\n"
             "  --version         print the version\n"
             "\n"
             "herald runs in the foreground and logs to stderr. SIGTERM or SIGINT drain and exit 0.\n");
@@ -93,9 +97,10 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
         announce_ready(d);
     } else {
-        notify_status("waiting for redis at %s:%d", d->cfg.redis_host, d->cfg.redis_port);
-        log_complain(&d->redis_down, "main", "redis unavailable at %s:%d (%s); retrying with backoff",
-                     d->cfg.redis_host, d->cfg.redis_port, err ? err : "connection lost");
+        char where[320];
+        notify_status("waiting for redis at %s", config_redis_where(&d->cfg, where, sizeof(where)));
+        log_complain(&d->redis_down, "main", "redis unavailable at %s (%s); retrying with backoff", where,
+                     err ? err : "connection lost");
     }
 }
 
@@ -266,6 +271,27 @@ static void seed_jitter(void)
     srand(seed);
 }
 
+/* --check-config --connect: Redis as the config names it, as its user. */
+static int check_redis(const struct config *cfg)
+{
+    char err[512], where[320];
+    redisContext *c = store_check_connect(cfg, err, sizeof(err));
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    struct strbuf problems;
+    strbuf_init(&problems);
+    int n = store_check_access(c, cfg, &problems);
+    redisFree(c);
+    fputs(problems.buf ? problems.buf : "", stderr);
+    strbuf_free(&problems);
+    if (n) return -1;
+    printf("redis OK: %s as user %s, database %d\n", config_redis_where(cfg, where, sizeof(where)),
+           cfg->redis_user ? cfg->redis_user : "default", cfg->redis_db);
+    return 0;
+}
+
 static int load(struct daemon *d, const char *path, const char **overrides, size_t n, bool check_only)
 {
     struct strbuf errors;
@@ -283,16 +309,22 @@ static int load(struct daemon *d, const char *path, const char **overrides, size
         }
         tzdb_free(db);
     }
+    if (nerr >= 0) config_warnings(&d->cfg, &errors); /* lines with "warning:", not counted */
+    config_sort_report(&errors, path);
     if (nerr != 0) {
         fputs(errors.buf ? errors.buf : "", stderr);
         if (nerr > 0) fprintf(stderr, "%d error%s in %s\n", nerr, nerr > 1 ? "s" : "", path);
         strbuf_free(&errors);
         return -1;
     }
-    strbuf_free(&errors);
     if (check_only && d->cfg.public_url_deprecated)
         fprintf(stderr, "%s: warning: [admin] public_url is deprecated: move it to [public] public_url\n", path);
-    if (check_only) printf("configuration OK\n");
+    if (check_only) {
+        fputs(errors.buf ? errors.buf : "", stderr); /* the warnings */
+        strbuf_free(&errors);
+    } else {
+        d->warnings = errors; /* logged once the log is set up */
+    }
     return 0;
 }
 
@@ -301,11 +333,12 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     const char *overrides[MAX_OVERRIDES];
     size_t noverrides = 0;
-    bool check_only = false;
+    bool check_only = false, connect = false;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},
         {"check-config", no_argument, NULL, 'k'},
+        {"connect", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -322,6 +355,7 @@ int main(int argc, char **argv)
             overrides[noverrides++] = optarg;
             break;
         case 'k': check_only = true; break;
+        case 'C': connect = true; break;
         case 'V':
             printf("herald %s (plugin ABI %u)\nplugin_dir default: %s\nsystemd notify: %s\n", HERALD_VERSION,
                    HERALD_CHANNEL_ABI_VERSION, HERALD_PLUGIN_DIR, notify_supported() ? "yes" : "no");
@@ -330,7 +364,7 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (!config_path || optind < argc) {
+    if (!config_path || optind < argc || (connect && !check_only)) {
         usage(stderr);
         return 2;
     }
@@ -349,11 +383,19 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        int rc = connect && check_redis(&d->cfg) < 0 ? 1 : 0;
+        if (rc == 0) printf("configuration OK\n");
         plugin_set_free(d->plugins);
         config_free(&d->cfg);
-        return 0;
+        return rc;
     }
     log_set_level((enum log_level)d->cfg.log_level);
+    log_set_format((enum log_format)d->cfg.log_format);
+    for (char *line = d->warnings.buf, *nl; line && *line; line = nl + 1) {
+        if (!(nl = strchr(line, '\n'))) break;
+        log_warn("config", "%.*s", (int)(nl - line), line);
+    }
+    strbuf_free(&d->warnings);
     signal(SIGPIPE, SIG_IGN);
 
     uv_loop_init(&d->loop);
@@ -368,7 +410,8 @@ int main(int argc, char **argv)
     char run_id[32];
     make_run_id(run_id, sizeof(run_id));
 
-    struct rconn_options ro = {.host = d->cfg.redis_host, .port = d->cfg.redis_port, .db = d->cfg.redis_db,
+    struct rconn_options ro = {.host = d->cfg.redis_host, .port = d->cfg.redis_port, .socket = d->cfg.redis_socket,
+                               .db = d->cfg.redis_db, .user = d->cfg.redis_user,
                                .password = d->cfg.redis_password, .timeout_ms = 10000};
     ro.name = "jobs";
     ro.timeout_ms = 10000; /* above the 2 s blocking read */

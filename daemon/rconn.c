@@ -1,8 +1,8 @@
 /*
  * rconn.c - a self-healing async hiredis connection on the libuv loop.
  *
- * States: IDLE (waiting for the backoff timer) -> CONNECTING (TCP + AUTH +
- * SELECT) -> READY -> back to IDLE on any loss. It drives hiredis from
+ * States: IDLE (waiting for the backoff timer) -> CONNECTING (TCP or a
+ * unix socket + AUTH [user] password + SELECT) -> READY -> back to IDLE on any loss. It drives hiredis from
  * the loop through its own event hooks (see "event hooks" below), not
  * through hiredis's libuv adapter. The watchdog timer runs every
  * 500 ms: a connect that takes longer than the timeout, or outstanding
@@ -25,7 +25,8 @@ enum rconn_state { RC_IDLE, RC_CONNECTING, RC_READY, RC_CLOSING };
 
 struct rconn {
     uv_loop_t *loop;
-    char *name, *host, *password;
+    char *name, *host, *socket, *user, *password;
+    char why[160];          /* why the connect in progress failed (AUTH, SELECT), for lost() */
     int port, db;
     int64_t timeout_ms;
     rconn_state_cb state_cb;
@@ -244,6 +245,12 @@ static void lost(struct rconn *rc, const char *err)
 {
     log_debug("redis", "lost connection=%s state=%d: %s", rc->name, (int)rc->state, err);
     bool was_ready = rc->state == RC_READY;
+    char why[sizeof(rc->why)];
+    if (rc->why[0]) { /* a refused AUTH or SELECT says more than "connection closed" */
+        snprintf(why, sizeof(why), "%s", rc->why);
+        rc->why[0] = '\0';
+        err = why;
+    }
     rc->ac = NULL;
     rc->outstanding = 0;
     if (rc->state == RC_CLOSING) return;
@@ -268,6 +275,7 @@ static void on_select(redisAsyncContext *ac, void *r, void *priv)
     if (!reply || rc->state != RC_CONNECTING) return;
     if (reply->type == REDIS_REPLY_ERROR) {
         /* Wrong password or database: keep retrying, the owner logs it once. */
+        if (!rc->why[0]) snprintf(rc->why, sizeof(rc->why), "database %d refused: %.100s", rc->db, reply->str);
         redisAsyncDisconnect(rc->ac);
         return;
     }
@@ -276,6 +284,20 @@ static void on_select(redisAsyncContext *ac, void *r, void *priv)
     if (rc->ever_connected) rc->reconnects++;
     rc->ever_connected = true;
     report(rc, true, NULL);
+}
+
+/* AUTH's reply (Redis never quotes the password in it). A refused AUTH
+ * drops the connection: it would otherwise go on as Redis's default user
+ * (which may need no password), not as the user configured. */
+static void on_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct rconn *rc = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (!reply || reply->type != REDIS_REPLY_ERROR || rc->state != RC_CONNECTING) return;
+    snprintf(rc->why, sizeof(rc->why), "authentication failed%s%s: %.100s", rc->user ? " for user " : "",
+             rc->user ? rc->user : "", reply->str);
+    redisAsyncDisconnect(rc->ac);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -288,8 +310,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     rc->progress_ms = uv_now(rc->loop);
-    if (rc->password)
-        redisAsyncCommand(rc->ac, NULL, NULL, "AUTH %s", rc->password);
+    rc->why[0] = '\0';
+    if (rc->password && rc->user)
+        redisAsyncCommand(rc->ac, on_auth, rc, "AUTH %s %s", rc->user, rc->password);
+    else if (rc->password)
+        redisAsyncCommand(rc->ac, on_auth, rc, "AUTH %s", rc->password);
     redisAsyncCommand(rc->ac, on_select, rc, "SELECT %d", rc->db);
 }
 
@@ -364,7 +389,7 @@ static void try_connect(struct rconn *rc)
 {
     log_debug("redis", "connecting connection=%s state=%d", rc->name, (int)rc->state);
     if (rc->state != RC_IDLE) return;
-    redisAsyncContext *ac = redisAsyncConnect(rc->host, rc->port);
+    redisAsyncContext *ac = rc->socket ? redisAsyncConnectUnix(rc->socket) : redisAsyncConnect(rc->host, rc->port);
     if (!ac || ac->err) {
         const char *e = ac && ac->errstr[0] ? ac->errstr : "cannot create a connection";
         char msg[128];
@@ -437,7 +462,9 @@ struct rconn *rconn_new(uv_loop_t *loop, const struct rconn_options *opt, rconn_
     struct rconn *rc = xcalloc(1, sizeof(*rc));
     rc->loop = loop;
     rc->name = xstrdup(opt->name ? opt->name : "redis");
-    rc->host = xstrdup(opt->host);
+    rc->host = opt->host ? xstrdup(opt->host) : NULL;
+    rc->socket = opt->socket ? xstrdup(opt->socket) : NULL;
+    rc->user = opt->user ? xstrdup(opt->user) : NULL;
     rc->password = opt->password ? xstrdup(opt->password) : NULL;
     rc->port = opt->port;
     rc->db = opt->db;
@@ -551,6 +578,8 @@ static void on_handle_closed(uv_handle_t *h)
     void *arg = rc->done_arg;
     free(rc->name);
     free(rc->host);
+    free(rc->socket);
+    free(rc->user);
     free(rc->password);
     strbuf_free(&rc->resp);
     free(rc);

@@ -32,9 +32,11 @@ typedef void (*rconn_state_cb)(struct rconn *rc, bool connected, const char *err
 
 struct rconn_options {
     const char *name;      /* for the owner's logs: "jobs", "data" */
-    const char *host;
+    const char *host;      /* TCP host, or NULL with socket */
     int port;
+    const char *socket;    /* unix socket path; NULL: TCP to host:port */
     int db;
+    const char *user;      /* NULL: AUTH password alone (the default user) */
     const char *password;  /* NULL: no AUTH */
     int64_t timeout_ms;    /* a reply may take this long (0: 10 s) */
 };

@@ -115,6 +115,7 @@ url = http://127.0.0.1:$nport/herald
 secret = bench-webhook-secret-0123456789
 concurrency = ${CONCURRENCY:-64}
 CONF
+chmod 600 "$tmp/herald.conf" # it holds secrets: herald refuses a config others may read
 
 /usr/bin/python3 - "$tmp/people.jsonl" "$N" <<'PY'
 import json, sys

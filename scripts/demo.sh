@@ -13,6 +13,7 @@ lib_cleanup_on_exit
 cd "$HERALD_ROOT"
 
 conf=config/herald.conf
+chmod 600 "$conf" # it holds the demo's secrets: herald refuses a config others may read
 people=config/demo/recipients.jsonl
 campaign_file=config/demo/campaign.json
 campaign=$(jq -r .id "$campaign_file" 2>/dev/null || echo demo-winter-sale)

@@ -48,6 +48,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+# Configs hold secrets (the admin token, link_secret): herald refuses one that
+# group or others may read, as ssh refuses such a key. Every file a test
+# writes is its own alone.
+os.umask(0o077)
+
+
 def _die_with_parent():
     """preexec_fn: the child gets SIGKILL when the test process dies."""
     _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

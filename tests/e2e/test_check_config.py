@@ -63,7 +63,9 @@ class CheckConfig(harness.HeraldTestCase):
         self.assertEqual((code, out.strip()), (0, "configuration OK"))
 
     def test_example_config_is_valid(self):
-        example = os.path.join(harness.ROOT, "config", "herald.example.conf")
+        # a copy only its owner may read: the example holds (placeholder) secrets
+        with open(os.path.join(harness.ROOT, "config", "herald.example.conf")) as f:
+            example = self.e.write("example.conf", f.read())
         code, out = check(example, "daemon.plugin_dir=" + harness.PLUGIN_DIR,
                           "provider outbox.dir=" + self.e.path("example-outbox"))
         self.assertEqual((code, out.strip()), (0, "configuration OK"))
@@ -155,6 +157,40 @@ class CheckConfig(harness.HeraldTestCase):
         self.assertReported(out, path, (url + 1,), "redis", "url")
         self.assertReported(out, path, (listen + 1,), "admin", "listen")
         self.assertReported(out, path, (setting + 1,), "provider outbox", "colour")
+
+    def test_errors_in_line_order_one_per_problem(self):
+        lines = list(self.good)
+        # a plugin's error (found after the file is read) before the file's own
+        lines.insert(lineno(lines, "dir = outbox"), "colour = red")
+        lines.insert(lineno(lines, "log_level = debug"), "lgo_level = info")
+        lines += ["", "[channel email]", "providers = outbox", "", "[chanel sms]", "providers = outbox"]
+        path = self.variant("order", lines)
+        code, out = check(path)
+        self.assertEqual(code, 1, out)
+        errors = [l for l in out.splitlines() if l.startswith(path + ":")]
+        numbers = [int(l.split(":")[1]) for l in errors]
+        self.assertEqual(numbers, sorted(numbers), out)
+        self.assertEqual(len(errors), 4, out)   # the repeated section is one problem, not one per key
+        self.assertIn("4 errors in %s" % path, out)
+        self.assertReported(out, path, (lineno(lines, "lgo_level = info"),), "daemon", "lgo_level")
+        self.assertIn("did you mean log_level?", out)
+        self.assertReported(out, path, (len(lines) - 1,), "chanel sms", None)
+        self.assertIn("did you mean [channel sms]?", out)
+        second = [i + 1 for i, l in enumerate(lines) if l == "[channel email]"][1]
+        self.assertRegex(out, r"(?m)^%s:%d: \[channel email\]: section appears twice" % (re.escape(path), second))
+
+    def test_warnings_do_not_fail(self):
+        lines = self.good + ["", "[provider spare]", "plugin = outbox", "dir = spare",
+                             "", "[cap day]", "channel = any", "limit = 1", "window = 24h",
+                             "", "[cap later]", "channel = email", "limit = 5", "window = 1h"]
+        path = self.variant("warnings", lines)
+        code, out = check(path)
+        self.assertEqual(code, 0, out)
+        self.assertRegex(out, r"(?m)^%s:%d: warning: \[provider spare\]: " % (re.escape(path),
+                                                                              lineno(lines, "[provider spare]")))
+        self.assertRegex(out, r"(?m)^%s:%d: warning: \[cap later\]: \[cap day\] .* never applies" % (
+            re.escape(path), lineno(lines, "[cap later]")))
+        self.assertIn("configuration OK", out)
 
     def test_bad_override(self):
         code, out = check(self.e.config, "redis.url=not-a-url")

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -33,6 +34,7 @@ void fake_config_load(struct fake_config *fc, const char *daemon_extra, const ch
             "[provider a]\nplugin = fake\n%s",
             FAKE_PLUGIN_DIR, daemon_extra, provider_extra);
     fclose(fp);
+    chmod(path, 0600); /* it holds secrets: herald refuses it readable by others */
     struct strbuf errs;
     strbuf_init(&errs);
     int n = config_load(path, NULL, 0, &fc->cfg, &errs);

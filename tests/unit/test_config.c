@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -25,6 +26,7 @@ static const char *write_conf(const char *name, const char *text)
     assert_non_null(fp);
     fputs(text, fp);
     fclose(fp);
+    chmod(path, 0600); /* it holds secrets: herald refuses it readable by others */
     return path;
 }
 
@@ -264,6 +266,277 @@ static void test_listeners(void **state)
     expect_error("[public]\ntoken = 0123456789abcdef0\n" GOOD_ADMIN GOOD_TAIL, "t.conf:2: [public] token: unknown key");
 }
 
+/* Writes a file of mode `mode` in tmpdir; returns its path (static per slot). */
+static const char *write_file(int slot, const char *name, const char *text, mode_t mode)
+{
+    static char paths[4][512];
+    snprintf(paths[slot], sizeof(paths[slot]), "%s/%s", tmpdir, name);
+    FILE *fp = fopen(paths[slot], "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    assert_int_equal(chmod(paths[slot], mode), 0);
+    return paths[slot];
+}
+
+static void expect_no_secret(const struct strbuf *errs, const char *secret)
+{
+    if (errs->buf && strstr(errs->buf, secret)) {
+        fprintf(stderr, "an error quotes the secret %s:\n%s\n", secret, errs->buf);
+        fail();
+    }
+}
+
+/* KEY_file: the file's content (one trailing newline dropped) is the value,
+ * for the fixed secrets and the plugins' ones; relative to the config. */
+static void test_secret_files(void **state)
+{
+    (void)state;
+    write_file(0, "token", "file-token-0123456789\n", 0600);
+    write_file(1, "hook", "hook-secret-0123456789\r\n", 0400);
+    write_file(2, "redispw", "redis-pw\n", 0600);
+    struct config cfg;
+    struct strbuf errs;
+    int n = load_text("[redis]\nurl = redis://herald@127.0.0.1:6380/0\npassword_file = redispw\n"
+                      "[admin]\ntoken_file = token\nlink_secret = 0123456789abcdef1\n"
+                      "[channel email]\nproviders = box\n[provider box]\nplugin = webhook\nsecret_file = hook\n",
+                      NULL, 0, &cfg, &errs);
+    if (n) fprintf(stderr, "%s", errs.buf);
+    assert_int_equal(n, 0);
+    assert_string_equal(cfg.token, "file-token-0123456789");
+    assert_string_equal(cfg.redis_user, "herald");
+    assert_string_equal(cfg.redis_password, "redis-pw");
+    assert_int_equal(cfg.providers[0].nsettings, 1);
+    assert_string_equal(cfg.providers[0].settings[0].key, "secret");
+    assert_string_equal(cfg.providers[0].settings[0].value, "hook-secret-0123456789");
+    assert_int_equal(cfg.providers[0].setting_lines[0], 11);
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    /* --set of one form replaces the file's other form */
+    const char *ov[] = {"admin.token=set-token-0123456789"};
+    n = load_text("[admin]\ntoken_file = token\nlink_secret = 0123456789abcdef1\n" GOOD_TAIL, ov, 1, &cfg, &errs);
+    assert_int_equal(n, 0);
+    assert_string_equal(cfg.token, "set-token-0123456789");
+    strbuf_free(&errs);
+    config_free(&cfg);
+    const char *ov2[] = {"admin.token_file=token"};
+    n = load_text(GOOD_ADMIN GOOD_TAIL, ov2, 1, &cfg, &errs);
+    assert_int_equal(n, 0);
+    assert_string_equal(cfg.token, "file-token-0123456789");
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    char want[700];
+    snprintf(want, sizeof(want), "%s/t.conf:4: [admin] token_file: give token or token_file, not both (token is at line 2)",
+             tmpdir);
+    expect_error(GOOD_ADMIN "token_file = token\n" GOOD_TAIL, want);
+    expect_error("[admin]\ntoken_file = nosuchfile\nlink_secret = 0123456789abcdef1\n" GOOD_TAIL,
+                 "[admin] token_file: cannot read");
+    expect_error("[admin]\ntoken_file =\nlink_secret = 0123456789abcdef1\n" GOOD_TAIL, "[admin] token_file: must name a file");
+    write_file(3, "short", "short\n", 0600);
+    expect_error("[admin]\ntoken_file = short\nlink_secret = 0123456789abcdef1\n" GOOD_TAIL,
+                 "[admin] token: must be at least 16");
+    write_file(3, "twolines", "0123456789abcdef0\nmore\n", 0600);
+    expect_error("[admin]\ntoken_file = twolines\nlink_secret = 0123456789abcdef1\n" GOOD_TAIL, "holds more than one line");
+    /* a secret file others may read is refused, as ssh refuses such a key */
+    write_file(3, "open", "0123456789abcdef0\n", 0644);
+    snprintf(want, sizeof(want), "[admin] token_file: permissions 0644 for '%s/open' are too open", tmpdir);
+    expect_error("[admin]\ntoken_file = open\nlink_secret = 0123456789abcdef1\n" GOOD_TAIL, want);
+    /* group may read only a file of root's (root:herald 0640); nobody may write */
+    write_file(3, "open", "0123456789abcdef0\n", 0620);
+    expect_error("[admin]\ntoken_file = open\nlink_secret = 0123456789abcdef1\n" GOOD_TAIL, "permissions 0620");
+    write_file(3, "open", "0123456789abcdef0\n", 0640);
+    n = load_text("[admin]\ntoken_file = open\nlink_secret = 0123456789abcdef1\n" GOOD_TAIL, NULL, 0, &cfg, &errs);
+    assert_int_equal(n, geteuid() == 0 ? 0 : 1);
+    if (geteuid() != 0) assert_non_null(strstr(errs.buf, "permissions 0640"));
+    strbuf_free(&errs);
+    config_free(&cfg);
+    write_file(3, "open", "0123456789abcdef0\n", 0644);
+    /* a failed KEY_file is one error, not also "missing" */
+    n = load_text("[admin]\ntoken_file = open\nlink_secret = 0123456789abcdef1\n" GOOD_TAIL, NULL, 0, &cfg, &errs);
+    assert_int_equal(n, 1);
+    strbuf_free(&errs);
+    config_free(&cfg);
+    /* _file exists only for secrets */
+    expect_error(GOOD_ADMIN "listen_file = x\n" GOOD_TAIL, "[admin] listen_file: unknown key");
+    /* the url's password and [redis] password: one place only */
+    expect_error("[redis]\nurl = redis://:pw@h:1/0\npassword = other\n" GOOD_ADMIN GOOD_TAIL,
+                 "[redis] password: the url has a password too");
+    expect_error("[redis]\nurl = redis://herald@h:1/0\n" GOOD_ADMIN GOOD_TAIL, "[redis] url: the user needs a password");
+}
+
+/* The config file itself: with a secret in clear, no one else may read it;
+ * with every secret in a KEY_file it may be world-readable; never
+ * world-writable. */
+static void test_config_file_mode(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    const char *path = write_file(0, "open.conf", GOOD_ADMIN GOOD_TAIL, 0644);
+    strbuf_init(&errs);
+    int n = config_load(path, NULL, 0, &cfg, &errs);
+    assert_int_equal(n, 1);
+    char want[700];
+    snprintf(want, sizeof(want), "%s:2: [admin] token: permissions 0644 for '%s' are too open", path, path);
+    if (!strstr(errs.buf, want)) fprintf(stderr, "got: %s\n", errs.buf);
+    assert_non_null(strstr(errs.buf, want));
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    /* a password in the url is a secret in clear too */
+    path = write_file(0, "open.conf", "[redis]\nurl = redis://:pw@h:1/0\n[admin]\ntoken = 0123456789abcdef0\n", 0600);
+    write_file(1, "token", "file-token-0123456789\n", 0600);
+    write_file(2, "link", "file-link-0123456789\n", 0600);
+    path = write_file(0, "open.conf", "[redis]\nurl = redis://:pw@h:1/0\n[admin]\ntoken_file = token\nlink_secret_file = link\n" GOOD_TAIL, 0644);
+    strbuf_init(&errs);
+    n = config_load(path, NULL, 0, &cfg, &errs);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(errs.buf, ":2: [redis] url: permissions 0644"));
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    /* every secret in a file: a world-readable config is fine */
+    path = write_file(0, "open.conf", "[admin]\ntoken_file = token\nlink_secret_file = link\n" GOOD_TAIL, 0644);
+    strbuf_init(&errs);
+    n = config_load(path, NULL, 0, &cfg, &errs);
+    if (n) fprintf(stderr, "%s", errs.buf);
+    assert_int_equal(n, 0);
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    path = write_file(0, "open.conf", "[admin]\ntoken_file = token\nlink_secret_file = link\n" GOOD_TAIL, 0646);
+    strbuf_init(&errs);
+    n = config_load(path, NULL, 0, &cfg, &errs);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(errs.buf, "others may write it"));
+    strbuf_free(&errs);
+    config_free(&cfg);
+    unlink(path);
+}
+
+/* No error quotes what --set gave: the argument may be a secret. */
+static void test_set_never_echoes(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    const char *ov[] = {"admin.tokenSECRET-1", "SECRET-2", "admin.token=SECRET-3",
+                        "redis.url=redis://u:SECRET-4@h:99999/0", "redis.url=redis://u:SECRET-5@/0",
+                        "redis.url=redis://u:SECRET-6%zz@h/0", "redis.url=rediss://u:SECRET-7@h/0",
+                        "redis.password=SECRET-8"};
+    for (size_t i = 0; i < sizeof(ov) / sizeof(ov[0]); i++) {
+        const char *one[2] = {ov[i], "redis.url=redis://:pw@h:1/0"}; /* the last: password given twice */
+        int n = load_text(GOOD_ADMIN GOOD_TAIL, one, strstr(ov[i], "password") ? 2 : 1, &cfg, &errs);
+        assert_int_equal(n, 1);
+        char secret[16];
+        snprintf(secret, sizeof(secret), "SECRET-%zu", i + 1);
+        expect_no_secret(&errs, secret);
+        if (i < 2) assert_non_null(strstr(errs.buf, "--set: argument 1 is not SECTION.KEY=VALUE"));
+        strbuf_free(&errs);
+        config_free(&cfg);
+    }
+}
+
+static void test_redis_urls(void **state)
+{
+    (void)state;
+    struct config_redis_url u;
+    char err[256];
+    assert_int_equal(config_parse_redis_url("redis://herald:p%40ss%3Aw@10.0.0.5:6380/3", &u, err, sizeof(err)), 0);
+    assert_string_equal(u.user, "herald");
+    assert_string_equal(u.password, "p@ss:w");
+    assert_string_equal(u.host, "10.0.0.5");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 3);
+    assert_null(u.socket);
+    config_redis_url_free(&u);
+    assert_int_equal(config_parse_redis_url("redis://:pw@h", &u, err, sizeof(err)), 0);
+    assert_null(u.user);
+    assert_string_equal(u.password, "pw");
+    assert_int_equal(u.port, 6379);
+    config_redis_url_free(&u);
+    assert_int_equal(config_parse_redis_url("redis://[::1]:6390/1", &u, err, sizeof(err)), 0);
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 6390);
+    config_redis_url_free(&u);
+    assert_int_equal(config_parse_redis_url("unix:///run/redis/redis.sock", &u, err, sizeof(err)), 0);
+    assert_string_equal(u.socket, "/run/redis/redis.sock");
+    assert_null(u.host);
+    assert_int_equal(u.db, 0);
+    config_redis_url_free(&u);
+    assert_int_equal(config_parse_redis_url("unix://herald:pw@/run/r.sock?db=4", &u, err, sizeof(err)), 0);
+    assert_string_equal(u.socket, "/run/r.sock");
+    assert_string_equal(u.user, "herald");
+    assert_string_equal(u.password, "pw");
+    assert_int_equal(u.db, 4);
+    config_redis_url_free(&u);
+    const char *bad[][2] = {
+        {"unix://run/r.sock", "absolute socket path"},
+        {"unix:///r.sock?db=99", "?db=N"},
+        {"unix:///r.sock?timeout=1", "?db=N"},
+        {"rediss://h:1/0", "TLS"},
+        {"redis://u:PW-SECRET@h:0/0", "port"},
+        {"redis://u:PW-SECRET@h:1/16", "database"},
+        {"redis://u:PW-SECRET%4@h:1/1", "bad %-escape"},
+        {"redis://u:@h:1/1", "empty"},
+        {"redis://@h:1/1", "nothing before"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(config_parse_redis_url(bad[i][0], &u, err, sizeof(err)), -HERALD_EINVAL);
+        if (!strstr(err, bad[i][1]) || strstr(err, "PW-SECRET")) {
+            fprintf(stderr, "%s: %s\n", bad[i][0], err);
+            fail();
+        }
+    }
+}
+
+/* --check-config's report: one error per problem, in line order, with a
+ * suggestion for a slip of the pen; warnings for what can never apply. */
+static void test_report(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    int n = load_text("[daemon]\nlgo_level = info\nurl = x\n" GOOD_ADMIN "[channel email]\nproviders = box\n"
+                      "[channel email]\nproviders = box\n[provder x]\n[chanel sms]\n[channel emial]\n"
+                      "[provider box]\nplugin = outbox\ndir = out\n",
+                      NULL, 0, &cfg, &errs);
+    assert_int_equal(n, 6);
+    config_sort_report(&errs, cfg.path);
+    char want[2000];
+    snprintf(want, sizeof(want),
+             "%1$s:2: [daemon] lgo_level: unknown key (did you mean log_level?)\n"
+             "%1$s:3: [daemon] url: unknown key (it belongs in [redis])\n"
+             "%1$s:9: [channel email]: section appears twice (first at line 7)\n"
+             "%1$s:11: [provder x]: unknown section (did you mean [provider x]?)\n"
+             "%1$s:12: [chanel sms]: unknown section (did you mean [channel sms]?)\n"
+             "%1$s:13: [channel emial]: unknown channel \"emial\" (expected email or sms) (did you mean [channel email]?)\n",
+             cfg.path);
+    assert_string_equal(errs.buf, want);
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    n = load_text(GOOD_ADMIN GOOD_TAIL "[provider spare]\nplugin = outbox\ndir = x\n"
+                  "[cap day]\nchannel = any\nlimit = 2\nwindow = 24h\n"
+                  "[cap hour]\nchannel = email\nlimit = 3\nwindow = 1h\n"
+                  "[cap sms]\nchannel = sms\nlimit = 1\nwindow = 1d\n"
+                  "[cap week]\nchannel = email\nlimit = 5\nwindow = 7d\ntopics = news\n",
+                  NULL, 0, &cfg, &errs);
+    assert_int_equal(n, 0);
+    assert_int_equal(config_warnings(&cfg, &errs), 3);
+    snprintf(want, sizeof(want),
+             "%1$s:9: warning: [provider spare]: no [channel] lists it, so it is loaded but never used\n"
+             "%1$s:16: warning: [cap hour]: [cap day] (line 12) always blocks first, so this cap never applies\n"
+             "%1$s:20: warning: [cap sms]: it counts sms, which no [channel sms] section sends: it never applies\n",
+             cfg.path);
+    assert_string_equal(errs.buf, want);
+    strbuf_free(&errs);
+    config_free(&cfg);
+}
+
 /* The example file documents every key of the schema, and is itself valid. */
 static void test_example_in_sync(void **state)
 {
@@ -307,10 +580,19 @@ static void test_example_in_sync(void **state)
         if (!pfound[i]) fprintf(stderr, "herald.example.conf lacks [provider NAME] %s\n", config_provider_schema[i].key);
         assert_true(pfound[i]);
     }
+    /* A copy only its owner may read: the example holds (placeholder) secrets. */
+    fp = fopen(EXAMPLE_CONF, "r");
+    assert_non_null(fp);
+    struct strbuf text;
+    strbuf_init(&text);
+    while (fgets(line, sizeof(line), fp)) strbuf_adds(&text, line);
+    fclose(fp);
+    const char *copy = write_conf("t.conf", text.buf);
+    strbuf_free(&text);
     struct config cfg;
     struct strbuf errs;
     strbuf_init(&errs);
-    int n = config_load(EXAMPLE_CONF, NULL, 0, &cfg, &errs);
+    int n = config_load(copy, NULL, 0, &cfg, &errs);
     if (n) fprintf(stderr, "%s", errs.buf);
     assert_int_equal(n, 0);
     strbuf_free(&errs);
@@ -330,11 +612,19 @@ int main(void)
         cmocka_unit_test(test_give_up_after),
         cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_example_in_sync),
+        cmocka_unit_test(test_secret_files),
+        cmocka_unit_test(test_config_file_mode),
+        cmocka_unit_test(test_set_never_echoes),
+        cmocka_unit_test(test_redis_urls),
+        cmocka_unit_test(test_report),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char path[600];
-    snprintf(path, sizeof(path), "%s/t.conf", tmpdir);
-    unlink(path);
+    const char *files[] = {"t.conf", "token", "hook", "redispw", "short", "twolines", "open", "link", "open.conf"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, files[i]);
+        unlink(path);
+    }
     rmdir(tmpdir);
     return rc;
 }

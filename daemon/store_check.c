@@ -1,0 +1,151 @@
+/*
+ * store_check.c - see store_check.h.
+ *
+ * The access check asks Redis nothing about its ACL (ACL DRYRUN needs
+ * rights herald's user should not have): it runs the commands themselves.
+ * Redis checks a command and its keys against the user's ACL before it
+ * runs it, so a command on a key that does not exist (or a conditional
+ * write that cannot apply, SET ... XX) is refused with NOPERM exactly when
+ * the real one would be, and otherwise changes nothing. Other errors of
+ * these probes (NOGROUP, "requires the key to exist") are the expected
+ * answers. Lua scripts run their redis.call()s as the same user, so the
+ * probes cover the commands the scripts use too.
+ */
+#include "store_check.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* X(what herald does with it, arguments...): $K a key under the prefix
+ * that never exists, $J the jobs stream, $S the sha of a loaded script. */
+#define STORE_CHECK_PROBES(X)                                                                     \
+    X("ping", "PING")                                                                              \
+    X("read the jobs stream", "XLEN", "$J")                                                        \
+    X("read job entries", "XINFO", "STREAM", "$K")                                                 \
+    X("create the consumer group", "XGROUP", "CREATE", "$K", "herald-check", "$")                  \
+    X("read jobs as a consumer", "XREADGROUP", "GROUP", "herald-check", "check", "COUNT", "1",     \
+      "STREAMS", "$K", ">")                                                                        \
+    X("take over a dead consumer's jobs", "XAUTOCLAIM", "$K", "herald-check", "check", "60000",   \
+      "0-0", "COUNT", "1")                                                                         \
+    X("acknowledge jobs", "XACK", "$K", "herald-check", "0-1")                                     \
+    X("append to streams (audit)", "XADD", "$K", "NOMKSTREAM", "MAXLEN", "~", "1000", "*",        \
+      "check", "1")                                                                                \
+    X("read keys", "GET", "$K")                                                                    \
+    X("write keys", "SET", "$K", "1", "XX")                                                        \
+    X("check keys", "EXISTS", "$K")                                                                \
+    X("read key types", "TYPE", "$K")                                                              \
+    X("delete keys", "DEL", "$K")                                                                  \
+    X("expire keys", "EXPIRE", "$K", "60")                                                         \
+    X("read hashes", "HGETALL", "$K")                                                              \
+    X("read hash fields", "HMGET", "$K", "check")                                                  \
+    X("write hashes", "HDEL", "$K", "check")                                                       \
+    X("read sets", "SSCAN", "$K", "0")                                                             \
+    X("check set members", "SMISMEMBER", "$K", "check")                                            \
+    X("write sets", "SREM", "$K", "check")                                                         \
+    X("read sorted sets", "ZSCAN", "$K", "0")                                                      \
+    X("count sorted sets", "ZCARD", "$K")                                                          \
+    X("write sorted sets", "ZADD", "$K", "XX", "1", "check")                                       \
+    X("read lists", "LRANGE", "$K", "0", "0")                                                      \
+    X("write lists", "RPUSHX", "$K", "check")                                                      \
+    X("load scripts", "SCRIPT", "LOAD", "return 1")                                                \
+    X("run loaded scripts", "EVALSHA", "$S", "0")                                                  \
+    X("run scripts", "EVAL", "return 1", "0")                                                      \
+    X("run transactions", "MULTI")                                                                 \
+    X("run transactions", "EXEC")
+
+#define STORE_CHECK_MAX_ARGS 12
+
+struct probe {
+    const char *what;
+    const char *argv[STORE_CHECK_MAX_ARGS];
+};
+
+static const struct probe probes[] = {
+#define X(what, ...) {what, {__VA_ARGS__, NULL}},
+    STORE_CHECK_PROBES(X)
+#undef X
+};
+
+redisContext *store_check_connect(const struct config *cfg, char *err, size_t errlen)
+{
+    char addr[320];
+    config_redis_where(cfg, addr, sizeof(addr));
+    struct timeval tv = {2, 0};
+    redisContext *c = cfg->redis_socket ? redisConnectUnixWithTimeout(cfg->redis_socket, tv)
+                                        : redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
+    if (!c || c->err) {
+        herald_seterr(err, errlen, "cannot connect to redis at %s: %s", addr, c ? c->errstr : "out of memory");
+        if (c) redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, (struct timeval){10, 0});
+    redisReply *r;
+    if (cfg->redis_password) {
+        r = cfg->redis_user ? redisCommand(c, "AUTH %s %s", cfg->redis_user, cfg->redis_password)
+                            : redisCommand(c, "AUTH %s", cfg->redis_password);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            /* AUTH's errors (WRONGPASS, "no password is set") never quote the password. */
+            herald_seterr(err, errlen, "redis at %s: authentication failed%s%s: %.120s", addr,
+                          cfg->redis_user ? " for user " : "", cfg->redis_user ? cfg->redis_user : "",
+                          r ? r->str : c->errstr);
+            if (r) freeReplyObject(r);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    r = redisCommand(c, "SELECT %d", cfg->redis_db);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        bool noauth = r && strncmp(r->str, "NOAUTH", 6) == 0;
+        herald_seterr(err, errlen, "redis at %s: database %d: %.120s%s", addr, cfg->redis_db, r ? r->str : c->errstr,
+                      noauth ? " (give the password in [redis] url, password or password_file)" : "");
+        if (r) freeReplyObject(r);
+        redisFree(c);
+        return NULL;
+    }
+    freeReplyObject(r);
+    return c;
+}
+
+int store_check_access(redisContext *c, const struct config *cfg, struct strbuf *problems)
+{
+    char absent[200], jobs[200], sha[64] = "0000000000000000000000000000000000000000";
+    snprintf(absent, sizeof(absent), "%s:check:absent", cfg->prefix);
+    snprintf(jobs, sizeof(jobs), "%s:jobs", cfg->prefix);
+    const char *user = cfg->redis_user ? cfg->redis_user : "default";
+    int n = 0;
+    bool in_multi = false;
+    for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+        const char *argv[STORE_CHECK_MAX_ARGS];
+        int argc = 0;
+        for (; probes[i].argv[argc]; argc++) {
+            const char *a = probes[i].argv[argc];
+            argv[argc] = strcmp(a, "$K") == 0 ? absent : strcmp(a, "$J") == 0 ? jobs : strcmp(a, "$S") == 0 ? sha : a;
+        }
+        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+        if (!r) {
+            strbuf_addf(problems, "redis: connection failed while checking whether user %s may %s (%s): %s\n", user,
+                        probes[i].what, argv[0], c->errstr);
+            return n + 1;
+        }
+        bool noperm = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0;
+        if (strcmp(argv[0], "MULTI") == 0) in_multi = r->type != REDIS_REPLY_ERROR;
+        if (strcmp(argv[0], "EXEC") == 0) in_multi = noperm; /* a refused EXEC leaves the MULTI open */
+        if (noperm) {
+            /* Redis's NOPERM text names the command or says "keys": no argument of ours. */
+            strbuf_addf(problems, "redis: user %s may not %s (%s): %.160s\n", user, probes[i].what, argv[0], r->str);
+            n++;
+        } else if (r->type == REDIS_REPLY_STRING && strcmp(argv[0], "SCRIPT") == 0 && r->len < sizeof(sha)) {
+            snprintf(sha, sizeof(sha), "%s", r->str);
+        }
+        freeReplyObject(r);
+    }
+    if (n)
+        strbuf_addf(problems, "redis: herald needs these commands on the keys %s:* (docs/operations.md, \"Redis\")\n",
+                    cfg->prefix);
+    if (in_multi) {
+        redisReply *r = redisCommand(c, "DISCARD");
+        if (r) freeReplyObject(r);
+    }
+    return n;
+}
