@@ -1,6 +1,7 @@
 /*
  * heraldctl.c - the operator's command line: import recipients, enqueue a
- * campaign, suppress an address, show a campaign's progress.
+ * campaign, suppress an address, show a campaign's progress; explain a
+ * decision and simulate a job (explain.c, read-only).
  *
  * It validates with the same code as the daemon (job.c, profile.c), so a
  * job it refuses is refused with the daemon's words, and it writes with the
