@@ -881,7 +881,8 @@ struct tally {
     int64_t first_until, last_until;
     /* progress on stderr (a terminal only) */
     bool show;
-    time_t shown_at;
+    bool shown;      /* a progress line is on the screen */
+    double shown_at; /* monotonic seconds of the last draw */
 };
 
 static void count_reason(json_t *obj, const char *reason)
@@ -890,14 +891,22 @@ static void count_reason(json_t *obj, const char *reason)
     json_object_set_new(obj, reason, json_integer((v ? json_integer_value(v) : 0) + 1));
 }
 
+/* Redraws "simulate: N of TOTAL recipients decided" on stderr after the
+ * first page and then at most five times a second; final takes it off the
+ * screen before the forecast is printed. */
 static void tally_progress(struct tally *t, bool final)
 {
     if (!t->show) return;
-    time_t now = time(NULL);
-    if (!final && now == t->shown_at) return;
-    t->shown_at = now;
-    if (final) fputs("\r\033[K", stderr);
-    else fprintf(stderr, "\rsimulate: %lld of %lld recipients decided\033[K", t->decided, t->total);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    if (final) {
+        if (t->shown) fputs("\r\033[K", stderr);
+    } else if (!t->shown || now - t->shown_at >= 0.2) {
+        fprintf(stderr, "\rsimulate: %lld of %lld recipients decided\033[K", t->decided, t->total);
+        t->shown = true;
+        t->shown_at = now;
+    }
     fflush(stderr);
 }
 

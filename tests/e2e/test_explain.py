@@ -10,8 +10,12 @@ byte for byte as it was. Neither prints an address or a phone number."""
 import datetime
 import json
 import os
+import pty
+import select
+import subprocess
 import sys
 import time
+import tty
 import zoneinfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -204,6 +208,17 @@ class Explain(harness.HeraldTestCase):
         res = e.ctl("explain", "spring", "x-sent", "--job", other)
         self.assertEqual(res.returncode, 1)
         self.assertIn("not spring", res.stderr)
+        # A job for later is decided as at its not_before; one that expired, as expired.
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400))
+        end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2 * 86400))
+        res = e.ctl_ok("simulate", e.write("later.json", json.dumps(job("later", recipients=["x-sent"],
+                                                                        not_before=later, expires_at=end))),
+                       "--json")
+        self.assertEqual(json.loads(res.stdout)["at"], later)
+        res = e.ctl_ok("simulate", e.write("late.json", json.dumps(job("late", recipients=["x-sent", "x-ghost"],
+                                                                       expires_at="2020-01-01T00:00:00Z"))),
+                       "--json")
+        self.assertEqual(json.loads(res.stdout)["suppressed"], {"expired": 2})
         bad = e.write("bad.json", '{"id": "bad"}')
         res = e.ctl("simulate", bad)
         self.assertEqual(res.returncode, 1)
@@ -225,6 +240,7 @@ class Explain(harness.HeraldTestCase):
         before = keyspace(self.raw)
         res = e.ctl_ok("simulate", path, "--json", sets=("daemon.batch=4",))
         self.assertEqual(keyspace(self.raw), before)
+        self.assertEqual(res.stderr, "", "no progress into a pipe")
         forecast = json.loads(res.stdout)
         self.assertEqual(forecast["total"], 30)
         self.assertEqual(forecast["decided"], 30)
@@ -234,6 +250,33 @@ class Explain(harness.HeraldTestCase):
         self.assertEqual(got["sent"], forecast["sent"])
         self.assertEqual(got["suppressed"], forecast["suppressed"])
         self.assertEqual(set(got["suppressed"]), {"topic_opt_out", "no_consent"})
+        # On a terminal, progress on stderr (taken off before the end);
+        # stdout is the same forecast.
+        master, slave = pty.openpty()
+        tty.setraw(slave)
+        proc = subprocess.Popen([harness.HERALDCTL_BIN, "--config", e.config, "--set", "daemon.batch=4",
+                                 "simulate", path, "--json"], stdout=subprocess.PIPE, stderr=slave,
+                                stdin=subprocess.DEVNULL)
+        os.close(slave)
+        self.addCleanup(os.close, master)
+        err = b""
+        while True:
+            r, _, _ = select.select([master], [], [], 10)
+            try:
+                data = os.read(master, 65536) if r else b""
+            except OSError:
+                data = b""
+            if not data:
+                break
+            err += data
+        out = proc.stdout.read().decode()
+        self.assertEqual(proc.wait(10), 0)
+        self.assertEqual(json.loads(out)["decided"], 30)
+        err = err.decode()
+        self.assertTrue(err.startswith("\rsimulate: 4 of 30 recipients decided\x1b[K"), repr(err))
+        self.assertTrue(err.endswith("\r\x1b[K"), repr(err))
+        self.assertNoAddress(err + out)
+
         # Run again, the forecast is: every one already reached is a duplicate.
         again = json.loads(e.ctl_ok("simulate", path, "--json").stdout)
         self.assertEqual(again["sent"], 0)
