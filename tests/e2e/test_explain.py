@@ -93,7 +93,7 @@ class Explain(harness.HeraldTestCase):
         h.stop()
 
         # simulate before the run: read-only, the keyspace unchanged.
-        spring = job("spring", recipients=self.ids, channels=["email", "sms"])
+        spring = job("spring", recipients=self.ids + ["x-sent", "x-optout"], channels=["email", "sms"])
         path = e.write("spring.json", json.dumps(spring))
         before = keyspace(self.raw)
         res = e.ctl_ok("simulate", path, "--json")
@@ -101,7 +101,8 @@ class Explain(harness.HeraldTestCase):
         self.assertEqual(keyspace(self.raw), before, "simulate changed the keyspace")
         self.assertNoAddress(res.stdout + res.stderr + res_text.stdout + res_text.stderr)
         forecast = json.loads(res.stdout)
-        self.assertEqual(forecast["total"], len(self.ids))
+        # Two ids given twice: the run decides each once.
+        self.assertEqual((forecast["total"], forecast["repeated"]), (len(self.ids) + 2, 2))
         self.assertEqual(forecast["sent_by_channel"], {"email": 1})
         self.assertEqual(forecast["suppressed"], {"topic_opt_out": 1, "no_consent": 1, "cap:daily": 1,
                                                   "suppressed": 1, "unknown_recipient": 1})
