@@ -529,6 +529,60 @@ static json_t *campaign_history(struct ctx *x, const char *id, const char *campa
     return out;
 }
 
+/* The audit record of the recorded outcome, without a scan of the audit
+ * stream: entry ids are milliseconds, and finish.lua adds the record in
+ * the same write as the once-only record stamped `at`, so only the few
+ * seconds from `at` are read, at most EXPLAIN_AUDIT_MAX entries. NULL when
+ * it is not there (trimmed, or written later than that). */
+#define EXPLAIN_AUDIT_SECONDS 5
+#define EXPLAIN_AUDIT_MAX 50000
+static json_t *audit_record(struct ctx *x, const char *campaign, const char *id, int64_t at, int *rc)
+{
+    struct strbuf k;
+    strbuf_init(&k);
+    store_key_audit(&k, x->cfg->prefix);
+    char start[48], end[48];
+    snprintf(start, sizeof(start), "%lld", (long long)at * 1000);
+    snprintf(end, sizeof(end), "%lld", (long long)(at + EXPLAIN_AUDIT_SECONDS) * 1000);
+    json_t *found = NULL;
+    for (long read = 0; read < EXPLAIN_AUDIT_MAX;) {
+        redisReply *r = redisCommand(x->c, "XRANGE %s %s %s COUNT 1000", k.buf, start, end);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            *rc = redis_failed(x, "audit read", r);
+            if (r) freeReplyObject(r);
+            break;
+        }
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+                e->element[1]->type != REDIS_REPLY_ARRAY)
+                continue;
+            const redisReply *f = e->element[1];
+            const char *c = NULL, *rid = NULL;
+            for (size_t j = 0; j + 1 < f->elements; j += 2) {
+                if (f->element[j]->type != REDIS_REPLY_STRING || f->element[j + 1]->type != REDIS_REPLY_STRING)
+                    continue;
+                if (strcmp(f->element[j]->str, "campaign") == 0) c = f->element[j + 1]->str;
+                else if (strcmp(f->element[j]->str, "recipient") == 0) rid = f->element[j + 1]->str;
+            }
+            if (!c || !rid || strcmp(c, campaign) != 0 || strcmp(rid, id) != 0) continue;
+            json_decref(found); /* the latest of them */
+            found = json_object();
+            json_object_set_new(found, "entry", json_string(e->element[0]->str));
+            for (size_t j = 0; j + 1 < f->elements; j += 2)
+                if (f->element[j]->type == REDIS_REPLY_STRING && f->element[j + 1]->type == REDIS_REPLY_STRING)
+                    json_object_set_new(found, f->element[j]->str, json_string(f->element[j + 1]->str));
+        }
+        size_t n = r->elements;
+        if (n) snprintf(start, sizeof(start), "(%s", r->element[n - 1]->element[0]->str);
+        freeReplyObject(r);
+        read += (long)n;
+        if (n < 1000) break;
+    }
+    strbuf_free(&k);
+    return found;
+}
+
 /* The stored consent record of ch (source, text version), or NULL. */
 static bool consent_detail(const struct person *pp, int ch, struct consent_record *rec)
 {
@@ -755,7 +809,9 @@ int explain_run(const struct config *cfg, redisContext *c, int nargs, char **arg
     struct person pp = {.id = id, .valid_id = true};
     rc = lookup(&x, campaign, &pp, 1);
     json_t *hist = rc ? NULL : campaign_history(&x, id, campaign, &rc);
+    json_t *audit = rc == 0 && pp.has_rec ? audit_record(&x, campaign, id, pp.rec.at, &rc) : NULL;
     if (rc) {
+        json_decref(audit);
         json_decref(hist);
         person_free(&pp);
         job_free(&job);
@@ -814,7 +870,8 @@ int explain_run(const struct config *cfg, redisContext *c, int nargs, char **arg
         recj = json_pack("{s:s, s:s, s:s, s:s}", "state", store_rec_state_name(pp.rec.state), "entry", pp.rec.entry,
                          "run", pp.rec.run, "at", t1);
     }
-    json_object_set_new(out, "recorded", json_pack("{s:o, s:o}", "record", recj, "history", hist));
+    json_object_set_new(out, "recorded", json_pack("{s:o, s:o, s:o}", "record", recj, "history", hist, "audit",
+                                                   audit ? audit : json_null()));
 
     if (x.json) {
         char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -847,6 +904,16 @@ int explain_run(const struct config *cfg, redisContext *c, int nargs, char **arg
             printf("history: %s %s%s%s%s%s%s%s\n", json_string_value(json_object_get(h, "at")),
                    json_string_value(json_object_get(h, "outcome")), r && *r ? "/" : "", r ? r : "",
                    ch && *ch ? " on " : "", ch ? ch : "", prov && *prov ? " via " : "", prov ? prov : "");
+        }
+        if (audit) {
+            const char *r = json_string_value(json_object_get(audit, "reason"));
+            const char *ch = json_string_value(json_object_get(audit, "channel"));
+            const char *prov = json_string_value(json_object_get(audit, "provider"));
+            const char *pid = json_string_value(json_object_get(audit, "provider_id"));
+            printf("audit: entry %s, %s%s%s%s%s%s%s%s%s\n", json_string_value(json_object_get(audit, "entry")),
+                   json_string_value(json_object_get(audit, "outcome")), r && *r ? "/" : "", r ? r : "",
+                   ch && *ch ? " on " : "", ch ? ch : "", prov && *prov ? " via " : "", prov ? prov : "",
+                   pid && *pid ? ", provider_id " : "", pid ? pid : "");
         }
         printf("decision at %s: %s", at, herald_outcome_name(pp.d.outcome));
         if (pp.d.outcome != HERALD_OUTCOME_SENT) printf(" (%s)", reason);

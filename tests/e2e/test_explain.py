@@ -123,6 +123,10 @@ class Explain(harness.HeraldTestCase):
         sent = self.explain("spring", "x-sent")
         self.assertEqual(sent["recorded"]["record"]["state"], "sent")
         self.assertEqual([(x["outcome"], x["channel"]) for x in sent["recorded"]["history"]], [("sent", "email")])
+        audit = sent["recorded"]["audit"]
+        self.assertEqual((audit["outcome"], audit["channel"], audit["provider"]), ("sent", "email", "outbox"))
+        self.assertIn(audit["entry"], [i for i, f in e.r.xrange("herald:audit")
+                                       if f["campaign"] == "spring" and f["recipient"] == "x-sent"])
         self.assertEqual(sent["job"]["topic"], "promotions")
         self.assertEqual(sent["job"]["channels"], ["email", "sms"])
         # Now that it was sent, once-only is what would stop it again.
@@ -168,6 +172,7 @@ class Explain(harness.HeraldTestCase):
         self.assertEqual((cap["check"], cap["cap"], cap["count"], cap["limit"], cap["window"]),
                          ("cap", "daily", 1, 1, "1d"))
         self.assertEqual(capped["recorded"]["history"][0]["reason"], "cap:daily")
+        self.assertEqual(capped["recorded"]["audit"]["reason"], "cap:daily")
 
         sup = self.explain("spring", "x-suppressed")
         self.assertEqual(sup["decision"], {"outcome": "suppressed", "reason": "suppressed", "channel": "email"})
@@ -176,6 +181,7 @@ class Explain(harness.HeraldTestCase):
         ghost = self.explain("spring", "x-ghost")
         self.assertEqual(ghost["decision"]["reason"], "unknown_recipient")
         self.assertIsNone(ghost["recorded"]["record"])
+        self.assertIsNone(ghost["recorded"]["audit"])
 
         # Every check of every answer in text form too, without an address.
         for rid in self.ids:
