@@ -1,6 +1,7 @@
 /*
  * heraldctl.c - the operator's command line: import recipients, enqueue a
- * campaign, suppress an address, show a campaign's progress.
+ * campaign, suppress an address, show a campaign's progress; explain a
+ * decision and simulate a job (explain.c, read-only).
  *
  * It validates with the same code as the daemon (job.c, profile.c), so a
  * job it refuses is refused with the daemon's words, and it writes with the
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "explain.h"
 #include "herald.h"
 #include "job.h"
 #include "people.h"
@@ -51,6 +53,15 @@ static void usage(FILE *out)
             "  suppress CHANNEL ADDRESS   put an address on the suppression list (email or sms)\n"
             "  campaign ID [--watch]      print a campaign's progress as JSON; --watch: redraw a progress\n"
             "                             line every second until it is done (plain lines when not a terminal)\n"
+            "  explain CAMPAIGN RECIPIENT [--job FILE] [--at TIME] [--json]\n"
+            "                             why this person gets (or got, or did not get) the campaign: every\n"
+            "                             check in the policy's order with the data behind it, the recorded\n"
+            "                             outcome, a deferral's end in the person's zone and in UTC (never an\n"
+            "                             address); the job is read from the stream, or from --job\n"
+            "  simulate JOB.json [--at TIME] [--json]\n"
+            "                             forecast a job by outcome and reason (sent per channel, suppressed,\n"
+            "                             deferred) from the stored people, reading only: nothing is sent,\n"
+            "                             reserved or written\n"
             "\n"
             "exit status: 0 done, 1 input refused (bad lines are reported as FILE:LINE: problem), 2 usage or Redis error\n");
 }
@@ -566,13 +577,16 @@ int main(int argc, char **argv)
         if (strcmp(args[0], "--watch") == 0) args++;
         nargs = 1;
     }
+    /* explain and simulate read their own options (explain.c). */
+    bool own_args = strcmp(cmd, "explain") == 0 || strcmp(cmd, "simulate") == 0;
     int want = strcmp(cmd, "suppress") == 0 ? 2 : 1;
-    if (strcmp(cmd, "import") && strcmp(cmd, "enqueue") && strcmp(cmd, "suppress") && strcmp(cmd, "campaign")) {
+    if (strcmp(cmd, "import") && strcmp(cmd, "enqueue") && strcmp(cmd, "suppress") && strcmp(cmd, "campaign") &&
+        !own_args) {
         fprintf(stderr, "heraldctl: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
     }
-    if (nargs != want) {
+    if (!own_args && nargs != want) {
         fprintf(stderr, "heraldctl: %s takes %d argument%s\n", cmd, want, want > 1 ? "s" : "");
         return 2;
     }
@@ -596,6 +610,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "import") == 0) rc = cmd_import(&cfg, c, args[0]);
     else if (strcmp(cmd, "enqueue") == 0) rc = cmd_enqueue(&cfg, c, args[0]);
     else if (strcmp(cmd, "suppress") == 0) rc = cmd_suppress(&cfg, c, args[0], args[1]);
+    else if (strcmp(cmd, "explain") == 0) rc = explain_run(&cfg, c, nargs, args);
+    else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, nargs, args);
     else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
     else rc = cmd_campaign(&cfg, c, args[0]);
     redisFree(c);

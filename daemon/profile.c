@@ -77,6 +77,26 @@ static long small_count(const char **p)
     return n > 0 && v > 0 ? v : -1;
 }
 
+size_t profile_frequency_limits(const struct profile *p, const char *chan[], int64_t lim[], int64_t win[],
+                                size_t max)
+{
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    if (!p->frequency) return 0;
+    json_object_foreach(p->frequency, k, v) {
+        unsigned count;
+        int64_t period;
+        if (n == max || !json_is_string(v) || profile_frequency_parse(json_string_value(v), &count, &period) < 0)
+            continue;
+        chan[n] = k;
+        lim[n] = count;
+        win[n] = period;
+        n++;
+    }
+    return n;
+}
+
 int profile_frequency_parse(const char *s, unsigned *count, int64_t *period_s)
 {
     const char *p = s;

@@ -105,5 +105,12 @@ int profile_quiet_hours_parse(const char *s, int *start_min, int *end_min);
 /* "N/<int><s|m|h|d>" (e.g. "1/7d") into a count and a period in seconds.
  * Returns 0 or -HERALD_EINVAL. */
 int profile_frequency_parse(const char *s, unsigned *count, int64_t *period_s);
+/* The person's own limits ("frequency": {"email": "1/7d", "any": "3/7d"}),
+ * validated at import; anything unreadable here is skipped, never guessed.
+ * chan[i] is the key (a channel name or "any", pointing into p), lim[i]
+ * the count, win[i] the period in seconds. Returns how many (at most max).
+ * The daemon's reservation and heraldctl explain read them through this. */
+size_t profile_frequency_limits(const struct profile *p, const char *chan[], int64_t lim[], int64_t win[],
+                                size_t max);
 
 #endif

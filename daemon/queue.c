@@ -242,11 +242,8 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     q->tzdb = tzdb_new(NULL);
     q->default_tz = tzdb_get(q->tzdb, cfg->default_tz);
     if (!q->default_tz) q->default_tz = tz_utc(); /* main refuses an unknown default_tz */
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        if (cfg->quiet_start_min[ch] < 0) continue;
-        q->quiet[ch] = (struct quiet_window){(int16_t)cfg->quiet_start_min[ch], (int16_t)cfg->quiet_end_min[ch]};
-        q->quiet_ptr[ch] = &q->quiet[ch];
-    }
+    policy_env_init(&q->env, cfg->consent_max_age_ms / 1000, q->default_tz, cfg->quiet_start_min,
+                    cfg->quiet_end_min);
     for (size_t i = 0; i < cfg->ncaps; i++) /* the history the caps need */
         if (cfg->caps[i].window_s > q->cap_keep_s) q->cap_keep_s = cfg->caps[i].window_s;
     uv_timer_init(loop, &q->heartbeat);

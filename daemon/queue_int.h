@@ -157,8 +157,7 @@ struct queue {
     struct log_complaint read_complaint;
     struct tzdb *tzdb;
     const struct tz *default_tz;
-    struct quiet_window quiet[HERALD_CH_COUNT];
-    const struct quiet_window *quiet_ptr[HERALD_CH_COUNT]; /* NULL: no ops window */
+    struct policy_env env; /* consent max_age, default zone, ops quiet hours */
     int64_t cap_keep_s; /* history the caps need: their longest window */
     uv_check_t flush_check; /* writes the outcomes and handoffs of one loop iteration */
     uv_idle_t flush_wake;   /* a handoff waits for that write: the loop must not sleep */

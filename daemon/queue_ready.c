@@ -417,27 +417,6 @@ static void on_reserved(const struct store_job_result *res, void *arg)
     queue_run_unpin(jr);
 }
 
-/* The person's own limits ("frequency": {"email": "1/7d", "any": "3/7d"}),
- * validated at import; anything unreadable here is skipped, never guessed. */
-static size_t user_limits(const struct profile *p, const char *chan[], int64_t lim[], int64_t win[], size_t max)
-{
-    size_t n = 0;
-    const char *k;
-    json_t *v;
-    if (!p->frequency) return 0;
-    json_object_foreach(p->frequency, k, v) {
-        unsigned count;
-        int64_t period;
-        if (n == max || !json_is_string(v) || profile_frequency_parse(json_string_value(v), &count, &period) < 0)
-            continue;
-        chan[n] = k;
-        lim[n] = count;
-        win[n] = period;
-        n++;
-    }
-    return n;
-}
-
 /* Sends one reservation for the recipients of a batch that the
  * policy let through; takes rb. */
 static void reserve(struct rbatch *rb, int64_t now)
@@ -450,7 +429,7 @@ static void reserve(struct rbatch *rb, int64_t now)
         struct rcpt *r = rb->r[i];
         struct store_job_reservation *it = &rb->res[i];
         const char *chan = herald_channel_name(r->dec.channel);
-        it->nfreq = user_limits(&r->p, it->fchan, it->flim, it->fwin, STORE_JOB_FREQ_MAX);
+        it->nfreq = profile_frequency_limits(&r->p, it->fchan, it->flim, it->fwin, STORE_JOB_FREQ_MAX);
         it->keep = q->cap_keep_s;
         for (size_t j = 0; j < it->nfreq; j++)
             if (it->fwin[j] > it->keep) it->keep = it->fwin[j];

@@ -23,19 +23,6 @@ static bool decide_one(struct rcpt *r)
 {
     struct jobrun *jr = r->jr;
     struct queue *q = jr->q;
-    struct policy_input in = {
-        .job = &jr->job,
-        .person = r->found > 0 ? &r->p : NULL,
-        .now = time(NULL),
-        .consent_max_age = q->cfg->consent_max_age_ms / 1000,
-        .tz = q->default_tz,
-    };
-    /* An unknown zone falls back to the default rather than to no quiet hours. */
-    if (r->found > 0 && r->p.tz) {
-        const struct tz *tz = tzdb_get(q->tzdb, r->p.tz);
-        if (tz) in.tz = tz;
-    }
-    memcpy(in.quiet, q->quiet_ptr, sizeof(in.quiet));
     bool takeover = false;
     if (r->has_rec && queue_own_leftover(jr, &r->rec)) {
         /* A record this job entry wrote: another copy of the id in this
@@ -72,9 +59,10 @@ static bool decide_one(struct rcpt *r)
         }
     }
     if (!takeover) strbuf_reset(&r->prior);
-    if (r->has_rec)
-        in.already_reached = r->rec.state == REC_RESERVED || r->rec.state == REC_PENDING ||
-                             r->rec.state == REC_SENT || r->rec.state == REC_UNKNOWN;
+    struct policy_input in;
+    const struct profile *person = r->found > 0 ? &r->p : NULL;
+    policy_input_init(&in, &q->env, &jr->job, person, person && r->p.tz ? tzdb_get(q->tzdb, r->p.tz) : NULL,
+                      r->has_rec && store_record_reached(&r->rec), time(NULL));
     memcpy(in.suppressed, r->suppressed, sizeof(in.suppressed));
     policy_decide(&in, &r->dec);
     if (r->dec.outcome == HERALD_OUTCOME_DEFERRED) queue_defer(jr, r->id, r->dec.until);

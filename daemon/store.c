@@ -67,6 +67,12 @@ const char *store_rec_state_name(enum store_rec_state st)
     return st <= REC_RESERVED ? rec_names[st] : "";
 }
 
+bool store_record_reached(const struct store_record *rec)
+{
+    return rec->state == REC_RESERVED || rec->state == REC_PENDING || rec->state == REC_SENT ||
+           rec->state == REC_UNKNOWN;
+}
+
 void store_record_format(struct strbuf *sb, enum store_rec_state st, const char *entry,
                          const char *run, int64_t at)
 {

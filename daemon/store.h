@@ -102,6 +102,9 @@ void store_record_format(struct strbuf *sb, enum store_rec_state st, const char 
                          const char *run, int64_t at);
 int store_record_parse(const char *s, struct store_record *rec);
 const char *store_rec_state_name(enum store_rec_state st);
+/* True when the record says the campaign reached the person (reserved,
+ * pending, sent, unknown): once-only then suppresses it as a duplicate. */
+bool store_record_reached(const struct store_record *rec);
 
 /*
  * Lua scripts: daemon/lua/<name>.lua, embedded at build time as

@@ -18,6 +18,7 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
+#include "policy.h"
 #include "profile.h"
 #include "rconn.h"
 #include "redis_fixture.h"
@@ -299,6 +300,104 @@ static void handoff_finish_release(void **st)
     freeReplyObject(r);
 }
 
+/* policy_limits (heraldctl explain and simulate) and reserve.lua (the
+ * daemon) give the same verdict on the same sends, caps and limits: 300
+ * people with histories drawn at random (channels, topics, ages on and
+ * around the window edges), caps by channel and topic, own limits. */
+static unsigned long long lcg = 42;
+static unsigned next_rand(unsigned n)
+{
+    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (unsigned)(lcg >> 33) % n;
+}
+
+static void limits_match_reserve(void **st)
+{
+    (void)st;
+    own_entry();
+    static const char *const promo[] = {"promotions"};
+    struct config_cap caps[] = {
+        {.name = "sms_day", .channel = HERALD_CH_SMS, .limit = 1, .window_s = 86400},
+        {.name = "promo_2d", .channel = -1, .limit = 2, .window_s = 2 * 86400, .topics = (char **)promo,
+         .ntopics = 1},
+        {.name = "any_3d", .channel = -1, .limit = 3, .window_s = 3 * 86400},
+    };
+    struct config cfg2 = cfg;
+    cfg2.caps = caps;
+    cfg2.ncaps = 3;
+    struct store_job *sj2 = store_job_new(sc, &cfg2, "me");
+    struct policy_cap pcaps[3];
+    for (int i = 0; i < 3; i++)
+        pcaps[i] = (struct policy_cap){caps[i].name, caps[i].channel, caps[i].limit, caps[i].window_s,
+                                       (const char *const *)caps[i].topics, caps[i].ntopics};
+    static const char *const chans[] = {"email", "sms"}, *const topics[] = {"news", "promotions"};
+    const int64_t now = 10000000;
+    const int64_t ages[] = {0, 60, 86399, 86400, 86401, 2 * 86400 - 1, 2 * 86400, 3 * 86400 - 1, 3 * 86400, 5 * 86400};
+    int verdicts[3] = {0};
+    for (int p = 0; p < 300; p++) {
+        char id[16], key[64], member[64];
+        snprintf(id, sizeof(id), "p%d", p);
+        snprintf(key, sizeof(key), "herald:r:{%s}:sends", id);
+        struct policy_send sends[6];
+        size_t ns = next_rand(6);
+        for (size_t i = 0; i < ns; i++) {
+            int ch = (int)next_rand(2);
+            const char *t = topics[next_rand(2)];
+            int64_t at = now - ages[next_rand(10)];
+            snprintf(member, sizeof(member), "%s|%s|old%zu", chans[ch], t, i);
+            cmd_ok("ZADD %s %lld %s", key, (long long)at, member);
+            sends[i] = (struct policy_send){at, ch, t};
+        }
+        struct store_job_reservation it;
+        memset(&it, 0, sizeof(it));
+        struct policy_freq freq[2];
+        size_t nf = next_rand(3);
+        int64_t keep = 3 * 86400;
+        for (size_t i = 0; i < nf; i++) {
+            int fc = (int)next_rand(3) - 1; /* -1 any */
+            it.fchan[i] = fc < 0 ? "any" : chans[fc];
+            it.flim[i] = 1 + next_rand(3);
+            it.fwin[i] = (1 + next_rand(4)) * 86400;
+            if (it.fwin[i] > keep) keep = it.fwin[i];
+            freq[i] = (struct policy_freq){fc, it.flim[i], it.fwin[i]};
+        }
+        it.nfreq = nf;
+        int ch = (int)next_rand(2);
+        const char *topic = topics[next_rand(2)];
+        char record[64], msg[64];
+        snprintf(record, sizeof(record), "reserved 1-1 r.1 %lld %d", (long long)now, p);
+        snprintf(msg, sizeof(msg), "%s|%s|c9", chans[ch], topic);
+        it.id = id;
+        it.rev = "";
+        it.record = record;
+        it.prior = "";
+        it.channel = chans[ch];
+        it.member = msg;
+        it.keep = keep;
+        struct store_job_reservation *items[] = {&it};
+        struct done d = {0};
+        store_job_reserve(sj2, "1-1", now, "c9", topic, items, 1, on_done, &d, NULL);
+        run_until(&d.fired);
+        assert_int_equal(d.res.status, STORE_JOB_OK);
+
+        struct policy_limits_input in = {.topic = topic, .channel = ch, .now = now, .caps = pcaps, .ncaps = 3,
+                                         .freq = freq, .nfreq = nf, .sends = sends, .nsends = ns};
+        struct policy_decision dec;
+        const char *cap_name = NULL;
+        policy_limits(&in, &dec, &cap_name, NULL);
+        enum store_job_verdict want = dec.reason == HERALD_REASON_CAP              ? SJV_CAP
+                                      : dec.reason == HERALD_REASON_USER_FREQUENCY ? SJV_USER_FREQUENCY
+                                                                                   : SJV_OK;
+        if (it.verdict != want || (want == SJV_CAP && strcmp(it.detail, cap_name) != 0))
+            fail_msg("person %d: reserve.lua said %d %s, policy_limits %d %s", p, it.verdict, it.detail, want,
+                     cap_name ? cap_name : "");
+        verdicts[want == SJV_OK ? 0 : want == SJV_CAP ? 1 : 2]++;
+    }
+    /* The draw reached every verdict, so the comparison means something. */
+    assert_true(verdicts[0] > 10 && verdicts[1] > 10 && verdicts[2] > 10);
+    store_job_free(sj2);
+}
+
 /* Another consumer owns the entry: every writing call is LOST and wrote
  * nothing; the heartbeat says so too and never takes it back. */
 static void lost_entry(void **st)
@@ -412,6 +511,7 @@ int main(void)
         cmocka_unit_test(suppression_flags),
         cmocka_unit_test(reserve_verdicts),
         cmocka_unit_test(handoff_finish_release),
+        cmocka_unit_test(limits_match_reserve),
         cmocka_unit_test(lost_entry),
         cmocka_unit_test(refused_read_is_failed),
         cmocka_unit_test(reading_the_stream),

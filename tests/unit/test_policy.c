@@ -24,6 +24,11 @@
  *   already_reached  optional boolean (default false)
  *   expect           {"outcome": "sent"|"suppressed"|..., "reason": code
  *                    ("" for sent), "channel": name or null}
+ *   expect.trace     optional array: policy_explain's checks, each
+ *                    "<check> [<channel>] pass|skip|block [<reason>]"
+ * Every case also runs through policy_explain: the same decision, and a
+ * trace that ends in it (the check that decided, or a pass on the channel
+ * that is sent).
  * Unknown keys are errors, so a typo cannot make a case pass silently.
  * The directory is argv[1], else POLICY_CASES_DIR; no case at all fails.
  */
@@ -126,13 +131,65 @@ static void set_stored(const struct pcase *c, struct profile *p, const json_t *s
     }
 }
 
+static const char *const verdicts[] = {"pass", "skip", "block"};
+
+/* "<check> [<channel>] <verdict> [<reason>]" */
+static void trace_line(struct strbuf *sb, const struct policy_check *k)
+{
+    strbuf_reset(sb);
+    strbuf_adds(sb, policy_check_name(k->kind));
+    if (k->channel >= 0) strbuf_addf(sb, " %s", herald_channel_name(k->channel));
+    strbuf_addf(sb, " %s", verdicts[k->verdict]);
+    if (k->reason != HERALD_REASON_NONE) strbuf_addf(sb, " %s", herald_reason_name(k->reason));
+}
+
+/* policy_explain decides as policy_decide does, and its trace tells how:
+ * it starts at the expiry, every check before the last let the message on
+ * or only skipped a channel, and the last one is the decision. */
+static void check_trace(const struct pcase *c, const struct policy_input *in, const struct policy_decision *d,
+                        const json_t *want)
+{
+    struct policy_trace tr;
+    struct policy_decision e;
+    memset(&tr, 0x5a, sizeof(tr));
+    policy_explain(in, &e, &tr);
+    if (e.outcome != d->outcome || e.reason != d->reason || e.channel != d->channel || e.until != d->until)
+        CASE_FAIL(c, "policy_explain decided %s/%s, policy_decide %s/%s", herald_outcome_name(e.outcome),
+                  herald_reason_name(e.reason), herald_outcome_name(d->outcome), herald_reason_name(d->reason));
+    if (tr.n == 0 || tr.c[0].kind != POLICY_CHECK_EXPIRY) CASE_FAIL(c, "the trace does not start at the expiry");
+    for (size_t i = 0; i + 1 < tr.n; i++)
+        if (tr.c[i].verdict == POLICY_BLOCK) CASE_FAIL(c, "trace entry %zu blocks but is not the last", i);
+    const struct policy_check *last = &tr.c[tr.n - 1];
+    if (d->outcome == HERALD_OUTCOME_SENT) {
+        if (last->verdict != POLICY_PASS || last->kind != POLICY_CHECK_QUIET_HOURS || last->channel != d->channel)
+            CASE_FAIL(c, "sent, but the trace does not end in a passed quiet-hours check on the channel");
+    } else {
+        if (last->verdict != POLICY_BLOCK || last->reason != d->reason || last->channel != d->channel)
+            CASE_FAIL(c, "the trace's last check (%s) is not the decision", policy_check_name(last->kind));
+        if (d->outcome == HERALD_OUTCOME_DEFERRED && last->until != d->until)
+            CASE_FAIL(c, "the trace's deferral has another until");
+    }
+    if (!want) return;
+    if (!json_is_array(want)) CASE_FAIL(c, "expect.trace must be an array of strings");
+    struct strbuf got;
+    strbuf_init(&got);
+    for (size_t i = 0; i < tr.n || i < json_array_size(want); i++) {
+        const char *w = json_string_value(json_array_get(want, i));
+        if (i < tr.n) trace_line(&got, &tr.c[i]);
+        if (i >= tr.n || !w || strcmp(got.buf, w) != 0)
+            CASE_FAIL(c, "trace[%zu]: got \"%s\", expected \"%s\"", i, i < tr.n ? got.buf : "(end)",
+                      w ? w : "(end)");
+    }
+    strbuf_free(&got);
+}
+
 static void run_case(void **state)
 {
     const struct pcase *c = *state;
     static const char *const keys[] = {"name", "now", "job", "person", "stored", "consent", "consent_at",
                                        "consent_max_age", "zone", "quiet_hours", "suppressed", "already_reached",
                                        "expect", NULL};
-    static const char *const expect_keys[] = {"outcome", "reason", "channel", "until", NULL};
+    static const char *const expect_keys[] = {"outcome", "reason", "channel", "until", "trace", NULL};
     const json_t *root = c->root;
     check_keys(c, root, "the case", keys);
 
@@ -263,6 +320,8 @@ static void run_case(void **state)
         }
     }
 
+    check_trace(c, &in, &d, json_object_get(expect, "trace"));
+
     /* Same input, same answer: nothing in the policy keeps state. */
     struct policy_decision again;
     policy_decide(&in, &again);
@@ -293,6 +352,64 @@ static void test_every_reason_covered(void **state)
             fail();
         }
     }
+}
+
+/* policy_limits counts as reserve.lua does: sends strictly inside the
+ * window, on the cap's channel (or any), of its topics; caps in order, the
+ * first that is reached names the reason; then the person's own limits. */
+static void test_limits(void **state)
+{
+    (void)state;
+    const int64_t now = 1000000, day = 86400;
+    const char *const promo[] = {"promotions"};
+    struct policy_send sends[] = {
+        {now - 10, HERALD_CH_EMAIL, "promotions"},
+        {now - day, HERALD_CH_EMAIL, "promotions"}, /* exactly a window ago: outside */
+        {now - 3600, HERALD_CH_SMS, "news"},
+    };
+    struct policy_cap caps[] = {
+        {"sms_daily", HERALD_CH_SMS, 1, day, NULL, 0},
+        {"promo_daily", -1, 1, day, promo, 1},
+        {"any_daily", -1, 3, day, NULL, 0},
+    };
+    struct policy_limits_input in = {.topic = "promotions", .channel = HERALD_CH_EMAIL, .now = now, .caps = caps,
+                                     .ncaps = 3, .sends = sends, .nsends = 3};
+    struct policy_decision d;
+    struct policy_trace tr = {.n = 0};
+    const char *name = NULL;
+    policy_limits(&in, &d, &name, &tr);
+    assert_int_equal(d.outcome, HERALD_OUTCOME_SUPPRESSED);
+    assert_int_equal(d.reason, HERALD_REASON_CAP);
+    assert_string_equal(name, "promo_daily"); /* sms_daily does not apply to email */
+    assert_int_equal(tr.n, 1);
+    assert_int_equal(tr.c[0].kind, POLICY_CHECK_CAP);
+    assert_int_equal(tr.c[0].count, 1);
+    assert_int_equal(tr.c[0].limit, 1);
+
+    /* Another topic: promo_daily does not apply; any_daily counts 2 of 3. */
+    in.topic = "news";
+    tr.n = 0;
+    policy_limits(&in, &d, &name, &tr);
+    assert_int_equal(d.outcome, HERALD_OUTCOME_SENT);
+    assert_null(name);
+    assert_int_equal(tr.n, 1);
+    assert_string_equal(tr.c[0].name, "any_daily");
+    assert_int_equal(tr.c[0].count, 2);
+    assert_int_equal(tr.c[0].verdict, POLICY_PASS);
+
+    /* The person's own limit on sms: one within a week. */
+    struct policy_freq freq[] = {{HERALD_CH_EMAIL, 5, 7 * day}, {HERALD_CH_SMS, 1, 7 * day}};
+    in.channel = HERALD_CH_SMS;
+    in.ncaps = 0;
+    in.freq = freq;
+    in.nfreq = 2;
+    tr.n = 0;
+    policy_limits(&in, &d, &name, &tr);
+    assert_int_equal(d.reason, HERALD_REASON_USER_FREQUENCY);
+    assert_int_equal(d.channel, HERALD_CH_SMS);
+    assert_int_equal(tr.n, 1); /* the email limit does not apply to sms */
+    assert_int_equal(tr.c[0].kind, POLICY_CHECK_FREQUENCY);
+    assert_int_equal(tr.c[0].count, 1);
 }
 
 static int by_file(const void *a, const void *b)
@@ -350,7 +467,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_policy: no policy cases (.json files) found in %s\n", dir);
         return 1;
     }
-    struct CMUnitTest *tests = xcalloc(ncases + 1, sizeof(*tests));
+    struct CMUnitTest *tests = xcalloc(ncases + 2, sizeof(*tests));
     for (size_t i = 0; i < ncases; i++) {
         tests[i].name = cases[i].file;
         tests[i].test_func = run_case;
@@ -358,8 +475,10 @@ int main(int argc, char **argv)
     }
     tests[ncases].name = "every_reason_covered";
     tests[ncases].test_func = test_every_reason_covered;
+    tests[ncases + 1].name = "limits";
+    tests[ncases + 1].test_func = test_limits;
     printf("test_policy: %zu cases from %s\n", ncases, dir);
-    int failed = _cmocka_run_group_tests("policy_cases", tests, ncases + 1, NULL, NULL);
+    int failed = _cmocka_run_group_tests("policy_cases", tests, ncases + 2, NULL, NULL);
     for (size_t i = 0; i < ncases; i++) {
         free(cases[i].file);
         free(cases[i].name);

@@ -1,0 +1,30 @@
+/*
+ * explain.h - heraldctl explain and simulate: the policy's answer for one
+ * person, or for every recipient of a job, read from Redis without writing.
+ *
+ * Both decide with the daemon's code (policy_explain and policy_limits,
+ * policy_input_init, store_person_from_fields, the suppression members of
+ * store.c), so what they say is what a run would do at that instant. They
+ * send read-only commands only (HGETALL, HMGET, HGET, LRANGE, XRANGE,
+ * ZRANGEBYSCORE, SMISMEMBER, TYPE, the counts and scans): nothing is
+ * reserved, recorded or counted. They print ids, counts and reasons, never
+ * an address or a phone number ("email address: present, valid").
+ *
+ * Exit codes: 0 answered, 1 refused input (an unknown campaign, a job that
+ * does not parse, a bad option value), 2 usage or Redis.
+ */
+#ifndef HERALD_EXPLAIN_H
+#define HERALD_EXPLAIN_H
+
+#include <hiredis/hiredis.h>
+
+#include "config.h"
+
+/* heraldctl explain CAMPAIGN RECIPIENT [--job FILE] [--at TIME] [--json];
+ * args are the words after "explain". */
+int explain_run(const struct config *cfg, redisContext *c, int nargs, char **args);
+
+/* heraldctl simulate JOB.json [--at TIME] [--json]. */
+int explain_simulate(const struct config *cfg, redisContext *c, int nargs, char **args);
+
+#endif
