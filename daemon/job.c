@@ -1,7 +1,7 @@
 /*
  * job.c - parses and validates one campaign job (the JSON of a stream entry).
  *
- * Owns: the job schema of DESIGN.md and its error sentences. The daemon
+ * Owns: the job schema (README, "Enqueueing a campaign"; docs/api.md) and its error sentences. The daemon
  * dead-letters with them and heraldctl prints them, so both say the same.
  * Never: logs, reads the clock, or accepts a job it only half understood:
  * an unknown key is an error, not something to ignore, because a misspelt

@@ -2,7 +2,7 @@
  * policy.c - decides, for one recipient of one campaign, whether to send,
  * on which channel, and if not, why.
  *
- * Owns: the decision order of DESIGN.md ("first match wins") and nothing
+ * Owns: the decision order of docs/architecture.md, "The decision" ("first match wins") and nothing
  * else. Never: allocates, does I/O, reads the clock or logs; it runs millions
  * of times per second in the benchmark and once per recipient in the daemon,
  * and both must get the same answer from the same input.
@@ -115,7 +115,7 @@ static inline enum herald_reason channel_blocked(const struct policy_input *in, 
 }
 
 /*
- * Checks on the selected channel, in DESIGN.md order. Each returns true when
+ * Checks on the selected channel, in the documented order. Each returns true when
  * it decided (and filled *out); false lets the next one look. They may defer
  * or suppress, never pick another channel.
  */

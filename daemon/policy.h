@@ -3,7 +3,7 @@
  *
  * Pure: no I/O, no clock (now is an argument), no logging, no allocation.
  * Every call yields exactly one decision with a reason code; decisions are
- * not errors. The order of checks is the contract of DESIGN.md:
+ * not errors. The order of checks is a contract (docs/architecture.md, "The decision"):
  *   expired, unknown_recipient, topic_opt_out, then channel selection over
  *   the person's order intersected with the campaign's (no_consent,
  *   no_address, suppressed: skip to the next channel; if none remains the

@@ -2,7 +2,7 @@
  * profile.c - a recipient's profile and consent records: validation,
  * the stored JSON form, and the address checks the policy relies on.
  *
- * Owns: the profile schema of DESIGN.md, consent record JSON. Addresses are
+ * Owns: the profile schema (README, "Recipients"; docs/api.md), consent record JSON. Addresses are
  * read under each channel's address_field and checked with its syntax
  * (channel.c): no channel is named here.
  * Never: logs, reads the clock (now is an argument), or puts an address,

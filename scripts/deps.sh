@@ -16,7 +16,7 @@ for arg in "$@"; do
 done
 
 # --- Debian packages ---------------------------------------------------------
-# build: compiler, cmake, the libraries of DESIGN.md's stack;
+# build: compiler, cmake, the libraries of herald's stack (README);
 # test:  cmocka, redis-server/redis-tools, python3 + python3-redis (e2e tests
 #        run under /usr/bin/python3), python3-aiosmtpd (SMTP peer),
 #        python3-cryptography (signs SendGrid's ECDSA webhook events),
