@@ -362,6 +362,63 @@ static void get_campaign(struct http_request *req, void *arg)
     strbuf_free(&k);
 }
 
+/* POST /v1/campaigns/{id}/pause|resume|cancel: the campaign's control
+ * field (lua/campaign_control.lua), which every daemon reads within a
+ * second. 200 {"id", "state", "result": "ok"|"unchanged"}; 404 no such
+ * campaign; 409 when the campaign is cancelled (a cancel is final) or, for
+ * resume, not paused. */
+struct control_call {
+    struct http_request *req;
+    enum store_control_action action;
+};
+
+static void on_control(redisReply *r, enum store_error err, const char *text, void *priv)
+{
+    struct control_call *c = priv;
+    (void)text;
+    int res = store_control_result_of(r);
+    if (!r) {
+        api_respond_store_error(c->req, err);
+    } else if (res < 0) {
+        api_respond_store_error(c->req, r->type == REDIS_REPLY_ERROR ? store_error_classify(r->str) : STORE_E_REPLY);
+    } else if (res == STORE_CONTROL_UNKNOWN) {
+        http_respond_error(c->req, 404, "campaign not found");
+    } else if (res == STORE_CONTROL_FINAL) {
+        http_respond_error(c->req, 409, "the campaign is cancelled: a cancel is final");
+    } else if (res == STORE_CONTROL_NOT_PAUSED) {
+        http_respond_error(c->req, 409, "the campaign is not paused");
+    } else {
+        static const char *const states[] = {"paused", "running", "cancelled"};
+        json_t *o = json_pack("{s:s, s:s, s:s}", "id", http_request_param(c->req, "id"), "state",
+                              states[c->action], "result", res == STORE_CONTROL_OK ? "ok" : "unchanged");
+        log_info("api", "campaign %s by the API campaign=%s", store_control_action_name(c->action),
+                 http_request_param(c->req, "id"));
+        http_respond_json(c->req, 200, o);
+    }
+    free(c);
+}
+
+static void campaign_control(struct http_request *req, struct api_state *st, enum store_control_action action)
+{
+    if (!authorised(req, st->cfg)) return;
+    const char *id = id_param(req);
+    if (!id) return;
+    struct control_call *c = xcalloc(1, sizeof(*c));
+    c->req = req;
+    c->action = action;
+    struct store_args a;
+    store_control_args(&a, st->cfg->prefix, id, action);
+    if (!st->cmds || store_cmds_send(st->cmds, STORE_CMD_ONCE, on_control, c, NULL, &a, store_lua_campaign_control) < 0) {
+        free(c);
+        api_respond_store_error(req, STORE_E_CONNECTION);
+    }
+    store_args_free(&a);
+}
+
+static void post_pause(struct http_request *req, void *arg) { campaign_control(req, arg, STORE_CONTROL_PAUSE); }
+static void post_resume(struct http_request *req, void *arg) { campaign_control(req, arg, STORE_CONTROL_RESUME); }
+static void post_cancel(struct http_request *req, void *arg) { campaign_control(req, arg, STORE_CONTROL_CANCEL); }
+
 int api_v1_register(struct http_server *srv, struct api_state *st)
 {
     static const struct {
@@ -375,6 +432,9 @@ int api_v1_register(struct http_server *srv, struct api_state *st)
         {"POST", "/v1/recipients/{id}/consent", post_consent},
         {"GET", "/v1/recipients/{id}/consent", get_consent},
         {"GET", "/v1/campaigns/{id}", get_campaign},
+        {"POST", "/v1/campaigns/{id}/pause", post_pause},
+        {"POST", "/v1/campaigns/{id}/resume", post_resume},
+        {"POST", "/v1/campaigns/{id}/cancel", post_cancel},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         int rc = http_route(srv, routes[i].method, routes[i].pattern, routes[i].fn, st);

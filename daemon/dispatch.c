@@ -1349,6 +1349,11 @@ void dispatch_handoff_done(struct dispatch *d, struct dispatch_msg **msgs, size_
 void dispatch_interrupt(struct dispatch *d)
 {
     d->stopping = true;
+    dispatch_recall(d);
+}
+
+void dispatch_recall(struct dispatch *d)
+{
     while (d->waiting) {
         struct dispatch_msg *m = d->waiting;
         unlink_waiting(m);

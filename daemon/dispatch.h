@@ -147,6 +147,11 @@ void dispatch_gate_now(struct dispatch *d);
  * request finish normally, and a later RETRY verdict finishes them as
  * interrupted instead of retrying. */
 void dispatch_interrupt(struct dispatch *d);
+/* The same without stopping: every message that no provider has now (waiting
+ * for a retry, a slot, a rate token, an open circuit, or the owner's answer
+ * ahead of its slot) finishes as interrupted, and dispatch goes on taking
+ * new ones (an operator paused or cancelled the campaign). */
+void dispatch_recall(struct dispatch *d);
 /* Drain timeout: curl requests still in flight are removed from the multi
  * handle and finish as UNKNOWN (not interrupted: the provider may have
  * them). Messages still waiting for the owner's handoff answer finish as

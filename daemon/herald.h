@@ -114,7 +114,8 @@ const char *herald_outcome_name(int outcome);
     X(INTERRUPTED, "interrupted", "in flight when the daemon stopped")              \
     X(PROVIDER_UNAVAILABLE, "provider_unavailable",                                 \
       "no provider of the channel was available (circuit open or asking to slow down) before " \
-      "the campaign expired or give_up_after passed")
+      "the campaign expired or give_up_after passed")                               \
+    X(CANCELLED, "cancelled", "an operator cancelled the campaign before this message was sent")
 
 enum herald_reason {
 #define X(name, str, doc) HERALD_REASON_##name,

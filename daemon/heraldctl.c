@@ -51,6 +51,11 @@ static void usage(FILE *out)
             "                             an address erased before is stored without its consent (said by id)\n"
             "  enqueue CAMPAIGN.json      validate a campaign job and add it to the jobs stream\n"
             "  suppress CHANNEL ADDRESS   put an address on the suppression list (email or sms)\n"
+            "  pause CAMPAIGN             stop sending a campaign within a second, on every daemon; every\n"
+            "                             unsent recipient is kept for resume (survives restarts)\n"
+            "  resume CAMPAIGN            go on with a paused campaign\n"
+            "  cancel CAMPAIGN            end a campaign for good: each unsent recipient is recorded\n"
+            "                             suppressed/cancelled, the sent ones stay as they are\n"
             "  campaign ID [--watch]      print a campaign's progress as JSON; --watch: redraw a progress\n"
             "                             line every second until it is done (plain lines when not a terminal)\n"
             "  explain CAMPAIGN RECIPIENT [--job FILE] [--at TIME] [--json]\n"
@@ -426,6 +431,43 @@ static int cmd_suppress(const struct config *cfg, redisContext *c, const char *c
     return 0;
 }
 
+/* pause, resume, cancel: the campaign's control field, read by every
+ * daemon within a second (lua/campaign_control.lua). */
+static int cmd_control(const struct config *cfg, redisContext *c, enum store_control_action action, const char *id)
+{
+    if (!herald_id_valid(id)) {
+        fprintf(stderr, "heraldctl: not a campaign id (1..%d of " HERALD_ID_CHARS ")\n", HERALD_ID_MAX);
+        return 1;
+    }
+    enum store_control_result res;
+    char err[256];
+    if (store_sync_control(c, cfg->prefix, id, action, &res, err, sizeof(err)) < 0) {
+        fprintf(stderr, "heraldctl: %s\n", err);
+        return 2;
+    }
+    switch (res) {
+    case STORE_CONTROL_OK:
+        printf("%s\n", action == STORE_CONTROL_PAUSE    ? "paused: every daemon stops sending it within a second"
+                       : action == STORE_CONTROL_RESUME ? "resumed"
+                                                        : "cancelled: each unsent recipient is recorded "
+                                                          "suppressed/cancelled");
+        return 0;
+    case STORE_CONTROL_UNCHANGED:
+        printf("%s already\n", action == STORE_CONTROL_PAUSE ? "paused" : "cancelled");
+        return 0;
+    case STORE_CONTROL_UNKNOWN:
+        fprintf(stderr, "heraldctl: no campaign with this id\n");
+        return 1;
+    case STORE_CONTROL_FINAL:
+        fprintf(stderr, "heraldctl: the campaign is cancelled; a cancel is final\n");
+        return 1;
+    case STORE_CONTROL_NOT_PAUSED:
+        fprintf(stderr, "heraldctl: the campaign is not paused\n");
+        return 1;
+    }
+    return 2;
+}
+
 static int cmd_campaign(const struct config *cfg, redisContext *c, const char *id)
 {
     struct strbuf kc;
@@ -580,8 +622,9 @@ int main(int argc, char **argv)
     /* explain and simulate read their own options (explain.c). */
     bool own_args = strcmp(cmd, "explain") == 0 || strcmp(cmd, "simulate") == 0;
     int want = strcmp(cmd, "suppress") == 0 ? 2 : 1;
+    int control = store_control_action_parse(cmd);
     if (strcmp(cmd, "import") && strcmp(cmd, "enqueue") && strcmp(cmd, "suppress") && strcmp(cmd, "campaign") &&
-        !own_args) {
+        control < 0 && !own_args) {
         fprintf(stderr, "heraldctl: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
@@ -612,6 +655,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "suppress") == 0) rc = cmd_suppress(&cfg, c, args[0], args[1]);
     else if (strcmp(cmd, "explain") == 0) rc = explain_run(&cfg, c, nargs, args);
     else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, nargs, args);
+    else if (control >= 0) rc = cmd_control(&cfg, c, (enum store_control_action)control, args[0]);
     else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
     else rc = cmd_campaign(&cfg, c, args[0]);
     redisFree(c);

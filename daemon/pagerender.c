@@ -629,6 +629,9 @@ void pagerender_reason(struct strbuf *out, const char *reason, const char *outco
         strbuf_adds(out, "We cannot tell whether it arrived: our system stopped while sending it, and we "
                          "never send a message twice.");
         return;
+    case HERALD_REASON_CANCELLED:
+        strbuf_adds(out, "Not sent: we cancelled this campaign before it reached you.");
+        return;
     default:
         break;
     }

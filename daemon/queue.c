@@ -26,6 +26,7 @@
 #include "tzdb.h"
 
 static void on_retry(uv_timer_t *t);
+static void on_start_control(const struct store_job_result *res, void *arg);
 
 /* The heartbeat's answer, for the entry it was sent for. */
 struct beat {
@@ -85,6 +86,31 @@ static void schedule_job(struct queue *q, struct jobrun *jr)
     queue_run_free(jr);
 }
 
+/* ---- an operator's pause or cancel, within a second -------------------- */
+
+static void on_control_polled(const struct store_job_result *res, void *arg)
+{
+    struct queue *q = arg;
+    struct jobrun *jr = q->jr;
+    q->control_asking = false;
+    if (res->status != STORE_JOB_OK || !jr || strcmp(jr->entry, q->control_entry) != 0 || jr->end != RUN_ON ||
+        jr->cancelled)
+        return;
+    if (q->control_answer != STORE_CONTROL_NONE) queue_run_steer(jr, q->control_answer);
+}
+
+static void on_control_timer(uv_timer_t *t)
+{
+    struct queue *q = t->data;
+    struct jobrun *jr = q->jr;
+    if (!jr || !jr->control_known || jr->cancelled || jr->end != RUN_ON || q->control_asking || q->stopping ||
+        !q->ops->ready(q->st, false))
+        return;
+    q->control_asking = true;
+    herald_copy(q->control_entry, sizeof(q->control_entry), jr->entry);
+    q->ops->control(q->st, jr->job.id, &q->control_answer, on_control_polled, q);
+}
+
 static void on_released_due(const struct store_job_result *res, void *arg)
 {
     struct queue *q = arg;
@@ -125,22 +151,53 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
      * in this process (after a hold) tells its records from this one's. */
     snprintf(jr->run, sizeof(jr->run), "%s.%llu", q->run_id, (unsigned long long)++q->run_seq);
     if (held_from) {
-        /* "<entry>" for a job held until not_before, "<entry>|d" for
-         * recipients deferred by that entry: records keep naming it. */
+        /* "<entry>" for a job held until not_before (or paused before it
+         * began), "<entry>|d" for recipients deferred by that entry, and
+         * "<entry>|p" for a run paused by an operator: records keep naming
+         * it, and a resumed run's total is counted already. */
         size_t n = strcspn(held_from, "|");
         snprintf(jr->rec_entry, sizeof(jr->rec_entry), "%.*s", (int)n, held_from);
-        jr->resumed = strcmp(held_from + n, "|d") == 0;
+        jr->resumed = strcmp(held_from + n, "|d") == 0 || strcmp(held_from + n, "|p") == 0;
         if (!jr->resumed) q->ops->state_del(q->st, jr->job.id, jr->rec_entry);
     }
-    if (jr->job.not_before > time(NULL)) {
+    /* The entry is this run's from now on (the heartbeat keeps it ours);
+     * nothing is read or decided before the campaign's control field
+     * says whether an operator paused or cancelled it. */
+    q->jr = jr;
+    uint64_t hb = (uint64_t)(q->cfg->claim_idle_ms / 3 > 0 ? q->cfg->claim_idle_ms / 3 : 1000);
+    uv_timer_start(&q->heartbeat, on_heartbeat, hb, hb);
+    jr->loading = true;
+    q->ops->control(q->st, jr->job.id, &jr->control, on_start_control, jr);
+}
+
+/* The campaign's control field, before a run's first recipient. */
+static void on_start_control(const struct store_job_result *res, void *arg)
+{
+    struct jobrun *jr = arg;
+    struct queue *q = jr->q;
+    jr->loading = false;
+    jr->control_known = true;
+    if (res->status != STORE_JOB_OK) {
+        queue_run_hold(jr, res->err, res->text, "reading the campaign's control");
+    } else if (jr->control == STORE_CONTROL_PAUSED) {
+        queue_run_steer(jr, STORE_CONTROL_PAUSED); /* parked as it is (queue_run.c) */
+    } else if (jr->control == STORE_CONTROL_CANCELLED) {
+        jr->cancelled = true; /* run now, not_before or not: each recipient is cancelled */
+        log_info("queue", "job cancelled by an operator campaign=%s entry=%s: its unsent recipients are "
+                          "recorded suppressed/cancelled", jr->job.id, jr->entry);
+    } else if (jr->job.not_before > time(NULL)) {
+        q->jr = NULL;
+        uv_timer_stop(&q->heartbeat);
         schedule_job(q, jr);
         return;
     }
-    q->jr = jr;
+    if (queue_run_ended(jr)) {
+        queue_maybe_more(jr); /* held, paused or stopping: ends with nothing read */
+        return;
+    }
+    const char *entry = jr->entry;
     log_info("queue", "job started campaign=%s entry=%s run=%s", jr->job.id, entry, jr->run);
     q->ops->state(q->st, jr->job.id, entry, "running");
-    uint64_t hb = (uint64_t)(q->cfg->claim_idle_ms / 3 > 0 ? q->cfg->claim_idle_ms / 3 : 1000);
-    uv_timer_start(&q->heartbeat, on_heartbeat, hb, hb);
     if (jr->job.recipients_key) {
         jr->src_key = xstrdup(jr->job.recipients_key);
         snprintf(jr->cursor, sizeof(jr->cursor), "0");
@@ -253,6 +310,9 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     uv_timer_init(loop, &q->release_timer);
     q->release_timer.data = q;
     uv_timer_start(&q->release_timer, on_release_timer, 1000, 1000);
+    uv_timer_init(loop, &q->control_timer);
+    q->control_timer.data = q;
+    uv_timer_start(&q->control_timer, on_control_timer, 1000, 1000);
     uv_check_init(loop, &q->flush_check);
     q->flush_check.data = q;
     uv_idle_init(loop, &q->flush_wake);
@@ -264,7 +324,7 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     if (q->ready_target < 32) q->ready_target = 32;
     uv_timer_init(loop, &q->hold_timer);
     q->hold_timer.data = q;
-    q->handles_open = 7;
+    q->handles_open = 8;
     q->last_claim_ms = 0;
     dispatch_set_handoff(d, queue_on_handoff, q);
     q->held_error = STORE_E_COUNT;
@@ -377,6 +437,7 @@ void queue_free(struct queue *q)
     uv_close((uv_handle_t *)&q->heartbeat, on_handle_closed);
     uv_close((uv_handle_t *)&q->retry, on_handle_closed);
     uv_close((uv_handle_t *)&q->release_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&q->control_timer, on_handle_closed);
     uv_close((uv_handle_t *)&q->flush_check, on_handle_closed);
     uv_close((uv_handle_t *)&q->flush_wake, on_handle_closed);
     uv_close((uv_handle_t *)&q->ready_idle, on_handle_closed);

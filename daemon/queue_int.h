@@ -82,8 +82,12 @@ struct batch {
 
 /* How a run ends: on (finishes or is stopped), held (a command the job
  * needs was refused for good: it stays pending and is tried again later)
- * or lost (another consumer owns the entry now: nothing more is written). */
-enum run_end { RUN_ON, RUN_HELD, RUN_LOST };
+ * or lost (another consumer owns the entry now: nothing more is written),
+ * or steered (an operator paused or cancelled the campaign: what it had not
+ * handed to a provider is given back; a pause parks the job until resume,
+ * a cancel runs it again at once to give each unsent recipient its
+ * outcome). */
+enum run_end { RUN_ON, RUN_HELD, RUN_LOST, RUN_STEERED };
 
 struct jobrun {
     struct queue *q;
@@ -109,7 +113,13 @@ struct jobrun {
     /* The entry the once-only records name: this one, or, for a job that was
      * held (not_before) or deferred (quiet hours), the entry it came from. */
     char rec_entry[64];
-    bool resumed;  /* re-run of deferred recipients: its total is counted already */
+    bool resumed;  /* re-run of deferred or paused recipients: its total is counted already */
+    /* The campaign's control field (an operator's pause or cancel), read
+     * before the first recipient and every second after; a cancelled run
+     * gives each recipient without an outcome suppressed/cancelled. */
+    enum store_control control;
+    bool control_known;
+    bool cancelled;
     /* Recipients deferred by this run, grouped by when their window ends;
      * parked in Redis as one scheduled job per group before the ack. */
     struct deferral *deferrals;
@@ -151,6 +161,10 @@ struct queue {
     uv_timer_t heartbeat;
     uv_timer_t retry; /* after a refused read: wait, never spin */
     uv_timer_t release_timer; /* moves due scheduled jobs back to the stream */
+    uv_timer_t control_timer; /* reads the running campaign's control field every second */
+    bool control_asking;
+    enum store_control control_answer;
+    char control_entry[64];   /* the run it was asked for */
     bool releasing;
     long long released_due; /* the last release's count */
     struct queue_counters counters;
@@ -204,6 +218,7 @@ void queue_run_pin(struct jobrun *jr);
 void queue_run_unpin(struct jobrun *jr);
 void queue_run_hold(struct jobrun *jr, enum store_error err, const char *text, const char *what);
 void queue_run_lost(struct jobrun *jr, const char *why);
+void queue_run_steer(struct jobrun *jr, enum store_control c);
 void queue_run_free(struct jobrun *jr);
 void queue_maybe_more(struct jobrun *jr);
 void queue_defer(struct jobrun *jr, const char *id, int64_t until);

@@ -6,6 +6,7 @@
  * held or lost its entry leaves the job pending. Never frees a run that a
  * caller still uses (queue_run_pin).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +103,23 @@ void queue_run_lost(struct jobrun *jr, const char *why)
     queue_ready_kick(jr->q);
 }
 
+/* An operator paused or cancelled the campaign: the run stops taking
+ * recipients, and what it had not handed to a provider (its ready queue,
+ * the messages waiting in dispatch for a slot, a rate token or a retry)
+ * is given back; what the providers have finishes. Its end (job_complete)
+ * parks the job for a pause, and runs it again at once for a cancel. */
+void queue_run_steer(struct jobrun *jr, enum store_control c)
+{
+    struct queue *q = jr->q;
+    if (jr->end != RUN_ON) return;
+    jr->end = RUN_STEERED;
+    jr->control = c;
+    log_info("queue", "job %s by an operator campaign=%s entry=%s; what no provider has is given back",
+             c == STORE_CONTROL_PAUSED ? "paused" : "cancelled", jr->job.id, jr->entry);
+    dispatch_recall(q->d);
+    queue_ready_kick(q);
+}
+
 static void park_one(struct jobrun *jr, struct deferral *d);
 
 /* Remembers a deferred recipient in the group of its window's end. */
@@ -184,6 +202,12 @@ void queue_park_deferrals(struct jobrun *jr)
     for (size_t i = 0; i < jr->ndeferrals; i++) park_one(jr, &jr->deferrals[i]);
 }
 
+static void on_pause_parked(const struct store_job_result *res, void *arg)
+{
+    (void)res;
+    queue_read_next(arg);
+}
+
 static void on_hold_over(uv_timer_t *t)
 {
     struct queue *q = t->data;
@@ -219,6 +243,19 @@ static void job_complete(struct jobrun *jr)
         uv_timer_start(&q->hold_timer, on_hold_over, (uint64_t)q->hold_ms, 0);
     } else if (jr->end == RUN_LOST) {
         log_info("queue", "job left to its new owner campaign=%s entry=%s", jr->job.id, jr->entry);
+        queue_read_next(q);
+    } else if (jr->end == RUN_STEERED && jr->control == STORE_CONTROL_PAUSED && !q->stopping) {
+        /* Parked until resume. A job whose total is written comes back as
+         * a resumed run ("|p"): its total is not counted again. */
+        char from[80];
+        snprintf(from, sizeof(from), "%s%s", jr->rec_entry, jr->resumed || jr->started ? "|p" : "");
+        log_info("queue", "job parked until resumed campaign=%s entry=%s unfinished=%zu", jr->job.id, jr->entry,
+                 jr->unfinished);
+        q->ops->pause_park(q->st, jr->job.id, jr->entry, from, jr->text, on_pause_parked, q);
+    } else if (jr->end == RUN_STEERED && !q->stopping) {
+        /* Cancelled: the entry is ours and pending; read again at once, it
+         * runs with every unsent recipient cancelled. */
+        q->own_pending_done = false;
         queue_read_next(q);
     } else {
         log_info("queue", "job paused campaign=%s entry=%s unfinished=%zu (it stays pending and resumes on restart)",

@@ -58,6 +58,11 @@ static bool decide_one(struct rcpt *r)
             return false;
         }
     }
+    if (jr->cancelled) {
+        /* An operator cancelled the campaign: no decision, no send. */
+        queue_finish(r, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_CANCELLED, -1, NULL, NULL);
+        return false;
+    }
     if (!takeover) strbuf_reset(&r->prior);
     struct policy_input in;
     const struct profile *person = r->found > 0 ? &r->p : NULL;
@@ -307,7 +312,7 @@ void queue_on_source_open(const struct store_job_result *res, void *arg)
         return;
     }
     jr->src = jr->info.kind == STORE_SRC_SET ? SRC_SET : jr->info.kind == STORE_SRC_ZSET ? SRC_ZSET : SRC_LIST;
-    q->ops->total(q->st, jr->job.id, jr->entry, jr->info.count);
+    if (!jr->resumed) q->ops->total(q->st, jr->job.id, jr->entry, jr->info.count);
     jr->started = true;
     queue_maybe_more(jr);
 }

@@ -46,6 +46,11 @@ void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const ch
     key(sb, prefix, ":campaign:", campaign, ":norecord");
 }
 
+void store_key_campaign_paused(struct strbuf *sb, const char *prefix, const char *campaign)
+{
+    key(sb, prefix, ":campaign:", campaign, ":paused");
+}
+
 void store_suppress_member(struct strbuf *sb, int channel, const char *address)
 {
     char norm[512];
@@ -236,6 +241,77 @@ int store_sync_suppress(redisContext *c, const char *prefix, int channel, const 
     return rc;
 }
 
+/* ---- campaign control ----------------------------------------------------- */
+
+static const char *const control_actions[] = {"pause", "resume", "cancel"};
+static const char *const control_results[] = {"ok", "unchanged", "unknown", "cancelled", "not_paused"};
+
+const char *store_control_action_name(enum store_control_action a) { return control_actions[a]; }
+
+int store_control_action_parse(const char *s)
+{
+    for (size_t i = 0; i < sizeof(control_actions) / sizeof(control_actions[0]); i++)
+        if (strcmp(s, control_actions[i]) == 0) return (int)i;
+    return -1;
+}
+
+int store_control_result_of(const redisReply *r)
+{
+    if (!r || (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_STRING)) return -1;
+    for (size_t i = 0; i < sizeof(control_results) / sizeof(control_results[0]); i++)
+        if (strcmp(r->str, control_results[i]) == 0) return (int)i;
+    return -1;
+}
+
+void store_control_args(struct store_args *a, const char *prefix, const char *campaign,
+                        enum store_control_action action)
+{
+    struct strbuf k;
+    strbuf_init(&k);
+    store_args_script(a, store_lua_campaign_control, 4);
+    store_key_campaign(&k, prefix, campaign);
+    store_args_add(a, k.buf);
+    store_key_campaign_paused(&k, prefix, campaign);
+    store_args_add(a, k.buf);
+    store_key_jobs(&k, prefix);
+    store_args_add(a, k.buf);
+    store_key_scheduled(&k, prefix);
+    store_args_add(a, k.buf);
+    store_args_add(a, store_control_action_name(action));
+    store_args_add(a, campaign);
+    strbuf_free(&k);
+}
+
+int store_sync_control(redisContext *c, const char *prefix, const char *campaign, enum store_control_action action,
+                       enum store_control_result *result, char *err, size_t errlen)
+{
+    struct strbuf kc, kp, kj, ks;
+    strbuf_init(&kc);
+    strbuf_init(&kp);
+    strbuf_init(&kj);
+    strbuf_init(&ks);
+    store_key_campaign(&kc, prefix, campaign);
+    store_key_campaign_paused(&kp, prefix, campaign);
+    store_key_jobs(&kj, prefix);
+    store_key_scheduled(&ks, prefix);
+    redisReply *r = redisCommand(c, "EVAL %s 4 %s %s %s %s %s %s", store_lua_campaign_control, kc.buf, kp.buf,
+                                 kj.buf, ks.buf, store_control_action_name(action), campaign);
+    strbuf_free(&kc);
+    strbuf_free(&kp);
+    strbuf_free(&kj);
+    strbuf_free(&ks);
+    int v = store_control_result_of(r);
+    int rc = 0;
+    if (v < 0) {
+        store_sync_error(err, errlen, "campaign control", c, r);
+        rc = -HERALD_EREDIS;
+    } else {
+        *result = (enum store_control_result)v;
+    }
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
 /* ---- person data and progress ------------------------------------------ */
 
 size_t store_address_normalise(char *out, size_t outlen, int channel, const char *address)
@@ -249,7 +325,8 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
     json_t *out = json_object();
     json_t *sup = json_object(), *fail = json_object(), *def = json_object();
     long long total = 0, sent = 0, unknown = 0, deferred = 0, done_count = 0;
-    int states = 0, running = 0, queued = 0, scheduled = 0;
+    int states = 0, running = 0, queued = 0, scheduled = 0, paused = 0;
+    const char *control = "";
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         if (r->element[i]->type != REDIS_REPLY_STRING || r->element[i + 1]->type != REDIS_REPLY_STRING) continue;
         const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
@@ -260,6 +337,9 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
             if (strcmp(v, "running") == 0) running++;
             else if (strcmp(v, "queued") == 0) queued++;
             else if (strcmp(v, "scheduled") == 0) scheduled++;
+            else if (strcmp(v, "paused") == 0) paused++;
+        } else if (strcmp(f, "control") == 0) {
+            control = v;
         } else if (strcmp(f, "sent") == 0) {
             sent += n;
             done_count += n;
@@ -282,8 +362,14 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
                         : running   ? "running"
                         : queued    ? "queued"
                         : scheduled ? "scheduled"
+                        : paused    ? "paused"
                         : deferred  ? "deferred" /* some wait in Redis for their quiet hours to end */
                                     : "done";
+    /* An operator's pause or cancel (lua/campaign_control.lua) is what a
+     * reader wants to see; "pausing" and "cancelling" while a run still
+     * finishes what its providers have. */
+    if (strcmp(control, "paused") == 0) state = running ? "pausing" : "paused";
+    else if (strcmp(control, "cancelled") == 0) state = running || queued || paused ? "cancelling" : "cancelled";
     json_object_set_new(out, "id", json_string(id));
     json_object_set_new(out, "state", json_string(state));
     json_object_set_new(out, "total", json_integer(total));

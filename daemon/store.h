@@ -77,6 +77,9 @@ void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_marker(struct strbuf *sb, const char *prefix);
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);
 void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign);
+/* The jobs of a paused campaign, parked until resume or cancel: stream
+ * entry -> "<held_from>\n<job>" (lua/campaign_control.lua). */
+void store_key_campaign_paused(struct strbuf *sb, const char *prefix, const char *campaign);
 
 #define STORE_HISTORY_MAX 100
 
@@ -123,7 +126,8 @@ extern const char store_lua_lookup[];    /* a batch's profiles, consent, rev, re
 extern const char store_lua_reserve[];   /* once-only, caps, frequency: reserve a batch */
 extern const char store_lua_finish[];    /* records, history, audit, progress; reserved -> pending handoffs */
 extern const char store_lua_release[];   /* give back a reservation no provider took */
-extern const char store_lua_release_due[]; /* due scheduled jobs back to the stream */
+extern const char store_lua_release_due[];
+extern const char store_lua_campaign_control[]; /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
@@ -180,6 +184,28 @@ int store_sync_import(redisContext *c, const char *prefix, const struct profile 
                       const struct consent_record *recs, size_t nrecs, char *err, size_t errlen);
 int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address,
                         char *err, size_t errlen);
+
+/* An operator's steer of a campaign (lua/campaign_control.lua). */
+enum store_control_action { STORE_CONTROL_PAUSE, STORE_CONTROL_RESUME, STORE_CONTROL_CANCEL };
+enum store_control_result {
+    STORE_CONTROL_OK,         /* done */
+    STORE_CONTROL_UNCHANGED,  /* it was so already */
+    STORE_CONTROL_UNKNOWN,    /* no such campaign */
+    STORE_CONTROL_FINAL,      /* the campaign is cancelled: nothing more to steer */
+    STORE_CONTROL_NOT_PAUSED, /* resume of a campaign that is not paused */
+};
+const char *store_control_action_name(enum store_control_action a);
+/* The script's answer as a result; <0 when r is not one of its answers. */
+int store_control_result_of(const redisReply *r);
+/* "pause"/"resume"/"cancel" -> action; <0 for anything else. */
+int store_control_action_parse(const char *s);
+/* Appends the script's command (EVALSHA; store_cmds falls back to EVAL)
+ * for campaign and action to a. */
+void store_control_args(struct store_args *a, const char *prefix, const char *campaign,
+                        enum store_control_action action);
+/* heraldctl's blocking form: 0 with *result, or <0 with err. */
+int store_sync_control(redisContext *c, const char *prefix, const char *campaign, enum store_control_action action,
+                       enum store_control_result *result, char *err, size_t errlen);
 
 /* ---- person data and progress (the preference API, heraldctl) ---- */
 

@@ -849,6 +849,63 @@ void store_job_release_due(struct store_job *sj, int64_t now, int max, long long
     store_cmds_send(sj->sc, 0, on_moved, cc, count_discard, &a, store_lua_release_due);
 }
 
+struct control_call {
+    struct call *c;
+    enum store_control *out;
+};
+
+static void control_discard(void *arg)
+{
+    struct control_call *cc = arg;
+    call_discard(cc->c);
+    free(cc);
+}
+
+static void on_control(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct control_call *cc = arg;
+    if (!call_ended(cc->c, r, err, text, r && r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING)) {
+        *cc->out = STORE_CONTROL_NONE;
+        if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "paused") == 0) *cc->out = STORE_CONTROL_PAUSED;
+        else if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "cancelled") == 0) *cc->out = STORE_CONTROL_CANCELLED;
+        call_done(cc->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    }
+    free(cc);
+}
+
+void store_job_control(struct store_job *sj, const char *campaign, enum store_control *out, store_job_cb cb,
+                       void *arg)
+{
+    struct control_call *cc = xcalloc(1, sizeof(*cc));
+    cc->c = call_new(sj, cb, arg, NULL, NULL, 0);
+    cc->out = out;
+    *out = STORE_CONTROL_NONE;
+    store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    struct store_args a;
+    args_of(&a, (const char *const[]){"HGET", sj->key.buf, "control", NULL});
+    /* A refusal for good (an ACL denial) holds the run: nothing is decided from it. */
+    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_control, cc, control_discard, &a, NULL);
+    store_args_free(&a);
+}
+
+void store_job_pause_park(struct store_job *sj, const char *campaign, const char *entry, const char *from,
+                          const char *text, store_job_cb cb, void *arg)
+{
+    struct store_args first, next[2];
+    strbuf_reset(&sj->key);
+    strbuf_adds(&sj->key, from);
+    strbuf_add(&sj->key, "\n", 1);
+    strbuf_adds(&sj->key, text);
+    struct strbuf kp;
+    strbuf_init(&kp);
+    store_key_campaign_paused(&kp, sj->cfg->prefix, campaign);
+    args_of(&first, (const char *const[]){"HSET", kp.buf, entry, sj->key.buf, NULL});
+    strbuf_free(&kp);
+    state_args(&next[0], sj, campaign, entry, "paused");
+    ack_args(&next[1], sj, entry);
+    chain_start(sj, cb, arg, &first, next, 2);
+}
+
 static void on_marker(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct count_call *cc = arg;
@@ -1138,6 +1195,15 @@ static void t_release_due(void *s, int64_t now, int max, long long *moved, store
     store_job_release_due(s, now, max, moved, cb, arg);
 }
 static void t_marker(void *s, bool *was_absent, store_job_cb cb, void *arg) { store_job_marker(s, was_absent, cb, arg); }
+static void t_control(void *s, const char *campaign, enum store_control *out, store_job_cb cb, void *arg)
+{
+    store_job_control(s, campaign, out, cb, arg);
+}
+static void t_pause_park(void *s, const char *campaign, const char *entry, const char *from, const char *text,
+                         store_job_cb cb, void *arg)
+{
+    store_job_pause_park(s, campaign, entry, from, text, cb, arg);
+}
 
 const struct store_ops store_job_ops = {
     .ready = t_ready,
@@ -1162,5 +1228,7 @@ const struct store_ops store_job_ops = {
     .ack = t_ack,
     .release_due = t_release_due,
     .marker = t_marker,
+    .control = t_control,
+    .pause_park = t_pause_park,
     .read = t_read,
 };

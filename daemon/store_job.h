@@ -203,6 +203,17 @@ void store_job_release_due(struct store_job *sj, int64_t now, int max, long long
 /* Sets herald's marker key if absent; *was_absent says whether it was. */
 void store_job_marker(struct store_job *sj, bool *was_absent, store_job_cb cb, void *arg);
 
+/* What an operator said of a campaign (lua/campaign_control.lua). */
+enum store_control { STORE_CONTROL_NONE, STORE_CONTROL_PAUSED, STORE_CONTROL_CANCELLED };
+/* Reads the campaign's control field into *out (any other value: NONE). */
+void store_job_control(struct store_job *sj, const char *campaign, enum store_control *out, store_job_cb cb,
+                       void *arg);
+/* A run that met a pause parks its job in the campaign's paused hash
+ * (entry -> "<from>\n<text>"), sets its state "paused", then acknowledges
+ * it; resume or cancel puts it back into the stream. */
+void store_job_pause_park(struct store_job *sj, const char *campaign, const char *entry, const char *from,
+                          const char *text, store_job_cb cb, void *arg);
+
 /* ---- reading the job stream (the jobs connection) ---------------------- */
 
 /* Blocking reads go on their own connection (rconn), not through the
@@ -280,6 +291,9 @@ struct store_ops {
     void (*ack)(void *s, const char *entry);
     void (*release_due)(void *s, int64_t now, int max, long long *moved, store_job_cb cb, void *arg);
     void (*marker)(void *s, bool *was_absent, store_job_cb cb, void *arg);
+    void (*control)(void *s, const char *campaign, enum store_control *out, store_job_cb cb, void *arg);
+    void (*pause_park)(void *s, const char *campaign, const char *entry, const char *from, const char *text,
+                       store_job_cb cb, void *arg);
     int (*read)(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
                 void *arg);
 };

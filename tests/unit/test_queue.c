@@ -70,11 +70,16 @@ struct fake {
     char record[NPEOPLE][192];
     int outcomes[NPEOPLE]; /* outcome writes per person */
     char last_outcome[NPEOPLE][16];
+    char last_reason[NPEOPLE][32];
     int requests[NPEOPLE];
     /* failure script: the n-th call (1-based) of op fails as fail_as */
     int calls[OP_COUNT];
     int fail_at[OP_COUNT];
     enum store_job_status fail_as[OP_COUNT];
+    /* an operator's control of the campaign, and the job parked by a pause */
+    enum store_control control;
+    bool paused_parked;
+    char parked_from[96];
 };
 
 static int person_index(const char *id)
@@ -223,6 +228,7 @@ static void f_finish(void *s, const char *entry, const char *campaign, const cha
         assert_true(k >= 0);
         f->outcomes[k]++;
         snprintf(f->last_outcome[k], sizeof(f->last_outcome[k]), "%s", oc.outcome);
+        snprintf(f->last_reason[k], sizeof(f->last_reason[k]), "%s", oc.reason ? oc.reason : "");
         f->requests[k] = oc.requests;
         if (oc.record[0]) snprintf(f->record[k], sizeof(f->record[k]), "%s", oc.record);
     }
@@ -326,6 +332,25 @@ static void f_marker(void *s, bool *was_absent, store_job_cb cb, void *arg)
     answer(s, cb, arg, STORE_JOB_OK);
 }
 
+static void f_control(void *s, const char *campaign, enum store_control *out, store_job_cb cb, void *arg)
+{
+    struct fake *f = s;
+    (void)campaign;
+    *out = f->control;
+    answer(f, cb, arg, STORE_JOB_OK);
+}
+static void f_pause_park(void *s, const char *campaign, const char *entry, const char *from, const char *text,
+                         store_job_cb cb, void *arg)
+{
+    struct fake *f = s;
+    (void)campaign, (void)entry, (void)text;
+    f->paused_parked = true;
+    snprintf(f->parked_from, sizeof(f->parked_from), "%s", from);
+    snprintf(f->state, sizeof(f->state), "paused");
+    f->acked = true;
+    answer(f, cb, arg, STORE_JOB_OK);
+}
+
 static int f_read(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
                   void *arg)
 {
@@ -356,7 +381,7 @@ static const struct store_ops fake_ops = {
     .heartbeat = f_heartbeat, .source_open = f_source_open, .source_page = f_source_page, .state = f_state,
     .state_del = f_state_del, .total = f_total, .finished = f_finished, .dead_letter = f_dead_letter,
     .park = f_park, .schedule = f_schedule, .ack = f_ack, .release_due = f_release_due, .marker = f_marker,
-    .read = f_read,
+    .control = f_control, .pause_park = f_pause_park, .read = f_read,
 };
 
 /* ---- the fixture --------------------------------------------------------- */
@@ -472,6 +497,78 @@ static void every_recipient_sent_once_then_acked(void **state)
     start(fx);
     assert_true(run_until(fx, acked, 10000));
     each_sent_once(fx);
+    assert_string_equal(fx->f.state, "done");
+    fx_free(fx);
+}
+
+/* An operator's pause, seen within a second: nothing more is sent, what
+ * no provider had is given back (no record left), and the job is parked
+ * (acknowledged, state "paused") as a resumed run ("|p"), not run again. */
+static void pause_parks_the_job_and_sends_nothing_more(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("", "delay_ms = 300\nconcurrency = 1\n");
+    start(fx);
+    assert_true(run_until(fx, some_outcome, 5000));
+    fx->f.control = STORE_CONTROL_PAUSED;
+    assert_true(run_until(fx, acked, 5000));
+    assert_true(fx->f.paused_parked);
+    assert_string_equal(fx->f.parked_from, ENTRY "|p");
+    assert_string_equal(fx->f.state, "paused");
+    int sent = outcomes(fx);
+    assert_true(sent >= 1 && sent < NPEOPLE);
+    for (int i = 0; i < NPEOPLE; i++) {
+        if (fx->f.outcomes[i]) assert_string_equal(fx->f.last_outcome[i], "sent");
+        else assert_string_equal(fx->f.record[i], ""); /* given back: the resumed run sends it */
+    }
+    uint64_t t0 = now_ms();
+    while (now_ms() - t0 < 1500) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(outcomes(fx), sent);
+    fx_free(fx);
+}
+
+/* A pause read before the first recipient: nothing is looked up at all,
+ * and the job comes back as a fresh run (its total not yet counted). */
+static void paused_before_the_start_reads_nothing(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("", "");
+    fx->f.control = STORE_CONTROL_PAUSED;
+    start(fx);
+    assert_true(run_until(fx, acked, 5000));
+    assert_true(fx->f.paused_parked);
+    assert_string_equal(fx->f.parked_from, ENTRY);
+    assert_int_equal(fx->f.calls[OP_LOOKUP], 0);
+    assert_int_equal(outcomes(fx), 0);
+    fx_free(fx);
+}
+
+/* A cancel: the run gives back what no provider had, then runs again at
+ * once and records every recipient without an outcome suppressed/cancelled;
+ * the ones sent stay sent; each has exactly one outcome, then the ack. */
+static void cancel_records_the_unsent_as_cancelled(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("", "delay_ms = 300\nconcurrency = 1\n");
+    start(fx);
+    assert_true(run_until(fx, some_outcome, 5000));
+    fx->f.control = STORE_CONTROL_CANCELLED;
+    assert_true(run_until(fx, acked, 5000));
+    assert_false(fx->f.paused_parked);
+    int sent = 0, cancelled = 0;
+    for (int i = 0; i < NPEOPLE; i++) {
+        assert_int_equal(fx->f.outcomes[i], 1);
+        if (strcmp(fx->f.last_outcome[i], "sent") == 0) {
+            sent++;
+            assert_int_equal(fx->f.requests[i], 1);
+        } else {
+            assert_string_equal(fx->f.last_outcome[i], "suppressed");
+            assert_string_equal(fx->f.last_reason[i], "cancelled");
+            assert_int_equal(fx->f.requests[i], -1); /* no request: the audit record has no "requests" */
+            cancelled++;
+        }
+    }
+    assert_true(sent >= 1 && cancelled >= 1);
     assert_string_equal(fx->f.state, "done");
     fx_free(fx);
 }
@@ -607,6 +704,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_recipient_sent_once_then_acked),
+        cmocka_unit_test(pause_parks_the_job_and_sends_nothing_more),
+        cmocka_unit_test(paused_before_the_start_reads_nothing),
+        cmocka_unit_test(cancel_records_the_unsent_as_cancelled),
         cmocka_unit_test(refused_lookup_holds_the_job),
         cmocka_unit_test(refused_suppression_check_holds_the_job),
         cmocka_unit_test(lost_entry_writes_nothing),
