@@ -327,29 +327,6 @@ int config_parse_listen(const char *s, char **host, int *port, char *err, size_t
     return 0;
 }
 
-/* %-decodes n bytes of s (user names and passwords may hold '@', ':', '/'). */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *out = xmalloc(n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            out[o++] = s[i];
-            continue;
-        }
-        if (i + 2 >= n) goto bad;
-        if (!isxdigit((unsigned char)s[i + 1]) || !isxdigit((unsigned char)s[i + 2])) goto bad;
-        char hex[3] = {s[i + 1], s[i + 2], '\0'};
-        out[o++] = (char)strtol(hex, NULL, 16);
-        i += 2;
-    }
-    out[o] = '\0';
-    if (strlen(out) != o) goto bad; /* %00 */
-    return out;
-bad:
-    free(out);
-    return NULL;
-}
 
 static int parse_db(const char *s, int *db)
 {
@@ -396,7 +373,7 @@ int config_parse_redis_url(const char *s, struct config_redis_url *out, char *er
         /* user@ alone: the password comes from [redis] password(_file). */
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *uend = colon ? colon : at;
-        if (uend > p && !(out->user = pct_decode(p, (size_t)(uend - p)))) {
+        if (uend > p && !(out->user = herald_pct_decode(p, (size_t)(uend - p)))) {
             herald_seterr(err, errlen, "the user name has a bad %%-escape");
             goto fail;
         }
@@ -404,7 +381,7 @@ int config_parse_redis_url(const char *s, struct config_redis_url *out, char *er
             herald_seterr(err, errlen, "nothing before '@': write user@, user:password@ or :password@");
             goto fail;
         }
-        if (colon && !(out->password = pct_decode(colon + 1, (size_t)(at - colon - 1)))) {
+        if (colon && !(out->password = herald_pct_decode(colon + 1, (size_t)(at - colon - 1)))) {
             herald_seterr(err, errlen, "the password has a bad %%-escape");
             goto fail;
         }

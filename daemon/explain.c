@@ -394,9 +394,7 @@ static int parse_opts(struct ctx *x, int nargs, char **args, bool job_ok, int wa
     return 0;
 }
 
-/* A job file (at most HERALD_JOB_MAX_BYTES), parsed with the daemon's
- * rules. 0, or 1/2 after saying why. */
-static int read_job(const char *path, struct job *job, char **text_out)
+int explain_read_job(const char *path, struct job *job, char **text_out, size_t *len_out)
 {
     FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!fp) {
@@ -418,7 +416,7 @@ static int read_job(const char *path, struct job *job, char **text_out)
         strbuf_free(&sb);
         return 1;
     }
-    if (text_out) *text_out = strbuf_detach(&sb, NULL);
+    if (text_out) *text_out = strbuf_detach(&sb, len_out);
     else strbuf_free(&sb);
     return 0;
 }
@@ -792,7 +790,7 @@ int explain_run(const struct config *cfg, redisContext *c, int nargs, char **arg
     memset(&job, 0, sizeof(job));
     char entry[64] = "";
     if (o.job) {
-        rc = read_job(o.job, &job, NULL);
+        rc = explain_read_job(o.job, &job, NULL, NULL);
         if (rc == 0 && strcmp(job.id, campaign) != 0) {
             fprintf(stderr, "%s: the job is campaign %s, not %s\n", o.job, job.id, campaign);
             job_free(&job);
@@ -1130,7 +1128,7 @@ int explain_simulate(const struct config *cfg, redisContext *c, int nargs, char 
     int rc = parse_opts(&x, nargs, args, false, 1, &o);
     struct job job;
     memset(&job, 0, sizeof(job));
-    if (rc == 0) rc = read_job(o.pos[0], &job, NULL);
+    if (rc == 0) rc = explain_read_job(o.pos[0], &job, NULL, NULL);
     if (rc) {
         ctx_free(&x);
         return rc;

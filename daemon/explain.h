@@ -19,6 +19,7 @@
 #include <hiredis/hiredis.h>
 
 #include "config.h"
+#include "job.h"
 
 /* heraldctl explain CAMPAIGN RECIPIENT [--job FILE] [--at TIME] [--json];
  * args are the words after "explain". */
@@ -26,5 +27,11 @@ int explain_run(const struct config *cfg, redisContext *c, int nargs, char **arg
 
 /* heraldctl simulate JOB.json [--at TIME] [--json]. */
 int explain_simulate(const struct config *cfg, redisContext *c, int nargs, char **args);
+
+/* A job file ("-": stdin; at most HERALD_JOB_MAX_BYTES), parsed with the
+ * daemon's rules (job.c). 0 with *job (and, when text_out, the text and its
+ * length, the caller's to free), or 1 (refused) / 2 (unreadable) after
+ * saying why on stderr. */
+int explain_read_job(const char *path, struct job *job, char **text_out, size_t *len_out);
 
 #endif

@@ -189,6 +189,9 @@ const char *herald_printable(const char *s, char *buf, size_t n);
 #define HERALD_ID_MAX 128
 #define HERALD_ID_CHARS "A-Z a-z 0-9 . _ : -" /* for error messages */
 bool herald_id_valid(const char *s);
+/* A malloc'd %-decoded copy of n bytes of s (URL user names, passwords,
+ * query values), or NULL for a bad escape or a NUL byte (%00). */
+char *herald_pct_decode(const char *s, size_t n);
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm). */
 int64_t herald_days_from_civil(int64_t y, unsigned m, unsigned d);

@@ -345,37 +345,14 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
     return skipped ? 1 : 0;
 }
 
-static char *read_file(const char *path, size_t limit, size_t *len)
-{
-    FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    if (!fp) return NULL;
-    struct strbuf sb;
-    strbuf_init(&sb);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
-        strbuf_add(&sb, buf, n);
-        if (sb.len > limit) break; /* enough to say it is too big */
-    }
-    if (fp != stdin) fclose(fp);
-    return strbuf_detach(&sb, len);
-}
-
 static int cmd_enqueue(const struct config *cfg, redisContext *c, const char *path)
 {
     size_t len;
-    char *text = read_file(path, HERALD_JOB_MAX_BYTES, &len);
-    if (!text) {
-        fprintf(stderr, "%s: cannot read: %s\n", path, strerror(errno));
-        return 2;
-    }
+    char *text;
     struct job job;
+    int rc0 = explain_read_job(path, &job, &text, &len);
+    if (rc0 != 0) return rc0;
     char err[512];
-    if (job_parse(text, len, &job, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s: %s\n", path, err);
-        free(text);
-        return 1;
-    }
     struct strbuf kj, kc;
     strbuf_init(&kj);
     strbuf_init(&kc);

@@ -572,36 +572,6 @@ static bool same_shape(const struct route *a, const struct route *b)
     return true;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Returns a malloc'd decoded copy, or NULL for a bad escape or a NUL byte. */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *out = xmalloc(n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            out[o++] = s[i];
-            continue;
-        }
-        int h = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
-        int l = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-        if (h < 0 || l < 0 || (h == 0 && l == 0)) {
-            free(out);
-            return NULL;
-        }
-        out[o++] = (char)(h * 16 + l);
-        i += 2;
-    }
-    out[o] = '\0';
-    return out;
-}
 
 /* Fills req->params from the path; -1 when one is not valid encoding. */
 static int extract_params(struct http_request *req, const struct route *r)
@@ -621,7 +591,7 @@ static int extract_params(struct http_request *req, const struct route *r)
         const char *slash = memchr(p, '/', (size_t)(end - p));
         const char *se = slash ? slash : end;
         if (r->segs[i].param) {
-            char *v = pct_decode(p, (size_t)(se - p));
+            char *v = herald_pct_decode(p, (size_t)(se - p));
             if (!v) return -1;
             memcpy(names, r->segs[i].text, r->segs[i].len + 1);
             req->params[req->nparams].name = names;

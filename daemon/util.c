@@ -337,3 +337,33 @@ void herald_time_format(int64_t t, char *buf, size_t len)
     snprintf(buf, len, "%04lld-%02u-%02uT%02d:%02d:%02dZ", (long long)y, m, d, (int)(secs / 3600),
              (int)(secs / 60 % 60), (int)(secs % 60));
 }
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+char *herald_pct_decode(const char *s, size_t n)
+{
+    char *out = xmalloc(n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            out[o++] = s[i];
+            continue;
+        }
+        int h = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
+        int l = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+        if (h < 0 || l < 0 || (h == 0 && l == 0)) {
+            free(out);
+            return NULL;
+        }
+        out[o++] = (char)(h * 16 + l);
+        i += 2;
+    }
+    out[o] = '\0';
+    return out;
+}

@@ -293,6 +293,26 @@ static void test_xalloc(void **state)
     free(xmalloc(0)); /* never NULL, even for zero bytes */
 }
 
+/* %-decoding of URL parts (a Redis URL's user and password, query values):
+ * escapes in either case, a bad or cut escape and %00 refused. */
+static void test_pct_decode(void **state)
+{
+    (void)state;
+    char *v = herald_pct_decode("p%40ss%3a%2Fw%2f", 16);
+    assert_string_equal(v, "p@ss:/w/");
+    free(v);
+    v = herald_pct_decode("plain", 3); /* n bytes only */
+    assert_string_equal(v, "pla");
+    free(v);
+    v = herald_pct_decode("", 0);
+    assert_string_equal(v, "");
+    free(v);
+    assert_null(herald_pct_decode("a%4", 3));
+    assert_null(herald_pct_decode("a%", 2));
+    assert_null(herald_pct_decode("%zz", 3));
+    assert_null(herald_pct_decode("x%00y", 5));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_seterr_bounded),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_xalloc),
+        cmocka_unit_test(test_pct_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
