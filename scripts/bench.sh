@@ -212,6 +212,9 @@ rows = [r for r in rows if r[0] not in ("info", "config|resetstat")]
 rows.sort(key=lambda r: -r[2])
 print("       redis per message: " + ", ".join("%s %.2f calls %.2f us" % (c, k / n, u / n) for c, k, u in rows[:10]))
 ' "$sent"
+    redis-cli -p "$REDIS_PORT" INFO stats | tr -d '\r' | awk -F: -v n="$sent" '
+        /^total_net_input_bytes/ {i = $2} /^total_net_output_bytes/ {o = $2}
+        END {printf "       redis bytes per message: %.0f in, %.0f out\n", i / n, o / n}'
     stop_pid "$hpid" 120 || true
     if [ "${CALLGRIND:-0}" = 1 ]; then
         # shellcheck disable=SC2046 # the command's words, none with spaces
