@@ -198,7 +198,7 @@ JOB
     sent=$(ctl campaign "bench-$run" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])')
     if [ "${SYSCALLS:-0}" = 1 ]; then
         # herald's system calls per message, by kind (strace -c).
-        awk -v n="$sent" '$NF != "total" && $4 ~ /^[0-9]+$/ && $4 / n >= 0.05 {printf "%s %.2f, ", $NF, $4 / n}
+        awk -v n="$sent" '$NF != "total" && $4 ~ /^[0-9]+$/ && $4 / n >= 0.002 {printf "%s %.2f, ", $NF, $4 / n}
             END {print ""}' "$tmp/strace-$run.txt" | sed 's/^/       herald syscalls per message: /'
     fi
     # Where Redis spent its time, per message sent: calls and microseconds of
