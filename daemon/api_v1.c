@@ -407,7 +407,7 @@ static void campaign_control(struct http_request *req, struct api_state *st, enu
     c->req = req;
     c->action = action;
     struct store_args a;
-    store_control_args(&a, st->cfg->prefix, id, action);
+    store_control_args(&a, st->cfg->prefix, id, action, (long long)st->cfg->audit_maxlen);
     if (!st->cmds || store_cmds_send(st->cmds, STORE_CMD_ONCE, on_control, c, NULL, &a, store_lua_campaign_control) < 0) {
         free(c);
         api_respond_store_error(req, STORE_E_CONNECTION);

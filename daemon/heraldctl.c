@@ -418,7 +418,7 @@ static int cmd_control(const struct config *cfg, redisContext *c, enum store_con
     }
     enum store_control_result res;
     char err[256];
-    if (store_sync_control(c, cfg->prefix, id, action, &res, err, sizeof(err)) < 0) {
+    if (store_sync_control(c, cfg->prefix, id, action, (long long)cfg->audit_maxlen, &res, err, sizeof(err)) < 0) {
         fprintf(stderr, "heraldctl: %s\n", err);
         return 2;
     }

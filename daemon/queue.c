@@ -72,6 +72,11 @@ static void on_dead_acked(const struct store_job_result *res, void *arg)
  * acknowledgement waits for the dead letter to be stored. */
 void queue_dead_letter(struct queue *q, const char *entry, const char *text, const char *error)
 {
+    /* A `failed` event names the campaign when the text has a valid id. */
+    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+    const char *id = o ? json_string_value(json_object_get(o, "id")) : NULL;
+    q->ops->event(q->st, id && herald_id_valid(id) ? id : "", entry, "failed", error);
+    json_decref(o);
     /* The error may quote job text; the log line carries the entry id only. */
     log_warn("queue", "job refused entry=%s (reason in the dead-letter stream)", entry);
     q->ops->dead_letter(q->st, entry, text, error, on_dead_acked, q);
@@ -201,7 +206,9 @@ static void on_start_control(const struct store_job_result *res, void *arg)
     }
     const char *entry = jr->entry;
     log_info("queue", "job started campaign=%s entry=%s run=%s", jr->job.id, entry, jr->run);
-    q->ops->state(q->st, jr->job.id, entry, "running");
+    /* "running", and the campaign's started event for its first run (not a
+     * resumed or deferred part; not this entry again after a stop). */
+    q->ops->started(q->st, jr->job.id, entry, !jr->resumed);
     if (jr->job.recipients_key) {
         jr->src_key = xstrdup(jr->job.recipients_key);
         snprintf(jr->cursor, sizeof(jr->cursor), "0");

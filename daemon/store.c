@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* "<prefix><head><arg><tail>": the id (if any) sits between fixed parts. */
 static void key(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail)
@@ -31,6 +32,7 @@ void store_key_jobs(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":j
 void store_key_dead(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":dead", NULL, NULL); }
 void store_key_scheduled(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":scheduled", NULL, NULL); }
 void store_key_audit(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":audit", NULL, NULL); }
+void store_key_events(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":events", NULL, NULL); }
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}"); }
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:consent"); }
 void store_key_campaigns(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:campaigns"); }
@@ -268,11 +270,11 @@ int store_control_result_of(const redisReply *r)
 }
 
 void store_control_args(struct store_args *a, const char *prefix, const char *campaign,
-                        enum store_control_action action)
+                        enum store_control_action action, long long events_maxlen)
 {
     struct strbuf k;
     strbuf_init(&k);
-    store_args_script(a, store_lua_campaign_control, 4);
+    store_args_script(a, store_lua_campaign_control, 5);
     store_key_campaign(&k, prefix, campaign);
     store_args_add(a, k.buf);
     store_key_campaign_paused(&k, prefix, campaign);
@@ -281,29 +283,43 @@ void store_control_args(struct store_args *a, const char *prefix, const char *ca
     store_args_add(a, k.buf);
     store_key_scheduled(&k, prefix);
     store_args_add(a, k.buf);
+    store_key_events(&k, prefix);
+    store_args_add(a, k.buf);
     store_args_add(a, store_control_action_name(action));
     store_args_add(a, campaign);
+    char at[32];
+    herald_time_format(time(NULL), at, sizeof(at));
+    store_args_add(a, at);
+    store_args_addll(a, events_maxlen);
     strbuf_free(&k);
 }
 
 int store_sync_control(redisContext *c, const char *prefix, const char *campaign, enum store_control_action action,
-                       enum store_control_result *result, char *err, size_t errlen)
+                       long long events_maxlen, enum store_control_result *result, char *err, size_t errlen)
 {
-    struct strbuf kc, kp, kj, ks;
+    struct strbuf kc, kp, kj, ks, ke;
     strbuf_init(&kc);
     strbuf_init(&kp);
     strbuf_init(&kj);
     strbuf_init(&ks);
+    strbuf_init(&ke);
     store_key_campaign(&kc, prefix, campaign);
     store_key_campaign_paused(&kp, prefix, campaign);
     store_key_jobs(&kj, prefix);
     store_key_scheduled(&ks, prefix);
-    redisReply *r = redisCommand(c, "EVAL %s 4 %s %s %s %s %s %s", store_lua_campaign_control, kc.buf, kp.buf,
-                                 kj.buf, ks.buf, store_control_action_name(action), campaign);
+    store_key_events(&ke, prefix);
+    char at[32], maxlen[HERALD_LL_CHARS];
+    herald_time_format(time(NULL), at, sizeof(at));
+    herald_lltoa(maxlen, events_maxlen);
+    /* The daemon's command (store_control_args), as EVAL: a fresh Redis may not know the script. */
+    const char *argv[] = {"EVAL", store_lua_campaign_control, "5", kc.buf, kp.buf, kj.buf, ks.buf, ke.buf,
+                          store_control_action_name(action), campaign, at, maxlen};
+    redisReply *r = redisCommandArgv(c, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
     strbuf_free(&kc);
     strbuf_free(&kp);
     strbuf_free(&kj);
     strbuf_free(&ks);
+    strbuf_free(&ke);
     int v = store_control_result_of(r);
     int rc = 0;
     if (v < 0) {

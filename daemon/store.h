@@ -66,6 +66,8 @@ void store_key_jobs(struct strbuf *sb, const char *prefix);
 void store_key_dead(struct strbuf *sb, const char *prefix);
 void store_key_scheduled(struct strbuf *sb, const char *prefix);
 void store_key_audit(struct strbuf *sb, const char *prefix);
+/* Campaign events: started, paused, resumed, cancelled, finished, failed. */
+void store_key_events(struct strbuf *sb, const char *prefix);
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_campaigns(struct strbuf *sb, const char *prefix, const char *id);
@@ -130,7 +132,9 @@ extern const char store_lua_finish[];    /* records, history, audit, progress; r
 extern const char store_lua_release[];   /* give back a reservation no provider took */
 extern const char store_lua_release_due[];
 extern const char store_lua_campaign_control[];
-extern const char store_lua_consumer_lock[]; /* one live daemon per consumer name */ /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
+extern const char store_lua_consumer_lock[];
+extern const char store_lua_job_finished[];
+extern const char store_lua_job_started[];  /* a run's state "running", and the campaign's started event */ /* a run's state, ack, and the campaign's finished event */ /* one live daemon per consumer name */ /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
@@ -205,10 +209,10 @@ int store_control_action_parse(const char *s);
 /* Appends the script's command (EVALSHA; store_cmds falls back to EVAL)
  * for campaign and action to a. */
 void store_control_args(struct store_args *a, const char *prefix, const char *campaign,
-                        enum store_control_action action);
+                        enum store_control_action action, long long events_maxlen);
 /* heraldctl's blocking form: 0 with *result, or <0 with err. */
 int store_sync_control(redisContext *c, const char *prefix, const char *campaign, enum store_control_action action,
-                       enum store_control_result *result, char *err, size_t errlen);
+                       long long events_maxlen, enum store_control_result *result, char *err, size_t errlen);
 
 /* ---- person data and progress (the preference API, heraldctl) ---- */
 

@@ -16,7 +16,7 @@ struct store_job {
     struct store_cmds *sc;
     const struct config *cfg;
     char *consumer;
-    struct strbuf k_jobs, k_audit, k_suppress, key;
+    struct strbuf k_jobs, k_audit, k_suppress, k_events, key;
     struct strbuf k_dead, k_scheduled, k_marker;
     struct rconn *jobs, *data; /* store_job_ops: read on jobs; ready for either */
     char audit_maxlen[24];
@@ -31,10 +31,12 @@ struct store_job *store_job_new(struct store_cmds *sc, const struct config *cfg,
     sj->consumer = xstrdup(consumer);
     strbuf_init(&sj->k_jobs);
     strbuf_init(&sj->k_audit);
+    strbuf_init(&sj->k_events);
     strbuf_init(&sj->k_suppress);
     strbuf_init(&sj->key);
     store_key_jobs(&sj->k_jobs, cfg->prefix);
     store_key_audit(&sj->k_audit, cfg->prefix);
+    store_key_events(&sj->k_events, cfg->prefix);
     store_key_suppress(&sj->k_suppress, cfg->prefix);
     strbuf_init(&sj->k_dead);
     strbuf_init(&sj->k_scheduled);
@@ -768,13 +770,64 @@ static void park_args(struct store_args *a, struct store_job *sj, int64_t when, 
     args_of(a, (const char *const[]){"ZADD", sj->k_scheduled.buf, score, sj->key.buf, NULL});
 }
 
-void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, const char *state,
-                        store_job_cb cb, void *arg)
+static void on_job_finished(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    struct store_args first, next[1];
-    state_args(&first, sj, campaign, entry, state);
-    ack_args(&next[0], sj, entry);
-    chain_start(sj, cb, arg, &first, next, 1);
+    struct call *c = arg;
+    if (call_ended(c, r, err, text, r && r->type != REDIS_REPLY_INTEGER)) return;
+    call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+}
+
+void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, store_job_cb cb, void *arg)
+{
+    struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
+    struct store_args a;
+    store_args_script(&a, store_lua_job_finished, 3);
+    store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    add_buf(&a, &sj->key);
+    add_buf(&a, &sj->k_jobs);
+    add_buf(&a, &sj->k_events);
+    store_args_add(&a, STORE_GROUP);
+    store_args_add(&a, entry);
+    store_args_add(&a, campaign);
+    char at[32];
+    herald_time_format(time(NULL), at, sizeof(at));
+    store_args_add(&a, at);
+    store_args_add(&a, sj->audit_maxlen);
+    /* Must land: retried until Redis takes it. */
+    store_cmds_send(sj->sc, 0, on_job_finished, c, call_discard, &a, store_lua_job_finished);
+}
+
+void store_job_started(struct store_job *sj, const char *campaign, const char *entry, bool first)
+{
+    char at[32];
+    herald_time_format(time(NULL), at, sizeof(at));
+    struct store_args a;
+    store_args_script(&a, store_lua_job_started, 2);
+    store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    add_buf(&a, &sj->key);
+    add_buf(&a, &sj->k_events);
+    store_args_add(&a, campaign);
+    store_args_add(&a, entry);
+    store_args_add(&a, at);
+    store_args_add(&a, sj->audit_maxlen);
+    store_args_add(&a, first ? "1" : "0");
+    store_cmds_send(sj->sc, 0, on_landed, NULL, NULL, &a, store_lua_job_started);
+}
+
+void store_job_event(struct store_job *sj, const char *campaign, const char *entry, const char *event,
+                     const char *error)
+{
+    char at[32];
+    herald_time_format(time(NULL), at, sizeof(at));
+    struct store_args a;
+    if (error)
+        args_of(&a, (const char *const[]){"XADD", sj->k_events.buf, "MAXLEN", "~", sj->audit_maxlen, "*", "event",
+                                          event, "campaign", campaign, "entry", entry, "at", at, "error", error,
+                                          NULL});
+    else
+        args_of(&a, (const char *const[]){"XADD", sj->k_events.buf, "MAXLEN", "~", sj->audit_maxlen, "*", "event",
+                                          event, "campaign", campaign, "entry", entry, "at", at, NULL});
+    store_cmds_send(sj->sc, 0, on_landed, NULL, NULL, &a, NULL);
 }
 
 void store_job_dead_letter(struct store_job *sj, const char *entry, const char *text, const char *error,
@@ -1220,10 +1273,17 @@ static void t_total(void *s, const char *campaign, const char *entry, long long 
 {
     store_job_total(s, campaign, entry, total);
 }
-static void t_finished(void *s, const char *campaign, const char *entry, const char *state, store_job_cb cb,
-                       void *arg)
+static void t_finished(void *s, const char *campaign, const char *entry, store_job_cb cb, void *arg)
 {
-    store_job_finished(s, campaign, entry, state, cb, arg);
+    store_job_finished(s, campaign, entry, cb, arg);
+}
+static void t_event(void *s, const char *campaign, const char *entry, const char *event, const char *error)
+{
+    store_job_event(s, campaign, entry, event, error);
+}
+static void t_started(void *s, const char *campaign, const char *entry, bool first)
+{
+    store_job_started(s, campaign, entry, first);
 }
 static void t_dead_letter(void *s, const char *entry, const char *text, const char *error, store_job_cb cb,
                           void *arg)
@@ -1286,5 +1346,7 @@ const struct store_ops store_job_ops = {
     .control = t_control,
     .pause_park = t_pause_park,
     .consumer_lock = t_consumer_lock,
+    .event = t_event,
+    .started = t_started,
     .read = t_read,
 };

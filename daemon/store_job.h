@@ -182,10 +182,18 @@ void store_job_source_page(struct store_job *sj, enum store_source kind, const c
 void store_job_state(struct store_job *sj, const char *campaign, const char *entry, const char *state);
 void store_job_state_del(struct store_job *sj, const char *campaign, const char *entry);
 void store_job_total(struct store_job *sj, const char *campaign, const char *entry, long long total);
-/* Acknowledges entry once its state is written (a crash between the two
- * never leaves an acknowledged job "running"); cb once it is acknowledged. */
-void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, const char *state,
-                        store_job_cb cb, void *arg);
+/* A run that gave every recipient its outcome: its state "done" and the
+ * acknowledgement in one script (lua/job_finished.lua; a crash never leaves
+ * an acknowledged job "running"), with the campaign's `finished` event in
+ * herald:events when that was its last work; cb once it landed. */
+void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, store_job_cb cb, void *arg);
+/* An event of the campaign in herald:events (fields event, campaign,
+ * entry, at, and error when given); written, retried until it lands. */
+void store_job_event(struct store_job *sj, const char *campaign, const char *entry, const char *event,
+                     const char *error);
+/* A run begins: its state "running" and, when first and the entry did not
+ * run before, the campaign's started event (lua/job_started.lua). */
+void store_job_started(struct store_job *sj, const char *campaign, const char *entry, bool first);
 /* herald:dead gets {error, entry: text, job_entry}, then entry is acknowledged. */
 void store_job_dead_letter(struct store_job *sj, const char *entry, const char *text, const char *error,
                            store_job_cb cb, void *arg);
@@ -291,8 +299,9 @@ struct store_ops {
     void (*state)(void *s, const char *campaign, const char *entry, const char *state);
     void (*state_del)(void *s, const char *campaign, const char *entry);
     void (*total)(void *s, const char *campaign, const char *entry, long long total);
-    void (*finished)(void *s, const char *campaign, const char *entry, const char *state, store_job_cb cb,
-                     void *arg);
+    void (*finished)(void *s, const char *campaign, const char *entry, store_job_cb cb, void *arg);
+    void (*event)(void *s, const char *campaign, const char *entry, const char *event, const char *error);
+    void (*started)(void *s, const char *campaign, const char *entry, bool first);
     void (*dead_letter)(void *s, const char *entry, const char *text, const char *error, store_job_cb cb,
                         void *arg);
     void (*park)(void *s, int64_t when, const char *from, const char *text, store_job_cb cb, void *arg);

@@ -11,8 +11,12 @@
 -- suppressed/cancelled. A cancel also brings back at once the campaign's
 -- jobs parked for later (its deferred recipients, a not_before), so that
 -- nothing waits hours to learn it is cancelled. A cancel is final.
--- KEYS: 1 campaign hash, 2 paused hash, 3 jobs stream, 4 scheduled zset.
--- ARGV: 1 action: pause | resume | cancel, 2 the campaign id.
+-- Each change (not an `unchanged`) is an event in herald:events: paused,
+-- resumed or cancelled, with the campaign and the time.
+-- KEYS: 1 campaign hash, 2 paused hash, 3 jobs stream, 4 scheduled zset,
+-- 5 events stream.
+-- ARGV: 1 action: pause | resume | cancel, 2 the campaign id, 3 at (RFC
+-- 3339), 4 events maxlen.
 -- Returns 'ok', 'unchanged' (already so), 'unknown' (no such campaign),
 -- 'cancelled' (pause or resume of a cancelled campaign) or 'not_paused'
 -- (resume of a running one).
@@ -31,21 +35,28 @@ local function requeue()
   end
   redis.call('DEL', KEYS[2])
 end
+local function event(name)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'event', name, 'campaign', ARGV[2], 'entry', '',
+             'at', ARGV[3])
+end
 local action = ARGV[1]
 if action == 'pause' then
   if cur == 'cancelled' then return 'cancelled' end
   if cur == 'paused' then return 'unchanged' end
   redis.call('HSET', KEYS[1], 'control', 'paused')
+  event('paused')
   return 'ok'
 elseif action == 'resume' then
   if cur == 'cancelled' then return 'cancelled' end
   if cur ~= 'paused' then return 'not_paused' end
   redis.call('HDEL', KEYS[1], 'control')
   requeue()
+  event('resumed')
   return 'ok'
 elseif action == 'cancel' then
   if cur == 'cancelled' then return 'unchanged' end
   redis.call('HSET', KEYS[1], 'control', 'cancelled')
+  event('cancelled')
   requeue()
   -- Scheduled members are "<held_from>\n<job JSON>"; the JSON is herald's
   -- own compact form, so a cheap find picks the candidates and the decoded

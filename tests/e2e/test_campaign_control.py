@@ -58,6 +58,10 @@ class CampaignControl(harness.HeraldTestCase):
         return harness.wait_for("campaign %s %s" % (cid, state),
                                 lambda: e.campaign(cid) if e.campaign(cid)["state"] == state else None, timeout, 0.1)
 
+    def events(self, e, cid):
+        """The campaign's events in herald:events, in order: [(event, fields)]."""
+        return [(f["event"], f) for _, f in e.r.xrange("herald:events") if f.get("campaign") == cid]
+
     def records(self, e, cid, ids):
         """{id: (outcome, reason)} from the audit, after checking each id has
         exactly one terminal record and its once-only record agrees."""
@@ -104,6 +108,16 @@ class CampaignControl(harness.HeraldTestCase):
         self.assertEqual(sorted(per), sorted(ids))
         status, doc = self.api(e, "POST", "/v1/campaigns/cc-pause/resume")
         self.assertEqual(status, 409, doc)
+        # Its events: started once (not again after the restarts, nor for the
+        # resumed run), paused once (the second pause changed nothing),
+        # resumed, then finished with the counts.
+        evs = self.events(e, "cc-pause")
+        self.assertEqual([n for n, _ in evs], ["started", "paused", "resumed", "finished"], evs)
+        self.assertEqual(evs[0][1]["entry"], entry)
+        fin = evs[-1][1]
+        self.assertEqual((fin["total"], fin["sent"], fin["suppressed"], fin["failed"], fin["unknown"]),
+                         ("60", "60", "0", "0", "0"), fin)
+        self.assertRegex(fin["at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertEqual(h1.stop(), 0)
         self.assertEqual(h2.stop(), 0)
 
@@ -132,6 +146,10 @@ class CampaignControl(harness.HeraldTestCase):
             res = e.ctl("pause" if action == "pause" else "resume", "cc-cancel")
             self.assertEqual(res.returncode, 1, res.stderr)
         self.assertIn("already", e.ctl_ok("cancel", "cc-cancel").stdout)
+        evs = self.events(e, "cc-cancel")
+        self.assertEqual([n for n, _ in evs], ["started", "cancelled", "finished"], evs)
+        fin = evs[-1][1]
+        self.assertEqual((fin["sent"], fin["suppressed"]), (str(sent), str(60 - sent)), fin)
         self.assertEqual(h.stop(), 0)
 
     def test_cancel_of_a_paused_campaign_finishes_it(self):
@@ -165,6 +183,12 @@ class CampaignControl(harness.HeraldTestCase):
         self.assertEqual(res.returncode, 1)
         self.assertNotIn("a@b.example", res.stderr)
         self.assertEqual(e.r.keys("herald:campaign:nosuch*"), [])
+        # A job refused to the dead letters is a `failed` event (named when its id is valid).
+        e.xadd_job(json.dumps({"id": "cc-broken", "topic": "news"}))
+        harness.wait_for("the failed event", lambda: self.events(e, "cc-broken"), 20)
+        name, ev = self.events(e, "cc-broken")[0]
+        self.assertEqual(name, "failed")
+        self.assertTrue(ev["error"], ev)
         # A campaign that runs normally is not touched by any of that.
         e.enqueue(job("cc-bad", recipients=ids, channels=["email"]))
         e.wait_campaign_done("cc-bad", herald=h, timeout=30)

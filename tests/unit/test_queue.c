@@ -293,11 +293,10 @@ static void f_total(void *s, const char *campaign, const char *entry, long long 
 {
     (void)s, (void)campaign, (void)entry, (void)total;
 }
-static void f_finished(void *s, const char *campaign, const char *entry, const char *state, store_job_cb cb,
-                       void *arg)
+static void f_finished(void *s, const char *campaign, const char *entry, store_job_cb cb, void *arg)
 {
     struct fake *f = s;
-    f_state(s, campaign, entry, state);
+    f_state(s, campaign, entry, "done");
     f->acked = true;
     answer(f, cb, arg, STORE_JOB_OK);
 }
@@ -359,6 +358,16 @@ static void f_consumer_lock(void *s, enum store_lock_action action, const char *
     answer(s, cb, arg, STORE_JOB_OK);
 }
 
+static void f_event(void *s, const char *campaign, const char *entry, const char *event, const char *error)
+{
+    (void)s, (void)campaign, (void)entry, (void)event, (void)error;
+}
+static void f_started(void *s, const char *campaign, const char *entry, bool first)
+{
+    (void)first;
+    f_state(s, campaign, entry, "running");
+}
+
 static int f_read(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
                   void *arg)
 {
@@ -389,7 +398,8 @@ static const struct store_ops fake_ops = {
     .heartbeat = f_heartbeat, .source_open = f_source_open, .source_page = f_source_page, .state = f_state,
     .state_del = f_state_del, .total = f_total, .finished = f_finished, .dead_letter = f_dead_letter,
     .park = f_park, .schedule = f_schedule, .ack = f_ack, .release_due = f_release_due, .marker = f_marker,
-    .control = f_control, .pause_park = f_pause_park, .consumer_lock = f_consumer_lock, .read = f_read,
+    .control = f_control, .pause_park = f_pause_park, .consumer_lock = f_consumer_lock, .event = f_event,
+    .started = f_started, .read = f_read,
 };
 
 /* ---- the fixture --------------------------------------------------------- */

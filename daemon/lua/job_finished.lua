@@ -1,0 +1,33 @@
+#!lua
+-- job_finished.lua: a run that gave every recipient its outcome: its
+-- entry's state, the acknowledgement, and, when that was the campaign's
+-- last work (no entry of it running, queued, scheduled or paused, nobody
+-- waiting for quiet hours), the campaign's `finished` event with its
+-- counts in herald:events (a cancelled campaign's too: its `cancelled`
+-- event came first). One script, so a crash never leaves an
+-- acknowledged job "running", nor a finished campaign without its event.
+-- KEYS: 1 campaign hash, 2 jobs stream, 3 events stream.
+-- ARGV: 1 group, 2 entry, 3 campaign, 4 at (RFC 3339), 5 events maxlen.
+-- Returns 1 when the campaign finished (event written), else 0.
+redis.call('HSET', KEYS[1], 'state:' .. ARGV[2], 'done')
+redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+local h = redis.call('HGETALL', KEYS[1])
+local total, sent, unknown, suppressed, failed, deferred = 0, 0, 0, 0, 0, 0
+for i = 1, #h, 2 do
+  local f, v = h[i], h[i + 1]
+  local n = tonumber(v) or 0
+  if string.sub(f, 1, 6) == 'state:' then
+    if v ~= 'done' then return 0 end
+  elseif string.sub(f, 1, 6) == 'total:' then total = total + n
+  elseif f == 'sent' then sent = sent + n
+  elseif f == 'unknown' then unknown = unknown + n
+  elseif string.sub(f, 1, 11) == 'suppressed:' then suppressed = suppressed + n
+  elseif string.sub(f, 1, 7) == 'failed:' then failed = failed + n
+  elseif string.sub(f, 1, 9) == 'deferred:' then deferred = deferred + n
+  end
+end
+if deferred > 0 then return 0 end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', 'finished',
+           'campaign', ARGV[3], 'entry', ARGV[2], 'at', ARGV[4], 'total', total, 'sent', sent,
+           'suppressed', suppressed, 'failed', failed, 'unknown', unknown)
+return 1
