@@ -75,6 +75,9 @@ void store_key_suppress(struct strbuf *sb, const char *prefix);
 void store_key_addr(struct strbuf *sb, const char *prefix);
 void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_marker(struct strbuf *sb, const char *prefix);
+/* A counter heraldctl reload increments; every daemon polls it each second
+ * and reloads its configuration when it changed (docs/operations.md). */
+void store_key_reload(struct strbuf *sb, const char *prefix);
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);
 void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign);
 /* The jobs of a paused campaign, parked until resume or cancel: stream
