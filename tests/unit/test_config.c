@@ -599,6 +599,47 @@ static void test_example_in_sync(void **state)
     config_free(&cfg);
 }
 
+/* What a reload may change: the restart-only keys are named (never their
+ * values), the rest is not; kept strings stay where they were. */
+static void test_restart_keys(void **state)
+{
+    (void)state;
+    assert_true(config_key_needs_restart("redis", "url"));
+    assert_true(config_key_needs_restart("redis", "prefix"));
+    assert_true(config_key_needs_restart("daemon", "consumer"));
+    assert_false(config_key_needs_restart("daemon", "log_level"));
+    assert_false(config_key_needs_restart("admin", "listen"));
+    assert_false(config_key_needs_restart("admin", "token"));
+    struct config a, b, c;
+    struct strbuf errs, names;
+    const char *base = "[redis]\nurl = redis://:pw-one@127.0.0.1:6379/0\n" GOOD_ADMIN
+                       "[public]\nlisten = 127.0.0.1:9001\n" GOOD_TAIL;
+    assert_int_equal(load_text(base, NULL, 0, &a, &errs), 0);
+    strbuf_free(&errs);
+    const char *ov[] = {"daemon.log_level=debug", "admin.listen=127.0.0.1:9100", "public.listen=127.0.0.1:9101"};
+    assert_int_equal(load_text(base, ov, 3, &b, &errs), 0);
+    strbuf_free(&errs);
+    strbuf_init(&names);
+    assert_int_equal(config_restart_changes(&a, &b, &names), 0);
+    assert_null(names.buf);
+    char *prefix = a.prefix;
+    config_keep_fixed(&b, &a);
+    assert_ptr_equal(b.prefix, prefix);
+    assert_string_equal(a.prefix, "herald");
+    const char *ov2[] = {"redis.url=redis://:pw-two@127.0.0.1:6379/0", "redis.prefix=other", "daemon.consumer=x",
+                         "public.listen="};
+    assert_int_equal(load_text(base, ov2, 4, &c, &errs), 0);
+    strbuf_free(&errs);
+    assert_int_equal(config_restart_changes(&b, &c, &names), 5);
+    assert_string_equal(names.buf, "[daemon] consumer, [redis] url, [redis] password, [redis] prefix, "
+                                   "[public] listen (set or emptied)");
+    assert_null(strstr(names.buf, "pw-"));
+    strbuf_free(&names);
+    config_free(&a);
+    config_free(&b);
+    config_free(&c);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/herald-test-config-XXXXXX");
@@ -617,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_set_never_echoes),
         cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_report),
+        cmocka_unit_test(test_restart_keys),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char path[600];
