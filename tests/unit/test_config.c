@@ -640,6 +640,47 @@ static void test_restart_keys(void **state)
     config_free(&c);
 }
 
+/* docs/config.md's "Reload" table says "no: restart" for exactly the
+ * CONFIG_RESTART_KEYS (and the [public] listen special case). */
+static void test_restart_keys_documented(void **state)
+{
+    (void)state;
+    FILE *fp = fopen(CONFIG_MD, "r");
+    assert_non_null(fp);
+    char line[1024], documented[16][64];
+    size_t n = 0;
+    while (fgets(line, sizeof(line), fp)) {
+        if (strncmp(line, "| `[", 4) != 0 || !strstr(line, "| no: restart")) continue;
+        char *end = strchr(line + 3, '`');
+        assert_non_null(end);
+        assert_true(n < 16);
+        snprintf(documented[n++], sizeof(documented[0]), "%.*s", (int)(end - line - 3), line + 3);
+    }
+    fclose(fp);
+    size_t want = 1;
+    bool seen_public = false;
+    for (size_t i = 0; i < n; i++) seen_public |= strcmp(documented[i], "[public] listen") == 0;
+    assert_true(seen_public);
+#define X(sec, k)                                                                                  \
+    do {                                                                                           \
+        char name[64];                                                                             \
+        snprintf(name, sizeof(name), "[%s] %s", sec, k);                                           \
+        bool found = false;                                                                        \
+        for (size_t i = 0; i < n; i++) found |= strcmp(documented[i], name) == 0;                  \
+        if (!found) fprintf(stderr, "docs/config.md, Reload: %s is not listed as restart-only\n", name); \
+        assert_true(found);                                                                        \
+        want++;                                                                                    \
+    } while (0);
+    CONFIG_RESTART_KEYS(X)
+#undef X
+    assert_int_equal(n, want); /* and nothing else */
+    for (size_t i = 0; i < n; i++) {
+        char sec[32], key[32];
+        assert_int_equal(sscanf(documented[i], "[%31[^]]] %31s", sec, key), 2);
+        assert_true(config_key_needs_restart(sec, key) || strcmp(documented[i], "[public] listen") == 0);
+    }
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/herald-test-config-XXXXXX");
@@ -659,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_restart_keys),
+        cmocka_unit_test(test_restart_keys_documented),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char path[600];
