@@ -5,8 +5,9 @@
  * stream reads; everything else), the plugin set, dispatch, the queue and
  * the HTTP listeners (admin; public when [public] listen is set). SIGTERM/SIGINT drain: stop reading, let in-flight
  * messages finish within [daemon] drain_timeout, close every handle, and
- * exit 0 once uv_loop_close() succeeds. Redis outages are logged once when
- * they start and once when they end.
+ * exit 0 once uv_loop_close() succeeds. SIGHUP (or heraldctl reload)
+ * reloads the configuration, all of it or none ("reload" below). Redis
+ * outages are logged once when they start and once when they end.
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -83,7 +84,8 @@ static void usage(FILE *out)
             "                    authenticate, and try every kind of command herald sends\n"
             "  --version         print the version\n"
             "\n"
-            "herald runs in the foreground and logs to stderr. SIGTERM or SIGINT drain and exit 0.\n");
+            "herald runs in the foreground and logs to stderr. SIGTERM or SIGINT drain and exit 0;\n"
+            "SIGHUP reloads the configuration (or keeps the running one and logs why).\n");
 }
 
 /* Readiness for systemd (Type=notify): the listener is bound (before the
@@ -423,6 +425,16 @@ static void reload_refused(const char *why, const char *detail)
     log_error("main", "reload refused (%s): %s; the running configuration is kept", why, detail);
 }
 
+/* READY=1 after RELOADING=1, applied or not (before the first READY=1,
+ * at start while Redis is away, announce_ready sends it later). */
+static void reload_done(struct daemon *d)
+{
+    if (!d->ready) return;
+    char status[128];
+    snprintf(status, sizeof(status), "serving on %s:%d", d->cfg->listen_host, http_bound_port(d->http));
+    notify_ready(status);
+}
+
 static void reload(struct daemon *d, const char *trigger)
 {
     if (d->stopping) return;
@@ -497,8 +509,7 @@ static void reload(struct daemon *d, const char *trigger)
              http_bound_port(d->http_public ? d->http_public : d->http), dispatch_in_flight(d->dispatch));
     strbuf_free(&report);
     strbuf_free(&names);
-    d->ready = false;
-    announce_ready(d); /* READY=1 again after RELOADING=1 */
+    reload_done(d);
     return;
 refused:
     plugin_set_free(ps);
@@ -506,8 +517,7 @@ refused:
     free(next);
     strbuf_free(&report);
     strbuf_free(&names);
-    d->ready = false;
-    announce_ready(d);
+    reload_done(d);
 }
 
 static void on_reload_counter(redisReply *reply, enum store_error err, const char *text, void *arg)
