@@ -229,6 +229,21 @@ class Reload(harness.HeraldTestCase):
         self.assertEqual(h1.stop(), 0)
         self.assertEqual(h2.stop(), 0)
 
+    def test_listener_limits_change_in_place(self):
+        e = self.env(log_level="info")
+        path = e.write("live.conf", e.config_text())
+        h = e.start_herald(config=path)
+        idle = socket.create_connection(("127.0.0.1", e.admin_port))
+        self.addCleanup(idle.close)
+        self.assertEqual(get(e.admin_port, "/healthz")[0], 200, "two connections from one client: allowed")
+        e.write("live.conf", e.config_text().replace("[admin]\n", "[admin]\nmax_connections_per_client = 1\n"))
+        h.signal(signal.SIGHUP)
+        self.reloaded(e, h, 1)
+        self.assertIsNone(get(e.admin_port, "/healthz")[0], "the second connection is closed at once")
+        idle.close()
+        harness.wait_for("the idle connection gone", lambda: get(e.admin_port, "/healthz")[0] == 200 or None, 10)
+        self.assertEqual(h.stop(), 0)
+
 
 if __name__ == "__main__":
     harness.main()
