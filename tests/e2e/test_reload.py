@@ -229,6 +229,34 @@ class Reload(harness.HeraldTestCase):
         self.assertEqual(h1.stop(), 0)
         self.assertEqual(h2.stop(), 0)
 
+    def test_a_running_campaign_takes_a_lowered_cap_from_its_next_batch(self):
+        e = self.env(log_level="info")
+        ids = self.people(e, "rc", 80)
+        srv = FaultServer([{"status": 202}])
+        self.addCleanup(srv.stop)
+        cap = "\n[cap daily]\nchannel = any\nlimit = %d\nwindow = 24h\n"
+        daemon = "batch = 5\nmax_in_flight = 10"
+        path = e.hook_config(srv.url, name="live.conf", provider="concurrency = 1", daemon=daemon, tail=cap % 1000)
+        h = e.start_herald(config=path)
+        e.enqueue(job("rc0", recipients=ids, channels=["email"]))   # everyone has one message in 24h
+        e.wait_campaign_done("rc0", herald=h)
+        srv.script = [{"status": 202, "delay": 0.05}]
+        e.enqueue(job("rc1", recipients=ids, channels=["email"]))
+        harness.wait_for("rc1 under way", lambda: srv.count() >= 80 + 15 or None, 30)
+        e.hook_config(srv.url, name="live.conf", provider="concurrency = 1", daemon=daemon, tail=cap % 1)
+        h.signal(signal.SIGHUP)
+        self.reloaded(e, h, 1)
+        e.wait_campaign_done("rc1", herald=h)
+        by = self.assertConsistent(e, "rc1", ids)
+        outcomes = [(by[i]["outcome"], by[i]["reason"]) for i in ids]
+        sent = outcomes.count(("sent", ""))
+        capped = outcomes.count(("suppressed", "cap:daily"))
+        self.assertEqual(sent + capped, len(ids))
+        self.assertGreaterEqual(sent, 15, "sent before the reload")
+        self.assertGreater(capped, 0, "the lowered cap applied to the rest of the running campaign")
+        self.assertEqual(srv.count() - 80, sent, "each recipient sent at most once")
+        self.assertEqual(h.stop(), 0)
+
     def test_listener_limits_change_in_place(self):
         e = self.env(log_level="info")
         path = e.write("live.conf", e.config_text())
