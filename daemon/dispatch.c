@@ -1507,16 +1507,10 @@ void dispatch_interrupt(struct dispatch *d)
     dispatch_recall(d);
 }
 
-void dispatch_recall(struct dispatch *d)
+/* Finishes as interrupted what waits at g's providers (FIFOs, open circuits). */
+static void recall_gen(struct dispatch_gen *g)
 {
-    while (d->waiting) {
-        struct dispatch_msg *m = d->waiting;
-        unlink_waiting(m);
-        finish_interrupted(m);
-    }
-    for (struct dispatch_gen *g = d->gen, *gnext; g; g = gnext) {
-      gnext = g == d->gen ? d->retired : g->next; /* finishing its last message may free g */
-      for (size_t i = 0; i < g->nprovs && !g->closing; i++) {
+    for (size_t i = 0; i < g->nprovs && !g->closing; i++) { /* its last message done: closing */
         struct dprov *p = &g->provs[i];
         uv_timer_stop(&p->refill);
         while (p->fifo_head) {
@@ -1532,8 +1526,18 @@ void dispatch_recall(struct dispatch *d)
             herald_copy(m->provider, sizeof(m->provider), p->pp->name);
             finish_interrupted(m);
         }
-      }
     }
+}
+
+void dispatch_recall(struct dispatch *d)
+{
+    while (d->waiting) {
+        struct dispatch_msg *m = d->waiting;
+        unlink_waiting(m);
+        finish_interrupted(m);
+    }
+    recall_gen(d->gen);
+    for (struct dispatch_gen *g = d->retired; g; g = g->next) recall_gen(g); /* freed only from a close callback */
     /* Collected for the owner but not yet shown to it: nobody knows them.
      * Only those holding a slot are left (the FIFOs' are finished above). */
     uv_check_stop(&d->gate_check);

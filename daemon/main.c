@@ -437,7 +437,10 @@ static void reload_done(struct daemon *d)
 
 static void reload(struct daemon *d, const char *trigger)
 {
-    if (d->stopping) return;
+    if (d->stopping) {
+        log_info("main", "reload (%s) ignored: stopping", trigger);
+        return;
+    }
     notify_reloading();
     struct config *next = xcalloc(1, sizeof(*next));
     struct plugin_set *ps = NULL;
