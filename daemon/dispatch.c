@@ -50,6 +50,12 @@
  * of "handed" overlaps their requests, and a freed slot starts a cleared
  * message at once. A message is never finished while it is in one of the
  * gate's lists (finish() takes it out).
+ *
+ * A reload (dispatch_reload) adds a generation of providers (struct
+ * dispatch_gen) rather than changing the running one: a message belongs to
+ * the generation it was submitted under, so no limit, circuit or plugin
+ * instance changes under a message in flight; a replaced generation is
+ * freed when its last message is done.
  */
 #include "dispatch.h"
 
