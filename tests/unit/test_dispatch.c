@@ -193,6 +193,52 @@ static void reload_moves_the_waiting_and_finishes_the_rest_on_the_old(void **sta
     unlink(new_rec);
 }
 
+/* Messages already asked at the gate stay with the old generation (the
+ * owner answers for them there); only the unseen one moves. A recall (a
+ * pause) reaches the waiting messages of both generations. */
+static void reload_keeps_the_asked_and_recall_reaches_every_generation(void **state)
+{
+    (void)state;
+    char old_rec[64], extra[160];
+    snprintf(old_rec, sizeof(old_rec), "/tmp/herald-test-reload-asked-%d", (int)getpid());
+    unlink(old_rec);
+    snprintf(extra, sizeof(extra), "concurrency = 1\ndelay_ms = 300\nrecord = %s\n", old_rec);
+    struct fx *fx = fx_new(extra);
+    struct released rel = {0};
+    dispatch_set_release(fx->d, on_release, &rel);
+    dispatch_set_handoff(fx->d, on_handoff, fx);
+    for (int i = 0; i < 3; i++) submit(fx, i);
+    run_until_done(fx, 1, 300);
+    assert_int_equal(fx->nasked, 2); /* m0 and m1 (ahead); m2 unseen */
+    struct fake_config next;
+    fake_config_load(&next, "", "concurrency = 1\n");
+    dispatch_reload(fx->d, &next.cfg, next.ps);
+    bool go[2] = {true, true};
+    dispatch_handoff_done(fx->d, fx->asked, 2, go); /* m0 starts on the old provider, m1 waits for its slot */
+    for (int i = 0; i < 10 && fx->nasked < 3; i++) uv_run(&fx->loop, UV_RUN_NOWAIT); /* m0 takes 300 ms */
+    assert_int_equal(fx->ndone, 0);
+    assert_int_equal(fx->nasked, 3); /* m2, moved, asked by the new generation */
+    assert_ptr_equal(fx->asked[2], &fx->m[2]);
+    dispatch_recall(fx->d);
+    assert_int_equal(fx->done[1], 1);
+    assert_true(fx->m[1].interrupted);
+    /* m2 took the new provider's free slot while asked: it stays until answered */
+    assert_int_equal(fx->done[2], 0);
+    bool no = false;
+    dispatch_handoff_done(fx->d, &fx->asked[2], 1, &no);
+    assert_int_equal(fx->done[2], 1);
+    assert_true(fx->m[2].interrupted);
+    run_until_done(fx, 3, 5000);
+    assert_int_equal(fx->m[0].outcome, HERALD_OUTCOME_SENT); /* it was at the provider */
+    assert_int_equal(count_lines(old_rec), 1);
+    for (int i = 0; i < 10 && rel.n == 0; i++) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(rel.n, 1);
+    fx_free(fx);
+    assert_int_equal(rel.n, 2);
+    fake_config_free(&next);
+    unlink(old_rec);
+}
+
 /* ---- the handoff gate ------------------------------------------------- */
 
 static void gate_batches_and_waits_for_the_answer(void **state)
@@ -457,6 +503,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reload_moves_the_waiting_and_finishes_the_rest_on_the_old),
+        cmocka_unit_test(reload_keeps_the_asked_and_recall_reaches_every_generation),
         cmocka_unit_test(gate_batches_and_waits_for_the_answer),
         cmocka_unit_test(gate_asks_ahead_of_the_slots_and_is_passed_once),
         cmocka_unit_test(gate_refused_ahead_is_never_sent),
