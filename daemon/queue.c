@@ -16,10 +16,13 @@
 #include "queue.h"
 #include "queue_int.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "job.h"
 #include "log.h"
@@ -27,6 +30,7 @@
 
 static void on_retry(uv_timer_t *t);
 static void on_start_control(const struct store_job_result *res, void *arg);
+static void on_lock_renewed(const struct store_job_result *res, void *arg);
 
 /* The heartbeat's answer, for the entry it was sent for. */
 struct beat {
@@ -262,7 +266,8 @@ static void on_retry(uv_timer_t *t)
 
 void queue_read_next(struct queue *q)
 {
-    if (q->stopping || q->jr || q->reading || !q->ops->ready(q->st, true) || uv_is_active((uv_handle_t *)&q->hold_timer)) {
+    if (q->stopping || q->jr || q->reading || !q->name_held || !q->ops->ready(q->st, true) ||
+        uv_is_active((uv_handle_t *)&q->hold_timer)) {
         queue_check_drained(q);
         return;
     }
@@ -279,6 +284,89 @@ void queue_read_next(struct queue *q)
     q->reading = true;
     if (q->ops->read(q->st, mode, QUEUE_BLOCK_MS, q->cfg->claim_idle_ms, on_read, q) < 0)
         q->reading = false;
+}
+
+/* ---- one live daemon per consumer name -------------------------------- */
+
+static void lock_try(struct queue *q);
+
+/* Whether the holder's value ("<host> <pid> <run>") names a process of
+ * this host that is gone: a daemon killed before it could let go of its
+ * name, or our own previous run (same pid in a container), restarted. */
+static bool holder_is_dead(const char *holder)
+{
+    char host[128];
+    long pid = 0;
+    if (sscanf(holder, "%127s %ld", host, &pid) != 2 || pid <= 0) return false;
+    char mine[128];
+    if (gethostname(mine, sizeof(mine)) != 0) return false;
+    mine[sizeof(mine) - 1] = '\0';
+    for (char *c = mine; *c; c++)
+        if (*c == ' ') *c = '_';
+    if (strcmp(host, mine) != 0) return false;
+    if ((pid_t)pid == getpid()) return true;
+    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static void on_lock_retry(uv_timer_t *t) { lock_try(t->data); }
+
+static void on_lock_taken(const struct store_job_result *res, void *arg)
+{
+    struct queue *q = arg;
+    q->name_asking = false;
+    if (q->stopping) return;
+    if (res->status != STORE_JOB_OK) {
+        log_complain(&q->lock_complaint, "queue", "taking the consumer name failed (%s); no job is read until it "
+                     "is ours", store_error_name(res->err));
+        uv_timer_start(&q->lock_timer, on_lock_retry, 2000, 0);
+        return;
+    }
+    if (q->lock_holder[0]) {
+        if (holder_is_dead(q->lock_holder) && strcmp(q->lock_dead, q->lock_holder) != 0) {
+            /* Its holder died on this host: take it now rather than after its TTL. */
+            herald_copy(q->lock_dead, sizeof(q->lock_dead), q->lock_holder);
+            lock_try(q);
+            return;
+        }
+        q->name_in_use = true;
+        log_complain(&q->lock_complaint, "queue", "consumer name %s is held by another daemon (%s): each daemon "
+                     "needs its own [daemon] consumer; no job is read until the name is free", q->consumer,
+                     q->lock_holder);
+        uv_timer_start(&q->lock_timer, on_lock_retry, 2000, 0);
+        return;
+    }
+    q->name_in_use = false;
+    log_recovered(&q->lock_complaint, "queue", "consumer name %s is this daemon's", q->consumer);
+    if (!q->name_held) {
+        q->name_held = true;
+        uint64_t renew = (uint64_t)(q->lock_ttl_ms / 3);
+        uv_timer_start(&q->lock_timer, on_lock_retry, renew, renew);
+    }
+    queue_read_next(q);
+}
+
+/* Takes the name (or renews it once ours); a renewal that finds another
+ * holder means this daemon lost it (it was stopped past the TTL and another
+ * started under the name): its run stops writing, and no job is read. */
+static void lock_try(struct queue *q)
+{
+    if (q->name_asking || q->stopping || !q->ops->ready(q->st, false)) return;
+    q->name_asking = true;
+    q->ops->consumer_lock(q->st, q->name_held ? STORE_LOCK_RENEW : STORE_LOCK_TAKE, q->lock_value, q->lock_ttl_ms,
+                          q->lock_dead, q->lock_holder, q->name_held ? on_lock_renewed : on_lock_taken, q);
+}
+
+static void on_lock_renewed(const struct store_job_result *res, void *arg)
+{
+    struct queue *q = arg;
+    q->name_asking = false;
+    if (q->stopping || res->status != STORE_JOB_OK || !q->lock_holder[0]) return; /* kept (or retried next time) */
+    q->name_held = false;
+    q->name_in_use = true;
+    log_error("queue", "consumer name %s was taken by another daemon (%s) while this one held it; this daemon "
+              "stops its job and reads none until the name is free", q->consumer, q->lock_holder);
+    if (q->jr) queue_run_lost(q->jr, "another daemon runs under this consumer name");
+    uv_timer_start(&q->lock_timer, on_lock_retry, 2000, 0);
 }
 
 /* ---- public ---------------------------------------------------------- */
@@ -328,6 +416,15 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     uv_timer_init(loop, &q->release_timer);
     q->release_timer.data = q;
     uv_timer_start(&q->release_timer, on_release_timer, 1000, 1000);
+    uv_timer_init(loop, &q->lock_timer);
+    q->lock_timer.data = q;
+    char host[128];
+    if (gethostname(host, sizeof(host)) != 0) snprintf(host, sizeof(host), "unknown");
+    host[sizeof(host) - 1] = '\0';
+    for (char *c = host; *c; c++)
+        if (*c == ' ') *c = '_';
+    snprintf(q->lock_value, sizeof(q->lock_value), "%s %ld %s", host, (long)getpid(), run_id);
+    q->lock_ttl_ms = cfg->claim_idle_ms > 3000 ? cfg->claim_idle_ms : 3000;
     uv_timer_init(loop, &q->control_timer);
     q->control_timer.data = q;
     uv_timer_start(&q->control_timer, on_control_timer, 1000, 1000);
@@ -339,7 +436,7 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     q->ready_idle.data = q;
     uv_timer_init(loop, &q->hold_timer);
     q->hold_timer.data = q;
-    q->handles_open = 8;
+    q->handles_open = 9;
     q->last_claim_ms = 0;
     dispatch_set_handoff(d, queue_on_handoff, q);
     q->held_error = STORE_E_COUNT;
@@ -367,6 +464,7 @@ void queue_connected(struct queue *q, bool jobs)
 {
     if (!jobs) {
         q->ops->marker(q->st, &q->marker_absent, on_marker, q);
+        lock_try(q);
         q->ops->connected(q->st);
     }
     if (jobs) {
@@ -411,6 +509,8 @@ void queue_counters(const struct queue *q, struct queue_counters *out)
     out->held_error = q->held_entry[0] && q->held_error != STORE_E_COUNT ? store_error_name(q->held_error) : NULL;
     herald_copy(out->held_entry, sizeof(out->held_entry), q->held_entry);
     out->redis_emptied = q->emptied;
+    out->consumer_in_use = q->name_in_use;
+    herald_copy(out->consumer_holder, sizeof(out->consumer_holder), q->name_in_use ? q->lock_holder : "");
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -453,6 +553,7 @@ void queue_free(struct queue *q)
     uv_close((uv_handle_t *)&q->retry, on_handle_closed);
     uv_close((uv_handle_t *)&q->release_timer, on_handle_closed);
     uv_close((uv_handle_t *)&q->control_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&q->lock_timer, on_handle_closed);
     uv_close((uv_handle_t *)&q->flush_check, on_handle_closed);
     uv_close((uv_handle_t *)&q->flush_wake, on_handle_closed);
     uv_close((uv_handle_t *)&q->ready_idle, on_handle_closed);

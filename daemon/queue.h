@@ -47,6 +47,10 @@ struct queue_counters {
     const char *held_error;
     char held_entry[64];
     bool redis_emptied;       /* Redis came back empty since this daemon started */
+    /* Another live daemon holds this daemon's consumer name: no job is read
+     * until it is free (lua/consumer_lock.lua); its value "<host> <pid> <run>". */
+    bool consumer_in_use;
+    char consumer_holder[192];
 };
 
 /* The store is ops on store: store_job_ops on a struct store_job (its

@@ -161,6 +161,15 @@ struct queue {
     uv_timer_t heartbeat;
     uv_timer_t retry; /* after a refused read: wait, never spin */
     uv_timer_t release_timer; /* moves due scheduled jobs back to the stream */
+    /* One live daemon per consumer name (lua/consumer_lock.lua): no job is
+     * read before the name is ours; renewed every ttl / 3. */
+    bool name_held, name_asking, name_in_use;
+    char lock_value[HERALD_LOCK_VALUE_MAX];  /* "<host> <pid> <run>" */
+    char lock_holder[HERALD_LOCK_VALUE_MAX]; /* another holder's value */
+    char lock_dead[HERALD_LOCK_VALUE_MAX];   /* a holder known to be gone: taken over */
+    int64_t lock_ttl_ms;
+    uv_timer_t lock_timer;
+    struct log_complaint lock_complaint;
     uv_timer_t control_timer; /* reads the running campaign's control field every second */
     bool control_asking;
     enum store_control control_answer;

@@ -41,6 +41,10 @@ void store_key_addr(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":a
 void store_key_tombstones(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":tombstones", NULL, NULL); }
 void store_key_marker(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":marker", NULL, NULL); }
 void store_key_reload(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":reload", NULL, NULL); }
+void store_key_consumer(struct strbuf *sb, const char *prefix, const char *consumer)
+{
+    key(sb, prefix, ":consumer:", consumer, NULL);
+}
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign) { key(sb, prefix, ":campaign:", campaign, NULL); }
 void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign)
 {

@@ -78,6 +78,8 @@ void store_key_marker(struct strbuf *sb, const char *prefix);
 /* A counter heraldctl reload increments; every daemon polls it each second
  * and reloads its configuration when it changed (docs/operations.md). */
 void store_key_reload(struct strbuf *sb, const char *prefix);
+/* A consumer name's lock: "<host> <pid> <run>" of the daemon holding it (lua/consumer_lock.lua). */
+void store_key_consumer(struct strbuf *sb, const char *prefix, const char *consumer);
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);
 void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign);
 /* The jobs of a paused campaign, parked until resume or cancel: stream
@@ -130,7 +132,8 @@ extern const char store_lua_reserve[];   /* once-only, caps, frequency: reserve 
 extern const char store_lua_finish[];    /* records, history, audit, progress; reserved -> pending handoffs */
 extern const char store_lua_release[];   /* give back a reservation no provider took */
 extern const char store_lua_release_due[];
-extern const char store_lua_campaign_control[]; /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
+extern const char store_lua_campaign_control[];
+extern const char store_lua_consumer_lock[]; /* one live daemon per consumer name */ /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */

@@ -949,6 +949,56 @@ void store_job_marker(struct store_job *sj, bool *was_absent, store_job_cb cb, v
     store_cmds_send(sj->sc, 0, on_marker, cc, count_discard, &a, NULL);
 }
 
+struct lock_call {
+    struct call *c;
+    char *holder;
+};
+
+static void lock_discard(void *arg)
+{
+    struct lock_call *lc = arg;
+    call_discard(lc->c);
+    free(lc);
+}
+
+static void on_lock(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct lock_call *lc = arg;
+    /* {'ok'} or {'held', value} */
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && r->element[0]->type == REDIS_REPLY_STRING &&
+              (strcmp(r->element[0]->str, "ok") == 0 ||
+               (strcmp(r->element[0]->str, "held") == 0 && r->elements == 2 &&
+                r->element[1]->type == REDIS_REPLY_STRING));
+    if (!call_ended(lc->c, r, err, text, !ok)) {
+        lc->holder[0] = '\0';
+        if (strcmp(r->element[0]->str, "held") == 0)
+            herald_copy(lc->holder, HERALD_LOCK_VALUE_MAX, r->element[1]->str[0] ? r->element[1]->str : "?");
+        call_done(lc->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    }
+    free(lc);
+}
+
+void store_job_consumer_lock(struct store_job *sj, enum store_lock_action action, const char *value,
+                             int64_t ttl_ms, const char *dead, char *holder, store_job_cb cb, void *arg)
+{
+    static const char *const actions[] = {"take", "renew", "release"};
+    struct lock_call *lc = xcalloc(1, sizeof(*lc));
+    lc->c = call_new(sj, cb, arg, NULL, NULL, 0);
+    lc->holder = holder;
+    holder[0] = '\0';
+    struct store_args a;
+    store_args_script(&a, store_lua_consumer_lock, 1);
+    store_key_consumer(&sj->key, sj->cfg->prefix, sj->consumer);
+    add_buf(&a, &sj->key);
+    store_args_add(&a, actions[action]);
+    store_args_add(&a, value);
+    store_args_addll(&a, (long long)ttl_ms);
+    store_args_add(&a, dead ? dead : "");
+    /* Held: a refusal for good (an ACL denial) goes to the caller, which
+     * then reads no job (never guessing that the name is free). */
+    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lock, lc, lock_discard, &a, store_lua_consumer_lock);
+}
+
 /* ---- reading the job stream -------------------------------------------- */
 
 struct read_call {
@@ -1224,6 +1274,11 @@ static void t_pause_park(void *s, const char *campaign, const char *entry, const
 {
     store_job_pause_park(s, campaign, entry, from, text, cb, arg);
 }
+static void t_consumer_lock(void *s, enum store_lock_action action, const char *value, int64_t ttl_ms,
+                            const char *dead, char *holder, store_job_cb cb, void *arg)
+{
+    store_job_consumer_lock(s, action, value, ttl_ms, dead, holder, cb, arg);
+}
 
 const struct store_ops store_job_ops = {
     .ready = t_ready,
@@ -1250,5 +1305,6 @@ const struct store_ops store_job_ops = {
     .marker = t_marker,
     .control = t_control,
     .pause_park = t_pause_park,
+    .consumer_lock = t_consumer_lock,
     .read = t_read,
 };

@@ -206,6 +206,16 @@ void store_job_release_due(struct store_job *sj, int64_t now, int max, long long
 /* Sets herald's marker key if absent; *was_absent says whether it was. */
 void store_job_marker(struct store_job *sj, bool *was_absent, store_job_cb cb, void *arg);
 
+/* The daemon's hold on its consumer name (lua/consumer_lock.lua). take:
+ * ours when free, ours already, or held by `dead` (a holder known to be
+ * gone; "" none); renew: the same without `dead`, with a fresh ttl;
+ * release: gone if ours. *holder (size HERALD_LOCK_VALUE_MAX) is the other
+ * holder's value, "" when the name is ours. */
+#define HERALD_LOCK_VALUE_MAX 192
+enum store_lock_action { STORE_LOCK_TAKE, STORE_LOCK_RENEW, STORE_LOCK_RELEASE };
+void store_job_consumer_lock(struct store_job *sj, enum store_lock_action action, const char *value,
+                             int64_t ttl_ms, const char *dead, char *holder, store_job_cb cb, void *arg);
+
 /* What an operator said of a campaign (lua/campaign_control.lua). */
 enum store_control { STORE_CONTROL_NONE, STORE_CONTROL_PAUSED, STORE_CONTROL_CANCELLED };
 /* Reads the campaign's control field into *out (any other value: NONE). */
@@ -297,6 +307,8 @@ struct store_ops {
     void (*control)(void *s, const char *campaign, enum store_control *out, store_job_cb cb, void *arg);
     void (*pause_park)(void *s, const char *campaign, const char *entry, const char *from, const char *text,
                        store_job_cb cb, void *arg);
+    void (*consumer_lock)(void *s, enum store_lock_action action, const char *value, int64_t ttl_ms,
+                          const char *dead, char *holder, store_job_cb cb, void *arg);
     int (*read)(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
                 void *arg);
 };

@@ -153,8 +153,9 @@ class RedisServer:
 class Herald:
     """One running herald process, its stderr in log_path."""
 
-    def __init__(self, env, args, log_path):
+    def __init__(self, env, args, log_path, admin_port=None):
         self.env = env
+        self.admin_port = admin_port or env.admin_port  # its own, when started with other_listeners()
         self.log_path = log_path
         self.args = args
         self.log_file = open(log_path, "ab")
@@ -174,7 +175,7 @@ class Herald:
 
     def healthz(self):
         """(status code, parsed JSON or None); (None, None) if nothing answers."""
-        url = "http://127.0.0.1:%d/healthz" % self.env.admin_port
+        url = "http://127.0.0.1:%d/healthz" % self.admin_port
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 body = resp.read()
@@ -413,7 +414,11 @@ class Env:
         cmd = [HERALD_BIN, "--config", config or self.config]
         for s in sets:
             cmd += ["--set", s]
-        h = Herald(self, cmd, self.path("herald-%d.log" % self.n_logs))
+        port = None
+        for sv in sets:
+            if sv.startswith("admin.listen="):
+                port = int(sv.rsplit(":", 1)[1])
+        h = Herald(self, cmd, self.path("herald-%d.log" % self.n_logs), admin_port=port)
         self.heralds.append(h)
         if wait_healthy:
             h.wait_healthy()

@@ -351,6 +351,14 @@ static void f_pause_park(void *s, const char *campaign, const char *entry, const
     answer(f, cb, arg, STORE_JOB_OK);
 }
 
+static void f_consumer_lock(void *s, enum store_lock_action action, const char *value, int64_t ttl_ms,
+                            const char *dead, char *holder, store_job_cb cb, void *arg)
+{
+    (void)action, (void)value, (void)ttl_ms, (void)dead;
+    holder[0] = '\0'; /* the name is ours */
+    answer(s, cb, arg, STORE_JOB_OK);
+}
+
 static int f_read(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
                   void *arg)
 {
@@ -381,7 +389,7 @@ static const struct store_ops fake_ops = {
     .heartbeat = f_heartbeat, .source_open = f_source_open, .source_page = f_source_page, .state = f_state,
     .state_del = f_state_del, .total = f_total, .finished = f_finished, .dead_letter = f_dead_letter,
     .park = f_park, .schedule = f_schedule, .ack = f_ack, .release_due = f_release_due, .marker = f_marker,
-    .control = f_control, .pause_park = f_pause_park, .read = f_read,
+    .control = f_control, .pause_park = f_pause_park, .consumer_lock = f_consumer_lock, .read = f_read,
 };
 
 /* ---- the fixture --------------------------------------------------------- */
