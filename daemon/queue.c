@@ -372,7 +372,8 @@ static void on_lock_renewed(const struct store_job_result *res, void *arg)
 /* ---- public ---------------------------------------------------------- */
 
 /* What the queue keeps of q->cfg rather than reading it at each use: the
- * policy's environment, the caps' history, the ready list's target. */
+ * policy's environment, the caps' history, the ready list's target, the
+ * consumer name lock's TTL (its next renewal takes a new one). */
 static void config_derive(struct queue *q)
 {
     const struct config *cfg = q->cfg;
@@ -386,6 +387,7 @@ static void config_derive(struct queue *q)
     q->ready_target = 0;
     for (size_t i = 0; i < cfg->nproviders; i++) q->ready_target += 4 * (size_t)cfg->providers[i].concurrency;
     if (q->ready_target < 32) q->ready_target = 32;
+    q->lock_ttl_ms = cfg->claim_idle_ms > 3000 ? cfg->claim_idle_ms : 3000;
 }
 
 void queue_reload(struct queue *q, const struct config *cfg)
@@ -424,7 +426,6 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     for (char *c = host; *c; c++)
         if (*c == ' ') *c = '_';
     snprintf(q->lock_value, sizeof(q->lock_value), "%s %ld %s", host, (long)getpid(), run_id);
-    q->lock_ttl_ms = cfg->claim_idle_ms > 3000 ? cfg->claim_idle_ms : 3000;
     uv_timer_init(loop, &q->control_timer);
     q->control_timer.data = q;
     uv_timer_start(&q->control_timer, on_control_timer, 1000, 1000);
