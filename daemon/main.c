@@ -463,8 +463,9 @@ static void reload(struct daemon *d, const char *trigger)
         goto refused;
     }
     char err[256];
-    bool admin_moved = strcmp(d->cfg->listen, next->listen) != 0;
-    bool public_moved = d->http_public && strcmp(d->cfg->public_listen, next->public_listen) != 0;
+    bool admin_moved = strcmp(d->cfg->listen_host, next->listen_host) != 0 || d->cfg->listen_port != next->listen_port;
+    bool public_moved = d->http_public && (strcmp(d->cfg->public_host, next->public_host) != 0 ||
+                                           d->cfg->public_port != next->public_port);
     if (admin_moved && !(admin = bind_moved(d, next, true, err, sizeof(err)))) {
         log_error("main", "reload: admin listener %s: %s", next->listen, err);
         reload_refused(trigger, "a listener cannot bind");
@@ -515,6 +516,7 @@ static void reload(struct daemon *d, const char *trigger)
     reload_done(d);
     return;
 refused:
+    if (admin) http_server_close(admin, NULL, NULL); /* bound for nothing: the public one failed */
     plugin_set_free(ps);
     config_free(next);
     free(next);

@@ -180,10 +180,25 @@ class Reload(harness.HeraldTestCase):
         self.assertEqual(metric(e.admin_port, "herald_config_reloads_total", '{result="error"}'), 2)
         self.assertTrue(h.running())
 
+        # A new address that cannot be bound (the public one is taken): refused,
+        # and the admin listener that could move did not.
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        moved = harness.free_port()
+        e.write("live.conf", good.replace("127.0.0.1:%d" % e.admin_port, "127.0.0.1:%d" % moved)
+                .replace("127.0.0.1:%d" % e.public_port, "127.0.0.1:%d" % taken.getsockname()[1]))
+        h.signal(signal.SIGHUP)
+        harness.wait_for("the bind refusal", lambda: h.log().count("reload refused") == 3 or None, 20)
+        self.assertIn("reload refused (SIGHUP): a listener cannot bind; the running configuration is kept", h.log())
+        self.assertIsNone(get(moved, "/healthz")[0])
+        self.assertEqual(get(e.admin_port, "/healthz")[0], 200)
+
         # An unreadable file too.
         os.remove(path)
         h.signal(signal.SIGHUP)
-        harness.wait_for("the third refusal", lambda: h.log().count("reload refused") == 3 or None, 20)
+        harness.wait_for("the fourth refusal", lambda: h.log().count("reload refused") == 4 or None, 20)
         self.assertIn("the file cannot be read", h.log())
         self.assertEqual(h.stop(), 0)
 
