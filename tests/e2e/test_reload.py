@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -271,6 +272,26 @@ class Reload(harness.HeraldTestCase):
         self.assertGreater(capped, 0, "the lowered cap applied to the rest of the running campaign")
         self.assertEqual(srv.count() - 80, sent, "each recipient sent at most once")
         self.assertEqual(h.stop(), 0)
+
+    def test_a_lowered_rate_holds_the_next_campaign_back(self):
+        e = self.env(log_level="info")
+        ids = self.people(e, "rt", 3)
+        srv = FaultServer([{"status": 202}])
+        self.addCleanup(srv.stop)
+        path = e.hook_config(srv.url, name="live.conf")
+        h = e.start_herald(config=path)
+        e.enqueue(job("rt0", recipients=ids, channels=["email"]))
+        e.wait_campaign_done("rt0", herald=h)
+        self.assertEqual(srv.count(), 3, "unlimited before the reload")
+        e.hook_config(srv.url, name="live.conf", provider="rate = 1/h")
+        h.signal(signal.SIGHUP)
+        self.reloaded(e, h, 1)
+        e.enqueue(job("rt1", recipients=ids, channels=["email"]))
+        harness.wait_for("the first message under the new rate", lambda: srv.count() >= 4 or None, 20)
+        time.sleep(1.5)
+        self.assertEqual(srv.count(), 4, "one message an hour: the other two wait for their tokens")
+        self.assertEqual(h.stop(), 0)   # the two waiting are given back, nothing lost
+        self.assertEqual(srv.count(), 4)
 
     def test_listener_limits_change_in_place(self):
         e = self.env(log_level="info")
