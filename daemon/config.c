@@ -668,6 +668,64 @@ bool config_key_is_secret(const char *section, const char *key)
     return k && k->type == CONFIG_SECRET;
 }
 
+bool config_key_needs_restart(const char *section, const char *key)
+{
+#define X(sec, k) if (strcmp(section, sec) == 0 && strcmp(key, k) == 0) return true;
+    CONFIG_RESTART_KEYS(X)
+#undef X
+    return false;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+/* The value of a restart-only key, as config_load() left it. */
+static const char *restart_value(const struct config *c, const char *section, const char *key)
+{
+    if (strcmp(key, "plugin_dir") == 0) return c->plugin_dir;
+    if (strcmp(key, "consumer") == 0) return c->consumer;
+    if (strcmp(key, "url") == 0) return c->redis_url;
+    if (strcmp(key, "password") == 0) return c->redis_password; /* the url's or [redis] password */
+    if (strcmp(key, "prefix") == 0) return c->prefix;
+    (void)section;
+    return NULL;
+}
+
+int config_restart_changes(const struct config *running, const struct config *next, struct strbuf *names)
+{
+    int n = 0;
+#define X(sec, k)                                                                                  \
+    if (str_differs(restart_value(running, sec, k), restart_value(next, sec, k)))                 \
+        strbuf_addf(names, "%s[%s] %s", n++ ? ", " : "", sec, k);
+    CONFIG_RESTART_KEYS(X)
+#undef X
+    if (!running->public_listen != !next->public_listen)
+        strbuf_addf(names, "%s[public] listen (set or emptied)", n++ ? ", " : "");
+    return n;
+}
+
+void config_keep_fixed(struct config *next, struct config *running)
+{
+#define SWAP(f)                                                                                    \
+    do {                                                                                           \
+        char *t = next->f;                                                                         \
+        next->f = running->f;                                                                      \
+        running->f = t;                                                                            \
+    } while (0)
+    SWAP(plugin_dir);
+    SWAP(consumer);
+    SWAP(redis_url);
+    SWAP(redis_host);
+    SWAP(redis_socket);
+    SWAP(redis_user);
+    SWAP(redis_password);
+    SWAP(redis_password_key);
+    SWAP(prefix);
+#undef SWAP
+}
+
 static bool is_fixed_section(const char *s)
 {
     return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0 || strcmp(s, "public") == 0 ||

@@ -132,6 +132,18 @@ extern const struct config_key_info config_schema[];
  * secret setting adds it here. */
 #define CONFIG_PROVIDER_SECRETS(X) X("password") X("api_key") X("auth_token") X("secret") X("token")
 
+/* Keys a reload (SIGHUP, heraldctl reload) cannot change, X(section, key):
+ * the running process holds what they made (its Redis connections and
+ * their login, its consumer name in the group, the key names its jobs in
+ * progress use, where its plugins come from). Every other key reloads.
+ * docs/config.md ("Reload") lists the same. */
+#define CONFIG_RESTART_KEYS(X)                                                                  \
+    X("daemon", "plugin_dir") X("daemon", "consumer") X("redis", "url") X("redis", "password") \
+    X("redis", "prefix")
+
+/* 1 when a reload cannot change section.key (CONFIG_RESTART_KEYS). */
+bool config_key_needs_restart(const char *section, const char *key);
+
 /* 1 when key (a fixed key of section, or a plugin setting when section is
  * "provider ...") is a secret. */
 bool config_key_is_secret(const char *section, const char *key);
@@ -280,6 +292,18 @@ int config_parse_redis_url(const char *s, struct config_redis_url *out, char *er
 void config_redis_url_free(struct config_redis_url *u);
 /* "host:port" or "unix:/path" of cfg's Redis, for log lines (no credentials). */
 const char *config_redis_where(const struct config *cfg, char *buf, size_t len);
+
+/* For a reload from running to next: appends to names ("[redis] url, ...")
+ * each restart-only key whose value differs, and "[public] listen" when it
+ * is set in one and empty in the other (one listener or two is decided at
+ * start; moving the public listener to another address reloads). Returns
+ * how many. Never writes a value (some are secrets). */
+int config_restart_changes(const struct config *running, const struct config *next, struct strbuf *names);
+/* After config_restart_changes() found none: next takes running's strings
+ * of the restart-only keys (equal values) and running gets next's, so that
+ * pointers the process keeps into them (the key prefix of a job in
+ * progress) stay valid when running is freed. */
+void config_keep_fixed(struct config *next, struct config *running);
 
 /* Warnings that do not stop herald (a provider no channel uses, a cap that
  * can never apply): appended to out as "FILE:LINE: warning: ..." lines.

@@ -50,6 +50,12 @@
  * of "handed" overlaps their requests, and a freed slot starts a cleared
  * message at once. A message is never finished while it is in one of the
  * gate's lists (finish() takes it out).
+ *
+ * A reload (dispatch_reload) adds a generation of providers (struct
+ * dispatch_gen) rather than changing the running one: a message belongs to
+ * the generation it was submitted under, so no limit, circuit or plugin
+ * instance changes under a message in flight; a replaced generation is
+ * freed when its last message is done.
  */
 #include "dispatch.h"
 
@@ -82,6 +88,7 @@ enum circuit { CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN };
 /* Runtime state of one [provider NAME]. */
 struct dprov {
     struct dispatch *d;
+    struct dispatch_gen *g;               /* the configuration it belongs to */
     struct plugin_provider *pp;
     const struct config_provider *cp;
     size_t active;                        /* deliveries or requests in flight */
@@ -134,16 +141,34 @@ struct dispatch_req {
     bool resend_refused;            /* curl wanted to send it again: refused */
 };
 
-struct dispatch {
-    uv_loop_t *loop;
+/* One configuration's providers: its config, plugin instances and their
+ * runtime state (a generation). dispatch_reload() makes a new one current;
+ * a message keeps the generation it was submitted under, so a message in
+ * flight finishes on the providers, limits and plugin instances it started
+ * with. A replaced generation is retired: once its last message is done its
+ * timers are closed, and when they are, the owner's release callback gets
+ * its config and plugin set back. */
+struct dispatch_gen {
+    struct dispatch *d;
     const struct config *cfg;
     struct plugin_set *ps;
+    struct dprov *provs;
+    size_t nprovs;
+    size_t in_flight;            /* its messages submitted and not yet done */
+    int closing;                 /* its handles still closing (retired and drained) */
+    struct dispatch_gen *next;   /* on the retired list */
+};
+
+struct dispatch {
+    uv_loop_t *loop;
+    struct dispatch_gen *gen;     /* current: new messages go to its providers */
+    struct dispatch_gen *retired; /* replaced, finishing their messages */
+    dispatch_release_cb release;
+    void *release_arg;
     size_t in_flight;
     struct dispatch_msg *waiting; /* messages on a retry timer */
     bool stopping;                /* interrupted: RETRY now ends a message */
     bool closed;
-    struct dprov *provs;
-    size_t nprovs;
     CURLM *multi;
     uv_timer_t curl_timer;
     uv_check_t add_check;              /* hands prepared requests to curl */
@@ -330,27 +355,47 @@ static int on_curl_timeout(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- setup --------------------------------------------------------------- */
 
+static struct dispatch_gen *gen_new(struct dispatch *d, const struct config *cfg, struct plugin_set *ps)
+{
+    struct dispatch_gen *g = xcalloc(1, sizeof(*g));
+    g->d = d;
+    g->cfg = cfg;
+    g->ps = ps;
+    g->nprovs = cfg->nproviders;
+    g->provs = xcalloc(g->nprovs ? g->nprovs : 1, sizeof(*g->provs));
+    for (size_t i = 0; i < g->nprovs; i++) {
+        struct dprov *p = &g->provs[i];
+        p->d = d;
+        p->g = g;
+        p->pp = i < plugin_set_count(ps) ? plugin_set_get(ps, i) : NULL;
+        p->cp = &cfg->providers[i];
+        p->tokens = p->cp->rate < 1 ? 1 : p->cp->rate;
+        p->refilled_at = uv_now(d->loop);
+        uv_timer_init(d->loop, &p->refill);
+        p->refill.data = p;
+        uv_timer_init(d->loop, &p->park_timer);
+        p->park_timer.data = p;
+    }
+    return g;
+}
+
+/* Keep every provider connection open between messages. By default the
+ * cache holds 4x the handles added at that moment, so a lull (a handful in
+ * flight) closed connections that the next burst had to reopen. */
+static void set_max_connects(struct dispatch *d)
+{
+    long keep = 0;
+    for (const struct dispatch_gen *g = d->gen; g; g = g == d->gen ? d->retired : g->next)
+        for (size_t i = 0; i < g->nprovs; i++) keep += g->provs[i].cp->concurrency;
+    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, keep < 16 ? 16L : keep);
+}
+
 struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct plugin_set *ps)
 {
     struct dispatch *d = xcalloc(1, sizeof(*d));
     d->loop = loop;
-    d->cfg = cfg;
-    d->ps = ps;
-    d->nprovs = cfg->nproviders;
     d->env_proxy = env_has_proxy();
-    d->provs = xcalloc(d->nprovs ? d->nprovs : 1, sizeof(*d->provs));
-    for (size_t i = 0; i < d->nprovs; i++) {
-        struct dprov *p = &d->provs[i];
-        p->d = d;
-        p->pp = i < plugin_set_count(ps) ? plugin_set_get(ps, i) : NULL;
-        p->cp = &cfg->providers[i];
-        p->tokens = p->cp->rate < 1 ? 1 : p->cp->rate;
-        p->refilled_at = uv_now(loop);
-        uv_timer_init(loop, &p->refill);
-        p->refill.data = p;
-        uv_timer_init(loop, &p->park_timer);
-        p->park_timer.data = p;
-    }
+    d->gen = gen_new(d, cfg, ps);
     d->multi = curl_multi_init();
     if (!d->multi) {
         fprintf(stderr, "herald: curl_multi_init failed\n");
@@ -360,12 +405,7 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct 
     curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
     curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
     curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
-    /* Keep every provider connection open between messages. By default the
-     * cache holds 4x the handles added at that moment, so a lull (a handful
-     * in flight) closed connections that the next burst had to reopen. */
-    long keep = 0;
-    for (size_t i = 0; i < d->nprovs; i++) keep += d->provs[i].cp->concurrency;
-    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, keep < 16 ? 16L : keep);
+    set_max_connects(d);
     uv_timer_init(loop, &d->curl_timer);
     d->curl_timer.data = d;
     uv_check_init(loop, &d->add_check);
@@ -377,28 +417,144 @@ struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct 
     return d;
 }
 
+void dispatch_set_release(struct dispatch *d, dispatch_release_cb cb, void *arg)
+{
+    d->release = cb;
+    d->release_arg = arg;
+}
+
+static void gen_free(struct dispatch *d, struct dispatch_gen *g)
+{
+    if (d->release) d->release(g->cfg, g->ps, d->release_arg);
+    free(g->provs);
+    free(g);
+}
+
+static void on_gen_timer_closed(uv_handle_t *h)
+{
+    struct dprov *p = h->data;
+    struct dispatch_gen *g = p->g;
+    if (--g->closing > 0) return;
+    struct dispatch *d = g->d;
+    for (struct dispatch_gen **pp = &d->retired; *pp; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    log_debug("dispatch", "a replaced configuration's providers are done and freed");
+    gen_free(d, g);
+}
+
+/* A retired generation whose last message is done: close its handles (the
+ * last close frees it). Its easy handles go now; curl's pooled connections
+ * are the multi handle's, shared by every generation. */
+static void gen_close(struct dispatch_gen *g)
+{
+    if (g->closing || g == g->d->gen || g->in_flight > 0 || g->d->closed) return;
+    for (size_t i = 0; i < g->nprovs; i++) {
+        struct dprov *p = &g->provs[i];
+        while (p->nfree) curl_easy_cleanup(p->free_easy[--p->nfree]);
+        uv_timer_stop(&p->refill);
+        uv_timer_stop(&p->park_timer);
+        uv_close((uv_handle_t *)&p->refill, on_gen_timer_closed);
+        uv_close((uv_handle_t *)&p->park_timer, on_gen_timer_closed);
+        g->closing += 2;
+    }
+    if (g->closing == 0) { /* no provider: nothing to wait for */
+        g->closing = 1;
+        for (struct dispatch_gen **pp = &g->d->retired; *pp; pp = &(*pp)->next) {
+            if (*pp == g) {
+                *pp = g->next;
+                break;
+            }
+        }
+        gen_free(g->d, g);
+    }
+}
+
+/* A message waiting in a provider's FIFO that nothing has seen yet: not
+ * asked at the gate, never handed, on its first provider's first attempt. */
+static bool movable(const struct dispatch_msg *m)
+{
+    return !m->ahead && !m->handed && !m->cleared && !m->refused && !m->slot && !m->probe &&
+           m->gate == GATE_NONE && m->provider_pos == 0 && m->attempt == 1;
+}
+
+void dispatch_reload(struct dispatch *d, const struct config *cfg, struct plugin_set *ps)
+{
+    struct dispatch_gen *old = d->gen;
+    d->gen = gen_new(d, cfg, ps);
+    old->next = d->retired;
+    d->retired = old;
+    set_max_connects(d);
+    /* What waits in the old providers' FIFOs unseen moves to the new ones
+     * (in order): a reload that fixes a provider's URL or raises its rate
+     * applies to the queue behind it, not only to what comes later. */
+    struct dispatch_msg *moved = NULL, **mtail = &moved;
+    for (size_t i = 0; i < old->nprovs; i++) {
+        struct dprov *p = &old->provs[i];
+        struct dispatch_msg *m = p->fifo_head, *ask = p->ask_next;
+        bool past_ask = false;
+        p->fifo_head = p->fifo_tail = p->ask_next = NULL;
+        while (m) {
+            struct dispatch_msg *next = m->next_waiting;
+            if (m == ask) past_ask = true;
+            m->next_waiting = NULL;
+            if (movable(m)) {
+                *mtail = m;
+                mtail = &m->next_waiting;
+            } else {
+                if (p->fifo_tail) p->fifo_tail->next_waiting = m;
+                else p->fifo_head = m;
+                p->fifo_tail = m;
+                if (past_ask && !p->ask_next) p->ask_next = m;
+            }
+            m = next;
+        }
+    }
+    while (moved) {
+        struct dispatch_msg *m = moved;
+        moved = m->next_waiting;
+        m->next_waiting = NULL;
+        old->in_flight--;
+        m->gen = d->gen;
+        m->gen->in_flight++;
+        m->attempt = 0;
+        attempt(m);
+    }
+    gen_close(old); /* at once when none of its messages is in flight */
+}
+
+size_t dispatch_generations(const struct dispatch *d)
+{
+    size_t n = 1;
+    for (const struct dispatch_gen *g = d->retired; g; g = g->next) n++;
+    return n;
+}
+
 size_t dispatch_in_flight(const struct dispatch *d) { return d->in_flight; }
-size_t dispatch_nproviders(const struct dispatch *d) { return d->nprovs; }
+size_t dispatch_nproviders(const struct dispatch *d) { return d->gen->nprovs; }
 
 const char *dispatch_provider_circuit(const struct dispatch *d, size_t i, bool *open)
 {
-    *open = d->provs[i].circuit != CIRCUIT_CLOSED;
-    return d->provs[i].pp->name;
+    *open = d->gen->provs[i].circuit != CIRCUIT_CLOSED;
+    return d->gen->provs[i].pp->name;
 }
 
 static struct dprov *current_prov(struct dispatch_msg *m)
 {
-    const struct config_channel *cc = &m->d->cfg->channels[m->channel];
+    const struct config_channel *cc = &m->gen->cfg->channels[m->channel];
     if (!cc->present || m->provider_pos >= cc->nproviders) return NULL;
     int idx = cc->provider_index[m->provider_pos];
-    if (idx < 0 || (size_t)idx >= m->d->nprovs) return NULL;
-    struct dprov *p = &m->d->provs[idx];
+    if (idx < 0 || (size_t)idx >= m->gen->nprovs) return NULL;
+    struct dprov *p = &m->gen->provs[idx];
     return p->pp && p->pp->api ? p : NULL;
 }
 
 static bool has_next_provider(struct dispatch_msg *m)
 {
-    const struct config_channel *cc = &m->d->cfg->channels[m->channel];
+    const struct config_channel *cc = &m->gen->cfg->channels[m->channel];
     return cc->present && m->provider_pos + 1 < cc->nproviders;
 }
 
@@ -411,8 +567,11 @@ static void finish(struct dispatch_msg *m)
     log_debug("dispatch", "done campaign=%s recipient=%s provider=%s outcome=%s reason=%s requests=%d handed=%d",
               m->campaign, m->recipient, m->provider[0] ? m->provider : "-", herald_outcome_name(m->outcome),
               m->reason == HERALD_REASON_NONE ? "-" : herald_reason_name(m->reason), m->requests, (int)m->handed);
+    struct dispatch_gen *g = m->gen;
     m->d->in_flight--;
+    g->in_flight--;
     m->done(m, m->done_arg);
+    gen_close(g); /* a replaced generation's last message */
 }
 
 static void finish_failed(struct dispatch_msg *m, enum herald_reason reason, const char *detail)
@@ -1180,6 +1339,8 @@ static void attempt(struct dispatch_msg *m)
 int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb done, void *arg)
 {
     m->d = d;
+    m->gen = d->gen;
+    m->gen->in_flight++;
     m->done = done;
     m->done_arg = arg;
     m->provider_pos = 0;
@@ -1352,15 +1513,11 @@ void dispatch_interrupt(struct dispatch *d)
     dispatch_recall(d);
 }
 
-void dispatch_recall(struct dispatch *d)
+/* Finishes as interrupted what waits at g's providers (FIFOs, open circuits). */
+static void recall_gen(struct dispatch_gen *g)
 {
-    while (d->waiting) {
-        struct dispatch_msg *m = d->waiting;
-        unlink_waiting(m);
-        finish_interrupted(m);
-    }
-    for (size_t i = 0; i < d->nprovs; i++) {
-        struct dprov *p = &d->provs[i];
+    for (size_t i = 0; i < g->nprovs && !g->closing; i++) { /* its last message done: closing */
+        struct dprov *p = &g->provs[i];
         uv_timer_stop(&p->refill);
         while (p->fifo_head) {
             struct dispatch_msg *m = fifo_pop(p); /* asked ahead or not: finish() takes it off the gate */
@@ -1376,6 +1533,17 @@ void dispatch_recall(struct dispatch *d)
             finish_interrupted(m);
         }
     }
+}
+
+void dispatch_recall(struct dispatch *d)
+{
+    while (d->waiting) {
+        struct dispatch_msg *m = d->waiting;
+        unlink_waiting(m);
+        finish_interrupted(m);
+    }
+    recall_gen(d->gen);
+    for (struct dispatch_gen *g = d->retired; g; g = g->next) recall_gen(g); /* freed only from a close callback */
     /* Collected for the owner but not yet shown to it: nobody knows them.
      * Only those holding a slot are left (the FIFOs' are finished above). */
     uv_check_stop(&d->gate_check);
@@ -1429,11 +1597,14 @@ void dispatch_close(struct dispatch *d)
     uv_close((uv_handle_t *)&d->add_check, NULL);
     uv_close((uv_handle_t *)&d->gate_check, NULL);
     uv_close((uv_handle_t *)&d->wake, NULL);
-    for (size_t i = 0; i < d->nprovs; i++) {
-        struct dprov *p = &d->provs[i];
-        while (p->nfree) curl_easy_cleanup(p->free_easy[--p->nfree]);
-        uv_close((uv_handle_t *)&p->refill, NULL);
-        uv_close((uv_handle_t *)&p->park_timer, NULL);
+    for (struct dispatch_gen *g = d->gen; g; g = g == d->gen ? d->retired : g->next) {
+        if (g->closing) continue; /* retired, drained, its timers already closing */
+        for (size_t i = 0; i < g->nprovs; i++) {
+            struct dprov *p = &g->provs[i];
+            while (p->nfree) curl_easy_cleanup(p->free_easy[--p->nfree]);
+            uv_close((uv_handle_t *)&p->refill, NULL);
+            uv_close((uv_handle_t *)&p->park_timer, NULL);
+        }
     }
 }
 
@@ -1443,6 +1614,11 @@ void dispatch_free(struct dispatch *d)
     if (d->multi) curl_multi_cleanup(d->multi); /* dispatch_close was not called */
     free(d->socks);
     free(d->gate_vec);
-    free(d->provs);
+    while (d->retired) {
+        struct dispatch_gen *g = d->retired;
+        d->retired = g->next;
+        gen_free(d, g);
+    }
+    gen_free(d, d->gen);
     free(d);
 }

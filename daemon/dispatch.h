@@ -38,6 +38,7 @@
 #include "plugin.h"
 
 struct dispatch_msg;
+struct dispatch_gen;
 typedef void (*dispatch_done_cb)(struct dispatch_msg *m, void *arg);
 
 struct dispatch_msg {
@@ -63,6 +64,7 @@ struct dispatch_msg {
     dispatch_done_cb done;
     void *done_arg;
     struct dispatch *d;
+    struct dispatch_gen *gen;      /* the configuration it was submitted under */
     size_t provider_pos;
     int attempt;
     bool probe;                    /* the half-open probe of its provider's circuit */
@@ -86,6 +88,28 @@ struct dispatch_msg {
 struct dispatch;
 
 struct dispatch *dispatch_new(uv_loop_t *loop, const struct config *cfg, struct plugin_set *ps);
+/*
+ * Reload: the configuration cfg and its plugin set ps (providers in cfg's
+ * order) replace the current ones for every message submitted from now on.
+ * Messages that no provider has seen yet (waiting in a provider's FIFO on
+ * their first attempt, not yet shown to the handoff gate) move to the new
+ * providers, in order. The others (asked at the gate, at a provider,
+ * waiting for a retry or an open circuit) finish on the providers they
+ * started with (their limits, circuits, plugin instances); the replaced
+ * configuration is released once the last of them is done and its timers
+ * are closed.
+ * dispatch_in_flight() counts every configuration's messages; the metrics
+ * (dispatch_nproviders, dispatch_provider_circuit) name the current one's.
+ */
+void dispatch_reload(struct dispatch *d, const struct config *cfg, struct plugin_set *ps);
+/* Fires with a configuration and its plugin set when dispatch no longer
+ * uses them: a replaced one once its messages are done, and the current
+ * one (and any replaced one still draining) in dispatch_free(). Without a
+ * callback they stay the caller's, as before any reload. */
+typedef void (*dispatch_release_cb)(const struct config *cfg, struct plugin_set *ps, void *arg);
+void dispatch_set_release(struct dispatch *d, dispatch_release_cb cb, void *arg);
+/* The configurations dispatch holds: 1 + those replaced and still draining. */
+size_t dispatch_generations(const struct dispatch *d);
 int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb done, void *arg);
 /* Messages submitted and not yet done. */
 size_t dispatch_in_flight(const struct dispatch *d);

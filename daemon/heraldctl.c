@@ -56,6 +56,8 @@ static void usage(FILE *out)
             "  resume CAMPAIGN            go on with a paused campaign\n"
             "  cancel CAMPAIGN            end a campaign for good: each unsent recipient is recorded\n"
             "                             suppressed/cancelled, the sent ones stay as they are\n"
+            "  reload                     every daemon of this Redis and prefix reloads its configuration\n"
+            "                             within a second (as SIGHUP; its log says what applied or why not)\n"
             "  campaign ID [--watch]      print a campaign's progress as JSON; --watch: redraw a progress\n"
             "                             line every second until it is done (plain lines when not a terminal)\n"
             "  explain CAMPAIGN RECIPIENT [--job FILE] [--at TIME] [--json]\n"
@@ -408,6 +410,26 @@ static int cmd_suppress(const struct config *cfg, redisContext *c, const char *c
     return 0;
 }
 
+/* reload: bumps the counter every daemon polls each second (main.c). */
+static int cmd_reload(const struct config *cfg, redisContext *c)
+{
+    struct strbuf k;
+    strbuf_init(&k);
+    store_key_reload(&k, cfg->prefix);
+    redisReply *r = redisCommand(c, "INCR %s", k.buf);
+    strbuf_free(&k);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        fprintf(stderr, "heraldctl: reload: %s\n", r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+        if (r) freeReplyObject(r);
+        return 2;
+    }
+    printf("reload %lld requested: every daemon reloads its configuration within a second "
+           "(herald_config_reloads_total and each daemon's log say how it went)\n",
+           (long long)r->integer);
+    freeReplyObject(r);
+    return 0;
+}
+
 /* pause, resume, cancel: the campaign's control field, read by every
  * daemon within a second (lua/campaign_control.lua). */
 static int cmd_control(const struct config *cfg, redisContext *c, enum store_control_action action, const char *id)
@@ -598,16 +620,16 @@ int main(int argc, char **argv)
     }
     /* explain and simulate read their own options (explain.c). */
     bool own_args = strcmp(cmd, "explain") == 0 || strcmp(cmd, "simulate") == 0;
-    int want = strcmp(cmd, "suppress") == 0 ? 2 : 1;
+    int want = strcmp(cmd, "suppress") == 0 ? 2 : strcmp(cmd, "reload") == 0 ? 0 : 1;
     int control = store_control_action_parse(cmd);
     if (strcmp(cmd, "import") && strcmp(cmd, "enqueue") && strcmp(cmd, "suppress") && strcmp(cmd, "campaign") &&
-        control < 0 && !own_args) {
+        strcmp(cmd, "reload") && control < 0 && !own_args) {
         fprintf(stderr, "heraldctl: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
     }
     if (!own_args && nargs != want) {
-        fprintf(stderr, "heraldctl: %s takes %d argument%s\n", cmd, want, want > 1 ? "s" : "");
+        fprintf(stderr, "heraldctl: %s takes %d argument%s\n", cmd, want, want != 1 ? "s" : "");
         return 2;
     }
     struct config cfg;
@@ -632,6 +654,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "suppress") == 0) rc = cmd_suppress(&cfg, c, args[0], args[1]);
     else if (strcmp(cmd, "explain") == 0) rc = explain_run(&cfg, c, nargs, args);
     else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, nargs, args);
+    else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
     else if (control >= 0) rc = cmd_control(&cfg, c, (enum store_control_action)control, args[0]);
     else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
     else rc = cmd_campaign(&cfg, c, args[0]);

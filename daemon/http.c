@@ -999,11 +999,9 @@ static void on_tick(uv_timer_t *t)
     log_rate_tick();
 }
 
-struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *limits)
+static void limits_set(struct http_server *srv, const struct http_limits *limits)
 {
-    struct http_server *srv = xcalloc(1, sizeof(*srv));
-    srv->loop = loop;
-    if (limits) srv->limits = *limits;
+    srv->limits = limits ? *limits : (struct http_limits){0};
     if (!srv->limits.max_header_bytes) srv->limits.max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES;
     if (!srv->limits.max_body_bytes) srv->limits.max_body_bytes = HTTP_DEFAULT_MAX_BODY_BYTES;
     if (!srv->limits.idle_timeout_ms) srv->limits.idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_MS;
@@ -1013,6 +1011,20 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *l
     if (!srv->limits.max_connections_per_client)
         srv->limits.max_connections_per_client = HTTP_DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
     if (!srv->limits.name) srv->limits.name = "http";
+}
+
+void http_server_set_limits(struct http_server *srv, const struct http_limits *limits)
+{
+    const char *name = srv->limits.name;
+    limits_set(srv, limits);
+    srv->limits.name = name; /* the log lines and metrics keep naming it */
+}
+
+struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *limits)
+{
+    struct http_server *srv = xcalloc(1, sizeof(*srv));
+    srv->loop = loop;
+    limits_set(srv, limits);
     for (int l = 0; l < HTTP_LIMIT_COUNT; l++)
         snprintf(srv->rate_what[l], sizeof(srv->rate_what[l]), "listener=%s %s hits", srv->limits.name,
                  http_limit_name(l));

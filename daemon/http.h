@@ -74,6 +74,11 @@ typedef void (*http_close_cb)(void *arg);
 /* limits may be NULL (all defaults); it is copied. Never returns NULL. */
 struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *limits);
 
+/* A reload: limits (copied; zero fields: defaults) apply from now on, to
+ * the connections open too (each reads them at its next step: a timer it
+ * arms, a header it reads, a connection accepted). */
+void http_server_set_limits(struct http_server *srv, const struct http_limits *limits);
+
 /* Adds a route. method is an upper-case HTTP method ("GET"); pattern starts
  * with '/' and may hold whole-segment parameters: "/v1/recipients/{id}".
  * Both are copied. When several patterns match a path, the one with a

@@ -5,8 +5,9 @@
  * stream reads; everything else), the plugin set, dispatch, the queue and
  * the HTTP listeners (admin; public when [public] listen is set). SIGTERM/SIGINT drain: stop reading, let in-flight
  * messages finish within [daemon] drain_timeout, close every handle, and
- * exit 0 once uv_loop_close() succeeds. Redis outages are logged once when
- * they start and once when they end.
+ * exit 0 once uv_loop_close() succeeds. SIGHUP (or heraldctl reload)
+ * reloads the configuration, all of it or none ("reload" below). Redis
+ * outages are logged once when they start and once when they end.
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -25,11 +26,13 @@
 #include "herald.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "people.h"
 #include "plugin.h"
 #include "queue.h"
 #include "rconn.h"
+#include "store.h"
 #include "store_check.h"
 #include "tzdb.h"
 
@@ -37,8 +40,8 @@
 
 struct daemon {
     uv_loop_t loop;
-    struct config cfg;
-    struct plugin_set *plugins;
+    struct config *cfg;         /* in force; a reload replaces it ("reload" below) */
+    struct plugin_set *plugins; /* cfg's providers */
     struct dispatch *dispatch;
     struct rconn *jobs, *data;
     struct store_cmds *cmds; /* the job pipeline's command layer on data */
@@ -55,6 +58,15 @@ struct daemon {
     struct log_complaint redis_down;
     struct strbuf warnings; /* of the configuration, logged at start */
     int exit_code;
+    /* Reload: what the configuration was loaded from, the Redis counter
+     * heraldctl reload bumps (-1: not read yet), its poll. */
+    const char *config_path;
+    const char **overrides;
+    size_t noverrides;
+    long long reload_seen;
+    bool reload_polling;
+    uv_timer_t reload_timer;
+    unsigned long reloads;
 };
 
 static void usage(FILE *out)
@@ -72,7 +84,8 @@ static void usage(FILE *out)
             "                    authenticate, and try every kind of command herald sends\n"
             "  --version         print the version\n"
             "\n"
-            "herald runs in the foreground and logs to stderr. SIGTERM or SIGINT drain and exit 0.\n");
+            "herald runs in the foreground and logs to stderr. SIGTERM or SIGINT drain and exit 0;\n"
+            "SIGHUP reloads the configuration (or keeps the running one and logs why).\n");
 }
 
 /* Readiness for systemd (Type=notify): the listener is bound (before the
@@ -81,11 +94,13 @@ static void announce_ready(struct daemon *d)
 {
     if (d->stopping || !rconn_ready(d->jobs) || !rconn_ready(d->data)) return;
     char status[128];
-    snprintf(status, sizeof(status), "serving on %s:%d", d->cfg.listen_host, http_bound_port(d->http));
+    snprintf(status, sizeof(status), "serving on %s:%d", d->cfg->listen_host, http_bound_port(d->http));
     if (!d->ready) notify_ready(status);
     else notify_status("%s", status);
     d->ready = true;
 }
+
+static void on_reload_timer(uv_timer_t *t);
 
 static void on_rconn_state(struct rconn *rc, bool connected, const char *err, void *arg)
 {
@@ -95,10 +110,11 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         log_info("main", "redis ready connection=%s", rconn_name(rc));
         if (d->queue) queue_connected(d->queue, rc == d->jobs);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
+        if (rc == d->data) on_reload_timer(&d->reload_timer); /* the reload counter's value now: the baseline */
         announce_ready(d);
     } else {
         char where[320];
-        notify_status("waiting for redis at %s", config_redis_where(&d->cfg, where, sizeof(where)));
+        notify_status("waiting for redis at %s", config_redis_where(d->cfg, where, sizeof(where)));
         log_complain(&d->redis_down, "main", "redis unavailable at %s (%s); retrying with backoff", where,
                      err ? err : "connection lost");
     }
@@ -157,33 +173,34 @@ static struct http_limits listener_limits(const struct config_listener *l, const
  * herald had one listener), which is said once at start. */
 static void start_listeners(struct daemon *d)
 {
-    struct http_limits al = listener_limits(&d->cfg.admin_http, "admin");
+    struct http_limits al = listener_limits(&d->cfg->admin_http, "admin");
     d->http = http_server_new(&d->loop, &al);
     d->api.http_admin = d->http;
-    if (d->cfg.public_listen) {
-        struct http_limits pl = listener_limits(&d->cfg.public_http, "public");
+    if (d->cfg->public_listen) {
+        struct http_limits pl = listener_limits(&d->cfg->public_http, "public");
         d->http_public = http_server_new(&d->loop, &pl);
         d->api.http_public = d->http_public;
     } else {
         log_warn("main", "[public] listen is not set: the link pages and provider webhooks are served on the admin "
                          "listener %s; set [public] listen to keep the admin API off the internet",
-                 d->cfg.listen);
+                 d->cfg->listen);
     }
-    if (d->cfg.public_url_deprecated)
+    if (d->cfg->public_url_deprecated)
         log_warn("main", "[admin] public_url is deprecated: move it to [public] public_url");
     api_register(d->http, d->http_public ? d->http_public : d->http, &d->api);
     char err[256];
-    if (http_listen(d->http, d->cfg.listen_host, d->cfg.listen_port, err, sizeof(err)) < 0) {
-        log_error("main", "admin listener %s: %s", d->cfg.listen, err);
+    if (http_listen(d->http, d->cfg->listen_host, d->cfg->listen_port, err, sizeof(err)) < 0) {
+        log_error("main", "admin listener %s: %s", d->cfg->listen, err);
         d->exit_code = 1;
     }
-    if (d->http_public && http_listen(d->http_public, d->cfg.public_host, d->cfg.public_port, err, sizeof(err)) < 0) {
-        log_error("main", "public listener %s: %s", d->cfg.public_listen, err);
+    if (d->http_public && http_listen(d->http_public, d->cfg->public_host, d->cfg->public_port, err, sizeof(err)) < 0) {
+        log_error("main", "public listener %s: %s", d->cfg->public_listen, err);
         d->exit_code = 1;
     }
 }
 
 static void on_close_retry(uv_timer_t *t);
+static void reload(struct daemon *d, const char *trigger);
 
 static void close_all(struct daemon *d)
 {
@@ -201,6 +218,7 @@ static void close_all(struct daemon *d)
     close_handle((uv_handle_t *)&d->sigterm);
     close_handle((uv_handle_t *)&d->sigint);
     close_handle((uv_handle_t *)&d->sighup);
+    close_handle((uv_handle_t *)&d->reload_timer);
     if (d->http) http_server_close(d->http, on_http_closed, d);
     if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
     d->rconns_open = 2;
@@ -233,7 +251,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     struct daemon *d = s->data;
     if (signum == SIGHUP) {
-        log_info("main", "SIGHUP: configuration reload is not supported yet; restart to apply changes");
+        reload(d, "SIGHUP");
         return;
     }
     if (d->stopping) {
@@ -245,8 +263,8 @@ static void on_signal(uv_signal_t *s, int signum)
     d->stopping = true;
     d->api.stopping = true;
     notify_stopping();
-    log_info("main", "signal %d: stopping (drain_timeout=%lldms)", signum, (long long)d->cfg.drain_timeout_ms);
-    uv_timer_start(&d->drain_timer, on_drain_timeout, (uint64_t)d->cfg.drain_timeout_ms, 0);
+    log_info("main", "signal %d: stopping (drain_timeout=%lldms)", signum, (long long)d->cfg->drain_timeout_ms);
+    uv_timer_start(&d->drain_timer, on_drain_timeout, (uint64_t)d->cfg->drain_timeout_ms, 0);
     queue_stop(d->queue, on_drained, d);
 }
 
@@ -292,32 +310,42 @@ static int check_redis(const struct config *cfg)
     return 0;
 }
 
-static int load(struct daemon *d, const char *path, const char **overrides, size_t n, bool check_only)
+/* Loads path and overrides into cfg and its plugin set (*ps) as
+ * --check-config would: returns the number of errors (or < 0 when the file
+ * cannot be read) with every error and warning in report, sorted by line. */
+static int load_config(const char *path, const char **overrides, size_t n, struct config *cfg,
+                       struct plugin_set **ps, struct strbuf *report)
 {
-    struct strbuf errors;
-    strbuf_init(&errors);
-    int nerr = config_load(path, overrides, n, &d->cfg, &errors);
+    int nerr = config_load(path, overrides, n, cfg, report);
     /* Plugins check their settings even when the rest has errors, so that
      * one run shows every problem. */
-    if (nerr >= 0) nerr += plugin_set_load(&d->cfg, &d->plugins, &errors);
-    if (nerr >= 0 && d->cfg.default_tz) {
+    if (nerr >= 0) nerr += plugin_set_load(cfg, ps, report);
+    if (nerr >= 0 && cfg->default_tz) {
         struct tzdb *db = tzdb_new(NULL);
-        if (!tzdb_get(db, d->cfg.default_tz)) {
-            strbuf_addf(&errors, "%s: [daemon] default_tz: unknown time zone (no such file under /usr/share/zoneinfo)\n",
+        if (!tzdb_get(db, cfg->default_tz)) {
+            strbuf_addf(report, "%s: [daemon] default_tz: unknown time zone (no such file under /usr/share/zoneinfo)\n",
                         path);
             nerr++;
         }
         tzdb_free(db);
     }
-    if (nerr >= 0) config_warnings(&d->cfg, &errors); /* lines with "warning:", not counted */
-    config_sort_report(&errors, path);
+    if (nerr >= 0) config_warnings(cfg, report); /* lines with "warning:", not counted */
+    config_sort_report(report, path);
+    return nerr;
+}
+
+static int load(struct daemon *d, const char *path, const char **overrides, size_t n, bool check_only)
+{
+    struct strbuf errors;
+    strbuf_init(&errors);
+    int nerr = load_config(path, overrides, n, d->cfg, &d->plugins, &errors);
     if (nerr != 0) {
         fputs(errors.buf ? errors.buf : "", stderr);
         if (nerr > 0) fprintf(stderr, "%d error%s in %s\n", nerr, nerr > 1 ? "s" : "", path);
         strbuf_free(&errors);
         return -1;
     }
-    if (check_only && d->cfg.public_url_deprecated)
+    if (check_only && d->cfg->public_url_deprecated)
         fprintf(stderr, "%s: warning: [admin] public_url is deprecated: move it to [public] public_url\n", path);
     if (check_only) {
         fputs(errors.buf ? errors.buf : "", stderr); /* the warnings */
@@ -326,6 +354,204 @@ static int load(struct daemon *d, const char *path, const char **overrides, size
         d->warnings = errors; /* logged once the log is set up */
     }
     return 0;
+}
+
+/* ---- reload ------------------------------------------------------------
+ *
+ * SIGHUP, or a bump of the Redis counter <prefix>:reload that every daemon
+ * polls each second (heraldctl reload): the file is loaded aside with its
+ * plugins, as --check-config would; nothing changes unless all of it is
+ * valid, no restart-only key changed (config_restart_changes) and every
+ * moved listener could bind. Then, in this one loop callback (so between
+ * two batches of any job: no other callback runs meanwhile), the new
+ * configuration replaces the old everywhere that reads one: dispatch
+ * (a new generation of providers; messages in flight finish on the old,
+ * which dispatch frees through release_config once they are done), the
+ * queue, the job store, the API, the people store, the listeners' limits,
+ * the log. The old config stays alive as long as dispatch's old
+ * generation, and pointers into its restart-only strings (the key prefix)
+ * were handed over to the new one (config_keep_fixed). */
+
+static void release_config(const struct config *cfg, struct plugin_set *ps, void *arg)
+{
+    (void)arg;
+    plugin_set_free(ps);
+    config_free((struct config *)cfg);
+    free((struct config *)cfg);
+}
+
+static void on_retired_http_closed(void *arg)
+{
+    (void)arg; /* a listener a reload moved: its connections are closed */
+}
+
+/* Binds a listener for the new address of a reload, with the routes of
+ * its side (the other side's land on a scratch server never bound). */
+static struct http_server *bind_moved(struct daemon *d, const struct config *next, bool admin, char *err,
+                                      size_t errlen)
+{
+    struct http_limits l = admin ? listener_limits(&next->admin_http, "admin")
+                                 : listener_limits(&next->public_http, "public");
+    struct http_server *srv = http_server_new(&d->loop, &l);
+    if (admin && !d->http_public) {
+        api_register(srv, srv, &d->api);
+    } else {
+        struct http_server *scratch = http_server_new(&d->loop, NULL);
+        api_register(admin ? srv : scratch, admin ? scratch : srv, &d->api);
+        http_server_close(scratch, NULL, NULL);
+    }
+    int rc = admin ? http_listen(srv, next->listen_host, next->listen_port, err, errlen)
+                   : http_listen(srv, next->public_host, next->public_port, err, errlen);
+    if (rc < 0) {
+        http_server_close(srv, NULL, NULL);
+        return NULL;
+    }
+    return srv;
+}
+
+/* Logs a report's lines (errors and warnings, as --check-config prints them). */
+static void log_report(const struct strbuf *report, bool errors)
+{
+    for (char *line = report->buf, *nl; line && *line; line = nl + 1) {
+        if (!(nl = strchr(line, '\n'))) break;
+        if (errors && !strstr(line, ": warning: ")) log_error("config", "%.*s", (int)(nl - line), line);
+        else log_warn("config", "%.*s", (int)(nl - line), line);
+    }
+}
+
+static void reload_refused(const char *why, const char *detail)
+{
+    metrics_config_reload(false, 0);
+    log_error("main", "reload refused (%s): %s; the running configuration is kept", why, detail);
+}
+
+/* READY=1 after RELOADING=1, applied or not (before the first READY=1,
+ * at start while Redis is away, announce_ready sends it later). */
+static void reload_done(struct daemon *d)
+{
+    if (!d->ready) return;
+    char status[128];
+    snprintf(status, sizeof(status), "serving on %s:%d", d->cfg->listen_host, http_bound_port(d->http));
+    notify_ready(status);
+}
+
+static void reload(struct daemon *d, const char *trigger)
+{
+    if (d->stopping) {
+        log_info("main", "reload (%s) ignored: stopping", trigger);
+        return;
+    }
+    notify_reloading();
+    struct config *next = xcalloc(1, sizeof(*next));
+    struct plugin_set *ps = NULL;
+    struct strbuf report, names;
+    strbuf_init(&report);
+    strbuf_init(&names);
+    struct http_server *admin = NULL, *public = NULL;
+    int nerr = load_config(d->config_path, d->overrides, d->noverrides, next, &ps, &report);
+    if (nerr != 0) {
+        log_report(&report, true);
+        char what[64];
+        if (nerr > 0) snprintf(what, sizeof(what), "%d error%s in the file", nerr, nerr > 1 ? "s" : "");
+        else snprintf(what, sizeof(what), "the file cannot be read");
+        reload_refused(trigger, what);
+        goto refused;
+    }
+    if (config_restart_changes(d->cfg, next, &names) > 0) {
+        strbuf_adds(&names, " can change only at a restart");
+        reload_refused(trigger, names.buf);
+        goto refused;
+    }
+    char err[256];
+    bool admin_moved = strcmp(d->cfg->listen_host, next->listen_host) != 0 || d->cfg->listen_port != next->listen_port;
+    bool public_moved = d->http_public && (strcmp(d->cfg->public_host, next->public_host) != 0 ||
+                                           d->cfg->public_port != next->public_port);
+    if (admin_moved && !(admin = bind_moved(d, next, true, err, sizeof(err)))) {
+        log_error("main", "reload: admin listener %s: %s", next->listen, err);
+        reload_refused(trigger, "a listener cannot bind");
+        goto refused;
+    }
+    if (public_moved && !(public = bind_moved(d, next, false, err, sizeof(err)))) {
+        log_error("main", "reload: public listener %s: %s", next->public_listen, err);
+        reload_refused(trigger, "a listener cannot bind");
+        goto refused;
+    }
+
+    /* All of it is valid: swap, in this callback. */
+    config_keep_fixed(next, d->cfg);
+    dispatch_reload(d->dispatch, next, ps); /* releases the old config when its last message is done */
+    d->cfg = next;
+    d->plugins = ps;
+    queue_reload(d->queue, next);
+    store_job_reload(d->store, next);
+    people_reload(d->api.people, next);
+    d->api.cfg = next;
+    d->api.plugins_loaded = plugin_set_count(ps);
+    struct http_limits al = listener_limits(&next->admin_http, "admin");
+    struct http_limits pl = listener_limits(&next->public_http, "public");
+    if (admin) {
+        http_server_close(d->http, on_retired_http_closed, d);
+        d->http = d->api.http_admin = admin;
+    } else {
+        http_server_set_limits(d->http, &al);
+    }
+    if (public) {
+        http_server_close(d->http_public, on_retired_http_closed, d);
+        d->http_public = d->api.http_public = public;
+    } else if (d->http_public) {
+        http_server_set_limits(d->http_public, &pl);
+    }
+    log_set_level((enum log_level)next->log_level);
+    log_set_format((enum log_format)next->log_format);
+    log_report(&report, false); /* the warnings */
+    d->reloads++;
+    metrics_config_reload(true, (int64_t)time(NULL));
+    log_info("main", "configuration reloaded (%s) reload=%lu providers=%zu caps=%zu listen=%s:%d public=%s:%d "
+                     "in_flight=%zu",
+             trigger, d->reloads, plugin_set_count(ps), next->ncaps, next->listen_host, http_bound_port(d->http),
+             d->http_public ? next->public_host : next->listen_host,
+             http_bound_port(d->http_public ? d->http_public : d->http), dispatch_in_flight(d->dispatch));
+    strbuf_free(&report);
+    strbuf_free(&names);
+    reload_done(d);
+    return;
+refused:
+    if (admin) http_server_close(admin, NULL, NULL); /* bound for nothing: the public one failed */
+    plugin_set_free(ps);
+    config_free(next);
+    free(next);
+    strbuf_free(&report);
+    strbuf_free(&names);
+    reload_done(d);
+}
+
+static void on_reload_counter(redisReply *reply, enum store_error err, const char *text, void *arg)
+{
+    (void)err;
+    (void)text;
+    struct daemon *d = arg;
+    d->reload_polling = false;
+    if (!reply || d->stopping) return; /* Redis away: the next poll asks again */
+    long long n = 0;
+    if (reply->type == REDIS_REPLY_STRING) n = strtoll(reply->str, NULL, 10);
+    else if (reply->type == REDIS_REPLY_INTEGER) n = reply->integer;
+    if (d->reload_seen >= 0 && n != d->reload_seen) {
+        d->reload_seen = n;
+        reload(d, "heraldctl reload");
+        return;
+    }
+    d->reload_seen = n;
+}
+
+static void on_reload_timer(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->reload_polling || d->stopping || !d->api.cmds || !rconn_ready(d->data)) return;
+    struct strbuf k;
+    strbuf_init(&k);
+    store_key_reload(&k, d->cfg->prefix);
+    if (STORE_SEND(d->api.cmds, STORE_CMD_ONCE, on_reload_counter, d, "GET", k.buf) == 0) d->reload_polling = true;
+    strbuf_free(&k);
 }
 
 int main(int argc, char **argv)
@@ -377,20 +603,24 @@ int main(int argc, char **argv)
     }
     static struct daemon dm;
     struct daemon *d = &dm;
+    d->cfg = xcalloc(1, sizeof(*d->cfg));
+    d->config_path = config_path;
+    d->overrides = overrides;
+    d->noverrides = noverrides;
+    d->reload_seen = -1;
     if (load(d, config_path, overrides, noverrides, check_only) < 0) {
-        plugin_set_free(d->plugins);
-        config_free(&d->cfg);
+        release_config(d->cfg, d->plugins, NULL);
         return 1;
     }
     if (check_only) {
-        int rc = connect && check_redis(&d->cfg) < 0 ? 1 : 0;
+        int rc = connect && check_redis(d->cfg) < 0 ? 1 : 0;
         if (rc == 0) printf("configuration OK\n");
-        plugin_set_free(d->plugins);
-        config_free(&d->cfg);
+        release_config(d->cfg, d->plugins, NULL);
         return rc;
     }
-    log_set_level((enum log_level)d->cfg.log_level);
-    log_set_format((enum log_format)d->cfg.log_format);
+    metrics_config_loaded((int64_t)time(NULL));
+    log_set_level((enum log_level)d->cfg->log_level);
+    log_set_format((enum log_format)d->cfg->log_format);
     for (char *line = d->warnings.buf, *nl; line && *line; line = nl + 1) {
         if (!(nl = strchr(line, '\n'))) break;
         log_warn("config", "%.*s", (int)(nl - line), line);
@@ -400,8 +630,8 @@ int main(int argc, char **argv)
 
     uv_loop_init(&d->loop);
     char consumer[HERALD_ID_MAX + 1];
-    if (d->cfg.consumer && *d->cfg.consumer) {
-        snprintf(consumer, sizeof(consumer), "%s", d->cfg.consumer);
+    if (d->cfg->consumer && *d->cfg->consumer) {
+        snprintf(consumer, sizeof(consumer), "%s", d->cfg->consumer);
     } else {
         /* Stable across restarts, so a restarted daemon finds its own pending jobs. */
         if (gethostname(consumer, sizeof(consumer)) != 0 || !herald_id_valid(consumer))
@@ -410,25 +640,26 @@ int main(int argc, char **argv)
     char run_id[32];
     make_run_id(run_id, sizeof(run_id));
 
-    struct rconn_options ro = {.host = d->cfg.redis_host, .port = d->cfg.redis_port, .socket = d->cfg.redis_socket,
-                               .db = d->cfg.redis_db, .user = d->cfg.redis_user,
-                               .password = d->cfg.redis_password, .timeout_ms = 10000};
+    struct rconn_options ro = {.host = d->cfg->redis_host, .port = d->cfg->redis_port, .socket = d->cfg->redis_socket,
+                               .db = d->cfg->redis_db, .user = d->cfg->redis_user,
+                               .password = d->cfg->redis_password, .timeout_ms = 10000};
     ro.name = "jobs";
     ro.timeout_ms = 10000; /* above the 2 s blocking read */
     d->jobs = rconn_new(&d->loop, &ro, on_rconn_state, d);
     ro.name = "data";
     d->data = rconn_new(&d->loop, &ro, on_rconn_state, d);
-    d->dispatch = dispatch_new(&d->loop, &d->cfg, d->plugins);
+    d->dispatch = dispatch_new(&d->loop, d->cfg, d->plugins);
+    dispatch_set_release(d->dispatch, release_config, d); /* it owns every configuration from now on */
     d->cmds = store_cmds_new(&d->loop, d->data, "data");
-    d->store = store_job_new(d->cmds, &d->cfg, consumer);
+    d->store = store_job_new(d->cmds, d->cfg, consumer);
     store_job_set_conns(d->store, d->jobs, d->data);
-    d->queue = queue_new(&d->loop, &d->cfg, &store_job_ops, d->store, d->dispatch, consumer, run_id);
+    d->queue = queue_new(&d->loop, d->cfg, &store_job_ops, d->store, d->dispatch, consumer, run_id);
 
-    d->api = (struct api_state){.cfg = &d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
+    d->api = (struct api_state){.cfg = d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
                                 .dispatch = d->dispatch,
                                 .plugins_loaded = plugin_set_count(d->plugins), .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
-    d->api.people = people_new(d->api.cmds, &d->cfg); /* the preference API's store (people.h) */
+    d->api.people = people_new(d->api.cmds, d->cfg); /* the preference API's store (people.h) */
     start_listeners(d);
 
     uv_timer_init(&d->loop, &d->drain_timer);
@@ -436,14 +667,17 @@ int main(int argc, char **argv)
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
     uv_signal_init(&d->loop, &d->sighup);
+    uv_timer_init(&d->loop, &d->reload_timer);
+    d->reload_timer.data = d;
     d->sigterm.data = d->sigint.data = d->sighup.data = d;
     if (d->exit_code == 0) {
         uv_signal_start(&d->sigterm, on_signal, SIGTERM);
         uv_signal_start(&d->sigint, on_signal, SIGINT);
         uv_signal_start(&d->sighup, on_signal, SIGHUP);
+        uv_timer_start(&d->reload_timer, on_reload_timer, 0, 1000);
         log_info("main", "herald %s started consumer=%s run=%s listen=%s:%d public=%s:%d providers=%zu",
-                 HERALD_VERSION, consumer, run_id, d->cfg.listen_host, http_bound_port(d->http),
-                 d->http_public ? d->cfg.public_host : d->cfg.listen_host,
+                 HERALD_VERSION, consumer, run_id, d->cfg->listen_host, http_bound_port(d->http),
+                 d->http_public ? d->cfg->public_host : d->cfg->listen_host,
                  http_bound_port(d->http_public ? d->http_public : d->http), plugin_set_count(d->plugins));
         rconn_start(d->jobs);
         rconn_start(d->data);
@@ -458,9 +692,7 @@ int main(int argc, char **argv)
         if (d->exit_code == 0) d->exit_code = 1;
     }
     people_free(d->api.people); /* every call ended when the data connection closed */
-    dispatch_free(d->dispatch);
-    plugin_set_free(d->plugins);
-    config_free(&d->cfg);
+    dispatch_free(d->dispatch); /* releases every configuration (release_config) */
     curl_global_cleanup();
     if (d->exit_code == 0) log_info("main", "stopped");
     return d->exit_code;

@@ -87,8 +87,27 @@ void metrics_provider(const char *provider, const char *verdict, double seconds)
     h->count++;
 }
 
+/* The configuration's loads: reloads by result, the last one in force. */
+static struct {
+    uint64_t ok, error;
+    int64_t loaded_at;
+} cfgload;
+
+void metrics_config_loaded(int64_t at) { cfgload.loaded_at = at; }
+
+void metrics_config_reload(bool ok, int64_t at)
+{
+    if (!ok) {
+        cfgload.error++;
+        return;
+    }
+    cfgload.ok++;
+    cfgload.loaded_at = at;
+}
+
 void metrics_reset(void)
 {
+    memset(&cfgload, 0, sizeof(cfgload));
     free(m.msg);
     free(m.prov);
     free(m.hist);
@@ -225,4 +244,13 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
         label(out, "listener", g->listeners[i].name);
         strbuf_addf(out, "} %u\n", g->listeners[i].stats.connections);
     }
+    head(out, "herald_config_reloads_total", "counter",
+         "Configuration reloads (SIGHUP, heraldctl reload) by result: ok (applied) or error (refused, the "
+         "running configuration kept).");
+    strbuf_addf(out, "herald_config_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)cfgload.ok);
+    strbuf_addf(out, "herald_config_reloads_total{result=\"error\"} %llu\n", (unsigned long long)cfgload.error);
+    if (cfgload.loaded_at > 0)
+        gauge(out, "herald_config_loaded_timestamp_seconds",
+              "When the configuration in force was loaded (start or last successful reload), unix seconds.",
+              (long long)cfgload.loaded_at);
 }

@@ -24,6 +24,11 @@ void metrics_message(int channel, int outcome, const char *reason);
  * "rejected", seconds from start to answer (< 0: not measured). */
 void metrics_provider(const char *provider, const char *verdict, double seconds);
 
+/* The configuration in force was loaded at `at` (unix seconds): at start. */
+void metrics_config_loaded(int64_t at);
+/* One reload: applied (ok; the configuration in force is then from at) or refused. */
+void metrics_config_reload(bool ok, int64_t at);
+
 /* Gauges and counters kept elsewhere, read at scrape time. */
 struct metrics_gauges {
     int64_t stream_lag;        /* entries not yet read by the group (-1: unknown) */

@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 #ifdef HERALD_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -26,6 +27,17 @@ void notify_ready(const char *status)
 {
     char buf[256];
     snprintf(buf, sizeof(buf), "READY=1\nSTATUS=%s", status);
+    send_state(buf);
+}
+
+void notify_reloading(void)
+{
+    /* systemd (Type=notify-reload) wants the monotonic clock with it. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char buf[128];
+    snprintf(buf, sizeof(buf), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading the configuration",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u);
     send_state(buf);
 }
 

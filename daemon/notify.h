@@ -15,6 +15,9 @@
 
 /* READY=1 with a STATUS line: the listener is bound and Redis answers. */
 void notify_ready(const char *status);
+/* RELOADING=1 (with MONOTONIC_USEC): a configuration reload began; the
+ * next notify_ready() says it ended, applied or not. */
+void notify_reloading(void);
 /* STOPPING=1: the drain began. */
 void notify_stopping(void);
 /* STATUS=<text> alone (e.g. "waiting for redis at 127.0.0.1:6379"). */

@@ -68,6 +68,11 @@ struct pop {
 
 /* ---- plumbing ------------------------------------------------------------ */
 
+void people_reload(struct people *pp, const struct config *cfg)
+{
+    pp->cfg = cfg;
+}
+
 struct people *people_new(struct store_cmds *sc, const struct config *cfg)
 {
     struct people *pp = xcalloc(1, sizeof(*pp));

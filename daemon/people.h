@@ -67,6 +67,9 @@ typedef void (*people_cb)(int status, enum store_error store, json_t *doc, const
  * and cfg must outlive the context (prefix, [admin] tombstone_secret, ...).
  * Every command of the context is sent STORE_CMD_ONCE. */
 struct people *people_new(struct store_cmds *sc, const struct config *cfg);
+/* A reload: cfg (the same prefix) is read from now on, by calls in
+ * progress too (their next step). */
+void people_reload(struct people *pp, const struct config *cfg);
 void people_free(struct people *pp);
 
 /* The subject-access document above. */

@@ -378,6 +378,31 @@ static void on_lock_renewed(const struct store_job_result *res, void *arg)
 
 /* ---- public ---------------------------------------------------------- */
 
+/* What the queue keeps of q->cfg rather than reading it at each use: the
+ * policy's environment, the caps' history, the ready list's target, the
+ * consumer name lock's TTL (its next renewal takes a new one). */
+static void config_derive(struct queue *q)
+{
+    const struct config *cfg = q->cfg;
+    q->default_tz = tzdb_get(q->tzdb, cfg->default_tz);
+    if (!q->default_tz) q->default_tz = tz_utc(); /* main refuses an unknown default_tz */
+    policy_env_init(&q->env, cfg->consent_max_age_ms / 1000, q->default_tz, cfg->quiet_start_min,
+                    cfg->quiet_end_min);
+    q->cap_keep_s = 0;
+    for (size_t i = 0; i < cfg->ncaps; i++) /* the history the caps need */
+        if (cfg->caps[i].window_s > q->cap_keep_s) q->cap_keep_s = cfg->caps[i].window_s;
+    q->ready_target = 0;
+    for (size_t i = 0; i < cfg->nproviders; i++) q->ready_target += 4 * (size_t)cfg->providers[i].concurrency;
+    if (q->ready_target < 32) q->ready_target = 32;
+    q->lock_ttl_ms = cfg->claim_idle_ms > 3000 ? cfg->claim_idle_ms : 3000;
+}
+
+void queue_reload(struct queue *q, const struct config *cfg)
+{
+    q->cfg = cfg;
+    config_derive(q);
+}
+
 struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct store_ops *ops, void *store,
                         struct dispatch *d, const char *consumer,
                         const char *run_id)
@@ -392,12 +417,7 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     q->run_id = xstrdup(run_id);
     strbuf_init(&q->scratch);
     q->tzdb = tzdb_new(NULL);
-    q->default_tz = tzdb_get(q->tzdb, cfg->default_tz);
-    if (!q->default_tz) q->default_tz = tz_utc(); /* main refuses an unknown default_tz */
-    policy_env_init(&q->env, cfg->consent_max_age_ms / 1000, q->default_tz, cfg->quiet_start_min,
-                    cfg->quiet_end_min);
-    for (size_t i = 0; i < cfg->ncaps; i++) /* the history the caps need */
-        if (cfg->caps[i].window_s > q->cap_keep_s) q->cap_keep_s = cfg->caps[i].window_s;
+    config_derive(q);
     uv_timer_init(loop, &q->heartbeat);
     uv_timer_init(loop, &q->retry);
     q->heartbeat.data = q;
@@ -413,7 +433,6 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     for (char *c = host; *c; c++)
         if (*c == ' ') *c = '_';
     snprintf(q->lock_value, sizeof(q->lock_value), "%s %ld %s", host, (long)getpid(), run_id);
-    q->lock_ttl_ms = cfg->claim_idle_ms > 3000 ? cfg->claim_idle_ms : 3000;
     uv_timer_init(loop, &q->control_timer);
     q->control_timer.data = q;
     uv_timer_start(&q->control_timer, on_control_timer, 1000, 1000);
@@ -423,9 +442,6 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     q->flush_wake.data = q;
     uv_idle_init(loop, &q->ready_idle);
     q->ready_idle.data = q;
-    q->ready_target = 0;
-    for (size_t i = 0; i < cfg->nproviders; i++) q->ready_target += 4 * (size_t)cfg->providers[i].concurrency;
-    if (q->ready_target < 32) q->ready_target = 32;
     uv_timer_init(loop, &q->hold_timer);
     q->hold_timer.data = q;
     q->handles_open = 9;

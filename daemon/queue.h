@@ -57,6 +57,14 @@ struct queue_counters {
  * connections set), or a test's fake. Both outlive the queue. */
 struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct store_ops *ops, void *store,
                         struct dispatch *d, const char *consumer, const char *run_id);
+/* A reload (main.c): cfg replaces the configuration from now on; both stay
+ * valid until this returns, then only cfg is read. Each recipient's
+ * decision reads the policy's settings (quiet hours, consent age, default
+ * zone) once, and each reservation the caps once, so a batch in progress
+ * ends with the settings it started with only in parts: a recipient
+ * decided before the call and reserved after it is reserved under the new
+ * caps. The ready list's size follows the new providers' concurrency. */
+void queue_reload(struct queue *q, const struct config *cfg);
 /* Tells the queue a connection became usable (main's rconn state callback):
  * the jobs connection (blocking stream reads), or the data connection. */
 void queue_connected(struct queue *q, bool jobs);

@@ -42,6 +42,7 @@ void store_key_suppress(struct strbuf *sb, const char *prefix) { key(sb, prefix,
 void store_key_addr(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":addr", NULL, NULL); }
 void store_key_tombstones(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":tombstones", NULL, NULL); }
 void store_key_marker(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":marker", NULL, NULL); }
+void store_key_reload(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":reload", NULL, NULL); }
 void store_key_consumer(struct strbuf *sb, const char *prefix, const char *consumer)
 {
     key(sb, prefix, ":consumer:", consumer, NULL);

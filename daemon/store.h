@@ -77,6 +77,9 @@ void store_key_suppress(struct strbuf *sb, const char *prefix);
 void store_key_addr(struct strbuf *sb, const char *prefix);
 void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_marker(struct strbuf *sb, const char *prefix);
+/* A counter heraldctl reload increments; every daemon polls it each second
+ * and reloads its configuration when it changed (docs/operations.md). */
+void store_key_reload(struct strbuf *sb, const char *prefix);
 /* A consumer name's lock: "<host> <pid> <run>" of the daemon holding it (lua/consumer_lock.lua). */
 void store_key_consumer(struct strbuf *sb, const char *prefix, const char *consumer);
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);

@@ -23,6 +23,25 @@ struct store_job {
     char **cap_topics; /* per cap: ",a,b," or "" (every topic) */
 };
 
+/* What the calls send of sj->cfg prepared once: the caps' topics as
+ * reserve.lua reads them, the audit stream's length. */
+static void caps_derive(struct store_job *sj)
+{
+    const struct config *cfg = sj->cfg;
+    herald_lltoa(sj->audit_maxlen, (long long)cfg->audit_maxlen);
+    sj->cap_topics = xcalloc(cfg->ncaps ? cfg->ncaps : 1, sizeof(char *));
+    for (size_t i = 0; i < cfg->ncaps; i++) {
+        struct strbuf t;
+        strbuf_init(&t);
+        for (size_t j = 0; j < cfg->caps[i].ntopics; j++) {
+            strbuf_add(&t, ",", 1);
+            strbuf_adds(&t, cfg->caps[i].topics[j]);
+        }
+        if (t.len) strbuf_add(&t, ",", 1);
+        sj->cap_topics[i] = strbuf_detach(&t, NULL);
+    }
+}
+
 struct store_job *store_job_new(struct store_cmds *sc, const struct config *cfg, const char *consumer)
 {
     struct store_job *sj = xcalloc(1, sizeof(*sj));
@@ -44,26 +63,27 @@ struct store_job *store_job_new(struct store_cmds *sc, const struct config *cfg,
     store_key_dead(&sj->k_dead, cfg->prefix);
     store_key_scheduled(&sj->k_scheduled, cfg->prefix);
     store_key_marker(&sj->k_marker, cfg->prefix);
-    herald_lltoa(sj->audit_maxlen, (long long)cfg->audit_maxlen);
-    sj->cap_topics = xcalloc(cfg->ncaps ? cfg->ncaps : 1, sizeof(char *));
-    for (size_t i = 0; i < cfg->ncaps; i++) {
-        struct strbuf t;
-        strbuf_init(&t);
-        for (size_t j = 0; j < cfg->caps[i].ntopics; j++) {
-            strbuf_add(&t, ",", 1);
-            strbuf_adds(&t, cfg->caps[i].topics[j]);
-        }
-        if (t.len) strbuf_add(&t, ",", 1);
-        sj->cap_topics[i] = strbuf_detach(&t, NULL);
-    }
+    caps_derive(sj);
     return sj;
+}
+
+static void caps_free(struct store_job *sj)
+{
+    for (size_t i = 0; i < sj->cfg->ncaps; i++) free(sj->cap_topics[i]);
+    free(sj->cap_topics);
+}
+
+void store_job_reload(struct store_job *sj, const struct config *cfg)
+{
+    caps_free(sj);
+    sj->cfg = cfg;
+    caps_derive(sj);
 }
 
 void store_job_free(struct store_job *sj)
 {
     if (!sj) return;
-    for (size_t i = 0; i < sj->cfg->ncaps; i++) free(sj->cap_topics[i]);
-    free(sj->cap_topics);
+    caps_free(sj);
     strbuf_free(&sj->k_jobs);
     strbuf_free(&sj->k_audit);
     strbuf_free(&sj->k_suppress);

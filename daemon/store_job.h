@@ -44,6 +44,9 @@ typedef void (*store_job_cb)(const struct store_job_result *res, void *arg);
 
 /* cfg (prefix, caps, audit_maxlen) and sc outlive it; consumer is copied. */
 struct store_job *store_job_new(struct store_cmds *sc, const struct config *cfg, const char *consumer);
+/* A reload: cfg (the same prefix) replaces the configuration for every
+ * call from now on (caps, audit_maxlen); calls already sent are unchanged. */
+void store_job_reload(struct store_job *sj, const struct config *cfg);
 void store_job_free(struct store_job *sj);
 
 /* ---- lookup (lua/lookup.lua; read-only, held on a permanent error) ----- */

@@ -599,6 +599,88 @@ static void test_example_in_sync(void **state)
     config_free(&cfg);
 }
 
+/* What a reload may change: the restart-only keys are named (never their
+ * values), the rest is not; kept strings stay where they were. */
+static void test_restart_keys(void **state)
+{
+    (void)state;
+    assert_true(config_key_needs_restart("redis", "url"));
+    assert_true(config_key_needs_restart("redis", "prefix"));
+    assert_true(config_key_needs_restart("daemon", "consumer"));
+    assert_false(config_key_needs_restart("daemon", "log_level"));
+    assert_false(config_key_needs_restart("admin", "listen"));
+    assert_false(config_key_needs_restart("admin", "token"));
+    struct config a, b, c;
+    struct strbuf errs, names;
+    const char *base = "[redis]\nurl = redis://:pw-one@127.0.0.1:6379/0\n" GOOD_ADMIN
+                       "[public]\nlisten = 127.0.0.1:9001\n" GOOD_TAIL;
+    assert_int_equal(load_text(base, NULL, 0, &a, &errs), 0);
+    strbuf_free(&errs);
+    const char *ov[] = {"daemon.log_level=debug", "admin.listen=127.0.0.1:9100", "public.listen=127.0.0.1:9101"};
+    assert_int_equal(load_text(base, ov, 3, &b, &errs), 0);
+    strbuf_free(&errs);
+    strbuf_init(&names);
+    assert_int_equal(config_restart_changes(&a, &b, &names), 0);
+    assert_null(names.buf);
+    char *prefix = a.prefix;
+    config_keep_fixed(&b, &a);
+    assert_ptr_equal(b.prefix, prefix);
+    assert_string_equal(a.prefix, "herald");
+    const char *ov2[] = {"redis.url=redis://:pw-two@127.0.0.1:6379/0", "redis.prefix=other", "daemon.consumer=x",
+                         "public.listen="};
+    assert_int_equal(load_text(base, ov2, 4, &c, &errs), 0);
+    strbuf_free(&errs);
+    assert_int_equal(config_restart_changes(&b, &c, &names), 5);
+    assert_string_equal(names.buf, "[daemon] consumer, [redis] url, [redis] password, [redis] prefix, "
+                                   "[public] listen (set or emptied)");
+    assert_null(strstr(names.buf, "pw-"));
+    strbuf_free(&names);
+    config_free(&a);
+    config_free(&b);
+    config_free(&c);
+}
+
+/* docs/config.md's "Reload" table says "no: restart" for exactly the
+ * CONFIG_RESTART_KEYS (and the [public] listen special case). */
+static void test_restart_keys_documented(void **state)
+{
+    (void)state;
+    FILE *fp = fopen(CONFIG_MD, "r");
+    assert_non_null(fp);
+    char line[1024], documented[16][64];
+    size_t n = 0;
+    while (fgets(line, sizeof(line), fp)) {
+        if (strncmp(line, "| `[", 4) != 0 || !strstr(line, "| no: restart")) continue;
+        char *end = strchr(line + 3, '`');
+        assert_non_null(end);
+        assert_true(n < 16);
+        snprintf(documented[n++], sizeof(documented[0]), "%.*s", (int)(end - line - 3), line + 3);
+    }
+    fclose(fp);
+    size_t want = 1;
+    bool seen_public = false;
+    for (size_t i = 0; i < n; i++) seen_public |= strcmp(documented[i], "[public] listen") == 0;
+    assert_true(seen_public);
+#define X(sec, k)                                                                                  \
+    do {                                                                                           \
+        char name[64];                                                                             \
+        snprintf(name, sizeof(name), "[%s] %s", sec, k);                                           \
+        bool found = false;                                                                        \
+        for (size_t i = 0; i < n; i++) found |= strcmp(documented[i], name) == 0;                  \
+        if (!found) fprintf(stderr, "docs/config.md, Reload: %s is not listed as restart-only\n", name); \
+        assert_true(found);                                                                        \
+        want++;                                                                                    \
+    } while (0);
+    CONFIG_RESTART_KEYS(X)
+#undef X
+    assert_int_equal(n, want); /* and nothing else */
+    for (size_t i = 0; i < n; i++) {
+        char sec[32], key[32];
+        assert_int_equal(sscanf(documented[i], "[%31[^]]] %31s", sec, key), 2);
+        assert_true(config_key_needs_restart(sec, key) || strcmp(documented[i], "[public] listen") == 0);
+    }
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/herald-test-config-XXXXXX");
@@ -617,6 +699,8 @@ int main(void)
         cmocka_unit_test(test_set_never_echoes),
         cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_report),
+        cmocka_unit_test(test_restart_keys),
+        cmocka_unit_test(test_restart_keys_documented),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char path[600];

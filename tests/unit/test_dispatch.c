@@ -127,6 +127,118 @@ static void submit(struct fx *fx, int i)
     assert_int_equal(dispatch_submit(fx->d, &fx->m[i], on_done, fx), 0);
 }
 
+/* ---- reload ------------------------------------------------------------- */
+
+struct released {
+    const struct config *cfg[4];
+    int n;
+};
+
+static void on_release(const struct config *cfg, struct plugin_set *ps, void *arg)
+{
+    (void)ps; /* the fixtures free their own */
+    struct released *r = arg;
+    r->cfg[r->n++] = cfg;
+}
+
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0, c;
+    while ((c = fgetc(f)) != EOF) n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* The message at the provider finishes there; the ones waiting unseen in
+ * its FIFO go to the new configuration's provider; the old configuration
+ * is given back once its last message is done, the new one at free. */
+static void reload_moves_the_waiting_and_finishes_the_rest_on_the_old(void **state)
+{
+    (void)state;
+    char old_rec[64], new_rec[64], extra[160];
+    snprintf(old_rec, sizeof(old_rec), "/tmp/herald-test-reload-old-%d", (int)getpid());
+    snprintf(new_rec, sizeof(new_rec), "/tmp/herald-test-reload-new-%d", (int)getpid());
+    unlink(old_rec);
+    unlink(new_rec);
+    snprintf(extra, sizeof(extra), "concurrency = 1\ndelay_ms = 200\nrecord = %s\n", old_rec);
+    struct fx *fx = fx_new(extra);
+    struct released rel = {0};
+    dispatch_set_release(fx->d, on_release, &rel);
+    for (int i = 0; i < 4; i++) submit(fx, i);
+    struct fake_config next;
+    snprintf(extra, sizeof(extra), "concurrency = 4\nrecord = %s\n", new_rec);
+    fake_config_load(&next, "", extra);
+    dispatch_reload(fx->d, &next.cfg, next.ps);
+    assert_int_equal(dispatch_generations(fx->d), 2);
+    assert_int_equal(dispatch_in_flight(fx->d), 4);
+    run_until_done(fx, 4, 5000);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(fx->done[i], 1);
+        assert_int_equal(fx->m[i].outcome, HERALD_OUTCOME_SENT);
+        assert_int_equal(fx->m[i].requests, 1);
+    }
+    assert_int_equal(count_lines(old_rec), 1); /* m0, at the provider when the reload came */
+    assert_int_equal(count_lines(new_rec), 3); /* m1..m3, waiting unseen */
+    for (int i = 0; i < 10 && rel.n == 0; i++) uv_run(&fx->loop, UV_RUN_NOWAIT); /* the timers' close */
+    assert_int_equal(rel.n, 1);
+    assert_ptr_equal(rel.cfg[0], &fx->fc.cfg);
+    assert_int_equal(dispatch_generations(fx->d), 1);
+    fx_free(fx); /* dispatch_free gives the current one back */
+    assert_int_equal(rel.n, 2);
+    assert_ptr_equal(rel.cfg[1], &next.cfg);
+    fake_config_free(&next);
+    unlink(old_rec);
+    unlink(new_rec);
+}
+
+/* Messages already asked at the gate stay with the old generation (the
+ * owner answers for them there); only the unseen one moves. A recall (a
+ * pause) reaches the waiting messages of both generations. */
+static void reload_keeps_the_asked_and_recall_reaches_every_generation(void **state)
+{
+    (void)state;
+    char old_rec[64], extra[160];
+    snprintf(old_rec, sizeof(old_rec), "/tmp/herald-test-reload-asked-%d", (int)getpid());
+    unlink(old_rec);
+    snprintf(extra, sizeof(extra), "concurrency = 1\ndelay_ms = 300\nrecord = %s\n", old_rec);
+    struct fx *fx = fx_new(extra);
+    struct released rel = {0};
+    dispatch_set_release(fx->d, on_release, &rel);
+    dispatch_set_handoff(fx->d, on_handoff, fx);
+    for (int i = 0; i < 3; i++) submit(fx, i);
+    run_until_done(fx, 1, 300);
+    assert_int_equal(fx->nasked, 2); /* m0 and m1 (ahead); m2 unseen */
+    struct fake_config next;
+    fake_config_load(&next, "", "concurrency = 1\n");
+    dispatch_reload(fx->d, &next.cfg, next.ps);
+    bool go[2] = {true, true};
+    dispatch_handoff_done(fx->d, fx->asked, 2, go); /* m0 starts on the old provider, m1 waits for its slot */
+    for (int i = 0; i < 10 && fx->nasked < 3; i++) uv_run(&fx->loop, UV_RUN_NOWAIT); /* m0 takes 300 ms */
+    assert_int_equal(fx->ndone, 0);
+    assert_int_equal(fx->nasked, 3); /* m2, moved, asked by the new generation */
+    assert_ptr_equal(fx->asked[2], &fx->m[2]);
+    dispatch_recall(fx->d);
+    assert_int_equal(fx->done[1], 1);
+    assert_true(fx->m[1].interrupted);
+    /* m2 took the new provider's free slot while asked: it stays until answered */
+    assert_int_equal(fx->done[2], 0);
+    bool no = false;
+    dispatch_handoff_done(fx->d, &fx->asked[2], 1, &no);
+    assert_int_equal(fx->done[2], 1);
+    assert_true(fx->m[2].interrupted);
+    run_until_done(fx, 3, 5000);
+    assert_int_equal(fx->m[0].outcome, HERALD_OUTCOME_SENT); /* it was at the provider */
+    assert_int_equal(count_lines(old_rec), 1);
+    for (int i = 0; i < 10 && rel.n == 0; i++) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(rel.n, 1);
+    fx_free(fx);
+    assert_int_equal(rel.n, 2);
+    fake_config_free(&next);
+    unlink(old_rec);
+}
+
 /* ---- the handoff gate ------------------------------------------------- */
 
 static void gate_batches_and_waits_for_the_answer(void **state)
@@ -390,6 +502,8 @@ static void slow_down_is_bounded_by_give_up_after(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(reload_moves_the_waiting_and_finishes_the_rest_on_the_old),
+        cmocka_unit_test(reload_keeps_the_asked_and_recall_reaches_every_generation),
         cmocka_unit_test(gate_batches_and_waits_for_the_answer),
         cmocka_unit_test(gate_asks_ahead_of_the_slots_and_is_passed_once),
         cmocka_unit_test(gate_refused_ahead_is_never_sent),
