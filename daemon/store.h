@@ -129,6 +129,7 @@ extern const char store_lua_release[];   /* give back a reservation no provider 
 extern const char store_lua_release_due[];
 extern const char store_lua_campaign_control[]; /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
+extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, to herald:dead; acked */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
 extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */

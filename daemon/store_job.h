@@ -186,7 +186,8 @@ void store_job_total(struct store_job *sj, const char *campaign, const char *ent
  * never leaves an acknowledged job "running"); cb once it is acknowledged. */
 void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, const char *state,
                         store_job_cb cb, void *arg);
-/* herald:dead gets {error, entry: text, job_entry}, then entry is acknowledged. */
+/* herald:dead gets {error, entry: text, job_entry, field:<name> for every
+ * other field of the entry}, and entry is acknowledged, in one script. */
 void store_job_dead_letter(struct store_job *sj, const char *entry, const char *text, const char *error,
                            store_job_cb cb, void *arg);
 /* Parks a job in the scheduled set until `when` (member "<from>\n<text>"). */
