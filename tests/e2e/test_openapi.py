@@ -363,6 +363,22 @@ class ContractTraffic(harness.HeraldTestCase):
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()
 
+    def test_the_proxy_catches_a_violation(self):
+        """The harness's proxy is no pass-through: a body the document
+        refuses is answered 422 by Prism, never reaches herald, and is listed
+        by violations() (which fails a test at teardown)."""
+        e = self.env()
+        e.start_herald()
+        p = prism.Prism(harness.OPENAPI, e.path("prism-check.log"),
+                        upstream="http://127.0.0.1:%d" % e.admin_port).start()
+        self.addCleanup(p.stop)
+        status, _, _ = self.get(p.url + "/v1/recipients/v1", method="PUT", data=b'{"email": 5}',
+                                headers={"Authorization": "Bearer e2e-admin-token-0123456789",
+                                         "Content-Type": "application/json"})
+        self.assertEqual(status, 422)
+        self.assertFalse(e.r.exists("herald:r:{v1}"), "the refused request reached herald")
+        harness.wait_for("the violation in Prism's log", lambda: p.violations(), 10)
+
     def test_admin_and_public_routes_through_prism(self):
         e = self.env()
         e.import_people([person("t1", email="t1.contract@example.com", consent=["email"], first_name="T")])
