@@ -277,6 +277,26 @@ class Contracts(harness.HeraldTestCase):
             seen += 1
         self.assertGreaterEqual(seen, 12)
 
+    def test_audit_records_match_their_schema(self):
+        """A campaign with sent, suppressed (several reasons) and unknown
+        recipients: every audit record it leaves matches audit.schema.json."""
+        e = self.env()
+        e.import_people([person("a1", email="a1.audit@example.com", consent=["email"], first_name="A"),
+                         person("a2", email="a2.audit@example.com", first_name="B"),
+                         person("a3", phone="+15550100177", channels=["sms"], consent=["sms"],
+                                topics={"promotions": False})])
+        h = e.start_herald()
+        e.enqueue(job("audit-1", recipients=["a1", "a2", "a3", "ghost"], channels=["email", "sms"]))
+        e.wait_campaign_done("audit-1", herald=h)
+        recs = e.audit("audit-1")
+        self.assertEqual(sorted((r["recipient"], r["outcome"], r["reason"]) for r in recs),
+                         [("a1", "sent", ""), ("a2", "suppressed", "no_consent"),
+                          ("a3", "suppressed", "topic_opt_out"), ("ghost", "suppressed", "unknown_recipient")])
+        schema = load_schema("audit.schema.json")
+        for r in recs:
+            self.assertEqual(errors(schema, r), [], r["recipient"])
+        self.assertEqual(h.stop(), 0)
+
     def test_the_schema_and_the_daemon_agree_on_jobs(self):
         """Each case: heraldctl enqueue (the daemon's job_parse) and the schema
         both accept it or both refuse it."""
