@@ -419,6 +419,15 @@ static void post_pause(struct http_request *req, void *arg) { campaign_control(r
 static void post_resume(struct http_request *req, void *arg) { campaign_control(req, arg, STORE_CONTROL_RESUME); }
 static void post_cancel(struct http_request *req, void *arg) { campaign_control(req, arg, STORE_CONTROL_CANCEL); }
 
+/* GET /v1/openapi.json: the API's contract. No token: it holds no data,
+ * and a client generator or a proxy validating traffic must be able to
+ * fetch it before it has one; it answers on the admin listener only. */
+static void get_openapi(struct http_request *req, void *arg)
+{
+    (void)arg;
+    http_respond(req, 200, "application/json", herald_openapi_json, herald_openapi_json_len);
+}
+
 int api_v1_register(struct http_server *srv, struct api_state *st)
 {
     static const struct {
@@ -435,6 +444,7 @@ int api_v1_register(struct http_server *srv, struct api_state *st)
         {"POST", "/v1/campaigns/{id}/pause", post_pause},
         {"POST", "/v1/campaigns/{id}/resume", post_resume},
         {"POST", "/v1/campaigns/{id}/cancel", post_cancel},
+        {"GET", "/v1/openapi.json", get_openapi},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         int rc = http_route(srv, routes[i].method, routes[i].pattern, routes[i].fn, st);

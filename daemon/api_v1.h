@@ -8,8 +8,10 @@
  *   POST   /v1/recipients/{id}/consent      append a consent record (server time)
  *   GET    /v1/recipients/{id}/consent      the consent ledger, in order
  *   GET    /v1/campaigns/{id}               a campaign's progress
+ *   POST   /v1/campaigns/{id}/pause|resume|cancel  steer a live campaign
+ *   GET    /v1/openapi.json                 docs/openapi.yaml as JSON (no token)
  *
- * Every route needs "Authorization: Bearer <[admin] token>", compared in
+ * Every route but /v1/openapi.json (the contract: no data) needs "Authorization: Bearer <[admin] token>", compared in
  * constant time; 401 otherwise, and always when no token is configured.
  * Bodies must be JSON objects; anything wrong is 400 {"error": "<where>:
  * <what>"} and changes nothing. 404 unknown recipient or campaign, 409
@@ -23,6 +25,14 @@
 
 #include "api.h"
 #include "http.h"
+
+#include <stddef.h>
+
+/* docs/openapi.yaml as JSON, with the docs/schemas files it refers to
+ * embedded (cmake/openapi_json.py writes it at build time): len bytes, then
+ * a NUL. */
+extern const char herald_openapi_json[];
+extern const size_t herald_openapi_json_len;
 
 /* Adds the routes. st (and st->cfg, st->cmds) must outlive the server;
  * st->people may be NULL (the recipient routes then answer 503). */

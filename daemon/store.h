@@ -139,6 +139,7 @@ extern const char store_lua_consumer_lock[];
 extern const char store_lua_job_finished[];
 extern const char store_lua_job_started[];  /* a run's state "running", and the campaign's started event */ /* a run's state, ack, and the campaign's finished event */ /* one live daemon per consumer name */ /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
+extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, to herald:dead; acked */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
 extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */

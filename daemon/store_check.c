@@ -28,6 +28,7 @@
     X("take over a dead consumer's jobs", "XAUTOCLAIM", "$K", "herald-check", "check", "60000",   \
       "0-0", "COUNT", "1")                                                                         \
     X("acknowledge jobs", "XACK", "$K", "herald-check", "0-1")                                     \
+    X("read a refused job's fields (dead letters)", "XRANGE", "$K", "0-1", "0-1")                  \
     X("append to streams (audit)", "XADD", "$K", "NOMKSTREAM", "MAXLEN", "~", "1000", "*",        \
       "check", "1")                                                                                \
     X("read keys", "GET", "$K")                                                                    \

@@ -1,8 +1,8 @@
 /*
  * store_job.c - typed calls on the job pipeline's Lua scripts (store_job.h).
  *
- * Owns the KEYS/ARGV layout of lookup, reserve, handed, finish, release and
- * heartbeat (each script's header in daemon/lua is the other half) and
+ * Owns the KEYS/ARGV layout of lookup, reserve, handed, finish, release,
+ * heartbeat and dead_letter (each script's header in daemon/lua is the other half) and
  * the checks of their replies. Never logs; never decides anything from a
  * reply whose shape is not the one its script promises.
  */
@@ -850,14 +850,29 @@ void store_job_event(struct store_job *sj, const char *campaign, const char *ent
     store_cmds_send(sj->sc, 0, on_landed, NULL, NULL, &a, NULL);
 }
 
+static void on_dead_letter(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    (void)r;
+    (void)err;
+    (void)text;
+    call_done(arg, STORE_JOB_OK, STORE_E_COUNT, NULL);
+}
+
+/* One script, so that the dead letter copies every field of the entry
+ * (whatever its name: dead_letter.lua) and the acknowledgement lands with it. */
 void store_job_dead_letter(struct store_job *sj, const char *entry, const char *text, const char *error,
                            store_job_cb cb, void *arg)
 {
-    struct store_args first, next[1];
-    args_of(&first, (const char *const[]){"XADD", sj->k_dead.buf, "*", "error", error, "entry", text ? text : "",
-                                          "job_entry", entry, NULL});
-    ack_args(&next[0], sj, entry);
-    chain_start(sj, cb, arg, &first, next, 1);
+    struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
+    struct store_args a;
+    store_args_script(&a, store_lua_dead_letter, 2);
+    add_buf(&a, &sj->k_jobs);
+    add_buf(&a, &sj->k_dead);
+    store_args_add(&a, STORE_GROUP);
+    store_args_add(&a, entry);
+    store_args_add(&a, error);
+    store_args_add(&a, text ? text : "");
+    store_cmds_send(sj->sc, 0, on_dead_letter, c, call_discard, &a, store_lua_dead_letter);
 }
 
 void store_job_park(struct store_job *sj, int64_t when, const char *from, const char *text, store_job_cb cb,

@@ -12,9 +12,14 @@ assertion. At teardown every herald log is checked for the secrets the test
 registered (email addresses, phone numbers, message bodies): logs must carry
 ids only.
 
+The admin API's traffic can go through Prism in proxy mode (Env.api_url):
+every request and answer is then checked against docs/openapi.yaml, and a
+test whose traffic broke the contract fails at teardown with Prism's lines.
+
 Environment (set by tests/e2e/CMakeLists.txt; defaults point into build/):
   HERALD_BIN, HERALDCTL_BIN, HERALD_PLUGIN_DIR
   HERALD_E2E_KEEP=1   keep the temp dir of each test (its path is printed)
+  HERALD_E2E_PRISM=0  Env.api_url() goes straight to herald, never through Prism
 """
 
 import ctypes
@@ -38,6 +43,8 @@ HERALD_BIN = os.environ.get("HERALD_BIN", os.path.join(ROOT, "build", "herald"))
 HERALDCTL_BIN = os.environ.get("HERALDCTL_BIN", os.path.join(ROOT, "build", "heraldctl"))
 PLUGIN_DIR = os.environ.get("HERALD_PLUGIN_DIR", os.path.join(ROOT, "build", "channels"))
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+OPENAPI = os.path.join(ROOT, "docs", "openapi.yaml")
+PRISM_API = os.environ.get("HERALD_E2E_PRISM", "1") != "0"
 
 # Sanitizer builds are slower: scale every deadline.
 SLOW = 2.0 if os.environ.get("ASAN_OPTIONS") or "asan" in HERALD_BIN else 1.0
@@ -293,6 +300,30 @@ class Env:
         self.heralds = []
         self.secrets = set()   # text that must never appear in a herald log
         self.n_logs = 0
+        self.prism = None      # the Prism proxy in front of the admin API, once api_url() started it
+
+    # --- the admin API, through Prism --------------------------------------
+
+    def api_url(self, direct=False):
+        """The admin API's base URL. Through a Prism proxy validating every
+        request and answer against docs/openapi.yaml (started at first use,
+        stopped with the Env; the test fails at teardown on any violation),
+        unless direct: for a request the test sends against the contract on
+        purpose (no token, malformed JSON, a value the schema refuses), which
+        Prism would answer itself instead of herald. HERALD_E2E_PRISM=0, or
+        Prism not installed (scripts/deps.sh --npm), goes straight to herald."""
+        direct_url = "http://127.0.0.1:%d" % self.admin_port
+        if direct or not PRISM_API:
+            return direct_url
+        if self.prism is None:
+            import prism   # noqa: E402 (tests/e2e/prism.py; imports this module)
+            why = prism.available()
+            if why:
+                sys.stderr.write("api_url: straight to herald: %s\n" % why)
+                self.prism = False
+            else:
+                self.prism = prism.Prism(OPENAPI, self.path("prism-proxy.log"), upstream=direct_url).start()
+        return self.prism.url if self.prism else direct_url
 
     # --- files -----------------------------------------------------------
 
@@ -494,6 +525,8 @@ class Env:
         return found
 
     def cleanup(self):
+        if self.prism:
+            self.prism.stop()
         for h in self.heralds:
             h.kill()
         self.r.close()
@@ -515,6 +548,7 @@ class HeraldTestCase(unittest.TestCase):
         self.addCleanup(e.cleanup)
         self.addCleanup(self._check_sanitizers, e)
         self.addCleanup(self._check_privacy, e)   # cleanups run last-in first-out
+        self.addCleanup(self._check_contract, e)
         self.addCleanup(self._show_logs_on_failure, e)
         return e
 
@@ -547,6 +581,14 @@ class HeraldTestCase(unittest.TestCase):
                 if marker in text:
                     i = text.index(marker)
                     self.fail("%s in %s:\n%s" % (marker, os.path.basename(h.log_path), text[max(0, i - 200):i + 3000]))
+
+    def _check_contract(self, e):
+        # Traffic through the Prism proxy (Env.api_url) must match docs/openapi.yaml.
+        if e.prism:
+            bad = e.prism.violations()
+            if bad:
+                self.fail("the API's traffic does not match docs/openapi.yaml (Prism proxy, %s):\n  %s"
+                          % (e.prism.log_path, "\n  ".join(bad[:30])))
 
     def _check_privacy(self, e):
         leaks = e.leaked_secrets()

@@ -1,7 +1,11 @@
 """prism.py - Prism (@stoplight/prism-cli, installed by `scripts/deps.sh --npm`
-under .deps/) as a validating mock of a provider's published OpenAPI spec.
+under .deps/) as a validating mock of a provider's published OpenAPI spec,
+or (with upstream) as a validating proxy in front of herald's own API
+(`prism proxy docs/openapi.yaml http://127.0.0.1:PORT --errors`): every
+request and answer passing through is checked against the document, and
+violations() lists what did not match.
 
-Owns one `prism mock` process per Prism object: started on a free loopback
+Owns one `prism mock` (or `prism proxy`) process per Prism object: started on a free loopback
 port, its output captured to a log file, stopped (and waited for) by stop().
 It never edits a spec and never listens beyond 127.0.0.1. Invariant: once
 start() returns, the mock answers on its port; after stop() the process is
@@ -30,8 +34,9 @@ def available():
 
 
 class Prism:
-    def __init__(self, spec, log_path):
+    def __init__(self, spec, log_path, upstream=None):
         self.spec = spec
+        self.upstream = upstream   # proxy mode: the server Prism forwards to
         self.port = harness.free_port()
         self.log_path = log_path
         self.proc = None
@@ -56,8 +61,12 @@ class Prism:
         if self.log_file:
             self.log_file.close()
         self.log_file = open(self.log_path, "w")
+        if self.upstream:
+            argv = [PRISM_BIN, "proxy", "-h", "127.0.0.1", "-p", str(self.port), "--errors", self.spec, self.upstream]
+        else:
+            argv = [PRISM_BIN, "mock", "-h", "127.0.0.1", "-p", str(self.port), "--errors", self.spec]
         self.proc = subprocess.Popen(
-            [PRISM_BIN, "mock", "-h", "127.0.0.1", "-p", str(self.port), "--errors", self.spec],
+            argv,
             stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=harness._die_with_parent, start_new_session=True)
 
@@ -92,6 +101,21 @@ class Prism:
             if "Request received" in line and path_part in line:
                 n += 1
         return n
+
+    def violations(self):
+        """Lines of the log where Prism found a request or an answer that does
+        not match the document (errors and warnings alike): empty when all
+        traffic passed clean. In proxy mode with --errors a violating answer
+        is replaced by a 500 with an sl-violations header, and Prism logs it."""
+        bad = []
+        for line in self.log().splitlines():
+            if "[HTTP SERVER] get / " in line:
+                continue   # start()'s probe of "/", which no document has
+            low = line.lower()
+            if ("violation" in low or "\u2716" in line or " error " in low or "warning" in low
+                    or "not valid" in low or "unable to match" in low):
+                bad.append(line.strip())
+        return bad
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

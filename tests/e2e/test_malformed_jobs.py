@@ -1,16 +1,22 @@
 """Malformed jobs pushed raw with XADD (as a marketing system would) go to
 herald:dead with a clear error and the original entry, are acked, and do not
 stop the daemon: the good job behind them is delivered. heraldctl enqueue
-refuses the same files with exit 1 and the same message, adding nothing."""
+refuses the same files with exit 1 and the same message, adding nothing.
+A dead letter keeps every field the entry arrived with, whatever its name
+(a job sent under a misspelt field name is not lost), and every dead letter
+matches docs/schemas/dead-letter.schema.json."""
 
 import json
 import os
 import sys
 
+import jsonschema
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import job, person  # noqa: E402
 
+SCHEMAS = os.path.join(harness.ROOT, "docs", "schemas")
 MARK = "e2e-bad-job-body-text"   # in every bad job's content; must never reach the log
 
 
@@ -43,6 +49,11 @@ def bad_jobs():
     assert len(text) > 256 * 1024
     out.append(("oversized", text, ["byte", "limit", "large", "size", "256", "262144"]))
     return out
+
+
+def dead_letter_schema():
+    with open(os.path.join(SCHEMAS, "dead-letter.schema.json")) as f:
+        return jsonschema.Draft202012Validator(json.load(f))
 
 
 class MalformedJobs(harness.HeraldTestCase):
@@ -82,6 +93,10 @@ class MalformedJobs(harness.HeraldTestCase):
                                 "error %r should mention one of %r" % (err, words))
         with self.subTest(job="no job field"):
             self.assertIn("job", dead[-1]["error"].lower())
+            self.assertEqual(dead[-1]["field:payload"], "no job field", "the entry's fields are kept")
+        schema = dead_letter_schema()
+        for d in dead:
+            self.assertEqual(list(schema.iter_errors(d)), [], "a dead letter that does not match its schema")
 
         harness.wait_for("every entry acked", lambda: e.pending() == 0, 10)
         self.assertTrue(h.running())
@@ -103,6 +118,49 @@ class MalformedJobs(harness.HeraldTestCase):
                 self.assertEqual(res.stdout, "")
                 self.assertEqual(res.stderr.strip(), "%s: %s" % (path, dead_by_text[text]))
         self.assertEqual(e.r.xlen("herald:jobs"), length, "a refused enqueue adds nothing")
+
+    def test_dead_letters_keep_every_field(self):
+        """A job under a misspelt field name, binary values, extra fields next
+        to a bad job: the dead letter holds each field byte for byte."""
+        e, h = self.e, self.h
+        good = job("misnamed", recipients=["m-1"], channels=["email"])
+        good["content"]["email"]["text"] = MARK + " {{first_name}}"
+        text = json.dumps(good)
+        raw = redis_bytes(e)
+        misnamed = raw.xadd("herald:jobs", {"jobs": text.encode()})
+        binary = raw.xadd("herald:jobs", {"Job": b"\x00\xff\xfe" + text.encode(), "source": b"crm\x00nightly"})
+        extra = raw.xadd("herald:jobs", {"job": b'{"id": "x"}', "trace": b"t-1", "": b"empty name"})
+        many = raw.xadd("herald:jobs", {"f%04d" % i: str(i) for i in range(1500)})
+        harness.wait_for("4 dead letters", lambda: raw.xlen("herald:dead") >= 4 or None, 10)
+        dead = {d[b"job_entry"].decode(): d for _, d in raw.xrange("herald:dead")}
+        self.assertEqual(sorted(dead), sorted(x.decode() for x in (misnamed, binary, extra, many)))
+        d = dead[many.decode()]
+        copied = [k for k in d if k.startswith(b"field:")]
+        self.assertEqual((len(copied), d[b"fields_omitted"]), (1000, b"500"), "at most 1000 fields copied")
+        self.assertEqual(d[b"field:f0999"], b"999")
+        d = dead[misnamed.decode()]
+        self.assertEqual(d[b"field:jobs"], text.encode(), "the job sent as `jobs` is kept whole")
+        self.assertEqual(d[b"entry"], b"")
+        self.assertIn(b"no `job` field", d[b"error"])
+        d = dead[binary.decode()]
+        self.assertEqual((d[b"field:Job"], d[b"field:source"]), (b"\x00\xff\xfe" + text.encode(), b"crm\x00nightly"))
+        d = dead[extra.decode()]
+        self.assertEqual((d[b"entry"], d[b"field:trace"], d[b"field:"]), (b'{"id": "x"}', b"t-1", b"empty name"))
+        self.assertNotIn(b"field:job", d, "the job field is the entry, not copied twice")
+        schema = dead_letter_schema()
+        for entry in (misnamed, extra, many):   # the UTF-8 ones (JSON Schema validates text)
+            fields = {k.decode(): v.decode() for k, v in dead[entry.decode()].items()}
+            self.assertEqual(list(schema.iter_errors(fields)), [])
+        harness.wait_for("every entry acked", lambda: e.pending() == 0, 10)
+        self.assertEqual(e.audit("misnamed"), [], "a dead-lettered job sends nothing")
+        self.assertTrue(h.running())
+        self.assertEqual(h.stop(), 0)
+
+
+def redis_bytes(e):
+    import redis
+    c = redis.Redis(host="127.0.0.1", port=e.redis.port, socket_timeout=10)
+    return c
 
 
 if __name__ == "__main__":
