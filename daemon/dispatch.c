@@ -40,8 +40,9 @@
  * message is retried (or not) by the rules above. Each request let go
  * counts in m->requests, so the count is what the provider saw.
  *
- * The handoff gate (dispatch_set_handoff): the first `concurrency`
- * messages of a provider's FIFO are asked ahead, before they have a slot;
+ * The handoff gate (dispatch_set_handoff): the first messages of a
+ * provider's FIFO (at most a quarter of its `concurrency`) are asked
+ * ahead, before they have a slot;
  * asked messages are collected during the loop iteration and a uv_check
  * hands the lot to the owner once per iteration. dispatch_handoff_done()
  * clears (or refuses) those still waiting for a slot, and starts (or
@@ -1240,7 +1241,9 @@ static void start(struct dprov *p, struct dispatch_msg *m)
     }
     /* Not answered yet (or never asked): it waits with the slot taken, and
      * the next ones are asked further ahead. */
-    if (p->look < (size_t)p->cp->concurrency) p->look++;
+    /* At most a quarter of the concurrency ahead: with the messages starting on
+     * their slots, what a crash leaves handed and unsent stays within it. */
+    if (p->look < ((size_t)p->cp->concurrency + 3) / 4) p->look++;
     m->slot = true;
     if (m->gate == GATE_NONE) gate_collect(p->d, m);
 }
