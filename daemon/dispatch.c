@@ -46,8 +46,8 @@
  * asked messages are collected during the loop iteration and a uv_check
  * hands the lot to the owner once per iteration. dispatch_handoff_done()
  * clears (or refuses) those still waiting for a slot, and starts (or
- * drops) those that took a slot before their answer came, holding it and
- * its token meanwhile. So while the providers are busy, the owner's write
+ * drops) those that took a slot before their answer came, holding it
+ * meanwhile (the rate token is taken when a request leaves). So while the providers are busy, the owner's write
  * of "handed" overlaps their requests, and a freed slot starts a cleared
  * message at once. A message is never finished while it is in one of the
  * gate's lists (finish() takes it out).
@@ -1280,9 +1280,22 @@ static void pump_starts(struct dprov *p)
             uv_timer_start(&p->refill, on_refill, p->paused_until - now, 0);
             return;
         }
-        if (!take_token(p)) return;
+        /* A rate token is taken when a request really leaves: a message
+         * still waiting for the owner's answer takes its slot without one
+         * (dispatch_handoff_done takes it), so a late answer never bunches
+         * requests beyond the bucket's burst. */
+        bool leaves = !m->refused && (!p->d->handoff || m->handed || m->cleared);
+        if (leaves && !take_token(p)) return;
         start(p, fifo_pop(p));
     }
+}
+
+/* m, cleared, goes back to the head of p's FIFO to wait for its rate token. */
+static void fifo_push_head(struct dprov *p, struct dispatch_msg *m)
+{
+    m->next_waiting = p->fifo_head;
+    p->fifo_head = m;
+    if (!p->fifo_tail) p->fifo_tail = m;
 }
 
 /* Asks the gate ahead for the FIFO's next messages (at most p->look asked
@@ -1490,9 +1503,16 @@ void dispatch_handoff_done(struct dispatch *d, struct dispatch_msg **msgs, size_
         struct dprov *p = current_prov(m);
         bool yes = go[i] && !d->stopping && !d->closed;
         if (m->slot) { /* it took its slot meanwhile, and waited there */
-            if (yes) {
+            if (yes && take_token(p)) {
                 m->slot = false;
                 start_now(p, m);
+            } else if (yes) { /* no token yet: it waits cleared, first in line, its slot free meanwhile */
+                m->slot = false;
+                p->active--;
+                m->cleared = true;
+                m->asked_ns = m->cleared_ns = uv_hrtime();
+                fifo_push_head(p, m);
+                pump(p);
             } else {
                 gate_drop(m);
                 pump(p);

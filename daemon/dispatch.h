@@ -138,8 +138,9 @@ const char *dispatch_provider_circuit(const struct dispatch *d, size_t i, bool *
  * more than twice the answer's round trip. So with a fast provider the
  * owner's write overlaps the requests, and with a slow one few messages are
  * recorded handed and not yet started (after a crash those are `unknown`). A
- * message that gets a slot before its answer holds the slot and its rate
- * token meanwhile (concurrency and rate stay exact). Every one counts in
+ * message that gets a slot before its answer holds the slot meanwhile
+ * (concurrency stays exact); its rate token is taken when its request
+ * leaves, so a late answer never bunches requests beyond the burst. Every one counts in
  * dispatch_in_flight(). Once let go a message never passes the gate again
  * (its retries and failover need no new answer). Without a callback set
  * (NULL), messages start at once, as they always did.
