@@ -1229,6 +1229,13 @@ static void start(struct dprov *p, struct dispatch_msg *m)
         gate_drop(m);
         return;
     }
+    if (m->cleared && p->d->handoff && p->d->gen &&
+        uv_hrtime() - m->cleared_ns > (uint64_t)p->d->gen->cfg->claim_idle_ms * 500000u) {
+        /* Cleared longer ago than half of claim_idle (the daemon was
+         * stopped, or cut off): its run may have lost its job meanwhile,
+         * so the owner answers again before this request leaves. */
+        m->cleared = false;
+    }
     if (!p->d->handoff || m->handed || m->cleared) {
         if (m->cleared) {
             /* Cleared long before its slot came: asked too far ahead. */

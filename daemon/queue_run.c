@@ -100,6 +100,10 @@ void queue_run_lost(struct jobrun *jr, const char *why)
     jr->end = RUN_LOST;
     log_warn("queue", "job lost campaign=%s entry=%s: %s; this run stops without writing", jr->job.id, jr->entry,
              why);
+    /* Nothing more leaves for a run that lost its entry: the messages no
+     * provider has yet (cleared ahead at the gate, waiting for a slot, the
+     * rate or a retry) end here, and their records are the new owner's. */
+    dispatch_recall(jr->q->d);
     queue_ready_kick(jr->q);
 }
 
