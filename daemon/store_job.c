@@ -86,6 +86,7 @@ void store_job_free(struct store_job *sj)
     caps_free(sj);
     strbuf_free(&sj->k_jobs);
     strbuf_free(&sj->k_audit);
+    strbuf_free(&sj->k_events);
     strbuf_free(&sj->k_suppress);
     strbuf_free(&sj->key);
     strbuf_free(&sj->k_dead);
