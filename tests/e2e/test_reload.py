@@ -25,25 +25,6 @@ from harness import job, person  # noqa: E402
 TOKEN = "e2e-admin-token-0123456789"
 
 
-class NotifySocket:
-    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.setblocking(False)
-        self.path = path
-        self.messages = []
-
-    def poll(self):
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except BlockingIOError:
-                return self.messages
-            self.messages.append(dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line))
-
-
 def get(port, path, token=None):
     """(status, body text); (None, None) when nothing answers."""
     req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path))
@@ -90,7 +71,7 @@ class Reload(harness.HeraldTestCase):
         self.addCleanup(fast.stop)
         cap = "\n[cap daily]\nchannel = any\nlimit = %d\nwindow = 24h\n"
         old = e.hook_config(slow.url, name="reload.conf", provider="concurrency = 4", tail=cap % 1000)
-        notify = NotifySocket(e.path("notify.sock"))
+        notify = harness.NotifySocket(e.path("notify.sock"))
         self.addCleanup(notify.sock.close)
         os.environ["NOTIFY_SOCKET"] = notify.path
         try:

@@ -7,7 +7,6 @@ to install from), HERALD_SOURCE_DIR.
 """
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -21,31 +20,7 @@ BUILD_DIR = os.environ.get("HERALD_BUILD_DIR", os.path.join(harness.ROOT, "build
 FHS_PREFIXES = ("etc/herald/", "usr/bin/", "usr/sbin/", "usr/lib/", "usr/share/doc/herald/")
 
 
-class NotifySocket:
-    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
-
-    def __init__(self, path):
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.setblocking(False)
-        self.messages = []
-
-    def poll(self):
-        """Reads what arrived; returns every message so far (each a dict)."""
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except BlockingIOError:
-                return self.messages
-            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
-            self.messages.append(fields)
-
-    def saw(self, key, value=None):
-        return [m for m in self.poll() if key in m and (value is None or m[key] == value)]
-
-    def close(self):
-        self.sock.close()
+NotifySocket = harness.NotifySocket  # systemd's NOTIFY_SOCKET, shared with the e2e tests
 
 
 def version_info(binary):
