@@ -884,7 +884,9 @@ static void on_verdict(struct dispatch_msg *m, struct dprov *p, bool answered)
              * own bound ends it. */
             uv_update_time(m->d->loop); /* the pause counts from this answer, not the iteration's start */
             uint64_t now = uv_now(m->d->loop);
-            int64_t pause = v->retry_after_ms > 0 ? v->retry_after_ms : DISPATCH_SLOW_DOWN_MS;
+            /* +1: the loop's clock counts whole milliseconds, truncated, and
+             * Retry-After is a lower bound the provider holds us to. */
+            int64_t pause = (v->retry_after_ms > 0 ? v->retry_after_ms : DISPATCH_SLOW_DOWN_MS) + 1;
             if (p->paused_until < now + (uint64_t)pause) p->paused_until = now + (uint64_t)pause;
             m->attempt--;
             wait_begin(m);
