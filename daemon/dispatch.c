@@ -1231,13 +1231,6 @@ static void start(struct dprov *p, struct dispatch_msg *m)
         gate_drop(m);
         return;
     }
-    if (m->cleared && p->d->handoff && p->d->gen &&
-        uv_hrtime() - m->cleared_ns > (uint64_t)p->d->gen->cfg->claim_idle_ms * 500000u) {
-        /* Cleared longer ago than half of claim_idle (the daemon was
-         * stopped, or cut off): its run may have lost its job meanwhile,
-         * so the owner answers again before this request leaves. */
-        m->cleared = false;
-    }
     if (!p->d->handoff || m->handed || m->cleared) {
         if (m->cleared) {
             /* Cleared long before its slot came: asked too far ahead. */
@@ -1293,6 +1286,13 @@ static void pump_starts(struct dprov *p)
          * still waiting for the owner's answer takes its slot without one
          * (dispatch_handoff_done takes it), so a late answer never bunches
          * requests beyond the bucket's burst. */
+        if (m->cleared && p->d->gen &&
+            uv_hrtime() - m->cleared_ns > (uint64_t)p->d->gen->cfg->claim_idle_ms * 500000u) {
+            /* Cleared longer ago than half of claim_idle (the daemon was
+             * stopped, or cut off): its run may have lost its job meanwhile,
+             * so the owner answers again (and no token is taken for it yet). */
+            m->cleared = false;
+        }
         bool leaves = !m->refused && (!p->d->handoff || m->handed || m->cleared);
         if (leaves && !take_token(p)) return;
         start(p, fifo_pop(p));
