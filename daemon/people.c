@@ -822,11 +822,10 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     /* Read the addresses from the JSON itself, so even one that no longer
      * passes validation is tombstoned. */
     json_t *obj = load_object(pj->str, pj->len);
-    struct strbuf kp, kl, kh, kc, ks, ka, kt, m[HERALD_CH_COUNT], t[HERALD_CH_COUNT];
+    struct strbuf kp, kl, kh, ks, ka, kt, m[HERALD_CH_COUNT], t[HERALD_CH_COUNT];
     strbuf_init(&kp);
     strbuf_init(&kl);
     strbuf_init(&kh);
-    strbuf_init(&kc);
     strbuf_init(&ks);
     strbuf_init(&ka);
     strbuf_init(&kt);
@@ -834,7 +833,6 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     store_key_person(&kp, prefix, op->id);
     store_key_ledger(&kl, prefix, op->id);
     store_key_history(&kh, prefix, op->id);
-    store_key_campaigns(&kc, prefix, op->id);
     store_key_sends(&ks, prefix, op->id);
     store_key_addr(&ka, prefix);
     store_key_tombstones(&kt, prefix);
@@ -844,7 +842,6 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     argv[argc++] = kp.buf;
     argv[argc++] = kl.buf;
     argv[argc++] = kh.buf;
-    argv[argc++] = kc.buf;
     argv[argc++] = ks.buf;
     argv[argc++] = ka.buf;
     argv[argc++] = kt.buf;
@@ -865,12 +862,11 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
         if (m[ch].len) argv[argc++] = t[ch].buf;
     snprintf(nbuf, sizeof(nbuf), "%d", n);
-    send_or_finish(op, on_erase, store_lua_people_erase, 7, argc, argv);
+    send_or_finish(op, on_erase, store_lua_people_erase, 6, argc, argv);
     json_decref(obj);
     strbuf_free(&kp);
     strbuf_free(&kl);
     strbuf_free(&kh);
-    strbuf_free(&kc);
     strbuf_free(&ks);
     strbuf_free(&ka);
     strbuf_free(&kt);

@@ -35,7 +35,17 @@ void store_key_audit(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":
 void store_key_events(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":events", NULL, NULL); }
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}"); }
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:consent"); }
-void store_key_campaigns(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:campaigns"); }
+void store_key_campaigns_v1(struct strbuf *sb, const char *prefix, const char *id)
+{
+    key(sb, prefix, ":r:{", id, "}:campaigns");
+}
+void store_record_field(struct strbuf *sb, const char *campaign)
+{
+    strbuf_reset(sb);
+    strbuf_adds(sb, STORE_RECORD_FIELD_PREFIX);
+    strbuf_adds(sb, campaign);
+}
+void store_key_layout(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":layout", NULL, NULL); }
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:sends"); }
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:history"); }
 void store_key_suppress(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress", NULL, NULL); }

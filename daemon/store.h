@@ -10,11 +10,15 @@
  *   herald:audit                stream of decisions (campaign, recipient, channel,
  *                               outcome, reason, provider, provider_id, at)
  *   herald:r:{ID}               hash: `profile` (JSON), `consent:<channel>` (latest
- *                               ledger record, JSON)
- *   herald:r:{ID}:consent       list: the consent ledger, append-only (RPUSH)
- *   herald:r:{ID}:campaigns     hash: campaign id -> "<state> <entry> <run> <at>",
+ *                               ledger record, JSON), `rev`, and per campaign
+ *                               `c:<campaign id>` -> "<state> <entry> <run> <at>",
  *                               the once-only record (state reserved|pending|sent|
- *                               failed|suppressed|unknown|deferred)
+ *                               failed|suppressed|unknown|deferred): one key per
+ *                               person, so that deciding, reserving and closing a
+ *                               message each read or write one hash (layout 2;
+ *                               layout 1 kept the records in herald:r:{ID}:campaigns,
+ *                               which `heraldctl migrate` moves here)
+ *   herald:r:{ID}:consent       list: the consent ledger, append-only (RPUSH)
  *   herald:r:{ID}:sends         zset: messages reserved/sent to the person, member
  *                               "<channel>|<topic>|<campaign>", score unix seconds;
  *                               trimmed to the longest cap window (caps, frequency)
@@ -39,6 +43,9 @@
  *                               is retried or resumed
  *   herald:webhook:twilio:SID   string "1", expires after 7 days: Twilio's inbound
  *                               MessageSid already applied (SET NX EX; webhooks.c)
+ *   herald:layout               string: the version of this key layout ("2"), set by the
+ *                               first daemon to reach an empty Redis; a daemon refuses
+ *                               to run jobs on another (heraldctl migrate)
  *   herald:marker               string: set by the first daemon to reach this Redis; a
  *                               daemon that finds it gone after seeing it knows that
  *                               Redis came back empty (no persistence)
@@ -70,7 +77,14 @@ void store_key_audit(struct strbuf *sb, const char *prefix);
 void store_key_events(struct strbuf *sb, const char *prefix);
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id);
-void store_key_campaigns(struct strbuf *sb, const char *prefix, const char *id);
+/* Layout 1's per-person hash of once-only records (heraldctl migrate only). */
+void store_key_campaigns_v1(struct strbuf *sb, const char *prefix, const char *id);
+/* The person-hash field of a campaign's once-only record: "c:<campaign>". */
+void store_record_field(struct strbuf *sb, const char *campaign);
+#define STORE_RECORD_FIELD_PREFIX "c:"
+/* The layout version key, and the version this build reads and writes. */
+void store_key_layout(struct strbuf *sb, const char *prefix);
+#define STORE_LAYOUT "2"
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_suppress(struct strbuf *sb, const char *prefix);
@@ -139,6 +153,8 @@ extern const char store_lua_consumer_lock[];
 extern const char store_lua_job_finished[];
 extern const char store_lua_job_started[];  /* a run's state "running", and the campaign's started event */ /* a run's state, ack, and the campaign's finished event */ /* one live daemon per consumer name */ /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
+extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */
+extern const char store_lua_migrate[];  /* layout 1 -> 2: one person's records into their hash */
 extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, to herald:dead; acked */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
@@ -154,10 +170,9 @@ void store_script_sha(const char *script, char sha[41]);
  * What lookup.lua reads of each person, in the order of its reply: the
  * fields of herald:r:{ID} (store_lookup_field(0 .. STORE_LOOKUP_NFIELDS - 1):
  * "profile", each channel's consent_field in descriptor order, "rev"), then
- * the campaign's once-only record. STORE_LOOKUP_STRIDE values per
- * recipient; the indexes below are into one recipient's values. The
- * caller passes the fields as ARGV after the campaign, so the script names
- * no channel.
+ * the campaign's once-only record (the field "c:<campaign>"), as one array
+ * of STORE_LOOKUP_STRIDE values per recipient; the indexes below are into
+ * it. The caller passes the fields as ARGV, so the script names no channel.
  */
 #define STORE_LOOKUP_PROFILE 0
 #define STORE_LOOKUP_CONSENT 1 /* + channel */

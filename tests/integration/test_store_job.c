@@ -130,7 +130,7 @@ static void lookup_rows(void **st)
     (void)st;
     own_entry();
     cmd_ok("HSET herald:r:{a} profile %s rev 4", PROFILE_A);
-    cmd_ok("HSET herald:r:{a}:campaigns c1 %s", "sent 1-1 r.1 1000");
+    cmd_ok("HSET herald:r:{a} c:c1 %s", "sent 1-1 r.1 1000");
     struct profile pa, pb;
     struct strbuf ra, rb;
     strbuf_init(&ra);
@@ -217,7 +217,7 @@ static void reserve_verdicts(void **st)
     assert_int_equal(b.verdict, SJV_STALE);
     assert_int_equal(c.verdict, SJV_CAP);
     assert_string_equal(c.detail, "daily");
-    expect_str("reserved 1-1 r.1 1000 1", "HGET herald:r:{a}:campaigns c1");
+    expect_str("reserved 1-1 r.1 1000 1", "HGET herald:r:{a} c:c1");
     /* Again: a meets its own record. */
     d.fired = false;
     store_job_reserve(sj, "1-1", 1000, "c1", "news", items, 1, on_done, &d, NULL);
@@ -231,7 +231,7 @@ static void handoff_finish_release(void **st)
     (void)st;
     own_entry();
     cmd_ok("HSET herald:r:{a} rev 1");
-    cmd_ok("HSET herald:r:{a}:campaigns c1 %s", "reserved 1-1 r.1 1000 1");
+    cmd_ok("HSET herald:r:{a} c:c1 %s", "reserved 1-1 r.1 1000 1");
     struct store_job_handoff ha = {.id = "a", .record = "reserved 1-1 r.1 1000 1"};
     struct store_job_handoff hb = {.id = "b", .record = "reserved 1-1 r.1 1000 2", .handed = true};
     struct store_job_handoff *hs[] = {&ha, &hb};
@@ -244,7 +244,7 @@ static void handoff_finish_release(void **st)
     assert_int_equal(d.res.status, STORE_JOB_OK);
     assert_true(ha.handed);
     assert_false(hb.handed); /* no reservation: erased meanwhile */
-    expect_str("pending 1-1 r.1 1000 1", "HGET herald:r:{a}:campaigns c1");
+    expect_str("pending 1-1 r.1 1000 1", "HGET herald:r:{a} c:c1");
 
     struct store_outcomes o;
     store_outcomes_init(&o, "herald");
@@ -272,7 +272,7 @@ static void handoff_finish_release(void **st)
     assert_int_equal(o.n, 0); /* taken */
     run_until(&d.fired);
     assert_int_equal(d.res.status, STORE_JOB_OK);
-    expect_str("sent 1-1 r.1 1000", "HGET herald:r:{a}:campaigns c1");
+    expect_str("sent 1-1 r.1 1000", "HGET herald:r:{a} c:c1");
     expect_str("1", "HGET herald:campaign:c1 sent");
     redisReply *r = redisCommand(sync_c, "XRANGE herald:audit - +");
     assert_int_equal(r->elements, 1);
@@ -289,13 +289,13 @@ static void handoff_finish_release(void **st)
     store_outcomes_free(&o);
 
     /* A reservation given back, in its handed form too. */
-    cmd_ok("HSET herald:r:{e}:campaigns c1 %s", "pending 1-1 r.1 1000 9");
+    cmd_ok("HSET herald:r:{e} c:c1 %s", "pending 1-1 r.1 1000 9");
     cmd_ok("ZADD herald:r:{e}:sends 1000 email|news|c1");
     d.fired = false;
     store_job_release(sj, "1-1", "c1", "e", "reserved 1-1 r.1 1000 9", "email|news|c1", on_done, &d, NULL);
     run_until(&d.fired);
     assert_int_equal(d.res.status, STORE_JOB_OK);
-    r = redisCommand(sync_c, "EXISTS herald:r:{e}:campaigns herald:r:{e}:sends");
+    r = redisCommand(sync_c, "EXISTS herald:r:{e} herald:r:{e}:sends");
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
 }
@@ -420,7 +420,7 @@ static void lost_entry(void **st)
     store_job_reserve(sj, "1-1", 1000, "c1", "news", items, 1, on_done, &d, NULL);
     run_until(&d.fired);
     assert_int_equal(d.res.status, STORE_JOB_LOST);
-    redisReply *r = redisCommand(sync_c, "EXISTS herald:r:{a}:campaigns");
+    redisReply *r = redisCommand(sync_c, "HEXISTS herald:r:{a} c:c1");
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
 }
