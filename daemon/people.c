@@ -556,7 +556,7 @@ static int apply_patch(json_t *obj, const json_t *patch, char *err, size_t errle
     return 0;
 }
 
-/* The preferences a PUT keeps unless its body names them (null clears). */
+/* The preferences a PUT keeps unless its body names them. */
 static const char *const pref_keys[] = {"channels", "topics", "quiet_hours", "frequency"};
 
 /* PUT: the body, with each preference it does not name taken from the
