@@ -404,7 +404,8 @@ static int cmd_suppress(const struct config *cfg, redisContext *c, const char *c
         return 1;
     }
     char err[256];
-    if (store_sync_suppress(c, cfg->prefix, ch, addr, err, sizeof(err)) < 0) {
+    if (store_sync_suppress(c, cfg->prefix, ch, addr, "heraldctl suppress", (long long)cfg->audit_maxlen, err,
+                            sizeof(err)) < 0) {
         fprintf(stderr, "heraldctl: %s\n", err);
         return 2;
     }

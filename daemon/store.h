@@ -29,6 +29,15 @@
  *                               (API, page, webhooks); the reservation checks it, so a
  *                               change made after the daemon read the person applies
  *   herald:suppress             set of "<channel>:<sha256 hex of the normalised address>"
+ *                               (what the send path reads: one SMISMEMBER per batch)
+ *   herald:suppress:info        hash: suppress member -> "<since unix s> <by> <reason>"
+ *                               (store_suppress_info_format), written when the member
+ *                               joins the set, dropped when it leaves; members added
+ *                               before it existed have none (since/reason unknown)
+ *   herald:admin                stream of an operator's or a provider's changes to
+ *                               the suppression list (action suppress|unsuppress,
+ *                               channel, address_sha256, by, reason, at); trimmed to
+ *                               about [redis] audit_maxlen; never an address
  *   herald:addr                 hash: "<channel>:<sha256 hex>" (as suppress) -> person id,
  *                               so an inbound SMS or a provider event finds its person
  *   herald:tombstones           set of "<channel>:<HMAC-SHA256 hex>" of erased addresses
@@ -88,6 +97,8 @@ void store_key_layout(struct strbuf *sb, const char *prefix);
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_suppress(struct strbuf *sb, const char *prefix);
+void store_key_suppress_info(struct strbuf *sb, const char *prefix);
+void store_key_admin(struct strbuf *sb, const char *prefix);
 void store_key_addr(struct strbuf *sb, const char *prefix);
 void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_marker(struct strbuf *sb, const char *prefix);
@@ -208,8 +219,30 @@ enum store_error store_sync_error(char *err, size_t errlen, const char *what, co
                                   const redisReply *r);
 int store_sync_import(redisContext *c, const char *prefix, const struct profile *p,
                       const struct consent_record *recs, size_t nrecs, char *err, size_t errlen);
-int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address,
-                        char *err, size_t errlen);
+/* Suppresses address (by "heraldctl", with reason, audited in herald:admin
+ * trimmed to admin_maxlen), as people_suppress does. */
+int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address, const char *reason,
+                        long long admin_maxlen, char *err, size_t errlen);
+
+/* Why an address is suppressed: the value of herald:suppress:info,
+ * "<since> <by> <reason>" (since: unix seconds; by: one word, who did it:
+ * api, heraldctl, webhook; reason: the rest, up to
+ * HERALD_CONSENT_SOURCE_MAX bytes, may be empty). */
+struct store_suppression {
+    int64_t since;
+    char by[16];
+    char reason[HERALD_CONSENT_SOURCE_MAX + 1];
+};
+void store_suppress_info_format(struct strbuf *sb, int64_t since, const char *by, const char *reason);
+/* Returns 0, or -HERALD_EINVAL (out zeroed) when s is not of that form. */
+int store_suppress_info_parse(const char *s, size_t len, struct store_suppression *out);
+/* lua/people_suppress.lua's command (a started by store_args_script): add
+ * (on) or remove address, with owner (the herald:addr id, NULL none) whose
+ * rev moves, recorded as by/reason at now in the info hash and the admin
+ * stream (trimmed to admin_maxlen). */
+void store_suppress_args(struct store_args *a, const char *prefix, int channel, const char *address,
+                         const char *owner, bool on, const char *by, const char *reason, int64_t now,
+                         long long admin_maxlen);
 
 /* An operator's steer of a campaign (lua/campaign_control.lua). */
 enum store_control_action { STORE_CONTROL_PAUSE, STORE_CONTROL_RESUME, STORE_CONTROL_CANCEL };
