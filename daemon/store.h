@@ -154,7 +154,6 @@ bool store_record_reached(const struct store_record *rec);
  * nothing, and answers 'lost', once the run's consumer no longer owns the
  * job's stream entry.
  */
-extern const char store_lua_lookup[];    /* a batch's profiles, consent, rev, records (STORE_LOOKUP_*) */
 extern const char store_lua_reserve[];   /* once-only, caps, frequency: reserve a batch */
 extern const char store_lua_finish[];    /* records, history, audit, progress; reserved -> pending handoffs */
 extern const char store_lua_release[];   /* give back a reservation no provider took */
@@ -178,12 +177,12 @@ extern const char store_lua_people_suppress[]; /* suppression list, the owner's 
 void store_script_sha(const char *script, char sha[41]);
 
 /*
- * What lookup.lua reads of each person, in the order of its reply: the
- * fields of herald:r:{ID} (store_lookup_field(0 .. STORE_LOOKUP_NFIELDS - 1):
- * "profile", each channel's consent_field in descriptor order, "rev"), then
- * the campaign's once-only record (the field "c:<campaign>"), as one array
- * of STORE_LOOKUP_STRIDE values per recipient; the indexes below are into
- * it. The caller passes the fields as ARGV, so the script names no channel.
+ * What the lookup (one HMGET per person, store_job_lookup) reads of each
+ * person, in the order of its reply: the fields of herald:r:{ID}
+ * (store_lookup_field(0 .. STORE_LOOKUP_NFIELDS - 1): "profile", each
+ * channel's consent_field in descriptor order, "rev"), then the campaign's
+ * once-only record (the field "c:<campaign>"): STORE_LOOKUP_STRIDE values
+ * per recipient; the indexes below are into them.
  */
 #define STORE_LOOKUP_PROFILE 0
 #define STORE_LOOKUP_CONSENT 1 /* + channel */
@@ -198,7 +197,7 @@ const char *store_lookup_field(size_t i);
  * (profile, each channel's consent field). Returns 1 found, 0 no profile,
  * <0 when the stored profile is unreadable (err set). */
 int store_person_from_reply(const redisReply *r, struct profile *p, char *err, size_t errlen);
-/* The same from one recipient's values of lookup.lua's reply (at least
+/* The same from one recipient's values of the lookup's reply (at least
  * STORE_LOOKUP_REV of them: profile, then the consent fields). */
 int store_person_from_fields(const redisReply *const *el, struct profile *p, char *err, size_t errlen);
 

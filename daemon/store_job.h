@@ -49,7 +49,7 @@ struct store_job *store_job_new(struct store_cmds *sc, const struct config *cfg,
 void store_job_reload(struct store_job *sj, const struct config *cfg);
 void store_job_free(struct store_job *sj);
 
-/* ---- lookup (lua/lookup.lua; read-only, held on a permanent error) ----- */
+/* ---- lookup (one HMGET per person, pipelined; held on a permanent error) */
 
 struct store_job_person {
     const char *id;           /* in: a valid id */

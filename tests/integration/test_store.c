@@ -122,46 +122,6 @@ static void expect_lost(redisReply *r)
     freeReplyObject(r);
 }
 
-/* lookup's reply, as the queue reads it: one array of STORE_LOOKUP_STRIDE
- * values per person, the person-hash fields in store_lookup_field() order
- * (profile, each channel's consent field in descriptor order, rev), then
- * the once-only record (field c:<campaign>); the fields go as ARGV. Each consent field holds
- * a different value, so a script reading them in another order fails. */
-static void lookup_returns_the_descriptor_fields_per_person(void **st)
-{
-    (void)st;
-    cmd_ok("FLUSHALL");
-    cmd_ok("HSET t:r:{a} profile {\"id\":\"a\"} rev 3");
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
-        cmd_ok("HSET t:r:{a} %s {\"n\":%d}", channel_get(ch)->consent_field, ch);
-    cmd_ok("HSET t:r:{a} c:c1 %s", "sent 1-0 run 5");
-    const char *args[8 + STORE_LOOKUP_NFIELDS] = {"t:r:{a}", "t:r:{nobody}"};
-    for (size_t i = 0; i < STORE_LOOKUP_NFIELDS; i++) args[2 + i] = store_lookup_field(i);
-    args[2 + STORE_LOOKUP_NFIELDS] = "c:c1";
-    redisReply *r = eval(store_lua_lookup, 2, args);
-    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    assert_int_equal(r->elements, 2);
-    const redisReply *a = r->element[0], *nobody = r->element[1];
-    assert_int_equal(a->elements, STORE_LOOKUP_STRIDE);
-    assert_string_equal(a->element[STORE_LOOKUP_PROFILE]->str, "{\"id\":\"a\"}");
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        char want[32];
-        snprintf(want, sizeof(want), "{\"n\":%d}", ch);
-        assert_int_equal(a->element[STORE_LOOKUP_CONSENT + ch]->type, REDIS_REPLY_STRING);
-        assert_string_equal(a->element[STORE_LOOKUP_CONSENT + ch]->str, want);
-    }
-    assert_string_equal(a->element[STORE_LOOKUP_REV]->str, "3");
-    assert_string_equal(a->element[STORE_LOOKUP_RECORD]->str, "sent 1-0 run 5");
-    assert_int_equal(nobody->elements, STORE_LOOKUP_STRIDE);
-    for (size_t i = 0; i < STORE_LOOKUP_STRIDE; i++) assert_int_equal(nobody->element[i]->type, REDIS_REPLY_NIL);
-    /* And store_person_from_fields reads the consent of each channel from its place. */
-    struct profile p;
-    char err[128];
-    assert_int_equal(store_person_from_fields((const redisReply *const *)a->element, &p, err, sizeof(err)), 1);
-    profile_free(&p);
-    freeReplyObject(r);
-}
-
 /* One reserve call for two people, no caps: rev "1" for a, given rev_b for b. */
 static redisReply *reserve_two(const char *rev_a, const char *rev_b, const char *record_b)
 {
@@ -489,7 +449,6 @@ static void heartbeat_never_takes_an_entry_back(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(lookup_returns_the_descriptor_fields_per_person),
         cmocka_unit_test(reserve_refuses_a_person_changed_since_the_lookup),
         cmocka_unit_test(reserve_checks_caps_in_order),
         cmocka_unit_test(finish_writes_record_history_audit_and_progress),
