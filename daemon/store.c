@@ -32,6 +32,11 @@ void store_key_jobs(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":j
 void store_key_dead(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":dead", NULL, NULL); }
 void store_key_scheduled(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":scheduled", NULL, NULL); }
 void store_key_audit(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":audit", NULL, NULL); }
+void store_key_pid(struct strbuf *sb, const char *prefix, const char *provider, const char *provider_id)
+{
+    key(sb, prefix, ":pid:", provider, ":");
+    strbuf_adds(sb, provider_id);
+}
 void store_key_events(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":events", NULL, NULL); }
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}"); }
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:consent"); }
