@@ -227,7 +227,8 @@ static const char *status_outcome(enum herald_feedback_kind k)
     }
 }
 
-/* The audit reason: hard/soft/failed/undelivered, then the provider's detail. */
+/* The audit reason: hard, soft, failed, undelivered or complaint, then
+ * ":" and the provider's detail; none for delivered. */
 static void status_reason(struct strbuf *sb, const struct fb_event *e)
 {
     strbuf_reset(sb);
@@ -235,12 +236,11 @@ static void status_reason(struct strbuf *sb, const struct fb_event *e)
                        : e->kind == HERALD_FEEDBACK_BOUNCED_SOFT ? "soft"
                        : e->kind == HERALD_FEEDBACK_FAILED       ? "failed"
                        : e->kind == HERALD_FEEDBACK_UNDELIVERED  ? "undelivered"
-                                                                  : "";
+                       : e->kind == HERALD_FEEDBACK_COMPLAINED   ? "complaint"
+                                                                  : NULL;
+    if (!head) return; /* delivered: no reason */
     strbuf_adds(sb, head);
-    if (e->detail && e->kind != HERALD_FEEDBACK_DELIVERED) {
-        if (head[0]) strbuf_adds(sb, ":");
-        strbuf_adds(sb, e->detail);
-    }
+    if (e->detail) strbuf_addf(sb, ":%s", e->detail);
 }
 
 static void on_recorded(redisReply *r, enum store_error err, const char *text, void *arg)
