@@ -219,7 +219,7 @@ struct herald_feedback_event {
     enum herald_feedback_kind kind;
     /* The provider's id of this event, the same when the provider posts it
      * again (SendGrid's sg_event_id; Twilio: MessageSid, plus ":status" for
-     * a status callback): 1..128 characters of [A-Za-z0-9._:=-]. Required
+     * a status callback): 1..128 characters of [A-Za-z0-9._:=_-]. Required
      * for every kind but IGNORED. */
     const char *event_id;
     /* The message's provider id as the ACCEPTED verdict gave it (NULL for
@@ -235,7 +235,7 @@ struct herald_feedback_event {
     const char *address;
     int64_t at;          /* seconds since the epoch (the provider's), 0 unknown */
     /* Short, machine-friendly detail for the audit reason ("bounce",
-     * "dropped", "30003"): [A-Za-z0-9._:-], at most 64; NULL none. */
+     * "dropped", "twilio_30003"): [A-Za-z0-9._:=_-], at most 64; NULL none. */
     const char *detail;
 };
 
