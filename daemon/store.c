@@ -32,6 +32,11 @@ void store_key_jobs(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":j
 void store_key_dead(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":dead", NULL, NULL); }
 void store_key_scheduled(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":scheduled", NULL, NULL); }
 void store_key_audit(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":audit", NULL, NULL); }
+void store_key_pid(struct strbuf *sb, const char *prefix, const char *provider, const char *provider_id)
+{
+    key(sb, prefix, ":pid:", provider, ":");
+    strbuf_adds(sb, provider_id);
+}
 void store_key_events(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":events", NULL, NULL); }
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}"); }
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:consent"); }
@@ -440,6 +445,7 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
     json_t *out = json_object();
     json_t *sup = json_object(), *fail = json_object(), *def = json_object();
     long long total = 0, sent = 0, unknown = 0, deferred = 0, done_count = 0;
+    long long delivered = 0, bounced = 0, complained = 0; /* the providers' feedback (webhooks.c) */
     int states = 0, running = 0, queued = 0, scheduled = 0, paused = 0;
     const char *control = "";
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
@@ -461,6 +467,12 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
         } else if (strcmp(f, "unknown") == 0) {
             unknown += n;
             done_count += n;
+        } else if (strcmp(f, "delivered") == 0) {
+            delivered = n;
+        } else if (strcmp(f, "bounced") == 0) {
+            bounced = n;
+        } else if (strcmp(f, "complained") == 0) {
+            complained = n;
         } else if (strncmp(f, "suppressed:", 11) == 0) {
             json_object_set_new(sup, f + 11, json_integer(n));
             done_count += n;
@@ -495,6 +507,8 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
     json_object_set_new(out, "deferred_by_reason", def);
     json_object_set_new(out, "unknown", json_integer(unknown));
     json_object_set_new(out, "pending", json_integer(total > done_count + deferred ? total - done_count - deferred : 0));
+    json_object_set_new(out, "delivery", json_pack("{s:I, s:I, s:I}", "delivered", (json_int_t)delivered, "bounced",
+                                                   (json_int_t)bounced, "complained", (json_int_t)complained));
     return out;
 }
 

@@ -82,6 +82,10 @@ void store_key_jobs(struct strbuf *sb, const char *prefix);
 void store_key_dead(struct strbuf *sb, const char *prefix);
 void store_key_scheduled(struct strbuf *sb, const char *prefix);
 void store_key_audit(struct strbuf *sb, const char *prefix);
+/* A sent message of a `feedback = on` provider, by its provider id:
+ * "<prefix>:pid:<provider>:<provider id>" -> "campaign recipient channel"
+ * (lua/finish.lua writes it, the webhooks read it). */
+void store_key_pid(struct strbuf *sb, const char *prefix, const char *provider, const char *provider_id);
 /* Campaign events: started, paused, resumed, cancelled, finished, failed. */
 void store_key_events(struct strbuf *sb, const char *prefix);
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id);
@@ -155,6 +159,7 @@ bool store_record_reached(const struct store_record *rec);
  * job's stream entry.
  */
 extern const char store_lua_reserve[];   /* once-only, caps, frequency: reserve a batch */
+extern const char store_lua_feedback_status[]; /* a provider's delivery event, once: audit and counter */
 extern const char store_lua_finish[];    /* records, history, audit, progress; reserved -> pending handoffs */
 extern const char store_lua_release[];   /* give back a reservation no provider took */
 extern const char store_lua_release_due[];

@@ -469,7 +469,7 @@ void store_outcomes_free(struct store_outcomes *o)
 
 /* Per outcome: 3 keys (below) and STORE_OUTCOME_ARGS values, in the order
  * of lua/finish.lua's header. */
-#define STORE_OUTCOME_ARGS 13
+#define STORE_OUTCOME_ARGS 14
 
 void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc)
 {
@@ -492,6 +492,12 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     store_args_add(&o->args, flags);
     if (oc->requests >= 0) store_args_addll(&o->args, oc->requests);
     else store_args_add(&o->args, "");
+    if (oc->provider_id && oc->provider_id[0] && oc->pid_key) {
+        store_key_pid(k, o->prefix, oc->provider, oc->provider_id);
+        add_buf(&o->args, k);
+    } else {
+        store_args_add(&o->args, "");
+    }
     o->n++;
 }
 
@@ -1324,6 +1330,7 @@ void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_o
         .reason = v[6], .provider = v[7], .provider_id = v[8], .at = v[9], .progress = v[10],
         .reserved = strchr(v[11], 'r') != NULL, .was_deferred = strchr(v[11], 'd') != NULL,
         .once = strchr(v[11], 'n') != NULL, .requests = v[12][0] ? (int)strtol(v[12], NULL, 10) : -1,
+        .pid_key = v[13][0] != '\0',
     };
 }
 

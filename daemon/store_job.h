@@ -116,6 +116,7 @@ struct store_outcome {
     bool was_deferred;       /* it leaves the deferred count ("d") */
     bool once;               /* no record, but written once per run ("n") */
     int requests;            /* provider requests, < 0: not dispatched */
+    bool pid_key;            /* remember provider_id -> message (the provider has `feedback = on`) */
 };
 
 /* Outcomes waiting for one finishing write. */

@@ -207,11 +207,11 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(rec, sizeof(rec), "sent 1-0 run.%d 1000", round == 2 ? 1 : round);
         const char *vals[] = {"1000", "c1", "1-0", round == 0 ? "b0" : "b1", "3",
                               "a", rec, "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "t:pid:p1:id-1",
                               "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2",
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2", "",
                               "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", NULL};
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 12, args);
@@ -226,7 +226,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
          * same outcome, written once. */
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", "b9",
                               "1", "a", "sent 1-0 run.1 1999", "", "{}", "email", "sent", "", "p1", "id-1",
-                              "2026-01-01T00:00:01Z", "sent", "", "1", NULL};
+                              "2026-01-01T00:00:01Z", "sent", "", "1", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 6, args);
         assert_int_equal(r->element[0]->integer, 0);
         freeReplyObject(r);
@@ -235,12 +235,21 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     expect_str("HGET t:campaign:c1 suppressed:unknown_recipient", "1");
     expect_int("XLEN t:audit", 4); /* the audit names no address: b's record stays */
     expect_int("SCARD t:campaign:c1:norecord", 5); /* b and u, and the three batches */
+    /* A provider with `feedback = on` gets its provider id remembered (30
+     * days) for its callbacks; one without (b) gets no key. */
+    expect_str("GET t:pid:p1:id-1", "c1 a email");
+    {
+        redisReply *t = cmd("TTL t:pid:p1:id-1");
+        assert_true(t->integer > 29 * 86400 && t->integer <= 30 * 86400);
+        freeReplyObject(t);
+    }
+    expect_int("EXISTS t:pid:p1:id-2", 0);
     expect_int("EXISTS t:r:{u} t:r:{u}:history", 0); /* an id with no profile gets no key of its own */
     /* The same job enqueued again is a new run (another stream entry): audited again. */
     {
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], "1000", "c1",
                               "2-0", "b2", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", NULL};
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 6, args);
         assert_int_equal(r->element[0]->integer, 1);
         freeReplyObject(r);
@@ -260,7 +269,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(batch, sizeof(batch), "h%d", i);
         const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", batch, "1",
                               "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x",
-                              "suppressed:duplicate", "d", "", NULL};
+                              "suppressed:duplicate", "d", "", "", NULL};
         freeReplyObject(eval_fenced(store_lua_finish, 6, args));
     }
     expect_int("LLEN t:r:{a}:history", STORE_HISTORY_MAX);
@@ -288,9 +297,9 @@ static void finish_with_reservations(void **st)
         for (int k = 0; k < 9; k++) args[n++] = keys[k];
         const char *vals[] = {"1000", "c1", "1-0", "b0", "2",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", NULL};
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 9, args);
@@ -332,7 +341,7 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
                          "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
     const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
                          "t:r:{a}:history", "t:r:{a}:sends", "1000", "c1", "1-1", "b0", "1",
-                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", NULL};
+                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", NULL};
     /* A handoff alone: no outcome (ARGV 8 "0"), one person hash. */
     const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}", "1000", "c1",
                           "1-1", "b1", "0", "pending 1-0 run 1000 1", NULL};

@@ -265,7 +265,7 @@ static void handoff_finish_release(void **st)
     struct store_outcome oc = {.id = "a", .record = "sent 1-1 r.1 1000", .unsend = "", .history = "{}",
                                .channel = "email", .outcome = "sent", .reason = "", .provider = "hook",
                                .provider_id = "p-1", .at = "2026-01-01T00:00:00Z", .progress = "sent",
-                               .reserved = true, .requests = 2};
+                               .reserved = true, .requests = 2, .pid_key = true};
     store_outcomes_add(&o, &oc);
     assert_int_equal(o.n, 1);
     /* The decoder reads back what the encoder wrote (a fake store's view). */
@@ -280,6 +280,7 @@ static void handoff_finish_release(void **st)
     assert_true(back.reserved);
     assert_false(back.was_deferred || back.once);
     assert_int_equal(back.requests, 2);
+    assert_true(back.pid_key);
     strbuf_free(&scratch);
     d.fired = false;
     store_job_finish(sj, "1-1", "c1", "1-1", &o, NULL, 0, on_done, &d, NULL);
@@ -287,6 +288,8 @@ static void handoff_finish_release(void **st)
     run_until(&d.fired);
     assert_int_equal(d.res.status, STORE_JOB_OK);
     expect_str("sent 1-1 r.1 1000", "HGET herald:r:{a} c:c1");
+    /* `feedback = on`: the provider id finds the message (webhooks.c). */
+    expect_str("c1 a email", "GET herald:pid:hook:p-1");
     expect_str("1", "HGET herald:campaign:c1 sent");
     redisReply *r = redisCommand(sync_c, "XRANGE herald:audit - +");
     assert_int_equal(r->elements, 1);
