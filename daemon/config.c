@@ -530,6 +530,17 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         if (strcmp(key, "drain_timeout") == 0) cfg->drain_timeout_ms = n;
         else if (strcmp(key, "claim_idle") == 0) cfg->claim_idle_ms = n;
         else cfg->consent_max_age_ms = n;
+    } else if (MATCH("retention", "audit") || MATCH("retention", "dead_letters")) {
+        int64_t *to = strcmp(key, "audit") == 0 ? &cfg->retention_audit_ms : &cfg->retention_dead_letters_ms;
+        if (!*value) {
+            *to = 0; /* no age limit */
+            return 0;
+        }
+        if (config_parse_duration(value, &n) < 0 || n < 60 * 1000LL || n > 3650 * 86400 * 1000LL) {
+            herald_seterr(err, errlen, "expected a duration from 1m to 3650d, e.g. 30d, or nothing (no age limit)");
+            return -1;
+        }
+        *to = n;
     } else if (MATCH("daemon", "default_tz")) {
         /* Only the name's shape here; plugin-like loading checks it exists. */
         bool ok = *value && strlen(value) <= 64 && value[0] != '/' && !strstr(value, "..");
@@ -729,7 +740,7 @@ void config_keep_fixed(struct config *next, struct config *running)
 static bool is_fixed_section(const char *s)
 {
     return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0 || strcmp(s, "public") == 0 ||
-           strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0;
+           strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0 || strcmp(s, "retention") == 0;
 }
 
 /* "channel email" -> channel index, "provider x" -> 'p'; otherwise -1. */
@@ -1072,7 +1083,8 @@ static void suggest(const char *word, const char *cand, char *best, size_t bestl
 /* " (did you mean [x]?)" for a section name nobody knows, or "". */
 static void suggest_section(const char *name, char *out, size_t outlen)
 {
-    static const char *const fixed[] = {"daemon", "redis", "admin", "public", "consent", "quiet_hours"};
+    static const char *const fixed[] = {"daemon", "redis", "admin", "public", "consent", "quiet_hours",
+                                          "retention"};
     char best[300] = "", cand[300];
     int d = 99;
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) suggest(name, fixed[i], best, sizeof(best), &d);

@@ -75,6 +75,12 @@
       "Prefix of every key herald uses (herald:jobs, herald:audit, ...).")                       \
     X("redis", "audit_maxlen", INT, "10000000", audit_maxlen,                                    \
       "Approximate maximum length of the audit stream (XADD MAXLEN ~).")                         \
+    X("retention", "audit", DURATION, "", retention_audit_ms,                                     \
+      "Audit, events and suppression-change entries older than this are deleted (1m..3650d), "   \
+      "each minute; empty: kept until audit_maxlen pushes them out.")                            \
+    X("retention", "dead_letters", DURATION, "30d", retention_dead_letters_ms,                   \
+      "Dead letters (herald:dead) older than this are deleted (1m..3650d), each minute; empty: " \
+      "kept forever.")                                                                           \
     X("admin", "listen", LISTEN, "127.0.0.1:8025", listen,                                       \
       "host:port of the admin listener: the /v1 API, /metrics and /healthz (and the public "    \
       "routes too when [public] listen is empty).")                                              \
@@ -236,6 +242,9 @@ struct config {
     char *redis_password_key; /* [redis] password as given ("" when not) */
     char *prefix;
     int64_t audit_maxlen;
+    /* [retention] (retention.h): ages in ms; 0 = no age limit */
+    int64_t retention_audit_ms;
+    int64_t retention_dead_letters_ms;
     /* [admin] */
     char *listen;
     char *listen_host;

@@ -105,9 +105,21 @@ void metrics_config_reload(bool ok, int64_t at)
     cfgload.loaded_at = at;
 }
 
+/* Retention's trims by stream: a fixed list, so a fixed array. */
+static const char *const trim_streams[] = {"audit", "events", "admin", "dead"};
+#define NTRIM (sizeof(trim_streams) / sizeof(trim_streams[0]))
+static uint64_t trimmed[NTRIM];
+
+void metrics_retention_trimmed(const char *stream, uint64_t n)
+{
+    for (size_t i = 0; i < NTRIM; i++)
+        if (strcmp(trim_streams[i], stream) == 0) trimmed[i] += n;
+}
+
 void metrics_reset(void)
 {
     memset(&cfgload, 0, sizeof(cfgload));
+    memset(trimmed, 0, sizeof(trimmed));
     free(m.msg);
     free(m.prov);
     free(m.hist);
@@ -249,6 +261,12 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
          "running configuration kept).");
     strbuf_addf(out, "herald_config_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)cfgload.ok);
     strbuf_addf(out, "herald_config_reloads_total{result=\"error\"} %llu\n", (unsigned long long)cfgload.error);
+    head(out, "herald_retention_trimmed_total", "counter",
+         "Stream entries deleted for their age ([retention] audit, dead_letters), by stream: audit, events, "
+         "admin (suppression changes), dead (dead letters).");
+    for (size_t i = 0; i < NTRIM; i++)
+        strbuf_addf(out, "herald_retention_trimmed_total{stream=\"%s\"} %llu\n", trim_streams[i],
+                    (unsigned long long)trimmed[i]);
     if (cfgload.loaded_at > 0)
         gauge(out, "herald_config_loaded_timestamp_seconds",
               "When the configuration in force was loaded (start or last successful reload), unix seconds.",

@@ -29,6 +29,10 @@ void metrics_config_loaded(int64_t at);
 /* One reload: applied (ok; the configuration in force is then from at) or refused. */
 void metrics_config_reload(bool ok, int64_t at);
 
+/* Entries the retention trim deleted from one stream (retention.h:
+ * "audit", "events", "admin" or "dead"). */
+void metrics_retention_trimmed(const char *stream, uint64_t n);
+
 /* Gauges and counters kept elsewhere, read at scrape time. */
 struct metrics_gauges {
     int64_t stream_lag;        /* entries not yet read by the group (-1: unknown) */

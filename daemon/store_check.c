@@ -29,8 +29,10 @@
       "0-0", "COUNT", "1")                                                                         \
     X("acknowledge jobs", "XACK", "$K", "herald-check", "0-1")                                     \
     X("read a refused job's fields (dead letters)", "XRANGE", "$K", "0-1", "0-1")                  \
+    X("delete a refused job once dead-lettered", "XDEL", "$K", "0-1")                              \
     X("append to streams (audit)", "XADD", "$K", "NOMKSTREAM", "MAXLEN", "~", "1000", "*",        \
       "check", "1")                                                                                \
+    X("delete old stream entries ([retention])", "XTRIM", "$K", "MINID", "0-1")                    \
     X("read keys", "GET", "$K")                                                                    \
     X("write keys", "SET", "$K", "1", "XX")                                                        \
     X("check keys", "EXISTS", "$K")                                                                \

@@ -537,6 +537,36 @@ static void test_report(void **state)
     config_free(&cfg);
 }
 
+/* [retention]: dead letters kept 30 days and the audit without an age limit
+ * by default; durations from 1m to 3650d or empty; anything else a clear error. */
+static void test_retention(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg, &errs), 0);
+    assert_int_equal(cfg.retention_audit_ms, 0);
+    assert_int_equal(cfg.retention_dead_letters_ms, 30LL * 86400 * 1000);
+    strbuf_free(&errs);
+    config_free(&cfg);
+    assert_int_equal(load_text("[retention]\naudit = 400d\ndead_letters =\n" GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg, &errs),
+                     0);
+    assert_int_equal(cfg.retention_audit_ms, 400LL * 86400 * 1000);
+    assert_int_equal(cfg.retention_dead_letters_ms, 0);
+    strbuf_free(&errs);
+    config_free(&cfg);
+    const char *ov[] = {"retention.dead_letters=2h"};
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL, ov, 1, &cfg, &errs), 0);
+    assert_int_equal(cfg.retention_dead_letters_ms, 2LL * 3600 * 1000);
+    strbuf_free(&errs);
+    config_free(&cfg);
+    expect_error("[retention]\naudit = 30s\n" GOOD_ADMIN GOOD_TAIL, ":2: [retention] audit: expected a duration from 1m");
+    expect_error("[retention]\ndead_letters = 3651d\n" GOOD_ADMIN GOOD_TAIL, "[retention] dead_letters: expected a duration");
+    expect_error("[retention]\ndead_letters = forever\n" GOOD_ADMIN GOOD_TAIL, "[retention] dead_letters: expected");
+    expect_error("[retention]\naudit_age = 1d\n" GOOD_ADMIN GOOD_TAIL, "[retention] audit_age");
+    expect_error("[retension]\naudit = 1d\n" GOOD_ADMIN GOOD_TAIL, "did you mean [retention]?");
+}
+
 /* The example file documents every key of the schema, and is itself valid. */
 static void test_example_in_sync(void **state)
 {
@@ -694,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_give_up_after),
         cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_example_in_sync),
+        cmocka_unit_test(test_retention),
         cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_config_file_mode),
         cmocka_unit_test(test_set_never_echoes),

@@ -1,0 +1,126 @@
+/*
+ * retention.c - see retention.h. Owns one timer and the XTRIM commands it
+ * sends; knows the streams it trims and their ages, nothing else. Must
+ * never trim by anything but age, nor hold anything up: a trim refused
+ * (an ACL without XTRIM, Redis away) is logged once while it lasts and
+ * tried again at the next round. Invariant: at most one round in flight.
+ */
+#include "retention.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+
+struct retention {
+    uv_timer_t timer;
+    struct store_cmds *cmds;
+    const struct config *cfg;
+    int in_flight; /* trims of the round under way */
+    bool again;    /* a round was asked for meanwhile (a reload): run it after */
+    struct log_complaint refused;
+};
+
+/* One trim in flight: its stream's name (the metric's label). */
+struct trim {
+    struct retention *r;
+    const char *name;
+};
+
+void retention_minid(char *buf, size_t len, int64_t now_ms, int64_t age_ms)
+{
+    int64_t min = now_ms - age_ms;
+    snprintf(buf, len, "%" PRId64 "-0", min > 0 ? min : 0);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_trimmed(redisReply *reply, enum store_error err, const char *text, void *arg)
+{
+    struct trim *t = arg;
+    struct retention *r = t->r;
+    r->in_flight--;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        if (reply->integer > 0) {
+            metrics_retention_trimmed(t->name, (uint64_t)reply->integer);
+            log_info("retention", "deleted old entries stream=%s entries=%lld", t->name, reply->integer);
+        }
+        log_recovered(&r->refused, "retention", "trimming by age works again");
+    } else if (reply || err != STORE_E_CONNECTION) {
+        /* Redis's error names the command or a code, never a value. */
+        log_complain(&r->refused, "retention", "trimming stream=%s by age failed (%s): %.120s; tried again each minute",
+                     t->name, store_error_name(err), text ? text : "unexpected reply");
+    }
+    free(t);
+    if (r->in_flight == 0 && r->again) retention_run(r);
+}
+
+static void trim(struct retention *r, const char *name, void (*key)(struct strbuf *, const char *), int64_t age_ms,
+                 int64_t now_ms)
+{
+    if (age_ms <= 0) return;
+    struct strbuf k;
+    strbuf_init(&k);
+    key(&k, r->cfg->prefix);
+    char minid[32];
+    retention_minid(minid, sizeof(minid), now_ms, age_ms);
+    struct trim *t = xmalloc(sizeof(*t));
+    *t = (struct trim){.r = r, .name = name};
+    /* Exact, not `~`: whole old nodes go at once either way, and the entry
+     * that is one ms too old must not outlive its age for want of company. */
+    if (STORE_SEND(r->cmds, STORE_CMD_ONCE, on_trimmed, t, "XTRIM", k.buf, "MINID", minid) == 0) r->in_flight++;
+    else free(t); /* the connection is down: the next round */
+    strbuf_free(&k);
+}
+
+void retention_run(struct retention *r)
+{
+    if (r->in_flight > 0) {
+        r->again = true;
+        return;
+    }
+    r->again = false;
+    int64_t now = wall_ms();
+    const struct config *c = r->cfg;
+    trim(r, "audit", store_key_audit, c->retention_audit_ms, now);
+    trim(r, "events", store_key_events, c->retention_audit_ms, now);
+    trim(r, "admin", store_key_admin, c->retention_audit_ms, now);
+    trim(r, "dead", store_key_dead, c->retention_dead_letters_ms, now);
+}
+
+static void on_timer(uv_timer_t *t) { retention_run(t->data); }
+
+struct retention *retention_new(uv_loop_t *loop, struct store_cmds *cmds, const struct config *cfg)
+{
+    struct retention *r = xcalloc(1, sizeof(*r));
+    r->cmds = cmds;
+    r->cfg = cfg;
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+    uv_timer_start(&r->timer, on_timer, RETENTION_PERIOD_MS, RETENTION_PERIOD_MS);
+    return r;
+}
+
+void retention_reload(struct retention *r, const struct config *cfg)
+{
+    r->cfg = cfg;
+    retention_run(r);
+}
+
+void retention_close(struct retention *r)
+{
+    uv_timer_stop(&r->timer);
+    if (!uv_is_closing((uv_handle_t *)&r->timer)) uv_close((uv_handle_t *)&r->timer, NULL);
+}
+
+void retention_free(struct retention *r) { free(r); }
