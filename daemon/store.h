@@ -4,7 +4,8 @@
  * Key layout (prefix "herald"; {id} is a Redis Cluster hash tag, so every
  * key of one person lives in one slot and Lua scripts on them stay valid):
  *   herald:jobs                 stream of campaign jobs (field `job`), group `herald`
- *   herald:dead                 stream of refused jobs (fields `error`, `entry`)
+ *   herald:dead                 stream of refused jobs (fields `error`, `entry`), addresses
+ *                               redacted; trimmed after [retention] dead_letters
  *   herald:scheduled            zset: jobs held until not_before (score), member
  *                               "<entry id>\n<job JSON>"; moved back to the stream when due
  *   herald:audit                stream of decisions (campaign, recipient, channel,
@@ -170,7 +171,7 @@ extern const char store_lua_job_started[];  /* a run's state "running", and the 
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */
 extern const char store_lua_migrate[];  /* layout 1 -> 2: one person's records into their hash */
-extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, to herald:dead; acked */
+extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, addresses redacted, to herald:dead; acked, deleted */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
 extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */

@@ -199,7 +199,8 @@ void store_job_event(struct store_job *sj, const char *campaign, const char *ent
  * run before, the campaign's started event (lua/job_started.lua). */
 void store_job_started(struct store_job *sj, const char *campaign, const char *entry, bool first);
 /* herald:dead gets {error, entry: text, job_entry, field:<name> for every
- * other field of the entry}, and entry is acknowledged, in one script. */
+ * other field of the entry}, addresses redacted, and entry is acknowledged
+ * and deleted from the jobs stream, in one script (lua/dead_letter.lua). */
 void store_job_dead_letter(struct store_job *sj, const char *entry, const char *text, const char *error,
                            store_job_cb cb, void *arg);
 /* Parks a job in the scheduled set until `when` (member "<from>\n<text>"). */
