@@ -17,16 +17,21 @@
 #include <string.h>
 
 /* X(what herald does with it, arguments...): $K a key under the prefix
- * that never exists, $J the jobs stream, $S the sha of a loaded script. */
+ * that never exists, $J the jobs stream, $S the sha of a loaded script.
+ * Every command herald sends (the daemon, heraldctl and the Lua scripts)
+ * is here or in STORE_CHECK_QUEUED, once: docs/operations.md's ACL rule
+ * for herald's user lists the same commands (a test compares them). */
 #define STORE_CHECK_PROBES(X)                                                                     \
     X("ping", "PING")                                                                              \
-    X("read the jobs stream", "XLEN", "$J")                                                        \
-    X("read job entries", "XINFO", "STREAM", "$K")                                                 \
+    X("read the jobs stream's consumer groups", "XINFO", "GROUPS", "$J")                           \
     X("create the consumer group", "XGROUP", "CREATE", "$K", "herald-check", "$")                  \
     X("read jobs as a consumer", "XREADGROUP", "GROUP", "herald-check", "check", "COUNT", "1",     \
       "STREAMS", "$K", ">")                                                                        \
     X("take over a dead consumer's jobs", "XAUTOCLAIM", "$K", "herald-check", "check", "60000",   \
       "0-0", "COUNT", "1")                                                                         \
+    X("keep a running job (heartbeat)", "XCLAIM", "$K", "herald-check", "check", "0", "0-1",       \
+      "JUSTID")                                                                                    \
+    X("check a job's owner", "XPENDING", "$K", "herald-check", "0-1", "0-1", "1")                  \
     X("acknowledge jobs", "XACK", "$K", "herald-check", "0-1")                                     \
     X("read a refused job's fields (dead letters)", "XRANGE", "$K", "0-1", "0-1")                  \
     X("delete a refused job once dead-lettered", "XDEL", "$K", "0-1")                              \
@@ -39,22 +44,43 @@
     X("read key types", "TYPE", "$K")                                                              \
     X("delete keys", "DEL", "$K")                                                                  \
     X("expire keys", "EXPIRE", "$K", "60")                                                         \
+    X("list keys (heraldctl migrate, explain)", "SCAN", "0", "MATCH", "$K", "COUNT", "1")          \
     X("read hashes", "HGETALL", "$K")                                                              \
     X("read hash fields", "HMGET", "$K", "check")                                                  \
+    X("read a hash field", "HGET", "$K", "check")                                                  \
+    X("check hash fields", "HEXISTS", "$K", "check")                                               \
     X("write hashes", "HDEL", "$K", "check")                                                       \
     X("read sets", "SSCAN", "$K", "0")                                                             \
+    X("count sets", "SCARD", "$K")                                                                 \
+    X("check a set member", "SISMEMBER", "$K", "check")                                            \
     X("check set members", "SMISMEMBER", "$K", "check")                                            \
     X("write sets", "SREM", "$K", "check")                                                         \
     X("read sorted sets", "ZSCAN", "$K", "0")                                                      \
     X("count sorted sets", "ZCARD", "$K")                                                          \
+    X("read sorted set ranges", "ZRANGE", "$K", "0", "0")                                          \
+    X("read sorted sets by score", "ZRANGEBYSCORE", "$K", "0", "1")                                \
     X("write sorted sets", "ZADD", "$K", "XX", "1", "check")                                       \
+    X("remove sorted set members", "ZREM", "$K", "check")                                          \
+    X("trim sorted sets by score", "ZREMRANGEBYSCORE", "$K", "0", "1")                             \
     X("read lists", "LRANGE", "$K", "0", "0")                                                      \
-    X("write lists", "RPUSHX", "$K", "check")                                                      \
+    X("count lists", "LLEN", "$K")                                                                 \
+    X("trim lists", "LTRIM", "$K", "0", "0")                                                       \
     X("load scripts", "SCRIPT", "LOAD", "return 1")                                                \
     X("run loaded scripts", "EVALSHA", "$S", "0")                                                  \
     X("run scripts", "EVAL", "return 1", "0")                                                      \
     X("run transactions", "MULTI")                                                                 \
     X("run transactions", "EXEC")
+
+/* Writes that would create their key: only queued between MULTI and
+ * DISCARD (Redis checks the ACL when it queues a command), never run. */
+#define STORE_CHECK_QUEUED(X)                                                                     \
+    X("write hash fields", "HSET", "$K", "check", "1")                                             \
+    X("write a hash field once", "HSETNX", "$K", "check", "1")                                     \
+    X("count in hashes", "HINCRBY", "$K", "check", "1")                                            \
+    X("add set members", "SADD", "$K", "check")                                                    \
+    X("prepend to lists", "LPUSH", "$K", "check")                                                  \
+    X("append to lists", "RPUSH", "$K", "check")                                                   \
+    X("count (heraldctl reload)", "INCR", "$K")
 
 #define STORE_CHECK_MAX_ARGS 12
 
@@ -66,6 +92,12 @@ struct probe {
 static const struct probe probes[] = {
 #define X(what, ...) {what, {__VA_ARGS__, NULL}},
     STORE_CHECK_PROBES(X)
+#undef X
+};
+
+static const struct probe queued[] = {
+#define X(what, ...) {what, {__VA_ARGS__, NULL}},
+    STORE_CHECK_QUEUED(X)
 #undef X
 };
 
@@ -110,6 +142,36 @@ redisContext *store_check_connect(const struct config *cfg, char *err, size_t er
     return c;
 }
 
+/* Sends one probe; NULL when the connection failed (problem added). */
+static redisReply *probe_send(redisContext *c, const struct probe *p, const char *absent, const char *jobs,
+                              const char *sha, const char *user, struct strbuf *problems, int *n)
+{
+    const char *argv[STORE_CHECK_MAX_ARGS];
+    int argc = 0;
+    for (; p->argv[argc]; argc++) {
+        const char *a = p->argv[argc];
+        argv[argc] = strcmp(a, "$K") == 0 ? absent : strcmp(a, "$J") == 0 ? jobs : strcmp(a, "$S") == 0 ? sha : a;
+    }
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    if (!r) {
+        strbuf_addf(problems, "redis: connection failed while checking whether user %s may %s (%s): %s\n", user,
+                    p->what, argv[0], c->errstr);
+        (*n)++;
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0) {
+        /* Redis's NOPERM text names the command or says "keys": no argument of ours. */
+        strbuf_addf(problems, "redis: user %s may not %s (%s): %.160s\n", user, p->what, argv[0], r->str);
+        (*n)++;
+    }
+    return r;
+}
+
+static bool is_noperm(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0;
+}
+
 int store_check_access(redisContext *c, const struct config *cfg, struct strbuf *problems)
 {
     char absent[200], jobs[200], sha[64] = "0000000000000000000000000000000000000000";
@@ -118,37 +180,33 @@ int store_check_access(redisContext *c, const struct config *cfg, struct strbuf 
     const char *user = cfg->redis_user ? cfg->redis_user : "default";
     int n = 0;
     bool in_multi = false;
+    redisReply *r;
     for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
-        const char *argv[STORE_CHECK_MAX_ARGS];
-        int argc = 0;
-        for (; probes[i].argv[argc]; argc++) {
-            const char *a = probes[i].argv[argc];
-            argv[argc] = strcmp(a, "$K") == 0 ? absent : strcmp(a, "$J") == 0 ? jobs : strcmp(a, "$S") == 0 ? sha : a;
-        }
-        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-        if (!r) {
-            strbuf_addf(problems, "redis: connection failed while checking whether user %s may %s (%s): %s\n", user,
-                        probes[i].what, argv[0], c->errstr);
-            return n + 1;
-        }
-        bool noperm = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0;
-        if (strcmp(argv[0], "MULTI") == 0) in_multi = r->type != REDIS_REPLY_ERROR;
-        if (strcmp(argv[0], "EXEC") == 0) in_multi = noperm; /* a refused EXEC leaves the MULTI open */
-        if (noperm) {
-            /* Redis's NOPERM text names the command or says "keys": no argument of ours. */
-            strbuf_addf(problems, "redis: user %s may not %s (%s): %.160s\n", user, probes[i].what, argv[0], r->str);
-            n++;
-        } else if (r->type == REDIS_REPLY_STRING && strcmp(argv[0], "SCRIPT") == 0 && r->len < sizeof(sha)) {
+        if (!(r = probe_send(c, &probes[i], absent, jobs, sha, user, problems, &n))) return n;
+        const char *cmd = probes[i].argv[0];
+        if (strcmp(cmd, "MULTI") == 0) in_multi = r->type != REDIS_REPLY_ERROR;
+        if (strcmp(cmd, "EXEC") == 0) in_multi = is_noperm(r); /* a refused EXEC leaves the MULTI open */
+        if (r->type == REDIS_REPLY_STRING && strcmp(cmd, "SCRIPT") == 0 && r->len < sizeof(sha))
             snprintf(sha, sizeof(sha), "%s", r->str);
-        }
+        freeReplyObject(r);
+    }
+    if (in_multi && (r = redisCommand(c, "DISCARD"))) freeReplyObject(r);
+    /* The writes that would create a key: queued, then discarded. Without
+     * MULTI (reported above) they are not sent at all. */
+    r = redisCommand(c, "MULTI");
+    bool queuing = r && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    for (size_t i = 0; queuing && i < sizeof(queued) / sizeof(queued[0]); i++) {
+        if (!(r = probe_send(c, &queued[i], absent, jobs, sha, user, problems, &n))) return n;
+        freeReplyObject(r);
+    }
+    if (queuing) {
+        static const struct probe discard = {"abandon transactions", {"DISCARD", NULL}};
+        if (!(r = probe_send(c, &discard, absent, jobs, sha, user, problems, &n))) return n;
         freeReplyObject(r);
     }
     if (n)
         strbuf_addf(problems, "redis: herald needs these commands on the keys %s:* (docs/operations.md, \"Redis\")\n",
                     cfg->prefix);
-    if (in_multi) {
-        redisReply *r = redisCommand(c, "DISCARD");
-        if (r) freeReplyObject(r);
-    }
     return n;
 }
