@@ -667,7 +667,7 @@ int main(int argc, char **argv)
                                 .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
     d->api.people = people_new(d->api.cmds, d->cfg); /* the preference API's store (people.h) */
-    d->retention = retention_new(&d->loop, d->api.cmds, d->cfg);
+    d->retention = retention_new(&d->loop, d->api.cmds, d->cfg, RETENTION_PERIOD_MS);
     start_listeners(d);
 
     uv_timer_init(&d->loop, &d->drain_timer);

@@ -239,6 +239,12 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     counter(out, "herald_jobs_refused_total", "Jobs refused to the dead-letter stream.",
             (unsigned long long)g->jobs_refused);
     gauge(out, "herald_uptime_seconds", "Seconds since the daemon started.", g->uptime_s);
+    head(out, "herald_retention_trimmed_total", "counter",
+         "Stream entries deleted for their age ([retention] audit, dead_letters), by stream: audit, events, "
+         "admin (suppression changes), dead (dead letters).");
+    for (size_t i = 0; i < NTRIM; i++)
+        strbuf_addf(out, "herald_retention_trimmed_total{stream=\"%s\"} %llu\n", trim_streams[i],
+                    (unsigned long long)trimmed[i]);
     if (g->nlisteners == 0) return;
     head(out, "herald_http_limit_hits_total", "counter",
          "Connections or requests refused or closed by a listener's limit ([admin]/[public] keys), by listener and limit.");
@@ -261,12 +267,6 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
          "running configuration kept).");
     strbuf_addf(out, "herald_config_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)cfgload.ok);
     strbuf_addf(out, "herald_config_reloads_total{result=\"error\"} %llu\n", (unsigned long long)cfgload.error);
-    head(out, "herald_retention_trimmed_total", "counter",
-         "Stream entries deleted for their age ([retention] audit, dead_letters), by stream: audit, events, "
-         "admin (suppression changes), dead (dead letters).");
-    for (size_t i = 0; i < NTRIM; i++)
-        strbuf_addf(out, "herald_retention_trimmed_total{stream=\"%s\"} %llu\n", trim_streams[i],
-                    (unsigned long long)trimmed[i]);
     if (cfgload.loaded_at > 0)
         gauge(out, "herald_config_loaded_timestamp_seconds",
               "When the configuration in force was loaded (start or last successful reload), unix seconds.",

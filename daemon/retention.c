@@ -100,14 +100,15 @@ void retention_run(struct retention *r)
 
 static void on_timer(uv_timer_t *t) { retention_run(t->data); }
 
-struct retention *retention_new(uv_loop_t *loop, struct store_cmds *cmds, const struct config *cfg)
+struct retention *retention_new(uv_loop_t *loop, struct store_cmds *cmds, const struct config *cfg,
+                                uint64_t period_ms)
 {
     struct retention *r = xcalloc(1, sizeof(*r));
     r->cmds = cmds;
     r->cfg = cfg;
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
-    uv_timer_start(&r->timer, on_timer, RETENTION_PERIOD_MS, RETENTION_PERIOD_MS);
+    uv_timer_start(&r->timer, on_timer, period_ms, period_ms);
     return r;
 }
 

@@ -26,9 +26,11 @@
 struct retention;
 
 /* cmds (STORE_CMD_ONCE commands on the data connection) and cfg outlive
- * the trimmer until retention_free; the timer starts at once, its first
- * round after RETENTION_PERIOD_MS (retention_run for one now). */
-struct retention *retention_new(uv_loop_t *loop, struct store_cmds *cmds, const struct config *cfg);
+ * the trimmer until retention_free; the timer starts at once, a round
+ * every period_ms (the daemon: RETENTION_PERIOD_MS), the first after one
+ * period (retention_run for one now). */
+struct retention *retention_new(uv_loop_t *loop, struct store_cmds *cmds, const struct config *cfg,
+                                uint64_t period_ms);
 /* A round now (the connection came up), unless one is under way. */
 void retention_run(struct retention *r);
 /* cfg is in force from now on (a reload), and a round runs at once. */
