@@ -53,7 +53,7 @@ static void on_trimmed(redisReply *reply, enum store_error err, const char *text
     if (reply && reply->type == REDIS_REPLY_INTEGER) {
         if (reply->integer > 0) {
             metrics_retention_trimmed(t->name, (uint64_t)reply->integer);
-            log_info("retention", "deleted old entries stream=%s entries=%lld", t->name, reply->integer);
+            log_debug("retention", "deleted old entries stream=%s entries=%lld", t->name, reply->integer);
         }
         log_recovered(&r->refused, "retention", "trimming by age works again");
     } else if (reply || err != STORE_E_CONNECTION) {
