@@ -60,7 +60,7 @@ install(FILES ${PROJECT_BINARY_DIR}/packaging/herald.conf.example DESTINATION ${
 install(FILES ${PROJECT_BINARY_DIR}/packaging/herald.service DESTINATION ${HERALD_UNIT_INSTALL_DIR})
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/herald.sysusers DESTINATION ${HERALD_SYSUSERS_INSTALL_DIR}
   RENAME herald.conf)
-install(FILES README.md docs/api.md docs/architecture.md docs/config.md docs/operations.md docs/plugin-abi.md
+install(FILES README.md docs/api.md docs/architecture.md docs/config.md docs/operations.md docs/plugin-abi.md docs/privacy.md
   DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/monitoring/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/monitoring
   FILES_MATCHING PATTERN "*.json" PATTERN "*.yml" PATTERN "*.md")

@@ -46,6 +46,7 @@ class InstallTest(harness.HeraldTestCase):
                 "etc/herald/herald.conf.example",
                 "lib/systemd/system/herald.service", "lib/sysusers.d/herald.conf",
                 "share/doc/herald/README.md", "share/doc/herald/operations.md", "share/doc/herald/config.md",
+                "share/doc/herald/privacy.md",
                 "share/doc/herald/monitoring/herald-dashboard.json",
                 "share/doc/herald/monitoring/herald-alerts.yml"]
         want += ["%s/herald/channels/%s.so" % (lib, p)
