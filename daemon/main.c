@@ -33,7 +33,7 @@
 #include "queue.h"
 #include "rconn.h"
 #include "store.h"
-#include "retention.h"
+#include "stream_trim.h"
 #include "store_check.h"
 #include "tzdb.h"
 
@@ -51,7 +51,7 @@ struct daemon {
     struct http_server *http;
     struct http_server *http_public; /* NULL: the admin listener serves the public routes */
     struct api_state api;
-    struct retention *retention; /* trims the streams by age (retention.h) */
+    struct stream_trim *stream_trim; /* trims the streams by age (stream_trim.h) */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     bool stopping, closing;
@@ -113,7 +113,7 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         if (d->queue) queue_connected(d->queue, rc == d->jobs);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
         if (rc == d->data) on_reload_timer(&d->reload_timer); /* the reload counter's value now: the baseline */
-        if (rc == d->data && d->retention) retention_run(d->retention);
+        if (rc == d->data && d->stream_trim) stream_trim_run(d->stream_trim);
         announce_ready(d);
     } else {
         char where[320];
@@ -222,7 +222,7 @@ static void close_all(struct daemon *d)
     close_handle((uv_handle_t *)&d->sigint);
     close_handle((uv_handle_t *)&d->sighup);
     close_handle((uv_handle_t *)&d->reload_timer);
-    retention_close(d->retention);
+    stream_trim_close(d->stream_trim);
     if (d->http) http_server_close(d->http, on_http_closed, d);
     if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
     d->rconns_open = 2;
@@ -489,7 +489,7 @@ static void reload(struct daemon *d, const char *trigger)
     queue_reload(d->queue, next);
     store_job_reload(d->store, next);
     people_reload(d->api.people, next);
-    retention_reload(d->retention, next);
+    stream_trim_reload(d->stream_trim, next);
     d->api.cfg = next;
     d->api.plugins_loaded = plugin_set_count(ps);
     d->api.plugins = ps;
@@ -667,7 +667,7 @@ int main(int argc, char **argv)
                                 .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
     d->api.people = people_new(d->api.cmds, d->cfg); /* the preference API's store (people.h) */
-    d->retention = retention_new(&d->loop, d->api.cmds, d->cfg, RETENTION_PERIOD_MS);
+    d->stream_trim = stream_trim_new(&d->loop, d->api.cmds, d->cfg, STREAM_TRIM_PERIOD_MS);
     start_listeners(d);
 
     uv_timer_init(&d->loop, &d->drain_timer);
@@ -700,7 +700,7 @@ int main(int argc, char **argv)
         if (d->exit_code == 0) d->exit_code = 1;
     }
     people_free(d->api.people); /* every call ended when the data connection closed */
-    retention_free(d->retention); /* its timer closed, its layer freed: no callback left */
+    stream_trim_free(d->stream_trim); /* its timer closed, its layer freed: no callback left */
     dispatch_free(d->dispatch); /* releases every configuration (release_config) */
     curl_global_cleanup();
     if (d->exit_code == 0) log_info("main", "stopped");

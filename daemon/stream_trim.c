@@ -1,11 +1,11 @@
 /*
- * retention.c - see retention.h. Owns one timer and the XTRIM commands it
+ * stream_trim.c - see stream_trim.h. Owns one timer and the XTRIM commands it
  * sends; knows the streams it trims and their ages, nothing else. Must
  * never trim by anything but age, nor hold anything up: a trim refused
  * (an ACL without XTRIM, Redis away) is logged once while it lasts and
  * tried again at the next round. Invariant: at most one round in flight.
  */
-#include "retention.h"
+#include "stream_trim.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@
 #include "metrics.h"
 #include "store.h"
 
-struct retention {
+struct stream_trim {
     uv_timer_t timer;
     struct store_cmds *cmds;
     const struct config *cfg;
@@ -28,11 +28,11 @@ struct retention {
 
 /* One trim in flight: its stream's name (the metric's label). */
 struct trim {
-    struct retention *r;
+    struct stream_trim *r;
     const char *name;
 };
 
-void retention_minid(char *buf, size_t len, int64_t now_ms, int64_t age_ms)
+void stream_trim_minid(char *buf, size_t len, int64_t now_ms, int64_t age_ms)
 {
     int64_t min = now_ms - age_ms;
     snprintf(buf, len, "%" PRId64 "-0", min > 0 ? min : 0);
@@ -48,24 +48,24 @@ static int64_t wall_ms(void)
 static void on_trimmed(redisReply *reply, enum store_error err, const char *text, void *arg)
 {
     struct trim *t = arg;
-    struct retention *r = t->r;
+    struct stream_trim *r = t->r;
     r->in_flight--;
     if (reply && reply->type == REDIS_REPLY_INTEGER) {
         if (reply->integer > 0) {
             metrics_retention_trimmed(t->name, (uint64_t)reply->integer);
-            log_debug("retention", "deleted old entries stream=%s entries=%lld", t->name, reply->integer);
+            log_debug("stream_trim", "deleted old entries stream=%s entries=%lld", t->name, reply->integer);
         }
-        log_recovered(&r->refused, "retention", "trimming by age works again");
+        log_recovered(&r->refused, "stream_trim", "trimming by age works again");
     } else if (reply || err != STORE_E_CONNECTION) {
         /* Redis's error names the command or a code, never a value. */
-        log_complain(&r->refused, "retention", "trimming stream=%s by age failed (%s): %.120s; tried again each minute",
+        log_complain(&r->refused, "stream_trim", "trimming stream=%s by age failed (%s): %.120s; tried again each minute",
                      t->name, store_error_name(err), text ? text : "unexpected reply");
     }
     free(t);
-    if (r->in_flight == 0 && r->again) retention_run(r);
+    if (r->in_flight == 0 && r->again) stream_trim_run(r);
 }
 
-static void trim(struct retention *r, const char *name, void (*key)(struct strbuf *, const char *), int64_t age_ms,
+static void trim(struct stream_trim *r, const char *name, void (*key)(struct strbuf *, const char *), int64_t age_ms,
                  int64_t now_ms)
 {
     if (age_ms <= 0) return;
@@ -73,7 +73,7 @@ static void trim(struct retention *r, const char *name, void (*key)(struct strbu
     strbuf_init(&k);
     key(&k, r->cfg->prefix);
     char minid[32];
-    retention_minid(minid, sizeof(minid), now_ms, age_ms);
+    stream_trim_minid(minid, sizeof(minid), now_ms, age_ms);
     struct trim *t = xmalloc(sizeof(*t));
     *t = (struct trim){.r = r, .name = name};
     /* Exact, not `~`: whole old nodes go at once either way, and the entry
@@ -83,7 +83,7 @@ static void trim(struct retention *r, const char *name, void (*key)(struct strbu
     strbuf_free(&k);
 }
 
-void retention_run(struct retention *r)
+void stream_trim_run(struct stream_trim *r)
 {
     if (r->in_flight > 0) {
         r->again = true;
@@ -98,12 +98,12 @@ void retention_run(struct retention *r)
     trim(r, "dead", store_key_dead, c->retention_dead_letters_ms, now);
 }
 
-static void on_timer(uv_timer_t *t) { retention_run(t->data); }
+static void on_timer(uv_timer_t *t) { stream_trim_run(t->data); }
 
-struct retention *retention_new(uv_loop_t *loop, struct store_cmds *cmds, const struct config *cfg,
+struct stream_trim *stream_trim_new(uv_loop_t *loop, struct store_cmds *cmds, const struct config *cfg,
                                 uint64_t period_ms)
 {
-    struct retention *r = xcalloc(1, sizeof(*r));
+    struct stream_trim *r = xcalloc(1, sizeof(*r));
     r->cmds = cmds;
     r->cfg = cfg;
     uv_timer_init(loop, &r->timer);
@@ -112,16 +112,16 @@ struct retention *retention_new(uv_loop_t *loop, struct store_cmds *cmds, const 
     return r;
 }
 
-void retention_reload(struct retention *r, const struct config *cfg)
+void stream_trim_reload(struct stream_trim *r, const struct config *cfg)
 {
     r->cfg = cfg;
-    retention_run(r);
+    stream_trim_run(r);
 }
 
-void retention_close(struct retention *r)
+void stream_trim_close(struct stream_trim *r)
 {
     uv_timer_stop(&r->timer);
     if (!uv_is_closing((uv_handle_t *)&r->timer)) uv_close((uv_handle_t *)&r->timer, NULL);
 }
 
-void retention_free(struct retention *r) { free(r); }
+void stream_trim_free(struct stream_trim *r) { free(r); }

@@ -1,5 +1,5 @@
 /*
- * test_retention.c - retention.c on a real libuv loop against a real
+ * test_stream_trim.c - stream_trim.c on a real libuv loop against a real
  * redis-server started here: each round deletes what has become older
  * than its stream's age since the round before (so the rounds do come
  * every period, not only at start), keeps the younger entries and the
@@ -24,7 +24,7 @@
 #include "metrics.h"
 #include "rconn.h"
 #include "redis_fixture.h"
-#include "retention.h"
+#include "stream_trim.h"
 #include "store_cmd.h"
 
 static redisContext *sync_c;
@@ -84,7 +84,7 @@ struct run {
     uv_loop_t loop;
     struct rconn *rc;
     struct store_cmds *sc;
-    struct retention *ret;
+    struct stream_trim *ret;
     uv_timer_t timer;
     int step;
     struct config cfg, next;
@@ -112,11 +112,11 @@ static void on_look(uv_timer_t *t)
         /* 3.6 s in: the entries that were new at start are 3.6 s old, past
          * the age: a round since deleted them. Now no audit age, 1 h for
          * dead letters. */
-        retention_reload(run->ret, &run->next);
+        stream_trim_reload(run->ret, &run->next);
         uv_timer_start(&run->timer, on_look, 300, 0);
         break;
     default:
-        retention_close(run->ret);
+        stream_trim_close(run->ret);
         uv_close((uv_handle_t *)&run->timer, NULL);
         store_cmds_free(run->sc, NULL, NULL);
         rconn_close(run->rc, NULL, NULL);
@@ -149,13 +149,13 @@ static void rounds_by_age(void **st)
     struct rconn_options opt = {.name = "test", .host = "127.0.0.1", .port = port, .timeout_ms = 10000};
     run.rc = rconn_new(&run.loop, &opt, on_state, &run);
     run.sc = store_cmds_new(&run.loop, run.rc, "test");
-    run.ret = retention_new(&run.loop, run.sc, &run.cfg, 150);
+    run.ret = stream_trim_new(&run.loop, run.sc, &run.cfg, 150);
     uv_timer_start(&run.timer, on_look, 400, 0);
     rconn_start(run.rc);
     int64_t start = now_ms();
     uv_run(&run.loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&run.loop), 0);
-    retention_free(run.ret);
+    stream_trim_free(run.ret);
 
     if (now_ms() - start < 3600) fail_msg("the loop ended early");
     assert_int_equal(run.audit_at_first_look, 1);
@@ -172,9 +172,9 @@ static void minid(void **st)
 {
     (void)st;
     char buf[32];
-    retention_minid(buf, sizeof(buf), 1765000000123LL, 1000);
+    stream_trim_minid(buf, sizeof(buf), 1765000000123LL, 1000);
     assert_string_equal(buf, "1764999999123-0");
-    retention_minid(buf, sizeof(buf), 1000, 5000);
+    stream_trim_minid(buf, sizeof(buf), 1000, 5000);
     assert_string_equal(buf, "0-0");
 }
 
