@@ -517,6 +517,27 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
             return -1;
         }
         cfg->link_ttl_ms = n;
+    } else if (MATCH("retention", "grace") || MATCH("retention", "campaign_records") ||
+               MATCH("retention", "sweep_every")) {
+        bool grace = strcmp(key, "grace") == 0, sweep = strcmp(key, "sweep_every") == 0;
+        int64_t lo = grace ? 0 : 1000, hi = sweep ? 86400 * 1000LL : 3660 * 86400 * 1000LL;
+        if (config_parse_duration(value, &n) < 0 || n < lo || n > hi) {
+            herald_seterr(err, errlen, sweep ? "expected a duration from 1s to 1d, e.g. 1h"
+                                      : grace ? "expected a duration up to 3660d, e.g. 1d (0s: none)"
+                                              : "expected a duration from 1s to 3660d, e.g. 90d");
+            return -1;
+        }
+        if (grace) cfg->retention_grace_ms = n;
+        else if (sweep) cfg->retention_sweep_ms = n;
+        else cfg->retention_records_ms = n;
+    } else if (MATCH("retention", "history")) {
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || errno || *end || v < 1 || v > 100) {
+            herald_seterr(err, errlen, "expected a whole number from 1 to 100"); /* STORE_HISTORY_MAX, what the API reads */
+            return -1;
+        }
+        cfg->retention_history = v;
     } else if (MATCH("daemon", "drain_timeout") || MATCH("daemon", "claim_idle") ||
                MATCH("consent", "max_age")) {
         if (MATCH("consent", "max_age") && !*value) {
@@ -729,7 +750,7 @@ void config_keep_fixed(struct config *next, struct config *running)
 static bool is_fixed_section(const char *s)
 {
     return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0 || strcmp(s, "public") == 0 ||
-           strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0;
+           strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0 || strcmp(s, "retention") == 0;
 }
 
 /* "channel email" -> channel index, "provider x" -> 'p'; otherwise -1. */

@@ -75,6 +75,14 @@
       "Prefix of every key herald uses (herald:jobs, herald:audit, ...).")                       \
     X("redis", "audit_maxlen", INT, "10000000", audit_maxlen,                                    \
       "Approximate maximum length of the audit stream (XADD MAXLEN ~).")                         \
+    X("retention", "grace", DURATION, "1d", retention_grace_ms,                                  \
+      "A campaign's once-only records are kept this long after its expires_at (0s allowed).")   \
+    X("retention", "campaign_records", DURATION, "90d", retention_records_ms,                    \
+      "A campaign without expires_at keeps its once-only records this long after its run ends.") \
+    X("retention", "history", INT, "50", retention_history,                                      \
+      "Decisions kept in each person's history, newest first (1..100).")                        \
+    X("retention", "sweep_every", DURATION, "1h", retention_sweep_ms,                            \
+      "How often a daemon removes the records of campaigns past their retention (1s..1d).")      \
     X("admin", "listen", LISTEN, "127.0.0.1:8025", listen,                                       \
       "host:port of the admin listener: the /v1 API, /metrics and /healthz (and the public "    \
       "routes too when [public] listen is empty).")                                              \
@@ -222,6 +230,9 @@ struct config {
     char *default_tz;
     /* [consent] */
     int64_t consent_max_age_ms; /* 0: consent does not expire */
+    /* [retention] (retention.h) */
+    int64_t retention_grace_ms, retention_records_ms, retention_sweep_ms;
+    int64_t retention_history;
     /* [quiet_hours] ops windows per channel, minutes of the local day; -1 none */
     char *quiet[HERALD_CH_COUNT]; /* as written, per channel; NULL when not set */
     int quiet_start_min[HERALD_CH_COUNT], quiet_end_min[HERALD_CH_COUNT];

@@ -433,15 +433,6 @@ static int cmd_reload(const struct config *cfg, redisContext *c)
     return 0;
 }
 
-/* A glob pattern matching s literally (SCAN MATCH): \ before * ? [ ] \. */
-static void glob_escape(struct strbuf *out, const char *s)
-{
-    for (; *s; s++) {
-        if (strchr("*?[]\\", *s)) strbuf_add(out, "\\", 1);
-        strbuf_add(out, s, 1);
-    }
-}
-
 /* Whether a reply is an error (printed as "heraldctl: migrate: WHAT: ..."). */
 static bool migrate_failed(redisContext *c, redisReply *r, const char *what)
 {
@@ -473,7 +464,7 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
         goto out;
     }
     freeReplyObject(r);
-    glob_escape(&pat, cfg->prefix);
+    store_glob_escape(&pat, cfg->prefix);
     strbuf_adds(&pat, ":consumer:*");
     bool running = false;
     char cursor[32] = "0";
@@ -497,7 +488,7 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
         goto out;
     }
     strbuf_reset(&pat);
-    glob_escape(&pat, cfg->prefix);
+    store_glob_escape(&pat, cfg->prefix);
     strbuf_adds(&pat, ":r:{*}:campaigns");
     long long moved = 0, people = 0;
     herald_copy(cursor, sizeof(cursor), "0");

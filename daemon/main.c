@@ -34,6 +34,7 @@
 #include "rconn.h"
 #include "store.h"
 #include "store_check.h"
+#include "retention.h"
 #include "tzdb.h"
 
 #define MAX_OVERRIDES 64
@@ -66,6 +67,7 @@ struct daemon {
     long long reload_seen;
     bool reload_polling;
     uv_timer_t reload_timer;
+    struct retention *retention; /* retention.h */
     unsigned long reloads;
 };
 
@@ -219,6 +221,8 @@ static void close_all(struct daemon *d)
     close_handle((uv_handle_t *)&d->sigint);
     close_handle((uv_handle_t *)&d->sighup);
     close_handle((uv_handle_t *)&d->reload_timer);
+    retention_free(d->retention); /* freed once its calls in flight are in */
+    d->retention = NULL;
     if (d->http) http_server_close(d->http, on_http_closed, d);
     if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
     d->rconns_open = 2;
@@ -484,6 +488,7 @@ static void reload(struct daemon *d, const char *trigger)
     d->plugins = ps;
     queue_reload(d->queue, next);
     store_job_reload(d->store, next);
+    if (d->retention) retention_reload(d->retention, next);
     people_reload(d->api.people, next);
     d->api.cfg = next;
     d->api.plugins_loaded = plugin_set_count(ps);
@@ -662,6 +667,12 @@ int main(int argc, char **argv)
                                 .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
     d->api.people = people_new(d->api.cmds, d->cfg); /* the preference API's store (people.h) */
+    {
+        /* The sweep of expired once-only records: one daemon at a time. */
+        char owner[192];
+        snprintf(owner, sizeof(owner), "%s %ld %s", consumer, (long)getpid(), run_id);
+        d->retention = retention_new(&d->loop, d->api.cmds, d->cfg, owner);
+    }
     start_listeners(d);
 
     uv_timer_init(&d->loop, &d->drain_timer);

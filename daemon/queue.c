@@ -105,7 +105,8 @@ static void on_control_polled(const struct store_job_result *res, void *arg)
     if (res->status != STORE_JOB_OK || !jr || strcmp(jr->entry, q->control_entry) != 0 || jr->end != RUN_ON ||
         jr->cancelled)
         return;
-    if (q->control_answer != STORE_CONTROL_NONE) queue_run_steer(jr, q->control_answer);
+    if (q->control_answer == STORE_CONTROL_PAUSED || q->control_answer == STORE_CONTROL_CANCELLED)
+        queue_run_steer(jr, q->control_answer);
 }
 
 static void on_control_timer(uv_timer_t *t)
@@ -188,6 +189,16 @@ static void on_start_control(const struct store_job_result *res, void *arg)
     jr->control_known = true;
     if (res->status != STORE_JOB_OK) {
         queue_run_hold(jr, res->err, res->text, "reading the campaign's control");
+    } else if (jr->control == STORE_CONTROL_EXPIRED) {
+        /* Its once-only records went with [retention]: a run now could
+         * reach someone a second time. Refused, as a bad job is. */
+        q->jr = NULL;
+        uv_timer_stop(&q->heartbeat);
+        queue_dead_letter(q, jr->entry, jr->text,
+                          "the campaign id's once-only records expired ([retention]): it cannot run again "
+                          "without sending twice; enqueue it under a new id");
+        queue_run_free(jr);
+        return;
     } else if (jr->control == STORE_CONTROL_PAUSED) {
         queue_run_steer(jr, STORE_CONTROL_PAUSED); /* parked as it is (queue_run.c) */
     } else if (jr->control == STORE_CONTROL_CANCELLED) {

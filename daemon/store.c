@@ -51,6 +51,80 @@ void store_record_field(struct strbuf *sb, const char *campaign)
     strbuf_adds(sb, campaign);
 }
 void store_key_layout(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":layout", NULL, NULL); }
+void store_history_format(struct strbuf *sb, const char *campaign, const char *channel, const char *topic,
+                          const char *outcome, const char *reason, const char *provider, int64_t at)
+{
+    const char *v[] = {campaign, channel, topic, outcome, reason, provider ? provider : ""};
+    size_t n = sizeof(v) / sizeof(v[0]);
+    bool plain = true;
+    for (size_t i = 0; i < n; i++) plain = plain && !strchr(v[i], '|');
+    strbuf_reset(sb);
+    if (!plain) {
+        char ts[32];
+        herald_time_format(at, ts, sizeof(ts));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "campaign", v[0], "channel", v[1], "topic",
+                              v[2], "outcome", v[3], "reason", v[4], "provider", v[5], "at", ts);
+        char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        if (text) strbuf_adds(sb, text);
+        free(text);
+        json_decref(o);
+        return;
+    }
+    strbuf_addf(sb, "1|%lld", (long long)at);
+    for (size_t i = 0; i < n; i++) {
+        strbuf_add(sb, "|", 1);
+        strbuf_adds(sb, v[i]);
+    }
+}
+
+json_t *store_history_json(const char *s, size_t len)
+{
+    if (len > 0 && s[0] == '{') {
+        json_t *o = json_loadb(s, len, 0, NULL);
+        if (json_is_object(o)) return o;
+        json_decref(o);
+        return NULL;
+    }
+    /* "1|at|campaign|channel|topic|outcome|reason|provider": 8 parts */
+    const char *part[9];
+    size_t plen[9], np = 0;
+    const char *p = s, *end = s + len;
+    for (;;) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        part[np] = p;
+        plen[np++] = bar ? (size_t)(bar - p) : (size_t)(end - p);
+        if (!bar || np == 9) break;
+        p = bar + 1;
+    }
+    if (np != 8 || plen[0] != 1 || part[0][0] != '1') return NULL;
+    char num[24];
+    if (plen[1] == 0 || plen[1] >= sizeof(num)) return NULL;
+    memcpy(num, part[1], plen[1]);
+    num[plen[1]] = '\0';
+    char *e;
+    long long at = strtoll(num, &e, 10);
+    if (*e) return NULL;
+    char ts[32];
+    herald_time_format((int64_t)at, ts, sizeof(ts));
+    static const char *const names[] = {"campaign", "channel", "topic", "outcome", "reason", "provider"};
+    json_t *o = json_object();
+    for (size_t i = 0; i < 6; i++) json_object_set_new(o, names[i], json_stringn(part[2 + i], plen[2 + i]));
+    json_object_set_new(o, "at", json_string(ts));
+    return o;
+}
+
+void store_glob_escape(struct strbuf *out, const char *s)
+{
+    for (; *s; s++) {
+        if (strchr("*?[]\\", *s)) strbuf_add(out, "\\", 1);
+        strbuf_add(out, s, 1);
+    }
+}
+void store_key_retention(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":retention", NULL, NULL); }
+void store_key_retention_sweep(struct strbuf *sb, const char *prefix, const char *part)
+{
+    key(sb, prefix, ":retention:", part, NULL);
+}
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:sends"); }
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:history"); }
 void store_key_suppress(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress", NULL, NULL); }

@@ -22,9 +22,9 @@
  *   herald:r:{ID}:sends         zset: messages reserved/sent to the person, member
  *                               "<channel>|<topic>|<campaign>", score unix seconds;
  *                               trimmed to the longest cap window (caps, frequency)
- *   herald:r:{ID}:history       list: the person's last decisions, newest first (JSON:
- *                               campaign, channel, topic, outcome, reason, provider, at),
- *                               at most STORE_HISTORY_MAX; written with each audit record
+ *   herald:r:{ID}:history       list: the person's last decisions, newest first
+ *                               (store_history_format), at most [retention] history;
+ *                               written with each audit record
  *   herald:r:{ID} field `rev`   counter bumped by every change of the person's data
  *                               (API, page, webhooks); the reservation checks it, so a
  *                               change made after the daemon read the person applies
@@ -52,6 +52,9 @@
  *                               is retried or resumed
  *   herald:webhook:twilio:SID   string "1", expires after 7 days: Twilio's inbound
  *                               MessageSid already applied (SET NX EX; webhooks.c)
+ *   herald:retention            zset: finished campaigns by the time their once-only
+ *                               records go (retention.h); herald:retention:lock, :cursor,
+ *                               :campaigns: the sweep under way
  *   herald:layout               string: the version of this key layout ("2"), set by the
  *                               first daemon to reach an empty Redis; a daemon refuses
  *                               to run jobs on another (heraldctl migrate)
@@ -69,6 +72,7 @@
 #define HERALD_STORE_H
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "channel.h"
 #include "herald.h"
@@ -95,6 +99,13 @@ void store_key_campaigns_v1(struct strbuf *sb, const char *prefix, const char *i
 /* The person-hash field of a campaign's once-only record: "c:<campaign>". */
 void store_record_field(struct strbuf *sb, const char *campaign);
 #define STORE_RECORD_FIELD_PREFIX "c:"
+/* Campaigns whose once-only records go at their score (unix s), and the
+ * sweep that removes them (retention.c): its lock, SCAN cursor and the
+ * campaigns it sweeps. */
+void store_key_retention(struct strbuf *sb, const char *prefix);
+void store_key_retention_sweep(struct strbuf *sb, const char *prefix, const char *part);
+/* Appends s to out as a SCAN MATCH pattern that matches it literally. */
+void store_glob_escape(struct strbuf *out, const char *s);
 /* The layout version key, and the version this build reads and writes. */
 void store_key_layout(struct strbuf *sb, const char *prefix);
 #define STORE_LAYOUT "2"
@@ -118,6 +129,17 @@ void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const ch
 void store_key_campaign_paused(struct strbuf *sb, const char *prefix, const char *campaign);
 
 #define STORE_HISTORY_MAX 100
+
+/* A person's history entry, compact (about 50 bytes where the JSON took
+ * 150): "1|<at, unix s>|<campaign>|<channel>|<topic>|<outcome>|<reason>|
+ * <provider>". An entry whose values hold a '|' (a provider's name, say)
+ * is written as the JSON object instead, as layout 1 wrote them all. */
+void store_history_format(struct strbuf *sb, const char *campaign, const char *channel, const char *topic,
+                          const char *outcome, const char *reason, const char *provider, int64_t at);
+/* An entry of either form as the API shows it: {"campaign", "channel",
+ * "topic", "outcome", "reason", "provider", "at" (RFC 3339)}; a new
+ * reference, or NULL when it is neither. */
+json_t *store_history_json(const char *s, size_t len);
 
 /* Suppression member for an address: "<channel>:<sha256 hex>" of the
  * address as its channel normalises it (channel.h; emails lower-cased and
@@ -170,6 +192,9 @@ extern const char store_lua_job_started[];  /* a run's state "running", and the 
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */
 extern const char store_lua_migrate[];  /* layout 1 -> 2: one person's records into their hash */
+extern const char store_lua_retention_begin[]; /* retention.c: a sweep's lock and campaigns */
+extern const char store_lua_retention_step[];  /* its cursor saved, its lock renewed */
+extern const char store_lua_retention_end[];   /* its campaigns marked expired */
 extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, to herald:dead; acked */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */

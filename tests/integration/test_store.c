@@ -205,7 +205,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
          * the same command sent again after a lost connection. */
         char rec[64];
         snprintf(rec, sizeof(rec), "sent 1-0 run.%d 1000", round == 2 ? 1 : round);
-        const char *vals[] = {"1000", "c1", "1-0", round == 0 ? "b0" : "b1", "3",
+        const char *vals[] = {"1000", "c1", "1-0", round == 0 ? "b0" : "b1", "100", "3",
                               "a", rec, "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
                               "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "t:pid:p1:id-1",
                               "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
@@ -224,7 +224,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         /* A second copy of a in the job's recipients, decided a moment
          * later in another batch: the same state by the same run is the
          * same outcome, written once. */
-        const char *args[] = {fixed[0], fixed[1], fixed[2], per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", "b9",
+        const char *args[] = {fixed[0], fixed[1], fixed[2], per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", "b9", "100",
                               "1", "a", "sent 1-0 run.1 1999", "", "{}", "email", "sent", "", "p1", "id-1",
                               "2026-01-01T00:00:01Z", "sent", "", "1", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 6, args);
@@ -248,7 +248,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     /* The same job enqueued again is a new run (another stream entry): audited again. */
     {
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], "1000", "c1",
-                              "2-0", "b2", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
+                              "2-0", "b2", "100", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
                               "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 6, args);
         assert_int_equal(r->element[0]->integer, 1);
@@ -267,7 +267,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(h, sizeof(h), "{\"n\":%d}", i);
         snprintf(rec, sizeof(rec), "suppressed 1-0 run.%d 2000", i);
         snprintf(batch, sizeof(batch), "h%d", i);
-        const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", batch, "1",
+        const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", batch, "100", "1",
                               "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x",
                               "suppressed:duplicate", "d", "", "", NULL};
         freeReplyObject(eval_fenced(store_lua_finish, 6, args));
@@ -295,7 +295,7 @@ static void finish_with_reservations(void **st)
         const char *args[64];
         int n = 0;
         for (int k = 0; k < 9; k++) args[n++] = keys[k];
-        const char *vals[] = {"1000", "c1", "1-0", "b0", "2",
+        const char *vals[] = {"1000", "c1", "1-0", "b0", "100", "2",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
                               "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
@@ -340,11 +340,11 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     const char *res[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "0",
                          "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
     const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
-                         "t:r:{a}:history", "t:r:{a}:sends", "1000", "c1", "1-1", "b0", "1",
+                         "t:r:{a}:history", "t:r:{a}:sends", "1000", "c1", "1-1", "b0", "100", "1",
                          "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", NULL};
     /* A handoff alone: no outcome (ARGV 8 "0"), one person hash. */
     const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}", "1000", "c1",
-                          "1-1", "b1", "0", "pending 1-0 run 1000 1", NULL};
+                          "1-1", "b1", "100", "0", "pending 1-0 run 1000 1", NULL};
     const char *rel[] = {"t:r:{a}", "t:r:{a}:sends", "c1", "reserved 1-0 run 1000 1",
                          "pending 1-0 run 1000 1", "email|news|c1", NULL};
     /* Another daemon claimed the entry. */
@@ -373,7 +373,7 @@ static void handed_and_release(void **st)
     own_entry();
     cmd_ok("HSET t:r:{a} rev 1 c:c1 %s", "reserved 1-1 r.1 1000 1");
     const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
-                          "t:r:{b}", "1000", "c1", "1-1", "b0", "0",
+                          "t:r:{b}", "1000", "c1", "1-1", "b0", "100", "0",
                           "pending 1-1 r.1 1000 1", "pending 1-1 r.1 1000 2", NULL};
     for (int round = 0; round < 2; round++) {
         redisReply *r = eval_fenced(store_lua_finish, 5, hand);
@@ -455,9 +455,38 @@ static void heartbeat_never_takes_an_entry_back(void **st)
     freeReplyObject(r);
 }
 
+/* A history entry is compact on the way in and the same JSON on the way
+ * out (the API, the pages, explain); a value holding '|' falls back to
+ * JSON; an entry of layout 1 (JSON) still reads; anything else is refused. */
+static void history_entries_compact_and_read_back(void **st)
+{
+    (void)st;
+    struct strbuf sb;
+    strbuf_init(&sb);
+    store_history_format(&sb, "spring-sale", "email", "promotions", "sent", "", "hook", 1765005630);
+    assert_string_equal(sb.buf, "1|1765005630|spring-sale|email|promotions|sent||hook");
+    json_t *o = store_history_json(sb.buf, sb.len);
+    assert_non_null(o);
+    char *text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(text, "{\"at\":\"2025-12-06T07:20:30Z\",\"campaign\":\"spring-sale\",\"channel\":\"email\","
+                              "\"outcome\":\"sent\",\"provider\":\"hook\",\"reason\":\"\",\"topic\":\"promotions\"}");
+    free(text);
+    json_decref(o);
+    store_history_format(&sb, "c1", "sms", "news", "suppressed", "cap:daily", "odd|name", 0);
+    assert_int_equal(sb.buf[0], '{');
+    o = store_history_json(sb.buf, sb.len);
+    assert_string_equal(json_string_value(json_object_get(o, "provider")), "odd|name");
+    json_decref(o);
+    const char *bad[] = {"", "1|", "1|x|c|e|t|o|r|p", "2|1|c|e|t|o|r|p", "1|1|c|e|t|o|r|p|extra", "1|1|c|e|t|o|r", "{"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (store_history_json(bad[i], strlen(bad[i]))) fail_msg("read a bad entry: %s", bad[i]);
+    strbuf_free(&sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(history_entries_compact_and_read_back),
         cmocka_unit_test(reserve_refuses_a_person_changed_since_the_lookup),
         cmocka_unit_test(reserve_checks_caps_in_order),
         cmocka_unit_test(finish_writes_record_history_audit_and_progress),

@@ -293,8 +293,10 @@ static void f_total(void *s, const char *campaign, const char *entry, long long 
 {
     (void)s, (void)campaign, (void)entry, (void)total;
 }
-static void f_finished(void *s, const char *campaign, const char *entry, store_job_cb cb, void *arg)
+static void f_finished(void *s, const char *campaign, const char *entry, int64_t expires_at, store_job_cb cb,
+                       void *arg)
 {
+    (void)expires_at;
     struct fake *f = s;
     f_state(s, campaign, entry, "done");
     f->acked = true;
