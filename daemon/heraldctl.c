@@ -58,6 +58,8 @@ static void usage(FILE *out)
             "                             suppressed/cancelled, the sent ones stay as they are\n"
             "  migrate                    move herald's data in Redis to this version's key layout (stop\n"
             "                             every daemon first; idempotent; docs/operations.md, \"Upgrade\")\n"
+            "  stats                      what herald holds in Redis, as JSON: people, bytes per person (a\n"
+            "                             sample), once-only records per person, campaigns awaiting retention\n"
             "  reload                     every daemon of this Redis and prefix reloads its configuration\n"
             "                             within a second (as SIGHUP; its log says what applied or why not)\n"
             "  campaign ID [--watch]      print a campaign's progress as JSON; --watch: redraw a progress\n"
@@ -569,6 +571,91 @@ static int cmd_control(const struct config *cfg, redisContext *c, enum store_con
     return 2;
 }
 
+/* MEMORY USAGE of key (0 when absent or refused). */
+static long long mem_usage(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "MEMORY USAGE %s SAMPLES 0", key);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+#define STATS_SAMPLE 1000
+
+/* stats: people counted with SCAN (every key is visited once: it takes a
+ * while on a large Redis, and reads only); bytes per person from the
+ * first STATS_SAMPLE people met (their keys, and their share of the
+ * address index); the once-only records they hold. */
+static int cmd_stats(const struct config *cfg, redisContext *c)
+{
+    struct strbuf pat, k;
+    strbuf_init(&pat);
+    strbuf_init(&k);
+    store_glob_escape(&pat, cfg->prefix);
+    strbuf_adds(&pat, ":r:{*}");
+    long long people = 0, sampled = 0, bytes = 0, records = 0, record_bytes = 0;
+    char cursor[32] = "0";
+    int rc = 2;
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat.buf);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+            char err[256];
+            store_sync_error(err, sizeof(err), "key scan", c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
+            fprintf(stderr, "heraldctl: stats: %s\n", err);
+            if (r) freeReplyObject(r);
+            goto out;
+        }
+        herald_copy(cursor, sizeof(cursor), r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const redisReply *key = r->element[1]->element[i];
+            if (key->type != REDIS_REPLY_STRING || !key->len || key->str[key->len - 1] != '}') continue;
+            people++;
+            if (sampled >= STATS_SAMPLE) continue;
+            sampled++;
+            bytes += mem_usage(c, key->str);
+            static const char *const tails[] = {":consent", ":history", ":sends"};
+            for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+                strbuf_reset(&k);
+                strbuf_add(&k, key->str, key->len);
+                strbuf_adds(&k, tails[t]);
+                bytes += mem_usage(c, k.buf);
+            }
+            redisReply *h = redisCommand(c, "HGETALL %s", key->str);
+            for (size_t f = 0; h && h->type == REDIS_REPLY_ARRAY && f + 1 < h->elements; f += 2)
+                if (strncmp(h->element[f]->str, STORE_RECORD_FIELD_PREFIX, strlen(STORE_RECORD_FIELD_PREFIX)) == 0) {
+                    records++;
+                    record_bytes += (long long)(h->element[f]->len + h->element[f + 1]->len);
+                }
+            if (h) freeReplyObject(h);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    store_key_addr(&k, cfg->prefix);
+    long long addr = mem_usage(c, k.buf);
+    store_key_retention(&k, cfg->prefix);
+    redisReply *z = redisCommand(c, "ZCARD %s", k.buf);
+    long long awaiting = z && z->type == REDIS_REPLY_INTEGER ? z->integer : 0;
+    if (z) freeReplyObject(z);
+    store_key_audit(&k, cfg->prefix);
+    long long audit = mem_usage(c, k.buf);
+    double per = sampled ? (double)bytes / (double)sampled + (people ? (double)addr / (double)people : 0) : 0;
+    json_t *o = json_pack("{s:I, s:I, s:I, s:{s:f, s:f}, s:I, s:I}", "people", (json_int_t)people,
+                          "bytes_per_person", (json_int_t)(per + 0.5), "sample", (json_int_t)sampled,
+                          "once_only_records", "per_person", sampled ? (double)records / (double)sampled : 0.0,
+                          "bytes_per_person", sampled ? (double)record_bytes / (double)sampled : 0.0,
+                          "campaigns_awaiting_retention", (json_int_t)awaiting, "audit_stream_bytes",
+                          (json_int_t)audit);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", text);
+    free(text);
+    json_decref(o);
+    rc = 0;
+out:
+    strbuf_free(&pat);
+    strbuf_free(&k);
+    return rc;
+}
+
 static int cmd_campaign(const struct config *cfg, redisContext *c, const char *id)
 {
     struct strbuf kc;
@@ -722,10 +809,10 @@ int main(int argc, char **argv)
     }
     /* explain and simulate read their own options (explain.c). */
     bool own_args = strcmp(cmd, "explain") == 0 || strcmp(cmd, "simulate") == 0;
-    int want = strcmp(cmd, "suppress") == 0 ? 2 : strcmp(cmd, "reload") == 0 || strcmp(cmd, "migrate") == 0 ? 0 : 1;
+    int want = strcmp(cmd, "suppress") == 0 ? 2 : strcmp(cmd, "reload") == 0 || strcmp(cmd, "migrate") == 0 || strcmp(cmd, "stats") == 0 ? 0 : 1;
     int control = store_control_action_parse(cmd);
     if (strcmp(cmd, "import") && strcmp(cmd, "enqueue") && strcmp(cmd, "suppress") && strcmp(cmd, "campaign") &&
-        strcmp(cmd, "reload") && strcmp(cmd, "migrate") && control < 0 && !own_args) {
+        strcmp(cmd, "reload") && strcmp(cmd, "migrate") && strcmp(cmd, "stats") && control < 0 && !own_args) {
         fprintf(stderr, "heraldctl: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
@@ -758,6 +845,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, nargs, args);
     else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
     else if (strcmp(cmd, "migrate") == 0) rc = cmd_migrate(&cfg, c);
+    else if (strcmp(cmd, "stats") == 0) rc = cmd_stats(&cfg, c);
     else if (control >= 0) rc = cmd_control(&cfg, c, (enum store_control_action)control, args[0]);
     else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
     else rc = cmd_campaign(&cfg, c, args[0]);

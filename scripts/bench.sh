@@ -191,6 +191,7 @@ e = r.lindex(k, 0) or ""
 print("       of which the person's history list: %s bytes (%s), its entry %d bytes: %s" %
       (r.memory_usage(k), r.object("encoding", k), len(e), e.replace("p0000001", "ID")))
 PY
+    echo "       heraldctl stats: $("$bdir"/heraldctl --config "$tmp/herald.conf" stats | tr -d '\n' | sed 's/  */ /g')"
     stop_pid "$hpid" 60 || true
     exit 0
 fi

@@ -7,6 +7,7 @@ sweep_every. Its id then cannot run again (it could send twice): the job is
 dead-lettered with a clear error and nothing is sent. Each person's history
 keeps the last [retention] history decisions."""
 
+import json
 import os
 import sys
 import time
@@ -55,6 +56,10 @@ class Retention(harness.HeraldTestCase):
             self.assertTrue(e.r.hexists("herald:r:{%s}" % rid, "profile"), "the sweep removed more than records")
         self.assertIn("once-only records removed campaigns=1", h.log())
         self.assertFalse(e.r.exists("herald:retention:lock"), "the sweep lock outlived the sweep")
+        stats = json.loads(e.ctl_ok("stats", config=conf).stdout)
+        self.assertEqual((stats["people"], stats["sample"], stats["campaigns_awaiting_retention"]), (6, 6, 1))
+        self.assertEqual(stats["once_only_records"]["per_person"], 1.0)  # rt-long's, rt-short's gone
+        self.assertGreater(stats["bytes_per_person"], 0)
 
         # The id cannot run again: refused with a clear error, nothing sent.
         sent = srv.count()
