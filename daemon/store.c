@@ -417,7 +417,7 @@ json_t *store_campaign_progress_pairs(const char *id, const char *const *fields,
             deferred += n;
         }
     }
-    /* One campaign id may have several job entries (re-enqueued). */
+    /* One run may have several job entries (a scheduled or paused part that came back, deferred recipients). */
     const char *state = states == 0 ? "unknown"
                         : running   ? "running"
                         : queued    ? "queued"
