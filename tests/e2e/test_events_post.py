@@ -22,6 +22,8 @@ import re
 import sys
 import urllib.request
 
+import jsonschema
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from faultserver import FaultServer  # noqa: E402
@@ -96,6 +98,9 @@ class EventsPost(harness.HeraldTestCase):
                 if k in want:
                     want[k] = int(want[k])
             self.assertEqual(got[eid], want)
+        schema = json.load(open(os.path.join(harness.ROOT, "docs", "schemas", "event.schema.json")))
+        for body in got.values():
+            self.assertEqual([x.message for x in jsonschema.Draft202012Validator(schema).iter_errors(body)], [])
         fin = [b for b in got.values() if b["event"] == "finished"][0]
         self.assertEqual((fin["campaign"], fin["total"], fin["sent"]), ("ev-camp", 3, 3))
         # Three failed attempts, each retried after a wait that doubles

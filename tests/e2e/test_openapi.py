@@ -191,8 +191,8 @@ class Contracts(harness.HeraldTestCase):
 
     def test_schemas_are_valid_and_state_the_code_limits(self):
         names = sorted(os.listdir(SCHEMAS))
-        self.assertEqual(names, ["audit.schema.json", "dead-letter.schema.json", "job.schema.json",
-                                 "profile.schema.json", "recipient.schema.json"])
+        self.assertEqual(names, ["audit.schema.json", "dead-letter.schema.json", "event.schema.json",
+                                 "job.schema.json", "profile.schema.json", "recipient.schema.json"])
         for name in names:
             s = load_schema(name)
             jsonschema.Draft202012Validator.check_schema(s)
