@@ -242,6 +242,15 @@ class CampaignRuns(harness.HeraldTestCase):
         self.assertEqual(status, 400)
         self.assertIn("cursor:", doc["error"])
 
+        # A job over the 64 KiB of other bodies is taken (up to 256 KiB); more is 413.
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        big = job("list-big", recipients=["x%05d" % i for i in range(10000)], channels=["email"], not_before=later)
+        self.assertGreater(len(json.dumps(big)), 64 * 1024)
+        status, _, doc = call(e, "POST", "/v1/campaigns", body=big)
+        self.assertEqual((status, doc["run"]), (202, 1), doc)
+        status, _, doc = call(e, "POST", "/v1/campaigns", raw=b" " * (256 * 1024 + 1), direct=True)
+        self.assertEqual(status, 413)
+
         # A SET source: SSCAN pages; the entry that is no id is not listed.
         rows, cursor = [], None
         for _ in range(50):
