@@ -469,9 +469,47 @@ static void heartbeat_never_takes_an_entry_back(void **st)
     freeReplyObject(r);
 }
 
+/* The once-only record's words, written and read by store.c: an outcome
+ * carries "<channel>/<reason>", a reservation its sequence number, and
+ * records from before the outcome word still read. */
+static void records_round_trip(void **st)
+{
+    (void)st;
+    struct strbuf sb;
+    strbuf_init(&sb);
+    struct store_record rec;
+    store_record_format_outcome(&sb, REC_SUPPRESSED, "1-1", "run.1", 1000, "email", "cap:daily");
+    assert_string_equal(sb.buf, "suppressed 1-1 run.1 1000 email/cap:daily");
+    assert_int_equal(store_record_parse(sb.buf, &rec), 0);
+    assert_int_equal(rec.state, REC_SUPPRESSED);
+    assert_string_equal(rec.entry, "1-1");
+    assert_string_equal(rec.run, "run.1");
+    assert_int_equal(rec.at, 1000);
+    assert_string_equal(rec.channel, "email");
+    assert_string_equal(rec.reason, "cap:daily");
+    store_record_format_outcome(&sb, REC_SENT, "2-0", "run.2", 2000, "sms", "");
+    assert_int_equal(store_record_parse(sb.buf, &rec), 0);
+    assert_true(store_record_reached(&rec));
+    assert_string_equal(rec.channel, "sms");
+    assert_string_equal(rec.reason, "");
+    store_record_format_outcome(&sb, REC_SUPPRESSED, "2-0", "run.2", 2000, "", "topic_opt_out");
+    assert_int_equal(store_record_parse(sb.buf, &rec), 0);
+    assert_string_equal(rec.channel, "");
+    assert_string_equal(rec.reason, "topic_opt_out");
+    assert_int_equal(store_record_parse("reserved 1-1 run.1 1000 42", &rec), 0);
+    assert_int_equal(rec.state, REC_RESERVED);
+    assert_string_equal(rec.channel, "");
+    assert_int_equal(store_record_parse("sent 1-1 run.1 1000", &rec), 0);
+    assert_int_equal(rec.state, REC_SENT);
+    assert_string_equal(rec.reason, "");
+    assert_int_equal(store_record_parse("sent 1-1 run.1", &rec), -HERALD_EINVAL);
+    strbuf_free(&sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(records_round_trip),
         cmocka_unit_test(lookup_returns_the_descriptor_fields_per_person),
         cmocka_unit_test(reserve_refuses_a_person_changed_since_the_lookup),
         cmocka_unit_test(reserve_checks_caps_in_order),
