@@ -359,7 +359,11 @@ static void on_read(redisReply *r, enum store_error err, const char *text, void 
     }
     if (e && e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[0]->type == REDIS_REPLY_STRING) {
         /* Our pending entry was trimmed from the stream: nothing to send, ack it. */
-        STORE_SEND(ev->sc, STORE_CMD_ONCE, on_acked, ev, "XACK", ev->key.buf, EVENTS_GROUP, e->element[0]->str);
+        if (STORE_SEND(ev->sc, STORE_CMD_ONCE, on_acked, ev, "XACK", ev->key.buf, EVENTS_GROUP, e->element[0]->str) <
+            0) {
+            ev->busy = false;
+            arm(ev, EVENTS_IDLE_MS);
+        }
         return;
     }
     if (ev->mode == READ_OWN || ev->mode == READ_CLAIM) {
