@@ -1,23 +1,21 @@
 /*
  * events.c - campaign events POSTed to [events] url (events.h).
  *
- * Owns: the consumer group "herald-events" on herald:events (created at
- * "$": events written before it existed are not POSTed), one event at a
- * time: read it (our own pending first, then others' left idle longer
- * than claim_idle, then new ones), POST it on the worker pool, XACK it
- * after a 2xx, or retry it after a backoff. Before each attempt the entry
- * is claimed again (XCLAIM, min-idle 0): its idle time restarts, so a
- * live daemon retrying a receiver that is down keeps it, and one whose
- * entry another daemon took over drops it.
+ * Owns: delivering one event at a time: take it (store_events_take: our
+ * own pending first, then others' left idle longer than claim_idle, then
+ * new ones), POST it on the worker pool, acknowledge it after a 2xx, or
+ * retry it after a backoff. Before each retry it is claimed again
+ * (store_events_claim): its idle time restarts, so a live daemon retrying
+ * a receiver that is down keeps it, and one whose entry another daemon
+ * took over drops it. The Redis side is store_events.c.
  * Never: acknowledges an event not answered 2xx; logs a body, a URL's
- * query or the secret; touches a key other than herald:events.
+ * query or the secret; speaks Redis itself.
  * Invariant: at most one command or POST in flight (ev->busy); the timer
  * is the only thing that starts one.
  */
 #include "events.h"
 
 #include <curl/curl.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,14 +23,12 @@
 #include "digest.h"
 #include "log.h"
 #include "metrics.h"
-#include "store.h"
+#include "store_events.h"
 
 #define EVENTS_IDLE_MS 1000       /* nothing to read: look again after this */
 #define EVENTS_BACKOFF_MIN_MS 1000
 #define EVENTS_BACKOFF_MAX_MS 60000
 #define EVENTS_TIMEOUT_MS 10000   /* one POST, connection included */
-
-enum read_mode { READ_OWN, READ_CLAIM, READ_NEW };
 
 struct post;
 
@@ -41,10 +37,8 @@ struct events {
     struct store_cmds *sc;
     const struct config *cfg;
     char consumer[HERALD_ID_MAX + 1];
-    struct strbuf key;
     uv_timer_t timer;
-    bool group_ready, own_done, busy, closing;
-    enum read_mode mode;
+    bool busy, closing;
     uint64_t last_claim_ms;
     /* The event being delivered: its id and body, the attempts so far. */
     char id[64];
@@ -126,7 +120,7 @@ static void do_post(uv_work_t *w)
     curl_easy_cleanup(h);
 }
 
-static void on_acked(redisReply *r, enum store_error err, const char *text, void *arg);
+static void on_acked(bool ok, bool ours, void *arg);
 
 static void after_post(uv_work_t *w, int status)
 {
@@ -141,7 +135,8 @@ static void after_post(uv_work_t *w, int status)
         metrics_event_delivered();
         log_debug("events", "event delivered id=%s attempts=%u", ev->id, ev->attempts);
         /* Acknowledged only now; a lost XACK sends it again (at least once). */
-        if (STORE_SEND(ev->sc, STORE_CMD_ONCE, on_acked, ev, "XACK", ev->key.buf, EVENTS_GROUP, ev->id) < 0) {
+        if (store_events_ack(ev->sc, ev->cfg->prefix, ev->id, on_acked, ev) < 0) {
+            drop_current(ev); /* still pending: read again as our own */
             ev->busy = false;
             arm(ev, EVENTS_IDLE_MS);
         }
@@ -163,13 +158,12 @@ static void after_post(uv_work_t *w, int status)
     free(p);
 }
 
-static void on_acked(redisReply *r, enum store_error err, const char *text, void *arg)
+static void on_acked(bool ok, bool ours, void *arg)
 {
     struct events *ev = arg;
-    (void)r, (void)err, (void)text;
+    (void)ok, (void)ours;
     ev->busy = false;
     drop_current(ev); /* acked, or not: then it is read again as our own pending entry */
-    if (!r) ev->own_done = false;
     arm(ev, 0);
 }
 
@@ -205,193 +199,43 @@ static void post_current(struct events *ev)
     }
 }
 
-/* ---- reading the stream ---------------------------------------------------- */
+/* ---- taking the next event ------------------------------------------------- */
 
-/* The event's JSON from a stream entry [id, [field, value, ...]]: every
- * field as it is, the counts of `finished` as numbers, and "id". */
-static char *event_json(const redisReply *entry, size_t *len)
-{
-    const redisReply *f = entry->element[1];
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(entry->element[0]->str));
-    static const char *const counts[] = {"total", "sent", "suppressed", "failed", "unknown"};
-    for (size_t i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
-        const redisReply *k = f->element[i], *v = f->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || strcmp(k->str, "id") == 0) continue;
-        bool number = false;
-        for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++)
-            if (strcmp(k->str, counts[c]) == 0) number = true;
-        char *end;
-        long long n = strtoll(v->str, &end, 10);
-        json_object_set_new(o, k->str, number && *v->str && !*end ? json_integer(n) : json_stringn(v->str, v->len));
-    }
-    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(o);
-    *len = strlen(s);
-    return s;
-}
-
-static bool entry_ok(const redisReply *e)
-{
-    return e && e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[0]->type == REDIS_REPLY_STRING &&
-           e->element[0]->len < 64 && e->element[1]->type == REDIS_REPLY_ARRAY;
-}
-
-static void on_claimed(redisReply *r, enum store_error err, const char *text, void *arg)
+static void on_claim(bool ok, bool ours, void *arg)
 {
     struct events *ev = arg;
-    (void)err, (void)text;
     if (ev->closing) {
         ev->busy = false;
-        return;
-    }
-    if (!r) { /* Redis trouble: try again later, the entry stays pending */
+    } else if (!ok) { /* Redis trouble: try again later, the entry stays pending */
         ev->busy = false;
         arm(ev, EVENTS_IDLE_MS);
-        return;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        /* No longer ours (acked, or another daemon took it over). */
-        drop_current(ev);
-        ev->busy = false;
-        arm(ev, 0);
-        return;
-    }
-    post_current(ev);
-}
-
-/* XPENDING of the current entry for our consumer: still ours? Then its
- * idle time restarts (XCLAIM) and it is sent again. */
-static void on_pending(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    struct events *ev = arg;
-    (void)err, (void)text;
-    if (ev->closing) {
-        ev->busy = false;
-        return;
-    }
-    if (!r) {
-        ev->busy = false;
-        arm(ev, EVENTS_IDLE_MS);
-        return;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+    } else if (!ours) {
         log_info("events", "event no longer ours (acknowledged, or taken over by another consumer) id=%s", ev->id);
         drop_current(ev);
         ev->busy = false;
         arm(ev, 0);
+    } else {
+        post_current(ev);
+    }
+}
+
+static void on_take(bool ok, enum store_error err, struct store_event *se, void *arg)
+{
+    struct events *ev = arg;
+    (void)err;
+    if (ok) metrics_events_backlog(se->backlog);
+    if (ev->closing || !ok || se->how == STORE_EVENT_NONE) {
+        free(se->json);
+        ev->busy = false;
+        arm(ev, EVENTS_IDLE_MS);
         return;
     }
-    if (STORE_SEND(ev->sc, STORE_CMD_ONCE, on_claimed, ev, "XCLAIM", ev->key.buf, EVENTS_GROUP, ev->consumer, "0",
-                   ev->id, "JUSTID") < 0) {
-        ev->busy = false;
-        arm(ev, EVENTS_IDLE_MS);
-    }
-}
-
-/* The current event's next attempt: claimed again first (events.c header). */
-static void attempt(struct events *ev)
-{
-    if (STORE_SEND(ev->sc, STORE_CMD_ONCE, on_pending, ev, "XPENDING", ev->key.buf, EVENTS_GROUP, ev->id, ev->id, "1",
-                   ev->consumer) < 0) {
-        ev->busy = false;
-        arm(ev, EVENTS_IDLE_MS);
-    }
-}
-
-static void take(struct events *ev, const redisReply *entry)
-{
-    herald_copy(ev->id, sizeof(ev->id), entry->element[0]->str);
-    ev->body = event_json(entry, &ev->len);
+    if (se->how == STORE_EVENT_TAKEN) log_info("events", "took over an event left by another consumer id=%s", se->id);
+    herald_copy(ev->id, sizeof(ev->id), se->id);
+    ev->body = se->json;
+    ev->len = se->len;
     ev->attempts = 0;
     post_current(ev);
-}
-
-static void on_backlog(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    struct events *ev = arg;
-    (void)err, (void)text;
-    ev->busy = false;
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const redisReply *g = r->element[i];
-        long long pending = -1, lag = -1;
-        bool ours = false;
-        for (size_t j = 0; g->type == REDIS_REPLY_ARRAY && j + 1 < g->elements; j += 2) {
-            const redisReply *k = g->element[j], *v = g->element[j + 1];
-            if (k->type != REDIS_REPLY_STRING) continue;
-            if (strcmp(k->str, "name") == 0) ours = v->type == REDIS_REPLY_STRING && strcmp(v->str, EVENTS_GROUP) == 0;
-            else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER) pending = v->integer;
-            else if (strcmp(k->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER) lag = v->integer;
-        }
-        if (ours) metrics_events_backlog(pending >= 0 && lag >= 0 ? pending + lag : -1);
-    }
-    arm(ev, EVENTS_IDLE_MS);
-}
-
-static void on_read(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    struct events *ev = arg;
-    (void)text;
-    if (ev->closing) {
-        ev->busy = false;
-        return;
-    }
-    if (!r) {
-        ev->busy = false;
-        if (err == STORE_E_NOGROUP) ev->group_ready = false; /* the stream was deleted */
-        arm(ev, EVENTS_IDLE_MS);
-        return;
-    }
-    const redisReply *entries = NULL;
-    if (ev->mode == READ_CLAIM) { /* XAUTOCLAIM: [next, [entries], [deleted]] */
-        if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) entries = r->element[1];
-    } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
-               r->element[0]->elements == 2) { /* [[stream, [entries]]] */
-        entries = r->element[0]->element[1];
-    }
-    const redisReply *e = entries && entries->type == REDIS_REPLY_ARRAY && entries->elements ? entries->element[0]
-                                                                                              : NULL;
-    if (entry_ok(e)) {
-        if (ev->mode == READ_CLAIM) log_info("events", "took over an event left by another consumer id=%s",
-                                             e->element[0]->str);
-        take(ev, e);
-        return;
-    }
-    if (e && e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[0]->type == REDIS_REPLY_STRING) {
-        /* Our pending entry was trimmed from the stream: nothing to send, ack it. */
-        if (STORE_SEND(ev->sc, STORE_CMD_ONCE, on_acked, ev, "XACK", ev->key.buf, EVENTS_GROUP, e->element[0]->str) <
-            0) {
-            ev->busy = false;
-            arm(ev, EVENTS_IDLE_MS);
-        }
-        return;
-    }
-    if (ev->mode == READ_OWN || ev->mode == READ_CLAIM) {
-        /* None of our own left, or none to take over: new ones next (the
-         * claim was just made, so the timer's next choice is READ_NEW). */
-        ev->own_done = true;
-        ev->busy = false;
-        arm(ev, 0);
-        return;
-    }
-    /* Nothing to send: the backlog for /metrics, then wait. */
-    if (STORE_SEND(ev->sc, STORE_CMD_ONCE, on_backlog, ev, "XINFO", "GROUPS", ev->key.buf) < 0) {
-        ev->busy = false;
-        arm(ev, EVENTS_IDLE_MS);
-    }
-}
-
-static void on_group(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    struct events *ev = arg;
-    ev->busy = false;
-    /* OK, or BUSYGROUP: it exists. */
-    if (r || (err == STORE_E_ERROR && text && strncmp(text, "BUSYGROUP", 9) == 0)) {
-        ev->group_ready = true;
-        arm(ev, 0);
-    } else {
-        arm(ev, EVENTS_IDLE_MS);
-    }
 }
 
 static void on_timer(uv_timer_t *t)
@@ -405,30 +249,14 @@ static void on_timer(uv_timer_t *t)
     }
     ev->busy = true;
     int rc;
-    if (!ev->group_ready) {
-        rc = STORE_SEND(ev->sc, STORE_CMD_ONCE, on_group, ev, "XGROUP", "CREATE", ev->key.buf, EVENTS_GROUP, "$",
-                        "MKSTREAM");
-    } else if (ev->body) {
-        attempt(ev);
-        return;
+    if (ev->body) {
+        /* Another attempt: still ours? (store_events_claim) */
+        rc = store_events_claim(ev->sc, ev->cfg->prefix, ev->consumer, ev->id, on_claim, ev);
     } else {
         uint64_t now = uv_now(ev->loop);
-        ev->mode = !ev->own_done ? READ_OWN
-                   : now - ev->last_claim_ms >= (uint64_t)ev->cfg->claim_idle_ms / 2 ? READ_CLAIM
-                                                                                     : READ_NEW;
-        if (ev->mode == READ_OWN) {
-            rc = STORE_SEND(ev->sc, STORE_CMD_ONCE, on_read, ev, "XREADGROUP", "GROUP", EVENTS_GROUP, ev->consumer,
-                            "COUNT", "1", "STREAMS", ev->key.buf, "0");
-        } else if (ev->mode == READ_CLAIM) {
-            ev->last_claim_ms = now;
-            char idle[HERALD_LL_CHARS];
-            herald_lltoa(idle, (long long)ev->cfg->claim_idle_ms);
-            rc = STORE_SEND(ev->sc, STORE_CMD_ONCE, on_read, ev, "XAUTOCLAIM", ev->key.buf, EVENTS_GROUP, ev->consumer,
-                            idle, "0-0", "COUNT", "1");
-        } else {
-            rc = STORE_SEND(ev->sc, STORE_CMD_ONCE, on_read, ev, "XREADGROUP", "GROUP", EVENTS_GROUP, ev->consumer,
-                            "COUNT", "1", "STREAMS", ev->key.buf, ">");
-        }
+        bool claim = now - ev->last_claim_ms >= (uint64_t)ev->cfg->claim_idle_ms / 2;
+        if (claim) ev->last_claim_ms = now;
+        rc = store_events_take(ev->sc, ev->cfg->prefix, ev->consumer, ev->cfg->claim_idle_ms, claim, on_take, ev);
     }
     if (rc < 0) { /* the connection is down: later */
         ev->busy = false;
@@ -445,8 +273,6 @@ struct events *events_new(uv_loop_t *loop, struct store_cmds *sc, const struct c
     ev->sc = sc;
     ev->cfg = cfg;
     herald_copy(ev->consumer, sizeof(ev->consumer), consumer);
-    strbuf_init(&ev->key);
-    store_key_events(&ev->key, cfg->prefix);
     uv_timer_init(loop, &ev->timer);
     ev->timer.data = ev;
     arm(ev, 0);
@@ -471,6 +297,5 @@ void events_free(struct events *ev)
 {
     if (!ev) return;
     drop_current(ev);
-    strbuf_free(&ev->key);
     free(ev);
 }

@@ -25,7 +25,6 @@
 #include "config.h"
 #include "store_cmd.h"
 
-#define EVENTS_GROUP "herald-events"
 
 struct events;
 

@@ -165,6 +165,9 @@ extern const char store_lua_campaign_enqueue[];  /* check and register a run; XA
 extern const char store_lua_campaign_get[];      /* the latest run and the earlier ones (reads) */
 extern const char store_lua_campaign_list[];     /* a page of the campaigns index (reads) */
 extern const char store_lua_campaign_outcomes[]; /* a page of a campaign's recipients and their records (reads) */
+/* The campaign events POSTed to [events] url (store_events.h). */
+extern const char store_lua_events_take[];  /* the next event for a consumer of herald-events */
+extern const char store_lua_events_claim[]; /* still ours? then claimed again */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
 extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */

@@ -24,6 +24,7 @@
 
 #include "redis_fixture.h"
 #include "store.h"
+#include "store_events.h"
 
 static redisContext *rc;
 
@@ -506,9 +507,68 @@ static void records_round_trip(void **st)
     strbuf_free(&sb);
 }
 
+/* events_take.lua and events_claim.lua: a new event, then it again as our
+ * own pending one; another consumer cannot claim it for another attempt,
+ * we can; acknowledged, there is none; one trimmed from the stream while
+ * pending is acknowledged, not returned. The record's JSON has the counts
+ * as numbers. */
+static void events_take_and_claim(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    const char *take[] = {"t:events", "herald-events", "me", "60000", "1", NULL};
+    redisReply *r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[0]->str, "none"); /* the group is created at $ */
+    freeReplyObject(r);
+    r = cmd("XADD t:events 5-1 event finished campaign c1 entry 1-1 at 2026-12-01T09:00:00Z total 3 sent 2");
+    freeReplyObject(r);
+    r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[0]->str, "new");
+    assert_string_equal(r->element[1]->str, "5-1");
+    assert_int_equal(r->element[2]->elements, 12);
+    assert_int_equal(r->element[3]->integer, 1); /* pending */
+    freeReplyObject(r);
+    r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[0]->str, "own");
+    freeReplyObject(r);
+    const char *other[] = {"t:events", "herald-events", "other", "5-1", NULL};
+    r = eval(store_lua_events_claim, 1, other);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    const char *mine[] = {"t:events", "herald-events", "me", "5-1", NULL};
+    r = eval(store_lua_events_claim, 1, mine);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    cmd_ok("XACK t:events herald-events 5-1");
+    r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[0]->str, "none");
+    assert_int_equal(r->element[3]->integer, 0);
+    freeReplyObject(r);
+    r = cmd("XADD t:events 6-1 event started campaign c2 entry 2-1 at 2026-12-01T09:00:00Z");
+    freeReplyObject(r);
+    r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[1]->str, "6-1");
+    freeReplyObject(r);
+    cmd_ok("XDEL t:events 6-1");
+    r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[0]->str, "none");
+    freeReplyObject(r);
+    r = cmd("XPENDING t:events herald-events");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+
+    const char *f[] = {"event", "campaign", "total", "error"}, *v[] = {"finished", "c1", "3", "x"};
+    size_t len;
+    char *json = store_event_json("5-1", f, v, 4, &len);
+    assert_string_equal(json, "{\"campaign\":\"c1\",\"error\":\"x\",\"event\":\"finished\",\"id\":\"5-1\",\"total\":3}");
+    assert_int_equal(len, strlen(json));
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(events_take_and_claim),
         cmocka_unit_test(records_round_trip),
         cmocka_unit_test(lookup_returns_the_descriptor_fields_per_person),
         cmocka_unit_test(reserve_refuses_a_person_changed_since_the_lookup),
