@@ -565,9 +565,85 @@ static void events_take_and_claim(void **st)
     free(json);
 }
 
+/* campaign_enqueue.lua: a hash from before runs is run 1 (live while an
+ * entry is not done); a finished run needs rerun and moves to the runs
+ * hash; an entry registered already is 'same'; an Idempotency-Key digest
+ * replays its answer, another digest is a conflict. */
+static void campaign_enqueue_registers_runs(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    /* KEYS: hash, runs, index, jobs, ids, idempotency; ARGV: campaign,
+     * entry, rerun, at, now ms, job, recipients_key, digest, ttl, group, ids... */
+    const char *stream_entry[] = {"t:campaign:c", "t:campaign:c:runs", "t:campaigns", "t:jobs", "t:campaign:c:ids",
+                                  "t:idem:k", "c", "9-1", "0", "2026-12-01T09:00:00Z", "1000", "", "", "", "86400",
+                                  "g", "a", "b", NULL};
+    cmd_ok("HSET t:campaign:c state:1-1 running total:1-1 2");
+    redisReply *r = eval(store_lua_campaign_enqueue, 6, stream_entry);
+    assert_string_equal(r->element[0]->str, "live");
+    assert_int_equal(r->element[1]->integer, 1);
+    freeReplyObject(r);
+    cmd_ok("HSET t:campaign:c state:1-1 done sent 2");
+    r = eval(store_lua_campaign_enqueue, 6, stream_entry);
+    assert_string_equal(r->element[0]->str, "finished");
+    freeReplyObject(r);
+    stream_entry[8] = "1"; /* rerun */
+    r = eval(store_lua_campaign_enqueue, 6, stream_entry);
+    assert_string_equal(r->element[0]->str, "ok");
+    assert_int_equal(r->element[1]->integer, 2);
+    assert_string_equal(r->element[2]->str, "9-1");
+    freeReplyObject(r);
+    r = cmd("HGET t:campaign:c:runs 1");
+    assert_non_null(strstr(r->str, "\"sent\":\"2\""));
+    freeReplyObject(r);
+    r = cmd("HGETALL t:campaign:c");
+    assert_int_equal(r->elements, 6); /* run, enqueued_at, state:9-1 */
+    freeReplyObject(r);
+    r = cmd("LRANGE t:campaign:c:ids 0 -1");
+    assert_int_equal(r->elements, 2);
+    freeReplyObject(r);
+    r = eval(store_lua_campaign_enqueue, 6, stream_entry); /* read again after a restart */
+    assert_string_equal(r->element[0]->str, "same");
+    assert_int_equal(r->element[1]->integer, 2);
+    freeReplyObject(r);
+
+    /* The API's way: the job is added here, with an idempotency digest. */
+    cmd_ok("HSET t:campaign:c finished_at 2026-12-01T09:01:00Z");
+    const char *api[] = {"t:campaign:c", "t:campaign:c:runs", "t:campaigns", "t:jobs", "t:campaign:c:ids",
+                         "t:idem:k", "c", "", "1", "2026-12-01T09:02:00Z", "2000", "{\"id\":\"c\"}",
+                         "t:list", "d1", "86400", "g", NULL};
+    r = eval(store_lua_campaign_enqueue, 6, api);
+    assert_string_equal(r->element[0]->str, "ok");
+    assert_int_equal(r->element[1]->integer, 3);
+    char entry[64];
+    snprintf(entry, sizeof(entry), "%s", r->element[2]->str);
+    freeReplyObject(r);
+    r = eval(store_lua_campaign_enqueue, 6, api);
+    assert_string_equal(r->element[0]->str, "replay");
+    assert_string_equal(r->element[2]->str, entry);
+    freeReplyObject(r);
+    api[13] = "d2";
+    r = eval(store_lua_campaign_enqueue, 6, api);
+    assert_string_equal(r->element[0]->str, "conflict");
+    freeReplyObject(r);
+    r = cmd("XLEN t:jobs");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = cmd("HGET t:campaign:c recipients_key");
+    assert_string_equal(r->str, "t:list");
+    freeReplyObject(r);
+    r = cmd("ZSCORE t:campaigns c"); /* the first enqueue's time, kept */
+    assert_string_equal(r->str, "1000");
+    freeReplyObject(r);
+    r = cmd("TTL t:idem:k");
+    assert_true(r->integer > 86000 && r->integer <= 86400);
+    freeReplyObject(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(campaign_enqueue_registers_runs),
         cmocka_unit_test(events_take_and_claim),
         cmocka_unit_test(records_round_trip),
         cmocka_unit_test(lookup_returns_the_descriptor_fields_per_person),
