@@ -495,6 +495,7 @@ static void reload(struct daemon *d, const char *trigger)
     events_reload(d->events, next);
     d->api.cfg = next;
     d->api.plugins_loaded = plugin_set_count(ps);
+    d->api.plugins = ps;
     struct http_limits al = listener_limits(&next->admin_http, "admin");
     struct http_limits pl = listener_limits(&next->public_http, "public");
     if (admin) {
@@ -665,7 +666,8 @@ int main(int argc, char **argv)
 
     d->api = (struct api_state){.cfg = d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
                                 .dispatch = d->dispatch,
-                                .plugins_loaded = plugin_set_count(d->plugins), .started_at = time(NULL)};
+                                .plugins_loaded = plugin_set_count(d->plugins), .plugins = d->plugins,
+                                .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
     d->api.people = people_new(d->api.cmds, d->cfg); /* the preference API's store (people.h) */
     d->events_cmds = store_cmds_new(&d->loop, d->data, "events");

@@ -355,12 +355,14 @@ void store_campaign_outcomes_args(struct store_args *a, const char *prefix, cons
     store_args_add(a, k.buf);
     store_key_campaign_ids(&k, prefix, campaign);
     store_args_add(a, k.buf);
-    /* "<prefix>:r:" : the script adds "{<id>}:campaigns", as store_key_campaigns does. */
+    /* "<prefix>:r:" : the script adds "{<id>}", as store_key_person does;
+     * the record is that hash's field store_record_field names. */
     strbuf_reset(&k);
     strbuf_adds(&k, prefix);
     strbuf_adds(&k, ":r:");
     store_args_add(a, k.buf);
-    store_args_add(a, campaign);
+    store_record_field(&k, campaign);
+    store_args_add(a, k.buf);
     store_args_add(a, cursor);
     store_args_addll(a, limit);
     strbuf_free(&k);

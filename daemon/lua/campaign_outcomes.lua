@@ -5,12 +5,13 @@
 -- run's inline ids (the ids list, by offset) or its recipients_key (a SET
 -- or ZSET by SSCAN/ZSCAN cursor, a LIST by offset), read as it is now.
 -- The one place that knows where a person's record of a campaign lives
--- for this read: the record may move to another layout, this script
--- follows it. The person keys are read by name (ARGV[1] .. '{' .. id ..
--- '}:campaigns'), not declared: for a single Redis.
+-- for this read (key layout 2: the field ARGV[2] of the person hash): the
+-- record may move to another layout, this script follows it. The person
+-- keys are read by name (ARGV[1] .. '{' .. id .. '}'), not declared: for a
+-- single Redis.
 -- KEYS: 1 campaign hash, 2 the run's ids list.
--- ARGV: 1 person key prefix ("herald:r:"), 2 campaign, 3 cursor (decimal),
--- 4 limit.
+-- ARGV: 1 person key prefix ("herald:r:"), 2 the record's field
+-- ("c:<campaign>"), 3 cursor (decimal), 4 limit.
 -- Returns {0} (no such campaign), or {1, next cursor ('' when the source
 -- is read to its end), {id, record ('' none), id, record, ...}}.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
@@ -41,6 +42,6 @@ end
 local out = {}
 for _, id in ipairs(ids) do
   out[#out + 1] = id
-  out[#out + 1] = redis.call('HGET', ARGV[1] .. '{' .. id .. '}:campaigns', ARGV[2]) or ''
+  out[#out + 1] = redis.call('HGET', ARGV[1] .. '{' .. id .. '}', ARGV[2]) or ''
 end
 return {1, nxt, out}
