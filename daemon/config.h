@@ -101,7 +101,13 @@
     X("public", "public_url", URL, "", public_url,                                               \
       "Public base URL of the public listener as people reach it (https://...); links are built " \
       "under it. [admin] public_url is its deprecated old name.")                                \
-    CONFIG_LISTENER_KEYS(X, "public")
+    CONFIG_LISTENER_KEYS(X, "public")                                                            \
+    X("events", "url", URL, "", events_url,                                                      \
+      "Where every campaign event of herald:events is POSTed as JSON, signed (http:// or "        \
+      "https://); empty: events stay in the stream only.")                                       \
+    X("events", "secret", SECRET, "", events_secret,                                             \
+      "HMAC-SHA256 key of the events' X-Herald-Signature (at least 16 characters); required "    \
+      "with url.")
 
 /* CONFIG_SECRET keys (and CONFIG_PROVIDER_SECRETS below) also take the
  * form `KEY_file = path`: the value is the file's content. */
@@ -272,6 +278,9 @@ struct config {
     char *public_host;
     int public_port;
     bool public_url_deprecated; /* public_url came from [admin] public_url */
+    /* [events]: POST every campaign event (events.c); NULL/"" url: off */
+    char *events_url;
+    char *events_secret;
 };
 
 /* One --set override: "section.key=value" ("provider outbox.dir=/x"). */

@@ -37,6 +37,7 @@
 #include "profile.h"
 #include "progress.h"
 #include "store.h"
+#include "store_campaign.h"
 #include "store_check.h"
 
 #define MAX_OVERRIDES 64
@@ -49,7 +50,9 @@ static void usage(FILE *out)
             "commands:\n"
             "  import FILE.jsonl          store recipients (one JSON object per line, optional \"consent\");\n"
             "                             an address erased before is stored without its consent (said by id)\n"
-            "  enqueue CAMPAIGN.json      validate a campaign job and add it to the jobs stream\n"
+            "  enqueue CAMPAIGN.json      validate a campaign job and add it to the jobs stream as a new run\n"
+            "                             of its id (refused while a run of it is not finished; a finished\n"
+            "                             id needs \"rerun\": true in the job)\n"
             "  suppress CHANNEL ADDRESS   put an address on the suppression list (email or sms)\n"
             "  pause CAMPAIGN             stop sending a campaign within a second, on every daemon; every\n"
             "                             unsent recipient is kept for resume (survives restarts)\n"
@@ -62,7 +65,8 @@ static void usage(FILE *out)
             "                             sample), once-only records per person, campaigns awaiting retention\n"
             "  reload                     every daemon of this Redis and prefix reloads its configuration\n"
             "                             within a second (as SIGHUP; its log says what applied or why not)\n"
-            "  campaign ID [--watch]      print a campaign's progress as JSON; --watch: redraw a progress\n"
+            "  campaign ID [--watch]      print a campaign's progress as JSON (its latest run, and \"runs\");\n"
+            "                             --watch: redraw a progress\n"
             "                             line every second until it is done (plain lines when not a terminal)\n"
             "  explain CAMPAIGN RECIPIENT [--job FILE] [--at TIME] [--json]\n"
             "                             why this person gets (or got, or did not get) the campaign: every\n"
@@ -359,36 +363,23 @@ static int cmd_enqueue(const struct config *cfg, redisContext *c, const char *pa
     int rc0 = explain_read_job(path, &job, &text, &len);
     if (rc0 != 0) return rc0;
     char err[512];
-    struct strbuf kj, kc;
-    strbuf_init(&kj);
-    strbuf_init(&kc);
-    store_key_jobs(&kj, cfg->prefix);
-    store_key_campaign(&kc, cfg->prefix, job.id);
+    /* Checked and registered as a run of the id in one script, which adds
+     * the job to the stream (campaign_enqueue.lua), as POST /v1/campaigns. */
+    struct store_enqueue e = {.campaign = job.id, .text = text, .len = len, .rerun = job.rerun,
+                              .recipients_key = job.recipients_key, .ids = job.recipients,
+                              .nids = job.nrecipients, .now = (int64_t)time(NULL) * 1000};
+    struct store_enqueue_result res;
     int rc = 0;
-    /* The group reads from the start, so a job added before the daemon's
-     * first run is not skipped. */
-    redisReply *r = redisCommand(c, "XGROUP CREATE %s %s 0 MKSTREAM", kj.buf, STORE_GROUP);
-    if (r) freeReplyObject(r);
-    r = redisCommand(c, "XADD %s * job %b", kj.buf, text, len);
-    if (!r || r->type != REDIS_REPLY_STRING) {
-        store_sync_error(err, sizeof(err), "job", c, r);
+    if (store_sync_enqueue(c, cfg->prefix, &e, &res, err, sizeof(err)) < 0) {
         fprintf(stderr, "heraldctl: %s\n", err);
         rc = 2;
+    } else if (res.status != STORE_ENQ_OK) {
+        store_enqueue_refusal(err, sizeof(err), job.id, &res);
+        fprintf(stderr, "heraldctl: %s\n", err);
+        rc = 1;
     } else {
-        char field[96];
-        snprintf(field, sizeof(field), "state:%s", r->str);
-        redisReply *r2 = redisCommand(c, "HSETNX %s %s queued", kc.buf, field);
-        if (!r2 || r2->type == REDIS_REPLY_ERROR) {
-            /* The job is in the stream and will run; only its "queued" mark is missing. */
-            store_sync_error(err, sizeof(err), "campaign's queued state", c, r2);
-            fprintf(stderr, "heraldctl: enqueued, but %s\n", err);
-        }
-        if (r2) freeReplyObject(r2);
-        printf("%s\n", r->str);
+        printf("%s\n", res.entry);
     }
-    if (r) freeReplyObject(r);
-    strbuf_free(&kj);
-    strbuf_free(&kc);
     job_free(&job);
     free(text);
     return rc;
@@ -658,24 +649,18 @@ out:
 
 static int cmd_campaign(const struct config *cfg, redisContext *c, const char *id)
 {
-    struct strbuf kc;
-    strbuf_init(&kc);
-    store_key_campaign(&kc, cfg->prefix, id);
-    redisReply *r = redisCommand(c, "HGETALL %s", kc.buf);
-    strbuf_free(&kc);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        char err[256];
-        store_sync_error(err, sizeof(err), "progress read", c, r);
+    char err[256];
+    json_t *out = NULL;
+    if (store_sync_campaign_get(c, cfg->prefix, id, &out, err, sizeof(err)) < 0) {
         fprintf(stderr, "heraldctl: %s\n", err);
-        if (r) freeReplyObject(r);
         return 2;
     }
-    json_t *out = store_campaign_progress(id, r);
+    /* No such campaign: its progress says "unknown", with zeros. */
+    if (!out) out = store_campaign_progress_pairs(id, NULL, NULL, 0);
     char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", s);
     free(s);
     json_decref(out);
-    freeReplyObject(r);
     return 0;
 }
 

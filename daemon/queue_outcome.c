@@ -179,10 +179,15 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
     /* The once-only record and the person's history. Unknown ids and
      * expired campaigns get none, so that bogus ids never create keys. */
     bool keep = r->valid_id && reason != HERALD_REASON_UNKNOWN_RECIPIENT && reason != HERALD_REASON_EXPIRED;
-    char record[192];
+    /* A duplicate leaves the record that reached the person as it is (an
+     * earlier run's "sent" overwritten by "suppressed" would let the next
+     * run send again): its history and audit are written once per run. */
+    bool record_it = keep && reason != HERALD_REASON_DUPLICATE;
+    char record[384];
     record[0] = '\0';
-    if (keep) {
-        store_record_format(sb, rec_state_for(outcome), jr->rec_entry, jr->run, now);
+    if (record_it) {
+        store_record_format_outcome(sb, rec_state_for(outcome), jr->rec_entry, jr->run, now,
+                                    chan, reason_s);
         herald_copy(record, sizeof(record), sb->buf);
     }
     strbuf_reset(sb);
@@ -215,7 +220,7 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
         .was_deferred = r->was_deferred, /* it leaves the deferred count now */
         /* No record, written once per run (an expired campaign's outcomes
          * are neither: there is no person behind them to look up). */
-        .once = !keep && reason != HERALD_REASON_EXPIRED,
+        .once = !record_it && reason != HERALD_REASON_EXPIRED,
         /* Requests herald sent to providers for it: the audit says how
          * often a person was tried. */
         .requests = r->dispatched ? r->requests : -1,

@@ -63,6 +63,13 @@
  *                               Redis came back empty (no persistence)
  *   herald:webhook:counts       hash: what the provider webhooks changed, counted once
  *                               per event (sendgrid:suppressed, twilio:stop|start|help)
+ *   herald:campaigns            zset: campaign id -> first enqueued (unix ms): the
+ *                               campaigns index (store_campaign.h)
+ *   herald:campaign:ID:runs     hash: run number -> a finished run's campaign hash (JSON)
+ *   herald:campaign:ID:ids      list: the latest run's inline recipient ids
+ *   herald:idempotency:SHA      string: POST /v1/campaigns's answer to one Idempotency-Key
+ * The campaign hash holds the latest run: `run`, `enqueued_at`, `finished_at`
+ * (once its finished event is written), `recipients_key` (when it has one).
  *
  * The daemon talks through rconn (async); heraldctl through a blocking
  * hiredis context. Both build their commands from the helpers here so the
@@ -158,9 +165,22 @@ struct store_record {
     char entry[64]; /* stream entry id of the job that wrote it */
     char run[32];   /* daemon run that wrote it */
     int64_t at;
+    /* An outcome's record also says on which channel and why:
+     * "<channel>/<reason>" as its fifth word ("" when not said: a
+     * reservation, a handoff, or a record written before this word). */
+    char channel[16];
+    char reason[72];
 };
+/* "<state> <entry> <run> <at>"; with the outcome's channel or reason
+ * (either may be "" or NULL), " <channel>/<reason>" after it. A
+ * reservation adds " <seq>" itself (all digits, so a reader tells it from
+ * the outcome word, which holds a '/'). */
 void store_record_format(struct strbuf *sb, enum store_rec_state st, const char *entry,
                          const char *run, int64_t at);
+void store_record_format_outcome(struct strbuf *sb, enum store_rec_state st, const char *entry, const char *run,
+                                 int64_t at, const char *channel, const char *reason);
+/* Reads every form above (and the records written before the outcome
+ * word). 0, or -HERALD_EINVAL when s is no record. */
 int store_record_parse(const char *s, struct store_record *rec);
 const char *store_rec_state_name(enum store_rec_state st);
 /* True when the record says the campaign reached the person (reserved,
@@ -196,6 +216,14 @@ extern const char store_lua_retention_begin[]; /* retention.c: a sweep's lock an
 extern const char store_lua_retention_step[];  /* its cursor saved, its lock renewed */
 extern const char store_lua_retention_end[];   /* its campaigns marked expired */
 extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, to herald:dead; acked */
+/* A campaign's runs, index and outcomes (store_campaign.h). */
+extern const char store_lua_campaign_enqueue[];  /* check and register a run; XADD the job (API, heraldctl) */
+extern const char store_lua_campaign_get[];      /* the latest run and the earlier ones (reads) */
+extern const char store_lua_campaign_list[];     /* a page of the campaigns index (reads) */
+extern const char store_lua_campaign_outcomes[]; /* a page of a campaign's recipients and their records (reads) */
+/* The campaign events POSTed to [events] url (store_events.h). */
+extern const char store_lua_events_take[];  /* the next event for a consumer of herald-events */
+extern const char store_lua_events_claim[]; /* still ours? then claimed again */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
 extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */
@@ -310,6 +338,11 @@ size_t store_address_normalise(char *out, size_t outlen, int channel, const char
  * zeros. NULL when r is not an array. The caller owns the result. Shared
  * by heraldctl and the API, so both print the same figures. */
 json_t *store_campaign_progress(const char *id, const redisReply *r);
+/* The same from the hash's fields and values (nfields of each); also
+ * "run" (1 for a hash from before runs), "enqueued_at" and "finished_at"
+ * when the hash has them (campaign_enqueue.lua, job_finished.lua). */
+json_t *store_campaign_progress_pairs(const char *id, const char *const *fields, const char *const *values,
+                                      size_t nfields);
 
 /* What became of one person of an import batch. */
 enum store_import_status {

@@ -1077,6 +1077,39 @@ void store_job_control(struct store_job *sj, const char *campaign, enum store_co
     store_args_free(&a);
 }
 
+struct register_call {
+    struct call *c;
+    struct store_enqueue_result *out;
+};
+
+static void register_discard(void *arg)
+{
+    struct register_call *rc = arg;
+    call_discard(rc->c);
+    free(rc);
+}
+
+static void on_register(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct register_call *rc = arg;
+    bool bad = r && store_enqueue_result_of(r, rc->out) < 0;
+    if (!call_ended(rc->c, r, err, text, bad)) call_done(rc->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    free(rc);
+}
+
+void store_job_register(struct store_job *sj, const struct store_enqueue *e, struct store_enqueue_result *out,
+                        store_job_cb cb, void *arg)
+{
+    struct register_call *rc = xcalloc(1, sizeof(*rc));
+    rc->c = call_new(sj, cb, arg, NULL, NULL, 0);
+    rc->out = out;
+    memset(out, 0, sizeof(*out));
+    struct store_args a;
+    store_enqueue_args(&a, sj->cfg->prefix, e);
+    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_register, rc, register_discard, &a, store_lua_campaign_enqueue);
+    store_args_free(&a);
+}
+
 void store_job_pause_park(struct store_job *sj, const char *campaign, const char *entry, const char *from,
                           const char *text, store_job_cb cb, void *arg)
 {
@@ -1429,6 +1462,11 @@ static void t_event(void *s, const char *campaign, const char *entry, const char
 {
     store_job_event(s, campaign, entry, event, error);
 }
+static void t_enqueue(void *s, const struct store_enqueue *e, struct store_enqueue_result *out, store_job_cb cb,
+                      void *arg)
+{
+    store_job_register(s, e, out, cb, arg);
+}
 static void t_started(void *s, const char *campaign, const char *entry, bool first)
 {
     store_job_started(s, campaign, entry, first);
@@ -1499,5 +1537,6 @@ const struct store_ops store_job_ops = {
     .consumer_lock = t_consumer_lock,
     .event = t_event,
     .started = t_started,
+    .enqueue = t_enqueue,
     .read = t_read,
 };

@@ -25,6 +25,7 @@
 #include "profile.h"
 #include "store.h"
 #include "store_cmd.h"
+#include "store_campaign.h"
 
 struct store_job;
 
@@ -86,7 +87,7 @@ struct store_job_reservation {
     const char *fchan[STORE_JOB_FREQ_MAX];
     int64_t flim[STORE_JOB_FREQ_MAX], fwin[STORE_JOB_FREQ_MAX];
     enum store_job_verdict verdict;                           /* out */
-    char detail[192];  /* out: DUPLICATE the record met, CAP the cap's name */
+    char detail[384];  /* out: DUPLICATE the record met, CAP the cap's name */
 };
 
 void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, const char *campaign,
@@ -234,6 +235,12 @@ enum store_control { STORE_CONTROL_NONE, STORE_CONTROL_PAUSED, STORE_CONTROL_CAN
 /* Reads the campaign's control field into *out (any other value: NONE);
  * EXPIRED when its once-only records are gone ([retention]): a run of its
  * id could send to someone a second time, so none starts. */
+/* A stream entry someone added is a run of its campaign id: registered
+ * here (lua/campaign_enqueue.lua) before anything of it is read or
+ * decided, or refused (out->status LIVE or FINISHED: the caller
+ * dead-letters it). e->entry must be set. A permanent error holds the job. */
+void store_job_register(struct store_job *sj, const struct store_enqueue *e, struct store_enqueue_result *out,
+                        store_job_cb cb, void *arg);
 void store_job_control(struct store_job *sj, const char *campaign, enum store_control *out, store_job_cb cb,
                        void *arg);
 /* A run that met a pause parks its job in the campaign's paused hash
@@ -322,6 +329,8 @@ struct store_ops {
     void (*release_due)(void *s, int64_t now, int max, long long *moved, store_job_cb cb, void *arg);
     void (*marker)(void *s, bool *was_absent, char layout[8], store_job_cb cb, void *arg);
     void (*control)(void *s, const char *campaign, enum store_control *out, store_job_cb cb, void *arg);
+    void (*enqueue)(void *s, const struct store_enqueue *e, struct store_enqueue_result *out, store_job_cb cb,
+                    void *arg);
     void (*pause_park)(void *s, const char *campaign, const char *entry, const char *from, const char *text,
                        store_job_cb cb, void *arg);
     void (*consumer_lock)(void *s, enum store_lock_action action, const char *value, int64_t ttl_ms,

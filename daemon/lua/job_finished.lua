@@ -34,4 +34,6 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', 'finished',
            'campaign', ARGV[3], 'entry', ARGV[2], 'at', ARGV[4], 'total', total, 'sent', sent,
            'suppressed', suppressed, 'failed', failed, 'unknown', unknown)
 redis.call('ZADD', KEYS[4], 'GT', ARGV[6], ARGV[3])
+-- The run is over: campaign_enqueue.lua may register the next one.
+redis.call('HSET', KEYS[1], 'finished_at', ARGV[4])
 return 1

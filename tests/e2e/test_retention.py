@@ -61,9 +61,14 @@ class Retention(harness.HeraldTestCase):
         self.assertEqual(stats["once_only_records"]["per_person"], 1.0)  # rt-long's, rt-short's gone
         self.assertGreater(stats["bytes_per_person"], 0)
 
-        # The id cannot run again: refused with a clear error, nothing sent.
+        # The id cannot run again, "rerun" or not: refused with a clear
+        # error at enqueue, dead-lettered when XADDed, nothing sent.
         sent = srv.count()
-        entry = e.enqueue(job("rt-short", recipients=ids, channels=["email"]))
+        rerun = job("rt-short", recipients=ids, channels=["email"], rerun=True)
+        res = e.ctl("enqueue", e.write("rerun.json", json.dumps(rerun)), config=conf)
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn("once-only records expired", res.stderr)
+        entry = e.xadd_job(json.dumps(rerun))
         harness.wait_for("the rerun dead-lettered", lambda: e.acked(entry) and e.dead(), 20)
         dead = e.dead()
         self.assertEqual(len(dead), 1)
