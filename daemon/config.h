@@ -75,6 +75,14 @@
       "Prefix of every key herald uses (herald:jobs, herald:audit, ...).")                       \
     X("redis", "audit_maxlen", INT, "10000000", audit_maxlen,                                    \
       "Approximate maximum length of the audit stream (XADD MAXLEN ~).")                         \
+    X("retention", "grace", DURATION, "1d", retention_grace_ms,                                  \
+      "A campaign's once-only records are kept this long after its expires_at (0s allowed).")   \
+    X("retention", "campaign_records", DURATION, "90d", retention_records_ms,                    \
+      "A campaign without expires_at keeps its once-only records this long after its run ends.") \
+    X("retention", "history", INT, "50", retention_history,                                      \
+      "Decisions kept in each person's history, newest first (1..100).")                        \
+    X("retention", "sweep_every", DURATION, "1h", retention_sweep_ms,                            \
+      "How often a daemon removes the records of campaigns past their retention (1s..1d).")      \
     X("retention", "audit", DURATION, "", retention_audit_ms,                                     \
       "Audit, events and suppression-change entries older than this are deleted (1m..3650d), "   \
       "each minute; empty: kept until audit_maxlen pushes them out.")                            \
@@ -99,7 +107,13 @@
     X("public", "public_url", URL, "", public_url,                                               \
       "Public base URL of the public listener as people reach it (https://...); links are built " \
       "under it. [admin] public_url is its deprecated old name.")                                \
-    CONFIG_LISTENER_KEYS(X, "public")
+    CONFIG_LISTENER_KEYS(X, "public")                                                            \
+    X("events", "url", URL, "", events_url,                                                      \
+      "Where every campaign event of herald:events is POSTed as JSON, signed (http:// or "        \
+      "https://); empty: events stay in the stream only.")                                       \
+    X("events", "secret", SECRET, "", events_secret,                                             \
+      "HMAC-SHA256 key of the events' X-Herald-Signature (at least 16 characters); required "    \
+      "with url.")
 
 /* CONFIG_SECRET keys (and CONFIG_PROVIDER_SECRETS below) also take the
  * form `KEY_file = path`: the value is the file's content. */
@@ -228,6 +242,9 @@ struct config {
     char *default_tz;
     /* [consent] */
     int64_t consent_max_age_ms; /* 0: consent does not expire */
+    /* [retention] (retention.h) */
+    int64_t retention_grace_ms, retention_records_ms, retention_sweep_ms;
+    int64_t retention_history;
     /* [quiet_hours] ops windows per channel, minutes of the local day; -1 none */
     char *quiet[HERALD_CH_COUNT]; /* as written, per channel; NULL when not set */
     int quiet_start_min[HERALD_CH_COUNT], quiet_end_min[HERALD_CH_COUNT];
@@ -242,7 +259,7 @@ struct config {
     char *redis_password_key; /* [redis] password as given ("" when not) */
     char *prefix;
     int64_t audit_maxlen;
-    /* [retention] (retention.h): ages in ms; 0 = no age limit */
+    /* [retention] audit, dead_letters (stream_trim.h): ages in ms; 0 = no age limit */
     int64_t retention_audit_ms;
     int64_t retention_dead_letters_ms;
     /* [admin] */
@@ -270,6 +287,9 @@ struct config {
     char *public_host;
     int public_port;
     bool public_url_deprecated; /* public_url came from [admin] public_url */
+    /* [events]: POST every campaign event (events.c); NULL/"" url: off */
+    char *events_url;
+    char *events_secret;
 };
 
 /* One --set override: "section.key=value" ("provider outbox.dir=/x"). */

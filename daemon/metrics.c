@@ -42,6 +42,15 @@ static struct {
     size_t nhist;
 } m;
 
+static struct {
+    uint64_t delivered, failed;
+    int64_t backlog;
+} evm = {0, 0, -1};
+
+void metrics_event_delivered(void) { evm.delivered++; }
+void metrics_event_failed(void) { evm.failed++; }
+void metrics_events_backlog(int64_t n) { evm.backlog = n; }
+
 void metrics_message(int channel, int outcome, const char *reason)
 {
     for (size_t i = 0; i < m.nmsg; i++)
@@ -120,6 +129,8 @@ void metrics_reset(void)
 {
     memset(&cfgload, 0, sizeof(cfgload));
     memset(trimmed, 0, sizeof(trimmed));
+    evm.delivered = evm.failed = 0;
+    evm.backlog = -1;
     free(m.msg);
     free(m.prov);
     free(m.hist);
@@ -245,6 +256,14 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     for (size_t i = 0; i < NTRIM; i++)
         strbuf_addf(out, "herald_retention_trimmed_total{stream=\"%s\"} %llu\n", trim_streams[i],
                     (unsigned long long)trimmed[i]);
+    counter(out, "herald_events_delivered_total", "Campaign events POSTed to [events] url and answered 2xx.",
+            (unsigned long long)evm.delivered);
+    counter(out, "herald_events_failed_attempts_total",
+            "Attempts to POST a campaign event that failed (no answer, or not 2xx); each is retried.",
+            (unsigned long long)evm.failed);
+    gauge(out, "herald_events_backlog",
+              "Campaign events not yet delivered to [events] url: read and not acknowledged, or not read yet.",
+              (long long)evm.backlog);
     if (g->nlisteners == 0) return;
     head(out, "herald_http_limit_hits_total", "counter",
          "Connections or requests refused or closed by a listener's limit ([admin]/[public] keys), by listener and limit.");

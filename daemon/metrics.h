@@ -29,9 +29,15 @@ void metrics_config_loaded(int64_t at);
 /* One reload: applied (ok; the configuration in force is then from at) or refused. */
 void metrics_config_reload(bool ok, int64_t at);
 
-/* Entries the retention trim deleted from one stream (retention.h:
+/* Entries the retention trim deleted from one stream (stream_trim.h:
  * "audit", "events", "admin" or "dead"). */
 void metrics_retention_trimmed(const char *stream, uint64_t n);
+/* Campaign events POSTed to [events] url (events.c): one delivered (2xx),
+ * one failed attempt, the group's backlog (read and not acknowledged plus
+ * not yet read; -1 unknown, events off). */
+void metrics_event_delivered(void);
+void metrics_event_failed(void);
+void metrics_events_backlog(int64_t n);
 
 /* Gauges and counters kept elsewhere, read at scrape time. */
 struct metrics_gauges {

@@ -42,16 +42,19 @@
     X("write keys", "SET", "$K", "1", "XX")                                                        \
     X("check keys", "EXISTS", "$K")                                                                \
     X("read key types", "TYPE", "$K")                                                              \
+    X("measure keys (heraldctl stats)", "MEMORY", "USAGE", "$K")                                   \
     X("delete keys", "DEL", "$K")                                                                  \
     X("expire keys", "EXPIRE", "$K", "60")                                                         \
-    X("list keys (heraldctl migrate, explain)", "SCAN", "0", "MATCH", "$K", "COUNT", "1")          \
+    X("list keys (the retention sweep, heraldctl)", "SCAN", "0", "MATCH", "$K", "COUNT", "1")      \
     X("read hashes", "HGETALL", "$K")                                                              \
     X("read hash fields", "HMGET", "$K", "check")                                                  \
+    X("count hash fields", "HLEN", "$K")                                                           \
     X("read a hash field", "HGET", "$K", "check")                                                  \
     X("check hash fields", "HEXISTS", "$K", "check")                                               \
     X("write hashes", "HDEL", "$K", "check")                                                       \
     X("read sets", "SSCAN", "$K", "0")                                                             \
     X("count sets", "SCARD", "$K")                                                                 \
+    X("read small sets", "SMEMBERS", "$K")                                                         \
     X("check a set member", "SISMEMBER", "$K", "check")                                            \
     X("check set members", "SMISMEMBER", "$K", "check")                                            \
     X("write sets", "SREM", "$K", "check")                                                         \
@@ -59,6 +62,8 @@
     X("count sorted sets", "ZCARD", "$K")                                                          \
     X("read sorted set ranges", "ZRANGE", "$K", "0", "0")                                          \
     X("read sorted sets by score", "ZRANGEBYSCORE", "$K", "0", "1")                                \
+    X("read sorted sets newest first", "ZREVRANGE", "$K", "0", "0")                                \
+    X("rank in sorted sets", "ZREVRANK", "$K", "check")                                            \
     X("write sorted sets", "ZADD", "$K", "XX", "1", "check")                                       \
     X("remove sorted set members", "ZREM", "$K", "check")                                          \
     X("trim sorted sets by score", "ZREMRANGEBYSCORE", "$K", "0", "1")                             \

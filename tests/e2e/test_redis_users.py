@@ -67,7 +67,7 @@ class RedisUsers(harness.HeraldTestCase):
         for args in re.findall(r'X\(("[^"]*"(?:,\s*"[^"]*")+)\)', src):
             words = re.findall(r'"([^"]*)"', args)[1:]
             cmd = words[0].lower()
-            if cmd in ("xinfo", "xgroup", "script"):
+            if cmd in ("xinfo", "xgroup", "script", "memory"):
                 cmd += "|" + words[1].lower()
             probed.add(cmd)
         probed.add("discard")
@@ -76,7 +76,9 @@ class RedisUsers(harness.HeraldTestCase):
         lua = set()
         for path in glob.glob(os.path.join(harness.ROOT, "daemon", "lua", "*.lua")):
             with open(path) as f:
-                lua |= {c.lower() for c in re.findall(r"redis\.p?call\('([A-Za-z]+)'", f.read())}
+                for cmd, sub in re.findall(r"redis\.p?call\('([A-Za-z]+)'(?:, '([A-Za-z]+)')?", f.read()):
+                    cmd = cmd.lower()
+                    lua.add(cmd + "|" + sub.lower() if cmd in ("xinfo", "xgroup") else cmd)
         self.assertTrue(lua, "no redis.call found")
         self.assertEqual(lua - doc, set(), "commands of the Lua scripts missing from the rule")
 
