@@ -216,6 +216,7 @@ extern const char store_lua_migrate[];  /* layout 1 -> 2: one person's records i
 extern const char store_lua_retention_begin[]; /* retention.c: a sweep's lock and campaigns */
 extern const char store_lua_retention_step[];  /* its cursor saved, its lock renewed */
 extern const char store_lua_retention_end[];   /* its campaigns marked expired */
+extern const char store_lua_stream_trim[]; /* a stream's entries older than an age, none a group still needs */
 extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, addresses redacted, to herald:dead; acked, deleted */
 /* A campaign's runs, index and outcomes (store_campaign.h). */
 extern const char store_lua_campaign_enqueue[];  /* check and register a run; XADD the job (API, heraldctl) */

@@ -76,10 +76,17 @@ static void trim(struct stream_trim *r, const char *name, void (*key)(struct str
     stream_trim_minid(minid, sizeof(minid), now_ms, age_ms);
     struct trim *t = xmalloc(sizeof(*t));
     *t = (struct trim){.r = r, .name = name};
-    /* Exact, not `~`: whole old nodes go at once either way, and the entry
-     * that is one ms too old must not outlive its age for want of company. */
-    if (STORE_SEND(r->cmds, STORE_CMD_ONCE, on_trimmed, t, "XTRIM", k.buf, "MINID", minid) == 0) r->in_flight++;
+    /* lua/stream_trim.lua: XTRIM MINID, exact (not `~`: whole old nodes go
+     * at once either way, and the entry one ms too old must not outlive
+     * its age for want of company), held back to what every consumer
+     * group of the stream has read and acknowledged. */
+    struct store_args a;
+    store_args_script(&a, store_lua_stream_trim, 1);
+    store_args_add(&a, k.buf);
+    store_args_add(&a, minid);
+    if (store_cmds_send(r->cmds, STORE_CMD_ONCE, on_trimmed, t, NULL, &a, store_lua_stream_trim) == 0) r->in_flight++;
     else free(t); /* the connection is down: the next round */
+    store_args_free(&a);
     strbuf_free(&k);
 }
 

@@ -6,7 +6,9 @@
  * stream, the events stream and the suppression-change stream
  * (herald:audit, herald:events, herald:admin), and those older than
  * [retention] dead_letters of herald:dead, are deleted (XTRIM MINID: an
- * entry's id is the Redis time it was added, in ms). A zero age keeps a
+ * entry's id is the Redis time it was added, in ms), except those a
+ * consumer group of the stream has not read or not acknowledged yet (the
+ * events not yet POSTed to [events] url). A zero age keeps a
  * stream's entries (its length cap, if any, still applies). Every daemon
  * does it: the trim is idempotent, so daemons sharing a Redis need no
  * lock and delete each entry once between them. The deleted entries are

@@ -75,6 +75,26 @@ class Retention(harness.HeraldTestCase):
         self.assertEqual(ids(e.r, "herald:audit"), audit[2:])
         self.assertEqual(h.stop(), 0)
 
+    def test_what_a_group_still_needs_is_kept(self):
+        """An event a consumer group has not read, or read and not
+        acknowledged (not yet POSTed to [events] url: herald-events), stays
+        however old; what every group has had goes."""
+        e = self.env(log_level="info")
+        events = self.seed(e, "herald:events", [5, 4, 3, 2, 0.5])
+        e.r.xgroup_create("herald:events", "herald-events", id=events[1])     # A, B delivered
+        got = e.r.xreadgroup("herald-events", "c1", {"herald:events": ">"}, count=1)
+        self.assertEqual(got[0][1][0][0], events[2])                          # C read, not acked
+        h = e.start_herald(sets=["retention.audit=1d"])
+        harness.wait_for("A and B deleted", lambda: ids(e.r, "herald:events") == events[2:] or None, 20)
+        self.assertEqual(metric(e.admin_port, "herald_retention_trimmed_total", '{stream="events"}'), 2)
+
+        e.r.xack("herald:events", "herald-events", events[2])
+        with open(e.config, "a") as f:
+            f.write("\n[retention]\naudit = 1d\n")
+        h.signal(signal.SIGHUP)   # a round at once: C acked, D (2 days) never read by the group
+        harness.wait_for("C deleted", lambda: ids(e.r, "herald:events") == events[3:] or None, 20)
+        self.assertEqual(h.stop(), 0)
+
     def test_empty_keeps_everything(self):
         """dead_letters empty, then audit empty (the default): nothing of that
         stream is deleted for its age, however old, while the other one is
