@@ -18,8 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-/* "<prefix><head><arg><tail>": the id (if any) sits between fixed parts. */
-static void key(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail)
+void store_key_build(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail)
 {
     strbuf_reset(sb);
     strbuf_adds(sb, prefix);
@@ -27,6 +26,8 @@ static void key(struct strbuf *sb, const char *prefix, const char *head, const c
     if (arg) strbuf_adds(sb, arg);
     if (tail) strbuf_adds(sb, tail);
 }
+
+#define key store_key_build
 
 void store_key_jobs(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":jobs", NULL, NULL); }
 void store_key_dead(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":dead", NULL, NULL); }

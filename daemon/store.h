@@ -88,7 +88,10 @@
 
 #define STORE_GROUP "herald"
 
-/* Key builders: write "<prefix>:..." into sb (reset first). */
+/* Key builders: write "<prefix>:..." into sb (reset first). The common
+ * form: "<prefix><head><arg><tail>", the id (if any, arg) between fixed
+ * parts (head ":campaign:", tail ":runs"); NULL parts are left out. */
+void store_key_build(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail);
 void store_key_jobs(struct strbuf *sb, const char *prefix);
 void store_key_dead(struct strbuf *sb, const char *prefix);
 void store_key_scheduled(struct strbuf *sb, const char *prefix);
