@@ -477,6 +477,16 @@ static bool prefix_valid(const char *s)
 }
 
 /* Sets one fixed-section field from its text. Returns 0 or writes err. */
+/* A catalogue's name: a letter, then letters, digits, '-' or '_' (1..35). */
+static bool locale_tag_valid(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 35 || !isalpha((unsigned char)s[0])) return false;
+    for (const char *q = s; *q; q++)
+        if (!isalnum((unsigned char)*q) && *q != '-' && *q != '_') return false;
+    return true;
+}
+
 static int set_fixed(struct config *cfg, const char *section, const char *key, const char *value,
                      char *err, size_t errlen)
 {
@@ -504,6 +514,18 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         if (!*value) goto empty;
         free(cfg->plugin_dir);
         cfg->plugin_dir = config_resolve_path(cfg, value);
+    } else if (MATCH("daemon", "locales_dir")) {
+        if (!*value) goto empty;
+        free(cfg->locales_dir);
+        cfg->locales_dir = config_resolve_path(cfg, value);
+    } else if (MATCH("public", "default_locale")) {
+        if (!locale_tag_valid(value)) {
+            herald_seterr(err, errlen, "expected a language tag such as en, de or pt-BR (the name of a catalogue "
+                                       "in locales_dir without .po)");
+            return -1;
+        }
+        free(cfg->default_locale);
+        cfg->default_locale = xstrdup(value);
     } else if (MATCH("daemon", "log_level")) {
         int l = log_level_from_name(value);
         if (l < 0) {
@@ -1582,6 +1604,8 @@ void config_free(struct config *cfg)
     free(cfg->path);
     free(cfg->dir);
     free(cfg->plugin_dir);
+    free(cfg->locales_dir);
+    free(cfg->default_locale);
     free(cfg->consumer);
     free(cfg->redis_url);
     free(cfg->redis_host);

@@ -20,6 +20,11 @@
 #ifndef HERALD_PLUGIN_DIR
 #define HERALD_PLUGIN_DIR "channels"
 #endif
+/* Where `cmake --install` puts the pages' message catalogues
+ * (<datadir>/herald/locales), the same way. */
+#ifndef HERALD_LOCALE_DIR
+#define HERALD_LOCALE_DIR "locales"
+#endif
 /* The limits of one HTTP listener, the same keys in [admin] and [public]
  * (http.h's struct http_limits; what a hit does: http_limit.h). */
 #define CONFIG_LISTENER_KEYS(X, sec)                                                             \
@@ -46,6 +51,9 @@
 #define CONFIG_KEYS(X)                                                                          \
     X("daemon", "plugin_dir", PATH, HERALD_PLUGIN_DIR, plugin_dir,                               \
       "Directory holding the channel plugins as <plugin>.so.")                                   \
+    X("daemon", "locales_dir", PATH, HERALD_LOCALE_DIR, locales_dir,                             \
+      "Directory of the pages' message catalogues, one <locale>.po per language "               \
+      "(docs/localisation.md); an operator adds a language by adding a file and reloading.")   \
     X("daemon", "log_level", LOGLEVEL, "info", log_level, "debug, info, warn or error.")        \
     X("daemon", "log_format", LOGFORMAT, "text", log_format,                                     \
       "text (one line per event) or json (one JSON object per line).")                           \
@@ -93,13 +101,16 @@
     X("public", "public_url", URL, "", public_url,                                               \
       "Public base URL of the public listener as people reach it (https://...); links are built " \
       "under it. [admin] public_url is its deprecated old name.")                                \
+    X("public", "default_locale", LOCALE, "en", default_locale,                                  \
+      "Language of the pages for a person whose profile and browser name none of the "          \
+      "catalogues in locales_dir (a catalogue of this name must exist).")                        \
     CONFIG_LISTENER_KEYS(X, "public")
 
 /* CONFIG_SECRET keys (and CONFIG_PROVIDER_SECRETS below) also take the
  * form `KEY_file = path`: the value is the file's content. */
 enum config_type { CONFIG_STRING, CONFIG_PATH, CONFIG_LOGLEVEL, CONFIG_DURATION, CONFIG_INT,
                    CONFIG_REDIS_URL, CONFIG_PREFIX, CONFIG_LISTEN, CONFIG_SECRET, CONFIG_URL,
-                   CONFIG_TZNAME, CONFIG_QUIET, CONFIG_SIZE, CONFIG_LOGFORMAT };
+                   CONFIG_TZNAME, CONFIG_QUIET, CONFIG_SIZE, CONFIG_LOGFORMAT, CONFIG_LOCALE };
 
 struct config_key_info {
     const char *section;
@@ -208,6 +219,7 @@ struct config {
     char *dir;  /* directory of the file, for relative paths */
     /* [daemon] */
     char *plugin_dir;
+    char *locales_dir;
     int log_level;
     int log_format;             /* enum log_format (log.h) */
     int64_t drain_timeout_ms;
@@ -257,6 +269,7 @@ struct config {
     char *public_host;
     int public_port;
     bool public_url_deprecated; /* public_url came from [admin] public_url */
+    char *default_locale;       /* [public] default_locale: a language tag */
 };
 
 /* One --set override: "section.key=value" ("provider outbox.dir=/x"). */

@@ -19,10 +19,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include "l10n.h"
 #include "links.h"
 #include "log.h"
 #include "pagerender.h"
 #include "people.h"
+#include "tzdb.h"
 
 #define CSRF_PREFERENCES "preferences"
 #define CSRF_UNSUBSCRIBE_ALL "unsubscribe-all"
@@ -43,13 +45,23 @@ struct page_req {
     int withdrawn; /* consent records appended */
     int status;    /* of the page rendered after people_get */
     bool saved;
-    char error[256];
+    struct pagerender_errors errors; /* of the form, shown on the page */
+    /* The person's language: the catalogues in force when the request
+     * came (a reference), its Accept-Language, and once the person's data
+     * was read, their profile's locale and time zone. */
+    struct l10n_set *l10n;
+    char *accept;
+    char *default_tz;
+    char locale[36];
 };
 
 static void page_req_free(struct page_req *pr)
 {
     free(pr->token);
     free(pr->secret);
+    free(pr->accept);
+    free(pr->default_tz);
+    l10n_set_unref(pr->l10n);
     pagerender_form_free(&pr->form);
     pagerender_changes_free(&pr->changes);
     free(pr);
@@ -68,25 +80,65 @@ static void respond_html(struct http_request *req, int status, struct strbuf *bo
     strbuf_free(body);
 }
 
-static void respond_message(struct http_request *req, int status, const char *title, const char *text)
+/* The time zones the pages show times in: read once, kept for the
+ * process (the zone files do not change under a running daemon). */
+static struct tzdb *page_tzdb(void)
+{
+    static struct tzdb *db;
+    if (!db) db = tzdb_new(NULL);
+    return db;
+}
+
+/* Before the person's data is read: the browser's language. */
+static struct pagerender_lang req_lang(const struct api_state *st, struct http_request *req)
+{
+    struct pagerender_lang L = {st->locales, l10n_choose(st->locales, NULL,
+                                                         http_request_header(req, "Accept-Language")),
+                                NULL, NULL};
+    return L;
+}
+
+/* The person's language and zone: their profile's when doc has them (and
+ * they are known), else what the request and the configuration say. */
+static struct pagerender_lang pr_lang(struct page_req *pr, const json_t *doc)
+{
+    const json_t *p = json_object_get(doc, "profile");
+    const char *loc = json_string_value(json_object_get(p, "locale"));
+    if (loc) herald_copy(pr->locale, sizeof(pr->locale), loc);
+    struct pagerender_lang L = {pr->l10n, l10n_choose(pr->l10n, pr->locale[0] ? pr->locale : NULL, pr->accept),
+                                NULL, NULL};
+    const char *tzn = json_string_value(json_object_get(p, "tz"));
+    const struct tz *tz = tzn && tzdb_name_valid(tzn) ? tzdb_get(page_tzdb(), tzn) : NULL;
+    if (!tz && pr->default_tz) {
+        tzn = pr->default_tz;
+        tz = tzdb_get(page_tzdb(), tzn);
+    }
+    if (tz) {
+        L.tz = tz;
+        L.tz_name = tzn;
+    }
+    return L;
+}
+
+static void respond_message(struct http_request *req, const struct pagerender_lang *L, int status,
+                            const char *title_key, const char *text_key, const char *channel, const char *topic)
 {
     struct strbuf sb;
     strbuf_init(&sb);
-    pagerender_message(&sb, title, text);
+    pagerender_message(&sb, L, title_key, text_key, channel, topic);
     respond_html(req, status, &sb);
 }
 
-static void finish_message(struct page_req *pr, int status, const char *title, const char *text)
+static void finish_message(struct page_req *pr, int status, const char *title_key, const char *text_key)
 {
-    respond_message(pr->req, status, title, text);
+    struct pagerender_lang L = pr_lang(pr, NULL);
+    respond_message(pr->req, &L, status, title_key, text_key, pr->claims.channel, pr->claims.topic);
     page_req_free(pr);
 }
 
-static void respond_unavailable(struct http_request *req)
+static void respond_unavailable(struct http_request *req, const struct pagerender_lang *L)
 {
-    respond_message(req, 503, "Please try again soon",
-                    "We cannot reach your data right now. Nothing was changed. Please try again in a few "
-                    "minutes.");
+    respond_message(req, L, 503, "msg.unavailable.title", "msg.unavailable.text", NULL, NULL);
 }
 
 /* Whether a POST may come from where the browser says it comes from.
@@ -117,33 +169,28 @@ static struct page_req *open_link(struct http_request *req, struct api_state *st
     const char *token = http_request_param(req, "token");
     struct link_claims c;
     char err[128];
+    struct pagerender_lang L = req_lang(st, req);
     if (!token || !cfg->link_secret ||
         links_verify(token, cfg->link_secret, time(NULL), &c, err, sizeof(err)) < 0) {
         bool expired = token && cfg->link_secret && strstr(err, "expired") != NULL;
         log_debug("page", "link refused: %s", expired ? "expired" : "not valid");
-        respond_message(req, 403, expired ? "This link has expired" : "This link is not valid",
-                        expired ? "Links in our messages work for a limited time. Nothing was changed. The "
-                                  "next message we send you carries a new link."
-                                : "This link was not made by us, or it was changed on the way. Nothing was "
-                                  "changed. Please use the link exactly as it is in our message.");
+        respond_message(req, &L, 403, expired ? "msg.expired.title" : "msg.invalid.title",
+                        expired ? "msg.expired.text" : "msg.invalid.text", NULL, NULL);
         return NULL;
     }
     int ch = herald_channel_from_name(c.channel);
     if (c.kind != kind || !herald_id_valid(c.recipient) || ch < 0) {
         log_debug("page", "link refused: wrong kind or content");
-        respond_message(req, 403, "This link is not valid",
-                        "This link does not lead here. Nothing was changed. Please use the link exactly as "
-                        "it is in our message.");
+        respond_message(req, &L, 403, "msg.invalid.title", "msg.wrong_kind.text", NULL, NULL);
         return NULL;
     }
     if (post && !origin_ok(req, cfg->public_url)) {
         log_info("page", "cross-site form refused recipient=%s", c.recipient);
-        respond_message(req, 403, "This form did not come from us",
-                        "Another website tried to send this form. Nothing was changed.");
+        respond_message(req, &L, 403, "msg.cross_site.title", "msg.cross_site.text", NULL, NULL);
         return NULL;
     }
     if (!st->people) {
-        respond_unavailable(req);
+        respond_unavailable(req, &L);
         return NULL;
     }
     struct page_req *pr = xcalloc(1, sizeof(*pr));
@@ -153,6 +200,10 @@ static struct page_req *open_link(struct http_request *req, struct api_state *st
     pr->channel = ch;
     pr->token = xstrdup(token);
     pr->secret = xstrdup(cfg->link_secret);
+    pr->l10n = l10n_set_ref(st->locales);
+    const char *al = http_request_header(req, "Accept-Language");
+    pr->accept = al ? xstrndup(al, strnlen(al, 512)) : NULL;
+    pr->default_tz = cfg->default_tz ? xstrdup(cfg->default_tz) : NULL;
     return pr;
 }
 
@@ -163,16 +214,19 @@ static bool parse_body(struct page_req *pr)
     char err[128];
     if (pagerender_form_parse(http_request_header(pr->req, "Content-Type"), body, len, &pr->form, err,
                               sizeof(err)) < 0) {
-        snprintf(pr->error, sizeof(pr->error), "The form could not be read (%s).", err);
+        log_debug("page", "form refused recipient=%s: %s", pr->claims.recipient, err);
+        pr->errors.e[0].key = "error.unreadable";
+        pr->errors.n = 1;
         return false;
     }
     pr->form_valid = true;
     return true;
 }
 
-static void ctx_from_claims(struct pagerender_ctx *ctx, const struct page_req *pr)
+static void ctx_from_claims(struct pagerender_ctx *ctx, struct page_req *pr, const json_t *doc)
 {
     memset(ctx, 0, sizeof(*ctx));
+    ctx->lang = pr_lang(pr, doc);
     ctx->campaign = pr->claims.campaign;
     ctx->topic = pr->claims.topic;
     ctx->channel = pr->claims.channel;
@@ -186,7 +240,7 @@ static void unsubscribe_get(struct http_request *req, void *arg)
     struct page_req *pr = open_link(req, arg, 'u', false);
     if (!pr) return;
     struct pagerender_ctx ctx;
-    ctx_from_claims(&ctx, pr);
+    ctx_from_claims(&ctx, pr, NULL);
     struct strbuf csrf, href, body;
     strbuf_init(&csrf);
     strbuf_init(&href);
@@ -208,35 +262,20 @@ static void unsubscribe_get(struct http_request *req, void *arg)
 
 static void unsubscribed(struct page_req *pr, bool whole_channel)
 {
-    const char *pl = pagerender_channel_plural(pr->claims.channel);
-    struct strbuf text;
-    strbuf_init(&text);
-    if (whole_channel)
-        strbuf_addf(&text,
-                    "You will get no more %s from us. This applies at once, also to messages already "
-                    "on their way to you.",
-                    pl);
-    else
-        strbuf_addf(&text,
-                    "You will get no more %s about \xE2\x80\x9C%s\xE2\x80\x9D from us. This applies at "
-                    "once, also to messages already on their way to you. Other topics are not affected.",
-                    pl, pr->claims.topic);
-    respond_message(pr->req, 200, "You are unsubscribed", text.buf);
-    strbuf_free(&text);
-    page_req_free(pr);
+    finish_message(pr, 200, "msg.unsubscribed.title",
+                   whole_channel ? "msg.unsubscribed.channel" : "msg.unsubscribed.topic");
 }
 
 static void people_failed(struct page_req *pr, int status, const char *err, bool post_unsubscribe)
 {
     if (status == -HERALD_ENOENT) {
         /* Nothing stored means nothing is sent: an unsubscribe has nothing left to do. */
-        finish_message(pr, post_unsubscribe ? 200 : 404, "We hold no data about you",
-                       "We have no data stored about you any more, so we send you nothing.");
+        finish_message(pr, post_unsubscribe ? 200 : 404, "msg.no_data.title", "msg.no_data.text");
     } else if (status == -HERALD_EINVAL) {
-        finish_message(pr, 400, "This could not be saved", err ? err : "The change was refused.");
+        log_info("page", "change refused recipient=%s: %s", pr->claims.recipient, err ? err : "invalid");
+        finish_message(pr, 400, "msg.refused.title", "error.refused");
     } else {
-        respond_unavailable(pr->req);
-        page_req_free(pr);
+        finish_message(pr, 503, "msg.unavailable.title", "msg.unavailable.text");
     }
 }
 
@@ -264,6 +303,7 @@ static void on_unsubscribe_lookup(int status, enum store_error store, json_t *do
         people_failed(pr, status, err, true);
         return;
     }
+    (void)pr_lang(pr, doc); /* remembers the person's locale for the answer */
     const json_t *cc = json_object_get(json_object_get(doc, "consent_current"), pr->claims.channel);
     bool granted = json_is_true(json_object_get(cc, "granted"));
     json_decref(doc);
@@ -295,7 +335,7 @@ static void unsubscribe_post(struct http_request *req, void *arg)
     struct page_req *pr = open_link(req, arg, 'u', true);
     if (!pr) return;
     if (!parse_body(pr)) {
-        finish_message(pr, 400, "This form could not be read", pr->error);
+        finish_message(pr, 400, "msg.unreadable.title", "error.unreadable");
         return;
     }
     int rc;
@@ -303,9 +343,7 @@ static void unsubscribe_post(struct http_request *req, void *arg)
         /* Beyond RFC 8058's one click: only from the form our GET page rendered. */
         if (!links_form_mac_ok(pagerender_form_get(&pr->form, "csrf"), pr->secret, pr->token,
                                CSRF_UNSUBSCRIBE_ALL)) {
-            finish_message(pr, 403, "This form did not come from us",
-                           "Please open the link in our message again and use its button. Nothing was "
-                           "changed.");
+            finish_message(pr, 403, "msg.cross_site.title", "msg.foreign_unsub.text");
             return;
         }
         rc = people_get(pr->pp, pr->claims.recipient, on_unsubscribe_lookup, pr);
@@ -318,7 +356,7 @@ static void unsubscribe_post(struct http_request *req, void *arg)
             rc = people_get(pr->pp, pr->claims.recipient, on_unsubscribe_lookup, pr);
         }
     } else {
-        finish_message(pr, 400, "Nothing to do", "This form asks for nothing we know. Nothing was changed.");
+        finish_message(pr, 400, "msg.nothing_to_do.title", "msg.nothing_to_do.text");
         return;
     }
     if (rc < 0) people_failed(pr, rc, NULL, true);
@@ -335,14 +373,14 @@ static void on_prefs_doc(int status, enum store_error store, json_t *doc, const 
         return;
     }
     struct pagerender_ctx ctx;
-    ctx_from_claims(&ctx, pr);
+    ctx_from_claims(&ctx, pr, doc);
     struct strbuf csrf, body;
     strbuf_init(&csrf);
     strbuf_init(&body);
     links_form_mac(&csrf, pr->secret, pr->token, CSRF_PREFERENCES);
     ctx.csrf = csrf.buf;
     ctx.saved = pr->saved;
-    ctx.error = pr->error[0] ? pr->error : NULL;
+    ctx.errors = pr->errors.n ? &pr->errors : NULL;
     ctx.submitted = pr->form_valid ? &pr->form : NULL;
     pagerender_prefs(&body, doc, &ctx);
     json_decref(doc);
@@ -380,9 +418,7 @@ static void on_prefs_withdrawn(int status, enum store_error store, json_t *doc, 
         log_warn("page", "consent withdrawal failed recipient=%s channel=%s: %s", pr->claims.recipient,
                  herald_channel_name(pr->next_ch),
                  status == -HERALD_EREDIS ? store_error_name(store) : herald_strerror(status));
-        finish_message(pr, 503, "Please try again soon",
-                       "Your other choices are saved, but withdrawing your agreement did not go "
-                       "through. Please open the page again and withdraw it once more.");
+        finish_message(pr, 503, "msg.unavailable.title", "msg.withdraw_failed.text");
         return;
     }
     pr->withdrawn++;
@@ -405,11 +441,7 @@ static void withdraw_next(struct page_req *pr)
     /* POST/redirect/GET: a reload of the result does not post again. The
      * relative reference keeps the path (and any prefix a proxy adds). */
     http_response_header(pr->req, "Location", "?saved=1");
-    struct strbuf body;
-    strbuf_init(&body);
-    pagerender_message(&body, "Your choices are saved", "Your choices are saved.");
-    respond_html(pr->req, 303, &body);
-    page_req_free(pr);
+    finish_message(pr, 303, "msg.saved.title", "msg.saved.text");
 }
 
 static void on_prefs_patched(int status, enum store_error store, json_t *doc, const char *err, void *arg)
@@ -418,7 +450,9 @@ static void on_prefs_patched(int status, enum store_error store, json_t *doc, co
     struct page_req *pr = arg;
     json_decref(doc);
     if (status == -HERALD_EINVAL) {
-        snprintf(pr->error, sizeof(pr->error), "%s", err ? err : "The change was refused.");
+        log_info("page", "preferences refused recipient=%s: %s", pr->claims.recipient, err ? err : "invalid");
+        pr->errors.e[0].key = "error.refused";
+        pr->errors.n = 1;
         show_prefs(pr, 400);
         return;
     }
@@ -440,14 +474,10 @@ static void prefs_post(struct http_request *req, void *arg)
     if (!links_form_mac_ok(pagerender_form_get(&pr->form, "csrf"), pr->secret, pr->token, CSRF_PREFERENCES)) {
         log_info("page", "preference form without a valid form MAC refused recipient=%s",
                  pr->claims.recipient);
-        finish_message(pr, 403, "This form did not come from us",
-                       "Please open the link in our message again and change your choices there. "
-                       "Nothing was changed.");
+        finish_message(pr, 403, "msg.cross_site.title", "msg.foreign_prefs.text");
         return;
     }
-    char err[256];
-    if (pagerender_changes_from_form(&pr->form, &pr->changes, err, sizeof(err)) < 0) {
-        snprintf(pr->error, sizeof(pr->error), "%s", err);
+    if (pagerender_changes_from_form(&pr->form, &pr->changes, &pr->errors) < 0) {
         show_prefs(pr, 400);
         return;
     }

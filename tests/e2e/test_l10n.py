@@ -1,0 +1,157 @@
+"""The pages in the person's own language, end to end over HTTP: the
+catalogue is the profile's locale, else the browser's Accept-Language
+(q-values), else [public] default_locale; <html lang dir> follow it; times
+are in the person's zone and name it. The catalogues come from
+[daemon] locales_dir: an operator adds a language by adding a file and
+reloading; a broken catalogue stops the start (naming file and line) and
+a reload with one keeps the running catalogues and logs why.
+"""
+
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+import zoneinfo
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import person  # noqa: E402
+from test_prefpage import http, make_token  # noqa: E402
+
+
+def lang_of(html):
+    m = re.search(r'<html lang="([^"]+)" dir="([^"]+)">', html)
+    assert m, "the page has no <html lang dir>"
+    return m.group(1), m.group(2)
+
+
+def title_of(html):
+    return re.search(r"<title>([^<]*)</title>", html).group(1)
+
+
+class Languages(harness.HeraldTestCase):
+
+    def start(self, people, sets=(), locales=None):
+        e = self.env()
+        e.import_people(people)
+        base = "http://127.0.0.1:%d" % e.public_port
+        sets = ("public.public_url=%s" % base,) + tuple(sets)
+        if locales:
+            sets += ("daemon.locales_dir=%s" % locales,)
+        h = e.start_herald(sets=sets)
+        return e, h, base
+
+    def page(self, base, pid, accept=None, kind="p"):
+        tok = make_token(kind, pid, "l10n-spring", "promotions", "email", int(time.time()) + 3600)
+        headers = {"Accept-Language": accept} if accept else {}
+        status, _, text = http("GET", "%s/%s/%s" % (base, kind, tok), headers=headers)
+        return status, text
+
+    def test_locale_is_the_profile_then_the_browser_then_the_default(self):
+        ko = person("l-ko", email="ko.l10n@example.com", channels=["email"], consent=["email"])
+        ko.update(locale="ko", tz="Asia/Seoul")
+        anon = person("l-any", email="any.l10n@example.com", channels=["email"], consent=["email"])
+        del anon["locale"]
+        e, h, base = self.start([ko, anon])
+
+        # The profile's locale wins over the browser's.
+        status, html = self.page(base, "l-ko", accept="de-DE,de;q=0.9")
+        self.assertEqual(status, 200)
+        self.assertEqual(lang_of(html), ("ko", "ltr"))
+        self.assertEqual(title_of(html), "저희가 보내는 메시지")
+        self.assertIn("수신 동의", html)
+        self.assertNotIn("Your messages from us", html)
+        # Times: in Asia/Seoul, the Korean format, naming the zone.
+        at = json.loads(e.r.lindex("herald:r:{l-ko}:consent", 0))["at"]
+        t = datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(zoneinfo.ZoneInfo("Asia/Seoul"))
+        self.assertIn("%d년 %d월 %d일 %02d:%02d (Asia/Seoul)" % (t.year, t.month, t.day, t.hour, t.minute), html)
+        self.assertNotIn(" UTC", html)
+
+        # Without a locale: the browser's best match, by q-value.
+        for accept, want in (("ko-KR,ko;q=0.9,en-US;q=0.8", "ko"), ("fr-FR, de;q=0.5, en;q=0.4", "de"),
+                             ("en;q=0.2, de;q=0.9", "de"), ("fr, it", "en"), (None, "en")):
+            with self.subTest(accept=accept):
+                status, html = self.page(base, "l-any", accept=accept)
+                self.assertEqual(status, 200)
+                self.assertEqual(lang_of(html)[0], want)
+        status, html = self.page(base, "l-any", accept="de")
+        self.assertIn("Ihre Nachrichten von uns", html)
+        self.assertIn("Was wir über Sie speichern", html)
+        self.assertIn("(UTC)", html, "a person without a zone: the default_tz, named")
+
+        # Pages before the person is known (a refused link) follow the browser.
+        status, _, html = http("GET", base + "/p/not-a-token", headers={"Accept-Language": "de"})
+        self.assertEqual(status, 403)
+        self.assertEqual(lang_of(html)[0], "de")
+        self.assertIn("Dieser Link ist ungültig", html)
+        # The unsubscribe page too.
+        status, html = self.page(base, "l-any", accept="ko", kind="u")
+        self.assertEqual(status, 200)
+        self.assertIn("수신 중지", html)
+
+    def test_default_locale_is_configurable(self):
+        anon = person("l-def", email="def.l10n@example.com", channels=["email"], consent=["email"])
+        del anon["locale"]
+        e, h, base = self.start([anon], sets=("public.default_locale=de",))
+        status, html = self.page(base, "l-def")
+        self.assertEqual(lang_of(html)[0], "de")
+        status, html = self.page(base, "l-def", accept="xx-YY")
+        self.assertEqual(lang_of(html)[0], "de")
+
+    def test_operator_adds_a_locale_and_a_broken_one_is_refused(self):
+        e = self.env()
+        locales = e.path("locales")
+        shutil.copytree(harness.LOCALES_DIR, locales)
+        anon = person("l-op", email="op.l10n@example.com", channels=["email"], consent=["email"])
+        del anon["locale"]
+        e.import_people([anon])
+        base = "http://127.0.0.1:%d" % e.public_port
+        h = e.start_herald(sets=("public.public_url=%s" % base, "daemon.locales_dir=%s" % locales))
+        self.assertEqual(lang_of(self.page(base, "l-op", accept="fr")[1])[0], "en")
+
+        # A new language by adding a file, no rebuild: a reload picks it up.
+        # Right to left, and partly translated: the rest is in English.
+        with open(os.path.join(locales, "ar.po"), "w") as f:
+            f.write('msgid ""\nmsgstr ""\n"Plural-Forms: nplurals=6; plural=(n==0 ? 0 : n==1 ? 1 : n==2 ? 2 : '
+                    'n%100>=3 && n%100<=10 ? 3 : n%100>=11 ? 4 : 5);\\n"\n"X-Direction: rtl\\n"\n\n'
+                    'msgid "prefs.title"\nmsgstr "رسائلك منا"\n')
+        h.signal(signal.SIGHUP)
+        harness.wait_for("the reload", lambda: "configuration reloaded" in h.log() or None, 20)
+        self.assertIn("ar.po: warning:", h.log(), "what the new catalogue lacks is said")
+        status, html = self.page(base, "l-op", accept="ar")
+        self.assertEqual(lang_of(html), ("ar", "rtl"))
+        self.assertEqual(title_of(html), "رسائلك منا")
+        self.assertIn("What we store about you", html, "untranslated texts fall back to the default")
+
+        # A broken catalogue: the reload is refused, naming file and line; the old ones stay.
+        with open(os.path.join(locales, "de.po"), "a") as f:
+            f.write('\nmsgid "prefs.title"\nmsgstr "Doppelt"\n')
+        with open(os.path.join(locales, "de.po")) as f:
+            lines = sum(1 for _ in f)
+        h.signal(signal.SIGHUP)
+        harness.wait_for("the refusal", lambda: "reload refused" in h.log() or None, 20)
+        self.assertIn("de.po:%d: \"prefs.title\" is defined twice" % (lines - 1), h.log())
+        self.assertEqual(title_of(self.page(base, "l-op", accept="de")[1]), "Ihre Nachrichten von uns")
+        self.assertEqual(lang_of(self.page(base, "l-op", accept="ar")[1])[0], "ar")
+        h.stop()
+
+        # At start the same catalogue stops herald, with the same words.
+        import subprocess
+        res = subprocess.run([harness.HERALD_BIN, "--config", e.config, "--set", "daemon.locales_dir=%s" % locales],
+                             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn("de.po:%d: \"prefs.title\" is defined twice" % (lines - 1), res.stderr)
+        os.remove(os.path.join(locales, "en.po"))
+        res = subprocess.run([harness.HERALD_BIN, "--config", e.config, "--check-config", "--set",
+                              "daemon.locales_dir=%s" % locales], capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL)
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn("de.po:%d" % (lines - 1), res.stderr)
+
+
+if __name__ == "__main__":
+    harness.main()
