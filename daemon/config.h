@@ -101,6 +101,12 @@
     X("public", "public_url", URL, "", public_url,                                               \
       "Public base URL of the public listener as people reach it (https://...); links are built " \
       "under it. [admin] public_url is its deprecated old name.")                                \
+    X("public", "organisation", STRING, "", organisation,                                        \
+      "Your organisation's name, shown on every page behind the links (empty: none).")           \
+    X("public", "privacy_url", URL, "", privacy_url,                                              \
+      "Link to your privacy policy, shown on every page (https://...; empty: none).")             \
+    X("public", "contact", STRING, "", contact,                                                  \
+      "How people reach you about their data (an address or a URL), shown on every page.")     \
     X("public", "default_locale", LOCALE, "en", default_locale,                                  \
       "Language of the pages for a person whose profile and browser name none of the "          \
       "catalogues in locales_dir (a catalogue of this name must exist).")                        \
@@ -206,6 +212,36 @@ struct config_cap {
     bool has_channel, has_limit, has_window;
 };
 
+/* A text given per language: `key = ...` (untagged) and `key.<locale> = ...`. */
+struct config_text {
+    char *locale; /* "" for the untagged one */
+    char *value;
+};
+struct config_texts {
+    struct config_text *v;
+    size_t n;
+};
+/* The text for locale: the same tag (any case), else its primary
+ * language, else default_locale's, else the untagged one, else NULL. */
+const char *config_text_for(const struct config_texts *t, const char *locale, const char *default_locale);
+
+/* [topic NAME]: how the pages name a topic and say what it is about. */
+struct config_topic {
+    char *name;
+    int line;
+    struct config_texts title;       /* name, name.<locale> */
+    struct config_texts description; /* description, description.<locale> */
+};
+
+/* [terms CHANNEL]: the exact terms a person agrees to on the preference
+ * page to receive that channel, and their version (kept with the consent). */
+struct config_terms {
+    bool present;
+    int line;
+    char *version;
+    struct config_texts text; /* text, text.<locale> */
+};
+
 struct config_channel {
     bool present;
     int line;
@@ -270,6 +306,10 @@ struct config {
     int public_port;
     bool public_url_deprecated; /* public_url came from [admin] public_url */
     char *default_locale;       /* [public] default_locale: a language tag */
+    char *organisation, *privacy_url, *contact; /* [public]: shown on every page ("" when not set) */
+    struct config_topic *topics; /* [topic NAME] */
+    size_t ntopics;
+    struct config_terms terms[HERALD_CH_COUNT]; /* [terms CHANNEL] */
 };
 
 /* One --set override: "section.key=value" ("provider outbox.dir=/x"). */
@@ -330,6 +370,8 @@ void config_sort_report(struct strbuf *report, const char *path);
 int config_parse_size(const char *s, int64_t *bytes);
 /* Parses host:port ([v6]:port allowed). */
 int config_parse_listen(const char *s, char **host, int *port, char *err, size_t errlen);
+/* The [topic NAME] section of topic, or NULL. */
+const struct config_topic *config_topic_find(const struct config *cfg, const char *topic);
 /* Resolves a path against the config directory (absolute paths unchanged). Caller frees. */
 char *config_resolve_path(const struct config *cfg, const char *path);
 

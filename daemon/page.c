@@ -50,6 +50,7 @@ struct page_req {
      * came (a reference), its Accept-Language, and once the person's data
      * was read, their profile's locale and time zone. */
     struct l10n_set *l10n;
+    const struct api_state *st; /* outlives the request; its cfg is read when a page is rendered */
     char *accept;
     char *default_tz;
     char locale[36];
@@ -94,7 +95,7 @@ static struct pagerender_lang req_lang(const struct api_state *st, struct http_r
 {
     struct pagerender_lang L = {st->locales, l10n_choose(st->locales, NULL,
                                                          http_request_header(req, "Accept-Language")),
-                                NULL, NULL};
+                                NULL, NULL, st->cfg};
     return L;
 }
 
@@ -106,7 +107,7 @@ static struct pagerender_lang pr_lang(struct page_req *pr, const json_t *doc)
     const char *loc = json_string_value(json_object_get(p, "locale"));
     if (loc) herald_copy(pr->locale, sizeof(pr->locale), loc);
     struct pagerender_lang L = {pr->l10n, l10n_choose(pr->l10n, pr->locale[0] ? pr->locale : NULL, pr->accept),
-                                NULL, NULL};
+                                NULL, NULL, pr->st->cfg};
     const char *tzn = json_string_value(json_object_get(p, "tz"));
     const struct tz *tz = tzn && tzdb_name_valid(tzn) ? tzdb_get(page_tzdb(), tzn) : NULL;
     if (!tz && pr->default_tz) {
@@ -201,6 +202,7 @@ static struct page_req *open_link(struct http_request *req, struct api_state *st
     pr->token = xstrdup(token);
     pr->secret = xstrdup(cfg->link_secret);
     pr->l10n = l10n_set_ref(st->locales);
+    pr->st = st;
     const char *al = http_request_header(req, "Accept-Language");
     pr->accept = al ? xstrndup(al, strnlen(al, 512)) : NULL;
     pr->default_tz = cfg->default_tz ? xstrdup(cfg->default_tz) : NULL;

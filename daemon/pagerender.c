@@ -601,6 +601,25 @@ static void chword(struct strbuf *out, const struct pagerender_lang *L, const ch
     say(out, L, key, NULL);
 }
 
+static const char *locale_of(const struct pagerender_lang *L)
+{
+    return L->cat ? l10n_catalog_locale(L->cat) : NULL;
+}
+
+/* A topic as the page names it: its [topic NAME] name in the person's
+ * language, else the id. */
+static const char *topic_title(const struct pagerender_lang *L, const char *topic)
+{
+    const struct config_topic *t = config_topic_find(L->cfg, topic);
+    const char *name = t ? config_text_for(&t->title, locale_of(L), L->cfg->default_locale) : NULL;
+    return name ? name : topic;
+}
+
+static const char *frag_topic(struct frags *fr, const struct pagerender_lang *L, const char *topic)
+{
+    return frag_text(fr, topic_title(L, topic));
+}
+
 static const char *frag_ch(struct frags *fr, const struct pagerender_lang *L, const char *channel, const char *which)
 {
     struct strbuf *sb = frag_new(fr);
@@ -630,7 +649,7 @@ void pagerender_reason(struct strbuf *out, const struct pagerender_lang *L, cons
     struct frags fr = {.n = 0};
     const char *pl = frag_ch(&fr, L, channel, "many"), *addr = frag_ch(&fr, L, channel, "address");
     bool has_topic = topic && *topic;
-    const char *tp = frag_text(&fr, topic);
+    const char *tp = frag_topic(&fr, L, topic);
     int code = reason_code(reason);
     char key[64];
     if (code < 0) {
@@ -755,7 +774,38 @@ static void doc_open(struct strbuf *out, const struct pagerender_lang *L, const 
     strbuf_adds(out, "</h1>\n");
 }
 
-static void doc_close(struct strbuf *out) { strbuf_adds(out, "</main></body></html>\n"); }
+/* Who sends these messages, their privacy policy and how to reach them,
+ * on every page ([public] organisation, privacy_url, contact). */
+static void doc_close(struct strbuf *out, const struct pagerender_lang *L)
+{
+    const struct config *cfg = L->cfg;
+    bool org = cfg && cfg->organisation && *cfg->organisation, priv = cfg && cfg->privacy_url && *cfg->privacy_url,
+         contact = cfg && cfg->contact && *cfg->contact;
+    if (org || priv || contact) {
+        struct frags fr = {.n = 0};
+        strbuf_adds(out, "<footer class=\"muted\">");
+        if (org) {
+            strbuf_adds(out, "<p>");
+            say(out, L, "site.organisation", "organisation", frag_text(&fr, cfg->organisation), NULL);
+            strbuf_adds(out, "</p>");
+        }
+        if (priv) {
+            strbuf_adds(out, "<p><a href=\"");
+            esc(out, cfg->privacy_url);
+            strbuf_adds(out, "\" rel=\"noopener\">");
+            say(out, L, "site.privacy", NULL);
+            strbuf_adds(out, "</a></p>");
+        }
+        if (contact) {
+            strbuf_adds(out, "<p>");
+            say(out, L, "site.contact", "contact", frag_text(&fr, cfg->contact), NULL);
+            strbuf_adds(out, "</p>");
+        }
+        strbuf_adds(out, "</footer>\n");
+        frags_free(&fr);
+    }
+    strbuf_adds(out, "</main></body></html>\n");
+}
 
 void pagerender_message(struct strbuf *out, const struct pagerender_lang *L, const char *title_key,
                         const char *text_key, const char *channel, const char *topic)
@@ -765,9 +815,9 @@ void pagerender_message(struct strbuf *out, const struct pagerender_lang *L, con
     say(title, L, title_key, NULL);
     doc_open(out, L, title->buf);
     strbuf_adds(out, "<p>");
-    say(out, L, text_key, "channels", frag_ch(&fr, L, channel, "many"), "topic", frag_text(&fr, topic), NULL);
+    say(out, L, text_key, "channels", frag_ch(&fr, L, channel, "many"), "topic", frag_topic(&fr, L, topic), NULL);
     strbuf_adds(out, "</p>\n");
-    doc_close(out);
+    doc_close(out, L);
     frags_free(&fr);
 }
 
@@ -784,7 +834,7 @@ void pagerender_unsubscribe(struct strbuf *out, const struct pagerender_ctx *ctx
 {
     const struct pagerender_lang *L = &ctx->lang;
     struct frags fr = {.n = 0};
-    const char *pl = frag_ch(&fr, L, ctx->channel, "many"), *tp = frag_text(&fr, ctx->topic);
+    const char *pl = frag_ch(&fr, L, ctx->channel, "many"), *tp = frag_topic(&fr, L, ctx->topic);
     bool topic = ctx->topic && *ctx->topic;
     struct strbuf *title = frag_new(&fr);
     say(title, L, topic ? "unsub.title_topic" : "unsub.title", "channels", pl, "topic", tp, NULL);
@@ -817,7 +867,7 @@ void pagerender_unsubscribe(struct strbuf *out, const struct pagerender_ctx *ctx
         strbuf_adds(out, "</a>.</p>\n");
     }
     frags_free(&fr);
-    doc_close(out);
+    doc_close(out, L);
 }
 
 /* The channels the page shows, in the person's order first, then the rest. */
@@ -948,7 +998,7 @@ static void section_receive(struct strbuf *out, const struct pagerender_lang *L,
             if (json_is_true(v) != (want == 1)) continue;
             if (list.len) say(&list, L, "receive.list_sep", NULL);
             struct frags fr = {.n = 0};
-            say(&list, L, "receive.topic_item", "topic", frag_text(&fr, k), NULL);
+            say(&list, L, "receive.topic_item", "topic", frag_topic(&fr, L, k), NULL);
             frags_free(&fr);
         }
         if (list.len) {
@@ -1078,7 +1128,7 @@ static void section_this_message(struct strbuf *out, const json_t *doc, const st
     say(out, L, "this.title", "channel", frag_ch(&fr, L, ctx->channel, "one"), NULL);
     strbuf_adds(out, "</h2>\n<p>");
     const char *key = m ? (topic ? "this.from_topic_at" : "this.from_at") : (topic ? "this.from_topic" : "this.from");
-    say(out, L, key, "campaign", frag_text(&fr, ctx->campaign), "topic", frag_text(&fr, ctx->topic), "when",
+    say(out, L, key, "campaign", frag_text(&fr, ctx->campaign), "topic", frag_topic(&fr, L, ctx->topic), "when",
         frag_when(&fr, L, jstr(m, "at")), NULL);
     if (m) {
         strbuf_adds(out, " ");
@@ -1125,7 +1175,7 @@ static void section_messages(struct strbuf *out, const struct pagerender_lang *L
         esc(out, jstr(m, "campaign"));
         strbuf_adds(out, "</td>");
         td_open(out, L, "messages.col.topic");
-        esc(out, jstr(m, "topic"));
+        esc(out, jstr(m, "topic") ? topic_title(L, jstr(m, "topic")) : NULL);
         strbuf_adds(out, "</td>");
         td_open(out, L, "messages.col.channel");
         chword(out, L, jstr(m, "channel"), "one");
@@ -1257,7 +1307,14 @@ static void section_form(struct strbuf *out, const json_t *doc, const struct pag
             bool on = sub ? pagerender_form_has(sub, "topic_on", topics[i])
                           : !json_is_false(json_object_get(stored, topics[i]));
             strbuf_reset(&lab);
-            say(&lab, L, "form.topic", "topic", frag_text(&fr, topics[i]), NULL);
+            say(&lab, L, "form.topic", "topic", frag_topic(&fr, L, topics[i]), NULL);
+            const struct config_topic *ct = config_topic_find(L->cfg, topics[i]);
+            const char *desc = ct ? config_text_for(&ct->description, locale_of(L), L->cfg->default_locale) : NULL;
+            if (desc) {
+                strbuf_adds(&lab, "<br><span class=\"muted\">");
+                esc(&lab, desc);
+                strbuf_adds(&lab, "</span>");
+            }
             checkbox(out, "topic_on", topics[i], on, lab.buf);
             frags_free(&fr);
         }
@@ -1375,5 +1432,5 @@ void pagerender_prefs(struct strbuf *out, const json_t *doc, const struct pagere
     section_profile(out, L, doc);
     section_consent(out, L, doc);
     section_messages(out, L, doc);
-    doc_close(out);
+    doc_close(out, L);
 }

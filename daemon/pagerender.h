@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "config.h"
 #include "herald.h"
 #include "l10n.h"
 #include "tz.h"
@@ -100,6 +101,9 @@ struct pagerender_lang {
     const struct l10n_catalog *cat; /* l10n_choose's */
     const struct tz *tz;            /* the person's zone; NULL: UTC */
     const char *tz_name;            /* its name as the page shows it; NULL: "UTC" */
+    /* The configuration in force (topics' names, terms, organisation);
+     * NULL: ids as they are, no footer. */
+    const struct config *cfg;
 };
 
 /* What a page knows besides the person's data. Strings may be NULL. */

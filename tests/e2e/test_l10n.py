@@ -93,6 +93,33 @@ class Languages(harness.HeraldTestCase):
         self.assertEqual(status, 200)
         self.assertIn("수신 중지", html)
 
+    def test_topics_organisation_privacy_and_contact_in_the_persons_language(self):
+        ko = person("l-names", email="names.l10n@example.com", channels=["email"], consent=["email"])
+        ko.update(locale="ko")
+        e = self.env()
+        e.import_people([ko])
+        text = e.config_text().replace("[public]\n", "[public]\norganisation = Example & Co\n"
+                                       "privacy_url = https://www.example.com/privacy\ncontact = privacy@example.com\n", 1)
+        text += ("\n[topic promotions]\nname = Offers and sales\nname.ko = 할인 및 특가\n"
+                 "description = Sales, at most weekly.\ndescription.ko = 최대 주 1회 할인 소식\n")
+        path = e.write("names.conf", text)
+        os.chmod(path, 0o600)
+        base = "http://127.0.0.1:%d" % e.public_port
+        e.start_herald(sets=("public.public_url=%s" % base,), config=path)
+        status, html = self.page(base, "l-names")
+        self.assertEqual(status, 200)
+        self.assertIn("‘할인 및 특가’ 관련 메시지", html, "the topic's Korean name on the form")
+        self.assertIn("최대 주 1회 할인 소식", html, "and its description")
+        self.assertNotIn("promotions</", html)
+        self.assertIn("이 메시지는 Example &amp; Co에서 보냅니다.", html)
+        self.assertIn('<a href="https://www.example.com/privacy" rel="noopener">개인정보 처리방침</a>', html)
+        self.assertIn("privacy@example.com", html)
+        # English for a browser that asks for it (the profile says ko: the profile wins, so use the unsubscribe
+        # page of a person without a locale instead).
+        status, html = self.page(base, "nobody-at-all", accept="en", kind="u")
+        self.assertIn("Stop Offers and sales emails", html)
+        self.assertIn("These messages come from Example &amp; Co.", html)
+
     def test_default_locale_is_configurable(self):
         anon = person("l-def", email="def.l10n@example.com", channels=["email"], consent=["email"])
         del anon["locale"]
