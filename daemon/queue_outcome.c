@@ -242,6 +242,8 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
         /* Requests herald sent to providers for it: the audit says how
          * often a person was tried. */
         .requests = r->dispatched ? r->requests : -1,
+        /* The language of the content it went out in (content per language). */
+        .locale = r->dispatched && r->locale ? r->locale : "",
     };
     store_outcomes_add(&jr->fin, &oc);
     jr->writes++;

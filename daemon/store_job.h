@@ -116,6 +116,7 @@ struct store_outcome {
     bool was_deferred;       /* it leaves the deferred count ("d") */
     bool once;               /* no record, but written once per run ("n") */
     int requests;            /* provider requests, < 0: not dispatched */
+    const char *locale;      /* the content's language (audit `locale`), "" or NULL: none; only with requests */
 };
 
 /* Outcomes waiting for one finishing write. */

@@ -20,11 +20,12 @@
 -- zset, person hash; then per handoff: campaigns hash.
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 audit maxlen,
 -- 5 campaign, 6 the run's record entry, 7 the number of outcomes, then per
--- outcome 13 values: id, record ("" none), sends member to remove ("" none),
+-- outcome 14 values: id, record ("" none), sends member to remove ("" none),
 -- history JSON ("" none), channel, outcome, reason, provider, provider_id,
 -- at, progress field, flags ("r" holds a reservation, "d" leaves the
 -- deferred count, "n" no record but written once), requests (sent to
--- providers, "" none); then per handoff: its handed record ("pending ...").
+-- providers, "" none), locale (the content's language, "" none; only with
+-- requests); then per handoff: its handed record ("pending ...").
 -- Returns 'lost' (nothing written), or {outcomes written, {per handoff 1
 -- (handed: send it) or 0 (its reservation is gone: do not)}}.
 local HISTORY_MAX = 100
@@ -51,7 +52,11 @@ for k = 5, 4 + 4 * nout, 4 do
       redis.call('LTRIM', hist, 0, HISTORY_MAX - 1)
     end
     -- Two spellings rather than a table and unpack: this runs per message.
-    if ARGV[i + 12] ~= '' then
+    if ARGV[i + 13] ~= '' then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
+                 'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
+                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12], 'locale', ARGV[i + 13])
+    elseif ARGV[i + 12] ~= '' then
       redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
                  'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12])
@@ -66,7 +71,7 @@ for k = 5, 4 + 4 * nout, 4 do
     end
     n = n + 1
   end
-  i = i + 13
+  i = i + 14
 end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end
 -- A handoff is one HSET, not a read and a write: while the fence holds,

@@ -429,8 +429,15 @@ class Env:
 
     def remember_job(self, job):
         """Register the literal text of a job's content as log secrets."""
-        for part in job.get("content", {}).values():
+        parts = list(job.get("content", {}).values())
+        while parts:
+            part = parts.pop()
+            if not isinstance(part, dict):
+                continue
             for v in part.values():
+                if isinstance(v, dict):  # content per language
+                    parts.append(v)
+                    continue
                 for chunk in v.split("{{"):
                     chunk = chunk.split("}}")[-1].strip()
                     if len(chunk) >= 12:

@@ -120,6 +120,35 @@ class Languages(harness.HeraldTestCase):
         self.assertIn("Stop Offers and sales emails", html)
         self.assertIn("These messages come from Example &amp; Co.", html)
 
+    def test_content_per_language_and_the_audit_names_it(self):
+        people = [person("c-ko", email="c.ko.l10n@example.com", channels=["email"], consent=["email"]),
+                  person("c-kr", email="c.kr.l10n@example.com", channels=["email"], consent=["email"]),
+                  person("c-fr", email="c.fr.l10n@example.com", channels=["email"], consent=["email"]),
+                  person("c-none", email="c.none.l10n@example.com", channels=["email", "sms"],
+                         phone="+14155550142", consent=["email", "sms"])]
+        people[0]["locale"], people[1]["locale"], people[2]["locale"] = "ko", "ko-KR", "fr"
+        del people[3]["locale"]
+        e, h, base = self.start(people)
+        j = harness.job("l10n-content", recipients=[p["id"] for p in people], channels=["email"])
+        j["content"]["email"] = {"en": {"subject": "The e2e sale starts now", "text": "Dear {{first_name}}, the sale."},
+                                 "ko": {"subject": "e2e 세일이 지금 시작됩니다", "text": "안녕하세요, 세일입니다."},
+                                 "default": "en"}
+        e.enqueue(j)
+        e.wait_campaign_done("l10n-content", herald=h)
+        out = e.outbox_json("l10n-content")
+        subjects = {name.split(".")[0]: m["subject"] for name, m in out.items()}
+        self.assertEqual(subjects, {"c-ko": "e2e 세일이 지금 시작됩니다", "c-kr": "e2e 세일이 지금 시작됩니다",
+                                    "c-fr": "The e2e sale starts now", "c-none": "The e2e sale starts now"})
+        audit = {r["recipient"]: r for r in e.audit("l10n-content")}
+        self.assertEqual({k: r.get("locale") for k, r in audit.items()},
+                         {"c-ko": "ko", "c-kr": "ko", "c-fr": "en", "c-none": "en"})
+        # One content for everyone: the audit names no language.
+        e.enqueue(harness.job("l10n-plain", recipients=["c-none"], channels=["sms"]))
+        e.wait_campaign_done("l10n-plain", herald=h)
+        rec = [r for r in e.audit("l10n-plain") if r["outcome"] == "sent"]
+        self.assertEqual(len(rec), 1)
+        self.assertNotIn("locale", rec[0])
+
     def test_default_locale_is_configurable(self):
         anon = person("l-def", email="def.l10n@example.com", channels=["email"], consent=["email"])
         del anon["locale"]

@@ -312,10 +312,69 @@ static void test_content_errors(void **state)
     expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"text\":\"{{a b}}\"}}",
                 "content.sms.text: bad field name at offset 0 (expected 1..64 of A-Z a-z 0-9 _ . -)");
 
+    /* Content per language: every language's is checked, and the default is one of them. */
+    expect_with("content", "{\"email\":{\"en\":{\"subject\":\"s\",\"text\":\"t\"},\"ko\":{\"text\":\"t\"},"
+                "\"default\":\"en\"},\"sms\":{\"text\":\"t\"}}",
+                "content.email.ko.subject: missing");
+    expect_with("content", "{\"email\":{\"en\":{\"subject\":\"s\",\"text\":\"t\"},\"default\":\"de\"},"
+                "\"sms\":{\"text\":\"t\"}}",
+                "content.email.default: \"de\" is not one of the languages given");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":{\"text\":\"t\"},"
+                "\"default\":5}}",
+                "content.sms.default: must be a string naming one of the languages");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":{\"text\":\"t\"},"
+                "\"en us\":{\"text\":\"t\"},\"default\":\"en\"}}",
+                "content.sms: \"en us\" is not a language tag (like en, de or pt-BR)");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":{\"text\":\"t\"},"
+                "\"EN\":{\"text\":\"t\"},\"default\":\"en\"}}",
+                "content.sms: the language EN is given twice");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":{\"text\":\"t\"},"
+                "\"de\":{\"text\":\"{{x\"},\"default\":\"en\"}}",
+                "content.sms.de.text: unclosed {{ at offset 0");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":\"t\",\"default\":\"en\"}}",
+                "content.sms.default: \"en\" is not one of the languages given");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":{\"text\":\"t\"},"
+                "\"de\":[],\"default\":\"en\"}}",
+                "content.sms.de: must be an object");
+
     /* Content for a channel the job does not list. */
     expect_error("{\"id\":\"c\",\"topic\":\"t\",\"channels\":[\"email\"],\"recipients\":[\"u\"],"
                  "\"content\":{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"text\":\"t\"}}}",
                  "content.sms: the job's channels do not list sms");
+}
+
+static void test_content_per_language(void **state)
+{
+    (void)state;
+    struct job job;
+    parse_good("{\"id\":\"c\",\"topic\":\"t\",\"channels\":[\"email\",\"sms\"],\"recipients\":[\"u\"],"
+               "\"content\":{\"email\":{\"en\":{\"subject\":\"Hello\",\"text\":\"t\"},"
+               "\"ko\":{\"subject\":\"안녕하세요\",\"text\":\"t\"},\"pt-BR\":{\"subject\":\"Olá\",\"text\":\"t\"},"
+               "\"default\":\"en\"},\"sms\":{\"text\":\"one for all\"}}}",
+               &job);
+    const char *chosen;
+    const struct job_content *c = job_content_for(&job, HERALD_CH_EMAIL, "ko", &chosen);
+    assert_string_equal(c->subject, "안녕하세요");
+    assert_string_equal(chosen, "ko");
+    c = job_content_for(&job, HERALD_CH_EMAIL, "ko-KR", &chosen); /* its primary language */
+    assert_string_equal(chosen, "ko");
+    c = job_content_for(&job, HERALD_CH_EMAIL, "PT-br", &chosen);
+    assert_string_equal(c->subject, "Olá");
+    c = job_content_for(&job, HERALD_CH_EMAIL, "pt", &chosen); /* another region of it */
+    assert_string_equal(chosen, "pt-BR");
+    c = job_content_for(&job, HERALD_CH_EMAIL, "en-GB", &chosen);
+    assert_string_equal(c->subject, "Hello");
+    assert_string_equal(chosen, "en");
+    c = job_content_for(&job, HERALD_CH_EMAIL, "fr", &chosen); /* the default */
+    assert_string_equal(c->subject, "Hello");
+    assert_string_equal(chosen, "en");
+    c = job_content_for(&job, HERALD_CH_EMAIL, NULL, &chosen);
+    assert_string_equal(chosen, "en");
+    c = job_content_for(&job, HERALD_CH_SMS, "ko", &chosen); /* one content for everyone: no language */
+    assert_string_equal(c->text, "one for all");
+    assert_null(chosen);
+    job_free(&job);
+    assert_true(all_zero(&job));
 }
 
 static void test_recipient_errors(void **state)
@@ -418,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_top_level_errors),
         cmocka_unit_test(test_channel_errors),
         cmocka_unit_test(test_content_errors),
+        cmocka_unit_test(test_content_per_language),
         cmocka_unit_test(test_recipient_errors),
         cmocka_unit_test(test_topic_helpers),
     };
