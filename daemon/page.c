@@ -28,6 +28,7 @@
 
 #define CSRF_PREFERENCES "preferences"
 #define CSRF_UNSUBSCRIBE_ALL "unsubscribe-all"
+#define CSRF_ERASE "erase"
 
 /* One request in flight: everything it needs after a Redis round trip is
  * copied here, so a SIGHUP that swaps the config meanwhile is harmless. */
@@ -41,8 +42,11 @@ struct page_req {
     struct pagerender_form form;
     bool form_valid;
     struct pagerender_changes changes;
-    int next_ch;   /* the next channel to withdraw consent on */
+    int next_ch;   /* the next channel to withdraw consent on, then to agree on */
     int withdrawn; /* consent records appended */
+    int granted;
+    bool granting; /* withdrawals done: the agreements now */
+    bool moved;    /* the order buttons: the page again, nothing saved */
     int status;    /* of the page rendered after people_get */
     bool saved;
     struct pagerender_errors errors; /* of the form, shown on the page */
@@ -382,6 +386,8 @@ static void on_prefs_doc(int status, enum store_error store, json_t *doc, const 
     links_form_mac(&csrf, pr->secret, pr->token, CSRF_PREFERENCES);
     ctx.csrf = csrf.buf;
     ctx.saved = pr->saved;
+    ctx.moved = pr->moved;
+    ctx.token = pr->token;
     ctx.errors = pr->errors.n ? &pr->errors : NULL;
     ctx.submitted = pr->form_valid ? &pr->form : NULL;
     pagerender_prefs(&body, doc, &ctx);
@@ -423,23 +429,43 @@ static void on_prefs_withdrawn(int status, enum store_error store, json_t *doc, 
         finish_message(pr, 503, "msg.unavailable.title", "msg.withdraw_failed.text");
         return;
     }
-    pr->withdrawn++;
+    if (pr->granting)
+        pr->granted++;
+    else
+        pr->withdrawn++;
     pr->next_ch++;
     withdraw_next(pr);
 }
 
+/* The terms version the form showed for ch (checked against the
+ * configuration in force before anything was written). */
+static const char *form_terms(const struct page_req *pr, int ch)
+{
+    char name[32];
+    snprintf(name, sizeof(name), "terms_%s", herald_channel_name(ch));
+    return pagerender_form_get(&pr->form, name);
+}
+
 static void withdraw_next(struct page_req *pr)
 {
-    while (pr->next_ch < HERALD_CH_COUNT && !pr->changes.withdraw[pr->next_ch])
+    const bool *want = pr->granting ? pr->changes.grant : pr->changes.withdraw;
+    while (pr->next_ch < HERALD_CH_COUNT && !want[pr->next_ch])
         pr->next_ch++;
     if (pr->next_ch < HERALD_CH_COUNT) {
-        int rc = people_consent_append(pr->pp, pr->claims.recipient, pr->next_ch, false, "preference_page",
-                                       NULL, time(NULL), on_prefs_withdrawn, pr);
+        int rc = people_consent_append(pr->pp, pr->claims.recipient, pr->next_ch, pr->granting, "preference_page",
+                                       pr->granting ? form_terms(pr, pr->next_ch) : NULL, time(NULL),
+                                       on_prefs_withdrawn, pr);
         if (rc < 0) on_prefs_withdrawn(rc, STORE_E_CONNECTION, NULL, NULL, pr);
         return;
     }
-    log_info("page", "preferences saved recipient=%s consent_withdrawn=%d", pr->claims.recipient,
-             pr->withdrawn);
+    if (!pr->granting) {
+        pr->granting = true;
+        pr->next_ch = 0;
+        withdraw_next(pr);
+        return;
+    }
+    log_info("page", "preferences saved recipient=%s consent_withdrawn=%d consent_granted=%d", pr->claims.recipient,
+             pr->withdrawn, pr->granted);
     /* POST/redirect/GET: a reload of the result does not post again. The
      * relative reference keeps the path (and any prefix a proxy adds). */
     http_response_header(pr->req, "Location", "?saved=1");
@@ -479,7 +505,37 @@ static void prefs_post(struct http_request *req, void *arg)
         finish_message(pr, 403, "msg.cross_site.title", "msg.foreign_prefs.text");
         return;
     }
+    const char *move = pagerender_form_get(&pr->form, "move");
+    if (move) {
+        /* An order button: the page again in the new order, nothing saved. */
+        if (pagerender_form_move(&pr->form, move) < 0) {
+            pr->errors.e[0].key = "error.move";
+            pr->errors.n = 1;
+            show_prefs(pr, 400);
+            return;
+        }
+        pr->moved = true;
+        show_prefs(pr, 200);
+        return;
+    }
     if (pagerender_changes_from_form(&pr->form, &pr->changes, &pr->errors) < 0) {
+        show_prefs(pr, 400);
+        return;
+    }
+    /* An agreement is to the exact terms the page showed: the version the
+     * form carries must still be the configured one. */
+    const struct config *cfg = pr->st->cfg;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        if (!pr->changes.grant[ch]) continue;
+        const char *shown = form_terms(pr, ch);
+        if (!cfg->terms[ch].present || !shown || strcmp(shown, cfg->terms[ch].version) != 0) {
+            struct pagerender_error *e = &pr->errors.e[pr->errors.n++];
+            e->key = "error.terms_changed";
+            herald_copy(e->arg, sizeof(e->arg), herald_channel_name(ch));
+        }
+    }
+    if (pr->errors.n) {
+        pagerender_changes_free(&pr->changes);
         show_prefs(pr, 400);
         return;
     }
@@ -487,9 +543,132 @@ static void prefs_post(struct http_request *req, void *arg)
     if (rc < 0) on_prefs_patched(rc, STORE_E_CONNECTION, NULL, NULL, pr);
 }
 
+/* ---- /p/{token}/data and /p/{token}/erase --------------------------------- */
+
+/* GET /p/{token}/data: what GET /v1/recipients/{id} answers, as a file. */
+static void on_export_doc(int status, enum store_error store, json_t *doc, const char *err, void *arg)
+{
+    (void)store;
+    struct page_req *pr = arg;
+    if (status < 0) {
+        json_decref(doc);
+        people_failed(pr, status, err, false);
+        return;
+    }
+    char *s = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    char disp[HERALD_ID_MAX + 64];
+    snprintf(disp, sizeof(disp), "attachment; filename=\"herald-data-%s.json\"", pr->claims.recipient);
+    http_response_header(pr->req, "Content-Disposition", disp);
+    http_response_header(pr->req, "Cache-Control", "no-store");
+    http_response_header(pr->req, "X-Content-Type-Options", "nosniff");
+    http_response_header(pr->req, "Referrer-Policy", "no-referrer");
+    http_respond(pr->req, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+    free(s);
+    log_info("page", "data downloaded recipient=%s", pr->claims.recipient);
+    page_req_free(pr);
+}
+
+static void export_get(struct http_request *req, void *arg)
+{
+    struct page_req *pr = open_link(req, arg, 'p', false);
+    if (!pr) return;
+    int rc = people_get(pr->pp, pr->claims.recipient, on_export_doc, pr);
+    if (rc < 0) people_failed(pr, rc, NULL, false);
+}
+
+/* GET /p/{token}/erase: asks first (GET never changes anything). */
+static void on_erase_ask_doc(int status, enum store_error store, json_t *doc, const char *err, void *arg)
+{
+    (void)store;
+    struct page_req *pr = arg;
+    if (status < 0) {
+        json_decref(doc);
+        people_failed(pr, status, err, false);
+        return;
+    }
+    struct pagerender_ctx ctx;
+    ctx_from_claims(&ctx, pr, doc);
+    json_decref(doc);
+    struct strbuf csrf, body;
+    strbuf_init(&csrf);
+    strbuf_init(&body);
+    links_form_mac(&csrf, pr->secret, pr->token, CSRF_ERASE);
+    ctx.csrf = csrf.buf;
+    ctx.token = pr->token;
+    pagerender_erase_confirm(&body, &ctx);
+    respond_html(pr->req, 200, &body);
+    strbuf_free(&csrf);
+    page_req_free(pr);
+}
+
+static void erase_get(struct http_request *req, void *arg)
+{
+    struct page_req *pr = open_link(req, arg, 'p', false);
+    if (!pr) return;
+    int rc = people_get(pr->pp, pr->claims.recipient, on_erase_ask_doc, pr);
+    if (rc < 0) people_failed(pr, rc, NULL, false);
+}
+
+static void on_erased(int status, enum store_error store, json_t *doc, const char *err, void *arg)
+{
+    (void)store;
+    struct page_req *pr = arg;
+    int tombstones = (int)json_integer_value(json_object_get(doc, "tombstones"));
+    json_decref(doc);
+    if (status < 0) {
+        people_failed(pr, status, err, false);
+        return;
+    }
+    log_info("page", "erased by the person recipient=%s tombstones=%d", pr->claims.recipient, tombstones);
+    finish_message(pr, 200, "msg.erased.title", "msg.erased.text");
+}
+
+/* The person's answer: the same erasure as DELETE /v1/recipients/{id}. */
+static void on_erase_lookup(int status, enum store_error store, json_t *doc, const char *err, void *arg)
+{
+    (void)store;
+    struct page_req *pr = arg;
+    if (status < 0) {
+        json_decref(doc);
+        people_failed(pr, status, err, false);
+        return;
+    }
+    (void)pr_lang(pr, doc); /* the answer in their language, though their data is gone by then */
+    json_decref(doc);
+    int rc = people_erase(pr->pp, pr->claims.recipient, on_erased, pr);
+    if (rc == -HERALD_ECONFIG) {
+        log_error("page", "erasure refused recipient=%s: no tombstone_secret or link_secret", pr->claims.recipient);
+        finish_message(pr, 503, "msg.unavailable.title", "msg.unavailable.text");
+    } else if (rc < 0) {
+        people_failed(pr, rc, NULL, false);
+    }
+}
+
+static void erase_post(struct http_request *req, void *arg)
+{
+    struct page_req *pr = open_link(req, arg, 'p', true);
+    if (!pr) return;
+    if (!parse_body(pr)) {
+        finish_message(pr, 400, "msg.unreadable.title", "error.unreadable");
+        return;
+    }
+    if (!links_form_mac_ok(pagerender_form_get(&pr->form, "csrf"), pr->secret, pr->token, CSRF_ERASE) ||
+        !pagerender_form_has(&pr->form, "erase", "1")) {
+        log_info("page", "erasure form without a valid form MAC refused recipient=%s", pr->claims.recipient);
+        finish_message(pr, 403, "msg.cross_site.title", "msg.foreign_prefs.text");
+        return;
+    }
+    int rc = people_get(pr->pp, pr->claims.recipient, on_erase_lookup, pr);
+    if (rc < 0) people_failed(pr, rc, NULL, false);
+}
+
 int page_register(struct http_server *srv, struct api_state *st)
 {
     int rc;
+    if ((rc = http_route(srv, "GET", "/p/{token}/data", export_get, st)) < 0) return rc;
+    if ((rc = http_route(srv, "GET", "/p/{token}/erase", erase_get, st)) < 0) return rc;
+    if ((rc = http_route(srv, "POST", "/p/{token}/erase", erase_post, st)) < 0) return rc;
     if ((rc = http_route(srv, "GET", "/u/{token}", unsubscribe_get, st)) < 0) return rc;
     if ((rc = http_route(srv, "POST", "/u/{token}", unsubscribe_post, st)) < 0) return rc;
     if ((rc = http_route(srv, "GET", "/p/{token}", prefs_get, st)) < 0) return rc;

@@ -378,6 +378,7 @@ int pagerender_changes_from_form(const struct pagerender_form *f, struct pageren
     memset(out, 0, sizeof(*out));
     memset(errs, 0, sizeof(*errs));
     bool on[HERALD_CH_COUNT] = {false}, withdraw[HERALD_CH_COUNT] = {false};
+    bool grant[HERALD_CH_COUNT] = {false};
     int pos[HERALD_CH_COUNT];
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
         pos[ch] = ch + 1;
@@ -390,14 +391,17 @@ int pagerender_changes_from_form(const struct pagerender_form *f, struct pageren
     for (size_t i = 0; i < f->n; i++) {
         const char *n = f->fields[i].name, *v = f->fields[i].value;
         int ch;
-        if (strcmp(n, "csrf") == 0 || strcmp(n, "channels_default") == 0) continue;
-        if (strcmp(n, "ch") == 0 || strcmp(n, "withdraw") == 0) {
+        if (strcmp(n, "csrf") == 0 || strcmp(n, "channels_default") == 0 || strcmp(n, "save") == 0) continue;
+        if (strncmp(n, "terms_", 6) == 0 && herald_channel_from_name(n + 6) >= 0) continue; /* the caller's */
+        if (strcmp(n, "ch") == 0 || strcmp(n, "withdraw") == 0 || strcmp(n, "grant") == 0) {
             if ((ch = herald_channel_from_name(v)) < 0) {
                 add_error(errs, "error.channel_unknown", NULL);
                 continue;
             }
             if (n[0] == 'c')
                 on[ch] = true;
+            else if (n[0] == 'g')
+                out->grant[ch] = true;
             else
                 withdraw[ch] = true;
         } else if (strncmp(n, "pos_", 4) == 0 && (ch = herald_channel_from_name(n + 4)) >= 0) {
@@ -472,11 +476,14 @@ int pagerender_changes_from_form(const struct pagerender_form *f, struct pageren
         }
         json_object_set_new(freq, freq_key(k), json_string(t));
     }
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (out->grant[ch] && withdraw[ch]) add_error(errs, "error.grant_withdraw", herald_channel_name(ch));
     if (errs->n) {
         json_decref(freq);
         memset(out, 0, sizeof(*out));
         return -HERALD_EINVAL;
     }
+    memcpy(grant, out->grant, sizeof(grant));
 
     /* Pass 2: build the one patch. */
     json_t *patch = json_object();
@@ -508,6 +515,65 @@ int pagerender_changes_from_form(const struct pagerender_form *f, struct pageren
     }
     out->patch = patch;
     memcpy(out->withdraw, withdraw, sizeof(withdraw));
+    memcpy(out->grant, grant, sizeof(grant));
+    return 0;
+}
+
+/* The channels in the order the form's pos_<channel> fields give (ties and
+ * gaps in channel order); n is HERALD_CH_COUNT. */
+static void form_order(const struct pagerender_form *f, int order[HERALD_CH_COUNT])
+{
+    long pos[HERALD_CH_COUNT];
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        char name[32];
+        snprintf(name, sizeof(name), "pos_%s", herald_channel_name(ch));
+        const char *v = pagerender_form_get(f, name);
+        pos[ch] = v && isdigit((unsigned char)*v) ? strtol(v, NULL, 10) : HERALD_CH_COUNT + 1 + ch;
+        order[ch] = ch;
+    }
+    for (int i = 1; i < HERALD_CH_COUNT; i++) /* insertion sort: stable */
+        for (int k = i; k > 0 && pos[order[k - 1]] > pos[order[k]]; k--) {
+            int t = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = t;
+        }
+}
+
+static void form_set(struct pagerender_form *f, const char *name, const char *value)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->fields[i].name, name) == 0) {
+            free(f->fields[i].value);
+            f->fields[i].value = xstrdup(value);
+            return;
+        }
+    f->fields = xrealloc(f->fields, (f->n + 1) * sizeof(*f->fields));
+    f->fields[f->n].name = xstrdup(name);
+    f->fields[f->n].value = xstrdup(value);
+    f->n++;
+}
+
+int pagerender_form_move(struct pagerender_form *f, const char *move)
+{
+    bool up = strncmp(move, "up:", 3) == 0;
+    if (!up && strncmp(move, "down:", 5) != 0) return -HERALD_EINVAL;
+    int ch = herald_channel_from_name(move + (up ? 3 : 5));
+    if (ch < 0) return -HERALD_EINVAL;
+    int order[HERALD_CH_COUNT], at = 0;
+    form_order(f, order);
+    while (order[at] != ch)
+        at++;
+    int to = up ? at - 1 : at + 1;
+    if (to >= 0 && to < HERALD_CH_COUNT) {
+        order[at] = order[to];
+        order[to] = ch;
+    }
+    for (int i = 0; i < HERALD_CH_COUNT; i++) {
+        char name[32], num[16];
+        snprintf(name, sizeof(name), "pos_%s", herald_channel_name(order[i]));
+        snprintf(num, sizeof(num), "%d", i + 1);
+        form_set(f, name, num);
+    }
     return 0;
 }
 
@@ -754,9 +820,27 @@ static const char style[] =
     "fieldset{border:1px solid #ddd;border-radius:6px;margin:1rem 0;padding:.75rem 1rem;min-width:0}"
     "legend{font-weight:600;padding:0 .25rem}label{display:block;margin:.3rem 0}"
     "input[type=number]{width:3.5rem}input[type=text]{width:7rem}"
-    "button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;border:1px solid #333;background:#1d1d1b;"
-    "color:#fff;cursor:pointer;margin:.25rem 0}button.secondary{background:#fff;color:#1d1d1b}"
-    ".muted{color:#555;font-size:.92rem}";
+    "button,a.button{font:inherit;display:inline-block;min-height:44px;min-width:44px;padding:.55rem 1.1rem;"
+    "border-radius:6px;border:1px solid #333;background:#1d1d1b;color:#fff;cursor:pointer;margin:.25rem .25rem .25rem 0;"
+    "text-decoration:none;text-align:center}"
+    "button.secondary,a.button.secondary{background:#fff;color:#1d1d1b}"
+    "a{color:#1a4f8b}a:not(.button){display:inline-block;min-height:44px;padding:.6rem 0}"
+    "label{min-height:44px;padding:.6rem 0;margin:0}input[type=checkbox]{width:1.4rem;height:1.4rem;"
+    "vertical-align:middle;margin:0 .5rem 0 0}"
+    "input[type=text],input[type=time]{font:inherit;min-height:44px;padding:.3rem .5rem;max-width:100%}"
+    ":focus-visible{outline:3px solid #1a4f8b;outline-offset:2px}"
+    "ol.chans{list-style:none;padding:0;margin:0}ol.chans li{border-bottom:1px solid #eee;padding:.25rem 0}"
+    ".off{color:#555}blockquote.terms{margin:.5rem 0;padding:.5rem 1rem;border-inline-start:4px solid #ccc;"
+    "background:#fafafa}"
+    ".note ul{margin:.25rem 0 0;padding-inline-start:1.25rem}footer{margin:1.5rem 0}"
+    ".muted{color:#555;font-size:.92rem}"
+    /* Narrow screens: tables become cards (each cell names its column), no
+     * sideways scrolling. */
+    "@media (max-width:40rem){main{padding:.75rem}section{padding:.75rem}"
+    "table.cards thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}"
+    "table.cards tr{display:block;border-bottom:1px solid #ddd;padding:.4rem 0}"
+    "table.cards td{display:block;border:0;padding:.1rem 0}"
+    "table.cards td::before{content:attr(data-label);display:block;font-weight:600;font-size:.85rem;color:#555}}";
 
 /* title_html is already HTML (said or escaped). */
 static void doc_open(struct strbuf *out, const struct pagerender_lang *L, const char *title_html)
@@ -954,6 +1038,27 @@ static void section_profile(struct strbuf *out, const struct pagerender_lang *L,
 static const json_t *current_consent(const json_t *doc, int ch)
 {
     return json_object_get(json_object_get(doc, "consent_current"), herald_channel_name(ch));
+}
+
+/* The person's own control over their data: a copy to keep, or erasure
+ * (its own page asks again). Links relative to /p/{token}. */
+static void section_data(struct strbuf *out, const struct pagerender_ctx *ctx)
+{
+    const struct pagerender_lang *L = &ctx->lang;
+    if (!ctx->token) return;
+    strbuf_adds(out, "<section><h2>");
+    say(out, L, "data.title", NULL);
+    strbuf_adds(out, "</h2>\n<p>");
+    say(out, L, "data.text", NULL);
+    strbuf_adds(out, "</p>\n<p><a class=\"button\" download href=\"");
+    esc(out, ctx->token);
+    strbuf_adds(out, "/data\">");
+    say(out, L, "data.download", NULL);
+    strbuf_adds(out, "</a> <a class=\"button secondary\" href=\"");
+    esc(out, ctx->token);
+    strbuf_adds(out, "/erase\">");
+    say(out, L, "data.erase", NULL);
+    strbuf_adds(out, "</a></p></section>\n");
 }
 
 static void section_receive(struct strbuf *out, const struct pagerender_lang *L, const json_t *doc)
@@ -1278,20 +1383,52 @@ static void section_form(struct strbuf *out, const json_t *doc, const struct pag
     strbuf_adds(out, "</legend>\n<p class=\"muted\">");
     say(out, L, "form.channels.help", NULL);
     strbuf_adds(out, "</p>\n");
+    /* The order is set by buttons that post the form back (no script):
+     * the page comes back in the new order, nothing saved yet. */
+    if (sub) form_order(sub, order);
+    strbuf_adds(out, "<ol class=\"chans\">\n");
     for (int i = 0; i < n; i++) {
         const char *name = herald_channel_name(order[i]);
         snprintf(fname, sizeof(fname), "pos_%s", name);
         snprintf(num, sizeof(num), "%d", i + 1);
         bool on = sub ? pagerender_form_has(sub, "ch", name) : listed[order[i]];
-        const char *pos = sub ? pagerender_form_get(sub, fname) : num;
+        bool agreed = json_is_true(json_object_get(current_consent(doc, order[i]), "granted"));
         const char *pl = frag_ch(&fr, L, name, "many");
+        strbuf_adds(out, "<li>");
+        hidden(out, fname, num);
         strbuf_reset(&lab);
         say(&lab, L, "form.channel.on", "channels", pl, NULL);
-        checkbox(out, "ch", name, on, lab.buf);
-        strbuf_reset(&lab);
-        say(&lab, L, "form.channel.pos", "channels", pl, NULL);
-        text_input(out, "number", fname, pos ? pos : num, lab.buf, " min=\"1\" max=\"9\"");
+        if (agreed) {
+            checkbox(out, "ch", name, on, lab.buf);
+        } else {
+            /* Never ticked without an agreement: the choice is kept as it
+             * is (hidden), and the box says why it cannot be ticked. */
+            if (on) hidden(out, "ch", name);
+            strbuf_addf(out, "<label class=\"off\"><input type=\"checkbox\" disabled aria-describedby=\"nc_%s\"> %s</label>\n",
+                        name, lab.buf);
+            strbuf_addf(out, "<p class=\"muted\" id=\"nc_%s\">", name);
+            say(out, L, "form.channel.no_consent", "channels", pl, NULL);
+            strbuf_adds(out, "</p>\n");
+        }
+        strbuf_adds(out, "<span class=\"moves\">");
+        if (i > 0) {
+            strbuf_addf(out, "<button type=\"submit\" class=\"secondary\" name=\"move\" value=\"up:%s\">", name);
+            say(out, L, "form.channel.up", "channels", pl, NULL);
+            strbuf_adds(out, "</button>");
+        }
+        if (i + 1 < n) {
+            strbuf_addf(out, "<button type=\"submit\" class=\"secondary\" name=\"move\" value=\"down:%s\">", name);
+            say(out, L, "form.channel.down", "channels", pl, NULL);
+            strbuf_adds(out, "</button>");
+        }
+        strbuf_adds(out, "</span></li>\n");
         frags_free(&fr);
+    }
+    strbuf_adds(out, "</ol>\n");
+    if (ctx->moved) {
+        strbuf_adds(out, "<p class=\"note ok\" role=\"status\">");
+        say(out, L, "form.channel.moved", NULL);
+        strbuf_adds(out, "</p>\n");
     }
     strbuf_adds(out, "</fieldset>\n");
 
@@ -1381,7 +1518,33 @@ static void section_form(struct strbuf *out, const json_t *doc, const struct pag
     }
     strbuf_adds(out, "<p class=\"muted\">");
     say(out, L, "form.withdraw.help", NULL);
-    strbuf_adds(out, "</p>\n</fieldset>\n<button type=\"submit\">");
+    strbuf_adds(out, "</p>\n</fieldset>\n");
+    /* Agreeing here: the exact terms in the person's language and their
+     * version, which is kept with the agreement. */
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        const struct config_terms *t = L->cfg ? &L->cfg->terms[ch] : NULL;
+        if (!t || !t->present || !t->version) continue;
+        if (json_is_true(json_object_get(current_consent(doc, ch), "granted"))) continue;
+        const char *name = herald_channel_name(ch);
+        const char *text = config_text_for(&t->text, locale_of(L), L->cfg->default_locale);
+        const char *pl = frag_ch(&fr, L, name, "many");
+        strbuf_adds(out, "<fieldset><legend>");
+        say(out, L, "form.grant.legend", "channels", pl, NULL);
+        strbuf_addf(out, "</legend>\n<blockquote class=\"terms\" id=\"terms_%s\">", name);
+        esc(out, text);
+        strbuf_adds(out, "</blockquote>\n<p class=\"muted\">");
+        say(out, L, "form.grant.version", "version", frag_text(&fr, t->version), NULL);
+        strbuf_adds(out, "</p>\n");
+        char tname[32];
+        snprintf(tname, sizeof(tname), "terms_%s", name);
+        hidden(out, tname, t->version);
+        strbuf_reset(&lab);
+        say(&lab, L, "form.grant.channel", "channels", pl, "version", frag_text(&fr, t->version), NULL);
+        checkbox(out, "grant", name, sub && pagerender_form_has(sub, "grant", name), lab.buf);
+        strbuf_adds(out, "</fieldset>\n");
+        frags_free(&fr);
+    }
+    strbuf_adds(out, "<button type=\"submit\" name=\"save\" value=\"1\">");
     say(out, L, "form.save", NULL);
     strbuf_adds(out, "</button>\n</form></section>\n");
     strbuf_free(&lab);
@@ -1391,7 +1554,7 @@ void pagerender_errors_say(struct strbuf *out, const struct pagerender_lang *L, 
 {
     struct frags fr = {.n = 0};
     const char *what = "";
-    if (strcmp(e->key, "error.freq_format") == 0) {
+    if (strcmp(e->arg, "any") == 0 || herald_channel_from_name(e->arg) >= 0) {
         struct strbuf *w = frag_new(&fr);
         if (strcmp(e->arg, "any") == 0)
             say(w, L, "form.freq.any", NULL);
@@ -1430,7 +1593,36 @@ void pagerender_prefs(struct strbuf *out, const json_t *doc, const struct pagere
     section_receive(out, L, doc);
     section_form(out, doc, ctx);
     section_profile(out, L, doc);
+    section_data(out, ctx);
     section_consent(out, L, doc);
     section_messages(out, L, doc);
+    doc_close(out, L);
+}
+
+void pagerender_erase_confirm(struct strbuf *out, const struct pagerender_ctx *ctx)
+{
+    const struct pagerender_lang *L = &ctx->lang;
+    struct strbuf title;
+    strbuf_init(&title);
+    say(&title, L, "erase.title", NULL);
+    doc_open(out, L, title.buf);
+    strbuf_free(&title);
+    strbuf_adds(out, "<section><p>");
+    say(out, L, "erase.text", NULL);
+    strbuf_adds(out, "</p>\n<p>");
+    say(out, L, "erase.kept", NULL);
+    strbuf_adds(out, "</p>\n<form method=\"post\">");
+    hidden(out, "csrf", ctx->csrf);
+    strbuf_adds(out, "<button type=\"submit\" name=\"erase\" value=\"1\">");
+    say(out, L, "erase.button", NULL);
+    strbuf_adds(out, "</button></form>\n");
+    if (ctx->token) {
+        strbuf_adds(out, "<p><a class=\"button secondary\" href=\"../");
+        esc(out, ctx->token);
+        strbuf_adds(out, "\">");
+        say(out, L, "erase.cancel", NULL);
+        strbuf_adds(out, "</a></p>\n");
+    }
+    strbuf_adds(out, "</section>\n");
     doc_close(out, L);
 }

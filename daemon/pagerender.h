@@ -66,6 +66,7 @@ void pagerender_form_free(struct pagerender_form *f);
 struct pagerender_changes {
     json_t *patch;
     bool withdraw[HERALD_CH_COUNT];
+    bool grant[HERALD_CH_COUNT]; /* agree, to the terms version in the form's terms_<channel> */
 };
 
 /* What is wrong with a form: catalogue keys ("error.quiet_both"), each
@@ -87,6 +88,13 @@ struct pagerender_errors {
 int pagerender_changes_from_form(const struct pagerender_form *f, struct pagerender_changes *out,
                                  struct pagerender_errors *errs);
 void pagerender_changes_free(struct pagerender_changes *c);
+
+/* The order buttons (no script needed): move is "up:<channel>" or
+ * "down:<channel>"; rewrites f's pos_<channel> fields (every channel's,
+ * 1..n, made whole from the order shown when some are missing) so that
+ * the page shows the new order. Returns 0, or -HERALD_EINVAL when move
+ * names no channel. */
+int pagerender_form_move(struct pagerender_form *f, const char *move);
 
 /* The origin "scheme://host[:port]" of url (an Origin header, or
  * [admin] public_url), lower-cased and without the scheme's default port
@@ -115,6 +123,8 @@ struct pagerender_ctx {
     const char *prefs_href;                  /* GET /u: relative link to the preference page, or NULL */
     const struct pagerender_errors *errors;  /* shown at the top (validation failure), or NULL */
     bool saved;                              /* the "your changes are saved" note */
+    bool moved;                              /* the order changed on the page, not saved yet */
+    const char *token;                       /* the link's token: the page's own links (download, erase) */
     const struct pagerender_form *submitted; /* re-show these values instead of the stored ones */
     int64_t now;
 };
@@ -123,6 +133,8 @@ struct pagerender_ctx {
 
 /* The preference page from a people_get document (people.h). */
 void pagerender_prefs(struct strbuf *out, const json_t *doc, const struct pagerender_ctx *ctx);
+/* GET /p/{token}/erase: what erasing does, and the button (ctx->csrf). */
+void pagerender_erase_confirm(struct strbuf *out, const struct pagerender_ctx *ctx);
 /* GET /u: what the button does, the button, and the "all" button. */
 void pagerender_unsubscribe(struct strbuf *out, const struct pagerender_ctx *ctx);
 /* A short page: a heading and one paragraph (refusals, confirmations),

@@ -271,6 +271,32 @@ static void test_changes(void **state)
     assert_null(c.patch);
 }
 
+/* The order buttons: a move rewrites the positions, whole. */
+static void test_move(void **state)
+{
+    (void)state;
+    struct pagerender_form f;
+    char err[64];
+    const char *body = "ch=email&pos_email=1&pos_sms=2";
+    assert_int_equal(pagerender_form_parse(NULL, body, strlen(body), &f, err, sizeof(err)), 0);
+    assert_int_equal(pagerender_form_move(&f, "down:email"), 0);
+    assert_string_equal(pagerender_form_get(&f, "pos_email"), "2");
+    assert_string_equal(pagerender_form_get(&f, "pos_sms"), "1");
+    assert_int_equal(pagerender_form_move(&f, "up:sms"), 0); /* already first: no change */
+    assert_string_equal(pagerender_form_get(&f, "pos_sms"), "1");
+    assert_int_equal(pagerender_form_move(&f, "up:email"), 0);
+    assert_string_equal(pagerender_form_get(&f, "pos_email"), "1");
+    assert_int_equal(pagerender_form_move(&f, "up:fax"), -HERALD_EINVAL);
+    assert_int_equal(pagerender_form_move(&f, "sideways:sms"), -HERALD_EINVAL);
+    pagerender_form_free(&f);
+    /* Positions missing (a hand-made form): made whole from channel order. */
+    assert_int_equal(pagerender_form_parse(NULL, "ch=sms", 6, &f, err, sizeof(err)), 0);
+    assert_int_equal(pagerender_form_move(&f, "up:sms"), 0);
+    assert_string_equal(pagerender_form_get(&f, "pos_sms"), "1");
+    assert_string_equal(pagerender_form_get(&f, "pos_email"), "2");
+    pagerender_form_free(&f);
+}
+
 static void test_origin(void **state)
 {
     (void)state;
@@ -407,11 +433,20 @@ static void test_render_prefs(void **state)
     assert_non_null(strstr(html, "you had turned off messages about \xE2\x80\x9Cnews\xE2\x80\x9D"));
     /* The form: its MAC (escaped), the channels in the person's order, topics, values. */
     assert_non_null(strstr(html, "name=\"csrf\" value=\"MAC&quot;value\""));
-    char *sms = strstr(html, "name=\"ch\" value=\"sms\" checked");
+    /* sms was withdrawn: its box is never ticked (disabled, saying why), and
+     * the person's choice of it is kept as a hidden field, first. */
+    char *sms = strstr(html, "<input type=\"hidden\" name=\"ch\" value=\"sms\">");
     char *email = strstr(html, "name=\"ch\" value=\"email\" checked");
     assert_non_null(sms);
     assert_non_null(email);
     assert_true(sms < email);
+    assert_null(strstr(html, "value=\"sms\" checked"));
+    assert_non_null(strstr(html, "<input type=\"checkbox\" disabled aria-describedby=\"nc_sms\">"));
+    assert_non_null(strstr(html, "You have not agreed to receive text messages"));
+    /* The order by buttons, not numbers. */
+    assert_null(strstr(html, "type=\"number\""));
+    assert_non_null(strstr(html, "name=\"move\" value=\"down:sms\""));
+    assert_non_null(strstr(html, "name=\"move\" value=\"up:email\""));
     assert_non_null(strstr(html, "name=\"topic_on\" value=\"promotions\" checked"));
     assert_non_null(strstr(html, "name=\"topic_on\" value=\"news\">"));
     assert_non_null(strstr(html, "name=\"quiet_from\" value=\"21:00\""));
@@ -439,7 +474,7 @@ static void test_render_prefs(void **state)
     assert_non_null(strstr(html, "Quiet hours: write times like 21:00 and 08:00."));
     assert_non_null(strstr(html, "How often (All channels together)"));
     assert_non_null(strstr(html, "name=\"quiet_from\" value=\"25:00\""));
-    assert_non_null(strstr(html, "name=\"ch\" value=\"sms\">"));
+    assert_null(strstr(html, "name=\"ch\" value=\"sms\""));
     assert_non_null(strstr(html, "name=\"topic_on\" value=\"promotions\">"));
     free(html);
     pagerender_form_free(&f);
@@ -497,7 +532,7 @@ int main(void)
         return 1;
     }
     strbuf_free(&report);
-    EN = (struct pagerender_lang){locales, l10n_set_find(locales, "en"), NULL, NULL};
+    EN = (struct pagerender_lang){locales, l10n_set_find(locales, "en"), NULL, NULL, NULL};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_form_urlencoded),
@@ -507,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_render_prefs),
         cmocka_unit_test(test_render_unsubscribe),
         cmocka_unit_test(test_origin),
+        cmocka_unit_test(test_move),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     l10n_set_unref(locales);
