@@ -287,8 +287,54 @@ static int parse_time(const json_t *v, const char *name, int64_t *out, char *err
 }
 
 static const char *const job_keys[] = {
-    "id", "topic", "channels", "content", "recipients", "recipients_key", "not_before", "expires_at",
+    "id", "topic", "channels", "content", "recipients", "recipients_key", "not_before", "expires_at", "display_name",
 };
+
+#define JOB_NAME_MAX 200
+
+/* {"en": "Spring sale", "ko": "봄 세일", "default": "en"} */
+static int parse_names(const json_t *v, struct job *job, char *err, size_t errlen)
+{
+    job->names_default = -1;
+    if (!v) return 0;
+    if (!json_is_object(v) || json_object_size(v) == 0)
+        return herald_fail(err, errlen, "display_name: must be an object of language: name, e.g. {\"en\": \"Spring sale\"}");
+    if (json_object_size(v) > HERALD_JOB_MAX_LOCALES + 1) {
+        herald_seterr(err, errlen, "display_name: at most %d languages", HERALD_JOB_MAX_LOCALES);
+        return -HERALD_EINVAL;
+    }
+    const char *key;
+    const json_t *t;
+    json_object_foreach((json_t *)v, key, t) {
+        if (strcmp(key, "default") == 0) continue;
+        if (!locale_valid(key)) {
+            herald_seterr(err, errlen, "display_name: \"%.40s\" is not a language tag (like en, de or pt-BR)", key);
+            return -HERALD_EINVAL;
+        }
+        for (size_t i = 0; i < job->nnames; i++)
+            if (strcasecmp(job->names[i].locale, key) == 0) {
+                herald_seterr(err, errlen, "display_name: the language %.40s is given twice", key);
+                return -HERALD_EINVAL;
+            }
+        if (!json_is_string(t) || json_string_length(t) == 0 || json_string_length(t) > JOB_NAME_MAX) {
+            herald_seterr(err, errlen, "display_name.%.40s: must be a string of 1..%d bytes", key, JOB_NAME_MAX);
+            return -HERALD_EINVAL;
+        }
+        job->names = xrealloc(job->names, (job->nnames + 1) * sizeof(*job->names));
+        job->names[job->nnames].locale = xstrdup(key);
+        job->names[job->nnames].text = xstrdup(json_string_value(t));
+        job->nnames++;
+    }
+    const json_t *def = json_object_get(v, "default");
+    if (def) {
+        for (size_t i = 0; json_is_string(def) && i < job->nnames; i++)
+            if (strcmp(job->names[i].locale, json_string_value(def)) == 0) job->names_default = (int)i;
+        if (job->names_default < 0)
+            return herald_fail(err, errlen, "display_name.default: must name one of the languages given");
+    }
+    if (job->nnames == 0) return herald_fail(err, errlen, "display_name: give at least one language");
+    return 0;
+}
 
 static int parse_object(const json_t *root, struct job *job, char *err, size_t errlen)
 {
@@ -300,7 +346,7 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
         while (k < sizeof(job_keys) / sizeof(job_keys[0]) && strcmp(key, job_keys[k]) != 0) k++;
         if (k == sizeof(job_keys) / sizeof(job_keys[0])) {
             return herald_fail(err, errlen, "job: unknown key (expected id, channels, topic, content, recipients, "
-                                            "recipients_key, not_before, expires_at)");
+                                            "recipients_key, not_before, expires_at, display_name)");
         }
     }
 
@@ -325,6 +371,7 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
     int rc;
     if ((rc = parse_channels(v, job, err, errlen)) < 0) return rc;
     if ((rc = parse_content(json_object_get(root, "content"), job, err, errlen)) < 0) return rc;
+    if ((rc = parse_names(json_object_get(root, "display_name"), job, err, errlen)) < 0) return rc;
     if ((rc = parse_recipients(json_object_get(root, "recipients"), json_object_get(root, "recipients_key"), job,
                                err, errlen)) < 0)
         return rc;
@@ -387,6 +434,20 @@ const struct job_content *job_content_for(const struct job *job, int ch, const c
     return best;
 }
 
+const char *job_display_name(const struct job *job, const char *locale)
+{
+    int best = -1, score = 0;
+    for (size_t i = 0; locale && *locale && i < job->nnames && score < 2; i++) {
+        int m = locale_match(job->names[i].locale, locale);
+        if (m > score) {
+            score = m;
+            best = (int)i;
+        }
+    }
+    if (best < 0 && job->names_default >= 0 && (size_t)job->names_default < job->nnames) best = job->names_default;
+    return best >= 0 ? job->names[best].text : NULL;
+}
+
 void job_free(struct job *job)
 {
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
@@ -398,6 +459,11 @@ void job_free(struct job *job)
         free(job->localised[ch]);
         free(job->default_locale[ch]);
     }
+    for (size_t i = 0; i < job->nnames; i++) {
+        free(job->names[i].locale);
+        free(job->names[i].text);
+    }
+    free(job->names);
     for (size_t i = 0; i < job->nrecipients; i++) free(job->recipients[i]);
     free(job->recipients);
     free(job->recipients_key);

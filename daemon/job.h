@@ -47,6 +47,11 @@ struct job {
     char *default_locale[HERALD_CH_COUNT];
     struct job_content_locale *localised[HERALD_CH_COUNT];
     size_t nlocalised[HERALD_CH_COUNT];
+    /* display_name: how the pages name the campaign, per language
+     * ({"en": "Spring sale", "ko": "봄 세일", "default": "en"}); 0 when not given. */
+    struct job_name { char *locale; char *text; } *names;
+    size_t nnames;
+    int names_default;   /* index into names, or -1: the campaign id where no language matches */
     char **recipients;   /* inline ids, or NULL */
     size_t nrecipients;
     char *recipients_key; /* Redis key of a SET/ZSET/LIST of ids, or NULL */
@@ -67,6 +72,11 @@ void job_free(struct job *job);
  * ("ko" for "ko-KR"), else the job's default. *chosen is the language
  * picked, or NULL when the channel's content is not per language. */
 const struct job_content *job_content_for(const struct job *job, int ch, const char *locale, const char **chosen);
+
+/* The campaign's display name for a person whose locale is locale (may be
+ * NULL): the same tag, else its primary language, else the default's;
+ * NULL when the job gives none (the pages show the id). */
+const char *job_display_name(const struct job *job, const char *locale);
 
 /* True when the campaign's job lists channel ch. */
 bool job_has_channel(const struct job *job, int ch);

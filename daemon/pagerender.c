@@ -1233,7 +1233,8 @@ static void section_this_message(struct strbuf *out, const json_t *doc, const st
     say(out, L, "this.title", "channel", frag_ch(&fr, L, ctx->channel, "one"), NULL);
     strbuf_adds(out, "</h2>\n<p>");
     const char *key = m ? (topic ? "this.from_topic_at" : "this.from_at") : (topic ? "this.from_topic" : "this.from");
-    say(out, L, key, "campaign", frag_text(&fr, ctx->campaign), "topic", frag_topic(&fr, L, ctx->topic), "when",
+    const char *cname = m && jstr(m, "campaign_name") ? jstr(m, "campaign_name") : ctx->campaign;
+    say(out, L, key, "campaign", frag_text(&fr, cname), "topic", frag_topic(&fr, L, ctx->topic), "when",
         frag_when(&fr, L, jstr(m, "at")), NULL);
     if (m) {
         strbuf_adds(out, " ");
@@ -1277,7 +1278,7 @@ static void section_messages(struct strbuf *out, const struct pagerender_lang *L
         when(out, L, jstr(m, "at"));
         strbuf_adds(out, "</td>");
         td_open(out, L, "messages.col.campaign");
-        esc(out, jstr(m, "campaign"));
+        esc(out, jstr(m, "campaign_name") ? jstr(m, "campaign_name") : jstr(m, "campaign"));
         strbuf_adds(out, "</td>");
         td_open(out, L, "messages.col.topic");
         esc(out, jstr(m, "topic") ? topic_title(L, jstr(m, "topic")) : NULL);

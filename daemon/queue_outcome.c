@@ -200,6 +200,12 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
         json_str(sb, jr->job.id);
         strbuf_adds(sb, ",\"channel\":");
         json_str(sb, chan);
+        /* The campaign's name in the person's language, for their pages. */
+        const char *name = job_display_name(&jr->job, r->p.locale);
+        if (name) {
+            strbuf_adds(sb, ",\"campaign_name\":");
+            json_str(sb, name);
+        }
         strbuf_adds(sb, ",\"topic\":");
         json_str(sb, jr->job.topic);
         strbuf_adds(sb, ",\"outcome\":");

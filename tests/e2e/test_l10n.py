@@ -133,6 +133,7 @@ class Languages(harness.HeraldTestCase):
         j["content"]["email"] = {"en": {"subject": "The e2e sale starts now", "text": "Dear {{first_name}}, the sale."},
                                  "ko": {"subject": "e2e 세일이 지금 시작됩니다", "text": "안녕하세요, 세일입니다."},
                                  "default": "en"}
+        j["display_name"] = {"en": "Spring sale", "ko": "봄 세일", "default": "en"}
         e.enqueue(j)
         e.wait_campaign_done("l10n-content", herald=h)
         out = e.outbox_json("l10n-content")
@@ -142,6 +143,14 @@ class Languages(harness.HeraldTestCase):
         audit = {r["recipient"]: r for r in e.audit("l10n-content")}
         self.assertEqual({k: r.get("locale") for k, r in audit.items()},
                          {"c-ko": "ko", "c-kr": "ko", "c-fr": "en", "c-none": "en"})
+        # The campaign's name in each person's language, on their page.
+        tok = make_token("p", "c-kr", "l10n-content", "promotions", "email", int(time.time()) + 3600)
+        status, _, html = http("GET", "%s/p/%s" % (base, tok))
+        self.assertIn("저희 캠페인 ‘봄 세일’에서", html)
+        self.assertNotIn("l10n-content", html.split("<h2>", 3)[1], "the name, not the id, says where it came from")
+        tok = make_token("p", "c-fr", "l10n-content", "promotions", "email", int(time.time()) + 3600)
+        status, _, html = http("GET", "%s/p/%s" % (base, tok))
+        self.assertIn("campaign “Spring sale”", html)
         # One content for everyone: the audit names no language.
         e.enqueue(harness.job("l10n-plain", recipients=["c-none"], channels=["sms"]))
         e.wait_campaign_done("l10n-plain", herald=h)

@@ -248,8 +248,8 @@ static void test_size_and_syntax(void **state)
 static void test_top_level_errors(void **state)
 {
     (void)state;
-    expect_with("extra", "1", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
-    expect_with("Expires_At", "\"2026-12-03T00:00:00Z\"", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
+    expect_with("extra", "1", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, display_name)");
+    expect_with("Expires_At", "\"2026-12-03T00:00:00Z\"", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, display_name)");
     expect_with("id", NULL, "id: missing");
     expect_with("id", "\"\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
     expect_with("id", "\"a b\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
@@ -263,9 +263,9 @@ static void test_top_level_errors(void **state)
     expect_with("topic", "true", "topic: must be 1..64 characters of a-z 0-9 _ . -");
 
     /* Unknown keys are quoted printably and briefly. */
-    expect_error("{\"a\\nb\\\"c\":1}", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
+    expect_error("{\"a\\nb\\\"c\":1}", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, display_name)");
     expect_error("{\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\":1}",
-                 "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
+                 "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, display_name)");
 }
 
 static void test_channel_errors(void **state)
@@ -377,6 +377,38 @@ static void test_content_per_language(void **state)
     assert_true(all_zero(&job));
 }
 
+static void test_display_name(void **state)
+{
+    (void)state;
+    struct job job;
+    parse_good("{\"id\":\"c\",\"topic\":\"t\",\"channels\":[\"sms\"],\"recipients\":[\"u\"],"
+               "\"content\":{\"sms\":{\"text\":\"t\"}},"
+               "\"display_name\":{\"en\":\"Spring sale\",\"ko\":\"봄 세일\",\"default\":\"en\"}}",
+               &job);
+    assert_string_equal(job_display_name(&job, "ko-KR"), "봄 세일");
+    assert_string_equal(job_display_name(&job, "fr"), "Spring sale");
+    assert_string_equal(job_display_name(&job, NULL), "Spring sale");
+    job_free(&job);
+    assert_null(job_display_name(&job, "ko")); /* a freed job names nothing */
+    parse_good("{\"id\":\"c\",\"topic\":\"t\",\"channels\":[\"sms\"],\"recipients\":[\"u\"],"
+               "\"content\":{\"sms\":{\"text\":\"t\"}},\"display_name\":{\"de\":\"Frühling\"}}",
+               &job);
+    assert_string_equal(job_display_name(&job, "de-AT"), "Frühling");
+    assert_null(job_display_name(&job, "en")); /* no default: the pages show the id */
+    job_free(&job);
+    parse_good(GOOD_JOB, &job);
+    assert_null(job_display_name(&job, "en"));
+    job_free(&job);
+
+    expect_with("display_name", "\"Spring\"", "display_name: must be an object of language: name, e.g. {\"en\": \"Spring sale\"}");
+    expect_with("display_name", "{}", "display_name: must be an object of language: name, e.g. {\"en\": \"Spring sale\"}");
+    expect_with("display_name", "{\"en\":\"\"}", "display_name.en: must be a string of 1..200 bytes");
+    expect_with("display_name", "{\"en\":5}", "display_name.en: must be a string of 1..200 bytes");
+    expect_with("display_name", "{\"e n\":\"x\"}", "display_name: \"e n\" is not a language tag (like en, de or pt-BR)");
+    expect_with("display_name", "{\"en\":\"x\",\"default\":\"de\"}", "display_name.default: must name one of the languages given");
+    expect_with("display_name", "{\"default\":\"en\"}", "display_name.default: must name one of the languages given");
+}
+
 static void test_recipient_errors(void **state)
 {
     (void)state;
@@ -478,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_channel_errors),
         cmocka_unit_test(test_content_errors),
         cmocka_unit_test(test_content_per_language),
+        cmocka_unit_test(test_display_name),
         cmocka_unit_test(test_recipient_errors),
         cmocka_unit_test(test_topic_helpers),
     };
