@@ -245,11 +245,11 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(rec, sizeof(rec), "sent 1-0 run %d", round == 2 ? 1001 : 1000 + round);
         const char *vals[] = {"1000", "c1", "1-0", "3",
                               "a", rec, "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "ko",
                               "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2",
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2", "",
                               "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", NULL};
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 15, args);
@@ -267,7 +267,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     {
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], per_u[3], "1000", "c1",
                               "2-0", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", NULL};
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 7, args);
         assert_int_equal(r->element[0]->integer, 1);
         freeReplyObject(r);
@@ -286,7 +286,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(rec, sizeof(rec), "suppressed 1-0 run %d", 2000 + i);
         const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], per_a[3], "1000", "c1", "1-0", "1",
                               "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x",
-                              "suppressed:duplicate", "d", "", NULL};
+                              "suppressed:duplicate", "d", "", "", NULL};
         freeReplyObject(eval_fenced(store_lua_finish, 7, args));
     }
     expect_int("LLEN t:r:{a}:history", STORE_HISTORY_MAX);
@@ -315,9 +315,9 @@ static void finish_with_reservations(void **st)
         for (int k = 0; k < 11; k++) args[n++] = keys[k];
         const char *vals[] = {"1000", "c1", "1-0", "2",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "ko",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", NULL};
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 11, args);
@@ -331,17 +331,26 @@ static void finish_with_reservations(void **st)
     expect_int("XLEN t:audit", 2);
 }
 
-/* The audit record says how many requests herald sent for the message. */
+/* The audit record says how many requests herald sent for the message,
+ * and the language of its content when the job gave content per language. */
 static void finish_audits_the_requests(void **st)
 {
     (void)st;
-    redisReply *r = cmd("XRANGE t:audit - + COUNT 1");
+    redisReply *r = cmd("XRANGE t:audit - + COUNT 2");
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    const redisReply *f = r->element[0]->element[1];
-    const char *got = NULL;
-    for (size_t i = 0; i + 1 < f->elements; i += 2)
-        if (strcmp(f->element[i]->str, "requests") == 0) got = f->element[i + 1]->str;
-    if (!got || strcmp(got, "1") != 0) fail_msg("requests: got %s, expected 1", got ? got : "(none)");
+    /* finish_with_reservations' records: c's content was Korean, d's one for all. */
+    const char *want[2][2] = {{"1", "ko"}, {"3", NULL}};
+    for (size_t k = 0; k < 2; k++) {
+        const redisReply *f = r->element[k]->element[1];
+        const char *got = NULL, *loc = NULL;
+        for (size_t i = 0; i + 1 < f->elements; i += 2) {
+            if (strcmp(f->element[i]->str, "requests") == 0) got = f->element[i + 1]->str;
+            if (strcmp(f->element[i]->str, "locale") == 0) loc = f->element[i + 1]->str;
+        }
+        if (!got || strcmp(got, want[k][0]) != 0) fail_msg("requests: got %s, expected %s", got ? got : "(none)", want[k][0]);
+        if (want[k][1] ? !loc || strcmp(loc, want[k][1]) != 0 : loc != NULL)
+            fail_msg("locale: got %s, expected %s", loc ? loc : "(none)", want[k][1] ? want[k][1] : "(none)");
+    }
     freeReplyObject(r);
 }
 
@@ -358,7 +367,7 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
                          "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
     const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}:campaigns",
                          "t:r:{a}:history", "t:r:{a}:sends", "t:r:{a}", "1000", "c1", "1-1", "1",
-                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", NULL};
+                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", NULL};
     /* A handoff alone: no outcome (ARGV 7 "0"), one campaigns hash. */
     const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}:campaigns", "1000", "c1",
                           "1-1", "0", "reserved 1-0 run 1000 1", "pending 1-0 run 1000 1", NULL};
