@@ -73,8 +73,9 @@ static void page_req_free(struct page_req *pr)
 }
 
 /* Every page is HTML that nobody may frame, cache, or follow a referrer out of. */
-static void respond_html(struct http_request *req, int status, struct strbuf *body)
+static void respond_html(struct http_request *req, int status, struct strbuf *body, const struct pagerender_lang *L)
 {
+    if (L && L->cat) http_response_header(req, "Content-Language", l10n_catalog_locale(L->cat));
     http_response_header(req, "Content-Security-Policy",
                          "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
     http_response_header(req, "X-Frame-Options", "DENY");
@@ -131,7 +132,7 @@ static void respond_message(struct http_request *req, const struct pagerender_la
     struct strbuf sb;
     strbuf_init(&sb);
     pagerender_message(&sb, L, title_key, text_key, channel, topic);
-    respond_html(req, status, &sb);
+    respond_html(req, status, &sb, L);
 }
 
 static void finish_message(struct page_req *pr, int status, const char *title_key, const char *text_key)
@@ -260,7 +261,7 @@ static void unsubscribe_get(struct http_request *req, void *arg)
     ctx.csrf_all = csrf.buf;
     ctx.prefs_href = href.buf;
     pagerender_unsubscribe(&body, &ctx);
-    respond_html(req, 200, &body);
+    respond_html(req, 200, &body, &ctx.lang);
     strbuf_free(&csrf);
     strbuf_free(&href);
     page_req_free(pr);
@@ -393,7 +394,7 @@ static void on_prefs_doc(int status, enum store_error store, json_t *doc, const 
     ctx.submitted = pr->form_valid ? &pr->form : NULL;
     pagerender_prefs(&body, doc, &ctx);
     json_decref(doc);
-    respond_html(pr->req, pr->status ? pr->status : 200, &body);
+    respond_html(pr->req, pr->status ? pr->status : 200, &body, &ctx.lang);
     strbuf_free(&csrf);
     page_req_free(pr);
 }
@@ -599,7 +600,7 @@ static void on_erase_ask_doc(int status, enum store_error store, json_t *doc, co
     ctx.csrf = csrf.buf;
     ctx.token = pr->token;
     pagerender_erase_confirm(&body, &ctx);
-    respond_html(pr->req, 200, &body);
+    respond_html(pr->req, 200, &body, &ctx.lang);
     strbuf_free(&csrf);
     page_req_free(pr);
 }

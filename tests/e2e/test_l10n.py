@@ -84,8 +84,9 @@ class Languages(harness.HeraldTestCase):
         self.assertIn("(UTC)", html, "a person without a zone: the default_tz, named")
 
         # Pages before the person is known (a refused link) follow the browser.
-        status, _, html = http("GET", base + "/p/not-a-token", headers={"Accept-Language": "de"})
+        status, headers, html = http("GET", base + "/p/not-a-token", headers={"Accept-Language": "de"})
         self.assertEqual(status, 403)
+        self.assertEqual(headers["Content-Language"], "de")
         self.assertEqual(lang_of(html)[0], "de")
         self.assertIn("Dieser Link ist ungültig", html)
         # The unsubscribe page too.

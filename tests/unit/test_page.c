@@ -15,6 +15,7 @@
 
 #include "locales.h"
 #include "pagerender.h"
+#include "tzdb.h"
 
 #ifndef LOCALES_DIR
 #error "LOCALES_DIR must name config/locales"
@@ -269,6 +270,64 @@ static void test_changes(void **state)
     assert_non_null(strstr(err, "How often (emails)"));
     assert_non_null(strstr(err, "does not know"));
     assert_null(c.patch);
+}
+
+/* Times in the person's zone, in their language's format, naming the zone;
+ * plural forms by the catalogue's rule. */
+static void test_times_and_plurals(void **state)
+{
+    (void)state;
+    struct tzdb *db = tzdb_new(NULL);
+    const struct tz *seoul = tzdb_get(db, "Asia/Seoul"), *berlin = tzdb_get(db, "Europe/Berlin");
+    assert_non_null(seoul);
+    assert_non_null(berlin);
+    int64_t t;
+    assert_int_equal(herald_time_parse("2026-11-29T14:30:00Z", &t), 0);
+    struct {
+        const char *locale, *zone, *want;
+        const struct tz *tz;
+    } cases[] = {
+        {"ko", "Asia/Seoul", "2026년 11월 29일 23:30 (Asia/Seoul)", seoul},
+        {"de", "Europe/Berlin", "29. November 2026, 15:30 Uhr (Europe/Berlin)", berlin},
+        {"en", "Asia/Seoul", "29 November 2026, 23:30 (Asia/Seoul)", seoul},
+        {"en", NULL, "29 November 2026, 14:30 (UTC)", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct pagerender_lang L = {locales, l10n_set_find(locales, cases[i].locale), cases[i].tz, cases[i].zone, NULL};
+        struct strbuf sb;
+        strbuf_init(&sb);
+        pagerender_when(&sb, &L, t);
+        assert_string_equal(sb.buf, cases[i].want);
+        strbuf_free(&sb);
+    }
+    /* A person's own limit: "1 day" and "7 days"; Korean has one form. */
+    struct {
+        const char *freq, *locale, *want;
+    } pl[] = {
+        {"1/1d", "en", "At most 1 email every 1 day, as you asked."},
+        {"3/7d", "en", "At most 3 emails every 7 days, as you asked."},
+        {"1/2h", "de", "Höchstens 1 E-Mail alle 2 Stunden, wie Sie es wünschen."},
+        {"2/1h", "de", "Höchstens 2 E-Mails alle 1 Stunde, wie Sie es wünschen."},
+        {"5/30m", "ko", "요청하신 대로 30분마다 최대 이메일 5통."},
+    };
+    for (size_t i = 0; i < sizeof(pl) / sizeof(pl[0]); i++) {
+        json_t *doc = json_pack("{s:s, s:{}, s:{s:{s:s}}, s:[], s:{}, s:{}, s:[]}", "id", "x", "profile",
+                                "preferences", "frequency", "email", pl[i].freq, "consent", "consent_current",
+                                "suppressed", "messages");
+        assert_non_null(doc);
+        struct pagerender_ctx ctx = {.lang = {locales, l10n_set_find(locales, pl[i].locale), NULL, NULL, NULL}};
+        struct strbuf sb;
+        strbuf_init(&sb);
+        pagerender_prefs(&sb, doc, &ctx);
+        if (!strstr(sb.buf, pl[i].want)) {
+            fprintf(stderr, "%s in %s: no \"%s\"\n", pl[i].freq, pl[i].locale, pl[i].want);
+            fail();
+        }
+        assert_non_null(strstr(sb.buf, "<html lang=\""));
+        strbuf_free(&sb);
+        json_decref(doc);
+    }
+    tzdb_free(db);
 }
 
 /* The order buttons: a move rewrites the positions, whole. */
@@ -543,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_render_unsubscribe),
         cmocka_unit_test(test_origin),
         cmocka_unit_test(test_move),
+        cmocka_unit_test(test_times_and_plurals),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     l10n_set_unref(locales);
