@@ -42,7 +42,8 @@ static void healthz(struct http_request *req, void *arg)
     if (st->queue) queue_counters(st->queue, &qc);
     /* Waiting on Redis (an error reply being retried): connected, but no
      * work moves, so not ok. */
-    bool ok = connected && !qc.redis_waiting && !qc.consumer_in_use && st->plugins_loaded > 0 && !st->stopping;
+    bool ok = connected && !qc.redis_waiting && !qc.consumer_in_use && !qc.layout_mismatch &&
+              st->plugins_loaded > 0 && !st->stopping;
     const char *status = ok ? "ok" : st->stopping ? "stopping" : connected ? "degraded" : "starting";
     const char *redis = !connected ? "disconnected" : qc.redis_waiting ? "waiting" : "connected";
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "status", status,
@@ -58,6 +59,9 @@ static void healthz(struct http_request *req, void *arg)
     if (qc.held_error)
         json_object_set_new(o, "held", json_pack("{s:s, s:s}", "entry", qc.held_entry, "error", qc.held_error));
     json_object_set_new(o, "redis_emptied", json_boolean(qc.redis_emptied));
+    if (qc.layout_mismatch) /* data of another key layout: heraldctl migrate */
+        json_object_set_new(o, "redis_layout", json_pack("{s:s, s:s, s:s}", "found", qc.layout, "expected",
+                                                         STORE_LAYOUT, "fix", "heraldctl migrate"));
     if (qc.consumer_in_use) /* another live daemon runs under this [daemon] consumer name */
         json_object_set_new(o, "consumer_in_use", json_string(qc.consumer_holder));
     http_respond_json(req, ok ? 200 : 503, o);

@@ -11,6 +11,8 @@
 #include "config.h"
 #include "http.h"
 #include "l10n.h"
+
+struct plugin_set;
 #include "queue.h"
 #include "rconn.h"
 #include "store_cmd.h"
@@ -31,6 +33,7 @@ struct api_state {
      * reference for as long as it renders. */
     struct l10n_set *locales;
     size_t plugins_loaded;
+    struct plugin_set *plugins; /* the providers' instances (the webhooks' feedback()); main sets it */
     bool stopping;
     int64_t started_at; /* unix seconds */
     /* The listeners, for /metrics (public NULL when the admin one serves

@@ -24,8 +24,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include "channel.h"
 #include "log.h"
 #include "people.h"
+#include "precond.h"
 #include "profile.h"
 #include "store.h"
 
@@ -124,12 +126,13 @@ static void respond_start_error(struct http_request *req, int rc)
     else api_respond_store_error(req, STORE_E_CONNECTION); /* the connection is down */
 }
 
-enum v1_kind { V1_PUT, V1_GET, V1_DELETE, V1_PATCH, V1_CONSENT_POST, V1_CONSENT_GET };
+enum v1_kind { V1_PUT, V1_GET, V1_DELETE, V1_PATCH, V1_MERGE, V1_CONSENT_POST, V1_CONSENT_GET, V1_FOUND };
 
 struct v1_call {
     struct http_request *req;
     enum v1_kind kind;
     char id[HERALD_ID_MAX + 1];
+    struct people *pp; /* V1_FOUND: for the second step */
 };
 
 static struct v1_call *call_new(struct http_request *req, enum v1_kind kind, const char *id)
@@ -148,6 +151,20 @@ static void on_people(int status, enum store_error store, json_t *doc, const cha
     struct http_request *req = c->req;
     if (status == 0) {
         int code = 200;
+        /* people.c hands over the rev with the document: it becomes the
+         * ETag, never part of the body. */
+        json_t *rev = json_object_get(doc, "rev");
+        if (json_is_integer(rev) && c->kind != V1_CONSENT_GET && c->kind != V1_DELETE) {
+            char etag[PRECOND_ETAG_MAX];
+            precond_etag(etag, sizeof(etag), (int64_t)json_integer_value(rev));
+            http_response_header(req, "ETag", etag);
+        }
+        json_object_del(doc, "rev");
+        if (c->kind == V1_FOUND) {
+            char loc[sizeof(c->id) + 16];
+            snprintf(loc, sizeof(loc), "/v1/recipients/%s", c->id);
+            http_response_header(req, "Content-Location", loc);
+        }
         if (c->kind == V1_PUT && json_is_true(json_object_get(doc, "created"))) code = 201;
         if (c->kind == V1_CONSENT_POST) code = 201;
         if (c->kind == V1_CONSENT_GET) {
@@ -159,6 +176,8 @@ static void on_people(int status, enum store_error store, json_t *doc, const cha
         http_respond_json(req, code, doc);
     } else if (status == -HERALD_ENOENT) {
         http_respond_error(req, 404, "recipient not found");
+    } else if (status == -HERALD_EPRECOND) {
+        http_respond_error(req, 412, err ? err : "If-Match: precondition failed");
     } else if (status == -HERALD_EINVAL) {
         http_respond_error(req, 400, err ? err : "invalid input");
     } else if (status == -HERALD_ECONFIG) {
@@ -170,6 +189,16 @@ static void on_people(int status, enum store_error store, json_t *doc, const cha
         http_respond_error(req, 503, err ? err : "busy; try again");
     }
     free(c);
+}
+
+/* The If-Match header into *m, or false after answering 400. Without the
+ * header the write is unconditional, as before ETags existed. */
+static bool if_match(struct http_request *req, struct precond_if_match *m)
+{
+    char err[128];
+    if (precond_if_match_parse(http_request_header(req, "If-Match"), m, err, sizeof(err)) == 0) return true;
+    http_respond_error(req, 400, err);
+    return false;
 }
 
 /* The common start of a recipient route: the token, the id, a ready
@@ -197,10 +226,12 @@ static void put_recipient(struct http_request *req, void *arg)
     struct api_state *st = arg;
     const char *id = recipient_call(req, st);
     if (!id) return;
+    struct precond_if_match im;
+    if (!if_match(req, &im)) return;
     json_t *body = body_object(req);
     if (!body) return;
     struct v1_call *c = call_new(req, V1_PUT, id);
-    int rc = people_put(st->people, id, body, on_people, c);
+    int rc = people_put_if(st->people, id, body, &im, on_people, c);
     json_decref(body);
     started(req, c, rc);
 }
@@ -230,8 +261,10 @@ static void delete_recipient(struct http_request *req, void *arg)
     struct api_state *st = arg;
     const char *id = recipient_call(req, st);
     if (!id) return;
+    struct precond_if_match im;
+    if (!if_match(req, &im)) return;
     struct v1_call *c = call_new(req, V1_DELETE, id);
-    int rc = people_erase(st->people, id, on_people, c);
+    int rc = people_erase_if(st->people, id, &im, on_people, c);
     started(req, c, rc);
 }
 
@@ -240,13 +273,236 @@ static void patch_preferences(struct http_request *req, void *arg)
     struct api_state *st = arg;
     const char *id = recipient_call(req, st);
     if (!id) return;
+    struct precond_if_match im;
+    if (!if_match(req, &im)) return;
     json_t *body = body_object(req);
     if (!body) return;
     struct v1_call *c = call_new(req, V1_PATCH, id);
-    int rc = people_patch_preferences(st->people, id, body, on_people, c);
+    int rc = people_patch_preferences_if(st->people, id, body, &im, on_people, c);
     json_decref(body);
     started(req, c, rc);
 }
+
+/* PATCH /v1/recipients/{id}: a JSON Merge Patch (RFC 7396) of the profile;
+ * the media type says so, as RFC 5789 asks (415 for any other). */
+static void patch_recipient(struct http_request *req, void *arg)
+{
+    struct api_state *st = arg;
+    const char *id = recipient_call(req, st);
+    if (!id) return;
+    static const char want[] = "application/merge-patch+json";
+    const char *ct = http_request_header(req, "Content-Type");
+    size_t n = 0;
+    if (ct) {
+        while (*ct == ' ' || *ct == '\t') ct++;
+        while (ct[n] && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t') n++;
+    }
+    if (!ct || n != sizeof(want) - 1 || strncasecmp(ct, want, n) != 0) {
+        http_response_header(req, "Accept-Patch", want);
+        http_respond_error(req, 415, "Content-Type: must be application/merge-patch+json (RFC 7396)");
+        return;
+    }
+    struct precond_if_match im;
+    if (!if_match(req, &im)) return;
+    json_t *body = body_object(req);
+    if (!body) return;
+    struct v1_call *c = call_new(req, V1_MERGE, id);
+    int rc = people_merge_profile(st->people, id, body, &im, on_people, c);
+    json_decref(body);
+    started(req, c, rc);
+}
+
+/* ---- lookup by address --------------------------------------------------- */
+
+/* herald:addr named the person: answer with their document, as GET
+ * /v1/recipients/{id} does (and Content-Location naming it). */
+static void on_found(int status, enum store_error store, json_t *doc, const char *err, void *arg)
+{
+    struct v1_call *c = arg;
+    if (status < 0) {
+        if (status == -HERALD_ENOENT) {
+            json_decref(doc);
+            http_respond_error(c->req, 404, "no recipient has this address");
+            free(c);
+            return;
+        }
+        on_people(status, store, doc, err, c);
+        return;
+    }
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    snprintf(c->id, sizeof(c->id), "%s", id ? id : "");
+    json_decref(doc);
+    int rc = people_get(c->pp, c->id, on_people, c);
+    if (rc < 0) {
+        struct http_request *req = c->req;
+        free(c);
+        respond_start_error(req, rc);
+    }
+}
+
+/* The channel and address of a suppression or lookup, normalised as the
+ * channel stores them, or -1 after answering 400. The address is never
+ * quoted back. */
+static int address_of(struct http_request *req, int ch, const char *raw, char *out, size_t outlen)
+{
+    if (ch < 0) {
+        http_respond_error(req, 400, "channel: unknown channel (expected email or sms)");
+        return -1;
+    }
+    size_t n = raw ? channel_address_normalise(out, outlen, ch, raw) : 0;
+    if (!raw || n == 0 || n + 1 >= outlen || !channel_address_valid(ch, out)) {
+        char msg[192];
+        snprintf(msg, sizeof(msg), "%s: %s", channel_get(ch)->address_field, channel_get(ch)->address_invalid);
+        http_respond_error(req, 400, msg);
+        return -1;
+    }
+    return ch;
+}
+
+/* GET /v1/recipients?email=... or ?phone=...: one lookup in herald:addr
+ * (the address hashed as the channel normalises it), never a scan. A '+'
+ * in the query is a '+' (E.164), not a space. */
+static void find_recipient(struct http_request *req, void *arg)
+{
+    struct api_state *st = arg;
+    if (!authorised(req, st->cfg) || !people_ready(req, st)) return;
+    const char *q = http_request_query(req);
+    int ch = -1;
+    char *value = NULL;
+    const char *bad = NULL;
+    while (*q && !bad) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', len);
+        if (len > 0) {
+            size_t kl = eq ? (size_t)(eq - q) : len;
+            int kch = -1;
+            for (int k = 0; k < HERALD_CH_COUNT; k++)
+                if (strlen(channel_get(k)->address_field) == kl && strncmp(q, channel_get(k)->address_field, kl) == 0)
+                    kch = k;
+            if (kch < 0) bad = "query: unknown parameter (expected email or phone)";
+            else if (value) bad = "query: give exactly one of email or phone";
+            else if (!(value = herald_pct_decode(eq ? eq + 1 : q + len, eq ? len - kl - 1 : 0)))
+                bad = "query: invalid percent-encoding";
+            ch = kch;
+        }
+        q += len + (amp ? 1 : 0);
+    }
+    if (!bad && !value) bad = "query: give exactly one of email or phone";
+    if (bad) {
+        free(value);
+        http_respond_error(req, 400, bad);
+        return;
+    }
+    char norm[512];
+    int rc = address_of(req, ch, value, norm, sizeof(norm));
+    free(value);
+    if (rc < 0) return;
+    struct v1_call *c = call_new(req, V1_FOUND, "");
+    c->pp = st->people;
+    rc = people_find_by_address(st->people, ch, norm, on_found, c);
+    started(req, c, rc);
+}
+
+/* ---- suppressions -------------------------------------------------------- */
+
+struct supp_call {
+    struct http_request *req;
+    int channel;
+    bool write;
+    bool on;
+};
+
+static void on_suppression(int status, enum store_error store, json_t *doc, const char *err, void *arg)
+{
+    struct supp_call *c = arg;
+    struct http_request *req = c->req;
+    if (status == 0) {
+        json_object_set_new(doc, "channel", json_string(herald_channel_name(c->channel)));
+        if (c->write && json_is_true(json_object_get(doc, "changed")))
+            log_info("api", "suppression %s by the API channel=%s", c->on ? "added" : "removed",
+                     herald_channel_name(c->channel));
+        http_respond_json(req, 200, doc);
+    } else if (status == -HERALD_EINVAL) {
+        http_respond_error(req, 400, err ? err : "invalid input");
+    } else if (status == -HERALD_EREDIS) {
+        api_respond_store_error(req, store);
+    } else {
+        http_respond_error(req, 500, "suppression: unexpected failure");
+    }
+    free(c);
+}
+
+/* The common start of a suppression route: the token, the channel and the
+ * address (normalised into norm). Returns the channel, or -1 once answered. */
+static int suppression_call(struct http_request *req, struct api_state *st, char *norm, size_t normlen)
+{
+    if (!authorised(req, st->cfg) || !people_ready(req, st)) return -1;
+    const char *chn = http_request_param(req, "channel");
+    int ch = chn ? herald_channel_from_name(chn) : -1;
+    return address_of(req, ch, http_request_param(req, "address"), norm, normlen);
+}
+
+static void get_suppression(struct http_request *req, void *arg)
+{
+    struct api_state *st = arg;
+    char norm[512];
+    int ch = suppression_call(req, st, norm, sizeof(norm));
+    if (ch < 0) return;
+    struct supp_call *c = xcalloc(1, sizeof(*c));
+    c->req = req;
+    c->channel = ch;
+    if (people_suppression_get(st->people, ch, norm, on_suppression, c) < 0) {
+        free(c);
+        respond_start_error(req, -HERALD_EREDIS);
+    }
+}
+
+static void change_suppression(struct http_request *req, struct api_state *st, bool on)
+{
+    char norm[512];
+    int ch = suppression_call(req, st, norm, sizeof(norm));
+    if (ch < 0) return;
+    json_t *body = NULL;
+    const char *reason = "";
+    if (on) {
+        if (!(body = body_object(req))) return;
+        const char *key;
+        json_t *v;
+        json_object_foreach(body, key, v) {
+            if (strcmp(key, "reason") != 0) {
+                json_decref(body);
+                http_respond_error(req, 400, "suppression: unknown key (expected reason)");
+                return;
+            }
+        }
+        v = json_object_get(body, "reason");
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            json_decref(body);
+            char msg[128];
+            snprintf(msg, sizeof(msg), "reason: must be a string of 1..%d printable characters",
+                     HERALD_CONSENT_SOURCE_MAX);
+            http_respond_error(req, 400, msg);
+            return;
+        }
+        reason = json_string_value(v);
+    }
+    struct supp_call *c = xcalloc(1, sizeof(*c));
+    c->req = req;
+    c->channel = ch;
+    c->write = true;
+    c->on = on;
+    struct people_suppression why = {.by = "api", .reason = reason, .now = (int64_t)time(NULL)};
+    int rc = people_suppress_why(st->people, ch, norm, on, &why, on_suppression, c);
+    json_decref(body);
+    if (rc < 0) {
+        free(c);
+        respond_start_error(req, rc);
+    }
+}
+
+static void put_suppression(struct http_request *req, void *arg) { change_suppression(req, arg, true); }
+static void delete_suppression(struct http_request *req, void *arg) { change_suppression(req, arg, false); }
 
 /* Checks the body of POST .../consent; answers 400 and returns false when
  * it is not {channel, granted, source[, text_version]}. */
@@ -437,6 +693,11 @@ int api_v1_register(struct http_server *srv, struct api_state *st)
         {"PUT", "/v1/recipients/{id}", put_recipient},
         {"GET", "/v1/recipients/{id}", get_recipient},
         {"DELETE", "/v1/recipients/{id}", delete_recipient},
+        {"PATCH", "/v1/recipients/{id}", patch_recipient},
+        {"GET", "/v1/recipients", find_recipient},
+        {"GET", "/v1/suppressions/{channel}/{address}", get_suppression},
+        {"PUT", "/v1/suppressions/{channel}/{address}", put_suppression},
+        {"DELETE", "/v1/suppressions/{channel}/{address}", delete_suppression},
         {"PATCH", "/v1/recipients/{id}/preferences", patch_preferences},
         {"POST", "/v1/recipients/{id}/consent", post_consent},
         {"GET", "/v1/recipients/{id}/consent", get_consent},

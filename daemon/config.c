@@ -878,6 +878,15 @@ static int provider_daemon_key(struct config_provider *p, const char *key, const
         }
         return 1;
     }
+    if (strcmp(key, "feedback") == 0) {
+        if (strcmp(value, "on") == 0 || strcmp(value, "off") == 0) {
+            p->feedback = value[1] == 'n';
+        } else {
+            herald_seterr(err, errlen, "expected on or off");
+            *bad = true;
+        }
+        return 1;
+    }
     if (strcmp(key, "rate") == 0) {
         if (strcmp(value, "unlimited") == 0) {
             p->rate = 0;

@@ -141,7 +141,10 @@ extern const struct config_key_info config_schema[];
     X("give_up_after", "1h",                                                                     \
       "How long a message waits for this provider, its last, while its circuit is open or it "  \
       "asks to slow down, before it fails provider_unavailable (0: until the campaign expires; " \
-      "else 1s..30d).")
+      "else 1s..30d).")                                                                          \
+    X("feedback", "off",                                                                         \
+      "on: remember each sent message's provider id for 30 days so that the provider's delivery " \
+      "callbacks (POST /v1/webhooks/NAME) find it, and ask the provider for them (off, on).")
 
 /* Plugin settings of [provider NAME] that are secrets: X(key). Each also
  * takes `KEY_file = path`, and a config file holding one in clear must not
@@ -189,6 +192,7 @@ struct config_provider {
     int circuit_failures;       /* consecutive RETRY verdicts that open the circuit, 1..1000 (default 5) */
     int64_t circuit_cooldown_ms; /* how long it stays open before a probe, 1s..1h (default 30s) */
     int64_t give_up_after_ms;   /* longest wait for this provider as the last one; 0 = campaign's expiry */
+    bool feedback;              /* `feedback = on`: provider ids remembered, status callbacks asked for */
     struct herald_setting *settings; /* plugin settings (not `plugin` nor the keys above) */
     int *setting_lines;
     size_t nsettings;

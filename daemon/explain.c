@@ -131,7 +131,7 @@ struct person {
     int found;                /* 1 profile, 0 none, <0 unreadable (counts as none) */
     struct profile p;
     redisReply *fields;       /* HMGET: profile, consent fields, rev */
-    redisReply *record;       /* HGET of the campaign's once-only record */
+    redisReply *record;       /* HGET of the campaign's once-only record (c:<campaign>) */
     bool has_rec;
     struct store_record rec;
     bool suppressed[HERALD_CH_COUNT];
@@ -218,8 +218,11 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
         argv[ac++] = k.buf;
         for (size_t f = 0; f < STORE_LOOKUP_NFIELDS; f++) argv[ac++] = store_lookup_field(f);
         redisAppendCommandArgv(x->c, (int)ac, argv, NULL);
-        store_key_campaigns(&k, x->cfg->prefix, ps[i].id);
-        redisAppendCommand(x->c, "HGET %s %s", k.buf, campaign);
+        struct strbuf rf;
+        strbuf_init(&rf);
+        store_record_field(&rf, campaign);
+        redisAppendCommand(x->c, "HGET %s %s", k.buf, rf.buf);
+        strbuf_free(&rf);
         sent += 2;
     }
     redisReply **r = xcalloc(sent ? sent : 1, sizeof(*r));

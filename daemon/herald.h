@@ -35,7 +35,8 @@
     X(PLUGIN, "plugin error")                                  \
     X(CONFIG, "configuration error")                           \
     X(BUSY, "busy")                                            \
-    X(CLOSED, "closed")
+    X(CLOSED, "closed")                                        \
+    X(PRECOND, "precondition failed")
 
 enum herald_errno {
     HERALD_OK = 0,

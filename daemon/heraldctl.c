@@ -56,6 +56,8 @@ static void usage(FILE *out)
             "  resume CAMPAIGN            go on with a paused campaign\n"
             "  cancel CAMPAIGN            end a campaign for good: each unsent recipient is recorded\n"
             "                             suppressed/cancelled, the sent ones stay as they are\n"
+            "  migrate                    move herald's data in Redis to this version's key layout (stop\n"
+            "                             every daemon first; idempotent; docs/operations.md, \"Upgrade\")\n"
             "  reload                     every daemon of this Redis and prefix reloads its configuration\n"
             "                             within a second (as SIGHUP; its log says what applied or why not)\n"
             "  campaign ID [--watch]      print a campaign's progress as JSON; --watch: redraw a progress\n"
@@ -402,7 +404,8 @@ static int cmd_suppress(const struct config *cfg, redisContext *c, const char *c
         return 1;
     }
     char err[256];
-    if (store_sync_suppress(c, cfg->prefix, ch, addr, err, sizeof(err)) < 0) {
+    if (store_sync_suppress(c, cfg->prefix, ch, addr, "heraldctl suppress", (long long)cfg->audit_maxlen, err,
+                            sizeof(err)) < 0) {
         fprintf(stderr, "heraldctl: %s\n", err);
         return 2;
     }
@@ -428,6 +431,114 @@ static int cmd_reload(const struct config *cfg, redisContext *c)
            (long long)r->integer);
     freeReplyObject(r);
     return 0;
+}
+
+/* A glob pattern matching s literally (SCAN MATCH): \ before * ? [ ] \. */
+static void glob_escape(struct strbuf *out, const char *s)
+{
+    for (; *s; s++) {
+        if (strchr("*?[]\\", *s)) strbuf_add(out, "\\", 1);
+        strbuf_add(out, s, 1);
+    }
+}
+
+/* Whether a reply is an error (printed as "heraldctl: migrate: WHAT: ..."). */
+static bool migrate_failed(redisContext *c, redisReply *r, const char *what)
+{
+    if (r && r->type != REDIS_REPLY_ERROR) return false;
+    char err[256];
+    store_sync_error(err, sizeof(err), what, c, r);
+    fprintf(stderr, "heraldctl: migrate: %s\n", err);
+    if (r) freeReplyObject(r);
+    return true;
+}
+
+/* migrate: layout 1 -> 2 (store.h): each person's records hash into their
+ * person hash, then the layout key. Refused while a daemon runs (its
+ * consumer lock is there): it would read jobs against half-moved records. */
+static int cmd_migrate(const struct config *cfg, redisContext *c)
+{
+    struct strbuf pat, k, person;
+    strbuf_init(&pat);
+    strbuf_init(&k);
+    strbuf_init(&person);
+    int rc = 2;
+    store_key_layout(&k, cfg->prefix);
+    redisReply *r = redisCommand(c, "GET %s", k.buf);
+    if (migrate_failed(c, r, "layout read")) goto out;
+    if (r->type == REDIS_REPLY_STRING && strcmp(r->str, STORE_LAYOUT) == 0) {
+        freeReplyObject(r);
+        printf("key layout %s already: nothing to migrate\n", STORE_LAYOUT);
+        rc = 0;
+        goto out;
+    }
+    freeReplyObject(r);
+    glob_escape(&pat, cfg->prefix);
+    strbuf_adds(&pat, ":consumer:*");
+    bool running = false;
+    char cursor[32] = "0";
+    do {
+        r = redisCommand(c, "SCAN %s MATCH %s COUNT 10000", cursor, pat.buf);
+        if (migrate_failed(c, r, "consumer lock scan")) goto out;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+            freeReplyObject(r);
+            fprintf(stderr, "heraldctl: migrate: unexpected reply to SCAN\n");
+            goto out;
+        }
+        herald_copy(cursor, sizeof(cursor), r->element[0]->str);
+        running = r->element[1]->elements > 0;
+        freeReplyObject(r);
+    } while (!running && strcmp(cursor, "0") != 0);
+    if (running) {
+        fprintf(stderr, "heraldctl: migrate: a daemon is running on this Redis (a %s:consumer:* lock is held): "
+                        "stop every daemon (a killed one's lock lapses after [daemon] claim_idle), then run it "
+                        "again\n", cfg->prefix);
+        rc = 1;
+        goto out;
+    }
+    strbuf_reset(&pat);
+    glob_escape(&pat, cfg->prefix);
+    strbuf_adds(&pat, ":r:{*}:campaigns");
+    long long moved = 0, people = 0;
+    herald_copy(cursor, sizeof(cursor), "0");
+    do {
+        r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat.buf);
+        if (migrate_failed(c, r, "key scan")) goto out;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+            freeReplyObject(r);
+            fprintf(stderr, "heraldctl: migrate: unexpected reply to SCAN\n");
+            goto out;
+        }
+        herald_copy(cursor, sizeof(cursor), r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const redisReply *key = r->element[1]->element[i];
+            const char *tail = ":campaigns";
+            size_t tl = strlen(tail);
+            if (key->type != REDIS_REPLY_STRING || key->len <= tl) continue;
+            strbuf_reset(&person);
+            strbuf_add(&person, key->str, key->len - tl);
+            redisReply *m = redisCommand(c, "EVAL %s 2 %b %s", store_lua_migrate, key->str, key->len, person.buf);
+            if (migrate_failed(c, m, "record move")) {
+                freeReplyObject(r);
+                goto out;
+            }
+            moved += m->type == REDIS_REPLY_INTEGER ? m->integer : 0;
+            people++;
+            freeReplyObject(m);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    r = redisCommand(c, "SET %s %s", k.buf, STORE_LAYOUT);
+    if (migrate_failed(c, r, "layout write")) goto out;
+    freeReplyObject(r);
+    printf("migrated to key layout %s: %lld once-only record%s of %lld %s moved\n", STORE_LAYOUT, moved,
+           moved == 1 ? "" : "s", people, people == 1 ? "person" : "people");
+    rc = 0;
+out:
+    strbuf_free(&pat);
+    strbuf_free(&k);
+    strbuf_free(&person);
+    return rc;
 }
 
 /* pause, resume, cancel: the campaign's control field, read by every
@@ -620,10 +731,10 @@ int main(int argc, char **argv)
     }
     /* explain and simulate read their own options (explain.c). */
     bool own_args = strcmp(cmd, "explain") == 0 || strcmp(cmd, "simulate") == 0;
-    int want = strcmp(cmd, "suppress") == 0 ? 2 : strcmp(cmd, "reload") == 0 ? 0 : 1;
+    int want = strcmp(cmd, "suppress") == 0 ? 2 : strcmp(cmd, "reload") == 0 || strcmp(cmd, "migrate") == 0 ? 0 : 1;
     int control = store_control_action_parse(cmd);
     if (strcmp(cmd, "import") && strcmp(cmd, "enqueue") && strcmp(cmd, "suppress") && strcmp(cmd, "campaign") &&
-        strcmp(cmd, "reload") && control < 0 && !own_args) {
+        strcmp(cmd, "reload") && strcmp(cmd, "migrate") && control < 0 && !own_args) {
         fprintf(stderr, "heraldctl: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
@@ -655,6 +766,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "explain") == 0) rc = explain_run(&cfg, c, nargs, args);
     else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, nargs, args);
     else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
+    else if (strcmp(cmd, "migrate") == 0) rc = cmd_migrate(&cfg, c);
     else if (control >= 0) rc = cmd_control(&cfg, c, (enum store_control_action)control, args[0]);
     else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
     else rc = cmd_campaign(&cfg, c, args[0]);

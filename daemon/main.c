@@ -494,6 +494,7 @@ static void reload(struct daemon *d, const char *trigger)
     l10n_set_unref(d->locales); /* pages in progress keep theirs */
     d->locales = d->api.locales = ls;
     d->api.plugins_loaded = plugin_set_count(ps);
+    d->api.plugins = ps;
     struct http_limits al = listener_limits(&next->admin_http, "admin");
     struct http_limits pl = listener_limits(&next->public_http, "public");
     if (admin) {
@@ -668,7 +669,8 @@ int main(int argc, char **argv)
 
     d->api = (struct api_state){.cfg = d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
                                 .dispatch = d->dispatch, .locales = d->locales,
-                                .plugins_loaded = plugin_set_count(d->plugins), .started_at = time(NULL)};
+                                .plugins_loaded = plugin_set_count(d->plugins), .plugins = d->plugins,
+                                .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
     d->api.people = people_new(d->api.cmds, d->cfg); /* the preference API's store (people.h) */
     start_listeners(d);

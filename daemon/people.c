@@ -30,8 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "channel.h"
+#include "mergepatch.h"
 #include "profile.h"
 #include "store.h"
 
@@ -46,7 +48,7 @@ struct people {
     const struct config *cfg;
 };
 
-enum pop_kind { OP_GET, OP_PUT, OP_PATCH, OP_CONSENT, OP_ERASE, OP_FIND, OP_SUPPRESS };
+enum pop_kind { OP_GET, OP_PUT, OP_PATCH, OP_MERGE, OP_CONSENT, OP_ERASE, OP_FIND, OP_SUPPRESS };
 
 /* One operation in flight: lives from the public call to its callback. */
 struct pop {
@@ -55,12 +57,15 @@ struct pop {
     people_cb cb;
     void *arg;
     char *id;
-    json_t *body;    /* PUT: the new profile; PATCH: the patch */
+    json_t *body;    /* PUT: the new profile; PATCH, MERGE: the patch */
     json_t *doc;     /* GET: the document being built */
     char *record;    /* CONSENT: the ledger record */
     char *member;    /* FIND, SUPPRESS: "<channel>:<sha256 hex>" */
+    char *cond;      /* PUT, PATCH, MERGE, ERASE: If-Match as the script takes it ("" none) */
     int channel;
     bool on;
+    int64_t now;     /* SUPPRESS: since */
+    char by[16];     /* SUPPRESS: who */
     int tries;
     int status;      /* fail_later: what the callback reports */
     char err[256];
@@ -94,8 +99,21 @@ static struct pop *pop_new(struct people *pp, enum pop_kind kind, const char *id
     op->cb = cb;
     op->arg = arg;
     op->id = id ? xstrdup(id) : NULL;
+    op->cond = xstrdup("");
     return op;
 }
+
+/* Keeps the client's If-Match for the write script (precond.h). */
+static void pop_set_cond(struct pop *op, const struct precond_if_match *im)
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    precond_if_match_arg(&sb, im);
+    free(op->cond);
+    op->cond = strbuf_detach(&sb, NULL);
+}
+
+static const char precond_failed[] = "If-Match: the recipient's data is not at that version (or does not exist)";
 
 static void pop_free(struct pop *op)
 {
@@ -104,6 +122,7 @@ static void pop_free(struct pop *op)
     json_decref(op->doc);
     free(op->record);
     free(op->member);
+    free(op->cond);
     free(op);
 }
 
@@ -357,6 +376,8 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
         if (o) json_array_append_new(msgs, o);
     }
     json_object_set_new(doc, "messages", msgs);
+    const redisReply *rev = hash_field(h, "rev");
+    json_object_set_new(doc, "rev", json_integer(rev ? strtoll(rev->str, NULL, 10) : 0));
 
     /* Suppression is kept by address hash: ask for this person's. */
     struct strbuf key, m[HERALD_CH_COUNT];
@@ -448,6 +469,10 @@ static void on_write(redisReply *r, enum store_error serr, const char *text, voi
         return;
     }
     const char *st = r->element[0]->str;
+    if (strcmp(st, "precondition") == 0) {
+        finish(op, -HERALD_EPRECOND, NULL, precond_failed);
+        return;
+    }
     if (strcmp(st, "stale") == 0) {
         if (++op->tries >= PEOPLE_CAS_TRIES) {
             finish(op, -HERALD_EBUSY, NULL, "the recipient's data kept changing meanwhile; try again");
@@ -460,22 +485,24 @@ static void on_write(redisReply *r, enum store_error serr, const char *text, voi
         finish(op, -HERALD_ENOENT, NULL, "no such recipient");
         return;
     }
-    if (strcmp(st, "ok") != 0 || r->elements != 3) {
+    if (strcmp(st, "ok") != 0 || r->elements != 4 || r->element[3]->type != REDIS_REPLY_INTEGER) {
         finish_store(op, STORE_E_REPLY);
         return;
     }
     json_t *doc;
-    if (op->kind == OP_PUT) {
+    if (op->kind == OP_PUT || op->kind == OP_MERGE) {
         json_t *tomb = json_array();
         const redisReply *t = r->element[2];
         for (size_t i = 0; t->type == REDIS_REPLY_ARRAY && i < t->elements; i++)
             if (t->element[i]->type == REDIS_REPLY_STRING)
                 json_array_append_new(tomb, json_string(t->element[i]->str));
-        doc = json_pack("{s:s, s:b, s:o}", "id", op->id, "created", r->element[1]->integer == 1, "tombstoned", tomb);
+        doc = json_pack("{s:s, s:o}", "id", op->id, "tombstoned", tomb);
+        if (op->kind == OP_PUT) json_object_set_new(doc, "created", json_boolean(r->element[1]->integer == 1));
     } else {
         doc = op->doc;
         op->doc = NULL;
     }
+    json_object_set_new(doc, "rev", json_integer(r->element[3]->integer));
     finish(op, 0, doc, NULL);
 }
 
@@ -529,6 +556,59 @@ static int apply_patch(json_t *obj, const json_t *patch, char *err, size_t errle
     return 0;
 }
 
+/* The preferences a PUT keeps unless its body names them. */
+static const char *const pref_keys[] = {"channels", "topics", "quiet_hours", "frequency"};
+
+/* PUT: the body, with each preference it does not name taken from the
+ * stored profile (stored may be NULL). A new reference. */
+static json_t *put_profile(const json_t *body, const json_t *stored)
+{
+    json_t *obj = json_deep_copy(body);
+    for (size_t k = 0; k < sizeof(pref_keys) / sizeof(pref_keys[0]); k++) {
+        json_t *v = json_object_get(stored, pref_keys[k]);
+        if (v && !json_object_get(obj, pref_keys[k])) json_object_set(obj, pref_keys[k], v);
+    }
+    return obj;
+}
+
+/* MERGE: the stored profile with the merge patch applied (RFC 7396), topic
+ * names of the patch lower-cased first so that "News" patches the stored
+ * "news". NULL with err set when the result cannot be a profile of id. */
+static json_t *merge_profile(const json_t *stored, const json_t *patch, const char *id, char *err, size_t errlen)
+{
+    json_t *p = json_deep_copy(patch);
+    json_t *topics = json_object_get(p, "topics");
+    if (json_is_object(topics)) {
+        json_t *low = json_object();
+        const char *tk;
+        json_t *tv;
+        json_object_foreach(topics, tk, tv) {
+            char *name = topic_key(tk);
+            bool twice = json_object_get(low, name) != NULL;
+            if (!twice) json_object_set(low, name, tv);
+            free(name);
+            if (twice) {
+                json_decref(low);
+                json_decref(p);
+                herald_seterr(err, errlen, "topics: a topic is given twice (topic names ignore case)");
+                return NULL;
+            }
+        }
+        json_object_set_new(p, "topics", low);
+    }
+    json_t *obj = mergepatch_apply(stored, p);
+    json_decref(p);
+    const json_t *bid = json_object_get(obj, "id");
+    if (!bid) {
+        json_object_set_new(obj, "id", json_string(id));
+    } else if (!json_is_string(bid) || strcmp(json_string_value(bid), id) != 0) {
+        json_decref(obj);
+        herald_seterr(err, errlen, "id: does not match the recipient id in the path");
+        return NULL;
+    }
+    return obj;
+}
+
 /* The reply to HMGET person profile rev: build the new profile, then CAS. */
 static void on_read_person(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
@@ -543,9 +623,11 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
     json_t *obj;
     if (pj->type == REDIS_REPLY_STRING && profile_parse(pj->str, pj->len, &oldp, err, sizeof(err)) == 0)
         have_old = true;
-    if (op->kind == OP_PATCH) {
+    if (op->kind == OP_PATCH || op->kind == OP_MERGE) {
         if (pj->type != REDIS_REPLY_STRING) {
-            finish(op, -HERALD_ENOENT, NULL, "no such recipient");
+            /* A condition needs a current representation (RFC 9110 13.1.1). */
+            if (op->cond[0]) finish(op, -HERALD_EPRECOND, NULL, precond_failed);
+            else finish(op, -HERALD_ENOENT, NULL, "no such recipient");
             return;
         }
         obj = load_object(pj->str, pj->len);
@@ -555,14 +637,21 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
             finish_store(op, STORE_E_REPLY); /* only herald writes it: a broken store */
             return;
         }
-        if (apply_patch(obj, op->body, op->err, sizeof(op->err)) < 0) {
+        if (op->kind == OP_MERGE) {
+            json_t *merged = merge_profile(obj, op->body, op->id, op->err, sizeof(op->err));
+            json_decref(obj);
+            obj = merged;
+        }
+        if (!obj || (op->kind == OP_PATCH && apply_patch(obj, op->body, op->err, sizeof(op->err)) < 0)) {
             json_decref(obj);
             profile_free(&oldp);
             finish(op, -HERALD_EINVAL, NULL, op->err);
             return;
         }
     } else {
-        obj = json_incref(op->body);
+        json_t *stored = pj->type == REDIS_REPLY_STRING ? load_object(pj->str, pj->len) : NULL;
+        obj = put_profile(op->body, stored);
+        json_decref(stored);
     }
     int vrc = profile_from_json(obj, &newp, false, NULL, NULL, 0, op->err, sizeof(op->err));
     json_decref(obj);
@@ -585,9 +674,9 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
         op->doc = preferences_json(&newp);
     }
 
-    /* Addresses: PATCH never changes them, so it sends none. */
+    /* Addresses: PATCH of the preferences never changes them, so it sends none. */
     struct addr_args olda, newa;
-    bool addrs = op->kind == OP_PUT;
+    bool addrs = op->kind == OP_PUT || op->kind == OP_MERGE;
     addr_args_init(&olda, addrs && have_old ? &oldp : NULL, NULL);
     addr_args_init(&newa, addrs ? &newp : NULL, secret_of(op->pp->cfg));
     struct strbuf kp, ka, kt;
@@ -606,7 +695,8 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
     argv[argc++] = rev;
     argv[argc++] = json;
     argv[argc++] = op->id;
-    argv[argc++] = op->kind == OP_PATCH ? "1" : "0";
+    argv[argc++] = op->kind == OP_PUT ? "0" : "1";
+    argv[argc++] = op->cond;
     argv[argc++] = nold;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         /* An address kept as it was stays; only changed ones are dropped. */
@@ -658,8 +748,15 @@ static int start_read(struct pop *op)
 
 int people_put(struct people *pp, const char *id, const json_t *body, people_cb cb, void *arg)
 {
+    return people_put_if(pp, id, body, NULL, cb, arg);
+}
+
+int people_put_if(struct people *pp, const char *id, const json_t *body, const struct precond_if_match *im,
+                  people_cb cb, void *arg)
+{
     if (!herald_id_valid(id)) return -HERALD_EINVAL;
     struct pop *op = pop_new(pp, OP_PUT, id, cb, arg);
+    pop_set_cond(op, im);
     if (!json_is_object(body)) {
         herald_seterr(op->err, sizeof(op->err), "body: must be a JSON object");
         return fail_later(op, -HERALD_EINVAL);
@@ -672,7 +769,8 @@ int people_put(struct people *pp, const char *id, const json_t *body, people_cb 
         herald_seterr(op->err, sizeof(op->err), "id: does not match the recipient id in the path");
         return fail_later(op, -HERALD_EINVAL);
     }
-    /* Refuse what is wrong before touching Redis; the write validates again. */
+    /* Refuse what is wrong before touching Redis; the write validates again
+     * (with the stored preferences the body does not name). */
     struct profile p;
     if (profile_from_json(op->body, &p, false, NULL, NULL, 0, op->err, sizeof(op->err)) < 0)
         return fail_later(op, -HERALD_EINVAL);
@@ -680,12 +778,34 @@ int people_put(struct people *pp, const char *id, const json_t *body, people_cb 
     return start_read(op);
 }
 
+int people_merge_profile(struct people *pp, const char *id, const json_t *patch, const struct precond_if_match *im,
+                         people_cb cb, void *arg)
+{
+    if (!herald_id_valid(id)) return -HERALD_EINVAL;
+    struct pop *op = pop_new(pp, OP_MERGE, id, cb, arg);
+    pop_set_cond(op, im);
+    if (!json_is_object(patch)) {
+        /* RFC 7396 would replace the whole profile with it: never a profile. */
+        herald_seterr(op->err, sizeof(op->err), "body: must be a JSON object (a merge patch of the profile)");
+        return fail_later(op, -HERALD_EINVAL);
+    }
+    op->body = json_deep_copy(patch);
+    return start_read(op);
+}
+
 static const char *const patch_keys[] = {"channels", "topics", "quiet_hours", "frequency"};
 
 int people_patch_preferences(struct people *pp, const char *id, const json_t *patch, people_cb cb, void *arg)
 {
+    return people_patch_preferences_if(pp, id, patch, NULL, cb, arg);
+}
+
+int people_patch_preferences_if(struct people *pp, const char *id, const json_t *patch,
+                                const struct precond_if_match *im, people_cb cb, void *arg)
+{
     if (!herald_id_valid(id)) return -HERALD_EINVAL;
     struct pop *op = pop_new(pp, OP_PATCH, id, cb, arg);
+    pop_set_cond(op, im);
     if (!json_is_object(patch)) {
         herald_seterr(op->err, sizeof(op->err), "body: must be a JSON object");
         return fail_later(op, -HERALD_EINVAL);
@@ -792,6 +912,10 @@ static void on_erase(redisReply *r, enum store_error serr, const char *text, voi
     struct pop *op = priv;
     (void)text;
     if (not_integer(op, r, serr)) return;
+    if (r->integer == -3) {
+        finish(op, -HERALD_EPRECOND, NULL, precond_failed);
+        return;
+    }
     if (r->integer == -2) {
         finish(op, -HERALD_ENOENT, NULL, "no such recipient");
         return;
@@ -815,18 +939,18 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     const redisReply *pj, *rv;
     if (not_profile_rev(op, r, serr, &pj, &rv)) return;
     if (pj->type != REDIS_REPLY_STRING) {
-        finish(op, -HERALD_ENOENT, NULL, "no such recipient");
+        if (op->cond[0]) finish(op, -HERALD_EPRECOND, NULL, precond_failed);
+        else finish(op, -HERALD_ENOENT, NULL, "no such recipient");
         return;
     }
     const char *secret = secret_of(op->pp->cfg); /* people_erase checked it is there */
     /* Read the addresses from the JSON itself, so even one that no longer
      * passes validation is tombstoned. */
     json_t *obj = load_object(pj->str, pj->len);
-    struct strbuf kp, kl, kh, kc, ks, ka, kt, m[HERALD_CH_COUNT], t[HERALD_CH_COUNT];
+    struct strbuf kp, kl, kh, ks, ka, kt, m[HERALD_CH_COUNT], t[HERALD_CH_COUNT];
     strbuf_init(&kp);
     strbuf_init(&kl);
     strbuf_init(&kh);
-    strbuf_init(&kc);
     strbuf_init(&ks);
     strbuf_init(&ka);
     strbuf_init(&kt);
@@ -834,7 +958,6 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     store_key_person(&kp, prefix, op->id);
     store_key_ledger(&kl, prefix, op->id);
     store_key_history(&kh, prefix, op->id);
-    store_key_campaigns(&kc, prefix, op->id);
     store_key_sends(&ks, prefix, op->id);
     store_key_addr(&ka, prefix);
     store_key_tombstones(&kt, prefix);
@@ -844,12 +967,12 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     argv[argc++] = kp.buf;
     argv[argc++] = kl.buf;
     argv[argc++] = kh.buf;
-    argv[argc++] = kc.buf;
     argv[argc++] = ks.buf;
     argv[argc++] = ka.buf;
     argv[argc++] = kt.buf;
     argv[argc++] = rv->type == REDIS_REPLY_STRING ? rv->str : "";
     argv[argc++] = op->id;
+    argv[argc++] = op->cond;
     argv[argc++] = nbuf;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         strbuf_init(&m[ch]);
@@ -865,12 +988,11 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
         if (m[ch].len) argv[argc++] = t[ch].buf;
     snprintf(nbuf, sizeof(nbuf), "%d", n);
-    send_or_finish(op, on_erase, store_lua_people_erase, 7, argc, argv);
+    send_or_finish(op, on_erase, store_lua_people_erase, 6, argc, argv);
     json_decref(obj);
     strbuf_free(&kp);
     strbuf_free(&kl);
     strbuf_free(&kh);
-    strbuf_free(&kc);
     strbuf_free(&ks);
     strbuf_free(&ka);
     strbuf_free(&kt);
@@ -895,10 +1017,16 @@ static void erase_read(struct pop *op, bool first, int *rcp)
 
 int people_erase(struct people *pp, const char *id, people_cb cb, void *arg)
 {
+    return people_erase_if(pp, id, NULL, cb, arg);
+}
+
+int people_erase_if(struct people *pp, const char *id, const struct precond_if_match *im, people_cb cb, void *arg)
+{
     if (!herald_id_valid(id)) return -HERALD_EINVAL;
     /* Erasure without a tombstone key would let a re-import be contacted. */
     if (!secret_of(pp->cfg)) return -HERALD_ECONFIG;
     struct pop *op = pop_new(pp, OP_ERASE, id, cb, arg);
+    pop_set_cond(op, im);
     int rc;
     erase_read(op, true, &rc);
     return rc;
@@ -938,12 +1066,35 @@ int people_find_by_address(struct people *pp, int channel, const char *address, 
     return rc;
 }
 
+/* The suppression document: {"suppressed", "since", "by", "reason"},
+ * the last three null when no info is stored (a member added before the
+ * info hash existed). info: the HGET reply or NULL. */
+static json_t *suppression_json(bool on, const redisReply *info)
+{
+    json_t *o = json_pack("{s:b, s:n, s:n, s:n}", "suppressed", on, "since", "by", "reason");
+    struct store_suppression w;
+    if (on && info && info->type == REDIS_REPLY_STRING && store_suppress_info_parse(info->str, info->len, &w) == 0) {
+        char at[32];
+        herald_time_format(w.since, at, sizeof(at));
+        json_object_set_new(o, "since", json_string(at));
+        json_object_set_new(o, "by", json_string(w.by));
+        json_object_set_new(o, "reason", json_string(w.reason));
+    }
+    return o;
+}
+
 static void on_suppress(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
     (void)text;
-    if (not_integer(op, r, serr)) return;
-    finish(op, 0, json_pack("{s:b}", "changed", r->integer == 1), NULL);
+    if (reply_failed(op, r, serr)) return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+        finish_store(op, STORE_E_REPLY);
+        return;
+    }
+    json_t *doc = suppression_json(op->on, r->element[1]);
+    json_object_set_new(doc, "changed", json_boolean(r->element[0]->integer == 1));
+    finish(op, 0, doc, NULL);
 }
 
 /* Knows whose address it is (or that nobody's): now change the list and
@@ -953,29 +1104,40 @@ static void on_suppress_owner(redisReply *r, enum store_error serr, const char *
     struct pop *op = priv;
     (void)text;
     if (reply_failed(op, r, serr)) return;
-    struct strbuf ks, kp;
-    strbuf_init(&ks);
-    strbuf_init(&kp);
-    store_key_suppress(&ks, op->pp->cfg->prefix);
-    bool owned = r->type == REDIS_REPLY_STRING && herald_id_valid(r->str);
-    if (owned) store_key_person(&kp, op->pp->cfg->prefix, r->str);
-    const char *argv[7];
-    int argc = 0;
-    argv[argc++] = ks.buf;
-    if (owned) argv[argc++] = kp.buf;
-    argv[argc++] = op->on ? "1" : "0";
-    argv[argc++] = op->member;
-    send_or_finish(op, on_suppress, store_lua_people_suppress, owned ? 2 : 1, argc, argv);
-    strbuf_free(&ks);
-    strbuf_free(&kp);
+    struct store_args a;
+    store_suppress_args(&a, op->pp->cfg->prefix, op->channel, op->record,
+                        r->type == REDIS_REPLY_STRING ? r->str : NULL, op->on, op->by, op->body ? json_string_value(op->body) : "",
+                        op->now, (long long)op->pp->cfg->audit_maxlen);
+    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_suppress, op, NULL, &a, store_lua_people_suppress) < 0)
+        finish_store(op, STORE_E_CONNECTION);
+    store_args_free(&a);
 }
 
-int people_suppress(struct people *pp, int channel, const char *address, bool on, people_cb cb, void *arg)
+static bool word_ok(const char *s)
 {
-    if (channel < 0 || channel >= HERALD_CH_COUNT || !address) return -HERALD_EINVAL;
+    size_t n = 0;
+    for (; s && s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || s[n] == '_')) return false;
+    return n > 0 && n < sizeof(((struct store_suppression *)0)->by);
+}
+
+int people_suppress_why(struct people *pp, int channel, const char *address, bool on,
+                        const struct people_suppression *why, people_cb cb, void *arg)
+{
+    if (channel < 0 || channel >= HERALD_CH_COUNT || !address || !why || !word_ok(why->by)) return -HERALD_EINVAL;
     struct pop *op = pop_new(pp, OP_SUPPRESS, NULL, cb, arg);
     op->channel = channel;
     op->on = on;
+    op->now = why->now;
+    snprintf(op->by, sizeof(op->by), "%s", why->by);
+    const char *reason = why->reason ? why->reason : "";
+    if (strlen(reason) > HERALD_CONSENT_SOURCE_MAX || (*reason && !text_ok(reason))) {
+        herald_seterr(op->err, sizeof(op->err), "reason: must be 0..%d printable characters",
+                      HERALD_CONSENT_SOURCE_MAX);
+        return fail_later(op, -HERALD_EINVAL);
+    }
+    op->body = json_string(reason);
+    op->record = xstrdup(address); /* the address, for the script's arguments; never logged */
     struct strbuf ka, m;
     strbuf_init(&ka);
     strbuf_init(&m);
@@ -985,5 +1147,53 @@ int people_suppress(struct people *pp, int channel, const char *address, bool on
     const char *argv[] = {"HGET", ka.buf, op->member};
     int rc = start(op, on_suppress_owner, NULL, 0, 3, argv);
     strbuf_free(&ka);
+    return rc;
+}
+
+int people_suppress(struct people *pp, int channel, const char *address, bool on, people_cb cb, void *arg)
+{
+    struct people_suppression why = {.by = "webhook", .reason = "provider feedback", .now = (int64_t)time(NULL)};
+    return people_suppress_why(pp, channel, address, on, &why, cb, arg);
+}
+
+static void on_suppression_info(redisReply *r, enum store_error serr, const char *text, void *priv)
+{
+    struct pop *op = priv;
+    (void)text;
+    if (reply_failed(op, r, serr)) return;
+    finish(op, 0, suppression_json(op->on, r), NULL);
+}
+
+static void on_suppression_member(redisReply *r, enum store_error serr, const char *text, void *priv)
+{
+    struct pop *op = priv;
+    (void)text;
+    if (not_integer(op, r, serr)) return;
+    op->on = r->integer == 1;
+    if (!op->on) {
+        finish(op, 0, suppression_json(false, NULL), NULL);
+        return;
+    }
+    struct strbuf k;
+    strbuf_init(&k);
+    store_key_suppress_info(&k, op->pp->cfg->prefix);
+    const char *argv[] = {"HGET", k.buf, op->member};
+    send_or_finish(op, on_suppression_info, NULL, 0, 3, argv);
+    strbuf_free(&k);
+}
+
+int people_suppression_get(struct people *pp, int channel, const char *address, people_cb cb, void *arg)
+{
+    if (channel < 0 || channel >= HERALD_CH_COUNT || !address) return -HERALD_EINVAL;
+    struct pop *op = pop_new(pp, OP_SUPPRESS, NULL, cb, arg);
+    struct strbuf k, m;
+    strbuf_init(&k);
+    strbuf_init(&m);
+    store_key_suppress(&k, pp->cfg->prefix);
+    store_suppress_member(&m, channel, address);
+    op->member = strbuf_detach(&m, NULL);
+    const char *argv[] = {"SISMEMBER", k.buf, op->member};
+    int rc = start(op, on_suppression_member, NULL, 0, 3, argv);
+    strbuf_free(&k);
     return rc;
 }

@@ -26,6 +26,9 @@
  *                    write is whole or absent, and safe to send again.
  *                    Transient classes (store_error_class) pass on their
  *                    own: try again soon; permanent ones need an operator.
+ *   -HERALD_EPRECOND the client's If-Match (precond.h) does not hold: the
+ *                    person is at another rev, or has no profile; nothing
+ *                    was written (checked inside the write's script)
  *   -HERALD_EBUSY    the person's data kept changing under a
  *                    compare-and-set (people.c: PEOPLE_CAS_TRIES rounds): nothing was
  *                    written; try again
@@ -45,7 +48,11 @@
  *    "consent_current": {"email": {"granted": bool, "at": "RFC 3339"}, ...} (channels with a record),
  *    "suppressed":  {"email": bool, "sms": bool},
  *    "messages":    [newest first, at most STORE_HISTORY_MAX: {"campaign", "channel",
- *                    "topic", "outcome", "reason", "provider", "at"}]}
+ *                    "topic", "outcome", "reason", "provider", "at"}],
+ *    "rev":         the person's rev (0 when never counted), for the ETag:
+ *                    the API takes it out of the body (precond.h)}
+ * The writes' documents (put, merge, patch_preferences) carry "rev" too:
+ * the rev their write made.
  */
 #ifndef HERALD_PEOPLE_H
 #define HERALD_PEOPLE_H
@@ -54,6 +61,7 @@
 
 #include "config.h"
 #include "herald.h"
+#include "precond.h"
 #include "store_cmd.h"
 
 struct people;
@@ -75,23 +83,38 @@ void people_free(struct people *pp);
 /* The subject-access document above. */
 int people_get(struct people *pp, const char *id, people_cb cb, void *arg);
 
-/* Creates or replaces the person's profile and preferences from a JSON
- * object in the import format without "consent" (profile_from_json); the
- * consent ledger, history and once-only records are kept. Keeps herald:addr
- * in step (old addresses out, new ones in). doc: {"id", "created": bool,
- * "tombstoned": ["email", ...]} where tombstoned lists the channels whose
- * address was erased before (stored, but not contactable until the person
- * consents again). */
+/* Creates or replaces the person's profile from a JSON object in the
+ * import format without "consent" (profile_from_json); the consent ledger,
+ * history and once-only records are kept. The preferences (channels,
+ * topics, quiet_hours, frequency) belong to the person: each one the body
+ * does not name is kept as stored; one it names is replaced (clearing one
+ * is PATCH's). Keeps herald:addr in step (old addresses out, new ones in). doc:
+ * {"id", "created": bool, "tombstoned": ["email", ...], "rev"} where
+ * tombstoned lists the channels whose address was erased before (stored,
+ * but not contactable until the person consents again). im: the client's
+ * If-Match (NULL: unconditional). */
 int people_put(struct people *pp, const char *id, const json_t *body, people_cb cb, void *arg);
+int people_put_if(struct people *pp, const char *id, const json_t *body, const struct precond_if_match *im,
+                  people_cb cb, void *arg);
+
+/* Applies a JSON Merge Patch (RFC 7396, mergepatch.h) to the stored
+ * profile (topic names lower-cased first), validates the result exactly as
+ * people_put does (an "id" must be the path's) and writes it, addresses
+ * and herald:addr included. -HERALD_ENOENT when no profile is stored.
+ * doc: {"id", "tombstoned", "rev"} as people_put. */
+int people_merge_profile(struct people *pp, const char *id, const json_t *patch, const struct precond_if_match *im,
+                         people_cb cb, void *arg);
 
 /* Changes only the keys present: "channels" (array, the order; null: no
  * order, the campaign's applies),
  * "topics" (object name -> bool, merged into the current topics; null
  * removes a topic's preference), "quiet_hours" (string, or null to clear),
  * "frequency" (object, or null to clear). Unknown keys and invalid values
- * are refused whole. doc: the new "preferences" object. */
+ * are refused whole. doc: the new "preferences" object, with "rev". */
 int people_patch_preferences(struct people *pp, const char *id, const json_t *patch, people_cb cb,
                              void *arg);
+int people_patch_preferences_if(struct people *pp, const char *id, const json_t *patch,
+                                const struct precond_if_match *im, people_cb cb, void *arg);
 
 /* Appends a consent record stamped with the server's time now to the
  * append-only ledger and makes it the channel's current consent. source
@@ -126,6 +149,7 @@ int people_consent_append_event(struct people *pp, const char *id, int channel, 
  * set: erasure without a tombstone would let a re-import be contacted.
  * doc: {"id", "erased": true, "tombstones": N}. */
 int people_erase(struct people *pp, const char *id, people_cb cb, void *arg);
+int people_erase_if(struct people *pp, const char *id, const struct precond_if_match *im, people_cb cb, void *arg);
 
 /* The id of the person whose address (email or E.164 phone) on channel
  * this is, via herald:addr. doc: {"id": "..."}; -HERALD_ENOENT when no
@@ -133,11 +157,33 @@ int people_erase(struct people *pp, const char *id, people_cb cb, void *arg);
 int people_find_by_address(struct people *pp, int channel, const char *address, people_cb cb,
                            void *arg);
 
+/* Who changes the suppression list and why (herald:suppress:info and the
+ * herald:admin stream, store.h). by: one word of a-z and _ (api,
+ * heraldctl, webhook); reason: 0..HERALD_CONSENT_SOURCE_MAX printable
+ * characters (NULL: none); now: unix seconds, the "since" of a new entry. */
+struct people_suppression {
+    const char *by;
+    const char *reason;
+    int64_t now;
+};
+
 /* Adds an address to (or removes it from) the suppression list; when the
  * list changed and herald:addr names a person for the address, that
- * person's rev is bumped in the same step. doc: {"changed": bool}. */
+ * person's rev is bumped in the same step, and the change is recorded in
+ * the admin stream. A second suppression keeps the first one's since and
+ * reason. doc: {"changed": bool, "suppressed": bool, "since": RFC 3339,
+ * "by", "reason"} (the last three null when unknown or not suppressed).
+ * -HERALD_EINVAL (from the loop) for a reason that is not acceptable;
+ * synchronous for a by that is not one word. */
+int people_suppress_why(struct people *pp, int channel, const char *address, bool on,
+                        const struct people_suppression *why, people_cb cb, void *arg);
+/* people_suppress_why by "webhook", reason "provider feedback", now. */
 int people_suppress(struct people *pp, int channel, const char *address, bool on, people_cb cb,
                     void *arg);
+
+/* Whether an address is suppressed, since when and why. doc:
+ * {"suppressed", "since", "by", "reason"} as people_suppress_why's. */
+int people_suppression_get(struct people *pp, int channel, const char *address, people_cb cb, void *arg);
 
 /* Tombstone member "<channel>:<hex HMAC-SHA256(secret, normalised address)>"
  * (normalised as store_suppress_member). Shared with heraldctl import. */

@@ -273,7 +273,7 @@ static void on_retry(uv_timer_t *t)
 
 void queue_read_next(struct queue *q)
 {
-    if (q->stopping || q->jr || q->reading || !q->name_held || !q->ops->ready(q->st, true) ||
+    if (q->stopping || q->jr || q->reading || !q->name_held || !q->layout_ok || !q->ops->ready(q->st, true) ||
         uv_is_active((uv_handle_t *)&q->hold_timer)) {
         queue_check_drained(q);
         return;
@@ -466,12 +466,26 @@ static void on_marker(const struct store_job_result *res, void *arg)
                            "jobs, records and audit written before are lost");
     }
     q->marker_seen = true;
+    if (strcmp(q->layout, STORE_LAYOUT) == 0) {
+        q->layout_ok = true;
+        queue_read_next(q);
+        return;
+    }
+    /* Data of another layout: reading jobs would decide from records this
+     * build cannot see (a second send). Nothing is read until it is
+     * migrated; /healthz says so. */
+    q->layout_ok = false;
+    if (!q->layout_said) {
+        q->layout_said = true;
+        log_error("queue", "redis holds herald's data in key layout %s, this daemon reads layout %s: no job is read; "
+                           "stop every daemon and run `heraldctl migrate` (docs/operations.md)", q->layout, STORE_LAYOUT);
+    }
 }
 
 void queue_connected(struct queue *q, bool jobs)
 {
     if (!jobs) {
-        q->ops->marker(q->st, &q->marker_absent, on_marker, q);
+        q->ops->marker(q->st, &q->marker_absent, q->layout, on_marker, q);
         lock_try(q);
         q->ops->connected(q->st);
     }
@@ -483,13 +497,37 @@ void queue_connected(struct queue *q, bool jobs)
     queue_read_next(q);
 }
 
-void queue_check_drained(struct queue *q)
+static void drained_now(struct queue *q)
 {
-    if (!q->stopping || !q->drained) return;
-    if (q->jr || !q->ops->idle(q->st) || dispatch_in_flight(q->d)) return;
     void (*cb)(void *) = q->drained;
     q->drained = NULL;
     cb(q->drained_arg);
+}
+
+/* A clean stop gives the consumer name back, so that a daemon started
+ * under it next (here or on another host) need not wait for its TTL, and
+ * heraldctl migrate sees that none runs. Refused or not, the stop goes on:
+ * the TTL frees the name otherwise. */
+static void on_lock_released(const struct store_job_result *res, void *arg)
+{
+    struct queue *q = arg;
+    (void)res;
+    q->name_held = false;
+    q->lock_releasing = false;
+    if (q->drained) drained_now(q);
+}
+
+void queue_check_drained(struct queue *q)
+{
+    if (!q->stopping || !q->drained || q->lock_releasing) return;
+    if (q->jr || !q->ops->idle(q->st) || dispatch_in_flight(q->d)) return;
+    if (q->name_held && q->ops->ready(q->st, false)) {
+        q->lock_releasing = true;
+        q->ops->consumer_lock(q->st, STORE_LOCK_RELEASE, q->lock_value, q->lock_ttl_ms, "", q->lock_holder,
+                              on_lock_released, q);
+        return;
+    }
+    drained_now(q);
 }
 
 void queue_stop(struct queue *q, void (*drained)(void *arg), void *arg)
@@ -517,6 +555,8 @@ void queue_counters(const struct queue *q, struct queue_counters *out)
     out->held_error = q->held_entry[0] && q->held_error != STORE_E_COUNT ? store_error_name(q->held_error) : NULL;
     herald_copy(out->held_entry, sizeof(out->held_entry), q->held_entry);
     out->redis_emptied = q->emptied;
+    out->layout_mismatch = q->layout_said && !q->layout_ok;
+    herald_copy(out->layout, sizeof(out->layout), q->layout);
     out->consumer_in_use = q->name_in_use;
     herald_copy(out->consumer_holder, sizeof(out->consumer_holder), q->name_in_use ? q->lock_holder : "");
 }

@@ -47,6 +47,10 @@ struct queue_counters {
     const char *held_error;
     char held_entry[64];
     bool redis_emptied;       /* Redis came back empty since this daemon started */
+    /* Redis holds herald's data in another key layout (layout): no job is
+     * read until `heraldctl migrate` (lua/marker.lua). */
+    bool layout_mismatch;
+    char layout[8];
     /* Another live daemon holds this daemon's consumer name: no job is read
      * until it is free (lua/consumer_lock.lua); its value "<host> <pid> <run>". */
     bool consumer_in_use;

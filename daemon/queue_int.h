@@ -159,12 +159,16 @@ struct queue {
     bool marker_seen;      /* this Redis had herald's marker when we met it */
     bool emptied;          /* ... and lost it since: it came back empty */
     bool marker_absent;    /* the marker check's answer */
+    char layout[8];        /* ... and the key layout it found */
+    bool layout_ok;        /* the layout is this build's (STORE_LAYOUT): jobs may be read */
+    bool layout_said;      /* the mismatch was logged */
     uv_timer_t heartbeat;
     uv_timer_t retry; /* after a refused read: wait, never spin */
     uv_timer_t release_timer; /* moves due scheduled jobs back to the stream */
     /* One live daemon per consumer name (lua/consumer_lock.lua): no job is
      * read before the name is ours; renewed every ttl / 3. */
     bool name_held, name_asking, name_in_use;
+    bool lock_releasing;   /* a clean stop's release of the name is in flight (drained fires after) */
     char lock_value[HERALD_LOCK_VALUE_MAX];  /* "<host> <pid> <run>" */
     char lock_holder[HERALD_LOCK_VALUE_MAX]; /* another holder's value */
     char lock_dead[HERALD_LOCK_VALUE_MAX];   /* a holder known to be gone: taken over */

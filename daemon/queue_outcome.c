@@ -162,6 +162,14 @@ void queue_on_flush_check(uv_check_t *h)
 
 void queue_on_flush_wake(uv_idle_t *h) { uv_idle_stop(h); }
 
+/* The provider's `feedback = on` (a handful of providers: a short walk). */
+static bool provider_feedback(const struct config *cfg, const char *provider)
+{
+    for (size_t i = 0; i < cfg->nproviders; i++)
+        if (cfg->providers[i].feedback && strcmp(cfg->providers[i].name, provider) == 0) return true;
+    return false;
+}
+
 void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reason reason, int channel,
                    const char *provider, const char *provider_id)
 {
@@ -248,6 +256,9 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
         /* Requests herald sent to providers for it: the audit says how
          * often a person was tried. */
         .requests = r->dispatched ? r->requests : -1,
+        /* Only a `feedback = on` provider pays for the provider id key. */
+        .pid_key = outcome == HERALD_OUTCOME_SENT && provider_id && provider_id[0] && provider &&
+                   provider_feedback(q->cfg, provider),
         /* The language of the content it went out in (content per language). */
         .locale = r->dispatched && r->locale ? r->locale : "",
     };

@@ -32,13 +32,30 @@ void store_key_jobs(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":j
 void store_key_dead(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":dead", NULL, NULL); }
 void store_key_scheduled(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":scheduled", NULL, NULL); }
 void store_key_audit(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":audit", NULL, NULL); }
+void store_key_pid(struct strbuf *sb, const char *prefix, const char *provider, const char *provider_id)
+{
+    key(sb, prefix, ":pid:", provider, ":");
+    strbuf_adds(sb, provider_id);
+}
 void store_key_events(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":events", NULL, NULL); }
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}"); }
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:consent"); }
-void store_key_campaigns(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:campaigns"); }
+void store_key_campaigns_v1(struct strbuf *sb, const char *prefix, const char *id)
+{
+    key(sb, prefix, ":r:{", id, "}:campaigns");
+}
+void store_record_field(struct strbuf *sb, const char *campaign)
+{
+    strbuf_reset(sb);
+    strbuf_adds(sb, STORE_RECORD_FIELD_PREFIX);
+    strbuf_adds(sb, campaign);
+}
+void store_key_layout(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":layout", NULL, NULL); }
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:sends"); }
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:history"); }
 void store_key_suppress(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress", NULL, NULL); }
+void store_key_suppress_info(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress:info", NULL, NULL); }
+void store_key_admin(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":admin", NULL, NULL); }
 void store_key_addr(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":addr", NULL, NULL); }
 void store_key_tombstones(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":tombstones", NULL, NULL); }
 void store_key_marker(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":marker", NULL, NULL); }
@@ -188,22 +205,6 @@ enum store_error store_sync_error(char *err, size_t errlen, const char *what, co
     return e;
 }
 
-static int expect_ok(redisContext *c, const char *what, char *err, size_t errlen)
-{
-    redisReply *r = NULL;
-    if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
-        store_sync_error(err, errlen, what, c, NULL);
-        return -HERALD_EREDIS;
-    }
-    int rc = 0;
-    if (r->type == REDIS_REPLY_ERROR) {
-        store_sync_error(err, errlen, what, c, r);
-        rc = -HERALD_EREDIS;
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
 int store_sync_import(redisContext *c, const char *prefix, const struct profile *p,
                       const struct consent_record *recs, size_t nrecs, char *err, size_t errlen)
 {
@@ -217,8 +218,69 @@ int store_sync_import(redisContext *c, const char *prefix, const struct profile 
     return 0;
 }
 
-int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address,
-                        char *err, size_t errlen)
+void store_suppress_info_format(struct strbuf *sb, int64_t since, const char *by, const char *reason)
+{
+    strbuf_reset(sb);
+    strbuf_addll(sb, (long long)since);
+    strbuf_adds(sb, " ");
+    strbuf_adds(sb, by);
+    strbuf_adds(sb, " ");
+    strbuf_adds(sb, reason ? reason : "");
+}
+
+int store_suppress_info_parse(const char *s, size_t len, struct store_suppression *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t i = 0;
+    int64_t v = 0;
+    while (i < len && s[i] >= '0' && s[i] <= '9' && i < 18) v = v * 10 + (s[i++] - '0');
+    if (i == 0 || i >= len || s[i] != ' ') return -HERALD_EINVAL;
+    size_t b = ++i;
+    while (i < len && s[i] != ' ') i++;
+    if (i == b || i - b >= sizeof(out->by) || i >= len) return -HERALD_EINVAL;
+    memcpy(out->by, s + b, i - b);
+    i++;
+    size_t rl = len - i;
+    if (rl >= sizeof(out->reason)) return -HERALD_EINVAL;
+    memcpy(out->reason, s + i, rl);
+    out->since = v;
+    return 0;
+}
+
+void store_suppress_args(struct store_args *a, const char *prefix, int channel, const char *address,
+                         const char *owner, bool on, const char *by, const char *reason, int64_t now,
+                         long long admin_maxlen)
+{
+    struct strbuf k;
+    strbuf_init(&k);
+    bool owned = owner && herald_id_valid(owner);
+    store_args_script(a, store_lua_people_suppress, owned ? 4 : 3);
+    store_key_suppress(&k, prefix);
+    store_args_add(a, k.buf);
+    store_key_suppress_info(&k, prefix);
+    store_args_add(a, k.buf);
+    store_key_admin(&k, prefix);
+    store_args_add(a, k.buf);
+    if (owned) {
+        store_key_person(&k, prefix, owner);
+        store_args_add(a, k.buf);
+    }
+    store_args_add(a, on ? "1" : "0");
+    store_suppress_member(&k, channel, address);
+    store_args_add(a, k.buf);
+    store_suppress_info_format(&k, now, by, reason);
+    store_args_add(a, k.buf);
+    store_args_add(a, by);
+    store_args_add(a, reason ? reason : "");
+    char at[32];
+    herald_time_format(now, at, sizeof(at));
+    store_args_add(a, at);
+    store_args_addll(a, admin_maxlen);
+    strbuf_free(&k);
+}
+
+int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address, const char *reason,
+                        long long admin_maxlen, char *err, size_t errlen)
 {
     struct strbuf k, m;
     strbuf_init(&k);
@@ -233,14 +295,51 @@ int store_sync_suppress(redisContext *c, const char *prefix, int channel, const 
         store_sync_error(err, errlen, "suppression", c, owner);
         rc = -HERALD_EREDIS;
     } else {
-        store_key_suppress(&k, prefix);
-        redisAppendCommand(c, "SADD %s %s", k.buf, m.buf);
-        rc = expect_ok(c, "suppression", err, errlen);
-        if (rc == 0 && owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str)) {
-            store_key_person(&k, prefix, owner->str);
-            redisAppendCommand(c, "HINCRBY %s rev 1", k.buf);
-            rc = expect_ok(c, "suppression", err, errlen);
+        /* The daemon's command (store_suppress_args), as EVAL: a fresh
+         * Redis may not know the script. */
+        bool owned = owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str);
+        struct strbuf ks, ki, ka, kp, info;
+        strbuf_init(&ks);
+        strbuf_init(&ki);
+        strbuf_init(&ka);
+        strbuf_init(&kp);
+        strbuf_init(&info);
+        store_key_suppress(&ks, prefix);
+        store_key_suppress_info(&ki, prefix);
+        store_key_admin(&ka, prefix);
+        if (owned) store_key_person(&kp, prefix, owner->str);
+        int64_t now = (int64_t)time(NULL);
+        store_suppress_info_format(&info, now, "heraldctl", reason);
+        char at[32], maxlen[HERALD_LL_CHARS];
+        herald_time_format(now, at, sizeof(at));
+        herald_lltoa(maxlen, admin_maxlen);
+        const char *argv[14];
+        int argc = 0;
+        argv[argc++] = "EVAL";
+        argv[argc++] = store_lua_people_suppress;
+        argv[argc++] = owned ? "4" : "3";
+        argv[argc++] = ks.buf;
+        argv[argc++] = ki.buf;
+        argv[argc++] = ka.buf;
+        if (owned) argv[argc++] = kp.buf;
+        argv[argc++] = "1";
+        argv[argc++] = m.buf;
+        argv[argc++] = info.buf;
+        argv[argc++] = "heraldctl";
+        argv[argc++] = reason ? reason : "";
+        argv[argc++] = at;
+        argv[argc++] = maxlen;
+        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            store_sync_error(err, errlen, "suppression", c, r);
+            rc = -HERALD_EREDIS;
         }
+        if (r) freeReplyObject(r);
+        strbuf_free(&ks);
+        strbuf_free(&ki);
+        strbuf_free(&ka);
+        strbuf_free(&kp);
+        strbuf_free(&info);
     }
     if (owner) freeReplyObject(owner);
     strbuf_free(&k);
@@ -346,6 +445,7 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
     json_t *out = json_object();
     json_t *sup = json_object(), *fail = json_object(), *def = json_object();
     long long total = 0, sent = 0, unknown = 0, deferred = 0, done_count = 0;
+    long long delivered = 0, bounced = 0, complained = 0; /* the providers' feedback (webhooks.c) */
     int states = 0, running = 0, queued = 0, scheduled = 0, paused = 0;
     const char *control = "";
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
@@ -367,6 +467,12 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
         } else if (strcmp(f, "unknown") == 0) {
             unknown += n;
             done_count += n;
+        } else if (strcmp(f, "delivered") == 0) {
+            delivered = n;
+        } else if (strcmp(f, "bounced") == 0) {
+            bounced = n;
+        } else if (strcmp(f, "complained") == 0) {
+            complained = n;
         } else if (strncmp(f, "suppressed:", 11) == 0) {
             json_object_set_new(sup, f + 11, json_integer(n));
             done_count += n;
@@ -401,6 +507,8 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
     json_object_set_new(out, "deferred_by_reason", def);
     json_object_set_new(out, "unknown", json_integer(unknown));
     json_object_set_new(out, "pending", json_integer(total > done_count + deferred ? total - done_count - deferred : 0));
+    json_object_set_new(out, "delivery", json_pack("{s:I, s:I, s:I}", "delivered", (json_int_t)delivered, "bounced",
+                                                   (json_int_t)bounced, "complained", (json_int_t)complained));
     return out;
 }
 

@@ -10,11 +10,15 @@
  *   herald:audit                stream of decisions (campaign, recipient, channel,
  *                               outcome, reason, provider, provider_id, at)
  *   herald:r:{ID}               hash: `profile` (JSON), `consent:<channel>` (latest
- *                               ledger record, JSON)
- *   herald:r:{ID}:consent       list: the consent ledger, append-only (RPUSH)
- *   herald:r:{ID}:campaigns     hash: campaign id -> "<state> <entry> <run> <at>",
+ *                               ledger record, JSON), `rev`, and per campaign
+ *                               `c:<campaign id>` -> "<state> <entry> <run> <at>",
  *                               the once-only record (state reserved|pending|sent|
- *                               failed|suppressed|unknown|deferred)
+ *                               failed|suppressed|unknown|deferred): one key per
+ *                               person, so that deciding, reserving and closing a
+ *                               message each read or write one hash (layout 2;
+ *                               layout 1 kept the records in herald:r:{ID}:campaigns,
+ *                               which `heraldctl migrate` moves here)
+ *   herald:r:{ID}:consent       list: the consent ledger, append-only (RPUSH)
  *   herald:r:{ID}:sends         zset: messages reserved/sent to the person, member
  *                               "<channel>|<topic>|<campaign>", score unix seconds;
  *                               trimmed to the longest cap window (caps, frequency)
@@ -25,6 +29,15 @@
  *                               (API, page, webhooks); the reservation checks it, so a
  *                               change made after the daemon read the person applies
  *   herald:suppress             set of "<channel>:<sha256 hex of the normalised address>"
+ *                               (what the send path reads: one SMISMEMBER per batch)
+ *   herald:suppress:info        hash: suppress member -> "<since unix s> <by> <reason>"
+ *                               (store_suppress_info_format), written when the member
+ *                               joins the set, dropped when it leaves; members added
+ *                               before it existed have none (since/reason unknown)
+ *   herald:admin                stream of an operator's or a provider's changes to
+ *                               the suppression list (action suppress|unsuppress,
+ *                               channel, address_sha256, by, reason, at); trimmed to
+ *                               about [redis] audit_maxlen; never an address
  *   herald:addr                 hash: "<channel>:<sha256 hex>" (as suppress) -> person id,
  *                               so an inbound SMS or a provider event finds its person
  *   herald:tombstones           set of "<channel>:<HMAC-SHA256 hex>" of erased addresses
@@ -39,6 +52,9 @@
  *                               is retried or resumed
  *   herald:webhook:twilio:SID   string "1", expires after 7 days: Twilio's inbound
  *                               MessageSid already applied (SET NX EX; webhooks.c)
+ *   herald:layout               string: the version of this key layout ("2"), set by the
+ *                               first daemon to reach an empty Redis; a daemon refuses
+ *                               to run jobs on another (heraldctl migrate)
  *   herald:marker               string: set by the first daemon to reach this Redis; a
  *                               daemon that finds it gone after seeing it knows that
  *                               Redis came back empty (no persistence)
@@ -66,14 +82,27 @@ void store_key_jobs(struct strbuf *sb, const char *prefix);
 void store_key_dead(struct strbuf *sb, const char *prefix);
 void store_key_scheduled(struct strbuf *sb, const char *prefix);
 void store_key_audit(struct strbuf *sb, const char *prefix);
+/* A sent message of a `feedback = on` provider, by its provider id:
+ * "<prefix>:pid:<provider>:<provider id>" -> "campaign recipient channel"
+ * (lua/finish.lua writes it, the webhooks read it). */
+void store_key_pid(struct strbuf *sb, const char *prefix, const char *provider, const char *provider_id);
 /* Campaign events: started, paused, resumed, cancelled, finished, failed. */
 void store_key_events(struct strbuf *sb, const char *prefix);
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id);
-void store_key_campaigns(struct strbuf *sb, const char *prefix, const char *id);
+/* Layout 1's per-person hash of once-only records (heraldctl migrate only). */
+void store_key_campaigns_v1(struct strbuf *sb, const char *prefix, const char *id);
+/* The person-hash field of a campaign's once-only record: "c:<campaign>". */
+void store_record_field(struct strbuf *sb, const char *campaign);
+#define STORE_RECORD_FIELD_PREFIX "c:"
+/* The layout version key, and the version this build reads and writes. */
+void store_key_layout(struct strbuf *sb, const char *prefix);
+#define STORE_LAYOUT "2"
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_suppress(struct strbuf *sb, const char *prefix);
+void store_key_suppress_info(struct strbuf *sb, const char *prefix);
+void store_key_admin(struct strbuf *sb, const char *prefix);
 void store_key_addr(struct strbuf *sb, const char *prefix);
 void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_marker(struct strbuf *sb, const char *prefix);
@@ -129,8 +158,8 @@ bool store_record_reached(const struct store_record *rec);
  * nothing, and answers 'lost', once the run's consumer no longer owns the
  * job's stream entry.
  */
-extern const char store_lua_lookup[];    /* a batch's profiles, consent, rev, records (STORE_LOOKUP_*) */
 extern const char store_lua_reserve[];   /* once-only, caps, frequency: reserve a batch */
+extern const char store_lua_feedback_status[]; /* a provider's delivery event, once: audit and counter */
 extern const char store_lua_finish[];    /* records, history, audit, progress; reserved -> pending handoffs */
 extern const char store_lua_release[];   /* give back a reservation no provider took */
 extern const char store_lua_release_due[];
@@ -139,6 +168,8 @@ extern const char store_lua_consumer_lock[];
 extern const char store_lua_job_finished[];
 extern const char store_lua_job_started[];  /* a run's state "running", and the campaign's started event */ /* a run's state, ack, and the campaign's finished event */ /* one live daemon per consumer name */ /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
+extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */
+extern const char store_lua_migrate[];  /* layout 1 -> 2: one person's records into their hash */
 extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, to herald:dead; acked */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
@@ -151,13 +182,12 @@ extern const char store_lua_people_suppress[]; /* suppression list, the owner's 
 void store_script_sha(const char *script, char sha[41]);
 
 /*
- * What lookup.lua reads of each person, in the order of its reply: the
- * fields of herald:r:{ID} (store_lookup_field(0 .. STORE_LOOKUP_NFIELDS - 1):
- * "profile", each channel's consent_field in descriptor order, "rev"), then
- * the campaign's once-only record. STORE_LOOKUP_STRIDE values per
- * recipient; the indexes below are into one recipient's values. The
- * caller passes the fields as ARGV after the campaign, so the script names
- * no channel.
+ * What the lookup (one HMGET per person, store_job_lookup) reads of each
+ * person, in the order of its reply: the fields of herald:r:{ID}
+ * (store_lookup_field(0 .. STORE_LOOKUP_NFIELDS - 1): "profile", each
+ * channel's consent_field in descriptor order, "rev"), then the campaign's
+ * once-only record (the field "c:<campaign>"): STORE_LOOKUP_STRIDE values
+ * per recipient; the indexes below are into them.
  */
 #define STORE_LOOKUP_PROFILE 0
 #define STORE_LOOKUP_CONSENT 1 /* + channel */
@@ -172,7 +202,7 @@ const char *store_lookup_field(size_t i);
  * (profile, each channel's consent field). Returns 1 found, 0 no profile,
  * <0 when the stored profile is unreadable (err set). */
 int store_person_from_reply(const redisReply *r, struct profile *p, char *err, size_t errlen);
-/* The same from one recipient's values of lookup.lua's reply (at least
+/* The same from one recipient's values of the lookup's reply (at least
  * STORE_LOOKUP_REV of them: profile, then the consent fields). */
 int store_person_from_fields(const redisReply *const *el, struct profile *p, char *err, size_t errlen);
 
@@ -193,8 +223,30 @@ enum store_error store_sync_error(char *err, size_t errlen, const char *what, co
                                   const redisReply *r);
 int store_sync_import(redisContext *c, const char *prefix, const struct profile *p,
                       const struct consent_record *recs, size_t nrecs, char *err, size_t errlen);
-int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address,
-                        char *err, size_t errlen);
+/* Suppresses address (by "heraldctl", with reason, audited in herald:admin
+ * trimmed to admin_maxlen), as people_suppress does. */
+int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address, const char *reason,
+                        long long admin_maxlen, char *err, size_t errlen);
+
+/* Why an address is suppressed: the value of herald:suppress:info,
+ * "<since> <by> <reason>" (since: unix seconds; by: one word, who did it:
+ * api, heraldctl, webhook; reason: the rest, up to
+ * HERALD_CONSENT_SOURCE_MAX bytes, may be empty). */
+struct store_suppression {
+    int64_t since;
+    char by[16];
+    char reason[HERALD_CONSENT_SOURCE_MAX + 1];
+};
+void store_suppress_info_format(struct strbuf *sb, int64_t since, const char *by, const char *reason);
+/* Returns 0, or -HERALD_EINVAL (out zeroed) when s is not of that form. */
+int store_suppress_info_parse(const char *s, size_t len, struct store_suppression *out);
+/* lua/people_suppress.lua's command (a started by store_args_script): add
+ * (on) or remove address, with owner (the herald:addr id, NULL none) whose
+ * rev moves, recorded as by/reason at now in the info hash and the admin
+ * stream (trimmed to admin_maxlen). */
+void store_suppress_args(struct store_args *a, const char *prefix, int channel, const char *address,
+                         const char *owner, bool on, const char *by, const char *reason, int64_t now,
+                         long long admin_maxlen);
 
 /* An operator's steer of a campaign (lua/campaign_control.lua). */
 enum store_control_action { STORE_CONTROL_PAUSE, STORE_CONTROL_RESUME, STORE_CONTROL_CANCEL };

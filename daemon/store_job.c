@@ -8,16 +8,20 @@
  */
 #include "store_job.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct store_job {
     struct store_cmds *sc;
     const struct config *cfg;
     char *consumer;
     struct strbuf k_jobs, k_audit, k_suppress, k_events, key;
-    struct strbuf k_dead, k_scheduled, k_marker;
+    struct strbuf k_dead, k_scheduled, k_marker, k_layout;
+    char batch[96];     /* this daemon run's batch id prefix: "<consumer>:<pid>:<start ms>" */
+    unsigned long long seq; /* finish batches sent */
     struct rconn *jobs, *data; /* store_job_ops: read on jobs; ready for either */
     char audit_maxlen[24];
     char **cap_topics; /* per cap: ",a,b," or "" (every topic) */
@@ -63,6 +67,12 @@ struct store_job *store_job_new(struct store_cmds *sc, const struct config *cfg,
     store_key_dead(&sj->k_dead, cfg->prefix);
     store_key_scheduled(&sj->k_scheduled, cfg->prefix);
     store_key_marker(&sj->k_marker, cfg->prefix);
+    strbuf_init(&sj->k_layout);
+    store_key_layout(&sj->k_layout, cfg->prefix);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(sj->batch, sizeof(sj->batch), "%.40s:%ld:%lld", consumer, (long)getpid(),
+             (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     caps_derive(sj);
     return sj;
 }
@@ -92,6 +102,7 @@ void store_job_free(struct store_job *sj)
     strbuf_free(&sj->k_dead);
     strbuf_free(&sj->k_scheduled);
     strbuf_free(&sj->k_marker);
+    strbuf_free(&sj->k_layout);
     free(sj->consumer);
     free(sj);
 }
@@ -192,16 +203,60 @@ static void fence_args(struct store_args *a, const struct store_job *sj, const c
 
 /* ---- lookup ------------------------------------------------------------ */
 
+/* One plain HMGET per person, pipelined, rather than a script: Redis then
+ * neither turns the replies (the profile's JSON, the consent records) into
+ * Lua strings nor serialises them again, which was a tenth of its work per
+ * message; and each command goes by its own key's slot on a cluster. The
+ * n answers make one call's answer, given once the last is in: the first
+ * permanent error (held), else a reply of another shape, else the rows. */
+struct lookup_group;
+struct lookup_slot {
+    struct lookup_group *g;
+    size_t i;
+};
+struct lookup_group {
+    struct call *c;
+    size_t left;         /* commands neither answered nor discarded */
+    bool discarded;      /* the layer went first: the caller's discard, not cb */
+    bool failed, bad;
+    enum store_error err;
+    char text[128];
+    struct lookup_slot slot[];
+};
+
+static void lookup_group_end(struct lookup_group *g)
+{
+    if (g->discarded) call_discard(g->c);
+    else if (g->failed) call_done(g->c, STORE_JOB_FAILED, g->err, g->text);
+    else if (g->bad) call_done(g->c, STORE_JOB_FAILED, STORE_E_REPLY, "unexpected reply");
+    else call_done(g->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    free(g);
+}
+
+static void on_lookup_discard(void *arg)
+{
+    struct lookup_slot *sl = arg;
+    struct lookup_group *g = sl->g;
+    g->discarded = true;
+    if (--g->left == 0) lookup_group_end(g);
+}
+
 static void on_lookup(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    struct call *c = arg;
-    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == STORE_LOOKUP_STRIDE * c->n;
-    for (size_t i = 0; ok && i < r->elements; i++)
-        if (r->element[i]->type != REDIS_REPLY_STRING && r->element[i]->type != REDIS_REPLY_NIL) ok = false;
-    if (call_ended(c, r, err, text, !ok)) return;
-    for (size_t i = 0; i < c->n; i++) {
-        struct store_job_person *p = c->items[i];
-        redisReply *const *el = r->element + STORE_LOOKUP_STRIDE * i;
+    struct lookup_slot *sl = arg;
+    struct lookup_group *g = sl->g;
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == STORE_LOOKUP_STRIDE;
+    for (size_t j = 0; ok && j < r->elements; j++)
+        if (r->element[j]->type != REDIS_REPLY_STRING && r->element[j]->type != REDIS_REPLY_NIL) ok = false;
+    if (!r && !g->failed) {
+        g->failed = true;
+        g->err = err;
+        herald_copy(g->text, sizeof(g->text), text ? text : "");
+    } else if (r && !ok) {
+        g->bad = true;
+    } else if (ok) {
+        struct store_job_person *p = g->c->items[sl->i];
+        redisReply *const *el = r->element;
         char perr[256];
         p->found = store_person_from_fields((const redisReply *const *)el, p->p, perr, sizeof(perr));
         p->rev[0] = '\0';
@@ -214,25 +269,51 @@ static void on_lookup(redisReply *r, enum store_error err, const char *text, voi
             strbuf_add(p->raw_rec, rec->str, rec->len);
         }
     }
-    call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    if (--g->left == 0) lookup_group_end(g);
+}
+
+static void on_lookup_ping(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct lookup_slot *sl = arg;
+    struct lookup_group *g = sl->g;
+    if (!r) {
+        g->failed = true;
+        g->err = err;
+        herald_copy(g->text, sizeof(g->text), text ? text : "");
+    }
+    if (--g->left == 0) lookup_group_end(g);
 }
 
 void store_job_lookup(struct store_job *sj, const char *campaign, struct store_job_person *const *rows, size_t n,
                       store_job_cb cb, void *arg, void (*discard)(void *))
 {
     struct call *c = call_new(sj, cb, arg, discard, (void *const *)rows, n);
-    struct store_args a;
-    store_args_script(&a, store_lua_lookup, 2 * n);
-    for (size_t i = 0; i < n; i++) {
+    struct lookup_group *g = xcalloc(1, sizeof(*g) + (n ? n : 1) * sizeof(g->slot[0]));
+    g->c = c;
+    g->left = n ? n : 1;
+    /* The fields to read (the channel descriptors name them), then the
+     * campaign's record; each command carries them after its key. */
+    struct strbuf rf;
+    strbuf_init(&rf);
+    store_record_field(&rf, campaign);
+    for (size_t i = 0; i < n || (n == 0 && i == 0); i++) {
+        g->slot[i].g = g;
+        g->slot[i].i = i;
+        struct store_args a;
+        store_args_init(&a);
+        if (n == 0) { /* nobody to read: still answered by Redis, never from inside this call */
+            store_args_add(&a, "PING");
+            store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lookup_ping, &g->slot[0], on_lookup_discard, &a, NULL);
+            break;
+        }
+        store_args_add(&a, "HMGET");
         store_key_person(&sj->key, sj->cfg->prefix, rows[i]->id);
         add_buf(&a, &sj->key);
-        store_key_campaigns(&sj->key, sj->cfg->prefix, rows[i]->id);
-        add_buf(&a, &sj->key);
+        for (size_t f = 0; f < STORE_LOOKUP_NFIELDS; f++) store_args_add(&a, store_lookup_field(f));
+        add_buf(&a, &rf);
+        store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lookup, &g->slot[i], on_lookup_discard, &a, NULL);
     }
-    store_args_add(&a, campaign);
-    /* The person-hash fields to read: the channel descriptors name them. */
-    for (size_t i = 0; i < STORE_LOOKUP_NFIELDS; i++) store_args_add(&a, store_lookup_field(i));
-    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lookup, c, call_discard, &a, store_lua_lookup);
+    strbuf_free(&rf);
 }
 
 /* ---- suppression ------------------------------------------------------- */
@@ -320,12 +401,10 @@ void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, con
     const struct config *cfg = sj->cfg;
     struct call *c = call_new(sj, cb, arg, discard, (void *const *)items, n);
     struct store_args a;
-    store_args_script(&a, store_lua_reserve, 1 + 3 * n);
+    store_args_script(&a, store_lua_reserve, 1 + 2 * n);
     fence_keys(&a, sj);
     for (size_t i = 0; i < n; i++) {
         store_key_person(&sj->key, cfg->prefix, items[i]->id);
-        add_buf(&a, &sj->key);
-        store_key_campaigns(&sj->key, cfg->prefix, items[i]->id);
         add_buf(&a, &sj->key);
         store_key_sends(&sj->key, cfg->prefix, items[i]->id);
         add_buf(&a, &sj->key);
@@ -388,20 +467,18 @@ void store_outcomes_free(struct store_outcomes *o)
     o->n = 0;
 }
 
-/* Per outcome: 4 keys (below) and STORE_OUTCOME_ARGS values, in the order
+/* Per outcome: 3 keys (below) and STORE_OUTCOME_ARGS values, in the order
  * of lua/finish.lua's header. */
-#define STORE_OUTCOME_ARGS 14
+#define STORE_OUTCOME_ARGS 15
 
 void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc)
 {
     struct strbuf *k = &o->key;
-    store_key_campaigns(k, o->prefix, oc->id);
+    store_key_person(k, o->prefix, oc->id);
     add_buf(&o->keys, k);
     store_key_history(k, o->prefix, oc->id);
     add_buf(&o->keys, k);
     store_key_sends(k, o->prefix, oc->id);
-    add_buf(&o->keys, k);
-    store_key_person(k, o->prefix, oc->id);
     add_buf(&o->keys, k);
     const char *vals[] = {oc->id, oc->record, oc->unsend, oc->history, oc->channel, oc->outcome, oc->reason,
                           oc->provider, oc->provider_id, oc->at, oc->progress};
@@ -415,6 +492,12 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     store_args_add(&o->args, flags);
     if (oc->requests >= 0) store_args_addll(&o->args, oc->requests);
     else store_args_add(&o->args, "");
+    if (oc->provider_id && oc->provider_id[0] && oc->pid_key) {
+        store_key_pid(k, o->prefix, oc->provider, oc->provider_id);
+        add_buf(&o->args, k);
+    } else {
+        store_args_add(&o->args, "");
+    }
     store_args_add(&o->args, oc->locale ? oc->locale : "");
     o->n++;
 }
@@ -437,7 +520,7 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
 {
     struct call *c = call_new(sj, cb, arg, discard, (void *const *)hand, nhand);
     struct store_args a;
-    store_args_script(&a, store_lua_finish, 4 + 4 * o->n + nhand);
+    store_args_script(&a, store_lua_finish, 4 + 3 * o->n + nhand);
     /* One allocation for the lot: the outcomes' own bytes and a few keys. */
     strbuf_grow_to(&a.data, a.data.len + o->keys.data.len + o->args.data.len + 1024);
     fence_keys(&a, sj);
@@ -448,13 +531,17 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     add_buf(&a, &sj->key);
     store_args_append(&a, &o->keys);
     for (size_t i = 0; i < nhand; i++) {
-        store_key_campaigns(&sj->key, sj->cfg->prefix, hand[i]->id);
+        store_key_person(&sj->key, sj->cfg->prefix, hand[i]->id);
         add_buf(&a, &sj->key);
     }
     fence_args(&a, sj, entry);
     store_args_add(&a, sj->audit_maxlen);
     store_args_add(&a, campaign);
     store_args_add(&a, rec_entry);
+    /* The batch's id: a replay of it (a lost connection) is found by it. */
+    strbuf_reset(&sj->key);
+    strbuf_addf(&sj->key, "%s:%llu", sj->batch, ++sj->seq);
+    add_buf(&a, &sj->key);
     store_args_addll(&a, (long long)o->n);
     store_args_append(&a, &o->args);
     for (size_t i = 0; i < nhand; i++) {
@@ -485,7 +572,7 @@ void store_job_release(struct store_job *sj, const char *entry, const char *camp
     struct store_args a;
     store_args_script(&a, store_lua_release, 3);
     fence_keys(&a, sj);
-    store_key_campaigns(&sj->key, sj->cfg->prefix, id);
+    store_key_person(&sj->key, sj->cfg->prefix, id);
     add_buf(&a, &sj->key);
     store_key_sends(&sj->key, sj->cfg->prefix, id);
     add_buf(&a, &sj->key);
@@ -904,6 +991,7 @@ struct count_call {
     struct call *c;
     long long *moved;
     bool *absent;
+    char *layout; /* marker: 8 bytes */
 };
 
 static void count_discard(void *arg)
@@ -999,24 +1087,34 @@ void store_job_pause_park(struct store_job *sj, const char *campaign, const char
 static void on_marker(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct count_call *cc = arg;
-    if (!call_ended(cc->c, r, err, text, r && r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING)) {
-        *cc->absent = r->type == REDIS_REPLY_NIL;
+    /* {1|0 the marker was absent, the layout found} */
+    bool bad = !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+               r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING ||
+               r->element[1]->len >= 8;
+    if (!call_ended(cc->c, r, err, text, bad)) {
+        *cc->absent = r->element[0]->integer == 1;
+        memcpy(cc->layout, r->element[1]->str, r->element[1]->len + 1);
         call_done(cc->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
     }
     free(cc);
 }
 
-void store_job_marker(struct store_job *sj, bool *was_absent, store_job_cb cb, void *arg)
+void store_job_marker(struct store_job *sj, bool *was_absent, char layout[8], store_job_cb cb, void *arg)
 {
     struct count_call *cc = xcalloc(1, sizeof(*cc));
     cc->c = call_new(sj, cb, arg, NULL, NULL, 0);
     cc->absent = was_absent;
+    cc->layout = layout;
     char now[HERALD_LL_CHARS];
     herald_lltoa(now, (long long)time(NULL));
-    /* Set when absent; the old value (nil: it was absent) says which. */
     struct store_args a;
-    args_of(&a, (const char *const[]){"SET", sj->k_marker.buf, now, "NX", "GET", NULL});
-    store_cmds_send(sj->sc, 0, on_marker, cc, count_discard, &a, NULL);
+    store_args_script(&a, store_lua_marker, 3);
+    add_buf(&a, &sj->k_marker);
+    add_buf(&a, &sj->k_layout);
+    add_buf(&a, &sj->k_audit);
+    store_args_add(&a, now);
+    store_args_add(&a, STORE_LAYOUT);
+    store_cmds_send(sj->sc, 0, on_marker, cc, count_discard, &a, store_lua_marker);
 }
 
 struct lock_call {
@@ -1233,7 +1331,7 @@ void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_o
         .reason = v[6], .provider = v[7], .provider_id = v[8], .at = v[9], .progress = v[10],
         .reserved = strchr(v[11], 'r') != NULL, .was_deferred = strchr(v[11], 'd') != NULL,
         .once = strchr(v[11], 'n') != NULL, .requests = v[12][0] ? (int)strtol(v[12], NULL, 10) : -1,
-        .locale = v[13],
+        .pid_key = v[13][0] != '\0', .locale = v[14],
     };
 }
 
@@ -1342,7 +1440,10 @@ static void t_release_due(void *s, int64_t now, int max, long long *moved, store
 {
     store_job_release_due(s, now, max, moved, cb, arg);
 }
-static void t_marker(void *s, bool *was_absent, store_job_cb cb, void *arg) { store_job_marker(s, was_absent, cb, arg); }
+static void t_marker(void *s, bool *was_absent, char layout[8], store_job_cb cb, void *arg)
+{
+    store_job_marker(s, was_absent, layout, cb, arg);
+}
 static void t_control(void *s, const char *campaign, enum store_control *out, store_job_cb cb, void *arg)
 {
     store_job_control(s, campaign, out, cb, arg);

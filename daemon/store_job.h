@@ -49,7 +49,7 @@ struct store_job *store_job_new(struct store_cmds *sc, const struct config *cfg,
 void store_job_reload(struct store_job *sj, const struct config *cfg);
 void store_job_free(struct store_job *sj);
 
-/* ---- lookup (lua/lookup.lua; read-only, held on a permanent error) ----- */
+/* ---- lookup (one HMGET per person, pipelined; held on a permanent error) */
 
 struct store_job_person {
     const char *id;           /* in: a valid id */
@@ -116,6 +116,7 @@ struct store_outcome {
     bool was_deferred;       /* it leaves the deferred count ("d") */
     bool once;               /* no record, but written once per run ("n") */
     int requests;            /* provider requests, < 0: not dispatched */
+    bool pid_key;            /* remember provider_id -> message (the provider has `feedback = on`) */
     const char *locale;      /* the content's language (audit `locale`), "" or NULL: none; only with requests */
 };
 
@@ -213,8 +214,10 @@ void store_job_ack(struct store_job *sj, const char *entry);
 /* Moves at most max due scheduled jobs back to the stream; *moved says how many. */
 void store_job_release_due(struct store_job *sj, int64_t now, int max, long long *moved, store_job_cb cb,
                            void *arg);
-/* Sets herald's marker key if absent; *was_absent says whether it was. */
-void store_job_marker(struct store_job *sj, bool *was_absent, store_job_cb cb, void *arg);
+/* Sets herald's marker key if absent; *was_absent says whether it was.
+ * layout receives the key layout's version found (lua/marker.lua; set to
+ * STORE_LAYOUT on a Redis herald never wrote to). */
+void store_job_marker(struct store_job *sj, bool *was_absent, char layout[8], store_job_cb cb, void *arg);
 
 /* The daemon's hold on its consumer name (lua/consumer_lock.lua). take:
  * ours when free, ours already, or held by `dead` (a holder known to be
@@ -314,7 +317,7 @@ struct store_ops {
                      const char *text, store_job_cb cb, void *arg);
     void (*ack)(void *s, const char *entry);
     void (*release_due)(void *s, int64_t now, int max, long long *moved, store_job_cb cb, void *arg);
-    void (*marker)(void *s, bool *was_absent, store_job_cb cb, void *arg);
+    void (*marker)(void *s, bool *was_absent, char layout[8], store_job_cb cb, void *arg);
     void (*control)(void *s, const char *campaign, enum store_control *out, store_job_cb cb, void *arg);
     void (*pause_park)(void *s, const char *campaign, const char *entry, const char *from, const char *text,
                        store_job_cb cb, void *arg);

@@ -9,9 +9,10 @@
  * the person lacks renders empty and is counted, so a gap in one profile
  * never stops a campaign.
  * Invariant: the segments, read in order, reproduce the source exactly with
- * each `{{ name }}` replaced by its value; the link fields never fall back
- * to the person's attributes (a profile must not be able to supply its own
- * unsubscribe link).
+ * each `{{ name }}` replaced by its value (or `{{ name | text }}` by text
+ * when the person lacks it); the link fields never fall back to the
+ * person's attributes nor to a default (neither a profile nor a job may
+ * supply its own unsubscribe link).
  */
 #include "template.h"
 
@@ -27,6 +28,8 @@ struct segment {
     enum seg_kind kind;
     const char *s; /* SEG_TEXT: into t->src; otherwise the field name (NUL-terminated) */
     size_t len;
+    const char *def; /* SEG_ATTR with `|default`: into t->src (not NUL-terminated); else NULL */
+    size_t deflen;
 };
 
 struct template {
@@ -54,7 +57,7 @@ static void add_segment(struct template *t, size_t *cap, enum seg_kind kind, con
         *cap = *cap ? *cap * 2 : 8;
         t->segs = xrealloc(t->segs, *cap * sizeof(*t->segs));
     }
-    t->segs[t->nsegs++] = (struct segment){kind, s, len};
+    t->segs[t->nsegs++] = (struct segment){kind, s, len, NULL, 0};
 }
 
 /* Returns the stored copy of name, adding it to the distinct list on first use. */
@@ -88,6 +91,17 @@ int template_compile(const char *src, struct template **out, char *err, size_t e
             return -HERALD_EINVAL;
         }
         size_t a = i + 2, b = (size_t)(close - s);
+        /* `{{ name | default text }}`: the name ends at the first '|'; the
+         * default is the rest up to the "}}", trimmed (it may be empty). */
+        const char *bar = memchr(s + a, '|', b - a);
+        size_t da = 0, db = 0;
+        if (bar) {
+            da = (size_t)(bar - s) + 1;
+            db = b;
+            b = (size_t)(bar - s);
+            while (da < db && is_space(s[da])) da++;
+            while (db > da && is_space(s[db - 1])) db--;
+        }
         while (a < b && is_space(s[a])) a++;
         while (b > a && is_space(s[b - 1])) b--;
         if (a == b) {
@@ -110,7 +124,17 @@ int template_compile(const char *src, struct template **out, char *err, size_t e
             kind = SEG_UNSUBSCRIBE;
         else if (strcmp(name, "preferences_url") == 0)
             kind = SEG_PREFERENCES;
+        if (bar && kind != SEG_ATTR) {
+            /* A signed link must never be replaced by text from the job. */
+            herald_seterr(err, errlen, "%s takes no default at offset %zu", name, i);
+            template_free(t);
+            return -HERALD_EINVAL;
+        }
         add_segment(t, &cap, kind, name, b - a);
+        if (bar) {
+            t->segs[t->nsegs - 1].def = s + da;
+            t->segs[t->nsegs - 1].deflen = db - da;
+        }
         i = (size_t)(close - s) + 2;
         lit = i;
     }
@@ -247,6 +271,13 @@ unsigned template_render(const struct template *t, const json_t *attributes,
         case SEG_ATTR: {
             const json_t *v = attributes ? json_object_get(attributes, g->s) : NULL;
             if (!v || !value_text(v, num, sizeof(num), &s, &len)) s = NULL;
+            /* The default stands in for a field the person lacks, and for an
+             * empty string (a blank first name reads as none); escaped as a
+             * value is, since it is text from the job, not markup. */
+            if (g->def && (!s || len == 0)) {
+                emit(out, g->def, g->deflen, esc);
+                continue;
+            }
             break;
         }
         }

@@ -8,7 +8,12 @@
  * person does not have renders empty and is counted in *missing: a gap in
  * one profile never stops a campaign. Whitespace inside braces is allowed
  * ({{ first_name }}). Field names: [A-Za-z0-9_.-], 1..64 characters.
- * Compilation fails (a job error) on an unclosed "{{" or a bad name.
+ * `{{name|default text}}` renders the default text (trimmed, may be empty,
+ * HTML-escaped in HTML like any value) when the person lacks the field or
+ * has it as an empty string; such a field is not counted in *missing. The
+ * text runs to the closing "}}", so it cannot contain "}}".
+ * Compilation fails (a job error) on an unclosed "{{", a bad name, or a
+ * default on unsubscribe_url or preferences_url.
  */
 #ifndef HERALD_TEMPLATE_H
 #define HERALD_TEMPLATE_H
@@ -33,7 +38,8 @@ int template_compile(const char *src, struct template **out, char *err, size_t e
 void template_free(struct template *t);
 
 /* Appends the rendering to out. attributes may be NULL (every field missing).
- * Returns the number of fields that rendered empty because the person lacks them. */
+ * Returns the number of fields that rendered empty because the person lacks
+ * them (a field with a default never does). */
 unsigned template_render(const struct template *t, const json_t *attributes,
                          const struct template_vars *vars, enum template_escape esc,
                          struct strbuf *out);

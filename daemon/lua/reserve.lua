@@ -6,11 +6,12 @@
 -- dead run this run takes over), every applicable ops cap in order, and
 -- the person's own frequency limits, against the messages in the person's
 -- sends history; if all pass it writes the record `reserved ...` and adds
--- the message to the history. A person's keys share the {ID} hash tag;
+-- the message to the history. The record is the field 'c:<campaign>' of
+-- the person hash, read with the rev in one HMGET. A person's keys share
+-- the {ID} hash tag;
 -- since the script runs atomically, N daemons racing on one person can
 -- never exceed a cap, not even by one.
--- KEYS: 1 jobs stream, then per recipient: person hash, campaigns hash,
--- sends zset.
+-- KEYS: 1 jobs stream, then per recipient: person hash, sends zset.
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 now (s), 5 campaign,
 -- 6 topic, 7 ncaps, then per cap: name, channel (email|sms|any), limit,
 -- window (s), topics (",a,b," or "" for all); then per recipient: rev read
@@ -28,6 +29,7 @@ for c = 0, ncaps - 1 do
   caps[#caps + 1] = {ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), ARGV[b + 4]}
 end
 local i = 8 + 5 * ncaps
+local rf = 'c:' .. campaign
 local none = {} -- shared, never written: no table per recipient without limits
 local function count(hist, cch, win, topics)
   local n = 0
@@ -37,9 +39,10 @@ local function count(hist, cch, win, topics)
   end
   return n
 end
-local function reserve(person, camps, sends, rev, record, prior, ch, member, keep, freq)
-  if (redis.call('HGET', person, 'rev') or '') ~= rev then return 'stale', '' end
-  local cur = redis.call('HGET', camps, campaign)
+local function reserve(person, sends, rev, record, prior, ch, member, keep, freq)
+  local h = redis.call('HMGET', person, 'rev', rf)
+  if (h[1] or '') ~= rev then return 'stale', '' end
+  local cur = h[2]
   if cur and prior ~= '' and cur == prior then
     -- A dead run's reservation of this message, never handed to a
     -- provider: its history entry is this message's, not another.
@@ -64,7 +67,7 @@ local function reserve(person, camps, sends, rev, record, prior, ch, member, kee
   for _, f in ipairs(freq) do
     if (f[1] == 'any' or f[1] == ch) and count(hist, f[1], f[3], '') >= f[2] then return 'user_frequency', '' end
   end
-  redis.call('HSET', camps, campaign, record)
+  redis.call('HSET', person, rf, record)
   if keep > 0 then
     redis.call('ZADD', sends, now, member)
     redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - keep)
@@ -73,14 +76,14 @@ local function reserve(person, camps, sends, rev, record, prior, ch, member, kee
   return 'ok', ''
 end
 local out, o = {}, 0
-for k = 2, #KEYS, 3 do
+for k = 2, #KEYS, 2 do
   local nf = tonumber(ARGV[i + 6])
   local freq = nf > 0 and {} or none
   for f = 0, nf - 1 do
     local b = i + 7 + 3 * f
     freq[#freq + 1] = {ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])}
   end
-  local v, d = reserve(KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+  local v, d = reserve(KEYS[k], KEYS[k + 1], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
                        ARGV[i + 4], tonumber(ARGV[i + 5]), freq)
   out[o + 1], out[o + 2] = v, d
   o = o + 2

@@ -641,7 +641,7 @@ class HeraldTestCase(unittest.TestCase):
         by = self.assertOneTerminalEach(e.audit(cid), ids)
         mismatched = []
         for rid in ids:
-            rec = e.r.hget("herald:r:{%s}:campaigns" % rid, cid)
+            rec = e.r.hget("herald:r:{%s}" % rid, "c:" + cid)
             has_profile = e.r.hexists("herald:r:{%s}" % rid, "profile")
             if not has_profile:
                 continue

@@ -23,7 +23,9 @@ import urllib.request
 import harness
 
 PRISM_BIN = os.environ.get("HERALD_PRISM_BIN", os.path.join(harness.ROOT, ".deps", "node_modules", ".bin", "prism"))
-SPECS_DIR = os.environ.get("HERALD_PROVIDER_SPECS", "/work/shared/provider-specs")
+# The providers' published specs, copied into the repository with their
+# licences (tests/e2e/specs/SOURCES.md says where each came from).
+SPECS_DIR = os.environ.get("HERALD_PROVIDER_SPECS", os.path.join(os.path.dirname(os.path.abspath(__file__)), "specs"))
 
 
 def available():

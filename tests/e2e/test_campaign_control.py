@@ -70,7 +70,7 @@ class CampaignControl(harness.HeraldTestCase):
         exactly one terminal record and its once-only record agrees."""
         by = self.assertOneTerminalEach(e.audit(cid), ids)
         for rid in ids:
-            rec = e.r.hget("herald:r:{%s}:campaigns" % rid, cid)
+            rec = e.r.hget("herald:r:{%s}" % rid, "c:" + cid)
             self.assertEqual(rec.split(" ")[0] if rec else None, by[rid]["outcome"], rid)
         return {k: (v["outcome"], v["reason"]) for k, v in by.items()}
 

@@ -1,6 +1,6 @@
 """Provider contracts: the requests email_sendgrid and sms_twilio build are
 checked against the providers' own published OpenAPI specs
-(/work/shared/provider-specs), served by Prism as a validating mock on
+(tests/e2e/specs, copied with their licences), served by Prism as a validating mock on
 loopback (tests/e2e/prism.py).
 
 Two layers:

@@ -54,7 +54,7 @@ class CrashLoop(harness.HeraldTestCase):
             """Recipients whose once-only record says `pending`: handed to a provider."""
             pipe = e.r.pipeline(transaction=False)
             for rid in ids:
-                pipe.hget("herald:r:{%s}:campaigns" % rid, cid)
+                pipe.hget("herald:r:{%s}" % rid, "c:" + cid)
             return {rid for rid, rec in zip(ids, pipe.execute()) if rec and rec.startswith("pending ")}
 
         entry = None

@@ -122,53 +122,15 @@ static void expect_lost(redisReply *r)
     freeReplyObject(r);
 }
 
-/* lookup's reply, as the queue reads it: STORE_LOOKUP_STRIDE values per
- * person, the person-hash fields in store_lookup_field() order (profile,
- * each channel's consent field in descriptor order, rev), then the once-only
- * record; the fields go after the campaign as ARGV. Each consent field holds
- * a different value, so a script reading them in another order fails. */
-static void lookup_returns_the_descriptor_fields_per_person(void **st)
-{
-    (void)st;
-    cmd_ok("FLUSHALL");
-    cmd_ok("HSET t:r:{a} profile {\"id\":\"a\"} rev 3");
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
-        cmd_ok("HSET t:r:{a} %s {\"n\":%d}", channel_get(ch)->consent_field, ch);
-    cmd_ok("HSET t:r:{a}:campaigns c1 %s", "sent 1-0 run 5");
-    const char *args[8 + STORE_LOOKUP_NFIELDS] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{nobody}",
-                                                  "t:r:{nobody}:campaigns", "c1"};
-    for (size_t i = 0; i < STORE_LOOKUP_NFIELDS; i++) args[5 + i] = store_lookup_field(i);
-    redisReply *r = eval(store_lua_lookup, 4, args);
-    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    assert_int_equal(r->elements, 2 * STORE_LOOKUP_STRIDE);
-    assert_string_equal(r->element[STORE_LOOKUP_PROFILE]->str, "{\"id\":\"a\"}");
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        char want[32];
-        snprintf(want, sizeof(want), "{\"n\":%d}", ch);
-        assert_int_equal(r->element[STORE_LOOKUP_CONSENT + ch]->type, REDIS_REPLY_STRING);
-        assert_string_equal(r->element[STORE_LOOKUP_CONSENT + ch]->str, want);
-    }
-    assert_string_equal(r->element[STORE_LOOKUP_REV]->str, "3");
-    assert_string_equal(r->element[STORE_LOOKUP_RECORD]->str, "sent 1-0 run 5");
-    for (size_t i = STORE_LOOKUP_STRIDE; i < 2 * STORE_LOOKUP_STRIDE; i++)
-        assert_int_equal(r->element[i]->type, REDIS_REPLY_NIL);
-    /* And store_person_from_fields reads the consent of each channel from its place. */
-    struct profile p;
-    char err[128];
-    assert_int_equal(store_person_from_fields((const redisReply *const *)r->element, &p, err, sizeof(err)), 1);
-    profile_free(&p);
-    freeReplyObject(r);
-}
-
 /* One reserve call for two people, no caps: rev "1" for a, given rev_b for b. */
 static redisReply *reserve_two(const char *rev_a, const char *rev_b, const char *record_b)
 {
-    const char *args[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{a}:sends",
-                          "t:r:{b}", "t:r:{b}:campaigns", "t:r:{b}:sends",
+    const char *args[] = {"t:r:{a}", "t:r:{a}:sends",
+                          "t:r:{b}", "t:r:{b}:sends",
                           "1000", "c1", "news", "0",
                           rev_a, "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0",
                           rev_b, record_b, "", "email", "email|news|c1", "0", "0", NULL};
-    return eval_fenced(store_lua_reserve, 6, args);
+    return eval_fenced(store_lua_reserve, 4, args);
 }
 
 static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
@@ -183,10 +145,10 @@ static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
     assert_string_equal(r->element[0]->str, "ok");
     assert_string_equal(r->element[2]->str, "stale");
     freeReplyObject(r);
-    r = cmd("HGET t:r:{b}:campaigns c1");
+    r = cmd("HGET t:r:{b} c:c1");
     assert_int_equal(r->type, REDIS_REPLY_NIL); /* nothing reserved for b */
     freeReplyObject(r);
-    expect_str("HGET t:r:{a}:campaigns c1", "reserved 1-0 run 1000 1");
+    expect_str("HGET t:r:{a} c:c1", "reserved 1-0 run 1000 1");
 
     /* Decided again with the new rev: reserved. A person erased meanwhile
      * (no hash, rev "") is stale for any rev that was read. */
@@ -207,11 +169,11 @@ static void reserve_checks_caps_in_order(void **st)
     cmd_ok("FLUSHALL");
     own_entry();
     cmd_ok("ZADD t:r:{a}:sends 990 email|news|old1 995 sms|news|old2");
-    const char *args[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{a}:sends", "1000", "c1", "news", "2",
+    const char *args[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "2",
                           "daily_email", "email", "1", "86400", "",
                           "any_news", "any", "5", "86400", ",news,",
                           "", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "86400", "0", NULL};
-    redisReply *r = eval_fenced(store_lua_reserve, 3, args);
+    redisReply *r = eval_fenced(store_lua_reserve, 2, args);
     assert_string_equal(r->element[0]->str, "cap");
     assert_string_equal(r->element[1]->str, "daily_email");
     freeReplyObject(r);
@@ -228,66 +190,87 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     /* b was erased while its message was in flight: no key of b comes back.
      * u has no profile: no record, flag "n". */
     const char *fixed[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord"};
-    const char *per_a[] = {"t:r:{a}:campaigns", "t:r:{a}:history", "t:r:{a}:sends", "t:r:{a}"};
-    const char *per_b[] = {"t:r:{b}:campaigns", "t:r:{b}:history", "t:r:{b}:sends", "t:r:{b}"};
-    const char *per_u[] = {"t:r:{u}:campaigns", "t:r:{u}:history", "t:r:{u}:sends", "t:r:{u}"};
+    const char *per_a[] = {"t:r:{a}", "t:r:{a}:history", "t:r:{a}:sends"};
+    const char *per_b[] = {"t:r:{b}", "t:r:{b}:history", "t:r:{b}:sends"};
+    const char *per_u[] = {"t:r:{u}", "t:r:{u}:history", "t:r:{u}:sends"};
     for (int round = 0; round < 3; round++) {
         const char *args[64];
         int n = 0;
         for (int k = 0; k < 3; k++) args[n++] = fixed[k];
-        for (int k = 0; k < 4; k++) args[n++] = per_a[k];
-        for (int k = 0; k < 4; k++) args[n++] = per_b[k];
-        for (int k = 0; k < 4; k++) args[n++] = per_u[k];
+        for (int k = 0; k < 3; k++) args[n++] = per_a[k];
+        for (int k = 0; k < 3; k++) args[n++] = per_b[k];
+        for (int k = 0; k < 3; k++) args[n++] = per_u[k];
         /* Each round is a different outcome for a (a new record), except
-         * that rounds 1 and 2 carry the same: round 2 is the same command
-         * sent again after a lost connection. */
+         * that rounds 1 and 2 carry the same, in the same batch: round 2 is
+         * the same command sent again after a lost connection. */
         char rec[64];
-        snprintf(rec, sizeof(rec), "sent 1-0 run %d", round == 2 ? 1001 : 1000 + round);
-        const char *vals[] = {"1000", "c1", "1-0", "3",
+        snprintf(rec, sizeof(rec), "sent 1-0 run.%d 1000", round == 2 ? 1 : round);
+        const char *vals[] = {"1000", "c1", "1-0", round == 0 ? "b0" : "b1", "3",
                               "a", rec, "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "ko",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "t:pid:p1:id-1", "",
                               "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2", "",
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2", "", "",
                               "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", NULL};
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
-        redisReply *r = eval_fenced(store_lua_finish, 15, args);
+        redisReply *r = eval_fenced(store_lua_finish, 12, args);
         /* b and u have no record to tell a repeat by: each is written the
          * first time only, through the campaign's norecord set. */
         assert_int_equal(r->element[0]->integer, round == 0 ? 3 : round == 1 ? 1 : 0);
         freeReplyObject(r);
     }
+    {
+        /* A second copy of a in the job's recipients, decided a moment
+         * later in another batch: the same state by the same run is the
+         * same outcome, written once. */
+        const char *args[] = {fixed[0], fixed[1], fixed[2], per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", "b9",
+                              "1", "a", "sent 1-0 run.1 1999", "", "{}", "email", "sent", "", "p1", "id-1",
+                              "2026-01-01T00:00:01Z", "sent", "", "1", "", "", NULL};
+        redisReply *r = eval_fenced(store_lua_finish, 6, args);
+        assert_int_equal(r->element[0]->integer, 0);
+        freeReplyObject(r);
+    }
     expect_str("HGET t:campaign:c1 sent", "3"); /* a twice (the repeat counted once), b once */
     expect_str("HGET t:campaign:c1 suppressed:unknown_recipient", "1");
     expect_int("XLEN t:audit", 4); /* the audit names no address: b's record stays */
-    expect_int("SCARD t:campaign:c1:norecord", 2);
-    expect_int("EXISTS t:r:{u} t:r:{u}:campaigns t:r:{u}:history", 0); /* an id with no profile gets no key of its own */
+    expect_int("SCARD t:campaign:c1:norecord", 5); /* b and u, and the three batches */
+    /* A provider with `feedback = on` gets its provider id remembered (30
+     * days) for its callbacks; one without (b) gets no key. */
+    expect_str("GET t:pid:p1:id-1", "c1 a email");
+    {
+        redisReply *t = cmd("TTL t:pid:p1:id-1");
+        assert_true(t->integer > 29 * 86400 && t->integer <= 30 * 86400);
+        freeReplyObject(t);
+    }
+    expect_int("EXISTS t:pid:p1:id-2", 0);
+    expect_int("EXISTS t:r:{u} t:r:{u}:history", 0); /* an id with no profile gets no key of its own */
     /* The same job enqueued again is a new run (another stream entry): audited again. */
     {
-        const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], per_u[3], "1000", "c1",
-                              "2-0", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", NULL};
-        redisReply *r = eval_fenced(store_lua_finish, 7, args);
+        const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], "1000", "c1",
+                              "2-0", "b2", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", NULL};
+        redisReply *r = eval_fenced(store_lua_finish, 6, args);
         assert_int_equal(r->element[0]->integer, 1);
         freeReplyObject(r);
-        r = eval_fenced(store_lua_finish, 7, args);
+        r = eval_fenced(store_lua_finish, 6, args);
         assert_int_equal(r->element[0]->integer, 0);
         freeReplyObject(r);
     }
     expect_int("LLEN t:r:{a}:history", 2);
-    expect_int("EXISTS t:r:{b}:campaigns t:r:{b}:history", 0);
+    expect_int("EXISTS t:r:{b} t:r:{b}:history", 0);
 
     /* Leaving the deferred count, and the history keeps the newest STORE_HISTORY_MAX. */
     cmd_ok("HSET t:campaign:c1 deferred:quiet_hours %d", STORE_HISTORY_MAX + 20);
     for (int i = 0; i < STORE_HISTORY_MAX + 20; i++) {
-        char h[64], rec[64];
+        char h[64], rec[64], batch[16];
         snprintf(h, sizeof(h), "{\"n\":%d}", i);
-        snprintf(rec, sizeof(rec), "suppressed 1-0 run %d", 2000 + i);
-        const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], per_a[3], "1000", "c1", "1-0", "1",
+        snprintf(rec, sizeof(rec), "suppressed 1-0 run.%d 2000", i);
+        snprintf(batch, sizeof(batch), "h%d", i);
+        const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", batch, "1",
                               "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x",
-                              "suppressed:duplicate", "d", "", "", NULL};
-        freeReplyObject(eval_fenced(store_lua_finish, 7, args));
+                              "suppressed:duplicate", "d", "", "", "", NULL};
+        freeReplyObject(eval_fenced(store_lua_finish, 6, args));
     }
     expect_int("LLEN t:r:{a}:history", STORE_HISTORY_MAX);
     expect_str("HGET t:campaign:c1 deferred:quiet_hours", "0");
@@ -305,29 +288,29 @@ static void finish_with_reservations(void **st)
     cmd_ok("FLUSHALL");
     own_entry();
     cmd_ok("HSET t:r:{c} rev 1");
-    cmd_ok("HSET t:r:{c}:campaigns c1 %s", "reserved 1-0 run 1000 7");
-    const char *keys[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{c}:campaigns",
-                          "t:r:{c}:history", "t:r:{c}:sends", "t:r:{c}", "t:r:{d}:campaigns", "t:r:{d}:history",
-                          "t:r:{d}:sends", "t:r:{d}"};
+    cmd_ok("HSET t:r:{c} c:c1 %s", "reserved 1-0 run 1000 7");
+    const char *keys[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{c}", "t:r:{c}:history",
+                          "t:r:{c}:sends", "t:r:{d}", "t:r:{d}:history", "t:r:{d}:sends"};
     for (int round = 0; round < 2; round++) {
         const char *args[64];
         int n = 0;
-        for (int k = 0; k < 11; k++) args[n++] = keys[k];
-        const char *vals[] = {"1000", "c1", "1-0", "2",
+        for (int k = 0; k < 9; k++) args[n++] = keys[k];
+        const char *vals[] = {"1000", "c1", "1-0", "b0", "2",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "ko",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "", "ko",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", NULL};
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
-        redisReply *r = eval_fenced(store_lua_finish, 11, args);
-        /* d (erased) has no record to tell a repeat by: the norecord set does. */
+        redisReply *r = eval_fenced(store_lua_finish, 9, args);
+        /* Round 1 is the same batch again: c's record already says it; d
+         * (erased) has no record to tell a repeat by: the norecord set does. */
         assert_int_equal(r->element[0]->integer, round == 0 ? 2 : 0);
         freeReplyObject(r);
     }
-    expect_str("HGET t:r:{c}:campaigns c1", "sent 1-0 run 1000");
+    expect_str("HGET t:r:{c} c:c1", "sent 1-0 run 1000");
     expect_int("LLEN t:r:{c}:history", 1);
-    expect_int("EXISTS t:r:{d}:campaigns t:r:{d}:history t:r:{d}", 0);
+    expect_int("EXISTS t:r:{d} t:r:{d}:history", 0);
     expect_int("XLEN t:audit", 2);
 }
 
@@ -363,28 +346,29 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     cmd_ok("FLUSHALL");
     own_entry();
     cmd_ok("HSET t:r:{a} rev 1");
-    const char *res[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{a}:sends", "1000", "c1", "news", "0",
+    const char *res[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "0",
                          "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
-    const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}:campaigns",
-                         "t:r:{a}:history", "t:r:{a}:sends", "t:r:{a}", "1000", "c1", "1-1", "1",
-                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", NULL};
-    /* A handoff alone: no outcome (ARGV 7 "0"), one campaigns hash. */
-    const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}:campaigns", "1000", "c1",
-                          "1-1", "0", "reserved 1-0 run 1000 1", "pending 1-0 run 1000 1", NULL};
-    const char *rel[] = {"t:r:{a}:campaigns", "t:r:{a}:sends", "c1", "reserved 1-0 run 1000 1",
+    const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
+                         "t:r:{a}:history", "t:r:{a}:sends", "1000", "c1", "1-1", "b0", "1",
+                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", "", NULL};
+    /* A handoff alone: no outcome (ARGV 8 "0"), one person hash. */
+    const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}", "1000", "c1",
+                          "1-1", "b1", "0", "pending 1-0 run 1000 1", NULL};
+    const char *rel[] = {"t:r:{a}", "t:r:{a}:sends", "c1", "reserved 1-0 run 1000 1",
                          "pending 1-0 run 1000 1", "email|news|c1", NULL};
     /* Another daemon claimed the entry. */
     cmd_ok("XCLAIM t:jobs g other 0 1-1 JUSTID");
-    expect_lost(eval_fenced(store_lua_reserve, 3, res));
+    expect_lost(eval_fenced(store_lua_reserve, 2, res));
     expect_lost(eval_fenced(store_lua_finish, 4, hand));
     expect_lost(eval_fenced(store_lua_release, 2, rel));
-    expect_lost(eval_fenced(store_lua_finish, 7, fin));
+    expect_lost(eval_fenced(store_lua_finish, 6, fin));
     /* Acknowledged, then the stream gone. */
     cmd_ok("XACK t:jobs g 1-1");
-    expect_lost(eval_fenced(store_lua_finish, 7, fin));
+    expect_lost(eval_fenced(store_lua_finish, 6, fin));
     cmd_ok("DEL t:jobs");
-    expect_lost(eval_fenced(store_lua_reserve, 3, res));
-    expect_int("EXISTS t:r:{a}:campaigns t:r:{a}:sends t:audit t:campaign:c1", 0);
+    expect_lost(eval_fenced(store_lua_reserve, 2, res));
+    expect_int("HEXISTS t:r:{a} c:c1", 0);
+    expect_int("EXISTS t:r:{a}:sends t:audit t:campaign:c1 t:campaign:c1:norecord", 0);
 }
 
 /* reserved -> pending before the handoff (the finishing script records the
@@ -396,9 +380,9 @@ static void handed_and_release(void **st)
     (void)st;
     cmd_ok("FLUSHALL");
     own_entry();
-    cmd_ok("HSET t:r:{a}:campaigns c1 %s", "reserved 1-1 r.1 1000 1");
-    const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}:campaigns",
-                          "t:r:{b}:campaigns", "1000", "c1", "1-1", "0",
+    cmd_ok("HSET t:r:{a} rev 1 c:c1 %s", "reserved 1-1 r.1 1000 1");
+    const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
+                          "t:r:{b}", "1000", "c1", "1-1", "b0", "0",
                           "pending 1-1 r.1 1000 1", "pending 1-1 r.1 1000 2", NULL};
     for (int round = 0; round < 2; round++) {
         redisReply *r = eval_fenced(store_lua_finish, 5, hand);
@@ -412,17 +396,19 @@ static void handed_and_release(void **st)
         freeReplyObject(r);
     }
     expect_int("XLEN t:audit", 0); /* a handoff is no outcome */
-    expect_str("HGET t:r:{a}:campaigns c1", "pending 1-1 r.1 1000 1");
-    expect_int("EXISTS t:r:{b}:campaigns", 0); /* the erased person's hash is not brought back */
+    expect_str("HGET t:r:{a} c:c1", "pending 1-1 r.1 1000 1");
+    expect_int("EXISTS t:r:{b}", 0); /* the erased person's hash is not brought back */
     cmd_ok("ZADD t:r:{a}:sends 1000 email|news|c1");
-    const char *rel[] = {"t:r:{a}:campaigns", "t:r:{a}:sends", "c1", "reserved 1-1 r.1 1000 1",
+    const char *rel[] = {"t:r:{a}", "t:r:{a}:sends", "c1", "reserved 1-1 r.1 1000 1",
                          "pending 1-1 r.1 1000 1", "email|news|c1", NULL};
     freeReplyObject(eval_fenced(store_lua_release, 2, rel));
-    expect_int("EXISTS t:r:{a}:campaigns t:r:{a}:sends", 0);
+    expect_int("HEXISTS t:r:{a} c:c1", 0);
+    expect_int("EXISTS t:r:{a}:sends", 0);
+    expect_str("HGET t:r:{a} rev", "1"); /* the rest of the person stays */
     /* Someone else's record stays. */
-    cmd_ok("HSET t:r:{a}:campaigns c1 %s", "sent 9-9 other 1000");
+    cmd_ok("HSET t:r:{a} c:c1 %s", "sent 9-9 other 1000");
     freeReplyObject(eval_fenced(store_lua_release, 2, rel));
-    expect_str("HGET t:r:{a}:campaigns c1", "sent 9-9 other 1000");
+    expect_str("HGET t:r:{a} c:c1", "sent 9-9 other 1000");
 }
 
 /* A reservation left by a run that ended before the handoff is this
@@ -434,22 +420,22 @@ static void reserve_takes_over_a_dead_runs_reservation(void **st)
     (void)st;
     cmd_ok("FLUSHALL");
     own_entry();
-    cmd_ok("HSET t:r:{a}:campaigns c1 %s", "reserved 1-1 dead.1 900 4");
+    cmd_ok("HSET t:r:{a} c:c1 %s", "reserved 1-1 dead.1 900 4");
     cmd_ok("ZADD t:r:{a}:sends 900 email|news|c1");
-    const char *args[] = {"t:r:{a}", "t:r:{a}:campaigns", "t:r:{a}:sends", "1000", "c1", "news", "1",
+    const char *args[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "1",
                           "one_a_day", "email", "1", "86400", "",
                           "", "reserved 1-1 new.1 1000 1", "reserved 1-1 dead.1 900 4", "email", "email|news|c1",
                           "86400", "0", NULL};
-    redisReply *r = eval_fenced(store_lua_reserve, 3, args);
+    redisReply *r = eval_fenced(store_lua_reserve, 2, args);
     assert_string_equal(r->element[0]->str, "ok");
     freeReplyObject(r);
-    expect_str("HGET t:r:{a}:campaigns c1", "reserved 1-1 new.1 1000 1");
+    expect_str("HGET t:r:{a} c:c1", "reserved 1-1 new.1 1000 1");
     expect_int("ZCARD t:r:{a}:sends", 1);
     /* Without the takeover (prior ""), the same record is a duplicate. */
-    cmd_ok("HSET t:r:{a}:campaigns c1 %s", "pending 1-1 dead.1 900 4");
-    args[14] = "";
-    args[13] = "reserved 1-1 new.1 1000 2";
-    r = eval_fenced(store_lua_reserve, 3, args);
+    cmd_ok("HSET t:r:{a} c:c1 %s", "pending 1-1 dead.1 900 4");
+    args[13] = "";
+    args[12] = "reserved 1-1 new.1 1000 2";
+    r = eval_fenced(store_lua_reserve, 2, args);
     assert_string_equal(r->element[0]->str, "duplicate");
     freeReplyObject(r);
 }
@@ -481,7 +467,6 @@ static void heartbeat_never_takes_an_entry_back(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(lookup_returns_the_descriptor_fields_per_person),
         cmocka_unit_test(reserve_refuses_a_person_changed_since_the_lookup),
         cmocka_unit_test(reserve_checks_caps_in_order),
         cmocka_unit_test(finish_writes_record_history_audit_and_progress),

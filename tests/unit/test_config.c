@@ -420,7 +420,7 @@ static void test_config_file_mode(void **state)
     strbuf_init(&errs);
     int n = config_load(path, NULL, 0, &cfg, &errs);
     assert_int_equal(n, 1);
-    char want[700];
+    char want[1200];
     snprintf(want, sizeof(want), "%s:2: [admin] token: permissions 0644 for '%s' are too open", path, path);
     if (!strstr(errs.buf, want)) fprintf(stderr, "got: %s\n", errs.buf);
     assert_non_null(strstr(errs.buf, want));

@@ -325,9 +325,10 @@ static void f_release_due(void *s, int64_t now, int max, long long *moved, store
     *moved = 0;
     answer(s, cb, arg, STORE_JOB_OK);
 }
-static void f_marker(void *s, bool *was_absent, store_job_cb cb, void *arg)
+static void f_marker(void *s, bool *was_absent, char layout[8], store_job_cb cb, void *arg)
 {
     *was_absent = false;
+    strcpy(layout, STORE_LAYOUT);
     answer(s, cb, arg, STORE_JOB_OK);
 }
 

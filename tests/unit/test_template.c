@@ -111,6 +111,35 @@ static void test_missing_counts(void **state)
     expect_render("Hi {{name}}", "[]", NULL, TEMPLATE_RAW, "Hi ", 1);               /* not an object */
 }
 
+/* `{{name|default text}}`: the text stands in for a field the person
+ * lacks (or has empty), is escaped as a value is, and is not missing. */
+static void test_defaults(void **state)
+{
+    (void)state;
+    const char *a = "{\"name\":\"Ann\",\"blank\":\"\",\"n\":0,\"no\":false,\"nul\":null,\"obj\":{}}";
+    expect_render("Hi {{name|there}}", a, NULL, TEMPLATE_RAW, "Hi Ann", 0);
+    expect_render("Hi {{nope|there}}!", a, NULL, TEMPLATE_RAW, "Hi there!", 0);
+    expect_render("Hi {{ nope | dear friend }}!", a, NULL, TEMPLATE_RAW, "Hi dear friend!", 0);
+    expect_render("Hi {{blank|there}}", a, NULL, TEMPLATE_RAW, "Hi there", 0);
+    expect_render("[{{nul|x}}][{{obj|y}}]", a, NULL, TEMPLATE_RAW, "[x][y]", 0);
+    expect_render("[{{n|x}}][{{no|y}}]", a, NULL, TEMPLATE_RAW, "[0][false]", 0); /* values, not gaps */
+    expect_render("[{{nope|}}][{{nope}}]", a, NULL, TEMPLATE_RAW, "[][]", 1);      /* empty default */
+    expect_render("{{nope|a|b {c}}", a, NULL, TEMPLATE_RAW, "a|b {c", 0);          /* up to the first }} */
+    expect_render("Hi {{name|x}}", NULL, NULL, TEMPLATE_RAW, "Hi x", 0);           /* no attributes at all */
+    /* The same name with and without a default: each use its own way. */
+    expect_render("{{nope|A}}{{nope}}{{nope|B}}", a, NULL, TEMPLATE_RAW, "AB", 1);
+    expect_render("<b>{{nope|Tom & \"Jerry\" <3}}</b>", a, NULL, TEMPLATE_HTML,
+                  "<b>Tom &amp; &quot;Jerry&quot; &lt;3</b>", 0);
+    expect_render("{{nope|Tom & Jerry}}", a, NULL, TEMPLATE_RAW, "Tom & Jerry", 0);
+
+    struct template *t = NULL;
+    assert_int_equal(template_compile("{{a|x}} {{b}} {{a|y}}", &t, NULL, 0), 0);
+    assert_int_equal(template_nfields(t), 2); /* the name, not the default, is the field */
+    assert_string_equal(template_field(t, 0), "a");
+    assert_string_equal(template_field(t, 1), "b");
+    template_free(t);
+}
+
 static void test_links(void **state)
 {
     (void)state;
@@ -156,7 +185,11 @@ static void test_compile_errors(void **state)
     expect_compile_error("x{{   }}", "empty field name at offset 1");
     expect_compile_error("{{first name}}", "bad field name at offset 0 (expected 1..64 of A-Z a-z 0-9 _ . -)");
     expect_compile_error("ab{{{x}}}", "bad field name at offset 2 (expected 1..64 of A-Z a-z 0-9 _ . -)");
-    expect_compile_error("{{a|b}}", "bad field name at offset 0 (expected 1..64 of A-Z a-z 0-9 _ . -)");
+    expect_compile_error("{{a b|c}}", "bad field name at offset 0 (expected 1..64 of A-Z a-z 0-9 _ . -)");
+    expect_compile_error("x{{|c}}", "empty field name at offset 1");
+    expect_compile_error("{{a|b", "unclosed {{ at offset 0");
+    expect_compile_error("Hi {{unsubscribe_url|#}}", "unsubscribe_url takes no default at offset 3");
+    expect_compile_error("{{ preferences_url | x }}", "preferences_url takes no default at offset 0");
     expect_compile_error("{{caf\xc3\xa9}}", "bad field name at offset 0 (expected 1..64 of A-Z a-z 0-9 _ . -)");
 
     char src[80];
@@ -234,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_fields_and_whitespace),
         cmocka_unit_test(test_value_forms),
         cmocka_unit_test(test_missing_counts),
+        cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_links),
         cmocka_unit_test(test_html_escaping),
         cmocka_unit_test(test_compile_errors),
