@@ -558,6 +558,7 @@ static void on_export_doc(int status, enum store_error store, json_t *doc, const
         people_failed(pr, status, err, false);
         return;
     }
+    json_object_del(doc, "rev"); /* as GET /v1/recipients/{id}: the revision is its ETag, not its body */
     char *s = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     char disp[HERALD_ID_MAX + 64];

@@ -130,7 +130,7 @@ class PersonControl(harness.HeraldTestCase):
 
     def test_download_and_erase(self):
         status, headers, body = self.page("/data")
-        self.assertEqual(status, 200)
+        self.assertEqual(status, 200, "%s %s" % (headers.get("sl-violations"), body[:300]))
         self.assertEqual(headers["Content-Disposition"], 'attachment; filename="herald-data-pc-ann.json"')
         self.assertTrue(headers["Content-Type"].startswith("application/json"))
         api = json.loads(http("GET", self.e.api_url() + "/v1/recipients/pc-ann", None,
