@@ -83,6 +83,14 @@
       "Prefix of every key herald uses (herald:jobs, herald:audit, ...).")                       \
     X("redis", "audit_maxlen", INT, "10000000", audit_maxlen,                                    \
       "Approximate maximum length of the audit stream (XADD MAXLEN ~).")                         \
+    X("retention", "grace", DURATION, "1d", retention_grace_ms,                                  \
+      "A campaign's once-only records are kept this long after its expires_at (0s allowed).")   \
+    X("retention", "campaign_records", DURATION, "90d", retention_records_ms,                    \
+      "A campaign without expires_at keeps its once-only records this long after its run ends.") \
+    X("retention", "history", INT, "50", retention_history,                                      \
+      "Decisions kept in each person's history, newest first (1..100).")                        \
+    X("retention", "sweep_every", DURATION, "1h", retention_sweep_ms,                            \
+      "How often a daemon removes the records of campaigns past their retention (1s..1d).")      \
     X("admin", "listen", LISTEN, "127.0.0.1:8025", listen,                                       \
       "host:port of the admin listener: the /v1 API, /metrics and /healthz (and the public "    \
       "routes too when [public] listen is empty).")                                              \
@@ -110,7 +118,13 @@
     X("public", "default_locale", LOCALE, "en", default_locale,                                  \
       "Language of the pages for a person whose profile and browser name none of the "          \
       "catalogues in locales_dir (a catalogue of this name must exist).")                        \
-    CONFIG_LISTENER_KEYS(X, "public")
+    CONFIG_LISTENER_KEYS(X, "public")                                                            \
+    X("events", "url", URL, "", events_url,                                                      \
+      "Where every campaign event of herald:events is POSTed as JSON, signed (http:// or "        \
+      "https://); empty: events stay in the stream only.")                                       \
+    X("events", "secret", SECRET, "", events_secret,                                             \
+      "HMAC-SHA256 key of the events' X-Herald-Signature (at least 16 characters); required "    \
+      "with url.")
 
 /* CONFIG_SECRET keys (and CONFIG_PROVIDER_SECRETS below) also take the
  * form `KEY_file = path`: the value is the file's content. */
@@ -270,6 +284,9 @@ struct config {
     char *default_tz;
     /* [consent] */
     int64_t consent_max_age_ms; /* 0: consent does not expire */
+    /* [retention] (retention.h) */
+    int64_t retention_grace_ms, retention_records_ms, retention_sweep_ms;
+    int64_t retention_history;
     /* [quiet_hours] ops windows per channel, minutes of the local day; -1 none */
     char *quiet[HERALD_CH_COUNT]; /* as written, per channel; NULL when not set */
     int quiet_start_min[HERALD_CH_COUNT], quiet_end_min[HERALD_CH_COUNT];
@@ -314,6 +331,9 @@ struct config {
     struct config_topic *topics; /* [topic NAME] */
     size_t ntopics;
     struct config_terms terms[HERALD_CH_COUNT]; /* [terms CHANNEL] */
+    /* [events]: POST every campaign event (events.c); NULL/"" url: off */
+    char *events_url;
+    char *events_secret;
 };
 
 /* One --set override: "section.key=value" ("provider outbox.dir=/x"). */

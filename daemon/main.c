@@ -28,6 +28,7 @@
 #include "locales.h"
 #include "log.h"
 #include "metrics.h"
+#include "events.h"
 #include "notify.h"
 #include "people.h"
 #include "plugin.h"
@@ -35,6 +36,7 @@
 #include "rconn.h"
 #include "store.h"
 #include "store_check.h"
+#include "retention.h"
 #include "tzdb.h"
 
 #define MAX_OVERRIDES 64
@@ -52,6 +54,8 @@ struct daemon {
     struct http_server *http;
     struct http_server *http_public; /* NULL: the admin listener serves the public routes */
     struct api_state api;
+    struct store_cmds *events_cmds; /* the events' command layer on data */
+    struct events *events;          /* campaign events POSTed to [events] url (events.h) */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     bool stopping, closing;
@@ -68,6 +72,7 @@ struct daemon {
     long long reload_seen;
     bool reload_polling;
     uv_timer_t reload_timer;
+    struct retention *retention; /* retention.h */
     unsigned long reloads;
 };
 
@@ -112,6 +117,7 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         log_info("main", "redis ready connection=%s", rconn_name(rc));
         if (d->queue) queue_connected(d->queue, rc == d->jobs);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
+        if (rc == d->data && d->events_cmds) store_cmds_connected(d->events_cmds);
         if (rc == d->data) on_reload_timer(&d->reload_timer); /* the reload counter's value now: the baseline */
         announce_ready(d);
     } else {
@@ -141,6 +147,8 @@ static void on_rconn_closed(void *arg)
     d->store = NULL;
     store_cmds_free(d->api.cmds, NULL, NULL); /* what waits (a webhook counter) is dropped */
     d->api.cmds = NULL;
+    store_cmds_free(d->events_cmds, NULL, NULL); /* an event not acked stays pending in Redis */
+    d->events_cmds = NULL;
 }
 
 static void on_http_closed(void *arg)
@@ -221,6 +229,9 @@ static void close_all(struct daemon *d)
     close_handle((uv_handle_t *)&d->sigint);
     close_handle((uv_handle_t *)&d->sighup);
     close_handle((uv_handle_t *)&d->reload_timer);
+    retention_free(d->retention); /* freed once its calls in flight are in */
+    d->retention = NULL;
+    events_close(d->events);
     if (d->http) http_server_close(d->http, on_http_closed, d);
     if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
     d->rconns_open = 2;
@@ -489,7 +500,9 @@ static void reload(struct daemon *d, const char *trigger)
     d->plugins = ps;
     queue_reload(d->queue, next);
     store_job_reload(d->store, next);
+    if (d->retention) retention_reload(d->retention, next);
     people_reload(d->api.people, next);
+    events_reload(d->events, next);
     d->api.cfg = next;
     l10n_set_unref(d->locales); /* pages in progress keep theirs */
     d->locales = d->api.locales = ls;
@@ -673,6 +686,14 @@ int main(int argc, char **argv)
                                 .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
     d->api.people = people_new(d->api.cmds, d->cfg); /* the preference API's store (people.h) */
+    {
+        /* The sweep of expired once-only records: one daemon at a time. */
+        char owner[192];
+        snprintf(owner, sizeof(owner), "%s %ld %s", consumer, (long)getpid(), run_id);
+        d->retention = retention_new(&d->loop, d->api.cmds, d->cfg, owner);
+    }
+    d->events_cmds = store_cmds_new(&d->loop, d->data, "events");
+    d->events = events_new(&d->loop, d->events_cmds, d->cfg, consumer);
     start_listeners(d);
 
     uv_timer_init(&d->loop, &d->drain_timer);
@@ -705,6 +726,7 @@ int main(int argc, char **argv)
         if (d->exit_code == 0) d->exit_code = 1;
     }
     people_free(d->api.people); /* every call ended when the data connection closed */
+    events_free(d->events);
     dispatch_free(d->dispatch); /* releases every configuration (release_config) */
     l10n_set_unref(d->locales); /* every page ended with its connection */
     curl_global_cleanup();
