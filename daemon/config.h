@@ -20,6 +20,11 @@
 #ifndef HERALD_PLUGIN_DIR
 #define HERALD_PLUGIN_DIR "channels"
 #endif
+/* Where `cmake --install` puts the pages' message catalogues
+ * (<datadir>/herald/locales), the same way. */
+#ifndef HERALD_LOCALE_DIR
+#define HERALD_LOCALE_DIR "locales"
+#endif
 /* The limits of one HTTP listener, the same keys in [admin] and [public]
  * (http.h's struct http_limits; what a hit does: http_limit.h). */
 #define CONFIG_LISTENER_KEYS(X, sec)                                                             \
@@ -46,6 +51,9 @@
 #define CONFIG_KEYS(X)                                                                          \
     X("daemon", "plugin_dir", PATH, HERALD_PLUGIN_DIR, plugin_dir,                               \
       "Directory holding the channel plugins as <plugin>.so.")                                   \
+    X("daemon", "locales_dir", PATH, HERALD_LOCALE_DIR, locales_dir,                             \
+      "Directory of the pages' message catalogues, one <locale>.po per language "               \
+      "(docs/localisation.md); an operator adds a language by adding a file and reloading.")   \
     X("daemon", "log_level", LOGLEVEL, "info", log_level, "debug, info, warn or error.")        \
     X("daemon", "log_format", LOGFORMAT, "text", log_format,                                     \
       "text (one line per event) or json (one JSON object per line).")                           \
@@ -107,6 +115,15 @@
     X("public", "public_url", URL, "", public_url,                                               \
       "Public base URL of the public listener as people reach it (https://...); links are built " \
       "under it. [admin] public_url is its deprecated old name.")                                \
+    X("public", "organisation", STRING, "", organisation,                                        \
+      "Your organisation's name, shown on every page behind the links (empty: none).")           \
+    X("public", "privacy_url", URL, "", privacy_url,                                              \
+      "Link to your privacy policy, shown on every page (https://...; empty: none).")             \
+    X("public", "contact", STRING, "", contact,                                                  \
+      "How people reach you about their data (an address or a URL), shown on every page.")     \
+    X("public", "default_locale", LOCALE, "en", default_locale,                                  \
+      "Language of the pages for a person whose profile and browser name none of the "          \
+      "catalogues in locales_dir (a catalogue of this name must exist).")                        \
     CONFIG_LISTENER_KEYS(X, "public")                                                            \
     X("events", "url", URL, "", events_url,                                                      \
       "Where every campaign event of herald:events is POSTed as JSON, signed (http:// or "        \
@@ -119,7 +136,7 @@
  * form `KEY_file = path`: the value is the file's content. */
 enum config_type { CONFIG_STRING, CONFIG_PATH, CONFIG_LOGLEVEL, CONFIG_DURATION, CONFIG_INT,
                    CONFIG_REDIS_URL, CONFIG_PREFIX, CONFIG_LISTEN, CONFIG_SECRET, CONFIG_URL,
-                   CONFIG_TZNAME, CONFIG_QUIET, CONFIG_SIZE, CONFIG_LOGFORMAT };
+                   CONFIG_TZNAME, CONFIG_QUIET, CONFIG_SIZE, CONFIG_LOGFORMAT, CONFIG_LOCALE };
 
 struct config_key_info {
     const char *section;
@@ -219,6 +236,36 @@ struct config_cap {
     bool has_channel, has_limit, has_window;
 };
 
+/* A text given per language: `key = ...` (untagged) and `key.<locale> = ...`. */
+struct config_text {
+    char *locale; /* "" for the untagged one */
+    char *value;
+};
+struct config_texts {
+    struct config_text *v;
+    size_t n;
+};
+/* The text for locale: the same tag (any case), else its primary
+ * language, else default_locale's, else the untagged one, else NULL. */
+const char *config_text_for(const struct config_texts *t, const char *locale, const char *default_locale);
+
+/* [topic NAME]: how the pages name a topic and say what it is about. */
+struct config_topic {
+    char *name;
+    int line;
+    struct config_texts title;       /* name, name.<locale> */
+    struct config_texts description; /* description, description.<locale> */
+};
+
+/* [terms CHANNEL]: the exact terms a person agrees to on the preference
+ * page to receive that channel, and their version (kept with the consent). */
+struct config_terms {
+    bool present;
+    int line;
+    char *version;
+    struct config_texts text; /* text, text.<locale> */
+};
+
 struct config_channel {
     bool present;
     int line;
@@ -232,6 +279,7 @@ struct config {
     char *dir;  /* directory of the file, for relative paths */
     /* [daemon] */
     char *plugin_dir;
+    char *locales_dir;
     int log_level;
     int log_format;             /* enum log_format (log.h) */
     int64_t drain_timeout_ms;
@@ -287,6 +335,11 @@ struct config {
     char *public_host;
     int public_port;
     bool public_url_deprecated; /* public_url came from [admin] public_url */
+    char *default_locale;       /* [public] default_locale: a language tag */
+    char *organisation, *privacy_url, *contact; /* [public]: shown on every page ("" when not set) */
+    struct config_topic *topics; /* [topic NAME] */
+    size_t ntopics;
+    struct config_terms terms[HERALD_CH_COUNT]; /* [terms CHANNEL] */
     /* [events]: POST every campaign event (events.c); NULL/"" url: off */
     char *events_url;
     char *events_secret;
@@ -350,6 +403,8 @@ void config_sort_report(struct strbuf *report, const char *path);
 int config_parse_size(const char *s, int64_t *bytes);
 /* Parses host:port ([v6]:port allowed). */
 int config_parse_listen(const char *s, char **host, int *port, char *err, size_t errlen);
+/* The [topic NAME] section of topic, or NULL. */
+const struct config_topic *config_topic_find(const struct config *cfg, const char *topic);
 /* Resolves a path against the config directory (absolute paths unchanged). Caller frees. */
 char *config_resolve_path(const struct config *cfg, const char *path);
 

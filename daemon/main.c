@@ -25,6 +25,7 @@
 #include "dispatch.h"
 #include "herald.h"
 #include "http.h"
+#include "locales.h"
 #include "log.h"
 #include "metrics.h"
 #include "events.h"
@@ -45,6 +46,7 @@ struct daemon {
     uv_loop_t loop;
     struct config *cfg;         /* in force; a reload replaces it ("reload" below) */
     struct plugin_set *plugins; /* cfg's providers */
+    struct l10n_set *locales;   /* cfg's catalogues (locales_dir); the pages hold references */
     struct dispatch *dispatch;
     struct rconn *jobs, *data;
     struct store_cmds *cmds; /* the job pipeline's command layer on data */
@@ -329,12 +331,14 @@ static int check_redis(const struct config *cfg)
  * --check-config would: returns the number of errors (or < 0 when the file
  * cannot be read) with every error and warning in report, sorted by line. */
 static int load_config(const char *path, const char **overrides, size_t n, struct config *cfg,
-                       struct plugin_set **ps, struct strbuf *report)
+                       struct plugin_set **ps, struct l10n_set **ls, struct strbuf *report)
 {
     int nerr = config_load(path, overrides, n, cfg, report);
     /* Plugins check their settings even when the rest has errors, so that
-     * one run shows every problem. */
+     * one run shows every problem; the catalogues too. */
     if (nerr >= 0) nerr += plugin_set_load(cfg, ps, report);
+    if (nerr >= 0 && cfg->locales_dir && cfg->default_locale)
+        nerr += locales_load(cfg->locales_dir, cfg->default_locale, ls, report);
     if (nerr >= 0 && cfg->default_tz) {
         struct tzdb *db = tzdb_new(NULL);
         if (!tzdb_get(db, cfg->default_tz)) {
@@ -353,7 +357,7 @@ static int load(struct daemon *d, const char *path, const char **overrides, size
 {
     struct strbuf errors;
     strbuf_init(&errors);
-    int nerr = load_config(path, overrides, n, d->cfg, &d->plugins, &errors);
+    int nerr = load_config(path, overrides, n, d->cfg, &d->plugins, &d->locales, &errors);
     if (nerr != 0) {
         fputs(errors.buf ? errors.buf : "", stderr);
         if (nerr > 0) fprintf(stderr, "%d error%s in %s\n", nerr, nerr > 1 ? "s" : "", path);
@@ -459,11 +463,12 @@ static void reload(struct daemon *d, const char *trigger)
     notify_reloading();
     struct config *next = xcalloc(1, sizeof(*next));
     struct plugin_set *ps = NULL;
+    struct l10n_set *ls = NULL;
     struct strbuf report, names;
     strbuf_init(&report);
     strbuf_init(&names);
     struct http_server *admin = NULL, *public = NULL;
-    int nerr = load_config(d->config_path, d->overrides, d->noverrides, next, &ps, &report);
+    int nerr = load_config(d->config_path, d->overrides, d->noverrides, next, &ps, &ls, &report);
     if (nerr != 0) {
         log_report(&report, true);
         char what[64];
@@ -504,6 +509,8 @@ static void reload(struct daemon *d, const char *trigger)
     stream_trim_reload(d->stream_trim, next);
     events_reload(d->events, next);
     d->api.cfg = next;
+    l10n_set_unref(d->locales); /* pages in progress keep theirs */
+    d->locales = d->api.locales = ls;
     d->api.plugins_loaded = plugin_set_count(ps);
     d->api.plugins = ps;
     struct http_limits al = listener_limits(&next->admin_http, "admin");
@@ -537,6 +544,7 @@ static void reload(struct daemon *d, const char *trigger)
 refused:
     if (admin) http_server_close(admin, NULL, NULL); /* bound for nothing: the public one failed */
     plugin_set_free(ps);
+    l10n_set_unref(ls);
     config_free(next);
     free(next);
     strbuf_free(&report);
@@ -602,8 +610,9 @@ int main(int argc, char **argv)
         case 'k': check_only = true; break;
         case 'C': connect = true; break;
         case 'V':
-            printf("herald %s (plugin ABI %u)\nplugin_dir default: %s\nsystemd notify: %s\n", HERALD_VERSION,
-                   HERALD_CHANNEL_ABI_VERSION, HERALD_PLUGIN_DIR, notify_supported() ? "yes" : "no");
+            printf("herald %s (plugin ABI %u)\nplugin_dir default: %s\nlocales_dir default: %s\nsystemd notify: %s\n",
+                   HERALD_VERSION, HERALD_CHANNEL_ABI_VERSION, HERALD_PLUGIN_DIR, HERALD_LOCALE_DIR,
+                   notify_supported() ? "yes" : "no");
             return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -628,12 +637,14 @@ int main(int argc, char **argv)
     d->noverrides = noverrides;
     d->reload_seen = -1;
     if (load(d, config_path, overrides, noverrides, check_only) < 0) {
+        l10n_set_unref(d->locales);
         release_config(d->cfg, d->plugins, NULL);
         return 1;
     }
     if (check_only) {
         int rc = connect && check_redis(d->cfg) < 0 ? 1 : 0;
         if (rc == 0) printf("configuration OK\n");
+        l10n_set_unref(d->locales);
         release_config(d->cfg, d->plugins, NULL);
         return rc;
     }
@@ -675,7 +686,7 @@ int main(int argc, char **argv)
     d->queue = queue_new(&d->loop, d->cfg, &store_job_ops, d->store, d->dispatch, consumer, run_id);
 
     d->api = (struct api_state){.cfg = d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
-                                .dispatch = d->dispatch,
+                                .dispatch = d->dispatch, .locales = d->locales,
                                 .plugins_loaded = plugin_set_count(d->plugins), .plugins = d->plugins,
                                 .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
@@ -724,6 +735,7 @@ int main(int argc, char **argv)
     stream_trim_free(d->stream_trim); /* its timer closed, its layer freed: no callback left */
     events_free(d->events);
     dispatch_free(d->dispatch); /* releases every configuration (release_config) */
+    l10n_set_unref(d->locales); /* every page ended with its connection */
     curl_global_cleanup();
     if (d->exit_code == 0) log_info("main", "stopped");
     return d->exit_code;

@@ -62,6 +62,7 @@ struct rcpt {
     bool was_deferred;    /* deferred before: its deferral ends with this outcome */
     bool dispatched;      /* went to dispatch: requests is its count of provider requests */
     int requests;
+    const char *locale;   /* the language of the content sent (the job's), NULL: not per language */
     bool erased;          /* its reservation vanished before the handoff: the person was erased */
     struct hbatch *hb;    /* the handoff mark it waits for (NULL: none) */
     size_t hb_i;          /* its slot there */

@@ -193,7 +193,9 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
     strbuf_reset(sb);
     if (keep)
         store_history_format(sb, jr->job.id, chan, jr->job.topic, herald_outcome_name(outcome), reason_s,
-                             provider ? provider : "", now);
+                             provider ? provider : "", now,
+                             /* the campaign's name in the person's language, for their pages */
+                             job_display_name(&jr->job, r->p.locale));
     char progress[HERALD_ID_MAX + 32];
     herald_copy(progress, sizeof(progress), herald_outcome_name(outcome));
     if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN) {
@@ -227,6 +229,8 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
         /* Only a `feedback = on` provider pays for the provider id key. */
         .pid_key = outcome == HERALD_OUTCOME_SENT && provider_id && provider_id[0] && provider &&
                    provider_feedback(q->cfg, provider),
+        /* The language of the content it went out in (content per language). */
+        .locale = r->dispatched && r->locale ? r->locale : "",
     };
     store_outcomes_add(&jr->fin, &oc);
     jr->writes++;

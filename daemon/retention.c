@@ -70,13 +70,19 @@ static void sweep_end(struct retention *rt, const char *why)
 }
 
 /* Every callback starts here: false when rt is closing (then freed when
- * the last one is in). */
-static bool answered(struct retention *rt)
+ * the last one is in), or when r is no answer (the sweep is ended). */
+static bool answered(struct retention *rt, const redisReply *r, enum store_error err)
 {
     rt->inflight--;
-    if (!rt->closing) return true;
-    maybe_free(rt);
-    return false;
+    if (rt->closing) {
+        maybe_free(rt);
+        return false;
+    }
+    if (!r) {
+        sweep_end(rt, store_error_name(err));
+        return false;
+    }
+    return true;
 }
 
 static void on_discard(void *arg)
@@ -103,11 +109,7 @@ static void on_end(redisReply *r, enum store_error err, const char *text, void *
 {
     struct retention *rt = arg;
     (void)text;
-    if (!answered(rt)) return;
-    if (!r) {
-        sweep_end(rt, store_error_name(err));
-        return;
-    }
+    if (!answered(rt, r, err)) return;
     if (r->type == REDIS_REPLY_INTEGER) {
         rt->st.sweeps++;
         rt->st.campaigns += (uint64_t)r->integer;
@@ -145,10 +147,8 @@ static void on_step(redisReply *r, enum store_error err, const char *text, void 
 {
     struct retention *rt = arg;
     (void)text;
-    if (!answered(rt)) return;
-    if (!r) {
-        sweep_end(rt, store_error_name(err));
-    } else if (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_STRING) {
+    if (!answered(rt, r, err)) return;
+    if (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_STRING) {
         sweep_end(rt, "unexpected reply");
     } else if (strcmp(r->str, "ok") != 0) {
         sweep_end(rt, "another daemon took the sweep over");
@@ -179,8 +179,14 @@ static void step_save(struct retention *rt)
 static void on_hdel(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct retention *rt = arg;
-    (void)err, (void)text;
-    if (!answered(rt)) return;
+    (void)text;
+    /* Its step goes on when one HDEL is refused: the cursor is not saved. */
+    rt->inflight--;
+    if (rt->closing) {
+        maybe_free(rt);
+        return;
+    }
+    (void)err;
     if (!r || r->type != REDIS_REPLY_INTEGER) rt->step_failed = true;
     if (--rt->hdel_left == 0) step_save(rt);
 }
@@ -195,11 +201,7 @@ static void on_scan(redisReply *r, enum store_error err, const char *text, void 
 {
     struct retention *rt = arg;
     (void)text;
-    if (!answered(rt)) return;
-    if (!r) {
-        sweep_end(rt, store_error_name(err));
-        return;
-    }
+    if (!answered(rt, r, err)) return;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
         r->element[1]->type != REDIS_REPLY_ARRAY || r->element[0]->len >= sizeof(rt->cursor)) {
         sweep_end(rt, "unexpected reply to SCAN");
@@ -248,11 +250,7 @@ static void on_begin(redisReply *r, enum store_error err, const char *text, void
 {
     struct retention *rt = arg;
     (void)text;
-    if (!answered(rt)) return;
-    if (!r) {
-        sweep_end(rt, store_error_name(err));
-        return;
-    }
+    if (!answered(rt, r, err)) return;
     /* {'sweep', cursor, campaign ids...}, or {'none'} / {'busy'} */
     bool ok = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && r->element[0]->type == REDIS_REPLY_STRING;
     for (size_t i = 1; ok && i < r->elements; i++)

@@ -18,8 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-/* "<prefix><head><arg><tail>": the id (if any) sits between fixed parts. */
-static void key(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail)
+void store_key_build(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail)
 {
     strbuf_reset(sb);
     strbuf_adds(sb, prefix);
@@ -27,6 +26,8 @@ static void key(struct strbuf *sb, const char *prefix, const char *head, const c
     if (arg) strbuf_adds(sb, arg);
     if (tail) strbuf_adds(sb, tail);
 }
+
+#define key store_key_build
 
 void store_key_jobs(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":jobs", NULL, NULL); }
 void store_key_dead(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":dead", NULL, NULL); }
@@ -52,11 +53,12 @@ void store_record_field(struct strbuf *sb, const char *campaign)
 }
 void store_key_layout(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":layout", NULL, NULL); }
 void store_history_format(struct strbuf *sb, const char *campaign, const char *channel, const char *topic,
-                          const char *outcome, const char *reason, const char *provider, int64_t at)
+                          const char *outcome, const char *reason, const char *provider, int64_t at,
+                          const char *campaign_name)
 {
     const char *v[] = {campaign, channel, topic, outcome, reason, provider ? provider : ""};
     size_t n = sizeof(v) / sizeof(v[0]);
-    bool plain = true;
+    bool plain = !campaign_name || !strchr(campaign_name, '|');
     for (size_t i = 0; i < n; i++) plain = plain && !strchr(v[i], '|');
     strbuf_reset(sb);
     if (!plain) {
@@ -64,6 +66,7 @@ void store_history_format(struct strbuf *sb, const char *campaign, const char *c
         herald_time_format(at, ts, sizeof(ts));
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "campaign", v[0], "channel", v[1], "topic",
                               v[2], "outcome", v[3], "reason", v[4], "provider", v[5], "at", ts);
+        if (o && campaign_name) json_object_set_new(o, "campaign_name", json_string(campaign_name));
         char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
         if (text) strbuf_adds(sb, text);
         free(text);
@@ -75,6 +78,10 @@ void store_history_format(struct strbuf *sb, const char *campaign, const char *c
         strbuf_add(sb, "|", 1);
         strbuf_adds(sb, v[i]);
     }
+    if (campaign_name) {
+        strbuf_add(sb, "|", 1);
+        strbuf_adds(sb, campaign_name);
+    }
 }
 
 json_t *store_history_json(const char *s, size_t len)
@@ -85,18 +92,18 @@ json_t *store_history_json(const char *s, size_t len)
         json_decref(o);
         return NULL;
     }
-    /* "1|at|campaign|channel|topic|outcome|reason|provider": 8 parts */
-    const char *part[9];
-    size_t plen[9], np = 0;
+    /* "1|at|campaign|channel|topic|outcome|reason|provider[|campaign_name]": 8 or 9 parts */
+    const char *part[10];
+    size_t plen[10], np = 0;
     const char *p = s, *end = s + len;
     for (;;) {
         const char *bar = memchr(p, '|', (size_t)(end - p));
         part[np] = p;
         plen[np++] = bar ? (size_t)(bar - p) : (size_t)(end - p);
-        if (!bar || np == 9) break;
+        if (!bar || np == 10) break;
         p = bar + 1;
     }
-    if (np != 8 || plen[0] != 1 || part[0][0] != '1') return NULL;
+    if ((np != 8 && np != 9) || plen[0] != 1 || part[0][0] != '1') return NULL;
     char num[24];
     if (plen[1] == 0 || plen[1] >= sizeof(num)) return NULL;
     memcpy(num, part[1], plen[1]);
@@ -109,6 +116,7 @@ json_t *store_history_json(const char *s, size_t len)
     static const char *const names[] = {"campaign", "channel", "topic", "outcome", "reason", "provider"};
     json_t *o = json_object();
     for (size_t i = 0; i < 6; i++) json_object_set_new(o, names[i], json_stringn(part[2 + i], plen[2 + i]));
+    if (np == 9) json_object_set_new(o, "campaign_name", json_stringn(part[8], plen[8]));
     json_object_set_new(o, "at", json_string(ts));
     return o;
 }

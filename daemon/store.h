@@ -89,7 +89,10 @@
 
 #define STORE_GROUP "herald"
 
-/* Key builders: write "<prefix>:..." into sb (reset first). */
+/* Key builders: write "<prefix>:..." into sb (reset first). The common
+ * form: "<prefix><head><arg><tail>", the id (if any, arg) between fixed
+ * parts (head ":campaign:", tail ":runs"); NULL parts are left out. */
+void store_key_build(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail);
 void store_key_jobs(struct strbuf *sb, const char *prefix);
 void store_key_dead(struct strbuf *sb, const char *prefix);
 void store_key_scheduled(struct strbuf *sb, const char *prefix);
@@ -140,13 +143,17 @@ void store_key_campaign_paused(struct strbuf *sb, const char *prefix, const char
 
 /* A person's history entry, compact (about 50 bytes where the JSON took
  * 150): "1|<at, unix s>|<campaign>|<channel>|<topic>|<outcome>|<reason>|
- * <provider>". An entry whose values hold a '|' (a provider's name, say)
- * is written as the JSON object instead, as layout 1 wrote them all. */
+ * <provider>[|<campaign_name>]". An entry whose values hold a '|' (a
+ * provider's name, say) is written as the JSON object instead, as layout 1
+ * wrote them all. campaign_name (the job's display_name in the person's
+ * language, for their pages) may be NULL: none. */
 void store_history_format(struct strbuf *sb, const char *campaign, const char *channel, const char *topic,
-                          const char *outcome, const char *reason, const char *provider, int64_t at);
+                          const char *outcome, const char *reason, const char *provider, int64_t at,
+                          const char *campaign_name);
 /* An entry of either form as the API shows it: {"campaign", "channel",
- * "topic", "outcome", "reason", "provider", "at" (RFC 3339)}; a new
- * reference, or NULL when it is neither. */
+ * "topic", "outcome", "reason", "provider", "at" (RFC 3339), and
+ * "campaign_name" when it has one}; a new reference, or NULL when it is
+ * neither. */
 json_t *store_history_json(const char *s, size_t len);
 
 /* Suppression member for an address: "<channel>:<sha256 hex>" of the

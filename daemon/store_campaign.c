@@ -16,14 +16,7 @@
 
 #include "store.h"
 
-static void key(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail)
-{
-    strbuf_reset(sb);
-    strbuf_adds(sb, prefix);
-    strbuf_adds(sb, head);
-    if (arg) strbuf_adds(sb, arg);
-    if (tail) strbuf_adds(sb, tail);
-}
+#define key store_key_build
 
 void store_key_campaign_index(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":campaigns", NULL, NULL); }
 void store_key_campaign_runs(struct strbuf *sb, const char *prefix, const char *campaign)

@@ -469,7 +469,7 @@ void store_outcomes_free(struct store_outcomes *o)
 
 /* Per outcome: 3 keys (below) and STORE_OUTCOME_ARGS values, in the order
  * of lua/finish.lua's header. */
-#define STORE_OUTCOME_ARGS 14
+#define STORE_OUTCOME_ARGS 15
 
 void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc)
 {
@@ -498,6 +498,7 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     } else {
         store_args_add(&o->args, "");
     }
+    store_args_add(&o->args, oc->locale ? oc->locale : "");
     o->n++;
 }
 
@@ -1375,7 +1376,7 @@ void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_o
         .reason = v[6], .provider = v[7], .provider_id = v[8], .at = v[9], .progress = v[10],
         .reserved = strchr(v[11], 'r') != NULL, .was_deferred = strchr(v[11], 'd') != NULL,
         .once = strchr(v[11], 'n') != NULL, .requests = v[12][0] ? (int)strtol(v[12], NULL, 10) : -1,
-        .pid_key = v[13][0] != '\0',
+        .pid_key = v[13][0] != '\0', .locale = v[14],
     };
 }
 

@@ -118,6 +118,7 @@ struct store_outcome {
     bool once;               /* no record, but written once per run ("n") */
     int requests;            /* provider requests, < 0: not dispatched */
     bool pid_key;            /* remember provider_id -> message (the provider has `feedback = on`) */
+    const char *locale;      /* the content's language (audit `locale`), "" or NULL: none; only with requests */
 };
 
 /* Outcomes waiting for one finishing write. */

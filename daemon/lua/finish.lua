@@ -25,13 +25,14 @@
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 audit maxlen,
 -- 5 campaign, 6 the run's record entry, 7 the batch id, 8 the history's
 -- length ([retention] history), 9 the number of outcomes, then per outcome
--- 14 values: id, record ("" none), sends member
+-- 15 values: id, record ("" none), sends member
 -- to remove ("" none), history JSON ("" none), channel, outcome, reason,
 -- provider, provider_id, at, progress field, flags ("r" holds a
 -- reservation, "d" leaves the deferred count, "n" no record but written
 -- once), requests (sent to providers, "" none), provider id key ("" none:
--- `feedback = on` providers only, see below); then per handoff: its
--- handed record ("pending ...").
+-- `feedback = on` providers only, see below), locale (the content's
+-- language, "" none; only with requests); then per handoff: its handed
+-- record ("pending ...").
 -- A provider id key (<prefix>:pid:<provider>:<provider id>) maps the
 -- provider's message id to "campaign recipient channel" for PID_TTL
 -- seconds, so that the provider's delivery callbacks find the message:
@@ -84,7 +85,11 @@ for k = 5, 4 + 3 * nout, 3 do
       redis.call('LTRIM', hist, 0, HISTORY_MAX - 1)
     end
     -- Two spellings rather than a table and unpack: this runs per message.
-    if ARGV[i + 12] ~= '' then
+    if ARGV[i + 14] ~= '' then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
+                 'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
+                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12], 'locale', ARGV[i + 14])
+    elseif ARGV[i + 12] ~= '' then
       redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
                  'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12])
@@ -102,7 +107,7 @@ for k = 5, 4 + 3 * nout, 3 do
     end
     n = n + 1
   end
-  i = i + 14
+  i = i + 15
 end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end
 -- A handoff is one HSET, not a read and a write: while the fence holds,

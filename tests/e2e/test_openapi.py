@@ -244,7 +244,8 @@ class Contracts(harness.HeraldTestCase):
             self.assertIsNotNone(schema, "a README JSON example of no known shape (%s)" % heading)
             self.assertEqual(errors(schema, value), [], "README, %s" % heading)
             kinds.append(schema["title"])
-        self.assertEqual(sorted(kinds), ["Campaign job", "Recipient (a line of heraldctl import)"])
+        # The job twice: one content for everyone, and content per language.
+        self.assertEqual(sorted(kinds), ["Campaign job", "Campaign job", "Recipient (a line of heraldctl import)"])
         # config/demo.
         with open(os.path.join(harness.ROOT, "config", "demo", "campaign.json")) as f:
             self.assertEqual(errors(job_s, json.load(f)), [])

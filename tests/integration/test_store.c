@@ -208,11 +208,11 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(rec, sizeof(rec), "sent 1-0 run.%d 1000", round == 2 ? 1 : round);
         const char *vals[] = {"1000", "c1", "1-0", round == 0 ? "b0" : "b1", "100", "3",
                               "a", rec, "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "t:pid:p1:id-1",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "t:pid:p1:id-1", "",
                               "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2", "",
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2", "", "",
                               "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", NULL};
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 12, args);
@@ -227,7 +227,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
          * same outcome, written once. */
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", "b9", "100",
                               "1", "a", "sent 1-0 run.1 1999", "", "{}", "email", "sent", "", "p1", "id-1",
-                              "2026-01-01T00:00:01Z", "sent", "", "1", "", NULL};
+                              "2026-01-01T00:00:01Z", "sent", "", "1", "", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 6, args);
         assert_int_equal(r->element[0]->integer, 0);
         freeReplyObject(r);
@@ -250,7 +250,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     {
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], "1000", "c1",
                               "2-0", "b2", "100", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", NULL};
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 6, args);
         assert_int_equal(r->element[0]->integer, 1);
         freeReplyObject(r);
@@ -270,7 +270,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(batch, sizeof(batch), "h%d", i);
         const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", batch, "100", "1",
                               "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x",
-                              "suppressed:duplicate", "d", "", "", NULL};
+                              "suppressed:duplicate", "d", "", "", "", NULL};
         freeReplyObject(eval_fenced(store_lua_finish, 6, args));
     }
     expect_int("LLEN t:r:{a}:history", STORE_HISTORY_MAX);
@@ -298,9 +298,9 @@ static void finish_with_reservations(void **st)
         for (int k = 0; k < 9; k++) args[n++] = keys[k];
         const char *vals[] = {"1000", "c1", "1-0", "b0", "100", "2",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "", "ko",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", NULL};
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 9, args);
@@ -315,17 +315,26 @@ static void finish_with_reservations(void **st)
     expect_int("XLEN t:audit", 2);
 }
 
-/* The audit record says how many requests herald sent for the message. */
+/* The audit record says how many requests herald sent for the message,
+ * and the language of its content when the job gave content per language. */
 static void finish_audits_the_requests(void **st)
 {
     (void)st;
-    redisReply *r = cmd("XRANGE t:audit - + COUNT 1");
+    redisReply *r = cmd("XRANGE t:audit - + COUNT 2");
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    const redisReply *f = r->element[0]->element[1];
-    const char *got = NULL;
-    for (size_t i = 0; i + 1 < f->elements; i += 2)
-        if (strcmp(f->element[i]->str, "requests") == 0) got = f->element[i + 1]->str;
-    if (!got || strcmp(got, "1") != 0) fail_msg("requests: got %s, expected 1", got ? got : "(none)");
+    /* finish_with_reservations' records: c's content was Korean, d's one for all. */
+    const char *want[2][2] = {{"1", "ko"}, {"3", NULL}};
+    for (size_t k = 0; k < 2; k++) {
+        const redisReply *f = r->element[k]->element[1];
+        const char *got = NULL, *loc = NULL;
+        for (size_t i = 0; i + 1 < f->elements; i += 2) {
+            if (strcmp(f->element[i]->str, "requests") == 0) got = f->element[i + 1]->str;
+            if (strcmp(f->element[i]->str, "locale") == 0) loc = f->element[i + 1]->str;
+        }
+        if (!got || strcmp(got, want[k][0]) != 0) fail_msg("requests: got %s, expected %s", got ? got : "(none)", want[k][0]);
+        if (want[k][1] ? !loc || strcmp(loc, want[k][1]) != 0 : loc != NULL)
+            fail_msg("locale: got %s, expected %s", loc ? loc : "(none)", want[k][1] ? want[k][1] : "(none)");
+    }
     freeReplyObject(r);
 }
 
@@ -342,7 +351,7 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
                          "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
     const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
                          "t:r:{a}:history", "t:r:{a}:sends", "1000", "c1", "1-1", "b0", "100", "1",
-                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", NULL};
+                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", "", NULL};
     /* A handoff alone: no outcome (ARGV 8 "0"), one person hash. */
     const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}", "1000", "c1",
                           "1-1", "b1", "100", "0", "pending 1-0 run 1000 1", NULL};
@@ -634,7 +643,7 @@ static void history_entries_compact_and_read_back(void **st)
     (void)st;
     struct strbuf sb;
     strbuf_init(&sb);
-    store_history_format(&sb, "spring-sale", "email", "promotions", "sent", "", "hook", 1765005630);
+    store_history_format(&sb, "spring-sale", "email", "promotions", "sent", "", "hook", 1765005630, NULL);
     assert_string_equal(sb.buf, "1|1765005630|spring-sale|email|promotions|sent||hook");
     json_t *o = store_history_json(sb.buf, sb.len);
     assert_non_null(o);
@@ -643,12 +652,21 @@ static void history_entries_compact_and_read_back(void **st)
                               "\"outcome\":\"sent\",\"provider\":\"hook\",\"reason\":\"\",\"topic\":\"promotions\"}");
     free(text);
     json_decref(o);
-    store_history_format(&sb, "c1", "sms", "news", "suppressed", "cap:daily", "odd|name", 0);
+    store_history_format(&sb, "c1", "sms", "news", "suppressed", "cap:daily", "odd|name", 0, "봄 세일");
     assert_int_equal(sb.buf[0], '{');
     o = store_history_json(sb.buf, sb.len);
     assert_string_equal(json_string_value(json_object_get(o, "provider")), "odd|name");
+    assert_string_equal(json_string_value(json_object_get(o, "campaign_name")), "봄 세일");
     json_decref(o);
-    const char *bad[] = {"", "1|", "1|x|c|e|t|o|r|p", "2|1|c|e|t|o|r|p", "1|1|c|e|t|o|r|p|extra", "1|1|c|e|t|o|r", "{"};
+    /* The campaign's display name in the person's language: a ninth part. */
+    store_history_format(&sb, "c1", "sms", "news", "sent", "", "hook", 0, "Spring sale");
+    assert_string_equal(sb.buf, "1|0|c1|sms|news|sent||hook|Spring sale");
+    o = store_history_json(sb.buf, sb.len);
+    assert_string_equal(json_string_value(json_object_get(o, "campaign_name")), "Spring sale");
+    json_decref(o);
+    store_history_format(&sb, "c1", "sms", "news", "sent", "", "hook", 0, "a|b");
+    assert_int_equal(sb.buf[0], '{');
+    const char *bad[] = {"", "1|", "1|x|c|e|t|o|r|p", "2|1|c|e|t|o|r|p", "1|1|c|e|t|o|r|p|n|extra", "1|1|c|e|t|o|r", "{"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (store_history_json(bad[i], strlen(bad[i]))) fail_msg("read a bad entry: %s", bad[i]);
     strbuf_free(&sb);

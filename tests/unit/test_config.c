@@ -130,6 +130,48 @@ static void test_all_errors_reported_at_once(void **state)
     config_free(&cfg);
 }
 
+/* [topic NAME], [terms CHANNEL] and [public]'s page keys: texts per language. */
+static void test_page_texts(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    int n = load_text(GOOD_ADMIN "[public]\norganisation = Shop\nprivacy_url = https://s.example/p\ncontact = a@s.example\n"
+                      "default_locale = de\n"
+                      "[topic news]\nname = News\nname.ko = 소식\nname.pt-BR = Notícias\ndescription.de = Neues\n"
+                      "[terms sms]\nversion = v7\ntext.de = Ich stimme zu.\ntext.en = I agree.\n" GOOD_TAIL,
+                      NULL, 0, &cfg, &errs);
+    if (n) fprintf(stderr, "%s", errs.buf);
+    assert_int_equal(n, 0);
+    assert_string_equal(cfg.organisation, "Shop");
+    assert_string_equal(cfg.privacy_url, "https://s.example/p");
+    const struct config_topic *t = config_topic_find(&cfg, "news");
+    assert_non_null(t);
+    assert_null(config_topic_find(&cfg, "other"));
+    assert_string_equal(config_text_for(&t->title, "ko-KR", "de"), "소식");
+    assert_string_equal(config_text_for(&t->title, "pt-br", "de"), "Notícias");
+    assert_string_equal(config_text_for(&t->title, "fr", "de"), "News"); /* untagged */
+    assert_string_equal(config_text_for(&t->description, "fr", "de"), "Neues"); /* the default locale's */
+    assert_null(config_text_for(&t->description, "fr", "en"));
+    assert_true(cfg.terms[HERALD_CH_SMS].present);
+    assert_false(cfg.terms[HERALD_CH_EMAIL].present);
+    assert_string_equal(cfg.terms[HERALD_CH_SMS].version, "v7");
+    assert_string_equal(config_text_for(&cfg.terms[HERALD_CH_SMS].text, "en-GB", "de"), "I agree.");
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    expect_error(GOOD_ADMIN "[topic Bad Topic]\nname = x\n" GOOD_TAIL, "[topic Bad Topic]: not a topic name");
+    expect_error(GOOD_ADMIN "[topic news]\ntitle = x\n" GOOD_TAIL, "[topic news] title: unknown key (expected name");
+    expect_error(GOOD_ADMIN "[topic news]\nname.k o = x\n" GOOD_TAIL, "expected name or name.<locale>");
+    expect_error(GOOD_ADMIN "[topic news]\nname =\n" GOOD_TAIL, "[topic news] name: must not be empty");
+    expect_error(GOOD_ADMIN "[terms fax]\nversion = 1\n" GOOD_TAIL, "[terms fax]: unknown channel");
+    expect_error(GOOD_ADMIN "[terms email]\ntext = I agree.\n" GOOD_TAIL, "[terms email] version: missing");
+    expect_error(GOOD_ADMIN "[terms email]\nversion = 1\ntext.ko = 동의\n" GOOD_TAIL,
+                 "[terms email] text: missing: the terms (text, or text.en");
+    expect_error(GOOD_ADMIN "[public]\nprivacy_url = www.example.com\n" GOOD_TAIL, "[public] privacy_url: must start with https://");
+    expect_error(GOOD_ADMIN "[public]\ndefault_locale = ../x\n" GOOD_TAIL, "[public] default_locale: expected a language tag");
+}
+
 static void test_overrides(void **state)
 {
     (void)state;
@@ -727,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_errors_have_file_line_section_key),
         cmocka_unit_test(test_all_errors_reported_at_once),
         cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_page_texts),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_give_up_after),
         cmocka_unit_test(test_listeners),
