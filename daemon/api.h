@@ -25,6 +25,7 @@ struct api_state {
     struct store_cmds *cmds;
     struct queue *queue;
     struct dispatch *dispatch; /* for /metrics (provider in-flight) */
+    struct limit *limit;       /* shared provider limits, for /healthz and /metrics (NULL: none) */
     struct people *people; /* the person's data (people.h); main creates it */
     size_t plugins_loaded;
     bool stopping;

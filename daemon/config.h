@@ -124,7 +124,9 @@ extern const struct config_key_info config_schema[];
     X("give_up_after", "1h",                                                                     \
       "How long a message waits for this provider, its last, while its circuit is open or it "  \
       "asks to slow down, before it fails provider_unavailable (0: until the campaign expires; " \
-      "else 1s..30d).")
+      "else 1s..30d).")                                                                          \
+    X("shared", "yes",                                                                           \
+      "yes: rate and concurrency hold for every daemon on this Redis together; no: per daemon.")
 
 /* Plugin settings of [provider NAME] that are secrets: X(key). Each also
  * takes `KEY_file = path`, and a config file holding one in clear must not
@@ -172,6 +174,7 @@ struct config_provider {
     int circuit_failures;       /* consecutive RETRY verdicts that open the circuit, 1..1000 (default 5) */
     int64_t circuit_cooldown_ms; /* how long it stays open before a probe, 1s..1h (default 30s) */
     int64_t give_up_after_ms;   /* longest wait for this provider as the last one; 0 = campaign's expiry */
+    bool shared;                /* rate and concurrency shared by every daemon (limit.h); default yes */
     struct herald_setting *settings; /* plugin settings (not `plugin` nor the keys above) */
     int *setting_lines;
     size_t nsettings;

@@ -25,6 +25,7 @@
 #include "dispatch.h"
 #include "herald.h"
 #include "http.h"
+#include "limit.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -46,6 +47,8 @@ struct daemon {
     struct rconn *jobs, *data;
     struct store_cmds *cmds; /* the job pipeline's command layer on data */
     struct store_job *store; /* its typed calls (store_job_ops) */
+    struct store_cmds *limit_cmds; /* the shared provider limits' layer on data (limit.h) */
+    struct limit *limit;
     struct queue *queue;
     struct http_server *http;
     struct http_server *http_public; /* NULL: the admin listener serves the public routes */
@@ -102,6 +105,13 @@ static void announce_ready(struct daemon *d)
 
 static void on_reload_timer(uv_timer_t *t);
 
+/* The shared limits granted tokens or leases to provider: start what waits. */
+static void on_limit_wake(const char *provider, void *arg)
+{
+    struct daemon *d = arg;
+    dispatch_limit_wake(d->dispatch, provider);
+}
+
 static void on_rconn_state(struct rconn *rc, bool connected, const char *err, void *arg)
 {
     struct daemon *d = arg;
@@ -110,6 +120,7 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         log_info("main", "redis ready connection=%s", rconn_name(rc));
         if (d->queue) queue_connected(d->queue, rc == d->jobs);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
+        if (rc == d->data && d->limit_cmds) store_cmds_connected(d->limit_cmds);
         if (rc == d->data) on_reload_timer(&d->reload_timer); /* the reload counter's value now: the baseline */
         announce_ready(d);
     } else {
@@ -139,6 +150,8 @@ static void on_rconn_closed(void *arg)
     d->store = NULL;
     store_cmds_free(d->api.cmds, NULL, NULL); /* what waits (a webhook counter) is dropped */
     d->api.cmds = NULL;
+    store_cmds_free(d->limit_cmds, NULL, NULL);
+    d->limit_cmds = NULL;
 }
 
 static void on_http_closed(void *arg)
@@ -221,6 +234,8 @@ static void close_all(struct daemon *d)
     close_handle((uv_handle_t *)&d->reload_timer);
     if (d->http) http_server_close(d->http, on_http_closed, d);
     if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
+    limit_release_all(d->limit); /* the other daemons need not wait for their expiry */
+    limit_close(d->limit);
     d->rconns_open = 2;
     rconn_close(d->jobs, on_rconn_closed, d);
     rconn_close(d->data, on_rconn_closed, d);
@@ -479,6 +494,7 @@ static void reload(struct daemon *d, const char *trigger)
 
     /* All of it is valid: swap, in this callback. */
     config_keep_fixed(next, d->cfg);
+    limit_configure(d->limit, next); /* before dispatch moves waiting messages to the new providers */
     dispatch_reload(d->dispatch, next, ps); /* releases the old config when its last message is done */
     d->cfg = next;
     d->plugins = ps;
@@ -650,13 +666,17 @@ int main(int argc, char **argv)
     d->data = rconn_new(&d->loop, &ro, on_rconn_state, d);
     d->dispatch = dispatch_new(&d->loop, d->cfg, d->plugins);
     dispatch_set_release(d->dispatch, release_config, d); /* it owns every configuration from now on */
+    d->limit_cmds = store_cmds_new(&d->loop, d->data, "limit");
+    d->limit = limit_new(&d->loop, d->limit_cmds, d->cfg->prefix, run_id, on_limit_wake, d);
+    limit_configure(d->limit, d->cfg);
+    dispatch_set_limit(d->dispatch, d->limit);
     d->cmds = store_cmds_new(&d->loop, d->data, "data");
     d->store = store_job_new(d->cmds, d->cfg, consumer);
     store_job_set_conns(d->store, d->jobs, d->data);
     d->queue = queue_new(&d->loop, d->cfg, &store_job_ops, d->store, d->dispatch, consumer, run_id);
 
     d->api = (struct api_state){.cfg = d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
-                                .dispatch = d->dispatch,
+                                .dispatch = d->dispatch, .limit = d->limit,
                                 .plugins_loaded = plugin_set_count(d->plugins), .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
     d->api.people = people_new(d->api.cmds, d->cfg); /* the preference API's store (people.h) */
@@ -693,6 +713,7 @@ int main(int argc, char **argv)
     }
     people_free(d->api.people); /* every call ended when the data connection closed */
     dispatch_free(d->dispatch); /* releases every configuration (release_config) */
+    limit_free(d->limit);
     curl_global_cleanup();
     if (d->exit_code == 0) log_info("main", "stopped");
     return d->exit_code;

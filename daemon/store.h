@@ -60,6 +60,11 @@
  *                               Redis came back empty (no persistence)
  *   herald:webhook:counts       hash: what the provider webhooks changed, counted once
  *                               per event (sendgrid:suppressed, twilio:stop|start|help)
+ *   herald:limit:NAME           hash: provider NAME's limits shared by every daemon
+ *                               (`shared = yes`; lua/limit.lua, limit.c): `tat` the rate
+ *                               bucket's theoretical arrival time (GCRA, ms on Redis's
+ *                               clock), `l:<run>` -> "<leases held> <expires ms> <wanting>"
+ *                               per daemon run; a lease not renewed expires after 5 s
  *
  * The daemon talks through rconn (async); heraldctl through a blocking
  * hiredis context. Both build their commands from the helpers here so the
@@ -102,6 +107,8 @@ void store_key_admin(struct strbuf *sb, const char *prefix);
 void store_key_addr(struct strbuf *sb, const char *prefix);
 void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_marker(struct strbuf *sb, const char *prefix);
+/* A provider's shared limits: "<prefix>:limit:<provider>" (lua/limit.lua). */
+void store_key_limit(struct strbuf *sb, const char *prefix, const char *provider);
 /* A counter heraldctl reload increments; every daemon polls it each second
  * and reloads its configuration when it changed (docs/operations.md). */
 void store_key_reload(struct strbuf *sb, const char *prefix);
@@ -166,6 +173,7 @@ extern const char store_lua_job_started[];  /* a run's state "running", and the 
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */
 extern const char store_lua_migrate[];  /* layout 1 -> 2: one person's records into their hash */
+extern const char store_lua_limit[];  /* a provider's shared rate tokens and concurrency leases */
 extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, to herald:dead; acked */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
