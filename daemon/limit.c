@@ -66,6 +66,7 @@ struct limit {
     struct lprov **provs;
     size_t nprovs;
     uv_timer_t renew;
+    bool releasing; /* a clean stop: every lease goes back, nothing more is asked */
     bool closed;
 };
 
@@ -194,6 +195,14 @@ static void on_reply(redisReply *r, enum store_error err, const char *text, void
     struct limit *l = lp->l;
     lp->asking = false;
     if (l->closed) return;
+    if (l->releasing) {
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4 && r->element[2]->type == REDIS_REPLY_INTEGER &&
+            r->element[2]->integer > 0) {
+            lp->g.held = (int)r->element[2]->integer; /* granted meanwhile: give those back too */
+            call(lp);
+        }
+        return;
+    }
     bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 4;
     long long tokens = 0, wait = 0, held = 0, share = 0;
     if (ok) {
@@ -341,6 +350,8 @@ void limit_demand(struct limit *l, const struct config_provider *cp, size_t acti
 
 void limit_release_all(struct limit *l)
 {
+    l->releasing = true;
+    uv_timer_stop(&l->renew);
     for (size_t i = 0; i < l->nprovs; i++) {
         struct lprov *lp = l->provs[i];
         lp->active = 0;
@@ -349,6 +360,13 @@ void limit_release_all(struct limit *l)
         uv_timer_stop(&lp->timer);
         if (lp->g.held > 0) call(lp);
     }
+}
+
+bool limit_idle(const struct limit *l)
+{
+    for (size_t i = 0; i < l->nprovs; i++)
+        if (l->provs[i]->asking) return false;
+    return true;
 }
 
 size_t limit_count(const struct limit *l) { return l ? l->nprovs : 0; }

@@ -50,8 +50,11 @@ size_t limit_slots(struct limit *l, const struct config_provider *cp);
  * messages wait for a slot. Asks for leases, or gives back what is above
  * the fair share, when that changes. */
 void limit_demand(struct limit *l, const struct config_provider *cp, size_t active, bool waiting);
-/* Gives every lease back (a clean stop), best effort. */
+/* A clean stop: gives every lease back and asks for nothing more; the
+ * caller waits (briefly) for limit_idle before closing the connection. */
 void limit_release_all(struct limit *l);
+/* No call is out. */
+bool limit_idle(const struct limit *l);
 
 /* /healthz: provider i (i < limit_count) when its last call failed: *name,
  * the error's label and for how long it has failed (ms); false when not. */

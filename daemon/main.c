@@ -58,6 +58,8 @@ struct daemon {
     bool stopping, closing;
     bool ready; /* READY=1 sent to the service manager (notify.h) */
     int rconns_open;
+    bool limits_released;       /* a clean stop gave the shared limits' leases back */
+    uint64_t limits_deadline;   /* loop ms: close without their answer after this */
     struct log_complaint redis_down;
     struct strbuf warnings; /* of the configuration, logged at start */
     int exit_code;
@@ -224,6 +226,17 @@ static void close_all(struct daemon *d)
         uv_timer_start(&d->drain_timer, on_close_retry, 100, 0);
         return;
     }
+    /* The leases go back before the connection closes (the other daemons
+     * need not wait for their expiry); their answer is waited for briefly. */
+    if (!d->limits_released) {
+        d->limits_released = true;
+        d->limits_deadline = uv_now(&d->loop) + 500;
+        limit_release_all(d->limit);
+    }
+    if (!limit_idle(d->limit) && uv_now(&d->loop) < d->limits_deadline && rconn_ready(d->data)) {
+        uv_timer_start(&d->drain_timer, on_close_retry, 10, 0);
+        return;
+    }
     d->closing = true;
     dispatch_close(d->dispatch); /* its curl timer, polls and provider timers */
     uv_timer_stop(&d->drain_timer);
@@ -234,7 +247,6 @@ static void close_all(struct daemon *d)
     close_handle((uv_handle_t *)&d->reload_timer);
     if (d->http) http_server_close(d->http, on_http_closed, d);
     if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
-    limit_release_all(d->limit); /* the other daemons need not wait for their expiry */
     limit_close(d->limit);
     d->rconns_open = 2;
     rconn_close(d->jobs, on_rconn_closed, d);
