@@ -1356,8 +1356,26 @@ static void pump(struct dprov *p)
 {
     pump_starts(p);
     ask_ahead(p);
-    if (limit_shared(p->d->limit, p->cp))
-        limit_demand(p->d->limit, p->cp, p->active + active_elsewhere(p), p->fifo_head != NULL);
+    struct dispatch *d = p->d;
+    if (!limit_shared(d->limit, p->cp)) return;
+    /* The leases are the name's: a slot p freed may be another
+     * generation's to use (a reload that kept the provider), and the
+     * demand reported is the name's. */
+    size_t active = p->active;
+    bool waiting = p->fifo_head != NULL;
+    for (struct dispatch_gen *g = d->gen; g; g = g == d->gen ? d->retired : g->next) {
+        for (size_t i = 0; i < g->nprovs && !g->closing; i++) {
+            struct dprov *q = &g->provs[i];
+            if (q == p || strcmp(q->cp->name, p->cp->name) != 0) continue;
+            if (q->fifo_head) {
+                pump_starts(q);
+                ask_ahead(q);
+            }
+            active += q->active;
+            waiting = waiting || q->fifo_head != NULL;
+        }
+    }
+    limit_demand(d->limit, p->cp, active, waiting);
 }
 
 void dispatch_set_limit(struct dispatch *d, struct limit *lim)

@@ -93,7 +93,7 @@ void grant_lease_plan(const struct grant *g, int concurrency, int active, bool w
 {
     *more = waiting && g->held < concurrency ? concurrency - g->held : 0;
     int unused = g->held > active ? g->held - active : 0;
-    int share = g->share > 0 ? g->share : concurrency;
+    int share = g->share > 0 && g->share < concurrency ? g->share : concurrency; /* a reload may lower it */
     int over = g->held > share ? g->held - share : 0;
     int b = over < unused ? over : unused;
     if (idle && !waiting) b = unused;
