@@ -1281,6 +1281,7 @@ static size_t active_elsewhere(const struct dprov *p)
 {
     size_t n = 0;
     const struct dispatch *d = p->d;
+    if (!d->retired) return 0; /* names are unique within one configuration */
     for (const struct dispatch_gen *g = d->gen; g; g = g == d->gen ? d->retired : g->next)
         for (size_t i = 0; i < g->nprovs; i++)
             if (&g->provs[i] != p && strcmp(g->provs[i].cp->name, p->cp->name) == 0) n += g->provs[i].active;
@@ -1363,7 +1364,7 @@ static void pump(struct dprov *p)
      * demand reported is the name's. */
     size_t active = p->active;
     bool waiting = p->fifo_head != NULL;
-    for (struct dispatch_gen *g = d->gen; g; g = g == d->gen ? d->retired : g->next) {
+    for (struct dispatch_gen *g = d->retired ? d->gen : NULL; g; g = g == d->gen ? d->retired : g->next) {
         for (size_t i = 0; i < g->nprovs && !g->closing; i++) {
             struct dprov *q = &g->provs[i];
             if (q == p || strcmp(q->cp->name, p->cp->name) != 0) continue;

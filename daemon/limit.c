@@ -66,6 +66,11 @@ struct limit {
     struct lprov **provs;
     size_t nprovs;
     uv_timer_t renew;
+    /* The last provider looked up: dispatch asks for the same one several
+     * times per message. Emptied at each configure (a freed configuration's
+     * address may come back). */
+    const struct config_provider *cache_cp;
+    struct lprov *cache_lp;
     bool releasing; /* a clean stop: every lease goes back, nothing more is asked */
     bool closed;
 };
@@ -114,6 +119,7 @@ static void on_timer(uv_timer_t *t)
 
 void limit_configure(struct limit *l, const struct config *cfg)
 {
+    l->cache_cp = NULL;
     for (size_t i = 0; i < l->nprovs; i++) l->provs[i]->configured = false;
     for (size_t i = 0; i < cfg->nproviders; i++) {
         const struct config_provider *cp = &cfg->providers[i];
@@ -139,13 +145,20 @@ void limit_configure(struct limit *l, const struct config *cfg)
     }
 }
 
-static struct lprov *shared_prov(const struct limit *l, const struct config_provider *cp)
+static struct lprov *shared_prov(struct limit *l, const struct config_provider *cp)
 {
-    struct lprov *lp = find(l, cp->name);
+    struct lprov *lp;
+    if (cp == l->cache_cp) {
+        lp = l->cache_lp;
+    } else {
+        lp = find(l, cp->name);
+        l->cache_cp = cp;
+        l->cache_lp = lp;
+    }
     return lp && lp->configured && lp->shared ? lp : NULL;
 }
 
-bool limit_shared(const struct limit *l, const struct config_provider *cp)
+bool limit_shared(struct limit *l, const struct config_provider *cp)
 {
     return l && cp->shared && shared_prov(l, cp) != NULL;
 }

@@ -40,7 +40,7 @@ struct limit *limit_new(uv_loop_t *loop, struct store_cmds *sc, const char *pref
  * its leases back at the next renewal. */
 void limit_configure(struct limit *l, const struct config *cfg);
 /* Whether cp's limits are shared (the caller then asks here, not locally). */
-bool limit_shared(const struct limit *l, const struct config_provider *cp);
+bool limit_shared(struct limit *l, const struct config_provider *cp);
 /* Spends one of cp's rate tokens; false: none now (a call is on its way,
  * and wake fires when tokens come). */
 bool limit_token(struct limit *l, const struct config_provider *cp);
