@@ -5,6 +5,7 @@
 #include "grant.h"
 
 #include <math.h>
+#include <string.h>
 
 void grant_bucket(double rate, double *interval_ms, double *tau_ms)
 {
@@ -25,11 +26,23 @@ int grant_batch_size(double rate)
     return k < 1 ? 1 : k;
 }
 
+/* Tokens of the latest grant that will not be spent: to give back. */
+static void to_return(struct grant *g, const struct grant_batch *b)
+{
+    if (b->n <= 0 || !b->tat[0] || strcmp(b->tat, g->last_tat) != 0) return; /* a later grant: Redis would refuse */
+    g->ret_n = b->n;
+    memcpy(g->ret_tat, b->tat, GRANT_TAT_MAX);
+}
+
 /* Drops lapsed batches; the older batch is always b[0]. */
 static void lapse(struct grant *g, uint64_t now)
 {
-    for (int i = 0; i < 2; i++)
-        if (g->b[i].n > 0 && now >= g->b[i].until) g->b[i].n = 0;
+    for (int i = 0; i < 2; i++) {
+        if (g->b[i].n > 0 && now >= g->b[i].until) {
+            to_return(g, &g->b[i]);
+            g->b[i].n = 0;
+        }
+    }
     if (g->b[0].n == 0 && g->b[1].n > 0) {
         g->b[0] = g->b[1];
         g->b[1].n = 0;
@@ -59,16 +72,36 @@ bool grant_should_ask(struct grant *g, uint64_t now, int batch)
     return g->b[0].n * 2 < batch || g->b[0].n == 0;
 }
 
-void grant_tokens_in(struct grant *g, int n, int64_t wait_ms, uint64_t asked_at, uint64_t now)
+int grant_tokens_in(struct grant *g, int n, int64_t wait_ms, const char *tat, uint64_t asked_at, uint64_t now)
 {
     lapse(g, now);
     g->next_token_at = wait_ms > 0 ? now + (uint64_t)wait_ms : 0;
-    if (n <= 0) return;
+    if (n <= 0) return 0;
     struct grant_batch nb = {.n = n, .until = asked_at + GRANT_HORIZON_MS};
-    if (nb.until <= now) return; /* the answer came too late to use it */
+    size_t len = tat ? strlen(tat) : 0;
+    if (len < GRANT_TAT_MAX) {
+        memcpy(nb.tat, tat ? tat : "", len + 1);
+        memcpy(g->last_tat, nb.tat, GRANT_TAT_MAX);
+    } else {
+        g->last_tat[0] = '\0'; /* not one Redis sends: never given back */
+    }
+    if (nb.until <= now) { /* the answer came too late to use them */
+        to_return(g, &nb);
+        return 0;
+    }
     if (g->b[0].n == 0) g->b[0] = nb;
     else if (g->b[1].n == 0) g->b[1] = nb;
     else g->b[1].n += n; /* not asked for (grant_should_ask): keep the earlier lapse time */
+    return n;
+}
+
+int grant_take_return(struct grant *g, uint64_t now, char tat[GRANT_TAT_MAX])
+{
+    lapse(g, now);
+    int n = g->ret_n;
+    if (n > 0) memcpy(tat, g->ret_tat, GRANT_TAT_MAX);
+    g->ret_n = 0;
+    return n;
 }
 
 int grant_slots(const struct grant *g, uint64_t now)

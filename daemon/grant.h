@@ -14,7 +14,9 @@
  * tokens over any stretch L, so requests leave at most burst + rate * L
  * over any stretch L, as with one daemon and its local bucket: shared by
  * any number of daemons, the provider sees no more than one would give it.
- * Tokens not spent within the horizon lapse (they are not given back).
+ * Tokens not spent within the horizon lapse; those of the latest grant go
+ * back with the next call (grant_take_return), which Redis accepts only
+ * when no grant came after them: as if they had never been granted.
  */
 #ifndef HERALD_GRANT_H
 #define HERALD_GRANT_H
@@ -28,16 +30,25 @@
 #define GRANT_LEASE_TTL_MS 5000 /* a lease not renewed for this long is free again */
 #define GRANT_RENEW_MS 1000     /* how often limit.c renews the leases it holds */
 
-/* Tokens of one call, usable until `until`. */
+/* Tokens of one call, usable until `until`; tat: what Redis's bucket said
+ * after granting them (echoed back to give them back). */
+#define GRANT_TAT_MAX 32
 struct grant_batch {
     int n;
     uint64_t until;
+    char tat[GRANT_TAT_MAX];
 };
 
 struct grant {
     /* Rate: at most two batches, the older spent first. */
     struct grant_batch b[2];
     uint64_t next_token_at; /* Redis said: none before this (0: no wait) */
+    /* The latest grant's tat, and tokens of it that lapsed unspent: the
+     * next call gives them back (Redis takes them only when no grant came
+     * after theirs, so a slow answer does not lose a 1/h provider's token). */
+    char last_tat[GRANT_TAT_MAX];
+    int ret_n;
+    char ret_tat[GRANT_TAT_MAX];
     /* Concurrency: leases this run holds (Redis's count at its last
      * answer), its fair share, and how long they are ours without a renewal. */
     int held, share;
@@ -60,8 +71,13 @@ int grant_tokens(struct grant *g, uint64_t now);
  * hand and room for one more batch, and Redis's wait is over. */
 bool grant_should_ask(struct grant *g, uint64_t now, int batch);
 /* A call sent at asked_at answered n tokens (wait_ms: until the next one,
- * 0 none short) at now. */
-void grant_tokens_in(struct grant *g, int n, int64_t wait_ms, uint64_t asked_at, uint64_t now);
+ * 0 none short; tat: the bucket's after them, "" none) at now. Returns how
+ * many are usable (0 when the answer came after their horizon: they are to
+ * be given back). */
+int grant_tokens_in(struct grant *g, int n, int64_t wait_ms, const char *tat, uint64_t asked_at, uint64_t now);
+/* Tokens to give back with the next call (lapsed unspent, of the latest
+ * grant), and that grant's tat; clears them. 0: none. */
+int grant_take_return(struct grant *g, uint64_t now, char tat[GRANT_TAT_MAX]);
 
 /* Slots (requests at once) this run may have in flight at now. */
 int grant_slots(const struct grant *g, uint64_t now);

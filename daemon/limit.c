@@ -209,20 +209,23 @@ static void on_reply(redisReply *r, enum store_error err, const char *text, void
     lp->asking = false;
     if (l->closed) return;
     if (l->releasing) {
-        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4 && r->element[2]->type == REDIS_REPLY_INTEGER &&
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 5 && r->element[2]->type == REDIS_REPLY_INTEGER &&
             r->element[2]->integer > 0) {
             lp->g.held = (int)r->element[2]->integer; /* granted meanwhile: give those back too */
             call(lp);
         }
         return;
     }
-    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 4;
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 5;
     long long tokens = 0, wait = 0, held = 0, share = 0;
+    const char *tat = "";
     if (ok) {
         tokens = reply_int(r->element[0], &ok);
         wait = reply_int(r->element[1], &ok);
         held = reply_int(r->element[2], &ok);
         share = reply_int(r->element[3], &ok);
+        if (r->element[4]->type == REDIS_REPLY_STRING) tat = r->element[4]->str;
+        else ok = false;
     }
     if (!ok) {
         failed(lp, r ? STORE_E_REPLY : err);
@@ -237,8 +240,8 @@ static void on_reply(redisReply *r, enum store_error err, const char *text, void
     bool woke = false;
     if (lp->rate > 0) {
         lp->granted += (uint64_t)tokens;
-        grant_tokens_in(&lp->g, (int)tokens, wait, lp->asked_at, now);
-        if (tokens > 0 && lp->wants_tokens) {
+        int usable = grant_tokens_in(&lp->g, (int)tokens, wait, tat, lp->asked_at, now);
+        if (usable > 0 && lp->wants_tokens) {
             lp->wants_tokens = false;
             woke = true;
         }
@@ -258,6 +261,7 @@ static void on_reply(redisReply *r, enum store_error err, const char *text, void
      * what is above its share as its requests finish). */
     uint64_t next = UINT64_MAX;
     if (lp->wants_tokens) next = lp->g.next_token_at > now ? lp->g.next_token_at - now : 0;
+    if (lp->g.ret_n > 0 && lp->wants_tokens) next = 0; /* give back what came too late, and ask again */
     if (lp->concurrency > 0 && lp->waiting && lp->active >= (size_t)grant_slots(&lp->g, now) &&
         next > LIMIT_LEASE_RETRY_MS)
         next = LIMIT_LEASE_RETRY_MS;
@@ -292,6 +296,8 @@ static void call(struct lprov *lp)
     bool renew = lp->renew_due && (lp->g.held > 0 || lp->waiting);
     lp->renew_due = false;
     if (want == 0 && more == 0 && back == 0 && !renew) return;
+    char ret_tat[GRANT_TAT_MAX] = "";
+    int ret = interval > 0 ? grant_take_return(&lp->g, now, ret_tat) : 0; /* lapsed unspent: back */
     struct store_args a;
     store_args_script(&a, store_lua_limit, 1);
     store_args_add(&a, lp->key);
@@ -307,6 +313,10 @@ static void call(struct lprov *lp)
     store_args_addll(&a, back);
     store_args_addll(&a, GRANT_LEASE_TTL_MS);
     store_args_add(&a, lp->waiting && conc > 0 ? "1" : "0");
+    uv_timeval64_t tv;
+    store_args_addll(&a, uv_gettimeofday(&tv) == 0 ? (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 : 0);
+    store_args_addll(&a, ret);
+    store_args_add(&a, ret_tat);
     lp->asking = true;
     lp->asked_at = now;
     lp->asked += (uint64_t)want;

@@ -5,9 +5,12 @@
 --       3 the bucket's capacity in ms (tau: burst * interval), 4 tokens wanted,
 --       5 concurrency (0: leases not shared), 6 leases wanted (more),
 --       7 leases given back, 8 lease ttl ms, 9 wanting (1: it has messages
---       waiting for a lease).
+--       waiting for a lease), 10 the daemon's clock (unix ms: used only when
+--       an ACL denies TIME), 11 tokens given back (lapsed unspent), 12 the
+--       `tat` their grant answered.
 -- Returns {tokens granted, ms until the next token (0: none short),
---          leases held by this run now, its fair share of the leases}.
+--          leases held by this run now, its fair share of the leases,
+--          `tat` after this grant (a string; "" when none granted)}.
 --
 -- Rate: GCRA on Redis's clock (TIME: every daemon reads the same one), the
 -- theoretical arrival time in the field `tat` (ms, fractional). n tokens fit
@@ -17,11 +20,25 @@
 -- died or lost Redis) is dropped, and its leases come back. A run is given
 -- no more than ceil(concurrency / runs holding or wanting), so a busy daemon
 -- gives way to a second one (limit.c gives back what is above its share).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local t = redis.pcall('TIME')
+local now
+if type(t) == 'table' and t[1] and t[2] then
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+else
+  now = tonumber(ARGV[10])
+end
 local key = KEYS[1]
 local interval, tau, want = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local granted, wait = 0, 0
+local granted, wait, after = 0, 0, ''
+-- Tokens given back: only when no grant came after theirs (tat is still
+-- what their grant made it), and then exactly as if they were never granted.
+local back = tonumber(ARGV[11]) or 0
+if interval > 0 and back > 0 then
+  local cur = redis.call('HGET', key, 'tat')
+  if cur and cur == ARGV[12] then
+    redis.call('HSET', key, 'tat', string.format('%.3f', tonumber(cur) - back * interval))
+  end
+end
 if interval > 0 and want > 0 then
   local tat = tonumber(redis.call('HGET', key, 'tat') or '0') or 0
   if tat < now then tat = now end
@@ -30,7 +47,8 @@ if interval > 0 and want > 0 then
   if fit > 0 then
     granted = fit
     tat = tat + fit * interval
-    redis.call('HSET', key, 'tat', string.format('%.3f', tat))
+    after = string.format('%.3f', tat)
+    redis.call('HSET', key, 'tat', after)
   end
   if granted < want then
     wait = math.ceil(tat + interval - tau - now)
@@ -74,4 +92,4 @@ if conc > 0 then
   end
 end
 redis.call('PEXPIRE', key, math.ceil(tau + ttl) + 60000)
-return {granted, wait, held, share}
+return {granted, wait, held, share, after}
