@@ -45,6 +45,7 @@ struct lprov {
     bool waiting;
     bool slot_starved;     /* waiting with no free slot: wake when leases come */
     bool renew_due;        /* the renewal: give back what is unused */
+    bool said_wanting;     /* Redis holds us as wanting leases (it lowers the others' share) */
     uv_timer_t timer;      /* the next call (a wait, a retry) */
     int retry_ms;
     /* failures */
@@ -293,7 +294,7 @@ static void call(struct lprov *lp)
         back = lp->g.held; /* no longer shared (or configured): give them all back */
         conc = lp->g.held;
     }
-    bool renew = lp->renew_due && (lp->g.held > 0 || lp->waiting);
+    bool renew = (lp->renew_due && (lp->g.held > 0 || lp->waiting)) || (lp->said_wanting && !lp->waiting);
     lp->renew_due = false;
     if (want == 0 && more == 0 && back == 0 && !renew) return;
     char ret_tat[GRANT_TAT_MAX] = "";
@@ -313,6 +314,7 @@ static void call(struct lprov *lp)
     store_args_addll(&a, back);
     store_args_addll(&a, GRANT_LEASE_TTL_MS);
     store_args_add(&a, lp->waiting && conc > 0 ? "1" : "0");
+    lp->said_wanting = lp->waiting && conc > 0;
     uv_timeval64_t tv;
     store_args_addll(&a, uv_gettimeofday(&tv) == 0 ? (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 : 0);
     store_args_addll(&a, ret);
@@ -362,6 +364,10 @@ void limit_demand(struct limit *l, const struct config_provider *cp, size_t acti
     if (lp->slot_starved) wait_begin(lp);
     else if (!lp->wants_tokens) wait_end(lp);
     if (lp->asking || uv_is_active((uv_handle_t *)&lp->timer)) return;
+    if (lp->said_wanting && !waiting) { /* no longer: the others' share goes up now, not at our entry's expiry */
+        call(lp);
+        return;
+    }
     int more, back;
     grant_lease_plan(&lp->g, lp->concurrency, (int)active, waiting, false, &more, &back);
     /* Short of slots (and not at the share already), or above the share
