@@ -35,6 +35,7 @@
 #include <openssl/x509.h>
 
 #include "herald_channel.h"
+#include "plugin_feedback.h"
 #include "plugin_util.h"
 
 #define SENDGRID_DEFAULT_URL "https://api.sendgrid.com"
@@ -106,9 +107,9 @@ static bool email_valid(const char *s)
 }
 
 /* The event webhook's verification key as SendGrid shows it: base64 of a
- * DER SubjectPublicKeyInfo holding an EC P-256 key. The plugin itself never
- * uses it (daemon/webhooks.c verifies the signed events with it); it is
- * checked here so that a wrong key is a config error, not a silent 403. */
+ * DER SubjectPublicKeyInfo holding an EC P-256 key (feedback() verifies
+ * the signed events with it); checked here so that a wrong key is a config
+ * error, not a silent 403. */
 static bool webhook_key_valid(const char *v)
 {
     size_t n = strlen(v);
@@ -412,6 +413,146 @@ static void sendgrid_interpret(void *instance, void *state, const struct herald_
         snprintf(v->provider_id, sizeof(v->provider_id), "sendgrid:%ld", resp->status);
 }
 
+/* ---- feedback: the signed Event Webhook ----------------------------------- */
+
+/* Timestamps further from now than this are refused (replays). SendGrid
+ * retries a failed post for up to 24 hours. */
+#define SG_MAX_AGE_S (48 * 3600)
+#define SG_MAX_AHEAD_S 600
+#define SG_MAX_EVENTS 10000
+#define SG_SIG_HEADER "X-Twilio-Email-Event-Webhook-Signature"
+#define SG_TS_HEADER "X-Twilio-Email-Event-Webhook-Timestamp"
+
+static const char *const sg_feedback_headers[] = {SG_SIG_HEADER, SG_TS_HEADER, NULL};
+
+static int fb_msg(char *err, size_t errlen, int status, const char *msg)
+{
+    if (errlen) snprintf(err, errlen, "%s", msg);
+    return status;
+}
+
+/* A refused batch, naming the event by its index and what is wrong. */
+static int fb_fail(char *err, size_t errlen, size_t i, const char *what)
+{
+    if (errlen) snprintf(err, errlen, "events[%zu]%s", i, what);
+    return HERALD_FEEDBACK_INVALID;
+}
+
+/* What an event asks for. A bounce is hard unless its type is "blocked"
+ * (SendGrid's temporary, reputation-based kind); "dropped" (SendGrid will
+ * not send to the address: bounced before, invalid, unsubscribed) is
+ * recorded as a hard bounce, as it always suppressed the address. */
+static enum herald_feedback_kind sg_kind(const char *event, const char *type, const char **detail)
+{
+    *detail = event;
+    if (strcmp(event, "delivered") == 0) return HERALD_FEEDBACK_DELIVERED;
+    if (strcmp(event, "bounce") == 0) {
+        if (type && strcmp(type, "blocked") == 0) {
+            *detail = "blocked";
+            return HERALD_FEEDBACK_BOUNCED_SOFT;
+        }
+        return HERALD_FEEDBACK_BOUNCED_HARD;
+    }
+    if (strcmp(event, "dropped") == 0) return HERALD_FEEDBACK_BOUNCED_HARD;
+    if (strcmp(event, "spamreport") == 0) return HERALD_FEEDBACK_COMPLAINED;
+    if (strcmp(event, "unsubscribe") == 0 || strcmp(event, "group_unsubscribe") == 0)
+        return HERALD_FEEDBACK_UNSUBSCRIBED;
+    return HERALD_FEEDBACK_IGNORED;
+}
+
+static bool email_usable(const char *s)
+{
+    return s && strlen(s) >= 3 && strlen(s) <= EMAIL_MAX && strchr(s, '@') && !has_ctl(s);
+}
+
+/* Reads the verified body: a JSON array of at most SG_MAX_EVENTS objects,
+ * each with a string "event"; one that asks for something also has an
+ * "sg_event_id", and one that suppresses an "email". */
+static int sg_events(const struct herald_feedback_request *req, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    /* jerr.text may quote the input (an address): only its position is used. */
+    json_t *root = json_loadb(req->body, req->body_len, 0, &jerr);
+    if (!root) {
+        if (errlen) snprintf(err, errlen, "body: not valid JSON (line %d, column %d)", jerr.line, jerr.column);
+        return HERALD_FEEDBACK_INVALID;
+    }
+    int rc = HERALD_FEEDBACK_OK;
+    size_t n = json_is_array(root) ? json_array_size(root) : 0;
+    if (!json_is_array(root)) rc = fb_msg(err, errlen, HERALD_FEEDBACK_INVALID, "body: must be a JSON array of events");
+    else if (n > SG_MAX_EVENTS) rc = fb_msg(err, errlen, HERALD_FEEDBACK_INVALID, "body: more than 10000 events");
+    for (size_t i = 0; rc == HERALD_FEEDBACK_OK && i < n; i++) {
+        json_t *ev = json_array_get(root, i);
+        const char *event = json_string_value(json_object_get(ev, "event"));
+        if (!json_is_object(ev)) {
+            rc = fb_fail(err, errlen, i, ": must be an object");
+            break;
+        }
+        if (!event) {
+            rc = fb_fail(err, errlen, i, ".event: must be a string");
+            break;
+        }
+        struct herald_feedback_event fe = {.channel = "email"};
+        fe.kind = sg_kind(event, json_string_value(json_object_get(ev, "type")), &fe.detail);
+        if (fe.kind == HERALD_FEEDBACK_IGNORED) {
+            req->emit(req->ectx, &fe);
+            continue;
+        }
+        fe.event_id = json_string_value(json_object_get(ev, "sg_event_id"));
+        if (!pfb_id_valid(fe.event_id, 128)) {
+            rc = fb_fail(err, errlen, i, ".sg_event_id: must be an event id");
+            break;
+        }
+        const char *email = json_string_value(json_object_get(ev, "email"));
+        bool suppresses = fe.kind == HERALD_FEEDBACK_BOUNCED_HARD || fe.kind == HERALD_FEEDBACK_COMPLAINED ||
+                          fe.kind == HERALD_FEEDBACK_UNSUBSCRIBED;
+        if (email_usable(email)) fe.address = email;
+        else if (suppresses) {
+            rc = fb_fail(err, errlen, i, ".email: must be an email address");
+            break;
+        }
+        /* sg_message_id is the X-Message-Id of the send, then ".filter...". */
+        char pid[128] = "";
+        const char *mid = json_string_value(json_object_get(ev, "sg_message_id"));
+        if (mid) {
+            const char *cut = strstr(mid, ".filter");
+            size_t len = cut ? (size_t)(cut - mid) : strlen(mid);
+            if (len < sizeof(pid)) memcpy(pid, mid, len), pid[len] = '\0';
+            if (!pfb_id_valid(pid, sizeof(pid) - 1)) {
+                rc = fb_fail(err, errlen, i, ".sg_message_id: must be a message id");
+                break;
+            }
+            fe.provider_id = pid;
+        }
+        /* Our custom_args come back as fields of the event. */
+        fe.campaign = json_string_value(json_object_get(ev, "campaign"));
+        fe.recipient = json_string_value(json_object_get(ev, "recipient"));
+        json_t *ts = json_object_get(ev, "timestamp");
+        if (json_is_integer(ts) && json_integer_value(ts) > 0) fe.at = (int64_t)json_integer_value(ts);
+        req->emit(req->ectx, &fe);
+    }
+    json_decref(root);
+    return rc;
+}
+
+static int sendgrid_feedback(void *instance, const struct herald_feedback_request *req,
+                             struct herald_feedback_reply *reply, char *err, size_t errlen)
+{
+    struct sendgrid *sg = instance;
+    (void)reply; /* SendGrid wants a 2xx only: the daemon's JSON summary */
+    if (!sg->webhook_key)
+        return fb_msg(err, errlen, HERALD_FEEDBACK_FORBIDDEN, "no webhook_public_key is configured: events are refused");
+    const char *sig = req->header(req->hctx, SG_SIG_HEADER);
+    const char *ts = req->header(req->hctx, SG_TS_HEADER);
+    if (!sig || !ts) return fb_msg(err, errlen, HERALD_FEEDBACK_UNSIGNED, "signature required");
+    long long t = pfb_parse_unix(ts);
+    if (t < 0 || t < req->now - SG_MAX_AGE_S || t > req->now + SG_MAX_AHEAD_S)
+        return fb_msg(err, errlen, HERALD_FEEDBACK_FORBIDDEN, "timestamp outside the accepted window");
+    if (!pfb_ecdsa_verify(sg->webhook_key, ts, req->body, req->body_len, sig))
+        return fb_msg(err, errlen, HERALD_FEEDBACK_FORBIDDEN, "signature does not verify");
+    return sg_events(req, err, errlen);
+}
+
 static const struct herald_channel_plugin sendgrid_plugin = {
     .abi_version = HERALD_CHANNEL_ABI_VERSION,
     .size = sizeof(struct herald_channel_plugin),
@@ -423,6 +564,9 @@ static const struct herald_channel_plugin sendgrid_plugin = {
     .interpret = sendgrid_interpret,
     .release = sendgrid_release,
     .deliver = NULL,
+    .feedback = sendgrid_feedback,
+    .feedback_route = "sendgrid",
+    .feedback_headers = sg_feedback_headers,
 };
 
 HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void) { return &sendgrid_plugin; }

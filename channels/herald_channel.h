@@ -1,5 +1,6 @@
 /*
- * herald_channel.h - the channel plugin ABI (version 1).
+ * herald_channel.h - the channel plugin ABI (version 2; version 1 plugins
+ * still load).
  *
  * A plugin is a shared object (build/channels/<name>.so) that exports one
  * symbol, herald_channel_plugin(), returning a const table. It is built
@@ -44,6 +45,23 @@
  *   for less traffic, so the daemon pauses the provider for Retry-After and
  *   neither counts the answer against the message's retries nor against
  *   the provider's circuit breaker. Older plugins leave it 0.
+ *
+ * Version 2 (provider feedback): the table grows feedback and
+ * feedback_route (below), struct herald_message grows status_url. The
+ * daemon loads a version 1 plugin as before (its table ends at deliver:
+ * the daemon never reads past it) and a version 2 plugin with its
+ * feedback; any other version is refused. A version 2 plugin MAY leave
+ * feedback NULL.
+ * - feedback() verifies and reads one HTTP request its provider posted to
+ *   POST /v1/webhooks/<provider name>. It is pure apart from the crypto:
+ *   no I/O, no logging of what the request carries. It MUST check the
+ *   provider's signature over the exact bytes received before it reads the
+ *   body, and MUST either report every event of the request (through
+ *   req->emit, in order) and return HERALD_FEEDBACK_OK, or return an error
+ *   status; events emitted before an error are discarded by the daemon,
+ *   which applies nothing of a refused request. Every string it passes to
+ *   emit() needs to live only until emit() returns (the daemon copies
+ *   what it keeps); every string of req lives until feedback() returns.
  */
 #ifndef HERALD_CHANNEL_H
 #define HERALD_CHANNEL_H
@@ -51,10 +69,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HERALD_CHANNEL_ABI_VERSION 1u
+#define HERALD_CHANNEL_ABI_VERSION 2u
+/* The oldest version the daemon still loads (its table ends at deliver). */
+#define HERALD_CHANNEL_ABI_VERSION_MIN 1u
 #define HERALD_CHANNEL_SYMBOL "herald_channel_plugin"
 #define HERALD_SETTING_NONE ((size_t)-1)
 #define HERALD_IDEMPOTENCY_KEY_MAX 64
+
+struct herald_feedback_request; /* ABI 2, below */
+struct herald_feedback_reply;
 
 enum herald_log_level { HERALD_LOG_DEBUG, HERALD_LOG_INFO, HERALD_LOG_WARN, HERALD_LOG_ERROR };
 
@@ -99,6 +122,11 @@ struct herald_message {
      * restarts); NULL: send no key. At most HERALD_IDEMPOTENCY_KEY_MAX
      * characters of [A-Za-z0-9._:-]; opaque otherwise. */
     const char *idempotency_key;
+    /* ABI 2: the URL where the provider should post this message's
+     * delivery status (public_url + "/v1/webhooks/<provider name>"), when
+     * the provider has `feedback = on` and herald has a public_url; else
+     * NULL: ask for no callback. */
+    const char *status_url;
 };
 
 enum herald_verdict_kind {
@@ -147,6 +175,99 @@ struct herald_channel_plugin {
     /* Local plugins: deliver msg (may block; runs on a worker thread). */
     void (*deliver)(void *instance, const struct herald_message *msg,
                     struct herald_verdict *verdict);
+
+    /* ---- ABI 2 (not present in a version 1 table) ---- */
+    /* Verifies and reads a provider callback (see the top of this file).
+     * Returns HERALD_FEEDBACK_OK with every event emitted (and reply
+     * filled or left empty), or another status with err set (a short text
+     * naming fields, never their values: it is answered and logged). */
+    int (*feedback)(void *instance, const struct herald_feedback_request *req,
+                    struct herald_feedback_reply *reply, char *err, size_t errlen);
+    /* A second route segment the plugin's providers answer under, for
+     * callbacks configured before routes named providers ("sendgrid" for
+     * /v1/webhooks/sendgrid): each such provider is tried in file order
+     * until one verifies. NULL: none. */
+    const char *feedback_route;
+    /* Headers without which feedback() can only answer UNSIGNED, NULL
+     * terminated: the daemon refuses such a request 401 before reading
+     * its body. NULL: none. */
+    const char *const *feedback_headers;
+};
+
+/* sizeof a version 1 table: the daemon reads no further in one. */
+#define HERALD_CHANNEL_PLUGIN_V1_SIZE (offsetof(struct herald_channel_plugin, deliver) + sizeof(void (*)(void)))
+
+/* ---- ABI 2: provider feedback ------------------------------------------ */
+
+/* What an event says about a message (or, for keywords, about a number). */
+enum herald_feedback_kind {
+    HERALD_FEEDBACK_IGNORED = 0,    /* read and valid, asks for nothing (open, click, processed, sent, ...) */
+    HERALD_FEEDBACK_DELIVERED,      /* the receiving side took it */
+    HERALD_FEEDBACK_BOUNCED_HARD,   /* permanent: the address does not take mail (suppressed) */
+    HERALD_FEEDBACK_BOUNCED_SOFT,   /* refused for now (blocked, mailbox full); no suppression */
+    HERALD_FEEDBACK_COMPLAINED,     /* marked as spam (suppressed) */
+    HERALD_FEEDBACK_UNSUBSCRIBED,   /* the provider's own unsubscribe (suppressed, no audit record) */
+    HERALD_FEEDBACK_FAILED,         /* the provider could not send it */
+    HERALD_FEEDBACK_UNDELIVERED,    /* the carrier could not deliver it */
+    HERALD_FEEDBACK_KEYWORD_STOP,   /* inbound SMS: revoke SMS consent of address */
+    HERALD_FEEDBACK_KEYWORD_START,  /* inbound SMS: grant it again */
+    HERALD_FEEDBACK_KEYWORD_HELP    /* inbound SMS: answered and counted */
+};
+
+/* One event. Strings live until emit() returns; NULL when absent. */
+struct herald_feedback_event {
+    enum herald_feedback_kind kind;
+    /* The provider's id of this event, the same when the provider posts it
+     * again (SendGrid's sg_event_id; Twilio: MessageSid, plus ":status" for
+     * a status callback): 1..128 characters of [A-Za-z0-9._:=_-]. Required
+     * for every kind but IGNORED. */
+    const char *event_id;
+    /* The message's provider id as the ACCEPTED verdict gave it (NULL for
+     * keywords): herald finds the message through it. */
+    const char *provider_id;
+    /* The campaign and recipient ids when the provider echoes them back
+     * (custom arguments the plugin sent): then herald needs no lookup. */
+    const char *campaign, *recipient;
+    const char *channel; /* "email" or "sms" */
+    /* The address or number the event is about: the daemon uses it only to
+     * suppress it or to find the person (keywords), never logs or stores
+     * it in clear. */
+    const char *address;
+    int64_t at;          /* seconds since the epoch (the provider's), 0 unknown */
+    /* Short, machine-friendly detail for the audit reason ("bounce",
+     * "dropped", "twilio_30003"): [A-Za-z0-9._:=_-], at most 64; NULL none. */
+    const char *detail;
+};
+
+/* One HTTP request a provider posted. */
+struct herald_feedback_request {
+    const char *method; /* "POST" */
+    const char *path;   /* as sent ("/v1/webhooks/tw"), without the query */
+    const char *query;  /* after '?', "" none */
+    /* The URL the provider was told to call: public_url + path (+ "?" +
+     * query), or NULL when herald has no public_url. */
+    const char *url;
+    const char *(*header)(const void *hctx, const char *name); /* first of that name, or NULL */
+    const void *hctx;
+    const char *body; /* body_len bytes, NUL-terminated */
+    size_t body_len;
+    int64_t now;      /* seconds since the epoch */
+    void (*emit)(void *ectx, const struct herald_feedback_event *ev);
+    void *ectx;
+};
+
+/* What to answer the provider on success, when it expects a particular
+ * body (Twilio: TwiML); left empty, the daemon answers its JSON summary. */
+struct herald_feedback_reply {
+    char content_type[64];
+    char body[512];
+};
+
+enum herald_feedback_status {
+    HERALD_FEEDBACK_OK = 0,
+    HERALD_FEEDBACK_UNSIGNED = 401,  /* the signature headers are missing */
+    HERALD_FEEDBACK_FORBIDDEN = 403, /* no key configured, or it does not verify, or too old */
+    HERALD_FEEDBACK_INVALID = 400    /* signed, but not what the provider sends */
 };
 
 typedef const struct herald_channel_plugin *(*herald_channel_entry_fn)(void);

@@ -33,6 +33,7 @@
 #include <jansson.h>
 
 #include "herald_channel.h"
+#include "plugin_feedback.h"
 #include "plugin_util.h"
 
 #define TWILIO_DEFAULT_URL "https://api.twilio.com"
@@ -291,7 +292,9 @@ static int twilio_prepare(void *instance, const struct herald_message *msg, void
     bool ok = form_add(h, &r->body, &len, "To", msg->to) &&
               (t->from ? form_add(h, &r->body, &len, "From", t->from)
                        : form_add(h, &r->body, &len, "MessagingServiceSid", t->service_sid)) &&
-              form_add(h, &r->body, &len, "Body", msg->text);
+              form_add(h, &r->body, &len, "Body", msg->text) &&
+              /* ABI 2: the daemon asks for status callbacks (`feedback = on`). */
+              (!msg->status_url || form_add(h, &r->body, &len, "StatusCallback", msg->status_url));
     r->headers = plugin_add_header(r->headers, "Content-Type: application/x-www-form-urlencoded", &ok);
     r->headers = plugin_add_header(r->headers, "Accept: application/json", &ok);
     r->headers = plugin_add_header(r->headers, "Expect:", &ok); /* no 100-continue round trip */
@@ -359,6 +362,112 @@ static void twilio_interpret(void *instance, void *state, const struct herald_re
     }
 }
 
+/* ---- feedback: status callbacks and inbound SMS ------------------------ */
+
+#define TWIML_EMPTY "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
+#define TWIML_HELP                                                                                        \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>Reply STOP to stop these messages, START " \
+    "to receive them again.</Message></Response>"
+
+static const char *const tw_feedback_headers[] = {"X-Twilio-Signature", NULL};
+
+static int tw_fail(char *err, size_t errlen, int status, const char *msg)
+{
+    if (errlen) snprintf(err, errlen, "%s", msg);
+    return status;
+}
+
+static void twiml(struct herald_feedback_reply *reply, const char *xml)
+{
+    snprintf(reply->content_type, sizeof(reply->content_type), "text/xml; charset=utf-8");
+    snprintf(reply->body, sizeof(reply->body), "%s", xml);
+}
+
+/* A message status callback (MessageStatus, no Body): delivered,
+ * undelivered and failed are events; queued, sent and the like ask for
+ * nothing. The event id is the MessageSid and the status, so that the
+ * same status posted again is a duplicate and the next one is not. */
+static int tw_status(const struct herald_feedback_request *req, const struct pfb_form *f, const char *status,
+                     char *err, size_t errlen)
+{
+    const char *sid = pfb_form_get(f, "MessageSid");
+    if (!sid) sid = pfb_form_get(f, "SmsSid");
+    if (!pfb_twilio_sid_valid(sid))
+        return tw_fail(err, errlen, HERALD_FEEDBACK_INVALID, "MessageSid: missing, or not a Twilio sid (two letters and 32 hex digits)");
+    struct herald_feedback_event fe = {.channel = "sms", .provider_id = sid, .at = req->now};
+    if (strcmp(status, "delivered") == 0) fe.kind = HERALD_FEEDBACK_DELIVERED;
+    else if (strcmp(status, "undelivered") == 0) fe.kind = HERALD_FEEDBACK_UNDELIVERED;
+    else if (strcmp(status, "failed") == 0) fe.kind = HERALD_FEEDBACK_FAILED;
+    if (fe.kind == HERALD_FEEDBACK_IGNORED) {
+        req->emit(req->ectx, &(struct herald_feedback_event){.kind = HERALD_FEEDBACK_IGNORED});
+        return HERALD_FEEDBACK_OK;
+    }
+    char id[48], detail[24];
+    snprintf(id, sizeof(id), "%s:%s", sid, status);
+    fe.event_id = id;
+    /* Twilio's error code (30003: unreachable, ...) says why. */
+    const char *code = pfb_form_get(f, "ErrorCode");
+    if (code && pfb_parse_unix(code) > 0 && strlen(code) <= 8) {
+        snprintf(detail, sizeof(detail), "twilio_%s", code);
+        fe.detail = detail;
+    } else {
+        fe.detail = status;
+    }
+    req->emit(req->ectx, &fe);
+    return HERALD_FEEDBACK_OK;
+}
+
+/* An inbound SMS: STOP-like keywords, START/UNSTOP and HELP are events
+ * about the sender's number; any other text asks for nothing. */
+static int tw_inbound(const struct herald_feedback_request *req, const struct pfb_form *f,
+                      struct herald_feedback_reply *reply, char *err, size_t errlen)
+{
+    enum pfb_keyword kw = pfb_sms_keyword(pfb_form_get(f, "Body"), pfb_form_get(f, "OptOutType"));
+    const char *from = pfb_form_get(f, "From");
+    twiml(reply, kw == PFB_KW_HELP ? TWIML_HELP : TWIML_EMPTY);
+    if (kw == PFB_KW_NONE || !from || !from[0]) {
+        req->emit(req->ectx, &(struct herald_feedback_event){.kind = HERALD_FEEDBACK_IGNORED});
+        return HERALD_FEEDBACK_OK;
+    }
+    const char *sid = pfb_form_get(f, "MessageSid");
+    if (!sid) sid = pfb_form_get(f, "SmsSid");
+    if (!pfb_twilio_sid_valid(sid))
+        return tw_fail(err, errlen, HERALD_FEEDBACK_INVALID, "MessageSid: missing, or not a Twilio sid (two letters and 32 hex digits)");
+    struct herald_feedback_event fe = {
+        .kind = kw == PFB_KW_STOP ? HERALD_FEEDBACK_KEYWORD_STOP
+                : kw == PFB_KW_START ? HERALD_FEEDBACK_KEYWORD_START : HERALD_FEEDBACK_KEYWORD_HELP,
+        .event_id = sid, .channel = "sms", .address = from, .at = req->now,
+    };
+    req->emit(req->ectx, &fe);
+    return HERALD_FEEDBACK_OK;
+}
+
+/* X-Twilio-Signature: base64 HMAC-SHA1 with the auth token over the URL
+ * Twilio called and the sorted parameters. Without a public_url herald
+ * cannot know that URL: every request is refused. */
+static int twilio_feedback(void *instance, const struct herald_feedback_request *req,
+                           struct herald_feedback_reply *reply, char *err, size_t errlen)
+{
+    struct twilio *t = instance;
+    if (!req->url)
+        return tw_fail(err, errlen, HERALD_FEEDBACK_FORBIDDEN, "no public_url is configured: requests are refused");
+    const char *sig = req->header(req->hctx, "X-Twilio-Signature");
+    if (!sig) return tw_fail(err, errlen, HERALD_FEEDBACK_UNSIGNED, "signature required");
+    struct pfb_form f;
+    if (pfb_form_parse(req->body, req->body_len, &f, err, errlen) < 0) return HERALD_FEEDBACK_INVALID;
+    size_t len = 0;
+    char *text = pfb_twilio_signed_text(req->url, &f, &len);
+    bool ok = text && pfb_twilio_verify(t->auth_token, text, len, sig);
+    free(text);
+    int rc;
+    if (!ok) rc = tw_fail(err, errlen, HERALD_FEEDBACK_FORBIDDEN, "signature does not verify");
+    else if (pfb_form_get(&f, "MessageStatus") && !pfb_form_get(&f, "Body"))
+        rc = tw_status(req, &f, pfb_form_get(&f, "MessageStatus"), err, errlen);
+    else rc = tw_inbound(req, &f, reply, err, errlen);
+    pfb_form_free(&f);
+    return rc;
+}
+
 static const struct herald_channel_plugin twilio_plugin = {
     .abi_version = HERALD_CHANNEL_ABI_VERSION,
     .size = sizeof(struct herald_channel_plugin),
@@ -370,6 +479,9 @@ static const struct herald_channel_plugin twilio_plugin = {
     .interpret = twilio_interpret,
     .release = twilio_release,
     .deliver = NULL,
+    .feedback = twilio_feedback,
+    .feedback_route = "twilio",
+    .feedback_headers = tw_feedback_headers,
 };
 
 HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void) { return &twilio_plugin; }

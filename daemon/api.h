@@ -10,6 +10,8 @@
 
 #include "config.h"
 #include "http.h"
+
+struct plugin_set;
 #include "queue.h"
 #include "rconn.h"
 #include "store_cmd.h"
@@ -28,6 +30,7 @@ struct api_state {
     struct limit *limit;       /* shared provider limits, for /healthz and /metrics (NULL: none) */
     struct people *people; /* the person's data (people.h); main creates it */
     size_t plugins_loaded;
+    struct plugin_set *plugins; /* the providers' instances (the webhooks' feedback()); main sets it */
     bool stopping;
     int64_t started_at; /* unix seconds */
     /* The listeners, for /metrics (public NULL when the admin one serves

@@ -517,6 +517,27 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
             return -1;
         }
         cfg->link_ttl_ms = n;
+    } else if (MATCH("retention", "grace") || MATCH("retention", "campaign_records") ||
+               MATCH("retention", "sweep_every")) {
+        bool grace = strcmp(key, "grace") == 0, sweep = strcmp(key, "sweep_every") == 0;
+        int64_t lo = grace ? 0 : 1000, hi = sweep ? 86400 * 1000LL : 3660 * 86400 * 1000LL;
+        if (config_parse_duration(value, &n) < 0 || n < lo || n > hi) {
+            herald_seterr(err, errlen, sweep ? "expected a duration from 1s to 1d, e.g. 1h"
+                                      : grace ? "expected a duration up to 3660d, e.g. 1d (0s: none)"
+                                              : "expected a duration from 1s to 3660d, e.g. 90d");
+            return -1;
+        }
+        if (grace) cfg->retention_grace_ms = n;
+        else if (sweep) cfg->retention_sweep_ms = n;
+        else cfg->retention_records_ms = n;
+    } else if (MATCH("retention", "history")) {
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || errno || *end || v < 1 || v > 100) {
+            herald_seterr(err, errlen, "expected a whole number from 1 to 100"); /* STORE_HISTORY_MAX, what the API reads */
+            return -1;
+        }
+        cfg->retention_history = v;
     } else if (MATCH("daemon", "drain_timeout") || MATCH("daemon", "claim_idle") ||
                MATCH("consent", "max_age")) {
         if (MATCH("consent", "max_age") && !*value) {
@@ -629,6 +650,20 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         }
         free(cfg->tombstone_secret);
         cfg->tombstone_secret = xstrdup(value);
+    } else if (MATCH("events", "url")) {
+        if (*value && strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
+            herald_seterr(err, errlen, "must start with https:// or http://, or be empty");
+            return -1;
+        }
+        free(cfg->events_url);
+        cfg->events_url = xstrdup(value);
+    } else if (MATCH("events", "secret")) {
+        if (*value && strlen(value) < 16) {
+            herald_seterr(err, errlen, "must be at least 16 characters (use a long random string)");
+            return -1;
+        }
+        free(cfg->events_secret);
+        cfg->events_secret = xstrdup(value);
     } else if (MATCH("public", "public_url")) {
         if (*value && strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
             herald_seterr(err, errlen, "must start with https:// (or http:// for local tests)");
@@ -729,7 +764,8 @@ void config_keep_fixed(struct config *next, struct config *running)
 static bool is_fixed_section(const char *s)
 {
     return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0 || strcmp(s, "public") == 0 ||
-           strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0;
+           strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0 || strcmp(s, "retention") == 0 ||
+           strcmp(s, "events") == 0;
 }
 
 /* "channel email" -> channel index, "provider x" -> 'p'; otherwise -1. */
@@ -829,6 +865,15 @@ static int provider_daemon_key(struct config_provider *p, const char *key, const
             *bad = true;
         } else {
             p->give_up_after_ms = ms;
+        }
+        return 1;
+    }
+    if (strcmp(key, "feedback") == 0) {
+        if (strcmp(value, "on") == 0 || strcmp(value, "off") == 0) {
+            p->feedback = value[1] == 'n';
+        } else {
+            herald_seterr(err, errlen, "expected on or off");
+            *bad = true;
         }
         return 1;
     }
@@ -1075,7 +1120,7 @@ static void suggest(const char *word, const char *cand, char *best, size_t bestl
 /* " (did you mean [x]?)" for a section name nobody knows, or "". */
 static void suggest_section(const char *name, char *out, size_t outlen)
 {
-    static const char *const fixed[] = {"daemon", "redis", "admin", "public", "consent", "quiet_hours"};
+    static const char *const fixed[] = {"daemon", "redis", "admin", "public", "consent", "quiet_hours", "events"};
     char best[300] = "", cand[300];
     int d = 99;
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) suggest(name, fixed[i], best, sizeof(best), &d);
@@ -1109,7 +1154,7 @@ static void suggest_key(const char *section, const char *key, char *out, size_t 
                 snprintf(cand, sizeof(cand), "%s_file", k->key);
                 suggest(key, cand, best, sizeof(best), &d);
             }
-        } else if (strcmp(k->key, key) == 0 && !best[0]) {
+        } else if (strcmp(k->key, key) == 0 && !best[0] && !out[0]) { /* the first section that has it */
             snprintf(out, outlen, " (it belongs in [%s])", k->section);
         }
     }
@@ -1325,7 +1370,7 @@ static void validate(struct parse_ctx *c, struct config *cfg)
                 add_error(c, c->sections[i].line, false, name, NULL, "unknown section%s", hint);
             else
                 add_error(c, c->sections[i].line, false, name, NULL,
-                          "unknown section (expected daemon, redis, admin, public, consent, quiet_hours, channel <email|sms>, provider <name>, cap <name>)");
+                          "unknown section (expected daemon, redis, admin, public, consent, quiet_hours, events, channel <email|sms>, provider <name>, cap <name>)");
         } else if (kind == SEC_CHANNEL && herald_channel_from_name(arg) < 0) {
             char hint[400];
             suggest_section(name, hint, sizeof(hint));
@@ -1507,6 +1552,9 @@ static void validate(struct parse_ctx *c, struct config *cfg)
         if (!cap->has_limit) add_error(c, cap->line, false, sec, "limit", "missing: how many messages");
         if (!cap->has_window) add_error(c, cap->line, false, sec, "window", "missing: over what time, e.g. 24h");
     }
+    if (cfg->events_url && *cfg->events_url && !(cfg->events_secret && *cfg->events_secret))
+        add_error(c, section_line(c, "events"), false, "events", "secret",
+                  "missing: the events POSTed to url are signed with it (at least 16 characters)");
     if (cfg->batch > cfg->max_in_flight) {
         const struct config_key_info *k = schema_find("daemon", "batch");
         add_error(c, section_line(c, k->section), false, "daemon", "batch",
@@ -1610,6 +1658,8 @@ void config_free(struct config *cfg)
     free(cfg->public_listen);
     free(cfg->public_host);
     free(cfg->tombstone_secret);
+    free(cfg->events_url);
+    free(cfg->events_secret);
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         free_list(cfg->channels[ch].providers, cfg->channels[ch].nproviders);
         free(cfg->channels[ch].provider_index);

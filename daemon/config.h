@@ -75,6 +75,14 @@
       "Prefix of every key herald uses (herald:jobs, herald:audit, ...).")                       \
     X("redis", "audit_maxlen", INT, "10000000", audit_maxlen,                                    \
       "Approximate maximum length of the audit stream (XADD MAXLEN ~).")                         \
+    X("retention", "grace", DURATION, "1d", retention_grace_ms,                                  \
+      "A campaign's once-only records are kept this long after its expires_at (0s allowed).")   \
+    X("retention", "campaign_records", DURATION, "90d", retention_records_ms,                    \
+      "A campaign without expires_at keeps its once-only records this long after its run ends.") \
+    X("retention", "history", INT, "50", retention_history,                                      \
+      "Decisions kept in each person's history, newest first (1..100).")                        \
+    X("retention", "sweep_every", DURATION, "1h", retention_sweep_ms,                            \
+      "How often a daemon removes the records of campaigns past their retention (1s..1d).")      \
     X("admin", "listen", LISTEN, "127.0.0.1:8025", listen,                                       \
       "host:port of the admin listener: the /v1 API, /metrics and /healthz (and the public "    \
       "routes too when [public] listen is empty).")                                              \
@@ -93,7 +101,13 @@
     X("public", "public_url", URL, "", public_url,                                               \
       "Public base URL of the public listener as people reach it (https://...); links are built " \
       "under it. [admin] public_url is its deprecated old name.")                                \
-    CONFIG_LISTENER_KEYS(X, "public")
+    CONFIG_LISTENER_KEYS(X, "public")                                                            \
+    X("events", "url", URL, "", events_url,                                                      \
+      "Where every campaign event of herald:events is POSTed as JSON, signed (http:// or "        \
+      "https://); empty: events stay in the stream only.")                                       \
+    X("events", "secret", SECRET, "", events_secret,                                             \
+      "HMAC-SHA256 key of the events' X-Herald-Signature (at least 16 characters); required "    \
+      "with url.")
 
 /* CONFIG_SECRET keys (and CONFIG_PROVIDER_SECRETS below) also take the
  * form `KEY_file = path`: the value is the file's content. */
@@ -125,6 +139,9 @@ extern const struct config_key_info config_schema[];
       "How long a message waits for this provider, its last, while its circuit is open or it "  \
       "asks to slow down, before it fails provider_unavailable (0: until the campaign expires; " \
       "else 1s..30d).")                                                                          \
+    X("feedback", "off",                                                                         \
+      "on: remember each sent message's provider id for 30 days so that the provider's delivery " \
+      "callbacks (POST /v1/webhooks/NAME) find it, and ask the provider for them (off, on).")    \
     X("shared", "yes",                                                                           \
       "yes: rate and concurrency hold for every daemon on this Redis together; no: per daemon.")
 
@@ -174,6 +191,7 @@ struct config_provider {
     int circuit_failures;       /* consecutive RETRY verdicts that open the circuit, 1..1000 (default 5) */
     int64_t circuit_cooldown_ms; /* how long it stays open before a probe, 1s..1h (default 30s) */
     int64_t give_up_after_ms;   /* longest wait for this provider as the last one; 0 = campaign's expiry */
+    bool feedback;              /* `feedback = on`: provider ids remembered, status callbacks asked for */
     bool shared;                /* rate and concurrency shared by every daemon (limit.h); default yes */
     struct herald_setting *settings; /* plugin settings (not `plugin` nor the keys above) */
     int *setting_lines;
@@ -221,6 +239,9 @@ struct config {
     char *default_tz;
     /* [consent] */
     int64_t consent_max_age_ms; /* 0: consent does not expire */
+    /* [retention] (retention.h) */
+    int64_t retention_grace_ms, retention_records_ms, retention_sweep_ms;
+    int64_t retention_history;
     /* [quiet_hours] ops windows per channel, minutes of the local day; -1 none */
     char *quiet[HERALD_CH_COUNT]; /* as written, per channel; NULL when not set */
     int quiet_start_min[HERALD_CH_COUNT], quiet_end_min[HERALD_CH_COUNT];
@@ -260,6 +281,9 @@ struct config {
     char *public_host;
     int public_port;
     bool public_url_deprecated; /* public_url came from [admin] public_url */
+    /* [events]: POST every campaign event (events.c); NULL/"" url: off */
+    char *events_url;
+    char *events_secret;
 };
 
 /* One --set override: "section.key=value" ("provider outbox.dir=/x"). */

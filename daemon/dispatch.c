@@ -121,6 +121,7 @@ struct dprov {
     struct dispatch_msg *park_head, *park_tail;
     uv_timer_t park_timer;                /* the probe's time, or the next give-up */
     uint64_t paused_until;                /* a 429 asked for no starts before this */
+    char *status_url;                     /* `feedback = on` with a public_url: its callback URL, else NULL */
 };
 
 /* One curl socket and its poll handle. The handle lives as long as the
@@ -385,6 +386,15 @@ static struct dispatch_gen *gen_new(struct dispatch *d, const struct config *cfg
         p->refill.data = p;
         uv_timer_init(d->loop, &p->park_timer);
         p->park_timer.data = p;
+        if (p->cp->feedback && cfg->public_url && cfg->public_url[0]) {
+            struct strbuf u;
+            strbuf_init(&u);
+            size_t n = strlen(cfg->public_url);
+            while (n && cfg->public_url[n - 1] == '/') n--;
+            strbuf_add(&u, cfg->public_url, n);
+            strbuf_addf(&u, "/v1/webhooks/%s", p->cp->name);
+            p->status_url = strbuf_detach(&u, NULL);
+        }
     }
     return g;
 }
@@ -436,6 +446,7 @@ void dispatch_set_release(struct dispatch *d, dispatch_release_cb cb, void *arg)
 static void gen_free(struct dispatch *d, struct dispatch_gen *g)
 {
     if (d->release) d->release(g->cfg, g->ps, d->release_arg);
+    for (size_t i = 0; i < g->nprovs; i++) free(g->provs[i].status_url);
     free(g->provs);
     free(g);
 }
@@ -600,8 +611,9 @@ static void finish_interrupted(struct dispatch_msg *m)
     finish(m);
 }
 
-static void fill_message(const struct dispatch_msg *m, struct herald_message *hm)
+static void fill_message(struct dispatch_msg *m, struct herald_message *hm)
 {
+    const struct dprov *p = current_prov(m);
     *hm = (struct herald_message){
         .campaign = m->campaign,
         .recipient = m->recipient,
@@ -614,6 +626,7 @@ static void fill_message(const struct dispatch_msg *m, struct herald_message *hm
         .unsubscribe_url = m->unsubscribe_url,
         .preferences_url = m->preferences_url,
         .idempotency_key = m->idempotency_key,
+        .status_url = p ? p->status_url : NULL,
     };
 }
 

@@ -230,6 +230,7 @@ static void request_free(struct http_request *req)
 const char *http_request_method(const struct http_request *req) { return req->method; }
 const char *http_request_path(const struct http_request *req) { return req->path ? req->path : ""; }
 const char *http_request_query(const struct http_request *req) { return req->query ? req->query : ""; }
+const char *http_request_target(const struct http_request *req) { return req->url.buf ? req->url.buf : ""; }
 const char *http_request_route(const struct http_request *req) { return req->route ? req->route : ""; }
 
 const char *http_request_header(const struct http_request *req, const char *name)

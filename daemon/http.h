@@ -131,6 +131,10 @@ int http_server_close(struct http_server *srv, http_close_cb cb, void *arg);
 const char *http_request_method(const struct http_request *req); /* "GET" */
 /* The path as sent (still percent-encoded), without the query. */
 const char *http_request_path(const struct http_request *req);
+/* The request target as sent (path and query, still percent-encoded):
+ * the one of these a precheck can read (the path, the query and the
+ * parameters are split from it after the headers). */
+const char *http_request_target(const struct http_request *req);
 /* The raw query after '?', or "" when there is none. */
 const char *http_request_query(const struct http_request *req);
 /* The route pattern that matched ("/v1/recipients/{id}"), for metrics. */

@@ -197,7 +197,7 @@ static int parse_time(const json_t *v, const char *name, int64_t *out, char *err
 }
 
 static const char *const job_keys[] = {
-    "id", "topic", "channels", "content", "recipients", "recipients_key", "not_before", "expires_at",
+    "id", "topic", "channels", "content", "recipients", "recipients_key", "not_before", "expires_at", "rerun",
 };
 
 static int parse_object(const json_t *root, struct job *job, char *err, size_t errlen)
@@ -210,7 +210,7 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
         while (k < sizeof(job_keys) / sizeof(job_keys[0]) && strcmp(key, job_keys[k]) != 0) k++;
         if (k == sizeof(job_keys) / sizeof(job_keys[0])) {
             return herald_fail(err, errlen, "job: unknown key (expected id, channels, topic, content, recipients, "
-                                            "recipients_key, not_before, expires_at)");
+                                            "recipients_key, not_before, expires_at, rerun)");
         }
     }
 
@@ -244,6 +244,9 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
     if (json_object_get(root, "not_before") && json_object_get(root, "expires_at") &&
         job->expires_at <= job->not_before)
         return herald_fail(err, errlen, "expires_at: must be after not_before");
+    v = json_object_get(root, "rerun");
+    if (v && !json_is_boolean(v)) return herald_fail(err, errlen, "rerun: must be true or false");
+    job->rerun = json_is_true(v);
     return 0;
 }
 

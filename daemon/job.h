@@ -37,6 +37,7 @@ struct job {
     char *recipients_key; /* Redis key of a SET/ZSET/LIST of ids, or NULL */
     int64_t not_before;   /* unix seconds; 0 = none */
     int64_t expires_at;   /* unix seconds; 0 = none */
+    bool rerun;           /* "rerun": true: may start a new run of a finished campaign id */
 };
 
 /* Parses and validates. On success fills *job (caller calls job_free) and

@@ -28,6 +28,7 @@
 #include "limit.h"
 #include "log.h"
 #include "metrics.h"
+#include "events.h"
 #include "notify.h"
 #include "people.h"
 #include "plugin.h"
@@ -35,6 +36,7 @@
 #include "rconn.h"
 #include "store.h"
 #include "store_check.h"
+#include "retention.h"
 #include "tzdb.h"
 
 #define MAX_OVERRIDES 64
@@ -53,6 +55,8 @@ struct daemon {
     struct http_server *http;
     struct http_server *http_public; /* NULL: the admin listener serves the public routes */
     struct api_state api;
+    struct store_cmds *events_cmds; /* the events' command layer on data */
+    struct events *events;          /* campaign events POSTed to [events] url (events.h) */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     bool stopping, closing;
@@ -71,6 +75,7 @@ struct daemon {
     long long reload_seen;
     bool reload_polling;
     uv_timer_t reload_timer;
+    struct retention *retention; /* retention.h */
     unsigned long reloads;
 };
 
@@ -122,6 +127,7 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         log_info("main", "redis ready connection=%s", rconn_name(rc));
         if (d->queue) queue_connected(d->queue, rc == d->jobs);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
+        if (rc == d->data && d->events_cmds) store_cmds_connected(d->events_cmds);
         if (rc == d->data && d->limit_cmds) store_cmds_connected(d->limit_cmds);
         if (rc == d->data) on_reload_timer(&d->reload_timer); /* the reload counter's value now: the baseline */
         announce_ready(d);
@@ -152,6 +158,8 @@ static void on_rconn_closed(void *arg)
     d->store = NULL;
     store_cmds_free(d->api.cmds, NULL, NULL); /* what waits (a webhook counter) is dropped */
     d->api.cmds = NULL;
+    store_cmds_free(d->events_cmds, NULL, NULL); /* an event not acked stays pending in Redis */
+    d->events_cmds = NULL;
     store_cmds_free(d->limit_cmds, NULL, NULL);
     d->limit_cmds = NULL;
 }
@@ -245,6 +253,9 @@ static void close_all(struct daemon *d)
     close_handle((uv_handle_t *)&d->sigint);
     close_handle((uv_handle_t *)&d->sighup);
     close_handle((uv_handle_t *)&d->reload_timer);
+    retention_free(d->retention); /* freed once its calls in flight are in */
+    d->retention = NULL;
+    events_close(d->events);
     if (d->http) http_server_close(d->http, on_http_closed, d);
     if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
     limit_close(d->limit);
@@ -512,9 +523,12 @@ static void reload(struct daemon *d, const char *trigger)
     d->plugins = ps;
     queue_reload(d->queue, next);
     store_job_reload(d->store, next);
+    if (d->retention) retention_reload(d->retention, next);
     people_reload(d->api.people, next);
+    events_reload(d->events, next);
     d->api.cfg = next;
     d->api.plugins_loaded = plugin_set_count(ps);
+    d->api.plugins = ps;
     struct http_limits al = listener_limits(&next->admin_http, "admin");
     struct http_limits pl = listener_limits(&next->public_http, "public");
     if (admin) {
@@ -689,9 +703,18 @@ int main(int argc, char **argv)
 
     d->api = (struct api_state){.cfg = d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
                                 .dispatch = d->dispatch, .limit = d->limit,
-                                .plugins_loaded = plugin_set_count(d->plugins), .started_at = time(NULL)};
+                                .plugins_loaded = plugin_set_count(d->plugins), .plugins = d->plugins,
+                                .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
     d->api.people = people_new(d->api.cmds, d->cfg); /* the preference API's store (people.h) */
+    {
+        /* The sweep of expired once-only records: one daemon at a time. */
+        char owner[192];
+        snprintf(owner, sizeof(owner), "%s %ld %s", consumer, (long)getpid(), run_id);
+        d->retention = retention_new(&d->loop, d->api.cmds, d->cfg, owner);
+    }
+    d->events_cmds = store_cmds_new(&d->loop, d->data, "events");
+    d->events = events_new(&d->loop, d->events_cmds, d->cfg, consumer);
     start_listeners(d);
 
     uv_timer_init(&d->loop, &d->drain_timer);
@@ -724,6 +747,7 @@ int main(int argc, char **argv)
         if (d->exit_code == 0) d->exit_code = 1;
     }
     people_free(d->api.people); /* every call ended when the data connection closed */
+    events_free(d->events);
     dispatch_free(d->dispatch); /* releases every configuration (release_config) */
     limit_free(d->limit);
     curl_global_cleanup();

@@ -146,12 +146,16 @@ static struct plugin_lib *lib_open(struct plugin_set *ps, const struct config *c
         return NULL;
     }
     const struct herald_channel_plugin *api = entry();
-    if (!api || api->abi_version != HERALD_CHANNEL_ABI_VERSION ||
-        api->size < sizeof(struct herald_channel_plugin)) {
+    /* Version 1 tables end at deliver: nothing past it is read from one. */
+    size_t need = api && api->abi_version == 1u ? HERALD_CHANNEL_PLUGIN_V1_SIZE : sizeof(struct herald_channel_plugin);
+    if (!api || api->abi_version < HERALD_CHANNEL_ABI_VERSION_MIN || api->abi_version > HERALD_CHANNEL_ABI_VERSION ||
+        api->size < need) {
         strbuf_addf(errors,
-                    "%s:%d: [provider %s] plugin: %s has ABI version %u (size %zu); this herald needs version %u (size %zu)\n",
+                    "%s:%d: [provider %s] plugin: %s has ABI version %u (size %zu); this herald needs version %u "
+                    "(size %zu) or version %u (size %zu)\n",
                     where, line, cp->name, path, api ? api->abi_version : 0u, api ? api->size : (size_t)0,
-                    HERALD_CHANNEL_ABI_VERSION, sizeof(struct herald_channel_plugin));
+                    HERALD_CHANNEL_ABI_VERSION, sizeof(struct herald_channel_plugin), HERALD_CHANNEL_ABI_VERSION_MIN,
+                    (size_t)HERALD_CHANNEL_PLUGIN_V1_SIZE);
         return NULL;
     }
     if (!api->create || !api->destroy || !(api->deliver || (api->prepare && api->interpret))) {
@@ -201,6 +205,11 @@ int plugin_set_load(const struct config *cfg, struct plugin_set **out, struct st
         }
         pp->api = l->api;
         pp->instance = inst;
+        if (l->api->abi_version >= 2u) {
+            pp->feedback = l->api->feedback;
+            pp->feedback_route = l->api->feedback_route;
+            pp->feedback_headers = l->api->feedback_headers;
+        }
         /* "email,sms" -> channel flags */
         char chans[64];
         snprintf(chans, sizeof(chans), "%s", l->api->channels ? l->api->channels : "");
@@ -232,6 +241,13 @@ size_t plugin_set_count(const struct plugin_set *ps) { return ps->nproviders; }
 struct plugin_provider *plugin_set_get(struct plugin_set *ps, size_t i)
 {
     return i < ps->nproviders ? &ps->providers[i] : NULL;
+}
+
+struct plugin_provider *plugin_set_find(struct plugin_set *ps, const char *name)
+{
+    for (size_t i = 0; ps && i < ps->nproviders; i++)
+        if (ps->providers[i].name && strcmp(ps->providers[i].name, name) == 0) return &ps->providers[i];
+    return NULL;
 }
 
 void plugin_set_free(struct plugin_set *ps)

@@ -17,6 +17,12 @@ struct plugin_provider {
     const struct herald_channel_plugin *api;  /* table from the .so */
     void *instance;
     bool channels[HERALD_CH_COUNT];           /* channels the plugin can carry */
+    /* ABI 2's feedback members, NULL for a version 1 plugin (whose table
+     * ends before them): read these, never api->feedback. */
+    int (*feedback)(void *instance, const struct herald_feedback_request *req, struct herald_feedback_reply *reply,
+                    char *err, size_t errlen);
+    const char *feedback_route;
+    const char *const *feedback_headers;
 };
 
 struct plugin_set;
@@ -28,6 +34,9 @@ void plugin_set_free(struct plugin_set *ps);
 size_t plugin_set_count(const struct plugin_set *ps);
 /* The provider at config index i (same order as cfg->providers). */
 struct plugin_provider *plugin_set_get(struct plugin_set *ps, size_t i);
+
+/* The provider named name, or NULL. */
+struct plugin_provider *plugin_set_find(struct plugin_set *ps, const char *name);
 
 /* The host table plugins receive (logging with the module "plugin"). */
 const struct herald_host *plugin_host(void);

@@ -93,6 +93,7 @@ struct jobrun {
     struct queue *q;
     char entry[64];
     char run[32];  /* "<daemon run>.<n>": what the records it writes name */
+    struct store_enqueue_result enq; /* the campaign's run this entry registered (a new entry only) */
     enum run_end end;
     size_t unfinished; /* recipients that left without an outcome: no ack */
     char *text;

@@ -203,21 +203,60 @@ static void fence_args(struct store_args *a, const struct store_job *sj, const c
 
 /* ---- lookup ------------------------------------------------------------ */
 
+/* One plain HMGET per person, pipelined, rather than a script: Redis then
+ * neither turns the replies (the profile's JSON, the consent records) into
+ * Lua strings nor serialises them again, which was a tenth of its work per
+ * message; and each command goes by its own key's slot on a cluster. The
+ * n answers make one call's answer, given once the last is in: the first
+ * permanent error (held), else a reply of another shape, else the rows. */
+struct lookup_group;
+struct lookup_slot {
+    struct lookup_group *g;
+    size_t i;
+};
+struct lookup_group {
+    struct call *c;
+    size_t left;         /* commands neither answered nor discarded */
+    bool discarded;      /* the layer went first: the caller's discard, not cb */
+    bool failed, bad;
+    enum store_error err;
+    char text[128];
+    struct lookup_slot slot[];
+};
+
+static void lookup_group_end(struct lookup_group *g)
+{
+    if (g->discarded) call_discard(g->c);
+    else if (g->failed) call_done(g->c, STORE_JOB_FAILED, g->err, g->text);
+    else if (g->bad) call_done(g->c, STORE_JOB_FAILED, STORE_E_REPLY, "unexpected reply");
+    else call_done(g->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    free(g);
+}
+
+static void on_lookup_discard(void *arg)
+{
+    struct lookup_slot *sl = arg;
+    struct lookup_group *g = sl->g;
+    g->discarded = true;
+    if (--g->left == 0) lookup_group_end(g);
+}
+
 static void on_lookup(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    struct call *c = arg;
-    /* One array of STORE_LOOKUP_STRIDE strings or nils per recipient. */
-    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == c->n;
-    for (size_t i = 0; ok && i < r->elements; i++) {
-        const redisReply *row = r->element[i];
-        ok = row->type == REDIS_REPLY_ARRAY && row->elements == STORE_LOOKUP_STRIDE;
-        for (size_t j = 0; ok && j < row->elements; j++)
-            if (row->element[j]->type != REDIS_REPLY_STRING && row->element[j]->type != REDIS_REPLY_NIL) ok = false;
-    }
-    if (call_ended(c, r, err, text, !ok)) return;
-    for (size_t i = 0; i < c->n; i++) {
-        struct store_job_person *p = c->items[i];
-        redisReply *const *el = r->element[i]->element;
+    struct lookup_slot *sl = arg;
+    struct lookup_group *g = sl->g;
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == STORE_LOOKUP_STRIDE;
+    for (size_t j = 0; ok && j < r->elements; j++)
+        if (r->element[j]->type != REDIS_REPLY_STRING && r->element[j]->type != REDIS_REPLY_NIL) ok = false;
+    if (!r && !g->failed) {
+        g->failed = true;
+        g->err = err;
+        herald_copy(g->text, sizeof(g->text), text ? text : "");
+    } else if (r && !ok) {
+        g->bad = true;
+    } else if (ok) {
+        struct store_job_person *p = g->c->items[sl->i];
+        redisReply *const *el = r->element;
         char perr[256];
         p->found = store_person_from_fields((const redisReply *const *)el, p->p, perr, sizeof(perr));
         p->rev[0] = '\0';
@@ -230,25 +269,51 @@ static void on_lookup(redisReply *r, enum store_error err, const char *text, voi
             strbuf_add(p->raw_rec, rec->str, rec->len);
         }
     }
-    call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    if (--g->left == 0) lookup_group_end(g);
+}
+
+static void on_lookup_ping(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct lookup_slot *sl = arg;
+    struct lookup_group *g = sl->g;
+    if (!r) {
+        g->failed = true;
+        g->err = err;
+        herald_copy(g->text, sizeof(g->text), text ? text : "");
+    }
+    if (--g->left == 0) lookup_group_end(g);
 }
 
 void store_job_lookup(struct store_job *sj, const char *campaign, struct store_job_person *const *rows, size_t n,
                       store_job_cb cb, void *arg, void (*discard)(void *))
 {
     struct call *c = call_new(sj, cb, arg, discard, (void *const *)rows, n);
-    struct store_args a;
-    store_args_script(&a, store_lua_lookup, n);
-    for (size_t i = 0; i < n; i++) {
+    struct lookup_group *g = xcalloc(1, sizeof(*g) + (n ? n : 1) * sizeof(g->slot[0]));
+    g->c = c;
+    g->left = n ? n : 1;
+    /* The fields to read (the channel descriptors name them), then the
+     * campaign's record; each command carries them after its key. */
+    struct strbuf rf;
+    strbuf_init(&rf);
+    store_record_field(&rf, campaign);
+    for (size_t i = 0; i < n || (n == 0 && i == 0); i++) {
+        g->slot[i].g = g;
+        g->slot[i].i = i;
+        struct store_args a;
+        store_args_init(&a);
+        if (n == 0) { /* nobody to read: still answered by Redis, never from inside this call */
+            store_args_add(&a, "PING");
+            store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lookup_ping, &g->slot[0], on_lookup_discard, &a, NULL);
+            break;
+        }
+        store_args_add(&a, "HMGET");
         store_key_person(&sj->key, sj->cfg->prefix, rows[i]->id);
         add_buf(&a, &sj->key);
+        for (size_t f = 0; f < STORE_LOOKUP_NFIELDS; f++) store_args_add(&a, store_lookup_field(f));
+        add_buf(&a, &rf);
+        store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lookup, &g->slot[i], on_lookup_discard, &a, NULL);
     }
-    /* The person-hash fields to read: the channel descriptors name them;
-     * then the campaign's record. */
-    for (size_t i = 0; i < STORE_LOOKUP_NFIELDS; i++) store_args_add(&a, store_lookup_field(i));
-    store_record_field(&sj->key, campaign);
-    add_buf(&a, &sj->key);
-    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lookup, c, call_discard, &a, store_lua_lookup);
+    strbuf_free(&rf);
 }
 
 /* ---- suppression ------------------------------------------------------- */
@@ -404,7 +469,7 @@ void store_outcomes_free(struct store_outcomes *o)
 
 /* Per outcome: 3 keys (below) and STORE_OUTCOME_ARGS values, in the order
  * of lua/finish.lua's header. */
-#define STORE_OUTCOME_ARGS 13
+#define STORE_OUTCOME_ARGS 14
 
 void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc)
 {
@@ -427,6 +492,12 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     store_args_add(&o->args, flags);
     if (oc->requests >= 0) store_args_addll(&o->args, oc->requests);
     else store_args_add(&o->args, "");
+    if (oc->provider_id && oc->provider_id[0] && oc->pid_key) {
+        store_key_pid(k, o->prefix, oc->provider, oc->provider_id);
+        add_buf(&o->args, k);
+    } else {
+        store_args_add(&o->args, "");
+    }
     o->n++;
 }
 
@@ -470,6 +541,7 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     strbuf_reset(&sj->key);
     strbuf_addf(&sj->key, "%s:%llu", sj->batch, ++sj->seq);
     add_buf(&a, &sj->key);
+    store_args_addll(&a, (long long)sj->cfg->retention_history);
     store_args_addll(&a, (long long)o->n);
     store_args_append(&a, &o->args);
     for (size_t i = 0; i < nhand; i++) {
@@ -814,15 +886,18 @@ static void on_job_finished(redisReply *r, enum store_error err, const char *tex
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }
 
-void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, store_job_cb cb, void *arg)
+void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, int64_t expires_at,
+                        store_job_cb cb, void *arg)
 {
     struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
     struct store_args a;
-    store_args_script(&a, store_lua_job_finished, 3);
+    store_args_script(&a, store_lua_job_finished, 4);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
     add_buf(&a, &sj->key);
     add_buf(&a, &sj->k_jobs);
     add_buf(&a, &sj->k_events);
+    store_key_retention(&sj->key, sj->cfg->prefix);
+    add_buf(&a, &sj->key);
     store_args_add(&a, STORE_GROUP);
     store_args_add(&a, entry);
     store_args_add(&a, campaign);
@@ -830,6 +905,10 @@ void store_job_finished(struct store_job *sj, const char *campaign, const char *
     herald_time_format(time(NULL), at, sizeof(at));
     store_args_add(&a, at);
     store_args_add(&a, sj->audit_maxlen);
+    /* When its once-only records may go ([retention], docs/config.md). */
+    int64_t end = expires_at > 0 ? expires_at + sj->cfg->retention_grace_ms / 1000
+                                 : (int64_t)time(NULL) + sj->cfg->retention_records_ms / 1000;
+    store_args_addll(&a, (long long)end);
     /* Must land: retried until Redis takes it. */
     store_cmds_send(sj->sc, 0, on_job_finished, c, call_discard, &a, store_lua_job_finished);
 }
@@ -970,10 +1049,14 @@ static void control_discard(void *arg)
 static void on_control(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct control_call *cc = arg;
-    if (!call_ended(cc->c, r, err, text, r && r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING)) {
+    /* HMGET control records */
+    bool bad = r && !(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    if (!call_ended(cc->c, r, err, text, bad)) {
+        const redisReply *ctl = r->element[0], *recs = r->element[1];
         *cc->out = STORE_CONTROL_NONE;
-        if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "paused") == 0) *cc->out = STORE_CONTROL_PAUSED;
-        else if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "cancelled") == 0) *cc->out = STORE_CONTROL_CANCELLED;
+        if (ctl->type == REDIS_REPLY_STRING && strcmp(ctl->str, "paused") == 0) *cc->out = STORE_CONTROL_PAUSED;
+        else if (ctl->type == REDIS_REPLY_STRING && strcmp(ctl->str, "cancelled") == 0) *cc->out = STORE_CONTROL_CANCELLED;
+        if (recs->type == REDIS_REPLY_STRING && strncmp(recs->str, "expired", 7) == 0) *cc->out = STORE_CONTROL_EXPIRED;
         call_done(cc->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
     }
     free(cc);
@@ -988,9 +1071,42 @@ void store_job_control(struct store_job *sj, const char *campaign, enum store_co
     *out = STORE_CONTROL_NONE;
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
     struct store_args a;
-    args_of(&a, (const char *const[]){"HGET", sj->key.buf, "control", NULL});
+    args_of(&a, (const char *const[]){"HMGET", sj->key.buf, "control", "records", NULL});
     /* A refusal for good (an ACL denial) holds the run: nothing is decided from it. */
     store_cmds_send(sj->sc, STORE_CMD_HOLD, on_control, cc, control_discard, &a, NULL);
+    store_args_free(&a);
+}
+
+struct register_call {
+    struct call *c;
+    struct store_enqueue_result *out;
+};
+
+static void register_discard(void *arg)
+{
+    struct register_call *rc = arg;
+    call_discard(rc->c);
+    free(rc);
+}
+
+static void on_register(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct register_call *rc = arg;
+    bool bad = r && store_enqueue_result_of(r, rc->out) < 0;
+    if (!call_ended(rc->c, r, err, text, bad)) call_done(rc->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    free(rc);
+}
+
+void store_job_register(struct store_job *sj, const struct store_enqueue *e, struct store_enqueue_result *out,
+                        store_job_cb cb, void *arg)
+{
+    struct register_call *rc = xcalloc(1, sizeof(*rc));
+    rc->c = call_new(sj, cb, arg, NULL, NULL, 0);
+    rc->out = out;
+    memset(out, 0, sizeof(*out));
+    struct store_args a;
+    store_enqueue_args(&a, sj->cfg->prefix, e);
+    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_register, rc, register_discard, &a, store_lua_campaign_enqueue);
     store_args_free(&a);
 }
 
@@ -1259,6 +1375,7 @@ void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_o
         .reason = v[6], .provider = v[7], .provider_id = v[8], .at = v[9], .progress = v[10],
         .reserved = strchr(v[11], 'r') != NULL, .was_deferred = strchr(v[11], 'd') != NULL,
         .once = strchr(v[11], 'n') != NULL, .requests = v[12][0] ? (int)strtol(v[12], NULL, 10) : -1,
+        .pid_key = v[13][0] != '\0',
     };
 }
 
@@ -1336,13 +1453,19 @@ static void t_total(void *s, const char *campaign, const char *entry, long long 
 {
     store_job_total(s, campaign, entry, total);
 }
-static void t_finished(void *s, const char *campaign, const char *entry, store_job_cb cb, void *arg)
+static void t_finished(void *s, const char *campaign, const char *entry, int64_t expires_at, store_job_cb cb,
+                       void *arg)
 {
-    store_job_finished(s, campaign, entry, cb, arg);
+    store_job_finished(s, campaign, entry, expires_at, cb, arg);
 }
 static void t_event(void *s, const char *campaign, const char *entry, const char *event, const char *error)
 {
     store_job_event(s, campaign, entry, event, error);
+}
+static void t_enqueue(void *s, const struct store_enqueue *e, struct store_enqueue_result *out, store_job_cb cb,
+                      void *arg)
+{
+    store_job_register(s, e, out, cb, arg);
 }
 static void t_started(void *s, const char *campaign, const char *entry, bool first)
 {
@@ -1414,5 +1537,6 @@ const struct store_ops store_job_ops = {
     .consumer_lock = t_consumer_lock,
     .event = t_event,
     .started = t_started,
+    .enqueue = t_enqueue,
     .read = t_read,
 };

@@ -1,86 +1,51 @@
 /*
- * webhooks.c - provider feedback: SendGrid's event webhook and Twilio's
- * inbound SMS (see webhooks.h for what each does).
+ * webhooks.c - provider callbacks: POST /v1/webhooks/<provider name> hands
+ * the request to that provider's plugin (ABI 2's feedback(), which
+ * verifies the provider's signature and reads the events), then applies
+ * the events (see webhooks.h). It names no plugin: any plugin with a
+ * feedback() takes callbacks.
  *
- * Owns only the per-request state of the two routes; the person's data is
- * changed through people.h alone. Its own keys (the Twilio dedupe key,
- * `<prefix>:webhook:twilio:<MessageSid>`, and the counters hash
- * `<prefix>:webhook:counts`) go through the daemon's command layer for
- * interactive callers (api_state.cmds): the dedupe key of a STOP or START
- * is set by people.c's consent script in the same step as the change
- * (people_consent_append_event), so it is never left set by a change that
- * failed; HELP, which changes nothing, sets it with SET NX EX. Parsing and
- * the signed text are pure (feedback.c); this file adds the crypto, the
- * clock and the Redis round trips.
+ * Owns only the per-request state. The person's data is changed through
+ * people.h alone; its own keys go through the daemon's command layer for
+ * interactive callers (api_state.cmds): the dedupe key of an event
+ * (`<prefix>:webhook:<label>:<event id>`, label the plugin's
+ * feedback_route or name) is set in the same script as the change it
+ * guards (people.c's consent script for STOP and START,
+ * lua/feedback_status.lua for a delivery event), so it is never left set
+ * by a change that failed; HELP, which changes nothing, sets it with SET
+ * NX EX. The counters hash `<prefix>:webhook:counts` takes a count per
+ * label and kind.
  *
- * Main invariant: nothing changes unless the provider's signature over the
- * exact bytes received verified first; a request refused (403, 400) has
- * changed nothing. A provider sends an event again until it gets a 2xx, so
- * a Redis failure is answered 503 (api_respond_store_error), never 200
- * with nothing stored. Logs carry ids (recipient id, MessageSid), counts
- * and error labels, never an address, a number or a body.
+ * Main invariant: nothing changes unless the plugin verified the
+ * provider's signature over the exact bytes received and read the whole
+ * request; a request refused (401, 403, 400) has changed nothing. A
+ * provider sends an event again until it gets a 2xx, so a Redis failure
+ * is answered 503 (api_respond_store_error), never 200 with nothing
+ * stored. Logs carry ids (provider, recipient and event ids), counts and
+ * error labels, never an address, a number or a body.
  */
 #include "webhooks.h"
 
-#include <ctype.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "feedback.h"
+#include "herald_channel.h"
 #include "log.h"
 #include "people.h"
+#include "plugin.h"
+#include "store.h"
 
-#define TWIML_EMPTY "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
-#define TWIML_HELP                                                                                        \
-    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>Reply STOP to stop these messages, START " \
-    "to receive them again.</Message></Response>"
-#define WEBHOOKS_SENDGRID_MAX_BODY (1024u * 1024u)
-#define SIG_B64_MAX 512 /* a DER ECDSA P-256 signature is at most 72 bytes */
+#define FB_ID_MAX 128
 
-/* ---- shared helpers ------------------------------------------------------ */
+/* Refused requests may come thousands a second (anyone can post): a line
+ * when they start, a count a minute, a line when they stop (log.h). */
+static struct log_rate refusals;
 
-/* Standard base64 (with padding) into a new buffer; -1 when it is not. */
-static int b64_decode(const char *in, unsigned char **out, size_t *outlen)
+static void refused(const char *provider, const char *why)
 {
-    size_t n = strlen(in);
-    while (n && isspace((unsigned char)in[n - 1])) n--;
-    while (n && isspace((unsigned char)*in)) in++, n--;
-    if (n == 0 || n % 4 || n > 8192) return -1;
-    unsigned char *buf = xmalloc(n / 4 * 3 + 1);
-    int len = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)n);
-    if (len < 0) {
-        free(buf);
-        return -1;
-    }
-    /* EVP_DecodeBlock counts the bytes the padding stands for. */
-    if (in[n - 1] == '=') len--;
-    if (in[n - 2] == '=') len--;
-    *out = buf;
-    *outlen = (size_t)len;
-    return 0;
-}
-
-/* The value of setting key of every provider using plugin, in file order. */
-static size_t provider_settings(const struct config *cfg, const char *plugin, const char *key,
-                                const char **out, size_t max)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < cfg->nproviders && n < max; i++) {
-        const struct config_provider *p = &cfg->providers[i];
-        if (!p->plugin || strcmp(p->plugin, plugin) != 0) continue;
-        for (size_t k = 0; k < p->nsettings; k++)
-            if (strcmp(p->settings[k].key, key) == 0 && p->settings[k].value[0]) {
-                out[n++] = p->settings[k].value;
-                break;
-            }
-    }
-    return n;
+    log_rate_hit(&refusals, "webhooks", "unauthenticated callbacks refused",
+                 "%s: refused: %s; further refusals are counted", provider, why);
 }
 
 static void on_counted(redisReply *r, enum store_error err, const char *text, void *arg)
@@ -91,412 +56,572 @@ static void on_counted(redisReply *r, enum store_error err, const char *text, vo
 /* After the change was stored: a counter that must land, so it is a
  * default command of the layer (retried until it passes, never failing
  * the request whose change it counts). */
-static void count(struct api_state *st, const char *field, long long by)
+static void count(struct api_state *st, const char *label, const char *what, long long by)
 {
     if (by <= 0) return;
-    struct strbuf k;
+    struct strbuf k, f;
     strbuf_init(&k);
+    strbuf_init(&f);
     strbuf_addf(&k, "%s:webhook:counts", st->cfg->prefix);
+    strbuf_addf(&f, "%s:%s", label, what);
     char n[HERALD_LL_CHARS];
     herald_lltoa(n, by);
-    STORE_SEND(st->cmds, 0, on_counted, NULL, "HINCRBY", k.buf, field, n);
+    STORE_SEND(st->cmds, 0, on_counted, NULL, "HINCRBY", k.buf, f.buf, n);
     strbuf_free(&k);
+    strbuf_free(&f);
 }
 
-/* Refused requests may come thousands a second (anyone can post): a line
- * when they start, a count a minute, a line when they stop (log.h). */
-static struct log_rate sg_refused, tw_refused;
-
-static void refused(struct log_rate *r, const char *provider, const char *why)
+/* [A-Za-z0-9._:=_-], 1..max: an id from the provider, safe in keys and logs. */
+static bool fb_id_valid(const char *s, size_t max)
 {
-    log_rate_hit(r, "webhooks", r == &sg_refused ? "sendgrid: unauthenticated requests refused"
-                                                 : "twilio: unauthenticated requests refused",
-                 "%s: refused: %s; further refusals are counted", provider, why);
+    if (!s || !*s || strlen(s) > max) return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || strchr("._:=-_", *s)))
+            return false;
+    return true;
 }
 
-/* ---- SendGrid -------------------------------------------------------------- */
+/* ---- one request -------------------------------------------------------- */
 
-/* True when sig is pubkey_b64's ECDSA P-256/SHA-256 signature of ts + body. */
-static bool sg_verify(const char *pubkey_b64, const char *ts, const char *body, size_t len,
-                      const unsigned char *sig, size_t siglen)
-{
-    unsigned char *der = NULL;
-    size_t derlen = 0;
-    if (b64_decode(pubkey_b64, &der, &derlen) < 0) return false;
-    const unsigned char *p = der;
-    EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)derlen);
-    free(der);
-    bool ok = false;
-    if (pk && EVP_PKEY_base_id(pk) == EVP_PKEY_EC && EVP_PKEY_bits(pk) == 256) {
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pk) == 1 &&
-             EVP_DigestVerifyUpdate(md, ts, strlen(ts)) == 1 && EVP_DigestVerifyUpdate(md, body, len) == 1 &&
-             EVP_DigestVerifyFinal(md, sig, siglen) == 1;
-        EVP_MD_CTX_free(md);
-    }
-    EVP_PKEY_free(pk);
-    ERR_clear_error(); /* a failed verification leaves entries behind */
-    return ok;
-}
+struct fb_event {
+    enum herald_feedback_kind kind;
+    int channel;
+    int64_t at;
+    char *event_id, *provider_id, *campaign, *recipient, *address, *detail;
+    char *person;         /* keywords: the person's id once found */
+    struct fb_ctx *c;
+};
 
-/* Seconds since the epoch from 1..12 decimal digits, or -1. */
-static int64_t parse_unix(const char *s)
-{
-    int64_t v = 0;
-    size_t n = 0;
-    for (; *s; s++, n++) {
-        if (!isdigit((unsigned char)*s) || n == 12) return -1;
-        v = v * 10 + (*s - '0');
-    }
-    return n ? v : -1;
-}
-
-struct sg_ctx {
+struct fb_ctx {
     struct http_request *req;
     struct api_state *st;
-    struct feedback_sendgrid fs;
+    const char *provider; /* the provider instance that verified (config owns it) */
+    const char *label;    /* counters and dedupe keys: the plugin's route or name */
+    struct fb_event *ev;
+    size_t n, cap;
+    size_t nevents, ignored;
+    size_t recorded, suppressed, duplicates, unmatched, keywords;
     size_t pending;
-    size_t changed, refused;
     bool failed;
     enum store_error error; /* when failed */
+    struct herald_feedback_reply reply;
 };
 
-static void sg_finish(struct sg_ctx *c)
+static void ev_free(struct fb_event *e)
+{
+    free(e->event_id);
+    free(e->provider_id);
+    free(e->campaign);
+    free(e->recipient);
+    free(e->address);
+    free(e->detail);
+    free(e->person);
+}
+
+static void ctx_reset(struct fb_ctx *c)
+{
+    for (size_t i = 0; i < c->n; i++) ev_free(&c->ev[i]);
+    c->n = 0;
+    c->nevents = c->ignored = 0;
+    memset(&c->reply, 0, sizeof(c->reply));
+}
+
+static void ctx_free(struct fb_ctx *c)
+{
+    ctx_reset(c);
+    free(c->ev);
+    free(c);
+}
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+/* feedback()'s emit: the daemon's own copy of each event that asks for
+ * something. An id that is not one is dropped (the event then cannot be
+ * deduplicated or matched: it is counted ignored). */
+static void on_emit(void *ectx, const struct herald_feedback_event *fe)
+{
+    struct fb_ctx *c = ectx;
+    c->nevents++;
+    int channel = fe->channel ? herald_channel_from_name(fe->channel) : -1;
+    if (fe->kind == HERALD_FEEDBACK_IGNORED || fe->kind > HERALD_FEEDBACK_KEYWORD_HELP ||
+        !fb_id_valid(fe->event_id, FB_ID_MAX) || channel < 0) {
+        c->ignored++;
+        return;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 8;
+        c->ev = xrealloc(c->ev, c->cap * sizeof(*c->ev));
+    }
+    struct fb_event *e = &c->ev[c->n++];
+    memset(e, 0, sizeof(*e));
+    e->c = c;
+    e->kind = fe->kind;
+    e->channel = channel;
+    e->at = fe->at;
+    e->event_id = xstrdup(fe->event_id);
+    if (fb_id_valid(fe->provider_id, HERALD_ID_MAX)) e->provider_id = xstrdup(fe->provider_id);
+    /* Echoed ids are used only in pairs, and only when they are ids. */
+    if (fe->campaign && fe->recipient && herald_id_valid(fe->campaign) && herald_id_valid(fe->recipient)) {
+        e->campaign = xstrdup(fe->campaign);
+        e->recipient = xstrdup(fe->recipient);
+    }
+    e->address = dup_or_null(fe->address);
+    e->detail = fb_id_valid(fe->detail, 64) ? xstrdup(fe->detail) : NULL;
+}
+
+static void fb_done(struct fb_ctx *c)
 {
     if (c->failed) {
-        log_warn("webhooks", "sendgrid: redis failed (%s); events=%zu suppressed=%zu (SendGrid retries)",
-                 store_error_name(c->error), c->fs.nevents, c->changed);
-        count(c->st, "sendgrid:suppressed", (long long)c->changed); /* what did change, once */
+        log_warn("webhooks", "%s: redis failed (%s); events=%zu recorded=%zu suppressed=%zu (the provider retries)",
+                 c->provider, store_error_name(c->error), c->nevents, c->recorded, c->suppressed);
+        count(c->st, c->label, "suppressed", (long long)c->suppressed); /* what did change, once */
+        count(c->st, c->label, "recorded", (long long)c->recorded);
         api_respond_store_error(c->req, c->error);
     } else {
-        count(c->st, "sendgrid:suppressed", (long long)c->changed);
-        log_info("webhooks", "sendgrid: events=%zu suppressed=%zu already=%zu ignored=%zu refused=%zu",
-                 c->fs.nevents, c->changed, c->fs.nsuppress - c->changed - c->refused, c->fs.nignored,
-                 c->refused);
-        http_respond_json(c->req, 200,
-                          json_pack("{s:I, s:I, s:I}", "events", (json_int_t)c->fs.nevents, "suppressed",
-                                    (json_int_t)c->changed, "ignored", (json_int_t)c->fs.nignored));
-    }
-    feedback_sendgrid_free(&c->fs);
-    free(c);
-}
-
-static void sg_suppressed(int status, enum store_error store, json_t *doc, const char *err, void *arg)
-{
-    (void)err;
-    struct sg_ctx *c = arg;
-    if (status == 0) {
-        if (json_is_true(json_object_get(doc, "changed"))) c->changed++;
-    } else if (status == -HERALD_EINVAL) {
-        c->refused++; /* not an address the store accepts: nothing to suppress */
-    } else if (!c->failed) {
-        c->failed = true;
-        c->error = status == -HERALD_EREDIS ? store : STORE_E_ERROR;
-    }
-    json_decref(doc);
-    if (--c->pending == 0) sg_finish(c);
-}
-
-/* At headers-complete, before a byte of the body (up to 1 MiB) is read:
- * 403 when no key is configured, 401 without the signature headers. */
-static int sendgrid_precheck(const struct http_request *req, void *arg, const char **message)
-{
-    struct api_state *st = arg;
-    const char *keys[1];
-    if (provider_settings(st->cfg, "email_sendgrid", "webhook_public_key", keys, 1) == 0) {
-        refused(&sg_refused, "sendgrid", "no email_sendgrid provider has a webhook_public_key");
-        *message = "no webhook_public_key is configured: events are refused";
-        return 403;
-    }
-    if (!http_request_header(req, "X-Twilio-Email-Event-Webhook-Signature") ||
-        !http_request_header(req, "X-Twilio-Email-Event-Webhook-Timestamp")) {
-        refused(&sg_refused, "sendgrid", "signature or timestamp header missing");
-        *message = "signature required";
-        return 401;
-    }
-    return 0;
-}
-
-static void sendgrid_post(struct http_request *req, void *arg)
-{
-    struct api_state *st = arg;
-    const char *msg;
-    int status = sendgrid_precheck(req, st, &msg); /* passed already; kept for a direct call */
-    if (status) {
-        http_respond_error(req, status, msg);
-        return;
-    }
-    const char *keys[16];
-    size_t nkeys = provider_settings(st->cfg, "email_sendgrid", "webhook_public_key", keys, 16);
-    const char *sig_b64 = http_request_header(req, "X-Twilio-Email-Event-Webhook-Signature");
-    const char *ts = http_request_header(req, "X-Twilio-Email-Event-Webhook-Timestamp");
-    int64_t t = parse_unix(ts), now = (int64_t)time(NULL);
-    if (t < 0 || t < now - WEBHOOKS_SG_MAX_AGE_S || t > now + WEBHOOKS_SG_MAX_AHEAD_S) {
-        refused(&sg_refused, "sendgrid", "timestamp not a time or outside the accepted window");
-        http_respond_error(req, 403, "timestamp outside the accepted window");
-        return;
-    }
-    unsigned char *sig = NULL;
-    size_t siglen = 0;
-    size_t blen = 0;
-    const char *body = http_request_body(req, &blen);
-    bool ok = false;
-    if (strlen(sig_b64) <= SIG_B64_MAX && b64_decode(sig_b64, &sig, &siglen) == 0)
-        for (size_t i = 0; i < nkeys && !ok; i++) ok = sg_verify(keys[i], ts, body, blen, sig, siglen);
-    free(sig);
-    if (!ok) {
-        refused(&sg_refused, "sendgrid", "signature does not verify");
-        http_respond_error(req, 403, "signature does not verify");
-        return;
-    }
-    if (!st->people) {
-        http_respond_error(req, 503, "not ready");
-        return;
-    }
-    struct sg_ctx *c = xcalloc(1, sizeof(*c));
-    c->req = req;
-    c->st = st;
-    char err[160];
-    if (feedback_sendgrid_parse(body, blen, &c->fs, err, sizeof(err)) < 0) {
-        free(c);
-        http_respond_error(req, 400, err);
-        return;
-    }
-    /* One reference for this loop, so that answers arriving meanwhile cannot finish early. */
-    c->pending = 1;
-    for (size_t i = 0; i < c->fs.nsuppress; i++) {
-        c->pending++;
-        if (people_suppress(st->people, HERALD_CH_EMAIL, c->fs.suppress[i], true, sg_suppressed, c) < 0) {
-            c->pending--;
-            if (!c->failed) c->error = STORE_E_CONNECTION;
-            c->failed = true;
-            break;
+        count(c->st, c->label, "suppressed", (long long)c->suppressed);
+        count(c->st, c->label, "recorded", (long long)c->recorded);
+        log_info("webhooks", "%s: events=%zu recorded=%zu suppressed=%zu keywords=%zu duplicates=%zu unmatched=%zu "
+                             "ignored=%zu",
+                 c->provider, c->nevents, c->recorded, c->suppressed, c->keywords, c->duplicates, c->unmatched,
+                 c->ignored);
+        if (c->reply.body[0]) {
+            const char *type = c->reply.content_type[0] ? c->reply.content_type : "text/plain; charset=utf-8";
+            http_respond(c->req, 200, type, c->reply.body, strlen(c->reply.body));
+        } else {
+            http_respond_json(c->req, 200,
+                              json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "events", (json_int_t)c->nevents,
+                                        "recorded", (json_int_t)c->recorded, "suppressed",
+                                        (json_int_t)c->suppressed, "duplicates", (json_int_t)c->duplicates,
+                                        "unmatched", (json_int_t)c->unmatched, "ignored", (json_int_t)c->ignored));
         }
     }
-    if (--c->pending == 0) sg_finish(c);
+    ctx_free(c);
 }
 
-/* ---- Twilio ---------------------------------------------------------------- */
-
-static bool tw_verify(const char *token, const char *text, size_t len, const unsigned char *sig, size_t siglen)
+static void ev_fail(struct fb_event *e, enum store_error err)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!HMAC(EVP_sha1(), token, (int)strlen(token), (const unsigned char *)text, len, md, &mdlen)) return false;
-    return siglen == mdlen && CRYPTO_memcmp(md, sig, mdlen) == 0;
+    if (!e->c->failed) e->c->error = err;
+    e->c->failed = true;
 }
 
-struct tw_ctx {
-    struct http_request *req;
-    struct api_state *st;
-    enum feedback_keyword kw;
-    char sid[HERALD_ID_MAX + 1];
-    char *id;        /* the person's id once found */
-    char *dedupe;    /* <prefix>:webhook:twilio:<sid> */
-    char *counts;    /* <prefix>:webhook:counts */
-    struct feedback_form form; /* kept until the end: people.h may read From later */
-};
-
-static void tw_free(struct tw_ctx *c)
+static void ev_done(struct fb_event *e)
 {
-    free(c->id);
-    free(c->dedupe);
-    free(c->counts);
-    feedback_form_free(&c->form);
-    free(c);
+    if (--e->c->pending == 0) fb_done(e->c);
 }
 
-static void twiml(struct http_request *req, enum feedback_keyword kw)
+static void dedupe_key(struct strbuf *k, const struct fb_event *e)
 {
-    const char *x = kw == FEEDBACK_KW_HELP ? TWIML_HELP : TWIML_EMPTY;
-    http_respond(req, 200, "text/xml; charset=utf-8", x, strlen(x));
+    strbuf_reset(k);
+    strbuf_addf(k, "%s:webhook:%s:%s", e->c->st->cfg->prefix, e->c->label, e->event_id);
 }
 
-/* Nothing was applied (and the MessageSid is not marked): Twilio sends the
- * message again, and then it is. */
-static void tw_fail(struct tw_ctx *c, enum store_error e)
+/* ---- delivery events: delivered, bounced, complained ------------------ */
+
+static const char *status_outcome(enum herald_feedback_kind k)
 {
-    log_warn("webhooks", "twilio: %s sid=%s not applied: redis failed (%s); twilio retries",
-             feedback_keyword_name(c->kw), c->sid, store_error_name(e));
-    api_respond_store_error(c->req, e);
-    tw_free(c);
+    switch (k) {
+    case HERALD_FEEDBACK_DELIVERED: return "delivered";
+    case HERALD_FEEDBACK_COMPLAINED: return "complained";
+    case HERALD_FEEDBACK_UNSUBSCRIBED: return NULL; /* suppression only */
+    default: return "bounced";
+    }
 }
 
-static void tw_consented(int status, enum store_error store, json_t *doc, const char *err, void *arg)
+/* The audit reason: hard, soft, failed, undelivered or complaint, then
+ * ":" and the provider's detail; none for delivered. */
+static void status_reason(struct strbuf *sb, const struct fb_event *e)
+{
+    strbuf_reset(sb);
+    const char *head = e->kind == HERALD_FEEDBACK_BOUNCED_HARD   ? "hard"
+                       : e->kind == HERALD_FEEDBACK_BOUNCED_SOFT ? "soft"
+                       : e->kind == HERALD_FEEDBACK_FAILED       ? "failed"
+                       : e->kind == HERALD_FEEDBACK_UNDELIVERED  ? "undelivered"
+                       : e->kind == HERALD_FEEDBACK_COMPLAINED   ? "complaint"
+                                                                  : NULL;
+    if (!head) return; /* delivered: no reason */
+    strbuf_adds(sb, head);
+    if (e->detail) strbuf_addf(sb, ":%s", e->detail);
+}
+
+static void on_recorded(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    (void)text;
+    struct fb_event *e = arg;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        ev_fail(e, r ? STORE_E_ERROR : err);
+    } else if (r->integer == 1) {
+        e->c->recorded++;
+        log_debug("webhooks", "%s: %s campaign=%s recipient=%s event=%s", e->c->provider, status_outcome(e->kind),
+                  e->campaign, e->recipient, e->event_id);
+    } else {
+        e->c->duplicates++;
+    }
+    ev_done(e);
+}
+
+static void record(struct fb_event *e)
+{
+    struct api_state *st = e->c->st;
+    struct store_args a;
+    struct strbuf k;
+    strbuf_init(&k);
+    store_args_script(&a, store_lua_feedback_status, 3);
+    dedupe_key(&k, e);
+    store_args_add(&a, k.buf);
+    store_key_audit(&k, st->cfg->prefix);
+    store_args_add(&a, k.buf);
+    store_key_campaign(&k, st->cfg->prefix, e->campaign);
+    store_args_add(&a, k.buf);
+    char ttl[HERALD_LL_CHARS], maxlen[HERALD_LL_CHARS], at[40];
+    herald_lltoa(ttl, WEBHOOKS_DEDUPE_TTL_S);
+    herald_lltoa(maxlen, (long long)st->cfg->audit_maxlen);
+    herald_time_format(e->at > 0 ? e->at : (int64_t)time(NULL), at, sizeof(at));
+    store_args_add(&a, ttl);
+    store_args_add(&a, maxlen);
+    store_args_add(&a, e->campaign);
+    store_args_add(&a, e->recipient);
+    store_args_add(&a, herald_channel_name(e->channel));
+    store_args_add(&a, status_outcome(e->kind));
+    status_reason(&k, e);
+    store_args_add(&a, k.buf);
+    store_args_add(&a, e->c->provider);
+    store_args_add(&a, e->provider_id ? e->provider_id : "");
+    store_args_add(&a, at);
+    strbuf_free(&k);
+    if (store_cmds_send(st->cmds, STORE_CMD_ONCE, on_recorded, e, NULL, &a, store_lua_feedback_status) < 0) {
+        ev_fail(e, STORE_E_CONNECTION);
+        ev_done(e);
+    }
+}
+
+/* "campaign recipient channel" from the provider id key (lua/finish.lua). */
+static void on_pid(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    (void)text;
+    struct fb_event *e = arg;
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+        ev_fail(e, r ? STORE_E_ERROR : err);
+        ev_done(e);
+        return;
+    }
+    char camp[HERALD_ID_MAX + 1], rcpt[HERALD_ID_MAX + 1], chan[16];
+    if (r->type == REDIS_REPLY_NIL || r->len > 3 * HERALD_ID_MAX ||
+        sscanf(r->str, "%128s %128s %15s", camp, rcpt, chan) != 3 || !herald_id_valid(camp) ||
+        !herald_id_valid(rcpt)) {
+        e->c->unmatched++;
+        log_debug("webhooks", "%s: event=%s provider_id=%s matches no message herald remembers", e->c->provider,
+                  e->event_id, e->provider_id);
+        ev_done(e);
+        return;
+    }
+    e->campaign = xstrdup(camp);
+    e->recipient = xstrdup(rcpt);
+    record(e);
+}
+
+static void find_message(struct fb_event *e)
+{
+    if (!status_outcome(e->kind)) { /* unsubscribed: suppressed, nothing to record */
+        ev_done(e);
+        return;
+    }
+    if (e->campaign) {
+        record(e);
+        return;
+    }
+    if (!e->provider_id) {
+        e->c->unmatched++;
+        ev_done(e);
+        return;
+    }
+    struct strbuf k;
+    strbuf_init(&k);
+    store_key_pid(&k, e->c->st->cfg->prefix, e->c->provider, e->provider_id);
+    int rc = STORE_SEND(e->c->st->cmds, STORE_CMD_ONCE, on_pid, e, "GET", k.buf);
+    strbuf_free(&k);
+    if (rc < 0) {
+        ev_fail(e, STORE_E_CONNECTION);
+        ev_done(e);
+    }
+}
+
+static void on_suppressed(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
     (void)err;
-    struct tw_ctx *c = arg;
+    struct fb_event *e = arg;
+    if (status == 0 && json_is_true(json_object_get(doc, "changed"))) e->c->suppressed++;
+    json_decref(doc);
+    if (status != 0 && status != -HERALD_EINVAL) { /* EINVAL: not an address the store takes */
+        ev_fail(e, status == -HERALD_EREDIS ? store : STORE_E_ERROR);
+        ev_done(e); /* not recorded: the provider's redelivery does both */
+        return;
+    }
+    find_message(e);
+}
+
+/* A hard bounce, a complaint or an unsubscribe suppresses the address
+ * first; the record (with its dedupe key) follows once that stored. */
+static void apply_status(struct fb_event *e)
+{
+    bool suppress = e->kind == HERALD_FEEDBACK_BOUNCED_HARD || e->kind == HERALD_FEEDBACK_COMPLAINED ||
+                    e->kind == HERALD_FEEDBACK_UNSUBSCRIBED;
+    if (!suppress || !e->address) {
+        find_message(e);
+        return;
+    }
+    if (people_suppress(e->c->st->people, e->channel, e->address, true, on_suppressed, e) < 0) {
+        ev_fail(e, STORE_E_CONNECTION);
+        ev_done(e);
+    }
+}
+
+/* ---- keywords: STOP, START, HELP of an inbound SMS -------------------- */
+
+static const char *keyword_name(enum herald_feedback_kind k)
+{
+    return k == HERALD_FEEDBACK_KEYWORD_STOP ? "stop" : k == HERALD_FEEDBACK_KEYWORD_START ? "start" : "help";
+}
+
+static void on_consented(int status, enum store_error store, json_t *doc, const char *err, void *arg)
+{
+    (void)err;
+    struct fb_event *e = arg;
     bool applied = doc != NULL;
     json_decref(doc);
     if (status == 0 && applied) { /* counted by the same script */
-        log_info("webhooks", "twilio: %s recipient=%s sid=%s: sms consent %s", feedback_keyword_name(c->kw), c->id,
-                 c->sid, c->kw == FEEDBACK_KW_STOP ? "revoked" : "granted");
+        e->c->keywords++;
+        log_info("webhooks", "%s: %s recipient=%s event=%s: %s consent %s", e->c->provider, keyword_name(e->kind),
+                 e->person, e->event_id, herald_channel_name(e->channel),
+                 e->kind == HERALD_FEEDBACK_KEYWORD_STOP ? "revoked" : "granted");
     } else if (status == 0) {
-        log_debug("webhooks", "twilio: sid=%s seen before: nothing changes", c->sid);
+        e->c->duplicates++;
     } else if (status == -HERALD_ENOENT) {
-        log_info("webhooks", "twilio: %s sid=%s: the person was erased meanwhile", feedback_keyword_name(c->kw),
-                 c->sid);
+        log_info("webhooks", "%s: %s event=%s: the person was erased meanwhile", e->c->provider,
+                 keyword_name(e->kind), e->event_id);
     } else {
-        tw_fail(c, status == -HERALD_EREDIS ? store : STORE_E_ERROR);
-        return;
+        log_warn("webhooks", "%s: %s event=%s not applied: redis failed; the provider retries", e->c->provider,
+                 keyword_name(e->kind), e->event_id);
+        ev_fail(e, status == -HERALD_EREDIS ? store : STORE_E_ERROR);
     }
-    twiml(c->req, c->kw);
-    tw_free(c);
+    ev_done(e);
 }
 
-/* HELP changes nothing but a counter: the MessageSid marks it counted. */
-static void tw_help_deduped(redisReply *reply, enum store_error e, const char *text, void *arg)
+/* HELP changes nothing but a counter: the event id marks it counted. */
+static void on_help_deduped(redisReply *reply, enum store_error err, const char *text, void *arg)
 {
     (void)text;
-    struct tw_ctx *c = arg;
+    struct fb_event *e = arg;
     if (!reply) {
-        tw_fail(c, e);
-        return;
-    }
-    if (reply->type == REDIS_REPLY_NIL) {
-        log_debug("webhooks", "twilio: sid=%s seen before: nothing changes", c->sid);
+        ev_fail(e, err);
+    } else if (reply->type == REDIS_REPLY_NIL) {
+        e->c->duplicates++;
     } else {
-        count(c->st, "twilio:help", 1);
-        log_info("webhooks", "twilio: help recipient=%s sid=%s", c->id, c->sid);
+        e->c->keywords++;
+        count(e->c->st, e->c->label, "help", 1);
+        log_info("webhooks", "%s: help recipient=%s event=%s", e->c->provider, e->person, e->event_id);
     }
-    twiml(c->req, c->kw);
-    tw_free(c);
+    ev_done(e);
 }
 
-static void tw_found(int status, enum store_error store, json_t *doc, const char *err, void *arg)
+static void on_found(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
     (void)err;
-    struct tw_ctx *c = arg;
+    struct fb_event *e = arg;
     const char *id = status == 0 ? json_string_value(json_object_get(doc, "id")) : NULL;
-    if (id) c->id = xstrdup(id);
+    if (id) e->person = xstrdup(id);
     json_decref(doc);
-    if (status == -HERALD_ENOENT || status == -HERALD_EINVAL || (status == 0 && !c->id)) {
-        log_info("webhooks", "twilio: %s sid=%s from a number herald does not know: nothing stored",
-                 feedback_keyword_name(c->kw), c->sid);
-        twiml(c->req, c->kw);
-        tw_free(c);
+    if (status == -HERALD_ENOENT || status == -HERALD_EINVAL || (status == 0 && !e->person)) {
+        log_info("webhooks", "%s: %s event=%s from an address herald does not know: nothing stored", e->c->provider,
+                 keyword_name(e->kind), e->event_id);
+        e->c->unmatched++;
+        ev_done(e);
         return;
     }
     if (status < 0) {
-        tw_fail(c, status == -HERALD_EREDIS ? store : STORE_E_ERROR);
+        ev_fail(e, status == -HERALD_EREDIS ? store : STORE_E_ERROR);
+        ev_done(e);
         return;
     }
-    struct strbuf k;
+    struct strbuf k, counts;
     strbuf_init(&k);
-    strbuf_addf(&k, "%s:webhook:twilio:%s", c->st->cfg->prefix, c->sid);
-    c->dedupe = strbuf_detach(&k, NULL);
-    strbuf_addf(&k, "%s:webhook:counts", c->st->cfg->prefix);
-    c->counts = strbuf_detach(&k, NULL);
+    strbuf_init(&counts);
+    dedupe_key(&k, e);
+    strbuf_addf(&counts, "%s:webhook:counts", e->c->st->cfg->prefix);
     int rc;
-    if (c->kw == FEEDBACK_KW_HELP) {
+    if (e->kind == HERALD_FEEDBACK_KEYWORD_HELP) {
         char ttl[HERALD_LL_CHARS];
         herald_lltoa(ttl, WEBHOOKS_DEDUPE_TTL_S);
-        rc = STORE_SEND(c->st->cmds, STORE_CMD_ONCE, tw_help_deduped, c, "SET", c->dedupe, "1", "NX", "EX", ttl);
+        rc = STORE_SEND(e->c->st->cmds, STORE_CMD_ONCE, on_help_deduped, e, "SET", k.buf, "1", "NX", "EX", ttl);
     } else {
-        char field[32];
-        snprintf(field, sizeof(field), "twilio:%s", feedback_keyword_name(c->kw));
-        struct people_event ev = {.key = c->dedupe, .ttl_s = WEBHOOKS_DEDUPE_TTL_S, .counts = c->counts,
-                                  .field = field};
-        rc = people_consent_append_event(c->st->people, c->id, HERALD_CH_SMS, c->kw == FEEDBACK_KW_START,
-                                         "sms_keyword", NULL, (int64_t)time(NULL), &ev, tw_consented, c);
+        char field[96];
+        snprintf(field, sizeof(field), "%s:%s", e->c->label, keyword_name(e->kind));
+        struct people_event pe = {.key = k.buf, .ttl_s = WEBHOOKS_DEDUPE_TTL_S, .counts = counts.buf, .field = field};
+        rc = people_consent_append_event(e->c->st->people, e->person, e->channel,
+                                         e->kind == HERALD_FEEDBACK_KEYWORD_START, "sms_keyword", NULL,
+                                         (int64_t)time(NULL), &pe, on_consented, e);
     }
-    if (rc < 0) tw_fail(c, STORE_E_CONNECTION);
+    strbuf_free(&k);
+    strbuf_free(&counts);
+    if (rc < 0) {
+        ev_fail(e, STORE_E_CONNECTION);
+        ev_done(e);
+    }
 }
 
-/* At headers-complete, before the body is read: 403 when Twilio's
- * signature cannot be checked (no auth_token, no public_url), 401 without
- * X-Twilio-Signature. */
-static int twilio_precheck(const struct http_request *req, void *arg, const char **message)
+static void apply_keyword(struct fb_event *e)
+{
+    if (!e->address || !e->address[0]) {
+        e->c->ignored++;
+        ev_done(e);
+        return;
+    }
+    if (people_find_by_address(e->c->st->people, e->channel, e->address, on_found, e) < 0) {
+        ev_fail(e, STORE_E_CONNECTION);
+        ev_done(e);
+    }
+}
+
+/* ---- the route ------------------------------------------------------------ */
+
+/* The providers a route segment names: the provider of that name when its
+ * plugin takes callbacks, else (older callback URLs) every provider whose
+ * plugin's feedback_route it is, in file order. */
+static size_t candidates(struct api_state *st, const char *name, struct plugin_provider **out, size_t max)
+{
+    if (!st->plugins || !name) return 0;
+    struct plugin_provider *p = plugin_set_find(st->plugins, name);
+    if (p && p->feedback) {
+        out[0] = p;
+        return 1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < plugin_set_count(st->plugins) && n < max; i++) {
+        p = plugin_set_get(st->plugins, i);
+        if (p->feedback && p->feedback_route && strcmp(p->feedback_route, name) == 0) out[n++] = p;
+    }
+    return n;
+}
+
+/* The {provider} segment, read from the request target (the route's
+ * parameters are not there yet at headers-complete) into buf. Provider
+ * names are plain (config.c), so an escaped one names none. */
+static const char *route_name(const struct http_request *req, char *buf, size_t len)
+{
+    const char *t = http_request_target(req);
+    const char *head = "/v1/webhooks/";
+    if (strncmp(t, head, strlen(head)) != 0) return NULL;
+    t += strlen(head);
+    size_t n = strcspn(t, "?#");
+    if (n == 0 || n >= len || memchr(t, '/', n) || memchr(t, '%', n)) return NULL;
+    memcpy(buf, t, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* At headers-complete, before a byte of the body is read: 404 for a
+ * provider that takes no callbacks, 401 without the headers its plugin
+ * needs to verify anything. */
+static int feedback_precheck(const struct http_request *req, void *arg, const char **message)
 {
     struct api_state *st = arg;
-    const char *tokens[1];
-    if (provider_settings(st->cfg, "sms_twilio", "auth_token", tokens, 1) == 0 || !st->cfg->public_url ||
-        !st->cfg->public_url[0]) {
-        refused(&tw_refused, "twilio", "needs an sms_twilio provider's auth_token and [public] public_url");
-        *message = "no auth_token or public_url is configured: requests are refused";
-        return 403;
+    struct plugin_provider *p[1];
+    char buf[HERALD_ID_MAX + 1];
+    const char *name = route_name(req, buf, sizeof(buf));
+    if (candidates(st, name, p, 1) == 0) {
+        *message = "no provider of that name takes callbacks";
+        return 404;
     }
-    if (!http_request_header(req, "X-Twilio-Signature")) {
-        refused(&tw_refused, "twilio", "X-Twilio-Signature missing");
-        *message = "signature required";
-        return 401;
-    }
+    for (const char *const *h = p[0]->feedback_headers; h && *h; h++)
+        if (!http_request_header(req, *h)) {
+            refused(name, "signature headers missing");
+            *message = "signature required";
+            return 401;
+        }
     return 0;
 }
 
-static void twilio_post(struct http_request *req, void *arg)
+static const char *req_header(const void *hctx, const char *name) { return http_request_header(hctx, name); }
+
+static void feedback_post(struct http_request *req, void *arg)
 {
     struct api_state *st = arg;
     const char *msg;
-    int status = twilio_precheck(req, st, &msg); /* passed already; kept for a direct call */
+    int status = feedback_precheck(req, st, &msg); /* passed already; kept for a direct call */
     if (status) {
         http_respond_error(req, status, msg);
         return;
     }
-    const char *tokens[16];
-    size_t ntokens = provider_settings(st->cfg, "sms_twilio", "auth_token", tokens, 16);
-    const char *sig_b64 = http_request_header(req, "X-Twilio-Signature");
+    struct plugin_provider *cand[16];
+    char name[HERALD_ID_MAX + 1];
+    size_t ncand = candidates(st, route_name(req, name, sizeof(name)), cand, 16);
     size_t blen = 0;
     const char *body = http_request_body(req, &blen);
-    struct feedback_form form;
-    char err[160];
-    if (feedback_form_parse(body, blen, &form, err, sizeof(err)) < 0) {
-        http_respond_error(req, 400, err);
-        return;
+    struct strbuf url;
+    strbuf_init(&url);
+    if (st->cfg->public_url && st->cfg->public_url[0]) {
+        size_t n = strlen(st->cfg->public_url);
+        while (n && st->cfg->public_url[n - 1] == '/') n--;
+        strbuf_add(&url, st->cfg->public_url, n);
+        strbuf_adds(&url, http_request_path(req));
+        if (http_request_query(req)[0]) strbuf_addf(&url, "?%s", http_request_query(req));
     }
-    struct strbuf text;
-    strbuf_init(&text);
-    feedback_twilio_signed_text(&text, st->cfg->public_url, http_request_path(req), http_request_query(req), &form);
-    unsigned char *sig = NULL;
-    size_t siglen = 0;
-    bool ok = false;
-    if (strlen(sig_b64) <= SIG_B64_MAX && b64_decode(sig_b64, &sig, &siglen) == 0)
-        for (size_t i = 0; i < ntokens && !ok; i++) ok = tw_verify(tokens[i], text.buf, text.len, sig, siglen);
-    free(sig);
-    strbuf_free(&text);
-    if (!ok) {
-        feedback_form_free(&form);
-        refused(&tw_refused, "twilio", "X-Twilio-Signature does not verify");
-        http_respond_error(req, 403, "signature does not verify");
-        return;
+    struct fb_ctx *c = xcalloc(1, sizeof(*c));
+    c->req = req;
+    c->st = st;
+    struct herald_feedback_request fr = {
+        .method = http_request_method(req),
+        .path = http_request_path(req),
+        .query = http_request_query(req),
+        .url = url.len ? url.buf : NULL,
+        .header = req_header,
+        .hctx = req,
+        .body = body,
+        .body_len = blen,
+        .now = (int64_t)time(NULL),
+        .emit = on_emit,
+        .ectx = c,
+    };
+    char err[160] = "";
+    status = HERALD_FEEDBACK_FORBIDDEN;
+    /* Several providers of one plugin under its old route: the first
+     * whose key verifies the request reads it. */
+    for (size_t i = 0; i < ncand && status == HERALD_FEEDBACK_FORBIDDEN; i++) {
+        ctx_reset(c);
+        err[0] = '\0';
+        status = cand[i]->feedback(cand[i]->instance, &fr, &c->reply, err, sizeof(err));
+        c->provider = cand[i]->name;
+        c->label = cand[i]->feedback_route ? cand[i]->feedback_route : cand[i]->api->name;
     }
-
-    enum feedback_keyword kw =
-        feedback_twilio_keyword(feedback_form_get(&form, "Body"), feedback_form_get(&form, "OptOutType"));
-    const char *from = feedback_form_get(&form, "From");
-    const char *sid = feedback_form_get(&form, "MessageSid");
-    if (!sid) sid = feedback_form_get(&form, "SmsSid");
-    if (kw == FEEDBACK_KW_NONE || !from || !from[0]) {
-        feedback_form_free(&form);
-        twiml(req, kw);
-        return;
-    }
-    if (!feedback_twilio_sid_valid(sid)) {
-        feedback_form_free(&form);
-        http_respond_error(req, 400, "MessageSid: missing, or not a Twilio sid (two letters and 32 hex digits)");
+    strbuf_free(&url);
+    if (status != HERALD_FEEDBACK_OK) {
+        int code = status == HERALD_FEEDBACK_UNSIGNED ? 401 : status == HERALD_FEEDBACK_INVALID ? 400 : 403;
+        if (code != 400) refused(c->provider ? c->provider : "webhooks", err[0] ? err : "refused");
+        http_respond_error(req, code, err[0] ? err : "refused");
+        ctx_free(c);
         return;
     }
     if (!st->people) {
-        feedback_form_free(&form);
         http_respond_error(req, 503, "not ready");
+        ctx_free(c);
         return;
     }
-    struct tw_ctx *c = xcalloc(1, sizeof(*c));
-    c->req = req;
-    c->st = st;
-    c->kw = kw;
-    snprintf(c->sid, sizeof(c->sid), "%s", sid);
-    c->form = form;
-    if (people_find_by_address(st->people, HERALD_CH_SMS, from, tw_found, c) < 0) tw_fail(c, STORE_E_CONNECTION);
+    /* One reference for this loop, so that answers arriving meanwhile
+     * cannot finish early. The events are not added to meanwhile. */
+    c->pending = 1;
+    for (size_t i = 0; i < c->n && !c->failed; i++) {
+        struct fb_event *e = &c->ev[i];
+        c->pending++;
+        if (e->kind >= HERALD_FEEDBACK_KEYWORD_STOP) apply_keyword(e);
+        else apply_status(e);
+    }
+    if (--c->pending == 0) fb_done(c);
 }
 
 int webhooks_register(struct http_server *srv, struct api_state *st)
 {
-    int rc = http_route(srv, "POST", "/v1/webhooks/sendgrid", sendgrid_post, st);
+    int rc = http_route(srv, "POST", "/v1/webhooks/{provider}", feedback_post, st);
     /* SendGrid batches events into posts of up to 768 KB: take them whole. */
-    if (rc == 0) rc = http_route_body_limit(srv, "POST", "/v1/webhooks/sendgrid", WEBHOOKS_SENDGRID_MAX_BODY);
-    if (rc == 0) rc = http_route_precheck(srv, "POST", "/v1/webhooks/sendgrid", sendgrid_precheck);
-    if (rc == 0) rc = http_route(srv, "POST", "/v1/webhooks/twilio", twilio_post, st);
-    if (rc == 0) rc = http_route_precheck(srv, "POST", "/v1/webhooks/twilio", twilio_precheck);
+    if (rc == 0) rc = http_route_body_limit(srv, "POST", "/v1/webhooks/{provider}", WEBHOOKS_MAX_BODY);
+    if (rc == 0) rc = http_route_precheck(srv, "POST", "/v1/webhooks/{provider}", feedback_precheck);
     return rc;
 }

@@ -12,11 +12,11 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(job profile consent template tz feedback page)
 command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang)" >&2; exit 2; }
 mkdir -p build-fuzz
-srcs=(daemon/util.c daemon/job.c daemon/template.c daemon/profile.c daemon/policy.c daemon/tz.c daemon/quiet.c daemon/feedback.c daemon/pagerender.c)
+srcs=(daemon/util.c daemon/job.c daemon/template.c daemon/profile.c daemon/policy.c daemon/tz.c daemon/quiet.c daemon/pagerender.c channels/plugin_feedback.c)
 for t in "${targets[@]}"; do
     T=$(echo "$t" | tr a-z A-Z)
     clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -DFUZZ_"$T" -Idaemon -Ichannels \
-        tests/fuzz/fuzz_targets.c "${srcs[@]}" $(pkg-config --cflags --libs jansson) -o build-fuzz/fuzz_"$t"
+        tests/fuzz/fuzz_targets.c "${srcs[@]}" $(pkg-config --cflags --libs jansson libcrypto) -o build-fuzz/fuzz_"$t"
     mkdir -p build-fuzz/corpus/"$t"
     echo "==== fuzz $t for ${secs}s ===="
     build-fuzz/fuzz_"$t" -max_total_time="$secs" -max_len=65536 build-fuzz/corpus/"$t" tests/fuzz/corpus/"$t" 2>&1 |

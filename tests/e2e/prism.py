@@ -23,7 +23,9 @@ import urllib.request
 import harness
 
 PRISM_BIN = os.environ.get("HERALD_PRISM_BIN", os.path.join(harness.ROOT, ".deps", "node_modules", ".bin", "prism"))
-SPECS_DIR = os.environ.get("HERALD_PROVIDER_SPECS", "/work/shared/provider-specs")
+# The providers' published specs, copied into the repository with their
+# licences (tests/e2e/specs/SOURCES.md says where each came from).
+SPECS_DIR = os.environ.get("HERALD_PROVIDER_SPECS", os.path.join(os.path.dirname(os.path.abspath(__file__)), "specs"))
 
 
 def available():
@@ -132,3 +134,31 @@ class Prism:
         if self.log_file:
             self.log_file.close()
             self.log_file = None
+
+
+def start_providers(state, tag):
+    """Mocks of SendGrid's and Twilio's published specs for a test module's
+    setUpModule: state["sg"], state["tw"] once both answer; state["all"]
+    for stop_providers (the first one stopped again if the second fails)."""
+    logdir = os.environ.get("TMPDIR", "/tmp")
+    sg = Prism(os.path.join(SPECS_DIR, "tsg_mail_v3.json"),
+               os.path.join(logdir, "herald-prism-%s-sendgrid-%d.log" % (tag, os.getpid())))
+    tw = Prism(os.path.join(SPECS_DIR, "twilio_api_v2010.json"),
+               os.path.join(logdir, "herald-prism-%s-twilio-%d.log" % (tag, os.getpid())))
+    state["all"] = [sg, tw]
+    try:
+        sg.start()
+        tw.start()
+    except Exception:
+        stop_providers(state)
+        raise
+    state["sg"], state["tw"] = sg, tw
+
+
+def stop_providers(state):
+    """tearDownModule's half of start_providers: each mock stopped, its log
+    removed unless HERALD_E2E_KEEP is set."""
+    for p in state.get("all", []):
+        p.stop()
+        if os.path.exists(p.log_path) and not os.environ.get("HERALD_E2E_KEEP"):
+            os.unlink(p.log_path)

@@ -224,8 +224,9 @@ class Listeners(harness.HeraldTestCase):
             if name == "twilio":
                 self.assertEqual(status, 401, body)
                 self.assertEqual(json.loads(body), {"error": "signature required"})
-            else:   # no webhook_public_key configured: refused whatever comes
-                self.assertEqual(status, 403, body)
+            else:   # no provider here takes SendGrid's callbacks: refused whatever comes
+                self.assertEqual(status, 404, body)
+                self.assertEqual(json.loads(body), {"error": "no provider of that name takes callbacks"})
             self.assertEqual(headers.get("connection"), "close")
             s.close()
 

@@ -7,6 +7,8 @@ Uses the test-only plugins of tests/plugins (fake: scripted verdicts)."""
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -37,7 +39,7 @@ def plugin_dir(e):
     d = e.path("plugins")
     os.makedirs(d, exist_ok=True)
     os.symlink(os.path.join(harness.PLUGIN_DIR, "outbox.so"), os.path.join(d, "outbox.so"))
-    for name in ("fake", "wrong_abi"):
+    for name in ("fake", "fake_v1", "wrong_abi"):
         os.symlink(os.path.join(TEST_PLUGIN_DIR, name + ".so"), os.path.join(d, name + ".so"))
     return d
 
@@ -75,11 +77,32 @@ class Plugins(harness.HeraldTestCase):
         lines = [l for l in r.stderr.splitlines() if "wrong_abi.so" in l]
         self.assertEqual(len(lines), 1, r.stderr)
         self.assertIn("[provider odd] plugin:", lines[0])
-        self.assertIn("ABI version 2", lines[0])
-        self.assertIn("needs version 1", lines[0])
+        self.assertIn("ABI version 3", lines[0])
+        self.assertIn("needs version 2", lines[0])
+        self.assertIn("or version 1", lines[0])
         # the daemon itself refuses to start on it
         r = subprocess.run([harness.HERALD_BIN, "--config", conf], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1)
+
+    def test_an_abi_version_1_plugin_still_loads_and_sends(self):
+        e = self.env()
+        e.import_people([ANN])
+        conf = config_with(e, "old", "accept",
+                           extra="\n[provider old]\nplugin = fake_v1\nverdicts = accept\nrecord = fake-calls.log\n")
+        h = e.start_herald(config=conf)
+        e.enqueue(job("abi-v1", recipients=["p-ann"], channels=["email"]))
+        e.wait_campaign_done("abi-v1", herald=h, timeout=60)
+        recs = self.assertOneTerminalEach(e.audit("abi-v1"), ["p-ann"])
+        self.assertEqual((recs["p-ann"]["outcome"], recs["p-ann"]["provider"]), ("sent", "old"))
+        self.assertEqual([c[:4] for c in fake_calls(e)], [["abi-v1", "p-ann", "email", "accept"]])
+        # Version 1 has no feedback(): its provider takes no callbacks (nor
+        # does a version 2 plugin without one).
+        for name in ("old", "flaky"):
+            req = urllib.request.Request("http://127.0.0.1:%d/v1/webhooks/%s" % (e.public_port, name),
+                                         data=b"[]", headers={"Content-Type": "application/json"}, method="POST")
+            with self.assertRaises(urllib.error.HTTPError) as cm:
+                urllib.request.urlopen(req, timeout=10)
+            self.assertEqual(cm.exception.code, 404)
 
     def test_fake_plugin_settings_are_checked(self):
         e = self.env()
@@ -129,8 +152,8 @@ class Plugins(harness.HeraldTestCase):
         self.assertEqual(c["failed"], {"provider_rejected": 1})
         self.assertEqual(len(fake_calls(e)), 1, "a permanent rejection is not retried, nor failed over")
         self.assertEqual(e.outbox_files("reject-1"), {})
-        # a failure did not "reach" the person: the same campaign may try again
-        e.enqueue(job("reject-1", recipients=["p-ann"], channels=["email"]))
+        # a failure did not "reach" the person: a rerun of the campaign tries again
+        e.enqueue(job("reject-1", recipients=["p-ann"], channels=["email"], rerun=True))
         wanted = 2
         harness.wait_for("second attempt", lambda: len(e.audit("reject-1")) == wanted or None, 60)
         self.assertEqual([r["reason"] for r in e.audit("reject-1")], ["provider_rejected"] * 2)

@@ -150,6 +150,37 @@ static void fake_deliver(void *instance, const struct herald_message *msg, struc
     if (kind == HERALD_VERDICT_REJECTED) snprintf(v->reason, sizeof(v->reason), "fake_reject");
 }
 
+#ifdef FAKE_ABI_V1
+/* fake_v1.so: the same plugin built as version 1 of the ABI had it, its
+ * table ending at deliver (no feedback members at all): the loader must
+ * still load it, and never read past its end. */
+struct herald_channel_plugin_v1 {
+    uint32_t abi_version;
+    size_t size;
+    const char *name, *channels;
+    int (*create)(const struct herald_host *, const struct herald_setting *, size_t, void **);
+    void (*destroy)(void *);
+    int (*prepare)(void *, const struct herald_message *, void *, void **, char *, size_t);
+    void (*interpret)(void *, void *, const struct herald_response *, struct herald_verdict *);
+    void (*release)(void *, void *);
+    void (*deliver)(void *, const struct herald_message *, struct herald_verdict *);
+};
+
+static const struct herald_channel_plugin_v1 fake_plugin = {
+    .abi_version = 1,
+    .size = sizeof(struct herald_channel_plugin_v1),
+    .name = "fake_v1",
+    .channels = "email,sms",
+    .create = fake_create,
+    .destroy = fake_destroy,
+    .deliver = fake_deliver,
+};
+
+HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void)
+{
+    return (const struct herald_channel_plugin *)(const void *)&fake_plugin;
+}
+#else
 static const struct herald_channel_plugin fake_plugin = {
     .abi_version = HERALD_CHANNEL_ABI_VERSION,
     .size = sizeof(struct herald_channel_plugin),
@@ -161,4 +192,5 @@ static const struct herald_channel_plugin fake_plugin = {
 };
 
 HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void) { return &fake_plugin; }
+#endif
 

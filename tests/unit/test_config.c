@@ -273,6 +273,13 @@ static void test_listeners(void **state)
     expect_error(GOOD_ADMIN "listen = 127.0.0.1:9000\n[public]\nlisten = 127.0.0.1:9000\n" GOOD_TAIL,
                  "[public] listen: the same address as [admin] listen");
     expect_error("[public]\nlisten = nowhere\n" GOOD_ADMIN GOOD_TAIL, "t.conf:2: [public] listen:");
+    /* [events]: a url needs its signing secret; both are checked. */
+    expect_error("[events]\nurl = http://127.0.0.1:9/e\n" GOOD_ADMIN GOOD_TAIL,
+                 "t.conf:1: [events] secret: missing: the events POSTed to url are signed with it");
+    expect_error("[events]\nurl = ftp://x/\nsecret = 0123456789abcdef\n" GOOD_ADMIN GOOD_TAIL,
+                 "t.conf:2: [events] url: must start with https:// or http://, or be empty");
+    expect_error("[events]\nurl = http://x/\nsecret = short\n" GOOD_ADMIN GOOD_TAIL,
+                 "t.conf:3: [events] secret: must be at least 16 characters");
     expect_error(GOOD_ADMIN "max_connections = 0\n" GOOD_TAIL, "[admin] max_connections: expected a whole number from 1");
     expect_error("[public]\nmax_connections_per_client = lots\n" GOOD_ADMIN GOOD_TAIL,
                  "t.conf:2: [public] max_connections_per_client: expected a whole number");

@@ -248,8 +248,10 @@ static void test_size_and_syntax(void **state)
 static void test_top_level_errors(void **state)
 {
     (void)state;
-    expect_with("extra", "1", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
-    expect_with("Expires_At", "\"2026-12-03T00:00:00Z\"", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
+    expect_with("extra", "1", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun)");
+    expect_with("Expires_At", "\"2026-12-03T00:00:00Z\"", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun)");
+    expect_with("rerun", "1", "rerun: must be true or false");
+    expect_with("rerun", "\"yes\"", "rerun: must be true or false");
     expect_with("id", NULL, "id: missing");
     expect_with("id", "\"\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
     expect_with("id", "\"a b\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
@@ -263,9 +265,9 @@ static void test_top_level_errors(void **state)
     expect_with("topic", "true", "topic: must be 1..64 characters of a-z 0-9 _ . -");
 
     /* Unknown keys are quoted printably and briefly. */
-    expect_error("{\"a\\nb\\\"c\":1}", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
+    expect_error("{\"a\\nb\\\"c\":1}", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun)");
     expect_error("{\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\":1}",
-                 "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at)");
+                 "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun)");
 }
 
 static void test_channel_errors(void **state)

@@ -847,6 +847,34 @@ static void tw_no_idempotency_field(void **state)
     assert_string_equal(bodies[0], bodies[1]);
 }
 
+/* ABI 2: with a status_url (the provider has `feedback = on`) Twilio is
+ * asked to post the message's status there (StatusCallback); without one,
+ * the request is what it was. */
+static void tw_status_callback(void **state)
+{
+    (void)state;
+    const char *reply = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    const char *url = "https://hooks.example.test/herald/v1/webhooks/tw";
+    for (int with = 0; with < 2; with++) {
+        struct server s;
+        server_start(&s, reply);
+        void *i;
+        assert_int_equal(create(tw, &i, "base_url", url_of(&s), "account_sid", SID, "auth_token", "tok", "from",
+                                "+15005550006", NULL),
+                         0);
+        struct herald_message m = {.campaign = "spring", .recipient = "p1", .channel = "sms",
+                                   .to = "+4915112345678", .text = "Hi", .status_url = with ? url : NULL};
+        struct herald_verdict v;
+        send_one(tw, i, &m, &s, &v);
+        tw->destroy(i);
+        assert_int_equal(v.kind, HERALD_VERDICT_ACCEPTED);
+        char *cb = form_get(s.body, "StatusCallback");
+        if (with) assert_string_equal(cb, url);
+        else assert_null(cb);
+        free(cb);
+    }
+}
+
 /* A 429 is the provider asking for less, not failing: slow_down is set
  * (the daemon then pauses the provider, not the circuit); a 503 is not. */
 static void slow_down_on_429(void **state)
@@ -877,6 +905,7 @@ int main(void)
         cmocka_unit_test(tw_request),    cmocka_unit_test(tw_request_service), cmocka_unit_test(tw_refusals),
         cmocka_unit_test(tw_interpret),  cmocka_unit_test(wh_idempotency_key), cmocka_unit_test(sg_idempotency_key),
         cmocka_unit_test(tw_no_idempotency_field), cmocka_unit_test(slow_down_on_429),
+        cmocka_unit_test(tw_status_callback),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
