@@ -28,6 +28,7 @@ struct api_state {
     struct store_cmds *cmds;
     struct queue *queue;
     struct dispatch *dispatch; /* for /metrics (provider in-flight) */
+    struct limit *limit;       /* shared provider limits, for /healthz and /metrics (NULL: none) */
     struct people *people; /* the person's data (people.h); main creates it */
     /* The pages' catalogues (l10n.h), replaced at reload; a page takes a
      * reference for as long as it renders. */

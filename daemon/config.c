@@ -863,6 +863,7 @@ static struct config_provider *provider_get(struct config *cfg, const char *name
     p->circuit_failures = CONFIG_PROVIDER_CIRCUIT_FAILURES;
     p->circuit_cooldown_ms = CONFIG_PROVIDER_CIRCUIT_COOLDOWN_MS;
     p->give_up_after_ms = CONFIG_PROVIDER_GIVE_UP_AFTER_MS;
+    p->shared = true;
     return p;
 }
 
@@ -939,6 +940,17 @@ static int provider_daemon_key(struct config_provider *p, const char *key, const
             p->rate = 0;
         } else if (config_parse_rate(value, &p->rate) < 0) {
             herald_seterr(err, errlen, "expected N/s, N/m or N/h (N from 1 to 1000000) or unlimited");
+            *bad = true;
+        }
+        return 1;
+    }
+    if (strcmp(key, "shared") == 0) {
+        if (strcmp(value, "yes") == 0) {
+            p->shared = true;
+        } else if (strcmp(value, "no") == 0) {
+            p->shared = false;
+        } else {
+            herald_seterr(err, errlen, "expected yes or no");
             *bad = true;
         }
         return 1;

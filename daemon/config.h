@@ -164,7 +164,9 @@ extern const struct config_key_info config_schema[];
       "else 1s..30d).")                                                                          \
     X("feedback", "off",                                                                         \
       "on: remember each sent message's provider id for 30 days so that the provider's delivery " \
-      "callbacks (POST /v1/webhooks/NAME) find it, and ask the provider for them (off, on).")
+      "callbacks (POST /v1/webhooks/NAME) find it, and ask the provider for them (off, on).")    \
+    X("shared", "yes",                                                                           \
+      "yes: rate and concurrency hold for every daemon on this Redis together; no: per daemon.")
 
 /* Plugin settings of [provider NAME] that are secrets: X(key). Each also
  * takes `KEY_file = path`, and a config file holding one in clear must not
@@ -213,6 +215,7 @@ struct config_provider {
     int64_t circuit_cooldown_ms; /* how long it stays open before a probe, 1s..1h (default 30s) */
     int64_t give_up_after_ms;   /* longest wait for this provider as the last one; 0 = campaign's expiry */
     bool feedback;              /* `feedback = on`: provider ids remembered, status callbacks asked for */
+    bool shared;                /* rate and concurrency shared by every daemon (limit.h); default yes */
     struct herald_setting *settings; /* plugin settings (not `plugin` nor the keys above) */
     int *setting_lines;
     size_t nsettings;

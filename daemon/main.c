@@ -26,6 +26,7 @@
 #include "herald.h"
 #include "http.h"
 #include "locales.h"
+#include "limit.h"
 #include "log.h"
 #include "metrics.h"
 #include "events.h"
@@ -51,6 +52,8 @@ struct daemon {
     struct rconn *jobs, *data;
     struct store_cmds *cmds; /* the job pipeline's command layer on data */
     struct store_job *store; /* its typed calls (store_job_ops) */
+    struct store_cmds *limit_cmds; /* the shared provider limits' layer on data (limit.h) */
+    struct limit *limit;
     struct queue *queue;
     struct http_server *http;
     struct http_server *http_public; /* NULL: the admin listener serves the public routes */
@@ -63,6 +66,8 @@ struct daemon {
     bool stopping, closing;
     bool ready; /* READY=1 sent to the service manager (notify.h) */
     int rconns_open;
+    bool limits_released;       /* a clean stop gave the shared limits' leases back */
+    uint64_t limits_deadline;   /* loop ms: close without their answer after this */
     struct log_complaint redis_down;
     struct strbuf warnings; /* of the configuration, logged at start */
     int exit_code;
@@ -111,6 +116,13 @@ static void announce_ready(struct daemon *d)
 
 static void on_reload_timer(uv_timer_t *t);
 
+/* The shared limits granted tokens or leases to provider: start what waits. */
+static void on_limit_wake(const char *provider, void *arg)
+{
+    struct daemon *d = arg;
+    dispatch_limit_wake(d->dispatch, provider);
+}
+
 static void on_rconn_state(struct rconn *rc, bool connected, const char *err, void *arg)
 {
     struct daemon *d = arg;
@@ -120,6 +132,7 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         if (d->queue) queue_connected(d->queue, rc == d->jobs);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
         if (rc == d->data && d->events_cmds) store_cmds_connected(d->events_cmds);
+        if (rc == d->data && d->limit_cmds) store_cmds_connected(d->limit_cmds);
         if (rc == d->data) on_reload_timer(&d->reload_timer); /* the reload counter's value now: the baseline */
         if (rc == d->data && d->stream_trim) stream_trim_run(d->stream_trim);
         announce_ready(d);
@@ -152,6 +165,8 @@ static void on_rconn_closed(void *arg)
     d->api.cmds = NULL;
     store_cmds_free(d->events_cmds, NULL, NULL); /* an event not acked stays pending in Redis */
     d->events_cmds = NULL;
+    store_cmds_free(d->limit_cmds, NULL, NULL);
+    d->limit_cmds = NULL;
 }
 
 static void on_http_closed(void *arg)
@@ -224,6 +239,17 @@ static void close_all(struct daemon *d)
         uv_timer_start(&d->drain_timer, on_close_retry, 100, 0);
         return;
     }
+    /* The leases go back before the connection closes (the other daemons
+     * need not wait for their expiry); their answer is waited for briefly. */
+    if (!d->limits_released) {
+        d->limits_released = true;
+        d->limits_deadline = uv_now(&d->loop) + 500;
+        limit_release_all(d->limit);
+    }
+    if (!limit_idle(d->limit) && uv_now(&d->loop) < d->limits_deadline && rconn_ready(d->data)) {
+        uv_timer_start(&d->drain_timer, on_close_retry, 10, 0);
+        return;
+    }
     d->closing = true;
     dispatch_close(d->dispatch); /* its curl timer, polls and provider timers */
     uv_timer_stop(&d->drain_timer);
@@ -238,6 +264,7 @@ static void close_all(struct daemon *d)
     events_close(d->events);
     if (d->http) http_server_close(d->http, on_http_closed, d);
     if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
+    limit_close(d->limit);
     d->rconns_open = 2;
     rconn_close(d->jobs, on_rconn_closed, d);
     rconn_close(d->data, on_rconn_closed, d);
@@ -499,6 +526,7 @@ static void reload(struct daemon *d, const char *trigger)
 
     /* All of it is valid: swap, in this callback. */
     config_keep_fixed(next, d->cfg);
+    limit_configure(d->limit, next); /* before dispatch moves waiting messages to the new providers */
     dispatch_reload(d->dispatch, next, ps); /* releases the old config when its last message is done */
     d->cfg = next;
     d->plugins = ps;
@@ -680,13 +708,17 @@ int main(int argc, char **argv)
     d->data = rconn_new(&d->loop, &ro, on_rconn_state, d);
     d->dispatch = dispatch_new(&d->loop, d->cfg, d->plugins);
     dispatch_set_release(d->dispatch, release_config, d); /* it owns every configuration from now on */
+    d->limit_cmds = store_cmds_new(&d->loop, d->data, "limit");
+    d->limit = limit_new(&d->loop, d->limit_cmds, d->cfg->prefix, run_id, on_limit_wake, d);
+    limit_configure(d->limit, d->cfg);
+    dispatch_set_limit(d->dispatch, d->limit);
     d->cmds = store_cmds_new(&d->loop, d->data, "data");
     d->store = store_job_new(d->cmds, d->cfg, consumer);
     store_job_set_conns(d->store, d->jobs, d->data);
     d->queue = queue_new(&d->loop, d->cfg, &store_job_ops, d->store, d->dispatch, consumer, run_id);
 
     d->api = (struct api_state){.cfg = d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
-                                .dispatch = d->dispatch, .locales = d->locales,
+                                .dispatch = d->dispatch, .locales = d->locales, .limit = d->limit,
                                 .plugins_loaded = plugin_set_count(d->plugins), .plugins = d->plugins,
                                 .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
@@ -736,6 +768,7 @@ int main(int argc, char **argv)
     events_free(d->events);
     dispatch_free(d->dispatch); /* releases every configuration (release_config) */
     l10n_set_unref(d->locales); /* every page ended with its connection */
+    limit_free(d->limit);
     curl_global_cleanup();
     if (d->exit_code == 0) log_info("main", "stopped");
     return d->exit_code;

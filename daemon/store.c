@@ -142,6 +142,10 @@ void store_key_addr(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":a
 void store_key_tombstones(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":tombstones", NULL, NULL); }
 void store_key_marker(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":marker", NULL, NULL); }
 void store_key_reload(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":reload", NULL, NULL); }
+void store_key_limit(struct strbuf *sb, const char *prefix, const char *provider)
+{
+    key(sb, prefix, ":limit:", provider, NULL);
+}
 void store_key_consumer(struct strbuf *sb, const char *prefix, const char *consumer)
 {
     key(sb, prefix, ":consumer:", consumer, NULL);

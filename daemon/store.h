@@ -64,6 +64,11 @@
  *                               Redis came back empty (no persistence)
  *   herald:webhook:counts       hash: what the provider webhooks changed, counted once
  *                               per event (sendgrid:suppressed, twilio:stop|start|help)
+ *   herald:limit:NAME           hash: provider NAME's limits shared by every daemon
+ *                               (`shared = yes`; lua/limit.lua, limit.c): `tat` the rate
+ *                               bucket's theoretical arrival time (GCRA, ms on Redis's
+ *                               clock), `l:<run>` -> "<leases held> <expires ms> <wanting>"
+ *                               per daemon run; a lease not renewed expires after 5 s
  *   herald:campaigns            zset: campaign id -> first enqueued (unix ms): the
  *                               campaigns index (store_campaign.h)
  *   herald:campaign:ID:runs     hash: run number -> a finished run's campaign hash (JSON)
@@ -128,6 +133,8 @@ void store_key_admin(struct strbuf *sb, const char *prefix);
 void store_key_addr(struct strbuf *sb, const char *prefix);
 void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_marker(struct strbuf *sb, const char *prefix);
+/* A provider's shared limits: "<prefix>:limit:<provider>" (lua/limit.lua). */
+void store_key_limit(struct strbuf *sb, const char *prefix, const char *provider);
 /* A counter heraldctl reload increments; every daemon polls it each second
  * and reloads its configuration when it changed (docs/operations.md). */
 void store_key_reload(struct strbuf *sb, const char *prefix);
@@ -224,6 +231,7 @@ extern const char store_lua_retention_begin[]; /* retention.c: a sweep's lock an
 extern const char store_lua_retention_step[];  /* its cursor saved, its lock renewed */
 extern const char store_lua_retention_end[];   /* its campaigns marked expired */
 extern const char store_lua_stream_trim[]; /* a stream's entries older than an age, none a group still needs */
+extern const char store_lua_limit[];  /* a provider's shared rate tokens and concurrency leases */
 extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, addresses redacted, to herald:dead; acked, deleted */
 /* A campaign's runs, index and outcomes (store_campaign.h). */
 extern const char store_lua_campaign_enqueue[];  /* check and register a run; XADD the job (API, heraldctl) */

@@ -23,6 +23,7 @@
  * for herald's user lists the same commands (a test compares them). */
 #define STORE_CHECK_PROBES(X)                                                                     \
     X("ping", "PING")                                                                              \
+    X("read Redis's clock (shared provider limits)", "TIME")                                      \
     X("read the jobs stream's consumer groups", "XINFO", "GROUPS", "$J")                           \
     X("create the consumer group", "XGROUP", "CREATE", "$K", "herald-check", "$")                  \
     X("read jobs as a consumer", "XREADGROUP", "GROUP", "herald-check", "check", "COUNT", "1",     \
@@ -45,6 +46,7 @@
     X("measure keys (heraldctl stats)", "MEMORY", "USAGE", "$K")                                   \
     X("delete keys", "DEL", "$K")                                                                  \
     X("expire keys", "EXPIRE", "$K", "60")                                                         \
+    X("expire keys in ms (shared provider limits)", "PEXPIRE", "$K", "60000")                      \
     X("list keys (the retention sweep, heraldctl)", "SCAN", "0", "MATCH", "$K", "COUNT", "1")      \
     X("read hashes", "HGETALL", "$K")                                                              \
     X("read hash fields", "HMGET", "$K", "check")                                                  \

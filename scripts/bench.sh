@@ -99,6 +99,7 @@ aport=$(free_port)
 cat >"$tmp/herald.conf" <<CONF
 [daemon]
 plugin_dir = $here/$bdir/channels
+locales_dir = $here/config/locales
 log_level = warn
 max_in_flight = 2048
 batch = 512

@@ -216,6 +216,23 @@ static void test_durations(void **state)
     }
 }
 
+/* shared: yes by default, yes or no, anything else an error. */
+static void test_shared(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg, &errs), 0);
+    assert_true(cfg.providers[0].shared);
+    config_free(&cfg);
+    strbuf_free(&errs);
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL "shared = no\n", NULL, 0, &cfg, &errs), 0);
+    assert_false(cfg.providers[0].shared);
+    config_free(&cfg);
+    strbuf_free(&errs);
+    expect_error(GOOD_ADMIN GOOD_TAIL "shared = maybe\n", "[provider box] shared: expected yes or no");
+}
+
 /* give_up_after: 1h by default, 0 (until the campaign expires) or 1s..30d,
  * and never passed to the plugin. */
 static void test_give_up_after(void **state)
@@ -772,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_page_texts),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_give_up_after),
+        cmocka_unit_test(test_shared),
         cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_example_in_sync),
         cmocka_unit_test(test_retention),
