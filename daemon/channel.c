@@ -14,10 +14,10 @@
 #include <string.h>
 
 static const struct channel_desc descriptors[] = {
-#define X(id_, name_, field_, stem_, rule_, one_, many_, addr_, rich_)                                  \
+#define X(id_, name_, field_, stem_, rule_, addr_, rich_)                                                \
     {.id = HERALD_CH_##id_, .name = name_, .address_field = field_, .consent_field = "consent:" name_,  \
      .address_valid = channel_##stem_##_valid, .address_normalise = channel_##stem_##_normalise,        \
-     .address_invalid = field_ ": not " rule_, .singular = one_, .plural = many_, .address_label = addr_, \
+     .address_invalid = field_ ": not " rule_, .address_label = addr_,                                   \
      .rich = rich_},
     HERALD_CHANNEL_MAP(X)
 #undef X

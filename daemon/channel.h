@@ -29,9 +29,8 @@ struct channel_desc {
      * length. Changing it orphans every stored hash of the channel. */
     size_t (*address_normalise)(char *out, size_t outlen, const char *address);
     const char *address_invalid; /* the error for an invalid address, "<key>: not ..." */
-    const char *singular;        /* the pages: "email", "text message" */
-    const char *plural;          /* "emails", "text messages" */
-    const char *address_label;   /* "email address", "phone number" */
+    const char *address_label;   /* heraldctl explain: "email address", "phone number" (the
+                                  * pages' words are in the catalogues, config/locales) */
     bool rich;                   /* content takes subject, text and html (else text only) */
 };
 

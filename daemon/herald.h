@@ -55,15 +55,15 @@ const char *herald_strerror(int rc);
  * metrics, plugins; its consent field is "consent:<name>"); the profile key
  * holding the address; the stem of its address functions in channel.c
  * (channel_<stem>_valid, channel_<stem>_normalise); what an invalid address
- * is not ("<key>: not <rule>"); the pages' words for one message, several,
- * and the address; whether content takes a subject and html besides text.
+ * is not ("<key>: not <rule>"); heraldctl explain's word for the address
+ * (the pages' words are in config/locales); whether content takes a
+ * subject and html besides text.
  * The order here is only an index; preference order is data.
  */
 #define HERALD_CHANNEL_MAP(X)                                                                \
-    X(EMAIL, "email", "email", email, "a valid address", "email", "emails", "email address", \
-      true)                                                                                  \
+    X(EMAIL, "email", "email", email, "a valid address", "email address", true)             \
     X(SMS, "sms", "phone", phone, "a valid E.164 number (+ then 8..15 digits, the first not 0)", \
-      "text message", "text messages", "phone number", false)
+      "phone number", false)
 
 enum herald_channel {
 #define X(name, ...) HERALD_CH_##name,
