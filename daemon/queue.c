@@ -1,7 +1,9 @@
 /*
  * queue.c - the consumer: jobs from the stream to runs, and the public API.
  *
- * One job is processed at a time; its recipients flow through the stages
+ * Up to [daemon] max_jobs jobs run side by side (q->jobs), each with
+ * everything a run has: its fence, heartbeat, control, progress, hold.
+ * Their recipients flow through the stages
  * of queue_int.h: source -> lookup + suppression -> decision -> ready
  * queue and reservation -> render -> dispatch (handoff recorded at its
  * gate) -> outcomes. This file reads the stream (own pending entries
@@ -41,8 +43,8 @@ struct beat {
 static void on_beat(const struct store_job_result *res, void *arg)
 {
     struct beat *b = arg;
-    struct jobrun *jr = b->q->jr;
-    if (jr && strcmp(jr->entry, b->entry) == 0 && res->status == STORE_JOB_LOST)
+    struct jobrun *jr = queue_job_find(b->q, b->entry);
+    if (jr && res->status == STORE_JOB_LOST)
         queue_run_lost(jr, "another consumer owns the entry now, or it is no longer pending");
     free(b);
 }
@@ -50,14 +52,43 @@ static void on_beat(const struct store_job_result *res, void *arg)
 static void on_heartbeat(uv_timer_t *t)
 {
     struct queue *q = t->data;
-    if (!q->jr || q->jr->end == RUN_LOST || !q->ops->ready(q->st, false)) return;
-    /* Keeps the entry's idle time low so that no other consumer claims a
+    if (!q->ops->ready(q->st, false)) return;
+    /* Keeps each entry's idle time low so that no other consumer claims a
      * job we are still working on, and learns when one did (never taking
      * it back: lua/heartbeat.lua). */
-    struct beat *b = xmalloc(sizeof(*b));
-    b->q = q;
-    herald_copy(b->entry, sizeof(b->entry), q->jr->entry);
-    q->ops->heartbeat(q->st, b->entry, on_beat, b, free);
+    for (struct jobrun *jr = q->jobs; jr; jr = jr->next) {
+        if (jr->end == RUN_LOST) continue;
+        struct beat *b = xmalloc(sizeof(*b));
+        b->q = q;
+        herald_copy(b->entry, sizeof(b->entry), jr->entry);
+        q->ops->heartbeat(q->st, b->entry, on_beat, b, free);
+    }
+}
+
+/* The running jobs, in the order they were read. */
+static void job_add(struct queue *q, struct jobrun *jr)
+{
+    struct jobrun **p = &q->jobs;
+    while (*p) p = &(*p)->next;
+    jr->next = NULL;
+    *p = jr;
+    q->njobs++;
+    if (!uv_is_active((uv_handle_t *)&q->heartbeat)) {
+        uint64_t hb = (uint64_t)(q->cfg->claim_idle_ms / 3 > 0 ? q->cfg->claim_idle_ms / 3 : 1000);
+        uv_timer_start(&q->heartbeat, on_heartbeat, hb, hb);
+    }
+}
+
+void queue_job_remove(struct queue *q, struct jobrun *jr)
+{
+    for (struct jobrun **p = &q->jobs; *p; p = &(*p)->next) {
+        if (*p != jr) continue;
+        *p = jr->next;
+        jr->next = NULL;
+        q->njobs--;
+        break;
+    }
+    if (!q->jobs) uv_timer_stop(&q->heartbeat);
 }
 
 static void on_dead_acked(const struct store_job_result *res, void *arg)
@@ -97,27 +128,36 @@ static void schedule_job(struct queue *q, struct jobrun *jr)
 
 /* ---- an operator's pause or cancel, within a second -------------------- */
 
+/* One run's control read, answered for the entry it was sent for. */
+struct control_ask {
+    struct queue *q;
+    char entry[64];
+    enum store_control answer;
+};
+
 static void on_control_polled(const struct store_job_result *res, void *arg)
 {
-    struct queue *q = arg;
-    struct jobrun *jr = q->jr;
-    q->control_asking = false;
-    if (res->status != STORE_JOB_OK || !jr || strcmp(jr->entry, q->control_entry) != 0 || jr->end != RUN_ON ||
-        jr->cancelled)
-        return;
-    if (q->control_answer != STORE_CONTROL_NONE) queue_run_steer(jr, q->control_answer);
+    struct control_ask *a = arg;
+    struct jobrun *jr = queue_job_find(a->q, a->entry);
+    if (jr) jr->control_asking = false;
+    if (res->status == STORE_JOB_OK && jr && jr->end == RUN_ON && !jr->cancelled &&
+        a->answer != STORE_CONTROL_NONE)
+        queue_run_steer(jr, a->answer);
+    free(a);
 }
 
 static void on_control_timer(uv_timer_t *t)
 {
     struct queue *q = t->data;
-    struct jobrun *jr = q->jr;
-    if (!jr || !jr->control_known || jr->cancelled || jr->end != RUN_ON || q->control_asking || q->stopping ||
-        !q->ops->ready(q->st, false))
-        return;
-    q->control_asking = true;
-    herald_copy(q->control_entry, sizeof(q->control_entry), jr->entry);
-    q->ops->control(q->st, jr->job.id, &q->control_answer, on_control_polled, q);
+    if (q->stopping || !q->ops->ready(q->st, false)) return;
+    for (struct jobrun *jr = q->jobs; jr; jr = jr->next) {
+        if (!jr->control_known || jr->cancelled || jr->end != RUN_ON || jr->control_asking) continue;
+        jr->control_asking = true;
+        struct control_ask *a = xcalloc(1, sizeof(*a));
+        a->q = q;
+        herald_copy(a->entry, sizeof(a->entry), jr->entry);
+        q->ops->control(q->st, jr->job.id, &a->answer, on_control_polled, a);
+    }
 }
 
 static void on_released_due(const struct store_job_result *res, void *arg)
@@ -172,9 +212,7 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     /* The entry is this run's from now on (the heartbeat keeps it ours);
      * nothing is read or decided before the campaign's control field
      * says whether an operator paused or cancelled it. */
-    q->jr = jr;
-    uint64_t hb = (uint64_t)(q->cfg->claim_idle_ms / 3 > 0 ? q->cfg->claim_idle_ms / 3 : 1000);
-    uv_timer_start(&q->heartbeat, on_heartbeat, hb, hb);
+    job_add(q, jr);
     jr->loading = true;
     q->ops->control(q->st, jr->job.id, &jr->control, on_start_control, jr);
 }
@@ -195,8 +233,7 @@ static void on_start_control(const struct store_job_result *res, void *arg)
         log_info("queue", "job cancelled by an operator campaign=%s entry=%s: its unsent recipients are "
                           "recorded suppressed/cancelled", jr->job.id, jr->entry);
     } else if (jr->job.not_before > time(NULL)) {
-        q->jr = NULL;
-        uv_timer_stop(&q->heartbeat);
+        queue_job_remove(q, jr);
         schedule_job(q, jr);
         return;
     }
@@ -205,7 +242,8 @@ static void on_start_control(const struct store_job_result *res, void *arg)
         return;
     }
     const char *entry = jr->entry;
-    log_info("queue", "job started campaign=%s entry=%s run=%s", jr->job.id, entry, jr->run);
+    log_info("queue", "job started campaign=%s entry=%s run=%s priority=%s jobs=%zu", jr->job.id, entry, jr->run,
+             job_priority_name(jr->job.priority), q->njobs);
     /* "running", and the campaign's started event for its first run (not a
      * resumed or deferred part; not this entry again after a stop). */
     q->ops->started(q->st, jr->job.id, entry, !jr->resumed);
@@ -245,23 +283,36 @@ static void on_read(const struct store_read_result *res, void *arg)
         log_recovered(&q->read_complaint, "queue", "reading jobs works again");
         if (mode == STORE_READ_GROUP) q->group_ready = true;
         /* Our own pending entries are read until none is left. */
-        if (mode == STORE_READ_OWN) q->own_pending_done = true;
+        if (mode == STORE_READ_OWN) {
+            q->own_pending_done = true;
+            q->own_after[0] = '\0'; /* the next walk starts from the first */
+        }
         queue_read_next(q);
         return;
     case STORE_READ_DELETED:
         /* Deleted from the stream while pending: nothing to do but ack
          * (and read on: more of our own may be pending). */
+        if (mode == STORE_READ_OWN) herald_copy(q->own_after, sizeof(q->own_after), res->id);
         q->ops->ack(q->st, res->id);
         queue_read_next(q);
         return;
     case STORE_READ_ENTRY:
         log_recovered(&q->read_complaint, "queue", "reading jobs works again");
+        /* Our own pending entries are walked in order: the next read starts
+         * after this one, past the jobs running here. */
+        if (mode == STORE_READ_OWN) herald_copy(q->own_after, sizeof(q->own_after), res->id);
+        if (queue_job_find(q, res->id)) { /* running here already (our own pending entry) */
+            queue_read_next(q);
+            return;
+        }
         start_job(q, res->id, res->job, res->job_len, res->held_from);
-        if (mode == STORE_READ_CLAIM && q->jr)
-            log_info("queue", "took over a job left by another consumer entry=%s", q->jr->entry);
-        /* A job refused or scheduled reads the next one once its
-         * acknowledgement landed (never before: read again, our own
-         * pending entry would come back). */
+        if (mode == STORE_READ_CLAIM && queue_job_find(q, res->id))
+            log_info("queue", "took over a job left by another consumer entry=%s", res->id);
+        /* The next job is read while fewer than max_jobs run. A job
+         * refused or scheduled reads on once its acknowledgement landed
+         * (never before: a walk of our own pending entries from the first
+         * would meet it again). */
+        if (queue_job_find(q, res->id)) queue_read_next(q);
         return;
     }
 }
@@ -273,7 +324,7 @@ static void on_retry(uv_timer_t *t)
 
 void queue_read_next(struct queue *q)
 {
-    if (q->stopping || q->jr || q->reading || !q->name_held || !q->layout_ok || !q->ops->ready(q->st, true) ||
+    if (q->stopping || q->njobs >= (size_t)q->cfg->max_jobs || q->reading || !q->name_held || !q->layout_ok || !q->ops->ready(q->st, true) ||
         uv_is_active((uv_handle_t *)&q->hold_timer)) {
         queue_check_drained(q);
         return;
@@ -283,13 +334,16 @@ void queue_read_next(struct queue *q)
         mode = STORE_READ_GROUP;
     } else if (!q->own_pending_done) {
         mode = STORE_READ_OWN;
+        if (!q->own_after[0]) herald_copy(q->own_after, sizeof(q->own_after), "0");
     } else if (uv_now(q->loop) - q->last_claim_ms >= (uint64_t)q->cfg->claim_idle_ms / 2) {
         q->last_claim_ms = uv_now(q->loop);
         mode = STORE_READ_CLAIM;
     }
     q->read_mode = mode;
     q->reading = true;
-    if (q->ops->read(q->st, mode, QUEUE_BLOCK_MS, q->cfg->claim_idle_ms, on_read, q) < 0)
+    /* With jobs running, a blocking read waits less: a job read again at
+     * once (a cancel, a hold's end) waits for it on the jobs connection. */
+    if (q->ops->read(q->st, mode, q->own_after, q->jobs ? QUEUE_BLOCK_BUSY_MS : QUEUE_BLOCK_MS, q->cfg->claim_idle_ms, on_read, q) < 0)
         q->reading = false;
 }
 
@@ -372,7 +426,7 @@ static void on_lock_renewed(const struct store_job_result *res, void *arg)
     q->name_in_use = true;
     log_error("queue", "consumer name %s was taken by another daemon (%s) while this one held it; this daemon "
               "stops its job and reads none until the name is free", q->consumer, q->lock_holder);
-    if (q->jr) queue_run_lost(q->jr, "another daemon runs under this consumer name");
+    for (struct jobrun *jr = q->jobs; jr; jr = jr->next) queue_run_lost(jr, "another daemon runs under this consumer name");
     uv_timer_start(&q->lock_timer, on_lock_retry, 2000, 0);
 }
 
@@ -491,8 +545,10 @@ void queue_connected(struct queue *q, bool jobs)
     }
     if (jobs) {
         q->reading = false;
-        /* After a loss, re-read our own pending entries first. */
-        if (!q->jr) q->own_pending_done = false;
+        /* After a loss, re-read our own pending entries first (walking
+         * past those running here). */
+        q->own_pending_done = false;
+        q->own_after[0] = '\0';
     }
     queue_read_next(q);
 }
@@ -520,7 +576,7 @@ static void on_lock_released(const struct store_job_result *res, void *arg)
 void queue_check_drained(struct queue *q)
 {
     if (!q->stopping || !q->drained || q->lock_releasing) return;
-    if (q->jr || !q->ops->idle(q->st) || dispatch_in_flight(q->d)) return;
+    if (q->jobs || !q->ops->idle(q->st) || dispatch_in_flight(q->d)) return;
     if (q->name_held && q->ops->ready(q->st, false)) {
         q->lock_releasing = true;
         q->ops->consumer_lock(q->st, STORE_LOCK_RELEASE, q->lock_value, q->lock_ttl_ms, "", q->lock_holder,
@@ -537,14 +593,15 @@ void queue_stop(struct queue *q, void (*drained)(void *arg), void *arg)
     q->drained_arg = arg;
     dispatch_interrupt(q->d);
     queue_ready_kick(q); /* gives them back */
-    if (q->jr) queue_maybe_more(q->jr);
+    queue_jobs_more(q);
     queue_check_drained(q);
 }
 
 void queue_counters(const struct queue *q, struct queue_counters *out)
 {
     *out = q->counters;
-    out->in_flight = q->jr ? q->jr->outstanding : 0;
+    out->in_flight = queue_jobs_outstanding(q);
+    out->jobs_running = q->njobs;
     struct store_cmds_status st;
     q->ops->status(q->st, &st);
     out->backlog = st.backlog;
@@ -575,28 +632,29 @@ static void on_handle_closed(uv_handle_t *h)
 void queue_free(struct queue *q)
 {
     /* Whatever could not be written before the drain timeout is lost here;
-     * the job stays pending in the stream and is redone from the records. */
-    while (q->ready_head) {
-        struct rcpt *r = q->ready_head;
-        q->ready_head = r->next_ready;
-        queue_rcpt_free(r);
-    }
-    /* Handoffs never written (the drain timeout finished their messages
-     * before the iteration's write): nothing references them any more. */
-    while (q->hpending) {
-        struct hbatch *hb = q->hpending;
-        q->hpending = hb->next;
-        queue_hbatch_discard(hb);
-    }
-    q->hpending_tail = NULL;
-    if (q->jr) {
+     * the jobs stay pending in the stream and are redone from the records. */
+    while (q->jobs) {
+        struct jobrun *jr = q->jobs;
+        q->jobs = jr->next;
+        while (jr->ready_head) {
+            struct rcpt *r = jr->ready_head;
+            jr->ready_head = r->next_ready;
+            queue_rcpt_free(r);
+        }
+        /* Handoffs never written (the drain timeout finished their messages
+         * before the iteration's write): nothing references them any more. */
+        while (jr->hpending) {
+            struct hbatch *hb = jr->hpending;
+            jr->hpending = hb->next;
+            queue_hbatch_discard(hb);
+        }
         log_warn("queue", "stopping with campaign=%s unfinished (outstanding=%zu); it resumes on restart",
-                 q->jr->job.id, q->jr->outstanding);
+                 jr->job.id, jr->outstanding);
         /* Every Redis callback has fired and dispatch holds nothing (main
          * frees the queue only then): what references the job is gone. */
-        queue_run_free(q->jr);
-        q->jr = NULL;
+        queue_run_free(jr);
     }
+    q->njobs = 0;
     uv_close((uv_handle_t *)&q->heartbeat, on_handle_closed);
     uv_close((uv_handle_t *)&q->retry, on_handle_closed);
     uv_close((uv_handle_t *)&q->release_timer, on_handle_closed);

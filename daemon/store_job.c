@@ -1264,8 +1264,8 @@ static void on_read(struct rconn *c, redisReply *r, void *priv)
     }
 }
 
-int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mode mode, int64_t block_ms,
-                   int64_t claim_idle_ms, store_read_cb cb, void *arg)
+int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mode mode, const char *after,
+                   int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb, void *arg)
 {
     struct read_call *rc = xcalloc(1, sizeof(*rc));
     rc->cb = cb;
@@ -1281,7 +1281,7 @@ int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mod
         break;
     case STORE_READ_OWN:
         args_of(&a, (const char *const[]){"XREADGROUP", "GROUP", STORE_GROUP, sj->consumer, "COUNT", "1",
-                                          "STREAMS", sj->k_jobs.buf, "0", NULL});
+                                          "STREAMS", sj->k_jobs.buf, after && *after ? after : "0", NULL});
         break;
     case STORE_READ_NEW:
         herald_lltoa(num, (long long)block_ms);
@@ -1350,11 +1350,11 @@ static bool t_ready(void *s, bool jobs)
 static void t_connected(void *s) { store_cmds_connected(((struct store_job *)s)->sc); }
 static bool t_idle(void *s) { return store_cmds_idle(((struct store_job *)s)->sc); }
 static void t_status(void *s, struct store_cmds_status *out) { store_cmds_status(((struct store_job *)s)->sc, out); }
-static int t_read(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
-                  void *arg)
+static int t_read(void *s, enum store_read_mode mode, const char *after, int64_t block_ms, int64_t claim_idle_ms,
+                  store_read_cb cb, void *arg)
 {
     struct store_job *sj = s;
-    return store_job_read(sj, sj->jobs, mode, block_ms, claim_idle_ms, cb, arg);
+    return store_job_read(sj, sj->jobs, mode, after, block_ms, claim_idle_ms, cb, arg);
 }
 
 /* The table's entries take a void *: each passes it on to its typed call. */

@@ -272,9 +272,12 @@ struct store_read_result {
 typedef void (*store_read_cb)(const struct store_read_result *res, void *arg);
 
 /* Returns 0 (cb fires once, strings valid during it) or < 0 when the
- * connection is not usable (cb never fires). */
-int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mode mode, int64_t block_ms,
-                   int64_t claim_idle_ms, store_read_cb cb, void *arg);
+ * connection is not usable (cb never fires). STORE_READ_OWN reads the
+ * consumer's first pending entry after the id `after` ("0": from the
+ * start), so that a daemon running several jobs walks past its own
+ * running ones; the other modes ignore it. */
+int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mode mode, const char *after,
+                   int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb, void *arg);
 
 /* ---- the pipeline's store as a table ------------------------------------ */
 
@@ -322,8 +325,8 @@ struct store_ops {
                        store_job_cb cb, void *arg);
     void (*consumer_lock)(void *s, enum store_lock_action action, const char *value, int64_t ttl_ms,
                           const char *dead, char *holder, store_job_cb cb, void *arg);
-    int (*read)(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
-                void *arg);
+    int (*read)(void *s, enum store_read_mode mode, const char *after, int64_t block_ms, int64_t claim_idle_ms,
+                store_read_cb cb, void *arg);
 };
 
 /* The real store: s is a struct store_job whose connections were set. */

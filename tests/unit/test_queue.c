@@ -41,6 +41,7 @@
 
 #define NPEOPLE 6
 #define ENTRY "1-1"
+#define ENTRY2 "1-2" /* a second job, when the test gives one (job2) */
 
 enum op { OP_LOOKUP, OP_SUPPRESSED, OP_RESERVE, OP_HANDED, OP_FINISH, OP_HEARTBEAT, OP_COUNT };
 
@@ -58,11 +59,16 @@ struct fake {
     uv_loop_t *loop;
     uv_idle_t idle;
     struct pend *head, *tail;
-    store_read_cb parked_cb; /* a blocking read of nothing new: answered at the end */
+    store_read_cb parked_cb; /* a blocking read of nothing new: answered NONE after its block_ms */
     void *parked_arg;
-    /* the stream: one entry */
+    uv_timer_t block;
+    /* the stream: one entry, and a second one when job2 is set */
     char job[2048];
     bool delivered, acked;
+    char job2[2048];
+    bool delivered2, acked2;
+    int acks;           /* entries acknowledged, in order: */
+    char ack_order[2][8];
     char state[32];
     /* people and records */
     char profile[NPEOPLE][256];
@@ -293,11 +299,19 @@ static void f_total(void *s, const char *campaign, const char *entry, long long 
 {
     (void)s, (void)campaign, (void)entry, (void)total;
 }
+static void fake_acked(struct fake *f, const char *entry)
+{
+    if (strcmp(entry, ENTRY2) == 0) f->acked2 = true;
+    else f->acked = true;
+    if (f->acks < 2) snprintf(f->ack_order[f->acks], sizeof(f->ack_order[0]), "%s", entry);
+    f->acks++;
+}
+
 static void f_finished(void *s, const char *campaign, const char *entry, store_job_cb cb, void *arg)
 {
     struct fake *f = s;
     f_state(s, campaign, entry, "done");
-    f->acked = true;
+    fake_acked(f, entry);
     answer(f, cb, arg, STORE_JOB_OK);
 }
 static void f_dead_letter(void *s, const char *entry, const char *text, const char *error, store_job_cb cb,
@@ -347,7 +361,7 @@ static void f_pause_park(void *s, const char *campaign, const char *entry, const
     f->paused_parked = true;
     snprintf(f->parked_from, sizeof(f->parked_from), "%s", from);
     snprintf(f->state, sizeof(f->state), "paused");
-    f->acked = true;
+    fake_acked(f, entry);
     answer(f, cb, arg, STORE_JOB_OK);
 }
 
@@ -369,26 +383,52 @@ static void f_started(void *s, const char *campaign, const char *entry, bool fir
     f_state(s, campaign, entry, "running");
 }
 
-static int f_read(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
-                  void *arg)
+static void on_block_over(uv_timer_t *t)
+{
+    struct fake *f = t->data;
+    store_read_cb cb = f->parked_cb;
+    f->parked_cb = NULL;
+    struct store_read_result res = {.status = STORE_READ_NONE};
+    if (cb) cb(&res, f->parked_arg);
+}
+
+/* NEW gives the entries not delivered yet, in order; OWN the delivered and
+ * unacknowledged ones after the id `after`, as XREADGROUP does. */
+static int f_read(void *s, enum store_read_mode mode, const char *after, int64_t block_ms, int64_t claim_idle_ms,
+                  store_read_cb cb, void *arg)
 {
     struct fake *f = s;
     (void)block_ms, (void)claim_idle_ms;
-    bool give = !f->acked && ((mode == STORE_READ_NEW && !f->delivered) || (mode == STORE_READ_OWN && f->delivered));
-    if (mode == STORE_READ_NEW && !give) { /* blocks until there is something: the end of the test */
+    int give = 0; /* 1: ENTRY, 2: ENTRY2 */
+    bool first_after = !after || strcmp(after, ENTRY) < 0; /* "0" < "1-1" < "1-2" */
+    bool second_after = !after || strcmp(after, ENTRY2) < 0;
+    if (mode == STORE_READ_NEW) {
+        if (!f->delivered && !f->acked) give = 1;
+        else if (f->job2[0] && !f->delivered2 && !f->acked2) give = 2;
+    } else if (mode == STORE_READ_OWN) {
+        if (f->delivered && !f->acked && first_after) give = 1;
+        else if (f->delivered2 && !f->acked2 && second_after) give = 2;
+    }
+    if (mode == STORE_READ_NEW && !give) { /* blocks: nothing new comes in these tests */
         f->parked_cb = cb;
         f->parked_arg = arg;
+        uv_timer_start(&f->block, on_block_over, (uint64_t)block_ms, 0);
         return 0;
     }
     struct pend *p = later(f);
     p->rcb = cb;
     p->arg = arg;
     p->rres.status = give ? STORE_READ_ENTRY : STORE_READ_NONE;
-    if (give) {
+    if (give == 1) {
         f->delivered = true;
         p->rres.id = ENTRY;
         p->rres.job = f->job;
         p->rres.job_len = strlen(f->job);
+    } else if (give == 2) {
+        f->delivered2 = true;
+        p->rres.id = ENTRY2;
+        p->rres.job = f->job2;
+        p->rres.job_len = strlen(f->job2);
     }
     return 0;
 }
@@ -423,6 +463,8 @@ static struct fx *fx_new(const char *daemon_extra, const char *provider_extra)
     fx->f.loop = &fx->loop;
     uv_idle_init(&fx->loop, &fx->f.idle);
     fx->f.idle.data = &fx->f;
+    uv_timer_init(&fx->loop, &fx->f.block);
+    fx->f.block.data = &fx->f;
     /* the people: consent for email, no record yet */
     struct consent_record rec = {.channel = HERALD_CH_EMAIL, .granted = true, .at = 1700000000, .source = "t",
                                  .text_version = "v1"};
@@ -456,10 +498,12 @@ static void fx_free(struct fx *fx)
     queue_stop(fx->q, on_drained, fx);
     for (int i = 0; i < 100000 && !fx->drained; i++) uv_run(&fx->loop, UV_RUN_ONCE);
     assert_true(fx->drained);
+    uv_timer_stop(&fx->f.block);
     if (fx->f.parked_cb) {
         struct store_read_result res = {.status = STORE_READ_CLOSED};
         fx->f.parked_cb(&res, fx->f.parked_arg);
     }
+    uv_close((uv_handle_t *)&fx->f.block, NULL);
     queue_free(fx->q);
     dispatch_close(fx->d);
     uv_close((uv_handle_t *)&fx->f.idle, NULL);
