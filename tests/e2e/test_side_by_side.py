@@ -5,8 +5,9 @@ under way when a 3-recipient high-priority campaign is enqueued behind it:
 the small one is done while the large one is still running (the order of
 completion, not a timing, is asserted), then the large one finishes; both
 ran at once (/healthz jobs_running and /metrics herald_jobs_running say 2).
-A SIGTERM with two jobs running leaves both pending; the next start
-finishes both. Every recipient has exactly one terminal audit record that
+Two campaigns for the same people running at once with a cap of one a day:
+each person gets one message. A SIGTERM with two jobs running leaves both
+pending; the next start finishes both. Every recipient has exactly one terminal audit record that
 its once-only record agrees with, and the recording sink got exactly one
 request per recipient."""
 
@@ -89,6 +90,35 @@ class SideBySide(harness.HeraldTestCase):
         self.assertIn("campaign=sbs-small", done[0], "completion order: the small one first")
         self.assertIn("campaign=sbs-big", done[1])
         self.assertEqual(h.healthz()[1]["jobs_running"], 0)
+        self.assertEqual(h.stop(), 0)
+
+    def test_cap_holds_between_two_jobs_on_one_daemon(self):
+        # Two campaigns for the same people run at once on one daemon, with a
+        # cap of one message per day: the reservation decides each person once.
+        srv, e, conf, ids = self.setup_env([("cap-", 100)])
+        cap = ("cap daily.channel=any", "cap daily.limit=1", "cap daily.window=24h")
+        h = e.start_herald(config=conf, sets=cap)
+        a = e.enqueue(job("sbs-cap-a", recipients=ids["cap-"], channels=["email"]))
+        b = e.enqueue(job("sbs-cap-b", recipients=ids["cap-"], channels=["email"], priority="high"))
+        both = {"seen": 0}
+
+        def done():
+            code, body = h.healthz()
+            if body:
+                both["seen"] = max(both["seen"], body.get("jobs_running", 0))
+            return e.acked(a) and e.acked(b)
+        harness.wait_for("both campaigns done", done, 120 * harness.SLOW, 0.1)
+        self.assertEqual(both["seen"], 2, "the two jobs ran side by side")
+        by_a = self.assertConsistent(e, "sbs-cap-a", ids["cap-"])
+        by_b = self.assertConsistent(e, "sbs-cap-b", ids["cap-"])
+        for rid in ids["cap-"]:
+            got = sorted([by_a[rid]["outcome"], by_b[rid]["outcome"]])
+            self.assertEqual(got, ["sent", "suppressed"], rid)
+            other = by_a[rid] if by_a[rid]["outcome"] == "suppressed" else by_b[rid]
+            self.assertEqual(other["reason"], "cap:daily")
+        per = harness.requests_by_recipient(srv)
+        self.assertEqual(sorted(per), sorted(ids["cap-"]))
+        self.assertEqual({k: v for k, v in per.items() if v != 1}, {}, "one request per person")
         self.assertEqual(h.stop(), 0)
 
     def test_sigterm_with_two_jobs_running_then_restart(self):
