@@ -558,6 +558,14 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         }
         free(cfg->consumer);
         cfg->consumer = xstrdup(value);
+    } else if (MATCH("daemon", "slice")) {
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || errno || *end || (v != 0 && (v < 10 || v > 10000))) {
+            herald_seterr(err, errlen, "expected 0 (never) or a whole number from 10 to 10000");
+            return -1;
+        }
+        cfg->slice = v;
     } else if (MATCH("daemon", "batch") || MATCH("daemon", "max_in_flight") || MATCH("daemon", "max_jobs") ||
                MATCH("redis", "audit_maxlen")) {
         int64_t lo = 1, hi = strcmp(key, "batch") == 0           ? 10000

@@ -201,12 +201,14 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     snprintf(jr->run, sizeof(jr->run), "%s.%llu", q->run_id, (unsigned long long)++q->run_seq);
     if (held_from) {
         /* "<entry>" for a job held until not_before (or paused before it
-         * began), "<entry>|d" for recipients deferred by that entry, and
-         * "<entry>|p" for a run paused by an operator: records keep naming
-         * it, and a resumed run's total is counted already. */
+         * began), "<entry>|d" for recipients deferred by that entry,
+         * "<entry>|p" for a run paused by an operator, and "<entry>|s" for
+         * a slice of it: records keep naming it, and a resumed run's total
+         * is counted already. */
         size_t n = strcspn(held_from, "|");
         snprintf(jr->rec_entry, sizeof(jr->rec_entry), "%.*s", (int)n, held_from);
-        jr->resumed = strcmp(held_from + n, "|d") == 0 || strcmp(held_from + n, "|p") == 0;
+        jr->resumed = strcmp(held_from + n, "|d") == 0 || strcmp(held_from + n, "|p") == 0 ||
+                      strcmp(held_from + n, "|s") == 0;
         if (!jr->resumed) q->ops->state_del(q->st, jr->job.id, jr->rec_entry);
     }
     /* The entry is this run's from now on (the heartbeat keeps it ours);
@@ -215,6 +217,79 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     job_add(q, jr);
     jr->loading = true;
     q->ops->control(q->st, jr->job.id, &jr->control, on_start_control, jr);
+}
+
+/* ---- a campaign in slices --------------------------------------------- */
+
+struct slicing {
+    struct jobrun *jr;
+    size_t n;
+};
+
+static void on_sliced(const struct store_job_result *res, void *arg)
+{
+    struct slicing *s = arg;
+    struct jobrun *jr = s->jr;
+    struct queue *q = jr->q;
+    size_t n = s->n;
+    free(s);
+    jr->loading = false;
+    if (res->status != STORE_JOB_OK) {
+        /* Not sliced (the script writes all or nothing): the run ends with
+         * nothing read; the job stays pending, or is its new owner's. */
+        if (res->status == STORE_JOB_LOST) queue_run_lost(jr, "slicing was refused by the fence");
+        else queue_run_hold(jr, res->err, res->text, "slicing the job");
+        queue_maybe_more(jr);
+        return;
+    }
+    log_info("queue", "job sliced campaign=%s entry=%s slices=%zu: any daemon runs them", jr->job.id, jr->entry, n);
+    queue_job_remove(q, jr);
+    queue_run_free(jr);
+    queue_jobs_more(q);
+    queue_read_next(q);
+    queue_check_drained(q);
+}
+
+/* Cuts an inline job of more than [daemon] slice recipients into slices of
+ * that many (each id once, in the job's order), each a job of its own in
+ * the stream that any daemon claims, as it claims any job: a dead daemon's
+ * slice is taken over like a dead daemon's job. The slices keep the job's
+ * entry in their records (held_from "<entry>|s"), so a person is sent once
+ * across slices, restarts and takeovers; the job's total is counted once,
+ * here. */
+static void slice_job(struct jobrun *jr)
+{
+    struct queue *q = jr->q;
+    size_t size = (size_t)q->cfg->slice;
+    json_t *o = json_loads(jr->text, 0, NULL);
+    json_object_del(o, "not_before"); /* due: it runs now */
+    json_t *seen = json_object(), *ids = json_array();
+    for (size_t i = 0; i < jr->job.nrecipients; i++) {
+        const char *id = jr->job.recipients[i];
+        if (json_object_get(seen, id)) continue;
+        json_object_set_new(seen, id, json_true());
+        json_array_append_new(ids, json_string(id));
+    }
+    json_decref(seen);
+    size_t total = json_array_size(ids), n = (total + size - 1) / size;
+    char **texts = xcalloc(n ? n : 1, sizeof(*texts));
+    for (size_t k = 0; k < n; k++) {
+        json_t *part = json_array();
+        for (size_t i = k * size; i < total && i < (k + 1) * size; i++) json_array_append(part, json_array_get(ids, i));
+        json_object_set_new(o, "recipients", part);
+        texts[k] = json_dumps(o, JSON_COMPACT);
+    }
+    json_decref(ids);
+    json_decref(o);
+    char from[80];
+    snprintf(from, sizeof(from), "%s|s", jr->rec_entry);
+    struct slicing *s = xcalloc(1, sizeof(*s));
+    s->jr = jr;
+    s->n = n;
+    jr->loading = true; /* until the script answered */
+    q->ops->slice(q->st, jr->entry, jr->job.id, (long long)total, from, (const char *const *)texts, n, on_sliced, s);
+    for (size_t k = 0; k < n; k++) free(texts[k]);
+    free(texts);
 }
 
 /* The campaign's control field, before a run's first recipient. */
@@ -247,6 +322,11 @@ static void on_start_control(const struct store_job_result *res, void *arg)
     /* "running", and the campaign's started event for its first run (not a
      * resumed or deferred part; not this entry again after a stop). */
     q->ops->started(q->st, jr->job.id, entry, !jr->resumed);
+    if (q->cfg->slice > 0 && !jr->resumed && !jr->cancelled && !jr->job.recipients_key &&
+        jr->job.nrecipients > (size_t)q->cfg->slice) {
+        slice_job(jr);
+        return;
+    }
     if (jr->job.recipients_key) {
         jr->src_key = xstrdup(jr->job.recipients_key);
         snprintf(jr->cursor, sizeof(jr->cursor), "0");

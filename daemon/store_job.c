@@ -584,6 +584,23 @@ void store_job_release(struct store_job *sj, const char *entry, const char *camp
     store_cmds_send(sj->sc, 0, on_released, c, call_discard, &a, store_lua_release);
 }
 
+void store_job_slice(struct store_job *sj, const char *entry, const char *campaign, long long total,
+                     const char *from, const char *const *texts, size_t n, store_job_cb cb, void *arg)
+{
+    struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
+    struct store_args a;
+    store_args_script(&a, store_lua_job_slice, 2);
+    fence_keys(&a, sj);
+    store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    add_buf(&a, &sj->key);
+    fence_args(&a, sj, entry);
+    store_args_addll(&a, total);
+    store_args_add(&a, from);
+    for (size_t i = 0; i < n; i++) store_args_add(&a, texts[i]);
+    /* call_ended answers the fence's 'lost' (and holds on a refusal for good). */
+    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_released, c, call_discard, &a, store_lua_job_slice);
+}
+
 static void on_beat(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
@@ -1447,6 +1464,12 @@ static void t_control(void *s, const char *campaign, enum store_control *out, st
 {
     store_job_control(s, campaign, out, cb, arg);
 }
+static void t_slice(void *s, const char *entry, const char *campaign, long long total, const char *from,
+                    const char *const *texts, size_t n, store_job_cb cb, void *arg)
+{
+    store_job_slice(s, entry, campaign, total, from, texts, n, cb, arg);
+}
+
 static void t_pause_park(void *s, const char *campaign, const char *entry, const char *from, const char *text,
                          store_job_cb cb, void *arg)
 {
@@ -1483,6 +1506,7 @@ const struct store_ops store_job_ops = {
     .marker = t_marker,
     .control = t_control,
     .pause_park = t_pause_park,
+    .slice = t_slice,
     .consumer_lock = t_consumer_lock,
     .event = t_event,
     .started = t_started,

@@ -140,6 +140,13 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
                       struct store_outcomes *o, struct store_job_handoff *const *hand, size_t nhand, store_job_cb cb,
                       void *arg, void (*discard)(void *));
 
+/* Cuts the job of entry into slices (lua/job_slice.lua): each text becomes
+ * a stream entry with held_from `from`, its campaign state "queued"; then
+ * the job's total, state "done" and acknowledgement, in one script.
+ * STORE_JOB_LOST when the run no longer owns entry. */
+void store_job_slice(struct store_job *sj, const char *entry, const char *campaign, long long total,
+                     const char *from, const char *const *texts, size_t n, store_job_cb cb, void *arg);
+
 /* ---- give back, heartbeat --------------------------------------------- */
 
 /* Gives back id's reservation (record, in either form) and its history
@@ -325,6 +332,8 @@ struct store_ops {
                        store_job_cb cb, void *arg);
     void (*consumer_lock)(void *s, enum store_lock_action action, const char *value, int64_t ttl_ms,
                           const char *dead, char *holder, store_job_cb cb, void *arg);
+    void (*slice)(void *s, const char *entry, const char *campaign, long long total, const char *from,
+                  const char *const *texts, size_t n, store_job_cb cb, void *arg);
     int (*read)(void *s, enum store_read_mode mode, const char *after, int64_t block_ms, int64_t claim_idle_ms,
                 store_read_cb cb, void *arg);
 };
