@@ -143,6 +143,7 @@ struct jobrun {
     size_t nready;
     int64_t wrr;
     bool control_asking; /* its control field is being read */
+    bool recalled;       /* steered alone: dispatch gave back its waiting messages (queue_run_steer) */
 };
 
 struct deferral {

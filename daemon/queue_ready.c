@@ -175,7 +175,7 @@ static void handoff_run(struct queue *q, struct jobrun *jr, struct dispatch_msg 
     /* A lost run writes nothing: none leaves. A run steered beside others
      * (its messages were not recalled: queue_run_steer) gives back what no
      * provider has yet: refused here, each is released. */
-    if (jr->end == RUN_LOST || (jr->end == RUN_STEERED && q->njobs > 1)) {
+    if (jr->end == RUN_LOST || (jr->end == RUN_STEERED && !jr->recalled)) {
         bool *go = xcalloc(n, sizeof(*go));
         dispatch_handoff_done(q->d, msgs, n, go);
         free(go);

@@ -126,7 +126,8 @@ void queue_run_steer(struct jobrun *jr, enum store_control c)
              c == STORE_CONTROL_PAUSED ? "paused" : "cancelled", jr->job.id, jr->entry);
     /* Beside other runs, its messages are refused at the handoff gate
      * instead (queue_on_handoff): a recall would take theirs too. */
-    if (q->njobs <= 1) dispatch_recall(q->d);
+    jr->recalled = q->njobs <= 1;
+    if (jr->recalled) dispatch_recall(q->d);
     queue_ready_kick(q);
 }
 

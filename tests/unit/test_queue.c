@@ -86,6 +86,7 @@ struct fake {
     enum store_job_status fail_as[OP_COUNT];
     /* an operator's control of the campaign, and the job parked by a pause */
     enum store_control control;
+    char control_only[16]; /* when set, control is that campaign's only */
     bool paused_parked;
     char parked_from[96];
 };
@@ -355,8 +356,7 @@ static void f_marker(void *s, bool *was_absent, char layout[8], store_job_cb cb,
 static void f_control(void *s, const char *campaign, enum store_control *out, store_job_cb cb, void *arg)
 {
     struct fake *f = s;
-    (void)campaign;
-    *out = f->control;
+    *out = !f->control_only[0] || strcmp(f->control_only, campaign) == 0 ? f->control : STORE_CONTROL_NONE;
     answer(f, cb, arg, STORE_JOB_OK);
 }
 static void f_pause_park(void *s, const char *campaign, const char *entry, const char *from, const char *text,
@@ -938,6 +938,53 @@ static void stop_with_two_jobs_leaves_both_pending(void **state)
     fx_free(fx);
 }
 
+/* An operator pauses one of two running jobs: it is parked, what no
+ * provider had is given back (its messages refused at the handoff gate,
+ * not recalled: the other job's must go on), and the other job finishes,
+ * each of its recipients sent once. */
+static void pause_one_of_two_jobs(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_two("", "delay_ms = 100\nconcurrency = 1\n");
+    big_and_small(fx, 0, 10);
+    start(fx);
+    uint64_t t0 = now_ms();
+    while ((outcomes_of(fx, 0, 10) == 0 || outcomes_of(fx, 10, NSLOTS) == 0) && now_ms() - t0 < 5000)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    /* Seen within a second (10 messages at most, shared with the other
+     * job); dispatch's queue holds some 30 more of this job's. */
+    int at_pause = outcomes_of(fx, 10, NSLOTS);
+    snprintf(fx->f.control_only, sizeof(fx->f.control_only), "c1");
+    fx->f.control = STORE_CONTROL_PAUSED;
+    struct queue_counters qc = {.jobs_running = 1};
+    t0 = now_ms();
+    while (!(fx->f.acked && fx->f.acked2 && qc.jobs_running == 0) && now_ms() - t0 < 15000) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+        queue_counters(fx->q, &qc);
+    }
+    assert_true(fx->f.acked && fx->f.acked2);
+    assert_int_equal(qc.jobs_done, 1); /* the other one; the paused one is parked */
+    assert_true(fx->f.paused_parked);
+    assert_string_equal(fx->f.parked_from, ENTRY "|p");
+    int big_sent = outcomes_of(fx, 10, NSLOTS);
+    assert_true(big_sent >= 1 && big_sent <= at_pause + 13);
+    for (int i = 0; i < NSLOTS; i++) {
+        if (i < 10) {
+            assert_int_equal(fx->f.outcomes[i], 1);
+            assert_string_equal(fx->f.last_outcome[i], "sent");
+        } else if (fx->f.outcomes[i]) {
+            assert_int_equal(fx->f.outcomes[i], 1);
+            assert_int_equal(strncmp(fx->f.record[i], "sent ", 5), 0);
+        } else {
+            assert_string_equal(fx->f.record[i], ""); /* given back: the resumed run sends it */
+        }
+    }
+    t0 = now_ms();
+    while (now_ms() - t0 < 500) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(outcomes_of(fx, 10, NSLOTS), big_sent); /* nothing more */
+    fx_free(fx);
+}
+
 /* The weighted round robin: with every run having recipients ready, the
  * free slots go high 4 : normal 2 : low 1, interleaved, never all to one;
  * a run with fewer ready gets what it has and the rest goes to the others;
@@ -1004,6 +1051,7 @@ int main(void)
         cmocka_unit_test(high_priority_job_behind_a_large_one_is_done_first),
         cmocka_unit_test(stop_with_two_jobs_leaves_both_pending),
         cmocka_unit_test(ready_share_follows_priority),
+        cmocka_unit_test(pause_one_of_two_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
