@@ -535,6 +535,14 @@ void queue_reload(struct queue *q, const struct config *cfg)
 {
     q->cfg = cfg;
     config_derive(q);
+    /* The heartbeat's period follows claim_idle (it runs while any job does). */
+    if (uv_is_active((uv_handle_t *)&q->heartbeat)) {
+        uint64_t hb = (uint64_t)(cfg->claim_idle_ms / 3 > 0 ? cfg->claim_idle_ms / 3 : 1000);
+        uv_timer_start(&q->heartbeat, on_heartbeat, hb, hb);
+    }
+    /* A larger max_jobs reads more now; a larger max_in_flight lets runs read more. */
+    queue_jobs_more(q);
+    queue_read_next(q);
 }
 
 struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct store_ops *ops, void *store,
