@@ -4,6 +4,7 @@
 #   <sbindir>/herald             the daemon (a system service: sbin, as sshd, nginx)
 #   <bindir>/heraldctl           the operator's command
 #   <libdir>/herald/channels/    the channel plugins: the daemon's default plugin_dir
+#   <datadir>/herald/locales/    the pages' catalogues (config/locales/*.po): the default locales_dir
 #   /etc/herald/herald.conf.example   the annotated example, with installed paths
 #                                (under <prefix>/etc for a prefix other than /usr)
 #   <prefix>/lib/systemd/system/herald.service, <prefix>/lib/sysusers.d/herald.conf
@@ -37,6 +38,7 @@ set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_
 file(READ ${PROJECT_SOURCE_DIR}/config/herald.example.conf herald_example)
 foreach(pair
     "plugin_dir = ../build/channels|# plugin_dir = ${CMAKE_INSTALL_FULL_LIBDIR}/herald/channels"
+    "locales_dir = locales|# locales_dir = ${CMAKE_INSTALL_FULL_DATADIR}/herald/locales"
     "dir = ../var/outbox|dir = /var/lib/herald/outbox")
   string(REPLACE "|" ";" pair "${pair}")
   list(GET pair 0 from)
@@ -55,12 +57,15 @@ file(WRITE ${PROJECT_BINARY_DIR}/packaging/herald.conf.example
 install(TARGETS herald RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
 install(TARGETS heraldctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS ${HERALD_PLUGINS} LIBRARY DESTINATION ${HERALD_PLUGIN_INSTALL_DIR})
+# The catalogues are data, not configuration: a package upgrade replaces
+# them; an operator's own language goes in a locales_dir of their own.
+install(DIRECTORY config/locales/ DESTINATION ${HERALD_LOCALE_INSTALL_DIR} FILES_MATCHING PATTERN "*.po")
 install(FILES ${PROJECT_BINARY_DIR}/packaging/herald.conf.example DESTINATION ${HERALD_CONF_INSTALL_DIR}
   PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 install(FILES ${PROJECT_BINARY_DIR}/packaging/herald.service DESTINATION ${HERALD_UNIT_INSTALL_DIR})
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/herald.sysusers DESTINATION ${HERALD_SYSUSERS_INSTALL_DIR}
   RENAME herald.conf)
-install(FILES README.md docs/api.md docs/architecture.md docs/config.md docs/operations.md docs/plugin-abi.md
+install(FILES README.md docs/api.md docs/architecture.md docs/config.md docs/localisation.md docs/operations.md docs/plugin-abi.md
   DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/monitoring/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/monitoring
   FILES_MATCHING PATTERN "*.json" PATTERN "*.yml" PATTERN "*.md")

@@ -15,6 +15,7 @@
  */
 #include "api.h"
 #include "api_v1.h"
+#include "limit.h"
 #include "metrics.h"
 #include "store.h"
 #include "page.h"
@@ -42,8 +43,18 @@ static void healthz(struct http_request *req, void *arg)
     if (st->queue) queue_counters(st->queue, &qc);
     /* Waiting on Redis (an error reply being retried): connected, but no
      * work moves, so not ok. */
+    /* Providers whose shared limits cannot be reached: their messages wait. */
+    json_t *limits = NULL;
+    for (size_t i = 0; i < limit_count(st->limit); i++) {
+        const char *name, *error;
+        uint64_t waiting_ms;
+        if (!limit_failing(st->limit, i, &name, &error, &waiting_ms)) continue;
+        if (!limits) limits = json_object();
+        json_object_set_new(limits, name, json_pack("{s:s, s:I}", "error", error, "waiting_s",
+                                                    (json_int_t)(waiting_ms / 1000)));
+    }
     bool ok = connected && !qc.redis_waiting && !qc.consumer_in_use && !qc.layout_mismatch &&
-              st->plugins_loaded > 0 && !st->stopping;
+              st->plugins_loaded > 0 && !st->stopping && !limits;
     const char *status = ok ? "ok" : st->stopping ? "stopping" : connected ? "degraded" : "starting";
     const char *redis = !connected ? "disconnected" : qc.redis_waiting ? "waiting" : "connected";
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "status", status,
@@ -63,6 +74,7 @@ static void healthz(struct http_request *req, void *arg)
     if (qc.layout_mismatch) /* data of another key layout: heraldctl migrate */
         json_object_set_new(o, "redis_layout", json_pack("{s:s, s:s, s:s}", "found", qc.layout, "expected",
                                                          STORE_LAYOUT, "fix", "heraldctl migrate"));
+    if (limits) json_object_set_new(o, "provider_limits", limits);
     if (qc.consumer_in_use) /* another live daemon runs under this [daemon] consumer name */
         json_object_set_new(o, "consumer_in_use", json_string(qc.consumer_holder));
     http_respond_json(req, ok ? 200 : 503, o);
@@ -120,6 +132,7 @@ static void scrape_done(struct scrape *sc)
     struct strbuf out;
     strbuf_init(&out);
     metrics_render(&out, &sc->g);
+    limit_metrics(st->limit, &out);
     free(names);
     free(open);
     http_respond(sc->req, 200, "text/plain; version=0.0.4; charset=utf-8", out.buf, out.len);

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "l10n.h"
 
 struct plugin_set;
 #include "queue.h"
@@ -27,7 +28,11 @@ struct api_state {
     struct store_cmds *cmds;
     struct queue *queue;
     struct dispatch *dispatch; /* for /metrics (provider in-flight) */
+    struct limit *limit;       /* shared provider limits, for /healthz and /metrics (NULL: none) */
     struct people *people; /* the person's data (people.h); main creates it */
+    /* The pages' catalogues (l10n.h), replaced at reload; a page takes a
+     * reference for as long as it renders. */
+    struct l10n_set *locales;
     size_t plugins_loaded;
     struct plugin_set *plugins; /* the providers' instances (the webhooks' feedback()); main sets it */
     bool stopping;

@@ -15,6 +15,8 @@
  */
 #include "api_v1.h"
 
+#include "api_campaigns.h"
+
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -42,7 +44,7 @@ static void sha256(const char *s, size_t len, unsigned char md[32])
 /* true when the request carries the configured bearer token; otherwise it
  * has been answered 401. Both sides are hashed first, so the comparison
  * takes the same time whatever the length or content of the guess. */
-static bool authorised(struct http_request *req, const struct config *cfg)
+bool api_v1_authorised(struct http_request *req, const struct config *cfg)
 {
     const char *msg;
     if (!cfg->token || !*cfg->token) {
@@ -71,7 +73,7 @@ static bool authorised(struct http_request *req, const struct config *cfg)
 /* ---- helpers ------------------------------------------------------------- */
 
 /* The {id} parameter, or NULL after answering 400. */
-static const char *id_param(struct http_request *req)
+const char *api_v1_id_param(struct http_request *req)
 {
     const char *id = http_request_param(req, "id");
     if (!id || !herald_id_valid(id)) {
@@ -205,8 +207,8 @@ static bool if_match(struct http_request *req, struct precond_if_match *m)
  * people context. Returns the id, or NULL once the request is answered. */
 static const char *recipient_call(struct http_request *req, struct api_state *st)
 {
-    if (!authorised(req, st->cfg)) return NULL;
-    const char *id = id_param(req);
+    if (!api_v1_authorised(req, st->cfg)) return NULL;
+    const char *id = api_v1_id_param(req);
     if (!id || !people_ready(req, st)) return NULL;
     return id;
 }
@@ -365,7 +367,7 @@ static int address_of(struct http_request *req, int ch, const char *raw, char *o
 static void find_recipient(struct http_request *req, void *arg)
 {
     struct api_state *st = arg;
-    if (!authorised(req, st->cfg) || !people_ready(req, st)) return;
+    if (!api_v1_authorised(req, st->cfg) || !people_ready(req, st)) return;
     const char *q = http_request_query(req);
     int ch = -1;
     char *value = NULL;
@@ -437,7 +439,7 @@ static void on_suppression(int status, enum store_error store, json_t *doc, cons
  * address (normalised into norm). Returns the channel, or -1 once answered. */
 static int suppression_call(struct http_request *req, struct api_state *st, char *norm, size_t normlen)
 {
-    if (!authorised(req, st->cfg) || !people_ready(req, st)) return -1;
+    if (!api_v1_authorised(req, st->cfg) || !people_ready(req, st)) return -1;
     const char *chn = http_request_param(req, "channel");
     int ch = chn ? herald_channel_from_name(chn) : -1;
     return address_of(req, ch, http_request_param(req, "address"), norm, normlen);
@@ -578,45 +580,7 @@ static void post_consent(struct http_request *req, void *arg)
 
 /* ---- campaigns ----------------------------------------------------------- */
 
-struct campaign_call {
-    struct http_request *req;
-    char id[HERALD_ID_MAX + 1];
-};
-
-static void on_campaign(redisReply *r, enum store_error err, const char *text, void *priv)
-{
-    struct campaign_call *c = priv;
-    (void)text;
-    if (!r) {
-        api_respond_store_error(c->req, err);
-    } else if (r->type != REDIS_REPLY_ARRAY) {
-        api_respond_store_error(c->req, STORE_E_REPLY);
-    } else if (r->elements == 0) {
-        http_respond_error(c->req, 404, "campaign not found");
-    } else {
-        http_respond_json(c->req, 200, store_campaign_progress(c->id, r));
-    }
-    free(c);
-}
-
-static void get_campaign(struct http_request *req, void *arg)
-{
-    struct api_state *st = arg;
-    if (!authorised(req, st->cfg)) return;
-    const char *id = id_param(req);
-    if (!id) return;
-    struct campaign_call *c = xcalloc(1, sizeof(*c));
-    c->req = req;
-    snprintf(c->id, sizeof(c->id), "%s", id);
-    struct strbuf k;
-    strbuf_init(&k);
-    store_key_campaign(&k, st->cfg->prefix, id);
-    if (!st->cmds || STORE_SEND(st->cmds, STORE_CMD_ONCE, on_campaign, c, "HGETALL", k.buf) < 0) {
-        free(c);
-        api_respond_store_error(req, STORE_E_CONNECTION);
-    }
-    strbuf_free(&k);
-}
+/* GET /v1/campaigns/{id} and the routes that add or list runs: api_campaigns.c. */
 
 /* POST /v1/campaigns/{id}/pause|resume|cancel: the campaign's control
  * field (lua/campaign_control.lua), which every daemon reads within a
@@ -656,8 +620,8 @@ static void on_control(redisReply *r, enum store_error err, const char *text, vo
 
 static void campaign_control(struct http_request *req, struct api_state *st, enum store_control_action action)
 {
-    if (!authorised(req, st->cfg)) return;
-    const char *id = id_param(req);
+    if (!api_v1_authorised(req, st->cfg)) return;
+    const char *id = api_v1_id_param(req);
     if (!id) return;
     struct control_call *c = xcalloc(1, sizeof(*c));
     c->req = req;
@@ -701,7 +665,6 @@ int api_v1_register(struct http_server *srv, struct api_state *st)
         {"PATCH", "/v1/recipients/{id}/preferences", patch_preferences},
         {"POST", "/v1/recipients/{id}/consent", post_consent},
         {"GET", "/v1/recipients/{id}/consent", get_consent},
-        {"GET", "/v1/campaigns/{id}", get_campaign},
         {"POST", "/v1/campaigns/{id}/pause", post_pause},
         {"POST", "/v1/campaigns/{id}/resume", post_resume},
         {"POST", "/v1/campaigns/{id}/cancel", post_cancel},
@@ -711,5 +674,5 @@ int api_v1_register(struct http_server *srv, struct api_state *st)
         int rc = http_route(srv, routes[i].method, routes[i].pattern, routes[i].fn, st);
         if (rc < 0) return rc;
     }
-    return 0;
+    return api_campaigns_register(srv, st);
 }

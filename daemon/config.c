@@ -17,9 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "job.h"
 #include "log.h"
 #include "profile.h"
 
@@ -477,6 +479,16 @@ static bool prefix_valid(const char *s)
 }
 
 /* Sets one fixed-section field from its text. Returns 0 or writes err. */
+/* A catalogue's name: a letter, then letters, digits, '-' or '_' (1..35). */
+static bool locale_tag_valid(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 35 || !isalpha((unsigned char)s[0])) return false;
+    for (const char *q = s; *q; q++)
+        if (!isalnum((unsigned char)*q) && *q != '-' && *q != '_') return false;
+    return true;
+}
+
 static int set_fixed(struct config *cfg, const char *section, const char *key, const char *value,
                      char *err, size_t errlen)
 {
@@ -504,6 +516,33 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         if (!*value) goto empty;
         free(cfg->plugin_dir);
         cfg->plugin_dir = config_resolve_path(cfg, value);
+    } else if (MATCH("daemon", "locales_dir")) {
+        if (!*value) goto empty;
+        free(cfg->locales_dir);
+        cfg->locales_dir = config_resolve_path(cfg, value);
+    } else if (MATCH("public", "organisation") || MATCH("public", "contact")) {
+        if (strlen(value) > 200) {
+            herald_seterr(err, errlen, "at most 200 characters");
+            return -1;
+        }
+        char **dst = key[0] == 'o' ? &cfg->organisation : &cfg->contact;
+        free(*dst);
+        *dst = xstrdup(value);
+    } else if (MATCH("public", "privacy_url")) {
+        if (*value && strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
+            herald_seterr(err, errlen, "must start with https:// (or http://), or be empty");
+            return -1;
+        }
+        free(cfg->privacy_url);
+        cfg->privacy_url = xstrdup(value);
+    } else if (MATCH("public", "default_locale")) {
+        if (!locale_tag_valid(value)) {
+            herald_seterr(err, errlen, "expected a language tag such as en, de or pt-BR (the name of a catalogue "
+                                       "in locales_dir without .po)");
+            return -1;
+        }
+        free(cfg->default_locale);
+        cfg->default_locale = xstrdup(value);
     } else if (MATCH("daemon", "log_level")) {
         int l = log_level_from_name(value);
         if (l < 0) {
@@ -517,6 +556,27 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
             return -1;
         }
         cfg->link_ttl_ms = n;
+    } else if (MATCH("retention", "grace") || MATCH("retention", "campaign_records") ||
+               MATCH("retention", "sweep_every")) {
+        bool grace = strcmp(key, "grace") == 0, sweep = strcmp(key, "sweep_every") == 0;
+        int64_t lo = grace ? 0 : 1000, hi = sweep ? 86400 * 1000LL : 3660 * 86400 * 1000LL;
+        if (config_parse_duration(value, &n) < 0 || n < lo || n > hi) {
+            herald_seterr(err, errlen, sweep ? "expected a duration from 1s to 1d, e.g. 1h"
+                                      : grace ? "expected a duration up to 3660d, e.g. 1d (0s: none)"
+                                              : "expected a duration from 1s to 3660d, e.g. 90d");
+            return -1;
+        }
+        if (grace) cfg->retention_grace_ms = n;
+        else if (sweep) cfg->retention_sweep_ms = n;
+        else cfg->retention_records_ms = n;
+    } else if (MATCH("retention", "history")) {
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || errno || *end || v < 1 || v > 100) {
+            herald_seterr(err, errlen, "expected a whole number from 1 to 100"); /* STORE_HISTORY_MAX, what the API reads */
+            return -1;
+        }
+        cfg->retention_history = v;
     } else if (MATCH("daemon", "drain_timeout") || MATCH("daemon", "claim_idle") ||
                MATCH("consent", "max_age")) {
         if (MATCH("consent", "max_age") && !*value) {
@@ -641,6 +701,20 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         }
         free(cfg->tombstone_secret);
         cfg->tombstone_secret = xstrdup(value);
+    } else if (MATCH("events", "url")) {
+        if (*value && strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
+            herald_seterr(err, errlen, "must start with https:// or http://, or be empty");
+            return -1;
+        }
+        free(cfg->events_url);
+        cfg->events_url = xstrdup(value);
+    } else if (MATCH("events", "secret")) {
+        if (*value && strlen(value) < 16) {
+            herald_seterr(err, errlen, "must be at least 16 characters (use a long random string)");
+            return -1;
+        }
+        free(cfg->events_secret);
+        cfg->events_secret = xstrdup(value);
     } else if (MATCH("public", "public_url")) {
         if (*value && strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
             herald_seterr(err, errlen, "must start with https:// (or http:// for local tests)");
@@ -741,11 +815,12 @@ void config_keep_fixed(struct config *next, struct config *running)
 static bool is_fixed_section(const char *s)
 {
     return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0 || strcmp(s, "public") == 0 ||
-           strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0;
+           strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0 || strcmp(s, "retention") == 0 ||
+           strcmp(s, "events") == 0;
 }
 
 /* "channel email" -> channel index, "provider x" -> 'p'; otherwise -1. */
-enum section_kind { SEC_UNKNOWN, SEC_FIXED, SEC_CHANNEL, SEC_PROVIDER, SEC_CAP };
+enum section_kind { SEC_UNKNOWN, SEC_FIXED, SEC_CHANNEL, SEC_PROVIDER, SEC_CAP, SEC_TOPIC, SEC_TERMS };
 
 static enum section_kind classify(const char *s, const char **arg)
 {
@@ -761,6 +836,14 @@ static enum section_kind classify(const char *s, const char **arg)
     if (strncmp(s, "cap ", 4) == 0) {
         *arg = s + 4;
         return SEC_CAP;
+    }
+    if (strncmp(s, "topic ", 6) == 0) {
+        *arg = s + 6;
+        return SEC_TOPIC;
+    }
+    if (strncmp(s, "terms ", 6) == 0) {
+        *arg = s + 6;
+        return SEC_TERMS;
     }
     return SEC_UNKNOWN;
 }
@@ -781,6 +864,7 @@ static struct config_provider *provider_get(struct config *cfg, const char *name
     p->circuit_failures = CONFIG_PROVIDER_CIRCUIT_FAILURES;
     p->circuit_cooldown_ms = CONFIG_PROVIDER_CIRCUIT_COOLDOWN_MS;
     p->give_up_after_ms = CONFIG_PROVIDER_GIVE_UP_AFTER_MS;
+    p->shared = true;
     return p;
 }
 
@@ -861,6 +945,17 @@ static int provider_daemon_key(struct config_provider *p, const char *key, const
         }
         return 1;
     }
+    if (strcmp(key, "shared") == 0) {
+        if (strcmp(value, "yes") == 0) {
+            p->shared = true;
+        } else if (strcmp(value, "no") == 0) {
+            p->shared = false;
+        } else {
+            herald_seterr(err, errlen, "expected yes or no");
+            *bad = true;
+        }
+        return 1;
+    }
     if (strcmp(key, "timeout") == 0) {
         int64_t ms;
         if (config_parse_duration(value, &ms) < 0 || ms < 100 || ms > 600000) {
@@ -889,6 +984,92 @@ static struct config_cap *cap_get(struct config *cfg, const char *name, int line
 
 static void free_list(char **items, size_t n);
 static int split_list(const char *value, char ***items, size_t *n);
+
+/* ---- texts per language ([topic NAME], [terms CHANNEL]) ---------------- */
+
+/* key is base ("name") or base.<locale> ("name.ko"): sets that text. 1
+ * when key is one of base's, 0 when not, -1 with err on a bad one. */
+static int texts_set(struct config_texts *t, const char *base, const char *key, const char *value, char *err,
+                     size_t errlen)
+{
+    size_t bl = strlen(base);
+    if (strncmp(key, base, bl) != 0 || (key[bl] && key[bl] != '.')) return 0;
+    const char *loc = key[bl] ? key + bl + 1 : "";
+    if (key[bl] && !locale_tag_valid(loc)) {
+        herald_seterr(err, errlen, "expected %s or %s.<locale> (a language tag such as ko or pt-BR)", base, base);
+        return -1;
+    }
+    if (!*value) {
+        herald_seterr(err, errlen, "must not be empty");
+        return -1;
+    }
+    for (size_t i = 0; i < t->n; i++)
+        if (strcasecmp(t->v[i].locale, loc) == 0) {
+            free(t->v[i].value);
+            t->v[i].value = xstrdup(value);
+            return 1;
+        }
+    t->v = xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
+    t->v[t->n].locale = xstrdup(loc);
+    t->v[t->n].value = xstrdup(value);
+    t->n++;
+    return 1;
+}
+
+static void texts_free(struct config_texts *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->v[i].locale);
+        free(t->v[i].value);
+    }
+    free(t->v);
+    memset(t, 0, sizeof(*t));
+}
+
+static struct config_topic *topic_get(struct config *cfg, const char *name, int line)
+{
+    for (size_t i = 0; i < cfg->ntopics; i++)
+        if (strcmp(cfg->topics[i].name, name) == 0) return &cfg->topics[i];
+    cfg->topics = xrealloc(cfg->topics, (cfg->ntopics + 1) * sizeof(*cfg->topics));
+    struct config_topic *t = &cfg->topics[cfg->ntopics++];
+    memset(t, 0, sizeof(*t));
+    t->name = xstrdup(name);
+    t->line = line;
+    return t;
+}
+
+static int topic_set(struct config_topic *t, const char *key, const char *value, char *err, size_t errlen)
+{
+    int rc = texts_set(&t->title, "name", key, value, err, errlen);
+    if (rc == 0) rc = texts_set(&t->description, "description", key, value, err, errlen);
+    if (rc == 0) {
+        herald_seterr(err, errlen, "unknown key (expected name, name.<locale>, description, description.<locale>)");
+        return -1;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+static int terms_set(struct config_terms *t, const char *key, const char *value, char *err, size_t errlen)
+{
+    if (strcmp(key, "version") == 0) {
+        bool ok = *value && strlen(value) <= 128;
+        for (const char *q = value; ok && *q; q++)
+            ok = (unsigned char)*q >= 0x20 && *q != 0x7f;
+        if (!ok) {
+            herald_seterr(err, errlen, "expected the version of these terms (1..128 printable characters, e.g. 2026-03)");
+            return -1;
+        }
+        free(t->version);
+        t->version = xstrdup(value);
+        return 0;
+    }
+    int rc = texts_set(&t->text, "text", key, value, err, errlen);
+    if (rc == 0) {
+        herald_seterr(err, errlen, "unknown key (expected version, text, text.<locale>)");
+        return -1;
+    }
+    return rc < 0 ? -1 : 0;
+}
 
 /* One key of a [cap NAME] section. 0, or -1 with err. */
 static int cap_set(struct config_cap *cap, const char *key, const char *value, char *err, size_t errlen)
@@ -1084,7 +1265,7 @@ static void suggest(const char *word, const char *cand, char *best, size_t bestl
 /* " (did you mean [x]?)" for a section name nobody knows, or "". */
 static void suggest_section(const char *name, char *out, size_t outlen)
 {
-    static const char *const fixed[] = {"daemon", "redis", "admin", "public", "consent", "quiet_hours"};
+    static const char *const fixed[] = {"daemon", "redis", "admin", "public", "consent", "quiet_hours", "events"};
     char best[300] = "", cand[300];
     int d = 99;
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) suggest(name, fixed[i], best, sizeof(best), &d);
@@ -1094,7 +1275,7 @@ static void suggest_section(const char *name, char *out, size_t outlen)
     }
     const char *sp = strchr(name, ' '); /* "provder x" -> "provider x", "cpa daily" -> "cap daily" */
     if (sp && strlen(sp + 1) < 200) {
-        static const char *const kinds[] = {"provider", "cap", "channel"};
+        static const char *const kinds[] = {"provider", "cap", "channel", "topic", "terms"};
         for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
             snprintf(cand, sizeof(cand), "%s%s", kinds[i], sp);
             suggest(name, cand, best, sizeof(best), &d);
@@ -1118,7 +1299,7 @@ static void suggest_key(const char *section, const char *key, char *out, size_t 
                 snprintf(cand, sizeof(cand), "%s_file", k->key);
                 suggest(key, cand, best, sizeof(best), &d);
             }
-        } else if (strcmp(k->key, key) == 0 && !best[0]) {
+        } else if (strcmp(k->key, key) == 0 && !best[0] && !out[0]) { /* the first section that has it */
             snprintf(out, outlen, " (it belongs in [%s])", k->section);
         }
     }
@@ -1334,7 +1515,7 @@ static void validate(struct parse_ctx *c, struct config *cfg)
                 add_error(c, c->sections[i].line, false, name, NULL, "unknown section%s", hint);
             else
                 add_error(c, c->sections[i].line, false, name, NULL,
-                          "unknown section (expected daemon, redis, admin, public, consent, quiet_hours, channel <email|sms>, provider <name>, cap <name>)");
+                          "unknown section (expected daemon, redis, admin, public, consent, quiet_hours, events, channel <email|sms>, provider <name>, cap <name>, topic <name>, terms <email|sms>)");
         } else if (kind == SEC_CHANNEL && herald_channel_from_name(arg) < 0) {
             char hint[400];
             suggest_section(name, hint, sizeof(hint));
@@ -1348,6 +1529,15 @@ static void validate(struct parse_ctx *c, struct config *cfg)
             add_error(c, c->sections[i].line, false, name, NULL, "cap names use " HERALD_ID_CHARS);
         } else if (kind == SEC_CAP) {
             cap_get(cfg, arg, c->sections[i].line);
+        } else if (kind == SEC_TOPIC && !job_topic_valid(arg)) {
+            add_error(c, c->sections[i].line, false, name, NULL, "not a topic name (a job's topic: lower-case letters, digits, _ and -)");
+        } else if (kind == SEC_TOPIC) {
+            topic_get(cfg, arg, c->sections[i].line);
+        } else if (kind == SEC_TERMS && herald_channel_from_name(arg) < 0) {
+            add_error(c, c->sections[i].line, false, name, NULL, "unknown channel \"%s\" (expected email or sms)", arg);
+        } else if (kind == SEC_TERMS) {
+            cfg->terms[herald_channel_from_name(arg)].present = true;
+            cfg->terms[herald_channel_from_name(arg)].line = c->sections[i].line;
         }
     }
 
@@ -1418,6 +1608,19 @@ static void validate(struct parse_ctx *c, struct config *cfg)
                           "expected a comma-separated list of provider names");
                 break;
             }
+            break;
+        }
+        case SEC_TOPIC: {
+            if (!job_topic_valid(arg)) break;
+            if (topic_set(topic_get(cfg, arg, e->line), e->key, e->value, err, sizeof(err)) < 0)
+                add_error(c, e->line, e->from_set, e->section, e->key, "%s", err);
+            break;
+        }
+        case SEC_TERMS: {
+            int ch = herald_channel_from_name(arg);
+            if (ch < 0) break;
+            if (terms_set(&cfg->terms[ch], e->key, e->value, err, sizeof(err)) < 0)
+                add_error(c, e->line, e->from_set, e->section, e->key, "%s", err);
             break;
         }
         case SEC_CAP: {
@@ -1516,11 +1719,25 @@ static void validate(struct parse_ctx *c, struct config *cfg)
         if (!cap->has_limit) add_error(c, cap->line, false, sec, "limit", "missing: how many messages");
         if (!cap->has_window) add_error(c, cap->line, false, sec, "window", "missing: over what time, e.g. 24h");
     }
+    if (cfg->events_url && *cfg->events_url && !(cfg->events_secret && *cfg->events_secret))
+        add_error(c, section_line(c, "events"), false, "events", "secret",
+                  "missing: the events POSTed to url are signed with it (at least 16 characters)");
     if (cfg->batch > cfg->max_in_flight) {
         const struct config_key_info *k = schema_find("daemon", "batch");
         add_error(c, section_line(c, k->section), false, "daemon", "batch",
                   "%lld is more than max_in_flight (%lld): herald could never read a batch", (long long)cfg->batch,
                   (long long)cfg->max_in_flight);
+    }
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        struct config_terms *t = &cfg->terms[ch];
+        char sec[64];
+        snprintf(sec, sizeof(sec), "terms %s", herald_channel_name(ch));
+        if (!t->present) continue;
+        if (!t->version)
+            add_error(c, t->line, false, sec, "version", "missing: the version of these terms (kept with each agreement)");
+        if (!config_text_for(&t->text, cfg->default_locale, cfg->default_locale))
+            add_error(c, t->line, false, sec, "text", "missing: the terms (text, or text.%s for [public] default_locale)",
+                      cfg->default_locale ? cfg->default_locale : "en");
     }
     if (cfg->ncaps > HERALD_CAPS_MAX)
         add_error(c, cfg->caps[HERALD_CAPS_MAX].line, false, NULL, NULL, "at most %d [cap] sections",
@@ -1603,6 +1820,21 @@ void config_free(struct config *cfg)
     free(cfg->path);
     free(cfg->dir);
     free(cfg->plugin_dir);
+    free(cfg->locales_dir);
+    free(cfg->default_locale);
+    free(cfg->organisation);
+    free(cfg->privacy_url);
+    free(cfg->contact);
+    for (size_t i = 0; i < cfg->ntopics; i++) {
+        free(cfg->topics[i].name);
+        texts_free(&cfg->topics[i].title);
+        texts_free(&cfg->topics[i].description);
+    }
+    free(cfg->topics);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        free(cfg->terms[ch].version);
+        texts_free(&cfg->terms[ch].text);
+    }
     free(cfg->consumer);
     free(cfg->redis_url);
     free(cfg->redis_host);
@@ -1619,6 +1851,8 @@ void config_free(struct config *cfg)
     free(cfg->public_listen);
     free(cfg->public_host);
     free(cfg->tombstone_secret);
+    free(cfg->events_url);
+    free(cfg->events_secret);
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         free_list(cfg->channels[ch].providers, cfg->channels[ch].nproviders);
         free(cfg->channels[ch].provider_index);

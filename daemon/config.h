@@ -20,6 +20,11 @@
 #ifndef HERALD_PLUGIN_DIR
 #define HERALD_PLUGIN_DIR "channels"
 #endif
+/* Where `cmake --install` puts the pages' message catalogues
+ * (<datadir>/herald/locales), the same way. */
+#ifndef HERALD_LOCALE_DIR
+#define HERALD_LOCALE_DIR "locales"
+#endif
 /* The limits of one HTTP listener, the same keys in [admin] and [public]
  * (http.h's struct http_limits; what a hit does: http_limit.h). */
 #define CONFIG_LISTENER_KEYS(X, sec)                                                             \
@@ -46,6 +51,9 @@
 #define CONFIG_KEYS(X)                                                                          \
     X("daemon", "plugin_dir", PATH, HERALD_PLUGIN_DIR, plugin_dir,                               \
       "Directory holding the channel plugins as <plugin>.so.")                                   \
+    X("daemon", "locales_dir", PATH, HERALD_LOCALE_DIR, locales_dir,                             \
+      "Directory of the pages' message catalogues, one <locale>.po per language "               \
+      "(docs/localisation.md); an operator adds a language by adding a file and reloading.")   \
     X("daemon", "log_level", LOGLEVEL, "info", log_level, "debug, info, warn or error.")        \
     X("daemon", "log_format", LOGFORMAT, "text", log_format,                                     \
       "text (one line per event) or json (one JSON object per line).")                           \
@@ -80,6 +88,14 @@
       "Prefix of every key herald uses (herald:jobs, herald:audit, ...).")                       \
     X("redis", "audit_maxlen", INT, "10000000", audit_maxlen,                                    \
       "Approximate maximum length of the audit stream (XADD MAXLEN ~).")                         \
+    X("retention", "grace", DURATION, "1d", retention_grace_ms,                                  \
+      "A campaign's once-only records are kept this long after its expires_at (0s allowed).")   \
+    X("retention", "campaign_records", DURATION, "90d", retention_records_ms,                    \
+      "A campaign without expires_at keeps its once-only records this long after its run ends.") \
+    X("retention", "history", INT, "50", retention_history,                                      \
+      "Decisions kept in each person's history, newest first (1..100).")                        \
+    X("retention", "sweep_every", DURATION, "1h", retention_sweep_ms,                            \
+      "How often a daemon removes the records of campaigns past their retention (1s..1d).")      \
     X("admin", "listen", LISTEN, "127.0.0.1:8025", listen,                                       \
       "host:port of the admin listener: the /v1 API, /metrics and /healthz (and the public "    \
       "routes too when [public] listen is empty).")                                              \
@@ -98,13 +114,28 @@
     X("public", "public_url", URL, "", public_url,                                               \
       "Public base URL of the public listener as people reach it (https://...); links are built " \
       "under it. [admin] public_url is its deprecated old name.")                                \
-    CONFIG_LISTENER_KEYS(X, "public")
+    X("public", "organisation", STRING, "", organisation,                                        \
+      "Your organisation's name, shown on every page behind the links (empty: none).")           \
+    X("public", "privacy_url", URL, "", privacy_url,                                              \
+      "Link to your privacy policy, shown on every page (https://...; empty: none).")             \
+    X("public", "contact", STRING, "", contact,                                                  \
+      "How people reach you about their data (an address or a URL), shown on every page.")     \
+    X("public", "default_locale", LOCALE, "en", default_locale,                                  \
+      "Language of the pages for a person whose profile and browser name none of the "          \
+      "catalogues in locales_dir (a catalogue of this name must exist).")                        \
+    CONFIG_LISTENER_KEYS(X, "public")                                                            \
+    X("events", "url", URL, "", events_url,                                                      \
+      "Where every campaign event of herald:events is POSTed as JSON, signed (http:// or "        \
+      "https://); empty: events stay in the stream only.")                                       \
+    X("events", "secret", SECRET, "", events_secret,                                             \
+      "HMAC-SHA256 key of the events' X-Herald-Signature (at least 16 characters); required "    \
+      "with url.")
 
 /* CONFIG_SECRET keys (and CONFIG_PROVIDER_SECRETS below) also take the
  * form `KEY_file = path`: the value is the file's content. */
 enum config_type { CONFIG_STRING, CONFIG_PATH, CONFIG_LOGLEVEL, CONFIG_DURATION, CONFIG_INT,
                    CONFIG_REDIS_URL, CONFIG_PREFIX, CONFIG_LISTEN, CONFIG_SECRET, CONFIG_URL,
-                   CONFIG_TZNAME, CONFIG_QUIET, CONFIG_SIZE, CONFIG_LOGFORMAT };
+                   CONFIG_TZNAME, CONFIG_QUIET, CONFIG_SIZE, CONFIG_LOGFORMAT, CONFIG_LOCALE };
 
 struct config_key_info {
     const char *section;
@@ -132,7 +163,9 @@ extern const struct config_key_info config_schema[];
       "else 1s..30d).")                                                                          \
     X("feedback", "off",                                                                         \
       "on: remember each sent message's provider id for 30 days so that the provider's delivery " \
-      "callbacks (POST /v1/webhooks/NAME) find it, and ask the provider for them (off, on).")
+      "callbacks (POST /v1/webhooks/NAME) find it, and ask the provider for them (off, on).")    \
+    X("shared", "yes",                                                                           \
+      "yes: rate and concurrency hold for every daemon on this Redis together; no: per daemon.")
 
 /* Plugin settings of [provider NAME] that are secrets: X(key). Each also
  * takes `KEY_file = path`, and a config file holding one in clear must not
@@ -181,6 +214,7 @@ struct config_provider {
     int64_t circuit_cooldown_ms; /* how long it stays open before a probe, 1s..1h (default 30s) */
     int64_t give_up_after_ms;   /* longest wait for this provider as the last one; 0 = campaign's expiry */
     bool feedback;              /* `feedback = on`: provider ids remembered, status callbacks asked for */
+    bool shared;                /* rate and concurrency shared by every daemon (limit.h); default yes */
     struct herald_setting *settings; /* plugin settings (not `plugin` nor the keys above) */
     int *setting_lines;
     size_t nsettings;
@@ -204,6 +238,36 @@ struct config_cap {
     bool has_channel, has_limit, has_window;
 };
 
+/* A text given per language: `key = ...` (untagged) and `key.<locale> = ...`. */
+struct config_text {
+    char *locale; /* "" for the untagged one */
+    char *value;
+};
+struct config_texts {
+    struct config_text *v;
+    size_t n;
+};
+/* The text for locale: the same tag (any case), else its primary
+ * language, else default_locale's, else the untagged one, else NULL. */
+const char *config_text_for(const struct config_texts *t, const char *locale, const char *default_locale);
+
+/* [topic NAME]: how the pages name a topic and say what it is about. */
+struct config_topic {
+    char *name;
+    int line;
+    struct config_texts title;       /* name, name.<locale> */
+    struct config_texts description; /* description, description.<locale> */
+};
+
+/* [terms CHANNEL]: the exact terms a person agrees to on the preference
+ * page to receive that channel, and their version (kept with the consent). */
+struct config_terms {
+    bool present;
+    int line;
+    char *version;
+    struct config_texts text; /* text, text.<locale> */
+};
+
 struct config_channel {
     bool present;
     int line;
@@ -217,6 +281,7 @@ struct config {
     char *dir;  /* directory of the file, for relative paths */
     /* [daemon] */
     char *plugin_dir;
+    char *locales_dir;
     int log_level;
     int log_format;             /* enum log_format (log.h) */
     int64_t drain_timeout_ms;
@@ -229,6 +294,9 @@ struct config {
     char *default_tz;
     /* [consent] */
     int64_t consent_max_age_ms; /* 0: consent does not expire */
+    /* [retention] (retention.h) */
+    int64_t retention_grace_ms, retention_records_ms, retention_sweep_ms;
+    int64_t retention_history;
     /* [quiet_hours] ops windows per channel, minutes of the local day; -1 none */
     char *quiet[HERALD_CH_COUNT]; /* as written, per channel; NULL when not set */
     int quiet_start_min[HERALD_CH_COUNT], quiet_end_min[HERALD_CH_COUNT];
@@ -268,6 +336,14 @@ struct config {
     char *public_host;
     int public_port;
     bool public_url_deprecated; /* public_url came from [admin] public_url */
+    char *default_locale;       /* [public] default_locale: a language tag */
+    char *organisation, *privacy_url, *contact; /* [public]: shown on every page ("" when not set) */
+    struct config_topic *topics; /* [topic NAME] */
+    size_t ntopics;
+    struct config_terms terms[HERALD_CH_COUNT]; /* [terms CHANNEL] */
+    /* [events]: POST every campaign event (events.c); NULL/"" url: off */
+    char *events_url;
+    char *events_secret;
 };
 
 /* One --set override: "section.key=value" ("provider outbox.dir=/x"). */
@@ -328,6 +404,8 @@ void config_sort_report(struct strbuf *report, const char *path);
 int config_parse_size(const char *s, int64_t *bytes);
 /* Parses host:port ([v6]:port allowed). */
 int config_parse_listen(const char *s, char **host, int *port, char *err, size_t errlen);
+/* The [topic NAME] section of topic, or NULL. */
+const struct config_topic *config_topic_find(const struct config *cfg, const char *topic);
 /* Resolves a path against the config directory (absolute paths unchanged). Caller frees. */
 char *config_resolve_path(const struct config *cfg, const char *path);
 

@@ -52,6 +52,13 @@
  * message at once. A message is never finished while it is in one of the
  * gate's lists (finish() takes it out).
  *
+ * Shared limits (dispatch_set_limit, limit.h): a provider with `shared =
+ * yes` takes its rate tokens from the limit (in batches from Redis) instead
+ * of its own bucket, and starts a request only while the requests in
+ * flight under its name (every generation's) are fewer than the leases the
+ * limit holds; pump() tells the limit its demand after each pass. The 429
+ * pause stays this daemon's own.
+ *
  * A reload (dispatch_reload) adds a generation of providers (struct
  * dispatch_gen) rather than changing the running one: a message belongs to
  * the generation it was submitted under, so no limit, circuit or plugin
@@ -68,6 +75,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "limit.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -191,6 +199,7 @@ struct dispatch {
     struct dispatch_msg **gate_vec;
     size_t gate_cap;
     bool aborted;                               /* answers are ignored from now on */
+    struct limit *limit;                        /* shared limits (NULL: every limit is local) */
     bool env_proxy; /* the environment names a proxy (or exceptions) for curl */
 };
 
@@ -1200,6 +1209,7 @@ static bool take_token(struct dprov *p)
 {
     double rate = p->cp->rate;
     if (rate <= 0) return true;
+    if (limit_shared(p->d->limit, p->cp)) return limit_token(p->d->limit, p->cp); /* it wakes us (dispatch_limit_wake) */
     double burst = rate < 1 ? 1 : rate;
     uint64_t now = uv_now(p->d->loop);
     p->tokens += (double)(now - p->refilled_at) * rate / 1000.0;
@@ -1278,10 +1288,29 @@ static struct dispatch_msg *fifo_pop(struct dprov *p)
     return m;
 }
 
+/* Requests in flight under p's name in the other generations: shared
+ * leases belong to the name. */
+static size_t active_elsewhere(const struct dprov *p)
+{
+    size_t n = 0;
+    const struct dispatch *d = p->d;
+    if (!d->retired) return 0; /* names are unique within one configuration */
+    for (const struct dispatch_gen *g = d->gen; g; g = g == d->gen ? d->retired : g->next)
+        for (size_t i = 0; i < g->nprovs; i++)
+            if (&g->provs[i] != p && strcmp(g->provs[i].cp->name, p->cp->name) == 0) n += g->provs[i].active;
+    return n;
+}
+
 /* Starts what the provider's limits allow, in FIFO order. */
 static void pump_starts(struct dprov *p)
 {
-    while (p->fifo_head && p->active < (size_t)p->cp->concurrency && !p->d->closed) {
+    size_t cap = (size_t)p->cp->concurrency;
+    if (limit_shared(p->d->limit, p->cp)) { /* the leases this daemon holds, less the other generations' use */
+        size_t slots = limit_slots(p->d->limit, p->cp), other = active_elsewhere(p);
+        slots = slots > other ? slots - other : 0;
+        if (slots < cap) cap = slots;
+    }
+    while (p->fifo_head && p->active < cap && !p->d->closed) {
         struct dispatch_msg *m = p->fifo_head;
         if (p->circuit != CIRCUIT_CLOSED && !m->probe) {
             /* The circuit opened while m waited: route it again. */
@@ -1341,6 +1370,38 @@ static void pump(struct dprov *p)
 {
     pump_starts(p);
     ask_ahead(p);
+    struct dispatch *d = p->d;
+    if (!limit_shared(d->limit, p->cp)) return;
+    /* The leases are the name's: a slot p freed may be another
+     * generation's to use (a reload that kept the provider), and the
+     * demand reported is the name's. */
+    size_t active = p->active;
+    bool waiting = p->fifo_head != NULL;
+    for (struct dispatch_gen *g = d->retired ? d->gen : NULL; g; g = g == d->gen ? d->retired : g->next) {
+        for (size_t i = 0; i < g->nprovs && !g->closing; i++) {
+            struct dprov *q = &g->provs[i];
+            if (q == p || strcmp(q->cp->name, p->cp->name) != 0) continue;
+            if (q->fifo_head) {
+                pump_starts(q);
+                ask_ahead(q);
+            }
+            active += q->active;
+            waiting = waiting || q->fifo_head != NULL;
+        }
+    }
+    limit_demand(d->limit, p->cp, active, waiting);
+}
+
+void dispatch_set_limit(struct dispatch *d, struct limit *lim)
+{
+    d->limit = lim;
+}
+
+void dispatch_limit_wake(struct dispatch *d, const char *provider)
+{
+    for (struct dispatch_gen *g = d->gen; g; g = g == d->gen ? d->retired : g->next)
+        for (size_t i = 0; i < g->nprovs && !g->closing; i++)
+            if (strcmp(g->provs[i].cp->name, provider) == 0) pump(&g->provs[i]);
 }
 
 static void attempt(struct dispatch_msg *m)

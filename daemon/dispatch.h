@@ -189,6 +189,14 @@ void dispatch_abort(struct dispatch *d);
  * timers) and cleans up the curl multi handle; call once nothing is in
  * flight, before the loop's last run. dispatch_free() after uv_loop_close. */
 void dispatch_close(struct dispatch *d);
+
+/* Shared limits (limit.h): providers with `shared = yes` take their rate
+ * tokens and concurrency slots from lim (NULL: every limit is this
+ * daemon's alone, as without it). lim outlives dispatch's use of it. */
+struct limit;
+void dispatch_set_limit(struct dispatch *d, struct limit *lim);
+/* lim has tokens or leases for provider (a name): what waits there starts. */
+void dispatch_limit_wake(struct dispatch *d, const char *provider);
 void dispatch_free(struct dispatch *d);
 
 #endif

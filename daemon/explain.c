@@ -521,7 +521,7 @@ static json_t *campaign_history(struct ctx *x, const char *id, const char *campa
     }
     for (size_t i = 0; i < r->elements; i++) {
         if (r->element[i]->type != REDIS_REPLY_STRING) continue;
-        json_t *e = json_loadb(r->element[i]->str, r->element[i]->len, 0, NULL);
+        json_t *e = store_history_json(r->element[i]->str, r->element[i]->len);
         const char *c = json_string_value(json_object_get(e, "campaign"));
         if (c && strcmp(c, campaign) == 0) json_array_append(out, e);
         json_decref(e);

@@ -37,6 +37,7 @@
 #include "profile.h"
 #include "progress.h"
 #include "store.h"
+#include "store_campaign.h"
 #include "store_check.h"
 
 #define MAX_OVERRIDES 64
@@ -49,7 +50,9 @@ static void usage(FILE *out)
             "commands:\n"
             "  import FILE.jsonl          store recipients (one JSON object per line, optional \"consent\");\n"
             "                             an address erased before is stored without its consent (said by id)\n"
-            "  enqueue CAMPAIGN.json      validate a campaign job and add it to the jobs stream\n"
+            "  enqueue CAMPAIGN.json      validate a campaign job and add it to the jobs stream as a new run\n"
+            "                             of its id (refused while a run of it is not finished; a finished\n"
+            "                             id needs \"rerun\": true in the job)\n"
             "  suppress CHANNEL ADDRESS   put an address on the suppression list (email or sms)\n"
             "  pause CAMPAIGN             stop sending a campaign within a second, on every daemon; every\n"
             "                             unsent recipient is kept for resume (survives restarts)\n"
@@ -58,9 +61,12 @@ static void usage(FILE *out)
             "                             suppressed/cancelled, the sent ones stay as they are\n"
             "  migrate                    move herald's data in Redis to this version's key layout (stop\n"
             "                             every daemon first; idempotent; docs/operations.md, \"Upgrade\")\n"
+            "  stats                      what herald holds in Redis, as JSON: people, bytes per person (a\n"
+            "                             sample), once-only records per person, campaigns awaiting retention\n"
             "  reload                     every daemon of this Redis and prefix reloads its configuration\n"
             "                             within a second (as SIGHUP; its log says what applied or why not)\n"
-            "  campaign ID [--watch]      print a campaign's progress as JSON; --watch: redraw a progress\n"
+            "  campaign ID [--watch]      print a campaign's progress as JSON (its latest run, and \"runs\");\n"
+            "                             --watch: redraw a progress\n"
             "                             line every second until it is done (plain lines when not a terminal)\n"
             "  explain CAMPAIGN RECIPIENT [--job FILE] [--at TIME] [--json]\n"
             "                             why this person gets (or got, or did not get) the campaign: every\n"
@@ -357,36 +363,23 @@ static int cmd_enqueue(const struct config *cfg, redisContext *c, const char *pa
     int rc0 = explain_read_job(path, &job, &text, &len);
     if (rc0 != 0) return rc0;
     char err[512];
-    struct strbuf kj, kc;
-    strbuf_init(&kj);
-    strbuf_init(&kc);
-    store_key_jobs(&kj, cfg->prefix);
-    store_key_campaign(&kc, cfg->prefix, job.id);
+    /* Checked and registered as a run of the id in one script, which adds
+     * the job to the stream (campaign_enqueue.lua), as POST /v1/campaigns. */
+    struct store_enqueue e = {.campaign = job.id, .text = text, .len = len, .rerun = job.rerun,
+                              .recipients_key = job.recipients_key, .ids = job.recipients,
+                              .nids = job.nrecipients, .now = (int64_t)time(NULL) * 1000};
+    struct store_enqueue_result res;
     int rc = 0;
-    /* The group reads from the start, so a job added before the daemon's
-     * first run is not skipped. */
-    redisReply *r = redisCommand(c, "XGROUP CREATE %s %s 0 MKSTREAM", kj.buf, STORE_GROUP);
-    if (r) freeReplyObject(r);
-    r = redisCommand(c, "XADD %s * job %b", kj.buf, text, len);
-    if (!r || r->type != REDIS_REPLY_STRING) {
-        store_sync_error(err, sizeof(err), "job", c, r);
+    if (store_sync_enqueue(c, cfg->prefix, &e, &res, err, sizeof(err)) < 0) {
         fprintf(stderr, "heraldctl: %s\n", err);
         rc = 2;
+    } else if (res.status != STORE_ENQ_OK) {
+        store_enqueue_refusal(err, sizeof(err), job.id, &res);
+        fprintf(stderr, "heraldctl: %s\n", err);
+        rc = 1;
     } else {
-        char field[96];
-        snprintf(field, sizeof(field), "state:%s", r->str);
-        redisReply *r2 = redisCommand(c, "HSETNX %s %s queued", kc.buf, field);
-        if (!r2 || r2->type == REDIS_REPLY_ERROR) {
-            /* The job is in the stream and will run; only its "queued" mark is missing. */
-            store_sync_error(err, sizeof(err), "campaign's queued state", c, r2);
-            fprintf(stderr, "heraldctl: enqueued, but %s\n", err);
-        }
-        if (r2) freeReplyObject(r2);
-        printf("%s\n", r->str);
+        printf("%s\n", res.entry);
     }
-    if (r) freeReplyObject(r);
-    strbuf_free(&kj);
-    strbuf_free(&kc);
     job_free(&job);
     free(text);
     return rc;
@@ -433,15 +426,6 @@ static int cmd_reload(const struct config *cfg, redisContext *c)
     return 0;
 }
 
-/* A glob pattern matching s literally (SCAN MATCH): \ before * ? [ ] \. */
-static void glob_escape(struct strbuf *out, const char *s)
-{
-    for (; *s; s++) {
-        if (strchr("*?[]\\", *s)) strbuf_add(out, "\\", 1);
-        strbuf_add(out, s, 1);
-    }
-}
-
 /* Whether a reply is an error (printed as "heraldctl: migrate: WHAT: ..."). */
 static bool migrate_failed(redisContext *c, redisReply *r, const char *what)
 {
@@ -473,7 +457,7 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
         goto out;
     }
     freeReplyObject(r);
-    glob_escape(&pat, cfg->prefix);
+    store_glob_escape(&pat, cfg->prefix);
     strbuf_adds(&pat, ":consumer:*");
     bool running = false;
     char cursor[32] = "0";
@@ -497,7 +481,7 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
         goto out;
     }
     strbuf_reset(&pat);
-    glob_escape(&pat, cfg->prefix);
+    store_glob_escape(&pat, cfg->prefix);
     strbuf_adds(&pat, ":r:{*}:campaigns");
     long long moved = 0, people = 0;
     herald_copy(cursor, sizeof(cursor), "0");
@@ -578,26 +562,105 @@ static int cmd_control(const struct config *cfg, redisContext *c, enum store_con
     return 2;
 }
 
+/* MEMORY USAGE of key (0 when absent or refused). */
+static long long mem_usage(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "MEMORY USAGE %s SAMPLES 0", key);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+#define STATS_SAMPLE 1000
+
+/* stats: people counted with SCAN (every key is visited once: it takes a
+ * while on a large Redis, and reads only); bytes per person from the
+ * first STATS_SAMPLE people met (their keys, and their share of the
+ * address index); the once-only records they hold. */
+static int cmd_stats(const struct config *cfg, redisContext *c)
+{
+    struct strbuf pat, k;
+    strbuf_init(&pat);
+    strbuf_init(&k);
+    store_glob_escape(&pat, cfg->prefix);
+    strbuf_adds(&pat, ":r:{*}");
+    long long people = 0, sampled = 0, bytes = 0, records = 0, record_bytes = 0;
+    char cursor[32] = "0";
+    int rc = 2;
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat.buf);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+            char err[256];
+            store_sync_error(err, sizeof(err), "key scan", c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
+            fprintf(stderr, "heraldctl: stats: %s\n", err);
+            if (r) freeReplyObject(r);
+            goto out;
+        }
+        herald_copy(cursor, sizeof(cursor), r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const redisReply *key = r->element[1]->element[i];
+            if (key->type != REDIS_REPLY_STRING || !key->len || key->str[key->len - 1] != '}') continue;
+            people++;
+            if (sampled >= STATS_SAMPLE) continue;
+            sampled++;
+            bytes += mem_usage(c, key->str);
+            static const char *const tails[] = {":consent", ":history", ":sends"};
+            for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+                strbuf_reset(&k);
+                strbuf_add(&k, key->str, key->len);
+                strbuf_adds(&k, tails[t]);
+                bytes += mem_usage(c, k.buf);
+            }
+            redisReply *h = redisCommand(c, "HGETALL %s", key->str);
+            for (size_t f = 0; h && h->type == REDIS_REPLY_ARRAY && f + 1 < h->elements; f += 2)
+                if (strncmp(h->element[f]->str, STORE_RECORD_FIELD_PREFIX, strlen(STORE_RECORD_FIELD_PREFIX)) == 0) {
+                    records++;
+                    record_bytes += (long long)(h->element[f]->len + h->element[f + 1]->len);
+                }
+            if (h) freeReplyObject(h);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    store_key_addr(&k, cfg->prefix);
+    long long addr = mem_usage(c, k.buf);
+    store_key_retention(&k, cfg->prefix);
+    redisReply *z = redisCommand(c, "ZCARD %s", k.buf);
+    long long awaiting = z && z->type == REDIS_REPLY_INTEGER ? z->integer : 0;
+    if (z) freeReplyObject(z);
+    store_key_audit(&k, cfg->prefix);
+    long long audit = mem_usage(c, k.buf);
+    double per = sampled ? (double)bytes / (double)sampled + (people ? (double)addr / (double)people : 0) : 0;
+    json_t *o = json_pack("{s:I, s:I, s:I, s:{s:f, s:f}, s:I, s:I}", "people", (json_int_t)people,
+                          "bytes_per_person", (json_int_t)(per + 0.5), "sample", (json_int_t)sampled,
+                          "once_only_records", "per_person", sampled ? (double)records / (double)sampled : 0.0,
+                          "bytes_per_person", sampled ? (double)record_bytes / (double)sampled : 0.0,
+                          "campaigns_awaiting_retention", (json_int_t)awaiting, "audit_stream_bytes",
+                          (json_int_t)audit);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", text);
+    free(text);
+    json_decref(o);
+    rc = 0;
+out:
+    strbuf_free(&pat);
+    strbuf_free(&k);
+    return rc;
+}
+
 static int cmd_campaign(const struct config *cfg, redisContext *c, const char *id)
 {
-    struct strbuf kc;
-    strbuf_init(&kc);
-    store_key_campaign(&kc, cfg->prefix, id);
-    redisReply *r = redisCommand(c, "HGETALL %s", kc.buf);
-    strbuf_free(&kc);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        char err[256];
-        store_sync_error(err, sizeof(err), "progress read", c, r);
+    char err[256];
+    json_t *out = NULL;
+    if (store_sync_campaign_get(c, cfg->prefix, id, &out, err, sizeof(err)) < 0) {
         fprintf(stderr, "heraldctl: %s\n", err);
-        if (r) freeReplyObject(r);
         return 2;
     }
-    json_t *out = store_campaign_progress(id, r);
+    /* No such campaign: its progress says "unknown", with zeros. */
+    if (!out) out = store_campaign_progress_pairs(id, NULL, NULL, 0);
     char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", s);
     free(s);
     json_decref(out);
-    freeReplyObject(r);
     return 0;
 }
 
@@ -731,10 +794,10 @@ int main(int argc, char **argv)
     }
     /* explain and simulate read their own options (explain.c). */
     bool own_args = strcmp(cmd, "explain") == 0 || strcmp(cmd, "simulate") == 0;
-    int want = strcmp(cmd, "suppress") == 0 ? 2 : strcmp(cmd, "reload") == 0 || strcmp(cmd, "migrate") == 0 ? 0 : 1;
+    int want = strcmp(cmd, "suppress") == 0 ? 2 : strcmp(cmd, "reload") == 0 || strcmp(cmd, "migrate") == 0 || strcmp(cmd, "stats") == 0 ? 0 : 1;
     int control = store_control_action_parse(cmd);
     if (strcmp(cmd, "import") && strcmp(cmd, "enqueue") && strcmp(cmd, "suppress") && strcmp(cmd, "campaign") &&
-        strcmp(cmd, "reload") && strcmp(cmd, "migrate") && control < 0 && !own_args) {
+        strcmp(cmd, "reload") && strcmp(cmd, "migrate") && strcmp(cmd, "stats") && control < 0 && !own_args) {
         fprintf(stderr, "heraldctl: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
@@ -767,6 +830,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, nargs, args);
     else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
     else if (strcmp(cmd, "migrate") == 0) rc = cmd_migrate(&cfg, c);
+    else if (strcmp(cmd, "stats") == 0) rc = cmd_stats(&cfg, c);
     else if (control >= 0) rc = cmd_control(&cfg, c, (enum store_control_action)control, args[0]);
     else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
     else rc = cmd_campaign(&cfg, c, args[0]);

@@ -13,8 +13,11 @@
 
 #include "channel.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define RECIPIENTS_KEY_MAX 512
 
@@ -85,9 +88,96 @@ static int parse_part(const json_t *c, const char *chname, const char *key, char
     return 0;
 }
 
-static int parse_channel_content(int ch, const json_t *c, struct job_content *jc, char *err, size_t errlen)
+static int parse_one_content(int ch, const char *name, const json_t *c, struct job_content *jc, char *err,
+                             size_t errlen);
+
+static void content_free(struct job_content *c)
 {
-    const char *name = herald_channel_name(ch);
+    free(c->subject);
+    free(c->text);
+    free(c->html);
+    template_free(c->t_subject);
+    template_free(c->t_text);
+    template_free(c->t_html);
+    memset(c, 0, sizeof(*c));
+}
+
+/* A language tag as profiles have it: a letter, then letters, digits, - or _ (1..35). */
+static bool locale_valid(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 35 || !isalpha((unsigned char)s[0])) return false;
+    for (const char *q = s; *q; q++)
+        if (!isalnum((unsigned char)*q) && *q != '-' && *q != '_') return false;
+    return true;
+}
+
+/* {"en": {...}, "ko": {...}, "default": "en"}: content per language. */
+static int parse_localised(int ch, const json_t *c, struct job *job, char *err, size_t errlen)
+{
+    const char *chname = herald_channel_name(ch);
+    const json_t *def = json_object_get(c, "default");
+    if (!json_is_string(def)) {
+        herald_seterr(err, errlen, "content.%s.default: %s", chname,
+                      def ? "must be a string naming one of the languages" : "missing (content per language names its default language)");
+        return -HERALD_EINVAL;
+    }
+    const char *dl = json_string_value(def);
+    if (!json_is_object(json_object_get(c, dl))) {
+        herald_seterr(err, errlen, "content.%s.default: \"%.40s\" is not one of the languages given", chname, dl);
+        return -HERALD_EINVAL;
+    }
+    if (json_object_size(c) - 1 > HERALD_JOB_MAX_LOCALES) {
+        herald_seterr(err, errlen, "content.%s: at most %d languages", chname, HERALD_JOB_MAX_LOCALES);
+        return -HERALD_EINVAL;
+    }
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)c, key, v) {
+        if (strcmp(key, "default") == 0) continue;
+        char where[96];
+        snprintf(where, sizeof(where), "%s.%.40s", chname, key);
+        if (!locale_valid(key)) {
+            herald_seterr(err, errlen, "content.%s: \"%.40s\" is not a language tag (like en, de or pt-BR)", chname, key);
+            return -HERALD_EINVAL;
+        }
+        bool twice = job->default_locale[ch] && strcasecmp(job->default_locale[ch], key) == 0;
+        for (size_t i = 0; i < job->nlocalised[ch]; i++)
+            twice = twice || strcasecmp(job->localised[ch][i].locale, key) == 0;
+        if (twice) {
+            herald_seterr(err, errlen, "content.%s: the language %.40s is given twice", chname, key);
+            return -HERALD_EINVAL;
+        }
+        struct job_content jc;
+        memset(&jc, 0, sizeof(jc));
+        int rc = parse_one_content(ch, where, v, &jc, err, errlen);
+        if (rc < 0) {
+            content_free(&jc);
+            return rc;
+        }
+        if (strcmp(key, dl) == 0) {
+            job->content[ch] = jc;
+            job->default_locale[ch] = xstrdup(key);
+        } else {
+            job->localised[ch] = xrealloc(job->localised[ch], (job->nlocalised[ch] + 1) * sizeof(*job->localised[ch]));
+            job->localised[ch][job->nlocalised[ch]].locale = xstrdup(key);
+            job->localised[ch][job->nlocalised[ch]].c = jc;
+            job->nlocalised[ch]++;
+        }
+    }
+    return 0;
+}
+
+static int parse_channel_content(int ch, const json_t *c, struct job *job, char *err, size_t errlen)
+{
+    if (json_is_object(c) && json_object_get(c, "default")) return parse_localised(ch, c, job, err, errlen);
+    return parse_one_content(ch, herald_channel_name(ch), c, &job->content[ch], err, errlen);
+}
+
+/* name is where errors point: "email", or "email.ko" for one language's. */
+static int parse_one_content(int ch, const char *name, const json_t *c, struct job_content *jc, char *err,
+                             size_t errlen)
+{
     bool rich = channel_get(ch)->rich; /* subject, text and html; else text only */
     if (!json_is_object(c)) {
         herald_seterr(err, errlen, "content.%s: must be an object", name);
@@ -99,7 +189,7 @@ static int parse_channel_content(int ch, const json_t *c, struct job_content *jc
         bool known = strcmp(key, "text") == 0 ||
                      (rich && (strcmp(key, "subject") == 0 || strcmp(key, "html") == 0));
         if (!known) {
-            herald_seterr(err, errlen, "content.%s: unknown key (%s %s)", name, name,
+            herald_seterr(err, errlen, "content.%s: unknown key (%s %s)", name, herald_channel_name(ch),
                           rich ? "takes subject, text and html" : "takes text only");
             return -HERALD_EINVAL;
         }
@@ -138,7 +228,7 @@ static int parse_content(const json_t *v, struct job *job, char *err, size_t err
             herald_seterr(err, errlen, "content.%s: the job's channels do not list %s", key, key);
             return -HERALD_EINVAL;
         }
-        int rc = parse_channel_content(ch, c, &job->content[ch], err, errlen);
+        int rc = parse_channel_content(ch, c, job, err, errlen);
         if (rc < 0) return rc;
     }
     for (int i = 0; i < job->nchannels; i++) {
@@ -197,9 +287,55 @@ static int parse_time(const json_t *v, const char *name, int64_t *out, char *err
 }
 
 static const char *const job_keys[] = {
-    "id", "topic", "channels", "content", "recipients", "recipients_key", "not_before", "expires_at",
+    "id", "topic", "channels", "content", "recipients", "recipients_key", "not_before", "expires_at", "rerun", "display_name",
     "priority",
 };
+
+#define JOB_NAME_MAX 200
+
+/* {"en": "Spring sale", "ko": "봄 세일", "default": "en"} */
+static int parse_names(const json_t *v, struct job *job, char *err, size_t errlen)
+{
+    job->names_default = -1;
+    if (!v) return 0;
+    if (!json_is_object(v) || json_object_size(v) == 0)
+        return herald_fail(err, errlen, "display_name: must be an object of language: name, e.g. {\"en\": \"Spring sale\"}");
+    if (json_object_size(v) > HERALD_JOB_MAX_LOCALES + 1) {
+        herald_seterr(err, errlen, "display_name: at most %d languages", HERALD_JOB_MAX_LOCALES);
+        return -HERALD_EINVAL;
+    }
+    const char *key;
+    const json_t *t;
+    json_object_foreach((json_t *)v, key, t) {
+        if (strcmp(key, "default") == 0) continue;
+        if (!locale_valid(key)) {
+            herald_seterr(err, errlen, "display_name: \"%.40s\" is not a language tag (like en, de or pt-BR)", key);
+            return -HERALD_EINVAL;
+        }
+        for (size_t i = 0; i < job->nnames; i++)
+            if (strcasecmp(job->names[i].locale, key) == 0) {
+                herald_seterr(err, errlen, "display_name: the language %.40s is given twice", key);
+                return -HERALD_EINVAL;
+            }
+        if (!json_is_string(t) || json_string_length(t) == 0 || json_string_length(t) > JOB_NAME_MAX) {
+            herald_seterr(err, errlen, "display_name.%.40s: must be a string of 1..%d bytes", key, JOB_NAME_MAX);
+            return -HERALD_EINVAL;
+        }
+        job->names = xrealloc(job->names, (job->nnames + 1) * sizeof(*job->names));
+        job->names[job->nnames].locale = xstrdup(key);
+        job->names[job->nnames].text = xstrdup(json_string_value(t));
+        job->nnames++;
+    }
+    const json_t *def = json_object_get(v, "default");
+    if (def) {
+        for (size_t i = 0; json_is_string(def) && i < job->nnames; i++)
+            if (strcmp(job->names[i].locale, json_string_value(def)) == 0) job->names_default = (int)i;
+        if (job->names_default < 0)
+            return herald_fail(err, errlen, "display_name.default: must name one of the languages given");
+    }
+    if (job->nnames == 0) return herald_fail(err, errlen, "display_name: give at least one language");
+    return 0;
+}
 
 static int parse_object(const json_t *root, struct job *job, char *err, size_t errlen)
 {
@@ -211,7 +347,7 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
         while (k < sizeof(job_keys) / sizeof(job_keys[0]) && strcmp(key, job_keys[k]) != 0) k++;
         if (k == sizeof(job_keys) / sizeof(job_keys[0])) {
             return herald_fail(err, errlen, "job: unknown key (expected id, channels, topic, content, recipients, "
-                                            "recipients_key, not_before, expires_at, priority)");
+                                            "recipients_key, not_before, expires_at, rerun, display_name, priority)");
         }
     }
 
@@ -236,6 +372,7 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
     int rc;
     if ((rc = parse_channels(v, job, err, errlen)) < 0) return rc;
     if ((rc = parse_content(json_object_get(root, "content"), job, err, errlen)) < 0) return rc;
+    if ((rc = parse_names(json_object_get(root, "display_name"), job, err, errlen)) < 0) return rc;
     if ((rc = parse_recipients(json_object_get(root, "recipients"), json_object_get(root, "recipients_key"), job,
                                err, errlen)) < 0)
         return rc;
@@ -255,6 +392,9 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
     if (json_object_get(root, "not_before") && json_object_get(root, "expires_at") &&
         job->expires_at <= job->not_before)
         return herald_fail(err, errlen, "expires_at: must be after not_before");
+    v = json_object_get(root, "rerun");
+    if (v && !json_is_boolean(v)) return herald_fail(err, errlen, "rerun: must be true or false");
+    job->rerun = json_is_true(v);
     return 0;
 }
 
@@ -302,17 +442,62 @@ unsigned job_priority_weight(enum job_priority p)
     return (unsigned)p < JOB_PRIORITY_COUNT ? weights[p] : 2;
 }
 
+/* 2: the same tag; 1: the same primary language ("ko" and "ko-KR", "pt" and "pt-BR"); 0: neither. */
+static int locale_match(const char *have, const char *want)
+{
+    if (strcasecmp(have, want) == 0) return 2;
+    size_t hp = strcspn(have, "-_"), wp = strcspn(want, "-_");
+    return hp == wp && strncasecmp(have, want, hp) == 0 ? 1 : 0;
+}
+
+const struct job_content *job_content_for(const struct job *job, int ch, const char *locale, const char **chosen)
+{
+    *chosen = job->default_locale[ch];
+    if (!job->default_locale[ch] || !locale || !*locale) return &job->content[ch];
+    const struct job_content *best = &job->content[ch];
+    int score = locale_match(job->default_locale[ch], locale);
+    for (size_t i = 0; i < job->nlocalised[ch] && score < 2; i++) {
+        const struct job_content_locale *l = &job->localised[ch][i];
+        int m = locale_match(l->locale, locale);
+        if (m > score) {
+            score = m;
+            best = &l->c;
+            *chosen = l->locale;
+        }
+    }
+    return best;
+}
+
+const char *job_display_name(const struct job *job, const char *locale)
+{
+    int best = -1, score = 0;
+    for (size_t i = 0; locale && *locale && i < job->nnames && score < 2; i++) {
+        int m = locale_match(job->names[i].locale, locale);
+        if (m > score) {
+            score = m;
+            best = (int)i;
+        }
+    }
+    if (best < 0 && job->names_default >= 0 && (size_t)job->names_default < job->nnames) best = job->names_default;
+    return best >= 0 ? job->names[best].text : NULL;
+}
+
 void job_free(struct job *job)
 {
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        struct job_content *c = &job->content[ch];
-        free(c->subject);
-        free(c->text);
-        free(c->html);
-        template_free(c->t_subject);
-        template_free(c->t_text);
-        template_free(c->t_html);
+        content_free(&job->content[ch]);
+        for (size_t i = 0; i < job->nlocalised[ch]; i++) {
+            free(job->localised[ch][i].locale);
+            content_free(&job->localised[ch][i].c);
+        }
+        free(job->localised[ch]);
+        free(job->default_locale[ch]);
     }
+    for (size_t i = 0; i < job->nnames; i++) {
+        free(job->names[i].locale);
+        free(job->names[i].text);
+    }
+    free(job->names);
     for (size_t i = 0; i < job->nrecipients; i++) free(job->recipients[i]);
     free(job->recipients);
     free(job->recipients_key);

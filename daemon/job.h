@@ -36,18 +36,39 @@ enum job_priority {
     JOB_PRIORITY_COUNT
 };
 
+/* One language's content of a channel, when the job gives content per
+ * language: {"en": {...}, "ko": {...}, "default": "en"}. */
+struct job_content_locale {
+    char *locale;
+    struct job_content c;
+};
+
+#define HERALD_JOB_MAX_LOCALES 32
+
 struct job {
     char *id;
     char *topic;
     int channels[HERALD_CH_COUNT]; /* the campaign's channels, in its order */
     int nchannels;
-    struct job_content content[HERALD_CH_COUNT]; /* indexed by enum herald_channel */
+    struct job_content content[HERALD_CH_COUNT]; /* indexed by enum herald_channel; per language: the default's */
+    /* Content per language: content[ch] is the default language's
+     * (default_locale[ch]), localised[ch] the others. NULL and 0 when the
+     * channel's content is one object for everyone. */
+    char *default_locale[HERALD_CH_COUNT];
+    struct job_content_locale *localised[HERALD_CH_COUNT];
+    size_t nlocalised[HERALD_CH_COUNT];
+    /* display_name: how the pages name the campaign, per language
+     * ({"en": "Spring sale", "ko": "봄 세일", "default": "en"}); 0 when not given. */
+    struct job_name { char *locale; char *text; } *names;
+    size_t nnames;
+    int names_default;   /* index into names, or -1: the campaign id where no language matches */
     char **recipients;   /* inline ids, or NULL */
     size_t nrecipients;
     char *recipients_key; /* Redis key of a SET/ZSET/LIST of ids, or NULL */
     int64_t not_before;   /* unix seconds; 0 = none */
     int64_t expires_at;   /* unix seconds; 0 = none */
     enum job_priority priority; /* "priority"; normal when absent */
+    bool rerun;           /* "rerun": true: may start a new run of a finished campaign id */
 };
 
 /* Parses and validates. On success fills *job (caller calls job_free) and
@@ -61,6 +82,16 @@ void job_free(struct job *job);
 /* "low", "normal", "high", and its share weight (1, 2, 4). */
 const char *job_priority_name(enum job_priority p);
 unsigned job_priority_weight(enum job_priority p);
+/* The content of channel ch for a person whose profile locale is locale
+ * (may be NULL): the same tag (any case), else its primary language
+ * ("ko" for "ko-KR"), else the job's default. *chosen is the language
+ * picked, or NULL when the channel's content is not per language. */
+const struct job_content *job_content_for(const struct job *job, int ch, const char *locale, const char **chosen);
+
+/* The campaign's display name for a person whose locale is locale (may be
+ * NULL): the same tag, else its primary language, else the default's;
+ * NULL when the job gives none (the pages show the id). */
+const char *job_display_name(const struct job *job, const char *locale);
 
 /* True when the campaign's job lists channel ch. */
 bool job_has_channel(const struct job *job, int ch);

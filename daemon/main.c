@@ -25,8 +25,11 @@
 #include "dispatch.h"
 #include "herald.h"
 #include "http.h"
+#include "locales.h"
+#include "limit.h"
 #include "log.h"
 #include "metrics.h"
+#include "events.h"
 #include "notify.h"
 #include "people.h"
 #include "plugin.h"
@@ -34,6 +37,7 @@
 #include "rconn.h"
 #include "store.h"
 #include "store_check.h"
+#include "retention.h"
 #include "tzdb.h"
 
 #define MAX_OVERRIDES 64
@@ -42,19 +46,26 @@ struct daemon {
     uv_loop_t loop;
     struct config *cfg;         /* in force; a reload replaces it ("reload" below) */
     struct plugin_set *plugins; /* cfg's providers */
+    struct l10n_set *locales;   /* cfg's catalogues (locales_dir); the pages hold references */
     struct dispatch *dispatch;
     struct rconn *jobs, *data;
     struct store_cmds *cmds; /* the job pipeline's command layer on data */
     struct store_job *store; /* its typed calls (store_job_ops) */
+    struct store_cmds *limit_cmds; /* the shared provider limits' layer on data (limit.h) */
+    struct limit *limit;
     struct queue *queue;
     struct http_server *http;
     struct http_server *http_public; /* NULL: the admin listener serves the public routes */
     struct api_state api;
+    struct store_cmds *events_cmds; /* the events' command layer on data */
+    struct events *events;          /* campaign events POSTed to [events] url (events.h) */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     bool stopping, closing;
     bool ready; /* READY=1 sent to the service manager (notify.h) */
     int rconns_open;
+    bool limits_released;       /* a clean stop gave the shared limits' leases back */
+    uint64_t limits_deadline;   /* loop ms: close without their answer after this */
     struct log_complaint redis_down;
     struct strbuf warnings; /* of the configuration, logged at start */
     int exit_code;
@@ -66,6 +77,7 @@ struct daemon {
     long long reload_seen;
     bool reload_polling;
     uv_timer_t reload_timer;
+    struct retention *retention; /* retention.h */
     unsigned long reloads;
 };
 
@@ -102,6 +114,13 @@ static void announce_ready(struct daemon *d)
 
 static void on_reload_timer(uv_timer_t *t);
 
+/* The shared limits granted tokens or leases to provider: start what waits. */
+static void on_limit_wake(const char *provider, void *arg)
+{
+    struct daemon *d = arg;
+    dispatch_limit_wake(d->dispatch, provider);
+}
+
 static void on_rconn_state(struct rconn *rc, bool connected, const char *err, void *arg)
 {
     struct daemon *d = arg;
@@ -110,6 +129,8 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         log_info("main", "redis ready connection=%s", rconn_name(rc));
         if (d->queue) queue_connected(d->queue, rc == d->jobs);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
+        if (rc == d->data && d->events_cmds) store_cmds_connected(d->events_cmds);
+        if (rc == d->data && d->limit_cmds) store_cmds_connected(d->limit_cmds);
         if (rc == d->data) on_reload_timer(&d->reload_timer); /* the reload counter's value now: the baseline */
         announce_ready(d);
     } else {
@@ -139,6 +160,10 @@ static void on_rconn_closed(void *arg)
     d->store = NULL;
     store_cmds_free(d->api.cmds, NULL, NULL); /* what waits (a webhook counter) is dropped */
     d->api.cmds = NULL;
+    store_cmds_free(d->events_cmds, NULL, NULL); /* an event not acked stays pending in Redis */
+    d->events_cmds = NULL;
+    store_cmds_free(d->limit_cmds, NULL, NULL);
+    d->limit_cmds = NULL;
 }
 
 static void on_http_closed(void *arg)
@@ -211,6 +236,17 @@ static void close_all(struct daemon *d)
         uv_timer_start(&d->drain_timer, on_close_retry, 100, 0);
         return;
     }
+    /* The leases go back before the connection closes (the other daemons
+     * need not wait for their expiry); their answer is waited for briefly. */
+    if (!d->limits_released) {
+        d->limits_released = true;
+        d->limits_deadline = uv_now(&d->loop) + 500;
+        limit_release_all(d->limit);
+    }
+    if (!limit_idle(d->limit) && uv_now(&d->loop) < d->limits_deadline && rconn_ready(d->data)) {
+        uv_timer_start(&d->drain_timer, on_close_retry, 10, 0);
+        return;
+    }
     d->closing = true;
     dispatch_close(d->dispatch); /* its curl timer, polls and provider timers */
     uv_timer_stop(&d->drain_timer);
@@ -219,8 +255,12 @@ static void close_all(struct daemon *d)
     close_handle((uv_handle_t *)&d->sigint);
     close_handle((uv_handle_t *)&d->sighup);
     close_handle((uv_handle_t *)&d->reload_timer);
+    retention_free(d->retention); /* freed once its calls in flight are in */
+    d->retention = NULL;
+    events_close(d->events);
     if (d->http) http_server_close(d->http, on_http_closed, d);
     if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
+    limit_close(d->limit);
     d->rconns_open = 2;
     rconn_close(d->jobs, on_rconn_closed, d);
     rconn_close(d->data, on_rconn_closed, d);
@@ -314,12 +354,14 @@ static int check_redis(const struct config *cfg)
  * --check-config would: returns the number of errors (or < 0 when the file
  * cannot be read) with every error and warning in report, sorted by line. */
 static int load_config(const char *path, const char **overrides, size_t n, struct config *cfg,
-                       struct plugin_set **ps, struct strbuf *report)
+                       struct plugin_set **ps, struct l10n_set **ls, struct strbuf *report)
 {
     int nerr = config_load(path, overrides, n, cfg, report);
     /* Plugins check their settings even when the rest has errors, so that
-     * one run shows every problem. */
+     * one run shows every problem; the catalogues too. */
     if (nerr >= 0) nerr += plugin_set_load(cfg, ps, report);
+    if (nerr >= 0 && cfg->locales_dir && cfg->default_locale)
+        nerr += locales_load(cfg->locales_dir, cfg->default_locale, ls, report);
     if (nerr >= 0 && cfg->default_tz) {
         struct tzdb *db = tzdb_new(NULL);
         if (!tzdb_get(db, cfg->default_tz)) {
@@ -338,7 +380,7 @@ static int load(struct daemon *d, const char *path, const char **overrides, size
 {
     struct strbuf errors;
     strbuf_init(&errors);
-    int nerr = load_config(path, overrides, n, d->cfg, &d->plugins, &errors);
+    int nerr = load_config(path, overrides, n, d->cfg, &d->plugins, &d->locales, &errors);
     if (nerr != 0) {
         fputs(errors.buf ? errors.buf : "", stderr);
         if (nerr > 0) fprintf(stderr, "%d error%s in %s\n", nerr, nerr > 1 ? "s" : "", path);
@@ -444,11 +486,12 @@ static void reload(struct daemon *d, const char *trigger)
     notify_reloading();
     struct config *next = xcalloc(1, sizeof(*next));
     struct plugin_set *ps = NULL;
+    struct l10n_set *ls = NULL;
     struct strbuf report, names;
     strbuf_init(&report);
     strbuf_init(&names);
     struct http_server *admin = NULL, *public = NULL;
-    int nerr = load_config(d->config_path, d->overrides, d->noverrides, next, &ps, &report);
+    int nerr = load_config(d->config_path, d->overrides, d->noverrides, next, &ps, &ls, &report);
     if (nerr != 0) {
         log_report(&report, true);
         char what[64];
@@ -479,13 +522,18 @@ static void reload(struct daemon *d, const char *trigger)
 
     /* All of it is valid: swap, in this callback. */
     config_keep_fixed(next, d->cfg);
+    limit_configure(d->limit, next); /* before dispatch moves waiting messages to the new providers */
     dispatch_reload(d->dispatch, next, ps); /* releases the old config when its last message is done */
     d->cfg = next;
     d->plugins = ps;
     queue_reload(d->queue, next);
     store_job_reload(d->store, next);
+    if (d->retention) retention_reload(d->retention, next);
     people_reload(d->api.people, next);
+    events_reload(d->events, next);
     d->api.cfg = next;
+    l10n_set_unref(d->locales); /* pages in progress keep theirs */
+    d->locales = d->api.locales = ls;
     d->api.plugins_loaded = plugin_set_count(ps);
     d->api.plugins = ps;
     struct http_limits al = listener_limits(&next->admin_http, "admin");
@@ -519,6 +567,7 @@ static void reload(struct daemon *d, const char *trigger)
 refused:
     if (admin) http_server_close(admin, NULL, NULL); /* bound for nothing: the public one failed */
     plugin_set_free(ps);
+    l10n_set_unref(ls);
     config_free(next);
     free(next);
     strbuf_free(&report);
@@ -584,8 +633,9 @@ int main(int argc, char **argv)
         case 'k': check_only = true; break;
         case 'C': connect = true; break;
         case 'V':
-            printf("herald %s (plugin ABI %u)\nplugin_dir default: %s\nsystemd notify: %s\n", HERALD_VERSION,
-                   HERALD_CHANNEL_ABI_VERSION, HERALD_PLUGIN_DIR, notify_supported() ? "yes" : "no");
+            printf("herald %s (plugin ABI %u)\nplugin_dir default: %s\nlocales_dir default: %s\nsystemd notify: %s\n",
+                   HERALD_VERSION, HERALD_CHANNEL_ABI_VERSION, HERALD_PLUGIN_DIR, HERALD_LOCALE_DIR,
+                   notify_supported() ? "yes" : "no");
             return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -610,12 +660,14 @@ int main(int argc, char **argv)
     d->noverrides = noverrides;
     d->reload_seen = -1;
     if (load(d, config_path, overrides, noverrides, check_only) < 0) {
+        l10n_set_unref(d->locales);
         release_config(d->cfg, d->plugins, NULL);
         return 1;
     }
     if (check_only) {
         int rc = connect && check_redis(d->cfg) < 0 ? 1 : 0;
         if (rc == 0) printf("configuration OK\n");
+        l10n_set_unref(d->locales);
         release_config(d->cfg, d->plugins, NULL);
         return rc;
     }
@@ -651,17 +703,29 @@ int main(int argc, char **argv)
     d->data = rconn_new(&d->loop, &ro, on_rconn_state, d);
     d->dispatch = dispatch_new(&d->loop, d->cfg, d->plugins);
     dispatch_set_release(d->dispatch, release_config, d); /* it owns every configuration from now on */
+    d->limit_cmds = store_cmds_new(&d->loop, d->data, "limit");
+    d->limit = limit_new(&d->loop, d->limit_cmds, d->cfg->prefix, run_id, on_limit_wake, d);
+    limit_configure(d->limit, d->cfg);
+    dispatch_set_limit(d->dispatch, d->limit);
     d->cmds = store_cmds_new(&d->loop, d->data, "data");
     d->store = store_job_new(d->cmds, d->cfg, consumer);
     store_job_set_conns(d->store, d->jobs, d->data);
     d->queue = queue_new(&d->loop, d->cfg, &store_job_ops, d->store, d->dispatch, consumer, run_id);
 
     d->api = (struct api_state){.cfg = d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
-                                .dispatch = d->dispatch,
+                                .dispatch = d->dispatch, .locales = d->locales, .limit = d->limit,
                                 .plugins_loaded = plugin_set_count(d->plugins), .plugins = d->plugins,
                                 .started_at = time(NULL)};
     d->api.cmds = store_cmds_new(&d->loop, d->data, "api");
     d->api.people = people_new(d->api.cmds, d->cfg); /* the preference API's store (people.h) */
+    {
+        /* The sweep of expired once-only records: one daemon at a time. */
+        char owner[192];
+        snprintf(owner, sizeof(owner), "%s %ld %s", consumer, (long)getpid(), run_id);
+        d->retention = retention_new(&d->loop, d->api.cmds, d->cfg, owner);
+    }
+    d->events_cmds = store_cmds_new(&d->loop, d->data, "events");
+    d->events = events_new(&d->loop, d->events_cmds, d->cfg, consumer);
     start_listeners(d);
 
     uv_timer_init(&d->loop, &d->drain_timer);
@@ -694,7 +758,10 @@ int main(int argc, char **argv)
         if (d->exit_code == 0) d->exit_code = 1;
     }
     people_free(d->api.people); /* every call ended when the data connection closed */
+    events_free(d->events);
     dispatch_free(d->dispatch); /* releases every configuration (release_config) */
+    l10n_set_unref(d->locales); /* every page ended with its connection */
+    limit_free(d->limit);
     curl_global_cleanup();
     if (d->exit_code == 0) log_info("main", "stopped");
     return d->exit_code;

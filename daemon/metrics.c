@@ -42,6 +42,15 @@ static struct {
     size_t nhist;
 } m;
 
+static struct {
+    uint64_t delivered, failed;
+    int64_t backlog;
+} evm = {0, 0, -1};
+
+void metrics_event_delivered(void) { evm.delivered++; }
+void metrics_event_failed(void) { evm.failed++; }
+void metrics_events_backlog(int64_t n) { evm.backlog = n; }
+
 void metrics_message(int channel, int outcome, const char *reason)
 {
     for (size_t i = 0; i < m.nmsg; i++)
@@ -108,6 +117,8 @@ void metrics_config_reload(bool ok, int64_t at)
 void metrics_reset(void)
 {
     memset(&cfgload, 0, sizeof(cfgload));
+    evm.delivered = evm.failed = 0;
+    evm.backlog = -1;
     free(m.msg);
     free(m.prov);
     free(m.hist);
@@ -229,6 +240,14 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     counter(out, "herald_jobs_refused_total", "Jobs refused to the dead-letter stream.",
             (unsigned long long)g->jobs_refused);
     gauge(out, "herald_uptime_seconds", "Seconds since the daemon started.", g->uptime_s);
+    counter(out, "herald_events_delivered_total", "Campaign events POSTed to [events] url and answered 2xx.",
+            (unsigned long long)evm.delivered);
+    counter(out, "herald_events_failed_attempts_total",
+            "Attempts to POST a campaign event that failed (no answer, or not 2xx); each is retried.",
+            (unsigned long long)evm.failed);
+    gauge(out, "herald_events_backlog",
+              "Campaign events not yet delivered to [events] url: read and not acknowledged, or not read yet.",
+              (long long)evm.backlog);
     if (g->nlisteners == 0) return;
     head(out, "herald_http_limit_hits_total", "counter",
          "Connections or requests refused or closed by a listener's limit ([admin]/[public] keys), by listener and limit.");

@@ -29,6 +29,13 @@ void metrics_config_loaded(int64_t at);
 /* One reload: applied (ok; the configuration in force is then from at) or refused. */
 void metrics_config_reload(bool ok, int64_t at);
 
+/* Campaign events POSTed to [events] url (events.c): one delivered (2xx),
+ * one failed attempt, the group's backlog (read and not acknowledged plus
+ * not yet read; -1 unknown, events off). */
+void metrics_event_delivered(void);
+void metrics_event_failed(void);
+void metrics_events_backlog(int64_t n);
+
 /* Gauges and counters kept elsewhere, read at scrape time. */
 struct metrics_gauges {
     int64_t stream_lag;        /* entries not yet read by the group (-1: unknown) */

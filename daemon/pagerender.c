@@ -11,6 +11,8 @@
 #include "pagerender.h"
 
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -360,47 +362,69 @@ static bool trimmed(const char *s, char *buf, size_t n)
     return true;
 }
 
-int pagerender_changes_from_form(const struct pagerender_form *f, struct pagerender_changes *out, char *err,
-                                 size_t errlen)
+static void add_error(struct pagerender_errors *errs, const char *key, const char *arg)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        if (strcmp(errs->e[i].key, key) == 0 && strcmp(errs->e[i].arg, arg ? arg : "") == 0) return;
+    if (errs->n >= PAGERENDER_ERRORS_MAX) return;
+    errs->e[errs->n].key = key;
+    herald_copy(errs->e[errs->n].arg, sizeof(errs->e[errs->n].arg), arg ? arg : "");
+    errs->n++;
+}
+
+int pagerender_changes_from_form(const struct pagerender_form *f, struct pagerender_changes *out,
+                                 struct pagerender_errors *errs)
 {
     memset(out, 0, sizeof(*out));
+    memset(errs, 0, sizeof(*errs));
     bool on[HERALD_CH_COUNT] = {false}, withdraw[HERALD_CH_COUNT] = {false};
+    bool grant[HERALD_CH_COUNT] = {false};
     int pos[HERALD_CH_COUNT];
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
         pos[ch] = ch + 1;
     const char *topics[HERALD_PROFILE_MAX_TOPICS];
     size_t ntopics = 0;
-    char pname[32];
+    char pname[32], maxpos[8];
+    snprintf(maxpos, sizeof(maxpos), "%d", HERALD_CH_COUNT);
 
-    /* Pass 1: every field is known and well-formed. */
+    /* Pass 1: every field is known and well-formed; every problem is noted. */
     for (size_t i = 0; i < f->n; i++) {
         const char *n = f->fields[i].name, *v = f->fields[i].value;
         int ch;
-        if (strcmp(n, "csrf") == 0 || strcmp(n, "channels_default") == 0) continue;
-        if (strcmp(n, "ch") == 0 || strcmp(n, "withdraw") == 0) {
-            if ((ch = herald_channel_from_name(v)) < 0)
-                return herald_fail(err, errlen, "The form names a channel this service does not have.");
+        if (strcmp(n, "csrf") == 0 || strcmp(n, "channels_default") == 0 || strcmp(n, "save") == 0) continue;
+        if (strncmp(n, "terms_", 6) == 0 && herald_channel_from_name(n + 6) >= 0) continue; /* the caller's */
+        if (strcmp(n, "ch") == 0 || strcmp(n, "withdraw") == 0 || strcmp(n, "grant") == 0) {
+            if ((ch = herald_channel_from_name(v)) < 0) {
+                add_error(errs, "error.channel_unknown", NULL);
+                continue;
+            }
             if (n[0] == 'c')
                 on[ch] = true;
+            else if (n[0] == 'g')
+                out->grant[ch] = true;
             else
                 withdraw[ch] = true;
         } else if (strncmp(n, "pos_", 4) == 0 && (ch = herald_channel_from_name(n + 4)) >= 0) {
             char *end;
             long p = strtol(v, &end, 10);
             if (!isdigit((unsigned char)*v) || *end || p < 1 || p > HERALD_CH_COUNT) {
-                herald_seterr(err, errlen, "Order of channels: use a number from 1 to %d.", HERALD_CH_COUNT);
-                goto fail;
+                add_error(errs, "error.order_number", maxpos);
+                continue;
             }
             pos[ch] = (int)p;
         } else if (strcmp(n, "topic") == 0) {
-            if (!job_topic_valid(v))
-                return herald_fail(err, errlen, "The form names a topic this service does not have.");
+            if (!job_topic_valid(v)) {
+                add_error(errs, "error.topic_unknown", NULL);
+                continue;
+            }
             bool dup = false;
             for (size_t k = 0; k < ntopics; k++)
                 dup = dup || strcmp(topics[k], v) == 0;
             if (dup) continue;
-            if (ntopics >= HERALD_PROFILE_MAX_TOPICS)
-                return herald_fail(err, errlen, "The form lists too many topics.");
+            if (ntopics >= HERALD_PROFILE_MAX_TOPICS) {
+                add_error(errs, "error.topics_too_many", NULL);
+                continue;
+            }
             topics[ntopics++] = v;
         } else if (strcmp(n, "topic_on") == 0) {
             continue; /* checked against the topic list below */
@@ -410,9 +434,9 @@ int pagerender_changes_from_form(const struct pagerender_form *f, struct pageren
             bool known = false;
             for (size_t k = 0; k < NFREQ; k++)
                 known = known || strcmp(n + 5, freq_key(k)) == 0;
-            if (!known) goto unknown;
+            if (!known) add_error(errs, "error.unknown_field", NULL);
         } else {
-            goto unknown;
+            add_error(errs, "error.unknown_field", NULL);
         }
     }
     for (size_t i = 0; i < f->n; i++) {
@@ -420,27 +444,25 @@ int pagerender_changes_from_form(const struct pagerender_form *f, struct pageren
         bool listed = false;
         for (size_t k = 0; k < ntopics; k++)
             listed = listed || strcmp(topics[k], f->fields[i].value) == 0;
-        if (!listed) return herald_fail(err, errlen, "The form turns on a topic it does not list.");
+        if (!listed) add_error(errs, "error.topic_unlisted", NULL);
     }
     for (int a = 0; a < HERALD_CH_COUNT; a++)
         for (int b = a + 1; b < HERALD_CH_COUNT; b++)
-            if (on[a] && on[b] && pos[a] == pos[b])
-                return herald_fail(err, errlen,
-                                   "Order of channels: give each channel you keep a different number.");
+            if (on[a] && on[b] && pos[a] == pos[b]) add_error(errs, "error.order_same", NULL);
 
     char qf[8] = "", qu[8] = "", quiet[16] = "";
     const char *from = pagerender_form_get(f, "quiet_from"), *until = pagerender_form_get(f, "quiet_until");
-    if (is_blank(from) != is_blank(until))
-        return herald_fail(err, errlen,
-                           "Quiet hours: give both a start and an end time, or leave both empty.");
-    if (!is_blank(from)) {
+    if (is_blank(from) != is_blank(until)) {
+        add_error(errs, "error.quiet_both", NULL);
+    } else if (!is_blank(from)) {
         int s, e;
         if (!trimmed(from, qf, sizeof(qf)) || !trimmed(until, qu, sizeof(qu)) || !hhmm_valid(qf) ||
-            !hhmm_valid(qu))
-            return herald_fail(err, errlen, "Quiet hours: write times like 21:00 and 08:00.");
-        snprintf(quiet, sizeof(quiet), "%s-%s", qf, qu);
-        if (profile_quiet_hours_parse(quiet, &s, &e) < 0)
-            return herald_fail(err, errlen, "Quiet hours: the start and the end must differ.");
+            !hhmm_valid(qu)) {
+            add_error(errs, "error.quiet_format", NULL);
+        } else {
+            snprintf(quiet, sizeof(quiet), "%s-%s", qf, qu);
+            if (profile_quiet_hours_parse(quiet, &s, &e) < 0) add_error(errs, "error.quiet_same", NULL);
+        }
     }
     json_t *freq = json_object();
     for (size_t k = 0; k < NFREQ; k++) {
@@ -449,16 +471,19 @@ int pagerender_changes_from_form(const struct pagerender_form *f, struct pageren
         char t[32];
         if (is_blank(v)) continue;
         if (!trimmed(v, t, sizeof(t)) || profile_frequency_parse(t, NULL, NULL) < 0) {
-            json_decref(freq);
-            herald_seterr(err, errlen,
-                          "How often (%s): write it like 1/7d, meaning at most 1 message in 7 days "
-                          "(the period in m, h or d).",
-                          strcmp(freq_key(k), "any") == 0 ? "all channels together"
-                                                           : pagerender_channel_plural(freq_key(k)));
-            goto fail;
+            add_error(errs, "error.freq_format", freq_key(k));
+            continue;
         }
         json_object_set_new(freq, freq_key(k), json_string(t));
     }
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (out->grant[ch] && withdraw[ch]) add_error(errs, "error.grant_withdraw", herald_channel_name(ch));
+    if (errs->n) {
+        json_decref(freq);
+        memset(out, 0, sizeof(*out));
+        return -HERALD_EINVAL;
+    }
+    memcpy(grant, out->grant, sizeof(grant));
 
     /* Pass 2: build the one patch. */
     json_t *patch = json_object();
@@ -490,12 +515,66 @@ int pagerender_changes_from_form(const struct pagerender_form *f, struct pageren
     }
     out->patch = patch;
     memcpy(out->withdraw, withdraw, sizeof(withdraw));
+    memcpy(out->grant, grant, sizeof(grant));
     return 0;
-unknown:
-    herald_seterr(err, errlen, "The form has a field this page does not know.");
-fail:
-    memset(out, 0, sizeof(*out));
-    return -HERALD_EINVAL;
+}
+
+/* The channels in the order the form's pos_<channel> fields give (ties and
+ * gaps in channel order); n is HERALD_CH_COUNT. */
+static void form_order(const struct pagerender_form *f, int order[HERALD_CH_COUNT])
+{
+    long pos[HERALD_CH_COUNT];
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        char name[32];
+        snprintf(name, sizeof(name), "pos_%s", herald_channel_name(ch));
+        const char *v = pagerender_form_get(f, name);
+        pos[ch] = v && isdigit((unsigned char)*v) ? strtol(v, NULL, 10) : HERALD_CH_COUNT + 1 + ch;
+        order[ch] = ch;
+    }
+    for (int i = 1; i < HERALD_CH_COUNT; i++) /* insertion sort: stable */
+        for (int k = i; k > 0 && pos[order[k - 1]] > pos[order[k]]; k--) {
+            int t = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = t;
+        }
+}
+
+static void form_set(struct pagerender_form *f, const char *name, const char *value)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->fields[i].name, name) == 0) {
+            free(f->fields[i].value);
+            f->fields[i].value = xstrdup(value);
+            return;
+        }
+    f->fields = xrealloc(f->fields, (f->n + 1) * sizeof(*f->fields));
+    f->fields[f->n].name = xstrdup(name);
+    f->fields[f->n].value = xstrdup(value);
+    f->n++;
+}
+
+int pagerender_form_move(struct pagerender_form *f, const char *move)
+{
+    bool up = strncmp(move, "up:", 3) == 0;
+    if (!up && strncmp(move, "down:", 5) != 0) return -HERALD_EINVAL;
+    int ch = herald_channel_from_name(move + (up ? 3 : 5));
+    if (ch < 0) return -HERALD_EINVAL;
+    int order[HERALD_CH_COUNT], at = 0;
+    form_order(f, order);
+    while (order[at] != ch)
+        at++;
+    int to = up ? at - 1 : at + 1;
+    if (to >= 0 && to < HERALD_CH_COUNT) {
+        order[at] = order[to];
+        order[to] = ch;
+    }
+    for (int i = 0; i < HERALD_CH_COUNT; i++) {
+        char name[32], num[16];
+        snprintf(name, sizeof(name), "pos_%s", herald_channel_name(order[i]));
+        snprintf(num, sizeof(num), "%d", i + 1);
+        form_set(f, name, num);
+    }
+    return 0;
 }
 
 void pagerender_changes_free(struct pagerender_changes *c)
@@ -506,24 +585,112 @@ void pagerender_changes_free(struct pagerender_changes *c)
 
 /* ---- words -------------------------------------------------------------- */
 
-/* The channel's words (its descriptor), or plain ones for a name that is
- * no channel (an old history entry, a forged token never gets this far). */
-const char *pagerender_channel_plural(const char *channel)
+/* Every word of a page comes from the person's catalogue (l10n.h): say()
+ * appends one text with its placeholders (NULL-terminated name, html
+ * pairs), sayn() the plural form for n. */
+static void vsay(struct strbuf *out, const struct pagerender_lang *L, const char *key, unsigned long n, va_list ap)
 {
-    const struct channel_desc *d = channel_by_name(channel);
-    return d ? d->plural : "messages";
+    struct l10n_arg args[16];
+    size_t nargs = 0;
+    const char *name;
+    while (nargs < 16 && (name = va_arg(ap, const char *)) != NULL) {
+        args[nargs].name = name;
+        args[nargs].html = va_arg(ap, const char *);
+        nargs++;
+    }
+    l10n_put(out, L->set, L->cat, key, n, args, nargs);
 }
 
-static const char *channel_singular(const char *channel)
+static void say(struct strbuf *out, const struct pagerender_lang *L, const char *key, ...)
 {
-    const struct channel_desc *d = channel_by_name(channel);
-    return d ? d->singular : "message";
+    va_list ap;
+    va_start(ap, key);
+    vsay(out, L, key, 1, ap);
+    va_end(ap);
 }
 
-static const char *address_word(const char *channel)
+static void sayn(struct strbuf *out, const struct pagerender_lang *L, const char *key, unsigned long n, ...)
 {
-    const struct channel_desc *d = channel_by_name(channel);
-    return d ? d->address_label : "address";
+    va_list ap;
+    va_start(ap, n);
+    vsay(out, L, key, n, ap);
+    va_end(ap);
+}
+
+/* Fragments of HTML that fill placeholders, freed together. */
+struct frags {
+    struct strbuf b[8];
+    int n;
+};
+
+static struct strbuf *frag_new(struct frags *fr)
+{
+    if (fr->n >= 8) abort(); /* a programming error: one sentence never needs more */
+    struct strbuf *sb = &fr->b[fr->n++];
+    strbuf_init(sb);
+    strbuf_adds(sb, ""); /* never NULL */
+    return sb;
+}
+
+static void frags_free(struct frags *fr)
+{
+    for (int i = 0; i < fr->n; i++)
+        strbuf_free(&fr->b[i]);
+    fr->n = 0;
+}
+
+/* Text the person or the store gave, escaped. */
+static const char *frag_text(struct frags *fr, const char *s)
+{
+    struct strbuf *sb = frag_new(fr);
+    esc(sb, s);
+    return sb->buf;
+}
+
+static const char *frag_num(struct frags *fr, long long v)
+{
+    struct strbuf *sb = frag_new(fr);
+    strbuf_addll(sb, v);
+    return sb->buf;
+}
+
+/* A channel's word: which is "one", "many", "many_title", "address" or
+ * "address_title"; a name that is no channel (an old history entry) gets
+ * the words of "other". */
+static void chword(struct strbuf *out, const struct pagerender_lang *L, const char *channel, const char *which)
+{
+    char key[64];
+    int ch = channel ? herald_channel_from_name(channel) : -1;
+    if (ch < 0 && strncmp(which, "address", 7) == 0) which = "address";
+    if (ch < 0 && strcmp(which, "many_title") == 0) which = "many";
+    snprintf(key, sizeof(key), "channel.%s.%s", ch >= 0 ? herald_channel_name(ch) : "other", which);
+    say(out, L, key, NULL);
+}
+
+static const char *locale_of(const struct pagerender_lang *L)
+{
+    return L->cat ? l10n_catalog_locale(L->cat) : NULL;
+}
+
+/* A topic as the page names it: its [topic NAME] name in the person's
+ * language, else the id. */
+static const char *topic_title(const struct pagerender_lang *L, const char *topic)
+{
+    const struct config_topic *t = config_topic_find(L->cfg, topic);
+    const char *name = t ? config_text_for(&t->title, locale_of(L), L->cfg->default_locale) : NULL;
+    return name ? name : topic;
+}
+
+static const char *frag_topic(struct frags *fr, const struct pagerender_lang *L, const char *topic)
+{
+    return frag_text(fr, topic_title(L, topic));
+}
+
+static const char *frag_ch(struct frags *fr, const struct pagerender_lang *L, const char *channel, const char *which)
+{
+    struct strbuf *sb = frag_new(fr);
+    chword(sb, L, channel, which);
+    return sb->buf;
 }
 
 static int reason_code(const char *reason)
@@ -537,140 +704,99 @@ static int reason_code(const char *reason)
 
 bool pagerender_reason_known(const char *reason) { return reason_code(reason) >= 0; }
 
-/* "about <topic>", or nothing when the topic is unknown. */
-static void about(struct strbuf *out, const char *topic)
+void pagerender_reason_key(int reason, char *buf, size_t n)
 {
-    if (topic && *topic) {
-        strbuf_adds(out, " about \xE2\x80\x9C");
-        esc(out, topic);
-        strbuf_adds(out, "\xE2\x80\x9D");
-    }
+    snprintf(buf, n, "reason.%s", reason == HERALD_REASON_NONE ? "sent" : herald_reason_name(reason));
 }
 
-void pagerender_reason(struct strbuf *out, const char *reason, const char *outcome, const char *channel,
-                       const char *topic)
+void pagerender_reason(struct strbuf *out, const struct pagerender_lang *L, const char *reason,
+                       const char *outcome, const char *channel, const char *topic)
 {
-    const char *pl = pagerender_channel_plural(channel), *addr = address_word(channel);
-    bool deferred = outcome && strcmp(outcome, "deferred") == 0;
-    switch (reason_code(reason)) {
-    case HERALD_REASON_NONE:
-        if (outcome && strcmp(outcome, "sent") != 0 && *outcome) {
-            strbuf_adds(out, "Recorded as \xE2\x80\x9C");
-            esc(out, outcome);
-            strbuf_adds(out, "\xE2\x80\x9D with no further reason.");
-            return;
-        }
-        strbuf_addf(out, "Sent because you had agreed to receive %s from us and had not turned off messages",
-                    pl);
-        about(out, topic);
-        strbuf_adds(out, ".");
-        return;
-    case HERALD_REASON_EXPIRED:
-        strbuf_adds(out, "Not sent: the campaign had already ended when it came to you.");
-        return;
-    case HERALD_REASON_UNKNOWN_RECIPIENT:
-        strbuf_adds(out, "Not sent: we had no details stored for you at the time.");
-        return;
-    case HERALD_REASON_TOPIC_OPT_OUT:
-        strbuf_adds(out, "Not sent: you had turned off messages");
-        about(out, topic);
-        strbuf_adds(out, ".");
-        return;
-    case HERALD_REASON_NO_CHANNEL:
-        strbuf_adds(out, "Not sent: this campaign did not use any of the ways you chose to hear from us.");
-        return;
-    case HERALD_REASON_NO_CONSENT:
-        strbuf_addf(out, "Not sent: you had not agreed to receive %s from us.", pl);
-        return;
-    case HERALD_REASON_CONSENT_EXPIRED:
-        strbuf_addf(out, "Not sent: you agreed to receive %s so long ago that we no longer rely on it.", pl);
-        return;
-    case HERALD_REASON_NO_ADDRESS:
-        strbuf_addf(out, "Not sent: we had no valid %s for you.", addr);
-        return;
-    case HERALD_REASON_SUPPRESSED:
-        strbuf_addf(out,
-                    "Not sent: your %s is on our do-not-send list (for example after a message bounced, "
-                    "a complaint, or a STOP reply).",
-                    addr);
-        return;
-    case HERALD_REASON_DUPLICATE:
-        strbuf_adds(out, "Not sent again: this campaign had already reached you once.");
-        return;
-    case HERALD_REASON_QUIET_HOURS:
-        if (deferred)
-            strbuf_adds(out, "Held back: it came during your quiet hours, so it waited until they ended.");
-        else
-            strbuf_adds(out,
-                        "Not sent: it came during your quiet hours and the campaign ended before they did.");
-        return;
-    case HERALD_REASON_CAP:
-        strbuf_adds(out, "Not sent: we limit how many messages anyone gets from us in a period, and that "
-                         "limit was reached.");
-        return;
-    case HERALD_REASON_USER_FREQUENCY:
-        strbuf_adds(out, "Not sent: you asked for no more than a certain number of messages in a period, "
-                         "and that number was reached.");
-        return;
-    case HERALD_REASON_INVALID_JOB:
-        strbuf_adds(out, "Not sent: the campaign itself had an error.");
-        return;
-    case HERALD_REASON_PROVIDER_REJECTED:
-        strbuf_addf(out, "Not delivered: the service that carries our %s refused it.", pl);
-        return;
-    case HERALD_REASON_PROVIDER_ERROR:
-        strbuf_addf(out, "Not delivered: the service that carries our %s kept failing.", pl);
-        return;
-    case HERALD_REASON_PROVIDER_UNAVAILABLE:
-        strbuf_addf(out, "Not delivered: the service that carries our %s was unavailable until the campaign "
-                         "ended.", pl);
-        return;
-    case HERALD_REASON_INTERRUPTED:
-        strbuf_adds(out, "We cannot tell whether it arrived: our system stopped while sending it, and we "
-                         "never send a message twice.");
-        return;
-    case HERALD_REASON_CANCELLED:
-        strbuf_adds(out, "Not sent: we cancelled this campaign before it reached you.");
-        return;
-    default:
-        break;
+    struct frags fr = {.n = 0};
+    const char *pl = frag_ch(&fr, L, channel, "many"), *addr = frag_ch(&fr, L, channel, "address");
+    bool has_topic = topic && *topic;
+    const char *tp = frag_topic(&fr, L, topic);
+    int code = reason_code(reason);
+    char key[64];
+    if (code < 0) {
+        /* Provider failure reasons beyond the list: name the code as it is. */
+        say(out, L, outcome && strcmp(outcome, "failed") == 0 ? "reason.other_failed" : "reason.other", "code",
+            frag_text(&fr, reason), NULL);
+    } else if (code == HERALD_REASON_NONE && outcome && *outcome && strcmp(outcome, "sent") != 0) {
+        say(out, L, "reason.recorded", "outcome", frag_text(&fr, outcome), NULL);
+    } else if (code == HERALD_REASON_QUIET_HOURS && outcome && strcmp(outcome, "deferred") == 0) {
+        say(out, L, "reason.quiet_hours_deferred", NULL);
+    } else {
+        pagerender_reason_key(code, key, sizeof(key));
+        if (has_topic && (code == HERALD_REASON_NONE || code == HERALD_REASON_TOPIC_OPT_OUT))
+            herald_copy(key + strlen(key), sizeof(key) - strlen(key), "_topic");
+        say(out, L, key, "channels", pl, "address", addr, "topic", tp, NULL);
     }
-    /* Provider failure reasons beyond the list: name the code as it is. */
-    if (outcome && strcmp(outcome, "failed") == 0)
-        strbuf_adds(out, "Not delivered: the delivery service reported a problem, recorded as \xE2\x80\x9C");
+    frags_free(&fr);
+}
+
+static const char *outcome_key(const char *outcome)
+{
+    if (!outcome) return NULL;
+    if (strcmp(outcome, "sent") == 0) return "outcome.sent";
+    if (strcmp(outcome, "suppressed") == 0) return "outcome.suppressed";
+    if (strcmp(outcome, "deferred") == 0) return "outcome.deferred";
+    if (strcmp(outcome, "failed") == 0) return "outcome.failed";
+    if (strcmp(outcome, "unknown") == 0) return "outcome.unknown";
+    return NULL;
+}
+
+static void outcome_words(struct strbuf *out, const struct pagerender_lang *L, const char *outcome)
+{
+    const char *key = outcome_key(outcome);
+    if (key)
+        say(out, L, key, NULL);
     else
-        strbuf_adds(out, "Recorded as \xE2\x80\x9C");
-    esc(out, reason);
-    strbuf_adds(out, "\xE2\x80\x9D.");
+        esc(out, outcome);
 }
 
-static const char *outcome_words(const char *outcome)
+void pagerender_when(struct strbuf *out, const struct pagerender_lang *L, int64_t t)
 {
-    if (!outcome) return "";
-    if (strcmp(outcome, "sent") == 0) return "Sent";
-    if (strcmp(outcome, "suppressed") == 0) return "Not sent";
-    if (strcmp(outcome, "deferred") == 0) return "Held back";
-    if (strcmp(outcome, "failed") == 0) return "Not delivered";
-    if (strcmp(outcome, "unknown") == 0) return "Unknown";
-    return outcome;
+    int32_t off = tz_offset(L->tz, t);
+    time_t local = (time_t)(t + off);
+    struct tm tm;
+    if (!gmtime_r(&local, &tm)) return;
+    char year[16], month[16], day[16], day2[16], hour[16], hour12[16], minute[16], mkey[24];
+    snprintf(year, sizeof(year), "%04d", tm.tm_year + 1900);
+    snprintf(month, sizeof(month), "%02d", tm.tm_mon + 1);
+    snprintf(day, sizeof(day), "%d", tm.tm_mday);
+    snprintf(day2, sizeof(day2), "%02d", tm.tm_mday);
+    snprintf(hour, sizeof(hour), "%02d", tm.tm_hour);
+    snprintf(hour12, sizeof(hour12), "%d", tm.tm_hour % 12 ? tm.tm_hour % 12 : 12);
+    snprintf(minute, sizeof(minute), "%02d", tm.tm_min);
+    snprintf(mkey, sizeof(mkey), "time.month.%d", tm.tm_mon + 1);
+    struct frags fr = {.n = 0};
+    struct strbuf *mname = frag_new(&fr), *ampm = frag_new(&fr);
+    say(mname, L, mkey, NULL);
+    say(ampm, L, tm.tm_hour < 12 ? "time.am" : "time.pm", NULL);
+    say(out, L, "time.datetime", "year", year, "month", month, "month_name", mname->buf, "day", day, "day2", day2,
+        "hour", hour, "hour12", hour12, "ampm", ampm->buf, "minute", minute, "zone",
+        frag_text(&fr, L->tz_name ? L->tz_name : "UTC"), NULL);
+    frags_free(&fr);
 }
 
-/* An RFC 3339 time as "2026-11-29 06:40 UTC" (or the text as it is). */
-static void when(struct strbuf *out, const char *rfc3339)
+/* An RFC 3339 time in the person's zone and the locale's format (or the
+ * text as it is). */
+static void when(struct strbuf *out, const struct pagerender_lang *L, const char *rfc3339)
 {
     int64_t t;
-    struct tm tm;
-    char buf[32];
     if (!rfc3339 || herald_time_parse(rfc3339, &t) < 0) {
         esc(out, rfc3339);
         return;
     }
-    time_t tt = (time_t)t;
-    if (!gmtime_r(&tt, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M UTC", &tm)) {
-        esc(out, rfc3339);
-        return;
-    }
-    strbuf_adds(out, buf);
+    pagerender_when(out, L, t);
+}
+
+static const char *frag_when(struct frags *fr, const struct pagerender_lang *L, const char *rfc3339)
+{
+    struct strbuf *sb = frag_new(fr);
+    when(sb, L, rfc3339);
+    return sb->buf;
 }
 
 static const char *jstr(const json_t *o, const char *key)
@@ -681,41 +807,102 @@ static const char *jstr(const json_t *o, const char *key)
 /* ---- documents ---------------------------------------------------------- */
 
 static const char style[] =
-    "body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f6f6f4;color:#1d1d1b}"
+    "*{box-sizing:border-box}"
+    "body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f6f6f4;color:#1d1d1b;"
+    "overflow-wrap:anywhere}"
     "main{max-width:44rem;margin:0 auto;padding:1.5rem}"
     "h1{font-size:1.6rem;margin:.5rem 0 1rem}h2{font-size:1.2rem;margin:2rem 0 .5rem}"
     "section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:1rem 1.25rem;margin:1rem 0}"
-    "table{border-collapse:collapse;width:100%}th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;"
+    "table{border-collapse:collapse;width:100%}th,td{text-align:start;vertical-align:top;padding:.35rem .5rem;"
     "border-bottom:1px solid #eee}th{font-weight:600}"
     ".note{padding:.75rem 1rem;border-radius:6px;margin:1rem 0}"
     ".ok{background:#e3f4e1;border:1px solid #9ccf95}.err{background:#fbe4e2;border:1px solid #e39a93}"
-    "fieldset{border:1px solid #ddd;border-radius:6px;margin:1rem 0;padding:.75rem 1rem}"
+    "fieldset{border:1px solid #ddd;border-radius:6px;margin:1rem 0;padding:.75rem 1rem;min-width:0}"
     "legend{font-weight:600;padding:0 .25rem}label{display:block;margin:.3rem 0}"
     "input[type=number]{width:3.5rem}input[type=text]{width:7rem}"
-    "button{font:inherit;padding:.5rem 1.1rem;border-radius:6px;border:1px solid #333;background:#1d1d1b;"
-    "color:#fff;cursor:pointer;margin:.25rem 0}button.secondary{background:#fff;color:#1d1d1b}"
-    ".muted{color:#555;font-size:.92rem}";
+    "button,a.button{font:inherit;display:inline-block;min-height:44px;min-width:44px;padding:.55rem 1.1rem;"
+    "border-radius:6px;border:1px solid #333;background:#1d1d1b;color:#fff;cursor:pointer;margin:.25rem .25rem .25rem 0;"
+    "text-decoration:none;text-align:center}"
+    "button.secondary,a.button.secondary{background:#fff;color:#1d1d1b}"
+    "a{color:#1a4f8b}a:not(.button){display:inline-block;min-height:44px;padding:.6rem 0}"
+    "label{min-height:44px;padding:.6rem 0;margin:0}input[type=checkbox]{width:1.4rem;height:1.4rem;"
+    "vertical-align:middle;margin:0 .5rem 0 0}"
+    "input[type=text],input[type=time]{font:inherit;min-height:44px;padding:.3rem .5rem;max-width:100%}"
+    ":focus-visible{outline:3px solid #1a4f8b;outline-offset:2px}"
+    "ol.chans{list-style:none;padding:0;margin:0}ol.chans li{border-bottom:1px solid #eee;padding:.25rem 0}"
+    ".off{color:#555}blockquote.terms{margin:.5rem 0;padding:.5rem 1rem;border-inline-start:4px solid #ccc;"
+    "background:#fafafa}"
+    ".note ul{margin:.25rem 0 0;padding-inline-start:1.25rem}footer{margin:1.5rem 0}"
+    ".muted{color:#555;font-size:.92rem}"
+    /* Narrow screens: tables become cards (each cell names its column), no
+     * sideways scrolling. */
+    "@media (max-width:40rem){main{padding:.75rem}section{padding:.75rem}"
+    "table.cards thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}"
+    "table.cards tr{display:block;border-bottom:1px solid #ddd;padding:.4rem 0}"
+    "table.cards td{display:block;border:0;padding:.1rem 0}"
+    "table.cards td::before{content:attr(data-label);display:block;font-weight:600;font-size:.85rem;color:#555}}";
 
-static void doc_open(struct strbuf *out, const char *title)
+/* title_html is already HTML (said or escaped). */
+static void doc_open(struct strbuf *out, const struct pagerender_lang *L, const char *title_html)
 {
-    strbuf_adds(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    strbuf_adds(out, "<!DOCTYPE html>\n<html lang=\"");
+    esc(out, L->cat ? l10n_catalog_locale(L->cat) : "en");
+    strbuf_adds(out, "\" dir=\"");
+    esc(out, L->cat ? l10n_catalog_dir(L->cat) : "ltr");
+    strbuf_adds(out, "\"><head><meta charset=\"utf-8\">"
                      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                      "<meta name=\"robots\" content=\"noindex, nofollow\"><title>");
-    esc(out, title);
+    strbuf_adds(out, title_html);
     strbuf_addf(out, "</title><style>%s</style></head>\n<body><main>\n<h1>", style);
-    esc(out, title);
+    strbuf_adds(out, title_html);
     strbuf_adds(out, "</h1>\n");
 }
 
-static void doc_close(struct strbuf *out) { strbuf_adds(out, "</main></body></html>\n"); }
-
-void pagerender_message(struct strbuf *out, const char *title, const char *text)
+/* Who sends these messages, their privacy policy and how to reach them,
+ * on every page ([public] organisation, privacy_url, contact). */
+static void doc_close(struct strbuf *out, const struct pagerender_lang *L)
 {
-    doc_open(out, title);
+    const struct config *cfg = L->cfg;
+    bool org = cfg && cfg->organisation && *cfg->organisation, priv = cfg && cfg->privacy_url && *cfg->privacy_url,
+         contact = cfg && cfg->contact && *cfg->contact;
+    if (org || priv || contact) {
+        struct frags fr = {.n = 0};
+        strbuf_adds(out, "<footer class=\"muted\">");
+        if (org) {
+            strbuf_adds(out, "<p>");
+            say(out, L, "site.organisation", "organisation", frag_text(&fr, cfg->organisation), NULL);
+            strbuf_adds(out, "</p>");
+        }
+        if (priv) {
+            strbuf_adds(out, "<p><a href=\"");
+            esc(out, cfg->privacy_url);
+            strbuf_adds(out, "\" rel=\"noopener\">");
+            say(out, L, "site.privacy", NULL);
+            strbuf_adds(out, "</a></p>");
+        }
+        if (contact) {
+            strbuf_adds(out, "<p>");
+            say(out, L, "site.contact", "contact", frag_text(&fr, cfg->contact), NULL);
+            strbuf_adds(out, "</p>");
+        }
+        strbuf_adds(out, "</footer>\n");
+        frags_free(&fr);
+    }
+    strbuf_adds(out, "</main></body></html>\n");
+}
+
+void pagerender_message(struct strbuf *out, const struct pagerender_lang *L, const char *title_key,
+                        const char *text_key, const char *channel, const char *topic)
+{
+    struct frags fr = {.n = 0};
+    struct strbuf *title = frag_new(&fr);
+    say(title, L, title_key, NULL);
+    doc_open(out, L, title->buf);
     strbuf_adds(out, "<p>");
-    esc(out, text);
+    say(out, L, text_key, "channels", frag_ch(&fr, L, channel, "many"), "topic", frag_topic(&fr, L, topic), NULL);
     strbuf_adds(out, "</p>\n");
-    doc_close(out);
+    doc_close(out, L);
+    frags_free(&fr);
 }
 
 static void hidden(struct strbuf *out, const char *name, const char *value)
@@ -729,47 +916,42 @@ static void hidden(struct strbuf *out, const char *name, const char *value)
 
 void pagerender_unsubscribe(struct strbuf *out, const struct pagerender_ctx *ctx)
 {
-    const char *pl = pagerender_channel_plural(ctx->channel);
+    const struct pagerender_lang *L = &ctx->lang;
+    struct frags fr = {.n = 0};
+    const char *pl = frag_ch(&fr, L, ctx->channel, "many"), *tp = frag_topic(&fr, L, ctx->topic);
     bool topic = ctx->topic && *ctx->topic;
-    struct strbuf title;
-    strbuf_init(&title);
-    if (topic)
-        strbuf_addf(&title, "Stop %s %s", ctx->topic, pl);
-    else
-        strbuf_addf(&title, "Stop all %s", pl);
-    doc_open(out, title.buf);
+    struct strbuf *title = frag_new(&fr);
+    say(title, L, topic ? "unsub.title_topic" : "unsub.title", "channels", pl, "topic", tp, NULL);
+    doc_open(out, L, title->buf);
     strbuf_adds(out, "<section><p>");
-    if (topic) {
-        strbuf_addf(out, "This link came with one of our %s", pl);
-        about(out, ctx->topic);
-        strbuf_addf(out, ". Press the button to stop %s", pl);
-        about(out, ctx->topic);
-        strbuf_adds(out, " at once. Other topics are not affected.</p>\n");
-    } else {
-        strbuf_addf(out, "Press the button to stop all %s from us at once.</p>\n", pl);
-    }
-    strbuf_adds(out, "<form method=\"post\">");
+    say(out, L, topic ? "unsub.text_topic" : "unsub.text", "channels", pl, "topic", tp, NULL);
+    strbuf_adds(out, "</p>\n<form method=\"post\">");
     hidden(out, "List-Unsubscribe", "One-Click");
     strbuf_adds(out, "<button type=\"submit\">");
-    esc(out, title.buf);
+    strbuf_adds(out, title->buf);
     strbuf_adds(out, "</button></form>\n");
     if (topic && ctx->csrf_all) {
-        strbuf_addf(out,
-                    "<p>Or stop every %s from us, whatever the topic: this withdraws your agreement to "
-                    "receive %s.</p>\n<form method=\"post\">",
-                    channel_singular(ctx->channel), pl);
+        strbuf_adds(out, "<p>");
+        say(out, L, "unsub.all_text", "channel", frag_ch(&fr, L, ctx->channel, "one"), "channels", pl, NULL);
+        strbuf_adds(out, "</p>\n<form method=\"post\">");
         hidden(out, "channel", "all");
         hidden(out, "csrf", ctx->csrf_all);
-        strbuf_addf(out, "<button type=\"submit\" class=\"secondary\">Stop all %s</button></form>\n", pl);
+        strbuf_adds(out, "<button type=\"submit\" class=\"secondary\">");
+        say(out, L, "unsub.all_button", "channels", pl, NULL);
+        strbuf_adds(out, "</button></form>\n");
     }
-    strbuf_adds(out, "<p class=\"muted\">Nothing changes until you press a button.</p></section>\n");
+    strbuf_adds(out, "<p class=\"muted\">");
+    say(out, L, "unsub.nothing_until", NULL);
+    strbuf_adds(out, "</p></section>\n");
     if (ctx->prefs_href) {
         strbuf_adds(out, "<p><a href=\"");
         esc(out, ctx->prefs_href);
-        strbuf_adds(out, "\">See everything we store about you and choose what you receive</a>.</p>\n");
+        strbuf_adds(out, "\">");
+        say(out, L, "unsub.prefs_link", NULL);
+        strbuf_adds(out, "</a>.</p>\n");
     }
-    strbuf_free(&title);
-    doc_close(out);
+    frags_free(&fr);
+    doc_close(out, L);
 }
 
 /* The channels the page shows, in the person's order first, then the rest. */
@@ -797,45 +979,60 @@ static int channel_order(const json_t *prefs, int order[HERALD_CH_COUNT], bool l
     return n;
 }
 
-static void profile_row(struct strbuf *out, const char *label, const char *value)
+/* label_html is already HTML. */
+static void profile_row(struct strbuf *out, const struct pagerender_lang *L, const char *label_html,
+                        const char *value)
 {
     strbuf_adds(out, "<tr><th scope=\"row\">");
-    esc(out, label);
+    strbuf_adds(out, label_html);
     strbuf_adds(out, "</th><td>");
-    if (value)
+    if (value) {
         esc(out, value);
-    else
-        strbuf_adds(out, "<span class=\"muted\">not stored</span>");
+    } else {
+        strbuf_adds(out, "<span class=\"muted\">");
+        say(out, L, "profile.not_stored", NULL);
+        strbuf_adds(out, "</span>");
+    }
     strbuf_adds(out, "</td></tr>\n");
 }
 
-static void section_profile(struct strbuf *out, const json_t *doc)
+static void section_profile(struct strbuf *out, const struct pagerender_lang *L, const json_t *doc)
 {
     const json_t *p = json_object_get(doc, "profile");
-    strbuf_adds(out, "<section><h2>What we store about you</h2>\n<table>\n");
-    profile_row(out, "Your id with us", jstr(doc, "id"));
+    struct frags fr = {.n = 0};
+    strbuf_adds(out, "<section><h2>");
+    say(out, L, "profile.title", NULL);
+    strbuf_adds(out, "</h2>\n<table class=\"pairs\">\n");
+    struct strbuf *label = frag_new(&fr);
+    say(label, L, "profile.id", NULL);
+    profile_row(out, L, label->buf, jstr(doc, "id"));
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         const struct channel_desc *d = channel_get(ch);
-        char label[64];
-        herald_copy(label, sizeof(label), d->address_label);
-        label[0] = (char)toupper((unsigned char)label[0]);
-        profile_row(out, label, jstr(p, d->address_field));
+        strbuf_reset(label);
+        chword(label, L, herald_channel_name(ch), "address_title");
+        profile_row(out, L, label->buf, jstr(p, d->address_field));
     }
-    profile_row(out, "Time zone", jstr(p, "tz"));
-    profile_row(out, "Language", jstr(p, "locale"));
+    strbuf_reset(label);
+    say(label, L, "profile.tz", NULL);
+    profile_row(out, L, label->buf, jstr(p, "tz"));
+    strbuf_reset(label);
+    say(label, L, "profile.locale", NULL);
+    profile_row(out, L, label->buf, jstr(p, "locale"));
     const json_t *attrs = json_object_get(p, "attributes");
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)attrs, k, v)
     {
         char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        profile_row(out, k, text ? text : json_string_value(v));
+        strbuf_reset(label);
+        esc(label, k);
+        profile_row(out, L, label->buf, text ? text : json_string_value(v));
         free(text);
     }
-    strbuf_adds(out,
-                "</table>\n<p class=\"muted\">Besides this, we keep your choices, the history of your "
-                "agreement to hear from us, and a record of each message we decided to send you or not "
-                "(the last ones are shown here). We do not keep the text of the messages.</p></section>\n");
+    strbuf_adds(out, "</table>\n<p class=\"muted\">");
+    say(out, L, "profile.footer", NULL);
+    strbuf_adds(out, "</p></section>\n");
+    frags_free(&fr);
 }
 
 static const json_t *current_consent(const json_t *doc, int ch)
@@ -843,41 +1040,57 @@ static const json_t *current_consent(const json_t *doc, int ch)
     return json_object_get(json_object_get(doc, "consent_current"), herald_channel_name(ch));
 }
 
-static void section_receive(struct strbuf *out, const json_t *doc)
+/* The person's own control over their data: a copy to keep, or erasure
+ * (its own page asks again). Links relative to /p/{token}. */
+static void section_data(struct strbuf *out, const struct pagerender_ctx *ctx)
+{
+    const struct pagerender_lang *L = &ctx->lang;
+    if (!ctx->token) return;
+    strbuf_adds(out, "<section><h2>");
+    say(out, L, "data.title", NULL);
+    strbuf_adds(out, "</h2>\n<p>");
+    say(out, L, "data.text", NULL);
+    strbuf_adds(out, "</p>\n<p><a class=\"button\" download href=\"");
+    esc(out, ctx->token);
+    strbuf_adds(out, "/data\">");
+    say(out, L, "data.download", NULL);
+    strbuf_adds(out, "</a> <a class=\"button secondary\" href=\"");
+    esc(out, ctx->token);
+    strbuf_adds(out, "/erase\">");
+    say(out, L, "data.erase", NULL);
+    strbuf_adds(out, "</a></p></section>\n");
+}
+
+static void section_receive(struct strbuf *out, const struct pagerender_lang *L, const json_t *doc)
 {
     const json_t *prefs = json_object_get(doc, "preferences"), *p = json_object_get(doc, "profile");
     int order[HERALD_CH_COUNT];
     bool listed[HERALD_CH_COUNT];
     int n = channel_order(prefs, order, listed);
     bool any_order = json_is_array(json_object_get(prefs, "channels"));
-    strbuf_adds(out, "<section><h2>What you receive</h2>\n<ul>\n");
+    strbuf_adds(out, "<section><h2>");
+    say(out, L, "receive.title", NULL);
+    strbuf_adds(out, "</h2>\n<ul>\n");
     for (int i = 0; i < n; i++) {
         int ch = order[i];
-        const char *name = herald_channel_name(ch), *pl = pagerender_channel_plural(name);
+        const char *name = herald_channel_name(ch);
+        struct frags fr = {.n = 0};
+        const char *pl = frag_ch(&fr, L, name, "many"), *aw = frag_ch(&fr, L, name, "address");
         const json_t *cc = current_consent(doc, ch);
         bool suppressed = json_is_true(json_object_get(json_object_get(doc, "suppressed"), name));
         const char *addr = jstr(p, channel_get(ch)->address_field);
+        const char *key;
+        if (!listed[ch]) key = "receive.off";
+        else if (!cc) key = "receive.no_consent";
+        else if (!json_is_true(json_object_get(cc, "granted"))) key = "receive.withdrawn";
+        else if (suppressed) key = "receive.suppressed";
+        else if (!addr) key = "receive.no_address";
+        else key = any_order ? "receive.yes_order" : "receive.yes";
         strbuf_adds(out, "<li>");
-        if (!listed[ch]) {
-            strbuf_addf(out, "You turned off %s.", pl);
-        } else if (!cc) {
-            strbuf_addf(out, "We have no agreement from you to send %s, so we send none.", pl);
-        } else if (!json_is_true(json_object_get(cc, "granted"))) {
-            strbuf_addf(out, "You withdrew your agreement to receive %s on ", pl);
-            when(out, jstr(cc, "at"));
-            strbuf_addf(out, "; we send none.");
-        } else if (suppressed) {
-            strbuf_addf(out, "Your %s is on our do-not-send list, so we send no %s.", address_word(name), pl);
-        } else if (!addr) {
-            strbuf_addf(out, "You agreed to receive %s, but we have no %s for you.", pl, address_word(name));
-        } else {
-            strbuf_addf(out, "You receive %s (you agreed on ", pl);
-            when(out, jstr(cc, "at"));
-            strbuf_adds(out, ")");
-            if (any_order) strbuf_addf(out, ", choice number %d", i + 1);
-            strbuf_adds(out, ".");
-        }
+        say(out, L, key, "channels", pl, "address", aw, "when", frag_when(&fr, L, jstr(cc, "at")), "n",
+            frag_num(&fr, i + 1), NULL);
         strbuf_adds(out, "</li>\n");
+        frags_free(&fr);
     }
     const json_t *topics = json_object_get(prefs, "topics");
     const char *k;
@@ -888,20 +1101,27 @@ static void section_receive(struct strbuf *out, const json_t *doc)
         json_object_foreach((json_t *)topics, k, v)
         {
             if (json_is_true(v) != (want == 1)) continue;
-            if (list.len) strbuf_adds(&list, ", ");
-            strbuf_adds(&list, "\xE2\x80\x9C");
-            esc(&list, k);
-            strbuf_adds(&list, "\xE2\x80\x9D");
+            if (list.len) say(&list, L, "receive.list_sep", NULL);
+            struct frags fr = {.n = 0};
+            say(&list, L, "receive.topic_item", "topic", frag_topic(&fr, L, k), NULL);
+            frags_free(&fr);
         }
-        if (list.len) strbuf_addf(out, "<li>Topics you turned %s: %s.</li>\n", want ? "on" : "off", list.buf);
+        if (list.len) {
+            strbuf_adds(out, "<li>");
+            say(out, L, want ? "receive.topics_on" : "receive.topics_off", "topics", list.buf, NULL);
+            strbuf_adds(out, "</li>\n");
+        }
         strbuf_free(&list);
     }
-    strbuf_adds(out, "<li>Any other topic reaches you unless you turn it off.</li>\n");
+    strbuf_adds(out, "<li>");
+    say(out, L, "receive.topics_other", NULL);
+    strbuf_adds(out, "</li>\n");
     const char *qh = jstr(prefs, "quiet_hours");
+    struct frags fr = {.n = 0};
     if (qh) {
-        strbuf_adds(out, "<li>Your quiet hours: ");
-        esc(out, qh);
-        strbuf_adds(out, ", in your time zone; nothing arrives then.</li>\n");
+        strbuf_adds(out, "<li>");
+        say(out, L, "receive.quiet", "hours", frag_text(&fr, qh), NULL);
+        strbuf_adds(out, "</li>\n");
     }
     const json_t *freq = json_object_get(prefs, "frequency");
     json_object_foreach((json_t *)freq, k, v)
@@ -910,43 +1130,77 @@ static void section_receive(struct strbuf *out, const json_t *doc)
         int64_t period;
         if (!json_is_string(v) || profile_frequency_parse(json_string_value(v), &count, &period) < 0)
             continue;
-        strbuf_addf(out, "<li>At most %u %s every ", count,
-                    strcmp(k, "any") == 0
-                        ? (count == 1 ? "message" : "messages")
-                        : (count == 1 ? channel_singular(k) : pagerender_channel_plural(k)));
-        if (period % 86400 == 0)
-            strbuf_addf(out, "%lld day%s", (long long)(period / 86400), period == 86400 ? "" : "s");
-        else if (period % 3600 == 0)
-            strbuf_addf(out, "%lld hour%s", (long long)(period / 3600), period == 3600 ? "" : "s");
-        else
-            strbuf_addf(out, "%lld minute%s", (long long)(period / 60), period == 60 ? "" : "s");
-        strbuf_adds(out, ", as you asked.</li>\n");
+        frags_free(&fr);
+        struct strbuf *cnt = frag_new(&fr), *per = frag_new(&fr);
+        const char *num = frag_num(&fr, count);
+        char ckey[48];
+        int ch = herald_channel_from_name(k);
+        snprintf(ckey, sizeof(ckey), "channel.%s.count", ch >= 0 ? herald_channel_name(ch) : "");
+        sayn(cnt, L, ch >= 0 ? ckey : "count.messages", count, "n", num, NULL);
+        const char *pkey = period % 86400 == 0 ? "period.days" : period % 3600 == 0 ? "period.hours" : "period.minutes";
+        int64_t unit = period % 86400 == 0 ? 86400 : period % 3600 == 0 ? 3600 : 60;
+        sayn(per, L, pkey, (unsigned long)(period / unit), "n", frag_num(&fr, period / unit), NULL);
+        strbuf_adds(out, "<li>");
+        say(out, L, "receive.freq", "count", cnt->buf, "period", per->buf, NULL);
+        strbuf_adds(out, "</li>\n");
     }
+    frags_free(&fr);
     strbuf_adds(out, "</ul></section>\n");
 }
 
-static void section_consent(struct strbuf *out, const json_t *doc)
+/* A table whose rows become cards on a narrow screen: each cell carries
+ * its column's name (data-label) for the stacked layout. */
+static void th(struct strbuf *out, const struct pagerender_lang *L, const char *key)
+{
+    strbuf_adds(out, "<th scope=\"col\">");
+    say(out, L, key, NULL);
+    strbuf_adds(out, "</th>");
+}
+
+static void td_open(struct strbuf *out, const struct pagerender_lang *L, const char *key)
+{
+    strbuf_adds(out, "<td data-label=\"");
+    say(out, L, key, NULL);
+    strbuf_adds(out, "\">");
+}
+
+static void section_consent(struct strbuf *out, const struct pagerender_lang *L, const json_t *doc)
 {
     const json_t *ledger = json_object_get(doc, "consent");
-    strbuf_adds(out, "<section><h2>Your agreement to hear from us</h2>\n");
+    strbuf_adds(out, "<section><h2>");
+    say(out, L, "consent.title", NULL);
+    strbuf_adds(out, "</h2>\n<p>");
     if (!json_array_size(ledger)) {
-        strbuf_adds(out, "<p>We have no record of you agreeing to anything, so we send you nothing.</p>"
-                         "</section>\n");
+        say(out, L, "consent.none", NULL);
+        strbuf_adds(out, "</p></section>\n");
         return;
     }
-    strbuf_adds(out, "<p>Every change is kept, oldest first: this is our proof of what you agreed to.</p>\n"
-                     "<table><thead><tr><th>When</th><th>Channel</th><th>What</th><th>How</th>"
-                     "<th>Terms version</th></tr></thead><tbody>\n");
+    say(out, L, "consent.intro", NULL);
+    strbuf_adds(out, "</p>\n<table class=\"cards\"><thead><tr>");
+    th(out, L, "consent.col.when");
+    th(out, L, "consent.col.channel");
+    th(out, L, "consent.col.what");
+    th(out, L, "consent.col.how");
+    th(out, L, "consent.col.version");
+    strbuf_adds(out, "</tr></thead><tbody>\n");
     size_t i;
     json_t *r;
     json_array_foreach(ledger, i, r)
     {
-        strbuf_adds(out, "<tr><td>");
-        when(out, jstr(r, "at"));
-        strbuf_addf(out, "</td><td>%s</td><td>%s</td><td>", pagerender_channel_plural(jstr(r, "channel")),
-                    json_is_true(json_object_get(r, "granted")) ? "You agreed" : "Withdrawn");
+        strbuf_adds(out, "<tr>");
+        td_open(out, L, "consent.col.when");
+        when(out, L, jstr(r, "at"));
+        strbuf_adds(out, "</td>");
+        td_open(out, L, "consent.col.channel");
+        chword(out, L, jstr(r, "channel"), "many");
+        strbuf_adds(out, "</td>");
+        td_open(out, L, "consent.col.what");
+        say(out, L, json_is_true(json_object_get(r, "granted")) ? "consent.granted" : "consent.withdrawn", NULL);
+        strbuf_adds(out, "</td>");
+        td_open(out, L, "consent.col.how");
         esc(out, jstr(r, "source"));
-        strbuf_adds(out, "</td><td>");
+        strbuf_adds(out, "</td>");
+        td_open(out, L, "consent.col.version");
         esc(out, jstr(r, "text_version"));
         strbuf_adds(out, "</td></tr>\n");
     }
@@ -970,52 +1224,73 @@ static const json_t *this_message(const json_t *doc, const struct pagerender_ctx
 
 static void section_this_message(struct strbuf *out, const json_t *doc, const struct pagerender_ctx *ctx)
 {
+    const struct pagerender_lang *L = &ctx->lang;
     if (!ctx->campaign || !*ctx->campaign) return;
     const json_t *m = this_message(doc, ctx);
-    strbuf_addf(out, "<section><h2>Why you got this %s</h2>\n<p>", channel_singular(ctx->channel));
-    strbuf_adds(out, "It came from our campaign \xE2\x80\x9C");
-    esc(out, ctx->campaign);
-    strbuf_adds(out, "\xE2\x80\x9D");
-    about(out, ctx->topic);
+    struct frags fr = {.n = 0};
+    bool topic = ctx->topic && *ctx->topic;
+    strbuf_adds(out, "<section><h2>");
+    say(out, L, "this.title", "channel", frag_ch(&fr, L, ctx->channel, "one"), NULL);
+    strbuf_adds(out, "</h2>\n<p>");
+    const char *key = m ? (topic ? "this.from_topic_at" : "this.from_at") : (topic ? "this.from_topic" : "this.from");
+    const char *cname = m && jstr(m, "campaign_name") ? jstr(m, "campaign_name") : ctx->campaign;
+    say(out, L, key, "campaign", frag_text(&fr, cname), "topic", frag_topic(&fr, L, ctx->topic), "when",
+        frag_when(&fr, L, jstr(m, "at")), NULL);
     if (m) {
-        strbuf_adds(out, " on ");
-        when(out, jstr(m, "at"));
-        strbuf_adds(out, ". ");
-        pagerender_reason(out, jstr(m, "reason"), jstr(m, "outcome"), jstr(m, "channel"), jstr(m, "topic"));
-    } else {
-        strbuf_adds(out, ".");
+        strbuf_adds(out, " ");
+        pagerender_reason(out, L, jstr(m, "reason"), jstr(m, "outcome"), jstr(m, "channel"), jstr(m, "topic"));
     }
     strbuf_adds(out, "</p></section>\n");
+    frags_free(&fr);
 }
 
-static void section_messages(struct strbuf *out, const json_t *doc)
+static void section_messages(struct strbuf *out, const struct pagerender_lang *L, const json_t *doc)
 {
     const json_t *msgs = json_object_get(doc, "messages");
-    strbuf_adds(out, "<section><h2>Your last messages, and why</h2>\n");
+    strbuf_adds(out, "<section><h2>");
+    say(out, L, "messages.title", NULL);
+    strbuf_adds(out, "</h2>\n");
     if (!json_array_size(msgs)) {
-        strbuf_adds(out, "<p>We have no record of any message to you.</p></section>\n");
+        strbuf_adds(out, "<p>");
+        say(out, L, "messages.none", NULL);
+        strbuf_adds(out, "</p></section>\n");
         return;
     }
-    strbuf_addf(out,
-                "<p class=\"muted\">Newest first (at most %d). Every decision is listed, also when we "
-                "decided not to send.</p>\n<table><thead><tr><th>When</th><th>Campaign</th><th>Topic</th>"
-                "<th>Channel</th><th>What happened</th><th>Why</th></tr></thead><tbody>\n",
-                PAGERENDER_MESSAGES_SHOWN);
+    char num[16];
+    snprintf(num, sizeof(num), "%d", PAGERENDER_MESSAGES_SHOWN);
+    strbuf_adds(out, "<p class=\"muted\">");
+    sayn(out, L, "messages.intro", PAGERENDER_MESSAGES_SHOWN, "n", num, NULL);
+    strbuf_adds(out, "</p>\n<table class=\"cards\"><thead><tr>");
+    th(out, L, "messages.col.when");
+    th(out, L, "messages.col.campaign");
+    th(out, L, "messages.col.topic");
+    th(out, L, "messages.col.channel");
+    th(out, L, "messages.col.what");
+    th(out, L, "messages.col.why");
+    strbuf_adds(out, "</tr></thead><tbody>\n");
     size_t i;
     json_t *m;
     json_array_foreach(msgs, i, m)
     {
         if (i >= PAGERENDER_MESSAGES_SHOWN) break;
-        strbuf_adds(out, "<tr><td>");
-        when(out, jstr(m, "at"));
-        strbuf_adds(out, "</td><td>");
-        esc(out, jstr(m, "campaign"));
-        strbuf_adds(out, "</td><td>");
-        esc(out, jstr(m, "topic"));
-        strbuf_addf(out, "</td><td>%s</td><td>", channel_singular(jstr(m, "channel")));
-        esc(out, outcome_words(jstr(m, "outcome")));
-        strbuf_adds(out, "</td><td>");
-        pagerender_reason(out, jstr(m, "reason"), jstr(m, "outcome"), jstr(m, "channel"), jstr(m, "topic"));
+        strbuf_adds(out, "<tr>");
+        td_open(out, L, "messages.col.when");
+        when(out, L, jstr(m, "at"));
+        strbuf_adds(out, "</td>");
+        td_open(out, L, "messages.col.campaign");
+        esc(out, jstr(m, "campaign_name") ? jstr(m, "campaign_name") : jstr(m, "campaign"));
+        strbuf_adds(out, "</td>");
+        td_open(out, L, "messages.col.topic");
+        esc(out, jstr(m, "topic") ? topic_title(L, jstr(m, "topic")) : NULL);
+        strbuf_adds(out, "</td>");
+        td_open(out, L, "messages.col.channel");
+        chword(out, L, jstr(m, "channel"), "one");
+        strbuf_adds(out, "</td>");
+        td_open(out, L, "messages.col.what");
+        outcome_words(out, L, jstr(m, "outcome"));
+        strbuf_adds(out, "</td>");
+        td_open(out, L, "messages.col.why");
+        pagerender_reason(out, L, jstr(m, "reason"), jstr(m, "outcome"), jstr(m, "channel"), jstr(m, "topic"));
         strbuf_adds(out, "</td></tr>\n");
     }
     strbuf_adds(out, "</tbody></table></section>\n");
@@ -1072,10 +1347,10 @@ static void checkbox(struct strbuf *out, const char *name, const char *value, bo
 }
 
 static void text_input(struct strbuf *out, const char *type, const char *name, const char *value,
-                       const char *label, const char *extra)
+                       const char *label_html, const char *extra)
 {
     strbuf_adds(out, "<label>");
-    esc(out, label);
+    strbuf_adds(out, label_html);
     strbuf_addf(out, " <input type=\"%s\" name=\"", type);
     esc(out, name);
     strbuf_adds(out, "\" value=\"");
@@ -1085,6 +1360,7 @@ static void text_input(struct strbuf *out, const char *type, const char *name, c
 
 static void section_form(struct strbuf *out, const json_t *doc, const struct pagerender_ctx *ctx)
 {
+    const struct pagerender_lang *L = &ctx->lang;
     const json_t *prefs = json_object_get(doc, "preferences");
     const struct pagerender_form *sub = ctx->submitted;
     int order[HERALD_CH_COUNT];
@@ -1093,44 +1369,92 @@ static void section_form(struct strbuf *out, const json_t *doc, const struct pag
     char fname[32], num[16];
     struct strbuf lab;
     strbuf_init(&lab);
+    struct frags fr = {.n = 0};
 
-    strbuf_adds(out, "<section><h2>Change what you receive</h2>\n<form method=\"post\">\n");
+    strbuf_adds(out, "<section><h2>");
+    say(out, L, "form.title", NULL);
+    strbuf_adds(out, "</h2>\n<form method=\"post\">\n");
     hidden(out, "csrf", ctx->csrf);
     if (sub ? pagerender_form_has(sub, "channels_default", "1")
             : !json_is_array(json_object_get(prefs, "channels")))
         hidden(out, "channels_default", "1");
 
-    strbuf_adds(out, "<fieldset><legend>Channels, in the order you prefer</legend>\n"
-                     "<p class=\"muted\">We use the first channel that a campaign has and that you agreed "
-                     "to; we never send the same campaign twice.</p>\n");
+    strbuf_adds(out, "<fieldset><legend>");
+    say(out, L, "form.channels.legend", NULL);
+    strbuf_adds(out, "</legend>\n<p class=\"muted\">");
+    say(out, L, "form.channels.help", NULL);
+    strbuf_adds(out, "</p>\n");
+    /* The order is set by buttons that post the form back (no script):
+     * the page comes back in the new order, nothing saved yet. */
+    if (sub) form_order(sub, order);
+    strbuf_adds(out, "<ol class=\"chans\">\n");
     for (int i = 0; i < n; i++) {
         const char *name = herald_channel_name(order[i]);
         snprintf(fname, sizeof(fname), "pos_%s", name);
         snprintf(num, sizeof(num), "%d", i + 1);
         bool on = sub ? pagerender_form_has(sub, "ch", name) : listed[order[i]];
-        const char *pos = sub ? pagerender_form_get(sub, fname) : num;
+        bool agreed = json_is_true(json_object_get(current_consent(doc, order[i]), "granted"));
+        const char *pl = frag_ch(&fr, L, name, "many");
+        strbuf_adds(out, "<li>");
+        hidden(out, fname, num);
         strbuf_reset(&lab);
-        strbuf_addf(&lab, "Send me %s", pagerender_channel_plural(name));
-        checkbox(out, "ch", name, on, lab.buf);
-        strbuf_reset(&lab);
-        strbuf_addf(&lab, "Place of %s in my order", pagerender_channel_plural(name));
-        text_input(out, "number", fname, pos ? pos : num, lab.buf, " min=\"1\" max=\"9\"");
+        say(&lab, L, "form.channel.on", "channels", pl, NULL);
+        if (agreed) {
+            checkbox(out, "ch", name, on, lab.buf);
+        } else {
+            /* Never ticked without an agreement: the choice is kept as it
+             * is (hidden), and the box says why it cannot be ticked. */
+            if (on) hidden(out, "ch", name);
+            strbuf_addf(out, "<label class=\"off\"><input type=\"checkbox\" disabled aria-describedby=\"nc_%s\"> %s</label>\n",
+                        name, lab.buf);
+            strbuf_addf(out, "<p class=\"muted\" id=\"nc_%s\">", name);
+            say(out, L, "form.channel.no_consent", "channels", pl, NULL);
+            strbuf_adds(out, "</p>\n");
+        }
+        strbuf_adds(out, "<span class=\"moves\">");
+        if (i > 0) {
+            strbuf_addf(out, "<button type=\"submit\" class=\"secondary\" name=\"move\" value=\"up:%s\">", name);
+            say(out, L, "form.channel.up", "channels", pl, NULL);
+            strbuf_adds(out, "</button>");
+        }
+        if (i + 1 < n) {
+            strbuf_addf(out, "<button type=\"submit\" class=\"secondary\" name=\"move\" value=\"down:%s\">", name);
+            say(out, L, "form.channel.down", "channels", pl, NULL);
+            strbuf_adds(out, "</button>");
+        }
+        strbuf_adds(out, "</span></li>\n");
+        frags_free(&fr);
+    }
+    strbuf_adds(out, "</ol>\n");
+    if (ctx->moved) {
+        strbuf_adds(out, "<p class=\"note ok\" role=\"status\">");
+        say(out, L, "form.channel.moved", NULL);
+        strbuf_adds(out, "</p>\n");
     }
     strbuf_adds(out, "</fieldset>\n");
 
     const char *topics[HERALD_PROFILE_MAX_TOPICS];
     size_t nt = form_topics(doc, ctx, topics, HERALD_PROFILE_MAX_TOPICS);
     if (nt) {
-        strbuf_adds(out, "<fieldset><legend>Topics</legend>\n");
+        strbuf_adds(out, "<fieldset><legend>");
+        say(out, L, "form.topics.legend", NULL);
+        strbuf_adds(out, "</legend>\n");
         const json_t *stored = json_object_get(prefs, "topics");
         for (size_t i = 0; i < nt; i++) {
             hidden(out, "topic", topics[i]);
             bool on = sub ? pagerender_form_has(sub, "topic_on", topics[i])
                           : !json_is_false(json_object_get(stored, topics[i]));
             strbuf_reset(&lab);
-            strbuf_adds(&lab, "Messages");
-            about(&lab, topics[i]);
+            say(&lab, L, "form.topic", "topic", frag_topic(&fr, L, topics[i]), NULL);
+            const struct config_topic *ct = config_topic_find(L->cfg, topics[i]);
+            const char *desc = ct ? config_text_for(&ct->description, locale_of(L), L->cfg->default_locale) : NULL;
+            if (desc) {
+                strbuf_adds(&lab, "<br><span class=\"muted\">");
+                esc(&lab, desc);
+                strbuf_adds(&lab, "</span>");
+            }
             checkbox(out, "topic_on", topics[i], on, lab.buf);
+            frags_free(&fr);
         }
         strbuf_adds(out, "</fieldset>\n");
     }
@@ -1143,65 +1467,163 @@ static void section_form(struct strbuf *out, const json_t *doc, const struct pag
     }
     const char *vf = sub ? pagerender_form_get(sub, "quiet_from") : qf;
     const char *vu = sub ? pagerender_form_get(sub, "quiet_until") : qu;
-    strbuf_adds(out, "<fieldset><legend>Quiet hours</legend>\n<p class=\"muted\">Nothing is sent between "
-                     "these times, in your time zone. Leave both empty for none.</p>\n");
-    text_input(out, "time", "quiet_from", vf ? vf : "", "From", NULL);
-    text_input(out, "time", "quiet_until", vu ? vu : "", "Until", NULL);
+    strbuf_adds(out, "<fieldset><legend>");
+    say(out, L, "form.quiet.legend", NULL);
+    strbuf_adds(out, "</legend>\n<p class=\"muted\">");
+    say(out, L, "form.quiet.help", NULL);
+    strbuf_adds(out, "</p>\n");
+    strbuf_reset(&lab);
+    say(&lab, L, "form.quiet.from", NULL);
+    text_input(out, "time", "quiet_from", vf ? vf : "", lab.buf, NULL);
+    strbuf_reset(&lab);
+    say(&lab, L, "form.quiet.until", NULL);
+    text_input(out, "time", "quiet_until", vu ? vu : "", lab.buf, NULL);
     strbuf_adds(out, "</fieldset>\n");
 
-    strbuf_adds(out,
-                "<fieldset><legend>How often at most</legend>\n<p class=\"muted\">Write 1/7d for at most "
-                "one message every 7 days (periods in m, h or d). Leave empty for no limit of your "
-                "own.</p>\n");
+    strbuf_adds(out, "<fieldset><legend>");
+    say(out, L, "form.freq.legend", NULL);
+    strbuf_adds(out, "</legend>\n<p class=\"muted\">");
+    say(out, L, "form.freq.help", NULL);
+    strbuf_adds(out, "</p>\n");
     const json_t *freq = json_object_get(prefs, "frequency");
     for (size_t k = 0; k < NFREQ; k++) {
         snprintf(fname, sizeof(fname), "freq_%s", freq_key(k));
         const char *v = sub ? pagerender_form_get(sub, fname) : jstr(freq, freq_key(k));
         strbuf_reset(&lab);
         if (strcmp(freq_key(k), "any") == 0)
-            strbuf_adds(&lab, "All channels together");
+            say(&lab, L, "form.freq.any", NULL);
         else
-            strbuf_addf(&lab, "%c%s", toupper((unsigned char)pagerender_channel_plural(freq_key(k))[0]),
-                        pagerender_channel_plural(freq_key(k)) + 1);
+            chword(&lab, L, freq_key(k), "many_title");
         text_input(out, "text", fname, v ? v : "", lab.buf, " placeholder=\"1/7d\" maxlength=\"20\"");
     }
     strbuf_adds(out, "</fieldset>\n");
 
-    strbuf_adds(out, "<fieldset><legend>Withdraw your agreement</legend>\n");
+    strbuf_adds(out, "<fieldset><legend>");
+    say(out, L, "form.withdraw.legend", NULL);
+    strbuf_adds(out, "</legend>\n");
     bool any = false;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         const json_t *cc = current_consent(doc, ch);
         if (!json_is_true(json_object_get(cc, "granted"))) continue;
         const char *name = herald_channel_name(ch);
         strbuf_reset(&lab);
-        strbuf_addf(&lab, "Withdraw my agreement to receive %s", pagerender_channel_plural(name));
+        say(&lab, L, "form.withdraw.channel", "channels", frag_ch(&fr, L, name, "many"), NULL);
         checkbox(out, "withdraw", name, sub && pagerender_form_has(sub, "withdraw", name), lab.buf);
+        frags_free(&fr);
         any = true;
     }
-    if (!any)
-        strbuf_adds(out, "<p>You have not agreed to any channel, so there is nothing to withdraw.</p>\n");
-    strbuf_adds(out, "<p class=\"muted\">To give your agreement again, use the place where you first signed "
-                     "up: it shows you the exact terms you agree to, and we keep which version you saw.</p>\n"
-                     "</fieldset>\n<button type=\"submit\">Save my choices</button>\n</form></section>\n");
+    if (!any) {
+        strbuf_adds(out, "<p>");
+        say(out, L, "form.withdraw.none", NULL);
+        strbuf_adds(out, "</p>\n");
+    }
+    strbuf_adds(out, "<p class=\"muted\">");
+    say(out, L, "form.withdraw.help", NULL);
+    strbuf_adds(out, "</p>\n</fieldset>\n");
+    /* Agreeing here: the exact terms in the person's language and their
+     * version, which is kept with the agreement. */
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        const struct config_terms *t = L->cfg ? &L->cfg->terms[ch] : NULL;
+        if (!t || !t->present || !t->version) continue;
+        if (json_is_true(json_object_get(current_consent(doc, ch), "granted"))) continue;
+        const char *name = herald_channel_name(ch);
+        const char *text = config_text_for(&t->text, locale_of(L), L->cfg->default_locale);
+        const char *pl = frag_ch(&fr, L, name, "many");
+        strbuf_adds(out, "<fieldset><legend>");
+        say(out, L, "form.grant.legend", "channels", pl, NULL);
+        strbuf_addf(out, "</legend>\n<blockquote class=\"terms\" id=\"terms_%s\">", name);
+        esc(out, text);
+        strbuf_adds(out, "</blockquote>\n<p class=\"muted\">");
+        say(out, L, "form.grant.version", "version", frag_text(&fr, t->version), NULL);
+        strbuf_adds(out, "</p>\n");
+        char tname[32];
+        snprintf(tname, sizeof(tname), "terms_%s", name);
+        hidden(out, tname, t->version);
+        strbuf_reset(&lab);
+        say(&lab, L, "form.grant.channel", "channels", pl, "version", frag_text(&fr, t->version), NULL);
+        checkbox(out, "grant", name, sub && pagerender_form_has(sub, "grant", name), lab.buf);
+        strbuf_adds(out, "</fieldset>\n");
+        frags_free(&fr);
+    }
+    strbuf_adds(out, "<button type=\"submit\" name=\"save\" value=\"1\">");
+    say(out, L, "form.save", NULL);
+    strbuf_adds(out, "</button>\n</form></section>\n");
     strbuf_free(&lab);
+}
+
+void pagerender_errors_say(struct strbuf *out, const struct pagerender_lang *L, const struct pagerender_error *e)
+{
+    struct frags fr = {.n = 0};
+    const char *what = "";
+    if (strcmp(e->arg, "any") == 0 || herald_channel_from_name(e->arg) >= 0) {
+        struct strbuf *w = frag_new(&fr);
+        if (strcmp(e->arg, "any") == 0)
+            say(w, L, "form.freq.any", NULL);
+        else
+            chword(w, L, e->arg, "many");
+        what = w->buf;
+    }
+    say(out, L, e->key, "max", frag_text(&fr, e->arg), "what", what, NULL);
+    frags_free(&fr);
 }
 
 void pagerender_prefs(struct strbuf *out, const json_t *doc, const struct pagerender_ctx *ctx)
 {
-    doc_open(out, "Your messages from us");
-    if (ctx->error) {
-        strbuf_adds(out, "<div class=\"note err\" role=\"alert\"><strong>Nothing was changed.</strong> ");
-        esc(out, ctx->error);
-        strbuf_adds(out, "</div>\n");
+    const struct pagerender_lang *L = &ctx->lang;
+    struct strbuf title;
+    strbuf_init(&title);
+    say(&title, L, "prefs.title", NULL);
+    doc_open(out, L, title.buf);
+    strbuf_free(&title);
+    if (ctx->errors && ctx->errors->n) {
+        strbuf_adds(out, "<div class=\"note err\" role=\"alert\"><strong>");
+        say(out, L, "prefs.nothing_changed", NULL);
+        strbuf_adds(out, "</strong>\n<ul>\n");
+        for (size_t i = 0; i < ctx->errors->n; i++) {
+            strbuf_adds(out, "<li>");
+            pagerender_errors_say(out, L, &ctx->errors->e[i]);
+            strbuf_adds(out, "</li>\n");
+        }
+        strbuf_adds(out, "</ul></div>\n");
     } else if (ctx->saved) {
-        strbuf_adds(out, "<div class=\"note ok\" role=\"status\">Your choices are saved. They apply to every "
-                         "message not yet sent.</div>\n");
+        strbuf_adds(out, "<div class=\"note ok\" role=\"status\">");
+        say(out, L, "prefs.saved", NULL);
+        strbuf_adds(out, "</div>\n");
     }
     section_this_message(out, doc, ctx);
-    section_receive(out, doc);
+    section_receive(out, L, doc);
     section_form(out, doc, ctx);
-    section_profile(out, doc);
-    section_consent(out, doc);
-    section_messages(out, doc);
-    doc_close(out);
+    section_profile(out, L, doc);
+    section_data(out, ctx);
+    section_consent(out, L, doc);
+    section_messages(out, L, doc);
+    doc_close(out, L);
+}
+
+void pagerender_erase_confirm(struct strbuf *out, const struct pagerender_ctx *ctx)
+{
+    const struct pagerender_lang *L = &ctx->lang;
+    struct strbuf title;
+    strbuf_init(&title);
+    say(&title, L, "erase.title", NULL);
+    doc_open(out, L, title.buf);
+    strbuf_free(&title);
+    strbuf_adds(out, "<section><p>");
+    say(out, L, "erase.text", NULL);
+    strbuf_adds(out, "</p>\n<p>");
+    say(out, L, "erase.kept", NULL);
+    strbuf_adds(out, "</p>\n<form method=\"post\">");
+    hidden(out, "csrf", ctx->csrf);
+    strbuf_adds(out, "<button type=\"submit\" name=\"erase\" value=\"1\">");
+    say(out, L, "erase.button", NULL);
+    strbuf_adds(out, "</button></form>\n");
+    if (ctx->token) {
+        strbuf_adds(out, "<p><a class=\"button secondary\" href=\"../");
+        esc(out, ctx->token);
+        strbuf_adds(out, "\">");
+        say(out, L, "erase.cancel", NULL);
+        strbuf_adds(out, "</a></p>\n");
+    }
+    strbuf_adds(out, "</section>\n");
+    doc_close(out, L);
 }

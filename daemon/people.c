@@ -372,7 +372,7 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
     json_t *msgs = json_array();
     for (size_t i = 0; hist->type == REDIS_REPLY_ARRAY && i < hist->elements; i++) {
         const redisReply *e = hist->element[i];
-        json_t *o = e->type == REDIS_REPLY_STRING ? load_object(e->str, e->len) : NULL;
+        json_t *o = e->type == REDIS_REPLY_STRING ? store_history_json(e->str, e->len) : NULL;
         if (o) json_array_append_new(msgs, o);
     }
     json_object_set_new(doc, "messages", msgs);

@@ -32,6 +32,7 @@
 
 static void on_retry(uv_timer_t *t);
 static void on_start_control(const struct store_job_result *res, void *arg);
+static void on_registered(const struct store_job_result *res, void *arg);
 static void on_lock_renewed(const struct store_job_result *res, void *arg);
 
 /* The heartbeat's answer, for the entry it was sent for. */
@@ -141,7 +142,7 @@ static void on_control_polled(const struct store_job_result *res, void *arg)
     struct jobrun *jr = queue_job_find(a->q, a->entry);
     if (jr) jr->control_asking = false;
     if (res->status == STORE_JOB_OK && jr && jr->end == RUN_ON && !jr->cancelled &&
-        a->answer != STORE_CONTROL_NONE)
+        (a->answer == STORE_CONTROL_PAUSED || a->answer == STORE_CONTROL_CANCELLED))
         queue_run_steer(jr, a->answer);
     free(a);
 }
@@ -216,6 +217,38 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
      * says whether an operator paused or cancelled it. */
     job_add(q, jr);
     jr->loading = true;
+    if (!held_from) {
+        /* A new entry is a run of its campaign id: registered, or refused
+         * while another run of the id is live (campaign_enqueue.lua). */
+        struct store_enqueue e = {
+            .campaign = jr->job.id, .entry = jr->entry, .rerun = jr->job.rerun,
+            .recipients_key = jr->job.recipients_key, .ids = jr->job.recipients, .nids = jr->job.nrecipients,
+            .now = (int64_t)time(NULL) * 1000};
+        q->ops->enqueue(q->st, &e, &jr->enq, on_registered, jr);
+        return;
+    }
+    q->ops->control(q->st, jr->job.id, &jr->control, on_start_control, jr);
+}
+
+static void on_registered(const struct store_job_result *res, void *arg)
+{
+    struct jobrun *jr = arg;
+    struct queue *q = jr->q;
+    if (res->status != STORE_JOB_OK) {
+        jr->loading = false;
+        queue_run_hold(jr, res->err, res->text, "registering the campaign's run");
+        queue_maybe_more(jr);
+        return;
+    }
+    if (jr->enq.status == STORE_ENQ_LIVE || jr->enq.status == STORE_ENQ_FINISHED ||
+        jr->enq.status == STORE_ENQ_EXPIRED) {
+        char err[320];
+        store_enqueue_refusal(err, sizeof(err), jr->job.id, &jr->enq);
+        queue_job_remove(q, jr);
+        queue_dead_letter(q, jr->entry, jr->text, err);
+        queue_run_free(jr);
+        return;
+    }
     q->ops->control(q->st, jr->job.id, &jr->control, on_start_control, jr);
 }
 
@@ -301,6 +334,15 @@ static void on_start_control(const struct store_job_result *res, void *arg)
     jr->control_known = true;
     if (res->status != STORE_JOB_OK) {
         queue_run_hold(jr, res->err, res->text, "reading the campaign's control");
+    } else if (jr->control == STORE_CONTROL_EXPIRED) {
+        /* Its once-only records went with [retention]: a run now could
+         * reach someone a second time. Refused, as a bad job is. */
+        queue_job_remove(q, jr);
+        queue_dead_letter(q, jr->entry, jr->text,
+                          "the campaign id's once-only records expired ([retention]): it cannot run again "
+                          "without sending twice; enqueue it under a new id");
+        queue_run_free(jr);
+        return;
     } else if (jr->control == STORE_CONTROL_PAUSED) {
         queue_run_steer(jr, STORE_CONTROL_PAUSED); /* parked as it is (queue_run.c) */
     } else if (jr->control == STORE_CONTROL_CANCELLED) {

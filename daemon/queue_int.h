@@ -65,6 +65,7 @@ struct rcpt {
     bool was_deferred;    /* deferred before: its deferral ends with this outcome */
     bool dispatched;      /* went to dispatch: requests is its count of provider requests */
     int requests;
+    const char *locale;   /* the language of the content sent (the job's), NULL: not per language */
     bool erased;          /* its reservation vanished before the handoff: the person was erased */
     struct hbatch *hb;    /* the handoff mark it waits for (NULL: none) */
     size_t hb_i;          /* its slot there */
@@ -97,6 +98,7 @@ struct jobrun {
     struct jobrun *next; /* in q->jobs, in the order they were read */
     char entry[64];
     char run[32];  /* "<daemon run>.<n>": what the records it writes name */
+    struct store_enqueue_result enq; /* the campaign's run this entry registered (a new entry only) */
     enum run_end end;
     size_t unfinished; /* recipients that left without an outcome: no ack */
     char *text;

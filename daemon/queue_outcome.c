@@ -29,23 +29,6 @@ static enum store_rec_state rec_state_for(enum herald_outcome o)
     }
 }
 
-/* Appends s as a JSON string (the values are ids and reason codes, but a
- * provider's message id is the provider's text: escape everything). */
-static void json_str(struct strbuf *sb, const char *s)
-{
-    strbuf_add(sb, "\"", 1);
-    const char *run = s;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p != '"' && *p != '\\' && *p >= 0x20) continue;
-        strbuf_add(sb, run, (size_t)((const char *)p - run)); /* the plain run before it */
-        if (*p == '"' || *p == '\\') strbuf_addf(sb, "\\%c", *p);
-        else strbuf_addf(sb, "\\u%04x", *p);
-        run = (const char *)p + 1;
-    }
-    strbuf_adds(sb, run);
-    strbuf_add(sb, "\"", 1);
-}
-
 struct fin_flush {
     struct jobrun *jr;
     size_t n;               /* outcomes */
@@ -202,30 +185,23 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
     /* The once-only record and the person's history. Unknown ids and
      * expired campaigns get none, so that bogus ids never create keys. */
     bool keep = r->valid_id && reason != HERALD_REASON_UNKNOWN_RECIPIENT && reason != HERALD_REASON_EXPIRED;
-    char record[192];
+    /* A duplicate leaves the record that reached the person as it is (an
+     * earlier run's "sent" overwritten by "suppressed" would let the next
+     * run send again): its history and audit are written once per run. */
+    bool record_it = keep && reason != HERALD_REASON_DUPLICATE;
+    char record[384];
     record[0] = '\0';
-    if (keep) {
-        store_record_format(sb, rec_state_for(outcome), jr->rec_entry, jr->run, now);
+    if (record_it) {
+        store_record_format_outcome(sb, rec_state_for(outcome), jr->rec_entry, jr->run, now,
+                                    chan, reason_s);
         herald_copy(record, sizeof(record), sb->buf);
     }
     strbuf_reset(sb);
-    if (keep) {
-        strbuf_adds(sb, "{\"campaign\":");
-        json_str(sb, jr->job.id);
-        strbuf_adds(sb, ",\"channel\":");
-        json_str(sb, chan);
-        strbuf_adds(sb, ",\"topic\":");
-        json_str(sb, jr->job.topic);
-        strbuf_adds(sb, ",\"outcome\":");
-        json_str(sb, herald_outcome_name(outcome));
-        strbuf_adds(sb, ",\"reason\":");
-        json_str(sb, reason_s);
-        strbuf_adds(sb, ",\"provider\":");
-        json_str(sb, provider ? provider : "");
-        strbuf_adds(sb, ",\"at\":");
-        json_str(sb, at);
-        strbuf_adds(sb, "}");
-    }
+    if (keep)
+        store_history_format(sb, jr->job.id, chan, jr->job.topic, herald_outcome_name(outcome), reason_s,
+                             provider ? provider : "", now,
+                             /* the campaign's name in the person's language, for their pages */
+                             job_display_name(&jr->job, r->p.locale));
     char progress[HERALD_ID_MAX + 32];
     herald_copy(progress, sizeof(progress), herald_outcome_name(outcome));
     if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN) {
@@ -252,13 +228,15 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
         .was_deferred = r->was_deferred, /* it leaves the deferred count now */
         /* No record, written once per run (an expired campaign's outcomes
          * are neither: there is no person behind them to look up). */
-        .once = !keep && reason != HERALD_REASON_EXPIRED,
+        .once = !record_it && reason != HERALD_REASON_EXPIRED,
         /* Requests herald sent to providers for it: the audit says how
          * often a person was tried. */
         .requests = r->dispatched ? r->requests : -1,
         /* Only a `feedback = on` provider pays for the provider id key. */
         .pid_key = outcome == HERALD_OUTCOME_SENT && provider_id && provider_id[0] && provider &&
                    provider_feedback(q->cfg, provider),
+        /* The language of the content it went out in (content per language). */
+        .locale = r->dispatched && r->locale ? r->locale : "",
     };
     store_outcomes_add(&jr->fin, &oc);
     jr->writes++;

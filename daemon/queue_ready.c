@@ -232,7 +232,7 @@ static void send_message(struct rcpt *r)
     struct jobrun *jr = r->jr;
     struct queue *q = jr->q;
     int ch = r->dec.channel;
-    const struct job_content *c = &jr->job.content[ch];
+    const struct job_content *c = job_content_for(&jr->job, ch, r->p.locale, &r->locale);
     links_build(&r->unsub, &r->prefs, q->cfg->public_url, q->cfg->link_secret, q->cfg->link_ttl_ms / 1000,
                 time(NULL), r->id, jr->job.id, jr->job.topic, herald_channel_name(ch));
     memset(&r->msg, 0, sizeof(r->msg));

@@ -245,7 +245,7 @@ static void job_complete(struct jobrun *jr)
                  jr->missing_fields);
         q->held_entry[0] = '\0';
         q->hold_ms = 0;
-        q->ops->finished(q->st, jr->job.id, jr->entry, queue_on_acked, q);
+        q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, queue_on_acked, q);
     } else if (jr->end == RUN_HELD) {
         q->hold_ms = q->hold_ms ? (2 * q->hold_ms > QUEUE_HOLD_MAX_MS ? QUEUE_HOLD_MAX_MS : 2 * q->hold_ms)
                                 : QUEUE_HOLD_MIN_MS;

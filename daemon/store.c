@@ -18,8 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-/* "<prefix><head><arg><tail>": the id (if any) sits between fixed parts. */
-static void key(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail)
+void store_key_build(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail)
 {
     strbuf_reset(sb);
     strbuf_adds(sb, prefix);
@@ -27,6 +26,8 @@ static void key(struct strbuf *sb, const char *prefix, const char *head, const c
     if (arg) strbuf_adds(sb, arg);
     if (tail) strbuf_adds(sb, tail);
 }
+
+#define key store_key_build
 
 void store_key_jobs(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":jobs", NULL, NULL); }
 void store_key_dead(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":dead", NULL, NULL); }
@@ -51,6 +52,87 @@ void store_record_field(struct strbuf *sb, const char *campaign)
     strbuf_adds(sb, campaign);
 }
 void store_key_layout(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":layout", NULL, NULL); }
+void store_history_format(struct strbuf *sb, const char *campaign, const char *channel, const char *topic,
+                          const char *outcome, const char *reason, const char *provider, int64_t at,
+                          const char *campaign_name)
+{
+    const char *v[] = {campaign, channel, topic, outcome, reason, provider ? provider : ""};
+    size_t n = sizeof(v) / sizeof(v[0]);
+    bool plain = !campaign_name || !strchr(campaign_name, '|');
+    for (size_t i = 0; i < n; i++) plain = plain && !strchr(v[i], '|');
+    strbuf_reset(sb);
+    if (!plain) {
+        char ts[32];
+        herald_time_format(at, ts, sizeof(ts));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "campaign", v[0], "channel", v[1], "topic",
+                              v[2], "outcome", v[3], "reason", v[4], "provider", v[5], "at", ts);
+        if (o && campaign_name) json_object_set_new(o, "campaign_name", json_string(campaign_name));
+        char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        if (text) strbuf_adds(sb, text);
+        free(text);
+        json_decref(o);
+        return;
+    }
+    strbuf_addf(sb, "1|%lld", (long long)at);
+    for (size_t i = 0; i < n; i++) {
+        strbuf_add(sb, "|", 1);
+        strbuf_adds(sb, v[i]);
+    }
+    if (campaign_name) {
+        strbuf_add(sb, "|", 1);
+        strbuf_adds(sb, campaign_name);
+    }
+}
+
+json_t *store_history_json(const char *s, size_t len)
+{
+    if (len > 0 && s[0] == '{') {
+        json_t *o = json_loadb(s, len, 0, NULL);
+        if (json_is_object(o)) return o;
+        json_decref(o);
+        return NULL;
+    }
+    /* "1|at|campaign|channel|topic|outcome|reason|provider[|campaign_name]": 8 or 9 parts */
+    const char *part[10];
+    size_t plen[10], np = 0;
+    const char *p = s, *end = s + len;
+    for (;;) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        part[np] = p;
+        plen[np++] = bar ? (size_t)(bar - p) : (size_t)(end - p);
+        if (!bar || np == 10) break;
+        p = bar + 1;
+    }
+    if ((np != 8 && np != 9) || plen[0] != 1 || part[0][0] != '1') return NULL;
+    char num[24];
+    if (plen[1] == 0 || plen[1] >= sizeof(num)) return NULL;
+    memcpy(num, part[1], plen[1]);
+    num[plen[1]] = '\0';
+    char *e;
+    long long at = strtoll(num, &e, 10);
+    if (*e) return NULL;
+    char ts[32];
+    herald_time_format((int64_t)at, ts, sizeof(ts));
+    static const char *const names[] = {"campaign", "channel", "topic", "outcome", "reason", "provider"};
+    json_t *o = json_object();
+    for (size_t i = 0; i < 6; i++) json_object_set_new(o, names[i], json_stringn(part[2 + i], plen[2 + i]));
+    if (np == 9) json_object_set_new(o, "campaign_name", json_stringn(part[8], plen[8]));
+    json_object_set_new(o, "at", json_string(ts));
+    return o;
+}
+
+void store_glob_escape(struct strbuf *out, const char *s)
+{
+    for (; *s; s++) {
+        if (strchr("*?[]\\", *s)) strbuf_add(out, "\\", 1);
+        strbuf_add(out, s, 1);
+    }
+}
+void store_key_retention(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":retention", NULL, NULL); }
+void store_key_retention_sweep(struct strbuf *sb, const char *prefix, const char *part)
+{
+    key(sb, prefix, ":retention:", part, NULL);
+}
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:sends"); }
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:history"); }
 void store_key_suppress(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress", NULL, NULL); }
@@ -60,6 +142,10 @@ void store_key_addr(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":a
 void store_key_tombstones(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":tombstones", NULL, NULL); }
 void store_key_marker(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":marker", NULL, NULL); }
 void store_key_reload(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":reload", NULL, NULL); }
+void store_key_limit(struct strbuf *sb, const char *prefix, const char *provider)
+{
+    key(sb, prefix, ":limit:", provider, NULL);
+}
 void store_key_consumer(struct strbuf *sb, const char *prefix, const char *consumer)
 {
     key(sb, prefix, ":consumer:", consumer, NULL);
@@ -114,12 +200,32 @@ void store_record_format(struct strbuf *sb, enum store_rec_state st, const char 
     strbuf_addll(sb, (long long)at);
 }
 
+void store_record_format_outcome(struct strbuf *sb, enum store_rec_state st, const char *entry, const char *run,
+                                 int64_t at, const char *channel, const char *reason)
+{
+    store_record_format(sb, st, entry, run, at);
+    strbuf_add(sb, " ", 1);
+    strbuf_adds(sb, channel ? channel : "");
+    strbuf_add(sb, "/", 1);
+    strbuf_adds(sb, reason ? reason : "");
+}
+
 int store_record_parse(const char *s, struct store_record *rec)
 {
-    char st[16];
+    char st[16], extra[96];
     long long at;
+    int n = 0;
     memset(rec, 0, sizeof(*rec));
-    if (sscanf(s, "%15s %63s %31s %lld", st, rec->entry, rec->run, &at) != 4) return -HERALD_EINVAL;
+    if (sscanf(s, "%15s %63s %31s %lld%n", st, rec->entry, rec->run, &at, &n) != 4) return -HERALD_EINVAL;
+    /* The words after <at>: a reservation's sequence number (digits), an
+     * outcome's "<channel>/<reason>". Old records have neither. */
+    for (const char *p = s + n; sscanf(p, " %95s%n", extra, &n) == 1; p += n) {
+        char *slash = strchr(extra, '/');
+        if (!slash) continue;
+        *slash = '\0';
+        herald_copy(rec->channel, sizeof(rec->channel), extra);
+        herald_copy(rec->reason, sizeof(rec->reason), slash + 1);
+    }
     for (int i = REC_PENDING; i <= REC_RESERVED; i++)
         if (strcmp(st, rec_names[i]) == 0) rec->state = (enum store_rec_state)i;
     if (rec->state == REC_NONE) return -HERALD_EINVAL;
@@ -442,17 +548,35 @@ size_t store_address_normalise(char *out, size_t outlen, int channel, const char
 json_t *store_campaign_progress(const char *id, const redisReply *r)
 {
     if (!r || r->type != REDIS_REPLY_ARRAY) return NULL;
-    json_t *out = json_object();
-    json_t *sup = json_object(), *fail = json_object(), *def = json_object();
-    long long total = 0, sent = 0, unknown = 0, deferred = 0, done_count = 0;
-    long long delivered = 0, bounced = 0, complained = 0; /* the providers' feedback (webhooks.c) */
-    int states = 0, running = 0, queued = 0, scheduled = 0, paused = 0;
-    const char *control = "";
+    size_t n = 0;
+    const char **f = xcalloc(r->elements / 2 + 1, sizeof(*f)), **v = xcalloc(r->elements / 2 + 1, sizeof(*v));
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         if (r->element[i]->type != REDIS_REPLY_STRING || r->element[i + 1]->type != REDIS_REPLY_STRING) continue;
-        const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
+        f[n] = r->element[i]->str;
+        v[n++] = r->element[i + 1]->str;
+    }
+    json_t *out = store_campaign_progress_pairs(id, f, v, n);
+    free(f);
+    free(v);
+    return out;
+}
+
+json_t *store_campaign_progress_pairs(const char *id, const char *const *fields, const char *const *values,
+                                      size_t nfields)
+{
+    json_t *out = json_object();
+    json_t *sup = json_object(), *fail = json_object(), *def = json_object();
+    long long total = 0, sent = 0, unknown = 0, deferred = 0, done_count = 0, run = 0;
+    long long delivered = 0, bounced = 0, complained = 0; /* the providers' feedback (webhooks.c) */
+    int states = 0, running = 0, queued = 0, scheduled = 0, paused = 0;
+    const char *control = "", *enqueued_at = NULL, *finished_at = NULL;
+    for (size_t i = 0; i < nfields; i++) {
+        const char *f = fields[i], *v = values[i];
         long long n = strtoll(v, NULL, 10);
-        if (strncmp(f, "total:", 6) == 0) total += n;
+        if (strcmp(f, "run") == 0) run = n;
+        else if (strcmp(f, "enqueued_at") == 0) enqueued_at = v;
+        else if (strcmp(f, "finished_at") == 0) finished_at = v;
+        else if (strncmp(f, "total:", 6) == 0) total += n;
         else if (strncmp(f, "state:", 6) == 0) {
             states++;
             if (strcmp(v, "running") == 0) running++;
@@ -484,7 +608,7 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
             deferred += n;
         }
     }
-    /* One campaign id may have several job entries (re-enqueued). */
+    /* One run may have several job entries (a scheduled or paused part that came back, deferred recipients). */
     const char *state = states == 0 ? "unknown"
                         : running   ? "running"
                         : queued    ? "queued"
@@ -509,6 +633,10 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
     json_object_set_new(out, "pending", json_integer(total > done_count + deferred ? total - done_count - deferred : 0));
     json_object_set_new(out, "delivery", json_pack("{s:I, s:I, s:I}", "delivered", (json_int_t)delivered, "bounced",
                                                    (json_int_t)bounced, "complained", (json_int_t)complained));
+    /* Runs (campaign_enqueue.lua): a hash from before them is run 1. */
+    if (states) json_object_set_new(out, "run", json_integer(run > 0 ? run : 1));
+    if (enqueued_at) json_object_set_new(out, "enqueued_at", json_string(enqueued_at));
+    if (finished_at) json_object_set_new(out, "finished_at", json_string(finished_at));
     return out;
 }
 

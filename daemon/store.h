@@ -22,9 +22,9 @@
  *   herald:r:{ID}:sends         zset: messages reserved/sent to the person, member
  *                               "<channel>|<topic>|<campaign>", score unix seconds;
  *                               trimmed to the longest cap window (caps, frequency)
- *   herald:r:{ID}:history       list: the person's last decisions, newest first (JSON:
- *                               campaign, channel, topic, outcome, reason, provider, at),
- *                               at most STORE_HISTORY_MAX; written with each audit record
+ *   herald:r:{ID}:history       list: the person's last decisions, newest first
+ *                               (store_history_format), at most [retention] history;
+ *                               written with each audit record
  *   herald:r:{ID} field `rev`   counter bumped by every change of the person's data
  *                               (API, page, webhooks); the reservation checks it, so a
  *                               change made after the daemon read the person applies
@@ -52,6 +52,9 @@
  *                               is retried or resumed
  *   herald:webhook:twilio:SID   string "1", expires after 7 days: Twilio's inbound
  *                               MessageSid already applied (SET NX EX; webhooks.c)
+ *   herald:retention            zset: finished campaigns by the time their once-only
+ *                               records go (retention.h); herald:retention:lock, :cursor,
+ *                               :campaigns: the sweep under way
  *   herald:layout               string: the version of this key layout ("2"), set by the
  *                               first daemon to reach an empty Redis; a daemon refuses
  *                               to run jobs on another (heraldctl migrate)
@@ -60,6 +63,18 @@
  *                               Redis came back empty (no persistence)
  *   herald:webhook:counts       hash: what the provider webhooks changed, counted once
  *                               per event (sendgrid:suppressed, twilio:stop|start|help)
+ *   herald:limit:NAME           hash: provider NAME's limits shared by every daemon
+ *                               (`shared = yes`; lua/limit.lua, limit.c): `tat` the rate
+ *                               bucket's theoretical arrival time (GCRA, ms on Redis's
+ *                               clock), `l:<run>` -> "<leases held> <expires ms> <wanting>"
+ *                               per daemon run; a lease not renewed expires after 5 s
+ *   herald:campaigns            zset: campaign id -> first enqueued (unix ms): the
+ *                               campaigns index (store_campaign.h)
+ *   herald:campaign:ID:runs     hash: run number -> a finished run's campaign hash (JSON)
+ *   herald:campaign:ID:ids      list: the latest run's inline recipient ids
+ *   herald:idempotency:SHA      string: POST /v1/campaigns's answer to one Idempotency-Key
+ * The campaign hash holds the latest run: `run`, `enqueued_at`, `finished_at`
+ * (once its finished event is written), `recipients_key` (when it has one).
  *
  * The daemon talks through rconn (async); heraldctl through a blocking
  * hiredis context. Both build their commands from the helpers here so the
@@ -69,6 +84,7 @@
 #define HERALD_STORE_H
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "channel.h"
 #include "herald.h"
@@ -77,7 +93,10 @@
 
 #define STORE_GROUP "herald"
 
-/* Key builders: write "<prefix>:..." into sb (reset first). */
+/* Key builders: write "<prefix>:..." into sb (reset first). The common
+ * form: "<prefix><head><arg><tail>", the id (if any, arg) between fixed
+ * parts (head ":campaign:", tail ":runs"); NULL parts are left out. */
+void store_key_build(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail);
 void store_key_jobs(struct strbuf *sb, const char *prefix);
 void store_key_dead(struct strbuf *sb, const char *prefix);
 void store_key_scheduled(struct strbuf *sb, const char *prefix);
@@ -95,6 +114,13 @@ void store_key_campaigns_v1(struct strbuf *sb, const char *prefix, const char *i
 /* The person-hash field of a campaign's once-only record: "c:<campaign>". */
 void store_record_field(struct strbuf *sb, const char *campaign);
 #define STORE_RECORD_FIELD_PREFIX "c:"
+/* Campaigns whose once-only records go at their score (unix s), and the
+ * sweep that removes them (retention.c): its lock, SCAN cursor and the
+ * campaigns it sweeps. */
+void store_key_retention(struct strbuf *sb, const char *prefix);
+void store_key_retention_sweep(struct strbuf *sb, const char *prefix, const char *part);
+/* Appends s to out as a SCAN MATCH pattern that matches it literally. */
+void store_glob_escape(struct strbuf *out, const char *s);
 /* The layout version key, and the version this build reads and writes. */
 void store_key_layout(struct strbuf *sb, const char *prefix);
 #define STORE_LAYOUT "2"
@@ -106,6 +132,8 @@ void store_key_admin(struct strbuf *sb, const char *prefix);
 void store_key_addr(struct strbuf *sb, const char *prefix);
 void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_marker(struct strbuf *sb, const char *prefix);
+/* A provider's shared limits: "<prefix>:limit:<provider>" (lua/limit.lua). */
+void store_key_limit(struct strbuf *sb, const char *prefix, const char *provider);
 /* A counter heraldctl reload increments; every daemon polls it each second
  * and reloads its configuration when it changed (docs/operations.md). */
 void store_key_reload(struct strbuf *sb, const char *prefix);
@@ -118,6 +146,21 @@ void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const ch
 void store_key_campaign_paused(struct strbuf *sb, const char *prefix, const char *campaign);
 
 #define STORE_HISTORY_MAX 100
+
+/* A person's history entry, compact (about 50 bytes where the JSON took
+ * 150): "1|<at, unix s>|<campaign>|<channel>|<topic>|<outcome>|<reason>|
+ * <provider>[|<campaign_name>]". An entry whose values hold a '|' (a
+ * provider's name, say) is written as the JSON object instead, as layout 1
+ * wrote them all. campaign_name (the job's display_name in the person's
+ * language, for their pages) may be NULL: none. */
+void store_history_format(struct strbuf *sb, const char *campaign, const char *channel, const char *topic,
+                          const char *outcome, const char *reason, const char *provider, int64_t at,
+                          const char *campaign_name);
+/* An entry of either form as the API shows it: {"campaign", "channel",
+ * "topic", "outcome", "reason", "provider", "at" (RFC 3339), and
+ * "campaign_name" when it has one}; a new reference, or NULL when it is
+ * neither. */
+json_t *store_history_json(const char *s, size_t len);
 
 /* Suppression member for an address: "<channel>:<sha256 hex>" of the
  * address as its channel normalises it (channel.h; emails lower-cased and
@@ -136,9 +179,22 @@ struct store_record {
     char entry[64]; /* stream entry id of the job that wrote it */
     char run[32];   /* daemon run that wrote it */
     int64_t at;
+    /* An outcome's record also says on which channel and why:
+     * "<channel>/<reason>" as its fifth word ("" when not said: a
+     * reservation, a handoff, or a record written before this word). */
+    char channel[16];
+    char reason[72];
 };
+/* "<state> <entry> <run> <at>"; with the outcome's channel or reason
+ * (either may be "" or NULL), " <channel>/<reason>" after it. A
+ * reservation adds " <seq>" itself (all digits, so a reader tells it from
+ * the outcome word, which holds a '/'). */
 void store_record_format(struct strbuf *sb, enum store_rec_state st, const char *entry,
                          const char *run, int64_t at);
+void store_record_format_outcome(struct strbuf *sb, enum store_rec_state st, const char *entry, const char *run,
+                                 int64_t at, const char *channel, const char *reason);
+/* Reads every form above (and the records written before the outcome
+ * word). 0, or -HERALD_EINVAL when s is no record. */
 int store_record_parse(const char *s, struct store_record *rec);
 const char *store_rec_state_name(enum store_rec_state st);
 /* True when the record says the campaign reached the person (reserved,
@@ -171,7 +227,19 @@ extern const char store_lua_job_slice[];  /* a job cut into slices, any daemon c
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */
 extern const char store_lua_migrate[];  /* layout 1 -> 2: one person's records into their hash */
+extern const char store_lua_retention_begin[]; /* retention.c: a sweep's lock and campaigns */
+extern const char store_lua_retention_step[];  /* its cursor saved, its lock renewed */
+extern const char store_lua_retention_end[];   /* its campaigns marked expired */
+extern const char store_lua_limit[];  /* a provider's shared rate tokens and concurrency leases */
 extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, to herald:dead; acked */
+/* A campaign's runs, index and outcomes (store_campaign.h). */
+extern const char store_lua_campaign_enqueue[];  /* check and register a run; XADD the job (API, heraldctl) */
+extern const char store_lua_campaign_get[];      /* the latest run and the earlier ones (reads) */
+extern const char store_lua_campaign_list[];     /* a page of the campaigns index (reads) */
+extern const char store_lua_campaign_outcomes[]; /* a page of a campaign's recipients and their records (reads) */
+/* The campaign events POSTed to [events] url (store_events.h). */
+extern const char store_lua_events_take[];  /* the next event for a consumer of herald-events */
+extern const char store_lua_events_claim[]; /* still ours? then claimed again */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
 extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */
@@ -286,6 +354,11 @@ size_t store_address_normalise(char *out, size_t outlen, int channel, const char
  * zeros. NULL when r is not an array. The caller owns the result. Shared
  * by heraldctl and the API, so both print the same figures. */
 json_t *store_campaign_progress(const char *id, const redisReply *r);
+/* The same from the hash's fields and values (nfields of each); also
+ * "run" (1 for a hash from before runs), "enqueued_at" and "finished_at"
+ * when the hash has them (campaign_enqueue.lua, job_finished.lua). */
+json_t *store_campaign_progress_pairs(const char *id, const char *const *fields, const char *const *values,
+                                      size_t nfields);
 
 /* What became of one person of an import batch. */
 enum store_import_status {

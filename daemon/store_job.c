@@ -469,7 +469,7 @@ void store_outcomes_free(struct store_outcomes *o)
 
 /* Per outcome: 3 keys (below) and STORE_OUTCOME_ARGS values, in the order
  * of lua/finish.lua's header. */
-#define STORE_OUTCOME_ARGS 14
+#define STORE_OUTCOME_ARGS 15
 
 void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc)
 {
@@ -498,6 +498,7 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     } else {
         store_args_add(&o->args, "");
     }
+    store_args_add(&o->args, oc->locale ? oc->locale : "");
     o->n++;
 }
 
@@ -541,6 +542,7 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     strbuf_reset(&sj->key);
     strbuf_addf(&sj->key, "%s:%llu", sj->batch, ++sj->seq);
     add_buf(&a, &sj->key);
+    store_args_addll(&a, (long long)sj->cfg->retention_history);
     store_args_addll(&a, (long long)o->n);
     store_args_append(&a, &o->args);
     for (size_t i = 0; i < nhand; i++) {
@@ -902,15 +904,18 @@ static void on_job_finished(redisReply *r, enum store_error err, const char *tex
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }
 
-void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, store_job_cb cb, void *arg)
+void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, int64_t expires_at,
+                        store_job_cb cb, void *arg)
 {
     struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
     struct store_args a;
-    store_args_script(&a, store_lua_job_finished, 3);
+    store_args_script(&a, store_lua_job_finished, 4);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
     add_buf(&a, &sj->key);
     add_buf(&a, &sj->k_jobs);
     add_buf(&a, &sj->k_events);
+    store_key_retention(&sj->key, sj->cfg->prefix);
+    add_buf(&a, &sj->key);
     store_args_add(&a, STORE_GROUP);
     store_args_add(&a, entry);
     store_args_add(&a, campaign);
@@ -918,6 +923,10 @@ void store_job_finished(struct store_job *sj, const char *campaign, const char *
     herald_time_format(time(NULL), at, sizeof(at));
     store_args_add(&a, at);
     store_args_add(&a, sj->audit_maxlen);
+    /* When its once-only records may go ([retention], docs/config.md). */
+    int64_t end = expires_at > 0 ? expires_at + sj->cfg->retention_grace_ms / 1000
+                                 : (int64_t)time(NULL) + sj->cfg->retention_records_ms / 1000;
+    store_args_addll(&a, (long long)end);
     /* Must land: retried until Redis takes it. */
     store_cmds_send(sj->sc, 0, on_job_finished, c, call_discard, &a, store_lua_job_finished);
 }
@@ -1058,10 +1067,14 @@ static void control_discard(void *arg)
 static void on_control(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct control_call *cc = arg;
-    if (!call_ended(cc->c, r, err, text, r && r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING)) {
+    /* HMGET control records */
+    bool bad = r && !(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    if (!call_ended(cc->c, r, err, text, bad)) {
+        const redisReply *ctl = r->element[0], *recs = r->element[1];
         *cc->out = STORE_CONTROL_NONE;
-        if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "paused") == 0) *cc->out = STORE_CONTROL_PAUSED;
-        else if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "cancelled") == 0) *cc->out = STORE_CONTROL_CANCELLED;
+        if (ctl->type == REDIS_REPLY_STRING && strcmp(ctl->str, "paused") == 0) *cc->out = STORE_CONTROL_PAUSED;
+        else if (ctl->type == REDIS_REPLY_STRING && strcmp(ctl->str, "cancelled") == 0) *cc->out = STORE_CONTROL_CANCELLED;
+        if (recs->type == REDIS_REPLY_STRING && strncmp(recs->str, "expired", 7) == 0) *cc->out = STORE_CONTROL_EXPIRED;
         call_done(cc->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
     }
     free(cc);
@@ -1076,9 +1089,42 @@ void store_job_control(struct store_job *sj, const char *campaign, enum store_co
     *out = STORE_CONTROL_NONE;
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
     struct store_args a;
-    args_of(&a, (const char *const[]){"HGET", sj->key.buf, "control", NULL});
+    args_of(&a, (const char *const[]){"HMGET", sj->key.buf, "control", "records", NULL});
     /* A refusal for good (an ACL denial) holds the run: nothing is decided from it. */
     store_cmds_send(sj->sc, STORE_CMD_HOLD, on_control, cc, control_discard, &a, NULL);
+    store_args_free(&a);
+}
+
+struct register_call {
+    struct call *c;
+    struct store_enqueue_result *out;
+};
+
+static void register_discard(void *arg)
+{
+    struct register_call *rc = arg;
+    call_discard(rc->c);
+    free(rc);
+}
+
+static void on_register(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct register_call *rc = arg;
+    bool bad = r && store_enqueue_result_of(r, rc->out) < 0;
+    if (!call_ended(rc->c, r, err, text, bad)) call_done(rc->c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    free(rc);
+}
+
+void store_job_register(struct store_job *sj, const struct store_enqueue *e, struct store_enqueue_result *out,
+                        store_job_cb cb, void *arg)
+{
+    struct register_call *rc = xcalloc(1, sizeof(*rc));
+    rc->c = call_new(sj, cb, arg, NULL, NULL, 0);
+    rc->out = out;
+    memset(out, 0, sizeof(*out));
+    struct store_args a;
+    store_enqueue_args(&a, sj->cfg->prefix, e);
+    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_register, rc, register_discard, &a, store_lua_campaign_enqueue);
     store_args_free(&a);
 }
 
@@ -1347,7 +1393,7 @@ void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_o
         .reason = v[6], .provider = v[7], .provider_id = v[8], .at = v[9], .progress = v[10],
         .reserved = strchr(v[11], 'r') != NULL, .was_deferred = strchr(v[11], 'd') != NULL,
         .once = strchr(v[11], 'n') != NULL, .requests = v[12][0] ? (int)strtol(v[12], NULL, 10) : -1,
-        .pid_key = v[13][0] != '\0',
+        .pid_key = v[13][0] != '\0', .locale = v[14],
     };
 }
 
@@ -1425,13 +1471,19 @@ static void t_total(void *s, const char *campaign, const char *entry, long long 
 {
     store_job_total(s, campaign, entry, total);
 }
-static void t_finished(void *s, const char *campaign, const char *entry, store_job_cb cb, void *arg)
+static void t_finished(void *s, const char *campaign, const char *entry, int64_t expires_at, store_job_cb cb,
+                       void *arg)
 {
-    store_job_finished(s, campaign, entry, cb, arg);
+    store_job_finished(s, campaign, entry, expires_at, cb, arg);
 }
 static void t_event(void *s, const char *campaign, const char *entry, const char *event, const char *error)
 {
     store_job_event(s, campaign, entry, event, error);
+}
+static void t_enqueue(void *s, const struct store_enqueue *e, struct store_enqueue_result *out, store_job_cb cb,
+                      void *arg)
+{
+    store_job_register(s, e, out, cb, arg);
 }
 static void t_started(void *s, const char *campaign, const char *entry, bool first)
 {
@@ -1510,5 +1562,6 @@ const struct store_ops store_job_ops = {
     .consumer_lock = t_consumer_lock,
     .event = t_event,
     .started = t_started,
+    .enqueue = t_enqueue,
     .read = t_read,
 };

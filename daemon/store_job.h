@@ -25,6 +25,7 @@
 #include "profile.h"
 #include "store.h"
 #include "store_cmd.h"
+#include "store_campaign.h"
 
 struct store_job;
 
@@ -86,7 +87,7 @@ struct store_job_reservation {
     const char *fchan[STORE_JOB_FREQ_MAX];
     int64_t flim[STORE_JOB_FREQ_MAX], fwin[STORE_JOB_FREQ_MAX];
     enum store_job_verdict verdict;                           /* out */
-    char detail[192];  /* out: DUPLICATE the record met, CAP the cap's name */
+    char detail[384];  /* out: DUPLICATE the record met, CAP the cap's name */
 };
 
 void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, const char *campaign,
@@ -117,6 +118,7 @@ struct store_outcome {
     bool once;               /* no record, but written once per run ("n") */
     int requests;            /* provider requests, < 0: not dispatched */
     bool pid_key;            /* remember provider_id -> message (the provider has `feedback = on`) */
+    const char *locale;      /* the content's language (audit `locale`), "" or NULL: none; only with requests */
 };
 
 /* Outcomes waiting for one finishing write. */
@@ -197,7 +199,8 @@ void store_job_total(struct store_job *sj, const char *campaign, const char *ent
  * acknowledgement in one script (lua/job_finished.lua; a crash never leaves
  * an acknowledged job "running"), with the campaign's `finished` event in
  * herald:events when that was its last work; cb once it landed. */
-void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, store_job_cb cb, void *arg);
+void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, int64_t expires_at,
+                        store_job_cb cb, void *arg);
 /* An event of the campaign in herald:events (fields event, campaign,
  * entry, at, and error when given); written, retried until it lands. */
 void store_job_event(struct store_job *sj, const char *campaign, const char *entry, const char *event,
@@ -236,8 +239,16 @@ void store_job_consumer_lock(struct store_job *sj, enum store_lock_action action
                              int64_t ttl_ms, const char *dead, char *holder, store_job_cb cb, void *arg);
 
 /* What an operator said of a campaign (lua/campaign_control.lua). */
-enum store_control { STORE_CONTROL_NONE, STORE_CONTROL_PAUSED, STORE_CONTROL_CANCELLED };
-/* Reads the campaign's control field into *out (any other value: NONE). */
+enum store_control { STORE_CONTROL_NONE, STORE_CONTROL_PAUSED, STORE_CONTROL_CANCELLED, STORE_CONTROL_EXPIRED };
+/* Reads the campaign's control field into *out (any other value: NONE);
+ * EXPIRED when its once-only records are gone ([retention]): a run of its
+ * id could send to someone a second time, so none starts. */
+/* A stream entry someone added is a run of its campaign id: registered
+ * here (lua/campaign_enqueue.lua) before anything of it is read or
+ * decided, or refused (out->status LIVE or FINISHED: the caller
+ * dead-letters it). e->entry must be set. A permanent error holds the job. */
+void store_job_register(struct store_job *sj, const struct store_enqueue *e, struct store_enqueue_result *out,
+                        store_job_cb cb, void *arg);
 void store_job_control(struct store_job *sj, const char *campaign, enum store_control *out, store_job_cb cb,
                        void *arg);
 /* A run that met a pause parks its job in the campaign's paused hash
@@ -316,7 +327,8 @@ struct store_ops {
     void (*state)(void *s, const char *campaign, const char *entry, const char *state);
     void (*state_del)(void *s, const char *campaign, const char *entry);
     void (*total)(void *s, const char *campaign, const char *entry, long long total);
-    void (*finished)(void *s, const char *campaign, const char *entry, store_job_cb cb, void *arg);
+    void (*finished)(void *s, const char *campaign, const char *entry, int64_t expires_at, store_job_cb cb,
+                     void *arg);
     void (*event)(void *s, const char *campaign, const char *entry, const char *event, const char *error);
     void (*started)(void *s, const char *campaign, const char *entry, bool first);
     void (*dead_letter)(void *s, const char *entry, const char *text, const char *error, store_job_cb cb,
@@ -328,6 +340,8 @@ struct store_ops {
     void (*release_due)(void *s, int64_t now, int max, long long *moved, store_job_cb cb, void *arg);
     void (*marker)(void *s, bool *was_absent, char layout[8], store_job_cb cb, void *arg);
     void (*control)(void *s, const char *campaign, enum store_control *out, store_job_cb cb, void *arg);
+    void (*enqueue)(void *s, const struct store_enqueue *e, struct store_enqueue_result *out, store_job_cb cb,
+                    void *arg);
     void (*pause_park)(void *s, const char *campaign, const char *entry, const char *from, const char *text,
                        store_job_cb cb, void *arg);
     void (*consumer_lock)(void *s, enum store_lock_action action, const char *value, int64_t ttl_ms,

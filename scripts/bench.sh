@@ -9,7 +9,11 @@
 #            body size as herald's, sampled by nginx) against the same nginx;
 #            the ratio herald / reference, and the CPU per message of each
 #            process, which explains it.
-#   scripts/bench.sh [all|policy|webhook]     (env: N=200000 RUNS=3)
+#   scale    Redis memory: bytes per person at rest (N people with two
+#            channels, consent for both and five attributes), what one
+#            campaign adds per person, and what is left of it once its
+#            retention passed ([retention] grace = 0s) (not run by "all")
+#   scripts/bench.sh [all|policy|webhook|scale]     (env: N=200000 RUNS=3)
 # PROFILE=1 builds with frame pointers into build-prof/ and records each herald
 # run with `perf record -g`, and redis-server flat (perf-*.data files are left
 # in build-prof/).
@@ -44,14 +48,14 @@ if [ "$what" = all ] || [ "$what" = policy ]; then
     echo "==== policy (pure decision engine vs. parsing a profile) ===="
     "$bdir"/bench_policy 20000000 5
 fi
-[ "$what" = all ] || [ "$what" = webhook ] || exit 0
+[ "$what" = all ] || [ "$what" = webhook ] || [ "$what" = scale ] || exit 0
 
 N=${N:-200000}
 RUNS=${RUNS:-3}
 lib_cleanup_on_exit
 make_tmpdir herald-bench
 tmp=$LIB_LAST_TMPDIR
-echo "==== webhook: $N recipients through herald to nginx, $RUNS runs ===="
+[ "$what" = scale ] || echo "==== webhook: $N recipients through herald to nginx, $RUNS runs ===="
 
 nport=$(free_port)
 mkdir -p "$tmp/nginx/logs"
@@ -116,6 +120,81 @@ secret = bench-webhook-secret-0123456789
 concurrency = ${CONCURRENCY:-64}
 CONF
 chmod 600 "$tmp/herald.conf" # it holds secrets: herald refuses a config others may read
+
+if [ "$what" = scale ]; then
+    echo "==== scale: Redis bytes per person, $N people ===="
+    printf '[retention]\ngrace = 0s\nsweep_every = 1s\n' >>"$tmp/herald.conf"
+    /usr/bin/python3 - "$tmp/people.jsonl" "$N" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        f.write(json.dumps({"id": "p%07d" % i, "email": "person.number%07d@example.com" % i, "phone": "+4670%07d" % i,
+                            "tz": "Europe/Stockholm", "locale": "sv", "channels": ["email", "sms"],
+                            "attributes": {"first_name": "Person%d" % i, "last_name": "Svensson", "city": "Gothenburg",
+                                           "plan": "gold", "age": 41},
+                            "consent": [{"channel": "email", "granted": True, "source": "signup"},
+                                        {"channel": "sms", "granted": True, "source": "signup"}]}) + "\n")
+PY
+    used() { redis-cli -p "$REDIS_PORT" INFO memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}'; }
+    per() { /usr/bin/python3 -c "print(round(($2 - $1) / $N))"; }
+    m0=$(used)
+    "$bdir"/heraldctl --config "$tmp/herald.conf" import "$tmp/people.jsonl" >/dev/null
+    m1=$(used)
+    echo "at rest: $(per "$m0" "$m1") bytes per person (goal <= 700)"
+    /usr/bin/python3 - "$REDIS_PORT" <<'PY'
+import redis, sys
+r = redis.Redis(port=int(sys.argv[1]), decode_responses=True)
+for k in ("herald:r:{p0000001}", "herald:r:{p0000001}:consent"):
+    print("       %s: %s bytes (%s)" % (k.replace("p0000001", "ID"), r.memory_usage(k), r.object("encoding", k)))
+print("       herald:addr: %d bytes per person (%s)" % (r.memory_usage("herald:addr", samples=0) / r.dbsize() * 2,
+                                                  r.object("encoding", "herald:addr")))
+PY
+    /usr/bin/python3 - "$REDIS_PORT" "$N" <<'PY'
+import redis, sys
+r = redis.Redis(port=int(sys.argv[1]))
+ids = ["p%07d" % i for i in range(int(sys.argv[2]))]
+for k in range(0, len(ids), 10000):
+    r.sadd("herald:lists:scale", *ids[k:k + 10000])
+PY
+    m2=$(used)
+    spawn_bg "$tmp/herald-scale.log" "$bdir"/herald --config "$tmp/herald.conf"
+    hpid=$SPAWNED_PID
+    wait_until 60 curl -sf "http://127.0.0.1:$aport/healthz" -o /dev/null || die "herald did not become healthy"
+    exp=$(date -u -d "@$(( $(date +%s) + 600 ))" +%Y-%m-%dT%H:%M:%SZ)
+    cat >"$tmp/job-scale.json" <<JOB
+{"id": "scale", "topic": "news", "channels": ["email"], "expires_at": "$exp",
+ "content": {"email": {"subject": "Hello {{first_name}}", "text": "Dear {{first_name}}, a campaign. {{unsubscribe_url}}"}},
+ "recipients_key": "herald:lists:scale"}
+JOB
+    "$bdir"/heraldctl --config "$tmp/herald.conf" enqueue "$tmp/job-scale.json" >/dev/null
+    until "$bdir"/heraldctl --config "$tmp/herald.conf" campaign scale | grep -q '"state": "done"'; do
+        alive "$hpid" || die "herald stopped during the run (see $tmp/herald-scale.log)"
+        sleep 0.5
+    done
+    m3=$(used)
+    audit=$(redis-cli -p "$REDIS_PORT" MEMORY USAGE herald:audit SAMPLES 0 | tr -d '\r')
+    echo "one campaign: $(per "$m2" "$m3") bytes per person, of which the audit stream $(per 0 "$audit")"
+    # Its retention now: expires_at moved to now, the sweep runs each second.
+    redis-cli -p "$REDIS_PORT" ZADD herald:retention "$(date +%s)" scale >/dev/null
+    until [ "$(redis-cli -p "$REDIS_PORT" HGET herald:campaign:scale records | cut -c1-7)" = expired ]; do
+        alive "$hpid" || die "herald stopped during the sweep (see $tmp/herald-scale.log)"
+        sleep 0.5
+    done
+    m4=$(used)
+    echo "after its retention: $(per "$m2" "$m4") bytes per person left, of which the audit stream $(per 0 "$audit")" \
+         "(goal <= 64 besides the audit)"
+    /usr/bin/python3 - "$REDIS_PORT" <<'PY'
+import redis, sys
+r = redis.Redis(port=int(sys.argv[1]), decode_responses=True)
+k = "herald:r:{p0000001}:history"
+e = r.lindex(k, 0) or ""
+print("       of which the person's history list: %s bytes (%s), its entry %d bytes: %s" %
+      (r.memory_usage(k), r.object("encoding", k), len(e), e.replace("p0000001", "ID")))
+PY
+    echo "       heraldctl stats: $("$bdir"/heraldctl --config "$tmp/herald.conf" stats | tr -d '\n' | sed 's/  */ /g')"
+    stop_pid "$hpid" 60 || true
+    exit 0
+fi
 
 /usr/bin/python3 - "$tmp/people.jsonl" "$N" <<'PY'
 import json, sys

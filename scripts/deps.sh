@@ -21,6 +21,7 @@ done
 #        run under /usr/bin/python3), python3-aiosmtpd (SMTP peer),
 #        python3-cryptography (signs SendGrid's ECDSA webhook events),
 #        chromium (the preference page's browser test, driven by playwright-core),
+#        fonts-noto-cjk (the Korean pages rendered in that test: without it, boxes),
 #        python3-jsonschema (docs/schemas checked against the examples);
 # build: python3-yaml (docs/openapi.yaml embedded as JSON, cmake/openapi_json.py);
 # package: libsystemd-dev (sd_notify), dpkg-dev + fakeroot (scripts/package.sh),
@@ -30,7 +31,7 @@ debs=(build-essential cmake pkg-config
       libuv1-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
       node-llhttp libinih-dev libssl-dev libcmocka-dev
       redis-server redis-tools python3 python3-redis python3-aiosmtpd python3-cryptography chromium jq curl tzdata
-      python3-yaml python3-jsonschema
+      python3-yaml python3-jsonschema fonts-noto-cjk
       libsystemd-dev dpkg-dev fakeroot systemd prometheus)
 
 missing=()

@@ -59,9 +59,10 @@ elseif action == 'cancel' then
   event('cancelled')
   requeue()
   -- Scheduled members are "<held_from>\n<job JSON>"; the JSON is herald's
-  -- own compact form, so a cheap find picks the candidates and the decoded
-  -- id decides.
-  local needle = '"id":' .. cjson.encode(ARGV[2])
+  -- compact form or, for a job held until its not_before, the text as it
+  -- was enqueued (any spacing): a cheap find of the quoted id picks the
+  -- candidates and the decoded id decides.
+  local needle = cjson.encode(ARGV[2])
   for _, m in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
     local nl = string.find(m, '\n', 1, true)
     if nl and string.find(m, needle, nl, true) then

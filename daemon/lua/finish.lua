@@ -1,7 +1,7 @@
 #!lua
 -- finish.lua: the writes that close a batch of outcomes: per recipient the
 -- once-only record (the field 'c:<campaign>' of the person hash), the
--- person's history (capped at HISTORY_MAX), the sends entry given back
+-- person's history (capped at ARGV[8] entries), the sends entry given back
 -- after a permanent failure, the audit record and the campaign's progress
 -- counters. A person erased while their message was in flight gets no
 -- record and no history back (the audit record, which names no address,
@@ -23,28 +23,30 @@
 -- norecord set, then per outcome: person hash, history list, sends zset;
 -- then per handoff: person hash.
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 audit maxlen,
--- 5 campaign, 6 the run's record entry, 7 the batch id, 8 the number of
--- outcomes, then per outcome 14 values: id, record ("" none), sends member
+-- 5 campaign, 6 the run's record entry, 7 the batch id, 8 the history's
+-- length ([retention] history), 9 the number of outcomes, then per outcome
+-- 15 values: id, record ("" none), sends member
 -- to remove ("" none), history JSON ("" none), channel, outcome, reason,
 -- provider, provider_id, at, progress field, flags ("r" holds a
 -- reservation, "d" leaves the deferred count, "n" no record but written
 -- once), requests (sent to providers, "" none), provider id key ("" none:
--- `feedback = on` providers only, see below); then per handoff: its
--- handed record ("pending ...").
+-- `feedback = on` providers only, see below), locale (the content's
+-- language, "" none; only with requests); then per handoff: its handed
+-- record ("pending ...").
 -- A provider id key (<prefix>:pid:<provider>:<provider id>) maps the
 -- provider's message id to "campaign recipient channel" for PID_TTL
 -- seconds, so that the provider's delivery callbacks find the message:
 -- one SET per message of such a provider, none otherwise.
 -- Returns 'lost' (nothing written), or {outcomes written, {per handoff 1
 -- (handed: send it) or 0 (its reservation is gone: do not)}}.
-local HISTORY_MAX = 100
+local HISTORY_MAX = tonumber(ARGV[8])
 local PID_TTL = 30 * 86400 -- WEBHOOKS_PID_TTL_S in daemon/webhooks.h
 if not fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 'lost' end
 local campaign = ARGV[5]
 local rf = 'c:' .. campaign
 local replay = redis.call('SADD', KEYS[4], '#' .. ARGV[7]) == 0
-local nout = tonumber(ARGV[8])
-local n, i, incr = 0, 9, {}
+local nout = tonumber(ARGV[9])
+local n, i, incr = 0, 10, {}
 for k = 5, 4 + 3 * nout, 3 do
   local person, hist, sends = KEYS[k], KEYS[k + 1], KEYS[k + 2]
   local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -83,7 +85,11 @@ for k = 5, 4 + 3 * nout, 3 do
       redis.call('LTRIM', hist, 0, HISTORY_MAX - 1)
     end
     -- Two spellings rather than a table and unpack: this runs per message.
-    if ARGV[i + 12] ~= '' then
+    if ARGV[i + 14] ~= '' then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
+                 'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
+                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12], 'locale', ARGV[i + 14])
+    elseif ARGV[i + 12] ~= '' then
       redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
                  'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12])
@@ -101,7 +107,7 @@ for k = 5, 4 + 3 * nout, 3 do
     end
     n = n + 1
   end
-  i = i + 14
+  i = i + 15
 end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end
 -- A handoff is one HSET, not a read and a write: while the fence holds,

@@ -6,8 +6,11 @@
 -- counts in herald:events (a cancelled campaign's too: its `cancelled`
 -- event came first). One script, so a crash never leaves an
 -- acknowledged job "running", nor a finished campaign without its event.
--- KEYS: 1 campaign hash, 2 jobs stream, 3 events stream.
--- ARGV: 1 group, 2 entry, 3 campaign, 4 at (RFC 3339), 5 events maxlen.
+-- A finished campaign also joins the retention set (retention.c), scored
+-- with the time its once-only records may go (a later run's time wins).
+-- KEYS: 1 campaign hash, 2 jobs stream, 3 events stream, 4 retention zset.
+-- ARGV: 1 group, 2 entry, 3 campaign, 4 at (RFC 3339), 5 events maxlen,
+-- 6 the records' end (unix s).
 -- Returns 1 when the campaign finished (event written), else 0.
 redis.call('HSET', KEYS[1], 'state:' .. ARGV[2], 'done')
 redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
@@ -30,4 +33,7 @@ if deferred > 0 then return 0 end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', 'finished',
            'campaign', ARGV[3], 'entry', ARGV[2], 'at', ARGV[4], 'total', total, 'sent', sent,
            'suppressed', suppressed, 'failed', failed, 'unknown', unknown)
+redis.call('ZADD', KEYS[4], 'GT', ARGV[6], ARGV[3])
+-- The run is over: campaign_enqueue.lua may register the next one.
+redis.call('HSET', KEYS[1], 'finished_at', ARGV[4])
 return 1

@@ -42,6 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HERALD_BIN = os.environ.get("HERALD_BIN", os.path.join(ROOT, "build", "herald"))
 HERALDCTL_BIN = os.environ.get("HERALDCTL_BIN", os.path.join(ROOT, "build", "heraldctl"))
 PLUGIN_DIR = os.environ.get("HERALD_PLUGIN_DIR", os.path.join(ROOT, "build", "channels"))
+LOCALES_DIR = os.path.join(ROOT, "config", "locales")  # the shipped catalogues
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 OPENAPI = os.path.join(ROOT, "docs", "openapi.yaml")
 PRISM_API = os.environ.get("HERALD_E2E_PRISM", "1") != "0"
@@ -264,6 +265,7 @@ BASE_CONFIG = """\
 # herald e2e config (written by tests/e2e/harness.py)
 [daemon]
 plugin_dir = {plugin_dir}
+locales_dir = {locales_dir}
 log_level = {log_level}
 drain_timeout = {drain_timeout}
 
@@ -358,7 +360,7 @@ class Env:
         return os.path.join(self.dir, *parts)
 
     def config_text(self, template=BASE_CONFIG):
-        return template.format(plugin_dir=PLUGIN_DIR, log_level=self.log_level, drain_timeout=self.drain_timeout,
+        return template.format(plugin_dir=PLUGIN_DIR, locales_dir=LOCALES_DIR, log_level=self.log_level, drain_timeout=self.drain_timeout,
                                redis_url=self.redis.url, admin_port=self.admin_port,
                                public_port=self.public_port)
 
@@ -427,8 +429,15 @@ class Env:
 
     def remember_job(self, job):
         """Register the literal text of a job's content as log secrets."""
-        for part in job.get("content", {}).values():
+        parts = list(job.get("content", {}).values())
+        while parts:
+            part = parts.pop()
+            if not isinstance(part, dict):
+                continue
             for v in part.values():
+                if isinstance(v, dict):  # content per language
+                    parts.append(v)
+                    continue
                 for chunk in v.split("{{"):
                     chunk = chunk.split("}}")[-1].strip()
                     if len(chunk) >= 12:

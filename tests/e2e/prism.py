@@ -134,3 +134,31 @@ class Prism:
         if self.log_file:
             self.log_file.close()
             self.log_file = None
+
+
+def start_providers(state, tag):
+    """Mocks of SendGrid's and Twilio's published specs for a test module's
+    setUpModule: state["sg"], state["tw"] once both answer; state["all"]
+    for stop_providers (the first one stopped again if the second fails)."""
+    logdir = os.environ.get("TMPDIR", "/tmp")
+    sg = Prism(os.path.join(SPECS_DIR, "tsg_mail_v3.json"),
+               os.path.join(logdir, "herald-prism-%s-sendgrid-%d.log" % (tag, os.getpid())))
+    tw = Prism(os.path.join(SPECS_DIR, "twilio_api_v2010.json"),
+               os.path.join(logdir, "herald-prism-%s-twilio-%d.log" % (tag, os.getpid())))
+    state["all"] = [sg, tw]
+    try:
+        sg.start()
+        tw.start()
+    except Exception:
+        stop_providers(state)
+        raise
+    state["sg"], state["tw"] = sg, tw
+
+
+def stop_providers(state):
+    """tearDownModule's half of start_providers: each mock stopped, its log
+    removed unless HERALD_E2E_KEEP is set."""
+    for p in state.get("all", []):
+        p.stop()
+        if os.path.exists(p.log_path) and not os.environ.get("HERALD_E2E_KEEP"):
+            os.unlink(p.log_path)

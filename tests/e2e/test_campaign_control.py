@@ -125,7 +125,7 @@ class CampaignControl(harness.HeraldTestCase):
         self.assertEqual(h2.stop(), 0)
 
     def test_cancel_records_the_unsent_and_is_final(self):
-        srv, e, conf, ids = self.setup_campaign(60, "cc-cancel")
+        srv, e, conf, ids = self.setup_campaign(60, "cc-cancel", rate="4/s")  # 15 s: the cancel (through Prism) lands mid-way
         h = e.start_herald(config=conf)
         e.enqueue(job("cc-cancel", recipients=ids, channels=["email"]))
         harness.wait_for("the first requests", lambda: srv.count() >= 5, 20, 0.02)

@@ -47,8 +47,8 @@ class Caps(harness.HeraldTestCase):
         self.assertIn("job started", h1.log())
         self.assertIn("job started", h2.log())
 
-        # The same campaign enqueued again sends nothing new.
-        e.enqueue(job("caps-a", recipients_key="herald:lists:caps", channels=["email"]))
+        # The same campaign run again ("rerun": true) sends nothing new.
+        e.enqueue(job("caps-a", recipients_key="herald:lists:caps", channels=["email"], rerun=True))
         harness.wait_for("re-enqueued caps-a", lambda: len(e.audit("caps-a")) == 2 * N or None, 120)
         again = e.audit("caps-a")[N:]
         self.assertFalse([r for r in again if r["outcome"] == "sent"])

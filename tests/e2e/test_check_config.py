@@ -66,7 +66,7 @@ class CheckConfig(harness.HeraldTestCase):
         # a copy only its owner may read: the example holds (placeholder) secrets
         with open(os.path.join(harness.ROOT, "config", "herald.example.conf")) as f:
             example = self.e.write("example.conf", f.read())
-        code, out = check(example, "daemon.plugin_dir=" + harness.PLUGIN_DIR,
+        code, out = check(example, "daemon.plugin_dir=" + harness.PLUGIN_DIR, "daemon.locales_dir=" + harness.LOCALES_DIR,
                           "provider outbox.dir=" + self.e.path("example-outbox"))
         self.assertEqual((code, out.strip()), (0, "configuration OK"))
 

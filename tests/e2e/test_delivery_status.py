@@ -82,26 +82,11 @@ def setUpModule():
     why = prism.available()
     if why:
         raise unittest.SkipTest(why)
-    logdir = os.environ.get("TMPDIR", "/tmp")
-    sg = prism.Prism(os.path.join(prism.SPECS_DIR, "tsg_mail_v3.json"),
-                     os.path.join(logdir, "herald-prism-ds-sendgrid-%d.log" % os.getpid()))
-    tw = prism.Prism(os.path.join(prism.SPECS_DIR, "twilio_api_v2010.json"),
-                     os.path.join(logdir, "herald-prism-ds-twilio-%d.log" % os.getpid()))
-    _state["all"] = [sg, tw]
-    try:
-        sg.start()
-        tw.start()
-    except Exception:
-        tearDownModule()
-        raise
-    _state["sg"], _state["tw"] = sg, tw
+    prism.start_providers(_state, "ds")
 
 
 def tearDownModule():
-    for p in _state.get("all", []):
-        p.stop()
-        if os.path.exists(p.log_path) and not os.environ.get("HERALD_E2E_KEEP"):
-            os.unlink(p.log_path)
+    prism.stop_providers(_state)
 
 
 def der_b64(private_key):

@@ -2,6 +2,7 @@
 channel, with which reason; the messages the outbox wrote; the job acked."""
 
 import html
+import json
 import os
 import sys
 
@@ -137,7 +138,13 @@ class MixedCampaign(harness.HeraldTestCase):
         e = self.e
         e.enqueue(job("mixed-again", recipients=["p-email", "p-sms2", "ghost-1"]))
         e.wait_campaign_done("mixed-again", herald=self.h)
-        e.enqueue(job("mixed-again", recipients=["p-email", "p-sms2", "ghost-1"]))
+        # A finished id runs again only when the job says so ...
+        again = job("mixed-again", recipients=["p-email", "p-sms2", "ghost-1"])
+        res = e.ctl("enqueue", e.write("again.json", json.dumps(again)))
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn('campaign mixed-again: run 1 has finished; to run it again, say "rerun": true', res.stderr)
+        # ... and its second run reaches nobody the first one reached.
+        e.enqueue(job("mixed-again", recipients=["p-email", "p-sms2", "ghost-1"], rerun=True))
 
         def second_run_done():
             recs = e.audit("mixed-again")

@@ -191,8 +191,8 @@ class Contracts(harness.HeraldTestCase):
 
     def test_schemas_are_valid_and_state_the_code_limits(self):
         names = sorted(os.listdir(SCHEMAS))
-        self.assertEqual(names, ["audit.schema.json", "dead-letter.schema.json", "job.schema.json",
-                                 "profile.schema.json", "recipient.schema.json"])
+        self.assertEqual(names, ["audit.schema.json", "dead-letter.schema.json", "event.schema.json",
+                                 "job.schema.json", "profile.schema.json", "recipient.schema.json"])
         for name in names:
             s = load_schema(name)
             jsonschema.Draft202012Validator.check_schema(s)
@@ -244,7 +244,8 @@ class Contracts(harness.HeraldTestCase):
             self.assertIsNotNone(schema, "a README JSON example of no known shape (%s)" % heading)
             self.assertEqual(errors(schema, value), [], "README, %s" % heading)
             kinds.append(schema["title"])
-        self.assertEqual(sorted(kinds), ["Campaign job", "Recipient (a line of heraldctl import)"])
+        # The job twice: one content for everyone, and content per language.
+        self.assertEqual(sorted(kinds), ["Campaign job", "Campaign job", "Recipient (a line of heraldctl import)"])
         # config/demo.
         with open(os.path.join(harness.ROOT, "config", "demo", "campaign.json")) as f:
             self.assertEqual(errors(job_s, json.load(f)), [])
@@ -346,6 +347,8 @@ class Contracts(harness.HeraldTestCase):
             ("date only", variant(expires_at="2026-12-01"), False),
             ("no time zone", variant(not_before="2026-12-01T09:00:00"), False),
             ("month 13", variant(not_before="2026-13-01T09:00:00Z"), False),
+            ("rerun", variant(rerun=True), True),
+            ("rerun not a boolean", variant(rerun="yes"), False),
         ]
         for name, text, _ in bad_jobs():
             try:
@@ -357,6 +360,8 @@ class Contracts(harness.HeraldTestCase):
             cases.append(("dead letter: " + name, value, False))
         disagree = []
         for i, (name, value, valid) in enumerate(cases):
+            if isinstance(value, dict) and value.get("id") == "agree":
+                value["id"] = "agree-%d" % i   # each valid case is a run of its own id
             schema_ok = value is not None and not list(validator(job_s).iter_errors(value))
             path = e.write("agree-%d.json" % i, json.dumps(value) if value is not None else "{")
             res = e.ctl("enqueue", path)

@@ -152,8 +152,8 @@ class Plugins(harness.HeraldTestCase):
         self.assertEqual(c["failed"], {"provider_rejected": 1})
         self.assertEqual(len(fake_calls(e)), 1, "a permanent rejection is not retried, nor failed over")
         self.assertEqual(e.outbox_files("reject-1"), {})
-        # a failure did not "reach" the person: the same campaign may try again
-        e.enqueue(job("reject-1", recipients=["p-ann"], channels=["email"]))
+        # a failure did not "reach" the person: a rerun of the campaign tries again
+        e.enqueue(job("reject-1", recipients=["p-ann"], channels=["email"], rerun=True))
         wanted = 2
         harness.wait_for("second attempt", lambda: len(e.audit("reject-1")) == wanted or None, 60)
         self.assertEqual([r["reason"] for r in e.audit("reject-1")], ["provider_rejected"] * 2)

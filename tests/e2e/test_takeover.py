@@ -89,9 +89,11 @@ class Takeover(harness.HeraldTestCase):
         time.sleep(2.0)  # what the old run still had in flight has come back
         self.assertEqual(h.log().count("redis came back empty"), 1)
         keys = set(e.r.keys("*"))
-        # The marker (and the layout version), the stream and the daemon's
-        # hold on its consumer name come back; nothing of the run that was under way.
-        self.assertEqual(keys - {"herald:marker", "herald:layout", "herald:jobs"} - {k for k in keys if k.startswith("herald:consumer:")},
+        # The marker (and the layout version), the stream, the daemon's
+        # hold on its consumer name and the provider's shared limits
+        # (herald:limit:hook) come back; nothing of the run that was under way.
+        self.assertEqual(keys - {"herald:marker", "herald:layout", "herald:jobs"}
+                         - {k for k in keys if k.startswith(("herald:consumer:", "herald:limit:"))},
                          set(),
                          "the run under way wrote into the new Redis")
         self.assertNotIn("job done", h.log())

@@ -146,11 +146,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct pagerender_form f;
     if (pagerender_form_parse(ctype, (const char *)data, size, &f, err, sizeof(err)) == 0) {
         struct pagerender_changes ch;
-        if (pagerender_changes_from_form(&f, &ch, err, sizeof(err)) == 0) pagerender_changes_free(&ch);
+        struct pagerender_errors errs;
+        if (pagerender_changes_from_form(&f, &ch, &errs) == 0) pagerender_changes_free(&ch);
         json_t *doc = json_pack("{s:s, s:{s:s}, s:{}, s:[], s:[]}", "id", "fz", "profile", "email", "a@b.example",
                                 "preferences", "consent", "messages");
         struct pagerender_ctx ctx = {.campaign = "c", .topic = "t", .channel = "email", .csrf = "x",
-                                     .error = err, .submitted = &f};
+                                     .errors = &errs, .submitted = &f};
         struct strbuf sb;
         strbuf_init(&sb);
         if (doc) pagerender_prefs(&sb, doc, &ctx);

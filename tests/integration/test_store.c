@@ -24,6 +24,7 @@
 
 #include "redis_fixture.h"
 #include "store.h"
+#include "store_events.h"
 
 static redisContext *rc;
 
@@ -205,13 +206,13 @@ static void finish_writes_record_history_audit_and_progress(void **st)
          * the same command sent again after a lost connection. */
         char rec[64];
         snprintf(rec, sizeof(rec), "sent 1-0 run.%d 1000", round == 2 ? 1 : round);
-        const char *vals[] = {"1000", "c1", "1-0", round == 0 ? "b0" : "b1", "3",
+        const char *vals[] = {"1000", "c1", "1-0", round == 0 ? "b0" : "b1", "100", "3",
                               "a", rec, "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "t:pid:p1:id-1",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "t:pid:p1:id-1", "",
                               "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2", "",
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2", "", "",
                               "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", NULL};
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 12, args);
@@ -224,9 +225,9 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         /* A second copy of a in the job's recipients, decided a moment
          * later in another batch: the same state by the same run is the
          * same outcome, written once. */
-        const char *args[] = {fixed[0], fixed[1], fixed[2], per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", "b9",
+        const char *args[] = {fixed[0], fixed[1], fixed[2], per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", "b9", "100",
                               "1", "a", "sent 1-0 run.1 1999", "", "{}", "email", "sent", "", "p1", "id-1",
-                              "2026-01-01T00:00:01Z", "sent", "", "1", "", NULL};
+                              "2026-01-01T00:00:01Z", "sent", "", "1", "", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 6, args);
         assert_int_equal(r->element[0]->integer, 0);
         freeReplyObject(r);
@@ -248,8 +249,8 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     /* The same job enqueued again is a new run (another stream entry): audited again. */
     {
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], "1000", "c1",
-                              "2-0", "b2", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", NULL};
+                              "2-0", "b2", "100", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 6, args);
         assert_int_equal(r->element[0]->integer, 1);
         freeReplyObject(r);
@@ -267,9 +268,9 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(h, sizeof(h), "{\"n\":%d}", i);
         snprintf(rec, sizeof(rec), "suppressed 1-0 run.%d 2000", i);
         snprintf(batch, sizeof(batch), "h%d", i);
-        const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", batch, "1",
+        const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", batch, "100", "1",
                               "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x",
-                              "suppressed:duplicate", "d", "", "", NULL};
+                              "suppressed:duplicate", "d", "", "", "", NULL};
         freeReplyObject(eval_fenced(store_lua_finish, 6, args));
     }
     expect_int("LLEN t:r:{a}:history", STORE_HISTORY_MAX);
@@ -295,11 +296,11 @@ static void finish_with_reservations(void **st)
         const char *args[64];
         int n = 0;
         for (int k = 0; k < 9; k++) args[n++] = keys[k];
-        const char *vals[] = {"1000", "c1", "1-0", "b0", "2",
+        const char *vals[] = {"1000", "c1", "1-0", "b0", "100", "2",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "", "ko",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", NULL};
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 9, args);
@@ -314,17 +315,26 @@ static void finish_with_reservations(void **st)
     expect_int("XLEN t:audit", 2);
 }
 
-/* The audit record says how many requests herald sent for the message. */
+/* The audit record says how many requests herald sent for the message,
+ * and the language of its content when the job gave content per language. */
 static void finish_audits_the_requests(void **st)
 {
     (void)st;
-    redisReply *r = cmd("XRANGE t:audit - + COUNT 1");
+    redisReply *r = cmd("XRANGE t:audit - + COUNT 2");
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    const redisReply *f = r->element[0]->element[1];
-    const char *got = NULL;
-    for (size_t i = 0; i + 1 < f->elements; i += 2)
-        if (strcmp(f->element[i]->str, "requests") == 0) got = f->element[i + 1]->str;
-    if (!got || strcmp(got, "1") != 0) fail_msg("requests: got %s, expected 1", got ? got : "(none)");
+    /* finish_with_reservations' records: c's content was Korean, d's one for all. */
+    const char *want[2][2] = {{"1", "ko"}, {"3", NULL}};
+    for (size_t k = 0; k < 2; k++) {
+        const redisReply *f = r->element[k]->element[1];
+        const char *got = NULL, *loc = NULL;
+        for (size_t i = 0; i + 1 < f->elements; i += 2) {
+            if (strcmp(f->element[i]->str, "requests") == 0) got = f->element[i + 1]->str;
+            if (strcmp(f->element[i]->str, "locale") == 0) loc = f->element[i + 1]->str;
+        }
+        if (!got || strcmp(got, want[k][0]) != 0) fail_msg("requests: got %s, expected %s", got ? got : "(none)", want[k][0]);
+        if (want[k][1] ? !loc || strcmp(loc, want[k][1]) != 0 : loc != NULL)
+            fail_msg("locale: got %s, expected %s", loc ? loc : "(none)", want[k][1] ? want[k][1] : "(none)");
+    }
     freeReplyObject(r);
 }
 
@@ -340,11 +350,11 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     const char *res[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "0",
                          "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
     const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
-                         "t:r:{a}:history", "t:r:{a}:sends", "1000", "c1", "1-1", "b0", "1",
-                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", NULL};
+                         "t:r:{a}:history", "t:r:{a}:sends", "1000", "c1", "1-1", "b0", "100", "1",
+                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", "", NULL};
     /* A handoff alone: no outcome (ARGV 8 "0"), one person hash. */
     const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}", "1000", "c1",
-                          "1-1", "b1", "0", "pending 1-0 run 1000 1", NULL};
+                          "1-1", "b1", "100", "0", "pending 1-0 run 1000 1", NULL};
     const char *rel[] = {"t:r:{a}", "t:r:{a}:sends", "c1", "reserved 1-0 run 1000 1",
                          "pending 1-0 run 1000 1", "email|news|c1", NULL};
     /* Another daemon claimed the entry. */
@@ -373,7 +383,7 @@ static void handed_and_release(void **st)
     own_entry();
     cmd_ok("HSET t:r:{a} rev 1 c:c1 %s", "reserved 1-1 r.1 1000 1");
     const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
-                          "t:r:{b}", "1000", "c1", "1-1", "b0", "0",
+                          "t:r:{b}", "1000", "c1", "1-1", "b0", "100", "0",
                           "pending 1-1 r.1 1000 1", "pending 1-1 r.1 1000 2", NULL};
     for (int round = 0; round < 2; round++) {
         redisReply *r = eval_fenced(store_lua_finish, 5, hand);
@@ -455,9 +465,220 @@ static void heartbeat_never_takes_an_entry_back(void **st)
     freeReplyObject(r);
 }
 
+/* The once-only record's words, written and read by store.c: an outcome
+ * carries "<channel>/<reason>", a reservation its sequence number, and
+ * records from before the outcome word still read. */
+static void records_round_trip(void **st)
+{
+    (void)st;
+    struct strbuf sb;
+    strbuf_init(&sb);
+    struct store_record rec;
+    store_record_format_outcome(&sb, REC_SUPPRESSED, "1-1", "run.1", 1000, "email", "cap:daily");
+    assert_string_equal(sb.buf, "suppressed 1-1 run.1 1000 email/cap:daily");
+    assert_int_equal(store_record_parse(sb.buf, &rec), 0);
+    assert_int_equal(rec.state, REC_SUPPRESSED);
+    assert_string_equal(rec.entry, "1-1");
+    assert_string_equal(rec.run, "run.1");
+    assert_int_equal(rec.at, 1000);
+    assert_string_equal(rec.channel, "email");
+    assert_string_equal(rec.reason, "cap:daily");
+    store_record_format_outcome(&sb, REC_SENT, "2-0", "run.2", 2000, "sms", "");
+    assert_int_equal(store_record_parse(sb.buf, &rec), 0);
+    assert_true(store_record_reached(&rec));
+    assert_string_equal(rec.channel, "sms");
+    assert_string_equal(rec.reason, "");
+    store_record_format_outcome(&sb, REC_SUPPRESSED, "2-0", "run.2", 2000, "", "topic_opt_out");
+    assert_int_equal(store_record_parse(sb.buf, &rec), 0);
+    assert_string_equal(rec.channel, "");
+    assert_string_equal(rec.reason, "topic_opt_out");
+    assert_int_equal(store_record_parse("reserved 1-1 run.1 1000 42", &rec), 0);
+    assert_int_equal(rec.state, REC_RESERVED);
+    assert_string_equal(rec.channel, "");
+    assert_int_equal(store_record_parse("sent 1-1 run.1 1000", &rec), 0);
+    assert_int_equal(rec.state, REC_SENT);
+    assert_string_equal(rec.reason, "");
+    assert_int_equal(store_record_parse("sent 1-1 run.1", &rec), -HERALD_EINVAL);
+    strbuf_free(&sb);
+}
+
+/* events_take.lua and events_claim.lua: a new event, then it again as our
+ * own pending one; another consumer cannot claim it for another attempt,
+ * we can; acknowledged, there is none; one trimmed from the stream while
+ * pending is acknowledged, not returned. The record's JSON has the counts
+ * as numbers. */
+static void events_take_and_claim(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    const char *take[] = {"t:events", "herald-events", "me", "60000", "1", NULL};
+    redisReply *r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[0]->str, "none"); /* the group is created at $ */
+    freeReplyObject(r);
+    r = cmd("XADD t:events 5-1 event finished campaign c1 entry 1-1 at 2026-12-01T09:00:00Z total 3 sent 2");
+    freeReplyObject(r);
+    r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[0]->str, "new");
+    assert_string_equal(r->element[1]->str, "5-1");
+    assert_int_equal(r->element[2]->elements, 12);
+    assert_int_equal(r->element[3]->integer, 1); /* pending */
+    freeReplyObject(r);
+    r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[0]->str, "own");
+    freeReplyObject(r);
+    const char *other[] = {"t:events", "herald-events", "other", "5-1", NULL};
+    r = eval(store_lua_events_claim, 1, other);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    const char *mine[] = {"t:events", "herald-events", "me", "5-1", NULL};
+    r = eval(store_lua_events_claim, 1, mine);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    cmd_ok("XACK t:events herald-events 5-1");
+    r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[0]->str, "none");
+    assert_int_equal(r->element[3]->integer, 0);
+    freeReplyObject(r);
+    r = cmd("XADD t:events 6-1 event started campaign c2 entry 2-1 at 2026-12-01T09:00:00Z");
+    freeReplyObject(r);
+    r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[1]->str, "6-1");
+    freeReplyObject(r);
+    cmd_ok("XDEL t:events 6-1");
+    r = eval(store_lua_events_take, 1, take);
+    assert_string_equal(r->element[0]->str, "none");
+    freeReplyObject(r);
+    r = cmd("XPENDING t:events herald-events");
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+
+    const char *f[] = {"event", "campaign", "total", "error"}, *v[] = {"finished", "c1", "3", "x"};
+    size_t len;
+    char *json = store_event_json("5-1", f, v, 4, &len);
+    assert_string_equal(json, "{\"campaign\":\"c1\",\"error\":\"x\",\"event\":\"finished\",\"id\":\"5-1\",\"total\":3}");
+    assert_int_equal(len, strlen(json));
+    free(json);
+}
+
+/* campaign_enqueue.lua: a hash from before runs is run 1 (live while an
+ * entry is not done); a finished run needs rerun and moves to the runs
+ * hash; an entry registered already is 'same'; an Idempotency-Key digest
+ * replays its answer, another digest is a conflict. */
+static void campaign_enqueue_registers_runs(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    /* KEYS: hash, runs, index, jobs, ids, idempotency; ARGV: campaign,
+     * entry, rerun, at, now ms, job, recipients_key, digest, ttl, group, ids... */
+    const char *stream_entry[] = {"t:campaign:c", "t:campaign:c:runs", "t:campaigns", "t:jobs", "t:campaign:c:ids",
+                                  "t:idem:k", "c", "9-1", "0", "2026-12-01T09:00:00Z", "1000", "", "", "", "86400",
+                                  "g", "a", "b", NULL};
+    cmd_ok("HSET t:campaign:c state:1-1 running total:1-1 2");
+    redisReply *r = eval(store_lua_campaign_enqueue, 6, stream_entry);
+    assert_string_equal(r->element[0]->str, "live");
+    assert_int_equal(r->element[1]->integer, 1);
+    freeReplyObject(r);
+    cmd_ok("HSET t:campaign:c state:1-1 done sent 2");
+    r = eval(store_lua_campaign_enqueue, 6, stream_entry);
+    assert_string_equal(r->element[0]->str, "finished");
+    freeReplyObject(r);
+    stream_entry[8] = "1"; /* rerun */
+    r = eval(store_lua_campaign_enqueue, 6, stream_entry);
+    assert_string_equal(r->element[0]->str, "ok");
+    assert_int_equal(r->element[1]->integer, 2);
+    assert_string_equal(r->element[2]->str, "9-1");
+    freeReplyObject(r);
+    r = cmd("HGET t:campaign:c:runs 1");
+    assert_non_null(strstr(r->str, "\"sent\":\"2\""));
+    freeReplyObject(r);
+    r = cmd("HGETALL t:campaign:c");
+    assert_int_equal(r->elements, 6); /* run, enqueued_at, state:9-1 */
+    freeReplyObject(r);
+    r = cmd("LRANGE t:campaign:c:ids 0 -1");
+    assert_int_equal(r->elements, 2);
+    freeReplyObject(r);
+    r = eval(store_lua_campaign_enqueue, 6, stream_entry); /* read again after a restart */
+    assert_string_equal(r->element[0]->str, "same");
+    assert_int_equal(r->element[1]->integer, 2);
+    freeReplyObject(r);
+
+    /* The API's way: the job is added here, with an idempotency digest. */
+    cmd_ok("HSET t:campaign:c finished_at 2026-12-01T09:01:00Z");
+    const char *api[] = {"t:campaign:c", "t:campaign:c:runs", "t:campaigns", "t:jobs", "t:campaign:c:ids",
+                         "t:idem:k", "c", "", "1", "2026-12-01T09:02:00Z", "2000", "{\"id\":\"c\"}",
+                         "t:list", "d1", "86400", "g", NULL};
+    r = eval(store_lua_campaign_enqueue, 6, api);
+    assert_string_equal(r->element[0]->str, "ok");
+    assert_int_equal(r->element[1]->integer, 3);
+    char entry[64];
+    snprintf(entry, sizeof(entry), "%s", r->element[2]->str);
+    freeReplyObject(r);
+    r = eval(store_lua_campaign_enqueue, 6, api);
+    assert_string_equal(r->element[0]->str, "replay");
+    assert_string_equal(r->element[2]->str, entry);
+    freeReplyObject(r);
+    api[13] = "d2";
+    r = eval(store_lua_campaign_enqueue, 6, api);
+    assert_string_equal(r->element[0]->str, "conflict");
+    freeReplyObject(r);
+    r = cmd("XLEN t:jobs");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = cmd("HGET t:campaign:c recipients_key");
+    assert_string_equal(r->str, "t:list");
+    freeReplyObject(r);
+    r = cmd("ZSCORE t:campaigns c"); /* the first enqueue's time, kept */
+    assert_string_equal(r->str, "1000");
+    freeReplyObject(r);
+    r = cmd("TTL t:idem:k");
+    assert_true(r->integer > 86000 && r->integer <= 86400);
+    freeReplyObject(r);
+}
+
+/* A history entry is compact on the way in and the same JSON on the way
+ * out (the API, the pages, explain); a value holding '|' falls back to
+ * JSON; an entry of layout 1 (JSON) still reads; anything else is refused. */
+static void history_entries_compact_and_read_back(void **st)
+{
+    (void)st;
+    struct strbuf sb;
+    strbuf_init(&sb);
+    store_history_format(&sb, "spring-sale", "email", "promotions", "sent", "", "hook", 1765005630, NULL);
+    assert_string_equal(sb.buf, "1|1765005630|spring-sale|email|promotions|sent||hook");
+    json_t *o = store_history_json(sb.buf, sb.len);
+    assert_non_null(o);
+    char *text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(text, "{\"at\":\"2025-12-06T07:20:30Z\",\"campaign\":\"spring-sale\",\"channel\":\"email\","
+                              "\"outcome\":\"sent\",\"provider\":\"hook\",\"reason\":\"\",\"topic\":\"promotions\"}");
+    free(text);
+    json_decref(o);
+    store_history_format(&sb, "c1", "sms", "news", "suppressed", "cap:daily", "odd|name", 0, "봄 세일");
+    assert_int_equal(sb.buf[0], '{');
+    o = store_history_json(sb.buf, sb.len);
+    assert_string_equal(json_string_value(json_object_get(o, "provider")), "odd|name");
+    assert_string_equal(json_string_value(json_object_get(o, "campaign_name")), "봄 세일");
+    json_decref(o);
+    /* The campaign's display name in the person's language: a ninth part. */
+    store_history_format(&sb, "c1", "sms", "news", "sent", "", "hook", 0, "Spring sale");
+    assert_string_equal(sb.buf, "1|0|c1|sms|news|sent||hook|Spring sale");
+    o = store_history_json(sb.buf, sb.len);
+    assert_string_equal(json_string_value(json_object_get(o, "campaign_name")), "Spring sale");
+    json_decref(o);
+    store_history_format(&sb, "c1", "sms", "news", "sent", "", "hook", 0, "a|b");
+    assert_int_equal(sb.buf[0], '{');
+    const char *bad[] = {"", "1|", "1|x|c|e|t|o|r|p", "2|1|c|e|t|o|r|p", "1|1|c|e|t|o|r|p|n|extra", "1|1|c|e|t|o|r", "{"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (store_history_json(bad[i], strlen(bad[i]))) fail_msg("read a bad entry: %s", bad[i]);
+    strbuf_free(&sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(history_entries_compact_and_read_back),
+        cmocka_unit_test(campaign_enqueue_registers_runs),
+        cmocka_unit_test(events_take_and_claim),
+        cmocka_unit_test(records_round_trip),
         cmocka_unit_test(reserve_refuses_a_person_changed_since_the_lookup),
         cmocka_unit_test(reserve_checks_caps_in_order),
         cmocka_unit_test(finish_writes_record_history_audit_and_progress),

@@ -17,7 +17,7 @@ SOURCE_DIR = os.environ.get("HERALD_SOURCE_DIR", harness.ROOT)
 BUILD_DIR = os.environ.get("HERALD_BUILD_DIR", os.path.join(harness.ROOT, "build"))
 
 # Where a package may put files (FHS): nothing else.
-FHS_PREFIXES = ("etc/herald/", "usr/bin/", "usr/sbin/", "usr/lib/", "usr/share/doc/herald/")
+FHS_PREFIXES = ("etc/herald/", "usr/bin/", "usr/sbin/", "usr/lib/", "usr/share/doc/herald/", "usr/share/herald/")
 
 
 NotifySocket = harness.NotifySocket  # systemd's NOTIFY_SOCKET, shared with the e2e tests
@@ -34,14 +34,30 @@ def version_info(binary):
     return info
 
 
+def staged_locales(plugin_dir, binary):
+    """The staged catalogues: where the binary's default locales_dir is,
+    under the root the staged plugin_dir is under."""
+    info = version_info(binary)
+    default = info["plugin_dir default"].lstrip("/").split("/")
+    locales = info["locales_dir default"].lstrip("/").split("/")
+    # The staged tree holds the default's last parts (all of them in a
+    # package root, those below the prefix in a `cmake --install --prefix`).
+    for lead in range(len(default)):
+        tail = os.path.join(*default[lead:])
+        if plugin_dir.endswith("/" + tail) and default[:lead] == locales[:lead]:
+            return os.path.join(plugin_dir[:-len(tail)], *locales[lead:])
+    raise AssertionError("%s is not the staged %s" % (plugin_dir, info["plugin_dir default"]))
+
+
 def start_installed(test, e, binary, config, plugin_dir, notify=None):
     """Starts an installed herald on the installed example config, pointed at
     the test's redis and a free admin port (the only --set overrides besides
-    the staged plugin and outbox directories). Returns the harness.Herald."""
+    the staged plugin, catalogue and outbox directories). Returns the harness.Herald."""
     cmd = [binary, "--config", config,
            "--set", "redis.url=" + e.redis.url,
            "--set", "admin.listen=127.0.0.1:%d" % e.admin_port,
            "--set", "daemon.plugin_dir=" + plugin_dir,
+           "--set", "daemon.locales_dir=" + staged_locales(plugin_dir, binary),
            "--set", "provider outbox.dir=" + e.outbox]
     old = os.environ.get("NOTIFY_SOCKET")
     if notify:

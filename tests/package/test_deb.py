@@ -69,7 +69,9 @@ class DebTest(harness.HeraldTestCase):
         for p in ["usr/sbin/herald", "usr/bin/heraldctl", "etc/herald/herald.conf.example",
                   "usr/lib/systemd/system/herald.service", "usr/lib/sysusers.d/herald.conf",
                   "usr/share/doc/herald/monitoring/herald-alerts.yml",
-                  "usr/share/doc/herald/monitoring/herald-dashboard.json", "usr/share/doc/herald/operations.md"]:
+                  "usr/share/doc/herald/monitoring/herald-dashboard.json", "usr/share/doc/herald/operations.md",
+                  "usr/share/herald/locales/en.po", "usr/share/herald/locales/de.po",
+                  "usr/share/herald/locales/ko.po", "usr/share/doc/herald/localisation.md"]:
             self.assertIn(p, files)
         self.assertEqual(sorted(os.path.basename(p) for p in files if "/herald/channels/" in p),
                          sorted(["email_sendgrid.so", "email_smtp.so", "outbox.so", "sms_twilio.so", "webhook.so"]))

@@ -47,14 +47,15 @@ class InstallTest(harness.HeraldTestCase):
                 "lib/systemd/system/herald.service", "lib/sysusers.d/herald.conf",
                 "share/doc/herald/README.md", "share/doc/herald/operations.md", "share/doc/herald/config.md",
                 "share/doc/herald/monitoring/herald-dashboard.json",
-                "share/doc/herald/monitoring/herald-alerts.yml"]
+                "share/doc/herald/monitoring/herald-alerts.yml", "share/doc/herald/localisation.md",
+                "share/herald/locales/en.po", "share/herald/locales/de.po", "share/herald/locales/ko.po"]
         want += ["%s/herald/channels/%s.so" % (lib, p)
                  for p in ("outbox", "webhook", "email_sendgrid", "sms_twilio", "email_smtp")]
         for f in want:
             self.assertIn(f, self.files)
         # Nothing from the build tree's tests (fake plugins) or anything else.
         allowed = ("bin/", "sbin/", "etc/herald/", "%s/herald/channels/" % lib, "lib/systemd/system/",
-                   "lib/sysusers.d/", "share/doc/herald/")
+                   "lib/sysusers.d/", "share/doc/herald/", "share/herald/locales/")
         self.assertEqual([f for f in self.files if not f.startswith(allowed)], [])
         self.assertFalse(any("fake" in f or "wrong_abi" in f for f in self.files), self.files)
         for exe in ("bin/heraldctl", "sbin/herald"):
@@ -67,6 +68,7 @@ class InstallTest(harness.HeraldTestCase):
         self.assertEqual(info["plugin_dir default"],
                          os.path.join(self.prefix, self.libdir, "herald", "channels"))
         self.assertEqual(info["systemd notify"], "yes")
+        self.assertEqual(info["locales_dir default"], os.path.join(self.prefix, "share", "herald", "locales"))
 
     def test_installed_example(self):
         with open(self.staged("etc/herald/herald.conf.example")) as f:
@@ -76,6 +78,7 @@ class InstallTest(harness.HeraldTestCase):
         self.assertNotIn("../var", text)
         self.assertIn("\n# plugin_dir = %s\n" % os.path.join(self.prefix, self.libdir, "herald", "channels"), text)
         self.assertIn("\ndir = /var/lib/herald/outbox\n", text)
+        self.assertIn("\n# locales_dir = %s\n" % os.path.join(self.prefix, "share", "herald", "locales"), text)
 
     def test_unit_verifies(self):
         with open(self.staged("lib/systemd/system/herald.service")) as f:
@@ -114,7 +117,8 @@ class InstallTest(harness.HeraldTestCase):
         config = self.staged("etc/herald/herald.conf.example")
         plugins = self.staged(self.libdir, "herald", "channels")
         res = subprocess.run([self.staged("sbin/herald"), "--config", config, "--check-config",
-                              "--set", "daemon.plugin_dir=" + plugins, "--set", "provider outbox.dir=" + e.outbox],
+                              "--set", "daemon.plugin_dir=" + plugins, "--set", "provider outbox.dir=" + e.outbox,
+                              "--set", "daemon.locales_dir=" + pkgtest.staged_locales(plugins, self.staged("sbin/herald"))],
                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         self.assertEqual((res.returncode, res.stdout.strip()), (0, "configuration OK"), res.stderr)
         pkgtest.run_and_notify(self, e, self.staged("sbin/herald"), config, plugins)

@@ -162,15 +162,6 @@ static void test_lookup_fields(void **state)
     assert_null(store_lookup_field((size_t)-1));
 }
 
-static void test_page_words(void **state)
-{
-    (void)state;
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
-        assert_string_equal(pagerender_channel_plural(channel_get(ch)->name), channel_get(ch)->plural);
-    assert_string_equal(pagerender_channel_plural("fax"), "messages");
-    assert_string_equal(pagerender_channel_plural(NULL), "messages");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,7 +169,6 @@ int main(void)
         cmocka_unit_test(test_address_functions),
         cmocka_unit_test(test_profile_uses_descriptors),
         cmocka_unit_test(test_lookup_fields),
-        cmocka_unit_test(test_page_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,6 +138,48 @@ static void test_all_errors_reported_at_once(void **state)
     config_free(&cfg);
 }
 
+/* [topic NAME], [terms CHANNEL] and [public]'s page keys: texts per language. */
+static void test_page_texts(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    int n = load_text(GOOD_ADMIN "[public]\norganisation = Shop\nprivacy_url = https://s.example/p\ncontact = a@s.example\n"
+                      "default_locale = de\n"
+                      "[topic news]\nname = News\nname.ko = 소식\nname.pt-BR = Notícias\ndescription.de = Neues\n"
+                      "[terms sms]\nversion = v7\ntext.de = Ich stimme zu.\ntext.en = I agree.\n" GOOD_TAIL,
+                      NULL, 0, &cfg, &errs);
+    if (n) fprintf(stderr, "%s", errs.buf);
+    assert_int_equal(n, 0);
+    assert_string_equal(cfg.organisation, "Shop");
+    assert_string_equal(cfg.privacy_url, "https://s.example/p");
+    const struct config_topic *t = config_topic_find(&cfg, "news");
+    assert_non_null(t);
+    assert_null(config_topic_find(&cfg, "other"));
+    assert_string_equal(config_text_for(&t->title, "ko-KR", "de"), "소식");
+    assert_string_equal(config_text_for(&t->title, "pt-br", "de"), "Notícias");
+    assert_string_equal(config_text_for(&t->title, "fr", "de"), "News"); /* untagged */
+    assert_string_equal(config_text_for(&t->description, "fr", "de"), "Neues"); /* the default locale's */
+    assert_null(config_text_for(&t->description, "fr", "en"));
+    assert_true(cfg.terms[HERALD_CH_SMS].present);
+    assert_false(cfg.terms[HERALD_CH_EMAIL].present);
+    assert_string_equal(cfg.terms[HERALD_CH_SMS].version, "v7");
+    assert_string_equal(config_text_for(&cfg.terms[HERALD_CH_SMS].text, "en-GB", "de"), "I agree.");
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    expect_error(GOOD_ADMIN "[topic Bad Topic]\nname = x\n" GOOD_TAIL, "[topic Bad Topic]: not a topic name");
+    expect_error(GOOD_ADMIN "[topic news]\ntitle = x\n" GOOD_TAIL, "[topic news] title: unknown key (expected name");
+    expect_error(GOOD_ADMIN "[topic news]\nname.k o = x\n" GOOD_TAIL, "expected name or name.<locale>");
+    expect_error(GOOD_ADMIN "[topic news]\nname =\n" GOOD_TAIL, "[topic news] name: must not be empty");
+    expect_error(GOOD_ADMIN "[terms fax]\nversion = 1\n" GOOD_TAIL, "[terms fax]: unknown channel");
+    expect_error(GOOD_ADMIN "[terms email]\ntext = I agree.\n" GOOD_TAIL, "[terms email] version: missing");
+    expect_error(GOOD_ADMIN "[terms email]\nversion = 1\ntext.ko = 동의\n" GOOD_TAIL,
+                 "[terms email] text: missing: the terms (text, or text.en");
+    expect_error(GOOD_ADMIN "[public]\nprivacy_url = www.example.com\n" GOOD_TAIL, "[public] privacy_url: must start with https://");
+    expect_error(GOOD_ADMIN "[public]\ndefault_locale = ../x\n" GOOD_TAIL, "[public] default_locale: expected a language tag");
+}
+
 static void test_overrides(void **state)
 {
     (void)state;
@@ -180,6 +222,23 @@ static void test_durations(void **state)
         assert_int_equal(rc == 0, cases[i].ok);
         if (cases[i].ok) assert_int_equal(ms, cases[i].ms);
     }
+}
+
+/* shared: yes by default, yes or no, anything else an error. */
+static void test_shared(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg, &errs), 0);
+    assert_true(cfg.providers[0].shared);
+    config_free(&cfg);
+    strbuf_free(&errs);
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL "shared = no\n", NULL, 0, &cfg, &errs), 0);
+    assert_false(cfg.providers[0].shared);
+    config_free(&cfg);
+    strbuf_free(&errs);
+    expect_error(GOOD_ADMIN GOOD_TAIL "shared = maybe\n", "[provider box] shared: expected yes or no");
 }
 
 /* give_up_after: 1h by default, 0 (until the campaign expires) or 1s..30d,
@@ -264,6 +323,13 @@ static void test_listeners(void **state)
     expect_error(GOOD_ADMIN "listen = 127.0.0.1:9000\n[public]\nlisten = 127.0.0.1:9000\n" GOOD_TAIL,
                  "[public] listen: the same address as [admin] listen");
     expect_error("[public]\nlisten = nowhere\n" GOOD_ADMIN GOOD_TAIL, "t.conf:2: [public] listen:");
+    /* [events]: a url needs its signing secret; both are checked. */
+    expect_error("[events]\nurl = http://127.0.0.1:9/e\n" GOOD_ADMIN GOOD_TAIL,
+                 "t.conf:1: [events] secret: missing: the events POSTed to url are signed with it");
+    expect_error("[events]\nurl = ftp://x/\nsecret = 0123456789abcdef\n" GOOD_ADMIN GOOD_TAIL,
+                 "t.conf:2: [events] url: must start with https:// or http://, or be empty");
+    expect_error("[events]\nurl = http://x/\nsecret = short\n" GOOD_ADMIN GOOD_TAIL,
+                 "t.conf:3: [events] secret: must be at least 16 characters");
     expect_error(GOOD_ADMIN "max_connections = 0\n" GOOD_TAIL, "[admin] max_connections: expected a whole number from 1");
     expect_error("[public]\nmax_connections_per_client = lots\n" GOOD_ADMIN GOOD_TAIL,
                  "t.conf:2: [public] max_connections_per_client: expected a whole number");
@@ -698,8 +764,10 @@ int main(void)
         cmocka_unit_test(test_errors_have_file_line_section_key),
         cmocka_unit_test(test_all_errors_reported_at_once),
         cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_page_texts),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_give_up_after),
+        cmocka_unit_test(test_shared),
         cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_example_in_sync),
         cmocka_unit_test(test_secret_files),

@@ -263,12 +263,14 @@ static void test_size_and_syntax(void **state)
 static void test_top_level_errors(void **state)
 {
     (void)state;
-    expect_with("extra", "1", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, priority)");
-    expect_with("Expires_At", "\"2026-12-03T00:00:00Z\"", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, priority)");
+    expect_with("extra", "1", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name, priority)");
+    expect_with("Expires_At", "\"2026-12-03T00:00:00Z\"", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name, priority)");
     expect_with("priority", "\"urgent\"", "priority: must be \"high\", \"normal\" or \"low\"");
     expect_with("priority", "\"HIGH\"", "priority: must be \"high\", \"normal\" or \"low\"");
     expect_with("priority", "4", "priority: must be \"high\", \"normal\" or \"low\"");
     expect_with("priority", "null", "priority: must be \"high\", \"normal\" or \"low\"");
+    expect_with("rerun", "1", "rerun: must be true or false");
+    expect_with("rerun", "\"yes\"", "rerun: must be true or false");
     expect_with("id", NULL, "id: missing");
     expect_with("id", "\"\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
     expect_with("id", "\"a b\"", "id: not a valid id (1..128 of A-Z a-z 0-9 . _ : -)");
@@ -282,9 +284,9 @@ static void test_top_level_errors(void **state)
     expect_with("topic", "true", "topic: must be 1..64 characters of a-z 0-9 _ . -");
 
     /* Unknown keys are quoted printably and briefly. */
-    expect_error("{\"a\\nb\\\"c\":1}", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, priority)");
+    expect_error("{\"a\\nb\\\"c\":1}", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name, priority)");
     expect_error("{\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\":1}",
-                 "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, priority)");
+                 "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name, priority)");
 }
 
 static void test_channel_errors(void **state)
@@ -331,10 +333,101 @@ static void test_content_errors(void **state)
     expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"text\":\"{{a b}}\"}}",
                 "content.sms.text: bad field name at offset 0 (expected 1..64 of A-Z a-z 0-9 _ . -)");
 
+    /* Content per language: every language's is checked, and the default is one of them. */
+    expect_with("content", "{\"email\":{\"en\":{\"subject\":\"s\",\"text\":\"t\"},\"ko\":{\"text\":\"t\"},"
+                "\"default\":\"en\"},\"sms\":{\"text\":\"t\"}}",
+                "content.email.ko.subject: missing");
+    expect_with("content", "{\"email\":{\"en\":{\"subject\":\"s\",\"text\":\"t\"},\"default\":\"de\"},"
+                "\"sms\":{\"text\":\"t\"}}",
+                "content.email.default: \"de\" is not one of the languages given");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":{\"text\":\"t\"},"
+                "\"default\":5}}",
+                "content.sms.default: must be a string naming one of the languages");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":{\"text\":\"t\"},"
+                "\"en us\":{\"text\":\"t\"},\"default\":\"en\"}}",
+                "content.sms: \"en us\" is not a language tag (like en, de or pt-BR)");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":{\"text\":\"t\"},"
+                "\"EN\":{\"text\":\"t\"},\"default\":\"en\"}}",
+                "content.sms: the language EN is given twice");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":{\"text\":\"t\"},"
+                "\"de\":{\"text\":\"{{x\"},\"default\":\"en\"}}",
+                "content.sms.de.text: unclosed {{ at offset 0");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":\"t\",\"default\":\"en\"}}",
+                "content.sms.default: \"en\" is not one of the languages given");
+    expect_with("content", "{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"en\":{\"text\":\"t\"},"
+                "\"de\":[],\"default\":\"en\"}}",
+                "content.sms.de: must be an object");
+
     /* Content for a channel the job does not list. */
     expect_error("{\"id\":\"c\",\"topic\":\"t\",\"channels\":[\"email\"],\"recipients\":[\"u\"],"
                  "\"content\":{\"email\":{\"subject\":\"s\",\"text\":\"t\"},\"sms\":{\"text\":\"t\"}}}",
                  "content.sms: the job's channels do not list sms");
+}
+
+static void test_content_per_language(void **state)
+{
+    (void)state;
+    struct job job;
+    parse_good("{\"id\":\"c\",\"topic\":\"t\",\"channels\":[\"email\",\"sms\"],\"recipients\":[\"u\"],"
+               "\"content\":{\"email\":{\"en\":{\"subject\":\"Hello\",\"text\":\"t\"},"
+               "\"ko\":{\"subject\":\"안녕하세요\",\"text\":\"t\"},\"pt-BR\":{\"subject\":\"Olá\",\"text\":\"t\"},"
+               "\"default\":\"en\"},\"sms\":{\"text\":\"one for all\"}}}",
+               &job);
+    const char *chosen;
+    const struct job_content *c = job_content_for(&job, HERALD_CH_EMAIL, "ko", &chosen);
+    assert_string_equal(c->subject, "안녕하세요");
+    assert_string_equal(chosen, "ko");
+    c = job_content_for(&job, HERALD_CH_EMAIL, "ko-KR", &chosen); /* its primary language */
+    assert_string_equal(chosen, "ko");
+    c = job_content_for(&job, HERALD_CH_EMAIL, "PT-br", &chosen);
+    assert_string_equal(c->subject, "Olá");
+    c = job_content_for(&job, HERALD_CH_EMAIL, "pt", &chosen); /* another region of it */
+    assert_string_equal(chosen, "pt-BR");
+    c = job_content_for(&job, HERALD_CH_EMAIL, "en-GB", &chosen);
+    assert_string_equal(c->subject, "Hello");
+    assert_string_equal(chosen, "en");
+    c = job_content_for(&job, HERALD_CH_EMAIL, "fr", &chosen); /* the default */
+    assert_string_equal(c->subject, "Hello");
+    assert_string_equal(chosen, "en");
+    c = job_content_for(&job, HERALD_CH_EMAIL, NULL, &chosen);
+    assert_string_equal(chosen, "en");
+    c = job_content_for(&job, HERALD_CH_SMS, "ko", &chosen); /* one content for everyone: no language */
+    assert_string_equal(c->text, "one for all");
+    assert_null(chosen);
+    job_free(&job);
+    assert_true(all_zero(&job));
+}
+
+static void test_display_name(void **state)
+{
+    (void)state;
+    struct job job;
+    parse_good("{\"id\":\"c\",\"topic\":\"t\",\"channels\":[\"sms\"],\"recipients\":[\"u\"],"
+               "\"content\":{\"sms\":{\"text\":\"t\"}},"
+               "\"display_name\":{\"en\":\"Spring sale\",\"ko\":\"봄 세일\",\"default\":\"en\"}}",
+               &job);
+    assert_string_equal(job_display_name(&job, "ko-KR"), "봄 세일");
+    assert_string_equal(job_display_name(&job, "fr"), "Spring sale");
+    assert_string_equal(job_display_name(&job, NULL), "Spring sale");
+    job_free(&job);
+    assert_null(job_display_name(&job, "ko")); /* a freed job names nothing */
+    parse_good("{\"id\":\"c\",\"topic\":\"t\",\"channels\":[\"sms\"],\"recipients\":[\"u\"],"
+               "\"content\":{\"sms\":{\"text\":\"t\"}},\"display_name\":{\"de\":\"Frühling\"}}",
+               &job);
+    assert_string_equal(job_display_name(&job, "de-AT"), "Frühling");
+    assert_null(job_display_name(&job, "en")); /* no default: the pages show the id */
+    job_free(&job);
+    parse_good(GOOD_JOB, &job);
+    assert_null(job_display_name(&job, "en"));
+    job_free(&job);
+
+    expect_with("display_name", "\"Spring\"", "display_name: must be an object of language: name, e.g. {\"en\": \"Spring sale\"}");
+    expect_with("display_name", "{}", "display_name: must be an object of language: name, e.g. {\"en\": \"Spring sale\"}");
+    expect_with("display_name", "{\"en\":\"\"}", "display_name.en: must be a string of 1..200 bytes");
+    expect_with("display_name", "{\"en\":5}", "display_name.en: must be a string of 1..200 bytes");
+    expect_with("display_name", "{\"e n\":\"x\"}", "display_name: \"e n\" is not a language tag (like en, de or pt-BR)");
+    expect_with("display_name", "{\"en\":\"x\",\"default\":\"de\"}", "display_name.default: must name one of the languages given");
+    expect_with("display_name", "{\"default\":\"en\"}", "display_name.default: must name one of the languages given");
 }
 
 static void test_recipient_errors(void **state)
@@ -437,6 +530,8 @@ int main(void)
         cmocka_unit_test(test_top_level_errors),
         cmocka_unit_test(test_channel_errors),
         cmocka_unit_test(test_content_errors),
+        cmocka_unit_test(test_content_per_language),
+        cmocka_unit_test(test_display_name),
         cmocka_unit_test(test_recipient_errors),
         cmocka_unit_test(test_topic_helpers),
     };

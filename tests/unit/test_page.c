@@ -13,7 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "locales.h"
 #include "pagerender.h"
+#include "tzdb.h"
+
+#ifndef LOCALES_DIR
+#error "LOCALES_DIR must name config/locales"
+#endif
+
+/* The shipped catalogues; EN is the English page without a time zone. */
+static struct l10n_set *locales;
+static struct pagerender_lang EN;
 
 static char *escaped(const char *s)
 {
@@ -149,12 +159,24 @@ static void test_form_multipart(void **state)
     assert_non_null(strstr(err, "boundary"));
 }
 
+/* err: every problem's English sentence, joined by " | ". */
 static int changes(const char *body, struct pagerender_changes *c, char *err, size_t errlen)
 {
     struct pagerender_form f;
     assert_int_equal(pagerender_form_parse(NULL, body, strlen(body), &f, err, errlen), 0);
-    int rc = pagerender_changes_from_form(&f, c, err, errlen);
+    struct pagerender_errors errs;
+    int rc = pagerender_changes_from_form(&f, c, &errs);
     pagerender_form_free(&f);
+    struct strbuf sb;
+    strbuf_init(&sb);
+    strbuf_adds(&sb, "");
+    for (size_t i = 0; i < errs.n; i++) {
+        if (i) strbuf_adds(&sb, " | ");
+        pagerender_errors_say(&sb, &EN, &errs.e[i]);
+    }
+    herald_copy(err, errlen, sb.buf);
+    strbuf_free(&sb);
+    assert_true(rc < 0 ? errs.n > 0 : errs.n == 0);
     return rc;
 }
 
@@ -238,6 +260,100 @@ static void test_changes(void **state)
         }
         assert_null(c.patch);
     }
+
+    /* Every problem of a form is named, not just the first. */
+    assert_int_equal(changes("ch=email&pos_email=1&ch=sms&pos_sms=1&quiet_from=21:00&freq_email=often&evil=1",
+                             &c, err, sizeof(err)),
+                     -HERALD_EINVAL);
+    assert_non_null(strstr(err, "different number"));
+    assert_non_null(strstr(err, "both a start and an end"));
+    assert_non_null(strstr(err, "How often (emails)"));
+    assert_non_null(strstr(err, "does not know"));
+    assert_null(c.patch);
+}
+
+/* Times in the person's zone, in their language's format, naming the zone;
+ * plural forms by the catalogue's rule. */
+static void test_times_and_plurals(void **state)
+{
+    (void)state;
+    struct tzdb *db = tzdb_new(NULL);
+    const struct tz *seoul = tzdb_get(db, "Asia/Seoul"), *berlin = tzdb_get(db, "Europe/Berlin");
+    assert_non_null(seoul);
+    assert_non_null(berlin);
+    int64_t t;
+    assert_int_equal(herald_time_parse("2026-11-29T14:30:00Z", &t), 0);
+    struct {
+        const char *locale, *zone, *want;
+        const struct tz *tz;
+    } cases[] = {
+        {"ko", "Asia/Seoul", "2026년 11월 29일 23:30 (Asia/Seoul)", seoul},
+        {"de", "Europe/Berlin", "29. November 2026, 15:30 Uhr (Europe/Berlin)", berlin},
+        {"en", "Asia/Seoul", "29 November 2026, 23:30 (Asia/Seoul)", seoul},
+        {"en", NULL, "29 November 2026, 14:30 (UTC)", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct pagerender_lang L = {locales, l10n_set_find(locales, cases[i].locale), cases[i].tz, cases[i].zone, NULL};
+        struct strbuf sb;
+        strbuf_init(&sb);
+        pagerender_when(&sb, &L, t);
+        assert_string_equal(sb.buf, cases[i].want);
+        strbuf_free(&sb);
+    }
+    /* A person's own limit: "1 day" and "7 days"; Korean has one form. */
+    struct {
+        const char *freq, *locale, *want;
+    } pl[] = {
+        {"1/1d", "en", "At most 1 email every 1 day, as you asked."},
+        {"3/7d", "en", "At most 3 emails every 7 days, as you asked."},
+        {"1/2h", "de", "Höchstens 1 E-Mail alle 2 Stunden, wie Sie es wünschen."},
+        {"2/1h", "de", "Höchstens 2 E-Mails alle 1 Stunde, wie Sie es wünschen."},
+        {"5/30m", "ko", "요청하신 대로 30분마다 최대 이메일 5통."},
+    };
+    for (size_t i = 0; i < sizeof(pl) / sizeof(pl[0]); i++) {
+        json_t *doc = json_pack("{s:s, s:{}, s:{s:{s:s}}, s:[], s:{}, s:{}, s:[]}", "id", "x", "profile",
+                                "preferences", "frequency", "email", pl[i].freq, "consent", "consent_current",
+                                "suppressed", "messages");
+        assert_non_null(doc);
+        struct pagerender_ctx ctx = {.lang = {locales, l10n_set_find(locales, pl[i].locale), NULL, NULL, NULL}};
+        struct strbuf sb;
+        strbuf_init(&sb);
+        pagerender_prefs(&sb, doc, &ctx);
+        if (!strstr(sb.buf, pl[i].want)) {
+            fprintf(stderr, "%s in %s: no \"%s\"\n", pl[i].freq, pl[i].locale, pl[i].want);
+            fail();
+        }
+        assert_non_null(strstr(sb.buf, "<html lang=\""));
+        strbuf_free(&sb);
+        json_decref(doc);
+    }
+    tzdb_free(db);
+}
+
+/* The order buttons: a move rewrites the positions, whole. */
+static void test_move(void **state)
+{
+    (void)state;
+    struct pagerender_form f;
+    char err[64];
+    const char *body = "ch=email&pos_email=1&pos_sms=2";
+    assert_int_equal(pagerender_form_parse(NULL, body, strlen(body), &f, err, sizeof(err)), 0);
+    assert_int_equal(pagerender_form_move(&f, "down:email"), 0);
+    assert_string_equal(pagerender_form_get(&f, "pos_email"), "2");
+    assert_string_equal(pagerender_form_get(&f, "pos_sms"), "1");
+    assert_int_equal(pagerender_form_move(&f, "up:sms"), 0); /* already first: no change */
+    assert_string_equal(pagerender_form_get(&f, "pos_sms"), "1");
+    assert_int_equal(pagerender_form_move(&f, "up:email"), 0);
+    assert_string_equal(pagerender_form_get(&f, "pos_email"), "1");
+    assert_int_equal(pagerender_form_move(&f, "up:fax"), -HERALD_EINVAL);
+    assert_int_equal(pagerender_form_move(&f, "sideways:sms"), -HERALD_EINVAL);
+    pagerender_form_free(&f);
+    /* Positions missing (a hand-made form): made whole from channel order. */
+    assert_int_equal(pagerender_form_parse(NULL, "ch=sms", 6, &f, err, sizeof(err)), 0);
+    assert_int_equal(pagerender_form_move(&f, "up:sms"), 0);
+    assert_string_equal(pagerender_form_get(&f, "pos_sms"), "1");
+    assert_string_equal(pagerender_form_get(&f, "pos_email"), "2");
+    pagerender_form_free(&f);
 }
 
 static void test_origin(void **state)
@@ -271,7 +387,7 @@ static char *reason(const char *code, const char *outcome, const char *channel, 
 {
     struct strbuf sb;
     strbuf_init(&sb);
-    pagerender_reason(&sb, code, outcome, channel, topic);
+    pagerender_reason(&sb, &EN, code, outcome, channel, topic);
     return strbuf_detach(&sb, NULL);
 }
 
@@ -307,7 +423,9 @@ static void test_reasons(void **state)
     assert_non_null(strstr(s, "Not delivered"));
     assert_non_null(strstr(s, "smtp_&lt;550&gt;"));
     free(s);
-    assert_string_equal(pagerender_channel_plural("sms"), "text messages");
+    s = reason("no_consent", "suppressed", "sms", "news");
+    assert_non_null(strstr(s, "agreed to receive text messages"));
+    free(s);
 }
 
 static const char *doc_json =
@@ -356,7 +474,7 @@ static void test_render_prefs(void **state)
 {
     (void)state;
     struct pagerender_ctx ctx = {
-        .campaign = "spring-sale", .topic = "promotions", .channel = "email", .csrf = "MAC\"value"};
+        .lang = EN, .campaign = "spring-sale", .topic = "promotions", .channel = "email", .csrf = "MAC\"value"};
     char *html = render_prefs(&ctx);
     assert_self_contained(html);
     /* What is stored, in plain words. */
@@ -364,7 +482,8 @@ static void test_render_prefs(void **state)
     assert_non_null(strstr(html, "Europe/Berlin"));
     assert_non_null(strstr(html, "&lt;b&gt;Ann&lt;/b&gt;"));
     assert_non_null(strstr(html, "signup-form"));
-    assert_non_null(strstr(html, "2026-01-02 03:04 UTC"));
+    assert_non_null(strstr(html, "2 January 2026, 03:04 (UTC)"));
+    assert_non_null(strstr(html, "<html lang=\"en\" dir=\"ltr\">"));
     assert_non_null(strstr(html, "You withdrew your agreement to receive text messages"));
     assert_non_null(strstr(html, "Topics you turned off: \xE2\x80\x9Cnews\xE2\x80\x9D"));
     /* Why this message, and the history with reasons. */
@@ -373,11 +492,20 @@ static void test_render_prefs(void **state)
     assert_non_null(strstr(html, "you had turned off messages about \xE2\x80\x9Cnews\xE2\x80\x9D"));
     /* The form: its MAC (escaped), the channels in the person's order, topics, values. */
     assert_non_null(strstr(html, "name=\"csrf\" value=\"MAC&quot;value\""));
-    char *sms = strstr(html, "name=\"ch\" value=\"sms\" checked");
+    /* sms was withdrawn: its box is never ticked (disabled, saying why), and
+     * the person's choice of it is kept as a hidden field, first. */
+    char *sms = strstr(html, "<input type=\"hidden\" name=\"ch\" value=\"sms\">");
     char *email = strstr(html, "name=\"ch\" value=\"email\" checked");
     assert_non_null(sms);
     assert_non_null(email);
     assert_true(sms < email);
+    assert_null(strstr(html, "value=\"sms\" checked"));
+    assert_non_null(strstr(html, "<input type=\"checkbox\" disabled aria-describedby=\"nc_sms\">"));
+    assert_non_null(strstr(html, "You have not agreed to receive text messages"));
+    /* The order by buttons, not numbers. */
+    assert_null(strstr(html, "type=\"number\""));
+    assert_non_null(strstr(html, "name=\"move\" value=\"down:sms\""));
+    assert_non_null(strstr(html, "name=\"move\" value=\"up:email\""));
     assert_non_null(strstr(html, "name=\"topic_on\" value=\"promotions\" checked"));
     assert_non_null(strstr(html, "name=\"topic_on\" value=\"news\">"));
     assert_non_null(strstr(html, "name=\"quiet_from\" value=\"21:00\""));
@@ -394,18 +522,24 @@ static void test_render_prefs(void **state)
     const char *body = "ch=email&pos_email=1&topic=promotions&quiet_from=25%3A00&quiet_until=08%3A00";
     assert_int_equal(pagerender_form_parse(NULL, body, strlen(body), &f, err, sizeof(err)), 0);
     ctx.submitted = &f;
-    ctx.error = "Quiet hours: write times like 21:00 and 08:00.";
+    struct pagerender_errors errs = {.n = 2};
+    errs.e[0].key = "error.quiet_format";
+    errs.e[1].key = "error.freq_format";
+    herald_copy(errs.e[1].arg, sizeof(errs.e[1].arg), "any");
+    ctx.errors = &errs;
     html = render_prefs(&ctx);
     assert_non_null(strstr(html, "role=\"alert\""));
     assert_non_null(strstr(html, "Nothing was changed."));
+    assert_non_null(strstr(html, "Quiet hours: write times like 21:00 and 08:00."));
+    assert_non_null(strstr(html, "How often (All channels together)"));
     assert_non_null(strstr(html, "name=\"quiet_from\" value=\"25:00\""));
-    assert_non_null(strstr(html, "name=\"ch\" value=\"sms\">"));
+    assert_null(strstr(html, "name=\"ch\" value=\"sms\""));
     assert_non_null(strstr(html, "name=\"topic_on\" value=\"promotions\">"));
     free(html);
     pagerender_form_free(&f);
 
     ctx.submitted = NULL;
-    ctx.error = NULL;
+    ctx.errors = NULL;
     ctx.saved = true;
     html = render_prefs(&ctx);
     assert_non_null(strstr(html, "Your choices are saved"));
@@ -415,7 +549,8 @@ static void test_render_prefs(void **state)
 static void test_render_unsubscribe(void **state)
 {
     (void)state;
-    struct pagerender_ctx ctx = {.campaign = "c1",
+    struct pagerender_ctx ctx = {.lang = EN,
+                                 .campaign = "c1",
                                  .topic = "promotions",
                                  .channel = "email",
                                  .csrf_all = "ALL",
@@ -440,15 +575,23 @@ static void test_render_unsubscribe(void **state)
     assert_null(strstr(sb.buf, "name=\"channel\""));
     strbuf_free(&sb);
 
-    pagerender_message(&sb, "Refused <x>", "Nothing & nobody");
+    pagerender_message(&sb, &EN, "msg.unsubscribed.title", "msg.unsubscribed.topic", "sms", "<x>&");
     assert_self_contained(sb.buf);
-    assert_non_null(strstr(sb.buf, "Refused &lt;x&gt;"));
-    assert_non_null(strstr(sb.buf, "Nothing &amp; nobody"));
+    assert_non_null(strstr(sb.buf, "<title>You are unsubscribed</title>"));
+    assert_non_null(strstr(sb.buf, "no more text messages about \xE2\x80\x9C&lt;x&gt;&amp;\xE2\x80\x9D"));
     strbuf_free(&sb);
 }
 
 int main(void)
 {
+    struct strbuf report;
+    strbuf_init(&report);
+    if (locales_load(LOCALES_DIR, "en", &locales, &report) != 0) {
+        fprintf(stderr, "%s", report.buf);
+        return 1;
+    }
+    strbuf_free(&report);
+    EN = (struct pagerender_lang){locales, l10n_set_find(locales, "en"), NULL, NULL, NULL};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_form_urlencoded),
@@ -458,6 +601,10 @@ int main(void)
         cmocka_unit_test(test_render_prefs),
         cmocka_unit_test(test_render_unsubscribe),
         cmocka_unit_test(test_origin),
+        cmocka_unit_test(test_move),
+        cmocka_unit_test(test_times_and_plurals),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    l10n_set_unref(locales);
+    return rc;
 }

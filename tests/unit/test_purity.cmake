@@ -8,7 +8,7 @@ if(NOT SOURCE_DIR)
   get_filename_component(SOURCE_DIR "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
 endif()
 
-set(pure_modules util channel job template profile policy tz quiet pagerender progress precond mergepatch)
+set(pure_modules util channel job template profile policy tz quiet pagerender progress precond mergepatch grant)
 set(pure_files daemon/herald.h)
 foreach(m ${pure_modules})
   list(APPEND pure_files daemon/${m}.c)

@@ -314,8 +314,10 @@ static void fake_acked(struct fake *f, const char *entry)
     f->acks++;
 }
 
-static void f_finished(void *s, const char *campaign, const char *entry, store_job_cb cb, void *arg)
+static void f_finished(void *s, const char *campaign, const char *entry, int64_t expires_at, store_job_cb cb,
+                       void *arg)
 {
+    (void)expires_at;
     struct fake *f = s;
     f_state(s, campaign, entry, "done");
     fake_acked(f, entry);
@@ -358,6 +360,17 @@ static void f_control(void *s, const char *campaign, enum store_control *out, st
     struct fake *f = s;
     *out = !f->control_only[0] || strcmp(f->control_only, campaign) == 0 ? f->control : STORE_CONTROL_NONE;
     answer(f, cb, arg, STORE_JOB_OK);
+}
+/* Every new entry is a run of its own (campaign_enqueue.lua's rules are
+ * held by the e2e tests against a real Redis). */
+static void f_enqueue(void *s, const struct store_enqueue *e, struct store_enqueue_result *out, store_job_cb cb,
+                      void *arg)
+{
+    memset(out, 0, sizeof(*out));
+    out->status = STORE_ENQ_OK;
+    out->run = 1;
+    snprintf(out->entry, sizeof(out->entry), "%s", e->entry);
+    answer(s, cb, arg, STORE_JOB_OK);
 }
 static void f_pause_park(void *s, const char *campaign, const char *entry, const char *from, const char *text,
                          store_job_cb cb, void *arg)
@@ -446,7 +459,7 @@ static const struct store_ops fake_ops = {
     .state_del = f_state_del, .total = f_total, .finished = f_finished, .dead_letter = f_dead_letter,
     .park = f_park, .schedule = f_schedule, .ack = f_ack, .release_due = f_release_due, .marker = f_marker,
     .control = f_control, .pause_park = f_pause_park, .consumer_lock = f_consumer_lock, .event = f_event,
-    .started = f_started, .read = f_read,
+    .started = f_started, .read = f_read, .enqueue = f_enqueue,
 };
 
 /* ---- the fixture --------------------------------------------------------- */
