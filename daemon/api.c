@@ -63,6 +63,7 @@ static void healthz(struct http_request *req, void *arg)
                           (json_int_t)qc.jobs_done, "jobs_refused", (json_int_t)qc.jobs_refused, "in_flight",
                           (json_int_t)qc.in_flight, "redis_backlog", (json_int_t)qc.backlog, "redis_reconnects",
                           (json_int_t)(rconn_reconnects(st->jobs) + rconn_reconnects(st->data)));
+    json_object_set_new(o, "jobs_running", json_integer((json_int_t)qc.jobs_running));
     if (qc.redis_waiting) { /* why: the error's label, and for how long */
         json_object_set_new(o, "redis_error", json_string(qc.redis_error));
         json_object_set_new(o, "redis_waiting_s", json_integer(qc.redis_waiting_ms / 1000));
@@ -93,6 +94,7 @@ static void scrape_done(struct scrape *sc)
     struct queue_counters qc = {0};
     if (st->queue) queue_counters(st->queue, &qc);
     sc->g.in_flight = qc.in_flight;
+    sc->g.jobs_running = qc.jobs_running;
     sc->g.provider_in_flight = st->dispatch ? dispatch_in_flight(st->dispatch) : 0;
     sc->g.redis_backlog = qc.backlog;
     sc->g.redis_reconnects = rconn_reconnects(st->jobs) + rconn_reconnects(st->data);

@@ -629,9 +629,20 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         }
         free(cfg->consumer);
         cfg->consumer = xstrdup(value);
-    } else if (MATCH("daemon", "batch") || MATCH("daemon", "max_in_flight") ||
+    } else if (MATCH("daemon", "slice")) {
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || errno || *end || (v != 0 && (v < 10 || v > 10000))) {
+            herald_seterr(err, errlen, "expected 0 (never) or a whole number from 10 to 10000");
+            return -1;
+        }
+        cfg->slice = v;
+    } else if (MATCH("daemon", "batch") || MATCH("daemon", "max_in_flight") || MATCH("daemon", "max_jobs") ||
                MATCH("redis", "audit_maxlen")) {
-        int64_t lo = 1, hi = strcmp(key, "batch") == 0 ? 10000 : strcmp(key, "max_in_flight") == 0 ? 100000 : INT64_MAX / 2;
+        int64_t lo = 1, hi = strcmp(key, "batch") == 0           ? 10000
+                             : strcmp(key, "max_in_flight") == 0 ? 100000
+                             : strcmp(key, "max_jobs") == 0      ? 64
+                                                                 : INT64_MAX / 2;
         if (strcmp(key, "audit_maxlen") == 0) lo = 1000;
         errno = 0;
         long long v = strtoll(value, &end, 10);
@@ -642,6 +653,7 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         }
         if (strcmp(key, "batch") == 0) cfg->batch = v;
         else if (strcmp(key, "max_in_flight") == 0) cfg->max_in_flight = v;
+        else if (strcmp(key, "max_jobs") == 0) cfg->max_jobs = v;
         else cfg->audit_maxlen = v;
     } else if (MATCH("redis", "url")) {
         struct config_redis_url u;

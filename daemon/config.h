@@ -65,6 +65,11 @@
       "Recipients looked up and decided per Redis round trip (1..10000).")                       \
     X("daemon", "max_in_flight", INT, "512", max_in_flight,                                      \
       "Recipients held at once (high watermark; reading resumes at max_in_flight - batch).")     \
+    X("daemon", "max_jobs", INT, "4", max_jobs,                                                  \
+      "Jobs run side by side (1..64), sharing max_in_flight and the providers by priority.")     \
+    X("daemon", "slice", INT, "0", slice,                                                        \
+      "An inline job of more recipients is cut into slices of this many that any daemon "       \
+      "claims (0: never; else 10..10000).")                                                      \
     X("daemon", "claim_idle", DURATION, "60s", claim_idle_ms,                                    \
       "A job left pending this long by a consumer that died is taken over (XAUTOCLAIM).")        \
     X("daemon", "default_tz", TZNAME, "UTC", default_tz,                                         \
@@ -289,6 +294,8 @@ struct config {
     char *consumer;
     int64_t batch;
     int64_t max_in_flight;
+    int64_t max_jobs;
+    int64_t slice;
     int64_t claim_idle_ms;
     char *default_tz;
     /* [consent] */

@@ -288,6 +288,7 @@ static int parse_time(const json_t *v, const char *name, int64_t *out, char *err
 
 static const char *const job_keys[] = {
     "id", "topic", "channels", "content", "recipients", "recipients_key", "not_before", "expires_at", "rerun", "display_name",
+    "priority",
 };
 
 #define JOB_NAME_MAX 200
@@ -346,7 +347,7 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
         while (k < sizeof(job_keys) / sizeof(job_keys[0]) && strcmp(key, job_keys[k]) != 0) k++;
         if (k == sizeof(job_keys) / sizeof(job_keys[0])) {
             return herald_fail(err, errlen, "job: unknown key (expected id, channels, topic, content, recipients, "
-                                            "recipients_key, not_before, expires_at, rerun, display_name)");
+                                            "recipients_key, not_before, expires_at, rerun, display_name, priority)");
         }
     }
 
@@ -378,6 +379,16 @@ static int parse_object(const json_t *root, struct job *job, char *err, size_t e
     if ((rc = parse_time(json_object_get(root, "not_before"), "not_before", &job->not_before, err, errlen)) < 0 ||
         (rc = parse_time(json_object_get(root, "expires_at"), "expires_at", &job->expires_at, err, errlen)) < 0)
         return rc;
+    job->priority = JOB_PRIORITY_NORMAL;
+    v = json_object_get(root, "priority");
+    if (v) {
+        int p = 0;
+        while (p < JOB_PRIORITY_COUNT && !(json_is_string(v) && strcmp(json_string_value(v),
+                                                                       job_priority_name((enum job_priority)p)) == 0))
+            p++;
+        if (p == JOB_PRIORITY_COUNT) return herald_fail(err, errlen, "priority: must be \"high\", \"normal\" or \"low\"");
+        job->priority = (enum job_priority)p;
+    }
     if (json_object_get(root, "not_before") && json_object_get(root, "expires_at") &&
         job->expires_at <= job->not_before)
         return herald_fail(err, errlen, "expires_at: must be after not_before");
@@ -409,6 +420,26 @@ int job_parse(const char *json, size_t len, struct job *job, char *err, size_t e
     json_decref(root);
     if (rc < 0) job_free(job);
     return rc;
+}
+
+const char *job_priority_name(enum job_priority p)
+{
+    static const char *const names[] = {
+#define JOB_PRIO_NAME(e, name, w) name,
+        JOB_PRIORITIES(JOB_PRIO_NAME)
+#undef JOB_PRIO_NAME
+    };
+    return (unsigned)p < JOB_PRIORITY_COUNT ? names[p] : "normal";
+}
+
+unsigned job_priority_weight(enum job_priority p)
+{
+    static const unsigned weights[] = {
+#define JOB_PRIO_WEIGHT(e, name, w) w,
+        JOB_PRIORITIES(JOB_PRIO_WEIGHT)
+#undef JOB_PRIO_WEIGHT
+    };
+    return (unsigned)p < JOB_PRIORITY_COUNT ? weights[p] : 2;
 }
 
 /* 2: the same tag; 1: the same primary language ("ko" and "ko-KR", "pt" and "pt-BR"); 0: neither. */

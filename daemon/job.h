@@ -26,6 +26,16 @@ struct job_content {
     struct template *t_html;
 };
 
+/* How much of each provider a job gets beside the others running on the
+ * same daemon: a weighted round robin of high 4 : normal 2 : low 1. */
+#define JOB_PRIORITIES(X) X(LOW, "low", 1) X(NORMAL, "normal", 2) X(HIGH, "high", 4)
+enum job_priority {
+#define JOB_PRIO_ENUM(e, name, w) JOB_PRIORITY_##e,
+    JOB_PRIORITIES(JOB_PRIO_ENUM)
+#undef JOB_PRIO_ENUM
+    JOB_PRIORITY_COUNT
+};
+
 /* One language's content of a channel, when the job gives content per
  * language: {"en": {...}, "ko": {...}, "default": "en"}. */
 struct job_content_locale {
@@ -57,6 +67,7 @@ struct job {
     char *recipients_key; /* Redis key of a SET/ZSET/LIST of ids, or NULL */
     int64_t not_before;   /* unix seconds; 0 = none */
     int64_t expires_at;   /* unix seconds; 0 = none */
+    enum job_priority priority; /* "priority"; normal when absent */
     bool rerun;           /* "rerun": true: may start a new run of a finished campaign id */
 };
 
@@ -68,6 +79,9 @@ int job_parse(const char *json, size_t len, struct job *job, char *err, size_t e
 /* Releases everything the job owns and zeroes it (safe on a zeroed job). */
 void job_free(struct job *job);
 
+/* "low", "normal", "high", and its share weight (1, 2, 4). */
+const char *job_priority_name(enum job_priority p);
+unsigned job_priority_weight(enum job_priority p);
 /* The content of channel ch for a person whose profile locale is locale
  * (may be NULL): the same tag (any case), else its primary language
  * ("ko" for "ko-KR"), else the job's default. *chosen is the language

@@ -212,7 +212,9 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     gauge(out, "herald_queue_lag", "Jobs in the stream not yet read by the consumer group.", g->stream_lag);
     gauge(out, "herald_queue_pending", "Jobs read but not yet acknowledged.", g->stream_pending);
     gauge(out, "herald_scheduled_jobs", "Jobs held until not_before or parked by quiet hours.", g->scheduled);
-    gauge(out, "herald_in_flight", "Recipients held by the running job.", (long long)g->in_flight);
+    gauge(out, "herald_in_flight", "Recipients held by the running jobs.", (long long)g->in_flight);
+    gauge(out, "herald_jobs_running", "Jobs running side by side on this daemon (at most [daemon] max_jobs).",
+          (long long)g->jobs_running);
     gauge(out, "herald_provider_in_flight", "Messages handed to providers and not yet answered.",
           (long long)g->provider_in_flight);
     gauge(out, "herald_redis_backlog", "Redis commands waiting for a connection or a retry.",

@@ -45,6 +45,7 @@ struct metrics_gauges {
     int64_t stream_pending;    /* read, not yet acknowledged (-1: unknown) */
     int64_t scheduled;         /* jobs held or deferred in the scheduled set (-1: unknown) */
     uint64_t in_flight;        /* recipients held by the queue */
+    uint64_t jobs_running;     /* jobs running side by side ([daemon] max_jobs) */
     uint64_t provider_in_flight; /* messages handed to dispatch, not yet answered */
     uint64_t redis_backlog;
     uint64_t redis_reconnects;

@@ -1,7 +1,9 @@
 /*
  * queue.c - the consumer: jobs from the stream to runs, and the public API.
  *
- * One job is processed at a time; its recipients flow through the stages
+ * Up to [daemon] max_jobs jobs run side by side (q->jobs), each with
+ * everything a run has: its fence, heartbeat, control, progress, hold.
+ * Their recipients flow through the stages
  * of queue_int.h: source -> lookup + suppression -> decision -> ready
  * queue and reservation -> render -> dispatch (handoff recorded at its
  * gate) -> outcomes. This file reads the stream (own pending entries
@@ -42,8 +44,8 @@ struct beat {
 static void on_beat(const struct store_job_result *res, void *arg)
 {
     struct beat *b = arg;
-    struct jobrun *jr = b->q->jr;
-    if (jr && strcmp(jr->entry, b->entry) == 0 && res->status == STORE_JOB_LOST)
+    struct jobrun *jr = queue_job_find(b->q, b->entry);
+    if (jr && res->status == STORE_JOB_LOST)
         queue_run_lost(jr, "another consumer owns the entry now, or it is no longer pending");
     free(b);
 }
@@ -51,14 +53,43 @@ static void on_beat(const struct store_job_result *res, void *arg)
 static void on_heartbeat(uv_timer_t *t)
 {
     struct queue *q = t->data;
-    if (!q->jr || q->jr->end == RUN_LOST || !q->ops->ready(q->st, false)) return;
-    /* Keeps the entry's idle time low so that no other consumer claims a
+    if (!q->ops->ready(q->st, false)) return;
+    /* Keeps each entry's idle time low so that no other consumer claims a
      * job we are still working on, and learns when one did (never taking
      * it back: lua/heartbeat.lua). */
-    struct beat *b = xmalloc(sizeof(*b));
-    b->q = q;
-    herald_copy(b->entry, sizeof(b->entry), q->jr->entry);
-    q->ops->heartbeat(q->st, b->entry, on_beat, b, free);
+    for (struct jobrun *jr = q->jobs; jr; jr = jr->next) {
+        if (jr->end == RUN_LOST) continue;
+        struct beat *b = xmalloc(sizeof(*b));
+        b->q = q;
+        herald_copy(b->entry, sizeof(b->entry), jr->entry);
+        q->ops->heartbeat(q->st, b->entry, on_beat, b, free);
+    }
+}
+
+/* The running jobs, in the order they were read. */
+static void job_add(struct queue *q, struct jobrun *jr)
+{
+    struct jobrun **p = &q->jobs;
+    while (*p) p = &(*p)->next;
+    jr->next = NULL;
+    *p = jr;
+    q->njobs++;
+    if (!uv_is_active((uv_handle_t *)&q->heartbeat)) {
+        uint64_t hb = (uint64_t)(q->cfg->claim_idle_ms / 3 > 0 ? q->cfg->claim_idle_ms / 3 : 1000);
+        uv_timer_start(&q->heartbeat, on_heartbeat, hb, hb);
+    }
+}
+
+void queue_job_remove(struct queue *q, struct jobrun *jr)
+{
+    for (struct jobrun **p = &q->jobs; *p; p = &(*p)->next) {
+        if (*p != jr) continue;
+        *p = jr->next;
+        jr->next = NULL;
+        q->njobs--;
+        break;
+    }
+    if (!q->jobs) uv_timer_stop(&q->heartbeat);
 }
 
 static void on_dead_acked(const struct store_job_result *res, void *arg)
@@ -98,28 +129,36 @@ static void schedule_job(struct queue *q, struct jobrun *jr)
 
 /* ---- an operator's pause or cancel, within a second -------------------- */
 
+/* One run's control read, answered for the entry it was sent for. */
+struct control_ask {
+    struct queue *q;
+    char entry[64];
+    enum store_control answer;
+};
+
 static void on_control_polled(const struct store_job_result *res, void *arg)
 {
-    struct queue *q = arg;
-    struct jobrun *jr = q->jr;
-    q->control_asking = false;
-    if (res->status != STORE_JOB_OK || !jr || strcmp(jr->entry, q->control_entry) != 0 || jr->end != RUN_ON ||
-        jr->cancelled)
-        return;
-    if (q->control_answer == STORE_CONTROL_PAUSED || q->control_answer == STORE_CONTROL_CANCELLED)
-        queue_run_steer(jr, q->control_answer);
+    struct control_ask *a = arg;
+    struct jobrun *jr = queue_job_find(a->q, a->entry);
+    if (jr) jr->control_asking = false;
+    if (res->status == STORE_JOB_OK && jr && jr->end == RUN_ON && !jr->cancelled &&
+        (a->answer == STORE_CONTROL_PAUSED || a->answer == STORE_CONTROL_CANCELLED))
+        queue_run_steer(jr, a->answer);
+    free(a);
 }
 
 static void on_control_timer(uv_timer_t *t)
 {
     struct queue *q = t->data;
-    struct jobrun *jr = q->jr;
-    if (!jr || !jr->control_known || jr->cancelled || jr->end != RUN_ON || q->control_asking || q->stopping ||
-        !q->ops->ready(q->st, false))
-        return;
-    q->control_asking = true;
-    herald_copy(q->control_entry, sizeof(q->control_entry), jr->entry);
-    q->ops->control(q->st, jr->job.id, &q->control_answer, on_control_polled, q);
+    if (q->stopping || !q->ops->ready(q->st, false)) return;
+    for (struct jobrun *jr = q->jobs; jr; jr = jr->next) {
+        if (!jr->control_known || jr->cancelled || jr->end != RUN_ON || jr->control_asking) continue;
+        jr->control_asking = true;
+        struct control_ask *a = xcalloc(1, sizeof(*a));
+        a->q = q;
+        herald_copy(a->entry, sizeof(a->entry), jr->entry);
+        q->ops->control(q->st, jr->job.id, &a->answer, on_control_polled, a);
+    }
 }
 
 static void on_released_due(const struct store_job_result *res, void *arg)
@@ -163,20 +202,20 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
     snprintf(jr->run, sizeof(jr->run), "%s.%llu", q->run_id, (unsigned long long)++q->run_seq);
     if (held_from) {
         /* "<entry>" for a job held until not_before (or paused before it
-         * began), "<entry>|d" for recipients deferred by that entry, and
-         * "<entry>|p" for a run paused by an operator: records keep naming
-         * it, and a resumed run's total is counted already. */
+         * began), "<entry>|d" for recipients deferred by that entry,
+         * "<entry>|p" for a run paused by an operator, and "<entry>|s" for
+         * a slice of it: records keep naming it, and a resumed run's total
+         * is counted already. */
         size_t n = strcspn(held_from, "|");
         snprintf(jr->rec_entry, sizeof(jr->rec_entry), "%.*s", (int)n, held_from);
-        jr->resumed = strcmp(held_from + n, "|d") == 0 || strcmp(held_from + n, "|p") == 0;
+        jr->resumed = strcmp(held_from + n, "|d") == 0 || strcmp(held_from + n, "|p") == 0 ||
+                      strcmp(held_from + n, "|s") == 0;
         if (!jr->resumed) q->ops->state_del(q->st, jr->job.id, jr->rec_entry);
     }
     /* The entry is this run's from now on (the heartbeat keeps it ours);
      * nothing is read or decided before the campaign's control field
      * says whether an operator paused or cancelled it. */
-    q->jr = jr;
-    uint64_t hb = (uint64_t)(q->cfg->claim_idle_ms / 3 > 0 ? q->cfg->claim_idle_ms / 3 : 1000);
-    uv_timer_start(&q->heartbeat, on_heartbeat, hb, hb);
+    job_add(q, jr);
     jr->loading = true;
     if (!held_from) {
         /* A new entry is a run of its campaign id: registered, or refused
@@ -205,13 +244,85 @@ static void on_registered(const struct store_job_result *res, void *arg)
         jr->enq.status == STORE_ENQ_EXPIRED) {
         char err[320];
         store_enqueue_refusal(err, sizeof(err), jr->job.id, &jr->enq);
-        q->jr = NULL;
-        uv_timer_stop(&q->heartbeat);
+        queue_job_remove(q, jr);
         queue_dead_letter(q, jr->entry, jr->text, err);
         queue_run_free(jr);
         return;
     }
     q->ops->control(q->st, jr->job.id, &jr->control, on_start_control, jr);
+}
+
+/* ---- a campaign in slices --------------------------------------------- */
+
+struct slicing {
+    struct jobrun *jr;
+    size_t n;
+};
+
+static void on_sliced(const struct store_job_result *res, void *arg)
+{
+    struct slicing *s = arg;
+    struct jobrun *jr = s->jr;
+    struct queue *q = jr->q;
+    size_t n = s->n;
+    free(s);
+    jr->loading = false;
+    if (res->status != STORE_JOB_OK) {
+        /* Not sliced (the script writes all or nothing): the run ends with
+         * nothing read; the job stays pending, or is its new owner's. */
+        if (res->status == STORE_JOB_LOST) queue_run_lost(jr, "slicing was refused by the fence");
+        else queue_run_hold(jr, res->err, res->text, "slicing the job");
+        queue_maybe_more(jr);
+        return;
+    }
+    log_info("queue", "job sliced campaign=%s entry=%s slices=%zu: any daemon runs them", jr->job.id, jr->entry, n);
+    queue_job_remove(q, jr);
+    queue_run_free(jr);
+    queue_jobs_more(q);
+    queue_read_next(q);
+    queue_check_drained(q);
+}
+
+/* Cuts an inline job of more than [daemon] slice recipients into slices of
+ * that many (each id once, in the job's order), each a job of its own in
+ * the stream that any daemon claims, as it claims any job: a dead daemon's
+ * slice is taken over like a dead daemon's job. The slices keep the job's
+ * entry in their records (held_from "<entry>|s"), so a person is sent once
+ * across slices, restarts and takeovers; the job's total is counted once,
+ * here. */
+static void slice_job(struct jobrun *jr)
+{
+    struct queue *q = jr->q;
+    size_t size = (size_t)q->cfg->slice;
+    json_t *o = json_loads(jr->text, 0, NULL);
+    json_object_del(o, "not_before"); /* due: it runs now */
+    json_t *seen = json_object(), *ids = json_array();
+    for (size_t i = 0; i < jr->job.nrecipients; i++) {
+        const char *id = jr->job.recipients[i];
+        if (json_object_get(seen, id)) continue;
+        json_object_set_new(seen, id, json_true());
+        json_array_append_new(ids, json_string(id));
+    }
+    json_decref(seen);
+    size_t total = json_array_size(ids), n = (total + size - 1) / size;
+    char **texts = xcalloc(n ? n : 1, sizeof(*texts));
+    for (size_t k = 0; k < n; k++) {
+        json_t *part = json_array();
+        for (size_t i = k * size; i < total && i < (k + 1) * size; i++) json_array_append(part, json_array_get(ids, i));
+        json_object_set_new(o, "recipients", part);
+        texts[k] = json_dumps(o, JSON_COMPACT);
+    }
+    json_decref(ids);
+    json_decref(o);
+    char from[80];
+    snprintf(from, sizeof(from), "%s|s", jr->rec_entry);
+    struct slicing *s = xcalloc(1, sizeof(*s));
+    s->jr = jr;
+    s->n = n;
+    jr->loading = true; /* until the script answered */
+    q->ops->slice(q->st, jr->entry, jr->job.id, (long long)total, from, (const char *const *)texts, n, on_sliced, s);
+    for (size_t k = 0; k < n; k++) free(texts[k]);
+    free(texts);
 }
 
 /* The campaign's control field, before a run's first recipient. */
@@ -226,8 +337,7 @@ static void on_start_control(const struct store_job_result *res, void *arg)
     } else if (jr->control == STORE_CONTROL_EXPIRED) {
         /* Its once-only records went with [retention]: a run now could
          * reach someone a second time. Refused, as a bad job is. */
-        q->jr = NULL;
-        uv_timer_stop(&q->heartbeat);
+        queue_job_remove(q, jr);
         queue_dead_letter(q, jr->entry, jr->text,
                           "the campaign id's once-only records expired ([retention]): it cannot run again "
                           "without sending twice; enqueue it under a new id");
@@ -240,8 +350,7 @@ static void on_start_control(const struct store_job_result *res, void *arg)
         log_info("queue", "job cancelled by an operator campaign=%s entry=%s: its unsent recipients are "
                           "recorded suppressed/cancelled", jr->job.id, jr->entry);
     } else if (jr->job.not_before > time(NULL)) {
-        q->jr = NULL;
-        uv_timer_stop(&q->heartbeat);
+        queue_job_remove(q, jr);
         schedule_job(q, jr);
         return;
     }
@@ -250,10 +359,16 @@ static void on_start_control(const struct store_job_result *res, void *arg)
         return;
     }
     const char *entry = jr->entry;
-    log_info("queue", "job started campaign=%s entry=%s run=%s", jr->job.id, entry, jr->run);
+    log_info("queue", "job started campaign=%s entry=%s run=%s priority=%s jobs=%zu", jr->job.id, entry, jr->run,
+             job_priority_name(jr->job.priority), q->njobs);
     /* "running", and the campaign's started event for its first run (not a
      * resumed or deferred part; not this entry again after a stop). */
     q->ops->started(q->st, jr->job.id, entry, !jr->resumed);
+    if (q->cfg->slice > 0 && !jr->resumed && !jr->cancelled && !jr->job.recipients_key &&
+        jr->job.nrecipients > (size_t)q->cfg->slice) {
+        slice_job(jr);
+        return;
+    }
     if (jr->job.recipients_key) {
         jr->src_key = xstrdup(jr->job.recipients_key);
         snprintf(jr->cursor, sizeof(jr->cursor), "0");
@@ -290,23 +405,36 @@ static void on_read(const struct store_read_result *res, void *arg)
         log_recovered(&q->read_complaint, "queue", "reading jobs works again");
         if (mode == STORE_READ_GROUP) q->group_ready = true;
         /* Our own pending entries are read until none is left. */
-        if (mode == STORE_READ_OWN) q->own_pending_done = true;
+        if (mode == STORE_READ_OWN) {
+            q->own_pending_done = true;
+            q->own_after[0] = '\0'; /* the next walk starts from the first */
+        }
         queue_read_next(q);
         return;
     case STORE_READ_DELETED:
         /* Deleted from the stream while pending: nothing to do but ack
          * (and read on: more of our own may be pending). */
+        if (mode == STORE_READ_OWN) herald_copy(q->own_after, sizeof(q->own_after), res->id);
         q->ops->ack(q->st, res->id);
         queue_read_next(q);
         return;
     case STORE_READ_ENTRY:
         log_recovered(&q->read_complaint, "queue", "reading jobs works again");
+        /* Our own pending entries are walked in order: the next read starts
+         * after this one, past the jobs running here. */
+        if (mode == STORE_READ_OWN) herald_copy(q->own_after, sizeof(q->own_after), res->id);
+        if (queue_job_find(q, res->id)) { /* running here already (our own pending entry) */
+            queue_read_next(q);
+            return;
+        }
         start_job(q, res->id, res->job, res->job_len, res->held_from);
-        if (mode == STORE_READ_CLAIM && q->jr)
-            log_info("queue", "took over a job left by another consumer entry=%s", q->jr->entry);
-        /* A job refused or scheduled reads the next one once its
-         * acknowledgement landed (never before: read again, our own
-         * pending entry would come back). */
+        if (mode == STORE_READ_CLAIM && queue_job_find(q, res->id))
+            log_info("queue", "took over a job left by another consumer entry=%s", res->id);
+        /* The next job is read while fewer than max_jobs run. A job
+         * refused or scheduled reads on once its acknowledgement landed
+         * (never before: a walk of our own pending entries from the first
+         * would meet it again). */
+        if (queue_job_find(q, res->id)) queue_read_next(q);
         return;
     }
 }
@@ -318,7 +446,7 @@ static void on_retry(uv_timer_t *t)
 
 void queue_read_next(struct queue *q)
 {
-    if (q->stopping || q->jr || q->reading || !q->name_held || !q->layout_ok || !q->ops->ready(q->st, true) ||
+    if (q->stopping || q->njobs >= (size_t)q->cfg->max_jobs || q->reading || !q->name_held || !q->layout_ok || !q->ops->ready(q->st, true) ||
         uv_is_active((uv_handle_t *)&q->hold_timer)) {
         queue_check_drained(q);
         return;
@@ -328,13 +456,16 @@ void queue_read_next(struct queue *q)
         mode = STORE_READ_GROUP;
     } else if (!q->own_pending_done) {
         mode = STORE_READ_OWN;
+        if (!q->own_after[0]) herald_copy(q->own_after, sizeof(q->own_after), "0");
     } else if (uv_now(q->loop) - q->last_claim_ms >= (uint64_t)q->cfg->claim_idle_ms / 2) {
         q->last_claim_ms = uv_now(q->loop);
         mode = STORE_READ_CLAIM;
     }
     q->read_mode = mode;
     q->reading = true;
-    if (q->ops->read(q->st, mode, QUEUE_BLOCK_MS, q->cfg->claim_idle_ms, on_read, q) < 0)
+    /* With jobs running, a blocking read waits less: a job read again at
+     * once (a cancel, a hold's end) waits for it on the jobs connection. */
+    if (q->ops->read(q->st, mode, q->own_after, q->jobs ? QUEUE_BLOCK_BUSY_MS : QUEUE_BLOCK_MS, q->cfg->claim_idle_ms, on_read, q) < 0)
         q->reading = false;
 }
 
@@ -417,7 +548,7 @@ static void on_lock_renewed(const struct store_job_result *res, void *arg)
     q->name_in_use = true;
     log_error("queue", "consumer name %s was taken by another daemon (%s) while this one held it; this daemon "
               "stops its job and reads none until the name is free", q->consumer, q->lock_holder);
-    if (q->jr) queue_run_lost(q->jr, "another daemon runs under this consumer name");
+    for (struct jobrun *jr = q->jobs; jr; jr = jr->next) queue_run_lost(jr, "another daemon runs under this consumer name");
     uv_timer_start(&q->lock_timer, on_lock_retry, 2000, 0);
 }
 
@@ -446,6 +577,14 @@ void queue_reload(struct queue *q, const struct config *cfg)
 {
     q->cfg = cfg;
     config_derive(q);
+    /* The heartbeat's period follows claim_idle (it runs while any job does). */
+    if (uv_is_active((uv_handle_t *)&q->heartbeat)) {
+        uint64_t hb = (uint64_t)(cfg->claim_idle_ms / 3 > 0 ? cfg->claim_idle_ms / 3 : 1000);
+        uv_timer_start(&q->heartbeat, on_heartbeat, hb, hb);
+    }
+    /* A larger max_jobs reads more now; a larger max_in_flight lets runs read more. */
+    queue_jobs_more(q);
+    queue_read_next(q);
 }
 
 struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct store_ops *ops, void *store,
@@ -536,8 +675,10 @@ void queue_connected(struct queue *q, bool jobs)
     }
     if (jobs) {
         q->reading = false;
-        /* After a loss, re-read our own pending entries first. */
-        if (!q->jr) q->own_pending_done = false;
+        /* After a loss, re-read our own pending entries first (walking
+         * past those running here). */
+        q->own_pending_done = false;
+        q->own_after[0] = '\0';
     }
     queue_read_next(q);
 }
@@ -565,7 +706,7 @@ static void on_lock_released(const struct store_job_result *res, void *arg)
 void queue_check_drained(struct queue *q)
 {
     if (!q->stopping || !q->drained || q->lock_releasing) return;
-    if (q->jr || !q->ops->idle(q->st) || dispatch_in_flight(q->d)) return;
+    if (q->jobs || !q->ops->idle(q->st) || dispatch_in_flight(q->d)) return;
     if (q->name_held && q->ops->ready(q->st, false)) {
         q->lock_releasing = true;
         q->ops->consumer_lock(q->st, STORE_LOCK_RELEASE, q->lock_value, q->lock_ttl_ms, "", q->lock_holder,
@@ -582,14 +723,15 @@ void queue_stop(struct queue *q, void (*drained)(void *arg), void *arg)
     q->drained_arg = arg;
     dispatch_interrupt(q->d);
     queue_ready_kick(q); /* gives them back */
-    if (q->jr) queue_maybe_more(q->jr);
+    queue_jobs_more(q);
     queue_check_drained(q);
 }
 
 void queue_counters(const struct queue *q, struct queue_counters *out)
 {
     *out = q->counters;
-    out->in_flight = q->jr ? q->jr->outstanding : 0;
+    out->in_flight = queue_jobs_outstanding(q);
+    out->jobs_running = q->njobs;
     struct store_cmds_status st;
     q->ops->status(q->st, &st);
     out->backlog = st.backlog;
@@ -620,28 +762,29 @@ static void on_handle_closed(uv_handle_t *h)
 void queue_free(struct queue *q)
 {
     /* Whatever could not be written before the drain timeout is lost here;
-     * the job stays pending in the stream and is redone from the records. */
-    while (q->ready_head) {
-        struct rcpt *r = q->ready_head;
-        q->ready_head = r->next_ready;
-        queue_rcpt_free(r);
-    }
-    /* Handoffs never written (the drain timeout finished their messages
-     * before the iteration's write): nothing references them any more. */
-    while (q->hpending) {
-        struct hbatch *hb = q->hpending;
-        q->hpending = hb->next;
-        queue_hbatch_discard(hb);
-    }
-    q->hpending_tail = NULL;
-    if (q->jr) {
+     * the jobs stay pending in the stream and are redone from the records. */
+    while (q->jobs) {
+        struct jobrun *jr = q->jobs;
+        q->jobs = jr->next;
+        while (jr->ready_head) {
+            struct rcpt *r = jr->ready_head;
+            jr->ready_head = r->next_ready;
+            queue_rcpt_free(r);
+        }
+        /* Handoffs never written (the drain timeout finished their messages
+         * before the iteration's write): nothing references them any more. */
+        while (jr->hpending) {
+            struct hbatch *hb = jr->hpending;
+            jr->hpending = hb->next;
+            queue_hbatch_discard(hb);
+        }
         log_warn("queue", "stopping with campaign=%s unfinished (outstanding=%zu); it resumes on restart",
-                 q->jr->job.id, q->jr->outstanding);
+                 jr->job.id, jr->outstanding);
         /* Every Redis callback has fired and dispatch holds nothing (main
          * frees the queue only then): what references the job is gone. */
-        queue_run_free(q->jr);
-        q->jr = NULL;
+        queue_run_free(jr);
     }
+    q->njobs = 0;
     uv_close((uv_handle_t *)&q->heartbeat, on_handle_closed);
     uv_close((uv_handle_t *)&q->retry, on_handle_closed);
     uv_close((uv_handle_t *)&q->release_timer, on_handle_closed);

@@ -1,5 +1,6 @@
 /*
- * queue.h - the stream consumer: one job at a time, its recipients in batches.
+ * queue.h - the stream consumer: up to [daemon] max_jobs jobs side by side,
+ * their recipients in batches.
  *
  * Reads herald:jobs through the consumer group (XREADGROUP; first its own
  * pending entries, which a restart left unfinished; XAUTOCLAIM takes over
@@ -10,7 +11,10 @@
  * terminal outcome and every write about them has been answered by Redis.
  *
  * Memory stays flat: at most [daemon] max_in_flight recipients are held at
- * once, whatever the size of the campaign. Every Redis command goes through
+ * once (shared by the running jobs, each up to its share; plus at most a
+ * batch per job), whatever the size of the campaigns. Which job's next
+ * message goes to dispatch is a weighted round robin by the jobs'
+ * priority (high 4 : normal 2 : low 1). Every Redis command goes through
  * the store's command layer (store_cmd.h): an error reply is never taken
  * for an answer. A transient one (OOM, READONLY, LOADING, a lost
  * connection, ...) is retried and the work waits; a permanent one on a
@@ -35,7 +39,8 @@ struct queue;
 struct queue_counters {
     uint64_t jobs_done, jobs_refused;
     uint64_t outcomes[HERALD_OUTCOME_COUNT];
-    uint64_t in_flight;       /* recipients held now */
+    uint64_t in_flight;       /* recipients held now, by every job */
+    uint64_t jobs_running;    /* jobs running side by side now */
     uint64_t backlog;         /* Redis commands waiting for a connection or a retry */
     /* Waiting on Redis: an error reply is being retried (store_cmd.h). */
     bool redis_waiting;

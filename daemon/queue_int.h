@@ -4,10 +4,12 @@
  * The pipeline is split by stage, each a file over the same run state:
  *   queue.c          the consumer: reading the stream, starting, refusing,
  *                    scheduling a job, the heartbeat, the public API;
+ *                    up to [daemon] max_jobs runs side by side (q->jobs);
  *   queue_source.c   a run's recipient source, the lookup, the suppression
  *                    check and the decision (policy);
- *   queue_ready.c    the ready queue, the reservation, rendering, the handoff
- *                    gate and dispatch;
+ *   queue_ready.c    each run's ready queue, the weighted round robin between
+ *                    runs, the reservation, rendering, the handoff gate and
+ *                    dispatch;
  *   queue_outcome.c  outcomes, written in batches;
  *   queue_run.c      a run's life: recipients leaving, hold, lost, the end of
  *                    a job (acknowledged only when every recipient has its
@@ -32,6 +34,7 @@
 #include "tz.h"
 
 #define QUEUE_BLOCK_MS 2000
+#define QUEUE_BLOCK_BUSY_MS 250    /* ... while jobs run */
 #define QUEUE_DEFER_GROUP_MAX 5000 /* ids per parked job of deferred recipients */
 #define QUEUE_FINISH_MAX 256       /* outcomes per finishing write */
 #define QUEUE_LINK_ROOM 256        /* a signed link, about 230 bytes, or a few values */
@@ -92,6 +95,7 @@ enum run_end { RUN_ON, RUN_HELD, RUN_LOST, RUN_STEERED };
 
 struct jobrun {
     struct queue *q;
+    struct jobrun *next; /* in q->jobs, in the order they were read */
     char entry[64];
     char run[32];  /* "<daemon run>.<n>": what the records it writes name */
     struct store_enqueue_result enq; /* the campaign's run this entry registered (a new entry only) */
@@ -129,6 +133,19 @@ struct jobrun {
     bool deferrals_parked;
     /* Outcomes waiting for their finishing write (finish_flush). */
     struct store_outcomes fin;
+    /* Its handoffs for the next write (they go with its outcomes, under its
+     * fence), and its finishing writes in flight. */
+    struct hbatch *hpending, *hpending_tail;
+    int flushing;
+    /* Its recipients the policy let through, waiting for their reservation;
+     * which run's go next is a smooth weighted round robin (nginx's): each
+     * turn every run with some adds its weight to wrr, the largest goes and
+     * gives back the sum. */
+    struct rcpt *ready_head, *ready_tail;
+    size_t nready;
+    int64_t wrr;
+    bool control_asking; /* its control field is being read */
+    bool recalled;       /* steered alone: dispatch gave back its waiting messages (queue_run_steer) */
 };
 
 struct deferral {
@@ -143,10 +160,12 @@ struct queue {
     void *st;
     struct dispatch *d;
     char *consumer, *run_id;
-    struct jobrun *jr;
+    struct jobrun *jobs; /* the runs, at most cfg->max_jobs (a reload may leave more until they end) */
+    size_t njobs;
     bool reading;       /* a read is outstanding on the jobs connection */
     enum store_read_mode read_mode; /* ... of this kind */
     bool own_pending_done;
+    char own_after[64]; /* our pending entries are read after this id ("0": from the first) */
     uint64_t last_claim_ms;
     bool group_ready;
     bool stopping;
@@ -176,10 +195,7 @@ struct queue {
     int64_t lock_ttl_ms;
     uv_timer_t lock_timer;
     struct log_complaint lock_complaint;
-    uv_timer_t control_timer; /* reads the running campaign's control field every second */
-    bool control_asking;
-    enum store_control control_answer;
-    char control_entry[64];   /* the run it was asked for */
+    uv_timer_t control_timer; /* reads the running campaigns' control fields every second */
     bool releasing;
     long long released_due; /* the last release's count */
     struct queue_counters counters;
@@ -190,13 +206,10 @@ struct queue {
     int64_t cap_keep_s; /* history the caps need: their longest window */
     uv_check_t flush_check; /* writes the outcomes and handoffs of one loop iteration */
     uv_idle_t flush_wake;   /* a handoff waits for that write: the loop must not sleep */
-    struct hbatch *hpending, *hpending_tail; /* handoffs for the next write */
-    int flushing;           /* finishing writes in flight */
     /* Reserved recipients are rendered and handed to dispatch just in time
      * (while dispatch holds fewer than ready_target), a slice per loop
      * iteration: rendering a whole batch in one callback would leave the
-     * providers' connections idle meanwhile. */
-    struct rcpt *ready_head, *ready_tail;
+     * providers' connections idle meanwhile. nready: in every run's list. */
     size_t nready, ready_target;
     size_t reserving; /* in a reservation script now */
     uv_idle_t ready_idle;
@@ -216,7 +229,7 @@ struct hbatch {
     struct dispatch_msg **msgs;      /* NULL where the message finished meanwhile */
     struct store_job_handoff *items; /* the script's rows: the batch's own */
     size_t n;
-    struct hbatch *next;             /* in q->hpending */
+    struct hbatch *next;             /* in jr->hpending */
 };
 
 /* ---- queue_run.c ---- */
@@ -236,6 +249,16 @@ void queue_run_lost(struct jobrun *jr, const char *why);
 void queue_run_steer(struct jobrun *jr, enum store_control c);
 void queue_run_free(struct jobrun *jr);
 void queue_maybe_more(struct jobrun *jr);
+/* The running jobs, each pinned (queue_run_pin) so that a loop over them
+ * may let any of them end: the caller unpins each and frees the array.
+ * Returns their count. */
+size_t queue_jobs_pinned(struct queue *q, struct jobrun ***out);
+/* Lets every running job read more (its share of max_in_flight grew). */
+void queue_jobs_more(struct queue *q);
+/* The run of that stream entry, or NULL. */
+struct jobrun *queue_job_find(const struct queue *q, const char *entry);
+/* Recipients held by every run. */
+size_t queue_jobs_outstanding(const struct queue *q);
 void queue_defer(struct jobrun *jr, const char *id, int64_t until);
 void queue_park_deferrals(struct jobrun *jr);
 void queue_on_acked(const struct store_job_result *res, void *arg);
@@ -249,6 +272,10 @@ void queue_on_flush_wake(uv_idle_t *h);
 /* ---- queue_ready.c ---- */
 void queue_ready_kick(struct queue *q);
 void queue_ready_push(struct queue *q, struct rcpt *r);
+/* take[i]: how many of the next room reservations go to run v[i] (a
+ * smooth weighted round robin by priority over the runs with ready
+ * recipients; each run's wrr carries over between calls). */
+void queue_ready_share(struct jobrun *const *v, size_t n, size_t room, size_t *take);
 void queue_on_ready_idle(uv_idle_t *h);
 void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg);
 /* The store's answer for hb (its items' `handed` set when OK): each message
@@ -264,6 +291,8 @@ void queue_on_source_open(const struct store_job_result *res, void *arg);
 
 /* ---- queue.c ---- */
 void queue_read_next(struct queue *q);
+/* Takes jr off the running jobs (its slot is free; the heartbeat stops with the last). */
+void queue_job_remove(struct queue *q, struct jobrun *jr);
 void queue_check_drained(struct queue *q);
 void queue_dead_letter(struct queue *q, const char *entry, const char *text, const char *error);
 

@@ -5,7 +5,8 @@
  * and their batched write (at the end of a loop iteration, or at
  * QUEUE_FINISH_MAX). An outcome counts as a write of its run until the store
  * answered, so a job is never acknowledged before its outcomes are stored.
- * A run that lost its entry writes none.
+ * A run that lost its entry writes none. Each run writes its own outcomes
+ * and handoffs, one write in flight per run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +70,7 @@ static void on_finish_flushed(const struct store_job_result *res, void *arg)
     struct fin_flush *f = arg;
     struct jobrun *jr = f->jr;
     queue_run_pin(jr);
-    jr->q->flushing--;
+    jr->flushing--;
     if (res->status == STORE_JOB_LOST) {
         queue_run_lost(jr, "outcomes refused by the fence");
     } else if (res->status != STORE_JOB_OK) {
@@ -83,7 +84,7 @@ static void on_finish_flushed(const struct store_job_result *res, void *arg)
     fin_flush_free(f);
     answer_handoffs(hb, res);
     /* What gathered meanwhile goes now, in one write. */
-    if (jr->fin.n || jr->q->hpending) finish_flush(jr);
+    if (jr->fin.n || jr->hpending) finish_flush(jr);
     queue_run_unpin(jr);
 }
 
@@ -94,14 +95,14 @@ static void on_finish_flushed(const struct store_job_result *res, void *arg)
 static void finish_flush(struct jobrun *jr)
 {
     struct queue *q = jr->q;
-    struct hbatch *hb = q->hpending;
+    struct hbatch *hb = jr->hpending;
     if (jr->fin.n == 0 && !hb) return;
     /* One write in flight at a time (unless QUEUE_FINISH_MAX outcomes
      * wait): what gathers meanwhile goes with the next, so the busier the
      * loop the larger each write, and Redis and the loop do per-write work
      * less often. The answer of the write in flight sends it. */
-    if (q->flushing && jr->fin.n < QUEUE_FINISH_MAX && jr->end != RUN_LOST) return;
-    q->hpending = q->hpending_tail = NULL;
+    if (jr->flushing && jr->fin.n < QUEUE_FINISH_MAX && jr->end != RUN_LOST) return;
+    jr->hpending = jr->hpending_tail = NULL;
     if (jr->end == RUN_LOST) {
         jr->writes -= jr->fin.n;
         store_outcomes_free(&jr->fin);
@@ -118,7 +119,7 @@ static void finish_flush(struct jobrun *jr)
     size_t nhand = 0;
     for (struct hbatch *h = hb; h; h = h->next) nhand += h->n;
     f->hand = xmalloc((nhand ? nhand : 1) * sizeof(*f->hand));
-    q->flushing++;
+    jr->flushing++;
     nhand = 0;
     for (struct hbatch *h = hb; h; h = h->next)
         for (size_t i = 0; i < h->n; i++)
@@ -140,7 +141,12 @@ void queue_on_flush_check(uv_check_t *h)
     dispatch_gate_now(q->d);
     uv_check_stop(h);
     uv_idle_stop(&q->flush_wake);
-    if (q->jr) finish_flush(q->jr);
+    /* Each run writes its own (under its own fence). */
+    struct jobrun **v;
+    size_t n = queue_jobs_pinned(q, &v);
+    for (size_t i = 0; i < n; i++) finish_flush(v[i]);
+    for (size_t i = 0; i < n; i++) queue_run_unpin(v[i]);
+    free(v);
 }
 
 void queue_on_flush_wake(uv_idle_t *h) { uv_idle_stop(h); }

@@ -6,6 +6,9 @@
  * applies to every message not yet reserved), rendered, handed to
  * dispatch, and recorded "handed" at dispatch's gate before the first
  * request leaves. Never sends a message whose reservation is not ours.
+ * Runs side by side each have a ready list; which run's recipients are
+ * reserved (and so offered to dispatch) next is a smooth weighted round
+ * robin by priority, so each run gets its share of every provider.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -166,13 +169,13 @@ void queue_hbatch_answer(struct hbatch *hb, const struct store_job_result *res)
     free(go);
 }
 
-/* dispatch's handoff gate: msgs are about to get their first request.
- * They all belong to the running job (one job runs at a time). */
-void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg)
+/* The messages of one run at the gate: recorded with its outcomes. */
+static void handoff_run(struct queue *q, struct jobrun *jr, struct dispatch_msg **msgs, size_t n)
 {
-    struct queue *q = arg;
-    struct jobrun *jr = rcpt_of(msgs[0])->jr;
-    if (jr->end == RUN_LOST) { /* nothing more is written: none leaves */
+    /* A lost run writes nothing: none leaves. A run steered beside others
+     * (its messages were not recalled: queue_run_steer) gives back what no
+     * provider has yet: refused here, each is released. */
+    if (jr->end == RUN_LOST || (jr->end == RUN_STEERED && !jr->recalled)) {
         bool *go = xcalloc(n, sizeof(*go));
         dispatch_handoff_done(q->d, msgs, n, go);
         free(go);
@@ -195,11 +198,33 @@ void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg)
     /* Recorded with this iteration's outcomes, in the same script, at the
      * end of the iteration (queue_on_flush_check): no round trip of its own. */
     hb->next = NULL;
-    if (q->hpending_tail) q->hpending_tail->next = hb;
-    else q->hpending = hb;
-    q->hpending_tail = hb;
+    if (jr->hpending_tail) jr->hpending_tail->next = hb;
+    else jr->hpending = hb;
+    jr->hpending_tail = hb;
     uv_check_start(&q->flush_check, queue_on_flush_check);
     uv_idle_start(&q->flush_wake, queue_on_flush_wake); /* do not sleep before it */
+}
+
+/* dispatch's handoff gate: msgs are about to get their first request.
+ * They may belong to several runs: each run's go in one batch of its own. */
+void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg)
+{
+    struct queue *q = arg;
+    struct dispatch_msg **mine = xcalloc(n ? n : 1, sizeof(*mine));
+    bool *taken = xcalloc(n ? n : 1, sizeof(*taken));
+    for (size_t i = 0; i < n; i++) {
+        if (taken[i]) continue;
+        struct jobrun *jr = rcpt_of(msgs[i])->jr;
+        size_t k = 0;
+        for (size_t j = i; j < n; j++) {
+            if (taken[j] || rcpt_of(msgs[j])->jr != jr) continue;
+            taken[j] = true;
+            mine[k++] = msgs[j];
+        }
+        handoff_run(q, jr, mine, k);
+    }
+    free(mine);
+    free(taken);
 }
 
 static void send_message(struct rcpt *r)
@@ -262,7 +287,7 @@ static void reserve(struct rbatch *rb, int64_t now);
  * the reservations themselves), or for all that wait, or is idle. */
 static size_t ready_room(const struct queue *q)
 {
-    if (!q->ready_head) return 0;
+    if (!q->nready) return 0;
     size_t busy = dispatch_in_flight(q->d) + q->reserving;
     size_t room = q->ready_target > busy ? q->ready_target - busy : 0;
     if (room > QUEUE_RESERVE_MAX) room = QUEUE_RESERVE_MAX;
@@ -273,53 +298,94 @@ static size_t ready_room(const struct queue *q)
 /* Starts the reservation step when it has something to do. */
 void queue_ready_kick(struct queue *q)
 {
-    if (q->ready_head && (queue_run_ended(q->ready_head->jr) || ready_room(q)))
-        uv_idle_start(&q->ready_idle, queue_on_ready_idle);
+    if (!q->nready) return;
+    bool ended = false;
+    for (const struct jobrun *jr = q->jobs; jr && !ended; jr = jr->next)
+        ended = jr->ready_head && queue_run_ended(jr);
+    if (ended || ready_room(q)) uv_idle_start(&q->ready_idle, queue_on_ready_idle);
+}
+
+static struct rcpt *ready_pop(struct jobrun *jr)
+{
+    struct rcpt *r = jr->ready_head;
+    jr->ready_head = r->next_ready;
+    if (!jr->ready_head) jr->ready_tail = NULL;
+    jr->nready--;
+    jr->q->nready--;
+    return r;
+}
+
+/* How many of the next room reservations go to each run (take[i] for
+ * v[i]): a smooth weighted round robin (nginx's) between the runs with
+ * ready recipients, one pick per message, weighted by priority, so that
+ * over time each run gets its weight's share of every free slot. */
+void queue_ready_share(struct jobrun *const *v, size_t n, size_t room, size_t *take)
+{
+    for (size_t i = 0; i < n; i++) take[i] = 0;
+    for (size_t k = 0; k < room; k++) {
+        int64_t total = 0;
+        struct jobrun *best = NULL;
+        size_t bi = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct jobrun *jr = v[i];
+            if (take[i] >= jr->nready || queue_run_ended(jr)) continue;
+            int64_t w = job_priority_weight(jr->job.priority);
+            jr->wrr += w;
+            total += w;
+            if (!best || jr->wrr > best->wrr) {
+                best = jr;
+                bi = i;
+            }
+        }
+        if (!best) break;
+        best->wrr -= total;
+        take[bi]++;
+    }
 }
 
 /* Reserves the next recipients the policy let through, as many as
- * dispatch has room for (and at most QUEUE_RESERVE_MAX in one script). */
+ * dispatch has room for (and at most QUEUE_RESERVE_MAX in one script),
+ * shared between the runs by queue_ready_share. */
 void queue_on_ready_idle(uv_idle_t *h)
 {
     struct queue *q = h->data;
-    if (q->ready_head && queue_run_ended(q->ready_head->jr)) {
-        while (q->ready_head) {
-            struct rcpt *r = q->ready_head;
-            q->ready_head = r->next_ready;
-            if (!q->ready_head) q->ready_tail = NULL;
-            q->nready--;
-            queue_rcpt_unfinished(r); /* not reserved yet: the next run decides it */
-        }
-        uv_idle_stop(h);
-        return;
-    }
+    struct jobrun **v;
+    size_t n = queue_jobs_pinned(q, &v);
+    /* A run that ended gives its ready recipients back. */
+    for (size_t i = 0; i < n; i++)
+        while (v[i]->ready_head && queue_run_ended(v[i]))
+            queue_rcpt_unfinished(ready_pop(v[i])); /* not reserved yet: the next run decides it */
     size_t room = ready_room(q);
     if (room) {
-        struct rbatch *rb = xcalloc(1, sizeof(*rb));
-        rb->jr = q->ready_head->jr;
-        rb->r = xcalloc(room, sizeof(*rb->r));
-        while (q->ready_head && rb->n < room) {
-            struct rcpt *r = q->ready_head;
-            q->ready_head = r->next_ready;
-            if (!q->ready_head) q->ready_tail = NULL;
-            q->nready--;
-            rb->r[rb->n++] = r;
+        size_t *take = xcalloc(n ? n : 1, sizeof(*take));
+        queue_ready_share(v, n, room, take);
+        int64_t now = time(NULL);
+        for (size_t i = 0; i < n; i++) {
+            if (!take[i]) continue;
+            struct rbatch *rb = xcalloc(1, sizeof(*rb));
+            rb->jr = v[i];
+            rb->r = xcalloc(take[i], sizeof(*rb->r));
+            while (rb->n < take[i]) rb->r[rb->n++] = ready_pop(v[i]);
+            q->reserving += rb->n;
+            reserve(rb, now);
         }
-        q->reserving += rb->n;
-        reserve(rb, time(NULL));
-        return; /* the next tick sees the room that is left */
+        free(take);
     }
+    for (size_t i = 0; i < n; i++) queue_run_unpin(v[i]);
+    free(v);
     /* Empty, or dispatch is full: a finished message or an answered
-     * reservation starts us again. */
-    uv_idle_stop(h);
+     * reservation starts us again. Else the next tick sees the room left. */
+    if (!room) uv_idle_stop(h);
 }
 
 void queue_ready_push(struct queue *q, struct rcpt *r)
 {
+    struct jobrun *jr = r->jr;
     r->next_ready = NULL;
-    if (q->ready_tail) q->ready_tail->next_ready = r;
-    else q->ready_head = r;
-    q->ready_tail = r;
+    if (jr->ready_tail) jr->ready_tail->next_ready = r;
+    else jr->ready_head = r;
+    jr->ready_tail = r;
+    jr->nready++;
     q->nready++;
     queue_ready_kick(q);
 }

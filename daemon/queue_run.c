@@ -4,7 +4,9 @@
  * Owns when a job is acknowledged: only by a run that gave every recipient
  * its outcome (or parked it for its quiet hours); a run that stopped, was
  * held or lost its entry leaves the job pending. Never frees a run that a
- * caller still uses (queue_run_pin).
+ * caller still uses (queue_run_pin). Several runs go side by side: each
+ * holds at most its share of max_in_flight, and one run's end touches no
+ * other run's recipients.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,8 +104,10 @@ void queue_run_lost(struct jobrun *jr, const char *why)
              why);
     /* Nothing more leaves for a run that lost its entry: the messages no
      * provider has yet (cleared ahead at the gate, waiting for a slot, the
-     * rate or a retry) end here, and their records are the new owner's. */
-    dispatch_recall(jr->q->d);
+     * rate or a retry) end here, and their records are the new owner's.
+     * Beside other runs, whose messages must go on, its messages are
+     * refused at the handoff gate instead (queue_on_handoff). */
+    if (jr->q->njobs <= 1) dispatch_recall(jr->q->d);
     queue_ready_kick(jr->q);
 }
 
@@ -120,7 +124,10 @@ void queue_run_steer(struct jobrun *jr, enum store_control c)
     jr->control = c;
     log_info("queue", "job %s by an operator campaign=%s entry=%s; what no provider has is given back",
              c == STORE_CONTROL_PAUSED ? "paused" : "cancelled", jr->job.id, jr->entry);
-    dispatch_recall(q->d);
+    /* Beside other runs, its messages are refused at the handoff gate
+     * instead (queue_on_handoff): a recall would take theirs too. */
+    jr->recalled = q->njobs <= 1;
+    if (jr->recalled) dispatch_recall(q->d);
     queue_ready_kick(q);
 }
 
@@ -216,6 +223,7 @@ static void on_hold_over(uv_timer_t *t)
 {
     struct queue *q = t->data;
     q->own_pending_done = false; /* the held entry is among our own pending ones */
+    q->own_after[0] = '\0';
     queue_read_next(q);
 }
 
@@ -231,8 +239,7 @@ static void job_complete(struct jobrun *jr)
         queue_park_deferrals(jr);
         if (jr->writes) return; /* their answers bring us back here */
     }
-    q->jr = NULL;
-    uv_timer_stop(&q->heartbeat);
+    queue_job_remove(q, jr);
     if (finished) {
         log_info("queue", "job done campaign=%s entry=%s missing_fields=%u", jr->job.id, jr->entry,
                  jr->missing_fields);
@@ -260,23 +267,78 @@ static void job_complete(struct jobrun *jr)
         /* Cancelled: the entry is ours and pending; read again at once, it
          * runs with every unsent recipient cancelled. */
         q->own_pending_done = false;
+        q->own_after[0] = '\0';
         queue_read_next(q);
     } else {
         log_info("queue", "job paused campaign=%s entry=%s unfinished=%zu (it stays pending and resumes on restart)",
                  jr->job.id, jr->entry, jr->unfinished);
     }
     queue_run_free(jr);
+    /* The others' shares of max_in_flight grew, and a slot is free (read
+     * by the branches above that read on, once their write landed). */
+    queue_jobs_more(q);
     queue_check_drained(q);
+}
+
+/* Whether jr may read its next batch: max_in_flight is shared by the runs,
+ * each up to its share (max_in_flight / runs, at least one batch), and
+ * together up to max_in_flight, save that a run holding less than a batch
+ * may always read one: a run that started beside a large one does not wait
+ * for the large one to drain. So the daemon holds at most max_in_flight +
+ * max_jobs * batch recipients. */
+static bool may_load(const struct jobrun *jr)
+{
+    const struct queue *q = jr->q;
+    size_t batch = (size_t)q->cfg->batch, max = (size_t)q->cfg->max_in_flight;
+    size_t share = q->njobs > 1 ? max / q->njobs : max;
+    if (share < batch) share = batch;
+    if (jr->outstanding + batch > share) return false;
+    return jr->outstanding < batch || queue_jobs_outstanding(q) + batch <= max;
 }
 
 void queue_maybe_more(struct jobrun *jr)
 {
-    struct queue *q = jr->q;
     if (jr->loading) return;
     bool stop = queue_run_ended(jr) || jr->src_done;
-    if (!stop && (int64_t)(jr->outstanding + (size_t)q->cfg->batch) <= q->cfg->max_in_flight) {
+    if (!stop && may_load(jr)) {
         queue_load_batch(jr);
         return;
     }
     if (stop && jr->outstanding == 0 && jr->writes == 0) job_complete(jr);
+}
+
+/* ---- the runs side by side ---------------------------------------------- */
+
+struct jobrun *queue_job_find(const struct queue *q, const char *entry)
+{
+    for (struct jobrun *jr = q->jobs; jr; jr = jr->next)
+        if (strcmp(jr->entry, entry) == 0) return jr;
+    return NULL;
+}
+
+size_t queue_jobs_outstanding(const struct queue *q)
+{
+    size_t n = 0;
+    for (const struct jobrun *jr = q->jobs; jr; jr = jr->next) n += jr->outstanding;
+    return n;
+}
+
+size_t queue_jobs_pinned(struct queue *q, struct jobrun ***out)
+{
+    struct jobrun **v = xcalloc(q->njobs ? q->njobs : 1, sizeof(*v));
+    size_t n = 0;
+    for (struct jobrun *jr = q->jobs; jr; jr = jr->next) {
+        queue_run_pin(jr);
+        v[n++] = jr;
+    }
+    *out = v;
+    return n;
+}
+
+void queue_jobs_more(struct queue *q)
+{
+    struct jobrun **v;
+    size_t n = queue_jobs_pinned(q, &v);
+    for (size_t i = 0; i < n; i++) queue_run_unpin(v[i]);
+    free(v);
 }

@@ -305,8 +305,7 @@ void queue_on_source_open(const struct store_job_result *res, void *arg)
         else
             snprintf(msg, sizeof(msg), "recipients_key: the key is a %.32s; expected a set, zset or list",
                      jr->info.type);
-        q->jr = NULL;
-        uv_timer_stop(&q->heartbeat);
+        queue_job_remove(q, jr);
         queue_dead_letter(q, jr->entry, jr->text, msg);
         queue_run_free(jr);
         return;

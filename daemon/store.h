@@ -224,6 +224,7 @@ extern const char store_lua_campaign_control[];
 extern const char store_lua_consumer_lock[];
 extern const char store_lua_job_finished[];
 extern const char store_lua_job_started[];  /* a run's state "running", and the campaign's started event */ /* a run's state, ack, and the campaign's finished event */ /* one live daemon per consumer name */ /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
+extern const char store_lua_job_slice[];  /* a job cut into slices, any daemon claims each; acked */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */
 extern const char store_lua_migrate[];  /* layout 1 -> 2: one person's records into their hash */

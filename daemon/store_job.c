@@ -586,6 +586,23 @@ void store_job_release(struct store_job *sj, const char *entry, const char *camp
     store_cmds_send(sj->sc, 0, on_released, c, call_discard, &a, store_lua_release);
 }
 
+void store_job_slice(struct store_job *sj, const char *entry, const char *campaign, long long total,
+                     const char *from, const char *const *texts, size_t n, store_job_cb cb, void *arg)
+{
+    struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
+    struct store_args a;
+    store_args_script(&a, store_lua_job_slice, 2);
+    fence_keys(&a, sj);
+    store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    add_buf(&a, &sj->key);
+    fence_args(&a, sj, entry);
+    store_args_addll(&a, total);
+    store_args_add(&a, from);
+    for (size_t i = 0; i < n; i++) store_args_add(&a, texts[i]);
+    /* call_ended answers the fence's 'lost' (and holds on a refusal for good). */
+    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_released, c, call_discard, &a, store_lua_job_slice);
+}
+
 static void on_beat(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
@@ -1310,8 +1327,8 @@ static void on_read(struct rconn *c, redisReply *r, void *priv)
     }
 }
 
-int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mode mode, int64_t block_ms,
-                   int64_t claim_idle_ms, store_read_cb cb, void *arg)
+int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mode mode, const char *after,
+                   int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb, void *arg)
 {
     struct read_call *rc = xcalloc(1, sizeof(*rc));
     rc->cb = cb;
@@ -1327,7 +1344,7 @@ int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mod
         break;
     case STORE_READ_OWN:
         args_of(&a, (const char *const[]){"XREADGROUP", "GROUP", STORE_GROUP, sj->consumer, "COUNT", "1",
-                                          "STREAMS", sj->k_jobs.buf, "0", NULL});
+                                          "STREAMS", sj->k_jobs.buf, after && *after ? after : "0", NULL});
         break;
     case STORE_READ_NEW:
         herald_lltoa(num, (long long)block_ms);
@@ -1396,11 +1413,11 @@ static bool t_ready(void *s, bool jobs)
 static void t_connected(void *s) { store_cmds_connected(((struct store_job *)s)->sc); }
 static bool t_idle(void *s) { return store_cmds_idle(((struct store_job *)s)->sc); }
 static void t_status(void *s, struct store_cmds_status *out) { store_cmds_status(((struct store_job *)s)->sc, out); }
-static int t_read(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
-                  void *arg)
+static int t_read(void *s, enum store_read_mode mode, const char *after, int64_t block_ms, int64_t claim_idle_ms,
+                  store_read_cb cb, void *arg)
 {
     struct store_job *sj = s;
-    return store_job_read(sj, sj->jobs, mode, block_ms, claim_idle_ms, cb, arg);
+    return store_job_read(sj, sj->jobs, mode, after, block_ms, claim_idle_ms, cb, arg);
 }
 
 /* The table's entries take a void *: each passes it on to its typed call. */
@@ -1499,6 +1516,12 @@ static void t_control(void *s, const char *campaign, enum store_control *out, st
 {
     store_job_control(s, campaign, out, cb, arg);
 }
+static void t_slice(void *s, const char *entry, const char *campaign, long long total, const char *from,
+                    const char *const *texts, size_t n, store_job_cb cb, void *arg)
+{
+    store_job_slice(s, entry, campaign, total, from, texts, n, cb, arg);
+}
+
 static void t_pause_park(void *s, const char *campaign, const char *entry, const char *from, const char *text,
                          store_job_cb cb, void *arg)
 {
@@ -1535,6 +1558,7 @@ const struct store_ops store_job_ops = {
     .marker = t_marker,
     .control = t_control,
     .pause_park = t_pause_park,
+    .slice = t_slice,
     .consumer_lock = t_consumer_lock,
     .event = t_event,
     .started = t_started,

@@ -142,6 +142,13 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
                       struct store_outcomes *o, struct store_job_handoff *const *hand, size_t nhand, store_job_cb cb,
                       void *arg, void (*discard)(void *));
 
+/* Cuts the job of entry into slices (lua/job_slice.lua): each text becomes
+ * a stream entry with held_from `from`, its campaign state "queued"; then
+ * the job's total, state "done" and acknowledgement, in one script.
+ * STORE_JOB_LOST when the run no longer owns entry. */
+void store_job_slice(struct store_job *sj, const char *entry, const char *campaign, long long total,
+                     const char *from, const char *const *texts, size_t n, store_job_cb cb, void *arg);
+
 /* ---- give back, heartbeat --------------------------------------------- */
 
 /* Gives back id's reservation (record, in either form) and its history
@@ -284,9 +291,12 @@ struct store_read_result {
 typedef void (*store_read_cb)(const struct store_read_result *res, void *arg);
 
 /* Returns 0 (cb fires once, strings valid during it) or < 0 when the
- * connection is not usable (cb never fires). */
-int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mode mode, int64_t block_ms,
-                   int64_t claim_idle_ms, store_read_cb cb, void *arg);
+ * connection is not usable (cb never fires). STORE_READ_OWN reads the
+ * consumer's first pending entry after the id `after` ("0": from the
+ * start), so that a daemon running several jobs walks past its own
+ * running ones; the other modes ignore it. */
+int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mode mode, const char *after,
+                   int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb, void *arg);
 
 /* ---- the pipeline's store as a table ------------------------------------ */
 
@@ -337,8 +347,10 @@ struct store_ops {
                        store_job_cb cb, void *arg);
     void (*consumer_lock)(void *s, enum store_lock_action action, const char *value, int64_t ttl_ms,
                           const char *dead, char *holder, store_job_cb cb, void *arg);
-    int (*read)(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
-                void *arg);
+    void (*slice)(void *s, const char *entry, const char *campaign, long long total, const char *from,
+                  const char *const *texts, size_t n, store_job_cb cb, void *arg);
+    int (*read)(void *s, enum store_read_mode mode, const char *after, int64_t block_ms, int64_t claim_idle_ms,
+                store_read_cb cb, void *arg);
 };
 
 /* The real store: s is a struct store_job whose connections were set. */

@@ -482,7 +482,7 @@ static void on_read_done(const struct store_read_result *res, void *arg)
 static enum store_read_status read_once(enum store_read_mode mode, struct got *g)
 {
     memset(g, 0, sizeof(*g));
-    assert_int_equal(store_job_read(sj, rc, mode, 100, 1000, on_read_done, g), 0);
+    assert_int_equal(store_job_read(sj, rc, mode, "0", 100, 1000, on_read_done, g), 0);
     run_until(&g->fired);
     return g->status;
 }

@@ -72,6 +72,8 @@ static void test_good_file_and_defaults(void **state)
     assert_int_equal(cfg.listen_port, 9000);
     assert_string_equal(cfg.prefix, "herald");      /* default */
     assert_int_equal(cfg.batch, 256);                /* default */
+    assert_int_equal(cfg.max_jobs, 4);               /* default */
+    assert_int_equal(cfg.slice, 0);                  /* default: never */
     assert_int_equal(cfg.claim_idle_ms, 60000);      /* default */
     /* the default is where `cmake --install` puts the plugins (absolute) */
     assert_string_equal(cfg.plugin_dir, HERALD_PLUGIN_DIR);
@@ -104,6 +106,12 @@ static void test_errors_have_file_line_section_key(void **state)
     expect_error("[daemon]\ndrain_timeout = soon\n" GOOD_ADMIN GOOD_TAIL, "[daemon] drain_timeout: expected a duration");
     expect_error("[daemon]\nlog_level = loud\n" GOOD_ADMIN GOOD_TAIL, "[daemon] log_level:");
     expect_error("[daemon]\nbatch = 0\n" GOOD_ADMIN GOOD_TAIL, "[daemon] batch: expected a whole number");
+    expect_error("[daemon]\nmax_jobs = 0\n" GOOD_ADMIN GOOD_TAIL, "[daemon] max_jobs: expected a whole number from 1 to 64");
+    expect_error("[daemon]\nmax_jobs = 65\n" GOOD_ADMIN GOOD_TAIL, "[daemon] max_jobs: expected a whole number from 1 to 64");
+    expect_error("[daemon]\nmax_jobs = two\n" GOOD_ADMIN GOOD_TAIL, "[daemon] max_jobs: expected a whole number from 1 to 64");
+    expect_error("[daemon]\nslice = 5\n" GOOD_ADMIN GOOD_TAIL, "[daemon] slice: expected 0 (never) or a whole number from 10 to 10000");
+    expect_error("[daemon]\nslice = 10001\n" GOOD_ADMIN GOOD_TAIL, "[daemon] slice: expected 0 (never)");
+    expect_error("[daemon]\nslice = -1\n" GOOD_ADMIN GOOD_TAIL, "[daemon] slice: expected 0 (never)");
     expect_error("[admin]\ntoken = short\nlink_secret = 0123456789abcdef1\n" GOOD_TAIL, "[admin] token: must be at least 16");
     expect_error("[admin]\nlink_secret = 0123456789abcdef1\n" GOOD_TAIL, "[admin] token: missing");
     expect_error(GOOD_ADMIN "listen = nowhere\n" GOOD_TAIL, "[admin] listen: expected host:port");

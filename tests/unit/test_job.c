@@ -147,7 +147,22 @@ static void test_good_variants(void **state)
     assert_int_equal(job.nrecipients, 0);
     assert_int_equal(job.not_before, 0);
     assert_int_equal(job.expires_at, 0);
+    assert_int_equal(job.priority, JOB_PRIORITY_NORMAL); /* no priority: normal */
     job_free(&job);
+
+    /* Each priority, and its share weight. */
+    static const char *const prios[] = {"low", "normal", "high"};
+    static const unsigned weights[] = {1, 2, 4};
+    for (int p = 0; p < 3; p++) {
+        char text[512];
+        snprintf(text, sizeof(text),
+                 "{\"id\":\"c1\",\"topic\":\"t\",\"channels\":[\"sms\"],\"priority\":\"%s\","
+                 "\"content\":{\"sms\":{\"text\":\"hi\"}},\"recipients\":[\"u1\"]}", prios[p]);
+        parse_good(text, &job);
+        assert_string_equal(job_priority_name(job.priority), prios[p]);
+        assert_int_equal(job_priority_weight(job.priority), weights[p]);
+        job_free(&job);
+    }
 
     /* The campaign's own order is kept; email with html only; only expires_at. */
     parse_good("{\"id\":\"c2\",\"topic\":\"t\",\"channels\":[\"sms\",\"email\"],"
@@ -248,8 +263,12 @@ static void test_size_and_syntax(void **state)
 static void test_top_level_errors(void **state)
 {
     (void)state;
-    expect_with("extra", "1", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name)");
-    expect_with("Expires_At", "\"2026-12-03T00:00:00Z\"", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name)");
+    expect_with("extra", "1", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name, priority)");
+    expect_with("Expires_At", "\"2026-12-03T00:00:00Z\"", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name, priority)");
+    expect_with("priority", "\"urgent\"", "priority: must be \"high\", \"normal\" or \"low\"");
+    expect_with("priority", "\"HIGH\"", "priority: must be \"high\", \"normal\" or \"low\"");
+    expect_with("priority", "4", "priority: must be \"high\", \"normal\" or \"low\"");
+    expect_with("priority", "null", "priority: must be \"high\", \"normal\" or \"low\"");
     expect_with("rerun", "1", "rerun: must be true or false");
     expect_with("rerun", "\"yes\"", "rerun: must be true or false");
     expect_with("id", NULL, "id: missing");
@@ -265,9 +284,9 @@ static void test_top_level_errors(void **state)
     expect_with("topic", "true", "topic: must be 1..64 characters of a-z 0-9 _ . -");
 
     /* Unknown keys are quoted printably and briefly. */
-    expect_error("{\"a\\nb\\\"c\":1}", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name)");
+    expect_error("{\"a\\nb\\\"c\":1}", "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name, priority)");
     expect_error("{\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\":1}",
-                 "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name)");
+                 "job: unknown key (expected id, channels, topic, content, recipients, recipients_key, not_before, expires_at, rerun, display_name, priority)");
 }
 
 static void test_channel_errors(void **state)

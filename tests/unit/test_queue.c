@@ -33,14 +33,17 @@
 #include "fake_config.h"
 #include "profile.h"
 #include "queue.h"
+#include "queue_int.h" /* queue_ready_share, on runs of the test's own */
 #include "store_job.h"
 
 #ifndef FAKE_PLUGIN_DIR
 #error "FAKE_PLUGIN_DIR must name build/tests/plugins"
 #endif
 
-#define NPEOPLE 6
+#define NPEOPLE 6 /* p0..p5: the one-job tests' recipients */
+#define NSLOTS 70 /* p0..p69: people in the fake store (p10..p69: a larger job's) */
 #define ENTRY "1-1"
+#define ENTRY2 "1-2" /* a second job, when the test gives one (job2) */
 
 enum op { OP_LOOKUP, OP_SUPPRESSED, OP_RESERVE, OP_HANDED, OP_FINISH, OP_HEARTBEAT, OP_COUNT };
 
@@ -58,33 +61,43 @@ struct fake {
     uv_loop_t *loop;
     uv_idle_t idle;
     struct pend *head, *tail;
-    store_read_cb parked_cb; /* a blocking read of nothing new: answered at the end */
+    store_read_cb parked_cb; /* a blocking read of nothing new: answered NONE after its block_ms */
     void *parked_arg;
-    /* the stream: one entry */
+    uv_timer_t block;
+    /* the stream: one entry, and a second one when job2 is set */
     char job[2048];
     bool delivered, acked;
+    char job2[2048];
+    bool delivered2, acked2;
+    int acks;           /* entries acknowledged, in order: */
+    char ack_order[2][8];
     char state[32];
     /* people and records */
-    char profile[NPEOPLE][256];
-    char consent[NPEOPLE][256];
-    char record[NPEOPLE][192];
-    int outcomes[NPEOPLE]; /* outcome writes per person */
-    char last_outcome[NPEOPLE][16];
-    char last_reason[NPEOPLE][32];
-    int requests[NPEOPLE];
+    char profile[NSLOTS][256];
+    char consent[NSLOTS][256];
+    char record[NSLOTS][192];
+    int outcomes[NSLOTS]; /* outcome writes per person */
+    char last_outcome[NSLOTS][16];
+    char last_reason[NSLOTS][32];
+    int requests[NSLOTS];
     /* failure script: the n-th call (1-based) of op fails as fail_as */
     int calls[OP_COUNT];
     int fail_at[OP_COUNT];
     enum store_job_status fail_as[OP_COUNT];
     /* an operator's control of the campaign, and the job parked by a pause */
     enum store_control control;
+    char control_only[16]; /* when set, control is that campaign's only */
     bool paused_parked;
     char parked_from[96];
 };
 
 static int person_index(const char *id)
 {
-    return strncmp(id, "p", 1) == 0 && id[1] >= '0' && id[1] < '0' + NPEOPLE && !id[2] ? id[1] - '0' : -1;
+    if (id[0] != 'p' || id[1] < '0' || id[1] > '9') return -1;
+    int k = id[1] - '0';
+    if (id[2] >= '0' && id[2] <= '9' && k > 0) k = 10 * k + (id[2] - '0');
+    else if (id[2]) return -1;
+    return k < NSLOTS && !id[k >= 10 ? 3 : 2] ? k : -1;
 }
 
 static void on_idle(uv_idle_t *h)
@@ -293,13 +306,21 @@ static void f_total(void *s, const char *campaign, const char *entry, long long 
 {
     (void)s, (void)campaign, (void)entry, (void)total;
 }
+static void fake_acked(struct fake *f, const char *entry)
+{
+    if (strcmp(entry, ENTRY2) == 0) f->acked2 = true;
+    else f->acked = true;
+    if (f->acks < 2) snprintf(f->ack_order[f->acks], sizeof(f->ack_order[0]), "%s", entry);
+    f->acks++;
+}
+
 static void f_finished(void *s, const char *campaign, const char *entry, int64_t expires_at, store_job_cb cb,
                        void *arg)
 {
     (void)expires_at;
     struct fake *f = s;
     f_state(s, campaign, entry, "done");
-    f->acked = true;
+    fake_acked(f, entry);
     answer(f, cb, arg, STORE_JOB_OK);
 }
 static void f_dead_letter(void *s, const char *entry, const char *text, const char *error, store_job_cb cb,
@@ -337,8 +358,7 @@ static void f_marker(void *s, bool *was_absent, char layout[8], store_job_cb cb,
 static void f_control(void *s, const char *campaign, enum store_control *out, store_job_cb cb, void *arg)
 {
     struct fake *f = s;
-    (void)campaign;
-    *out = f->control;
+    *out = !f->control_only[0] || strcmp(f->control_only, campaign) == 0 ? f->control : STORE_CONTROL_NONE;
     answer(f, cb, arg, STORE_JOB_OK);
 }
 /* Every new entry is a run of its own (campaign_enqueue.lua's rules are
@@ -360,7 +380,7 @@ static void f_pause_park(void *s, const char *campaign, const char *entry, const
     f->paused_parked = true;
     snprintf(f->parked_from, sizeof(f->parked_from), "%s", from);
     snprintf(f->state, sizeof(f->state), "paused");
-    f->acked = true;
+    fake_acked(f, entry);
     answer(f, cb, arg, STORE_JOB_OK);
 }
 
@@ -382,26 +402,52 @@ static void f_started(void *s, const char *campaign, const char *entry, bool fir
     f_state(s, campaign, entry, "running");
 }
 
-static int f_read(void *s, enum store_read_mode mode, int64_t block_ms, int64_t claim_idle_ms, store_read_cb cb,
-                  void *arg)
+static void on_block_over(uv_timer_t *t)
+{
+    struct fake *f = t->data;
+    store_read_cb cb = f->parked_cb;
+    f->parked_cb = NULL;
+    struct store_read_result res = {.status = STORE_READ_NONE};
+    if (cb) cb(&res, f->parked_arg);
+}
+
+/* NEW gives the entries not delivered yet, in order; OWN the delivered and
+ * unacknowledged ones after the id `after`, as XREADGROUP does. */
+static int f_read(void *s, enum store_read_mode mode, const char *after, int64_t block_ms, int64_t claim_idle_ms,
+                  store_read_cb cb, void *arg)
 {
     struct fake *f = s;
     (void)block_ms, (void)claim_idle_ms;
-    bool give = !f->acked && ((mode == STORE_READ_NEW && !f->delivered) || (mode == STORE_READ_OWN && f->delivered));
-    if (mode == STORE_READ_NEW && !give) { /* blocks until there is something: the end of the test */
+    int give = 0; /* 1: ENTRY, 2: ENTRY2 */
+    bool first_after = !after || strcmp(after, ENTRY) < 0; /* "0" < "1-1" < "1-2" */
+    bool second_after = !after || strcmp(after, ENTRY2) < 0;
+    if (mode == STORE_READ_NEW) {
+        if (!f->delivered && !f->acked) give = 1;
+        else if (f->job2[0] && !f->delivered2 && !f->acked2) give = 2;
+    } else if (mode == STORE_READ_OWN) {
+        if (f->delivered && !f->acked && first_after) give = 1;
+        else if (f->delivered2 && !f->acked2 && second_after) give = 2;
+    }
+    if (mode == STORE_READ_NEW && !give) { /* blocks: nothing new comes in these tests */
         f->parked_cb = cb;
         f->parked_arg = arg;
+        uv_timer_start(&f->block, on_block_over, (uint64_t)block_ms, 0);
         return 0;
     }
     struct pend *p = later(f);
     p->rcb = cb;
     p->arg = arg;
     p->rres.status = give ? STORE_READ_ENTRY : STORE_READ_NONE;
-    if (give) {
+    if (give == 1) {
         f->delivered = true;
         p->rres.id = ENTRY;
         p->rres.job = f->job;
         p->rres.job_len = strlen(f->job);
+    } else if (give == 2) {
+        f->delivered2 = true;
+        p->rres.id = ENTRY2;
+        p->rres.job = f->job2;
+        p->rres.job_len = strlen(f->job2);
     }
     return 0;
 }
@@ -436,11 +482,13 @@ static struct fx *fx_new(const char *daemon_extra, const char *provider_extra)
     fx->f.loop = &fx->loop;
     uv_idle_init(&fx->loop, &fx->f.idle);
     fx->f.idle.data = &fx->f;
+    uv_timer_init(&fx->loop, &fx->f.block);
+    fx->f.block.data = &fx->f;
     /* the people: consent for email, no record yet */
     struct consent_record rec = {.channel = HERALD_CH_EMAIL, .granted = true, .at = 1700000000, .source = "t",
                                  .text_version = "v1"};
     char *cj = consent_record_to_json(&rec);
-    for (int i = 0; i < NPEOPLE; i++) {
+    for (int i = 0; i < NSLOTS; i++) {
         snprintf(fx->f.profile[i], sizeof(fx->f.profile[i]),
                  "{\"id\":\"p%d\",\"email\":\"p%d@example.org\",\"channels\":[\"email\"],\"tz\":\"UTC\"}", i, i);
         snprintf(fx->f.consent[i], sizeof(fx->f.consent[i]), "%s", cj);
@@ -469,10 +517,12 @@ static void fx_free(struct fx *fx)
     queue_stop(fx->q, on_drained, fx);
     for (int i = 0; i < 100000 && !fx->drained; i++) uv_run(&fx->loop, UV_RUN_ONCE);
     assert_true(fx->drained);
+    uv_timer_stop(&fx->f.block);
     if (fx->f.parked_cb) {
         struct store_read_result res = {.status = STORE_READ_CLOSED};
         fx->f.parked_cb(&res, fx->f.parked_arg);
     }
+    uv_close((uv_handle_t *)&fx->f.block, NULL);
     queue_free(fx->q);
     dispatch_close(fx->d);
     uv_close((uv_handle_t *)&fx->f.idle, NULL);
@@ -732,6 +782,270 @@ static void stop_never_acks_unfinished_work(void **state)
     fx_free(fx);
 }
 
+/* ---- jobs side by side ------------------------------------------------------ */
+
+#define JOB_A "{\"id\":\"c1\",\"topic\":\"news\",\"channels\":[\"email\"],\"recipients\":[\"p0\",\"p1\",\"p2\"]," \
+              "\"content\":{\"email\":{\"subject\":\"Hi\",\"text\":\"Hello there\"}}}"
+#define JOB_B "{\"id\":\"c2\",\"topic\":\"news\",\"channels\":[\"email\"],\"recipients\":[\"p3\",\"p4\",\"p5\"]," \
+              "\"priority\":\"high\",\"content\":{\"email\":{\"subject\":\"Hi\",\"text\":\"Hello there\"}}}"
+
+static struct fx *fx_two(const char *daemon_extra, const char *provider_extra)
+{
+    struct fx *fx = fx_new(daemon_extra, provider_extra);
+    snprintf(fx->f.job, sizeof(fx->f.job), "%s", JOB_A);
+    snprintf(fx->f.job2, sizeof(fx->f.job2), "%s", JOB_B);
+    return fx;
+}
+
+static int outcomes_of(const struct fx *fx, int from, int to)
+{
+    int n = 0;
+    for (int i = from; i < to; i++) n += fx->f.outcomes[i];
+    return n;
+}
+
+/* Both acknowledged, and the answers seen by the queue. */
+static bool both_acked(const struct fx *fx)
+{
+    struct queue_counters qc;
+    queue_counters(fx->q, &qc);
+    return fx->f.acked && fx->f.acked2 && qc.jobs_done == 2;
+}
+
+/* Job A as the 60 people p10..p69 (normal priority), job B as p<from>..p<to-1> (high). */
+static void big_and_small(struct fx *fx, int from, int to)
+{
+    struct strbuf sb;
+    strbuf_init(&sb);
+    strbuf_adds(&sb, "{\"id\":\"c1\",\"topic\":\"news\",\"channels\":[\"email\"],\"recipients\":[");
+    for (int i = 10; i < NSLOTS; i++) strbuf_addf(&sb, "%s\"p%d\"", i > 10 ? "," : "", i);
+    strbuf_adds(&sb, "],\"content\":{\"email\":{\"subject\":\"Hi\",\"text\":\"Hello there\"}}}");
+    snprintf(fx->f.job, sizeof(fx->f.job), "%s", sb.buf);
+    strbuf_reset(&sb);
+    strbuf_adds(&sb, "{\"id\":\"c2\",\"topic\":\"news\",\"channels\":[\"email\"],\"priority\":\"high\",\"recipients\":[");
+    for (int i = from; i < to; i++) strbuf_addf(&sb, "%s\"p%d\"", i > from ? "," : "", i);
+    strbuf_adds(&sb, "],\"content\":{\"email\":{\"subject\":\"Hi\",\"text\":\"Hello there\"}}}");
+    snprintf(fx->f.job2, sizeof(fx->f.job2), "%s", sb.buf);
+    strbuf_free(&sb);
+}
+
+/* Each of p0..p2 sent once by job A's entry, each of p3..p5 by job B's. */
+static void each_sent_once_by_its_job(const struct fx *fx)
+{
+    for (int i = 0; i < NPEOPLE; i++) {
+        assert_int_equal(fx->f.outcomes[i], 1);
+        assert_string_equal(fx->f.last_outcome[i], "sent");
+        assert_int_equal(fx->f.requests[i], 1);
+        assert_int_equal(strncmp(fx->f.record[i], i < 3 ? "sent " ENTRY " run1." : "sent " ENTRY2 " run1.", 13), 0);
+    }
+}
+
+/* Runs the loop until both jobs are acknowledged; returns the most jobs
+ * seen running at once. */
+static uint64_t run_two(struct fx *fx, uint64_t max_ms)
+{
+    uint64_t most = 0, t0 = now_ms();
+    while (!both_acked(fx) && now_ms() - t0 < max_ms) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+        struct queue_counters qc;
+        queue_counters(fx->q, &qc);
+        if (qc.jobs_running > most) most = qc.jobs_running;
+    }
+    return most;
+}
+
+/* Two jobs in the stream: the second is read while the first runs, both
+ * run at once, every recipient gets one outcome from its own job, and
+ * each job is acknowledged. */
+static void two_jobs_run_side_by_side(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_two("", "delay_ms = 100\nconcurrency = 1\n");
+    start(fx);
+    assert_int_equal(run_two(fx, 10000), 2);
+    assert_true(both_acked(fx));
+    each_sent_once_by_its_job(fx);
+    struct queue_counters qc;
+    queue_counters(fx->q, &qc);
+    assert_int_equal(qc.jobs_done, 2);
+    assert_int_equal(qc.jobs_running, 0);
+    fx_free(fx);
+}
+
+/* max_jobs = 1: the second job is read only once the first is done, and
+ * none of its recipients is decided before. */
+static void max_jobs_is_respected(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_two("max_jobs = 1\n", "delay_ms = 50\nconcurrency = 1\n");
+    start(fx);
+    uint64_t t0 = now_ms();
+    while (!both_acked(fx) && now_ms() - t0 < 10000) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+        struct queue_counters qc;
+        queue_counters(fx->q, &qc);
+        assert_true(qc.jobs_running <= 1);
+        if (!fx->f.acked) assert_int_equal(outcomes_of(fx, 3, 6), 0);
+    }
+    assert_true(both_acked(fx));
+    assert_string_equal(fx->f.ack_order[0], ENTRY);
+    assert_string_equal(fx->f.ack_order[1], ENTRY2);
+    each_sent_once_by_its_job(fx);
+    fx_free(fx);
+}
+
+/* A small high-priority job read behind a large one (60 messages, one at a
+ * time, 20 ms each) is done first, while the large one goes on: its
+ * messages take their share of the provider's slot beside the large one's
+ * rather than waiting behind all of them. Every recipient once. */
+static void high_priority_job_behind_a_large_one_is_done_first(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_two("", "delay_ms = 20\nconcurrency = 1\n");
+    big_and_small(fx, 3, 6);
+    start(fx);
+    uint64_t t0 = now_ms();
+    while (!fx->f.acked2 && now_ms() - t0 < 20000) uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_true(fx->f.acked2);
+    assert_false(fx->f.acked);                 /* the large one goes on */
+    assert_true(outcomes_of(fx, 10, NSLOTS) < 60);
+    run_two(fx, 20000);
+    assert_true(both_acked(fx));
+    assert_string_equal(fx->f.ack_order[0], ENTRY2);
+    for (int i = 3; i < NSLOTS; i++) {
+        if (i >= 6 && i < 10) continue;
+        assert_int_equal(fx->f.outcomes[i], 1);
+        assert_string_equal(fx->f.last_outcome[i], "sent");
+        assert_int_equal(strncmp(fx->f.record[i], i < 10 ? "sent " ENTRY2 : "sent " ENTRY, 8), 0);
+    }
+    fx_free(fx);
+}
+
+/* A stop with two jobs running: neither is acknowledged, what each sent
+ * has its outcome and the rest is given back (no record left). */
+static void stop_with_two_jobs_leaves_both_pending(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_two("", "delay_ms = 50\nconcurrency = 1\n");
+    big_and_small(fx, 0, 10);
+    start(fx);
+    uint64_t t0 = now_ms();
+    while ((outcomes_of(fx, 0, 10) == 0 || outcomes_of(fx, 10, NSLOTS) == 0) && now_ms() - t0 < 5000)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_true(outcomes_of(fx, 0, 10) >= 1 && outcomes_of(fx, 10, NSLOTS) >= 1);
+    fx->drained = false;
+    queue_stop(fx->q, on_drained, fx);
+    for (int i = 0; i < 100000 && !fx->drained; i++) uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_true(fx->drained);
+    assert_false(fx->f.acked);
+    assert_false(fx->f.acked2);
+    for (int i = 0; i < NSLOTS; i++) {
+        if (fx->f.outcomes[i]) {
+            assert_int_equal(fx->f.outcomes[i], 1);
+            assert_int_equal(strncmp(fx->f.record[i], "sent ", 5), 0);
+        } else {
+            assert_string_equal(fx->f.record[i], ""); /* given back: the next run sends it */
+        }
+    }
+    assert_true(outcomes_of(fx, 0, 10) < 10 && outcomes_of(fx, 10, NSLOTS) < 60);
+    fx_free(fx);
+}
+
+/* An operator pauses one of two running jobs: it is parked, what no
+ * provider had is given back (its messages refused at the handoff gate,
+ * not recalled: the other job's must go on), and the other job finishes,
+ * each of its recipients sent once. */
+static void pause_one_of_two_jobs(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_two("", "delay_ms = 100\nconcurrency = 1\n");
+    big_and_small(fx, 0, 10);
+    start(fx);
+    uint64_t t0 = now_ms();
+    while ((outcomes_of(fx, 0, 10) == 0 || outcomes_of(fx, 10, NSLOTS) == 0) && now_ms() - t0 < 5000)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    /* Seen within a second (10 messages at most, shared with the other
+     * job); dispatch's queue holds some 30 more of this job's. */
+    int at_pause = outcomes_of(fx, 10, NSLOTS);
+    snprintf(fx->f.control_only, sizeof(fx->f.control_only), "c1");
+    fx->f.control = STORE_CONTROL_PAUSED;
+    struct queue_counters qc = {.jobs_running = 1};
+    t0 = now_ms();
+    while (!(fx->f.acked && fx->f.acked2 && qc.jobs_running == 0) && now_ms() - t0 < 15000) {
+        uv_run(&fx->loop, UV_RUN_ONCE);
+        queue_counters(fx->q, &qc);
+    }
+    assert_true(fx->f.acked && fx->f.acked2);
+    assert_int_equal(qc.jobs_done, 1); /* the other one; the paused one is parked */
+    assert_true(fx->f.paused_parked);
+    assert_string_equal(fx->f.parked_from, ENTRY "|p");
+    int big_sent = outcomes_of(fx, 10, NSLOTS);
+    assert_true(big_sent >= 1 && big_sent <= at_pause + 13);
+    for (int i = 0; i < NSLOTS; i++) {
+        if (i < 10) {
+            assert_int_equal(fx->f.outcomes[i], 1);
+            assert_string_equal(fx->f.last_outcome[i], "sent");
+        } else if (fx->f.outcomes[i]) {
+            assert_int_equal(fx->f.outcomes[i], 1);
+            assert_int_equal(strncmp(fx->f.record[i], "sent ", 5), 0);
+        } else {
+            assert_string_equal(fx->f.record[i], ""); /* given back: the resumed run sends it */
+        }
+    }
+    t0 = now_ms();
+    while (now_ms() - t0 < 500) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(outcomes_of(fx, 10, NSLOTS), big_sent); /* nothing more */
+    fx_free(fx);
+}
+
+/* The weighted round robin: with every run having recipients ready, the
+ * free slots go high 4 : normal 2 : low 1, interleaved, never all to one;
+ * a run with fewer ready gets what it has and the rest goes to the others;
+ * an ended run gets none. */
+static void ready_share_follows_priority(void **state)
+{
+    (void)state;
+    struct queue q;
+    memset(&q, 0, sizeof(q));
+    struct jobrun runs[3];
+    memset(runs, 0, sizeof(runs));
+    struct jobrun *v[3] = {&runs[0], &runs[1], &runs[2]};
+    const enum job_priority prio[3] = {JOB_PRIORITY_HIGH, JOB_PRIORITY_NORMAL, JOB_PRIORITY_LOW};
+    for (int i = 0; i < 3; i++) {
+        runs[i].q = &q;
+        runs[i].job.priority = prio[i];
+        runs[i].nready = 1000;
+    }
+    size_t total[3] = {0, 0, 0}, take[3];
+    for (int round = 0; round < 10; round++) {
+        queue_ready_share(v, 3, 7, take);
+        assert_int_equal(take[0] + take[1] + take[2], 7);
+        for (int i = 0; i < 3; i++) total[i] += take[i];
+    }
+    assert_int_equal(total[0], 40);
+    assert_int_equal(total[1], 20);
+    assert_int_equal(total[2], 10);
+    /* Small slices interleave: 3 slots never all go to the high one. */
+    queue_ready_share(v, 3, 3, take);
+    assert_true(take[0] <= 2);
+    /* The low one has only 1 ready: it gets it, the rest is shared. */
+    runs[2].nready = 1;
+    memset(total, 0, sizeof(total));
+    for (int round = 0; round < 3; round++) {
+        queue_ready_share(v, 3, 30, take);
+        for (int i = 0; i < 3; i++) total[i] += take[i];
+        runs[2].nready -= take[2];
+    }
+    assert_int_equal(total[2], 1);
+    assert_int_equal(total[0] + total[1], 89);
+    assert_true(total[0] >= 2 * total[1] - 2 && total[0] <= 2 * total[1] + 2);
+    /* An ended run gets nothing. */
+    runs[0].end = RUN_LOST;
+    queue_ready_share(v, 3, 10, take);
+    assert_int_equal(take[0], 0);
+    assert_int_equal(take[1], 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -745,6 +1059,12 @@ int main(void)
         cmocka_unit_test(heartbeat_lost_stops_the_run),
         cmocka_unit_test(refused_outcome_write_is_not_acked),
         cmocka_unit_test(stop_never_acks_unfinished_work),
+        cmocka_unit_test(two_jobs_run_side_by_side),
+        cmocka_unit_test(max_jobs_is_respected),
+        cmocka_unit_test(high_priority_job_behind_a_large_one_is_done_first),
+        cmocka_unit_test(stop_with_two_jobs_leaves_both_pending),
+        cmocka_unit_test(ready_share_follows_priority),
+        cmocka_unit_test(pause_one_of_two_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
