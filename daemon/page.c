@@ -573,13 +573,17 @@ static void on_export_doc(int status, enum store_error store, json_t *doc, const
     page_req_free(pr);
 }
 
-static void export_get(struct http_request *req, void *arg)
+/* A GET of a preference link's page that shows the person's document:
+ * the link checked, then the document read and given to cb. */
+static void link_document(struct http_request *req, void *arg, people_cb cb)
 {
     struct page_req *pr = open_link(req, arg, 'p', false);
     if (!pr) return;
-    int rc = people_get(pr->pp, pr->claims.recipient, on_export_doc, pr);
+    int rc = people_get(pr->pp, pr->claims.recipient, cb, pr);
     if (rc < 0) people_failed(pr, rc, NULL, false);
 }
+
+static void export_get(struct http_request *req, void *arg) { link_document(req, arg, on_export_doc); }
 
 /* GET /p/{token}/erase: asks first (GET never changes anything). */
 static void on_erase_ask_doc(int status, enum store_error store, json_t *doc, const char *err, void *arg)
@@ -606,13 +610,7 @@ static void on_erase_ask_doc(int status, enum store_error store, json_t *doc, co
     page_req_free(pr);
 }
 
-static void erase_get(struct http_request *req, void *arg)
-{
-    struct page_req *pr = open_link(req, arg, 'p', false);
-    if (!pr) return;
-    int rc = people_get(pr->pp, pr->claims.recipient, on_erase_ask_doc, pr);
-    if (rc < 0) people_failed(pr, rc, NULL, false);
-}
+static void erase_get(struct http_request *req, void *arg) { link_document(req, arg, on_erase_ask_doc); }
 
 static void on_erased(int status, enum store_error store, json_t *doc, const char *err, void *arg)
 {
