@@ -16,6 +16,7 @@
  * Exit codes: 0 success, 1 refused input (some or all), 2 usage or Redis.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -562,13 +563,34 @@ static int cmd_control(const struct config *cfg, redisContext *c, enum store_con
     return 2;
 }
 
-/* MEMORY USAGE of key (0 when absent or refused). */
-static long long mem_usage(redisContext *c, const char *key)
+/* stats' reads: the reply of a command that answers an integer (nil, an
+ * absent key, counts 0) or, with want_array, an array. NULL after saying
+ * what Redis refused: stats prints nothing rather than a figure built
+ * on a refusal. */
+static redisReply *stats_read(redisContext *c, const char *what, bool want_array, const char *fmt, ...)
 {
-    redisReply *r = redisCommand(c, "MEMORY USAGE %s SAMPLES 0", key);
-    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    bool ok = r && (want_array ? r->type == REDIS_REPLY_ARRAY
+                               : r->type == REDIS_REPLY_INTEGER || r->type == REDIS_REPLY_NIL);
+    if (ok) return r;
+    char err[256];
+    store_sync_error(err, sizeof(err), what, c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
+    fprintf(stderr, "heraldctl: stats: %s\n", err);
     if (r) freeReplyObject(r);
-    return n;
+    return NULL;
+}
+
+/* MEMORY USAGE of key into *sum (an absent key adds 0); false when refused. */
+static bool mem_usage(redisContext *c, const char *key, long long *sum)
+{
+    redisReply *r = stats_read(c, "memory usage read", false, "MEMORY USAGE %s SAMPLES 0", key);
+    if (!r) return false;
+    if (r->type == REDIS_REPLY_INTEGER) *sum += r->integer;
+    freeReplyObject(r);
+    return true;
 }
 
 #define STATS_SAMPLE 1000
@@ -603,32 +625,38 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
             people++;
             if (sampled >= STATS_SAMPLE) continue;
             sampled++;
-            bytes += mem_usage(c, key->str);
+            bool ok = mem_usage(c, key->str, &bytes);
             static const char *const tails[] = {":consent", ":history", ":sends"};
-            for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+            for (size_t t = 0; ok && t < sizeof(tails) / sizeof(tails[0]); t++) {
                 strbuf_reset(&k);
                 strbuf_add(&k, key->str, key->len);
                 strbuf_adds(&k, tails[t]);
-                bytes += mem_usage(c, k.buf);
+                ok = mem_usage(c, k.buf, &bytes);
             }
-            redisReply *h = redisCommand(c, "HGETALL %s", key->str);
-            for (size_t f = 0; h && h->type == REDIS_REPLY_ARRAY && f + 1 < h->elements; f += 2)
+            redisReply *h = ok ? stats_read(c, "person read", true, "HGETALL %s", key->str) : NULL;
+            if (!h) {
+                freeReplyObject(r);
+                goto out;
+            }
+            for (size_t f = 0; f + 1 < h->elements; f += 2)
                 if (strncmp(h->element[f]->str, STORE_RECORD_FIELD_PREFIX, strlen(STORE_RECORD_FIELD_PREFIX)) == 0) {
                     records++;
                     record_bytes += (long long)(h->element[f]->len + h->element[f + 1]->len);
                 }
-            if (h) freeReplyObject(h);
+            freeReplyObject(h);
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
+    long long addr = 0, audit = 0, awaiting = 0;
     store_key_addr(&k, cfg->prefix);
-    long long addr = mem_usage(c, k.buf);
-    store_key_retention(&k, cfg->prefix);
-    redisReply *z = redisCommand(c, "ZCARD %s", k.buf);
-    long long awaiting = z && z->type == REDIS_REPLY_INTEGER ? z->integer : 0;
-    if (z) freeReplyObject(z);
+    if (!mem_usage(c, k.buf, &addr)) goto out;
     store_key_audit(&k, cfg->prefix);
-    long long audit = mem_usage(c, k.buf);
+    if (!mem_usage(c, k.buf, &audit)) goto out;
+    store_key_retention(&k, cfg->prefix);
+    redisReply *z = stats_read(c, "retention read", false, "ZCARD %s", k.buf);
+    if (!z) goto out;
+    awaiting = z->type == REDIS_REPLY_INTEGER ? z->integer : 0;
+    freeReplyObject(z);
     double per = sampled ? (double)bytes / (double)sampled + (people ? (double)addr / (double)people : 0) : 0;
     json_t *o = json_pack("{s:I, s:I, s:I, s:{s:f, s:f}, s:I, s:I}", "people", (json_int_t)people,
                           "bytes_per_person", (json_int_t)(per + 0.5), "sample", (json_int_t)sampled,

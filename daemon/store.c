@@ -41,10 +41,6 @@ void store_key_pid(struct strbuf *sb, const char *prefix, const char *provider, 
 void store_key_events(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":events", NULL, NULL); }
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}"); }
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:consent"); }
-void store_key_campaigns_v1(struct strbuf *sb, const char *prefix, const char *id)
-{
-    key(sb, prefix, ":r:{", id, "}:campaigns");
-}
 void store_record_field(struct strbuf *sb, const char *campaign)
 {
     strbuf_reset(sb);
@@ -240,15 +236,6 @@ void store_script_sha(const char *script, char sha[41])
     unsigned char md[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)script, strlen(script), md);
     for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(sha + 2 * i, 3, "%02x", md[i]);
-}
-
-int store_person_from_reply(const redisReply *r, struct profile *p, char *err, size_t errlen)
-{
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != STORE_LOOKUP_REV) {
-        herald_seterr(err, errlen, "unexpected reply to the profile lookup");
-        return -HERALD_EREDIS;
-    }
-    return store_person_from_fields((const redisReply *const *)r->element, p, err, errlen);
 }
 
 const char *store_lookup_field(size_t i)

@@ -110,8 +110,6 @@ void store_key_pid(struct strbuf *sb, const char *prefix, const char *provider, 
 void store_key_events(struct strbuf *sb, const char *prefix);
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id);
-/* Layout 1's per-person hash of once-only records (heraldctl migrate only). */
-void store_key_campaigns_v1(struct strbuf *sb, const char *prefix, const char *id);
 /* The person-hash field of a campaign's once-only record: "c:<campaign>". */
 void store_record_field(struct strbuf *sb, const char *campaign);
 #define STORE_RECORD_FIELD_PREFIX "c:"
@@ -269,12 +267,10 @@ void store_script_sha(const char *script, char sha[41]);
 /* Field i of the person hash lookup reads (static string), NULL past the last. */
 const char *store_lookup_field(size_t i);
 
-/* Fills a person's profile and consent state from the HMGET reply of
- * (profile, each channel's consent field). Returns 1 found, 0 no profile,
- * <0 when the stored profile is unreadable (err set). */
-int store_person_from_reply(const redisReply *r, struct profile *p, char *err, size_t errlen);
-/* The same from one recipient's values of the lookup's reply (at least
- * STORE_LOOKUP_REV of them: profile, then the consent fields). */
+/* Fills a person's profile and consent state from one recipient's values
+ * of the lookup's reply (at least STORE_LOOKUP_REV of them: profile, then
+ * the consent fields). Returns 1 found, 0 no profile, <0 when the stored
+ * profile is unreadable (err set). */
 int store_person_from_fields(const redisReply *const *el, struct profile *p, char *err, size_t errlen);
 
 /* Blocking helpers for heraldctl (and tests). Each returns 0 or <0 with err.

@@ -60,6 +60,14 @@ class Retention(harness.HeraldTestCase):
         self.assertEqual((stats["people"], stats["sample"], stats["campaigns_awaiting_retention"]), (6, 6, 1))
         self.assertEqual(stats["once_only_records"]["per_person"], 1.0)  # rt-long's, rt-short's gone
         self.assertGreater(stats["bytes_per_person"], 0)
+        # A refused read gives no figure at all, never one built on a refusal.
+        e.r.execute_command("ACL", "SETUSER", "default", "-memory")
+        try:
+            res = e.ctl("stats", config=conf)
+        finally:
+            e.r.execute_command("ACL", "SETUSER", "default", "+memory")
+        self.assertEqual((res.returncode, res.stdout), (2, ""), res.stderr)
+        self.assertIn("memory usage read", res.stderr)
 
         # The id cannot run again, "rerun" or not: refused with a clear
         # error at enqueue, dead-lettered when XADDed, nothing sent.

@@ -351,7 +351,7 @@ static void f_release_due(void *s, int64_t now, int max, long long *moved, store
 static void f_marker(void *s, bool *was_absent, char layout[8], store_job_cb cb, void *arg)
 {
     *was_absent = false;
-    strcpy(layout, STORE_LAYOUT);
+    snprintf(layout, 8, "%s", STORE_LAYOUT);
     answer(s, cb, arg, STORE_JOB_OK);
 }
 
