@@ -94,6 +94,13 @@
 
 #define STORE_GROUP "herald"
 
+/* On a cluster ([redis] cluster) every key but a person's (herald:r:{ID}
+ * and its :consent, :sends, :history) and the pid keys is written
+ * "{<prefix>}:...": the control plane's keys share one slot, so each
+ * control script's keys are on one node. Set once at start, before any key
+ * is built; false (the default) changes no key name. */
+void store_keys_cluster(bool on);
+bool store_keys_clustered(void);
 /* Key builders: write "<prefix>:..." into sb (reset first). The common
  * form: "<prefix><head><arg><tail>", the id (if any, arg) between fixed
  * parts (head ":campaign:", tail ":runs"); NULL parts are left out. */
