@@ -400,5 +400,13 @@ struct store_import {
  * returns <0 unless the person was stored. */
 int store_sync_import_batch(redisContext *c, const char *prefix, struct store_import *items, size_t n,
                             char *err, size_t errlen);
+/* The same on a Redis Cluster (rcluster.h), a person at a time: the new
+ * addresses join the address index first, then the person's transaction
+ * runs on its slot, then the addresses it no longer has leave the index
+ * (readers of the index verify that the person still has the address). A
+ * person whose reply never came is UNKNOWN, those after it too. */
+struct rcluster_sync;
+int store_sync_import_cluster(struct rcluster_sync *cs, const char *prefix, struct store_import *items, size_t n,
+                              char *err, size_t errlen);
 
 #endif
