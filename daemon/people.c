@@ -69,6 +69,14 @@ struct pop {
     int tries;
     int status;      /* fail_later: what the callback reports */
     char err[256];
+    /* PUT, MERGE on a cluster (store_keys_clustered): the address index is
+     * on another slot than the person, so its steps go apart (cluster_write) */
+    struct store_args cl_write;      /* people_write.lua's command, once the index has the new addresses */
+    struct store_args cl_index;      /* HSET addr <member> <id> ... (a empty: none) */
+    struct store_args cl_check;      /* SMISMEMBER tombstones ... (empty: none) */
+    const char *cl_checked[HERALD_CH_COUNT]; /* the channels cl_check asks about, in order */
+    json_t *cl_tomb;                 /* the channels found erased before */
+    struct store_args cl_drop;       /* addr_drop.lua's command (empty: nothing to drop) */
 };
 
 /* ---- plumbing ------------------------------------------------------------ */
@@ -100,6 +108,10 @@ static struct pop *pop_new(struct people *pp, enum pop_kind kind, const char *id
     op->arg = arg;
     op->id = id ? xstrdup(id) : NULL;
     op->cond = xstrdup("");
+    store_args_init(&op->cl_write);
+    store_args_init(&op->cl_index);
+    store_args_init(&op->cl_check);
+    store_args_init(&op->cl_drop);
     return op;
 }
 
@@ -123,6 +135,11 @@ static void pop_free(struct pop *op)
     free(op->record);
     free(op->member);
     free(op->cond);
+    store_args_free(&op->cl_write);
+    store_args_free(&op->cl_index);
+    store_args_free(&op->cl_check);
+    store_args_free(&op->cl_drop);
+    json_decref(op->cl_tomb);
     free(op);
 }
 
@@ -459,6 +476,113 @@ static void addr_args_free(struct addr_args *a)
     }
 }
 
+/* ---- PUT, MERGE on a cluster ----------------------------------------------
+ * The person's hash is on its own slot; the address index and the
+ * tombstones are not. The write goes in steps, ordered for readers that
+ * verify an index entry against the person (webhooks, inbound SMS): the
+ * tombstones of the new addresses are read, the new addresses join the
+ * index, the person is written (compare-and-set, as on one Redis), then the
+ * addresses it no longer has leave the index. A step that fails ends the
+ * call with its error: what is left is an index entry naming a person who
+ * lacks the address, which readers ignore, and the next write replaces. */
+
+static void on_cl_dropped(redisReply *r, enum store_error serr, const char *text, void *priv)
+{
+    struct pop *op = priv;
+    (void)r, (void)serr, (void)text; /* a stale entry left behind is ignored by its readers */
+    json_t *doc = op->doc;
+    op->doc = NULL;
+    finish(op, 0, doc, NULL);
+}
+
+static void on_write(redisReply *r, enum store_error serr, const char *text, void *priv);
+
+static void cl_send_write(struct pop *op)
+{
+    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_write, op, NULL, &op->cl_write, store_lua_people_write) < 0)
+        finish_store(op, STORE_E_CONNECTION);
+}
+
+static void on_cl_indexed(redisReply *r, enum store_error serr, const char *text, void *priv)
+{
+    struct pop *op = priv;
+    (void)text;
+    if (!reply_failed(op, r, serr)) cl_send_write(op);
+}
+
+static void cl_index(struct pop *op)
+{
+    if (!op->cl_index.n) { /* no address: nothing to index */
+        cl_send_write(op);
+        return;
+    }
+    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_indexed, op, NULL, &op->cl_index, NULL) < 0)
+        finish_store(op, STORE_E_CONNECTION);
+}
+
+static void on_cl_checked(redisReply *r, enum store_error serr, const char *text, void *priv)
+{
+    struct pop *op = priv;
+    (void)text;
+    if (reply_failed(op, r, serr)) return;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && i < HERALD_CH_COUNT; i++)
+        if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer == 1 && op->cl_checked[i])
+            json_array_append_new(op->cl_tomb, json_string(op->cl_checked[i]));
+    cl_index(op);
+}
+
+/* Builds the steps of a PUT or MERGE on a cluster (argv: people_write.lua's
+ * arguments after its keys, without the address lists) and starts them. */
+static void cluster_write(struct pop *op, const char *kp, const char *ka, const char *kt, const char *const *argv,
+                          int argc, const struct addr_args *olda, const struct addr_args *newa)
+{
+    struct store_args *w = &op->cl_write, *ix = &op->cl_index, *ck = &op->cl_check, *dr = &op->cl_drop;
+    store_args_free(ix);
+    store_args_free(ck);
+    store_args_free(dr);
+    store_args_free(w);
+    json_decref(op->cl_tomb);
+    op->cl_tomb = json_array();
+    store_args_script(w, store_lua_people_write, 1);
+    store_args_add(w, kp);
+    for (int i = 0; i < argc; i++) store_args_add(w, argv[i]);
+    store_args_add(w, "0"); /* no old address to drop here, */
+    store_args_add(w, "0"); /* no new one to index: the steps do */
+    size_t nc = 0;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        if (newa->has[ch]) {
+            if (!ix->n) {
+                store_args_add(ix, "HSET");
+                store_args_add(ix, ka);
+            }
+            store_args_add(ix, newa->m[ch].buf);
+            store_args_add(ix, op->id);
+            if (newa->t[ch].len) {
+                if (!ck->n) {
+                    store_args_add(ck, "SMISMEMBER");
+                    store_args_add(ck, kt);
+                }
+                store_args_add(ck, newa->t[ch].buf);
+                op->cl_checked[nc++] = herald_channel_name(ch);
+            }
+        }
+        if (!olda->has[ch] || (newa->has[ch] && strcmp(olda->m[ch].buf, newa->m[ch].buf) == 0)) continue;
+        if (!dr->n) {
+            store_args_script(dr, store_lua_addr_drop, 1);
+            store_args_add(dr, ka);
+            store_args_add(dr, op->id);
+        }
+        store_args_add(dr, olda->m[ch].buf);
+    }
+    for (size_t i = nc; i < HERALD_CH_COUNT; i++) op->cl_checked[i] = NULL;
+    if (!ck->n) {
+        cl_index(op);
+        return;
+    }
+    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_checked, op, NULL, ck, NULL) < 0)
+        finish_store(op, STORE_E_CONNECTION);
+}
+
 static void on_write(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
@@ -491,7 +615,7 @@ static void on_write(redisReply *r, enum store_error serr, const char *text, voi
     }
     json_t *doc;
     if (op->kind == OP_PUT || op->kind == OP_MERGE) {
-        json_t *tomb = json_array();
+        json_t *tomb = op->cl_tomb ? json_incref(op->cl_tomb) : json_array();
         const redisReply *t = r->element[2];
         for (size_t i = 0; t->type == REDIS_REPLY_ARRAY && i < t->elements; i++)
             if (t->element[i]->type == REDIS_REPLY_STRING)
@@ -503,6 +627,13 @@ static void on_write(redisReply *r, enum store_error serr, const char *text, voi
         op->doc = NULL;
     }
     json_object_set_new(doc, "rev", json_integer(r->element[3]->integer));
+    if (op->cl_drop.n) { /* on a cluster: the addresses it no longer has leave the index now */
+        json_decref(op->doc);
+        op->doc = doc;
+        if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_dropped, op, NULL, &op->cl_drop, store_lua_addr_drop) < 0)
+            on_cl_dropped(NULL, STORE_E_CONNECTION, NULL, op);
+        return;
+    }
     finish(op, 0, doc, NULL);
 }
 
@@ -714,7 +845,8 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
     }
     snprintf(nold, sizeof(nold), "%d", no);
     snprintf(nnew, sizeof(nnew), "%d", nn);
-    send_or_finish(op, on_write, store_lua_people_write, 3, argc, argv);
+    if (addrs && store_keys_clustered()) cluster_write(op, kp.buf, ka.buf, kt.buf, argv + 3, 5, &olda, &newa);
+    else send_or_finish(op, on_write, store_lua_people_write, 3, argc, argv);
     strbuf_free(&kp);
     strbuf_free(&ka);
     strbuf_free(&kt);

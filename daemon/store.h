@@ -250,6 +250,7 @@ extern const char store_lua_events_claim[]; /* still ours? then claimed again */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
 extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */
+extern const char store_lua_addr_drop[];       /* on a cluster: a write's stale herald:addr entries out */
 extern const char store_lua_people_consent[];  /* ledger append [at most once per event] */
 extern const char store_lua_people_erase[];    /* erasure CAS on rev, tombstones */
 extern const char store_lua_people_suppress[]; /* suppression list, the owner's rev */
