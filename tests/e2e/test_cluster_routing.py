@@ -74,6 +74,46 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(c["total"], 30, c)
         self.assertTrue(h.running())
 
+    def test_writes_across_slots(self):
+        """The API's writes whose keys are on several slots (a person, the
+        address index, the tombstones, the suppression list) go in steps on a
+        cluster: each lands where it belongs, and erasure leaves tombstones."""
+        e = self.env(cluster=True)
+        api = Api(e)
+        h = e.start_herald()
+        ann = person("cw-ann", email="ann.cluster@example.com", phone="+15550188001", channels=["email", "sms"])
+        e.remember(ann)
+        doc = api.ok("PUT", "/v1/recipients/cw-ann", ann, want=201)
+        self.assertEqual((doc["created"], doc["tombstoned"]), (True, []))
+        self.assertEqual(sorted(e.r.hvals(e.key("addr"))), ["cw-ann", "cw-ann"])
+        api.ok("POST", "/v1/recipients/cw-ann/consent", {"channel": "email", "granted": True, "source": "signup"},
+               want=201)
+        self.assertEqual(e.r.llen("herald:r:{cw-ann}:consent"), 1)
+        # A new address: the old one leaves the index, the new one joins it.
+        moved = dict(ann, email="ann.moved@example.com")
+        e.remember(moved)
+        api.ok("PUT", "/v1/recipients/cw-ann", moved, want=200)
+        self.assertEqual(len(e.r.hgetall(e.key("addr"))), 2)
+        rev = int(e.r.hget("herald:r:{cw-ann}", "rev"))
+        # Suppressing the person's address moves their rev (decided again).
+        doc = api.ok("PUT", "/v1/suppressions/email/ann.moved%40example.com", {"reason": "asked"})
+        self.assertTrue(doc["changed"])
+        self.assertEqual(int(e.r.hget("herald:r:{cw-ann}", "rev")), rev + 1)
+        self.assertEqual(e.r.scard(e.key("suppress")), 1)
+        # Erasure: the person's keys go, the index entries go, tombstones stay.
+        doc = api.ok("DELETE", "/v1/recipients/cw-ann")
+        self.assertEqual(doc, {"id": "cw-ann", "erased": True, "tombstones": 2})
+        self.assertEqual(e.r.exists("herald:r:{cw-ann}", "herald:r:{cw-ann}:consent"), 0)
+        self.assertEqual(e.r.hgetall(e.key("addr")), {})
+        self.assertEqual(e.r.scard(e.key("tombstones")), 2)
+        self.assertEqual(api.call("GET", "/v1/recipients/cw-ann")[0], 404)
+        # The erased addresses come back tombstoned.
+        doc = api.ok("PUT", "/v1/recipients/cw-ann", moved, want=201)
+        self.assertEqual(sorted(doc["tombstoned"]), ["email", "sms"])
+        self.assertEqual(e.r.exists("herald:addr", "herald:tombstones", "herald:suppress"), 0,
+                         "no untagged control key on a cluster")
+        self.assertEqual(h.healthz()[0], 200)
+
     def test_moved_slot_is_followed(self):
         e = self.env(cluster=True)
         people = crowd(6)
