@@ -1,6 +1,6 @@
 """herald on a Redis Cluster (3 masters + 3 replicas, [redis] cluster):
 --check-config --connect reaches every master; heraldctl imports people whose
-keys land on every master; the API reads (GET) and writes (PUT) a person on
+keys land on every master (stats counts them on every master); the API reads (GET) and writes (PUT) a person on
 each master; heraldctl enqueue puts a job on the control plane's stream
 ({herald}:jobs) and heraldctl campaign reads its progress; a slot moved by
 hand (CLUSTER SETSLOT + MIGRATE) is followed (MOVED) without an error; a
@@ -51,6 +51,12 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(e.r.hget("herald:r:{cr-000}", "rev"), "1")
         self.assertEqual(json.loads(e.r.hget("herald:r:{cr-000}", "profile"))["email"], "cr.000@example.com")
         self.assertEqual(e.r.hlen(e.key("addr")), 30)
+        stats = json.loads(e.ctl_ok("stats").stdout)   # summed over the masters
+        self.assertEqual((stats["people"], stats["sample"]), (30, 30), stats)
+        self.assertGreater(stats["bytes_per_person"], 0)
+        res = e.ctl("migrate")   # a fresh cluster: every master scanned, nothing to move
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("0 once-only records of 0 people moved", res.stdout)
 
         h = e.start_herald()
         code, health = h.healthz()
