@@ -2,7 +2,8 @@
 --check-config --connect reaches every master; heraldctl imports people whose
 keys land on every master (stats counts them on every master); the API reads (GET) and writes (PUT) a person on
 each master; heraldctl enqueue puts a job on the control plane's stream
-({herald}:jobs) and heraldctl campaign reads its progress; a slot moved by
+({herald}:jobs), heraldctl campaign reads its progress and the API its
+outcomes (records read on each person's slot, a recipients_key on its own); a slot moved by
 hand (CLUSTER SETSLOT + MIGRATE) is followed (MOVED) without an error; a
 master killed with kill -9 makes the API answer 503 for its people (not 500,
 not a crash) until its replica is promoted, and 200 after, with the other
@@ -79,6 +80,20 @@ class ClusterRouting(harness.HeraldTestCase):
             e.campaign("cl-1")), 30)
         self.assertEqual(c["total"], 30, c)
         self.assertTrue(h.running())
+
+        # Outcomes: the page's ids from the control plane, each record from its person's slot.
+        e.r.hset("herald:r:{cr-001}", "c:cl-1", "sent %s r1 1700000000 email/" % entry)
+        doc = api.ok("GET", "/v1/campaigns/cl-1/outcomes?limit=100")
+        self.assertEqual(sorted(i["recipient"] for i in doc["items"]), sorted(p["id"] for p in people))
+        self.assertEqual([(i["recipient"], i["channel"]) for i in doc["items"] if i["outcome"] == "sent"],
+                         [("cr-001", "email")])
+        self.assertEqual(len(api.ok("GET", "/v1/campaigns/cl-1/outcomes?outcome=sent")["items"]), 1)
+        # A recipients_key lives on a slot of its own: its page is read there.
+        e.r.sadd("lists:cl-2", *[p["id"] for p in people[:5]])
+        e.enqueue(job("cl-2", recipients_key="lists:cl-2", channels=["email"]))
+        doc = api.ok("GET", "/v1/campaigns/cl-2/outcomes?limit=100")
+        self.assertEqual(sorted(i["recipient"] for i in doc["items"]), sorted(p["id"] for p in people[:5]))
+        self.assertEqual(api.call("GET", "/v1/campaigns/nothing/outcomes")[0], 404)
 
     def test_writes_across_slots(self):
         """The API's writes whose keys are on several slots (a person, the
