@@ -348,6 +348,7 @@ static void on_node_state(struct rconn *rc, bool connected, const char *err, voi
         wake_all(cl);
     } else {
         rcluster_refresh(cl); /* a master gone: a failover may follow */
+        wake_all(cl);         /* its owners see the status change */
     }
 }
 

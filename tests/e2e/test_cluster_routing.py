@@ -200,6 +200,10 @@ class ClusterRouting(harness.HeraldTestCase):
         h.wait_healthy(30)
         self.assertEqual(h.healthz()[1]["redis_cluster"]["masters_down"], 0)
         self.assertTrue(h.running())
+        # Said once when it started waiting for the cluster, once when it ended.
+        said = [l for l in h.log_lines() if "redis cluster:" in l]
+        self.assertEqual(len([l for l in said if "unreachable, " in l]), 1, "\n".join(said))
+        self.assertEqual(len([l for l in said if "every master reachable" in l]), 1, "\n".join(said))
 
 
 if __name__ == "__main__":
