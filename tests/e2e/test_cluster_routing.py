@@ -134,6 +134,7 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(e.r.exists("herald:addr", "herald:tombstones", "herald:suppress"), 0,
                          "no untagged control key on a cluster")
         self.assertEqual(h.healthz()[0], 200)
+        self.assertEqual(h.stop(), 0, "a clean stop closes every master's connection")
 
     def test_moved_slot_is_followed(self):
         e = self.env(cluster=True)
