@@ -4,7 +4,8 @@ keys land on every master (stats counts them on every master); the API reads (GE
 each master; heraldctl enqueue puts a job on the control plane's stream
 ({herald}:jobs), heraldctl campaign reads its progress and the API its
 outcomes (records read on each person's slot, a recipients_key on its own); a slot moved by
-hand (CLUSTER SETSLOT + MIGRATE) is followed (MOVED) without an error; a
+hand (CLUSTER SETSLOT + MIGRATE) is followed (MOVED) without an error, and
+one half-way through its migration too (ASK, ASKING); a
 master killed with kill -9 makes the API answer 503 for its people (not 500,
 not a crash) until its replica is promoted, and 200 after, with the other
 masters' people answered all along."""
@@ -159,6 +160,40 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(api.call("PUT", "/v1/recipients/%s" % pid, p, direct=True)[0], 200)
         with e.redis.node(dst) as n:
             self.assertIn("moved.", n.hget(key, "profile"))
+
+        # A slot half-way through a migration: its key is already on the
+        # target, the source answers ASK; herald sends ASKING and the command
+        # there, once.
+        pid2 = [p["id"] for p in people if e.redis.slot("herald:r:{%s}" % p["id"]) != e.redis.slot(key)][0]
+        key2 = "herald:r:{%s}" % pid2
+        slot2, src2 = e.redis.slot(key2), e.redis.master_of(key2)
+        dst2 = [p for p, _ in e.redis.masters() if p != src2][0]
+        with e.redis.node(src2) as s, e.redis.node(dst2) as d:
+            d.execute_command("CLUSTER SETSLOT", slot2, "IMPORTING", e.redis.node_id(src2))
+            s.execute_command("CLUSTER SETSLOT", slot2, "MIGRATING", e.redis.node_id(dst2))
+            keys = s.execute_command("CLUSTER GETKEYSINSLOT", slot2, 100)
+            s.execute_command("MIGRATE", "127.0.0.1", dst2, "", 0, 10000, "KEYS", *keys)
+            with self.assertRaises(harness.redis.exceptions.ResponseError) as cm:
+                s.hget(key2, "profile")
+            self.assertIn("ASK", str(cm.exception))
+            # A write of single-key steps (a multi-key read there may get
+            # TRYAGAIN from Redis while the slot moves: a 503 with Retry-After).
+            for i in range(2):
+                p2 = person(pid2, email="ask%d.%s@example.com" % (i, pid2), channels=["email"])
+                e.remember(p2)
+                status, doc = api.call("PUT", "/v1/recipients/%s" % pid2, p2, direct=True)
+                self.assertEqual(status, 200, doc)
+            pipe = d.pipeline(transaction=False)   # one connection: ASKING applies to the next command
+            pipe.execute_command("ASKING")
+            pipe.hget(key2, "profile")
+            self.assertIn("ask1.", pipe.execute()[1])
+            for port in list(e.redis.nodes):
+                with e.redis.node(port) as n:
+                    try:
+                        n.execute_command("CLUSTER SETSLOT", slot2, "NODE", e.redis.node_id(dst2))
+                    except harness.redis.exceptions.ResponseError:
+                        pass
+        self.assertEqual(self.get(api, pid2)[0], 200)
         self.assertEqual(h.healthz()[0], 200)
 
     def test_master_killed_503_then_200(self):
