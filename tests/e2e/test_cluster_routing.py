@@ -95,6 +95,10 @@ class ClusterRouting(harness.HeraldTestCase):
         doc = api.ok("GET", "/v1/campaigns/cl-2/outcomes?limit=100")
         self.assertEqual(sorted(i["recipient"] for i in doc["items"]), sorted(p["id"] for p in people[:5]))
         self.assertEqual(api.call("GET", "/v1/campaigns/nothing/outcomes")[0], 404)
+        # The campaigns index and each campaign's hash share the control plane's slot.
+        doc = api.ok("GET", "/v1/campaigns")
+        self.assertEqual(sorted(i["id"] for i in doc["items"]), ["cl-1", "cl-2"])
+        self.assertEqual(api.ok("GET", "/v1/campaigns/cl-1")["total"], 30)
 
     def test_writes_across_slots(self):
         """The API's writes whose keys are on several slots (a person, the
@@ -136,6 +140,47 @@ class ClusterRouting(harness.HeraldTestCase):
                          "no untagged control key on a cluster")
         self.assertEqual(h.healthz()[0], 200)
         self.assertEqual(h.stop(), 0, "a clean stop closes every master's connection")
+
+    def test_acl_user_on_every_node(self):
+        """[redis] user with docs/operations.md's rule plus the cluster's
+        additions, on every node: --check-config --connect passes, and names
+        each master where a command is refused; heraldctl and the API work as
+        that user."""
+        from test_redis_users import doc_line, HERALD_PW
+        e = self.env(cluster=True)
+        words = doc_line("herald")[5:] + ["~{herald}:*", "+cluster|shards", "+cluster|slots", "+asking", "+wait"]
+
+        def set_user(drop=()):
+            for port in e.redis.nodes:
+                with e.redis.node(port) as n:
+                    n.execute_command("ACL", "SETUSER", "herald", "reset", "on", ">" + HERALD_PW,
+                                      *[w for w in words if w not in drop])
+        set_user()
+        config = e.write("acl.conf", e.config_text().replace(
+            "[redis]\n", "[redis]\nuser = herald\npassword = %s\n" % HERALD_PW, 1))
+        check = [harness.HERALD_BIN, "--config", config, "--check-config", "--connect"]
+        res = subprocess.run(check, capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn("3 masters, as user herald", res.stdout)
+
+        set_user(drop=("+hsetnx",))
+        res = subprocess.run(check, capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        refused = [l for l in res.stderr.splitlines() if "may not write a hash field once (HSETNX)" in l]
+        self.assertEqual(sorted(l.split()[3] for l in refused),
+                         sorted("127.0.0.1:%d:" % p for p, _ in e.redis.masters()), res.stderr)
+        self.assertIn("{herald}:*", res.stderr)
+
+        set_user()
+        people = crowd(6)
+        for p in people:
+            e.remember(p)
+        path = e.write_jsonl("acl-people.jsonl", people)
+        self.assertEqual(e.ctl_ok("import", path, config=config).stdout.strip(), "imported 6, skipped 0")
+        h = e.start_herald(config=config)
+        api = Api(e)
+        for p in people:
+            self.assertEqual(self.get(api, p["id"])[0], 200)
 
     def test_moved_slot_is_followed(self):
         e = self.env(cluster=True)
