@@ -7,8 +7,9 @@ outcomes (records read on each person's slot, a recipients_key on its own); a sl
 hand (CLUSTER SETSLOT + MIGRATE) is followed (MOVED) without an error, and
 one half-way through its migration too (ASK, ASKING); a
 master killed with kill -9 makes the API answer 503 for its people (not 500,
-not a crash) until its replica is promoted, and 200 after, with the other
-masters' people answered all along."""
+not a crash) and /healthz and /metrics say herald waits for the cluster until
+its replica is promoted, and 200 after, with the other masters' people
+answered all along."""
 
 import json
 import os
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import job, person  # noqa: E402
 from test_api import Api  # noqa: E402
+from test_monitoring import sample, scrape  # noqa: E402
 
 
 def crowd(n):
@@ -270,6 +272,11 @@ class ClusterRouting(harness.HeraldTestCase):
         code, health = h.healthz()
         self.assertEqual(code, 503, health)
         self.assertTrue(health["redis_cluster"]["masters_down"] >= 1 or health["redis_cluster"]["unserved_slots"] > 0)
+        text = scrape(h.admin_port)
+        self.assertEqual(sample(text, "herald_redis_connected"), 0.0)
+        self.assertEqual(sample(text, "herald_redis_cluster_masters"), 3.0)
+        self.assertGreaterEqual(sample(text, "herald_redis_cluster_masters_down") +
+                                sample(text, "herald_redis_cluster_unserved_slots"), 1.0)
         self.assertTrue(h.running())
 
         del index
@@ -280,6 +287,10 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(doc["profile"]["email"], "cr.%s@example.com" % pid[3:])
         h.wait_healthy(30)
         self.assertEqual(h.healthz()[1]["redis_cluster"]["masters_down"], 0)
+        text = scrape(h.admin_port)
+        self.assertEqual((sample(text, "herald_redis_connected"), sample(text, "herald_redis_cluster_masters_down"),
+                          sample(text, "herald_redis_cluster_unserved_slots")), (1.0, 0.0, 0.0))
+        self.assertGreaterEqual(sample(text, "herald_redis_cluster_map_refreshes_total"), 2.0)
         self.assertTrue(h.running())
         # Said once when it started waiting for the cluster, once when it ended.
         said = [l for l in h.log_lines() if "redis cluster:" in l]
