@@ -9,7 +9,7 @@ one half-way through its migration too (ASK, ASKING); a
 master killed with kill -9 makes the API answer 503 for its people (not 500,
 not a crash) and /healthz and /metrics say herald waits for the cluster until
 its replica is promoted, and 200 after, with the other masters' people
-answered all along."""
+answered all along; the retention sweep scans every master."""
 
 import json
 import os
@@ -183,6 +183,25 @@ class ClusterRouting(harness.HeraldTestCase):
         api = Api(e)
         for p in people:
             self.assertEqual(self.get(api, p["id"])[0], 200)
+
+    def test_retention_sweeps_every_master(self):
+        """The sweep of expired once-only records scans each master in turn."""
+        e = self.env(cluster=True)
+        people = crowd(30)
+        e.import_people(people)
+        self.assertEqual(len(self.by_master(e, people)), 3)
+        for p in people:
+            e.r.hset("herald:r:{%s}" % p["id"], mapping={"c:old": "sent 1-0 r1 1700000000 email/",
+                                                          "c:new": "sent 2-0 r1 1700000000 email/"})
+        e.r.hset(e.key("campaign:old"), mapping={"state:1-0": "done", "run": "1"})
+        e.r.zadd(e.key("retention"), {"old": 1})
+        h = e.start_herald(sets=("retention.sweep_every=1s",))
+        left = lambda: [p["id"] for p in people if e.r.hexists("herald:r:{%s}" % p["id"], "c:old")]  # noqa: E731
+        harness.wait_for("the sweep to remove every record of the campaign", lambda: not left(), 30)
+        self.assertEqual([p["id"] for p in people if not e.r.hexists("herald:r:{%s}" % p["id"], "c:new")], [],
+                         "another campaign's records stay")
+        harness.wait_for("the campaign marked expired", lambda: e.r.hget(e.key("campaign:old"), "records"), 10)
+        self.assertIn("once-only records removed campaigns=1 people_scanned=30", h.log())
 
     def test_moved_slot_is_followed(self):
         e = self.env(cluster=True)
