@@ -360,7 +360,8 @@ static void gather_records(struct campaign_call *c, const redisReply *l, const c
     store_record_field(&f, c->id);
     for (size_t i = 0; i < g->n; i++) {
         const redisReply *id = l->element[2 * i];
-        g->ids[i] = xstrndup(id->type == REDIS_REPLY_STRING ? id->str : "", id->type == REDIS_REPLY_STRING ? id->len : 0);
+        bool str = id->type == REDIS_REPLY_STRING;
+        g->ids[i] = xstrndup(str ? id->str : "", str ? id->len : 0);
         if (!herald_id_valid(g->ids[i])) continue;
         store_key_person(&kp, c->st->cfg->prefix, g->ids[i]);
         struct gather_slot *s = xmalloc(sizeof(*s));

@@ -91,8 +91,9 @@ static struct rcluster_sync *ctl_cluster;
 static redisContext *connect_redis(const struct config *cfg)
 {
     char err[512];
-    redisContext *c = cfg->redis_cluster && cfg->redis_cluster[0] ? store_check_connect_cluster(cfg, &ctl_cluster, err, sizeof(err))
-                                                                   : store_check_connect(cfg, err, sizeof(err));
+    bool cluster = cfg->redis_cluster && cfg->redis_cluster[0];
+    redisContext *c = cluster ? store_check_connect_cluster(cfg, &ctl_cluster, err, sizeof(err))
+                              : store_check_connect(cfg, err, sizeof(err));
     if (!c) fprintf(stderr, "heraldctl: %s\n", err);
     return c;
 }
@@ -414,6 +415,41 @@ static int cmd_enqueue(const struct config *cfg, redisContext *c, const char *pa
     return rc;
 }
 
+/* On a cluster the address's owner is on another slot than the list: its
+ * rev moves after the list changed (as the API does, people.c), so a
+ * message the daemon looked up before is decided again. */
+static int suppress_owner_rev(const struct config *cfg, redisContext *c, int ch, const char *addr)
+{
+    struct strbuf k, m;
+    strbuf_init(&k);
+    strbuf_init(&m);
+    store_key_addr(&k, cfg->prefix);
+    store_suppress_member(&m, ch, addr);
+    char err[256];
+    int rc = 0;
+    redisReply *owner = redisCommand(c, "HGET %s %s", k.buf, m.buf);
+    if (!owner || owner->type == REDIS_REPLY_ERROR) {
+        store_sync_error(err, sizeof(err), "suppression owner read", c, owner);
+        fprintf(stderr, "heraldctl: %s\n", err);
+        rc = -HERALD_EREDIS;
+    } else if (owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str)) {
+        store_key_person(&k, cfg->prefix, owner->str);
+        const char *argv[] = {"HINCRBY", k.buf, "rev", "1"};
+        size_t len[] = {7, k.len, 3, 1};
+        redisReply *r = rcluster_sync_command(ctl_cluster, 1, 4, argv, len, err, sizeof(err));
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            if (r) store_sync_error(err, sizeof(err), "owner's rev write", NULL, r);
+            fprintf(stderr, "heraldctl: %s\n", err);
+            rc = -HERALD_EREDIS;
+        }
+        if (r) freeReplyObject(r);
+    }
+    if (owner) freeReplyObject(owner);
+    strbuf_free(&k);
+    strbuf_free(&m);
+    return rc;
+}
+
 static int cmd_suppress(const struct config *cfg, redisContext *c, const char *channel, const char *addr)
 {
     int ch = herald_channel_from_name(channel);
@@ -431,6 +467,7 @@ static int cmd_suppress(const struct config *cfg, redisContext *c, const char *c
         fprintf(stderr, "heraldctl: %s\n", err);
         return 2;
     }
+    if (ctl_cluster && suppress_owner_rev(cfg, c, ch, addr) < 0) return 2;
     printf("suppressed (%s)\n", channel);
     return 0;
 }
@@ -680,7 +717,8 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
                     goto out;
                 }
                 for (size_t f = 0; f + 1 < h->elements; f += 2)
-                    if (strncmp(h->element[f]->str, STORE_RECORD_FIELD_PREFIX, strlen(STORE_RECORD_FIELD_PREFIX)) == 0) {
+                    if (strncmp(h->element[f]->str, STORE_RECORD_FIELD_PREFIX,
+                                strlen(STORE_RECORD_FIELD_PREFIX)) == 0) {
                         records++;
                         record_bytes += (long long)(h->element[f]->len + h->element[f + 1]->len);
                     }

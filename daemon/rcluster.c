@@ -177,7 +177,8 @@ int rcluster_map_from_shards(const redisReply *r, const char *fallback_host, str
         long long port = integer(field(master, "port"));
         if (!host || port <= 0) goto bad;
         for (size_t j = 0; j < slots->elements; j += 2)
-            if (map_assign(m, integer(slots->element[j]), integer(slots->element[j + 1]), host, (int)port) < 0) goto bad;
+            if (map_assign(m, integer(slots->element[j]), integer(slots->element[j + 1]), host, (int)port) < 0)
+                goto bad;
     }
     map_sort(m);
     return 0;

@@ -128,6 +128,9 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertTrue(doc["changed"])
         self.assertEqual(int(e.r.hget("herald:r:{cw-ann}", "rev")), rev + 1)
         self.assertEqual(e.r.scard(e.key("suppress")), 1)
+        e.suppress("sms", ann["phone"])   # heraldctl: the owner's rev moves too
+        self.assertEqual(int(e.r.hget("herald:r:{cw-ann}", "rev")), rev + 2)
+        self.assertEqual(e.r.scard(e.key("suppress")), 2)
         # Erasure: the person's keys go, the index entries go, tombstones stay.
         doc = api.ok("DELETE", "/v1/recipients/cw-ann")
         self.assertEqual(doc, {"id": "cw-ann", "erased": True, "tombstones": 2})
