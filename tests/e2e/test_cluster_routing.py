@@ -187,6 +187,22 @@ class ClusterRouting(harness.HeraldTestCase):
         for p in people:
             self.assertEqual(self.get(api, p["id"])[0], 200)
 
+    def test_sms_stop_on_a_cluster(self):
+        """A Twilio STOP: the consent change and its dedupe key on the
+        person's slot, the count on the control plane's, once per message."""
+        from test_webhooks import sid, sms_params, tw_post, write_config
+        e = self.env(cluster=True)
+        e.import_people([person("cs-sms", phone="+15550109001", channels=["sms"], consent=["sms"])])
+        h = e.start_herald(config=write_config(e, "tw.conf"))
+        stop = sms_params("+15550109001", "STOP", sid(1))
+        for _ in range(2):   # Twilio redelivers: applied once
+            status, _, _ = tw_post(e, stop)
+            self.assertEqual(status, 200)
+        ledger = [json.loads(r) for r in e.r.lrange("herald:r:{cs-sms}:consent", 0, -1)]
+        self.assertEqual([(r["granted"], r["source"]) for r in ledger], [(True, "e2e-test"), (False, "sms_keyword")])
+        self.assertEqual(e.r.hget(e.key("webhook:counts"), "twilio:stop"), "1")
+        self.assertTrue(h.running())
+
     def test_retention_sweeps_every_master(self):
         """The sweep of expired once-only records scans each master in turn."""
         e = self.env(cluster=True)
