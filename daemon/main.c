@@ -345,7 +345,13 @@ static void on_cluster_wake(void *arg)
     struct daemon *d = arg;
     struct rcluster_status cs;
     rcluster_status(d->cluster, &cs);
-    if (!cs.known) return;
+    if (!cs.known) { /* no seed answered yet */
+        char where[320];
+        notify_status("waiting for redis at %s", config_redis_where(d->cfg, where, sizeof(where)));
+        log_complain(&d->redis_down, "main", "redis unavailable at %s (no seed node answers); retrying with backoff",
+                     where);
+        return;
+    }
     if (cs.down || cs.unserved)
         log_complain(&d->cluster_down, "main",
                      "redis cluster: %zu of %zu masters unreachable, %zu slots served by none; waiting for the "

@@ -187,6 +187,27 @@ class ClusterRouting(harness.HeraldTestCase):
         for p in people:
             self.assertEqual(self.get(api, p["id"])[0], 200)
 
+    def test_no_seed_answers(self):
+        """Seeds that do not answer: --check-config --connect says so, the
+        daemon says so once and answers 503 (healthz and the API), never a crash."""
+        e = self.env(cluster=True)
+        seeds = e.redis.seeds
+        dead = ", ".join("127.0.0.1:%d" % harness.free_port() for _ in range(2))
+        config = e.write("dead.conf", e.config_text().replace("cluster = %s" % seeds, "cluster = %s" % dead))
+        res = subprocess.run([harness.HERALD_BIN, "--config", config, "--check-config", "--connect"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("cannot reach the redis cluster (no seed of [redis] cluster answered)", res.stderr)
+        h = e.start_herald(config=config, wait_healthy=False)
+        harness.wait_for("the daemon to say no seed answers",
+                         lambda: "no seed node answers" in h.log(), 10)
+        code, health = h.healthz()
+        self.assertEqual((code, health["status"]), (503, "starting"), health)
+        api = Api(e)
+        self.assertEqual(api.call("GET", "/v1/recipients/anyone", direct=True)[0], 503)
+        self.assertEqual(len([l for l in h.log_lines() if "no seed node answers" in l]), 1)
+        self.assertTrue(h.running())
+
     def test_sms_stop_on_a_cluster(self):
         """A Twilio STOP: the consent change and its dedupe key on the
         person's slot, the count on the control plane's, once per message."""
