@@ -936,8 +936,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "import") == 0) rc = cmd_import(&cfg, c, args[0]);
     else if (strcmp(cmd, "enqueue") == 0) rc = cmd_enqueue(&cfg, c, args[0]);
     else if (strcmp(cmd, "suppress") == 0) rc = cmd_suppress(&cfg, c, args[0], args[1]);
-    else if (strcmp(cmd, "explain") == 0) rc = explain_run(&cfg, c, nargs, args);
-    else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, nargs, args);
+    else if (strcmp(cmd, "explain") == 0) rc = explain_run(&cfg, c, ctl_cluster, nargs, args);
+    else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, ctl_cluster, nargs, args);
     else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
     else if (strcmp(cmd, "migrate") == 0) rc = cmd_migrate(&cfg, c);
     else if (strcmp(cmd, "stats") == 0) rc = cmd_stats(&cfg, c);

@@ -91,6 +91,14 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual([(i["recipient"], i["channel"]) for i in doc["items"] if i["outcome"] == "sent"],
                          [("cr-001", "email")])
         self.assertEqual(len(api.ok("GET", "/v1/campaigns/cl-1/outcomes?outcome=sent")["items"]), 1)
+        # heraldctl explain and simulate read each person on its master.
+        out = json.loads(e.ctl_ok("explain", "cl-1", "cr-001", "--json").stdout)
+        self.assertEqual(out["recorded"]["record"]["state"], "sent", out)
+        path = e.write("sim.json", json.dumps(job("cl-sim", recipients=[p["id"] for p in people] + ["nobody"],
+                                                  channels=["email"])))
+        forecast = json.loads(e.ctl_ok("simulate", path, "--json").stdout)
+        self.assertEqual((forecast["total"], forecast["sent_by_channel"], forecast["suppressed"]),
+                         (31, {"email": 30}, {"unknown_recipient": 1}), forecast)
         # A recipients_key lives on a slot of its own: its page is read there.
         e.r.sadd("lists:cl-2", *[p["id"] for p in people[:5]])
         e.enqueue(job("cl-2", recipients_key="lists:cl-2", channels=["email"]))
