@@ -345,11 +345,12 @@ static void on_cluster_wake(void *arg)
     struct daemon *d = arg;
     struct rcluster_status cs;
     rcluster_status(d->cluster, &cs);
-    if (!cs.known) { /* no seed answered yet */
+    if (!cs.known) { /* no seed answered yet, or none gave a map */
+        if (cs.reachable && !cs.error[0]) return; /* the map is on its way */
         char where[320];
         notify_status("waiting for redis at %s", config_redis_where(d->cfg, where, sizeof(where)));
-        log_complain(&d->redis_down, "main", "redis unavailable at %s (no seed node answers); retrying with backoff",
-                     where);
+        log_complain(&d->redis_down, "main", "redis unavailable at %s (%s); retrying with backoff", where,
+                     cs.error[0] ? cs.error : "no seed node answers");
         return;
     }
     if (cs.down || cs.unserved)

@@ -197,7 +197,8 @@ class ClusterRouting(harness.HeraldTestCase):
 
     def test_no_seed_answers(self):
         """Seeds that do not answer: --check-config --connect says so, the
-        daemon says so once and answers 503 (healthz and the API), never a crash."""
+        daemon says so once and answers 503 (healthz and the API), never a crash;
+        a seed that is a Redis without cluster mode: both say why."""
         e = self.env(cluster=True)
         seeds = e.redis.seeds
         dead = ", ".join("127.0.0.1:%d" % harness.free_port() for _ in range(2))
@@ -215,6 +216,20 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(api.call("GET", "/v1/recipients/anyone", direct=True)[0], 503)
         self.assertEqual(len([l for l in h.log_lines() if "no seed node answers" in l]), 1)
         self.assertTrue(h.running())
+
+        # A seed that is a Redis without cluster mode: said why, in both.
+        plain = harness.RedisServer(e.path("plain")).start()
+        self.addCleanup(plain.stop, True)
+        config = e.write("plain.conf", e.config_text().replace("cluster = %s" % seeds,
+                                                               "cluster = 127.0.0.1:%d" % plain.port))
+        res = subprocess.run([harness.HERALD_BIN, "--config", config, "--check-config", "--connect"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("refused CLUSTER SHARDS: is it in cluster mode", res.stderr)
+        h2 = e.start_herald(config=config, wait_healthy=False, sets=harness.Env.other_listeners())
+        harness.wait_for("the daemon to say the seed is no cluster node",
+                         lambda: "cluster support disabled" in h2.log(), 10)
+        self.assertTrue(h2.running())
 
     def test_sms_stop_on_a_cluster(self):
         """A Twilio STOP: the consent change and its dedupe key on the
