@@ -87,6 +87,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "addrindex.h"
 #include "channel.h"
 #include "herald.h"
 #include "profile.h"
@@ -122,7 +123,7 @@ void store_key_retention_sweep(struct strbuf *sb, const char *prefix, const char
 void store_glob_escape(struct strbuf *out, const char *s);
 /* The layout version key, and the version this build reads and writes. */
 void store_key_layout(struct strbuf *sb, const char *prefix);
-#define STORE_LAYOUT "2"
+#define STORE_LAYOUT "3"
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_suppress(struct strbuf *sb, const char *prefix);
@@ -161,10 +162,10 @@ void store_history_format(struct strbuf *sb, const char *campaign, const char *c
  * neither. */
 json_t *store_history_json(const char *s, size_t len);
 
-/* Suppression member for an address: "<channel>:<sha256 hex>" of the
+/* The layout 2 member of an address: "<channel>:<sha256 hex>" of the
  * address as its channel normalises it (channel.h; emails lower-cased and
- * trimmed). Addresses are not
- * kept in clear on the list: it outlives erasure of the profile. */
+ * trimmed): what layout 3's keyed member is computed from
+ * (addrindex_member, addrindex_plain). Never stored under layout 3. */
 void store_suppress_member(struct strbuf *sb, int channel, const char *address);
 
 /* The once-only record of one campaign for one person. `reserved`: checked
@@ -245,7 +246,10 @@ extern const char store_lua_people_get[];      /* the subject-access read (no wr
 extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */
 extern const char store_lua_people_consent[];  /* ledger append [at most once per event] */
 extern const char store_lua_people_erase[];    /* erasure CAS on rev, tombstones */
-extern const char store_lua_people_suppress[]; /* suppression list, the owner's rev */
+extern const char store_lua_people_suppress[]; /* suppression list on one shard (addrindex.h) */
+extern const char store_lua_people_touch[];    /* a stored person's rev moves */
+extern const char store_lua_index_claim[];     /* an address index entry names a person first */
+extern const char store_lua_index_release[];   /* ... and goes (or is restored) last */
 
 /* The SHA1 hex of a script, as EVALSHA wants it. */
 void store_script_sha(const char *script, char sha[41]);
@@ -288,12 +292,13 @@ const char *store_error_advice(enum store_error e);
  * class. */
 enum store_error store_sync_error(char *err, size_t errlen, const char *what, const redisContext *c,
                                   const redisReply *r);
-int store_sync_import(redisContext *c, const char *prefix, const struct profile *p,
-                      const struct consent_record *recs, size_t nrecs, char *err, size_t errlen);
+int store_sync_import(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+                      const struct profile *p, const struct consent_record *recs, size_t nrecs, char *err,
+                      size_t errlen);
 /* Suppresses address (by "heraldctl", with reason, audited in herald:admin
  * trimmed to admin_maxlen), as people_suppress does. */
-int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address, const char *reason,
-                        long long admin_maxlen, char *err, size_t errlen);
+int store_sync_suppress(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN], int channel,
+                        const char *address, const char *reason, long long admin_maxlen, char *err, size_t errlen);
 
 /* Why an address is suppressed: the value of herald:suppress:info,
  * "<since> <by> <reason>" (since: unix seconds; by: one word, who did it:
@@ -307,13 +312,16 @@ struct store_suppression {
 void store_suppress_info_format(struct strbuf *sb, int64_t since, const char *by, const char *reason);
 /* Returns 0, or -HERALD_EINVAL (out zeroed) when s is not of that form. */
 int store_suppress_info_parse(const char *s, size_t len, struct store_suppression *out);
-/* lua/people_suppress.lua's command (a started by store_args_script): add
- * (on) or remove address, with owner (the herald:addr id, NULL none) whose
- * rev moves, recorded as by/reason at now in the info hash and the admin
- * stream (trimmed to admin_maxlen). */
-void store_suppress_args(struct store_args *a, const char *prefix, int channel, const char *address,
-                         const char *owner, bool on, const char *by, const char *reason, int64_t now,
-                         long long admin_maxlen);
+/* lua/people_suppress.lua's command (a initialised here) on the shard of
+ * member m (addrindex.h): add (on) or remove it, recorded as by/reason at
+ * now in the info hash. */
+void store_suppress_args(struct store_args *a, const char *prefix, const unsigned char m[ADDRINDEX_LEN], bool on,
+                         const char *by, const char *reason, int64_t now);
+/* The herald:admin record of that change (a initialised here): XADD,
+ * trimmed to admin_maxlen, address_sha256 the member's hex. */
+void store_suppress_audit_args(struct store_args *a, const char *prefix, int channel,
+                               const unsigned char m[ADDRINDEX_LEN], bool on, const char *by, const char *reason,
+                               int64_t now, long long admin_maxlen);
 
 /* An operator's steer of a campaign (lua/campaign_control.lua). */
 enum store_control_action { STORE_CONTROL_PAUSE, STORE_CONTROL_RESUME, STORE_CONTROL_CANCEL };
@@ -391,7 +399,7 @@ struct store_import {
  * STORE_IMPORT_UNKNOWN may be partly stored (an import is safe to run
  * again). store_sync_import is this for one person and no tombstones; it
  * returns <0 unless the person was stored. */
-int store_sync_import_batch(redisContext *c, const char *prefix, struct store_import *items, size_t n,
-                            char *err, size_t errlen);
+int store_sync_import_batch(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+                            struct store_import *items, size_t n, char *err, size_t errlen);
 
 #endif

@@ -41,7 +41,7 @@ class Migrate(harness.HeraldTestCase):
             code, body = h.healthz()
             return body if code == 503 and body and body.get("redis_layout") else None
         body = harness.wait_for("/healthz to name the layout", layout_said, 20)
-        self.assertEqual(body["redis_layout"], {"found": "1", "expected": "2", "fix": "heraldctl migrate"})
+        self.assertEqual(body["redis_layout"], {"found": "1", "expected": "3", "fix": "heraldctl migrate"})
         entry = e.enqueue(job("mg-c", recipients=ids, channels=["email"]))
         harness.wait_for("the layout error in the log", lambda: "key layout 1" in h.log(), 10)
         self.assertEqual(h.log().count("heraldctl migrate"), 1, "said once")
@@ -57,7 +57,7 @@ class Migrate(harness.HeraldTestCase):
 
         res = e.ctl_ok("migrate", config=conf)
         self.assertIn("6 once-only records of 3 people moved", res.stdout)
-        self.assertEqual(e.r.get("herald:layout"), "2")
+        self.assertEqual(e.r.get("herald:layout"), "3")
         for rid in ids[:3]:
             self.assertFalse(e.r.exists("herald:r:{%s}:campaigns" % rid))
             self.assertEqual(e.r.hget("herald:r:{%s}" % rid, "c:mg-c"), "sent 1-1 old.1 1700000000")
@@ -79,7 +79,7 @@ class Migrate(harness.HeraldTestCase):
     def test_a_new_redis_gets_the_layout(self):
         e = self.env(log_level="info")
         h = e.start_herald()
-        self.assertEqual(e.r.get("herald:layout"), "2")
+        self.assertEqual(e.r.get("herald:layout"), "3")
         self.assertIn("already", e.ctl_ok("migrate").stdout)
         self.assertEqual(h.stop(), 0)
 
