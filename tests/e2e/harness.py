@@ -442,12 +442,12 @@ class Env:
                 if k == "phone" and v.startswith("+1"):
                     self.secrets.add(v[2:])
 
-    def import_people(self, people, name="people.jsonl"):
+    def import_people(self, people, name="people.jsonl", config=None):
         """Import through heraldctl; every line must be accepted."""
         for p in people:
             self.remember(p)
         path = self.write_jsonl(name, people)
-        res = self.ctl_ok("import", path)
+        res = self.ctl_ok("import", path, config=config)
         assert res.stdout.strip() == "imported %d, skipped 0" % len(people), res.stdout
         return res
 
