@@ -670,10 +670,8 @@ static void write_person(struct pop *op)
     struct strbuf kp;
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
-    char now[HERALD_LL_CHARS];
-    herald_lltoa(now, (long long)time(NULL));
-    const char *argv[] = {kp.buf, op->rev_read, op->json, op->kind == OP_PUT ? "0" : "1", op->cond, now};
-    send_or_finish(op, on_write, store_lua_people_write, 1, 6, argv);
+    const char *argv[] = {kp.buf, op->rev_read, op->json, op->kind == OP_PUT ? "0" : "1", op->cond};
+    send_or_finish(op, on_write, store_lua_people_write, 1, 5, argv);
     strbuf_free(&kp);
 }
 

@@ -250,6 +250,7 @@ extern const char store_lua_people_suppress[]; /* suppression list on one shard 
 extern const char store_lua_people_touch[];    /* a stored person's rev moves */
 extern const char store_lua_index_claim[];     /* an address index entry names a person first */
 extern const char store_lua_index_release[];   /* ... and goes (or is restored) last */
+extern const char store_lua_inactive_check[];  /* [retention] inactive_people: erase this one? */
 
 /* The SHA1 hex of a script, as EVALSHA wants it. */
 void store_script_sha(const char *script, char sha[41]);

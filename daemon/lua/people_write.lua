@@ -1,7 +1,8 @@
 #!lua
 -- people_write.lua: writes a person's profile (PUT, PATCH) if nobody wrote
 -- it since it was read (compare-and-set on rev), bumps rev and the last
--- activity time ('act', unix s: [retention] inactive_people). The address
+-- activity time ('act', unix s on Redis's clock: [retention]
+-- inactive_people). The address
 -- index is not here (its shards are in other slots): people.c claims the
 -- new addresses before (lua/index_claim.lua) and releases the old ones
 -- after (lua/index_release.lua); readers check what the index says
@@ -13,7 +14,7 @@
 -- KEYS: 1 person hash.
 -- ARGV: 1 rev read ("" none), 2 profile JSON, 3 "1": the profile must
 -- exist (PATCH), 4 the If-Match condition ("" none, "*", or
--- " <rev> <rev> ... "), 5 now (unix s).
+-- " <rev> <rev> ... ").
 -- Returns {'precondition'} (If-Match does not hold: nothing written),
 -- {'stale'} (read again), {'gone'} (PATCH of no profile) or
 -- {'ok', created 0|1, new rev}.
@@ -26,6 +27,6 @@ if cond ~= '' then
 end
 if (cur or '') ~= ARGV[1] then return {'stale'} end
 if created and ARGV[3] == '1' then return {'gone'} end
-redis.call('HSET', KEYS[1], 'profile', ARGV[2], 'act', ARGV[5])
+redis.call('HSET', KEYS[1], 'profile', ARGV[2], 'act', redis.call('TIME')[1])
 local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
 return {'ok', created and 1 or 0, rev}
