@@ -29,20 +29,27 @@
  *   herald:r:{ID} field `rev`   counter bumped by every change of the person's data
  *                               (API, page, webhooks); the reservation checks it, so a
  *                               change made after the daemon read the person applies
- *   herald:suppress             set of "<channel>:<sha256 hex of the normalised address>"
- *                               (what the send path reads: one SMISMEMBER per batch)
- *   herald:suppress:info        hash: suppress member -> "<since unix s> <by> <reason>"
+ *   herald:r:{ID} field `act`   unix s (Redis's clock) of the last change of the person
+ *                               ([retention] inactive_people, inactive.h)
+ *   herald:suppress:{i<x>}      16 sets of index members (addrindex.h: 16 bytes of
+ *                               HMAC-SHA256 under the index key, by the first 4 bits)
+ *                               of suppressed addresses (what the send path reads:
+ *                               one SMISMEMBER per shard a batch touches)
+ *   herald:suppress:info:{i<x>} hash: suppress member -> "<since unix s> <by> <reason>"
  *                               (store_suppress_info_format), written when the member
  *                               joins the set, dropped when it leaves; members added
  *                               before it existed have none (since/reason unknown)
  *   herald:admin                stream of an operator's or a provider's changes to
  *                               the suppression list (action suppress|unsuppress,
- *                               channel, address_sha256, by, reason, at); trimmed to
- *                               about [redis] audit_maxlen; never an address
- *   herald:addr                 hash: "<channel>:<sha256 hex>" (as suppress) -> person id,
- *                               so an inbound SMS or a provider event finds its person
- *   herald:tombstones           set of "<channel>:<HMAC-SHA256 hex>" of erased addresses
- *                               (keyed with [admin] tombstone_secret)
+ *                               channel, address_sha256 (the member's hex), by,
+ *                               reason, at), and of erasures by retention (action
+ *                               erase, recipient, by, reason, at); trimmed to about
+ *                               [redis] audit_maxlen; never an address
+ *   herald:addr:{i<x>}          hash: index member -> person id, so an inbound SMS or a
+ *                               provider event finds its person (checked against them)
+ *   herald:tombstones:{i<x>}    set of the index members of erased addresses
+ *   herald:tombstones           layout 2's tombstones, "<channel>:<HMAC-SHA256 hex>"
+ *                               under [admin] tombstone_secret: read, never written
  *   herald:campaign:ID          hash: progress (state, entry, total, sent,
  *                               suppressed:<reason>, failed:<reason>, unknown, ...)
  *   herald:campaign:ID:norecord set of "<entry> <recipient id>" for the recipients of
@@ -126,9 +133,12 @@ void store_key_layout(struct strbuf *sb, const char *prefix);
 #define STORE_LAYOUT "3"
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
+void store_key_admin(struct strbuf *sb, const char *prefix);
+/* Layout 2's single keys of the address indexes, which heraldctl migrate
+ * re-keys (layout 3's shards: addrindex_key), and layout 2's tombstones,
+ * which the writes of a person still read. */
 void store_key_suppress(struct strbuf *sb, const char *prefix);
 void store_key_suppress_info(struct strbuf *sb, const char *prefix);
-void store_key_admin(struct strbuf *sb, const char *prefix);
 void store_key_addr(struct strbuf *sb, const char *prefix);
 void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_marker(struct strbuf *sb, const char *prefix);
