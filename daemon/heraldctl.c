@@ -455,6 +455,29 @@ static bool migrate_state(redisContext *c, const char *state, const char *step, 
     return true;
 }
 
+/* Reads the replies of n pipelined writes: false (said) at the first error,
+ * after reading them all (the connection stays in step). */
+static bool migrate_replies(redisContext *c, size_t n, const char *what)
+{
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        void *rp = NULL;
+        if (redisGetReply(c, &rp) != REDIS_OK) return !migrate_failed(c, NULL, what);
+        if (ok) ok = !migrate_failed(c, rp, what);
+        else freeReplyObject(rp);
+        if (ok) freeReplyObject(rp);
+    }
+    return ok;
+}
+
+static bool migrate_save(redisContext *c, const char *state, const char *step, const char *cursor)
+{
+    redisReply *r = redisCommand(c, "HSET %s %s %s", state, step, cursor);
+    if (migrate_failed(c, r, "progress write")) return false;
+    freeReplyObject(r);
+    return true;
+}
+
 /* Re-keys every member of the layout 2 set or hash `from` into the shards
  * of `to` (a hash keeps each member's value). *n counts the members. */
 static bool migrate_rekey(const struct config *cfg, redisContext *c, const char *state, const char *step,
@@ -493,17 +516,11 @@ static bool migrate_rekey(const struct config *cfg, redisContext *c, const char 
                                    el->element[i + 1]->len);
             sent++;
         }
-        const char *next = strcmp(r->element[0]->str, "0") == 0 ? "done" : r->element[0]->str;
-        redisAppendCommand(c, "HSET %s %s %s", state, step, next);
-        herald_copy(cursor, sizeof(cursor), next);
+        herald_copy(cursor, sizeof(cursor), strcmp(r->element[0]->str, "0") == 0 ? "done" : r->element[0]->str);
         freeReplyObject(r);
-        for (size_t i = 0; i <= sent && ok; i++) {
-            void *rp = NULL;
-            if (redisGetReply(c, &rp) != REDIS_OK) rp = NULL;
-            ok = !migrate_failed(c, rp, "index write");
-            if (ok) freeReplyObject(rp);
-        }
-        *n += (long long)sent;
+        /* The cursor moves only once every write of the page landed. */
+        ok = migrate_replies(c, sent, "index write") && migrate_save(c, state, step, cursor);
+        if (ok) *n += (long long)sent;
     }
     strbuf_free(&k);
     return ok;
@@ -571,14 +588,9 @@ static bool migrate_admin(const struct config *cfg, redisContext *c, const char 
             snprintf(from, sizeof(from), "(%s", e->element[0]->str);
         }
         freeReplyObject(r);
-        if (sent) redisAppendCommand(c, "HSET %s admin %s", state, from + 1); /* the last id copied */
-        for (size_t i = 0; i < sent + (sent > 0) && ok; i++) {
-            void *rp = NULL;
-            if (redisGetReply(c, &rp) != REDIS_OK) rp = NULL;
-            ok = !migrate_failed(c, rp, "admin copy");
-            if (ok) freeReplyObject(rp);
-        }
-        *n += (long long)sent;
+        /* The cursor (the last id copied) moves once the page's copies landed. */
+        ok = migrate_replies(c, sent, "admin copy") && (!sent || migrate_save(c, state, "admin", from + 1));
+        if (ok) *n += (long long)sent;
     }
     if (ok) { /* the copy replaces the stream (none: there was no admin stream) */
         r = redisCommand(c, "EXISTS %s", kt.buf);
@@ -591,11 +603,7 @@ static bool migrate_admin(const struct config *cfg, redisContext *c, const char 
             if (ok) freeReplyObject(r);
         }
     }
-    if (ok) {
-        r = redisCommand(c, "HSET %s admin done", state);
-        ok = !migrate_failed(c, r, "progress write");
-        if (ok) freeReplyObject(r);
-    }
+    if (ok) ok = migrate_save(c, state, "admin", "done");
     strbuf_free(&ka);
     strbuf_free(&kt);
     return ok;
