@@ -9,18 +9,29 @@
 #include "channel.h"
 #include "digest.h"
 
-void addrindex_plain(struct strbuf *sb, int channel, const char *address)
+/* "<channel>:<sha256 hex of the normalised address>" into out (a stack
+ * buffer: this runs per address of every batch); its length. */
+static size_t plain_into(char out[ADDRINDEX_PLAIN_MAX], int channel, const char *address)
 {
     char norm[512];
     size_t n = channel_address_normalise(norm, sizeof(norm), channel, address);
     unsigned char md[DIGEST_SHA256_LEN];
-    char hex[2 * DIGEST_SHA256_LEN + 1];
     digest_sha256(norm, n, md);
-    digest_hex(hex, md, sizeof(md));
+    const char *name = herald_channel_name(channel);
+    size_t nl = strlen(name);
+    if (nl > ADDRINDEX_PLAIN_MAX - 2 * DIGEST_SHA256_LEN - 2) nl = ADDRINDEX_PLAIN_MAX - 2 * DIGEST_SHA256_LEN - 2;
+    memcpy(out, name, nl);
+    out[nl] = ':';
+    digest_hex(out + nl + 1, md, sizeof(md));
+    return nl + 1 + 2 * DIGEST_SHA256_LEN;
+}
+
+void addrindex_plain(struct strbuf *sb, int channel, const char *address)
+{
+    char plain[ADDRINDEX_PLAIN_MAX];
+    size_t n = plain_into(plain, channel, address);
     strbuf_reset(sb);
-    strbuf_adds(sb, herald_channel_name(channel));
-    strbuf_adds(sb, ":");
-    strbuf_adds(sb, hex);
+    strbuf_add(sb, plain, n);
 }
 
 void addrindex_rekey(const unsigned char key[ADDRINDEX_KEY_LEN], const char *v2, size_t len,
@@ -34,11 +45,8 @@ void addrindex_rekey(const unsigned char key[ADDRINDEX_KEY_LEN], const char *v2,
 void addrindex_member(const unsigned char key[ADDRINDEX_KEY_LEN], int channel, const char *address,
                       unsigned char out[ADDRINDEX_LEN])
 {
-    struct strbuf sb;
-    strbuf_init(&sb);
-    addrindex_plain(&sb, channel, address);
-    addrindex_rekey(key, sb.buf, sb.len, out);
-    strbuf_free(&sb);
+    char plain[ADDRINDEX_PLAIN_MAX];
+    addrindex_rekey(key, plain, plain_into(plain, channel, address), out);
 }
 
 unsigned addrindex_shard(const unsigned char m[ADDRINDEX_LEN])

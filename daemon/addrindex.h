@@ -34,6 +34,7 @@
 #define ADDRINDEX_LEN 16     /* bytes of a member: 128 bits, see docs/privacy.md */
 #define ADDRINDEX_SHARDS 16  /* keys per index, by the member's first 4 bits */
 #define ADDRINDEX_HEX (2 * ADDRINDEX_LEN + 1)
+#define ADDRINDEX_PLAIN_MAX 96 /* "<channel>:<64 hex>" and its NUL */
 
 enum addrindex_kind { ADDRINDEX_ADDR, ADDRINDEX_SUPPRESS, ADDRINDEX_SUPPRESS_INFO, ADDRINDEX_TOMBSTONES };
 
