@@ -179,6 +179,11 @@ void dispatch_interrupt(struct dispatch *d);
  * ahead of its slot) finishes as interrupted, and dispatch goes on taking
  * new ones (an operator paused or cancelled the campaign). */
 void dispatch_recall(struct dispatch *d);
+/* The same for the messages match says yes to (the owner's run that was
+ * paused, cancelled or lost beside others), leaving every other message
+ * where it is; match is called on the loop thread during the call only. */
+typedef bool (*dispatch_recall_match)(const struct dispatch_msg *m, void *arg);
+void dispatch_recall_if(struct dispatch *d, dispatch_recall_match match, void *arg);
 /* Drain timeout: curl requests still in flight are removed from the multi
  * handle and finish as UNKNOWN (not interrupted: the provider may have
  * them). Messages still waiting for the owner's handoff answer finish as

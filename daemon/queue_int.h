@@ -145,7 +145,6 @@ struct jobrun {
     size_t nready;
     int64_t wrr;
     bool control_asking; /* its control field is being read */
-    bool recalled;       /* steered alone: dispatch gave back its waiting messages (queue_run_steer) */
 };
 
 struct deferral {
@@ -282,6 +281,9 @@ void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg);
  * is let go or not; frees hb. */
 void queue_hbatch_answer(struct hbatch *hb, const struct store_job_result *res);
 void queue_hbatch_discard(void *arg);
+/* Takes jr's messages that no provider has yet back from dispatch (each
+ * finishes interrupted: its reservation is given back); others' stay. */
+void queue_recall_run(struct jobrun *jr);
 bool queue_own_leftover(const struct jobrun *jr, const struct store_record *rec);
 
 /* ---- queue_source.c ---- */

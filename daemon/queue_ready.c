@@ -160,7 +160,9 @@ void queue_hbatch_answer(struct hbatch *hb, const struct store_job_result *res)
          * reservation vanished). Each then finishes as interrupted. */
         if (ok && !hb->items[i].handed) r->erased = true;
         go_msgs[k] = hb->msgs[i];
-        go[k++] = ok && hb->items[i].handed;
+        /* A run paused or cancelled meanwhile gives it back (released,
+         * "handed" as it is recorded: no provider has it). */
+        go[k++] = ok && hb->items[i].handed && jr->end != RUN_STEERED;
     }
     struct queue *q = hb->q;
     hbatch_free(hb);
@@ -169,13 +171,22 @@ void queue_hbatch_answer(struct hbatch *hb, const struct store_job_result *res)
     free(go);
 }
 
+static bool msg_of_run(const struct dispatch_msg *m, void *arg)
+{
+    return rcpt_of((struct dispatch_msg *)m)->jr == arg;
+}
+
+void queue_recall_run(struct jobrun *jr)
+{
+    dispatch_recall_if(jr->q->d, msg_of_run, jr);
+}
+
 /* The messages of one run at the gate: recorded with its outcomes. */
 static void handoff_run(struct queue *q, struct jobrun *jr, struct dispatch_msg **msgs, size_t n)
 {
-    /* A lost run writes nothing: none leaves. A run steered beside others
-     * (its messages were not recalled: queue_run_steer) gives back what no
-     * provider has yet: refused here, each is released. */
-    if (jr->end == RUN_LOST || (jr->end == RUN_STEERED && !jr->recalled)) {
+    /* A lost run writes nothing: none leaves. A steered run gives back
+     * what no provider has yet: refused here, each is released. */
+    if (jr->end == RUN_LOST || jr->end == RUN_STEERED) {
         bool *go = xcalloc(n, sizeof(*go));
         dispatch_handoff_done(q->d, msgs, n, go);
         free(go);

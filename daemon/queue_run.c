@@ -102,12 +102,11 @@ void queue_run_lost(struct jobrun *jr, const char *why)
     jr->end = RUN_LOST;
     log_warn("queue", "job lost campaign=%s entry=%s: %s; this run stops without writing", jr->job.id, jr->entry,
              why);
-    /* Nothing more leaves for a run that lost its entry: the messages no
+    /* Nothing more leaves for a run that lost its entry: its messages no
      * provider has yet (cleared ahead at the gate, waiting for a slot, the
-     * rate or a retry) end here, and their records are the new owner's.
-     * Beside other runs, whose messages must go on, its messages are
-     * refused at the handoff gate instead (queue_on_handoff). */
-    if (jr->q->njobs <= 1) dispatch_recall(jr->q->d);
+     * rate or a retry) end here, and their records are the new owner's;
+     * the other runs' messages stay where they are. */
+    queue_recall_run(jr);
     queue_ready_kick(jr->q);
 }
 
@@ -124,10 +123,10 @@ void queue_run_steer(struct jobrun *jr, enum store_control c)
     jr->control = c;
     log_info("queue", "job %s by an operator campaign=%s entry=%s; what no provider has is given back",
              c == STORE_CONTROL_PAUSED ? "paused" : "cancelled", jr->job.id, jr->entry);
-    /* Beside other runs, its messages are refused at the handoff gate
-     * instead (queue_on_handoff): a recall would take theirs too. */
-    jr->recalled = q->njobs <= 1;
-    if (jr->recalled) dispatch_recall(q->d);
+    /* Only its own messages are taken back (beside other runs, theirs go
+     * on); any of its messages shown to the gate later is refused there
+     * (queue_on_handoff). */
+    queue_recall_run(jr);
     queue_ready_kick(q);
 }
 

@@ -952,9 +952,10 @@ static void stop_with_two_jobs_leaves_both_pending(void **state)
 }
 
 /* An operator pauses one of two running jobs: it is parked, what no
- * provider had is given back (its messages refused at the handoff gate,
- * not recalled: the other job's must go on), and the other job finishes,
- * each of its recipients sent once. */
+ * provider had is given back (its own messages recalled from dispatch at
+ * once, and any shown to the gate later refused there; the other job's
+ * stay where they are and go on), and the other job finishes, each of its
+ * recipients sent once. */
 static void pause_one_of_two_jobs(void **state)
 {
     (void)state;
@@ -971,7 +972,7 @@ static void pause_one_of_two_jobs(void **state)
     fx->f.control = STORE_CONTROL_PAUSED;
     struct queue_counters qc = {.jobs_running = 1};
     t0 = now_ms();
-    while (!(fx->f.acked && fx->f.acked2 && qc.jobs_running == 0) && now_ms() - t0 < 15000) {
+    while (!(fx->f.acked && fx->f.acked2 && qc.jobs_running == 0 && qc.jobs_done == 1) && now_ms() - t0 < 15000) {
         uv_run(&fx->loop, UV_RUN_ONCE);
         queue_counters(fx->q, &qc);
     }
