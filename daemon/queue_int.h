@@ -145,6 +145,7 @@ struct jobrun {
     size_t nready;
     int64_t wrr;
     bool control_asking; /* its control field is being read */
+    bool cutting;        /* its recipients_key is being cut into slices (queue_cut) */
 };
 
 struct deferral {
@@ -293,6 +294,10 @@ void queue_on_source_open(const struct store_job_result *res, void *arg);
 
 /* ---- queue.c ---- */
 void queue_read_next(struct queue *q);
+/* Whether jr, whose recipients_key was opened, is to be cut into slices;
+ * and the cut (the run ends once its slices are in the stream). */
+bool queue_cut_wanted(const struct jobrun *jr);
+void queue_cut(struct jobrun *jr);
 /* Takes jr off the running jobs (its slot is free; the heartbeat stops with the last). */
 void queue_job_remove(struct queue *q, struct jobrun *jr);
 void queue_check_drained(struct queue *q);

@@ -170,6 +170,23 @@ void queue_on_acked(const struct store_job_result *res, void *arg)
     queue_read_next(q);
 }
 
+struct finishing {
+    struct queue *q;
+    char *key;
+};
+
+/* A finished run's recipients_key, when it is a slice's own list, is
+ * dropped once the run's end landed (never before: a run that ends
+ * unfinished reads it again). */
+static void on_finished_slice(const struct store_job_result *res, void *arg)
+{
+    struct finishing *f = arg;
+    if (res->status == STORE_JOB_OK) f->q->ops->slice_drop(f->q->st, f->key);
+    queue_on_acked(res, f->q);
+    free(f->key);
+    free(f);
+}
+
 static void on_parked(const struct store_job_result *res, void *arg)
 {
     struct jobrun *jr = arg;
@@ -244,7 +261,14 @@ static void job_complete(struct jobrun *jr)
                  jr->missing_fields);
         q->held_entry[0] = '\0';
         q->hold_ms = 0;
-        q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, queue_on_acked, q);
+        if (jr->job.recipients_key) {
+            struct finishing *f = xcalloc(1, sizeof(*f));
+            f->q = q;
+            f->key = xstrdup(jr->job.recipients_key);
+            q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, on_finished_slice, f);
+        } else {
+            q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, queue_on_acked, q);
+        }
     } else if (jr->end == RUN_HELD) {
         q->hold_ms = q->hold_ms ? (2 * q->hold_ms > QUEUE_HOLD_MAX_MS ? QUEUE_HOLD_MAX_MS : 2 * q->hold_ms)
                                 : QUEUE_HOLD_MIN_MS;

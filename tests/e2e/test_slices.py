@@ -104,6 +104,100 @@ class Slices(harness.HeraldTestCase):
         self.assertIn("took over a job", b.log())
         self.assertEqual(b.stop(), 0)
 
+    def count_by_daemon(self, e, cid, ids, hs):
+        """{daemon index: people whose once-only record names one of its runs}."""
+        runs = [run_ids(h) for h in hs]
+        for i in range(len(runs)):
+            for j in range(i + 1, len(runs)):
+                self.assertFalse(runs[i] & runs[j])
+        count = [0] * len(hs)
+        for rec in self.records(e, cid, ids).values():
+            if not rec:
+                continue
+            run = rec.split(" ")[2].rsplit(".", 1)[0]
+            for d, mine in enumerate(runs):
+                if run in mine:
+                    count[d] += 1
+        return count
+
+    def test_two_daemons_share_a_sliced_recipients_key_set(self):
+        # recipients_key: a SET of 10,000 ids (and a list holding ids twice is
+        # cut below). The cut copies the ids into the slices' own lists, each
+        # id once; both daemons run slices.
+        n = 10000
+        e = self.env(log_level="info")
+        ppl = harness.people(n, "sk-")
+        e.import_people(ppl)
+        ids = [p["id"] for p in ppl]
+        e.r.sadd("lists:big", *ids)
+        one = e.start_herald(sets=("daemon.slice=1000", "daemon.consumer=one"))
+        two = e.start_herald(sets=("daemon.slice=1000", "daemon.consumer=two") + e.other_listeners())
+        entry = e.enqueue(job("sk-big", recipients_key="lists:big", channels=["email"]))
+        e.wait_campaign_done("sk-big", timeout=180 * harness.SLOW, herald=one)
+        harness.wait_for("every slice acknowledged", lambda: e.pending() == 0 and e.acked(entry), 30)
+        by = self.assertConsistent(e, "sk-big", ids)
+        self.assertEqual({r["outcome"] for r in by.values()}, {"sent"})
+        self.assertEqual(len(e.outbox_files("sk-big")), n, "one message per person")
+        c = e.campaign("sk-big")
+        self.assertEqual((c["total"], c["sent"]), (n, n))
+        sliced = [l for l in one.log_lines() + two.log_lines() if "job sliced campaign=sk-big" in l]
+        self.assertEqual(len(sliced), 1, "the job is cut once")
+        self.assertIn("slices=10 recipients=10000", sliced[0])
+        count = self.count_by_daemon(e, "sk-big", ids, [one, two])
+        print("recipients_key slices: one sent %d, two sent %d" % tuple(count), file=sys.stderr)
+        self.assertEqual(sum(count), n)
+        for c in count:
+            self.assertGreaterEqual(c, 0.35 * n)
+        harness.wait_for("the slices' lists dropped", lambda: not list(e.r.scan_iter("herald:cut:*")), 10, 0.1)
+        self.assertEqual(e.r.scard("lists:big"), n, "the operator's key is left as it was")
+        self.assertEqual(one.stop(), 0)
+        self.assertEqual(two.stop(), 0)
+
+    def test_recipients_key_list_killed_mid_slice_the_other_finishes(self):
+        # A LIST holding each of 10,000 ids, 500 of them twice: each person is
+        # in one slice. One daemon is killed in the middle of its slices; the
+        # other takes them over and finishes, nobody sent twice.
+        n = 10000
+        srv = FaultServer([{"status": 202}])
+        self.addCleanup(srv.stop)
+        e = self.env(log_level="info")
+        conf = e.hook_config(srv.url, provider="rate = 1000/s\nconcurrency = 8",
+                             daemon="claim_idle = 2s\nslice = 500")
+        ppl = harness.people(n, "sl-")
+        e.import_people(ppl)
+        ids = [p["id"] for p in ppl]
+        e.r.rpush("lists:big", *ids)
+        e.r.rpush("lists:big", *ids[:500])
+        a = e.start_herald(config=conf, sets=["daemon.consumer=daemon-a"])
+        b = e.start_herald(config=conf, sets=["daemon.consumer=daemon-b", *e.other_listeners()])
+        e.enqueue(job("slk-kill", recipients_key="lists:big", channels=["email"]))
+
+        def both_sent_a_part():
+            per = harness.requests_by_recipient(srv)
+            count = self.count_by_daemon(e, "slk-kill", list(per), [a, b])
+            return min(count) >= 0.2 * n
+        harness.wait_for("both daemons running slices", both_sent_a_part, 120 * harness.SLOW, 0.2)
+        a.kill()
+        self.assertLess(srv.count(), n, "the campaign finished before the kill")
+        e.wait_campaign_done("slk-kill", timeout=180 * harness.SLOW, herald=b)
+        harness.wait_for("every slice acknowledged", lambda: e.pending() == 0, 30)
+        by = self.assertConsistent(e, "slk-kill", ids)
+        outcomes = {}
+        for r in by.values():
+            outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
+        print("recipients_key slices after a kill: outcomes %r" % outcomes, file=sys.stderr)
+        self.assertEqual(set(outcomes) - {"sent", "unknown"}, set())
+        self.assertLessEqual(outcomes.get("unknown", 0), 4 * 10)
+        c = e.campaign("slk-kill")
+        self.assertEqual(c["total"], n, "each id counted once, however often the list holds it")
+        per = harness.requests_by_recipient(srv)
+        self.assertEqual({k: v for k, v in per.items() if v > 1}, {}, "recipients sent twice")
+        sent = {k for k, r in by.items() if r["outcome"] == "sent"}
+        self.assertEqual(sent - set(per), set(), "sent without a request")
+        self.assertIn("took over a job", b.log())
+        harness.wait_for("the slices' lists dropped", lambda: not list(e.r.scan_iter("herald:cut:*")), 10, 0.1)
+        self.assertEqual(b.stop(), 0)
+
 
 if __name__ == "__main__":
     harness.main()
