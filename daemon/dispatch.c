@@ -176,6 +176,7 @@ struct dispatch {
     dispatch_release_cb release;
     void *release_arg;
     size_t in_flight;
+    size_t in_flight_ch[HERALD_CH_COUNT]; /* ... per channel */
     struct dispatch_msg *waiting; /* messages on a retry timer */
     bool stopping;                /* interrupted: RETRY now ends a message */
     bool closed;
@@ -555,6 +556,7 @@ size_t dispatch_generations(const struct dispatch *d)
 }
 
 size_t dispatch_in_flight(const struct dispatch *d) { return d->in_flight; }
+size_t dispatch_in_flight_channel(const struct dispatch *d, int ch) { return d->in_flight_ch[ch]; }
 size_t dispatch_nproviders(const struct dispatch *d) { return d->gen->nprovs; }
 
 const char *dispatch_provider_circuit(const struct dispatch *d, size_t i, bool *open)
@@ -590,6 +592,7 @@ static void finish(struct dispatch_msg *m)
               m->reason == HERALD_REASON_NONE ? "-" : herald_reason_name(m->reason), m->requests, (int)m->handed);
     struct dispatch_gen *g = m->gen;
     m->d->in_flight--;
+    m->d->in_flight_ch[m->channel]--;
     g->in_flight--;
     m->done(m, m->done_arg);
     gen_close(g); /* a replaced generation's last message */
@@ -1459,6 +1462,7 @@ int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb
     m->gate = GATE_NONE;
     m->gate_prev = m->gate_next = NULL;
     d->in_flight++;
+    d->in_flight_ch[m->channel]++;
     attempt(m);
     return 0;
 }

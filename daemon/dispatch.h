@@ -113,6 +113,8 @@ size_t dispatch_generations(const struct dispatch *d);
 int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb done, void *arg);
 /* Messages submitted and not yet done. */
 size_t dispatch_in_flight(const struct dispatch *d);
+/* ... of channel ch (0 <= ch < HERALD_CH_COUNT). */
+size_t dispatch_in_flight_channel(const struct dispatch *d, int ch);
 /* Providers in config order (i < dispatch_nproviders): the name of provider
  * i (owned by the config), *open set when its circuit is open or half-open
  * (not trusted again yet). For /metrics. */

@@ -654,9 +654,14 @@ static void config_derive(struct queue *q)
     q->cap_keep_s = 0;
     for (size_t i = 0; i < cfg->ncaps; i++) /* the history the caps need */
         if (cfg->caps[i].window_s > q->cap_keep_s) q->cap_keep_s = cfg->caps[i].window_s;
-    q->ready_target = 0;
-    for (size_t i = 0; i < cfg->nproviders; i++) q->ready_target += 4 * (size_t)cfg->providers[i].concurrency;
-    if (q->ready_target < 32) q->ready_target = 32;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        const struct config_channel *cc = &cfg->channels[ch];
+        q->ready_target[ch] = 0;
+        for (size_t i = 0; cc->present && i < cc->nproviders; i++)
+            if (cc->provider_index[i] >= 0)
+                q->ready_target[ch] += 4 * (size_t)cfg->providers[cc->provider_index[i]].concurrency;
+        if (q->ready_target[ch] < 32) q->ready_target[ch] = 32;
+    }
     q->lock_ttl_ms = cfg->claim_idle_ms > 3000 ? cfg->claim_idle_ms : 3000;
 }
 
@@ -853,10 +858,12 @@ void queue_free(struct queue *q)
     while (q->jobs) {
         struct jobrun *jr = q->jobs;
         q->jobs = jr->next;
-        while (jr->ready_head) {
-            struct rcpt *r = jr->ready_head;
-            jr->ready_head = r->next_ready;
-            queue_rcpt_free(r);
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+            while (jr->ready[ch].head) {
+                struct rcpt *r = jr->ready[ch].head;
+                jr->ready[ch].head = r->next_ready;
+                queue_rcpt_free(r);
+            }
         }
         /* Handoffs never written (the drain timeout finished their messages
          * before the iteration's write): nothing references them any more. */

@@ -1015,11 +1015,11 @@ static void ready_share_follows_priority(void **state)
     for (int i = 0; i < 3; i++) {
         runs[i].q = &q;
         runs[i].job.priority = prio[i];
-        runs[i].nready = 1000;
+        runs[i].ready[0].n = 1000;
     }
     size_t total[3] = {0, 0, 0}, take[3];
     for (int round = 0; round < 10; round++) {
-        queue_ready_share(v, 3, 7, take);
+        queue_ready_share(v, 3, 0, 7, take);
         assert_int_equal(take[0] + take[1] + take[2], 7);
         for (int i = 0; i < 3; i++) total[i] += take[i];
     }
@@ -1027,22 +1027,22 @@ static void ready_share_follows_priority(void **state)
     assert_int_equal(total[1], 20);
     assert_int_equal(total[2], 10);
     /* Small slices interleave: 3 slots never all go to the high one. */
-    queue_ready_share(v, 3, 3, take);
+    queue_ready_share(v, 3, 0, 3, take);
     assert_true(take[0] <= 2);
     /* The low one has only 1 ready: it gets it, the rest is shared. */
-    runs[2].nready = 1;
+    runs[2].ready[0].n = 1;
     memset(total, 0, sizeof(total));
     for (int round = 0; round < 3; round++) {
-        queue_ready_share(v, 3, 30, take);
+        queue_ready_share(v, 3, 0, 30, take);
         for (int i = 0; i < 3; i++) total[i] += take[i];
-        runs[2].nready -= take[2];
+        runs[2].ready[0].n -= take[2];
     }
     assert_int_equal(total[2], 1);
     assert_int_equal(total[0] + total[1], 89);
     assert_true(total[0] >= 2 * total[1] - 2 && total[0] <= 2 * total[1] + 2);
     /* An ended run gets nothing. */
     runs[0].end = RUN_LOST;
-    queue_ready_share(v, 3, 10, take);
+    queue_ready_share(v, 3, 0, 10, take);
     assert_int_equal(take[0], 0);
     assert_int_equal(take[1], 10);
 }
