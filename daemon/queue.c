@@ -369,6 +369,8 @@ static void on_cut_step(const struct store_job_result *res, void *arg)
     log_info("queue", "job sliced campaign=%s entry=%s slices=%lld recipients=%lld: any daemon runs them",
              jr->job.id, jr->entry, slices, kept);
     queue_job_remove(q, jr);
+    if (slices == 0) /* emptied while it was cut: no slice will finish the campaign, this does */
+        q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, queue_on_acked, q);
     queue_run_free(jr);
     queue_jobs_more(q);
     queue_read_next(q);

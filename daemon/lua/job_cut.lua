@@ -43,11 +43,15 @@ local function cut()
   redis.call('HSET', KEYS[2], 'state:' .. id, 'queued')
   k, n = k + 1, 0
 end
+-- A full slice is cut when the next id comes, never at the end of a
+-- step: so the last step always cuts the last slice, in the script that
+-- sets the job "done", and the last slice to finish sees every state done
+-- (job_finished.lua writes the campaign's `finished` event).
 for _, id in ipairs(ids) do
   if redis.call('SADD', KEYS[5], id) == 1 then
+    if n >= size then cut() end
     redis.call('RPUSH', ARGV[8] .. k, id)
     n, kept = n + 1, kept + 1
-    if n >= size then cut() end
   end
 end
 if not done then
