@@ -152,6 +152,13 @@ static void on_control_timer(uv_timer_t *t)
     struct queue *q = t->data;
     if (q->stopping || !q->ops->ready(q->st, false)) return;
     for (struct jobrun *jr = q->jobs; jr; jr = jr->next) {
+        /* A run paused, cancelled or lost has nothing of its own sent any
+         * more: a message of it that was at a provider and got RETRY
+         * waits for its retry in dispatch, and is taken back here. */
+        if (jr->end == RUN_STEERED || jr->end == RUN_LOST) {
+            jr->recall_due = true;
+            queue_ready_kick(q);
+        }
         /* A cut sends nothing: its slices read the control when they start. */
         if (!jr->control_known || jr->cancelled || jr->end != RUN_ON || jr->control_asking || jr->cutting) continue;
         jr->control_asking = true;

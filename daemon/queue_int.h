@@ -152,6 +152,8 @@ struct jobrun {
     size_t nready;
     bool control_asking; /* its control field is being read */
     bool cutting;        /* its recipients_key is being cut into slices (queue_cut) */
+    bool recall_due;     /* ended (paused, cancelled, lost): its messages in dispatch are taken back
+                          * at the next loop iteration (queue_on_ready_idle), where it is pinned */
 };
 
 struct deferral {

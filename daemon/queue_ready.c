@@ -161,8 +161,9 @@ void queue_hbatch_answer(struct hbatch *hb, const struct store_job_result *res)
         if (ok && !hb->items[i].handed) r->erased = true;
         go_msgs[k] = hb->msgs[i];
         /* A run paused or cancelled meanwhile gives it back (released,
-         * "handed" as it is recorded: no provider has it). */
-        go[k++] = ok && hb->items[i].handed && jr->end != RUN_STEERED;
+         * "handed" as it is recorded: no provider has it); one that lost
+         * its entry lets nothing more leave (its new owner calls it unknown). */
+        go[k++] = ok && hb->items[i].handed && jr->end != RUN_STEERED && jr->end != RUN_LOST;
     }
     struct queue *q = hb->q;
     hbatch_free(hb);
@@ -313,10 +314,10 @@ static size_t ready_room(const struct queue *q, int ch)
 /* Starts the reservation step when it has something to do. */
 void queue_ready_kick(struct queue *q)
 {
-    if (!q->nready) return;
     bool ended = false, room = false;
     for (const struct jobrun *jr = q->jobs; jr && !ended; jr = jr->next)
-        ended = jr->nready && queue_run_ended(jr);
+        ended = jr->recall_due || (jr->nready && queue_run_ended(jr));
+    if (!ended && !q->nready) return;
     for (int ch = 0; ch < HERALD_CH_COUNT && !ended && !room; ch++) room = ready_room(q, ch) > 0;
     if (ended || room) uv_idle_start(&q->ready_idle, queue_on_ready_idle);
 }
@@ -371,7 +372,13 @@ void queue_on_ready_idle(uv_idle_t *h)
     struct queue *q = h->data;
     struct jobrun **v;
     size_t n = queue_jobs_pinned(q, &v);
-    /* A run that ended gives its ready recipients back. */
+    /* A run that ended gives back its messages no provider has yet, and
+     * its ready recipients. */
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i]->recall_due) continue;
+        v[i]->recall_due = false;
+        queue_recall_run(v[i]);
+    }
     for (size_t i = 0; i < n; i++)
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
             while (v[i]->ready[ch].head && queue_run_ended(v[i]))

@@ -105,8 +105,9 @@ void queue_run_lost(struct jobrun *jr, const char *why)
     /* Nothing more leaves for a run that lost its entry: its messages no
      * provider has yet (cleared ahead at the gate, waiting for a slot, the
      * rate or a retry) end here, and their records are the new owner's;
-     * the other runs' messages stay where they are. */
-    queue_recall_run(jr);
+     * the other runs' messages stay where they are (at the next loop
+     * iteration: queue_on_ready_idle). */
+    jr->recall_due = true;
     queue_ready_kick(jr->q);
 }
 
@@ -124,9 +125,9 @@ void queue_run_steer(struct jobrun *jr, enum store_control c)
     log_info("queue", "job %s by an operator campaign=%s entry=%s; what no provider has is given back",
              c == STORE_CONTROL_PAUSED ? "paused" : "cancelled", jr->job.id, jr->entry);
     /* Only its own messages are taken back (beside other runs, theirs go
-     * on); any of its messages shown to the gate later is refused there
-     * (queue_on_handoff). */
-    queue_recall_run(jr);
+     * on), at the next loop iteration (queue_on_ready_idle); any of its
+     * messages shown to the gate later is refused there (queue_on_handoff). */
+    jr->recall_due = true;
     queue_ready_kick(q);
 }
 
