@@ -409,7 +409,10 @@ void queue_cut(struct jobrun *jr)
     ct->jr = jr;
     ct->text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    char *mark = strstr(ct->text, QUEUE_CUT_MARK);
+    /* The key's own place: inside a string value its quotes are escaped,
+     * so content quoting the mark is never taken for it. */
+    char *mark = strstr(ct->text, "\"recipients_key\":\"" QUEUE_CUT_MARK "\"");
+    mark += strlen("\"recipients_key\":\"");
     *mark = '\0';
     snprintf(ct->from, sizeof(ct->from), "%s|s", jr->rec_entry);
     ct->cut = (struct store_cut){.entry = jr->entry, .campaign = jr->job.id, .source = jr->src_key,
