@@ -38,16 +38,21 @@ class SliceChecks:
             pipe.hget("herald:r:{%s}" % rid, "c:" + cid)
         return dict(zip(ids, pipe.execute()))
 
+    def people_env(self, n, prefix):
+        """An env with n people: (env, their ids)."""
+        e = self.env(log_level="info")
+        ppl = harness.people(n, prefix)
+        e.import_people(ppl)
+        return e, [p["id"] for p in ppl]
+
     def kill_env(self, n, prefix, rate, slice_size):
         """A recording sink limited to rate, daemons with claim_idle 2 s, n people."""
         srv = FaultServer([{"status": 202}])
         self.addCleanup(srv.stop)
-        e = self.env(log_level="info")
+        e, ids = self.people_env(n, prefix)
         conf = e.hook_config(srv.url, provider="rate = %s\nconcurrency = 8" % rate,
                              daemon="claim_idle = 2s\nslice = %d" % slice_size)
-        ppl = harness.people(n, prefix)
-        e.import_people(ppl)
-        return srv, e, conf, [p["id"] for p in ppl]
+        return srv, e, conf, ids
 
     def assertFinishedAfterKill(self, e, srv, cid, ids, survivor, label, killed=1):
         """Every recipient one terminal outcome, sent or (what a killed daemon
@@ -97,26 +102,30 @@ class SliceChecks:
 
 class Slices(SliceChecks, harness.HeraldTestCase):
 
-    def test_two_daemons_share_a_sliced_campaign(self):
-        n = 10000
-        e = self.env(log_level="info")
-        ppl = harness.people(n, "sl-")
-        e.import_people(ppl)
-        ids = [p["id"] for p in ppl]
+    def shared_by_two(self, e, cid, ids, cut, **source):
+        """Two daemons with slices of 1000 run campaign cid (source: its
+        recipients or recipients_key): cut once (the log says `cut`), each
+        person sent once, each daemon at least 35%. Returns the daemons."""
+        n = len(ids)
         one = e.start_herald(sets=("daemon.slice=1000", "daemon.consumer=one"))
         two = e.start_herald(sets=("daemon.slice=1000", "daemon.consumer=two") + e.other_listeners())
-        entry = e.enqueue(job("sl-big", recipients=ids, channels=["email"]))
-        e.wait_campaign_done("sl-big", timeout=180 * harness.SLOW, herald=one)
+        entry = e.enqueue(job(cid, channels=["email"], **source))
+        e.wait_campaign_done(cid, timeout=180 * harness.SLOW, herald=one)
         harness.wait_for("every slice acknowledged", lambda: e.pending() == 0 and e.acked(entry), 30)
-        by = self.assertConsistent(e, "sl-big", ids)
+        by = self.assertConsistent(e, cid, ids)
         self.assertEqual({r["outcome"] for r in by.values()}, {"sent"})
-        self.assertEqual(len(e.outbox_files("sl-big")), n, "one message per person")
-        c = e.campaign("sl-big")
+        self.assertEqual(len(e.outbox_files(cid)), n, "one message per person")
+        c = e.campaign(cid)
         self.assertEqual((c["total"], c["sent"]), (n, n))
-        sliced = [l for l in one.log_lines() + two.log_lines() if "job sliced campaign=sl-big" in l]
+        sliced = [l for l in one.log_lines() + two.log_lines() if "job sliced campaign=%s " % cid in l]
         self.assertEqual(len(sliced), 1, "the job is cut once")
-        self.assertIn("slices=10", sliced[0])
-        self.assertFairShares(e, "sl-big", ids, [one, two], "slices")
+        self.assertIn(cut, sliced[0])
+        self.assertFairShares(e, cid, ids, [one, two], cid)
+        return one, two
+
+    def test_two_daemons_share_a_sliced_campaign(self):
+        e, ids = self.people_env(10000, "sl-")
+        one, two = self.shared_by_two(e, "sl-big", ids, "slices=10", recipients=ids)
         self.assertEqual(one.stop(), 0)
         self.assertEqual(two.stop(), 0)
 
@@ -137,29 +146,12 @@ class Slices(SliceChecks, harness.HeraldTestCase):
         self.assertEqual(b.stop(), 0)
 
     def test_two_daemons_share_a_sliced_recipients_key_set(self):
-        # recipients_key: a SET of 10,000 ids (and a list holding ids twice is
-        # cut below). The cut copies the ids into the slices' own lists, each
-        # id once; both daemons run slices.
+        # recipients_key: a SET of 10,000 ids. The cut copies the ids into
+        # the slices' own lists, each id once; both daemons run slices.
         n = 10000
-        e = self.env(log_level="info")
-        ppl = harness.people(n, "sk-")
-        e.import_people(ppl)
-        ids = [p["id"] for p in ppl]
+        e, ids = self.people_env(n, "sk-")
         e.r.sadd("lists:big", *ids)
-        one = e.start_herald(sets=("daemon.slice=1000", "daemon.consumer=one"))
-        two = e.start_herald(sets=("daemon.slice=1000", "daemon.consumer=two") + e.other_listeners())
-        entry = e.enqueue(job("sk-big", recipients_key="lists:big", channels=["email"]))
-        e.wait_campaign_done("sk-big", timeout=180 * harness.SLOW, herald=one)
-        harness.wait_for("every slice acknowledged", lambda: e.pending() == 0 and e.acked(entry), 30)
-        by = self.assertConsistent(e, "sk-big", ids)
-        self.assertEqual({r["outcome"] for r in by.values()}, {"sent"})
-        self.assertEqual(len(e.outbox_files("sk-big")), n, "one message per person")
-        c = e.campaign("sk-big")
-        self.assertEqual((c["total"], c["sent"]), (n, n))
-        sliced = [l for l in one.log_lines() + two.log_lines() if "job sliced campaign=sk-big" in l]
-        self.assertEqual(len(sliced), 1, "the job is cut once")
-        self.assertIn("slices=10 recipients=10000", sliced[0])
-        self.assertFairShares(e, "sk-big", ids, [one, two], "recipients_key slices")
+        one, two = self.shared_by_two(e, "sk-big", ids, "slices=10 recipients=10000", recipients_key="lists:big")
         harness.wait_for("the slices' lists dropped", lambda: not list(e.r.scan_iter("herald:cut:*")), 10, 0.1)
         self.assertEqual(e.r.scard("lists:big"), n, "the operator's key is left as it was")
         self.assertEqual(one.stop(), 0)
