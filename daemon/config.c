@@ -704,6 +704,22 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         char **dst = strcmp(key, "token") == 0 ? &cfg->token : &cfg->link_secret;
         free(*dst);
         *dst = xstrdup(value);
+    } else if (MATCH("privacy", "key_file")) {
+        /* Read at every load, so a reload re-reads it; a file that cannot
+         * be read fails the load, and a reload then keeps the old keys. */
+        free(cfg->privacy_key_file);
+        cfg->privacy_key_file = NULL;
+        if (cfg->keys) seal_keys_free(cfg->keys);
+        free(cfg->keys);
+        cfg->keys = NULL;
+        if (!*value) return 0;
+        cfg->privacy_key_file = config_resolve_path(cfg, value);
+        struct seal_keys *k = xcalloc(1, sizeof(*k));
+        if (seal_keys_load(cfg->privacy_key_file, k, err, errlen) < 0) {
+            free(k);
+            return -1;
+        }
+        cfg->keys = k;
     } else if (MATCH("admin", "tombstone_secret")) {
         /* Empty is allowed: tombstones are then keyed with link_secret. */
         if (*value && strlen(value) < 16) {
@@ -711,6 +727,9 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
             return -1;
         }
         free(cfg->tombstone_secret);
+    free(cfg->privacy_key_file);
+    if (cfg->keys) seal_keys_free(cfg->keys);
+    free(cfg->keys);
         cfg->tombstone_secret = xstrdup(value);
     } else if (MATCH("events", "url")) {
         if (*value && strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
@@ -827,7 +846,7 @@ static bool is_fixed_section(const char *s)
 {
     return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0 || strcmp(s, "public") == 0 ||
            strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0 || strcmp(s, "retention") == 0 ||
-           strcmp(s, "events") == 0;
+           strcmp(s, "events") == 0 || strcmp(s, "privacy") == 0;
 }
 
 /* "channel email" -> channel index, "provider x" -> 'p'; otherwise -1. */
@@ -1277,7 +1296,7 @@ static void suggest(const char *word, const char *cand, char *best, size_t bestl
 static void suggest_section(const char *name, char *out, size_t outlen)
 {
     static const char *const fixed[] = {"daemon", "redis",     "admin",    "public",
-                                        "consent", "quiet_hours", "retention", "events"};
+                                        "consent", "quiet_hours", "retention", "events", "privacy"};
     char best[300] = "", cand[300];
     int d = 99;
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) suggest(name, fixed[i], best, sizeof(best), &d);
@@ -1913,6 +1932,12 @@ static bool cap_shadowed(const struct config_cap *early, const struct config_cap
 int config_warnings(const struct config *cfg, struct strbuf *out)
 {
     int n = 0;
+    if (!cfg->keys) {
+        strbuf_addf(out, "%s: warning: [privacy] key_file is not set: people's addresses, phone numbers and "
+                    "attributes are stored in clear in Redis (docs/operations.md, \"Encryption keys\")\n",
+                    cfg->path);
+        n++;
+    }
     for (size_t i = 0; i < cfg->nproviders; i++) {
         bool used = false;
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++)

@@ -190,7 +190,7 @@ static int import_flush(const struct config *cfg, redisContext *c, struct import
     }
     char err[512];
     int rc = 0;
-    if (run->n && store_sync_import_batch(c, cfg->prefix, items, run->n, err, sizeof(err)) < 0) {
+    if (run->n && store_sync_import_batch(c, cfg->prefix, cfg->keys, items, run->n, err, sizeof(err)) < 0) {
         import_say(run, "%s:%ld-%ld: %s\n", run->path, run->win[0].lineno, run->win[run->n - 1].lineno, err);
         rc = 2;
     }

@@ -41,7 +41,7 @@
  * round of N writers racing on one person lets at least one through, so
  * this bounds the writers that may race on one person at once. */
 #define PEOPLE_CAS_TRIES 32
-#define PEOPLE_MAX_ARGS 32
+#define PEOPLE_MAX_ARGS 48
 
 struct people {
     struct store_cmds *sc; /* STORE_CMD_ONCE only: the caller answers someone now */
@@ -147,14 +147,23 @@ static void finish_store(struct pop *op, enum store_error e)
  * retried, refused at once while the connection is down. With a script,
  * it is that script's EVALSHA and argv holds its nkeys keys, then its
  * arguments. Returns 0 or -HERALD_EREDIS (cb then never fires). */
-static int send_cmd(struct pop *op, store_cmd_cb cb, const char *script, size_t nkeys, int argc,
-                    const char **argv)
+static int send_cmd_n(struct pop *op, store_cmd_cb cb, const char *script, size_t nkeys, int argc,
+                      const char **argv, const size_t *lens)
 {
     struct store_args a;
     if (script) store_args_script(&a, script, nkeys);
     else store_args_init(&a);
-    for (int i = 0; i < argc; i++) store_args_add(&a, argv[i]);
+    for (int i = 0; i < argc; i++) {
+        if (lens) store_args_addn(&a, argv[i], lens[i]);
+        else store_args_add(&a, argv[i]);
+    }
     return store_cmds_send(op->pp->sc, STORE_CMD_ONCE, cb, op, NULL, &a, script);
+}
+
+static int send_cmd(struct pop *op, store_cmd_cb cb, const char *script, size_t nkeys, int argc,
+                    const char **argv)
+{
+    return send_cmd_n(op, cb, script, nkeys, argc, argv, NULL);
 }
 
 /* In the middle of an operation: a send that fails ends it. */
@@ -173,19 +182,41 @@ static bool reply_failed(struct pop *op, const redisReply *r, enum store_error e
     return true;
 }
 
-/* reply_failed, and a reply to HMGET person profile rev that is not a pair:
- * true after answering; otherwise the two fields in *pj and *rv. */
+/* HMGET person profile rev and the sealed fields (store_person.h), into
+ * argv (READ_PERSON_ARGC of them); key is the caller's. */
+#define READ_PERSON_ARGC (4 + STORE_SEALED_NFIELDS)
+static void read_person_argv(const char **argv, const char *key)
+{
+    argv[0] = "HMGET";
+    argv[1] = key;
+    argv[2] = "profile";
+    argv[3] = "rev";
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) argv[4 + i] = store_sealed_field(i);
+}
+
+/* reply_failed, and a reply to read_person_argv's HMGET of another shape:
+ * true after answering; otherwise the fields in *pj, *rv and *sealed. */
 static bool not_profile_rev(struct pop *op, const redisReply *r, enum store_error e, const redisReply **pj,
-                            const redisReply **rv)
+                            const redisReply **rv, const redisReply *const **sealed)
 {
     if (reply_failed(op, r, e)) return true;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + STORE_SEALED_NFIELDS) {
         finish_store(op, STORE_E_REPLY);
         return true;
     }
     *pj = r->element[0];
     *rv = r->element[1];
+    *sealed = (const redisReply *const *)r->element + 2;
     return false;
+}
+
+/* The answer to a read of a person whose sealed data does not open
+ * (store_person_open said why: field and key id, never data). */
+static void finish_undecryptable(struct pop *op, const char *why)
+{
+    char err[320];
+    snprintf(err, sizeof(err), "the recipient's stored contact data cannot be read: %s", why);
+    finish(op, -HERALD_EIO, NULL, err);
 }
 
 /* reply_failed, and a reply that is not an integer: true after answering. */
@@ -326,12 +357,18 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
         return;
     }
     const redisReply *h = r->element[0], *ledger = r->element[1], *hist = r->element[2];
-    const redisReply *pj = hash_field(h, "profile");
+    const redisReply *sealed[STORE_SEALED_NFIELDS];
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) sealed[i] = hash_field(h, store_sealed_field(i));
     struct profile p;
     char err[256];
-    if (!pj || profile_parse(pj->str, pj->len, &p, err, sizeof(err)) < 0) {
+    if (store_person_open(op->pp->cfg->keys, op->id, hash_field(h, "profile"), sealed, &p, err, sizeof(err)) <= 0) {
         /* Only herald writes it; an unreadable one is a broken store. */
         finish_store(op, STORE_E_REPLY); /* only herald writes it: a broken store */
+        return;
+    }
+    if (p.undecryptable) {
+        profile_free(&p);
+        finish_undecryptable(op, err);
         return;
     }
     json_t *doc = json_object();
@@ -609,20 +646,37 @@ static json_t *merge_profile(const json_t *stored, const json_t *patch, const ch
     return obj;
 }
 
-/* The reply to HMGET person profile rev: build the new profile, then CAS. */
+/* The stored profile as one JSON object, sealed data opened. */
+static json_t *stored_object(const struct profile *p)
+{
+    char *json = profile_to_json(p);
+    json_t *o = load_object(json, strlen(json));
+    free(json);
+    return o;
+}
+
+/* The reply to read_person_argv's HMGET: build the new profile, then CAS. */
 static void on_read_person(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
     (void)text;
-    const redisReply *pj, *rv;
-    if (not_profile_rev(op, r, serr, &pj, &rv)) return;
+    const redisReply *pj, *rv, *const *sealed;
+    if (not_profile_rev(op, r, serr, &pj, &rv, &sealed)) return;
     const char *rev = rv->type == REDIS_REPLY_STRING ? rv->str : "";
     char err[256];
     struct profile oldp, newp;
     bool have_old = false;
     json_t *obj;
-    if (pj->type == REDIS_REPLY_STRING && profile_parse(pj->str, pj->len, &oldp, err, sizeof(err)) == 0)
+    if (store_person_open(op->pp->cfg->keys, op->id, pj, sealed, &oldp, err, sizeof(err)) == 1) {
         have_old = true;
+        /* A change merges into data that must be read first; a PUT
+         * replaces it all, and so repairs it. */
+        if (oldp.undecryptable && op->kind != OP_PUT) {
+            profile_free(&oldp);
+            finish_undecryptable(op, err);
+            return;
+        }
+    }
     if (op->kind == OP_PATCH || op->kind == OP_MERGE) {
         if (pj->type != REDIS_REPLY_STRING) {
             /* A condition needs a current representation (RFC 9110 13.1.1). */
@@ -630,7 +684,7 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
             else finish(op, -HERALD_ENOENT, NULL, "no such recipient");
             return;
         }
-        obj = load_object(pj->str, pj->len);
+        obj = have_old ? stored_object(&oldp) : NULL;
         if (!obj || !have_old) {
             if (obj) json_decref(obj);
             if (have_old) profile_free(&oldp);
@@ -649,7 +703,7 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
             return;
         }
     } else {
-        json_t *stored = pj->type == REDIS_REPLY_STRING ? load_object(pj->str, pj->len) : NULL;
+        json_t *stored = have_old ? stored_object(&oldp) : NULL;
         obj = put_profile(op->body, stored);
         json_decref(stored);
     }
@@ -661,7 +715,7 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
         return;
     }
     char *json = profile_to_json(&newp);
-    if (strlen(json) > HERALD_PROFILE_MAX_BYTES) {
+    if (strlen(json) > HERALD_PROFILE_MAX_BYTES) { /* measured in clear: the limit does not depend on keys */
         free(json);
         profile_free(&newp);
         if (have_old) profile_free(&oldp);
@@ -687,13 +741,17 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
     store_key_addr(&ka, op->pp->cfg->prefix);
     store_key_tombstones(&kt, op->pp->cfg->prefix);
     const char *argv[PEOPLE_MAX_ARGS];
-    char nold[16], nnew[16];
+    size_t lens[PEOPLE_MAX_ARGS];
+    char nold[16], nnew[16], nsealed[16];
     int argc = 0, no = 0, nn = 0;
+    struct store_person_form form;
+    store_person_form_init(&form);
+    store_person_seal(op->pp->cfg->keys, &newp, &form);
     argv[argc++] = kp.buf;
     argv[argc++] = ka.buf;
     argv[argc++] = kt.buf;
     argv[argc++] = rev;
-    argv[argc++] = json;
+    argv[argc++] = form.profile.buf;
     argv[argc++] = op->id;
     argv[argc++] = op->kind == OP_PUT ? "0" : "1";
     argv[argc++] = op->cond;
@@ -712,9 +770,21 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
         argv[argc++] = herald_channel_name(ch);
         nn++;
     }
+    /* The sealed fields: each with its envelope, or "" to delete it. */
+    argv[argc++] = nsealed;
+    int first_sealed = argc;
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) {
+        argv[argc++] = store_sealed_field(i);
+        argv[argc++] = form.sealed[i].buf;
+    }
     snprintf(nold, sizeof(nold), "%d", no);
     snprintf(nnew, sizeof(nnew), "%d", nn);
-    send_or_finish(op, on_write, store_lua_people_write, 3, argc, argv);
+    snprintf(nsealed, sizeof(nsealed), "%d", (int)STORE_SEALED_NFIELDS);
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]); /* binary envelopes: their own lengths */
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) lens[first_sealed + 2 * (int)i + 1] = form.sealed[i].len;
+    if (send_cmd_n(op, on_write, store_lua_people_write, 3, argc, argv, lens) < 0)
+        finish_store(op, STORE_E_CONNECTION);
+    store_person_form_free(&form);
     strbuf_free(&kp);
     strbuf_free(&ka);
     strbuf_free(&kt);
@@ -730,8 +800,9 @@ static void read_person(struct pop *op)
     struct strbuf kp;
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
-    const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
-    send_or_finish(op, on_read_person, NULL, 0, 4, argv);
+    const char *argv[READ_PERSON_ARGC];
+    read_person_argv(argv, kp.buf);
+    send_or_finish(op, on_read_person, NULL, 0, READ_PERSON_ARGC, argv);
     strbuf_free(&kp);
 }
 
@@ -740,8 +811,9 @@ static int start_read(struct pop *op)
     struct strbuf kp;
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
-    const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
-    int rc = start(op, on_read_person, NULL, 0, 4, argv);
+    const char *argv[READ_PERSON_ARGC];
+    read_person_argv(argv, kp.buf);
+    int rc = start(op, on_read_person, NULL, 0, READ_PERSON_ARGC, argv);
     strbuf_free(&kp);
     return rc;
 }
@@ -936,8 +1008,8 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
 {
     struct pop *op = priv;
     (void)text;
-    const redisReply *pj, *rv;
-    if (not_profile_rev(op, r, serr, &pj, &rv)) return;
+    const redisReply *pj, *rv, *const *sealed;
+    if (not_profile_rev(op, r, serr, &pj, &rv, &sealed)) return;
     if (pj->type != REDIS_REPLY_STRING) {
         if (op->cond[0]) finish(op, -HERALD_EPRECOND, NULL, precond_failed);
         else finish(op, -HERALD_ENOENT, NULL, "no such recipient");
@@ -947,6 +1019,11 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     /* Read the addresses from the JSON itself, so even one that no longer
      * passes validation is tombstoned. */
     json_t *obj = load_object(pj->str, pj->len);
+    /* A sealed address that opens is tombstoned too; one that does not is
+     * erased with the rest, without a tombstone (it cannot be read). */
+    struct profile opened;
+    char perr[256];
+    bool have = store_person_open(op->pp->cfg->keys, op->id, pj, sealed, &opened, perr, sizeof(perr)) == 1;
     struct strbuf kp, kl, kh, ks, ka, kt, m[HERALD_CH_COUNT], t[HERALD_CH_COUNT];
     strbuf_init(&kp);
     strbuf_init(&kl);
@@ -978,9 +1055,11 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
         strbuf_init(&m[ch]);
         strbuf_init(&t[ch]);
         const json_t *a = json_object_get(obj, channel_get(ch)->address_field);
-        if (!json_is_string(a) || !*json_string_value(a)) continue;
-        store_suppress_member(&m[ch], ch, json_string_value(a));
-        people_tombstone_member(&t[ch], secret, ch, json_string_value(a));
+        const char *addr = json_is_string(a) ? json_string_value(a) : NULL;
+        if (sealed[ch]->type == REDIS_REPLY_STRING) addr = have ? opened.address[ch] : NULL;
+        if (!addr || !*addr) continue;
+        store_suppress_member(&m[ch], ch, addr);
+        people_tombstone_member(&t[ch], secret, ch, addr);
         n++;
     }
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
@@ -990,6 +1069,7 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     snprintf(nbuf, sizeof(nbuf), "%d", n);
     send_or_finish(op, on_erase, store_lua_people_erase, 6, argc, argv);
     json_decref(obj);
+    if (have) profile_free(&opened);
     strbuf_free(&kp);
     strbuf_free(&kl);
     strbuf_free(&kh);
@@ -1009,9 +1089,10 @@ static void erase_read(struct pop *op, bool first, int *rcp)
     struct strbuf kp;
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
-    const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
-    if (first) *rcp = start(op, on_erase_read, NULL, 0, 4, argv);
-    else send_or_finish(op, on_erase_read, NULL, 0, 4, argv);
+    const char *argv[READ_PERSON_ARGC];
+    read_person_argv(argv, kp.buf);
+    if (first) *rcp = start(op, on_erase_read, NULL, 0, READ_PERSON_ARGC, argv);
+    else send_or_finish(op, on_erase_read, NULL, 0, READ_PERSON_ARGC, argv);
     strbuf_free(&kp);
 }
 

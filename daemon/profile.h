@@ -45,6 +45,9 @@ struct profile {
     int quiet_start_min, quiet_end_min; /* the same, parsed; -1 when absent */
     json_t *frequency;  /* object (owned reference) or NULL */
     struct consent_state consent[HERALD_CH_COUNT];
+    /* Its sealed contact data is stored but does not open (store_person.h):
+     * nothing may be sent to it; the policy answers failed/undecryptable. */
+    bool undecryptable;
 };
 
 /* One consent ledger record. */

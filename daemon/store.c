@@ -242,15 +242,16 @@ const char *store_lookup_field(size_t i)
 {
     if (i == STORE_LOOKUP_PROFILE) return "profile";
     if (i == STORE_LOOKUP_REV) return "rev";
+    if (i >= STORE_LOOKUP_SEALED) return store_sealed_field(i - STORE_LOOKUP_SEALED);
     const struct channel_desc *d = channel_get((int)i - STORE_LOOKUP_CONSENT);
     return i > STORE_LOOKUP_PROFILE && d ? d->consent_field : NULL;
 }
 
-int store_person_from_fields(const redisReply *const *el, struct profile *p, char *err, size_t errlen)
+int store_person_from_fields(const struct seal_keys *keys, const char *id, const redisReply *const *el,
+                             struct profile *p, char *err, size_t errlen)
 {
-    if (el[STORE_LOOKUP_PROFILE]->type != REDIS_REPLY_STRING) return 0;
-    int rc = profile_parse(el[STORE_LOOKUP_PROFILE]->str, el[STORE_LOOKUP_PROFILE]->len, p, err, errlen);
-    if (rc < 0) return rc;
+    int rc = store_person_open(keys, id, el[STORE_LOOKUP_PROFILE], el + STORE_LOOKUP_SEALED, p, err, errlen);
+    if (rc <= 0) return rc;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         const redisReply *e = el[STORE_LOOKUP_CONSENT + ch];
         if (e->type != REDIS_REPLY_STRING) continue;
@@ -302,7 +303,7 @@ int store_sync_import(redisContext *c, const char *prefix, const struct profile 
                       const struct consent_record *recs, size_t nrecs, char *err, size_t errlen)
 {
     struct store_import it = {.p = p, .recs = recs, .nrecs = nrecs};
-    int rc = store_sync_import_batch(c, prefix, &it, 1, err, errlen);
+    int rc = store_sync_import_batch(c, prefix, NULL, &it, 1, err, errlen);
     if (rc < 0) return rc;
     if (it.status != STORE_IMPORT_STORED) {
         herald_seterr(err, errlen, "%s", it.reason);
@@ -642,7 +643,8 @@ static redisReply *next_reply(redisContext *c, char *err, size_t errlen)
 /* The writes of one person, queued as one MULTI ... EXEC; returns the
  * number of replies they will produce. drop[ch]: an old address member to
  * take out of herald:addr (or NULL). */
-static int append_import(redisContext *c, const char *prefix, struct store_import *it, char *const drop[])
+static int append_import(redisContext *c, const char *prefix, const struct seal_keys *keys, struct store_import *it,
+                         char *const drop[])
 {
     const struct profile *p = it->p;
     struct strbuf kp, kl, ka, m;
@@ -653,12 +655,22 @@ static int append_import(redisContext *c, const char *prefix, struct store_impor
     store_key_person(&kp, prefix, p->id);
     store_key_ledger(&kl, prefix, p->id);
     store_key_addr(&ka, prefix);
-    char *json = profile_to_json(p);
+    struct store_person_form form;
+    store_person_form_init(&form);
+    store_person_seal(keys, p, &form);
     int n = 0;
     redisAppendCommand(c, "MULTI");
     n++;
-    redisAppendCommand(c, "HSET %s profile %s", kp.buf, json);
+    redisAppendCommand(c, "HSET %s profile %b", kp.buf, form.profile.buf, form.profile.len);
     n++;
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) {
+        if (form.set[i])
+            redisAppendCommand(c, "HSET %s %s %b", kp.buf, store_sealed_field(i), form.sealed[i].buf,
+                               form.sealed[i].len);
+        else
+            redisAppendCommand(c, "HDEL %s %s", kp.buf, store_sealed_field(i));
+        n++;
+    }
     for (size_t i = 0; i < it->nrecs; i++) {
         if (it->tombstoned & (1u << it->recs[i].channel)) continue;
         char *rj = consent_record_to_json(&it->recs[i]);
@@ -683,7 +695,7 @@ static int append_import(redisContext *c, const char *prefix, struct store_impor
     n++;
     redisAppendCommand(c, "EXEC");
     n++;
-    free(json);
+    store_person_form_free(&form);
     strbuf_free(&kp);
     strbuf_free(&kl);
     strbuf_free(&ka);
@@ -719,8 +731,8 @@ static const redisReply *transaction_error(redisReply **replies, int n, bool *ap
     return NULL;
 }
 
-int store_sync_import_batch(redisContext *c, const char *prefix, struct store_import *items, size_t n,
-                            char *err, size_t errlen)
+int store_sync_import_batch(redisContext *c, const char *prefix, const struct seal_keys *keys,
+                            struct store_import *items, size_t n, char *err, size_t errlen)
 {
     struct strbuf kp, kt;
     strbuf_init(&kp);
@@ -748,7 +760,9 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
             if (items[i].tombstones[ch] && profile_address(items[i].p, ch))
                 redisAppendCommand(c, "SISMEMBER %s %s", kt.buf, items[i].tombstones[ch]);
         store_key_person(&kp, prefix, items[i].p->id);
-        redisAppendCommand(c, "HGET %s profile", kp.buf);
+        const char *argv[3 + STORE_SEALED_NFIELDS] = {"HMGET", kp.buf, "profile"};
+        for (size_t f = 0; f < STORE_SEALED_NFIELDS; f++) argv[3 + f] = store_sealed_field(f);
+        redisAppendCommandArgv(c, 3 + STORE_SEALED_NFIELDS, argv, NULL);
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         redisReply *r;
@@ -770,7 +784,11 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
         char perr[128];
         if (r->type == REDIS_REPLY_ERROR) {
             refuse(&items[i], r, "; while reading the stored profile");
-        } else if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &old, perr, sizeof(perr)) == 0) {
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 + STORE_SEALED_NFIELDS &&
+                   store_person_open(keys, items[i].p->id, r->element[0], (const redisReply *const *)r->element + 1,
+                                     &old, perr, sizeof(perr)) == 1) {
+            /* An old address that does not open keeps its entry: the
+             * next write that can read it drops it. */
             struct strbuf om, nm;
             strbuf_init(&om);
             strbuf_init(&nm);
@@ -800,7 +818,8 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
      * meanwhile loses its entry, and the next write of that person puts it
      * back. */
     for (size_t i = 0; i < n && rc == 0; i++)
-        if (items[i].status == STORE_IMPORT_UNKNOWN) nreplies[i] = append_import(c, prefix, &items[i], drop[i]);
+        if (items[i].status == STORE_IMPORT_UNKNOWN)
+            nreplies[i] = append_import(c, prefix, keys, &items[i], drop[i]);
     for (size_t i = 0; i < n && rc == 0; i++) {
         int m = nreplies[i];
         if (m == 0) continue; /* refused in round trip 1 */

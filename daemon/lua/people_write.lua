@@ -13,7 +13,8 @@
 -- must exist (PATCH), 5 the If-Match condition ("" none, "*", or
 -- " <rev> <rev> ... "), 6 nold, then nold addr members to drop, then
 -- nnew, then per new address: addr member, tombstone member ("" none),
--- channel name.
+-- channel name, then nsealed, then per sealed field (store_person.h) its
+-- name and its envelope, or "" to delete it (absent, or stored in clear).
 -- Returns {'precondition'} (If-Match does not hold: nothing written),
 -- {'stale'} (read again), {'gone'} (PATCH of no profile) or
 -- {'ok', created 0|1, {channel names of the tombstoned addresses}, new rev}.
@@ -42,5 +43,11 @@ for k = 1, nnew do
     tomb[#tomb + 1] = ARGV[i + 2]
   end
   i = i + 3
+end
+local nsealed = tonumber(ARGV[i] or '0'); i = i + 1
+for k = 1, nsealed do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
+  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  i = i + 2
 end
 return {'ok', created and 1 or 0, tomb, rev}

@@ -152,12 +152,19 @@ static void test_profile_uses_descriptors(void **state)
 static void test_lookup_fields(void **state)
 {
     (void)state;
-    assert_int_equal(STORE_LOOKUP_STRIDE, 3 + HERALD_CH_COUNT);
+    assert_int_equal(STORE_LOOKUP_STRIDE, 3 + HERALD_CH_COUNT + STORE_SEALED_NFIELDS);
     assert_string_equal(store_lookup_field(STORE_LOOKUP_PROFILE), "profile");
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
         assert_string_equal(store_lookup_field(STORE_LOOKUP_CONSENT + (size_t)ch), channel_get(ch)->consent_field);
     assert_string_equal(store_lookup_field(STORE_LOOKUP_REV), "rev");
-    assert_int_equal(STORE_LOOKUP_NFIELDS, STORE_LOOKUP_REV + 1);
+    assert_int_equal(STORE_LOOKUP_SEALED, STORE_LOOKUP_REV + 1);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) { /* "@" and the address field: the sealed address */
+        const char *f = store_lookup_field(STORE_LOOKUP_SEALED + (size_t)ch);
+        assert_int_equal(f[0], '@');
+        assert_string_equal(f + 1, channel_get(ch)->address_field);
+    }
+    assert_string_equal(store_lookup_field(STORE_LOOKUP_SEALED + STORE_SEALED_ATTRS), "@a");
+    assert_int_equal(STORE_LOOKUP_NFIELDS, STORE_LOOKUP_SEALED + STORE_SEALED_NFIELDS);
     assert_null(store_lookup_field(STORE_LOOKUP_NFIELDS));
     assert_null(store_lookup_field((size_t)-1));
 }
