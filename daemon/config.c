@@ -727,9 +727,6 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
             return -1;
         }
         free(cfg->tombstone_secret);
-    free(cfg->privacy_key_file);
-    if (cfg->keys) seal_keys_free(cfg->keys);
-    free(cfg->keys);
         cfg->tombstone_secret = xstrdup(value);
     } else if (MATCH("events", "url")) {
         if (*value && strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
@@ -1882,6 +1879,9 @@ void config_free(struct config *cfg)
     free(cfg->public_listen);
     free(cfg->public_host);
     free(cfg->tombstone_secret);
+    free(cfg->privacy_key_file);
+    if (cfg->keys) seal_keys_free(cfg->keys);
+    free(cfg->keys);
     free(cfg->events_url);
     free(cfg->events_secret);
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {

@@ -775,13 +775,14 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
     int first_sealed = argc;
     for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) {
         argv[argc++] = store_sealed_field(i);
-        argv[argc++] = form.sealed[i].buf;
+        argv[argc++] = form.set[i] ? form.sealed[i].buf : "";
     }
     snprintf(nold, sizeof(nold), "%d", no);
     snprintf(nnew, sizeof(nnew), "%d", nn);
     snprintf(nsealed, sizeof(nsealed), "%d", (int)STORE_SEALED_NFIELDS);
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]); /* binary envelopes: their own lengths */
-    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) lens[first_sealed + 2 * (int)i + 1] = form.sealed[i].len;
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
+        if (form.set[i]) lens[first_sealed + 2 * (int)i + 1] = form.sealed[i].len;
     if (send_cmd_n(op, on_write, store_lua_people_write, 3, argc, argv, lens) < 0)
         finish_store(op, STORE_E_CONNECTION);
     store_person_form_free(&form);

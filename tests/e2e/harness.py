@@ -280,6 +280,9 @@ link_secret = e2e-link-secret-0123456789
 [public]
 listen = 127.0.0.1:{public_port}
 
+[privacy]
+key_file = keys
+
 [channel email]
 providers = outbox
 
@@ -290,6 +293,10 @@ providers = outbox
 plugin = outbox
 dir = outbox
 """
+
+# The [privacy] key_file of every Env ("keys" beside herald.conf): one key,
+# so that contact data is stored encrypted as in production.
+E2E_KEY = "e2e1 " + "5a" * 32
 
 
 HOOK_SECRET = "e2e-webhook-secret-0123456789"
@@ -320,11 +327,14 @@ class Env:
         self.dir = tempfile.mkdtemp(prefix="herald-e2e-%s-" % name)
         self.redis = RedisServer(os.path.join(self.dir, "redis"), extra_args=redis_args).start()
         self.r = redis.Redis(host="127.0.0.1", port=self.redis.port, decode_responses=True, socket_timeout=10)
+        # Bytes as stored: a person's encrypted fields are binary, not text.
+        self.rb = redis.Redis(host="127.0.0.1", port=self.redis.port, socket_timeout=10)
         self.admin_port = free_port()
         self.public_port = free_port()   # [public] listen: the link pages and the provider webhooks
         self.outbox = os.path.join(self.dir, "outbox")   # `dir = outbox`, relative to the config file
         self.log_level = log_level
         self.drain_timeout = drain_timeout
+        self.write_keys(E2E_KEY + "\n")
         self.config = self.write_config(BASE_CONFIG, "herald.conf")
         self.heralds = []
         self.secrets = set()   # text that must never appear in a herald log
@@ -368,6 +378,15 @@ class Env:
         p = self.path(name)
         with open(p, "w") as f:
             f.write(self.config_text(template))
+        return p
+
+    def write_keys(self, text, name="keys"):
+        """The key file ([privacy] key_file), readable by its owner only."""
+        p = self.path(name)
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(p, 0o600)
         return p
 
     def write(self, name, text):
@@ -566,6 +585,7 @@ class Env:
         for h in self.heralds:
             h.kill()
         self.r.close()
+        self.rb.close()
         self.redis.stop(kill=True)
         if os.environ.get("HERALD_E2E_KEEP"):
             print("kept %s" % self.dir, file=sys.stderr)

@@ -72,7 +72,7 @@ class PreferenceApi(harness.HeraldTestCase):
             if k in ("herald:jobs", "herald:audit") or k.startswith("herald:campaign:"):
                 continue
             t = e.r.type(k)
-            out[k] = (t, e.r.hgetall(k) if t == "hash" else e.r.lrange(k, 0, -1) if t == "list"
+            out[k] = (t, e.rb.hgetall(k) if t == "hash" else e.r.lrange(k, 0, -1) if t == "list"
                       else sorted(e.r.smembers(k)) if t == "set" else None)
         return out
 
