@@ -98,7 +98,7 @@ class ApiOnRedisErrors(harness.HeraldTestCase):
         status, _, doc = call(e, "PUT", "/v1/recipients/ann", change)
         self.assertEqual(status, 200, doc)
         after = person_state(e, "ann")
-        self.assertEqual(after[0]["rev"], "2")
+        self.assertEqual(after[0][b"rev"], b"2")
         self.assertEqual(json.loads(after[0]["profile"])["email"], "ann.moved@example.com")
 
     def test_acl_denial_answers_503_noperm_and_changes_nothing(self):
