@@ -99,7 +99,9 @@ class ApiOnRedisErrors(harness.HeraldTestCase):
         self.assertEqual(status, 200, doc)
         after = person_state(e, "ann")
         self.assertEqual(after[0][b"rev"], b"2")
-        self.assertEqual(json.loads(after[0]["profile"])["email"], "ann.moved@example.com")
+        self.assertNotEqual(after[0][b"@email"], before[0][b"@email"])   # sealed: read back through the API
+        status, _, doc = call(e, "GET", "/v1/recipients/ann")
+        self.assertEqual((status, doc["profile"]["email"]), (200, "ann.moved@example.com"), doc)
 
     def test_acl_denial_answers_503_noperm_and_changes_nothing(self):
         e = self.env()
