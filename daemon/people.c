@@ -366,11 +366,6 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
         finish_store(op, STORE_E_REPLY); /* only herald writes it: a broken store */
         return;
     }
-    if (p.undecryptable) {
-        profile_free(&p);
-        finish_undecryptable(op, err);
-        return;
-    }
     json_t *doc = json_object();
     json_object_set_new(doc, "id", json_string(op->id));
     json_t *prof = json_object();
@@ -381,6 +376,9 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
     if (p.attributes) json_object_set(prof, "attributes", p.attributes);
     json_object_set_new(doc, "profile", prof);
     json_object_set_new(doc, "preferences", preferences_json(&p));
+    /* Said beside what could be read: the API answers it as an error, the
+     * pages still let the person change their preferences. */
+    if (p.undecryptable) json_object_set_new(doc, PEOPLE_UNDECRYPTABLE, json_string(err));
 
     json_t *recs = json_array();
     for (size_t i = 0; ledger->type == REDIS_REPLY_ARRAY && i < ledger->elements; i++) {
@@ -671,7 +669,7 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
         have_old = true;
         /* A change merges into data that must be read first; a PUT
          * replaces it all, and so repairs it. */
-        if (oldp.undecryptable && op->kind != OP_PUT) {
+        if (oldp.undecryptable && op->kind == OP_MERGE) {
             profile_free(&oldp);
             finish_undecryptable(op, err);
             return;
@@ -773,15 +771,18 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
     /* The sealed fields: each with its envelope, or "" to delete it. */
     argv[argc++] = nsealed;
     int first_sealed = argc;
-    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) {
+    /* A change of preferences leaves sealed data it could not read as it
+     * is (the person can always withdraw); anything else writes it all. */
+    bool keep_sealed = op->kind == OP_PATCH && have_old && oldp.undecryptable;
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS && !keep_sealed; i++) {
         argv[argc++] = store_sealed_field(i);
         argv[argc++] = form.set[i] ? form.sealed[i].buf : "";
     }
     snprintf(nold, sizeof(nold), "%d", no);
     snprintf(nnew, sizeof(nnew), "%d", nn);
-    snprintf(nsealed, sizeof(nsealed), "%d", (int)STORE_SEALED_NFIELDS);
+    snprintf(nsealed, sizeof(nsealed), "%d", keep_sealed ? 0 : (int)STORE_SEALED_NFIELDS);
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]); /* binary envelopes: their own lengths */
-    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS && !keep_sealed; i++)
         if (form.set[i]) lens[first_sealed + 2 * (int)i + 1] = form.sealed[i].len;
     if (send_cmd_n(op, on_write, store_lua_people_write, 3, argc, argv, lens) < 0)
         finish_store(op, STORE_E_CONNECTION);

@@ -1,0 +1,234 @@
+"""Contact data encrypted at rest ([privacy] key_file, docs/privacy.md).
+
+- After an import, API writes and a campaign, neither Redis's dump (SAVE,
+  the RDB file read byte for byte, uncompressed) nor the MONITOR stream of
+  every command herald sent holds a seeded address, phone number or
+  attribute value; the messages still went to the right addresses.
+- A ciphertext copied from one person to another: that person's message
+  fails with reason `undecryptable`, is never sent, and the API's GET
+  answers a clear error naming no one's data; the other person is sent to
+  as usual, and the person can still change their preferences.
+- People stored in clear before the key existed are read and sent to; a
+  write stores them encrypted.
+"""
+
+import json
+import os
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import job, person  # noqa: E402
+
+TOKEN = "e2e-admin-token-0123456789"   # harness.BASE_CONFIG
+
+
+def call(e, method, path, body=None, content_type="application/json"):
+    """(status, parsed JSON body or None), through the Prism proxy."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(e.api_url() + path, data=data, method=method)
+    req.add_header("Authorization", "Bearer " + TOKEN)
+    if data is not None:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            status, text = resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        status, text = err.code, err.read()
+    return status, json.loads(text) if text else None
+
+
+def seeded(n):
+    """n people with an address, a number and attributes, consenting to both channels."""
+    return [person("pr-%02d" % i, email="private.person%02d@example.org" % i, phone="+4670555%04d" % i,
+                   consent=["email", "sms"], first_name="Firstname%02dx" % i, last_name="Surname%02dy" % i,
+                   city="Hometown%02dz" % i) for i in range(n)]
+
+
+def private_values(people):
+    """Every value that must never be in Redis in clear, as bytes."""
+    out = set()
+    for p in people:
+        for k in ("email", "phone"):
+            if p.get(k):
+                out.add(p[k].encode())
+                out.add(p[k].lstrip("+").encode())   # the digits alone
+        for v in p.get("attributes", {}).values():
+            out.add(str(v).encode())
+    return out
+
+
+class Monitor:
+    """Redis MONITOR in a thread: every command any client sent, as bytes."""
+
+    def __init__(self, e):
+        import redis
+        self.conn = redis.Redis(host="127.0.0.1", port=e.redis.port, socket_timeout=30)
+        self.lines = []
+        self.ready = threading.Event()
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    def run(self):
+        with self.conn.monitor() as m:
+            self.ready.set()
+            conn = m.connection
+            while not self.stop:
+                try:
+                    # Raw reply lines: redis-py's parsed form decodes and may hide bytes.
+                    resp = conn.read_response(disable_decoding=True)
+                except Exception:
+                    return
+                self.lines.append(resp if isinstance(resp, bytes) else repr(resp).encode())
+
+    def text(self):
+        self.stop = True
+        self.conn.ping()   # one more line wakes the reader
+        self.thread.join(10)
+        return b"\n".join(self.lines)
+
+
+class PrivacyAtRest(harness.HeraldTestCase):
+
+    def test_dump_and_monitor_hold_no_contact_data(self):
+        e = self.env()
+        mon = Monitor(e)
+        ppl = seeded(12)
+        e.import_people(ppl[:10])
+        h = e.start_herald()
+        # Two more through the API: a PUT, and a merge patch that changes an address.
+        for p in ppl[10:]:
+            e.remember(p)
+            body = {k: v for k, v in p.items() if k != "consent"}
+            self.assertEqual(call(e, "PUT", "/v1/recipients/" + p["id"], body)[0], 201)
+            for ch in ("email", "sms"):
+                st, _ = call(e, "POST", "/v1/recipients/%s/consent" % p["id"],
+                             {"channel": ch, "granted": True, "source": "e2e-test"})
+                self.assertEqual(st, 201)
+        moved = "moved.person11@example.org"
+        e.secrets.add(moved)
+        st, doc = call(e, "PATCH", "/v1/recipients/pr-11", {"email": moved}, "application/merge-patch+json")
+        self.assertEqual(st, 200, doc)
+        ppl[11]["email"] = moved
+        # The subject-access read decrypts: everything comes back as given.
+        st, doc = call(e, "GET", "/v1/recipients/pr-03")
+        self.assertEqual(st, 200, doc)
+        self.assertEqual((doc["profile"]["email"], doc["profile"]["phone"], doc["profile"]["attributes"]),
+                         (ppl[3]["email"], ppl[3]["phone"], ppl[3]["attributes"]))
+
+        ids = [p["id"] for p in ppl]
+        e.enqueue(job("rest-email", recipients=ids, channels=["email"]))
+        e.enqueue(job("rest-sms", recipients=ids, channels=["sms"]))
+        self.assertEqual(e.wait_campaign_done("rest-email", herald=h)["sent"], len(ids))
+        self.assertEqual(e.wait_campaign_done("rest-sms", herald=h)["sent"], len(ids))
+        h.stop()
+        # Rendered for the plugin: the right address and attributes.
+        by = {p["id"]: p for p in ppl}
+        for cid, ch, key in (("rest-email", "email", "email"), ("rest-sms", "sms", "phone")):
+            files = e.outbox_json(cid)
+            self.assertEqual(len(files), len(ids))
+            for m in files.values():
+                self.assertEqual(m["to"], by[m["recipient"]][key], m["recipient"])
+                self.assertIn(by[m["recipient"]]["attributes"]["first_name"], m["text"])
+
+        monitor = mon.text()
+        e.r.config_set("rdbcompression", "no")   # strings as they are: compression would hide them
+        e.r.save()
+        rdb = os.path.join(e.r.config_get("dir")["dir"], e.r.config_get("dbfilename")["dbfilename"])
+        with open(rdb, "rb") as f:
+            dump = f.read()
+        # The test can see what is stored in clear (so it can fail):
+        # the ids, the time zone, the consent source.
+        for visible in (b"pr-07", b"e2e-test"):
+            self.assertIn(visible, dump)
+            self.assertIn(visible, monitor)
+        private = private_values(ppl) | {b"person11@example.org"}
+        for v in sorted(private):
+            self.assertNotIn(v, dump, "in Redis's dump")
+            self.assertNotIn(v, monitor, "in the commands herald sent to Redis")
+        # Each person's hash names the key that sealed it.
+        raw = e.rb.hgetall("herald:r:{pr-00}")
+        self.assertEqual(raw[b"@email"][2:2 + raw[b"@email"][1]], b"e2e1")
+
+    def test_copied_ciphertext_fails_clearly_and_is_never_sent(self):
+        e = self.env()
+        ann = person("cp-ann", email="ann.copied@example.org", phone="+46705550001", consent=["email", "sms"],
+                     first_name="Annfirst")
+        bob = person("cp-bob", email="bob.victim@example.org", phone="+46705550002", consent=["email", "sms"],
+                     first_name="Bobfirst")
+        e.import_people([ann, bob])
+        # Bob's email field now holds Ann's ciphertext (someone with Redis access copied it).
+        e.rb.hset("herald:r:{cp-bob}", "@email", e.rb.hget("herald:r:{cp-ann}", "@email"))
+        h = e.start_herald()
+        e.enqueue(job("copied", recipients=["cp-ann", "cp-bob"], channels=["email"]))
+        done = e.wait_campaign_done("copied", herald=h)
+        self.assertEqual((done["sent"], done["failed"]), (1, {"undecryptable": 1}), done)
+        files = e.outbox_json("copied")
+        self.assertEqual([m["recipient"] for m in files.values()], ["cp-ann"])
+        self.assertEqual([m["to"] for m in files.values()], [ann["email"]])   # Ann's address went to Ann only
+        rec = [a for a in e.audit("copied") if a.get("recipient") == "cp-bob"]
+        self.assertEqual([(a["outcome"], a["reason"]) for a in rec], [("failed", "undecryptable")])
+        self.assertIn("undecryptable @email", h.log())
+        self.assertIn("recipient=cp-bob", h.log())
+
+        # The API: a clear error, no one's data; Ann is read as usual.
+        st, doc = call(e, "GET", "/v1/recipients/cp-bob")
+        self.assertEqual(st, 500, doc)
+        self.assertEqual(set(doc), {"error"})
+        self.assertIn("cannot be read: undecryptable @email", doc["error"])
+        self.assertIn("copied from another person", doc["error"])
+        for v in (ann["email"], bob["email"], "Annfirst", "Bobfirst"):
+            self.assertNotIn(v, json.dumps(doc))
+        st, doc = call(e, "GET", "/v1/recipients/cp-ann")
+        self.assertEqual((st, doc["profile"]["email"]), (200, ann["email"]))
+        # A merge patch must read first: refused the same way, nothing written.
+        before = e.rb.hgetall("herald:r:{cp-bob}")
+        st, doc = call(e, "PATCH", "/v1/recipients/cp-bob", {"locale": "de"}, "application/merge-patch+json")
+        self.assertEqual(st, 500, doc)
+        self.assertEqual(e.rb.hgetall("herald:r:{cp-bob}"), before)
+        # The person can still opt out of a topic; the sealed fields stay as they were.
+        st, doc = call(e, "PATCH", "/v1/recipients/cp-bob/preferences", {"topics": {"promotions": False}})
+        self.assertEqual(st, 200, doc)
+        after = e.rb.hgetall("herald:r:{cp-bob}")
+        self.assertEqual(after[b"@email"], before[b"@email"])
+        self.assertEqual(after[b"@phone"], before[b"@phone"])
+        # A PUT replaces the data, and so repairs it.
+        body = {k: v for k, v in bob.items() if k != "consent"}
+        st, doc = call(e, "PUT", "/v1/recipients/cp-bob", body)
+        self.assertEqual(st, 200, doc)
+        st, doc = call(e, "GET", "/v1/recipients/cp-bob")
+        self.assertEqual((st, doc["profile"]["email"]), (200, bob["email"]))
+
+    def test_people_stored_in_clear_are_read_then_encrypted(self):
+        e = self.env()
+        old = [person("cl-%d" % i, email="clear.person%d@example.org" % i, consent=["email"], channels=["email"],
+                      first_name="Clearname%d" % i) for i in range(3)]
+        # Imported before the key existed: stored in clear, as before encryption.
+        for p in old:
+            e.remember(p)
+        path = e.write_jsonl("old.jsonl", old)
+        e.ctl_ok("import", path, sets=["privacy.key_file="])
+        self.assertIn(b"clear.person0@example.org", e.rb.hget("herald:r:{cl-0}", "profile"))
+        h = e.start_herald()
+        e.enqueue(job("clear", recipients=[p["id"] for p in old], channels=["email"]))
+        self.assertEqual(e.wait_campaign_done("clear", herald=h)["sent"], 3)
+        self.assertEqual(sorted(m["to"] for m in e.outbox_json("clear").values()), [p["email"] for p in old])
+        # A write stores the person sealed: no address left in clear.
+        st, doc = call(e, "PATCH", "/v1/recipients/cl-0", {"attributes": {"city": "Newtown"}},
+                       "application/merge-patch+json")
+        self.assertEqual(st, 200, doc)
+        raw = e.rb.hgetall("herald:r:{cl-0}")
+        self.assertNotIn(b"clear.person0", raw[b"profile"])
+        self.assertIn(b"@email", raw)
+        st, doc = call(e, "GET", "/v1/recipients/cl-0")
+        self.assertEqual((doc["profile"]["email"], doc["profile"]["attributes"]),
+                         (old[0]["email"], {"first_name": "Clearname0", "city": "Newtown"}))
+
+
+if __name__ == "__main__":
+    harness.main()
