@@ -343,6 +343,21 @@ static void on_get_suppressed(redisReply *r, enum store_error serr, const char *
     finish(op, 0, doc, NULL);
 }
 
+/* A ledger record as the document shows it: JSON as written before the
+ * compact form (consent_record_format), or that form read back as JSON. */
+static json_t *ledger_object(const char *s, size_t len)
+{
+    if (len && s[0] == '{') return load_object(s, len);
+    struct consent_record rec;
+    char err[128];
+    if (consent_record_parse(s, len, &rec, err, sizeof(err)) < 0) return NULL;
+    char *json = consent_record_to_json(&rec);
+    consent_record_free(&rec);
+    json_t *o = load_object(json, strlen(json));
+    free(json);
+    return o;
+}
+
 static void on_get(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
@@ -383,7 +398,7 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
     json_t *recs = json_array();
     for (size_t i = 0; ledger->type == REDIS_REPLY_ARRAY && i < ledger->elements; i++) {
         const redisReply *e = ledger->element[i];
-        json_t *o = e->type == REDIS_REPLY_STRING ? load_object(e->str, e->len) : NULL;
+        json_t *o = e->type == REDIS_REPLY_STRING ? ledger_object(e->str, e->len) : NULL;
         if (o) json_array_append_new(recs, o);
     }
     json_object_set_new(doc, "consent", recs);
@@ -922,7 +937,7 @@ static void on_consent(redisReply *r, enum store_error serr, const char *text, v
         finish(op, 0, NULL, NULL);
         return;
     }
-    finish(op, 0, load_object(op->record, strlen(op->record)), NULL);
+    finish(op, 0, ledger_object(op->record, strlen(op->record)), NULL);
 }
 
 int people_consent_append_event(struct people *pp, const char *id, int channel, bool granted, const char *source,
@@ -948,7 +963,10 @@ int people_consent_append_event(struct people *pp, const char *id, int channel, 
     }
     struct consent_record rec = {.channel = channel, .granted = granted, .at = now,
                                  .source = (char *)source, .text_version = (char *)text_version};
-    op->record = consent_record_to_json(&rec);
+    struct strbuf rb;
+    strbuf_init(&rb);
+    consent_record_format(&rb, &rec);
+    op->record = strbuf_detach(&rb, NULL);
     op->channel = channel;
     struct strbuf kp, kl;
     strbuf_init(&kp);

@@ -673,11 +673,10 @@ static int append_import(redisContext *c, const char *prefix, const struct seal_
     }
     for (size_t i = 0; i < it->nrecs; i++) {
         if (it->tombstoned & (1u << it->recs[i].channel)) continue;
-        char *rj = consent_record_to_json(&it->recs[i]);
-        redisAppendCommand(c, "RPUSH %s %s", kl.buf, rj);
-        redisAppendCommand(c, "HSET %s %s %s", kp.buf, channel_get(it->recs[i].channel)->consent_field, rj);
+        consent_record_format(&m, &it->recs[i]);
+        redisAppendCommand(c, "RPUSH %s %s", kl.buf, m.buf);
+        redisAppendCommand(c, "HSET %s %s %s", kp.buf, channel_get(it->recs[i].channel)->consent_field, m.buf);
         n += 2;
-        free(rj);
     }
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         if (drop[ch]) {

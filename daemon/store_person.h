@@ -3,20 +3,25 @@
  * which fields hold what, sealed (seal.h) or in clear.
  *
  * With [privacy] key_file, the person hash holds:
- *   profile      the profile JSON without the addresses and attributes
- *                (tz, locale, channels, topics, quiet hours, frequency):
- *                what the policy reads, in clear
- *   @email, @phone  per channel, the envelope of the address (the field
- *                exists only for an address that passed its channel's
- *                check: its presence is the "has an address" flag)
- *   @a, @a1, @a2, @a3  the envelope of the attributes JSON, cut into
- *                pieces of at most 64 bytes (the last takes the rest), so
- *                that every value stays small enough for Redis's compact
- *                hash encoding
- * Each envelope is bound to the person id and its field name ("@a" for
- * every piece of the attributes). Without key_file the profile JSON holds
- * everything, in clear, as before encryption existed, and every @ field
- * is deleted. A reader accepts both forms whatever the configuration.
+ *   profile      the profile JSON without the id (the key names it), the
+ *                time zone, the addresses and the attributes (locale,
+ *                channels, topics, quiet hours, frequency): what the policy
+ *                reads, in clear
+ *   tz           the time zone, in clear (apart, so that profile stays
+ *                within 64 bytes for most people)
+ *   @0, @1, @2, @3  one envelope (seal.h) of the person's contact data,
+ *                cut into pieces of at most 64 bytes (the last takes the
+ *                rest), so that every value stays small enough for Redis's
+ *                compact hash encoding; one envelope (one nonce and tag, 30
+ *                to 40 bytes) for all of it rather than one per address.
+ *                Its plaintext: each channel's address in descriptor order
+ *                (empty when none), then the attributes as JSON (empty when
+ *                none), separated by NUL bytes. It is bound to the person id
+ *                and the field name "@". No field at all when there is no
+ *                address and no attribute.
+ * Without key_file the profile JSON holds everything, in clear, as before
+ * encryption existed, and every @ and tz field is deleted. A reader
+ * accepts both forms whatever the configuration.
  *
  * Pure apart from hiredis's reply type. Never logs; errors name fields and
  * key ids, never data.
@@ -29,14 +34,15 @@
 
 #include <hiredis/hiredis.h>
 
-#define STORE_SEALED_ATTR_PIECES 4
+#define STORE_SEALED_PIECES 4
 #define STORE_SEALED_PIECE 64 /* Redis's hash-max-listpack-value default */
-#define STORE_SEALED_NFIELDS (HERALD_CH_COUNT + STORE_SEALED_ATTR_PIECES)
-#define STORE_SEALED_ATTRS HERALD_CH_COUNT /* index of "@a" */
+#define STORE_SEALED_TZ STORE_SEALED_PIECES /* index of "tz" */
+#define STORE_SEALED_NFIELDS (STORE_SEALED_TZ + 1)
+#define STORE_SEALED_AD "@" /* the field name the envelope is bound to */
 
-/* Field i (0 .. STORE_SEALED_NFIELDS - 1) of the sealed data: the
- * channels' "@<address_field>" in descriptor order, then "@a", "@a1",
- * "@a2", "@a3". NULL past the last. */
+/* Field i (0 .. STORE_SEALED_NFIELDS - 1) beside "profile" in the sealed
+ * form: "@0", "@1", "@2", "@3", then "tz" (the one in clear). NULL past
+ * the last. */
 const char *store_sealed_field(size_t i);
 
 /* What a write stores: HSET profile and each sealed field whose set[i] is

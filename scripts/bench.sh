@@ -120,6 +120,8 @@ url = http://127.0.0.1:$nport/herald
 secret = bench-webhook-secret-0123456789
 concurrency = ${CONCURRENCY:-64}
 CONF
+(umask 077 && echo "bench1 $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$tmp/keys")
+printf '[privacy]\nkey_file = %s\n' "$tmp/keys" >>"$tmp/herald.conf" # contact data encrypted, as in production
 chmod 600 "$tmp/herald.conf" # it holds secrets: herald refuses a config others may read
 
 if [ "$what" = scale ]; then

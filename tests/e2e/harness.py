@@ -703,6 +703,26 @@ def main():
     unittest.main(verbosity=2)
 
 
+def ledger_record(text):
+    """A consent ledger entry (or a person's current consent field) as a
+    dict: the compact form herald writes, "1|channel|granted|at|source|version",
+    or JSON as written before it."""
+    if text.startswith("{"):
+        return json.loads(text)
+    tag, channel, granted, at, source, version = text.split("|")
+    assert tag == "1", text
+    rec = {"channel": channel, "granted": granted == "1",
+           "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(at))), "source": source}
+    if version:
+        rec["text_version"] = version
+    return rec
+
+
+def ledger(e, pid):
+    """The consent ledger of pid, oldest first, as dicts."""
+    return [ledger_record(x) for x in e.r.lrange("herald:r:{%s}:consent" % pid, 0, -1)]
+
+
 def requests_by_recipient(srv):
     """{recipient id: requests the webhook sink got for it} (from the signed body)."""
     per = {}

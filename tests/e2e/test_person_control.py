@@ -121,7 +121,7 @@ class PersonControl(harness.HeraldTestCase):
         # The terms as shown: the ledger keeps their version.
         status, _, _ = self.post(form + [("grant", "sms"), ("save", "1")], direct=True)
         self.assertEqual(status, 303)
-        last = json.loads(self.e.r.lindex("herald:r:{pc-ann}:consent", -1))
+        last = harness.ledger(self.e, "pc-ann")[-1]
         self.assertEqual((last["channel"], last["granted"], last["source"], last["text_version"]),
                          ("sms", True, "preference_page", "v9"))
         status, _, html = self.page()

@@ -232,8 +232,13 @@ static void test_person_form(void **state)
     /* Nothing of the contact data in clear; every value a compact size. */
     assert_null(strstr(f.profile.buf, "ada@"));
     assert_null(strstr(f.profile.buf, "Lovelace"));
-    assert_non_null(strstr(f.profile.buf, "Europe/Stockholm"));
-    assert_true(f.set[0] && f.set[1] && f.set[STORE_SEALED_ATTRS] && f.set[STORE_SEALED_ATTRS + 1]);
+    /* In clear beside it: the time zone; the id is the key's. */
+    assert_null(strstr(f.profile.buf, "\"id\""));
+    assert_true(f.set[STORE_SEALED_TZ]);
+    assert_string_equal(f.sealed[STORE_SEALED_TZ].buf, "Europe/Stockholm");
+    assert_true(f.profile.len <= STORE_SEALED_PIECE);
+    /* One envelope, in pieces of at most 64 bytes. */
+    assert_true(f.set[0] && f.set[1] && f.set[2] && f.set[3]);
     for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) {
         assert_true(f.sealed[i].len <= STORE_SEALED_PIECE);
         assert_null(memmem(f.sealed[i].buf, f.sealed[i].len, "Ada", 3));
@@ -246,32 +251,50 @@ static void test_person_form(void **state)
     assert_string_equal(back.address[HERALD_CH_EMAIL], "ada@example.com");
     assert_string_equal(back.address[HERALD_CH_SMS], "+46701234567");
     assert_true(json_equal(back.attributes, p.attributes));
+    assert_string_equal(back.id, "p1");
+    assert_string_equal(back.tz, "Europe/Stockholm");
     profile_free(&back);
 
-    /* Another person's envelope in this person's field: refused, the
-     * address left out, and the reason says so. */
+    /* Another person's envelope in this person's fields: refused, no
+     * contact data at all, and the reason says so. */
     assert_int_equal(store_person_open(&k, "p2", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
     assert_true(back.undecryptable);
     assert_null(back.address[HERALD_CH_EMAIL]);
+    assert_null(back.address[HERALD_CH_SMS]);
     assert_null(back.attributes);
-    assert_non_null(strstr(err, "undecryptable @email"));
+    assert_non_null(strstr(err, "undecryptable @: does not decrypt"));
     assert_null(strstr(err, "ada@"));
     profile_free(&back);
 
     /* No keys at all: the sealed data does not open either. */
     assert_int_equal(store_person_open(NULL, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
     assert_true(back.undecryptable);
+    assert_non_null(strstr(err, "key_file does not hold"));
     profile_free(&back);
-    /* A missing piece of the attributes: refused, never half read. */
-    free_reply(sealed[STORE_SEALED_ATTRS + 1]);
-    sealed[STORE_SEALED_ATTRS + 1] = NULL;
+    /* A missing piece: refused, never half read. */
+    free_reply(sealed[1]);
+    sealed[1] = NULL;
     assert_int_equal(store_person_open(&k, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
     assert_true(back.undecryptable);
-    assert_non_null(strstr(err, "@a"));
-    assert_string_equal(back.address[HERALD_CH_EMAIL], "ada@example.com");
+    assert_null(back.address[HERALD_CH_EMAIL]);
     profile_free(&back);
     free_reply(prof);
     for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) free_reply(sealed[i]);
+
+    /* A person with no address and no attribute: nothing sealed. */
+    struct profile bare;
+    const char *bt = "{\"id\":\"p3\",\"locale\":\"de\"}";
+    assert_int_equal(profile_parse(bt, strlen(bt), &bare, err, sizeof(err)), 0);
+    store_person_seal(&k, &bare, &f);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) assert_false(f.set[i]);
+    assert_string_equal(f.profile.buf, "{\"locale\":\"de\"}");
+    stored(&f, &prof, sealed);
+    assert_int_equal(store_person_open(&k, "p3", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
+    assert_string_equal(back.locale, "de");
+    assert_string_equal(back.id, "p3");
+    profile_free(&back);
+    profile_free(&bare);
+    free_reply(prof);
 
     /* Without keys: today's clear form, every sealed field deleted. */
     store_person_seal(NULL, &p, &f);
