@@ -247,6 +247,7 @@ extern const char store_lua_people_write[];    /* profile CAS on rev, herald:add
 extern const char store_lua_people_consent[];  /* ledger append [at most once per event] */
 extern const char store_lua_people_erase[];    /* erasure CAS on rev, tombstones */
 extern const char store_lua_people_suppress[]; /* suppression list, the owner's rev */
+extern const char store_lua_rotate_person[];   /* heraldctl rotate-key: one person sealed again, CAS on rev */
 
 /* The SHA1 hex of a script, as EVALSHA wants it. */
 void store_script_sha(const char *script, char sha[41]);

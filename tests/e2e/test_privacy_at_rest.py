@@ -14,6 +14,7 @@
 
 import json
 import os
+import subprocess
 import sys
 import threading
 import urllib.error
@@ -234,6 +235,105 @@ class PrivacyAtRest(harness.HeraldTestCase):
         self.assertEqual((doc["profile"]["email"], doc["profile"]["attributes"]),
                          (old[0]["email"], {"first_name": "Clearname0", "city": "Newtown"}))
 
+    def test_rotation_while_a_campaign_runs(self):
+        e = self.env()
+        n, others = 3000, 40
+        crowd = [person("rk-%05d" % i, email="rotating.%05d@example.org" % i, channels=["email"],
+                        consent=["email"], first_name="Rot%05d" % i) for i in range(n)]
+        bystanders = [person("rb-%02d" % i, email="bystander.%02d@example.org" % i, channels=["email"],
+                             consent=["email"]) for i in range(others)]
+        e.import_people(crowd + bystanders)   # sealed under e2e1, the only key then
+        self.assertEqual(json.loads(e.ctl_ok("stats").stdout)["contact_data"],
+                         {"sealed_by_key": {"e2e1": n + others}, "plaintext": 0})
+        # The new key first; the old one still opens what it sealed.
+        e.write_keys("e2e2 " + "c3" * 32 + "\n" + harness.E2E_KEY + "\n")
+        e.r.sadd("lists:rotation", *[p["id"] for p in crowd])
+        h = e.start_herald(sets=("provider outbox.rate=400/s",))
+        e.enqueue(job("rotation", recipients_key="lists:rotation", channels=["email"]))
+        harness.wait_for("the campaign under way", lambda: e.campaign("rotation").get("sent", 0) > 0 or None, 30)
+
+        rot = subprocess.Popen([harness.HERALDCTL_BIN, "--config", e.config, "rotate-key"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        # API writes while the rotation runs: never overwritten by it.
+        moved = {}
+        for i, p in enumerate(bystanders):
+            addr = "bystander.%02d.moved@example.org" % i
+            e.secrets.add(addr)
+            st, doc = call(e, "PATCH", "/v1/recipients/" + p["id"], {"email": addr}, "application/merge-patch+json")
+            self.assertEqual(st, 200, doc)
+            moved[p["id"]] = addr
+        out, err = rot.communicate(timeout=120 * harness.SLOW)
+        self.assertEqual(rot.returncode, 0, out + err)
+        self.assertRegex(out, r"rotated to key 'e2e2': \d+ rewritten")
+        during = e.campaign("rotation")
+        self.assertLess(during["sent"], n, "the rotation ran while the campaign did")
+
+        done = e.wait_campaign_done("rotation", timeout=120, herald=h)
+        self.assertEqual((done["sent"], done["failed"], done["unknown"]), (n, {}, 0), done)
+        files = e.outbox_json("rotation")
+        self.assertEqual(len(files), n)
+        by = {p["id"]: p["email"] for p in crowd}
+        wrong = [m["recipient"] for m in files.values() if m["to"] != by[m["recipient"]]]
+        self.assertEqual(wrong, [])
+
+        status = json.loads(e.ctl_ok("rotate-key", "--status").stdout)
+        self.assertEqual((status["state"], status["key"], status["undecryptable"]), ("done", "e2e2", 0), status)
+        self.assertEqual(json.loads(e.ctl_ok("stats").stdout)["contact_data"],
+                         {"sealed_by_key": {"e2e2": n + others}, "plaintext": 0})
+        for k in e.rb.scan_iter(match="herald:r:{*}", count=1000):
+            if k.endswith(b"}"):
+                at0 = e.rb.hget(k, "@0")
+                self.assertEqual(at0[2:2 + at0[1]], b"e2e2", k)
+        for pid, addr in moved.items():
+            st, doc = call(e, "GET", "/v1/recipients/" + pid)
+            self.assertEqual((st, doc["profile"]["email"]), (200, addr))
+
+        # The old key can go now; without it nothing fails to open.
+        e.write_keys("e2e2 " + "c3" * 32 + "\n")
+        st, doc = call(e, "GET", "/v1/recipients/rk-00007")
+        self.assertEqual(st, 200, doc)   # this daemon still has both keys; heraldctl reads the file anew:
+        res = e.ctl_ok("explain", "rotation", "rk-00007", "--json")
+        self.assertNotIn("undecryptable", res.stdout)
+        # A second pass has nothing left to do.
+        out = e.ctl_ok("rotate-key").stdout
+        self.assertIn("0 rewritten, %d already under it" % (n + others), out)
+
+    def test_rotation_resumes_after_a_crash(self):
+        e = self.env()
+        ppl = [person("rr-%03d" % i, email="resume.%03d@example.org" % i, channels=["email"], consent=["email"])
+               for i in range(600)]
+        e.import_people(ppl)
+        e.write_keys("e2e2 " + "c3" * 32 + "\n" + harness.E2E_KEY + "\n")
+        # A pass that stopped part way: its cursor and counts are in Redis, its lock lapsed.
+        cursor, first = e.r.scan(0, match="herald:r:{*}", count=200)
+        first = [k for k in first if k.endswith("}")]
+        self.assertNotEqual(cursor, 0)
+        e.r.hset("herald:rotate", mapping={"state": "running", "key": "e2e2", "cursor": str(cursor),
+                                           "rewritten": str(len(first))})
+        self.assertEqual(json.loads(e.ctl_ok("rotate-key", "--status").stdout)["state"], "stopped")
+        # Another rotation holding the lock: refused, nothing done.
+        e.r.set("herald:rotate:lock", "elsewhere:1:1", px=60000)
+        res = e.ctl("rotate-key")
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertIn("another rotation runs (elsewhere:1:1)", res.stderr)
+        self.assertEqual(json.loads(e.ctl_ok("stats").stdout)["contact_data"]["sealed_by_key"], {"e2e1": 600})
+        e.r.delete("herald:rotate:lock")
+        # Run again: it goes on from the saved cursor (the first page is not read again).
+        res = e.ctl_ok("rotate-key")
+        self.assertIn("resuming the pass to key 'e2e2'", res.stderr)
+        after = json.loads(e.ctl_ok("stats").stdout)["contact_data"]["sealed_by_key"]
+        self.assertGreater(after.get("e2e1", 0), 0, after)
+        self.assertEqual(after.get("e2e1", 0) + after["e2e2"], 600)
+        for k in e.rb.scan_iter(match="herald:r:{*}", count=1000):
+            if k.endswith(b"}") and k.decode() not in first:
+                at0 = e.rb.hget(k, "@0")
+                self.assertEqual(at0[2:2 + at0[1]], b"e2e2", k)
+        status = json.loads(e.ctl_ok("rotate-key", "--status").stdout)
+        self.assertEqual((status["state"], status["rewritten"]), ("done", 600), status)
+        self.assertEqual(e.r.exists("herald:rotate:lock"), 0)
+        # A finished pass is not resumed: the next one reads everything.
+        e.ctl_ok("rotate-key")
+        self.assertEqual(json.loads(e.ctl_ok("stats").stdout)["contact_data"]["sealed_by_key"], {"e2e2": 600})
 
 if __name__ == "__main__":
     harness.main()
