@@ -101,12 +101,6 @@ void store_person_seal(const struct seal_keys *keys, const struct profile *p, st
 
 static bool present(const redisReply *r) { return r && r->type == REDIS_REPLY_STRING; }
 
-/* Notes the first failure only: one reason is enough to refuse a send. */
-static void unopened(struct profile *p, char *err, size_t errlen, const char *why)
-{
-    if (!p->undecryptable) herald_seterr(err, errlen, "undecryptable %s", why);
-    p->undecryptable = true;
-}
 
 static bool tz_chars_ok(const char *s, size_t n)
 {
@@ -116,90 +110,204 @@ static bool tz_chars_ok(const char *s, size_t n)
     return true;
 }
 
-/* The sealed form's profile text with the id and the tz field put back,
- * as profile_parse reads a whole profile. */
-static void whole_profile(struct strbuf *out, const char *id, const redisReply *profile, const redisReply *tz)
+/* A decrypted address as a JSON string body: herald sealed it after its
+ * channel's check, so it never needs an escape; anything else is refused. */
+static bool plain_json(const char *s, size_t n)
 {
-    strbuf_adds(out, "{\"id\":\"");
-    strbuf_adds(out, id);
-    strbuf_add(out, "\"", 1);
-    if (present(tz) && tz_chars_ok(tz->str, tz->len)) {
-        strbuf_adds(out, ",\"tz\":\"");
-        strbuf_add(out, tz->str, tz->len);
-        strbuf_add(out, "\"", 1);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\' || s[i] == 0x7f) return false;
+    return true;
+}
+
+/* One top-level member of a JSON object's text: its key and its whole
+ * text ("key":value). */
+struct member {
+    const char *key, *text;
+    size_t keylen, len;
+};
+
+/* The members of a compact object's text (jansson's output: no spaces
+ * between tokens), in order; at most max. Returns how many, or -1. */
+static int split_members(const char *s, size_t n, struct member *out, int max)
+{
+    if (n < 2 || s[0] != '{' || s[n - 1] != '}') return -1;
+    int count = 0;
+    size_t i = 1;
+    while (i < n - 1) {
+        if (count == max || s[i] != '"') return -1;
+        struct member *m = &out[count++];
+        m->text = s + i;
+        m->key = s + i + 1;
+        size_t j = i + 1;
+        while (j < n && s[j] != '"') j += s[j] == '\\' ? 2 : 1;
+        if (j >= n) return -1;
+        m->keylen = j - i - 1;
+        int depth = 0;
+        bool str = false;
+        for (j++; j < n - 1; j++) {
+            char c = s[j];
+            if (str) {
+                if (c == '\\') j++;
+                else if (c == '"') str = false;
+            } else if (c == '"') {
+                str = true;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                depth--;
+            } else if (c == ',' && depth == 0) {
+                break;
+            }
+        }
+        m->len = (size_t)(s + j - m->text);
+        i = j + 1;
     }
-    const char *rest = profile->str + 1; /* after '{' */
-    size_t rl = profile->len - 1;
-    while (rl && isspace((unsigned char)*rest)) rest++, rl--;
-    if (rl && *rest != '}') strbuf_add(out, ",", 1);
-    strbuf_add(out, rest, rl);
+    return count;
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+    const struct member *x = a, *y = b;
+    size_t m = x->keylen < y->keylen ? x->keylen : y->keylen;
+    int c = memcmp(x->key, y->key, m);
+    return c ? c : (x->keylen > y->keylen) - (x->keylen < y->keylen);
+}
+
+/* The sealed form's profile text with what lives apart put back (the id,
+ * the tz field and, when given, the decrypted addresses and attributes),
+ * its members in sorted order as herald writes a whole profile, so that
+ * one profile_parse reads and checks it all on its fast path. contact: the
+ * plaintext ("<address>\0...<attributes JSON>"), or NULL. Returns false
+ * when the plaintext or the profile has the wrong shape. */
+static bool whole_profile(struct strbuf *out, const char *id, const redisReply *profile, const redisReply *tz,
+                          const struct strbuf *contact)
+{
+    enum { MAX_MEMBERS = 16 };
+    struct member mem[MAX_MEMBERS + HERALD_CH_COUNT + 3];
+    int n = split_members(profile->str, profile->len, mem, MAX_MEMBERS);
+    if (n < 0) return false;
+    struct strbuf extra; /* the members put back, one after the other */
+    strbuf_init(&extra);
+    size_t at[HERALD_CH_COUNT + 3], len[HERALD_CH_COUNT + 3];
+    const char *keys[HERALD_CH_COUNT + 3];
+    int ne = 0;
+#define EXTRA_BEGIN(k)                                                                                                 \
+    do {                                                                                                               \
+        keys[ne] = (k);                                                                                                \
+        at[ne] = extra.len;                                                                                            \
+        strbuf_adds(&extra, "\"" k "\":");                                                                              \
+    } while (0)
+    EXTRA_BEGIN("id");
+    strbuf_add(&extra, "\"", 1);
+    strbuf_adds(&extra, id);
+    strbuf_add(&extra, "\"", 1);
+    len[ne] = extra.len - at[ne];
+    ne++;
+    if (present(tz) && tz_chars_ok(tz->str, tz->len)) {
+        EXTRA_BEGIN("tz");
+        strbuf_add(&extra, "\"", 1);
+        strbuf_add(&extra, tz->str, tz->len);
+        strbuf_add(&extra, "\"", 1);
+        len[ne] = extra.len - at[ne];
+        ne++;
+    }
+#undef EXTRA_BEGIN
+    bool ok = true;
+    if (contact) {
+        const char *q = contact->buf, *end = contact->buf + contact->len;
+        for (int ch = 0; ch < HERALD_CH_COUNT && ok; ch++) {
+            const char *nul = memchr(q, '\0', (size_t)(end - q));
+            ok = nul && plain_json(q, (size_t)(nul - q));
+            if (ok && nul > q) {
+                keys[ne] = channel_get(ch)->address_field;
+                at[ne] = extra.len;
+                strbuf_add(&extra, "\"", 1);
+                strbuf_adds(&extra, keys[ne]);
+                strbuf_adds(&extra, "\":\"");
+                strbuf_add(&extra, q, (size_t)(nul - q));
+                strbuf_add(&extra, "\"", 1);
+                len[ne] = extra.len - at[ne];
+                ne++;
+            }
+            if (ok) q = nul + 1;
+        }
+        if (ok && q < end) {
+            ok = *q == '{' && !memchr(q, '\0', (size_t)(end - q));
+            keys[ne] = "attributes";
+            at[ne] = extra.len;
+            strbuf_adds(&extra, "\"attributes\":");
+            strbuf_add(&extra, q, (size_t)(end - q));
+            len[ne] = extra.len - at[ne];
+            ne++;
+        }
+    }
+    for (int e = 0; e < ne; e++)
+        mem[n++] = (struct member){.key = keys[e], .keylen = strlen(keys[e]), .text = extra.buf + at[e], .len = len[e]};
+    if (ok) {
+        qsort(mem, (size_t)n, sizeof(mem[0]), member_cmp);
+        strbuf_add(out, "{", 1);
+        for (int i = 0; i < n; i++) {
+            if (i) strbuf_add(out, ",", 1);
+            strbuf_add(out, mem[i].text, mem[i].len);
+        }
+        strbuf_add(out, "}", 1);
+    }
+    if (extra.len) OPENSSL_cleanse(extra.buf, extra.len);
+    strbuf_free(&extra);
+    return ok;
 }
 
 int store_person_open(const struct seal_keys *keys, const char *id, const redisReply *profile,
                       const redisReply *const *sealed, struct profile *p, char *err, size_t errlen)
 {
+    memset(p, 0, sizeof(*p));
     if (!present(profile)) return 0;
-    int rc;
     /* The clear form holds its id ("id":" can be nothing else in it: no
      * other string member may hold a quote); the sealed form does not. */
-    if (profile->len >= 2 && profile->str[0] == '{' && !memmem(profile->str, profile->len, "\"id\":\"", 6) &&
-        herald_id_valid(id)) {
-        struct strbuf whole;
-        strbuf_init(&whole);
-        whole_profile(&whole, id, profile, sealed ? sealed[STORE_SEALED_TZ] : NULL);
-        rc = profile_parse(whole.buf, whole.len, p, err, errlen);
-        strbuf_free(&whole);
-    } else {
-        rc = profile_parse(profile->str, profile->len, p, err, errlen);
+    if (profile->len < 2 || profile->str[0] != '{' || memmem(profile->str, profile->len, "\"id\":\"", 6) ||
+        !herald_id_valid(id)) {
+        int rc = profile_parse(profile->str, profile->len, p, err, errlen);
+        return rc < 0 ? rc : 1;
     }
-    if (rc < 0) return rc;
-    if (!sealed || !present(sealed[0])) return 1;
-    /* Whatever the clear profile says, the sealed data is the truth. */
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        free(p->address[ch]);
-        p->address[ch] = NULL;
-    }
-    json_decref(p->attributes);
-    p->attributes = NULL;
-    struct strbuf env, pt;
+    const redisReply *tz = sealed ? sealed[STORE_SEALED_TZ] : NULL;
+    struct strbuf whole, env, pt;
+    strbuf_init(&whole);
     strbuf_init(&env);
     strbuf_init(&pt);
-    for (size_t k = 0; k < STORE_SEALED_PIECES && present(sealed[k]); k++)
-        strbuf_add(&env, sealed[k]->str, sealed[k]->len);
-    static const struct seal_keys none = {0};
-    char why[192];
-    if (seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env.buf, env.len, &pt, why, sizeof(why)) < 0) {
-        unopened(p, err, errlen, why);
-    } else {
-        const char *q = pt.buf, *end = pt.buf + pt.len;
-        for (int ch = 0; ch < HERALD_CH_COUNT && !p->undecryptable; ch++) {
-            const char *nul = memchr(q, '\0', (size_t)(end - q));
-            if (!nul) {
-                unopened(p, err, errlen, "@: the decrypted data has the wrong shape");
-                break;
-            }
-            if (nul > q) p->address[ch] = xstrndup(q, (size_t)(nul - q));
-            q = nul + 1;
+    char why[192] = "";
+    bool opened = false;
+    if (sealed && present(sealed[0])) {
+        for (size_t k = 0; k < STORE_SEALED_PIECES && present(sealed[k]); k++)
+            strbuf_add(&env, sealed[k]->str, sealed[k]->len);
+        static const struct seal_keys none = {0};
+        opened = seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env.buf, env.len, &pt, why, sizeof(why)) == 0;
+        if (opened && !whole_profile(&whole, id, profile, tz, &pt)) {
+            opened = false;
+            herald_copy(why, sizeof(why), "@: the decrypted data has the wrong shape");
         }
-        if (!p->undecryptable && q < end) {
-            json_t *a = json_loadb(q, (size_t)(end - q), 0, NULL);
-            if (json_is_object(a)) {
-                p->attributes = a;
-            } else {
-                json_decref(a);
-                unopened(p, err, errlen, "@: the decrypted attributes are not a JSON object");
-            }
+        if (opened && profile_parse(whole.buf, whole.len, p, err, errlen) < 0) {
+            opened = false;
+            herald_copy(why, sizeof(why), "@: the decrypted data is not a valid address or attributes");
         }
-        if (p->undecryptable)
-            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-                free(p->address[ch]);
-                p->address[ch] = NULL;
-            }
         if (pt.len) OPENSSL_cleanse(pt.buf, pt.len);
+        if (whole.len) OPENSSL_cleanse(whole.buf, whole.len);
     }
+    int rc = 1;
+    if (!opened) {
+        /* Without the contact data; said when there was some. */
+        strbuf_reset(&whole);
+        whole_profile(&whole, id, profile, tz, NULL);
+        rc = profile_parse(whole.buf, whole.len, p, err, errlen);
+        if (rc == 0 && why[0]) {
+            herald_seterr(err, errlen, "undecryptable %s", why);
+            p->undecryptable = true;
+        }
+        if (rc == 0) rc = 1;
+    }
+    strbuf_free(&whole);
     strbuf_free(&env);
     strbuf_free(&pt);
-    return 1;
+    return rc;
 }
 
 size_t store_person_key_id(const redisReply *sealed, char id[SEAL_ID_MAX + 1])
