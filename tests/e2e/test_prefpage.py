@@ -115,7 +115,8 @@ class PrefPage(harness.HeraldTestCase):
         return json.loads(e.r.hget("herald:r:{%s}" % pid, "profile")).get("topics", {})
 
     def consent_now(self, e, pid, channel="email"):
-        return json.loads(e.r.hget("herald:r:{%s}" % pid, "consent:%s" % channel) or "null")
+        text = e.r.hget("herald:r:{%s}" % pid, "consent:%s" % channel)
+        return harness.ledger_record(text) if text else None
 
     def assertSecureHeaders(self, headers):
         self.assertEqual(headers["Content-Security-Policy"],
