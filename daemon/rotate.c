@@ -282,6 +282,7 @@ int rotate_run(const struct config *cfg, redisContext *c)
     redisReply *r = redisCommand(c, "SET %s %s NX PX %d", rt.k_lock.buf, rt.owner, ROTATE_LOCK_MS);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         say_error(&rt, "lock", r);
+        if (r) freeReplyObject(r);
         goto out;
     }
     if (r->type == REDIS_REPLY_NIL) {
@@ -289,6 +290,7 @@ int rotate_run(const struct config *cfg, redisContext *c)
         r = redisCommand(c, "GET %s", rt.k_lock.buf);
         fprintf(stderr, "heraldctl: rotate-key: another rotation runs (%s); --status shows its progress\n",
                 r && r->type == REDIS_REPLY_STRING ? r->str : "its lock is held");
+        if (r) freeReplyObject(r);
         goto out;
     }
     freeReplyObject(r);
@@ -296,6 +298,7 @@ int rotate_run(const struct config *cfg, redisContext *c)
     r = redisCommand(c, "HGETALL %s", rt.k_state.buf);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         say_error(&rt, "progress read", r);
+        if (r) freeReplyObject(r);
         goto out;
     }
     const char *key = field_str(r, "key"), *state = field_str(r, "state"), *cur = field_str(r, "cursor");
