@@ -180,12 +180,29 @@ static int member_cmp(const void *a, const void *b)
  * plaintext ("<address>\0...<attributes JSON>"), or NULL. Returns false
  * when the plaintext or the profile has the wrong shape. */
 static bool whole_profile(struct strbuf *out, const char *id, const redisReply *profile, const redisReply *tz,
-                          const struct strbuf *contact)
+                          bool sealed, const struct strbuf *contact)
 {
     enum { MAX_MEMBERS = 16 };
     struct member mem[MAX_MEMBERS + HERALD_CH_COUNT + 3];
     int n = split_members(profile->str, profile->len, mem, MAX_MEMBERS);
     if (n < 0) return false;
+    /* What is put back replaces what the stored profile may hold of it (a
+     * profile in clear written beside sealed data: the sealed data wins). */
+    bool with_tz = present(tz) && tz_chars_ok(tz->str, tz->len);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        char k[24];
+        if (mem[i].keylen >= sizeof(k)) {
+            mem[kept++] = mem[i];
+            continue;
+        }
+        memcpy(k, mem[i].key, mem[i].keylen);
+        k[mem[i].keylen] = '\0';
+        bool drop = strcmp(k, "id") == 0 || (with_tz && strcmp(k, "tz") == 0) ||
+                    (sealed && (strcmp(k, "attributes") == 0 || channel_from_address_field(k) >= 0));
+        if (!drop) mem[kept++] = mem[i];
+    }
+    n = kept;
     struct strbuf extra; /* the members put back, one after the other */
     strbuf_init(&extra);
     size_t at[HERALD_CH_COUNT + 3], len[HERALD_CH_COUNT + 3];
@@ -203,7 +220,7 @@ static bool whole_profile(struct strbuf *out, const char *id, const redisReply *
     strbuf_add(&extra, "\"", 1);
     len[ne] = extra.len - at[ne];
     ne++;
-    if (present(tz) && tz_chars_ok(tz->str, tz->len)) {
+    if (with_tz) {
         EXTRA_BEGIN("tz");
         strbuf_add(&extra, "\"", 1);
         strbuf_add(&extra, tz->str, tz->len);
@@ -264,8 +281,9 @@ int store_person_open(const struct seal_keys *keys, const char *id, const redisR
     if (!present(profile)) return 0;
     /* The clear form holds its id ("id":" can be nothing else in it: no
      * other string member may hold a quote); the sealed form does not. */
-    if (profile->len < 2 || profile->str[0] != '{' || memmem(profile->str, profile->len, "\"id\":\"", 6) ||
-        !herald_id_valid(id)) {
+    bool sealed_data = sealed && present(sealed[0]);
+    if (profile->len < 2 || profile->str[0] != '{' || !herald_id_valid(id) ||
+        (!sealed_data && memmem(profile->str, profile->len, "\"id\":\"", 6))) {
         int rc = profile_parse(profile->str, profile->len, p, err, errlen);
         return rc < 0 ? rc : 1;
     }
@@ -276,12 +294,12 @@ int store_person_open(const struct seal_keys *keys, const char *id, const redisR
     strbuf_init(&pt);
     char why[192] = "";
     bool opened = false;
-    if (sealed && present(sealed[0])) {
+    if (sealed_data) {
         for (size_t k = 0; k < STORE_SEALED_PIECES && present(sealed[k]); k++)
             strbuf_add(&env, sealed[k]->str, sealed[k]->len);
         static const struct seal_keys none = {0};
         opened = seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env.buf, env.len, &pt, why, sizeof(why)) == 0;
-        if (opened && !whole_profile(&whole, id, profile, tz, &pt)) {
+        if (opened && !whole_profile(&whole, id, profile, tz, true, &pt)) {
             opened = false;
             herald_copy(why, sizeof(why), "@: the decrypted data has the wrong shape");
         }
@@ -296,8 +314,10 @@ int store_person_open(const struct seal_keys *keys, const char *id, const redisR
     if (!opened) {
         /* Without the contact data; said when there was some. */
         strbuf_reset(&whole);
-        whole_profile(&whole, id, profile, tz, NULL);
-        rc = profile_parse(whole.buf, whole.len, p, err, errlen);
+        if (whole_profile(&whole, id, profile, tz, sealed_data, NULL))
+            rc = profile_parse(whole.buf, whole.len, p, err, errlen);
+        else
+            rc = herald_fail(err, errlen, "profile: unreadable");
         if (rc == 0 && why[0]) {
             herald_seterr(err, errlen, "undecryptable %s", why);
             p->undecryptable = true;

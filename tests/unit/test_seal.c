@@ -281,6 +281,27 @@ static void test_person_form(void **state)
     free_reply(prof);
     for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) free_reply(sealed[i]);
 
+    /* A profile in clear written beside sealed data (a preference change
+     * while the key was missing): the sealed data wins, or, when it does
+     * not open, no contact data at all, never the clear copy. */
+    store_person_seal(&k, &p, &f);
+    stored(&f, &prof, sealed);
+    free_reply(prof);
+    const char *stale = "{\"email\":\"stale@example.com\",\"id\":\"p1\",\"locale\":\"sv\",\"tz\":\"UTC\"}";
+    prof = str_reply(stale, strlen(stale));
+    assert_int_equal(store_person_open(&k, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
+    assert_false(back.undecryptable);
+    assert_string_equal(back.address[HERALD_CH_EMAIL], "ada@example.com");
+    assert_string_equal(back.locale, "sv");
+    assert_string_equal(back.tz, "Europe/Stockholm");
+    profile_free(&back);
+    assert_int_equal(store_person_open(NULL, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
+    assert_true(back.undecryptable);
+    assert_null(back.address[HERALD_CH_EMAIL]);
+    profile_free(&back);
+    free_reply(prof);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) free_reply(sealed[i]);
+
     /* A person with no address and no attribute: nothing sealed. */
     struct profile bare;
     const char *bt = "{\"id\":\"p3\",\"locale\":\"de\"}";
