@@ -14,6 +14,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -234,6 +235,41 @@ class PrivacyAtRest(harness.HeraldTestCase):
         st, doc = call(e, "GET", "/v1/recipients/cl-0")
         self.assertEqual((doc["profile"]["email"], doc["profile"]["attributes"]),
                          (old[0]["email"], {"first_name": "Clearname0", "city": "Newtown"}))
+
+    def test_key_file_reload(self):
+        e = self.env()
+        ann = person("kr-ann", email="ann.reload@example.org", channels=["email"], consent=["email"])
+        e.import_people([ann])
+        h = e.start_herald()
+        keys = e.path("keys")
+        # A key file others may read: the reload is refused, the old keys stay.
+        os.chmod(keys, 0o644)
+        h.signal(signal.SIGHUP)
+        harness.wait_for("the refusal", lambda: "reload refused" in h.log() or None, 20)
+        self.assertIn("permissions 0644 for '%s' are too open" % keys, h.log())
+        self.assertIn("(chmod 600 '%s')" % keys, h.log())
+        st, doc = call(e, "GET", "/v1/recipients/kr-ann")
+        self.assertEqual((st, doc["profile"]["email"]), (200, ann["email"]))
+        # A new key first: after the reload, writes use it; the old one still reads.
+        e.write_keys("e2e2 " + "c3" * 32 + "\n" + harness.E2E_KEY + "\n")
+        h.signal(signal.SIGHUP)
+        harness.wait_for("the reload", lambda: "configuration reloaded" in h.log() or None, 20)
+        bob = {"id": "kr-bob", "email": "bob.reload@example.org", "tz": "UTC", "channels": ["email"]}
+        e.remember(bob)
+        self.assertEqual(call(e, "PUT", "/v1/recipients/kr-bob", bob)[0], 201)
+        key_of = lambda pid: (lambda v: v[2:2 + v[1]])(e.rb.hget("herald:r:{%s}" % pid, "@0"))  # noqa: E731
+        self.assertEqual((key_of("kr-ann"), key_of("kr-bob")), (b"e2e1", b"e2e2"))
+        st, doc = call(e, "GET", "/v1/recipients/kr-ann")
+        self.assertEqual((st, doc["profile"]["email"]), (200, ann["email"]))
+        # The old key removed while ann still needs it: her message fails, named, never sent.
+        e.write_keys("e2e2 " + "c3" * 32 + "\n")
+        h.signal(signal.SIGHUP)
+        harness.wait_for("the second reload", lambda: h.log().count("configuration reloaded") >= 2 or None, 20)
+        e.enqueue(job("reload-keys", recipients=["kr-ann"], channels=["email"]))
+        done = e.wait_campaign_done("reload-keys", herald=h)
+        self.assertEqual((done["sent"], done["failed"]), (0, {"undecryptable": 1}), done)
+        self.assertIn("sealed under key 'e2e1', which [privacy] key_file does not hold", h.log())
+        self.assertEqual(e.outbox_files("reload-keys"), {})
 
     def test_rotation_while_a_campaign_runs(self):
         e = self.env()
