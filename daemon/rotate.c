@@ -44,7 +44,8 @@ static enum census classify(const redisReply *profile, const redisReply *at0, ch
 int rotate_census(redisContext *c, const redisReply *const *keys, size_t n, json_t *by_key, long long *clear,
                   char *err, size_t errlen)
 {
-    for (size_t i = 0; i < n; i++) redisAppendCommand(c, "HMGET %b profile @0", keys[i]->str, keys[i]->len);
+    for (size_t i = 0; i < n; i++)
+        redisAppendCommand(c, "HMGET %b profile @0", keys[i]->str, keys[i]->len);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *r = NULL;
@@ -53,7 +54,8 @@ int rotate_census(redisContext *c, const redisReply *const *keys, size_t n, json
             return -1;
         }
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            if (rc == 0) store_sync_error(err, errlen, "census read", c, r->type == REDIS_REPLY_ERROR ? r : NULL);
+            if (rc == 0)
+                store_sync_error(err, errlen, "census read", c, r->type == REDIS_REPLY_ERROR ? r : NULL);
             rc = -1;
         } else {
             char id[SEAL_ID_MAX + 1];
@@ -133,10 +135,16 @@ static int one_person(struct rot *rt, const char *key, size_t keylen, const char
                 snprintf(n, sizeof(n), "%d", (int)STORE_SEALED_NFIELDS);
                 int ac = 0;
                 const char *revs = rev->type == REDIS_REPLY_STRING ? rev->str : "";
-                const char *fixed[] = {"EVAL", store_lua_rotate_person, "1", key, revs, prof->str,
-                                       form.profile.buf, n};
-                size_t fixed_len[] = {4, strlen(store_lua_rotate_person), 1, keylen, strlen(revs), prof->len,
-                                      form.profile.len, strlen(n)};
+                const char *fixed[] = {"EVAL",    store_lua_rotate_person, "1", key, revs,
+                                       prof->str, form.profile.buf,        n};
+                size_t fixed_len[] = {4,
+                                      strlen(store_lua_rotate_person),
+                                      1,
+                                      keylen,
+                                      strlen(revs),
+                                      prof->len,
+                                      form.profile.len,
+                                      strlen(n)};
                 for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
                     argv[ac] = fixed[i];
                     alen[ac++] = fixed_len[i];
@@ -154,8 +162,10 @@ static int one_person(struct rot *rt, const char *key, size_t keylen, const char
                     say_error(rt, "person write", w);
                     rc = -1;
                 } else if (w->integer == 1) {
-                    if (what == CENSUS_CLEAR) rt->clear_sealed++;
-                    else rt->rewritten++;
+                    if (what == CENSUS_CLEAR)
+                        rt->clear_sealed++;
+                    else
+                        rt->rewritten++;
                 } else {
                     done = false; /* written meanwhile: read it again */
                 }
@@ -184,13 +194,34 @@ static int save_step(struct rot *rt, const char *cursor, const char *state)
     char ttl[16], counts[5][HERALD_LL_CHARS], now[HERALD_LL_CHARS];
     snprintf(ttl, sizeof(ttl), "%d", ROTATE_LOCK_MS);
     long long v[5] = {rt->rewritten, rt->current, rt->clear_sealed, rt->changed, rt->undecryptable};
-    for (int i = 0; i < 5; i++) herald_lltoa(counts[i], v[i]);
+    for (int i = 0; i < 5; i++)
+        herald_lltoa(counts[i], v[i]);
     herald_lltoa(now, (long long)time(NULL));
-    const char *argv[] = {"EVAL", script, "2", rt->k_state.buf, rt->k_lock.buf, rt->owner, ttl,
-                          "cursor", cursor, "state", state, "updated", now,
-                          "rewritten", counts[0], "current", counts[1], "clear_sealed", counts[2],
-                          "changed", counts[3], "undecryptable", counts[4],
-                          strcmp(state, "done") == 0 ? "finished" : "updated", now};
+    const char *argv[] = {"EVAL",
+                          script,
+                          "2",
+                          rt->k_state.buf,
+                          rt->k_lock.buf,
+                          rt->owner,
+                          ttl,
+                          "cursor",
+                          cursor,
+                          "state",
+                          state,
+                          "updated",
+                          now,
+                          "rewritten",
+                          counts[0],
+                          "current",
+                          counts[1],
+                          "clear_sealed",
+                          counts[2],
+                          "changed",
+                          counts[3],
+                          "undecryptable",
+                          counts[4],
+                          strcmp(state, "done") == 0 ? "finished" : "updated",
+                          now};
     redisReply *r = redisCommandArgv(rt->c, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
     int rc = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
     if (rc < 0) say_error(rt, "progress write", r);
@@ -247,12 +278,15 @@ int rotate_status(const struct config *cfg, redisContext *c)
     } else {
         json_t *o = json_object();
         const char *state = field_str(h, "state");
-        json_object_set_new(o, "state", json_string(!state ? "never" : l->integer > 0 ? state
-                                                     : strcmp(state, "done") == 0 ? "done" : "stopped"));
+        json_object_set_new(o, "state",
+                            json_string(!state                       ? "never"
+                                        : l->integer > 0             ? state
+                                        : strcmp(state, "done") == 0 ? "done"
+                                                                     : "stopped"));
         const char *key = field_str(h, "key");
         if (key) json_object_set_new(o, "key", json_string(key));
-        static const char *const names[] = {"rewritten", "current", "clear_sealed", "changed", "undecryptable",
-                                            "started", "updated", "finished"};
+        static const char *const names[] = {"rewritten",     "current", "clear_sealed", "changed",
+                                            "undecryptable", "started", "updated",      "finished"};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
             if (field_str(h, names[i])) json_object_set_new(o, names[i], json_integer(field_ll(h, names[i])));
         char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -269,7 +303,8 @@ int rotate_status(const struct config *cfg, redisContext *c)
 int rotate_run(const struct config *cfg, redisContext *c)
 {
     if (!cfg->keys || cfg->keys->n == 0) {
-        fprintf(stderr, "heraldctl: rotate-key: [privacy] key_file is not set: there is no key to encrypt with\n");
+        fprintf(stderr,
+                "heraldctl: rotate-key: [privacy] key_file is not set: there is no key to encrypt with\n");
         return 2;
     }
     struct rot rt = {.cfg = cfg, .c = c};
@@ -302,7 +337,8 @@ int rotate_run(const struct config *cfg, redisContext *c)
         goto out;
     }
     const char *key = field_str(r, "key"), *state = field_str(r, "state"), *cur = field_str(r, "cursor");
-    bool resume = key && state && cur && strcmp(key, cfg->keys->v[0].id) == 0 && strcmp(state, "running") == 0;
+    bool resume =
+        key && state && cur && strcmp(key, cfg->keys->v[0].id) == 0 && strcmp(state, "running") == 0;
     if (resume) {
         herald_copy(cursor, sizeof(cursor), cur);
         rt.rewritten = field_ll(r, "rewritten");
@@ -329,7 +365,8 @@ int rotate_run(const struct config *cfg, redisContext *c)
     if (save_step(&rt, cursor, "running") != 1) goto out;
     do {
         r = redisCommand(c, "SCAN %s MATCH %s COUNT %d", cursor, rt.pattern.buf, ROTATE_SCAN);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING) {
             say_error(&rt, "key scan", r);
             if (r) freeReplyObject(r);
             goto out;
@@ -358,8 +395,8 @@ int rotate_run(const struct config *cfg, redisContext *c)
     r = redisCommand(c, "DEL %s", rt.k_lock.buf);
     if (r) freeReplyObject(r);
     printf("rotated to key '%s': %lld rewritten, %lld already under it, %lld sealed from clear, %lld written "
-           "meanwhile, %lld undecryptable\n", cfg->keys->v[0].id, rt.rewritten, rt.current, rt.clear_sealed,
-           rt.changed, rt.undecryptable);
+           "meanwhile, %lld undecryptable\n",
+           cfg->keys->v[0].id, rt.rewritten, rt.current, rt.clear_sealed, rt.changed, rt.undecryptable);
     rc = rt.undecryptable ? 1 : 0;
 out:
     rot_free(&rt);

@@ -74,7 +74,8 @@ const struct seal_key *seal_keys_find(const struct seal_keys *k, const char *id,
 static int parse_line(const char *s, size_t len, struct seal_key *key, char *why, size_t whylen)
 {
     size_t i = 0;
-    while (i < len && id_char((unsigned char)s[i])) i++;
+    while (i < len && id_char((unsigned char)s[i]))
+        i++;
     if (i == 0 || i > SEAL_ID_MAX || i >= len || (s[i] != ' ' && s[i] != '\t')) {
         herald_seterr(why, whylen, "expected \"<key id> <64 hex digits>\", the id 1..%d of A-Z a-z 0-9 _ -",
                       SEAL_ID_MAX);
@@ -82,18 +83,22 @@ static int parse_line(const char *s, size_t len, struct seal_key *key, char *why
     }
     memcpy(key->id, s, i);
     key->id[i] = '\0';
-    while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
     size_t h = i;
-    while (i < len && hexval((unsigned char)s[i]) >= 0) i++;
+    while (i < len && hexval((unsigned char)s[i]) >= 0)
+        i++;
     size_t hl = i;
-    while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
     if (hl - h != 2 * SEAL_KEY_LEN || i != len) {
         herald_seterr(why, whylen, "key '%s' must be %d hex digits (32 random bytes: openssl rand -hex 32)",
                       key->id, 2 * SEAL_KEY_LEN);
         return -1;
     }
     for (size_t b = 0; b < SEAL_KEY_LEN; b++)
-        key->key[b] = (unsigned char)(hexval((unsigned char)s[h + 2 * b]) << 4 | hexval((unsigned char)s[h + 2 * b + 1]));
+        key->key[b] = (unsigned char)(hexval((unsigned char)s[h + 2 * b]) << 4 |
+                                      hexval((unsigned char)s[h + 2 * b + 1]));
     return 0;
 }
 
@@ -112,7 +117,8 @@ int seal_keys_parse(const char *text, size_t len, const char *where, struct seal
         size_t l = (size_t)(e - p);
         if (l && p[l - 1] == '\r') l--;
         size_t lead = 0;
-        while (lead < l && (p[lead] == ' ' || p[lead] == '\t')) lead++;
+        while (lead < l && (p[lead] == ' ' || p[lead] == '\t'))
+            lead++;
         if (lead < l && p[lead] != '#') {
             struct seal_key key;
             memset(&key, 0, sizeof(key));
@@ -138,8 +144,10 @@ int seal_keys_parse(const char *text, size_t len, const char *where, struct seal
         p = nl ? nl + 1 : end;
     }
     if (out->n == 0) {
-        herald_seterr(err, errlen, "%s: no key in the file (one a line: \"<key id> <64 hex digits>\"; "
-                      "make one with: echo \"k1 $(openssl rand -hex 32)\")", where);
+        herald_seterr(err, errlen,
+                      "%s: no key in the file (one a line: \"<key id> <64 hex digits>\"; "
+                      "make one with: echo \"k1 $(openssl rand -hex 32)\")",
+                      where);
         return -HERALD_EINVAL;
     }
     return 0;
@@ -165,15 +173,18 @@ int seal_keys_load(const char *path, struct seal_keys *out, char *err, size_t er
     }
     unsigned mode = (unsigned)(st.st_mode & 07777);
     if (st.st_uid != geteuid() && st.st_uid != 0) {
-        herald_seterr(err, errlen, "'%s' holds the keys of the contact data and belongs to uid %u: it must belong "
-                      "to the user herald runs as (uid %u) or to root", path, (unsigned)st.st_uid,
-                      (unsigned)geteuid());
+        herald_seterr(err, errlen,
+                      "'%s' holds the keys of the contact data and belongs to uid %u: it must belong "
+                      "to the user herald runs as (uid %u) or to root",
+                      path, (unsigned)st.st_uid, (unsigned)geteuid());
         close(fd);
         return -HERALD_EINVAL;
     }
     if (mode & 077) {
-        herald_seterr(err, errlen, "permissions %04o for '%s' are too open: it holds the keys of the contact "
-                      "data, so group and others must have no access (chmod 600 '%s')", mode, path, path);
+        herald_seterr(err, errlen,
+                      "permissions %04o for '%s' are too open: it holds the keys of the contact "
+                      "data, so group and others must have no access (chmod 600 '%s')",
+                      mode, path, path);
         close(fd);
         return -HERALD_EINVAL;
     }
@@ -193,7 +204,8 @@ int seal_keys_load(const char *path, struct seal_keys *out, char *err, size_t er
     }
     close(fd);
     int rc = n > SEAL_FILE_MAX ? -HERALD_ETOOBIG : seal_keys_parse(buf, n, path, out, err, errlen);
-    if (rc == -HERALD_ETOOBIG) herald_seterr(err, errlen, "'%s' is larger than %d bytes", path, SEAL_FILE_MAX);
+    if (rc == -HERALD_ETOOBIG)
+        herald_seterr(err, errlen, "'%s' is larger than %d bytes", path, SEAL_FILE_MAX);
     OPENSSL_cleanse(buf, n < SEAL_FILE_MAX + 1 ? n : SEAL_FILE_MAX + 1);
     free(buf);
     return rc;
@@ -224,8 +236,8 @@ void seal_close(const struct seal_keys *keys, const char *person, const char *fi
     int l = 0, f = 0;
     EVP_CIPHER_CTX *ctx = k->enc;
     if (RAND_bytes(nonce, SEAL_NONCE_LEN) != 1 || EVP_EncryptInit_ex2(ctx, NULL, NULL, nonce, NULL) != 1 ||
-        !bind_ad(ctx, true, person, field) ||
-        (n && EVP_EncryptUpdate(ctx, ct, &l, pt, (int)n) != 1) || EVP_EncryptFinal_ex(ctx, ct + l, &f) != 1 ||
+        !bind_ad(ctx, true, person, field) || (n && EVP_EncryptUpdate(ctx, ct, &l, pt, (int)n) != 1) ||
+        EVP_EncryptFinal_ex(ctx, ct + l, &f) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, tag) != 1) {
         /* Never store the plaintext instead: a sealing that fails is fatal. */
         fputs("herald: AES-256-GCM encryption failed\n", stderr);
@@ -263,7 +275,8 @@ int seal_open(const struct seal_keys *keys, const char *person, const char *fiel
     }
     const struct seal_key *k = seal_keys_find(keys, id, idl);
     if (!k) {
-        herald_seterr(err, errlen, "%s: sealed under key '%s', which [privacy] key_file does not hold", field, id);
+        herald_seterr(err, errlen, "%s: sealed under key '%s', which [privacy] key_file does not hold", field,
+                      id);
         return -HERALD_EINVAL;
     }
     const unsigned char *nonce = e + 2 + idl, *ct = nonce + SEAL_NONCE_LEN;
@@ -279,8 +292,10 @@ int seal_open(const struct seal_keys *keys, const char *person, const char *fiel
     if (!ok) {
         OPENSSL_cleanse(out->buf, cl);
         strbuf_reset(out);
-        herald_seterr(err, errlen, "%s: does not decrypt under key '%s' for this person and field (altered, or "
-                      "copied from another person or field)", field, id);
+        herald_seterr(err, errlen,
+                      "%s: does not decrypt under key '%s' for this person and field (altered, or "
+                      "copied from another person or field)",
+                      field, id);
         return -HERALD_EINVAL;
     }
     out->len = cl;

@@ -248,16 +248,25 @@ const char *store_lookup_field(size_t i)
 }
 
 int store_person_from_fields(const struct seal_keys *keys, const char *id, const redisReply *const *el,
-                             struct profile *p, char *err, size_t errlen)
+                             bool lazy, struct profile *p, char *err, size_t errlen)
 {
-    int rc = store_person_open(keys, id, el[STORE_LOOKUP_PROFILE], el + STORE_LOOKUP_SEALED, p, err, errlen);
-    if (rc <= 0) return rc;
+    struct consent_state consent[HERALD_CH_COUNT];
+    bool any = false;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         const redisReply *e = el[STORE_LOOKUP_CONSENT + ch];
-        if (e->type != REDIS_REPLY_STRING) continue;
         /* An unreadable consent record is no consent: never guess yes. */
-        if (consent_state_parse(e->str, e->len, &p->consent[ch]) < 0) continue;
+        if (e->type != REDIS_REPLY_STRING || consent_state_parse(e->str, e->len, &consent[ch]) < 0)
+            memset(&consent[ch], 0, sizeof(consent[ch]));
+        any = any || (consent[ch].known && consent[ch].granted);
     }
+    /* Without consent on any channel no decision reads an address (the
+     * policy checks consent first): the contact data stays sealed. */
+    const redisReply *sealed[STORE_SEALED_NFIELDS];
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
+        sealed[i] = lazy && !any && i < STORE_SEALED_PIECES ? NULL : el[STORE_LOOKUP_SEALED + i];
+    int rc = store_person_open(keys, id, el[STORE_LOOKUP_PROFILE], sealed, p, err, errlen);
+    if (rc <= 0) return rc;
+    memcpy(p->consent, consent, sizeof(consent));
     return 1;
 }
 

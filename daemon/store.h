@@ -273,11 +273,13 @@ const char *store_lookup_field(size_t i);
 
 /* Fills person id's profile and consent state from one recipient's values
  * of the lookup's reply (at least STORE_LOOKUP_NFIELDS of them), opening
- * its sealed data with keys (NULL: none). Returns 1 found, 0 no profile,
- * <0 when the stored profile is unreadable (err set); 1 with
+ * its sealed data with keys (NULL: none); lazy: not for a person without
+ * consent on any channel (their addresses and attributes are left out:
+ * the send path, where no decision needs them then). Returns 1 found, 0 no
+ * profile, <0 when the stored profile is unreadable (err set); 1 with
  * p->undecryptable and err set when sealed data does not open. */
 int store_person_from_fields(const struct seal_keys *keys, const char *id, const redisReply *const *el,
-                             struct profile *p, char *err, size_t errlen);
+                             bool lazy, struct profile *p, char *err, size_t errlen);
 
 /* Blocking helpers for heraldctl (and tests). Each returns 0 or <0 with err.
  * Their errors are classified as the daemon's (store_error_classify), so an

@@ -28,7 +28,8 @@ void store_person_form_init(struct store_person_form *f)
 void store_person_form_free(struct store_person_form *f)
 {
     strbuf_free(&f->profile);
-    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) strbuf_free(&f->sealed[i]);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
+        strbuf_free(&f->sealed[i]);
 }
 
 void store_person_seal(const struct seal_keys *keys, const struct profile *p, struct store_person_form *f)
@@ -87,8 +88,9 @@ void store_person_seal(const struct seal_keys *keys, const struct profile *p, st
         seal_close(keys, p->id, STORE_SEALED_AD, pt.buf, pt.len, &env);
         size_t off = 0;
         for (size_t k = 0; k < STORE_SEALED_PIECES && off < env.len; k++) {
-            size_t take = k + 1 == STORE_SEALED_PIECES || env.len - off < STORE_SEALED_PIECE ? env.len - off
-                                                                                              : STORE_SEALED_PIECE;
+            size_t take = k + 1 == STORE_SEALED_PIECES || env.len - off < STORE_SEALED_PIECE
+                              ? env.len - off
+                              : STORE_SEALED_PIECE;
             strbuf_add(&f->sealed[k], env.buf + off, take);
             f->set[k] = true;
             off += take;
@@ -100,7 +102,6 @@ void store_person_seal(const struct seal_keys *keys, const struct profile *p, st
 }
 
 static bool present(const redisReply *r) { return r && r->type == REDIS_REPLY_STRING; }
-
 
 static bool tz_chars_ok(const char *s, size_t n)
 {
@@ -139,7 +140,8 @@ static int split_members(const char *s, size_t n, struct member *out, int max)
         m->text = s + i;
         m->key = s + i + 1;
         size_t j = i + 1;
-        while (j < n && s[j] != '"') j += s[j] == '\\' ? 2 : 1;
+        while (j < n && s[j] != '"')
+            j += s[j] == '\\' ? 2 : 1;
         if (j >= n) return -1;
         m->keylen = j - i - 1;
         int depth = 0;
@@ -147,8 +149,10 @@ static int split_members(const char *s, size_t n, struct member *out, int max)
         for (j++; j < n - 1; j++) {
             char c = s[j];
             if (str) {
-                if (c == '\\') j++;
-                else if (c == '"') str = false;
+                if (c == '\\')
+                    j++;
+                else if (c == '"')
+                    str = false;
             } else if (c == '"') {
                 str = true;
             } else if (c == '{' || c == '[') {
@@ -208,11 +212,11 @@ static bool whole_profile(struct strbuf *out, const char *id, const redisReply *
     size_t at[HERALD_CH_COUNT + 3], len[HERALD_CH_COUNT + 3];
     const char *keys[HERALD_CH_COUNT + 3];
     int ne = 0;
-#define EXTRA_BEGIN(k)                                                                                                 \
-    do {                                                                                                               \
-        keys[ne] = (k);                                                                                                \
-        at[ne] = extra.len;                                                                                            \
-        strbuf_adds(&extra, "\"" k "\":");                                                                              \
+#define EXTRA_BEGIN(k)                                                                                       \
+    do {                                                                                                     \
+        keys[ne] = (k);                                                                                      \
+        at[ne] = extra.len;                                                                                  \
+        strbuf_adds(&extra, "\"" k "\":");                                                                   \
     } while (0)
     EXTRA_BEGIN("id");
     strbuf_add(&extra, "\"", 1);
@@ -259,7 +263,8 @@ static bool whole_profile(struct strbuf *out, const char *id, const redisReply *
         }
     }
     for (int e = 0; e < ne; e++)
-        mem[n++] = (struct member){.key = keys[e], .keylen = strlen(keys[e]), .text = extra.buf + at[e], .len = len[e]};
+        mem[n++] = (struct member){
+            .key = keys[e], .keylen = strlen(keys[e]), .text = extra.buf + at[e], .len = len[e]};
     if (ok) {
         qsort(mem, (size_t)n, sizeof(mem[0]), member_cmp);
         strbuf_add(out, "{", 1);
@@ -298,7 +303,8 @@ int store_person_open(const struct seal_keys *keys, const char *id, const redisR
         for (size_t k = 0; k < STORE_SEALED_PIECES && present(sealed[k]); k++)
             strbuf_add(&env, sealed[k]->str, sealed[k]->len);
         static const struct seal_keys none = {0};
-        opened = seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env.buf, env.len, &pt, why, sizeof(why)) == 0;
+        opened =
+            seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env.buf, env.len, &pt, why, sizeof(why)) == 0;
         if (opened && !whole_profile(&whole, id, profile, tz, true, &pt)) {
             opened = false;
             herald_copy(why, sizeof(why), "@: the decrypted data has the wrong shape");

@@ -35,7 +35,7 @@
 #include <hiredis/hiredis.h>
 
 #define STORE_SEALED_PIECES 4
-#define STORE_SEALED_PIECE 64 /* Redis's hash-max-listpack-value default */
+#define STORE_SEALED_PIECE 64               /* Redis's hash-max-listpack-value default */
 #define STORE_SEALED_TZ STORE_SEALED_PIECES /* index of "tz" */
 #define STORE_SEALED_NFIELDS (STORE_SEALED_TZ + 1)
 #define STORE_SEALED_AD "@" /* the field name the envelope is bound to */

@@ -74,11 +74,13 @@ int main(int argc, char **argv)
     store_person_form_init(&form);
     for (int i = 0; i < NPEOPLE; i++) {
         char json[512];
-        snprintf(json, sizeof(json),
-                 "{\"id\":\"p%07d\",\"email\":\"person.number%07d@example.com\",\"phone\":\"+4670%07d\","
-                 "\"tz\":\"Europe/Stockholm\",\"locale\":\"sv\",\"channels\":[\"email\",\"sms\"],"
-                 "\"attributes\":{\"first_name\":\"Person%d\",\"last_name\":\"Svensson\",\"city\":\"Gothenburg\","
-                 "\"plan\":\"gold\",\"age\":41}}", i, i, i, i);
+        snprintf(
+            json, sizeof(json),
+            "{\"id\":\"p%07d\",\"email\":\"person.number%07d@example.com\",\"phone\":\"+4670%07d\","
+            "\"tz\":\"Europe/Stockholm\",\"locale\":\"sv\",\"channels\":[\"email\",\"sms\"],"
+            "\"attributes\":{\"first_name\":\"Person%d\",\"last_name\":\"Svensson\",\"city\":\"Gothenburg\","
+            "\"plan\":\"gold\",\"age\":41}}",
+            i, i, i, i);
         if (profile_parse(json, strlen(json), &p, err, sizeof(err)) < 0) {
             fprintf(stderr, "%s\n", err);
             return 1;
@@ -106,12 +108,14 @@ int main(int argc, char **argv)
         double t0 = now_s();
         for (long i = 0; i < ops; i++) {
             struct stored *s = &st[i % NPEOPLE];
-            if (seal_open(&keys, s->id, STORE_SEALED_AD, s->env.buf, s->env.len, &pt, err, sizeof(err)) < 0) abort();
+            if (seal_open(&keys, s->id, STORE_SEALED_AD, s->env.buf, s->env.len, &pt, err, sizeof(err)) < 0)
+                abort();
         }
         double t1 = now_s();
         for (long i = 0; i < ops; i++) {
             struct stored *s = &st[i % NPEOPLE];
-            if (store_person_open(&keys, s->id, &s->profile, s->sealed, &p, err, sizeof(err)) != 1 || p.undecryptable)
+            if (store_person_open(&keys, s->id, &s->profile, s->sealed, &p, err, sizeof(err)) != 1 ||
+                p.undecryptable)
                 abort();
             profile_free(&p);
         }

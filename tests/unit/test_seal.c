@@ -109,7 +109,8 @@ static void test_wrong_key(void **state)
     strbuf_init(&env);
     strbuf_init(&out);
     seal_close(&k1, "p1", "@phone", "+46701234567", 12, &env);
-    expect_refused(&k2, "p1", "@phone", env.buf, env.len, "sealed under key 'k1', which [privacy] key_file does not hold");
+    expect_refused(&k2, "p1", "@phone", env.buf, env.len,
+                   "sealed under key 'k1', which [privacy] key_file does not hold");
     char err[256];
     assert_int_equal(seal_open(&both, "p1", "@phone", env.buf, env.len, &out, err, sizeof(err)), 0);
     assert_string_equal(out.buf, "+46701234567");
@@ -163,11 +164,17 @@ static void test_key_file_text(void **state)
     (void)state;
     struct seal_keys k;
     char err[256];
-    const char *bad[] = {"k1 00\n", "toolongid9 " "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
-                         "k1\n", "k/1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", "", "# only\n",
+    const char *bad[] = {"k1 00\n",
+                         "toolongid9 "
+                         "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+                         "k1\n",
+                         "k/1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+                         "",
+                         "# only\n",
                          K1 K1};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(seal_keys_parse(bad[i], strlen(bad[i]), "keys", &k, err, sizeof(err)), -HERALD_EINVAL);
+        assert_int_equal(seal_keys_parse(bad[i], strlen(bad[i]), "keys", &k, err, sizeof(err)),
+                         -HERALD_EINVAL);
         assert_int_equal(k.n, 0);
         assert_non_null(strstr(err, "keys"));
         assert_null(strstr(err, "0001020304")); /* never the key */
@@ -203,16 +210,18 @@ static void free_reply(redisReply *r)
 
 static void person(struct profile *p)
 {
-    const char *text = "{\"id\":\"p1\",\"email\":\"ada@example.com\",\"phone\":\"+46701234567\",\"tz\":\"Europe/Stockholm\","
-                       "\"attributes\":{\"first_name\":\"Ada\",\"last_name\":\"Lovelace\",\"city\":\"Gothenburg\","
-                       "\"plan\":\"gold\",\"age\":41,\"note\":\"a long value that makes the attributes run over two "
-                       "pieces of sixty-four bytes\"}}";
+    const char *text =
+        "{\"id\":\"p1\",\"email\":\"ada@example.com\",\"phone\":\"+46701234567\",\"tz\":\"Europe/Stockholm\","
+        "\"attributes\":{\"first_name\":\"Ada\",\"last_name\":\"Lovelace\",\"city\":\"Gothenburg\","
+        "\"plan\":\"gold\",\"age\":41,\"note\":\"a long value that makes the attributes run over two "
+        "pieces of sixty-four bytes\"}}";
     char err[256];
     assert_int_equal(profile_parse(text, strlen(text), p, err, sizeof(err)), 0);
 }
 
 /* The stored form as HMGET would answer it: profile, then the sealed fields. */
-static void stored(const struct store_person_form *f, redisReply **prof, redisReply *sealed[STORE_SEALED_NFIELDS])
+static void stored(const struct store_person_form *f, redisReply **prof,
+                   redisReply *sealed[STORE_SEALED_NFIELDS])
 {
     *prof = str_reply(f->profile.buf, f->profile.len);
     for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
@@ -246,7 +255,8 @@ static void test_person_form(void **state)
     redisReply *prof, *sealed[STORE_SEALED_NFIELDS];
     stored(&f, &prof, sealed);
     char err[256] = "";
-    assert_int_equal(store_person_open(&k, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
+    assert_int_equal(
+        store_person_open(&k, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
     assert_false(back.undecryptable);
     assert_string_equal(back.address[HERALD_CH_EMAIL], "ada@example.com");
     assert_string_equal(back.address[HERALD_CH_SMS], "+46701234567");
@@ -257,7 +267,8 @@ static void test_person_form(void **state)
 
     /* Another person's envelope in this person's fields: refused, no
      * contact data at all, and the reason says so. */
-    assert_int_equal(store_person_open(&k, "p2", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
+    assert_int_equal(
+        store_person_open(&k, "p2", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
     assert_true(back.undecryptable);
     assert_null(back.address[HERALD_CH_EMAIL]);
     assert_null(back.address[HERALD_CH_SMS]);
@@ -267,19 +278,22 @@ static void test_person_form(void **state)
     profile_free(&back);
 
     /* No keys at all: the sealed data does not open either. */
-    assert_int_equal(store_person_open(NULL, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
+    assert_int_equal(
+        store_person_open(NULL, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
     assert_true(back.undecryptable);
     assert_non_null(strstr(err, "key_file does not hold"));
     profile_free(&back);
     /* A missing piece: refused, never half read. */
     free_reply(sealed[1]);
     sealed[1] = NULL;
-    assert_int_equal(store_person_open(&k, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
+    assert_int_equal(
+        store_person_open(&k, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
     assert_true(back.undecryptable);
     assert_null(back.address[HERALD_CH_EMAIL]);
     profile_free(&back);
     free_reply(prof);
-    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) free_reply(sealed[i]);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
+        free_reply(sealed[i]);
 
     /* A profile in clear written beside sealed data (a preference change
      * while the key was missing): the sealed data wins, or, when it does
@@ -289,28 +303,33 @@ static void test_person_form(void **state)
     free_reply(prof);
     const char *stale = "{\"email\":\"stale@example.com\",\"id\":\"p1\",\"locale\":\"sv\",\"tz\":\"UTC\"}";
     prof = str_reply(stale, strlen(stale));
-    assert_int_equal(store_person_open(&k, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
+    assert_int_equal(
+        store_person_open(&k, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
     assert_false(back.undecryptable);
     assert_string_equal(back.address[HERALD_CH_EMAIL], "ada@example.com");
     assert_string_equal(back.locale, "sv");
     assert_string_equal(back.tz, "Europe/Stockholm");
     profile_free(&back);
-    assert_int_equal(store_person_open(NULL, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
+    assert_int_equal(
+        store_person_open(NULL, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
     assert_true(back.undecryptable);
     assert_null(back.address[HERALD_CH_EMAIL]);
     profile_free(&back);
     free_reply(prof);
-    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) free_reply(sealed[i]);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
+        free_reply(sealed[i]);
 
     /* A person with no address and no attribute: nothing sealed. */
     struct profile bare;
     const char *bt = "{\"id\":\"p3\",\"locale\":\"de\"}";
     assert_int_equal(profile_parse(bt, strlen(bt), &bare, err, sizeof(err)), 0);
     store_person_seal(&k, &bare, &f);
-    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) assert_false(f.set[i]);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
+        assert_false(f.set[i]);
     assert_string_equal(f.profile.buf, "{\"locale\":\"de\"}");
     stored(&f, &prof, sealed);
-    assert_int_equal(store_person_open(&k, "p3", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
+    assert_int_equal(
+        store_person_open(&k, "p3", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
     assert_string_equal(back.locale, "de");
     assert_string_equal(back.id, "p3");
     profile_free(&back);
@@ -320,9 +339,11 @@ static void test_person_form(void **state)
     /* Without keys: today's clear form, every sealed field deleted. */
     store_person_seal(NULL, &p, &f);
     assert_non_null(strstr(f.profile.buf, "ada@example.com"));
-    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) assert_false(f.set[i]);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
+        assert_false(f.set[i]);
     stored(&f, &prof, sealed);
-    assert_int_equal(store_person_open(&k, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
+    assert_int_equal(
+        store_person_open(&k, "p1", prof, (const redisReply *const *)sealed, &back, err, sizeof(err)), 1);
     assert_false(back.undecryptable);
     assert_string_equal(back.address[HERALD_CH_EMAIL], "ada@example.com");
     profile_free(&back);
@@ -337,8 +358,9 @@ static void test_person_form(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_tamper),        cmocka_unit_test(test_wrong_key),
-        cmocka_unit_test(test_wrong_binding), cmocka_unit_test(test_truncated),   cmocka_unit_test(test_key_file_text),
+        cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_tamper),
+        cmocka_unit_test(test_wrong_key),   cmocka_unit_test(test_wrong_binding),
+        cmocka_unit_test(test_truncated),   cmocka_unit_test(test_key_file_text),
         cmocka_unit_test(test_person_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
