@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "explain.h"
+#include "addrindex.h"
 #include "herald.h"
 #include "job.h"
 #include "policy.h"
@@ -258,25 +259,18 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
     /* Suppression and sends of the people found. */
     struct strbuf ks;
     strbuf_init(&ks);
-    store_key_suppress(&ks, x->cfg->prefix);
-    struct strbuf m[HERALD_CH_COUNT];
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) strbuf_init(&m[ch]);
     sent = 0;
     for (size_t i = 0; i < n; i++) {
         struct person *pp = &ps[i];
         if (pp->found <= 0) continue;
-        const char *sv[2 + HERALD_CH_COUNT];
-        size_t ac = 0;
-        sv[ac++] = "SMISMEMBER";
-        sv[ac++] = ks.buf;
+        /* One SISMEMBER per address, on its shard (addrindex.h). */
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
             const char *a = profile_address(&pp->p, ch);
             if (!a) continue;
-            store_suppress_member(&m[ch], ch, a);
-            sv[ac++] = m[ch].buf;
-        }
-        if (ac > 2) {
-            redisAppendCommandArgv(x->c, (int)ac, sv, NULL);
+            unsigned char m[ADDRINDEX_LEN];
+            addrindex_member(x->cfg->index_key, ch, a, m);
+            addrindex_key_of(&ks, x->cfg->prefix, ADDRINDEX_SUPPRESS, m);
+            redisAppendCommand(x->c, "SISMEMBER %s %b", ks.buf, m, (size_t)ADDRINDEX_LEN);
             sent++;
         }
         int64_t keep = person_keep(x, pp);
@@ -295,28 +289,18 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct person *pp = &ps[i];
         if (pp->found <= 0) continue;
-        bool any = false;
-        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) any |= profile_address(&pp->p, ch) != NULL;
-        if (any) {
+        for (int ch = 0; ch < HERALD_CH_COUNT && rc == 0; ch++) {
+            if (!profile_address(&pp->p, ch)) continue;
             const redisReply *s = r[j++];
-            size_t e = 0;
-            if (s->type != REDIS_REPLY_ARRAY) {
-                rc = redis_failed(x, "suppression check", s);
-                break;
-            }
-            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-                if (!profile_address(&pp->p, ch)) continue;
-                pp->suppressed[ch] = e < s->elements && s->element[e]->type == REDIS_REPLY_INTEGER &&
-                                     s->element[e]->integer == 1;
-                e++;
-            }
+            if (s->type != REDIS_REPLY_INTEGER) rc = redis_failed(x, "suppression check", s);
+            else pp->suppressed[ch] = s->integer == 1;
         }
+        if (rc) break;
         if (person_keep(x, pp) > 0) person_sends(pp, r[j++]);
     }
     for (size_t i = 0; i < sent; i++)
         if (r[i]) freeReplyObject(r[i]);
     free(r);
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) strbuf_free(&m[ch]);
     strbuf_free(&ks);
     strbuf_free(&k);
     return rc;

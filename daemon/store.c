@@ -8,6 +8,7 @@
  */
 #include "store.h"
 
+#include "addrindex.h"
 #include "digest.h"
 
 #include <ctype.h>
@@ -159,16 +160,7 @@ void store_key_campaign_paused(struct strbuf *sb, const char *prefix, const char
 
 void store_suppress_member(struct strbuf *sb, int channel, const char *address)
 {
-    char norm[512];
-    size_t n = store_address_normalise(norm, sizeof(norm), channel, address);
-    unsigned char md[DIGEST_SHA256_LEN];
-    char hex[2 * DIGEST_SHA256_LEN + 1];
-    digest_sha256(norm, n, md);
-    digest_hex(hex, md, sizeof(md));
-    strbuf_reset(sb);
-    strbuf_adds(sb, herald_channel_name(channel));
-    strbuf_adds(sb, ":");
-    strbuf_adds(sb, hex);
+    addrindex_plain(sb, channel, address);
 }
 
 static const char *rec_names[] = {"", "pending", "sent", "failed", "suppressed", "unknown", "deferred", "reserved"};
@@ -308,11 +300,12 @@ enum store_error store_sync_error(char *err, size_t errlen, const char *what, co
     return e;
 }
 
-int store_sync_import(redisContext *c, const char *prefix, const struct profile *p,
-                      const struct consent_record *recs, size_t nrecs, char *err, size_t errlen)
+int store_sync_import(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+                      const struct profile *p, const struct consent_record *recs, size_t nrecs, char *err,
+                      size_t errlen)
 {
     struct store_import it = {.p = p, .recs = recs, .nrecs = nrecs};
-    int rc = store_sync_import_batch(c, prefix, NULL, &it, 1, err, errlen);
+    int rc = store_sync_import_batch(c, prefix, NULL, key, &it, 1, err, errlen);
     if (rc < 0) return rc;
     if (it.status != STORE_IMPORT_STORED) {
         herald_seterr(err, errlen, "%s", it.reason);
@@ -350,103 +343,110 @@ int store_suppress_info_parse(const char *s, size_t len, struct store_suppressio
     return 0;
 }
 
-void store_suppress_args(struct store_args *a, const char *prefix, int channel, const char *address,
-                         const char *owner, bool on, const char *by, const char *reason, int64_t now,
-                         long long admin_maxlen)
+void store_suppress_args(struct store_args *a, const char *prefix, const unsigned char m[ADDRINDEX_LEN], bool on,
+                         const char *by, const char *reason, int64_t now)
 {
     struct strbuf k;
     strbuf_init(&k);
-    bool owned = owner && herald_id_valid(owner);
-    store_args_script(a, store_lua_people_suppress, owned ? 4 : 3);
-    store_key_suppress(&k, prefix);
+    store_args_script(a, store_lua_people_suppress, 3);
+    addrindex_key_of(&k, prefix, ADDRINDEX_SUPPRESS, m);
     store_args_add(a, k.buf);
-    store_key_suppress_info(&k, prefix);
+    addrindex_key_of(&k, prefix, ADDRINDEX_SUPPRESS_INFO, m);
     store_args_add(a, k.buf);
-    store_key_admin(&k, prefix);
+    addrindex_key_of(&k, prefix, ADDRINDEX_ADDR, m);
     store_args_add(a, k.buf);
-    if (owned) {
-        store_key_person(&k, prefix, owner);
-        store_args_add(a, k.buf);
-    }
     store_args_add(a, on ? "1" : "0");
-    store_suppress_member(&k, channel, address);
-    store_args_add(a, k.buf);
+    store_args_addn(a, (const char *)m, ADDRINDEX_LEN);
     store_suppress_info_format(&k, now, by, reason);
     store_args_add(a, k.buf);
-    store_args_add(a, by);
-    store_args_add(a, reason ? reason : "");
-    char at[32];
-    herald_time_format(now, at, sizeof(at));
-    store_args_add(a, at);
-    store_args_addll(a, admin_maxlen);
     strbuf_free(&k);
 }
 
-int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address, const char *reason,
-                        long long admin_maxlen, char *err, size_t errlen)
+void store_suppress_audit_args(struct store_args *a, const char *prefix, int channel,
+                               const unsigned char m[ADDRINDEX_LEN], bool on, const char *by, const char *reason,
+                               int64_t now, long long admin_maxlen)
 {
-    struct strbuf k, m;
+    struct strbuf k;
     strbuf_init(&k);
-    strbuf_init(&m);
-    store_suppress_member(&m, channel, address);
-    /* Whose address it is: their rev moves, so a message the daemon looked
-     * up before the suppression is decided again (as people_suppress does). */
-    store_key_addr(&k, prefix);
-    redisReply *owner = redisCommand(c, "HGET %s %s", k.buf, m.buf);
+    store_args_init(a);
+    store_key_admin(&k, prefix);
+    store_args_add(a, "XADD");
+    store_args_add(a, k.buf);
+    store_args_add(a, "MAXLEN");
+    store_args_add(a, "~");
+    store_args_addll(a, admin_maxlen);
+    store_args_add(a, "*");
+    char hex[ADDRINDEX_HEX], at[32];
+    addrindex_hex(hex, m);
+    herald_time_format(now, at, sizeof(at));
+    const char *kv[] = {"action", on ? "suppress" : "unsuppress", "channel", herald_channel_name(channel),
+                        "address_sha256", hex, "by", by, "reason", reason ? reason : "", "at", at};
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) store_args_add(a, kv[i]);
+    strbuf_free(&k);
+}
+
+int store_sync_suppress(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN], int channel,
+                        const char *address, const char *reason, long long admin_maxlen, char *err, size_t errlen)
+{
+    unsigned char m[ADDRINDEX_LEN];
+    addrindex_member(key, channel, address, m);
+    int64_t now = (int64_t)time(NULL);
+    struct strbuf ks, ki, ka, info;
+    strbuf_init(&ks);
+    strbuf_init(&ki);
+    strbuf_init(&ka);
+    strbuf_init(&info);
+    addrindex_key_of(&ks, prefix, ADDRINDEX_SUPPRESS, m);
+    addrindex_key_of(&ki, prefix, ADDRINDEX_SUPPRESS_INFO, m);
+    addrindex_key_of(&ka, prefix, ADDRINDEX_ADDR, m);
+    store_suppress_info_format(&info, now, "heraldctl", reason);
+    /* The daemon's script (store_suppress_args), as EVAL: a fresh Redis may
+     * not know it. */
+    const char *argv[] = {"EVAL", store_lua_people_suppress, "3", ks.buf, ki.buf, ka.buf, "1", (const char *)m, info.buf};
+    size_t argl[9];
+    for (size_t i = 0; i < 9; i++) argl[i] = i == 7 ? ADDRINDEX_LEN : strlen(argv[i]);
+    redisReply *r = redisCommandArgv(c, 9, argv, argl);
+    strbuf_free(&ks);
+    strbuf_free(&ki);
+    strbuf_free(&ka);
+    strbuf_free(&info);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+        store_sync_error(err, errlen, "suppression", c, r);
+        if (r) freeReplyObject(r);
+        return -HERALD_EREDIS;
+    }
+    bool changed = r->element[0]->integer == 1;
+    char owner[HERALD_ID_MAX + 1] = "";
+    if (r->element[2]->type == REDIS_REPLY_STRING) herald_copy(owner, sizeof(owner), r->element[2]->str);
+    freeReplyObject(r);
+    if (!changed) return 0;
+    /* Audited; and whose address it is moves their rev, so that a message
+     * the daemon looked up before the suppression is decided again (as
+     * people_suppress does). */
+    char hex[ADDRINDEX_HEX], at[32];
+    addrindex_hex(hex, m);
+    herald_time_format(now, at, sizeof(at));
+    struct strbuf k;
+    strbuf_init(&k);
+    store_key_admin(&k, prefix);
     int rc = 0;
-    if (!owner || owner->type == REDIS_REPLY_ERROR) {
-        store_sync_error(err, errlen, "suppression", c, owner);
+    r = redisCommand(c, "XADD %s MAXLEN ~ %lld * action suppress channel %s address_sha256 %s by heraldctl reason %s at %s",
+                     k.buf, admin_maxlen, herald_channel_name(channel), hex, reason ? reason : "", at);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        store_sync_error(err, errlen, "suppression audit", c, r);
         rc = -HERALD_EREDIS;
-    } else {
-        /* The daemon's command (store_suppress_args), as EVAL: a fresh
-         * Redis may not know the script. */
-        bool owned = owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str);
-        struct strbuf ks, ki, ka, kp, info;
-        strbuf_init(&ks);
-        strbuf_init(&ki);
-        strbuf_init(&ka);
-        strbuf_init(&kp);
-        strbuf_init(&info);
-        store_key_suppress(&ks, prefix);
-        store_key_suppress_info(&ki, prefix);
-        store_key_admin(&ka, prefix);
-        if (owned) store_key_person(&kp, prefix, owner->str);
-        int64_t now = (int64_t)time(NULL);
-        store_suppress_info_format(&info, now, "heraldctl", reason);
-        char at[32], maxlen[HERALD_LL_CHARS];
-        herald_time_format(now, at, sizeof(at));
-        herald_lltoa(maxlen, admin_maxlen);
-        const char *argv[14];
-        int argc = 0;
-        argv[argc++] = "EVAL";
-        argv[argc++] = store_lua_people_suppress;
-        argv[argc++] = owned ? "4" : "3";
-        argv[argc++] = ks.buf;
-        argv[argc++] = ki.buf;
-        argv[argc++] = ka.buf;
-        if (owned) argv[argc++] = kp.buf;
-        argv[argc++] = "1";
-        argv[argc++] = m.buf;
-        argv[argc++] = info.buf;
-        argv[argc++] = "heraldctl";
-        argv[argc++] = reason ? reason : "";
-        argv[argc++] = at;
-        argv[argc++] = maxlen;
-        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-        if (!r || r->type != REDIS_REPLY_ARRAY) {
+    }
+    if (r) freeReplyObject(r);
+    if (rc == 0 && herald_id_valid(owner)) {
+        store_key_person(&k, prefix, owner);
+        r = redisCommand(c, "EVAL %s 1 %s", store_lua_people_touch, k.buf);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
             store_sync_error(err, errlen, "suppression", c, r);
             rc = -HERALD_EREDIS;
         }
         if (r) freeReplyObject(r);
-        strbuf_free(&ks);
-        strbuf_free(&ki);
-        strbuf_free(&ka);
-        strbuf_free(&kp);
-        strbuf_free(&info);
     }
-    if (owner) freeReplyObject(owner);
     strbuf_free(&k);
-    strbuf_free(&m);
     return rc;
 }
 
@@ -650,27 +650,28 @@ static redisReply *next_reply(redisContext *c, char *err, size_t errlen)
 }
 
 /* The writes of one person, queued as one MULTI ... EXEC; returns the
- * number of replies they will produce. drop[ch]: an old address member to
- * take out of herald:addr (or NULL). */
-static int append_import(redisContext *c, const char *prefix, const struct seal_keys *keys, struct store_import *it,
-                         char *const drop[])
+ * number of replies they will produce. drop[ch]: an old address's index
+ * member to take out of the address index (or NULL). */
+static int append_import(redisContext *c, const char *prefix, const struct seal_keys *keys,
+                         const unsigned char key[ADDRINDEX_KEY_LEN], struct store_import *it,
+                         unsigned char *const drop[])
 {
     const struct profile *p = it->p;
-    struct strbuf kp, kl, ka, m;
+    struct strbuf kp, kl, ka, cr;
     strbuf_init(&kp);
     strbuf_init(&kl);
     strbuf_init(&ka);
-    strbuf_init(&m);
+    strbuf_init(&cr);
     store_key_person(&kp, prefix, p->id);
     store_key_ledger(&kl, prefix, p->id);
-    store_key_addr(&ka, prefix);
     struct store_person_form form;
     store_person_form_init(&form);
     store_person_seal(keys, p, &form);
     int n = 0;
     redisAppendCommand(c, "MULTI");
     n++;
-    redisAppendCommand(c, "HSET %s profile %b", kp.buf, form.profile.buf, form.profile.len);
+    redisAppendCommand(c, "HSET %s profile %b act %lld", kp.buf, form.profile.buf, form.profile.len,
+                       (long long)time(NULL));
     n++;
     for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) {
         if (form.set[i])
@@ -682,20 +683,23 @@ static int append_import(redisContext *c, const char *prefix, const struct seal_
     }
     for (size_t i = 0; i < it->nrecs; i++) {
         if (it->tombstoned & (1u << it->recs[i].channel)) continue;
-        consent_record_format(&m, &it->recs[i]);
-        redisAppendCommand(c, "RPUSH %s %s", kl.buf, m.buf);
-        redisAppendCommand(c, "HSET %s %s %s", kp.buf, channel_get(it->recs[i].channel)->consent_field, m.buf);
+        consent_record_format(&cr, &it->recs[i]);
+        redisAppendCommand(c, "RPUSH %s %s", kl.buf, cr.buf);
+        redisAppendCommand(c, "HSET %s %s %s", kp.buf, channel_get(it->recs[i].channel)->consent_field, cr.buf);
         n += 2;
     }
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         if (drop[ch]) {
-            redisAppendCommand(c, "HDEL %s %s", ka.buf, drop[ch]);
+            addrindex_key_of(&ka, prefix, ADDRINDEX_ADDR, drop[ch]);
+            redisAppendCommand(c, "HDEL %s %b", ka.buf, drop[ch], (size_t)ADDRINDEX_LEN);
             n++;
         }
         const char *addr = profile_address(p, ch);
         if (!addr) continue;
-        store_suppress_member(&m, ch, addr);
-        redisAppendCommand(c, "HSET %s %s %s", ka.buf, m.buf, p->id);
+        unsigned char m[ADDRINDEX_LEN];
+        addrindex_member(key, ch, addr, m);
+        addrindex_key_of(&ka, prefix, ADDRINDEX_ADDR, m);
+        redisAppendCommand(c, "HSET %s %b %s", ka.buf, m, (size_t)ADDRINDEX_LEN, p->id);
         n++;
     }
     /* A change the daemon may have read before: it decides again. */
@@ -707,7 +711,7 @@ static int append_import(redisContext *c, const char *prefix, const struct seal_
     strbuf_free(&kp);
     strbuf_free(&kl);
     strbuf_free(&ka);
-    strbuf_free(&m);
+    strbuf_free(&cr);
     return n;
 }
 
@@ -740,13 +744,15 @@ static const redisReply *transaction_error(redisReply **replies, int n, bool *ap
 }
 
 int store_sync_import_batch(redisContext *c, const char *prefix, const struct seal_keys *keys,
+                            const unsigned char key[ADDRINDEX_KEY_LEN],
                             struct store_import *items, size_t n, char *err, size_t errlen)
 {
-    struct strbuf kp, kt;
+    struct strbuf kp, kt, ks;
     strbuf_init(&kp);
     strbuf_init(&kt);
+    strbuf_init(&ks);
     store_key_tombstones(&kt, prefix);
-    char *(*drop)[HERALD_CH_COUNT] = xcalloc(n ? n : 1, sizeof(*drop));
+    unsigned char *(*drop)[HERALD_CH_COUNT] = xcalloc(n ? n : 1, sizeof(*drop));
     int *nreplies = xcalloc(n ? n : 1, sizeof(*nreplies));
     int rc = 0;
 
@@ -764,9 +770,16 @@ int store_sync_import_batch(redisContext *c, const char *prefix, const struct se
      * person whose answer is an error is not written: storing consent
      * without knowing whether the address was erased is not allowed. */
     for (size_t i = 0; i < n; i++) {
-        for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
-            if (items[i].tombstones[ch] && profile_address(items[i].p, ch))
-                redisAppendCommand(c, "SISMEMBER %s %s", kt.buf, items[i].tombstones[ch]);
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+            const char *addr = profile_address(items[i].p, ch);
+            if (!addr) continue;
+            /* Its tombstone (addrindex.h), or one of layout 2 under the secret. */
+            unsigned char m[ADDRINDEX_LEN];
+            addrindex_member(key, ch, addr, m);
+            addrindex_key_of(&ks, prefix, ADDRINDEX_TOMBSTONES, m);
+            redisAppendCommand(c, "SISMEMBER %s %b", ks.buf, m, (size_t)ADDRINDEX_LEN);
+            redisAppendCommand(c, "SISMEMBER %s %s", kt.buf, items[i].tombstones[ch] ? items[i].tombstones[ch] : "");
+        }
         store_key_person(&kp, prefix, items[i].p->id);
         const char *argv[3 + STORE_SEALED_NFIELDS] = {"HMGET", kp.buf, "profile"};
         for (size_t f = 0; f < STORE_SEALED_NFIELDS; f++) argv[3 + f] = store_sealed_field(f);
@@ -775,14 +788,16 @@ int store_sync_import_batch(redisContext *c, const char *prefix, const struct se
     for (size_t i = 0; i < n && rc == 0; i++) {
         redisReply *r;
         for (int ch = 0; ch < HERALD_CH_COUNT && rc == 0; ch++) {
-            if (!items[i].tombstones[ch] || !profile_address(items[i].p, ch)) continue;
-            if (!(r = next_reply(c, err, errlen))) {
-                rc = -HERALD_EREDIS;
-                break;
+            if (!profile_address(items[i].p, ch)) continue;
+            for (int form = 0; form < 2 && rc == 0; form++) {
+                if (!(r = next_reply(c, err, errlen))) {
+                    rc = -HERALD_EREDIS;
+                    break;
+                }
+                if (r->type == REDIS_REPLY_ERROR) refuse(&items[i], r, "; while reading the erased addresses");
+                else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) items[i].tombstoned |= 1u << ch;
+                freeReplyObject(r);
             }
-            if (r->type == REDIS_REPLY_ERROR) refuse(&items[i], r, "; while reading the erased addresses");
-            else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) items[i].tombstoned |= 1u << ch;
-            freeReplyObject(r);
         }
         if (rc < 0 || !(r = next_reply(c, err, errlen))) {
             rc = -HERALD_EREDIS;
@@ -797,18 +812,17 @@ int store_sync_import_batch(redisContext *c, const char *prefix, const struct se
                                      &old, perr, sizeof(perr)) == 1) {
             /* An old address that does not open keeps its entry: the
              * next write that can read it drops it. */
-            struct strbuf om, nm;
-            strbuf_init(&om);
-            strbuf_init(&nm);
             for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
                 const char *oa = profile_address(&old, ch), *na = profile_address(items[i].p, ch);
                 if (!oa) continue;
-                store_suppress_member(&om, ch, oa);
-                if (na) store_suppress_member(&nm, ch, na);
-                if (!na || strcmp(nm.buf, om.buf) != 0) drop[i][ch] = xstrdup(om.buf);
+                unsigned char om[ADDRINDEX_LEN], nm[ADDRINDEX_LEN];
+                addrindex_member(key, ch, oa, om);
+                if (na) addrindex_member(key, ch, na, nm);
+                if (!na || memcmp(nm, om, sizeof(om)) != 0) {
+                    drop[i][ch] = xmalloc(ADDRINDEX_LEN);
+                    memcpy(drop[i][ch], om, ADDRINDEX_LEN);
+                }
             }
-            strbuf_free(&om);
-            strbuf_free(&nm);
             profile_free(&old);
         }
         freeReplyObject(r);
@@ -827,7 +841,7 @@ int store_sync_import_batch(redisContext *c, const char *prefix, const struct se
      * back. */
     for (size_t i = 0; i < n && rc == 0; i++)
         if (items[i].status == STORE_IMPORT_UNKNOWN)
-            nreplies[i] = append_import(c, prefix, keys, &items[i], drop[i]);
+            nreplies[i] = append_import(c, prefix, keys, key, &items[i], drop[i]);
     for (size_t i = 0; i < n && rc == 0; i++) {
         int m = nreplies[i];
         if (m == 0) continue; /* refused in round trip 1 */
@@ -859,5 +873,6 @@ int store_sync_import_batch(redisContext *c, const char *prefix, const struct se
     free(nreplies);
     strbuf_free(&kp);
     strbuf_free(&kt);
+    strbuf_free(&ks);
     return rc;
 }

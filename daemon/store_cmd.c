@@ -86,10 +86,10 @@ void store_args_script(struct store_args *a, const char *script, size_t nkeys)
     static struct {
         const char *script;
         char sha[41];
-    } shas[16];
+    } shas[32];
     size_t i = 0;
-    while (i < 16 && shas[i].script && shas[i].script != script) i++;
-    if (i == 16) abort(); /* more scripts than slots: a programming error */
+    while (i < 32 && shas[i].script && shas[i].script != script) i++;
+    if (i == 32) abort(); /* more scripts than slots: a programming error */
     if (!shas[i].script) {
         store_script_sha(script, shas[i].sha);
         shas[i].script = script;
