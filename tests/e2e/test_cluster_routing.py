@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import job, person  # noqa: E402
+from harness import job, ledger, person  # noqa: E402
 from test_api import Api  # noqa: E402
 from test_monitoring import sample, scrape  # noqa: E402
 
@@ -59,7 +59,9 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(len(where), 3, "30 people land on every master: %r" % where)
         # The person's hash is on its own slot, the address index on the control plane's.
         self.assertEqual(e.r.hget("herald:r:{cr-000}", "rev"), "1")
-        self.assertEqual(json.loads(e.r.hget("herald:r:{cr-000}", "profile"))["email"], "cr.000@example.com")
+        # Its contact data sealed ([privacy] key_file), on the person's own slot.
+        self.assertNotIn("email", json.loads(e.r.hget("herald:r:{cr-000}", "profile")))
+        self.assertTrue(e.r.hexists("herald:r:{cr-000}", "@0"))
         self.assertEqual(len(e.index("addr")), 30)
         stats = json.loads(e.ctl_ok("stats").stdout)   # summed over the masters
         self.assertEqual((stats["people"], stats["sample"]), (30, 30), stats)
@@ -266,8 +268,8 @@ class ClusterRouting(harness.HeraldTestCase):
         for _ in range(2):   # Twilio redelivers: applied once
             status, _, _ = tw_post(e, stop)
             self.assertEqual(status, 200)
-        ledger = [json.loads(r) for r in e.r.lrange("herald:r:{cs-sms}:consent", 0, -1)]
-        self.assertEqual([(r["granted"], r["source"]) for r in ledger], [(True, "e2e-test"), (False, "sms_keyword")])
+        self.assertEqual([(r["granted"], r["source"]) for r in ledger(e, "cs-sms")],
+                         [(True, "e2e-test"), (False, "sms_keyword")])
         self.assertEqual(e.r.hget(e.key("webhook:counts"), "twilio:stop"), "1")
         self.assertTrue(h.running())
 
@@ -310,9 +312,12 @@ class ClusterRouting(harness.HeraldTestCase):
             self.assertEqual(doc["profile"]["email"], people[0]["email"])
         p = person(pid, email="moved.%s@example.com" % pid, channels=["email"])
         e.remember(p)
-        self.assertEqual(api.call("PUT", "/v1/recipients/%s" % pid, p, direct=True)[0], 200)
         with e.redis.node(dst) as n:
-            self.assertIn("moved.", n.hget(key, "profile"))
+            rev = int(n.hget(key, "rev"))
+        self.assertEqual(api.call("PUT", "/v1/recipients/%s" % pid, p, direct=True)[0], 200)
+        self.assertEqual(self.get(api, pid)[1]["profile"]["email"], p["email"])
+        with e.redis.node(dst) as n:   # written on the slot's new master
+            self.assertEqual(int(n.hget(key, "rev")), rev + 1)
 
         # A slot half-way through a migration: its key is already on the
         # target, the source answers ASK; herald sends ASKING and the command
@@ -324,6 +329,7 @@ class ClusterRouting(harness.HeraldTestCase):
         with e.redis.node(src2) as s, e.redis.node(dst2) as d:
             d.execute_command("CLUSTER SETSLOT", slot2, "IMPORTING", e.redis.node_id(src2))
             s.execute_command("CLUSTER SETSLOT", slot2, "MIGRATING", e.redis.node_id(dst2))
+            rev2 = int(s.hget(key2, "rev"))
             keys = s.execute_command("CLUSTER GETKEYSINSLOT", slot2, 100)
             s.execute_command("MIGRATE", "127.0.0.1", dst2, "", 0, 10000, "KEYS", *keys)
             with self.assertRaises(harness.redis.exceptions.ResponseError) as cm:
@@ -338,8 +344,8 @@ class ClusterRouting(harness.HeraldTestCase):
                 self.assertEqual(status, 200, doc)
             pipe = d.pipeline(transaction=False)   # one connection: ASKING applies to the next command
             pipe.execute_command("ASKING")
-            pipe.hget(key2, "profile")
-            self.assertIn("ask1.", pipe.execute()[1])
+            pipe.hget(key2, "rev")   # both writes landed on the target (the contact data is sealed)
+            self.assertEqual(int(pipe.execute()[1]), rev2 + 2)
             for port in list(e.redis.nodes):
                 with e.redis.node(port) as n:
                     try:
