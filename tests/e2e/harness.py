@@ -158,6 +158,217 @@ class RedisServer:
         self.proc = None
 
 
+class RedisCluster:
+    """A private Redis Cluster on 127.0.0.1: `masters` masters with `replicas`
+    replicas each (3 + 3 by default), every node a redis-server of its own
+    with cluster-enabled yes and no persistence, in datadir/node-<port>.
+
+    seeds is the `[redis] cluster` value; client() a cluster-aware redis-py
+    client; node(port) a plain client of one node. kill_master(i) kill -9s
+    the i-th master (by slot order) and waits until a replica serves its
+    slots; reshard() moves slots with redis-cli --cluster reshard in the
+    background (returns the Popen, wait() it). stop() kills every node."""
+
+    def __init__(self, datadir, masters=3, replicas=1, extra_args=()):
+        self.datadir = datadir
+        self.n_masters = masters
+        self.n_replicas = replicas
+        self.extra_args = list(extra_args)
+        self.nodes = {}   # port -> Popen (killed nodes are gone from it)
+        self._client = None
+        os.makedirs(datadir, exist_ok=True)
+
+    # --- start and stop ---------------------------------------------------
+
+    def _start_node(self, port):
+        d = os.path.join(self.datadir, "node-%d" % port)
+        os.makedirs(d, exist_ok=True)
+        log = open(os.path.join(d, "redis.log"), "ab")
+        proc = subprocess.Popen(
+            [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+             "--dir", d, "--daemonize", "no", "--protected-mode", "yes",
+             "--cluster-enabled", "yes", "--cluster-config-file", os.path.join(d, "nodes.conf"),
+             "--cluster-port", str(free_port()),   # not port + 10000, which may be taken or too high
+             "--cluster-node-timeout", "1000"] + self.extra_args,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        log.close()
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+
+        def up():
+            if proc.poll() is not None:
+                raise AssertionError("redis-server (cluster node %d) exited: %s"
+                                     % (port, open(os.path.join(d, "redis.log")).read()[-2000:]))
+            try:
+                return client.ping()
+            except redis.exceptions.RedisError:
+                return False
+        try:
+            wait_for("cluster node on port %d" % port, up, 10, 0.05)
+        finally:
+            client.close()
+        self.nodes[port] = proc
+
+    def start(self):
+        total = self.n_masters * (1 + self.n_replicas)
+        for _ in range(total):
+            for attempt in range(5):   # a port taken between free_port() and the bind: another one
+                try:
+                    self._start_node(free_port())
+                    break
+                except AssertionError as e:
+                    if "in use" not in str(e) or attempt == 4:
+                        raise
+        addrs = ["127.0.0.1:%d" % p for p in self.nodes]
+        res = subprocess.run(["redis-cli", "--cluster", "create"] + addrs
+                             + ["--cluster-replicas", str(self.n_replicas), "--cluster-yes"],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if res.returncode != 0:
+            raise AssertionError("redis-cli --cluster create failed:\n%s%s" % (res.stdout, res.stderr))
+        self.wait_ok()
+        return self
+
+    def wait_ok(self, timeout=30):
+        """Every live node says cluster_state:ok and agrees on the masters'
+        slots (all 16384 covered)."""
+        def ok():
+            for port in self.nodes:
+                try:
+                    with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as c:
+                        if c.execute_command("CLUSTER INFO").get("cluster_state") != "ok":
+                            return False
+                except redis.exceptions.RedisError:
+                    return False
+            return sum(hi - lo + 1 for _, ranges in self.masters() for lo, hi in ranges) == 16384
+        wait_for("the cluster to say cluster_state:ok", ok, timeout, 0.1)
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def stop(self):
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        for proc in self.nodes.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.nodes = {}
+
+    # --- what tests use ---------------------------------------------------
+
+    @property
+    def seeds(self):
+        """The `[redis] cluster` value: every live node (any one would do)."""
+        return ", ".join("127.0.0.1:%d" % p for p in self.nodes)
+
+    def node(self, port):
+        return redis.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=10)
+
+    def client(self):
+        """A cluster-aware redis-py client (follows MOVED/ASK itself). kill_master(),
+        move_slot() and wait_ok() close it: call client() again after them."""
+        if self._client is None:
+            self._client = redis.RedisCluster(host="127.0.0.1", port=next(iter(self.nodes)),
+                                                      decode_responses=True, socket_timeout=10)
+        return self._client
+
+    def _shards(self):
+        """CLUSTER SLOTS from any live node: [(lo, hi, master port, [replica ports])]."""
+        for port in self.nodes:
+            try:
+                with redis.Redis(host="127.0.0.1", port=port, socket_timeout=2) as c:
+                    rows = c.execute_command("CLUSTER SLOTS")
+            except redis.exceptions.RedisError:
+                continue
+            out = []
+            for row in rows:
+                if isinstance(row, dict):   # redis-py may parse it into {(lo, hi): {...}}
+                    raise AssertionError("unexpected CLUSTER SLOTS shape")
+                lo, hi, master = row[0], row[1], row[2]
+                out.append((int(lo), int(hi), int(master[1]), [int(r[1]) for r in row[3:]]))
+            return out
+        raise AssertionError("no cluster node answers CLUSTER SLOTS")
+
+    def masters(self):
+        """[(master port, [(lo, hi), ...])] ordered by lowest slot."""
+        by = {}
+        for lo, hi, port, _ in self._shards():
+            by.setdefault(port, []).append((lo, hi))
+        return sorted(((p, sorted(r)) for p, r in by.items()), key=lambda m: m[1][0][0])
+
+    def master_of(self, key):
+        """The port of the master serving key now."""
+        slot = self.slot(key)
+        for lo, hi, port, _ in self._shards():
+            if lo <= slot <= hi:
+                return port
+        raise AssertionError("no master serves slot %d" % slot)
+
+    def slot(self, key):
+        with self.node(next(iter(self.nodes))) as c:
+            return int(c.execute_command("CLUSTER KEYSLOT", key))
+
+    def node_id(self, port):
+        with self.node(port) as c:
+            return c.execute_command("CLUSTER MYID")
+
+    def kill_master(self, i, timeout=30):
+        """kill -9 the i-th master (masters() order); wait until one of its
+        replicas is promoted and the cluster is ok again. Returns (killed port,
+        promoted port)."""
+        port, ranges = self.masters()[i]
+        replicas = [r for lo, hi, p, rs in self._shards() if p == port for r in rs]
+        proc = self.nodes.pop(port)
+        proc.kill()
+        proc.wait()
+        lo = ranges[0][0]
+
+        def promoted():
+            try:
+                shards = self._shards()
+            except AssertionError:
+                return None
+            for a, b, p, _ in shards:
+                if a <= lo <= b and p != port and p in self.nodes:
+                    return p
+            return None
+        new = wait_for("a replica of master %d to be promoted" % port, promoted, timeout, 0.1)
+        self.wait_ok(timeout)
+        assert new in replicas or not replicas, (new, replicas)
+        return port, new
+
+    def reshard(self, slots, src, dst):
+        """Move `slots` slots from master port src to master port dst with
+        redis-cli --cluster reshard, in the background: returns the Popen."""
+        return subprocess.Popen(
+            ["redis-cli", "--cluster", "reshard", "127.0.0.1:%d" % src,
+             "--cluster-from", self.node_id(src), "--cluster-to", self.node_id(dst),
+             "--cluster-slots", str(slots), "--cluster-yes", "--cluster-pipeline", "100"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+            preexec_fn=_die_with_parent)
+
+    def move_slot(self, slot, src, dst):
+        """Move one slot and its keys from master port src to dst by hand
+        (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE), as an operator
+        would: the keys answer MOVED from src afterwards."""
+        src_id, dst_id = self.node_id(src), self.node_id(dst)
+        with self.node(src) as s, self.node(dst) as d:
+            d.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+            s.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+            while True:
+                keys = s.execute_command("CLUSTER GETKEYSINSLOT", slot, 100)
+                if not keys:
+                    break
+                s.execute_command("MIGRATE", "127.0.0.1", dst, "", 0, 10000, "KEYS", *keys)
+            for port in list(self.nodes):
+                with self.node(port) as c:
+                    try:
+                        c.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+                    except redis.exceptions.ResponseError:
+                        pass   # a replica refuses SETSLOT: it learns from its master
+        self.wait_ok()
+
+
 class NotifySocket:
     """A unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
 
