@@ -157,6 +157,32 @@ void store_key_campaign_paused(struct strbuf *sb, const char *prefix, const char
     key(sb, prefix, ":campaign:", campaign, ":paused");
 }
 
+void store_key_node(struct strbuf *sb, const char *prefix, const char *tag, const char *head, const char *arg,
+                    const char *tail)
+{
+    strbuf_reset(sb);
+    strbuf_adds(sb, prefix);
+    strbuf_adds(sb, ":n:{");
+    strbuf_adds(sb, tag);
+    strbuf_adds(sb, "}");
+    strbuf_adds(sb, head);
+    if (arg) strbuf_adds(sb, arg);
+    if (tail) strbuf_adds(sb, tail);
+}
+
+void store_key_node_pattern(struct strbuf *sb, const char *prefix, const char *head, const char *arg,
+                            const char *tail)
+{
+    strbuf_reset(sb);
+    store_glob_escape(sb, prefix);
+    strbuf_adds(sb, ":n:*");
+    strbuf_adds(sb, head);
+    if (arg) store_glob_escape(sb, arg);
+    if (tail) strbuf_adds(sb, tail);
+}
+
+void store_key_epoch(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":epoch", NULL, NULL); }
+
 void store_suppress_member(struct strbuf *sb, int channel, const char *address)
 {
     char norm[512];

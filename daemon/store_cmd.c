@@ -419,3 +419,77 @@ void store_cmds_free(struct store_cmds *sc, void (*done)(void *arg), void *arg)
     sc->done_arg = arg;
     uv_close((uv_handle_t *)&sc->timer, on_closed);
 }
+
+/* ---- CL-M's single-node stand-in for CL-R's routing (goes at the merge) */
+
+size_t store_cmds_nodes(const struct store_cmds *sc)
+{
+    (void)sc;
+    return 1;
+}
+
+size_t store_cmds_node_of(const struct store_cmds *sc, const char *key, size_t len)
+{
+    (void)sc;
+    (void)key;
+    (void)len;
+    return 0;
+}
+
+const char *store_cmds_node_tag(const struct store_cmds *sc, size_t node)
+{
+    (void)sc;
+    (void)node;
+    return NULL;
+}
+
+void store_args_route(struct store_args *a, const char *key, size_t len)
+{
+    (void)a;
+    (void)key;
+    (void)len;
+}
+
+static uint16_t crc16(const char *buf, size_t len)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (uint16_t)((unsigned char)buf[i] << 8);
+        for (int b = 0; b < 8; b++) crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+    }
+    return crc;
+}
+
+unsigned rcluster_slot(const char *key, size_t len)
+{
+    const char *o = memchr(key, '{', len);
+    if (o) {
+        const char *c = memchr(o + 1, '}', len - (size_t)(o + 1 - key));
+        if (c && c > o + 1) return crc16(o + 1, (size_t)(c - o - 1)) & (RCLUSTER_SLOTS - 1);
+    }
+    return crc16(key, len) & (RCLUSTER_SLOTS - 1);
+}
+
+const char *rcluster_slot_tag(unsigned slot)
+{
+    static char (*tags)[8];
+    if (!tags) {
+        tags = xcalloc(RCLUSTER_SLOTS, sizeof(*tags));
+        size_t left = RCLUSTER_SLOTS;
+        static const char al[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+        for (unsigned long i = 0; left; i++) {
+            char t[8];
+            size_t n = 0;
+            for (unsigned long v = i; n < 6; v /= 36) {
+                t[n++] = al[v % 36];
+                if (v < 36) break;
+            }
+            unsigned s = crc16(t, n) & (RCLUSTER_SLOTS - 1);
+            if (!tags[s][0]) {
+                memcpy(tags[s], t, n);
+                left--;
+            }
+        }
+    }
+    return tags[slot & (RCLUSTER_SLOTS - 1)];
+}

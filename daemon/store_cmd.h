@@ -91,6 +91,7 @@ enum store_class { STORE_TRANSIENT, STORE_PERMANENT };
     X(READONLY, "readonly", TRANSIENT, "READONLY")                \
     X(OOM, "oom", TRANSIENT, "OOM")                               \
     X(CLUSTERDOWN, "clusterdown", TRANSIENT, "CLUSTERDOWN")       \
+    X(REGROUP, "regroup", TRANSIENT, "")                          \
     X(NOPERM, "noperm", PERMANENT, "NOPERM")                      \
     X(WRONGTYPE, "wrongtype", PERMANENT, "WRONGTYPE")             \
     X(NOGROUP, "nogroup", PERMANENT, "NOGROUP")                   \
@@ -123,6 +124,24 @@ typedef void (*store_cmd_cb)(redisReply *reply, enum store_error err, const char
 
 #define STORE_CMD_HOLD 1u /* permanent errors go to the callback */
 #define STORE_CMD_ONCE 2u /* no retry, no queue: every error goes to the callback */
+
+/* ---- a cluster (CL-M's single-node stand-in for CL-R's routing) ------- */
+
+/* How many masters the layer's Redis has now: 1 for a single instance. */
+size_t store_cmds_nodes(const struct store_cmds *sc);
+/* Index (0 .. nodes-1) of the master that serves key now (0 on a single instance). */
+size_t store_cmds_node_of(const struct store_cmds *sc, const char *key, size_t len);
+/* A hash tag (no braces) whose slot master `node` serves now. NULL on a single instance. */
+const char *store_cmds_node_tag(const struct store_cmds *sc, size_t node);
+/* The key whose slot decides where the command goes. */
+void store_args_route(struct store_args *a, const char *key, size_t len);
+/* A script over several slots of one node: on a redirect the callback gets
+ * reply NULL with STORE_E_REGROUP, the caller splits again and resends. */
+#define STORE_CMD_GROUP 4u
+/* rcluster.h's slot arithmetic: the slot of a key, a short hash tag per slot. */
+#define RCLUSTER_SLOTS 16384
+unsigned rcluster_slot(const char *key, size_t len);
+const char *rcluster_slot_tag(unsigned slot);
 
 struct store_cmds *store_cmds_new(uv_loop_t *loop, struct rconn *rc, const char *name);
 /* Sends the command in a (taking its buffer; a is left initialised and

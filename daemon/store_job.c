@@ -7,6 +7,7 @@
  * reply whose shape is not the one its script promises.
  */
 #include "store_job.h"
+#include "store_job_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,18 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct store_job {
-    struct store_cmds *sc;
-    const struct config *cfg;
-    char *consumer;
-    struct strbuf k_jobs, k_audit, k_suppress, k_events, key;
-    struct strbuf k_dead, k_scheduled, k_marker, k_layout;
-    char batch[96];     /* this daemon run's batch id prefix: "<consumer>:<pid>:<start ms>" */
-    unsigned long long seq; /* finish batches sent */
-    struct rconn *jobs, *data; /* store_job_ops: read on jobs; ready for either */
-    char audit_maxlen[24];
-    char **cap_topics; /* per cap: ",a,b," or "" (every topic) */
-};
 
 /* What the calls send of sj->cfg prepared once: the caps' topics as
  * reserve.lua reads them, the audit stream's length. */
@@ -93,6 +82,7 @@ void store_job_reload(struct store_job *sj, const struct config *cfg)
 void store_job_free(struct store_job *sj)
 {
     if (!sj) return;
+    sj_nodes_free(sj);
     caps_free(sj);
     strbuf_free(&sj->k_jobs);
     strbuf_free(&sj->k_audit);
@@ -109,18 +99,8 @@ void store_job_free(struct store_job *sj)
 
 /* ---- one call in flight ------------------------------------------------ */
 
-struct call {
-    struct store_job *sj;
-    store_job_cb cb;
-    void *arg;
-    void (*discard)(void *);
-    void **items; /* the caller's rows/items (pointers), copied */
-    size_t n;
-    bool (**out)[HERALD_CH_COUNT]; /* suppression only */
-    int *index;                    /* suppression only: reply index per (i, ch), -1 */
-};
 
-static struct call *call_new(struct store_job *sj, store_job_cb cb, void *arg, void (*discard)(void *),
+struct call *call_new(struct store_job *sj, store_job_cb cb, void *arg, void (*discard)(void *),
                              void *const *items, size_t n)
 {
     struct call *c = xcalloc(1, sizeof(*c));
@@ -144,14 +124,14 @@ static void call_free(struct call *c)
     free(c);
 }
 
-static void call_discard(void *arg)
+void call_discard(void *arg)
 {
     struct call *c = arg;
     if (c->discard) c->discard(c->arg);
     call_free(c);
 }
 
-static void call_done(struct call *c, enum store_job_status st, enum store_error err, const char *text)
+void call_done(struct call *c, enum store_job_status st, enum store_error err, const char *text)
 {
     struct store_job_result res = {.status = st, .err = err, .text = text};
     store_job_cb cb = c->cb;
@@ -162,7 +142,7 @@ static void call_done(struct call *c, enum store_job_status st, enum store_error
 
 /* Ends c when the reply is no answer: a permanent failure (r NULL), the
  * fence's 'lost', or (bad) a shape the script never gives. */
-static bool call_ended(struct call *c, const redisReply *r, enum store_error err, const char *text, bool bad)
+bool call_ended(struct call *c, const redisReply *r, enum store_error err, const char *text, bool bad)
 {
     if (!r) {
         call_done(c, STORE_JOB_FAILED, err, text);
@@ -179,7 +159,7 @@ static bool call_ended(struct call *c, const redisReply *r, enum store_error err
     return false;
 }
 
-static bool is_array_of(const redisReply *r, size_t n, int type)
+bool is_array_of(const redisReply *r, size_t n, int type)
 {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n) return false;
     for (size_t i = 0; i < n; i++)
@@ -188,17 +168,22 @@ static bool is_array_of(const redisReply *r, size_t n, int type)
 }
 
 /* A key built in a strbuf: its length is known. */
-static void add_buf(struct store_args *a, const struct strbuf *sb) { store_args_addn(a, sb->buf, sb->len); }
+void add_buf(struct store_args *a, const struct strbuf *sb) { store_args_addn(a, sb->buf, sb->len); }
 
-/* The fence every writing script starts with: KEYS[1] the jobs stream,
- * ARGV[1..3] group, entry, consumer. */
-static void fence_keys(struct store_args *a, const struct store_job *sj) { store_args_add(a, sj->k_jobs.buf); }
-
-static void fence_args(struct store_args *a, const struct store_job *sj, const char *entry)
+/* The fence every writing script starts with (struct sj_fence): on a single
+ * instance KEYS[1] the jobs stream, ARGV[1..3] group, entry, consumer. */
+static struct sj_fence fence_of(const struct store_job *sj)
 {
-    store_args_add(a, STORE_GROUP);
+    return (struct sj_fence){.key = sj->k_jobs.buf, .group = STORE_GROUP, .owner = sj->consumer};
+}
+
+static void fence_keys(struct store_args *a, const struct sj_fence *f) { store_args_add(a, f->key); }
+
+static void fence_args(struct store_args *a, const struct sj_fence *f, const char *entry)
+{
+    store_args_add(a, f->group);
     store_args_add(a, entry);
-    store_args_add(a, sj->consumer);
+    store_args_add(a, f->owner);
 }
 
 /* ---- lookup ------------------------------------------------------------ */
@@ -374,7 +359,7 @@ static int verdict_of(const char *s)
     return -1;
 }
 
-static void on_reserved(redisReply *r, enum store_error err, const char *text, void *arg)
+void on_reserved(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
     bool ok = is_array_of(r, 2 * c->n, REDIS_REPLY_STRING);
@@ -394,46 +379,59 @@ static void on_reserved(redisReply *r, enum store_error err, const char *text, v
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }
 
+void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj_fence *f, const char *entry,
+                     int64_t now, const char *campaign, const char *topic, struct store_job_reservation *const *items,
+                     const size_t *idx, size_t n)
+{
+    const struct config *cfg = sj->cfg;
+    store_args_script(a, store_lua_reserve, 1 + 2 * n);
+    fence_keys(a, f);
+    for (size_t i = 0; i < n; i++) {
+        const struct store_job_reservation *it = items[idx ? idx[i] : i];
+        store_key_person(&sj->key, cfg->prefix, it->id);
+        add_buf(a, &sj->key);
+        store_key_sends(&sj->key, cfg->prefix, it->id);
+        add_buf(a, &sj->key);
+    }
+    fence_args(a, f, entry);
+    store_args_addll(a, now);
+    store_args_add(a, campaign);
+    store_args_add(a, topic);
+    store_args_addll(a, (long long)cfg->ncaps);
+    for (size_t i = 0; i < cfg->ncaps; i++) {
+        const struct config_cap *cap = &cfg->caps[i];
+        store_args_add(a, cap->name);
+        store_args_add(a, cap->channel < 0 ? "any" : herald_channel_name(cap->channel));
+        store_args_addll(a, cap->limit);
+        store_args_addll(a, cap->window_s);
+        store_args_add(a, sj->cap_topics[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct store_job_reservation *it = items[idx ? idx[i] : i];
+        const char *vals[] = {it->rev, it->record, it->prior, it->channel, it->member};
+        for (size_t j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) store_args_add(a, vals[j]);
+        store_args_addll(a, it->keep);
+        store_args_addll(a, (long long)it->nfreq);
+        for (size_t j = 0; j < it->nfreq; j++) {
+            store_args_add(a, it->fchan[j]);
+            store_args_addll(a, it->flim[j]);
+            store_args_addll(a, it->fwin[j]);
+        }
+    }
+}
+
 void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, const char *campaign,
                        const char *topic, struct store_job_reservation *const *items, size_t n, store_job_cb cb,
                        void *arg, void (*discard)(void *))
 {
-    const struct config *cfg = sj->cfg;
+    if (sj_cluster(sj)) {
+        sj_nodes_reserve(sj, entry, now, campaign, topic, items, n, cb, arg, discard);
+        return;
+    }
     struct call *c = call_new(sj, cb, arg, discard, (void *const *)items, n);
     struct store_args a;
-    store_args_script(&a, store_lua_reserve, 1 + 2 * n);
-    fence_keys(&a, sj);
-    for (size_t i = 0; i < n; i++) {
-        store_key_person(&sj->key, cfg->prefix, items[i]->id);
-        add_buf(&a, &sj->key);
-        store_key_sends(&sj->key, cfg->prefix, items[i]->id);
-        add_buf(&a, &sj->key);
-    }
-    fence_args(&a, sj, entry);
-    store_args_addll(&a, now);
-    store_args_add(&a, campaign);
-    store_args_add(&a, topic);
-    store_args_addll(&a, (long long)cfg->ncaps);
-    for (size_t i = 0; i < cfg->ncaps; i++) {
-        const struct config_cap *cap = &cfg->caps[i];
-        store_args_add(&a, cap->name);
-        store_args_add(&a, cap->channel < 0 ? "any" : herald_channel_name(cap->channel));
-        store_args_addll(&a, cap->limit);
-        store_args_addll(&a, cap->window_s);
-        store_args_add(&a, sj->cap_topics[i]);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const struct store_job_reservation *it = items[i];
-        const char *vals[] = {it->rev, it->record, it->prior, it->channel, it->member};
-        for (size_t j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) store_args_add(&a, vals[j]);
-        store_args_addll(&a, it->keep);
-        store_args_addll(&a, (long long)it->nfreq);
-        for (size_t j = 0; j < it->nfreq; j++) {
-            store_args_add(&a, it->fchan[j]);
-            store_args_addll(&a, it->flim[j]);
-            store_args_addll(&a, it->fwin[j]);
-        }
-    }
+    struct sj_fence f = fence_of(sj);
+    sj_reserve_args(&a, sj, &f, entry, now, campaign, topic, items, NULL, n);
     store_cmds_send(sj->sc, STORE_CMD_HOLD, on_reserved, c, call_discard, &a, store_lua_reserve);
 }
 
@@ -457,6 +455,8 @@ void store_outcomes_init(struct store_outcomes *o, const char *prefix)
     strbuf_init(&o->key);
     o->prefix = prefix;
     o->n = 0;
+    o->off = NULL;
+    o->cap = 0;
 }
 
 void store_outcomes_free(struct store_outcomes *o)
@@ -464,6 +464,9 @@ void store_outcomes_free(struct store_outcomes *o)
     store_args_free(&o->keys);
     store_args_free(&o->args);
     strbuf_free(&o->key);
+    free(o->off);
+    o->off = NULL;
+    o->cap = 0;
     o->n = 0;
 }
 
@@ -474,6 +477,12 @@ void store_outcomes_free(struct store_outcomes *o)
 void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc)
 {
     struct strbuf *k = &o->key;
+    if (o->n == o->cap) {
+        o->cap = o->cap ? 2 * o->cap : 64;
+        o->off = xrealloc(o->off, 2 * o->cap * sizeof(*o->off));
+    }
+    o->off[2 * o->n] = o->keys.data.len;
+    o->off[2 * o->n + 1] = o->args.data.len;
     store_key_person(k, o->prefix, oc->id);
     add_buf(&o->keys, k);
     store_key_history(k, o->prefix, oc->id);
@@ -502,7 +511,7 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     o->n++;
 }
 
-static void on_finished(redisReply *r, enum store_error err, const char *text, void *arg)
+void on_finished(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
     /* {outcomes written, {1|0 per handoff}} */
@@ -518,12 +527,17 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
                       struct store_outcomes *o, struct store_job_handoff *const *hand, size_t nhand, store_job_cb cb,
                       void *arg, void (*discard)(void *))
 {
+    if (sj_cluster(sj)) {
+        sj_nodes_finish(sj, entry, campaign, rec_entry, o, hand, nhand, cb, arg, discard);
+        return;
+    }
     struct call *c = call_new(sj, cb, arg, discard, (void *const *)hand, nhand);
     struct store_args a;
+    struct sj_fence f = fence_of(sj);
     store_args_script(&a, store_lua_finish, 4 + 3 * o->n + nhand);
     /* One allocation for the lot: the outcomes' own bytes and a few keys. */
     strbuf_grow_to(&a.data, a.data.len + o->keys.data.len + o->args.data.len + 1024);
-    fence_keys(&a, sj);
+    fence_keys(&a, &f);
     add_buf(&a, &sj->k_audit);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
     add_buf(&a, &sj->key);
@@ -534,7 +548,7 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
         store_key_person(&sj->key, sj->cfg->prefix, hand[i]->id);
         add_buf(&a, &sj->key);
     }
-    fence_args(&a, sj, entry);
+    fence_args(&a, &f, entry);
     store_args_add(&a, sj->audit_maxlen);
     store_args_add(&a, campaign);
     store_args_add(&a, rec_entry);
@@ -559,43 +573,56 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
 
 /* ---- give back, heartbeat ---------------------------------------------- */
 
-static void on_released(redisReply *r, enum store_error err, const char *text, void *arg)
+void on_released(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
     if (call_ended(c, r, err, text, false)) return;
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }
 
+void sj_release_args(struct store_args *a, struct store_job *sj, const struct sj_fence *f, const char *entry,
+                     const char *campaign, const char *id, const char *record, const char *member)
+{
+    store_args_script(a, store_lua_release, 3);
+    fence_keys(a, f);
+    store_key_person(&sj->key, sj->cfg->prefix, id);
+    add_buf(a, &sj->key);
+    store_key_sends(&sj->key, sj->cfg->prefix, id);
+    add_buf(a, &sj->key);
+    fence_args(a, f, entry);
+    store_args_add(a, campaign);
+    store_args_add(a, record);
+    store_job_handed_record(&sj->key, record);
+    add_buf(a, &sj->key);
+    store_args_add(a, member);
+}
+
 void store_job_release(struct store_job *sj, const char *entry, const char *campaign, const char *id,
                        const char *record, const char *member, store_job_cb cb, void *arg, void (*discard)(void *))
 {
+    if (sj_cluster(sj)) {
+        sj_nodes_release(sj, entry, campaign, id, record, member, cb, arg, discard);
+        return;
+    }
     struct call *c = call_new(sj, cb, arg, discard, NULL, 0);
     struct store_args a;
-    store_args_script(&a, store_lua_release, 3);
-    fence_keys(&a, sj);
-    store_key_person(&sj->key, sj->cfg->prefix, id);
-    add_buf(&a, &sj->key);
-    store_key_sends(&sj->key, sj->cfg->prefix, id);
-    add_buf(&a, &sj->key);
-    fence_args(&a, sj, entry);
-    store_args_add(&a, campaign);
-    store_args_add(&a, record);
-    store_job_handed_record(&sj->key, record);
-    add_buf(&a, &sj->key);
-    store_args_add(&a, member);
+    struct sj_fence f = fence_of(sj);
+    sj_release_args(&a, sj, &f, entry, campaign, id, record, member);
     store_cmds_send(sj->sc, 0, on_released, c, call_discard, &a, store_lua_release);
 }
 
 void store_job_slice(struct store_job *sj, const char *entry, const char *campaign, long long total,
                      const char *from, const char *const *texts, size_t n, store_job_cb cb, void *arg)
 {
+    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
     struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
     struct store_args a;
+    struct sj_fence f = fence_of(sj);
     store_args_script(&a, store_lua_job_slice, 2);
-    fence_keys(&a, sj);
+    fence_keys(&a, &f);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
     add_buf(&a, &sj->key);
-    fence_args(&a, sj, entry);
+    fence_args(&a, &f, entry);
     store_args_addll(&a, total);
     store_args_add(&a, from);
     for (size_t i = 0; i < n; i++) store_args_add(&a, texts[i]);
@@ -621,7 +648,8 @@ void store_job_heartbeat(struct store_job *sj, const char *entry, store_job_cb c
     struct store_args a;
     store_args_script(&a, store_lua_heartbeat, 1);
     add_buf(&a, &sj->k_jobs);
-    fence_args(&a, sj, entry);
+    struct sj_fence f = fence_of(sj);
+    fence_args(&a, &f, entry);
     store_cmds_send(sj->sc, 0, on_beat, c, call_discard, &a, store_lua_heartbeat);
 }
 
@@ -907,6 +935,7 @@ static void on_job_finished(redisReply *r, enum store_error err, const char *tex
 void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, int64_t expires_at,
                         store_job_cb cb, void *arg)
 {
+    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
     struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
     struct store_args a;
     store_args_script(&a, store_lua_job_finished, 4);
@@ -977,6 +1006,7 @@ static void on_dead_letter(redisReply *r, enum store_error err, const char *text
 void store_job_dead_letter(struct store_job *sj, const char *entry, const char *text, const char *error,
                            store_job_cb cb, void *arg)
 {
+    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
     struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
     struct store_args a;
     store_args_script(&a, store_lua_dead_letter, 2);
@@ -1000,6 +1030,7 @@ void store_job_park(struct store_job *sj, int64_t when, const char *from, const 
 void store_job_schedule(struct store_job *sj, const char *campaign, const char *entry, int64_t when,
                         const char *from, const char *text, store_job_cb cb, void *arg)
 {
+    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
     struct store_args first, next[2];
     park_args(&first, sj, when, from, text);
     state_args(&next[0], sj, campaign, entry, "scheduled");
@@ -1009,6 +1040,7 @@ void store_job_schedule(struct store_job *sj, const char *campaign, const char *
 
 void store_job_ack(struct store_job *sj, const char *entry)
 {
+    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
     STORE_SEND(sj->sc, 0, on_landed, NULL, "XACK", sj->k_jobs.buf, STORE_GROUP, entry);
 }
 
@@ -1131,6 +1163,7 @@ void store_job_register(struct store_job *sj, const struct store_enqueue *e, str
 void store_job_pause_park(struct store_job *sj, const char *campaign, const char *entry, const char *from,
                           const char *text, store_job_cb cb, void *arg)
 {
+    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
     struct store_args first, next[2];
     strbuf_reset(&sj->key);
     strbuf_adds(&sj->key, from);

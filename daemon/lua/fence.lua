@@ -5,7 +5,20 @@
 -- true while `consumer` owns `entry`; false when another consumer does, or
 -- when the entry or the stream is gone (acknowledged, or Redis came back
 -- empty). Any other error (an ACL denial) is raised: it is no answer.
+-- On a cluster (group ''), the stream's entry lives on another node: the
+-- fence is then `stream`, this node's fence hash (entry -> the epoch of the
+-- run that owns it, raised on every slot when a run claims the entry,
+-- lua/fence_raise.lua), and `consumer` is this run's epoch: a newer epoch
+-- stored, or none (the entry is done, or its fence was never raised), is
+-- lost; an older one is raised to ours (docs/architecture.md "Guarantees").
 local function fence(stream, group, entry, consumer)
+  if group == '' then
+    local cur = tonumber(redis.call('HGET', stream, entry))
+    local mine = tonumber(consumer)
+    if not cur or cur > mine then return false end
+    if cur < mine then redis.call('HSET', stream, entry, consumer) end
+    return true
+  end
   local p = redis.pcall('XPENDING', stream, group, entry, entry, 1)
   if type(p) == 'table' and p.err then
     if string.sub(p.err, 1, 7) == 'NOGROUP' then return false end
