@@ -158,6 +158,11 @@ void store_key_node_pattern(struct strbuf *sb, const char *prefix, const char *h
                             const char *tail);
 /* The fencing epoch counter of a cluster (lua/fence_claim.lua). */
 void store_key_epoch(struct strbuf *sb, const char *prefix);
+/* The tags of the nodes that hold per-node keys: of every audit stream,
+ * and of a campaign run's counters ("<prefix>:campaign:<ID>:nodes:<run>";
+ * run NULL: without the run, which lua/fence_claim.lua appends). */
+void store_key_audit_nodes(struct strbuf *sb, const char *prefix);
+void store_key_campaign_nodes(struct strbuf *sb, const char *prefix, const char *campaign, const char *run);
 
 #define STORE_HISTORY_MAX 100
 

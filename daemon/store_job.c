@@ -8,6 +8,7 @@
  */
 #include "store_job.h"
 #include "store_job_int.h"
+#include "store_nodes.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -932,14 +933,14 @@ static void on_job_finished(redisReply *r, enum store_error err, const char *tex
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }
 
-void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, int64_t expires_at,
-                        store_job_cb cb, void *arg)
+/* job_finished.lua's command, counts (a cluster's per-node sums) after its own arguments. */
+static void job_finished_send(struct store_job *sj, struct call *c, const char *campaign, const char *entry,
+                              int64_t expires_at, const struct store_node_counts *counts)
 {
-    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
-    struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
     struct store_args a;
     store_args_script(&a, store_lua_job_finished, 4);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    store_args_route(&a, sj->key.buf, sj->key.len);
     add_buf(&a, &sj->key);
     add_buf(&a, &sj->k_jobs);
     add_buf(&a, &sj->k_events);
@@ -956,8 +957,49 @@ void store_job_finished(struct store_job *sj, const char *campaign, const char *
     int64_t end = expires_at > 0 ? expires_at + sj->cfg->retention_grace_ms / 1000
                                  : (int64_t)time(NULL) + sj->cfg->retention_records_ms / 1000;
     store_args_addll(&a, (long long)end);
+    for (size_t i = 0; counts && i < counts->n; i++) {
+        store_args_add(&a, counts->field[i]);
+        store_args_addll(&a, counts->value[i]);
+    }
     /* Must land: retried until Redis takes it. */
     store_cmds_send(sj->sc, 0, on_job_finished, c, call_discard, &a, store_lua_job_finished);
+}
+
+/* A cluster: the run's per-node counters first, then job_finished.lua. */
+struct finished_call {
+    struct call *c;
+    char *campaign, *entry;
+    int64_t expires_at;
+};
+
+static void on_finished_counts(const struct store_node_counts *counts, enum store_error err, const char *text,
+                               void *arg)
+{
+    struct finished_call *fc = arg;
+    (void)err;
+    (void)text;
+    /* Read with flags 0 (retried until answered): counts is never NULL. */
+    job_finished_send(fc->c->sj, fc->c, fc->campaign, fc->entry, fc->expires_at, counts);
+    free(fc->campaign);
+    free(fc->entry);
+    free(fc);
+}
+
+void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, int64_t expires_at,
+                        store_job_cb cb, void *arg)
+{
+    struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
+    if (!sj_cluster(sj)) {
+        job_finished_send(sj, c, campaign, entry, expires_at, NULL);
+        return;
+    }
+    sj_nodes_entry_done(sj, entry);
+    struct finished_call *fc = xcalloc(1, sizeof(*fc));
+    fc->c = c;
+    fc->campaign = xstrdup(campaign);
+    fc->entry = xstrdup(entry);
+    fc->expires_at = expires_at;
+    store_node_counts_read(sj->sc, sj->cfg->prefix, campaign, 0, on_finished_counts, fc);
 }
 
 void store_job_started(struct store_job *sj, const char *campaign, const char *entry, bool first)

@@ -61,19 +61,34 @@ static size_t group_by_node(size_t *idx, size_t n, const size_t *node, size_t *s
     return runs;
 }
 
+static void on_landed_nodes(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    (void)r;
+    (void)err;
+    (void)text;
+    (void)arg;
+}
+
 /* ---- the fence: raising and dropping an entry's epoch on every slot ---- */
 
+typedef void (*sj_epoch_cb)(void *ctx, const struct sj_epoch *e, const struct store_job_result *res, bool discarded);
+
 struct sj_wait {
-    void (*go)(void *ctx, long long epoch, const struct store_job_result *res, bool discarded);
+    sj_epoch_cb go;
     void *ctx;
     struct sj_wait *next;
 };
 
+#define SJ_TAGS_MAX 64
+
 struct sj_epoch {
     struct store_job *sj;
     char entry[64];
-    long long epoch;
+    char *campaign;
+    long long epoch, run;
     bool ready;
+    char tags[SJ_TAGS_MAX][8]; /* the node tags named in the campaign run's and the audit's nodes sets */
+    size_t ntags;
     struct sj_wait *head, **tail;
     struct sj_epoch *next;
 };
@@ -102,6 +117,17 @@ static struct sj_epoch *epoch_find(struct store_job *sj, const char *entry)
     return NULL;
 }
 
+static void epoch_free(struct sj_epoch *e)
+{
+    while (e->head) {
+        struct sj_wait *w = e->head;
+        e->head = w->next;
+        free(w);
+    }
+    free(e->campaign);
+    free(e);
+}
+
 static void epoch_unlink(struct store_job *sj, struct sj_epoch *e)
 {
     for (struct sj_epoch **p = &sj->epochs; *p; p = &(*p)->next)
@@ -119,18 +145,15 @@ static void epoch_wake(struct sj_epoch *e, const struct store_job_result *res, b
     e->head = NULL;
     e->tail = &e->head;
     bool ok = res->status == STORE_JOB_OK && !discarded;
-    long long epoch = e->epoch;
     if (ok) e->ready = true;
-    else {
-        epoch_unlink(e->sj, e);
-        free(e);
-    }
+    else epoch_unlink(e->sj, e);
     while (w) {
         struct sj_wait *next = w->next;
-        w->go(w->ctx, epoch, res, discarded);
+        w->go(w->ctx, e, res, discarded);
         free(w);
         w = next;
     }
+    if (!ok) epoch_free(e);
 }
 
 static void fence_send(struct fence_op *op, unsigned *slot, size_t n);
@@ -248,8 +271,10 @@ static void on_claim(redisReply *r, enum store_error err, const char *text, void
     struct store_job_result res = {.status = STORE_JOB_FAILED, .err = err, .text = text};
     if (!r) {
         epoch_wake(e, &res, false);
-    } else if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
-        e->epoch = r->integer;
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+               r->element[1]->type == REDIS_REPLY_INTEGER && r->element[0]->integer > 0) {
+        e->epoch = r->element[0]->integer;
+        e->run = r->element[1]->integer;
         fence_all(e->sj, e, e->entry, e->epoch);
     } else if ((r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && strcmp(r->str, "lost") == 0) {
         res.status = STORE_JOB_LOST;
@@ -266,14 +291,12 @@ static void on_claim(redisReply *r, enum store_error err, const char *text, void
 /* Calls go(ctx, epoch, OK) once entry's run holds its epoch on every slot
  * (at once when it does already), or go with the failure (LOST: another
  * run owns the entry; nothing was written). */
-static void epoch_with(struct store_job *sj, const char *entry,
-                       void (*go)(void *ctx, long long epoch, const struct store_job_result *res, bool discarded),
-                       void *ctx)
+static void epoch_with(struct store_job *sj, const char *entry, const char *campaign, sj_epoch_cb go, void *ctx)
 {
     struct sj_epoch *e = epoch_find(sj, entry);
     if (e && e->ready) {
         struct store_job_result ok = {.status = STORE_JOB_OK, .err = STORE_E_COUNT};
-        go(ctx, e->epoch, &ok, false);
+        go(ctx, e, &ok, false);
         return;
     }
     struct sj_wait *w = xcalloc(1, sizeof(*w));
@@ -287,19 +310,32 @@ static void epoch_with(struct store_job *sj, const char *entry,
     e = xcalloc(1, sizeof(*e));
     e->sj = sj;
     herald_copy(e->entry, sizeof(e->entry), entry);
+    e->campaign = xstrdup(campaign);
     e->head = w;
     e->tail = &w->next;
     e->next = sj->epochs;
     sj->epochs = e;
     struct store_args a;
-    store_args_script(&a, store_lua_fence_claim, 2);
+    store_args_script(&a, store_lua_fence_claim, 4);
     store_args_route(&a, sj->k_jobs.buf, sj->k_jobs.len);
     add_buf(&a, &sj->k_jobs);
     store_key_epoch(&sj->key, sj->cfg->prefix);
     add_buf(&a, &sj->key);
+    store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    add_buf(&a, &sj->key);
+    store_key_audit_nodes(&sj->key, sj->cfg->prefix);
+    add_buf(&a, &sj->key);
     store_args_add(&a, STORE_GROUP);
     store_args_add(&a, entry);
     store_args_add(&a, sj->consumer);
+    store_key_campaign_nodes(&sj->key, sj->cfg->prefix, campaign, NULL);
+    add_buf(&a, &sj->key);
+    for (size_t i = 0; i < store_cmds_nodes(sj->sc) && e->ntags < SJ_TAGS_MAX; i++) {
+        const char *tag = store_cmds_node_tag(sj->sc, i);
+        if (!tag) continue;
+        herald_copy(e->tags[e->ntags++], sizeof(e->tags[0]), tag);
+        store_args_add(&a, tag);
+    }
     store_cmds_send(sj->sc, STORE_CMD_HOLD, on_claim, e, on_claim_discard, &a, store_lua_fence_claim);
 }
 
@@ -310,7 +346,7 @@ static void epoch_forget(struct store_job *sj, const char *entry)
     struct sj_epoch *e = epoch_find(sj, entry);
     if (!e || !e->ready) return;
     epoch_unlink(sj, e);
-    free(e);
+    epoch_free(e);
 }
 
 void sj_nodes_entry_done(struct store_job *sj, const char *entry)
@@ -319,7 +355,7 @@ void sj_nodes_entry_done(struct store_job *sj, const char *entry)
     if (!e || !e->ready) return;
     long long epoch = e->epoch;
     epoch_unlink(sj, e);
-    free(e);
+    epoch_free(e);
     fence_all(sj, NULL, entry, epoch);
 }
 
@@ -329,12 +365,7 @@ void sj_nodes_free(struct store_job *sj)
     while (sj->epochs) {
         struct sj_epoch *e = sj->epochs;
         sj->epochs = e->next;
-        while (e->head) {
-            struct sj_wait *w = e->head;
-            e->head = w->next;
-            free(w);
-        }
-        free(e);
+        epoch_free(e);
     }
 }
 
@@ -350,7 +381,7 @@ struct nodes_op {
     void (*discard)(void *);
     char *entry, *campaign, *topic, *rec_entry;
     int64_t now;
-    long long epoch;
+    long long epoch, run;
     size_t n;     /* recipients: reservations; outcomes then handoffs; 1 (release) */
     void **items; /* reservations, or handoffs (finish: n - nout of them) */
     size_t nout;  /* finish: outcomes, as store_outcomes held them */
@@ -470,14 +501,6 @@ static void on_wait(redisReply *r, enum store_error err, const char *text, void 
     free(p);
 }
 
-static void on_landed_nodes(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    (void)r;
-    (void)err;
-    (void)text;
-    (void)arg;
-}
-
 /* The provider id keys of a finish part's outcomes (`feedback = on`), each
  * on its own slot: on a cluster the script leaves them out. */
 static void part_pid_keys(struct nodes_part *p)
@@ -552,7 +575,9 @@ static void part_finish_args(struct store_args *a, struct nodes_op *op, const st
     store_args_add(a, f->key);
     store_key_node(&sj->key, sj->cfg->prefix, tag, ":audit", NULL, NULL);
     add_buf(a, &sj->key);
-    store_key_node(&sj->key, sj->cfg->prefix, tag, ":campaign:", op->campaign, NULL);
+    char run[HERALD_LL_CHARS + 1] = ":";
+    herald_lltoa(run + 1, op->run);
+    store_key_node(&sj->key, sj->cfg->prefix, tag, ":campaign:", op->campaign, run);
     add_buf(a, &sj->key);
     store_key_node(&sj->key, sj->cfg->prefix, tag, ":campaign:", op->campaign, ":norecord");
     add_buf(a, &sj->key);
@@ -589,10 +614,80 @@ static void part_finish_args(struct store_args *a, struct nodes_op *op, const st
     }
 }
 
+/* Recipients waiting for their nodes' tags to be named (lua/fence_claim.lua's sets). */
+struct tags_wait {
+    struct nodes_op *op;
+    size_t n;
+    size_t idx[];
+};
+
+static void on_tags_discard(void *arg)
+{
+    struct tags_wait *w = arg;
+    w->op->discarded = true;
+    op_end(w->op);
+    free(w);
+}
+
+static void on_tags(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct tags_wait *w = arg;
+    (void)r;
+    (void)err;
+    (void)text;
+    part_send(w->op, w->idx, w->n);
+    op_end(w->op);
+    free(w);
+}
+
+/* A node's tag not in the entry's sets yet (the map changed since the
+ * claim): named first, then the parts go. True when it waits for that. */
+static bool tags_first(struct nodes_op *op, const size_t *idx, size_t n)
+{
+    struct store_job *sj = op->sj;
+    struct sj_epoch *e = epoch_find(sj, op->entry);
+    if (!e) return false; /* lost: every part is refused by the fence */
+    struct store_args camp, audit;
+    store_args_init(&camp);
+    store_args_init(&audit);
+    for (size_t i = 0; i < store_cmds_nodes(sj->sc); i++) {
+        const char *tag = store_cmds_node_tag(sj->sc, i);
+        bool known = !tag;
+        for (size_t t = 0; !known && t < e->ntags; t++) known = strcmp(e->tags[t], tag) == 0;
+        if (known || e->ntags == SJ_TAGS_MAX) continue;
+        herald_copy(e->tags[e->ntags++], sizeof(e->tags[0]), tag);
+        if (!camp.n) {
+            char run[HERALD_LL_CHARS];
+            herald_lltoa(run, e->run);
+            store_args_add(&camp, "SADD");
+            store_key_campaign_nodes(&sj->key, sj->cfg->prefix, op->campaign, run);
+            store_args_route(&camp, sj->key.buf, sj->key.len);
+            add_buf(&camp, &sj->key);
+            store_args_add(&audit, "SADD");
+            store_key_audit_nodes(&sj->key, sj->cfg->prefix);
+            store_args_route(&audit, sj->key.buf, sj->key.len);
+            add_buf(&audit, &sj->key);
+        }
+        store_args_add(&camp, tag);
+        store_args_add(&audit, tag);
+    }
+    if (!camp.n) return false;
+    struct tags_wait *w = xmalloc(sizeof(*w) + n * sizeof(w->idx[0]));
+    w->op = op;
+    w->n = n;
+    memcpy(w->idx, idx, n * sizeof(w->idx[0]));
+    op->left++;
+    /* In order on one connection: once the second landed, so did the first. */
+    store_cmds_send(sj->sc, 0, on_landed_nodes, NULL, NULL, &camp, NULL);
+    store_cmds_send(sj->sc, 0, on_tags, w, on_tags_discard, &audit, NULL);
+    return true;
+}
+
 /* Sends idx[0..n) (recipients of op, reordered here) as one part per node. */
 static void part_send(struct nodes_op *op, size_t *idx, size_t n)
 {
     struct store_job *sj = op->sj;
+    if (tags_first(op, idx, n)) return;
     size_t *node = xmalloc((op->n ? op->n : 1) * sizeof(*node)), *starts = xmalloc((n ? n : 1) * sizeof(*starts));
     for (size_t k = 0; k < n; k++) {
         person_of(op, idx[k], &sj->key);
@@ -652,7 +747,7 @@ static void part_send(struct nodes_op *op, size_t *idx, size_t n)
 }
 
 /* The epoch is there (or the run lost its entry): the parts go out. */
-static void op_go(void *ctx, long long epoch, const struct store_job_result *res, bool discarded)
+static void op_go(void *ctx, const struct sj_epoch *e, const struct store_job_result *res, bool discarded)
 {
     struct nodes_op *op = ctx;
     if (discarded) op->discarded = true;
@@ -665,7 +760,8 @@ static void op_go(void *ctx, long long epoch, const struct store_job_result *res
         struct call *c = call_new(op->sj, on_part, p, on_part_discard, NULL, 0);
         STORE_SEND(op->sj->sc, 0, on_released, c, "PING");
     } else {
-        op->epoch = epoch;
+        op->epoch = e->epoch;
+        op->run = e->run;
         size_t *idx = xmalloc((op->n ? op->n : 1) * sizeof(*idx));
         for (size_t i = 0; i < op->n; i++) idx[i] = i;
         part_send(op, idx, op->n);
@@ -695,7 +791,7 @@ static struct nodes_op *op_new(struct store_job *sj, enum op_kind kind, const ch
 static void op_start(struct nodes_op *op)
 {
     op->left = 1; /* held until the epoch is known and the parts are out */
-    epoch_with(op->sj, op->entry, op_go, op);
+    epoch_with(op->sj, op->entry, op->campaign, op_go, op);
 }
 
 void sj_nodes_reserve(struct store_job *sj, const char *entry, int64_t now, const char *campaign, const char *topic,
