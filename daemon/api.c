@@ -17,6 +17,7 @@
 #include "api_v1.h"
 #include "limit.h"
 #include "metrics.h"
+#include "rcluster.h"
 #include "store.h"
 #include "page.h"
 #include "webhooks.h"
@@ -38,7 +39,7 @@ void api_respond_store_error(struct http_request *req, enum store_error e)
 static void healthz(struct http_request *req, void *arg)
 {
     struct api_state *st = arg;
-    bool connected = rconn_ready(st->jobs) && rconn_ready(st->data);
+    bool connected = rconn_ready(st->jobs) && rconn_ready(st->data) && (!st->cluster || rcluster_ready(st->cluster));
     struct queue_counters qc = {0};
     if (st->queue) queue_counters(st->queue, &qc);
     /* Waiting on Redis (an error reply being retried): connected, but no
@@ -71,6 +72,13 @@ static void healthz(struct http_request *req, void *arg)
     if (qc.held_error)
         json_object_set_new(o, "held", json_pack("{s:s, s:s}", "entry", qc.held_entry, "error", qc.held_error));
     json_object_set_new(o, "redis_emptied", json_boolean(qc.redis_emptied));
+    if (st->cluster) { /* a master unreachable or slots unserved (a failover): herald waits for the cluster */
+        struct rcluster_status cs;
+        rcluster_status(st->cluster, &cs);
+        json_object_set_new(o, "redis_cluster",
+                            json_pack("{s:I, s:I, s:I}", "masters", (json_int_t)cs.masters, "masters_down",
+                                      (json_int_t)cs.down, "unserved_slots", (json_int_t)cs.unserved));
+    }
     if (qc.layout_mismatch) /* data of another key layout: heraldctl migrate */
         json_object_set_new(o, "redis_layout", json_pack("{s:s, s:s, s:s}", "found", qc.layout, "expected",
                                                          STORE_LAYOUT, "fix", "heraldctl migrate"));
@@ -121,7 +129,7 @@ static void scrape_done(struct scrape *sc)
         http_server_stats(st->http_public, &sc->g.listeners[sc->g.nlisteners++].stats);
     }
     sc->g.redis_emptied = qc.redis_emptied;
-    sc->g.redis_connected = rconn_ready(st->jobs) && rconn_ready(st->data);
+    sc->g.redis_connected = rconn_ready(st->jobs) && rconn_ready(st->data) && (!st->cluster || rcluster_ready(st->cluster));
     size_t np = st->dispatch ? dispatch_nproviders(st->dispatch) : 0;
     const char **names = xcalloc(np + 1, sizeof(*names));
     bool *open = xcalloc(np + 1, sizeof(*open));

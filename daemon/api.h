@@ -22,6 +22,7 @@ struct people;
 struct api_state {
     const struct config *cfg;
     struct rconn *jobs, *data;
+    struct rcluster *cluster; /* [redis] cluster's map and connections (rcluster.h); NULL: one Redis */
     /* The command layer of the interactive callers (the API, the pages, the
      * webhooks, /metrics) on the data connection: their commands go
      * STORE_CMD_ONCE (store_cmd.h); only the webhooks' counters wait. */

@@ -9,6 +9,8 @@
  */
 #include "config.h"
 
+#include "rcluster.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -456,7 +458,8 @@ fail:
 
 const char *config_redis_where(const struct config *cfg, char *buf, size_t len)
 {
-    if (cfg->redis_socket) snprintf(buf, len, "unix:%s", cfg->redis_socket);
+    if (cfg->redis_cluster && cfg->redis_cluster[0]) snprintf(buf, len, "cluster %s", cfg->redis_cluster);
+    else if (cfg->redis_socket) snprintf(buf, len, "unix:%s", cfg->redis_socket);
     else snprintf(buf, len, "%s:%d", cfg->redis_host ? cfg->redis_host : "?", cfg->redis_port);
     return buf;
 }
@@ -670,6 +673,20 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         cfg->redis_db = u.db;
         cfg->redis_user = u.user;
         cfg->redis_password = u.password;
+    } else if (MATCH("redis", "cluster")) {
+        struct rcluster_addr seeds[RCLUSTER_MAX_MASTERS];
+        size_t nseeds;
+        if (*value && rcluster_parse_seeds(value, seeds, RCLUSTER_MAX_MASTERS, &nseeds, err, errlen) < 0) return -1;
+        free(cfg->redis_cluster);
+        cfg->redis_cluster = xstrdup(value);
+    } else if (MATCH("redis", "wait_replicas")) {
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (*value && (!isdigit((unsigned char)*value) || errno || *end || v > 8)) {
+            herald_seterr(err, errlen, "expected a whole number from 0 to 8, or nothing (1 on a cluster, 0 else)");
+            return -1;
+        }
+        cfg->wait_replicas = *value ? (int)v : -1;
     } else if (MATCH("redis", "password")) {
         free(cfg->redis_password_key);
         cfg->redis_password_key = xstrdup(value); /* joined with the url's in validate() */
@@ -786,6 +803,7 @@ static const char *restart_value(const struct config *c, const char *section, co
     if (strcmp(key, "url") == 0) return c->redis_url;
     if (strcmp(key, "password") == 0) return c->redis_password; /* the url's or [redis] password */
     if (strcmp(key, "prefix") == 0) return c->prefix;
+    if (strcmp(key, "cluster") == 0) return c->redis_cluster;
     (void)section;
     return NULL;
 }
@@ -819,6 +837,7 @@ void config_keep_fixed(struct config *next, struct config *running)
     SWAP(redis_user);
     SWAP(redis_password);
     SWAP(redis_password_key);
+    SWAP(redis_cluster);
     SWAP(prefix);
 #undef SWAP
 }
@@ -1226,6 +1245,7 @@ static void set_defaults(struct config *cfg)
 {
     char err[256];
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) cfg->quiet_start_min[ch] = cfg->quiet_end_min[ch] = -1;
+    cfg->wait_replicas = -1;
     for (const struct config_key_info *k = config_schema; k->section; k++)
         if (k->def[0] || k->type == CONFIG_STRING || k->type == CONFIG_URL)
             set_fixed(cfg, k->section, k->key, k->def, err, sizeof(err));
@@ -1685,6 +1705,16 @@ static void validate(struct parse_ctx *c, struct config *cfg)
         else
             cfg->redis_password = xstrdup(cfg->redis_password_key);
     }
+    if (cfg->redis_cluster && cfg->redis_cluster[0]) {
+        bool from_set;
+        int line = entry_line(c, "redis", "url", &from_set);
+        if (line || from_set) {
+            int cline = entry_line(c, "redis", "cluster", &from_set);
+            add_error(c, cline ? cline : section_line(c, "redis"), from_set, "redis", "cluster",
+                      "[redis] url is set too: give url (a single instance) or cluster (seed nodes), not both");
+        }
+    }
+    if (cfg->wait_replicas < 0) cfg->wait_replicas = cfg->redis_cluster && cfg->redis_cluster[0] ? 1 : 0;
     if (cfg->redis_user && !cfg->redis_password) {
         bool from_set;
         int line = entry_line(c, "redis", "url", &from_set);
@@ -1854,6 +1884,7 @@ void config_free(struct config *cfg)
     free(cfg->redis_socket);
     free(cfg->redis_user);
     free(cfg->redis_password_key);
+    free(cfg->redis_cluster);
     free(cfg->prefix);
     free(cfg->listen);
     free(cfg->listen_host);

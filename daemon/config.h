@@ -88,6 +88,11 @@
       "Prefix of every key herald uses (herald:jobs, herald:audit, ...).")                       \
     X("redis", "audit_maxlen", INT, "10000000", audit_maxlen,                                    \
       "Approximate maximum length of the audit stream (XADD MAXLEN ~).")                         \
+    X("redis", "cluster", STRING, "", redis_cluster,                                             \
+      "Seed nodes of a Redis Cluster: host:port, host:port, ... (instead of url; empty: none).") \
+    X("redis", "wait_replicas", INT, "", wait_replicas,                                          \
+      "Replicas that must have a batch's once-only writes before it goes on (WAIT; 0..8; "       \
+      "empty: 1 on a cluster, 0 on a single instance).")                                         \
     X("retention", "grace", DURATION, "1d", retention_grace_ms,                                  \
       "A campaign's once-only records are kept this long after its expires_at (0s allowed).")   \
     X("retention", "campaign_records", DURATION, "90d", retention_records_ms,                    \
@@ -186,7 +191,7 @@ extern const struct config_key_info config_schema[];
  * docs/config.md ("Reload") lists the same. */
 #define CONFIG_RESTART_KEYS(X)                                                                  \
     X("daemon", "plugin_dir") X("daemon", "consumer") X("redis", "url") X("redis", "password") \
-    X("redis", "prefix")
+    X("redis", "prefix") X("redis", "cluster")
 
 /* 1 when a reload cannot change section.key (CONFIG_RESTART_KEYS). */
 bool config_key_needs_restart(const char *section, const char *key);
@@ -315,6 +320,8 @@ struct config {
     char *redis_user;     /* NULL: AUTH password (the default user) */
     char *redis_password; /* NULL when none: the url's or [redis] password */
     char *redis_password_key; /* [redis] password as given ("" when not) */
+    char *redis_cluster;  /* [redis] cluster: seed nodes ("" for a single instance; rcluster_parse_seeds) */
+    int wait_replicas;    /* [redis] wait_replicas, its default resolved */
     char *prefix;
     int64_t audit_maxlen;
     /* [retention] audit, dead_letters (stream_trim.h): ages in ms; 0 = no age limit */

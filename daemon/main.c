@@ -34,6 +34,7 @@
 #include "people.h"
 #include "plugin.h"
 #include "queue.h"
+#include "rcluster.h"
 #include "rconn.h"
 #include "store.h"
 #include "stream_trim.h"
@@ -50,6 +51,7 @@ struct daemon {
     struct l10n_set *locales;   /* cfg's catalogues (locales_dir); the pages hold references */
     struct dispatch *dispatch;
     struct rconn *jobs, *data;
+    struct rcluster *cluster; /* [redis] cluster: the slot map and a connection per master; NULL: one Redis */
     struct store_cmds *cmds; /* the job pipeline's command layer on data */
     struct store_job *store; /* its typed calls (store_job_ops) */
     struct store_cmds *limit_cmds; /* the shared provider limits' layer on data (limit.h) */
@@ -107,6 +109,7 @@ static void usage(FILE *out)
 static void announce_ready(struct daemon *d)
 {
     if (d->stopping || !rconn_ready(d->jobs) || !rconn_ready(d->data)) return;
+    if (d->cluster && !rcluster_ready(d->cluster)) return;
     char status[128];
     snprintf(status, sizeof(status), "serving on %s:%d", d->cfg->listen_host, http_bound_port(d->http));
     if (!d->ready) notify_ready(status);
@@ -265,9 +268,10 @@ static void close_all(struct daemon *d)
     if (d->http) http_server_close(d->http, on_http_closed, d);
     if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
     limit_close(d->limit);
-    d->rconns_open = 2;
+    d->rconns_open = d->cluster ? 3 : 2;
     rconn_close(d->jobs, on_rconn_closed, d);
     rconn_close(d->data, on_rconn_closed, d);
+    if (d->cluster) rcluster_close(d->cluster, on_rconn_closed, d);
 }
 
 static void on_drained(void *arg)
@@ -331,6 +335,26 @@ static void seed_jitter(void)
     if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
         seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
     srand(seed);
+}
+
+/* On a cluster: the map, a connection per master, and the jobs and data
+ * connections pinned to the master of the control plane's slot. */
+static void start_cluster(struct daemon *d)
+{
+    struct rcluster_addr seeds[RCLUSTER_MAX_MASTERS];
+    size_t n = 0;
+    char err[160];
+    rcluster_parse_seeds(d->cfg->redis_cluster, seeds, RCLUSTER_MAX_MASTERS, &n, err, sizeof(err)); /* checked at load */
+    struct rcluster_options opt = {.seeds = seeds, .nseeds = n, .user = d->cfg->redis_user,
+                                   .password = d->cfg->redis_password, .timeout_ms = 10000};
+    d->cluster = rcluster_new(&d->loop, &opt);
+    struct strbuf k;
+    strbuf_init(&k);
+    store_key_jobs(&k, d->cfg->prefix);
+    unsigned slot = rcluster_slot(k.buf, k.len);
+    strbuf_free(&k);
+    rcluster_pin(d->cluster, d->jobs, slot);
+    rcluster_pin(d->cluster, d->data, slot);
 }
 
 /* --check-config --connect: Redis as the config names it, as its user. */
@@ -669,6 +693,8 @@ int main(int argc, char **argv)
         release_config(d->cfg, d->plugins, NULL);
         return 1;
     }
+    /* Every key name depends on it: before the first is built. */
+    store_keys_cluster(d->cfg->redis_cluster && d->cfg->redis_cluster[0]);
     if (check_only) {
         int rc = connect && check_redis(d->cfg) < 0 ? 1 : 0;
         if (rc == 0) printf("configuration OK\n");
@@ -706,6 +732,7 @@ int main(int argc, char **argv)
     d->jobs = rconn_new(&d->loop, &ro, on_rconn_state, d);
     ro.name = "data";
     d->data = rconn_new(&d->loop, &ro, on_rconn_state, d);
+    if (d->cfg->redis_cluster && d->cfg->redis_cluster[0]) start_cluster(d);
     d->dispatch = dispatch_new(&d->loop, d->cfg, d->plugins);
     dispatch_set_release(d->dispatch, release_config, d); /* it owns every configuration from now on */
     d->limit_cmds = store_cmds_new(&d->loop, d->data, "limit");
@@ -717,7 +744,7 @@ int main(int argc, char **argv)
     store_job_set_conns(d->store, d->jobs, d->data);
     d->queue = queue_new(&d->loop, d->cfg, &store_job_ops, d->store, d->dispatch, consumer, run_id);
 
-    d->api = (struct api_state){.cfg = d->cfg, .jobs = d->jobs, .data = d->data, .queue = d->queue,
+    d->api = (struct api_state){.cfg = d->cfg, .jobs = d->jobs, .data = d->data, .cluster = d->cluster, .queue = d->queue,
                                 .dispatch = d->dispatch, .locales = d->locales, .limit = d->limit,
                                 .plugins_loaded = plugin_set_count(d->plugins), .plugins = d->plugins,
                                 .started_at = time(NULL)};
@@ -731,6 +758,10 @@ int main(int argc, char **argv)
         d->retention = retention_new(&d->loop, d->api.cmds, d->cfg, owner);
     }
     d->events_cmds = store_cmds_new(&d->loop, d->data, "events");
+    if (d->cluster) {
+        struct store_cmds *layers[] = {d->limit_cmds, d->cmds, d->api.cmds, d->events_cmds};
+        for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++) store_cmds_set_cluster(layers[i], d->cluster);
+    }
     d->events = events_new(&d->loop, d->events_cmds, d->cfg, consumer);
     start_listeners(d);
 
@@ -751,8 +782,12 @@ int main(int argc, char **argv)
                  HERALD_VERSION, consumer, run_id, d->cfg->listen_host, http_bound_port(d->http),
                  d->http_public ? d->cfg->public_host : d->cfg->listen_host,
                  http_bound_port(d->http_public ? d->http_public : d->http), plugin_set_count(d->plugins));
-        rconn_start(d->jobs);
-        rconn_start(d->data);
+        if (d->cluster) { /* jobs and data start once the map says where the control plane is */
+            rcluster_start(d->cluster);
+        } else {
+            rconn_start(d->jobs);
+            rconn_start(d->data);
+        }
     } else {
         close_all(d);
     }

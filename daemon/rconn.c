@@ -427,6 +427,17 @@ static void schedule_retry(struct rconn *rc)
     rc->backoff_ms = rc->backoff_ms * 2 > 2000 ? 2000 : rc->backoff_ms * 2;
 }
 
+/* Drops the connection now, whatever hiredis waits for: pending callbacks
+ * get NULL, and the owner hears why (reconnection follows). */
+static void drop(struct rconn *rc, const char *why)
+{
+    redisAsyncContext *ac = rc->ac;
+    ac->data = NULL;
+    rc->ac = NULL;
+    redisAsyncFree(ac);
+    lost(rc, why);
+}
+
 static void on_watchdog(uv_timer_t *t)
 {
     struct rconn *rc = t->data;
@@ -439,20 +450,12 @@ static void on_watchdog(uv_timer_t *t)
         /* A connect that never completes cannot be disconnected gracefully. */
         redisAsyncContext *ac = rc->ac;
         if (stuck_connect) {
-            ac->data = NULL;
-            rc->ac = NULL;
-            redisAsyncFree(ac);
-            lost(rc, "connect timed out");
+            drop(rc, "connect timed out");
         } else {
             redisAsyncDisconnect(ac);
             /* hiredis may wait for pending replies on a graceful
              * disconnect; a stalled server never sends them. */
-            if (rc->ac == ac) {
-                ac->data = NULL;
-                rc->ac = NULL;
-                redisAsyncFree(ac);
-                lost(rc, "no reply within the timeout");
-            }
+            if (rc->ac == ac) drop(rc, "no reply within the timeout");
         }
     }
 }
@@ -568,6 +571,19 @@ int rconn_command(struct rconn *rc, rconn_reply_cb cb, void *privdata, const cha
     }
     if (rc->outstanding++ == 0) rc->progress_ms = uv_now(rc->loop);
     return 0;
+}
+
+void rconn_retarget(struct rconn *rc, const char *host, int port)
+{
+    if (!rc->socket && rc->host && strcmp(rc->host, host) == 0 && rc->port == port) return;
+    free(rc->host);
+    free(rc->socket);
+    rc->host = xstrdup(host);
+    rc->socket = NULL;
+    rc->port = port;
+    if (rc->state == RC_CLOSING) return;
+    rc->backoff_ms = 100;
+    if (rc->ac) drop(rc, "the cluster moved this connection to another master");
 }
 
 static void on_handle_closed(uv_handle_t *h)

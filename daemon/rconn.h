@@ -80,6 +80,12 @@ static inline char *rconn_resp_head(char *o, char type, size_t n)
     return o;
 }
 
+/* From now on connect to host:port (TCP). A connection to another address
+ * is dropped (pending callbacks get NULL) and made again to the new one:
+ * the cluster layer moves a connection to the master that serves a slot
+ * now (rcluster.h). */
+void rconn_retarget(struct rconn *rc, const char *host, int port);
+
 /* Drops the connection (pending callbacks get NULL) and frees rc once every
  * handle is closed; done fires then, exactly once. */
 void rconn_close(struct rconn *rc, void (*done)(void *arg), void *arg);

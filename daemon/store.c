@@ -18,10 +18,35 @@
 #include <string.h>
 #include <time.h>
 
-void store_key_build(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail)
+/* On a cluster the control plane's keys carry the prefix as their hash
+ * tag ("{herald}:jobs"): every control script's keys share one slot. Set
+ * once, before any key is built (main, heraldctl). */
+static bool keys_cluster;
+
+void store_keys_cluster(bool on) { keys_cluster = on; }
+bool store_keys_clustered(void) { return keys_cluster; }
+
+/* "<prefix><head><arg><tail>": a key that is never hash-tagged by the
+ * prefix (a person's keys carry their own tag, {ID}). */
+static void key_plain(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail)
 {
     strbuf_reset(sb);
     strbuf_adds(sb, prefix);
+    strbuf_adds(sb, head);
+    if (arg) strbuf_adds(sb, arg);
+    if (tail) strbuf_adds(sb, tail);
+}
+
+void store_key_build(struct strbuf *sb, const char *prefix, const char *head, const char *arg, const char *tail)
+{
+    if (!keys_cluster) {
+        key_plain(sb, prefix, head, arg, tail);
+        return;
+    }
+    strbuf_reset(sb);
+    strbuf_add(sb, "{", 1);
+    strbuf_adds(sb, prefix);
+    strbuf_add(sb, "}", 1);
     strbuf_adds(sb, head);
     if (arg) strbuf_adds(sb, arg);
     if (tail) strbuf_adds(sb, tail);
@@ -35,12 +60,15 @@ void store_key_scheduled(struct strbuf *sb, const char *prefix) { key(sb, prefix
 void store_key_audit(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":audit", NULL, NULL); }
 void store_key_pid(struct strbuf *sb, const char *prefix, const char *provider, const char *provider_id)
 {
-    key(sb, prefix, ":pid:", provider, ":");
+    key_plain(sb, prefix, ":pid:", provider, ":");
     strbuf_adds(sb, provider_id);
 }
 void store_key_events(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":events", NULL, NULL); }
-void store_key_person(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}"); }
-void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:consent"); }
+void store_key_person(struct strbuf *sb, const char *prefix, const char *id) { key_plain(sb, prefix, ":r:{", id, "}"); }
+void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id)
+{
+    key_plain(sb, prefix, ":r:{", id, "}:consent");
+}
 void store_record_field(struct strbuf *sb, const char *campaign)
 {
     strbuf_reset(sb);
@@ -129,8 +157,11 @@ void store_key_retention_sweep(struct strbuf *sb, const char *prefix, const char
 {
     key(sb, prefix, ":retention:", part, NULL);
 }
-void store_key_sends(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:sends"); }
-void store_key_history(struct strbuf *sb, const char *prefix, const char *id) { key(sb, prefix, ":r:{", id, "}:history"); }
+void store_key_sends(struct strbuf *sb, const char *prefix, const char *id) { key_plain(sb, prefix, ":r:{", id, "}:sends"); }
+void store_key_history(struct strbuf *sb, const char *prefix, const char *id)
+{
+    key_plain(sb, prefix, ":r:{", id, "}:history");
+}
 void store_key_suppress(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress", NULL, NULL); }
 void store_key_suppress_info(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress:info", NULL, NULL); }
 void store_key_admin(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":admin", NULL, NULL); }
@@ -167,17 +198,6 @@ void store_key_node(struct strbuf *sb, const char *prefix, const char *tag, cons
     strbuf_adds(sb, "}");
     strbuf_adds(sb, head);
     if (arg) strbuf_adds(sb, arg);
-    if (tail) strbuf_adds(sb, tail);
-}
-
-void store_key_node_pattern(struct strbuf *sb, const char *prefix, const char *head, const char *arg,
-                            const char *tail)
-{
-    strbuf_reset(sb);
-    store_glob_escape(sb, prefix);
-    strbuf_adds(sb, ":n:*");
-    strbuf_adds(sb, head);
-    if (arg) store_glob_escape(sb, arg);
     if (tail) strbuf_adds(sb, tail);
 }
 

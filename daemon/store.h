@@ -94,6 +94,13 @@
 
 #define STORE_GROUP "herald"
 
+/* On a cluster ([redis] cluster) every key but a person's (herald:r:{ID}
+ * and its :consent, :sends, :history) and the pid keys is written
+ * "{<prefix>}:...": the control plane's keys share one slot, so each
+ * control script's keys are on one node. Set once at start, before any key
+ * is built; false (the default) changes no key name. */
+void store_keys_cluster(bool on);
+bool store_keys_clustered(void);
 /* Key builders: write "<prefix>:..." into sb (reset first). The common
  * form: "<prefix><head><arg><tail>", the id (if any, arg) between fixed
  * parts (head ":campaign:", tail ":runs"); NULL parts are left out. */
@@ -150,12 +157,9 @@ void store_key_campaign_paused(struct strbuf *sb, const char *prefix, const char
  * "On a cluster"): the audit stream (":audit"), a campaign's counters
  * (":campaign:<ID>"), its norecord set (":campaign:<ID>:norecord") and the
  * fence (":fence": stream entry -> the owning run's epoch). Readers find
- * them on every master by SCAN MATCH store_key_node_pattern(tail). */
+ * them by the tags named in store_key_audit_nodes and store_key_campaign_nodes. */
 void store_key_node(struct strbuf *sb, const char *prefix, const char *tag, const char *head, const char *arg,
                     const char *tail);
-/* "<prefix>:n:*<head><arg, glob-escaped><tail>". */
-void store_key_node_pattern(struct strbuf *sb, const char *prefix, const char *head, const char *arg,
-                            const char *tail);
 /* The fencing epoch counter of a cluster (lua/fence_claim.lua). */
 void store_key_epoch(struct strbuf *sb, const char *prefix);
 /* The tags of the nodes that hold per-node keys: of every audit stream,

@@ -10,13 +10,22 @@
  * A STORE_CMD_ONCE command is the exception that keeps no order: it is
  * sent at once or refused, and its errors end it (store_cmd.h).
  * Logs one line when waiting on Redis starts and one when it ends.
+ *
+ * On a cluster (store_cmds_set_cluster) each command goes to the master of
+ * its slot; everything else above holds per layer, across nodes: a command
+ * whose node is not reachable (or whose slot no master serves) stops the
+ * backlog behind it, so order is kept even through a failover. Without a
+ * cluster none of it costs anything: sc->cl is NULL and the paths are the
+ * single instance's.
  */
 #include "store_cmd.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
+#include "rcluster.h"
 #include "store.h"
 
 #define STORE_RETRY_MIN_MS 100
@@ -30,7 +39,10 @@ void store_args_init(struct store_args *a)
 {
     strbuf_init(&a->data);
     a->n = 0;
+    a->slot = -1;
 }
+
+void store_args_route(struct store_args *a, const char *key, size_t len) { a->slot = (int)rcluster_slot(key, len); }
 
 void store_args_addn(struct store_args *a, const char *s, size_t len)
 {
@@ -72,12 +84,14 @@ void store_args_free(struct store_args *a)
 {
     strbuf_free(&a->data);
     a->n = 0;
+    a->slot = -1;
 }
 
 void store_args_reset(struct store_args *a)
 {
     strbuf_reset(&a->data);
     a->n = 0;
+    a->slot = -1;
 }
 
 void store_args_script(struct store_args *a, const char *script, size_t nkeys)
@@ -144,6 +158,12 @@ struct scmd {
     void *arg;
     void (*discard)(void *arg);
     struct scmd *next;
+    /* on a cluster */
+    int slot;            /* -1: no key (the control plane's connection) */
+    struct rconn *to;    /* the next send goes here (a redirect), not by slot */
+    struct rconn *on;    /* where it went (NOSCRIPT sends the body there) */
+    bool asking;         /* an ASK: ASKING first, once */
+    unsigned redirects;
 };
 
 struct fifo {
@@ -154,6 +174,7 @@ struct fifo {
 struct store_cmds {
     uv_loop_t *loop;
     struct rconn *rc;
+    struct rcluster *cl; /* NULL: a single instance */
     char *name;
     struct fifo backlog; /* waiting for the connection or behind a retry */
     struct fifo retry;   /* refused, sent again when the timer fires */
@@ -264,6 +285,47 @@ static void give_up(struct store_cmds *sc, struct scmd *c, enum store_error err,
     scmd_free(c);
 }
 
+static bool send_one(struct store_cmds *sc, struct scmd *c);
+
+/* A cluster's error reply that is not c's answer: MOVED, ASK, or (for a
+ * STORE_CMD_GROUP script) a slot that left its node. Handled here (true)
+ * or not one of them (false). */
+static bool cluster_redirected(struct store_cmds *sc, struct scmd *c, const char *text)
+{
+    struct rcluster_addr to;
+    unsigned slot;
+    enum rcluster_redirect k = rcluster_redirect_parse(text, &slot, &to);
+    bool group = c->flags & STORE_CMD_GROUP;
+    if (k == RCLUSTER_NO_REDIRECT) {
+        if (!group || (strncmp(text, "CROSSSLOT", 9) != 0 && !strstr(text, "not served"))) return false;
+        rcluster_refresh(sc->cl);
+    } else if (k == RCLUSTER_MOVED) {
+        struct rconn *rc = rcluster_moved(sc->cl, slot, &to);
+        c->to = group ? NULL : rc;
+    } else {
+        c->to = group ? NULL : rcluster_conn_at(sc->cl, &to);
+        c->asking = true;
+        rcluster_refresh(sc->cl);
+    }
+    if (group) { /* the caller splits its batch again */
+        give_up(sc, c, STORE_E_REGROUP, text);
+        return true;
+    }
+    bool once = c->flags & STORE_CMD_ONCE;
+    if (++c->redirects <= 5 && send_one(sc, c)) { /* in place: nothing overtakes it */
+        c->to = NULL;
+        c->asking = false;
+        return true;
+    }
+    c->to = NULL;
+    c->asking = false;
+    /* Redirected in circles (a reshard under way) or its node is not
+     * reachable now: waits like any command whose node is down. */
+    if (once) give_up(sc, c, STORE_E_CONNECTION, "cluster redirect not followed");
+    else retry_later(sc, c, STORE_E_TRYAGAIN, "cluster redirect not followed yet");
+    return true;
+}
+
 static void on_reply(struct rconn *rc, redisReply *r, void *priv)
 {
     struct scmd *c = priv;
@@ -272,6 +334,7 @@ static void on_reply(struct rconn *rc, redisReply *r, void *priv)
     (void)rc;
     sc->inflight--;
     if (!r) { /* connection lost: sent again once it is back */
+        if (sc->cl) rcluster_refresh(sc->cl);
         if (once) give_up(sc, c, STORE_E_CONNECTION, "connection lost");
         else retry_later(sc, c, STORE_E_CONNECTION, "connection lost");
         return;
@@ -282,7 +345,7 @@ static void on_reply(struct rconn *rc, redisReply *r, void *priv)
              * once, it is cached then. In place: nothing overtakes it. */
             scmd_eval(c);
             c->script = NULL;
-            if (rconn_command_resp(sc->rc, on_reply, c, c->resp, c->len) == 0) {
+            if (rconn_command_resp(sc->cl ? c->on : sc->rc, on_reply, c, c->resp, c->len) == 0) {
                 sc->inflight++;
                 return;
             }
@@ -290,6 +353,7 @@ static void on_reply(struct rconn *rc, redisReply *r, void *priv)
             else retry_later(sc, c, STORE_E_CONNECTION, "connection lost");
             return;
         }
+        if (sc->cl && cluster_redirected(sc, c, r->str)) return;
         enum store_error err = store_error_classify(r->str);
         if (once || (store_error_class(err) == STORE_PERMANENT && (c->flags & STORE_CMD_HOLD))) {
             give_up(sc, c, err, r->str);
@@ -308,9 +372,34 @@ static void on_reply(struct rconn *rc, redisReply *r, void *priv)
     scmd_free(c);
 }
 
+static void on_asking(struct rconn *rc, redisReply *r, void *priv)
+{
+    (void)rc;
+    (void)r;
+    (void)priv;
+}
+
+/* Where c goes now on a cluster: a redirect's node, its slot's master, or
+ * (no key) the control plane's connection; NULL while no master serves it. */
+static struct rconn *cluster_target(struct store_cmds *sc, struct scmd *c)
+{
+    if (c->to) return c->to;
+    if (c->slot < 0) return sc->rc;
+    struct rconn *rc = rcluster_conn(sc->cl, (unsigned)c->slot);
+    if (!rc) rcluster_refresh(sc->cl);
+    return rc;
+}
+
 static bool send_one(struct store_cmds *sc, struct scmd *c)
 {
-    if (rconn_command_resp(sc->rc, on_reply, c, c->resp, c->len) < 0) return false;
+    struct rconn *rc = sc->rc;
+    if (sc->cl) {
+        rc = cluster_target(sc, c);
+        if (!rc || !rconn_ready(rc)) return false;
+        if (c->asking && rconn_command(rc, on_asking, NULL, "ASKING") < 0) return false;
+        c->on = rc;
+    }
+    if (rconn_command_resp(rc, on_reply, c, c->resp, c->len) < 0) return false;
     sc->inflight++;
     return true;
 }
@@ -327,6 +416,69 @@ static void flush(struct store_cmds *sc)
             fifo_pop(lists[i]);
         }
     }
+}
+
+/* The slot of a command's first key, or -1 for a command without keys. A
+ * script's KEYS[1]; the stream commands' key after STREAMS; the key after
+ * the subcommand for XINFO, XGROUP, MEMORY, OBJECT; else the first
+ * argument. */
+static int first_key_slot(const char *resp, size_t len)
+{
+    const char *end = resp + len, *p = resp;
+    const char *arg[64];
+    size_t alen[64], n = 0;
+    while (p < end && *p != '\r') p++;
+    p += 2;
+    while (p < end && n < 64) {
+        size_t l = 0;
+        for (p++; *p != '\r'; p++) l = l * 10 + (size_t)(*p - '0');
+        arg[n] = p + 2;
+        alen[n++] = l;
+        p += 2 + l + 2;
+    }
+    if (!n) return -1;
+#define IS(i, w) (alen[i] == sizeof(w) - 1 && strncasecmp(arg[i], w, alen[i]) == 0)
+    int k = 1;
+    if (IS(0, "EVALSHA") || IS(0, "EVAL") || IS(0, "EVALSHA_RO") || IS(0, "EVAL_RO")) {
+        if (n < 4 || (alen[2] == 1 && arg[2][0] == '0')) return -1;
+        k = 3;
+    } else if (IS(0, "XREADGROUP") || IS(0, "XREAD")) {
+        k = -1;
+        for (size_t i = 1; i + 1 < n; i++)
+            if (IS(i, "STREAMS")) {
+                k = (int)i + 1;
+                break;
+            }
+    } else if (IS(0, "XINFO") || IS(0, "XGROUP") || IS(0, "MEMORY") || IS(0, "OBJECT")) {
+        k = 2;
+    } else if (IS(0, "PING") || IS(0, "INFO") || IS(0, "SCAN") || IS(0, "TIME") || IS(0, "CLUSTER") ||
+               IS(0, "SCRIPT") || IS(0, "WAIT") || IS(0, "DBSIZE") || IS(0, "CLIENT") || IS(0, "ACL") ||
+               IS(0, "MULTI") || IS(0, "EXEC") || IS(0, "SELECT") || IS(0, "AUTH") || IS(0, "ECHO")) {
+        k = -1;
+    }
+#undef IS
+    if (k < 0 || (size_t)k >= n) return -1;
+    return (int)rcluster_slot(arg[k], alen[k]);
+}
+
+static void on_cluster_wake(void *arg) { flush(arg); }
+
+void store_cmds_set_cluster(struct store_cmds *sc, struct rcluster *cl)
+{
+    sc->cl = cl;
+    rcluster_on_wake(cl, on_cluster_wake, sc);
+}
+
+size_t store_cmds_nodes(const struct store_cmds *sc) { return sc->cl ? rcluster_nodes(sc->cl) : 1; }
+
+size_t store_cmds_node_of(const struct store_cmds *sc, const char *key, size_t len)
+{
+    return sc->cl ? rcluster_node_of(sc->cl, rcluster_slot(key, len)) : 0;
+}
+
+const char *store_cmds_node_tag(const struct store_cmds *sc, size_t node)
+{
+    return sc->cl ? rcluster_node_tag(sc->cl, node) : NULL;
 }
 
 struct store_cmds *store_cmds_new(uv_loop_t *loop, struct rconn *rc, const char *name)
@@ -362,6 +514,7 @@ int store_cmds_send(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void
     c->resp = c->buf + STORE_ARGS_HEAD - hlen;
     c->len = len - (STORE_ARGS_HEAD - hlen);
     c->argc = a->n;
+    c->slot = sc->cl ? (a->slot >= 0 ? a->slot : first_key_slot(c->resp, c->len)) : -1;
     store_args_init(a);
     if (flags & STORE_CMD_ONCE) {
         /* Now or never: its caller answers someone who must not wait. */
@@ -418,78 +571,4 @@ void store_cmds_free(struct store_cmds *sc, void (*done)(void *arg), void *arg)
     sc->done = done;
     sc->done_arg = arg;
     uv_close((uv_handle_t *)&sc->timer, on_closed);
-}
-
-/* ---- CL-M's single-node stand-in for CL-R's routing (goes at the merge) */
-
-size_t store_cmds_nodes(const struct store_cmds *sc)
-{
-    (void)sc;
-    return 1;
-}
-
-size_t store_cmds_node_of(const struct store_cmds *sc, const char *key, size_t len)
-{
-    (void)sc;
-    (void)key;
-    (void)len;
-    return 0;
-}
-
-const char *store_cmds_node_tag(const struct store_cmds *sc, size_t node)
-{
-    (void)sc;
-    (void)node;
-    return NULL;
-}
-
-void store_args_route(struct store_args *a, const char *key, size_t len)
-{
-    (void)a;
-    (void)key;
-    (void)len;
-}
-
-static uint16_t crc16(const char *buf, size_t len)
-{
-    uint16_t crc = 0;
-    for (size_t i = 0; i < len; i++) {
-        crc ^= (uint16_t)((unsigned char)buf[i] << 8);
-        for (int b = 0; b < 8; b++) crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
-    }
-    return crc;
-}
-
-unsigned rcluster_slot(const char *key, size_t len)
-{
-    const char *o = memchr(key, '{', len);
-    if (o) {
-        const char *c = memchr(o + 1, '}', len - (size_t)(o + 1 - key));
-        if (c && c > o + 1) return crc16(o + 1, (size_t)(c - o - 1)) & (RCLUSTER_SLOTS - 1);
-    }
-    return crc16(key, len) & (RCLUSTER_SLOTS - 1);
-}
-
-const char *rcluster_slot_tag(unsigned slot)
-{
-    static char (*tags)[8];
-    if (!tags) {
-        tags = xcalloc(RCLUSTER_SLOTS, sizeof(*tags));
-        size_t left = RCLUSTER_SLOTS;
-        static const char al[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-        for (unsigned long i = 0; left; i++) {
-            char t[8];
-            size_t n = 0;
-            for (unsigned long v = i; n < 6; v /= 36) {
-                t[n++] = al[v % 36];
-                if (v < 36) break;
-            }
-            unsigned s = crc16(t, n) & (RCLUSTER_SLOTS - 1);
-            if (!tags[s][0]) {
-                memcpy(tags[s], t, n);
-                left--;
-            }
-        }
-    }
-    return tags[slot & (RCLUSTER_SLOTS - 1)];
 }

@@ -63,6 +63,7 @@
 struct store_args {
     struct strbuf data; /* empty, or STORE_ARGS_HEAD bytes of room and the arguments */
     size_t n;
+    int slot;           /* store_args_route's key's cluster slot; -1: none given */
 };
 
 void store_args_init(struct store_args *a);
@@ -76,6 +77,13 @@ void store_args_free(struct store_args *a);
 void store_args_reset(struct store_args *a);
 /* Starts "EVALSHA <sha of script> <nkeys>" in a (initialised here). */
 void store_args_script(struct store_args *a, const char *script, size_t nkeys);
+
+/* The key whose slot decides where the command goes on a cluster (set
+ * after store_args_script/add; only its slot is kept). Without it the
+ * layer routes by the command's first key (a script's KEYS[1]), and a
+ * command without keys goes to the control plane's master. On a single
+ * instance it changes nothing. */
+void store_args_route(struct store_args *a, const char *key, size_t len);
 
 /* ---- error classes ---------------------------------------------------- */
 
@@ -91,10 +99,10 @@ enum store_class { STORE_TRANSIENT, STORE_PERMANENT };
     X(READONLY, "readonly", TRANSIENT, "READONLY")                \
     X(OOM, "oom", TRANSIENT, "OOM")                               \
     X(CLUSTERDOWN, "clusterdown", TRANSIENT, "CLUSTERDOWN")       \
-    X(REGROUP, "regroup", TRANSIENT, "")                          \
     X(NOPERM, "noperm", PERMANENT, "NOPERM")                      \
     X(WRONGTYPE, "wrongtype", PERMANENT, "WRONGTYPE")             \
     X(NOGROUP, "nogroup", PERMANENT, "NOGROUP")                   \
+    X(REGROUP, "regroup", TRANSIENT, "")                          \
     X(ERROR, "error", PERMANENT, "")                              \
     X(REPLY, "unexpected_reply", PERMANENT, "")
 
@@ -124,24 +132,15 @@ typedef void (*store_cmd_cb)(redisReply *reply, enum store_error err, const char
 
 #define STORE_CMD_HOLD 1u /* permanent errors go to the callback */
 #define STORE_CMD_ONCE 2u /* no retry, no queue: every error goes to the callback */
-
-/* ---- a cluster (CL-M's single-node stand-in for CL-R's routing) ------- */
-
-/* How many masters the layer's Redis has now: 1 for a single instance. */
-size_t store_cmds_nodes(const struct store_cmds *sc);
-/* Index (0 .. nodes-1) of the master that serves key now (0 on a single instance). */
-size_t store_cmds_node_of(const struct store_cmds *sc, const char *key, size_t len);
-/* A hash tag (no braces) whose slot master `node` serves now. NULL on a single instance. */
-const char *store_cmds_node_tag(const struct store_cmds *sc, size_t node);
-/* The key whose slot decides where the command goes. */
-void store_args_route(struct store_args *a, const char *key, size_t len);
-/* A script over several slots of one node: on a redirect the callback gets
- * reply NULL with STORE_E_REGROUP, the caller splits again and resends. */
+/* A command sent with STORE_CMD_GROUP is a script over several slots of one
+ * node (`#!lua flags=allow-cross-slot-keys`): on MOVED, ASK or a
+ * CROSSSLOT/"not served" error the layer does NOT resend it; it refreshes
+ * the slot map and the callback gets reply NULL with STORE_E_REGROUP
+ * (transient class): the caller splits the batch again by
+ * store_cmds_node_of() and sends the parts. Nothing of a refused script was
+ * written (Redis checks keys first). On a single instance it changes
+ * nothing. */
 #define STORE_CMD_GROUP 4u
-/* rcluster.h's slot arithmetic: the slot of a key, a short hash tag per slot. */
-#define RCLUSTER_SLOTS 16384
-unsigned rcluster_slot(const char *key, size_t len);
-const char *rcluster_slot_tag(unsigned slot);
 
 struct store_cmds *store_cmds_new(uv_loop_t *loop, struct rconn *rc, const char *name);
 /* Sends the command in a (taking its buffer; a is left initialised and
@@ -153,6 +152,24 @@ int store_cmds_send(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void
 /* send(sc, flags, cb, arg, argv): argv ends with NULL; strings copied. */
 int store_cmds_sendv(struct store_cmds *sc, unsigned flags, store_cmd_cb cb, void *arg, const char *const *argv);
 #define STORE_SEND(sc, flags, cb, arg, ...) store_cmds_sendv(sc, flags, cb, arg, (const char *const[]){__VA_ARGS__, NULL})
+/* On a cluster (rcluster.h): the layer sends each command to the master of
+ * its slot (store_args_route, or its first key) over cl's connections,
+ * follows MOVED (the map updated, the command sent again) and ASK (ASKING,
+ * then the command, to that node, once) invisibly, sends a script's body
+ * again after NOSCRIPT to the node that said it, and keeps commands whose
+ * slot no master serves (a failover) in its backlog until one does. rc (of
+ * store_cmds_new) is then the connection for commands without keys, pinned
+ * to the control plane's master. Call before the first command. */
+struct rcluster;
+void store_cmds_set_cluster(struct store_cmds *sc, struct rcluster *cl);
+/* How many masters the layer's Redis has now: 1 for a single instance. */
+size_t store_cmds_nodes(const struct store_cmds *sc);
+/* Index (0 .. nodes-1) of the master that serves key now (0 on a single instance). */
+size_t store_cmds_node_of(const struct store_cmds *sc, const char *key, size_t len);
+/* A hash tag (no braces, e.g. "n3a") whose slot master `node` serves now: keys that must sit
+ * on that node (per-node streams, counters, fence) put it in braces. NULL on a single instance. */
+const char *store_cmds_node_tag(const struct store_cmds *sc, size_t node);
+
 /* The connection became usable: send what waits. */
 void store_cmds_connected(struct store_cmds *sc);
 /* Nothing waits, nothing is in flight. */

@@ -178,6 +178,18 @@ static struct sj_fence fence_of(const struct store_job *sj)
     return (struct sj_fence){.key = sj->k_jobs.buf, .group = STORE_GROUP, .owner = sj->consumer};
 }
 
+void sj_script(struct store_args *a, const char *script, size_t nkeys, const struct sj_fence *f)
+{
+    if (f->group[0]) {
+        store_args_script(a, script, nkeys);
+        return;
+    }
+    char n[HERALD_LL_CHARS + 1] = "#";
+    herald_lltoa(n + 1, (long long)nkeys);
+    store_args_script(a, script, 0);
+    store_args_add(a, n);
+}
+
 static void fence_keys(struct store_args *a, const struct sj_fence *f) { store_args_add(a, f->key); }
 
 static void fence_args(struct store_args *a, const struct sj_fence *f, const char *entry)
@@ -385,7 +397,7 @@ void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj
                      const size_t *idx, size_t n)
 {
     const struct config *cfg = sj->cfg;
-    store_args_script(a, store_lua_reserve, 1 + 2 * n);
+    sj_script(a, store_lua_reserve, 1 + 2 * n, f);
     fence_keys(a, f);
     for (size_t i = 0; i < n; i++) {
         const struct store_job_reservation *it = items[idx ? idx[i] : i];
@@ -584,7 +596,7 @@ void on_released(redisReply *r, enum store_error err, const char *text, void *ar
 void sj_release_args(struct store_args *a, struct store_job *sj, const struct sj_fence *f, const char *entry,
                      const char *campaign, const char *id, const char *record, const char *member)
 {
-    store_args_script(a, store_lua_release, 3);
+    sj_script(a, store_lua_release, 3, f);
     fence_keys(a, f);
     store_key_person(&sj->key, sj->cfg->prefix, id);
     add_buf(a, &sj->key);

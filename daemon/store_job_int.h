@@ -53,6 +53,11 @@ struct sj_fence {
     const char *key, *group, *owner;
 };
 
+/* Starts a's EVALSHA of script over nkeys keys. A per-node script of a
+ * cluster (f->group "") declares none: "#<nkeys>" then its keys lead its
+ * ARGV (lua/fence.lua reads them back). */
+void sj_script(struct store_args *a, const char *script, size_t nkeys, const struct sj_fence *f);
+
 /* The script arguments of reserve, finish and release for the recipients
  * idx[0..n) (NULL: every one, in order), after the fence f. */
 void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj_fence *f, const char *entry,

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "rcluster.h"
 #include "store_job_int.h"
 
 /* A fence hash outlives a daemon that crashed before dropping its entry by
@@ -30,11 +31,7 @@
 bool sj_cluster(const struct store_job *sj) { return store_cmds_node_tag(sj->sc, 0) != NULL; }
 
 /* The [redis] wait_replicas of a cluster (docs/config.md). */
-static long long wait_replicas(const struct store_job *sj)
-{
-    (void)sj;
-    return 0;
-}
+static long long wait_replicas(const struct store_job *sj) { return sj->cfg->wait_replicas; }
 
 /* "<prefix>:n:{<tag of slot>}:fence": the fence hash of one slot. */
 static void fence_key(struct strbuf *sb, const struct store_job *sj, unsigned slot)
@@ -221,7 +218,8 @@ static void fence_send(struct fence_op *op, unsigned *slot, size_t n)
         p->op = op;
         p->n = to - from;
         struct store_args a;
-        store_args_script(&a, store_lua_fence_raise, p->n);
+        static const struct sj_fence nodes = {.key = "", .group = "", .owner = ""};
+        sj_script(&a, store_lua_fence_raise, p->n, &nodes);
         for (size_t i = from; i < to; i++) {
             p->slot[i - from] = slot[idx[i]];
             fence_key(&sj->key, sj, slot[idx[i]]);
@@ -571,7 +569,7 @@ static void part_finish_args(struct store_args *a, struct nodes_op *op, const st
     }
     const char *tag = store_cmds_node_tag(sj->sc, p->node);
     if (!tag) tag = "";
-    store_args_script(a, store_lua_finish, 4 + 3 * nout + nhand);
+    sj_script(a, store_lua_finish, 4 + 3 * nout + nhand, f);
     store_args_add(a, f->key);
     store_key_node(&sj->key, sj->cfg->prefix, tag, ":audit", NULL, NULL);
     add_buf(a, &sj->key);

@@ -62,7 +62,7 @@ static void count(struct api_state *st, const char *label, const char *what, lon
     struct strbuf k, f;
     strbuf_init(&k);
     strbuf_init(&f);
-    strbuf_addf(&k, "%s:webhook:counts", st->cfg->prefix);
+    store_key_build(&k, st->cfg->prefix, ":webhook:counts", NULL, NULL);
     strbuf_addf(&f, "%s:%s", label, what);
     char n[HERALD_LL_CHARS];
     herald_lltoa(n, by);
@@ -211,8 +211,8 @@ static void ev_done(struct fb_event *e)
 
 static void dedupe_key(struct strbuf *k, const struct fb_event *e)
 {
-    strbuf_reset(k);
-    strbuf_addf(k, "%s:webhook:%s:%s", e->c->st->cfg->prefix, e->c->label, e->event_id);
+    store_key_build(k, e->c->st->cfg->prefix, ":webhook:", e->c->label, ":");
+    strbuf_adds(k, e->event_id);
 }
 
 /* ---- delivery events: delivered, bounced, complained ------------------ */
@@ -446,7 +446,7 @@ static void on_found(int status, enum store_error store, json_t *doc, const char
     strbuf_init(&k);
     strbuf_init(&counts);
     dedupe_key(&k, e);
-    strbuf_addf(&counts, "%s:webhook:counts", e->c->st->cfg->prefix);
+    store_key_build(&counts, e->c->st->cfg->prefix, ":webhook:counts", NULL, NULL);
     int rc;
     if (e->kind == HERALD_FEEDBACK_KEYWORD_HELP) {
         char ttl[HERALD_LL_CHARS];

@@ -527,10 +527,18 @@ secret = %s
 class Env:
     """Everything one test runs against. Use through HeraldTestCase.env()."""
 
-    def __init__(self, name, log_level="debug", drain_timeout="5s", redis_args=()):
+    def __init__(self, name, log_level="debug", drain_timeout="5s", redis_args=(), cluster=False):
+        """cluster: a RedisCluster (3 masters + 3 replicas) instead of one
+        redis-server; the config names its seeds ([redis] cluster), self.r is
+        a cluster-aware client and self.redis the RedisCluster."""
         self.dir = tempfile.mkdtemp(prefix="herald-e2e-%s-" % name)
-        self.redis = RedisServer(os.path.join(self.dir, "redis"), extra_args=redis_args).start()
-        self.r = redis.Redis(host="127.0.0.1", port=self.redis.port, decode_responses=True, socket_timeout=10)
+        self.cluster = cluster
+        if cluster:
+            self.redis = RedisCluster(os.path.join(self.dir, "redis"), extra_args=redis_args).start()
+            self.r = self.redis.client()
+        else:
+            self.redis = RedisServer(os.path.join(self.dir, "redis"), extra_args=redis_args).start()
+            self.r = redis.Redis(host="127.0.0.1", port=self.redis.port, decode_responses=True, socket_timeout=10)
         self.admin_port = free_port()
         self.public_port = free_port()   # [public] listen: the link pages and the provider webhooks
         self.outbox = os.path.join(self.dir, "outbox")   # `dir = outbox`, relative to the config file
@@ -571,9 +579,13 @@ class Env:
         return os.path.join(self.dir, *parts)
 
     def config_text(self, template=BASE_CONFIG):
-        return template.format(plugin_dir=PLUGIN_DIR, locales_dir=LOCALES_DIR, log_level=self.log_level, drain_timeout=self.drain_timeout,
-                               redis_url=self.redis.url, admin_port=self.admin_port,
+        text = template.format(plugin_dir=PLUGIN_DIR, locales_dir=LOCALES_DIR, log_level=self.log_level,
+                               drain_timeout=self.drain_timeout,
+                               redis_url="" if self.cluster else self.redis.url, admin_port=self.admin_port,
                                public_port=self.public_port)
+        if self.cluster:
+            text = text.replace("url = \n", "cluster = %s\n" % self.redis.seeds, 1)
+        return text
 
     def write_config(self, template, name):
         p = self.path(name)
@@ -662,9 +674,13 @@ class Env:
         assert "-" in entry, "enqueue printed %r, not a stream entry id" % res.stdout
         return entry
 
+    def key(self, name):
+        """A control-plane key's name: herald:<name>, or {herald}:<name> on a cluster."""
+        return ("{herald}:" if self.cluster else "herald:") + name
+
     def xadd_job(self, text):
-        """What a marketing system does: XADD herald:jobs * job <text>."""
-        return self.r.xadd("herald:jobs", {"job": text})
+        """What a marketing system does: XADD herald:jobs * job <text> ({herald}:jobs on a cluster)."""
+        return self.r.xadd(self.key("jobs"), {"job": text})
 
     def campaign(self, cid):
         res = self.ctl_ok("campaign", cid)
@@ -721,19 +737,19 @@ class Env:
         return recs
 
     def dead(self):
-        return [fields for _, fields in self.r.xrange("herald:dead")]
+        return [fields for _, fields in self.r.xrange(self.key("dead"))]
 
     def pending(self):
         """Entries of herald:jobs delivered to a consumer and not acked."""
         try:
-            return self.r.xpending("herald:jobs", "herald")["pending"]
+            return self.r.xpending(self.key("jobs"), "herald")["pending"]
         except redis.exceptions.ResponseError:
             return 0
 
     def acked(self, entry):
         """Has the group read entry (and everything before it) and acked it all?"""
         try:
-            groups = self.r.xinfo_groups("herald:jobs")
+            groups = self.r.xinfo_groups(self.key("jobs"))
         except redis.exceptions.ResponseError:
             return False
         g = [g for g in groups if g["name"] == "herald"]
@@ -777,7 +793,10 @@ class Env:
         for h in self.heralds:
             h.kill()
         self.r.close()
-        self.redis.stop(kill=True)
+        if self.cluster:
+            self.redis.stop()
+        else:
+            self.redis.stop(kill=True)
         if os.environ.get("HERALD_E2E_KEEP"):
             print("kept %s" % self.dir, file=sys.stderr)
         else:
