@@ -37,6 +37,7 @@
 #include "people.h"
 #include "profile.h"
 #include "progress.h"
+#include "rcluster.h"
 #include "store.h"
 #include "store_campaign.h"
 #include "store_check.h"
@@ -82,10 +83,16 @@ static void usage(FILE *out)
             "exit status: 0 done, 1 input refused (bad lines are reported as FILE:LINE: problem), 2 usage or Redis error\n");
 }
 
+/* On a cluster ([redis] cluster): its map and masters' contexts. The
+ * commands of the control plane use the context connect_redis returns (to
+ * the master of its slot); those of people and per-node keys use this. */
+static struct rcluster_sync *ctl_cluster;
+
 static redisContext *connect_redis(const struct config *cfg)
 {
     char err[512];
-    redisContext *c = store_check_connect(cfg, err, sizeof(err));
+    redisContext *c = cfg->redis_cluster && cfg->redis_cluster[0] ? store_check_connect_cluster(cfg, &ctl_cluster, err, sizeof(err))
+                                                                   : store_check_connect(cfg, err, sizeof(err));
     if (!c) fprintf(stderr, "heraldctl: %s\n", err);
     return c;
 }
@@ -190,7 +197,8 @@ static int import_flush(const struct config *cfg, redisContext *c, struct import
     }
     char err[512];
     int rc = 0;
-    if (run->n && store_sync_import_batch(c, cfg->prefix, items, run->n, err, sizeof(err)) < 0) {
+    if (run->n && (ctl_cluster ? store_sync_import_cluster(ctl_cluster, cfg->prefix, items, run->n, err, sizeof(err))
+                               : store_sync_import_batch(c, cfg->prefix, items, run->n, err, sizeof(err))) < 0) {
         import_say(run, "%s:%ld-%ld: %s\n", run->path, run->win[0].lineno, run->win[run->n - 1].lineno, err);
         rc = 2;
     }
@@ -845,6 +853,7 @@ int main(int argc, char **argv)
         return 2;
     }
     strbuf_free(&errors);
+    store_keys_cluster(cfg.redis_cluster && cfg.redis_cluster[0]); /* before any key is built */
     redisContext *c = connect_redis(&cfg);
     if (!c) {
         config_free(&cfg);
@@ -863,6 +872,7 @@ int main(int argc, char **argv)
     else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
     else rc = cmd_campaign(&cfg, c, args[0]);
     redisFree(c);
+    rcluster_sync_free(ctl_cluster);
     config_free(&cfg);
     return rc;
 }

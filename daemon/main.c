@@ -361,20 +361,29 @@ static void start_cluster(struct daemon *d)
 static int check_redis(const struct config *cfg)
 {
     char err[512], where[320];
-    redisContext *c = store_check_connect(cfg, err, sizeof(err));
+    struct rcluster_sync *cs = NULL;
+    bool cluster = cfg->redis_cluster && cfg->redis_cluster[0];
+    redisContext *c = cluster ? store_check_connect_cluster(cfg, &cs, err, sizeof(err))
+                              : store_check_connect(cfg, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
     struct strbuf problems;
     strbuf_init(&problems);
-    int n = store_check_access(c, cfg, &problems);
+    int n = cluster ? store_check_access_cluster(cs, cfg, &problems) : store_check_access(c, cfg, &problems);
+    size_t masters = cs ? rcluster_sync_nodes(cs) : 0;
+    rcluster_sync_free(cs);
     redisFree(c);
     fputs(problems.buf ? problems.buf : "", stderr);
     strbuf_free(&problems);
     if (n) return -1;
-    printf("redis OK: %s as user %s, database %d\n", config_redis_where(cfg, where, sizeof(where)),
-           cfg->redis_user ? cfg->redis_user : "default", cfg->redis_db);
+    if (cluster)
+        printf("redis OK: %s, %zu masters, as user %s\n", config_redis_where(cfg, where, sizeof(where)), masters,
+               cfg->redis_user ? cfg->redis_user : "default");
+    else
+        printf("redis OK: %s as user %s, database %d\n", config_redis_where(cfg, where, sizeof(where)),
+               cfg->redis_user ? cfg->redis_user : "default", cfg->redis_db);
     return 0;
 }
 

@@ -69,6 +69,15 @@ struct pop {
     int tries;
     int status;      /* fail_later: what the callback reports */
     char err[256];
+    /* PUT, MERGE on a cluster (store_keys_clustered): the address index is
+     * on another slot than the person, so its steps go apart (cluster_write) */
+    struct store_args cl_write;      /* people_write.lua's command, once the index has the new addresses */
+    struct store_args cl_index;      /* HSET addr <member> <id> ... (a empty: none) */
+    struct store_args cl_check;      /* SMISMEMBER tombstones ... (empty: none) */
+    const char *cl_checked[HERALD_CH_COUNT]; /* the channels cl_check asks about, in order */
+    json_t *cl_tomb;                 /* the channels found erased before */
+    struct store_args cl_drop;       /* addr_drop.lua's command (empty: nothing to drop) */
+    long long cl_tombstones;         /* ERASE on a cluster: the tombstones cl_check added */
 };
 
 /* ---- plumbing ------------------------------------------------------------ */
@@ -100,6 +109,10 @@ static struct pop *pop_new(struct people *pp, enum pop_kind kind, const char *id
     op->arg = arg;
     op->id = id ? xstrdup(id) : NULL;
     op->cond = xstrdup("");
+    store_args_init(&op->cl_write);
+    store_args_init(&op->cl_index);
+    store_args_init(&op->cl_check);
+    store_args_init(&op->cl_drop);
     return op;
 }
 
@@ -123,6 +136,11 @@ static void pop_free(struct pop *op)
     free(op->record);
     free(op->member);
     free(op->cond);
+    store_args_free(&op->cl_write);
+    store_args_free(&op->cl_index);
+    store_args_free(&op->cl_check);
+    store_args_free(&op->cl_drop);
+    json_decref(op->cl_tomb);
     free(op);
 }
 
@@ -459,6 +477,113 @@ static void addr_args_free(struct addr_args *a)
     }
 }
 
+/* ---- PUT, MERGE on a cluster ----------------------------------------------
+ * The person's hash is on its own slot; the address index and the
+ * tombstones are not. The write goes in steps, ordered for readers that
+ * verify an index entry against the person (webhooks, inbound SMS): the
+ * tombstones of the new addresses are read, the new addresses join the
+ * index, the person is written (compare-and-set, as on one Redis), then the
+ * addresses it no longer has leave the index. A step that fails ends the
+ * call with its error: what is left is an index entry naming a person who
+ * lacks the address, which readers ignore, and the next write replaces. */
+
+static void on_cl_dropped(redisReply *r, enum store_error serr, const char *text, void *priv)
+{
+    struct pop *op = priv;
+    (void)r, (void)serr, (void)text; /* a stale entry left behind is ignored by its readers */
+    json_t *doc = op->doc;
+    op->doc = NULL;
+    finish(op, 0, doc, NULL);
+}
+
+static void on_write(redisReply *r, enum store_error serr, const char *text, void *priv);
+
+static void cl_send_write(struct pop *op)
+{
+    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_write, op, NULL, &op->cl_write, store_lua_people_write) < 0)
+        finish_store(op, STORE_E_CONNECTION);
+}
+
+static void on_cl_indexed(redisReply *r, enum store_error serr, const char *text, void *priv)
+{
+    struct pop *op = priv;
+    (void)text;
+    if (!reply_failed(op, r, serr)) cl_send_write(op);
+}
+
+static void cl_index(struct pop *op)
+{
+    if (!op->cl_index.n) { /* no address: nothing to index */
+        cl_send_write(op);
+        return;
+    }
+    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_indexed, op, NULL, &op->cl_index, NULL) < 0)
+        finish_store(op, STORE_E_CONNECTION);
+}
+
+static void on_cl_checked(redisReply *r, enum store_error serr, const char *text, void *priv)
+{
+    struct pop *op = priv;
+    (void)text;
+    if (reply_failed(op, r, serr)) return;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && i < HERALD_CH_COUNT; i++)
+        if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer == 1 && op->cl_checked[i])
+            json_array_append_new(op->cl_tomb, json_string(op->cl_checked[i]));
+    cl_index(op);
+}
+
+/* Builds the steps of a PUT or MERGE on a cluster (argv: people_write.lua's
+ * arguments after its keys, without the address lists) and starts them. */
+static void cluster_write(struct pop *op, const char *kp, const char *ka, const char *kt, const char *const *argv,
+                          int argc, const struct addr_args *olda, const struct addr_args *newa)
+{
+    struct store_args *w = &op->cl_write, *ix = &op->cl_index, *ck = &op->cl_check, *dr = &op->cl_drop;
+    store_args_free(ix);
+    store_args_free(ck);
+    store_args_free(dr);
+    store_args_free(w);
+    json_decref(op->cl_tomb);
+    op->cl_tomb = json_array();
+    store_args_script(w, store_lua_people_write, 1);
+    store_args_add(w, kp);
+    for (int i = 0; i < argc; i++) store_args_add(w, argv[i]);
+    store_args_add(w, "0"); /* no old address to drop here, */
+    store_args_add(w, "0"); /* no new one to index: the steps do */
+    size_t nc = 0;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        if (newa->has[ch]) {
+            if (!ix->n) {
+                store_args_add(ix, "HSET");
+                store_args_add(ix, ka);
+            }
+            store_args_add(ix, newa->m[ch].buf);
+            store_args_add(ix, op->id);
+            if (newa->t[ch].len) {
+                if (!ck->n) {
+                    store_args_add(ck, "SMISMEMBER");
+                    store_args_add(ck, kt);
+                }
+                store_args_add(ck, newa->t[ch].buf);
+                op->cl_checked[nc++] = herald_channel_name(ch);
+            }
+        }
+        if (!olda->has[ch] || (newa->has[ch] && strcmp(olda->m[ch].buf, newa->m[ch].buf) == 0)) continue;
+        if (!dr->n) {
+            store_args_script(dr, store_lua_addr_drop, 1);
+            store_args_add(dr, ka);
+            store_args_add(dr, op->id);
+        }
+        store_args_add(dr, olda->m[ch].buf);
+    }
+    for (size_t i = nc; i < HERALD_CH_COUNT; i++) op->cl_checked[i] = NULL;
+    if (!ck->n) {
+        cl_index(op);
+        return;
+    }
+    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_checked, op, NULL, ck, NULL) < 0)
+        finish_store(op, STORE_E_CONNECTION);
+}
+
 static void on_write(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
@@ -491,7 +616,7 @@ static void on_write(redisReply *r, enum store_error serr, const char *text, voi
     }
     json_t *doc;
     if (op->kind == OP_PUT || op->kind == OP_MERGE) {
-        json_t *tomb = json_array();
+        json_t *tomb = op->cl_tomb ? json_incref(op->cl_tomb) : json_array();
         const redisReply *t = r->element[2];
         for (size_t i = 0; t->type == REDIS_REPLY_ARRAY && i < t->elements; i++)
             if (t->element[i]->type == REDIS_REPLY_STRING)
@@ -503,6 +628,13 @@ static void on_write(redisReply *r, enum store_error serr, const char *text, voi
         op->doc = NULL;
     }
     json_object_set_new(doc, "rev", json_integer(r->element[3]->integer));
+    if (op->cl_drop.n) { /* on a cluster: the addresses it no longer has leave the index now */
+        json_decref(op->doc);
+        op->doc = doc;
+        if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_dropped, op, NULL, &op->cl_drop, store_lua_addr_drop) < 0)
+            on_cl_dropped(NULL, STORE_E_CONNECTION, NULL, op);
+        return;
+    }
     finish(op, 0, doc, NULL);
 }
 
@@ -714,7 +846,8 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
     }
     snprintf(nold, sizeof(nold), "%d", no);
     snprintf(nnew, sizeof(nnew), "%d", nn);
-    send_or_finish(op, on_write, store_lua_people_write, 3, argc, argv);
+    if (addrs && store_keys_clustered()) cluster_write(op, kp.buf, ka.buf, kt.buf, argv + 3, 5, &olda, &newa);
+    else send_or_finish(op, on_write, store_lua_people_write, 3, argc, argv);
     strbuf_free(&kp);
     strbuf_free(&ka);
     strbuf_free(&kt);
@@ -848,7 +981,15 @@ static void on_consent(redisReply *r, enum store_error serr, const char *text, v
         finish(op, 0, NULL, NULL);
         return;
     }
-    finish(op, 0, load_object(op->record, strlen(op->record)), NULL);
+    json_t *doc = load_object(op->record, strlen(op->record));
+    if (op->cl_drop.n) { /* on a cluster: the event's count, apart (it is on the control plane's slot) */
+        json_decref(op->doc);
+        op->doc = doc;
+        if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_dropped, op, NULL, &op->cl_drop, NULL) < 0)
+            on_cl_dropped(NULL, STORE_E_CONNECTION, NULL, op);
+        return;
+    }
+    finish(op, 0, doc, NULL);
 }
 
 int people_consent_append_event(struct people *pp, const char *id, int channel, bool granted, const char *source,
@@ -884,7 +1025,24 @@ int people_consent_append_event(struct people *pp, const char *id, int channel, 
     char ttl[HERALD_LL_CHARS];
     const char *field = channel_get(channel)->consent_field;
     int rc;
-    if (ev) {
+    if (ev && store_keys_clustered()) {
+        /* On a cluster the script's keys must share the person's slot: the
+         * event's key takes the person's tag (an event names one person),
+         * and the count is a command of its own once the change is made. */
+        herald_lltoa(ttl, (long long)ev->ttl_s);
+        struct strbuf ke;
+        strbuf_init(&ke);
+        strbuf_adds(&ke, kp.buf);
+        strbuf_adds(&ke, ":event:");
+        strbuf_adds(&ke, ev->key);
+        store_args_add(&op->cl_drop, "HINCRBY");
+        store_args_add(&op->cl_drop, ev->counts);
+        store_args_add(&op->cl_drop, ev->field);
+        store_args_add(&op->cl_drop, "1");
+        const char *argv[] = {kp.buf, kl.buf, ke.buf, op->record, field, ttl};
+        rc = start(op, on_consent, store_lua_people_consent, 3, 6, argv);
+        strbuf_free(&ke);
+    } else if (ev) {
         herald_lltoa(ttl, (long long)ev->ttl_s);
         const char *argv[] = {kp.buf, kl.buf, ev->key, ev->counts, op->record, field, ttl, ev->field};
         rc = start(op, on_consent, store_lua_people_consent, 4, 8, argv);
@@ -928,8 +1086,59 @@ static void on_erase(redisReply *r, enum store_error serr, const char *text, voi
         erase_read(op, false, NULL);
         return;
     }
-    finish(op, 0, json_pack("{s:s, s:b, s:I}", "id", op->id, "erased", 1, "tombstones", (json_int_t)r->integer),
-           NULL);
+    json_t *doc = json_pack("{s:s, s:b, s:I}", "id", op->id, "erased", 1,
+                            "tombstones", (json_int_t)(store_keys_clustered() ? op->cl_tombstones : r->integer));
+    if (op->cl_drop.n) { /* on a cluster: its addresses leave the index now */
+        json_decref(op->doc);
+        op->doc = doc;
+        if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_dropped, op, NULL, &op->cl_drop, store_lua_addr_drop) < 0)
+            on_cl_dropped(NULL, STORE_E_CONNECTION, NULL, op);
+        return;
+    }
+    finish(op, 0, doc, NULL);
+}
+
+/* ---- DELETE on a cluster: the tombstones first (an erasure must never
+ * leave an address importable with consent), then the person's keys on its
+ * slot (compare-and-set, as on one Redis), then the index entries. */
+
+static void on_cl_tombstoned(redisReply *r, enum store_error serr, const char *text, void *priv)
+{
+    struct pop *op = priv;
+    (void)text;
+    if (reply_failed(op, r, serr)) return;
+    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_erase, op, NULL, &op->cl_write, store_lua_people_erase) < 0)
+        finish_store(op, STORE_E_CONNECTION);
+}
+
+static void cluster_erase(struct pop *op, const char *const *keys, const char *const *args, const struct strbuf *m,
+                          const struct strbuf *t)
+{
+    store_args_free(&op->cl_write);
+    store_args_free(&op->cl_check);
+    store_args_free(&op->cl_drop);
+    op->cl_tombstones = 0;
+    store_args_script(&op->cl_write, store_lua_people_erase, 4);
+    for (int i = 0; i < 4; i++) store_args_add(&op->cl_write, keys[i]); /* the person's slot only */
+    for (int i = 0; i < 3; i++) store_args_add(&op->cl_write, args[i]);
+    store_args_add(&op->cl_write, "0"); /* no address here: the steps do them */
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        if (!m[ch].len) continue;
+        if (!op->cl_check.n) {
+            store_args_add(&op->cl_check, "SADD");
+            store_args_add(&op->cl_check, keys[5]);
+            store_args_script(&op->cl_drop, store_lua_addr_drop, 1);
+            store_args_add(&op->cl_drop, keys[4]);
+            store_args_add(&op->cl_drop, op->id);
+        }
+        store_args_add(&op->cl_check, t[ch].buf);
+        store_args_add(&op->cl_drop, m[ch].buf);
+        op->cl_tombstones++;
+    }
+    struct store_args *first = op->cl_check.n ? &op->cl_check : &op->cl_write;
+    store_cmd_cb cb = op->cl_check.n ? on_cl_tombstoned : on_erase;
+    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, cb, op, NULL, first, op->cl_check.n ? NULL : store_lua_people_erase) < 0)
+        finish_store(op, STORE_E_CONNECTION);
 }
 
 static void on_erase_read(redisReply *r, enum store_error serr, const char *text, void *priv)
@@ -988,7 +1197,8 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
         if (m[ch].len) argv[argc++] = t[ch].buf;
     snprintf(nbuf, sizeof(nbuf), "%d", n);
-    send_or_finish(op, on_erase, store_lua_people_erase, 6, argc, argv);
+    if (store_keys_clustered()) cluster_erase(op, argv, argv + 6, m, t);
+    else send_or_finish(op, on_erase, store_lua_people_erase, 6, argc, argv);
     json_decref(obj);
     strbuf_free(&kp);
     strbuf_free(&kl);
@@ -1094,6 +1304,13 @@ static void on_suppress(redisReply *r, enum store_error serr, const char *text, 
     }
     json_t *doc = suppression_json(op->on, r->element[1]);
     json_object_set_new(doc, "changed", json_boolean(r->element[0]->integer == 1));
+    if (r->element[0]->integer == 1 && op->cl_drop.n) { /* on a cluster: the owner's rev, apart */
+        json_decref(op->doc);
+        op->doc = doc;
+        if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_dropped, op, NULL, &op->cl_drop, NULL) < 0)
+            on_cl_dropped(NULL, STORE_E_CONNECTION, NULL, op);
+        return;
+    }
     finish(op, 0, doc, NULL);
 }
 
@@ -1104,10 +1321,23 @@ static void on_suppress_owner(redisReply *r, enum store_error serr, const char *
     struct pop *op = priv;
     (void)text;
     if (reply_failed(op, r, serr)) return;
+    const char *owner = r->type == REDIS_REPLY_STRING ? r->str : NULL;
+    if (owner && store_keys_clustered() && herald_id_valid(owner)) {
+        /* On a cluster the owner's hash is on another slot than the list:
+         * its rev moves right after the list changed (on_suppress). */
+        struct strbuf kp;
+        strbuf_init(&kp);
+        store_key_person(&kp, op->pp->cfg->prefix, owner);
+        store_args_add(&op->cl_drop, "HINCRBY");
+        store_args_add(&op->cl_drop, kp.buf);
+        store_args_add(&op->cl_drop, "rev");
+        store_args_add(&op->cl_drop, "1");
+        strbuf_free(&kp);
+        owner = NULL;
+    }
     struct store_args a;
-    store_suppress_args(&a, op->pp->cfg->prefix, op->channel, op->record,
-                        r->type == REDIS_REPLY_STRING ? r->str : NULL, op->on, op->by, op->body ? json_string_value(op->body) : "",
-                        op->now, (long long)op->pp->cfg->audit_maxlen);
+    store_suppress_args(&a, op->pp->cfg->prefix, op->channel, op->record, owner, op->on, op->by,
+                        op->body ? json_string_value(op->body) : "", op->now, (long long)op->pp->cfg->audit_maxlen);
     if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_suppress, op, NULL, &a, store_lua_people_suppress) < 0)
         finish_store(op, STORE_E_CONNECTION);
     store_args_free(&a);

@@ -527,12 +527,9 @@ size_t rcluster_node_of(const struct rcluster *cl, unsigned slot)
     return o == RCLUSTER_NONE ? 0 : o;
 }
 
-const char *rcluster_node_tag(const struct rcluster *cl, size_t node)
-{
-    for (size_t s = 0; s < RCLUSTER_SLOTS; s++)
-        if (cl->map.owner[s] == node) return rcluster_slot_tag((unsigned)s);
-    return NULL;
-}
+static const char *map_tag(const struct rcluster_map *m, size_t node);
+
+const char *rcluster_node_tag(const struct rcluster *cl, size_t node) { return map_tag(&cl->map, node); }
 
 void rcluster_status(const struct rcluster *cl, struct rcluster_status *out)
 {
@@ -678,6 +675,20 @@ struct rcluster_sync *rcluster_sync_connect(const struct rcluster_options *opt, 
 
 size_t rcluster_sync_nodes(const struct rcluster_sync *cs) { return cs->map.nmasters; }
 
+static const char *map_tag(const struct rcluster_map *m, size_t node)
+{
+    for (size_t s = 0; s < RCLUSTER_SLOTS; s++)
+        if (m->owner[s] == node) return rcluster_slot_tag((unsigned)s);
+    return NULL;
+}
+
+const char *rcluster_sync_node_tag(const struct rcluster_sync *cs, size_t i) { return map_tag(&cs->map, i); }
+
+const struct rcluster_addr *rcluster_sync_node_addr(const struct rcluster_sync *cs, size_t i)
+{
+    return i < cs->map.nmasters ? &cs->map.masters[i] : NULL;
+}
+
 redisContext *rcluster_sync_node(struct rcluster_sync *cs, size_t i, char *err, size_t errlen)
 {
     if (i >= cs->map.nmasters) {
@@ -695,6 +706,16 @@ redisContext *rcluster_sync_ctx(struct rcluster_sync *cs, unsigned slot, char *e
         return NULL;
     }
     return sync_at(cs, &cs->map.masters[o], err, errlen);
+}
+
+redisContext *rcluster_sync_open(struct rcluster_sync *cs, unsigned slot, char *err, size_t errlen)
+{
+    uint8_t o = cs->map.owner[slot & (RCLUSTER_SLOTS - 1)];
+    if (o == RCLUSTER_NONE) {
+        herald_seterr(err, errlen, "no cluster master serves slot %u now (a failover?): run it again", slot);
+        return NULL;
+    }
+    return sync_open(&cs->opt, &cs->map.masters[o], err, errlen);
 }
 
 redisReply *rcluster_sync_command(struct rcluster_sync *cs, int key_arg, int argc, const char **argv,

@@ -148,9 +148,15 @@ struct rcluster_sync *rcluster_sync_connect(const struct rcluster_options *opt, 
 /* The context of the master serving slot (connected and authenticated on
  * first use); NULL with err. */
 redisContext *rcluster_sync_ctx(struct rcluster_sync *cs, unsigned slot, char *err, size_t errlen);
+/* A new context (the caller's to redisFree) to the master serving slot. */
+redisContext *rcluster_sync_open(struct rcluster_sync *cs, unsigned slot, char *err, size_t errlen);
 /* The context of master i (0 .. rcluster_sync_nodes - 1). */
 redisContext *rcluster_sync_node(struct rcluster_sync *cs, size_t i, char *err, size_t errlen);
 size_t rcluster_sync_nodes(const struct rcluster_sync *cs);
+/* A tag whose slot master i serves (as rcluster_node_tag); NULL out of range. */
+const char *rcluster_sync_node_tag(const struct rcluster_sync *cs, size_t i);
+/* "host:port" of master i, for messages. */
+const struct rcluster_addr *rcluster_sync_node_addr(const struct rcluster_sync *cs, size_t i);
 /* Runs argv on the master of the slot of key (its first key: argv[key_arg]),
  * following MOVED (map updated) and ASK (ASKING first) up to 5 times. The
  * reply is the caller's (freeReplyObject); NULL when a connection failed

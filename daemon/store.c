@@ -9,6 +9,7 @@
 #include "store.h"
 
 #include "digest.h"
+#include "rcluster.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -328,6 +329,7 @@ static const char *const advice[STORE_E_COUNT] = {
     [STORE_E_NOPERM] = "the redis user lacks a permission herald needs: check its ACL",
     [STORE_E_WRONGTYPE] = "a key under herald's prefix has the wrong type: something else writes there",
     [STORE_E_NOGROUP] = "the jobs stream has no consumer group yet: start herald once",
+    [STORE_E_REGROUP] = "the cluster moved a slot under a batch: retry in a moment",
     [STORE_E_ERROR] = "see redis's log",
     [STORE_E_REPLY] = "is this a redis server?",
 };
@@ -442,7 +444,9 @@ int store_sync_suppress(redisContext *c, const char *prefix, int channel, const 
     } else {
         /* The daemon's command (store_suppress_args), as EVAL: a fresh
          * Redis may not know the script. */
-        bool owned = owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str);
+        /* On a cluster the owner's hash is elsewhere: the daemon's next
+         * batch reads the list itself (docs/operations.md). */
+        bool owned = owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str) && !store_keys_clustered();
         struct strbuf ks, ki, ka, kp, info;
         strbuf_init(&ks);
         strbuf_init(&ki);
@@ -699,8 +703,10 @@ static redisReply *next_reply(redisContext *c, char *err, size_t errlen)
 
 /* The writes of one person, queued as one MULTI ... EXEC; returns the
  * number of replies they will produce. drop[ch]: an old address member to
- * take out of herald:addr (or NULL). */
-static int append_import(redisContext *c, const char *prefix, struct store_import *it, char *const drop[])
+ * take out of herald:addr (or NULL); none is touched without with_addr (on
+ * a cluster the index is written apart: store_sync_import_cluster). */
+static int append_import(redisContext *c, const char *prefix, struct store_import *it, char *const drop[],
+                         bool with_addr)
 {
     const struct profile *p = it->p;
     struct strbuf kp, kl, ka, m;
@@ -725,7 +731,7 @@ static int append_import(redisContext *c, const char *prefix, struct store_impor
         n += 2;
         free(rj);
     }
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+    for (int ch = 0; with_addr && ch < HERALD_CH_COUNT; ch++) {
         if (drop[ch]) {
             redisAppendCommand(c, "HDEL %s %s", ka.buf, drop[ch]);
             n++;
@@ -858,7 +864,7 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
      * meanwhile loses its entry, and the next write of that person puts it
      * back. */
     for (size_t i = 0; i < n && rc == 0; i++)
-        if (items[i].status == STORE_IMPORT_UNKNOWN) nreplies[i] = append_import(c, prefix, &items[i], drop[i]);
+        if (items[i].status == STORE_IMPORT_UNKNOWN) nreplies[i] = append_import(c, prefix, &items[i], drop[i], true);
     for (size_t i = 0; i < n && rc == 0; i++) {
         int m = nreplies[i];
         if (m == 0) continue; /* refused in round trip 1 */
@@ -890,5 +896,125 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
     free(nreplies);
     strbuf_free(&kp);
     strbuf_free(&kt);
+    return rc;
+}
+
+/* ---- import on a cluster ------------------------------------------------- */
+
+/* One command routed by its key (argv[1]) over cs; NULL with err. */
+static redisReply *cluster_cmd(struct rcluster_sync *cs, char *err, size_t errlen, int argc, const char **argv)
+{
+    size_t len[8];
+    for (int i = 0; i < argc; i++) len[i] = strlen(argv[i]);
+    char why[256];
+    redisReply *r = rcluster_sync_command(cs, 1, argc, argv, len, why, sizeof(why));
+    if (!r) herald_seterr(err, errlen, "redis connection failed during the import: %s (%s)", why,
+                          store_error_advice(STORE_E_CONNECTION));
+    return r;
+}
+
+/* One person on a cluster: the person's keys are in one slot, the address
+ * index and the tombstones elsewhere, so the writes are apart and ordered
+ * for readers that verify: the new addresses join the index first, then
+ * the person's transaction, then the addresses it no longer has leave. */
+static int import_one_cluster(struct rcluster_sync *cs, const char *prefix, struct store_import *it, char *err,
+                              size_t errlen)
+{
+    struct strbuf kp, kt, ka, m;
+    strbuf_init(&kp);
+    strbuf_init(&kt);
+    strbuf_init(&ka);
+    strbuf_init(&m);
+    store_key_person(&kp, prefix, it->p->id);
+    store_key_tombstones(&kt, prefix);
+    store_key_addr(&ka, prefix);
+    char *drop[HERALD_CH_COUNT] = {NULL};
+    redisReply *r = NULL;
+    int rc = 0;
+    for (int ch = 0; ch < HERALD_CH_COUNT && it->status == STORE_IMPORT_UNKNOWN; ch++) {
+        if (!it->tombstones[ch] || !profile_address(it->p, ch)) continue;
+        if (!(r = cluster_cmd(cs, err, errlen, 3, (const char *[]){"SISMEMBER", kt.buf, it->tombstones[ch]}))) goto lost;
+        if (r->type == REDIS_REPLY_ERROR) refuse(it, r, "; while reading the erased addresses");
+        else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) it->tombstoned |= 1u << ch;
+        freeReplyObject(r);
+    }
+    if (it->status != STORE_IMPORT_UNKNOWN) goto out;
+    if (!(r = cluster_cmd(cs, err, errlen, 3, (const char *[]){"HGET", kp.buf, "profile"}))) goto lost;
+    struct profile old;
+    char perr[128];
+    if (r->type == REDIS_REPLY_ERROR) {
+        refuse(it, r, "; while reading the stored profile");
+    } else if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &old, perr, sizeof(perr)) == 0) {
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+            const char *oa = profile_address(&old, ch), *na = profile_address(it->p, ch);
+            if (!oa) continue;
+            store_suppress_member(&m, ch, oa);
+            char *om = xstrdup(m.buf);
+            if (na) store_suppress_member(&m, ch, na);
+            if (!na || strcmp(m.buf, om) != 0) drop[ch] = om;
+            else free(om);
+        }
+        profile_free(&old);
+    }
+    freeReplyObject(r);
+    for (int ch = 0; ch < HERALD_CH_COUNT && it->status == STORE_IMPORT_UNKNOWN; ch++) {
+        const char *addr = profile_address(it->p, ch);
+        if (!addr) continue;
+        store_suppress_member(&m, ch, addr);
+        if (!(r = cluster_cmd(cs, err, errlen, 4, (const char *[]){"HSET", ka.buf, m.buf, it->p->id}))) goto lost;
+        if (r->type == REDIS_REPLY_ERROR) refuse(it, r, "; while indexing the addresses");
+        freeReplyObject(r);
+    }
+    if (it->status != STORE_IMPORT_UNKNOWN) goto out;
+    char why[256];
+    redisContext *c = rcluster_sync_ctx(cs, rcluster_slot(kp.buf, kp.len), why, sizeof(why));
+    if (!c) {
+        herald_seterr(err, errlen, "redis connection failed during the import: %s", why);
+        goto lost;
+    }
+    int n = append_import(c, prefix, it, drop, false);
+    redisReply **replies = xcalloc((size_t)n, sizeof(*replies));
+    int got = 0;
+    while (got < n && (replies[got] = next_reply(c, err, errlen))) got++;
+    if (got == n) {
+        bool applied;
+        const redisReply *bad = transaction_error(replies, n, &applied);
+        if (!bad) it->status = STORE_IMPORT_STORED;
+        else refuse(it, bad, applied ? "; the person's other writes were applied" : "");
+    }
+    for (int k = 0; k < got; k++) freeReplyObject(replies[k]);
+    free(replies);
+    if (got < n) goto lost;
+    for (int ch = 0; ch < HERALD_CH_COUNT && it->status == STORE_IMPORT_STORED; ch++) {
+        if (!drop[ch]) continue;
+        if (!(r = cluster_cmd(cs, err, errlen, 3, (const char *[]){"HDEL", ka.buf, drop[ch]}))) goto lost;
+        freeReplyObject(r); /* a stale entry left behind: readers verify the person still has the address */
+    }
+    goto out;
+lost:
+    rc = -HERALD_EREDIS;
+out:
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) free(drop[ch]);
+    strbuf_free(&kp);
+    strbuf_free(&kt);
+    strbuf_free(&ka);
+    strbuf_free(&m);
+    return rc;
+}
+
+int store_sync_import_cluster(struct rcluster_sync *cs, const char *prefix, struct store_import *items, size_t n,
+                              char *err, size_t errlen)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        items[i].tombstoned = 0;
+        items[i].status = STORE_IMPORT_UNKNOWN;
+        items[i].error = STORE_E_COUNT;
+        items[i].reason[0] = '\0';
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) rc = import_one_cluster(cs, prefix, &items[i], err, errlen);
+    for (size_t i = 0; i < n; i++)
+        if (items[i].status == STORE_IMPORT_UNKNOWN)
+            herald_seterr(items[i].reason, sizeof(items[i].reason), "%s", rc < 0 ? err : "not sent");
     return rc;
 }

@@ -269,6 +269,7 @@ extern const char store_lua_events_claim[]; /* still ours? then claimed again */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
 extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */
+extern const char store_lua_addr_drop[];       /* on a cluster: a write's stale herald:addr entries out */
 extern const char store_lua_people_consent[];  /* ledger append [at most once per event] */
 extern const char store_lua_people_erase[];    /* erasure CAS on rev, tombstones */
 extern const char store_lua_people_suppress[]; /* suppression list, the owner's rev */
@@ -419,5 +420,13 @@ struct store_import {
  * returns <0 unless the person was stored. */
 int store_sync_import_batch(redisContext *c, const char *prefix, struct store_import *items, size_t n,
                             char *err, size_t errlen);
+/* The same on a Redis Cluster (rcluster.h), a person at a time: the new
+ * addresses join the address index first, then the person's transaction
+ * runs on its slot, then the addresses it no longer has leave the index
+ * (readers of the index verify that the person still has the address). A
+ * person whose reply never came is UNKNOWN, those after it too. */
+struct rcluster_sync;
+int store_sync_import_cluster(struct rcluster_sync *cs, const char *prefix, struct store_import *items, size_t n,
+                              char *err, size_t errlen);
 
 #endif

@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rcluster.h"
+#include "store.h"
+
 /* X(what herald does with it, arguments...): $K a key under the prefix
  * that never exists, $J the jobs stream, $S the sha of a loaded script.
  * Every command herald sends (the daemon, heraldctl and the Lua scripts)
@@ -179,11 +182,21 @@ static bool is_noperm(const redisReply *r)
     return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0;
 }
 
+static int check_access(redisContext *c, const struct config *cfg, const char *absent, const char *jobs,
+                        struct strbuf *problems);
+
 int store_check_access(redisContext *c, const struct config *cfg, struct strbuf *problems)
 {
-    char absent[200], jobs[200], sha[64] = "0000000000000000000000000000000000000000";
+    char absent[200], jobs[200];
     snprintf(absent, sizeof(absent), "%s:check:absent", cfg->prefix);
     snprintf(jobs, sizeof(jobs), "%s:jobs", cfg->prefix);
+    return check_access(c, cfg, absent, jobs, problems);
+}
+
+static int check_access(redisContext *c, const struct config *cfg, const char *absent, const char *jobs,
+                        struct strbuf *problems)
+{
+    char sha[64] = "0000000000000000000000000000000000000000";
     const char *user = cfg->redis_user ? cfg->redis_user : "default";
     int n = 0;
     bool in_multi = false;
@@ -213,7 +226,74 @@ int store_check_access(redisContext *c, const struct config *cfg, struct strbuf 
         freeReplyObject(r);
     }
     if (n)
-        strbuf_addf(problems, "redis: herald needs these commands on the keys %s:* (docs/operations.md, \"Redis\")\n",
-                    cfg->prefix);
+        strbuf_addf(problems, "redis: herald needs these commands on the keys %s:*%s%s%s (docs/operations.md, \"Redis\")\n",
+                    cfg->prefix, store_keys_clustered() ? " and {" : "", store_keys_clustered() ? cfg->prefix : "",
+                    store_keys_clustered() ? "}:*" : "");
+    return n;
+}
+
+static struct rcluster_options cluster_options(const struct config *cfg, struct rcluster_addr *seeds, size_t *n)
+{
+    char err[160];
+    rcluster_parse_seeds(cfg->redis_cluster, seeds, RCLUSTER_MAX_MASTERS, n, err, sizeof(err)); /* checked at load */
+    return (struct rcluster_options){.seeds = seeds, .nseeds = *n, .user = cfg->redis_user,
+                                     .password = cfg->redis_password, .timeout_ms = 10000};
+}
+
+redisContext *store_check_connect_cluster(const struct config *cfg, struct rcluster_sync **cs, char *err,
+                                          size_t errlen)
+{
+    struct rcluster_addr seeds[RCLUSTER_MAX_MASTERS];
+    size_t n;
+    struct rcluster_options opt = cluster_options(cfg, seeds, &n);
+    char why[256];
+    *cs = rcluster_sync_connect(&opt, why, sizeof(why));
+    if (!*cs) {
+        herald_seterr(err, errlen, "cannot reach the redis cluster (no seed of [redis] cluster answered): %s", why);
+        return NULL;
+    }
+    struct strbuf k;
+    strbuf_init(&k);
+    store_key_jobs(&k, cfg->prefix);
+    redisContext *c = rcluster_sync_open(*cs, rcluster_slot(k.buf, k.len), why, sizeof(why));
+    strbuf_free(&k);
+    if (!c) {
+        herald_seterr(err, errlen, "redis cluster: the control plane's master: %s", why);
+        rcluster_sync_free(*cs);
+        *cs = NULL;
+    }
+    return c;
+}
+
+int store_check_access_cluster(struct rcluster_sync *cs, const struct config *cfg, struct strbuf *problems)
+{
+    int n = 0;
+    struct strbuf jobs;
+    strbuf_init(&jobs);
+    store_key_jobs(&jobs, cfg->prefix);
+    size_t control = rcluster_slot(jobs.buf, jobs.len);
+    for (size_t i = 0; i < rcluster_sync_nodes(cs); i++) {
+        const struct rcluster_addr *a = rcluster_sync_node_addr(cs, i);
+        char err[256], absent[240];
+        redisContext *c = rcluster_sync_node(cs, i, err, sizeof(err));
+        if (!c) {
+            strbuf_addf(problems, "redis: cluster master %s:%d: %s\n", a->host, a->port, err);
+            n++;
+            continue;
+        }
+        /* Keys this master serves: a person's ({tag}) and, where it is, the jobs stream. */
+        snprintf(absent, sizeof(absent), "%s:check:{%s}:absent", cfg->prefix, rcluster_sync_node_tag(cs, i));
+        redisContext *cc = rcluster_sync_ctx(cs, (unsigned)control, err, sizeof(err));
+        struct strbuf p;
+        strbuf_init(&p);
+        int m = check_access(c, cfg, absent, cc == c ? jobs.buf : absent, &p);
+        for (char *line = p.buf, *nl; m && line && *line; line = nl + 1) {
+            if (!(nl = strchr(line, '\n'))) break;
+            strbuf_addf(problems, "redis: cluster master %s:%d: %.*s\n", a->host, a->port, (int)(nl - line - 7), line + 7);
+        }
+        strbuf_free(&p);
+        n += m;
+    }
+    strbuf_free(&jobs);
     return n;
 }

@@ -27,4 +27,15 @@ redisContext *store_check_connect(const struct config *cfg, char *err, size_t er
  * number of problems. Nothing is written that outlives the check. */
 int store_check_access(redisContext *c, const struct config *cfg, struct strbuf *problems);
 
+/* On a cluster ([redis] cluster): the map from the first seed that
+ * answers (*cs, the caller's to rcluster_sync_free) and a context of its
+ * own (the caller's to redisFree) to the master of the control plane's
+ * slot; NULL with err. */
+struct rcluster_sync;
+redisContext *store_check_connect_cluster(const struct config *cfg, struct rcluster_sync **cs, char *err,
+                                          size_t errlen);
+/* store_check_access on every master, each with keys it serves (problems
+ * name the master); also a problem: a master that cannot be reached. */
+int store_check_access_cluster(struct rcluster_sync *cs, const struct config *cfg, struct strbuf *problems);
+
 #endif

@@ -32,6 +32,7 @@
 #define STORE_RETRY_MAX_MS 2000
 #define STORE_HOLD_MIN_MS 1000
 #define STORE_HOLD_MAX_MS 30000
+#define STORE_SCRIPTS_MAX 48 /* distinct scripts one process sends (daemon/lua/) */
 
 /* ---- arguments -------------------------------------------------------- */
 
@@ -100,10 +101,10 @@ void store_args_script(struct store_args *a, const char *script, size_t nkeys)
     static struct {
         const char *script;
         char sha[41];
-    } shas[16];
+    } shas[STORE_SCRIPTS_MAX];
     size_t i = 0;
-    while (i < 16 && shas[i].script && shas[i].script != script) i++;
-    if (i == 16) abort(); /* more scripts than slots: a programming error */
+    while (i < STORE_SCRIPTS_MAX && shas[i].script && shas[i].script != script) i++;
+    if (i == STORE_SCRIPTS_MAX) abort(); /* more scripts than slots: a programming error */
     if (!shas[i].script) {
         store_script_sha(script, shas[i].sha);
         shas[i].script = script;

@@ -641,6 +641,31 @@ static void test_retention(void **state)
     expect_error("[retension]\naudit = 1d\n" GOOD_ADMIN GOOD_TAIL, "did you mean [retention]?");
 }
 
+/* [redis] cluster: seeds parsed, url and cluster exclusive, wait_replicas's default per mode. */
+static void test_redis_cluster(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    assert_int_equal(load_text("[redis]\ncluster = 127.0.0.1:7000, 127.0.0.1:7001\n" GOOD_ADMIN GOOD_TAIL, NULL, 0,
+                               &cfg, &errs), 0);
+    assert_string_equal(cfg.redis_cluster, "127.0.0.1:7000, 127.0.0.1:7001");
+    assert_int_equal(cfg.wait_replicas, 1);
+    config_free(&cfg);
+    strbuf_free(&errs);
+    assert_int_equal(load_text("[redis]\nurl = redis://127.0.0.1:6379/0\n" GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg, &errs), 0);
+    assert_int_equal(cfg.wait_replicas, 0);
+    config_free(&cfg);
+    strbuf_free(&errs);
+    expect_error("[redis]\nurl = redis://127.0.0.1:6379/0\ncluster = h:1\n" GOOD_ADMIN GOOD_TAIL,
+                 "[redis] cluster: [redis] url is set too");
+    expect_error("[redis]\ncluster = h1:7000, h2\n" GOOD_ADMIN GOOD_TAIL, "[redis] cluster: expected host:port");
+    expect_error("[redis]\ncluster = h1:70000\n" GOOD_ADMIN GOOD_TAIL, "[redis] cluster: expected host:port");
+    expect_error("[redis]\ncluster = h:1\nwait_replicas = 9\n" GOOD_ADMIN GOOD_TAIL,
+                 "[redis] wait_replicas: expected a whole number from 0 to 8");
+    expect_error("[redis]\nwait_replicas = -1\n" GOOD_ADMIN GOOD_TAIL, "[redis] wait_replicas");
+}
+
 /* The example file documents every key of the schema, and is itself valid. */
 static void test_example_in_sync(void **state)
 {
@@ -791,6 +816,7 @@ int main(void)
     if (!mkdtemp(tmpdir)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_file_and_defaults),
+        cmocka_unit_test(test_redis_cluster),
         cmocka_unit_test(test_errors_have_file_line_section_key),
         cmocka_unit_test(test_all_errors_reported_at_once),
         cmocka_unit_test(test_overrides),
