@@ -322,13 +322,13 @@ int store_campaign_get_result_counts(const char *id, const redisReply *r, const 
     return 0;
 }
 
-int store_sync_campaign_get(redisContext *c, const char *prefix, const char *campaign, json_t **out, char *err,
-                            size_t errlen)
+int store_sync_campaign_get(redisContext *c, const char *prefix, const char *campaign,
+                            const struct store_node_counts *counts, json_t **out, char *err, size_t errlen)
 {
     struct cmd cmd;
     get_cmd(&cmd, prefix, campaign);
     redisReply *r = cmd_sync(&cmd, c);
-    int rc = store_campaign_get_result(campaign, r, out);
+    int rc = store_campaign_get_result_counts(campaign, r, counts, out);
     if (rc < 0) store_sync_error(err, errlen, "progress read", c, r);
     if (r) freeReplyObject(r);
     return rc;

@@ -93,8 +93,9 @@ int store_campaign_get_result(const char *id, const redisReply *r, json_t **out)
 /* The same, with a cluster's per-node counts of the latest run (store_nodes.h) added to its hash's. */
 int store_campaign_get_result_counts(const char *id, const redisReply *r, const struct store_node_counts *counts,
                                      json_t **out);
-int store_sync_campaign_get(redisContext *c, const char *prefix, const char *campaign, json_t **out, char *err,
-                            size_t errlen);
+/* counts: a cluster's per-node counts of the latest run (store_node_counts_sync), or NULL. */
+int store_sync_campaign_get(redisContext *c, const char *prefix, const char *campaign,
+                            const struct store_node_counts *counts, json_t **out, char *err, size_t errlen);
 
 /* ---- the campaigns index (campaign_list.lua) ---- */
 

@@ -5,6 +5,7 @@
 #ifndef HERALD_STORE_JOB_INT_H
 #define HERALD_STORE_JOB_INT_H
 
+#include "log.h"
 #include "store_job.h"
 
 struct sj_epoch;
@@ -21,7 +22,11 @@ struct store_job {
     char audit_maxlen[24];
     char **cap_topics; /* per cap: ",a,b," or "" (every topic) */
     struct sj_epoch *epochs; /* a cluster: the fencing epoch of each entry this daemon runs (store_job_nodes.c) */
-    char (*slot_tag)[8];     /* a cluster: a hash tag per slot, built once */
+    char (*node_tags)[8];    /* a cluster: the hash tags of per-node keys in use (store_job_nodes.c) */
+    size_t nnode_tags;
+    struct sj_replicas *replicas; /* a cluster: per node tag, whether WAIT is worth it now */
+    size_t nreplicas;
+    struct log_complaint wait_log;
 };
 
 struct call {

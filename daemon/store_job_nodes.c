@@ -15,10 +15,13 @@
  * when replicas are asked for. Never logs an address; on a single
  * instance none of it runs (store_job.c sends today's commands).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "rcluster.h"
 #include "store_job_int.h"
 
@@ -32,6 +35,36 @@ bool sj_cluster(const struct store_job *sj) { return store_cmds_node_tag(sj->sc,
 
 /* The [redis] wait_replicas of a cluster (docs/config.md). */
 static long long wait_replicas(const struct store_job *sj) { return sj->cfg->wait_replicas; }
+
+/* Tags of per-node keys remembered, at most (the oldest goes first). */
+#define SJ_NODE_TAGS_MAX 256
+
+/* The hash tag of node's per-node keys (audit stream, counters, norecord
+ * set): the one it had before while that slot is still node's, so that a
+ * reshard, which moves slots one by one, does not scatter them over a new
+ * tag at each slot; else the tag of the highest slot node serves (a reshard
+ * takes a source's slots from its lowest). NULL on a single instance. */
+static const char *node_tag(struct store_job *sj, size_t node)
+{
+    char k[16];
+    for (size_t i = 0; i < sj->nnode_tags; i++) {
+        int n = snprintf(k, sizeof(k), "{%s}", sj->node_tags[i]);
+        if (store_cmds_node_of(sj->sc, k, (size_t)n) == node) return sj->node_tags[i];
+    }
+    for (unsigned s = RCLUSTER_SLOTS; s-- > 0;) {
+        const char *t = rcluster_slot_tag(s);
+        int n = snprintf(k, sizeof(k), "{%s}", t);
+        if (store_cmds_node_of(sj->sc, k, (size_t)n) != node) continue;
+        if (sj->nnode_tags == SJ_NODE_TAGS_MAX) {
+            memmove(sj->node_tags, sj->node_tags + 1, (SJ_NODE_TAGS_MAX - 1) * sizeof(*sj->node_tags));
+            sj->nnode_tags--;
+        }
+        if (!sj->node_tags) sj->node_tags = xcalloc(SJ_NODE_TAGS_MAX, sizeof(*sj->node_tags));
+        herald_copy(sj->node_tags[sj->nnode_tags], sizeof(sj->node_tags[0]), t);
+        return sj->node_tags[sj->nnode_tags++];
+    }
+    return store_cmds_node_tag(sj->sc, node);
+}
 
 /* "<prefix>:n:{<tag of slot>}:fence": the fence hash of one slot. */
 static void fence_key(struct strbuf *sb, const struct store_job *sj, unsigned slot)
@@ -76,15 +109,13 @@ struct sj_wait {
     struct sj_wait *next;
 };
 
-#define SJ_TAGS_MAX 64
-
 struct sj_epoch {
     struct store_job *sj;
     char entry[64];
     char *campaign;
     long long epoch, run;
     bool ready;
-    char tags[SJ_TAGS_MAX][8]; /* the node tags named in the campaign run's and the audit's nodes sets */
+    char (*tags)[8]; /* the node tags named in the campaign run's and the audit's nodes sets */
     size_t ntags;
     struct sj_wait *head, **tail;
     struct sj_epoch *next;
@@ -114,6 +145,12 @@ static struct sj_epoch *epoch_find(struct store_job *sj, const char *entry)
     return NULL;
 }
 
+static void epoch_tag_add(struct sj_epoch *e, const char *tag)
+{
+    e->tags = xrealloc(e->tags, (e->ntags + 1) * sizeof(*e->tags));
+    herald_copy(e->tags[e->ntags++], sizeof(e->tags[0]), tag);
+}
+
 static void epoch_free(struct sj_epoch *e)
 {
     while (e->head) {
@@ -122,6 +159,7 @@ static void epoch_free(struct sj_epoch *e)
         free(w);
     }
     free(e->campaign);
+    free(e->tags);
     free(e);
 }
 
@@ -328,10 +366,10 @@ static void epoch_with(struct store_job *sj, const char *entry, const char *camp
     store_args_add(&a, sj->consumer);
     store_key_campaign_nodes(&sj->key, sj->cfg->prefix, campaign, NULL);
     add_buf(&a, &sj->key);
-    for (size_t i = 0; i < store_cmds_nodes(sj->sc) && e->ntags < SJ_TAGS_MAX; i++) {
-        const char *tag = store_cmds_node_tag(sj->sc, i);
+    for (size_t i = 0; i < store_cmds_nodes(sj->sc); i++) {
+        const char *tag = node_tag(sj, i);
         if (!tag) continue;
-        herald_copy(e->tags[e->ntags++], sizeof(e->tags[0]), tag);
+        epoch_tag_add(e, tag);
         store_args_add(&a, tag);
     }
     store_cmds_send(sj->sc, STORE_CMD_HOLD, on_claim, e, on_claim_discard, &a, store_lua_fence_claim);
@@ -359,6 +397,8 @@ void sj_nodes_entry_done(struct store_job *sj, const char *entry)
 
 void sj_nodes_free(struct store_job *sj)
 {
+    free(sj->node_tags);
+    free(sj->replicas);
     /* Waiters were discarded with the layer (their commands' discard). */
     while (sj->epochs) {
         struct sj_epoch *e = sj->epochs;
@@ -487,16 +527,135 @@ static void on_part_discard(void *arg)
     free(p);
 }
 
-static void on_wait(redisReply *r, enum store_error err, const char *text, void *arg)
+/* Whether a node's replicas acknowledge in time. A WAIT that reached too
+ * few (a failover left the promoted master without a replica) stops the
+ * WAITs on that node, which would each stall a batch for the timeout, until
+ * INFO replication says enough replicas are back, asked at most every
+ * SJ_REPLICAS_PROBE_MS. */
+#define SJ_REPLICAS_PROBE_MS 5000
+
+struct sj_replicas {
+    char tag[8];
+    bool short_;     /* the last WAIT got too few */
+    bool probing;
+    int64_t probe_at;
+};
+
+static int64_t mono_ms(void)
 {
-    struct nodes_part *p = arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct sj_replicas *replicas_of(struct store_job *sj, const char *tag)
+{
+    for (size_t i = 0; i < sj->nreplicas; i++)
+        if (strcmp(sj->replicas[i].tag, tag) == 0) return &sj->replicas[i];
+    sj->replicas = xrealloc(sj->replicas, (sj->nreplicas + 1) * sizeof(*sj->replicas));
+    struct sj_replicas *rp = &sj->replicas[sj->nreplicas++];
+    memset(rp, 0, sizeof(*rp));
+    herald_copy(rp->tag, sizeof(rp->tag), tag);
+    return rp;
+}
+
+struct probe {
+    struct store_job *sj;
+    char tag[8];
+};
+
+static void on_probe(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct probe *pr = arg;
     (void)err;
     (void)text;
-    /* A WAIT that reached no replica in time is said, never an error. */
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer < wait_replicas(p->op->sj))
-        log_warn("store", "a replica did not acknowledge a batch in time node=%zu acked=%lld", p->node, r->integer);
-    op_end(p->op);
-    free(p);
+    struct sj_replicas *rp = replicas_of(pr->sj, pr->tag);
+    rp->probing = false;
+    const char *at = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "connected_slaves:") : NULL;
+    if (at && strtoll(at + 17, NULL, 10) >= wait_replicas(pr->sj)) {
+        rp->short_ = false;
+        log_recovered(&pr->sj->wait_log, "store", "replicas acknowledge batches again");
+    }
+    free(pr);
+}
+
+static void replicas_probe(struct store_job *sj, struct sj_replicas *rp)
+{
+    int64_t now = mono_ms();
+    if (rp->probing || now < rp->probe_at) return;
+    rp->probing = true;
+    rp->probe_at = now + SJ_REPLICAS_PROBE_MS;
+    struct probe *pr = xcalloc(1, sizeof(*pr));
+    pr->sj = sj;
+    herald_copy(pr->tag, sizeof(pr->tag), rp->tag);
+    struct store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "INFO");
+    store_args_add(&a, "replication");
+    store_key_node(&sj->key, sj->cfg->prefix, rp->tag, "", NULL, NULL);
+    store_args_route(&a, sj->key.buf, sj->key.len);
+    store_cmds_send(sj->sc, 0, on_probe, pr, free, &a, NULL);
+}
+
+struct wait_call {
+    struct nodes_part *p;
+    char tag[8];
+};
+
+static void on_wait_discard(void *arg)
+{
+    struct wait_call *w = arg;
+    on_part_discard(w->p);
+    free(w);
+}
+
+static void on_wait(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct wait_call *w = arg;
+    struct store_job *sj = w->p->op->sj;
+    (void)err;
+    (void)text;
+    /* A WAIT that reached too few replicas in time is said and counted, never an error. */
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer < wait_replicas(sj)) {
+        struct sj_replicas *rp = replicas_of(sj, w->tag);
+        rp->short_ = true;
+        rp->probe_at = mono_ms() + SJ_REPLICAS_PROBE_MS;
+        metrics_wait_short();
+        log_complain(&sj->wait_log, "store",
+                     "a node's replicas did not acknowledge a batch in time (acked=%lld, wait_replicas=%lld): "
+                     "its writes go unwaited for until they do",
+                     r->integer, wait_replicas(sj));
+    }
+    op_end(w->p->op);
+    free(w->p);
+    free(w);
+}
+
+/* WAIT for wait_replicas replicas of p's node, then p ends; false (p not
+ * taken) when its replicas are known short or none is asked for. */
+static bool part_wait(struct nodes_part *p)
+{
+    struct store_job *sj = p->op->sj;
+    long long want = wait_replicas(sj);
+    const char *tag = node_tag(sj, p->node);
+    if (want <= 0 || !tag) return false;
+    struct sj_replicas *rp = replicas_of(sj, tag);
+    if (rp->short_) {
+        replicas_probe(sj, rp);
+        return false;
+    }
+    struct wait_call *w = xcalloc(1, sizeof(*w));
+    w->p = p;
+    herald_copy(w->tag, sizeof(w->tag), tag);
+    struct store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "WAIT");
+    store_args_addll(&a, want);
+    store_args_addll(&a, SJ_WAIT_TIMEOUT_MS);
+    store_key_node(&sj->key, sj->cfg->prefix, tag, "", NULL, NULL);
+    store_args_route(&a, sj->key.buf, sj->key.len);
+    store_cmds_send(sj->sc, 0, on_wait, w, on_wait_discard, &a, NULL);
+    return true;
 }
 
 /* The provider id keys of a finish part's outcomes (`feedback = on`), each
@@ -540,19 +699,7 @@ static void on_part(const struct store_job_result *res, void *arg)
         op_fail(op, res);
     } else {
         if (op->kind == OP_FINISH) part_pid_keys(p);
-        long long want = wait_replicas(op->sj);
-        if (want > 0 && op->kind != OP_RELEASE) {
-            struct store_args a;
-            store_args_init(&a);
-            store_args_add(&a, "WAIT");
-            store_args_addll(&a, want);
-            store_args_addll(&a, SJ_WAIT_TIMEOUT_MS);
-            const char *tag = store_cmds_node_tag(op->sj->sc, p->node);
-            store_key_node(&op->sj->key, op->sj->cfg->prefix, tag ? tag : "", "", NULL, NULL);
-            store_args_route(&a, op->sj->key.buf, op->sj->key.len);
-            store_cmds_send(op->sj->sc, 0, on_wait, p, on_part_discard, &a, NULL);
-            return;
-        }
+        if (op->kind != OP_RELEASE && part_wait(p)) return;
     }
     op_end(op);
     free(p);
@@ -567,7 +714,7 @@ static void part_finish_args(struct store_args *a, struct nodes_op *op, const st
         if (p->idx[k] < op->nout) nout++;
         else nhand++;
     }
-    const char *tag = store_cmds_node_tag(sj->sc, p->node);
+    const char *tag = node_tag(sj, p->node);
     if (!tag) tag = "";
     sj_script(a, store_lua_finish, 4 + 3 * nout + nhand, f);
     store_args_add(a, f->key);
@@ -649,11 +796,11 @@ static bool tags_first(struct nodes_op *op, const size_t *idx, size_t n)
     store_args_init(&camp);
     store_args_init(&audit);
     for (size_t i = 0; i < store_cmds_nodes(sj->sc); i++) {
-        const char *tag = store_cmds_node_tag(sj->sc, i);
+        const char *tag = node_tag(sj, i);
         bool known = !tag;
         for (size_t t = 0; !known && t < e->ntags; t++) known = strcmp(e->tags[t], tag) == 0;
-        if (known || e->ntags == SJ_TAGS_MAX) continue;
-        herald_copy(e->tags[e->ntags++], sizeof(e->tags[0]), tag);
+        if (known) continue;
+        epoch_tag_add(e, tag);
         if (!camp.n) {
             char run[HERALD_LL_CHARS];
             herald_lltoa(run, e->run);

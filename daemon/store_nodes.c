@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rcluster.h"
 #include "store.h"
 
 struct counts_read {
@@ -25,13 +26,19 @@ struct counts_read {
     struct store_node_counts c;
 };
 
+void store_node_counts_free(struct store_node_counts *c)
+{
+    for (size_t i = 0; i < c->n; i++) free(c->field[i]);
+    free(c->field);
+    free(c->value);
+    memset(c, 0, sizeof(*c));
+}
+
 static void counts_end(struct counts_read *cr)
 {
     if (cr->failed) cr->cb(NULL, cr->err, cr->text, cr->arg);
     else cr->cb(&cr->c, STORE_E_COUNT, NULL, cr->arg);
-    for (size_t i = 0; i < cr->c.n; i++) free(cr->c.field[i]);
-    free(cr->c.field);
-    free(cr->c.value);
+    store_node_counts_free(&cr->c);
     free(cr->prefix);
     free(cr->campaign);
     free(cr);
@@ -74,6 +81,8 @@ static bool counts_send(struct counts_read *cr, store_cmd_cb cb, const char *con
     return true;
 }
 
+static void counts_add_hash(struct store_node_counts *out, const redisReply *r);
+
 static void on_hash(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct counts_read *cr = arg;
@@ -82,9 +91,7 @@ static void on_hash(redisReply *r, enum store_error err, const char *text, void 
     } else if (r->type != REDIS_REPLY_ARRAY) {
         counts_fail(cr, STORE_E_REPLY, "unexpected reply");
     } else {
-        for (size_t i = 0; i + 1 < r->elements; i += 2)
-            if (r->element[i]->type == REDIS_REPLY_STRING && r->element[i + 1]->type == REDIS_REPLY_STRING)
-                counts_add(&cr->c, r->element[i]->str, strtoll(r->element[i + 1]->str, NULL, 10));
+        counts_add_hash(&cr->c, r);
     }
     if (--cr->left == 0) counts_end(cr);
 }
@@ -155,4 +162,63 @@ int store_node_counts_read(struct store_cmds *sc, const char *prefix, const char
         return -HERALD_EREDIS;
     }
     return 0;
+}
+
+/* ---- heraldctl's blocking form ------------------------------------------ */
+
+/* The fields of an HGETALL reply r, added to out. */
+static void counts_add_hash(struct store_node_counts *out, const redisReply *r)
+{
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && r->element[i + 1]->type == REDIS_REPLY_STRING)
+            counts_add(out, r->element[i]->str, strtoll(r->element[i + 1]->str, NULL, 10));
+}
+
+int store_node_counts_sync(redisContext *c, struct rcluster_sync *cs, const char *prefix, const char *campaign,
+                           struct store_node_counts *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    struct strbuf k;
+    strbuf_init(&k);
+    int rc = -HERALD_EREDIS;
+    redisReply *nodes = NULL;
+    store_key_campaign(&k, prefix, campaign);
+    redisReply *r = redisCommand(c, "HGET %s run", k.buf);
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+        store_sync_error(err, errlen, "progress read", c, r);
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_NIL) { /* no such campaign: no counts */
+        rc = 0;
+        goto out;
+    }
+    char run[40] = ":";
+    herald_copy(run + 1, sizeof(run) - 1, r->str);
+    store_key_campaign_nodes(&k, prefix, campaign, run + 1);
+    nodes = redisCommand(c, "SMEMBERS %s", k.buf);
+    if (!nodes || nodes->type != REDIS_REPLY_ARRAY) {
+        store_sync_error(err, errlen, "progress read", c, nodes);
+        goto out;
+    }
+    for (size_t i = 0; i < nodes->elements; i++) {
+        if (nodes->element[i]->type != REDIS_REPLY_STRING) continue;
+        store_key_node(&k, prefix, nodes->element[i]->str, ":campaign:", campaign, run);
+        const char *argv[] = {"HGETALL", k.buf};
+        const size_t lens[] = {7, k.len};
+        redisReply *h = rcluster_sync_command(cs, 1, 2, argv, lens, err, errlen);
+        if (!h || h->type != REDIS_REPLY_ARRAY) {
+            if (h) herald_seterr(err, errlen, "progress read: %s", h->type == REDIS_REPLY_ERROR ? h->str : "unexpected reply");
+            if (h) freeReplyObject(h);
+            store_node_counts_free(out);
+            goto out;
+        }
+        counts_add_hash(out, h);
+        freeReplyObject(h);
+    }
+    rc = 0;
+out:
+    if (r) freeReplyObject(r);
+    if (nodes) freeReplyObject(nodes);
+    strbuf_free(&k);
+    return rc;
 }

@@ -9,6 +9,8 @@
 
 #include "store_cmd.h"
 
+struct rcluster_sync;
+
 /* Field -> summed value of every node's counters of the run. */
 struct store_node_counts {
     size_t n;
@@ -28,5 +30,12 @@ typedef void (*store_node_counts_cb)(const struct store_node_counts *c, enum sto
  * STORE_CMD_ONCE command cannot go out now (cb never fires). */
 int store_node_counts_read(struct store_cmds *sc, const char *prefix, const char *campaign, unsigned flags,
                            store_node_counts_cb cb, void *arg);
+
+/* heraldctl's blocking form: c the control plane's context, cs the
+ * cluster's. 0 with *out (the caller frees it: store_node_counts_free),
+ * or -HERALD_EREDIS with err. */
+int store_node_counts_sync(redisContext *c, struct rcluster_sync *cs, const char *prefix, const char *campaign,
+                           struct store_node_counts *out, char *err, size_t errlen);
+void store_node_counts_free(struct store_node_counts *c);
 
 #endif

@@ -721,16 +721,23 @@ class Env:
     # --- what herald left in Redis and the outbox -------------------------
 
     def audit(self, campaign=None):
+        """The audit records, oldest first. On a cluster: of every node's
+        audit stream (named in {herald}:audit:nodes) and the control plane's."""
+        streams = ["herald:audit"]
+        if self.cluster:
+            streams = [self.key("audit")] + ["herald:n:{%s}:audit" % t for t in self.r.smembers(self.key("audit:nodes"))]
         entries = []
-        last = "-"
-        while True:
-            batch = self.r.xrange("herald:audit", min=last, max="+", count=5000)
-            if last != "-" and batch and batch[0][0] == last:
-                batch = batch[1:]
-            if not batch:
-                break
-            entries.extend(batch)
-            last = batch[-1][0]
+        for stream in streams:
+            last = "-"
+            while True:
+                batch = self.r.xrange(stream, min=last, max="+", count=5000)
+                if last != "-" and batch and batch[0][0] == last:
+                    batch = batch[1:]
+                if not batch:
+                    break
+                entries.extend(batch)
+                last = batch[-1][0]
+        entries.sort(key=lambda e: tuple(int(x) for x in e[0].split("-")))
         recs = [fields for _, fields in entries]
         if campaign is not None:
             recs = [f for f in recs if f.get("campaign") == campaign]
