@@ -312,11 +312,32 @@ class RedisCluster:
         with self.node(port) as c:
             return c.execute_command("CLUSTER MYID")
 
+    def wait_synced(self, timeout=30, masters=None):
+        """Every replica of masters (ports; None: all) finished its first
+        sync: one that did not must not take over, and CLUSTER SLOTS leaves
+        it out while it loads."""
+        def synced():
+            for lo, hi, p, rs in self._shards():
+                if masters is not None and p not in masters:
+                    continue
+                if self.n_replicas and not rs:
+                    return False
+                for r in rs:
+                    try:
+                        with self.node(r) as c:
+                            if c.info("replication").get("master_link_status") != "up":
+                                return False
+                    except redis.exceptions.RedisError:
+                        return False
+            return True
+        wait_for("the replicas in sync", synced, timeout, 0.1)
+
     def kill_master(self, i, timeout=30):
         """kill -9 the i-th master (masters() order); wait until one of its
         replicas is promoted and the cluster is ok again. Returns (killed port,
         promoted port)."""
         port, ranges = self.masters()[i]
+        self.wait_synced(timeout, [port])
         replicas = [r for lo, hi, p, rs in self._shards() if p == port for r in rs]
         proc = self.nodes.pop(port)
         proc.kill()
