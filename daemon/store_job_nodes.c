@@ -134,9 +134,11 @@ struct fence_op {
 
 struct fence_part {
     struct fence_op *op;
-    size_t n;
+    size_t node, n;
     unsigned slot[];
 };
+
+static bool node_wait(struct store_job *sj, size_t node, void (*done)(void *), void (*discard)(void *), void *arg);
 
 static struct sj_epoch *epoch_find(struct store_job *sj, const char *entry)
 {
@@ -218,6 +220,14 @@ static void on_fence_discard(void *arg)
     free(p);
 }
 
+static void fence_waited(void *arg)
+{
+    struct fence_part *p = arg;
+    struct fence_op *op = p->op;
+    free(p);
+    fence_op_end(op);
+}
+
 static void on_fence(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct fence_part *p = arg;
@@ -228,6 +238,8 @@ static void on_fence(redisReply *r, enum store_error err, const char *text, void
         fence_fail(op, STORE_JOB_FAILED, err, text);
     } else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
         if (strcmp(r->str, "lost") == 0) fence_fail(op, STORE_JOB_LOST, STORE_E_COUNT, NULL);
+        /* A raise a failover lost would make the run's own writes 'lost'. */
+        else if (op->raise && node_wait(op->sj, p->node, fence_waited, on_fence_discard, p)) return;
     } else {
         fence_fail(op, STORE_JOB_FAILED, STORE_E_REPLY, "unexpected reply");
     }
@@ -255,6 +267,7 @@ static void fence_send(struct fence_op *op, unsigned *slot, size_t n)
         struct fence_part *p = xmalloc(sizeof(*p) + (to - from) * sizeof(p->slot[0]));
         p->op = op;
         p->n = to - from;
+        p->node = node[idx[from]];
         struct store_args a;
         static const struct sj_fence nodes = {.key = "", .group = "", .owner = ""};
         sj_script(&a, store_lua_fence_raise, p->n, &nodes);
@@ -598,21 +611,24 @@ static void replicas_probe(struct store_job *sj, struct sj_replicas *rp)
 }
 
 struct wait_call {
-    struct nodes_part *p;
+    struct store_job *sj;
+    void (*done)(void *arg);
+    void (*discard)(void *arg);
+    void *arg;
     char tag[8];
 };
 
 static void on_wait_discard(void *arg)
 {
     struct wait_call *w = arg;
-    on_part_discard(w->p);
+    w->discard(w->arg);
     free(w);
 }
 
 static void on_wait(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct wait_call *w = arg;
-    struct store_job *sj = w->p->op->sj;
+    struct store_job *sj = w->sj;
     (void)err;
     (void)text;
     /* A WAIT that reached too few replicas in time is said and counted, never an error. */
@@ -626,18 +642,17 @@ static void on_wait(redisReply *r, enum store_error err, const char *text, void 
                      "its writes go unwaited for until they do",
                      r->integer, wait_replicas(sj));
     }
-    op_end(w->p->op);
-    free(w->p);
+    w->done(w->arg);
     free(w);
 }
 
-/* WAIT for wait_replicas replicas of p's node, then p ends; false (p not
- * taken) when its replicas are known short or none is asked for. */
-static bool part_wait(struct nodes_part *p)
+/* WAIT for wait_replicas replicas of node, then done(arg) (discard(arg)
+ * if the layer goes first); false (nothing sent) when none is asked for or
+ * the node's replicas are known short. */
+static bool node_wait(struct store_job *sj, size_t node, void (*done)(void *), void (*discard)(void *), void *arg)
 {
-    struct store_job *sj = p->op->sj;
     long long want = wait_replicas(sj);
-    const char *tag = node_tag(sj, p->node);
+    const char *tag = node_tag(sj, node);
     if (want <= 0 || !tag) return false;
     struct sj_replicas *rp = replicas_of(sj, tag);
     if (rp->short_) {
@@ -645,7 +660,10 @@ static bool part_wait(struct nodes_part *p)
         return false;
     }
     struct wait_call *w = xcalloc(1, sizeof(*w));
-    w->p = p;
+    w->sj = sj;
+    w->done = done;
+    w->discard = discard;
+    w->arg = arg;
     herald_copy(w->tag, sizeof(w->tag), tag);
     struct store_args a;
     store_args_init(&a);
@@ -656,6 +674,13 @@ static bool part_wait(struct nodes_part *p)
     store_args_route(&a, sj->key.buf, sj->key.len);
     store_cmds_send(sj->sc, 0, on_wait, w, on_wait_discard, &a, NULL);
     return true;
+}
+
+static void part_waited(void *arg)
+{
+    struct nodes_part *p = arg;
+    op_end(p->op);
+    free(p);
 }
 
 /* The provider id keys of a finish part's outcomes (`feedback = on`), each
@@ -699,7 +724,7 @@ static void on_part(const struct store_job_result *res, void *arg)
         op_fail(op, res);
     } else {
         if (op->kind == OP_FINISH) part_pid_keys(p);
-        if (op->kind != OP_RELEASE && part_wait(p)) return;
+        if (op->kind != OP_RELEASE && node_wait(op->sj, p->node, part_waited, on_part_discard, p)) return;
     }
     op_end(op);
     free(p);
