@@ -130,6 +130,16 @@ static void scrape_done(struct scrape *sc)
     }
     sc->g.redis_emptied = qc.redis_emptied;
     sc->g.redis_connected = rconn_ready(st->jobs) && rconn_ready(st->data) && (!st->cluster || rcluster_ready(st->cluster));
+    sc->g.cluster = st->cluster != NULL;
+    if (st->cluster) {
+        struct rcluster_status cs;
+        rcluster_status(st->cluster, &cs);
+        sc->g.cluster_masters = (int64_t)cs.masters;
+        sc->g.cluster_masters_down = (int64_t)cs.down;
+        sc->g.cluster_unserved = (int64_t)cs.unserved;
+        sc->g.cluster_redirects = cs.redirects;
+        sc->g.cluster_refreshes = cs.refreshes;
+    }
     size_t np = st->dispatch ? dispatch_nproviders(st->dispatch) : 0;
     const char **names = xcalloc(np + 1, sizeof(*names));
     bool *open = xcalloc(np + 1, sizeof(*open));

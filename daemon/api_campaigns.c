@@ -31,10 +31,12 @@
 
 struct campaign_call {
     struct http_request *req;
+    struct api_state *st;
     char id[HERALD_ID_MAX + 1];
     char filter[16];
+    char cursor[24];
+    long limit;
     struct store_node_counts counts; /* a cluster: the latest run's per-node counts */
-    struct api_state *st;
 };
 
 static struct campaign_call *call_new(struct http_request *req, const char *id)
@@ -320,23 +322,130 @@ static void get_campaign(struct http_request *req, void *arg)
 
 /* ---- GET /v1/campaigns/{id}/outcomes ------------------------------------------ */
 
+static void respond_outcomes(struct campaign_call *c, json_t *items, const char *next)
+{
+    http_respond_json(c->req, 200, json_pack("{s:s, s:o, s:o}", "id", c->id, "items", items, "next_cursor",
+                                             next[0] ? json_string(next) : json_null()));
+}
+
+/* On a cluster: the page's records, one HGET per person on its slot. */
+struct outcomes_gather {
+    struct campaign_call *c;
+    size_t n, waiting;
+    char **ids, **recs;
+    size_t *lens;
+    enum store_error err; /* STORE_E_COUNT: none */
+    char next[32];
+};
+
+static void gather_done(struct outcomes_gather *g)
+{
+    if (g->err != STORE_E_COUNT) {
+        api_respond_store_error(g->c->req, g->err);
+    } else {
+        json_t *items = json_array();
+        for (size_t i = 0; i < g->n; i++) {
+            json_t *o = store_campaign_outcome_item(g->ids[i], g->recs[i] ? g->recs[i] : "", g->lens[i],
+                                                    g->c->filter[0] ? g->c->filter : NULL);
+            if (o) json_array_append_new(items, o);
+        }
+        respond_outcomes(g->c, items, g->next);
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        free(g->ids[i]);
+        free(g->recs[i]);
+    }
+    free(g->ids);
+    free(g->recs);
+    free(g->lens);
+    free(g->c);
+    free(g);
+}
+
+struct gather_slot {
+    struct outcomes_gather *g;
+    size_t i;
+};
+
+static void on_record(redisReply *r, enum store_error err, const char *text, void *priv)
+{
+    struct gather_slot *s = priv;
+    struct outcomes_gather *g = s->g;
+    (void)text;
+    if (!r) g->err = err;
+    else if (r->type == REDIS_REPLY_STRING) {
+        g->recs[s->i] = xstrndup(r->str, r->len);
+        g->lens[s->i] = r->len;
+    }
+    free(s);
+    if (--g->waiting == 0) gather_done(g);
+}
+
+static void gather_records(struct campaign_call *c, const redisReply *l, const char *next)
+{
+    struct outcomes_gather *g = xcalloc(1, sizeof(*g));
+    g->c = c;
+    g->err = STORE_E_COUNT;
+    herald_copy(g->next, sizeof(g->next), next);
+    g->n = l->elements / 2;
+    g->ids = xcalloc(g->n + 1, sizeof(*g->ids));
+    g->recs = xcalloc(g->n + 1, sizeof(*g->recs));
+    g->lens = xcalloc(g->n + 1, sizeof(*g->lens));
+    g->waiting = 1; /* this function's own, dropped at its end */
+    struct strbuf kp, f;
+    strbuf_init(&kp);
+    strbuf_init(&f);
+    store_record_field(&f, c->id);
+    for (size_t i = 0; i < g->n; i++) {
+        const redisReply *id = l->element[2 * i];
+        bool str = id->type == REDIS_REPLY_STRING;
+        g->ids[i] = xstrndup(str ? id->str : "", str ? id->len : 0);
+        if (!herald_id_valid(g->ids[i])) continue;
+        store_key_person(&kp, c->st->cfg->prefix, g->ids[i]);
+        struct gather_slot *s = xmalloc(sizeof(*s));
+        s->g = g;
+        s->i = i;
+        if (STORE_SEND(c->st->cmds, STORE_CMD_ONCE, on_record, s, "HGET", kp.buf, f.buf) < 0) {
+            free(s);
+            g->err = STORE_E_CONNECTION;
+            break;
+        }
+        g->waiting++;
+    }
+    strbuf_free(&kp);
+    strbuf_free(&f);
+    if (--g->waiting == 0) gather_done(g);
+}
+
 static void on_outcomes(redisReply *r, enum store_error err, const char *text, void *priv)
 {
     struct campaign_call *c = priv;
     (void)text;
     json_t *items;
-    char next[32];
+    char next[32], source[512];
     int rc;
     if (store_failed(c->req, r, err)) {
-    } else if ((rc = store_campaign_outcomes_result(r, c->filter[0] ? c->filter : NULL, &items, next,
-                                                    sizeof(next))) < 0) {
-        api_respond_store_error(c->req, STORE_E_REPLY);
-    } else if (rc == 0) {
-        http_respond_error(c->req, 404, "campaign not found");
-    } else {
-        http_respond_json(c->req, 200, json_pack("{s:s, s:o, s:o}", "id", c->id, "items", items, "next_cursor",
-                                                 next[0] ? json_string(next) : json_null()));
+        free(c);
+        return;
     }
+    if (store_campaign_outcomes_source(r, source, sizeof(source))) {
+        /* On a cluster: the ids are in the recipients_key, on its own slot. */
+        struct store_args a;
+        store_campaign_outcomes_source_args(&a, source, c->cursor, c->limit);
+        send_or_503(c->st, c->req, c, &a, store_lua_campaign_outcomes, on_outcomes);
+        return;
+    }
+    if (store_keys_clustered() && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+        r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_ARRAY) {
+        gather_records(c, r->element[2], r->element[1]->str); /* the records, on the people's slots */
+        return;
+    }
+    if ((rc = store_campaign_outcomes_result(r, c->filter[0] ? c->filter : NULL, &items, next, sizeof(next))) < 0)
+        api_respond_store_error(c->req, STORE_E_REPLY);
+    else if (rc == 0)
+        http_respond_error(c->req, 404, "campaign not found");
+    else
+        respond_outcomes(c, items, next);
     free(c);
 }
 
@@ -364,6 +473,9 @@ static void get_outcomes(struct http_request *req, void *arg)
     } else {
         struct campaign_call *c = call_new(req, id);
         if (filter) herald_copy(c->filter, sizeof(c->filter), filter);
+        c->st = st;
+        herald_copy(c->cursor, sizeof(c->cursor), cursor);
+        c->limit = q.limit;
         struct store_args a;
         store_campaign_outcomes_args(&a, st->cfg->prefix, id, cursor, q.limit);
         send_or_503(st, req, c, &a, store_lua_campaign_outcomes, on_outcomes);

@@ -673,6 +673,14 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         cfg->redis_db = u.db;
         cfg->redis_user = u.user;
         cfg->redis_password = u.password;
+    } else if (MATCH("redis", "user")) {
+        for (const char *q = value; *q; q++)
+            if ((unsigned char)*q <= ' ' || *q == 0x7f) {
+                herald_seterr(err, errlen, "a user name has no spaces or control characters");
+                return -1;
+            }
+        free(cfg->redis_user_key);
+        cfg->redis_user_key = xstrdup(value);
     } else if (MATCH("redis", "cluster")) {
         struct rcluster_addr seeds[RCLUSTER_MAX_MASTERS];
         size_t nseeds;
@@ -804,6 +812,7 @@ static const char *restart_value(const struct config *c, const char *section, co
     if (strcmp(key, "password") == 0) return c->redis_password; /* the url's or [redis] password */
     if (strcmp(key, "prefix") == 0) return c->prefix;
     if (strcmp(key, "cluster") == 0) return c->redis_cluster;
+    if (strcmp(key, "user") == 0) return c->redis_user; /* the url's or [redis] user */
     (void)section;
     return NULL;
 }
@@ -838,6 +847,7 @@ void config_keep_fixed(struct config *next, struct config *running)
     SWAP(redis_password);
     SWAP(redis_password_key);
     SWAP(redis_cluster);
+    SWAP(redis_user_key);
     SWAP(prefix);
 #undef SWAP
 }
@@ -1714,6 +1724,14 @@ static void validate(struct parse_ctx *c, struct config *cfg)
                       "[redis] url is set too: give url (a single instance) or cluster (seed nodes), not both");
         }
     }
+    if (cfg->redis_user_key && cfg->redis_user_key[0]) {
+        bool from_set;
+        int line = entry_line(c, "redis", "user", &from_set);
+        if (cfg->redis_user)
+            add_error(c, line, from_set, "redis", "user", "the url names a user too: give it in one place");
+        else
+            cfg->redis_user = xstrdup(cfg->redis_user_key);
+    }
     if (cfg->wait_replicas < 0) cfg->wait_replicas = cfg->redis_cluster && cfg->redis_cluster[0] ? 1 : 0;
     if (cfg->redis_user && !cfg->redis_password) {
         bool from_set;
@@ -1885,6 +1903,7 @@ void config_free(struct config *cfg)
     free(cfg->redis_user);
     free(cfg->redis_password_key);
     free(cfg->redis_cluster);
+    free(cfg->redis_user_key);
     free(cfg->prefix);
     free(cfg->listen);
     free(cfg->listen_host);

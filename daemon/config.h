@@ -88,6 +88,9 @@
       "Prefix of every key herald uses (herald:jobs, herald:audit, ...).")                       \
     X("redis", "audit_maxlen", INT, "10000000", audit_maxlen,                                    \
       "Approximate maximum length of the audit stream (XADD MAXLEN ~).")                         \
+    X("redis", "user", STRING, "", redis_user_key,                                               \
+      "ACL user herald logs in as, instead of naming it in the url (needed with cluster); "    \
+      "empty: the url's, or Redis's default user.")                                              \
     X("redis", "cluster", STRING, "", redis_cluster,                                             \
       "Seed nodes of a Redis Cluster: host:port, host:port, ... (instead of url; empty: none).") \
     X("redis", "wait_replicas", INT, "", wait_replicas,                                          \
@@ -191,7 +194,7 @@ extern const struct config_key_info config_schema[];
  * docs/config.md ("Reload") lists the same. */
 #define CONFIG_RESTART_KEYS(X)                                                                  \
     X("daemon", "plugin_dir") X("daemon", "consumer") X("redis", "url") X("redis", "password") \
-    X("redis", "prefix") X("redis", "cluster")
+    X("redis", "prefix") X("redis", "cluster") X("redis", "user")
 
 /* 1 when a reload cannot change section.key (CONFIG_RESTART_KEYS). */
 bool config_key_needs_restart(const char *section, const char *key);
@@ -320,6 +323,7 @@ struct config {
     char *redis_user;     /* NULL: AUTH password (the default user) */
     char *redis_password; /* NULL when none: the url's or [redis] password */
     char *redis_password_key; /* [redis] password as given ("" when not) */
+    char *redis_user_key; /* [redis] user as given ("" when not; joined with the url's in validate()) */
     char *redis_cluster;  /* [redis] cluster: seed nodes ("" for a single instance; rcluster_parse_seeds) */
     int wait_replicas;    /* [redis] wait_replicas, its default resolved */
     char *prefix;

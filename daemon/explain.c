@@ -30,6 +30,7 @@
 #include "job.h"
 #include "policy.h"
 #include "profile.h"
+#include "rcluster.h"
 #include "store.h"
 #include "tzdb.h"
 
@@ -40,6 +41,13 @@
 struct ctx {
     const struct config *cfg;
     redisContext *c;
+    /* On a cluster ([redis] cluster): each key is read on its master's
+     * context (on_key); a pipeline's replies come back from the contexts
+     * its commands went to, in order (sent). */
+    struct rcluster_sync *cs;
+    redisContext *last;   /* the context of the latest command (for its error) */
+    redisContext **sent;
+    size_t nsent, capsent;
     struct tzdb *tzdb;
     struct policy_env env;
     struct policy_cap caps[HERALD_CAPS_MAX];
@@ -50,11 +58,13 @@ struct ctx {
     bool at_given;
 };
 
-static void ctx_init(struct ctx *x, const struct config *cfg, redisContext *c)
+static void ctx_init(struct ctx *x, const struct config *cfg, redisContext *c, struct rcluster_sync *cs)
 {
     memset(x, 0, sizeof(*x));
     x->cfg = cfg;
     x->c = c;
+    x->last = c;
+    x->cs = cs;
     x->tzdb = tzdb_new(NULL);
     const struct tz *def = tzdb_get(x->tzdb, cfg->default_tz);
     policy_env_init(&x->env, cfg->consent_max_age_ms / 1000, def ? def : tz_utc(), cfg->quiet_start_min,
@@ -68,7 +78,34 @@ static void ctx_init(struct ctx *x, const struct config *cfg, redisContext *c)
     x->at = time(NULL);
 }
 
-static void ctx_free(struct ctx *x) { tzdb_free(x->tzdb); }
+static void ctx_free(struct ctx *x)
+{
+    tzdb_free(x->tzdb);
+    free(x->sent);
+}
+
+/* The context a command on key goes to: the one Redis's, or the master's of
+ * the key's slot on a cluster (a slot no master serves: the control
+ * plane's, whose refusal then says so). */
+static redisContext *on_key(struct ctx *x, const char *key)
+{
+    char err[256];
+    redisContext *c = x->cs ? rcluster_sync_ctx(x->cs, rcluster_slot(key, strlen(key)), err, sizeof(err)) : NULL;
+    x->last = c ? c : x->c;
+    return x->last;
+}
+
+/* Appends a command on argv[1] to the pipeline. */
+static void append_argv(struct ctx *x, int argc, const char **argv)
+{
+    redisContext *c = on_key(x, argv[1]);
+    if (x->nsent == x->capsent) {
+        x->capsent = x->capsent ? 2 * x->capsent : 64;
+        x->sent = xrealloc(x->sent, x->capsent * sizeof(*x->sent));
+    }
+    x->sent[x->nsent++] = c;
+    redisAppendCommandArgv(c, argc, argv, NULL);
+}
 
 /* ---- formatting ---------------------------------------------------------- */
 
@@ -101,19 +138,22 @@ static const char *chan_or_any(int ch) { return ch < 0 ? "any" : herald_channel_
 static int redis_failed(const struct ctx *x, const char *what, const redisReply *r)
 {
     char err[256];
-    store_sync_error(err, sizeof(err), what, x->c, r);
+    store_sync_error(err, sizeof(err), what, x->last, r);
     fprintf(stderr, "heraldctl: %s\n", err);
     return 2;
 }
 
-/* Reads the replies of n pipelined commands into out; 0, or 2 after
- * saying why (every reply is read, so the connection stays in step). */
-static int replies(const struct ctx *x, redisReply **out, size_t n, const char *what)
+/* Reads the replies of the n commands appended (append_argv) into out; 0,
+ * or 2 after saying why (every reply is read, so the connections stay in
+ * step). */
+static int replies(struct ctx *x, redisReply **out, size_t n, const char *what)
 {
     int rc = 0;
+    x->nsent = 0;
     for (size_t i = 0; i < n; i++) {
         void *r = NULL;
-        if (redisGetReply(x->c, &r) != REDIS_OK) {
+        x->last = x->sent[i];
+        if (redisGetReply(x->sent[i], &r) != REDIS_OK) {
             for (size_t j = i; j < n; j++) out[j] = NULL;
             return redis_failed(x, what, NULL);
         }
@@ -217,11 +257,11 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
         argv[ac++] = "HMGET";
         argv[ac++] = k.buf;
         for (size_t f = 0; f < STORE_LOOKUP_NFIELDS; f++) argv[ac++] = store_lookup_field(f);
-        redisAppendCommandArgv(x->c, (int)ac, argv, NULL);
+        append_argv(x, (int)ac, argv);
         struct strbuf rf;
         strbuf_init(&rf);
         store_record_field(&rf, campaign);
-        redisAppendCommand(x->c, "HGET %s %s", k.buf, rf.buf);
+        append_argv(x, 3, (const char *[]){"HGET", k.buf, rf.buf});
         strbuf_free(&rf);
         sent += 2;
     }
@@ -276,7 +316,7 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
             sv[ac++] = m[ch].buf;
         }
         if (ac > 2) {
-            redisAppendCommandArgv(x->c, (int)ac, sv, NULL);
+            append_argv(x, (int)ac, sv);
             sent++;
         }
         int64_t keep = person_keep(x, pp);
@@ -285,7 +325,7 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
             char lo[HERALD_LL_CHARS + 1];
             lo[0] = '(';
             herald_lltoa(lo + 1, (long long)(x->at - keep));
-            redisAppendCommand(x->c, "ZRANGEBYSCORE %s %s +inf WITHSCORES", k.buf, lo);
+            append_argv(x, 5, (const char *[]){"ZRANGEBYSCORE", k.buf, lo, "+inf", "WITHSCORES"});
             sent++;
         }
     }
@@ -444,7 +484,7 @@ static int campaign_job(struct ctx *x, const char *campaign, struct job *job, ch
     struct strbuf k;
     strbuf_init(&k);
     store_key_campaign(&k, x->cfg->prefix, campaign);
-    redisReply *h = redisCommand(x->c, "HGETALL %s", k.buf);
+    redisReply *h = redisCommand(on_key(x, k.buf), "HGETALL %s", k.buf);
     if (!h || h->type != REDIS_REPLY_ARRAY) {
         strbuf_free(&k);
         int rc = redis_failed(x, "campaign read", h);
@@ -467,7 +507,7 @@ static int campaign_job(struct ctx *x, const char *campaign, struct job *job, ch
     store_key_jobs(&k, x->cfg->prefix);
     int rc = 1;
     for (size_t i = 0; i < ne && rc == 1; i++) {
-        redisReply *r = redisCommand(x->c, "XRANGE %s %s %s", k.buf, entries[i], entries[i]);
+        redisReply *r = redisCommand(on_key(x, k.buf), "XRANGE %s %s %s", k.buf, entries[i], entries[i]);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             rc = redis_failed(x, "job read", r);
             if (r) freeReplyObject(r);
@@ -511,7 +551,7 @@ static json_t *campaign_history(struct ctx *x, const char *id, const char *campa
     struct strbuf k;
     strbuf_init(&k);
     store_key_history(&k, x->cfg->prefix, id);
-    redisReply *r = redisCommand(x->c, "LRANGE %s 0 -1", k.buf);
+    redisReply *r = redisCommand(on_key(x, k.buf), "LRANGE %s 0 -1", k.buf);
     strbuf_free(&k);
     json_t *out = json_array();
     if (!r || r->type != REDIS_REPLY_ARRAY) {
@@ -547,7 +587,7 @@ static json_t *audit_record(struct ctx *x, const char *campaign, const char *id,
     snprintf(end, sizeof(end), "%lld", (long long)(at + EXPLAIN_AUDIT_SECONDS) * 1000);
     json_t *found = NULL;
     for (long read = 0; read < EXPLAIN_AUDIT_MAX;) {
-        redisReply *r = redisCommand(x->c, "XRANGE %s %s %s COUNT 1000", k.buf, start, end);
+        redisReply *r = redisCommand(on_key(x, k.buf), "XRANGE %s %s %s COUNT 1000", k.buf, start, end);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             *rc = redis_failed(x, "audit read", r);
             if (r) freeReplyObject(r);
@@ -766,10 +806,10 @@ static json_t *check_json(const struct ctx *x, const struct job *job, const stru
     return o;
 }
 
-int explain_run(const struct config *cfg, redisContext *c, int nargs, char **args)
+int explain_run(const struct config *cfg, redisContext *c, struct rcluster_sync *cs, int nargs, char **args)
 {
     struct ctx x;
-    ctx_init(&x, cfg, c);
+    ctx_init(&x, cfg, c, cs);
     struct opts o;
     int rc = parse_opts(&x, nargs, args, true, 2, &o);
     if (rc) {
@@ -1060,7 +1100,7 @@ enum src { SRC_NONE, SRC_SET, SRC_ZSET, SRC_LIST };
 static int simulate_key(struct ctx *x, const struct job *job, struct tally *t)
 {
     const char *key = job->recipients_key;
-    redisReply *r = redisCommand(x->c, "TYPE %s", key);
+    redisReply *r = redisCommand(on_key(x, key), "TYPE %s", key);
     if (!r || r->type != REDIS_REPLY_STATUS) {
         int rc = redis_failed(x, "recipients_key read", r);
         if (r) freeReplyObject(r);
@@ -1079,7 +1119,7 @@ static int simulate_key(struct ctx *x, const struct job *job, struct tally *t)
     freeReplyObject(r);
     static const char *const counts[] = {[SRC_SET] = "SCARD", [SRC_ZSET] = "ZCARD",
                                          [SRC_LIST] = "LLEN"};
-    r = redisCommand(x->c, "%s %s", counts[kind], key);
+    r = redisCommand(on_key(x, key), "%s %s", counts[kind], key);
     if (!r || r->type != REDIS_REPLY_INTEGER) {
         int rc = redis_failed(x, "recipients_key read", r);
         if (r) freeReplyObject(r);
@@ -1091,9 +1131,9 @@ static int simulate_key(struct ctx *x, const struct job *job, struct tally *t)
     long long pos = 0, batch = x->cfg->batch;
     int rc = 0;
     for (bool done = false; !done && rc == 0;) {
-        if (kind == SRC_LIST) r = redisCommand(x->c, "LRANGE %s %lld %lld", key, pos, pos + batch - 1);
+        if (kind == SRC_LIST) r = redisCommand(on_key(x, key), "LRANGE %s %lld %lld", key, pos, pos + batch - 1);
         else
-            r = redisCommand(x->c, "%s %s %s COUNT %lld", kind == SRC_SET ? "SSCAN" : "ZSCAN", key, cursor,
+            r = redisCommand(on_key(x, key), "%s %s %s COUNT %lld", kind == SRC_SET ? "SSCAN" : "ZSCAN", key, cursor,
                              batch);
         const redisReply *items = NULL;
         if (r && kind == SRC_LIST && r->type == REDIS_REPLY_ARRAY) items = r;
@@ -1123,10 +1163,10 @@ static int simulate_key(struct ctx *x, const struct job *job, struct tally *t)
     return rc;
 }
 
-int explain_simulate(const struct config *cfg, redisContext *c, int nargs, char **args)
+int explain_simulate(const struct config *cfg, redisContext *c, struct rcluster_sync *cs, int nargs, char **args)
 {
     struct ctx x;
-    ctx_init(&x, cfg, c);
+    ctx_init(&x, cfg, c, cs);
     struct opts o;
     int rc = parse_opts(&x, nargs, args, false, 1, &o);
     struct job job;

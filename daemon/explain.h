@@ -23,10 +23,13 @@
 
 /* heraldctl explain CAMPAIGN RECIPIENT [--job FILE] [--at TIME] [--json];
  * args are the words after "explain". */
-int explain_run(const struct config *cfg, redisContext *c, int nargs, char **args);
+struct rcluster_sync;
+/* cs: on a cluster ([redis] cluster), its map (rcluster.h; c the control
+ * plane's master); NULL on one Redis. */
+int explain_run(const struct config *cfg, redisContext *c, struct rcluster_sync *cs, int nargs, char **args);
 
 /* heraldctl simulate JOB.json [--at TIME] [--json]. */
-int explain_simulate(const struct config *cfg, redisContext *c, int nargs, char **args);
+int explain_simulate(const struct config *cfg, redisContext *c, struct rcluster_sync *cs, int nargs, char **args);
 
 /* A job file ("-": stdin; at most HERALD_JOB_MAX_BYTES), parsed with the
  * daemon's rules (job.c). 0 with *job (and, when text_out, the text and its

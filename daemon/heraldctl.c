@@ -92,10 +92,31 @@ static struct rcluster_sync *ctl_cluster;
 static redisContext *connect_redis(const struct config *cfg)
 {
     char err[512];
-    redisContext *c = cfg->redis_cluster && cfg->redis_cluster[0] ? store_check_connect_cluster(cfg, &ctl_cluster, err, sizeof(err))
-                                                                   : store_check_connect(cfg, err, sizeof(err));
+    bool cluster = cfg->redis_cluster && cfg->redis_cluster[0];
+    redisContext *c = cluster ? store_check_connect_cluster(cfg, &ctl_cluster, err, sizeof(err))
+                              : store_check_connect(cfg, err, sizeof(err));
     if (!c) fprintf(stderr, "heraldctl: %s\n", err);
     return c;
+}
+
+/* The contexts a SCAN of people's keys must cover: c alone on one Redis,
+ * every master on a cluster (each holds the keys of its slots). Returns
+ * how many are in out (0 with a message when a master cannot be reached). */
+static size_t scan_nodes(redisContext *c, redisContext **out, size_t max)
+{
+    if (!ctl_cluster) {
+        out[0] = c;
+        return 1;
+    }
+    size_t n = rcluster_sync_nodes(ctl_cluster);
+    for (size_t i = 0; i < n && i < max; i++) {
+        char err[256];
+        if (!(out[i] = rcluster_sync_node(ctl_cluster, i, err, sizeof(err)))) {
+            fprintf(stderr, "heraldctl: %s\n", err);
+            return 0;
+        }
+    }
+    return n < max ? n : max;
 }
 
 /* People are written in windows of this many: two round trips each. */
@@ -395,6 +416,41 @@ static int cmd_enqueue(const struct config *cfg, redisContext *c, const char *pa
     return rc;
 }
 
+/* On a cluster the address's owner is on another slot than the list: its
+ * rev moves after the list changed (as the API does, people.c), so a
+ * message the daemon looked up before is decided again. */
+static int suppress_owner_rev(const struct config *cfg, redisContext *c, int ch, const char *addr)
+{
+    struct strbuf k, m;
+    strbuf_init(&k);
+    strbuf_init(&m);
+    store_key_addr(&k, cfg->prefix);
+    store_suppress_member(&m, ch, addr);
+    char err[256];
+    int rc = 0;
+    redisReply *owner = redisCommand(c, "HGET %s %s", k.buf, m.buf);
+    if (!owner || owner->type == REDIS_REPLY_ERROR) {
+        store_sync_error(err, sizeof(err), "suppression owner read", c, owner);
+        fprintf(stderr, "heraldctl: %s\n", err);
+        rc = -HERALD_EREDIS;
+    } else if (owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str)) {
+        store_key_person(&k, cfg->prefix, owner->str);
+        const char *argv[] = {"HINCRBY", k.buf, "rev", "1"};
+        size_t len[] = {7, k.len, 3, 1};
+        redisReply *r = rcluster_sync_command(ctl_cluster, 1, 4, argv, len, err, sizeof(err));
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            if (r) store_sync_error(err, sizeof(err), "owner's rev write", NULL, r);
+            fprintf(stderr, "heraldctl: %s\n", err);
+            rc = -HERALD_EREDIS;
+        }
+        if (r) freeReplyObject(r);
+    }
+    if (owner) freeReplyObject(owner);
+    strbuf_free(&k);
+    strbuf_free(&m);
+    return rc;
+}
+
 static int cmd_suppress(const struct config *cfg, redisContext *c, const char *channel, const char *addr)
 {
     int ch = herald_channel_from_name(channel);
@@ -412,6 +468,7 @@ static int cmd_suppress(const struct config *cfg, redisContext *c, const char *c
         fprintf(stderr, "heraldctl: %s\n", err);
         return 2;
     }
+    if (ctl_cluster && suppress_owner_rev(cfg, c, ch, addr) < 0) return 2;
     printf("suppressed (%s)\n", channel);
     return 0;
 }
@@ -494,34 +551,41 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
     store_glob_escape(&pat, cfg->prefix);
     strbuf_adds(&pat, ":r:{*}:campaigns");
     long long moved = 0, people = 0;
-    herald_copy(cursor, sizeof(cursor), "0");
-    do {
-        r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat.buf);
-        if (migrate_failed(c, r, "key scan")) goto out;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
-            freeReplyObject(r);
-            fprintf(stderr, "heraldctl: migrate: unexpected reply to SCAN\n");
-            goto out;
-        }
-        herald_copy(cursor, sizeof(cursor), r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++) {
-            const redisReply *key = r->element[1]->element[i];
-            const char *tail = ":campaigns";
-            size_t tl = strlen(tail);
-            if (key->type != REDIS_REPLY_STRING || key->len <= tl) continue;
-            strbuf_reset(&person);
-            strbuf_add(&person, key->str, key->len - tl);
-            redisReply *m = redisCommand(c, "EVAL %s 2 %b %s", store_lua_migrate, key->str, key->len, person.buf);
-            if (migrate_failed(c, m, "record move")) {
+    redisContext *nodes[RCLUSTER_MAX_MASTERS], *control = c;
+    size_t nnodes = scan_nodes(control, nodes, RCLUSTER_MAX_MASTERS);
+    if (!nnodes) goto out;
+    for (size_t node = 0; node < nnodes; node++) {
+        c = nodes[node];
+        herald_copy(cursor, sizeof(cursor), "0");
+        do {
+            r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat.buf);
+            if (migrate_failed(c, r, "key scan")) goto out;
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
                 freeReplyObject(r);
+                fprintf(stderr, "heraldctl: migrate: unexpected reply to SCAN\n");
                 goto out;
             }
-            moved += m->type == REDIS_REPLY_INTEGER ? m->integer : 0;
-            people++;
-            freeReplyObject(m);
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+            herald_copy(cursor, sizeof(cursor), r->element[0]->str);
+            for (size_t i = 0; i < r->element[1]->elements; i++) {
+                const redisReply *key = r->element[1]->element[i];
+                const char *tail = ":campaigns";
+                size_t tl = strlen(tail);
+                if (key->type != REDIS_REPLY_STRING || key->len <= tl) continue;
+                strbuf_reset(&person);
+                strbuf_add(&person, key->str, key->len - tl);
+                redisReply *m = redisCommand(c, "EVAL %s 2 %b %s", store_lua_migrate, key->str, key->len, person.buf);
+                if (migrate_failed(c, m, "record move")) {
+                    freeReplyObject(r);
+                    goto out;
+                }
+                moved += m->type == REDIS_REPLY_INTEGER ? m->integer : 0;
+                people++;
+                freeReplyObject(m);
+            }
+            freeReplyObject(r);
+        } while (strcmp(cursor, "0") != 0);
+    }
+    c = control;
     r = redisCommand(c, "SET %s %s", k.buf, STORE_LAYOUT);
     if (migrate_failed(c, r, "layout write")) goto out;
     freeReplyObject(r);
@@ -618,44 +682,53 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
     long long people = 0, sampled = 0, bytes = 0, records = 0, record_bytes = 0;
     char cursor[32] = "0";
     int rc = 2;
-    do {
-        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat.buf);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
-            char err[256];
-            store_sync_error(err, sizeof(err), "key scan", c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
-            fprintf(stderr, "heraldctl: stats: %s\n", err);
-            if (r) freeReplyObject(r);
-            goto out;
-        }
-        herald_copy(cursor, sizeof(cursor), r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++) {
-            const redisReply *key = r->element[1]->element[i];
-            if (key->type != REDIS_REPLY_STRING || !key->len || key->str[key->len - 1] != '}') continue;
-            people++;
-            if (sampled >= STATS_SAMPLE) continue;
-            sampled++;
-            bool ok = mem_usage(c, key->str, &bytes);
-            static const char *const tails[] = {":consent", ":history", ":sends"};
-            for (size_t t = 0; ok && t < sizeof(tails) / sizeof(tails[0]); t++) {
-                strbuf_reset(&k);
-                strbuf_add(&k, key->str, key->len);
-                strbuf_adds(&k, tails[t]);
-                ok = mem_usage(c, k.buf, &bytes);
-            }
-            redisReply *h = ok ? stats_read(c, "person read", true, "HGETALL %s", key->str) : NULL;
-            if (!h) {
-                freeReplyObject(r);
+    redisContext *nodes[RCLUSTER_MAX_MASTERS], *control = c;
+    size_t nnodes = scan_nodes(control, nodes, RCLUSTER_MAX_MASTERS);
+    if (!nnodes) goto out;
+    for (size_t node = 0; node < nnodes; node++) { /* people, summed over every master of a cluster */
+        c = nodes[node];
+        herald_copy(cursor, sizeof(cursor), "0");
+        do {
+            redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat.buf);
+            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+                char err[256];
+                store_sync_error(err, sizeof(err), "key scan", c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
+                fprintf(stderr, "heraldctl: stats: %s\n", err);
+                if (r) freeReplyObject(r);
                 goto out;
             }
-            for (size_t f = 0; f + 1 < h->elements; f += 2)
-                if (strncmp(h->element[f]->str, STORE_RECORD_FIELD_PREFIX, strlen(STORE_RECORD_FIELD_PREFIX)) == 0) {
-                    records++;
-                    record_bytes += (long long)(h->element[f]->len + h->element[f + 1]->len);
+            herald_copy(cursor, sizeof(cursor), r->element[0]->str);
+            for (size_t i = 0; i < r->element[1]->elements; i++) {
+                const redisReply *key = r->element[1]->element[i];
+                if (key->type != REDIS_REPLY_STRING || !key->len || key->str[key->len - 1] != '}') continue;
+                people++;
+                if (sampled >= STATS_SAMPLE) continue;
+                sampled++;
+                bool ok = mem_usage(c, key->str, &bytes);
+                static const char *const tails[] = {":consent", ":history", ":sends"};
+                for (size_t t = 0; ok && t < sizeof(tails) / sizeof(tails[0]); t++) {
+                    strbuf_reset(&k);
+                    strbuf_add(&k, key->str, key->len);
+                    strbuf_adds(&k, tails[t]);
+                    ok = mem_usage(c, k.buf, &bytes);
                 }
-            freeReplyObject(h);
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+                redisReply *h = ok ? stats_read(c, "person read", true, "HGETALL %s", key->str) : NULL;
+                if (!h) {
+                    freeReplyObject(r);
+                    goto out;
+                }
+                for (size_t f = 0; f + 1 < h->elements; f += 2)
+                    if (strncmp(h->element[f]->str, STORE_RECORD_FIELD_PREFIX,
+                                strlen(STORE_RECORD_FIELD_PREFIX)) == 0) {
+                        records++;
+                        record_bytes += (long long)(h->element[f]->len + h->element[f + 1]->len);
+                    }
+                freeReplyObject(h);
+            }
+            freeReplyObject(r);
+        } while (strcmp(cursor, "0") != 0);
+    }
+    c = control;
     long long addr = 0, audit = 0, awaiting = 0;
     store_key_addr(&k, cfg->prefix);
     if (!mem_usage(c, k.buf, &addr)) goto out;
@@ -893,8 +966,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "import") == 0) rc = cmd_import(&cfg, c, args[0]);
     else if (strcmp(cmd, "enqueue") == 0) rc = cmd_enqueue(&cfg, c, args[0]);
     else if (strcmp(cmd, "suppress") == 0) rc = cmd_suppress(&cfg, c, args[0], args[1]);
-    else if (strcmp(cmd, "explain") == 0) rc = explain_run(&cfg, c, nargs, args);
-    else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, nargs, args);
+    else if (strcmp(cmd, "explain") == 0) rc = explain_run(&cfg, c, ctl_cluster, nargs, args);
+    else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, ctl_cluster, nargs, args);
     else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
     else if (strcmp(cmd, "migrate") == 0) rc = cmd_migrate(&cfg, c);
     else if (strcmp(cmd, "stats") == 0) rc = cmd_stats(&cfg, c);

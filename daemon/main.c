@@ -71,6 +71,7 @@ struct daemon {
     bool limits_released;       /* a clean stop gave the shared limits' leases back */
     uint64_t limits_deadline;   /* loop ms: close without their answer after this */
     struct log_complaint redis_down;
+    struct log_complaint cluster_down; /* a master unreachable or slots unserved (once per outage) */
     struct strbuf warnings; /* of the configuration, logged at start */
     int exit_code;
     /* Reload: what the configuration was loaded from, the Redis counter
@@ -337,6 +338,31 @@ static void seed_jitter(void)
     srand(seed);
 }
 
+/* The cluster's map or a master's connection changed: one line when herald
+ * starts waiting for the cluster, one when it is whole again. */
+static void on_cluster_wake(void *arg)
+{
+    struct daemon *d = arg;
+    struct rcluster_status cs;
+    rcluster_status(d->cluster, &cs);
+    if (!cs.known) { /* no seed answered yet, or none gave a map */
+        if (cs.reachable && !cs.error[0]) return; /* the map is on its way */
+        char where[320];
+        notify_status("waiting for redis at %s", config_redis_where(d->cfg, where, sizeof(where)));
+        log_complain(&d->redis_down, "main", "redis unavailable at %s (%s); retrying with backoff", where,
+                     cs.error[0] ? cs.error : "no seed node answers");
+        return;
+    }
+    if (cs.down || cs.unserved)
+        log_complain(&d->cluster_down, "main",
+                     "redis cluster: %zu of %zu masters unreachable, %zu slots served by none; waiting for the "
+                     "cluster (a failover?)", cs.down, cs.masters, cs.unserved);
+    else
+        log_recovered(&d->cluster_down, "main", "redis cluster: every master reachable, every slot served (%zu masters)",
+                      cs.masters);
+    announce_ready(d);
+}
+
 /* On a cluster: the map, a connection per master, and the jobs and data
  * connections pinned to the master of the control plane's slot. */
 static void start_cluster(struct daemon *d)
@@ -355,6 +381,7 @@ static void start_cluster(struct daemon *d)
     strbuf_free(&k);
     rcluster_pin(d->cluster, d->jobs, slot);
     rcluster_pin(d->cluster, d->data, slot);
+    rcluster_on_wake(d->cluster, on_cluster_wake, d);
 }
 
 /* --check-config --connect: Redis as the config names it, as its user. */

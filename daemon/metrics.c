@@ -240,6 +240,18 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     }
     gauge(out, "herald_redis_connected", "1 while both Redis connections (jobs, data) answer, 0 while one is lost.",
           g->redis_connected);
+    if (g->cluster) { /* [redis] cluster only */
+        gauge(out, "herald_redis_cluster_masters", "Masters of the Redis Cluster in herald's slot map.",
+              g->cluster_masters);
+        gauge(out, "herald_redis_cluster_masters_down", "Masters herald cannot reach now (a failover?).",
+              g->cluster_masters_down);
+        gauge(out, "herald_redis_cluster_unserved_slots", "Slots no reachable master serves now; their commands wait.",
+              g->cluster_unserved);
+        counter(out, "herald_redis_cluster_redirects_total", "MOVED redirects followed (slots that moved).",
+                (unsigned long long)g->cluster_redirects);
+        counter(out, "herald_redis_cluster_map_refreshes_total", "Slot maps read (CLUSTER SHARDS or SLOTS).",
+                (unsigned long long)g->cluster_refreshes);
+    }
     head(out, "herald_provider_circuit_open", "gauge",
          "1 while a provider's circuit is open or half-open (its failures stopped the traffic), else 0.");
     for (size_t i = 0; i < g->ncircuits; i++) {

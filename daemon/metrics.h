@@ -62,6 +62,12 @@ struct metrics_gauges {
     bool redis_emptied;
     /* 1 while both Redis connections answer (-1: unknown). */
     int redis_connected;
+    /* On a cluster ([redis] cluster; cluster false on one Redis): its
+     * masters, those unreachable now, slots no master serves, redirects
+     * followed and slot maps read since start. */
+    bool cluster;
+    int64_t cluster_masters, cluster_masters_down, cluster_unserved;
+    uint64_t cluster_redirects, cluster_refreshes;
     /* Each provider's circuit (dispatch_provider_circuit), ncircuits of
      * them; the arrays belong to the caller. */
     const char *const *circuit_names;

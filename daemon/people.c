@@ -69,14 +69,15 @@ struct pop {
     int tries;
     int status;      /* fail_later: what the callback reports */
     char err[256];
-    /* PUT, MERGE on a cluster (store_keys_clustered): the address index is
-     * on another slot than the person, so its steps go apart (cluster_write) */
-    struct store_args cl_write;      /* people_write.lua's command, once the index has the new addresses */
-    struct store_args cl_index;      /* HSET addr <member> <id> ... (a empty: none) */
+    /* On a cluster (store_keys_clustered) the address index, the tombstones
+     * and the counts are on other slots than the person, so a write's steps
+     * go apart (cluster_write, cluster_erase; consent and suppress events) */
+    struct store_args cl_write;      /* the person's script, once the index has the new addresses */
+    struct store_args cl_index;      /* HSET addr <member> <id> ... (empty: none) */
     struct store_args cl_check;      /* SMISMEMBER tombstones ... (empty: none) */
     const char *cl_checked[HERALD_CH_COUNT]; /* the channels cl_check asks about, in order */
     json_t *cl_tomb;                 /* the channels found erased before */
-    struct store_args cl_drop;       /* addr_drop.lua's command (empty: nothing to drop) */
+    struct store_args cl_after;      /* the last step: addr_drop.lua, or a count or rev apart (empty: none) */
     long long cl_tombstones;         /* ERASE on a cluster: the tombstones cl_check added */
 };
 
@@ -112,7 +113,7 @@ static struct pop *pop_new(struct people *pp, enum pop_kind kind, const char *id
     store_args_init(&op->cl_write);
     store_args_init(&op->cl_index);
     store_args_init(&op->cl_check);
-    store_args_init(&op->cl_drop);
+    store_args_init(&op->cl_after);
     return op;
 }
 
@@ -139,7 +140,7 @@ static void pop_free(struct pop *op)
     store_args_free(&op->cl_write);
     store_args_free(&op->cl_index);
     store_args_free(&op->cl_check);
-    store_args_free(&op->cl_drop);
+    store_args_free(&op->cl_after);
     json_decref(op->cl_tomb);
     free(op);
 }
@@ -487,13 +488,25 @@ static void addr_args_free(struct addr_args *a)
  * call with its error: what is left is an index entry naming a person who
  * lacks the address, which readers ignore, and the next write replaces. */
 
-static void on_cl_dropped(redisReply *r, enum store_error serr, const char *text, void *priv)
+static void on_cl_after(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
     (void)r, (void)serr, (void)text; /* a stale entry left behind is ignored by its readers */
     json_t *doc = op->doc;
     op->doc = NULL;
     finish(op, 0, doc, NULL);
+}
+
+/* On a cluster: op's last step (op->cl_after: a script's EVALSHA, or a
+ * plain command with script NULL) goes once its main write is done; op
+ * answers doc when it is in, whatever its answer (an index entry or a count
+ * left behind changes no decision). */
+static void finish_after(struct pop *op, json_t *doc, const char *script)
+{
+    json_decref(op->doc);
+    op->doc = doc;
+    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_after, op, NULL, &op->cl_after, script) < 0)
+        on_cl_after(NULL, STORE_E_CONNECTION, NULL, op);
 }
 
 static void on_write(redisReply *r, enum store_error serr, const char *text, void *priv);
@@ -537,7 +550,7 @@ static void on_cl_checked(redisReply *r, enum store_error serr, const char *text
 static void cluster_write(struct pop *op, const char *kp, const char *ka, const char *kt, const char *const *argv,
                           int argc, const struct addr_args *olda, const struct addr_args *newa)
 {
-    struct store_args *w = &op->cl_write, *ix = &op->cl_index, *ck = &op->cl_check, *dr = &op->cl_drop;
+    struct store_args *w = &op->cl_write, *ix = &op->cl_index, *ck = &op->cl_check, *dr = &op->cl_after;
     store_args_free(ix);
     store_args_free(ck);
     store_args_free(dr);
@@ -628,11 +641,8 @@ static void on_write(redisReply *r, enum store_error serr, const char *text, voi
         op->doc = NULL;
     }
     json_object_set_new(doc, "rev", json_integer(r->element[3]->integer));
-    if (op->cl_drop.n) { /* on a cluster: the addresses it no longer has leave the index now */
-        json_decref(op->doc);
-        op->doc = doc;
-        if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_dropped, op, NULL, &op->cl_drop, store_lua_addr_drop) < 0)
-            on_cl_dropped(NULL, STORE_E_CONNECTION, NULL, op);
+    if (op->cl_after.n) { /* on a cluster: the addresses it no longer has leave the index now */
+        finish_after(op, doc, store_lua_addr_drop);
         return;
     }
     finish(op, 0, doc, NULL);
@@ -982,11 +992,8 @@ static void on_consent(redisReply *r, enum store_error serr, const char *text, v
         return;
     }
     json_t *doc = load_object(op->record, strlen(op->record));
-    if (op->cl_drop.n) { /* on a cluster: the event's count, apart (it is on the control plane's slot) */
-        json_decref(op->doc);
-        op->doc = doc;
-        if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_dropped, op, NULL, &op->cl_drop, NULL) < 0)
-            on_cl_dropped(NULL, STORE_E_CONNECTION, NULL, op);
+    if (op->cl_after.n) { /* on a cluster: the event's count, apart (it is on the control plane's slot) */
+        finish_after(op, doc, NULL);
         return;
     }
     finish(op, 0, doc, NULL);
@@ -1035,10 +1042,10 @@ int people_consent_append_event(struct people *pp, const char *id, int channel, 
         strbuf_adds(&ke, kp.buf);
         strbuf_adds(&ke, ":event:");
         strbuf_adds(&ke, ev->key);
-        store_args_add(&op->cl_drop, "HINCRBY");
-        store_args_add(&op->cl_drop, ev->counts);
-        store_args_add(&op->cl_drop, ev->field);
-        store_args_add(&op->cl_drop, "1");
+        store_args_add(&op->cl_after, "HINCRBY");
+        store_args_add(&op->cl_after, ev->counts);
+        store_args_add(&op->cl_after, ev->field);
+        store_args_add(&op->cl_after, "1");
         const char *argv[] = {kp.buf, kl.buf, ke.buf, op->record, field, ttl};
         rc = start(op, on_consent, store_lua_people_consent, 3, 6, argv);
         strbuf_free(&ke);
@@ -1088,11 +1095,8 @@ static void on_erase(redisReply *r, enum store_error serr, const char *text, voi
     }
     json_t *doc = json_pack("{s:s, s:b, s:I}", "id", op->id, "erased", 1,
                             "tombstones", (json_int_t)(store_keys_clustered() ? op->cl_tombstones : r->integer));
-    if (op->cl_drop.n) { /* on a cluster: its addresses leave the index now */
-        json_decref(op->doc);
-        op->doc = doc;
-        if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_dropped, op, NULL, &op->cl_drop, store_lua_addr_drop) < 0)
-            on_cl_dropped(NULL, STORE_E_CONNECTION, NULL, op);
+    if (op->cl_after.n) { /* on a cluster: its addresses leave the index now */
+        finish_after(op, doc, store_lua_addr_drop);
         return;
     }
     finish(op, 0, doc, NULL);
@@ -1116,7 +1120,7 @@ static void cluster_erase(struct pop *op, const char *const *keys, const char *c
 {
     store_args_free(&op->cl_write);
     store_args_free(&op->cl_check);
-    store_args_free(&op->cl_drop);
+    store_args_free(&op->cl_after);
     op->cl_tombstones = 0;
     store_args_script(&op->cl_write, store_lua_people_erase, 4);
     for (int i = 0; i < 4; i++) store_args_add(&op->cl_write, keys[i]); /* the person's slot only */
@@ -1127,12 +1131,12 @@ static void cluster_erase(struct pop *op, const char *const *keys, const char *c
         if (!op->cl_check.n) {
             store_args_add(&op->cl_check, "SADD");
             store_args_add(&op->cl_check, keys[5]);
-            store_args_script(&op->cl_drop, store_lua_addr_drop, 1);
-            store_args_add(&op->cl_drop, keys[4]);
-            store_args_add(&op->cl_drop, op->id);
+            store_args_script(&op->cl_after, store_lua_addr_drop, 1);
+            store_args_add(&op->cl_after, keys[4]);
+            store_args_add(&op->cl_after, op->id);
         }
         store_args_add(&op->cl_check, t[ch].buf);
-        store_args_add(&op->cl_drop, m[ch].buf);
+        store_args_add(&op->cl_after, m[ch].buf);
         op->cl_tombstones++;
     }
     struct store_args *first = op->cl_check.n ? &op->cl_check : &op->cl_write;
@@ -1304,11 +1308,8 @@ static void on_suppress(redisReply *r, enum store_error serr, const char *text, 
     }
     json_t *doc = suppression_json(op->on, r->element[1]);
     json_object_set_new(doc, "changed", json_boolean(r->element[0]->integer == 1));
-    if (r->element[0]->integer == 1 && op->cl_drop.n) { /* on a cluster: the owner's rev, apart */
-        json_decref(op->doc);
-        op->doc = doc;
-        if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_dropped, op, NULL, &op->cl_drop, NULL) < 0)
-            on_cl_dropped(NULL, STORE_E_CONNECTION, NULL, op);
+    if (r->element[0]->integer == 1 && op->cl_after.n) { /* on a cluster: the owner's rev, apart */
+        finish_after(op, doc, NULL);
         return;
     }
     finish(op, 0, doc, NULL);
@@ -1328,10 +1329,10 @@ static void on_suppress_owner(redisReply *r, enum store_error serr, const char *
         struct strbuf kp;
         strbuf_init(&kp);
         store_key_person(&kp, op->pp->cfg->prefix, owner);
-        store_args_add(&op->cl_drop, "HINCRBY");
-        store_args_add(&op->cl_drop, kp.buf);
-        store_args_add(&op->cl_drop, "rev");
-        store_args_add(&op->cl_drop, "1");
+        store_args_add(&op->cl_after, "HINCRBY");
+        store_args_add(&op->cl_after, kp.buf);
+        store_args_add(&op->cl_after, "rev");
+        store_args_add(&op->cl_after, "1");
         strbuf_free(&kp);
         owner = NULL;
     }

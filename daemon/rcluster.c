@@ -177,7 +177,8 @@ int rcluster_map_from_shards(const redisReply *r, const char *fallback_host, str
         long long port = integer(field(master, "port"));
         if (!host || port <= 0) goto bad;
         for (size_t j = 0; j < slots->elements; j += 2)
-            if (map_assign(m, integer(slots->element[j]), integer(slots->element[j + 1]), host, (int)port) < 0) goto bad;
+            if (map_assign(m, integer(slots->element[j]), integer(slots->element[j + 1]), host, (int)port) < 0)
+                goto bad;
     }
     map_sort(m);
     return 0;
@@ -315,6 +316,7 @@ struct rcluster {
     bool refreshing;  /* a CLUSTER SHARDS/SLOTS is in flight */
     bool closing;
     uint64_t refreshes, redirects;
+    char error[128];  /* why the latest map read failed ("" none) */
     size_t open;      /* handles and connections not closed yet */
     void (*done)(void *);
     void *done_arg;
@@ -348,6 +350,7 @@ static void on_node_state(struct rconn *rc, bool connected, const char *err, voi
         wake_all(cl);
     } else {
         rcluster_refresh(cl); /* a master gone: a failover may follow */
+        wake_all(cl);         /* its owners see the status change */
     }
 }
 
@@ -417,14 +420,23 @@ static void on_map(struct rconn *rc, redisReply *r, void *priv)
             free(m);
             return;
         }
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        /* A node's error names a command or a state, never a value of ours. */
+        snprintf(cl->error, sizeof(cl->error), "the slot map was refused: %.90s", r->str);
     } else if (r && r->type == REDIS_REPLY_ARRAY) {
         bool shards = r->elements && r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements &&
                       r->element[0]->element[0]->type == REDIS_REPLY_STRING;
         ok = shards ? rcluster_map_from_shards(r, host, m, err, sizeof(err))
                     : rcluster_map_from_slots(r, host, m, err, sizeof(err));
-        if (ok == 0 && m->nmasters == 0) ok = -1; /* a node that knows no cluster yet */
+        if (ok < 0) {
+            snprintf(cl->error, sizeof(cl->error), "%s", err);
+        } else if (m->nmasters == 0) { /* a node that knows no cluster yet */
+            snprintf(cl->error, sizeof(cl->error), "a node knows no master yet (is it in a cluster?)");
+            ok = -1;
+        }
     }
     if (ok == 0) {
+        cl->error[0] = '\0';
         cl->map = *m;
         cl->known = true;
         cl->refreshes++;
@@ -432,6 +444,7 @@ static void on_map(struct rconn *rc, redisReply *r, void *priv)
         wake_all(cl);
     }
     free(m);
+    if (ok < 0 && cl->error[0]) wake_all(cl); /* its owners may say why */
     if (!all_well(cl)) schedule(cl, RCLUSTER_REFRESH_AGAIN_MS);
 }
 
@@ -535,12 +548,14 @@ void rcluster_status(const struct rcluster *cl, struct rcluster_status *out)
 {
     memset(out, 0, sizeof(*out));
     out->known = cl->known;
+    for (size_t i = 0; i < cl->nconns && !out->reachable; i++) out->reachable = rconn_ready(cl->conns[i].rc);
     out->masters = cl->map.nmasters;
     out->unserved = cl->known ? cl->map.unserved : RCLUSTER_SLOTS;
     for (size_t i = 0; i < cl->map.nmasters; i++)
         if (!cl->master_rc[i] || !rconn_ready(cl->master_rc[i])) out->down++;
     out->refreshes = cl->refreshes;
     out->redirects = cl->redirects;
+    snprintf(out->error, sizeof(out->error), "%s", cl->error);
 }
 
 bool rcluster_ready(const struct rcluster *cl) { return all_well(cl); }

@@ -126,10 +126,12 @@ const char *rcluster_node_tag(const struct rcluster *cl, size_t node);
 
 struct rcluster_status {
     bool known;        /* a map was fetched */
+    bool reachable;    /* some node's connection is usable now */
     size_t masters;
     size_t down;       /* masters whose connection is not usable */
     size_t unserved;   /* slots no master serves */
     uint64_t refreshes, redirects;
+    char error[128];   /* why the latest map could not be read ("" when it was) */
 };
 void rcluster_status(const struct rcluster *cl, struct rcluster_status *out);
 /* Every slot served and every master's connection usable. */

@@ -2,7 +2,9 @@
  * retention.c - removes the once-only records of campaigns past their
  * retention (retention.h). One sweep at a time per daemon, one daemon at a
  * time per Redis (lua/retention_begin.lua's lock); each step is a SCAN of
- * person hashes and one HDEL per hash found, then the cursor saved.
+ * person hashes and one HDEL per hash found, then the cursor saved. On a
+ * cluster the SCAN goes to each master in turn (routed by a tag of a slot
+ * it serves) and the saved cursor is "<master>:<cursor>".
  */
 #include "retention.h"
 
@@ -30,6 +32,8 @@ struct retention {
     char **camps;         /* the sweep's campaigns */
     size_t ncamps;
     char cursor[32];
+    size_t node;          /* on a cluster: the master being scanned */
+    bool more;            /* the scan has more to read (a cursor, or masters left) */
     size_t hdel_left;     /* HDELs of this step not answered yet */
     bool step_failed;
     uint64_t step_people;
@@ -152,7 +156,7 @@ static void on_step(redisReply *r, enum store_error err, const char *text, void 
         sweep_end(rt, "unexpected reply");
     } else if (strcmp(r->str, "ok") != 0) {
         sweep_end(rt, "another daemon took the sweep over");
-    } else if (strcmp(rt->cursor, "0") == 0) {
+    } else if (!rt->more) {
         sweep_finish(rt);
     } else {
         scan_next(rt);
@@ -172,7 +176,13 @@ static void step_save(struct retention *rt)
     store_args_add(&a, rt->k_cursor.buf);
     store_args_add(&a, rt->owner);
     store_args_addll(&a, RETENTION_LOCK_TTL_MS);
-    store_args_add(&a, rt->cursor);
+    if (store_keys_clustered()) {
+        char at[48];
+        snprintf(at, sizeof(at), "%zu:%s", rt->node, rt->cursor);
+        store_args_add(&a, at);
+    } else {
+        store_args_add(&a, rt->cursor);
+    }
     if (!send_args(rt, on_step, &a, store_lua_retention_step)) sweep_end(rt, "redis unavailable");
 }
 
@@ -208,6 +218,11 @@ static void on_scan(redisReply *r, enum store_error err, const char *text, void 
         return;
     }
     memcpy(rt->cursor, r->element[0]->str, r->element[0]->len + 1);
+    rt->more = strcmp(rt->cursor, "0") != 0;
+    if (!rt->more && store_keys_clustered() && rt->node + 1 < store_cmds_nodes(rt->sc)) {
+        rt->node++; /* this master is done: the next one's scan starts at 0 */
+        rt->more = true;
+    }
     const redisReply *keys = r->element[1];
     rt->hdel_left = 0;
     rt->step_failed = false;
@@ -243,6 +258,8 @@ static void scan_next(struct retention *rt)
     store_args_add(&a, rt->pattern.buf);
     store_args_add(&a, "COUNT");
     store_args_add(&a, RETENTION_SCAN_COUNT);
+    const char *tag = store_cmds_node_tag(rt->sc, rt->node); /* NULL on one Redis */
+    if (tag) store_args_route(&a, tag, strlen(tag));
     if (!send_args(rt, on_scan, &a, NULL)) sweep_end(rt, "redis unavailable");
 }
 
@@ -264,6 +281,12 @@ static void on_begin(redisReply *r, enum store_error err, const char *text, void
         return;
     }
     memcpy(rt->cursor, r->element[1]->str, r->element[1]->len + 1);
+    rt->node = 0;
+    char *colon = strchr(rt->cursor, ':');
+    if (colon) { /* a cluster's "<master>:<cursor>" */
+        rt->node = (size_t)strtoull(rt->cursor, NULL, 10);
+        memmove(rt->cursor, colon + 1, strlen(colon + 1) + 1);
+    }
     rt->ncamps = r->elements - 2;
     rt->camps = xcalloc(rt->ncamps, sizeof(*rt->camps));
     for (size_t i = 0; i < rt->ncamps; i++) rt->camps[i] = xstrdup(r->element[2 + i]->str);

@@ -444,8 +444,8 @@ int store_sync_suppress(redisContext *c, const char *prefix, int channel, const 
     } else {
         /* The daemon's command (store_suppress_args), as EVAL: a fresh
          * Redis may not know the script. */
-        /* On a cluster the owner's hash is elsewhere: the daemon's next
-         * batch reads the list itself (docs/operations.md). */
+        /* On a cluster the owner's hash is on another slot: heraldctl moves
+         * its rev apart (suppress_owner_rev). */
         bool owned = owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str) && !store_keys_clustered();
         struct strbuf ks, ki, ka, kp, info;
         strbuf_init(&ks);

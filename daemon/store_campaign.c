@@ -385,10 +385,13 @@ void store_campaign_outcomes_args(struct store_args *a, const char *prefix, cons
     store_key_campaign_ids(&k, prefix, campaign);
     store_args_add(a, k.buf);
     /* "<prefix>:r:" : the script adds "{<id>}", as store_key_person does;
-     * the record is that hash's field store_record_field names. */
+     * the record is that hash's field store_record_field names. On a
+     * cluster "": the caller reads the records on their slots. */
     strbuf_reset(&k);
-    strbuf_adds(&k, prefix);
-    strbuf_adds(&k, ":r:");
+    if (!store_keys_clustered()) {
+        strbuf_adds(&k, prefix);
+        strbuf_adds(&k, ":r:");
+    }
     store_args_add(a, k.buf);
     store_record_field(&k, campaign);
     store_args_add(a, k.buf);
@@ -438,29 +441,55 @@ int store_campaign_outcomes_result(const redisReply *r, const char *filter, json
             json_decref(arr);
             return -HERALD_EREDIS;
         }
-        if (!herald_id_valid(id->str)) continue;
-        struct store_record sr;
-        bool has = rec->len > 0 && store_record_parse(rec->str, &sr) == 0;
-        if (!has) memset(&sr, 0, sizeof(sr));
-        const char *outcome = outcome_of(&sr);
-        if (filter && strcmp(filter, outcome) != 0) continue;
-        json_t *o = json_pack("{s:s, s:s}", "recipient", id->str, "outcome", outcome);
-        if (has) {
-            char at[32];
-            herald_time_format(sr.at, at, sizeof(at));
-            json_object_set_new(o, "reason", sr.reason[0] ? json_string(sr.reason) : json_null());
-            json_object_set_new(o, "channel", sr.channel[0] ? json_string(sr.channel) : json_null());
-            json_object_set_new(o, "at", json_string(at));
-            json_object_set_new(o, "entry", json_string(sr.entry));
-        } else {
-            json_object_set_new(o, "reason", json_null());
-            json_object_set_new(o, "channel", json_null());
-            json_object_set_new(o, "at", json_null());
-            json_object_set_new(o, "entry", json_null());
-        }
-        json_array_append_new(arr, o);
+        json_t *o = store_campaign_outcome_item(id->str, rec->str, rec->len, filter);
+        if (o) json_array_append_new(arr, o);
     }
     herald_copy(next, nextlen, r->element[1]->str);
     *items = arr;
     return 1;
+}
+
+int store_campaign_outcomes_source(const redisReply *r, char *key, size_t keylen)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[0]->integer != 2 || r->element[1]->type != REDIS_REPLY_STRING)
+        return 0;
+    herald_copy(key, keylen, r->element[1]->str);
+    return 1;
+}
+
+void store_campaign_outcomes_source_args(struct store_args *a, const char *key, const char *cursor, long limit)
+{
+    store_args_script(a, store_lua_campaign_outcomes, 1);
+    store_args_add(a, key);
+    store_args_add(a, "");
+    store_args_add(a, "");
+    store_args_add(a, cursor);
+    store_args_addll(a, limit);
+    store_args_add(a, "source");
+}
+
+json_t *store_campaign_outcome_item(const char *id, const char *rec, size_t reclen, const char *filter)
+{
+    if (!herald_id_valid(id)) return NULL;
+    struct store_record sr;
+    bool has = reclen > 0 && store_record_parse(rec, &sr) == 0;
+    if (!has) memset(&sr, 0, sizeof(sr));
+    const char *outcome = outcome_of(&sr);
+    if (filter && strcmp(filter, outcome) != 0) return NULL;
+    json_t *o = json_pack("{s:s, s:s}", "recipient", id, "outcome", outcome);
+    if (has) {
+        char at[32];
+        herald_time_format(sr.at, at, sizeof(at));
+        json_object_set_new(o, "reason", sr.reason[0] ? json_string(sr.reason) : json_null());
+        json_object_set_new(o, "channel", sr.channel[0] ? json_string(sr.channel) : json_null());
+        json_object_set_new(o, "at", json_string(at));
+        json_object_set_new(o, "entry", json_string(sr.entry));
+    } else {
+        json_object_set_new(o, "reason", json_null());
+        json_object_set_new(o, "channel", json_null());
+        json_object_set_new(o, "at", json_null());
+        json_object_set_new(o, "entry", json_null());
+    }
+    return o;
 }

@@ -124,4 +124,17 @@ const char *store_outcome_filter_valid(const char *name);
 int store_campaign_outcomes_result(const redisReply *r, const char *filter, json_t **items, char *next,
                                    size_t nextlen);
 
+/* On a cluster (store_keys_clustered) the script reads no record (they
+ * are on the people's slots) and a recipients_key is read apart: */
+/* The reply says the ids are in recipients_key *key (copied, at most
+ * keylen - 1 bytes): 1, else 0. */
+int store_campaign_outcomes_source(const redisReply *r, char *key, size_t keylen);
+/* The script again, on the source key alone: its page at cursor. Its reply
+ * is the first form's (store_campaign_outcomes_result). */
+void store_campaign_outcomes_source_args(struct store_args *a, const char *key, const char *cursor, long limit);
+/* One row for id with its record (rec, reclen; "" none), or NULL when
+ * filter (non-NULL) is another outcome or id is no valid id: what
+ * store_campaign_outcomes_result lists per id. */
+json_t *store_campaign_outcome_item(const char *id, const char *rec, size_t reclen, const char *filter);
+
 #endif

@@ -225,10 +225,10 @@ static int check_access(redisContext *c, const struct config *cfg, const char *a
         if (!(r = probe_send(c, &discard, absent, jobs, sha, user, problems, &n))) return n;
         freeReplyObject(r);
     }
+    bool cl = store_keys_clustered(); /* the control plane's keys are {<prefix>}:* there */
     if (n)
-        strbuf_addf(problems, "redis: herald needs these commands on the keys %s:*%s%s%s (docs/operations.md, \"Redis\")\n",
-                    cfg->prefix, store_keys_clustered() ? " and {" : "", store_keys_clustered() ? cfg->prefix : "",
-                    store_keys_clustered() ? "}:*" : "");
+        strbuf_addf(problems, "redis: herald needs these commands on the keys %s:*%s%s%s (docs/operations.md, "
+                              "\"Redis\")\n", cfg->prefix, cl ? " and {" : "", cl ? cfg->prefix : "", cl ? "}:*" : "");
     return n;
 }
 

@@ -1,12 +1,15 @@
 """herald on a Redis Cluster (3 masters + 3 replicas, [redis] cluster):
 --check-config --connect reaches every master; heraldctl imports people whose
-keys land on every master; the API reads (GET) and writes (PUT) a person on
+keys land on every master (stats counts them on every master); the API reads (GET) and writes (PUT) a person on
 each master; heraldctl enqueue puts a job on the control plane's stream
-({herald}:jobs) and heraldctl campaign reads its progress; a slot moved by
-hand (CLUSTER SETSLOT + MIGRATE) is followed (MOVED) without an error; a
+({herald}:jobs), heraldctl campaign reads its progress and the API its
+outcomes (records read on each person's slot, a recipients_key on its own); a slot moved by
+hand (CLUSTER SETSLOT + MIGRATE) is followed (MOVED) without an error, and
+one half-way through its migration too (ASK, ASKING); a
 master killed with kill -9 makes the API answer 503 for its people (not 500,
-not a crash) until its replica is promoted, and 200 after, with the other
-masters' people answered all along."""
+not a crash) and /healthz and /metrics say herald waits for the cluster until
+its replica is promoted, and 200 after, with the other masters' people
+answered all along; the retention sweep scans every master."""
 
 import json
 import os
@@ -17,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import job, person  # noqa: E402
 from test_api import Api  # noqa: E402
+from test_monitoring import sample, scrape  # noqa: E402
 
 
 def crowd(n):
@@ -51,6 +55,12 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(e.r.hget("herald:r:{cr-000}", "rev"), "1")
         self.assertEqual(json.loads(e.r.hget("herald:r:{cr-000}", "profile"))["email"], "cr.000@example.com")
         self.assertEqual(e.r.hlen(e.key("addr")), 30)
+        stats = json.loads(e.ctl_ok("stats").stdout)   # summed over the masters
+        self.assertEqual((stats["people"], stats["sample"]), (30, 30), stats)
+        self.assertGreater(stats["bytes_per_person"], 0)
+        res = e.ctl("migrate")   # a fresh cluster: every master scanned, nothing to move
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("0 once-only records of 0 people moved", res.stdout)
 
         h = e.start_herald()
         code, health = h.healthz()
@@ -73,6 +83,32 @@ class ClusterRouting(harness.HeraldTestCase):
             e.campaign("cl-1")), 30)
         self.assertEqual(c["total"], 30, c)
         self.assertTrue(h.running())
+
+        # Outcomes: the page's ids from the control plane, each record from its person's slot.
+        e.r.hset("herald:r:{cr-001}", "c:cl-1", "sent %s r1 1700000000 email/" % entry)
+        doc = api.ok("GET", "/v1/campaigns/cl-1/outcomes?limit=100")
+        self.assertEqual(sorted(i["recipient"] for i in doc["items"]), sorted(p["id"] for p in people))
+        self.assertEqual([(i["recipient"], i["channel"]) for i in doc["items"] if i["outcome"] == "sent"],
+                         [("cr-001", "email")])
+        self.assertEqual(len(api.ok("GET", "/v1/campaigns/cl-1/outcomes?outcome=sent")["items"]), 1)
+        # heraldctl explain and simulate read each person on its master.
+        out = json.loads(e.ctl_ok("explain", "cl-1", "cr-001", "--json").stdout)
+        self.assertEqual(out["recorded"]["record"]["state"], "sent", out)
+        path = e.write("sim.json", json.dumps(job("cl-sim", recipients=[p["id"] for p in people] + ["nobody"],
+                                                  channels=["email"])))
+        forecast = json.loads(e.ctl_ok("simulate", path, "--json").stdout)
+        self.assertEqual((forecast["total"], forecast["sent_by_channel"], forecast["suppressed"]),
+                         (31, {"email": 30}, {"unknown_recipient": 1}), forecast)
+        # A recipients_key lives on a slot of its own: its page is read there.
+        e.r.sadd("lists:cl-2", *[p["id"] for p in people[:5]])
+        e.enqueue(job("cl-2", recipients_key="lists:cl-2", channels=["email"]))
+        doc = api.ok("GET", "/v1/campaigns/cl-2/outcomes?limit=100")
+        self.assertEqual(sorted(i["recipient"] for i in doc["items"]), sorted(p["id"] for p in people[:5]))
+        self.assertEqual(api.call("GET", "/v1/campaigns/nothing/outcomes")[0], 404)
+        # The campaigns index and each campaign's hash share the control plane's slot.
+        doc = api.ok("GET", "/v1/campaigns")
+        self.assertEqual(sorted(i["id"] for i in doc["items"]), ["cl-1", "cl-2"])
+        self.assertEqual(api.ok("GET", "/v1/campaigns/cl-1")["total"], 30)
 
     def test_writes_across_slots(self):
         """The API's writes whose keys are on several slots (a person, the
@@ -100,6 +136,9 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertTrue(doc["changed"])
         self.assertEqual(int(e.r.hget("herald:r:{cw-ann}", "rev")), rev + 1)
         self.assertEqual(e.r.scard(e.key("suppress")), 1)
+        e.suppress("sms", ann["phone"])   # heraldctl: the owner's rev moves too
+        self.assertEqual(int(e.r.hget("herald:r:{cw-ann}", "rev")), rev + 2)
+        self.assertEqual(e.r.scard(e.key("suppress")), 2)
         # Erasure: the person's keys go, the index entries go, tombstones stay.
         doc = api.ok("DELETE", "/v1/recipients/cw-ann")
         self.assertEqual(doc, {"id": "cw-ann", "erased": True, "tombstones": 2})
@@ -113,6 +152,119 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(e.r.exists("herald:addr", "herald:tombstones", "herald:suppress"), 0,
                          "no untagged control key on a cluster")
         self.assertEqual(h.healthz()[0], 200)
+        self.assertEqual(h.stop(), 0, "a clean stop closes every master's connection")
+
+    def test_acl_user_on_every_node(self):
+        """[redis] user with docs/operations.md's rule plus the cluster's
+        additions, on every node: --check-config --connect passes, and names
+        each master where a command is refused; heraldctl and the API work as
+        that user."""
+        from test_redis_users import doc_line, HERALD_PW
+        e = self.env(cluster=True)
+        words = doc_line("herald")[5:] + ["~{herald}:*", "+cluster|shards", "+cluster|slots", "+asking", "+wait"]
+
+        def set_user(drop=()):
+            for port in e.redis.nodes:
+                with e.redis.node(port) as n:
+                    n.execute_command("ACL", "SETUSER", "herald", "reset", "on", ">" + HERALD_PW,
+                                      *[w for w in words if w not in drop])
+        set_user()
+        config = e.write("acl.conf", e.config_text().replace(
+            "[redis]\n", "[redis]\nuser = herald\npassword = %s\n" % HERALD_PW, 1))
+        check = [harness.HERALD_BIN, "--config", config, "--check-config", "--connect"]
+        res = subprocess.run(check, capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn("3 masters, as user herald", res.stdout)
+
+        set_user(drop=("+hsetnx",))
+        res = subprocess.run(check, capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        refused = [l for l in res.stderr.splitlines() if "may not write a hash field once (HSETNX)" in l]
+        self.assertEqual(sorted(l.split()[3] for l in refused),
+                         sorted("127.0.0.1:%d:" % p for p, _ in e.redis.masters()), res.stderr)
+        self.assertIn("{herald}:*", res.stderr)
+
+        set_user()
+        people = crowd(6)
+        for p in people:
+            e.remember(p)
+        path = e.write_jsonl("acl-people.jsonl", people)
+        self.assertEqual(e.ctl_ok("import", path, config=config).stdout.strip(), "imported 6, skipped 0")
+        h = e.start_herald(config=config)
+        api = Api(e)
+        for p in people:
+            self.assertEqual(self.get(api, p["id"])[0], 200)
+
+    def test_no_seed_answers(self):
+        """Seeds that do not answer: --check-config --connect says so, the
+        daemon says so once and answers 503 (healthz and the API), never a crash;
+        a seed that is a Redis without cluster mode: both say why."""
+        e = self.env(cluster=True)
+        seeds = e.redis.seeds
+        dead = ", ".join("127.0.0.1:%d" % harness.free_port() for _ in range(2))
+        config = e.write("dead.conf", e.config_text().replace("cluster = %s" % seeds, "cluster = %s" % dead))
+        res = subprocess.run([harness.HERALD_BIN, "--config", config, "--check-config", "--connect"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("cannot reach the redis cluster (no seed of [redis] cluster answered)", res.stderr)
+        h = e.start_herald(config=config, wait_healthy=False)
+        harness.wait_for("the daemon to say no seed answers",
+                         lambda: "no seed node answers" in h.log(), 10)
+        code, health = h.healthz()
+        self.assertEqual((code, health["status"]), (503, "starting"), health)
+        api = Api(e)
+        self.assertEqual(api.call("GET", "/v1/recipients/anyone", direct=True)[0], 503)
+        self.assertEqual(len([l for l in h.log_lines() if "no seed node answers" in l]), 1)
+        self.assertTrue(h.running())
+
+        # A seed that is a Redis without cluster mode: said why, in both.
+        plain = harness.RedisServer(e.path("plain")).start()
+        self.addCleanup(plain.stop, True)
+        config = e.write("plain.conf", e.config_text().replace("cluster = %s" % seeds,
+                                                               "cluster = 127.0.0.1:%d" % plain.port))
+        res = subprocess.run([harness.HERALD_BIN, "--config", config, "--check-config", "--connect"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("refused CLUSTER SHARDS: is it in cluster mode", res.stderr)
+        h2 = e.start_herald(config=config, wait_healthy=False, sets=harness.Env.other_listeners())
+        harness.wait_for("the daemon to say the seed is no cluster node",
+                         lambda: "cluster support disabled" in h2.log(), 10)
+        self.assertTrue(h2.running())
+
+    def test_sms_stop_on_a_cluster(self):
+        """A Twilio STOP: the consent change and its dedupe key on the
+        person's slot, the count on the control plane's, once per message."""
+        from test_webhooks import sid, sms_params, tw_post, write_config
+        e = self.env(cluster=True)
+        e.import_people([person("cs-sms", phone="+15550109001", channels=["sms"], consent=["sms"])])
+        h = e.start_herald(config=write_config(e, "tw.conf"))
+        stop = sms_params("+15550109001", "STOP", sid(1))
+        for _ in range(2):   # Twilio redelivers: applied once
+            status, _, _ = tw_post(e, stop)
+            self.assertEqual(status, 200)
+        ledger = [json.loads(r) for r in e.r.lrange("herald:r:{cs-sms}:consent", 0, -1)]
+        self.assertEqual([(r["granted"], r["source"]) for r in ledger], [(True, "e2e-test"), (False, "sms_keyword")])
+        self.assertEqual(e.r.hget(e.key("webhook:counts"), "twilio:stop"), "1")
+        self.assertTrue(h.running())
+
+    def test_retention_sweeps_every_master(self):
+        """The sweep of expired once-only records scans each master in turn."""
+        e = self.env(cluster=True)
+        people = crowd(30)
+        e.import_people(people)
+        self.assertEqual(len(self.by_master(e, people)), 3)
+        for p in people:
+            e.r.hset("herald:r:{%s}" % p["id"], mapping={"c:old": "sent 1-0 r1 1700000000 email/",
+                                                          "c:new": "sent 2-0 r1 1700000000 email/"})
+        e.r.hset(e.key("campaign:old"), mapping={"state:1-0": "done", "run": "1"})
+        e.r.zadd(e.key("retention"), {"old": 1})
+        h = e.start_herald(sets=("retention.sweep_every=1s",))
+        left = lambda: [p["id"] for p in people if e.r.hexists("herald:r:{%s}" % p["id"], "c:old")]  # noqa: E731
+        harness.wait_for("the sweep to remove every record of the campaign", lambda: not left(), 30)
+        self.assertEqual([p["id"] for p in people if not e.r.hexists("herald:r:{%s}" % p["id"], "c:new")], [],
+                         "another campaign's records stay")
+        harness.wait_for("the campaign marked expired", lambda: e.r.hget(e.key("campaign:old"), "records"), 10)
+        self.assertIn("once-only records removed campaigns=1 people_scanned=30", h.log())
 
     def test_moved_slot_is_followed(self):
         e = self.env(cluster=True)
@@ -137,6 +289,40 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(api.call("PUT", "/v1/recipients/%s" % pid, p, direct=True)[0], 200)
         with e.redis.node(dst) as n:
             self.assertIn("moved.", n.hget(key, "profile"))
+
+        # A slot half-way through a migration: its key is already on the
+        # target, the source answers ASK; herald sends ASKING and the command
+        # there, once.
+        pid2 = [p["id"] for p in people if e.redis.slot("herald:r:{%s}" % p["id"]) != e.redis.slot(key)][0]
+        key2 = "herald:r:{%s}" % pid2
+        slot2, src2 = e.redis.slot(key2), e.redis.master_of(key2)
+        dst2 = [p for p, _ in e.redis.masters() if p != src2][0]
+        with e.redis.node(src2) as s, e.redis.node(dst2) as d:
+            d.execute_command("CLUSTER SETSLOT", slot2, "IMPORTING", e.redis.node_id(src2))
+            s.execute_command("CLUSTER SETSLOT", slot2, "MIGRATING", e.redis.node_id(dst2))
+            keys = s.execute_command("CLUSTER GETKEYSINSLOT", slot2, 100)
+            s.execute_command("MIGRATE", "127.0.0.1", dst2, "", 0, 10000, "KEYS", *keys)
+            with self.assertRaises(harness.redis.exceptions.ResponseError) as cm:
+                s.hget(key2, "profile")
+            self.assertIn("ASK", str(cm.exception))
+            # A write of single-key steps (a multi-key read there may get
+            # TRYAGAIN from Redis while the slot moves: a 503 with Retry-After).
+            for i in range(2):
+                p2 = person(pid2, email="ask%d.%s@example.com" % (i, pid2), channels=["email"])
+                e.remember(p2)
+                status, doc = api.call("PUT", "/v1/recipients/%s" % pid2, p2, direct=True)
+                self.assertEqual(status, 200, doc)
+            pipe = d.pipeline(transaction=False)   # one connection: ASKING applies to the next command
+            pipe.execute_command("ASKING")
+            pipe.hget(key2, "profile")
+            self.assertIn("ask1.", pipe.execute()[1])
+            for port in list(e.redis.nodes):
+                with e.redis.node(port) as n:
+                    try:
+                        n.execute_command("CLUSTER SETSLOT", slot2, "NODE", e.redis.node_id(dst2))
+                    except harness.redis.exceptions.ResponseError:
+                        pass
+        self.assertEqual(self.get(api, pid2)[0], 200)
         self.assertEqual(h.healthz()[0], 200)
 
     def test_master_killed_503_then_200(self):
@@ -168,6 +354,11 @@ class ClusterRouting(harness.HeraldTestCase):
         code, health = h.healthz()
         self.assertEqual(code, 503, health)
         self.assertTrue(health["redis_cluster"]["masters_down"] >= 1 or health["redis_cluster"]["unserved_slots"] > 0)
+        text = scrape(h.admin_port)
+        self.assertEqual(sample(text, "herald_redis_connected"), 0.0)
+        self.assertEqual(sample(text, "herald_redis_cluster_masters"), 3.0)
+        self.assertGreaterEqual(sample(text, "herald_redis_cluster_masters_down") +
+                                sample(text, "herald_redis_cluster_unserved_slots"), 1.0)
         self.assertTrue(h.running())
 
         del index
@@ -178,7 +369,15 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(doc["profile"]["email"], "cr.%s@example.com" % pid[3:])
         h.wait_healthy(30)
         self.assertEqual(h.healthz()[1]["redis_cluster"]["masters_down"], 0)
+        text = scrape(h.admin_port)
+        self.assertEqual((sample(text, "herald_redis_connected"), sample(text, "herald_redis_cluster_masters_down"),
+                          sample(text, "herald_redis_cluster_unserved_slots")), (1.0, 0.0, 0.0))
+        self.assertGreaterEqual(sample(text, "herald_redis_cluster_map_refreshes_total"), 2.0)
         self.assertTrue(h.running())
+        # Said once when it started waiting for the cluster, once when it ended.
+        said = [l for l in h.log_lines() if "redis cluster:" in l]
+        self.assertEqual(len([l for l in said if "unreachable, " in l]), 1, "\n".join(said))
+        self.assertEqual(len([l for l in said if "every master reachable" in l]), 1, "\n".join(said))
 
 
 if __name__ == "__main__":

@@ -664,6 +664,17 @@ static void test_redis_cluster(void **state)
     expect_error("[redis]\ncluster = h:1\nwait_replicas = 9\n" GOOD_ADMIN GOOD_TAIL,
                  "[redis] wait_replicas: expected a whole number from 0 to 8");
     expect_error("[redis]\nwait_replicas = -1\n" GOOD_ADMIN GOOD_TAIL, "[redis] wait_replicas");
+    /* The user of every node, without a url. */
+    assert_int_equal(load_text("[redis]\ncluster = h:1\nuser = herald\npassword = pw\n" GOOD_ADMIN GOOD_TAIL, NULL, 0,
+                               &cfg, &errs), 0);
+    assert_string_equal(cfg.redis_user, "herald");
+    assert_string_equal(cfg.redis_password, "pw");
+    config_free(&cfg);
+    strbuf_free(&errs);
+    expect_error("[redis]\nurl = redis://ann:pw@h:1/0\nuser = herald\n" GOOD_ADMIN GOOD_TAIL,
+                 "[redis] user: the url names a user too");
+    expect_error("[redis]\ncluster = h:1\nuser = herald\n" GOOD_ADMIN GOOD_TAIL, "the user needs a password");
+    expect_error("[redis]\nuser = her ald\n" GOOD_ADMIN GOOD_TAIL, "[redis] user: a user name has no spaces");
 }
 
 /* The example file documents every key of the schema, and is itself valid. */
