@@ -91,6 +91,9 @@ class Cluster(harness.HeraldTestCase):
         self.assertEqual(len(capped), len(overlap), "the cap bound exactly the people in both campaigns")
         self.assertEqual(a["suppressed"].get("cap:daily", 0) + b["suppressed"].get("cap:daily", 0), len(overlap))
         self.assertOnEveryNode(e, "cl-all")
+        # heraldctl explain finds the outcome's audit record in its node's stream.
+        x = json.loads(e.ctl_ok("explain", "cl-all", ids[-1], "--json").stdout)
+        self.assertEqual((x["recorded"]["audit"] or {}).get("outcome"), by_a[ids[-1]]["outcome"], x["recorded"])
         # Both daemons worked, and the fences of the finished entries are gone.
         self.assertIn("job started", h1.log())
         self.assertIn("job started", h2.log())
