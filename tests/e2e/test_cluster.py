@@ -13,10 +13,14 @@ counts everyone once; a cap that binds some people holds exactly.
   b) a live `redis-cli --cluster reshard` of thousands of slots in the
      middle of a campaign;
   c) a master killed with kill -9 in the middle of a campaign, its replica
-     promoted."""
+     promoted;
+  d) a daemon SIGSTOPped past claim_idle loses its job to another: the
+     fencing epoch keeps the first one's writes off every master when it
+     continues."""
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -167,6 +171,40 @@ class Cluster(harness.HeraldTestCase):
               % (N, killed, promoted, mid, c["sent"], len(unknown)), file=sys.stderr)
         self.assertTrue(h.running())
         self.assertEqual(h.stop(), 0)
+
+    def test_d_takeover_fenced_on_every_master(self):
+        """Daemon a is stopped past claim_idle, b takes the job over (a new
+        epoch, raised on every slot), a continues: its writes, on whichever
+        master, are refused; one run's outcomes, nobody sent twice."""
+        srv = self.sink()
+        e = self.env(cluster=True, log_level="info")
+        ids = self.crowd(e, 600, "cl-d")
+        conf = e.hook_config(srv.url, provider="rate = 60/s\nconcurrency = 4", daemon="claim_idle = 2s")
+        a = e.start_herald(config=conf, sets=["daemon.consumer=daemon-a"])
+        entry = e.enqueue(job("cl-takeover", recipients=ids, channels=["email"]))
+        harness.wait_for("the first requests", lambda: srv.count() >= 40, 20, 0.02)
+        b = e.start_herald(config=conf, sets=["daemon.consumer=daemon-b", *e.other_listeners()], wait_healthy=False)
+        a.signal(signal.SIGSTOP)
+        self.addCleanup(lambda: a.running() and a.signal(signal.SIGCONT))
+
+        def owner():
+            p = e.r.xpending_range(e.key("jobs"), "herald", min="-", max="+", count=5)
+            return p and p[0]["consumer"]
+        harness.wait_for("daemon-b to take the job over", lambda: owner() == "daemon-b", 30)
+        time.sleep(1.0)
+        a.signal(signal.SIGCONT)
+        e.wait_campaign_done("cl-takeover", herald=b, timeout=90)
+        harness.wait_for("the job acknowledged", lambda: e.acked(entry), 20)
+        time.sleep(1.0)
+        by = self.assertConsistent(e, "cl-takeover", ids)
+        self.assertSentOnce(srv, ids)
+        unknown = [k for k, r in by.items() if r["outcome"] == "unknown"]
+        self.assertLessEqual(len(unknown), 5, "at most a's concurrency and its gate's lookahead")
+        harness.wait_for("daemon-a to notice", lambda: "job lost campaign=cl-takeover" in a.log(), 10)
+        self.assertNotIn("job done", a.log())
+        self.assertIn("job done campaign=cl-takeover", b.log())
+        self.assertEqual(a.stop(), 0)
+        self.assertEqual(b.stop(), 0)
 
 
 if __name__ == "__main__":
