@@ -229,8 +229,19 @@ if [ "$what" = cluster ]; then
         done
     }
     wait_until 30 cluster_ok || die "the cluster did not become ok"
+    # Every replica's first sync done: before it, each WAIT would wait its timeout.
+    synced() {
+        local p
+        for p in "${cports[@]}"; do
+            redis-cli -p "$p" info replication | grep -q '^role:slave' || continue
+            redis-cli -p "$p" info replication | grep -q '^master_link_status:up' || return 1
+        done
+    }
+    wait_until 60 synced || die "the replicas did not sync"
     seeds=$(printf '127.0.0.1:%s, ' "${cports[@]}")
-    sed "s|^url = .*|cluster = ${seeds%, }|" "$tmp/herald.conf" >"$tmp/herald-cluster.conf"
+    # Without replicas, nothing to WAIT for.
+    wait=""; [ "$replicas" = 0 ] && wait="\nwait_replicas = 0"
+    sed "s|^url = redis:.*|cluster = ${seeds%, }$wait|" "$tmp/herald.conf" >"$tmp/herald-cluster.conf"
     chmod 600 "$tmp/herald-cluster.conf"
     /usr/bin/python3 - "$tmp/people.jsonl" "$N" <<'PY'
 import json, sys
@@ -255,7 +266,8 @@ PY
         local conf=$1 run=$2 hpid t0 t1 sent
         spawn_bg "$tmp/herald-$run.log" "$bdir"/herald --config "$conf"
         hpid=$SPAWNED_PID
-        wait_until 60 curl -sf "http://127.0.0.1:$aport/healthz" -o /dev/null || die "herald did not become healthy ($tmp/herald-$run.log)"
+        wait_until 60 curl -sf "http://127.0.0.1:$aport/healthz" -o /dev/null ||
+            die "herald did not become healthy: $(tail -n 5 "$tmp/herald-$run.log")"
         cat >"$tmp/job-$run.json" <<JOB
 {"id": "$run", "topic": "news", "channels": ["email"],
  "content": {"email": {"subject": "Hello {{first_name}}", "text": "Dear {{first_name}} in {{city}}, this is the benchmark campaign body, long enough to be a realistic marketing text of a few hundred bytes. {{unsubscribe_url}}"}},
