@@ -856,7 +856,7 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
     }
     snprintf(nold, sizeof(nold), "%d", no);
     snprintf(nnew, sizeof(nnew), "%d", nn);
-    if (addrs && store_keys_clustered()) cluster_write(op, kp.buf, ka.buf, kt.buf, argv + 3, 5, &olda, &newa);
+    if (store_keys_clustered()) cluster_write(op, kp.buf, ka.buf, kt.buf, argv + 3, 5, &olda, &newa);
     else send_or_finish(op, on_write, store_lua_people_write, 3, argc, argv);
     strbuf_free(&kp);
     strbuf_free(&ka);

@@ -1,20 +1,26 @@
-"""herald on a Redis Cluster (3 masters + 3 replicas, [redis] cluster):
---check-config --connect reaches every master; heraldctl imports people whose
-keys land on every master (stats counts them on every master); the API reads (GET) and writes (PUT) a person on
-each master; heraldctl enqueue puts a job on the control plane's stream
-({herald}:jobs), heraldctl campaign reads its progress and the API its
-outcomes (records read on each person's slot, a recipients_key on its own); a slot moved by
-hand (CLUSTER SETSLOT + MIGRATE) is followed (MOVED) without an error, and
-one half-way through its migration too (ASK, ASKING); a
-master killed with kill -9 makes the API answer 503 for its people (not 500,
-not a crash) and /healthz and /metrics say herald waits for the cluster until
-its replica is promoted, and 200 after, with the other masters' people
-answered all along; the retention sweep scans every master."""
+"""herald on a Redis Cluster (3 masters + 3 replicas, [redis] cluster).
+
+--check-config --connect reaches every master (with an ACL user on every
+node, naming the master of each refusal; saying why when no seed answers or
+a seed is no cluster node); heraldctl imports people whose keys land on
+every master, and stats, migrate, explain and simulate read them there; the
+API reads and writes a person on each master (profile, preferences, consent,
+suppression, erasure: each step on its slot); heraldctl enqueue puts a job
+on the control plane's stream ({herald}:jobs), heraldctl campaign and the
+API read its progress, the campaigns list and its outcomes (each record on
+its person's slot, a recipients_key on its own); the link pages and the
+Twilio webhook work on a cluster; a slot moved by hand is followed (MOVED),
+one half-way through its migration too (ASK, ASKING); a master killed with
+kill -9 makes the API answer 503 for its people (not 500, not a crash) and
+/healthz and /metrics say herald waits for the cluster until its replica is
+promoted, 200 after, the other masters' people answered all along; the
+retention sweep scans every master."""
 
 import json
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -130,6 +136,9 @@ class ClusterRouting(harness.HeraldTestCase):
         e.remember(moved)
         api.ok("PUT", "/v1/recipients/cw-ann", moved, want=200)
         self.assertEqual(len(e.r.hgetall(e.key("addr"))), 2)
+        # A preference change (no address): the person's slot alone.
+        api.ok("PATCH", "/v1/recipients/cw-ann/preferences", {"topics": {"promotions": False}})
+        self.assertIs(json.loads(e.r.hget("herald:r:{cw-ann}", "profile"))["topics"]["promotions"], False)
         rev = int(e.r.hget("herald:r:{cw-ann}", "rev"))
         # Suppressing the person's address moves their rev (decided again).
         doc = api.ok("PUT", "/v1/suppressions/email/ann.moved%40example.com", {"reason": "asked"})
@@ -230,6 +239,27 @@ class ClusterRouting(harness.HeraldTestCase):
         harness.wait_for("the daemon to say the seed is no cluster node",
                          lambda: "cluster support disabled" in h2.log(), 10)
         self.assertTrue(h2.running())
+
+    def test_pages_on_a_cluster(self):
+        """The link pages read and write a person on its master: the
+        preference page renders, a one-click unsubscribe turns the topic off."""
+        from test_prefpage import form, http, make_token
+        e = self.env(cluster=True)
+        ann = person("cp-ann", email="ann.pages@example.com", channels=["email"], consent=["email"],
+                     topics={"promotions": True})
+        e.import_people([ann])
+        e.start_herald()
+        base = "http://127.0.0.1:%d" % e.public_port
+        later = int(time.time()) + 3600
+        code, _, text = http("GET", base + "/p/" + make_token("p", "cp-ann", "cp-c1", "promotions", "email", later))
+        self.assertEqual(code, 200, text)
+        self.assertIn("promotions", text)
+        body, ctype = form({"List-Unsubscribe": "One-Click"})
+        code, _, text = http("POST", base + "/u/" + make_token("u", "cp-ann", "cp-c1", "promotions", "email", later),
+                             body, ctype)
+        self.assertEqual(code, 200, text)
+        topics = json.loads(e.r.hget("herald:r:{cp-ann}", "profile")).get("topics", {})
+        self.assertIs(topics.get("promotions"), False)
 
     def test_sms_stop_on_a_cluster(self):
         """A Twilio STOP: the consent change and its dedupe key on the
