@@ -154,10 +154,11 @@ void store_key_campaign_paused(struct strbuf *sb, const char *prefix, const char
 /* Per-node keys of a cluster: "<prefix>:n:{<tag>}<tail>", tag a hash tag
  * whose slot one master serves (store_cmds_node_tag), written by the
  * per-message scripts that run once per node per batch (docs/architecture.md
- * "On a cluster"): the audit stream (":audit"), a campaign's counters
- * (":campaign:<ID>"), its norecord set (":campaign:<ID>:norecord") and the
- * fence (":fence": stream entry -> the owning run's epoch). Readers find
- * them by the tags named in store_key_audit_nodes and store_key_campaign_nodes. */
+ * "On a cluster"): the audit stream (":audit"), a campaign run's counters
+ * (":campaign:<ID>:<run>"), its norecord set (":campaign:<ID>:norecord")
+ * and a slot's fence (":fence": stream entry -> the owning run's epoch).
+ * Readers find them by the tags named in store_key_audit_nodes and
+ * store_key_campaign_nodes. */
 void store_key_node(struct strbuf *sb, const char *prefix, const char *tag, const char *head, const char *arg,
                     const char *tail);
 /* The fencing epoch counter of a cluster (lua/fence_claim.lua). */
