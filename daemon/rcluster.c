@@ -300,6 +300,7 @@ struct rcluster {
     bool known;
     /* per master of the map: its connection */
     struct rconn *master_rc[RCLUSTER_MAX_MASTERS];
+    int tag_slot[RCLUSTER_MAX_MASTERS]; /* per master: the first slot it serves (its tag's), -1 none */
     struct {
         rcluster_wake_cb cb;
         void *arg;
@@ -376,9 +377,19 @@ struct rconn *rcluster_conn_at(struct rcluster *cl, const struct rcluster_addr *
     return n->rc;
 }
 
+/* Each master's tag slot, in one pass over the map (a tag is asked for per
+ * batch; the map changes rarely). */
+static void tags_compute(struct rcluster *cl)
+{
+    for (size_t i = 0; i < RCLUSTER_MAX_MASTERS; i++) cl->tag_slot[i] = -1;
+    for (size_t s = RCLUSTER_SLOTS; s-- > 0;) /* downwards: the first slot wins */
+        if (cl->map.owner[s] != RCLUSTER_NONE) cl->tag_slot[cl->map.owner[s]] = (int)s;
+}
+
 /* The map changed: every master has its connection, pinned ones follow. */
 static void map_applied(struct rcluster *cl)
 {
+    tags_compute(cl);
     memset(cl->master_rc, 0, sizeof(cl->master_rc));
     for (size_t i = 0; i < cl->map.nmasters; i++) cl->master_rc[i] = rcluster_conn_at(cl, &cl->map.masters[i]);
     for (size_t i = 0; i < cl->npins; i++) {
@@ -528,6 +539,7 @@ struct rconn *rcluster_moved(struct rcluster *cl, unsigned slot, const struct rc
         if (cl->map.owner[slot] == RCLUSTER_NONE) cl->map.unserved--;
         cl->map.owner[slot] = (uint8_t)i;
         cl->master_rc[i] = rc;
+        tags_compute(cl);
     }
     return rc;
 }
@@ -540,9 +552,11 @@ size_t rcluster_node_of(const struct rcluster *cl, unsigned slot)
     return o == RCLUSTER_NONE ? 0 : o;
 }
 
-static const char *map_tag(const struct rcluster_map *m, size_t node);
-
-const char *rcluster_node_tag(const struct rcluster *cl, size_t node) { return map_tag(&cl->map, node); }
+const char *rcluster_node_tag(const struct rcluster *cl, size_t node)
+{
+    if (!cl->known || node >= cl->map.nmasters || cl->tag_slot[node] < 0) return NULL;
+    return rcluster_slot_tag((unsigned)cl->tag_slot[node]);
+}
 
 void rcluster_status(const struct rcluster *cl, struct rcluster_status *out)
 {
