@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addrindex.h"
 #include "job.h"
 #include "log.h"
 #include "profile.h"
@@ -593,6 +594,19 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         if (strcmp(key, "drain_timeout") == 0) cfg->drain_timeout_ms = n;
         else if (strcmp(key, "claim_idle") == 0) cfg->claim_idle_ms = n;
         else cfg->consent_max_age_ms = n;
+    } else if (MATCH("retention", "inactive_people")) {
+        if (!*value) {
+            cfg->retention_inactive_ms = 0; /* never */
+            return 0;
+        }
+        if (config_parse_duration(value, &n) < 0 || n < 1000 || n > 3650 * 86400 * 1000LL) {
+            herald_seterr(err, errlen, "expected a duration from 1s to 3650d, e.g. 730d, or nothing (never)");
+            return -1;
+        }
+        cfg->retention_inactive_ms = n;
+    } else if (MATCH("privacy", "index_key_file")) {
+        free(cfg->index_key_file);
+        cfg->index_key_file = *value ? config_resolve_path(cfg, value) : NULL;
     } else if (MATCH("retention", "audit") || MATCH("retention", "dead_letters")) {
         int64_t *to = strcmp(key, "audit") == 0 ? &cfg->retention_audit_ms : &cfg->retention_dead_letters_ms;
         if (!*value) {
@@ -827,6 +841,9 @@ int config_restart_changes(const struct config *running, const struct config *ne
 #undef X
     if (!running->public_listen != !next->public_listen)
         strbuf_addf(names, "%s[public] listen (set or emptied)", n++ ? ", " : "");
+    /* Every index member in Redis is keyed with it: heraldctl migrate only. */
+    if (memcmp(running->index_key, next->index_key, sizeof(next->index_key)) != 0)
+        strbuf_addf(names, "%sthe index key ([privacy] index_key_file)", n++ ? ", " : "");
     return n;
 }
 
@@ -856,7 +873,7 @@ static bool is_fixed_section(const char *s)
 {
     return strcmp(s, "daemon") == 0 || strcmp(s, "redis") == 0 || strcmp(s, "admin") == 0 || strcmp(s, "public") == 0 ||
            strcmp(s, "consent") == 0 || strcmp(s, "quiet_hours") == 0 || strcmp(s, "retention") == 0 ||
-           strcmp(s, "events") == 0;
+           strcmp(s, "events") == 0 || strcmp(s, "privacy") == 0;
 }
 
 /* "channel email" -> channel index, "provider x" -> 'p'; otherwise -1. */
@@ -1307,7 +1324,7 @@ static void suggest(const char *word, const char *cand, char *best, size_t bestl
 static void suggest_section(const char *name, char *out, size_t outlen)
 {
     static const char *const fixed[] = {"daemon", "redis",     "admin",    "public",
-                                        "consent", "quiet_hours", "retention", "events"};
+                                        "consent", "quiet_hours", "retention", "events", "privacy"};
     char best[300] = "", cand[300];
     int d = 99;
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) suggest(name, fixed[i], best, sizeof(best), &d);
@@ -1427,6 +1444,43 @@ fail:
     if (fd >= 0) close(fd);
     free(buf);
     return -1;
+}
+
+/* [privacy] index_key_file: the index key (addrindex_key_parse), from a
+ * file no one else may read (secret_mode_ok). */
+static int read_index_key(const char *path, unsigned char key[ADDRINDEX_KEY_LEN], char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        herald_seterr(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    unsigned char buf[4 * ADDRINDEX_KEY_LEN];
+    size_t n = 0;
+    ssize_t r = 0;
+    int rc = -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        herald_seterr(err, errlen, "'%s' is not a regular file", path);
+    } else if (secret_mode_ok(path, &st, err, errlen) == 0) {
+        while (n < sizeof(buf) && (r = read(fd, buf + n, sizeof(buf) - n)) != 0) {
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) break;
+            n += (size_t)r;
+        }
+        if (r < 0) {
+            herald_seterr(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+        } else if (addrindex_key_parse(buf, n, key, err, errlen) == 0) {
+            rc = 0;
+        } else {
+            char why[200];
+            herald_copy(why, sizeof(why), err);
+            herald_seterr(err, errlen, "'%s' %s", path, why);
+        }
+    }
+    explicit_bzero(buf, sizeof(buf));
+    close(fd);
+    return rc;
 }
 
 /* KEY_file entries become KEY with the file's content, so that everything
@@ -1764,6 +1818,15 @@ static void validate(struct parse_ctx *c, struct config *cfg)
             add_error(c, section_line(c, k->section), false, k->section, k->key,
                       "missing: this key is required");
     }
+    char kerr[512];
+    if (cfg->index_key_file) {
+        if (read_index_key(cfg->index_key_file, cfg->index_key, kerr, sizeof(kerr)) < 0)
+            add_error(c, section_line(c, "privacy"), false, "privacy", "index_key_file", "%s", kerr);
+    } else if (cfg->tombstone_secret && *cfg->tombstone_secret) {
+        addrindex_key_derive(cfg->tombstone_secret, cfg->index_key);
+    } else if (cfg->link_secret) {
+        addrindex_key_derive(cfg->link_secret, cfg->index_key);
+    }
     for (size_t i = 0; i < cfg->nproviders; i++) {
         struct config_provider *p = &cfg->providers[i];
         char sec[256];
@@ -1913,6 +1976,8 @@ void config_free(struct config *cfg)
     free(cfg->public_listen);
     free(cfg->public_host);
     free(cfg->tombstone_secret);
+    free(cfg->index_key_file);
+    explicit_bzero(cfg->index_key, sizeof(cfg->index_key));
     free(cfg->events_url);
     free(cfg->events_secret);
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {

@@ -110,6 +110,13 @@
     X("retention", "dead_letters", DURATION, "30d", retention_dead_letters_ms,                   \
       "Dead letters (herald:dead) older than this are deleted (1m..3650d), each minute; empty: " \
       "kept forever.")                                                                           \
+    X("retention", "inactive_people", DURATION, "", retention_inactive_ms,                       \
+      "A person with no consent on any channel and no change or message for this long is "       \
+      "erased as DELETE /v1/recipients/{id} erases (1s..3650d); empty: never.")                 \
+    X("privacy", "index_key_file", PATH, "", index_key_file,                                     \
+      "File holding the key of the address indexes, the suppression list and the tombstones "   \
+      "(32 random bytes, or 64 hex digits; no access for group and others). Empty: a key "       \
+      "derived from [admin] tombstone_secret, or link_secret.")                                  \
     X("admin", "listen", LISTEN, "127.0.0.1:8025", listen,                                       \
       "host:port of the admin listener: the /v1 API, /metrics and /healthz (and the public "    \
       "routes too when [public] listen is empty).")                                              \
@@ -331,6 +338,11 @@ struct config {
     /* [retention] audit, dead_letters (stream_trim.h): ages in ms; 0 = no age limit */
     int64_t retention_audit_ms;
     int64_t retention_dead_letters_ms;
+    int64_t retention_inactive_ms; /* [retention] inactive_people; 0 = never */
+    /* [privacy] index_key_file (addrindex.h): the key of the keyed indexes,
+     * read from the file, else derived from tombstone_secret or link_secret */
+    char *index_key_file; /* resolved path; NULL or "" when not given */
+    unsigned char index_key[32];
     /* [admin] */
     char *listen;
     char *listen_host;

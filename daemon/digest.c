@@ -18,7 +18,8 @@
 static EVP_MD *sha256_md;
 static EVP_MAC *hmac_alg;
 static struct {
-    char *key;
+    unsigned char *key;
+    size_t keylen;
     EVP_MAC_CTX *ctx; /* initialised with key; restarted per call */
 } keyed[DIGEST_KEYS_MAX];
 
@@ -35,26 +36,34 @@ void digest_sha256(const void *data, size_t len, unsigned char out[DIGEST_SHA256
     if (!EVP_Digest(data, len, out, &n, sha256_md, NULL) || n != DIGEST_SHA256_LEN) fatal("EVP_Digest");
 }
 
-static EVP_MAC_CTX *keyed_ctx(const char *key)
+static EVP_MAC_CTX *keyed_ctx(const void *key, size_t keylen)
 {
     size_t i = 0;
     for (; i < DIGEST_KEYS_MAX && keyed[i].key; i++)
-        if (strcmp(keyed[i].key, key) == 0) return keyed[i].ctx;
+        if (keyed[i].keylen == keylen && memcmp(keyed[i].key, key, keylen) == 0) return keyed[i].ctx;
     if (!hmac_alg && !(hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL))) fatal("EVP_MAC_fetch(HMAC)");
     EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_alg);
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
                            OSSL_PARAM_construct_end()};
     /* An empty key is legal HMAC; OpenSSL wants a non-NULL pointer for it. */
-    if (!ctx || !EVP_MAC_init(ctx, (const unsigned char *)key, strlen(key), params)) fatal("EVP_MAC_init");
+    if (!ctx || !EVP_MAC_init(ctx, key, keylen, params)) fatal("EVP_MAC_init");
     if (i == DIGEST_KEYS_MAX) return ctx; /* more secrets than slots: the caller frees it */
-    keyed[i].key = xstrdup(key);
+    keyed[i].key = xmalloc(keylen ? keylen : 1);
+    memcpy(keyed[i].key, key, keylen);
+    keyed[i].keylen = keylen;
     keyed[i].ctx = ctx;
     return ctx;
 }
 
 void digest_hmac_sha256(const char *key, const void *data, size_t len, unsigned char out[DIGEST_SHA256_LEN])
 {
-    EVP_MAC_CTX *ctx = keyed_ctx(key);
+    digest_hmac_sha256_raw(key, strlen(key), data, len, out);
+}
+
+void digest_hmac_sha256_raw(const void *key, size_t keylen, const void *data, size_t len,
+                            unsigned char out[DIGEST_SHA256_LEN])
+{
+    EVP_MAC_CTX *ctx = keyed_ctx(key, keylen);
     bool cached = false;
     for (size_t i = 0; i < DIGEST_KEYS_MAX && !cached; i++) cached = keyed[i].ctx == ctx;
     /* A NULL key restarts the context with the key it holds: no copy of

@@ -18,6 +18,9 @@
 void digest_sha256(const void *data, size_t len, unsigned char out[DIGEST_SHA256_LEN]);
 /* key is a NUL-terminated secret (its bytes are the HMAC key). */
 void digest_hmac_sha256(const char *key, const void *data, size_t len, unsigned char out[DIGEST_SHA256_LEN]);
+/* The same with a key of keylen bytes (binary: NUL bytes allowed). */
+void digest_hmac_sha256_raw(const void *key, size_t keylen, const void *data, size_t len,
+                            unsigned char out[DIGEST_SHA256_LEN]);
 /* Lower-case hex of n bytes into out, which holds 2n + 1 bytes. */
 void digest_hex(char *out, const unsigned char *in, size_t n);
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "explain.h"
+#include "addrindex.h"
 #include "herald.h"
 #include "job.h"
 #include "policy.h"
@@ -95,8 +96,9 @@ static redisContext *on_key(struct ctx *x, const char *key)
     return x->last;
 }
 
-/* Appends a command on argv[1] to the pipeline. */
-static void append_argv(struct ctx *x, int argc, const char **argv)
+/* Appends a command on argv[1] to the pipeline (lens: each argument's
+ * length, or NULL for strings). */
+static void append_argv(struct ctx *x, int argc, const char **argv, const size_t *lens)
 {
     redisContext *c = on_key(x, argv[1]);
     if (x->nsent == x->capsent) {
@@ -104,7 +106,7 @@ static void append_argv(struct ctx *x, int argc, const char **argv)
         x->sent = xrealloc(x->sent, x->capsent * sizeof(*x->sent));
     }
     x->sent[x->nsent++] = c;
-    redisAppendCommandArgv(c, argc, argv, NULL);
+    redisAppendCommandArgv(c, argc, argv, lens);
 }
 
 /* ---- formatting ---------------------------------------------------------- */
@@ -257,11 +259,11 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
         argv[ac++] = "HMGET";
         argv[ac++] = k.buf;
         for (size_t f = 0; f < STORE_LOOKUP_NFIELDS; f++) argv[ac++] = store_lookup_field(f);
-        append_argv(x, (int)ac, argv);
+        append_argv(x, (int)ac, argv, NULL);
         struct strbuf rf;
         strbuf_init(&rf);
         store_record_field(&rf, campaign);
-        append_argv(x, 3, (const char *[]){"HGET", k.buf, rf.buf});
+        append_argv(x, 3, (const char *[]){"HGET", k.buf, rf.buf}, NULL);
         strbuf_free(&rf);
         sent += 2;
     }
@@ -298,25 +300,20 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
     /* Suppression and sends of the people found. */
     struct strbuf ks;
     strbuf_init(&ks);
-    store_key_suppress(&ks, x->cfg->prefix);
-    struct strbuf m[HERALD_CH_COUNT];
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) strbuf_init(&m[ch]);
     sent = 0;
     for (size_t i = 0; i < n; i++) {
         struct person *pp = &ps[i];
         if (pp->found <= 0) continue;
-        const char *sv[2 + HERALD_CH_COUNT];
-        size_t ac = 0;
-        sv[ac++] = "SMISMEMBER";
-        sv[ac++] = ks.buf;
+        /* One SISMEMBER per address, on its shard (addrindex.h). */
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
             const char *a = profile_address(&pp->p, ch);
             if (!a) continue;
-            store_suppress_member(&m[ch], ch, a);
-            sv[ac++] = m[ch].buf;
-        }
-        if (ac > 2) {
-            append_argv(x, (int)ac, sv);
+            unsigned char m[ADDRINDEX_LEN];
+            addrindex_member(x->cfg->index_key, ch, a, m);
+            addrindex_key_of(&ks, x->cfg->prefix, ADDRINDEX_SUPPRESS, m);
+            const char *sv[] = {"SISMEMBER", ks.buf, (const char *)m};
+            const size_t sl[] = {9, ks.len, ADDRINDEX_LEN};
+            append_argv(x, 3, sv, sl);
             sent++;
         }
         int64_t keep = person_keep(x, pp);
@@ -325,7 +322,7 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
             char lo[HERALD_LL_CHARS + 1];
             lo[0] = '(';
             herald_lltoa(lo + 1, (long long)(x->at - keep));
-            append_argv(x, 5, (const char *[]){"ZRANGEBYSCORE", k.buf, lo, "+inf", "WITHSCORES"});
+            append_argv(x, 5, (const char *[]){"ZRANGEBYSCORE", k.buf, lo, "+inf", "WITHSCORES"}, NULL);
             sent++;
         }
     }
@@ -335,28 +332,18 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct person *pp = &ps[i];
         if (pp->found <= 0) continue;
-        bool any = false;
-        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) any |= profile_address(&pp->p, ch) != NULL;
-        if (any) {
+        for (int ch = 0; ch < HERALD_CH_COUNT && rc == 0; ch++) {
+            if (!profile_address(&pp->p, ch)) continue;
             const redisReply *s = r[j++];
-            size_t e = 0;
-            if (s->type != REDIS_REPLY_ARRAY) {
-                rc = redis_failed(x, "suppression check", s);
-                break;
-            }
-            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-                if (!profile_address(&pp->p, ch)) continue;
-                pp->suppressed[ch] = e < s->elements && s->element[e]->type == REDIS_REPLY_INTEGER &&
-                                     s->element[e]->integer == 1;
-                e++;
-            }
+            if (s->type != REDIS_REPLY_INTEGER) rc = redis_failed(x, "suppression check", s);
+            else pp->suppressed[ch] = s->integer == 1;
         }
+        if (rc) break;
         if (person_keep(x, pp) > 0) person_sends(pp, r[j++]);
     }
     for (size_t i = 0; i < sent; i++)
         if (r[i]) freeReplyObject(r[i]);
     free(r);
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) strbuf_free(&m[ch]);
     strbuf_free(&ks);
     strbuf_free(&k);
     return rc;

@@ -219,8 +219,10 @@ static int import_flush(const struct config *cfg, redisContext *c, struct import
     }
     char err[512];
     int rc = 0;
-    if (run->n && (ctl_cluster ? store_sync_import_cluster(ctl_cluster, cfg->prefix, items, run->n, err, sizeof(err))
-                               : store_sync_import_batch(c, cfg->prefix, items, run->n, err, sizeof(err))) < 0) {
+    if (run->n && (ctl_cluster ? store_sync_import_cluster(ctl_cluster, cfg->prefix, cfg->index_key, items, run->n,
+                                                           err, sizeof(err))
+                               : store_sync_import_batch(c, cfg->prefix, cfg->index_key, items, run->n, err,
+                                                         sizeof(err))) < 0) {
         import_say(run, "%s:%ld-%ld: %s\n", run->path, run->win[0].lineno, run->win[run->n - 1].lineno, err);
         rc = 2;
     }
@@ -416,41 +418,6 @@ static int cmd_enqueue(const struct config *cfg, redisContext *c, const char *pa
     return rc;
 }
 
-/* On a cluster the address's owner is on another slot than the list: its
- * rev moves after the list changed (as the API does, people.c), so a
- * message the daemon looked up before is decided again. */
-static int suppress_owner_rev(const struct config *cfg, redisContext *c, int ch, const char *addr)
-{
-    struct strbuf k, m;
-    strbuf_init(&k);
-    strbuf_init(&m);
-    store_key_addr(&k, cfg->prefix);
-    store_suppress_member(&m, ch, addr);
-    char err[256];
-    int rc = 0;
-    redisReply *owner = redisCommand(c, "HGET %s %s", k.buf, m.buf);
-    if (!owner || owner->type == REDIS_REPLY_ERROR) {
-        store_sync_error(err, sizeof(err), "suppression owner read", c, owner);
-        fprintf(stderr, "heraldctl: %s\n", err);
-        rc = -HERALD_EREDIS;
-    } else if (owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str)) {
-        store_key_person(&k, cfg->prefix, owner->str);
-        const char *argv[] = {"HINCRBY", k.buf, "rev", "1"};
-        size_t len[] = {7, k.len, 3, 1};
-        redisReply *r = rcluster_sync_command(ctl_cluster, 1, 4, argv, len, err, sizeof(err));
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            if (r) store_sync_error(err, sizeof(err), "owner's rev write", NULL, r);
-            fprintf(stderr, "heraldctl: %s\n", err);
-            rc = -HERALD_EREDIS;
-        }
-        if (r) freeReplyObject(r);
-    }
-    if (owner) freeReplyObject(owner);
-    strbuf_free(&k);
-    strbuf_free(&m);
-    return rc;
-}
-
 static int cmd_suppress(const struct config *cfg, redisContext *c, const char *channel, const char *addr)
 {
     int ch = herald_channel_from_name(channel);
@@ -463,12 +430,11 @@ static int cmd_suppress(const struct config *cfg, redisContext *c, const char *c
         return 1;
     }
     char err[256];
-    if (store_sync_suppress(c, cfg->prefix, ch, addr, "heraldctl suppress", (long long)cfg->audit_maxlen, err,
+    if (store_sync_suppress(c, cfg->prefix, cfg->index_key, ch, addr, "heraldctl suppress", (long long)cfg->audit_maxlen, err,
                             sizeof(err)) < 0) {
         fprintf(stderr, "heraldctl: %s\n", err);
         return 2;
     }
-    if (ctl_cluster && suppress_owner_rev(cfg, c, ch, addr) < 0) return 2;
     printf("suppressed (%s)\n", channel);
     return 0;
 }
@@ -504,9 +470,221 @@ static bool migrate_failed(redisContext *c, redisReply *r, const char *what)
     return true;
 }
 
-/* migrate: layout 1 -> 2 (store.h): each person's records hash into their
- * person hash, then the layout key. Refused while a daemon runs (its
- * consumer lock is there): it would read jobs against half-moved records. */
+/* ---- layout 2 -> 3: the keyed, sharded indexes (addrindex.h) ----------- */
+
+/* Each step walks one layout 2 key with its SCAN cursor kept in
+ * <prefix>:migrate:3 (field: the step; "done" once finished), so that an
+ * interrupted migrate goes on where it stopped; every write is one that may
+ * be made twice. The layout 2 keys go only once every step is done. */
+enum rekey_kind { REKEY_SET, REKEY_HASH };
+
+static bool migrate_state(redisContext *c, const char *state, const char *step, char cursor[32])
+{
+    redisReply *r = redisCommand(c, "HGET %s %s", state, step);
+    if (migrate_failed(c, r, "progress read")) return false;
+    herald_copy(cursor, 32, r->type == REDIS_REPLY_STRING ? r->str : "0");
+    freeReplyObject(r);
+    return true;
+}
+
+/* Reads the replies of n pipelined writes: false (said) at the first error,
+ * after reading them all (the connection stays in step). */
+static bool migrate_replies(redisContext *c, size_t n, const char *what)
+{
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        void *rp = NULL;
+        if (redisGetReply(c, &rp) != REDIS_OK) return !migrate_failed(c, NULL, what);
+        if (ok) ok = !migrate_failed(c, rp, what);
+        else freeReplyObject(rp);
+        if (ok) freeReplyObject(rp);
+    }
+    return ok;
+}
+
+static bool migrate_save(redisContext *c, const char *state, const char *step, const char *cursor)
+{
+    redisReply *r = redisCommand(c, "HSET %s %s %s", state, step, cursor);
+    if (migrate_failed(c, r, "progress write")) return false;
+    freeReplyObject(r);
+    return true;
+}
+
+/* Re-keys every member of the layout 2 set or hash `from` into the shards
+ * of `to` (a hash keeps each member's value). *n counts the members. */
+static bool migrate_rekey(const struct config *cfg, redisContext *c, const char *state, const char *step,
+                          enum rekey_kind kind, const char *from, enum addrindex_kind to, long long *n)
+{
+    char cursor[32];
+    if (!migrate_state(c, state, step, cursor)) return false;
+    struct strbuf k;
+    strbuf_init(&k);
+    bool ok = true;
+    while (ok && strcmp(cursor, "done") != 0) {
+        redisReply *r = redisCommand(c, "%s %s %s COUNT 1000", kind == REKEY_SET ? "SSCAN" : "HSCAN", from, cursor);
+        if (migrate_failed(c, r, "index scan")) {
+            ok = false;
+            break;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+            r->element[1]->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(r);
+            fprintf(stderr, "heraldctl: migrate: unexpected reply to a scan of %s\n", from);
+            ok = false;
+            break;
+        }
+        const redisReply *el = r->element[1];
+        size_t step_n = kind == REKEY_SET ? 1 : 2, sent = 0;
+        for (size_t i = 0; i + step_n - 1 < el->elements; i += step_n) {
+            const redisReply *m = el->element[i];
+            if (m->type != REDIS_REPLY_STRING) continue;
+            unsigned char nm[ADDRINDEX_LEN];
+            addrindex_rekey(cfg->index_key, m->str, m->len, nm);
+            addrindex_key_of(&k, cfg->prefix, to, nm);
+            if (kind == REKEY_SET)
+                redisAppendCommand(c, "SADD %s %b", k.buf, nm, (size_t)ADDRINDEX_LEN);
+            else
+                redisAppendCommand(c, "HSET %s %b %b", k.buf, nm, (size_t)ADDRINDEX_LEN, el->element[i + 1]->str,
+                                   el->element[i + 1]->len);
+            sent++;
+        }
+        herald_copy(cursor, sizeof(cursor), strcmp(r->element[0]->str, "0") == 0 ? "done" : r->element[0]->str);
+        freeReplyObject(r);
+        /* The cursor moves only once every write of the page landed. */
+        ok = migrate_replies(c, sent, "index write") && migrate_save(c, state, step, cursor);
+        if (ok) *n += (long long)sent;
+    }
+    strbuf_free(&k);
+    return ok;
+}
+
+/* The admin stream's entries, copied in order (same ids) into a new
+ * stream with address_sha256 keyed as a member is, which then replaces
+ * it: no plain digest of an address stays in it. The last id copied is
+ * the cursor. */
+static bool migrate_admin(const struct config *cfg, redisContext *c, const char *state, long long *n)
+{
+    char cursor[32];
+    if (!migrate_state(c, state, "admin", cursor)) return false;
+    if (strcmp(cursor, "done") == 0) return true;
+    struct strbuf ka, kt;
+    strbuf_init(&ka);
+    strbuf_init(&kt);
+    store_key_admin(&ka, cfg->prefix);
+    strbuf_addf(&kt, "%s:migrate:admin", cfg->prefix);
+    bool ok = true, more = true;
+    char from[64] = "-";
+    if (strcmp(cursor, "0") != 0) snprintf(from, sizeof(from), "(%s", cursor);
+    redisReply *r;
+    while (ok && more) {
+        r = redisCommand(c, "XRANGE %s %s + COUNT 1000", ka.buf, from);
+        if (migrate_failed(c, r, "admin read")) {
+            ok = false;
+            break;
+        }
+        more = r->type == REDIS_REPLY_ARRAY && r->elements == 1000;
+        size_t sent = 0;
+        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY) continue;
+            const redisReply *f = e->element[1];
+            const char *channel = "";
+            for (size_t j = 0; j + 1 < f->elements; j += 2)
+                if (strcmp(f->element[j]->str, "channel") == 0) channel = f->element[j + 1]->str;
+            size_t argc = 3 + f->elements;
+            const char **argv = xcalloc(argc, sizeof(*argv));
+            size_t *argl = xcalloc(argc, sizeof(*argl));
+            char hex[ADDRINDEX_HEX];
+            argv[0] = "XADD", argv[1] = kt.buf, argv[2] = e->element[0]->str;
+            for (size_t j = 0; j < f->elements; j++) {
+                argv[3 + j] = f->element[j]->str;
+                argl[3 + j] = f->element[j]->len;
+                if (j % 2 == 1 && strcmp(f->element[j - 1]->str, "address_sha256") == 0 &&
+                    f->element[j]->len == 2 * 32) { /* a plain SHA-256: keyed now */
+                    struct strbuf v2;
+                    strbuf_init(&v2);
+                    strbuf_addf(&v2, "%s:%s", channel, f->element[j]->str);
+                    unsigned char nm[ADDRINDEX_LEN];
+                    addrindex_rekey(cfg->index_key, v2.buf, v2.len, nm);
+                    addrindex_hex(hex, nm);
+                    strbuf_free(&v2);
+                    argv[3 + j] = hex;
+                    argl[3 + j] = strlen(hex);
+                }
+            }
+            for (size_t j = 0; j < 3; j++) argl[j] = strlen(argv[j]);
+            redisAppendCommandArgv(c, (int)argc, argv, argl);
+            free(argv);
+            free(argl);
+            sent++;
+            snprintf(from, sizeof(from), "(%s", e->element[0]->str);
+        }
+        freeReplyObject(r);
+        /* The cursor (the last id copied) moves once the page's copies landed. */
+        ok = migrate_replies(c, sent, "admin copy") && (!sent || migrate_save(c, state, "admin", from + 1));
+        if (ok) *n += (long long)sent;
+    }
+    if (ok) { /* the copy replaces the stream (none: there was no admin stream) */
+        r = redisCommand(c, "EXISTS %s", kt.buf);
+        if (migrate_failed(c, r, "admin copy read")) ok = false;
+        else {
+            bool copied = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+            freeReplyObject(r);
+            r = copied ? redisCommand(c, "RENAME %s %s", kt.buf, ka.buf) : redisCommand(c, "PING");
+            ok = !migrate_failed(c, r, "admin replace");
+            if (ok) freeReplyObject(r);
+        }
+    }
+    if (ok) ok = migrate_save(c, state, "admin", "done");
+    strbuf_free(&ka);
+    strbuf_free(&kt);
+    return ok;
+}
+
+/* Layout 2's indexes held a plain SHA-256 of each address; layout 3's hold
+ * HMAC-SHA256 under the index key of exactly that string (addrindex.h), so
+ * every member is re-keyed without its address. Layout 2's tombstones
+ * (herald:tombstones, keyed with the tombstone secret) stay where they are:
+ * they cannot be re-keyed without the address, and the writes still read
+ * them (docs/privacy.md). */
+static bool migrate_indexes(const struct config *cfg, redisContext *c)
+{
+    struct strbuf state, ks, ki, ka;
+    strbuf_init(&state);
+    strbuf_init(&ks);
+    strbuf_init(&ki);
+    strbuf_init(&ka);
+    strbuf_addf(&state, "%s:migrate:3", cfg->prefix);
+    store_key_suppress(&ks, cfg->prefix);
+    store_key_suppress_info(&ki, cfg->prefix);
+    store_key_addr(&ka, cfg->prefix);
+    long long sup = 0, info = 0, addr = 0, admin = 0;
+    bool ok = migrate_rekey(cfg, c, state.buf, "suppress", REKEY_SET, ks.buf, ADDRINDEX_SUPPRESS, &sup) &&
+              migrate_rekey(cfg, c, state.buf, "suppress_info", REKEY_HASH, ki.buf, ADDRINDEX_SUPPRESS_INFO, &info) &&
+              migrate_rekey(cfg, c, state.buf, "addr", REKEY_HASH, ka.buf, ADDRINDEX_ADDR, &addr) &&
+              migrate_admin(cfg, c, state.buf, &admin);
+    if (ok) {
+        redisReply *r = redisCommand(c, "UNLINK %s %s %s", ks.buf, ki.buf, ka.buf);
+        ok = !migrate_failed(c, r, "layout 2 index removal");
+        if (ok) freeReplyObject(r);
+    }
+    if (ok) {
+        char id[17];
+        addrindex_key_id(cfg->index_key, id);
+        printf("re-keyed under index key %s: %lld suppression%s, %lld address index entr%s, %lld suppression "
+               "change%s\n", id, sup, sup == 1 ? "" : "s", addr, addr == 1 ? "y" : "ies", admin, admin == 1 ? "" : "s");
+    }
+    strbuf_free(&state);
+    strbuf_free(&ks);
+    strbuf_free(&ki);
+    strbuf_free(&ka);
+    return ok;
+}
+
+/* migrate: layout 1 -> 2 -> 3 (store.h): each person's records hash into
+ * their person hash (layout 1), the indexes re-keyed (layout 2,
+ * migrate_indexes), then the layout key. Refused while a daemon runs (its
+ * consumer lock is there): it would read jobs against half-moved data. */
 static int cmd_migrate(const struct config *cfg, redisContext *c)
 {
     struct strbuf pat, k, person;
@@ -586,8 +764,14 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
         } while (strcmp(cursor, "0") != 0);
     }
     c = control;
+    if (!migrate_indexes(cfg, c)) goto out;
     r = redisCommand(c, "SET %s %s", k.buf, STORE_LAYOUT);
     if (migrate_failed(c, r, "layout write")) goto out;
+    freeReplyObject(r);
+    strbuf_reset(&pat);
+    strbuf_addf(&pat, "%s:migrate:3", cfg->prefix);
+    r = redisCommand(c, "DEL %s", pat.buf);
+    if (migrate_failed(c, r, "progress removal")) goto out;
     freeReplyObject(r);
     printf("migrated to key layout %s: %lld once-only record%s of %lld %s moved\n", STORE_LAYOUT, moved,
            moved == 1 ? "" : "s", people, people == 1 ? "person" : "people");
@@ -730,8 +914,19 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
     }
     c = control;
     long long addr = 0, audit = 0, awaiting = 0;
-    store_key_addr(&k, cfg->prefix);
-    if (!mem_usage(c, k.buf, &addr)) goto out;
+    for (unsigned shard = 0; shard < ADDRINDEX_SHARDS; shard++) {
+        long long b = 0;
+        addrindex_key(&k, cfg->prefix, ADDRINDEX_ADDR, shard);
+        char err[256];
+        redisContext *sc = ctl_cluster ? rcluster_sync_ctx(ctl_cluster, rcluster_slot(k.buf, k.len), err, sizeof(err))
+                                       : c; /* on a cluster: the shard's master */
+        if (!sc) {
+            fprintf(stderr, "heraldctl: stats: %s\n", err);
+            goto out;
+        }
+        if (!mem_usage(sc, k.buf, &b)) goto out;
+        addr += b;
+    }
     store_key_audit(&k, cfg->prefix);
     if (!mem_usage(c, k.buf, &audit)) goto out;
     store_key_retention(&k, cfg->prefix);

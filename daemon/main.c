@@ -39,6 +39,7 @@
 #include "store.h"
 #include "stream_trim.h"
 #include "store_check.h"
+#include "inactive.h"
 #include "retention.h"
 #include "tzdb.h"
 
@@ -83,6 +84,7 @@ struct daemon {
     bool reload_polling;
     uv_timer_t reload_timer;
     struct retention *retention; /* retention.h */
+    struct inactive *inactive;   /* inactive.h: [retention] inactive_people */
     unsigned long reloads;
 };
 
@@ -265,6 +267,8 @@ static void close_all(struct daemon *d)
     stream_trim_close(d->stream_trim);
     retention_free(d->retention); /* freed once its calls in flight are in */
     d->retention = NULL;
+    inactive_free(d->inactive);
+    d->inactive = NULL;
     events_close(d->events);
     if (d->http) http_server_close(d->http, on_http_closed, d);
     if (d->http_public) http_server_close(d->http_public, on_http_public_closed, d);
@@ -593,6 +597,7 @@ static void reload(struct daemon *d, const char *trigger)
     queue_reload(d->queue, next);
     store_job_reload(d->store, next);
     if (d->retention) retention_reload(d->retention, next);
+    if (d->inactive) inactive_reload(d->inactive, next);
     people_reload(d->api.people, next);
     stream_trim_reload(d->stream_trim, next);
     events_reload(d->events, next);
@@ -792,6 +797,7 @@ int main(int argc, char **argv)
         char owner[192];
         snprintf(owner, sizeof(owner), "%s %ld %s", consumer, (long)getpid(), run_id);
         d->retention = retention_new(&d->loop, d->api.cmds, d->cfg, owner);
+        d->inactive = inactive_new(&d->loop, d->api.cmds, d->api.people, d->cfg, owner);
     }
     d->events_cmds = store_cmds_new(&d->loop, d->data, "events");
     if (d->cluster) {

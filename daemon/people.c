@@ -25,6 +25,7 @@
  */
 #include "people.h"
 
+#include "addrindex.h"
 #include "digest.h"
 
 #include <stdio.h>
@@ -60,7 +61,17 @@ struct pop {
     json_t *body;    /* PUT: the new profile; PATCH, MERGE: the patch */
     json_t *doc;     /* GET: the document being built */
     char *record;    /* CONSENT: the ledger record */
-    char *member;    /* FIND, SUPPRESS: "<channel>:<sha256 hex>" */
+    unsigned char m[ADDRINDEX_LEN]; /* FIND, SUPPRESS: the address's index member */
+    /* PUT, MERGE, ERASE: the index members of the addresses written (nm)
+     * and of the stored ones a write drops (om, when drop); prev: who a
+     * claimed entry named before ("" nobody); tomb: channels whose address
+     * was erased before (bits); added: the tombstones an erasure added. */
+    unsigned char nm[HERALD_CH_COUNT][ADDRINDEX_LEN], om[HERALD_CH_COUNT][ADDRINDEX_LEN];
+    bool has_new[HERALD_CH_COUNT], drop[HERALD_CH_COUNT], added[HERALD_CH_COUNT];
+    char *prev[HERALD_CH_COUNT];
+    unsigned tomb;
+    char *json;      /* PUT, PATCH, MERGE: the profile to write */
+    char *rev_read;  /* PUT, PATCH, MERGE, ERASE: the rev it was read at */
     char *cond;      /* PUT, PATCH, MERGE, ERASE: If-Match as the script takes it ("" none) */
     int channel;
     bool on;
@@ -69,16 +80,7 @@ struct pop {
     int tries;
     int status;      /* fail_later: what the callback reports */
     char err[256];
-    /* On a cluster (store_keys_clustered) the address index, the tombstones
-     * and the counts are on other slots than the person, so a write's steps
-     * go apart (cluster_write, cluster_erase; consent and suppress events) */
-    struct store_args cl_write;      /* the person's script, once the index has the new addresses */
-    struct store_args cl_index;      /* HSET addr <member> <id> ... (empty: none) */
-    struct store_args cl_check;      /* SMISMEMBER tombstones ... (empty: none) */
-    const char *cl_checked[HERALD_CH_COUNT]; /* the channels cl_check asks about, in order */
-    json_t *cl_tomb;                 /* the channels found erased before */
-    struct store_args cl_after;      /* the last step: addr_drop.lua, or a count or rev apart (empty: none) */
-    long long cl_tombstones;         /* ERASE on a cluster: the tombstones cl_check added */
+    struct store_args after; /* CONSENT of an event on a cluster: its count, sent apart (empty: none) */
 };
 
 /* ---- plumbing ------------------------------------------------------------ */
@@ -110,10 +112,7 @@ static struct pop *pop_new(struct people *pp, enum pop_kind kind, const char *id
     op->arg = arg;
     op->id = id ? xstrdup(id) : NULL;
     op->cond = xstrdup("");
-    store_args_init(&op->cl_write);
-    store_args_init(&op->cl_index);
-    store_args_init(&op->cl_check);
-    store_args_init(&op->cl_after);
+    store_args_init(&op->after);
     return op;
 }
 
@@ -135,13 +134,11 @@ static void pop_free(struct pop *op)
     json_decref(op->body);
     json_decref(op->doc);
     free(op->record);
-    free(op->member);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) free(op->prev[ch]);
+    free(op->json);
+    free(op->rev_read);
     free(op->cond);
-    store_args_free(&op->cl_write);
-    store_args_free(&op->cl_index);
-    store_args_free(&op->cl_check);
-    store_args_free(&op->cl_after);
-    json_decref(op->cl_tomb);
+    store_args_free(&op->after);
     free(op);
 }
 
@@ -248,6 +245,129 @@ static int start(struct pop *op, store_cmd_cb cb, const char *script, size_t nke
     return 0;
 }
 
+/* ---- several commands at once ------------------------------------------- */
+
+/* The keyed indexes are cut into shards with a hash tag each (addrindex.h):
+ * a step that touches several addresses sends one command per shard, all at
+ * once, and goes on once the last reply is in, with every reply as JSON (an
+ * array in the order sent). Any failure ends op (finish_store). */
+typedef void (*group_then)(struct pop *op, const json_t *replies);
+struct group;
+struct group_slot {
+    struct group *g;
+    size_t i;
+};
+struct group {
+    struct pop *op;
+    group_then then;
+    size_t left;
+    bool failed;
+    enum store_error err;
+    json_t *replies;
+    struct group_slot slot[];
+};
+
+static json_t *reply_json(const redisReply *r)
+{
+    switch (r->type) {
+    case REDIS_REPLY_INTEGER: return json_integer(r->integer);
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS: return json_stringn(r->str, r->len);
+    case REDIS_REPLY_ARRAY: {
+        json_t *a = json_array();
+        for (size_t i = 0; i < r->elements; i++) json_array_append_new(a, reply_json(r->element[i]));
+        return a;
+    }
+    default: return json_null();
+    }
+}
+
+static void group_end(struct group *g)
+{
+    if (g->failed) finish_store(g->op, g->err);
+    else g->then(g->op, g->replies);
+    json_decref(g->replies);
+    free(g);
+}
+
+static void on_group(redisReply *r, enum store_error e, const char *text, void *arg)
+{
+    struct group_slot *sl = arg;
+    struct group *g = sl->g;
+    (void)text;
+    if (!r && !g->failed) {
+        g->failed = true;
+        g->err = e;
+    } else if (r) {
+        json_array_set_new(g->replies, sl->i, reply_json(r));
+    }
+    if (--g->left == 0) group_end(g);
+}
+
+/* Sends a[0..n) (script[i]: the body of a[i]'s EVALSHA, or NULL), taking
+ * their buffers; then(op, replies) once all replied. n >= 1; called from a
+ * reply's callback (then may run before this returns). */
+static void group_send(struct pop *op, struct store_args *a, const char *const *script, size_t n, group_then then)
+{
+    struct group *g = xcalloc(1, sizeof(*g) + n * sizeof(g->slot[0]));
+    g->op = op;
+    g->then = then;
+    g->left = n;
+    g->replies = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(g->replies, json_null());
+    for (size_t i = 0; i < n; i++) {
+        g->slot[i].g = g;
+        g->slot[i].i = i;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_group, &g->slot[i], NULL, &a[i], script[i]);
+        store_args_free(&a[i]);
+        if (rc < 0) {
+            g->failed = true;
+            g->err = STORE_E_CONNECTION;
+            if (--g->left == 0) group_end(g);
+        }
+    }
+}
+
+/* Appends a script's command on the shard of member m to a[*n]. */
+static void index_cmd(struct pop *op, struct store_args *a, const char **script, size_t *n, const char *lua,
+                      const unsigned char m[ADDRINDEX_LEN], enum addrindex_kind k1, int k2, const char *arg1,
+                      const char *arg2)
+{
+    struct strbuf k;
+    strbuf_init(&k);
+    script[*n] = lua;
+    store_args_script(&a[*n], lua, k2 >= 0 ? 2 : 1);
+    addrindex_key_of(&k, op->pp->cfg->prefix, k1, m);
+    store_args_add(&a[*n], k.buf);
+    if (k2 >= 0) {
+        addrindex_key_of(&k, op->pp->cfg->prefix, (enum addrindex_kind)k2, m);
+        store_args_add(&a[*n], k.buf);
+    }
+    store_args_addn(&a[*n], (const char *)m, ADDRINDEX_LEN);
+    if (arg1) store_args_add(&a[*n], arg1);
+    if (arg2) store_args_add(&a[*n], arg2);
+    (*n)++;
+    strbuf_free(&k);
+}
+
+/* Appends a plain command "CMD <key of member m's shard> <m>" to a[*n]. */
+static void index_plain(struct pop *op, struct store_args *a, const char **script, size_t *n, const char *cmd,
+                        enum addrindex_kind kind, const unsigned char m[ADDRINDEX_LEN])
+{
+    struct strbuf k;
+    strbuf_init(&k);
+    script[*n] = NULL;
+    store_args_init(&a[*n]);
+    store_args_add(&a[*n], cmd);
+    addrindex_key_of(&k, op->pp->cfg->prefix, kind, m);
+    store_args_add(&a[*n], k.buf);
+    store_args_addn(&a[*n], (const char *)m, ADDRINDEX_LEN);
+    (*n)++;
+    strbuf_free(&k);
+}
+
 static const char *secret_of(const struct config *cfg)
 {
     if (cfg->tombstone_secret && *cfg->tombstone_secret) return cfg->tombstone_secret;
@@ -310,20 +430,15 @@ static json_t *load_object(const char *s, size_t len)
 
 /* ---- people_get ---------------------------------------------------------- */
 
-static void on_get_suppressed(redisReply *r, enum store_error serr, const char *text, void *priv)
+static void on_get_suppressed(struct pop *op, const json_t *replies)
 {
-    struct pop *op = priv;
-    (void)text;
-    if (reply_failed(op, r, serr)) return;
     json_t *sup = json_object_get(op->doc, "suppressed");
     /* The members went out in channel order, for the channels with an address. */
     json_t *prof = json_object_get(op->doc, "profile");
     size_t k = 0;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         if (!json_object_get(prof, channel_get(ch)->address_field)) continue;
-        bool on = r->type == REDIS_REPLY_ARRAY && k < r->elements && r->element[k]->type == REDIS_REPLY_INTEGER &&
-                  r->element[k]->integer == 1;
-        json_object_set_new(sup, herald_channel_name(ch), json_boolean(on));
+        json_object_set_new(sup, herald_channel_name(ch), json_boolean(json_integer_value(json_array_get(replies, k)) == 1));
         k++;
     }
     json_t *doc = op->doc;
@@ -398,31 +513,26 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
     const redisReply *rev = hash_field(h, "rev");
     json_object_set_new(doc, "rev", json_integer(rev ? strtoll(rev->str, NULL, 10) : 0));
 
-    /* Suppression is kept by address hash: ask for this person's. */
-    struct strbuf key, m[HERALD_CH_COUNT];
-    strbuf_init(&key);
-    store_key_suppress(&key, op->pp->cfg->prefix);
-    const char *argv[2 + HERALD_CH_COUNT];
-    int argc = 0;
-    argv[argc++] = "SMISMEMBER";
-    argv[argc++] = key.buf;
+    /* Suppression is kept by keyed address member: ask for this person's,
+     * one command per shard. */
+    struct store_args args[HERALD_CH_COUNT];
+    const char *script[HERALD_CH_COUNT];
+    size_t n = 0;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        strbuf_init(&m[ch]);
         const char *addr = profile_address(&p, ch);
         if (!addr) continue;
-        store_suppress_member(&m[ch], ch, addr);
-        argv[argc++] = m[ch].buf;
+        unsigned char m[ADDRINDEX_LEN];
+        addrindex_member(op->pp->cfg->index_key, ch, addr, m);
+        index_plain(op, args, script, &n, "SISMEMBER", ADDRINDEX_SUPPRESS, m);
     }
     profile_free(&p);
     op->doc = doc;
-    if (argc == 2) {
+    if (n == 0) {
         op->doc = NULL;
         finish(op, 0, doc, NULL);
     } else {
-        send_or_finish(op, on_get_suppressed, NULL, 0, argc, argv);
+        group_send(op, args, script, n, on_get_suppressed);
     }
-    strbuf_free(&key);
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) strbuf_free(&m[ch]);
 }
 
 int people_get(struct people *pp, const char *id, people_cb cb, void *arg)
@@ -450,151 +560,39 @@ int people_get(struct people *pp, const char *id, people_cb cb, void *arg)
 
 static void read_person(struct pop *op);
 
-/* Appends the addr members (and tombstone members) of p's addresses. */
-struct addr_args {
-    struct strbuf m[HERALD_CH_COUNT], t[HERALD_CH_COUNT];
-    bool has[HERALD_CH_COUNT];
-};
+static void write_person(struct pop *op);
 
-static void addr_args_init(struct addr_args *a, const struct profile *p, const char *secret)
+/* After a write that did not happen: each entry this write claimed names
+ * again whom it named before; then the write is read again (op->status 1)
+ * or ends with op->status and op->err. */
+static void on_unclaimed(struct pop *op, const json_t *replies)
 {
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        strbuf_init(&a->m[ch]);
-        strbuf_init(&a->t[ch]);
-        const char *addr = p ? profile_address(p, ch) : NULL;
-        a->has[ch] = addr != NULL;
-        if (!addr) continue;
-        store_suppress_member(&a->m[ch], ch, addr);
-        if (secret) people_tombstone_member(&a->t[ch], secret, ch, addr);
-        else strbuf_adds(&a->t[ch], "");
-    }
+    (void)replies;
+    if (op->status == 1) read_person(op);
+    else finish(op, op->status, NULL, op->err);
 }
 
-static void addr_args_free(struct addr_args *a)
+static void unclaim(struct pop *op, int status, const char *err)
 {
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        strbuf_free(&a->m[ch]);
-        strbuf_free(&a->t[ch]);
-    }
+    op->status = status;
+    herald_copy(op->err, sizeof(op->err), err ? err : "");
+    struct store_args a[HERALD_CH_COUNT];
+    const char *script[HERALD_CH_COUNT];
+    size_t n = 0;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (op->has_new[ch] && op->prev[ch] && strcmp(op->prev[ch], op->id) != 0)
+            index_cmd(op, a, script, &n, store_lua_index_release, op->nm[ch], ADDRINDEX_ADDR, -1, op->id,
+                      op->prev[ch]);
+    if (n) group_send(op, a, script, n, on_unclaimed);
+    else on_unclaimed(op, NULL);
 }
 
-/* ---- PUT, MERGE on a cluster ----------------------------------------------
- * The person's hash is on its own slot; the address index and the
- * tombstones are not. The write goes in steps, ordered for readers that
- * verify an index entry against the person (webhooks, inbound SMS): the
- * tombstones of the new addresses are read, the new addresses join the
- * index, the person is written (compare-and-set, as on one Redis), then the
- * addresses it no longer has leave the index. A step that fails ends the
- * call with its error: what is left is an index entry naming a person who
- * lacks the address, which readers ignore, and the next write replaces. */
-
-static void on_cl_after(redisReply *r, enum store_error serr, const char *text, void *priv)
+static void on_released(struct pop *op, const json_t *replies)
 {
-    struct pop *op = priv;
-    (void)r, (void)serr, (void)text; /* a stale entry left behind is ignored by its readers */
+    (void)replies;
     json_t *doc = op->doc;
     op->doc = NULL;
     finish(op, 0, doc, NULL);
-}
-
-/* On a cluster: op's last step (op->cl_after: a script's EVALSHA, or a
- * plain command with script NULL) goes once its main write is done; op
- * answers doc when it is in, whatever its answer (an index entry or a count
- * left behind changes no decision). */
-static void finish_after(struct pop *op, json_t *doc, const char *script)
-{
-    json_decref(op->doc);
-    op->doc = doc;
-    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_after, op, NULL, &op->cl_after, script) < 0)
-        on_cl_after(NULL, STORE_E_CONNECTION, NULL, op);
-}
-
-static void on_write(redisReply *r, enum store_error serr, const char *text, void *priv);
-
-static void cl_send_write(struct pop *op)
-{
-    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_write, op, NULL, &op->cl_write, store_lua_people_write) < 0)
-        finish_store(op, STORE_E_CONNECTION);
-}
-
-static void on_cl_indexed(redisReply *r, enum store_error serr, const char *text, void *priv)
-{
-    struct pop *op = priv;
-    (void)text;
-    if (!reply_failed(op, r, serr)) cl_send_write(op);
-}
-
-static void cl_index(struct pop *op)
-{
-    if (!op->cl_index.n) { /* no address: nothing to index */
-        cl_send_write(op);
-        return;
-    }
-    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_indexed, op, NULL, &op->cl_index, NULL) < 0)
-        finish_store(op, STORE_E_CONNECTION);
-}
-
-static void on_cl_checked(redisReply *r, enum store_error serr, const char *text, void *priv)
-{
-    struct pop *op = priv;
-    (void)text;
-    if (reply_failed(op, r, serr)) return;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && i < HERALD_CH_COUNT; i++)
-        if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer == 1 && op->cl_checked[i])
-            json_array_append_new(op->cl_tomb, json_string(op->cl_checked[i]));
-    cl_index(op);
-}
-
-/* Builds the steps of a PUT or MERGE on a cluster (argv: people_write.lua's
- * arguments after its keys, without the address lists) and starts them. */
-static void cluster_write(struct pop *op, const char *kp, const char *ka, const char *kt, const char *const *argv,
-                          int argc, const struct addr_args *olda, const struct addr_args *newa)
-{
-    struct store_args *w = &op->cl_write, *ix = &op->cl_index, *ck = &op->cl_check, *dr = &op->cl_after;
-    store_args_free(ix);
-    store_args_free(ck);
-    store_args_free(dr);
-    store_args_free(w);
-    json_decref(op->cl_tomb);
-    op->cl_tomb = json_array();
-    store_args_script(w, store_lua_people_write, 1);
-    store_args_add(w, kp);
-    for (int i = 0; i < argc; i++) store_args_add(w, argv[i]);
-    store_args_add(w, "0"); /* no old address to drop here, */
-    store_args_add(w, "0"); /* no new one to index: the steps do */
-    size_t nc = 0;
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        if (newa->has[ch]) {
-            if (!ix->n) {
-                store_args_add(ix, "HSET");
-                store_args_add(ix, ka);
-            }
-            store_args_add(ix, newa->m[ch].buf);
-            store_args_add(ix, op->id);
-            if (newa->t[ch].len) {
-                if (!ck->n) {
-                    store_args_add(ck, "SMISMEMBER");
-                    store_args_add(ck, kt);
-                }
-                store_args_add(ck, newa->t[ch].buf);
-                op->cl_checked[nc++] = herald_channel_name(ch);
-            }
-        }
-        if (!olda->has[ch] || (newa->has[ch] && strcmp(olda->m[ch].buf, newa->m[ch].buf) == 0)) continue;
-        if (!dr->n) {
-            store_args_script(dr, store_lua_addr_drop, 1);
-            store_args_add(dr, ka);
-            store_args_add(dr, op->id);
-        }
-        store_args_add(dr, olda->m[ch].buf);
-    }
-    for (size_t i = nc; i < HERALD_CH_COUNT; i++) op->cl_checked[i] = NULL;
-    if (!ck->n) {
-        cl_index(op);
-        return;
-    }
-    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_cl_checked, op, NULL, ck, NULL) < 0)
-        finish_store(op, STORE_E_CONNECTION);
 }
 
 static void on_write(redisReply *r, enum store_error serr, const char *text, void *priv)
@@ -608,44 +606,76 @@ static void on_write(redisReply *r, enum store_error serr, const char *text, voi
     }
     const char *st = r->element[0]->str;
     if (strcmp(st, "precondition") == 0) {
-        finish(op, -HERALD_EPRECOND, NULL, precond_failed);
+        unclaim(op, -HERALD_EPRECOND, precond_failed);
         return;
     }
     if (strcmp(st, "stale") == 0) {
         if (++op->tries >= PEOPLE_CAS_TRIES) {
-            finish(op, -HERALD_EBUSY, NULL, "the recipient's data kept changing meanwhile; try again");
+            unclaim(op, -HERALD_EBUSY, "the recipient's data kept changing meanwhile; try again");
             return;
         }
-        read_person(op);
+        unclaim(op, 1, NULL);
         return;
     }
     if (strcmp(st, "gone") == 0) {
-        finish(op, -HERALD_ENOENT, NULL, "no such recipient");
+        unclaim(op, -HERALD_ENOENT, "no such recipient");
         return;
     }
-    if (strcmp(st, "ok") != 0 || r->elements != 4 || r->element[3]->type != REDIS_REPLY_INTEGER) {
+    if (strcmp(st, "ok") != 0 || r->elements != 3 || r->element[2]->type != REDIS_REPLY_INTEGER) {
         finish_store(op, STORE_E_REPLY);
         return;
     }
     json_t *doc;
     if (op->kind == OP_PUT || op->kind == OP_MERGE) {
-        json_t *tomb = op->cl_tomb ? json_incref(op->cl_tomb) : json_array();
-        const redisReply *t = r->element[2];
-        for (size_t i = 0; t->type == REDIS_REPLY_ARRAY && i < t->elements; i++)
-            if (t->element[i]->type == REDIS_REPLY_STRING)
-                json_array_append_new(tomb, json_string(t->element[i]->str));
+        json_t *tomb = json_array();
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+            if (op->tomb & (1u << ch)) json_array_append_new(tomb, json_string(herald_channel_name(ch)));
         doc = json_pack("{s:s, s:o}", "id", op->id, "tombstoned", tomb);
         if (op->kind == OP_PUT) json_object_set_new(doc, "created", json_boolean(r->element[1]->integer == 1));
     } else {
         doc = op->doc;
         op->doc = NULL;
     }
-    json_object_set_new(doc, "rev", json_integer(r->element[3]->integer));
-    if (op->cl_after.n) { /* on a cluster: the addresses it no longer has leave the index now */
-        finish_after(op, doc, store_lua_addr_drop);
-        return;
+    json_object_set_new(doc, "rev", json_integer(r->element[2]->integer));
+    /* Last: the entries of the addresses this person no longer has go, if
+     * they still name them. */
+    struct store_args a[HERALD_CH_COUNT];
+    const char *script[HERALD_CH_COUNT];
+    size_t n = 0;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (op->drop[ch]) index_cmd(op, a, script, &n, store_lua_index_release, op->om[ch], ADDRINDEX_ADDR, -1, op->id, "");
+    json_decref(op->doc);
+    op->doc = doc;
+    if (n) group_send(op, a, script, n, on_released);
+    else on_released(op, NULL);
+}
+
+/* The new addresses' entries name this person (index_claim.lua), and say
+ * whether they were erased before (a tombstone, or one of layout 2 under
+ * the tombstone secret); then the person. */
+static void on_claimed(struct pop *op, const json_t *replies)
+{
+    size_t k = 0;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        if (!op->has_new[ch]) continue;
+        const json_t *c = json_array_get(replies, k++);
+        const json_t *legacy = json_array_get(replies, k++);
+        const char *prev = json_string_value(json_array_get(c, 0));
+        free(op->prev[ch]);
+        op->prev[ch] = xstrdup(prev ? prev : "");
+        if (json_integer_value(json_array_get(c, 1)) == 1 || json_integer_value(legacy) == 1) op->tomb |= 1u << ch;
     }
-    finish(op, 0, doc, NULL);
+    write_person(op);
+}
+
+static void write_person(struct pop *op)
+{
+    struct strbuf kp;
+    strbuf_init(&kp);
+    store_key_person(&kp, op->pp->cfg->prefix, op->id);
+    const char *argv[] = {kp.buf, op->rev_read, op->json, op->kind == OP_PUT ? "0" : "1", op->cond};
+    send_or_finish(op, on_write, store_lua_people_write, 1, 5, argv);
+    strbuf_free(&kp);
 }
 
 /* Lower-cases a topic name the way profile.c stores it. */
@@ -816,56 +846,53 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
         op->doc = preferences_json(&newp);
     }
 
-    /* Addresses: PATCH of the preferences never changes them, so it sends none. */
-    struct addr_args olda, newa;
+    /* Addresses: PATCH of the preferences never changes them. The new ones
+     * are claimed in the address index first, the person written next, the
+     * dropped ones released last (each index shard is in its own slot). */
+    free(op->json);
+    op->json = json;
+    free(op->rev_read);
+    op->rev_read = xstrdup(rev);
+    op->tomb = 0;
     bool addrs = op->kind == OP_PUT || op->kind == OP_MERGE;
-    addr_args_init(&olda, addrs && have_old ? &oldp : NULL, NULL);
-    addr_args_init(&newa, addrs ? &newp : NULL, secret_of(op->pp->cfg));
-    struct strbuf kp, ka, kt;
-    strbuf_init(&kp);
-    strbuf_init(&ka);
+    const unsigned char *key = op->pp->cfg->index_key;
+    const char *secret = secret_of(op->pp->cfg);
+    struct store_args a[2 * HERALD_CH_COUNT];
+    const char *script[2 * HERALD_CH_COUNT];
+    size_t n = 0;
+    struct strbuf kt, lt;
     strbuf_init(&kt);
-    store_key_person(&kp, op->pp->cfg->prefix, op->id);
-    store_key_addr(&ka, op->pp->cfg->prefix);
+    strbuf_init(&lt);
     store_key_tombstones(&kt, op->pp->cfg->prefix);
-    const char *argv[PEOPLE_MAX_ARGS];
-    char nold[16], nnew[16];
-    int argc = 0, no = 0, nn = 0;
-    argv[argc++] = kp.buf;
-    argv[argc++] = ka.buf;
-    argv[argc++] = kt.buf;
-    argv[argc++] = rev;
-    argv[argc++] = json;
-    argv[argc++] = op->id;
-    argv[argc++] = op->kind == OP_PUT ? "0" : "1";
-    argv[argc++] = op->cond;
-    argv[argc++] = nold;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        /* An address kept as it was stays; only changed ones are dropped. */
-        if (!olda.has[ch] || (newa.has[ch] && strcmp(olda.m[ch].buf, newa.m[ch].buf) == 0)) continue;
-        argv[argc++] = olda.m[ch].buf;
-        no++;
+        const char *na = addrs ? profile_address(&newp, ch) : NULL;
+        const char *oa = addrs && have_old ? profile_address(&oldp, ch) : NULL;
+        op->has_new[ch] = na != NULL;
+        op->drop[ch] = false;
+        if (na) addrindex_member(key, ch, na, op->nm[ch]);
+        if (oa) {
+            addrindex_member(key, ch, oa, op->om[ch]);
+            op->drop[ch] = !na || memcmp(op->om[ch], op->nm[ch], ADDRINDEX_LEN) != 0;
+        }
+        if (!na) continue;
+        index_cmd(op, a, script, &n, store_lua_index_claim, op->nm[ch], ADDRINDEX_ADDR, ADDRINDEX_TOMBSTONES, op->id,
+                  NULL);
+        /* A tombstone of layout 2 (herald:tombstones, keyed with the secret). */
+        strbuf_reset(&lt);
+        if (secret) people_tombstone_member(&lt, secret, ch, na);
+        script[n] = NULL;
+        store_args_init(&a[n]);
+        store_args_add(&a[n], "SISMEMBER");
+        store_args_add(&a[n], kt.buf);
+        store_args_add(&a[n], lt.buf);
+        n++;
     }
-    argv[argc++] = nnew;
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        if (!newa.has[ch]) continue;
-        argv[argc++] = newa.m[ch].buf;
-        argv[argc++] = newa.t[ch].buf;
-        argv[argc++] = herald_channel_name(ch);
-        nn++;
-    }
-    snprintf(nold, sizeof(nold), "%d", no);
-    snprintf(nnew, sizeof(nnew), "%d", nn);
-    if (store_keys_clustered()) cluster_write(op, kp.buf, ka.buf, kt.buf, argv + 3, 5, &olda, &newa);
-    else send_or_finish(op, on_write, store_lua_people_write, 3, argc, argv);
-    strbuf_free(&kp);
-    strbuf_free(&ka);
     strbuf_free(&kt);
-    addr_args_free(&olda);
-    addr_args_free(&newa);
-    free(json);
+    strbuf_free(&lt);
     profile_free(&newp);
     if (have_old) profile_free(&oldp);
+    if (n) group_send(op, a, script, n, on_claimed);
+    else write_person(op);
 }
 
 static void read_person(struct pop *op)
@@ -978,6 +1005,16 @@ static bool text_ok(const char *s)
     return true;
 }
 
+/* The count is informational: the change it counts is made either way. */
+static void on_counted(redisReply *r, enum store_error serr, const char *text, void *priv)
+{
+    struct pop *op = priv;
+    (void)r, (void)serr, (void)text;
+    json_t *doc = op->doc;
+    op->doc = NULL;
+    finish(op, 0, doc, NULL);
+}
+
 static void on_consent(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
@@ -991,12 +1028,14 @@ static void on_consent(redisReply *r, enum store_error serr, const char *text, v
         finish(op, 0, NULL, NULL);
         return;
     }
-    json_t *doc = load_object(op->record, strlen(op->record));
-    if (op->cl_after.n) { /* on a cluster: the event's count, apart (it is on the control plane's slot) */
-        finish_after(op, doc, NULL);
+    if (op->after.n) { /* on a cluster: the event's count, on the control plane's slot */
+        json_decref(op->doc);
+        op->doc = load_object(op->record, strlen(op->record));
+        if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_counted, op, NULL, &op->after, NULL) < 0)
+            on_counted(NULL, STORE_E_CONNECTION, NULL, op);
         return;
     }
-    finish(op, 0, doc, NULL);
+    finish(op, 0, load_object(op->record, strlen(op->record)), NULL);
 }
 
 int people_consent_append_event(struct people *pp, const char *id, int channel, bool granted, const char *source,
@@ -1042,10 +1081,8 @@ int people_consent_append_event(struct people *pp, const char *id, int channel, 
         strbuf_adds(&ke, kp.buf);
         strbuf_adds(&ke, ":event:");
         strbuf_adds(&ke, ev->key);
-        store_args_add(&op->cl_after, "HINCRBY");
-        store_args_add(&op->cl_after, ev->counts);
-        store_args_add(&op->cl_after, ev->field);
-        store_args_add(&op->cl_after, "1");
+        const char *count[] = {"HINCRBY", ev->counts, ev->field, "1"};
+        for (size_t i = 0; i < 4; i++) store_args_add(&op->after, count[i]);
         const char *argv[] = {kp.buf, kl.buf, ke.buf, op->record, field, ttl};
         rc = start(op, on_consent, store_lua_people_consent, 3, 6, argv);
         strbuf_free(&ke);
@@ -1072,77 +1109,95 @@ int people_consent_append(struct people *pp, const char *id, int channel, bool g
 
 static void erase_read(struct pop *op, bool first, int *rcp);
 
+/* After an erasure that did not happen: the tombstones it added go; then
+ * it is read again (op->status 1) or ends with op->status and op->err. */
+static void on_untombstoned(struct pop *op, const json_t *replies)
+{
+    (void)replies;
+    if (op->status == 1) erase_read(op, false, NULL);
+    else finish(op, op->status, NULL, op->err);
+}
+
+static void untombstone(struct pop *op, int status, const char *err)
+{
+    op->status = status;
+    herald_copy(op->err, sizeof(op->err), err ? err : "");
+    struct store_args a[HERALD_CH_COUNT];
+    const char *script[HERALD_CH_COUNT];
+    size_t n = 0;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (op->added[ch]) index_plain(op, a, script, &n, "SREM", ADDRINDEX_TOMBSTONES, op->nm[ch]);
+    if (n) group_send(op, a, script, n, on_untombstoned);
+    else on_untombstoned(op, NULL);
+}
+
+static void on_erase_released(struct pop *op, const json_t *replies)
+{
+    (void)replies;
+    json_int_t n = 0;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) n += op->has_new[ch];
+    finish(op, 0, json_pack("{s:s, s:b, s:I}", "id", op->id, "erased", 1, "tombstones", n), NULL);
+}
+
 static void on_erase(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
     (void)text;
     if (not_integer(op, r, serr)) return;
     if (r->integer == -3) {
-        finish(op, -HERALD_EPRECOND, NULL, precond_failed);
+        untombstone(op, -HERALD_EPRECOND, precond_failed);
         return;
     }
     if (r->integer == -2) {
-        finish(op, -HERALD_ENOENT, NULL, "no such recipient");
+        untombstone(op, -HERALD_ENOENT, "no such recipient");
         return;
     }
     if (r->integer == -1) {
         if (++op->tries >= PEOPLE_CAS_TRIES) {
-            finish(op, -HERALD_EBUSY, NULL, "the recipient's data kept changing meanwhile; try again");
+            untombstone(op, -HERALD_EBUSY, "the recipient's data kept changing meanwhile; try again");
             return;
         }
-        erase_read(op, false, NULL);
+        untombstone(op, 1, NULL);
         return;
     }
-    json_t *doc = json_pack("{s:s, s:b, s:I}", "id", op->id, "erased", 1,
-                            "tombstones", (json_int_t)(store_keys_clustered() ? op->cl_tombstones : r->integer));
-    if (op->cl_after.n) { /* on a cluster: its addresses leave the index now */
-        finish_after(op, doc, store_lua_addr_drop);
-        return;
-    }
-    finish(op, 0, doc, NULL);
+    /* Last: the address index entries go, if they still name this person. */
+    struct store_args a[HERALD_CH_COUNT];
+    const char *script[HERALD_CH_COUNT];
+    size_t n = 0;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (op->has_new[ch])
+            index_cmd(op, a, script, &n, store_lua_index_release, op->nm[ch], ADDRINDEX_ADDR, -1, op->id, "");
+    if (n) group_send(op, a, script, n, on_erase_released);
+    else on_erase_released(op, NULL);
 }
 
-/* ---- DELETE on a cluster: the tombstones first (an erasure must never
- * leave an address importable with consent), then the person's keys on its
- * slot (compare-and-set, as on one Redis), then the index entries. */
-
-static void on_cl_tombstoned(redisReply *r, enum store_error serr, const char *text, void *priv)
+static void erase_person(struct pop *op)
 {
-    struct pop *op = priv;
-    (void)text;
-    if (reply_failed(op, r, serr)) return;
-    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_erase, op, NULL, &op->cl_write, store_lua_people_erase) < 0)
-        finish_store(op, STORE_E_CONNECTION);
+    struct strbuf kp, kl, kh, ks;
+    strbuf_init(&kp);
+    strbuf_init(&kl);
+    strbuf_init(&kh);
+    strbuf_init(&ks);
+    const char *prefix = op->pp->cfg->prefix;
+    store_key_person(&kp, prefix, op->id);
+    store_key_ledger(&kl, prefix, op->id);
+    store_key_history(&kh, prefix, op->id);
+    store_key_sends(&ks, prefix, op->id);
+    const char *argv[] = {kp.buf, kl.buf, kh.buf, ks.buf, op->rev_read, op->cond};
+    send_or_finish(op, on_erase, store_lua_people_erase, 4, 6, argv);
+    strbuf_free(&kp);
+    strbuf_free(&kl);
+    strbuf_free(&kh);
+    strbuf_free(&ks);
 }
 
-static void cluster_erase(struct pop *op, const char *const *keys, const char *const *args, const struct strbuf *m,
-                          const struct strbuf *t)
+/* The tombstones are in: now the person goes. */
+static void on_tombstoned(struct pop *op, const json_t *replies)
 {
-    store_args_free(&op->cl_write);
-    store_args_free(&op->cl_check);
-    store_args_free(&op->cl_after);
-    op->cl_tombstones = 0;
-    store_args_script(&op->cl_write, store_lua_people_erase, 4);
-    for (int i = 0; i < 4; i++) store_args_add(&op->cl_write, keys[i]); /* the person's slot only */
-    for (int i = 0; i < 3; i++) store_args_add(&op->cl_write, args[i]);
-    store_args_add(&op->cl_write, "0"); /* no address here: the steps do them */
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        if (!m[ch].len) continue;
-        if (!op->cl_check.n) {
-            store_args_add(&op->cl_check, "SADD");
-            store_args_add(&op->cl_check, keys[5]);
-            store_args_script(&op->cl_after, store_lua_addr_drop, 1);
-            store_args_add(&op->cl_after, keys[4]);
-            store_args_add(&op->cl_after, op->id);
-        }
-        store_args_add(&op->cl_check, t[ch].buf);
-        store_args_add(&op->cl_after, m[ch].buf);
-        op->cl_tombstones++;
-    }
-    struct store_args *first = op->cl_check.n ? &op->cl_check : &op->cl_write;
-    store_cmd_cb cb = op->cl_check.n ? on_cl_tombstoned : on_erase;
-    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, cb, op, NULL, first, op->cl_check.n ? NULL : store_lua_people_erase) < 0)
-        finish_store(op, STORE_E_CONNECTION);
+    size_t k = 0;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (op->has_new[ch]) op->added[ch] = json_integer_value(json_array_get(replies, k++)) == 1;
+    erase_person(op);
 }
 
 static void on_erase_read(redisReply *r, enum store_error serr, const char *text, void *priv)
@@ -1156,64 +1211,26 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
         else finish(op, -HERALD_ENOENT, NULL, "no such recipient");
         return;
     }
-    const char *secret = secret_of(op->pp->cfg); /* people_erase checked it is there */
+    free(op->rev_read);
+    op->rev_read = xstrdup(rv->type == REDIS_REPLY_STRING ? rv->str : "");
     /* Read the addresses from the JSON itself, so even one that no longer
-     * passes validation is tombstoned. */
+     * passes validation is tombstoned. The tombstones go in first, so that
+     * no crash ever leaves an erased person without them. */
     json_t *obj = load_object(pj->str, pj->len);
-    struct strbuf kp, kl, kh, ks, ka, kt, m[HERALD_CH_COUNT], t[HERALD_CH_COUNT];
-    strbuf_init(&kp);
-    strbuf_init(&kl);
-    strbuf_init(&kh);
-    strbuf_init(&ks);
-    strbuf_init(&ka);
-    strbuf_init(&kt);
-    const char *prefix = op->pp->cfg->prefix;
-    store_key_person(&kp, prefix, op->id);
-    store_key_ledger(&kl, prefix, op->id);
-    store_key_history(&kh, prefix, op->id);
-    store_key_sends(&ks, prefix, op->id);
-    store_key_addr(&ka, prefix);
-    store_key_tombstones(&kt, prefix);
-    const char *argv[PEOPLE_MAX_ARGS];
-    int argc = 0, n = 0;
-    char nbuf[16];
-    argv[argc++] = kp.buf;
-    argv[argc++] = kl.buf;
-    argv[argc++] = kh.buf;
-    argv[argc++] = ks.buf;
-    argv[argc++] = ka.buf;
-    argv[argc++] = kt.buf;
-    argv[argc++] = rv->type == REDIS_REPLY_STRING ? rv->str : "";
-    argv[argc++] = op->id;
-    argv[argc++] = op->cond;
-    argv[argc++] = nbuf;
+    struct store_args a[HERALD_CH_COUNT];
+    const char *script[HERALD_CH_COUNT];
+    size_t n = 0;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        strbuf_init(&m[ch]);
-        strbuf_init(&t[ch]);
-        const json_t *a = json_object_get(obj, channel_get(ch)->address_field);
-        if (!json_is_string(a) || !*json_string_value(a)) continue;
-        store_suppress_member(&m[ch], ch, json_string_value(a));
-        people_tombstone_member(&t[ch], secret, ch, json_string_value(a));
-        n++;
+        const json_t *addr = json_object_get(obj, channel_get(ch)->address_field);
+        op->has_new[ch] = json_is_string(addr) && *json_string_value(addr);
+        op->added[ch] = false;
+        if (!op->has_new[ch]) continue;
+        addrindex_member(op->pp->cfg->index_key, ch, json_string_value(addr), op->nm[ch]);
+        index_plain(op, a, script, &n, "SADD", ADDRINDEX_TOMBSTONES, op->nm[ch]);
     }
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
-        if (m[ch].len) argv[argc++] = m[ch].buf;
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
-        if (m[ch].len) argv[argc++] = t[ch].buf;
-    snprintf(nbuf, sizeof(nbuf), "%d", n);
-    if (store_keys_clustered()) cluster_erase(op, argv, argv + 6, m, t);
-    else send_or_finish(op, on_erase, store_lua_people_erase, 6, argc, argv);
     json_decref(obj);
-    strbuf_free(&kp);
-    strbuf_free(&kl);
-    strbuf_free(&kh);
-    strbuf_free(&ks);
-    strbuf_free(&ka);
-    strbuf_free(&kt);
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        strbuf_free(&m[ch]);
-        strbuf_free(&t[ch]);
-    }
+    if (n) group_send(op, a, script, n, on_tombstoned);
+    else erase_person(op);
 }
 
 /* first: the public call (failure frees op and is reported through *rcp);
@@ -1248,12 +1265,34 @@ int people_erase_if(struct people *pp, const char *id, const struct precond_if_m
 
 /* ---- addresses ----------------------------------------------------------- */
 
+/* What the address index said is checked against the person: an entry
+ * left by a write that never reached the person's hash (a crash between
+ * the two, docs/privacy.md) never finds the wrong one. */
+static void on_find_person(redisReply *r, enum store_error serr, const char *text, void *priv)
+{
+    struct pop *op = priv;
+    (void)text;
+    if (reply_failed(op, r, serr)) return;
+    struct profile p;
+    char err[256];
+    bool same = false;
+    if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &p, err, sizeof(err)) == 0) {
+        const char *addr = profile_address(&p, op->channel);
+        unsigned char m[ADDRINDEX_LEN];
+        if (addr) addrindex_member(op->pp->cfg->index_key, op->channel, addr, m);
+        same = addr && memcmp(m, op->m, ADDRINDEX_LEN) == 0;
+        profile_free(&p);
+    }
+    if (!same) finish(op, -HERALD_ENOENT, NULL, "no recipient has this address");
+    else finish(op, 0, json_pack("{s:s}", "id", op->id), NULL);
+}
+
 static void on_find(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
     (void)text;
     if (reply_failed(op, r, serr)) return;
-    if (r->type == REDIS_REPLY_NIL) {
+    if (r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_STRING && !herald_id_valid(r->str))) {
         finish(op, -HERALD_ENOENT, NULL, "no recipient has this address");
         return;
     }
@@ -1261,23 +1300,38 @@ static void on_find(redisReply *r, enum store_error serr, const char *text, void
         finish_store(op, STORE_E_REPLY);
         return;
     }
-    finish(op, 0, json_pack("{s:s}", "id", r->str), NULL);
+    op->id = xstrdup(r->str);
+    struct strbuf kp;
+    strbuf_init(&kp);
+    store_key_person(&kp, op->pp->cfg->prefix, op->id);
+    const char *argv[] = {"HGET", kp.buf, "profile"};
+    send_or_finish(op, on_find_person, NULL, 0, 3, argv);
+    strbuf_free(&kp);
+}
+
+/* Sends "CMD <shard key of op->m> <op->m>" as op's first command. */
+static int start_index(struct pop *op, store_cmd_cb cb, const char *cmd, enum addrindex_kind kind)
+{
+    struct store_args a;
+    const char *script = NULL;
+    size_t n = 0;
+    index_plain(op, &a, &script, &n, cmd, kind, op->m);
+    int rc = store_cmds_send(op->pp->sc, STORE_CMD_ONCE, cb, op, NULL, &a, NULL);
+    store_args_free(&a);
+    if (rc < 0) {
+        pop_free(op);
+        return -HERALD_EREDIS;
+    }
+    return 0;
 }
 
 int people_find_by_address(struct people *pp, int channel, const char *address, people_cb cb, void *arg)
 {
     if (channel < 0 || channel >= HERALD_CH_COUNT || !address) return -HERALD_EINVAL;
     struct pop *op = pop_new(pp, OP_FIND, NULL, cb, arg);
-    struct strbuf ka, m;
-    strbuf_init(&ka);
-    strbuf_init(&m);
-    store_key_addr(&ka, pp->cfg->prefix);
-    store_suppress_member(&m, channel, address);
-    const char *argv[] = {"HGET", ka.buf, m.buf};
-    int rc = start(op, on_find, NULL, 0, 3, argv);
-    strbuf_free(&ka);
-    strbuf_free(&m);
-    return rc;
+    op->channel = channel;
+    addrindex_member(pp->cfg->index_key, channel, address, op->m);
+    return start_index(op, on_find, "HGET", ADDRINDEX_ADDR);
 }
 
 /* The suppression document: {"suppressed", "since", "by", "reason"},
@@ -1297,51 +1351,51 @@ static json_t *suppression_json(bool on, const redisReply *info)
     return o;
 }
 
+static void on_suppress_audited(struct pop *op, const json_t *replies)
+{
+    (void)replies;
+    json_t *doc = op->doc;
+    op->doc = NULL;
+    finish(op, 0, doc, NULL);
+}
+
+/* The list changed (or not) on its shard: then the change is audited, and
+ * the owner the address index names (checked by nobody: a wrong one only
+ * decides again) has their rev moved. */
 static void on_suppress(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
     (void)text;
     if (reply_failed(op, r, serr)) return;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_INTEGER) {
         finish_store(op, STORE_E_REPLY);
         return;
     }
-    json_t *doc = suppression_json(op->on, r->element[1]);
-    json_object_set_new(doc, "changed", json_boolean(r->element[0]->integer == 1));
-    if (r->element[0]->integer == 1 && op->cl_after.n) { /* on a cluster: the owner's rev, apart */
-        finish_after(op, doc, NULL);
+    bool changed = r->element[0]->integer == 1;
+    op->doc = suppression_json(op->on, r->element[1]);
+    json_object_set_new(op->doc, "changed", json_boolean(changed));
+    if (!changed) {
+        on_suppress_audited(op, NULL);
         return;
     }
-    finish(op, 0, doc, NULL);
-}
-
-/* Knows whose address it is (or that nobody's): now change the list and
- * that person's rev in one step. */
-static void on_suppress_owner(redisReply *r, enum store_error serr, const char *text, void *priv)
-{
-    struct pop *op = priv;
-    (void)text;
-    if (reply_failed(op, r, serr)) return;
-    const char *owner = r->type == REDIS_REPLY_STRING ? r->str : NULL;
-    if (owner && store_keys_clustered() && herald_id_valid(owner)) {
-        /* On a cluster the owner's hash is on another slot than the list:
-         * its rev moves right after the list changed (on_suppress). */
+    struct store_args a[2];
+    const char *script[2] = {NULL, NULL};
+    size_t n = 0;
+    store_suppress_audit_args(&a[n++], op->pp->cfg->prefix, op->channel, op->m, op->on, op->by,
+                              op->body ? json_string_value(op->body) : "", op->now,
+                              (long long)op->pp->cfg->audit_maxlen);
+    const redisReply *owner = r->element[2];
+    if (owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str)) {
         struct strbuf kp;
         strbuf_init(&kp);
-        store_key_person(&kp, op->pp->cfg->prefix, owner);
-        store_args_add(&op->cl_after, "HINCRBY");
-        store_args_add(&op->cl_after, kp.buf);
-        store_args_add(&op->cl_after, "rev");
-        store_args_add(&op->cl_after, "1");
+        store_key_person(&kp, op->pp->cfg->prefix, owner->str);
+        script[n] = store_lua_people_touch;
+        store_args_script(&a[n], store_lua_people_touch, 1);
+        store_args_add(&a[n], kp.buf);
+        n++;
         strbuf_free(&kp);
-        owner = NULL;
     }
-    struct store_args a;
-    store_suppress_args(&a, op->pp->cfg->prefix, op->channel, op->record, owner, op->on, op->by,
-                        op->body ? json_string_value(op->body) : "", op->now, (long long)op->pp->cfg->audit_maxlen);
-    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_suppress, op, NULL, &a, store_lua_people_suppress) < 0)
-        finish_store(op, STORE_E_CONNECTION);
-    store_args_free(&a);
+    group_send(op, a, script, n, on_suppress_audited);
 }
 
 static bool word_ok(const char *s)
@@ -1368,17 +1422,16 @@ int people_suppress_why(struct people *pp, int channel, const char *address, boo
         return fail_later(op, -HERALD_EINVAL);
     }
     op->body = json_string(reason);
-    op->record = xstrdup(address); /* the address, for the script's arguments; never logged */
-    struct strbuf ka, m;
-    strbuf_init(&ka);
-    strbuf_init(&m);
-    store_key_addr(&ka, pp->cfg->prefix);
-    store_suppress_member(&m, channel, address);
-    op->member = strbuf_detach(&m, NULL);
-    const char *argv[] = {"HGET", ka.buf, op->member};
-    int rc = start(op, on_suppress_owner, NULL, 0, 3, argv);
-    strbuf_free(&ka);
-    return rc;
+    addrindex_member(pp->cfg->index_key, channel, address, op->m);
+    struct store_args a;
+    store_suppress_args(&a, pp->cfg->prefix, op->m, on, op->by, reason, op->now);
+    int rc = store_cmds_send(pp->sc, STORE_CMD_ONCE, on_suppress, op, NULL, &a, store_lua_people_suppress);
+    store_args_free(&a);
+    if (rc < 0) {
+        pop_free(op);
+        return -HERALD_EREDIS;
+    }
+    return 0;
 }
 
 int people_suppress(struct people *pp, int channel, const char *address, bool on, people_cb cb, void *arg)
@@ -1405,26 +1458,19 @@ static void on_suppression_member(redisReply *r, enum store_error serr, const ch
         finish(op, 0, suppression_json(false, NULL), NULL);
         return;
     }
-    struct strbuf k;
-    strbuf_init(&k);
-    store_key_suppress_info(&k, op->pp->cfg->prefix);
-    const char *argv[] = {"HGET", k.buf, op->member};
-    send_or_finish(op, on_suppression_info, NULL, 0, 3, argv);
-    strbuf_free(&k);
+    struct store_args a;
+    const char *script = NULL;
+    size_t n = 0;
+    index_plain(op, &a, &script, &n, "HGET", ADDRINDEX_SUPPRESS_INFO, op->m);
+    if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_suppression_info, op, NULL, &a, NULL) < 0)
+        finish_store(op, STORE_E_CONNECTION);
+    store_args_free(&a);
 }
 
 int people_suppression_get(struct people *pp, int channel, const char *address, people_cb cb, void *arg)
 {
     if (channel < 0 || channel >= HERALD_CH_COUNT || !address) return -HERALD_EINVAL;
     struct pop *op = pop_new(pp, OP_SUPPRESS, NULL, cb, arg);
-    struct strbuf k, m;
-    strbuf_init(&k);
-    strbuf_init(&m);
-    store_key_suppress(&k, pp->cfg->prefix);
-    store_suppress_member(&m, channel, address);
-    op->member = strbuf_detach(&m, NULL);
-    const char *argv[] = {"SISMEMBER", k.buf, op->member};
-    int rc = start(op, on_suppression_member, NULL, 0, 3, argv);
-    strbuf_free(&k);
-    return rc;
+    addrindex_member(pp->cfg->index_key, channel, address, op->m);
+    return start_index(op, on_suppression_member, "SISMEMBER", ADDRINDEX_SUPPRESS);
 }

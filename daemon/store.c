@@ -8,6 +8,7 @@
  */
 #include "store.h"
 
+#include "addrindex.h"
 #include "digest.h"
 #include "rcluster.h"
 
@@ -212,16 +213,7 @@ void store_key_campaign_nodes(struct strbuf *sb, const char *prefix, const char 
 
 void store_suppress_member(struct strbuf *sb, int channel, const char *address)
 {
-    char norm[512];
-    size_t n = store_address_normalise(norm, sizeof(norm), channel, address);
-    unsigned char md[DIGEST_SHA256_LEN];
-    char hex[2 * DIGEST_SHA256_LEN + 1];
-    digest_sha256(norm, n, md);
-    digest_hex(hex, md, sizeof(md));
-    strbuf_reset(sb);
-    strbuf_adds(sb, herald_channel_name(channel));
-    strbuf_adds(sb, ":");
-    strbuf_adds(sb, hex);
+    addrindex_plain(sb, channel, address);
 }
 
 static const char *rec_names[] = {"", "pending", "sent", "failed", "suppressed", "unknown", "deferred", "reserved"};
@@ -352,11 +344,12 @@ enum store_error store_sync_error(char *err, size_t errlen, const char *what, co
     return e;
 }
 
-int store_sync_import(redisContext *c, const char *prefix, const struct profile *p,
-                      const struct consent_record *recs, size_t nrecs, char *err, size_t errlen)
+int store_sync_import(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+                      const struct profile *p, const struct consent_record *recs, size_t nrecs, char *err,
+                      size_t errlen)
 {
     struct store_import it = {.p = p, .recs = recs, .nrecs = nrecs};
-    int rc = store_sync_import_batch(c, prefix, &it, 1, err, errlen);
+    int rc = store_sync_import_batch(c, prefix, key, &it, 1, err, errlen);
     if (rc < 0) return rc;
     if (it.status != STORE_IMPORT_STORED) {
         herald_seterr(err, errlen, "%s", it.reason);
@@ -394,105 +387,110 @@ int store_suppress_info_parse(const char *s, size_t len, struct store_suppressio
     return 0;
 }
 
-void store_suppress_args(struct store_args *a, const char *prefix, int channel, const char *address,
-                         const char *owner, bool on, const char *by, const char *reason, int64_t now,
-                         long long admin_maxlen)
+void store_suppress_args(struct store_args *a, const char *prefix, const unsigned char m[ADDRINDEX_LEN], bool on,
+                         const char *by, const char *reason, int64_t now)
 {
     struct strbuf k;
     strbuf_init(&k);
-    bool owned = owner && herald_id_valid(owner);
-    store_args_script(a, store_lua_people_suppress, owned ? 4 : 3);
-    store_key_suppress(&k, prefix);
+    store_args_script(a, store_lua_people_suppress, 3);
+    addrindex_key_of(&k, prefix, ADDRINDEX_SUPPRESS, m);
     store_args_add(a, k.buf);
-    store_key_suppress_info(&k, prefix);
+    addrindex_key_of(&k, prefix, ADDRINDEX_SUPPRESS_INFO, m);
     store_args_add(a, k.buf);
-    store_key_admin(&k, prefix);
+    addrindex_key_of(&k, prefix, ADDRINDEX_ADDR, m);
     store_args_add(a, k.buf);
-    if (owned) {
-        store_key_person(&k, prefix, owner);
-        store_args_add(a, k.buf);
-    }
     store_args_add(a, on ? "1" : "0");
-    store_suppress_member(&k, channel, address);
-    store_args_add(a, k.buf);
+    store_args_addn(a, (const char *)m, ADDRINDEX_LEN);
     store_suppress_info_format(&k, now, by, reason);
     store_args_add(a, k.buf);
-    store_args_add(a, by);
-    store_args_add(a, reason ? reason : "");
-    char at[32];
-    herald_time_format(now, at, sizeof(at));
-    store_args_add(a, at);
-    store_args_addll(a, admin_maxlen);
     strbuf_free(&k);
 }
 
-int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address, const char *reason,
-                        long long admin_maxlen, char *err, size_t errlen)
+void store_suppress_audit_args(struct store_args *a, const char *prefix, int channel,
+                               const unsigned char m[ADDRINDEX_LEN], bool on, const char *by, const char *reason,
+                               int64_t now, long long admin_maxlen)
 {
-    struct strbuf k, m;
+    struct strbuf k;
     strbuf_init(&k);
-    strbuf_init(&m);
-    store_suppress_member(&m, channel, address);
-    /* Whose address it is: their rev moves, so a message the daemon looked
-     * up before the suppression is decided again (as people_suppress does). */
-    store_key_addr(&k, prefix);
-    redisReply *owner = redisCommand(c, "HGET %s %s", k.buf, m.buf);
+    store_args_init(a);
+    store_key_admin(&k, prefix);
+    store_args_add(a, "XADD");
+    store_args_add(a, k.buf);
+    store_args_add(a, "MAXLEN");
+    store_args_add(a, "~");
+    store_args_addll(a, admin_maxlen);
+    store_args_add(a, "*");
+    char hex[ADDRINDEX_HEX], at[32];
+    addrindex_hex(hex, m);
+    herald_time_format(now, at, sizeof(at));
+    const char *kv[] = {"action", on ? "suppress" : "unsuppress", "channel", herald_channel_name(channel),
+                        "address_sha256", hex, "by", by, "reason", reason ? reason : "", "at", at};
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) store_args_add(a, kv[i]);
+    strbuf_free(&k);
+}
+
+int store_sync_suppress(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN], int channel,
+                        const char *address, const char *reason, long long admin_maxlen, char *err, size_t errlen)
+{
+    unsigned char m[ADDRINDEX_LEN];
+    addrindex_member(key, channel, address, m);
+    int64_t now = (int64_t)time(NULL);
+    struct strbuf ks, ki, ka, info;
+    strbuf_init(&ks);
+    strbuf_init(&ki);
+    strbuf_init(&ka);
+    strbuf_init(&info);
+    addrindex_key_of(&ks, prefix, ADDRINDEX_SUPPRESS, m);
+    addrindex_key_of(&ki, prefix, ADDRINDEX_SUPPRESS_INFO, m);
+    addrindex_key_of(&ka, prefix, ADDRINDEX_ADDR, m);
+    store_suppress_info_format(&info, now, "heraldctl", reason);
+    /* The daemon's script (store_suppress_args), as EVAL: a fresh Redis may
+     * not know it. */
+    const char *argv[] = {"EVAL", store_lua_people_suppress, "3", ks.buf, ki.buf, ka.buf, "1", (const char *)m, info.buf};
+    size_t argl[9];
+    for (size_t i = 0; i < 9; i++) argl[i] = i == 7 ? ADDRINDEX_LEN : strlen(argv[i]);
+    redisReply *r = redisCommandArgv(c, 9, argv, argl);
+    strbuf_free(&ks);
+    strbuf_free(&ki);
+    strbuf_free(&ka);
+    strbuf_free(&info);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+        store_sync_error(err, errlen, "suppression", c, r);
+        if (r) freeReplyObject(r);
+        return -HERALD_EREDIS;
+    }
+    bool changed = r->element[0]->integer == 1;
+    char owner[HERALD_ID_MAX + 1] = "";
+    if (r->element[2]->type == REDIS_REPLY_STRING) herald_copy(owner, sizeof(owner), r->element[2]->str);
+    freeReplyObject(r);
+    if (!changed) return 0;
+    /* Audited; and whose address it is moves their rev, so that a message
+     * the daemon looked up before the suppression is decided again (as
+     * people_suppress does). */
+    char hex[ADDRINDEX_HEX], at[32];
+    addrindex_hex(hex, m);
+    herald_time_format(now, at, sizeof(at));
+    struct strbuf k;
+    strbuf_init(&k);
+    store_key_admin(&k, prefix);
     int rc = 0;
-    if (!owner || owner->type == REDIS_REPLY_ERROR) {
-        store_sync_error(err, errlen, "suppression", c, owner);
+    r = redisCommand(c, "XADD %s MAXLEN ~ %lld * action suppress channel %s address_sha256 %s by heraldctl reason %s at %s",
+                     k.buf, admin_maxlen, herald_channel_name(channel), hex, reason ? reason : "", at);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        store_sync_error(err, errlen, "suppression audit", c, r);
         rc = -HERALD_EREDIS;
-    } else {
-        /* The daemon's command (store_suppress_args), as EVAL: a fresh
-         * Redis may not know the script. */
-        /* On a cluster the owner's hash is on another slot: heraldctl moves
-         * its rev apart (suppress_owner_rev). */
-        bool owned = owner->type == REDIS_REPLY_STRING && herald_id_valid(owner->str) && !store_keys_clustered();
-        struct strbuf ks, ki, ka, kp, info;
-        strbuf_init(&ks);
-        strbuf_init(&ki);
-        strbuf_init(&ka);
-        strbuf_init(&kp);
-        strbuf_init(&info);
-        store_key_suppress(&ks, prefix);
-        store_key_suppress_info(&ki, prefix);
-        store_key_admin(&ka, prefix);
-        if (owned) store_key_person(&kp, prefix, owner->str);
-        int64_t now = (int64_t)time(NULL);
-        store_suppress_info_format(&info, now, "heraldctl", reason);
-        char at[32], maxlen[HERALD_LL_CHARS];
-        herald_time_format(now, at, sizeof(at));
-        herald_lltoa(maxlen, admin_maxlen);
-        const char *argv[14];
-        int argc = 0;
-        argv[argc++] = "EVAL";
-        argv[argc++] = store_lua_people_suppress;
-        argv[argc++] = owned ? "4" : "3";
-        argv[argc++] = ks.buf;
-        argv[argc++] = ki.buf;
-        argv[argc++] = ka.buf;
-        if (owned) argv[argc++] = kp.buf;
-        argv[argc++] = "1";
-        argv[argc++] = m.buf;
-        argv[argc++] = info.buf;
-        argv[argc++] = "heraldctl";
-        argv[argc++] = reason ? reason : "";
-        argv[argc++] = at;
-        argv[argc++] = maxlen;
-        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-        if (!r || r->type != REDIS_REPLY_ARRAY) {
+    }
+    if (r) freeReplyObject(r);
+    if (rc == 0 && herald_id_valid(owner)) {
+        store_key_person(&k, prefix, owner);
+        r = redisCommand(c, "EVAL %s 1 %s", store_lua_people_touch, k.buf);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
             store_sync_error(err, errlen, "suppression", c, r);
             rc = -HERALD_EREDIS;
         }
         if (r) freeReplyObject(r);
-        strbuf_free(&ks);
-        strbuf_free(&ki);
-        strbuf_free(&ka);
-        strbuf_free(&kp);
-        strbuf_free(&info);
     }
-    if (owner) freeReplyObject(owner);
     strbuf_free(&k);
-    strbuf_free(&m);
     return rc;
 }
 
@@ -702,26 +700,25 @@ static redisReply *next_reply(redisContext *c, char *err, size_t errlen)
 }
 
 /* The writes of one person, queued as one MULTI ... EXEC; returns the
- * number of replies they will produce. drop[ch]: an old address member to
- * take out of herald:addr (or NULL); none is touched without with_addr (on
- * a cluster the index is written apart: store_sync_import_cluster). */
-static int append_import(redisContext *c, const char *prefix, struct store_import *it, char *const drop[],
-                         bool with_addr)
+ * number of replies they will produce. drop[ch]: an old address's index
+ * member to take out of the address index (or NULL); none is touched
+ * without with_addr (on a cluster the index is written apart:
+ * store_sync_import_cluster). */
+static int append_import(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+                         struct store_import *it, unsigned char *const drop[], bool with_addr)
 {
     const struct profile *p = it->p;
-    struct strbuf kp, kl, ka, m;
+    struct strbuf kp, kl, ka;
     strbuf_init(&kp);
     strbuf_init(&kl);
     strbuf_init(&ka);
-    strbuf_init(&m);
     store_key_person(&kp, prefix, p->id);
     store_key_ledger(&kl, prefix, p->id);
-    store_key_addr(&ka, prefix);
     char *json = profile_to_json(p);
     int n = 0;
     redisAppendCommand(c, "MULTI");
     n++;
-    redisAppendCommand(c, "HSET %s profile %s", kp.buf, json);
+    redisAppendCommand(c, "HSET %s profile %s act %lld", kp.buf, json, (long long)time(NULL));
     n++;
     for (size_t i = 0; i < it->nrecs; i++) {
         if (it->tombstoned & (1u << it->recs[i].channel)) continue;
@@ -733,13 +730,16 @@ static int append_import(redisContext *c, const char *prefix, struct store_impor
     }
     for (int ch = 0; with_addr && ch < HERALD_CH_COUNT; ch++) {
         if (drop[ch]) {
-            redisAppendCommand(c, "HDEL %s %s", ka.buf, drop[ch]);
+            addrindex_key_of(&ka, prefix, ADDRINDEX_ADDR, drop[ch]);
+            redisAppendCommand(c, "HDEL %s %b", ka.buf, drop[ch], (size_t)ADDRINDEX_LEN);
             n++;
         }
         const char *addr = profile_address(p, ch);
         if (!addr) continue;
-        store_suppress_member(&m, ch, addr);
-        redisAppendCommand(c, "HSET %s %s %s", ka.buf, m.buf, p->id);
+        unsigned char m[ADDRINDEX_LEN];
+        addrindex_member(key, ch, addr, m);
+        addrindex_key_of(&ka, prefix, ADDRINDEX_ADDR, m);
+        redisAppendCommand(c, "HSET %s %b %s", ka.buf, m, (size_t)ADDRINDEX_LEN, p->id);
         n++;
     }
     /* A change the daemon may have read before: it decides again. */
@@ -751,7 +751,6 @@ static int append_import(redisContext *c, const char *prefix, struct store_impor
     strbuf_free(&kp);
     strbuf_free(&kl);
     strbuf_free(&ka);
-    strbuf_free(&m);
     return n;
 }
 
@@ -783,23 +782,29 @@ static const redisReply *transaction_error(redisReply **replies, int n, bool *ap
     return NULL;
 }
 
-int store_sync_import_batch(redisContext *c, const char *prefix, struct store_import *items, size_t n,
-                            char *err, size_t errlen)
+static void import_reset(struct store_import *items, size_t n)
 {
-    struct strbuf kp, kt;
-    strbuf_init(&kp);
-    strbuf_init(&kt);
-    store_key_tombstones(&kt, prefix);
-    char *(*drop)[HERALD_CH_COUNT] = xcalloc(n ? n : 1, sizeof(*drop));
-    int *nreplies = xcalloc(n ? n : 1, sizeof(*nreplies));
-    int rc = 0;
-
     for (size_t i = 0; i < n; i++) {
         items[i].tombstoned = 0;
         items[i].status = STORE_IMPORT_UNKNOWN;
         items[i].error = STORE_E_COUNT;
         items[i].reason[0] = '\0';
     }
+}
+
+int store_sync_import_batch(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+                            struct store_import *items, size_t n, char *err, size_t errlen)
+{
+    struct strbuf kp, kt, ks;
+    strbuf_init(&kp);
+    strbuf_init(&kt);
+    strbuf_init(&ks);
+    store_key_tombstones(&kt, prefix);
+    unsigned char *(*drop)[HERALD_CH_COUNT] = xcalloc(n ? n : 1, sizeof(*drop));
+    int *nreplies = xcalloc(n ? n : 1, sizeof(*nreplies));
+    int rc = 0;
+
+    import_reset(items, n);
 
     /* Round trip 1, pipelined for the whole batch, reads only: which
      * addresses were erased before (their consent records are not stored:
@@ -808,23 +813,32 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
      * person whose answer is an error is not written: storing consent
      * without knowing whether the address was erased is not allowed. */
     for (size_t i = 0; i < n; i++) {
-        for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
-            if (items[i].tombstones[ch] && profile_address(items[i].p, ch))
-                redisAppendCommand(c, "SISMEMBER %s %s", kt.buf, items[i].tombstones[ch]);
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+            const char *addr = profile_address(items[i].p, ch);
+            if (!addr) continue;
+            /* Its tombstone (addrindex.h), or one of layout 2 under the secret. */
+            unsigned char m[ADDRINDEX_LEN];
+            addrindex_member(key, ch, addr, m);
+            addrindex_key_of(&ks, prefix, ADDRINDEX_TOMBSTONES, m);
+            redisAppendCommand(c, "SISMEMBER %s %b", ks.buf, m, (size_t)ADDRINDEX_LEN);
+            redisAppendCommand(c, "SISMEMBER %s %s", kt.buf, items[i].tombstones[ch] ? items[i].tombstones[ch] : "");
+        }
         store_key_person(&kp, prefix, items[i].p->id);
         redisAppendCommand(c, "HGET %s profile", kp.buf);
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         redisReply *r;
         for (int ch = 0; ch < HERALD_CH_COUNT && rc == 0; ch++) {
-            if (!items[i].tombstones[ch] || !profile_address(items[i].p, ch)) continue;
-            if (!(r = next_reply(c, err, errlen))) {
-                rc = -HERALD_EREDIS;
-                break;
+            if (!profile_address(items[i].p, ch)) continue;
+            for (int form = 0; form < 2 && rc == 0; form++) {
+                if (!(r = next_reply(c, err, errlen))) {
+                    rc = -HERALD_EREDIS;
+                    break;
+                }
+                if (r->type == REDIS_REPLY_ERROR) refuse(&items[i], r, "; while reading the erased addresses");
+                else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) items[i].tombstoned |= 1u << ch;
+                freeReplyObject(r);
             }
-            if (r->type == REDIS_REPLY_ERROR) refuse(&items[i], r, "; while reading the erased addresses");
-            else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) items[i].tombstoned |= 1u << ch;
-            freeReplyObject(r);
         }
         if (rc < 0 || !(r = next_reply(c, err, errlen))) {
             rc = -HERALD_EREDIS;
@@ -835,18 +849,17 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
         if (r->type == REDIS_REPLY_ERROR) {
             refuse(&items[i], r, "; while reading the stored profile");
         } else if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &old, perr, sizeof(perr)) == 0) {
-            struct strbuf om, nm;
-            strbuf_init(&om);
-            strbuf_init(&nm);
             for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
                 const char *oa = profile_address(&old, ch), *na = profile_address(items[i].p, ch);
                 if (!oa) continue;
-                store_suppress_member(&om, ch, oa);
-                if (na) store_suppress_member(&nm, ch, na);
-                if (!na || strcmp(nm.buf, om.buf) != 0) drop[i][ch] = xstrdup(om.buf);
+                unsigned char om[ADDRINDEX_LEN], nm[ADDRINDEX_LEN];
+                addrindex_member(key, ch, oa, om);
+                if (na) addrindex_member(key, ch, na, nm);
+                if (!na || memcmp(nm, om, sizeof(om)) != 0) {
+                    drop[i][ch] = xmalloc(ADDRINDEX_LEN);
+                    memcpy(drop[i][ch], om, ADDRINDEX_LEN);
+                }
             }
-            strbuf_free(&om);
-            strbuf_free(&nm);
             profile_free(&old);
         }
         freeReplyObject(r);
@@ -864,7 +877,8 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
      * meanwhile loses its entry, and the next write of that person puts it
      * back. */
     for (size_t i = 0; i < n && rc == 0; i++)
-        if (items[i].status == STORE_IMPORT_UNKNOWN) nreplies[i] = append_import(c, prefix, &items[i], drop[i], true);
+        if (items[i].status == STORE_IMPORT_UNKNOWN)
+            nreplies[i] = append_import(c, prefix, key, &items[i], drop[i], true);
     for (size_t i = 0; i < n && rc == 0; i++) {
         int m = nreplies[i];
         if (m == 0) continue; /* refused in round trip 1 */
@@ -896,16 +910,19 @@ int store_sync_import_batch(redisContext *c, const char *prefix, struct store_im
     free(nreplies);
     strbuf_free(&kp);
     strbuf_free(&kt);
+    strbuf_free(&ks);
     return rc;
 }
 
 /* ---- import on a cluster ------------------------------------------------- */
 
-/* One command routed by its key (argv[1]) over cs; NULL with err. */
-static redisReply *cluster_cmd(struct rcluster_sync *cs, char *err, size_t errlen, int argc, const char **argv)
+/* One command routed by its key (argv[1]) over cs; lens NULL: strings.
+ * NULL with err when a connection failed. */
+static redisReply *cluster_cmd(struct rcluster_sync *cs, char *err, size_t errlen, int argc, const char **argv,
+                               const size_t *lens)
 {
     size_t len[8];
-    for (int i = 0; i < argc; i++) len[i] = strlen(argv[i]);
+    for (int i = 0; i < argc; i++) len[i] = lens ? lens[i] : strlen(argv[i]);
     char why[256];
     redisReply *r = rcluster_sync_command(cs, 1, argc, argv, len, why, sizeof(why));
     if (!r) herald_seterr(err, errlen, "redis connection failed during the import: %s (%s)", why,
@@ -913,33 +930,44 @@ static redisReply *cluster_cmd(struct rcluster_sync *cs, char *err, size_t errle
     return r;
 }
 
-/* One person on a cluster: the person's keys are in one slot, the address
- * index and the tombstones elsewhere, so the writes are apart and ordered
- * for readers that verify: the new addresses join the index first, then
- * the person's transaction, then the addresses it no longer has leave. */
-static int import_one_cluster(struct rcluster_sync *cs, const char *prefix, struct store_import *it, char *err,
-                              size_t errlen)
+/* One person on a cluster: the person's keys are in one slot, each index
+ * shard in another, so the writes are apart and ordered as the API's
+ * (addrindex.h): the tombstones read, the new addresses' entries first,
+ * then the person's transaction, then the entries of the addresses it no
+ * longer has (readers check the person). */
+static int import_one_cluster(struct rcluster_sync *cs, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+                              struct store_import *it, char *err, size_t errlen)
 {
-    struct strbuf kp, kt, ka, m;
+    struct strbuf kp, kt, ks;
     strbuf_init(&kp);
     strbuf_init(&kt);
-    strbuf_init(&ka);
-    strbuf_init(&m);
+    strbuf_init(&ks);
     store_key_person(&kp, prefix, it->p->id);
     store_key_tombstones(&kt, prefix);
-    store_key_addr(&ka, prefix);
-    char *drop[HERALD_CH_COUNT] = {NULL};
+    unsigned char *drop[HERALD_CH_COUNT] = {NULL};
     redisReply *r = NULL;
     int rc = 0;
+    const size_t ml = ADDRINDEX_LEN;
     for (int ch = 0; ch < HERALD_CH_COUNT && it->status == STORE_IMPORT_UNKNOWN; ch++) {
-        if (!it->tombstones[ch] || !profile_address(it->p, ch)) continue;
-        if (!(r = cluster_cmd(cs, err, errlen, 3, (const char *[]){"SISMEMBER", kt.buf, it->tombstones[ch]}))) goto lost;
-        if (r->type == REDIS_REPLY_ERROR) refuse(it, r, "; while reading the erased addresses");
-        else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) it->tombstoned |= 1u << ch;
-        freeReplyObject(r);
+        const char *addr = profile_address(it->p, ch);
+        if (!addr) continue;
+        unsigned char m[ADDRINDEX_LEN];
+        addrindex_member(key, ch, addr, m);
+        addrindex_key_of(&ks, prefix, ADDRINDEX_TOMBSTONES, m);
+        /* Its tombstone (addrindex.h), or one of layout 2 under the secret. */
+        const char *keyed[] = {"SISMEMBER", ks.buf, (const char *)m};
+        const char *old[] = {"SISMEMBER", kt.buf, it->tombstones[ch] ? it->tombstones[ch] : ""};
+        for (int form = 0; form < 2 && it->status == STORE_IMPORT_UNKNOWN; form++) {
+            if (!(r = cluster_cmd(cs, err, errlen, 3, form ? old : keyed,
+                                  form ? NULL : (const size_t[]){9, ks.len, ml})))
+                goto lost;
+            if (r->type == REDIS_REPLY_ERROR) refuse(it, r, "; while reading the erased addresses");
+            else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) it->tombstoned |= 1u << ch;
+            freeReplyObject(r);
+        }
     }
     if (it->status != STORE_IMPORT_UNKNOWN) goto out;
-    if (!(r = cluster_cmd(cs, err, errlen, 3, (const char *[]){"HGET", kp.buf, "profile"}))) goto lost;
+    if (!(r = cluster_cmd(cs, err, errlen, 3, (const char *[]){"HGET", kp.buf, "profile"}, NULL))) goto lost;
     struct profile old;
     char perr[128];
     if (r->type == REDIS_REPLY_ERROR) {
@@ -948,11 +976,13 @@ static int import_one_cluster(struct rcluster_sync *cs, const char *prefix, stru
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
             const char *oa = profile_address(&old, ch), *na = profile_address(it->p, ch);
             if (!oa) continue;
-            store_suppress_member(&m, ch, oa);
-            char *om = xstrdup(m.buf);
-            if (na) store_suppress_member(&m, ch, na);
-            if (!na || strcmp(m.buf, om) != 0) drop[ch] = om;
-            else free(om);
+            unsigned char om[ADDRINDEX_LEN], nm[ADDRINDEX_LEN];
+            addrindex_member(key, ch, oa, om);
+            if (na) addrindex_member(key, ch, na, nm);
+            if (!na || memcmp(nm, om, sizeof(om)) != 0) {
+                drop[ch] = xmalloc(ADDRINDEX_LEN);
+                memcpy(drop[ch], om, ADDRINDEX_LEN);
+            }
         }
         profile_free(&old);
     }
@@ -960,8 +990,12 @@ static int import_one_cluster(struct rcluster_sync *cs, const char *prefix, stru
     for (int ch = 0; ch < HERALD_CH_COUNT && it->status == STORE_IMPORT_UNKNOWN; ch++) {
         const char *addr = profile_address(it->p, ch);
         if (!addr) continue;
-        store_suppress_member(&m, ch, addr);
-        if (!(r = cluster_cmd(cs, err, errlen, 4, (const char *[]){"HSET", ka.buf, m.buf, it->p->id}))) goto lost;
+        unsigned char m[ADDRINDEX_LEN];
+        addrindex_member(key, ch, addr, m);
+        addrindex_key_of(&ks, prefix, ADDRINDEX_ADDR, m);
+        const char *argv[] = {"HSET", ks.buf, (const char *)m, it->p->id};
+        if (!(r = cluster_cmd(cs, err, errlen, 4, argv, (const size_t[]){4, ks.len, ml, strlen(it->p->id)})))
+            goto lost;
         if (r->type == REDIS_REPLY_ERROR) refuse(it, r, "; while indexing the addresses");
         freeReplyObject(r);
     }
@@ -972,7 +1006,7 @@ static int import_one_cluster(struct rcluster_sync *cs, const char *prefix, stru
         herald_seterr(err, errlen, "redis connection failed during the import: %s", why);
         goto lost;
     }
-    int n = append_import(c, prefix, it, drop, false);
+    int n = append_import(c, prefix, key, it, drop, false);
     redisReply **replies = xcalloc((size_t)n, sizeof(*replies));
     int got = 0;
     while (got < n && (replies[got] = next_reply(c, err, errlen))) got++;
@@ -987,8 +1021,10 @@ static int import_one_cluster(struct rcluster_sync *cs, const char *prefix, stru
     if (got < n) goto lost;
     for (int ch = 0; ch < HERALD_CH_COUNT && it->status == STORE_IMPORT_STORED; ch++) {
         if (!drop[ch]) continue;
-        if (!(r = cluster_cmd(cs, err, errlen, 3, (const char *[]){"HDEL", ka.buf, drop[ch]}))) goto lost;
-        freeReplyObject(r); /* a stale entry left behind: readers verify the person still has the address */
+        addrindex_key_of(&ks, prefix, ADDRINDEX_ADDR, drop[ch]);
+        const char *argv[] = {"HDEL", ks.buf, (const char *)drop[ch]};
+        if (!(r = cluster_cmd(cs, err, errlen, 3, argv, (const size_t[]){4, ks.len, ml}))) goto lost;
+        freeReplyObject(r); /* an entry left behind: readers check the person */
     }
     goto out;
 lost:
@@ -997,22 +1033,16 @@ out:
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) free(drop[ch]);
     strbuf_free(&kp);
     strbuf_free(&kt);
-    strbuf_free(&ka);
-    strbuf_free(&m);
+    strbuf_free(&ks);
     return rc;
 }
 
-int store_sync_import_cluster(struct rcluster_sync *cs, const char *prefix, struct store_import *items, size_t n,
-                              char *err, size_t errlen)
+int store_sync_import_cluster(struct rcluster_sync *cs, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+                              struct store_import *items, size_t n, char *err, size_t errlen)
 {
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        items[i].tombstoned = 0;
-        items[i].status = STORE_IMPORT_UNKNOWN;
-        items[i].error = STORE_E_COUNT;
-        items[i].reason[0] = '\0';
-    }
-    for (size_t i = 0; i < n && rc == 0; i++) rc = import_one_cluster(cs, prefix, &items[i], err, errlen);
+    import_reset(items, n);
+    for (size_t i = 0; i < n && rc == 0; i++) rc = import_one_cluster(cs, prefix, key, &items[i], err, errlen);
     for (size_t i = 0; i < n; i++)
         if (items[i].status == STORE_IMPORT_UNKNOWN)
             herald_seterr(items[i].reason, sizeof(items[i].reason), "%s", rc < 0 ? err : "not sent");

@@ -29,20 +29,27 @@
  *   herald:r:{ID} field `rev`   counter bumped by every change of the person's data
  *                               (API, page, webhooks); the reservation checks it, so a
  *                               change made after the daemon read the person applies
- *   herald:suppress             set of "<channel>:<sha256 hex of the normalised address>"
- *                               (what the send path reads: one SMISMEMBER per batch)
- *   herald:suppress:info        hash: suppress member -> "<since unix s> <by> <reason>"
+ *   herald:r:{ID} field `act`   unix s (Redis's clock) of the last change of the person
+ *                               ([retention] inactive_people, inactive.h)
+ *   herald:suppress:{i<x>}      16 sets of index members (addrindex.h: 16 bytes of
+ *                               HMAC-SHA256 under the index key, by the first 4 bits)
+ *                               of suppressed addresses (what the send path reads:
+ *                               one SMISMEMBER per shard a batch touches)
+ *   herald:suppress:info:{i<x>} hash: suppress member -> "<since unix s> <by> <reason>"
  *                               (store_suppress_info_format), written when the member
  *                               joins the set, dropped when it leaves; members added
  *                               before it existed have none (since/reason unknown)
  *   herald:admin                stream of an operator's or a provider's changes to
  *                               the suppression list (action suppress|unsuppress,
- *                               channel, address_sha256, by, reason, at); trimmed to
- *                               about [redis] audit_maxlen; never an address
- *   herald:addr                 hash: "<channel>:<sha256 hex>" (as suppress) -> person id,
- *                               so an inbound SMS or a provider event finds its person
- *   herald:tombstones           set of "<channel>:<HMAC-SHA256 hex>" of erased addresses
- *                               (keyed with [admin] tombstone_secret)
+ *                               channel, address_sha256 (the member's hex), by,
+ *                               reason, at), and of erasures by retention (action
+ *                               erase, recipient, by, reason, at); trimmed to about
+ *                               [redis] audit_maxlen; never an address
+ *   herald:addr:{i<x>}          hash: index member -> person id, so an inbound SMS or a
+ *                               provider event finds its person (checked against them)
+ *   herald:tombstones:{i<x>}    set of the index members of erased addresses
+ *   herald:tombstones           layout 2's tombstones, "<channel>:<HMAC-SHA256 hex>"
+ *                               under [admin] tombstone_secret: read, never written
  *   herald:campaign:ID          hash: progress (state, entry, total, sent,
  *                               suppressed:<reason>, failed:<reason>, unknown, ...)
  *   herald:campaign:ID:norecord set of "<entry> <recipient id>" for the recipients of
@@ -87,6 +94,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "addrindex.h"
 #include "channel.h"
 #include "herald.h"
 #include "profile.h"
@@ -129,12 +137,15 @@ void store_key_retention_sweep(struct strbuf *sb, const char *prefix, const char
 void store_glob_escape(struct strbuf *out, const char *s);
 /* The layout version key, and the version this build reads and writes. */
 void store_key_layout(struct strbuf *sb, const char *prefix);
-#define STORE_LAYOUT "2"
+#define STORE_LAYOUT "3"
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
+void store_key_admin(struct strbuf *sb, const char *prefix);
+/* Layout 2's single keys of the address indexes, which heraldctl migrate
+ * re-keys (layout 3's shards: addrindex_key), and layout 2's tombstones,
+ * which the writes of a person still read. */
 void store_key_suppress(struct strbuf *sb, const char *prefix);
 void store_key_suppress_info(struct strbuf *sb, const char *prefix);
-void store_key_admin(struct strbuf *sb, const char *prefix);
 void store_key_addr(struct strbuf *sb, const char *prefix);
 void store_key_tombstones(struct strbuf *sb, const char *prefix);
 void store_key_marker(struct strbuf *sb, const char *prefix);
@@ -186,10 +197,10 @@ void store_history_format(struct strbuf *sb, const char *campaign, const char *c
  * neither. */
 json_t *store_history_json(const char *s, size_t len);
 
-/* Suppression member for an address: "<channel>:<sha256 hex>" of the
+/* The layout 2 member of an address: "<channel>:<sha256 hex>" of the
  * address as its channel normalises it (channel.h; emails lower-cased and
- * trimmed). Addresses are not
- * kept in clear on the list: it outlives erasure of the profile. */
+ * trimmed): what layout 3's keyed member is computed from
+ * (addrindex_member, addrindex_plain). Never stored under layout 3. */
 void store_suppress_member(struct strbuf *sb, int channel, const char *address);
 
 /* The once-only record of one campaign for one person. `reserved`: checked
@@ -270,10 +281,13 @@ extern const char store_lua_events_claim[]; /* still ours? then claimed again */
 /* A person's data as the API, the pages and the webhooks change it (people.c). */
 extern const char store_lua_people_get[];      /* the subject-access read (no writes) */
 extern const char store_lua_people_write[];    /* profile CAS on rev, herald:addr in step */
-extern const char store_lua_addr_drop[];       /* on a cluster: a write's stale herald:addr entries out */
 extern const char store_lua_people_consent[];  /* ledger append [at most once per event] */
 extern const char store_lua_people_erase[];    /* erasure CAS on rev, tombstones */
-extern const char store_lua_people_suppress[]; /* suppression list, the owner's rev */
+extern const char store_lua_people_suppress[]; /* suppression list on one shard (addrindex.h) */
+extern const char store_lua_people_touch[];    /* a stored person's rev moves */
+extern const char store_lua_index_claim[];     /* an address index entry names a person first */
+extern const char store_lua_index_release[];   /* ... and goes (or is restored) last */
+extern const char store_lua_inactive_check[];  /* [retention] inactive_people: erase this one? */
 
 /* The SHA1 hex of a script, as EVALSHA wants it. */
 void store_script_sha(const char *script, char sha[41]);
@@ -316,12 +330,13 @@ const char *store_error_advice(enum store_error e);
  * class. */
 enum store_error store_sync_error(char *err, size_t errlen, const char *what, const redisContext *c,
                                   const redisReply *r);
-int store_sync_import(redisContext *c, const char *prefix, const struct profile *p,
-                      const struct consent_record *recs, size_t nrecs, char *err, size_t errlen);
+int store_sync_import(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+                      const struct profile *p, const struct consent_record *recs, size_t nrecs, char *err,
+                      size_t errlen);
 /* Suppresses address (by "heraldctl", with reason, audited in herald:admin
  * trimmed to admin_maxlen), as people_suppress does. */
-int store_sync_suppress(redisContext *c, const char *prefix, int channel, const char *address, const char *reason,
-                        long long admin_maxlen, char *err, size_t errlen);
+int store_sync_suppress(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN], int channel,
+                        const char *address, const char *reason, long long admin_maxlen, char *err, size_t errlen);
 
 /* Why an address is suppressed: the value of herald:suppress:info,
  * "<since> <by> <reason>" (since: unix seconds; by: one word, who did it:
@@ -335,13 +350,16 @@ struct store_suppression {
 void store_suppress_info_format(struct strbuf *sb, int64_t since, const char *by, const char *reason);
 /* Returns 0, or -HERALD_EINVAL (out zeroed) when s is not of that form. */
 int store_suppress_info_parse(const char *s, size_t len, struct store_suppression *out);
-/* lua/people_suppress.lua's command (a started by store_args_script): add
- * (on) or remove address, with owner (the herald:addr id, NULL none) whose
- * rev moves, recorded as by/reason at now in the info hash and the admin
- * stream (trimmed to admin_maxlen). */
-void store_suppress_args(struct store_args *a, const char *prefix, int channel, const char *address,
-                         const char *owner, bool on, const char *by, const char *reason, int64_t now,
-                         long long admin_maxlen);
+/* lua/people_suppress.lua's command (a initialised here) on the shard of
+ * member m (addrindex.h): add (on) or remove it, recorded as by/reason at
+ * now in the info hash. */
+void store_suppress_args(struct store_args *a, const char *prefix, const unsigned char m[ADDRINDEX_LEN], bool on,
+                         const char *by, const char *reason, int64_t now);
+/* The herald:admin record of that change (a initialised here): XADD,
+ * trimmed to admin_maxlen, address_sha256 the member's hex. */
+void store_suppress_audit_args(struct store_args *a, const char *prefix, int channel,
+                               const unsigned char m[ADDRINDEX_LEN], bool on, const char *by, const char *reason,
+                               int64_t now, long long admin_maxlen);
 
 /* An operator's steer of a campaign (lua/campaign_control.lua). */
 enum store_control_action { STORE_CONTROL_PAUSE, STORE_CONTROL_RESUME, STORE_CONTROL_CANCEL };
@@ -419,15 +437,15 @@ struct store_import {
  * STORE_IMPORT_UNKNOWN may be partly stored (an import is safe to run
  * again). store_sync_import is this for one person and no tombstones; it
  * returns <0 unless the person was stored. */
-int store_sync_import_batch(redisContext *c, const char *prefix, struct store_import *items, size_t n,
-                            char *err, size_t errlen);
+int store_sync_import_batch(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+                            struct store_import *items, size_t n, char *err, size_t errlen);
 /* The same on a Redis Cluster (rcluster.h), a person at a time: the new
- * addresses join the address index first, then the person's transaction
+ * addresses claim their index entries first, then the person's transaction
  * runs on its slot, then the addresses it no longer has leave the index
- * (readers of the index verify that the person still has the address). A
- * person whose reply never came is UNKNOWN, those after it too. */
+ * (readers of the index check the person). A person whose reply never came
+ * is UNKNOWN, those after it too. */
 struct rcluster_sync;
-int store_sync_import_cluster(struct rcluster_sync *cs, const char *prefix, struct store_import *items, size_t n,
-                              char *err, size_t errlen);
+int store_sync_import_cluster(struct rcluster_sync *cs, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+                              struct store_import *items, size_t n, char *err, size_t errlen);
 
 #endif

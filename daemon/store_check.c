@@ -48,6 +48,7 @@
     X("read key types", "TYPE", "$K")                                                              \
     X("measure keys (heraldctl stats)", "MEMORY", "USAGE", "$K")                                   \
     X("delete keys", "DEL", "$K")                                                                  \
+    X("replace a stream by its re-keyed copy (heraldctl migrate)", "RENAME", "$K", "$K")           \
     X("expire keys", "EXPIRE", "$K", "60")                                                         \
     X("expire keys in ms (shared provider limits)", "PEXPIRE", "$K", "60000")                      \
     X("list keys (the retention sweep, heraldctl)", "SCAN", "0", "MATCH", "$K", "COUNT", "1")      \
@@ -58,6 +59,7 @@
     X("check hash fields", "HEXISTS", "$K", "check")                                               \
     X("write hashes", "HDEL", "$K", "check")                                                       \
     X("read sets", "SSCAN", "$K", "0")                                                             \
+    X("read hashes by parts (heraldctl migrate)", "HSCAN", "$K", "0")                              \
     X("count sets", "SCARD", "$K")                                                                 \
     X("read small sets", "SMEMBERS", "$K")                                                         \
     X("check a set member", "SISMEMBER", "$K", "check")                                            \

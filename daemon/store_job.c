@@ -10,6 +10,8 @@
 #include "store_job_int.h"
 #include "store_nodes.h"
 
+#include "addrindex.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,12 +47,10 @@ struct store_job *store_job_new(struct store_cmds *sc, const struct config *cfg,
     strbuf_init(&sj->k_jobs);
     strbuf_init(&sj->k_audit);
     strbuf_init(&sj->k_events);
-    strbuf_init(&sj->k_suppress);
     strbuf_init(&sj->key);
     store_key_jobs(&sj->k_jobs, cfg->prefix);
     store_key_audit(&sj->k_audit, cfg->prefix);
     store_key_events(&sj->k_events, cfg->prefix);
-    store_key_suppress(&sj->k_suppress, cfg->prefix);
     strbuf_init(&sj->k_dead);
     strbuf_init(&sj->k_scheduled);
     strbuf_init(&sj->k_marker);
@@ -88,7 +88,6 @@ void store_job_free(struct store_job *sj)
     strbuf_free(&sj->k_jobs);
     strbuf_free(&sj->k_audit);
     strbuf_free(&sj->k_events);
-    strbuf_free(&sj->k_suppress);
     strbuf_free(&sj->key);
     strbuf_free(&sj->k_dead);
     strbuf_free(&sj->k_scheduled);
@@ -122,6 +121,7 @@ static void call_free(struct call *c)
     free(c->items);
     free(c->out);
     free(c->index);
+    free(c->shard);
     free(c);
 }
 
@@ -323,18 +323,30 @@ bool store_job_any_address(const char *const *addrs, size_t n)
     return false;
 }
 
+/* One SMISMEMBER per shard of the suppression list that the batch touches
+ * (addrindex.h), pipelined as one group: each goes by its own key's slot on
+ * a cluster, and the batch's answer is given once the last is in, as the
+ * lookup's is. */
 static void on_suppressed(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    struct call *c = arg;
+    struct lookup_slot *sl = arg;
+    struct lookup_group *g = sl->g;
+    struct call *c = g->c;
+    unsigned shard = (unsigned)sl->i;
     size_t want = 0;
-    for (size_t i = 0; i < c->n * HERALD_CH_COUNT; i++) want += c->index[i] >= 0;
-    if (call_ended(c, r, err, text, !is_array_of(r, want, REDIS_REPLY_INTEGER))) return;
-    for (size_t i = 0; i < c->n; i++)
-        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-            int idx = c->index[i * HERALD_CH_COUNT + (size_t)ch];
-            if (idx >= 0) (*c->out[i])[ch] = r->element[idx]->integer == 1;
-        }
-    call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
+    for (size_t i = 0; i < c->n * HERALD_CH_COUNT; i++) want += c->index[i] >= 0 && c->shard[i] == shard;
+    if (!r && !g->failed) {
+        g->failed = true;
+        g->err = err;
+        herald_copy(g->text, sizeof(g->text), text ? text : "");
+    } else if (r && !is_array_of(r, want, REDIS_REPLY_INTEGER)) {
+        g->bad = true;
+    } else if (r) {
+        for (size_t i = 0; i < c->n * HERALD_CH_COUNT; i++)
+            if (c->index[i] >= 0 && c->shard[i] == shard)
+                (*c->out[i / HERALD_CH_COUNT])[i % HERALD_CH_COUNT] = r->element[c->index[i]]->integer == 1;
+    }
+    if (--g->left == 0) lookup_group_end(g);
 }
 
 void store_job_suppressed(struct store_job *sj, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT],
@@ -344,18 +356,44 @@ void store_job_suppressed(struct store_job *sj, const char *const *addrs, bool (
     c->out = xmalloc((n ? n : 1) * sizeof(*c->out));
     memcpy(c->out, out, n * sizeof(*c->out));
     c->index = xmalloc((n ? n : 1) * HERALD_CH_COUNT * sizeof(*c->index));
-    struct store_args a;
-    store_args_init(&a);
-    store_args_add(&a, "SMISMEMBER");
-    add_buf(&a, &sj->k_suppress);
+    c->shard = xmalloc((n ? n : 1) * HERALD_CH_COUNT);
+    struct store_args a[ADDRINDEX_SHARDS];
+    int count[ADDRINDEX_SHARDS] = {0};
     for (size_t i = 0; i < n * HERALD_CH_COUNT; i++) {
         c->index[i] = -1;
+        c->shard[i] = 0;
         if (!addrs[i]) continue;
-        store_suppress_member(&sj->key, (int)(i % HERALD_CH_COUNT), addrs[i]);
-        c->index[i] = (int)a.n - 2;
-        add_buf(&a, &sj->key);
+        unsigned char m[ADDRINDEX_LEN];
+        addrindex_member(sj->cfg->index_key, (int)(i % HERALD_CH_COUNT), addrs[i], m);
+        unsigned s = addrindex_shard(m);
+        if (count[s] == 0) {
+            store_args_init(&a[s]);
+            store_args_add(&a[s], "SMISMEMBER");
+            addrindex_key(&sj->key, sj->cfg->prefix, ADDRINDEX_SUPPRESS, s);
+            add_buf(&a[s], &sj->key);
+        }
+        c->shard[i] = (unsigned char)s;
+        c->index[i] = count[s]++;
+        store_args_addn(&a[s], (const char *)m, sizeof(m));
     }
-    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_suppressed, c, call_discard, &a, NULL);
+    size_t used = 0;
+    for (unsigned s = 0; s < ADDRINDEX_SHARDS; s++) used += count[s] > 0;
+    struct lookup_group *g = xcalloc(1, sizeof(*g) + ADDRINDEX_SHARDS * sizeof(g->slot[0]));
+    g->c = c;
+    g->left = used ? used : 1;
+    for (unsigned s = 0; s < ADDRINDEX_SHARDS; s++) {
+        g->slot[s].g = g;
+        g->slot[s].i = s;
+    }
+    if (!used) { /* no address: still answered by Redis, never from inside this call */
+        struct store_args p;
+        store_args_init(&p);
+        store_args_add(&p, "PING");
+        store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lookup_ping, &g->slot[0], on_lookup_discard, &p, NULL);
+        return;
+    }
+    for (unsigned s = 0; s < ADDRINDEX_SHARDS; s++)
+        if (count[s]) store_cmds_send(sj->sc, STORE_CMD_HOLD, on_suppressed, &g->slot[s], on_lookup_discard, &a[s], NULL);
 }
 
 /* ---- reservation ------------------------------------------------------- */

@@ -14,7 +14,7 @@ struct store_job {
     struct store_cmds *sc;
     const struct config *cfg;
     char *consumer;
-    struct strbuf k_jobs, k_audit, k_suppress, k_events, key;
+    struct strbuf k_jobs, k_audit, k_events, key;
     struct strbuf k_dead, k_scheduled, k_marker, k_layout;
     char batch[96];     /* this daemon run's batch id prefix: "<consumer>:<pid>:<start ms>" */
     unsigned long long seq; /* finish batches sent */
@@ -37,7 +37,8 @@ struct call {
     void **items; /* the caller's rows/items (pointers), copied */
     size_t n;
     bool (**out)[HERALD_CH_COUNT]; /* suppression only */
-    int *index;                    /* suppression only: reply index per (i, ch), -1 */
+    int *index;                    /* suppression only: reply index per (i, ch) in its shard's reply, -1 */
+    unsigned char *shard;          /* suppression only: the shard per (i, ch) */
 };
 
 struct call *call_new(struct store_job *sj, store_job_cb cb, void *arg, void (*discard)(void *), void *const *items,

@@ -152,8 +152,6 @@ import redis, sys
 r = redis.Redis(port=int(sys.argv[1]), decode_responses=True)
 for k in ("herald:r:{p0000001}", "herald:r:{p0000001}:consent"):
     print("       %s: %s bytes (%s)" % (k.replace("p0000001", "ID"), r.memory_usage(k), r.object("encoding", k)))
-print("       herald:addr: %d bytes per person (%s)" % (r.memory_usage("herald:addr", samples=0) / r.dbsize() * 2,
-                                                  r.object("encoding", "herald:addr")))
 PY
     /usr/bin/python3 - "$REDIS_PORT" "$N" <<'PY'
 import redis, sys
@@ -198,6 +196,45 @@ print("       of which the person's history list: %s bytes (%s), its entry %d by
       (r.memory_usage(k), r.object("encoding", k), len(e), e.replace("p0000001", "ID")))
 PY
     echo "       heraldctl stats: $("$bdir"/heraldctl --config "$tmp/herald.conf" stats | tr -d '\n' | sed 's/  */ /g')"
+    # The keyed indexes (daemon/addrindex.h): the address index as imported,
+    # and a suppression list holding every person's email, against the
+    # same entries in layout 2's form (plain SHA-256 hex), built in db 9
+    # (last: what it frees would blur the figures above).
+    /usr/bin/python3 - "$REDIS_PORT" "$N" <<'PY'
+import hashlib, hmac, os, redis, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+r = redis.Redis(port=port)
+shards = ["herald:addr:{i%x}" % s for s in range(16)]
+addr = sum(r.memory_usage(k, samples=0) or 0 for k in shards)
+print("       address index (16 shards, 16-byte keyed members): %.0f bytes per person (%s)" %
+      (addr / n, r.object("encoding", shards[0]).decode()))
+key = os.urandom(32)
+plain = lambda ch, a: "%s:%s" % (ch, hashlib.sha256(a.encode()).hexdigest())
+keyed = lambda ch, a: hmac.new(key, plain(ch, a).encode(), hashlib.sha256).digest()[:16]
+s9 = redis.Redis(port=port, db=9)
+s9.flushdb()
+p = s9.pipeline(transaction=False)
+for i in range(n):
+    m = keyed("email", "person.number%07d@example.com" % i)
+    p.sadd("herald:suppress:{i%x}" % (m[0] >> 4), m)
+    if i % 10000 == 9999:
+        p.execute()
+p.execute()
+sup = sum(s9.memory_usage("herald:suppress:{i%x}" % s, samples=0) or 0 for s in range(16))
+s9.flushdb()
+for i in range(n):
+    a = "person.number%07d@example.com" % i
+    p.hset("herald:addr", plain("email", a), "p%07d" % i)
+    p.hset("herald:addr", plain("sms", "+4670%07d" % i), "p%07d" % i)
+    p.sadd("herald:suppress", plain("email", a))
+    if i % 10000 == 9999:
+        p.execute()
+p.execute()
+print("       suppression list (16 shards): %.0f bytes per suppressed address" % (sup / n))
+print("       layout 2 (plain SHA-256 hex, one key each): address index %.0f, suppression list %.0f bytes per person" %
+      (s9.memory_usage("herald:addr", samples=0) / n, s9.memory_usage("herald:suppress", samples=0) / n))
+s9.flushdb()
+PY
     stop_pid "$hpid" 60 || true
     exit 0
 fi

@@ -14,7 +14,7 @@
 if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 2 end
 if redis.call('HEXISTS', KEYS[1], 'profile') == 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[1], 'act', redis.call('TIME')[1])
 redis.call('HINCRBY', KEYS[1], 'rev', 1)
 if KEYS[3] then
   redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])

@@ -24,6 +24,8 @@ Environment (set by tests/e2e/CMakeLists.txt; defaults point into build/):
 
 import ctypes
 import json
+import hashlib
+import hmac
 import os
 import shutil
 import signal
@@ -545,6 +547,30 @@ secret = %s
 """ % HOOK_SECRET
 
 
+LINK_SECRET = "e2e-link-secret-0123456789"
+INDEX_SHARDS = 16   # daemon/addrindex.h
+
+
+def index_key(secret=LINK_SECRET):
+    """The index key of a config without [privacy] index_key_file."""
+    return hmac.new(secret.encode(), b"herald index key", hashlib.sha256).digest()
+
+
+def plain_member(channel, normalised):
+    """A layout 2 member: "<channel>:<sha256 hex of the normalised address>"."""
+    return "%s:%s" % (channel, hashlib.sha256(normalised.encode()).hexdigest())
+
+
+def index_member(channel, normalised, key=None):
+    """The keyed member (layout 3) of a normalised address: 16 bytes."""
+    return hmac.new(key or index_key(), plain_member(channel, normalised).encode(), hashlib.sha256).digest()[:16]
+
+
+def index_shard_key(kind, member, prefix="herald"):
+    """kind: addr, suppress, suppress:info, tombstones."""
+    return "%s:%s:{i%x}" % (prefix, kind, member[0] >> 4)
+
+
 class Env:
     """Everything one test runs against. Use through HeraldTestCase.env()."""
 
@@ -560,6 +586,9 @@ class Env:
         else:
             self.redis = RedisServer(os.path.join(self.dir, "redis"), extra_args=redis_args).start()
             self.r = redis.Redis(host="127.0.0.1", port=self.redis.port, decode_responses=True, socket_timeout=10)
+        # The keyed indexes hold binary members.
+        self.rb = (redis.RedisCluster(host="127.0.0.1", port=next(iter(self.redis.nodes)), socket_timeout=10)
+                   if cluster else redis.Redis(host="127.0.0.1", port=self.redis.port, socket_timeout=10))
         self.admin_port = free_port()
         self.public_port = free_port()   # [public] listen: the link pages and the provider webhooks
         self.outbox = os.path.join(self.dir, "outbox")   # `dir = outbox`, relative to the config file
@@ -658,14 +687,36 @@ class Env:
                 if k == "phone" and v.startswith("+1"):
                     self.secrets.add(v[2:])
 
-    def import_people(self, people, name="people.jsonl"):
+    def import_people(self, people, name="people.jsonl", config=None):
         """Import through heraldctl; every line must be accepted."""
         for p in people:
             self.remember(p)
         path = self.write_jsonl(name, people)
-        res = self.ctl_ok("import", path)
+        res = self.ctl_ok("import", path, config=config)
         assert res.stdout.strip() == "imported %d, skipped 0" % len(people), res.stdout
         return res
+
+    def index(self, kind="addr"):
+        """Every shard of a keyed index merged: {member: value} of a hash
+        (addr, suppress:info), {member} of a set (suppress, tombstones)."""
+        out = {} if kind in ("addr", "suppress:info") else set()
+        for s in range(INDEX_SHARDS):
+            k = "herald:%s:{i%x}" % (kind, s)
+            if isinstance(out, dict):
+                out.update({m: v.decode() for m, v in self.rb.hgetall(k).items()})
+            else:
+                out |= self.rb.smembers(k)
+        return out
+
+    def index_owner(self, channel, normalised):
+        """Whom the address index names for an address (None: nobody)."""
+        m = index_member(channel, normalised)
+        v = self.rb.hget(index_shard_key("addr", m), m)
+        return v.decode() if v is not None else None
+
+    def is_suppressed(self, channel, normalised):
+        m = index_member(channel, normalised)
+        return bool(self.rb.sismember(index_shard_key("suppress", m), m))
 
     def suppress(self, channel, address):
         self.secrets.add(address)

@@ -38,11 +38,13 @@ def quiet_window_now():
 
 
 def keyspace(r):
-    """Every key with its type, serialized value (DUMP) and whether it
+    """Every key with its type, Redis's digest of its value (DEBUG
+    DIGEST-VALUE: the content, whatever order a hash table keeps it in
+    while Redis rehashes it, which a read may advance) and whether it
     expires, plus Redis's own digest of the dataset."""
     out = {}
     for k in r.scan_iter(count=1000):
-        out[k] = (r.type(k), r.dump(k), r.pttl(k) > 0)
+        out[k] = (r.type(k), r.execute_command("DEBUG", "DIGEST-VALUE", k), r.pttl(k) > 0)
     return r.execute_command("DEBUG", "DIGEST"), out
 
 

@@ -8,13 +8,17 @@ see the records and send a campaign a second time to everyone it reached. So
 it reads no job until `heraldctl migrate` ran, says so on /healthz and once in
 its log; migrate refuses while a daemon runs; after it, once-only holds."""
 
+import hashlib
+import hmac
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from faultserver import FaultServer  # noqa: E402
-from harness import job  # noqa: E402
+from harness import job, person  # noqa: E402
+from test_api import Api  # noqa: E402
+import test_webhooks as wh  # noqa: E402
 
 
 class Migrate(harness.HeraldTestCase):
@@ -41,7 +45,7 @@ class Migrate(harness.HeraldTestCase):
             code, body = h.healthz()
             return body if code == 503 and body and body.get("redis_layout") else None
         body = harness.wait_for("/healthz to name the layout", layout_said, 20)
-        self.assertEqual(body["redis_layout"], {"found": "1", "expected": "2", "fix": "heraldctl migrate"})
+        self.assertEqual(body["redis_layout"], {"found": "1", "expected": "3", "fix": "heraldctl migrate"})
         entry = e.enqueue(job("mg-c", recipients=ids, channels=["email"]))
         harness.wait_for("the layout error in the log", lambda: "key layout 1" in h.log(), 10)
         self.assertEqual(h.log().count("heraldctl migrate"), 1, "said once")
@@ -57,7 +61,7 @@ class Migrate(harness.HeraldTestCase):
 
         res = e.ctl_ok("migrate", config=conf)
         self.assertIn("6 once-only records of 3 people moved", res.stdout)
-        self.assertEqual(e.r.get("herald:layout"), "2")
+        self.assertEqual(e.r.get("herald:layout"), "3")
         for rid in ids[:3]:
             self.assertFalse(e.r.exists("herald:r:{%s}:campaigns" % rid))
             self.assertEqual(e.r.hget("herald:r:{%s}" % rid, "c:mg-c"), "sent 1-1 old.1 1700000000")
@@ -76,10 +80,103 @@ class Migrate(harness.HeraldTestCase):
         self.assertEqual(code, 200, body)
         self.assertEqual(h.stop(), 0)
 
+    def test_layout_2_indexes_are_keyed_and_keep_working(self):
+        """Layout 2 kept plain SHA-256 members in herald:suppress and
+        herald:addr; migrate re-keys every one of them (the keyed digest is
+        taken of the layout 2 member, so no address is needed): a suppressed
+        person stays unsent, an address suppressed with no person known
+        stays suppressed, a STOP finds its person, a tombstone of layout 2
+        still holds."""
+        e = self.env(log_level="info")
+        conf = wh.write_config(e, "webhooks.conf")
+        ppl = [person("m2-ann", email="ann.m2@example.com", phone="+15550166001", consent=["email", "sms"]),
+               person("m2-bob", email="Bob.M2@example.com", consent=["email"])]
+        e.import_people(ppl)
+        e.secrets |= {"ghost.m2@example.com", "cat.m2@example.com"}
+        # Layout 2: the same data with its indexes in the old form.
+        for k in e.r.keys("herald:*"):
+            if k.startswith(("herald:addr:", "herald:suppress:", "herald:tombstones:")):
+                e.r.delete(k)
+        plain = harness.plain_member
+        e.r.hset("herald:addr", mapping={plain("email", "ann.m2@example.com"): "m2-ann",
+                                         plain("sms", "+15550166001"): "m2-ann",
+                                         plain("email", "bob.m2@example.com"): "m2-bob"})
+        suppressed = [plain("email", "bob.m2@example.com"), plain("email", "ghost.m2@example.com")]
+        e.r.sadd("herald:suppress", *suppressed)
+        e.r.hset("herald:suppress:info", suppressed[0], "1700000000 api bounced")
+        e.r.xadd("herald:admin", {"action": "suppress", "channel": "email",
+                                  "address_sha256": suppressed[1].split(":")[1], "by": "api", "reason": "x",
+                                  "at": "2023-11-14T22:13:20Z"})
+        legacy = "email:" + hmac.new(harness.LINK_SECRET.encode(), b"cat.m2@example.com", hashlib.sha256).hexdigest()
+        e.r.sadd("herald:tombstones", legacy)
+        e.r.set("herald:layout", "2")
+
+        h = e.start_herald(config=conf, wait_healthy=False)
+
+        def layout_said():
+            code, body = h.healthz()
+            return body if code == 503 and body and body.get("redis_layout") else None
+        body = harness.wait_for("/healthz to name the layout", layout_said, 20)
+        self.assertEqual(body["redis_layout"], {"found": "2", "expected": "3", "fix": "heraldctl migrate"})
+        self.assertEqual(h.stop(), 0)
+
+        # A run cut short (here: its copy of the admin stream cannot be
+        # written) leaves the layout as it was and its progress saved ...
+        e.r.set("herald:migrate:admin", "in the way")
+        res = e.ctl("migrate", config=conf)
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertEqual(e.r.get("herald:layout"), "2")
+        self.assertEqual(e.r.hget("herald:migrate:3", "suppress"), "done")
+        self.assertEqual(e.r.hget("herald:migrate:3", "addr"), "done")
+        self.assertTrue(e.r.exists("herald:suppress"), "layout 2's list went before the end")
+        # ... and the next run finishes it.
+        e.r.delete("herald:migrate:admin")
+        res = e.ctl_ok("migrate", config=conf)
+        self.assertIn("0 suppressions, 0 address index entries, 1 suppression change", res.stdout)
+        self.assertEqual(e.r.get("herald:layout"), "3")
+        self.assertEqual(e.r.keys("herald:migrate*"), [])
+        for k in ("herald:addr", "herald:suppress", "herald:suppress:info"):
+            self.assertFalse(e.r.exists(k), k + " is still there")
+        self.assertTrue(e.r.exists("herald:tombstones"), "layout 2's tombstones are still read")
+        self.assertIn("already", e.ctl_ok("migrate", config=conf).stdout)
+        admin = [f["address_sha256"] for _, f in e.r.xrange("herald:admin")]
+        self.assertEqual(admin, [harness.index_member("email", "ghost.m2@example.com").hex()])
+        self.assertEqual(e.index("suppress:info"),
+                         {harness.index_member("email", "bob.m2@example.com"): "1700000000 api bounced"})
+        blob = b"\n".join(v for k in e.rb.keys(b"herald:*") if e.rb.type(k) in (b"set", b"hash")
+                          for v in (e.rb.smembers(k) if e.rb.type(k) == b"set" else e.rb.hkeys(k)))
+        for m in suppressed:
+            self.assertNotIn(m.split(":")[1].encode(), blob)
+
+        h = e.start_herald(config=conf)
+        api = Api(e)
+        self.assertEqual(api.ok("GET", "/v1/recipients?email=ann.m2%40example.com")["id"], "m2-ann")
+        self.assertTrue(api.ok("GET", "/v1/suppressions/email/ghost.m2%40example.com")["suppressed"])
+        self.assertEqual(api.ok("GET", "/v1/suppressions/email/bob.m2%40example.com")["reason"], "bounced")
+        # Someone new with the suppressed address nobody had: suppressed.
+        api.ok("PUT", "/v1/recipients/m2-gus", {"id": "m2-gus", "email": "Ghost.M2@example.com"}, want=201)
+        api.ok("POST", "/v1/recipients/m2-gus/consent", {"channel": "email", "granted": True, "source": "signup"},
+               want=201)
+        # Cat was erased under layout 2: stored again, but not contactable.
+        doc = api.ok("PUT", "/v1/recipients/m2-cat", {"id": "m2-cat", "email": "cat.m2@example.com"}, want=201)
+        self.assertEqual(doc["tombstoned"], ["email"])
+        ids = ["m2-ann", "m2-bob", "m2-gus"]
+        e.enqueue(job("m2-c", recipients=ids, channels=["email"]))
+        e.wait_campaign_done("m2-c", herald=h)
+        out = {r["recipient"]: (r["outcome"], r["reason"]) for r in e.audit("m2-c")}
+        self.assertEqual(out, {"m2-ann": ("sent", ""), "m2-bob": ("suppressed", "suppressed"),
+                               "m2-gus": ("suppressed", "suppressed")})
+        # An inbound STOP finds its person through the re-keyed index.
+        status, _, text = wh.tw_post(e, wh.sms_params("+15550166001", "STOP", wh.sid(5)))
+        self.assertEqual(status, 200, text)
+        cur = api.ok("GET", "/v1/recipients/m2-ann")["consent_current"]
+        self.assertFalse(cur["sms"]["granted"])
+        self.assertEqual(h.stop(), 0)
+
     def test_a_new_redis_gets_the_layout(self):
         e = self.env(log_level="info")
         h = e.start_herald()
-        self.assertEqual(e.r.get("herald:layout"), "2")
+        self.assertEqual(e.r.get("herald:layout"), "3")
         self.assertIn("already", e.ctl_ok("migrate").stdout)
         self.assertEqual(h.stop(), 0)
 

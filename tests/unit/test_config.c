@@ -637,6 +637,11 @@ static void test_retention(void **state)
     expect_error("[retention]\naudit = 30s\n" GOOD_ADMIN GOOD_TAIL, ":2: [retention] audit: expected a duration from 1m");
     expect_error("[retention]\ndead_letters = 3651d\n" GOOD_ADMIN GOOD_TAIL, "[retention] dead_letters: expected a duration");
     expect_error("[retention]\ndead_letters = forever\n" GOOD_ADMIN GOOD_TAIL, "[retention] dead_letters: expected");
+    expect_error("[retention]\ninactive_people = 0s\n" GOOD_ADMIN GOOD_TAIL,
+                 "[retention] inactive_people: expected a duration from 1s to 3650d");
+    expect_error("[privacy]\nindex_key_file = no-such.key\n" GOOD_ADMIN GOOD_TAIL,
+                 "[privacy] index_key_file: cannot read");
+    expect_error("[privacy]\nindex_key = x\n" GOOD_ADMIN GOOD_TAIL, "[privacy] index_key");
     expect_error("[retention]\naudit_age = 1d\n" GOOD_ADMIN GOOD_TAIL, "[retention] audit_age");
     expect_error("[retension]\naudit = 1d\n" GOOD_ADMIN GOOD_TAIL, "did you mean [retention]?");
 }

@@ -1,0 +1,34 @@
+#!lua
+-- inactive_check.lua: is this person to be erased by [retention]
+-- inactive_people (inactive.c)? Yes when a profile is stored, no channel's
+-- current consent is granted, the last activity ('act', unix s: written by
+-- every change of the person, people_write.lua, people_consent.lua, import)
+-- is older than the limit, and so is the last message sent (the newest
+-- 'sent' entry of the history). A person without 'act' (stored before it
+-- existed) gets it now: their time starts today. Redis's clock: the same
+-- for every daemon.
+-- KEYS: 1 person hash, 2 history list.
+-- ARGV: 1 the limit (s), then the consent fields ('consent:<channel>').
+-- Returns the person's rev (the erasure is conditional on it: a change
+-- after this check keeps the person), or false.
+local now = tonumber(redis.call('TIME')[1])
+local f = redis.call('HMGET', KEYS[1], 'profile', 'rev', 'act', unpack(ARGV, 2))
+if not f[1] then return false end
+for i = 4, #f do
+  if f[i] and string.find(f[i], '"granted":true', 1, true) then return false end
+end
+local act = tonumber(f[3])
+if not act then
+  redis.call('HSET', KEYS[1], 'act', now)
+  return false
+end
+local since = now - tonumber(ARGV[1])
+if act > since then return false end
+for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  local at, outcome = string.match(e, '^1|(%d+)|[^|]*|[^|]*|[^|]*|([^|]*)|')
+  if outcome == 'sent' then
+    if tonumber(at) > since then return false end
+    break
+  end
+end
+return f[2] or '0'
