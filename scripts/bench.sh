@@ -239,6 +239,16 @@ PY
     exit 0
 fi
 
+/usr/bin/python3 - "$tmp/people.jsonl" "$N" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        f.write(json.dumps({"id": "b%07d" % i, "email": "bench.person%07d@example.com" % i,
+                            "tz": "Europe/Berlin", "channels": ["email"],
+                            "attributes": {"first_name": "Person%d" % i, "city": "Gothenburg"},
+                            "topics": {"news": True},
+                            "consent": [{"channel": "email", "granted": True, "source": "bench"}]}) + "\n")
+PY
 if [ "$what" = cluster ]; then
     replicas=${REPLICAS:-1}
     echo "==== cluster: $N recipients through herald to nginx, one redis-server against 3 masters" \
@@ -280,16 +290,6 @@ if [ "$what" = cluster ]; then
     wait=""; [ "$replicas" = 0 ] && wait="\nwait_replicas = 0"
     sed "s|^url = redis:.*|cluster = ${seeds%, }$wait|" "$tmp/herald.conf" >"$tmp/herald-cluster.conf"
     chmod 600 "$tmp/herald-cluster.conf"
-    /usr/bin/python3 - "$tmp/people.jsonl" "$N" <<'PY'
-import json, sys
-with open(sys.argv[1], "w") as f:
-    for i in range(int(sys.argv[2])):
-        f.write(json.dumps({"id": "b%07d" % i, "email": "bench.person%07d@example.com" % i,
-                            "tz": "Europe/Berlin", "channels": ["email"],
-                            "attributes": {"first_name": "Person%d" % i, "city": "Gothenburg"},
-                            "topics": {"news": True},
-                            "consent": [{"channel": "email", "granted": True, "source": "bench"}]}) + "\n")
-PY
     # The recipients list: a SET, on one node of the cluster.
     /usr/bin/python3 - "$REDIS_PORT" "${cports[0]}" "$N" <<'PY'
 import redis, redis.cluster, sys
@@ -345,16 +345,6 @@ PY
     exit 0
 fi
 
-/usr/bin/python3 - "$tmp/people.jsonl" "$N" <<'PY'
-import json, sys
-with open(sys.argv[1], "w") as f:
-    for i in range(int(sys.argv[2])):
-        f.write(json.dumps({"id": "b%07d" % i, "email": "bench.person%07d@example.com" % i,
-                            "tz": "Europe/Berlin", "channels": ["email"],
-                            "attributes": {"first_name": "Person%d" % i, "city": "Gothenburg"},
-                            "topics": {"news": True},
-                            "consent": [{"channel": "email", "granted": True, "source": "bench"}]}) + "\n")
-PY
 ctl() { "$bdir"/heraldctl --config "$tmp/herald.conf" "$@"; }
 t0=$(date +%s.%N)
 ctl import "$tmp/people.jsonl" >/dev/null
