@@ -68,8 +68,8 @@
     X("daemon", "max_jobs", INT, "4", max_jobs,                                                  \
       "Jobs run side by side (1..64), sharing max_in_flight and the providers by priority.")     \
     X("daemon", "slice", INT, "0", slice,                                                        \
-      "An inline job of more recipients is cut into slices of this many that any daemon "       \
-      "claims (0: never; else 10..10000).")                                                      \
+      "A job (inline or recipients_key) of more recipients is cut into slices of this many "    \
+      "that any daemon claims (0: never; else 10..10000).")                                      \
     X("daemon", "claim_idle", DURATION, "60s", claim_idle_ms,                                    \
       "A job left pending this long by a consumer that died is taken over (XAUTOCLAIM).")        \
     X("daemon", "default_tz", TZNAME, "UTC", default_tz,                                         \

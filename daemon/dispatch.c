@@ -176,6 +176,7 @@ struct dispatch {
     dispatch_release_cb release;
     void *release_arg;
     size_t in_flight;
+    size_t in_flight_ch[HERALD_CH_COUNT]; /* ... per channel */
     struct dispatch_msg *waiting; /* messages on a retry timer */
     bool stopping;                /* interrupted: RETRY now ends a message */
     bool closed;
@@ -555,6 +556,7 @@ size_t dispatch_generations(const struct dispatch *d)
 }
 
 size_t dispatch_in_flight(const struct dispatch *d) { return d->in_flight; }
+size_t dispatch_in_flight_channel(const struct dispatch *d, int ch) { return d->in_flight_ch[ch]; }
 size_t dispatch_nproviders(const struct dispatch *d) { return d->gen->nprovs; }
 
 const char *dispatch_provider_circuit(const struct dispatch *d, size_t i, bool *open)
@@ -590,6 +592,7 @@ static void finish(struct dispatch_msg *m)
               m->reason == HERALD_REASON_NONE ? "-" : herald_reason_name(m->reason), m->requests, (int)m->handed);
     struct dispatch_gen *g = m->gen;
     m->d->in_flight--;
+    m->d->in_flight_ch[m->channel]--;
     g->in_flight--;
     m->done(m, m->done_arg);
     gen_close(g); /* a replaced generation's last message */
@@ -1459,6 +1462,7 @@ int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb
     m->gate = GATE_NONE;
     m->gate_prev = m->gate_next = NULL;
     d->in_flight++;
+    d->in_flight_ch[m->channel]++;
     attempt(m);
     return 0;
 }
@@ -1619,42 +1623,91 @@ void dispatch_interrupt(struct dispatch *d)
     dispatch_recall(d);
 }
 
-/* Finishes as interrupted what waits at g's providers (FIFOs, open circuits). */
-static void recall_gen(struct dispatch_gen *g)
+/* Whether a recall takes m (every message without a filter). */
+static bool recall_takes(const struct dispatch_msg *m, dispatch_recall_match match, void *arg)
+{
+    return !match || match(m, arg);
+}
+
+/* Takes m out of p's FIFO; prev is the message before it (NULL: the head). */
+static void fifo_take(struct dprov *p, struct dispatch_msg *prev, struct dispatch_msg *m)
+{
+    if (!prev) {
+        fifo_pop(p);
+        return;
+    }
+    prev->next_waiting = m->next_waiting;
+    if (p->fifo_tail == m) p->fifo_tail = prev;
+    if (p->ask_next == m) p->ask_next = m->next_waiting;
+    m->next_waiting = NULL;
+    if (m->ahead) {
+        m->ahead = false;
+        p->ahead--;
+    }
+}
+
+/* Finishes as interrupted what waits at g's providers (FIFOs, open
+ * circuits) and the recall takes. */
+static void recall_gen(struct dispatch_gen *g, dispatch_recall_match match, void *arg)
 {
     for (size_t i = 0; i < g->nprovs && !g->closing; i++) { /* its last message done: closing */
         struct dprov *p = &g->provs[i];
-        uv_timer_stop(&p->refill);
-        while (p->fifo_head) {
-            struct dispatch_msg *m = fifo_pop(p); /* asked ahead or not: finish() takes it off the gate */
+        if (!match) uv_timer_stop(&p->refill);
+        for (struct dispatch_msg *prev = NULL, *m = p->fifo_head, *next; m; m = next) {
+            next = m->next_waiting;
+            if (!recall_takes(m, match, arg)) {
+                prev = m;
+                continue;
+            }
+            fifo_take(p, prev, m); /* asked ahead or not: finish() takes it off the gate */
             m->cleared = m->refused = false;
             if (m->probe) p->probing = false;
             herald_copy(m->provider, sizeof(m->provider), p->pp->name);
             finish_interrupted(m);
         }
-        uv_timer_stop(&p->park_timer);
-        while (p->park_head) {
-            struct dispatch_msg *m = park_take(p, NULL, p->park_head);
+        for (struct dispatch_msg *prev = NULL, *m = p->park_head, *next; m; m = next) {
+            next = m->next_waiting;
+            if (!recall_takes(m, match, arg)) {
+                prev = m;
+                continue;
+            }
+            park_take(p, prev, m);
             herald_copy(m->provider, sizeof(m->provider), p->pp->name);
             finish_interrupted(m);
         }
+        park_arm(p);
+        if (match) pump(p); /* the others' turn, and the demand told to a shared limit */
+    }
+}
+
+void dispatch_recall_if(struct dispatch *d, dispatch_recall_match match, void *arg)
+{
+    for (struct dispatch_msg **pp = &d->waiting; *pp;) {
+        struct dispatch_msg *m = *pp;
+        if (!recall_takes(m, match, arg)) {
+            pp = &m->next_waiting;
+            continue;
+        }
+        unlink_waiting(m);
+        finish_interrupted(m);
+    }
+    recall_gen(d->gen, match, arg);
+    for (struct dispatch_gen *g = d->retired; g; g = g->next) recall_gen(g, match, arg); /* freed only from a close callback */
+    /* Collected for the owner but not yet shown to it: nobody knows them.
+     * Only those holding a slot are left (the FIFOs' are finished above). */
+    for (struct dispatch_msg *m = d->gate_head, *next; m; m = next) {
+        next = m->gate_next;
+        if (recall_takes(m, match, arg)) gate_drop(m);
+    }
+    if (!d->gate_head) {
+        uv_check_stop(&d->gate_check);
+        wake_done(d);
     }
 }
 
 void dispatch_recall(struct dispatch *d)
 {
-    while (d->waiting) {
-        struct dispatch_msg *m = d->waiting;
-        unlink_waiting(m);
-        finish_interrupted(m);
-    }
-    recall_gen(d->gen);
-    for (struct dispatch_gen *g = d->retired; g; g = g->next) recall_gen(g); /* freed only from a close callback */
-    /* Collected for the owner but not yet shown to it: nobody knows them.
-     * Only those holding a slot are left (the FIFOs' are finished above). */
-    uv_check_stop(&d->gate_check);
-    while (d->gate_head) gate_drop(d->gate_head);
-    wake_done(d);
+    dispatch_recall_if(d, NULL, NULL);
 }
 
 void dispatch_abort(struct dispatch *d)

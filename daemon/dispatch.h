@@ -113,6 +113,8 @@ size_t dispatch_generations(const struct dispatch *d);
 int dispatch_submit(struct dispatch *d, struct dispatch_msg *m, dispatch_done_cb done, void *arg);
 /* Messages submitted and not yet done. */
 size_t dispatch_in_flight(const struct dispatch *d);
+/* ... of channel ch (0 <= ch < HERALD_CH_COUNT). */
+size_t dispatch_in_flight_channel(const struct dispatch *d, int ch);
 /* Providers in config order (i < dispatch_nproviders): the name of provider
  * i (owned by the config), *open set when its circuit is open or half-open
  * (not trusted again yet). For /metrics. */
@@ -179,6 +181,11 @@ void dispatch_interrupt(struct dispatch *d);
  * ahead of its slot) finishes as interrupted, and dispatch goes on taking
  * new ones (an operator paused or cancelled the campaign). */
 void dispatch_recall(struct dispatch *d);
+/* The same for the messages match says yes to (the owner's run that was
+ * paused, cancelled or lost beside others), leaving every other message
+ * where it is; match is called on the loop thread during the call only. */
+typedef bool (*dispatch_recall_match)(const struct dispatch_msg *m, void *arg);
+void dispatch_recall_if(struct dispatch *d, dispatch_recall_match match, void *arg);
 /* Drain timeout: curl requests still in flight are removed from the multi
  * handle and finish as UNKNOWN (not interrupted: the provider may have
  * them). Messages still waiting for the owner's handoff answer finish as

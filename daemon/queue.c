@@ -152,7 +152,15 @@ static void on_control_timer(uv_timer_t *t)
     struct queue *q = t->data;
     if (q->stopping || !q->ops->ready(q->st, false)) return;
     for (struct jobrun *jr = q->jobs; jr; jr = jr->next) {
-        if (!jr->control_known || jr->cancelled || jr->end != RUN_ON || jr->control_asking) continue;
+        /* A run paused, cancelled or lost has nothing of its own sent any
+         * more: a message of it that was at a provider and got RETRY
+         * waits for its retry in dispatch, and is taken back here. */
+        if (jr->end == RUN_STEERED || jr->end == RUN_LOST) {
+            jr->recall_due = true;
+            queue_ready_kick(q);
+        }
+        /* A cut sends nothing: its slices read the control when they start. */
+        if (!jr->control_known || jr->cancelled || jr->end != RUN_ON || jr->control_asking || jr->cutting) continue;
         jr->control_asking = true;
         struct control_ask *a = xcalloc(1, sizeof(*a));
         a->q = q;
@@ -323,6 +331,97 @@ static void slice_job(struct jobrun *jr)
     q->ops->slice(q->st, jr->entry, jr->job.id, (long long)total, from, (const char *const *)texts, n, on_sliced, s);
     for (size_t k = 0; k < n; k++) free(texts[k]);
     free(texts);
+}
+
+/* ---- a recipients_key job in slices ------------------------------------ */
+
+#define QUEUE_CUT_STEP 1000 /* ids of the source read per step of a cut */
+#define QUEUE_CUT_MARK "@herald-slice-key@"
+
+struct cutting {
+    struct jobrun *jr;
+    struct store_cut cut;
+    char *text; /* the slices' job text, cut at the mark into head and tail */
+    char from[80];
+};
+
+static void cut_free(struct cutting *ct)
+{
+    free(ct->text);
+    free(ct);
+}
+
+static void on_cut_step(const struct store_job_result *res, void *arg)
+{
+    struct cutting *ct = arg;
+    struct jobrun *jr = ct->jr;
+    struct queue *q = jr->q;
+    if (res->status == STORE_JOB_OK && !ct->cut.done && !queue_run_ended(jr)) {
+        q->ops->cut(q->st, &ct->cut, on_cut_step, ct);
+        return;
+    }
+    bool done = res->status == STORE_JOB_OK && ct->cut.done;
+    long long slices = ct->cut.slices, kept = ct->cut.kept;
+    cut_free(ct);
+    jr->cutting = jr->loading = false;
+    if (!done) {
+        /* Every step is one script: the cut stands where the last one left
+         * it, and the entry's next run (here after a stop or a hold, or its
+         * new owner) goes on from there. */
+        if (res->status == STORE_JOB_LOST) queue_run_lost(jr, "cutting was refused by the fence");
+        else if (res->status != STORE_JOB_OK) queue_run_hold(jr, res->err, res->text, "cutting the job");
+        queue_maybe_more(jr);
+        return;
+    }
+    log_info("queue", "job sliced campaign=%s entry=%s slices=%lld recipients=%lld: any daemon runs them",
+             jr->job.id, jr->entry, slices, kept);
+    queue_job_remove(q, jr);
+    if (slices == 0) /* emptied while it was cut: no slice will finish the campaign, this does */
+        q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, queue_on_acked, q);
+    queue_run_free(jr);
+    queue_jobs_more(q);
+    queue_read_next(q);
+    queue_check_drained(q);
+}
+
+bool queue_cut_wanted(const struct jobrun *jr)
+{
+    const struct queue *q = jr->q;
+    return q->cfg->slice > 0 && !jr->resumed && !jr->cancelled && jr->src != SRC_INLINE &&
+           jr->info.count > q->cfg->slice;
+}
+
+/* Cuts a recipients_key job into slices of [daemon] slice ids, each a job
+ * of its own in the stream (its recipients_key a list of its own) that any
+ * daemon claims, as slice_job does for inline ids; the source is read a
+ * step at a time, and where the cut stands is kept in Redis with the
+ * slices it made, so a cut that stops (a crash, a stop, a hold) is resumed
+ * by the entry's next run, and each id lands in one slice (job_cut.lua). */
+void queue_cut(struct jobrun *jr)
+{
+    struct queue *q = jr->q;
+    static const enum store_source kinds[] = {[SRC_SET] = STORE_SRC_SET, [SRC_ZSET] = STORE_SRC_ZSET,
+                                              [SRC_LIST] = STORE_SRC_LIST};
+    json_t *o = json_loads(jr->text, 0, NULL);
+    json_object_del(o, "not_before"); /* due: it runs now */
+    json_object_set_new(o, "recipients_key", json_string(QUEUE_CUT_MARK));
+    struct cutting *ct = xcalloc(1, sizeof(*ct));
+    ct->jr = jr;
+    ct->text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    /* The key's own place: inside a string value its quotes are escaped,
+     * so content quoting the mark is never taken for it. */
+    char *mark = strstr(ct->text, "\"recipients_key\":\"" QUEUE_CUT_MARK "\"");
+    mark += strlen("\"recipients_key\":\"");
+    *mark = '\0';
+    snprintf(ct->from, sizeof(ct->from), "%s|s", jr->rec_entry);
+    ct->cut = (struct store_cut){.entry = jr->entry, .campaign = jr->job.id, .source = jr->src_key,
+                                 .from = ct->from, .text_head = ct->text, .text_tail = mark + strlen(QUEUE_CUT_MARK),
+                                 .kind = kinds[jr->src], .size = q->cfg->slice, .step = QUEUE_CUT_STEP};
+    jr->cutting = jr->loading = true; /* until the last step answered */
+    log_info("queue", "cutting job into slices campaign=%s entry=%s recipients=%lld", jr->job.id, jr->entry,
+             jr->info.count);
+    q->ops->cut(q->st, &ct->cut, on_cut_step, ct);
 }
 
 /* The campaign's control field, before a run's first recipient. */
@@ -567,9 +666,14 @@ static void config_derive(struct queue *q)
     q->cap_keep_s = 0;
     for (size_t i = 0; i < cfg->ncaps; i++) /* the history the caps need */
         if (cfg->caps[i].window_s > q->cap_keep_s) q->cap_keep_s = cfg->caps[i].window_s;
-    q->ready_target = 0;
-    for (size_t i = 0; i < cfg->nproviders; i++) q->ready_target += 4 * (size_t)cfg->providers[i].concurrency;
-    if (q->ready_target < 32) q->ready_target = 32;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        const struct config_channel *cc = &cfg->channels[ch];
+        q->ready_target[ch] = 0;
+        for (size_t i = 0; cc->present && i < cc->nproviders; i++)
+            if (cc->provider_index[i] >= 0)
+                q->ready_target[ch] += 4 * (size_t)cfg->providers[cc->provider_index[i]].concurrency;
+        if (q->ready_target[ch] < 32) q->ready_target[ch] = 32;
+    }
     q->lock_ttl_ms = cfg->claim_idle_ms > 3000 ? cfg->claim_idle_ms : 3000;
 }
 
@@ -766,10 +870,12 @@ void queue_free(struct queue *q)
     while (q->jobs) {
         struct jobrun *jr = q->jobs;
         q->jobs = jr->next;
-        while (jr->ready_head) {
-            struct rcpt *r = jr->ready_head;
-            jr->ready_head = r->next_ready;
-            queue_rcpt_free(r);
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+            while (jr->ready[ch].head) {
+                struct rcpt *r = jr->ready[ch].head;
+                jr->ready[ch].head = r->next_ready;
+                queue_rcpt_free(r);
+            }
         }
         /* Handoffs never written (the drain timeout finished their messages
          * before the iteration's write): nothing references them any more. */

@@ -93,6 +93,12 @@ struct batch {
  * outcome). */
 enum run_end { RUN_ON, RUN_HELD, RUN_LOST, RUN_STEERED };
 
+struct ready_list {
+    struct rcpt *head, *tail;
+    size_t n;
+    int64_t wrr;
+};
+
 struct jobrun {
     struct queue *q;
     struct jobrun *next; /* in q->jobs, in the order they were read */
@@ -137,15 +143,17 @@ struct jobrun {
      * fence), and its finishing writes in flight. */
     struct hbatch *hpending, *hpending_tail;
     int flushing;
-    /* Its recipients the policy let through, waiting for their reservation;
-     * which run's go next is a smooth weighted round robin (nginx's): each
-     * turn every run with some adds its weight to wrr, the largest goes and
-     * gives back the sum. */
-    struct rcpt *ready_head, *ready_tail;
+    /* Its recipients the policy let through, waiting for their reservation,
+     * one list per channel (each channel has providers of its own); which
+     * run's go next on a channel is a smooth weighted round robin (nginx's):
+     * each turn every run with some adds its weight to that list's wrr, the
+     * largest goes and gives back the sum. nready: in all its lists. */
+    struct ready_list ready[HERALD_CH_COUNT];
     size_t nready;
-    int64_t wrr;
     bool control_asking; /* its control field is being read */
-    bool recalled;       /* steered alone: dispatch gave back its waiting messages (queue_run_steer) */
+    bool cutting;        /* its recipients_key is being cut into slices (queue_cut) */
+    bool recall_due;     /* ended (paused, cancelled, lost): its messages in dispatch are taken back
+                          * at the next loop iteration (queue_on_ready_idle), where it is pinned */
 };
 
 struct deferral {
@@ -207,11 +215,14 @@ struct queue {
     uv_check_t flush_check; /* writes the outcomes and handoffs of one loop iteration */
     uv_idle_t flush_wake;   /* a handoff waits for that write: the loop must not sleep */
     /* Reserved recipients are rendered and handed to dispatch just in time
-     * (while dispatch holds fewer than ready_target), a slice per loop
-     * iteration: rendering a whole batch in one callback would leave the
-     * providers' connections idle meanwhile. nready: in every run's list. */
-    size_t nready, ready_target;
-    size_t reserving; /* in a reservation script now */
+     * (while dispatch holds fewer than the channel's ready_target: four
+     * times its providers' concurrency), a slice per loop iteration:
+     * rendering a whole batch in one callback would leave the providers'
+     * connections idle meanwhile. Per channel, so that a slow or
+     * rate-limited provider fills only its own room. nready: in every run's
+     * lists, nready_ch: in every run's list of the channel. */
+    size_t nready, nready_ch[HERALD_CH_COUNT], ready_target[HERALD_CH_COUNT];
+    size_t reserving[HERALD_CH_COUNT]; /* in a reservation script now */
     uv_idle_t ready_idle;
     uint64_t reserve_seq;
     int64_t at_second; /* the second at_text shows */
@@ -272,16 +283,19 @@ void queue_on_flush_wake(uv_idle_t *h);
 /* ---- queue_ready.c ---- */
 void queue_ready_kick(struct queue *q);
 void queue_ready_push(struct queue *q, struct rcpt *r);
-/* take[i]: how many of the next room reservations go to run v[i] (a
- * smooth weighted round robin by priority over the runs with ready
- * recipients; each run's wrr carries over between calls). */
-void queue_ready_share(struct jobrun *const *v, size_t n, size_t room, size_t *take);
+/* take[i]: how many of the next room reservations on channel ch go to run
+ * v[i] (a smooth weighted round robin by priority over the runs with ready
+ * recipients on ch; each run's wrr for ch carries over between calls). */
+void queue_ready_share(struct jobrun *const *v, size_t n, int ch, size_t room, size_t *take);
 void queue_on_ready_idle(uv_idle_t *h);
 void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg);
 /* The store's answer for hb (its items' `handed` set when OK): each message
  * is let go or not; frees hb. */
 void queue_hbatch_answer(struct hbatch *hb, const struct store_job_result *res);
 void queue_hbatch_discard(void *arg);
+/* Takes jr's messages that no provider has yet back from dispatch (each
+ * finishes interrupted: its reservation is given back); others' stay. */
+void queue_recall_run(struct jobrun *jr);
 bool queue_own_leftover(const struct jobrun *jr, const struct store_record *rec);
 
 /* ---- queue_source.c ---- */
@@ -291,6 +305,10 @@ void queue_on_source_open(const struct store_job_result *res, void *arg);
 
 /* ---- queue.c ---- */
 void queue_read_next(struct queue *q);
+/* Whether jr, whose recipients_key was opened, is to be cut into slices;
+ * and the cut (the run ends once its slices are in the stream). */
+bool queue_cut_wanted(const struct jobrun *jr);
+void queue_cut(struct jobrun *jr);
 /* Takes jr off the running jobs (its slot is free; the heartbeat stops with the last). */
 void queue_job_remove(struct queue *q, struct jobrun *jr);
 void queue_check_drained(struct queue *q);

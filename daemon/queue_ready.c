@@ -160,7 +160,10 @@ void queue_hbatch_answer(struct hbatch *hb, const struct store_job_result *res)
          * reservation vanished). Each then finishes as interrupted. */
         if (ok && !hb->items[i].handed) r->erased = true;
         go_msgs[k] = hb->msgs[i];
-        go[k++] = ok && hb->items[i].handed;
+        /* A run paused or cancelled meanwhile gives it back (released,
+         * "handed" as it is recorded: no provider has it); one that lost
+         * its entry lets nothing more leave (its new owner calls it unknown). */
+        go[k++] = ok && hb->items[i].handed && jr->end != RUN_STEERED && jr->end != RUN_LOST;
     }
     struct queue *q = hb->q;
     hbatch_free(hb);
@@ -169,13 +172,22 @@ void queue_hbatch_answer(struct hbatch *hb, const struct store_job_result *res)
     free(go);
 }
 
+static bool msg_of_run(const struct dispatch_msg *m, void *arg)
+{
+    return rcpt_of((struct dispatch_msg *)m)->jr == arg;
+}
+
+void queue_recall_run(struct jobrun *jr)
+{
+    dispatch_recall_if(jr->q->d, msg_of_run, jr);
+}
+
 /* The messages of one run at the gate: recorded with its outcomes. */
 static void handoff_run(struct queue *q, struct jobrun *jr, struct dispatch_msg **msgs, size_t n)
 {
-    /* A lost run writes nothing: none leaves. A run steered beside others
-     * (its messages were not recalled: queue_run_steer) gives back what no
-     * provider has yet: refused here, each is released. */
-    if (jr->end == RUN_LOST || (jr->end == RUN_STEERED && !jr->recalled)) {
+    /* A lost run writes nothing: none leaves. A steered run gives back
+     * what no provider has yet: refused here, each is released. */
+    if (jr->end == RUN_LOST || jr->end == RUN_STEERED) {
         bool *go = xcalloc(n, sizeof(*go));
         dispatch_handoff_done(q->d, msgs, n, go);
         free(go);
@@ -261,6 +273,7 @@ bool queue_own_leftover(const struct jobrun *jr, const struct store_record *rec)
 /* Recipients in one reservation script. */
 struct rbatch {
     struct jobrun *jr;
+    int ch; /* the channel of every recipient in it */
     struct rcpt **r;
     struct store_job_reservation *res; /* r[i]'s reservation */
     size_t n;
@@ -282,58 +295,66 @@ static void discard_rbatch(void *arg)
 
 static void reserve(struct rbatch *rb, int64_t now);
 
-/* How many ready recipients to reserve now: 0 unless dispatch has room
- * for a chunk of them (a script for every freed slot would cost more than
- * the reservations themselves), or for all that wait, or is idle. */
-static size_t ready_room(const struct queue *q)
+/* How many ready recipients of channel ch to reserve now: 0 unless
+ * dispatch has room on that channel's providers for a chunk of them (a
+ * script for every freed slot would cost more than the reservations
+ * themselves), or for all that wait, or they are idle. A slow or
+ * rate-limited provider fills only its own channel's room. */
+static size_t ready_room(const struct queue *q, int ch)
 {
-    if (!q->nready) return 0;
-    size_t busy = dispatch_in_flight(q->d) + q->reserving;
-    size_t room = q->ready_target > busy ? q->ready_target - busy : 0;
+    if (!q->nready_ch[ch]) return 0;
+    size_t target = q->ready_target[ch];
+    size_t busy = dispatch_in_flight_channel(q->d, ch) + q->reserving[ch];
+    size_t room = target > busy ? target - busy : 0;
     if (room > QUEUE_RESERVE_MAX) room = QUEUE_RESERVE_MAX;
-    if (room >= q->ready_target / 4 || q->nready <= room || busy == 0) return room;
+    if (room >= target / 4 || q->nready_ch[ch] <= room || busy == 0) return room;
     return 0;
 }
 
 /* Starts the reservation step when it has something to do. */
 void queue_ready_kick(struct queue *q)
 {
-    if (!q->nready) return;
-    bool ended = false;
+    bool ended = false, room = false;
     for (const struct jobrun *jr = q->jobs; jr && !ended; jr = jr->next)
-        ended = jr->ready_head && queue_run_ended(jr);
-    if (ended || ready_room(q)) uv_idle_start(&q->ready_idle, queue_on_ready_idle);
+        ended = jr->recall_due || (jr->nready && queue_run_ended(jr));
+    if (!ended && !q->nready) return;
+    for (int ch = 0; ch < HERALD_CH_COUNT && !ended && !room; ch++) room = ready_room(q, ch) > 0;
+    if (ended || room) uv_idle_start(&q->ready_idle, queue_on_ready_idle);
 }
 
-static struct rcpt *ready_pop(struct jobrun *jr)
+static struct rcpt *ready_pop(struct jobrun *jr, int ch)
 {
-    struct rcpt *r = jr->ready_head;
-    jr->ready_head = r->next_ready;
-    if (!jr->ready_head) jr->ready_tail = NULL;
+    struct ready_list *l = &jr->ready[ch];
+    struct rcpt *r = l->head;
+    l->head = r->next_ready;
+    if (!l->head) l->tail = NULL;
+    l->n--;
     jr->nready--;
     jr->q->nready--;
+    jr->q->nready_ch[ch]--;
     return r;
 }
 
-/* How many of the next room reservations go to each run (take[i] for
- * v[i]): a smooth weighted round robin (nginx's) between the runs with
- * ready recipients, one pick per message, weighted by priority, so that
- * over time each run gets its weight's share of every free slot. */
-void queue_ready_share(struct jobrun *const *v, size_t n, size_t room, size_t *take)
+/* How many of the next room reservations on channel ch go to each run
+ * (take[i] for v[i]): a smooth weighted round robin (nginx's) between the
+ * runs with ready recipients on ch, one pick per message, weighted by
+ * priority, so that over time each run gets its weight's share of every
+ * free slot of the channel's providers. */
+void queue_ready_share(struct jobrun *const *v, size_t n, int ch, size_t room, size_t *take)
 {
     for (size_t i = 0; i < n; i++) take[i] = 0;
     for (size_t k = 0; k < room; k++) {
         int64_t total = 0;
-        struct jobrun *best = NULL;
+        struct ready_list *best = NULL;
         size_t bi = 0;
         for (size_t i = 0; i < n; i++) {
-            struct jobrun *jr = v[i];
-            if (take[i] >= jr->nready || queue_run_ended(jr)) continue;
-            int64_t w = job_priority_weight(jr->job.priority);
-            jr->wrr += w;
+            struct ready_list *l = &v[i]->ready[ch];
+            if (take[i] >= l->n || queue_run_ended(v[i])) continue;
+            int64_t w = job_priority_weight(v[i]->job.priority);
+            l->wrr += w;
             total += w;
-            if (!best || jr->wrr > best->wrr) {
-                best = jr;
+            if (!best || l->wrr > best->wrr) {
+                best = l;
                 bi = i;
             }
         }
@@ -343,50 +364,65 @@ void queue_ready_share(struct jobrun *const *v, size_t n, size_t room, size_t *t
     }
 }
 
-/* Reserves the next recipients the policy let through, as many as
- * dispatch has room for (and at most QUEUE_RESERVE_MAX in one script),
- * shared between the runs by queue_ready_share. */
+/* Reserves the next recipients the policy let through, on each channel as
+ * many as its providers have room for (and at most QUEUE_RESERVE_MAX in
+ * one script), shared between the runs by queue_ready_share. */
 void queue_on_ready_idle(uv_idle_t *h)
 {
     struct queue *q = h->data;
     struct jobrun **v;
     size_t n = queue_jobs_pinned(q, &v);
-    /* A run that ended gives its ready recipients back. */
+    /* A run that ended gives back its messages no provider has yet, and
+     * its ready recipients. */
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i]->recall_due) continue;
+        v[i]->recall_due = false;
+        queue_recall_run(v[i]);
+    }
     for (size_t i = 0; i < n; i++)
-        while (v[i]->ready_head && queue_run_ended(v[i]))
-            queue_rcpt_unfinished(ready_pop(v[i])); /* not reserved yet: the next run decides it */
-    size_t room = ready_room(q);
-    if (room) {
-        size_t *take = xcalloc(n ? n : 1, sizeof(*take));
-        queue_ready_share(v, n, room, take);
-        int64_t now = time(NULL);
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+            while (v[i]->ready[ch].head && queue_run_ended(v[i]))
+                queue_rcpt_unfinished(ready_pop(v[i], ch)); /* not reserved yet: the next run decides it */
+    bool any = false;
+    size_t *take = xcalloc(n ? n : 1, sizeof(*take));
+    int64_t now = time(NULL);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        size_t room = ready_room(q, ch);
+        if (!room) continue;
+        any = true;
+        queue_ready_share(v, n, ch, room, take);
         for (size_t i = 0; i < n; i++) {
             if (!take[i]) continue;
             struct rbatch *rb = xcalloc(1, sizeof(*rb));
             rb->jr = v[i];
+            rb->ch = ch;
             rb->r = xcalloc(take[i], sizeof(*rb->r));
-            while (rb->n < take[i]) rb->r[rb->n++] = ready_pop(v[i]);
-            q->reserving += rb->n;
+            while (rb->n < take[i]) rb->r[rb->n++] = ready_pop(v[i], ch);
+            q->reserving[ch] += rb->n;
             reserve(rb, now);
         }
-        free(take);
     }
+    free(take);
     for (size_t i = 0; i < n; i++) queue_run_unpin(v[i]);
     free(v);
     /* Empty, or dispatch is full: a finished message or an answered
      * reservation starts us again. Else the next tick sees the room left. */
-    if (!room) uv_idle_stop(h);
+    if (!any) uv_idle_stop(h);
 }
 
 void queue_ready_push(struct queue *q, struct rcpt *r)
 {
     struct jobrun *jr = r->jr;
+    int ch = r->dec.channel;
+    struct ready_list *l = &jr->ready[ch];
     r->next_ready = NULL;
-    if (jr->ready_tail) jr->ready_tail->next_ready = r;
-    else jr->ready_head = r;
-    jr->ready_tail = r;
+    if (l->tail) l->tail->next_ready = r;
+    else l->head = r;
+    l->tail = r;
+    l->n++;
     jr->nready++;
     q->nready++;
+    q->nready_ch[ch]++;
     queue_ready_kick(q);
 }
 
@@ -435,7 +471,7 @@ static void on_reserved(const struct store_job_result *res, void *arg)
          * over by the next run, which sees it was never handed). */
         if (res->status == STORE_JOB_LOST) queue_run_lost(jr, "the reservation was refused by the fence");
         else queue_run_hold(jr, res->err, res->text, "the reservation");
-        q->reserving -= rb->n;
+        q->reserving[rb->ch] -= rb->n;
         for (size_t i = 0; i < rb->n; i++) queue_rcpt_unfinished(rb->r[i]);
         rbatch_free(rb);
         queue_ready_kick(q);
@@ -458,7 +494,7 @@ static void on_reserved(const struct store_job_result *res, void *arg)
             rb->r[nres++] = r; /* kept in rb, in order, for the handoff */
         }
     }
-    q->reserving -= rb->n;
+    q->reserving[rb->ch] -= rb->n;
     rb->n = nres;
     if (nstale) {
         log_debug("queue", "decided again after a change campaign=%s recipients=%zu", jr->job.id, nstale);

@@ -102,12 +102,12 @@ void queue_run_lost(struct jobrun *jr, const char *why)
     jr->end = RUN_LOST;
     log_warn("queue", "job lost campaign=%s entry=%s: %s; this run stops without writing", jr->job.id, jr->entry,
              why);
-    /* Nothing more leaves for a run that lost its entry: the messages no
+    /* Nothing more leaves for a run that lost its entry: its messages no
      * provider has yet (cleared ahead at the gate, waiting for a slot, the
-     * rate or a retry) end here, and their records are the new owner's.
-     * Beside other runs, whose messages must go on, its messages are
-     * refused at the handoff gate instead (queue_on_handoff). */
-    if (jr->q->njobs <= 1) dispatch_recall(jr->q->d);
+     * rate or a retry) end here, and their records are the new owner's;
+     * the other runs' messages stay where they are (at the next loop
+     * iteration: queue_on_ready_idle). */
+    jr->recall_due = true;
     queue_ready_kick(jr->q);
 }
 
@@ -124,10 +124,10 @@ void queue_run_steer(struct jobrun *jr, enum store_control c)
     jr->control = c;
     log_info("queue", "job %s by an operator campaign=%s entry=%s; what no provider has is given back",
              c == STORE_CONTROL_PAUSED ? "paused" : "cancelled", jr->job.id, jr->entry);
-    /* Beside other runs, its messages are refused at the handoff gate
-     * instead (queue_on_handoff): a recall would take theirs too. */
-    jr->recalled = q->njobs <= 1;
-    if (jr->recalled) dispatch_recall(q->d);
+    /* Only its own messages are taken back (beside other runs, theirs go
+     * on), at the next loop iteration (queue_on_ready_idle); any of its
+     * messages shown to the gate later is refused there (queue_on_handoff). */
+    jr->recall_due = true;
     queue_ready_kick(q);
 }
 
@@ -169,6 +169,23 @@ void queue_on_acked(const struct store_job_result *res, void *arg)
     (void)res;
     q->counters.jobs_done++;
     queue_read_next(q);
+}
+
+struct finishing {
+    struct queue *q;
+    char *key;
+};
+
+/* A finished run's recipients_key, when it is a slice's own list, is
+ * dropped once the run's end landed (never before: a run that ends
+ * unfinished reads it again). */
+static void on_finished_slice(const struct store_job_result *res, void *arg)
+{
+    struct finishing *f = arg;
+    if (res->status == STORE_JOB_OK) f->q->ops->slice_drop(f->q->st, f->key);
+    queue_on_acked(res, f->q);
+    free(f->key);
+    free(f);
 }
 
 static void on_parked(const struct store_job_result *res, void *arg)
@@ -245,7 +262,14 @@ static void job_complete(struct jobrun *jr)
                  jr->missing_fields);
         q->held_entry[0] = '\0';
         q->hold_ms = 0;
-        q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, queue_on_acked, q);
+        if (jr->job.recipients_key) {
+            struct finishing *f = xcalloc(1, sizeof(*f));
+            f->q = q;
+            f->key = xstrdup(jr->job.recipients_key);
+            q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, on_finished_slice, f);
+        } else {
+            q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, queue_on_acked, q);
+        }
     } else if (jr->end == RUN_HELD) {
         q->hold_ms = q->hold_ms ? (2 * q->hold_ms > QUEUE_HOLD_MAX_MS ? QUEUE_HOLD_MAX_MS : 2 * q->hold_ms)
                                 : QUEUE_HOLD_MIN_MS;

@@ -312,6 +312,10 @@ void queue_on_source_open(const struct store_job_result *res, void *arg)
     }
     jr->src = jr->info.kind == STORE_SRC_SET ? SRC_SET : jr->info.kind == STORE_SRC_ZSET ? SRC_ZSET : SRC_LIST;
     if (!jr->resumed) q->ops->total(q->st, jr->job.id, jr->entry, jr->info.count);
+    if (queue_cut_wanted(jr)) {
+        queue_cut(jr);
+        return;
+    }
     jr->started = true;
     queue_maybe_more(jr);
 }

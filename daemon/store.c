@@ -180,6 +180,10 @@ void store_key_consumer(struct strbuf *sb, const char *prefix, const char *consu
     key(sb, prefix, ":consumer:", consumer, NULL);
 }
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign) { key(sb, prefix, ":campaign:", campaign, NULL); }
+void store_key_cut(struct strbuf *sb, const char *prefix, const char *entry, const char *tail)
+{
+    key(sb, prefix, ":cut:{", entry, tail);
+}
 void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign)
 {
     key(sb, prefix, ":campaign:", campaign, ":norecord");

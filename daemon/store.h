@@ -157,6 +157,10 @@ void store_key_reload(struct strbuf *sb, const char *prefix);
 /* A consumer name's lock: "<host> <pid> <run>" of the daemon holding it (lua/consumer_lock.lua). */
 void store_key_consumer(struct strbuf *sb, const char *prefix, const char *consumer);
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);
+/* A recipients_key job being cut into slices (lua/job_cut.lua):
+ * <prefix>:cut:{<entry>}<tail>; tail "}" the cut's state, "}:seen" the ids
+ * met, "}:slice:" the slices' lists (followed by their number). */
+void store_key_cut(struct strbuf *sb, const char *prefix, const char *entry, const char *tail);
 void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign);
 /* The jobs of a paused campaign, parked until resume or cancel: stream
  * entry -> "<held_from>\n<job>" (lua/campaign_control.lua). */
@@ -258,6 +262,7 @@ extern const char store_lua_campaign_control[];
 extern const char store_lua_consumer_lock[];
 extern const char store_lua_job_finished[];
 extern const char store_lua_job_started[];  /* a run's state "running", and the campaign's started event */ /* a run's state, ack, and the campaign's finished event */ /* one live daemon per consumer name */ /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
+extern const char store_lua_job_cut[];    /* one step of cutting a recipients_key job into slices */
 extern const char store_lua_job_slice[];  /* a job cut into slices, any daemon claims each; acked */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */

@@ -150,6 +150,30 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
 void store_job_slice(struct store_job *sj, const char *entry, const char *campaign, long long total,
                      const char *from, const char *const *texts, size_t n, store_job_cb cb, void *arg);
 
+enum store_source { STORE_SRC_INLINE, STORE_SRC_SET, STORE_SRC_ZSET, STORE_SRC_LIST };
+
+/* One step of cutting the recipients_key job of entry into slices of size
+ * ids (lua/job_cut.lua): reads the next step ids of its source (kind) from
+ * where the cut stands in Redis, each id kept once, and makes a stream
+ * entry (held_from `from`) of each slice filled; the job's text is
+ * text_head, the slice's list key, text_tail. The last step writes the
+ * total, state "done" and the acknowledgement. Sets done, slices (made so
+ * far) and kept (ids). STORE_JOB_LOST when the run no longer owns entry;
+ * held on a refusal for good. */
+struct store_cut {
+    const char *entry, *campaign, *source, *from, *text_head, *text_tail;
+    enum store_source kind;
+    long long size, step;
+    bool done;         /* out */
+    long long slices;  /* out */
+    long long kept;    /* out */
+};
+void store_job_cut(struct store_job *sj, struct store_cut *cut, store_job_cb cb, void *arg);
+/* A finished run's recipients_key: deleted when it is a slice's own list
+ * (a name lua/job_cut.lua gives), left alone otherwise. Retried until it
+ * lands. */
+void store_job_slice_drop(struct store_job *sj, const char *key);
+
 /* ---- give back, heartbeat --------------------------------------------- */
 
 /* Gives back id's reservation (record, in either form) and its history
@@ -163,8 +187,6 @@ void store_job_heartbeat(struct store_job *sj, const char *entry, store_job_cb c
                          void (*discard)(void *));
 
 /* ---- recipient sources (held on a permanent error) --------------------- */
-
-enum store_source { STORE_SRC_INLINE, STORE_SRC_SET, STORE_SRC_ZSET, STORE_SRC_LIST };
 
 /* What recipients_key holds: its kind and size, or (ok, found false) a key
  * that is missing or of another type, named in type (for the dead letter). */
@@ -352,6 +374,8 @@ struct store_ops {
                   const char *const *texts, size_t n, store_job_cb cb, void *arg);
     int (*read)(void *s, enum store_read_mode mode, const char *after, int64_t block_ms, int64_t claim_idle_ms,
                 store_read_cb cb, void *arg);
+    void (*cut)(void *s, struct store_cut *cut, store_job_cb cb, void *arg);
+    void (*slice_drop)(void *s, const char *key);
 };
 
 /* The real store: s is a struct store_job whose connections were set. */

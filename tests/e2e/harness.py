@@ -992,6 +992,27 @@ def main():
     unittest.main(verbosity=2)
 
 
+def most_in_window(at, seconds):
+    """The most of the sorted times `at` within any `seconds` long window."""
+    most, j = 0, 0
+    for i in range(len(at)):
+        while j < len(at) and at[j] < at[i] + seconds:
+            j += 1
+        most = max(most, j - i)
+    return most
+
+
+def window_ending_soon():
+    """A UTC quiet-hours window that holds now and ends at a minute boundary
+    20..80 s away: (its text, its end as a unix time)."""
+    now = time.time()
+    end = (int(now) // 60 + 1) * 60
+    if end - now < 20:
+        end += 60
+    hm = lambda t: time.strftime("%H:%M", time.gmtime(t))  # noqa: E731
+    return "%s-%s" % (hm(end - 5 * 60), hm(end)), end
+
+
 def requests_by_recipient(srv):
     """{recipient id: requests the webhook sink got for it} (from the signed body)."""
     per = {}

@@ -12,17 +12,6 @@ import harness  # noqa: E402
 from harness import job, person  # noqa: E402
 
 
-def window_ending_soon():
-    """A UTC window that holds now and ends at a minute boundary 20..80 s away."""
-    now = time.time()
-    end = (int(now) // 60 + 1) * 60
-    if end - now < 20:
-        end += 60
-    start = end - 5 * 60
-    hm = lambda t: time.strftime("%H:%M", time.gmtime(t))  # noqa: E731
-    return "%s-%s" % (hm(start), hm(end)), end
-
-
 class QuietHours(harness.HeraldTestCase):
 
     def test_deferred_survives_restart_and_is_sent_after_the_window(self):
@@ -35,7 +24,7 @@ class QuietHours(harness.HeraldTestCase):
         crowd = [person("q-%05d" % i, phone="+1555020%04d" % i, channels=["sms"], consent=["sms"])
                  for i in range(6000)]
         e.import_people(crowd, name="crowd.jsonl")
-        window, end = window_ending_soon()
+        window, end = harness.window_ending_soon()
         sets = ("quiet_hours.sms=%s" % window,)
         h = e.start_herald(sets=sets)
         ids = ["q-sia", "q-eli"] + [p["id"] for p in crowd]

@@ -75,11 +75,7 @@ class SharedLimits(harness.HeraldTestCase):
         overlap = min(max(v) for v in by_campaign.values()) - max(min(v) for v in by_campaign.values())
         self.assertGreater(overlap, 5, "the two jobs did not run side by side")
         at = sorted(r["at"] for r in srv.requests)
-        most, j = 0, 0
-        for i in range(len(at)):
-            while j < len(at) and at[j] < at[i] + 10.0:
-                j += 1
-            most = max(most, j - i)
+        most = harness.most_in_window(at, 10.0)
         span = at[-1] - at[0]
         print("two daemons, rate = 20/s: %d requests over %.1f s (%.1f/s), at most %d in a 10 s window"
               % (len(at), span, len(at) / span, most), file=sys.stderr)

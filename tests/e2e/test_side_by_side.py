@@ -7,13 +7,16 @@ completion, not a timing, is asserted), then the large one finishes; both
 ran at once (/healthz jobs_running and /metrics herald_jobs_running say 2).
 Two campaigns for the same people running at once with a cap of one a day:
 each person gets one message. A SIGTERM with two jobs running leaves both
-pending; the next start finishes both. Every recipient has exactly one terminal audit record that
+pending; the next start finishes both. One of two running campaigns paused
+sends nothing more within a second (its queued messages are taken back from
+dispatch) while the other goes on; resumed, its rest is sent. Every recipient has exactly one terminal audit record that
 its once-only record agrees with, and the recording sink got exactly one
 request per recipient."""
 
 import os
 import signal
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -145,6 +148,37 @@ class SideBySide(harness.HeraldTestCase):
         self.check_exactly_once(e, srv, "sbs-a", ids["sa-"])
         self.check_exactly_once(e, srv, "sbs-b", ids["sb-"])
         self.assertEqual(h2.stop(), 0)
+
+    def test_pausing_one_of_two_running_jobs(self):
+        # Two campaigns share a provider limited to RATE. One is paused: its
+        # messages already in dispatch's queues are taken back at once, so
+        # within a second (the control field is read every second) the sink
+        # gets none of its messages while the other's keep coming; resumed,
+        # the rest of it is sent, each person once.
+        srv, e, conf, ids = self.setup_env([("pa-", 400), ("pb-", 400)])
+        h = e.start_herald(config=conf)
+        a = e.enqueue(job("sbs-pa", recipients=ids["pa-"], channels=["email"]))
+        e.enqueue(job("sbs-pb", recipients=ids["pb-"], channels=["email"]))
+
+        def count(prefix):
+            return sum(v for k, v in harness.requests_by_recipient(srv).items() if k.startswith(prefix))
+        harness.wait_for("both campaigns under way", lambda: count("pa-") >= 10 and count("pb-") >= 10, 30, 0.02)
+        e.ctl_ok("pause", "sbs-pa")
+        time.sleep(1.5)
+        a_paused, b_then = count("pa-"), count("pb-")
+        time.sleep(2.0)
+        self.assertEqual(count("pa-"), a_paused, "requests of the paused campaign after it was paused")
+        self.assertGreater(count("pb-"), b_then + 20, "the other campaign should go on while one is paused")
+        self.assertLess(a_paused, 400, "the paused campaign finished before the pause")
+        harness.wait_for("the paused one parked", lambda: e.campaign("sbs-pa")["state"] == "paused", 10, 0.1)
+        harness.wait_for("the paused job parked, not left pending", lambda: e.acked(a), 10, 0.1)
+        print("pause beside another job: %d of 400 sent before it took effect" % a_paused, file=sys.stderr)
+        e.ctl_ok("resume", "sbs-pa")
+        e.wait_campaign_done("sbs-pa", herald=h, timeout=120 * harness.SLOW)
+        e.wait_campaign_done("sbs-pb", herald=h, timeout=120 * harness.SLOW)
+        self.check_exactly_once(e, srv, "sbs-pa", ids["pa-"])
+        self.check_exactly_once(e, srv, "sbs-pb", ids["pb-"])
+        self.assertEqual(h.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -529,6 +529,98 @@ static void reading_the_stream(void **st)
     assert_string_equal(g.job, ""); /* no `job` field: the queue dead-letters it */
 }
 
+/* One cut step of job 1-1 by sj2 (or sj); returns its status. */
+static enum store_job_status cut_step(struct store_job *by, struct store_cut *cut)
+{
+    struct done d = {0};
+    store_job_cut(by, cut, on_done, &d);
+    run_until(&d.fired);
+    return d.res.status;
+}
+
+static long long int_of(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(sync_c, fmt, ap);
+    va_end(ap);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+/* A recipients_key set cut into slices, a step at a time: a takeover in
+ * the middle refuses the old owner's next step (nothing written) and the
+ * new owner resumes where the cut stood; each id lands in exactly one
+ * slice's list, the job's total counts each once, and the cut's state goes
+ * with its last step. Only a slice's own list is ever dropped. */
+static void cut_resumes_after_a_takeover(void **st)
+{
+    (void)st;
+    enum { N = 3000 };
+    own_entry();
+    for (int i = 0; i < N; i++) cmd_ok("SADD lists:src p%04d", i);
+    struct store_cut cut = {.entry = "1-1", .campaign = "c1", .source = "lists:src", .from = "1-1|s",
+                            .text_head = "{\"id\":\"c1\",\"recipients_key\":\"", .text_tail = "\"}",
+                            .kind = STORE_SRC_SET, .size = 1000, .step = 700};
+    assert_int_equal(cut_step(sj, &cut), STORE_JOB_OK);
+    assert_false(cut.done);
+    long long kept = cut.kept;
+    assert_true(kept > 0 && kept < N);
+    cmd_ok("XCLAIM herald:jobs herald other 0 1-1 JUSTID");
+    long long entries = int_of("XLEN herald:jobs");
+    assert_int_equal(cut_step(sj, &cut), STORE_JOB_LOST);
+    assert_int_equal(int_of("XLEN herald:jobs"), entries);
+    struct store_job *other = store_job_new(sc, &cfg, "other");
+    int steps = 0;
+    long long before_last = 0;
+    while (!cut.done && steps++ < 100) {
+        before_last = int_of("XLEN herald:jobs");
+        assert_int_equal(cut_step(other, &cut), STORE_JOB_OK);
+    }
+    assert_true(cut.done);
+    /* N is a multiple of the size: the last slice still comes with the
+     * last step, which sets the job done (so the last slice to finish
+     * sees every state done and writes the campaign's finished event). */
+    assert_true(int_of("XLEN herald:jobs") > before_last);
+    assert_int_equal(cut.kept, N);
+    assert_int_equal(cut.slices, 3);
+    assert_int_equal(int_of("XLEN herald:jobs"), 1 + 3);
+    expect_str("3000", "HGET herald:campaign:c1 total:1-1");
+    expect_str("done", "HGET herald:campaign:c1 state:1-1");
+    assert_int_equal(int_of("EXISTS herald:cut:{1-1} herald:cut:{1-1}:seen"), 0);
+    /* Every id in one slice: the lists hold N ids, N distinct. */
+    long long listed = 0;
+    for (int k = 0; k < 3; k++) listed += int_of("LLEN herald:cut:{1-1}:slice:%d", k);
+    assert_int_equal(listed, N);
+    for (int k = 0; k < 3; k++) {
+        redisReply *r = redisCommand(sync_c, "LRANGE herald:cut:{1-1}:slice:%d 0 -1", k);
+        for (size_t i = 0; i < r->elements; i++) cmd_ok("SADD distinct %s", r->element[i]->str);
+        freeReplyObject(r);
+    }
+    assert_int_equal(int_of("SCARD distinct"), N);
+    redisReply *r = redisCommand(sync_c, "XRANGE herald:jobs 1-2 +");
+    assert_int_equal(r->elements, 3);
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *f = r->element[i]->element[1];
+        char want[96];
+        snprintf(want, sizeof(want), "{\"id\":\"c1\",\"recipients_key\":\"herald:cut:{1-1}:slice:%zu\"}", i);
+        assert_string_equal(f->element[1]->str, want);
+        assert_string_equal(f->element[3]->str, "1-1|s");
+        expect_str("queued", "HGET herald:campaign:c1 state:%s", r->element[i]->element[0]->str);
+    }
+    freeReplyObject(r);
+    /* A finished slice's list goes; an operator's key never does. */
+    store_job_slice_drop(other, "herald:cut:{1-1}:slice:0");
+    store_job_slice_drop(other, "lists:src");
+    struct done d = {0};
+    store_job_heartbeat(other, "1-1", on_done, &d, NULL); /* after both, in order */
+    run_until(&d.fired);
+    assert_int_equal(int_of("EXISTS herald:cut:{1-1}:slice:0"), 0);
+    assert_int_equal(int_of("SCARD lists:src"), N);
+    store_job_free(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -540,6 +632,7 @@ int main(void)
         cmocka_unit_test(lost_entry),
         cmocka_unit_test(refused_read_is_failed),
         cmocka_unit_test(reading_the_stream),
+        cmocka_unit_test(cut_resumes_after_a_takeover),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -499,6 +499,41 @@ static void slow_down_is_bounded_by_give_up_after(void **state)
     fx_free(fx);
 }
 
+static bool of_campaign(const struct dispatch_msg *m, void *arg)
+{
+    return strcmp(m->campaign, arg) == 0;
+}
+
+/* A recall of one owner's messages (a run paused beside others) finishes
+ * those waiting for a slot at once, as interrupted, and leaves the others
+ * in the provider's FIFO, in order, to be sent; the one at the provider
+ * finishes there. */
+static void recall_if_takes_only_the_matching_messages(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("concurrency = 1\ndelay_ms = 100\n");
+    for (int i = 0; i < 6; i++) {
+        fx->m[i].campaign = i % 2 ? "c2" : "c1";
+        submit(fx, i);
+    }
+    dispatch_recall_if(fx->d, of_campaign, "c2"); /* m1, m3, m5: waiting for the slot m0 holds */
+    assert_int_equal(fx->ndone, 3);
+    for (int i = 1; i < 6; i += 2) {
+        assert_int_equal(fx->done[i], 1);
+        assert_true(fx->m[i].interrupted);
+        assert_int_equal(fx->m[i].requests, 0);
+    }
+    assert_int_equal(dispatch_in_flight(fx->d), 3);
+    assert_int_equal(dispatch_in_flight_channel(fx->d, HERALD_CH_EMAIL), 3);
+    run_until_done(fx, 6, 5000);
+    for (int i = 0; i < 6; i += 2) {
+        assert_int_equal(fx->done[i], 1);
+        assert_int_equal(fx->m[i].outcome, HERALD_OUTCOME_SENT);
+    }
+    assert_int_equal(dispatch_in_flight_channel(fx->d, HERALD_CH_EMAIL), 0);
+    fx_free(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +549,7 @@ int main(void)
         cmocka_unit_test(expires_at_ends_the_wait),
         cmocka_unit_test(slow_down_neither_opens_the_circuit_nor_fails),
         cmocka_unit_test(slow_down_is_bounded_by_give_up_after),
+        cmocka_unit_test(recall_if_takes_only_the_matching_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

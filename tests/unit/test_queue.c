@@ -952,9 +952,10 @@ static void stop_with_two_jobs_leaves_both_pending(void **state)
 }
 
 /* An operator pauses one of two running jobs: it is parked, what no
- * provider had is given back (its messages refused at the handoff gate,
- * not recalled: the other job's must go on), and the other job finishes,
- * each of its recipients sent once. */
+ * provider had is given back (its own messages recalled from dispatch at
+ * once, and any shown to the gate later refused there; the other job's
+ * stay where they are and go on), and the other job finishes, each of its
+ * recipients sent once. */
 static void pause_one_of_two_jobs(void **state)
 {
     (void)state;
@@ -971,7 +972,7 @@ static void pause_one_of_two_jobs(void **state)
     fx->f.control = STORE_CONTROL_PAUSED;
     struct queue_counters qc = {.jobs_running = 1};
     t0 = now_ms();
-    while (!(fx->f.acked && fx->f.acked2 && qc.jobs_running == 0) && now_ms() - t0 < 15000) {
+    while (!(fx->f.acked && fx->f.acked2 && qc.jobs_running == 0 && qc.jobs_done == 1) && now_ms() - t0 < 15000) {
         uv_run(&fx->loop, UV_RUN_ONCE);
         queue_counters(fx->q, &qc);
     }
@@ -1014,11 +1015,11 @@ static void ready_share_follows_priority(void **state)
     for (int i = 0; i < 3; i++) {
         runs[i].q = &q;
         runs[i].job.priority = prio[i];
-        runs[i].nready = 1000;
+        runs[i].ready[0].n = 1000;
     }
     size_t total[3] = {0, 0, 0}, take[3];
     for (int round = 0; round < 10; round++) {
-        queue_ready_share(v, 3, 7, take);
+        queue_ready_share(v, 3, 0, 7, take);
         assert_int_equal(take[0] + take[1] + take[2], 7);
         for (int i = 0; i < 3; i++) total[i] += take[i];
     }
@@ -1026,22 +1027,22 @@ static void ready_share_follows_priority(void **state)
     assert_int_equal(total[1], 20);
     assert_int_equal(total[2], 10);
     /* Small slices interleave: 3 slots never all go to the high one. */
-    queue_ready_share(v, 3, 3, take);
+    queue_ready_share(v, 3, 0, 3, take);
     assert_true(take[0] <= 2);
     /* The low one has only 1 ready: it gets it, the rest is shared. */
-    runs[2].nready = 1;
+    runs[2].ready[0].n = 1;
     memset(total, 0, sizeof(total));
     for (int round = 0; round < 3; round++) {
-        queue_ready_share(v, 3, 30, take);
+        queue_ready_share(v, 3, 0, 30, take);
         for (int i = 0; i < 3; i++) total[i] += take[i];
-        runs[2].nready -= take[2];
+        runs[2].ready[0].n -= take[2];
     }
     assert_int_equal(total[2], 1);
     assert_int_equal(total[0] + total[1], 89);
     assert_true(total[0] >= 2 * total[1] - 2 && total[0] <= 2 * total[1] + 2);
     /* An ended run gets nothing. */
     runs[0].end = RUN_LOST;
-    queue_ready_share(v, 3, 10, take);
+    queue_ready_share(v, 3, 0, 10, take);
     assert_int_equal(take[0], 0);
     assert_int_equal(take[1], 10);
 }
