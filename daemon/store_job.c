@@ -702,8 +702,9 @@ void store_job_cut(struct store_job *sj, struct store_cut *cut, store_job_cb cb,
                                         [STORE_SRC_LIST] = "list"};
     const char *prefix = sj->cfg->prefix;
     struct store_args a;
+    struct sj_fence f = fence_of(sj);
     store_args_script(&a, store_lua_job_cut, 5);
-    fence_keys(&a, sj);
+    fence_keys(&a, &f);
     store_key_campaign(&sj->key, prefix, cut->campaign);
     add_buf(&a, &sj->key);
     store_args_add(&a, cut->source);
@@ -711,7 +712,7 @@ void store_job_cut(struct store_job *sj, struct store_cut *cut, store_job_cb cb,
     add_buf(&a, &sj->key);
     store_key_cut(&sj->key, prefix, cut->entry, "}:seen");
     add_buf(&a, &sj->key);
-    fence_args(&a, sj, cut->entry);
+    fence_args(&a, &f, cut->entry);
     store_args_add(&a, kinds[cut->kind]);
     store_args_addll(&a, cut->size);
     store_args_addll(&a, cut->step);
