@@ -151,7 +151,14 @@ static void on_people(int status, enum store_error store, json_t *doc, const cha
 {
     struct v1_call *c = arg;
     struct http_request *req = c->req;
-    if (status == 0) {
+    const json_t *undecryptable = status == 0 ? json_object_get(doc, PEOPLE_UNDECRYPTABLE) : NULL;
+    if (undecryptable) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "the recipient's stored contact data cannot be read: %s",
+                 json_string_value(undecryptable));
+        json_decref(doc);
+        http_respond_error(req, 500, msg);
+    } else if (status == 0) {
         int code = 200;
         /* people.c hands over the rev with the document: it becomes the
          * ETag, never part of the body. */
@@ -182,6 +189,8 @@ static void on_people(int status, enum store_error store, json_t *doc, const cha
         http_respond_error(req, 412, err ? err : "If-Match: precondition failed");
     } else if (status == -HERALD_EINVAL) {
         http_respond_error(req, 400, err ? err : "invalid input");
+    } else if (status == -HERALD_EIO) { /* stored contact data that does not decrypt (people.c) */
+        http_respond_error(req, 500, err ? err : "the recipient's stored contact data cannot be read");
     } else if (status == -HERALD_ECONFIG) {
         respond_start_error(req, status);
     } else if (status == -HERALD_EREDIS) {

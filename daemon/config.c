@@ -743,6 +743,22 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
         char **dst = strcmp(key, "token") == 0 ? &cfg->token : &cfg->link_secret;
         free(*dst);
         *dst = xstrdup(value);
+    } else if (MATCH("privacy", "key_file")) {
+        /* Read at every load, so a reload re-reads it; a file that cannot
+         * be read fails the load, and a reload then keeps the old keys. */
+        free(cfg->privacy_key_file);
+        cfg->privacy_key_file = NULL;
+        if (cfg->keys) seal_keys_free(cfg->keys);
+        free(cfg->keys);
+        cfg->keys = NULL;
+        if (!*value) return 0;
+        cfg->privacy_key_file = config_resolve_path(cfg, value);
+        struct seal_keys *k = xcalloc(1, sizeof(*k));
+        if (seal_keys_load(cfg->privacy_key_file, k, err, errlen) < 0) {
+            free(k);
+            return -1;
+        }
+        cfg->keys = k;
     } else if (MATCH("admin", "tombstone_secret")) {
         /* Empty is allowed: tombstones are then keyed with link_secret. */
         if (*value && strlen(value) < 16) {
@@ -1976,6 +1992,9 @@ void config_free(struct config *cfg)
     free(cfg->public_listen);
     free(cfg->public_host);
     free(cfg->tombstone_secret);
+    free(cfg->privacy_key_file);
+    if (cfg->keys) seal_keys_free(cfg->keys);
+    free(cfg->keys);
     free(cfg->index_key_file);
     explicit_bzero(cfg->index_key, sizeof(cfg->index_key));
     free(cfg->events_url);
@@ -2028,6 +2047,12 @@ static bool cap_shadowed(const struct config_cap *early, const struct config_cap
 int config_warnings(const struct config *cfg, struct strbuf *out)
 {
     int n = 0;
+    if (!cfg->keys) {
+        strbuf_addf(out, "%s: warning: [privacy] key_file is not set: people's addresses, phone numbers and "
+                    "attributes are stored in clear in Redis (docs/operations.md, \"Encryption keys\")\n",
+                    cfg->path);
+        n++;
+    }
     for (size_t i = 0; i < cfg->nproviders; i++) {
         bool used = false;
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++)

@@ -12,6 +12,7 @@
 #define HERALD_CONFIG_H
 
 #include "herald.h"
+#include "seal.h"
 #include "herald_channel.h"
 
 /* Where `cmake --install` puts the plugins (<libdir>/herald/channels),
@@ -150,7 +151,11 @@
       "https://); empty: events stay in the stream only.")                                       \
     X("events", "secret", SECRET, "", events_secret,                                             \
       "HMAC-SHA256 key of the events' X-Herald-Signature (at least 16 characters); required "    \
-      "with url.")
+      "with url.")                                                                               \
+    X("privacy", "key_file", PATH, "", privacy_key_file,                                         \
+      "File of the keys that encrypt each person's addresses and attributes in Redis, one a "    \
+      "line \"<key id> <64 hex digits>\", the first encrypting (chmod 600). Empty: stored in "  \
+      "clear.")
 
 /* CONFIG_SECRET keys (and CONFIG_PROVIDER_SECRETS below) also take the
  * form `KEY_file = path`: the value is the file's content. */
@@ -376,6 +381,9 @@ struct config {
     /* [events]: POST every campaign event (events.c); NULL/"" url: off */
     char *events_url;
     char *events_secret;
+    /* [privacy] key_file (seal.h): NULL keys when not set (contact data in clear) */
+    char *privacy_key_file;
+    struct seal_keys *keys;
 };
 
 /* One --set override: "section.key=value" ("provider outbox.dir=/x"). */

@@ -282,8 +282,8 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
             break;
         }
         char err[256];
-        pp->found = store_person_from_fields((const redisReply *const *)pp->fields->element, &pp->p, err,
-                                             sizeof(err));
+        pp->found = store_person_from_fields(x->cfg->keys, pp->id, (const redisReply *const *)pp->fields->element,
+                                             false, &pp->p, err, sizeof(err));
         if (pp->found < 0) profile_free(&pp->p); /* unreadable: no profile, as the daemon treats it */
         if (pp->record->type == REDIS_REPLY_STRING && store_record_parse(pp->record->str, &pp->rec) == 0)
             pp->has_rec = true;

@@ -116,7 +116,10 @@ const char *herald_outcome_name(int outcome);
     X(PROVIDER_UNAVAILABLE, "provider_unavailable",                                 \
       "no provider of the channel was available (circuit open or asking to slow down) before " \
       "the campaign expired or give_up_after passed")                               \
-    X(CANCELLED, "cancelled", "an operator cancelled the campaign before this message was sent")
+    X(CANCELLED, "cancelled", "an operator cancelled the campaign before this message was sent") \
+    X(UNDECRYPTABLE, "undecryptable",                                               \
+      "the person's encrypted contact data does not decrypt: its key is not in "   \
+      "[privacy] key_file, or the data was altered or copied from another person")
 
 enum herald_reason {
 #define X(name, str, doc) HERALD_REASON_##name,

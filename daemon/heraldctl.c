@@ -38,6 +38,7 @@
 #include "profile.h"
 #include "progress.h"
 #include "rcluster.h"
+#include "rotate.h"
 #include "store_nodes.h"
 #include "store.h"
 #include "store_campaign.h"
@@ -66,6 +67,9 @@ static void usage(FILE *out)
             "                             every daemon first; idempotent; docs/operations.md, \"Upgrade\")\n"
             "  stats                      what herald holds in Redis, as JSON: people, bytes per person (a\n"
             "                             sample), once-only records per person, campaigns awaiting retention\n"
+            "  rotate-key [--status]      seal every person's contact data again under the first key of\n"
+            "                             [privacy] key_file (people in clear too), while campaigns run;\n"
+            "                             resumes where it stopped; --status: its progress as JSON\n"
             "  reload                     every daemon of this Redis and prefix reloads its configuration\n"
             "                             within a second (as SIGHUP; its log says what applied or why not)\n"
             "  campaign ID [--watch]      print a campaign's progress as JSON (its latest run, and \"runs\");\n"
@@ -219,10 +223,10 @@ static int import_flush(const struct config *cfg, redisContext *c, struct import
     }
     char err[512];
     int rc = 0;
-    if (run->n && (ctl_cluster ? store_sync_import_cluster(ctl_cluster, cfg->prefix, cfg->index_key, items, run->n,
-                                                           err, sizeof(err))
-                               : store_sync_import_batch(c, cfg->prefix, cfg->index_key, items, run->n, err,
-                                                         sizeof(err))) < 0) {
+    if (run->n && (ctl_cluster ? store_sync_import_cluster(ctl_cluster, cfg->prefix, cfg->keys, cfg->index_key, items,
+                                                           run->n, err, sizeof(err))
+                               : store_sync_import_batch(c, cfg->prefix, cfg->keys, cfg->index_key, items, run->n,
+                                                         err, sizeof(err))) < 0) {
         import_say(run, "%s:%ld-%ld: %s\n", run->path, run->win[0].lineno, run->win[run->n - 1].lineno, err);
         rc = 2;
     }
@@ -863,7 +867,8 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
     strbuf_init(&k);
     store_glob_escape(&pat, cfg->prefix);
     strbuf_adds(&pat, ":r:{*}");
-    long long people = 0, sampled = 0, bytes = 0, records = 0, record_bytes = 0;
+    long long people = 0, sampled = 0, bytes = 0, records = 0, record_bytes = 0, clear = 0;
+    json_t *by_key = json_object(); /* every person: which key seals their contact data */
     char cursor[32] = "0";
     int rc = 2;
     redisContext *nodes[RCLUSTER_MAX_MASTERS], *control = c;
@@ -882,6 +887,20 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
                 goto out;
             }
             herald_copy(cursor, sizeof(cursor), r->element[0]->str);
+            const redisReply **persons = xcalloc(r->element[1]->elements + 1, sizeof(*persons));
+            size_t np = 0;
+            for (size_t i = 0; i < r->element[1]->elements; i++) {
+                const redisReply *key = r->element[1]->element[i];
+                if (key->type == REDIS_REPLY_STRING && key->len && key->str[key->len - 1] == '}') persons[np++] = key;
+            }
+            char cerr[256];
+            int crc = rotate_census(c, persons, np, by_key, &clear, cerr, sizeof(cerr));
+            free(persons);
+            if (crc < 0) {
+                fprintf(stderr, "heraldctl: stats: %s\n", cerr);
+                freeReplyObject(r);
+                goto out;
+            }
             for (size_t i = 0; i < r->element[1]->elements; i++) {
                 const redisReply *key = r->element[1]->element[i];
                 if (key->type != REDIS_REPLY_STRING || !key->len || key->str[key->len - 1] != '}') continue;
@@ -941,12 +960,17 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
                           "bytes_per_person", sampled ? (double)record_bytes / (double)sampled : 0.0,
                           "campaigns_awaiting_retention", (json_int_t)awaiting, "audit_stream_bytes",
                           (json_int_t)audit);
+    /* Whether a key can leave key_file: the people each key seals, and
+     * those still in clear (heraldctl rotate-key seals them). */
+    json_object_set_new(o, "contact_data", json_pack("{s:O, s:I}", "sealed_by_key", by_key, "plaintext",
+                                                     (json_int_t)clear));
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", text);
     free(text);
     json_decref(o);
     rc = 0;
 out:
+    json_decref(by_key);
     strbuf_free(&pat);
     strbuf_free(&k);
     return rc;
@@ -1128,10 +1152,16 @@ int main(int argc, char **argv)
     }
     /* explain and simulate read their own options (explain.c). */
     bool own_args = strcmp(cmd, "explain") == 0 || strcmp(cmd, "simulate") == 0;
-    int want = strcmp(cmd, "suppress") == 0 ? 2 : strcmp(cmd, "reload") == 0 || strcmp(cmd, "migrate") == 0 || strcmp(cmd, "stats") == 0 ? 0 : 1;
+    /* rotate-key [--status] */
+    bool rotate = strcmp(cmd, "rotate-key") == 0, rotate_st = false;
+    if (rotate && nargs == 1 && strcmp(args[0], "--status") == 0) {
+        rotate_st = true;
+        nargs = 0;
+    }
+    int want = strcmp(cmd, "suppress") == 0 ? 2 : strcmp(cmd, "reload") == 0 || strcmp(cmd, "migrate") == 0 || strcmp(cmd, "stats") == 0 || rotate ? 0 : 1;
     int control = store_control_action_parse(cmd);
     if (strcmp(cmd, "import") && strcmp(cmd, "enqueue") && strcmp(cmd, "suppress") && strcmp(cmd, "campaign") &&
-        strcmp(cmd, "reload") && strcmp(cmd, "migrate") && strcmp(cmd, "stats") && control < 0 && !own_args) {
+        strcmp(cmd, "reload") && strcmp(cmd, "migrate") && strcmp(cmd, "stats") && !rotate && control < 0 && !own_args) {
         fprintf(stderr, "heraldctl: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
@@ -1166,6 +1196,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
     else if (strcmp(cmd, "migrate") == 0) rc = cmd_migrate(&cfg, c);
     else if (strcmp(cmd, "stats") == 0) rc = cmd_stats(&cfg, c);
+    else if (rotate) rc = rotate_st ? rotate_status(&cfg, c) : rotate_run(&cfg, c);
     else if (control >= 0) rc = cmd_control(&cfg, c, (enum store_control_action)control, args[0]);
     else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
     else rc = cmd_campaign(&cfg, c, args[0]);

@@ -558,6 +558,13 @@ static void on_export_doc(int status, enum store_error store, json_t *doc, const
         people_failed(pr, status, err, false);
         return;
     }
+    if (json_object_get(doc, PEOPLE_UNDECRYPTABLE)) {
+        /* Their contact data does not decrypt: no partial copy of it. */
+        json_decref(doc);
+        log_warn("page", "data download refused recipient=%s: contact data undecryptable", pr->claims.recipient);
+        people_failed(pr, -HERALD_EIO, NULL, false);
+        return;
+    }
     json_object_del(doc, "rev"); /* as GET /v1/recipients/{id}: the revision is its ETag, not its body */
     char *s = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);

@@ -42,7 +42,7 @@
  * round of N writers racing on one person lets at least one through, so
  * this bounds the writers that may race on one person at once. */
 #define PEOPLE_CAS_TRIES 32
-#define PEOPLE_MAX_ARGS 32
+#define PEOPLE_MAX_ARGS 48
 
 struct people {
     struct store_cmds *sc; /* STORE_CMD_ONCE only: the caller answers someone now */
@@ -71,6 +71,8 @@ struct pop {
     char *prev[HERALD_CH_COUNT];
     unsigned tomb;
     char *json;      /* PUT, PATCH, MERGE: the profile to write */
+    struct store_person_form *form; /* ... as stored: the profile field and the sealed ones */
+    bool keep_sealed; /* PATCH of preferences over sealed data it could not read: left as it is */
     char *rev_read;  /* PUT, PATCH, MERGE, ERASE: the rev it was read at */
     char *cond;      /* PUT, PATCH, MERGE, ERASE: If-Match as the script takes it ("" none) */
     int channel;
@@ -136,6 +138,8 @@ static void pop_free(struct pop *op)
     free(op->record);
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) free(op->prev[ch]);
     free(op->json);
+    if (op->form) store_person_form_free(op->form);
+    free(op->form);
     free(op->rev_read);
     free(op->cond);
     store_args_free(&op->after);
@@ -163,14 +167,23 @@ static void finish_store(struct pop *op, enum store_error e)
  * retried, refused at once while the connection is down. With a script,
  * it is that script's EVALSHA and argv holds its nkeys keys, then its
  * arguments. Returns 0 or -HERALD_EREDIS (cb then never fires). */
-static int send_cmd(struct pop *op, store_cmd_cb cb, const char *script, size_t nkeys, int argc,
-                    const char **argv)
+static int send_cmd_n(struct pop *op, store_cmd_cb cb, const char *script, size_t nkeys, int argc,
+                      const char **argv, const size_t *lens)
 {
     struct store_args a;
     if (script) store_args_script(&a, script, nkeys);
     else store_args_init(&a);
-    for (int i = 0; i < argc; i++) store_args_add(&a, argv[i]);
+    for (int i = 0; i < argc; i++) {
+        if (lens) store_args_addn(&a, argv[i], lens[i]);
+        else store_args_add(&a, argv[i]);
+    }
     return store_cmds_send(op->pp->sc, STORE_CMD_ONCE, cb, op, NULL, &a, script);
+}
+
+static int send_cmd(struct pop *op, store_cmd_cb cb, const char *script, size_t nkeys, int argc,
+                    const char **argv)
+{
+    return send_cmd_n(op, cb, script, nkeys, argc, argv, NULL);
 }
 
 /* In the middle of an operation: a send that fails ends it. */
@@ -189,19 +202,41 @@ static bool reply_failed(struct pop *op, const redisReply *r, enum store_error e
     return true;
 }
 
-/* reply_failed, and a reply to HMGET person profile rev that is not a pair:
- * true after answering; otherwise the two fields in *pj and *rv. */
+/* HMGET person profile rev and the sealed fields (store_person.h), into
+ * argv (READ_PERSON_ARGC of them); key is the caller's. */
+#define READ_PERSON_ARGC (4 + STORE_SEALED_NFIELDS)
+static void read_person_argv(const char **argv, const char *key)
+{
+    argv[0] = "HMGET";
+    argv[1] = key;
+    argv[2] = "profile";
+    argv[3] = "rev";
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) argv[4 + i] = store_sealed_field(i);
+}
+
+/* reply_failed, and a reply to read_person_argv's HMGET of another shape:
+ * true after answering; otherwise the fields in *pj, *rv and *sealed. */
 static bool not_profile_rev(struct pop *op, const redisReply *r, enum store_error e, const redisReply **pj,
-                            const redisReply **rv)
+                            const redisReply **rv, const redisReply *const **sealed)
 {
     if (reply_failed(op, r, e)) return true;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + STORE_SEALED_NFIELDS) {
         finish_store(op, STORE_E_REPLY);
         return true;
     }
     *pj = r->element[0];
     *rv = r->element[1];
+    *sealed = (const redisReply *const *)r->element + 2;
     return false;
+}
+
+/* The answer to a read of a person whose sealed data does not open
+ * (store_person_open said why: field and key id, never data). */
+static void finish_undecryptable(struct pop *op, const char *why)
+{
+    char err[320];
+    snprintf(err, sizeof(err), "the recipient's stored contact data cannot be read: %s", why);
+    finish(op, -HERALD_EIO, NULL, err);
 }
 
 /* reply_failed, and a reply that is not an integer: true after answering. */
@@ -446,6 +481,21 @@ static void on_get_suppressed(struct pop *op, const json_t *replies)
     finish(op, 0, doc, NULL);
 }
 
+/* A ledger record as the document shows it: JSON as written before the
+ * compact form (consent_record_format), or that form read back as JSON. */
+static json_t *ledger_object(const char *s, size_t len)
+{
+    if (len && s[0] == '{') return load_object(s, len);
+    struct consent_record rec;
+    char err[128];
+    if (consent_record_parse(s, len, &rec, err, sizeof(err)) < 0) return NULL;
+    char *json = consent_record_to_json(&rec);
+    consent_record_free(&rec);
+    json_t *o = load_object(json, strlen(json));
+    free(json);
+    return o;
+}
+
 static void on_get(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
@@ -460,10 +510,11 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
         return;
     }
     const redisReply *h = r->element[0], *ledger = r->element[1], *hist = r->element[2];
-    const redisReply *pj = hash_field(h, "profile");
+    const redisReply *sealed[STORE_SEALED_NFIELDS];
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) sealed[i] = hash_field(h, store_sealed_field(i));
     struct profile p;
     char err[256];
-    if (!pj || profile_parse(pj->str, pj->len, &p, err, sizeof(err)) < 0) {
+    if (store_person_open(op->pp->cfg->keys, op->id, hash_field(h, "profile"), sealed, &p, err, sizeof(err)) <= 0) {
         /* Only herald writes it; an unreadable one is a broken store. */
         finish_store(op, STORE_E_REPLY); /* only herald writes it: a broken store */
         return;
@@ -478,11 +529,14 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
     if (p.attributes) json_object_set(prof, "attributes", p.attributes);
     json_object_set_new(doc, "profile", prof);
     json_object_set_new(doc, "preferences", preferences_json(&p));
+    /* Said beside what could be read: the API answers it as an error, the
+     * pages still let the person change their preferences. */
+    if (p.undecryptable) json_object_set_new(doc, PEOPLE_UNDECRYPTABLE, json_string(err));
 
     json_t *recs = json_array();
     for (size_t i = 0; ledger->type == REDIS_REPLY_ARRAY && i < ledger->elements; i++) {
         const redisReply *e = ledger->element[i];
-        json_t *o = e->type == REDIS_REPLY_STRING ? load_object(e->str, e->len) : NULL;
+        json_t *o = e->type == REDIS_REPLY_STRING ? ledger_object(e->str, e->len) : NULL;
         if (o) json_array_append_new(recs, o);
     }
     json_object_set_new(doc, "consent", recs);
@@ -673,8 +727,26 @@ static void write_person(struct pop *op)
     struct strbuf kp;
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
-    const char *argv[] = {kp.buf, op->rev_read, op->json, op->kind == OP_PUT ? "0" : "1", op->cond};
-    send_or_finish(op, on_write, store_lua_people_write, 1, 5, argv);
+    const char *argv[6 + 2 * STORE_SEALED_NFIELDS] = {kp.buf, op->rev_read, op->form->profile.buf,
+                                                      op->kind == OP_PUT ? "0" : "1", op->cond};
+    size_t lens[6 + 2 * STORE_SEALED_NFIELDS];
+    int argc = 5;
+    char nsealed[16];
+    /* The sealed fields: each with its envelope, or "" to delete it. */
+    argv[argc++] = nsealed;
+    snprintf(nsealed, sizeof(nsealed), "%d", op->keep_sealed ? 0 : (int)STORE_SEALED_NFIELDS);
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS && !op->keep_sealed; i++) {
+        const struct strbuf *v = &op->form->sealed[i];
+        argv[argc] = store_sealed_field(i);
+        lens[argc] = strlen(argv[argc]);
+        argc++;
+        argv[argc] = op->form->set[i] ? v->buf : ""; /* binary envelopes: their own lengths */
+        lens[argc] = op->form->set[i] ? v->len : 0;
+        argc++;
+    }
+    if (send_cmd_n(op, on_write, store_lua_people_write, 1, argc, argv, lens) < 0)
+        finish_store(op, STORE_E_CONNECTION);
     strbuf_free(&kp);
 }
 
@@ -781,20 +853,38 @@ static json_t *merge_profile(const json_t *stored, const json_t *patch, const ch
     return obj;
 }
 
-/* The reply to HMGET person profile rev: build the new profile, then CAS. */
+/* The stored profile as one JSON object, sealed data opened. */
+static json_t *stored_object(const struct profile *p)
+{
+    char *json = profile_to_json(p);
+    json_t *o = load_object(json, strlen(json));
+    free(json);
+    return o;
+}
+
+/* The reply to read_person_argv's HMGET: build the new profile, then CAS. */
 static void on_read_person(redisReply *r, enum store_error serr, const char *text, void *priv)
 {
     struct pop *op = priv;
     (void)text;
-    const redisReply *pj, *rv;
-    if (not_profile_rev(op, r, serr, &pj, &rv)) return;
+    const redisReply *pj, *rv, *const *sealed;
+    if (not_profile_rev(op, r, serr, &pj, &rv, &sealed)) return;
     const char *rev = rv->type == REDIS_REPLY_STRING ? rv->str : "";
     char err[256];
     struct profile oldp, newp;
     bool have_old = false;
     json_t *obj;
-    if (pj->type == REDIS_REPLY_STRING && profile_parse(pj->str, pj->len, &oldp, err, sizeof(err)) == 0)
+    if (store_person_open(op->pp->cfg->keys, op->id, pj, sealed, &oldp, err, sizeof(err)) == 1) {
         have_old = true;
+        /* A merge must read the data first; a PUT replaces it all, and so
+         * repairs it; a change of preferences leaves it as it is. */
+        if (oldp.undecryptable && op->kind == OP_MERGE) {
+            profile_free(&oldp);
+            finish_undecryptable(op, err);
+            return;
+        }
+    }
+    op->keep_sealed = op->kind == OP_PATCH && have_old && oldp.undecryptable;
     if (op->kind == OP_PATCH || op->kind == OP_MERGE) {
         if (pj->type != REDIS_REPLY_STRING) {
             /* A condition needs a current representation (RFC 9110 13.1.1). */
@@ -802,7 +892,7 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
             else finish(op, -HERALD_ENOENT, NULL, "no such recipient");
             return;
         }
-        obj = load_object(pj->str, pj->len);
+        obj = have_old ? stored_object(&oldp) : NULL;
         if (!obj || !have_old) {
             if (obj) json_decref(obj);
             if (have_old) profile_free(&oldp);
@@ -821,7 +911,7 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
             return;
         }
     } else {
-        json_t *stored = pj->type == REDIS_REPLY_STRING ? load_object(pj->str, pj->len) : NULL;
+        json_t *stored = have_old ? stored_object(&oldp) : NULL;
         obj = put_profile(op->body, stored);
         json_decref(stored);
     }
@@ -851,6 +941,11 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
      * dropped ones released last (each index shard is in its own slot). */
     free(op->json);
     op->json = json;
+    if (!op->form) {
+        op->form = xmalloc(sizeof(*op->form));
+        store_person_form_init(op->form);
+    }
+    store_person_seal(op->pp->cfg->keys, &newp, op->form);
     free(op->rev_read);
     op->rev_read = xstrdup(rev);
     op->tomb = 0;
@@ -900,8 +995,9 @@ static void read_person(struct pop *op)
     struct strbuf kp;
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
-    const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
-    send_or_finish(op, on_read_person, NULL, 0, 4, argv);
+    const char *argv[READ_PERSON_ARGC];
+    read_person_argv(argv, kp.buf);
+    send_or_finish(op, on_read_person, NULL, 0, READ_PERSON_ARGC, argv);
     strbuf_free(&kp);
 }
 
@@ -910,8 +1006,9 @@ static int start_read(struct pop *op)
     struct strbuf kp;
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
-    const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
-    int rc = start(op, on_read_person, NULL, 0, 4, argv);
+    const char *argv[READ_PERSON_ARGC];
+    read_person_argv(argv, kp.buf);
+    int rc = start(op, on_read_person, NULL, 0, READ_PERSON_ARGC, argv);
     strbuf_free(&kp);
     return rc;
 }
@@ -1030,12 +1127,12 @@ static void on_consent(redisReply *r, enum store_error serr, const char *text, v
     }
     if (op->after.n) { /* on a cluster: the event's count, on the control plane's slot */
         json_decref(op->doc);
-        op->doc = load_object(op->record, strlen(op->record));
+        op->doc = ledger_object(op->record, strlen(op->record));
         if (store_cmds_send(op->pp->sc, STORE_CMD_ONCE, on_counted, op, NULL, &op->after, NULL) < 0)
             on_counted(NULL, STORE_E_CONNECTION, NULL, op);
         return;
     }
-    finish(op, 0, load_object(op->record, strlen(op->record)), NULL);
+    finish(op, 0, ledger_object(op->record, strlen(op->record)), NULL);
 }
 
 int people_consent_append_event(struct people *pp, const char *id, int channel, bool granted, const char *source,
@@ -1061,7 +1158,10 @@ int people_consent_append_event(struct people *pp, const char *id, int channel, 
     }
     struct consent_record rec = {.channel = channel, .granted = granted, .at = now,
                                  .source = (char *)source, .text_version = (char *)text_version};
-    op->record = consent_record_to_json(&rec);
+    struct strbuf rb;
+    strbuf_init(&rb);
+    consent_record_format(&rb, &rec);
+    op->record = strbuf_detach(&rb, NULL);
     op->channel = channel;
     struct strbuf kp, kl;
     strbuf_init(&kp);
@@ -1204,8 +1304,8 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
 {
     struct pop *op = priv;
     (void)text;
-    const redisReply *pj, *rv;
-    if (not_profile_rev(op, r, serr, &pj, &rv)) return;
+    const redisReply *pj, *rv, *const *sealed;
+    if (not_profile_rev(op, r, serr, &pj, &rv, &sealed)) return;
     if (pj->type != REDIS_REPLY_STRING) {
         if (op->cond[0]) finish(op, -HERALD_EPRECOND, NULL, precond_failed);
         else finish(op, -HERALD_ENOENT, NULL, "no such recipient");
@@ -1217,18 +1317,26 @@ static void on_erase_read(redisReply *r, enum store_error serr, const char *text
      * passes validation is tombstoned. The tombstones go in first, so that
      * no crash ever leaves an erased person without them. */
     json_t *obj = load_object(pj->str, pj->len);
+    /* A sealed address that opens is tombstoned too; one that does not is
+     * erased with the rest, without a tombstone (it cannot be read). */
+    struct profile opened;
+    char perr[256];
+    bool have = store_person_open(op->pp->cfg->keys, op->id, pj, sealed, &opened, perr, sizeof(perr)) == 1;
     struct store_args a[HERALD_CH_COUNT];
     const char *script[HERALD_CH_COUNT];
     size_t n = 0;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        const json_t *addr = json_object_get(obj, channel_get(ch)->address_field);
-        op->has_new[ch] = json_is_string(addr) && *json_string_value(addr);
+        const json_t *aj = json_object_get(obj, channel_get(ch)->address_field);
+        const char *addr = json_is_string(aj) ? json_string_value(aj) : NULL;
+        if (sealed[0]->type == REDIS_REPLY_STRING) addr = have ? opened.address[ch] : NULL;
+        op->has_new[ch] = addr && *addr;
         op->added[ch] = false;
         if (!op->has_new[ch]) continue;
-        addrindex_member(op->pp->cfg->index_key, ch, json_string_value(addr), op->nm[ch]);
+        addrindex_member(op->pp->cfg->index_key, ch, addr, op->nm[ch]);
         index_plain(op, a, script, &n, "SADD", ADDRINDEX_TOMBSTONES, op->nm[ch]);
     }
     json_decref(obj);
+    if (have) profile_free(&opened);
     if (n) group_send(op, a, script, n, on_tombstoned);
     else erase_person(op);
 }
@@ -1240,9 +1348,10 @@ static void erase_read(struct pop *op, bool first, int *rcp)
     struct strbuf kp;
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
-    const char *argv[] = {"HMGET", kp.buf, "profile", "rev"};
-    if (first) *rcp = start(op, on_erase_read, NULL, 0, 4, argv);
-    else send_or_finish(op, on_erase_read, NULL, 0, 4, argv);
+    const char *argv[READ_PERSON_ARGC];
+    read_person_argv(argv, kp.buf);
+    if (first) *rcp = start(op, on_erase_read, NULL, 0, READ_PERSON_ARGC, argv);
+    else send_or_finish(op, on_erase_read, NULL, 0, READ_PERSON_ARGC, argv);
     strbuf_free(&kp);
 }
 
@@ -1276,7 +1385,17 @@ static void on_find_person(redisReply *r, enum store_error serr, const char *tex
     struct profile p;
     char err[256];
     bool same = false;
-    if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &p, err, sizeof(err)) == 0) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 + STORE_SEALED_NFIELDS) {
+        finish_store(op, STORE_E_REPLY);
+        return;
+    }
+    if (store_person_open(op->pp->cfg->keys, op->id, r->element[0], (const redisReply *const *)r->element + 1, &p,
+                          err, sizeof(err)) == 1) {
+        if (p.undecryptable) {
+            profile_free(&p);
+            finish_undecryptable(op, err);
+            return;
+        }
         const char *addr = profile_address(&p, op->channel);
         unsigned char m[ADDRINDEX_LEN];
         if (addr) addrindex_member(op->pp->cfg->index_key, op->channel, addr, m);
@@ -1304,8 +1423,9 @@ static void on_find(redisReply *r, enum store_error serr, const char *text, void
     struct strbuf kp;
     strbuf_init(&kp);
     store_key_person(&kp, op->pp->cfg->prefix, op->id);
-    const char *argv[] = {"HGET", kp.buf, "profile"};
-    send_or_finish(op, on_find_person, NULL, 0, 3, argv);
+    const char *argv[3 + STORE_SEALED_NFIELDS] = {"HMGET", kp.buf, "profile"};
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) argv[3 + i] = store_sealed_field(i);
+    send_or_finish(op, on_find_person, NULL, 0, 3 + STORE_SEALED_NFIELDS, argv);
     strbuf_free(&kp);
 }
 

@@ -50,7 +50,11 @@
  *    "messages":    [newest first, at most STORE_HISTORY_MAX: {"campaign", "channel",
  *                    "topic", "outcome", "reason", "provider", "at"}],
  *    "rev":         the person's rev (0 when never counted), for the ETag:
- *                    the API takes it out of the body (precond.h)}
+ *                    the API takes it out of the body (precond.h),
+ *    PEOPLE_UNDECRYPTABLE: only when the person's sealed contact data does
+ *                    not decrypt (store_person.h): why (field, key id);
+ *                    "profile" then lacks what did not open. The API answers
+ *                    it as an error; the pages still change preferences}
  * The writes' documents (put, merge, patch_preferences) carry "rev" too:
  * the rev their write made.
  */
@@ -65,6 +69,8 @@
 #include "store_cmd.h"
 
 struct people;
+
+#define PEOPLE_UNDECRYPTABLE "undecryptable"
 
 /* doc: a new reference the callback owns (NULL when status < 0). store:
  * the class of a Redis failure (-HERALD_EREDIS), else STORE_E_COUNT. err:

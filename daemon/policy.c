@@ -178,6 +178,13 @@ static inline void run(const struct policy_input *in, struct policy_decision *ou
         decide(out, HERALD_OUTCOME_SUPPRESSED, HERALD_REASON_UNKNOWN_RECIPIENT, -1);
         return;
     }
+    if (p->undecryptable) {
+        /* Its address or attributes may be another person's or missing:
+         * nothing is sent, and it is a failure for an operator to fix. */
+        note(tr, POLICY_CHECK_PROFILE, -1, POLICY_BLOCK, HERALD_REASON_UNDECRYPTABLE);
+        decide(out, HERALD_OUTCOME_FAILED, HERALD_REASON_UNDECRYPTABLE, -1);
+        return;
+    }
     note(tr, POLICY_CHECK_PROFILE, -1, POLICY_PASS, HERALD_REASON_NONE);
     if (profile_topic(p, job->topic) == 0) {
         note(tr, POLICY_CHECK_TOPIC, -1, POLICY_BLOCK, HERALD_REASON_TOPIC_OPT_OUT);

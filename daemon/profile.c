@@ -336,9 +336,93 @@ static void strip_near(char *text)
     if (near) *near = '\0';
 }
 
+/* The compact stored form's parts: "1|channel|granted|at|source|text_version"
+ * into part/plen (6 of them); false when it is not that form. */
+static bool compact_parts(const char *s, size_t len, const char *part[6], size_t plen[6])
+{
+    if (len < 2 || s[0] != '1' || s[1] != '|') return false;
+    const char *p = s, *end = s + len;
+    size_t n = 0;
+    for (;;) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        part[n] = p;
+        plen[n++] = bar ? (size_t)(bar - p) : (size_t)(end - p);
+        if (!bar) break;
+        if (n == 6) return false;
+        p = bar + 1;
+    }
+    return n == 6;
+}
+
+static bool compact_int(const char *s, size_t n, int64_t *out)
+{
+    int64_t v = 0;
+    if (n == 0 || n > 18) return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* The head of the compact form: channel, granted, at. */
+static bool compact_head(const char *const part[6], const size_t plen[6], int *channel, bool *granted, int64_t *at)
+{
+    char ch[16];
+    if (plen[1] == 0 || plen[1] >= sizeof(ch) || plen[2] != 1 || (part[2][0] != '0' && part[2][0] != '1') ||
+        !compact_int(part[3], plen[3], at))
+        return false;
+    memcpy(ch, part[1], plen[1]);
+    ch[plen[1]] = '\0';
+    *channel = herald_channel_from_name(ch);
+    *granted = part[2][0] == '1';
+    return *channel >= 0;
+}
+
+static bool compact_text_ok(const char *s, size_t n, size_t min)
+{
+    if (n < min || n > HERALD_CONSENT_SOURCE_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return false;
+    return true;
+}
+
+void consent_record_format(struct strbuf *sb, const struct consent_record *r)
+{
+    strbuf_reset(sb);
+    const char *src = r->source ? r->source : "", *tv = r->text_version ? r->text_version : "";
+    if (!*src || strchr(src, '|') || strchr(tv, '|')) {
+        char *json = consent_record_to_json(r);
+        strbuf_adds(sb, json);
+        free(json);
+        return;
+    }
+    strbuf_adds(sb, "1|");
+    strbuf_adds(sb, herald_channel_name(r->channel));
+    strbuf_adds(sb, r->granted ? "|1|" : "|0|");
+    strbuf_addll(sb, (long long)r->at);
+    strbuf_add(sb, "|", 1);
+    strbuf_adds(sb, src);
+    strbuf_add(sb, "|", 1);
+    strbuf_adds(sb, tv);
+}
+
 int consent_record_parse(const char *json, size_t len, struct consent_record *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof(*r));
+    const char *part[6];
+    size_t plen[6];
+    if (compact_parts(json, len, part, plen)) {
+        if (!compact_head(part, plen, &r->channel, &r->granted, &r->at) || !compact_text_ok(part[4], plen[4], 1) ||
+            !compact_text_ok(part[5], plen[5], 0)) {
+            memset(r, 0, sizeof(*r));
+            return herald_fail(err, errlen, "consent record: unreadable (\"1|channel|granted|at|source|version\")");
+        }
+        r->source = xstrndup(part[4], plen[4]);
+        r->text_version = plen[5] ? xstrndup(part[5], plen[5]) : NULL;
+        return 0;
+    }
     if (len > HERALD_PROFILE_MAX_BYTES) {
         herald_seterr(err, errlen, "consent record is %zu bytes, over the %d byte limit", len,
                       HERALD_PROFILE_MAX_BYTES);
@@ -421,6 +505,15 @@ static bool consent_state_fast(const char *json, size_t len, struct consent_stat
 
 int consent_state_parse(const char *json, size_t len, struct consent_state *st)
 {
+    memset(st, 0, sizeof(*st));
+    const char *part[6];
+    size_t plen[6];
+    int ch;
+    if (compact_parts(json, len, part, plen) && compact_head(part, plen, &ch, &st->granted, &st->at) &&
+        compact_text_ok(part[4], plen[4], 1) && compact_text_ok(part[5], plen[5], 0)) {
+        st->known = true;
+        return 0;
+    }
     memset(st, 0, sizeof(*st));
     if (consent_state_fast(json, len, st)) return 0;
     struct consent_record rec;

@@ -45,6 +45,9 @@ struct profile {
     int quiet_start_min, quiet_end_min; /* the same, parsed; -1 when absent */
     json_t *frequency;  /* object (owned reference) or NULL */
     struct consent_state consent[HERALD_CH_COUNT];
+    /* Its sealed contact data is stored but does not open (store_person.h):
+     * nothing may be sent to it; the policy answers failed/undecryptable. */
+    bool undecryptable;
 };
 
 /* One consent ledger record. */
@@ -84,6 +87,12 @@ void profile_free(struct profile *p);
  * ledger record and requires "at"; consent_record_from_json stamps `now`
  * when "at" is absent. On failure *r is zeroed and nothing is allocated. */
 char *consent_record_to_json(const struct consent_record *r);
+/* The form herald stores (the ledger and the person's current consent):
+ * "1|<channel>|<1 granted, 0 withdrawn>|<at, unix s>|<source>|<text_version>"
+ * (about 30 bytes, against 90 as JSON), or consent_record_to_json's when
+ * source or text_version holds a '|' or source is empty. consent_record_parse
+ * and consent_state_parse read both, and records written before. */
+void consent_record_format(struct strbuf *sb, const struct consent_record *r);
 int consent_record_parse(const char *json, size_t len, struct consent_record *r, char *err, size_t errlen);
 /* The current state one stored record gives (known, granted, at), as
  * consent_record_parse would read it but without building a JSON tree for

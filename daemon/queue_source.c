@@ -167,6 +167,9 @@ static void on_lookup(const struct store_job_result *res, void *arg)
         r->found = row->found;
         if (r->found < 0) /* treated as no profile; said once per person */
             log_warn("queue", "stored profile unreadable recipient=%s: invalid JSON or fields", r->id);
+        else if (r->found > 0 && r->p.undecryptable) /* failed by the policy, never sent */
+            log_warn("queue", "contact data not decrypted campaign=%s recipient=%s: %s", b->jr->job.id, r->id,
+                     row->unread);
         herald_copy(r->rev, sizeof(r->rev), row->rev);
         r->has_rec = row->has_rec;
         r->rec = row->rec;

@@ -291,21 +291,31 @@ const char *store_lookup_field(size_t i)
 {
     if (i == STORE_LOOKUP_PROFILE) return "profile";
     if (i == STORE_LOOKUP_REV) return "rev";
+    if (i >= STORE_LOOKUP_SEALED) return store_sealed_field(i - STORE_LOOKUP_SEALED);
     const struct channel_desc *d = channel_get((int)i - STORE_LOOKUP_CONSENT);
     return i > STORE_LOOKUP_PROFILE && d ? d->consent_field : NULL;
 }
 
-int store_person_from_fields(const redisReply *const *el, struct profile *p, char *err, size_t errlen)
+int store_person_from_fields(const struct seal_keys *keys, const char *id, const redisReply *const *el,
+                             bool lazy, struct profile *p, char *err, size_t errlen)
 {
-    if (el[STORE_LOOKUP_PROFILE]->type != REDIS_REPLY_STRING) return 0;
-    int rc = profile_parse(el[STORE_LOOKUP_PROFILE]->str, el[STORE_LOOKUP_PROFILE]->len, p, err, errlen);
-    if (rc < 0) return rc;
+    struct consent_state consent[HERALD_CH_COUNT];
+    bool any = false;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         const redisReply *e = el[STORE_LOOKUP_CONSENT + ch];
-        if (e->type != REDIS_REPLY_STRING) continue;
         /* An unreadable consent record is no consent: never guess yes. */
-        if (consent_state_parse(e->str, e->len, &p->consent[ch]) < 0) continue;
+        if (e->type != REDIS_REPLY_STRING || consent_state_parse(e->str, e->len, &consent[ch]) < 0)
+            memset(&consent[ch], 0, sizeof(consent[ch]));
+        any = any || (consent[ch].known && consent[ch].granted);
     }
+    /* Without consent on any channel no decision reads an address (the
+     * policy checks consent first): the contact data stays sealed. */
+    const redisReply *sealed[STORE_SEALED_NFIELDS];
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
+        sealed[i] = lazy && !any && i < STORE_SEALED_PIECES ? NULL : el[STORE_LOOKUP_SEALED + i];
+    int rc = store_person_open(keys, id, el[STORE_LOOKUP_PROFILE], sealed, p, err, errlen);
+    if (rc <= 0) return rc;
+    memcpy(p->consent, consent, sizeof(consent));
     return 1;
 }
 
@@ -353,7 +363,7 @@ int store_sync_import(redisContext *c, const char *prefix, const unsigned char k
                       size_t errlen)
 {
     struct store_import it = {.p = p, .recs = recs, .nrecs = nrecs};
-    int rc = store_sync_import_batch(c, prefix, key, &it, 1, err, errlen);
+    int rc = store_sync_import_batch(c, prefix, NULL, key, &it, 1, err, errlen);
     if (rc < 0) return rc;
     if (it.status != STORE_IMPORT_STORED) {
         herald_seterr(err, errlen, "%s", it.reason);
@@ -708,29 +718,41 @@ static redisReply *next_reply(redisContext *c, char *err, size_t errlen)
  * member to take out of the address index (or NULL); none is touched
  * without with_addr (on a cluster the index is written apart:
  * store_sync_import_cluster). */
-static int append_import(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
-                         struct store_import *it, unsigned char *const drop[], bool with_addr)
+static int append_import(redisContext *c, const char *prefix, const struct seal_keys *keys,
+                         const unsigned char key[ADDRINDEX_KEY_LEN], struct store_import *it,
+                         unsigned char *const drop[], bool with_addr)
 {
     const struct profile *p = it->p;
-    struct strbuf kp, kl, ka;
+    struct strbuf kp, kl, ka, cr;
     strbuf_init(&kp);
     strbuf_init(&kl);
     strbuf_init(&ka);
+    strbuf_init(&cr);
     store_key_person(&kp, prefix, p->id);
     store_key_ledger(&kl, prefix, p->id);
-    char *json = profile_to_json(p);
+    struct store_person_form form;
+    store_person_form_init(&form);
+    store_person_seal(keys, p, &form);
     int n = 0;
     redisAppendCommand(c, "MULTI");
     n++;
-    redisAppendCommand(c, "HSET %s profile %s act %lld", kp.buf, json, (long long)time(NULL));
+    redisAppendCommand(c, "HSET %s profile %b act %lld", kp.buf, form.profile.buf, form.profile.len,
+                       (long long)time(NULL));
     n++;
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) {
+        if (form.set[i])
+            redisAppendCommand(c, "HSET %s %s %b", kp.buf, store_sealed_field(i), form.sealed[i].buf,
+                               form.sealed[i].len);
+        else
+            redisAppendCommand(c, "HDEL %s %s", kp.buf, store_sealed_field(i));
+        n++;
+    }
     for (size_t i = 0; i < it->nrecs; i++) {
         if (it->tombstoned & (1u << it->recs[i].channel)) continue;
-        char *rj = consent_record_to_json(&it->recs[i]);
-        redisAppendCommand(c, "RPUSH %s %s", kl.buf, rj);
-        redisAppendCommand(c, "HSET %s %s %s", kp.buf, channel_get(it->recs[i].channel)->consent_field, rj);
+        consent_record_format(&cr, &it->recs[i]);
+        redisAppendCommand(c, "RPUSH %s %s", kl.buf, cr.buf);
+        redisAppendCommand(c, "HSET %s %s %s", kp.buf, channel_get(it->recs[i].channel)->consent_field, cr.buf);
         n += 2;
-        free(rj);
     }
     for (int ch = 0; with_addr && ch < HERALD_CH_COUNT; ch++) {
         if (drop[ch]) {
@@ -751,10 +773,11 @@ static int append_import(redisContext *c, const char *prefix, const unsigned cha
     n++;
     redisAppendCommand(c, "EXEC");
     n++;
-    free(json);
+    store_person_form_free(&form);
     strbuf_free(&kp);
     strbuf_free(&kl);
     strbuf_free(&ka);
+    strbuf_free(&cr);
     return n;
 }
 
@@ -796,7 +819,8 @@ static void import_reset(struct store_import *items, size_t n)
     }
 }
 
-int store_sync_import_batch(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
+int store_sync_import_batch(redisContext *c, const char *prefix, const struct seal_keys *keys,
+                            const unsigned char key[ADDRINDEX_KEY_LEN],
                             struct store_import *items, size_t n, char *err, size_t errlen)
 {
     struct strbuf kp, kt, ks;
@@ -828,7 +852,9 @@ int store_sync_import_batch(redisContext *c, const char *prefix, const unsigned 
             redisAppendCommand(c, "SISMEMBER %s %s", kt.buf, items[i].tombstones[ch] ? items[i].tombstones[ch] : "");
         }
         store_key_person(&kp, prefix, items[i].p->id);
-        redisAppendCommand(c, "HGET %s profile", kp.buf);
+        const char *argv[3 + STORE_SEALED_NFIELDS] = {"HMGET", kp.buf, "profile"};
+        for (size_t f = 0; f < STORE_SEALED_NFIELDS; f++) argv[3 + f] = store_sealed_field(f);
+        redisAppendCommandArgv(c, 3 + STORE_SEALED_NFIELDS, argv, NULL);
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         redisReply *r;
@@ -852,7 +878,11 @@ int store_sync_import_batch(redisContext *c, const char *prefix, const unsigned 
         char perr[128];
         if (r->type == REDIS_REPLY_ERROR) {
             refuse(&items[i], r, "; while reading the stored profile");
-        } else if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &old, perr, sizeof(perr)) == 0) {
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 + STORE_SEALED_NFIELDS &&
+                   store_person_open(keys, items[i].p->id, r->element[0], (const redisReply *const *)r->element + 1,
+                                     &old, perr, sizeof(perr)) == 1) {
+            /* An old address that does not open keeps its entry: the
+             * next write that can read it drops it. */
             for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
                 const char *oa = profile_address(&old, ch), *na = profile_address(items[i].p, ch);
                 if (!oa) continue;
@@ -882,7 +912,7 @@ int store_sync_import_batch(redisContext *c, const char *prefix, const unsigned 
      * back. */
     for (size_t i = 0; i < n && rc == 0; i++)
         if (items[i].status == STORE_IMPORT_UNKNOWN)
-            nreplies[i] = append_import(c, prefix, key, &items[i], drop[i], true);
+            nreplies[i] = append_import(c, prefix, keys, key, &items[i], drop[i], true);
     for (size_t i = 0; i < n && rc == 0; i++) {
         int m = nreplies[i];
         if (m == 0) continue; /* refused in round trip 1 */
@@ -939,8 +969,9 @@ static redisReply *cluster_cmd(struct rcluster_sync *cs, char *err, size_t errle
  * (addrindex.h): the tombstones read, the new addresses' entries first,
  * then the person's transaction, then the entries of the addresses it no
  * longer has (readers check the person). */
-static int import_one_cluster(struct rcluster_sync *cs, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
-                              struct store_import *it, char *err, size_t errlen)
+static int import_one_cluster(struct rcluster_sync *cs, const char *prefix, const struct seal_keys *keys,
+                              const unsigned char key[ADDRINDEX_KEY_LEN], struct store_import *it, char *err,
+                              size_t errlen)
 {
     struct strbuf kp, kt, ks;
     strbuf_init(&kp);
@@ -1010,7 +1041,7 @@ static int import_one_cluster(struct rcluster_sync *cs, const char *prefix, cons
         herald_seterr(err, errlen, "redis connection failed during the import: %s", why);
         goto lost;
     }
-    int n = append_import(c, prefix, key, it, drop, false);
+    int n = append_import(c, prefix, keys, key, it, drop, false);
     redisReply **replies = xcalloc((size_t)n, sizeof(*replies));
     int got = 0;
     while (got < n && (replies[got] = next_reply(c, err, errlen))) got++;
@@ -1041,12 +1072,13 @@ out:
     return rc;
 }
 
-int store_sync_import_cluster(struct rcluster_sync *cs, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
-                              struct store_import *items, size_t n, char *err, size_t errlen)
+int store_sync_import_cluster(struct rcluster_sync *cs, const char *prefix, const struct seal_keys *keys,
+                              const unsigned char key[ADDRINDEX_KEY_LEN], struct store_import *items, size_t n,
+                              char *err, size_t errlen)
 {
     int rc = 0;
     import_reset(items, n);
-    for (size_t i = 0; i < n && rc == 0; i++) rc = import_one_cluster(cs, prefix, key, &items[i], err, errlen);
+    for (size_t i = 0; i < n && rc == 0; i++) rc = import_one_cluster(cs, prefix, keys, key, &items[i], err, errlen);
     for (size_t i = 0; i < n; i++)
         if (items[i].status == STORE_IMPORT_UNKNOWN)
             herald_seterr(items[i].reason, sizeof(items[i].reason), "%s", rc < 0 ? err : "not sent");

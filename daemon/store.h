@@ -99,6 +99,7 @@
 #include "herald.h"
 #include "profile.h"
 #include "store_cmd.h"
+#include "store_person.h"
 
 #define STORE_GROUP "herald"
 
@@ -293,6 +294,7 @@ extern const char store_lua_people_touch[];    /* a stored person's rev moves */
 extern const char store_lua_index_claim[];     /* an address index entry names a person first */
 extern const char store_lua_index_release[];   /* ... and goes (or is restored) last */
 extern const char store_lua_inactive_check[];  /* [retention] inactive_people: erase this one? */
+extern const char store_lua_rotate_person[];   /* heraldctl rotate-key: one person sealed again, CAS on rev */
 
 /* The SHA1 hex of a script, as EVALSHA wants it. */
 void store_script_sha(const char *script, char sha[41]);
@@ -301,24 +303,30 @@ void store_script_sha(const char *script, char sha[41]);
  * What the lookup (one HMGET per person, store_job_lookup) reads of each
  * person, in the order of its reply: the fields of herald:r:{ID}
  * (store_lookup_field(0 .. STORE_LOOKUP_NFIELDS - 1): "profile", each
- * channel's consent_field in descriptor order, "rev"), then the campaign's
- * once-only record (the field "c:<campaign>"): STORE_LOOKUP_STRIDE values
- * per recipient; the indexes below are into them.
+ * channel's consent_field in descriptor order, "rev", then the sealed
+ * contact data, store_sealed_field(0 ..) of store_person.h), then the
+ * campaign's once-only record (the field "c:<campaign>"):
+ * STORE_LOOKUP_STRIDE values per recipient; the indexes below are into them.
  */
 #define STORE_LOOKUP_PROFILE 0
 #define STORE_LOOKUP_CONSENT 1 /* + channel */
 #define STORE_LOOKUP_REV (STORE_LOOKUP_CONSENT + HERALD_CH_COUNT)
-#define STORE_LOOKUP_NFIELDS (STORE_LOOKUP_REV + 1)
+#define STORE_LOOKUP_SEALED (STORE_LOOKUP_REV + 1) /* + store_sealed_field index */
+#define STORE_LOOKUP_NFIELDS (STORE_LOOKUP_SEALED + STORE_SEALED_NFIELDS)
 #define STORE_LOOKUP_RECORD STORE_LOOKUP_NFIELDS
-#define STORE_LOOKUP_STRIDE (STORE_LOOKUP_RECORD + 1) /* 3 + HERALD_CH_COUNT */
+#define STORE_LOOKUP_STRIDE (STORE_LOOKUP_RECORD + 1)
 /* Field i of the person hash lookup reads (static string), NULL past the last. */
 const char *store_lookup_field(size_t i);
 
-/* Fills a person's profile and consent state from one recipient's values
- * of the lookup's reply (at least STORE_LOOKUP_REV of them: profile, then
- * the consent fields). Returns 1 found, 0 no profile, <0 when the stored
- * profile is unreadable (err set). */
-int store_person_from_fields(const redisReply *const *el, struct profile *p, char *err, size_t errlen);
+/* Fills person id's profile and consent state from one recipient's values
+ * of the lookup's reply (at least STORE_LOOKUP_NFIELDS of them), opening
+ * its sealed data with keys (NULL: none); lazy: not for a person without
+ * consent on any channel (their addresses and attributes are left out:
+ * the send path, where no decision needs them then). Returns 1 found, 0 no
+ * profile, <0 when the stored profile is unreadable (err set); 1 with
+ * p->undecryptable and err set when sealed data does not open. */
+int store_person_from_fields(const struct seal_keys *keys, const char *id, const redisReply *const *el,
+                             bool lazy, struct profile *p, char *err, size_t errlen);
 
 /* Blocking helpers for heraldctl (and tests). Each returns 0 or <0 with err.
  * Their errors are classified as the daemon's (store_error_classify), so an
@@ -442,15 +450,17 @@ struct store_import {
  * STORE_IMPORT_UNKNOWN may be partly stored (an import is safe to run
  * again). store_sync_import is this for one person and no tombstones; it
  * returns <0 unless the person was stored. */
-int store_sync_import_batch(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
-                            struct store_import *items, size_t n, char *err, size_t errlen);
+int store_sync_import_batch(redisContext *c, const char *prefix, const struct seal_keys *keys,
+                            const unsigned char key[ADDRINDEX_KEY_LEN], struct store_import *items, size_t n,
+                            char *err, size_t errlen);
 /* The same on a Redis Cluster (rcluster.h), a person at a time: the new
  * addresses claim their index entries first, then the person's transaction
  * runs on its slot, then the addresses it no longer has leave the index
  * (readers of the index check the person). A person whose reply never came
  * is UNKNOWN, those after it too. */
 struct rcluster_sync;
-int store_sync_import_cluster(struct rcluster_sync *cs, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN],
-                              struct store_import *items, size_t n, char *err, size_t errlen);
+int store_sync_import_cluster(struct rcluster_sync *cs, const char *prefix, const struct seal_keys *keys,
+                              const unsigned char key[ADDRINDEX_KEY_LEN], struct store_import *items, size_t n,
+                              char *err, size_t errlen);
 
 #endif

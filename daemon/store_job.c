@@ -255,8 +255,9 @@ static void on_lookup(redisReply *r, enum store_error err, const char *text, voi
     } else if (ok) {
         struct store_job_person *p = g->c->items[sl->i];
         redisReply *const *el = r->element;
-        char perr[256];
-        p->found = store_person_from_fields((const redisReply *const *)el, p->p, perr, sizeof(perr));
+        p->unread[0] = '\0';
+        p->found = store_person_from_fields(g->c->sj->cfg->keys, p->id, (const redisReply *const *)el, true, p->p,
+                                            p->unread, sizeof(p->unread));
         p->rev[0] = '\0';
         const redisReply *rev = el[STORE_LOOKUP_REV], *rec = el[STORE_LOOKUP_RECORD];
         if (rev->type == REDIS_REPLY_STRING) herald_copy(p->rev, sizeof(p->rev), rev->str);

@@ -60,6 +60,7 @@ struct store_job_person {
     char rev[24];             /* out: the person's rev ("" none) */
     bool has_rec;             /* out: a readable once-only record of the campaign */
     struct store_record rec;
+    char unread[192];         /* out: why the profile or its sealed data did not read ("" when it did) */
 };
 
 void store_job_lookup(struct store_job *sj, const char *campaign, struct store_job_person *const *rows, size_t n,

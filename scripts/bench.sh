@@ -2,7 +2,8 @@
 # Benchmarks (figures and ratios, never pass/fail). Builds an optimised tree in
 # build-rel/ and runs:
 #   policy   the pure decision engine against parsing a profile (bench_policy)
-#   webhook  N fresh recipients (a Redis SET used as recipients_key) through the
+#   webhook  the cost of decrypting a person's contact data per message
+#            (bench_seal), then N fresh recipients (a Redis SET used as recipients_key) through the
 #            webhook plugin to a local nginx answering 202, every policy check
 #            and audit record on; herald's messages/s and peak RSS, and in the
 #            same run a plain libcurl multi loop (64 in flight, one thread, same
@@ -60,6 +61,10 @@ RUNS=${RUNS:-3}
 lib_cleanup_on_exit
 make_tmpdir herald-bench
 tmp=$LIB_LAST_TMPDIR
+if [ "$what" = webhook ] || [ "$what" = all ]; then
+    echo "==== encryption at rest (bench_seal: one core, the daemon's read of a stored person) ===="
+    "$bdir"/bench_seal 200000 5
+fi
 [ "$what" = scale ] || [ "$what" = cluster ] || echo "==== webhook: $N recipients through herald to nginx, $RUNS runs ===="
 
 nport=$(free_port)
@@ -125,6 +130,8 @@ url = http://127.0.0.1:$nport/herald
 secret = bench-webhook-secret-0123456789
 concurrency = ${CONCURRENCY:-64}
 CONF
+(umask 077 && echo "bench1 $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$tmp/keys")
+printf '[privacy]\nkey_file = %s\n' "$tmp/keys" >>"$tmp/herald.conf" # contact data encrypted, as in production
 chmod 600 "$tmp/herald.conf" # it holds secrets: herald refuses a config others may read
 
 if [ "$what" = scale ]; then

@@ -14,6 +14,12 @@ cd "$HERALD_ROOT"
 
 conf=config/herald.conf
 chmod 600 "$conf" # it holds the demo's secrets: herald refuses a config others may read
+# [privacy] key_file: a key of 32 random bytes, readable by its owner only.
+keys=var/herald.keys
+if [ ! -f "$keys" ]; then
+    mkdir -p var
+    (umask 077 && echo "demo1 $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$keys")
+fi
 people=config/demo/recipients.jsonl
 campaign_file=config/demo/campaign.json
 campaign=$(jq -r .id "$campaign_file" 2>/dev/null || echo demo-winter-sale)

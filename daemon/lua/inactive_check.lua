@@ -15,7 +15,10 @@ local now = tonumber(redis.call('TIME')[1])
 local f = redis.call('HMGET', KEYS[1], 'profile', 'rev', 'act', unpack(ARGV, 2))
 if not f[1] then return false end
 for i = 4, #f do
-  if f[i] and string.find(f[i], '"granted":true', 1, true) then return false end
+  -- granted: the compact record "1|<channel>|1|..." (consent_record_format), or JSON as before it
+  if f[i] and (string.match(f[i], '^1|[^|]*|1|') or string.find(f[i], '"granted":true', 1, true)) then
+    return false
+  end
 end
 local act = tonumber(f[3])
 if not act then

@@ -14,7 +14,9 @@
 -- KEYS: 1 person hash.
 -- ARGV: 1 rev read ("" none), 2 profile JSON, 3 "1": the profile must
 -- exist (PATCH), 4 the If-Match condition ("" none, "*", or
--- " <rev> <rev> ... ").
+-- " <rev> <rev> ... "), 5 nsealed, then per sealed field (store_person.h)
+-- its name and its envelope, or "" to delete it (absent, or stored in
+-- clear).
 -- Returns {'precondition'} (If-Match does not hold: nothing written),
 -- {'stale'} (read again), {'gone'} (PATCH of no profile) or
 -- {'ok', created 0|1, new rev}.
@@ -29,4 +31,10 @@ if (cur or '') ~= ARGV[1] then return {'stale'} end
 if created and ARGV[3] == '1' then return {'gone'} end
 redis.call('HSET', KEYS[1], 'profile', ARGV[2], 'act', redis.call('TIME')[1])
 local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
+local i = 6
+for k = 1, tonumber(ARGV[5] or '0') do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
+  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  i = i + 2
+end
 return {'ok', created and 1 or 0, rev}

@@ -514,6 +514,9 @@ link_secret = e2e-link-secret-0123456789
 [public]
 listen = 127.0.0.1:{public_port}
 
+[privacy]
+key_file = keys
+
 [channel email]
 providers = outbox
 
@@ -524,6 +527,10 @@ providers = outbox
 plugin = outbox
 dir = outbox
 """
+
+# The [privacy] key_file of every Env ("keys" beside herald.conf): one key,
+# so that contact data is stored encrypted as in production.
+E2E_KEY = "e2e1 " + "5a" * 32
 
 
 HOOK_SECRET = "e2e-webhook-secret-0123456789"
@@ -586,7 +593,8 @@ class Env:
         else:
             self.redis = RedisServer(os.path.join(self.dir, "redis"), extra_args=redis_args).start()
             self.r = redis.Redis(host="127.0.0.1", port=self.redis.port, decode_responses=True, socket_timeout=10)
-        # The keyed indexes hold binary members.
+        # Bytes as stored: the keyed indexes' members and a person's encrypted
+        # fields are binary, not text.
         self.rb = (redis.RedisCluster(host="127.0.0.1", port=next(iter(self.redis.nodes)), socket_timeout=10)
                    if cluster else redis.Redis(host="127.0.0.1", port=self.redis.port, socket_timeout=10))
         self.admin_port = free_port()
@@ -594,6 +602,7 @@ class Env:
         self.outbox = os.path.join(self.dir, "outbox")   # `dir = outbox`, relative to the config file
         self.log_level = log_level
         self.drain_timeout = drain_timeout
+        self.write_keys(E2E_KEY + "\n")
         self.config = self.write_config(BASE_CONFIG, "herald.conf")
         self.heralds = []
         self.secrets = set()   # text that must never appear in a herald log
@@ -641,6 +650,15 @@ class Env:
         p = self.path(name)
         with open(p, "w") as f:
             f.write(self.config_text(template))
+        return p
+
+    def write_keys(self, text, name="keys"):
+        """The key file ([privacy] key_file), readable by its owner only."""
+        p = self.path(name)
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(p, 0o600)
         return p
 
     def write(self, name, text):
@@ -872,6 +890,7 @@ class Env:
         for h in self.heralds:
             h.kill()
         self.r.close()
+        self.rb.close()
         if self.cluster:
             self.redis.stop()
         else:
@@ -990,6 +1009,26 @@ def main():
         print("herald binary not found at %s (set HERALD_BIN)" % HERALD_BIN, file=sys.stderr)
         sys.exit(1)
     unittest.main(verbosity=2)
+
+
+def ledger_record(text):
+    """A consent ledger entry (or a person's current consent field) as a
+    dict: the compact form herald writes, "1|channel|granted|at|source|version",
+    or JSON as written before it."""
+    if text.startswith("{"):
+        return json.loads(text)
+    tag, channel, granted, at, source, version = text.split("|")
+    assert tag == "1", text
+    rec = {"channel": channel, "granted": granted == "1",
+           "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(at))), "source": source}
+    if version:
+        rec["text_version"] = version
+    return rec
+
+
+def ledger(e, pid):
+    """The consent ledger of pid, oldest first, as dicts."""
+    return [ledger_record(x) for x in e.r.lrange("herald:r:{%s}:consent" % pid, 0, -1)]
 
 
 def most_in_window(at, seconds):

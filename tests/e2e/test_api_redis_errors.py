@@ -61,7 +61,7 @@ def oom(e):
 def person_state(e, pid):
     """Everything stored about one person, and the address index."""
     k = "herald:r:{%s}" % pid
-    return (e.r.hgetall(k), e.r.lrange(k + ":consent", 0, -1), e.index("addr"))
+    return (e.rb.hgetall(k), e.r.lrange(k + ":consent", 0, -1), e.index("addr"))
 
 
 class ApiOnRedisErrors(harness.HeraldTestCase):
@@ -79,7 +79,7 @@ class ApiOnRedisErrors(harness.HeraldTestCase):
         status, _, doc = call(e, "PUT", "/v1/recipients/ann", ann())
         self.assertEqual(status, 201, doc)
         before = person_state(e, "ann")
-        self.assertEqual(before[0]["rev"], "1")
+        self.assertEqual(before[0][b"rev"], b"1")
 
         oom(e)
         change = ann(email="ann.moved@example.com", topics={"promotions": False})
@@ -98,8 +98,10 @@ class ApiOnRedisErrors(harness.HeraldTestCase):
         status, _, doc = call(e, "PUT", "/v1/recipients/ann", change)
         self.assertEqual(status, 200, doc)
         after = person_state(e, "ann")
-        self.assertEqual(after[0]["rev"], "2")
-        self.assertEqual(json.loads(after[0]["profile"])["email"], "ann.moved@example.com")
+        self.assertEqual(after[0][b"rev"], b"2")
+        self.assertNotEqual(after[0][b"@0"], before[0][b"@0"])   # sealed: read back through the API
+        status, _, doc = call(e, "GET", "/v1/recipients/ann")
+        self.assertEqual((status, doc["profile"]["email"]), (200, "ann.moved@example.com"), doc)
 
     def test_acl_denial_answers_503_noperm_and_changes_nothing(self):
         e = self.env()
@@ -118,14 +120,14 @@ class ApiOnRedisErrors(harness.HeraldTestCase):
             e.r.execute_command("ACL", "SETUSER", "default", "+evalsha")
         status, _, doc = call(e, "PUT", "/v1/recipients/ann", change)
         self.assertEqual(status, 200, doc)
-        self.assertEqual(person_state(e, "ann")[0]["rev"], "2")
+        self.assertEqual(person_state(e, "ann")[0][b"rev"], b"2")
 
     def test_twilio_stop_refused_then_redelivered_is_applied_once(self):
         e = self.env()
         config = write_config(e, "webhooks.conf")
         e.import_people([person("u-sms", phone="+15550109101", channels=["sms"], consent=["sms"])])
         e.start_herald(config=config)
-        ledger = lambda: [json.loads(x) for x in e.r.lrange("herald:r:{u-sms}:consent", 0, -1)]  # noqa: E731
+        ledger = lambda: harness.ledger(e, "u-sms")  # noqa: E731
         self.assertEqual(len(ledger()), 1)
 
         # Maxmemory reached: 503 with the label, nothing marked applied.

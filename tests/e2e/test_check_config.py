@@ -67,7 +67,8 @@ class CheckConfig(harness.HeraldTestCase):
         with open(os.path.join(harness.ROOT, "config", "herald.example.conf")) as f:
             example = self.e.write("example.conf", f.read())
         code, out = check(example, "daemon.plugin_dir=" + harness.PLUGIN_DIR, "daemon.locales_dir=" + harness.LOCALES_DIR,
-                          "provider outbox.dir=" + self.e.path("example-outbox"))
+                          "provider outbox.dir=" + self.e.path("example-outbox"),
+                          "privacy.key_file=" + self.e.path("keys"))
         self.assertEqual((code, out.strip()), (0, "configuration OK"))
 
     def test_version_and_help(self):
@@ -191,6 +192,31 @@ class CheckConfig(harness.HeraldTestCase):
         self.assertRegex(out, r"(?m)^%s:%d: warning: \[cap later\]: \[cap day\] .* never applies" % (
             re.escape(path), lineno(lines, "[cap later]")))
         self.assertIn("configuration OK", out)
+
+    def test_key_file(self):
+        # Without [privacy] key_file: valid, one warning that contact data is stored in clear.
+        path = self.variant("nokeys", [l for l in self.good if l.strip() not in ("[privacy]", "key_file = keys")])
+        code, out = check(path)
+        self.assertEqual(code, 0, out)
+        self.assertEqual(len(re.findall(r"(?m)^%s: warning: \[privacy\] key_file is not set: .* in clear" % re.escape(path),
+                                        out)), 1, out)
+        self.assertIn("configuration OK", out)
+        # A key file its group or others may read: refused, naming the file and the fix.
+        keys = self.e.path("keys")
+        line = lineno(self.good, "key_file = keys")
+        for mode in (0o640, 0o604):
+            os.chmod(keys, mode)
+            code, out = check(self.e.config)
+            self.assertEqual(code, 1, out)
+            self.assertReported(out, self.e.config, [line], "privacy", "key_file")
+            self.assertIn("chmod 600 '%s'" % keys, out)
+        os.chmod(keys, 0o600)
+        # A line that is no key: the file and line are named, the key never.
+        self.e.write_keys("e2e1 " + "5a" * 31 + "\n")
+        code, out = check(self.e.config)
+        self.assertEqual(code, 1, out)
+        self.assertIn("%s:1: key 'e2e1' must be 64 hex digits" % keys, out)
+        self.assertNotIn("5a5a5a", out)
 
     def test_bad_override(self):
         code, out = check(self.e.config, "redis.url=not-a-url")

@@ -63,7 +63,8 @@ class KeyedIndexes(harness.HeraldTestCase):
         with open(path, "wb") as f:
             f.write(key)
         os.chmod(path, 0o600)
-        text = e.config_text() + "\n[privacy]\nindex_key_file = index.key\n"
+        # Into the [privacy] section harness.BASE_CONFIG has (key_file).
+        text = e.config_text().replace("[privacy]\n", "[privacy]\nindex_key_file = index.key\n", 1)
         return e.write("keyed.conf", text)
 
     def test_no_plain_sha256_of_an_address_anywhere(self):

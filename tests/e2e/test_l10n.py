@@ -8,7 +8,6 @@ a reload with one keeps the running catalogues and logs why.
 """
 
 import datetime
-import json
 import os
 import re
 import shutil
@@ -66,7 +65,7 @@ class Languages(harness.HeraldTestCase):
         self.assertIn("수신 동의", html)
         self.assertNotIn("Your messages from us", html)
         # Times: in Asia/Seoul, the Korean format, naming the zone.
-        at = json.loads(e.r.lindex("herald:r:{l-ko}:consent", 0))["at"]
+        at = harness.ledger(e, "l-ko")[0]["at"]
         t = datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(zoneinfo.ZoneInfo("Asia/Seoul"))
         self.assertIn("%d년 %d월 %d일 %02d:%02d (Asia/Seoul)" % (t.year, t.month, t.day, t.hour, t.minute), html)
         self.assertNotIn(" UTC", html)

@@ -64,7 +64,7 @@ class PersonControl(harness.HeraldTestCase):
                     urllib.parse.urlencode(fields), {"Content-Type": "application/x-www-form-urlencoded"})
 
     def state(self):
-        return (self.e.r.hgetall("herald:r:{pc-ann}"), self.e.r.lrange("herald:r:{pc-ann}:consent", 0, -1))
+        return (self.e.rb.hgetall("herald:r:{pc-ann}"), self.e.r.lrange("herald:r:{pc-ann}:consent", 0, -1))
 
     def test_order_buttons_consent_boxes_and_every_error(self):
         status, _, html = self.page()
@@ -121,7 +121,7 @@ class PersonControl(harness.HeraldTestCase):
         # The terms as shown: the ledger keeps their version.
         status, _, _ = self.post(form + [("grant", "sms"), ("save", "1")], direct=True)
         self.assertEqual(status, 303)
-        last = json.loads(self.e.r.lindex("herald:r:{pc-ann}:consent", -1))
+        last = harness.ledger(self.e, "pc-ann")[-1]
         self.assertEqual((last["channel"], last["granted"], last["source"], last["text_version"]),
                          ("sms", True, "preference_page", "v9"))
         status, _, html = self.page()

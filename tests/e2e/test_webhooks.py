@@ -145,7 +145,7 @@ class WebhookCase(harness.HeraldTestCase):
             self.assertEqual(len(root), 0, text)
 
     def ledger(self, e, pid):
-        return [json.loads(x) for x in e.r.lrange("herald:r:{%s}:consent" % pid, 0, -1)]
+        return harness.ledger(e, pid)
 
     def campaign_outcomes(self, e, h, cid, ids, channels):
         e.enqueue(job(cid, recipients=ids, channels=channels))

@@ -152,12 +152,15 @@ static void test_profile_uses_descriptors(void **state)
 static void test_lookup_fields(void **state)
 {
     (void)state;
-    assert_int_equal(STORE_LOOKUP_STRIDE, 3 + HERALD_CH_COUNT);
+    assert_int_equal(STORE_LOOKUP_STRIDE, 3 + HERALD_CH_COUNT + STORE_SEALED_NFIELDS);
     assert_string_equal(store_lookup_field(STORE_LOOKUP_PROFILE), "profile");
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
         assert_string_equal(store_lookup_field(STORE_LOOKUP_CONSENT + (size_t)ch), channel_get(ch)->consent_field);
     assert_string_equal(store_lookup_field(STORE_LOOKUP_REV), "rev");
-    assert_int_equal(STORE_LOOKUP_NFIELDS, STORE_LOOKUP_REV + 1);
+    assert_int_equal(STORE_LOOKUP_SEALED, STORE_LOOKUP_REV + 1);
+    assert_string_equal(store_lookup_field(STORE_LOOKUP_SEALED), "@0");
+    assert_string_equal(store_lookup_field(STORE_LOOKUP_SEALED + STORE_SEALED_TZ), "tz");
+    assert_int_equal(STORE_LOOKUP_NFIELDS, STORE_LOOKUP_SEALED + STORE_SEALED_NFIELDS);
     assert_null(store_lookup_field(STORE_LOOKUP_NFIELDS));
     assert_null(store_lookup_field((size_t)-1));
 }

@@ -600,15 +600,59 @@ static void test_report(void **state)
                   "[cap week]\nchannel = email\nlimit = 5\nwindow = 7d\ntopics = news\n",
                   NULL, 0, &cfg, &errs);
     assert_int_equal(n, 0);
-    assert_int_equal(config_warnings(&cfg, &errs), 3);
+    assert_int_equal(config_warnings(&cfg, &errs), 4);
     snprintf(want, sizeof(want),
+             "%1$s: warning: [privacy] key_file is not set: people's addresses, phone numbers and attributes are "
+             "stored in clear in Redis (docs/operations.md, \"Encryption keys\")\n"
              "%1$s:9: warning: [provider spare]: no [channel] lists it, so it is loaded but never used\n"
              "%1$s:16: warning: [cap hour]: [cap day] (line 12) always blocks first, so this cap never applies\n"
              "%1$s:20: warning: [cap sms]: it counts sms, which no [channel sms] section sends: it never applies\n",
              cfg.path);
+    config_sort_report(&errs, cfg.path);
     assert_string_equal(errs.buf, want);
     strbuf_free(&errs);
     config_free(&cfg);
+}
+
+/* [privacy] key_file: the keys are read at every load, the first seals;
+ * a file others may read, a bad line or no key is a clear error that
+ * names the file (never a key); with keys there is no warning. */
+static void test_key_file(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    char keys[512]; /* write_conf's buffer is reused by the next call */
+    snprintf(keys, sizeof(keys), "%s", write_conf("keys", "# rotated 2026-12\n"
+                                          "k2 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n\n"
+                                          "k1 ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"));
+    char text[1024];
+    snprintf(text, sizeof(text), GOOD_ADMIN GOOD_TAIL "[privacy]\nkey_file = %s\n", keys);
+    assert_int_equal(load_text(text, NULL, 0, &cfg, &errs), 0);
+    assert_non_null(cfg.keys);
+    assert_int_equal(cfg.keys->n, 2);
+    assert_string_equal(cfg.keys->v[0].id, "k2");
+    assert_int_equal(cfg.keys->v[0].key[31], 0x1f);
+    struct strbuf w;
+    strbuf_init(&w);
+    config_warnings(&cfg, &w);
+    assert_null(w.buf ? strstr(w.buf, "key_file") : NULL);
+    strbuf_free(&w);
+    strbuf_free(&errs);
+    config_free(&cfg);
+
+    chmod(keys, 0640);
+    expect_error(text, "chmod 600");
+    chmod(keys, 0600);
+    write_conf("keys", "k1 0011\n");
+    expect_error(text, "keys:1: key 'k1' must be 64 hex digits");
+    write_conf("keys", "k1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+                       "k1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n");
+    expect_error(text, "keys:2: key id 'k1' appears twice");
+    write_conf("keys", "# none\n");
+    expect_error(text, "no key in the file");
+    snprintf(text, sizeof(text), GOOD_ADMIN GOOD_TAIL "[privacy]\nkey_file = %s/absent\n", tmpdir);
+    expect_error(text, "cannot read");
 }
 
 /* [retention]: dead letters kept 30 days and the audit without an age limit
@@ -843,6 +887,7 @@ int main(void)
         cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_example_in_sync),
         cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_key_file),
         cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_config_file_mode),
         cmocka_unit_test(test_set_never_echoes),

@@ -1,0 +1,404 @@
+/*
+ * rotate.c - heraldctl rotate-key: every person's contact data sealed again
+ * under the first key of [privacy] key_file, while daemons run campaigns
+ * (layout of its state in rotate.h).
+ *
+ * Each step is a SCAN of 200 person keys; each person is read (HMGET),
+ * opened with every key of the file and, when another key or none sealed
+ * it, sealed again and written by lua/rotate_person.lua only if nobody
+ * wrote the person meanwhile (rev and profile unchanged); else it is read
+ * again. Then the cursor and the counts are saved with the lock renewed.
+ * Invariant: a write the rotation did not read is never overwritten.
+ */
+#include "rotate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "store_person.h"
+
+#define ROTATE_SCAN 200
+#define ROTATE_LOCK_MS 60000
+#define ROTATE_TRIES 5
+
+enum census { CENSUS_NONE, CENSUS_CLEAR, CENSUS_SEALED };
+
+/* What holds a person's contact data: @0 names the key; a profile in the
+ * clear form holds its id (store_person.c). */
+static enum census classify(const redisReply *profile, const redisReply *at0, char id[SEAL_ID_MAX + 1])
+{
+    id[0] = '\0';
+    if (at0 && at0->type == REDIS_REPLY_STRING) {
+        if (!store_person_key_id(at0, id)) herald_copy(id, SEAL_ID_MAX + 1, "?");
+        return CENSUS_SEALED;
+    }
+    if (profile && profile->type == REDIS_REPLY_STRING && memmem(profile->str, profile->len, "\"id\":\"", 6))
+        return CENSUS_CLEAR;
+    return CENSUS_NONE;
+}
+
+int rotate_census(redisContext *c, const redisReply *const *keys, size_t n, json_t *by_key, long long *clear,
+                  char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++)
+        redisAppendCommand(c, "HMGET %b profile @0", keys[i]->str, keys[i]->len);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+            store_sync_error(err, errlen, "census read", c, NULL);
+            return -1;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (rc == 0)
+                store_sync_error(err, errlen, "census read", c, r->type == REDIS_REPLY_ERROR ? r : NULL);
+            rc = -1;
+        } else {
+            char id[SEAL_ID_MAX + 1];
+            enum census what = classify(r->element[0], r->element[1], id);
+            if (what == CENSUS_CLEAR) (*clear)++;
+            if (what == CENSUS_SEALED) {
+                json_t *v = json_object_get(by_key, id);
+                json_object_set_new(by_key, id, json_integer(v ? json_integer_value(v) + 1 : 1));
+            }
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+struct rot {
+    const struct config *cfg;
+    redisContext *c;
+    struct strbuf k_state, k_lock, pattern;
+    char owner[64];
+    long long rewritten, current, clear_sealed, changed, undecryptable;
+    int shown; /* undecryptable ids printed */
+};
+
+static void say_error(struct rot *rt, const char *what, const redisReply *r)
+{
+    char err[256];
+    store_sync_error(err, sizeof(err), what, rt->c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
+    fprintf(stderr, "heraldctl: rotate-key: %s\n", err);
+}
+
+/* One person, read and (if needed) written, at most ROTATE_TRIES times.
+ * Returns 0, or -1 on a Redis failure (said). */
+static int one_person(struct rot *rt, const char *key, size_t keylen, const char *id)
+{
+    /* One read: rev, the profile and the sealed fields of the same moment. */
+    const char *fields[4 + STORE_SEALED_NFIELDS] = {"HMGET", key, "rev", "profile"};
+    size_t flen[4 + STORE_SEALED_NFIELDS] = {5, keylen, 3, 7};
+    for (size_t f = 0; f < STORE_SEALED_NFIELDS; f++) {
+        fields[4 + f] = store_sealed_field(f);
+        flen[4 + f] = strlen(fields[4 + f]);
+    }
+    const struct seal_key *target = &rt->cfg->keys->v[0];
+    for (int attempt = 0; attempt < ROTATE_TRIES; attempt++) {
+        redisReply *r = redisCommandArgv(rt->c, 4 + STORE_SEALED_NFIELDS, fields, flen);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 + STORE_SEALED_NFIELDS) {
+            say_error(rt, "person read", r);
+            if (r) freeReplyObject(r);
+            return -1;
+        }
+        const redisReply *rev = r->element[0];
+        const redisReply *prof = r->element[1], *const *sealed = (const redisReply *const *)r->element + 2;
+        char kid[SEAL_ID_MAX + 1];
+        enum census what = classify(prof, sealed[0], kid);
+        int rc = 0;
+        bool done = true;
+        if (prof->type != REDIS_REPLY_STRING || what == CENSUS_NONE) {
+            /* erased, or nothing to seal */
+        } else if (what == CENSUS_SEALED && strcmp(kid, target->id) == 0) {
+            rt->current++;
+        } else {
+            struct profile p;
+            char err[256];
+            int o = store_person_open(rt->cfg->keys, id, prof, sealed, &p, err, sizeof(err));
+            if (o < 0 || p.undecryptable) {
+                /* Not rewritten: it stays as it is, for an operator to see to. */
+                rt->undecryptable++;
+                if (rt->shown++ < 20) fprintf(stderr, "heraldctl: rotate-key: recipient %s: %s\n", id, err);
+                if (o == 1) profile_free(&p);
+            } else {
+                struct store_person_form form;
+                store_person_form_init(&form);
+                store_person_seal(rt->cfg->keys, &p, &form);
+                const char *argv[8 + 2 * STORE_SEALED_NFIELDS];
+                size_t alen[8 + 2 * STORE_SEALED_NFIELDS];
+                char n[16];
+                snprintf(n, sizeof(n), "%d", (int)STORE_SEALED_NFIELDS);
+                int ac = 0;
+                const char *revs = rev->type == REDIS_REPLY_STRING ? rev->str : "";
+                const char *fixed[] = {"EVAL",    store_lua_rotate_person, "1", key, revs,
+                                       prof->str, form.profile.buf,        n};
+                size_t fixed_len[] = {4,
+                                      strlen(store_lua_rotate_person),
+                                      1,
+                                      keylen,
+                                      strlen(revs),
+                                      prof->len,
+                                      form.profile.len,
+                                      strlen(n)};
+                for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+                    argv[ac] = fixed[i];
+                    alen[ac++] = fixed_len[i];
+                }
+                for (size_t f = 0; f < STORE_SEALED_NFIELDS; f++) {
+                    argv[ac] = store_sealed_field(f);
+                    alen[ac] = strlen(argv[ac]);
+                    ac++;
+                    argv[ac] = form.set[f] ? form.sealed[f].buf : "";
+                    alen[ac] = form.set[f] ? form.sealed[f].len : 0;
+                    ac++;
+                }
+                redisReply *w = redisCommandArgv(rt->c, ac, argv, alen);
+                if (!w || w->type != REDIS_REPLY_INTEGER) {
+                    say_error(rt, "person write", w);
+                    rc = -1;
+                } else if (w->integer == 1) {
+                    if (what == CENSUS_CLEAR)
+                        rt->clear_sealed++;
+                    else
+                        rt->rewritten++;
+                } else {
+                    done = false; /* written meanwhile: read it again */
+                }
+                if (w) freeReplyObject(w);
+                store_person_form_free(&form);
+                profile_free(&p);
+            }
+        }
+        freeReplyObject(r);
+        if (rc < 0) return rc;
+        if (done) return 0;
+    }
+    rt->changed++; /* kept changing: whoever wrote it wrote it with the first key */
+    return 0;
+}
+
+/* The counts and cursor saved with the lock renewed, while it is ours.
+ * Returns 1, 0 (the lock was lost: stop) or -1 (Redis failure, said). */
+static int save_step(struct rot *rt, const char *cursor, const char *state)
+{
+    static const char script[] =
+        "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end\n"
+        "redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[2]))\n"
+        "for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
+        "return 1\n";
+    char ttl[16], counts[5][HERALD_LL_CHARS], now[HERALD_LL_CHARS];
+    snprintf(ttl, sizeof(ttl), "%d", ROTATE_LOCK_MS);
+    long long v[5] = {rt->rewritten, rt->current, rt->clear_sealed, rt->changed, rt->undecryptable};
+    for (int i = 0; i < 5; i++)
+        herald_lltoa(counts[i], v[i]);
+    herald_lltoa(now, (long long)time(NULL));
+    const char *argv[] = {"EVAL",
+                          script,
+                          "2",
+                          rt->k_state.buf,
+                          rt->k_lock.buf,
+                          rt->owner,
+                          ttl,
+                          "cursor",
+                          cursor,
+                          "state",
+                          state,
+                          "updated",
+                          now,
+                          "rewritten",
+                          counts[0],
+                          "current",
+                          counts[1],
+                          "clear_sealed",
+                          counts[2],
+                          "changed",
+                          counts[3],
+                          "undecryptable",
+                          counts[4],
+                          strcmp(state, "done") == 0 ? "finished" : "updated",
+                          now};
+    redisReply *r = redisCommandArgv(rt->c, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
+    int rc = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+    if (rc < 0) say_error(rt, "progress write", r);
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+static long long field_ll(const redisReply *h, const char *name)
+{
+    for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
+        if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, name) == 0 &&
+            h->element[i + 1]->type == REDIS_REPLY_STRING)
+            return strtoll(h->element[i + 1]->str, NULL, 10);
+    return 0;
+}
+
+static const char *field_str(const redisReply *h, const char *name)
+{
+    for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
+        if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, name) == 0 &&
+            h->element[i + 1]->type == REDIS_REPLY_STRING)
+            return h->element[i + 1]->str;
+    return NULL;
+}
+
+static void rot_keys(struct rot *rt, const struct config *cfg)
+{
+    strbuf_init(&rt->k_state);
+    strbuf_init(&rt->k_lock);
+    strbuf_init(&rt->pattern);
+    store_key_build(&rt->k_state, cfg->prefix, ":rotate", NULL, NULL);
+    store_key_build(&rt->k_lock, cfg->prefix, ":rotate:lock", NULL, NULL);
+    store_glob_escape(&rt->pattern, cfg->prefix);
+    strbuf_adds(&rt->pattern, ":r:{*}");
+}
+
+static void rot_free(struct rot *rt)
+{
+    strbuf_free(&rt->k_state);
+    strbuf_free(&rt->k_lock);
+    strbuf_free(&rt->pattern);
+}
+
+int rotate_status(const struct config *cfg, redisContext *c)
+{
+    struct rot rt = {.cfg = cfg, .c = c};
+    rot_keys(&rt, cfg);
+    redisReply *h = redisCommand(c, "HGETALL %s", rt.k_state.buf);
+    redisReply *l = h && h->type == REDIS_REPLY_ARRAY ? redisCommand(c, "PTTL %s", rt.k_lock.buf) : NULL;
+    int rc = 0;
+    if (!h || h->type != REDIS_REPLY_ARRAY || !l || l->type != REDIS_REPLY_INTEGER) {
+        say_error(&rt, "progress read", h && h->type == REDIS_REPLY_ERROR ? h : l);
+        rc = 2;
+    } else {
+        json_t *o = json_object();
+        const char *state = field_str(h, "state");
+        json_object_set_new(o, "state",
+                            json_string(!state                       ? "never"
+                                        : l->integer > 0             ? state
+                                        : strcmp(state, "done") == 0 ? "done"
+                                                                     : "stopped"));
+        const char *key = field_str(h, "key");
+        if (key) json_object_set_new(o, "key", json_string(key));
+        static const char *const names[] = {"rewritten",     "current", "clear_sealed", "changed",
+                                            "undecryptable", "started", "updated",      "finished"};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            if (field_str(h, names[i])) json_object_set_new(o, names[i], json_integer(field_ll(h, names[i])));
+        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", text);
+        free(text);
+        json_decref(o);
+    }
+    if (h) freeReplyObject(h);
+    if (l) freeReplyObject(l);
+    rot_free(&rt);
+    return rc;
+}
+
+int rotate_run(const struct config *cfg, redisContext *c)
+{
+    if (!cfg->keys || cfg->keys->n == 0) {
+        fprintf(stderr,
+                "heraldctl: rotate-key: [privacy] key_file is not set: there is no key to encrypt with\n");
+        return 2;
+    }
+    struct rot rt = {.cfg = cfg, .c = c};
+    rot_keys(&rt, cfg);
+    char host[64] = "";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(rt.owner, sizeof(rt.owner), "%.40s:%ld:%lld", host, (long)getpid(), (long long)time(NULL));
+    int rc = 2;
+    char cursor[32] = "0";
+    redisReply *r = redisCommand(c, "SET %s %s NX PX %d", rt.k_lock.buf, rt.owner, ROTATE_LOCK_MS);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        say_error(&rt, "lock", r);
+        if (r) freeReplyObject(r);
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        r = redisCommand(c, "GET %s", rt.k_lock.buf);
+        fprintf(stderr, "heraldctl: rotate-key: another rotation runs (%s); --status shows its progress\n",
+                r && r->type == REDIS_REPLY_STRING ? r->str : "its lock is held");
+        if (r) freeReplyObject(r);
+        goto out;
+    }
+    freeReplyObject(r);
+    /* Resume a pass under the same key; anything else starts over. */
+    r = redisCommand(c, "HGETALL %s", rt.k_state.buf);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        say_error(&rt, "progress read", r);
+        if (r) freeReplyObject(r);
+        goto out;
+    }
+    const char *key = field_str(r, "key"), *state = field_str(r, "state"), *cur = field_str(r, "cursor");
+    bool resume =
+        key && state && cur && strcmp(key, cfg->keys->v[0].id) == 0 && strcmp(state, "running") == 0;
+    if (resume) {
+        herald_copy(cursor, sizeof(cursor), cur);
+        rt.rewritten = field_ll(r, "rewritten");
+        rt.current = field_ll(r, "current");
+        rt.clear_sealed = field_ll(r, "clear_sealed");
+        rt.changed = field_ll(r, "changed");
+        rt.undecryptable = field_ll(r, "undecryptable");
+        fprintf(stderr, "heraldctl: rotate-key: resuming the pass to key '%s'\n", key);
+    }
+    freeReplyObject(r);
+    if (!resume) {
+        char now[HERALD_LL_CHARS];
+        herald_lltoa(now, (long long)time(NULL));
+        r = redisCommand(c, "DEL %s", rt.k_state.buf);
+        if (r) freeReplyObject(r);
+        r = redisCommand(c, "HSET %s key %s started %s", rt.k_state.buf, cfg->keys->v[0].id, now);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            say_error(&rt, "progress write", r);
+            if (r) freeReplyObject(r);
+            goto out;
+        }
+        freeReplyObject(r);
+    }
+    if (save_step(&rt, cursor, "running") != 1) goto out;
+    do {
+        r = redisCommand(c, "SCAN %s MATCH %s COUNT %d", cursor, rt.pattern.buf, ROTATE_SCAN);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING) {
+            say_error(&rt, "key scan", r);
+            if (r) freeReplyObject(r);
+            goto out;
+        }
+        herald_copy(cursor, sizeof(cursor), r->element[0]->str);
+        size_t plen = strlen(cfg->prefix) + 4; /* "<prefix>:r:{" */
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const redisReply *k = r->element[1]->element[i];
+            if (k->type != REDIS_REPLY_STRING || k->len <= plen || k->str[k->len - 1] != '}') continue;
+            char id[HERALD_ID_MAX + 1];
+            size_t il = k->len - plen - 1;
+            if (il > HERALD_ID_MAX) continue;
+            memcpy(id, k->str + plen, il);
+            id[il] = '\0';
+            if (!herald_id_valid(id) || one_person(&rt, k->str, k->len, id) < 0) {
+                if (!herald_id_valid(id)) continue;
+                freeReplyObject(r);
+                goto out;
+            }
+        }
+        freeReplyObject(r);
+        int s = save_step(&rt, cursor, strcmp(cursor, "0") == 0 ? "done" : "running");
+        if (s == 0) fprintf(stderr, "heraldctl: rotate-key: the lock was taken over: stopping\n");
+        if (s != 1) goto out;
+    } while (strcmp(cursor, "0") != 0);
+    r = redisCommand(c, "DEL %s", rt.k_lock.buf);
+    if (r) freeReplyObject(r);
+    printf("rotated to key '%s': %lld rewritten, %lld already under it, %lld sealed from clear, %lld written "
+           "meanwhile, %lld undecryptable\n",
+           cfg->keys->v[0].id, rt.rewritten, rt.current, rt.clear_sealed, rt.changed, rt.undecryptable);
+    rc = rt.undecryptable ? 1 : 0;
+out:
+    rot_free(&rt);
+    return rc;
+}

@@ -1,0 +1,343 @@
+/*
+ * store_person.c - a person's stored form, sealed or in clear (store_person.h).
+ *
+ * Invariant: a write in the sealed form never stores an address or an
+ * attribute in clear, and a read never takes data from an envelope that
+ * did not authenticate for this person and field.
+ */
+#include "store_person.h"
+
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const sealed_fields[STORE_SEALED_NFIELDS + 1] = {"@0", "@1", "@2", "@3", "tz", NULL};
+
+const char *store_sealed_field(size_t i) { return i < STORE_SEALED_NFIELDS ? sealed_fields[i] : NULL; }
+
+void store_person_form_init(struct store_person_form *f)
+{
+    strbuf_init(&f->profile);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) {
+        strbuf_init(&f->sealed[i]);
+        f->set[i] = false;
+    }
+}
+
+void store_person_form_free(struct store_person_form *f)
+{
+    strbuf_free(&f->profile);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
+        strbuf_free(&f->sealed[i]);
+}
+
+void store_person_seal(const struct seal_keys *keys, const struct profile *p, struct store_person_form *f)
+{
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) {
+        strbuf_reset(&f->sealed[i]);
+        f->set[i] = false;
+    }
+    strbuf_reset(&f->profile);
+    if (!keys || keys->n == 0) {
+        char *json = profile_to_json(p);
+        strbuf_adds(&f->profile, json);
+        free(json);
+        return;
+    }
+    /* The clear part: the same profile without what is sealed. */
+    struct profile clear = *p;
+    struct strbuf pt;
+    strbuf_init(&pt);
+    bool any = false;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        clear.address[ch] = NULL;
+        if (p->address[ch]) {
+            strbuf_adds(&pt, p->address[ch]);
+            any = true;
+        }
+        strbuf_add(&pt, "", 1); /* the NUL after each address */
+    }
+    clear.attributes = NULL;
+    if (p->attributes && json_object_size(p->attributes) > 0) {
+        char *attrs = json_dumps(p->attributes, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!attrs) abort(); /* only allocation fails here: fatal, like xmalloc */
+        strbuf_adds(&pt, attrs);
+        free(attrs);
+        any = true;
+    }
+    clear.tz = NULL;
+    if (p->tz) {
+        strbuf_adds(&f->sealed[STORE_SEALED_TZ], p->tz);
+        f->set[STORE_SEALED_TZ] = true;
+    }
+    /* Without the id: the key names it, and every byte counts here. */
+    char *json = profile_to_json(&clear);
+    json_t *o = json_loads(json, 0, NULL);
+    free(json);
+    if (!o) abort(); /* profile_to_json's own output: only allocation fails */
+    json_object_del(o, "id");
+    json = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    if (!json) abort();
+    strbuf_adds(&f->profile, json);
+    free(json);
+    if (any) {
+        struct strbuf env;
+        strbuf_init(&env);
+        seal_close(keys, p->id, STORE_SEALED_AD, pt.buf, pt.len, &env);
+        size_t off = 0;
+        for (size_t k = 0; k < STORE_SEALED_PIECES && off < env.len; k++) {
+            size_t take = k + 1 == STORE_SEALED_PIECES || env.len - off < STORE_SEALED_PIECE
+                              ? env.len - off
+                              : STORE_SEALED_PIECE;
+            strbuf_add(&f->sealed[k], env.buf + off, take);
+            f->set[k] = true;
+            off += take;
+        }
+        strbuf_free(&env);
+    }
+    if (pt.len) OPENSSL_cleanse(pt.buf, pt.len);
+    strbuf_free(&pt);
+}
+
+static bool present(const redisReply *r) { return r && r->type == REDIS_REPLY_STRING; }
+
+static bool tz_chars_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("_+/-", s[i])) return false;
+    return true;
+}
+
+/* A decrypted address as a JSON string body: herald sealed it after its
+ * channel's check, so it never needs an escape; anything else is refused. */
+static bool plain_json(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\' || s[i] == 0x7f) return false;
+    return true;
+}
+
+/* One top-level member of a JSON object's text: its key and its whole
+ * text ("key":value). */
+struct member {
+    const char *key, *text;
+    size_t keylen, len;
+};
+
+/* The members of a compact object's text (jansson's output: no spaces
+ * between tokens), in order; at most max. Returns how many, or -1. */
+static int split_members(const char *s, size_t n, struct member *out, int max)
+{
+    if (n < 2 || s[0] != '{' || s[n - 1] != '}') return -1;
+    int count = 0;
+    size_t i = 1;
+    while (i < n - 1) {
+        if (count == max || s[i] != '"') return -1;
+        struct member *m = &out[count++];
+        m->text = s + i;
+        m->key = s + i + 1;
+        size_t j = i + 1;
+        while (j < n && s[j] != '"')
+            j += s[j] == '\\' ? 2 : 1;
+        if (j >= n) return -1;
+        m->keylen = j - i - 1;
+        int depth = 0;
+        bool str = false;
+        for (j++; j < n - 1; j++) {
+            char c = s[j];
+            if (str) {
+                if (c == '\\')
+                    j++;
+                else if (c == '"')
+                    str = false;
+            } else if (c == '"') {
+                str = true;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                depth--;
+            } else if (c == ',' && depth == 0) {
+                break;
+            }
+        }
+        m->len = (size_t)(s + j - m->text);
+        i = j + 1;
+    }
+    return count;
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+    const struct member *x = a, *y = b;
+    size_t m = x->keylen < y->keylen ? x->keylen : y->keylen;
+    int c = memcmp(x->key, y->key, m);
+    return c ? c : (x->keylen > y->keylen) - (x->keylen < y->keylen);
+}
+
+/* The sealed form's profile text with what lives apart put back (the id,
+ * the tz field and, when given, the decrypted addresses and attributes),
+ * its members in sorted order as herald writes a whole profile, so that
+ * one profile_parse reads and checks it all on its fast path. contact: the
+ * plaintext ("<address>\0...<attributes JSON>"), or NULL. Returns false
+ * when the plaintext or the profile has the wrong shape. */
+static bool whole_profile(struct strbuf *out, const char *id, const redisReply *profile, const redisReply *tz,
+                          bool sealed, const struct strbuf *contact)
+{
+    enum { MAX_MEMBERS = 16 };
+    struct member mem[MAX_MEMBERS + HERALD_CH_COUNT + 3];
+    int n = split_members(profile->str, profile->len, mem, MAX_MEMBERS);
+    if (n < 0) return false;
+    /* What is put back replaces what the stored profile may hold of it (a
+     * profile in clear written beside sealed data: the sealed data wins). */
+    bool with_tz = present(tz) && tz_chars_ok(tz->str, tz->len);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        char k[24];
+        if (mem[i].keylen >= sizeof(k)) {
+            mem[kept++] = mem[i];
+            continue;
+        }
+        memcpy(k, mem[i].key, mem[i].keylen);
+        k[mem[i].keylen] = '\0';
+        bool drop = strcmp(k, "id") == 0 || (with_tz && strcmp(k, "tz") == 0) ||
+                    (sealed && (strcmp(k, "attributes") == 0 || channel_from_address_field(k) >= 0));
+        if (!drop) mem[kept++] = mem[i];
+    }
+    n = kept;
+    struct strbuf extra; /* the members put back, one after the other */
+    strbuf_init(&extra);
+    size_t at[HERALD_CH_COUNT + 3], len[HERALD_CH_COUNT + 3];
+    const char *keys[HERALD_CH_COUNT + 3];
+    int ne = 0;
+#define EXTRA_BEGIN(k)                                                                                       \
+    do {                                                                                                     \
+        keys[ne] = (k);                                                                                      \
+        at[ne] = extra.len;                                                                                  \
+        strbuf_adds(&extra, "\"" k "\":");                                                                   \
+    } while (0)
+    EXTRA_BEGIN("id");
+    strbuf_add(&extra, "\"", 1);
+    strbuf_adds(&extra, id);
+    strbuf_add(&extra, "\"", 1);
+    len[ne] = extra.len - at[ne];
+    ne++;
+    if (with_tz) {
+        EXTRA_BEGIN("tz");
+        strbuf_add(&extra, "\"", 1);
+        strbuf_add(&extra, tz->str, tz->len);
+        strbuf_add(&extra, "\"", 1);
+        len[ne] = extra.len - at[ne];
+        ne++;
+    }
+#undef EXTRA_BEGIN
+    bool ok = true;
+    if (contact) {
+        const char *q = contact->buf, *end = contact->buf + contact->len;
+        for (int ch = 0; ch < HERALD_CH_COUNT && ok; ch++) {
+            const char *nul = memchr(q, '\0', (size_t)(end - q));
+            ok = nul && plain_json(q, (size_t)(nul - q));
+            if (ok && nul > q) {
+                keys[ne] = channel_get(ch)->address_field;
+                at[ne] = extra.len;
+                strbuf_add(&extra, "\"", 1);
+                strbuf_adds(&extra, keys[ne]);
+                strbuf_adds(&extra, "\":\"");
+                strbuf_add(&extra, q, (size_t)(nul - q));
+                strbuf_add(&extra, "\"", 1);
+                len[ne] = extra.len - at[ne];
+                ne++;
+            }
+            if (ok) q = nul + 1;
+        }
+        if (ok && q < end) {
+            ok = *q == '{' && !memchr(q, '\0', (size_t)(end - q));
+            keys[ne] = "attributes";
+            at[ne] = extra.len;
+            strbuf_adds(&extra, "\"attributes\":");
+            strbuf_add(&extra, q, (size_t)(end - q));
+            len[ne] = extra.len - at[ne];
+            ne++;
+        }
+    }
+    for (int e = 0; e < ne; e++)
+        mem[n++] = (struct member){
+            .key = keys[e], .keylen = strlen(keys[e]), .text = extra.buf + at[e], .len = len[e]};
+    if (ok) {
+        qsort(mem, (size_t)n, sizeof(mem[0]), member_cmp);
+        strbuf_add(out, "{", 1);
+        for (int i = 0; i < n; i++) {
+            if (i) strbuf_add(out, ",", 1);
+            strbuf_add(out, mem[i].text, mem[i].len);
+        }
+        strbuf_add(out, "}", 1);
+    }
+    if (extra.len) OPENSSL_cleanse(extra.buf, extra.len);
+    strbuf_free(&extra);
+    return ok;
+}
+
+int store_person_open(const struct seal_keys *keys, const char *id, const redisReply *profile,
+                      const redisReply *const *sealed, struct profile *p, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof(*p));
+    if (!present(profile)) return 0;
+    /* The clear form holds its id ("id":" can be nothing else in it: no
+     * other string member may hold a quote); the sealed form does not. */
+    bool sealed_data = sealed && present(sealed[0]);
+    if (profile->len < 2 || profile->str[0] != '{' || !herald_id_valid(id) ||
+        (!sealed_data && memmem(profile->str, profile->len, "\"id\":\"", 6))) {
+        int rc = profile_parse(profile->str, profile->len, p, err, errlen);
+        return rc < 0 ? rc : 1;
+    }
+    const redisReply *tz = sealed ? sealed[STORE_SEALED_TZ] : NULL;
+    struct strbuf whole, env, pt;
+    strbuf_init(&whole);
+    strbuf_init(&env);
+    strbuf_init(&pt);
+    char why[192] = "";
+    bool opened = false;
+    if (sealed_data) {
+        for (size_t k = 0; k < STORE_SEALED_PIECES && present(sealed[k]); k++)
+            strbuf_add(&env, sealed[k]->str, sealed[k]->len);
+        static const struct seal_keys none = {0};
+        opened =
+            seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env.buf, env.len, &pt, why, sizeof(why)) == 0;
+        if (opened && !whole_profile(&whole, id, profile, tz, true, &pt)) {
+            opened = false;
+            herald_copy(why, sizeof(why), "@: the decrypted data has the wrong shape");
+        }
+        if (opened && profile_parse(whole.buf, whole.len, p, err, errlen) < 0) {
+            opened = false;
+            herald_copy(why, sizeof(why), "@: the decrypted data is not a valid address or attributes");
+        }
+        if (pt.len) OPENSSL_cleanse(pt.buf, pt.len);
+        if (whole.len) OPENSSL_cleanse(whole.buf, whole.len);
+    }
+    int rc = 1;
+    if (!opened) {
+        /* Without the contact data; said when there was some. */
+        strbuf_reset(&whole);
+        if (whole_profile(&whole, id, profile, tz, sealed_data, NULL))
+            rc = profile_parse(whole.buf, whole.len, p, err, errlen);
+        else
+            rc = herald_fail(err, errlen, "profile: unreadable");
+        if (rc == 0 && why[0]) {
+            herald_seterr(err, errlen, "undecryptable %s", why);
+            p->undecryptable = true;
+        }
+        if (rc == 0) rc = 1;
+    }
+    strbuf_free(&whole);
+    strbuf_free(&env);
+    strbuf_free(&pt);
+    return rc;
+}
+
+size_t store_person_key_id(const redisReply *sealed, char id[SEAL_ID_MAX + 1])
+{
+    id[0] = '\0';
+    return present(sealed) ? seal_key_id(sealed->str, sealed->len, id) : 0;
+}
