@@ -36,6 +36,7 @@ struct campaign_call {
     char filter[16];
     char cursor[24];
     long limit;
+    struct store_node_counts counts; /* a cluster: the latest run's per-node counts */
 };
 
 static struct campaign_call *call_new(struct http_request *req, const char *id)
@@ -261,14 +262,44 @@ static void on_campaign(redisReply *r, enum store_error err, const char *text, v
     (void)text;
     json_t *out;
     if (store_failed(c->req, r, err)) {
-    } else if (store_campaign_get_result(c->id, r, &out) < 0) {
+    } else if (store_campaign_get_result_counts(c->id, r, &c->counts, &out) < 0) {
         api_respond_store_error(c->req, STORE_E_REPLY);
     } else if (!out) {
         http_respond_error(c->req, 404, "campaign not found");
     } else {
         http_respond_json(c->req, 200, out);
     }
+    for (size_t i = 0; i < c->counts.n; i++) free(c->counts.field[i]);
+    free(c->counts.field);
+    free(c->counts.value);
     free(c);
+}
+
+static void campaign_get_send(struct api_state *st, struct campaign_call *c)
+{
+    struct store_args a;
+    store_campaign_get_args(&a, st->cfg->prefix, c->id);
+    send_or_503(st, c->req, c, &a, store_lua_campaign_get, on_campaign);
+}
+
+/* A cluster: the run's counts on its nodes first, kept for on_campaign. */
+static void on_counts(const struct store_node_counts *counts, enum store_error err, const char *text, void *priv)
+{
+    struct campaign_call *c = priv;
+    (void)text;
+    if (!counts) {
+        api_respond_store_error(c->req, err);
+        free(c);
+        return;
+    }
+    c->counts.n = counts->n;
+    c->counts.field = xcalloc(counts->n + 1, sizeof(char *));
+    c->counts.value = xcalloc(counts->n + 1, sizeof(long long));
+    for (size_t i = 0; i < counts->n; i++) {
+        c->counts.field[i] = xstrdup(counts->field[i]);
+        c->counts.value[i] = counts->value[i];
+    }
+    campaign_get_send(c->st, c);
 }
 
 static void get_campaign(struct http_request *req, void *arg)
@@ -277,9 +308,16 @@ static void get_campaign(struct http_request *req, void *arg)
     if (!api_v1_authorised(req, st->cfg)) return;
     const char *id = api_v1_id_param(req);
     if (!id) return;
-    struct store_args a;
-    store_campaign_get_args(&a, st->cfg->prefix, id);
-    send_or_503(st, req, call_new(req, id), &a, store_lua_campaign_get, on_campaign);
+    struct campaign_call *c = call_new(req, id);
+    c->st = st;
+    if (st->cmds && store_cmds_node_tag(st->cmds, 0)) {
+        if (store_node_counts_read(st->cmds, st->cfg->prefix, id, STORE_CMD_ONCE, on_counts, c) < 0) {
+            free(c);
+            api_respond_store_error(req, STORE_E_CONNECTION);
+        }
+        return;
+    }
+    campaign_get_send(st, c);
 }
 
 /* ---- GET /v1/campaigns/{id}/outcomes ------------------------------------------ */

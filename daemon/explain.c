@@ -564,17 +564,15 @@ static json_t *campaign_history(struct ctx *x, const char *id, const char *campa
  * it is not there (trimmed, or written later than that). */
 #define EXPLAIN_AUDIT_SECONDS 5
 #define EXPLAIN_AUDIT_MAX 50000
-static json_t *audit_record(struct ctx *x, const char *campaign, const char *id, int64_t at, int *rc)
+/* The record in one audit stream (key), the latest found, into *found. */
+static void audit_scan(struct ctx *x, const struct strbuf *kb, const char *campaign, const char *id, int64_t at,
+                       json_t **found, int *rc)
 {
-    struct strbuf k;
-    strbuf_init(&k);
-    store_key_audit(&k, x->cfg->prefix);
     char start[48], end[48];
     snprintf(start, sizeof(start), "%lld", (long long)at * 1000);
     snprintf(end, sizeof(end), "%lld", (long long)(at + EXPLAIN_AUDIT_SECONDS) * 1000);
-    json_t *found = NULL;
     for (long read = 0; read < EXPLAIN_AUDIT_MAX;) {
-        redisReply *r = redisCommand(on_key(x, k.buf), "XRANGE %s %s %s COUNT 1000", k.buf, start, end);
+        redisReply *r = redisCommand(on_key(x, kb->buf), "XRANGE %s %s %s COUNT 1000", kb->buf, start, end);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             *rc = redis_failed(x, "audit read", r);
             if (r) freeReplyObject(r);
@@ -594,18 +592,41 @@ static json_t *audit_record(struct ctx *x, const char *campaign, const char *id,
                 else if (strcmp(f->element[j]->str, "recipient") == 0) rid = f->element[j + 1]->str;
             }
             if (!c || !rid || strcmp(c, campaign) != 0 || strcmp(rid, id) != 0) continue;
-            json_decref(found); /* the latest of them */
-            found = json_object();
-            json_object_set_new(found, "entry", json_string(e->element[0]->str));
+            json_decref(*found); /* the latest of them */
+            *found = json_object();
+            json_object_set_new(*found, "entry", json_string(e->element[0]->str));
             for (size_t j = 0; j + 1 < f->elements; j += 2)
                 if (f->element[j]->type == REDIS_REPLY_STRING && f->element[j + 1]->type == REDIS_REPLY_STRING)
-                    json_object_set_new(found, f->element[j]->str, json_string(f->element[j + 1]->str));
+                    json_object_set_new(*found, f->element[j]->str, json_string(f->element[j + 1]->str));
         }
         size_t n = r->elements;
         if (n) snprintf(start, sizeof(start), "(%s", r->element[n - 1]->element[0]->str);
         freeReplyObject(r);
         read += (long)n;
         if (n < 1000) break;
+    }
+}
+
+/* On a cluster the outcome's record is in the audit stream of the node the
+ * person was on (docs/architecture.md, "On a cluster"): every node's, by
+ * the tags in the audit's nodes set, after the control plane's. */
+static json_t *audit_record(struct ctx *x, const char *campaign, const char *id, int64_t at, int *rc)
+{
+    struct strbuf k;
+    strbuf_init(&k);
+    store_key_audit(&k, x->cfg->prefix);
+    json_t *found = NULL;
+    audit_scan(x, &k, campaign, id, at, &found, rc);
+    if (x->cs && *rc == 0) {
+        store_key_audit_nodes(&k, x->cfg->prefix);
+        redisReply *tags = redisCommand(on_key(x, k.buf), "SMEMBERS %s", k.buf);
+        if (!tags || tags->type != REDIS_REPLY_ARRAY) *rc = redis_failed(x, "audit read", tags);
+        for (size_t i = 0; *rc == 0 && tags && tags->type == REDIS_REPLY_ARRAY && i < tags->elements; i++) {
+            if (tags->element[i]->type != REDIS_REPLY_STRING) continue;
+            store_key_node(&k, x->cfg->prefix, tags->element[i]->str, ":audit", NULL, NULL);
+            audit_scan(x, &k, campaign, id, at, &found, rc);
+        }
+        if (tags) freeReplyObject(tags);
     }
     strbuf_free(&k);
     return found;

@@ -39,6 +39,7 @@
 #include "progress.h"
 #include "rcluster.h"
 #include "rotate.h"
+#include "store_nodes.h"
 #include "store.h"
 #include "store_campaign.h"
 #include "store_check.h"
@@ -979,10 +980,14 @@ static int cmd_campaign(const struct config *cfg, redisContext *c, const char *i
 {
     char err[256];
     json_t *out = NULL;
-    if (store_sync_campaign_get(c, cfg->prefix, id, &out, err, sizeof(err)) < 0) {
+    struct store_node_counts counts = {0};
+    if ((ctl_cluster && store_node_counts_sync(c, ctl_cluster, cfg->prefix, id, &counts, err, sizeof(err)) < 0) ||
+        store_sync_campaign_get(c, cfg->prefix, id, &counts, &out, err, sizeof(err)) < 0) {
+        store_node_counts_free(&counts);
         fprintf(stderr, "heraldctl: %s\n", err);
         return 2;
     }
+    store_node_counts_free(&counts);
     /* No such campaign: its progress says "unknown", with zeros. */
     if (!out) out = store_campaign_progress_pairs(id, NULL, NULL, 0);
     char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -1015,6 +1020,26 @@ static void on_watch_signal(int sig)
     watch_interrupted = 1;
 }
 
+/* On a cluster: the progress again, with the run's per-node counts. */
+static int watch_cluster_counts(const struct config *cfg, redisContext *c, const char *id, json_t **o)
+{
+    char err[256];
+    struct store_node_counts counts = {0};
+    json_t *out = NULL;
+    if (store_node_counts_sync(c, ctl_cluster, cfg->prefix, id, &counts, err, sizeof(err)) < 0 ||
+        store_sync_campaign_get(c, cfg->prefix, id, &counts, &out, err, sizeof(err)) < 0) {
+        store_node_counts_free(&counts);
+        fprintf(stderr, "heraldctl: %s\n", err);
+        return -1;
+    }
+    store_node_counts_free(&counts);
+    if (out) {
+        json_decref(*o);
+        *o = out;
+    }
+    return 0;
+}
+
 /* Redraws the campaign's progress every second until it is done or
  * cancelled: in place on a terminal, one plain line per second otherwise.
  * 0 when it ended, 1 for a campaign Redis does not know, 2 for Redis,
@@ -1045,6 +1070,11 @@ static int cmd_campaign_watch(const struct config *cfg, redisContext *c, const c
         }
         json_t *o = store_campaign_progress(id, r);
         freeReplyObject(r);
+        if (ctl_cluster && watch_cluster_counts(cfg, c, id, &o) < 0) {
+            if (tty && !first) fputs("\n", stdout);
+            rc = 2;
+            break;
+        }
         struct progress_campaign pc = {
             .id = id, .state = json_string_value(json_object_get(o, "state")), .total = count(o, "total"),
             .sent = count(o, "sent"), .suppressed = sum_counts(json_object_get(o, "suppressed")),

@@ -125,10 +125,15 @@ void metrics_retention_trimmed(const char *stream, uint64_t n)
         if (strcmp(trim_streams[i], stream) == 0) trimmed[i] += n;
 }
 
+static uint64_t wait_short;
+
+void metrics_wait_short(void) { wait_short++; }
+
 void metrics_reset(void)
 {
     memset(&cfgload, 0, sizeof(cfgload));
     memset(trimmed, 0, sizeof(trimmed));
+    wait_short = 0;
     evm.delivered = evm.failed = 0;
     evm.backlog = -1;
     free(m.msg);
@@ -260,6 +265,9 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
           g->redis_emptied);
     counter(out, "herald_redis_reconnects_total", "Redis reconnections after the first connect.",
             (unsigned long long)g->redis_reconnects);
+    counter(out, "herald_redis_wait_short_total",
+            "Batches whose writes no replica acknowledged in time on a cluster ([redis] wait_replicas).",
+            (unsigned long long)wait_short);
     counter(out, "herald_jobs_done_total", "Jobs finished and acknowledged.", (unsigned long long)g->jobs_done);
     counter(out, "herald_jobs_refused_total", "Jobs refused to the dead-letter stream.",
             (unsigned long long)g->jobs_refused);

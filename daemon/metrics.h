@@ -32,6 +32,9 @@ void metrics_config_reload(bool ok, int64_t at);
 /* Entries the retention trim deleted from one stream (stream_trim.h:
  * "audit", "events", "admin" or "dead"). */
 void metrics_retention_trimmed(const char *stream, uint64_t n);
+/* A WAIT after a batch's writes on a cluster node that no replica
+ * acknowledged in time ([redis] wait_replicas; store_job_nodes.c). */
+void metrics_wait_short(void);
 /* Campaign events POSTed to [events] url (events.c): one delivered (2xx),
  * one failed attempt, the group's backlog (read and not acknowledged plus
  * not yet read; -1 unknown, events off). */

@@ -194,6 +194,27 @@ void store_key_campaign_paused(struct strbuf *sb, const char *prefix, const char
     key(sb, prefix, ":campaign:", campaign, ":paused");
 }
 
+void store_key_node(struct strbuf *sb, const char *prefix, const char *tag, const char *head, const char *arg,
+                    const char *tail)
+{
+    strbuf_reset(sb);
+    strbuf_adds(sb, prefix);
+    strbuf_adds(sb, ":n:{");
+    strbuf_adds(sb, tag);
+    strbuf_adds(sb, "}");
+    strbuf_adds(sb, head);
+    if (arg) strbuf_adds(sb, arg);
+    if (tail) strbuf_adds(sb, tail);
+}
+
+void store_key_epoch(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":epoch", NULL, NULL); }
+void store_key_audit_nodes(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":audit:nodes", NULL, NULL); }
+void store_key_campaign_nodes(struct strbuf *sb, const char *prefix, const char *campaign, const char *run)
+{
+    key(sb, prefix, ":campaign:", campaign, ":nodes:");
+    if (run) strbuf_adds(sb, run);
+}
+
 void store_suppress_member(struct strbuf *sb, int channel, const char *address)
 {
     addrindex_plain(sb, channel, address);
@@ -595,6 +616,12 @@ json_t *store_campaign_progress(const char *id, const redisReply *r)
     return out;
 }
 
+/* A field given twice (a cluster's per-node counters after the hash's) adds up. */
+static void count_add(json_t *o, const char *reason, long long n)
+{
+    json_object_set_new(o, reason, json_integer(json_integer_value(json_object_get(o, reason)) + n));
+}
+
 json_t *store_campaign_progress_pairs(const char *id, const char *const *fields, const char *const *values,
                                       size_t nfields)
 {
@@ -632,13 +659,13 @@ json_t *store_campaign_progress_pairs(const char *id, const char *const *fields,
         } else if (strcmp(f, "complained") == 0) {
             complained = n;
         } else if (strncmp(f, "suppressed:", 11) == 0) {
-            json_object_set_new(sup, f + 11, json_integer(n));
+            count_add(sup, f + 11, n);
             done_count += n;
         } else if (strncmp(f, "failed:", 7) == 0) {
-            json_object_set_new(fail, f + 7, json_integer(n));
+            count_add(fail, f + 7, n);
             done_count += n;
         } else if (strncmp(f, "deferred:", 9) == 0) {
-            json_object_set_new(def, f + 9, json_integer(n));
+            count_add(def, f + 9, n);
             deferred += n;
         }
     }

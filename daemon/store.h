@@ -167,6 +167,24 @@ void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const ch
  * entry -> "<held_from>\n<job>" (lua/campaign_control.lua). */
 void store_key_campaign_paused(struct strbuf *sb, const char *prefix, const char *campaign);
 
+/* Per-node keys of a cluster: "<prefix>:n:{<tag>}<tail>", tag a hash tag
+ * whose slot one master serves (store_cmds_node_tag), written by the
+ * per-message scripts that run once per node per batch (docs/architecture.md
+ * "On a cluster"): the audit stream (":audit"), a campaign run's counters
+ * (":campaign:<ID>:<run>"), its norecord set (":campaign:<ID>:norecord")
+ * and a slot's fence (":fence": stream entry -> the owning run's epoch).
+ * Readers find them by the tags named in store_key_audit_nodes and
+ * store_key_campaign_nodes. */
+void store_key_node(struct strbuf *sb, const char *prefix, const char *tag, const char *head, const char *arg,
+                    const char *tail);
+/* The fencing epoch counter of a cluster (lua/fence_claim.lua). */
+void store_key_epoch(struct strbuf *sb, const char *prefix);
+/* The tags of the nodes that hold per-node keys: of every audit stream,
+ * and of a campaign run's counters ("<prefix>:campaign:<ID>:nodes:<run>";
+ * run NULL: without the run, which lua/fence_claim.lua appends). */
+void store_key_audit_nodes(struct strbuf *sb, const char *prefix);
+void store_key_campaign_nodes(struct strbuf *sb, const char *prefix, const char *campaign, const char *run);
+
 #define STORE_HISTORY_MAX 100
 
 /* A person's history entry, compact (about 50 bytes where the JSON took
@@ -256,6 +274,8 @@ extern const char store_lua_retention_end[];   /* its campaigns marked expired *
 extern const char store_lua_stream_trim[]; /* a stream's entries older than an age, none a group still needs */
 extern const char store_lua_limit[];  /* a provider's shared rate tokens and concurrency leases */
 extern const char store_lua_dead_letter[]; /* a refused entry, every field kept, addresses redacted, to herald:dead; acked, deleted */
+extern const char store_lua_fence_claim[]; /* a cluster: a run's fencing epoch while it owns its entry */
+extern const char store_lua_fence_raise[]; /* a cluster: the epoch raised on (or dropped from) one node's slots */
 /* A campaign's runs, index and outcomes (store_campaign.h). */
 extern const char store_lua_campaign_enqueue[];  /* check and register a run; XADD the job (API, heraldctl) */
 extern const char store_lua_campaign_get[];      /* the latest run and the earlier ones (reads) */

@@ -255,7 +255,37 @@ static int run_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The latest run's progress: the hash's fields, then a cluster's per-node counts. */
+static json_t *progress_with(const char *id, const redisReply *cur, const struct store_node_counts *counts)
+{
+    if (!counts || !counts->n) return store_campaign_progress(id, cur);
+    size_t n = 0, max = cur->elements / 2 + counts->n + 1;
+    const char **f = xcalloc(max, sizeof(*f)), **v = xcalloc(max, sizeof(*v));
+    char(*num)[HERALD_LL_CHARS] = xcalloc(counts->n, sizeof(*num));
+    for (size_t i = 0; i + 1 < cur->elements; i += 2) {
+        if (cur->element[i]->type != REDIS_REPLY_STRING || cur->element[i + 1]->type != REDIS_REPLY_STRING) continue;
+        f[n] = cur->element[i]->str;
+        v[n++] = cur->element[i + 1]->str;
+    }
+    for (size_t i = 0; i < counts->n; i++) {
+        herald_lltoa(num[i], counts->value[i]);
+        f[n] = counts->field[i];
+        v[n++] = num[i];
+    }
+    json_t *out = store_campaign_progress_pairs(id, f, v, n);
+    free(f);
+    free(v);
+    free(num);
+    return out;
+}
+
 int store_campaign_get_result(const char *id, const redisReply *r, json_t **out)
+{
+    return store_campaign_get_result_counts(id, r, NULL, out);
+}
+
+int store_campaign_get_result_counts(const char *id, const redisReply *r, const struct store_node_counts *counts,
+                                     json_t **out)
 {
     *out = NULL;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_ARRAY ||
@@ -275,7 +305,7 @@ int store_campaign_get_result(const char *id, const redisReply *r, json_t **out)
         list[n++] = p;
     }
     qsort(list, n, sizeof(*list), run_cmp);
-    json_t *latest = cur->elements ? store_campaign_progress(id, cur) : NULL;
+    json_t *latest = cur->elements ? progress_with(id, cur, counts) : NULL;
     if (!latest) { /* only archived runs (the hash was deleted): the last is the latest */
         latest = n ? json_deep_copy(list[n - 1]) : json_pack("{s:s, s:s}", "id", id, "state", "unknown");
     }
@@ -292,13 +322,13 @@ int store_campaign_get_result(const char *id, const redisReply *r, json_t **out)
     return 0;
 }
 
-int store_sync_campaign_get(redisContext *c, const char *prefix, const char *campaign, json_t **out, char *err,
-                            size_t errlen)
+int store_sync_campaign_get(redisContext *c, const char *prefix, const char *campaign,
+                            const struct store_node_counts *counts, json_t **out, char *err, size_t errlen)
 {
     struct cmd cmd;
     get_cmd(&cmd, prefix, campaign);
     redisReply *r = cmd_sync(&cmd, c);
-    int rc = store_campaign_get_result(campaign, r, out);
+    int rc = store_campaign_get_result_counts(campaign, r, counts, out);
     if (rc < 0) store_sync_error(err, errlen, "progress read", c, r);
     if (r) freeReplyObject(r);
     return rc;

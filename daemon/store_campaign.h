@@ -26,6 +26,7 @@
 
 #include "herald.h"
 #include "store_cmd.h"
+#include "store_nodes.h"
 
 /* How long POST /v1/campaigns remembers the answer to an Idempotency-Key. */
 #define STORE_IDEMPOTENCY_TTL (24 * 3600)
@@ -89,8 +90,12 @@ void store_campaign_get_args(struct store_args *a, const char *prefix, const cha
  * latest last. *out NULL when the campaign is unknown. 0, or <0 when r is
  * not the script's reply. The caller owns *out. */
 int store_campaign_get_result(const char *id, const redisReply *r, json_t **out);
-int store_sync_campaign_get(redisContext *c, const char *prefix, const char *campaign, json_t **out, char *err,
-                            size_t errlen);
+/* The same, with a cluster's per-node counts of the latest run (store_nodes.h) added to its hash's. */
+int store_campaign_get_result_counts(const char *id, const redisReply *r, const struct store_node_counts *counts,
+                                     json_t **out);
+/* counts: a cluster's per-node counts of the latest run (store_node_counts_sync), or NULL. */
+int store_sync_campaign_get(redisContext *c, const char *prefix, const char *campaign,
+                            const struct store_node_counts *counts, json_t **out, char *err, size_t errlen);
 
 /* ---- the campaigns index (campaign_list.lua) ---- */
 

@@ -7,6 +7,8 @@
  * reply whose shape is not the one its script promises.
  */
 #include "store_job.h"
+#include "store_job_int.h"
+#include "store_nodes.h"
 
 #include "addrindex.h"
 
@@ -16,18 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct store_job {
-    struct store_cmds *sc;
-    const struct config *cfg;
-    char *consumer;
-    struct strbuf k_jobs, k_audit, k_events, key;
-    struct strbuf k_dead, k_scheduled, k_marker, k_layout;
-    char batch[96];     /* this daemon run's batch id prefix: "<consumer>:<pid>:<start ms>" */
-    unsigned long long seq; /* finish batches sent */
-    struct rconn *jobs, *data; /* store_job_ops: read on jobs; ready for either */
-    char audit_maxlen[24];
-    char **cap_topics; /* per cap: ",a,b," or "" (every topic) */
-};
 
 /* What the calls send of sj->cfg prepared once: the caps' topics as
  * reserve.lua reads them, the audit stream's length. */
@@ -93,6 +83,7 @@ void store_job_reload(struct store_job *sj, const struct config *cfg)
 void store_job_free(struct store_job *sj)
 {
     if (!sj) return;
+    sj_nodes_free(sj);
     caps_free(sj);
     strbuf_free(&sj->k_jobs);
     strbuf_free(&sj->k_audit);
@@ -108,19 +99,8 @@ void store_job_free(struct store_job *sj)
 
 /* ---- one call in flight ------------------------------------------------ */
 
-struct call {
-    struct store_job *sj;
-    store_job_cb cb;
-    void *arg;
-    void (*discard)(void *);
-    void **items; /* the caller's rows/items (pointers), copied */
-    size_t n;
-    bool (**out)[HERALD_CH_COUNT]; /* suppression only */
-    int *index;                    /* suppression only: reply index per (i, ch) in its shard's reply, -1 */
-    unsigned char *shard;          /* suppression only: the shard per (i, ch) */
-};
 
-static struct call *call_new(struct store_job *sj, store_job_cb cb, void *arg, void (*discard)(void *),
+struct call *call_new(struct store_job *sj, store_job_cb cb, void *arg, void (*discard)(void *),
                              void *const *items, size_t n)
 {
     struct call *c = xcalloc(1, sizeof(*c));
@@ -145,14 +125,14 @@ static void call_free(struct call *c)
     free(c);
 }
 
-static void call_discard(void *arg)
+void call_discard(void *arg)
 {
     struct call *c = arg;
     if (c->discard) c->discard(c->arg);
     call_free(c);
 }
 
-static void call_done(struct call *c, enum store_job_status st, enum store_error err, const char *text)
+void call_done(struct call *c, enum store_job_status st, enum store_error err, const char *text)
 {
     struct store_job_result res = {.status = st, .err = err, .text = text};
     store_job_cb cb = c->cb;
@@ -163,7 +143,7 @@ static void call_done(struct call *c, enum store_job_status st, enum store_error
 
 /* Ends c when the reply is no answer: a permanent failure (r NULL), the
  * fence's 'lost', or (bad) a shape the script never gives. */
-static bool call_ended(struct call *c, const redisReply *r, enum store_error err, const char *text, bool bad)
+bool call_ended(struct call *c, const redisReply *r, enum store_error err, const char *text, bool bad)
 {
     if (!r) {
         call_done(c, STORE_JOB_FAILED, err, text);
@@ -180,7 +160,7 @@ static bool call_ended(struct call *c, const redisReply *r, enum store_error err
     return false;
 }
 
-static bool is_array_of(const redisReply *r, size_t n, int type)
+bool is_array_of(const redisReply *r, size_t n, int type)
 {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n) return false;
     for (size_t i = 0; i < n; i++)
@@ -189,17 +169,34 @@ static bool is_array_of(const redisReply *r, size_t n, int type)
 }
 
 /* A key built in a strbuf: its length is known. */
-static void add_buf(struct store_args *a, const struct strbuf *sb) { store_args_addn(a, sb->buf, sb->len); }
+void add_buf(struct store_args *a, const struct strbuf *sb) { store_args_addn(a, sb->buf, sb->len); }
 
-/* The fence every writing script starts with: KEYS[1] the jobs stream,
- * ARGV[1..3] group, entry, consumer. */
-static void fence_keys(struct store_args *a, const struct store_job *sj) { store_args_add(a, sj->k_jobs.buf); }
-
-static void fence_args(struct store_args *a, const struct store_job *sj, const char *entry)
+/* The fence every writing script starts with (struct sj_fence): on a single
+ * instance KEYS[1] the jobs stream, ARGV[1..3] group, entry, consumer. */
+static struct sj_fence fence_of(const struct store_job *sj)
 {
-    store_args_add(a, STORE_GROUP);
+    return (struct sj_fence){.key = sj->k_jobs.buf, .group = STORE_GROUP, .owner = sj->consumer};
+}
+
+void sj_script(struct store_args *a, const char *script, size_t nkeys, const struct sj_fence *f)
+{
+    if (f->group[0]) {
+        store_args_script(a, script, nkeys);
+        return;
+    }
+    char n[HERALD_LL_CHARS + 1] = "#";
+    herald_lltoa(n + 1, (long long)nkeys);
+    store_args_script(a, script, 0);
+    store_args_add(a, n);
+}
+
+static void fence_keys(struct store_args *a, const struct sj_fence *f) { store_args_add(a, f->key); }
+
+static void fence_args(struct store_args *a, const struct sj_fence *f, const char *entry)
+{
+    store_args_add(a, f->group);
     store_args_add(a, entry);
-    store_args_add(a, sj->consumer);
+    store_args_add(a, f->owner);
 }
 
 /* ---- lookup ------------------------------------------------------------ */
@@ -414,7 +411,7 @@ static int verdict_of(const char *s)
     return -1;
 }
 
-static void on_reserved(redisReply *r, enum store_error err, const char *text, void *arg)
+void on_reserved(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
     bool ok = is_array_of(r, 2 * c->n, REDIS_REPLY_STRING);
@@ -434,46 +431,59 @@ static void on_reserved(redisReply *r, enum store_error err, const char *text, v
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }
 
+void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj_fence *f, const char *entry,
+                     int64_t now, const char *campaign, const char *topic, struct store_job_reservation *const *items,
+                     const size_t *idx, size_t n)
+{
+    const struct config *cfg = sj->cfg;
+    sj_script(a, store_lua_reserve, 1 + 2 * n, f);
+    fence_keys(a, f);
+    for (size_t i = 0; i < n; i++) {
+        const struct store_job_reservation *it = items[idx ? idx[i] : i];
+        store_key_person(&sj->key, cfg->prefix, it->id);
+        add_buf(a, &sj->key);
+        store_key_sends(&sj->key, cfg->prefix, it->id);
+        add_buf(a, &sj->key);
+    }
+    fence_args(a, f, entry);
+    store_args_addll(a, now);
+    store_args_add(a, campaign);
+    store_args_add(a, topic);
+    store_args_addll(a, (long long)cfg->ncaps);
+    for (size_t i = 0; i < cfg->ncaps; i++) {
+        const struct config_cap *cap = &cfg->caps[i];
+        store_args_add(a, cap->name);
+        store_args_add(a, cap->channel < 0 ? "any" : herald_channel_name(cap->channel));
+        store_args_addll(a, cap->limit);
+        store_args_addll(a, cap->window_s);
+        store_args_add(a, sj->cap_topics[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct store_job_reservation *it = items[idx ? idx[i] : i];
+        const char *vals[] = {it->rev, it->record, it->prior, it->channel, it->member};
+        for (size_t j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) store_args_add(a, vals[j]);
+        store_args_addll(a, it->keep);
+        store_args_addll(a, (long long)it->nfreq);
+        for (size_t j = 0; j < it->nfreq; j++) {
+            store_args_add(a, it->fchan[j]);
+            store_args_addll(a, it->flim[j]);
+            store_args_addll(a, it->fwin[j]);
+        }
+    }
+}
+
 void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, const char *campaign,
                        const char *topic, struct store_job_reservation *const *items, size_t n, store_job_cb cb,
                        void *arg, void (*discard)(void *))
 {
-    const struct config *cfg = sj->cfg;
+    if (sj_cluster(sj)) {
+        sj_nodes_reserve(sj, entry, now, campaign, topic, items, n, cb, arg, discard);
+        return;
+    }
     struct call *c = call_new(sj, cb, arg, discard, (void *const *)items, n);
     struct store_args a;
-    store_args_script(&a, store_lua_reserve, 1 + 2 * n);
-    fence_keys(&a, sj);
-    for (size_t i = 0; i < n; i++) {
-        store_key_person(&sj->key, cfg->prefix, items[i]->id);
-        add_buf(&a, &sj->key);
-        store_key_sends(&sj->key, cfg->prefix, items[i]->id);
-        add_buf(&a, &sj->key);
-    }
-    fence_args(&a, sj, entry);
-    store_args_addll(&a, now);
-    store_args_add(&a, campaign);
-    store_args_add(&a, topic);
-    store_args_addll(&a, (long long)cfg->ncaps);
-    for (size_t i = 0; i < cfg->ncaps; i++) {
-        const struct config_cap *cap = &cfg->caps[i];
-        store_args_add(&a, cap->name);
-        store_args_add(&a, cap->channel < 0 ? "any" : herald_channel_name(cap->channel));
-        store_args_addll(&a, cap->limit);
-        store_args_addll(&a, cap->window_s);
-        store_args_add(&a, sj->cap_topics[i]);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const struct store_job_reservation *it = items[i];
-        const char *vals[] = {it->rev, it->record, it->prior, it->channel, it->member};
-        for (size_t j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) store_args_add(&a, vals[j]);
-        store_args_addll(&a, it->keep);
-        store_args_addll(&a, (long long)it->nfreq);
-        for (size_t j = 0; j < it->nfreq; j++) {
-            store_args_add(&a, it->fchan[j]);
-            store_args_addll(&a, it->flim[j]);
-            store_args_addll(&a, it->fwin[j]);
-        }
-    }
+    struct sj_fence f = fence_of(sj);
+    sj_reserve_args(&a, sj, &f, entry, now, campaign, topic, items, NULL, n);
     store_cmds_send(sj->sc, STORE_CMD_HOLD, on_reserved, c, call_discard, &a, store_lua_reserve);
 }
 
@@ -497,6 +507,8 @@ void store_outcomes_init(struct store_outcomes *o, const char *prefix)
     strbuf_init(&o->key);
     o->prefix = prefix;
     o->n = 0;
+    o->off = NULL;
+    o->cap = 0;
 }
 
 void store_outcomes_free(struct store_outcomes *o)
@@ -504,6 +516,9 @@ void store_outcomes_free(struct store_outcomes *o)
     store_args_free(&o->keys);
     store_args_free(&o->args);
     strbuf_free(&o->key);
+    free(o->off);
+    o->off = NULL;
+    o->cap = 0;
     o->n = 0;
 }
 
@@ -514,6 +529,12 @@ void store_outcomes_free(struct store_outcomes *o)
 void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc)
 {
     struct strbuf *k = &o->key;
+    if (o->n == o->cap) {
+        o->cap = o->cap ? 2 * o->cap : 64;
+        o->off = xrealloc(o->off, 2 * o->cap * sizeof(*o->off));
+    }
+    o->off[2 * o->n] = o->keys.data.len;
+    o->off[2 * o->n + 1] = o->args.data.len;
     store_key_person(k, o->prefix, oc->id);
     add_buf(&o->keys, k);
     store_key_history(k, o->prefix, oc->id);
@@ -542,7 +563,7 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     o->n++;
 }
 
-static void on_finished(redisReply *r, enum store_error err, const char *text, void *arg)
+void on_finished(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
     /* {outcomes written, {1|0 per handoff}} */
@@ -558,12 +579,17 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
                       struct store_outcomes *o, struct store_job_handoff *const *hand, size_t nhand, store_job_cb cb,
                       void *arg, void (*discard)(void *))
 {
+    if (sj_cluster(sj)) {
+        sj_nodes_finish(sj, entry, campaign, rec_entry, o, hand, nhand, cb, arg, discard);
+        return;
+    }
     struct call *c = call_new(sj, cb, arg, discard, (void *const *)hand, nhand);
     struct store_args a;
+    struct sj_fence f = fence_of(sj);
     store_args_script(&a, store_lua_finish, 4 + 3 * o->n + nhand);
     /* One allocation for the lot: the outcomes' own bytes and a few keys. */
     strbuf_grow_to(&a.data, a.data.len + o->keys.data.len + o->args.data.len + 1024);
-    fence_keys(&a, sj);
+    fence_keys(&a, &f);
     add_buf(&a, &sj->k_audit);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
     add_buf(&a, &sj->key);
@@ -574,7 +600,7 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
         store_key_person(&sj->key, sj->cfg->prefix, hand[i]->id);
         add_buf(&a, &sj->key);
     }
-    fence_args(&a, sj, entry);
+    fence_args(&a, &f, entry);
     store_args_add(&a, sj->audit_maxlen);
     store_args_add(&a, campaign);
     store_args_add(&a, rec_entry);
@@ -599,43 +625,56 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
 
 /* ---- give back, heartbeat ---------------------------------------------- */
 
-static void on_released(redisReply *r, enum store_error err, const char *text, void *arg)
+void on_released(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
     if (call_ended(c, r, err, text, false)) return;
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }
 
+void sj_release_args(struct store_args *a, struct store_job *sj, const struct sj_fence *f, const char *entry,
+                     const char *campaign, const char *id, const char *record, const char *member)
+{
+    sj_script(a, store_lua_release, 3, f);
+    fence_keys(a, f);
+    store_key_person(&sj->key, sj->cfg->prefix, id);
+    add_buf(a, &sj->key);
+    store_key_sends(&sj->key, sj->cfg->prefix, id);
+    add_buf(a, &sj->key);
+    fence_args(a, f, entry);
+    store_args_add(a, campaign);
+    store_args_add(a, record);
+    store_job_handed_record(&sj->key, record);
+    add_buf(a, &sj->key);
+    store_args_add(a, member);
+}
+
 void store_job_release(struct store_job *sj, const char *entry, const char *campaign, const char *id,
                        const char *record, const char *member, store_job_cb cb, void *arg, void (*discard)(void *))
 {
+    if (sj_cluster(sj)) {
+        sj_nodes_release(sj, entry, campaign, id, record, member, cb, arg, discard);
+        return;
+    }
     struct call *c = call_new(sj, cb, arg, discard, NULL, 0);
     struct store_args a;
-    store_args_script(&a, store_lua_release, 3);
-    fence_keys(&a, sj);
-    store_key_person(&sj->key, sj->cfg->prefix, id);
-    add_buf(&a, &sj->key);
-    store_key_sends(&sj->key, sj->cfg->prefix, id);
-    add_buf(&a, &sj->key);
-    fence_args(&a, sj, entry);
-    store_args_add(&a, campaign);
-    store_args_add(&a, record);
-    store_job_handed_record(&sj->key, record);
-    add_buf(&a, &sj->key);
-    store_args_add(&a, member);
+    struct sj_fence f = fence_of(sj);
+    sj_release_args(&a, sj, &f, entry, campaign, id, record, member);
     store_cmds_send(sj->sc, 0, on_released, c, call_discard, &a, store_lua_release);
 }
 
 void store_job_slice(struct store_job *sj, const char *entry, const char *campaign, long long total,
                      const char *from, const char *const *texts, size_t n, store_job_cb cb, void *arg)
 {
+    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
     struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
     struct store_args a;
+    struct sj_fence f = fence_of(sj);
     store_args_script(&a, store_lua_job_slice, 2);
-    fence_keys(&a, sj);
+    fence_keys(&a, &f);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
     add_buf(&a, &sj->key);
-    fence_args(&a, sj, entry);
+    fence_args(&a, &f, entry);
     store_args_addll(&a, total);
     store_args_add(&a, from);
     for (size_t i = 0; i < n; i++) store_args_add(&a, texts[i]);
@@ -664,8 +703,9 @@ void store_job_cut(struct store_job *sj, struct store_cut *cut, store_job_cb cb,
                                         [STORE_SRC_LIST] = "list"};
     const char *prefix = sj->cfg->prefix;
     struct store_args a;
+    struct sj_fence f = fence_of(sj);
     store_args_script(&a, store_lua_job_cut, 5);
-    fence_keys(&a, sj);
+    fence_keys(&a, &f);
     store_key_campaign(&sj->key, prefix, cut->campaign);
     add_buf(&a, &sj->key);
     store_args_add(&a, cut->source);
@@ -673,7 +713,7 @@ void store_job_cut(struct store_job *sj, struct store_cut *cut, store_job_cb cb,
     add_buf(&a, &sj->key);
     store_key_cut(&sj->key, prefix, cut->entry, "}:seen");
     add_buf(&a, &sj->key);
-    fence_args(&a, sj, cut->entry);
+    fence_args(&a, &f, cut->entry);
     store_args_add(&a, kinds[cut->kind]);
     store_args_addll(&a, cut->size);
     store_args_addll(&a, cut->step);
@@ -703,7 +743,8 @@ void store_job_heartbeat(struct store_job *sj, const char *entry, store_job_cb c
     struct store_args a;
     store_args_script(&a, store_lua_heartbeat, 1);
     add_buf(&a, &sj->k_jobs);
-    fence_args(&a, sj, entry);
+    struct sj_fence f = fence_of(sj);
+    fence_args(&a, &f, entry);
     store_cmds_send(sj->sc, 0, on_beat, c, call_discard, &a, store_lua_heartbeat);
 }
 
@@ -986,13 +1027,14 @@ static void on_job_finished(redisReply *r, enum store_error err, const char *tex
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }
 
-void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, int64_t expires_at,
-                        store_job_cb cb, void *arg)
+/* job_finished.lua's command, counts (a cluster's per-node sums) after its own arguments. */
+static void job_finished_send(struct store_job *sj, struct call *c, const char *campaign, const char *entry,
+                              int64_t expires_at, const struct store_node_counts *counts)
 {
-    struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
     struct store_args a;
     store_args_script(&a, store_lua_job_finished, 4);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
+    store_args_route(&a, sj->key.buf, sj->key.len);
     add_buf(&a, &sj->key);
     add_buf(&a, &sj->k_jobs);
     add_buf(&a, &sj->k_events);
@@ -1009,8 +1051,49 @@ void store_job_finished(struct store_job *sj, const char *campaign, const char *
     int64_t end = expires_at > 0 ? expires_at + sj->cfg->retention_grace_ms / 1000
                                  : (int64_t)time(NULL) + sj->cfg->retention_records_ms / 1000;
     store_args_addll(&a, (long long)end);
+    for (size_t i = 0; counts && i < counts->n; i++) {
+        store_args_add(&a, counts->field[i]);
+        store_args_addll(&a, counts->value[i]);
+    }
     /* Must land: retried until Redis takes it. */
     store_cmds_send(sj->sc, 0, on_job_finished, c, call_discard, &a, store_lua_job_finished);
+}
+
+/* A cluster: the run's per-node counters first, then job_finished.lua. */
+struct finished_call {
+    struct call *c;
+    char *campaign, *entry;
+    int64_t expires_at;
+};
+
+static void on_finished_counts(const struct store_node_counts *counts, enum store_error err, const char *text,
+                               void *arg)
+{
+    struct finished_call *fc = arg;
+    (void)err;
+    (void)text;
+    /* Read with flags 0 (retried until answered): counts is never NULL. */
+    job_finished_send(fc->c->sj, fc->c, fc->campaign, fc->entry, fc->expires_at, counts);
+    free(fc->campaign);
+    free(fc->entry);
+    free(fc);
+}
+
+void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, int64_t expires_at,
+                        store_job_cb cb, void *arg)
+{
+    struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
+    if (!sj_cluster(sj)) {
+        job_finished_send(sj, c, campaign, entry, expires_at, NULL);
+        return;
+    }
+    sj_nodes_entry_done(sj, entry);
+    struct finished_call *fc = xcalloc(1, sizeof(*fc));
+    fc->c = c;
+    fc->campaign = xstrdup(campaign);
+    fc->entry = xstrdup(entry);
+    fc->expires_at = expires_at;
+    store_node_counts_read(sj->sc, sj->cfg->prefix, campaign, 0, on_finished_counts, fc);
 }
 
 void store_job_started(struct store_job *sj, const char *campaign, const char *entry, bool first)
@@ -1070,6 +1153,7 @@ static void on_dead_letter(redisReply *r, enum store_error err, const char *text
 void store_job_dead_letter(struct store_job *sj, const char *entry, const char *text, const char *error,
                            store_job_cb cb, void *arg)
 {
+    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
     struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
     struct store_args a;
     store_args_script(&a, store_lua_dead_letter, 2);
@@ -1093,6 +1177,7 @@ void store_job_park(struct store_job *sj, int64_t when, const char *from, const 
 void store_job_schedule(struct store_job *sj, const char *campaign, const char *entry, int64_t when,
                         const char *from, const char *text, store_job_cb cb, void *arg)
 {
+    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
     struct store_args first, next[2];
     park_args(&first, sj, when, from, text);
     state_args(&next[0], sj, campaign, entry, "scheduled");
@@ -1102,6 +1187,7 @@ void store_job_schedule(struct store_job *sj, const char *campaign, const char *
 
 void store_job_ack(struct store_job *sj, const char *entry)
 {
+    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
     STORE_SEND(sj->sc, 0, on_landed, NULL, "XACK", sj->k_jobs.buf, STORE_GROUP, entry);
 }
 
@@ -1224,6 +1310,7 @@ void store_job_register(struct store_job *sj, const struct store_enqueue *e, str
 void store_job_pause_park(struct store_job *sj, const char *campaign, const char *entry, const char *from,
                           const char *text, store_job_cb cb, void *arg)
 {
+    if (sj_cluster(sj)) sj_nodes_entry_done(sj, entry);
     struct store_args first, next[2];
     strbuf_reset(&sj->key);
     strbuf_adds(&sj->key, from);

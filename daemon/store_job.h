@@ -128,6 +128,7 @@ struct store_outcomes {
     size_t n;
     const char *prefix; /* the key prefix ([redis] prefix) */
     struct strbuf key;  /* scratch */
+    size_t *off, cap;   /* per outcome: where its keys and its values start (a cluster splits o by node) */
 };
 
 void store_outcomes_init(struct store_outcomes *o, const char *prefix);

@@ -65,13 +65,8 @@ static void on_trimmed(redisReply *reply, enum store_error err, const char *text
     if (r->in_flight == 0 && r->again) stream_trim_run(r);
 }
 
-static void trim(struct stream_trim *r, const char *name, void (*key)(struct strbuf *, const char *), int64_t age_ms,
-                 int64_t now_ms)
+static void trim_key(struct stream_trim *r, const char *name, const struct strbuf *k, int64_t age_ms, int64_t now_ms)
 {
-    if (age_ms <= 0) return;
-    struct strbuf k;
-    strbuf_init(&k);
-    key(&k, r->cfg->prefix);
     char minid[32];
     stream_trim_minid(minid, sizeof(minid), now_ms, age_ms);
     struct trim *t = xmalloc(sizeof(*t));
@@ -82,12 +77,41 @@ static void trim(struct stream_trim *r, const char *name, void (*key)(struct str
      * group of the stream has read and acknowledged. */
     struct store_args a;
     store_args_script(&a, store_lua_stream_trim, 1);
-    store_args_add(&a, k.buf);
+    store_args_add(&a, k->buf);
     store_args_add(&a, minid);
     if (store_cmds_send(r->cmds, STORE_CMD_ONCE, on_trimmed, t, NULL, &a, store_lua_stream_trim) == 0) r->in_flight++;
     else free(t); /* the connection is down: the next round */
     store_args_free(&a);
+}
+
+static void trim(struct stream_trim *r, const char *name, void (*key)(struct strbuf *, const char *), int64_t age_ms,
+                 int64_t now_ms)
+{
+    if (age_ms <= 0) return;
+    struct strbuf k;
+    strbuf_init(&k);
+    key(&k, r->cfg->prefix);
+    trim_key(r, name, &k, age_ms, now_ms);
     strbuf_free(&k);
+}
+
+/* A cluster: every node's audit stream, by the tags in the audit's nodes set. */
+static void on_audit_nodes(redisReply *reply, enum store_error err, const char *text, void *arg)
+{
+    struct stream_trim *r = arg;
+    (void)err;
+    (void)text;
+    r->in_flight--;
+    int64_t now = wall_ms();
+    struct strbuf k;
+    strbuf_init(&k);
+    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING) continue;
+        store_key_node(&k, r->cfg->prefix, reply->element[i]->str, ":audit", NULL, NULL);
+        trim_key(r, "audit", &k, r->cfg->retention_audit_ms, now);
+    }
+    strbuf_free(&k);
+    if (r->in_flight == 0 && r->again) stream_trim_run(r);
 }
 
 void stream_trim_run(struct stream_trim *r)
@@ -103,6 +127,13 @@ void stream_trim_run(struct stream_trim *r)
     trim(r, "events", store_key_events, c->retention_audit_ms, now);
     trim(r, "admin", store_key_admin, c->retention_audit_ms, now);
     trim(r, "dead", store_key_dead, c->retention_dead_letters_ms, now);
+    if (c->retention_audit_ms > 0 && store_cmds_node_tag(r->cmds, 0)) {
+        struct strbuf k;
+        strbuf_init(&k);
+        store_key_audit_nodes(&k, c->prefix);
+        if (STORE_SEND(r->cmds, STORE_CMD_ONCE, on_audit_nodes, r, "SMEMBERS", k.buf) == 0) r->in_flight++;
+        strbuf_free(&k);
+    }
 }
 
 static void on_timer(uv_timer_t *t) { stream_trim_run(t->data); }

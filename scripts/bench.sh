@@ -14,7 +14,12 @@
 #            channels, consent for both and five attributes), what one
 #            campaign adds per person, and what is left of it once its
 #            retention passed ([retention] grace = 0s) (not run by "all")
-#   scripts/bench.sh [all|policy|webhook|scale]     (env: N=200000 RUNS=3)
+#   cluster  messages per second through the webhook plugin to nginx on a
+#            Redis Cluster of 3 masters (REPLICAS=1 replica each, so
+#            [redis] wait_replicas = 1 WAITs each batch) against one
+#            redis-server, in one run: same N people, same machine, the
+#            ratio printed (not run by "all")
+#   scripts/bench.sh [all|policy|webhook|scale|cluster]     (env: N=200000 RUNS=3)
 # PROFILE=1 builds with frame pointers into build-prof/ and records each herald
 # run with `perf record -g`, and redis-server flat (perf-*.data files are left
 # in build-prof/).
@@ -49,7 +54,7 @@ if [ "$what" = all ] || [ "$what" = policy ]; then
     echo "==== policy (pure decision engine vs. parsing a profile) ===="
     "$bdir"/bench_policy 20000000 5
 fi
-[ "$what" = all ] || [ "$what" = webhook ] || [ "$what" = scale ] || exit 0
+[ "$what" = all ] || [ "$what" = webhook ] || [ "$what" = scale ] || [ "$what" = cluster ] || exit 0
 
 N=${N:-200000}
 RUNS=${RUNS:-3}
@@ -60,7 +65,7 @@ if [ "$what" = webhook ] || [ "$what" = all ]; then
     echo "==== encryption at rest (bench_seal: one core, the daemon's read of a stored person) ===="
     "$bdir"/bench_seal 200000 5
 fi
-[ "$what" = scale ] || echo "==== webhook: $N recipients through herald to nginx, $RUNS runs ===="
+[ "$what" = scale ] || [ "$what" = cluster ] || echo "==== webhook: $N recipients through herald to nginx, $RUNS runs ===="
 
 nport=$(free_port)
 mkdir -p "$tmp/nginx/logs"
@@ -251,6 +256,102 @@ with open(sys.argv[1], "w") as f:
                             "topics": {"news": True},
                             "consent": [{"channel": "email", "granted": True, "source": "bench"}]}) + "\n")
 PY
+if [ "$what" = cluster ]; then
+    replicas=${REPLICAS:-1}
+    echo "==== cluster: $N recipients through herald to nginx, one redis-server against 3 masters" \
+         "($replicas replica each), $RUNS runs ===="
+    # The cluster's nodes, beside the single instance start_redis gave.
+    cports=()
+    for ((i = 0; i < 3 * (1 + replicas); i++)); do
+        p=$(free_port)
+        mkdir -p "$tmp/cluster/$p"
+        spawn_bg "$tmp/cluster/$p/redis.log" redis-server --bind 127.0.0.1 --port "$p" --save '' --appendonly no \
+            --dir "$tmp/cluster/$p" --cluster-enabled yes --cluster-config-file "$tmp/cluster/$p/nodes.conf" \
+            --cluster-port "$(free_port)" --cluster-node-timeout 2000
+        cports+=("$p")
+    done
+    for p in "${cports[@]}"; do
+        wait_until 10 redis-cli -p "$p" ping >/dev/null || die "cluster node $p did not start"
+    done
+    # shellcheck disable=SC2046 # one word per node
+    redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cports[@]}") --cluster-replicas "$replicas" \
+        --cluster-yes >"$tmp/cluster/create.log" 2>&1 || die "redis-cli --cluster create failed ($tmp/cluster/create.log)"
+    cluster_ok() {
+        local p
+        for p in "${cports[@]}"; do
+            redis-cli -p "$p" cluster info | grep -q '^cluster_state:ok' || return 1
+        done
+    }
+    wait_until 30 cluster_ok || die "the cluster did not become ok"
+    # Every replica's first sync done: before it, each WAIT would wait its timeout.
+    synced() {
+        local p
+        for p in "${cports[@]}"; do
+            redis-cli -p "$p" info replication | grep -q '^role:slave' || continue
+            redis-cli -p "$p" info replication | grep -q '^master_link_status:up' || return 1
+        done
+    }
+    wait_until 60 synced || die "the replicas did not sync"
+    seeds=$(printf '127.0.0.1:%s, ' "${cports[@]}")
+    # Without replicas, nothing to WAIT for.
+    wait=""; [ "$replicas" = 0 ] && wait="\nwait_replicas = 0"
+    sed "s|^url = redis:.*|cluster = ${seeds%, }$wait|" "$tmp/herald.conf" >"$tmp/herald-cluster.conf"
+    chmod 600 "$tmp/herald-cluster.conf"
+    # The recipients list: a SET, on one node of the cluster.
+    /usr/bin/python3 - "$REDIS_PORT" "${cports[0]}" "$N" <<'PY'
+import redis, redis.cluster, sys
+ids = ["b%07d" % i for i in range(int(sys.argv[3]))]
+for r in (redis.Redis(port=int(sys.argv[1])), redis.cluster.RedisCluster(host="127.0.0.1", port=int(sys.argv[2]))):
+    for k in range(0, len(ids), 10000):
+        r.sadd("herald:lists:bench", *ids[k:k + 10000])
+PY
+    # rate CONF RUN: one campaign through herald on CONF's Redis; prints msg/s.
+    rate() {
+        local conf=$1 run=$2 hpid t0 t1 sent
+        spawn_bg "$tmp/herald-$run.log" "$bdir"/herald --config "$conf"
+        hpid=$SPAWNED_PID
+        wait_until 60 curl -sf "http://127.0.0.1:$aport/healthz" -o /dev/null ||
+            die "herald did not become healthy: $(tail -n 5 "$tmp/herald-$run.log")"
+        cat >"$tmp/job-$run.json" <<JOB
+{"id": "$run", "topic": "news", "channels": ["email"],
+ "content": {"email": {"subject": "Hello {{first_name}}", "text": "Dear {{first_name}} in {{city}}, this is the benchmark campaign body, long enough to be a realistic marketing text of a few hundred bytes. {{unsubscribe_url}}"}},
+ "recipients_key": "herald:lists:bench"}
+JOB
+        t0=$(date +%s.%N)
+        "$bdir"/heraldctl --config "$conf" enqueue "$tmp/job-$run.json" >/dev/null
+        until "$bdir"/heraldctl --config "$conf" campaign "$run" | grep -q '"state": "done"'; do
+            alive "$hpid" || die "herald stopped during the run (see $tmp/herald-$run.log)"
+            sleep 0.2
+        done
+        t1=$(date +%s.%N)
+        sent=$("$bdir"/heraldctl --config "$conf" campaign "$run" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])')
+        stop_pid "$hpid" 120 || true
+        [ "$sent" = "$N" ] || die "$run sent $sent of $N (see $tmp/herald-$run.log)"
+        /usr/bin/python3 -c "print(round($sent / ($t1 - $t0)))"
+    }
+    t0=$(date +%s.%N)
+    "$bdir"/heraldctl --config "$tmp/herald.conf" import "$tmp/people.jsonl" >/dev/null
+    t1=$(date +%s.%N)
+    "$bdir"/heraldctl --config "$tmp/herald-cluster.conf" import "$tmp/people.jsonl" >/dev/null
+    t2=$(date +%s.%N)
+    echo "setup: imported $N people in $(/usr/bin/python3 -c "print(round($t1 - $t0, 1))") s (one redis-server)," \
+         "$(/usr/bin/python3 -c "print(round($t2 - $t1, 1))") s (cluster)"
+    rates=()
+    for run in $(seq 1 "$RUNS"); do
+        one=$(rate "$tmp/herald.conf" "single-$run")
+        three=$(rate "$tmp/herald-cluster.conf" "cluster-$run")
+        rates+=("$one $three")
+        echo "run $run: one redis-server $one msg/s, 3-master cluster $three msg/s, ratio $(/usr/bin/python3 -c "print(round($three / $one, 2))")"
+    done
+    /usr/bin/python3 - "$(nproc)" "${rates[@]}" <<'PY'
+import statistics, sys
+one, three = (statistics.median(c) for c in zip(*[[float(x) for x in r.split()] for r in sys.argv[2:]]))
+print("median: one redis-server %.0f msg/s, 3-master cluster %.0f msg/s, ratio cluster/single %.2f (%s cores, every "
+      "process on them)" % (one, three, three / one, sys.argv[1]))
+PY
+    exit 0
+fi
+
 ctl() { "$bdir"/heraldctl --config "$tmp/herald.conf" "$@"; }
 t0=$(date +%s.%N)
 ctl import "$tmp/people.jsonl" >/dev/null

@@ -1,4 +1,4 @@
-#!lua
+#!lua flags=allow-cross-slot-keys
 -- finish.lua: the writes that close a batch of outcomes: per recipient the
 -- once-only record (the field 'c:<campaign>' of the person hash), the
 -- person's history (capped at ARGV[8] entries), the sends entry given back
@@ -36,7 +36,11 @@
 -- A provider id key (<prefix>:pid:<provider>:<provider id>) maps the
 -- provider's message id to "campaign recipient channel" for PID_TTL
 -- seconds, so that the provider's delivery callbacks find the message:
--- one SET per message of such a provider, none otherwise.
+-- one SET per message of such a provider, none otherwise. On a cluster
+-- (group '', the fence an epoch, lua/fence.lua) the keys are this node's
+-- (audit stream, the campaign's counters and norecord set under the
+-- node's hash tag) and store_job.c SETs the provider id keys after it,
+-- each on its own slot.
 -- Returns 'lost' (nothing written), or {outcomes written, {per handoff 1
 -- (handed: send it) or 0 (its reservation is gone: do not)}}.
 local HISTORY_MAX = tonumber(ARGV[8])
@@ -102,7 +106,7 @@ for k = 5, 4 + 3 * nout, 3 do
     if string.find(flags, 'd', 1, true) then
       incr['deferred:quiet_hours'] = (incr['deferred:quiet_hours'] or 0) - 1
     end
-    if ARGV[i + 13] ~= '' then
+    if ARGV[i + 13] ~= '' and ARGV[1] ~= '' then
       redis.call('SET', ARGV[i + 13], campaign .. ' ' .. id .. ' ' .. ARGV[i + 4], 'EX', PID_TTL)
     end
     n = n + 1

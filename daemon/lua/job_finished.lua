@@ -10,11 +10,16 @@
 -- with the time its once-only records may go (a later run's time wins).
 -- KEYS: 1 campaign hash, 2 jobs stream, 3 events stream, 4 retention zset.
 -- ARGV: 1 group, 2 entry, 3 campaign, 4 at (RFC 3339), 5 events maxlen,
--- 6 the records' end (unix s).
+-- 6 the records' end (unix s), then on a cluster the run's counters
+-- summed over its nodes (field, value, ...: store_nodes.h), counted with
+-- the hash's own.
 -- Returns 1 when the campaign finished (event written), else 0.
 redis.call('HSET', KEYS[1], 'state:' .. ARGV[2], 'done')
 redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
 local h = redis.call('HGETALL', KEYS[1])
+for i = 7, #ARGV - 1, 2 do
+  h[#h + 1], h[#h + 2] = ARGV[i], ARGV[i + 1]
+end
 local total, sent, unknown, suppressed, failed, deferred = 0, 0, 0, 0, 0, 0
 for i = 1, #h, 2 do
   local f, v = h[i], h[i + 1]

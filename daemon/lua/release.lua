@@ -1,4 +1,4 @@
-#!lua
+#!lua flags=allow-cross-slot-keys
 -- release.lua: gives back a reservation that no provider took (the daemon
 -- is stopping), so that the next run sends the message.
 -- KEYS: 1 jobs stream, 2 person hash (the record is its field

@@ -1,4 +1,4 @@
-#!lua
+#!lua flags=allow-cross-slot-keys
 -- reserve.lua: the atomic check-and-reserve of a batch of messages.
 -- For each recipient in one step it checks that the person's data did not
 -- change since the lookup (rev), once-only (no record of the campaign that

@@ -314,11 +314,32 @@ class RedisCluster:
         with self.node(port) as c:
             return c.execute_command("CLUSTER MYID")
 
+    def wait_synced(self, timeout=30, masters=None):
+        """Every replica of masters (ports; None: all) finished its first
+        sync: one that did not must not take over, and CLUSTER SLOTS leaves
+        it out while it loads."""
+        def synced():
+            for lo, hi, p, rs in self._shards():
+                if masters is not None and p not in masters:
+                    continue
+                if self.n_replicas and not rs:
+                    return False
+                for r in rs:
+                    try:
+                        with self.node(r) as c:
+                            if c.info("replication").get("master_link_status") != "up":
+                                return False
+                    except redis.exceptions.RedisError:
+                        return False
+            return True
+        wait_for("the replicas in sync", synced, timeout, 0.1)
+
     def kill_master(self, i, timeout=30):
         """kill -9 the i-th master (masters() order); wait until one of its
         replicas is promoted and the cluster is ok again. Returns (killed port,
         promoted port)."""
         port, ranges = self.masters()[i]
+        self.wait_synced(timeout, [port])
         replicas = [r for lo, hi, p, rs in self._shards() if p == port for r in rs]
         proc = self.nodes.pop(port)
         proc.kill()
@@ -790,16 +811,23 @@ class Env:
     # --- what herald left in Redis and the outbox -------------------------
 
     def audit(self, campaign=None):
+        """The audit records, oldest first. On a cluster: of every node's
+        audit stream (named in {herald}:audit:nodes) and the control plane's."""
+        streams = ["herald:audit"]
+        if self.cluster:
+            streams = [self.key("audit")] + ["herald:n:{%s}:audit" % t for t in self.r.smembers(self.key("audit:nodes"))]
         entries = []
-        last = "-"
-        while True:
-            batch = self.r.xrange("herald:audit", min=last, max="+", count=5000)
-            if last != "-" and batch and batch[0][0] == last:
-                batch = batch[1:]
-            if not batch:
-                break
-            entries.extend(batch)
-            last = batch[-1][0]
+        for stream in streams:
+            last = "-"
+            while True:
+                batch = self.r.xrange(stream, min=last, max="+", count=5000)
+                if last != "-" and batch and batch[0][0] == last:
+                    batch = batch[1:]
+                if not batch:
+                    break
+                entries.extend(batch)
+                last = batch[-1][0]
+        entries.sort(key=lambda e: tuple(int(x) for x in e[0].split("-")))
         recs = [fields for _, fields in entries]
         if campaign is not None:
             recs = [f for f in recs if f.get("campaign") == campaign]
