@@ -1099,3 +1099,27 @@ def job(cid, recipients=None, recipients_key=None, channels=("email", "sms"), to
         j["recipients_key"] = recipients_key
     j.update(extra)
     return j
+
+
+def every_value(r):
+    """Every key name, field and value of the test's Redis, as bytes."""
+    out = []
+    for k in r.scan_iter(count=1000):
+        out.append(k)
+        t = r.type(k)
+        if t == b"string":
+            out.append(r.get(k))
+        elif t == b"hash":
+            for f, v in r.hgetall(k).items():
+                out += [f, v]
+        elif t == b"set":
+            out += list(r.smembers(k))
+        elif t == b"zset":
+            out += [m for m, _ in r.zrange(k, 0, -1, withscores=True)]
+        elif t == b"list":
+            out += r.lrange(k, 0, -1)
+        elif t == b"stream":
+            for _, fields in r.xrange(k):
+                for f, v in fields.items():
+                    out += [f, v]
+    return out

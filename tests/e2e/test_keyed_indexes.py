@@ -32,30 +32,6 @@ ADDRESSES = [("email", "ann.keyed@example.com"), ("sms", "+15550177001"), ("emai
              ("sms", "+15550177004"), ("email", "eve.api@example.com"), ("email", "nobody.known@example.com")]
 
 
-def dump(r):
-    """Every byte string Redis holds: key names, members, fields, values."""
-    out = []
-    for k in r.scan_iter(count=1000):
-        out.append(k)
-        t = r.type(k)
-        if t == b"string":
-            out.append(r.get(k))
-        elif t == b"hash":
-            for f, v in r.hgetall(k).items():
-                out += [f, v]
-        elif t == b"set":
-            out += list(r.smembers(k))
-        elif t == b"zset":
-            out += [m for m, _ in r.zrange(k, 0, -1, withscores=True)]
-        elif t == b"list":
-            out += r.lrange(k, 0, -1)
-        elif t == b"stream":
-            for _, fields in r.xrange(k):
-                for f, v in fields.items():
-                    out += [f, v]
-    return out
-
-
 class KeyedIndexes(harness.HeraldTestCase):
 
     def keyed_config(self, e, key):
@@ -88,7 +64,7 @@ class KeyedIndexes(harness.HeraldTestCase):
         api.ok("DELETE", "/v1/recipients/kx-cat")   # tombstones
         self.assertEqual(h.stop(), 0)
 
-        everything = dump(e.rb)
+        everything = harness.every_value(e.rb)
         blob = b"\n".join(everything)
         for ch, norm in ADDRESSES:
             plain = hashlib.sha256(norm.encode()).digest()

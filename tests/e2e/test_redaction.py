@@ -25,30 +25,6 @@ ADDRESSES = ["alice.redact+x@example.com", "+4915112345678", "bob.redact@example
              "(020) 7946 0019", "carol.redact@example.net", "dave.redact@example.co.uk"]
 
 
-def every_value(r):
-    """Every key name, field and value of the test's Redis, as bytes."""
-    out = []
-    for k in r.scan_iter(count=1000):
-        out.append(k)
-        t = r.type(k)
-        if t == b"string":
-            out.append(r.get(k))
-        elif t == b"hash":
-            for f, v in r.hgetall(k).items():
-                out += [f, v]
-        elif t == b"set":
-            out += list(r.smembers(k))
-        elif t == b"zset":
-            out += [m for m, _ in r.zrange(k, 0, -1, withscores=True)]
-        elif t == b"list":
-            out += r.lrange(k, 0, -1)
-        elif t == b"stream":
-            for _, fields in r.xrange(k):
-                for f, v in fields.items():
-                    out += [f, v]
-    return out
-
-
 class Redaction(harness.HeraldTestCase):
 
     def test_malformed_job_is_dead_lettered_without_its_addresses(self):
@@ -93,7 +69,7 @@ class Redaction(harness.HeraldTestCase):
         # nowhere in Redis any more
         import redis
         rb = redis.Redis(host="127.0.0.1", port=e.redis.port)
-        blob = b"\n".join(every_value(rb))
+        blob = b"\n".join(harness.every_value(rb))
         for a in ADDRESSES:
             self.assertNotIn(a.encode(), blob, a)
         # the person's own data is not a dead letter's: kept, encrypted ([privacy] key_file)
