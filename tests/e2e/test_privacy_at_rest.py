@@ -273,7 +273,7 @@ class PrivacyAtRest(harness.HeraldTestCase):
 
     def test_rotation_while_a_campaign_runs(self):
         e = self.env()
-        n, others = 3000, 40
+        n, others = 10000, 40
         crowd = [person("rk-%05d" % i, email="rotating.%05d@example.org" % i, channels=["email"],
                         consent=["email"], first_name="Rot%05d" % i) for i in range(n)]
         bystanders = [person("rb-%02d" % i, email="bystander.%02d@example.org" % i, channels=["email"],
@@ -284,7 +284,7 @@ class PrivacyAtRest(harness.HeraldTestCase):
         # The new key first; the old one still opens what it sealed.
         e.write_keys("e2e2 " + "c3" * 32 + "\n" + harness.E2E_KEY + "\n")
         e.r.sadd("lists:rotation", *[p["id"] for p in crowd])
-        h = e.start_herald(sets=("provider outbox.rate=%d/s" % (300 / harness.SLOW),))
+        h = e.start_herald(sets=("provider outbox.rate=%d/s" % (1000 / harness.SLOW),))
         e.enqueue(job("rotation", recipients_key="lists:rotation", channels=["email"]))
         harness.wait_for("the campaign under way", lambda: e.campaign("rotation").get("sent", 0) > 0 or None, 30)
 
