@@ -819,6 +819,34 @@ static void import_reset(struct store_import *items, size_t n)
     }
 }
 
+/* The address index entries that a person's new profile p no longer
+ * names, into drop[ch] (allocated): the old addresses, read back by
+ * "HMGET <person> profile <sealed fields>" (r), that differ from p's. An
+ * old address that does not open keeps its entry: the next write that can
+ * read it drops it (readers of the index check the person). */
+static void import_drops(const struct seal_keys *keys, const unsigned char key[ADDRINDEX_KEY_LEN],
+                         const struct profile *p, const redisReply *r, unsigned char *drop[])
+{
+    struct profile old;
+    char perr[128];
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 + STORE_SEALED_NFIELDS ||
+        store_person_open(keys, p->id, r->element[0], (const redisReply *const *)r->element + 1, &old, perr,
+                          sizeof(perr)) != 1)
+        return;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        const char *oa = profile_address(&old, ch), *na = profile_address(p, ch);
+        if (!oa) continue;
+        unsigned char om[ADDRINDEX_LEN], nm[ADDRINDEX_LEN];
+        addrindex_member(key, ch, oa, om);
+        if (na) addrindex_member(key, ch, na, nm);
+        if (!na || memcmp(nm, om, sizeof(om)) != 0) {
+            drop[ch] = xmalloc(ADDRINDEX_LEN);
+            memcpy(drop[ch], om, ADDRINDEX_LEN);
+        }
+    }
+    profile_free(&old);
+}
+
 int store_sync_import_batch(redisContext *c, const char *prefix, const struct seal_keys *keys,
                             const unsigned char key[ADDRINDEX_KEY_LEN],
                             struct store_import *items, size_t n, char *err, size_t errlen)
@@ -874,28 +902,8 @@ int store_sync_import_batch(redisContext *c, const char *prefix, const struct se
             rc = -HERALD_EREDIS;
             break;
         }
-        struct profile old;
-        char perr[128];
-        if (r->type == REDIS_REPLY_ERROR) {
-            refuse(&items[i], r, "; while reading the stored profile");
-        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 + STORE_SEALED_NFIELDS &&
-                   store_person_open(keys, items[i].p->id, r->element[0], (const redisReply *const *)r->element + 1,
-                                     &old, perr, sizeof(perr)) == 1) {
-            /* An old address that does not open keeps its entry: the
-             * next write that can read it drops it. */
-            for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-                const char *oa = profile_address(&old, ch), *na = profile_address(items[i].p, ch);
-                if (!oa) continue;
-                unsigned char om[ADDRINDEX_LEN], nm[ADDRINDEX_LEN];
-                addrindex_member(key, ch, oa, om);
-                if (na) addrindex_member(key, ch, na, nm);
-                if (!na || memcmp(nm, om, sizeof(om)) != 0) {
-                    drop[i][ch] = xmalloc(ADDRINDEX_LEN);
-                    memcpy(drop[i][ch], om, ADDRINDEX_LEN);
-                }
-            }
-            profile_free(&old);
-        }
+        if (r->type == REDIS_REPLY_ERROR) refuse(&items[i], r, "; while reading the stored profile");
+        else import_drops(keys, key, items[i].p, r, drop[i]);
         freeReplyObject(r);
     }
     if (rc < 0) /* nothing was written: the batch stopped at its reads */
@@ -955,7 +963,11 @@ int store_sync_import_batch(redisContext *c, const char *prefix, const struct se
 static redisReply *cluster_cmd(struct rcluster_sync *cs, char *err, size_t errlen, int argc, const char **argv,
                                const size_t *lens)
 {
-    size_t len[8];
+    size_t len[3 + STORE_SEALED_NFIELDS]; /* the longest: HMGET of a person's profile and sealed fields */
+    if (argc > (int)(sizeof(len) / sizeof(len[0]))) {
+        herald_seterr(err, errlen, "internal error: an import command of %d arguments", argc);
+        return NULL;
+    }
     for (int i = 0; i < argc; i++) len[i] = lens ? lens[i] : strlen(argv[i]);
     char why[256];
     redisReply *r = rcluster_sync_command(cs, 1, argc, argv, len, why, sizeof(why));
@@ -1002,25 +1014,11 @@ static int import_one_cluster(struct rcluster_sync *cs, const char *prefix, cons
         }
     }
     if (it->status != STORE_IMPORT_UNKNOWN) goto out;
-    if (!(r = cluster_cmd(cs, err, errlen, 3, (const char *[]){"HGET", kp.buf, "profile"}, NULL))) goto lost;
-    struct profile old;
-    char perr[128];
-    if (r->type == REDIS_REPLY_ERROR) {
-        refuse(it, r, "; while reading the stored profile");
-    } else if (r->type == REDIS_REPLY_STRING && profile_parse(r->str, r->len, &old, perr, sizeof(perr)) == 0) {
-        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-            const char *oa = profile_address(&old, ch), *na = profile_address(it->p, ch);
-            if (!oa) continue;
-            unsigned char om[ADDRINDEX_LEN], nm[ADDRINDEX_LEN];
-            addrindex_member(key, ch, oa, om);
-            if (na) addrindex_member(key, ch, na, nm);
-            if (!na || memcmp(nm, om, sizeof(om)) != 0) {
-                drop[ch] = xmalloc(ADDRINDEX_LEN);
-                memcpy(drop[ch], om, ADDRINDEX_LEN);
-            }
-        }
-        profile_free(&old);
-    }
+    const char *read[3 + STORE_SEALED_NFIELDS] = {"HMGET", kp.buf, "profile"};
+    for (size_t f = 0; f < STORE_SEALED_NFIELDS; f++) read[3 + f] = store_sealed_field(f);
+    if (!(r = cluster_cmd(cs, err, errlen, 3 + STORE_SEALED_NFIELDS, read, NULL))) goto lost;
+    if (r->type == REDIS_REPLY_ERROR) refuse(it, r, "; while reading the stored profile");
+    else import_drops(keys, key, it->p, r, drop);
     freeReplyObject(r);
     for (int ch = 0; ch < HERALD_CH_COUNT && it->status == STORE_IMPORT_UNKNOWN; ch++) {
         const char *addr = profile_address(it->p, ch);

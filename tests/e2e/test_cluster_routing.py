@@ -63,6 +63,15 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertNotIn("email", json.loads(e.r.hget("herald:r:{cr-000}", "profile")))
         self.assertTrue(e.r.hexists("herald:r:{cr-000}", "@0"))
         self.assertEqual(len(e.index("addr")), 30)
+        # Imported again with a new address: the old one (read back from the
+        # sealed fields) leaves the index, the new one joins it.
+        moved = dict(people[-1], email="cr.029.moved@example.com")
+        e.remember(moved)
+        e.import_people([moved])
+        addr = e.index("addr")
+        self.assertEqual(len(addr), 30, "the old address's entry is dropped")
+        self.assertIn(harness.index_member("email", "cr.029.moved@example.com"), addr)
+        self.assertNotIn(harness.index_member("email", "cr.029@example.com"), addr)
         stats = json.loads(e.ctl_ok("stats").stdout)   # summed over the masters
         self.assertEqual((stats["people"], stats["sample"]), (30, 30), stats)
         self.assertGreater(stats["bytes_per_person"], 0)
