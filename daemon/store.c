@@ -185,8 +185,9 @@ json_t *store_history_read(const redisReply *hash, const redisReply *list, size_
 {
     json_t *out = json_array();
     if (max > STORE_HISTORY_MAX) max = STORE_HISTORY_MAX;
+    if (max == 0) return out;
     const redisReply *slot[STORE_HISTORY_MAX] = {NULL};
-    long long taken = 0;
+    long long cursor = 0;
     for (size_t i = 0; hash && hash->type == REDIS_REPLY_ARRAY && i + 1 < hash->elements; i += 2) {
         const redisReply *f = hash->element[i], *v = hash->element[i + 1];
         long k = history_slot(f, max);
@@ -195,12 +196,13 @@ json_t *store_history_read(const redisReply *hash, const redisReply *list, size_
         } else if (f->type == REDIS_REPLY_STRING && strcmp(f->str, STORE_HISTORY_CURSOR) == 0 &&
                    v->type == REDIS_REPLY_STRING) {
             char *end;
-            taken = strtoll(v->str, &end, 10);
-            if (*end || taken < 0) taken = 0;
+            cursor = strtoll(v->str, &end, 10);
+            if (*end || cursor < 0) cursor = 0;
         }
     }
-    /* Newest first: back from the cursor, one turn of the ring at most. */
-    for (long long j = 1; max && j <= taken && (size_t)j <= max; j++) history_append(out, slot[(taken - j) % (long long)max]);
+    /* Newest first: back from the next slot, once round the ring (a slot
+     * not written yet, in the ring's first turn, is no field). */
+    for (size_t j = 1; j <= max; j++) history_append(out, slot[((size_t)cursor % max + max - j) % max]);
     for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements && json_array_size(out) < max; i++)
         history_append(out, list->element[i]);
     return out;

@@ -202,13 +202,13 @@ void store_history_format(struct strbuf *sb, const char *campaign, const char *c
  * neither. */
 json_t *store_history_json(const char *s, size_t len);
 
-/* A person's history is a ring of fields of the person hash: entry k in
- * the field "h<k>" (STORE_HISTORY_FIELD_PREFIX), k = the count of entries
- * ever taken modulo [retention] history, that count in the field "hn"
- * (STORE_HISTORY_CURSOR); lua/reserve.lua takes a reserved message's slot,
- * lua/finish.lua any other's, and writes the entries. A person stored before
- * the ring may still have the list herald:r:{ID}:history, newest first: it
- * is read after the ring, never written, and dropped once the ring is full.
+/* A person's history is a ring of [retention] history fields of the person
+ * hash: an entry in the field "h<k>" (STORE_HISTORY_FIELD_PREFIX), the next
+ * slot k in the field "hn" (STORE_HISTORY_CURSOR); lua/reserve.lua takes a
+ * reserved message's slot, lua/finish.lua any other's and writes the
+ * entries. A person stored before the ring may still have the list
+ * herald:r:{ID}:history, newest first: it is read after the ring, never
+ * written, and dropped when the ring turns.
  * store_history_read gives both as the API shows them: a JSON array of at
  * most max entries (store_history_json), newest first. hash is an HGETALL
  * reply of the person hash (field, value, ...), list an LRANGE reply of the

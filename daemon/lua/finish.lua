@@ -2,7 +2,7 @@
 -- finish.lua: the writes that close a batch of outcomes: per recipient the
 -- once-only record (the field 'c:<campaign>' of the person hash), the
 -- person's history entry (the field 'h<slot>' of the person hash: a ring of
--- ARGV[8] entries, its cursor 'hn'; a reserved message's slot was taken by
+-- ARGV[8] entries, its cursor 'hn' the next slot; a reserved message's slot was taken by
 -- lua/reserve.lua; any other decision takes its slot here, read with the
 -- rev it reads anyway, and writes it with its record), the sends entry given back
 -- after a permanent failure, the audit record and the campaign's progress
@@ -54,6 +54,18 @@ local rf = 'c:' .. campaign
 local replay = redis.call('SADD', KEYS[4], '#' .. ARGV[7]) == 0
 local nout = tonumber(ARGV[9])
 local n, i, incr = 0, 10, {}
+-- The slot a cursor names and the cursor after it (as in lua/reserve.lua:
+-- strings, each cursor value worked out once per call).
+local ring = {}
+local function ring_next(cur)
+  local r = ring[cur or '']
+  if not r then
+    local s = (tonumber(cur) or 0) % HISTORY_MAX
+    r = {tostring(s), tostring((s + 1) % HISTORY_MAX)}
+    ring[cur or ''] = r
+  end
+  return r[1], r[2]
+end
 for k = 5, 4 + nout do
   local person = KEYS[k]
   local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -86,7 +98,7 @@ for k = 5, 4 + nout do
     elseif cur[2] and string.match(cur[2], '^%S+ %S+ %S+') == string.match(record, '^%S+ %S+ %S+') then
       write = false
     else
-      slot, hn = '', cur[3] or '0'
+      slot, hn = '', cur[3] or ''
     end
   end
   if write and record == '' and once then write = redis.call('SADD', KEYS[4], ARGV[6] .. ' ' .. id) == 1 end
@@ -96,15 +108,15 @@ for k = 5, 4 + nout do
       -- History without a slot (a duplicate, or a reservation made before
       -- slots): a stored person's next one; none for a person not stored.
       local cur = redis.call('HMGET', person, 'rev', 'hn')
-      if cur[1] then hn = cur[2] or '0' else h = '' end
+      if cur[1] then hn = cur[2] or '' else h = '' end
     end
     local put = record ~= '' and not stored
     if h ~= '' and hn then
-      local c = tonumber(hn)
+      local s, nxt = ring_next(hn)
       if put then
-        redis.call('HSET', person, rf, record, 'hn', c + 1, 'h' .. (c % HISTORY_MAX), h)
+        redis.call('HSET', person, rf, record, 'hn', nxt, 'h' .. s, h)
       else
-        redis.call('HSET', person, 'hn', c + 1, 'h' .. (c % HISTORY_MAX), h)
+        redis.call('HSET', person, 'hn', nxt, 'h' .. s, h)
       end
     elseif h ~= '' then
       if put then redis.call('HSET', person, rf, record, 'h' .. slot, h) else redis.call('HSET', person, 'h' .. slot, h) end

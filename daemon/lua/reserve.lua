@@ -9,8 +9,8 @@
 -- the message to the sends history. The record is the field 'c:<campaign>'
 -- of the person hash, read with the rev in one HMGET. The reservation also
 -- takes the message's slot in the person's history, a ring of fields
--- 'h<slot>' of the person hash (slot = 'hn' modulo the history's length,
--- 'hn' the entries ever taken), in the same HSET as the record:
+-- 'h<slot>' of the person hash (the cursor 'hn' is the next slot), in the
+-- same HSET as the record:
 -- lua/finish.lua writes the entry there with the outcome, in one HSET
 -- too, without reading the cursor. A person's keys share the {ID} hash tag;
 -- since the script runs atomically, N daemons racing on one person can
@@ -36,6 +36,19 @@ end
 local i = 9 + 5 * ncaps
 local rf = 'c:' .. campaign
 local none = {} -- shared, never written: no table per recipient without limits
+-- The slot a cursor names and the cursor after it, as strings: a Lua
+-- number written or read costs a printf or a strtod, so each cursor
+-- value met is worked out once per call.
+local ring = {}
+local function ring_next(cur)
+  local r = ring[cur or '']
+  if not r then
+    local s = (tonumber(cur) or 0) % HISTORY_MAX
+    r = {tostring(s), tostring((s + 1) % HISTORY_MAX)}
+    ring[cur or ''] = r
+  end
+  return r[1], r[2]
+end
 local function count(hist, cch, win, topics)
   local n = 0
   for _, h in ipairs(hist) do
@@ -72,11 +85,11 @@ local function reserve(person, sends, rev, record, prior, ch, member, keep, freq
   for _, f in ipairs(freq) do
     if (f[1] == 'any' or f[1] == ch) and count(hist, f[1], f[3], '') >= f[2] then return 'user_frequency', '' end
   end
-  local n = tonumber(h[3]) or 0
-  redis.call('HSET', person, rf, record, 'hn', n + 1)
-  if n + 1 == HISTORY_MAX then
-    -- The ring is full from now on: a history list written before it
-    -- (lua/people_get.lua reads it after the ring) is never shown again.
+  local slot, nxt = ring_next(h[3])
+  redis.call('HSET', person, rf, record, 'hn', nxt)
+  if nxt == '0' then
+    -- The ring turns: a history list written before it (read after the
+    -- ring, store_history_read) is never shown again.
     redis.call('DEL', person .. ':history')
   end
   if keep > 0 then
@@ -84,7 +97,7 @@ local function reserve(person, sends, rev, record, prior, ch, member, keep, freq
     redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - keep)
     redis.call('EXPIRE', sends, keep + 60)
   end
-  return 'ok', tostring(n % HISTORY_MAX)
+  return 'ok', slot
 end
 local out, o = {}, 0
 for k = 2, #KEYS, 2 do
