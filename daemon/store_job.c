@@ -461,7 +461,9 @@ void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj
     }
     for (size_t i = 0; i < n; i++) {
         const struct store_job_reservation *it = items[idx ? idx[i] : i];
-        const char *vals[] = {it->rev, it->record, it->prior, it->channel, it->member};
+        /* The sends member only where the script uses it: a history to keep, a takeover. */
+        const char *member = it->keep > 0 || it->prior[0] ? it->member : "";
+        const char *vals[] = {it->rev, it->record, it->prior, it->channel, member};
         for (size_t j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) store_args_add(a, vals[j]);
         store_args_addll(a, it->keep);
         store_args_addll(a, (long long)it->nfreq);

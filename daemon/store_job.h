@@ -88,7 +88,7 @@ struct store_job_reservation {
     const char *fchan[STORE_JOB_FREQ_MAX];
     int64_t flim[STORE_JOB_FREQ_MAX], fwin[STORE_JOB_FREQ_MAX];
     enum store_job_verdict verdict;                           /* out */
-    char detail[384];  /* out: OK the history slot taken (lua/reserve.lua), DUPLICATE the record met,
+    char detail[384];  /* out: OK the history slot's field taken (lua/reserve.lua), DUPLICATE the record met,
                           CAP the cap's name */
 };
 
@@ -121,7 +121,7 @@ struct store_outcome {
     int requests;            /* provider requests, < 0: not dispatched */
     bool pid_key;            /* remember provider_id -> message (the provider has `feedback = on`) */
     const char *locale;      /* the content's language (audit `locale`), "" or NULL: none; only with requests */
-    const char *slot;        /* its reservation's history slot (lua/reserve.lua), "" or NULL: none */
+    const char *slot;        /* its reservation's history slot's field (lua/reserve.lua), "" or NULL: none */
 };
 
 /* Outcomes waiting for one finishing write. */

@@ -1,12 +1,13 @@
 #!lua flags=allow-cross-slot-keys
 -- finish.lua: the writes that close a batch of outcomes: per recipient the
 -- once-only record (the field 'c:<campaign>' of the person hash), the
--- person's history entry (the field 'h<slot>' of the person hash: a ring of
--- ARGV[8] entries, its cursor 'hn' the next slot; a reserved message's slot was taken by
--- lua/reserve.lua; any other decision takes its slot here, read with the
--- rev it reads anyway, and writes it with its record), the sends entry given back
--- after a permanent failure, the audit record and the campaign's progress
--- counters. A person erased while their message was in flight gets no
+-- person's history entry (the field 'h<slot>' of the person hash: a ring
+-- of ARGV[8] entries, its cursor 'hn' the next slot; a reserved message's
+-- slot was taken by lua/reserve.lua; any other decision takes its slot
+-- here, its cursor read with the rev it reads anyway, and writes it with
+-- its record), the sends entry given back after a permanent failure, the
+-- audit record (the stream trimmed once per call) and the campaign's
+-- progress counters. A person erased while their message was in flight gets no
 -- record and no history back (the audit record, which names no address,
 -- stays): the person hash, which holds the record, is gone. A recipient
 -- with no record (flag "n", or erased) is written only the first time
@@ -34,8 +35,8 @@
 -- reservation, "d" leaves the deferred count, "n" no record but written
 -- once), requests (sent to providers, "" none), provider id key ("" none:
 -- `feedback = on` providers only, see below), locale (the content's
--- language, "" none; only with requests), history slot (the reservation's,
--- "" none: taken here); then per handoff: its handed record ("pending ...").
+-- language, "" none; only with requests), history field (the reservation's
+-- slot 'h<slot>', "" none: taken here); then per handoff: its handed record ("pending ...").
 -- A provider id key (<prefix>:pid:<provider>:<provider id>) maps the
 -- provider's message id to "campaign recipient channel" for PID_TTL
 -- seconds, so that the provider's delivery callbacks find the message:
@@ -54,14 +55,14 @@ local rf = 'c:' .. campaign
 local replay = redis.call('SADD', KEYS[4], '#' .. ARGV[7]) == 0
 local nout = tonumber(ARGV[9])
 local n, i, incr = 0, 10, {}
--- The slot a cursor names and the cursor after it (as in lua/reserve.lua:
+-- The field of the slot a cursor names and the cursor after it (as in lua/reserve.lua:
 -- strings, each cursor value worked out once per call).
 local ring = {}
 local function ring_next(cur)
   local r = ring[cur or '']
   if not r then
     local s = (tonumber(cur) or 0) % HISTORY_MAX
-    r = {tostring(s), tostring((s + 1) % HISTORY_MAX)}
+    r = {'h' .. s, tostring((s + 1) % HISTORY_MAX)}
     ring[cur or ''] = r
   end
   return r[1], r[2]
@@ -114,26 +115,27 @@ for k = 5, 4 + nout do
     if h ~= '' and hn then
       local s, nxt = ring_next(hn)
       if put then
-        redis.call('HSET', person, rf, record, 'hn', nxt, 'h' .. s, h)
+        redis.call('HSET', person, rf, record, 'hn', nxt, s, h)
       else
-        redis.call('HSET', person, 'hn', nxt, 'h' .. s, h)
+        redis.call('HSET', person, 'hn', nxt, s, h)
       end
     elseif h ~= '' then
-      if put then redis.call('HSET', person, rf, record, 'h' .. slot, h) else redis.call('HSET', person, 'h' .. slot, h) end
+      if put then redis.call('HSET', person, rf, record, slot, h) else redis.call('HSET', person, slot, h) end
     elseif put then
       redis.call('HSET', person, rf, record)
     end
-    -- Two spellings rather than a table and unpack: this runs per message.
+    -- Three spellings rather than a table and unpack: this runs per message
+    -- (and the stream is trimmed once per call, below, not per record).
     if ARGV[i + 14] ~= '' then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
+      redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
                  'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12], 'locale', ARGV[i + 14])
     elseif ARGV[i + 12] ~= '' then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
+      redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
                  'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12])
     else
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
+      redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
                  'provider_id', ARGV[i + 8], 'at', ARGV[i + 9])
     end
@@ -148,6 +150,7 @@ for k = 5, 4 + nout do
   end
   i = i + 16
 end
+if n > 0 then redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[4]) end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end
 -- A handoff is one HSET, not a read and a write: while the fence holds,
 -- only this run writes the field (its reservation, or its own handed

@@ -9,20 +9,23 @@
 -- the message to the sends history. The record is the field 'c:<campaign>'
 -- of the person hash, read with the rev in one HMGET. The reservation also
 -- takes the message's slot in the person's history, a ring of fields
--- 'h<slot>' of the person hash (the cursor 'hn' is the next slot), in the
--- same HSET as the record:
--- lua/finish.lua writes the entry there with the outcome, in one HSET
--- too, without reading the cursor. A person's keys share the {ID} hash tag;
+-- 'h<slot>' of the person hash (the cursor 'hn', read in that HMGET, is
+-- the next slot), in the same HSET as the record: lua/finish.lua writes
+-- the entry there with the outcome, without reading the cursor. A
+-- person's keys share the {ID} hash tag;
 -- since the script runs atomically, N daemons racing on one person can
 -- never exceed a cap, not even by one.
 -- KEYS: 1 jobs stream, then per recipient: person hash, sends zset.
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 now (s), 5 campaign,
--- 6 topic, 7 the history's length ([retention] history), 8 ncaps, then per cap: name, channel (email|sms|any), limit,
--- window (s), topics (",a,b," or "" for all); then per recipient: rev read
+-- 6 topic, 7 the history's length ([retention] history), 8 ncaps, then
+-- per cap: name, channel (email|sms|any), limit, window (s), topics
+-- (",a,b," or "" for all); then per recipient: rev read
 -- at lookup ("" when none), record, prior (the dead run's reservation it
--- replaces, "" none), channel, sends member, history to keep (s, 0: none),
+-- replaces, "" none), channel, sends member ("" when neither kept nor
+-- taken over), history to keep (s, 0: none),
 -- nfreq, then per limit: channel (email|sms|any), limit, window (s).
--- Returns 'lost', or 2 values per recipient: "ok" <history slot>, "stale" "" (decide
+-- Returns 'lost', or 2 values per recipient: "ok" <its history slot's
+-- field 'h<slot>'>, "stale" "" (decide
 -- again), "duplicate" <record>, "cap" <name> or "user_frequency" "".
 if not fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 'lost' end
 local now, campaign, topic = tonumber(ARGV[4]), ARGV[5], ARGV[6]
@@ -36,15 +39,15 @@ end
 local i = 9 + 5 * ncaps
 local rf = 'c:' .. campaign
 local none = {} -- shared, never written: no table per recipient without limits
--- The slot a cursor names and the cursor after it, as strings: a Lua
--- number written or read costs a printf or a strtod, so each cursor
--- value met is worked out once per call.
+-- The field of the slot a cursor names and the cursor after it, as
+-- strings: a Lua number written or read costs a printf or a strtod, so
+-- each cursor value met is worked out once per call.
 local ring = {}
 local function ring_next(cur)
   local r = ring[cur or '']
   if not r then
     local s = (tonumber(cur) or 0) % HISTORY_MAX
-    r = {tostring(s), tostring((s + 1) % HISTORY_MAX)}
+    r = {'h' .. s, tostring((s + 1) % HISTORY_MAX)}
     ring[cur or ''] = r
   end
   return r[1], r[2]
@@ -101,14 +104,17 @@ local function reserve(person, sends, rev, record, prior, ch, member, keep, freq
 end
 local out, o = {}, 0
 for k = 2, #KEYS, 2 do
-  local nf = tonumber(ARGV[i + 6])
+  -- "0" read as 0 without tonumber (a strtod): most recipients have no
+  -- limits, and no caps need their history.
+  local nf = ARGV[i + 6] == '0' and 0 or tonumber(ARGV[i + 6])
   local freq = nf > 0 and {} or none
   for f = 0, nf - 1 do
     local b = i + 7 + 3 * f
     freq[#freq + 1] = {ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])}
   end
+  local keep = ARGV[i + 5] == '0' and 0 or tonumber(ARGV[i + 5])
   local v, d = reserve(KEYS[k], KEYS[k + 1], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-                       ARGV[i + 4], tonumber(ARGV[i + 5]), freq)
+                       ARGV[i + 4], keep, freq)
   out[o + 1], out[o + 2] = v, d
   o = o + 2
   i = i + 7 + 3 * nf

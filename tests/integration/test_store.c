@@ -144,7 +144,7 @@ static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
     redisReply *r = reserve_two("1", "6", "reserved 1-0 run 1000 2");
     assert_int_equal(r->elements, 4);
     assert_string_equal(r->element[0]->str, "ok");
-    assert_string_equal(r->element[1]->str, "0"); /* the first slot of a's history */
+    assert_string_equal(r->element[1]->str, "h0"); /* the first slot of a's history */
     assert_string_equal(r->element[2]->str, "stale");
     freeReplyObject(r);
     expect_str("HGET t:r:{a} hn", "1");
@@ -303,9 +303,9 @@ static void finish_with_reservations(void **st)
         for (int k = 0; k < 5; k++) args[n++] = keys[k];
         const char *vals[] = {"1000", "c1", "1-0", "b0", "100", "2",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "", "ko", "5",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "", "ko", "h5",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", "", "0", NULL};
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", "", "h0", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 5, args);
