@@ -542,7 +542,8 @@ static json_t *campaign_history(struct ctx *x, const char *id, const char *campa
     store_key_person(&k, x->cfg->prefix, id);
     store_key_history(&kl, x->cfg->prefix, id);
     redisReply *h = redisCommand(on_key(x, k.buf), "HGETALL %s", k.buf);
-    redisReply *l = h && h->type == REDIS_REPLY_ARRAY ? redisCommand(on_key(x, kl.buf), "LRANGE %s 0 -1", kl.buf) : NULL;
+    redisReply *l = NULL;
+    if (h && h->type == REDIS_REPLY_ARRAY) l = redisCommand(on_key(x, kl.buf), "LRANGE %s 0 -1", kl.buf);
     strbuf_free(&k);
     strbuf_free(&kl);
     json_t *out = json_array();

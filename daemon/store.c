@@ -203,8 +203,8 @@ json_t *store_history_read(const redisReply *hash, const redisReply *list, size_
     /* Newest first: back from the next slot, once round the ring (a slot
      * not written yet, in the ring's first turn, is no field). */
     for (size_t j = 1; j <= max; j++) history_append(out, slot[((size_t)cursor % max + max - j) % max]);
-    for (size_t i = 0; list && list->type == REDIS_REPLY_ARRAY && i < list->elements && json_array_size(out) < max; i++)
-        history_append(out, list->element[i]);
+    size_t nlist = list && list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
+    for (size_t i = 0; i < nlist && json_array_size(out) < max; i++) history_append(out, list->element[i]);
     return out;
 }
 
