@@ -55,18 +55,6 @@ local rf = 'c:' .. campaign
 local replay = redis.call('SADD', KEYS[4], '#' .. ARGV[7]) == 0
 local nout = tonumber(ARGV[9])
 local n, i, incr = 0, 10, {}
--- The field of the slot a cursor names and the cursor after it (as in lua/reserve.lua:
--- strings, each cursor value worked out once per call).
-local ring = {}
-local function ring_next(cur)
-  local r = ring[cur or '']
-  if not r then
-    local s = (tonumber(cur) or 0) % HISTORY_MAX
-    r = {'h' .. s, tostring((s + 1) % HISTORY_MAX)}
-    ring[cur or ''] = r
-  end
-  return r[1], r[2]
-end
 for k = 5, 4 + nout do
   local person = KEYS[k]
   local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -113,7 +101,7 @@ for k = 5, 4 + nout do
     end
     local put = record ~= '' and not stored
     if h ~= '' and hn then
-      local s, nxt = ring_next(hn)
+      local s, nxt = ring_next(hn, HISTORY_MAX)
       if put then
         redis.call('HSET', person, rf, record, 'hn', nxt, s, h)
       else

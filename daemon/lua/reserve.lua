@@ -39,19 +39,6 @@ end
 local i = 9 + 5 * ncaps
 local rf = 'c:' .. campaign
 local none = {} -- shared, never written: no table per recipient without limits
--- The field of the slot a cursor names and the cursor after it, as
--- strings: a Lua number written or read costs a printf or a strtod, so
--- each cursor value met is worked out once per call.
-local ring = {}
-local function ring_next(cur)
-  local r = ring[cur or '']
-  if not r then
-    local s = (tonumber(cur) or 0) % HISTORY_MAX
-    r = {'h' .. s, tostring((s + 1) % HISTORY_MAX)}
-    ring[cur or ''] = r
-  end
-  return r[1], r[2]
-end
 local function count(hist, cch, win, topics)
   local n = 0
   for _, h in ipairs(hist) do
@@ -88,7 +75,7 @@ local function reserve(person, sends, rev, record, prior, ch, member, keep, freq
   for _, f in ipairs(freq) do
     if (f[1] == 'any' or f[1] == ch) and count(hist, f[1], f[3], '') >= f[2] then return 'user_frequency', '' end
   end
-  local slot, nxt = ring_next(h[3])
+  local slot, nxt = ring_next(h[3], HISTORY_MAX)
   redis.call('HSET', person, rf, record, 'hn', nxt)
   if nxt == '0' then
     -- The ring turns: a history list written before it (read after the
