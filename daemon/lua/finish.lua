@@ -107,6 +107,8 @@ for k = 5, 4 + nout do
       else
         redis.call('HSET', person, 'hn', nxt, s, h)
       end
+      -- The ring turns: a list written before it goes (as in lua/reserve.lua).
+      if nxt == '0' then redis.call('DEL', person .. ':history') end
     elseif h ~= '' then
       if put then redis.call('HSET', person, rf, record, slot, h) else redis.call('HSET', person, slot, h) end
     elseif put then

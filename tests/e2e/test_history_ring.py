@@ -36,17 +36,18 @@ class HistoryRing(harness.HeraldTestCase):
         e.r.rpush("herald:r:{hr-old}:history", "1|1700000300|old-2|email|promotions|sent|sent|hook",
                   '{"campaign":"old-1","channel":"email","topic":"promotions","outcome":"sent",'
                   '"reason":"sent","provider":"hook","at":"2023-11-14T22:15:00Z"}')
+        e.r.rpush("herald:r:{hr-off}:history", "1|1700000000|old-0|email|promotions|sent|sent|hook")
         h = e.start_herald(config=conf, sets=["retention.history=3"])
 
         e.enqueue(job("hr-1", recipients=["hr-ann", "hr-old", "hr-off"], channels=["email"]))
         e.wait_campaign_done("hr-1", herald=h, timeout=30)
         self.assertEqual(messages(e, "hr-ann"), [("hr-1", "sent", "")])
-        self.assertEqual(messages(e, "hr-off"), [("hr-1", "suppressed", "no_consent")])
+        self.assertEqual(messages(e, "hr-off"), [("hr-1", "suppressed", "no_consent"), ("old-0", "sent", "sent")])
         # The ring's entry first, then the list's: 3 in all.
         self.assertEqual(messages(e, "hr-old"), [("hr-1", "sent", ""), ("old-2", "sent", "sent"),
                                                  ("old-1", "sent", "sent")])
-        for pid in ("hr-ann", "hr-off"):
-            self.assertFalse(e.r.exists("herald:r:{%s}:history" % pid), "a history list was written")
+        self.assertFalse(e.r.exists("herald:r:{hr-ann}:history"), "a history list was written")
+        self.assertEqual(e.r.llen("herald:r:{hr-off}:history"), 1, "the old list was written")
         # Its entries are values like the others: the hash stays compact.
         self.assertEqual(e.r.object("encoding", "herald:r:{hr-ann}"), "listpack")
 
@@ -58,13 +59,16 @@ class HistoryRing(harness.HeraldTestCase):
                                                  ("old-2", "sent", "sent")])
         self.assertTrue(e.r.exists("herald:r:{hr-old}:history"), "the list went before the ring was full")
 
-        # Two more: the ring of 3 turns over, the old list is gone.
+        # Two more: the ring of 3 turns over, the old lists are gone (hr-off's
+        # by decisions without a reservation).
         for cid in ("hr-3", "hr-4"):
-            e.enqueue(job(cid, recipients=["hr-ann", "hr-old"], channels=["email"]))
+            e.enqueue(job(cid, recipients=["hr-ann", "hr-old", "hr-off"], channels=["email"]))
             e.wait_campaign_done(cid, herald=h, timeout=30)
         self.assertEqual(messages(e, "hr-old"), [("hr-4", "sent", ""), ("hr-3", "sent", ""),
                                                  ("hr-2", "sent", "")])
         self.assertFalse(e.r.exists("herald:r:{hr-old}:history"))
+        self.assertEqual(messages(e, "hr-off"), [(c, "suppressed", "no_consent") for c in ("hr-4", "hr-3", "hr-1")])
+        self.assertFalse(e.r.exists("herald:r:{hr-off}:history"))
         ann = messages(e, "hr-ann")
         self.assertEqual([m[0] for m in ann], ["hr-4", "hr-3", "hr-2"])
         stored = [f.decode() for f in e.rb.hkeys("herald:r:{hr-ann}")]
