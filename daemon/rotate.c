@@ -128,7 +128,7 @@ static int one_person(struct rot *rt, const char *key, size_t keylen, const char
             } else {
                 struct store_person_form form;
                 store_person_form_init(&form);
-                store_person_seal(rt->cfg->keys, &p, &form);
+                store_person_seal(rt->cfg->keys, rt->cfg->index_key, &p, &form);
                 const char *argv[8 + 2 * STORE_SEALED_NFIELDS];
                 size_t alen[8 + 2 * STORE_SEALED_NFIELDS];
                 char n[16];
