@@ -284,8 +284,10 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
             break;
         }
         char err[256];
+        /* Read as the daemon's lookup reads (lazy too): the same person
+         * whose data does not decrypt is no_consent there, not failed. */
         pp->found = store_person_from_fields(x->cfg->keys, x->cfg->index_key, pp->id,
-                                             (const redisReply *const *)pp->fields->element, false, &pp->p,
+                                             (const redisReply *const *)pp->fields->element, true, &pp->p,
                                              &pp->sealed, err, sizeof(err));
         if (pp->found < 0) profile_free(&pp->p); /* unreadable: no profile, as the daemon treats it */
         if (pp->record->type == REDIS_REPLY_STRING && store_record_parse(pp->record->str, &pp->rec) == 0)
