@@ -5,7 +5,8 @@
  *
  * Each step is a SCAN of 200 person keys; each person is read (HMGET),
  * opened with every key of the file and, when another key or none sealed
- * it, sealed again and written by lua/rotate_person.lua only if nobody
+ * it (or it has no "#" yet: stored before it, store_person.h), sealed
+ * again and written by lua/rotate_person.lua only if nobody
  * wrote the person meanwhile (rev and profile unchanged); else it is read
  * again. Then the cursor and the counts are saved with the lock renewed.
  * Invariant: a write the rotation did not read is never overwritten.
@@ -114,7 +115,8 @@ static int one_person(struct rot *rt, const char *key, size_t keylen, const char
         bool done = true;
         if (prof->type != REDIS_REPLY_STRING || what == CENSUS_NONE) {
             /* erased, or nothing to seal */
-        } else if (what == CENSUS_SEALED && strcmp(kid, target->id) == 0) {
+        } else if (what == CENSUS_SEALED && strcmp(kid, target->id) == 0 &&
+                   sealed[STORE_SEALED_INDEX]->type == REDIS_REPLY_STRING) {
             rt->current++;
         } else {
             struct profile p;
