@@ -15,7 +15,8 @@ heraldctl explain, read before the run, gives each person the run's
 outcome. The stored "#" holds exactly the members the address index and
 the suppression list hold, and the person hash stays compactly encoded.
 heraldctl rotate-key gives a person stored before "#" theirs (the same
-bytes a write gives), and leaves the others as they are.
+bytes a write gives), and leaves the others as they are. The API's writes
+(PUT, merge patch) keep "#" in step with the addresses.
 """
 
 import json
@@ -25,6 +26,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import index_member, index_shard_key, job, person  # noqa: E402
+from test_privacy_at_rest import call  # noqa: E402  (through the Prism proxy)
 
 
 def withdrawn(pid, email):
@@ -130,6 +132,24 @@ class LazyDecrypt(harness.HeraldTestCase):
         self.assertEqual(after[b"#"], before[b"#"])
         self.assertNotEqual(after[b"@0"], before[b"@0"])   # sealed again (a new nonce), same key
         self.assertEqual(after[b"rev"], before[b"rev"])
+
+    def test_api_writes_keep_the_field_in_step(self):
+        e = self.env()
+        e.start_herald()
+        k = "herald:r:{lz-api}"
+        email, phone, moved = addr("lz-api"), "+46705550999", addr("lz-moved")
+        for v in (email, phone, moved):
+            e.secrets.add(v)
+        body = {"email": email, "phone": phone, "attributes": {"first_name": "Apifirst"}}
+        self.assertEqual(call(e, "PUT", "/v1/recipients/lz-api", body)[0], 201)
+        self.assertEqual(e.rb.hget(k, "#"), bytes([3]) + index_member("email", email) + index_member("sms", phone))
+        patch = "application/merge-patch+json"
+        st, doc = call(e, "PATCH", "/v1/recipients/lz-api", {"email": moved, "phone": None}, patch)
+        self.assertEqual(st, 200, doc)
+        self.assertEqual(e.rb.hget(k, "#"), bytes([1]) + index_member("email", moved))
+        st, doc = call(e, "PATCH", "/v1/recipients/lz-api", {"attributes": {"city": "Lund"}}, patch)
+        self.assertEqual(st, 200, doc)
+        self.assertEqual(e.rb.hget(k, "#"), bytes([1]) + index_member("email", moved))
 
 
 if __name__ == "__main__":
