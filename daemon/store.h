@@ -160,7 +160,9 @@ void store_key_consumer(struct strbuf *sb, const char *prefix, const char *consu
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);
 /* A recipients_key job being cut into slices (lua/job_cut.lua):
  * <prefix>:cut:{<entry>}<tail>; tail "}" the cut's state, "}:seen" the ids
- * met, "}:slice:" the slices' lists (followed by their number). */
+ * met, "}:slice:" the slices' lists (followed by their number). On a
+ * cluster only "}" is used, the count of slices published; the rest carry
+ * the source's slot tag (store_job_cut.c). */
 void store_key_cut(struct strbuf *sb, const char *prefix, const char *entry, const char *tail);
 void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign);
 /* The jobs of a paused campaign, parked until resume or cancel: stream
