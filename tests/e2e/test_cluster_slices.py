@@ -9,8 +9,14 @@ has exactly one terminal outcome, the job is cut once and counted once.
 Then the campaign's records are made due: the sweep removes them and every
 per-node key of the campaign (each node's run counters and norecord set,
 the run's nodes set) on every master, and the campaign's progress still
-counts everyone (the counters folded into the campaign hash first)."""
+counts everyone (the counters folded into the campaign hash first).
 
+A cut whose cutting daemon died between the two halves of a step (a slice
+closed on the source's slot, never published on the control plane's) is
+resumed by the next run: the slice closed then is published with the
+others, everyone sent once."""
+
+import itertools
 import os
 import sys
 
@@ -20,6 +26,30 @@ from faultserver import FaultServer  # noqa: E402
 from harness import job  # noqa: E402
 
 N = int(os.environ.get("HERALD_E2E_CLUSTER_N", "3000"))
+LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "daemon", "lua")
+
+
+def crc16(data):
+    """Redis Cluster's CRC16 (XMODEM)."""
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def slot_tag(slot):
+    """herald's tag of a slot (rcluster_slot_tag): the first string of
+    [a-z0-9], shortest first, whose CRC16 lands in it."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    for n in range(1, 5):
+        for t in itertools.product(alphabet, repeat=n):
+            s = "".join(t)
+            if crc16(s.encode()) % 16384 == slot:
+                return s
+    raise AssertionError("no tag for slot %d" % slot)
 
 
 class ClusterSlices(harness.HeraldTestCase):
@@ -87,6 +117,43 @@ class ClusterSlices(harness.HeraldTestCase):
         after = e.campaign("cs-big")
         self.assertEqual((after["total"], after["sent"], after["state"]), (N, N, "done"), after)
         self.assertEqual(after["runs"][0]["sent"], N)
+        self.assertEqual(h.stop(), 0)
+
+    def test_cut_resumed_after_a_crash_between_its_halves(self):
+        srv = FaultServer([{"status": 202}])
+        self.addCleanup(srv.stop)
+        e = self.env(cluster=True, log_level="info")
+        n = 1200
+        ppl = harness.people(n, "cc-")
+        e.import_people(ppl)
+        ids = [p["id"] for p in ppl]
+        e.r.sadd("lists:cs-crash", *ids)
+        entry = e.enqueue(job("cs-crash", recipients_key="lists:cs-crash", channels=["email"]))
+        # A cutting daemon's first step on the source's slot, then its
+        # death before the publishing half: a slice of 500 closed (or two),
+        # nothing in the stream.
+        base = "herald:cut:{%s}:%s" % (slot_tag(e.redis.slot("lists:cs-crash")), entry)
+        with open(os.path.join(LUA, "job_cut.lua")) as f:
+            step = e.r.eval(f.read(), 3, "lists:cs-crash", base, base + ":seen",
+                            "", entry, "", "set", "500", "1000", base + ":slice:")
+        self.assertEqual(step[0], "more")   # SSCAN's COUNT is a hint: about 1000 ids read
+        self.assertGreaterEqual(step[1], 1)
+        self.assertEqual(e.r.llen(base + ":slice:0"), 500)
+        self.assertEqual(e.r.xlen(e.key("jobs")), 1, "no slice published")
+
+        conf = e.hook_config(srv.url, provider="concurrency = 16", daemon="slice = 500")
+        h = e.start_herald(config=conf)
+        c = e.wait_campaign_done("cs-crash", herald=h, timeout=120 * harness.SLOW)
+        harness.wait_for("every slice acknowledged", lambda: e.pending() == 0 and e.acked(entry), 30)
+        by = self.assertConsistent(e, "cs-crash", ids)
+        self.assertEqual({r["outcome"] for r in by.values()}, {"sent"})
+        per = harness.requests_by_recipient(srv)
+        self.assertEqual({k: v for k, v in per.items() if v > 1}, {}, "recipients sent twice")
+        self.assertEqual(set(per), set(ids), "everyone got one message, the crashed step's slice too")
+        self.assertEqual((c["total"], c["sent"]), (n, n), c)
+        self.assertIn("job sliced campaign=cs-crash entry=%s slices=3 recipients=%d" % (entry, n), h.log())
+        # The run went on from the staged cut (not a cut of its own from the start).
+        self.assertEqual(e.r.hmget(base, "done", "k", "kept"), ["1", "3", str(n)])
         self.assertEqual(h.stop(), 0)
 
 
