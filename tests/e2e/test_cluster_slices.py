@@ -54,6 +54,19 @@ def slot_tag(slot):
 
 class ClusterSlices(harness.HeraldTestCase):
 
+    def assertAllSentOnce(self, e, srv, cid, entry, ids, herald):
+        """The campaign done and every slice acknowledged; everyone sent,
+        exactly once, and counted once. Returns the progress."""
+        c = e.wait_campaign_done(cid, herald=herald, timeout=150 * harness.SLOW)
+        harness.wait_for("every slice acknowledged", lambda: e.pending() == 0 and e.acked(entry), 30)
+        by = self.assertConsistent(e, cid, ids)
+        self.assertEqual({r["outcome"] for r in by.values()}, {"sent"})
+        per = harness.requests_by_recipient(srv)
+        self.assertEqual({k: v for k, v in per.items() if v > 1}, {}, "recipients sent twice")
+        self.assertEqual(set(per), set(ids), "everyone got one message")
+        self.assertEqual((c["total"], c["sent"]), (len(ids), len(ids)), c)
+        return c
+
     def keys_on_masters(self, e, pattern):
         """Every key matching pattern, on every master."""
         out = []
@@ -77,15 +90,7 @@ class ClusterSlices(harness.HeraldTestCase):
         one = e.start_herald(config=conf, sets=("daemon.consumer=one",))
         two = e.start_herald(config=conf, sets=("daemon.consumer=two",) + e.other_listeners())
         entry = e.enqueue(job("cs-big", recipients_key="lists:cs-big", channels=["email"]))
-        c = e.wait_campaign_done("cs-big", herald=one, timeout=150 * harness.SLOW)
-        harness.wait_for("every slice acknowledged", lambda: e.pending() == 0 and e.acked(entry), 30)
-
-        by = self.assertConsistent(e, "cs-big", ids)
-        self.assertEqual({r["outcome"] for r in by.values()}, {"sent"})
-        per = harness.requests_by_recipient(srv)
-        self.assertEqual({k: v for k, v in per.items() if v > 1}, {}, "recipients sent twice")
-        self.assertEqual(set(per), set(ids), "everyone got one message")
-        self.assertEqual((c["total"], c["sent"]), (N, N), c)
+        self.assertAllSentOnce(e, srv, "cs-big", entry, ids, one)
         logs = one.log_lines() + two.log_lines()
         sliced = [l for l in logs if "job sliced campaign=cs-big " in l]
         self.assertEqual(len(sliced), 1, "the job is cut once")
@@ -143,14 +148,7 @@ class ClusterSlices(harness.HeraldTestCase):
 
         conf = e.hook_config(srv.url, provider="concurrency = 16", daemon="slice = 500")
         h = e.start_herald(config=conf)
-        c = e.wait_campaign_done("cs-crash", herald=h, timeout=120 * harness.SLOW)
-        harness.wait_for("every slice acknowledged", lambda: e.pending() == 0 and e.acked(entry), 30)
-        by = self.assertConsistent(e, "cs-crash", ids)
-        self.assertEqual({r["outcome"] for r in by.values()}, {"sent"})
-        per = harness.requests_by_recipient(srv)
-        self.assertEqual({k: v for k, v in per.items() if v > 1}, {}, "recipients sent twice")
-        self.assertEqual(set(per), set(ids), "everyone got one message, the crashed step's slice too")
-        self.assertEqual((c["total"], c["sent"]), (n, n), c)
+        self.assertAllSentOnce(e, srv, "cs-crash", entry, ids, h)   # the crashed step's slice too
         self.assertIn("job sliced campaign=cs-crash entry=%s slices=3 recipients=%d" % (entry, n), h.log())
         # The run went on from the staged cut (not a cut of its own from the start).
         self.assertEqual(e.r.hmget(base, "done", "k", "kept"), ["1", "3", str(n)])
