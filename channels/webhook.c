@@ -14,11 +14,11 @@
  * rejected as "http_<status>". Nothing here logs, and nothing outlives
  * release() except the settings.
  */
+#include "hmac_sha256.h" /* first: it allows the low-level SHA-256 calls */
+
 #include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +41,7 @@ struct webhook {
     CURLU *uh;
     char *secret;
     char *header_name;
-    EVP_MAC_CTX *mac; /* keyed with secret once; restarted per message (see digest.h) */
+    struct hmac_sha256_key mac; /* the secret, prepared once */
     /* Content-Type, no Expect, User-Agent: the same for every request (a
      * User-Agent given as a header also spares curl formatting its own). */
     struct curl_slist *fixed;
@@ -65,7 +65,7 @@ static void webhook_destroy(void *instance)
     curl_url_cleanup(w->uh);
     free(w->secret);
     free(w->header_name);
-    EVP_MAC_CTX_free(w->mac);
+    hmac_sha256_key_wipe(&w->mac);
     curl_slist_free_all(w->fixed);
     free(w);
 }
@@ -144,17 +144,9 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
             curl_slist_free_all(w->fixed);
             w->fixed = NULL;
         }
-        EVP_MAC *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        w->mac = alg ? EVP_MAC_CTX_new(alg) : NULL;
-        EVP_MAC_free(alg); /* the context keeps its own reference */
-        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                               OSSL_PARAM_construct_end()};
-        if (w->mac && !EVP_MAC_init(w->mac, (const unsigned char *)secret, strlen(secret), params)) {
-            EVP_MAC_CTX_free(w->mac);
-            w->mac = NULL;
-        }
+        hmac_sha256_key_init(&w->mac, secret, strlen(secret));
     }
-    if (!w || !w->url || !w->secret || !w->header_name || !w->mac || !w->fixed) {
+    if (!w || !w->url || !w->secret || !w->header_name || !w->fixed) {
         webhook_destroy(w);
         host->setting_error(host->ctx, HERALD_SETTING_NONE, "out of memory");
         return -1;
@@ -266,18 +258,8 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
         return -1;
     }
     r->body = body;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    size_t maclen = 0;
-    /* prepare() runs on the loop thread only: one context per instance,
-     * restarted with its own key (NULL) for each message. */
-    bool signed_ok = EVP_MAC_init(w->mac, NULL, 0, NULL) &&
-                     EVP_MAC_update(w->mac, (const unsigned char *)r->body, blen) &&
-                     EVP_MAC_final(w->mac, mac, &maclen, sizeof(mac));
-    if (!signed_ok) {
-        snprintf(reason, reasonlen, "hmac_failed");
-        webhook_release(w, r);
-        return -1;
-    }
+    unsigned char mac[HMAC_SHA256_LEN];
+    hmac_sha256(&w->mac, r->body, blen, mac);
     static const char hex[] = "0123456789abcdef";
     /* "<name>: sha256=<hex>": the name is at most WEBHOOK_HEADER_MAX, so it fits. */
     char *sig = r->sig;
@@ -285,7 +267,7 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
     memcpy(sig, w->header_name, off);
     memcpy(sig + off, ": sha256=", 9);
     off += 9;
-    for (size_t i = 0; i < maclen && off + 3 < sizeof(r->sig); i++) {
+    for (size_t i = 0; i < sizeof(mac) && off + 3 < sizeof(r->sig); i++) {
         sig[off++] = hex[mac[i] >> 4];
         sig[off++] = hex[mac[i] & 15];
     }
