@@ -236,13 +236,14 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
                             msg->unsubscribe_url, msg->preferences_url};
     enum { NFIELDS = sizeof(keys) / sizeof(keys[0]) };
     _Static_assert(sizeof(values) / sizeof(values[0]) == NFIELDS, "a value for each key");
-    /* One allocation for a body without escapes: keys, values, quotes. */
+    /* One allocation for a body with a few escapes: keys, values, quotes,
+     * and room for the quotes of an html part's attributes. */
     size_t lens[NFIELDS], size = 2;
     for (size_t i = 0; i < NFIELDS; i++) {
         lens[i] = values[i] ? strlen(values[i]) : 0;
         size += keys[i].len + 1 + (values[i] ? lens[i] + 2 : 4);
     }
-    plugin_buf_reserve(&b, size);
+    plugin_buf_reserve(&b, size + size / 16 + 16);
     plugin_buf_add(&b, "{", 1);
     for (size_t i = 0; i < NFIELDS; i++)
         jb_field(&b, &valid, keys[i].json, keys[i].len, values[i], lens[i], i == 0);
