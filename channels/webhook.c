@@ -12,7 +12,8 @@
  * else X-Request-Id / X-Message-Id, else "webhook:<status>"); 429, 5xx and
  * transport errors retry (Retry-After seconds honoured); other statuses are
  * rejected as "http_<status>". Nothing here logs, and nothing outlives
- * release() except the settings.
+ * release() except the settings and a few released requests' buffers kept
+ * for the next ones (prepare and release both run on the loop thread).
  */
 #include "hmac_sha256.h" /* first: it allows the low-level SHA-256 calls */
 
@@ -31,6 +32,10 @@
 #define WEBHOOK_SECRET_MIN 16
 #define WEBHOOK_DEFAULT_HEADER "X-Herald-Signature"
 #define WEBHOOK_HEADER_MAX 64 /* so that "<name>: sha256=<64 hex>" always fits */
+#define WEBHOOK_SPARE_MAX 256        /* released requests kept for reuse ... */
+#define WEBHOOK_SPARE_BODY_MAX 16384 /* ... when their body buffer is no larger */
+
+struct webhook_req;
 
 struct webhook {
     char *url; /* as curl normalises it, when uh parsed it */
@@ -45,10 +50,17 @@ struct webhook {
     /* Content-Type, no Expect, User-Agent: the same for every request (a
      * User-Agent given as a header also spares curl formatting its own). */
     struct curl_slist *fixed;
+    /* Released requests and their body buffers: a body is about a kilobyte,
+     * which malloc serves from its slow large-chunk path (and its free list
+     * merging) when it is allocated afresh for every message. */
+    struct webhook_req *spare;
+    size_t nspare;
 };
 
 struct webhook_req {
     char *body; /* first: the unit test reads it */
+    size_t body_cap;
+    struct webhook_req *next_spare;
     /* The request's headers: its signature, then the instance's fixed list
      * (curl reads the list and never changes it). */
     struct curl_slist sig_node;
@@ -57,10 +69,21 @@ struct webhook_req {
     char key[24 + HERALD_IDEMPOTENCY_KEY_MAX];
 };
 
+static void req_free(struct webhook_req *r)
+{
+    free(r->body);
+    free(r);
+}
+
 static void webhook_destroy(void *instance)
 {
     struct webhook *w = instance;
     if (!w) return;
+    while (w->spare) {
+        struct webhook_req *r = w->spare;
+        w->spare = r->next_spare;
+        req_free(r);
+    }
     free(w->url);
     curl_url_cleanup(w->uh);
     free(w->secret);
@@ -157,11 +180,16 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
 
 static void webhook_release(void *instance, void *state)
 {
-    (void)instance;
+    struct webhook *w = instance;
     struct webhook_req *r = state;
     if (!r) return;
-    free(r->body);
-    free(r);
+    if (w->nspare < WEBHOOK_SPARE_MAX && r->body_cap <= WEBHOOK_SPARE_BODY_MAX) {
+        r->next_spare = w->spare;
+        w->spare = r;
+        w->nspare++;
+        return;
+    }
+    req_free(r);
 }
 
 /* `"key":"value"` (or null), with a leading comma unless first; key is
@@ -218,9 +246,22 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
         snprintf(reason, reasonlen, "invalid_idempotency_key");
         return -1;
     }
+    /* Not zeroed: every field is set below before curl can see it. */
+    struct webhook_req *r = w->spare;
+    if (r) {
+        w->spare = r->next_spare;
+        w->nspare--;
+    } else if (!(r = malloc(sizeof(*r)))) {
+        snprintf(reason, reasonlen, "out_of_memory");
+        return -1;
+    } else {
+        r->body = NULL;
+        r->body_cap = 0;
+    }
     /* Written by hand rather than with jansson: this runs per message, and
-     * building then serialising a tree cost more than the request itself. */
-    struct plugin_buf b = {0};
+     * building then serialising a tree cost more than the request itself.
+     * Into the request's own buffer (a spare one's, when it is large enough). */
+    struct plugin_buf b = {.s = r->body, .cap = r->body_cap};
     bool valid = true;
     /* The keys quoted, with their colons, and their lengths: constants. */
 #define KEY(k) {"\"" k "\":", sizeof(k) + 2}
@@ -249,16 +290,13 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
         jb_field(&b, &valid, keys[i].json, keys[i].len, values[i], lens[i], i == 0);
     plugin_buf_add(&b, "}", 1);
     size_t blen = b.len;
-    char *body = plugin_buf_take(&b);
-    /* Not zeroed: every field is set below before curl can see it. */
-    struct webhook_req *r = malloc(sizeof(*r));
-    if (!valid || !body || !r) {
-        free(body);
-        free(r);
+    r->body = b.s; /* kept when a reservation failed: realloc left it as it was */
+    r->body_cap = b.cap;
+    if (!valid || b.oom) {
+        webhook_release(w, r);
         snprintf(reason, reasonlen, valid ? "out_of_memory" : "invalid_message");
         return -1;
     }
-    r->body = body;
     unsigned char mac[HMAC_SHA256_LEN];
     hmac_sha256(&w->mac, r->body, blen, mac);
     static const char hex[] = "0123456789abcdef";
