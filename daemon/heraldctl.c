@@ -434,8 +434,8 @@ static int cmd_suppress(const struct config *cfg, redisContext *c, const char *c
         return 1;
     }
     char err[256];
-    if (store_sync_suppress(c, cfg->prefix, cfg->index_key, ch, addr, "heraldctl suppress", (long long)cfg->audit_maxlen, err,
-                            sizeof(err)) < 0) {
+    if (store_sync_suppress(c, ctl_cluster, cfg->prefix, cfg->index_key, ch, addr, "heraldctl suppress",
+                            (long long)cfg->audit_maxlen, err, sizeof(err)) < 0) {
         fprintf(stderr, "heraldctl: %s\n", err);
         return 2;
     }
@@ -687,7 +687,8 @@ static bool migrate_indexes(const struct config *cfg, redisContext *c)
 
 /* migrate: layout 1 -> 2 -> 3 (store.h): each person's records hash into
  * their person hash (layout 1), the indexes re-keyed (layout 2,
- * migrate_indexes), then the layout key. Refused while a daemon runs (its
+ * migrate_indexes) and each sealed person's "#" written
+ * (rotate_index_fields), then the layout key. Refused while a daemon runs (its
  * consumer lock is there): it would read jobs against half-moved data. */
 static int cmd_migrate(const struct config *cfg, redisContext *c)
 {
@@ -769,6 +770,12 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
     }
     c = control;
     if (!migrate_indexes(cfg, c)) goto out;
+    /* Layout 2 stored no "#" beside a sealed person's envelope: what a
+     * campaign's checks read instead of decrypting (store_person.h). */
+    long long indexed = 0;
+    if (rotate_index_fields(cfg, c, &indexed) < 0) goto out;
+    if (indexed) printf("wrote the address checks' field (#) of %lld sealed %s\n", indexed,
+                        indexed == 1 ? "person" : "people");
     r = redisCommand(c, "SET %s %s", k.buf, STORE_LAYOUT);
     if (migrate_failed(c, r, "layout write")) goto out;
     freeReplyObject(r);

@@ -160,7 +160,9 @@ void store_key_consumer(struct strbuf *sb, const char *prefix, const char *consu
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);
 /* A recipients_key job being cut into slices (lua/job_cut.lua):
  * <prefix>:cut:{<entry>}<tail>; tail "}" the cut's state, "}:seen" the ids
- * met, "}:slice:" the slices' lists (followed by their number). */
+ * met, "}:slice:" the slices' lists (followed by their number). On a
+ * cluster only "}" is used, the count of slices published; the rest carry
+ * the source's slot tag (store_job_cut.c). */
 void store_key_cut(struct strbuf *sb, const char *prefix, const char *entry, const char *tail);
 void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign);
 /* The jobs of a paused campaign, parked until resume or cancel: stream
@@ -264,6 +266,7 @@ extern const char store_lua_consumer_lock[];
 extern const char store_lua_job_finished[];
 extern const char store_lua_job_started[];  /* a run's state "running", and the campaign's started event */ /* a run's state, ack, and the campaign's finished event */ /* one live daemon per consumer name */ /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
 extern const char store_lua_job_cut[];    /* one step of cutting a recipients_key job into slices */
+extern const char store_lua_job_cut_publish[]; /* the cut's slices made jobs of the stream */
 extern const char store_lua_job_slice[];  /* a job cut into slices, any daemon claims each; acked */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */
@@ -319,14 +322,17 @@ void store_script_sha(const char *script, char sha[41]);
 const char *store_lookup_field(size_t i);
 
 /* Fills person id's profile and consent state from one recipient's values
- * of the lookup's reply (at least STORE_LOOKUP_NFIELDS of them), opening
- * its sealed data with keys (NULL: none); lazy: not for a person without
- * consent on any channel (their addresses and attributes are left out:
- * the send path, where no decision needs them then). Returns 1 found, 0 no
- * profile, <0 when the stored profile is unreadable (err set); 1 with
- * p->undecryptable and err set when sealed data does not open. */
-int store_person_from_fields(const struct seal_keys *keys, const char *id, const redisReply *const *el,
-                             bool lazy, struct profile *p, char *err, size_t errlen);
+ * of the lookup's reply (at least STORE_LOOKUP_NFIELDS of them) through
+ * store_person_read (store_person.h): the address checks' flags and
+ * members, the envelope left closed in *envelope when "#" is stored, else
+ * opened with keys (NULL: none) and the members computed with index_key;
+ * lazy: not even then for a person without consent on any channel (the
+ * send path, where no decision needs their contact data). Returns 1
+ * found, 0 no profile, <0 when the stored profile is unreadable (err set);
+ * 1 with p->undecryptable and err set when sealed data does not open. */
+int store_person_from_fields(const struct seal_keys *keys, const unsigned char index_key[ADDRINDEX_KEY_LEN],
+                             const char *id, const redisReply *const *el, bool lazy, struct profile *p,
+                             struct strbuf *envelope, char *err, size_t errlen);
 
 /* Blocking helpers for heraldctl (and tests). Each returns 0 or <0 with err.
  * Their errors are classified as the daemon's (store_error_classify), so an
@@ -347,9 +353,13 @@ int store_sync_import(redisContext *c, const char *prefix, const unsigned char k
                       const struct profile *p, const struct consent_record *recs, size_t nrecs, char *err,
                       size_t errlen);
 /* Suppresses address (by "heraldctl", with reason, audited in herald:admin
- * trimmed to admin_maxlen), as people_suppress does. */
-int store_sync_suppress(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN], int channel,
-                        const char *address, const char *reason, long long admin_maxlen, char *err, size_t errlen);
+ * trimmed to admin_maxlen), as people_suppress does. c: the control
+ * plane's context; cs: a cluster's (NULL on one Redis), through which the
+ * suppression goes to its shard's master and the owner's rev to theirs. */
+struct rcluster_sync;
+int store_sync_suppress(redisContext *c, struct rcluster_sync *cs, const char *prefix,
+                        const unsigned char key[ADDRINDEX_KEY_LEN], int channel, const char *address,
+                        const char *reason, long long admin_maxlen, char *err, size_t errlen);
 
 /* Why an address is suppressed: the value of herald:suppress:info,
  * "<since> <by> <reason>" (since: unix seconds; by: one word, who did it:

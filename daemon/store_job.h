@@ -56,6 +56,8 @@ struct store_job_person {
     const char *id;           /* in: a valid id */
     struct profile *p;        /* in: where the profile is parsed */
     struct strbuf *raw_rec;   /* in: receives the once-only record's text */
+    struct strbuf *envelope;  /* in: receives the sealed contact data left closed ("" none:
+                               * store_person_read) */
     int found;                /* out: 1 profile in *p, 0 none, <0 unreadable (treated as none) */
     char rev[24];             /* out: the person's rev ("" none) */
     bool has_rec;             /* out: a readable once-only record of the campaign */
@@ -68,12 +70,14 @@ void store_job_lookup(struct store_job *sj, const char *campaign, struct store_j
 
 /* ---- suppression (SMISMEMBER; held on a permanent error) -------------- */
 
-/* addrs[i * HERALD_CH_COUNT + ch]: recipient i's address on channel ch (NULL:
- * none), read during the call; out[i][ch] is set for each address given. */
-void store_job_suppressed(struct store_job *sj, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT],
-                          size_t n, store_job_cb cb, void *arg, void (*discard)(void *));
+/* members[i * HERALD_CH_COUNT + ch]: the keyed member (addrindex.h) of
+ * recipient i's address on channel ch (NULL: no address), read during the
+ * call; out[i][ch] is set for each member given. */
+void store_job_suppressed(struct store_job *sj, const unsigned char *const *members,
+                          bool (*const *out)[HERALD_CH_COUNT], size_t n, store_job_cb cb, void *arg,
+                          void (*discard)(void *));
 /* Whether any of the n recipients has an address to check (else skip). */
-bool store_job_any_address(const char *const *addrs, size_t n);
+bool store_job_any_address(const unsigned char *const *members, size_t n);
 
 /* ---- reservation (lua/reserve.lua; held on a permanent error) --------- */
 
@@ -154,13 +158,15 @@ void store_job_slice(struct store_job *sj, const char *entry, const char *campai
 enum store_source { STORE_SRC_INLINE, STORE_SRC_SET, STORE_SRC_ZSET, STORE_SRC_LIST };
 
 /* One step of cutting the recipients_key job of entry into slices of size
- * ids (lua/job_cut.lua): reads the next step ids of its source (kind) from
- * where the cut stands in Redis, each id kept once, and makes a stream
- * entry (held_from `from`) of each slice filled; the job's text is
- * text_head, the slice's list key, text_tail. The last step writes the
- * total, state "done" and the acknowledgement. Sets done, slices (made so
- * far) and kept (ids). STORE_JOB_LOST when the run no longer owns entry;
- * held on a refusal for good. */
+ * ids (store_job_cut.c): reads the next step ids of its source (kind) from
+ * where the cut stands in Redis, each id kept once, on the source's slot
+ * (lua/job_cut.lua), then makes a stream entry (held_from `from`) of each
+ * slice closed and not yet published, on the control plane's
+ * (lua/job_cut_publish.lua); the job's text is text_head, the slice's list
+ * key, text_tail. The last step writes the total, state "done" and the
+ * acknowledgement. Sets done, slices (published so far) and kept (ids).
+ * STORE_JOB_LOST when the run no longer owns entry; held on a refusal for
+ * good. */
 struct store_cut {
     const char *entry, *campaign, *source, *from, *text_head, *text_tail;
     enum store_source kind;
@@ -171,7 +177,7 @@ struct store_cut {
 };
 void store_job_cut(struct store_job *sj, struct store_cut *cut, store_job_cb cb, void *arg);
 /* A finished run's recipients_key: deleted when it is a slice's own list
- * (a name lua/job_cut.lua gives), left alone otherwise. Retried until it
+ * (a name store_job_cut gives), left alone otherwise. Retried until it
  * lands. */
 void store_job_slice_drop(struct store_job *sj, const char *key);
 
@@ -334,8 +340,8 @@ struct store_ops {
     void (*status)(void *s, struct store_cmds_status *out);
     void (*lookup)(void *s, const char *campaign, struct store_job_person *const *rows, size_t n, store_job_cb cb,
                    void *arg, void (*discard)(void *));
-    void (*suppressed)(void *s, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT], size_t n,
-                       store_job_cb cb, void *arg, void (*discard)(void *));
+    void (*suppressed)(void *s, const unsigned char *const *members, bool (*const *out)[HERALD_CH_COUNT],
+                       size_t n, store_job_cb cb, void *arg, void (*discard)(void *));
     void (*reserve)(void *s, const char *entry, int64_t now, const char *campaign, const char *topic,
                     struct store_job_reservation *const *items, size_t n, store_job_cb cb, void *arg,
                     void (*discard)(void *));
