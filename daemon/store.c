@@ -78,6 +78,36 @@ void store_record_field(struct strbuf *sb, const char *campaign)
     strbuf_adds(sb, campaign);
 }
 void store_key_layout(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":layout", NULL, NULL); }
+static const char *rec_names[] = {"", "pending", "sent", "failed", "suppressed", "unknown", "deferred", "reserved"};
+/* The one-letter codes records are written with (rec_names: what records
+ * written before them hold, still read): the person hash stays a listpack
+ * only while every value is at most 64 bytes (docs/architecture.md "Keys"). */
+static const char *rec_codes[] = {"", "p", "s", "f", "x", "u", "d", "r"};
+
+/* Reasons as records and history entries write them: two letters for a
+ * reason herald names, the name itself for any other ("cap:<name>"). Never
+ * renumbered: stored records hold them. */
+static const struct {
+    const char *name, *code;
+} reason_codes[] = {
+    {"expired", "ex"},          {"unknown_recipient", "ur"}, {"topic_opt_out", "to"},
+    {"no_channel", "nh"},       {"no_consent", "nc"},        {"consent_expired", "ce"},
+    {"no_address", "na"},       {"suppressed", "su"},        {"duplicate", "du"},
+    {"quiet_hours", "qh"},      {"cap", "ca"},               {"user_frequency", "uf"},
+    {"invalid_job", "ij"},      {"provider_rejected", "pr"}, {"provider_error", "pe"},
+    {"interrupted", "in"},      {"provider_unavailable", "pu"}, {"cancelled", "cx"},
+    {"undecryptable", "ud"},
+};
+
+/* An outcome's one-letter code in a history entry: the record's state
+ * code of the same name (sent, failed, suppressed, unknown, deferred). */
+static const char *history_outcome_code(const char *outcome)
+{
+    for (int i = REC_PENDING; i <= REC_RESERVED; i++)
+        if (strcmp(outcome, rec_names[i]) == 0) return rec_codes[i];
+    return NULL;
+}
+
 void store_history_format(struct strbuf *sb, const char *campaign, const char *channel, const char *topic,
                           const char *outcome, const char *reason, const char *provider, int64_t at,
                           const char *campaign_name)
@@ -86,6 +116,7 @@ void store_history_format(struct strbuf *sb, const char *campaign, const char *c
     size_t n = sizeof(v) / sizeof(v[0]);
     bool plain = !campaign_name || !strchr(campaign_name, '|');
     for (size_t i = 0; i < n; i++) plain = plain && !strchr(v[i], '|');
+    plain = plain && history_outcome_code(outcome);
     strbuf_reset(sb);
     if (!plain) {
         char ts[32];
@@ -99,10 +130,18 @@ void store_history_format(struct strbuf *sb, const char *campaign, const char *c
         json_decref(o);
         return;
     }
-    strbuf_addf(sb, "1|%lld", (long long)at);
+    /* The outcome and the reason as one word of codes (history_outcome_code,
+     * store_reason_code): "xnc" for suppressed/no_consent. */
+    strbuf_addf(sb, "2|%lld", (long long)at);
     for (size_t i = 0; i < n; i++) {
         strbuf_add(sb, "|", 1);
-        strbuf_adds(sb, v[i]);
+        if (i == 3) {
+            strbuf_adds(sb, history_outcome_code(v[3]));
+            strbuf_adds(sb, store_reason_code(v[4]));
+            i++;
+        } else {
+            strbuf_adds(sb, v[i]);
+        }
     }
     if (campaign_name) {
         strbuf_add(sb, "|", 1);
@@ -118,7 +157,9 @@ json_t *store_history_json(const char *s, size_t len)
         json_decref(o);
         return NULL;
     }
-    /* "1|at|campaign|channel|topic|outcome|reason|provider[|campaign_name]": 8 or 9 parts */
+    /* "2|at|campaign|channel|topic|<outcome code><reason code>|provider[|campaign_name]":
+     * 7 or 8 parts; "1|at|campaign|channel|topic|outcome|reason|provider[|campaign_name]",
+     * as entries were written before the codes: 8 or 9 parts. */
     const char *part[10];
     size_t plen[10], np = 0;
     const char *p = s, *end = s + len;
@@ -129,7 +170,8 @@ json_t *store_history_json(const char *s, size_t len)
         if (!bar || np == 10) break;
         p = bar + 1;
     }
-    if ((np != 8 && np != 9) || plen[0] != 1 || part[0][0] != '1') return NULL;
+    if (plen[0] != 1 || (part[0][0] == '1' ? np != 8 && np != 9 : part[0][0] != '2' || (np != 7 && np != 8)))
+        return NULL;
     char num[24];
     if (plen[1] == 0 || plen[1] >= sizeof(num)) return NULL;
     memcpy(num, part[1], plen[1]);
@@ -139,6 +181,25 @@ json_t *store_history_json(const char *s, size_t len)
     if (*e) return NULL;
     char ts[32];
     herald_time_format((int64_t)at, ts, sizeof(ts));
+    if (part[0][0] == '2') {
+        /* The codes word read back as the old form's outcome and reason:
+         * the parts after it move one along. */
+        const char *w = part[5], *outcome = NULL;
+        size_t wl = plen[5];
+        for (int i = REC_PENDING; wl && i <= REC_RESERVED; i++)
+            if (rec_codes[i][0] == w[0]) outcome = rec_names[i];
+        if (!outcome) return NULL;
+        for (size_t i = np; i > 6; i--) {
+            part[i] = part[i - 1];
+            plen[i] = plen[i - 1];
+        }
+        np++;
+        const char *reason = store_reason_name(w + 1, wl - 1);
+        part[5] = outcome;
+        plen[5] = strlen(outcome);
+        part[6] = reason ? reason : w + 1;
+        plen[6] = reason ? strlen(reason) : wl - 1;
+    }
     static const char *const names[] = {"campaign", "channel", "topic", "outcome", "reason", "provider"};
     json_t *o = json_object();
     for (size_t i = 0; i < 6; i++) json_object_set_new(o, names[i], json_stringn(part[2 + i], plen[2 + i]));
@@ -268,11 +329,28 @@ void store_suppress_member(struct strbuf *sb, int channel, const char *address)
     addrindex_plain(sb, channel, address);
 }
 
-static const char *rec_names[] = {"", "pending", "sent", "failed", "suppressed", "unknown", "deferred", "reserved"};
+const char *store_reason_code(const char *reason)
+{
+    for (size_t i = 0; reason && i < sizeof(reason_codes) / sizeof(reason_codes[0]); i++)
+        if (strcmp(reason, reason_codes[i].name) == 0) return reason_codes[i].code;
+    return reason ? reason : "";
+}
+
+const char *store_reason_name(const char *code, size_t len)
+{
+    for (size_t i = 0; len == 2 && i < sizeof(reason_codes) / sizeof(reason_codes[0]); i++)
+        if (memcmp(code, reason_codes[i].code, 2) == 0) return reason_codes[i].name;
+    return NULL;
+}
 
 const char *store_rec_state_name(enum store_rec_state st)
 {
     return st <= REC_RESERVED ? rec_names[st] : "";
+}
+
+const char *store_rec_state_code(enum store_rec_state st)
+{
+    return st <= REC_RESERVED ? rec_codes[st] : "";
 }
 
 bool store_record_reached(const struct store_record *rec)
@@ -285,7 +363,7 @@ void store_record_format(struct strbuf *sb, enum store_rec_state st, const char 
                          const char *run, int64_t at)
 {
     strbuf_reset(sb);
-    const char *parts[] = {store_rec_state_name(st), entry, run};
+    const char *parts[] = {store_rec_state_code(st), entry, run};
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
         strbuf_adds(sb, parts[i]);
         strbuf_add(sb, " ", 1);
@@ -300,7 +378,7 @@ void store_record_format_outcome(struct strbuf *sb, enum store_rec_state st, con
     strbuf_add(sb, " ", 1);
     strbuf_adds(sb, channel ? channel : "");
     strbuf_add(sb, "/", 1);
-    strbuf_adds(sb, reason ? reason : "");
+    strbuf_adds(sb, store_reason_code(reason));
 }
 
 int store_record_parse(const char *s, struct store_record *rec)
@@ -317,10 +395,11 @@ int store_record_parse(const char *s, struct store_record *rec)
         if (!slash) continue;
         *slash = '\0';
         herald_copy(rec->channel, sizeof(rec->channel), extra);
-        herald_copy(rec->reason, sizeof(rec->reason), slash + 1);
+        const char *name = store_reason_name(slash + 1, strlen(slash + 1));
+        herald_copy(rec->reason, sizeof(rec->reason), name ? name : slash + 1);
     }
     for (int i = REC_PENDING; i <= REC_RESERVED; i++)
-        if (strcmp(st, rec_names[i]) == 0) rec->state = (enum store_rec_state)i;
+        if (strcmp(st, rec_codes[i]) == 0 || strcmp(st, rec_names[i]) == 0) rec->state = (enum store_rec_state)i;
     if (rec->state == REC_NONE) return -HERALD_EINVAL;
     rec->at = at;
     return 0;
@@ -426,7 +505,7 @@ void store_suppress_info_format(struct strbuf *sb, int64_t since, const char *by
     strbuf_adds(sb, " ");
     strbuf_adds(sb, by);
     strbuf_adds(sb, " ");
-    strbuf_adds(sb, reason ? reason : "");
+    strbuf_adds(sb, store_reason_code(reason));
 }
 
 int store_suppress_info_parse(const char *s, size_t len, struct store_suppression *out)

@@ -190,8 +190,11 @@ void store_key_campaign_nodes(struct strbuf *sb, const char *prefix, const char 
 #define STORE_HISTORY_MAX 100
 
 /* A person's history entry, compact (about 50 bytes where the JSON took
- * 150): "1|<at, unix s>|<campaign>|<channel>|<topic>|<outcome>|<reason>|
- * <provider>[|<campaign_name>]". An entry whose values hold a '|' (a
+ * 150): "2|<at, unix s>|<campaign>|<channel>|<topic>|<outcome code><reason
+ * code>|<provider>[|<campaign_name>]", the outcome as its record state's
+ * letter (store_rec_state_code), the reason as store_reason_code; entries
+ * written before the codes, "1|<at>|<campaign>|<channel>|<topic>|<outcome>|
+ * <reason>|<provider>[|<campaign_name>]", are read as well. An entry whose values hold a '|' (a
  * provider's name, say) is written as the JSON object instead, as layout 1
  * wrote them all. campaign_name (the job's display_name in the person's
  * language, for their pages) may be NULL: none. */
@@ -246,7 +249,10 @@ struct store_record {
 /* "<state> <entry> <run> <at>"; with the outcome's channel or reason
  * (either may be "" or NULL), " <channel>/<reason>" after it. A
  * reservation adds " <seq>" itself (all digits, so a reader tells it from
- * the outcome word, which holds a '/'). */
+ * the outcome word, which holds a '/'). The state is written as its
+ * one-letter code (p s f x u d r, store_rec_state_code), the reason as
+ * store_reason_code: with a campaign id of up to 32 characters the field
+ * and its value stay within the 64 bytes of a listpack entry. */
 void store_record_format(struct strbuf *sb, enum store_rec_state st, const char *entry,
                          const char *run, int64_t at);
 void store_record_format_outcome(struct strbuf *sb, enum store_rec_state st, const char *entry, const char *run,
@@ -255,6 +261,12 @@ void store_record_format_outcome(struct strbuf *sb, enum store_rec_state st, con
  * word). 0, or -HERALD_EINVAL when s is no record. */
 int store_record_parse(const char *s, struct store_record *rec);
 const char *store_rec_state_name(enum store_rec_state st);
+const char *store_rec_state_code(enum store_rec_state st);
+/* A reason as records and history entries store it: two letters for each
+ * reason herald names (herald_reason_name), any other ("cap:<name>") as
+ * it is; store_reason_name reads a code back (NULL: not one). */
+const char *store_reason_code(const char *reason);
+const char *store_reason_name(const char *code, size_t len);
 /* True when the record says the campaign reached the person (reserved,
  * pending, sent, unknown): once-only then suppresses it as a duplicate. */
 bool store_record_reached(const struct store_record *rec);

@@ -495,11 +495,17 @@ void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, con
 
 void store_job_handed_record(struct strbuf *out, const char *record)
 {
-    const char *reserved = store_rec_state_name(REC_RESERVED);
-    size_t len = strlen(reserved);
+    /* The state word of either spelling (a code, or a name as records
+     * written before the codes have it) becomes the code of pending. */
+    const char *reserved[] = {store_rec_state_code(REC_RESERVED), store_rec_state_name(REC_RESERVED)};
     strbuf_reset(out);
-    strbuf_adds(out, store_rec_state_name(REC_PENDING));
-    strbuf_adds(out, strncmp(record, reserved, len) == 0 ? record + len : record);
+    strbuf_adds(out, store_rec_state_code(REC_PENDING));
+    const char *rest = record;
+    for (size_t i = 0; i < 2 && rest == record; i++) {
+        size_t len = strlen(reserved[i]);
+        if (strncmp(record, reserved[i], len) == 0 && record[len] == ' ') rest = record + len;
+    }
+    strbuf_adds(out, rest);
 }
 
 /* ---- outcomes ---------------------------------------------------------- */

@@ -107,7 +107,8 @@ struct store_job_handoff {
     bool handed;             /* out: recorded as handed; false: the reservation is gone (erased) */
 };
 
-/* A reservation's text once handed ("pending ..." for "reserved ..."). */
+/* A reservation's text once handed ("p ..." for "r ...", or for
+ * "reserved ..." as records were written before the state codes). */
 void store_job_handed_record(struct strbuf *out, const char *record);
 
 /* ---- outcomes (lua/finish.lua; retried until they land) --------------- */

@@ -29,7 +29,10 @@ end
 local since = now - tonumber(ARGV[1])
 if act > since then return false end
 local function sent_since(e)
-  local at, outcome = string.match(e, '^1|(%d+)|[^|]*|[^|]*|[^|]*|([^|]*)|')
+  -- "2|<at>|<campaign>|<channel>|<topic>|<outcome code><reason code>|...",
+  -- or "1|...|<outcome>|..." as entries were written before the codes.
+  local v, at, outcome = string.match(e, '^([12])|(%d+)|[^|]*|[^|]*|[^|]*|([^|]*)|')
+  if v == '2' then outcome = string.sub(outcome, 1, 1) == 's' and 'sent' or '' end
   return outcome == 'sent' and tonumber(at) > since
 end
 local all = redis.call('HGETALL', KEYS[1])

@@ -38,6 +38,10 @@ for c = 0, ncaps - 1 do
 end
 local i = 9 + 5 * ncaps
 local rf = 'c:' .. campaign
+-- The states that reached the person: their codes (store_rec_state_code)
+-- and the names records were written with before them.
+local REACHED = {r = true, p = true, s = true, u = true,
+                 reserved = true, pending = true, sent = true, unknown = true}
 local none = {} -- shared, never written: no table per recipient without limits
 local function count(hist, cch, win, topics)
   local n = 0
@@ -56,8 +60,7 @@ local function reserve(person, sends, rev, record, prior, ch, member, keep, freq
     -- provider: its history entry is this message's, not another.
     redis.call('ZREM', sends, member)
   elseif cur then
-    local st = string.match(cur, '^(%a+)')
-    if st == 'reserved' or st == 'pending' or st == 'sent' or st == 'unknown' then return 'duplicate', cur end
+    if REACHED[string.match(cur, '^(%a+)')] then return 'duplicate', cur end
   end
   local hist = none
   if keep > 0 then

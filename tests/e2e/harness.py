@@ -986,7 +986,7 @@ class HeraldTestCase(unittest.TestCase):
             has_profile = e.r.hexists("herald:r:{%s}" % rid, "profile")
             if not has_profile:
                 continue
-            state = rec.split(" ")[0] if rec else None
+            state = record_state(rec)
             want = by[rid]["outcome"] if rid in by else None
             if by.get(rid, {}).get("reason") == "expired":
                 continue   # an expired campaign's outcomes store no record
@@ -1072,6 +1072,19 @@ def requests_by_recipient(srv):
         rid = json.loads(req["body"])["recipient"]
         per[rid] = per.get(rid, 0) + 1
     return per
+
+
+RECORD_STATES = {"p": "pending", "s": "sent", "f": "failed", "x": "suppressed", "u": "unknown", "d": "deferred",
+                 "r": "reserved"}
+
+
+def record_state(rec):
+    """The state of a once-only record by name ("sent"), as written with its
+    one-letter code or as records were written before the codes; None for none."""
+    if not rec:
+        return None
+    word = rec.split(" ")[0]
+    return RECORD_STATES.get(word, word)
 
 
 def people(n, prefix, channels=("email",)):

@@ -62,7 +62,7 @@ class CampaignControl(harness.HeraldTestCase):
         by = self.assertOneTerminalEach(e.audit(cid), ids)
         for rid in ids:
             rec = e.r.hget("herald:r:{%s}" % rid, "c:" + cid)
-            self.assertEqual(rec.split(" ")[0] if rec else None, by[rid]["outcome"], rid)
+            self.assertEqual(harness.record_state(rec), by[rid]["outcome"], rid)
         return {k: (v["outcome"], v["reason"]) for k, v in by.items()}
 
     def test_pause_holds_across_restarts_then_resume_sends_the_rest(self):

@@ -55,7 +55,7 @@ class CrashLoop(harness.HeraldTestCase):
             pipe = e.r.pipeline(transaction=False)
             for rid in ids:
                 pipe.hget("herald:r:{%s}" % rid, "c:" + cid)
-            return {rid for rid, rec in zip(ids, pipe.execute()) if rec and rec.startswith("pending ")}
+            return {rid for rid, rec in zip(ids, pipe.execute()) if harness.record_state(rec) == "pending"}
 
         entry = None
         at_kills = set()      # handed when herald died: these, and only these, end unknown

@@ -40,7 +40,7 @@ class Retention(harness.HeraldTestCase):
         e.wait_campaign_done("rt-long", herald=h, timeout=30)
         self.assertEqual(srv.count(), 12)
         for rid in ids:
-            self.assertTrue(e.r.hget("herald:r:{%s}" % rid, "c:rt-short").startswith("sent "))
+            self.assertTrue(e.r.hget("herald:r:{%s}" % rid, "c:rt-short").startswith("s "))
         self.assertEqual(int(e.r.zscore("herald:retention", "rt-short")), expires)
 
         def swept():
@@ -52,7 +52,7 @@ class Retention(harness.HeraldTestCase):
         self.assertIsNone(e.r.zscore("herald:retention", "rt-short"))
         # A campaign without expires_at keeps its records ([retention] campaign_records, 90d).
         for rid in ids:
-            self.assertTrue(e.r.hget("herald:r:{%s}" % rid, "c:rt-long").startswith("sent "))
+            self.assertTrue(e.r.hget("herald:r:{%s}" % rid, "c:rt-long").startswith("s "))
             self.assertTrue(e.r.hexists("herald:r:{%s}" % rid, "profile"), "the sweep removed more than records")
         self.assertIn("once-only records removed campaigns=1", h.log())
         self.assertFalse(e.r.exists("herald:retention:lock"), "the sweep lock outlived the sweep")

@@ -91,7 +91,7 @@ class SliceChecks:
                 self.assertFalse(runs[i] & runs[j])
         count = [0] * len(hs)
         for rec in self.records(e, cid, ids).values():
-            if not rec or (states and rec.split(" ")[0] not in states):
+            if not rec or (states and harness.record_state(rec) not in states):
                 continue
             run = rec.split(" ")[2].rsplit(".", 1)[0]
             for d, mine in enumerate(runs):

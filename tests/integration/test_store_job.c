@@ -276,7 +276,7 @@ static void handoff_finish_release(void **st)
     assert_int_equal(d.res.status, STORE_JOB_OK);
     assert_true(ha.handed);
     assert_false(hb.handed); /* no reservation: erased meanwhile */
-    expect_str("pending 1-1 r.1 1000 1", "HGET herald:r:{a} c:c1");
+    expect_str("p 1-1 r.1 1000 1", "HGET herald:r:{a} c:c1"); /* the state's code */
 
     struct store_outcomes o;
     store_outcomes_init(&o, "herald");
@@ -324,7 +324,7 @@ static void handoff_finish_release(void **st)
     store_outcomes_free(&o);
 
     /* A reservation given back, in its handed form too. */
-    cmd_ok("HSET herald:r:{e} c:c1 %s", "pending 1-1 r.1 1000 9");
+    cmd_ok("HSET herald:r:{e} c:c1 %s", "p 1-1 r.1 1000 9");
     cmd_ok("ZADD herald:r:{e}:sends 1000 email|news|c1");
     d.fired = false;
     store_job_release(sj, "1-1", "c1", "e", "reserved 1-1 r.1 1000 9", "email|news|c1", on_done, &d, NULL);
