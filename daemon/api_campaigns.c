@@ -204,7 +204,7 @@ static void post_campaigns(struct http_request *req, void *arg)
                               .recipients_key = job.recipients_key, .ids = job.recipients,
                               .nids = job.nrecipients, .idem_key_sha = idem ? key_sha : NULL,
                               .idem_digest = idem ? body_sha : NULL,
-                              .now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
+                              .now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, .job = &job};
     struct campaign_call *c = call_new(req, job.id);
     struct store_args a;
     store_enqueue_args(&a, st->cfg->prefix, &e);

@@ -890,6 +890,15 @@ int explain_run(const struct config *cfg, redisContext *c, struct rcluster_sync 
         ctx_free(&x);
         return rc;
     }
+    /* Its history entries leave the topic and the campaign's name to the
+     * campaign's info (job_info_apply): this job's. */
+    char *info_text = job_info_json(&job);
+    json_t *info = info_text ? json_loads(info_text, 0, NULL) : NULL;
+    size_t hi;
+    json_t *he;
+    json_array_foreach(hist, hi, he) job_info_apply(he, info, pp.p.locale);
+    json_decref(info);
+    free(info_text);
     struct policy_trace tr;
     decide(&x, &job, &pp, &tr);
 

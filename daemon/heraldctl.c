@@ -404,7 +404,7 @@ static int cmd_enqueue(const struct config *cfg, redisContext *c, const char *pa
      * the job to the stream (campaign_enqueue.lua), as POST /v1/campaigns. */
     struct store_enqueue e = {.campaign = job.id, .text = text, .len = len, .rerun = job.rerun,
                               .recipients_key = job.recipients_key, .ids = job.recipients,
-                              .nids = job.nrecipients, .now = (int64_t)time(NULL) * 1000};
+                              .nids = job.nrecipients, .now = (int64_t)time(NULL) * 1000, .job = &job};
     struct store_enqueue_result res;
     int rc = 0;
     if (store_sync_enqueue(c, cfg->prefix, &e, &res, err, sizeof(err)) < 0) {

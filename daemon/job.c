@@ -482,6 +482,36 @@ const char *job_display_name(const struct job *job, const char *locale)
     return best >= 0 ? job->names[best].text : NULL;
 }
 
+char *job_info_json(const struct job *job)
+{
+    json_t *o = json_pack("{s:s}", "topic", job->topic ? job->topic : "");
+    if (job->nnames) {
+        json_t *names = json_object();
+        for (size_t i = 0; i < job->nnames; i++)
+            json_object_set_new(names, job->names[i].locale, json_string(job->names[i].text));
+        if (job->names_default >= 0 && (size_t)job->names_default < job->nnames)
+            json_object_set_new(names, "default", json_string(job->names[job->names_default].locale));
+        json_object_set_new(o, "display_name", names);
+    }
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+void job_info_apply(json_t *entry, const json_t *info, const char *locale)
+{
+    const json_t *topic = json_object_get(info, "topic");
+    if (!json_is_object(entry) || json_object_get(entry, "topic") || !json_is_string(topic)) return;
+    json_object_set(entry, "topic", (json_t *)topic);
+    struct job names = {0};
+    char err[128];
+    if (parse_names(json_object_get(info, "display_name"), &names, err, sizeof(err)) == 0) {
+        const char *name = job_display_name(&names, locale);
+        if (name) json_object_set_new(entry, "campaign_name", json_string(name));
+    }
+    job_free(&names);
+}
+
 void job_free(struct job *job)
 {
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {

@@ -93,6 +93,18 @@ const struct job_content *job_content_for(const struct job *job, int ch, const c
  * NULL when the job gives none (the pages show the id). */
 const char *job_display_name(const struct job *job, const char *locale);
 
+/* What a person's history needs of a campaign beside its entries (kept
+ * once per campaign, in its hash's field `info`, so that an entry stays
+ * within a listpack's 64 bytes: docs/architecture.md "Keys"):
+ * {"topic": ..., "display_name": {<language>: <name>, ..., "default": <language>}}.
+ * A new string for free(). */
+char *job_info_json(const struct job *job);
+/* Fills in a history entry read without them (store_history_json) its
+ * "topic" and its "campaign_name" in the person's language (locale, may be
+ * NULL) from the campaign's info; an entry that has them, or info that is
+ * not such an object, is left as it is. */
+void job_info_apply(json_t *entry, const json_t *info, const char *locale);
+
 /* True when the campaign's job lists channel ch. */
 bool job_has_channel(const struct job *job, int ch);
 

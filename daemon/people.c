@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "channel.h"
+#include "job.h"
 #include "mergepatch.h"
 #include "profile.h"
 #include "store.h"
@@ -465,6 +466,49 @@ static json_t *load_object(const char *s, size_t len)
 
 /* ---- people_get ---------------------------------------------------------- */
 
+/* The campaigns of the history entries read without their topic and name
+ * (store_history_format), each once, in the order the entries name them:
+ * their info is read after the person (the field `info` of each campaign's
+ * hash, job_info_json). Returns how many went to out. */
+static size_t history_campaigns(const json_t *msgs, const char **out, size_t max)
+{
+    size_t n = 0, i;
+    const json_t *m;
+    json_array_foreach(msgs, i, m) {
+        const char *c = json_string_value(json_object_get(m, "campaign"));
+        if (!c || json_object_get(m, "topic")) continue;
+        size_t j = 0;
+        while (j < n && strcmp(out[j], c) != 0) j++;
+        if (j == n && n < max) out[n++] = c;
+    }
+    return n;
+}
+
+/* The history's entries given their topic and name from replies[k..]: the
+ * campaigns' info, in history_campaigns' order. */
+static void history_named(json_t *doc, const json_t *replies, size_t k)
+{
+    json_t *msgs = json_object_get(doc, "messages");
+    const char *camp[STORE_HISTORY_MAX];
+    size_t n = history_campaigns(msgs, camp, STORE_HISTORY_MAX);
+    const char *locale = json_string_value(json_object_get(json_object_get(doc, "profile"), "locale"));
+    json_t *info[STORE_HISTORY_MAX];
+    for (size_t j = 0; j < n; j++) {
+        const json_t *r = json_array_get(replies, k + j);
+        info[j] = json_is_string(r) ? json_loads(json_string_value(r), 0, NULL) : NULL;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+        const char *c = json_string_value(json_object_get(m, "campaign"));
+        for (size_t j = 0; c && j < n; j++)
+            if (strcmp(camp[j], c) == 0) job_info_apply(m, info[j], locale);
+        /* A campaign without info (gone, or enqueued by an older herald): no topic known. */
+        if (!json_object_get(m, "topic")) json_object_set_new(m, "topic", json_string(""));
+    }
+    for (size_t j = 0; j < n; j++) json_decref(info[j]);
+}
+
 static void on_get_suppressed(struct pop *op, const json_t *replies)
 {
     json_t *sup = json_object_get(op->doc, "suppressed");
@@ -476,6 +520,7 @@ static void on_get_suppressed(struct pop *op, const json_t *replies)
         json_object_set_new(sup, herald_channel_name(ch), json_boolean(json_integer_value(json_array_get(replies, k)) == 1));
         k++;
     }
+    history_named(op->doc, replies, k);
     json_t *doc = op->doc;
     op->doc = NULL;
     finish(op, 0, doc, NULL);
@@ -563,8 +608,8 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
 
     /* Suppression is kept by keyed address member: ask for this person's,
      * one command per shard. */
-    struct store_args args[HERALD_CH_COUNT];
-    const char *script[HERALD_CH_COUNT];
+    struct store_args args[HERALD_CH_COUNT + STORE_HISTORY_MAX];
+    const char *script[HERALD_CH_COUNT + STORE_HISTORY_MAX];
     size_t n = 0;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
         const char *addr = profile_address(&p, ch);
@@ -573,6 +618,20 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
         addrindex_member(op->pp->cfg->index_key, ch, addr, m);
         index_plain(op, args, script, &n, "SISMEMBER", ADDRINDEX_SUPPRESS, m);
     }
+    /* Then the info of the campaigns in the history (history_named). */
+    const char *camp[STORE_HISTORY_MAX];
+    size_t nc = history_campaigns(json_object_get(doc, "messages"), camp, STORE_HISTORY_MAX);
+    struct strbuf ck;
+    strbuf_init(&ck);
+    for (size_t j = 0; j < nc; j++, n++) {
+        store_key_campaign(&ck, op->pp->cfg->prefix, camp[j]);
+        script[n] = NULL;
+        store_args_init(&args[n]);
+        store_args_add(&args[n], "HGET");
+        store_args_add(&args[n], ck.buf);
+        store_args_add(&args[n], "info");
+    }
+    strbuf_free(&ck);
     profile_free(&p);
     op->doc = doc;
     if (n == 0) {

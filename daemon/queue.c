@@ -231,7 +231,7 @@ static void start_job(struct queue *q, const char *entry, const char *text, size
         struct store_enqueue e = {
             .campaign = jr->job.id, .entry = jr->entry, .rerun = jr->job.rerun,
             .recipients_key = jr->job.recipients_key, .ids = jr->job.recipients, .nids = jr->job.nrecipients,
-            .now = (int64_t)time(NULL) * 1000};
+            .now = (int64_t)time(NULL) * 1000, .job = &jr->job};
         q->ops->enqueue(q->st, &e, &jr->enq, on_registered, jr);
         return;
     }

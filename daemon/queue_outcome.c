@@ -198,10 +198,9 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
     }
     strbuf_reset(sb);
     if (keep)
-        store_history_format(sb, jr->job.id, chan, jr->job.topic, herald_outcome_name(outcome), reason_s,
-                             provider ? provider : "", now,
-                             /* the campaign's name in the person's language, for their pages */
-                             job_display_name(&jr->job, r->p.locale));
+        /* Its topic and name are the campaign's info (job_info_json). */
+        store_history_format(sb, jr->job.id, chan, herald_outcome_name(outcome), reason_s,
+                             provider ? provider : "", now);
     char progress[HERALD_ID_MAX + 32];
     herald_copy(progress, sizeof(progress), herald_outcome_name(outcome));
     if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN) {

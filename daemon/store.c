@@ -108,45 +108,55 @@ static const char *history_outcome_code(const char *outcome)
     return NULL;
 }
 
-void store_history_format(struct strbuf *sb, const char *campaign, const char *channel, const char *topic,
-                          const char *outcome, const char *reason, const char *provider, int64_t at,
-                          const char *campaign_name)
+void store_history_format(struct strbuf *sb, const char *campaign, const char *channel, const char *outcome,
+                          const char *reason, const char *provider, int64_t at)
 {
-    const char *v[] = {campaign, channel, topic, outcome, reason, provider ? provider : ""};
-    size_t n = sizeof(v) / sizeof(v[0]);
-    bool plain = !campaign_name || !strchr(campaign_name, '|');
-    for (size_t i = 0; i < n; i++) plain = plain && !strchr(v[i], '|');
-    plain = plain && history_outcome_code(outcome);
+    const char *v[] = {campaign, channel, outcome, reason, provider ? provider : ""};
+    bool plain = history_outcome_code(outcome) && herald_channel_from_name(channel) >= 0;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) plain = plain && !strchr(v[i], '|');
     strbuf_reset(sb);
     if (!plain) {
         char ts[32];
         herald_time_format(at, ts, sizeof(ts));
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "campaign", v[0], "channel", v[1], "topic",
-                              v[2], "outcome", v[3], "reason", v[4], "provider", v[5], "at", ts);
-        if (o && campaign_name) json_object_set_new(o, "campaign_name", json_string(campaign_name));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "campaign", v[0], "channel", v[1], "outcome", v[2],
+                              "reason", v[3], "provider", v[4], "at", ts);
         char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
         if (text) strbuf_adds(sb, text);
         free(text);
         json_decref(o);
         return;
     }
-    /* The outcome and the reason as one word of codes (history_outcome_code,
-     * store_reason_code): "xnc" for suppressed/no_consent. */
-    strbuf_addf(sb, "2|%lld", (long long)at);
-    for (size_t i = 0; i < n; i++) {
-        strbuf_add(sb, "|", 1);
-        if (i == 3) {
-            strbuf_adds(sb, history_outcome_code(v[3]));
-            strbuf_adds(sb, store_reason_code(v[4]));
-            i++;
-        } else {
-            strbuf_adds(sb, v[i]);
-        }
-    }
-    if (campaign_name) {
-        strbuf_add(sb, "|", 1);
-        strbuf_adds(sb, campaign_name);
-    }
+    /* The channel, the outcome and the reason as one word of codes: the
+     * channel's number, history_outcome_code, store_reason_code ("0xnc":
+     * email, suppressed, no_consent). */
+    strbuf_addf(sb, "2|%lld|", (long long)at);
+    strbuf_adds(sb, campaign);
+    strbuf_addf(sb, "|%d", herald_channel_from_name(channel));
+    strbuf_adds(sb, history_outcome_code(outcome));
+    strbuf_adds(sb, store_reason_code(reason));
+    strbuf_add(sb, "|", 1);
+    strbuf_adds(sb, v[4]);
+}
+
+/* An entry "2|<at>|<campaign>|<codes>|<provider>" as the API shows it, its
+ * topic and campaign name left to the campaign's info (job_info_apply). */
+static json_t *history_codes_json(const char *const *part, const size_t *plen, const char *ts)
+{
+    const char *w = part[3], *outcome = NULL;
+    size_t wl = plen[3];
+    if (wl < 2 || w[0] < '0' || w[0] >= '0' + HERALD_CH_COUNT) return NULL;
+    for (int i = REC_PENDING; i <= REC_RESERVED; i++)
+        if (rec_codes[i][0] == w[1]) outcome = rec_names[i];
+    if (!outcome) return NULL;
+    const char *reason = store_reason_name(w + 2, wl - 2);
+    json_t *o = json_object();
+    json_object_set_new(o, "campaign", json_stringn(part[2], plen[2]));
+    json_object_set_new(o, "channel", json_string(herald_channel_name(w[0] - '0')));
+    json_object_set_new(o, "outcome", json_string(outcome));
+    json_object_set_new(o, "reason", reason ? json_string(reason) : json_stringn(w + 2, wl - 2));
+    json_object_set_new(o, "provider", json_stringn(part[4], plen[4]));
+    json_object_set_new(o, "at", json_string(ts));
+    return o;
 }
 
 json_t *store_history_json(const char *s, size_t len)
@@ -157,9 +167,9 @@ json_t *store_history_json(const char *s, size_t len)
         json_decref(o);
         return NULL;
     }
-    /* "2|at|campaign|channel|topic|<outcome code><reason code>|provider[|campaign_name]":
-     * 7 or 8 parts; "1|at|campaign|channel|topic|outcome|reason|provider[|campaign_name]",
-     * as entries were written before the codes: 8 or 9 parts. */
+    /* "2|at|campaign|codes|provider": 5 parts; "1|at|campaign|channel|topic|
+     * outcome|reason|provider[|campaign_name]", as entries were written
+     * before the codes: 8 or 9 parts. */
     const char *part[10];
     size_t plen[10], np = 0;
     const char *p = s, *end = s + len;
@@ -170,8 +180,7 @@ json_t *store_history_json(const char *s, size_t len)
         if (!bar || np == 10) break;
         p = bar + 1;
     }
-    if (plen[0] != 1 || (part[0][0] == '1' ? np != 8 && np != 9 : part[0][0] != '2' || (np != 7 && np != 8)))
-        return NULL;
+    if (plen[0] != 1 || (part[0][0] == '1' ? np != 8 && np != 9 : part[0][0] != '2' || np != 5)) return NULL;
     char num[24];
     if (plen[1] == 0 || plen[1] >= sizeof(num)) return NULL;
     memcpy(num, part[1], plen[1]);
@@ -181,25 +190,7 @@ json_t *store_history_json(const char *s, size_t len)
     if (*e) return NULL;
     char ts[32];
     herald_time_format((int64_t)at, ts, sizeof(ts));
-    if (part[0][0] == '2') {
-        /* The codes word read back as the old form's outcome and reason:
-         * the parts after it move one along. */
-        const char *w = part[5], *outcome = NULL;
-        size_t wl = plen[5];
-        for (int i = REC_PENDING; wl && i <= REC_RESERVED; i++)
-            if (rec_codes[i][0] == w[0]) outcome = rec_names[i];
-        if (!outcome) return NULL;
-        for (size_t i = np; i > 6; i--) {
-            part[i] = part[i - 1];
-            plen[i] = plen[i - 1];
-        }
-        np++;
-        const char *reason = store_reason_name(w + 1, wl - 1);
-        part[5] = outcome;
-        plen[5] = strlen(outcome);
-        part[6] = reason ? reason : w + 1;
-        plen[6] = reason ? strlen(reason) : wl - 1;
-    }
+    if (part[0][0] == '2') return history_codes_json(part, plen, ts);
     static const char *const names[] = {"campaign", "channel", "topic", "outcome", "reason", "provider"};
     json_t *o = json_object();
     for (size_t i = 0; i < 6; i++) json_object_set_new(o, names[i], json_stringn(part[2 + i], plen[2 + i]));

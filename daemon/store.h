@@ -189,22 +189,23 @@ void store_key_campaign_nodes(struct strbuf *sb, const char *prefix, const char 
 
 #define STORE_HISTORY_MAX 100
 
-/* A person's history entry, compact (about 50 bytes where the JSON took
- * 150): "2|<at, unix s>|<campaign>|<channel>|<topic>|<outcome code><reason
- * code>|<provider>[|<campaign_name>]", the outcome as its record state's
- * letter (store_rec_state_code), the reason as store_reason_code; entries
- * written before the codes, "1|<at>|<campaign>|<channel>|<topic>|<outcome>|
- * <reason>|<provider>[|<campaign_name>]", are read as well. An entry whose values hold a '|' (a
- * provider's name, say) is written as the JSON object instead, as layout 1
- * wrote them all. campaign_name (the job's display_name in the person's
- * language, for their pages) may be NULL: none. */
-void store_history_format(struct strbuf *sb, const char *campaign, const char *channel, const char *topic,
-                          const char *outcome, const char *reason, const char *provider, int64_t at,
-                          const char *campaign_name);
+/* A person's history entry, compact: "2|<at, unix s>|<campaign>|<codes>|
+ * <provider>", codes the channel's number, the outcome as its record
+ * state's letter (store_rec_state_code) and the reason as store_reason_code
+ * ("0xnc": email, suppressed, no_consent), so that with a campaign id of up
+ * to 32 characters the entry stays within the 64 bytes of a listpack value.
+ * The topic and the campaign's display name are the campaign's, kept once in
+ * its hash (job_info_json) and read with the history (job_info_apply).
+ * Entries written before, "1|<at>|<campaign>|<channel>|<topic>|<outcome>|
+ * <reason>|<provider>[|<campaign_name>]", are read as well. An entry whose
+ * values hold a '|' (a provider's name, say) is written as the JSON object
+ * instead, as layout 1 wrote them all. */
+void store_history_format(struct strbuf *sb, const char *campaign, const char *channel, const char *outcome,
+                          const char *reason, const char *provider, int64_t at);
 /* An entry of either form as the API shows it: {"campaign", "channel",
- * "topic", "outcome", "reason", "provider", "at" (RFC 3339), and
- * "campaign_name" when it has one}; a new reference, or NULL when it is
- * neither. */
+ * "topic" (not in the entries of the codes), "outcome", "reason",
+ * "provider", "at" (RFC 3339), and "campaign_name" when it has one}; a new
+ * reference, or NULL when it is neither. */
 json_t *store_history_json(const char *s, size_t len);
 
 /* A person's history is a ring of [retention] history fields of the person

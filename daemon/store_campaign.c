@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "job.h"
 #include "store.h"
 
 #define key store_key_build
@@ -134,6 +135,9 @@ static void enqueue_cmd(struct cmd *c, const char *prefix, const struct store_en
     cmd_adds(c, e->idem_key_sha && e->idem_digest ? e->idem_digest : "");
     cmd_addll(c, STORE_IDEMPOTENCY_TTL);
     cmd_adds(c, STORE_GROUP);
+    char *info = e->job ? job_info_json(e->job) : NULL;
+    cmd_adds(c, info ? info : "");
+    free(info);
     for (size_t i = 0; i < e->nids; i++) cmd_adds(c, e->ids[i]);
 }
 

@@ -53,6 +53,7 @@ struct store_enqueue {
     const char *idem_key_sha;  /* hex sha256 of the Idempotency-Key, or NULL */
     const char *idem_digest;   /* hex sha256 of the body (with idem_key_sha) */
     int64_t now;               /* unix ms: enqueued_at and the index's score */
+    const struct job *job;     /* the job: its info for the history (job_info_json), or NULL */
 };
 
 enum store_enqueue_status {

@@ -24,7 +24,9 @@
 -- ARGV: 1 campaign, 2 entry ('' add the job now), 3 rerun '1'|'0', 4 at
 -- (RFC 3339), 5 now (ms, the index's score), 6 job JSON, 7 recipients_key
 -- ('' inline), 8 idempotency digest ('' none), 9 its TTL (s), 10 group,
--- 11.. the inline ids.
+-- 11 the campaign's info ('' none: kept as it is), the field `info` of the
+-- campaign hash: its topic and display names, which its people's history
+-- entries leave out (job_info_json), 12.. the inline ids.
 -- An id whose once-only records went with [retention] (`records` "expired
 -- ...", retention.c) is refused for good ('expired'): a run could no
 -- longer tell whom it reached.
@@ -41,6 +43,7 @@ if ARGV[8] ~= '' then
   end
 end
 if ARGV[2] ~= '' and redis.call('HEXISTS', h, 'state:' .. ARGV[2]) == 1 then
+  if ARGV[11] ~= '' then redis.call('HSET', h, 'info', ARGV[11]) end
   return {'same', tonumber(redis.call('HGET', h, 'run')) or 1, ARGV[2]}
 end
 local flat = redis.call('HGETALL', h)
@@ -75,9 +78,10 @@ if entry == '' then
   entry = redis.call('XADD', KEYS[4], '*', 'job', ARGV[6])
 end
 redis.call('HSET', h, 'run', run, 'enqueued_at', ARGV[4], 'state:' .. entry, 'queued')
+if ARGV[11] ~= '' then redis.call('HSET', h, 'info', ARGV[11]) end
 if ARGV[7] ~= '' then redis.call('HSET', h, 'recipients_key', ARGV[7]) end
 redis.call('DEL', KEYS[5])
-for i = 11, #ARGV, 1000 do
+for i = 12, #ARGV, 1000 do
   redis.call('RPUSH', KEYS[5], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 redis.call('ZADD', KEYS[3], 'NX', ARGV[5], ARGV[1])

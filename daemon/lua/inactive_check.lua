@@ -29,11 +29,13 @@ end
 local since = now - tonumber(ARGV[1])
 if act > since then return false end
 local function sent_since(e)
-  -- "2|<at>|<campaign>|<channel>|<topic>|<outcome code><reason code>|...",
-  -- or "1|...|<outcome>|..." as entries were written before the codes.
-  local v, at, outcome = string.match(e, '^([12])|(%d+)|[^|]*|[^|]*|[^|]*|([^|]*)|')
-  if v == '2' then outcome = string.sub(outcome, 1, 1) == 's' and 'sent' or '' end
-  return outcome == 'sent' and tonumber(at) > since
+  -- "2|<at>|<campaign>|<channel digit><outcome code><reason code>|<provider>"
+  -- (store_history_format: 's' sent), or "1|<at>|...|<outcome>|..." as
+  -- entries were written before the codes.
+  local at, code = string.match(e, '^2|(%d+)|[^|]*|%d(%a)')
+  if code then return code == 's' and tonumber(at) > since end
+  local at1, outcome = string.match(e, '^1|(%d+)|[^|]*|[^|]*|[^|]*|([^|]*)|')
+  return outcome == 'sent' and tonumber(at1) > since
 end
 local all = redis.call('HGETALL', KEYS[1])
 for j = 1, #all, 2 do

@@ -23,6 +23,7 @@
 #include <hiredis/hiredis.h>
 
 #include "redis_fixture.h"
+#include "job.h"
 #include "store.h"
 #include "store_events.h"
 
@@ -598,7 +599,7 @@ static void campaign_enqueue_registers_runs(void **st)
      * entry, rerun, at, now ms, job, recipients_key, digest, ttl, group, ids... */
     const char *stream_entry[] = {"t:campaign:c", "t:campaign:c:runs", "t:campaigns", "t:jobs", "t:campaign:c:ids",
                                   "t:idem:k", "c", "9-1", "0", "2026-12-01T09:00:00Z", "1000", "", "", "", "86400",
-                                  "g", "a", "b", NULL};
+                                  "g", "{\"topic\":\"news\"}", "a", "b", NULL};
     cmd_ok("HSET t:campaign:c state:1-1 running total:1-1 2");
     redisReply *r = eval(store_lua_campaign_enqueue, 6, stream_entry);
     assert_string_equal(r->element[0]->str, "live");
@@ -618,7 +619,10 @@ static void campaign_enqueue_registers_runs(void **st)
     assert_non_null(strstr(r->str, "\"sent\":\"2\""));
     freeReplyObject(r);
     r = cmd("HGETALL t:campaign:c");
-    assert_int_equal(r->elements, 6); /* run, enqueued_at, state:9-1 */
+    assert_int_equal(r->elements, 8); /* run, enqueued_at, state:9-1, info */
+    freeReplyObject(r);
+    r = cmd("HGET t:campaign:c info"); /* the campaign's topic and names, for its people's history */
+    assert_string_equal(r->str, "{\"topic\":\"news\"}");
     freeReplyObject(r);
     r = cmd("LRANGE t:campaign:c:ids 0 -1");
     assert_int_equal(r->elements, 2);
@@ -632,7 +636,7 @@ static void campaign_enqueue_registers_runs(void **st)
     cmd_ok("HSET t:campaign:c finished_at 2026-12-01T09:01:00Z");
     const char *api[] = {"t:campaign:c", "t:campaign:c:runs", "t:campaigns", "t:jobs", "t:campaign:c:ids",
                          "t:idem:k", "c", "", "1", "2026-12-01T09:02:00Z", "2000", "{\"id\":\"c\"}",
-                         "t:list", "d1", "86400", "g", NULL};
+                         "t:list", "d1", "86400", "g", "", NULL};
     r = eval(store_lua_campaign_enqueue, 6, api);
     assert_string_equal(r->element[0]->str, "ok");
     assert_int_equal(r->element[1]->integer, 3);
@@ -662,55 +666,76 @@ static void campaign_enqueue_registers_runs(void **st)
 }
 
 /* A history entry is compact on the way in and the same JSON on the way
- * out (the API, the pages, explain); a value holding '|' falls back to
- * JSON; an entry of layout 1 (JSON) still reads; anything else is refused. */
+ * out (the API, the pages, explain), its topic and the campaign's name
+ * added from the campaign's info; a value holding '|' falls back to JSON;
+ * entries written before the codes, and layout 1's (JSON), still read;
+ * anything else is refused. */
 static void history_entries_compact_and_read_back(void **st)
 {
     (void)st;
     struct strbuf sb;
     strbuf_init(&sb);
-    store_history_format(&sb, "spring-sale", "email", "promotions", "sent", "", "hook", 1765005630, NULL);
-    assert_string_equal(sb.buf, "2|1765005630|spring-sale|email|promotions|s|hook");
+    store_history_format(&sb, "spring-sale", "email", "sent", "", "hook", 1765005630);
+    assert_string_equal(sb.buf, "2|1765005630|spring-sale|0s|hook");
     json_t *o = store_history_json(sb.buf, sb.len);
     assert_non_null(o);
+    json_t *info = json_pack("{s:s, s:{s:s, s:s, s:s}}", "topic", "promotions", "display_name", "en", "Spring sale",
+                             "ko", "봄 세일", "default", "en");
+    job_info_apply(o, info, "ko-KR");
     char *text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
-    assert_string_equal(text, "{\"at\":\"2025-12-06T07:20:30Z\",\"campaign\":\"spring-sale\",\"channel\":\"email\","
-                              "\"outcome\":\"sent\",\"provider\":\"hook\",\"reason\":\"\",\"topic\":\"promotions\"}");
+    assert_string_equal(text, "{\"at\":\"2025-12-06T07:20:30Z\",\"campaign\":\"spring-sale\",\"campaign_name\":\"봄 세일\","
+                              "\"channel\":\"email\",\"outcome\":\"sent\",\"provider\":\"hook\",\"reason\":\"\","
+                              "\"topic\":\"promotions\"}");
     free(text);
     json_decref(o);
-    store_history_format(&sb, "c1", "sms", "news", "suppressed", "cap:daily", "odd|name", 0, "봄 세일");
+    /* The same entry written before the codes reads the same. */
+    const char *old = "1|1765005630|spring-sale|email|promotions|sent||hook|봄 세일";
+    o = store_history_json(old, strlen(old));
+    json_t *n = store_history_json(sb.buf, sb.len);
+    job_info_apply(n, info, "ko");
+    job_info_apply(o, info, "en"); /* an entry that has its topic and name keeps them */
+    assert_true(json_equal(o, n));
+    json_decref(o);
+    json_decref(n);
+    json_decref(info);
+    store_history_format(&sb, "c1", "sms", "suppressed", "cap:daily", "odd|name", 0);
     assert_int_equal(sb.buf[0], '{');
     o = store_history_json(sb.buf, sb.len);
     assert_string_equal(json_string_value(json_object_get(o, "provider")), "odd|name");
-    assert_string_equal(json_string_value(json_object_get(o, "campaign_name")), "봄 세일");
-    json_decref(o);
-    /* The campaign's display name in the person's language: an eighth part. */
-    store_history_format(&sb, "c1", "sms", "news", "sent", "", "hook", 0, "Spring sale");
-    assert_string_equal(sb.buf, "2|0|c1|sms|news|s|hook|Spring sale");
-    o = store_history_json(sb.buf, sb.len);
-    assert_string_equal(json_string_value(json_object_get(o, "campaign_name")), "Spring sale");
     json_decref(o);
     /* The outcome and reason as codes, read back by name; a reason herald
-     * does not name (a cap's) as it is; entries written before the codes
-     * read the same. */
+     * does not name (a cap's) as it is. */
     const char *same[][2] = {
-        {"2|0|c1|sms|news|xnc|", "1|0|c1|sms|news|suppressed|no_consent|"},
-        {"2|0|c1|sms|news|xcap:daily||Spring sale", "1|0|c1|sms|news|suppressed|cap:daily||Spring sale"},
-        {"2|0|c1|sms|news|fpr|hook", "1|0|c1|sms|news|failed|provider_rejected|hook"},
-        {"2|0|c1|sms|news|dqh|", "1|0|c1|sms|news|deferred|quiet_hours|"},
+        {"2|0|c1|1xnc|", "1|0|c1|sms|t|suppressed|no_consent|"},
+        {"2|0|c1|1xcap:daily|", "1|0|c1|sms|t|suppressed|cap:daily|"},
+        {"2|0|c1|0fpr|hook", "1|0|c1|email|t|failed|provider_rejected|hook"},
+        {"2|0|c1|1dqh|", "1|0|c1|sms|t|deferred|quiet_hours|"},
     };
     for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
         json_t *a = store_history_json(same[i][0], strlen(same[i][0]));
         json_t *b = store_history_json(same[i][1], strlen(same[i][1]));
+        if (a) json_object_set_new(a, "topic", json_string("t"));
         if (!a || !b || !json_equal(a, b)) fail_msg("reads differently: %s", same[i][0]);
         json_decref(a);
         json_decref(b);
     }
-    store_history_format(&sb, "c1", "sms", "news", "suppressed", "no_consent", "", 0, NULL);
+    store_history_format(&sb, "c1", "sms", "suppressed", "no_consent", "", 0);
     assert_string_equal(sb.buf, same[0][0]);
-    store_history_format(&sb, "c1", "sms", "news", "sent", "", "hook", 0, "a|b");
-    assert_int_equal(sb.buf[0], '{');
-    const char *bad[] = {"", "1|", "1|x|c|e|t|o|r|p", "3|1|c|e|t|o|r|p", "2|1|c|e|t|q|p", "1|1|c|e|t|o|r|p|n|extra", "1|1|c|e|t|o|r", "{"};
+    /* Every outcome and reason herald writes, with a campaign id of 32
+     * characters and a provider's name of 12: within a listpack value. */
+    for (int oc = 0; oc < HERALD_OUTCOME_COUNT; oc++)
+        for (int rs = 0; rs < HERALD_REASON_COUNT; rs++) {
+            store_history_format(&sb, "spring-sale-2026-newsletter-de-1", "email", herald_outcome_name(oc),
+                                 herald_reason_name(rs), "sendgrid-eu1", 1733493245);
+            if (sb.len > 64) fail_msg("entry of %zu bytes: %s", sb.len, sb.buf);
+            o = store_history_json(sb.buf, sb.len);
+            assert_non_null(o);
+            assert_string_equal(json_string_value(json_object_get(o, "reason")), herald_reason_name(rs));
+            assert_string_equal(json_string_value(json_object_get(o, "outcome")), herald_outcome_name(oc));
+            json_decref(o);
+        }
+    const char *bad[] = {"", "1|", "1|x|c|e|t|o|r|p", "3|1|c|e|t|o|r|p", "2|1|c|0q|p", "2|1|c|9s|p", "2|1|c|0|p",
+                         "2|1|c|0s", "1|1|c|e|t|o|r|p|n|extra", "1|1|c|e|t|o|r", "{"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (store_history_json(bad[i], strlen(bad[i]))) fail_msg("read a bad entry: %s", bad[i]);
     strbuf_free(&sb);
