@@ -112,7 +112,8 @@ void store_history_format(struct strbuf *sb, const char *campaign, const char *c
                           const char *reason, const char *provider, int64_t at)
 {
     const char *v[] = {campaign, channel, outcome, reason, provider ? provider : ""};
-    bool plain = history_outcome_code(outcome) && herald_channel_from_name(channel) >= 0;
+    int ch = channel[0] ? herald_channel_from_name(channel) : -1;
+    bool plain = history_outcome_code(outcome) && (ch >= 0 || !channel[0]);
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) plain = plain && !strchr(v[i], '|');
     strbuf_reset(sb);
     if (!plain) {
@@ -127,11 +128,12 @@ void store_history_format(struct strbuf *sb, const char *campaign, const char *c
         return;
     }
     /* The channel, the outcome and the reason as one word of codes: the
-     * channel's number, history_outcome_code, store_reason_code ("0xnc":
-     * email, suppressed, no_consent). */
+     * channel's number ('-' none: decided before a channel was), history_outcome_code,
+     * store_reason_code ("0xnc": email, suppressed, no_consent). */
     strbuf_addf(sb, "2|%lld|", (long long)at);
     strbuf_adds(sb, campaign);
-    strbuf_addf(sb, "|%d", herald_channel_from_name(channel));
+    if (ch >= 0) strbuf_addf(sb, "|%d", ch);
+    else strbuf_add(sb, "|-", 2);
     strbuf_adds(sb, history_outcome_code(outcome));
     strbuf_adds(sb, store_reason_code(reason));
     strbuf_add(sb, "|", 1);
@@ -144,14 +146,14 @@ static json_t *history_codes_json(const char *const *part, const size_t *plen, c
 {
     const char *w = part[3], *outcome = NULL;
     size_t wl = plen[3];
-    if (wl < 2 || w[0] < '0' || w[0] >= '0' + HERALD_CH_COUNT) return NULL;
+    if (wl < 2 || ((w[0] < '0' || w[0] >= '0' + HERALD_CH_COUNT) && w[0] != '-')) return NULL;
     for (int i = REC_PENDING; i <= REC_RESERVED; i++)
         if (rec_codes[i][0] == w[1]) outcome = rec_names[i];
     if (!outcome) return NULL;
     const char *reason = store_reason_name(w + 2, wl - 2);
     json_t *o = json_object();
     json_object_set_new(o, "campaign", json_stringn(part[2], plen[2]));
-    json_object_set_new(o, "channel", json_string(herald_channel_name(w[0] - '0')));
+    json_object_set_new(o, "channel", json_string(w[0] == '-' ? "" : herald_channel_name(w[0] - '0')));
     json_object_set_new(o, "outcome", json_string(outcome));
     json_object_set_new(o, "reason", reason ? json_string(reason) : json_stringn(w + 2, wl - 2));
     json_object_set_new(o, "provider", json_stringn(part[4], plen[4]));

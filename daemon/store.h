@@ -190,7 +190,7 @@ void store_key_campaign_nodes(struct strbuf *sb, const char *prefix, const char 
 #define STORE_HISTORY_MAX 100
 
 /* A person's history entry, compact: "2|<at, unix s>|<campaign>|<codes>|
- * <provider>", codes the channel's number, the outcome as its record
+ * <provider>", codes the channel's number ('-' none), the outcome as its record
  * state's letter (store_rec_state_code) and the reason as store_reason_code
  * ("0xnc": email, suppressed, no_consent), so that with a campaign id of up
  * to 32 characters the entry stays within the 64 bytes of a listpack value.

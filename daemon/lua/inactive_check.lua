@@ -29,10 +29,10 @@ end
 local since = now - tonumber(ARGV[1])
 if act > since then return false end
 local function sent_since(e)
-  -- "2|<at>|<campaign>|<channel digit><outcome code><reason code>|<provider>"
+  -- "2|<at>|<campaign>|<channel digit or -><outcome code><reason code>|<provider>"
   -- (store_history_format: 's' sent), or "1|<at>|...|<outcome>|..." as
   -- entries were written before the codes.
-  local at, code = string.match(e, '^2|(%d+)|[^|]*|%d(%a)')
+  local at, code = string.match(e, '^2|(%d+)|[^|]*|[%d-](%a)')
   if code then return code == 's' and tonumber(at) > since end
   local at1, outcome = string.match(e, '^1|(%d+)|[^|]*|[^|]*|[^|]*|([^|]*)|')
   return outcome == 'sent' and tonumber(at1) > since

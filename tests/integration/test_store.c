@@ -710,6 +710,7 @@ static void history_entries_compact_and_read_back(void **st)
         {"2|0|c1|1xcap:daily|", "1|0|c1|sms|t|suppressed|cap:daily|"},
         {"2|0|c1|0fpr|hook", "1|0|c1|email|t|failed|provider_rejected|hook"},
         {"2|0|c1|1dqh|", "1|0|c1|sms|t|deferred|quiet_hours|"},
+        {"2|0|c1|-xto|", "1|0|c1||t|suppressed|topic_opt_out|"}, /* no channel decided */
     };
     for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
         json_t *a = store_history_json(same[i][0], strlen(same[i][0]));
@@ -721,12 +722,14 @@ static void history_entries_compact_and_read_back(void **st)
     }
     store_history_format(&sb, "c1", "sms", "suppressed", "no_consent", "", 0);
     assert_string_equal(sb.buf, same[0][0]);
+    store_history_format(&sb, "c1", "", "suppressed", "topic_opt_out", "", 0);
+    assert_string_equal(sb.buf, same[4][0]);
     /* Every outcome and reason herald writes, with a campaign id of 32
      * characters and a provider's name of 12: within a listpack value. */
     for (int oc = 0; oc < HERALD_OUTCOME_COUNT; oc++)
         for (int rs = 0; rs < HERALD_REASON_COUNT; rs++) {
-            store_history_format(&sb, "spring-sale-2026-newsletter-de-1", "email", herald_outcome_name(oc),
-                                 herald_reason_name(rs), "sendgrid-eu1", 1733493245);
+            store_history_format(&sb, "spring-sale-2026-newsletter-de-1", rs % 2 ? "email" : "",
+                                 herald_outcome_name(oc), herald_reason_name(rs), "sendgrid-eu1", 1733493245);
             if (sb.len > 64) fail_msg("entry of %zu bytes: %s", sb.len, sb.buf);
             o = store_history_json(sb.buf, sb.len);
             assert_non_null(o);
@@ -735,7 +738,7 @@ static void history_entries_compact_and_read_back(void **st)
             json_decref(o);
         }
     const char *bad[] = {"", "1|", "1|x|c|e|t|o|r|p", "3|1|c|e|t|o|r|p", "2|1|c|0q|p", "2|1|c|9s|p", "2|1|c|0|p",
-                         "2|1|c|0s", "1|1|c|e|t|o|r|p|n|extra", "1|1|c|e|t|o|r", "{"};
+                         "2|1|c|0s", "2|1|c|+s|p", "1|1|c|e|t|o|r|p|n|extra", "1|1|c|e|t|o|r", "{"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (store_history_json(bad[i], strlen(bad[i]))) fail_msg("read a bad entry: %s", bad[i]);
     strbuf_free(&sb);
