@@ -13,8 +13,9 @@
  *   herald:r:{ID}               hash: `profile` (JSON), `consent:<channel>` (latest
  *                               ledger record, JSON), `rev`, and per campaign
  *                               `c:<campaign id>` -> "<state> <entry> <run> <at>",
- *                               the once-only record (state reserved|pending|sent|
- *                               failed|suppressed|unknown|deferred): one key per
+ *                               the once-only record (state r|p|s|f|x|u|d: reserved,
+ *                               pending, sent, failed, suppressed, unknown, deferred;
+ *                               store_record_format): one key per
  *                               person, so that deciding, reserving and closing a
  *                               message each read or write one hash (layout 2;
  *                               layout 1 kept the records in herald:r:{ID}:campaigns,

@@ -19,7 +19,8 @@
 #            [redis] wait_replicas = 1 WAITs each batch) against one
 #            redis-server, in one run: same N people, same machine, the
 #            ratio printed (not run by "all")
-#   scripts/bench.sh [all|policy|webhook|scale|cluster]     (env: N=200000 RUNS=3)
+#   scripts/bench.sh [all|policy|webhook|scale|cluster]     (env: N=200000 RUNS=3;
+#   CAMPAIGN=<id>: scale's campaign id, "scale" by default, e.g. one of 32 characters)
 # PROFILE=1 builds with frame pointers into build-prof/ and records each herald
 # run with `perf record -g`, and redis-server flat (perf-*.data files are left
 # in build-prof/).
@@ -135,7 +136,8 @@ printf '[privacy]\nkey_file = %s\n' "$tmp/keys" >>"$tmp/herald.conf" # contact d
 chmod 600 "$tmp/herald.conf" # it holds secrets: herald refuses a config others may read
 
 if [ "$what" = scale ]; then
-    echo "==== scale: Redis bytes per person, $N people ===="
+    cid=${CAMPAIGN:-scale}
+    echo "==== scale: Redis bytes per person, $N people, campaign $cid ===="
     printf '[retention]\ngrace = 0s\nsweep_every = 1s\n' >>"$tmp/herald.conf"
     /usr/bin/python3 - "$tmp/people.jsonl" "$N" <<'PY'
 import json, sys
@@ -173,21 +175,30 @@ PY
     wait_until 60 curl -sf "http://127.0.0.1:$aport/healthz" -o /dev/null || die "herald did not become healthy"
     exp=$(date -u -d "@$(( $(date +%s) + 600 ))" +%Y-%m-%dT%H:%M:%SZ)
     cat >"$tmp/job-scale.json" <<JOB
-{"id": "scale", "topic": "news", "channels": ["email"], "expires_at": "$exp",
+{"id": "$cid", "topic": "news", "channels": ["email"], "expires_at": "$exp",
+ "display_name": {"en": "The scale campaign", "sv": "Skalkampanjen"},
  "content": {"email": {"subject": "Hello {{first_name}}", "text": "Dear {{first_name}}, a campaign. {{unsubscribe_url}}"}},
  "recipients_key": "herald:lists:scale"}
 JOB
     "$bdir"/heraldctl --config "$tmp/herald.conf" enqueue "$tmp/job-scale.json" >/dev/null
-    until "$bdir"/heraldctl --config "$tmp/herald.conf" campaign scale | grep -q '"state": "done"'; do
+    until "$bdir"/heraldctl --config "$tmp/herald.conf" campaign "$cid" | grep -q '"state": "done"'; do
         alive "$hpid" || die "herald stopped during the run (see $tmp/herald-scale.log)"
         sleep 0.5
     done
     m3=$(used)
     audit=$(redis-cli -p "$REDIS_PORT" MEMORY USAGE herald:audit SAMPLES 0 | tr -d '\r')
     echo "one campaign: $(per "$m2" "$m3") bytes per person, of which the audit stream $(per 0 "$audit")"
+    /usr/bin/python3 - "$REDIS_PORT" "$cid" <<'PY'
+import redis, sys
+r = redis.Redis(port=int(sys.argv[1]), decode_responses=True)
+k = "herald:r:{p0000001}"
+rec, e = r.hget(k, "c:" + sys.argv[2]) or "", r.hget(k, "h0") or ""
+print("       the person hash %s bytes (%s): its record %d bytes (%s), its history entry %d bytes (%s)" %
+      (r.memory_usage(k), r.object("encoding", k), len(rec), rec, len(e), e))
+PY
     # Its retention now: expires_at moved to now, the sweep runs each second.
-    redis-cli -p "$REDIS_PORT" ZADD herald:retention "$(date +%s)" scale >/dev/null
-    until [ "$(redis-cli -p "$REDIS_PORT" HGET herald:campaign:scale records | cut -c1-7)" = expired ]; do
+    redis-cli -p "$REDIS_PORT" ZADD herald:retention "$(date +%s)" "$cid" >/dev/null
+    until [ "$(redis-cli -p "$REDIS_PORT" HGET "herald:campaign:$cid" records | cut -c1-7)" = expired ]; do
         alive "$hpid" || die "herald stopped during the sweep (see $tmp/herald-scale.log)"
         sleep 0.5
     done

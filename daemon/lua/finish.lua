@@ -36,7 +36,7 @@
 -- once), requests (sent to providers, "" none), provider id key ("" none:
 -- `feedback = on` providers only, see below), locale (the content's
 -- language, "" none; only with requests), history field (the reservation's
--- slot 'h<slot>', "" none: taken here); then per handoff: its handed record ("pending ...").
+-- slot 'h<slot>', "" none: taken here); then per handoff: its handed record ("p ...": pending).
 -- A provider id key (<prefix>:pid:<provider>:<provider id>) maps the
 -- provider's message id to "campaign recipient channel" for PID_TTL
 -- seconds, so that the provider's delivery callbacks find the message:

@@ -5,7 +5,7 @@
 -- says reserved, pending, sent or unknown, other than the leftover of a
 -- dead run this run takes over), every applicable ops cap in order, and
 -- the person's own frequency limits, against the messages in the person's
--- sends history; if all pass it writes the record `reserved ...` and adds
+-- sends history; if all pass it writes the record `r ...` (reserved) and adds
 -- the message to the sends history. The record is the field 'c:<campaign>'
 -- of the person hash, read with the rev in one HMGET. The reservation also
 -- takes the message's slot in the person's history, a ring of fields
