@@ -665,6 +665,41 @@ static void campaign_enqueue_registers_runs(void **st)
     freeReplyObject(r);
 }
 
+/* [retention] inactive_people reads the history's newest sent entry in
+ * either form: one sent lately (codes, or names as written before them)
+ * keeps the person, one suppressed does not. */
+static void inactive_check_reads_both_history_forms(void **st)
+{
+    (void)st;
+    struct {
+        const char *entry;
+        bool kept;
+    } cases[] = {
+        {"2|%s|c1|0s|hook", true},
+        {"1|%s|c1|email|news|sent||hook", true},
+        {"2|%s|c1|0xnc|", false},
+        {"2|%s|c1|-xto|", false},
+        {"1|%s|c1|email|news|suppressed|no_consent|", false},
+    };
+    redisReply *t = cmd("TIME");
+    long long now = strtoll(t->element[0]->str, NULL, 10);
+    freeReplyObject(t);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        /* "%s" in each case stands for a minute ago */
+        char at[32], entry[96];
+        snprintf(at, sizeof(at), "%lld", now - 60);
+        const char *mark = strstr(cases[i].entry, "%s");
+        snprintf(entry, sizeof(entry), "%.*s%s%s", (int)(mark - cases[i].entry), cases[i].entry, at, mark + 2);
+        cmd_ok("DEL t:r:{ic}");
+        cmd_ok("HSET t:r:{ic} profile {} rev 7 act %lld hn 1 h0 %s", now - 86400, entry);
+        const char *args[] = {"t:r:{ic}", "t:r:{ic}:history", "3600", "consent:email", NULL};
+        redisReply *r = eval(store_lua_inactive_check, 2, args);
+        if ((r->type == REDIS_REPLY_NIL) != cases[i].kept)
+            fail_msg("%s: %s", entry, cases[i].kept ? "erased" : "kept");
+        freeReplyObject(r);
+    }
+}
+
 /* A history entry is compact on the way in and the same JSON on the way
  * out (the API, the pages, explain), its topic and the campaign's name
  * added from the campaign's info; a value holding '|' falls back to JSON;
@@ -798,6 +833,7 @@ int main(void)
         cmocka_unit_test(handed_and_release),
         cmocka_unit_test(reserve_takes_over_a_dead_runs_reservation),
         cmocka_unit_test(heartbeat_never_takes_an_entry_back),
+        cmocka_unit_test(inactive_check_reads_both_history_forms),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
