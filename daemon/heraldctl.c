@@ -773,7 +773,7 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
     /* Layout 2 stored no "#" beside a sealed person's envelope: what a
      * campaign's checks read instead of decrypting (store_person.h). */
     long long indexed = 0;
-    if (rotate_index_fields(cfg, c, &indexed) < 0) goto out;
+    if (rotate_index_fields(cfg, c, ctl_cluster, &indexed) < 0) goto out;
     if (indexed) printf("wrote the address checks' field (#) of %lld sealed %s\n", indexed,
                         indexed == 1 ? "person" : "people");
     r = redisCommand(c, "SET %s %s", k.buf, STORE_LAYOUT);
@@ -971,6 +971,7 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
      * those still in clear (heraldctl rotate-key seals them). */
     json_object_set_new(o, "contact_data", json_pack("{s:O, s:I}", "sealed_by_key", by_key, "plaintext",
                                                      (json_int_t)clear));
+    json_object_set_new(o, "masters_counted", json_integer((json_int_t)nnodes)); /* people and census: each one */
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", text);
     free(text);
@@ -1203,7 +1204,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
     else if (strcmp(cmd, "migrate") == 0) rc = cmd_migrate(&cfg, c);
     else if (strcmp(cmd, "stats") == 0) rc = cmd_stats(&cfg, c);
-    else if (rotate) rc = rotate_st ? rotate_status(&cfg, c) : rotate_run(&cfg, c);
+    else if (rotate) rc = rotate_st ? rotate_status(&cfg, c) : rotate_run(&cfg, c, ctl_cluster);
     else if (control >= 0) rc = cmd_control(&cfg, c, (enum store_control_action)control, args[0]);
     else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
     else rc = cmd_campaign(&cfg, c, args[0]);

@@ -18,18 +18,20 @@
 
 #include "config.h"
 
+struct rcluster_sync;
+
 /* heraldctl rotate-key: every person sealed again under cfg->keys->v[0]
  * (people stored in clear are sealed too), while daemons run campaigns.
  * Returns 0 when the pass is complete (with no undecryptable person), 1
  * when some people could not be read (their ids printed), 2 on a Redis
  * failure or another rotation holding the lock. */
-int rotate_run(const struct config *cfg, redisContext *c);
+int rotate_run(const struct config *cfg, redisContext *c, struct rcluster_sync *cs);
 /* heraldctl migrate: every person sealed before "#" existed
  * (store_person.h) gets it, written beside the envelope as it is (no key
  * moves), compare-and-set as the rotation writes. Safe to run again (who
  * has it is skipped). *written counts them. Returns 0, or -1 on a Redis
  * failure (said on stderr). */
-int rotate_index_fields(const struct config *cfg, redisContext *c, long long *written);
+int rotate_index_fields(const struct config *cfg, redisContext *c, struct rcluster_sync *cs, long long *written);
 /* heraldctl rotate-key --status: the state hash as JSON on stdout. */
 int rotate_status(const struct config *cfg, redisContext *c);
 
