@@ -3,7 +3,9 @@
  * under the first key of [privacy] key_file, while daemons run campaigns
  * (layout of its state in rotate.h).
  *
- * Each step is a SCAN of 200 person keys; each person is read (HMGET),
+ * Each step is a SCAN of 200 person keys (of each master in turn on a
+ * cluster, each person then read and written on its slot's master); each
+ * person is read (HMGET),
  * opened with every key of the file and, when another key or none sealed
  * it (or it has no "#" yet: stored before it, store_person.h), sealed
  * again and written by lua/rotate_person.lua only if nobody
