@@ -125,7 +125,6 @@ void store_key_pid(struct strbuf *sb, const char *prefix, const char *provider, 
 /* Campaign events: started, paused, resumed, cancelled, finished, failed. */
 void store_key_events(struct strbuf *sb, const char *prefix);
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id);
-void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id);
 /* The person-hash field of a campaign's once-only record: "c:<campaign>". */
 void store_record_field(struct strbuf *sb, const char *campaign);
 #define STORE_RECORD_FIELD_PREFIX "c:"
@@ -138,7 +137,7 @@ void store_key_retention_sweep(struct strbuf *sb, const char *prefix, const char
 void store_glob_escape(struct strbuf *out, const char *s);
 /* The layout version key, and the version this build reads and writes. */
 void store_key_layout(struct strbuf *sb, const char *prefix);
-#define STORE_LAYOUT "3"
+#define STORE_LAYOUT "4"
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_admin(struct strbuf *sb, const char *prefix);
@@ -268,6 +267,7 @@ extern const char store_lua_job_slice[];  /* a job cut into slices, any daemon c
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */
 extern const char store_lua_migrate[];  /* layout 1 -> 2: one person's records into their hash */
+extern const char store_lua_migrate_ledger[]; /* layout 3 -> 4: one person's ledger into their hash */
 extern const char store_lua_retention_begin[]; /* retention.c: a sweep's lock and campaigns */
 extern const char store_lua_retention_step[];  /* its cursor saved, its lock renewed */
 extern const char store_lua_retention_end[];   /* its campaigns marked expired */

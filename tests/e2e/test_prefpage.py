@@ -109,7 +109,7 @@ class PrefPage(harness.HeraldTestCase):
 
     def state(self, e, pid):
         """Everything a link could change about a person."""
-        return (e.rb.hgetall("herald:r:{%s}" % pid), e.r.lrange("herald:r:{%s}:consent" % pid, 0, -1))
+        return e.rb.hgetall("herald:r:{%s}" % pid)
 
     def topics(self, e, pid):
         return json.loads(e.r.hget("herald:r:{%s}" % pid, "profile")).get("topics", {})
