@@ -690,29 +690,25 @@ static bool migrate_indexes(const struct config *cfg, redisContext *c)
  * into buckets (addrindex.h). Both steps resume as they are: what is moved
  * is gone from where it was, and every write may be made twice. ---------- */
 
-/* Each person's ledger list into their person hash
- * (lua/migrate_ledger.lua), on every master. *people counts them. */
+/* Every person hash on every master through lua/migrate_ledger.lua: the
+ * current consent fields renamed, the ledger list moved in. *people counts
+ * the people whose ledger moved. */
 static bool migrate_ledgers(const struct config *cfg, redisContext *nodes[], size_t nnodes, long long *people)
 {
-    struct strbuf pat, person;
+    struct strbuf pat, list;
     strbuf_init(&pat);
-    strbuf_init(&person);
+    strbuf_init(&list);
     store_glob_escape(&pat, cfg->prefix);
-    strbuf_adds(&pat, ":r:{*}:consent");
-    const char *tail = ":consent";
-    size_t tl = strlen(tail);
-    const char *argv[5 + 2 * HERALD_CH_COUNT] = {"EVAL", store_lua_migrate_ledger, "2"};
-    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-        argv[5 + 2 * ch] = channel_get(ch)->name;
-        argv[6 + 2 * ch] = channel_get(ch)->consent_field;
-    }
+    strbuf_adds(&pat, ":r:{*}"); /* person hashes only: each ends in its tag */
+    const char *argv[5 + HERALD_CH_COUNT] = {"EVAL", store_lua_migrate_ledger, "2"};
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) argv[5 + ch] = channel_get(ch)->name;
     bool ok = true;
     for (size_t node = 0; ok && node < nnodes; node++) {
         redisContext *c = nodes[node];
         char cursor[32] = "0";
         do {
             redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat.buf);
-            if (migrate_failed(c, r, "ledger scan")) {
+            if (migrate_failed(c, r, "person scan")) {
                 ok = false;
                 break;
             }
@@ -725,21 +721,22 @@ static bool migrate_ledgers(const struct config *cfg, redisContext *nodes[], siz
             herald_copy(cursor, sizeof(cursor), r->element[0]->str);
             for (size_t i = 0; ok && i < r->element[1]->elements; i++) {
                 const redisReply *key = r->element[1]->element[i];
-                if (key->type != REDIS_REPLY_STRING || key->len <= tl) continue;
-                strbuf_reset(&person);
-                strbuf_add(&person, key->str, key->len - tl);
-                argv[3] = key->str;
-                argv[4] = person.buf;
-                redisReply *m = redisCommandArgv(c, 5 + 2 * HERALD_CH_COUNT, argv, NULL);
+                if (key->type != REDIS_REPLY_STRING) continue;
+                strbuf_reset(&list);
+                strbuf_add(&list, key->str, key->len);
+                strbuf_adds(&list, ":consent"); /* layout 3's ledger list */
+                argv[3] = list.buf;
+                argv[4] = key->str;
+                redisReply *m = redisCommandArgv(c, 5 + HERALD_CH_COUNT, argv, NULL);
                 ok = !migrate_failed(c, m, "ledger move");
+                if (ok) *people += m->type == REDIS_REPLY_INTEGER && m->integer > 0;
                 if (ok) freeReplyObject(m);
-                if (ok) (*people)++;
             }
             freeReplyObject(r);
         } while (ok && strcmp(cursor, "0") != 0);
     }
     strbuf_free(&pat);
-    strbuf_free(&person);
+    strbuf_free(&list);
     return ok;
 }
 
@@ -904,8 +901,8 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
     freeReplyObject(r);
     strbuf_reset(&pat);
     strbuf_addf(&pat, "%s:migrate:3", cfg->prefix);
-    r = redisCommand(c, "DEL %s", pat.buf);
-    if (migrate_failed(c, r, "progress removal")) goto out;
+    r = from3 ? NULL : redisCommand(c, "DEL %s", pat.buf); /* layout 3 has none (not a key of a cluster's control slot) */
+    if (!from3 && migrate_failed(c, r, "progress removal")) goto out;
     freeReplyObject(r);
     printf("migrated to key layout %s: %lld once-only record%s of %lld %s moved\n", STORE_LAYOUT, moved,
            moved == 1 ? "" : "s", people, people == 1 ? "person" : "people");

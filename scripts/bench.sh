@@ -19,7 +19,7 @@
 #            [redis] wait_replicas = 1 WAITs each batch) against one
 #            redis-server, in one run: same N people, same machine, the
 #            ratio printed (not run by "all")
-#   scripts/bench.sh [all|policy|webhook|scale|cluster]     (env: N=200000 RUNS=3)
+#   scripts/bench.sh [all|policy|webhook|scale|cluster]     (env: N=200000 (scale: 100000) RUNS=3)
 # PROFILE=1 builds with frame pointers into build-prof/ and records each herald
 # run with `perf record -g`, and redis-server flat (perf-*.data files are left
 # in build-prof/).
@@ -56,7 +56,7 @@ if [ "$what" = all ] || [ "$what" = policy ]; then
 fi
 [ "$what" = all ] || [ "$what" = webhook ] || [ "$what" = scale ] || [ "$what" = cluster ] || exit 0
 
-N=${N:-200000}
+if [ "$what" = scale ]; then N=${N:-100000}; else N=${N:-200000}; fi # scale: the issue's 100k people
 RUNS=${RUNS:-3}
 lib_cleanup_on_exit
 make_tmpdir herald-bench
@@ -154,11 +154,19 @@ PY
     "$bdir"/heraldctl --config "$tmp/herald.conf" import "$tmp/people.jsonl" >/dev/null
     m1=$(used)
     echo "at rest: $(per "$m0" "$m1") bytes per person (goal <= 700)"
-    /usr/bin/python3 - "$REDIS_PORT" <<'PY'
+    /usr/bin/python3 - "$REDIS_PORT" "$N" <<'PY'
 import redis, sys
 r = redis.Redis(port=int(sys.argv[1]), decode_responses=True)
-for k in ("herald:r:{p0000001}", "herald:r:{p0000001}:consent"):
-    print("       %s: %s bytes (%s)" % (k.replace("p0000001", "ID"), r.memory_usage(k), r.object("encoding", k)))
+k = "herald:r:{p0000001}"
+print("       %s: %s bytes (%s, %d fields)" % (k.replace("p0000001", "ID"), r.memory_usage(k, samples=0),
+                                             r.object("encoding", k), r.hlen(k)))
+n, used, enc = int(sys.argv[2]), 0, {}
+for b in r.scan_iter("herald:addr:*", count=1000):
+    used += r.memory_usage(b, samples=0)
+    e = r.object("encoding", b)
+    enc[e] = enc.get(e, 0) + 1
+print("       address index: %d bytes per person (%s)" % (round(used / n), ", ".join(
+    "%d keys %s" % (c, e) for e, c in sorted(enc.items()))))
 PY
     /usr/bin/python3 - "$REDIS_PORT" "$N" <<'PY'
 import redis, sys

@@ -6,16 +6,16 @@
 -- counted, in the same step as the change, so a key is never left set by
 -- a change that did not happen (and a redelivery after a refusal applies).
 -- The ledger is in the person hash (layout 4): fields '~1', '~2', ... in
--- the order written. A channel's current record is stored once, in
--- 'consent:<channel>'; its ledger field holds the channel's name instead
--- (a reference, never a record: it has no '|'), and gets the record back
--- when a newer one takes its place (people_get.lua reads it so).
+-- the order written. A channel's current record is stored once, in its
+-- field '~<channel>'; its ledger field holds the channel's name instead (a
+-- reference, never a record: it has no '|'), and gets the record back when
+-- a newer one takes its place (people_get.lua reads it so).
 -- KEYS: 1 person hash, then optionally 2 event key, 3 counts hash (on a
 -- cluster the count is sent apart: no 3rd key).
--- ARGV: 1 record (consent_record_format), 2 field consent:<channel>,
--- 3 channel name, 4 "1" bump rev and 'act' ("0": the import, which bumps
--- them itself), then with an event key: 5 its expiry (s), 6 the counts
--- field.
+-- ARGV: 1 record (consent_record_format), 2 the channel's field
+-- ('~<channel>'), 3 the channel's name, 4 "1" bump rev and 'act' ("0": the
+-- import, which bumps them itself), then with an event key: 5 its expiry
+-- (s), 6 the counts field.
 -- Returns 0 (no profile: nothing written), 1 (appended) or 2 (the event
 -- was applied before: nothing written).
 if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return 2 end

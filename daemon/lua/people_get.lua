@@ -3,7 +3,7 @@
 -- one person, in one round trip. Reads only, so it runs under OOM too.
 -- The ledger is read in order from the person hash ('~1', '~2', ...; a
 -- field holding a channel's name stands for that channel's current record,
--- 'consent:<channel>': people_consent.lua).
+-- '~<channel>': people_consent.lua).
 -- KEYS: 1 person hash, 2 history list.
 -- ARGV: 1 how many history entries (newest first).
 -- Returns nil when no profile is stored, else {HGETALL of the person hash,
@@ -16,7 +16,7 @@ local ledger = {}
 local n = 1
 while f['~' .. n] do
   local v = f['~' .. n]
-  if not string.find(v, '|', 1, true) and string.sub(v, 1, 1) ~= '{' then v = f['consent:' .. v] end
+  if not string.find(v, '|', 1, true) and string.sub(v, 1, 1) ~= '{' then v = f['~' .. v] end
   if v then ledger[#ledger + 1] = v end
   n = n + 1
 end

@@ -717,13 +717,17 @@ class Env:
         assert res.stdout.strip() == "imported %d, skipped 0" % len(people), res.stdout
         return res
 
+    def keys(self, pattern):
+        """KEYS on every master (sorted)."""
+        return sorted(self.r.keys(pattern, target_nodes="primaries") if self.cluster else self.r.keys(pattern))
+
     def index(self, kind="addr"):
         """Every shard of a keyed index merged: {member: value} of a hash
         (addr, suppress:info), {member} of a set (suppress, tombstones)."""
         out = {} if kind in ("addr", "suppress:info") else set()
         keys = ["herald:%s:{i%x}" % (kind, s) for s in range(INDEX_SHARDS)]
         if kind == "addr":
-            keys = [k for s in range(INDEX_SHARDS) for k in self.r.keys("herald:addr:{i%x}:*" % s)]
+            keys = self.keys("herald:addr:{i*}:*")
         for k in keys:
             if isinstance(out, dict):
                 out.update({m: v.decode() for m, v in self.rb.hgetall(k).items()})
@@ -1034,12 +1038,12 @@ def ledger_record(text):
 def ledger_raw(e, pid):
     """The consent ledger of pid, oldest first, as stored (layout 4: the
     person hash's fields ~1, ~2, ...; a channel's name there stands for its
-    current record, consent:<channel>)."""
+    current record, ~<channel>)."""
     h = {k.decode(): v for k, v in e.rb.hgetall("herald:r:{%s}" % pid).items()}  # sealed fields are binary
     out, n = [], 1
     while "~%d" % n in h:
         v = h["~%d" % n].decode()
-        out.append(v if "|" in v or v.startswith("{") else h["consent:" + v].decode())
+        out.append(v if "|" in v or v.startswith("{") else h["~" + v].decode())
         n += 1
     return out
 

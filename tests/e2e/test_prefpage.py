@@ -115,7 +115,7 @@ class PrefPage(harness.HeraldTestCase):
         return json.loads(e.r.hget("herald:r:{%s}" % pid, "profile")).get("topics", {})
 
     def consent_now(self, e, pid, channel="email"):
-        text = e.r.hget("herald:r:{%s}" % pid, "consent:%s" % channel)
+        text = e.r.hget("herald:r:{%s}" % pid, "~%s" % channel)
         return harness.ledger_record(text) if text else None
 
     def assertSecureHeaders(self, headers):
