@@ -10,8 +10,11 @@
  *                               "<entry id>\n<job JSON>"; moved back to the stream when due
  *   herald:audit                stream of decisions (campaign, recipient, channel,
  *                               outcome, reason, provider, provider_id, at)
- *   herald:r:{ID}               hash: `profile` (JSON), `consent:<channel>` (latest
- *                               ledger record, JSON), `rev`, and per campaign
+ *   herald:r:{ID}               hash: `profile` (JSON), `~<channel>` (latest
+ *                               ledger record), `~1`, `~2`, ... the consent ledger,
+ *                               append-only (layout 4: lua/people_consent.lua;
+ *                               layout 3 kept it in the list herald:r:{ID}:consent,
+ *                               which `heraldctl migrate` moves here), `rev`, and per campaign
  *                               `c:<campaign id>` -> "<state> <entry> <run> <at>",
  *                               the once-only record (state reserved|pending|sent|
  *                               failed|suppressed|unknown|deferred): one key per
@@ -19,7 +22,6 @@
  *                               message each read or write one hash (layout 2;
  *                               layout 1 kept the records in herald:r:{ID}:campaigns,
  *                               which `heraldctl migrate` moves here)
- *   herald:r:{ID}:consent       list: the consent ledger, append-only (RPUSH)
  *   herald:r:{ID}:sends         zset: messages reserved/sent to the person, member
  *                               "<channel>|<topic>|<campaign>", score unix seconds;
  *                               trimmed to the longest cap window (caps, frequency)
@@ -45,8 +47,10 @@
  *                               reason, at), and of erasures by retention (action
  *                               erase, recipient, by, reason, at); trimmed to about
  *                               [redis] audit_maxlen; never an address
- *   herald:addr:{i<x>}          hash: index member -> person id, so an inbound SMS or a
- *                               provider event finds its person (checked against them)
+ *   herald:addr:{i<x>}:<xyz>    hash: index member -> person id, so an inbound SMS or a
+ *                               provider event finds its person (checked against them);
+ *                               4096 buckets by the member's first 12 bits (layout 4;
+ *                               addrindex.h)
  *   herald:tombstones:{i<x>}    set of the index members of erased addresses
  *   herald:tombstones           layout 2's tombstones, "<channel>:<HMAC-SHA256 hex>"
  *                               under [admin] tombstone_secret: read, never written

@@ -23,6 +23,13 @@ import test_webhooks as wh  # noqa: E402
 
 class Migrate(harness.HeraldTestCase):
 
+    def layout_said(self, h):
+        """What /healthz says of the layout of a daemon that reads no job."""
+        def said():
+            code, body = h.healthz()
+            return body if code == 503 and body and body.get("redis_layout") else None
+        return harness.wait_for("/healthz to name the layout", said, 20)
+
     def test_layout_1_is_migrated_before_any_job_runs(self):
         srv = FaultServer([{"status": 202}])
         self.addCleanup(srv.stop)
@@ -41,10 +48,7 @@ class Migrate(harness.HeraldTestCase):
 
         h = e.start_herald(config=conf, wait_healthy=False)
 
-        def layout_said():
-            code, body = h.healthz()
-            return body if code == 503 and body and body.get("redis_layout") else None
-        body = harness.wait_for("/healthz to name the layout", layout_said, 20)
+        body = self.layout_said(h)
         self.assertEqual(body["redis_layout"], {"found": "1", "expected": "4", "fix": "heraldctl migrate"})
         entry = e.enqueue(job("mg-c", recipients=ids, channels=["email"]))
         harness.wait_for("the layout error in the log", lambda: "key layout 1" in h.log(), 10)
@@ -113,10 +117,7 @@ class Migrate(harness.HeraldTestCase):
 
         h = e.start_herald(config=conf, wait_healthy=False)
 
-        def layout_said():
-            code, body = h.healthz()
-            return body if code == 503 and body and body.get("redis_layout") else None
-        body = harness.wait_for("/healthz to name the layout", layout_said, 20)
+        body = self.layout_said(h)
         self.assertEqual(body["redis_layout"], {"found": "2", "expected": "4", "fix": "heraldctl migrate"})
         self.assertEqual(h.stop(), 0)
 
@@ -224,10 +225,7 @@ class Migrate(harness.HeraldTestCase):
         e.r.set(layout, "3")
         h = e.start_herald(config=conf, wait_healthy=False)
 
-        def layout_said():
-            code, body = h.healthz()
-            return body if code == 503 and body and body.get("redis_layout") else None
-        body = harness.wait_for("/healthz to name the layout", layout_said, 20)
+        body = self.layout_said(h)
         self.assertEqual(body["redis_layout"], {"found": "3", "expected": "4", "fix": "heraldctl migrate"})
         self.assertEqual(h.stop(), 0)
 
