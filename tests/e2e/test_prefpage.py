@@ -109,7 +109,7 @@ class PrefPage(harness.HeraldTestCase):
 
     def state(self, e, pid):
         """Everything a link could change about a person."""
-        return e.rb.hgetall("herald:r:{%s}" % pid)
+        return (e.rb.hgetall("herald:r:{%s}" % pid), harness.ledger_raw(e, pid))
 
     def topics(self, e, pid):
         return json.loads(e.r.hget("herald:r:{%s}" % pid, "profile")).get("topics", {})
