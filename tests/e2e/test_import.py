@@ -84,6 +84,11 @@ class Import(harness.HeraldTestCase):
         self.assertEqual(len(owners), 601)   # 600 people + win-dup, each with their latest address only
         self.assertEqual(sorted(v for v in owners.values() if v in ("win-dup", "win-0001")), ["win-0001", "win-dup"])
         self.assertEqual(len(harness.ledger_raw(e, "win-dup")), 2)   # both lines' consent records
+        # Compact at rest (docs/architecture.md): the ledger is in the person
+        # hash, which stays a listpack, and so does every address bucket.
+        self.assertEqual(e.keys("herald:r:{*}:consent"), [])
+        self.assertEqual(e.r.object("encoding", "herald:r:{win-dup}"), "listpack")
+        self.assertEqual({e.r.object("encoding", k) for k in e.keys("herald:addr:*")}, {"listpack"})
         h = e.start_herald()
         e.enqueue(job("win-1", recipients=["win-dup", "win-0001", "win-0599"], channels=["email"]))
         e.wait_campaign_done("win-1", herald=h)
