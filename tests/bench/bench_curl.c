@@ -13,6 +13,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 static size_t sink(char *p, size_t s, size_t n, void *u)
 {
     (void)p;
@@ -20,12 +22,6 @@ static size_t sink(char *p, size_t s, size_t n, void *u)
     return s * n;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int main(int argc, char **argv)
 {

@@ -21,20 +21,11 @@
 #include "seal.h"
 #include "store_person.h"
 
+#include "bench_util.h"
+
 #define NPEOPLE 1024
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 struct stored {
     char id[16];
@@ -139,16 +130,11 @@ int main(int argc, char **argv)
         t_clear[r] = (t3 - t2) / (double)ops * 1e6;
         t_seal[r] = (t4 - t3) / (double)nseal * 1e6 - t_read[r];
     }
-    qsort(t_open, (size_t)reps, sizeof(double), cmp_double);
-    qsort(t_read, (size_t)reps, sizeof(double), cmp_double);
-    qsort(t_clear, (size_t)reps, sizeof(double), cmp_double);
-    qsort(t_seal, (size_t)reps, sizeof(double), cmp_double);
-    int m = reps / 2;
-    printf("decryption per message: %.2f us (AES-256-GCM of one person's %zu-byte envelope; goal < 2 us)\n",
-           t_open[m], st[0].env.len);
-    printf("stored person read: %.2f us encrypted, %.2f us in clear (+%.2f us)\n", t_read[m], t_clear[m],
-           t_read[m] - t_clear[m]);
-    printf("sealing a write: %.2f us\n", t_seal[m]);
+    double open = median(t_open, reps), read = median(t_read, reps), clear = median(t_clear, reps);
+    printf("decryption per message: %.2f us (AES-256-GCM of one person's %zu-byte envelope; goal < 2 us)\n", open,
+           st[0].env.len);
+    printf("stored person read: %.2f us encrypted, %.2f us in clear (+%.2f us)\n", read, clear, read - clear);
+    printf("sealing a write: %.2f us\n", median(t_seal, reps));
     strbuf_free(&pt);
     store_person_form_free(&form);
     seal_keys_free(&keys);
