@@ -311,7 +311,7 @@ static void get_campaign(struct http_request *req, void *arg)
     struct campaign_call *c = call_new(req, id);
     c->st = st;
     if (st->cmds && store_cmds_node_tag(st->cmds, 0)) {
-        if (store_node_counts_read(st->cmds, st->cfg->prefix, id, STORE_CMD_ONCE, on_counts, c) < 0) {
+        if (store_node_counts_read_runs(st->cmds, st->cfg->prefix, id, STORE_CMD_ONCE, on_counts, c) < 0) {
             free(c);
             api_respond_store_error(req, STORE_E_CONNECTION);
         }

@@ -709,6 +709,14 @@ static int set_fixed(struct config *cfg, const char *section, const char *key, c
             return -1;
         }
         cfg->wait_replicas = *value ? (int)v : -1;
+    } else if (MATCH("redis", "wait_timeout")) {
+        /* WAIT's 0 is "forever"; past 5s rconn's 10 s watchdog could drop a
+         * connection whose WAIT is still under way. */
+        if (config_parse_duration(value, &n) < 0 || n < 10 || n > 5000) {
+            herald_seterr(err, errlen, "expected a duration from 10ms to 5s, e.g. 2s");
+            return -1;
+        }
+        cfg->wait_timeout_ms = n;
     } else if (MATCH("redis", "password")) {
         free(cfg->redis_password_key);
         cfg->redis_password_key = xstrdup(value); /* joined with the url's in validate() */

@@ -97,6 +97,8 @@
     X("redis", "wait_replicas", INT, "", wait_replicas,                                          \
       "Replicas that must have a batch's once-only writes before it goes on (WAIT; 0..8; "       \
       "empty: 1 on a cluster, 0 on a single instance).")                                         \
+    X("redis", "wait_timeout", DURATION, "2s", wait_timeout_ms,                                  \
+      "How long a batch waits for wait_replicas replicas to acknowledge (WAIT; 10ms..5s).")     \
     X("retention", "grace", DURATION, "1d", retention_grace_ms,                                  \
       "A campaign's once-only records are kept this long after its expires_at (0s allowed).")   \
     X("retention", "campaign_records", DURATION, "90d", retention_records_ms,                    \
@@ -338,6 +340,7 @@ struct config {
     char *redis_user_key; /* [redis] user as given ("" when not; joined with the url's in validate()) */
     char *redis_cluster;  /* [redis] cluster: seed nodes ("" for a single instance; rcluster_parse_seeds) */
     int wait_replicas;    /* [redis] wait_replicas, its default resolved */
+    int64_t wait_timeout_ms; /* [redis] wait_timeout: a WAIT's timeout */
     char *prefix;
     int64_t audit_maxlen;
     /* [retention] audit, dead_letters (stream_trim.h): ages in ms; 0 = no age limit */

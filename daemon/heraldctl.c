@@ -435,8 +435,8 @@ static int cmd_suppress(const struct config *cfg, redisContext *c, const char *c
         return 1;
     }
     char err[256];
-    if (store_sync_suppress(c, cfg->prefix, cfg->index_key, ch, addr, "heraldctl suppress", (long long)cfg->audit_maxlen, err,
-                            sizeof(err)) < 0) {
+    if (store_sync_suppress(c, ctl_cluster, cfg->prefix, cfg->index_key, ch, addr, "heraldctl suppress",
+                            (long long)cfg->audit_maxlen, err, sizeof(err)) < 0) {
         fprintf(stderr, "heraldctl: %s\n", err);
         return 2;
     }

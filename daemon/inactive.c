@@ -2,7 +2,9 @@
  * inactive.c - see inactive.h. A step: SCAN (the cursor), one
  * inactive_check.lua per person hash found, one erasure per person it
  * names, then the cursor saved with the lock renewed (retention_step.lua,
- * the campaign sweep's own script on this sweep's keys).
+ * the campaign sweep's own script on this sweep's keys). On a cluster
+ * the SCAN goes to each master in turn, as the campaign sweep's does
+ * (retention.h).
  */
 #include "inactive.h"
 
@@ -13,6 +15,7 @@
 #include "channel.h"
 #include "log.h"
 #include "precond.h"
+#include "retention.h"
 #include "store.h"
 
 #define INACTIVE_SCAN_COUNT "200"
@@ -27,6 +30,8 @@ struct inactive {
     char *owner;
     struct strbuf k_lock, k_cursor, pattern;
     char cursor[32];
+    size_t node;    /* on a cluster: the master being scanned */
+    bool more;      /* the scan has more to read (a cursor, or masters left) */
     bool running, closing, failed;
     int inflight;   /* commands and erasures not answered yet */
     size_t left;    /* this step's checks and erasures not answered yet */
@@ -106,7 +111,7 @@ static void on_saved(redisReply *r, enum store_error err, const char *text, void
     if (!answered(in, r, err)) return;
     if ((r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_STRING) || strcmp(r->str, "ok") != 0) {
         sweep_end(in, "another daemon took the sweep over");
-    } else if (strcmp(in->cursor, "0") != 0) {
+    } else if (in->more) {
         scan_next(in);
     } else { /* every person seen: the next sweep starts over */
         struct store_args a;
@@ -131,7 +136,9 @@ static void step_done(struct inactive *in)
     store_args_add(&a, in->k_cursor.buf);
     store_args_add(&a, in->owner);
     store_args_addll(&a, INACTIVE_LOCK_TTL_MS);
-    store_args_add(&a, in->cursor);
+    char at[48];
+    retention_cursor_format(at, sizeof(at), in->node, in->cursor);
+    store_args_add(&a, at);
     if (!send_args(in, on_saved, in, &a, store_lua_retention_step)) sweep_end(in, "redis unavailable");
 }
 
@@ -270,6 +277,7 @@ static void on_scan(redisReply *r, enum store_error err, const char *text, void 
         return;
     }
     memcpy(in->cursor, r->element[0]->str, r->element[0]->len + 1);
+    in->more = retention_cursor_next(in->sc, in->cursor, &in->node);
     const redisReply *keys = r->element[1];
     in->left = 1; /* this function's own hold, dropped at its end */
     in->failed = false;
@@ -314,6 +322,7 @@ static void scan_next(struct inactive *in)
     store_args_add(&a, in->pattern.buf);
     store_args_add(&a, "COUNT");
     store_args_add(&a, INACTIVE_SCAN_COUNT);
+    retention_scan_route(&a, in->sc, in->node);
     if (!send_args(in, on_scan, in, &a, NULL)) sweep_end(in, "redis unavailable");
 }
 
@@ -333,6 +342,7 @@ static void on_begin(redisReply *r, enum store_error err, const char *text, void
         return;
     }
     herald_copy(in->cursor, sizeof(in->cursor), cur->type == REDIS_REPLY_STRING ? cur->str : "0");
+    in->node = retention_cursor_parse(in->cursor);
     in->sweep_erased = in->sweep_people = 0;
     scan_next(in);
 }

@@ -42,6 +42,16 @@ void retention_reload(struct retention *rt, const struct config *cfg);
  * the tick; this is the tick's body). */
 void retention_tick(struct retention *rt);
 void retention_stats(const struct retention *rt, struct retention_stats *out);
+
+/* A sweep's SCAN over every master of a cluster (one Redis: one scan).
+ * The saved cursor is "<master>:<cursor>" on a cluster (format; parse
+ * takes the master off cursor and returns it); next: whether the scan goes
+ * on after cursor was answered (the next master's from 0 when cursor is
+ * "0"); route: a's SCAN to master node. inactive.c's sweep uses them too. */
+void retention_cursor_format(char *out, size_t len, size_t node, const char *cursor);
+size_t retention_cursor_parse(char *cursor);
+bool retention_cursor_next(struct store_cmds *sc, char *cursor, size_t *node);
+void retention_scan_route(struct store_args *a, struct store_cmds *sc, size_t node);
 /* Stops the timer; calls in flight end with the layer (their callbacks
  * or discards free nothing of rt). Frees rt once its handle is closed. */
 void retention_free(struct retention *rt);

@@ -439,8 +439,24 @@ void store_suppress_audit_args(struct store_args *a, const char *prefix, int cha
     strbuf_free(&k);
 }
 
-int store_sync_suppress(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN], int channel,
-                        const char *address, const char *reason, long long admin_maxlen, char *err, size_t errlen)
+/* argv on c, or on a cluster (cs) on the master of argv[key_arg]'s slot;
+ * NULL (err set, naming what) when no answer came, or an error reply
+ * (freed, err set) when bad says the reply is not the one wanted. */
+static redisReply *sync_routed(redisContext *c, struct rcluster_sync *cs, int key_arg, int argc, const char **argv,
+                               const size_t *lens, const char *what, char *err, size_t errlen)
+{
+    char why[256] = "";
+    redisReply *r = cs ? rcluster_sync_command(cs, key_arg, argc, argv, lens, why, sizeof(why))
+                       : redisCommandArgv(c, argc, argv, lens);
+    if (!r && cs) herald_seterr(err, errlen, "redis connection failed during the %s: %s (%s)", what, why,
+                                store_error_advice(STORE_E_CONNECTION));
+    else if (!r) store_sync_error(err, errlen, what, c, r);
+    return r;
+}
+
+int store_sync_suppress(redisContext *c, struct rcluster_sync *cs, const char *prefix,
+                        const unsigned char key[ADDRINDEX_KEY_LEN], int channel, const char *address,
+                        const char *reason, long long admin_maxlen, char *err, size_t errlen)
 {
     unsigned char m[ADDRINDEX_LEN];
     addrindex_member(key, channel, address, m);
@@ -455,18 +471,20 @@ int store_sync_suppress(redisContext *c, const char *prefix, const unsigned char
     addrindex_key_of(&ka, prefix, ADDRINDEX_ADDR, m);
     store_suppress_info_format(&info, now, "heraldctl", reason);
     /* The daemon's script (store_suppress_args), as EVAL: a fresh Redis may
-     * not know it. */
+     * not know it. Its keys share their shard's tag: on a cluster it runs
+     * on that shard's master. */
     const char *argv[] = {"EVAL", store_lua_people_suppress, "3", ks.buf, ki.buf, ka.buf, "1", (const char *)m, info.buf};
     size_t argl[9];
     for (size_t i = 0; i < 9; i++) argl[i] = i == 7 ? ADDRINDEX_LEN : strlen(argv[i]);
-    redisReply *r = redisCommandArgv(c, 9, argv, argl);
+    redisReply *r = sync_routed(c, cs, 3, 9, argv, argl, "suppression", err, errlen);
     strbuf_free(&ks);
     strbuf_free(&ki);
     strbuf_free(&ka);
     strbuf_free(&info);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+    if (!r) return -HERALD_EREDIS;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_INTEGER) {
         store_sync_error(err, errlen, "suppression", c, r);
-        if (r) freeReplyObject(r);
+        freeReplyObject(r);
         return -HERALD_EREDIS;
     }
     bool changed = r->element[0]->integer == 1;
@@ -491,11 +509,13 @@ int store_sync_suppress(redisContext *c, const char *prefix, const unsigned char
         rc = -HERALD_EREDIS;
     }
     if (r) freeReplyObject(r);
-    if (rc == 0 && herald_id_valid(owner)) {
+    if (rc == 0 && herald_id_valid(owner)) { /* on the person's slot */
         store_key_person(&k, prefix, owner);
-        r = redisCommand(c, "EVAL %s 1 %s", store_lua_people_touch, k.buf);
+        const char *touch[] = {"EVAL", store_lua_people_touch, "1", k.buf};
+        const size_t tl[] = {4, strlen(store_lua_people_touch), 1, k.len};
+        r = sync_routed(c, cs, 3, 4, touch, tl, "suppression", err, errlen);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            store_sync_error(err, errlen, "suppression", c, r);
+            if (r) store_sync_error(err, errlen, "suppression", c, r);
             rc = -HERALD_EREDIS;
         }
         if (r) freeReplyObject(r);

@@ -163,7 +163,9 @@ void store_key_consumer(struct strbuf *sb, const char *prefix, const char *consu
 void store_key_campaign(struct strbuf *sb, const char *prefix, const char *campaign);
 /* A recipients_key job being cut into slices (lua/job_cut.lua):
  * <prefix>:cut:{<entry>}<tail>; tail "}" the cut's state, "}:seen" the ids
- * met, "}:slice:" the slices' lists (followed by their number). */
+ * met, "}:slice:" the slices' lists (followed by their number). On a
+ * cluster only "}" is used, the count of slices published; the rest carry
+ * the source's slot tag (store_job_cut.c). */
 void store_key_cut(struct strbuf *sb, const char *prefix, const char *entry, const char *tail);
 void store_key_campaign_norecord(struct strbuf *sb, const char *prefix, const char *campaign);
 /* The jobs of a paused campaign, parked until resume or cancel: stream
@@ -267,6 +269,7 @@ extern const char store_lua_consumer_lock[];
 extern const char store_lua_job_finished[];
 extern const char store_lua_job_started[];  /* a run's state "running", and the campaign's started event */ /* a run's state, ack, and the campaign's finished event */ /* one live daemon per consumer name */ /* pause, resume, cancel (heraldctl, the API) */ /* due scheduled jobs back to the stream */
 extern const char store_lua_job_cut[];    /* one step of cutting a recipients_key job into slices */
+extern const char store_lua_job_cut_publish[]; /* the cut's slices made jobs of the stream */
 extern const char store_lua_job_slice[];  /* a job cut into slices, any daemon claims each; acked */
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */
@@ -351,9 +354,13 @@ int store_sync_import(redisContext *c, const char *prefix, const unsigned char k
                       const struct profile *p, const struct consent_record *recs, size_t nrecs, char *err,
                       size_t errlen);
 /* Suppresses address (by "heraldctl", with reason, audited in herald:admin
- * trimmed to admin_maxlen), as people_suppress does. */
-int store_sync_suppress(redisContext *c, const char *prefix, const unsigned char key[ADDRINDEX_KEY_LEN], int channel,
-                        const char *address, const char *reason, long long admin_maxlen, char *err, size_t errlen);
+ * trimmed to admin_maxlen), as people_suppress does. c: the control
+ * plane's context; cs: a cluster's (NULL on one Redis), through which the
+ * suppression goes to its shard's master and the owner's rev to theirs. */
+struct rcluster_sync;
+int store_sync_suppress(redisContext *c, struct rcluster_sync *cs, const char *prefix,
+                        const unsigned char key[ADDRINDEX_KEY_LEN], int channel, const char *address,
+                        const char *reason, long long admin_maxlen, char *err, size_t errlen);
 
 /* Why an address is suppressed: the value of herald:suppress:info,
  * "<since> <by> <reason>" (since: unix seconds; by: one word, who did it:

@@ -224,16 +224,31 @@ void store_campaign_get_args(struct store_args *a, const char *prefix, const cha
     cmd_to_args(&c, a);
 }
 
-/* An archived run (a JSON object of the hash's fields) as progress. */
-static json_t *archived_progress(const char *id, const char *text, size_t len)
+/* Field i of a cluster's counts, when it is run's ("run:<n>:<field>" an
+ * earlier run's, the bare field the latest's): the field's own name, else NULL. */
+static const char *count_of_run(const struct store_node_counts *counts, size_t i, long long run)
+{
+    const char *f = counts->field[i];
+    size_t n = strlen(STORE_NODE_RUN_FIELD);
+    if (strncmp(f, STORE_NODE_RUN_FIELD, n) != 0) return run ? NULL : f;
+    char *end;
+    long long r = strtoll(f + n, &end, 10);
+    return run && r == run && *end == ':' ? end + 1 : NULL;
+}
+
+/* An archived run (a JSON object of the hash's fields) as progress, with
+ * its per-node counts on a cluster. */
+static json_t *archived_progress(const char *id, const char *text, size_t len, long long run,
+                                 const struct store_node_counts *counts)
 {
     json_t *o = json_loadb(text, len, 0, NULL);
     if (!json_is_object(o)) {
         json_decref(o);
         return NULL;
     }
-    size_t n = json_object_size(o), i = 0;
-    const char **f = xcalloc(n + 1, sizeof(*f)), **v = xcalloc(n + 1, sizeof(*v));
+    size_t n = json_object_size(o), i = 0, nc = counts ? counts->n : 0;
+    const char **f = xcalloc(n + nc + 1, sizeof(*f)), **v = xcalloc(n + nc + 1, sizeof(*v));
+    char(*num)[HERALD_LL_CHARS] = xcalloc(nc + 1, sizeof(*num));
     const char *k;
     json_t *val;
     json_object_foreach(o, k, val) {
@@ -241,9 +256,17 @@ static json_t *archived_progress(const char *id, const char *text, size_t len)
         f[i] = k;
         v[i++] = json_string_value(val);
     }
+    for (size_t c = 0; c < nc; c++) {
+        const char *name = count_of_run(counts, c, run);
+        if (!name) continue;
+        herald_lltoa(num[c], counts->value[c]);
+        f[i] = name;
+        v[i++] = num[c];
+    }
     json_t *p = store_campaign_progress_pairs(id, f, v, i);
     free(f);
     free(v);
+    free(num);
     json_decref(o);
     return p;
 }
@@ -268,8 +291,10 @@ static json_t *progress_with(const char *id, const redisReply *cur, const struct
         v[n++] = cur->element[i + 1]->str;
     }
     for (size_t i = 0; i < counts->n; i++) {
+        const char *name = count_of_run(counts, i, 0);
+        if (!name) continue; /* an earlier run's */
         herald_lltoa(num[i], counts->value[i]);
-        f[n] = counts->field[i];
+        f[n] = name;
         v[n++] = num[i];
     }
     json_t *out = store_campaign_progress_pairs(id, f, v, n);
@@ -298,10 +323,11 @@ int store_campaign_get_result_counts(const char *id, const redisReply *r, const 
     for (size_t i = 0; i + 1 < runs->elements; i += 2) {
         const redisReply *num = runs->element[i], *v = runs->element[i + 1];
         if (num->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
-        json_t *p = archived_progress(id, v->str, v->len);
+        long long run = strtoll(num->str, NULL, 10);
+        json_t *p = archived_progress(id, v->str, v->len, run, counts);
         if (!p) continue;
         /* The run's number is the field's (a hash from before runs has no `run`). */
-        json_object_set_new(p, "run", json_integer(strtoll(num->str, NULL, 10)));
+        json_object_set_new(p, "run", json_integer(run));
         list[n++] = p;
     }
     qsort(list, n, sizeof(*list), run_cmp);

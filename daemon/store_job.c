@@ -682,49 +682,6 @@ void store_job_slice(struct store_job *sj, const char *entry, const char *campai
     store_cmds_send(sj->sc, STORE_CMD_HOLD, on_released, c, call_discard, &a, store_lua_job_slice);
 }
 
-static void on_cut(redisReply *r, enum store_error err, const char *text, void *arg)
-{
-    struct call *c = arg;
-    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING &&
-              r->element[1]->type == REDIS_REPLY_INTEGER && r->element[2]->type == REDIS_REPLY_INTEGER;
-    if (call_ended(c, r, err, text, !ok)) return;
-    struct store_cut *cut = c->items[0];
-    cut->done = strcmp(r->element[0]->str, "done") == 0;
-    cut->slices = r->element[1]->integer;
-    cut->kept = r->element[2]->integer;
-    call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
-}
-
-void store_job_cut(struct store_job *sj, struct store_cut *cut, store_job_cb cb, void *arg)
-{
-    void *item = cut;
-    struct call *c = call_new(sj, cb, arg, NULL, &item, 1);
-    static const char *const kinds[] = {[STORE_SRC_INLINE] = "", [STORE_SRC_SET] = "set", [STORE_SRC_ZSET] = "zset",
-                                        [STORE_SRC_LIST] = "list"};
-    const char *prefix = sj->cfg->prefix;
-    struct store_args a;
-    struct sj_fence f = fence_of(sj);
-    store_args_script(&a, store_lua_job_cut, 5);
-    fence_keys(&a, &f);
-    store_key_campaign(&sj->key, prefix, cut->campaign);
-    add_buf(&a, &sj->key);
-    store_args_add(&a, cut->source);
-    store_key_cut(&sj->key, prefix, cut->entry, "}");
-    add_buf(&a, &sj->key);
-    store_key_cut(&sj->key, prefix, cut->entry, "}:seen");
-    add_buf(&a, &sj->key);
-    fence_args(&a, &f, cut->entry);
-    store_args_add(&a, kinds[cut->kind]);
-    store_args_addll(&a, cut->size);
-    store_args_addll(&a, cut->step);
-    store_args_add(&a, cut->from);
-    store_key_cut(&sj->key, prefix, cut->entry, "}:slice:");
-    add_buf(&a, &sj->key);
-    store_args_add(&a, cut->text_head);
-    store_args_add(&a, cut->text_tail);
-    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_cut, c, call_discard, &a, store_lua_job_cut);
-}
-
 static void on_beat(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
@@ -1126,17 +1083,6 @@ void store_job_event(struct store_job *sj, const char *campaign, const char *ent
     else
         args_of(&a, (const char *const[]){"XADD", sj->k_events.buf, "MAXLEN", "~", sj->audit_maxlen, "*", "event",
                                           event, "campaign", campaign, "entry", entry, "at", at, NULL});
-    store_cmds_send(sj->sc, 0, on_landed, NULL, NULL, &a, NULL);
-}
-
-void store_job_slice_drop(struct store_job *sj, const char *key)
-{
-    /* Only a name job_cut.lua gives: never an operator's key. */
-    store_key_cut(&sj->key, sj->cfg->prefix, "", "");
-    size_t n = sj->key.len; /* "<prefix>:cut:{" */
-    if (strncmp(key, sj->key.buf, n) != 0 || !strstr(key + n, "}:slice:")) return;
-    struct store_args a;
-    args_of(&a, (const char *const[]){"DEL", key, NULL});
     store_cmds_send(sj->sc, 0, on_landed, NULL, NULL, &a, NULL);
 }
 

@@ -154,13 +154,15 @@ void store_job_slice(struct store_job *sj, const char *entry, const char *campai
 enum store_source { STORE_SRC_INLINE, STORE_SRC_SET, STORE_SRC_ZSET, STORE_SRC_LIST };
 
 /* One step of cutting the recipients_key job of entry into slices of size
- * ids (lua/job_cut.lua): reads the next step ids of its source (kind) from
- * where the cut stands in Redis, each id kept once, and makes a stream
- * entry (held_from `from`) of each slice filled; the job's text is
- * text_head, the slice's list key, text_tail. The last step writes the
- * total, state "done" and the acknowledgement. Sets done, slices (made so
- * far) and kept (ids). STORE_JOB_LOST when the run no longer owns entry;
- * held on a refusal for good. */
+ * ids (store_job_cut.c): reads the next step ids of its source (kind) from
+ * where the cut stands in Redis, each id kept once, on the source's slot
+ * (lua/job_cut.lua), then makes a stream entry (held_from `from`) of each
+ * slice closed and not yet published, on the control plane's
+ * (lua/job_cut_publish.lua); the job's text is text_head, the slice's list
+ * key, text_tail. The last step writes the total, state "done" and the
+ * acknowledgement. Sets done, slices (published so far) and kept (ids).
+ * STORE_JOB_LOST when the run no longer owns entry; held on a refusal for
+ * good. */
 struct store_cut {
     const char *entry, *campaign, *source, *from, *text_head, *text_tail;
     enum store_source kind;
@@ -171,7 +173,7 @@ struct store_cut {
 };
 void store_job_cut(struct store_job *sj, struct store_cut *cut, store_job_cb cb, void *arg);
 /* A finished run's recipients_key: deleted when it is a slice's own list
- * (a name lua/job_cut.lua gives), left alone otherwise. Retried until it
+ * (a name store_job_cut gives), left alone otherwise. Retried until it
  * lands. */
 void store_job_slice_drop(struct store_job *sj, const char *key);
 

@@ -28,8 +28,6 @@
 /* A fence hash outlives a daemon that crashed before dropping its entry by
  * at most this much, counted from the last claim of any entry. */
 #define SJ_FENCE_TTL_S (30 * 86400)
-/* How long a part waits for a replica to acknowledge its writes (WAIT). */
-#define SJ_WAIT_TIMEOUT_MS 2000
 
 bool sj_cluster(const struct store_job *sj) { return store_cmds_node_tag(sj->sc, 0) != NULL; }
 
@@ -669,7 +667,7 @@ static bool node_wait(struct store_job *sj, size_t node, void (*done)(void *), v
     store_args_init(&a);
     store_args_add(&a, "WAIT");
     store_args_addll(&a, want);
-    store_args_addll(&a, SJ_WAIT_TIMEOUT_MS);
+    store_args_addll(&a, sj->cfg->wait_timeout_ms); /* [redis] wait_timeout */
     store_key_node(&sj->key, sj->cfg->prefix, tag, "", NULL, NULL);
     store_args_route(&a, sj->key.buf, sj->key.len);
     store_cmds_send(sj->sc, 0, on_wait, w, on_wait_discard, &a, NULL);

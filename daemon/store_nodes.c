@@ -19,6 +19,7 @@ struct counts_read {
     store_node_counts_cb cb;
     void *arg;
     char run[32];
+    bool all;    /* every run's counters: an earlier run's fields named "run:<n>:<field>" */
     size_t left;
     bool failed;
     enum store_error err;
@@ -67,13 +68,13 @@ static void counts_add(struct store_node_counts *c, const char *f, long long v)
 
 /* Sends argv routed by its key (argv[1]); false (the read failed) when a
  * STORE_CMD_ONCE command cannot go out. */
-static bool counts_send(struct counts_read *cr, store_cmd_cb cb, const char *const *argv)
+static bool counts_send(struct counts_read *cr, store_cmd_cb cb, void *arg, const char *const *argv)
 {
     struct store_args a;
     store_args_init(&a);
     for (size_t i = 0; argv[i]; i++) store_args_add(&a, argv[i]);
     store_args_route(&a, argv[1], strlen(argv[1]));
-    if (store_cmds_send(cr->sc, cr->flags, cb, cr, NULL, &a, NULL) < 0) {
+    if (store_cmds_send(cr->sc, cr->flags, cb, arg, NULL, &a, NULL) < 0) {
         store_args_free(&a);
         counts_fail(cr, STORE_E_CONNECTION, "connection lost");
         return false;
@@ -81,46 +82,64 @@ static bool counts_send(struct counts_read *cr, store_cmd_cb cb, const char *con
     return true;
 }
 
-static void counts_add_hash(struct store_node_counts *out, const redisReply *r);
+static void counts_add_hash(struct store_node_counts *out, const redisReply *r, const char *field_prefix);
+
+/* One run's read: its number, and the prefix of its fields ("" the latest). */
+struct run_read {
+    struct counts_read *cr;
+    char run[32];
+    char field_prefix[48];
+};
+
+static void run_read_done(struct run_read *rr)
+{
+    struct counts_read *cr = rr->cr;
+    free(rr);
+    if (--cr->left == 0) counts_end(cr);
+}
 
 static void on_hash(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    struct counts_read *cr = arg;
+    struct run_read *rr = arg;
+    struct counts_read *cr = rr->cr;
     if (!r) {
         counts_fail(cr, err, text);
     } else if (r->type != REDIS_REPLY_ARRAY) {
         counts_fail(cr, STORE_E_REPLY, "unexpected reply");
     } else {
-        counts_add_hash(&cr->c, r);
+        counts_add_hash(&cr->c, r, rr->field_prefix);
     }
-    if (--cr->left == 0) counts_end(cr);
+    run_read_done(rr);
 }
 
 static void on_nodes(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    struct counts_read *cr = arg;
+    struct run_read *rr = arg;
+    struct counts_read *cr = rr->cr;
     if (!r) counts_fail(cr, err, text);
     else if (r->type != REDIS_REPLY_ARRAY) counts_fail(cr, STORE_E_REPLY, "unexpected reply");
     if (cr->failed || r->elements == 0) {
-        counts_end(cr);
+        run_read_done(rr);
         return;
     }
     struct strbuf k;
     strbuf_init(&k);
     char run[40] = ":";
-    herald_copy(run + 1, sizeof(run) - 1, cr->run);
-    cr->left = 1; /* held while the reads go out */
+    herald_copy(run + 1, sizeof(run) - 1, rr->run);
     for (size_t i = 0; i < r->elements; i++) {
         if (r->element[i]->type != REDIS_REPLY_STRING) continue;
         store_key_node(&k, cr->prefix, r->element[i]->str, ":campaign:", cr->campaign, run);
+        struct run_read *hr = xmalloc(sizeof(*hr));
+        *hr = *rr;
         cr->left++;
-        if (!counts_send(cr, on_hash, (const char *const[]){"HGETALL", k.buf, NULL})) {
+        if (!counts_send(cr, on_hash, hr, (const char *const[]){"HGETALL", k.buf, NULL})) {
             cr->left--;
+            free(hr);
             break;
         }
     }
     strbuf_free(&k);
-    if (--cr->left == 0) counts_end(cr);
+    run_read_done(rr);
 }
 
 static void on_run(redisReply *r, enum store_error err, const char *text, void *arg)
@@ -133,17 +152,37 @@ static void on_run(redisReply *r, enum store_error err, const char *text, void *
         return;
     }
     herald_copy(cr->run, sizeof(cr->run), r->str);
+    long long latest = strtoll(cr->run, NULL, 10);
+    cr->c.run = latest;
     struct strbuf k;
     strbuf_init(&k);
-    store_key_campaign_nodes(&k, cr->prefix, cr->campaign, cr->run);
-    if (!counts_send(cr, on_nodes, (const char *const[]){"SMEMBERS", k.buf, NULL})) counts_end(cr);
+    cr->left = 1; /* held while the reads go out */
+    for (long long n = cr->all ? 1 : latest; n <= latest; n++) {
+        struct run_read *rr = xcalloc(1, sizeof(*rr));
+        rr->cr = cr;
+        if (n == latest) {
+            herald_copy(rr->run, sizeof(rr->run), cr->run);
+        } else {
+            snprintf(rr->run, sizeof(rr->run), "%lld", n);
+            snprintf(rr->field_prefix, sizeof(rr->field_prefix), "%s%lld:", STORE_NODE_RUN_FIELD, n);
+        }
+        store_key_campaign_nodes(&k, cr->prefix, cr->campaign, rr->run);
+        cr->left++;
+        if (!counts_send(cr, on_nodes, rr, (const char *const[]){"SMEMBERS", k.buf, NULL})) {
+            cr->left--;
+            free(rr);
+            break;
+        }
+    }
     strbuf_free(&k);
+    if (--cr->left == 0) counts_end(cr);
 }
 
-int store_node_counts_read(struct store_cmds *sc, const char *prefix, const char *campaign, unsigned flags,
-                           store_node_counts_cb cb, void *arg)
+static int counts_read(struct store_cmds *sc, const char *prefix, const char *campaign, unsigned flags, bool all,
+                       store_node_counts_cb cb, void *arg)
 {
     struct counts_read *cr = xcalloc(1, sizeof(*cr));
+    cr->all = all;
     cr->sc = sc;
     cr->prefix = xstrdup(prefix);
     cr->campaign = xstrdup(campaign);
@@ -153,7 +192,7 @@ int store_node_counts_read(struct store_cmds *sc, const char *prefix, const char
     struct strbuf k;
     strbuf_init(&k);
     store_key_campaign(&k, prefix, campaign);
-    bool sent = counts_send(cr, on_run, (const char *const[]){"HGET", k.buf, "run", NULL});
+    bool sent = counts_send(cr, on_run, cr, (const char *const[]){"HGET", k.buf, "run", NULL});
     strbuf_free(&k);
     if (!sent) {
         free(cr->prefix);
@@ -164,14 +203,29 @@ int store_node_counts_read(struct store_cmds *sc, const char *prefix, const char
     return 0;
 }
 
+int store_node_counts_read(struct store_cmds *sc, const char *prefix, const char *campaign, unsigned flags,
+                           store_node_counts_cb cb, void *arg)
+{
+    return counts_read(sc, prefix, campaign, flags, false, cb, arg);
+}
+
+int store_node_counts_read_runs(struct store_cmds *sc, const char *prefix, const char *campaign, unsigned flags,
+                                store_node_counts_cb cb, void *arg)
+{
+    return counts_read(sc, prefix, campaign, flags, true, cb, arg);
+}
+
 /* ---- heraldctl's blocking form ------------------------------------------ */
 
-/* The fields of an HGETALL reply r, added to out. */
-static void counts_add_hash(struct store_node_counts *out, const redisReply *r)
+/* The fields of an HGETALL reply r, added to out, each name after field_prefix. */
+static void counts_add_hash(struct store_node_counts *out, const redisReply *r, const char *field_prefix)
 {
+    char f[160];
     for (size_t i = 0; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING && r->element[i + 1]->type == REDIS_REPLY_STRING)
-            counts_add(out, r->element[i]->str, strtoll(r->element[i + 1]->str, NULL, 10));
+        if (r->element[i]->type == REDIS_REPLY_STRING && r->element[i + 1]->type == REDIS_REPLY_STRING) {
+            snprintf(f, sizeof(f), "%s%s", field_prefix, r->element[i]->str);
+            counts_add(out, f, strtoll(r->element[i + 1]->str, NULL, 10));
+        }
 }
 
 int store_node_counts_sync(redisContext *c, struct rcluster_sync *cs, const char *prefix, const char *campaign,
@@ -192,28 +246,35 @@ int store_node_counts_sync(redisContext *c, struct rcluster_sync *cs, const char
         rc = 0;
         goto out;
     }
-    char run[40] = ":";
-    herald_copy(run + 1, sizeof(run) - 1, r->str);
-    store_key_campaign_nodes(&k, prefix, campaign, run + 1);
-    nodes = redisCommand(c, "SMEMBERS %s", k.buf);
-    if (!nodes || nodes->type != REDIS_REPLY_ARRAY) {
-        store_sync_error(err, errlen, "progress read", c, nodes);
-        goto out;
-    }
-    for (size_t i = 0; i < nodes->elements; i++) {
-        if (nodes->element[i]->type != REDIS_REPLY_STRING) continue;
-        store_key_node(&k, prefix, nodes->element[i]->str, ":campaign:", campaign, run);
-        const char *argv[] = {"HGETALL", k.buf};
-        const size_t lens[] = {7, k.len};
-        redisReply *h = rcluster_sync_command(cs, 1, 2, argv, lens, err, errlen);
-        if (!h || h->type != REDIS_REPLY_ARRAY) {
-            if (h) herald_seterr(err, errlen, "progress read: %s", h->type == REDIS_REPLY_ERROR ? h->str : "unexpected reply");
-            if (h) freeReplyObject(h);
+    long long latest = strtoll(r->str, NULL, 10);
+    out->run = latest;
+    for (long long n = 1; n <= latest; n++) { /* every run's: heraldctl shows each */
+        char run[40], field_prefix[48] = "";
+        snprintf(run, sizeof(run), ":%lld", n);
+        if (n < latest) snprintf(field_prefix, sizeof(field_prefix), "%s%lld:", STORE_NODE_RUN_FIELD, n);
+        store_key_campaign_nodes(&k, prefix, campaign, run + 1);
+        if (nodes) freeReplyObject(nodes);
+        nodes = redisCommand(c, "SMEMBERS %s", k.buf);
+        if (!nodes || nodes->type != REDIS_REPLY_ARRAY) {
+            store_sync_error(err, errlen, "progress read", c, nodes);
             store_node_counts_free(out);
             goto out;
         }
-        counts_add_hash(out, h);
-        freeReplyObject(h);
+        for (size_t i = 0; i < nodes->elements; i++) {
+            if (nodes->element[i]->type != REDIS_REPLY_STRING) continue;
+            store_key_node(&k, prefix, nodes->element[i]->str, ":campaign:", campaign, run);
+            const char *argv[] = {"HGETALL", k.buf};
+            const size_t lens[] = {7, k.len};
+            redisReply *h = rcluster_sync_command(cs, 1, 2, argv, lens, err, errlen);
+            if (!h || h->type != REDIS_REPLY_ARRAY) {
+                if (h) herald_seterr(err, errlen, "progress read: %s", h->type == REDIS_REPLY_ERROR ? h->str : "unexpected reply");
+                if (h) freeReplyObject(h);
+                store_node_counts_free(out);
+                goto out;
+            }
+            counts_add_hash(out, h, field_prefix);
+            freeReplyObject(h);
+        }
     }
     rc = 0;
 out:

@@ -13,6 +13,7 @@ struct rcluster_sync;
 
 /* Field -> summed value of every node's counters of the run. */
 struct store_node_counts {
+    long long run; /* the campaign's latest run (0: no such campaign) */
     size_t n;
     char **field;
     long long *value;
@@ -31,7 +32,14 @@ typedef void (*store_node_counts_cb)(const struct store_node_counts *c, enum sto
 int store_node_counts_read(struct store_cmds *sc, const char *prefix, const char *campaign, unsigned flags,
                            store_node_counts_cb cb, void *arg);
 
-/* heraldctl's blocking form: c the control plane's context, cs the
+/* The same, and each earlier run's counters too, their fields named
+ * "run:<n>:<field>" (STORE_NODE_RUN_FIELD; store_campaign_get_result_counts
+ * gives them to that run's progress). */
+int store_node_counts_read_runs(struct store_cmds *sc, const char *prefix, const char *campaign, unsigned flags,
+                                store_node_counts_cb cb, void *arg);
+#define STORE_NODE_RUN_FIELD "run:"
+
+/* heraldctl's blocking form (every run's, as store_node_counts_read_runs): c the control plane's context, cs the
  * cluster's. 0 with *out (the caller frees it: store_node_counts_free),
  * or -HERALD_EREDIS with err. */
 int store_node_counts_sync(redisContext *c, struct rcluster_sync *cs, const char *prefix, const char *campaign,

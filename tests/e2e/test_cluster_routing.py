@@ -14,7 +14,9 @@ one half-way through its migration too (ASK, ASKING); a master killed with
 kill -9 makes the API answer 503 for its people (not 500, not a crash) and
 /healthz and /metrics say herald waits for the cluster until its replica is
 promoted, 200 after, the other masters' people answered all along; the
-retention sweep scans every master."""
+retention sweep scans every master, and so does [retention]
+inactive_people's; a re-run campaign's earlier run keeps its counts (each
+node's); heraldctl suppress writes on the master of the address's shard."""
 
 import json
 import os
@@ -298,6 +300,63 @@ class ClusterRouting(harness.HeraldTestCase):
                          "another campaign's records stay")
         harness.wait_for("the campaign marked expired", lambda: e.r.hget(e.key("campaign:old"), "records"), 10)
         self.assertIn("once-only records removed campaigns=1 people_scanned=30", h.log())
+
+    def test_inactive_people_on_every_master(self):
+        """[retention] inactive_people: the people without consent and without
+        activity for the limit go on every master; those with consent stay."""
+        e = self.env(cluster=True, log_level="info")
+        idle = [person("ci-%02d" % i, email="ci.%02d@example.com" % i, channels=["email"]) for i in range(12)]
+        kept = crowd(6)
+        e.import_people(idle + kept)
+        self.assertEqual(len(self.by_master(e, idle)), 3, "the idle people are on every master")
+        past = int(time.time()) - 7200
+        for p in idle + kept:
+            e.r.hset("herald:r:{%s}" % p["id"], "act", past)
+        conf = e.write("inactive.conf", e.config_text() + "\n[retention]\ninactive_people = 1h\nsweep_every = 1s\n")
+        h = e.start_herald(config=conf)
+        harness.wait_for("the idle people erased on every master",
+                         lambda: not [p for p in idle if e.r.exists("herald:r:{%s}" % p["id"])], 30)
+        harness.wait_for("a full sweep", lambda: "inactive people sweep done" in h.log(), 30)
+        self.assertEqual([p["id"] for p in kept if not e.r.exists("herald:r:{%s}" % p["id"])], [],
+                         "people with consent stay")
+        self.assertEqual(len(e.index("tombstones")), len(idle))
+        self.assertEqual(h.stop(), 0)
+
+    def test_earlier_run_counts_and_suppress(self):
+        """A re-run campaign: its first run's counts (summed over the nodes)
+        stay in `runs`, in heraldctl campaign and the API. heraldctl
+        suppress of an address whose shard is on another master than the
+        control plane's: written there, the owner's rev moved."""
+        e = self.env(cluster=True)
+        people = crowd(12)
+        e.import_people(people)
+        h = e.start_herald()
+        ids = [p["id"] for p in people]
+        e.enqueue(job("cr-runs", recipients=ids, channels=["email"]))
+        e.wait_campaign_done("cr-runs", herald=h, timeout=60)
+        harness.wait_for("the first run finished", lambda: e.r.hget(e.key("campaign:cr-runs"), "finished_at"), 10)
+        e.enqueue(job("cr-runs", recipients=ids, channels=["email"], rerun=True))
+        harness.wait_for("the second run done", lambda: (lambda c: c.get("run") == 2 and c["state"] == "done")(
+            e.campaign("cr-runs")), 60)
+        for doc in (e.campaign("cr-runs"), Api(e).ok("GET", "/v1/campaigns/cr-runs")):
+            runs = {r["run"]: r for r in doc["runs"]}
+            self.assertEqual((runs[1]["total"], runs[1]["sent"]), (12, 12), runs[1])
+            self.assertEqual((runs[2]["total"], runs[2]["sent"], runs[2]["suppressed"]),
+                             (12, 0, {"duplicate": 12}), runs[2])
+            self.assertEqual((doc["run"], doc["sent"]), (2, 0), doc)
+
+        control = e.redis.master_of(e.key("jobs"))
+        addr = [p["email"] for p in people
+                if e.redis.master_of(harness.index_shard_key(
+                    "suppress", harness.index_member("email", p["email"]))) != control][0]
+        owner = [p["id"] for p in people if p["email"] == addr][0]
+        rev = int(e.r.hget("herald:r:{%s}" % owner, "rev"))
+        self.assertEqual(e.ctl_ok("suppress", "email", addr).stdout.strip(), "suppressed (email)")
+        self.assertIn(harness.index_member("email", addr), e.index("suppress"))
+        self.assertEqual(int(e.r.hget("herald:r:{%s}" % owner, "rev")), rev + 1)
+        self.assertEqual(e.ctl_ok("suppress", "email", addr).stdout.strip(), "suppressed (email)")
+        self.assertEqual(int(e.r.hget("herald:r:{%s}" % owner, "rev")), rev + 1, "once: unchanged the second time")
+        self.assertEqual(h.stop(), 0)
 
     def test_moved_slot_is_followed(self):
         e = self.env(cluster=True)

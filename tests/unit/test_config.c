@@ -700,6 +700,7 @@ static void test_redis_cluster(void **state)
                                &cfg, &errs), 0);
     assert_string_equal(cfg.redis_cluster, "127.0.0.1:7000, 127.0.0.1:7001");
     assert_int_equal(cfg.wait_replicas, 1);
+    assert_int_equal(cfg.wait_timeout_ms, 2000);
     config_free(&cfg);
     strbuf_free(&errs);
     assert_int_equal(load_text("[redis]\nurl = redis://127.0.0.1:6379/0\n" GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg, &errs), 0);
@@ -713,6 +714,16 @@ static void test_redis_cluster(void **state)
     expect_error("[redis]\ncluster = h:1\nwait_replicas = 9\n" GOOD_ADMIN GOOD_TAIL,
                  "[redis] wait_replicas: expected a whole number from 0 to 8");
     expect_error("[redis]\nwait_replicas = -1\n" GOOD_ADMIN GOOD_TAIL, "[redis] wait_replicas");
+    /* [redis] wait_timeout: 2s unless given, never 0 (WAIT's "forever") nor past rconn's watchdog. */
+    assert_int_equal(load_text("[redis]\ncluster = h:1\nwait_timeout = 250ms\n" GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg,
+                               &errs), 0);
+    assert_int_equal(cfg.wait_timeout_ms, 250);
+    config_free(&cfg);
+    strbuf_free(&errs);
+    expect_error("[redis]\nwait_timeout = 0s\n" GOOD_ADMIN GOOD_TAIL,
+                 "[redis] wait_timeout: expected a duration from 10ms to 5s");
+    expect_error("[redis]\nwait_timeout = 6s\n" GOOD_ADMIN GOOD_TAIL, "[redis] wait_timeout");
+    expect_error("[redis]\nwait_timeout = soon\n" GOOD_ADMIN GOOD_TAIL, "[redis] wait_timeout");
     /* The user of every node, without a url. */
     assert_int_equal(load_text("[redis]\ncluster = h:1\nuser = herald\npassword = pw\n" GOOD_ADMIN GOOD_TAIL, NULL, 0,
                                &cfg, &errs), 0);
