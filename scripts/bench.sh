@@ -157,10 +157,11 @@ PY
     /usr/bin/python3 - "$REDIS_PORT" "$N" <<'PY'
 import redis, sys
 r = redis.Redis(port=int(sys.argv[1]), decode_responses=True)
-k = "herald:r:{p0000001}"
-print("       %s: %s bytes (%s, %d fields)" % (k.replace("p0000001", "ID"), r.memory_usage(k, samples=0),
-                                             r.object("encoding", k), r.hlen(k)))
 n, used, enc = int(sys.argv[2]), 0, {}
+sample = ["herald:r:{p%07d}" % i for i in range(0, n, max(1, n // 1000))]  # first names of every length
+size = sum(r.memory_usage(k, samples=0) for k in sample) / len(sample)
+encs = sorted({r.object("encoding", k) for k in sample})
+print("       herald:r:{ID}: %.0f bytes on average (%s, %d fields)" % (size, "/".join(encs), r.hlen(sample[-1])))
 for b in r.scan_iter("herald:addr:*", count=1000):
     used += r.memory_usage(b, samples=0)
     e = r.object("encoding", b)
