@@ -174,6 +174,7 @@ struct person {
     struct profile p;
     redisReply *fields;       /* HMGET: profile, consent fields, rev */
     redisReply *record;       /* HGET of the campaign's once-only record (c:<campaign>) */
+    struct strbuf sealed;     /* contact data left sealed by the read, as the daemon leaves it ("" none) */
     bool has_rec;
     struct store_record rec;
     bool suppressed[HERALD_CH_COUNT];
@@ -192,6 +193,7 @@ struct person {
 static void person_free(struct person *pp)
 {
     profile_free(&pp->p);
+    strbuf_free(&pp->sealed);
     if (pp->fields) freeReplyObject(pp->fields);
     if (pp->record) freeReplyObject(pp->record);
     for (size_t i = 0; i < pp->nsends; i++) free(pp->send_topics[i]);
@@ -282,8 +284,11 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
             break;
         }
         char err[256];
-        pp->found = store_person_from_fields(x->cfg->keys, pp->id, (const redisReply *const *)pp->fields->element,
-                                             false, &pp->p, err, sizeof(err));
+        /* Read as the daemon's lookup reads (lazy too): the same person
+         * whose data does not decrypt is no_consent there, not failed. */
+        pp->found = store_person_from_fields(x->cfg->keys, x->cfg->index_key, pp->id,
+                                             (const redisReply *const *)pp->fields->element, true, &pp->p,
+                                             &pp->sealed, err, sizeof(err));
         if (pp->found < 0) profile_free(&pp->p); /* unreadable: no profile, as the daemon treats it */
         if (pp->record->type == REDIS_REPLY_STRING && store_record_parse(pp->record->str, &pp->rec) == 0)
             pp->has_rec = true;
@@ -304,12 +309,11 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
     for (size_t i = 0; i < n; i++) {
         struct person *pp = &ps[i];
         if (pp->found <= 0) continue;
-        /* One SISMEMBER per address, on its shard (addrindex.h). */
+        /* One SISMEMBER per address, on its shard (addrindex.h), with the
+         * member the read gave, as the daemon's check. */
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-            const char *a = profile_address(&pp->p, ch);
-            if (!a) continue;
-            unsigned char m[ADDRINDEX_LEN];
-            addrindex_member(x->cfg->index_key, ch, a, m);
+            if (!(pp->p.indexed >> ch & 1u)) continue;
+            const unsigned char *m = pp->p.member[ch];
             addrindex_key_of(&ks, x->cfg->prefix, ADDRINDEX_SUPPRESS, m);
             const char *sv[] = {"SISMEMBER", ks.buf, (const char *)m};
             const size_t sl[] = {9, ks.len, ADDRINDEX_LEN};
@@ -333,7 +337,7 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
         struct person *pp = &ps[i];
         if (pp->found <= 0) continue;
         for (int ch = 0; ch < HERALD_CH_COUNT && rc == 0; ch++) {
-            if (!profile_address(&pp->p, ch)) continue;
+            if (!(pp->p.indexed >> ch & 1u)) continue;
             const redisReply *s = r[j++];
             if (s->type != REDIS_REPLY_INTEGER) rc = redis_failed(x, "suppression check", s);
             else pp->suppressed[ch] = s->integer == 1;
@@ -361,6 +365,13 @@ static void decide(const struct ctx *x, const struct job *job, struct person *pp
     if (tr) policy_explain(&pp->in, &pp->d, tr);
     else policy_decide(&pp->in, &pp->d);
     pp->cap = NULL;
+    if (pp->d.outcome == HERALD_OUTCOME_SENT && pp->sealed.len) {
+        /* Where the daemon opens the contact data (queue_source.c). */
+        char err[256];
+        if (store_person_unseal(x->cfg->keys, pp->id, pp->sealed.buf, pp->sealed.len, &pp->p, err, sizeof(err)) < 0)
+            policy_undecryptable(&pp->d, tr);
+        strbuf_free(&pp->sealed);
+    }
     if (pp->d.outcome != HERALD_OUTCOME_SENT) return;
     struct policy_limits_input li = {
         .topic = job->topic, .channel = pp->d.channel, .now = x->at, .caps = x->caps, .ncaps = x->ncaps,
@@ -678,6 +689,8 @@ static json_t *check_json(const struct ctx *x, const struct job *job, const stru
         if (k->verdict == POLICY_PASS) strbuf_adds(d, "a profile is stored");
         else if (!pp->valid_id) strbuf_adds(d, "not a valid recipient id: no profile can exist under it");
         else if (pp->found < 0) strbuf_adds(d, "the stored profile is unreadable (counts as no profile)");
+        else if (k->reason == HERALD_REASON_UNDECRYPTABLE)
+            strbuf_adds(d, "the stored contact data does not decrypt: nothing is sent to it");
         else strbuf_adds(d, "no profile is stored under this id");
         break;
     case POLICY_CHECK_TOPIC: {
@@ -728,7 +741,7 @@ static json_t *check_json(const struct ctx *x, const struct job *job, const stru
         break;
     }
     case POLICY_CHECK_ADDRESS: {
-        const char *a = profile_address(&pp->p, k->channel);
+        bool a = profile_has_address(&pp->p, k->channel);
         const char *state = !a ? "missing" : k->verdict == POLICY_PASS ? "present, valid" : "present, not valid";
         json_object_set_new(o, "address", json_string(state));
         strbuf_addf(d, "%s: %s", channel_get(k->channel)->address_label, state);

@@ -808,8 +808,9 @@ static bool migrate_buckets(const struct config *cfg, redisContext *control, lon
 
 /* migrate: layout 1 -> 2 -> 3 -> 4 (store.h): each person's records hash
  * into their person hash (layout 1), the indexes re-keyed (layout 2,
- * migrate_indexes), the ledgers and the address index moved (layout 3,
- * migrate_ledgers, migrate_buckets), then the layout key. Refused while a daemon runs (its
+ * migrate_indexes), each sealed person's "#" written (rotate_index_fields),
+ * the ledgers and the address index moved (layout 3, migrate_ledgers,
+ * migrate_buckets), then the layout key. Refused while a daemon runs (its
  * consumer lock is there): it would read jobs against half-moved data. */
 static int cmd_migrate(const struct config *cfg, redisContext *c)
 {
@@ -892,6 +893,13 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
     }
     c = control;
     if (!from3 && !migrate_indexes(cfg, c)) goto out;
+    /* Layouts 2 and 3 before it stored no "#" beside a sealed person's
+     * envelope: what a campaign's checks read instead of decrypting
+     * (store_person.h). */
+    long long indexed = 0;
+    if (rotate_index_fields(cfg, c, &indexed) < 0) goto out;
+    if (indexed) printf("wrote the address checks' field (#) of %lld sealed %s\n", indexed,
+                        indexed == 1 ? "person" : "people");
     long long ledgers = 0, entries = 0;
     if (!migrate_ledgers(cfg, nodes, nnodes, &ledgers) || !migrate_buckets(cfg, control, &entries)) goto out;
     printf("%lld consent ledger%s moved into the person hash, %lld address index entr%s into %d buckets\n", ledgers,

@@ -942,7 +942,7 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
         op->form = xmalloc(sizeof(*op->form));
         store_person_form_init(op->form);
     }
-    store_person_seal(op->pp->cfg->keys, &newp, op->form);
+    store_person_seal(op->pp->cfg->keys, op->pp->cfg->index_key, &newp, op->form);
     free(op->rev_read);
     op->rev_read = xstrdup(rev);
     op->tomb = 0;

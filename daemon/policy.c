@@ -84,10 +84,13 @@ static void decide(struct policy_decision *out, enum herald_outcome outcome, enu
     out->until = 0;
 }
 
-/* Why channel ch cannot carry the message, or NONE when it can. The address
- * is checked again although import validated it: a profile stored before a
- * rule tightened, or written around the API, must count as no address
- * rather than reach a provider. The checks are short scans. */
+/* Why channel ch cannot carry the message, or NONE when it can. An address
+ * in clear is checked again although import validated it: a profile stored
+ * before a rule tightened, or written around the API, must count as no
+ * address rather than reach a provider. A sealed one is not opened here:
+ * its flag says it was valid when stored, and the envelope, opened to
+ * render the message, must hold it (store_person_unseal). The checks are
+ * short scans. */
 static inline enum herald_reason channel_blocked(const struct policy_input *in, int ch, struct policy_trace *tr)
 {
     const struct consent_state *c = &in->person->consent[ch];
@@ -101,7 +104,7 @@ static inline enum herald_reason channel_blocked(const struct policy_input *in, 
         return HERALD_REASON_CONSENT_EXPIRED;
     }
     if (in->consent_max_age > 0) note(tr, POLICY_CHECK_CONSENT_AGE, ch, POLICY_PASS, HERALD_REASON_NONE);
-    if (!channel_address_valid(ch, profile_address(in->person, ch))) {
+    if (!profile_address_usable(in->person, ch)) {
         note(tr, POLICY_CHECK_ADDRESS, ch, POLICY_SKIP, HERALD_REASON_NO_ADDRESS);
         return HERALD_REASON_NO_ADDRESS;
     }
@@ -181,8 +184,7 @@ static inline void run(const struct policy_input *in, struct policy_decision *ou
     if (p->undecryptable) {
         /* Its address or attributes may be another person's or missing:
          * nothing is sent, and it is a failure for an operator to fix. */
-        note(tr, POLICY_CHECK_PROFILE, -1, POLICY_BLOCK, HERALD_REASON_UNDECRYPTABLE);
-        decide(out, HERALD_OUTCOME_FAILED, HERALD_REASON_UNDECRYPTABLE, -1);
+        policy_undecryptable(out, tr);
         return;
     }
     note(tr, POLICY_CHECK_PROFILE, -1, POLICY_PASS, HERALD_REASON_NONE);
@@ -232,6 +234,12 @@ static inline void run(const struct policy_input *in, struct policy_decision *ou
 }
 
 void policy_decide(const struct policy_input *in, struct policy_decision *out) { run(in, out, NULL); }
+
+void policy_undecryptable(struct policy_decision *out, struct policy_trace *tr)
+{
+    note(tr, POLICY_CHECK_PROFILE, -1, POLICY_BLOCK, HERALD_REASON_UNDECRYPTABLE);
+    decide(out, HERALD_OUTCOME_FAILED, HERALD_REASON_UNDECRYPTABLE, -1);
+}
 
 void policy_explain(const struct policy_input *in, struct policy_decision *out, struct policy_trace *tr)
 {

@@ -124,6 +124,12 @@ struct policy_trace {
 
 /* policy_decide, recording each check in *tr (emptied first). */
 void policy_explain(const struct policy_input *in, struct policy_decision *out, struct policy_trace *tr);
+/* The decision when the person's contact data, left sealed for the
+ * checks, does not open once they let the message through (the daemon
+ * opens it just before rendering, heraldctl explain where the daemon
+ * would): failed/undecryptable, as when it does not open at the lookup;
+ * with tr (may be NULL), the profile check that says so is appended. */
+void policy_undecryptable(struct policy_decision *out, struct policy_trace *tr);
 
 /*
  * Caps and the person's own frequency, as lua/reserve.lua counts them, over

@@ -27,6 +27,17 @@ const char *profile_address(const struct profile *p, int ch)
     return p && channel_get(ch) ? p->address[ch] : NULL;
 }
 
+bool profile_has_address(const struct profile *p, int ch)
+{
+    return profile_address(p, ch) || (p && channel_get(ch) && (p->indexed >> ch & 1u));
+}
+
+bool profile_address_usable(const struct profile *p, int ch)
+{
+    const char *a = profile_address(p, ch);
+    return a ? channel_address_valid(ch, a) : profile_has_address(p, ch);
+}
+
 int profile_topic(const struct profile *p, const char *topic)
 {
     if (!p || !topic) return -1;

@@ -18,6 +18,7 @@
 #define HERALD_PROFILE_MAX_TOPICS 64
 #define HERALD_PROFILE_MAX_ATTRIBUTES 64
 #define HERALD_CONSENT_SOURCE_MAX 128 /* also text_version */
+#define PROFILE_MEMBER_LEN 16 /* addrindex.h's ADDRINDEX_LEN */
 
 struct profile_topic {
     char *name;
@@ -48,6 +49,14 @@ struct profile {
     /* Its sealed contact data is stored but does not open (store_person.h):
      * nothing may be sent to it; the policy answers failed/undecryptable. */
     bool undecryptable;
+    /* What the address checks read without the address (store_person.h):
+     * bit ch of indexed set when channel ch has an address whose keyed
+     * index member (addrindex.h) is member[ch]. A sealed person read for a
+     * campaign has them while address[ch] is still NULL (its envelope is
+     * opened only to render a message): such an address was valid when
+     * stored. Never filled by the parsers here. */
+    unsigned indexed;
+    unsigned char member[HERALD_CH_COUNT][PROFILE_MEMBER_LEN];
 };
 
 /* One consent ledger record. */
@@ -107,6 +116,12 @@ int profile_topic(const struct profile *p, const char *topic);
 
 /* The address for a channel (its descriptor's address_field), or NULL. */
 const char *profile_address(const struct profile *p, int ch);
+/* Whether the person has an address on ch: in clear, or sealed and
+ * indexed (indexed above). */
+bool profile_has_address(const struct profile *p, int ch);
+/* Whether that address can be sent to: the channel's syntax holds for an
+ * address in clear; a sealed one was checked when it was stored. */
+bool profile_address_usable(const struct profile *p, int ch);
 
 /* "HH:MM-HH:MM" into minutes after midnight (start != end; the window may
  * wrap midnight). Returns 0 or -HERALD_EINVAL. */

@@ -61,6 +61,7 @@ struct rcpt {
     bool reserved;        /* the record and history entry are ours to give back */
     char rev[24];         /* the person's `rev` at lookup ("" when none) */
     struct strbuf prior;  /* a dead run's reservation of this message, to take over ("" none) */
+    struct strbuf sealed; /* its contact data from the lookup to the decision, still sealed ("" none) */
     struct rcpt *next_ready; /* reserved, waiting for its turn to be rendered and sent */
     bool was_deferred;    /* deferred before: its deferral ends with this outcome */
     bool dispatched;      /* went to dispatch: requests is its count of provider requests */

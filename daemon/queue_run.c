@@ -27,6 +27,7 @@ void queue_rcpt_free(struct rcpt *r)
     strbuf_free(&r->unsub);
     strbuf_free(&r->prefs);
     strbuf_free(&r->prior);
+    strbuf_free(&r->sealed);
     free(r->msg.subject);
     free(r->msg.text);
     free(r->msg.html);

@@ -17,6 +17,20 @@
 #include "tzdb.h"
 
 
+/* The contact data of r, which the policy let through: the lookup left it
+ * sealed (the checks read the flags and members beside it), and the
+ * message about to be rendered needs it now. When it does not open, the
+ * message fails as undecryptable, as a person whose data did not open at
+ * the lookup does: never sent. */
+static void open_contact(struct rcpt *r)
+{
+    char err[256];
+    if (store_person_unseal(r->jr->q->cfg->keys, r->id, r->sealed.buf, r->sealed.len, &r->p, err, sizeof(err)) < 0) {
+        log_warn("queue", "contact data not decrypted campaign=%s recipient=%s: %s", r->jr->job.id, r->id, err);
+        policy_undecryptable(&r->dec, NULL);
+    }
+}
+
 /* Decides r. Returns true when the policy lets the message through and it
  * now needs its reservation; otherwise r got its outcome (or left). */
 static bool decide_one(struct rcpt *r)
@@ -70,6 +84,8 @@ static bool decide_one(struct rcpt *r)
                       r->has_rec && store_record_reached(&r->rec), time(NULL));
     memcpy(in.suppressed, r->suppressed, sizeof(in.suppressed));
     policy_decide(&in, &r->dec);
+    if (r->dec.outcome == HERALD_OUTCOME_SENT && r->sealed.len) open_contact(r);
+    strbuf_free(&r->sealed); /* decided: what is sent, if anything, is open now */
     if (r->dec.outcome == HERALD_OUTCOME_DEFERRED) queue_defer(jr, r->id, r->dec.until);
     if (r->dec.outcome != HERALD_OUTCOME_SENT) {
         queue_finish(r, r->dec.outcome, r->dec.reason, r->dec.channel, NULL, NULL);
@@ -133,20 +149,22 @@ static void on_suppressed(const struct store_job_result *res, void *arg)
 static void batch_check_suppression(struct batch *b)
 {
     struct queue *q = b->jr->q;
-    const char **addrs = xcalloc((b->n ? b->n : 1) * HERALD_CH_COUNT, sizeof(*addrs));
+    /* The members the lookup read beside the envelope (or computed from
+     * the addresses it read): no address is needed here. */
+    const unsigned char **members = xcalloc((b->n ? b->n : 1) * HERALD_CH_COUNT, sizeof(*members));
     bool(**out)[HERALD_CH_COUNT] = xcalloc(b->n ? b->n : 1, sizeof(*out));
     for (size_t i = 0; i < b->n; i++) {
         struct rcpt *r = b->r[i];
         out[i] = &r->suppressed;
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
-            addrs[i * HERALD_CH_COUNT + (size_t)ch] = r->found > 0 ? profile_address(&r->p, ch) : NULL;
+            if (r->found > 0 && (r->p.indexed >> ch & 1u)) members[i * HERALD_CH_COUNT + (size_t)ch] = r->p.member[ch];
     }
-    if (store_job_any_address(addrs, b->n))
-        q->ops->suppressed(q->st, addrs, (bool(*const *)[HERALD_CH_COUNT])out, b->n, on_suppressed, b,
+    if (store_job_any_address(members, b->n))
+        q->ops->suppressed(q->st, members, (bool(*const *)[HERALD_CH_COUNT])out, b->n, on_suppressed, b,
                              queue_discard_batch);
     else
         batch_decide(b);
-    free(addrs);
+    free(members);
     free(out);
 }
 
@@ -217,6 +235,7 @@ void queue_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
         strbuf_init(&r->unsub);
         strbuf_init(&r->prefs);
         strbuf_init(&r->prior);
+        strbuf_init(&r->sealed);
         b->r[b->n++] = r;
         jr->outstanding++;
     }
@@ -234,6 +253,7 @@ void queue_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
         row->id = r->id;
         row->p = &r->p;
         row->raw_rec = &r->prior;
+        row->envelope = &r->sealed;
         rows[k++] = row;
     }
     q->ops->lookup(q->st, jr->job.id, rows, nvalid, on_lookup, b, queue_discard_batch);

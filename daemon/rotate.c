@@ -5,7 +5,8 @@
  *
  * Each step is a SCAN of 200 person keys; each person is read (HMGET),
  * opened with every key of the file and, when another key or none sealed
- * it, sealed again and written by lua/rotate_person.lua only if nobody
+ * it (or it has no "#" yet: stored before it, store_person.h), sealed
+ * again and written by lua/rotate_person.lua only if nobody
  * wrote the person meanwhile (rev and profile unchanged); else it is read
  * again. Then the cursor and the counts are saved with the lock renewed.
  * Invariant: a write the rotation did not read is never overwritten.
@@ -78,13 +79,17 @@ struct rot {
     char owner[64];
     long long rewritten, current, clear_sealed, changed, undecryptable;
     int shown; /* undecryptable ids printed */
+    /* heraldctl migrate (rotate_index_fields): only "#" is written, beside
+     * the envelope as it is, and only where it is missing. */
+    bool index_only;
+    const char *what; /* "rotate-key" or "migrate", in messages */
 };
 
 static void say_error(struct rot *rt, const char *what, const redisReply *r)
 {
     char err[256];
     store_sync_error(err, sizeof(err), what, rt->c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
-    fprintf(stderr, "heraldctl: rotate-key: %s\n", err);
+    fprintf(stderr, "heraldctl: %s: %s\n", rt->what, err);
 }
 
 /* One person, read and (if needed) written, at most ROTATE_TRIES times.
@@ -110,11 +115,14 @@ static int one_person(struct rot *rt, const char *key, size_t keylen, const char
         const redisReply *prof = r->element[1], *const *sealed = (const redisReply *const *)r->element + 2;
         char kid[SEAL_ID_MAX + 1];
         enum census what = classify(prof, sealed[0], kid);
+        bool indexed = sealed[STORE_SEALED_INDEX]->type == REDIS_REPLY_STRING;
         int rc = 0;
         bool done = true;
         if (prof->type != REDIS_REPLY_STRING || what == CENSUS_NONE) {
             /* erased, or nothing to seal */
-        } else if (what == CENSUS_SEALED && strcmp(kid, target->id) == 0) {
+        } else if (rt->index_only && (what != CENSUS_SEALED || indexed)) {
+            rt->current++; /* in clear (no "#" there), or has it */
+        } else if (what == CENSUS_SEALED && strcmp(kid, target->id) == 0 && indexed) {
             rt->current++;
         } else {
             struct profile p;
@@ -123,33 +131,33 @@ static int one_person(struct rot *rt, const char *key, size_t keylen, const char
             if (o < 0 || p.undecryptable) {
                 /* Not rewritten: it stays as it is, for an operator to see to. */
                 rt->undecryptable++;
-                if (rt->shown++ < 20) fprintf(stderr, "heraldctl: rotate-key: recipient %s: %s\n", id, err);
+                if (rt->shown++ < 20) fprintf(stderr, "heraldctl: %s: recipient %s: %s\n", rt->what, id, err);
                 if (o == 1) profile_free(&p);
             } else {
                 struct store_person_form form;
                 store_person_form_init(&form);
-                store_person_seal(rt->cfg->keys, &p, &form);
+                store_person_seal(rt->cfg->keys, rt->cfg->index_key, &p, &form);
                 const char *argv[8 + 2 * STORE_SEALED_NFIELDS];
                 size_t alen[8 + 2 * STORE_SEALED_NFIELDS];
                 char n[16];
-                snprintf(n, sizeof(n), "%d", (int)STORE_SEALED_NFIELDS);
+                snprintf(n, sizeof(n), "%d", rt->index_only ? 1 : (int)STORE_SEALED_NFIELDS);
                 int ac = 0;
                 const char *revs = rev->type == REDIS_REPLY_STRING ? rev->str : "";
-                const char *fixed[] = {"EVAL",    store_lua_rotate_person, "1", key, revs,
-                                       prof->str, form.profile.buf,        n};
-                size_t fixed_len[] = {4,
-                                      strlen(store_lua_rotate_person),
-                                      1,
-                                      keylen,
-                                      strlen(revs),
-                                      prof->len,
-                                      form.profile.len,
-                                      strlen(n)};
+                /* index_only: the profile and envelope stay as they are. */
+                const struct strbuf *np = &form.profile;
+                const char *nps = rt->index_only ? prof->str : np->buf;
+                size_t npl = rt->index_only ? prof->len : np->len;
+                const char *fixed[] = {"EVAL", store_lua_rotate_person, "1", key, revs, prof->str, nps, n};
+                size_t fixed_len[] = {4,         strlen(store_lua_rotate_person),
+                                      1,         keylen,
+                                      strlen(revs), prof->len,
+                                      npl,       strlen(n)};
                 for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
                     argv[ac] = fixed[i];
                     alen[ac++] = fixed_len[i];
                 }
                 for (size_t f = 0; f < STORE_SEALED_NFIELDS; f++) {
+                    if (rt->index_only && f != STORE_SEALED_INDEX) continue;
                     argv[ac] = store_sealed_field(f);
                     alen[ac] = strlen(argv[ac]);
                     ac++;
@@ -267,7 +275,7 @@ static void rot_free(struct rot *rt)
 
 int rotate_status(const struct config *cfg, redisContext *c)
 {
-    struct rot rt = {.cfg = cfg, .c = c};
+    struct rot rt = {.cfg = cfg, .c = c, .what = "rotate-key"};
     rot_keys(&rt, cfg);
     redisReply *h = redisCommand(c, "HGETALL %s", rt.k_state.buf);
     redisReply *l = h && h->type == REDIS_REPLY_ARRAY ? redisCommand(c, "PTTL %s", rt.k_lock.buf) : NULL;
@@ -300,6 +308,60 @@ int rotate_status(const struct config *cfg, redisContext *c)
     return rc;
 }
 
+/* Every person key from cursor on, a SCAN page at a time, each through
+ * one_person; save: the cursor and counts saved after each page (the
+ * lock renewed). Returns 0 at the end of the keyspace, -1 (said) when it
+ * stopped. */
+static int pass(struct rot *rt, char cursor[32], bool save)
+{
+    size_t plen = strlen(rt->cfg->prefix) + 4; /* "<prefix>:r:{" */
+    do {
+        redisReply *r = redisCommand(rt->c, "SCAN %s MATCH %s COUNT %d", cursor, rt->pattern.buf, ROTATE_SCAN);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+            say_error(rt, "key scan", r);
+            if (r) freeReplyObject(r);
+            return -1;
+        }
+        herald_copy(cursor, 32, r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const redisReply *k = r->element[1]->element[i];
+            if (k->type != REDIS_REPLY_STRING || k->len <= plen || k->str[k->len - 1] != '}') continue;
+            char id[HERALD_ID_MAX + 1];
+            size_t il = k->len - plen - 1;
+            if (il > HERALD_ID_MAX) continue;
+            memcpy(id, k->str + plen, il);
+            id[il] = '\0';
+            if (!herald_id_valid(id)) continue;
+            if (one_person(rt, k->str, k->len, id) < 0) {
+                freeReplyObject(r);
+                return -1;
+            }
+        }
+        freeReplyObject(r);
+        if (!save) continue;
+        int s = save_step(rt, cursor, strcmp(cursor, "0") == 0 ? "done" : "running");
+        if (s == 0) fprintf(stderr, "heraldctl: rotate-key: the lock was taken over: stopping\n");
+        if (s != 1) return -1;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+int rotate_index_fields(const struct config *cfg, redisContext *c, long long *written)
+{
+    *written = 0;
+    if (!cfg->keys || cfg->keys->n == 0) return 0; /* nobody can be opened: they stay as they are */
+    struct rot rt = {.cfg = cfg, .c = c, .index_only = true, .what = "migrate"};
+    rot_keys(&rt, cfg);
+    char cursor[32] = "0";
+    int rc = pass(&rt, cursor, false);
+    *written = rt.rewritten;
+    if (rc == 0 && rt.undecryptable)
+        fprintf(stderr, "heraldctl: migrate: %lld people could not be decrypted: they keep no \"#\" (their "
+                        "campaigns decrypt them, as before)\n", rt.undecryptable);
+    rot_free(&rt);
+    return rc;
+}
+
 int rotate_run(const struct config *cfg, redisContext *c)
 {
     if (!cfg->keys || cfg->keys->n == 0) {
@@ -307,7 +369,7 @@ int rotate_run(const struct config *cfg, redisContext *c)
                 "heraldctl: rotate-key: [privacy] key_file is not set: there is no key to encrypt with\n");
         return 2;
     }
-    struct rot rt = {.cfg = cfg, .c = c};
+    struct rot rt = {.cfg = cfg, .c = c, .what = "rotate-key"};
     rot_keys(&rt, cfg);
     char host[64] = "";
     gethostname(host, sizeof(host) - 1);
@@ -363,35 +425,7 @@ int rotate_run(const struct config *cfg, redisContext *c)
         freeReplyObject(r);
     }
     if (save_step(&rt, cursor, "running") != 1) goto out;
-    do {
-        r = redisCommand(c, "SCAN %s MATCH %s COUNT %d", cursor, rt.pattern.buf, ROTATE_SCAN);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING) {
-            say_error(&rt, "key scan", r);
-            if (r) freeReplyObject(r);
-            goto out;
-        }
-        herald_copy(cursor, sizeof(cursor), r->element[0]->str);
-        size_t plen = strlen(cfg->prefix) + 4; /* "<prefix>:r:{" */
-        for (size_t i = 0; i < r->element[1]->elements; i++) {
-            const redisReply *k = r->element[1]->element[i];
-            if (k->type != REDIS_REPLY_STRING || k->len <= plen || k->str[k->len - 1] != '}') continue;
-            char id[HERALD_ID_MAX + 1];
-            size_t il = k->len - plen - 1;
-            if (il > HERALD_ID_MAX) continue;
-            memcpy(id, k->str + plen, il);
-            id[il] = '\0';
-            if (!herald_id_valid(id) || one_person(&rt, k->str, k->len, id) < 0) {
-                if (!herald_id_valid(id)) continue;
-                freeReplyObject(r);
-                goto out;
-            }
-        }
-        freeReplyObject(r);
-        int s = save_step(&rt, cursor, strcmp(cursor, "0") == 0 ? "done" : "running");
-        if (s == 0) fprintf(stderr, "heraldctl: rotate-key: the lock was taken over: stopping\n");
-        if (s != 1) goto out;
-    } while (strcmp(cursor, "0") != 0);
+    if (pass(&rt, cursor, true) < 0) goto out;
     r = redisCommand(c, "DEL %s", rt.k_lock.buf);
     if (r) freeReplyObject(r);
     printf("rotated to key '%s': %lld rewritten, %lld already under it, %lld sealed from clear, %lld written "

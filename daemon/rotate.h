@@ -24,6 +24,12 @@
  * when some people could not be read (their ids printed), 2 on a Redis
  * failure or another rotation holding the lock. */
 int rotate_run(const struct config *cfg, redisContext *c);
+/* heraldctl migrate: every person sealed before "#" existed
+ * (store_person.h) gets it, written beside the envelope as it is (no key
+ * moves), compare-and-set as the rotation writes. Safe to run again (who
+ * has it is skipped). *written counts them. Returns 0, or -1 on a Redis
+ * failure (said on stderr). */
+int rotate_index_fields(const struct config *cfg, redisContext *c, long long *written);
 /* heraldctl rotate-key --status: the state hash as JSON on stdout. */
 int rotate_status(const struct config *cfg, redisContext *c);
 

@@ -292,8 +292,9 @@ const char *store_lookup_field(size_t i)
     return i > STORE_LOOKUP_PROFILE && d ? d->consent_field : NULL;
 }
 
-int store_person_from_fields(const struct seal_keys *keys, const char *id, const redisReply *const *el,
-                             bool lazy, struct profile *p, char *err, size_t errlen)
+int store_person_from_fields(const struct seal_keys *keys, const unsigned char index_key[ADDRINDEX_KEY_LEN],
+                             const char *id, const redisReply *const *el, bool lazy, struct profile *p,
+                             struct strbuf *envelope, char *err, size_t errlen)
 {
     struct consent_state consent[HERALD_CH_COUNT];
     bool any = false;
@@ -306,10 +307,8 @@ int store_person_from_fields(const struct seal_keys *keys, const char *id, const
     }
     /* Without consent on any channel no decision reads an address (the
      * policy checks consent first): the contact data stays sealed. */
-    const redisReply *sealed[STORE_SEALED_NFIELDS];
-    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
-        sealed[i] = lazy && !any && i < STORE_SEALED_PIECES ? NULL : el[STORE_LOOKUP_SEALED + i];
-    int rc = store_person_open(keys, id, el[STORE_LOOKUP_PROFILE], sealed, p, err, errlen);
+    int rc = store_person_read(keys, index_key, id, el[STORE_LOOKUP_PROFILE], el + STORE_LOOKUP_SEALED,
+                               lazy && !any, p, envelope, err, errlen);
     if (rc <= 0) return rc;
     memcpy(p->consent, consent, sizeof(consent));
     return 1;
@@ -746,7 +745,7 @@ static int append_import(redisContext *c, const char *prefix, const struct seal_
     store_key_person(&kp, prefix, p->id);
     struct store_person_form form;
     store_person_form_init(&form);
-    store_person_seal(keys, p, &form);
+    store_person_seal(keys, key, p, &form);
     int n = 0;
     redisAppendCommand(c, "MULTI");
     n++;

@@ -108,7 +108,7 @@
 #define STORE_GROUP "herald"
 
 /* On a cluster ([redis] cluster) every key but a person's (herald:r:{ID}
- * and its :consent, :sends, :history) and the pid keys is written
+ * and its :sends, :history) and the pid keys is written
  * "{<prefix>}:...": the control plane's keys share one slot, so each
  * control script's keys are on one node. Set once at start, before any key
  * is built; false (the default) changes no key name. */
@@ -326,14 +326,17 @@ void store_script_sha(const char *script, char sha[41]);
 const char *store_lookup_field(size_t i);
 
 /* Fills person id's profile and consent state from one recipient's values
- * of the lookup's reply (at least STORE_LOOKUP_NFIELDS of them), opening
- * its sealed data with keys (NULL: none); lazy: not for a person without
- * consent on any channel (their addresses and attributes are left out:
- * the send path, where no decision needs them then). Returns 1 found, 0 no
- * profile, <0 when the stored profile is unreadable (err set); 1 with
- * p->undecryptable and err set when sealed data does not open. */
-int store_person_from_fields(const struct seal_keys *keys, const char *id, const redisReply *const *el,
-                             bool lazy, struct profile *p, char *err, size_t errlen);
+ * of the lookup's reply (at least STORE_LOOKUP_NFIELDS of them) through
+ * store_person_read (store_person.h): the address checks' flags and
+ * members, the envelope left closed in *envelope when "#" is stored, else
+ * opened with keys (NULL: none) and the members computed with index_key;
+ * lazy: not even then for a person without consent on any channel (the
+ * send path, where no decision needs their contact data). Returns 1
+ * found, 0 no profile, <0 when the stored profile is unreadable (err set);
+ * 1 with p->undecryptable and err set when sealed data does not open. */
+int store_person_from_fields(const struct seal_keys *keys, const unsigned char index_key[ADDRINDEX_KEY_LEN],
+                             const char *id, const redisReply *const *el, bool lazy, struct profile *p,
+                             struct strbuf *envelope, char *err, size_t errlen);
 
 /* Blocking helpers for heraldctl (and tests). Each returns 0 or <0 with err.
  * Their errors are classified as the daemon's (store_error_classify), so an

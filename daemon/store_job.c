@@ -256,8 +256,9 @@ static void on_lookup(redisReply *r, enum store_error err, const char *text, voi
         struct store_job_person *p = g->c->items[sl->i];
         redisReply *const *el = r->element;
         p->unread[0] = '\0';
-        p->found = store_person_from_fields(g->c->sj->cfg->keys, p->id, (const redisReply *const *)el, true, p->p,
-                                            p->unread, sizeof(p->unread));
+        p->found = store_person_from_fields(g->c->sj->cfg->keys, g->c->sj->cfg->index_key, p->id,
+                                            (const redisReply *const *)el, true, p->p, p->envelope, p->unread,
+                                            sizeof(p->unread));
         p->rev[0] = '\0';
         const redisReply *rev = el[STORE_LOOKUP_REV], *rec = el[STORE_LOOKUP_RECORD];
         if (rev->type == REDIS_REPLY_STRING) herald_copy(p->rev, sizeof(p->rev), rev->str);
@@ -317,10 +318,10 @@ void store_job_lookup(struct store_job *sj, const char *campaign, struct store_j
 
 /* ---- suppression ------------------------------------------------------- */
 
-bool store_job_any_address(const char *const *addrs, size_t n)
+bool store_job_any_address(const unsigned char *const *members, size_t n)
 {
     for (size_t i = 0; i < n * HERALD_CH_COUNT; i++)
-        if (addrs[i]) return true;
+        if (members[i]) return true;
     return false;
 }
 
@@ -350,8 +351,9 @@ static void on_suppressed(redisReply *r, enum store_error err, const char *text,
     if (--g->left == 0) lookup_group_end(g);
 }
 
-void store_job_suppressed(struct store_job *sj, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT],
-                          size_t n, store_job_cb cb, void *arg, void (*discard)(void *))
+void store_job_suppressed(struct store_job *sj, const unsigned char *const *members,
+                          bool (*const *out)[HERALD_CH_COUNT], size_t n, store_job_cb cb, void *arg,
+                          void (*discard)(void *))
 {
     struct call *c = call_new(sj, cb, arg, discard, NULL, n);
     c->out = xmalloc((n ? n : 1) * sizeof(*c->out));
@@ -363,9 +365,8 @@ void store_job_suppressed(struct store_job *sj, const char *const *addrs, bool (
     for (size_t i = 0; i < n * HERALD_CH_COUNT; i++) {
         c->index[i] = -1;
         c->shard[i] = 0;
-        if (!addrs[i]) continue;
-        unsigned char m[ADDRINDEX_LEN];
-        addrindex_member(sj->cfg->index_key, (int)(i % HERALD_CH_COUNT), addrs[i], m);
+        const unsigned char *m = members[i];
+        if (!m) continue;
         unsigned s = addrindex_shard(m);
         if (count[s] == 0) {
             store_args_init(&a[s]);
@@ -375,7 +376,7 @@ void store_job_suppressed(struct store_job *sj, const char *const *addrs, bool (
         }
         c->shard[i] = (unsigned char)s;
         c->index[i] = count[s]++;
-        store_args_addn(&a[s], (const char *)m, sizeof(m));
+        store_args_addn(&a[s], (const char *)m, ADDRINDEX_LEN);
     }
     size_t used = 0;
     for (unsigned s = 0; s < ADDRINDEX_SHARDS; s++) used += count[s] > 0;
@@ -1552,10 +1553,10 @@ static void t_lookup(void *s, const char *campaign, struct store_job_person *con
 {
     store_job_lookup(s, campaign, rows, n, cb, arg, discard);
 }
-static void t_suppressed(void *s, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT], size_t n,
-                         store_job_cb cb, void *arg, void (*discard)(void *))
+static void t_suppressed(void *s, const unsigned char *const *members, bool (*const *out)[HERALD_CH_COUNT],
+                         size_t n, store_job_cb cb, void *arg, void (*discard)(void *))
 {
-    store_job_suppressed(s, addrs, out, n, cb, arg, discard);
+    store_job_suppressed(s, members, out, n, cb, arg, discard);
 }
 static void t_reserve(void *s, const char *entry, int64_t now, const char *campaign, const char *topic,
                       struct store_job_reservation *const *items, size_t n, store_job_cb cb, void *arg,

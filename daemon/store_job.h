@@ -56,6 +56,8 @@ struct store_job_person {
     const char *id;           /* in: a valid id */
     struct profile *p;        /* in: where the profile is parsed */
     struct strbuf *raw_rec;   /* in: receives the once-only record's text */
+    struct strbuf *envelope;  /* in: receives the sealed contact data left closed ("" none:
+                               * store_person_read) */
     int found;                /* out: 1 profile in *p, 0 none, <0 unreadable (treated as none) */
     char rev[24];             /* out: the person's rev ("" none) */
     bool has_rec;             /* out: a readable once-only record of the campaign */
@@ -68,12 +70,14 @@ void store_job_lookup(struct store_job *sj, const char *campaign, struct store_j
 
 /* ---- suppression (SMISMEMBER; held on a permanent error) -------------- */
 
-/* addrs[i * HERALD_CH_COUNT + ch]: recipient i's address on channel ch (NULL:
- * none), read during the call; out[i][ch] is set for each address given. */
-void store_job_suppressed(struct store_job *sj, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT],
-                          size_t n, store_job_cb cb, void *arg, void (*discard)(void *));
+/* members[i * HERALD_CH_COUNT + ch]: the keyed member (addrindex.h) of
+ * recipient i's address on channel ch (NULL: no address), read during the
+ * call; out[i][ch] is set for each member given. */
+void store_job_suppressed(struct store_job *sj, const unsigned char *const *members,
+                          bool (*const *out)[HERALD_CH_COUNT], size_t n, store_job_cb cb, void *arg,
+                          void (*discard)(void *));
 /* Whether any of the n recipients has an address to check (else skip). */
-bool store_job_any_address(const char *const *addrs, size_t n);
+bool store_job_any_address(const unsigned char *const *members, size_t n);
 
 /* ---- reservation (lua/reserve.lua; held on a permanent error) --------- */
 
@@ -336,8 +340,8 @@ struct store_ops {
     void (*status)(void *s, struct store_cmds_status *out);
     void (*lookup)(void *s, const char *campaign, struct store_job_person *const *rows, size_t n, store_job_cb cb,
                    void *arg, void (*discard)(void *));
-    void (*suppressed)(void *s, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT], size_t n,
-                       store_job_cb cb, void *arg, void (*discard)(void *));
+    void (*suppressed)(void *s, const unsigned char *const *members, bool (*const *out)[HERALD_CH_COUNT],
+                       size_t n, store_job_cb cb, void *arg, void (*discard)(void *));
     void (*reserve)(void *s, const char *entry, int64_t now, const char *campaign, const char *topic,
                     struct store_job_reservation *const *items, size_t n, store_job_cb cb, void *arg,
                     void (*discard)(void *));

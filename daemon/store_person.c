@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const sealed_fields[STORE_SEALED_NFIELDS + 1] = {"@0", "@1", "@2", "@3", "tz", NULL};
+static const char *const sealed_fields[STORE_SEALED_NFIELDS + 1] = {"@0", "@1", "@2", "@3", "tz", "#", NULL};
+
+_Static_assert(PROFILE_MEMBER_LEN == ADDRINDEX_LEN, "a profile's member is an address index member");
+_Static_assert(HERALD_CH_COUNT <= 8, "the channels with an address fit the first byte of \"#\"");
 
 const char *store_sealed_field(size_t i) { return i < STORE_SEALED_NFIELDS ? sealed_fields[i] : NULL; }
 
@@ -32,7 +35,23 @@ void store_person_form_free(struct store_person_form *f)
         strbuf_free(&f->sealed[i]);
 }
 
-void store_person_seal(const struct seal_keys *keys, const struct profile *p, struct store_person_form *f)
+/* The value of "#" for p (store_person.h): the channels with an address,
+ * then each one's member. */
+static void index_format(const unsigned char key[ADDRINDEX_KEY_LEN], const struct profile *p, struct strbuf *sb)
+{
+    unsigned char mask = 0, m[HERALD_CH_COUNT][ADDRINDEX_LEN];
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        if (!channel_address_valid(ch, p->address[ch])) continue;
+        mask |= (unsigned char)(1u << ch);
+        addrindex_member(key, ch, p->address[ch], m[ch]);
+    }
+    strbuf_add(sb, (const char *)&mask, 1);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
+        if (mask >> ch & 1u) strbuf_add(sb, (const char *)m[ch], ADDRINDEX_LEN);
+}
+
+void store_person_seal(const struct seal_keys *keys, const unsigned char index_key[ADDRINDEX_KEY_LEN],
+                       const struct profile *p, struct store_person_form *f)
 {
     for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) {
         strbuf_reset(&f->sealed[i]);
@@ -96,12 +115,35 @@ void store_person_seal(const struct seal_keys *keys, const struct profile *p, st
             off += take;
         }
         strbuf_free(&env);
+        if (index_key) {
+            index_format(index_key, p, &f->sealed[STORE_SEALED_INDEX]);
+            f->set[STORE_SEALED_INDEX] = true;
+        }
     }
     if (pt.len) OPENSSL_cleanse(pt.buf, pt.len);
     strbuf_free(&pt);
 }
 
 static bool present(const redisReply *r) { return r && r->type == REDIS_REPLY_STRING; }
+
+/* Reads "#" into p's indexed and member; false (p untouched) when r holds
+ * none of its values. */
+static bool index_parse(const redisReply *r, struct profile *p)
+{
+    if (!present(r) || r->len < 1) return false;
+    unsigned mask = (unsigned char)r->str[0];
+    size_t want = 1;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) want += (mask >> ch & 1u) * ADDRINDEX_LEN;
+    if (mask >> HERALD_CH_COUNT || r->len != want) return false;
+    const char *q = r->str + 1;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        if (!(mask >> ch & 1u)) continue;
+        memcpy(p->member[ch], q, ADDRINDEX_LEN);
+        q += ADDRINDEX_LEN;
+    }
+    p->indexed = mask;
+    return true;
+}
 
 static bool tz_chars_ok(const char *s, size_t n)
 {
@@ -183,12 +225,12 @@ static int member_cmp(const void *a, const void *b)
  * one profile_parse reads and checks it all on its fast path. contact: the
  * plaintext ("<address>\0...<attributes JSON>"), or NULL. Returns false
  * when the plaintext or the profile has the wrong shape. */
-static bool whole_profile(struct strbuf *out, const char *id, const redisReply *profile, const redisReply *tz,
-                          bool sealed, const struct strbuf *contact)
+static bool whole_profile(struct strbuf *out, const char *id, const char *profile, size_t plen,
+                          const redisReply *tz, bool sealed, const struct strbuf *contact)
 {
     enum { MAX_MEMBERS = 16 };
     struct member mem[MAX_MEMBERS + HERALD_CH_COUNT + 3];
-    int n = split_members(profile->str, profile->len, mem, MAX_MEMBERS);
+    int n = split_members(profile, plen, mem, MAX_MEMBERS);
     if (n < 0) return false;
     /* What is put back replaces what the stored profile may hold of it (a
      * profile in clear written beside sealed data: the sealed data wins). */
@@ -279,8 +321,10 @@ static bool whole_profile(struct strbuf *out, const char *id, const redisReply *
     return ok;
 }
 
-int store_person_open(const struct seal_keys *keys, const char *id, const redisReply *profile,
-                      const redisReply *const *sealed, struct profile *p, char *err, size_t errlen)
+/* store_person_open; decrypt false: the sealed data stays closed and the
+ * profile is read without it (not undecryptable). */
+static int open_person(const struct seal_keys *keys, const char *id, const redisReply *profile,
+                       const redisReply *const *sealed, bool decrypt, struct profile *p, char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
     if (!present(profile)) return 0;
@@ -299,13 +343,13 @@ int store_person_open(const struct seal_keys *keys, const char *id, const redisR
     strbuf_init(&pt);
     char why[192] = "";
     bool opened = false;
-    if (sealed_data) {
+    if (sealed_data && decrypt) {
         for (size_t k = 0; k < STORE_SEALED_PIECES && present(sealed[k]); k++)
             strbuf_add(&env, sealed[k]->str, sealed[k]->len);
         static const struct seal_keys none = {0};
         opened =
             seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env.buf, env.len, &pt, why, sizeof(why)) == 0;
-        if (opened && !whole_profile(&whole, id, profile, tz, true, &pt)) {
+        if (opened && !whole_profile(&whole, id, profile->str, profile->len, tz, true, &pt)) {
             opened = false;
             herald_copy(why, sizeof(why), "@: the decrypted data has the wrong shape");
         }
@@ -320,7 +364,7 @@ int store_person_open(const struct seal_keys *keys, const char *id, const redisR
     if (!opened) {
         /* Without the contact data; said when there was some. */
         strbuf_reset(&whole);
-        if (whole_profile(&whole, id, profile, tz, sealed_data, NULL))
+        if (whole_profile(&whole, id, profile->str, profile->len, tz, sealed_data, NULL))
             rc = profile_parse(whole.buf, whole.len, p, err, errlen);
         else
             rc = herald_fail(err, errlen, "profile: unreadable");
@@ -334,6 +378,84 @@ int store_person_open(const struct seal_keys *keys, const char *id, const redisR
     strbuf_free(&env);
     strbuf_free(&pt);
     return rc;
+}
+
+int store_person_open(const struct seal_keys *keys, const char *id, const redisReply *profile,
+                      const redisReply *const *sealed, struct profile *p, char *err, size_t errlen)
+{
+    return open_person(keys, id, profile, sealed, true, p, err, errlen);
+}
+
+int store_person_read(const struct seal_keys *keys, const unsigned char index_key[ADDRINDEX_KEY_LEN],
+                      const char *id, const redisReply *profile, const redisReply *const *sealed, bool closed,
+                      struct profile *p, struct strbuf *envelope, char *err, size_t errlen)
+{
+    strbuf_reset(envelope);
+    bool env = sealed && present(sealed[0]);
+    struct profile idx = {0};
+    bool indexed = env && index_parse(sealed[STORE_SEALED_INDEX], &idx);
+    int rc = open_person(keys, id, profile, sealed, env && !indexed && !closed, p, err, errlen);
+    if (rc != 1) return rc;
+    if (indexed) {
+        p->indexed = idx.indexed;
+        memcpy(p->member, idx.member, sizeof(p->member));
+        for (size_t k = 0; k < STORE_SEALED_PIECES && present(sealed[k]); k++)
+            strbuf_add(envelope, sealed[k]->str, sealed[k]->len);
+        return 1;
+    }
+    /* In clear, or sealed before "#": the members of what was read. */
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        if (!p->address[ch]) continue;
+        addrindex_member(index_key, ch, p->address[ch], p->member[ch]);
+        p->indexed |= 1u << ch;
+    }
+    return 1;
+}
+
+int store_person_unseal(const struct seal_keys *keys, const char *id, const char *env, size_t n,
+                        struct profile *p, char *err, size_t errlen)
+{
+    static const struct seal_keys none = {0};
+    struct strbuf pt, whole;
+    strbuf_init(&pt);
+    strbuf_init(&whole);
+    struct profile c;
+    memset(&c, 0, sizeof(c));
+    char why[192] = "";
+    bool ok = seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env, n, &pt, why, sizeof(why)) == 0;
+    if (ok && !whole_profile(&whole, id, "{}", 2, NULL, true, &pt)) {
+        ok = false;
+        herald_copy(why, sizeof(why), "@: the decrypted data has the wrong shape");
+    }
+    if (ok && profile_parse(whole.buf, whole.len, &c, err, errlen) < 0) {
+        ok = false;
+        herald_copy(why, sizeof(why), "@: the decrypted data is not a valid address or attributes");
+    }
+    for (int ch = 0; ok && ch < HERALD_CH_COUNT; ch++) {
+        if (!c.address[ch] != !(p->indexed >> ch & 1u)) {
+            ok = false;
+            herald_copy(why, sizeof(why), "@: the decrypted data holds other addresses than # says");
+        }
+    }
+    if (ok) {
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+            free(p->address[ch]);
+            p->address[ch] = c.address[ch];
+            c.address[ch] = NULL;
+        }
+        json_decref(p->attributes);
+        p->attributes = c.attributes;
+        c.attributes = NULL;
+    } else {
+        herald_seterr(err, errlen, "undecryptable %s", why);
+        p->undecryptable = true;
+    }
+    profile_free(&c);
+    if (pt.len) OPENSSL_cleanse(pt.buf, pt.len);
+    if (whole.len) OPENSSL_cleanse(whole.buf, whole.len);
+    strbuf_free(&pt);
+    strbuf_free(&whole);
+    return ok ? 0 : -HERALD_EINVAL;
 }
 
 size_t store_person_key_id(const redisReply *sealed, char id[SEAL_ID_MAX + 1])

@@ -90,14 +90,20 @@ class Migrate(harness.HeraldTestCase):
         taken of the layout 2 member, so no address is needed): a suppressed
         person stays unsent, an address suppressed with no person known
         stays suppressed, a STOP finds its person, a tombstone of layout 2
-        still holds."""
+        still holds. Layout 2 stored no "#" beside a sealed person's
+        envelope: migrate writes it (the envelope as it was)."""
         e = self.env(log_level="info")
         conf = wh.write_config(e, "webhooks.conf")
         ppl = [person("m2-ann", email="ann.m2@example.com", phone="+15550166001", consent=["email", "sms"]),
                person("m2-bob", email="Bob.M2@example.com", consent=["email"])]
         e.import_people(ppl)
         e.secrets |= {"ghost.m2@example.com", "cat.m2@example.com"}
-        # Layout 2: the same data with its indexes in the old form.
+        # Layout 2: the same data with its indexes in the old form, and
+        # the sealed people without "#".
+        marks = {}
+        for pid in ("m2-ann", "m2-bob"):
+            marks[pid] = e.rb.hgetall("herald:r:{%s}" % pid)
+            e.rb.hdel("herald:r:{%s}" % pid, "#")
         for k in e.r.keys("herald:*"):
             if k.startswith(("herald:addr:", "herald:suppress:", "herald:tombstones:")):
                 e.r.delete(k)
@@ -134,6 +140,9 @@ class Migrate(harness.HeraldTestCase):
         e.r.delete("herald:migrate:admin")
         res = e.ctl_ok("migrate", config=conf)
         self.assertIn("0 suppressions, 0 address index entries, 1 suppression change", res.stdout)
+        self.assertIn("wrote the address checks' field (#) of 2 sealed people", res.stdout)
+        for pid, before in marks.items():
+            self.assertEqual(e.rb.hgetall("herald:r:{%s}" % pid), before, pid)   # "#" back, envelope as it was
         self.assertEqual(e.r.get("herald:layout"), "4")
         self.assertEqual(e.r.keys("herald:migrate*"), [])
         for k in ("herald:addr", "herald:suppress", "herald:suppress:info"):

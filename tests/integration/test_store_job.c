@@ -135,7 +135,10 @@ static void lookup_rows(void **st)
     struct strbuf ra, rb;
     strbuf_init(&ra);
     strbuf_init(&rb);
-    struct store_job_person a = {.id = "a", .p = &pa, .raw_rec = &ra}, b = {.id = "b", .p = &pb, .raw_rec = &rb};
+    struct strbuf env;
+    strbuf_init(&env);
+    struct store_job_person a = {.id = "a", .p = &pa, .raw_rec = &ra, .envelope = &env},
+                            b = {.id = "b", .p = &pb, .raw_rec = &rb, .envelope = &env};
     struct store_job_person *rows[] = {&a, &b};
     struct done d = {0};
     store_job_lookup(sj, "c1", rows, 2, on_done, &d, NULL);
@@ -167,6 +170,7 @@ static void lookup_rows(void **st)
     assert_int_equal(d.res.status, STORE_JOB_OK);
     strbuf_free(&ra);
     strbuf_free(&rb);
+    strbuf_free(&env);
 }
 
 static void suppression_flags(void **st)
@@ -186,21 +190,27 @@ static void suppression_flags(void **st)
     assert_true(r && r->type == REDIS_REPLY_INTEGER);
     freeReplyObject(r);
     strbuf_free(&k);
-    const char *addrs[2 * HERALD_CH_COUNT] = {0};
-    addrs[0 * HERALD_CH_COUNT + HERALD_CH_EMAIL] = "a@example.com";
-    addrs[1 * HERALD_CH_COUNT + HERALD_CH_EMAIL] = "b@example.com";
-    addrs[1 * HERALD_CH_COUNT + HERALD_CH_SMS] = "+15550100";
+    /* The members as the lookup gives them (stored beside the envelope, or
+     * computed from the address). */
+    unsigned char ma[ADDRINDEX_LEN], mb[ADDRINDEX_LEN], mp[ADDRINDEX_LEN];
+    addrindex_member(cfg.index_key, HERALD_CH_EMAIL, "a@example.com", ma);
+    addrindex_member(cfg.index_key, HERALD_CH_EMAIL, "b@example.com", mb);
+    addrindex_member(cfg.index_key, HERALD_CH_SMS, "+15550100", mp);
+    const unsigned char *members[2 * HERALD_CH_COUNT] = {0};
+    members[0 * HERALD_CH_COUNT + HERALD_CH_EMAIL] = ma;
+    members[1 * HERALD_CH_COUNT + HERALD_CH_EMAIL] = mb;
+    members[1 * HERALD_CH_COUNT + HERALD_CH_SMS] = mp;
     bool fa[HERALD_CH_COUNT] = {true, true}, fb[HERALD_CH_COUNT] = {0};
     bool(*out[])[HERALD_CH_COUNT] = {&fa, &fb};
     struct done d = {0};
-    store_job_suppressed(sj, addrs, (bool(*const *)[HERALD_CH_COUNT])out, 2, on_done, &d, NULL);
+    store_job_suppressed(sj, members, (bool(*const *)[HERALD_CH_COUNT])out, 2, on_done, &d, NULL);
     run_until(&d.fired);
     assert_int_equal(d.res.status, STORE_JOB_OK);
     assert_false(fa[HERALD_CH_EMAIL]);
     assert_true(fa[HERALD_CH_SMS]); /* no address asked: left as it was */
     assert_true(fb[HERALD_CH_EMAIL]);
     assert_false(fb[HERALD_CH_SMS]);
-    assert_false(store_job_any_address((const char *[2 * HERALD_CH_COUNT]){0}, 2));
+    assert_false(store_job_any_address((const unsigned char *[2 * HERALD_CH_COUNT]){0}, 2));
 }
 
 static void reserve_one(struct store_job_reservation *it, const char *id, const char *rev, const char *record)
@@ -459,7 +469,10 @@ static void refused_read_is_failed(void **st)
     struct profile pa;
     struct strbuf ra;
     strbuf_init(&ra);
-    struct store_job_person a = {.id = "a", .p = &pa, .raw_rec = &ra}, b = {.id = "b", .p = &pa, .raw_rec = &ra};
+    struct strbuf env;
+    strbuf_init(&env);
+    struct store_job_person a = {.id = "a", .p = &pa, .raw_rec = &ra, .envelope = &env},
+                            b = {.id = "b", .p = &pa, .raw_rec = &ra, .envelope = &env};
     struct store_job_person *rows[] = {&a, &b};
     struct done d = {0};
     store_job_lookup(sj, "c1", rows, 2, on_done, &d, NULL); /* answered once, for both */
@@ -468,6 +481,7 @@ static void refused_read_is_failed(void **st)
     assert_int_equal(d.res.status, STORE_JOB_FAILED);
     assert_int_equal(d.res.err, STORE_E_NOPERM);
     strbuf_free(&ra);
+    strbuf_free(&env);
 }
 
 struct got {

@@ -12,6 +12,9 @@
  *   stored           optional {"email": ..., "phone": ...} written over the
  *                    parsed profile, bypassing validation: a profile stored
  *                    before a rule tightened (null removes the address)
+ *   sealed           optional array of channels whose address is read as a
+ *                    campaign's lookup reads a sealed person: not opened
+ *                    (address NULL), its "#" flag set (store_person.h)
  *   consent          {"email": true|false, ...}; a channel absent = no record
  *   consent_at       optional {"email": RFC 3339, ...}: when that record was
  *                    made (default: one day before now)
@@ -188,7 +191,7 @@ static void run_case(void **state)
     const struct pcase *c = *state;
     static const char *const keys[] = {"name", "now", "job", "person", "stored", "consent", "consent_at",
                                        "consent_max_age", "zone", "quiet_hours", "suppressed", "already_reached",
-                                       "expect", NULL};
+                                       "sealed", "expect", NULL};
     static const char *const expect_keys[] = {"outcome", "reason", "channel", "until", "trace", NULL};
     const json_t *root = c->root;
     check_keys(c, root, "the case", keys);
@@ -219,6 +222,19 @@ static void run_case(void **state)
     if (stored) {
         if (!in.person) CASE_FAIL(c, "\"stored\" needs a person");
         set_stored(c, &person, stored);
+    }
+    const json_t *sealed = json_object_get(root, "sealed");
+    if (sealed) {
+        if (!in.person || !json_is_array(sealed)) CASE_FAIL(c, "\"sealed\" needs a person and an array");
+        size_t i;
+        json_t *v;
+        json_array_foreach(sealed, i, v) {
+            int ch = channel_of(c, v, "sealed[]");
+            if (!person.address[ch]) CASE_FAIL(c, "sealed: the person has no address on that channel");
+            free(person.address[ch]);
+            person.address[ch] = NULL;
+            person.indexed |= 1u << ch;
+        }
     }
 
     const json_t *consent = json_object_get(root, "consent");

@@ -187,14 +187,14 @@ static void f_lookup(void *s, const char *campaign, struct store_job_person *con
     answer(f, cb, arg, st);
 }
 
-static void f_suppressed(void *s, const char *const *addrs, bool (*const *out)[HERALD_CH_COUNT], size_t n,
-                         store_job_cb cb, void *arg, void (*discard)(void *))
+static void f_suppressed(void *s, const unsigned char *const *members, bool (*const *out)[HERALD_CH_COUNT],
+                         size_t n, store_job_cb cb, void *arg, void (*discard)(void *))
 {
     struct fake *f = s;
     (void)discard;
     for (size_t i = 0; i < n; i++)
         for (int ch = 0; ch < HERALD_CH_COUNT; ch++)
-            if (addrs[i * HERALD_CH_COUNT + (size_t)ch]) (*out[i])[ch] = false;
+            if (members[i * HERALD_CH_COUNT + (size_t)ch]) (*out[i])[ch] = false;
     answer(f, cb, arg, scripted(f, OP_SUPPRESSED));
 }
 

@@ -3,7 +3,8 @@
  * person's stored form (store_person.c): what seals opens, under any key of
  * the ring, for the same person and field only; every altered, truncated,
  * moved or foreign envelope is refused with a reason that names the field
- * and the key id and never the data.
+ * and the key id and never the data; the "#" field beside the envelope
+ * gives the address checks what they need without opening it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,8 @@
 
 #define K1 "k1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
 #define K2 "k2 ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"
+/* An index key ([privacy] index_key_file) for the "#" field's members. */
+static const unsigned char IKEY[ADDRINDEX_KEY_LEN] = {9, 8, 7, 6, 5, 4, 3, 2, 1};
 
 static void ring(struct seal_keys *k, const char *text)
 {
@@ -228,16 +231,22 @@ static void stored(const struct store_person_form *f, redisReply **prof,
         sealed[i] = f->set[i] ? str_reply(f->sealed[i].buf, f->sealed[i].len) : NULL;
 }
 
+/* The key ring K1, the person above, and its stored form. */
+static void sealed_person(struct seal_keys *k, struct profile *p, struct store_person_form *f)
+{
+    ring(k, K1);
+    person(p);
+    store_person_form_init(f);
+    store_person_seal(k, IKEY, p, f);
+}
+
 static void test_person_form(void **state)
 {
     (void)state;
     struct seal_keys k;
-    ring(&k, K1);
     struct profile p, back;
-    person(&p);
     struct store_person_form f;
-    store_person_form_init(&f);
-    store_person_seal(&k, &p, &f);
+    sealed_person(&k, &p, &f);
     /* Nothing of the contact data in clear; every value a compact size. */
     assert_null(strstr(f.profile.buf, "ada@"));
     assert_null(strstr(f.profile.buf, "Lovelace"));
@@ -298,7 +307,7 @@ static void test_person_form(void **state)
     /* A profile in clear written beside sealed data (a preference change
      * while the key was missing): the sealed data wins, or, when it does
      * not open, no contact data at all, never the clear copy. */
-    store_person_seal(&k, &p, &f);
+    store_person_seal(&k, IKEY, &p, &f);
     stored(&f, &prof, sealed);
     free_reply(prof);
     const char *stale = "{\"email\":\"stale@example.com\",\"id\":\"p1\",\"locale\":\"sv\",\"tz\":\"UTC\"}";
@@ -323,7 +332,7 @@ static void test_person_form(void **state)
     struct profile bare;
     const char *bt = "{\"id\":\"p3\",\"locale\":\"de\"}";
     assert_int_equal(profile_parse(bt, strlen(bt), &bare, err, sizeof(err)), 0);
-    store_person_seal(&k, &bare, &f);
+    store_person_seal(&k, IKEY, &bare, &f);
     for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
         assert_false(f.set[i]);
     assert_string_equal(f.profile.buf, "{\"locale\":\"de\"}");
@@ -337,7 +346,7 @@ static void test_person_form(void **state)
     free_reply(prof);
 
     /* Without keys: today's clear form, every sealed field deleted. */
-    store_person_seal(NULL, &p, &f);
+    store_person_seal(NULL, IKEY, &p, &f);
     assert_non_null(strstr(f.profile.buf, "ada@example.com"));
     for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++)
         assert_false(f.set[i]);
@@ -355,13 +364,166 @@ static void test_person_form(void **state)
     seal_keys_free(&k);
 }
 
+/* The "#" field: what the address checks read without the envelope. */
+static void assert_member(const struct profile *p, int ch, const char *address)
+{
+    unsigned char m[ADDRINDEX_LEN];
+    addrindex_member(IKEY, ch, address, m);
+    assert_true(p->indexed >> ch & 1u);
+    assert_memory_equal(p->member[ch], m, ADDRINDEX_LEN);
+}
+
+static void test_person_index(void **state)
+{
+    (void)state;
+    struct seal_keys k;
+    struct profile p, back;
+    struct store_person_form f;
+    sealed_person(&k, &p, &f);
+    /* One byte of flags, a member per address: 33 bytes, compact. */
+    const struct strbuf *ix = &f.sealed[STORE_SEALED_INDEX];
+    assert_true(f.set[STORE_SEALED_INDEX]);
+    assert_string_equal(store_sealed_field(STORE_SEALED_INDEX), "#");
+    assert_int_equal(ix->len, 1 + 2 * ADDRINDEX_LEN);
+    assert_int_equal((unsigned char)ix->buf[0], 1u << HERALD_CH_EMAIL | 1u << HERALD_CH_SMS);
+    assert_null(memmem(ix->buf, ix->len, "ada", 3));
+    redisReply *prof, *sealed[STORE_SEALED_NFIELDS];
+    stored(&f, &prof, sealed);
+    struct strbuf env;
+    strbuf_init(&env);
+    char err[256] = "";
+
+    /* The checks' read: nothing decrypted, the flags and members there. */
+    assert_int_equal(store_person_read(&k, IKEY, "p1", prof, (const redisReply *const *)sealed, false, &back, &env,
+                                       err, sizeof(err)),
+                     1);
+    assert_false(back.undecryptable);
+    assert_null(back.address[HERALD_CH_EMAIL]);
+    assert_null(back.address[HERALD_CH_SMS]);
+    assert_null(back.attributes);
+    assert_string_equal(back.tz, "Europe/Stockholm");
+    assert_member(&back, HERALD_CH_EMAIL, "ada@example.com");
+    assert_member(&back, HERALD_CH_SMS, "+46701234567");
+    assert_true(profile_address_usable(&back, HERALD_CH_EMAIL));
+    assert_true(profile_has_address(&back, HERALD_CH_SMS));
+    assert_true(env.len > 0);
+    /* Opened to render: the addresses and attributes come in. */
+    assert_int_equal(store_person_unseal(&k, "p1", env.buf, env.len, &back, err, sizeof(err)), 0);
+    assert_string_equal(back.address[HERALD_CH_EMAIL], "ada@example.com");
+    assert_string_equal(back.address[HERALD_CH_SMS], "+46701234567");
+    assert_true(json_equal(back.attributes, p.attributes));
+    profile_free(&back);
+
+    /* A corrupted envelope: the checks still read (no decryption there),
+     * the opening refuses it, never half read. */
+    free_reply(sealed[1]);
+    sealed[1] = str_reply("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 64);
+    assert_int_equal(store_person_read(&k, IKEY, "p1", prof, (const redisReply *const *)sealed, false, &back, &env,
+                                       err, sizeof(err)),
+                     1);
+    assert_false(back.undecryptable);
+    assert_member(&back, HERALD_CH_EMAIL, "ada@example.com");
+    assert_int_equal(store_person_unseal(&k, "p1", env.buf, env.len, &back, err, sizeof(err)), -HERALD_EINVAL);
+    assert_true(back.undecryptable);
+    assert_null(back.address[HERALD_CH_EMAIL]);
+    assert_null(back.attributes);
+    assert_non_null(strstr(err, "undecryptable @"));
+    profile_free(&back);
+    free_reply(prof);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) free_reply(sealed[i]);
+
+    /* Another person's envelope, or flags that disagree with it: refused. */
+    stored(&f, &prof, sealed);
+    assert_int_equal(store_person_read(&k, IKEY, "p1", prof, (const redisReply *const *)sealed, false, &back, &env,
+                                       err, sizeof(err)),
+                     1);
+    assert_int_equal(store_person_unseal(&k, "p2", env.buf, env.len, &back, err, sizeof(err)), -HERALD_EINVAL);
+    assert_non_null(strstr(err, "does not decrypt"));
+    profile_free(&back);
+    assert_int_equal(store_person_read(&k, IKEY, "p1", prof, (const redisReply *const *)sealed, false, &back, &env,
+                                       err, sizeof(err)),
+                     1);
+    back.indexed = 1u << HERALD_CH_EMAIL;
+    assert_int_equal(store_person_unseal(&k, "p1", env.buf, env.len, &back, err, sizeof(err)), -HERALD_EINVAL);
+    assert_non_null(strstr(err, "other addresses than #"));
+    assert_null(back.address[HERALD_CH_EMAIL]);
+    profile_free(&back);
+
+    /* Without "#" (a person stored before it), or with a value that is
+     * none of its forms: opened as before, the members computed. */
+    for (int form = 0; form < 2; form++) {
+        free_reply(sealed[STORE_SEALED_INDEX]);
+        sealed[STORE_SEALED_INDEX] = form ? str_reply("\x03short", 6) : NULL;
+        assert_int_equal(store_person_read(&k, IKEY, "p1", prof, (const redisReply *const *)sealed, false, &back,
+                                           &env, err, sizeof(err)),
+                         1);
+        assert_int_equal(env.len, 0);
+        assert_string_equal(back.address[HERALD_CH_EMAIL], "ada@example.com");
+        assert_member(&back, HERALD_CH_EMAIL, "ada@example.com");
+        assert_member(&back, HERALD_CH_SMS, "+46701234567");
+        profile_free(&back);
+    }
+    /* ... unless nobody needs it (closed): then nothing is opened. */
+    assert_int_equal(store_person_read(&k, IKEY, "p1", prof, (const redisReply *const *)sealed, true, &back, &env,
+                                       err, sizeof(err)),
+                     1);
+    assert_null(back.address[HERALD_CH_EMAIL]);
+    assert_int_equal(back.indexed, 0);
+    assert_false(back.undecryptable);
+    profile_free(&back);
+    free_reply(prof);
+    for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) free_reply(sealed[i]);
+
+    /* An address on one channel and attributes: one member; attributes
+     * only: the flags alone, and the envelope still left for the render. */
+    const char *texts[] = {"{\"id\":\"p4\",\"email\":\"bo@example.com\"}",
+                           "{\"id\":\"p4\",\"attributes\":{\"plan\":\"gold\"}}"};
+    for (int t = 0; t < 2; t++) {
+        struct profile q;
+        assert_int_equal(profile_parse(texts[t], strlen(texts[t]), &q, err, sizeof(err)), 0);
+        store_person_seal(&k, IKEY, &q, &f);
+        assert_int_equal(f.sealed[STORE_SEALED_INDEX].len, t ? 1 : 1 + ADDRINDEX_LEN);
+        stored(&f, &prof, sealed);
+        assert_int_equal(store_person_read(&k, IKEY, "p4", prof, (const redisReply *const *)sealed, false, &back,
+                                           &env, err, sizeof(err)),
+                         1);
+        assert_int_equal(back.indexed, t ? 0 : 1u << HERALD_CH_EMAIL);
+        assert_false(profile_has_address(&back, HERALD_CH_SMS));
+        assert_int_equal(store_person_unseal(&k, "p4", env.buf, env.len, &back, err, sizeof(err)), 0);
+        if (t) assert_true(json_equal(back.attributes, q.attributes));
+        else assert_string_equal(back.address[HERALD_CH_EMAIL], "bo@example.com");
+        profile_free(&back);
+        profile_free(&q);
+        free_reply(prof);
+        for (size_t i = 0; i < STORE_SEALED_NFIELDS; i++) free_reply(sealed[i]);
+    }
+
+    /* In clear: no "#" stored; the members come from the clear addresses. */
+    store_person_seal(NULL, IKEY, &p, &f);
+    assert_false(f.set[STORE_SEALED_INDEX]);
+    stored(&f, &prof, sealed);
+    assert_int_equal(store_person_read(&k, IKEY, "p1", prof, (const redisReply *const *)sealed, false, &back, &env,
+                                       err, sizeof(err)),
+                     1);
+    assert_int_equal(env.len, 0);
+    assert_string_equal(back.address[HERALD_CH_EMAIL], "ada@example.com");
+    assert_member(&back, HERALD_CH_EMAIL, "ada@example.com");
+    profile_free(&back);
+    free_reply(prof);
+
+    strbuf_free(&env);
+    store_person_form_free(&f);
+    profile_free(&p);
+    seal_keys_free(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_tamper),
         cmocka_unit_test(test_wrong_key),   cmocka_unit_test(test_wrong_binding),
         cmocka_unit_test(test_truncated),   cmocka_unit_test(test_key_file_text),
-        cmocka_unit_test(test_person_form),
+        cmocka_unit_test(test_person_form), cmocka_unit_test(test_person_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
