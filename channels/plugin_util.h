@@ -84,8 +84,8 @@ size_t plugin_utf8_seq(const unsigned char *s);
 bool plugin_utf8_valid(const char *s);
 
 /* How many of the n bytes at s, from the start, can go into a JSON string
- * as they are: printable ASCII other than '"' and '\\'. Eight bytes at a
- * time; it never reads past s + n. */
+ * as they are: printable ASCII other than '"' and '\\'. Sixteen (SSE2) or
+ * eight bytes at a time; it never reads past s + n. */
 size_t plugin_json_plain(const unsigned char *s, size_t n);
 
 #endif

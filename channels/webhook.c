@@ -12,13 +12,14 @@
  * else X-Request-Id / X-Message-Id, else "webhook:<status>"); 429, 5xx and
  * transport errors retry (Retry-After seconds honoured); other statuses are
  * rejected as "http_<status>". Nothing here logs, and nothing outlives
- * release() except the settings.
+ * release() except the settings and a few released requests' buffers kept
+ * for the next ones (prepare and release both run on the loop thread).
  */
+#include "hmac_sha256.h" /* first: it allows the low-level SHA-256 calls */
+
 #include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,10 @@
 #define WEBHOOK_SECRET_MIN 16
 #define WEBHOOK_DEFAULT_HEADER "X-Herald-Signature"
 #define WEBHOOK_HEADER_MAX 64 /* so that "<name>: sha256=<64 hex>" always fits */
+#define WEBHOOK_SPARE_MAX 256        /* released requests kept for reuse ... */
+#define WEBHOOK_SPARE_BODY_MAX 16384 /* ... when their body buffer is no larger */
+
+struct webhook_req;
 
 struct webhook {
     char *url; /* as curl normalises it, when uh parsed it */
@@ -41,14 +46,21 @@ struct webhook {
     CURLU *uh;
     char *secret;
     char *header_name;
-    EVP_MAC_CTX *mac; /* keyed with secret once; restarted per message (see digest.h) */
+    struct hmac_sha256_key mac; /* the secret, prepared once */
     /* Content-Type, no Expect, User-Agent: the same for every request (a
      * User-Agent given as a header also spares curl formatting its own). */
     struct curl_slist *fixed;
+    /* Released requests and their body buffers: a body is about a kilobyte,
+     * which malloc serves from its slow large-chunk path (and its free list
+     * merging) when it is allocated afresh for every message. */
+    struct webhook_req *spare;
+    size_t nspare;
 };
 
 struct webhook_req {
     char *body; /* first: the unit test reads it */
+    size_t body_cap;
+    struct webhook_req *next_spare;
     /* The request's headers: its signature, then the instance's fixed list
      * (curl reads the list and never changes it). */
     struct curl_slist sig_node;
@@ -57,15 +69,26 @@ struct webhook_req {
     char key[24 + HERALD_IDEMPOTENCY_KEY_MAX];
 };
 
+static void req_free(struct webhook_req *r)
+{
+    free(r->body);
+    free(r);
+}
+
 static void webhook_destroy(void *instance)
 {
     struct webhook *w = instance;
     if (!w) return;
+    while (w->spare) {
+        struct webhook_req *r = w->spare;
+        w->spare = r->next_spare;
+        req_free(r);
+    }
     free(w->url);
     curl_url_cleanup(w->uh);
     free(w->secret);
     free(w->header_name);
-    EVP_MAC_CTX_free(w->mac);
+    hmac_sha256_key_wipe(&w->mac);
     curl_slist_free_all(w->fixed);
     free(w);
 }
@@ -144,17 +167,9 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
             curl_slist_free_all(w->fixed);
             w->fixed = NULL;
         }
-        EVP_MAC *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        w->mac = alg ? EVP_MAC_CTX_new(alg) : NULL;
-        EVP_MAC_free(alg); /* the context keeps its own reference */
-        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                               OSSL_PARAM_construct_end()};
-        if (w->mac && !EVP_MAC_init(w->mac, (const unsigned char *)secret, strlen(secret), params)) {
-            EVP_MAC_CTX_free(w->mac);
-            w->mac = NULL;
-        }
+        hmac_sha256_key_init(&w->mac, secret, strlen(secret));
     }
-    if (!w || !w->url || !w->secret || !w->header_name || !w->mac || !w->fixed) {
+    if (!w || !w->url || !w->secret || !w->header_name || !w->fixed) {
         webhook_destroy(w);
         host->setting_error(host->ctx, HERALD_SETTING_NONE, "out of memory");
         return -1;
@@ -165,11 +180,16 @@ static int webhook_create(const struct herald_host *host, const struct herald_se
 
 static void webhook_release(void *instance, void *state)
 {
-    (void)instance;
+    struct webhook *w = instance;
     struct webhook_req *r = state;
     if (!r) return;
-    free(r->body);
-    free(r);
+    if (w->nspare < WEBHOOK_SPARE_MAX && r->body_cap <= WEBHOOK_SPARE_BODY_MAX) {
+        r->next_spare = w->spare;
+        w->spare = r;
+        w->nspare++;
+        return;
+    }
+    req_free(r);
 }
 
 /* `"key":"value"` (or null), with a leading comma unless first; key is
@@ -226,9 +246,22 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
         snprintf(reason, reasonlen, "invalid_idempotency_key");
         return -1;
     }
+    /* Not zeroed: every field is set below before curl can see it. */
+    struct webhook_req *r = w->spare;
+    if (r) {
+        w->spare = r->next_spare;
+        w->nspare--;
+    } else if (!(r = malloc(sizeof(*r)))) {
+        snprintf(reason, reasonlen, "out_of_memory");
+        return -1;
+    } else {
+        r->body = NULL;
+        r->body_cap = 0;
+    }
     /* Written by hand rather than with jansson: this runs per message, and
-     * building then serialising a tree cost more than the request itself. */
-    struct plugin_buf b = {0};
+     * building then serialising a tree cost more than the request itself.
+     * Into the request's own buffer (a spare one's, when it is large enough). */
+    struct plugin_buf b = {.s = r->body, .cap = r->body_cap};
     bool valid = true;
     /* The keys quoted, with their colons, and their lengths: constants. */
 #define KEY(k) {"\"" k "\":", sizeof(k) + 2}
@@ -244,40 +277,28 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
                             msg->unsubscribe_url, msg->preferences_url};
     enum { NFIELDS = sizeof(keys) / sizeof(keys[0]) };
     _Static_assert(sizeof(values) / sizeof(values[0]) == NFIELDS, "a value for each key");
-    /* One allocation for a body without escapes: keys, values, quotes. */
+    /* One allocation for a body with a few escapes: keys, values, quotes,
+     * and room for the quotes of an html part's attributes. */
     size_t lens[NFIELDS], size = 2;
     for (size_t i = 0; i < NFIELDS; i++) {
         lens[i] = values[i] ? strlen(values[i]) : 0;
         size += keys[i].len + 1 + (values[i] ? lens[i] + 2 : 4);
     }
-    plugin_buf_reserve(&b, size);
+    plugin_buf_reserve(&b, size + size / 16 + 16);
     plugin_buf_add(&b, "{", 1);
     for (size_t i = 0; i < NFIELDS; i++)
         jb_field(&b, &valid, keys[i].json, keys[i].len, values[i], lens[i], i == 0);
     plugin_buf_add(&b, "}", 1);
     size_t blen = b.len;
-    char *body = plugin_buf_take(&b);
-    /* Not zeroed: every field is set below before curl can see it. */
-    struct webhook_req *r = malloc(sizeof(*r));
-    if (!valid || !body || !r) {
-        free(body);
-        free(r);
+    r->body = b.s; /* kept when a reservation failed: realloc left it as it was */
+    r->body_cap = b.cap;
+    if (!valid || b.oom) {
+        webhook_release(w, r);
         snprintf(reason, reasonlen, valid ? "out_of_memory" : "invalid_message");
         return -1;
     }
-    r->body = body;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    size_t maclen = 0;
-    /* prepare() runs on the loop thread only: one context per instance,
-     * restarted with its own key (NULL) for each message. */
-    bool signed_ok = EVP_MAC_init(w->mac, NULL, 0, NULL) &&
-                     EVP_MAC_update(w->mac, (const unsigned char *)r->body, blen) &&
-                     EVP_MAC_final(w->mac, mac, &maclen, sizeof(mac));
-    if (!signed_ok) {
-        snprintf(reason, reasonlen, "hmac_failed");
-        webhook_release(w, r);
-        return -1;
-    }
+    unsigned char mac[HMAC_SHA256_LEN];
+    hmac_sha256(&w->mac, r->body, blen, mac);
     static const char hex[] = "0123456789abcdef";
     /* "<name>: sha256=<hex>": the name is at most WEBHOOK_HEADER_MAX, so it fits. */
     char *sig = r->sig;
@@ -285,7 +306,7 @@ static int webhook_prepare(void *instance, const struct herald_message *msg, voi
     memcpy(sig, w->header_name, off);
     memcpy(sig + off, ": sha256=", 9);
     off += 9;
-    for (size_t i = 0; i < maclen && off + 3 < sizeof(r->sig); i++) {
+    for (size_t i = 0; i < sizeof(mac) && off + 3 < sizeof(r->sig); i++) {
         sig[off++] = hex[mac[i] >> 4];
         sig[off++] = hex[mac[i] & 15];
     }

@@ -83,6 +83,8 @@
 #define DISPATCH_BACKOFF_MAX_MS 60000
 #define DISPATCH_COLLECT_MAX (64 * 1024)
 #define DISPATCH_FREE_HANDLES_MAX 64
+#define DISPATCH_SPARE_REQS_MAX 256    /* requests kept for reuse, with their reply buffers ... */
+#define DISPATCH_SPARE_BUF_MAX 4096    /* ... when these are no larger */
 #define DISPATCH_SLOW_DOWN_MS 1000 /* a provider's pause after a 429 without Retry-After */
 
 #if LIBCURL_VERSION_NUM < 0x075000
@@ -187,6 +189,11 @@ struct dispatch {
     struct dsock **socks; /* by file descriptor */
     size_t nsocks;
     struct dispatch_req *reqs;
+    /* Released requests kept with their reply buffers: a request's struct
+     * and the buffers of its reply were three allocations and three frees
+     * per message. Linked through next. */
+    struct dispatch_req *spare;
+    size_t nspare;
     /* The handoff gate. */
     dispatch_handoff_cb handoff;
     void *handoff_arg;
@@ -1050,9 +1057,28 @@ static void req_release(struct dispatch *d, struct dispatch_req *req)
     else
         curl_easy_cleanup(req->easy);
     req->m->req = NULL;
+    if (d->nspare < DISPATCH_SPARE_REQS_MAX && req->hdr_cap <= DISPATCH_SPARE_BUF_MAX &&
+        req->body_cap <= DISPATCH_SPARE_BUF_MAX) {
+        req->next = d->spare;
+        d->spare = req;
+        d->nspare++;
+        return;
+    }
     free(req->hdr);
     free(req->body);
     free(req);
+}
+
+/* A zeroed request, its reply buffers empty (kept from a spare one). */
+static struct dispatch_req *req_new(struct dispatch *d)
+{
+    struct dispatch_req *req = d->spare;
+    if (!req) return xcalloc(1, sizeof(*req));
+    d->spare = req->next;
+    d->nspare--;
+    *req = (struct dispatch_req){
+        .hdr = req->hdr, .hdr_cap = req->hdr_cap, .body = req->body, .body_cap = req->body_cap};
+    return req;
 }
 
 static void start_curl(struct dprov *p, struct dispatch_msg *m)
@@ -1063,7 +1089,7 @@ static void start_curl(struct dprov *p, struct dispatch_msg *m)
         fprintf(stderr, "herald: curl_easy_init failed\n");
         abort();
     }
-    struct dispatch_req *req = xcalloc(1, sizeof(*req));
+    struct dispatch_req *req = req_new(d);
     req->m = m;
     req->p = p;
     req->easy = e;
@@ -1170,9 +1196,9 @@ static void check_info(struct dispatch *d)
         struct herald_response resp = {
             .curl_code = (int)code,
             .status = status,
-            .headers = req->hdr ? req->hdr : "",
+            .headers = req->hdr_len ? req->hdr : "", /* a spare buffer holds an old reply */
             .headers_len = req->hdr_len,
-            .body = req->body ? req->body : "",
+            .body = req->body_len ? req->body : "",
             .body_len = req->body_len,
         };
         memset(&m->verdict, 0, sizeof(m->verdict));
@@ -1773,6 +1799,13 @@ void dispatch_free(struct dispatch *d)
     if (d->multi) curl_multi_cleanup(d->multi); /* dispatch_close was not called */
     free(d->socks);
     free(d->gate_vec);
+    while (d->spare) {
+        struct dispatch_req *req = d->spare;
+        d->spare = req->next;
+        free(req->hdr);
+        free(req->body);
+        free(req);
+    }
     while (d->retired) {
         struct dispatch_gen *g = d->retired;
         d->retired = g->next;

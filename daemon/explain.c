@@ -543,28 +543,38 @@ static int campaign_job(struct ctx *x, const char *campaign, struct job *job, ch
     return rc;
 }
 
-/* The person's history entries of this campaign (newest first). */
+/* The person's history entries of this campaign (newest first): the ring
+ * in the person hash, then a list written before it (store_history_read). */
 static json_t *campaign_history(struct ctx *x, const char *id, const char *campaign, int *rc)
 {
-    struct strbuf k;
+    struct strbuf k, kl;
     strbuf_init(&k);
-    store_key_history(&k, x->cfg->prefix, id);
-    redisReply *r = redisCommand(on_key(x, k.buf), "LRANGE %s 0 -1", k.buf);
+    strbuf_init(&kl);
+    store_key_person(&k, x->cfg->prefix, id);
+    store_key_history(&kl, x->cfg->prefix, id);
+    redisReply *h = redisCommand(on_key(x, k.buf), "HGETALL %s", k.buf);
+    redisReply *l = NULL;
+    if (h && h->type == REDIS_REPLY_ARRAY) l = redisCommand(on_key(x, kl.buf), "LRANGE %s 0 -1", kl.buf);
     strbuf_free(&k);
+    strbuf_free(&kl);
     json_t *out = json_array();
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        *rc = redis_failed(x, "history read", r);
-        if (r) freeReplyObject(r);
+    if (!h || h->type != REDIS_REPLY_ARRAY || !l || l->type != REDIS_REPLY_ARRAY) {
+        *rc = redis_failed(x, "history read", !h || h->type != REDIS_REPLY_ARRAY ? h : l);
+        if (h) freeReplyObject(h);
+        if (l) freeReplyObject(l);
         return out;
     }
-    for (size_t i = 0; i < r->elements; i++) {
-        if (r->element[i]->type != REDIS_REPLY_STRING) continue;
-        json_t *e = store_history_json(r->element[i]->str, r->element[i]->len);
+    json_t *all = store_history_read(h, l, (size_t)x->cfg->retention_history);
+    freeReplyObject(h);
+    freeReplyObject(l);
+    size_t i;
+    json_t *e;
+    json_array_foreach(all, i, e)
+    {
         const char *c = json_string_value(json_object_get(e, "campaign"));
         if (c && strcmp(c, campaign) == 0) json_array_append(out, e);
-        json_decref(e);
     }
-    freeReplyObject(r);
+    json_decref(all);
     return out;
 }
 

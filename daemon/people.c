@@ -557,13 +557,7 @@ static void on_get(redisReply *r, enum store_error serr, const char *text, void 
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) json_object_set_new(sup, herald_channel_name(ch), json_false());
     json_object_set_new(doc, "suppressed", sup);
 
-    json_t *msgs = json_array();
-    for (size_t i = 0; hist->type == REDIS_REPLY_ARRAY && i < hist->elements; i++) {
-        const redisReply *e = hist->element[i];
-        json_t *o = e->type == REDIS_REPLY_STRING ? store_history_json(e->str, e->len) : NULL;
-        if (o) json_array_append_new(msgs, o);
-    }
-    json_object_set_new(doc, "messages", msgs);
+    json_object_set_new(doc, "messages", store_history_read(h, hist, (size_t)op->pp->cfg->retention_history));
     const redisReply *rev = hash_field(h, "rev");
     json_object_set_new(doc, "rev", json_integer(rev ? strtoll(rev->str, NULL, 10) : 0));
 

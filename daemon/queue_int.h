@@ -59,6 +59,7 @@ struct rcpt {
     struct strbuf record; /* our reservation string */
     struct strbuf member; /* our entry in the person's sends history */
     bool reserved;        /* the record and history entry are ours to give back */
+    char hslot[8];        /* the history slot the reservation took, "h<slot>" ("": finish.lua takes one) */
     char rev[24];         /* the person's `rev` at lookup ("" when none) */
     struct strbuf prior;  /* a dead run's reservation of this message, to take over ("" none) */
     struct strbuf sealed; /* its contact data from the lookup to the decision, still sealed ("" none) */

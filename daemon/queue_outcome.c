@@ -237,6 +237,7 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
                    provider_feedback(q->cfg, provider),
         /* The language of the content it went out in (content per language). */
         .locale = r->dispatched && r->locale ? r->locale : "",
+        .slot = r->reserved ? r->hslot : "",
     };
     store_outcomes_add(&jr->fin, &oc);
     jr->writes++;

@@ -434,11 +434,16 @@ static int reserved_one(struct rcpt *r, const struct store_job_reservation *res)
     const char *detail = res->detail;
     switch (res->verdict) {
     case SJV_STALE: return 2;
-    case SJV_OK: r->reserved = true; return 1;
+    case SJV_OK:
+        r->reserved = true;
+        herald_copy(r->hslot, sizeof(r->hslot), detail);
+        return 1;
     case SJV_DUPLICATE: {
-        /* Our own record: our write, answered after a reconnect. */
+        /* Our own record: our write, answered after a reconnect (its
+         * history slot unknown: the outcome takes another). */
         if (strcmp(detail, r->record.buf) == 0) {
             r->reserved = true;
+            r->hslot[0] = '\0';
             return 1;
         }
         struct store_record rec;

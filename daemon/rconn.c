@@ -332,7 +332,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
 struct rconn_ev {
     redisAsyncContext *ac; /* NULL once hiredis has let go (cleanup) */
     uv_poll_t poll;
-    int events;
+    int events;  /* what hiredis wants watched */
+    int watched; /* what the poll handle was last given */
 };
 
 static void ev_poll_cb(uv_poll_t *handle, int status, int events)
@@ -345,10 +346,16 @@ static void ev_poll_cb(uv_poll_t *handle, int status, int events)
     if (p->ac && (events & UV_READABLE)) redisAsyncHandleRead(p->ac);
 }
 
+/* libuv only when the events change: hiredis asks for writing with every
+ * command it queues, and each uv_poll_start or uv_poll_stop costs an
+ * epoll_ctl at once (libuv drops the descriptor from epoll) and another at
+ * the next poll (it adds it back), for a batch's every command. */
 static void ev_update(struct rconn_ev *p)
 {
+    if (p->events == p->watched) return;
     if (p->events) uv_poll_start(&p->poll, p->events, ev_poll_cb);
     else uv_poll_stop(&p->poll);
+    p->watched = p->events;
 }
 
 static void ev_add_read(void *priv) { struct rconn_ev *p = priv; p->events |= UV_READABLE; ev_update(p); }

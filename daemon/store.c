@@ -156,6 +156,54 @@ void store_key_retention_sweep(struct strbuf *sb, const char *prefix, const char
     key(sb, prefix, ":retention:", part, NULL);
 }
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id) { key_plain(sb, prefix, ":r:{", id, "}:sends"); }
+/* The slot a ring field names ("h<digits>", below max), or -1. */
+static long history_slot(const redisReply *f, size_t max)
+{
+    size_t pl = strlen(STORE_HISTORY_FIELD_PREFIX);
+    if (f->type != REDIS_REPLY_STRING || f->len <= pl || f->len > pl + 3 ||
+        memcmp(f->str, STORE_HISTORY_FIELD_PREFIX, pl) != 0)
+        return -1;
+    long k = 0;
+    for (size_t i = pl; i < f->len; i++) {
+        if (!isdigit((unsigned char)f->str[i])) return -1;
+        k = 10 * k + (f->str[i] - '0');
+    }
+    return (size_t)k < max ? k : -1;
+}
+
+static void history_append(json_t *out, const redisReply *e)
+{
+    json_t *o = e && e->type == REDIS_REPLY_STRING && e->len ? store_history_json(e->str, e->len) : NULL;
+    if (o) json_array_append_new(out, o);
+}
+
+json_t *store_history_read(const redisReply *hash, const redisReply *list, size_t max)
+{
+    json_t *out = json_array();
+    if (max > STORE_HISTORY_MAX) max = STORE_HISTORY_MAX;
+    if (max == 0) return out;
+    const redisReply *slot[STORE_HISTORY_MAX] = {NULL};
+    long long cursor = 0;
+    for (size_t i = 0; hash && hash->type == REDIS_REPLY_ARRAY && i + 1 < hash->elements; i += 2) {
+        const redisReply *f = hash->element[i], *v = hash->element[i + 1];
+        long k = history_slot(f, max);
+        if (k >= 0) {
+            slot[k] = v;
+        } else if (f->type == REDIS_REPLY_STRING && strcmp(f->str, STORE_HISTORY_CURSOR) == 0 &&
+                   v->type == REDIS_REPLY_STRING) {
+            char *end;
+            cursor = strtoll(v->str, &end, 10);
+            if (*end || cursor < 0) cursor = 0;
+        }
+    }
+    /* Newest first: back from the next slot, once round the ring (a slot
+     * not written yet, in the ring's first turn, is no field). */
+    for (size_t j = 1; j <= max; j++) history_append(out, slot[((size_t)cursor % max + max - j) % max]);
+    size_t nlist = list && list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
+    for (size_t i = 0; i < nlist && json_array_size(out) < max; i++) history_append(out, list->element[i]);
+    return out;
+}
+
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id)
 {
     key_plain(sb, prefix, ":r:{", id, "}:history");

@@ -207,6 +207,22 @@ void store_history_format(struct strbuf *sb, const char *campaign, const char *c
  * neither. */
 json_t *store_history_json(const char *s, size_t len);
 
+/* A person's history is a ring of [retention] history fields of the person
+ * hash: an entry in the field "h<k>" (STORE_HISTORY_FIELD_PREFIX), the next
+ * slot k in the field "hn" (STORE_HISTORY_CURSOR); lua/reserve.lua takes a
+ * reserved message's slot, lua/finish.lua any other's and writes the
+ * entries. A person stored before the ring may still have the list
+ * herald:r:{ID}:history, newest first: it is read after the ring, never
+ * written, and dropped when the ring turns.
+ * store_history_read gives both as the API shows them: a JSON array of at
+ * most max entries (store_history_json), newest first. hash is an HGETALL
+ * reply of the person hash (field, value, ...), list an LRANGE reply of the
+ * list (either may be NULL or of another type: none). A slot taken but
+ * never written (a reservation given back) is skipped. */
+#define STORE_HISTORY_FIELD_PREFIX "h"
+#define STORE_HISTORY_CURSOR "hn"
+json_t *store_history_read(const redisReply *hash, const redisReply *list, size_t max);
+
 /* The layout 2 member of an address: "<channel>:<sha256 hex>" of the
  * address as its channel normalises it (channel.h; emails lower-cased and
  * trimmed): what layout 3's keyed member is computed from

@@ -450,6 +450,7 @@ void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj
     store_args_addll(a, now);
     store_args_add(a, campaign);
     store_args_add(a, topic);
+    store_args_addll(a, (long long)cfg->retention_history);
     store_args_addll(a, (long long)cfg->ncaps);
     for (size_t i = 0; i < cfg->ncaps; i++) {
         const struct config_cap *cap = &cfg->caps[i];
@@ -461,7 +462,9 @@ void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj
     }
     for (size_t i = 0; i < n; i++) {
         const struct store_job_reservation *it = items[idx ? idx[i] : i];
-        const char *vals[] = {it->rev, it->record, it->prior, it->channel, it->member};
+        /* The sends member only where the script uses it: a history to keep, a takeover. */
+        const char *member = it->keep > 0 || it->prior[0] ? it->member : "";
+        const char *vals[] = {it->rev, it->record, it->prior, it->channel, member};
         for (size_t j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) store_args_add(a, vals[j]);
         store_args_addll(a, it->keep);
         store_args_addll(a, (long long)it->nfreq);
@@ -523,9 +526,9 @@ void store_outcomes_free(struct store_outcomes *o)
     o->n = 0;
 }
 
-/* Per outcome: 3 keys (below) and STORE_OUTCOME_ARGS values, in the order
- * of lua/finish.lua's header. */
-#define STORE_OUTCOME_ARGS 15
+/* Per outcome: STORE_OUTCOME_KEYS keys (the person hash) and
+ * STORE_OUTCOME_ARGS values (store_job_int.h), in the order of
+ * lua/finish.lua's header. */
 
 void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc)
 {
@@ -537,10 +540,6 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     o->off[2 * o->n] = o->keys.data.len;
     o->off[2 * o->n + 1] = o->args.data.len;
     store_key_person(k, o->prefix, oc->id);
-    add_buf(&o->keys, k);
-    store_key_history(k, o->prefix, oc->id);
-    add_buf(&o->keys, k);
-    store_key_sends(k, o->prefix, oc->id);
     add_buf(&o->keys, k);
     const char *vals[] = {oc->id, oc->record, oc->unsend, oc->history, oc->channel, oc->outcome, oc->reason,
                           oc->provider, oc->provider_id, oc->at, oc->progress};
@@ -561,6 +560,7 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
         store_args_add(&o->args, "");
     }
     store_args_add(&o->args, oc->locale ? oc->locale : "");
+    store_args_add(&o->args, oc->slot ? oc->slot : "");
     o->n++;
 }
 
@@ -587,7 +587,7 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     struct call *c = call_new(sj, cb, arg, discard, (void *const *)hand, nhand);
     struct store_args a;
     struct sj_fence f = fence_of(sj);
-    store_args_script(&a, store_lua_finish, 4 + 3 * o->n + nhand);
+    store_args_script(&a, store_lua_finish, 4 + STORE_OUTCOME_KEYS * o->n + nhand);
     /* One allocation for the lot: the outcomes' own bytes and a few keys. */
     strbuf_grow_to(&a.data, a.data.len + o->keys.data.len + o->args.data.len + 1024);
     fence_keys(&a, &f);
@@ -1520,7 +1520,7 @@ void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_o
         .reason = v[6], .provider = v[7], .provider_id = v[8], .at = v[9], .progress = v[10],
         .reserved = strchr(v[11], 'r') != NULL, .was_deferred = strchr(v[11], 'd') != NULL,
         .once = strchr(v[11], 'n') != NULL, .requests = v[12][0] ? (int)strtol(v[12], NULL, 10) : -1,
-        .pid_key = v[13][0] != '\0', .locale = v[14],
+        .pid_key = v[13][0] != '\0', .locale = v[14], .slot = v[15],
     };
 }
 

@@ -92,7 +92,8 @@ struct store_job_reservation {
     const char *fchan[STORE_JOB_FREQ_MAX];
     int64_t flim[STORE_JOB_FREQ_MAX], fwin[STORE_JOB_FREQ_MAX];
     enum store_job_verdict verdict;                           /* out */
-    char detail[384];  /* out: DUPLICATE the record met, CAP the cap's name */
+    char detail[384];  /* out: OK the history slot's field taken (lua/reserve.lua), DUPLICATE the record met,
+                          CAP the cap's name */
 };
 
 void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, const char *campaign,
@@ -115,7 +116,7 @@ struct store_outcome {
     const char *id;
     const char *record;      /* the once-only record to write, "" none */
     const char *unsend;      /* sends member to remove (a permanent failure), "" none */
-    const char *history;     /* the person's history entry (JSON), "" none */
+    const char *history;     /* the person's history entry (store_history_format), "" none */
     const char *channel, *outcome, *reason, *provider, *provider_id, *at;
     const char *progress;    /* the campaign hash field to count it in */
     bool reserved;           /* it holds a reservation ("r") */
@@ -124,6 +125,7 @@ struct store_outcome {
     int requests;            /* provider requests, < 0: not dispatched */
     bool pid_key;            /* remember provider_id -> message (the provider has `feedback = on`) */
     const char *locale;      /* the content's language (audit `locale`), "" or NULL: none; only with requests */
+    const char *slot;        /* its reservation's history slot's field (lua/reserve.lua), "" or NULL: none */
 };
 
 /* Outcomes waiting for one finishing write. */

@@ -64,6 +64,11 @@ struct sj_fence {
  * ARGV (lua/fence.lua reads them back). */
 void sj_script(struct store_args *a, const char *script, size_t nkeys, const struct sj_fence *f);
 
+/* What lua/finish.lua takes per outcome: its keys (the person hash) and
+ * its values (store_outcomes_add). */
+#define STORE_OUTCOME_KEYS 1
+#define STORE_OUTCOME_ARGS 16
+
 /* The script arguments of reserve, finish and release for the recipients
  * idx[0..n) (NULL: every one, in order), after the fence f. */
 void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj_fence *f, const char *entry,

@@ -739,7 +739,7 @@ static void part_finish_args(struct store_args *a, struct nodes_op *op, const st
     }
     const char *tag = node_tag(sj, p->node);
     if (!tag) tag = "";
-    sj_script(a, store_lua_finish, 4 + 3 * nout + nhand, f);
+    sj_script(a, store_lua_finish, 4 + STORE_OUTCOME_KEYS * nout + nhand, f);
     store_args_add(a, f->key);
     store_key_node(&sj->key, sj->cfg->prefix, tag, ":audit", NULL, NULL);
     add_buf(a, &sj->key);
@@ -753,7 +753,7 @@ static void part_finish_args(struct store_args *a, struct nodes_op *op, const st
         size_t i = p->idx[k];
         if (i >= op->nout) continue;
         size_t end = i + 1 < op->nout ? op->off[2 * (i + 1)] : op->okeys.data.len;
-        args_copy(a, &op->okeys, op->off[2 * i], end, 3);
+        args_copy(a, &op->okeys, op->off[2 * i], end, STORE_OUTCOME_KEYS);
     }
     for (size_t k = 0; k < p->n; k++) {
         if (p->idx[k] < op->nout) continue;
@@ -773,7 +773,7 @@ static void part_finish_args(struct store_args *a, struct nodes_op *op, const st
         size_t i = p->idx[k];
         if (i >= op->nout) continue;
         size_t end = i + 1 < op->nout ? op->off[2 * (i + 1) + 1] : op->oargs.data.len;
-        args_copy(a, &op->oargs, op->off[2 * i + 1], end, 15);
+        args_copy(a, &op->oargs, op->off[2 * i + 1], end, STORE_OUTCOME_ARGS);
     }
     for (size_t k = 0; k < p->n; k++) {
         if (p->idx[k] < op->nout) continue;

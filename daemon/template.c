@@ -170,19 +170,17 @@ const char *template_field(const struct template *t, size_t i)
 
 void template_escape_html(struct strbuf *out, const char *s, size_t len)
 {
+    /* A table rather than a switch per character: most of what is escaped
+     * (links, names) has nothing to escape, and the scan is the cost. */
+    static const char *const rep[256] = {
+        ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
+    };
     size_t run = 0; /* start of the pending span that needs no escaping */
     for (size_t i = 0; i < len; i++) {
-        const char *rep;
-        switch (s[i]) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#39;"; break;
-        default: continue;
-        }
+        const char *r = rep[(unsigned char)s[i]];
+        if (!r) continue;
         strbuf_add(out, s + run, i - run);
-        strbuf_adds(out, rep);
+        strbuf_adds(out, r);
         run = i + 1;
     }
     strbuf_add(out, s + run, len - run);

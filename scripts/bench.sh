@@ -206,10 +206,12 @@ JOB
     /usr/bin/python3 - "$REDIS_PORT" <<'PY'
 import redis, sys
 r = redis.Redis(port=int(sys.argv[1]), decode_responses=True)
-k = "herald:r:{p0000001}:history"
-e = r.lindex(k, 0) or ""
-print("       of which the person's history list: %s bytes (%s), its entry %d bytes: %s" %
-      (r.memory_usage(k), r.object("encoding", k), len(e), e.replace("p0000001", "ID")))
+k = "herald:r:{p0000001}"
+e = r.hget(k, "h0") or ""
+print("       of which the person's history: its entry %d bytes in the person hash (now %s bytes, %s; ring "
+      "field h0, cursor hn), a list key written before the ring: %s: %s" %
+      (len(e), r.memory_usage(k), r.object("encoding", k), "none" if not r.exists(k + ":history") else "present",
+       e.replace("p0000001", "ID")))
 PY
     echo "       heraldctl stats: $("$bdir"/heraldctl --config "$tmp/herald.conf" stats | tr -d '\n' | sed 's/  */ /g')"
     # The keyed indexes (daemon/addrindex.h): the address index's buckets are

@@ -1,9 +1,13 @@
 #!lua flags=allow-cross-slot-keys
 -- finish.lua: the writes that close a batch of outcomes: per recipient the
 -- once-only record (the field 'c:<campaign>' of the person hash), the
--- person's history (capped at ARGV[8] entries), the sends entry given back
--- after a permanent failure, the audit record and the campaign's progress
--- counters. A person erased while their message was in flight gets no
+-- person's history entry (the field 'h<slot>' of the person hash: a ring
+-- of ARGV[8] entries, its cursor 'hn' the next slot; a reserved message's
+-- slot was taken by lua/reserve.lua; any other decision takes its slot
+-- here, its cursor read with the rev it reads anyway, and writes it with
+-- its record), the sends entry given back after a permanent failure, the
+-- audit record (the stream trimmed once per call) and the campaign's
+-- progress counters. A person erased while their message was in flight gets no
 -- record and no history back (the audit record, which names no address,
 -- stays): the person hash, which holds the record, is gone. A recipient
 -- with no record (flag "n", or erased) is written only the first time
@@ -20,19 +24,19 @@
 -- (reserved -> pending: "handed to a provider"), so that a loop
 -- iteration's outcomes and its handoffs cost one round trip, not two.
 -- KEYS: 1 jobs stream, 2 audit stream, 3 campaign hash, 4 campaign
--- norecord set, then per outcome: person hash, history list, sends zset;
--- then per handoff: person hash.
+-- norecord set, then per outcome: person hash (its sends zset, in the same
+-- slot, is named from it: `<person>:sends`); then per handoff: person hash.
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 audit maxlen,
 -- 5 campaign, 6 the run's record entry, 7 the batch id, 8 the history's
 -- length ([retention] history), 9 the number of outcomes, then per outcome
--- 15 values: id, record ("" none), sends member
--- to remove ("" none), history JSON ("" none), channel, outcome, reason,
+-- 16 values: id, record ("" none), sends member
+-- to remove ("" none), history entry ("" none), channel, outcome, reason,
 -- provider, provider_id, at, progress field, flags ("r" holds a
 -- reservation, "d" leaves the deferred count, "n" no record but written
 -- once), requests (sent to providers, "" none), provider id key ("" none:
 -- `feedback = on` providers only, see below), locale (the content's
--- language, "" none; only with requests); then per handoff: its handed
--- record ("pending ...").
+-- language, "" none; only with requests), history field (the reservation's
+-- slot 'h<slot>', "" none: taken here); then per handoff: its handed record ("pending ...").
 -- A provider id key (<prefix>:pid:<provider>:<provider id>) maps the
 -- provider's message id to "campaign recipient channel" for PID_TTL
 -- seconds, so that the provider's delivery callbacks find the message:
@@ -51,15 +55,18 @@ local rf = 'c:' .. campaign
 local replay = redis.call('SADD', KEYS[4], '#' .. ARGV[7]) == 0
 local nout = tonumber(ARGV[9])
 local n, i, incr = 0, 10, {}
-for k = 5, 4 + 3 * nout, 3 do
-  local person, hist, sends = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+for k = 5, 4 + nout do
+  local person = KEYS[k]
   local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local flags = ARGV[i + 11]
+  local flags, slot = ARGV[i + 11], ARGV[i + 15]
   local once = string.find(flags, 'n', 1, true)
-  local write, stored = true, false
+  -- stored: the record is written; hn: the cursor read, a slot to take.
+  local write, stored, hn = true, false, nil
   if string.find(flags, 'r', 1, true) and not replay then
     -- HSET answers 1 for a new field: the reservation, and so the person
     -- hash that held it, is gone (erased); the field it created goes again.
+    -- (Not one HSET with the history entry: a new entry field would answer
+    -- 1 as well.)
     if redis.call('HSET', person, rf, record) == 1 then
       redis.call('HDEL', person, rf)
       record, h, once = '', '', true
@@ -74,31 +81,51 @@ for k = 5, 4 + 3 * nout, 3 do
     -- without its rev is an erased person; a record of the same state by
     -- this same run is this outcome already written (a replay, or a
     -- second copy of the id in the job's recipients).
-    local cur = redis.call('HMGET', person, 'rev', rf)
+    local cur = redis.call('HMGET', person, 'rev', rf, 'hn')
     if not cur[1] then
       record, h, once = '', '', true
     elseif cur[2] and string.match(cur[2], '^%S+ %S+ %S+') == string.match(record, '^%S+ %S+ %S+') then
       write = false
+    else
+      slot, hn = '', cur[3] or ''
     end
   end
   if write and record == '' and once then write = redis.call('SADD', KEYS[4], ARGV[6] .. ' ' .. id) == 1 end
   if write then
-    if unsend ~= '' then redis.call('ZREM', sends, unsend) end
-    if record ~= '' and not stored then redis.call('HSET', person, rf, record) end
-    if h ~= '' and redis.call('LPUSH', hist, h) > HISTORY_MAX then
-      redis.call('LTRIM', hist, 0, HISTORY_MAX - 1)
+    if unsend ~= '' then redis.call('ZREM', person .. ':sends', unsend) end
+    if h ~= '' and slot == '' and not hn then
+      -- History without a slot (a duplicate, or a reservation made before
+      -- slots): a stored person's next one; none for a person not stored.
+      local cur = redis.call('HMGET', person, 'rev', 'hn')
+      if cur[1] then hn = cur[2] or '' else h = '' end
     end
-    -- Two spellings rather than a table and unpack: this runs per message.
+    local put = record ~= '' and not stored
+    if h ~= '' and hn then
+      local s, nxt = ring_next(hn, HISTORY_MAX)
+      if put then
+        redis.call('HSET', person, rf, record, 'hn', nxt, s, h)
+      else
+        redis.call('HSET', person, 'hn', nxt, s, h)
+      end
+      -- The ring turns: a list written before it goes (as in lua/reserve.lua).
+      if nxt == '0' then redis.call('DEL', person .. ':history') end
+    elseif h ~= '' then
+      if put then redis.call('HSET', person, rf, record, slot, h) else redis.call('HSET', person, slot, h) end
+    elseif put then
+      redis.call('HSET', person, rf, record)
+    end
+    -- Three spellings rather than a table and unpack: this runs per message
+    -- (and the stream is trimmed once per call, below, not per record).
     if ARGV[i + 14] ~= '' then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
+      redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
                  'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12], 'locale', ARGV[i + 14])
     elseif ARGV[i + 12] ~= '' then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
+      redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
                  'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12])
     else
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'campaign', campaign, 'recipient', id,
+      redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
                  'provider_id', ARGV[i + 8], 'at', ARGV[i + 9])
     end
@@ -111,8 +138,9 @@ for k = 5, 4 + 3 * nout, 3 do
     end
     n = n + 1
   end
-  i = i + 15
+  i = i + 16
 end
+if n > 0 then redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[4]) end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end
 -- A handoff is one HSET, not a read and a write: while the fence holds,
 -- only this run writes the field (its reservation, or its own handed
@@ -121,7 +149,7 @@ for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end
 -- HSET answering 1 (a new field) means the reservation is gone: the
 -- field it just created goes again, and the message is not sent.
 local handed, hn = {}, 0
-for k = 5 + 3 * nout, #KEYS do
+for k = 5 + nout, #KEYS do
   hn = hn + 1
   if redis.call('HSET', KEYS[k], rf, ARGV[i]) == 1 then
     redis.call('HDEL', KEYS[k], rf)

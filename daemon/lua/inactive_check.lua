@@ -4,10 +4,11 @@
 -- current consent is granted, the last activity ('act', unix s: written by
 -- every change of the person, people_write.lua, people_consent.lua, import)
 -- is older than the limit, and so is the last message sent (the newest
--- 'sent' entry of the history). A person without 'act' (stored before it
+-- 'sent' entry of the history: the ring of fields 'h<slot>' of the person
+-- hash, and a history list written before the ring). A person without 'act' (stored before it
 -- existed) gets it now: their time starts today. Redis's clock: the same
 -- for every daemon.
--- KEYS: 1 person hash, 2 history list.
+-- KEYS: 1 person hash, 2 history list (written before the ring).
 -- ARGV: 1 the limit (s), then the consent fields ('~<channel>').
 -- Returns the person's rev (the erasure is conditional on it: a change
 -- after this check keeps the person), or false.
@@ -27,11 +28,15 @@ if not act then
 end
 local since = now - tonumber(ARGV[1])
 if act > since then return false end
-for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+local function sent_since(e)
   local at, outcome = string.match(e, '^1|(%d+)|[^|]*|[^|]*|[^|]*|([^|]*)|')
-  if outcome == 'sent' then
-    if tonumber(at) > since then return false end
-    break
-  end
+  return outcome == 'sent' and tonumber(at) > since
+end
+local all = redis.call('HGETALL', KEYS[1])
+for j = 1, #all, 2 do
+  if string.match(all[j], '^h%d+$') and sent_since(all[j + 1]) then return false end
+end
+for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  if sent_since(e) then return false end
 end
 return f[2] or '0'

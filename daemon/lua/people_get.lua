@@ -4,10 +4,11 @@
 -- The ledger is read in order from the person hash ('~1', '~2', ...; a
 -- field holding a channel's name stands for that channel's current record,
 -- '~<channel>': people_consent.lua).
--- KEYS: 1 person hash, 2 history list.
--- ARGV: 1 how many history entries (newest first).
--- Returns nil when no profile is stored, else {HGETALL of the person hash,
--- the whole ledger, the history entries}.
+-- KEYS: 1 person hash, 2 history list (written before the ring of fields
+-- 'h<slot>' in the person hash; store_history_read).
+-- ARGV: 1 how many of the list's entries (newest first).
+-- Returns nil when no profile is stored, else {HGETALL of the person hash
+-- (with the history's ring), the whole ledger, the list's entries}.
 if redis.call('HEXISTS', KEYS[1], 'profile') == 0 then return false end
 local h = redis.call('HGETALL', KEYS[1])
 local f = {}

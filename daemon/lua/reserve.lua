@@ -6,29 +6,37 @@
 -- dead run this run takes over), every applicable ops cap in order, and
 -- the person's own frequency limits, against the messages in the person's
 -- sends history; if all pass it writes the record `reserved ...` and adds
--- the message to the history. The record is the field 'c:<campaign>' of
--- the person hash, read with the rev in one HMGET. A person's keys share
--- the {ID} hash tag;
+-- the message to the sends history. The record is the field 'c:<campaign>'
+-- of the person hash, read with the rev in one HMGET. The reservation also
+-- takes the message's slot in the person's history, a ring of fields
+-- 'h<slot>' of the person hash (the cursor 'hn', read in that HMGET, is
+-- the next slot), in the same HSET as the record: lua/finish.lua writes
+-- the entry there with the outcome, without reading the cursor. A
+-- person's keys share the {ID} hash tag;
 -- since the script runs atomically, N daemons racing on one person can
 -- never exceed a cap, not even by one.
 -- KEYS: 1 jobs stream, then per recipient: person hash, sends zset.
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 now (s), 5 campaign,
--- 6 topic, 7 ncaps, then per cap: name, channel (email|sms|any), limit,
--- window (s), topics (",a,b," or "" for all); then per recipient: rev read
+-- 6 topic, 7 the history's length ([retention] history), 8 ncaps, then
+-- per cap: name, channel (email|sms|any), limit, window (s), topics
+-- (",a,b," or "" for all); then per recipient: rev read
 -- at lookup ("" when none), record, prior (the dead run's reservation it
--- replaces, "" none), channel, sends member, history to keep (s, 0: none),
+-- replaces, "" none), channel, sends member ("" when neither kept nor
+-- taken over), history to keep (s, 0: none),
 -- nfreq, then per limit: channel (email|sms|any), limit, window (s).
--- Returns 'lost', or 2 values per recipient: "ok" "", "stale" "" (decide
+-- Returns 'lost', or 2 values per recipient: "ok" <its history slot's
+-- field 'h<slot>'>, "stale" "" (decide
 -- again), "duplicate" <record>, "cap" <name> or "user_frequency" "".
 if not fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 'lost' end
 local now, campaign, topic = tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local ncaps = tonumber(ARGV[7])
+local HISTORY_MAX = tonumber(ARGV[7])
+local ncaps = tonumber(ARGV[8])
 local caps = {}
 for c = 0, ncaps - 1 do
-  local b = 8 + 5 * c
+  local b = 9 + 5 * c
   caps[#caps + 1] = {ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), ARGV[b + 4]}
 end
-local i = 8 + 5 * ncaps
+local i = 9 + 5 * ncaps
 local rf = 'c:' .. campaign
 local none = {} -- shared, never written: no table per recipient without limits
 local function count(hist, cch, win, topics)
@@ -40,7 +48,7 @@ local function count(hist, cch, win, topics)
   return n
 end
 local function reserve(person, sends, rev, record, prior, ch, member, keep, freq)
-  local h = redis.call('HMGET', person, 'rev', rf)
+  local h = redis.call('HMGET', person, 'rev', rf, 'hn')
   if (h[1] or '') ~= rev then return 'stale', '' end
   local cur = h[2]
   if cur and prior ~= '' and cur == prior then
@@ -67,24 +75,33 @@ local function reserve(person, sends, rev, record, prior, ch, member, keep, freq
   for _, f in ipairs(freq) do
     if (f[1] == 'any' or f[1] == ch) and count(hist, f[1], f[3], '') >= f[2] then return 'user_frequency', '' end
   end
-  redis.call('HSET', person, rf, record)
+  local slot, nxt = ring_next(h[3], HISTORY_MAX)
+  redis.call('HSET', person, rf, record, 'hn', nxt)
+  if nxt == '0' then
+    -- The ring turns: a history list written before it (read after the
+    -- ring, store_history_read) is never shown again.
+    redis.call('DEL', person .. ':history')
+  end
   if keep > 0 then
     redis.call('ZADD', sends, now, member)
     redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - keep)
     redis.call('EXPIRE', sends, keep + 60)
   end
-  return 'ok', ''
+  return 'ok', slot
 end
 local out, o = {}, 0
 for k = 2, #KEYS, 2 do
-  local nf = tonumber(ARGV[i + 6])
+  -- "0" read as 0 without tonumber (a strtod): most recipients have no
+  -- limits, and no caps need their history.
+  local nf = ARGV[i + 6] == '0' and 0 or tonumber(ARGV[i + 6])
   local freq = nf > 0 and {} or none
   for f = 0, nf - 1 do
     local b = i + 7 + 3 * f
     freq[#freq + 1] = {ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])}
   end
+  local keep = ARGV[i + 5] == '0' and 0 or tonumber(ARGV[i + 5])
   local v, d = reserve(KEYS[k], KEYS[k + 1], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-                       ARGV[i + 4], tonumber(ARGV[i + 5]), freq)
+                       ARGV[i + 4], keep, freq)
   out[o + 1], out[o + 2] = v, d
   o = o + 2
   i = i + 7 + 3 * nf

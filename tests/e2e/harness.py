@@ -635,6 +635,19 @@ class Env:
                 self.prism = prism.Prism(OPENAPI, self.path("prism-proxy.log"), upstream=direct_url).start()
         return self.prism.url if self.prism else direct_url
 
+    def api(self, method, path, token="e2e-admin-token-0123456789", direct=False):
+        """(status, parsed JSON body) of a bodiless admin API request, through
+        the Prism proxy check (api_url) unless direct."""
+        req = urllib.request.Request(self.api_url(direct) + path, data=b"" if method == "POST" else None,
+                                     method=method)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
     # --- files -----------------------------------------------------------
 
     def path(self, *parts):

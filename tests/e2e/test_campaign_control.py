@@ -16,8 +16,6 @@ import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -41,14 +39,7 @@ class CampaignControl(harness.HeraldTestCase):
     def api(self, e, method, path, token=TOKEN, direct=False):
         """direct: straight to herald, not through the Prism proxy (a request
         against the contract on purpose: no token, a bad id, a wrong method)."""
-        req = urllib.request.Request(e.api_url(direct) + path, data=b"" if method == "POST" else None, method=method)
-        if token:
-            req.add_header("Authorization", "Bearer " + token)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+        return e.api(method, path, token=token, direct=direct)
 
     def quiet_for(self, srv, seconds):
         """The sink's count does not move for `seconds`; returns it."""

@@ -30,13 +30,20 @@ class InactivePeople(harness.HeraldTestCase):
                person("in-bob", email="bob.inactive@example.com", consent=["email"]),
                person("in-cat", email="cat.inactive@example.com"),      # no consent, but active
                person("in-dan", email="dan.inactive@example.com"),      # no consent, messaged lately
+               person("in-eve", email="eve.inactive@example.com"),      # the same, in the history's ring
                person("in-fay", email="fay.inactive@example.com")]      # stored before `act` existed
         e.import_people(ppl)
         now = int(time.time())
-        for pid in ("in-ann", "in-bob", "in-dan"):
+        for pid in ("in-ann", "in-bob", "in-dan", "in-eve"):
             self.assertGreater(int(e.r.hget("herald:r:{%s}" % pid, "act")), now - 60, "import sets act")
             e.r.hset("herald:r:{%s}" % pid, "act", now - 2 * HOUR)
+        # dan's message is in a history list as herald wrote it before the
+        # ring; eve's in the ring (the person hash's h<slot> fields), after
+        # an older one that was no message.
         e.r.lpush("herald:r:{in-dan}:history", "1|%d|c-old|email|promotions|sent||outbox" % (now - 600))
+        e.r.hset("herald:r:{in-eve}", mapping={
+            "hn": 2, "h0": "1|%d|c-one|email|promotions|sent||outbox" % (now - 600),
+            "h1": "1|%d|c-two|email|promotions|suppressed|no_consent|" % (now - 300)})
         e.r.hdel("herald:r:{in-fay}", "act")
 
         conf = self.config(e, "1h", "hour.conf")
@@ -44,7 +51,7 @@ class InactivePeople(harness.HeraldTestCase):
         harness.wait_for("ann erased", lambda: not e.r.exists("herald:r:{in-ann}"), 30)
         harness.wait_for("a full sweep", lambda: "inactive people sweep done" in h.log(), 30)
         self.assertEqual(h.stop(), 0)
-        for pid in ("in-bob", "in-cat", "in-dan", "in-fay"):
+        for pid in ("in-bob", "in-cat", "in-dan", "in-eve", "in-fay"):
             self.assertTrue(e.r.hexists("herald:r:{%s}" % pid, "profile"), pid + " was erased")
         self.assertGreater(int(e.r.hget("herald:r:{in-fay}", "act")), now - 60, "the clock of fay started")
         # As DELETE erases: every key of the person, the address index
@@ -65,12 +72,12 @@ class InactivePeople(harness.HeraldTestCase):
         conf = self.config(e, "1s", "second.conf")
         time.sleep(1.5)
         h = e.start_herald(config=conf)
-        gone = ("in-cat", "in-dan", "in-fay")
+        gone = ("in-cat", "in-dan", "in-eve", "in-fay")
         harness.wait_for("the others erased", lambda: not any(e.r.exists("herald:r:{%s}" % p) for p in gone), 30)
         self.assertTrue(e.r.hexists("herald:r:{in-bob}", "profile"))
         self.assertEqual(h.stop(), 0)
         who = sorted(f["recipient"] for _, f in e.r.xrange("herald:admin") if f["action"] == "erase")
-        self.assertEqual(who, ["in-ann", "in-cat", "in-dan", "in-fay"])
+        self.assertEqual(who, ["in-ann", "in-cat", "in-dan", "in-eve", "in-fay"])
 
     def test_off_by_default(self):
         e = self.env(log_level="info")

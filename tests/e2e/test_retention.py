@@ -87,9 +87,14 @@ class Retention(harness.HeraldTestCase):
         for k in range(3):
             e.enqueue(job("rt-h%d" % k, recipients=ids[:1], channels=["email"]))
             e.wait_campaign_done("rt-h%d" % k, herald=h, timeout=30)
-        hist = e.r.lrange("herald:r:{%s}:history" % ids[0], 0, -1)
-        self.assertEqual(len(hist), 3)
-        self.assertIn("rt-h2", hist[0])
+        # They are a ring of fields in the person hash (h<slot>, the next
+        # slot hn): newest at slot hn - 1, no list key, nothing past slot 2.
+        ph = {f.decode(): v for f, v in e.rb.hgetall("herald:r:{%s}" % ids[0]).items()}   # sealed: bytes
+        hn = int(ph["hn"])
+        self.assertEqual(sorted(f for f in ph if f.startswith("h") and f != "hn"), ["h0", "h1", "h2"])
+        self.assertEqual([ph["h%d" % ((hn - j) % 3)].decode().split("|")[2] for j in (1, 2, 3)], ["rt-h2", "rt-h1", "rt-h0"])
+        self.assertFalse(e.r.exists("herald:r:{%s}:history" % ids[0]))
+        self.assertEqual(e.r.object("encoding", "herald:r:{%s}" % ids[0]), "listpack")
         code, body = h.healthz()
         self.assertEqual(code, 200, body)
         self.assertEqual(h.stop(), 0)

@@ -128,7 +128,7 @@ static redisReply *reserve_two(const char *rev_a, const char *rev_b, const char 
 {
     const char *args[] = {"t:r:{a}", "t:r:{a}:sends",
                           "t:r:{b}", "t:r:{b}:sends",
-                          "1000", "c1", "news", "0",
+                          "1000", "c1", "news", "50", "0",
                           rev_a, "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0",
                           rev_b, record_b, "", "email", "email|news|c1", "0", "0", NULL};
     return eval_fenced(store_lua_reserve, 4, args);
@@ -144,8 +144,11 @@ static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
     redisReply *r = reserve_two("1", "6", "reserved 1-0 run 1000 2");
     assert_int_equal(r->elements, 4);
     assert_string_equal(r->element[0]->str, "ok");
+    assert_string_equal(r->element[1]->str, "h0"); /* the first slot of a's history */
     assert_string_equal(r->element[2]->str, "stale");
     freeReplyObject(r);
+    expect_str("HGET t:r:{a} hn", "1");
+    expect_int("HEXISTS t:r:{b} hn", 0);
     r = cmd("HGET t:r:{b} c:c1");
     assert_int_equal(r->type, REDIS_REPLY_NIL); /* nothing reserved for b */
     freeReplyObject(r);
@@ -170,7 +173,7 @@ static void reserve_checks_caps_in_order(void **st)
     cmd_ok("FLUSHALL");
     own_entry();
     cmd_ok("ZADD t:r:{a}:sends 990 email|news|old1 995 sms|news|old2");
-    const char *args[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "2",
+    const char *args[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "50", "2",
                           "daily_email", "email", "1", "86400", "",
                           "any_news", "any", "5", "86400", ",news,",
                           "", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "86400", "0", NULL};
@@ -191,16 +194,14 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     /* b was erased while its message was in flight: no key of b comes back.
      * u has no profile: no record, flag "n". */
     const char *fixed[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord"};
-    const char *per_a[] = {"t:r:{a}", "t:r:{a}:history", "t:r:{a}:sends"};
-    const char *per_b[] = {"t:r:{b}", "t:r:{b}:history", "t:r:{b}:sends"};
-    const char *per_u[] = {"t:r:{u}", "t:r:{u}:history", "t:r:{u}:sends"};
+    const char *per_a = "t:r:{a}", *per_b = "t:r:{b}", *per_u = "t:r:{u}";
     for (int round = 0; round < 3; round++) {
         const char *args[64];
         int n = 0;
         for (int k = 0; k < 3; k++) args[n++] = fixed[k];
-        for (int k = 0; k < 3; k++) args[n++] = per_a[k];
-        for (int k = 0; k < 3; k++) args[n++] = per_b[k];
-        for (int k = 0; k < 3; k++) args[n++] = per_u[k];
+        args[n++] = per_a;
+        args[n++] = per_b;
+        args[n++] = per_u;
         /* Each round is a different outcome for a (a new record), except
          * that rounds 1 and 2 carry the same, in the same batch: round 2 is
          * the same command sent again after a lost connection. */
@@ -208,14 +209,14 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(rec, sizeof(rec), "sent 1-0 run.%d 1000", round == 2 ? 1 : round);
         const char *vals[] = {"1000", "c1", "1-0", round == 0 ? "b0" : "b1", "100", "3",
                               "a", rec, "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "t:pid:p1:id-1", "",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "t:pid:p1:id-1", "", "",
                               "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2", "", "",
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2", "", "", "",
                               "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", NULL};
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
-        redisReply *r = eval_fenced(store_lua_finish, 12, args);
+        redisReply *r = eval_fenced(store_lua_finish, 6, args);
         /* b and u have no record to tell a repeat by: each is written the
          * first time only, through the campaign's norecord set. */
         assert_int_equal(r->element[0]->integer, round == 0 ? 3 : round == 1 ? 1 : 0);
@@ -225,10 +226,10 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         /* A second copy of a in the job's recipients, decided a moment
          * later in another batch: the same state by the same run is the
          * same outcome, written once. */
-        const char *args[] = {fixed[0], fixed[1], fixed[2], per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", "b9", "100",
+        const char *args[] = {fixed[0], fixed[1], fixed[2], per_a, "1000", "c1", "1-0", "b9", "100",
                               "1", "a", "sent 1-0 run.1 1999", "", "{}", "email", "sent", "", "p1", "id-1",
-                              "2026-01-01T00:00:01Z", "sent", "", "1", "", "", NULL};
-        redisReply *r = eval_fenced(store_lua_finish, 6, args);
+                              "2026-01-01T00:00:01Z", "sent", "", "1", "", "", "", NULL};
+        redisReply *r = eval_fenced(store_lua_finish, 4, args);
         assert_int_equal(r->element[0]->integer, 0);
         freeReplyObject(r);
     }
@@ -248,18 +249,20 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     expect_int("EXISTS t:r:{u} t:r:{u}:history", 0); /* an id with no profile gets no key of its own */
     /* The same job enqueued again is a new run (another stream entry): audited again. */
     {
-        const char *args[] = {fixed[0], fixed[1], fixed[2], per_u[0], per_u[1], per_u[2], "1000", "c1",
+        const char *args[] = {fixed[0], fixed[1], fixed[2], per_u, "1000", "c1",
                               "2-0", "b2", "100", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", NULL};
-        redisReply *r = eval_fenced(store_lua_finish, 6, args);
+                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", "", NULL};
+        redisReply *r = eval_fenced(store_lua_finish, 4, args);
         assert_int_equal(r->element[0]->integer, 1);
         freeReplyObject(r);
-        r = eval_fenced(store_lua_finish, 6, args);
+        r = eval_fenced(store_lua_finish, 4, args);
         assert_int_equal(r->element[0]->integer, 0);
         freeReplyObject(r);
     }
-    expect_int("LLEN t:r:{a}:history", 2);
-    expect_int("EXISTS t:r:{b} t:r:{b}:history", 0);
+    /* a's two outcomes took the first two slots of its history's ring. */
+    expect_str("HGET t:r:{a} hn", "2");
+    expect_str("HGET t:r:{a} h1", "{\"campaign\":\"c1\"}");
+    expect_int("EXISTS t:r:{a}:history t:r:{b} t:r:{b}:history", 0);
 
     /* Leaving the deferred count, and the history keeps the newest STORE_HISTORY_MAX. */
     cmd_ok("HSET t:campaign:c1 deferred:quiet_hours %d", STORE_HISTORY_MAX + 20);
@@ -268,16 +271,19 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(h, sizeof(h), "{\"n\":%d}", i);
         snprintf(rec, sizeof(rec), "suppressed 1-0 run.%d 2000", i);
         snprintf(batch, sizeof(batch), "h%d", i);
-        const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a[0], per_a[1], per_a[2], "1000", "c1", "1-0", batch, "100", "1",
+        const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a, "1000", "c1", "1-0", batch, "100", "1",
                               "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x",
-                              "suppressed:duplicate", "d", "", "", "", NULL};
-        freeReplyObject(eval_fenced(store_lua_finish, 6, args));
+                              "suppressed:duplicate", "d", "", "", "", "", NULL};
+        freeReplyObject(eval_fenced(store_lua_finish, 4, args));
     }
-    expect_int("LLEN t:r:{a}:history", STORE_HISTORY_MAX);
     expect_str("HGET t:campaign:c1 deferred:quiet_hours", "0");
-    char want[64];
-    snprintf(want, sizeof(want), "{\"n\":%d}", STORE_HISTORY_MAX + 19);
-    expect_str("LINDEX t:r:{a}:history 0", want);
+    redisReply *all = cmd("HGETALL t:r:{a}");
+    json_t *hist = store_history_read(all, NULL, STORE_HISTORY_MAX);
+    freeReplyObject(all);
+    assert_int_equal(json_array_size(hist), STORE_HISTORY_MAX);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(hist, 0), "n")), STORE_HISTORY_MAX + 19);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(hist, STORE_HISTORY_MAX - 1), "n")), 20);
+    json_decref(hist);
 }
 
 /* Recipients holding a reservation (flag "r"): the record replaces the
@@ -290,27 +296,27 @@ static void finish_with_reservations(void **st)
     own_entry();
     cmd_ok("HSET t:r:{c} rev 1");
     cmd_ok("HSET t:r:{c} c:c1 %s", "reserved 1-0 run 1000 7");
-    const char *keys[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{c}", "t:r:{c}:history",
-                          "t:r:{c}:sends", "t:r:{d}", "t:r:{d}:history", "t:r:{d}:sends"};
+    const char *keys[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{c}", "t:r:{d}"};
     for (int round = 0; round < 2; round++) {
         const char *args[64];
         int n = 0;
-        for (int k = 0; k < 9; k++) args[n++] = keys[k];
+        for (int k = 0; k < 5; k++) args[n++] = keys[k];
         const char *vals[] = {"1000", "c1", "1-0", "b0", "100", "2",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "", "ko",
+                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "", "ko", "h5",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", "", NULL};
+                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", "", "h0", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
-        redisReply *r = eval_fenced(store_lua_finish, 9, args);
+        redisReply *r = eval_fenced(store_lua_finish, 5, args);
         /* Round 1 is the same batch again: c's record already says it; d
          * (erased) has no record to tell a repeat by: the norecord set does. */
         assert_int_equal(r->element[0]->integer, round == 0 ? 2 : 0);
         freeReplyObject(r);
     }
     expect_str("HGET t:r:{c} c:c1", "sent 1-0 run 1000");
-    expect_int("LLEN t:r:{c}:history", 1);
+    expect_str("HGET t:r:{c} h5", "{\"h\":1}"); /* the slot its reservation took */
+    expect_int("HEXISTS t:r:{c} hn", 0);         /* taken by the reservation, not here */
     expect_int("EXISTS t:r:{d} t:r:{d}:history", 0);
     expect_int("XLEN t:audit", 2);
 }
@@ -347,11 +353,12 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     cmd_ok("FLUSHALL");
     own_entry();
     cmd_ok("HSET t:r:{a} rev 1");
-    const char *res[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "0",
+    const char *res[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "50", "0",
                          "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
     const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
-                         "t:r:{a}:history", "t:r:{a}:sends", "1000", "c1", "1-1", "b0", "100", "1",
-                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", "", NULL};
+                         "1000", "c1", "1-1", "b0", "100", "1",
+                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", "", "",
+                         NULL};
     /* A handoff alone: no outcome (ARGV 8 "0"), one person hash. */
     const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}", "1000", "c1",
                           "1-1", "b1", "100", "0", "pending 1-0 run 1000 1", NULL};
@@ -362,10 +369,10 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     expect_lost(eval_fenced(store_lua_reserve, 2, res));
     expect_lost(eval_fenced(store_lua_finish, 4, hand));
     expect_lost(eval_fenced(store_lua_release, 2, rel));
-    expect_lost(eval_fenced(store_lua_finish, 6, fin));
+    expect_lost(eval_fenced(store_lua_finish, 4, fin));
     /* Acknowledged, then the stream gone. */
     cmd_ok("XACK t:jobs g 1-1");
-    expect_lost(eval_fenced(store_lua_finish, 6, fin));
+    expect_lost(eval_fenced(store_lua_finish, 4, fin));
     cmd_ok("DEL t:jobs");
     expect_lost(eval_fenced(store_lua_reserve, 2, res));
     expect_int("HEXISTS t:r:{a} c:c1", 0);
@@ -423,7 +430,7 @@ static void reserve_takes_over_a_dead_runs_reservation(void **st)
     own_entry();
     cmd_ok("HSET t:r:{a} c:c1 %s", "reserved 1-1 dead.1 900 4");
     cmd_ok("ZADD t:r:{a}:sends 900 email|news|c1");
-    const char *args[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "1",
+    const char *args[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "50", "1",
                           "one_a_day", "email", "1", "86400", "",
                           "", "reserved 1-1 new.1 1000 1", "reserved 1-1 dead.1 900 4", "email", "email|news|c1",
                           "86400", "0", NULL};
@@ -434,8 +441,8 @@ static void reserve_takes_over_a_dead_runs_reservation(void **st)
     expect_int("ZCARD t:r:{a}:sends", 1);
     /* Without the takeover (prior ""), the same record is a duplicate. */
     cmd_ok("HSET t:r:{a} c:c1 %s", "pending 1-1 dead.1 900 4");
-    args[13] = "";
-    args[12] = "reserved 1-1 new.1 1000 2";
+    args[14] = "";
+    args[13] = "reserved 1-1 new.1 1000 2";
     r = eval_fenced(store_lua_reserve, 2, args);
     assert_string_equal(r->element[0]->str, "duplicate");
     freeReplyObject(r);
@@ -672,10 +679,48 @@ static void history_entries_compact_and_read_back(void **st)
     strbuf_free(&sb);
 }
 
+/* The history's ring reads newest first, back from the cursor over one turn
+ * (a slot taken but never written is skipped, a field past the ring's
+ * length is no slot), then the list written before the ring, up to max. */
+static void history_ring_reads_newest_first_then_the_old_list(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    /* A ring of 3, next slot 2: slots 1, 0, 2 newest first; slot 2 given back
+     * (a ring of 1 is slot 0 alone; in a ring of 8, h7 is of the turn before). */
+    cmd_ok("HSET t:r:{z} rev 1 hn 2 h0 1|4|c4|email|t|sent||p h1 1|5|c5|email|t|sent||p h7 1|1|c1|email|t|sent||p");
+    cmd_ok("RPUSH t:r:{z}:history 1|0|old1|email|t|sent||p 1|0|old2|email|t|sent||p");
+    redisReply *h = cmd("HGETALL t:r:{z}"), *l = cmd("LRANGE t:r:{z}:history 0 -1");
+    const struct {
+        size_t max;
+        const char *want;
+    } cases[] = {{3, "c5 c4 old1 "}, {8, "c5 c4 c1 old1 old2 "}, {1, "c4 "}, {0, ""}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *out = store_history_read(h, l, cases[i].max);
+        char got[128] = "";
+        size_t k;
+        json_t *e;
+        json_array_foreach(out, k, e)
+        {
+            size_t len = strlen(got);
+            snprintf(got + len, sizeof(got) - len, "%s ", json_string_value(json_object_get(e, "campaign")));
+        }
+        json_decref(out);
+        if (strcmp(got, cases[i].want) != 0) fail_msg("max %zu: got \"%s\", expected \"%s\"", cases[i].max, got, cases[i].want);
+    }
+    freeReplyObject(h);
+    freeReplyObject(l);
+    /* Neither is there: none. */
+    json_t *none = store_history_read(NULL, NULL, 50);
+    assert_int_equal(json_array_size(none), 0);
+    json_decref(none);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(history_entries_compact_and_read_back),
+        cmocka_unit_test(history_ring_reads_newest_first_then_the_old_list),
         cmocka_unit_test(campaign_enqueue_registers_runs),
         cmocka_unit_test(events_take_and_claim),
         cmocka_unit_test(records_round_trip),

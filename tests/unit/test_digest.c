@@ -3,7 +3,8 @@
  * SHA-256, RFC 4231 for HMAC-SHA256). The keyed contexts are cached and
  * restarted per call, so the vectors are computed repeatedly and with two
  * keys interleaved: a context that kept state from an earlier message
- * would give a different MAC.
+ * would give a different MAC; and against OpenSSL's HMAC() for keys of
+ * every length around the block size.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "digest.h"
 
@@ -82,12 +85,50 @@ static void hmac_many_keys(void **st)
     assert_string_equal(hex, TC2_MAC);
 }
 
+/* RFC 4231 test case 6: a key longer than SHA-256's block is hashed first. */
+static void hmac_long_key(void **st)
+{
+    (void)st;
+    char key[132];
+    memset(key, 0xaa, 131);
+    key[131] = '\0';
+    const char *data = "Test Using Larger Than Block-Size Key - Hash Key First";
+    unsigned char d[DIGEST_SHA256_LEN];
+    char hex[2 * DIGEST_SHA256_LEN + 1];
+    digest_hmac_sha256(key, data, strlen(data), d);
+    hex_of(d, hex);
+    assert_string_equal(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+/* Against OpenSSL's own HMAC() for every key length around the block
+ * size (0 to 140 bytes, binary keys: cached and, past the slots, uncached)
+ * and data that ends on and off block boundaries. */
+static void hmac_matches_openssl(void **st)
+{
+    (void)st;
+    unsigned char key[140], data[200], want[EVP_MAX_MD_SIZE], got[DIGEST_SHA256_LEN];
+    for (size_t i = 0; i < sizeof(key); i++) key[i] = (unsigned char)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof(data); i++) data[i] = (unsigned char)(i * 13 + 5);
+    for (size_t kl = 0; kl <= sizeof(key); kl++) {
+        size_t dl = (kl * 37) % sizeof(data);
+        unsigned wl = 0;
+        assert_non_null(HMAC(EVP_sha256(), key, (int)kl, data, dl, want, &wl));
+        assert_int_equal(wl, DIGEST_SHA256_LEN);
+        for (int twice = 0; twice < 2; twice++) {
+            digest_hmac_sha256_raw(key, kl, data, dl, got);
+            assert_memory_equal(got, want, DIGEST_SHA256_LEN);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sha256_abc),
         cmocka_unit_test(hmac_vectors_repeated_and_interleaved),
         cmocka_unit_test(hmac_many_keys),
+        cmocka_unit_test(hmac_long_key),
+        cmocka_unit_test(hmac_matches_openssl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

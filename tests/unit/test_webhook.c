@@ -135,8 +135,8 @@ static void host_missing(void *ctx, const char *key, const char *fmt, ...)
     fail_msg("missing %s", key);
 }
 
-/* The body prepare() hands to curl for msg, or NULL when it refused (reason set). */
-static char *body_of(const struct herald_message *msg, char *reason, size_t reasonlen)
+/* A webhook instance with a valid url and secret. */
+static void *instance(void)
 {
     const struct herald_channel_plugin *p = herald_channel_plugin();
     struct herald_host host = {.abi_version = HERALD_CHANNEL_ABI_VERSION, .size = sizeof(host), .log = host_log,
@@ -144,6 +144,14 @@ static char *body_of(const struct herald_message *msg, char *reason, size_t reas
     struct herald_setting set[] = {{"url", "http://127.0.0.1:9/x"}, {"secret", "0123456789abcdef0123"}};
     void *inst = NULL;
     assert_int_equal(p->create(&host, set, 2, &inst), 0);
+    return inst;
+}
+
+/* The body prepare() hands to curl for msg, or NULL when it refused (reason set). */
+static char *body_of(const struct herald_message *msg, char *reason, size_t reasonlen)
+{
+    const struct herald_channel_plugin *p = herald_channel_plugin();
+    void *inst = instance();
     CURL *curl = curl_easy_init();
     void *state = NULL;
     char *out = NULL;
@@ -155,6 +163,56 @@ static char *body_of(const struct herald_message *msg, char *reason, size_t reas
     curl_easy_cleanup(curl);
     p->destroy(inst);
     return out;
+}
+
+/* Checks that the request *state carries text, and releases it. */
+static void release_checked(void *inst, void **state, const char *text)
+{
+    json_t *o = json_loads(*(char **)*state, 0, NULL); /* struct webhook_req starts with the body */
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "text")), text);
+    json_decref(o);
+    herald_channel_plugin()->release(inst, *state);
+    *state = NULL;
+}
+
+/* Released requests are kept and their body buffers reused: a short body
+ * after a long one, a refused message between them, and requests in flight
+ * together each carry exactly their own body. */
+static void requests_reused(void **st)
+{
+    (void)st;
+    const struct herald_channel_plugin *p = herald_channel_plugin();
+    void *inst = instance();
+    CURL *curl = curl_easy_init();
+    static char long_text[3000];
+    memset(long_text, 'L', sizeof(long_text) - 1);
+    const char *texts[] = {long_text, "short", "bad \xff utf-8", "s", long_text + 2000, "x"};
+    enum { N = sizeof(texts) / sizeof(texts[0]) };
+    void *states[N] = {0};
+    char reason[64];
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < N; i++) {
+            struct herald_message m = {.campaign = "c1", .recipient = "r1", .channel = "email", .topic = "news",
+                                       .to = "a@example.org", .subject = "s", .text = texts[i]};
+            reason[0] = '\0';
+            int rc = p->prepare(inst, &m, curl, &states[i], reason, sizeof(reason));
+            if (i == 2) {
+                assert_int_equal(rc, -1);
+                assert_string_equal(reason, "invalid_message");
+                continue;
+            }
+            assert_int_equal(rc, 0);
+            /* Round 0 releases each at once; later rounds keep them all in flight. */
+            if (round == 0) release_checked(inst, &states[i], texts[i]);
+        }
+        for (size_t k = 0; round > 0 && k < N; k++) {
+            size_t i = round == 1 ? k : N - 1 - k; /* released in either order */
+            if (states[i]) release_checked(inst, &states[i], texts[i]);
+        }
+    }
+    curl_easy_cleanup(curl);
+    p->destroy(inst);
 }
 
 static int setting_errors;
@@ -263,6 +321,7 @@ int main(void)
         cmocka_unit_test(rejected),
         cmocka_unit_test(body_escapes_and_checks_utf8),
         cmocka_unit_test(header_name_is_bounded),
+        cmocka_unit_test(requests_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
