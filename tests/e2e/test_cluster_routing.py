@@ -138,7 +138,7 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual(sorted(e.index("addr").values()), ["cw-ann", "cw-ann"])
         api.ok("POST", "/v1/recipients/cw-ann/consent", {"channel": "email", "granted": True, "source": "signup"},
                want=201)
-        self.assertEqual(e.r.llen("herald:r:{cw-ann}:consent"), 1)
+        self.assertEqual(len(harness.ledger_raw(e, "cw-ann")), 1)
         # A new address: the old one leaves the index, the new one joins it.
         moved = dict(ann, email="ann.moved@example.com")
         e.remember(moved)
@@ -156,7 +156,7 @@ class ClusterRouting(harness.HeraldTestCase):
         # Erasure: the person's keys go, the index entries go, tombstones stay.
         doc = api.ok("DELETE", "/v1/recipients/cw-ann")
         self.assertEqual(doc, {"id": "cw-ann", "erased": True, "tombstones": 2})
-        self.assertEqual(e.r.exists("herald:r:{cw-ann}", "herald:r:{cw-ann}:consent"), 0)
+        self.assertEqual(e.r.exists("herald:r:{cw-ann}"), 0)
         self.assertEqual(e.index("addr"), {})
         self.assertEqual(len(e.index("tombstones")), 2)
         self.assertEqual(api.call("GET", "/v1/recipients/cw-ann")[0], 404)
