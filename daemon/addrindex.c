@@ -67,10 +67,23 @@ void addrindex_key(struct strbuf *sb, const char *prefix, enum addrindex_kind ki
     strbuf_adds(sb, tag);
 }
 
+unsigned addrindex_bucket(const unsigned char m[ADDRINDEX_LEN])
+{
+    return (unsigned)(m[0] << 4 | m[1] >> 4);
+}
+
+void addrindex_bucket_key(struct strbuf *sb, const char *prefix, unsigned bucket)
+{
+    bucket %= ADDRINDEX_BUCKETS;
+    addrindex_key(sb, prefix, ADDRINDEX_ADDR, bucket >> 8);
+    strbuf_addf(sb, ":%03x", bucket);
+}
+
 void addrindex_key_of(struct strbuf *sb, const char *prefix, enum addrindex_kind kind,
                       const unsigned char m[ADDRINDEX_LEN])
 {
-    addrindex_key(sb, prefix, kind, addrindex_shard(m));
+    if (kind == ADDRINDEX_ADDR) addrindex_bucket_key(sb, prefix, addrindex_bucket(m));
+    else addrindex_key(sb, prefix, kind, addrindex_shard(m));
 }
 
 void addrindex_hex(char out[ADDRINDEX_HEX], const unsigned char m[ADDRINDEX_LEN])

@@ -19,6 +19,15 @@
  * slot (one script may read and write them together), and no slot holds a
  * whole index on a Redis Cluster.
  *
+ * Layout 4 cuts the address index (one entry per address of every person)
+ * further, into ADDRINDEX_BUCKETS small hashes by the member's first 12
+ * bits, "<prefix>:addr:{i7}:7ab": the shard's hash tag is kept (same slot
+ * as the address's other entries), and a bucket stays small enough for
+ * Redis's compact listpack encoding (hash-max-listpack-entries, 128 by
+ * default: see docs/architecture.md for the size at which buckets convert).
+ * addrindex_key_of names the bucket; addrindex_key names layout 3's shard
+ * of the address index (what heraldctl migrate moves into the buckets).
+ *
  * Never logs and never does I/O; the key comes from the configuration
  * ([privacy] index_key_file, config.c). Loop thread only (digest.h).
  */
@@ -33,6 +42,7 @@
 #define ADDRINDEX_KEY_LEN 32 /* bytes of the index key */
 #define ADDRINDEX_LEN 16     /* bytes of a member: 128 bits, see docs/privacy.md */
 #define ADDRINDEX_SHARDS 16  /* keys per index, by the member's first 4 bits */
+#define ADDRINDEX_BUCKETS 4096 /* address index keys (layout 4), by the member's first 12 bits */
 #define ADDRINDEX_HEX (2 * ADDRINDEX_LEN + 1)
 #define ADDRINDEX_PLAIN_MAX 96 /* "<channel>:<64 hex>" and its NUL */
 
@@ -50,9 +60,14 @@ void addrindex_rekey(const unsigned char key[ADDRINDEX_KEY_LEN], const char *v2,
 void addrindex_plain(struct strbuf *sb, int channel, const char *address);
 /* Which shard holds member m: 0 .. ADDRINDEX_SHARDS - 1. */
 unsigned addrindex_shard(const unsigned char m[ADDRINDEX_LEN]);
-/* The key of shard `shard` of an index (sb reset first). */
+/* The key of shard `shard` of an index (sb reset first); for the address
+ * index that is layout 3's shard (heraldctl migrate's source). */
 void addrindex_key(struct strbuf *sb, const char *prefix, enum addrindex_kind kind, unsigned shard);
-/* The key holding member m of an index. */
+/* Which address index bucket holds member m: 0 .. ADDRINDEX_BUCKETS - 1. */
+unsigned addrindex_bucket(const unsigned char m[ADDRINDEX_LEN]);
+/* The key of address index bucket `bucket` (sb reset first). */
+void addrindex_bucket_key(struct strbuf *sb, const char *prefix, unsigned bucket);
+/* The key holding member m of an index (for the address index, its bucket). */
 void addrindex_key_of(struct strbuf *sb, const char *prefix, enum addrindex_kind kind,
                       const unsigned char m[ADDRINDEX_LEN]);
 /* Lower-case hex of a member (the admin stream's address_sha256). */

@@ -15,7 +15,7 @@
 
 static const struct channel_desc descriptors[] = {
 #define X(id_, name_, field_, stem_, rule_, addr_, rich_)                                                \
-    {.id = HERALD_CH_##id_, .name = name_, .address_field = field_, .consent_field = "consent:" name_,  \
+    {.id = HERALD_CH_##id_, .name = name_, .address_field = field_, .consent_field = "~" name_,  \
      .address_valid = channel_##stem_##_valid, .address_normalise = channel_##stem_##_normalise,        \
      .address_invalid = field_ ": not " rule_, .address_label = addr_,                                   \
      .rich = rich_},

@@ -14,14 +14,14 @@
 
 #include "herald.h"
 
-/* Longest consent field ("consent:" + a channel name), for fixed buffers. */
+/* Longest consent field ("~" + a channel name), for fixed buffers. */
 #define CHANNEL_FIELD_MAX 32
 
 struct channel_desc {
     int id;                    /* enum herald_channel: the index everywhere */
     const char *name;          /* "email": jobs, profiles' "channels", audit, metrics, plugins */
     const char *address_field; /* profile key holding the address: "email", "phone" */
-    const char *consent_field; /* field of herald:r:{ID} with the latest consent record */
+    const char *consent_field; /* field of herald:r:{ID} with the latest consent record: "~<name>" */
     /* Syntax check of an address (false for NULL): import, the API and the policy. */
     bool (*address_valid)(const char *address);
     /* The form that suppression, addr and tombstone members hash: at most

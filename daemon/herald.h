@@ -52,7 +52,7 @@ const char *herald_strerror(int rc);
  * Channels: the one place a channel is described; daemon/channel.h turns
  * each line into a struct channel_desc, and every module asks that instead
  * of naming a channel. Columns: enum suffix; name (jobs, profiles, audit,
- * metrics, plugins; its consent field is "consent:<name>"); the profile key
+ * metrics, plugins; its consent field is "~<name>"); the profile key
  * holding the address; the stem of its address functions in channel.c
  * (channel_<stem>_valid, channel_<stem>_normalise); what an invalid address
  * is not ("<key>: not <rule>"); heraldctl explain's word for the address

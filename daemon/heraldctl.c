@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "config.h"
 #include "explain.h"
 #include "herald.h"
@@ -685,10 +686,131 @@ static bool migrate_indexes(const struct config *cfg, redisContext *c)
     return ok;
 }
 
-/* migrate: layout 1 -> 2 -> 3 (store.h): each person's records hash into
- * their person hash (layout 1), the indexes re-keyed (layout 2,
- * migrate_indexes) and each sealed person's "#" written
- * (rotate_index_fields), then the layout key. Refused while a daemon runs (its
+/* ---- layout 3 -> 4: the ledger into the person hash, the address index
+ * into buckets (addrindex.h). Both steps resume as they are: what is moved
+ * is gone from where it was, and every write may be made twice. ---------- */
+
+/* Every person hash on every master through lua/migrate_ledger.lua: the
+ * current consent fields renamed, the ledger list moved in. *people counts
+ * the people whose ledger moved. */
+static bool migrate_ledgers(const struct config *cfg, redisContext *nodes[], size_t nnodes, long long *people)
+{
+    struct strbuf pat, list;
+    strbuf_init(&pat);
+    strbuf_init(&list);
+    store_glob_escape(&pat, cfg->prefix);
+    strbuf_adds(&pat, ":r:{*}"); /* person hashes only: each ends in its tag */
+    const char *argv[5 + HERALD_CH_COUNT] = {"EVAL", store_lua_migrate_ledger, "2"};
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) argv[5 + ch] = channel_get(ch)->name;
+    bool ok = true;
+    for (size_t node = 0; ok && node < nnodes; node++) {
+        redisContext *c = nodes[node];
+        char cursor[32] = "0";
+        do {
+            redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat.buf);
+            if (migrate_failed(c, r, "person scan")) {
+                ok = false;
+                break;
+            }
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+                freeReplyObject(r);
+                fprintf(stderr, "heraldctl: migrate: unexpected reply to SCAN\n");
+                ok = false;
+                break;
+            }
+            herald_copy(cursor, sizeof(cursor), r->element[0]->str);
+            for (size_t i = 0; ok && i < r->element[1]->elements; i++) {
+                const redisReply *key = r->element[1]->element[i];
+                if (key->type != REDIS_REPLY_STRING) continue;
+                strbuf_reset(&list);
+                strbuf_add(&list, key->str, key->len);
+                strbuf_adds(&list, ":consent"); /* layout 3's ledger list */
+                argv[3] = list.buf;
+                argv[4] = key->str;
+                redisReply *m = redisCommandArgv(c, 5 + HERALD_CH_COUNT, argv, NULL);
+                ok = !migrate_failed(c, m, "ledger move");
+                if (ok) *people += m->type == REDIS_REPLY_INTEGER && m->integer > 0;
+                if (ok) freeReplyObject(m);
+            }
+            freeReplyObject(r);
+        } while (ok && strcmp(cursor, "0") != 0);
+    }
+    strbuf_free(&pat);
+    strbuf_free(&list);
+    return ok;
+}
+
+/* Layout 3's 16 address index hashes into the buckets, each on the master
+ * of its slot (a bucket shares its shard's hash tag: same master). Moved
+ * entries leave the shard, which is gone once it is empty. *n counts them. */
+static bool migrate_buckets(const struct config *cfg, redisContext *control, long long *n)
+{
+    struct strbuf k, b;
+    strbuf_init(&k);
+    strbuf_init(&b);
+    bool ok = true;
+    for (unsigned shard = 0; ok && shard < ADDRINDEX_SHARDS; shard++) {
+        addrindex_key(&k, cfg->prefix, ADDRINDEX_ADDR, shard);
+        char err[256], cursor[32] = "0";
+        redisContext *c = ctl_cluster ? rcluster_sync_ctx(ctl_cluster, rcluster_slot(k.buf, k.len), err, sizeof(err))
+                                      : control;
+        if (!c) {
+            fprintf(stderr, "heraldctl: migrate: %s\n", err);
+            ok = false;
+            break;
+        }
+        for (;;) {
+            redisReply *r = redisCommand(c, "HSCAN %s %s COUNT 1000", k.buf, cursor);
+            if (migrate_failed(c, r, "address index scan")) {
+                ok = false;
+                break;
+            }
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+                r->element[1]->type != REDIS_REPLY_ARRAY) {
+                freeReplyObject(r);
+                fprintf(stderr, "heraldctl: migrate: unexpected reply to a scan of %s\n", k.buf);
+                ok = false;
+                break;
+            }
+            const redisReply *el = r->element[1];
+            size_t sent = 0;
+            for (size_t i = 0; i + 1 < el->elements; i += 2) {
+                const redisReply *m = el->element[i], *v = el->element[i + 1];
+                if (m->len == ADDRINDEX_LEN) {
+                    addrindex_key_of(&b, cfg->prefix, ADDRINDEX_ADDR, (const unsigned char *)m->str);
+                    redisAppendCommand(c, "HSET %s %b %b", b.buf, m->str, m->len, v->str, v->len);
+                    sent++;
+                } /* else not a layout 3 member: dropped */
+                redisAppendCommand(c, "HDEL %s %b", k.buf, m->str, m->len);
+                sent++;
+            }
+            herald_copy(cursor, sizeof(cursor), r->element[0]->str);
+            *n += (long long)(el->elements / 2);
+            freeReplyObject(r);
+            if (!(ok = migrate_replies(c, sent, "address index move"))) break;
+            if (strcmp(cursor, "0") != 0) continue;
+            /* A scan sees every entry there from start to end: one more pass
+             * only if something is left (it never is without a writer). */
+            r = redisCommand(c, "EXISTS %s", k.buf);
+            if (migrate_failed(c, r, "address index read")) {
+                ok = false;
+                break;
+            }
+            bool left = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+            freeReplyObject(r);
+            if (!left) break;
+        }
+    }
+    strbuf_free(&k);
+    strbuf_free(&b);
+    return ok;
+}
+
+/* migrate: layout 1 -> 2 -> 3 -> 4 (store.h): each person's records hash
+ * into their person hash (layout 1), the indexes re-keyed (layout 2,
+ * migrate_indexes), each sealed person's "#" written (rotate_index_fields),
+ * the ledgers and the address index moved (layout 3, migrate_ledgers,
+ * migrate_buckets), then the layout key. Refused while a daemon runs (its
  * consumer lock is there): it would read jobs against half-moved data. */
 static int cmd_migrate(const struct config *cfg, redisContext *c)
 {
@@ -706,6 +828,7 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
         rc = 0;
         goto out;
     }
+    bool from3 = r->type == REDIS_REPLY_STRING && strcmp(r->str, "3") == 0;
     freeReplyObject(r);
     store_glob_escape(&pat, cfg->prefix);
     strbuf_adds(&pat, ":consumer:*");
@@ -737,7 +860,7 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
     redisContext *nodes[RCLUSTER_MAX_MASTERS], *control = c;
     size_t nnodes = scan_nodes(control, nodes, RCLUSTER_MAX_MASTERS);
     if (!nnodes) goto out;
-    for (size_t node = 0; node < nnodes; node++) {
+    for (size_t node = 0; !from3 && node < nnodes; node++) {
         c = nodes[node];
         herald_copy(cursor, sizeof(cursor), "0");
         do {
@@ -769,20 +892,25 @@ static int cmd_migrate(const struct config *cfg, redisContext *c)
         } while (strcmp(cursor, "0") != 0);
     }
     c = control;
-    if (!migrate_indexes(cfg, c)) goto out;
-    /* Layout 2 stored no "#" beside a sealed person's envelope: what a
-     * campaign's checks read instead of decrypting (store_person.h). */
+    if (!from3 && !migrate_indexes(cfg, c)) goto out;
+    /* Layouts 2 and 3 before it stored no "#" beside a sealed person's
+     * envelope: what a campaign's checks read instead of decrypting
+     * (store_person.h). */
     long long indexed = 0;
-    if (rotate_index_fields(cfg, c, &indexed) < 0) goto out;
+    if (rotate_index_fields(cfg, c, ctl_cluster, &indexed) < 0) goto out;
     if (indexed) printf("wrote the address checks' field (#) of %lld sealed %s\n", indexed,
                         indexed == 1 ? "person" : "people");
+    long long ledgers = 0, entries = 0;
+    if (!migrate_ledgers(cfg, nodes, nnodes, &ledgers) || !migrate_buckets(cfg, control, &entries)) goto out;
+    printf("%lld consent ledger%s moved into the person hash, %lld address index entr%s into %d buckets\n", ledgers,
+           ledgers == 1 ? "" : "s", entries, entries == 1 ? "y" : "ies", ADDRINDEX_BUCKETS);
     r = redisCommand(c, "SET %s %s", k.buf, STORE_LAYOUT);
     if (migrate_failed(c, r, "layout write")) goto out;
     freeReplyObject(r);
     strbuf_reset(&pat);
     strbuf_addf(&pat, "%s:migrate:3", cfg->prefix);
-    r = redisCommand(c, "DEL %s", pat.buf);
-    if (migrate_failed(c, r, "progress removal")) goto out;
+    r = from3 ? NULL : redisCommand(c, "DEL %s", pat.buf); /* layout 3 has none (not a key of a cluster's control slot) */
+    if (!from3 && migrate_failed(c, r, "progress removal")) goto out;
     freeReplyObject(r);
     printf("migrated to key layout %s: %lld once-only record%s of %lld %s moved\n", STORE_LAYOUT, moved,
            moved == 1 ? "" : "s", people, people == 1 ? "person" : "people");
@@ -915,7 +1043,7 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
                 if (sampled >= STATS_SAMPLE) continue;
                 sampled++;
                 bool ok = mem_usage(c, key->str, &bytes);
-                static const char *const tails[] = {":consent", ":history", ":sends"};
+                static const char *const tails[] = {":history", ":sends"};
                 for (size_t t = 0; ok && t < sizeof(tails) / sizeof(tails[0]); t++) {
                     strbuf_reset(&k);
                     strbuf_add(&k, key->str, key->len);
@@ -940,9 +1068,9 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
     }
     c = control;
     long long addr = 0, audit = 0, awaiting = 0;
-    for (unsigned shard = 0; shard < ADDRINDEX_SHARDS; shard++) {
+    for (unsigned bucket = 0; bucket < ADDRINDEX_BUCKETS; bucket++) {
         long long b = 0;
-        addrindex_key(&k, cfg->prefix, ADDRINDEX_ADDR, shard);
+        addrindex_bucket_key(&k, cfg->prefix, bucket);
         char err[256];
         redisContext *sc = ctl_cluster ? rcluster_sync_ctx(ctl_cluster, rcluster_slot(k.buf, k.len), err, sizeof(err))
                                        : c; /* on a cluster: the shard's master */
@@ -971,6 +1099,7 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
      * those still in clear (heraldctl rotate-key seals them). */
     json_object_set_new(o, "contact_data", json_pack("{s:O, s:I}", "sealed_by_key", by_key, "plaintext",
                                                      (json_int_t)clear));
+    json_object_set_new(o, "masters_counted", json_integer((json_int_t)nnodes)); /* people and census: each one */
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", text);
     free(text);
@@ -1203,7 +1332,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
     else if (strcmp(cmd, "migrate") == 0) rc = cmd_migrate(&cfg, c);
     else if (strcmp(cmd, "stats") == 0) rc = cmd_stats(&cfg, c);
-    else if (rotate) rc = rotate_st ? rotate_status(&cfg, c) : rotate_run(&cfg, c);
+    else if (rotate) rc = rotate_st ? rotate_status(&cfg, c) : rotate_run(&cfg, c, ctl_cluster);
     else if (control >= 0) rc = cmd_control(&cfg, c, (enum store_control_action)control, args[0]);
     else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
     else rc = cmd_campaign(&cfg, c, args[0]);

@@ -646,19 +646,16 @@ int people_get(struct people *pp, const char *id, people_cb cb, void *arg)
 {
     if (!herald_id_valid(id)) return -HERALD_EINVAL;
     struct pop *op = pop_new(pp, OP_GET, id, cb, arg);
-    struct strbuf kp, kl, kh;
+    struct strbuf kp, kh;
     strbuf_init(&kp);
-    strbuf_init(&kl);
     strbuf_init(&kh);
     store_key_person(&kp, pp->cfg->prefix, id);
-    store_key_ledger(&kl, pp->cfg->prefix, id);
     store_key_history(&kh, pp->cfg->prefix, id);
     char max[16];
     snprintf(max, sizeof(max), "%d", STORE_HISTORY_MAX);
-    const char *argv[] = {kp.buf, kl.buf, kh.buf, max};
-    int rc = start(op, on_get, store_lua_people_get, 3, 4, argv);
+    const char *argv[] = {kp.buf, kh.buf, max};
+    int rc = start(op, on_get, store_lua_people_get, 2, 3, argv);
     strbuf_free(&kp);
-    strbuf_free(&kl);
     strbuf_free(&kh);
     return rc;
 }
@@ -1216,13 +1213,11 @@ int people_consent_append_event(struct people *pp, const char *id, int channel, 
     consent_record_format(&rb, &rec);
     op->record = strbuf_detach(&rb, NULL);
     op->channel = channel;
-    struct strbuf kp, kl;
+    struct strbuf kp;
     strbuf_init(&kp);
-    strbuf_init(&kl);
     store_key_person(&kp, pp->cfg->prefix, id);
-    store_key_ledger(&kl, pp->cfg->prefix, id);
     char ttl[HERALD_LL_CHARS];
-    const char *field = channel_get(channel)->consent_field;
+    const char *field = channel_get(channel)->consent_field, *name = herald_channel_name(channel);
     int rc;
     if (ev && store_keys_clustered()) {
         /* On a cluster the script's keys must share the person's slot: the
@@ -1236,19 +1231,18 @@ int people_consent_append_event(struct people *pp, const char *id, int channel, 
         strbuf_adds(&ke, ev->key);
         const char *count[] = {"HINCRBY", ev->counts, ev->field, "1"};
         for (size_t i = 0; i < 4; i++) store_args_add(&op->after, count[i]);
-        const char *argv[] = {kp.buf, kl.buf, ke.buf, op->record, field, ttl};
-        rc = start(op, on_consent, store_lua_people_consent, 3, 6, argv);
+        const char *argv[] = {kp.buf, ke.buf, op->record, field, name, "1", ttl};
+        rc = start(op, on_consent, store_lua_people_consent, 2, 7, argv);
         strbuf_free(&ke);
     } else if (ev) {
         herald_lltoa(ttl, (long long)ev->ttl_s);
-        const char *argv[] = {kp.buf, kl.buf, ev->key, ev->counts, op->record, field, ttl, ev->field};
-        rc = start(op, on_consent, store_lua_people_consent, 4, 8, argv);
+        const char *argv[] = {kp.buf, ev->key, ev->counts, op->record, field, name, "1", ttl, ev->field};
+        rc = start(op, on_consent, store_lua_people_consent, 3, 9, argv);
     } else {
-        const char *argv[] = {kp.buf, kl.buf, op->record, field};
-        rc = start(op, on_consent, store_lua_people_consent, 2, 4, argv);
+        const char *argv[] = {kp.buf, op->record, field, name, "1"};
+        rc = start(op, on_consent, store_lua_people_consent, 1, 5, argv);
     }
     strbuf_free(&kp);
-    strbuf_free(&kl);
     return rc;
 }
 
@@ -1326,20 +1320,17 @@ static void on_erase(redisReply *r, enum store_error serr, const char *text, voi
 
 static void erase_person(struct pop *op)
 {
-    struct strbuf kp, kl, kh, ks;
+    struct strbuf kp, kh, ks;
     strbuf_init(&kp);
-    strbuf_init(&kl);
     strbuf_init(&kh);
     strbuf_init(&ks);
     const char *prefix = op->pp->cfg->prefix;
     store_key_person(&kp, prefix, op->id);
-    store_key_ledger(&kl, prefix, op->id);
     store_key_history(&kh, prefix, op->id);
     store_key_sends(&ks, prefix, op->id);
-    const char *argv[] = {kp.buf, kl.buf, kh.buf, ks.buf, op->rev_read, op->cond};
-    send_or_finish(op, on_erase, store_lua_people_erase, 4, 6, argv);
+    const char *argv[] = {kp.buf, kh.buf, ks.buf, op->rev_read, op->cond};
+    send_or_finish(op, on_erase, store_lua_people_erase, 3, 5, argv);
     strbuf_free(&kp);
-    strbuf_free(&kl);
     strbuf_free(&kh);
     strbuf_free(&ks);
 }

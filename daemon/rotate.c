@@ -3,7 +3,9 @@
  * under the first key of [privacy] key_file, while daemons run campaigns
  * (layout of its state in rotate.h).
  *
- * Each step is a SCAN of 200 person keys; each person is read (HMGET),
+ * Each step is a SCAN of 200 person keys (of each master in turn on a
+ * cluster, each person then read and written on its slot's master); each
+ * person is read (HMGET),
  * opened with every key of the file and, when another key or none sealed
  * it (or it has no "#" yet: stored before it, store_person.h), sealed
  * again and written by lua/rotate_person.lua only if nobody
@@ -19,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rcluster.h"
+#include "retention.h"
 #include "store.h"
 #include "store_person.h"
 
@@ -74,7 +78,11 @@ int rotate_census(redisContext *c, const redisReply *const *keys, size_t n, json
 
 struct rot {
     const struct config *cfg;
-    redisContext *c;
+    redisContext *c;           /* the control plane's: state and lock */
+    struct rcluster_sync *cs;  /* a cluster's masters (NULL: c is the one Redis) */
+    size_t node;               /* on a cluster: the master being scanned */
+    long long seen;            /* people visited on it in this pass */
+    char cerr[256];            /* why a cluster command failed */
     struct strbuf k_state, k_lock, pattern;
     char owner[64];
     long long rewritten, current, clear_sealed, changed, undecryptable;
@@ -87,9 +95,25 @@ struct rot {
 
 static void say_error(struct rot *rt, const char *what, const redisReply *r)
 {
+    if (!r && rt->cerr[0]) {
+        fprintf(stderr, "heraldctl: %s: %s: %s\n", rt->what, what, rt->cerr);
+        return;
+    }
     char err[256];
     store_sync_error(err, sizeof(err), what, rt->c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
     fprintf(stderr, "heraldctl: %s: %s\n", rt->what, err);
+}
+
+/* A command on one person's key (argv[key_arg]): on the master of its
+ * slot on a cluster, following MOVED and ASK (a slot that moves during the
+ * pass); the reply is the caller's, NULL with rt->cerr or c's errstr. */
+static redisReply *person_command(struct rot *rt, int key_arg, int argc, const char **argv, const size_t *alen)
+{
+    rt->cerr[0] = '\0';
+    if (!rt->cs) return redisCommandArgv(rt->c, argc, argv, alen);
+    redisReply *r = rcluster_sync_command(rt->cs, key_arg, argc, argv, alen, rt->cerr, sizeof(rt->cerr));
+    if (!r && !rt->cerr[0]) herald_copy(rt->cerr, sizeof(rt->cerr), "no reply");
+    return r;
 }
 
 /* One person, read and (if needed) written, at most ROTATE_TRIES times.
@@ -105,7 +129,7 @@ static int one_person(struct rot *rt, const char *key, size_t keylen, const char
     }
     const struct seal_key *target = &rt->cfg->keys->v[0];
     for (int attempt = 0; attempt < ROTATE_TRIES; attempt++) {
-        redisReply *r = redisCommandArgv(rt->c, 4 + STORE_SEALED_NFIELDS, fields, flen);
+        redisReply *r = person_command(rt, 1, 4 + STORE_SEALED_NFIELDS, fields, flen);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 + STORE_SEALED_NFIELDS) {
             say_error(rt, "person read", r);
             if (r) freeReplyObject(r);
@@ -165,7 +189,7 @@ static int one_person(struct rot *rt, const char *key, size_t keylen, const char
                     alen[ac] = form.set[f] ? form.sealed[f].len : 0;
                     ac++;
                 }
-                redisReply *w = redisCommandArgv(rt->c, ac, argv, alen);
+                redisReply *w = person_command(rt, 3, ac, argv, alen);
                 if (!w || w->type != REDIS_REPLY_INTEGER) {
                     say_error(rt, "person write", w);
                     rc = -1;
@@ -190,21 +214,25 @@ static int one_person(struct rot *rt, const char *key, size_t keylen, const char
     return 0;
 }
 
-/* The counts and cursor saved with the lock renewed, while it is ours.
- * Returns 1, 0 (the lock was lost: stop) or -1 (Redis failure, said). */
-static int save_step(struct rot *rt, const char *cursor, const char *state)
+/* The counts and cursor at ("<master>:<cursor>" on a cluster, as
+ * retention's) saved with the lock renewed, while it is ours; on a cluster
+ * also the people seen on master node. Returns 1, 0 (the lock was lost:
+ * stop) or -1 (Redis failure, said). */
+static int save_step(struct rot *rt, const char *at, const char *state, size_t node, long long seen)
 {
     static const char script[] =
         "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end\n"
         "redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[2]))\n"
         "for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
         "return 1\n";
-    char ttl[16], counts[5][HERALD_LL_CHARS], now[HERALD_LL_CHARS];
+    char ttl[16], counts[5][HERALD_LL_CHARS], now[HERALD_LL_CHARS], people[32], seen_s[HERALD_LL_CHARS];
     snprintf(ttl, sizeof(ttl), "%d", ROTATE_LOCK_MS);
     long long v[5] = {rt->rewritten, rt->current, rt->clear_sealed, rt->changed, rt->undecryptable};
     for (int i = 0; i < 5; i++)
         herald_lltoa(counts[i], v[i]);
     herald_lltoa(now, (long long)time(NULL));
+    snprintf(people, sizeof(people), "people:%zu", node);
+    herald_lltoa(seen_s, seen);
     const char *argv[] = {"EVAL",
                           script,
                           "2",
@@ -213,7 +241,7 @@ static int save_step(struct rot *rt, const char *cursor, const char *state)
                           rt->owner,
                           ttl,
                           "cursor",
-                          cursor,
+                          at,
                           "state",
                           state,
                           "updated",
@@ -229,9 +257,13 @@ static int save_step(struct rot *rt, const char *cursor, const char *state)
                           "undecryptable",
                           counts[4],
                           strcmp(state, "done") == 0 ? "finished" : "updated",
-                          now};
-    redisReply *r = redisCommandArgv(rt->c, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
+                          now,
+                          people,
+                          seen_s};
+    int argc = (int)(sizeof(argv) / sizeof(argv[0])) - (rt->cs ? 0 : 2);
+    redisReply *r = redisCommandArgv(rt->c, argc, argv, NULL);
     int rc = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+    rt->cerr[0] = '\0';
     if (rc < 0) say_error(rt, "progress write", r);
     if (r) freeReplyObject(r);
     return rc;
@@ -273,6 +305,28 @@ static void rot_free(struct rot *rt)
     strbuf_free(&rt->pattern);
 }
 
+/* A cluster's pass, per master (in the order scanned): its address, done,
+ * scanning or waiting, and the people seen on it so far. */
+static json_t *masters_status(const redisReply *h, long long nm, const char *state)
+{
+    char cursor[32] = "";
+    const char *at = field_str(h, "cursor");
+    herald_copy(cursor, sizeof(cursor), at ? at : "0");
+    size_t node = retention_cursor_parse(cursor);
+    json_t *a = json_array();
+    for (long long i = 0; i < nm && i < RCLUSTER_MAX_MASTERS; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "master:%lld", i);
+        const char *addr = field_str(h, name);
+        snprintf(name, sizeof(name), "people:%lld", i);
+        bool done = strcmp(state, "done") == 0 || (size_t)i < node;
+        json_array_append_new(a, json_pack("{s:s, s:s, s:I}", "master", addr ? addr : "?", "state",
+                                           done ? "done" : (size_t)i == node ? "scanning" : "waiting", "people",
+                                           (json_int_t)field_ll(h, name)));
+    }
+    return a;
+}
+
 int rotate_status(const struct config *cfg, redisContext *c)
 {
     struct rot rt = {.cfg = cfg, .c = c, .what = "rotate-key"};
@@ -297,6 +351,9 @@ int rotate_status(const struct config *cfg, redisContext *c)
                                             "undecryptable", "started", "updated",      "finished"};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
             if (field_str(h, names[i])) json_object_set_new(o, names[i], json_integer(field_ll(h, names[i])));
+        long long nm = field_ll(h, "masters");
+        if (nm > 0) /* a cluster's pass: each master's progress */
+            json_object_set_new(o, "masters", masters_status(h, nm, json_string_value(json_object_get(o, "state"))));
         char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", text);
         free(text);
@@ -308,16 +365,25 @@ int rotate_status(const struct config *cfg, redisContext *c)
     return rc;
 }
 
-/* Every person key from cursor on, a SCAN page at a time, each through
- * one_person; save: the cursor and counts saved after each page (the
- * lock renewed). Returns 0 at the end of the keyspace, -1 (said) when it
+/* Every person key from cursor on (of master rt->node on a cluster, then
+ * of each master after it), a SCAN page at a time, each through
+ * one_person; save: the cursor and counts saved after each page (the lock
+ * renewed). Returns 0 at the end of the keyspace, -1 (said) when it
  * stopped. */
 static int pass(struct rot *rt, char cursor[32], bool save)
 {
     size_t plen = strlen(rt->cfg->prefix) + 4; /* "<prefix>:r:{" */
+    bool more;
     do {
-        redisReply *r = redisCommand(rt->c, "SCAN %s MATCH %s COUNT %d", cursor, rt->pattern.buf, ROTATE_SCAN);
+        redisContext *sc = rt->c;
+        rt->cerr[0] = '\0';
+        if (rt->cs && !(sc = rcluster_sync_node(rt->cs, rt->node, rt->cerr, sizeof(rt->cerr)))) {
+            say_error(rt, "key scan", NULL);
+            return -1;
+        }
+        redisReply *r = redisCommand(sc, "SCAN %s MATCH %s COUNT %d", cursor, rt->pattern.buf, ROTATE_SCAN);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+            if (!r) snprintf(rt->cerr, sizeof(rt->cerr), "%s", sc->errstr[0] ? sc->errstr : "no reply");
             say_error(rt, "key scan", r);
             if (r) freeReplyObject(r);
             return -1;
@@ -332,25 +398,37 @@ static int pass(struct rot *rt, char cursor[32], bool save)
             memcpy(id, k->str + plen, il);
             id[il] = '\0';
             if (!herald_id_valid(id)) continue;
+            rt->seen++;
             if (one_person(rt, k->str, k->len, id) < 0) {
                 freeReplyObject(r);
                 return -1;
             }
         }
         freeReplyObject(r);
+        /* This master's scan is over: the next one's starts at 0. */
+        size_t node = rt->node;
+        long long seen = rt->seen;
+        more = strcmp(cursor, "0") != 0;
+        if (!more && rt->cs && rt->node + 1 < rcluster_sync_nodes(rt->cs)) {
+            rt->node++;
+            rt->seen = 0;
+            more = true;
+        }
         if (!save) continue;
-        int s = save_step(rt, cursor, strcmp(cursor, "0") == 0 ? "done" : "running");
+        char at[48];
+        retention_cursor_format(at, sizeof(at), rt->node, cursor);
+        int s = save_step(rt, at, more ? "running" : "done", node, seen);
         if (s == 0) fprintf(stderr, "heraldctl: rotate-key: the lock was taken over: stopping\n");
         if (s != 1) return -1;
-    } while (strcmp(cursor, "0") != 0);
+    } while (more);
     return 0;
 }
 
-int rotate_index_fields(const struct config *cfg, redisContext *c, long long *written)
+int rotate_index_fields(const struct config *cfg, redisContext *c, struct rcluster_sync *cs, long long *written)
 {
     *written = 0;
     if (!cfg->keys || cfg->keys->n == 0) return 0; /* nobody can be opened: they stay as they are */
-    struct rot rt = {.cfg = cfg, .c = c, .index_only = true, .what = "migrate"};
+    struct rot rt = {.cfg = cfg, .c = c, .cs = cs, .index_only = true, .what = "migrate"};
     rot_keys(&rt, cfg);
     char cursor[32] = "0";
     int rc = pass(&rt, cursor, false);
@@ -362,14 +440,61 @@ int rotate_index_fields(const struct config *cfg, redisContext *c, long long *wr
     return rc;
 }
 
-int rotate_run(const struct config *cfg, redisContext *c)
+/* Whether a saved cursor at (as save_step wrote it) can be gone on from
+ * here: on one Redis a plain cursor; on a cluster "<master>:<cursor>" whose
+ * master is still at the address the pass saw (state: the saved hash).
+ * Sets cursor and rt->node. */
+static bool resumable(struct rot *rt, const redisReply *state, const char *at, char cursor[32])
+{
+    herald_copy(cursor, 32, at);
+    bool tagged = strchr(cursor, ':') != NULL;
+    rt->node = retention_cursor_parse(cursor);
+    if (!rt->cs) return !tagged;
+    const struct rcluster_addr *a = rcluster_sync_node_addr(rt->cs, rt->node);
+    char name[32], addr[RCLUSTER_HOST_MAX + 16];
+    snprintf(name, sizeof(name), "master:%zu", rt->node);
+    const char *saved = field_str(state, name);
+    if (a) snprintf(addr, sizeof(addr), "%s:%d", a->host, a->port);
+    if (tagged && a && saved && strcmp(saved, addr) == 0) {
+        snprintf(name, sizeof(name), "people:%zu", rt->node);
+        rt->seen = field_ll(state, name);
+        return true;
+    }
+    fprintf(stderr, "heraldctl: rotate-key: the cluster's masters are not those the stopped pass scanned: "
+                    "starting over\n");
+    return false;
+}
+
+/* A cluster's masters, in the order the pass scans them, into the state
+ * hash ("masters", "master:<i>" = "host:port") for --status. */
+static bool save_masters(struct rot *rt)
+{
+    size_t n = rt->cs ? rcluster_sync_nodes(rt->cs) : 0;
+    char ns[HERALD_LL_CHARS];
+    herald_lltoa(ns, (long long)n);
+    for (size_t i = 0; i < n; i++) {
+        const struct rcluster_addr *a = rcluster_sync_node_addr(rt->cs, i);
+        char name[32], addr[RCLUSTER_HOST_MAX + 16];
+        snprintf(name, sizeof(name), "master:%zu", i);
+        snprintf(addr, sizeof(addr), "%s:%d", a->host, a->port);
+        redisReply *r = redisCommand(rt->c, "HSET %s %s %s masters %s", rt->k_state.buf, name, addr, ns);
+        bool ok = r && r->type == REDIS_REPLY_INTEGER;
+        rt->cerr[0] = '\0';
+        if (!ok) say_error(rt, "progress write", r);
+        if (r) freeReplyObject(r);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+int rotate_run(const struct config *cfg, redisContext *c, struct rcluster_sync *cs)
 {
     if (!cfg->keys || cfg->keys->n == 0) {
         fprintf(stderr,
                 "heraldctl: rotate-key: [privacy] key_file is not set: there is no key to encrypt with\n");
         return 2;
     }
-    struct rot rt = {.cfg = cfg, .c = c, .what = "rotate-key"};
+    struct rot rt = {.cfg = cfg, .c = c, .cs = cs, .what = "rotate-key"};
     rot_keys(&rt, cfg);
     char host[64] = "";
     gethostname(host, sizeof(host) - 1);
@@ -399,10 +524,9 @@ int rotate_run(const struct config *cfg, redisContext *c)
         goto out;
     }
     const char *key = field_str(r, "key"), *state = field_str(r, "state"), *cur = field_str(r, "cursor");
-    bool resume =
-        key && state && cur && strcmp(key, cfg->keys->v[0].id) == 0 && strcmp(state, "running") == 0;
+    bool resume = key && state && cur && strcmp(key, cfg->keys->v[0].id) == 0 && strcmp(state, "running") == 0 &&
+                  resumable(&rt, r, cur, cursor);
     if (resume) {
-        herald_copy(cursor, sizeof(cursor), cur);
         rt.rewritten = field_ll(r, "rewritten");
         rt.current = field_ll(r, "current");
         rt.clear_sealed = field_ll(r, "clear_sealed");
@@ -412,6 +536,9 @@ int rotate_run(const struct config *cfg, redisContext *c)
     }
     freeReplyObject(r);
     if (!resume) {
+        herald_copy(cursor, sizeof(cursor), "0");
+        rt.node = 0;
+        rt.seen = 0;
         char now[HERALD_LL_CHARS];
         herald_lltoa(now, (long long)time(NULL));
         r = redisCommand(c, "DEL %s", rt.k_state.buf);
@@ -424,7 +551,10 @@ int rotate_run(const struct config *cfg, redisContext *c)
         }
         freeReplyObject(r);
     }
-    if (save_step(&rt, cursor, "running") != 1) goto out;
+    if (!save_masters(&rt)) goto out;
+    char at[48];
+    retention_cursor_format(at, sizeof(at), rt.node, cursor);
+    if (save_step(&rt, at, "running", rt.node, rt.seen) != 1) goto out;
     if (pass(&rt, cursor, true) < 0) goto out;
     r = redisCommand(c, "DEL %s", rt.k_lock.buf);
     if (r) freeReplyObject(r);

@@ -9,6 +9,14 @@
  * crash). A rotation that stopped (a crash, Ctrl-C, Redis gone) is resumed
  * by running it again: it goes on from the saved cursor while the key is
  * the same. Never prints an address, only ids and counts.
+ *
+ * On a cluster (cs) the state and lock stay on the control plane's master
+ * (c); the SCAN goes to each master in turn, in the map's order, and the
+ * cursor is "<master>:<cursor>" (retention_cursor_format); the hash also
+ * holds masters (how many), master:<i> ("host:port", checked on resume: a
+ * pass whose current master is at another address starts over) and people:<i> (people seen on it).
+ * Each person is read and written on the master of its slot, following
+ * MOVED and ASK (rcluster_sync_command).
  */
 #ifndef HERALD_ROTATE_H
 #define HERALD_ROTATE_H
@@ -18,18 +26,21 @@
 
 #include "config.h"
 
+struct rcluster_sync;
+
 /* heraldctl rotate-key: every person sealed again under cfg->keys->v[0]
- * (people stored in clear are sealed too), while daemons run campaigns.
+ * (people stored in clear are sealed too), while daemons run campaigns;
+ * cs: a cluster's masters (NULL on one Redis).
  * Returns 0 when the pass is complete (with no undecryptable person), 1
  * when some people could not be read (their ids printed), 2 on a Redis
  * failure or another rotation holding the lock. */
-int rotate_run(const struct config *cfg, redisContext *c);
+int rotate_run(const struct config *cfg, redisContext *c, struct rcluster_sync *cs);
 /* heraldctl migrate: every person sealed before "#" existed
  * (store_person.h) gets it, written beside the envelope as it is (no key
  * moves), compare-and-set as the rotation writes. Safe to run again (who
  * has it is skipped). *written counts them. Returns 0, or -1 on a Redis
  * failure (said on stderr). */
-int rotate_index_fields(const struct config *cfg, redisContext *c, long long *written);
+int rotate_index_fields(const struct config *cfg, redisContext *c, struct rcluster_sync *cs, long long *written);
 /* heraldctl rotate-key --status: the state hash as JSON on stdout. */
 int rotate_status(const struct config *cfg, redisContext *c);
 

@@ -67,10 +67,6 @@ void store_key_pid(struct strbuf *sb, const char *prefix, const char *provider, 
 }
 void store_key_events(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":events", NULL, NULL); }
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id) { key_plain(sb, prefix, ":r:{", id, "}"); }
-void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id)
-{
-    key_plain(sb, prefix, ":r:{", id, "}:consent");
-}
 void store_record_field(struct strbuf *sb, const char *campaign)
 {
     strbuf_reset(sb);
@@ -862,13 +858,11 @@ static int append_import(redisContext *c, const char *prefix, const struct seal_
                          unsigned char *const drop[], bool with_addr)
 {
     const struct profile *p = it->p;
-    struct strbuf kp, kl, ka, cr;
+    struct strbuf kp, ka, cr;
     strbuf_init(&kp);
-    strbuf_init(&kl);
     strbuf_init(&ka);
     strbuf_init(&cr);
     store_key_person(&kp, prefix, p->id);
-    store_key_ledger(&kl, prefix, p->id);
     struct store_person_form form;
     store_person_form_init(&form);
     store_person_seal(keys, key, p, &form);
@@ -889,9 +883,12 @@ static int append_import(redisContext *c, const char *prefix, const struct seal_
     for (size_t i = 0; i < it->nrecs; i++) {
         if (it->tombstoned & (1u << it->recs[i].channel)) continue;
         consent_record_format(&cr, &it->recs[i]);
-        redisAppendCommand(c, "RPUSH %s %s", kl.buf, cr.buf);
-        redisAppendCommand(c, "HSET %s %s %s", kp.buf, channel_get(it->recs[i].channel)->consent_field, cr.buf);
-        n += 2;
+        /* The daemon's ledger append (in the person hash: layout 4), as
+         * EVAL: a fresh Redis may not know the script. */
+        const struct channel_desc *d = channel_get(it->recs[i].channel);
+        redisAppendCommand(c, "EVAL %s 1 %s %s %s %s 0", store_lua_people_consent, kp.buf, cr.buf, d->consent_field,
+                           d->name);
+        n++;
     }
     for (int ch = 0; with_addr && ch < HERALD_CH_COUNT; ch++) {
         if (drop[ch]) {
@@ -914,7 +911,6 @@ static int append_import(redisContext *c, const char *prefix, const struct seal_
     n++;
     store_person_form_free(&form);
     strbuf_free(&kp);
-    strbuf_free(&kl);
     strbuf_free(&ka);
     strbuf_free(&cr);
     return n;

@@ -10,8 +10,11 @@
  *                               "<entry id>\n<job JSON>"; moved back to the stream when due
  *   herald:audit                stream of decisions (campaign, recipient, channel,
  *                               outcome, reason, provider, provider_id, at)
- *   herald:r:{ID}               hash: `profile` (JSON), `consent:<channel>` (latest
- *                               ledger record, JSON), `rev`, and per campaign
+ *   herald:r:{ID}               hash: `profile` (JSON), `~<channel>` (latest
+ *                               ledger record), `~1`, `~2`, ... the consent ledger,
+ *                               append-only (layout 4: lua/people_consent.lua;
+ *                               layout 3 kept it in the list herald:r:{ID}:consent,
+ *                               which `heraldctl migrate` moves here), `rev`, and per campaign
  *                               `c:<campaign id>` -> "<state> <entry> <run> <at>",
  *                               the once-only record (state r|p|s|f|x|u|d: reserved,
  *                               pending, sent, failed, suppressed, unknown, deferred;
@@ -20,7 +23,6 @@
  *                               message each read or write one hash (layout 2;
  *                               layout 1 kept the records in herald:r:{ID}:campaigns,
  *                               which `heraldctl migrate` moves here)
- *   herald:r:{ID}:consent       list: the consent ledger, append-only (RPUSH)
  *   herald:r:{ID}:sends         zset: messages reserved/sent to the person, member
  *                               "<channel>|<topic>|<campaign>", score unix seconds;
  *                               trimmed to the longest cap window (caps, frequency)
@@ -46,8 +48,10 @@
  *                               reason, at), and of erasures by retention (action
  *                               erase, recipient, by, reason, at); trimmed to about
  *                               [redis] audit_maxlen; never an address
- *   herald:addr:{i<x>}          hash: index member -> person id, so an inbound SMS or a
- *                               provider event finds its person (checked against them)
+ *   herald:addr:{i<x>}:<xyz>    hash: index member -> person id, so an inbound SMS or a
+ *                               provider event finds its person (checked against them);
+ *                               4096 buckets by the member's first 12 bits (layout 4;
+ *                               addrindex.h)
  *   herald:tombstones:{i<x>}    set of the index members of erased addresses
  *   herald:tombstones           layout 2's tombstones, "<channel>:<HMAC-SHA256 hex>"
  *                               under [admin] tombstone_secret: read, never written
@@ -105,7 +109,7 @@
 #define STORE_GROUP "herald"
 
 /* On a cluster ([redis] cluster) every key but a person's (herald:r:{ID}
- * and its :consent, :sends, :history) and the pid keys is written
+ * and its :sends, :history) and the pid keys is written
  * "{<prefix>}:...": the control plane's keys share one slot, so each
  * control script's keys are on one node. Set once at start, before any key
  * is built; false (the default) changes no key name. */
@@ -126,7 +130,6 @@ void store_key_pid(struct strbuf *sb, const char *prefix, const char *provider, 
 /* Campaign events: started, paused, resumed, cancelled, finished, failed. */
 void store_key_events(struct strbuf *sb, const char *prefix);
 void store_key_person(struct strbuf *sb, const char *prefix, const char *id);
-void store_key_ledger(struct strbuf *sb, const char *prefix, const char *id);
 /* The person-hash field of a campaign's once-only record: "c:<campaign>". */
 void store_record_field(struct strbuf *sb, const char *campaign);
 #define STORE_RECORD_FIELD_PREFIX "c:"
@@ -139,7 +142,7 @@ void store_key_retention_sweep(struct strbuf *sb, const char *prefix, const char
 void store_glob_escape(struct strbuf *out, const char *s);
 /* The layout version key, and the version this build reads and writes. */
 void store_key_layout(struct strbuf *sb, const char *prefix);
-#define STORE_LAYOUT "3"
+#define STORE_LAYOUT "4"
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_admin(struct strbuf *sb, const char *prefix);
@@ -301,6 +304,7 @@ extern const char store_lua_job_slice[];  /* a job cut into slices, any daemon c
 extern const char store_lua_heartbeat[]; /* keep a running entry ours; 'lost' when not */
 extern const char store_lua_marker[];   /* the marker key and the layout version, at each connect */
 extern const char store_lua_migrate[];  /* layout 1 -> 2: one person's records into their hash */
+extern const char store_lua_migrate_ledger[]; /* layout 3 -> 4: one person's ledger into their hash */
 extern const char store_lua_retention_begin[]; /* retention.c: a sweep's lock and campaigns */
 extern const char store_lua_retention_step[];  /* its cursor saved, its lock renewed */
 extern const char store_lua_retention_end[];   /* its campaigns marked expired */

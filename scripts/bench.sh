@@ -19,7 +19,7 @@
 #            [redis] wait_replicas = 1 WAITs each batch) against one
 #            redis-server, in one run: same N people, same machine, the
 #            ratio printed (not run by "all")
-#   scripts/bench.sh [all|policy|webhook|scale|cluster]     (env: N=200000 RUNS=3;
+#   scripts/bench.sh [all|policy|webhook|scale|cluster]     (env: N=200000 (scale: 100000) RUNS=3;
 #   CAMPAIGN=<id>: scale's campaign id, "scale" by default, e.g. one of 32 characters)
 # PROFILE=1 builds with frame pointers into build-prof/ and records each herald
 # run with `perf record -g`, and redis-server flat (perf-*.data files are left
@@ -57,7 +57,7 @@ if [ "$what" = all ] || [ "$what" = policy ]; then
 fi
 [ "$what" = all ] || [ "$what" = webhook ] || [ "$what" = scale ] || [ "$what" = cluster ] || exit 0
 
-N=${N:-200000}
+if [ "$what" = scale ]; then N=${N:-100000}; else N=${N:-200000}; fi # scale: the issue's 100k people
 RUNS=${RUNS:-3}
 lib_cleanup_on_exit
 make_tmpdir herald-bench
@@ -156,11 +156,20 @@ PY
     "$bdir"/heraldctl --config "$tmp/herald.conf" import "$tmp/people.jsonl" >/dev/null
     m1=$(used)
     echo "at rest: $(per "$m0" "$m1") bytes per person (goal <= 700)"
-    /usr/bin/python3 - "$REDIS_PORT" <<'PY'
+    /usr/bin/python3 - "$REDIS_PORT" "$N" <<'PY'
 import redis, sys
 r = redis.Redis(port=int(sys.argv[1]), decode_responses=True)
-for k in ("herald:r:{p0000001}", "herald:r:{p0000001}:consent"):
-    print("       %s: %s bytes (%s)" % (k.replace("p0000001", "ID"), r.memory_usage(k), r.object("encoding", k)))
+n, used, enc = int(sys.argv[2]), 0, {}
+sample = ["herald:r:{p%07d}" % i for i in range(0, n, max(1, n // 1000))]  # first names of every length
+size = sum(r.memory_usage(k, samples=0) for k in sample) / len(sample)
+encs = sorted({r.object("encoding", k) for k in sample})
+print("       herald:r:{ID}: %.0f bytes on average (%s, %d fields)" % (size, "/".join(encs), r.hlen(sample[-1])))
+for b in r.scan_iter("herald:addr:*", count=1000):
+    used += r.memory_usage(b, samples=0)
+    e = r.object("encoding", b)
+    enc[e] = enc.get(e, 0) + 1
+print("       address index: %d bytes per person (%s)" % (round(used / n), ", ".join(
+    "%d keys %s" % (c, e) for e, c in sorted(enc.items()))))
 PY
     /usr/bin/python3 - "$REDIS_PORT" "$N" <<'PY'
 import redis, sys
@@ -216,18 +225,14 @@ print("       of which the person's history: its entry %d bytes in the person ha
        e.replace("p0000001", "ID")))
 PY
     echo "       heraldctl stats: $("$bdir"/heraldctl --config "$tmp/herald.conf" stats | tr -d '\n' | sed 's/  */ /g')"
-    # The keyed indexes (daemon/addrindex.h): the address index as imported,
-    # and a suppression list holding every person's email, against the
+    # The keyed indexes (daemon/addrindex.h): the address index's buckets are
+    # measured at rest (above); here a suppression list holding every
+    # person's email, against the
     # same entries in layout 2's form (plain SHA-256 hex), built in db 9
     # (last: what it frees would blur the figures above).
     /usr/bin/python3 - "$REDIS_PORT" "$N" <<'PY'
 import hashlib, hmac, os, redis, sys
 port, n = int(sys.argv[1]), int(sys.argv[2])
-r = redis.Redis(port=port)
-shards = ["herald:addr:{i%x}" % s for s in range(16)]
-addr = sum(r.memory_usage(k, samples=0) or 0 for k in shards)
-print("       address index (16 shards, 16-byte keyed members): %.0f bytes per person (%s)" %
-      (addr / n, r.object("encoding", shards[0]).decode()))
 key = os.urandom(32)
 plain = lambda ch, a: "%s:%s" % (ch, hashlib.sha256(a.encode()).hexdigest())
 keyed = lambda ch, a: hmac.new(key, plain(ch, a).encode(), hashlib.sha256).digest()[:16]

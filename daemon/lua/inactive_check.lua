@@ -9,7 +9,7 @@
 -- existed) gets it now: their time starts today. Redis's clock: the same
 -- for every daemon.
 -- KEYS: 1 person hash, 2 history list (written before the ring).
--- ARGV: 1 the limit (s), then the consent fields ('consent:<channel>').
+-- ARGV: 1 the limit (s), then the consent fields ('~<channel>').
 -- Returns the person's rev (the erasure is conditional on it: a change
 -- after this check keeps the person), or false.
 local now = tonumber(redis.call('TIME')[1])

@@ -1,7 +1,7 @@
 #!lua
 -- people_erase.lua: erasure of one person, if nobody wrote it since it
 -- was read (compare-and-set on rev): the person hash (profile, consent,
--- rev, the once-only records 'c:<campaign>'), ledger, history and sends
+-- rev, the once-only records 'c:<campaign>', the ledger), history and sends
 -- go. The person hash goes with its rev: a reservation made on data read
 -- before erasure finds rev changed and decides again (unknown_recipient).
 -- The keyed indexes are in other slots: people.c adds the tombstones
@@ -10,7 +10,7 @@
 -- suppression list is kept.
 -- The client's If-Match (precond.h) is checked here, atomic with the
 -- erasure, as people_write.lua checks it.
--- KEYS: 1 person hash, 2 ledger, 3 history, 4 sends zset.
+-- KEYS: 1 person hash, 2 history, 3 sends zset.
 -- ARGV: 1 rev read, 2 the If-Match condition ("" none, "*", or
 -- " <rev> ... ").
 -- Returns -3 (If-Match does not hold: nothing written), -1 (stale: read
@@ -24,5 +24,5 @@ if cond ~= '' then
 end
 if (cur or '') ~= ARGV[1] then return -1 end
 if not exists then return -2 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return 0

@@ -574,8 +574,11 @@ def index_member(channel, normalised, key=None):
 
 
 def index_shard_key(kind, member, prefix="herald"):
-    """kind: addr, suppress, suppress:info, tombstones."""
-    return "%s:%s:{i%x}" % (prefix, kind, member[0] >> 4)
+    """kind: addr, suppress, suppress:info, tombstones. The address index
+    is in buckets by the member's first 12 bits (layout 4), under the
+    shard's hash tag."""
+    key = "%s:%s:{i%x}" % (prefix, kind, member[0] >> 4)
+    return key + ":%03x" % (member[0] << 4 | member[1] >> 4) if kind == "addr" else key
 
 
 class Env:
@@ -727,12 +730,18 @@ class Env:
         assert res.stdout.strip() == "imported %d, skipped 0" % len(people), res.stdout
         return res
 
+    def keys(self, pattern):
+        """KEYS on every master (sorted)."""
+        return sorted(self.r.keys(pattern, target_nodes="primaries") if self.cluster else self.r.keys(pattern))
+
     def index(self, kind="addr"):
         """Every shard of a keyed index merged: {member: value} of a hash
         (addr, suppress:info), {member} of a set (suppress, tombstones)."""
         out = {} if kind in ("addr", "suppress:info") else set()
-        for s in range(INDEX_SHARDS):
-            k = "herald:%s:{i%x}" % (kind, s)
+        keys = ["herald:%s:{i%x}" % (kind, s) for s in range(INDEX_SHARDS)]
+        if kind == "addr":
+            keys = self.keys("herald:addr:{i*}:*")
+        for k in keys:
             if isinstance(out, dict):
                 out.update({m: v.decode() for m, v in self.rb.hgetall(k).items()})
             else:
@@ -1039,9 +1048,22 @@ def ledger_record(text):
     return rec
 
 
+def ledger_raw(e, pid):
+    """The consent ledger of pid, oldest first, as stored (layout 4: the
+    person hash's fields ~1, ~2, ...; a channel's name there stands for its
+    current record, ~<channel>)."""
+    h = {k.decode(): v for k, v in e.rb.hgetall("herald:r:{%s}" % pid).items()}  # sealed fields are binary
+    out, n = [], 1
+    while "~%d" % n in h:
+        v = h["~%d" % n].decode()
+        out.append(v if "|" in v or v.startswith("{") else h["~" + v].decode())
+        n += 1
+    return out
+
+
 def ledger(e, pid):
     """The consent ledger of pid, oldest first, as dicts."""
-    return [ledger_record(x) for x in e.r.lrange("herald:r:{%s}:consent" % pid, 0, -1)]
+    return [ledger_record(x) for x in ledger_raw(e, pid)]
 
 
 def most_in_window(at, seconds):

@@ -23,6 +23,13 @@ import test_webhooks as wh  # noqa: E402
 
 class Migrate(harness.HeraldTestCase):
 
+    def layout_said(self, h):
+        """What /healthz says of the layout of a daemon that reads no job."""
+        def said():
+            code, body = h.healthz()
+            return body if code == 503 and body and body.get("redis_layout") else None
+        return harness.wait_for("/healthz to name the layout", said, 20)
+
     def test_layout_1_is_migrated_before_any_job_runs(self):
         srv = FaultServer([{"status": 202}])
         self.addCleanup(srv.stop)
@@ -41,11 +48,8 @@ class Migrate(harness.HeraldTestCase):
 
         h = e.start_herald(config=conf, wait_healthy=False)
 
-        def layout_said():
-            code, body = h.healthz()
-            return body if code == 503 and body and body.get("redis_layout") else None
-        body = harness.wait_for("/healthz to name the layout", layout_said, 20)
-        self.assertEqual(body["redis_layout"], {"found": "1", "expected": "3", "fix": "heraldctl migrate"})
+        body = self.layout_said(h)
+        self.assertEqual(body["redis_layout"], {"found": "1", "expected": "4", "fix": "heraldctl migrate"})
         entry = e.enqueue(job("mg-c", recipients=ids, channels=["email"]))
         harness.wait_for("the layout error in the log", lambda: "key layout 1" in h.log(), 10)
         self.assertEqual(h.log().count("heraldctl migrate"), 1, "said once")
@@ -61,7 +65,7 @@ class Migrate(harness.HeraldTestCase):
 
         res = e.ctl_ok("migrate", config=conf)
         self.assertIn("6 once-only records of 3 people moved", res.stdout)
-        self.assertEqual(e.r.get("herald:layout"), "3")
+        self.assertEqual(e.r.get("herald:layout"), "4")
         for rid in ids[:3]:
             self.assertFalse(e.r.exists("herald:r:{%s}:campaigns" % rid))
             self.assertEqual(e.r.hget("herald:r:{%s}" % rid, "c:mg-c"), "sent 1-1 old.1 1700000000")
@@ -119,11 +123,8 @@ class Migrate(harness.HeraldTestCase):
 
         h = e.start_herald(config=conf, wait_healthy=False)
 
-        def layout_said():
-            code, body = h.healthz()
-            return body if code == 503 and body and body.get("redis_layout") else None
-        body = harness.wait_for("/healthz to name the layout", layout_said, 20)
-        self.assertEqual(body["redis_layout"], {"found": "2", "expected": "3", "fix": "heraldctl migrate"})
+        body = self.layout_said(h)
+        self.assertEqual(body["redis_layout"], {"found": "2", "expected": "4", "fix": "heraldctl migrate"})
         self.assertEqual(h.stop(), 0)
 
         # A run cut short (here: its copy of the admin stream cannot be
@@ -142,7 +143,7 @@ class Migrate(harness.HeraldTestCase):
         self.assertIn("wrote the address checks' field (#) of 2 sealed people", res.stdout)
         for pid, before in marks.items():
             self.assertEqual(e.rb.hgetall("herald:r:{%s}" % pid), before, pid)   # "#" back, envelope as it was
-        self.assertEqual(e.r.get("herald:layout"), "3")
+        self.assertEqual(e.r.get("herald:layout"), "4")
         self.assertEqual(e.r.keys("herald:migrate*"), [])
         for k in ("herald:addr", "herald:suppress", "herald:suppress:info"):
             self.assertFalse(e.r.exists(k), k + " is still there")
@@ -182,10 +183,111 @@ class Migrate(harness.HeraldTestCase):
         self.assertFalse(cur["sms"]["granted"])
         self.assertEqual(h.stop(), 0)
 
+    def test_layout_3_ledgers_and_address_index_are_moved(self):
+        self.layout_3_is_moved(cluster=False)
+
+    def test_layout_3_is_moved_on_a_cluster(self):
+        self.layout_3_is_moved(cluster=True)
+
+    def layout_3_is_moved(self, cluster):
+        """Layout 3 kept each person's consent ledger in a list of its own
+        (herald:r:{ID}:consent) and the address index in 16 hashes;
+        layout 4 keeps the ledger in the person hash and the index in 4096
+        small buckets. After migrate (cut short once, then run again) the
+        API shows the same people, ledgers and current consent, an address
+        finds its person, a campaign reaches the same people and skips the
+        suppressed one, and a STOP still finds its person."""
+        e = self.env(log_level="info", cluster=cluster)
+        conf = wh.write_config(e, "webhooks.conf")
+        ppl = [person("m3-ann", email="ann.m3@example.com", phone="+15550133001", consent=["email", "sms"]),
+               person("m3-bob", email="bob.m3@example.com", consent=["email"]),
+               person("m3-cat", email="cat.m3@example.com", consent=["email"])] + harness.people(40, "m3-n")
+        ids = [p["id"] for p in ppl]
+        e.import_people(ppl, config=conf)
+        h = e.start_herald(config=conf)
+        api = Api(e)
+        # Ann's email consent changes twice: her ledger holds 4 records.
+        for granted in (False, True):
+            api.ok("POST", "/v1/recipients/m3-ann/consent", {"channel": "email", "granted": granted,
+                                                             "source": "api"}, want=201)
+        api.ok("PUT", "/v1/suppressions/email/cat.m3%40example.com", {"reason": "asked"})
+        before = {pid: api.ok("GET", "/v1/recipients/" + pid) for pid in ids}
+        self.assertEqual(len(before["m3-ann"]["consent"]), 4)
+        self.assertEqual(h.stop(), 0)
+
+        # The same data as layout 3 wrote it.
+        layout = "{herald}:layout" if cluster else "herald:layout"
+        for pid in ids:
+            k = "herald:r:{%s}" % pid
+            recs = harness.ledger_raw(e, pid)
+            for ch in ("email", "sms"):   # the current consent was in consent:<channel>
+                if e.r.hexists(k, "~" + ch):
+                    e.r.hset(k, "consent:" + ch, e.r.hget(k, "~" + ch))
+            e.rb.hdel(k, *[f for f in e.rb.hkeys(k) if f.startswith(b"~")])
+            e.r.rpush(k + ":consent", *recs)
+        buckets = e.keys("herald:addr:{i*}:*")
+        self.assertGreater(len(buckets), 40)
+        for b in buckets:
+            for m, v in e.rb.hgetall(b).items():
+                e.rb.hset(b[:b.rindex(":")], m, v)
+            e.r.delete(b)
+        e.r.set(layout, "3")
+        h = e.start_herald(config=conf, wait_healthy=False)
+
+        body = self.layout_said(h)
+        self.assertEqual(body["redis_layout"], {"found": "3", "expected": "4", "fix": "heraldctl migrate"})
+        self.assertEqual(h.stop(), 0)
+
+        # Cut short (a ledger that cannot be read): the layout stays 3, what
+        # was moved stays moved, and the next run moves the rest.
+        saved = e.r.lrange("herald:r:{m3-n0007}:consent", 0, -1)
+        e.r.delete("herald:r:{m3-n0007}:consent")
+        e.r.set("herald:r:{m3-n0007}:consent", "not a list")
+        res = e.ctl("migrate", config=conf)
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertEqual(e.r.get(layout), "3")
+        e.r.delete("herald:r:{m3-n0007}:consent")
+        e.r.rpush("herald:r:{m3-n0007}:consent", *saved)
+        res = e.ctl_ok("migrate", config=conf)
+        self.assertRegex(res.stdout, r"\d+ consent ledgers? moved into the person hash, \d+ address index entr")
+        self.assertEqual(e.r.get(layout), "4")
+        self.assertEqual(e.keys("herald:r:{*}:consent"), [])
+        self.assertEqual([k for k in e.keys("herald:addr:*") if k.count(":") == 2], [], "a layout 3 shard is left")
+        self.assertEqual(e.keys("herald:r:{*}"), sorted("herald:r:{%s}" % pid for pid in ids))
+        self.assertFalse([k for k in e.keys("herald:r:{*}") if e.r.hexists(k, "consent:email")], "not renamed")
+        self.assertEqual(len(e.index("addr")), 44)
+        self.assertIn("already", e.ctl_ok("migrate", config=conf).stdout)
+        # Every person hash stays compact: the ledger holds no record twice.
+        self.assertEqual(e.r.object("encoding", "herald:r:{m3-ann}"), "listpack")
+        self.assertEqual(e.r.hget("herald:r:{m3-ann}", "~4"), "email")
+        self.assertEqual(e.r.hget("herald:r:{m3-ann}", "~2"), "sms")
+
+        h = e.start_herald(config=conf)
+        after = {pid: api.ok("GET", "/v1/recipients/" + pid) for pid in ids}
+        self.assertEqual(after, before)
+        self.assertEqual(api.ok("GET", "/v1/recipients?email=ann.m3%40example.com")["id"], "m3-ann")
+        self.assertEqual(api.ok("GET", "/v1/recipients?phone=%2B15550133001")["id"], "m3-ann")
+        # A consent change after the move appends to the moved ledger.
+        api.ok("POST", "/v1/recipients/m3-bob/consent", {"channel": "email", "granted": False, "source": "api"},
+               want=201)
+        bob = api.ok("GET", "/v1/recipients/m3-bob")
+        self.assertEqual([r["granted"] for r in bob["consent"]], [True, False])
+        self.assertFalse(bob["consent_current"]["email"]["granted"])
+        e.enqueue(job("m3-c", recipients=ids, channels=["email"]))
+        e.wait_campaign_done("m3-c", herald=h, timeout=60)
+        out = {r["recipient"]: (r["outcome"], r["reason"]) for r in e.audit("m3-c")}
+        want = {pid: ("sent", "") for pid in ids} | {"m3-bob": ("suppressed", "no_consent"),
+                                                      "m3-cat": ("suppressed", "suppressed")}
+        self.assertEqual(out, want)
+        status, _, text = wh.tw_post(e, wh.sms_params("+15550133001", "STOP", wh.sid(9)))
+        self.assertEqual(status, 200, text)
+        self.assertFalse(api.ok("GET", "/v1/recipients/m3-ann")["consent_current"]["sms"]["granted"])
+        self.assertEqual(h.stop(), 0)
+
     def test_a_new_redis_gets_the_layout(self):
         e = self.env(log_level="info")
         h = e.start_herald()
-        self.assertEqual(e.r.get("herald:layout"), "3")
+        self.assertEqual(e.r.get("herald:layout"), "4")
         self.assertIn("already", e.ctl_ok("migrate").stdout)
         self.assertEqual(h.stop(), 0)
 

@@ -109,13 +109,13 @@ class PrefPage(harness.HeraldTestCase):
 
     def state(self, e, pid):
         """Everything a link could change about a person."""
-        return (e.rb.hgetall("herald:r:{%s}" % pid), e.r.lrange("herald:r:{%s}:consent" % pid, 0, -1))
+        return (e.rb.hgetall("herald:r:{%s}" % pid), harness.ledger_raw(e, pid))
 
     def topics(self, e, pid):
         return json.loads(e.r.hget("herald:r:{%s}" % pid, "profile")).get("topics", {})
 
     def consent_now(self, e, pid, channel="email"):
-        text = e.r.hget("herald:r:{%s}" % pid, "consent:%s" % channel)
+        text = e.r.hget("herald:r:{%s}" % pid, "~%s" % channel)
         return harness.ledger_record(text) if text else None
 
     def assertSecureHeaders(self, headers):

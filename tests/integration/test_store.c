@@ -692,7 +692,7 @@ static void inactive_check_reads_both_history_forms(void **st)
         snprintf(entry, sizeof(entry), "%.*s%s%s", (int)(mark - cases[i].entry), cases[i].entry, at, mark + 2);
         cmd_ok("DEL t:r:{ic}");
         cmd_ok("HSET t:r:{ic} profile {} rev 7 act %lld hn 1 h0 %s", now - 86400, entry);
-        const char *args[] = {"t:r:{ic}", "t:r:{ic}:history", "3600", "consent:email", NULL};
+        const char *args[] = {"t:r:{ic}", "t:r:{ic}:history", "3600", "~email", NULL};
         redisReply *r = eval(store_lua_inactive_check, 2, args);
         if ((r->type == REDIS_REPLY_NIL) != cases[i].kept)
             fail_msg("%s: %s", entry, cases[i].kept ? "erased" : "kept");

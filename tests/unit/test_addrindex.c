@@ -76,6 +76,16 @@ static void member_is_the_keyed_layout_2_member(void **state)
     assert_string_equal(sb.buf, "p:addr:{i0}");
     addrindex_key(&sb, "p", ADDRINDEX_TOMBSTONES, 10);
     assert_string_equal(sb.buf, "p:tombstones:{ia}");
+    /* Layout 4: the address index in buckets by the first 12 bits, under
+     * the shard's hash tag (the same slot as the address's other entries). */
+    addrindex_key_of(&sb, "herald", ADDRINDEX_ADDR, m);
+    snprintf(want, sizeof(want), "herald:addr:{i%x}:%x%02x", m[0] >> 4, m[0] >> 4, (m[0] & 15) << 4 | m[1] >> 4);
+    assert_string_equal(sb.buf, want);
+    assert_int_equal(addrindex_bucket(m), (unsigned)(m[0] << 4 | m[1] >> 4));
+    addrindex_bucket_key(&sb, "p", 0xa07);
+    assert_string_equal(sb.buf, "p:addr:{ia}:a07");
+    addrindex_bucket_key(&sb, "p", ADDRINDEX_BUCKETS - 1);
+    assert_string_equal(sb.buf, "p:addr:{if}:fff");
     strbuf_free(&sb);
 }
 

@@ -60,7 +60,7 @@ static void test_descriptors(void **state)
         assert_string_equal(d->name, herald_channel_name(ch));
         assert_ptr_equal(channel_by_name(d->name), d);
         char field[CHANNEL_FIELD_MAX];
-        snprintf(field, sizeof(field), "consent:%s", d->name);
+        snprintf(field, sizeof(field), "~%s", d->name);
         assert_string_equal(d->consent_field, field);
         assert_int_equal(channel_from_address_field(d->address_field), ch);
         assert_non_null(strstr(d->address_invalid, d->address_field));
