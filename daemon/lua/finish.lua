@@ -3,7 +3,8 @@
 -- once-only record (the field 'c:<campaign>' of the person hash), the
 -- person's history entry (the field 'h<slot>' of the person hash: a ring
 -- of ARGV[8] entries, its cursor 'hn' the next slot; a reserved message's
--- slot was taken by lua/reserve.lua; any other decision takes its slot
+-- slot was taken, and written empty, by lua/reserve.lua: its record and
+-- entry go in one HSET; any other decision takes its slot
 -- here, its cursor read with the rev it reads anyway, and writes it with
 -- its record), the sends entry given back after a permanent failure, the
 -- audit record (the stream trimmed once per call) and the campaign's
@@ -59,21 +60,32 @@ for k = 5, 4 + nout do
   local person = KEYS[k]
   local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local flags, slot = ARGV[i + 11], ARGV[i + 15]
-  local once = string.find(flags, 'n', 1, true)
+  -- "r" alone (a message sent, or failed) tells every flag without a find.
+  local only_r = flags == 'r'
+  local once = not only_r and string.find(flags, 'n', 1, true)
   -- stored: the record is written; hn: the cursor read, a slot to take.
   local write, stored, hn = true, false, nil
-  if string.find(flags, 'r', 1, true) and not replay then
-    -- HSET answers 1 for a new field: the reservation, and so the person
-    -- hash that held it, is gone (erased); the field it created goes again.
-    -- (Not one HSET with the history entry: a new entry field would answer
-    -- 1 as well.)
-    if redis.call('HSET', person, rf, record) == 1 then
-      redis.call('HDEL', person, rf)
+  local reserved = only_r or string.find(flags, 'r', 1, true)
+  if reserved and not replay then
+    -- The record and the entry in one HSET, answering how many fields it
+    -- created: none, as the reservation wrote both (the entry's slot empty,
+    -- lua/reserve.lua). One created means the reservation is gone: the
+    -- person hash that held it was erased (or the campaign's records
+    -- expired): what it created goes again, and no record or history is
+    -- kept. (A person erased and stored again in flight, whose new ring
+    -- already holds that slot, loses that entry with it.)
+    local both = h ~= '' and slot ~= ''
+    local created
+    if both then created = redis.call('HSET', person, rf, record, slot, h)
+    else created = redis.call('HSET', person, rf, record) end
+    if created ~= 0 then
+      if both then redis.call('HDEL', person, rf, slot) else redis.call('HDEL', person, rf) end
       record, h, once = '', '', true
     else
       stored = true
+      if both then h = '' end -- written
     end
-  elseif string.find(flags, 'r', 1, true) then
+  elseif reserved then
     local cur = redis.call('HGET', person, rf)
     if not cur then record, h, once = '', '', true else write = cur ~= record end
   elseif record ~= '' then
@@ -130,7 +142,7 @@ for k = 5, 4 + nout do
                  'provider_id', ARGV[i + 8], 'at', ARGV[i + 9])
     end
     incr[ARGV[i + 10]] = (incr[ARGV[i + 10]] or 0) + 1
-    if string.find(flags, 'd', 1, true) then
+    if not only_r and string.find(flags, 'd', 1, true) then
       incr['deferred:quiet_hours'] = (incr['deferred:quiet_hours'] or 0) - 1
     end
     if ARGV[i + 13] ~= '' and ARGV[1] ~= '' then

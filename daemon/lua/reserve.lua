@@ -10,8 +10,9 @@
 -- of the person hash, read with the rev in one HMGET. The reservation also
 -- takes the message's slot in the person's history, a ring of fields
 -- 'h<slot>' of the person hash (the cursor 'hn', read in that HMGET, is
--- the next slot), in the same HSET as the record: lua/finish.lua writes
--- the entry there with the outcome, without reading the cursor. A
+-- the next slot), in the same HSET as the record, which writes the slot
+-- empty: lua/finish.lua writes the entry there with the outcome, without
+-- reading the cursor, in one HSET with the record. A
 -- person's keys share the {ID} hash tag;
 -- since the script runs atomically, N daemons racing on one person can
 -- never exceed a cap, not even by one.
@@ -79,7 +80,10 @@ local function reserve(person, sends, rev, record, prior, ch, member, keep, freq
     if (f[1] == 'any' or f[1] == ch) and count(hist, f[1], f[3], '') >= f[2] then return 'user_frequency', '' end
   end
   local slot, nxt = ring_next(h[3], HISTORY_MAX)
-  redis.call('HSET', person, rf, record, 'hn', nxt)
+  -- The slot is written empty (a slot not written yet, to every reader):
+  -- lua/finish.lua's one HSET of the record and the entry then creates no
+  -- field, and one it does create says the person hash went meanwhile.
+  redis.call('HSET', person, rf, record, 'hn', nxt, slot, '')
   if nxt == '0' then
     -- The ring turns: a history list written before it (read after the
     -- ring, store_history_read) is never shown again.

@@ -149,6 +149,7 @@ static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
     assert_string_equal(r->element[2]->str, "stale");
     freeReplyObject(r);
     expect_str("HGET t:r:{a} hn", "1");
+    expect_str("HGET t:r:{a} h0", ""); /* the slot written empty: finish.lua's HSET creates no field */
     expect_int("HEXISTS t:r:{b} hn", 0);
     r = cmd("HGET t:r:{b} c:c1");
     assert_int_equal(r->type, REDIS_REPLY_NIL); /* nothing reserved for b */
@@ -296,7 +297,7 @@ static void finish_with_reservations(void **st)
     cmd_ok("FLUSHALL");
     own_entry();
     cmd_ok("HSET t:r:{c} rev 1");
-    cmd_ok("HSET t:r:{c} c:c1 %s", "reserved 1-0 run 1000 7");
+    cmd_ok("HSET t:r:{c} c:c1 %s h5 %s", "reserved 1-0 run 1000 7", ""); /* as reserve.lua writes it */
     const char *keys[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{c}", "t:r:{d}"};
     for (int round = 0; round < 2; round++) {
         const char *args[64];
@@ -320,6 +321,31 @@ static void finish_with_reservations(void **st)
     expect_int("HEXISTS t:r:{c} hn", 0);         /* taken by the reservation, not here */
     expect_int("EXISTS t:r:{d} t:r:{d}:history", 0);
     expect_int("XLEN t:audit", 2);
+}
+
+/* A reservation gone while its person stays (the campaign's records
+ * expired in flight): the one HSET of the record and the entry created the
+ * record's field, so both go again; the person keeps the rest of the hash. */
+static void finish_keeps_nothing_of_a_reservation_gone(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    own_entry();
+    cmd_ok("HSET t:r:{e} rev 1 hn 2 h0 %s h1 %s", "2|1|old|0s|p", ""); /* h1: its slot, the record gone */
+    const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{e}",
+                          "1000", "c1", "1-0", "b1", "100", "1",
+                          "e", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
+                          "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "", "", "h1", NULL};
+    redisReply *r = eval_fenced(store_lua_finish, 4, args);
+    assert_int_equal(r->element[0]->integer, 1); /* audited and counted once, as a recipient with no record */
+    freeReplyObject(r);
+    expect_int("HEXISTS t:r:{e} c:c1", 0);
+    expect_int("HEXISTS t:r:{e} h1", 0);
+    expect_str("HGET t:r:{e} h0", "2|1|old|0s|p");
+    expect_str("HGET t:r:{e} rev", "1");
+    r = cmd("SISMEMBER t:campaign:c1:norecord %s", "1-0 e"); /* so a replay audits it no second time */
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
 }
 
 /* The audit record says how many requests herald sent for the message,
@@ -829,6 +855,7 @@ int main(void)
         cmocka_unit_test(finish_writes_record_history_audit_and_progress),
         cmocka_unit_test(finish_with_reservations),
         cmocka_unit_test(finish_audits_the_requests),
+        cmocka_unit_test(finish_keeps_nothing_of_a_reservation_gone),
         cmocka_unit_test(the_fence_stops_a_run_that_lost_its_entry),
         cmocka_unit_test(handed_and_release),
         cmocka_unit_test(reserve_takes_over_a_dead_runs_reservation),
