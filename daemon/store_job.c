@@ -437,13 +437,12 @@ void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj
                      const size_t *idx, size_t n)
 {
     const struct config *cfg = sj->cfg;
-    sj_script(a, store_lua_reserve, 1 + 2 * n, f);
+    /* The person's key alone: the script names the sends zset from it where it uses one. */
+    sj_script(a, store_lua_reserve, 1 + n, f);
     fence_keys(a, f);
     for (size_t i = 0; i < n; i++) {
         const struct store_job_reservation *it = items[idx ? idx[i] : i];
         store_key_person(&sj->key, cfg->prefix, it->id);
-        add_buf(a, &sj->key);
-        store_key_sends(&sj->key, cfg->prefix, it->id);
         add_buf(a, &sj->key);
     }
     fence_args(a, f, entry);

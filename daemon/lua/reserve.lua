@@ -16,7 +16,8 @@
 -- person's keys share the {ID} hash tag;
 -- since the script runs atomically, N daemons racing on one person can
 -- never exceed a cap, not even by one.
--- KEYS: 1 jobs stream, then per recipient: person hash, sends zset.
+-- KEYS: 1 jobs stream, then per recipient: person hash (its sends zset, in
+-- the same slot, is named from it where it is used: `<person>:sends`).
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 now (s), 5 campaign,
 -- 6 topic, 7 the history's length ([retention] history), 8 ncaps, then
 -- per cap: name, channel (email|sms|any), limit, window (s), topics
@@ -52,20 +53,20 @@ local function count(hist, cch, win, topics)
   end
   return n
 end
-local function reserve(person, sends, rev, record, prior, ch, member, keep, freq)
+local function reserve(person, rev, record, prior, ch, member, keep, freq)
   local h = redis.call('HMGET', person, 'rev', rf, 'hn')
   if (h[1] or '') ~= rev then return 'stale', '' end
   local cur = h[2]
   if cur and prior ~= '' and cur == prior then
     -- A dead run's reservation of this message, never handed to a
     -- provider: its history entry is this message's, not another.
-    redis.call('ZREM', sends, member)
+    redis.call('ZREM', person .. ':sends', member)
   elseif cur then
     if REACHED[string.match(cur, '^(%a+)')] then return 'duplicate', cur end
   end
-  local hist = none
+  local hist, sends = none, nil
   if keep > 0 then
-    hist = {}
+    sends, hist = person .. ':sends', {}
     local raw = redis.call('ZRANGEBYSCORE', sends, '(' .. (now - keep), '+inf', 'WITHSCORES')
     for j = 1, #raw, 2 do
       local hc, ht = string.match(raw[j], '^([^|]*)|([^|]*)|')
@@ -97,7 +98,7 @@ local function reserve(person, sends, rev, record, prior, ch, member, keep, freq
   return 'ok', slot
 end
 local out, o = {}, 0
-for k = 2, #KEYS, 2 do
+for k = 2, #KEYS do
   -- "0" read as 0 without tonumber (a strtod): most recipients have no
   -- limits, and no caps need their history.
   local nf = ARGV[i + 6] == '0' and 0 or tonumber(ARGV[i + 6])
@@ -107,8 +108,7 @@ for k = 2, #KEYS, 2 do
     freq[#freq + 1] = {ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])}
   end
   local keep = ARGV[i + 5] == '0' and 0 or tonumber(ARGV[i + 5])
-  local v, d = reserve(KEYS[k], KEYS[k + 1], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-                       ARGV[i + 4], keep, freq)
+  local v, d = reserve(KEYS[k], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], keep, freq)
   out[o + 1], out[o + 2] = v, d
   o = o + 2
   i = i + 7 + 3 * nf

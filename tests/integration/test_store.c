@@ -127,12 +127,11 @@ static void expect_lost(redisReply *r)
 /* One reserve call for two people, no caps: rev "1" for a, given rev_b for b. */
 static redisReply *reserve_two(const char *rev_a, const char *rev_b, const char *record_b)
 {
-    const char *args[] = {"t:r:{a}", "t:r:{a}:sends",
-                          "t:r:{b}", "t:r:{b}:sends",
+    const char *args[] = {"t:r:{a}", "t:r:{b}",
                           "1000", "c1", "news", "50", "0",
                           rev_a, "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0",
                           rev_b, record_b, "", "email", "email|news|c1", "0", "0", NULL};
-    return eval_fenced(store_lua_reserve, 4, args);
+    return eval_fenced(store_lua_reserve, 2, args);
 }
 
 static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
@@ -175,11 +174,11 @@ static void reserve_checks_caps_in_order(void **st)
     cmd_ok("FLUSHALL");
     own_entry();
     cmd_ok("ZADD t:r:{a}:sends 990 email|news|old1 995 sms|news|old2");
-    const char *args[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "50", "2",
+    const char *args[] = {"t:r:{a}", "1000", "c1", "news", "50", "2",
                           "daily_email", "email", "1", "86400", "",
                           "any_news", "any", "5", "86400", ",news,",
                           "", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "86400", "0", NULL};
-    redisReply *r = eval_fenced(store_lua_reserve, 2, args);
+    redisReply *r = eval_fenced(store_lua_reserve, 1, args);
     assert_string_equal(r->element[0]->str, "cap");
     assert_string_equal(r->element[1]->str, "daily_email");
     freeReplyObject(r);
@@ -380,7 +379,7 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     cmd_ok("FLUSHALL");
     own_entry();
     cmd_ok("HSET t:r:{a} rev 1");
-    const char *res[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "50", "0",
+    const char *res[] = {"t:r:{a}", "1000", "c1", "news", "50", "0",
                          "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
     const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
                          "1000", "c1", "1-1", "b0", "100", "1",
@@ -393,7 +392,7 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
                          "pending 1-0 run 1000 1", "email|news|c1", NULL};
     /* Another daemon claimed the entry. */
     cmd_ok("XCLAIM t:jobs g other 0 1-1 JUSTID");
-    expect_lost(eval_fenced(store_lua_reserve, 2, res));
+    expect_lost(eval_fenced(store_lua_reserve, 1, res));
     expect_lost(eval_fenced(store_lua_finish, 4, hand));
     expect_lost(eval_fenced(store_lua_release, 2, rel));
     expect_lost(eval_fenced(store_lua_finish, 4, fin));
@@ -401,7 +400,7 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     cmd_ok("XACK t:jobs g 1-1");
     expect_lost(eval_fenced(store_lua_finish, 4, fin));
     cmd_ok("DEL t:jobs");
-    expect_lost(eval_fenced(store_lua_reserve, 2, res));
+    expect_lost(eval_fenced(store_lua_reserve, 1, res));
     expect_int("HEXISTS t:r:{a} c:c1", 0);
     expect_int("EXISTS t:r:{a}:sends t:audit t:campaign:c1 t:campaign:c1:norecord", 0);
 }
@@ -457,11 +456,11 @@ static void reserve_takes_over_a_dead_runs_reservation(void **st)
     own_entry();
     cmd_ok("HSET t:r:{a} c:c1 %s", "reserved 1-1 dead.1 900 4");
     cmd_ok("ZADD t:r:{a}:sends 900 email|news|c1");
-    const char *args[] = {"t:r:{a}", "t:r:{a}:sends", "1000", "c1", "news", "50", "1",
+    const char *args[] = {"t:r:{a}", "1000", "c1", "news", "50", "1",
                           "one_a_day", "email", "1", "86400", "",
                           "", "reserved 1-1 new.1 1000 1", "reserved 1-1 dead.1 900 4", "email", "email|news|c1",
                           "86400", "0", NULL};
-    redisReply *r = eval_fenced(store_lua_reserve, 2, args);
+    redisReply *r = eval_fenced(store_lua_reserve, 1, args);
     assert_string_equal(r->element[0]->str, "ok");
     freeReplyObject(r);
     expect_str("HGET t:r:{a} c:c1", "reserved 1-1 new.1 1000 1");
@@ -470,7 +469,7 @@ static void reserve_takes_over_a_dead_runs_reservation(void **st)
     cmd_ok("HSET t:r:{a} c:c1 %s", "pending 1-1 dead.1 900 4");
     args[14] = "";
     args[13] = "reserved 1-1 new.1 1000 2";
-    r = eval_fenced(store_lua_reserve, 2, args);
+    r = eval_fenced(store_lua_reserve, 1, args);
     assert_string_equal(r->element[0]->str, "duplicate");
     freeReplyObject(r);
 }
