@@ -201,15 +201,6 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
         /* Its topic and name are the campaign's info (job_info_json). */
         store_history_format(sb, jr->job.id, chan, herald_outcome_name(outcome), reason_s,
                              provider ? provider : "", now);
-    char progress[HERALD_ID_MAX + 32];
-    herald_copy(progress, sizeof(progress), herald_outcome_name(outcome));
-    if (outcome != HERALD_OUTCOME_SENT && outcome != HERALD_OUTCOME_UNKNOWN) {
-        size_t pl = strlen(progress);
-        if (pl + 1 < sizeof(progress)) {
-            progress[pl] = ':';
-            herald_copy(progress + pl + 1, sizeof(progress) - pl - 1, reason_s);
-        }
-    }
     struct store_outcome oc = {
         .id = r->id,
         .record = record,
@@ -222,7 +213,6 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
         .provider = provider ? provider : "",
         .provider_id = provider_id ? provider_id : "",
         .at = at,
-        .progress = progress,
         .reserved = r->reserved,        /* the campaigns hash holds our reservation */
         .was_deferred = r->was_deferred, /* it leaves the deferred count now */
         /* No record, written once per run (an expired campaign's outcomes

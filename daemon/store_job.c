@@ -547,7 +547,7 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     store_key_person(k, o->prefix, oc->id);
     add_buf(&o->keys, k);
     const char *vals[] = {oc->id, oc->record, oc->unsend, oc->history, oc->channel, oc->outcome, oc->reason,
-                          oc->provider, oc->provider_id, oc->at, oc->progress};
+                          oc->provider, oc->provider_id, oc->at};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) store_args_add(&o->args, vals[i] ? vals[i] : "");
     char flags[4];
     size_t nf = 0;
@@ -1553,10 +1553,10 @@ void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_o
     for (size_t j = 0; j < STORE_OUTCOME_ARGS; j++) v[j] = scratch->buf + at[j];
     *out = (struct store_outcome){
         .id = v[0], .record = v[1], .unsend = v[2], .history = v[3], .channel = v[4], .outcome = v[5],
-        .reason = v[6], .provider = v[7], .provider_id = v[8], .at = v[9], .progress = v[10],
-        .reserved = strchr(v[11], 'r') != NULL, .was_deferred = strchr(v[11], 'd') != NULL,
-        .once = strchr(v[11], 'n') != NULL, .requests = v[12][0] ? (int)strtol(v[12], NULL, 10) : -1,
-        .pid_key = v[13][0] != '\0', .locale = v[14], .slot = v[15],
+        .reason = v[6], .provider = v[7], .provider_id = v[8], .at = v[9],
+        .reserved = strchr(v[10], 'r') != NULL, .was_deferred = strchr(v[10], 'd') != NULL,
+        .once = strchr(v[10], 'n') != NULL, .requests = v[11][0] ? (int)strtol(v[11], NULL, 10) : -1,
+        .pid_key = v[12][0] != '\0', .locale = v[13], .slot = v[14],
     };
 }
 

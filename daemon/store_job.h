@@ -119,7 +119,6 @@ struct store_outcome {
     const char *unsend;      /* sends member to remove (a permanent failure), "" none */
     const char *history;     /* the person's history entry (store_history_format), "" none */
     const char *channel, *outcome, *reason, *provider, *provider_id, *at;
-    const char *progress;    /* the campaign hash field to count it in */
     bool reserved;           /* it holds a reservation ("r") */
     bool was_deferred;       /* it leaves the deferred count ("d") */
     bool once;               /* no record, but written once per run ("n") */

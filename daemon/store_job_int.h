@@ -67,7 +67,7 @@ void sj_script(struct store_args *a, const char *script, size_t nkeys, const str
 /* What lua/finish.lua takes per outcome: its keys (the person hash) and
  * its values (store_outcomes_add). */
 #define STORE_OUTCOME_KEYS 1
-#define STORE_OUTCOME_ARGS 16
+#define STORE_OUTCOME_ARGS 15
 
 /* The script arguments of reserve, finish and release for the recipients
  * idx[0..n) (NULL: every one, in order), after the fence f. */

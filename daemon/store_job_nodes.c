@@ -691,7 +691,7 @@ static void part_pid_keys(struct nodes_part *p)
         if (i >= op->nout) continue;
         const char *pid, *id, *ch;
         size_t plen, ilen, clen;
-        outcome_value(&op->oargs, op->off[2 * i + 1], 13, &pid, &plen);
+        outcome_value(&op->oargs, op->off[2 * i + 1], 12, &pid, &plen);
         if (!plen) continue;
         outcome_value(&op->oargs, op->off[2 * i + 1], 0, &id, &ilen);
         outcome_value(&op->oargs, op->off[2 * i + 1], 4, &ch, &clen);

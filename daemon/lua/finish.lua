@@ -30,9 +30,9 @@
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 audit maxlen,
 -- 5 campaign, 6 the run's record entry, 7 the batch id, 8 the history's
 -- length ([retention] history), 9 the number of outcomes, then per outcome
--- 16 values: id, record ("" none), sends member
+-- 15 values: id, record ("" none), sends member
 -- to remove ("" none), history entry ("" none), channel, outcome, reason,
--- provider, provider_id, at, progress field, flags ("r" holds a
+-- provider, provider_id, at, flags ("r" holds a
 -- reservation, "d" leaves the deferred count, "n" no record but written
 -- once), requests (sent to providers, "" none), provider id key ("" none:
 -- `feedback = on` providers only, see below), locale (the content's
@@ -59,7 +59,7 @@ local n, i, incr = 0, 10, {}
 for k = 5, 4 + nout do
   local person = KEYS[k]
   local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local flags, slot = ARGV[i + 11], ARGV[i + 15]
+  local flags, slot = ARGV[i + 10], ARGV[i + 14]
   -- "r" alone (a message sent, or failed) tells every flag without a find.
   local only_r = flags == 'r'
   local once = not only_r and string.find(flags, 'n', 1, true)
@@ -128,29 +128,33 @@ for k = 5, 4 + nout do
     end
     -- Three spellings rather than a table and unpack: this runs per message
     -- (and the stream is trimmed once per call, below, not per record).
-    if ARGV[i + 14] ~= '' then
+    if ARGV[i + 13] ~= '' then
       redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
-                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12], 'locale', ARGV[i + 14])
-    elseif ARGV[i + 12] ~= '' then
+                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 11], 'locale', ARGV[i + 13])
+    elseif ARGV[i + 11] ~= '' then
       redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
-                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 12])
+                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 11])
     else
       redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
                  'provider_id', ARGV[i + 8], 'at', ARGV[i + 9])
     end
-    incr[ARGV[i + 10]] = (incr[ARGV[i + 10]] or 0) + 1
+    -- The progress field: the outcome, and its reason but for sent and
+    -- unknown ("suppressed:no_consent").
+    local pf = ARGV[i + 5]
+    if pf ~= 'sent' and pf ~= 'unknown' then pf = pf .. ':' .. ARGV[i + 6] end
+    incr[pf] = (incr[pf] or 0) + 1
     if not only_r and string.find(flags, 'd', 1, true) then
       incr['deferred:quiet_hours'] = (incr['deferred:quiet_hours'] or 0) - 1
     end
-    if ARGV[i + 13] ~= '' and ARGV[1] ~= '' then
-      redis.call('SET', ARGV[i + 13], campaign .. ' ' .. id .. ' ' .. ARGV[i + 4], 'EX', PID_TTL)
+    if ARGV[i + 12] ~= '' and ARGV[1] ~= '' then
+      redis.call('SET', ARGV[i + 12], campaign .. ' ' .. id .. ' ' .. ARGV[i + 4], 'EX', PID_TTL)
     end
     n = n + 1
   end
-  i = i + 16
+  i = i + 15
 end
 if n > 0 then redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[4]) end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end

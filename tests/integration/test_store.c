@@ -210,11 +210,11 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(rec, sizeof(rec), "sent 1-0 run.%d 1000", round == 2 ? 1 : round);
         const char *vals[] = {"1000", "c1", "1-0", round == 0 ? "b0" : "b1", "100", "3",
                               "a", rec, "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "", "1", "t:pid:p1:id-1", "", "",
+                              "id-1", "2026-01-01T00:00:00Z", "", "1", "t:pid:p1:id-1", "", "",
                               "b", "sent 1-0 run 1000", "", "{\"campaign\":\"c1\"}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "", "2", "", "", "",
+                              "id-2", "2026-01-01T00:00:00Z", "", "2", "", "", "",
                               "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", "", NULL};
+                              "2026-01-01T00:00:00Z", "n", "", "", "", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 6, args);
@@ -229,7 +229,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
          * same outcome, written once. */
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_a, "1000", "c1", "1-0", "b9", "100",
                               "1", "a", "sent 1-0 run.1 1999", "", "{}", "email", "sent", "", "p1", "id-1",
-                              "2026-01-01T00:00:01Z", "sent", "", "1", "", "", "", NULL};
+                              "2026-01-01T00:00:01Z", "", "1", "", "", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 4, args);
         assert_int_equal(r->element[0]->integer, 0);
         freeReplyObject(r);
@@ -252,7 +252,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
     {
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_u, "1000", "c1",
                               "2-0", "b2", "100", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
-                              "2026-01-01T00:00:00Z", "suppressed:unknown_recipient", "n", "", "", "", "", NULL};
+                              "2026-01-01T00:00:00Z", "n", "", "", "", "", NULL};
         redisReply *r = eval_fenced(store_lua_finish, 4, args);
         assert_int_equal(r->element[0]->integer, 1);
         freeReplyObject(r);
@@ -273,8 +273,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(rec, sizeof(rec), "suppressed 1-0 run.%d 2000", i);
         snprintf(batch, sizeof(batch), "h%d", i);
         const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a, "1000", "c1", "1-0", batch, "100", "1",
-                              "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x",
-                              "suppressed:duplicate", "d", "", "", "", "", NULL};
+                              "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x", "d", "", "", "", "", NULL};
         freeReplyObject(eval_fenced(store_lua_finish, 4, args));
     }
     expect_str("HGET t:campaign:c1 deferred:quiet_hours", "0");
@@ -304,9 +303,9 @@ static void finish_with_reservations(void **st)
         for (int k = 0; k < 5; k++) args[n++] = keys[k];
         const char *vals[] = {"1000", "c1", "1-0", "b0", "100", "2",
                               "c", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
-                              "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "", "ko", "h5",
+                              "id-1", "2026-01-01T00:00:00Z", "r", "1", "", "ko", "h5",
                               "d", "sent 1-0 run 1000", "", "{\"h\":2}", "email", "sent", "", "p1",
-                              "id-2", "2026-01-01T00:00:00Z", "sent", "r", "3", "", "", "h0", NULL};
+                              "id-2", "2026-01-01T00:00:00Z", "r", "3", "", "", "h0", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
         redisReply *r = eval_fenced(store_lua_finish, 5, args);
@@ -334,7 +333,7 @@ static void finish_keeps_nothing_of_a_reservation_gone(void **st)
     const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{e}",
                           "1000", "c1", "1-0", "b1", "100", "1",
                           "e", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
-                          "id-1", "2026-01-01T00:00:00Z", "sent", "r", "1", "", "", "h1", NULL};
+                          "id-1", "2026-01-01T00:00:00Z", "r", "1", "", "", "h1", NULL};
     redisReply *r = eval_fenced(store_lua_finish, 4, args);
     assert_int_equal(r->element[0]->integer, 1); /* audited and counted once, as a recipient with no record */
     freeReplyObject(r);
@@ -383,7 +382,7 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
                          "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
     const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
                          "1000", "c1", "1-1", "b0", "100", "1",
-                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "sent", "", "1", "", "", "",
+                         "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "", "1", "", "", "",
                          NULL};
     /* A handoff alone: no outcome (ARGV 8 "0"), one person hash. */
     const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}", "1000", "c1",
