@@ -47,7 +47,8 @@ local REACHED = {r = true, p = true, s = true, u = true,
 local none = {} -- shared, never written: no table per recipient without limits
 local function count(hist, cch, win, topics)
   local n = 0
-  for _, h in ipairs(hist) do
+  for j = 1, #hist do
+    local h = hist[j]
     if h[1] > now - win and (cch == 'any' or h[2] == cch) and
        (topics == '' or string.find(topics, ',' .. h[3] .. ',', 1, true)) then n = n + 1 end
   end
@@ -73,11 +74,14 @@ local function reserve(person, rev, record, prior, ch, member, keep, freq)
       hist[#hist + 1] = {tonumber(raw[j + 1]), hc, ht}
     end
   end
-  for _, c in ipairs(caps) do
+  -- Numeric loops: ipairs is a function call each, per recipient.
+  for ci = 1, ncaps do
+    local c = caps[ci]
     if (c[2] == 'any' or c[2] == ch) and (c[5] == '' or string.find(c[5], ',' .. topic .. ',', 1, true)) and
        count(hist, c[2], c[4], c[5]) >= c[3] then return 'cap', c[1] end
   end
-  for _, f in ipairs(freq) do
+  for fi = 1, #freq do
+    local f = freq[fi]
     if (f[1] == 'any' or f[1] == ch) and count(hist, f[1], f[3], '') >= f[2] then return 'user_frequency', '' end
   end
   local slot, nxt = ring_next(h[3], HISTORY_MAX)
