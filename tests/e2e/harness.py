@@ -354,21 +354,23 @@ class RedisCluster:
         proc = self.nodes.pop(port)
         proc.kill()
         proc.wait()
-        lo = ranges[0][0]
+        new = self._wait_promoted(port, ranges[0][0], timeout)
+        self.wait_ok(timeout)
+        assert new in replicas or not replicas, (new, replicas)
+        return port, new
 
+    def _wait_promoted(self, port, slot, timeout):
+        """Waits until a live node other than port serves slot; returns its port."""
         def promoted():
             try:
                 shards = self._shards()
             except AssertionError:
                 return None
             for a, b, p, _ in shards:
-                if a <= lo <= b and p != port and p in self.nodes:
+                if a <= slot <= b and p != port and p in self.nodes:
                     return p
             return None
-        new = wait_for("a replica of master %d to be promoted" % port, promoted, timeout, 0.1)
-        self.wait_ok(timeout)
-        assert new in replicas or not replicas, (new, replicas)
-        return port, new
+        return wait_for("a replica of master %d to be promoted" % port, promoted, timeout, 0.1)
 
     def stall_master(self, i, seconds, timeout=30):
         """SIGSTOP the i-th master (masters() order) for `seconds`, longer
@@ -378,19 +380,9 @@ class RedisCluster:
         port, ranges = self.masters()[i]
         self.wait_synced(timeout, [port])
         proc = self.nodes[port]
-        lo = ranges[0][0]
         os.kill(proc.pid, signal.SIGSTOP)
         try:
-            def promoted():
-                try:
-                    shards = self._shards()
-                except AssertionError:
-                    return None
-                for a, b, p, _ in shards:
-                    if a <= lo <= b and p != port:
-                        return p
-                return None
-            new = wait_for("a replica of master %d to be promoted" % port, promoted, timeout, 0.1)
+            new = self._wait_promoted(port, ranges[0][0], timeout)
             time.sleep(max(0.0, seconds))
         finally:
             os.kill(proc.pid, signal.SIGCONT)
