@@ -74,7 +74,10 @@ struct rcpt {
     char idem[HERALD_IDEMPOTENCY_KEY_MAX + 1]; /* the same for every request of this message */
     char cap[HERALD_ID_MAX + 1]; /* the cap that blocked, for reason cap:<name> */
     struct dispatch_msg msg;
-    struct strbuf unsub, prefs;
+    /* What msg points to, in two allocations: the links
+     * ("<unsubscribe URL>\0<preferences URL>", links_build; "" none), and
+     * the rendered subject, text and html, each NUL-terminated. */
+    struct strbuf links, parts;
 };
 
 struct batch {

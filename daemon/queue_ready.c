@@ -73,21 +73,35 @@ static void on_sent(struct dispatch_msg *m, void *arg)
     queue_finish(r, m->outcome, m->reason, m->channel, m->provider, m->provider_id);
 }
 
-static char *render(struct jobrun *jr, const struct template *t, const struct rcpt *r,
-                    enum template_escape esc)
+/* Renders t at the end of r->parts, NUL-terminated: where it starts, or
+ * SIZE_MAX for no template. */
+static size_t render(struct jobrun *jr, const struct template *t, struct rcpt *r, const struct template_vars *vars,
+                     enum template_escape esc)
 {
-    if (!t) return NULL;
-    struct template_vars vars = {
-        .unsubscribe_url = r->unsub.len ? r->unsub.buf : NULL,
-        .preferences_url = r->prefs.len ? r->prefs.buf : NULL,
-    };
-    struct strbuf sb;
-    strbuf_init(&sb);
-    /* One allocation for a typical part: the source, and room for the
-     * values and links that replace its fields. */
-    strbuf_grow_to(&sb, template_source_len(t) + 2 * QUEUE_LINK_ROOM);
-    jr->missing_fields += template_render(t, r->p.attributes, &vars, esc, &sb);
-    return strbuf_detach(&sb, NULL);
+    if (!t) return SIZE_MAX;
+    size_t at = r->parts.len;
+    jr->missing_fields += template_render(t, r->p.attributes, vars, esc, &r->parts);
+    strbuf_add(&r->parts, "", 1);
+    return at;
+}
+
+/* The message's subject, text and html rendered into r->parts, and
+ * msg's pointers to them (set once the buffer no longer moves). */
+static void render_parts(struct jobrun *jr, const struct job_content *c, struct rcpt *r,
+                         const struct template_vars *vars)
+{
+    const struct template *t[] = {c->t_subject, c->t_text, c->t_html};
+    char **out[] = {&r->msg.subject, &r->msg.text, &r->msg.html};
+    enum { NPARTS = sizeof(t) / sizeof(t[0]) };
+    /* One allocation for a typical message: each part's source, and room
+     * for the values and links that replace its fields. */
+    size_t room = 0, at[NPARTS];
+    for (size_t i = 0; i < NPARTS; i++)
+        if (t[i]) room += template_source_len(t[i]) + 2 * QUEUE_LINK_ROOM;
+    strbuf_reset(&r->parts);
+    strbuf_grow_to(&r->parts, room);
+    for (size_t i = 0; i < NPARTS; i++) at[i] = render(jr, t[i], r, vars, i == 2 ? TEMPLATE_HTML : TEMPLATE_RAW);
+    for (size_t i = 0; i < NPARTS; i++) *out[i] = at[i] == SIZE_MAX ? NULL : r->parts.buf + at[i];
 }
 
 /* The message's idempotency key: the same for every request of it, across
@@ -245,19 +259,19 @@ static void send_message(struct rcpt *r)
     struct queue *q = jr->q;
     int ch = r->dec.channel;
     const struct job_content *c = job_content_for(&jr->job, ch, r->p.locale, &r->locale);
-    links_build(&r->unsub, &r->prefs, q->cfg->public_url, q->cfg->link_secret, q->cfg->link_ttl_ms / 1000,
-                time(NULL), r->id, jr->job.id, jr->job.topic, herald_channel_name(ch));
+    size_t prefs_at = links_build(&r->links, q->cfg->public_url, q->cfg->link_secret, q->cfg->link_ttl_ms / 1000,
+                                  time(NULL), r->id, jr->job.id, jr->job.topic, herald_channel_name(ch));
     memset(&r->msg, 0, sizeof(r->msg));
     r->msg.channel = ch;
     r->msg.campaign = jr->job.id;
     r->msg.recipient = r->id;
     r->msg.topic = jr->job.topic;
     r->msg.to = profile_address(&r->p, ch);
-    r->msg.subject = render(jr, c->t_subject, r, TEMPLATE_RAW);
-    r->msg.text = render(jr, c->t_text, r, TEMPLATE_RAW);
-    r->msg.html = render(jr, c->t_html, r, TEMPLATE_HTML);
-    r->msg.unsubscribe_url = r->unsub.len ? r->unsub.buf : NULL;
-    r->msg.preferences_url = r->prefs.len ? r->prefs.buf : NULL;
+    r->msg.unsubscribe_url = r->links.len ? r->links.buf : NULL;
+    r->msg.preferences_url = r->links.len ? r->links.buf + prefs_at : NULL;
+    const struct template_vars vars = {.unsubscribe_url = r->msg.unsubscribe_url,
+                                       .preferences_url = r->msg.preferences_url};
+    render_parts(jr, c, r, &vars);
     r->msg.expires_at = jr->job.expires_at;
     idempotency_key(jr, r);
     r->msg.idempotency_key = r->idem;

@@ -24,13 +24,10 @@ void queue_rcpt_free(struct rcpt *r)
     if (r->found > 0) profile_free(&r->p);
     strbuf_free(&r->record);
     strbuf_free(&r->member);
-    strbuf_free(&r->unsub);
-    strbuf_free(&r->prefs);
+    strbuf_free(&r->links);
+    strbuf_free(&r->parts);
     strbuf_free(&r->prior);
     strbuf_free(&r->sealed);
-    free(r->msg.subject);
-    free(r->msg.text);
-    free(r->msg.html);
     free(r);
 }
 

@@ -232,8 +232,8 @@ void queue_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
         nvalid += r->valid_id; /* no person can exist under an invalid id */
         strbuf_init(&r->record);
         strbuf_init(&r->member);
-        strbuf_init(&r->unsub);
-        strbuf_init(&r->prefs);
+        strbuf_init(&r->links);
+        strbuf_init(&r->parts);
         strbuf_init(&r->prior);
         strbuf_init(&r->sealed);
         b->r[b->n++] = r;

@@ -249,30 +249,38 @@ static bool whole_profile(struct strbuf *out, const char *id, const char *profil
         if (!drop) mem[kept++] = mem[i];
     }
     n = kept;
-    /* The members put back, one after the other: "id":"<id>" and
-     * "tz":"<tz>" (neither needs an escape: both were checked). */
-    struct strbuf extra;
-    strbuf_init(&extra);
-    strbuf_adds(&extra, "\"id\":\"");
-    strbuf_adds(&extra, id);
-    strbuf_add(&extra, "\"", 1);
-    size_t idlen = extra.len;
+    /* The members put back: "id":"<id>" and "tz":"<tz>" (neither needs an
+     * escape: both were checked, and both are bounded). */
+    char idm[HERALD_ID_MAX + 8], tzm[64 + 8];
+    size_t idlen = strlen(id);
+    if (idlen > HERALD_ID_MAX) return false;
+    memcpy(idm, "\"id\":\"", 6);
+    memcpy(idm + 6, id, idlen);
+    idm[6 + idlen] = '"';
+    mem[n++] = (struct member){.key = "id", .keylen = 2, .text = idm, .len = idlen + 7};
     if (with_tz) {
-        strbuf_add(&extra, "\"tz\":\"", 6);
-        strbuf_add(&extra, tz->str, tz->len);
-        strbuf_add(&extra, "\"", 1);
+        memcpy(tzm, "\"tz\":\"", 6);
+        memcpy(tzm + 6, tz->str, tz->len);
+        tzm[6 + tz->len] = '"';
+        mem[n++] = (struct member){.key = "tz", .keylen = 2, .text = tzm, .len = tz->len + 7};
     }
-    mem[n++] = (struct member){.key = "id", .keylen = 2, .text = extra.buf, .len = idlen};
-    if (with_tz)
-        mem[n++] = (struct member){.key = "tz", .keylen = 2, .text = extra.buf + idlen, .len = extra.len - idlen};
-    qsort(mem, (size_t)n, sizeof(mem[0]), member_cmp);
+    /* Sorted as herald writes them; the stored members are already in
+     * order, so an insertion sort only places the two put back. */
+    size_t total = 2;
+    for (int i = 1; i < n; i++) {
+        struct member m = mem[i];
+        int j = i;
+        for (; j > 0 && member_cmp(&mem[j - 1], &m) > 0; j--) mem[j] = mem[j - 1];
+        mem[j] = m;
+    }
+    for (int i = 0; i < n; i++) total += mem[i].len + 1;
+    strbuf_grow_to(out, out->len + total);
     strbuf_add(out, "{", 1);
     for (int i = 0; i < n; i++) {
         if (i) strbuf_add(out, ",", 1);
         strbuf_add(out, mem[i].text, mem[i].len);
     }
     strbuf_add(out, "}", 1);
-    strbuf_free(&extra);
     return true;
 }
 
