@@ -249,7 +249,12 @@ struct hbatch {
 };
 
 /* ---- queue_run.c ---- */
+/* A zeroed recipient, its buffers empty: one that queue_rcpt_free kept,
+ * when there is one (it keeps a few, with their buffers). */
+struct rcpt *queue_rcpt_new(void);
 void queue_rcpt_free(struct rcpt *r);
+/* Frees what queue_rcpt_free kept (queue_free). */
+void queue_rcpt_spares_free(void);
 void queue_discard_rcpt(void *arg);
 void queue_discard_batch(void *arg);
 /* A recipient leaves the job without a new outcome (already recorded by

@@ -545,10 +545,14 @@ static void reserve(struct rbatch *rb, int64_t now)
     struct jobrun *jr = rb->jr;
     struct queue *q = jr->q;
     struct store_job_reservation **items = xcalloc(rb->n ? rb->n : 1, sizeof(*items));
-    rb->res = xcalloc(rb->n ? rb->n : 1, sizeof(*rb->res));
+    /* Not zeroed (half a kilobyte each, most of it the answer's room):
+     * every field the store reads is set here, and it sets the answer. */
+    rb->res = xmalloc((rb->n ? rb->n : 1) * sizeof(*rb->res));
     for (size_t i = 0; i < rb->n; i++) {
         struct rcpt *r = rb->r[i];
         struct store_job_reservation *it = &rb->res[i];
+        it->verdict = SJV_OK;
+        it->detail[0] = '\0';
         const char *chan = herald_channel_name(r->dec.channel);
         it->nfreq = profile_frequency_limits(&r->p, it->fchan, it->flim, it->fwin, STORE_JOB_FREQ_MAX);
         it->keep = q->cap_keep_s;
