@@ -15,6 +15,24 @@
 #include "log.h"
 #include "queue_int.h"
 
+/* A kept recipient is out of bounds for AddressSanitizer until it is
+ * handed out again, so that a use after queue_rcpt_free is still caught. */
+#if defined(__SANITIZE_ADDRESS__) /* gcc; clang says it with __has_feature */
+#define QUEUE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QUEUE_ASAN 1
+#endif
+#endif
+#ifdef QUEUE_ASAN
+#include <sanitizer/asan_interface.h>
+#define SPARE_HIDE(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define SPARE_SHOW(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define SPARE_HIDE(p, n) ((void)(p), (void)(n))
+#define SPARE_SHOW(p, n) ((void)(p), (void)(n))
+#endif
+
 
 /* ---- outcomes -------------------------------------------------------- */
 
@@ -39,12 +57,16 @@ struct rcpt *queue_rcpt_new(void)
         for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) strbuf_init(bufs[i]);
         return r;
     }
+    SPARE_SHOW(r, sizeof(*r));
     rcpt_spare = r->next_ready;
     rcpt_nspare--;
     struct strbuf keep[] = {r->record, r->member, r->links, r->parts, r->prior, r->sealed};
     memset(r, 0, sizeof(*r));
     struct strbuf *bufs[] = RCPT_BUFS(r);
-    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) *bufs[i] = keep[i];
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        *bufs[i] = keep[i];
+        SPARE_SHOW(bufs[i]->buf, bufs[i]->cap);
+    }
     return r;
 }
 
@@ -65,15 +87,21 @@ void queue_rcpt_free(struct rcpt *r)
     r->next_ready = rcpt_spare;
     rcpt_spare = r;
     rcpt_nspare++;
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) SPARE_HIDE(bufs[i]->buf, bufs[i]->cap);
+    SPARE_HIDE(r, sizeof(*r));
 }
 
 void queue_rcpt_spares_free(void)
 {
     while (rcpt_spare) {
         struct rcpt *r = rcpt_spare;
+        SPARE_SHOW(r, sizeof(*r));
         rcpt_spare = r->next_ready;
         struct strbuf *bufs[] = RCPT_BUFS(r);
-        for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) strbuf_free(bufs[i]);
+        for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+            SPARE_SHOW(bufs[i]->buf, bufs[i]->cap);
+            strbuf_free(bufs[i]);
+        }
         free(r);
     }
     rcpt_nspare = 0;
