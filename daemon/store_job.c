@@ -984,15 +984,49 @@ static void park_args(struct store_args *a, struct store_job *sj, int64_t when, 
     args_of(a, (const char *const[]){"ZADD", sj->k_scheduled.buf, score, sj->key.buf, NULL});
 }
 
+/* A cluster's job_finished: the run's per-node counters read first (again
+ * when the script asks: another entry of the run finished meanwhile). */
+struct finished_call {
+    struct call *c;
+    char *campaign, *entry;
+    int64_t expires_at;
+};
+
+static void finished_call_free(struct finished_call *fc)
+{
+    if (!fc) return;
+    free(fc->campaign);
+    free(fc->entry);
+    free(fc);
+}
+
+static void finished_counts_read(struct finished_call *fc);
+
 static void on_job_finished(redisReply *r, enum store_error err, const char *text, void *arg)
 {
-    struct call *c = arg;
-    if (call_ended(c, r, err, text, r && r->type != REDIS_REPLY_INTEGER)) return;
+    struct finished_call *fc = arg;
+    struct call *c = fc->c;
+    if (call_ended(c, r, err, text, r && r->type != REDIS_REPLY_INTEGER)) {
+        finished_call_free(fc);
+        return;
+    }
+    if (r->integer == 2 && fc->campaign) { /* its counters were read too early */
+        finished_counts_read(fc);
+        return;
+    }
+    finished_call_free(fc);
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }
 
+static void on_job_finished_discard(void *arg)
+{
+    struct finished_call *fc = arg;
+    call_discard(fc->c);
+    finished_call_free(fc);
+}
+
 /* job_finished.lua's command, counts (a cluster's per-node sums) after its own arguments. */
-static void job_finished_send(struct store_job *sj, struct call *c, const char *campaign, const char *entry,
+static void job_finished_send(struct store_job *sj, struct finished_call *fc, const char *campaign, const char *entry,
                               int64_t expires_at, const struct store_node_counts *counts)
 {
     struct store_args a;
@@ -1015,20 +1049,15 @@ static void job_finished_send(struct store_job *sj, struct call *c, const char *
     int64_t end = expires_at > 0 ? expires_at + sj->cfg->retention_grace_ms / 1000
                                  : (int64_t)time(NULL) + sj->cfg->retention_records_ms / 1000;
     store_args_addll(&a, (long long)end);
+    if (counts) store_args_addll(&a, counts->dones);
+    else store_args_add(&a, "");
     for (size_t i = 0; counts && i < counts->n; i++) {
         store_args_add(&a, counts->field[i]);
         store_args_addll(&a, counts->value[i]);
     }
     /* Must land: retried until Redis takes it. */
-    store_cmds_send(sj->sc, 0, on_job_finished, c, call_discard, &a, store_lua_job_finished);
+    store_cmds_send(sj->sc, 0, on_job_finished, fc, on_job_finished_discard, &a, store_lua_job_finished);
 }
-
-/* A cluster: the run's per-node counters first, then job_finished.lua. */
-struct finished_call {
-    struct call *c;
-    char *campaign, *entry;
-    int64_t expires_at;
-};
 
 static void on_finished_counts(const struct store_node_counts *counts, enum store_error err, const char *text,
                                void *arg)
@@ -1037,27 +1066,29 @@ static void on_finished_counts(const struct store_node_counts *counts, enum stor
     (void)err;
     (void)text;
     /* Read with flags 0 (retried until answered): counts is never NULL. */
-    job_finished_send(fc->c->sj, fc->c, fc->campaign, fc->entry, fc->expires_at, counts);
-    free(fc->campaign);
-    free(fc->entry);
-    free(fc);
+    job_finished_send(fc->c->sj, fc, fc->campaign, fc->entry, fc->expires_at, counts);
+}
+
+static void finished_counts_read(struct finished_call *fc)
+{
+    struct store_job *sj = fc->c->sj;
+    store_node_counts_read(sj->sc, sj->cfg->prefix, fc->campaign, 0, on_finished_counts, fc);
 }
 
 void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, int64_t expires_at,
                         store_job_cb cb, void *arg)
 {
-    struct call *c = call_new(sj, cb, arg, NULL, NULL, 0);
+    struct finished_call *fc = xcalloc(1, sizeof(*fc));
+    fc->c = call_new(sj, cb, arg, NULL, NULL, 0);
     if (!sj_cluster(sj)) {
-        job_finished_send(sj, c, campaign, entry, expires_at, NULL);
+        job_finished_send(sj, fc, campaign, entry, expires_at, NULL);
         return;
     }
     sj_nodes_entry_done(sj, entry);
-    struct finished_call *fc = xcalloc(1, sizeof(*fc));
-    fc->c = c;
     fc->campaign = xstrdup(campaign);
     fc->entry = xstrdup(entry);
     fc->expires_at = expires_at;
-    store_node_counts_read(sj->sc, sj->cfg->prefix, campaign, 0, on_finished_counts, fc);
+    finished_counts_read(fc);
 }
 
 void store_job_started(struct store_job *sj, const char *campaign, const char *entry, bool first)

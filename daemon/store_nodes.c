@@ -145,13 +145,20 @@ static void on_nodes(redisReply *r, enum store_error err, const char *text, void
 static void on_run(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct counts_read *cr = arg;
+    /* HMGET run dones: the run, and how many of its entries had finished
+     * before any counter below was read. */
+    const redisReply *run = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[0] : NULL;
+    const redisReply *dones = run ? r->element[1] : NULL;
     if (!r) counts_fail(cr, err, text);
-    else if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL) counts_fail(cr, STORE_E_REPLY, "unexpected reply");
-    if (cr->failed || r->type == REDIS_REPLY_NIL) { /* no such campaign: no counts */
+    else if (!run || (run->type != REDIS_REPLY_STRING && run->type != REDIS_REPLY_NIL) ||
+             (dones->type != REDIS_REPLY_STRING && dones->type != REDIS_REPLY_NIL))
+        counts_fail(cr, STORE_E_REPLY, "unexpected reply");
+    if (cr->failed || run->type == REDIS_REPLY_NIL) { /* no such campaign: no counts */
         counts_end(cr);
         return;
     }
-    herald_copy(cr->run, sizeof(cr->run), r->str);
+    cr->c.dones = dones->type == REDIS_REPLY_STRING ? strtoll(dones->str, NULL, 10) : 0;
+    herald_copy(cr->run, sizeof(cr->run), run->str);
     long long latest = strtoll(cr->run, NULL, 10);
     cr->c.run = latest;
     struct strbuf k;
@@ -192,7 +199,7 @@ static int counts_read(struct store_cmds *sc, const char *prefix, const char *ca
     struct strbuf k;
     strbuf_init(&k);
     store_key_campaign(&k, prefix, campaign);
-    bool sent = counts_send(cr, on_run, cr, (const char *const[]){"HGET", k.buf, "run", NULL});
+    bool sent = counts_send(cr, on_run, cr, (const char *const[]){"HMGET", k.buf, "run", "dones", NULL});
     strbuf_free(&k);
     if (!sent) {
         free(cr->prefix);

@@ -14,6 +14,7 @@ struct rcluster_sync;
 /* Field -> summed value of every node's counters of the run. */
 struct store_node_counts {
     long long run; /* the campaign's latest run (0: no such campaign) */
+    long long dones; /* its entries finished so far, read before the counters (lua/job_finished.lua) */
     size_t n;
     char **field;
     long long *value;

@@ -635,6 +635,54 @@ static void cut_resumes_after_a_takeover(void **st)
     store_job_free(other);
 }
 
+/* job_finished.lua for the entries of one run on a cluster, where the
+ * daemon passes the counters it summed over the nodes and the `dones` it
+ * read before them: an entry that finished after that read may have
+ * outcomes the counters miss, so the event waits (2) for a second read;
+ * with the counters read after every entry finished it is written once,
+ * with every outcome, and a call sent again after it writes nothing. */
+static long long finished_call(const char *entry, const char *dones, const char *sent)
+{
+    redisReply *r = redisCommand(sync_c, "EVAL %s 4 herald:campaign:c1 herald:jobs herald:events herald:retention "
+                                 "herald %s c1 2026-12-06T00:00:00Z 100 1800000000 %s sent %s",
+                                 store_lua_job_finished, entry, dones, sent);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static void finished_event_counts_every_entry(void **st)
+{
+    (void)st;
+    own_entry();
+    cmd_ok("HSET herald:campaign:c1 run 1 state:1-1 running state:2-1 running total:1-1 3 total:2-1 2");
+    /* 2-1 finishes first: 1-1 still runs, no event. */
+    assert_int_equal(finished_call("2-1", "0", "2"), 0);
+    /* 1-1 read its counters before 2-1 finished (dones 0 then): it sums
+     * only its own 3, so the event waits. */
+    assert_int_equal(finished_call("1-1", "0", "3"), 2);
+    assert_int_equal(int_of("XLEN herald:events"), 0);
+    expect_str("done", "HGET herald:campaign:c1 state:1-1");
+    /* Read again (dones 2): every outcome, one event. */
+    assert_int_equal(finished_call("1-1", "2", "5"), 1);
+    assert_int_equal(int_of("XLEN herald:events"), 1);
+    redisReply *r = redisCommand(sync_c, "XRANGE herald:events - +");
+    redisReply *f = r->element[0]->element[1];
+    bool seen = false;
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        if (strcmp(f->element[i]->str, "sent") == 0) {
+            assert_string_equal(f->element[i + 1]->str, "5");
+            seen = true;
+        }
+    assert_true(seen);
+    freeReplyObject(r);
+    /* Sent again (a lost connection): no second event, no second count. */
+    assert_int_equal(finished_call("1-1", "2", "5"), 0);
+    assert_int_equal(int_of("XLEN herald:events"), 1);
+    expect_str("2", "HGET herald:campaign:c1 dones");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +695,7 @@ int main(void)
         cmocka_unit_test(refused_read_is_failed),
         cmocka_unit_test(reading_the_stream),
         cmocka_unit_test(cut_resumes_after_a_takeover),
+        cmocka_unit_test(finished_event_counts_every_entry),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
