@@ -356,6 +356,10 @@ static void on_reply(struct rconn *rc, redisReply *r, void *priv)
         }
         if (sc->cl && cluster_redirected(sc, c, r->str)) return;
         enum store_error err = store_error_classify(r->str);
+        /* A node that answers as a replica (a failover demoted it): the
+         * map is stale, and the command goes to the slot's master as the
+         * refreshed map says when it is tried again. */
+        if (sc->cl && (err == STORE_E_READONLY || strstr(r->str, "replica instances"))) rcluster_refresh(sc->cl);
         if (once || (store_error_class(err) == STORE_PERMANENT && (c->flags & STORE_CMD_HOLD))) {
             give_up(sc, c, err, r->str);
             return;

@@ -136,7 +136,8 @@ struct fence_part {
     unsigned slot[];
 };
 
-static bool node_wait(struct store_job *sj, size_t node, void (*done)(void *), void (*discard)(void *), void *arg);
+typedef void (*sj_waited_cb)(void *arg, bool again);
+static bool node_wait(struct store_job *sj, size_t node, sj_waited_cb done, void (*discard)(void *), void *arg);
 
 static struct sj_epoch *epoch_find(struct store_job *sj, const char *entry)
 {
@@ -218,10 +219,14 @@ static void on_fence_discard(void *arg)
     free(p);
 }
 
-static void fence_waited(void *arg)
+/* again: the node stopped being its slots' master before its replicas
+ * acknowledged: the raise may be lost with it, so it goes again (a raise
+ * is idempotent) to the slots' master now. */
+static void fence_waited(void *arg, bool again)
 {
     struct fence_part *p = arg;
     struct fence_op *op = p->op;
+    if (again) fence_send(op, p->slot, p->n); /* the new parts count themselves */
     free(p);
     fence_op_end(op);
 }
@@ -610,7 +615,7 @@ static void replicas_probe(struct store_job *sj, struct sj_replicas *rp)
 
 struct wait_call {
     struct store_job *sj;
-    void (*done)(void *arg);
+    sj_waited_cb done;
     void (*discard)(void *arg);
     void *arg;
     char tag[8];
@@ -623,31 +628,48 @@ static void on_wait_discard(void *arg)
     free(w);
 }
 
+/* node's replicas did not acknowledge (acked of them; -1: the WAIT itself
+ * failed, why in text): said and counted, and no more WAITs there until
+ * they do. */
+static void wait_short(struct store_job *sj, const char *tag, long long acked, const char *text)
+{
+    struct sj_replicas *rp = replicas_of(sj, tag);
+    rp->short_ = true;
+    rp->probe_at = mono_ms() + SJ_REPLICAS_PROBE_MS;
+    metrics_wait_short();
+    if (acked >= 0)
+        log_complain(&sj->wait_log, "store",
+                     "a node's replicas did not acknowledge a batch in time (acked=%lld, wait_replicas=%lld): "
+                     "its writes go unwaited for until they do",
+                     acked, wait_replicas(sj));
+    else
+        log_complain(&sj->wait_log, "store",
+                     "a node did not wait for its replicas (%.120s): its writes go unwaited for until they do",
+                     text && *text ? text : "not sent");
+}
+
 static void on_wait(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct wait_call *w = arg;
     struct store_job *sj = w->sj;
     (void)err;
-    (void)text;
-    /* A WAIT that reached too few replicas in time is said and counted, never an error. */
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer < wait_replicas(sj)) {
-        struct sj_replicas *rp = replicas_of(sj, w->tag);
-        rp->short_ = true;
-        rp->probe_at = mono_ms() + SJ_REPLICAS_PROBE_MS;
-        metrics_wait_short();
-        log_complain(&sj->wait_log, "store",
-                     "a node's replicas did not acknowledge a batch in time (acked=%lld, wait_replicas=%lld): "
-                     "its writes go unwaited for until they do",
-                     r->integer, wait_replicas(sj));
-    }
-    w->done(w->arg);
+    /* A WAIT that reached too few replicas in time, or that failed (sent
+     * once: a node that became a replica refuses it, and the batch's
+     * writes are in whatever the failover kept), is said and counted,
+     * never an error, and never holds up the commands behind it. */
+    if (!r) wait_short(sj, w->tag, -1, text);
+    else if (r->type == REDIS_REPLY_INTEGER && r->integer < wait_replicas(sj)) wait_short(sj, w->tag, r->integer, NULL);
+    /* Refused by a node that is a replica now, or its connection lost: a
+     * failover may have lost what it was to wait for. */
+    bool again = !r && (err == STORE_E_CONNECTION || (text && strstr(text, "replica")));
+    w->done(w->arg, again);
     free(w);
 }
 
 /* WAIT for wait_replicas replicas of node, then done(arg) (discard(arg)
- * if the layer goes first); false (nothing sent) when none is asked for or
- * the node's replicas are known short. */
-static bool node_wait(struct store_job *sj, size_t node, void (*done)(void *), void (*discard)(void *), void *arg)
+ * if the layer goes first); false (nothing sent) when none is asked for,
+ * the node's replicas are known short, or its connection is down now. */
+static bool node_wait(struct store_job *sj, size_t node, sj_waited_cb done, void (*discard)(void *), void *arg)
 {
     long long want = wait_replicas(sj);
     const char *tag = node_tag(sj, node);
@@ -670,13 +692,25 @@ static bool node_wait(struct store_job *sj, size_t node, void (*done)(void *), v
     store_args_addll(&a, sj->cfg->wait_timeout_ms); /* [redis] wait_timeout */
     store_key_node(&sj->key, sj->cfg->prefix, tag, "", NULL, NULL);
     store_args_route(&a, sj->key.buf, sj->key.len);
-    store_cmds_send(sj->sc, 0, on_wait, w, on_wait_discard, &a, NULL);
+    /* Once: it follows writes already answered, so nothing it waits for is
+     * behind it, and its failure must not stop the layer's other commands. */
+    if (store_cmds_send(sj->sc, STORE_CMD_ONCE, on_wait, w, on_wait_discard, &a, NULL) < 0) {
+        free(w);
+        wait_short(sj, tag, -1, "its connection is down");
+        return false;
+    }
     return true;
 }
 
-static void part_waited(void *arg)
+/* again (a failover under the WAIT: see on_wait): a finish part goes
+ * again, to its slots' master now; finish.lua finds a batch it already
+ * holds and writes only what is missing. A reservation is not sent again
+ * (its own record would read as a duplicate): docs/architecture.md "On a
+ * cluster" says what such a failover may cost. */
+static void part_waited(void *arg, bool again)
 {
     struct nodes_part *p = arg;
+    if (again && p->op->kind == OP_FINISH) part_send(p->op, p->idx, p->n);
     op_end(p->op);
     free(p);
 }

@@ -48,6 +48,15 @@
 -- Returns 'lost' (nothing written), or {outcomes written, {per handoff 1
 -- (handed: send it) or 0 (its reservation is gone: do not)}}.
 local HISTORY_MAX = tonumber(ARGV[8])
+-- HSET of the record answered 1 (a new field): its reservation is gone.
+-- Erasure deletes the whole hash: then the field just created goes again.
+-- A person still stored (their rev is there) lost only the reservation:
+-- on a cluster, to a failover that kept a replica's older copy of the
+-- hash (the WAIT that followed it failed). The record just written
+-- stands, and the message goes on, as the reservation said.
+local function kept(person)
+  return redis.call('HEXISTS', person, 'rev') == 1
+end
 local PID_TTL = 30 * 86400 -- WEBHOOKS_PID_TTL_S in daemon/webhooks.h
 if not fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 'lost' end
 local campaign = ARGV[5]
@@ -64,10 +73,11 @@ for k = 5, 4 + nout do
   local write, stored, hn = true, false, nil
   if string.find(flags, 'r', 1, true) and not replay then
     -- HSET answers 1 for a new field: the reservation, and so the person
-    -- hash that held it, is gone (erased); the field it created goes again.
+    -- hash that held it, is gone (erased); the field it created goes again
+    -- (unless the person is still stored: kept, above).
     -- (Not one HSET with the history entry: a new entry field would answer
     -- 1 as well.)
-    if redis.call('HSET', person, rf, record) == 1 then
+    if redis.call('HSET', person, rf, record) == 1 and not kept(person) then
       redis.call('HDEL', person, rf)
       record, h, once = '', '', true
     else
@@ -147,11 +157,12 @@ for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end
 -- record when the command is sent again after a lost connection), and the
 -- one other writer removes it: erasure, which deletes the whole hash. So
 -- HSET answering 1 (a new field) means the reservation is gone: the
--- field it just created goes again, and the message is not sent.
+-- field it just created goes again, and the message is not sent (unless
+-- the person is still stored: kept, above).
 local handed, hn = {}, 0
 for k = 5 + nout, #KEYS do
   hn = hn + 1
-  if redis.call('HSET', KEYS[k], rf, ARGV[i]) == 1 then
+  if redis.call('HSET', KEYS[k], rf, ARGV[i]) == 1 and not kept(KEYS[k]) then
     redis.call('HDEL', KEYS[k], rf)
     handed[hn] = 0
   else

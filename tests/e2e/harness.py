@@ -354,20 +354,39 @@ class RedisCluster:
         proc = self.nodes.pop(port)
         proc.kill()
         proc.wait()
-        lo = ranges[0][0]
+        new = self._wait_promoted(port, ranges[0][0], timeout)
+        self.wait_ok(timeout)
+        assert new in replicas or not replicas, (new, replicas)
+        return port, new
 
+    def _wait_promoted(self, port, slot, timeout):
+        """Waits until a live node other than port serves slot; returns its port."""
         def promoted():
             try:
                 shards = self._shards()
             except AssertionError:
                 return None
             for a, b, p, _ in shards:
-                if a <= lo <= b and p != port and p in self.nodes:
+                if a <= slot <= b and p != port and p in self.nodes:
                     return p
             return None
-        new = wait_for("a replica of master %d to be promoted" % port, promoted, timeout, 0.1)
+        return wait_for("a replica of master %d to be promoted" % port, promoted, timeout, 0.1)
+
+    def stall_master(self, i, seconds, timeout=30):
+        """SIGSTOP the i-th master (masters() order) for `seconds`, longer
+        than the node timeout: one of its replicas is promoted meanwhile,
+        and the old master comes back as a replica of it (what a loaded
+        machine or a long fork can do). Returns (stalled port, promoted port)."""
+        port, ranges = self.masters()[i]
+        self.wait_synced(timeout, [port])
+        proc = self.nodes[port]
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            new = self._wait_promoted(port, ranges[0][0], timeout)
+            time.sleep(max(0.0, seconds))
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
         self.wait_ok(timeout)
-        assert new in replicas or not replicas, (new, replicas)
         return port, new
 
     def reshard(self, slots, src, dst):
@@ -809,13 +828,19 @@ class Env:
         return json.loads(res.stdout)
 
     def wait_campaign_done(self, cid, timeout=60, herald=None):
+        seen = {}
+
         def done():
             if herald is not None and not herald.running():
                 raise AssertionError("herald exited (%s) while waiting for campaign %s; log tail:\n%s"
                                      % (herald.proc.returncode, cid, herald.log()[-3000:]))
             c = self.campaign(cid)
+            seen["campaign"] = c
             return c if c.get("state") == "done" else None
-        return wait_for("campaign %s to be done" % cid, done, timeout, 0.2)
+        try:
+            return wait_for("campaign %s to be done" % cid, done, timeout, 0.2)
+        except AssertionError as e:
+            raise AssertionError("%s\nlast progress: %s\n%s" % (e, seen.get("campaign"), stall_figures(herald))) from None
 
     # --- herald ----------------------------------------------------------
 
@@ -1117,6 +1142,21 @@ def record_state(rec):
         return None
     word = rec.split(" ")[0]
     return RECORD_STATES.get(word, word)
+
+
+def stall_figures(herald):
+    """A daemon's figures on what it waits for (Redis, shared leases,
+    providers): shown when a campaign does not end in time."""
+    if herald is None:
+        return ""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % herald.admin_port, timeout=5) as r:
+            text = r.read().decode()
+    except (OSError, ValueError) as ex:
+        return "metrics unreadable: %s" % ex
+    keep = ("herald_redis_", "herald_limit_", "herald_in_flight", "herald_provider_in_flight",
+            "herald_provider_circuit_open", "herald_jobs_running", "herald_queue_", "herald_job_held")
+    return "\n".join(ln for ln in text.splitlines() if ln.startswith(keep))
 
 
 def people(n, prefix, channels=("email",)):

@@ -635,6 +635,47 @@ static void cut_resumes_after_a_takeover(void **st)
     store_job_free(other);
 }
 
+/* A reservation lost while its person stays stored (on a cluster: a
+ * failover that kept a replica's copy from before it): the handoff and
+ * the outcome re-create the record, and the message goes on; only a
+ * person erased meanwhile (no hash at all) is not sent, nor recorded. */
+static void lost_reservation_of_a_stored_person(void **st)
+{
+    (void)st;
+    own_entry();
+    cmd_ok("HSET herald:r:{k} rev 1");
+    struct store_job_handoff hk = {.id = "k", .record = "reserved 1-1 r.1 1000 3"};
+    struct store_job_handoff he = {.id = "gone", .record = "reserved 1-1 r.1 1000 4", .handed = true};
+    struct store_job_handoff *hs[] = {&hk, &he};
+    struct done d = {0};
+    struct store_outcomes none;
+    store_outcomes_init(&none, "herald");
+    store_job_finish(sj, "1-1", "c1", "1-1", &none, hs, 2, on_done, &d, NULL);
+    run_until(&d.fired);
+    store_outcomes_free(&none);
+    assert_int_equal(d.res.status, STORE_JOB_OK);
+    assert_true(hk.handed);
+    assert_false(he.handed);
+    expect_str("p 1-1 r.1 1000 3", "HGET herald:r:{k} c:c1");
+    assert_int_equal(int_of("EXISTS herald:r:{gone}"), 0);
+    /* Its outcome, after the record went again: written, with its audit. */
+    cmd_ok("HDEL herald:r:{k} c:c1");
+    struct store_outcomes o;
+    store_outcomes_init(&o, "herald");
+    struct store_outcome oc = {.id = "k", .record = "sent 1-1 r.1 1000", .unsend = "", .history = "",
+                               .channel = "email", .outcome = "sent", .reason = "", .provider = "hook",
+                               .provider_id = "", .at = "2026-01-01T00:00:00Z", .progress = "sent",
+                               .reserved = true, .requests = 1};
+    store_outcomes_add(&o, &oc);
+    d.fired = false;
+    store_job_finish(sj, "1-1", "c1", "1-1", &o, NULL, 0, on_done, &d, NULL);
+    run_until(&d.fired);
+    store_outcomes_free(&o);
+    assert_int_equal(d.res.status, STORE_JOB_OK);
+    expect_str("sent 1-1 r.1 1000", "HGET herald:r:{k} c:c1");
+    assert_int_equal(int_of("XLEN herald:audit"), 1);
+}
+
 /* job_finished.lua for the entries of one run on a cluster, where the
  * daemon passes the counters it summed over the nodes and the `dones` it
  * read before them: an entry that finished after that read may have
@@ -696,6 +737,7 @@ int main(void)
         cmocka_unit_test(reading_the_stream),
         cmocka_unit_test(cut_resumes_after_a_takeover),
         cmocka_unit_test(finished_event_counts_every_entry),
+        cmocka_unit_test(lost_reservation_of_a_stored_person),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
