@@ -131,9 +131,7 @@ static void idempotency_key(const struct jobrun *jr, struct rcpt *r)
 
 static void hbatch_free(struct hbatch *hb)
 {
-    free(hb->msgs);
-    free(hb->items);
-    free(hb);
+    free(hb); /* its messages and rows with it (handoff_run) */
 }
 
 static struct rcpt *rcpt_of(struct dispatch_msg *m)
@@ -207,13 +205,17 @@ static void handoff_run(struct queue *q, struct jobrun *jr, struct dispatch_msg 
         free(go);
         return;
     }
-    struct hbatch *hb = xcalloc(1, sizeof(*hb));
+    /* One allocation for the batch, its rows and its messages. */
+    _Static_assert(sizeof(struct hbatch) % _Alignof(struct store_job_handoff) == 0 &&
+                       sizeof(struct store_job_handoff) % _Alignof(struct dispatch_msg *) == 0,
+                   "the rows and the messages follow the batch aligned");
+    struct hbatch *hb = xcalloc(1, sizeof(*hb) + n * (sizeof(*hb->items) + sizeof(*hb->msgs)));
     hb->q = q;
     hb->jr = jr;
     hb->n = n;
-    hb->msgs = xcalloc(n, sizeof(*hb->msgs));
+    hb->items = (struct store_job_handoff *)(void *)(hb + 1);
+    hb->msgs = (struct dispatch_msg **)(void *)(hb->items + n);
     memcpy(hb->msgs, msgs, n * sizeof(*msgs));
-    hb->items = xcalloc(n, sizeof(*hb->items));
     for (size_t i = 0; i < n; i++) {
         struct rcpt *r = rcpt_of(msgs[i]);
         r->hb = hb;
@@ -236,6 +238,13 @@ static void handoff_run(struct queue *q, struct jobrun *jr, struct dispatch_msg 
 void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg)
 {
     struct queue *q = arg;
+    /* Usually all of one run: then as they are. */
+    size_t same = 1;
+    while (same < n && rcpt_of(msgs[same])->jr == rcpt_of(msgs[0])->jr) same++;
+    if (same >= n) {
+        if (n) handoff_run(q, rcpt_of(msgs[0])->jr, msgs, n);
+        return;
+    }
     struct dispatch_msg **mine = xcalloc(n ? n : 1, sizeof(*mine));
     bool *taken = xcalloc(n ? n : 1, sizeof(*taken));
     for (size_t i = 0; i < n; i++) {
