@@ -160,31 +160,34 @@ bad:
     return -HERALD_EINVAL;
 }
 
-void links_build(struct strbuf *unsub, struct strbuf *prefs, const char *public_url,
-                 const char *secret, int64_t ttl_s, int64_t now, const char *recipient,
-                 const char *campaign, const char *topic, const char *channel)
+size_t links_build(struct strbuf *out, const char *public_url, const char *secret, int64_t ttl_s, int64_t now,
+                   const char *recipient, const char *campaign, const char *topic, const char *channel)
 {
-    strbuf_reset(unsub);
-    strbuf_reset(prefs);
-    if (!public_url || !*public_url || !secret) return;
+    strbuf_reset(out);
+    if (!public_url || !*public_url || !secret) return 0;
     struct link_claims c = {.expires = now + ttl_s};
     herald_copy(c.recipient, sizeof(c.recipient), recipient);
     herald_copy(c.campaign, sizeof(c.campaign), campaign);
     herald_copy(c.topic, sizeof(c.topic), topic);
     herald_copy(c.channel, sizeof(c.channel), channel);
-    /* One allocation per link: the URL, and a token no longer than the
-     * base64 of all the claims plus a dot and the signature. */
-    size_t room = strlen(public_url) + 3 + (sizeof(c) + HERALD_LL_CHARS + 2) / 3 * 4 + 1 + 44;
-    strbuf_grow_to(unsub, room);
-    strbuf_grow_to(prefs, room);
-    c.kind = 'u';
-    strbuf_adds(unsub, public_url);
-    strbuf_adds(unsub, "/u/");
-    links_sign(unsub, secret, &c);
-    c.kind = 'p';
-    strbuf_adds(prefs, public_url);
-    strbuf_adds(prefs, "/p/");
-    links_sign(prefs, secret, &c);
+    /* One allocation for both: each the URL, and a token no longer than
+     * the base64 of all the claims plus a dot and the signature. */
+    size_t ulen = strlen(public_url);
+    strbuf_grow_to(out, 2 * (ulen + 3 + (sizeof(c) + HERALD_LL_CHARS + 2) / 3 * 4 + 1 + 44 + 1));
+    size_t prefs_at = 0;
+    static const char kinds[] = {'u', 'p'};
+    for (size_t i = 0; i < sizeof(kinds); i++) {
+        if (i) {
+            strbuf_add(out, "", 1); /* the NUL between the two */
+            prefs_at = out->len;
+        }
+        c.kind = kinds[i];
+        strbuf_add(out, public_url, ulen);
+        const char path[] = {'/', kinds[i], '/'};
+        strbuf_add(out, path, sizeof(path));
+        links_sign(out, secret, &c);
+    }
+    return prefs_at;
 }
 
 void links_form_mac(struct strbuf *out, const char *secret, const char *token, const char *action)

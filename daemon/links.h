@@ -32,8 +32,10 @@ void links_sign(struct strbuf *out, const char *secret, const struct link_claims
 /* Verifies signature and expiry against now. 0, or -HERALD_EINVAL with err. */
 int links_verify(const char *token, const char *secret, int64_t now, struct link_claims *c,
                  char *err, size_t errlen);
-/* Both URLs of one message; empty strings when public_url is empty. */
-void links_build(struct strbuf *unsub, struct strbuf *prefs, const char *public_url,
+/* Both URLs of one message into out (reset first), in one allocation:
+ * "<unsubscribe URL>\0<preferences URL>". Returns where the second starts;
+ * 0, out empty, when public_url is empty. */
+size_t links_build(struct strbuf *out, const char *public_url,
                  const char *secret, int64_t ttl_s, int64_t now, const char *recipient,
                  const char *campaign, const char *topic, const char *channel);
 

@@ -920,6 +920,34 @@ int profile_parse(const char *json, size_t len, struct profile *p, char *err, si
     return profile_parse_full(json, len, p, err, errlen);
 }
 
+int profile_attributes_parse(const char *json, size_t len, json_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (len > HERALD_PROFILE_MAX_BYTES) {
+        herald_seterr(err, errlen, "attributes: %zu bytes, over the %d byte limit", len, HERALD_PROFILE_MAX_BYTES);
+        return -HERALD_ETOOBIG;
+    }
+    struct profile pr = {0};
+    const char *p = json;
+    if (fast_attributes(&p, json + len, &pr) && p == json + len) {
+        *out = pr.attributes;
+        return 0;
+    }
+    json_decref(pr.attributes);
+    pr.attributes = NULL;
+    json_error_t jerr;
+    json_t *v = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v) {
+        strip_near(jerr.text);
+        herald_seterr(err, errlen, "attributes: not valid JSON: %s at column %d", jerr.text, jerr.column);
+        return -HERALD_EINVAL;
+    }
+    int rc = parse_attributes(v, &pr, true, err, errlen);
+    json_decref(v);
+    *out = pr.attributes;
+    return rc;
+}
+
 char *profile_to_json(const struct profile *p)
 {
     json_t *o = json_object();

@@ -86,6 +86,11 @@ int profile_parse(const char *json, size_t len, struct profile *p, char *err, si
  * stores without building a tree and falls back to this for anything else;
  * fuzz_profile checks that both give the same result. */
 int profile_parse_full(const char *json, size_t len, struct profile *p, char *err, size_t errlen);
+/* A profile's "attributes" member read on its own from its JSON text (the
+ * sealed form keeps it apart from the profile): the checks and the result
+ * of profile_parse for that member, into *out (a new reference). Returns 0,
+ * or <0 with err set and *out NULL. */
+int profile_attributes_parse(const char *json, size_t len, json_t **out, char *err, size_t errlen);
 /* Serialises the stored form (no consent; that lives in the ledger), compact
  * with sorted keys; profile_parse reads it back. Caller frees. */
 char *profile_to_json(const struct profile *p);

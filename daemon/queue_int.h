@@ -74,7 +74,10 @@ struct rcpt {
     char idem[HERALD_IDEMPOTENCY_KEY_MAX + 1]; /* the same for every request of this message */
     char cap[HERALD_ID_MAX + 1]; /* the cap that blocked, for reason cap:<name> */
     struct dispatch_msg msg;
-    struct strbuf unsub, prefs;
+    /* What msg points to, in two allocations: the links
+     * ("<unsubscribe URL>\0<preferences URL>", links_build; "" none), and
+     * the rendered subject, text and html, each NUL-terminated. */
+    struct strbuf links, parts;
 };
 
 struct batch {
@@ -246,7 +249,12 @@ struct hbatch {
 };
 
 /* ---- queue_run.c ---- */
+/* A zeroed recipient, its buffers empty: one that queue_rcpt_free kept,
+ * when there is one (it keeps a few, with their buffers). */
+struct rcpt *queue_rcpt_new(void);
 void queue_rcpt_free(struct rcpt *r);
+/* Frees what queue_rcpt_free kept (queue_free). */
+void queue_rcpt_spares_free(void);
 void queue_discard_rcpt(void *arg);
 void queue_discard_batch(void *arg);
 /* A recipient leaves the job without a new outcome (already recorded by

@@ -73,21 +73,35 @@ static void on_sent(struct dispatch_msg *m, void *arg)
     queue_finish(r, m->outcome, m->reason, m->channel, m->provider, m->provider_id);
 }
 
-static char *render(struct jobrun *jr, const struct template *t, const struct rcpt *r,
-                    enum template_escape esc)
+/* Renders t at the end of r->parts, NUL-terminated: where it starts, or
+ * SIZE_MAX for no template. */
+static size_t render(struct jobrun *jr, const struct template *t, struct rcpt *r, const struct template_vars *vars,
+                     enum template_escape esc)
 {
-    if (!t) return NULL;
-    struct template_vars vars = {
-        .unsubscribe_url = r->unsub.len ? r->unsub.buf : NULL,
-        .preferences_url = r->prefs.len ? r->prefs.buf : NULL,
-    };
-    struct strbuf sb;
-    strbuf_init(&sb);
-    /* One allocation for a typical part: the source, and room for the
-     * values and links that replace its fields. */
-    strbuf_grow_to(&sb, template_source_len(t) + 2 * QUEUE_LINK_ROOM);
-    jr->missing_fields += template_render(t, r->p.attributes, &vars, esc, &sb);
-    return strbuf_detach(&sb, NULL);
+    if (!t) return SIZE_MAX;
+    size_t at = r->parts.len;
+    jr->missing_fields += template_render(t, r->p.attributes, vars, esc, &r->parts);
+    strbuf_add(&r->parts, "", 1);
+    return at;
+}
+
+/* The message's subject, text and html rendered into r->parts, and
+ * msg's pointers to them (set once the buffer no longer moves). */
+static void render_parts(struct jobrun *jr, const struct job_content *c, struct rcpt *r,
+                         const struct template_vars *vars)
+{
+    const struct template *t[] = {c->t_subject, c->t_text, c->t_html};
+    char **out[] = {&r->msg.subject, &r->msg.text, &r->msg.html};
+    enum { NPARTS = sizeof(t) / sizeof(t[0]) };
+    /* One allocation for a typical message: each part's source, and room
+     * for the values and links that replace its fields. */
+    size_t room = 0, at[NPARTS];
+    for (size_t i = 0; i < NPARTS; i++)
+        if (t[i]) room += template_source_len(t[i]) + 2 * QUEUE_LINK_ROOM;
+    strbuf_reset(&r->parts);
+    strbuf_grow_to(&r->parts, room);
+    for (size_t i = 0; i < NPARTS; i++) at[i] = render(jr, t[i], r, vars, i == 2 ? TEMPLATE_HTML : TEMPLATE_RAW);
+    for (size_t i = 0; i < NPARTS; i++) *out[i] = at[i] == SIZE_MAX ? NULL : r->parts.buf + at[i];
 }
 
 /* The message's idempotency key: the same for every request of it, across
@@ -117,9 +131,7 @@ static void idempotency_key(const struct jobrun *jr, struct rcpt *r)
 
 static void hbatch_free(struct hbatch *hb)
 {
-    free(hb->msgs);
-    free(hb->items);
-    free(hb);
+    free(hb); /* its messages and rows with it (handoff_run) */
 }
 
 static struct rcpt *rcpt_of(struct dispatch_msg *m)
@@ -193,13 +205,17 @@ static void handoff_run(struct queue *q, struct jobrun *jr, struct dispatch_msg 
         free(go);
         return;
     }
-    struct hbatch *hb = xcalloc(1, sizeof(*hb));
+    /* One allocation for the batch, its rows and its messages. */
+    _Static_assert(sizeof(struct hbatch) % _Alignof(struct store_job_handoff) == 0 &&
+                       sizeof(struct store_job_handoff) % _Alignof(struct dispatch_msg *) == 0,
+                   "the rows and the messages follow the batch aligned");
+    struct hbatch *hb = xcalloc(1, sizeof(*hb) + n * (sizeof(*hb->items) + sizeof(*hb->msgs)));
     hb->q = q;
     hb->jr = jr;
     hb->n = n;
-    hb->msgs = xcalloc(n, sizeof(*hb->msgs));
+    hb->items = (struct store_job_handoff *)(void *)(hb + 1);
+    hb->msgs = (struct dispatch_msg **)(void *)(hb->items + n);
     memcpy(hb->msgs, msgs, n * sizeof(*msgs));
-    hb->items = xcalloc(n, sizeof(*hb->items));
     for (size_t i = 0; i < n; i++) {
         struct rcpt *r = rcpt_of(msgs[i]);
         r->hb = hb;
@@ -222,6 +238,13 @@ static void handoff_run(struct queue *q, struct jobrun *jr, struct dispatch_msg 
 void queue_on_handoff(struct dispatch_msg **msgs, size_t n, void *arg)
 {
     struct queue *q = arg;
+    /* Usually all of one run: then as they are. */
+    size_t same = 1;
+    while (same < n && rcpt_of(msgs[same])->jr == rcpt_of(msgs[0])->jr) same++;
+    if (same >= n) {
+        if (n) handoff_run(q, rcpt_of(msgs[0])->jr, msgs, n);
+        return;
+    }
     struct dispatch_msg **mine = xcalloc(n ? n : 1, sizeof(*mine));
     bool *taken = xcalloc(n ? n : 1, sizeof(*taken));
     for (size_t i = 0; i < n; i++) {
@@ -245,19 +268,19 @@ static void send_message(struct rcpt *r)
     struct queue *q = jr->q;
     int ch = r->dec.channel;
     const struct job_content *c = job_content_for(&jr->job, ch, r->p.locale, &r->locale);
-    links_build(&r->unsub, &r->prefs, q->cfg->public_url, q->cfg->link_secret, q->cfg->link_ttl_ms / 1000,
-                time(NULL), r->id, jr->job.id, jr->job.topic, herald_channel_name(ch));
+    size_t prefs_at = links_build(&r->links, q->cfg->public_url, q->cfg->link_secret, q->cfg->link_ttl_ms / 1000,
+                                  time(NULL), r->id, jr->job.id, jr->job.topic, herald_channel_name(ch));
     memset(&r->msg, 0, sizeof(r->msg));
     r->msg.channel = ch;
     r->msg.campaign = jr->job.id;
     r->msg.recipient = r->id;
     r->msg.topic = jr->job.topic;
     r->msg.to = profile_address(&r->p, ch);
-    r->msg.subject = render(jr, c->t_subject, r, TEMPLATE_RAW);
-    r->msg.text = render(jr, c->t_text, r, TEMPLATE_RAW);
-    r->msg.html = render(jr, c->t_html, r, TEMPLATE_HTML);
-    r->msg.unsubscribe_url = r->unsub.len ? r->unsub.buf : NULL;
-    r->msg.preferences_url = r->prefs.len ? r->prefs.buf : NULL;
+    r->msg.unsubscribe_url = r->links.len ? r->links.buf : NULL;
+    r->msg.preferences_url = r->links.len ? r->links.buf + prefs_at : NULL;
+    const struct template_vars vars = {.unsubscribe_url = r->msg.unsubscribe_url,
+                                       .preferences_url = r->msg.preferences_url};
+    render_parts(jr, c, r, &vars);
     r->msg.expires_at = jr->job.expires_at;
     idempotency_key(jr, r);
     r->msg.idempotency_key = r->idem;
@@ -531,10 +554,14 @@ static void reserve(struct rbatch *rb, int64_t now)
     struct jobrun *jr = rb->jr;
     struct queue *q = jr->q;
     struct store_job_reservation **items = xcalloc(rb->n ? rb->n : 1, sizeof(*items));
-    rb->res = xcalloc(rb->n ? rb->n : 1, sizeof(*rb->res));
+    /* Not zeroed (half a kilobyte each, most of it the answer's room):
+     * every field the store reads is set here, and it sets the answer. */
+    rb->res = xmalloc((rb->n ? rb->n : 1) * sizeof(*rb->res));
     for (size_t i = 0; i < rb->n; i++) {
         struct rcpt *r = rb->r[i];
         struct store_job_reservation *it = &rb->res[i];
+        it->verdict = SJV_OK;
+        it->detail[0] = '\0';
         const char *chan = herald_channel_name(r->dec.channel);
         it->nfreq = profile_frequency_limits(&r->p, it->fchan, it->flim, it->fwin, STORE_JOB_FREQ_MAX);
         it->keep = q->cap_keep_s;

@@ -15,23 +15,96 @@
 #include "log.h"
 #include "queue_int.h"
 
+/* A kept recipient is out of bounds for AddressSanitizer until it is
+ * handed out again, so that a use after queue_rcpt_free is still caught. */
+#if defined(__SANITIZE_ADDRESS__) /* gcc; clang says it with __has_feature */
+#define QUEUE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QUEUE_ASAN 1
+#endif
+#endif
+#ifdef QUEUE_ASAN
+#include <sanitizer/asan_interface.h>
+#define SPARE_HIDE(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define SPARE_SHOW(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define SPARE_HIDE(p, n) ((void)(p), (void)(n))
+#define SPARE_SHOW(p, n) ((void)(p), (void)(n))
+#endif
+
 
 /* ---- outcomes -------------------------------------------------------- */
+
+/* Freed recipients kept for the next ones, with their buffers: a
+ * recipient is about 2 KB and its buffers as much again, sizes malloc
+ * serves from its slow path (after merging its fast free lists), several
+ * times per message otherwise. Used on the loop's thread only. */
+#define QUEUE_RCPT_SPARE_MAX 512
+#define QUEUE_RCPT_SPARE_BUF_MAX 4096 /* a larger buffer is freed */
+static struct rcpt *rcpt_spare;       /* linked through next_ready */
+static size_t rcpt_nspare;
+
+/* The buffers a recipient keeps while it waits as a spare. */
+#define RCPT_BUFS(r) {&(r)->record, &(r)->member, &(r)->links, &(r)->parts, &(r)->prior, &(r)->sealed}
+
+struct rcpt *queue_rcpt_new(void)
+{
+    struct rcpt *r = rcpt_spare;
+    if (!r) {
+        r = xcalloc(1, sizeof(*r));
+        struct strbuf *bufs[] = RCPT_BUFS(r);
+        for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) strbuf_init(bufs[i]);
+        return r;
+    }
+    SPARE_SHOW(r, sizeof(*r));
+    rcpt_spare = r->next_ready;
+    rcpt_nspare--;
+    struct strbuf keep[] = {r->record, r->member, r->links, r->parts, r->prior, r->sealed};
+    memset(r, 0, sizeof(*r));
+    struct strbuf *bufs[] = RCPT_BUFS(r);
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        *bufs[i] = keep[i];
+        SPARE_SHOW(bufs[i]->buf, bufs[i]->cap);
+    }
+    return r;
+}
 
 void queue_rcpt_free(struct rcpt *r)
 {
     free(r->id);
     if (r->found > 0) profile_free(&r->p);
-    strbuf_free(&r->record);
-    strbuf_free(&r->member);
-    strbuf_free(&r->unsub);
-    strbuf_free(&r->prefs);
-    strbuf_free(&r->prior);
-    strbuf_free(&r->sealed);
-    free(r->msg.subject);
-    free(r->msg.text);
-    free(r->msg.html);
-    free(r);
+    struct strbuf *bufs[] = RCPT_BUFS(r);
+    bool spare = rcpt_nspare < QUEUE_RCPT_SPARE_MAX;
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        if (spare && bufs[i]->cap <= QUEUE_RCPT_SPARE_BUF_MAX) strbuf_reset(bufs[i]);
+        else strbuf_free(bufs[i]);
+    }
+    if (!spare) {
+        free(r);
+        return;
+    }
+    r->next_ready = rcpt_spare;
+    rcpt_spare = r;
+    rcpt_nspare++;
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) SPARE_HIDE(bufs[i]->buf, bufs[i]->cap);
+    SPARE_HIDE(r, sizeof(*r));
+}
+
+void queue_rcpt_spares_free(void)
+{
+    while (rcpt_spare) {
+        struct rcpt *r = rcpt_spare;
+        SPARE_SHOW(r, sizeof(*r));
+        rcpt_spare = r->next_ready;
+        struct strbuf *bufs[] = RCPT_BUFS(r);
+        for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+            SPARE_SHOW(bufs[i]->buf, bufs[i]->cap);
+            strbuf_free(bufs[i]);
+        }
+        free(r);
+    }
+    rcpt_nspare = 0;
 }
 
 /* Arguments of commands that were never answered (queue_free). */

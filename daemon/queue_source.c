@@ -225,17 +225,11 @@ void queue_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
     b->r = xcalloc(n ? n : 1, sizeof(*b->r));
     size_t nvalid = 0;
     for (size_t i = 0; i < n; i++) {
-        struct rcpt *r = xcalloc(1, sizeof(*r));
+        struct rcpt *r = queue_rcpt_new();
         r->jr = jr;
         r->valid_id = herald_id_valid(ids[i]);
         r->id = r->valid_id ? ids[i] : invalid_id_standin(ids[i]);
         nvalid += r->valid_id; /* no person can exist under an invalid id */
-        strbuf_init(&r->record);
-        strbuf_init(&r->member);
-        strbuf_init(&r->unsub);
-        strbuf_init(&r->prefs);
-        strbuf_init(&r->prior);
-        strbuf_init(&r->sealed);
         b->r[b->n++] = r;
         jr->outstanding++;
     }

@@ -219,21 +219,21 @@ static int member_cmp(const void *a, const void *b)
     return c ? c : (x->keylen > y->keylen) - (x->keylen < y->keylen);
 }
 
-/* The sealed form's profile text with what lives apart put back (the id,
- * the tz field and, when given, the decrypted addresses and attributes),
- * its members in sorted order as herald writes a whole profile, so that
- * one profile_parse reads and checks it all on its fast path. contact: the
- * plaintext ("<address>\0...<attributes JSON>"), or NULL. Returns false
- * when the plaintext or the profile has the wrong shape. */
+/* The sealed form's profile text with what lives apart put back (the id
+ * and the tz field), its members in sorted order as herald writes a whole
+ * profile, so that one profile_parse reads and checks it all on its fast
+ * path. sealed: the addresses and attributes live in the envelope, and
+ * what the stored profile may hold of them is left out (a profile in
+ * clear written beside sealed data: the sealed data wins). Returns false
+ * when the profile has the wrong shape. */
 static bool whole_profile(struct strbuf *out, const char *id, const char *profile, size_t plen,
-                          const redisReply *tz, bool sealed, const struct strbuf *contact)
+                          const redisReply *tz, bool sealed)
 {
     enum { MAX_MEMBERS = 16 };
-    struct member mem[MAX_MEMBERS + HERALD_CH_COUNT + 3];
+    struct member mem[MAX_MEMBERS + 2];
     int n = split_members(profile, plen, mem, MAX_MEMBERS);
     if (n < 0) return false;
-    /* What is put back replaces what the stored profile may hold of it (a
-     * profile in clear written beside sealed data: the sealed data wins). */
+    /* What is put back replaces what the stored profile holds of it. */
     bool with_tz = present(tz) && tz_chars_ok(tz->str, tz->len);
     int kept = 0;
     for (int i = 0; i < n; i++) {
@@ -249,76 +249,122 @@ static bool whole_profile(struct strbuf *out, const char *id, const char *profil
         if (!drop) mem[kept++] = mem[i];
     }
     n = kept;
-    struct strbuf extra; /* the members put back, one after the other */
-    strbuf_init(&extra);
-    size_t at[HERALD_CH_COUNT + 3], len[HERALD_CH_COUNT + 3];
-    const char *keys[HERALD_CH_COUNT + 3];
-    int ne = 0;
-#define EXTRA_BEGIN(k)                                                                                       \
-    do {                                                                                                     \
-        keys[ne] = (k);                                                                                      \
-        at[ne] = extra.len;                                                                                  \
-        strbuf_adds(&extra, "\"" k "\":");                                                                   \
-    } while (0)
-    EXTRA_BEGIN("id");
-    strbuf_add(&extra, "\"", 1);
-    strbuf_adds(&extra, id);
-    strbuf_add(&extra, "\"", 1);
-    len[ne] = extra.len - at[ne];
-    ne++;
+    /* The members put back: "id":"<id>" and "tz":"<tz>" (neither needs an
+     * escape: both were checked, and both are bounded). */
+    char idm[HERALD_ID_MAX + 8], tzm[64 + 8];
+    size_t idlen = strlen(id);
+    if (idlen > HERALD_ID_MAX) return false;
+    memcpy(idm, "\"id\":\"", 6);
+    memcpy(idm + 6, id, idlen);
+    idm[6 + idlen] = '"';
+    mem[n++] = (struct member){.key = "id", .keylen = 2, .text = idm, .len = idlen + 7};
     if (with_tz) {
-        EXTRA_BEGIN("tz");
-        strbuf_add(&extra, "\"", 1);
-        strbuf_add(&extra, tz->str, tz->len);
-        strbuf_add(&extra, "\"", 1);
-        len[ne] = extra.len - at[ne];
-        ne++;
+        memcpy(tzm, "\"tz\":\"", 6);
+        memcpy(tzm + 6, tz->str, tz->len);
+        tzm[6 + tz->len] = '"';
+        mem[n++] = (struct member){.key = "tz", .keylen = 2, .text = tzm, .len = tz->len + 7};
     }
-#undef EXTRA_BEGIN
-    bool ok = true;
-    if (contact) {
-        const char *q = contact->buf, *end = contact->buf + contact->len;
-        for (int ch = 0; ch < HERALD_CH_COUNT && ok; ch++) {
-            const char *nul = memchr(q, '\0', (size_t)(end - q));
-            ok = nul && plain_json(q, (size_t)(nul - q));
-            if (ok && nul > q) {
-                keys[ne] = channel_get(ch)->address_field;
-                at[ne] = extra.len;
-                strbuf_add(&extra, "\"", 1);
-                strbuf_adds(&extra, keys[ne]);
-                strbuf_adds(&extra, "\":\"");
-                strbuf_add(&extra, q, (size_t)(nul - q));
-                strbuf_add(&extra, "\"", 1);
-                len[ne] = extra.len - at[ne];
-                ne++;
-            }
-            if (ok) q = nul + 1;
-        }
-        if (ok && q < end) {
-            ok = *q == '{' && !memchr(q, '\0', (size_t)(end - q));
-            keys[ne] = "attributes";
-            at[ne] = extra.len;
-            strbuf_adds(&extra, "\"attributes\":");
-            strbuf_add(&extra, q, (size_t)(end - q));
-            len[ne] = extra.len - at[ne];
-            ne++;
-        }
+    /* Sorted as herald writes them; the stored members are already in
+     * order, so an insertion sort only places the two put back. */
+    size_t total = 2;
+    for (int i = 1; i < n; i++) {
+        struct member m = mem[i];
+        int j = i;
+        for (; j > 0 && member_cmp(&mem[j - 1], &m) > 0; j--) mem[j] = mem[j - 1];
+        mem[j] = m;
     }
-    for (int e = 0; e < ne; e++)
-        mem[n++] = (struct member){
-            .key = keys[e], .keylen = strlen(keys[e]), .text = extra.buf + at[e], .len = len[e]};
-    if (ok) {
-        qsort(mem, (size_t)n, sizeof(mem[0]), member_cmp);
-        strbuf_add(out, "{", 1);
-        for (int i = 0; i < n; i++) {
-            if (i) strbuf_add(out, ",", 1);
-            strbuf_add(out, mem[i].text, mem[i].len);
-        }
-        strbuf_add(out, "}", 1);
+    for (int i = 0; i < n; i++) total += mem[i].len + 1;
+    strbuf_grow_to(out, out->len + total);
+    strbuf_add(out, "{", 1);
+    for (int i = 0; i < n; i++) {
+        if (i) strbuf_add(out, ",", 1);
+        strbuf_add(out, mem[i].text, mem[i].len);
     }
-    if (extra.len) OPENSSL_cleanse(extra.buf, extra.len);
-    strbuf_free(&extra);
+    strbuf_add(out, "}", 1);
+    return true;
+}
+
+/* An address read from opened contact data, checked as profile_parse
+ * checks the member of channel ch: its channel's syntax, and, past ASCII,
+ * valid UTF-8 (what jansson would have refused). */
+static bool contact_address_ok(int ch, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x80) continue;
+        json_t *utf8 = json_stringn(s, n);
+        if (!utf8) return false;
+        json_decref(utf8);
+        break;
+    }
+    return channel_get(ch)->address_valid(s);
+}
+
+/* Opened contact data pt ("<address>\0" for each channel, then the
+ * attributes' JSON object or nothing) read into c's addresses and
+ * attributes, with the checks profile_parse applies to those members,
+ * without building a profile's text to parse it again. false with why
+ * set when pt does not hold that (c then holds what was read so far). */
+static bool contact_read(const char *pt, size_t n, struct profile *c, char *why, size_t whylen)
+{
+    const char *q = pt, *end = pt + n;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        const char *nul = memchr(q, '\0', (size_t)(end - q));
+        if (!nul || !plain_json(q, (size_t)(nul - q))) {
+            herald_copy(why, whylen, "@: the decrypted data has the wrong shape");
+            return false;
+        }
+        size_t len = (size_t)(nul - q);
+        if (len && !contact_address_ok(ch, c->address[ch] = xstrndup(q, len), len)) {
+            herald_copy(why, whylen, "@: the decrypted data is not a valid address or attributes");
+            return false;
+        }
+        q = nul + 1;
+    }
+    if (q == end) return true;
+    if (*q != '{' || memchr(q, '\0', (size_t)(end - q))) {
+        herald_copy(why, whylen, "@: the decrypted data has the wrong shape");
+        return false;
+    }
+    char perr[160];
+    if (profile_attributes_parse(q, (size_t)(end - q), &c->attributes, perr, sizeof(perr)) < 0) {
+        herald_copy(why, whylen, "@: the decrypted data is not a valid address or attributes");
+        return false;
+    }
+    return true;
+}
+
+/* Opens the envelope (env, n) of person id and reads it into c (zeroed
+ * first): false with why set, and c empty, when it does not open or does
+ * not hold contact data. The plaintext is wiped. */
+static bool open_contact(const struct seal_keys *keys, const char *id, const char *env, size_t n,
+                         struct profile *c, char *why, size_t whylen)
+{
+    static const struct seal_keys none = {0};
+    memset(c, 0, sizeof(*c));
+    struct strbuf pt;
+    strbuf_init(&pt);
+    bool ok = seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env, n, &pt, why, whylen) == 0 &&
+              contact_read(pt.buf, pt.len, c, why, whylen);
+    if (pt.len) OPENSSL_cleanse(pt.buf, pt.len);
+    strbuf_free(&pt);
+    if (!ok) {
+        profile_free(c);
+        memset(c, 0, sizeof(*c));
+    }
     return ok;
+}
+
+/* c's addresses and attributes replace p's; c keeps none of them. */
+static void contact_take(struct profile *p, struct profile *c)
+{
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+        free(p->address[ch]);
+        p->address[ch] = c->address[ch];
+        c->address[ch] = NULL;
+    }
+    json_decref(p->attributes);
+    p->attributes = c->attributes;
+    c->attributes = NULL;
 }
 
 /* store_person_open; decrypt false: the sealed data stays closed and the
@@ -336,48 +382,34 @@ static int open_person(const struct seal_keys *keys, const char *id, const redis
         int rc = profile_parse(profile->str, profile->len, p, err, errlen);
         return rc < 0 ? rc : 1;
     }
-    const redisReply *tz = sealed ? sealed[STORE_SEALED_TZ] : NULL;
-    struct strbuf whole, env, pt;
+    /* The profile without its contact data, then that data opened into it
+     * (or left out, and said, when it does not open). */
+    struct strbuf whole;
     strbuf_init(&whole);
-    strbuf_init(&env);
-    strbuf_init(&pt);
+    int rc = whole_profile(&whole, id, profile->str, profile->len, sealed ? sealed[STORE_SEALED_TZ] : NULL,
+                           sealed_data)
+                 ? profile_parse(whole.buf, whole.len, p, err, errlen)
+                 : herald_fail(err, errlen, "profile: unreadable");
+    strbuf_free(&whole);
+    if (rc < 0) return rc;
+    if (!sealed_data) return 1;
     char why[192] = "";
     bool opened = false;
-    if (sealed_data && decrypt) {
+    if (decrypt) {
+        struct strbuf env;
+        strbuf_init(&env);
         for (size_t k = 0; k < STORE_SEALED_PIECES && present(sealed[k]); k++)
             strbuf_add(&env, sealed[k]->str, sealed[k]->len);
-        static const struct seal_keys none = {0};
-        opened =
-            seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env.buf, env.len, &pt, why, sizeof(why)) == 0;
-        if (opened && !whole_profile(&whole, id, profile->str, profile->len, tz, true, &pt)) {
-            opened = false;
-            herald_copy(why, sizeof(why), "@: the decrypted data has the wrong shape");
-        }
-        if (opened && profile_parse(whole.buf, whole.len, p, err, errlen) < 0) {
-            opened = false;
-            herald_copy(why, sizeof(why), "@: the decrypted data is not a valid address or attributes");
-        }
-        if (pt.len) OPENSSL_cleanse(pt.buf, pt.len);
-        if (whole.len) OPENSSL_cleanse(whole.buf, whole.len);
+        struct profile c;
+        opened = open_contact(keys, id, env.buf, env.len, &c, why, sizeof(why));
+        if (opened) contact_take(p, &c);
+        strbuf_free(&env);
     }
-    int rc = 1;
-    if (!opened) {
-        /* Without the contact data; said when there was some. */
-        strbuf_reset(&whole);
-        if (whole_profile(&whole, id, profile->str, profile->len, tz, sealed_data, NULL))
-            rc = profile_parse(whole.buf, whole.len, p, err, errlen);
-        else
-            rc = herald_fail(err, errlen, "profile: unreadable");
-        if (rc == 0 && why[0]) {
-            herald_seterr(err, errlen, "undecryptable %s", why);
-            p->undecryptable = true;
-        }
-        if (rc == 0) rc = 1;
+    if (!opened && why[0]) {
+        herald_seterr(err, errlen, "undecryptable %s", why);
+        p->undecryptable = true;
     }
-    strbuf_free(&whole);
-    strbuf_free(&env);
-    strbuf_free(&pt);
-    return rc;
+    return 1;
 }
 
 int store_person_open(const struct seal_keys *keys, const char *id, const redisReply *profile,
@@ -415,22 +447,9 @@ int store_person_read(const struct seal_keys *keys, const unsigned char index_ke
 int store_person_unseal(const struct seal_keys *keys, const char *id, const char *env, size_t n,
                         struct profile *p, char *err, size_t errlen)
 {
-    static const struct seal_keys none = {0};
-    struct strbuf pt, whole;
-    strbuf_init(&pt);
-    strbuf_init(&whole);
-    struct profile c;
-    memset(&c, 0, sizeof(c));
     char why[192] = "";
-    bool ok = seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env, n, &pt, why, sizeof(why)) == 0;
-    if (ok && !whole_profile(&whole, id, "{}", 2, NULL, true, &pt)) {
-        ok = false;
-        herald_copy(why, sizeof(why), "@: the decrypted data has the wrong shape");
-    }
-    if (ok && profile_parse(whole.buf, whole.len, &c, err, errlen) < 0) {
-        ok = false;
-        herald_copy(why, sizeof(why), "@: the decrypted data is not a valid address or attributes");
-    }
+    struct profile c;
+    bool ok = open_contact(keys, id, env, n, &c, why, sizeof(why));
     for (int ch = 0; ok && ch < HERALD_CH_COUNT; ch++) {
         if (!c.address[ch] != !(p->indexed >> ch & 1u)) {
             ok = false;
@@ -438,23 +457,12 @@ int store_person_unseal(const struct seal_keys *keys, const char *id, const char
         }
     }
     if (ok) {
-        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
-            free(p->address[ch]);
-            p->address[ch] = c.address[ch];
-            c.address[ch] = NULL;
-        }
-        json_decref(p->attributes);
-        p->attributes = c.attributes;
-        c.attributes = NULL;
+        contact_take(p, &c);
     } else {
         herald_seterr(err, errlen, "undecryptable %s", why);
         p->undecryptable = true;
     }
     profile_free(&c);
-    if (pt.len) OPENSSL_cleanse(pt.buf, pt.len);
-    if (whole.len) OPENSSL_cleanse(whole.buf, whole.len);
-    strbuf_free(&pt);
-    strbuf_free(&whole);
     return ok ? 0 : -HERALD_EINVAL;
 }
 

@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define FIELD_NAME_MAX 64
 
@@ -176,7 +179,21 @@ void template_escape_html(struct strbuf *out, const char *s, size_t len)
         ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
     };
     size_t run = 0; /* start of the pending span that needs no escaping */
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+#ifdef __SSE2__
+    /* Sixteen at a time up to the first character to escape (a link, the
+     * most of what is escaped, has none). */
+    const __m128i amp = _mm_set1_epi8('&'), lt = _mm_set1_epi8('<'), gt = _mm_set1_epi8('>'),
+                  quot = _mm_set1_epi8('"'), apos = _mm_set1_epi8('\'');
+    for (; i + 16 <= len; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, amp), _mm_cmpeq_epi8(x, lt)),
+                                   _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, gt), _mm_cmpeq_epi8(x, quot)),
+                                                _mm_cmpeq_epi8(x, apos)));
+        if (_mm_movemask_epi8(hit)) break;
+    }
+#endif
+    for (; i < len; i++) {
         const char *r = rep[(unsigned char)s[i]];
         if (!r) continue;
         strbuf_add(out, s + run, i - run);

@@ -84,6 +84,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(back);
         profile_free(&p);
     }
+    /* The same text as a sealed person's attributes, which store_person.c
+     * reads apart from the profile: what profile_attributes_parse reads, a
+     * profile holding it reads the same; what such a profile reads as one
+     * JSON value, profile_attributes_parse reads too. */
+    if (size + 32 <= HERALD_PROFILE_MAX_BYTES) {
+        json_t *attrs;
+        int ra = profile_attributes_parse((const char *)data, size, &attrs, err, sizeof(err));
+        struct strbuf w;
+        strbuf_init(&w);
+        strbuf_adds(&w, "{\"attributes\":");
+        strbuf_add(&w, (const char *)data, size);
+        strbuf_adds(&w, ",\"id\":\"f\"}");
+        struct profile wp;
+        int rw = profile_parse_full(w.buf, w.len, &wp, err, sizeof(err));
+        json_t *alone = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+        if (ra == 0 && (rw != 0 || !json_equal(attrs, wp.attributes))) abort();
+        if (rw == 0 && alone && ra != 0) abort();
+        json_decref(alone);
+        json_decref(attrs);
+        if (rw == 0) profile_free(&wp);
+        strbuf_free(&w);
+    }
 #elif defined(FUZZ_CONSENT)
     /* The per-recipient reader must read every stored record exactly as
      * the full parser does: same verdict, same state. */

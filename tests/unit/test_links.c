@@ -72,22 +72,34 @@ static void round_trips_and_refusals(void **st)
 static void build_gives_both_urls(void **st)
 {
     (void)st;
-    struct strbuf u, p;
+    struct strbuf u;
     strbuf_init(&u);
-    strbuf_init(&p);
-    links_build(&u, &p, "https://prefs.example.com", SECRET, 3600, 1000, "r1", "c1", "news", "email");
+    size_t at = links_build(&u, "https://prefs.example.com", SECRET, 3600, 1000, "r1", "c1", "news", "email");
+    /* "<unsubscribe URL>\0<preferences URL>", each as links_sign signs it. */
+    assert_true(at > 28 && at < u.len);
+    assert_int_equal(strlen(u.buf), at - 1);
+    assert_int_equal(strlen(u.buf + at), u.len - at);
     assert_memory_equal(u.buf, "https://prefs.example.com/u/", 28);
-    assert_memory_equal(p.buf, "https://prefs.example.com/p/", 28);
+    assert_memory_equal(u.buf + at, "https://prefs.example.com/p/", 28);
+    struct link_claims want = {.kind = 'u', .expires = 4600};
+    herald_copy(want.recipient, sizeof(want.recipient), "r1");
+    herald_copy(want.campaign, sizeof(want.campaign), "c1");
+    herald_copy(want.topic, sizeof(want.topic), "news");
+    herald_copy(want.channel, sizeof(want.channel), "email");
+    struct strbuf signed_;
+    strbuf_init(&signed_);
+    links_sign(&signed_, SECRET, &want);
+    assert_string_equal(u.buf + 28, signed_.buf);
     struct link_claims got;
     char err[128];
-    assert_int_equal(links_verify(p.buf + 28, SECRET, 2000, &got, err, sizeof(err)), 0);
+    assert_int_equal(links_verify(u.buf + at + 28, SECRET, 2000, &got, err, sizeof(err)), 0);
     assert_int_equal(got.kind, 'p');
     assert_int_equal(got.expires, 4600);
-    links_build(&u, &p, "", SECRET, 3600, 1000, "r1", "c1", "news", "email");
+    assert_string_equal(got.recipient, "r1");
+    assert_int_equal(links_build(&u, "", SECRET, 3600, 1000, "r1", "c1", "news", "email"), 0);
     assert_int_equal(u.len, 0);
-    assert_int_equal(p.len, 0);
+    strbuf_free(&signed_);
     strbuf_free(&u);
-    strbuf_free(&p);
 }
 
 int main(void)

@@ -517,6 +517,99 @@ static void test_person_index(void **state)
     seal_keys_free(&k);
 }
 
+/* The contact data read straight from the opened envelope (no profile
+ * text built to be parsed again): every plaintext the whole profile's
+ * parse refused is refused, every one it read is read the same. */
+static void test_person_contact(void **state)
+{
+    (void)state;
+    struct seal_keys k;
+    ring(&k, K1);
+    struct strbuf env;
+    strbuf_init(&env);
+    char err[256];
+#define PT(s) s, sizeof(s) - 1
+    static const struct {
+        const char *pt;
+        size_t n;
+        const char *why; /* NULL: opens */
+        unsigned indexed;
+    } cases[] = {
+        {PT("ada@example.com\0+46701234567\0{\"plan\":\"gold\",\"n\":3}"), NULL, 3},
+        /* Unsorted, escaped or non-ASCII keys: read through jansson. */
+        {PT("ada@example.com\0\0{\"z\":1,\"a\":\"\\u00e9\",\"\xc3\xa9\":true}"), NULL, 1},
+        {PT("j\xc3\xb6@example.com\0\0"), NULL, 1},
+        {PT("\0+46701234567\0"), NULL, 2},
+        {PT("ada@example.com"), "wrong shape", 1},
+        {PT("ada@example.com\0+46701234567\0[1]"), "wrong shape", 3},
+        {PT("ada@exa\"mple.com\0\0"), "wrong shape", 1},
+        {PT("ada@example.com\0\0{\"a\":1}\0"), "wrong shape", 1},
+        {PT("not-an-address\0\0"), "not a valid address", 1},
+        {PT("ada@example.com\0+0701234567\0"), "not a valid address", 3},
+        {PT("j\xc3@example.com\0\0"), "not a valid address", 1},
+        {PT("ada@example.com\0\0{\"a\":{\"b\":1}}"), "not a valid address", 1},
+        {PT("ada@example.com\0\0{\"a\":1,\"a\":2}"), "not a valid address", 1},
+        {PT("ada@example.com\0\0{\"a\":1"), "not a valid address", 1},
+        {PT("ada@example.com\0+46701234567\0"), "other addresses than #", 1},
+    };
+#undef PT
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        strbuf_reset(&env);
+        seal_close(&k, "p1", STORE_SEALED_AD, cases[i].pt, cases[i].n, &env);
+        struct profile p = {.indexed = cases[i].indexed};
+        err[0] = '\0';
+        int rc = store_person_unseal(&k, "p1", env.buf, env.len, &p, err, sizeof(err));
+        if (cases[i].why) {
+            assert_int_equal(rc, -HERALD_EINVAL);
+            assert_true(p.undecryptable);
+            assert_null(p.address[HERALD_CH_EMAIL]);
+            assert_null(p.address[HERALD_CH_SMS]);
+            assert_null(p.attributes);
+            if (!strstr(err, cases[i].why)) {
+                fprintf(stderr, "case %zu: expected \"%s\" in \"%s\"\n", i, cases[i].why, err);
+                fail();
+            }
+            assert_null(strstr(err, "example"));
+        } else {
+            assert_int_equal(rc, 0);
+            assert_false(p.undecryptable);
+            const char *nul = memchr(cases[i].pt, '\0', cases[i].n);
+            if (nul > cases[i].pt) assert_string_equal(p.address[HERALD_CH_EMAIL], cases[i].pt);
+            else assert_null(p.address[HERALD_CH_EMAIL]);
+            if (cases[i].indexed & 2) assert_string_equal(p.address[HERALD_CH_SMS], "+46701234567");
+        }
+        if (i == 0) {
+            assert_int_equal(json_object_size(p.attributes), 2);
+            assert_int_equal(json_integer_value(json_object_get(p.attributes, "n")), 3);
+        }
+        if (i == 1) {
+            assert_string_equal(json_string_value(json_object_get(p.attributes, "a")), "\xc3\xa9");
+            assert_true(json_is_true(json_object_get(p.attributes, "\xc3\xa9")));
+        }
+        /* store_person_open reads the same envelope the same way. */
+        redisReply *prof = str_reply("{}", 2), *sealed[STORE_SEALED_NFIELDS] = {0};
+        sealed[0] = str_reply(env.buf, env.len);
+        struct profile o;
+        assert_int_equal(
+            store_person_open(&k, "p1", prof, (const redisReply *const *)sealed, &o, err, sizeof(err)), 1);
+        assert_string_equal(o.id, "p1");
+        if (cases[i].why && !strstr(cases[i].why, "other")) {
+            assert_true(o.undecryptable);
+            assert_non_null(strstr(err, cases[i].why));
+        } else if (!cases[i].why) {
+            assert_false(o.undecryptable);
+            assert_true((p.address[HERALD_CH_EMAIL] == NULL) == (o.address[HERALD_CH_EMAIL] == NULL));
+            assert_true(json_equal(p.attributes, o.attributes) || (!p.attributes && !o.attributes));
+        }
+        profile_free(&o);
+        profile_free(&p);
+        free_reply(prof);
+        free_reply(sealed[0]);
+    }
+    strbuf_free(&env);
+    seal_keys_free(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_wrong_key),   cmocka_unit_test(test_wrong_binding),
         cmocka_unit_test(test_truncated),   cmocka_unit_test(test_key_file_text),
         cmocka_unit_test(test_person_form), cmocka_unit_test(test_person_index),
+        cmocka_unit_test(test_person_contact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

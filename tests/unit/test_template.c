@@ -172,6 +172,25 @@ static void test_html_escaping(void **state)
     template_escape_html(&sb, "", 0);
     template_escape_html(&sb, "&&", 1); /* length-bounded */
     assert_string_equal(sb.buf, "a&amp;b&amp;");
+    /* Long text, scanned sixteen bytes at a time where the CPU can: each
+     * character to escape found wherever it stands, none past the end. */
+    static const char *const specials[] = {"&", "<", ">", "\"", "'"};
+    static const char *const escaped[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&#39;"};
+    for (size_t k = 0; k < 5; k++) {
+        for (size_t at = 0; at < 40; at++) {
+            char in[41], want[64];
+            memset(in, 'x', 40);
+            in[40] = '\0';
+            in[at] = specials[k][0];
+            snprintf(want, sizeof(want), "%.*s%s%s", (int)at, in, escaped[k], in + at + 1);
+            strbuf_reset(&sb);
+            template_escape_html(&sb, in, 40);
+            assert_string_equal(sb.buf, want);
+            strbuf_reset(&sb);
+            template_escape_html(&sb, in, at); /* stops before it */
+            assert_int_equal(sb.len, at);
+        }
+    }
     strbuf_free(&sb);
 }
 
