@@ -447,6 +447,7 @@ static const char *const advice[STORE_E_COUNT] = {
     [STORE_E_READONLY] = "this redis is a read-only replica: point [redis] url at the master",
     [STORE_E_OOM] = "retry once memory is freed",
     [STORE_E_CLUSTERDOWN] = "the cluster is down: retry once it is back",
+    [STORE_E_NOREPLICAS] = "redis has fewer good replicas than its min-replicas-to-write: retry once they are back",
     [STORE_E_NOPERM] = "the redis user lacks a permission herald needs: check its ACL",
     [STORE_E_WRONGTYPE] = "a key under herald's prefix has the wrong type: something else writes there",
     [STORE_E_NOGROUP] = "the jobs stream has no consumer group yet: start herald once",

@@ -8,7 +8,7 @@
  *
  *   ok         the callback gets the reply;
  *   transient  (connection lost, LOADING, BUSY, TRYAGAIN, MASTERDOWN,
- *              READONLY, OOM, CLUSTERDOWN) the command is sent again after
+ *              READONLY, OOM, CLUSTERDOWN, NOREPLICAS) the command is sent again after
  *              a backoff; meanwhile later commands wait behind it, so that
  *              nothing overtakes it, and store_cmds_status() says that
  *              herald waits on Redis, and why;
@@ -99,6 +99,7 @@ enum store_class { STORE_TRANSIENT, STORE_PERMANENT };
     X(READONLY, "readonly", TRANSIENT, "READONLY")                \
     X(OOM, "oom", TRANSIENT, "OOM")                               \
     X(CLUSTERDOWN, "clusterdown", TRANSIENT, "CLUSTERDOWN")       \
+    X(NOREPLICAS, "noreplicas", TRANSIENT, "NOREPLICAS")          \
     X(NOPERM, "noperm", PERMANENT, "NOPERM")                      \
     X(WRONGTYPE, "wrongtype", PERMANENT, "WRONGTYPE")             \
     X(NOGROUP, "nogroup", PERMANENT, "NOGROUP")                   \

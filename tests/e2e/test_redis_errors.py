@@ -1,7 +1,7 @@
 """Real error replies from a real redis-server in the middle of a campaign,
 each lifted again after a while: maxmemory reached (OOM, noeviction); an ACL
 rule denying a command the job needs; REPLICAOF making the server read-only
-(READONLY); CLIENT PAUSE and DEBUG SLEEP stalls; SCRIPT FLUSH (NOSCRIPT).
+(READONLY); min-replicas-to-write with no replica (NOREPLICAS); CLIENT PAUSE and DEBUG SLEEP stalls; SCRIPT FLUSH (NOSCRIPT).
 
 For each: nothing is acknowledged while the fault lasts; once Redis is
 healthy every recipient has exactly one outcome, its once-only record and
@@ -104,6 +104,19 @@ class RedisErrors(harness.HeraldTestCase):
 
         self.campaign_through("readonly", inject, lift,
                               expect_health=lambda c, b: b.get("redis_error") == "readonly")
+
+    def test_too_few_replicas_to_write(self):
+        # min-replicas-to-write with no replica: every write is refused
+        # (NOREPLICAS), as on a master whose replicas lag or left; herald
+        # waits, holds nothing, and goes on once writes pass again.
+        def inject(e):
+            e.r.config_set("min-replicas-to-write", "1")
+
+        def lift(e):
+            e.r.config_set("min-replicas-to-write", "0")
+
+        self.campaign_through("noreplicas", inject, lift,
+                              expect_health=lambda c, b: b.get("redis_error") == "noreplicas")
 
     def test_client_pause_and_debug_sleep(self):
         def inject(e):
