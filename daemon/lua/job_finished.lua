@@ -8,7 +8,6 @@
 -- acknowledged job "running", nor a finished campaign without its event.
 -- A finished campaign also joins the retention set (retention.c), scored
 -- with the time its once-only records may go (a later run's time wins).
--- KEYS: 1 campaign hash, 2 jobs stream, 3 events stream, 4 retention zset.
 -- On a cluster the counters are read on every node before this script
 -- runs, so a run split over several entries (slices) could count one
 -- whose last outcomes landed after that read: each entry that finishes
