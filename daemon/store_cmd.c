@@ -145,6 +145,11 @@ enum store_error store_error_classify(const char *text)
     return STORE_E_ERROR;
 }
 
+bool store_error_from_replica(enum store_error err, const char *text)
+{
+    return err == STORE_E_READONLY || (text && strstr(text, "replica instances"));
+}
+
 /* ---- the layer -------------------------------------------------------- */
 
 struct scmd {
@@ -359,7 +364,7 @@ static void on_reply(struct rconn *rc, redisReply *r, void *priv)
         /* A node that answers as a replica (a failover demoted it): the
          * map is stale, and the command goes to the slot's master as the
          * refreshed map says when it is tried again. */
-        if (sc->cl && (err == STORE_E_READONLY || strstr(r->str, "replica instances"))) rcluster_refresh(sc->cl);
+        if (sc->cl && store_error_from_replica(err, r->str)) rcluster_refresh(sc->cl);
         if (once || (store_error_class(err) == STORE_PERMANENT && (c->flags & STORE_CMD_HOLD))) {
             give_up(sc, c, err, r->str);
             return;

@@ -661,7 +661,7 @@ static void on_wait(redisReply *r, enum store_error err, const char *text, void 
     else if (r->type == REDIS_REPLY_INTEGER && r->integer < wait_replicas(sj)) wait_short(sj, w->tag, r->integer, NULL);
     /* Refused by a node that is a replica now, or its connection lost: a
      * failover may have lost what it was to wait for. */
-    bool again = !r && (err == STORE_E_CONNECTION || (text && strstr(text, "replica")));
+    bool again = !r && (err == STORE_E_CONNECTION || store_error_from_replica(err, text));
     w->done(w->arg, again);
     free(w);
 }
