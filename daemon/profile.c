@@ -948,6 +948,78 @@ int profile_attributes_parse(const char *json, size_t len, json_t **out, char *e
     return rc;
 }
 
+/* One value of a plain attributes text (profile_attributes_plain): its
+ * rendering [*s, *s + *n), *p past it; false at anything else. */
+static bool plain_value(const char **p, const char *end, const char **s, size_t *n)
+{
+    const char *v = *p;
+    if (take_lit(p, end, "true") || take_lit(p, end, "false")) {
+        *s = v;
+        *n = (size_t)(*p - v);
+        return true;
+    }
+    if (v < end && *v == '"') return take_str(p, end, true, s, n);
+    /* An integer as fast_scalar takes it, and as its rendering prints it
+     * back: no "-0" (that prints as 0). */
+    const char *q = v;
+    if (q < end && *q == '-') q++;
+    const char *digits = q;
+    while (q < end && *q >= '0' && *q <= '9') q++;
+    size_t nd = (size_t)(q - digits);
+    if (nd == 0 || nd > 18 || (*digits == '0' && (nd > 1 || digits > v)) ||
+        (q < end && (*q == '.' || *q == 'e' || *q == 'E')))
+        return false;
+    *s = v;
+    *n = (size_t)(q - v);
+    *p = q;
+    return true;
+}
+
+bool profile_attributes_plain(const char *json, size_t len)
+{
+    const char *p = json, *end = json + len, *s;
+    char key[FAST_KEY_MAX + 1];
+    size_t n, count = 0;
+    struct members m;
+    if (len > HERALD_PROFILE_MAX_BYTES || !members_begin(&m, &p, end)) return false;
+    while (members_next(&m, key))
+        if (++count > HERALD_PROFILE_MAX_ATTRIBUTES || !plain_value(&p, end, &s, &n)) return false;
+    return m.done && p == end;
+}
+
+bool profile_attribute_text(const char *json, size_t len, const char *name, const char **s, size_t *n)
+{
+    /* The text is plain (profile_attributes_plain took it): keys and
+     * strings end at their next quote, other values at "," or "}". */
+    size_t nlen = strlen(name);
+    const char *p = json + 1, *end = json + len;
+    while (p < end && *p == '"') {
+        const char *k = p + 1, *q = memchr(k, '"', (size_t)(end - k));
+        if (!q || q + 1 >= end) return false;
+        bool hit = (size_t)(q - k) == nlen && memcmp(k, name, nlen) == 0;
+        const char *v = q + 2, *ve; /* past the quote and the colon */
+        if (v < end && *v == '"') {
+            ve = memchr(v + 1, '"', (size_t)(end - v - 1));
+            if (!ve) return false;
+            if (hit) {
+                *s = v + 1;
+                *n = (size_t)(ve - v - 1);
+                return true;
+            }
+            ve++;
+        } else {
+            for (ve = v; ve < end && *ve != ',' && *ve != '}'; ve++) {}
+            if (hit) {
+                *s = v;
+                *n = (size_t)(ve - v);
+                return true;
+            }
+        }
+        p = ve + 1; /* past the comma (or the closing brace: then the loop ends) */
+    }
+    return false;
+}
+
 char *profile_to_json(const struct profile *p)
 {
     json_t *o = json_object();
@@ -982,6 +1054,7 @@ void profile_free(struct profile *p)
     free(p->tz);
     free(p->locale);
     json_decref(p->attributes);
+    free(p->attributes_text);
     for (size_t i = 0; i < p->ntopics; i++) free(p->topics[i].name);
     free(p->topics);
     free(p->quiet_hours);

@@ -37,6 +37,12 @@ struct profile {
     char *tz;      /* IANA name, NULL when absent */
     char *locale;
     json_t *attributes; /* object (owned reference) or NULL */
+    /* Or, on the daemon's send path only (store_person_unseal_to_render),
+     * the attributes object's JSON text as profile_attributes_plain takes
+     * it, read in place by profile_attribute_text instead of a tree
+     * (owned, NUL-terminated; NULL when attributes is used). */
+    char *attributes_text;
+    size_t attributes_text_len;
     int channels[HERALD_CH_COUNT]; /* the person's order of preference */
     int nchannels;
     bool channels_set;  /* false: the person named no order; campaign order applies */
@@ -91,6 +97,18 @@ int profile_parse_full(const char *json, size_t len, struct profile *p, char *er
  * of profile_parse for that member, into *out (a new reference). Returns 0,
  * or <0 with err set and *out NULL. */
 int profile_attributes_parse(const char *json, size_t len, json_t **out, char *err, size_t errlen);
+/* true when json is an attributes object in the form herald seals it
+ * (compact, keys sorted and distinct) whose values are all strings of
+ * printable ASCII without escapes, integers in their canonical form, true
+ * or false, at most HERALD_PROFILE_MAX_ATTRIBUTES of them: such a text
+ * needs no tree to be rendered from, and profile_attributes_parse accepts
+ * it. false says nothing about its validity (parse it). */
+bool profile_attributes_plain(const char *json, size_t len);
+/* The value of attribute name in a text profile_attributes_plain took, as
+ * a template renders it (a string's characters, a number's or a boolean's
+ * JSON text): true with [*s, *s + *n) pointing into json, false when it
+ * has no such attribute. */
+bool profile_attribute_text(const char *json, size_t len, const char *name, const char **s, size_t *n);
 /* Serialises the stored form (no consent; that lives in the ledger), compact
  * with sorted keys; profile_parse reads it back. Caller frees. */
 char *profile_to_json(const struct profile *p);

@@ -73,6 +73,13 @@ static void on_sent(struct dispatch_msg *m, void *arg)
     queue_finish(r, m->outcome, m->reason, m->channel, m->provider, m->provider_id);
 }
 
+/* An attribute read from the text of the person's attributes (profile.h). */
+static bool text_lookup(void *ctx, const char *name, const char **s, size_t *len)
+{
+    const struct profile *p = ctx;
+    return profile_attribute_text(p->attributes_text, p->attributes_text_len, name, s, len);
+}
+
 /* Renders t at the end of r->parts, NUL-terminated: where it starts, or
  * SIZE_MAX for no template. */
 static size_t render(struct jobrun *jr, const struct template *t, struct rcpt *r, const struct template_vars *vars,
@@ -80,7 +87,9 @@ static size_t render(struct jobrun *jr, const struct template *t, struct rcpt *r
 {
     if (!t) return SIZE_MAX;
     size_t at = r->parts.len;
-    jr->missing_fields += template_render(t, r->p.attributes, vars, esc, &r->parts);
+    jr->missing_fields += r->p.attributes_text
+                              ? template_render_with(t, text_lookup, &r->p, vars, esc, &r->parts)
+                              : template_render(t, r->p.attributes, vars, esc, &r->parts);
     strbuf_add(&r->parts, "", 1);
     return at;
 }

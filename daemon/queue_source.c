@@ -25,7 +25,8 @@
 static void open_contact(struct rcpt *r)
 {
     char err[256];
-    if (store_person_unseal(r->jr->q->cfg->keys, r->id, r->sealed.buf, r->sealed.len, &r->p, err, sizeof(err)) < 0) {
+    if (store_person_unseal_to_render(r->jr->q->cfg->keys, r->id, r->sealed.buf, r->sealed.len, &r->p, err,
+                                      sizeof(err)) < 0) {
         log_warn("queue", "contact data not decrypted campaign=%s recipient=%s: %s", r->jr->job.id, r->id, err);
         policy_undecryptable(&r->dec, NULL);
     }

@@ -304,7 +304,7 @@ static bool contact_address_ok(int ch, const char *s, size_t n)
  * attributes, with the checks profile_parse applies to those members,
  * without building a profile's text to parse it again. false with why
  * set when pt does not hold that (c then holds what was read so far). */
-static bool contact_read(const char *pt, size_t n, struct profile *c, char *why, size_t whylen)
+static bool contact_read(const char *pt, size_t n, bool text, struct profile *c, char *why, size_t whylen)
 {
     const char *q = pt, *end = pt + n;
     for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
@@ -325,6 +325,12 @@ static bool contact_read(const char *pt, size_t n, struct profile *c, char *why,
         herald_copy(why, whylen, "@: the decrypted data has the wrong shape");
         return false;
     }
+    if (text && profile_attributes_plain(q, (size_t)(end - q))) {
+        /* Only rendered from: kept as text, read in place (no tree). */
+        c->attributes_text = xstrndup(q, (size_t)(end - q));
+        c->attributes_text_len = (size_t)(end - q);
+        return true;
+    }
     char perr[160];
     if (profile_attributes_parse(q, (size_t)(end - q), &c->attributes, perr, sizeof(perr)) < 0) {
         herald_copy(why, whylen, "@: the decrypted data is not a valid address or attributes");
@@ -335,8 +341,9 @@ static bool contact_read(const char *pt, size_t n, struct profile *c, char *why,
 
 /* Opens the envelope (env, n) of person id and reads it into c (zeroed
  * first): false with why set, and c empty, when it does not open or does
- * not hold contact data. The plaintext is wiped. */
-static bool open_contact(const struct seal_keys *keys, const char *id, const char *env, size_t n,
+ * not hold contact data. text: the attributes may come as their text
+ * (contact_read). The plaintext is wiped. */
+static bool open_contact(const struct seal_keys *keys, const char *id, const char *env, size_t n, bool text,
                          struct profile *c, char *why, size_t whylen)
 {
     static const struct seal_keys none = {0};
@@ -344,7 +351,7 @@ static bool open_contact(const struct seal_keys *keys, const char *id, const cha
     struct strbuf pt;
     strbuf_init(&pt);
     bool ok = seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env, n, &pt, why, whylen) == 0 &&
-              contact_read(pt.buf, pt.len, c, why, whylen);
+              contact_read(pt.buf, pt.len, text, c, why, whylen);
     if (pt.len) OPENSSL_cleanse(pt.buf, pt.len);
     strbuf_free(&pt);
     if (!ok) {
@@ -365,6 +372,10 @@ static void contact_take(struct profile *p, struct profile *c)
     json_decref(p->attributes);
     p->attributes = c->attributes;
     c->attributes = NULL;
+    free(p->attributes_text);
+    p->attributes_text = c->attributes_text;
+    p->attributes_text_len = c->attributes_text_len;
+    c->attributes_text = NULL;
 }
 
 /* store_person_open; decrypt false: the sealed data stays closed and the
@@ -401,7 +412,7 @@ static int open_person(const struct seal_keys *keys, const char *id, const redis
         for (size_t k = 0; k < STORE_SEALED_PIECES && present(sealed[k]); k++)
             strbuf_add(&env, sealed[k]->str, sealed[k]->len);
         struct profile c;
-        opened = open_contact(keys, id, env.buf, env.len, &c, why, sizeof(why));
+        opened = open_contact(keys, id, env.buf, env.len, false, &c, why, sizeof(why));
         if (opened) contact_take(p, &c);
         strbuf_free(&env);
     }
@@ -444,12 +455,12 @@ int store_person_read(const struct seal_keys *keys, const unsigned char index_ke
     return 1;
 }
 
-int store_person_unseal(const struct seal_keys *keys, const char *id, const char *env, size_t n,
-                        struct profile *p, char *err, size_t errlen)
+static int unseal(const struct seal_keys *keys, const char *id, const char *env, size_t n, bool text,
+                  struct profile *p, char *err, size_t errlen)
 {
     char why[192] = "";
     struct profile c;
-    bool ok = open_contact(keys, id, env, n, &c, why, sizeof(why));
+    bool ok = open_contact(keys, id, env, n, text, &c, why, sizeof(why));
     for (int ch = 0; ok && ch < HERALD_CH_COUNT; ch++) {
         if (!c.address[ch] != !(p->indexed >> ch & 1u)) {
             ok = false;
@@ -464,6 +475,18 @@ int store_person_unseal(const struct seal_keys *keys, const char *id, const char
     }
     profile_free(&c);
     return ok ? 0 : -HERALD_EINVAL;
+}
+
+int store_person_unseal(const struct seal_keys *keys, const char *id, const char *env, size_t n,
+                        struct profile *p, char *err, size_t errlen)
+{
+    return unseal(keys, id, env, n, false, p, err, errlen);
+}
+
+int store_person_unseal_to_render(const struct seal_keys *keys, const char *id, const char *env, size_t n,
+                                  struct profile *p, char *err, size_t errlen)
+{
+    return unseal(keys, id, env, n, true, p, err, errlen);
 }
 
 size_t store_person_key_id(const redisReply *sealed, char id[SEAL_ID_MAX + 1])

@@ -101,6 +101,12 @@ int store_person_read(const struct seal_keys *keys, const unsigned char index_ke
  * holds no valid data, or holds other addresses than "#" said. */
 int store_person_unseal(const struct seal_keys *keys, const char *id, const char *env, size_t n,
                         struct profile *p, char *err, size_t errlen);
+/* The same for a message about to be rendered, and nothing else: the
+ * attributes may come as p->attributes_text (profile.h) instead of
+ * p->attributes when that text is plain, which spares building a tree per
+ * message; the same data and the same refusals either way. */
+int store_person_unseal_to_render(const struct seal_keys *keys, const char *id, const char *env, size_t n,
+                                  struct profile *p, char *err, size_t errlen);
 
 /* The key id sealing the value of a sealed field into id; 0 when it is no
  * envelope. For heraldctl stats and the rotation. */

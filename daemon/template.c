@@ -37,6 +37,7 @@ struct segment {
 
 struct template {
     char *src;
+    size_t srclen; /* asked for each rendering: kept, not counted again */
     struct segment *segs;
     size_t nsegs;
     char **fields; /* distinct names, in order of first use */
@@ -78,6 +79,7 @@ int template_compile(const char *src, struct template **out, char *err, size_t e
     *out = NULL;
     struct template *t = xcalloc(1, sizeof(*t));
     t->src = xstrdup(src);
+    t->srclen = strlen(src);
     size_t cap = 0;
     const char *s = t->src;
     size_t lit = 0; /* start of the pending literal */
@@ -148,7 +150,7 @@ int template_compile(const char *src, struct template **out, char *err, size_t e
 
 size_t template_source_len(const struct template *t)
 {
-    return strlen(t->src);
+    return t->srclen;
 }
 
 void template_free(struct template *t)
@@ -261,9 +263,29 @@ static void emit(struct strbuf *out, const char *s, size_t len, enum template_es
         strbuf_add(out, s, len);
 }
 
+/* template_render's lookup in a jansson object: the number's text in buf. */
+struct json_lookup {
+    const json_t *attributes;
+    char num[64];
+};
+
+static bool json_lookup(void *ctx, const char *name, const char **s, size_t *len)
+{
+    struct json_lookup *j = ctx;
+    const json_t *v = j->attributes ? json_object_get(j->attributes, name) : NULL;
+    return v && value_text(v, j->num, sizeof(j->num), s, len);
+}
+
 unsigned template_render(const struct template *t, const json_t *attributes,
                          const struct template_vars *vars, enum template_escape esc,
                          struct strbuf *out)
+{
+    struct json_lookup j = {.attributes = attributes};
+    return template_render_with(t, json_lookup, &j, vars, esc, out);
+}
+
+unsigned template_render_with(const struct template *t, template_lookup_fn lookup, void *ctx,
+                              const struct template_vars *vars, enum template_escape esc, struct strbuf *out)
 {
     unsigned missing = 0;
     if (!t) return 0;
@@ -272,7 +294,6 @@ unsigned template_render(const struct template *t, const json_t *attributes,
         const struct segment *g = &t->segs[i];
         const char *s = NULL;
         size_t len = 0;
-        char num[64];
         switch (g->kind) {
         case SEG_TEXT:
             strbuf_add(out, g->s, g->len); /* the template's own markup: never escaped */
@@ -284,8 +305,7 @@ unsigned template_render(const struct template *t, const json_t *attributes,
             s = vars ? vars->preferences_url : NULL;
             break;
         case SEG_ATTR: {
-            const json_t *v = attributes ? json_object_get(attributes, g->s) : NULL;
-            if (!v || !value_text(v, num, sizeof(num), &s, &len)) s = NULL;
+            if (!lookup(ctx, g->s, &s, &len)) s = NULL;
             /* The default stands in for a field the person lacks, and for an
              * empty string (a blank first name reads as none); escaped as a
              * value is, since it is text from the job, not markup. */

@@ -44,6 +44,17 @@ unsigned template_render(const struct template *t, const json_t *attributes,
                          const struct template_vars *vars, enum template_escape esc,
                          struct strbuf *out);
 
+/* The person's value of attribute name, as template_render writes it (a
+ * string's characters, a number's or a boolean's JSON text): true with
+ * [*s, *s + *len) valid until the rendering ends, false when the person
+ * lacks it (or it does not render: null, object, array). */
+typedef bool (*template_lookup_fn)(void *ctx, const char *name, const char **s, size_t *len);
+
+/* template_render with the attributes read through lookup(ctx, ...), for
+ * attributes held in another form than a jansson object. */
+unsigned template_render_with(const struct template *t, template_lookup_fn lookup, void *ctx,
+                              const struct template_vars *vars, enum template_escape esc, struct strbuf *out);
+
 /* Length of the template's source: with some room for what the fields
  * add, a good first size for a rendering (one allocation, not several). */
 size_t template_source_len(const struct template *t);

@@ -12,7 +12,10 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(job profile consent template tz feedback page)
 command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang)" >&2; exit 2; }
 mkdir -p build-fuzz
-srcs=(daemon/util.c daemon/job.c daemon/template.c daemon/profile.c daemon/policy.c daemon/tz.c daemon/quiet.c daemon/pagerender.c channels/plugin_feedback.c)
+# herald_pure's sources (CMakeLists.txt), and the feedback parser.
+srcs=(daemon/util.c daemon/job.c daemon/template.c daemon/profile.c daemon/policy.c daemon/tz.c daemon/quiet.c
+      daemon/pagerender.c daemon/channel.c daemon/progress.c daemon/precond.c daemon/mergepatch.c daemon/l10n.c
+      daemon/config_text.c daemon/grant.c channels/plugin_feedback.c)
 for t in "${targets[@]}"; do
     T=$(echo "$t" | tr a-z A-Z)
     clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -DFUZZ_"$T" -Idaemon -Ichannels \

@@ -101,6 +101,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *alone = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
         if (ra == 0 && (rw != 0 || !json_equal(attrs, wp.attributes))) abort();
         if (rw == 0 && alone && ra != 0) abort();
+        /* What the send path reads as text (profile_attributes_plain) the
+         * parser takes, and each attribute renders as from the tree. */
+        if (profile_attributes_plain((const char *)data, size)) {
+            if (ra != 0) abort();
+            const char *k;
+            json_t *v;
+            json_object_foreach(attrs, k, v) {
+                struct template *t;
+                struct strbuf src, a;
+                strbuf_init(&src);
+                strbuf_init(&a);
+                strbuf_adds(&src, "{{");
+                strbuf_adds(&src, k);
+                strbuf_adds(&src, "}}");
+                if (template_compile(src.buf, &t, err, sizeof(err)) == 0 && template_nfields(t) == 1 &&
+                    strcmp(template_field(t, 0), k) == 0) {
+                    json_t *only = json_pack("{sO}", k, v);
+                    template_render(t, only, NULL, TEMPLATE_RAW, &a);
+                    const char *s;
+                    size_t n;
+                    if (!profile_attribute_text((const char *)data, size, k, &s, &n) || a.len != n ||
+                        memcmp(a.buf, s, n) != 0)
+                        abort();
+                    json_decref(only);
+                }
+                template_free(t);
+                strbuf_free(&src);
+                strbuf_free(&a);
+            }
+        }
         json_decref(alone);
         json_decref(attrs);
         if (rw == 0) profile_free(&wp);

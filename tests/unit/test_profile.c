@@ -534,6 +534,63 @@ static void test_ledger_records(void **state)
     }
 }
 
+/* The send path's attributes read as text (profile_attributes_plain,
+ * profile_attribute_text): the form herald seals is taken, each value as a
+ * template renders it; anything else is left to the parser, which takes
+ * every text the plain reader takes. */
+static void test_attributes_plain(void **state)
+{
+    (void)state;
+    static const char *const plain[] = {
+        "{}",
+        "{\"age\":41,\"city\":\"Gothenburg\",\"first_name\":\"Ann\",\"vip\":true}",
+        "{\"a\":-7,\"b\":0,\"c\":false,\"d\":\"\"}",
+    };
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        json_t *o = NULL;
+        char err[160];
+        assert_true(profile_attributes_plain(plain[i], strlen(plain[i])));
+        assert_int_equal(profile_attributes_parse(plain[i], strlen(plain[i]), &o, err, sizeof(err)), 0);
+        json_decref(o);
+    }
+    const char *a = plain[1], *s;
+    size_t n, len = strlen(a);
+    assert_true(profile_attribute_text(a, len, "first_name", &s, &n));
+    assert_int_equal(n, 3);
+    assert_memory_equal(s, "Ann", 3);
+    assert_true(profile_attribute_text(a, len, "age", &s, &n));
+    assert_int_equal(n, 2);
+    assert_memory_equal(s, "41", 2);
+    assert_true(profile_attribute_text(a, len, "vip", &s, &n));
+    assert_int_equal(n, 4);
+    assert_memory_equal(s, "true", 4);
+    assert_false(profile_attribute_text(a, len, "last_name", &s, &n));
+    assert_false(profile_attribute_text(a, len, "cit", &s, &n));
+    assert_true(profile_attribute_text(plain[2], strlen(plain[2]), "a", &s, &n));
+    assert_int_equal(n, 2);
+    assert_memory_equal(s, "-7", 2);
+    assert_true(profile_attribute_text(plain[2], strlen(plain[2]), "d", &s, &n));
+    assert_int_equal(n, 0);
+    /* Valid, but not plain: escapes, bytes past ASCII, reals, "-0" (it
+     * renders as 0), null, nested values, keys out of order or twice,
+     * spaces, anything after the object. */
+    static const char *const other[] = {
+        "{\"a\":\"x\\\"y\"}", "{\"a\":\"J\xc3\xb6rg\"}", "{\"a\":1.5}",  "{\"a\":-0}",
+        "{\"a\":null}",        "{\"a\":[1]}",               "{\"a\":{}}",    "{\"b\":1,\"a\":2}",
+        "{\"a\":1,\"a\":2}",     "{ \"a\":1}",                "{\"a\":1} ",    "{\"a\":01}",
+        "",                    "[]",
+    };
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) assert_false(profile_attributes_plain(other[i], strlen(other[i])));
+    /* More attributes than a profile may hold: the parser says why. */
+    char many[2048];
+    size_t off = 0;
+    many[off++] = '{';
+    for (int i = 0; i <= HERALD_PROFILE_MAX_ATTRIBUTES; i++)
+        off += (size_t)snprintf(many + off, sizeof(many) - off, "%s\"k%03d\":1", i ? "," : "", i);
+    many[off++] = '}';
+    assert_false(profile_attributes_plain(many, off));
+}
+
 static void test_quiet_hours_and_frequency_parse(void **state)
 {
     (void)state;
@@ -578,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_ledger_records),
         cmocka_unit_test(test_compact_records),
         cmocka_unit_test(test_quiet_hours_and_frequency_parse),
+        cmocka_unit_test(test_attributes_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
