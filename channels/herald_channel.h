@@ -62,6 +62,11 @@
  *   which applies nothing of a refused request. Every string it passes to
  *   emit() needs to live only until emit() returns (the daemon copies
  *   what it keeps); every string of req lives until feedback() returns.
+ *
+ * Growth of version 2, at the end of its table:
+ * - flags (HERALD_CHANNEL_SAME_OPTIONS below). The daemon reads it only
+ *   from a table whose size covers it; an older version 2 table (its size
+ *   HERALD_CHANNEL_PLUGIN_V2_SIZE) and a version 1 table count as 0.
  */
 #ifndef HERALD_CHANNEL_H
 #define HERALD_CHANNEL_H
@@ -192,10 +197,25 @@ struct herald_channel_plugin {
      * terminated: the daemon refuses such a request 401 before reading
      * its body. NULL: none. */
     const char *const *feedback_headers;
+
+    /* ---- grown within ABI 2: read only when size covers it ---- */
+    uint32_t flags; /* HERALD_CHANNEL_* flags below, 0 for none */
 };
+
+/* prepare() sets the same curl options on every call, only their values
+ * differ (a network plugin's promise), and sets none when it returns -1.
+ * The daemon may then hand it the easy handle of the same provider's
+ * previous request without curl_easy_reset: every option that request had
+ * is set again, so nothing of it survives, and curl's reset of the whole
+ * handle (a few microseconds each time) is spared. Without the flag each
+ * handle is reset before prepare(). */
+#define HERALD_CHANNEL_SAME_OPTIONS 1u
 
 /* sizeof a version 1 table: the daemon reads no further in one. */
 #define HERALD_CHANNEL_PLUGIN_V1_SIZE (offsetof(struct herald_channel_plugin, deliver) + sizeof(void (*)(void)))
+/* sizeof a version 2 table before flags: the least a version 2 table has. */
+#define HERALD_CHANNEL_PLUGIN_V2_SIZE \
+    (offsetof(struct herald_channel_plugin, feedback_headers) + sizeof(const char *const *))
 
 /* ---- ABI 2: provider feedback ------------------------------------------ */
 

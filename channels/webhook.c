@@ -412,6 +412,9 @@ static const struct herald_channel_plugin webhook_plugin = {
     .prepare = webhook_prepare,
     .interpret = webhook_interpret,
     .release = webhook_release,
+    /* prepare() sets URL (and CURLU), POST, POSTFIELDS, POSTFIELDSIZE and
+     * HTTPHEADER every time, after its last refusal. */
+    .flags = HERALD_CHANNEL_SAME_OPTIONS,
 };
 
 HERALD_EXPORT const struct herald_channel_plugin *herald_channel_plugin(void)

@@ -1051,7 +1051,10 @@ static void req_release(struct dispatch *d, struct dispatch_req *req)
         req->queued = false;
     }
     if (req->state && p->pp->api->release) p->pp->api->release(p->pp->instance, req->state);
-    curl_easy_reset(req->easy);
+    /* A plugin that sets the same options for every request (and the
+     * daemon's own, set again each time) leaves nothing of this one in
+     * the handle: its reset would be spent in vain. */
+    if (!(p->pp->flags & HERALD_CHANNEL_SAME_OPTIONS)) curl_easy_reset(req->easy);
     if (p->nfree < DISPATCH_FREE_HANDLES_MAX && p->nfree < (size_t)p->cp->concurrency)
         p->free_easy[p->nfree++] = req->easy;
     else

@@ -146,15 +146,16 @@ static struct plugin_lib *lib_open(struct plugin_set *ps, const struct config *c
         return NULL;
     }
     const struct herald_channel_plugin *api = entry();
-    /* Version 1 tables end at deliver: nothing past it is read from one. */
-    size_t need = api && api->abi_version == 1u ? HERALD_CHANNEL_PLUGIN_V1_SIZE : sizeof(struct herald_channel_plugin);
+    /* Version 1 tables end at deliver: nothing past it is read from one.
+     * Version 2 tables end at feedback_headers or later (flags). */
+    size_t need = api && api->abi_version == 1u ? HERALD_CHANNEL_PLUGIN_V1_SIZE : HERALD_CHANNEL_PLUGIN_V2_SIZE;
     if (!api || api->abi_version < HERALD_CHANNEL_ABI_VERSION_MIN || api->abi_version > HERALD_CHANNEL_ABI_VERSION ||
         api->size < need) {
         strbuf_addf(errors,
                     "%s:%d: [provider %s] plugin: %s has ABI version %u (size %zu); this herald needs version %u "
                     "(size %zu) or version %u (size %zu)\n",
                     where, line, cp->name, path, api ? api->abi_version : 0u, api ? api->size : (size_t)0,
-                    HERALD_CHANNEL_ABI_VERSION, sizeof(struct herald_channel_plugin), HERALD_CHANNEL_ABI_VERSION_MIN,
+                    HERALD_CHANNEL_ABI_VERSION, (size_t)HERALD_CHANNEL_PLUGIN_V2_SIZE, HERALD_CHANNEL_ABI_VERSION_MIN,
                     (size_t)HERALD_CHANNEL_PLUGIN_V1_SIZE);
         return NULL;
     }
@@ -209,6 +210,8 @@ int plugin_set_load(const struct config *cfg, struct plugin_set **out, struct st
             pp->feedback = l->api->feedback;
             pp->feedback_route = l->api->feedback_route;
             pp->feedback_headers = l->api->feedback_headers;
+            if (l->api->size >= offsetof(struct herald_channel_plugin, flags) + sizeof(l->api->flags))
+                pp->flags = l->api->flags;
         }
         /* "email,sms" -> channel flags */
         char chans[64];

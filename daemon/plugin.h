@@ -23,6 +23,9 @@ struct plugin_provider {
                     char *err, size_t errlen);
     const char *feedback_route;
     const char *const *feedback_headers;
+    /* The table's flags (HERALD_CHANNEL_SAME_OPTIONS), 0 when it is older
+     * than them: read this, never api->flags. */
+    uint32_t flags;
 };
 
 struct plugin_set;
