@@ -113,6 +113,9 @@ struct dprov {
     uint64_t refilled_at;                 /* loop time of the last refill */
     uv_timer_t refill;
     CURL *free_easy[DISPATCH_FREE_HANDLES_MAX];
+    /* The handle kept its daemon options (HERALD_CHANNEL_SAME_OPTIONS: it
+     * was not reset after a request that had them all). */
+    bool free_set[DISPATCH_FREE_HANDLES_MAX];
     size_t nfree;
     int failures;                         /* consecutive RETRY verdicts */
     enum circuit circuit;
@@ -151,6 +154,7 @@ struct dispatch_req {
     struct dispatch_req *next_add;  /* in dispatch's add queue */
     bool sent;                      /* its one request left (prereq said OK) */
     bool resend_refused;            /* curl wanted to send it again: refused */
+    bool options_set;               /* the handle has every daemon option */
 };
 
 /* One configuration's providers: its config, plugin instances and their
@@ -1051,13 +1055,16 @@ static void req_release(struct dispatch *d, struct dispatch_req *req)
         req->queued = false;
     }
     if (req->state && p->pp->api->release) p->pp->api->release(p->pp->instance, req->state);
-    /* A plugin that sets the same options for every request (and the
-     * daemon's own, set again each time) leaves nothing of this one in
-     * the handle: its reset would be spent in vain. */
-    if (!(p->pp->flags & HERALD_CHANNEL_SAME_OPTIONS)) curl_easy_reset(req->easy);
-    if (p->nfree < DISPATCH_FREE_HANDLES_MAX && p->nfree < (size_t)p->cp->concurrency)
+    /* A plugin that sets the same options for every request leaves
+     * nothing of this one in the handle that the next would not set again
+     * (the daemon's own options are the same for every request of the
+     * provider): its reset would be spent in vain. */
+    bool keep = p->pp->flags & HERALD_CHANNEL_SAME_OPTIONS;
+    if (!keep) curl_easy_reset(req->easy);
+    if (p->nfree < DISPATCH_FREE_HANDLES_MAX && p->nfree < (size_t)p->cp->concurrency) {
+        p->free_set[p->nfree] = keep && req->options_set;
         p->free_easy[p->nfree++] = req->easy;
-    else
+    } else
         curl_easy_cleanup(req->easy);
     req->m->req = NULL;
     if (d->nspare < DISPATCH_SPARE_REQS_MAX && req->hdr_cap <= DISPATCH_SPARE_BUF_MAX &&
@@ -1087,7 +1094,15 @@ static struct dispatch_req *req_new(struct dispatch *d)
 static void start_curl(struct dprov *p, struct dispatch_msg *m)
 {
     struct dispatch *d = p->d;
-    CURL *e = p->nfree ? p->free_easy[--p->nfree] : curl_easy_init();
+    bool set = false; /* the daemon's own options are there already */
+    CURL *e;
+    if (p->nfree) {
+        p->nfree--;
+        e = p->free_easy[p->nfree];
+        set = p->free_set[p->nfree];
+    } else {
+        e = curl_easy_init();
+    }
     if (!e) {
         fprintf(stderr, "herald: curl_easy_init failed\n");
         abort();
@@ -1097,7 +1112,7 @@ static void start_curl(struct dprov *p, struct dispatch_msg *m)
     req->p = p;
     req->easy = e;
     m->req = req;
-    if (!d->env_proxy) {
+    if (!set && !d->env_proxy) {
         /* No proxy in the environment: say so, and curl does not look for
          * one (five getenv per request). Before prepare(), so that a
          * plugin may still choose its own. */
@@ -1118,18 +1133,24 @@ static void start_curl(struct dprov *p, struct dispatch_msg *m)
         on_verdict(m, p, false);
         return;
     }
-    /* The daemon's own options go last so that a plugin cannot undo them. */
+    /* The daemon's own options go last so that a plugin cannot undo them
+     * (one that sets the same options every time sets none of these: on a
+     * handle kept from its previous request, those that do not name the
+     * request are still there). */
     curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)req);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_data);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)req);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body_data);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)req);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->cp->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)d);
-    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)req);
+    if (!set) {
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_data);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body_data);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->cp->timeout_ms);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)d);
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    }
+    req->options_set = true;
     req->next = d->reqs;
     if (d->reqs) d->reqs->prev = req;
     d->reqs = req;
