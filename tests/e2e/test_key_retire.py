@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -147,6 +148,24 @@ class KeyRetire(harness.HeraldTestCase):
         self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
         self.assertIn("is not the key 'e2e2' that sealed data before", res.stderr)
         self.assertFalse(e.r.exists("herald:r:{kx-new}"))
+
+    def test_a_redis_error_is_waited_out_never_accepted(self):
+        e = self.env()
+        e.import_people([person("kw-1", email="retire.wait@example.org", channels=["email"], consent=["email"])])
+        # The registry's key holds a string: Redis refuses the check (WRONGTYPE).
+        e.r.delete("herald:keys")
+        e.r.set("herald:keys", "not a hash")
+        h = e.start_herald(wait_healthy=False)
+        e.enqueue(job("waits", recipients=["kw-1"], channels=["email"]))
+        harness.wait_for("the refusal retried", lambda: "WRONGTYPE" in h.log() or None, 20)
+        time.sleep(1.5)
+        self.assertNotIn("keys checked", h.log())
+        self.assertEqual(e.campaign("waits").get("sent", 0), 0)   # no job read meanwhile
+        self.assertIsNone(h.proc.poll())                          # nor stopped: it waits
+        e.r.delete("herald:keys")
+        self.assertEqual(e.wait_campaign_done("waits", herald=h, timeout=60)["sent"], 1)
+        self.assertIn("keys checked against the key registry keys=1", h.log())
+        self.assertRegex(e.r.hget("herald:keys", "e2e1"), r"^[0-9a-f]{16}$")
 
 
 if __name__ == "__main__":
