@@ -19,8 +19,8 @@ void keyreg_fingerprint(const struct seal_key *k, char out[KEYREG_FP_HEX + 1])
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    if (!HMAC(EVP_sha256(), k->key, SEAL_KEY_LEN, (const unsigned char *)KEYREG_LABEL, strlen(KEYREG_LABEL), mac,
-              &len) ||
+    if (!HMAC(EVP_sha256(), k->key, SEAL_KEY_LEN, (const unsigned char *)KEYREG_LABEL, strlen(KEYREG_LABEL),
+              mac, &len) ||
         len < KEYREG_FP_HEX / 2) {
         fputs("herald: HMAC-SHA256 failed\n", stderr);
         abort();
@@ -52,36 +52,42 @@ int keyreg_decide(const struct seal_keys *keys, const struct keyreg_entry *reg, 
         const struct seal_key *k = seal_keys_find(keys, id, strlen(id));
         if (retired(v)) {
             if (k && k == &keys->v[0]) {
-                herald_seterr(err, errlen,
-                              "key '%s', the first of key_file (the one that seals), was retired (heraldctl "
-                              "retire-key): a retired id never seals again; put a new key with a new id first",
-                              id);
+                herald_seterr(
+                    err, errlen,
+                    "key '%s', the first of key_file (the one that seals), was retired (heraldctl "
+                    "retire-key): a retired id never seals again; put a new key with a new id first",
+                    id);
                 return -HERALD_EINVAL;
             }
             if (k && warn)
-                strbuf_addf(warn, "key '%s' in key_file was retired (%s): nothing is sealed under it; delete its line\n",
-                            id, v);
+                strbuf_addf(
+                    warn,
+                    "key '%s' in key_file was retired (%s): nothing is sealed under it; delete its line\n",
+                    id, v);
             continue;
         }
         if (!fingerprint_like(v)) {
-            herald_seterr(err, errlen,
-                          "the key registry's entry for key '%s' is neither a fingerprint nor \"retired <time>\"", id);
+            herald_seterr(
+                err, errlen,
+                "the key registry's entry for key '%s' is neither a fingerprint nor \"retired <time>\"", id);
             return -HERALD_EINVAL;
         }
         if (!k) {
-            herald_seterr(err, errlen,
-                          "key '%s' is no longer in key_file but is not retired: people may still be sealed under "
-                          "it; put it back, run heraldctl rotate-key, then heraldctl retire-key %s",
-                          id, id);
+            herald_seterr(
+                err, errlen,
+                "key '%s' is no longer in key_file but is not retired: people may still be sealed under "
+                "it; put it back, run heraldctl rotate-key, then heraldctl retire-key %s",
+                id, id);
             return -HERALD_EINVAL;
         }
         char fp[KEYREG_FP_HEX + 1];
         keyreg_fingerprint(k, fp);
         if (strcmp(fp, v) != 0) {
-            herald_seterr(err, errlen,
-                          "key '%s' in key_file is not the key '%s' that sealed data before (other bytes under the "
-                          "same id): put the old bytes back, and give a new key a new id",
-                          id, id);
+            herald_seterr(
+                err, errlen,
+                "key '%s' in key_file is not the key '%s' that sealed data before (other bytes under the "
+                "same id): put the old bytes back, and give a new key a new id",
+                id, id);
             return -HERALD_EINVAL;
         }
     }
@@ -108,36 +114,58 @@ int keyreg_decide_reply(const struct seal_keys *keys, const redisReply *r, struc
     return rc;
 }
 
+bool keyreg_registered(const struct seal_keys *keys, const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY) return false;
+    for (size_t k = 0; keys && k < keys->n; k++) {
+        bool found = false;
+        for (size_t i = 0; !found && i + 1 < r->elements; i += 2)
+            found =
+                r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, keys->v[k].id) == 0;
+        if (!found) return false;
+    }
+    return true;
+}
+
+/* HGETALL of the registry into *out; 0, or -HERALD_EREDIS with err. */
+static int read_registry(redisContext *c, const char *key, redisReply **out, char *err, size_t errlen)
+{
+    redisReply *r = redisCommand(c, "HGETALL %s", key);
+    if (r && r->type == REDIS_REPLY_ARRAY) {
+        *out = r;
+        return 0;
+    }
+    store_sync_error(err, errlen, "key registry check", c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
+    if (r) freeReplyObject(r);
+    return -HERALD_EREDIS;
+}
+
 int keyreg_check_sync(redisContext *c, const char *prefix, const struct seal_keys *keys, bool reg,
                       struct strbuf *warn, char *err, size_t errlen)
 {
     struct strbuf k;
     strbuf_init(&k);
     keyreg_key(&k, prefix);
-    size_t sent = 0;
-    for (size_t i = 0; reg && keys && i < keys->n; i++, sent++) {
-        char fp[KEYREG_FP_HEX + 1];
-        keyreg_fingerprint(&keys->v[i], fp);
-        redisAppendCommand(c, "HSETNX %s %s %s", k.buf, keys->v[i].id, fp);
-    }
-    redisAppendCommand(c, "HGETALL %s", k.buf);
-    strbuf_free(&k);
-    int rc = 0;
-    for (size_t i = 0; i <= sent; i++) {
-        redisReply *r = NULL;
-        bool last = i == sent;
-        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r ||
-            r->type != (last ? REDIS_REPLY_ARRAY : REDIS_REPLY_INTEGER)) {
-            if (rc == 0) {
-                store_sync_error(err, errlen, "key registry check", c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
+    redisReply *r = NULL;
+    int rc = read_registry(c, k.buf, &r, err, errlen);
+    if (rc == 0 && reg && !keyreg_registered(keys, r)) {
+        for (size_t i = 0; rc == 0 && i < keys->n; i++) {
+            char fp[KEYREG_FP_HEX + 1];
+            keyreg_fingerprint(&keys->v[i], fp);
+            redisReply *w = redisCommand(c, "HSETNX %s %s %s", k.buf, keys->v[i].id, fp);
+            if (!w || w->type != REDIS_REPLY_INTEGER) {
+                store_sync_error(err, errlen, "key registry check", c,
+                                 w && w->type == REDIS_REPLY_ERROR ? w : NULL);
                 rc = -HERALD_EREDIS;
             }
-            if (r) freeReplyObject(r);
-            if (!r) return rc; /* the connection failed: no more replies */
-            continue;
+            if (w) freeReplyObject(w);
         }
-        if (last && rc == 0) rc = keyreg_decide_reply(keys, r, warn, err, errlen);
         freeReplyObject(r);
+        r = NULL;
+        if (rc == 0) rc = read_registry(c, k.buf, &r, err, errlen);
     }
+    if (rc == 0) rc = keyreg_decide_reply(keys, r, warn, err, errlen);
+    if (r) freeReplyObject(r);
+    strbuf_free(&k);
     return rc;
 }

@@ -10,7 +10,8 @@
  * "retired <unix time>" once heraldctl retire-key found no person sealed
  * under it. A key is registered (HSETNX: a registered id keeps its first
  * value) by every daemon at start and at a reload that changes the keys,
- * and by heraldctl import and rotate-key, before they seal anything.
+ * and by heraldctl import and rotate-key, before they seal anything (each
+ * reads the registry first and writes only the ids it lacks).
  *
  * The decision (keyreg_decide) is pure: a key file is refused when it holds
  * a registered id with other bytes, when it lacks a registered id that is
@@ -53,8 +54,15 @@ int keyreg_decide(const struct seal_keys *keys, const struct keyreg_entry *reg, 
 int keyreg_decide_reply(const struct seal_keys *keys, const redisReply *r, struct strbuf *warn, char *err,
                         size_t errlen);
 
-/* Blocking (heraldctl, herald --check-config --connect): registers every
- * key of keys when reg (HSETNX), reads the registry, decides. Returns 0,
+/* Whether every key of keys is a field of the registry's HGETALL reply r
+ * (an array of strings); false for a reply of another shape. The registry
+ * is read first and written only for the keys it lacks: a check costs no
+ * write once the keys are known (and works while Redis refuses writes). */
+bool keyreg_registered(const struct seal_keys *keys, const redisReply *r);
+
+/* Blocking (heraldctl, herald --check-config --connect): reads the
+ * registry; when reg, registers (HSETNX) the keys it lacks and reads it
+ * again; decides. Returns 0,
  * -HERALD_EINVAL (refused: err says why) or -HERALD_EREDIS (err names what
  * Redis refused or that the connection failed). */
 int keyreg_check_sync(redisContext *c, const char *prefix, const struct seal_keys *keys, bool reg,

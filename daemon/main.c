@@ -767,19 +767,29 @@ static void on_key_registered(redisReply *reply, enum store_error err, const cha
     (void)arg;
 }
 
-/* Registers every key of keys (HSETNX), then reads the registry into cb. */
-static void keys_send(struct daemon *d, const struct seal_keys *keys, store_cmd_cb cb)
+/* With register: registers every key of keys (HSETNX) first. Then reads
+ * the registry into cb, which calls again with register when the answer
+ * lacks a key of the file (keys_unknown): known keys cost no write. */
+static void keys_send(struct daemon *d, const struct seal_keys *keys, bool register_them, store_cmd_cb cb)
 {
     struct strbuf k;
     strbuf_init(&k);
     keyreg_key(&k, d->cfg->prefix);
-    for (size_t i = 0; keys && i < keys->n; i++) {
+    for (size_t i = 0; register_them && keys && i < keys->n; i++) {
         char fp[KEYREG_FP_HEX + 1];
         keyreg_fingerprint(&keys->v[i], fp);
         STORE_SEND(d->keys_cmds, 0, on_key_registered, NULL, "HSETNX", k.buf, keys->v[i].id, fp);
     }
     STORE_SEND(d->keys_cmds, 0, cb, d, "HGETALL", k.buf);
     strbuf_free(&k);
+}
+
+/* The registry lacks a key of keys: registered now, read again into cb. */
+static bool keys_unknown(struct daemon *d, const struct seal_keys *keys, const redisReply *reply, store_cmd_cb cb)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || keyreg_registered(keys, reply)) return false;
+    keys_send(d, keys, true, cb);
+    return true;
 }
 
 /* The registry's answer against keys: 0 (its warnings logged), or < 0 with err. */
@@ -801,10 +811,11 @@ static void on_keys_start(redisReply *reply, enum store_error err, const char *t
     (void)err;
     (void)text;
     struct daemon *d = arg;
-    if (!reply || d->stopping) return;
+    if (!reply || d->stopping || keys_unknown(d, d->cfg->keys, reply, on_keys_start)) return;
     char why[512];
     if (keys_decide(d->cfg->keys, reply, why, sizeof(why)) < 0) {
-        log_error("main", "[privacy] key_file %s: %s; herald stops", d->cfg->privacy_key_file ? d->cfg->privacy_key_file : "(not set)", why);
+        log_error("main", "[privacy] key_file %s: %s; herald stops",
+                  d->cfg->privacy_key_file ? d->cfg->privacy_key_file : "(not set)", why);
         d->exit_code = 1;
         d->stopping = true;
         d->api.stopping = true;
@@ -822,7 +833,7 @@ static void on_keys_start(redisReply *reply, enum store_error err, const char *t
 static void keys_check_start(struct daemon *d)
 {
     d->keys_sent = true;
-    keys_send(d, d->cfg->keys, on_keys_start);
+    keys_send(d, d->cfg->keys, false, on_keys_start);
 }
 
 static void on_keys_reload(redisReply *reply, enum store_error err, const char *text, void *arg)
@@ -830,6 +841,7 @@ static void on_keys_reload(redisReply *reply, enum store_error err, const char *
     (void)err;
     (void)text;
     struct daemon *d = arg;
+    if (reply && !d->stopping && keys_unknown(d, d->pending.next->keys, reply, on_keys_reload)) return;
     struct reload_pending p = d->pending;
     d->pending.on = false;
     char why[512];
@@ -852,7 +864,7 @@ static void keys_check_reload(struct daemon *d, const char *trigger, struct conf
     d->pending = (struct reload_pending){.on = true, .trigger = trigger, .next = next, .ps = ps, .ls = ls,
                                          .report = *report};
     log_info("main", "reload (%s): the keys changed; checking them against the key registry", trigger);
-    keys_send(d, next->keys, on_keys_reload);
+    keys_send(d, next->keys, false, on_keys_reload);
 }
 
 int main(int argc, char **argv)

@@ -47,7 +47,8 @@ static void test_fingerprint(void **state)
     assert_string_not_equal(a, c);
     assert_string_not_equal(a, d);
     assert_null(strstr(K1, a)); /* not a piece of the key's hex */
-    for (size_t i = 0; i < KEYREG_FP_HEX; i++) assert_non_null(strchr("0123456789abcdef", a[i]));
+    for (size_t i = 0; i < KEYREG_FP_HEX; i++)
+        assert_non_null(strchr("0123456789abcdef", a[i]));
 }
 
 /* keyreg_decide of the key file text against reg; returns rc, err and warn. */
@@ -120,6 +121,23 @@ static void test_reply_shape(void **state)
     assert_int_equal(keyreg_decide_reply(NULL, &nil, NULL, err, sizeof(err)), -HERALD_EINVAL);
     redisReply empty = {.type = REDIS_REPLY_ARRAY};
     assert_int_equal(keyreg_decide_reply(NULL, &empty, NULL, err, sizeof(err)), 0);
+
+    /* Registered: every id of the file is a field (a value is never taken for an id). */
+    struct seal_keys k;
+    ring(&k, K2 K1);
+    assert_false(keyreg_registered(&k, &empty));
+    assert_true(keyreg_registered(NULL, &empty));
+    redisReply f[4] = {{.type = REDIS_REPLY_STRING, .str = "k1", .len = 2},
+                       {.type = REDIS_REPLY_STRING, .str = "k2", .len = 2},
+                       {.type = REDIS_REPLY_STRING, .str = "k2", .len = 2},
+                       {.type = REDIS_REPLY_STRING, .str = "0011223344556677", .len = 16}};
+    redisReply *fs[4] = {&f[0], &f[1], &f[2], &f[3]};
+    redisReply reg = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = fs};
+    assert_false(keyreg_registered(&k, &reg)); /* k1 only ("k2" is its value) */
+    reg.elements = 4;
+    assert_true(keyreg_registered(&k, &reg));
+    assert_false(keyreg_registered(&k, &nil));
+    seal_keys_free(&k);
 }
 
 int main(void)
