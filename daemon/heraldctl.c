@@ -1225,7 +1225,14 @@ static int cmd_retire_key(const struct config *cfg, redisContext *c, const char 
         rc = 0;
         goto out;
     }
-    bool registered = r->type == REDIS_REPLY_STRING;
+    if (r->type == REDIS_REPLY_NIL) { /* a typo would name a retired id that could never seal */
+        fprintf(stderr,
+                "heraldctl: retire-key: key '%s' is not in the key registry (heraldctl stats lists it): no key "
+                "file registered it, so none needs it retired\n",
+                id);
+        rc = 1;
+        goto out;
+    }
     freeReplyObject(r);
     r = NULL;
     json_t *by_key = json_object();
@@ -1248,8 +1255,8 @@ static int cmd_retire_key(const struct config *cfg, redisContext *c, const char 
         goto out;
     }
     if (dry_run) {
-        printf("key '%s' seals nobody (counted on %zu master%s)%s: retire-key %s would retire it\n", id, nnodes,
-               nnodes == 1 ? "" : "s", registered ? "" : " and was never registered", id);
+        printf("key '%s' seals nobody (counted on %zu master%s): retire-key %s would retire it\n", id, nnodes,
+               nnodes == 1 ? "" : "s", id);
         rc = 0;
         goto out;
     }

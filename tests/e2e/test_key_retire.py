@@ -87,6 +87,10 @@ class KeyRetire(harness.HeraldTestCase):
         self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
         self.assertIn("key 'e2e2' is the first of [privacy] key_file", res.stderr)
         self.assertRegex(e.r.hget("herald:keys", "e2e1"), r"^[0-9a-f]{16}$")   # nothing retired
+        res = e.ctl("retire-key", "e2e9")   # a typo: no key file ever registered it
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("key 'e2e9' is not in the key registry", res.stderr)
+        self.assertIsNone(e.r.hget("herald:keys", "e2e9"))
         for bad in ("", "too-long-id", "a b"):
             res = e.ctl("retire-key", bad)
             self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
