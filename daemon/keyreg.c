@@ -148,7 +148,8 @@ int keyreg_check_sync(redisContext *c, const char *prefix, const struct seal_key
     keyreg_key(&k, prefix);
     redisReply *r = NULL;
     int rc = read_registry(c, k.buf, &r, err, errlen);
-    if (rc == 0 && reg && !keyreg_registered(keys, r)) {
+    char why[8]; /* a file the registry refuses registers nothing: decided again below */
+    if (rc == 0 && reg && !keyreg_registered(keys, r) && keyreg_decide_reply(keys, r, NULL, why, sizeof(why)) == 0) {
         for (size_t i = 0; rc == 0 && i < keys->n; i++) {
             char fp[KEYREG_FP_HEX + 1];
             keyreg_fingerprint(&keys->v[i], fp);

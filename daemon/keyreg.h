@@ -61,8 +61,8 @@ int keyreg_decide_reply(const struct seal_keys *keys, const redisReply *r, struc
 bool keyreg_registered(const struct seal_keys *keys, const redisReply *r);
 
 /* Blocking (heraldctl, herald --check-config --connect): reads the
- * registry; when reg, registers (HSETNX) the keys it lacks and reads it
- * again; decides. Returns 0,
+ * registry; when reg and the registry accepts keys, registers (HSETNX)
+ * the keys it lacks and reads it again; decides. Returns 0,
  * -HERALD_EINVAL (refused: err says why) or -HERALD_EREDIS (err names what
  * Redis refused or that the connection failed). */
 int keyreg_check_sync(redisContext *c, const char *prefix, const struct seal_keys *keys, bool reg,

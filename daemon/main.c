@@ -784,10 +784,15 @@ static void keys_send(struct daemon *d, const struct seal_keys *keys, bool regis
     strbuf_free(&k);
 }
 
-/* The registry lacks a key of keys: registered now, read again into cb. */
+/* The registry lacks a key of keys and accepts the file: registered now,
+ * read again into cb. A file it refuses registers nothing (its new ids
+ * would then refuse every other daemon's file that lacks them). */
 static bool keys_unknown(struct daemon *d, const struct seal_keys *keys, const redisReply *reply, store_cmd_cb cb)
 {
-    if (reply->type != REDIS_REPLY_ARRAY || keyreg_registered(keys, reply)) return false;
+    char why[512];
+    if (reply->type != REDIS_REPLY_ARRAY || keyreg_registered(keys, reply) ||
+        keyreg_decide_reply(keys, reply, NULL, why, sizeof(why)) < 0)
+        return false;
     keys_send(d, keys, true, cb);
     return true;
 }

@@ -78,6 +78,11 @@ class KeyRetire(harness.HeraldTestCase):
                       h.log())
         self.assertIn("heraldctl retire-key e2e1", h.log())
         self.assertEqual(self.sent(e, h, "still-keyed", ids), (3, {}))
+        # A refused file registers nothing: a new id in it would refuse every other daemon's file.
+        K3 = "e2e3 " + "d4" * 32
+        self.assertEqual(self.reload(h, [K3, K2]), "refused")
+        self.assertIsNone(e.r.hget("herald:keys", "e2e3"))
+        e.write_keys(K2 + "\n")   # the file as the refused reload before left it
         # retire-key refuses while people need it, and for the key that seals.
         res = e.ctl("retire-key", "e2e1")
         self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
