@@ -463,8 +463,17 @@ void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj
         const struct store_job_reservation *it = items[idx ? idx[i] : i];
         /* The sends member only where the script uses it: a history to keep, a takeover. */
         const char *member = it->keep > 0 || it->prior[0] ? it->member : "";
-        const char *vals[] = {it->rev, it->record, it->prior, it->channel, member};
-        for (size_t j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) store_args_add(a, vals[j]);
+        store_args_add(a, it->rev);
+        store_args_add(a, it->record);
+        store_args_add(a, it->channel);
+        /* "": no prior, member, history or limits (reserve.lua's header). */
+        if (!it->prior[0] && !member[0] && it->keep == 0 && it->nfreq == 0) {
+            store_args_add(a, "");
+            continue;
+        }
+        store_args_add(a, "+");
+        store_args_add(a, it->prior);
+        store_args_add(a, member);
         store_args_addll(a, it->keep);
         store_args_addll(a, (long long)it->nfreq);
         for (size_t j = 0; j < it->nfreq; j++) {

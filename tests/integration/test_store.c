@@ -129,8 +129,8 @@ static redisReply *reserve_two(const char *rev_a, const char *rev_b, const char 
 {
     const char *args[] = {"t:r:{a}", "t:r:{b}",
                           "1000", "c1", "news", "50", "0",
-                          rev_a, "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0",
-                          rev_b, record_b, "", "email", "email|news|c1", "0", "0", NULL};
+                          rev_a, "reserved 1-0 run 1000 1", "email", "", /* the short form */
+                          rev_b, record_b, "email", "+", "", "email|news|c1", "0", "0", NULL};
     return eval_fenced(store_lua_reserve, 2, args);
 }
 
@@ -177,7 +177,7 @@ static void reserve_checks_caps_in_order(void **st)
     const char *args[] = {"t:r:{a}", "1000", "c1", "news", "50", "2",
                           "daily_email", "email", "1", "86400", "",
                           "any_news", "any", "5", "86400", ",news,",
-                          "", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "86400", "0", NULL};
+                          "", "reserved 1-0 run 1000 1", "email", "+", "", "email|news|c1", "86400", "0", NULL};
     redisReply *r = eval_fenced(store_lua_reserve, 1, args);
     assert_string_equal(r->element[0]->str, "cap");
     assert_string_equal(r->element[1]->str, "daily_email");
@@ -377,7 +377,7 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     own_entry();
     cmd_ok("HSET t:r:{a} rev 1");
     const char *res[] = {"t:r:{a}", "1000", "c1", "news", "50", "0",
-                         "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
+                         "1", "reserved 1-0 run 1000 1", "email", "", NULL};
     const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
                          "1000", "c1", "1-1", "b0", "100", "1",
                          "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "", "1", "", "", "",
@@ -455,7 +455,7 @@ static void reserve_takes_over_a_dead_runs_reservation(void **st)
     cmd_ok("ZADD t:r:{a}:sends 900 email|news|c1");
     const char *args[] = {"t:r:{a}", "1000", "c1", "news", "50", "1",
                           "one_a_day", "email", "1", "86400", "",
-                          "", "reserved 1-1 new.1 1000 1", "reserved 1-1 dead.1 900 4", "email", "email|news|c1",
+                          "", "reserved 1-1 new.1 1000 1", "email", "+", "reserved 1-1 dead.1 900 4", "email|news|c1",
                           "86400", "0", NULL};
     redisReply *r = eval_fenced(store_lua_reserve, 1, args);
     assert_string_equal(r->element[0]->str, "ok");
