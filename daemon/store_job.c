@@ -572,7 +572,7 @@ void sj_args_value(const struct store_args *b, size_t off, size_t k, const char 
 /* The kind of oc (its values appended to o->kinds), as the number that
  * names it: an earlier kind of the same values when one of the last few is
  * (the outcomes of one loop iteration mostly share one), else this new one. */
-static size_t outcome_kind(struct store_outcomes *o, const struct store_outcome *oc)
+static size_t outcome_kind(struct store_outcomes *o, const struct store_outcome *oc, bool extra)
 {
     if (o->nkinds == o->kind_cap) {
         o->kind_cap = o->kind_cap ? 2 * o->kind_cap : 8;
@@ -581,11 +581,12 @@ static size_t outcome_kind(struct store_outcomes *o, const struct store_outcome 
     size_t start = o->kinds.data.len < STORE_ARGS_HEAD ? STORE_ARGS_HEAD : o->kinds.data.len;
     const char *vals[] = {oc->channel, oc->outcome, oc->reason, oc->provider, oc->at};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) store_args_add(&o->kinds, vals[i] ? vals[i] : "");
-    char flags[4];
+    char flags[5];
     size_t nf = 0;
     if (oc->reserved) flags[nf++] = 'r';
     if (oc->was_deferred) flags[nf++] = 'd';
     if (oc->once) flags[nf++] = 'n';
+    if (extra) flags[nf++] = 'x';
     flags[nf] = '\0';
     store_args_add(&o->kinds, flags);
     if (oc->requests >= 0) store_args_addll(&o->kinds, oc->requests);
@@ -622,16 +623,22 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     o->off[2 * o->n + 1] = o->args.data.len;
     store_key_person(k, o->prefix, oc->id);
     add_buf(&o->keys, k);
-    const char *vals[] = {oc->id, oc->record, oc->unsend, oc->history, oc->provider_id};
+    const char *vals[] = {oc->id, oc->record, oc->history, oc->provider_id, oc->slot};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) store_args_add(&o->args, vals[i] ? vals[i] : "");
-    if (oc->provider_id && oc->provider_id[0] && oc->pid_key) {
-        store_key_pid(k, o->prefix, oc->provider, oc->provider_id);
-        add_buf(&o->args, k);
-    } else {
-        store_args_add(&o->args, "");
+    /* The two values most outcomes do without (a permanent failure's
+     * sends member, a `feedback = on` provider's id key) only where set. */
+    bool pid = oc->provider_id && oc->provider_id[0] && oc->pid_key;
+    bool extra = pid || (oc->unsend && oc->unsend[0]);
+    store_args_addll(&o->args, (long long)outcome_kind(o, oc, extra));
+    if (extra) {
+        store_args_add(&o->args, oc->unsend ? oc->unsend : "");
+        if (pid) {
+            store_key_pid(k, o->prefix, oc->provider, oc->provider_id);
+            add_buf(&o->args, k);
+        } else {
+            store_args_add(&o->args, "");
+        }
     }
-    store_args_add(&o->args, oc->slot ? oc->slot : "");
-    store_args_addll(&o->args, (long long)outcome_kind(o, oc));
     o->n++;
 }
 
@@ -1599,33 +1606,37 @@ int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mod
 
 void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_outcome *out, struct strbuf *scratch)
 {
-    /* Outcome i's values, then its kind's, copied NUL-separated. */
-    const char *v[STORE_OUTCOME_ARGS + STORE_OUTCOME_KIND_ARGS];
-    size_t at[STORE_OUTCOME_ARGS + STORE_OUTCOME_KIND_ARGS];
+    /* Outcome i's values, its kind's, then its 2 extra ones ("" when its
+     * kind says none), copied NUL-separated. */
+    enum { OWN = STORE_OUTCOME_ARGS, KIND = OWN + STORE_OUTCOME_KIND_ARGS, ALL = KIND + STORE_OUTCOME_EXTRA_ARGS };
+    size_t at[ALL];
     strbuf_reset(scratch);
-    for (size_t j = 0; j < STORE_OUTCOME_ARGS + STORE_OUTCOME_KIND_ARGS; j++) {
-        const char *s;
-        size_t len;
-        if (j < STORE_OUTCOME_ARGS) {
+    for (size_t j = 0; j < ALL; j++) {
+        const char *s = "";
+        size_t len = 0;
+        if (j < OWN) {
             sj_args_value(&o->args, o->off[2 * i + 1], j, &s, &len);
-        } else {
+        } else if (j < KIND) {
             size_t kind = (size_t)strtoull(scratch->buf + at[SJO_KIND], NULL, 10);
-            sj_args_value(&o->kinds, kind ? o->kind_off[kind - 1] : 0, j - STORE_OUTCOME_ARGS, &s, &len);
+            sj_args_value(&o->kinds, kind ? o->kind_off[kind - 1] : 0, j - OWN, &s, &len);
+        } else if (strchr(scratch->buf + at[OWN + SJK_FLAGS], 'x')) {
+            sj_args_value(&o->args, o->off[2 * i + 1], SJO_UNSEND + (j - KIND), &s, &len);
         }
         at[j] = scratch->len;
         strbuf_add(scratch, s, len);
         strbuf_add(scratch, "", 1);
     }
-    for (size_t j = 0; j < STORE_OUTCOME_ARGS + STORE_OUTCOME_KIND_ARGS; j++) v[j] = scratch->buf + at[j];
-    const char *const *k = v + STORE_OUTCOME_ARGS;
+    const char *v[ALL];
+    for (size_t j = 0; j < ALL; j++) v[j] = scratch->buf + at[j];
+    const char *const *k = v + OWN, *const *x = v + KIND;
     *out = (struct store_outcome){
-        .id = v[SJO_ID], .record = v[SJO_RECORD], .unsend = v[SJO_UNSEND], .history = v[SJO_HISTORY],
+        .id = v[SJO_ID], .record = v[SJO_RECORD], .unsend = x[SJO_UNSEND - OWN], .history = v[SJO_HISTORY],
         .channel = k[SJK_CHANNEL], .outcome = k[SJK_OUTCOME], .reason = k[SJK_REASON], .provider = k[SJK_PROVIDER],
         .provider_id = v[SJO_PROVIDER_ID], .at = k[SJK_AT],
         .reserved = strchr(k[SJK_FLAGS], 'r') != NULL, .was_deferred = strchr(k[SJK_FLAGS], 'd') != NULL,
         .once = strchr(k[SJK_FLAGS], 'n') != NULL,
         .requests = k[SJK_REQUESTS][0] ? (int)strtol(k[SJK_REQUESTS], NULL, 10) : -1,
-        .pid_key = v[SJO_PID_KEY][0] != '\0', .locale = k[SJK_LOCALE], .slot = v[SJO_SLOT],
+        .pid_key = x[SJO_PID_KEY - OWN][0] != '\0', .locale = k[SJK_LOCALE], .slot = v[SJO_SLOT],
     };
 }
 

@@ -470,12 +470,19 @@ static void outcome_kind_value(const struct nodes_op *op, size_t i, size_t k, co
     sj_args_value(&op->okinds, kind ? op->kind_off[kind - 1] : 0, k, s, len);
 }
 
-/* Appends the arguments of b from byte from to byte to (count of them). */
+/* Appends the arguments of b from byte from to byte to (count of them:
+ * 0, counted here). */
 static void args_copy(struct store_args *a, const struct store_args *b, size_t from, size_t to, size_t count)
 {
     if (from < STORE_ARGS_HEAD) from = STORE_ARGS_HEAD;
     if (to <= from) return;
     strbuf_add(&a->data, b->data.buf + from, to - from);
+    if (!count)
+        for (const char *p = b->data.buf + from; p < b->data.buf + to; count++) { /* "$<len>\r\n<bytes>\r\n" */
+            char *end;
+            size_t len = (size_t)strtoull(p + 1, &end, 10);
+            p = end + 2 + len + 2;
+        }
     a->n += count;
 }
 
@@ -723,8 +730,10 @@ static void part_pid_keys(struct nodes_part *p)
     for (size_t k = 0; k < p->n; k++) {
         size_t i = p->idx[k];
         if (i >= op->nout) continue;
-        const char *pid, *id, *ch;
-        size_t plen, ilen, clen;
+        const char *pid, *id, *ch, *flags;
+        size_t plen, ilen, clen, flen;
+        outcome_kind_value(op, i, SJK_FLAGS, &flags, &flen);
+        if (!memchr(flags, 'x', flen)) continue; /* no provider id key */
         outcome_value(op, i, SJO_PID_KEY, &pid, &plen);
         if (!plen) continue;
         outcome_value(op, i, SJO_ID, &id, &ilen);
@@ -810,7 +819,7 @@ static void part_finish_args(struct store_args *a, struct nodes_op *op, const st
         size_t i = p->idx[k];
         if (i >= op->nout) continue;
         size_t end = i + 1 < op->nout ? op->off[2 * (i + 1) + 1] : op->oargs.data.len;
-        args_copy(a, &op->oargs, op->off[2 * i + 1], end, STORE_OUTCOME_ARGS);
+        args_copy(a, &op->oargs, op->off[2 * i + 1], end, 0); /* 6 values, or 8 */
     }
     for (size_t k = 0; k < p->n; k++) {
         if (p->idx[k] < op->nout) continue;

@@ -34,13 +34,14 @@
 -- costs Redis about 900 instructions to read and turn into a Lua string)
 -- 8 values: channel, outcome, reason, provider, at, flags ("r" holds a
 -- reservation, "d" leaves the deferred count, "n" no record but written
--- once), requests (sent to providers, "" none), locale (the content's
--- language, "" none; only with requests); then per outcome 8 values: id,
--- record ("" none), sends member to remove ("" none), history entry (""
--- none), provider_id, provider id key ("" none: `feedback = on` providers
--- only, see below), history field (the reservation's slot 'h<slot>', ""
--- none: taken here), its kind (1, 2, ...: its place among the kinds); then
--- per handoff: its handed record ("p ...": pending).
+-- once, "x" its outcomes carry the two extra values below), requests (sent
+-- to providers, "" none), locale (the content's language, "" none; only
+-- with requests); then per outcome 6 values: id, record ("" none),
+-- history entry ("" none), provider_id, history field (the reservation's
+-- slot 'h<slot>', "" none: taken here), its kind (1, 2, ...: its place
+-- among the kinds), and with a kind flagged "x" 2 more: sends member to
+-- remove ("" none), provider id key ("" none: `feedback = on` providers
+-- only, see below); then per handoff: its handed record ("p ...": pending).
 -- A provider id key (<prefix>:pid:<provider>:<provider id>) maps the
 -- provider's message id to "campaign recipient channel" for PID_TTL
 -- seconds, so that the provider's delivery callbacks find the message:
@@ -79,13 +80,16 @@ for k = 1, nkinds do
   kinds[tostring(k)] = {
     ch = ARGV[i], outcome = ARGV[i + 1], reason = ARGV[i + 2], provider = ARGV[i + 3], at = ARGV[i + 4],
     only_r = flags == 'r', r = string.find(flags, 'r', 1, true) ~= nil, d = string.find(flags, 'd', 1, true) ~= nil,
-    n = string.find(flags, 'n', 1, true) ~= nil, requests = ARGV[i + 6], locale = ARGV[i + 7], pf = pf}
+    n = string.find(flags, 'n', 1, true) ~= nil, x = string.find(flags, 'x', 1, true) ~= nil,
+    requests = ARGV[i + 6], locale = ARGV[i + 7], pf = pf}
   i = i + 8
 end
 for k = 5, 4 + nout do
   local person = KEYS[k]
-  local id, record, unsend, h, slot = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 6]
-  local kd = kinds[ARGV[i + 7]]
+  local id, record, h, pid, slot = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local kd = kinds[ARGV[i + 5]]
+  local unsend, pidkey = '', ''
+  if kd.x then unsend, pidkey = ARGV[i + 6], ARGV[i + 7] end
   local once = kd.n
   -- stored: the record is written; hn: the cursor read, a slot to take.
   local write, stored, hn = true, false, nil
@@ -153,26 +157,26 @@ for k = 5, 4 + nout do
     if kd.locale ~= '' then
       redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', kd.ch, 'outcome', kd.outcome, 'reason', kd.reason, 'provider', kd.provider,
-                 'provider_id', ARGV[i + 4], 'at', kd.at, 'requests', kd.requests, 'locale', kd.locale)
+                 'provider_id', pid, 'at', kd.at, 'requests', kd.requests, 'locale', kd.locale)
     elseif kd.requests ~= '' then
       redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', kd.ch, 'outcome', kd.outcome, 'reason', kd.reason, 'provider', kd.provider,
-                 'provider_id', ARGV[i + 4], 'at', kd.at, 'requests', kd.requests)
+                 'provider_id', pid, 'at', kd.at, 'requests', kd.requests)
     else
       redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
                  'channel', kd.ch, 'outcome', kd.outcome, 'reason', kd.reason, 'provider', kd.provider,
-                 'provider_id', ARGV[i + 4], 'at', kd.at)
+                 'provider_id', pid, 'at', kd.at)
     end
     incr[kd.pf] = (incr[kd.pf] or 0) + 1
     if kd.d then
       incr['deferred:quiet_hours'] = (incr['deferred:quiet_hours'] or 0) - 1
     end
-    if ARGV[i + 5] ~= '' and ARGV[1] ~= '' then
-      redis.call('SET', ARGV[i + 5], campaign .. ' ' .. id .. ' ' .. kd.ch, 'EX', PID_TTL)
+    if pidkey ~= '' and ARGV[1] ~= '' then
+      redis.call('SET', pidkey, campaign .. ' ' .. id .. ' ' .. kd.ch, 'EX', PID_TTL)
     end
     n = n + 1
   end
-  i = i + 8
+  i = i + (kd.x and 8 or 6)
 end
 if n > 0 then redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[4]) end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end

@@ -126,21 +126,30 @@ static redisReply *eval_fenced(const char *script, int nkeys, const char **args)
 static redisReply *finish_fenced(int nkeys, const char **args)
 {
     static const int kind_of[] = {4, 5, 6, 7, 9, 10, 11, 13}; /* a kind's 8 values, in order */
-    static const int own_of[] = {0, 1, 2, 3, 8, 12, 14};     /* then an outcome's own 7 */
+    static const int own_of[] = {0, 1, 3, 8, 14};            /* then an outcome's own 5, its kind */
     const char *all[256];
-    char names[32][8];
+    char names[32][8], flags[32][8];
     int n = 0;
     for (int i = 0; i < nkeys + 6; i++) all[n++] = args[i];
     int nout = (int)strtol(args[nkeys + 5], NULL, 10);
     assert_true(nout < 32);
     all[n++] = args[nkeys + 5]; /* as many kinds */
     const char **o = args + nkeys + 6;
-    for (int k = 0; k < nout; k++)
-        for (int j = 0; j < 8; j++) all[n++] = o[15 * k + kind_of[j]];
     for (int k = 0; k < nout; k++) {
-        for (int j = 0; j < 7; j++) all[n++] = o[15 * k + own_of[j]];
+        /* "x": the outcome carries its sends member and provider id key. */
+        const char *const *v = o + 15 * k;
+        snprintf(flags[k], sizeof(flags[k]), "%s%s", v[10], v[2][0] || v[12][0] ? "x" : "");
+        for (int j = 0; j < 8; j++) all[n++] = kind_of[j] == 10 ? flags[k] : v[kind_of[j]];
+    }
+    for (int k = 0; k < nout; k++) {
+        const char *const *v = o + 15 * k;
+        for (int j = 0; j < 5; j++) all[n++] = v[own_of[j]];
         snprintf(names[k], sizeof(names[k]), "%d", k + 1);
         all[n++] = names[k];
+        if (flags[k][0] && strchr(flags[k], 'x')) {
+            all[n++] = v[2];
+            all[n++] = v[12];
+        }
     }
     for (const char **a = o + 15 * nout; *a; a++) all[n++] = *a;
     all[n] = NULL;

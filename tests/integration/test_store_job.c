@@ -269,6 +269,8 @@ static void outcomes_share_kinds(void **st)
     cmd_ok("HSET herald:r:{ka} rev 1 c:c3 %s h0 %s", "r 1-1 r.1 1000 1", "");
     cmd_ok("HSET herald:r:{kb} rev 1 c:c3 %s h4 %s", "r 1-1 r.1 1000 2", "");
     cmd_ok("HSET herald:r:{kc} rev 1");
+    cmd_ok("HSET herald:r:{kd} rev 1 c:c3 %s h0 %s", "r 1-1 r.1 1000 3", "");
+    cmd_ok("ZADD herald:r:{kd}:sends 1000 email|news|c3 900 email|news|old");
     struct store_outcomes o;
     store_outcomes_init(&o, "herald");
     const struct store_outcome sent = {.record = "s 1-1 r.1 1000 email/-", .unsend = "", .channel = "email",
@@ -281,15 +283,23 @@ static void outcomes_share_kinds(void **st)
                                      .channel = "email", .outcome = "suppressed", .reason = "no_consent",
                                      .provider = "", .provider_id = "", .at = "2026-01-01T00:00:00Z",
                                      .requests = -1};
+    /* A permanent failure gives its sends entry back: an outcome with the
+     * two extra values. */
+    const struct store_outcome od = {.id = "kd", .record = "f 1-1 r.1 1000 email/pr", .unsend = "email|news|c3",
+                                     .history = "2|1000|c3|0fpr|hook", .channel = "email", .outcome = "failed",
+                                     .reason = "provider_rejected", .provider = "hook", .provider_id = "",
+                                     .at = "2026-01-01T00:00:00Z", .reserved = true, .requests = 1,
+                                     .locale = "sv", .slot = "h0"};
     store_outcomes_add(&o, &oa);
     store_outcomes_add(&o, &oc);
     store_outcomes_add(&o, &ob);
-    assert_int_equal(o.n, 3);
-    assert_int_equal(o.nkinds, 2); /* ka and kb share theirs */
-    const struct store_outcome *want[] = {&oa, &oc, &ob};
+    store_outcomes_add(&o, &od);
+    assert_int_equal(o.n, 4);
+    assert_int_equal(o.nkinds, 3); /* ka and kb share theirs */
+    const struct store_outcome *want[] = {&oa, &oc, &ob, &od};
     struct strbuf scratch;
     strbuf_init(&scratch);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         struct store_outcome back;
         store_outcomes_get(&o, i, &back, &scratch);
         assert_string_equal(back.id, want[i]->id);
@@ -301,6 +311,7 @@ static void outcomes_share_kinds(void **st)
         assert_string_equal(back.at, want[i]->at);
         assert_string_equal(back.locale, want[i]->locale ? want[i]->locale : "");
         assert_string_equal(back.slot, want[i]->slot ? want[i]->slot : "");
+        assert_string_equal(back.unsend, want[i]->unsend);
         assert_int_equal(back.reserved, want[i]->reserved);
         assert_int_equal(back.requests, want[i]->requests);
     }
@@ -317,9 +328,15 @@ static void outcomes_share_kinds(void **st)
     expect_str("x 1-1 r.1 1000 email/nc", "HGET herald:r:{kc} c:c3");
     expect_str("2", "HGET herald:campaign:c3 sent");
     expect_str("1", "HGET herald:campaign:c3 suppressed:no_consent");
+    expect_str("f 1-1 r.1 1000 email/pr", "HGET herald:r:{kd} c:c3");
+    expect_str("1", "HGET herald:campaign:c3 failed:provider_rejected");
+    redisReply *left = redisCommand(sync_c, "ZRANGE herald:r:{kd}:sends 0 -1");
+    assert_int_equal(left->elements, 1); /* its entry given back, the older one kept */
+    assert_string_equal(left->element[0]->str, "email|news|old");
+    freeReplyObject(left);
     redisReply *r = redisCommand(sync_c, "XRANGE herald:audit - +");
-    assert_int_equal(r->elements, 3);
-    for (size_t e = 0; e < 3; e++) {
+    assert_int_equal(r->elements, 4);
+    for (size_t e = 0; e < 4; e++) {
         const redisReply *f = r->element[e]->element[1];
         const char *who = NULL, *pid = NULL, *outcome = NULL, *locale = NULL;
         for (size_t i = 0; i + 1 < f->elements; i += 2) {
