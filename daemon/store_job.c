@@ -405,29 +405,37 @@ static const char *const verdicts[] = {
     [SJV_USER_FREQUENCY] = "user_frequency",
 };
 
-static int verdict_of(const char *s)
+/* One answer of reserve.lua: "h<slot>" (reserved in that slot), else the
+ * verdict's word and, after a space, its detail; -1: none of these. */
+static int verdict_of(const char *s, const char **detail)
 {
+    if (s[0] == 'h') {
+        *detail = s;
+        return SJV_OK;
+    }
+    size_t len = strcspn(s, " ");
+    *detail = s[len] ? s + len + 1 : "";
     for (size_t v = 0; v < sizeof(verdicts) / sizeof(verdicts[0]); v++)
-        if (strcmp(s, verdicts[v]) == 0) return (int)v;
+        if (v != SJV_OK && strlen(verdicts[v]) == len && strncmp(s, verdicts[v], len) == 0) return (int)v;
     return -1;
 }
 
 void on_reserved(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
-    bool ok = is_array_of(r, 2 * c->n, REDIS_REPLY_STRING);
+    bool ok = is_array_of(r, c->n, REDIS_REPLY_STRING);
+    const char *d;
     for (size_t i = 0; ok && i < c->n; i++) {
-        int v = verdict_of(r->element[2 * i]->str);
+        int v = verdict_of(r->element[i]->str, &d);
         /* "cap" always names its cap; a detail too long for it is no reply of ours. */
-        if (v < 0 || (v == SJV_CAP && !r->element[2 * i + 1]->str[0]) ||
-            r->element[2 * i + 1]->len >= sizeof(((struct store_job_reservation *)0)->detail))
+        if (v < 0 || (v == SJV_CAP && !d[0]) || strlen(d) >= sizeof(((struct store_job_reservation *)0)->detail))
             ok = false;
     }
     if (call_ended(c, r, err, text, !ok)) return;
     for (size_t i = 0; i < c->n; i++) {
         struct store_job_reservation *it = c->items[i];
-        it->verdict = (enum store_job_verdict)verdict_of(r->element[2 * i]->str);
-        herald_copy(it->detail, sizeof(it->detail), r->element[2 * i + 1]->str);
+        it->verdict = (enum store_job_verdict)verdict_of(r->element[i]->str, &d);
+        herald_copy(it->detail, sizeof(it->detail), d);
     }
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }

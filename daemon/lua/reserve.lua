@@ -29,9 +29,10 @@
 -- (the dead run's reservation it replaces, "" none), sends member (""
 -- when neither kept nor taken over), history to keep (s, 0: none),
 -- nfreq, then per limit: channel (email|sms|any), limit, window (s).
--- Returns 'lost', or 2 values per recipient: "ok" <its history slot's
--- field 'h<slot>'>, "stale" "" (decide
--- again), "duplicate" <record>, "cap" <name> or "user_frequency" "".
+-- Returns 'lost', or one value per recipient (one reply element: Redis
+-- costs about 600 instructions each): its history slot's field 'h<slot>'
+-- when reserved ("ok"), else "stale" (decide again), "duplicate <record>",
+-- "cap <name>" or "user_frequency".
 if not fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 'lost' end
 local now, campaign, topic = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local HISTORY_MAX = tonumber(ARGV[7])
@@ -104,7 +105,7 @@ local function reserve(person, rev, record, prior, ch, member, keep, freq)
   end
   return 'ok', slot
 end
-local out, o = {}, 0
+local out = {}
 for k = 2, #KEYS do
   local v, d
   if ARGV[i + 3] == '' then
@@ -123,7 +124,6 @@ for k = 2, #KEYS do
     v, d = reserve(KEYS[k], ARGV[i], ARGV[i + 1], ARGV[i + 4], ARGV[i + 2], ARGV[i + 5], keep, freq)
     i = i + 8 + 3 * nf
   end
-  out[o + 1], out[o + 2] = v, d
-  o = o + 2
+  if v == 'ok' then out[k - 1] = d elseif d == '' then out[k - 1] = v else out[k - 1] = v .. ' ' .. d end
 end
 return out
