@@ -30,6 +30,9 @@
 # start-up included; N=20000 takes a minute; valgrind hides the CPU's SHA
 # instructions from OpenSSL, so HMAC weighs more than on the real CPU). The
 # .out files are left in the build directory for callgrind_annotate.
+# PLAIN=1 runs webhook with no [privacy] key_file: contact data stored in
+# clear, as before encryption at rest; the difference to a default run is
+# the cost of the encryption (decrypting, keyed digests).
 # SYSCALLS=1 counts herald's system calls per message by kind (strace -c;
 # it slows herald down: rates are not comparable then).
 # Quote medians: the machines are shared and noisy.
@@ -131,8 +134,10 @@ url = http://127.0.0.1:$nport/herald
 secret = bench-webhook-secret-0123456789
 concurrency = ${CONCURRENCY:-64}
 CONF
-(umask 077 && echo "bench1 $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$tmp/keys")
-printf '[privacy]\nkey_file = %s\n' "$tmp/keys" >>"$tmp/herald.conf" # contact data encrypted, as in production
+if [ "${PLAIN:-0}" != 1 ]; then # contact data encrypted, as in production
+    (umask 077 && echo "bench1 $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$tmp/keys")
+    printf '[privacy]\nkey_file = %s\n' "$tmp/keys" >>"$tmp/herald.conf"
+fi
 chmod 600 "$tmp/herald.conf" # it holds secrets: herald refuses a config others may read
 
 if [ "$what" = scale ]; then
@@ -415,9 +420,10 @@ JOB
     fi
     # CPU seconds (user + system) of herald and redis-server, for the cost per message.
     cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+    sys() { awk -v hz="$(getconf CLK_TCK)" '{print $15 / hz}' "/proc/$1/stat"; } # the kernel's share
     # nginx's one worker is the master's child.
     nwpid=$(pgrep -P "$npid" | head -n 1)
-    hc0=$(cpu "$hpid") rc0=$(cpu "$REDIS_PID") nc0=$(cpu "$nwpid")
+    hc0=$(cpu "$hpid") rc0=$(cpu "$REDIS_PID") nc0=$(cpu "$nwpid") hs0=$(sys "$hpid") rs0=$(sys "$REDIS_PID")
     redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     [ "${CALLGRIND:-0}" = 1 ] && callgrind_control -i on "$REDIS_PID" >/dev/null
     t0=$(date +%s.%N)
@@ -432,7 +438,7 @@ JOB
         callgrind_control -i off "$REDIS_PID" >/dev/null
         callgrind_control -d "run-$run" "$REDIS_PID" >/dev/null
     fi
-    hc1=$(cpu "$hpid") rc1=$(cpu "$REDIS_PID") nc1=$(cpu "$nwpid")
+    hc1=$(cpu "$hpid") rc1=$(cpu "$REDIS_PID") nc1=$(cpu "$nwpid") hs1=$(sys "$hpid") rs1=$(sys "$REDIS_PID")
     peak=$(awk '/VmHWM/ {print $2}' "/proc/$hpid/status")
     if [ -n "$perf_pid" ]; then
         # shellcheck disable=SC2086 # two pids
@@ -489,13 +495,14 @@ import re, sys
 m = re.search(r"= ([0-9]+) req/s.*cpu ([0-9.]+) us/request", sys.argv[1])
 sent, dt = $sent, $t1 - $t0
 print(round(sent / dt), $peak, round(($hc1 - $hc0) * 1e6 / sent, 1), round(($rc1 - $rc0) * 1e6 / sent, 1),
-      round(($nc1 - $nc0) * 1e6 / sent, 1), m.group(1), m.group(2), round(($nr1 - $nr0) * 1e6 / $N, 1))
+      round(($nc1 - $nc0) * 1e6 / sent, 1), m.group(1), m.group(2), round(($nr1 - $nr0) * 1e6 / $N, 1),
+      round(($hs1 - $hs0) * 1e6 / sent, 1), round(($rs1 - $rs0) * 1e6 / sent, 1))
 PY
 )
     figs+=("$fig")
-    read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu <<<"$fig"
+    read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu hsys rsys <<<"$fig"
     echo "run $run: herald sent $sent in $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s = $rate msg/s, peak RSS $((peak / 1024)) MiB; reference $ref req/s ($blen-byte bodies, as herald's)"
-    echo "       CPU per message: herald $hcpu us, redis-server $rcpu us, nginx $ncpu us;" \
+    echo "       CPU per message: herald $hcpu us ($hsys in the kernel), redis-server $rcpu us ($rsys in the kernel), nginx $ncpu us;" \
          "reference per request: curl loop $ccpu us, nginx $nrcpu us; $(nproc) cores"
 done
 if [ "${CALLGRIND:-0}" = 1 ]; then
@@ -512,13 +519,14 @@ import statistics, sys
 cores = int(sys.argv[1])
 runs = [[float(x) for x in f.split()] for f in sys.argv[2:]]
 med = [statistics.median(col) for col in zip(*runs)]
-rate, peak, hcpu, rcpu, ncpu, ref, ccpu, nrcpu = med
+rate, peak, hcpu, rcpu, ncpu, ref, ccpu, nrcpu, hsys, rsys = med
 print("median: herald %.0f msg/s, reference %.0f req/s, ratio herald/reference %.2f (goal >= 0.5); "
       "peak RSS %.1f MiB (goal < 64)" % (rate, ref, rate / ref, peak / 1024))
 # Where the ratio comes from. Both sides are CPU-bound: the reference spends
 # ccpu + nrcpu per request, herald's run hcpu + rcpu + ncpu per message.
-print("median CPU per message: herald %.1f us, redis-server %.1f us, nginx %.1f us; "
-      "per reference request: curl loop %.1f us, nginx %.1f us" % (hcpu, rcpu, ncpu, ccpu, nrcpu))
+print("median CPU per message: herald %.1f us (%.1f in the kernel), redis-server %.1f us (%.1f in the kernel), "
+      "nginx %.1f us; per reference request: curl loop %.1f us, nginx %.1f us"
+      % (hcpu, hsys, rcpu, rsys, ncpu, ccpu, nrcpu))
 print("  ratio expected when all processes share the %d cores: (%.1f + %.1f) / (%.1f + %.1f + %.1f) = %.2f"
       % (cores, ccpu, nrcpu, hcpu, rcpu, ncpu, (ccpu + nrcpu) / (hcpu + rcpu + ncpu)))
 print("  ratio expected with a core for each process (herald's thread against the curl loop's): "
