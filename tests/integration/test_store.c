@@ -128,7 +128,7 @@ static redisReply *finish_fenced(int nkeys, const char **args)
     static const int kind_of[] = {4, 5, 6, 7, 9, 10, 11, 13}; /* a kind's 8 values, in order */
     static const int own_of[] = {0, 1, 3, 8, 14};            /* then an outcome's own 5, its kind */
     const char *all[256];
-    char names[32][8], flags[32][8];
+    char names[32][12], flags[32][16];
     int n = 0;
     for (int i = 0; i < nkeys + 6; i++) all[n++] = args[i];
     int nout = (int)strtol(args[nkeys + 5], NULL, 10);
