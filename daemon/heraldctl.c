@@ -35,6 +35,7 @@
 #include "explain.h"
 #include "herald.h"
 #include "job.h"
+#include "keyreg.h"
 #include "people.h"
 #include "profile.h"
 #include "progress.h"
@@ -71,6 +72,9 @@ static void usage(FILE *out)
             "  rotate-key [--status]      seal every person's contact data again under the first key of\n"
             "                             [privacy] key_file (people in clear too), while campaigns run;\n"
             "                             resumes where it stopped; --status: its progress as JSON\n"
+            "  retire-key ID [--dry-run]  mark key ID retired in the key registry once no person is sealed\n"
+            "                             under it (counted on every master); refused while people are, or\n"
+            "                             when ID is the first key of key_file; then drop its line and reload\n"
             "  reload                     every daemon of this Redis and prefix reloads its configuration\n"
             "                             within a second (as SIGHUP; its log says what applied or why not)\n"
             "  campaign ID [--watch]      print a campaign's progress as JSON (its latest run, and \"runs\");\n"
@@ -991,35 +995,34 @@ static bool mem_usage(redisContext *c, const char *key, long long *sum)
 
 #define STATS_SAMPLE 1000
 
-/* stats: people counted with SCAN (every key is visited once: it takes a
- * while on a large Redis, and reads only); bytes per person from the
- * first STATS_SAMPLE people met (their keys, and their share of the
- * address index); the once-only records they hold. */
-static int cmd_stats(const struct config *cfg, redisContext *c)
+/* What a scan of people does with each page of keys (persons[0..n), on
+ * node c) besides the census: stats samples their sizes. -1 stops it
+ * (having said why on stderr). */
+typedef int (*people_page_fn)(redisContext *c, const redisReply *const *persons, size_t n, void *arg);
+
+/* Every person's key on every master (nodes[0..nnodes)), each visited
+ * once: the census of each page (rotate_census: by_key, *clear), and page
+ * (if any). Returns 0, or -1 after saying why on stderr (as cmd: ...). */
+static int people_scan(const struct config *cfg, redisContext **nodes, size_t nnodes, json_t *by_key, long long *clear,
+                       people_page_fn page, void *arg, const char *cmd)
 {
-    struct strbuf pat, k;
+    struct strbuf pat;
     strbuf_init(&pat);
-    strbuf_init(&k);
     store_glob_escape(&pat, cfg->prefix);
     strbuf_adds(&pat, ":r:{*}");
-    long long people = 0, sampled = 0, bytes = 0, records = 0, record_bytes = 0, clear = 0;
-    json_t *by_key = json_object(); /* every person: which key seals their contact data */
-    char cursor[32] = "0";
-    int rc = 2;
-    redisContext *nodes[RCLUSTER_MAX_MASTERS], *control = c;
-    size_t nnodes = scan_nodes(control, nodes, RCLUSTER_MAX_MASTERS);
-    if (!nnodes) goto out;
-    for (size_t node = 0; node < nnodes; node++) { /* people, summed over every master of a cluster */
-        c = nodes[node];
-        herald_copy(cursor, sizeof(cursor), "0");
+    int rc = 0;
+    for (size_t node = 0; node < nnodes && rc == 0; node++) { /* summed over every master of a cluster */
+        redisContext *c = nodes[node];
+        char cursor[32] = "0";
         do {
             redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pat.buf);
             if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
                 char err[256];
                 store_sync_error(err, sizeof(err), "key scan", c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
-                fprintf(stderr, "heraldctl: stats: %s\n", err);
+                fprintf(stderr, "heraldctl: %s: %s\n", cmd, err);
                 if (r) freeReplyObject(r);
-                goto out;
+                rc = -1;
+                break;
             }
             herald_copy(cursor, sizeof(cursor), r->element[0]->str);
             const redisReply **persons = xcalloc(r->element[1]->elements + 1, sizeof(*persons));
@@ -1029,43 +1032,108 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
                 if (key->type == REDIS_REPLY_STRING && key->len && key->str[key->len - 1] == '}') persons[np++] = key;
             }
             char cerr[256];
-            int crc = rotate_census(c, persons, np, by_key, &clear, cerr, sizeof(cerr));
+            if (rotate_census(c, persons, np, by_key, clear, cerr, sizeof(cerr)) < 0) {
+                fprintf(stderr, "heraldctl: %s: %s\n", cmd, cerr);
+                rc = -1;
+            } else if (page && page(c, persons, np, arg) < 0) {
+                rc = -1;
+            }
             free(persons);
-            if (crc < 0) {
-                fprintf(stderr, "heraldctl: stats: %s\n", cerr);
-                freeReplyObject(r);
-                goto out;
-            }
-            for (size_t i = 0; i < r->element[1]->elements; i++) {
-                const redisReply *key = r->element[1]->element[i];
-                if (key->type != REDIS_REPLY_STRING || !key->len || key->str[key->len - 1] != '}') continue;
-                people++;
-                if (sampled >= STATS_SAMPLE) continue;
-                sampled++;
-                bool ok = mem_usage(c, key->str, &bytes);
-                static const char *const tails[] = {":history", ":sends"};
-                for (size_t t = 0; ok && t < sizeof(tails) / sizeof(tails[0]); t++) {
-                    strbuf_reset(&k);
-                    strbuf_add(&k, key->str, key->len);
-                    strbuf_adds(&k, tails[t]);
-                    ok = mem_usage(c, k.buf, &bytes);
-                }
-                redisReply *h = ok ? stats_read(c, "person read", true, "HGETALL %s", key->str) : NULL;
-                if (!h) {
-                    freeReplyObject(r);
-                    goto out;
-                }
-                for (size_t f = 0; f + 1 < h->elements; f += 2)
-                    if (strncmp(h->element[f]->str, STORE_RECORD_FIELD_PREFIX,
-                                strlen(STORE_RECORD_FIELD_PREFIX)) == 0) {
-                        records++;
-                        record_bytes += (long long)(h->element[f]->len + h->element[f + 1]->len);
-                    }
-                freeReplyObject(h);
-            }
             freeReplyObject(r);
-        } while (strcmp(cursor, "0") != 0);
+        } while (rc == 0 && strcmp(cursor, "0") != 0);
     }
+    strbuf_free(&pat);
+    return rc;
+}
+
+/* stats' page: people counted, the first STATS_SAMPLE sampled. */
+struct stats_run {
+    long long people, sampled, bytes, records, record_bytes;
+    struct strbuf k;
+};
+
+static int stats_page(redisContext *c, const redisReply *const *persons, size_t n, void *arg)
+{
+    struct stats_run *st = arg;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *key = persons[i];
+        st->people++;
+        if (st->sampled >= STATS_SAMPLE) continue;
+        st->sampled++;
+        bool ok = mem_usage(c, key->str, &st->bytes);
+        static const char *const tails[] = {":history", ":sends"};
+        for (size_t t = 0; ok && t < sizeof(tails) / sizeof(tails[0]); t++) {
+            strbuf_reset(&st->k);
+            strbuf_add(&st->k, key->str, key->len);
+            strbuf_adds(&st->k, tails[t]);
+            ok = mem_usage(c, st->k.buf, &st->bytes);
+        }
+        redisReply *h = ok ? stats_read(c, "person read", true, "HGETALL %s", key->str) : NULL;
+        if (!h) return -1;
+        for (size_t f = 0; f + 1 < h->elements; f += 2)
+            if (strncmp(h->element[f]->str, STORE_RECORD_FIELD_PREFIX, strlen(STORE_RECORD_FIELD_PREFIX)) == 0) {
+                st->records++;
+                st->record_bytes += (long long)(h->element[f]->len + h->element[f + 1]->len);
+            }
+        freeReplyObject(h);
+    }
+    return 0;
+}
+
+/* The key registry (keyreg.h) beside the census: {"<id>": {"people": N,
+ * "state": "in use" | "retired", "retired_at": T}}, and the ids that seal
+ * people but were never registered ("state": "unregistered"). NULL after
+ * saying what Redis refused. */
+static json_t *stats_registry(const struct config *cfg, redisContext *c, const json_t *by_key)
+{
+    struct strbuf k;
+    strbuf_init(&k);
+    keyreg_key(&k, cfg->prefix);
+    redisReply *r = stats_read(c, "key registry read", true, "HGETALL %s", k.buf);
+    strbuf_free(&k);
+    if (!r) return NULL;
+    json_t *o = json_object();
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const char *id = r->element[i]->str, *v = r->element[i + 1]->str;
+        json_t *n = json_object_get(by_key, id);
+        json_t *e = json_pack("{s:I}", "people", (json_int_t)(n ? json_integer_value(n) : 0));
+        if (strncmp(v, KEYREG_RETIRED " ", strlen(KEYREG_RETIRED) + 1) == 0) {
+            json_object_set_new(e, "state", json_string("retired"));
+            json_object_set_new(e, "retired_at", json_integer(strtoll(v + strlen(KEYREG_RETIRED) + 1, NULL, 10)));
+        } else {
+            json_object_set_new(e, "state", json_string("in use"));
+        }
+        json_object_set_new(o, id, e);
+    }
+    const char *id;
+    json_t *n;
+    json_object_foreach((json_t *)by_key, id, n)
+        if (!json_object_get(o, id))
+            json_object_set_new(o, id, json_pack("{s:I, s:s}", "people", (json_int_t)json_integer_value(n), "state",
+                                                 "unregistered"));
+    freeReplyObject(r);
+    return o;
+}
+
+/* stats: people counted with SCAN (every key is visited once: it takes a
+ * while on a large Redis, and reads only); bytes per person from the
+ * first STATS_SAMPLE people met (their keys, and their share of the
+ * address index); the once-only records they hold. */
+static int cmd_stats(const struct config *cfg, redisContext *c)
+{
+    struct stats_run st = {0};
+    strbuf_init(&st.k);
+    struct strbuf k;
+    strbuf_init(&k);
+    long long clear = 0;
+    json_t *by_key = json_object(); /* every person: which key seals their contact data */
+    json_t *registry = NULL;
+    int rc = 2;
+    redisContext *nodes[RCLUSTER_MAX_MASTERS], *control = c;
+    size_t nnodes = scan_nodes(control, nodes, RCLUSTER_MAX_MASTERS);
+    if (!nnodes || people_scan(cfg, nodes, nnodes, by_key, &clear, stats_page, &st, "stats") < 0) goto out;
+    long long people = st.people, sampled = st.sampled, bytes = st.bytes, records = st.records,
+              record_bytes = st.record_bytes;
     c = control;
     long long addr = 0, audit = 0, awaiting = 0;
     for (unsigned bucket = 0; bucket < ADDRINDEX_BUCKETS; bucket++) {
@@ -1100,6 +1168,11 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
     json_object_set_new(o, "contact_data", json_pack("{s:O, s:I}", "sealed_by_key", by_key, "plaintext",
                                                      (json_int_t)clear));
     json_object_set_new(o, "masters_counted", json_integer((json_int_t)nnodes)); /* people and census: each one */
+    if (!(registry = stats_registry(cfg, c, by_key))) {
+        json_decref(o);
+        goto out;
+    }
+    json_object_set_new(o, "keys", registry);
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", text);
     free(text);
@@ -1107,9 +1180,122 @@ static int cmd_stats(const struct config *cfg, redisContext *c)
     rc = 0;
 out:
     json_decref(by_key);
-    strbuf_free(&pat);
+    strbuf_free(&st.k);
     strbuf_free(&k);
     return rc;
+}
+
+/* retire-key ID [--dry-run]: marks a key id retired in the key registry
+ * (keyreg.h) once no person is sealed under it, counted over every master
+ * as stats counts them; only people are sealed (store_person_seal is the
+ * one caller of seal_close): dead letters, the audit and the rotation's
+ * state hold ids, never an envelope. */
+static int cmd_retire_key(const struct config *cfg, redisContext *c, const char *id, bool dry_run)
+{
+    size_t idl = strlen(id);
+    bool id_ok = idl >= 1 && idl <= SEAL_ID_MAX;
+    for (size_t i = 0; id_ok && i < idl; i++)
+        id_ok = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') || (id[i] >= '0' && id[i] <= '9') ||
+                id[i] == '_' || id[i] == '-';
+    if (!id_ok) {
+        fprintf(stderr, "heraldctl: retire-key: a key id is 1..%d of A-Z a-z 0-9 _ -\n", SEAL_ID_MAX);
+        return 2;
+    }
+    if (cfg->keys && strcmp(cfg->keys->v[0].id, id) == 0) {
+        fprintf(stderr,
+                "heraldctl: retire-key: key '%s' is the first of [privacy] key_file: it seals every person written "
+                "now; put the new key first, reload every daemon (heraldctl reload), run heraldctl rotate-key, "
+                "then retire '%s'\n",
+                id, id);
+        return 1;
+    }
+    struct strbuf k;
+    strbuf_init(&k);
+    keyreg_key(&k, cfg->prefix);
+    int rc = 2;
+    redisReply *r = redisCommand(c, "HGET %s %s", k.buf, id);
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+        char err[256];
+        store_sync_error(err, sizeof(err), "key registry read", c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
+        fprintf(stderr, "heraldctl: retire-key: %s\n", err);
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_STRING && strncmp(r->str, KEYREG_RETIRED, strlen(KEYREG_RETIRED)) == 0) {
+        printf("key '%s' is retired already (%s)\n", id, r->str);
+        rc = 0;
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_NIL) { /* a typo would name a retired id that could never seal */
+        fprintf(stderr,
+                "heraldctl: retire-key: key '%s' is not in the key registry (heraldctl stats lists it): no key "
+                "file registered it, so none needs it retired\n",
+                id);
+        rc = 1;
+        goto out;
+    }
+    freeReplyObject(r);
+    r = NULL;
+    json_t *by_key = json_object();
+    long long clear = 0;
+    redisContext *nodes[RCLUSTER_MAX_MASTERS];
+    size_t nnodes = scan_nodes(c, nodes, RCLUSTER_MAX_MASTERS);
+    if (!nnodes || people_scan(cfg, nodes, nnodes, by_key, &clear, NULL, NULL, "retire-key") < 0) {
+        json_decref(by_key);
+        goto out;
+    }
+    json_t *n = json_object_get(by_key, id);
+    long long people = n ? (long long)json_integer_value(n) : 0;
+    json_decref(by_key);
+    if (people > 0) {
+        fprintf(stderr,
+                "heraldctl: retire-key: key '%s' still seals %lld %s (counted on %zu master%s): run heraldctl "
+                "rotate-key with the new key first in key_file, then retire-key %s again\n",
+                id, people, people == 1 ? "person" : "people", nnodes, nnodes == 1 ? "" : "s", id);
+        rc = 1;
+        goto out;
+    }
+    if (dry_run) {
+        printf("key '%s' seals nobody (counted on %zu master%s): retire-key %s would retire it\n", id, nnodes,
+               nnodes == 1 ? "" : "s", id);
+        rc = 0;
+        goto out;
+    }
+    char v[64];
+    snprintf(v, sizeof(v), "%s %lld", KEYREG_RETIRED, (long long)time(NULL));
+    r = redisCommand(c, "HSET %s %s %s", k.buf, id, v);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        char err[256];
+        store_sync_error(err, sizeof(err), "key registry write", c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
+        fprintf(stderr, "heraldctl: retire-key: %s\n", err);
+        goto out;
+    }
+    printf("key '%s' retired: nobody is sealed under it (counted on %zu master%s). Next: delete its line from "
+           "[privacy] key_file and reload every daemon (heraldctl reload); a key file without it is accepted now\n",
+           id, nnodes, nnodes == 1 ? "" : "s");
+    rc = 0;
+out:
+    if (r) freeReplyObject(r);
+    strbuf_free(&k);
+    return rc;
+}
+
+/* import and rotate-key seal people: the key file first goes through the
+ * key registry, as a daemon's start does (keyreg.h). Returns 0, or 2 after
+ * saying why. */
+static int check_keys(const struct config *cfg, redisContext *c, const char *cmd)
+{
+    struct strbuf warn;
+    strbuf_init(&warn);
+    char err[512];
+    int rc = keyreg_check_sync(c, cfg->prefix, cfg->keys, true, &warn, err, sizeof(err));
+    for (char *line = warn.buf, *nl; line && *line; line = nl + 1) {
+        if (!(nl = strchr(line, '\n'))) break;
+        fprintf(stderr, "heraldctl: warning: [privacy] key_file: %.*s\n", (int)(nl - line), line);
+    }
+    strbuf_free(&warn);
+    if (rc == 0) return 0;
+    fprintf(stderr, "heraldctl: %s: %s%s\n", cmd, rc == -HERALD_EINVAL ? "[privacy] key_file: " : "", err);
+    return 2;
 }
 
 static int cmd_campaign(const struct config *cfg, redisContext *c, const char *id)
@@ -1294,10 +1480,17 @@ int main(int argc, char **argv)
         rotate_st = true;
         nargs = 0;
     }
+    /* retire-key ID [--dry-run] */
+    bool retire = strcmp(cmd, "retire-key") == 0, retire_dry = false;
+    if (retire && nargs == 2 && (strcmp(args[0], "--dry-run") == 0 || strcmp(args[1], "--dry-run") == 0)) {
+        retire_dry = true;
+        if (strcmp(args[0], "--dry-run") == 0) args++;
+        nargs = 1;
+    }
     int want = strcmp(cmd, "suppress") == 0 ? 2 : strcmp(cmd, "reload") == 0 || strcmp(cmd, "migrate") == 0 || strcmp(cmd, "stats") == 0 || rotate ? 0 : 1;
     int control = store_control_action_parse(cmd);
     if (strcmp(cmd, "import") && strcmp(cmd, "enqueue") && strcmp(cmd, "suppress") && strcmp(cmd, "campaign") &&
-        strcmp(cmd, "reload") && strcmp(cmd, "migrate") && strcmp(cmd, "stats") && !rotate && control < 0 && !own_args) {
+        strcmp(cmd, "reload") && strcmp(cmd, "migrate") && strcmp(cmd, "stats") && !rotate && !retire && control < 0 && !own_args) {
         fprintf(stderr, "heraldctl: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
@@ -1323,19 +1516,23 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
-    int rc;
-    if (strcmp(cmd, "import") == 0) rc = cmd_import(&cfg, c, args[0]);
-    else if (strcmp(cmd, "enqueue") == 0) rc = cmd_enqueue(&cfg, c, args[0]);
-    else if (strcmp(cmd, "suppress") == 0) rc = cmd_suppress(&cfg, c, args[0], args[1]);
-    else if (strcmp(cmd, "explain") == 0) rc = explain_run(&cfg, c, ctl_cluster, nargs, args);
-    else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, ctl_cluster, nargs, args);
-    else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
-    else if (strcmp(cmd, "migrate") == 0) rc = cmd_migrate(&cfg, c);
-    else if (strcmp(cmd, "stats") == 0) rc = cmd_stats(&cfg, c);
-    else if (rotate) rc = rotate_st ? rotate_status(&cfg, c) : rotate_run(&cfg, c, ctl_cluster);
-    else if (control >= 0) rc = cmd_control(&cfg, c, (enum store_control_action)control, args[0]);
-    else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
-    else rc = cmd_campaign(&cfg, c, args[0]);
+    int rc = 0;
+    if (strcmp(cmd, "import") == 0 || (rotate && !rotate_st)) rc = check_keys(&cfg, c, cmd);
+    if (rc == 0) {
+        if (strcmp(cmd, "import") == 0) rc = cmd_import(&cfg, c, args[0]);
+        else if (strcmp(cmd, "enqueue") == 0) rc = cmd_enqueue(&cfg, c, args[0]);
+        else if (strcmp(cmd, "suppress") == 0) rc = cmd_suppress(&cfg, c, args[0], args[1]);
+        else if (strcmp(cmd, "explain") == 0) rc = explain_run(&cfg, c, ctl_cluster, nargs, args);
+        else if (strcmp(cmd, "simulate") == 0) rc = explain_simulate(&cfg, c, ctl_cluster, nargs, args);
+        else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
+        else if (strcmp(cmd, "migrate") == 0) rc = cmd_migrate(&cfg, c);
+        else if (strcmp(cmd, "stats") == 0) rc = cmd_stats(&cfg, c);
+        else if (rotate) rc = rotate_st ? rotate_status(&cfg, c) : rotate_run(&cfg, c, ctl_cluster);
+        else if (retire) rc = cmd_retire_key(&cfg, c, args[0], retire_dry);
+        else if (control >= 0) rc = cmd_control(&cfg, c, (enum store_control_action)control, args[0]);
+        else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
+        else rc = cmd_campaign(&cfg, c, args[0]);
+    }
     redisFree(c);
     rcluster_sync_free(ctl_cluster);
     config_free(&cfg);

@@ -40,6 +40,7 @@
 #include "stream_trim.h"
 #include "store_check.h"
 #include "inactive.h"
+#include "keyreg.h"
 #include "retention.h"
 #include "tzdb.h"
 
@@ -86,6 +87,19 @@ struct daemon {
     struct retention *retention; /* retention.h */
     struct inactive *inactive;   /* inactive.h: [retention] inactive_people */
     unsigned long reloads;
+    /* The key registry (keyreg.h, "keys" below): its own layer on data,
+     * whether the start's check was sent and passed (the queue starts only
+     * then), and a reload waiting for its check. */
+    struct store_cmds *keys_cmds;
+    bool keys_sent, keys_checked;
+    struct reload_pending {
+        bool on;
+        const char *trigger;
+        struct config *next;
+        struct plugin_set *ps;
+        struct l10n_set *ls;
+        struct strbuf report;
+    } pending;
 };
 
 static void usage(FILE *out)
@@ -111,7 +125,7 @@ static void usage(FILE *out)
  * first connect can be reported) and both Redis connections answer. */
 static void announce_ready(struct daemon *d)
 {
-    if (d->stopping || !rconn_ready(d->jobs) || !rconn_ready(d->data)) return;
+    if (d->stopping || !d->keys_checked || !rconn_ready(d->jobs) || !rconn_ready(d->data)) return;
     if (d->cluster && !rcluster_ready(d->cluster)) return;
     char status[128];
     snprintf(status, sizeof(status), "serving on %s:%d", d->cfg->listen_host, http_bound_port(d->http));
@@ -121,6 +135,7 @@ static void announce_ready(struct daemon *d)
 }
 
 static void on_reload_timer(uv_timer_t *t);
+static void keys_check_start(struct daemon *d);
 
 /* The shared limits granted tokens or leases to provider: start what waits. */
 static void on_limit_wake(const char *provider, void *arg)
@@ -135,7 +150,9 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
     if (connected) {
         log_recovered(&d->redis_down, "main", "redis connected again");
         log_info("main", "redis ready connection=%s", rconn_name(rc));
-        if (d->queue) queue_connected(d->queue, rc == d->jobs);
+        if (d->queue && d->keys_checked) queue_connected(d->queue, rc == d->jobs); /* else once checked */
+        if (rc == d->data && d->keys_cmds) store_cmds_connected(d->keys_cmds);
+        if (rc == d->data && !d->keys_sent) keys_check_start(d);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
         if (rc == d->data && d->events_cmds) store_cmds_connected(d->events_cmds);
         if (rc == d->data && d->limit_cmds) store_cmds_connected(d->limit_cmds);
@@ -173,6 +190,8 @@ static void on_rconn_closed(void *arg)
     d->events_cmds = NULL;
     store_cmds_free(d->limit_cmds, NULL, NULL);
     d->limit_cmds = NULL;
+    store_cmds_free(d->keys_cmds, NULL, NULL); /* a check not answered: a reload waiting is dropped at exit */
+    d->keys_cmds = NULL;
 }
 
 static void on_http_closed(void *arg)
@@ -403,6 +422,21 @@ static int check_redis(const struct config *cfg)
     struct strbuf problems;
     strbuf_init(&problems);
     int n = cluster ? store_check_access_cluster(cs, cfg, &problems) : store_check_access(c, cfg, &problems);
+    if (n == 0) { /* the key file against the registry, as the daemon's start would (registering nothing) */
+        struct strbuf warn;
+        strbuf_init(&warn);
+        char kerr[512];
+        int krc = keyreg_check_sync(c, cfg->prefix, cfg->keys, false, &warn, kerr, sizeof(kerr));
+        for (char *line = warn.buf, *nl; line && *line; line = nl + 1) {
+            if (!(nl = strchr(line, '\n'))) break;
+            strbuf_addf(&problems, "warning: [privacy] key_file: %.*s\n", (int)(nl - line), line);
+        }
+        if (krc < 0) {
+            strbuf_addf(&problems, "%s%s\n", krc == -HERALD_EINVAL ? "[privacy] key_file: " : "redis: ", kerr);
+            n++;
+        }
+        strbuf_free(&warn);
+    }
     size_t masters = cs ? rcluster_sync_nodes(cs) : 0;
     rcluster_sync_free(cs);
     redisFree(c);
@@ -545,10 +579,33 @@ static void reload_done(struct daemon *d)
     notify_ready(status);
 }
 
+/* Frees what a refused reload loaded aside, and says READY=1 again. */
+static void reload_drop(struct daemon *d, struct config *next, struct plugin_set *ps, struct l10n_set *ls,
+                        struct strbuf *report)
+{
+    plugin_set_free(ps);
+    l10n_set_unref(ls);
+    config_free(next);
+    free(next);
+    strbuf_free(report);
+    reload_done(d);
+}
+
+static void reload_apply(struct daemon *d, const char *trigger, struct config *next, struct plugin_set *ps,
+                         struct l10n_set *ls, struct strbuf *report);
+static bool keys_changed(const struct seal_keys *a, const struct seal_keys *b);
+static void keys_check_reload(struct daemon *d, const char *trigger, struct config *next, struct plugin_set *ps,
+                              struct l10n_set *ls, struct strbuf *report);
+
 static void reload(struct daemon *d, const char *trigger)
 {
     if (d->stopping) {
         log_info("main", "reload (%s) ignored: stopping", trigger);
+        return;
+    }
+    if (d->pending.on) {
+        log_warn("main", "reload (%s) ignored: the reload (%s) before it waits for Redis to check its keys",
+                 trigger, d->pending.trigger);
         return;
     }
     notify_reloading();
@@ -558,7 +615,6 @@ static void reload(struct daemon *d, const char *trigger)
     struct strbuf report, names;
     strbuf_init(&report);
     strbuf_init(&names);
-    struct http_server *admin = NULL, *public = NULL;
     int nerr = load_config(d->config_path, d->overrides, d->noverrides, next, &ps, &ls, &report);
     if (nerr != 0) {
         log_report(&report, true);
@@ -566,13 +622,29 @@ static void reload(struct daemon *d, const char *trigger)
         if (nerr > 0) snprintf(what, sizeof(what), "%d error%s in the file", nerr, nerr > 1 ? "s" : "");
         else snprintf(what, sizeof(what), "the file cannot be read");
         reload_refused(trigger, what);
-        goto refused;
+        strbuf_free(&names);
+        reload_drop(d, next, ps, ls, &report);
+        return;
     }
     if (config_restart_changes(d->cfg, next, &names) > 0) {
         strbuf_adds(&names, " can change only at a restart");
         reload_refused(trigger, names.buf);
-        goto refused;
+        strbuf_free(&names);
+        reload_drop(d, next, ps, ls, &report);
+        return;
     }
+    strbuf_free(&names);
+    /* Other keys than the running ones: the registry decides first. */
+    if (keys_changed(d->cfg->keys, next->keys)) keys_check_reload(d, trigger, next, ps, ls, &report);
+    else reload_apply(d, trigger, next, ps, ls, &report);
+}
+
+/* The rest of a reload, once all of next is valid: binds the moved
+ * listeners, then swaps. Owns next, ps, ls and report. */
+static void reload_apply(struct daemon *d, const char *trigger, struct config *next, struct plugin_set *ps,
+                         struct l10n_set *ls, struct strbuf *report)
+{
+    struct http_server *admin = NULL, *public = NULL;
     char err[256];
     bool admin_moved = strcmp(d->cfg->listen_host, next->listen_host) != 0 || d->cfg->listen_port != next->listen_port;
     bool public_moved = d->http_public && (strcmp(d->cfg->public_host, next->public_host) != 0 ||
@@ -622,7 +694,7 @@ static void reload(struct daemon *d, const char *trigger)
     }
     log_set_level((enum log_level)next->log_level);
     log_set_format((enum log_format)next->log_format);
-    log_report(&report, false); /* the warnings */
+    log_report(report, false); /* the warnings */
     d->reloads++;
     metrics_config_reload(true, (int64_t)time(NULL));
     log_info("main", "configuration reloaded (%s) reload=%lu providers=%zu caps=%zu listen=%s:%d public=%s:%d "
@@ -630,19 +702,12 @@ static void reload(struct daemon *d, const char *trigger)
              trigger, d->reloads, plugin_set_count(ps), next->ncaps, next->listen_host, http_bound_port(d->http),
              d->http_public ? next->public_host : next->listen_host,
              http_bound_port(d->http_public ? d->http_public : d->http), dispatch_in_flight(d->dispatch));
-    strbuf_free(&report);
-    strbuf_free(&names);
+    strbuf_free(report);
     reload_done(d);
     return;
 refused:
     if (admin) http_server_close(admin, NULL, NULL); /* bound for nothing: the public one failed */
-    plugin_set_free(ps);
-    l10n_set_unref(ls);
-    config_free(next);
-    free(next);
-    strbuf_free(&report);
-    strbuf_free(&names);
-    reload_done(d);
+    reload_drop(d, next, ps, ls, report);
 }
 
 static void on_reload_counter(redisReply *reply, enum store_error err, const char *text, void *arg)
@@ -672,6 +737,139 @@ static void on_reload_timer(uv_timer_t *t)
     store_key_reload(&k, d->cfg->prefix);
     if (STORE_SEND(d->api.cmds, STORE_CMD_ONCE, on_reload_counter, d, "GET", k.buf) == 0) d->reload_polling = true;
     strbuf_free(&k);
+}
+
+/* ---- keys ----------------------------------------------------------------
+ *
+ * The key registry (keyreg.h) is asked when the data connection first
+ * answers, before the queue reads any job (a key file that would leave
+ * people undecryptable must not send a message first), and at a reload
+ * whose keys differ from the running ones, before any of it applies. Its
+ * commands go on a layer of their own (keys_cmds) without STORE_CMD_ONCE:
+ * a Redis error is waited out and the command sent again (store_cmd.h),
+ * never taken for an answer; meanwhile the queue does not start, or the
+ * reload waits (and a reload asked meanwhile is ignored, said in the log). */
+
+static bool keys_changed(const struct seal_keys *a, const struct seal_keys *b)
+{
+    size_t na = a ? a->n : 0, nb = b ? b->n : 0;
+    if (na != nb) return true;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a->v[i].id, b->v[i].id) != 0 || memcmp(a->v[i].key, b->v[i].key, SEAL_KEY_LEN) != 0) return true;
+    return false;
+}
+
+static void on_key_registered(redisReply *reply, enum store_error err, const char *text, void *arg)
+{
+    (void)reply; /* 1: registered now, 0: it was; the registry's read that follows decides */
+    (void)err;
+    (void)text;
+    (void)arg;
+}
+
+/* With register: registers every key of keys (HSETNX) first. Then reads
+ * the registry into cb, which calls again with register when the answer
+ * lacks a key of the file (keys_unknown): known keys cost no write. */
+static void keys_send(struct daemon *d, const struct seal_keys *keys, bool register_them, store_cmd_cb cb)
+{
+    struct strbuf k;
+    strbuf_init(&k);
+    keyreg_key(&k, d->cfg->prefix);
+    for (size_t i = 0; register_them && keys && i < keys->n; i++) {
+        char fp[KEYREG_FP_HEX + 1];
+        keyreg_fingerprint(&keys->v[i], fp);
+        STORE_SEND(d->keys_cmds, 0, on_key_registered, NULL, "HSETNX", k.buf, keys->v[i].id, fp);
+    }
+    STORE_SEND(d->keys_cmds, 0, cb, d, "HGETALL", k.buf);
+    strbuf_free(&k);
+}
+
+/* The registry lacks a key of keys and accepts the file: registered now,
+ * read again into cb. A file it refuses registers nothing (its new ids
+ * would then refuse every other daemon's file that lacks them). */
+static bool keys_unknown(struct daemon *d, const struct seal_keys *keys, const redisReply *reply, store_cmd_cb cb)
+{
+    char why[512];
+    if (reply->type != REDIS_REPLY_ARRAY || keyreg_registered(keys, reply) ||
+        keyreg_decide_reply(keys, reply, NULL, why, sizeof(why)) < 0)
+        return false;
+    keys_send(d, keys, true, cb);
+    return true;
+}
+
+/* The registry's answer against keys: 0 (its warnings logged), or < 0 with err. */
+static int keys_decide(const struct seal_keys *keys, const redisReply *reply, char *err, size_t errlen)
+{
+    struct strbuf warn;
+    strbuf_init(&warn);
+    int rc = keyreg_decide_reply(keys, reply, &warn, err, errlen);
+    for (char *line = warn.buf, *nl; rc == 0 && line && *line; line = nl + 1) {
+        if (!(nl = strchr(line, '\n'))) break;
+        log_warn("main", "[privacy] key_file: %.*s", (int)(nl - line), line);
+    }
+    strbuf_free(&warn);
+    return rc;
+}
+
+static void on_keys_start(redisReply *reply, enum store_error err, const char *text, void *arg)
+{
+    (void)err;
+    (void)text;
+    struct daemon *d = arg;
+    if (!reply || d->stopping || keys_unknown(d, d->cfg->keys, reply, on_keys_start)) return;
+    char why[512];
+    if (keys_decide(d->cfg->keys, reply, why, sizeof(why)) < 0) {
+        log_error("main", "[privacy] key_file %s: %s; herald stops",
+                  d->cfg->privacy_key_file ? d->cfg->privacy_key_file : "(not set)", why);
+        d->exit_code = 1;
+        d->stopping = true;
+        d->api.stopping = true;
+        notify_stopping();
+        close_all(d);
+        return;
+    }
+    d->keys_checked = true;
+    log_info("main", "keys checked against the key registry keys=%zu", d->cfg->keys ? d->cfg->keys->n : 0);
+    if (rconn_ready(d->data)) queue_connected(d->queue, false);
+    if (rconn_ready(d->jobs)) queue_connected(d->queue, true);
+    announce_ready(d);
+}
+
+static void keys_check_start(struct daemon *d)
+{
+    d->keys_sent = true;
+    keys_send(d, d->cfg->keys, false, on_keys_start);
+}
+
+static void on_keys_reload(redisReply *reply, enum store_error err, const char *text, void *arg)
+{
+    (void)err;
+    (void)text;
+    struct daemon *d = arg;
+    if (reply && !d->stopping && keys_unknown(d, d->pending.next->keys, reply, on_keys_reload)) return;
+    struct reload_pending p = d->pending;
+    d->pending.on = false;
+    char why[512];
+    if (!reply || d->stopping) {
+        reload_drop(d, p.next, p.ps, p.ls, &p.report);
+        return;
+    }
+    if (keys_decide(p.next->keys, reply, why, sizeof(why)) < 0) {
+        log_error("main", "reload: [privacy] key_file: %s", why);
+        reload_refused(p.trigger, "[privacy] key_file is refused by the key registry (the old keys stay)");
+        reload_drop(d, p.next, p.ps, p.ls, &p.report);
+        return;
+    }
+    reload_apply(d, p.trigger, p.next, p.ps, p.ls, &p.report);
+}
+
+static void keys_check_reload(struct daemon *d, const char *trigger, struct config *next, struct plugin_set *ps,
+                              struct l10n_set *ls, struct strbuf *report)
+{
+    d->pending = (struct reload_pending){.on = true, .trigger = trigger, .next = next, .ps = ps, .ls = ls,
+                                         .report = *report};
+    log_info("main", "reload (%s): the keys changed; checking them against the key registry", trigger);
+    keys_send(d, next->keys, false, on_keys_reload);
 }
 
 int main(int argc, char **argv)
@@ -800,8 +998,9 @@ int main(int argc, char **argv)
         d->inactive = inactive_new(&d->loop, d->api.cmds, d->api.people, d->cfg, owner);
     }
     d->events_cmds = store_cmds_new(&d->loop, d->data, "events");
+    d->keys_cmds = store_cmds_new(&d->loop, d->data, "keys");
     if (d->cluster) {
-        struct store_cmds *layers[] = {d->limit_cmds, d->cmds, d->api.cmds, d->events_cmds};
+        struct store_cmds *layers[] = {d->limit_cmds, d->cmds, d->api.cmds, d->events_cmds, d->keys_cmds};
         for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++) store_cmds_set_cluster(layers[i], d->cluster);
     }
     d->events = events_new(&d->loop, d->events_cmds, d->cfg, consumer);
@@ -839,6 +1038,13 @@ int main(int argc, char **argv)
     if (rc != 0) {
         log_error("main", "event loop did not close cleanly: %s", uv_strerror(rc));
         if (d->exit_code == 0) d->exit_code = 1;
+    }
+    if (d->pending.on) { /* a reload that waited for its keys' check until the end */
+        plugin_set_free(d->pending.ps);
+        l10n_set_unref(d->pending.ls);
+        config_free(d->pending.next);
+        free(d->pending.next);
+        strbuf_free(&d->pending.report);
     }
     people_free(d->api.people); /* every call ended when the data connection closed */
     stream_trim_free(d->stream_trim); /* its timer closed, its layer freed: no callback left */

@@ -165,6 +165,13 @@ class ApiOnRedisErrors(harness.HeraldTestCase):
         oom(e)
         e.write_jsonl("one.jsonl", [person("u-ctl", email="ctl.person@example.com", consent=["email"])])
         e.secrets.add("ctl.person@example.com")
+        # The key file is not registered yet (keyreg.h): the import stops before writing.
+        res = e.ctl("import", e.path("one.jsonl"))
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn("redis refused the key registry check: oom (retry once memory is freed)", res.stderr)
+        e.r.config_set("maxmemory", "0")
+        e.ctl_ok("import", e.write_jsonl("none.jsonl", []))   # registers it
+        oom(e)
         res = e.ctl("import", e.path("one.jsonl"))
         self.assertEqual(res.returncode, 1, res.stderr)
         self.assertIn("recipient u-ctl: not imported: redis refused the import: oom (retry once memory is freed)",

@@ -505,6 +505,8 @@ class ClusterRouting(harness.HeraldTestCase):
         self.assertEqual({int(m["master"].rsplit(":", 1)[1]): (m["state"], m["people"]) for m in status["masters"]},
                          {port: ("done", len(ids)) for port, ids in where.items()}, status)
 
+        # e2e1 seals nobody on any master now: retired, it may leave the key file.
+        self.assertIn("counted on 3 masters", e.ctl_ok("retire-key", "e2e1").stdout)
         # A pass to e2e3 that stopped once the first master was done: its
         # state names the next master ("1:0"), its lock lapsed.
         e.write_keys(k3 + "\n" + k2 + "\n")
@@ -524,12 +526,23 @@ class ClusterRouting(harness.HeraldTestCase):
         for pid in where[first]:   # the master done before the stop was not read again
             at0 = e.rb.hget("herald:r:{%s}" % pid, "@0")
             self.assertEqual(at0[2:2 + at0[1]], b"e2e2", pid)
+        # e2e2 still seals the first master's people: it cannot be retired yet.
+        res = e.ctl("retire-key", "e2e2")
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        n = len(where[first])
+        self.assertIn("key 'e2e2' still seals %d %s (counted on 3 masters)" % (n, "person" if n == 1 else "people"),
+                      res.stderr)
         # A full pass seals the rest; then the census says e2e2 is unused.
         self.assertIn("%d rewritten" % len(where[first]), e.ctl_ok("rotate-key").stdout)
         self.assertEqual(json.loads(e.ctl_ok("stats").stdout)["contact_data"],
                          {"sealed_by_key": {"e2e3": 30}, "plaintext": 0})
 
-        e.write_keys(k3 + "\n")   # every older key retired
+        e.write_keys(k3 + "\n")   # e2e2 not retired yet: the daemon refuses to start
+        h = e.start_herald(wait_healthy=False)
+        self.assertEqual(h.wait_exit(60), 1, h.log()[-2000:])
+        self.assertIn("key 'e2e2' is no longer in key_file but is not retired", h.log())
+        e.ctl_ok("retire-key", "e2e2")
+        self.assertEqual(e.r.hget(e.key("keys"), "e2e2").split()[0], "retired")
         h = e.start_herald()
         api = Api(e)
         for p in people:

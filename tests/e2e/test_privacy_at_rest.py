@@ -261,15 +261,27 @@ class PrivacyAtRest(harness.HeraldTestCase):
         self.assertEqual((key_of("kr-ann"), key_of("kr-bob")), (b"e2e1", b"e2e2"))
         st, doc = call(e, "GET", "/v1/recipients/kr-ann")
         self.assertEqual((st, doc["profile"]["email"]), (200, ann["email"]))
-        # The old key removed while ann still needs it: her message fails, named, never sent.
+        # The old key removed while ann still needs it: the reload is refused (the key
+        # registry knows e2e1 seals data: test_key_retire.py), the old keys stay, she is sent to.
         e.write_keys("e2e2 " + "c3" * 32 + "\n")
         h.signal(signal.SIGHUP)
-        harness.wait_for("the second reload", lambda: h.log().count("configuration reloaded") >= 2 or None, 20)
+        harness.wait_for("the second refusal", lambda: h.log().count("reload refused") >= 2 or None, 20)
+        self.assertIn("key 'e2e1' is no longer in key_file but is not retired", h.log())
         e.enqueue(job("reload-keys", recipients=["kr-ann"], channels=["email"]))
         done = e.wait_campaign_done("reload-keys", herald=h)
+        self.assertEqual((done["sent"], done["failed"]), (1, {}), done)
+        self.assertEqual([m["to"] for m in e.outbox_json("reload-keys").values()], [ann["email"]])
+        # A person sealed under a key no file holds (the registry bypassed): her message
+        # fails, named, never sent.
+        e.r.hdel("herald:keys", "e2e1")
+        e.r.hset("herald:keys", "e2e1", "retired 1")
+        h.signal(signal.SIGHUP)
+        harness.wait_for("the reload", lambda: h.log().count("configuration reloaded") >= 2 or None, 20)
+        e.enqueue(job("reload-keys-2", recipients=["kr-ann"], channels=["email"]))
+        done = e.wait_campaign_done("reload-keys-2", herald=h)
         self.assertEqual((done["sent"], done["failed"]), (0, {"undecryptable": 1}), done)
         self.assertIn("sealed under key 'e2e1', which [privacy] key_file does not hold", h.log())
-        self.assertEqual(e.outbox_files("reload-keys"), {})
+        self.assertEqual(e.outbox_files("reload-keys-2"), {})
 
     def test_rotation_while_a_campaign_runs(self):
         e = self.env()
@@ -323,7 +335,8 @@ class PrivacyAtRest(harness.HeraldTestCase):
             st, doc = call(e, "GET", "/v1/recipients/" + pid)
             self.assertEqual((st, doc["profile"]["email"]), (200, addr))
 
-        # The old key can go now; without it nothing fails to open.
+        # The old key can go now (retired first); without it nothing fails to open.
+        self.assertIn("key 'e2e1' retired", e.ctl_ok("retire-key", "e2e1").stdout)
         e.write_keys("e2e2 " + "c3" * 32 + "\n")
         st, doc = call(e, "GET", "/v1/recipients/rk-00007")
         self.assertEqual(st, 200, doc)   # this daemon still has both keys; heraldctl reads the file anew:
