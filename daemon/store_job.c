@@ -405,29 +405,37 @@ static const char *const verdicts[] = {
     [SJV_USER_FREQUENCY] = "user_frequency",
 };
 
-static int verdict_of(const char *s)
+/* One answer of reserve.lua: "h<slot>" (reserved in that slot), else the
+ * verdict's word and, after a space, its detail; -1: none of these. */
+static int verdict_of(const char *s, const char **detail)
 {
+    if (s[0] == 'h') {
+        *detail = s;
+        return SJV_OK;
+    }
+    size_t len = strcspn(s, " ");
+    *detail = s[len] ? s + len + 1 : "";
     for (size_t v = 0; v < sizeof(verdicts) / sizeof(verdicts[0]); v++)
-        if (strcmp(s, verdicts[v]) == 0) return (int)v;
+        if (v != SJV_OK && strlen(verdicts[v]) == len && strncmp(s, verdicts[v], len) == 0) return (int)v;
     return -1;
 }
 
 void on_reserved(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct call *c = arg;
-    bool ok = is_array_of(r, 2 * c->n, REDIS_REPLY_STRING);
+    bool ok = is_array_of(r, c->n, REDIS_REPLY_STRING);
+    const char *d;
     for (size_t i = 0; ok && i < c->n; i++) {
-        int v = verdict_of(r->element[2 * i]->str);
+        int v = verdict_of(r->element[i]->str, &d);
         /* "cap" always names its cap; a detail too long for it is no reply of ours. */
-        if (v < 0 || (v == SJV_CAP && !r->element[2 * i + 1]->str[0]) ||
-            r->element[2 * i + 1]->len >= sizeof(((struct store_job_reservation *)0)->detail))
+        if (v < 0 || (v == SJV_CAP && !d[0]) || strlen(d) >= sizeof(((struct store_job_reservation *)0)->detail))
             ok = false;
     }
     if (call_ended(c, r, err, text, !ok)) return;
     for (size_t i = 0; i < c->n; i++) {
         struct store_job_reservation *it = c->items[i];
-        it->verdict = (enum store_job_verdict)verdict_of(r->element[2 * i]->str);
-        herald_copy(it->detail, sizeof(it->detail), r->element[2 * i + 1]->str);
+        it->verdict = (enum store_job_verdict)verdict_of(r->element[i]->str, &d);
+        herald_copy(it->detail, sizeof(it->detail), d);
     }
     call_done(c, STORE_JOB_OK, STORE_E_COUNT, NULL);
 }
@@ -463,8 +471,17 @@ void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj
         const struct store_job_reservation *it = items[idx ? idx[i] : i];
         /* The sends member only where the script uses it: a history to keep, a takeover. */
         const char *member = it->keep > 0 || it->prior[0] ? it->member : "";
-        const char *vals[] = {it->rev, it->record, it->prior, it->channel, member};
-        for (size_t j = 0; j < sizeof(vals) / sizeof(vals[0]); j++) store_args_add(a, vals[j]);
+        store_args_add(a, it->rev);
+        store_args_add(a, it->record);
+        store_args_add(a, it->channel);
+        /* "": no prior, member, history or limits (reserve.lua's header). */
+        if (!it->prior[0] && !member[0] && it->keep == 0 && it->nfreq == 0) {
+            store_args_add(a, "");
+            continue;
+        }
+        store_args_add(a, "+");
+        store_args_add(a, it->prior);
+        store_args_add(a, member);
         store_args_addll(a, it->keep);
         store_args_addll(a, (long long)it->nfreq);
         for (size_t j = 0; j < it->nfreq; j++) {
@@ -513,22 +530,90 @@ void store_outcomes_init(struct store_outcomes *o, const char *prefix)
 {
     store_args_init(&o->keys);
     store_args_init(&o->args);
+    store_args_init(&o->kinds);
     strbuf_init(&o->key);
     o->prefix = prefix;
     o->n = 0;
     o->off = NULL;
     o->cap = 0;
+    o->nkinds = 0;
+    o->kind_off = NULL;
+    o->kind_cap = 0;
 }
 
 void store_outcomes_free(struct store_outcomes *o)
 {
     store_args_free(&o->keys);
     store_args_free(&o->args);
+    store_args_free(&o->kinds);
     strbuf_free(&o->key);
     free(o->off);
     o->off = NULL;
     o->cap = 0;
     o->n = 0;
+    free(o->kind_off);
+    o->kind_off = NULL;
+    o->kind_cap = 0;
+    o->nkinds = 0;
+}
+
+static void outcomes_clear(struct store_outcomes *o)
+{
+    store_args_reset(&o->keys);
+    store_args_reset(&o->args);
+    store_args_reset(&o->kinds);
+    o->n = 0;
+    o->nkinds = 0;
+}
+
+void sj_args_value(const struct store_args *b, size_t off, size_t k, const char **s, size_t *len)
+{
+    const char *p = b->data.buf + (off < STORE_ARGS_HEAD ? STORE_ARGS_HEAD : off);
+    for (size_t j = 0; j <= k; j++) { /* "$<len>\r\n<bytes>\r\n" */
+        char *end;
+        *len = (size_t)strtoull(p + 1, &end, 10);
+        *s = end + 2;
+        p = *s + *len + 2;
+    }
+}
+
+/* The kind of oc (its values appended to o->kinds), as the number that
+ * names it: an earlier kind of the same values when one of the last few is
+ * (the outcomes of one loop iteration mostly share one), else this new one. */
+static size_t outcome_kind(struct store_outcomes *o, const struct store_outcome *oc, bool extra)
+{
+    if (o->nkinds == o->kind_cap) {
+        o->kind_cap = o->kind_cap ? 2 * o->kind_cap : 8;
+        o->kind_off = xrealloc(o->kind_off, o->kind_cap * sizeof(*o->kind_off));
+    }
+    size_t start = o->kinds.data.len < STORE_ARGS_HEAD ? STORE_ARGS_HEAD : o->kinds.data.len;
+    const char *vals[] = {oc->channel, oc->outcome, oc->reason, oc->provider, oc->at};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) store_args_add(&o->kinds, vals[i] ? vals[i] : "");
+    char flags[5];
+    size_t nf = 0;
+    if (oc->reserved) flags[nf++] = 'r';
+    if (oc->was_deferred) flags[nf++] = 'd';
+    if (oc->once) flags[nf++] = 'n';
+    if (extra) flags[nf++] = 'x';
+    flags[nf] = '\0';
+    store_args_add(&o->kinds, flags);
+    if (oc->requests >= 0) store_args_addll(&o->kinds, oc->requests);
+    else store_args_add(&o->kinds, "");
+    store_args_add(&o->kinds, oc->locale ? oc->locale : "");
+    size_t len = o->kinds.data.len - start;
+    const char *mine = o->kinds.data.buf + start;
+    for (size_t back = 0; back < 4 && back < o->nkinds; back++) {
+        size_t k = o->nkinds - 1 - back;
+        size_t end = k + 1 < o->nkinds ? o->kind_off[k + 1] : start;
+        if (end - o->kind_off[k] == len && memcmp(o->kinds.data.buf + o->kind_off[k], mine, len) == 0) {
+            o->kinds.data.len = start;
+            o->kinds.data.buf[start] = '\0';
+            o->kinds.n -= STORE_OUTCOME_KIND_ARGS;
+            return k + 1;
+        }
+    }
+    o->kind_off[o->nkinds++] = start;
+    return o->nkinds;
 }
 
 /* Per outcome: STORE_OUTCOME_KEYS keys (the person hash) and
@@ -546,26 +631,22 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     o->off[2 * o->n + 1] = o->args.data.len;
     store_key_person(k, o->prefix, oc->id);
     add_buf(&o->keys, k);
-    const char *vals[] = {oc->id, oc->record, oc->unsend, oc->history, oc->channel, oc->outcome, oc->reason,
-                          oc->provider, oc->provider_id, oc->at};
+    const char *vals[] = {oc->id, oc->record, oc->history, oc->provider_id, oc->slot};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) store_args_add(&o->args, vals[i] ? vals[i] : "");
-    char flags[4];
-    size_t nf = 0;
-    if (oc->reserved) flags[nf++] = 'r';
-    if (oc->was_deferred) flags[nf++] = 'd';
-    if (oc->once) flags[nf++] = 'n';
-    flags[nf] = '\0';
-    store_args_add(&o->args, flags);
-    if (oc->requests >= 0) store_args_addll(&o->args, oc->requests);
-    else store_args_add(&o->args, "");
-    if (oc->provider_id && oc->provider_id[0] && oc->pid_key) {
-        store_key_pid(k, o->prefix, oc->provider, oc->provider_id);
-        add_buf(&o->args, k);
-    } else {
-        store_args_add(&o->args, "");
+    /* The two values most outcomes do without (a permanent failure's
+     * sends member, a `feedback = on` provider's id key) only where set. */
+    bool pid = oc->provider_id && oc->provider_id[0] && oc->pid_key;
+    bool extra = pid || (oc->unsend && oc->unsend[0]);
+    store_args_addll(&o->args, (long long)outcome_kind(o, oc, extra));
+    if (extra) {
+        store_args_add(&o->args, oc->unsend ? oc->unsend : "");
+        if (pid) {
+            store_key_pid(k, o->prefix, oc->provider, oc->provider_id);
+            add_buf(&o->args, k);
+        } else {
+            store_args_add(&o->args, "");
+        }
     }
-    store_args_add(&o->args, oc->locale ? oc->locale : "");
-    store_args_add(&o->args, oc->slot ? oc->slot : "");
     o->n++;
 }
 
@@ -594,7 +675,7 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     struct sj_fence f = fence_of(sj);
     store_args_script(&a, store_lua_finish, 4 + STORE_OUTCOME_KEYS * o->n + nhand);
     /* One allocation for the lot: the outcomes' own bytes and a few keys. */
-    strbuf_grow_to(&a.data, a.data.len + o->keys.data.len + o->args.data.len + 1024);
+    strbuf_grow_to(&a.data, a.data.len + o->keys.data.len + o->args.data.len + o->kinds.data.len + 1024);
     fence_keys(&a, &f);
     add_buf(&a, &sj->k_audit);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
@@ -616,15 +697,15 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     add_buf(&a, &sj->key);
     store_args_addll(&a, (long long)sj->cfg->retention_history);
     store_args_addll(&a, (long long)o->n);
+    store_args_addll(&a, (long long)o->nkinds);
+    store_args_append(&a, &o->kinds);
     store_args_append(&a, &o->args);
     for (size_t i = 0; i < nhand; i++) {
         store_job_handed_record(&sj->key, hand[i]->record);
         add_buf(&a, &sj->key);
     }
     /* Emptied, its buffers kept for the next outcomes. */
-    store_args_reset(&o->keys);
-    store_args_reset(&o->args);
-    o->n = 0;
+    outcomes_clear(o);
     /* Outcomes must land: no hold, retried until Redis takes them. */
     store_cmds_send(sj->sc, 0, on_finished, c, call_discard, &a, store_lua_finish);
 }
@@ -1533,30 +1614,37 @@ int store_job_read(struct store_job *sj, struct rconn *jobs, enum store_read_mod
 
 void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_outcome *out, struct strbuf *scratch)
 {
-    /* The arguments are RESP bulk strings after STORE_ARGS_HEAD bytes of
-     * room: walk to outcome i's first, copy its values NUL-separated. */
-    const char *v[STORE_OUTCOME_ARGS];
-    size_t at[STORE_OUTCOME_ARGS];
-    const char *p = o->args.data.buf + STORE_ARGS_HEAD;
+    /* Outcome i's values, its kind's, then its 2 extra ones ("" when its
+     * kind says none), copied NUL-separated. */
+    enum { OWN = STORE_OUTCOME_ARGS, KIND = OWN + STORE_OUTCOME_KIND_ARGS, ALL = KIND + STORE_OUTCOME_EXTRA_ARGS };
+    size_t at[ALL];
     strbuf_reset(scratch);
-    for (size_t j = 0; j < (i + 1) * STORE_OUTCOME_ARGS; j++) {
-        char *end;
-        size_t len = (size_t)strtoul(p + 1, &end, 10); /* "$<len>\r\n<bytes>\r\n" */
-        const char *bytes = end + 2;
-        if (j >= i * STORE_OUTCOME_ARGS) {
-            at[j - i * STORE_OUTCOME_ARGS] = scratch->len;
-            strbuf_add(scratch, bytes, len);
-            strbuf_add(scratch, "", 1);
+    for (size_t j = 0; j < ALL; j++) {
+        const char *s = "";
+        size_t len = 0;
+        if (j < OWN) {
+            sj_args_value(&o->args, o->off[2 * i + 1], j, &s, &len);
+        } else if (j < KIND) {
+            size_t kind = (size_t)strtoull(scratch->buf + at[SJO_KIND], NULL, 10);
+            sj_args_value(&o->kinds, kind ? o->kind_off[kind - 1] : 0, j - OWN, &s, &len);
+        } else if (strchr(scratch->buf + at[OWN + SJK_FLAGS], 'x')) {
+            sj_args_value(&o->args, o->off[2 * i + 1], SJO_UNSEND + (j - KIND), &s, &len);
         }
-        p = bytes + len + 2;
+        at[j] = scratch->len;
+        strbuf_add(scratch, s, len);
+        strbuf_add(scratch, "", 1);
     }
-    for (size_t j = 0; j < STORE_OUTCOME_ARGS; j++) v[j] = scratch->buf + at[j];
+    const char *v[ALL];
+    for (size_t j = 0; j < ALL; j++) v[j] = scratch->buf + at[j];
+    const char *const *k = v + OWN, *const *x = v + KIND;
     *out = (struct store_outcome){
-        .id = v[0], .record = v[1], .unsend = v[2], .history = v[3], .channel = v[4], .outcome = v[5],
-        .reason = v[6], .provider = v[7], .provider_id = v[8], .at = v[9],
-        .reserved = strchr(v[10], 'r') != NULL, .was_deferred = strchr(v[10], 'd') != NULL,
-        .once = strchr(v[10], 'n') != NULL, .requests = v[11][0] ? (int)strtol(v[11], NULL, 10) : -1,
-        .pid_key = v[12][0] != '\0', .locale = v[13], .slot = v[14],
+        .id = v[SJO_ID], .record = v[SJO_RECORD], .unsend = x[SJO_UNSEND - OWN], .history = v[SJO_HISTORY],
+        .channel = k[SJK_CHANNEL], .outcome = k[SJK_OUTCOME], .reason = k[SJK_REASON], .provider = k[SJK_PROVIDER],
+        .provider_id = v[SJO_PROVIDER_ID], .at = k[SJK_AT],
+        .reserved = strchr(k[SJK_FLAGS], 'r') != NULL, .was_deferred = strchr(k[SJK_FLAGS], 'd') != NULL,
+        .once = strchr(k[SJK_FLAGS], 'n') != NULL,
+        .requests = k[SJK_REQUESTS][0] ? (int)strtol(k[SJK_REQUESTS], NULL, 10) : -1,
+        .pid_key = x[SJO_PID_KEY - OWN][0] != '\0', .locale = k[SJK_LOCALE], .slot = v[SJO_SLOT],
     };
 }
 

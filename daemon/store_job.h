@@ -131,6 +131,12 @@ struct store_outcome {
 /* Outcomes waiting for one finishing write. */
 struct store_outcomes {
     struct store_args keys, args;
+    /* What outcomes share (their channel, outcome, reason, provider, at,
+     * flags, requests and locale: a "kind"), sent once per call; each
+     * outcome names its kind (lua/finish.lua's header). */
+    struct store_args kinds;
+    size_t nkinds;
+    size_t *kind_off, kind_cap; /* where each kind starts in kinds */
     size_t n;
     const char *prefix; /* the key prefix ([redis] prefix) */
     struct strbuf key;  /* scratch */

@@ -65,9 +65,19 @@ struct sj_fence {
 void sj_script(struct store_args *a, const char *script, size_t nkeys, const struct sj_fence *f);
 
 /* What lua/finish.lua takes per outcome: its keys (the person hash) and
- * its values (store_outcomes_add). */
+ * its values (store_outcomes_add: STORE_OUTCOME_ARGS, and 2 more, the sends
+ * member to remove and the provider id key, when its kind's flags have
+ * "x"), and per kind (what outcomes share). */
 #define STORE_OUTCOME_KEYS 1
-#define STORE_OUTCOME_ARGS 15
+#define STORE_OUTCOME_ARGS 6
+#define STORE_OUTCOME_EXTRA_ARGS 2
+#define STORE_OUTCOME_KIND_ARGS 8
+/* Indexes into an outcome's values, and into its kind's. */
+enum { SJO_ID, SJO_RECORD, SJO_HISTORY, SJO_PROVIDER_ID, SJO_SLOT, SJO_KIND, SJO_UNSEND, SJO_PID_KEY };
+enum { SJK_CHANNEL, SJK_OUTCOME, SJK_REASON, SJK_PROVIDER, SJK_AT, SJK_FLAGS, SJK_REQUESTS, SJK_LOCALE };
+/* The value k (0-based) of the values of b from byte off on (off below
+ * STORE_ARGS_HEAD: from the first), in *s and *len. */
+void sj_args_value(const struct store_args *b, size_t off, size_t k, const char **s, size_t *len);
 
 /* The script arguments of reserve, finish and release for the recipients
  * idx[0..n) (NULL: every one, in order), after the fence f. */

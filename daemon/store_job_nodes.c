@@ -439,8 +439,8 @@ struct nodes_op {
     size_t n;     /* recipients: reservations; outcomes then handoffs; 1 (release) */
     void **items; /* reservations, or handoffs (finish: n - nout of them) */
     size_t nout;  /* finish: outcomes, as store_outcomes held them */
-    struct store_args okeys, oargs;
-    size_t *off;
+    struct store_args okeys, oargs, okinds; /* finish: as store_outcomes held them */
+    size_t *off, *kind_off, nkinds;
     char batch[128];
     char *id, *record, *member; /* release */
     size_t left;
@@ -455,29 +455,34 @@ struct nodes_part {
     size_t idx[];
 };
 
-/* The bulk string at p ("$<len>\r\n<bytes>\r\n"): its bytes in *s, *len;
- * returns where the next one starts. */
-static const char *bulk(const char *p, const char **s, size_t *len)
+/* Outcome i's value k (SJO_*), and the value k (SJK_*) of its kind. */
+static void outcome_value(const struct nodes_op *op, size_t i, size_t k, const char **s, size_t *len)
 {
-    char *end;
-    *len = (size_t)strtoull(p + 1, &end, 10);
-    *s = end + 2;
-    return *s + *len + 2;
+    sj_args_value(&op->oargs, op->off[2 * i + 1], k, s, len);
 }
 
-/* Outcome i's k-th value (0-based) of the buffer b at off. */
-static void outcome_value(const struct store_args *b, size_t off, size_t k, const char **s, size_t *len)
+static void outcome_kind_value(const struct nodes_op *op, size_t i, size_t k, const char **s, size_t *len)
 {
-    const char *p = b->data.buf + (off < STORE_ARGS_HEAD ? STORE_ARGS_HEAD : off);
-    for (size_t j = 0; j <= k; j++) p = bulk(p, s, len);
+    const char *v;
+    size_t vlen;
+    outcome_value(op, i, SJO_KIND, &v, &vlen);
+    size_t kind = (size_t)strtoull(v, NULL, 10);
+    sj_args_value(&op->okinds, kind ? op->kind_off[kind - 1] : 0, k, s, len);
 }
 
-/* Appends the arguments of b from byte from to byte to (count of them). */
+/* Appends the arguments of b from byte from to byte to (count of them:
+ * 0, counted here). */
 static void args_copy(struct store_args *a, const struct store_args *b, size_t from, size_t to, size_t count)
 {
     if (from < STORE_ARGS_HEAD) from = STORE_ARGS_HEAD;
     if (to <= from) return;
     strbuf_add(&a->data, b->data.buf + from, to - from);
+    if (!count)
+        for (const char *p = b->data.buf + from; p < b->data.buf + to; count++) { /* "$<len>\r\n<bytes>\r\n" */
+            char *end;
+            size_t len = (size_t)strtoull(p + 1, &end, 10);
+            p = end + 2 + len + 2;
+        }
     a->n += count;
 }
 
@@ -492,7 +497,7 @@ static void person_of(const struct nodes_op *op, size_t i, struct strbuf *out)
     } else if (i < op->nout) {
         const char *s;
         size_t len;
-        outcome_value(&op->okeys, op->off[2 * i], 0, &s, &len);
+        sj_args_value(&op->okeys, op->off[2 * i], 0, &s, &len);
         strbuf_reset(out);
         strbuf_add(out, s, len);
     } else {
@@ -516,7 +521,9 @@ static void op_end(struct nodes_op *op)
     free(op->items);
     store_args_free(&op->okeys);
     store_args_free(&op->oargs);
+    store_args_free(&op->okinds);
     free(op->off);
+    free(op->kind_off);
     free(op->id);
     free(op->record);
     free(op->member);
@@ -723,12 +730,14 @@ static void part_pid_keys(struct nodes_part *p)
     for (size_t k = 0; k < p->n; k++) {
         size_t i = p->idx[k];
         if (i >= op->nout) continue;
-        const char *pid, *id, *ch;
-        size_t plen, ilen, clen;
-        outcome_value(&op->oargs, op->off[2 * i + 1], 12, &pid, &plen);
+        const char *pid, *id, *ch, *flags;
+        size_t plen, ilen, clen, flen;
+        outcome_kind_value(op, i, SJK_FLAGS, &flags, &flen);
+        if (!memchr(flags, 'x', flen)) continue; /* no provider id key */
+        outcome_value(op, i, SJO_PID_KEY, &pid, &plen);
         if (!plen) continue;
-        outcome_value(&op->oargs, op->off[2 * i + 1], 0, &id, &ilen);
-        outcome_value(&op->oargs, op->off[2 * i + 1], 4, &ch, &clen);
+        outcome_value(op, i, SJO_ID, &id, &ilen);
+        outcome_kind_value(op, i, SJK_CHANNEL, &ch, &clen);
         struct store_args a;
         store_args_init(&a);
         store_args_add(&a, "SET");
@@ -803,11 +812,14 @@ static void part_finish_args(struct store_args *a, struct nodes_op *op, const st
     store_args_add(a, op->batch);
     store_args_addll(a, (long long)sj->cfg->retention_history);
     store_args_addll(a, (long long)nout);
+    /* Every kind of the op, each part's outcomes naming theirs. */
+    store_args_addll(a, (long long)op->nkinds);
+    store_args_append(a, &op->okinds);
     for (size_t k = 0; k < p->n; k++) {
         size_t i = p->idx[k];
         if (i >= op->nout) continue;
         size_t end = i + 1 < op->nout ? op->off[2 * (i + 1) + 1] : op->oargs.data.len;
-        args_copy(a, &op->oargs, op->off[2 * i + 1], end, STORE_OUTCOME_ARGS);
+        args_copy(a, &op->oargs, op->off[2 * i + 1], end, 0); /* 6 values, or 8 */
     }
     for (size_t k = 0; k < p->n; k++) {
         if (p->idx[k] < op->nout) continue;
@@ -987,6 +999,7 @@ static struct nodes_op *op_new(struct store_job *sj, enum op_kind kind, const ch
     op->res.err = STORE_E_COUNT;
     store_args_init(&op->okeys);
     store_args_init(&op->oargs);
+    store_args_init(&op->okinds);
     return op;
 }
 
@@ -1021,11 +1034,18 @@ void sj_nodes_finish(struct store_job *sj, const char *entry, const char *campai
     op->okeys = o->keys;
     op->oargs = o->args;
     op->off = o->off;
+    op->okinds = o->kinds;
+    op->kind_off = o->kind_off;
+    op->nkinds = o->nkinds;
     store_args_init(&o->keys);
     store_args_init(&o->args);
+    store_args_init(&o->kinds);
     o->off = NULL;
     o->cap = 0;
     o->n = 0;
+    o->kind_off = NULL;
+    o->kind_cap = 0;
+    o->nkinds = 0;
     op->items = xmalloc((nhand ? nhand : 1) * sizeof(*op->items));
     memcpy(op->items, hand, nhand * sizeof(*op->items));
     /* One batch id for every part: a part sent again finds it on its node. */

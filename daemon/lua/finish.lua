@@ -29,15 +29,19 @@
 -- slot, is named from it: `<person>:sends`); then per handoff: person hash.
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 audit maxlen,
 -- 5 campaign, 6 the run's record entry, 7 the batch id, 8 the history's
--- length ([retention] history), 9 the number of outcomes, then per outcome
--- 15 values: id, record ("" none), sends member
--- to remove ("" none), history entry ("" none), channel, outcome, reason,
--- provider, provider_id, at, flags ("r" holds a
+-- length ([retention] history), 9 the number of outcomes, 10 the number
+-- of kinds, then per kind (what outcomes share, sent once: each value
+-- costs Redis about 900 instructions to read and turn into a Lua string)
+-- 8 values: channel, outcome, reason, provider, at, flags ("r" holds a
 -- reservation, "d" leaves the deferred count, "n" no record but written
--- once), requests (sent to providers, "" none), provider id key ("" none:
--- `feedback = on` providers only, see below), locale (the content's
--- language, "" none; only with requests), history field (the reservation's
--- slot 'h<slot>', "" none: taken here); then per handoff: its handed record ("p ...": pending).
+-- once, "x" its outcomes carry the two extra values below), requests (sent
+-- to providers, "" none), locale (the content's language, "" none; only
+-- with requests); then per outcome 6 values: id, record ("" none),
+-- history entry ("" none), provider_id, history field (the reservation's
+-- slot 'h<slot>', "" none: taken here), its kind (1, 2, ...: its place
+-- among the kinds), and with a kind flagged "x" 2 more: sends member to
+-- remove ("" none), provider id key ("" none: `feedback = on` providers
+-- only, see below); then per handoff: its handed record ("p ...": pending).
 -- A provider id key (<prefix>:pid:<provider>:<provider id>) maps the
 -- provider's message id to "campaign recipient channel" for PID_TTL
 -- seconds, so that the provider's delivery callbacks find the message:
@@ -63,19 +67,33 @@ if not fence(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 'lost' end
 local campaign = ARGV[5]
 local rf = 'c:' .. campaign
 local replay = redis.call('SADD', KEYS[4], '#' .. ARGV[7]) == 0
-local nout = tonumber(ARGV[9])
-local n, i, incr = 0, 10, {}
+local nout, nkinds = tonumber(ARGV[9]), tonumber(ARGV[10])
+local n, i, incr = 0, 11, {}
+-- Each kind read once: its flags and its progress field (the outcome, and
+-- its reason but for sent and unknown: "suppressed:no_consent") worked out
+-- once per call rather than per outcome. Named by the string each outcome
+-- sends (no tonumber per outcome).
+local kinds = {}
+for k = 1, nkinds do
+  local flags, pf = ARGV[i + 5], ARGV[i + 1]
+  if pf ~= 'sent' and pf ~= 'unknown' then pf = pf .. ':' .. ARGV[i + 2] end
+  kinds[tostring(k)] = {
+    ch = ARGV[i], outcome = ARGV[i + 1], reason = ARGV[i + 2], provider = ARGV[i + 3], at = ARGV[i + 4],
+    only_r = flags == 'r', r = string.find(flags, 'r', 1, true) ~= nil, d = string.find(flags, 'd', 1, true) ~= nil,
+    n = string.find(flags, 'n', 1, true) ~= nil, x = string.find(flags, 'x', 1, true) ~= nil,
+    requests = ARGV[i + 6], locale = ARGV[i + 7], pf = pf}
+  i = i + 8
+end
 for k = 5, 4 + nout do
   local person = KEYS[k]
-  local id, record, unsend, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local flags, slot = ARGV[i + 10], ARGV[i + 14]
-  -- "r" alone (a message sent, or failed) tells every flag without a find.
-  local only_r = flags == 'r'
-  local once = not only_r and string.find(flags, 'n', 1, true)
+  local id, record, h, pid, slot = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local kd = kinds[ARGV[i + 5]]
+  local unsend, pidkey = '', ''
+  if kd.x then unsend, pidkey = ARGV[i + 6], ARGV[i + 7] end
+  local once = kd.n
   -- stored: the record is written; hn: the cursor read, a slot to take.
   local write, stored, hn = true, false, nil
-  local reserved = only_r or string.find(flags, 'r', 1, true)
-  if reserved and not replay then
+  if kd.r and not replay then
     -- The record and the entry in one HSET, answering how many fields it
     -- created: none, as the reservation wrote both (the entry's slot empty,
     -- lua/reserve.lua). One created means the reservation is gone: the
@@ -93,7 +111,7 @@ for k = 5, 4 + nout do
       stored = true
       if both then h = '' end -- written
     end
-  elseif reserved then
+  elseif kd.r then
     local cur = redis.call('HGET', person, rf)
     if not cur then record, h, once = '', '', true else write = cur ~= record end
   elseif record ~= '' then
@@ -136,33 +154,29 @@ for k = 5, 4 + nout do
     end
     -- Three spellings rather than a table and unpack: this runs per message
     -- (and the stream is trimmed once per call, below, not per record).
-    if ARGV[i + 13] ~= '' then
+    if kd.locale ~= '' then
       redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
-                 'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
-                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 11], 'locale', ARGV[i + 13])
-    elseif ARGV[i + 11] ~= '' then
+                 'channel', kd.ch, 'outcome', kd.outcome, 'reason', kd.reason, 'provider', kd.provider,
+                 'provider_id', pid, 'at', kd.at, 'requests', kd.requests, 'locale', kd.locale)
+    elseif kd.requests ~= '' then
       redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
-                 'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
-                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9], 'requests', ARGV[i + 11])
+                 'channel', kd.ch, 'outcome', kd.outcome, 'reason', kd.reason, 'provider', kd.provider,
+                 'provider_id', pid, 'at', kd.at, 'requests', kd.requests)
     else
       redis.call('XADD', KEYS[2], '*', 'campaign', campaign, 'recipient', id,
-                 'channel', ARGV[i + 4], 'outcome', ARGV[i + 5], 'reason', ARGV[i + 6], 'provider', ARGV[i + 7],
-                 'provider_id', ARGV[i + 8], 'at', ARGV[i + 9])
+                 'channel', kd.ch, 'outcome', kd.outcome, 'reason', kd.reason, 'provider', kd.provider,
+                 'provider_id', pid, 'at', kd.at)
     end
-    -- The progress field: the outcome, and its reason but for sent and
-    -- unknown ("suppressed:no_consent").
-    local pf = ARGV[i + 5]
-    if pf ~= 'sent' and pf ~= 'unknown' then pf = pf .. ':' .. ARGV[i + 6] end
-    incr[pf] = (incr[pf] or 0) + 1
-    if not only_r and string.find(flags, 'd', 1, true) then
+    incr[kd.pf] = (incr[kd.pf] or 0) + 1
+    if kd.d then
       incr['deferred:quiet_hours'] = (incr['deferred:quiet_hours'] or 0) - 1
     end
-    if ARGV[i + 12] ~= '' and ARGV[1] ~= '' then
-      redis.call('SET', ARGV[i + 12], campaign .. ' ' .. id .. ' ' .. ARGV[i + 4], 'EX', PID_TTL)
+    if pidkey ~= '' and ARGV[1] ~= '' then
+      redis.call('SET', pidkey, campaign .. ' ' .. id .. ' ' .. kd.ch, 'EX', PID_TTL)
     end
     n = n + 1
   end
-  i = i + 15
+  i = i + (kd.x and 8 or 6)
 end
 if n > 0 then redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[4]) end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end

@@ -117,6 +117,45 @@ static redisReply *eval_fenced(const char *script, int nkeys, const char **args)
     return eval(script, nkeys + 1, all);
 }
 
+/* finish.lua, its arguments given as its tests list them: the keys, the 6
+ * values after the fence (ARGV 4 .. 9, the last the number of outcomes),
+ * then per outcome 15 values (id, record, unsend, history, channel,
+ * outcome, reason, provider, provider_id, at, flags, requests, provider
+ * id key, locale, slot), then the handoffs' records; sent in the script's
+ * layout, each outcome a kind of its own. */
+static redisReply *finish_fenced(int nkeys, const char **args)
+{
+    static const int kind_of[] = {4, 5, 6, 7, 9, 10, 11, 13}; /* a kind's 8 values, in order */
+    static const int own_of[] = {0, 1, 3, 8, 14};            /* then an outcome's own 5, its kind */
+    const char *all[256];
+    char names[32][12], flags[32][16];
+    int n = 0;
+    for (int i = 0; i < nkeys + 6; i++) all[n++] = args[i];
+    int nout = (int)strtol(args[nkeys + 5], NULL, 10);
+    assert_true(nout < 32);
+    all[n++] = args[nkeys + 5]; /* as many kinds */
+    const char **o = args + nkeys + 6;
+    for (int k = 0; k < nout; k++) {
+        /* "x": the outcome carries its sends member and provider id key. */
+        const char *const *v = o + 15 * k;
+        snprintf(flags[k], sizeof(flags[k]), "%s%s", v[10], v[2][0] || v[12][0] ? "x" : "");
+        for (int j = 0; j < 8; j++) all[n++] = kind_of[j] == 10 ? flags[k] : v[kind_of[j]];
+    }
+    for (int k = 0; k < nout; k++) {
+        const char *const *v = o + 15 * k;
+        for (int j = 0; j < 5; j++) all[n++] = v[own_of[j]];
+        snprintf(names[k], sizeof(names[k]), "%d", k + 1);
+        all[n++] = names[k];
+        if (flags[k][0] && strchr(flags[k], 'x')) {
+            all[n++] = v[2];
+            all[n++] = v[12];
+        }
+    }
+    for (const char **a = o + 15 * nout; *a; a++) all[n++] = *a;
+    all[n] = NULL;
+    return eval_fenced(store_lua_finish, nkeys, all);
+}
+
 static void expect_lost(redisReply *r)
 {
     if (r->type != REDIS_REPLY_STRING || strcmp(r->str, "lost") != 0)
@@ -129,8 +168,8 @@ static redisReply *reserve_two(const char *rev_a, const char *rev_b, const char 
 {
     const char *args[] = {"t:r:{a}", "t:r:{b}",
                           "1000", "c1", "news", "50", "0",
-                          rev_a, "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0",
-                          rev_b, record_b, "", "email", "email|news|c1", "0", "0", NULL};
+                          rev_a, "reserved 1-0 run 1000 1", "email", "", /* the short form */
+                          rev_b, record_b, "email", "+", "", "email|news|c1", "0", "0", NULL};
     return eval_fenced(store_lua_reserve, 2, args);
 }
 
@@ -142,10 +181,9 @@ static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
     cmd_ok("HSET t:r:{a} rev 1");
     cmd_ok("HSET t:r:{b} rev 7"); /* changed (API, page, webhook) after the daemon read rev 6 */
     redisReply *r = reserve_two("1", "6", "reserved 1-0 run 1000 2");
-    assert_int_equal(r->elements, 4);
-    assert_string_equal(r->element[0]->str, "ok");
-    assert_string_equal(r->element[1]->str, "h0"); /* the first slot of a's history */
-    assert_string_equal(r->element[2]->str, "stale");
+    assert_int_equal(r->elements, 2);
+    assert_string_equal(r->element[0]->str, "h0"); /* reserved, in the first slot of a's history */
+    assert_string_equal(r->element[1]->str, "stale");
     freeReplyObject(r);
     expect_str("HGET t:r:{a} hn", "1");
     expect_str("HGET t:r:{a} h0", ""); /* the slot written empty: finish.lua's HSET creates no field */
@@ -158,13 +196,12 @@ static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
     /* Decided again with the new rev: reserved. A person erased meanwhile
      * (no hash, rev "") is stale for any rev that was read. */
     r = reserve_two("1", "7", "reserved 1-0 run 1000 3");
-    assert_string_equal(r->element[0]->str, "duplicate"); /* a: its own record, met again */
-    assert_string_equal(r->element[1]->str, "reserved 1-0 run 1000 1");
-    assert_string_equal(r->element[2]->str, "ok");
+    assert_string_equal(r->element[0]->str, "duplicate reserved 1-0 run 1000 1"); /* a: its own record, met again */
+    assert_string_equal(r->element[1]->str, "h0");
     freeReplyObject(r);
     cmd_ok("DEL t:r:{b}");
     r = reserve_two("1", "7", "reserved 1-0 run 1000 4");
-    assert_string_equal(r->element[2]->str, "stale");
+    assert_string_equal(r->element[1]->str, "stale");
     freeReplyObject(r);
 }
 
@@ -177,10 +214,9 @@ static void reserve_checks_caps_in_order(void **st)
     const char *args[] = {"t:r:{a}", "1000", "c1", "news", "50", "2",
                           "daily_email", "email", "1", "86400", "",
                           "any_news", "any", "5", "86400", ",news,",
-                          "", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "86400", "0", NULL};
+                          "", "reserved 1-0 run 1000 1", "email", "+", "", "email|news|c1", "86400", "0", NULL};
     redisReply *r = eval_fenced(store_lua_reserve, 1, args);
-    assert_string_equal(r->element[0]->str, "cap");
-    assert_string_equal(r->element[1]->str, "daily_email");
+    assert_string_equal(r->element[0]->str, "cap daily_email");
     freeReplyObject(r);
     /* Nothing was reserved: the history still holds the two old messages. */
     expect_int("ZCARD t:r:{a}:sends", 2);
@@ -217,7 +253,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
                               "2026-01-01T00:00:00Z", "n", "", "", "", "", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
-        redisReply *r = eval_fenced(store_lua_finish, 6, args);
+        redisReply *r = finish_fenced(6, args);
         /* b and u have no record to tell a repeat by: each is written the
          * first time only, through the campaign's norecord set. */
         assert_int_equal(r->element[0]->integer, round == 0 ? 3 : round == 1 ? 1 : 0);
@@ -230,7 +266,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_a, "1000", "c1", "1-0", "b9", "100",
                               "1", "a", "sent 1-0 run.1 1999", "", "{}", "email", "sent", "", "p1", "id-1",
                               "2026-01-01T00:00:01Z", "", "1", "", "", "", NULL};
-        redisReply *r = eval_fenced(store_lua_finish, 4, args);
+        redisReply *r = finish_fenced(4, args);
         assert_int_equal(r->element[0]->integer, 0);
         freeReplyObject(r);
     }
@@ -253,10 +289,10 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         const char *args[] = {fixed[0], fixed[1], fixed[2], per_u, "1000", "c1",
                               "2-0", "b2", "100", "1", "u", "", "", "", "", "suppressed", "unknown_recipient", "", "",
                               "2026-01-01T00:00:00Z", "n", "", "", "", "", NULL};
-        redisReply *r = eval_fenced(store_lua_finish, 4, args);
+        redisReply *r = finish_fenced(4, args);
         assert_int_equal(r->element[0]->integer, 1);
         freeReplyObject(r);
-        r = eval_fenced(store_lua_finish, 4, args);
+        r = finish_fenced(4, args);
         assert_int_equal(r->element[0]->integer, 0);
         freeReplyObject(r);
     }
@@ -274,7 +310,7 @@ static void finish_writes_record_history_audit_and_progress(void **st)
         snprintf(batch, sizeof(batch), "h%d", i);
         const char *args[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", per_a, "1000", "c1", "1-0", batch, "100", "1",
                               "a", rec, "", h, "email", "suppressed", "duplicate", "", "", "x", "d", "", "", "", "", NULL};
-        freeReplyObject(eval_fenced(store_lua_finish, 4, args));
+        freeReplyObject(finish_fenced(4, args));
     }
     expect_str("HGET t:campaign:c1 deferred:quiet_hours", "0");
     redisReply *all = cmd("HGETALL t:r:{a}");
@@ -308,7 +344,7 @@ static void finish_with_reservations(void **st)
                               "id-2", "2026-01-01T00:00:00Z", "r", "3", "", "", "h0", NULL};
         for (int k = 0; vals[k]; k++) args[n++] = vals[k];
         args[n] = NULL;
-        redisReply *r = eval_fenced(store_lua_finish, 5, args);
+        redisReply *r = finish_fenced(5, args);
         /* Round 1 is the same batch again: c's record already says it; d
          * (erased) has no record to tell a repeat by: the norecord set does. */
         assert_int_equal(r->element[0]->integer, round == 0 ? 2 : 0);
@@ -334,7 +370,7 @@ static void finish_keeps_the_outcome_of_a_stored_person(void **st)
                           "1000", "c1", "1-0", "b1", "100", "1",
                           "e", "sent 1-0 run 1000", "", "{\"h\":1}", "email", "sent", "", "p1",
                           "id-1", "2026-01-01T00:00:00Z", "r", "1", "", "", "h1", NULL};
-    redisReply *r = eval_fenced(store_lua_finish, 4, args);
+    redisReply *r = finish_fenced(4, args);
     assert_int_equal(r->element[0]->integer, 1);
     freeReplyObject(r);
     expect_str("HGET t:r:{e} c:c1", "sent 1-0 run 1000");
@@ -377,7 +413,7 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     own_entry();
     cmd_ok("HSET t:r:{a} rev 1");
     const char *res[] = {"t:r:{a}", "1000", "c1", "news", "50", "0",
-                         "1", "reserved 1-0 run 1000 1", "", "email", "email|news|c1", "0", "0", NULL};
+                         "1", "reserved 1-0 run 1000 1", "email", "", NULL};
     const char *fin[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
                          "1000", "c1", "1-1", "b0", "100", "1",
                          "a", "sent 1-1 run 1", "", "{}", "email", "sent", "", "p", "id", "at", "", "1", "", "", "",
@@ -390,12 +426,12 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     /* Another daemon claimed the entry. */
     cmd_ok("XCLAIM t:jobs g other 0 1-1 JUSTID");
     expect_lost(eval_fenced(store_lua_reserve, 1, res));
-    expect_lost(eval_fenced(store_lua_finish, 4, hand));
+    expect_lost(finish_fenced(4, hand));
     expect_lost(eval_fenced(store_lua_release, 2, rel));
-    expect_lost(eval_fenced(store_lua_finish, 4, fin));
+    expect_lost(finish_fenced(4, fin));
     /* Acknowledged, then the stream gone. */
     cmd_ok("XACK t:jobs g 1-1");
-    expect_lost(eval_fenced(store_lua_finish, 4, fin));
+    expect_lost(finish_fenced(4, fin));
     cmd_ok("DEL t:jobs");
     expect_lost(eval_fenced(store_lua_reserve, 1, res));
     expect_int("HEXISTS t:r:{a} c:c1", 0);
@@ -416,7 +452,7 @@ static void handed_and_release(void **st)
                           "t:r:{b}", "1000", "c1", "1-1", "b0", "100", "0",
                           "pending 1-1 r.1 1000 1", "pending 1-1 r.1 1000 2", NULL};
     for (int round = 0; round < 2; round++) {
-        redisReply *r = eval_fenced(store_lua_finish, 5, hand);
+        redisReply *r = finish_fenced(5, hand);
         assert_int_equal(r->type, REDIS_REPLY_ARRAY);
         assert_int_equal(r->elements, 2);
         assert_int_equal(r->element[0]->integer, 0); /* no outcome */
@@ -455,19 +491,19 @@ static void reserve_takes_over_a_dead_runs_reservation(void **st)
     cmd_ok("ZADD t:r:{a}:sends 900 email|news|c1");
     const char *args[] = {"t:r:{a}", "1000", "c1", "news", "50", "1",
                           "one_a_day", "email", "1", "86400", "",
-                          "", "reserved 1-1 new.1 1000 1", "reserved 1-1 dead.1 900 4", "email", "email|news|c1",
+                          "", "reserved 1-1 new.1 1000 1", "email", "+", "reserved 1-1 dead.1 900 4", "email|news|c1",
                           "86400", "0", NULL};
     redisReply *r = eval_fenced(store_lua_reserve, 1, args);
-    assert_string_equal(r->element[0]->str, "ok");
+    assert_string_equal(r->element[0]->str, "h0"); /* reserved */
     freeReplyObject(r);
     expect_str("HGET t:r:{a} c:c1", "reserved 1-1 new.1 1000 1");
     expect_int("ZCARD t:r:{a}:sends", 1);
     /* Without the takeover (prior ""), the same record is a duplicate. */
     cmd_ok("HSET t:r:{a} c:c1 %s", "pending 1-1 dead.1 900 4");
-    args[14] = "";
-    args[13] = "reserved 1-1 new.1 1000 2";
+    args[15] = "";                          /* prior */
+    args[12] = "reserved 1-1 new.1 1000 2"; /* record */
     r = eval_fenced(store_lua_reserve, 1, args);
-    assert_string_equal(r->element[0]->str, "duplicate");
+    assert_string_equal(r->element[0]->str, "duplicate pending 1-1 dead.1 900 4");
     freeReplyObject(r);
 }
 

@@ -258,6 +258,105 @@ static void reserve_verdicts(void **st)
     assert_string_equal(a.detail, "reserved 1-1 r.1 1000 1");
 }
 
+/* Outcomes alike in channel, outcome, reason, provider, time, flags,
+ * requests and locale share one kind, sent once per call (lua/finish.lua):
+ * each still reads back as itself and gets its own record, audit record
+ * and count. */
+static void outcomes_share_kinds(void **st)
+{
+    (void)st;
+    own_entry();
+    cmd_ok("HSET herald:r:{ka} rev 1 c:c3 %s h0 %s", "r 1-1 r.1 1000 1", "");
+    cmd_ok("HSET herald:r:{kb} rev 1 c:c3 %s h4 %s", "r 1-1 r.1 1000 2", "");
+    cmd_ok("HSET herald:r:{kc} rev 1");
+    cmd_ok("HSET herald:r:{kd} rev 1 c:c3 %s h0 %s", "r 1-1 r.1 1000 3", "");
+    cmd_ok("ZADD herald:r:{kd}:sends 1000 email|news|c3 900 email|news|old");
+    struct store_outcomes o;
+    store_outcomes_init(&o, "herald");
+    const struct store_outcome sent = {.record = "s 1-1 r.1 1000 email/-", .unsend = "", .channel = "email",
+                                       .outcome = "sent", .reason = "", .provider = "hook",
+                                       .at = "2026-01-01T00:00:00Z", .reserved = true, .requests = 1, .locale = "sv"};
+    struct store_outcome oa = sent, ob = sent;
+    oa.id = "ka", oa.provider_id = "p-a", oa.history = "2|1000|c3|0s-|hook", oa.slot = "h0";
+    ob.id = "kb", ob.provider_id = "p-b", ob.history = "2|1000|c3|0s-|hook", ob.slot = "h4";
+    const struct store_outcome oc = {.id = "kc", .record = "x 1-1 r.1 1000 email/nc", .unsend = "", .history = "",
+                                     .channel = "email", .outcome = "suppressed", .reason = "no_consent",
+                                     .provider = "", .provider_id = "", .at = "2026-01-01T00:00:00Z",
+                                     .requests = -1};
+    /* A permanent failure gives its sends entry back: an outcome with the
+     * two extra values. */
+    const struct store_outcome od = {.id = "kd", .record = "f 1-1 r.1 1000 email/pr", .unsend = "email|news|c3",
+                                     .history = "2|1000|c3|0fpr|hook", .channel = "email", .outcome = "failed",
+                                     .reason = "provider_rejected", .provider = "hook", .provider_id = "",
+                                     .at = "2026-01-01T00:00:00Z", .reserved = true, .requests = 1,
+                                     .locale = "sv", .slot = "h0"};
+    store_outcomes_add(&o, &oa);
+    store_outcomes_add(&o, &oc);
+    store_outcomes_add(&o, &ob);
+    store_outcomes_add(&o, &od);
+    assert_int_equal(o.n, 4);
+    assert_int_equal(o.nkinds, 3); /* ka and kb share theirs */
+    const struct store_outcome *want[] = {&oa, &oc, &ob, &od};
+    struct strbuf scratch;
+    strbuf_init(&scratch);
+    for (size_t i = 0; i < 4; i++) {
+        struct store_outcome back;
+        store_outcomes_get(&o, i, &back, &scratch);
+        assert_string_equal(back.id, want[i]->id);
+        assert_string_equal(back.record, want[i]->record);
+        assert_string_equal(back.provider_id, want[i]->provider_id);
+        assert_string_equal(back.outcome, want[i]->outcome);
+        assert_string_equal(back.reason, want[i]->reason);
+        assert_string_equal(back.provider, want[i]->provider);
+        assert_string_equal(back.at, want[i]->at);
+        assert_string_equal(back.locale, want[i]->locale ? want[i]->locale : "");
+        assert_string_equal(back.slot, want[i]->slot ? want[i]->slot : "");
+        assert_string_equal(back.unsend, want[i]->unsend);
+        assert_int_equal(back.reserved, want[i]->reserved);
+        assert_int_equal(back.requests, want[i]->requests);
+    }
+    strbuf_free(&scratch);
+    struct done d = {0};
+    store_job_finish(sj, "1-1", "c3", "1-1", &o, NULL, 0, on_done, &d, NULL);
+    assert_int_equal(o.n, 0);
+    assert_int_equal(o.nkinds, 0); /* taken with the outcomes */
+    run_until(&d.fired);
+    assert_int_equal(d.res.status, STORE_JOB_OK);
+    expect_str("s 1-1 r.1 1000 email/-", "HGET herald:r:{ka} c:c3");
+    expect_str("s 1-1 r.1 1000 email/-", "HGET herald:r:{kb} c:c3");
+    expect_str("2|1000|c3|0s-|hook", "HGET herald:r:{kb} h4");
+    expect_str("x 1-1 r.1 1000 email/nc", "HGET herald:r:{kc} c:c3");
+    expect_str("2", "HGET herald:campaign:c3 sent");
+    expect_str("1", "HGET herald:campaign:c3 suppressed:no_consent");
+    expect_str("f 1-1 r.1 1000 email/pr", "HGET herald:r:{kd} c:c3");
+    expect_str("1", "HGET herald:campaign:c3 failed:provider_rejected");
+    redisReply *left = redisCommand(sync_c, "ZRANGE herald:r:{kd}:sends 0 -1");
+    assert_int_equal(left->elements, 1); /* its entry given back, the older one kept */
+    assert_string_equal(left->element[0]->str, "email|news|old");
+    freeReplyObject(left);
+    redisReply *r = redisCommand(sync_c, "XRANGE herald:audit - +");
+    assert_int_equal(r->elements, 4);
+    for (size_t e = 0; e < 4; e++) {
+        const redisReply *f = r->element[e]->element[1];
+        const char *who = NULL, *pid = NULL, *outcome = NULL, *locale = NULL;
+        for (size_t i = 0; i + 1 < f->elements; i += 2) {
+            const char *name = f->element[i]->str, *v = f->element[i + 1]->str;
+            if (strcmp(name, "recipient") == 0) who = v;
+            if (strcmp(name, "provider_id") == 0) pid = v;
+            if (strcmp(name, "outcome") == 0) outcome = v;
+            if (strcmp(name, "locale") == 0) locale = v;
+        }
+        assert_non_null(who);
+        assert_string_equal(who, want[e]->id);
+        assert_string_equal(pid, want[e]->provider_id);
+        assert_string_equal(outcome, want[e]->outcome);
+        if (want[e]->locale) assert_string_equal(locale, want[e]->locale);
+        else assert_null(locale);
+    }
+    freeReplyObject(r);
+    store_outcomes_free(&o);
+}
+
 static void handoff_finish_release(void **st)
 {
     (void)st;
@@ -731,6 +830,7 @@ int main(void)
         cmocka_unit_test(suppression_flags),
         cmocka_unit_test(reserve_verdicts),
         cmocka_unit_test(handoff_finish_release),
+        cmocka_unit_test(outcomes_share_kinds),
         cmocka_unit_test(limits_match_reserve),
         cmocka_unit_test(lost_entry),
         cmocka_unit_test(refused_read_is_failed),
