@@ -36,13 +36,26 @@ die() {
     exit 1
 }
 
-# free_port: print a TCP port on 127.0.0.1 that is free right now.
+# free_port: print a TCP port on 127.0.0.1 that is free right now, drawn
+# below the kernel's ephemeral range: a port the kernel picks itself is also
+# the local end it gives the next outgoing connection, which could take it
+# before our server binds (tests/e2e/harness.py's free_port does the same).
 free_port() {
-    "$HERALD_PY" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
+    "$HERALD_PY" -c 'import random, socket
+try:
+    high = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    high = 32768
+rng = random.SystemRandom()
+while True:
+    port = rng.randrange(10000, max(11000, high))
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    print(port)
+    break'
 }
 
 # make_tmpdir PREFIX: print a new temporary directory removed at exit.

@@ -27,6 +27,7 @@ import json
 import hashlib
 import hmac
 import os
+import random
 import shutil
 import signal
 import socket
@@ -72,17 +73,40 @@ def _die_with_parent():
 _ports_given = set()
 
 
+def _ephemeral_start():
+    """The first port the kernel hands out on its own (to every outgoing
+    connection's local end: a client of Redis, curl to a sink)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS_LOW = 10000
+_PORTS_HIGH = max(_PORTS_LOW + 1000, _ephemeral_start())
+
+
 def free_port():
     """A loopback port free now and not handed out before in this process:
     the kernel may give a just-closed port again, and two servers of one
-    test (the admin and public listeners) must never share one."""
+    test (the admin and public listeners) must never share one. Drawn at
+    random below the kernel's ephemeral range: a port the kernel picks
+    (bind to 0) is also what it gives the next outgoing connection's local
+    end, and one of the tests running beside this one could take it before
+    the server that was given it binds ("address already in use")."""
+    rng = random.SystemRandom()
     while True:
+        port = rng.randrange(_PORTS_LOW, _PORTS_HIGH)
+        if port in _ports_given:
+            continue
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _ports_given:
-            _ports_given.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
 
 
 def wait_for(what, predicate, timeout, interval=0.1):
