@@ -892,7 +892,6 @@ void queue_free(struct queue *q)
     }
     q->njobs = 0;
     queue_rcpt_spares_free();
-    store_person_scratch_free();
     uv_close((uv_handle_t *)&q->heartbeat, on_handle_closed);
     uv_close((uv_handle_t *)&q->retry, on_handle_closed);
     uv_close((uv_handle_t *)&q->release_timer, on_handle_closed);

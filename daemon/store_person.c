@@ -284,36 +284,6 @@ static bool whole_profile(struct strbuf *out, const char *id, const char *profil
     return true;
 }
 
-/* Working buffers of a person read, kept from one read to the next: a
- * read per message would otherwise allocate and free them each time.
- * Taken empty, given back once done (a buffer grown past SCRATCH_MAX is
- * freed instead); only the loop thread reads persons. */
-#define SCRATCH_MAX 4096
-static struct strbuf scratch[2];
-static size_t nscratch;
-
-static void scratch_take(struct strbuf *sb)
-{
-    if (nscratch) {
-        *sb = scratch[--nscratch];
-        strbuf_reset(sb);
-    } else {
-        strbuf_init(sb);
-    }
-}
-
-void store_person_scratch_free(void)
-{
-    while (nscratch) strbuf_free(&scratch[--nscratch]);
-}
-
-static void scratch_give(struct strbuf *sb)
-{
-    if (nscratch < sizeof(scratch) / sizeof(scratch[0]) && sb->cap <= SCRATCH_MAX) scratch[nscratch++] = *sb;
-    else strbuf_free(sb);
-    strbuf_init(sb);
-}
-
 /* An address read from opened contact data, checked as profile_parse
  * checks the member of channel ch: its channel's syntax, and, past ASCII,
  * valid UTF-8 (what jansson would have refused). */
@@ -379,11 +349,11 @@ static bool open_contact(const struct seal_keys *keys, const char *id, const cha
     static const struct seal_keys none = {0};
     memset(c, 0, sizeof(*c));
     struct strbuf pt;
-    scratch_take(&pt);
+    strbuf_init(&pt);
     bool ok = seal_open(keys ? keys : &none, id, STORE_SEALED_AD, env, n, &pt, why, whylen) == 0 &&
               contact_read(pt.buf, pt.len, text, c, why, whylen);
     if (pt.len) OPENSSL_cleanse(pt.buf, pt.len);
-    scratch_give(&pt);
+    strbuf_free(&pt);
     if (!ok) {
         profile_free(c);
         memset(c, 0, sizeof(*c));
@@ -426,12 +396,12 @@ static int open_person(const struct seal_keys *keys, const char *id, const redis
     /* The profile without its contact data, then that data opened into it
      * (or left out, and said, when it does not open). */
     struct strbuf whole;
-    scratch_take(&whole);
+    strbuf_init(&whole);
     int rc = whole_profile(&whole, id, profile->str, profile->len, sealed ? sealed[STORE_SEALED_TZ] : NULL,
                            sealed_data)
                  ? profile_parse(whole.buf, whole.len, p, err, errlen)
                  : herald_fail(err, errlen, "profile: unreadable");
-    scratch_give(&whole);
+    strbuf_free(&whole);
     if (rc < 0) return rc;
     if (!sealed_data) return 1;
     char why[192] = "";

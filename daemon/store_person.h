@@ -108,10 +108,6 @@ int store_person_unseal(const struct seal_keys *keys, const char *id, const char
 int store_person_unseal_to_render(const struct seal_keys *keys, const char *id, const char *env, size_t n,
                                   struct profile *p, char *err, size_t errlen);
 
-/* Frees the working buffers person reads keep for the next (at shutdown:
- * a later read allocates them again). */
-void store_person_scratch_free(void);
-
 /* The key id sealing the value of a sealed field into id; 0 when it is no
  * envelope. For heraldctl stats and the rotation. */
 size_t store_person_key_id(const redisReply *sealed, char id[SEAL_ID_MAX + 1]);
