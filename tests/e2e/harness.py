@@ -23,6 +23,7 @@ Environment (set by tests/e2e/CMakeLists.txt; defaults point into build/):
 """
 
 import ctypes
+import fcntl
 import json
 import hashlib
 import hmac
@@ -70,9 +71,6 @@ def _die_with_parent():
     _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-_ports_given = set()
-
-
 def _ephemeral_start():
     """The first port the kernel hands out on its own (to every outgoing
     connection's local end: a client of Redis, curl to a sink)."""
@@ -87,25 +85,59 @@ _PORTS_LOW = 10000
 _PORTS_HIGH = max(_PORTS_LOW + 1000, _ephemeral_start())
 
 
+def _port_lock_dir():
+    d = os.path.join(tempfile.gettempdir(), "herald-test-ports")
+    if not os.path.isdir(d):
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o1777)   # shared by every user's tests, as /tmp is
+    return d
+
+
+_port_locks = {}   # port -> open file whose flock says "this process holds it"
+
+
+def _hold_port(port):
+    """Claims `port` for this process among every test process of the machine:
+    an exclusive flock on a file named after it, held until the process ends
+    (the kernel drops it then, however the process ends). Between two uses of
+    one port (a daemon stopped, then started again on it) no other test can
+    draw it, which the bind check alone cannot promise."""
+    try:
+        f = open(os.path.join(_port_lock_dir(), str(port)), "a")
+    except OSError:   # no lock to take (another user's file): the bind check alone
+        _port_locks[port] = None
+        return True
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return False
+    _port_locks[port] = f
+    return True
+
+
 def free_port():
-    """A loopback port free now and not handed out before in this process:
-    the kernel may give a just-closed port again, and two servers of one
-    test (the admin and public listeners) must never share one. Drawn at
-    random below the kernel's ephemeral range: a port the kernel picks
-    (bind to 0) is also what it gives the next outgoing connection's local
-    end, and one of the tests running beside this one could take it before
-    the server that was given it binds ("address already in use")."""
+    """A loopback port free now and held for this process until it ends.
+    Drawn at random below the kernel's ephemeral range: a port the kernel
+    picks (bind to 0) is also what it gives the next outgoing connection's
+    local end, and one of the tests running beside this one could take it
+    before the server that was given it binds ("address already in use").
+    Held (_hold_port) because a test stops a daemon and starts it again on
+    the same ports: the test running beside it must not draw one meanwhile.
+    Never handed out twice in one process: the admin and public listeners of
+    one test must not share one."""
     rng = random.SystemRandom()
     while True:
         port = rng.randrange(_PORTS_LOW, _PORTS_HIGH)
-        if port in _ports_given:
+        if port in _port_locks:
             continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-        _ports_given.add(port)
+        if not _hold_port(port):
+            continue
         return port
 
 
