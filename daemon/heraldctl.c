@@ -35,6 +35,7 @@
 #include "explain.h"
 #include "herald.h"
 #include "job.h"
+#include "keylease.h"
 #include "keyreg.h"
 #include "people.h"
 #include "profile.h"
@@ -97,6 +98,8 @@ static void usage(FILE *out)
  * commands of the control plane use the context connect_redis returns (to
  * the master of its slot); those of people and per-node keys use this. */
 static struct rcluster_sync *ctl_cluster;
+/* import and rotate-key: the sealing lease held while they write (keylease.h). */
+static struct keylease_sync ctl_lease;
 
 static redisContext *connect_redis(const struct config *cfg)
 {
@@ -310,7 +313,14 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
     const char *secret = cfg->tombstone_secret && *cfg->tombstone_secret ? cfg->tombstone_secret
                          : cfg->link_secret && *cfg->link_secret         ? cfg->link_secret
                                                                           : NULL;
+    char stop_why[256] = "redis connection failed";
     while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
+        /* Renewed between lines (a write every few seconds at most): a
+         * lease refused stops before anything more is sealed. */
+        if (keylease_sync_tick(&ctl_lease, stop_why, sizeof(stop_why)) < 0) {
+            rc = 2;
+            break;
+        }
         lineno++;
         run->lines = lineno;
         run->bytes += len;
@@ -373,10 +383,10 @@ static int cmd_import(const struct config *cfg, redisContext *c, const char *pat
     if (rc == 0) {
         rc = import_flush(cfg, c, run);
     } else {
-        /* The connection failed: what is left was never sent. */
+        /* The connection failed, or the lease: what is left was never sent. */
         for (size_t i = 0; i < run->n; i++) {
-            import_say(run, "%s:%ld: recipient %s: not imported: not sent (redis connection failed)\n", path,
-                       run->win[i].lineno, run->win[i].prof.id);
+            import_say(run, "%s:%ld: recipient %s: not imported: not sent (%s)\n", path, run->win[i].lineno,
+                       run->win[i].prof.id, stop_why);
             run->skipped++;
             import_line_free(&run->win[i]);
         }
@@ -1080,18 +1090,46 @@ static int stats_page(redisContext *c, const redisReply *const *persons, size_t 
     return 0;
 }
 
+/* The live sealing leases (keylease.h) naming id, as an array of their
+ * holders, from the leases' HGETALL l at Redis time now. */
+static json_t *stats_sealing(const redisReply *l, long long now, const char *id)
+{
+    json_t *a = json_array();
+    size_t idl = strlen(id);
+    for (size_t i = 0; i + 1 < l->elements; i += 2) {
+        const redisReply *h = l->element[i], *v = l->element[i + 1];
+        if (h->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        if (v->len > idl && memcmp(v->str, id, idl) == 0 && v->str[idl] == ' ' &&
+            strtoll(v->str + idl + 1, NULL, 10) > now)
+            json_array_append_new(a, json_string(h->str));
+    }
+    return a;
+}
+
 /* The key registry (keyreg.h) beside the census: {"<id>": {"people": N,
- * "state": "in use" | "retired", "retired_at": T}}, and the ids that seal
- * people but were never registered ("state": "unregistered"). NULL after
- * saying what Redis refused. */
+ * "state": "in use" | "retired", "retired_at": T, "sealing": [holders of
+ * a live sealing lease on it]}}, and the ids that seal people but were
+ * never registered ("state": "unregistered"). NULL after saying what
+ * Redis refused. */
 static json_t *stats_registry(const struct config *cfg, redisContext *c, const json_t *by_key)
 {
     struct strbuf k;
     strbuf_init(&k);
     keyreg_key(&k, cfg->prefix);
     redisReply *r = stats_read(c, "key registry read", true, "HGETALL %s", k.buf);
+    keylease_key(&k, cfg->prefix);
+    redisReply *l = r ? stats_read(c, "sealing leases read", true, "HGETALL %s", k.buf) : NULL;
+    redisReply *t = l ? stats_read(c, "time read", true, "TIME") : NULL;
     strbuf_free(&k);
-    if (!r) return NULL;
+    if (!t || t->elements < 1 || t->element[0]->type != REDIS_REPLY_STRING) {
+        if (t) fprintf(stderr, "heraldctl: stats: time read: unexpected reply\n");
+        if (r) freeReplyObject(r);
+        if (l) freeReplyObject(l);
+        if (t) freeReplyObject(t);
+        return NULL;
+    }
+    long long now = strtoll(t->element[0]->str, NULL, 10);
+    freeReplyObject(t);
     json_t *o = json_object();
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const char *id = r->element[i]->str, *v = r->element[i + 1]->str;
@@ -1103,8 +1141,10 @@ static json_t *stats_registry(const struct config *cfg, redisContext *c, const j
         } else {
             json_object_set_new(e, "state", json_string("in use"));
         }
+        json_object_set_new(e, "sealing", stats_sealing(l, now, id));
         json_object_set_new(o, id, e);
     }
+    freeReplyObject(l);
     const char *id;
     json_t *n;
     json_object_foreach((json_t *)by_key, id, n)
@@ -1254,19 +1294,39 @@ static int cmd_retire_key(const struct config *cfg, redisContext *c, const char 
         rc = 1;
         goto out;
     }
-    if (dry_run) {
-        printf("key '%s' seals nobody (counted on %zu master%s): retire-key %s would retire it\n", id, nnodes,
-               nnodes == 1 ? "" : "s", id);
+    /* Last, in one step with the check that no running daemon or heraldctl
+     * seals under it now (a live sealing lease, keylease.h); a dry run
+     * checks the same and writes nothing. */
+    char v[64], detail[256];
+    long long left = 0;
+    if (dry_run) v[0] = '\0';
+    else snprintf(v, sizeof(v), "%s %lld", KEYREG_RETIRED, (long long)time(NULL));
+    switch (keylease_retire_sync(c, cfg->prefix, id, v, detail, sizeof(detail), &left)) {
+    case KEYLEASE_RETIRED_NOW:
+        if (!dry_run) break;
+        printf("key '%s' seals nobody (counted on %zu master%s) and no running process seals under it: "
+               "retire-key %s would retire it\n",
+               id, nnodes, nnodes == 1 ? "" : "s", id);
         rc = 0;
         goto out;
-    }
-    char v[64];
-    snprintf(v, sizeof(v), "%s %lld", KEYREG_RETIRED, (long long)time(NULL));
-    r = redisCommand(c, "HSET %s %s %s", k.buf, id, v);
-    if (!r || r->type != REDIS_REPLY_INTEGER) {
-        char err[256];
-        store_sync_error(err, sizeof(err), "key registry write", c, r && r->type == REDIS_REPLY_ERROR ? r : NULL);
-        fprintf(stderr, "heraldctl: retire-key: %s\n", err);
+    case KEYLEASE_RETIRED_ALREADY:
+        printf("key '%s' is retired already (%s)\n", id, detail);
+        rc = 0;
+        goto out;
+    case KEYLEASE_UNKNOWN:
+        fprintf(stderr, "heraldctl: retire-key: key '%s' is no longer in the key registry\n", id);
+        rc = 1;
+        goto out;
+    case KEYLEASE_SEALING:
+        fprintf(stderr,
+                "heraldctl: retire-key: key '%s' is the sealing key (the first of key_file) of \"%s\", which "
+                "runs now: reload it with the new key first (heraldctl reload), then retire-key %s again (a "
+                "process that stopped without giving its lease back holds it %lld s more)\n",
+                id, detail, id, left);
+        rc = 1;
+        goto out;
+    case KEYLEASE_ERROR:
+        fprintf(stderr, "heraldctl: retire-key: %s\n", detail);
         goto out;
     }
     printf("key '%s' retired: nobody is sealed under it (counted on %zu master%s). Next: delete its line from "
@@ -1518,6 +1578,14 @@ int main(int argc, char **argv)
     }
     int rc = 0;
     if (strcmp(cmd, "import") == 0 || (rotate && !rotate_st)) rc = check_keys(&cfg, c, cmd);
+    if (rc == 0 && (strcmp(cmd, "import") == 0 || (rotate && !rotate_st)) && cfg.keys && cfg.keys->n) {
+        char err[512];
+        int lrc = keylease_sync_take(&ctl_lease, c, cfg.prefix, cmd, cfg.keys->v[0].id, err, sizeof(err));
+        if (lrc < 0) {
+            fprintf(stderr, "heraldctl: %s: %s%s\n", cmd, lrc == -HERALD_EINVAL ? "[privacy] key_file: " : "", err);
+            rc = 2;
+        }
+    }
     if (rc == 0) {
         if (strcmp(cmd, "import") == 0) rc = cmd_import(&cfg, c, args[0]);
         else if (strcmp(cmd, "enqueue") == 0) rc = cmd_enqueue(&cfg, c, args[0]);
@@ -1527,12 +1595,13 @@ int main(int argc, char **argv)
         else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(&cfg, c);
         else if (strcmp(cmd, "migrate") == 0) rc = cmd_migrate(&cfg, c);
         else if (strcmp(cmd, "stats") == 0) rc = cmd_stats(&cfg, c);
-        else if (rotate) rc = rotate_st ? rotate_status(&cfg, c) : rotate_run(&cfg, c, ctl_cluster);
+        else if (rotate) rc = rotate_st ? rotate_status(&cfg, c) : rotate_run(&cfg, c, ctl_cluster, &ctl_lease);
         else if (retire) rc = cmd_retire_key(&cfg, c, args[0], retire_dry);
         else if (control >= 0) rc = cmd_control(&cfg, c, (enum store_control_action)control, args[0]);
         else if (watch) rc = cmd_campaign_watch(&cfg, c, args[0]);
         else rc = cmd_campaign(&cfg, c, args[0]);
     }
+    keylease_sync_give_back(&ctl_lease);
     redisFree(c);
     rcluster_sync_free(ctl_cluster);
     config_free(&cfg);

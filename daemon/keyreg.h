@@ -19,7 +19,8 @@
  * key is a retired id; a retired id further down is accepted with a
  * warning (it opens nothing: nobody was sealed under it when it was
  * retired). Never writes a key, a plaintext or an address anywhere: errors
- * name the key ids only.
+ * name the key ids only. Which running process encrypts under which key is
+ * keylease.h's (retire-key's last step checks it).
  */
 #ifndef HERALD_KEYREG_H
 #define HERALD_KEYREG_H

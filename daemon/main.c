@@ -40,6 +40,7 @@
 #include "stream_trim.h"
 #include "store_check.h"
 #include "inactive.h"
+#include "keylease.h"
 #include "keyreg.h"
 #include "retention.h"
 #include "tzdb.h"
@@ -92,6 +93,7 @@ struct daemon {
      * then), and a reload waiting for its check. */
     struct store_cmds *keys_cmds;
     bool keys_sent, keys_checked;
+    struct keylease *keylease; /* its lease on the key it seals under (keylease.h) */
     struct reload_pending {
         bool on;
         const char *trigger;
@@ -152,6 +154,7 @@ static void on_rconn_state(struct rconn *rc, bool connected, const char *err, vo
         log_info("main", "redis ready connection=%s", rconn_name(rc));
         if (d->queue && d->keys_checked) queue_connected(d->queue, rc == d->jobs); /* else once checked */
         if (rc == d->data && d->keys_cmds) store_cmds_connected(d->keys_cmds);
+        if (rc == d->data) keylease_connected(d->keylease); /* before the API's backlog goes */
         if (rc == d->data && !d->keys_sent) keys_check_start(d);
         if (rc == d->data && d->api.cmds) store_cmds_connected(d->api.cmds);
         if (rc == d->data && d->events_cmds) store_cmds_connected(d->events_cmds);
@@ -192,6 +195,8 @@ static void on_rconn_closed(void *arg)
     d->limit_cmds = NULL;
     store_cmds_free(d->keys_cmds, NULL, NULL); /* a check not answered: a reload waiting is dropped at exit */
     d->keys_cmds = NULL;
+    keylease_free(d->keylease); /* after its layer: no answer can reach it now */
+    d->keylease = NULL;
 }
 
 static void on_http_closed(void *arg)
@@ -265,13 +270,16 @@ static void close_all(struct daemon *d)
         return;
     }
     /* The leases go back before the connection closes (the other daemons
-     * need not wait for their expiry); their answer is waited for briefly. */
+     * need not wait for their expiry); their answer is waited for briefly.
+     * The sealing lease too (retire-key need not wait for it to lapse). */
     if (!d->limits_released) {
         d->limits_released = true;
         d->limits_deadline = uv_now(&d->loop) + 500;
         limit_release_all(d->limit);
+        keylease_release(d->keylease);
     }
-    if (!limit_idle(d->limit) && uv_now(&d->loop) < d->limits_deadline && rconn_ready(d->data)) {
+    if ((!limit_idle(d->limit) || !keylease_idle(d->keylease)) && uv_now(&d->loop) < d->limits_deadline &&
+        rconn_ready(d->data)) {
         uv_timer_start(&d->drain_timer, on_close_retry, 10, 0);
         return;
     }
@@ -828,11 +836,44 @@ static void on_keys_start(redisReply *reply, enum store_error err, const char *t
         close_all(d);
         return;
     }
-    d->keys_checked = true;
     log_info("main", "keys checked against the key registry keys=%zu", d->cfg->keys ? d->cfg->keys->n : 0);
+    /* The queue starts once the lease on the sealing key is held (on_lease_taken). */
+    keylease_set(d->keylease, d->cfg->keys ? d->cfg->keys->v[0].id : NULL);
+}
+
+/* The lease on the sealing key is held: at start, the queue starts now. */
+static void on_lease_taken(void *arg)
+{
+    struct daemon *d = arg;
+    if (d->keys_checked || d->stopping) return;
+    d->keys_checked = true;
     if (rconn_ready(d->data)) queue_connected(d->queue, false);
     if (rconn_ready(d->jobs)) queue_connected(d->queue, true);
     announce_ready(d);
+}
+
+/* The sealing key was retired (heraldctl retire-key) while this daemon was
+ * cut off from Redis longer than a lease, or between its check and its
+ * lease: it must not seal another person under it. It stops as a retired
+ * first key stops it at start: a running queue drains first. */
+static void on_lease_refused(const char *id, void *arg)
+{
+    struct daemon *d = arg;
+    if (d->stopping) return;
+    log_error("main",
+              "[privacy] key_file %s: key '%s', the first (the one that seals), was retired (heraldctl retire-key) "
+              "while this daemon used it; herald stops: put a new key with a new id first",
+              d->cfg->privacy_key_file ? d->cfg->privacy_key_file : "(not set)", id);
+    d->exit_code = 1;
+    d->stopping = true;
+    d->api.stopping = true;
+    notify_stopping();
+    if (!d->keys_checked) {
+        close_all(d);
+        return;
+    }
+    uv_timer_start(&d->drain_timer, on_drain_timeout, (uint64_t)d->cfg->drain_timeout_ms, 0);
+    queue_stop(d->queue, on_drained, d);
 }
 
 static void keys_check_start(struct daemon *d)
@@ -861,6 +902,8 @@ static void on_keys_reload(redisReply *reply, enum store_error err, const char *
         return;
     }
     reload_apply(d, p.trigger, p.next, p.ps, p.ls, &p.report);
+    /* The new first key's lease replaces the old one's (one field per holder). */
+    keylease_set(d->keylease, d->cfg->keys ? d->cfg->keys->v[0].id : NULL);
 }
 
 static void keys_check_reload(struct daemon *d, const char *trigger, struct config *next, struct plugin_set *ps,
@@ -996,9 +1039,10 @@ int main(int argc, char **argv)
         snprintf(owner, sizeof(owner), "%s %ld %s", consumer, (long)getpid(), run_id);
         d->retention = retention_new(&d->loop, d->api.cmds, d->cfg, owner);
         d->inactive = inactive_new(&d->loop, d->api.cmds, d->api.people, d->cfg, owner);
+        d->keys_cmds = store_cmds_new(&d->loop, d->data, "keys");
+        d->keylease = keylease_new(&d->loop, d->keys_cmds, d->cfg->prefix, owner, on_lease_refused, on_lease_taken, d);
     }
     d->events_cmds = store_cmds_new(&d->loop, d->data, "events");
-    d->keys_cmds = store_cmds_new(&d->loop, d->data, "keys");
     if (d->cluster) {
         struct store_cmds *layers[] = {d->limit_cmds, d->cmds, d->api.cmds, d->events_cmds, d->keys_cmds};
         for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++) store_cmds_set_cluster(layers[i], d->cluster);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keylease.h"
 #include "rcluster.h"
 #include "retention.h"
 #include "store.h"
@@ -80,6 +81,7 @@ struct rot {
     const struct config *cfg;
     redisContext *c;           /* the control plane's: state and lock */
     struct rcluster_sync *cs;  /* a cluster's masters (NULL: c is the one Redis) */
+    struct keylease_sync *lease; /* the sealing lease, renewed between pages (NULL: none) */
     size_t node;               /* on a cluster: the master being scanned */
     long long seen;            /* people visited on it in this pass */
     char cerr[256];            /* why a cluster command failed */
@@ -420,6 +422,11 @@ static int pass(struct rot *rt, char cursor[32], bool save)
         int s = save_step(rt, at, more ? "running" : "done", node, seen);
         if (s == 0) fprintf(stderr, "heraldctl: rotate-key: the lock was taken over: stopping\n");
         if (s != 1) return -1;
+        char lerr[256];
+        if (keylease_sync_tick(rt->lease, lerr, sizeof(lerr)) < 0) {
+            fprintf(stderr, "heraldctl: %s: %s: stopping (run it again to resume)\n", rt->what, lerr);
+            return -1;
+        }
     } while (more);
     return 0;
 }
@@ -487,14 +494,14 @@ static bool save_masters(struct rot *rt)
     return true;
 }
 
-int rotate_run(const struct config *cfg, redisContext *c, struct rcluster_sync *cs)
+int rotate_run(const struct config *cfg, redisContext *c, struct rcluster_sync *cs, struct keylease_sync *lease)
 {
     if (!cfg->keys || cfg->keys->n == 0) {
         fprintf(stderr,
                 "heraldctl: rotate-key: [privacy] key_file is not set: there is no key to encrypt with\n");
         return 2;
     }
-    struct rot rt = {.cfg = cfg, .c = c, .cs = cs, .what = "rotate-key"};
+    struct rot rt = {.cfg = cfg, .c = c, .cs = cs, .lease = lease, .what = "rotate-key"};
     rot_keys(&rt, cfg);
     char host[64] = "";
     gethostname(host, sizeof(host) - 1);

@@ -27,14 +27,16 @@
 #include "config.h"
 
 struct rcluster_sync;
+struct keylease_sync;
 
 /* heraldctl rotate-key: every person sealed again under cfg->keys->v[0]
  * (people stored in clear are sealed too), while daemons run campaigns;
- * cs: a cluster's masters (NULL on one Redis).
+ * cs: a cluster's masters (NULL on one Redis); lease: the sealing lease
+ * held on that key (keylease.h), renewed between pages (NULL: none).
  * Returns 0 when the pass is complete (with no undecryptable person), 1
  * when some people could not be read (their ids printed), 2 on a Redis
  * failure or another rotation holding the lock. */
-int rotate_run(const struct config *cfg, redisContext *c, struct rcluster_sync *cs);
+int rotate_run(const struct config *cfg, redisContext *c, struct rcluster_sync *cs, struct keylease_sync *lease);
 /* heraldctl migrate: every person sealed before "#" existed
  * (store_person.h) gets it, written beside the envelope as it is (no key
  * moves), compare-and-set as the rotation writes. Safe to run again (who

@@ -332,6 +332,8 @@ extern const char store_lua_index_claim[];     /* an address index entry names a
 extern const char store_lua_index_release[];   /* ... and goes (or is restored) last */
 extern const char store_lua_inactive_check[];  /* [retention] inactive_people: erase this one? */
 extern const char store_lua_rotate_person[];   /* heraldctl rotate-key: one person sealed again, CAS on rev */
+extern const char store_lua_keys_lease[];      /* a sealing lease taken or renewed, unless its key is retired */
+extern const char store_lua_keys_retire[];     /* a key retired, unless a live sealing lease names it */
 
 /* The SHA1 hex of a script, as EVALSHA wants it. */
 void store_script_sha(const char *script, char sha[41]);

@@ -9,7 +9,11 @@ fingerprint of its bytes, and which ids heraldctl retire-key retired:
   for the first (sealing) key; after rotate-key it retires it, and the key
   file without it starts and reloads;
 - a key id reused for other bytes is refused at start and at reload; a
-  retired id never seals again, and one left further down is only warned of.
+  retired id never seals again, and one left further down is only warned of;
+- a running daemon holds a lease on the key it seals under (herald:keys:sealing):
+  retire-key refuses that key while the lease is live, names the daemon, and
+  retires it once a reload moved the lease (or a killed daemon's lapsed); a
+  daemon whose sealing key was retired while its lease had lapsed stops.
 """
 
 import json
@@ -30,6 +34,21 @@ K2_OTHER = "e2e2 " + "77" * 32  # the id e2e2 over other bytes
 
 def reloads(h, word):
     return h.log().count(word)
+
+
+def holder(h):
+    """The field of h's sealing lease: "<consumer> <pid> <run>", the run as its log says it."""
+    run = next(w[4:] for w in h.log().split() if w.startswith("run="))
+    return next(f for f in h.env.r.hkeys("herald:keys:sealing") if f.endswith(" %d %s" % (h.pid, run)))
+
+
+def lease(h):
+    """The key id h's sealing lease names now (None: no lease)."""
+    try:
+        v = h.env.r.hget("herald:keys:sealing", holder(h))
+    except StopIteration:
+        return None
+    return v.split()[0] if v else None
 
 
 class KeyRetire(harness.HeraldTestCase):
@@ -119,10 +138,11 @@ class KeyRetire(harness.HeraldTestCase):
         h = e.start_herald()
         e.ctl_ok("rotate-key")
         stats = json.loads(e.ctl_ok("stats").stdout)
-        self.assertEqual(stats["keys"], {"e2e1": {"people": 0, "state": "in use"},
-                                         "e2e2": {"people": 3, "state": "in use"}}, stats)
+        self.assertEqual(stats["keys"], {"e2e1": {"people": 0, "state": "in use", "sealing": []},
+                                         "e2e2": {"people": 3, "state": "in use", "sealing": [holder(h)]}}, stats)
         res = e.ctl_ok("retire-key", "e2e1", "--dry-run")
-        self.assertIn("key 'e2e1' seals nobody (counted on 1 master): retire-key e2e1 would retire it", res.stdout)
+        self.assertIn("key 'e2e1' seals nobody (counted on 1 master) and no running process seals under it: "
+                      "retire-key e2e1 would retire it", res.stdout)
         self.assertRegex(e.r.hget("herald:keys", "e2e1"), r"^[0-9a-f]{16}$")
         res = e.ctl_ok("retire-key", "e2e1")
         self.assertIn("key 'e2e1' retired", res.stdout)
@@ -157,6 +177,67 @@ class KeyRetire(harness.HeraldTestCase):
         self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
         self.assertIn("is not the key 'e2e2' that sealed data before", res.stderr)
         self.assertFalse(e.r.exists("herald:r:{kx-new}"))
+
+    def test_a_running_daemon_holds_its_sealing_key(self):
+        e = self.env()
+        ppl = [person("kl-%d" % i, email="lease.person%d@example.org" % i, channels=["email"], consent=["email"])
+               for i in range(2)]
+        e.import_people(ppl)   # sealed under e2e1
+        ids = [p["id"] for p in ppl]
+        h = e.start_herald()
+        self.assertEqual(lease(h), "e2e1")
+        self.assertFalse(e.r.hexists("herald:keys:sealing", "heraldctl import"))   # the import gave its lease back
+        self.assertEqual(e.r.hlen("herald:keys:sealing"), 1)
+        # heraldctl moves to the new key and rotates everyone; the daemon still seals under e2e1.
+        e.write_keys(K2 + "\n" + K1 + "\n")
+        e.ctl_ok("rotate-key")
+        self.assertEqual(json.loads(e.ctl_ok("stats").stdout)["contact_data"]["sealed_by_key"], {"e2e2": 2})
+        for args in (("retire-key", "e2e1", "--dry-run"), ("retire-key", "e2e1")):
+            res = e.ctl(*args)
+            self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+            self.assertIn("key 'e2e1' is the sealing key (the first of key_file) of \"%s\", which runs now" % holder(h),
+                          res.stderr)
+            self.assertIn("reload it with the new key first (heraldctl reload)", res.stderr)
+        self.assertRegex(e.r.hget("herald:keys", "e2e1"), r"^[0-9a-f]{16}$")   # not retired
+        self.assertEqual(json.loads(e.ctl_ok("stats").stdout)["keys"]["e2e1"]["sealing"], [holder(h)])
+        # A reload with the new key first moves the lease: now e2e1 could go.
+        self.assertEqual(self.reload(h, [K2, K1]), "reloaded")
+        harness.wait_for("the lease on e2e2", lambda: lease(h) == "e2e2" or None, 20)
+        self.assertIn("would retire it", e.ctl_ok("retire-key", "e2e1", "--dry-run").stdout)
+        self.assertEqual(self.sent(e, h, "lease-moved", ids), (2, {}))
+
+        # Back to e2e1 first (it is not retired: accepted), then the daemon is cut off
+        # longer than a lease (its lease lapsed: deleted here), and e2e1 retired meanwhile:
+        # at its next renewal the lease is refused and the daemon stops.
+        self.assertEqual(self.reload(h, [K1, K2]), "reloaded")
+        harness.wait_for("the lease back on e2e1", lambda: lease(h) == "e2e1" or None, 20)
+        e.write_keys(K2 + "\n" + K1 + "\n")   # heraldctl's file: e2e1 is not its first key
+        e.r.hdel("herald:keys:sealing", holder(h))
+        self.assertIn("key 'e2e1' retired", e.ctl_ok("retire-key", "e2e1").stdout)
+        self.assertEqual(h.wait_exit(30), 1, h.log()[-2000:])
+        self.assertIn("key 'e2e1', the first (the one that seals), was retired (heraldctl retire-key) while this "
+                      "daemon used it; herald stops", h.log())
+
+        # A daemon killed keeps its lease until it lapses (60 s after its last renewal).
+        K3 = "e2e3 " + "e5" * 32
+        e.write_keys(K3 + "\n" + K2 + "\n")
+        h = e.start_herald()
+        self.assertEqual(lease(h), "e2e3")
+        held = holder(h)
+        h.kill()
+        e.write_keys(K2 + "\n" + K3 + "\n")   # heraldctl's file: e2e3 is not its first key
+        res = e.ctl("retire-key", "e2e3")
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("of \"%s\", which runs now" % held, res.stderr)
+        self.assertRegex(res.stderr, r"holds it [1-6]?[0-9] s more")
+        e.r.hset("herald:keys:sealing", held, "e2e3 1")   # its time is past: lapsed
+        self.assertIn("key 'e2e3' retired", e.ctl_ok("retire-key", "e2e3").stdout)
+        # The next lease taken clears the lapsed one.
+        h = e.start_herald()
+        self.assertEqual(lease(h), "e2e2")
+        self.assertEqual(e.r.hkeys("herald:keys:sealing"), [holder(h)])
+        self.assertEqual(h.stop(), 0)
+        self.assertEqual(e.r.hlen("herald:keys:sealing"), 0)   # a clean stop gave it back
 
     def test_a_redis_error_is_waited_out_never_accepted(self):
         e = self.env()
