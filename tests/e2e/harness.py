@@ -293,6 +293,9 @@ class RedisCluster:
         if res.returncode != 0:
             raise AssertionError("redis-cli --cluster create failed:\n%s%s" % (res.stdout, res.stderr))
         self.wait_ok()
+        # And every replica past its first sync: a WAIT before that answers 0
+        # (a loaded machine takes seconds), and a failover would find none ready.
+        self.wait_synced()
         return self
 
     def wait_ok(self, timeout=30):

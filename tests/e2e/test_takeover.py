@@ -94,9 +94,10 @@ class Takeover(harness.HeraldTestCase):
         self.assertEqual(h.log().count("redis came back empty"), 1)
         keys = set(e.r.keys("*"))
         # The marker (and the layout version), the stream, the daemon's
-        # hold on its consumer name and the provider's shared limits
+        # hold on its consumer name, its sealing lease (herald:keys:sealing:
+        # it still encrypts under its key) and the provider's shared limits
         # (herald:limit:hook) come back; nothing of the run that was under way.
-        self.assertEqual(keys - {"herald:marker", "herald:layout", "herald:jobs"}
+        self.assertEqual(keys - {"herald:marker", "herald:layout", "herald:jobs", "herald:keys:sealing"}
                          - {k for k in keys if k.startswith(("herald:consumer:", "herald:limit:"))},
                          set(),
                          "the run under way wrote into the new Redis")
