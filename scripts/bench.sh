@@ -35,6 +35,11 @@
 # the cost of the encryption (decrypting, keyed digests).
 # SYSCALLS=1 counts herald's system calls per message by kind (strace -c;
 # it slows herald down: rates are not comparable then).
+# SCRIPTS=1 splits redis-server's time per message by script (each EVALSHA
+# named by its daemon/lua file) and command, from its SLOWLOG with every
+# command logged; a script's time includes the commands it calls, which are
+# listed too, with those sent alone (it slows Redis a little and holds every
+# command of the run in memory: keep N at 20000 or less).
 # Quote medians: the machines are shared and noisy.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -425,6 +430,11 @@ JOB
     nwpid=$(pgrep -P "$npid" | head -n 1)
     hc0=$(cpu "$hpid") rc0=$(cpu "$REDIS_PID") nc0=$(cpu "$nwpid") hs0=$(sys "$hpid") rs0=$(sys "$REDIS_PID")
     redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
+    if [ "${SCRIPTS:-0}" = 1 ]; then
+        redis-cli -p "$REDIS_PORT" CONFIG SET slowlog-max-len $((N * 12 + 10000)) >/dev/null
+        redis-cli -p "$REDIS_PORT" CONFIG SET slowlog-log-slower-than 0 >/dev/null
+        redis-cli -p "$REDIS_PORT" SLOWLOG RESET >/dev/null
+    fi
     [ "${CALLGRIND:-0}" = 1 ] && callgrind_control -i on "$REDIS_PID" >/dev/null
     t0=$(date +%s.%N)
     ctl enqueue "$tmp/job-$run.json" >/dev/null
@@ -461,6 +471,45 @@ rows = [r for r in rows if r[0] not in ("info", "config|resetstat")]
 rows.sort(key=lambda r: -r[2])
 print("       redis per message: " + ", ".join("%s %.2f calls %.2f us" % (c, k / n, u / n) for c, k, u in rows[:10]))
 ' "$sent"
+    if [ "${SCRIPTS:-0}" = 1 ]; then
+        redis-cli -p "$REDIS_PORT" CONFIG SET slowlog-log-slower-than 10000 >/dev/null
+        # Each script's SHA1 as the daemon sends it: its text with fence.lua
+        # and ring.lua inserted as cmake/embed_lua.cmake inserts them.
+        /usr/bin/python3 - "$REDIS_PORT" "$sent" "$here/daemon/lua" <<'PY'
+import glob, hashlib, os, re, sys
+import redis
+port, n, d = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+fence, ring = (open(os.path.join(d, f)).read() for f in ("fence.lua", "ring.lua"))
+def after_first_line(t, piece):
+    i = t.index("\n") + 1
+    return t[:i] + piece + t[i:]
+names = {}
+for f in glob.glob(os.path.join(d, "*.lua")):
+    t = open(f).read()
+    if re.search(r"fence\(", t) or t.startswith("#!lua flags=allow-cross-slot-keys"):
+        t = after_first_line(t, fence)
+    if "ring_next(" in t:
+        t = after_first_line(t, ring)
+    names[hashlib.sha1(t.encode()).hexdigest()] = os.path.basename(f)[:-4]
+r = redis.Redis(port=port)
+by = {}
+for e in r.slowlog_get(r.slowlog_len()):
+    w = e["command"].split()
+    if not w:
+        continue
+    c = w[0].decode().lower()
+    if c in ("evalsha", "eval") and len(w) > 1:
+        c = names.get(w[1].decode(), c) + ".lua" if c == "evalsha" else "eval"
+    if c in ("config", "slowlog", "info"):
+        continue
+    k, u = by.get(c, (0, 0))
+    by[c] = (k + 1, u + e["duration"])
+r.slowlog_reset()
+rows = sorted(by.items(), key=lambda kv: -kv[1][1])
+print("       redis per message by script (SLOWLOG; a script's time includes its commands'): " +
+      ", ".join("%s %.3f calls %.2f us" % (c, k / n, u / n) for c, (k, u) in rows[:10]))
+PY
+    fi
     redis-cli -p "$REDIS_PORT" INFO stats | tr -d '\r' | awk -F: -v n="$sent" '
         /^total_net_input_bytes/ {i = $2} /^total_net_output_bytes/ {o = $2}
         END {printf "       redis bytes per message: %.0f in, %.0f out\n", i / n, o / n}'
