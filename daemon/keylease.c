@@ -25,6 +25,7 @@ struct keylease {
     bool asked;      /* on_taken is owed for gen */
     bool released;
     bool giving_back; /* the release's HDEL is not answered yet */
+    unsigned pending; /* lease commands not answered yet (a renewal waits for them: no pile-up while Redis is away) */
     keylease_refused_cb on_refused;
     keylease_taken_cb on_taken;
     void *arg;
@@ -44,6 +45,7 @@ static void on_lease(redisReply *reply, enum store_error err, const char *text, 
     struct keylease *kl = lc->kl;
     unsigned long gen = lc->gen;
     free(lc);
+    kl->pending--;
     if (!reply || kl->released) return; /* freed, or stopping: nothing to decide */
     if (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING) {
         if (strcmp(reply->str, "retired") == 0) {
@@ -62,7 +64,12 @@ static void on_lease(redisReply *reply, enum store_error err, const char *text, 
     log_error("keys", "sealing lease: unexpected reply from lua/keys_lease.lua (type %d)", reply->type);
 }
 
-static void discard_lease(void *arg) { free(arg); }
+static void discard_lease(void *arg)
+{
+    struct lease_call *lc = arg;
+    lc->kl->pending--; /* the layer goes first (keylease_free comes after it) */
+    free(lc);
+}
 
 static void lease_send(struct keylease *kl)
 {
@@ -83,10 +90,18 @@ static void lease_send(struct keylease *kl)
     *lc = (struct lease_call){.kl = kl, .gen = kl->gen};
     /* No STORE_CMD_HOLD: an error reply is waited out and the command
      * sent again (store_cmd.h), never read as a lease held or refused. */
+    kl->pending++;
     store_cmds_send(kl->sc, 0, on_lease, lc, discard_lease, &a, store_lua_keys_lease);
 }
 
-static void on_renew(uv_timer_t *t) { lease_send(t->data); }
+/* A renewal; none while one is still unanswered (Redis away: the layer
+ * retries it, and it renews when it lands). */
+static void renew(struct keylease *kl)
+{
+    if (!kl->pending) lease_send(kl);
+}
+
+static void on_renew(uv_timer_t *t) { renew(t->data); }
 
 struct keylease *keylease_new(uv_loop_t *loop, struct store_cmds *sc, const char *prefix, const char *holder,
                               keylease_refused_cb on_refused, keylease_taken_cb on_taken, void *arg)
@@ -144,7 +159,7 @@ void keylease_set(struct keylease *kl, const char *id)
 
 void keylease_connected(struct keylease *kl)
 {
-    if (kl && kl->id && !kl->released) lease_send(kl);
+    if (kl && kl->id && !kl->released) renew(kl);
 }
 
 void keylease_release(struct keylease *kl)
