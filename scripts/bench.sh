@@ -35,6 +35,10 @@
 # the cost of the encryption (decrypting, keyed digests).
 # SYSCALLS=1 counts herald's system calls per message by kind (strace -c;
 # it slows herald down: rates are not comparable then).
+# PREFILL=K gives every person K past campaigns before the run (their
+# history ring and once-only records, as herald keeps them: at most 50 and
+# 13), as people who have been customers for a while have: what a longer
+# person hash costs Redis per message.
 # SCRIPTS=1 splits redis-server's time per message by script (each EVALSHA
 # named by its daemon/lua file) and command, from its SLOWLOG with every
 # command logged; a script's time includes the commands it calls, which are
@@ -391,6 +395,34 @@ for k in range(0, len(ids), 10000):
     r.sadd("herald:lists:bench", *ids[k:k + 10000])
 PY
 echo "setup: imported $N people in $(/usr/bin/python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
+if [ "${PREFILL:-0}" -gt 0 ]; then
+    # People who have been customers for a while: PREFILL past campaigns
+    # each, in the form herald writes them, of which the history ring keeps
+    # the last 50 ([retention] history) and the once-only records the last
+    # 13 (a weekly campaign kept 90 days, [retention] campaign_records).
+    /usr/bin/python3 - "$REDIS_PORT" "$N" "$PREFILL" <<'PY'
+import redis, sys, time
+r = redis.Redis(port=int(sys.argv[1]))
+n, past = int(sys.argv[2]), int(sys.argv[3])
+now = int(time.time())
+p = r.pipeline(transaction=False)
+for i in range(n):
+    key = "herald:r:{b%07d}" % i
+    fields = {}
+    for c in range(max(0, past - 50), past):
+        fields["h%d" % (c % 50)] = "2|%d|weekly-%04d|0|0s|webhook" % (now - (past - c) * 604800, c)
+    for c in range(max(0, past - 13), past):
+        fields["c:weekly-%04d" % c] = "s 1796000000000-%d 5c50b158a720e5f4.1 %d email sent" % (c, now - (past - c) * 604800)
+    fields["hn"] = str(past % 50)
+    p.hset(key, mapping=fields)
+    if i % 1000 == 999:
+        p.execute()
+p.execute()
+k = "herald:r:{b0000000}"
+print("setup: %d past campaigns per person: the person hash has %d fields, %d bytes (%s)"
+      % (past, r.hlen(k), r.memory_usage(k), r.object("encoding", k).decode()))
+PY
+fi
 
 figs=() insns=()
 # The valgrind command that counts what: cg_cmd herald|curl.
