@@ -132,7 +132,8 @@ static void give_back(struct keylease *kl)
     struct strbuf k;
     strbuf_init(&k);
     keylease_key(&k, kl->prefix);
-    /* Not waited for: a lease not given back lapses by itself. */
+    /* A stop waits for the answer briefly (keylease_idle); a lease not
+     * given back lapses by itself. */
     STORE_SEND(kl->sc, 0, on_given_back, kl->released ? kl : NULL, "HDEL", k.buf, kl->holder);
     strbuf_free(&k);
 }
