@@ -867,6 +867,9 @@ static void on_lease_refused(const char *id, void *arg)
     d->exit_code = 1;
     d->stopping = true;
     d->api.stopping = true;
+    /* While it drains, the API and the pages encrypt nothing more. */
+    people_refuse_sealing(d->api.people,
+                          "this daemon is stopping: the key that encrypts contact data was retired; try another");
     notify_stopping();
     if (!d->keys_checked) {
         close_all(d);

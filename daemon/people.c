@@ -48,6 +48,7 @@
 struct people {
     struct store_cmds *sc; /* STORE_CMD_ONCE only: the caller answers someone now */
     const struct config *cfg;
+    char sealing_refused[160]; /* people_refuse_sealing: why ("" none) */
 };
 
 enum pop_kind { OP_GET, OP_PUT, OP_PATCH, OP_MERGE, OP_CONSENT, OP_ERASE, OP_FIND, OP_SUPPRESS };
@@ -104,6 +105,11 @@ struct people *people_new(struct store_cmds *sc, const struct config *cfg)
 void people_free(struct people *pp)
 {
     free(pp);
+}
+
+void people_refuse_sealing(struct people *pp, const char *why)
+{
+    if (pp) herald_copy(pp->sealing_refused, sizeof(pp->sealing_refused), why);
 }
 
 static struct pop *pop_new(struct people *pp, enum pop_kind kind, const char *id, people_cb cb, void *arg)
@@ -991,6 +997,12 @@ static void on_read_person(redisReply *r, enum store_error serr, const char *tex
      * dropped ones released last (each index shard is in its own slot). */
     free(op->json);
     op->json = json;
+    if (op->pp->sealing_refused[0]) { /* its key was retired: nothing is sealed under it again */
+        profile_free(&newp);
+        if (have_old) profile_free(&oldp);
+        finish(op, -HERALD_ECLOSED, NULL, op->pp->sealing_refused);
+        return;
+    }
     if (!op->form) {
         op->form = xmalloc(sizeof(*op->form));
         store_person_form_init(op->form);

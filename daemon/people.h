@@ -85,6 +85,12 @@ struct people *people_new(struct store_cmds *sc, const struct config *cfg);
  * progress too (their next step). */
 void people_reload(struct people *pp, const struct config *cfg);
 void people_free(struct people *pp);
+/* From now on every write that would encrypt a person's contact data
+ * (people_put, people_merge_profile, people_patch_preferences) ends
+ * -HERALD_ECLOSED with why, nothing written: the key that encrypts was
+ * retired under this daemon (keylease.h). Consent changes, erasure and
+ * suppression go on. */
+void people_refuse_sealing(struct people *pp, const char *why);
 
 /* The subject-access document above. */
 int people_get(struct people *pp, const char *id, people_cb cb, void *arg);

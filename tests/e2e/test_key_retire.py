@@ -13,7 +13,8 @@ fingerprint of its bytes, and which ids heraldctl retire-key retired:
 - a running daemon holds a lease on the key it seals under (herald:keys:sealing):
   retire-key refuses that key while the lease is live, names the daemon, and
   retires it once a reload moved the lease (or a killed daemon's lapsed); a
-  daemon whose sealing key was retired while its lease had lapsed stops.
+  daemon whose sealing key was retired while its lease had lapsed stops, and
+  encrypts nothing more while it drains (the API answers 503).
 """
 
 import json
@@ -22,9 +23,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from faultserver import FaultServer  # noqa: E402
 from harness import job, person  # noqa: E402
 
 K1 = harness.E2E_KEY            # e2e1, the key every Env starts with
@@ -238,6 +242,37 @@ class KeyRetire(harness.HeraldTestCase):
         self.assertEqual(e.r.hkeys("herald:keys:sealing"), [holder(h)])
         self.assertEqual(h.stop(), 0)
         self.assertEqual(e.r.hlen("herald:keys:sealing"), 0)   # a clean stop gave it back
+
+    def test_a_daemon_whose_key_is_retired_encrypts_nothing_while_it_drains(self):
+        e = self.env(drain_timeout="20s")
+        e.import_people([person("kd-1", email="drain.one@example.org", channels=["email"], consent=["email"])])
+        hang = FaultServer([{"hang": True}])   # a request in flight keeps the drain going
+        self.addCleanup(hang.stop)
+        e.write_keys(K1 + "\n" + K2 + "\n")     # the daemon seals under e2e1 and opens e2e2
+        h = e.start_herald(config=e.hook_config(hang.url, name="drain.conf",
+                                                provider="retries = 0\nconcurrency = 1\ntimeout = 60s\n"))
+        harness.wait_for("the lease on e2e1", lambda: lease(h) == "e2e1" or None, 20)
+        e.enqueue(job("kd-hang", recipients=["kd-1"], channels=["email"]))
+        harness.wait_for("the request to hang", lambda: hang.count() == 1 or None, 20)
+        # Rotated to e2e2 by heraldctl; the daemon's lease lapsed (deleted here); e2e1 retired.
+        e.write_keys(K2 + "\n" + K1 + "\n")
+        e.ctl_ok("rotate-key")
+        e.r.hdel("herald:keys:sealing", holder(h))
+        self.assertIn("key 'e2e1' retired", e.ctl_ok("retire-key", "e2e1").stdout)
+        harness.wait_for("the renewal refused", lambda: "while this daemon used it; herald stops" in h.log() or None,
+                         30)
+        self.assertTrue(h.running())   # draining: the hanging request
+        body = {"id": "kd-2", "email": "drain.two@example.org", "channels": ["email"]}
+        req = urllib.request.Request("http://127.0.0.1:%d/v1/recipients/kd-2" % h.admin_port,
+                                     data=json.dumps(body).encode(), method="PUT")
+        req.add_header("Authorization", "Bearer e2e-admin-token-0123456789")
+        req.add_header("Content-Type", "application/json")
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req, timeout=10)
+        self.assertEqual(cm.exception.code, 503)
+        self.assertIn("the key that encrypts contact data was retired", json.loads(cm.exception.read())["error"])
+        self.assertFalse(e.r.exists("herald:r:{kd-2}"))
+        self.assertEqual(h.wait_exit(40), 1, h.log()[-2000:])
 
     def test_a_redis_error_is_waited_out_never_accepted(self):
         e = self.env()
