@@ -251,7 +251,9 @@ void queue_lookup(struct jobrun *jr, char **ids, size_t n, bool relookup)
         row->envelope = &r->sealed;
         rows[k++] = row;
     }
-    q->ops->lookup(q->st, jr->job.id, rows, nvalid, on_lookup, b, queue_discard_batch);
+    unsigned channels = 0;
+    for (int i = 0; i < jr->job.nchannels; i++) channels |= 1u << jr->job.channels[i];
+    q->ops->lookup(q->st, jr->job.id, channels, rows, nvalid, on_lookup, b, queue_discard_batch);
     free(rows);
 }
 

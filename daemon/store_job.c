@@ -214,6 +214,7 @@ struct lookup_slot {
 };
 struct lookup_group {
     struct call *c;
+    unsigned channels;   /* the consent fields read (1u << channel) */
     size_t left;         /* commands neither answered nor discarded */
     bool discarded;      /* the layer went first: the caller's discard, not cb */
     bool failed, bad;
@@ -239,13 +240,33 @@ static void on_lookup_discard(void *arg)
     if (--g->left == 0) lookup_group_end(g);
 }
 
+/* The values of a lookup's reply in STORE_LOOKUP_* order, a channel whose
+ * consent field was not read as none. Returns false when the reply has
+ * another shape. */
+static bool lookup_values(const redisReply *r, unsigned channels, const redisReply *el[STORE_LOOKUP_STRIDE])
+{
+    static const redisReply none = {.type = REDIS_REPLY_NIL};
+    size_t want = STORE_LOOKUP_STRIDE;
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) want -= !(channels & (1u << ch));
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != want) return false;
+    for (size_t f = 0, j = 0; f < STORE_LOOKUP_STRIDE; f++) {
+        int ch = (int)f - STORE_LOOKUP_CONSENT;
+        if (ch >= 0 && ch < HERALD_CH_COUNT && !(channels & (1u << ch))) {
+            el[f] = &none;
+            continue;
+        }
+        el[f] = r->element[j++];
+        if (el[f]->type != REDIS_REPLY_STRING && el[f]->type != REDIS_REPLY_NIL) return false;
+    }
+    return true;
+}
+
 static void on_lookup(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct lookup_slot *sl = arg;
     struct lookup_group *g = sl->g;
-    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == STORE_LOOKUP_STRIDE;
-    for (size_t j = 0; ok && j < r->elements; j++)
-        if (r->element[j]->type != REDIS_REPLY_STRING && r->element[j]->type != REDIS_REPLY_NIL) ok = false;
+    const redisReply *el[STORE_LOOKUP_STRIDE];
+    bool ok = lookup_values(r, g->channels, el);
     if (!r && !g->failed) {
         g->failed = true;
         g->err = err;
@@ -254,11 +275,9 @@ static void on_lookup(redisReply *r, enum store_error err, const char *text, voi
         g->bad = true;
     } else if (ok) {
         struct store_job_person *p = g->c->items[sl->i];
-        redisReply *const *el = r->element;
         p->unread[0] = '\0';
-        p->found = store_person_from_fields(g->c->sj->cfg->keys, g->c->sj->cfg->index_key, p->id,
-                                            (const redisReply *const *)el, true, p->p, p->envelope, p->unread,
-                                            sizeof(p->unread));
+        p->found = store_person_from_fields(g->c->sj->cfg->keys, g->c->sj->cfg->index_key, p->id, el, true, p->p,
+                                            p->envelope, p->unread, sizeof(p->unread));
         p->rev[0] = '\0';
         const redisReply *rev = el[STORE_LOOKUP_REV], *rec = el[STORE_LOOKUP_RECORD];
         if (rev->type == REDIS_REPLY_STRING) herald_copy(p->rev, sizeof(p->rev), rev->str);
@@ -284,12 +303,14 @@ static void on_lookup_ping(redisReply *r, enum store_error err, const char *text
     if (--g->left == 0) lookup_group_end(g);
 }
 
-void store_job_lookup(struct store_job *sj, const char *campaign, struct store_job_person *const *rows, size_t n,
-                      store_job_cb cb, void *arg, void (*discard)(void *))
+void store_job_lookup(struct store_job *sj, const char *campaign, unsigned channels,
+                      struct store_job_person *const *rows, size_t n, store_job_cb cb, void *arg,
+                      void (*discard)(void *))
 {
     struct call *c = call_new(sj, cb, arg, discard, (void *const *)rows, n);
     struct lookup_group *g = xcalloc(1, sizeof(*g) + (n ? n : 1) * sizeof(g->slot[0]));
     g->c = c;
+    g->channels = channels;
     g->left = n ? n : 1;
     /* The fields to read (the channel descriptors name them), then the
      * campaign's record; each command carries them after its key. */
@@ -309,7 +330,10 @@ void store_job_lookup(struct store_job *sj, const char *campaign, struct store_j
         store_args_add(&a, "HMGET");
         store_key_person(&sj->key, sj->cfg->prefix, rows[i]->id);
         add_buf(&a, &sj->key);
-        for (size_t f = 0; f < STORE_LOOKUP_NFIELDS; f++) store_args_add(&a, store_lookup_field(f));
+        for (size_t f = 0; f < STORE_LOOKUP_NFIELDS; f++) {
+            int ch = (int)f - STORE_LOOKUP_CONSENT;
+            if (ch < 0 || ch >= HERALD_CH_COUNT || (channels & (1u << ch))) store_args_add(&a, store_lookup_field(f));
+        }
         add_buf(&a, &rf);
         store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lookup, &g->slot[i], on_lookup_discard, &a, NULL);
     }
@@ -467,19 +491,24 @@ void sj_reserve_args(struct store_args *a, struct store_job *sj, const struct sj
         store_args_addll(a, cap->window_s);
         store_args_add(a, sj->cap_topics[i]);
     }
+    /* The call's usual channel, its first recipient's: the others on it
+     * with no prior, member, history or limits (most recipients) then take
+     * 3 values rather than 4 (reserve.lua's header). A record is each
+     * reservation's own (queue_ready.c numbers them). */
+    const char *usual = n ? items[idx ? idx[0] : 0]->channel : "";
+    store_args_add(a, usual);
     for (size_t i = 0; i < n; i++) {
         const struct store_job_reservation *it = items[idx ? idx[i] : i];
         /* The sends member only where the script uses it: a history to keep, a takeover. */
         const char *member = it->keep > 0 || it->prior[0] ? it->member : "";
         store_args_add(a, it->rev);
         store_args_add(a, it->record);
-        store_args_add(a, it->channel);
-        /* "": no prior, member, history or limits (reserve.lua's header). */
-        if (!it->prior[0] && !member[0] && it->keep == 0 && it->nfreq == 0) {
+        if (!it->prior[0] && !member[0] && it->keep == 0 && it->nfreq == 0 && strcmp(it->channel, usual) == 0) {
             store_args_add(a, "");
             continue;
         }
         store_args_add(a, "+");
+        store_args_add(a, it->channel);
         store_args_add(a, it->prior);
         store_args_add(a, member);
         store_args_addll(a, it->keep);
@@ -600,6 +629,8 @@ static size_t outcome_kind(struct store_outcomes *o, const struct store_outcome 
     if (oc->requests >= 0) store_args_addll(&o->kinds, oc->requests);
     else store_args_add(&o->kinds, "");
     store_args_add(&o->kinds, oc->locale ? oc->locale : "");
+    store_args_add(&o->kinds, oc->record ? oc->record : "");
+    store_args_add(&o->kinds, oc->history ? oc->history : "");
     size_t len = o->kinds.data.len - start;
     const char *mine = o->kinds.data.buf + start;
     for (size_t back = 0; back < 4 && back < o->nkinds; back++) {
@@ -631,7 +662,7 @@ void store_outcomes_add(struct store_outcomes *o, const struct store_outcome *oc
     o->off[2 * o->n + 1] = o->args.data.len;
     store_key_person(k, o->prefix, oc->id);
     add_buf(&o->keys, k);
-    const char *vals[] = {oc->id, oc->record, oc->history, oc->provider_id, oc->slot};
+    const char *vals[] = {oc->id, oc->provider_id, oc->slot};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) store_args_add(&o->args, vals[i] ? vals[i] : "");
     /* The two values most outcomes do without (a permanent failure's
      * sends member, a `feedback = on` provider's id key) only where set. */
@@ -1638,7 +1669,7 @@ void store_outcomes_get(const struct store_outcomes *o, size_t i, struct store_o
     for (size_t j = 0; j < ALL; j++) v[j] = scratch->buf + at[j];
     const char *const *k = v + OWN, *const *x = v + KIND;
     *out = (struct store_outcome){
-        .id = v[SJO_ID], .record = v[SJO_RECORD], .unsend = x[SJO_UNSEND - OWN], .history = v[SJO_HISTORY],
+        .id = v[SJO_ID], .record = k[SJK_RECORD], .unsend = x[SJO_UNSEND - OWN], .history = k[SJK_HISTORY],
         .channel = k[SJK_CHANNEL], .outcome = k[SJK_OUTCOME], .reason = k[SJK_REASON], .provider = k[SJK_PROVIDER],
         .provider_id = v[SJO_PROVIDER_ID], .at = k[SJK_AT],
         .reserved = strchr(k[SJK_FLAGS], 'r') != NULL, .was_deferred = strchr(k[SJK_FLAGS], 'd') != NULL,
@@ -1672,10 +1703,10 @@ static int t_read(void *s, enum store_read_mode mode, const char *after, int64_t
 }
 
 /* The table's entries take a void *: each passes it on to its typed call. */
-static void t_lookup(void *s, const char *campaign, struct store_job_person *const *rows, size_t n, store_job_cb cb,
-                     void *arg, void (*discard)(void *))
+static void t_lookup(void *s, const char *campaign, unsigned channels, struct store_job_person *const *rows, size_t n,
+                     store_job_cb cb, void *arg, void (*discard)(void *))
 {
-    store_job_lookup(s, campaign, rows, n, cb, arg, discard);
+    store_job_lookup(s, campaign, channels, rows, n, cb, arg, discard);
 }
 static void t_suppressed(void *s, const unsigned char *const *members, bool (*const *out)[HERALD_CH_COUNT],
                          size_t n, store_job_cb cb, void *arg, void (*discard)(void *))

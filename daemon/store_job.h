@@ -51,6 +51,9 @@ void store_job_reload(struct store_job *sj, const struct config *cfg);
 void store_job_free(struct store_job *sj);
 
 /* ---- lookup (one HMGET per person, pipelined; held on a permanent error) */
+/* channels: the campaign's channels (1u << HERALD_CH_*): only their consent
+ * fields are read (another channel's reads as none): a field the person
+ * hash lacks costs Redis a walk of the whole hash. */
 
 struct store_job_person {
     const char *id;           /* in: a valid id */
@@ -65,8 +68,9 @@ struct store_job_person {
     char unread[192];         /* out: why the profile or its sealed data did not read ("" when it did) */
 };
 
-void store_job_lookup(struct store_job *sj, const char *campaign, struct store_job_person *const *rows, size_t n,
-                      store_job_cb cb, void *arg, void (*discard)(void *));
+void store_job_lookup(struct store_job *sj, const char *campaign, unsigned channels,
+                      struct store_job_person *const *rows, size_t n, store_job_cb cb, void *arg,
+                      void (*discard)(void *));
 
 /* ---- suppression (SMISMEMBER; held on a permanent error) -------------- */
 
@@ -346,8 +350,8 @@ struct store_ops {
     void (*connected)(void *s);                        /* the data connection is back: send what waits */
     bool (*idle)(void *s);                             /* nothing waits, nothing is in flight */
     void (*status)(void *s, struct store_cmds_status *out);
-    void (*lookup)(void *s, const char *campaign, struct store_job_person *const *rows, size_t n, store_job_cb cb,
-                   void *arg, void (*discard)(void *));
+    void (*lookup)(void *s, const char *campaign, unsigned channels, struct store_job_person *const *rows, size_t n,
+                   store_job_cb cb, void *arg, void (*discard)(void *));
     void (*suppressed)(void *s, const unsigned char *const *members, bool (*const *out)[HERALD_CH_COUNT],
                        size_t n, store_job_cb cb, void *arg, void (*discard)(void *));
     void (*reserve)(void *s, const char *entry, int64_t now, const char *campaign, const char *topic,

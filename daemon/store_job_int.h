@@ -69,12 +69,16 @@ void sj_script(struct store_args *a, const char *script, size_t nkeys, const str
  * member to remove and the provider id key, when its kind's flags have
  * "x"), and per kind (what outcomes share). */
 #define STORE_OUTCOME_KEYS 1
-#define STORE_OUTCOME_ARGS 6
+#define STORE_OUTCOME_ARGS 4
 #define STORE_OUTCOME_EXTRA_ARGS 2
-#define STORE_OUTCOME_KIND_ARGS 8
-/* Indexes into an outcome's values, and into its kind's. */
-enum { SJO_ID, SJO_RECORD, SJO_HISTORY, SJO_PROVIDER_ID, SJO_SLOT, SJO_KIND, SJO_UNSEND, SJO_PID_KEY };
-enum { SJK_CHANNEL, SJK_OUTCOME, SJK_REASON, SJK_PROVIDER, SJK_AT, SJK_FLAGS, SJK_REQUESTS, SJK_LOCALE };
+#define STORE_OUTCOME_KIND_ARGS 10
+/* Indexes into an outcome's values, and into its kind's. The record and
+ * the history entry are its kind's: they are made of what outcomes of one
+ * kind share (its state, channel, reason, provider and second), and each
+ * value a script reads costs Redis about 1,000 instructions. */
+enum { SJO_ID, SJO_PROVIDER_ID, SJO_SLOT, SJO_KIND, SJO_UNSEND, SJO_PID_KEY };
+enum { SJK_CHANNEL, SJK_OUTCOME, SJK_REASON, SJK_PROVIDER, SJK_AT, SJK_FLAGS, SJK_REQUESTS, SJK_LOCALE, SJK_RECORD,
+       SJK_HISTORY };
 /* The value k (0-based) of the values of b from byte off on (off below
  * STORE_ARGS_HEAD: from the first), in *s and *len. */
 void sj_args_value(const struct store_args *b, size_t off, size_t k, const char **s, size_t *len);

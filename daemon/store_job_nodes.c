@@ -819,7 +819,7 @@ static void part_finish_args(struct store_args *a, struct nodes_op *op, const st
         size_t i = p->idx[k];
         if (i >= op->nout) continue;
         size_t end = i + 1 < op->nout ? op->off[2 * (i + 1) + 1] : op->oargs.data.len;
-        args_copy(a, &op->oargs, op->off[2 * i + 1], end, 0); /* 6 values, or 8 */
+        args_copy(a, &op->oargs, op->off[2 * i + 1], end, 0); /* 4 values, or 6 */
     }
     for (size_t k = 0; k < p->n; k++) {
         if (p->idx[k] < op->nout) continue;

@@ -32,12 +32,12 @@
 -- length ([retention] history), 9 the number of outcomes, 10 the number
 -- of kinds, then per kind (what outcomes share, sent once: each value
 -- costs Redis about 900 instructions to read and turn into a Lua string)
--- 8 values: channel, outcome, reason, provider, at, flags ("r" holds a
+-- 10 values: channel, outcome, reason, provider, at, flags ("r" holds a
 -- reservation, "d" leaves the deferred count, "n" no record but written
 -- once, "x" its outcomes carry the two extra values below), requests (sent
 -- to providers, "" none), locale (the content's language, "" none; only
--- with requests); then per outcome 6 values: id, record ("" none),
--- history entry ("" none), provider_id, history field (the reservation's
+-- with requests), record ("" none), history entry ("" none); then per
+-- outcome 4 values: id, provider_id, history field (the reservation's
 -- slot 'h<slot>', "" none: taken here), its kind (1, 2, ...: its place
 -- among the kinds), and with a kind flagged "x" 2 more: sends member to
 -- remove ("" none), provider id key ("" none: `feedback = on` providers
@@ -81,15 +81,16 @@ for k = 1, nkinds do
     ch = ARGV[i], outcome = ARGV[i + 1], reason = ARGV[i + 2], provider = ARGV[i + 3], at = ARGV[i + 4],
     only_r = flags == 'r', r = string.find(flags, 'r', 1, true) ~= nil, d = string.find(flags, 'd', 1, true) ~= nil,
     n = string.find(flags, 'n', 1, true) ~= nil, x = string.find(flags, 'x', 1, true) ~= nil,
-    requests = ARGV[i + 6], locale = ARGV[i + 7], pf = pf}
-  i = i + 8
+    requests = ARGV[i + 6], locale = ARGV[i + 7], record = ARGV[i + 8], h = ARGV[i + 9], pf = pf}
+  i = i + 10
 end
 for k = 5, 4 + nout do
   local person = KEYS[k]
-  local id, record, h, pid, slot = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local kd = kinds[ARGV[i + 5]]
+  local id, pid, slot = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local kd = kinds[ARGV[i + 3]]
+  local record, h = kd.record, kd.h
   local unsend, pidkey = '', ''
-  if kd.x then unsend, pidkey = ARGV[i + 6], ARGV[i + 7] end
+  if kd.x then unsend, pidkey = ARGV[i + 4], ARGV[i + 5] end
   local once = kd.n
   -- stored: the record is written; hn: the cursor read, a slot to take.
   local write, stored, hn = true, false, nil
@@ -176,7 +177,7 @@ for k = 5, 4 + nout do
     end
     n = n + 1
   end
-  i = i + (kd.x and 8 or 6)
+  i = i + (kd.x and 6 or 4)
 end
 if n > 0 then redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[4]) end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end

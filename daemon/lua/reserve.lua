@@ -21,14 +21,15 @@
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 now (s), 5 campaign,
 -- 6 topic, 7 the history's length ([retention] history), 8 ncaps, then
 -- per cap: name, channel (email|sms|any), limit, window (s), topics
--- (",a,b," or "" for all); then per recipient: rev read
--- at lookup ("" when none), record, channel, and "" when the rest is
--- none (no prior, no sends member, no history to keep, no limits: most
--- recipients, 4 values rather than 7: each value costs Redis about 900
--- instructions to read and turn into a Lua string), else "+" then prior
--- (the dead run's reservation it replaces, "" none), sends member (""
--- when neither kept nor taken over), history to keep (s, 0: none),
--- nfreq, then per limit: channel (email|sms|any), limit, window (s).
+-- (",a,b," or "" for all); then the call's usual channel; then per
+-- recipient: rev read at lookup ("" when none), record, and "" when the
+-- recipient is on the usual channel and the rest is none (no prior, no
+-- sends member, no history to keep, no limits: most recipients, 3 values:
+-- each value costs Redis about 900 instructions to read and turn into a
+-- Lua string), else "+" then channel, prior (the dead run's reservation it
+-- replaces, "" none), sends member ("" when neither kept nor taken over),
+-- history to keep (s, 0: none), nfreq, then per limit: channel
+-- (email|sms|any), limit, window (s).
 -- Returns 'lost', or one value per recipient (one reply element: Redis
 -- costs about 600 instructions each): its history slot's field 'h<slot>'
 -- when reserved ("ok"), else "stale" (decide again), "duplicate <record>",
@@ -43,6 +44,8 @@ for c = 0, ncaps - 1 do
   caps[#caps + 1] = {ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), ARGV[b + 4]}
 end
 local i = 9 + 5 * ncaps
+local uch = ARGV[i]
+i = i + 1
 local rf = 'c:' .. campaign
 -- The states that reached the person: their codes (store_rec_state_code)
 -- and the names records were written with before them.
@@ -108,9 +111,9 @@ end
 local out = {}
 for k = 2, #KEYS do
   local v, d
-  if ARGV[i + 3] == '' then
-    v, d = reserve(KEYS[k], ARGV[i], ARGV[i + 1], '', ARGV[i + 2], '', 0, none)
-    i = i + 4
+  if ARGV[i + 2] == '' then
+    v, d = reserve(KEYS[k], ARGV[i], ARGV[i + 1], '', uch, '', 0, none)
+    i = i + 3
   else
     -- "0" read as 0 without tonumber (a strtod): no limits, or no caps
     -- that need the history, are the usual case here too.
@@ -121,7 +124,7 @@ for k = 2, #KEYS do
       freq[#freq + 1] = {ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])}
     end
     local keep = ARGV[i + 6] == '0' and 0 or tonumber(ARGV[i + 6])
-    v, d = reserve(KEYS[k], ARGV[i], ARGV[i + 1], ARGV[i + 4], ARGV[i + 2], ARGV[i + 5], keep, freq)
+    v, d = reserve(KEYS[k], ARGV[i], ARGV[i + 1], ARGV[i + 4], ARGV[i + 3], ARGV[i + 5], keep, freq)
     i = i + 8 + 3 * nf
   end
   if v == 'ok' then out[k - 1] = d elseif d == '' then out[k - 1] = v else out[k - 1] = v .. ' ' .. d end

@@ -125,8 +125,8 @@ static redisReply *eval_fenced(const char *script, int nkeys, const char **args)
  * layout, each outcome a kind of its own. */
 static redisReply *finish_fenced(int nkeys, const char **args)
 {
-    static const int kind_of[] = {4, 5, 6, 7, 9, 10, 11, 13}; /* a kind's 8 values, in order */
-    static const int own_of[] = {0, 1, 3, 8, 14};            /* then an outcome's own 5, its kind */
+    static const int kind_of[] = {4, 5, 6, 7, 9, 10, 11, 13, 1, 3}; /* a kind's 10 values, in order */
+    static const int own_of[] = {0, 8, 14};                         /* then an outcome's own 3, its kind */
     const char *all[256];
     char names[32][12], flags[32][16];
     int n = 0;
@@ -139,11 +139,11 @@ static redisReply *finish_fenced(int nkeys, const char **args)
         /* "x": the outcome carries its sends member and provider id key. */
         const char *const *v = o + 15 * k;
         snprintf(flags[k], sizeof(flags[k]), "%s%s", v[10], v[2][0] || v[12][0] ? "x" : "");
-        for (int j = 0; j < 8; j++) all[n++] = kind_of[j] == 10 ? flags[k] : v[kind_of[j]];
+        for (int j = 0; j < 10; j++) all[n++] = kind_of[j] == 10 ? flags[k] : v[kind_of[j]];
     }
     for (int k = 0; k < nout; k++) {
         const char *const *v = o + 15 * k;
-        for (int j = 0; j < 5; j++) all[n++] = v[own_of[j]];
+        for (int j = 0; j < 3; j++) all[n++] = v[own_of[j]];
         snprintf(names[k], sizeof(names[k]), "%d", k + 1);
         all[n++] = names[k];
         if (flags[k][0] && strchr(flags[k], 'x')) {
@@ -154,6 +154,48 @@ static redisReply *finish_fenced(int nkeys, const char **args)
     for (const char **a = o + 15 * nout; *a; a++) all[n++] = *a;
     all[n] = NULL;
     return eval_fenced(store_lua_finish, nkeys, all);
+}
+
+/* reserve.lua, its arguments given as its tests list them: the keys, now,
+ * campaign, topic, history, ncaps and the caps' 5 values each, then per
+ * recipient rev, record, channel, and "" or "+" then prior, member, keep,
+ * nfreq and its limits' 3 values each; sent in the script's layout: the
+ * first recipient's channel the call's usual one, a recipient of "" on it
+ * in 3 values, any other in the long form. */
+static redisReply *reserve_fenced(int nkeys, const char **args)
+{
+    const char *all[256];
+    int n = 0;
+    for (int i = 0; i < nkeys + 5; i++) all[n++] = args[i];
+    int ncaps = (int)strtol(args[nkeys + 4], NULL, 10);
+    for (int i = 0; i < 5 * ncaps; i++) all[n++] = args[nkeys + 5 + i];
+    const char **r = args + nkeys + 5 + 5 * ncaps;
+    const char *uch = r[2];
+    all[n++] = uch;
+    for (int k = 0; k < nkeys; k++) {
+        all[n++] = r[0];
+        all[n++] = r[1];
+        bool plain = r[3][0] == '\0';
+        if (plain && strcmp(r[2], uch) == 0) {
+            all[n++] = "";
+            r += 4;
+            continue;
+        }
+        all[n++] = "+";
+        all[n++] = r[2];
+        if (plain) {
+            static const char *const none[] = {"", "", "0", "0"};
+            for (int j = 0; j < 4; j++) all[n++] = none[j];
+            r += 4;
+            continue;
+        }
+        int nf = (int)strtol(r[7], NULL, 10);
+        for (int j = 4; j < 8 + 3 * nf; j++) all[n++] = r[j];
+        r += 8 + 3 * nf;
+    }
+    assert_null(*r);
+    all[n] = NULL;
+    return eval_fenced(store_lua_reserve, nkeys, all);
 }
 
 static void expect_lost(redisReply *r)
@@ -170,7 +212,7 @@ static redisReply *reserve_two(const char *rev_a, const char *rev_b, const char 
                           "1000", "c1", "news", "50", "0",
                           rev_a, "reserved 1-0 run 1000 1", "email", "", /* the short form */
                           rev_b, record_b, "email", "+", "", "email|news|c1", "0", "0", NULL};
-    return eval_fenced(store_lua_reserve, 2, args);
+    return reserve_fenced(2, args);
 }
 
 static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
@@ -205,6 +247,34 @@ static void reserve_refuses_a_person_changed_since_the_lookup(void **st)
     freeReplyObject(r);
 }
 
+/* A recipient on another channel than the call's first one takes the long
+ * form; each is reserved with its own record, and the caps of its own
+ * channel apply to it. */
+static void reserve_short_and_long_forms(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    own_entry();
+    cmd_ok("HSET t:r:{a} rev 1");
+    cmd_ok("HSET t:r:{b} rev 2");
+    cmd_ok("HSET t:r:{c} rev 3");
+    /* No SMS at all: a cap of 0 on sms refuses b alone. */
+    const char *args[] = {"t:r:{a}", "t:r:{b}", "t:r:{c}", "1000", "c1", "news", "50", "1",
+                          "no_sms", "sms", "0", "86400", "",
+                          "1", "reserved 1-0 run 1000 1", "email", "",
+                          "2", "reserved 1-0 run 1000 2", "sms", "",
+                          "3", "reserved 1-0 run 1000 3", "email", "", NULL};
+    redisReply *r = reserve_fenced(3, args);
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->element[0]->str, "h0");
+    assert_string_equal(r->element[1]->str, "cap no_sms");
+    assert_string_equal(r->element[2]->str, "h0");
+    freeReplyObject(r);
+    expect_str("HGET t:r:{a} c:c1", "reserved 1-0 run 1000 1");
+    expect_int("HEXISTS t:r:{b} c:c1", 0);
+    expect_str("HGET t:r:{c} c:c1", "reserved 1-0 run 1000 3");
+}
+
 static void reserve_checks_caps_in_order(void **st)
 {
     (void)st;
@@ -215,7 +285,7 @@ static void reserve_checks_caps_in_order(void **st)
                           "daily_email", "email", "1", "86400", "",
                           "any_news", "any", "5", "86400", ",news,",
                           "", "reserved 1-0 run 1000 1", "email", "+", "", "email|news|c1", "86400", "0", NULL};
-    redisReply *r = eval_fenced(store_lua_reserve, 1, args);
+    redisReply *r = reserve_fenced(1, args);
     assert_string_equal(r->element[0]->str, "cap daily_email");
     freeReplyObject(r);
     /* Nothing was reserved: the history still holds the two old messages. */
@@ -425,7 +495,7 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
                          "pending 1-0 run 1000 1", "email|news|c1", NULL};
     /* Another daemon claimed the entry. */
     cmd_ok("XCLAIM t:jobs g other 0 1-1 JUSTID");
-    expect_lost(eval_fenced(store_lua_reserve, 1, res));
+    expect_lost(reserve_fenced(1, res));
     expect_lost(finish_fenced(4, hand));
     expect_lost(eval_fenced(store_lua_release, 2, rel));
     expect_lost(finish_fenced(4, fin));
@@ -433,7 +503,7 @@ static void the_fence_stops_a_run_that_lost_its_entry(void **st)
     cmd_ok("XACK t:jobs g 1-1");
     expect_lost(finish_fenced(4, fin));
     cmd_ok("DEL t:jobs");
-    expect_lost(eval_fenced(store_lua_reserve, 1, res));
+    expect_lost(reserve_fenced(1, res));
     expect_int("HEXISTS t:r:{a} c:c1", 0);
     expect_int("EXISTS t:r:{a}:sends t:audit t:campaign:c1 t:campaign:c1:norecord", 0);
 }
@@ -448,22 +518,25 @@ static void handed_and_release(void **st)
     cmd_ok("FLUSHALL");
     own_entry();
     cmd_ok("HSET t:r:{a} rev 1 c:c1 %s", "reserved 1-1 r.1 1000 1");
-    const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}",
+    cmd_ok("HSET t:r:{c} rev 1 c:c1 %s", "reserved 1-1 r.1 1000 1");
+    const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:r:{a}", "t:r:{c}",
                           "t:r:{b}", "1000", "c1", "1-1", "b0", "100", "0",
-                          "pending 1-1 r.1 1000 1", "pending 1-1 r.1 1000 2", NULL};
+                          "pending 1-1 r.1 1000 1", "pending 1-1 r.1 1000 1", "pending 1-1 r.1 1000 2", NULL};
     for (int round = 0; round < 2; round++) {
-        redisReply *r = finish_fenced(5, hand);
+        redisReply *r = finish_fenced(6, hand);
         assert_int_equal(r->type, REDIS_REPLY_ARRAY);
         assert_int_equal(r->elements, 2);
         assert_int_equal(r->element[0]->integer, 0); /* no outcome */
         const redisReply *h = r->element[1];
-        assert_int_equal(h->elements, 2);
+        assert_int_equal(h->elements, 3);
         assert_int_equal(h->element[0]->integer, 1);
-        assert_int_equal(h->element[1]->integer, 0); /* b: erased, no reservation */
+        assert_int_equal(h->element[1]->integer, 1);
+        assert_int_equal(h->element[2]->integer, 0); /* b: erased, no reservation */
         freeReplyObject(r);
     }
     expect_int("XLEN t:audit", 0); /* a handoff is no outcome */
     expect_str("HGET t:r:{a} c:c1", "pending 1-1 r.1 1000 1");
+    expect_str("HGET t:r:{c} c:c1", "pending 1-1 r.1 1000 1");
     expect_int("EXISTS t:r:{b}", 0); /* the erased person's hash is not brought back */
     cmd_ok("ZADD t:r:{a}:sends 1000 email|news|c1");
     const char *rel[] = {"t:r:{a}", "t:r:{a}:sends", "c1", "reserved 1-1 r.1 1000 1",
@@ -493,7 +566,7 @@ static void reserve_takes_over_a_dead_runs_reservation(void **st)
                           "one_a_day", "email", "1", "86400", "",
                           "", "reserved 1-1 new.1 1000 1", "email", "+", "reserved 1-1 dead.1 900 4", "email|news|c1",
                           "86400", "0", NULL};
-    redisReply *r = eval_fenced(store_lua_reserve, 1, args);
+    redisReply *r = reserve_fenced(1, args);
     assert_string_equal(r->element[0]->str, "h0"); /* reserved */
     freeReplyObject(r);
     expect_str("HGET t:r:{a} c:c1", "reserved 1-1 new.1 1000 1");
@@ -502,7 +575,7 @@ static void reserve_takes_over_a_dead_runs_reservation(void **st)
     cmd_ok("HSET t:r:{a} c:c1 %s", "pending 1-1 dead.1 900 4");
     args[15] = "";                          /* prior */
     args[12] = "reserved 1-1 new.1 1000 2"; /* record */
-    r = eval_fenced(store_lua_reserve, 1, args);
+    r = reserve_fenced(1, args);
     assert_string_equal(r->element[0]->str, "duplicate pending 1-1 dead.1 900 4");
     freeReplyObject(r);
 }
@@ -883,6 +956,7 @@ int main(void)
         cmocka_unit_test(events_take_and_claim),
         cmocka_unit_test(records_round_trip),
         cmocka_unit_test(reserve_refuses_a_person_changed_since_the_lookup),
+        cmocka_unit_test(reserve_short_and_long_forms),
         cmocka_unit_test(reserve_checks_caps_in_order),
         cmocka_unit_test(finish_writes_record_history_audit_and_progress),
         cmocka_unit_test(finish_with_reservations),

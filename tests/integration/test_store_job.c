@@ -123,6 +123,8 @@ static void on_done(const struct store_job_result *res, void *arg)
     d->res.text = NULL; /* valid during the callback only */
 }
 
+#define ALL_CHANNELS ((1u << HERALD_CH_COUNT) - 1)
+
 static const char PROFILE_A[] = "{\"id\":\"a\",\"email\":\"a@example.com\",\"channels\":[\"email\"]}";
 
 static void lookup_rows(void **st)
@@ -141,7 +143,7 @@ static void lookup_rows(void **st)
                             b = {.id = "b", .p = &pb, .raw_rec = &rb, .envelope = &env};
     struct store_job_person *rows[] = {&a, &b};
     struct done d = {0};
-    store_job_lookup(sj, "c1", rows, 2, on_done, &d, NULL);
+    store_job_lookup(sj, "c1", ALL_CHANNELS, rows, 2, on_done, &d, NULL);
     run_until(&d.fired);
     assert_int_equal(d.res.status, STORE_JOB_OK);
     assert_int_equal(a.found, 1);
@@ -156,15 +158,37 @@ static void lookup_rows(void **st)
     profile_free(&pa);
     /* Another campaign's record is not this one's. */
     d.fired = false;
-    store_job_lookup(sj, "c2", rows, 1, on_done, &d, NULL);
+    store_job_lookup(sj, "c2", ALL_CHANNELS, rows, 1, on_done, &d, NULL);
     run_until(&d.fired);
     assert_int_equal(d.res.status, STORE_JOB_OK);
     assert_int_equal(a.found, 1);
     assert_false(a.has_rec);
     profile_free(&pa);
+    /* Consent on both channels; a campaign on email alone reads the email
+     * consent only: the other channel's is none. */
+    cmd_ok("HSET herald:r:{a} ~email %s ~sms %s", "1|email|1|1000|signup|", "1|sms|1|1000|signup|");
+    for (unsigned only = 0; only < HERALD_CH_COUNT; only++) {
+        d.fired = false;
+        store_job_lookup(sj, "c1", 1u << only, rows, 1, on_done, &d, NULL);
+        run_until(&d.fired);
+        assert_int_equal(d.res.status, STORE_JOB_OK);
+        assert_int_equal(a.found, 1);
+        assert_true(a.has_rec);
+        assert_string_equal(a.rev, "4");
+        for (int ch = 0; ch < HERALD_CH_COUNT; ch++) {
+            assert_int_equal(pa.consent[ch].known, ch == (int)only);
+            assert_int_equal(pa.consent[ch].granted, ch == (int)only);
+        }
+        profile_free(&pa);
+    }
+    d.fired = false;
+    store_job_lookup(sj, "c1", ALL_CHANNELS, rows, 1, on_done, &d, NULL);
+    run_until(&d.fired);
+    for (int ch = 0; ch < HERALD_CH_COUNT; ch++) assert_true(pa.consent[ch].known && pa.consent[ch].granted);
+    profile_free(&pa);
     /* Nobody to read: answered all the same, and never from inside the call. */
     d.fired = false;
-    store_job_lookup(sj, "c1", rows, 0, on_done, &d, NULL);
+    store_job_lookup(sj, "c1", ALL_CHANNELS, rows, 0, on_done, &d, NULL);
     assert_false(d.fired);
     run_until(&d.fired);
     assert_int_equal(d.res.status, STORE_JOB_OK);
@@ -574,7 +598,7 @@ static void refused_read_is_failed(void **st)
                             b = {.id = "b", .p = &pa, .raw_rec = &ra, .envelope = &env};
     struct store_job_person *rows[] = {&a, &b};
     struct done d = {0};
-    store_job_lookup(sj, "c1", rows, 2, on_done, &d, NULL); /* answered once, for both */
+    store_job_lookup(sj, "c1", ALL_CHANNELS, rows, 2, on_done, &d, NULL); /* answered once, for both */
     run_until(&d.fired);
     cmd_ok("ACL SETUSER default +hmget");
     assert_int_equal(d.res.status, STORE_JOB_FAILED);

@@ -160,11 +160,12 @@ static void f_status(void *s, struct store_cmds_status *out)
     out->error = STORE_E_COUNT;
 }
 
-static void f_lookup(void *s, const char *campaign, struct store_job_person *const *rows, size_t n, store_job_cb cb,
-                     void *arg, void (*discard)(void *))
+static void f_lookup(void *s, const char *campaign, unsigned channels, struct store_job_person *const *rows, size_t n,
+                     store_job_cb cb, void *arg, void (*discard)(void *))
 {
     struct fake *f = s;
     (void)campaign;
+    (void)channels;
     (void)discard;
     enum store_job_status st = scripted(f, OP_LOOKUP);
     for (size_t i = 0; st == STORE_JOB_OK && i < n; i++) {
