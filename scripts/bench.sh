@@ -44,7 +44,7 @@
 # command logged; a script's time includes the commands it calls, which are
 # listed too, with those sent alone (it slows Redis a little and holds every
 # command of the run in memory: keep N at 20000 or less).
-# FLOOR=1 first measures, on the people just imported, redis-server's CPU
+# FLOOR=1 then measures, on the people imported again, redis-server's CPU
 # per message for the commands a message's life needs in herald's data model
 # (lookup, reservation, handoff, outcome, audit record) sent as plain
 # commands, without scripts: the floor that herald's scripts stand on, and
@@ -429,81 +429,6 @@ print("setup: %d past campaigns per person: the person hash has %d fields, %d by
 PY
 fi
 
-floor_us=""
-if [ "${FLOOR:-0}" = 1 ]; then
-    # The floor of herald's data model: what redis-server spends per message
-    # on the commands a message's life needs (the lookup's HMGET; the
-    # reservation's read and write; the handoff; the outcome with its history
-    # entry; the audit record), sent as plain commands through one
-    # `redis-cli --pipe` (no scripts, no fence, the best case for I/O), on
-    # the people just imported. The difference to herald's redis-server CPU
-    # below is what its scripts add (Lua, their arguments, the fence).
-    # Written to fields and a stream of their own, removed after each pass.
-    rcpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$REDIS_PID/stat"; }
-    steps="lookup reserve handoff outcome audit"
-    rows=()
-    for pass in $(seq 1 "$RUNS"); do
-        row=""
-        for step in $steps; do
-            /usr/bin/python3 - "$N" "$step" >"$tmp/floor.resp" <<'PY'
-import sys, time
-n, step = int(sys.argv[1]), sys.argv[2]
-out = sys.stdout.buffer
-def cmd(*a):
-    b = [b"*%d\r\n" % len(a)]
-    for x in a:
-        x = x.encode()
-        b.append(b"$%d\r\n%s\r\n" % (len(x), x))
-    out.write(b"".join(b))
-now = int(time.time())
-# A record and a history entry of the length herald writes (store.c).
-rec = " 1796600999123-0 5c50b158a720e5f4.1 %d" % now
-for i in range(n):
-    k, rid = "herald:r:{b%07d}" % i, "b%07d" % i
-    if step == "lookup":   # store_job.c store_job_lookup: the fields of store.h STORE_LOOKUP_*
-        cmd("HMGET", k, "profile", "~email", "~sms", "rev", "@0", "@1", "@2", "@3", "tz", "#", "c:floor")
-    elif step == "reserve":  # lua/reserve.lua: its HMGET, and its HSET of the record, cursor and slot
-        cmd("HMGET", k, "rev", "c:floor", "fn")
-        cmd("HSET", k, "c:floor", "r" + rec, "fn", "1", "f0", "")
-    elif step == "handoff":  # lua/finish.lua: the handed record
-        cmd("HSET", k, "c:floor", "p" + rec)
-    elif step == "outcome":  # lua/finish.lua: the record and the history entry
-        cmd("HSET", k, "c:floor", "s" + rec + " email/-", "f0", "2|%d|floor|0|0s|hook" % now)
-    else:                    # lua/finish.lua: the audit record (trimmed once per batch of 512)
-        cmd("XADD", "herald:floor:audit", "*", "campaign", "floor", "recipient", rid, "channel", "email",
-            "outcome", "sent", "reason", "delivered", "provider", "hook", "provider_id", "nginx",
-            "at", "2026-12-06T23:50:00Z", "requests", "1", "locale", "en")
-        if i % 512 == 511:
-            cmd("XTRIM", "herald:floor:audit", "MAXLEN", "~", "100000")
-PY
-            c0=$(rcpu)
-            redis-cli -p "$REDIS_PORT" --pipe <"$tmp/floor.resp" >/dev/null
-            c1=$(rcpu)
-            row="$row $(/usr/bin/python3 -c "print(round(($c1 - $c0) * 1e6 / $N, 2))")"
-        done
-        rows+=("$row")
-        /usr/bin/python3 - "$N" >"$tmp/floor.resp" <<'PY'
-import sys
-out = sys.stdout.buffer
-for i in range(int(sys.argv[1])):
-    k = ("herald:r:{b%07d}" % i).encode()
-    out.write(b"*5\r\n$4\r\nHDEL\r\n$%d\r\n%s\r\n$7\r\nc:floor\r\n$2\r\nfn\r\n$2\r\nf0\r\n" % (len(k), k))
-out.write(b"*2\r\n$3\r\nDEL\r\n$18\r\nherald:floor:audit\r\n")
-PY
-        redis-cli -p "$REDIS_PORT" --pipe <"$tmp/floor.resp" >/dev/null
-    done
-    floor_us=$(/usr/bin/python3 - "$steps" "${rows[@]}" <<'PY'
-import statistics, sys
-steps = sys.argv[1].split()
-med = [statistics.median(c) for c in zip(*[[float(x) for x in r.split()] for r in sys.argv[2:]])]
-print("floor: redis-server CPU per message for the data model's commands sent plain (median of %d passes): %s;"
-      " total %.1f us" % (len(sys.argv) - 2, ", ".join("%s %.2f" % sm for sm in zip(steps, med)), sum(med)),
-      file=sys.stderr)
-print("%.2f" % sum(med))
-PY
-)
-fi
-
 figs=() insns=()
 # The valgrind command that counts what: cg_cmd herald|curl.
 cg_cmd() { echo valgrind --tool=callgrind --callgrind-out-file="$here/$bdir/callgrind-$1-$run.out"; }
@@ -675,6 +600,85 @@ print("median instructions per message: herald %.0f, redis-server %.0f; referenc
 PY
     exit 0
 fi
+floor_us=""
+if [ "${FLOOR:-0}" = 1 ] && [ "${CALLGRIND:-0}" != 1 ]; then
+    # The floor of herald's data model: what redis-server spends per message
+    # on the commands a message's life needs (the lookup's HMGET; the
+    # reservation's read and write; the handoff; the outcome with its history
+    # entry; the audit record), sent as plain commands through one
+    # `redis-cli --pipe` (no scripts, no fence, the best case for I/O), on
+    # the people imported again, new as herald's runs met them (without
+    # PREFILL's past campaigns), after those runs: hashes written and
+    # shrunk again here before them cost their runs their memory's order. The difference to herald's redis-server CPU
+    # above is what its scripts add (Lua, their arguments, the fence).
+    # Written to fields and a stream of their own, removed after each pass.
+    redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
+    ctl import "$tmp/people.jsonl" >/dev/null
+    rcpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$REDIS_PID/stat"; }
+    steps="lookup reserve handoff outcome audit"
+    rows=()
+    for pass in $(seq 1 "$RUNS"); do
+        row=""
+        for step in $steps; do
+            /usr/bin/python3 - "$N" "$step" >"$tmp/floor.resp" <<'PY'
+import sys, time
+n, step = int(sys.argv[1]), sys.argv[2]
+out = sys.stdout.buffer
+def cmd(*a):
+    b = [b"*%d\r\n" % len(a)]
+    for x in a:
+        x = x.encode()
+        b.append(b"$%d\r\n%s\r\n" % (len(x), x))
+    out.write(b"".join(b))
+now = int(time.time())
+# A record and a history entry of the length herald writes (store.c).
+rec = " 1796600999123-0 5c50b158a720e5f4.1 %d" % now
+for i in range(n):
+    k, rid = "herald:r:{b%07d}" % i, "b%07d" % i
+    if step == "lookup":   # store_job.c store_job_lookup: the fields of store.h STORE_LOOKUP_*, for email
+        cmd("HMGET", k, "profile", "~email", "rev", "@0", "@1", "@2", "@3", "tz", "#", "c:floor")
+    elif step == "reserve":  # lua/reserve.lua: its HMGET, and its HSET of the record, cursor and slot
+        cmd("HMGET", k, "rev", "c:floor", "fn")
+        cmd("HSET", k, "c:floor", "r" + rec, "fn", "1", "f0", "")
+    elif step == "handoff":  # lua/finish.lua: the handed record
+        cmd("HSET", k, "c:floor", "p" + rec)
+    elif step == "outcome":  # lua/finish.lua: the record and the history entry
+        cmd("HSET", k, "c:floor", "s" + rec + " email/-", "f0", "2|%d|floor|0|0s|hook" % now)
+    else:                    # lua/finish.lua: the audit record (trimmed once per batch of 512)
+        cmd("XADD", "herald:floor:audit", "*", "campaign", "floor", "recipient", rid, "channel", "email",
+            "outcome", "sent", "reason", "delivered", "provider", "hook", "provider_id", "nginx",
+            "at", "2026-12-06T23:50:00Z", "requests", "1", "locale", "en")
+        if i % 512 == 511:
+            cmd("XTRIM", "herald:floor:audit", "MAXLEN", "~", "100000")
+PY
+            c0=$(rcpu)
+            redis-cli -p "$REDIS_PORT" --pipe <"$tmp/floor.resp" >/dev/null
+            c1=$(rcpu)
+            row="$row $(/usr/bin/python3 -c "print(round(($c1 - $c0) * 1e6 / $N, 2))")"
+        done
+        rows+=("$row")
+        /usr/bin/python3 - "$N" >"$tmp/floor.resp" <<'PY'
+import sys
+out = sys.stdout.buffer
+for i in range(int(sys.argv[1])):
+    k = ("herald:r:{b%07d}" % i).encode()
+    out.write(b"*5\r\n$4\r\nHDEL\r\n$%d\r\n%s\r\n$7\r\nc:floor\r\n$2\r\nfn\r\n$2\r\nf0\r\n" % (len(k), k))
+out.write(b"*2\r\n$3\r\nDEL\r\n$18\r\nherald:floor:audit\r\n")
+PY
+        redis-cli -p "$REDIS_PORT" --pipe <"$tmp/floor.resp" >/dev/null
+    done
+    floor_us=$(/usr/bin/python3 - "$steps" "${rows[@]}" <<'PY'
+import statistics, sys
+steps = sys.argv[1].split()
+med = [statistics.median(c) for c in zip(*[[float(x) for x in r.split()] for r in sys.argv[2:]])]
+print("floor: redis-server CPU per message for the data model's commands sent plain (median of %d passes): %s;"
+      " total %.1f us" % (len(sys.argv) - 2, ", ".join("%s %.2f" % sm for sm in zip(steps, med)), sum(med)),
+      file=sys.stderr)
+print("%.2f" % sum(med))
+PY
+)
+fi
+
 FLOOR_US=$floor_us /usr/bin/python3 - "$(nproc)" "${figs[@]}" <<'PY'
 import os, statistics, sys
 cores = int(sys.argv[1])
