@@ -51,9 +51,6 @@ void store_job_reload(struct store_job *sj, const struct config *cfg);
 void store_job_free(struct store_job *sj);
 
 /* ---- lookup (one HMGET per person, pipelined; held on a permanent error) */
-/* channels: the campaign's channels (1u << HERALD_CH_*): only their consent
- * fields are read (another channel's reads as none): a field the person
- * hash lacks costs Redis a walk of the whole hash. */
 
 struct store_job_person {
     const char *id;           /* in: a valid id */
@@ -68,6 +65,9 @@ struct store_job_person {
     char unread[192];         /* out: why the profile or its sealed data did not read ("" when it did) */
 };
 
+/* channels: the campaign's channels (1u << HERALD_CH_*): only their consent
+ * fields are read (another channel's reads as none): a field the person
+ * hash lacks costs Redis a walk of the whole hash. */
 void store_job_lookup(struct store_job *sj, const char *campaign, unsigned channels,
                       struct store_job_person *const *rows, size_t n, store_job_cb cb, void *arg,
                       void (*discard)(void *));
