@@ -608,10 +608,11 @@ if [ "${FLOOR:-0}" = 1 ] && [ "${CALLGRIND:-0}" != 1 ]; then
     # entry; the audit record), sent as plain commands through one
     # `redis-cli --pipe` (no scripts, no fence, the best case for I/O), on
     # the people imported again, new as herald's runs met them (without
-    # PREFILL's past campaigns), after those runs: hashes written and
-    # shrunk again here before them cost their runs their memory's order. The difference to herald's redis-server CPU
-    # above is what its scripts add (Lua, their arguments, the fence).
-    # Written to fields and a stream of their own, removed after each pass.
+    # PREFILL's past campaigns). It runs after herald's runs: hashes written
+    # and shrunk again here before them cost those runs their memory's
+    # order. The difference to herald's redis-server CPU above is what its
+    # scripts add (Lua, their arguments, the fence). Written to fields and a
+    # stream of their own, removed after each pass.
     redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
     ctl import "$tmp/people.jsonl" >/dev/null
     rcpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$REDIS_PID/stat"; }
@@ -631,8 +632,9 @@ def cmd(*a):
         b.append(b"$%d\r\n%s\r\n" % (len(x), x))
     out.write(b"".join(b))
 now = int(time.time())
-# A record and a history entry of the length herald writes (store.c).
-rec = " 1796600999123-0 5c50b158a720e5f4.1 %d" % now
+# A record and a history entry of the length herald writes (store.c; a
+# reservation's number last, queue_ready.c).
+rec = " 1796600999123-0 5c50b158a720e5f4.1 %d 12345" % now
 for i in range(n):
     k, rid = "herald:r:{b%07d}" % i, "b%07d" % i
     if step == "lookup":   # store_job.c store_job_lookup: the fields of store.h STORE_LOOKUP_*, for email
