@@ -283,9 +283,56 @@ static void reserve_verdicts(void **st)
 }
 
 /* Outcomes alike in channel, outcome, reason, provider, time, flags,
- * requests and locale share one kind, sent once per call (lua/finish.lua):
- * each still reads back as itself and gets its own record, audit record
- * and count. */
+ * requests, locale, record and history entry share one kind, sent once per
+ * call (lua/finish.lua): each still reads back as itself and gets its own
+ * record, audit record and count. */
+/* Each of o's n outcomes reads back as want[i]. */
+static void expect_outcomes_back(const struct store_outcomes *o, const struct store_outcome *const *want, size_t n)
+{
+    struct strbuf scratch;
+    strbuf_init(&scratch);
+    for (size_t i = 0; i < n; i++) {
+        struct store_outcome back;
+        store_outcomes_get(o, i, &back, &scratch);
+        assert_string_equal(back.id, want[i]->id);
+        assert_string_equal(back.record, want[i]->record);
+        assert_string_equal(back.history, want[i]->history);
+        assert_string_equal(back.provider_id, want[i]->provider_id);
+        assert_string_equal(back.outcome, want[i]->outcome);
+        assert_string_equal(back.reason, want[i]->reason);
+        assert_string_equal(back.provider, want[i]->provider);
+        assert_string_equal(back.at, want[i]->at);
+        assert_string_equal(back.locale, want[i]->locale ? want[i]->locale : "");
+        assert_string_equal(back.slot, want[i]->slot ? want[i]->slot : "");
+        assert_string_equal(back.unsend, want[i]->unsend);
+        assert_int_equal(back.reserved, want[i]->reserved);
+        assert_int_equal(back.requests, want[i]->requests);
+    }
+    strbuf_free(&scratch);
+}
+
+/* A record or history entry of its own makes a kind of its own: neither is
+ * sent per outcome, so each outcome must read back its own. */
+static void outcomes_kinds_split_by_record(void **st)
+{
+    (void)st;
+    struct store_outcomes o;
+    store_outcomes_init(&o, "herald");
+    const struct store_outcome a = {.id = "a", .record = "s 1-1 r.1 1000 email/-", .unsend = "",
+                                    .history = "2|1000|c3|0s-|hook", .channel = "email", .outcome = "sent",
+                                    .reason = "", .provider = "hook", .provider_id = "", .at = "2026-01-01T00:00:00Z",
+                                    .reserved = true, .requests = 1, .slot = "h0"};
+    struct store_outcome b = a, c = a;
+    b.id = "b", b.record = "s 1-1 r.1 1001 email/-";
+    c.id = "c", c.history = "2|1001|c3|0s-|hook";
+    store_outcomes_add(&o, &a);
+    store_outcomes_add(&o, &b);
+    store_outcomes_add(&o, &c);
+    assert_int_equal(o.nkinds, 3);
+    expect_outcomes_back(&o, (const struct store_outcome *[]){&a, &b, &c}, 3);
+    store_outcomes_free(&o);
+}
+
 static void outcomes_share_kinds(void **st)
 {
     (void)st;
@@ -321,25 +368,7 @@ static void outcomes_share_kinds(void **st)
     assert_int_equal(o.n, 4);
     assert_int_equal(o.nkinds, 3); /* ka and kb share theirs */
     const struct store_outcome *want[] = {&oa, &oc, &ob, &od};
-    struct strbuf scratch;
-    strbuf_init(&scratch);
-    for (size_t i = 0; i < 4; i++) {
-        struct store_outcome back;
-        store_outcomes_get(&o, i, &back, &scratch);
-        assert_string_equal(back.id, want[i]->id);
-        assert_string_equal(back.record, want[i]->record);
-        assert_string_equal(back.provider_id, want[i]->provider_id);
-        assert_string_equal(back.outcome, want[i]->outcome);
-        assert_string_equal(back.reason, want[i]->reason);
-        assert_string_equal(back.provider, want[i]->provider);
-        assert_string_equal(back.at, want[i]->at);
-        assert_string_equal(back.locale, want[i]->locale ? want[i]->locale : "");
-        assert_string_equal(back.slot, want[i]->slot ? want[i]->slot : "");
-        assert_string_equal(back.unsend, want[i]->unsend);
-        assert_int_equal(back.reserved, want[i]->reserved);
-        assert_int_equal(back.requests, want[i]->requests);
-    }
-    strbuf_free(&scratch);
+    expect_outcomes_back(&o, want, 4);
     struct done d = {0};
     store_job_finish(sj, "1-1", "c3", "1-1", &o, NULL, 0, on_done, &d, NULL);
     assert_int_equal(o.n, 0);
@@ -854,6 +883,7 @@ int main(void)
         cmocka_unit_test(suppression_flags),
         cmocka_unit_test(reserve_verdicts),
         cmocka_unit_test(handoff_finish_release),
+        cmocka_unit_test(outcomes_kinds_split_by_record),
         cmocka_unit_test(outcomes_share_kinds),
         cmocka_unit_test(limits_match_reserve),
         cmocka_unit_test(lost_entry),
