@@ -1340,11 +1340,21 @@ static void erase_person(struct pop *op)
     store_key_person(&kp, prefix, op->id);
     store_key_history(&kh, prefix, op->id);
     store_key_sends(&ks, prefix, op->id);
-    const char *argv[] = {kp.buf, kh.buf, ks.buf, op->rev_read, op->cond};
-    send_or_finish(op, on_erase, store_lua_people_erase, 3, 5, argv);
+    /* On one Redis its reservations not handed yet join their runs'
+     * erased sets (store.h), kept as long as a campaign's records, and a
+     * week at least: longer than any run waits to hand a reservation. */
+    struct strbuf ke;
+    strbuf_init(&ke);
+    if (!store_keys_clustered()) store_key_erased(&ke, prefix, "");
+    int64_t keep_s = op->pp->cfg->retention_records_ms / 1000;
+    char keep[HERALD_LL_CHARS];
+    herald_lltoa(keep, (long long)(keep_s > 7 * 86400 ? keep_s : 7 * 86400));
+    const char *argv[] = {kp.buf, kh.buf, ks.buf, op->rev_read, op->cond, ke.len ? ke.buf : "", keep};
+    send_or_finish(op, on_erase, store_lua_people_erase, 3, 7, argv);
     strbuf_free(&kp);
     strbuf_free(&kh);
     strbuf_free(&ks);
+    strbuf_free(&ke);
 }
 
 /* The tombstones are in: now the person goes. */

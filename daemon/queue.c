@@ -377,7 +377,7 @@ static void on_cut_step(const struct store_job_result *res, void *arg)
              jr->job.id, jr->entry, slices, kept);
     queue_job_remove(q, jr);
     if (slices == 0) /* emptied while it was cut: no slice will finish the campaign, this does */
-        q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, queue_on_acked, q);
+        q->ops->finished(q->st, jr->job.id, jr->entry, jr->run, jr->job.expires_at, queue_on_acked, q);
     queue_run_free(jr);
     queue_jobs_more(q);
     queue_read_next(q);

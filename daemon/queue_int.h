@@ -109,6 +109,7 @@ struct jobrun {
     struct jobrun *next; /* in q->jobs, in the order they were read */
     char entry[64];
     char run[32];  /* "<daemon run>.<n>": what the records it writes name */
+    uint64_t reserve_seq; /* its reservations' last sequence number (queue_ready.c) */
     struct store_enqueue_result enq; /* the campaign's run this entry registered (a new entry only) */
     enum run_end end;
     size_t unfinished; /* recipients that left without an outcome: no ack */
@@ -229,7 +230,6 @@ struct queue {
     size_t nready, nready_ch[HERALD_CH_COUNT], ready_target[HERALD_CH_COUNT];
     size_t reserving[HERALD_CH_COUNT]; /* in a reservation script now */
     uv_idle_t ready_idle;
-    uint64_t reserve_seq;
     int64_t at_second; /* the second at_text shows */
     char at_text[32];
     struct strbuf scratch; /* queue_finish()'s texts, reused: no allocation per outcome */

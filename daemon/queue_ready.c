@@ -231,6 +231,7 @@ static void handoff_run(struct queue *q, struct jobrun *jr, struct dispatch_msg 
         r->hb_i = i;
         hb->items[i].id = r->id; /* valid while msgs[i] is (hbatch_forget) */
         hb->items[i].record = r->record.buf;
+        hb->items[i].expires_at = jr->job.expires_at;
     }
     /* Recorded with this iteration's outcomes, in the same script, at the
      * end of the iteration (queue_on_flush_check): no round trip of its own. */
@@ -578,10 +579,12 @@ static void reserve(struct rbatch *rb, int64_t now)
             if (it->fwin[j] > it->keep) it->keep = it->fwin[j];
         /* The sequence number makes each reservation unique, so that a
          * second copy of an id in the same batch is a duplicate, and only
-         * a retried command meets its own record. */
+         * a retried command meets its own record; counted per run (the
+         * record names the run), it is also the reservation's bit in the
+         * run's handed log (store.h), which stays dense. */
         store_record_format(&r->record, REC_RESERVED, jr->rec_entry, jr->run, now);
         strbuf_add(&r->record, " ", 1);
-        strbuf_addll(&r->record, (long long)++q->reserve_seq);
+        strbuf_addll(&r->record, (long long)++jr->reserve_seq);
         strbuf_reset(&r->member);
         const char *mparts[] = {chan, "|", jr->job.topic, "|", jr->job.id};
         for (size_t j = 0; j < sizeof(mparts) / sizeof(mparts[0]); j++) strbuf_adds(&r->member, mparts[j]);

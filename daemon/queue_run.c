@@ -340,9 +340,9 @@ static void job_complete(struct jobrun *jr)
             struct finishing *f = xcalloc(1, sizeof(*f));
             f->q = q;
             f->key = xstrdup(jr->job.recipients_key);
-            q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, on_finished_slice, f);
+            q->ops->finished(q->st, jr->job.id, jr->entry, jr->run, jr->job.expires_at, on_finished_slice, f);
         } else {
-            q->ops->finished(q->st, jr->job.id, jr->entry, jr->job.expires_at, queue_on_acked, q);
+            q->ops->finished(q->st, jr->job.id, jr->entry, jr->run, jr->job.expires_at, queue_on_acked, q);
         }
     } else if (jr->end == RUN_HELD) {
         q->hold_ms = q->hold_ms ? (2 * q->hold_ms > QUEUE_HOLD_MAX_MS ? QUEUE_HOLD_MAX_MS : 2 * q->hold_ms)

@@ -262,6 +262,14 @@ void store_key_history(struct strbuf *sb, const char *prefix, const char *id)
 {
     key_plain(sb, prefix, ":r:{", id, "}:history");
 }
+void store_key_handed(struct strbuf *sb, const char *prefix, const char *run)
+{
+    key_plain(sb, prefix, ":handed:", run, NULL);
+}
+void store_key_erased(struct strbuf *sb, const char *prefix, const char *run)
+{
+    key_plain(sb, prefix, ":erased:", run, NULL);
+}
 void store_key_suppress(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress", NULL, NULL); }
 void store_key_suppress_info(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":suppress:info", NULL, NULL); }
 void store_key_admin(struct strbuf *sb, const char *prefix) { key(sb, prefix, ":admin", NULL, NULL); }
@@ -381,7 +389,12 @@ int store_record_parse(const char *s, struct store_record *rec)
      * outcome's "<channel>/<reason>". Old records have neither. */
     for (const char *p = s + n; sscanf(p, " %95s%n", extra, &n) == 1; p += n) {
         char *slash = strchr(extra, '/');
-        if (!slash) continue;
+        if (!slash) {
+            char *end;
+            unsigned long long seq = strtoull(extra, &end, 10);
+            if (*end == '\0' && extra[0] >= '0' && extra[0] <= '9') rec->seq = seq;
+            continue;
+        }
         *slash = '\0';
         herald_copy(rec->channel, sizeof(rec->channel), extra);
         const char *name = store_reason_name(slash + 1, strlen(slash + 1));

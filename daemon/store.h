@@ -142,7 +142,18 @@ void store_key_retention_sweep(struct strbuf *sb, const char *prefix, const char
 void store_glob_escape(struct strbuf *out, const char *s);
 /* The layout version key, and the version this build reads and writes. */
 void store_key_layout(struct strbuf *sb, const char *prefix);
-#define STORE_LAYOUT "4"
+#define STORE_LAYOUT "5"
+/* A run's handoffs on one Redis (layout 5, lua/finish.lua): a bitmap
+ * "<prefix>:handed:<run>" whose bit <seq> is set once the reservation of
+ * that sequence number (the last word of its record) is handed to a
+ * provider; and the reservations of that run whose person was erased
+ * before their handoff, "<prefix>:erased:<run>", a set of sequence
+ * numbers (lua/people_erase.lua). Both kept as long as the run's records
+ * (store_records_end). */
+void store_key_handed(struct strbuf *sb, const char *prefix, const char *run);
+#define STORE_HANDED_SEQ_MAX 4294967295ULL /* a bit offset Redis takes (2^32 - 1) */
+#define STORE_HANDED_KEEP_S (366 * 86400)    /* a handed log left behind is kept (at least) */
+void store_key_erased(struct strbuf *sb, const char *prefix, const char *run);
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_admin(struct strbuf *sb, const char *prefix);
@@ -250,6 +261,9 @@ struct store_record {
      * reservation, a handoff, or a record written before this word). */
     char channel[16];
     char reason[72];
+    /* A reservation's sequence number in its run (its last word), 0 when
+     * the record has none. */
+    unsigned long long seq;
 };
 /* "<state> <entry> <run> <at>"; with the outcome's channel or reason
  * (either may be "" or NULL), " <channel>/<reason>" after it. A

@@ -51,6 +51,9 @@
     X("replace a stream by its re-keyed copy (heraldctl migrate)", "RENAME", "$K", "$K")           \
     X("expire keys", "EXPIRE", "$K", "60")                                                         \
     X("expire keys in ms (shared provider limits)", "PEXPIRE", "$K", "60000")                      \
+    X("expire keys at a time (a run's handed log)", "EXPIREAT", "$K", "1")                        \
+    X("read a bit (a run's handed log)", "GETBIT", "$K", "0")                                      \
+    X("write part of a string (a run's handed log)", "SETRANGE", "$K", "0", "")                    \
     X("list keys (the retention sweep, heraldctl)", "SCAN", "0", "MATCH", "$K", "COUNT", "1")      \
     X("read hashes", "HGETALL", "$K")                                                              \
     X("read hash fields", "HMGET", "$K", "check")                                                  \

@@ -48,6 +48,7 @@ struct store_job *store_job_new(struct store_cmds *sc, const struct config *cfg,
     strbuf_init(&sj->k_audit);
     strbuf_init(&sj->k_events);
     strbuf_init(&sj->key);
+    strbuf_init(&sj->seqs);
     store_key_jobs(&sj->k_jobs, cfg->prefix);
     store_key_audit(&sj->k_audit, cfg->prefix);
     store_key_events(&sj->k_events, cfg->prefix);
@@ -89,6 +90,7 @@ void store_job_free(struct store_job *sj)
     strbuf_free(&sj->k_audit);
     strbuf_free(&sj->k_events);
     strbuf_free(&sj->key);
+    strbuf_free(&sj->seqs);
     strbuf_free(&sj->k_dead);
     strbuf_free(&sj->k_scheduled);
     strbuf_free(&sj->k_marker);
@@ -261,6 +263,38 @@ static bool lookup_values(const redisReply *r, unsigned channels, const redisRep
     return true;
 }
 
+/* A reservation the run that made it may have handed to a provider: its
+ * bit in that run's handed log (lua/finish.lua) says so, and the record
+ * then reads as pending, as the record itself said before layout 5. */
+static void on_handed_bit(redisReply *r, enum store_error err, const char *text, void *arg)
+{
+    struct lookup_slot *sl = arg;
+    struct lookup_group *g = sl->g;
+    if (!r && !g->failed) {
+        g->failed = true;
+        g->err = err;
+        herald_copy(g->text, sizeof(g->text), text ? text : "");
+    } else if (r && r->type != REDIS_REPLY_INTEGER) {
+        g->bad = true;
+    } else if (r && r->integer == 1) {
+        ((struct store_job_person *)g->c->items[sl->i])->rec.state = REC_PENDING;
+    }
+    if (--g->left == 0) lookup_group_end(g);
+}
+
+static void handed_ask(struct lookup_group *g, struct lookup_slot *sl, const struct store_job_person *p)
+{
+    struct store_job *sj = g->c->sj;
+    struct store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "GETBIT");
+    store_key_handed(&sj->key, sj->cfg->prefix, p->rec.run);
+    add_buf(&a, &sj->key);
+    store_args_addll(&a, (long long)p->rec.seq);
+    g->left++;
+    store_cmds_send(sj->sc, STORE_CMD_HOLD, on_handed_bit, sl, on_lookup_discard, &a, NULL);
+}
+
 static void on_lookup(redisReply *r, enum store_error err, const char *text, void *arg)
 {
     struct lookup_slot *sl = arg;
@@ -286,6 +320,7 @@ static void on_lookup(redisReply *r, enum store_error err, const char *text, voi
         if (rec->type == REDIS_REPLY_STRING && store_record_parse(rec->str, &p->rec) == 0) {
             p->has_rec = true;
             strbuf_add(p->raw_rec, rec->str, rec->len);
+            if (p->rec.state == REC_RESERVED && p->rec.seq && p->rec.seq <= STORE_HANDED_SEQ_MAX) handed_ask(g, sl, p);
         }
     }
     if (--g->left == 0) lookup_group_end(g);
@@ -538,6 +573,77 @@ void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, con
 
 /* ---- the handoff ------------------------------------------------------- */
 
+/* The run (third word) and the sequence number (fifth and last, digits
+ * but for a leading 0, at most STORE_HANDED_SEQ_MAX) of a reservation
+ * record "r <entry> <run> <at> <seq>" (store_record_format): false when
+ * it has no such words; its handoff is then written to the person hash. */
+static bool reservation_words(const char *rec, const char **run, size_t *rlen, unsigned long long *seq)
+{
+    const char *w[5];
+    size_t len[5], n = 0;
+    for (const char *p = rec; *p;) {
+        while (*p == ' ') p++;
+        if (!*p) break;
+        const char *start = p;
+        while (*p && *p != ' ') p++;
+        if (n == 5) return false;
+        w[n] = start;
+        len[n++] = (size_t)(p - start);
+    }
+    if (n != 5 || w[4][0] < '1' || w[4][0] > '9' || len[4] > 10) return false;
+    unsigned long long v = 0;
+    for (size_t i = 0; i < len[4]; i++) {
+        if (w[4][i] < '0' || w[4][i] > '9') return false;
+        v = v * 10 + (unsigned)(w[4][i] - '0');
+    }
+    if (v > STORE_HANDED_SEQ_MAX) return false;
+    *run = w[2];
+    *rlen = len[2];
+    *seq = v;
+    return true;
+}
+
+static int cmp_ull(const void *a, const void *b)
+{
+    unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sets the bits of the n sequence numbers in bits (a run's handed log as
+ * its finishing writes sent it: store_outcomes) and gives in seg the byte
+ * stretches they touch, [start, end) pairs, those less than 64 bytes apart
+ * as one; returns how many. Sorts seqs. */
+static size_t handed_segments(struct strbuf *bits, unsigned long long *seqs, size_t n, size_t *seg)
+{
+    qsort(seqs, n, sizeof(*seqs), cmp_ull);
+    size_t need = (size_t)(seqs[n - 1] / 8) + 1;
+    if (bits->len < need) {
+        strbuf_grow_to(bits, need);
+        memset(bits->buf + bits->len, 0, need - bits->len + 1);
+        bits->len = need;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t byte = (size_t)(seqs[i] / 8);
+        bits->buf[byte] = (char)((unsigned char)bits->buf[byte] | (0x80u >> (seqs[i] % 8)));
+        if (k && byte < seg[2 * k - 1] + 64) {
+            if (byte >= seg[2 * k - 1]) seg[2 * k - 1] = byte + 1;
+        } else {
+            seg[2 * k] = byte;
+            seg[2 * k + 1] = byte + 1;
+            k++;
+        }
+    }
+    return k;
+}
+
+int64_t store_job_records_end(const struct store_job *sj, int64_t expires_at)
+{
+    /* When a campaign's once-only records may go ([retention], docs/config.md). */
+    return expires_at > 0 ? expires_at + sj->cfg->retention_grace_ms / 1000
+                          : (int64_t)time(NULL) + sj->cfg->retention_records_ms / 1000;
+}
+
 void store_job_handed_record(struct strbuf *out, const char *record)
 {
     /* The state word of either spelling (a code, or a name as records
@@ -561,6 +667,7 @@ void store_outcomes_init(struct store_outcomes *o, const char *prefix)
     store_args_init(&o->args);
     store_args_init(&o->kinds);
     strbuf_init(&o->key);
+    strbuf_init(&o->handed);
     o->prefix = prefix;
     o->n = 0;
     o->off = NULL;
@@ -576,6 +683,7 @@ void store_outcomes_free(struct store_outcomes *o)
     store_args_free(&o->args);
     store_args_free(&o->kinds);
     strbuf_free(&o->key);
+    strbuf_free(&o->handed);
     free(o->off);
     o->off = NULL;
     o->cap = 0;
@@ -704,7 +812,36 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     struct call *c = call_new(sj, cb, arg, discard, (void *const *)hand, nhand);
     struct store_args a;
     struct sj_fence f = fence_of(sj);
-    store_args_script(&a, store_lua_finish, 4 + STORE_OUTCOME_KEYS * o->n + nhand);
+    /* The handoffs go to their run's handed log (lua/finish.lua): the
+     * run and each sequence number read from the reservation records (one
+     * run's, all numbered: the daemon's own). The log goes when the run
+     * finishes its entry (lua/job_finished.lua); one a run left behind
+     * (a crash) is read by the run that takes its entry over, whenever
+     * that is: kept a year, or as long as the records if longer. */
+    char run[32] = "";
+    int64_t till = (int64_t)time(NULL) + STORE_HANDED_KEEP_S;
+    bool logged = nhand > 0;
+    strbuf_reset(&sj->seqs);
+    unsigned long long *seqs = xmalloc((nhand ? nhand : 1) * sizeof(*seqs));
+    size_t *seg = xmalloc((nhand ? 2 * nhand : 1) * sizeof(*seg));
+    for (size_t i = 0; i < nhand && logged; i++) {
+        const char *r;
+        size_t rlen;
+        logged = reservation_words(hand[i]->record, &r, &rlen, &seqs[i]) && rlen < sizeof(run) &&
+                 (i == 0 || (strlen(run) == rlen && memcmp(run, r, rlen) == 0));
+        if (!logged) break;
+        memcpy(run, r, rlen);
+        run[rlen] = '\0';
+        if (i) strbuf_add(&sj->seqs, " ", 1);
+        strbuf_addll(&sj->seqs, (long long)seqs[i]);
+        /* One run's: the same job, the same expires_at (but a cheap check). */
+        if (i == 0 || hand[i]->expires_at != hand[i - 1]->expires_at) {
+            int64_t end = store_job_records_end(sj, hand[i]->expires_at);
+            if (end > till) till = end;
+        }
+    }
+    size_t nseg = logged ? handed_segments(&o->handed, seqs, nhand, seg) : 0;
+    store_args_script(&a, store_lua_finish, 4 + STORE_OUTCOME_KEYS * o->n + (logged ? 2 : nhand));
     /* One allocation for the lot: the outcomes' own bytes and a few keys. */
     strbuf_grow_to(&a.data, a.data.len + o->keys.data.len + o->args.data.len + o->kinds.data.len + 1024);
     fence_keys(&a, &f);
@@ -714,7 +851,13 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     store_key_campaign_norecord(&sj->key, sj->cfg->prefix, campaign);
     add_buf(&a, &sj->key);
     store_args_append(&a, &o->keys);
-    for (size_t i = 0; i < nhand; i++) {
+    if (logged) {
+        store_key_handed(&sj->key, sj->cfg->prefix, run);
+        add_buf(&a, &sj->key);
+        store_key_erased(&sj->key, sj->cfg->prefix, run);
+        add_buf(&a, &sj->key);
+    }
+    for (size_t i = 0; i < nhand && !logged; i++) {
         store_key_person(&sj->key, sj->cfg->prefix, hand[i]->id);
         add_buf(&a, &sj->key);
     }
@@ -731,7 +874,21 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     store_args_addll(&a, (long long)o->nkinds);
     store_args_append(&a, &o->kinds);
     store_args_append(&a, &o->args);
-    for (size_t i = 0; i < nhand; i++) {
+    if (logged) {
+        store_args_add(&a, "@");
+        store_args_addll(&a, (long long)till);
+        store_args_addll(&a, (long long)nhand);
+        add_buf(&a, &sj->seqs);
+        /* Each stretch of the log these handoffs touch, its bytes whole:
+         * the bits of this run's earlier handoffs there included. */
+        for (size_t k = 0; k < nseg; k++) {
+            store_args_addll(&a, (long long)seg[2 * k]);
+            store_args_addn(&a, o->handed.buf + seg[2 * k], seg[2 * k + 1] - seg[2 * k]);
+        }
+    }
+    free(seqs);
+    free(seg);
+    for (size_t i = 0; i < nhand && !logged; i++) {
         store_job_handed_record(&sj->key, hand[i]->record);
         add_buf(&a, &sj->key);
     }
@@ -1136,12 +1293,14 @@ static void on_job_finished_discard(void *arg)
     finished_call_free(fc);
 }
 
-/* job_finished.lua's command, counts (a cluster's per-node sums) after its own arguments. */
+/* job_finished.lua's command, counts (a cluster's per-node sums) after its
+ * own arguments; run the finishing run, whose handed log and erased set go
+ * with its entry (NULL on a cluster: it has neither). */
 static void job_finished_send(struct store_job *sj, struct finished_call *fc, const char *campaign, const char *entry,
-                              int64_t expires_at, const struct store_node_counts *counts)
+                              const char *run, int64_t expires_at, const struct store_node_counts *counts)
 {
     struct store_args a;
-    store_args_script(&a, store_lua_job_finished, 4);
+    store_args_script(&a, store_lua_job_finished, run && run[0] ? 6 : 4);
     store_key_campaign(&sj->key, sj->cfg->prefix, campaign);
     store_args_route(&a, sj->key.buf, sj->key.len);
     add_buf(&a, &sj->key);
@@ -1149,6 +1308,12 @@ static void job_finished_send(struct store_job *sj, struct finished_call *fc, co
     add_buf(&a, &sj->k_events);
     store_key_retention(&sj->key, sj->cfg->prefix);
     add_buf(&a, &sj->key);
+    if (run && run[0]) {
+        store_key_handed(&sj->key, sj->cfg->prefix, run);
+        add_buf(&a, &sj->key);
+        store_key_erased(&sj->key, sj->cfg->prefix, run);
+        add_buf(&a, &sj->key);
+    }
     store_args_add(&a, STORE_GROUP);
     store_args_add(&a, entry);
     store_args_add(&a, campaign);
@@ -1156,10 +1321,7 @@ static void job_finished_send(struct store_job *sj, struct finished_call *fc, co
     herald_time_format(time(NULL), at, sizeof(at));
     store_args_add(&a, at);
     store_args_add(&a, sj->audit_maxlen);
-    /* When its once-only records may go ([retention], docs/config.md). */
-    int64_t end = expires_at > 0 ? expires_at + sj->cfg->retention_grace_ms / 1000
-                                 : (int64_t)time(NULL) + sj->cfg->retention_records_ms / 1000;
-    store_args_addll(&a, (long long)end);
+    store_args_addll(&a, (long long)store_job_records_end(sj, expires_at));
     if (counts) store_args_addll(&a, counts->dones);
     else store_args_add(&a, "");
     for (size_t i = 0; counts && i < counts->n; i++) {
@@ -1177,7 +1339,7 @@ static void on_finished_counts(const struct store_node_counts *counts, enum stor
     (void)err;
     (void)text;
     /* Read with flags 0 (retried until answered): counts is never NULL. */
-    job_finished_send(fc->c->sj, fc, fc->campaign, fc->entry, fc->expires_at, counts);
+    job_finished_send(fc->c->sj, fc, fc->campaign, fc->entry, NULL, fc->expires_at, counts);
 }
 
 static void finished_counts_read(struct finished_call *fc)
@@ -1186,13 +1348,13 @@ static void finished_counts_read(struct finished_call *fc)
     store_node_counts_read(sj->sc, sj->cfg->prefix, fc->campaign, 0, on_finished_counts, fc);
 }
 
-void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, int64_t expires_at,
-                        store_job_cb cb, void *arg)
+void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, const char *run,
+                        int64_t expires_at, store_job_cb cb, void *arg)
 {
     struct finished_call *fc = xcalloc(1, sizeof(*fc));
     fc->c = call_new(sj, cb, arg, NULL, NULL, 0);
     if (!sj_cluster(sj)) {
-        job_finished_send(sj, fc, campaign, entry, expires_at, NULL);
+        job_finished_send(sj, fc, campaign, entry, run, expires_at, NULL);
         return;
     }
     sj_nodes_entry_done(sj, entry);
@@ -1753,10 +1915,10 @@ static void t_total(void *s, const char *campaign, const char *entry, long long 
 {
     store_job_total(s, campaign, entry, total);
 }
-static void t_finished(void *s, const char *campaign, const char *entry, int64_t expires_at, store_job_cb cb,
-                       void *arg)
+static void t_finished(void *s, const char *campaign, const char *entry, const char *run, int64_t expires_at,
+                       store_job_cb cb, void *arg)
 {
-    store_job_finished(s, campaign, entry, expires_at, cb, arg);
+    store_job_finished(s, campaign, entry, run, expires_at, cb, arg);
 }
 static void t_event(void *s, const char *campaign, const char *entry, const char *event, const char *error)
 {

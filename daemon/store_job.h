@@ -108,8 +108,13 @@ void store_job_reserve(struct store_job *sj, const char *entry, int64_t now, con
 
 struct store_job_handoff {
     const char *id, *record; /* in: the reservation ("reserved ...") */
+    int64_t expires_at;      /* in: its job's (0: none): the handed log is kept as long as the records */
     bool handed;             /* out: recorded as handed; false: the reservation is gone (erased) */
 };
+
+/* When the once-only records of a campaign that expires at expires_at (0:
+ * never) may go, counted from now ([retention], docs/config.md). */
+int64_t store_job_records_end(const struct store_job *sj, int64_t expires_at);
 
 /* A reservation's text once handed ("p ..." for "r ...", or for
  * "reserved ..." as records were written before the state codes). */
@@ -145,6 +150,11 @@ struct store_outcomes {
     const char *prefix; /* the key prefix ([redis] prefix) */
     struct strbuf key;  /* scratch */
     size_t *off, cap;   /* per outcome: where its keys and its values start (a cluster splits o by node) */
+    /* The run's handed log (store.h) as its finishing writes sent it: each
+     * write sends whole the bytes its handoffs touch, bits of earlier ones
+     * included. They land in the order sent (store_cmd: nothing overtakes),
+     * so a byte in Redis is never older than the last write that sent it. */
+    struct strbuf handed;
 };
 
 void store_outcomes_init(struct store_outcomes *o, const char *prefix);
@@ -241,8 +251,8 @@ void store_job_total(struct store_job *sj, const char *campaign, const char *ent
  * acknowledgement in one script (lua/job_finished.lua; a crash never leaves
  * an acknowledged job "running"), with the campaign's `finished` event in
  * herald:events when that was its last work; cb once it landed. */
-void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, int64_t expires_at,
-                        store_job_cb cb, void *arg);
+void store_job_finished(struct store_job *sj, const char *campaign, const char *entry, const char *run,
+                        int64_t expires_at, store_job_cb cb, void *arg);
 /* An event of the campaign in herald:events (fields event, campaign,
  * entry, at, and error when given); written, retried until it lands. */
 void store_job_event(struct store_job *sj, const char *campaign, const char *entry, const char *event,
@@ -370,8 +380,8 @@ struct store_ops {
     void (*state)(void *s, const char *campaign, const char *entry, const char *state);
     void (*state_del)(void *s, const char *campaign, const char *entry);
     void (*total)(void *s, const char *campaign, const char *entry, long long total);
-    void (*finished)(void *s, const char *campaign, const char *entry, int64_t expires_at, store_job_cb cb,
-                     void *arg);
+    void (*finished)(void *s, const char *campaign, const char *entry, const char *run, int64_t expires_at,
+                     store_job_cb cb, void *arg);
     void (*event)(void *s, const char *campaign, const char *entry, const char *event, const char *error);
     void (*started)(void *s, const char *campaign, const char *entry, bool first);
     void (*dead_letter)(void *s, const char *entry, const char *text, const char *error, store_job_cb cb,

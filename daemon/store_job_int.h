@@ -15,6 +15,7 @@ struct store_job {
     const struct config *cfg;
     char *consumer;
     struct strbuf k_jobs, k_audit, k_events, key;
+    struct strbuf seqs; /* scratch: a finish call's handoffs (lua/finish.lua) */
     struct strbuf k_dead, k_scheduled, k_marker, k_layout;
     char batch[96];     /* this daemon run's batch id prefix: "<consumer>:<pid>:<start ms>" */
     unsigned long long seq; /* finish batches sent */

@@ -26,7 +26,9 @@
 -- iteration's outcomes and its handoffs cost one round trip, not two.
 -- KEYS: 1 jobs stream, 2 audit stream, 3 campaign hash, 4 campaign
 -- norecord set, then per outcome: person hash (its sends zset, in the same
--- slot, is named from it: `<person>:sends`); then per handoff: person hash.
+-- slot, is named from it: `<person>:sends`); then the handoffs' keys:
+-- on one Redis the run's handed log and erased set (below), on a cluster
+-- per handoff its person hash.
 -- ARGV: 1 group, 2 entry, 3 consumer (the fence), 4 audit maxlen,
 -- 5 campaign, 6 the run's record entry, 7 the batch id, 8 the history's
 -- length ([retention] history), 9 the number of outcomes, 10 the number
@@ -41,7 +43,10 @@
 -- slot 'h<slot>', "" none: taken here), its kind (1, 2, ...: its place
 -- among the kinds), and with a kind flagged "x" 2 more: sends member to
 -- remove ("" none), provider id key ("" none: `feedback = on` providers
--- only, see below); then per handoff: its handed record ("p ...": pending).
+-- only, see below); then the handoffs: on one Redis "@", the end of the
+-- run's records (unix s) and the handoffs' sequence numbers (the last word
+-- of each reservation record, separated by spaces); on a cluster per
+-- handoff its handed record ("p ...": pending).
 -- A provider id key (<prefix>:pid:<provider>:<provider id>) maps the
 -- provider's message id to "campaign recipient channel" for PID_TTL
 -- seconds, so that the provider's delivery callbacks find the message:
@@ -181,7 +186,42 @@ for k = 5, 4 + nout do
 end
 if n > 0 then redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[4]) end
 for f, v in pairs(incr) do redis.call('HINCRBY', KEYS[3], f, v) end
--- A handoff is one HSET, not a read and a write: while the fence holds,
+-- On one Redis a handoff writes nothing of the person's: the run's handed
+-- log (KEYS[5 + nout], "<prefix>:handed:<run>") is a bitmap whose bit
+-- <seq> says that reservation was handed to a provider (so a run that
+-- takes the job over calls its message unknown: store_job.c's lookup).
+-- store_job.c keeps the run's log as its writes sent it and sends whole
+-- the bytes these handoffs touch, in stretches: one SETRANGE each, no
+-- read, nothing per handoff here. The person erased since the reservation
+-- is told by the run's erased set (KEYS[6 + nout], "<prefix>:erased:<run>":
+-- the sequence numbers of its reservations that lua/people_erase.lua
+-- found): that handoff answers 0 (its bit may be set: no record of an
+-- erased person is ever looked up again). The log is kept until
+-- ARGV[i + 1] (a year, or the records' end when later) unless the run
+-- finishes its job first (lua/job_finished.lua deletes it). A replay (a
+-- lost connection) writes the same bytes and reads the same set (nothing
+-- here removes from it), so it answers as the first pass did.
+-- ARGV from i: "@", that end, the number of handoffs, their sequence
+-- numbers (separated by spaces), then per stretch its first byte and its
+-- bytes.
+if ARGV[i] == '@' then
+  local log, gone = KEYS[5 + nout], KEYS[6 + nout]
+  local handed = {}
+  for j = 1, tonumber(ARGV[i + 2]) do handed[j] = 1 end
+  if redis.call('EXISTS', gone) == 1 then
+    local seqs = {}
+    for sq in string.gmatch(ARGV[i + 3], '%d+') do seqs[#seqs + 1] = sq end
+    local erased = redis.call('SMISMEMBER', gone, unpack(seqs))
+    for j = 1, #seqs do
+      if erased[j] == 1 then handed[j] = 0 end
+    end
+  end
+  for s = i + 4, #ARGV - 1, 2 do redis.call('SETRANGE', log, ARGV[s], ARGV[s + 1]) end
+  if #ARGV >= i + 4 then redis.call('EXPIREAT', log, ARGV[i + 1]) end
+  return {n, handed}
+end
+-- On a cluster (and on one Redis for a reservation without a number) a
+-- handoff is one HSET, not a read and a write: while the fence holds,
 -- only this run writes the field (its reservation, or its own handed
 -- record when the command is sent again after a lost connection), and the
 -- one other writer removes it: erasure, which deletes the whole hash. So

@@ -15,7 +15,10 @@
 -- read before its counters. Another entry finished since then (its last
 -- outcomes maybe not in the counters passed): the event waits, and the
 -- caller reads the counters again (2).
--- KEYS: 1 campaign hash, 2 jobs stream, 3 events stream, 4 retention zset.
+-- Every recipient has its outcome: on one Redis the finishing run's
+-- handed log and erased set (store.h) are read no more, and go.
+-- KEYS: 1 campaign hash, 2 jobs stream, 3 events stream, 4 retention zset,
+-- on one Redis 5 the run's handed log, 6 its erased set.
 -- ARGV: 1 group, 2 entry, 3 campaign, 4 at (RFC 3339), 5 events maxlen,
 -- 6 the records' end (unix s), 7 the `dones` read before the counters
 -- ("" on one Redis: no counters passed), then on a cluster the run's
@@ -27,6 +30,7 @@
 local prev = redis.call('HGET', KEYS[1], 'state:' .. ARGV[2])
 redis.call('HSET', KEYS[1], 'state:' .. ARGV[2], 'done')
 redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+if KEYS[5] then redis.call('DEL', KEYS[5], KEYS[6]) end
 local dones = redis.call('HGET', KEYS[1], 'dones') or '0'
 if ARGV[7] ~= '' and prev ~= 'done' then redis.call('HINCRBY', KEYS[1], 'dones', 1) end
 if redis.call('HEXISTS', KEYS[1], 'finished_at') == 1 then return 0 end

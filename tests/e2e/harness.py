@@ -1203,6 +1203,26 @@ def record_state(rec):
     return RECORD_STATES.get(word, word)
 
 
+def handed_states(r, recs):
+    """The states of once-only records (record_state), a reservation its run
+    handed to a provider read as "pending": on one Redis the handoff sets
+    the reservation's bit in its run's handed log, `herald:handed:<run>`
+    (layout 5; the record keeps saying reserved), where a run that takes
+    the job over reads it."""
+    states = [record_state(rec) for rec in recs]
+    pipe = r.pipeline(transaction=False)
+    asked = []
+    for i, rec in enumerate(recs):
+        words = rec.split(" ") if rec else []
+        if states[i] == "reserved" and len(words) == 5 and words[4].isdigit():
+            pipe.getbit("herald:handed:%s" % words[2], int(words[4]))
+            asked.append(i)
+    for i, bit in zip(asked, pipe.execute() if asked else []):
+        if bit:
+            states[i] = "pending"
+    return states
+
+
 def stall_figures(herald):
     """A daemon's figures on what it waits for (Redis, shared leases,
     providers): shown when a campaign does not end in time."""

@@ -324,8 +324,13 @@ class PreferenceApi(harness.HeraldTestCase):
         h = e.start_herald()
         api = Api(e)
         self.assertEqual(len(api.ok("GET", "/v1/recipients/bea")["consent"]), 2)
+        # A message of a running campaign reserved for bea, not yet handed to
+        # a provider: erasure tells the run's handoff (herald:erased:<run>).
+        e.r.hset("herald:r:{bea}", "c:in-flight", "r 1-1 other.7 1700000000 42")
         api.ok("DELETE", "/v1/recipients/bea")
         self.assertEqual(e.r.keys("herald:r:{bea}*"), [])
+        self.assertEqual(e.r.smembers("herald:erased:other.7"), {"42"})
+        self.assertGreater(e.r.ttl("herald:erased:other.7"), 7 * 86400 - 60)
 
         # The marketing system imports the same people again, consent and all.
         path = e.write_jsonl("again.jsonl", [bea, cal])

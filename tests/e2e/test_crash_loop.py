@@ -7,7 +7,8 @@ HERALD_E2E_KILLS (30) kills and a last run to the end:
   - every recipient has exactly one terminal outcome, its once-only record
     and audit record agree, the campaign's counts add up;
   - `unknown` is exactly the messages handed to a provider when herald died
-    (their record said `pending` at a kill): a message that was only
+    (at a kill, their reservation's bit was set in its run's handed log,
+    harness.handed_states): a message that was only
     reserved is sent by the next run, never called unknown. Of those, all
     but the few passing the handoff gate at the kill (recorded as handed,
     the request not yet on the wire: at most the provider's concurrency
@@ -51,11 +52,13 @@ class CrashLoop(harness.HeraldTestCase):
             return {json.loads(r["body"])["recipient"] for r in list(srv.requests)}
 
         def handed():
-            """Recipients whose once-only record says `pending`: handed to a provider."""
+            """Recipients handed to a provider: their reservation's bit in its
+            run's handed log (or, as before layout 5, a record `pending`)."""
             pipe = e.r.pipeline(transaction=False)
             for rid in ids:
                 pipe.hget("herald:r:{%s}" % rid, "c:" + cid)
-            return {rid for rid, rec in zip(ids, pipe.execute()) if harness.record_state(rec) == "pending"}
+            states = harness.handed_states(e.r, pipe.execute())
+            return {rid for rid, st in zip(ids, states) if st == "pending"}
 
         entry = None
         at_kills = set()      # handed when herald died: these, and only these, end unknown

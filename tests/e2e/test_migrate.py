@@ -49,7 +49,7 @@ class Migrate(harness.HeraldTestCase):
         h = e.start_herald(config=conf, wait_healthy=False)
 
         body = self.layout_said(h)
-        self.assertEqual(body["redis_layout"], {"found": "1", "expected": "4", "fix": "heraldctl migrate"})
+        self.assertEqual(body["redis_layout"], {"found": "1", "expected": "5", "fix": "heraldctl migrate"})
         entry = e.enqueue(job("mg-c", recipients=ids, channels=["email"]))
         harness.wait_for("the layout error in the log", lambda: "key layout 1" in h.log(), 10)
         self.assertEqual(h.log().count("heraldctl migrate"), 1, "said once")
@@ -65,7 +65,7 @@ class Migrate(harness.HeraldTestCase):
 
         res = e.ctl_ok("migrate", config=conf)
         self.assertIn("6 once-only records of 3 people moved", res.stdout)
-        self.assertEqual(e.r.get("herald:layout"), "4")
+        self.assertEqual(e.r.get("herald:layout"), "5")
         for rid in ids[:3]:
             self.assertFalse(e.r.exists("herald:r:{%s}:campaigns" % rid))
             self.assertEqual(e.r.hget("herald:r:{%s}" % rid, "c:mg-c"), "sent 1-1 old.1 1700000000")
@@ -82,6 +82,36 @@ class Migrate(harness.HeraldTestCase):
         self.assertEqual(sorted(harness.requests_by_recipient(srv)), sorted(ids[3:]))
         code, body = h.healthz()
         self.assertEqual(code, 200, body)
+        self.assertEqual(h.stop(), 0)
+
+    def test_layout_4_needs_only_the_layout_key(self):
+        """Layout 5 logs a run's handoffs instead of rewriting the record:
+        nothing stored moves, but no daemon runs on layout 4 data until the
+        layout key says 5, and a layout 4 record of a handed message still
+        counts as reached."""
+        srv = FaultServer([{"status": 202}])
+        self.addCleanup(srv.stop)
+        e = self.env(log_level="info")
+        conf = e.hook_config(srv.url)
+        ppl = harness.people(4, "m4-")
+        e.import_people(ppl)
+        ids = [p["id"] for p in ppl]
+        e.r.set("herald:layout", "4")
+        e.r.hset("herald:r:{%s}" % ids[0], "c:m4-c", "p 1-1 old.1 1700000000 3")
+        h = e.start_herald(config=conf, wait_healthy=False)
+        body = self.layout_said(h)
+        self.assertEqual(body["redis_layout"], {"found": "4", "expected": "5", "fix": "heraldctl migrate"})
+        self.assertEqual(h.stop(), 0)
+        res = e.ctl_ok("migrate", config=conf)
+        self.assertIn("nothing to move from layout 4", res.stdout)
+        self.assertEqual(e.r.get("herald:layout"), "5")
+        self.assertEqual(e.r.hget("herald:r:{%s}" % ids[0], "c:m4-c"), "p 1-1 old.1 1700000000 3")
+        h = e.start_herald(config=conf)
+        e.enqueue(job("m4-c", recipients=ids, channels=["email"]))
+        e.wait_campaign_done("m4-c", herald=h, timeout=60)
+        by = self.assertOneTerminalEach(e.audit("m4-c"), ids)
+        self.assertEqual((by[ids[0]]["outcome"], by[ids[0]]["reason"]), ("suppressed", "duplicate"))
+        self.assertEqual(sorted(harness.requests_by_recipient(srv)), sorted(ids[1:]))
         self.assertEqual(h.stop(), 0)
 
     def test_layout_2_indexes_are_keyed_and_keep_working(self):
@@ -124,7 +154,7 @@ class Migrate(harness.HeraldTestCase):
         h = e.start_herald(config=conf, wait_healthy=False)
 
         body = self.layout_said(h)
-        self.assertEqual(body["redis_layout"], {"found": "2", "expected": "4", "fix": "heraldctl migrate"})
+        self.assertEqual(body["redis_layout"], {"found": "2", "expected": "5", "fix": "heraldctl migrate"})
         self.assertEqual(h.stop(), 0)
 
         # A run cut short (here: its copy of the admin stream cannot be
@@ -143,7 +173,7 @@ class Migrate(harness.HeraldTestCase):
         self.assertIn("wrote the address checks' field (#) of 2 sealed people", res.stdout)
         for pid, before in marks.items():
             self.assertEqual(e.rb.hgetall("herald:r:{%s}" % pid), before, pid)   # "#" back, envelope as it was
-        self.assertEqual(e.r.get("herald:layout"), "4")
+        self.assertEqual(e.r.get("herald:layout"), "5")
         self.assertEqual(e.r.keys("herald:migrate*"), [])
         for k in ("herald:addr", "herald:suppress", "herald:suppress:info"):
             self.assertFalse(e.r.exists(k), k + " is still there")
@@ -235,7 +265,7 @@ class Migrate(harness.HeraldTestCase):
         h = e.start_herald(config=conf, wait_healthy=False)
 
         body = self.layout_said(h)
-        self.assertEqual(body["redis_layout"], {"found": "3", "expected": "4", "fix": "heraldctl migrate"})
+        self.assertEqual(body["redis_layout"], {"found": "3", "expected": "5", "fix": "heraldctl migrate"})
         self.assertEqual(h.stop(), 0)
 
         # Cut short (a ledger that cannot be read): the layout stays 3, what
@@ -250,7 +280,7 @@ class Migrate(harness.HeraldTestCase):
         e.r.rpush("herald:r:{m3-n0007}:consent", *saved)
         res = e.ctl_ok("migrate", config=conf)
         self.assertRegex(res.stdout, r"\d+ consent ledgers? moved into the person hash, \d+ address index entr")
-        self.assertEqual(e.r.get(layout), "4")
+        self.assertEqual(e.r.get(layout), "5")
         self.assertEqual(e.keys("herald:r:{*}:consent"), [])
         self.assertEqual([k for k in e.keys("herald:addr:*") if k.count(":") == 2], [], "a layout 3 shard is left")
         self.assertEqual(e.keys("herald:r:{*}"), sorted("herald:r:{%s}" % pid for pid in ids))
@@ -287,7 +317,7 @@ class Migrate(harness.HeraldTestCase):
     def test_a_new_redis_gets_the_layout(self):
         e = self.env(log_level="info")
         h = e.start_herald()
-        self.assertEqual(e.r.get("herald:layout"), "4")
+        self.assertEqual(e.r.get("herald:layout"), "5")
         self.assertIn("already", e.ctl_ok("migrate").stdout)
         self.assertEqual(h.stop(), 0)
 

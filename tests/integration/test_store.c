@@ -551,6 +551,60 @@ static void handed_and_release(void **st)
     expect_str("HGET t:r:{a} c:c1", "sent 9-9 other 1000");
 }
 
+/* On one Redis a handoff goes to its run's handed log (a bit per
+ * reservation number), and erasure (lua/people_erase.lua) adds each
+ * reservation of the person to its run's erased set, which that log's
+ * handoffs read: the erased person's message is not handed, the same
+ * command again answers the same, and nothing of the people's is written
+ * (the bytes of the log as the daemon sends them are written as they are).
+ * On a cluster erasure adds nothing (its handoffs read the person hash). */
+static void erased_before_the_logged_handoff(void **st)
+{
+    (void)st;
+    cmd_ok("FLUSHALL");
+    own_entry();
+    cmd_ok("HSET t:r:{a} profile {} rev 1 c:c1 %s c:c0 %s", "r 1-1 r.1 1000 1", "s 9-9 x 1000");
+    cmd_ok("HSET t:r:{b} profile {} rev 1 c:c1 %s c:c0 %s c:c2 %s", "r 1-1 r.1 1000 2", "s 9-9 x 1000",
+           "r 3-3 r.9 1000 7");
+    const char *erase[] = {"t:r:{b}", "t:r:{b}:history", "t:r:{b}:sends", "1", "", "t:erased:", "604800", NULL};
+    redisReply *r = eval(store_lua_people_erase, 3, erase);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    expect_int("EXISTS t:r:{b}", 0);
+    expect_int("SCARD t:erased:r.1", 1);
+    expect_int("SISMEMBER t:erased:r.1 2", 1);
+    expect_int("SISMEMBER t:erased:r.9 7", 1);
+    r = cmd("TTL t:erased:r.1");
+    assert_true(r->integer > 604000 && r->integer <= 604800);
+    freeReplyObject(r);
+    /* As store_job.c sends them: the end, 2 handoffs, their numbers, then
+     * the byte they touch whole (bits 1 and 2: 0x60). */
+    const char *hand[] = {"t:audit", "t:campaign:c1", "t:campaign:c1:norecord", "t:handed:r.1", "t:erased:r.1",
+                          "1000", "c1", "1-1", "b0", "100", "0", "@", "4102444800", "2", "2 1", "0", "\x60", NULL};
+    for (int round = 0; round < 2; round++) {
+        r = finish_fenced(5, hand);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(r->element[0]->integer, 0); /* no outcome */
+        const redisReply *h = r->element[1];
+        assert_int_equal(h->elements, 2);
+        assert_int_equal(h->element[0]->integer, 0); /* b: erased */
+        assert_int_equal(h->element[1]->integer, 1);
+        freeReplyObject(r);
+    }
+    expect_int("GETBIT t:handed:r.1 1", 1);
+    expect_int("BITCOUNT t:handed:r.1", 2); /* b's too: no record of b is ever looked up again */
+    expect_int("EXPIRETIME t:handed:r.1", 4102444800LL);
+    expect_str("HGET t:r:{a} c:c1", "r 1-1 r.1 1000 1"); /* the person untouched */
+    expect_int("EXISTS t:r:{b}", 0);
+    expect_int("XLEN t:audit", 0);
+    /* On a cluster: no erased set. */
+    cmd_ok("HSET t:r:{c} profile {} rev 1 c:c1 %s", "r 1-1 r.3 1000 4");
+    const char *erase_c[] = {"t:r:{c}", "t:r:{c}:history", "t:r:{c}:sends", "1", "", "", "604800", NULL};
+    freeReplyObject(eval(store_lua_people_erase, 3, erase_c));
+    expect_int("EXISTS t:r:{c}", 0);
+    expect_int("EXISTS t:erased:r.3", 0);
+}
+
 /* A reservation left by a run that ended before the handoff is this
  * message's: the next run takes it over (it was never sent) instead of
  * calling it a duplicate, and its history entry does not count against
@@ -964,6 +1018,7 @@ int main(void)
         cmocka_unit_test(finish_keeps_the_outcome_of_a_stored_person),
         cmocka_unit_test(the_fence_stops_a_run_that_lost_its_entry),
         cmocka_unit_test(handed_and_release),
+        cmocka_unit_test(erased_before_the_logged_handoff),
         cmocka_unit_test(reserve_takes_over_a_dead_runs_reservation),
         cmocka_unit_test(heartbeat_never_takes_an_entry_back),
         cmocka_unit_test(inactive_check_reads_both_history_forms),

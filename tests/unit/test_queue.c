@@ -315,9 +315,10 @@ static void fake_acked(struct fake *f, const char *entry)
     f->acks++;
 }
 
-static void f_finished(void *s, const char *campaign, const char *entry, int64_t expires_at, store_job_cb cb,
-                       void *arg)
+static void f_finished(void *s, const char *campaign, const char *entry, const char *run, int64_t expires_at,
+                       store_job_cb cb, void *arg)
 {
+    (void)run;
     (void)expires_at;
     struct fake *f = s;
     f_state(s, campaign, entry, "done");
