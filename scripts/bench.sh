@@ -642,8 +642,9 @@ for i in range(n):
     elif step == "reserve":  # lua/reserve.lua: its HMGET, and its HSET of the record, cursor and slot
         cmd("HMGET", k, "rev", "c:floor", "fn")
         cmd("HSET", k, "c:floor", "r" + rec, "fn", "1", "f0", "")
-    elif step == "handoff":  # lua/finish.lua: the handed record
-        cmd("HSET", k, "c:floor", "p" + rec)
+    elif step == "handoff":  # lua/finish.lua: the run's handed log, the bytes of a loop iteration's handoffs
+        if i % 64 == 63:
+            cmd("SETRANGE", "herald:floor:handed", str(i // 8 - 7), "\x7f" * 8)
     elif step == "outcome":  # lua/finish.lua: the record and the history entry
         cmd("HSET", k, "c:floor", "s" + rec + " email/-", "f0", "2|%d|floor|0|0s|hook" % now)
     else:                    # lua/finish.lua: the audit record (trimmed once per batch of 512)
@@ -666,6 +667,7 @@ for i in range(int(sys.argv[1])):
     k = ("herald:r:{b%07d}" % i).encode()
     out.write(b"*5\r\n$4\r\nHDEL\r\n$%d\r\n%s\r\n$7\r\nc:floor\r\n$2\r\nfn\r\n$2\r\nf0\r\n" % (len(k), k))
 out.write(b"*2\r\n$3\r\nDEL\r\n$18\r\nherald:floor:audit\r\n")
+out.write(b"*2\r\n$3\r\nDEL\r\n$19\r\nherald:floor:handed\r\n")
 PY
         redis-cli -p "$REDIS_PORT" --pipe <"$tmp/floor.resp" >/dev/null
     done
