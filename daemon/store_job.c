@@ -603,19 +603,19 @@ static bool reservation_words(const char *rec, const char **run, size_t *rlen, u
     return true;
 }
 
-static int cmp_ull(const void *a, const void *b)
-{
-    unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Sets the bits of the n sequence numbers in bits (a run's handed log as
  * its finishing writes sent it: store_outcomes) and gives in seg the byte
  * stretches they touch, [start, end) pairs, those less than 64 bytes apart
- * as one; returns how many. Sorts seqs. */
+ * as one; returns how many. Sorts seqs: by insertion, as they come mostly
+ * in order. */
 static size_t handed_segments(struct strbuf *bits, unsigned long long *seqs, size_t n, size_t *seg)
 {
-    qsort(seqs, n, sizeof(*seqs), cmp_ull);
+    for (size_t i = 1; i < n; i++) {
+        unsigned long long v = seqs[i];
+        size_t j = i;
+        for (; j > 0 && seqs[j - 1] > v; j--) seqs[j] = seqs[j - 1];
+        seqs[j] = v;
+    }
     size_t need = (size_t)(seqs[n - 1] / 8) + 1;
     if (bits->len < need) {
         strbuf_grow_to(bits, need);
@@ -822,8 +822,12 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
     int64_t till = (int64_t)time(NULL) + STORE_HANDED_KEEP_S;
     bool logged = nhand > 0;
     strbuf_reset(&sj->seqs);
-    unsigned long long *seqs = xmalloc((nhand ? nhand : 1) * sizeof(*seqs));
-    size_t *seg = xmalloc((nhand ? 2 * nhand : 1) * sizeof(*seg));
+    /* On the stack for a loop iteration's usual handful. */
+    enum { ON_STACK = 64 };
+    unsigned long long seqs_stack[ON_STACK];
+    size_t seg_stack[2 * ON_STACK];
+    unsigned long long *seqs = nhand <= ON_STACK ? seqs_stack : xmalloc(nhand * sizeof(*seqs));
+    size_t *seg = nhand <= ON_STACK ? seg_stack : xmalloc(2 * nhand * sizeof(*seg));
     for (size_t i = 0; i < nhand && logged; i++) {
         const char *r;
         size_t rlen;
@@ -886,8 +890,8 @@ void store_job_finish(struct store_job *sj, const char *entry, const char *campa
             store_args_addn(&a, o->handed.buf + seg[2 * k], seg[2 * k + 1] - seg[2 * k]);
         }
     }
-    free(seqs);
-    free(seg);
+    if (seqs != seqs_stack) free(seqs);
+    if (seg != seg_stack) free(seg);
     for (size_t i = 0; i < nhand && !logged; i++) {
         store_job_handed_record(&sj->key, hand[i]->record);
         add_buf(&a, &sj->key);

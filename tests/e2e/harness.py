@@ -1190,6 +1190,10 @@ def requests_by_recipient(srv):
     return per
 
 
+# The key layout this build writes (daemon/store.h STORE_LAYOUT): what a
+# test that stores a daemon's data by hand says it is.
+LAYOUT = "5"
+
 RECORD_STATES = {"p": "pending", "s": "sent", "f": "failed", "x": "suppressed", "u": "unknown", "d": "deferred",
                  "r": "reserved"}
 

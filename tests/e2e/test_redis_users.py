@@ -99,7 +99,7 @@ class RedisUsers(harness.HeraldTestCase):
         self.assertEqual(e.r.keys("herald:*"), [], "the check leaves nothing behind")
 
         # an old dead letter, for the trim herald's user must be able to do
-        e.r.set("herald:layout", "5")
+        e.r.set("herald:layout", harness.LAYOUT)
         old = e.r.xadd("herald:dead", {"error": "old", "entry": "", "job_entry": "1-0"},
                        id="%d-0" % (int(time.time() * 1000) - 40 * 86400 * 1000))
         people = [person("u-%d" % i, email="user%d.acl@example.com" % i, channels=["email"], consent=["email"],

@@ -36,7 +36,7 @@ class Retention(harness.HeraldTestCase):
         """One entry per age (days before now, with a few ms apart), oldest
         first; returns their ids. The layout key says these are a daemon's
         of this version (an audit stream alone would read as layout 1)."""
-        e.r.set("herald:layout", "4")
+        e.r.set("herald:layout", harness.LAYOUT)
         now = int(time.time() * 1000)
         out = []
         for n, age in enumerate(ages_days):
