@@ -302,6 +302,39 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
         return rc;
     }
 
+    /* A reservation its run handed to a provider reads as pending, as the
+     * daemon's lookup reads it: its bit in the run's handed log (store.h). */
+    sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct store_record *rec = &ps[i].rec;
+        if (!ps[i].has_rec || rec->state != REC_RESERVED || !rec->seq || rec->seq > STORE_HANDED_SEQ_MAX) continue;
+        char bit[HERALD_LL_CHARS];
+        herald_lltoa(bit, (long long)rec->seq);
+        store_key_handed(&k, x->cfg->prefix, rec->run);
+        append_argv(x, 3, (const char *[]){"GETBIT", k.buf, bit}, NULL);
+        sent++;
+    }
+    if (sent) {
+        r = xcalloc(sent, sizeof(*r));
+        rc = replies(x, r, sent, "handed log read");
+        j = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            struct store_record *rec = &ps[i].rec;
+            if (!ps[i].has_rec || rec->state != REC_RESERVED || !rec->seq || rec->seq > STORE_HANDED_SEQ_MAX)
+                continue;
+            const redisReply *b = r[j++];
+            if (b->type != REDIS_REPLY_INTEGER) rc = redis_failed(x, "handed log read", b);
+            else if (b->integer == 1) rec->state = REC_PENDING;
+        }
+        for (size_t i = 0; i < sent; i++)
+            if (r[i]) freeReplyObject(r[i]);
+        free(r);
+        if (rc) {
+            strbuf_free(&k);
+            return rc;
+        }
+    }
+
     /* Suppression and sends of the people found. */
     struct strbuf ks;
     strbuf_init(&ks);

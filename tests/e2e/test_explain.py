@@ -198,6 +198,17 @@ class Explain(harness.HeraldTestCase):
         self.assertEqual(again["decision"]["reason"], "cap:daily")
         self.assertIsNone(again["job"]["entry"])
 
+        # A message in flight: reserved by a run, and handed to a provider
+        # once its bit is set in the run's handed log (layout 5): pending,
+        # as the daemon that takes the job over reads it.
+        flight = e.write("flight.json", json.dumps(job("flight", recipients=["x-sent"], channels=["email"])))
+        e.r.hset("herald:r:{x-sent}", "c:flight", "r 1-1 other.3 1700000000 7")
+        record = lambda: self.explain("flight", "x-sent", "--job", flight)["recorded"]["record"]  # noqa: E731
+        self.assertEqual(record()["state"], "reserved")
+        e.r.setbit("herald:handed:other.3", 7, 1)
+        self.assertEqual(record()["state"], "pending")
+        self.assertEqual(record()["run"], "other.3")
+
     def test_refusals(self):
         e = self.e
         res = e.ctl("explain", "nothing-here", "x-sent")

@@ -30,14 +30,19 @@ class Migrate(harness.HeraldTestCase):
             return body if code == 503 and body and body.get("redis_layout") else None
         return harness.wait_for("/healthz to name the layout", said, 20)
 
-    def test_layout_1_is_migrated_before_any_job_runs(self):
+    def sink_and_people(self, n, prefix):
+        """A sink answering 202, an environment whose hook provider posts to
+        it, and n people imported: (sink, env, config, ids)."""
         srv = FaultServer([{"status": 202}])
         self.addCleanup(srv.stop)
         e = self.env(log_level="info")
         conf = e.hook_config(srv.url)
-        ppl = harness.people(6, "mg-")
+        ppl = harness.people(n, prefix)
         e.import_people(ppl)
-        ids = [p["id"] for p in ppl]
+        return srv, e, conf, [p["id"] for p in ppl]
+
+    def test_layout_1_is_migrated_before_any_job_runs(self):
+        srv, e, conf, ids = self.sink_and_people(6, "mg-")
         # What layout 1 left: the marker, an audit stream, and the records of
         # a campaign that reached the first three people.
         e.r.set("herald:marker", "1700000000")
@@ -89,13 +94,7 @@ class Migrate(harness.HeraldTestCase):
         nothing stored moves, but no daemon runs on layout 4 data until the
         layout key says 5, and a layout 4 record of a handed message still
         counts as reached."""
-        srv = FaultServer([{"status": 202}])
-        self.addCleanup(srv.stop)
-        e = self.env(log_level="info")
-        conf = e.hook_config(srv.url)
-        ppl = harness.people(4, "m4-")
-        e.import_people(ppl)
-        ids = [p["id"] for p in ppl]
+        srv, e, conf, ids = self.sink_and_people(4, "m4-")
         e.r.set("herald:layout", "4")
         e.r.hset("herald:r:{%s}" % ids[0], "c:m4-c", "p 1-1 old.1 1700000000 3")
         h = e.start_herald(config=conf, wait_healthy=False)
