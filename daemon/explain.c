@@ -165,6 +165,14 @@ static int replies(struct ctx *x, redisReply **out, size_t n, const char *what)
     return rc;
 }
 
+/* Frees the n replies of out (NULL ones too) and out. */
+static void replies_free(redisReply **out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (out[i]) freeReplyObject(out[i]);
+    free(out);
+}
+
 /* ---- one recipient ------------------------------------------------------ */
 
 struct person {
@@ -294,9 +302,7 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
             pp->has_rec = true;
         if (pp->found > 0 && pp->p.tz) pp->tz = tzdb_get(x->tzdb, pp->p.tz);
     }
-    for (size_t i = 0; i < sent; i++)
-        if (r[i]) freeReplyObject(r[i]);
-    free(r);
+    replies_free(r, sent);
     if (rc) {
         strbuf_free(&k);
         return rc;
@@ -307,7 +313,7 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
     sent = 0;
     for (size_t i = 0; i < n; i++) {
         const struct store_record *rec = &ps[i].rec;
-        if (!ps[i].has_rec || rec->state != REC_RESERVED || !rec->seq || rec->seq > STORE_HANDED_SEQ_MAX) continue;
+        if (!ps[i].has_rec || !store_record_in_handed_log(rec)) continue;
         char bit[HERALD_LL_CHARS];
         herald_lltoa(bit, (long long)rec->seq);
         store_key_handed(&k, x->cfg->prefix, rec->run);
@@ -320,15 +326,12 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
         j = 0;
         for (size_t i = 0; i < n && rc == 0; i++) {
             struct store_record *rec = &ps[i].rec;
-            if (!ps[i].has_rec || rec->state != REC_RESERVED || !rec->seq || rec->seq > STORE_HANDED_SEQ_MAX)
-                continue;
+            if (!ps[i].has_rec || !store_record_in_handed_log(rec)) continue;
             const redisReply *b = r[j++];
             if (b->type != REDIS_REPLY_INTEGER) rc = redis_failed(x, "handed log read", b);
             else if (b->integer == 1) rec->state = REC_PENDING;
         }
-        for (size_t i = 0; i < sent; i++)
-            if (r[i]) freeReplyObject(r[i]);
-        free(r);
+        replies_free(r, sent);
         if (rc) {
             strbuf_free(&k);
             return rc;
@@ -378,9 +381,7 @@ static int lookup(struct ctx *x, const char *campaign, struct person *ps, size_t
         if (rc) break;
         if (person_keep(x, pp) > 0) person_sends(pp, r[j++]);
     }
-    for (size_t i = 0; i < sent; i++)
-        if (r[i]) freeReplyObject(r[i]);
-    free(r);
+    replies_free(r, sent);
     strbuf_free(&ks);
     strbuf_free(&k);
     return rc;

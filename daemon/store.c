@@ -350,6 +350,11 @@ const char *store_rec_state_code(enum store_rec_state st)
     return st <= REC_RESERVED ? rec_codes[st] : "";
 }
 
+bool store_record_in_handed_log(const struct store_record *rec)
+{
+    return rec->state == REC_RESERVED && rec->seq && rec->seq <= STORE_HANDED_SEQ_MAX;
+}
+
 bool store_record_reached(const struct store_record *rec)
 {
     return rec->state == REC_RESERVED || rec->state == REC_PENDING || rec->state == REC_SENT ||

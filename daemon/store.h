@@ -289,6 +289,11 @@ const char *store_reason_name(const char *code, size_t len);
 /* True when the record says the campaign reached the person (reserved,
  * pending, sent, unknown): once-only then suppresses it as a duplicate. */
 bool store_record_reached(const struct store_record *rec);
+/* True when the record is a reservation whose handoff, if its run made it,
+ * is a bit of the run's handed log (store_key_handed): reserved, with a
+ * number a bit offset can be. Such a record reads as pending once the bit
+ * is set (the daemon's lookup, heraldctl explain). */
+bool store_record_in_handed_log(const struct store_record *rec);
 
 /*
  * Lua scripts: daemon/lua/<name>.lua, embedded at build time as

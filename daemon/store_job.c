@@ -320,7 +320,7 @@ static void on_lookup(redisReply *r, enum store_error err, const char *text, voi
         if (rec->type == REDIS_REPLY_STRING && store_record_parse(rec->str, &p->rec) == 0) {
             p->has_rec = true;
             strbuf_add(p->raw_rec, rec->str, rec->len);
-            if (p->rec.state == REC_RESERVED && p->rec.seq && p->rec.seq <= STORE_HANDED_SEQ_MAX) handed_ask(g, sl, p);
+            if (store_record_in_handed_log(&p->rec)) handed_ask(g, sl, p);
         }
     }
     if (--g->left == 0) lookup_group_end(g);
