@@ -820,12 +820,13 @@ static bool migrate_buckets(const struct config *cfg, redisContext *control, lon
     return ok;
 }
 
-/* migrate: layout 1 -> 2 -> 3 -> 4 -> 5 (store.h): each person's records hash
- * into their person hash (layout 1), the indexes re-keyed (layout 2,
+/* migrate: layout 1 -> 2 -> 3 -> 4 -> 5 (store.h): each person's records
+ * hash into their person hash (layout 1), the indexes re-keyed (layout 2,
  * migrate_indexes), each sealed person's "#" written (rotate_index_fields),
  * the ledgers and the address index moved (layout 3, migrate_ledgers,
- * migrate_buckets), then the layout key (all that 4 -> 5 writes). Refused while a daemon runs (its
- * consumer lock is there): it would read jobs against half-moved data. */
+ * migrate_buckets), then the layout key (all that 4 -> 5 writes). Refused
+ * while a daemon runs (its consumer lock is there): it would read jobs
+ * against half-moved data. */
 static int cmd_migrate(const struct config *cfg, redisContext *c)
 {
     struct strbuf pat, k, person;

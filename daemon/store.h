@@ -148,12 +148,15 @@ void store_key_layout(struct strbuf *sb, const char *prefix);
  * that sequence number (the last word of its record) is handed to a
  * provider; and the reservations of that run whose person was erased
  * before their handoff, "<prefix>:erased:<run>", a set of sequence
- * numbers (lua/people_erase.lua). Both kept as long as the run's records
- * (store_records_end). */
+ * numbers (lua/people_erase.lua). Both go when the run finishes its job
+ * (lua/job_finished.lua); a log a run left behind (a crash) is kept
+ * STORE_HANDED_KEEP_S, or until its campaign's records go when that is
+ * later (store_job_records_end), an erased set [retention]
+ * campaign_records, a week at least. */
 void store_key_handed(struct strbuf *sb, const char *prefix, const char *run);
-#define STORE_HANDED_SEQ_MAX 4294967295ULL /* a bit offset Redis takes (2^32 - 1) */
-#define STORE_HANDED_KEEP_S (366 * 86400)    /* a handed log left behind is kept (at least) */
 void store_key_erased(struct strbuf *sb, const char *prefix, const char *run);
+#define STORE_HANDED_SEQ_MAX 4294967295ULL /* a bit offset Redis takes (2^32 - 1) */
+#define STORE_HANDED_KEEP_S (366 * 86400)    /* a year: whenever its job is taken over */
 void store_key_sends(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_history(struct strbuf *sb, const char *prefix, const char *id);
 void store_key_admin(struct strbuf *sb, const char *prefix);

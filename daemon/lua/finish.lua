@@ -43,10 +43,9 @@
 -- slot 'h<slot>', "" none: taken here), its kind (1, 2, ...: its place
 -- among the kinds), and with a kind flagged "x" 2 more: sends member to
 -- remove ("" none), provider id key ("" none: `feedback = on` providers
--- only, see below); then the handoffs: on one Redis "@", the end of the
--- run's records (unix s) and the handoffs' sequence numbers (the last word
--- of each reservation record, separated by spaces); on a cluster per
--- handoff its handed record ("p ...": pending).
+-- only, see below); then the handoffs: on one Redis "@" and what the run's
+-- handed log takes (below); on a cluster (and for reservations without a
+-- number) per handoff its handed record ("p ...": pending).
 -- A provider id key (<prefix>:pid:<provider>:<provider id>) maps the
 -- provider's message id to "campaign recipient channel" for PID_TTL
 -- seconds, so that the provider's delivery callbacks find the message:
