@@ -443,6 +443,17 @@ static enum store_rec_state looked_up_state(const char *id)
     return row.has_rec ? row.rec.state : REC_NONE;
 }
 
+/* The handoffs alone (no outcome) through store_job_finish with the run's
+ * outcomes o (which keep its copy of the handed log), as the queue sends
+ * them; answered OK. */
+static void hand_off(struct store_outcomes *o, struct store_job_handoff *const *hs, size_t n)
+{
+    struct done d = {0};
+    store_job_finish(sj, "1-1", "c1", "1-1", o, hs, n, on_done, &d, NULL);
+    run_until(&d.fired);
+    assert_int_equal(d.res.status, STORE_JOB_OK);
+}
+
 /* On one Redis the handoffs of a run go to its handed log, not to the
  * people: the records stay as the reservations wrote them, a reservation
  * of a person erased since is not handed (the run's erased set), and a
@@ -460,12 +471,9 @@ static void handoff_log_and_takeover(void **st)
     struct store_job_handoff ha = {.id = "a", .record = recs[0]}, hb = {.id = "b", .record = recs[1], .handed = true},
                              hf = {.id = "far", .record = recs[3]};
     struct store_job_handoff *hs[] = {&hf, &ha, &hb};
-    struct done d = {0};
-    struct store_outcomes none;
-    store_outcomes_init(&none, "herald");
-    store_job_finish(sj, "1-1", "c1", "1-1", &none, hs, 3, on_done, &d, NULL); /* handoffs alone */
-    run_until(&d.fired);
-    assert_int_equal(d.res.status, STORE_JOB_OK);
+    struct store_outcomes run; /* the run's: one for all its writes */
+    store_outcomes_init(&run, "herald");
+    hand_off(&run, hs, 3);
     assert_true(ha.handed && hf.handed);
     assert_false(hb.handed);
     /* Nothing of the people's written: the bits of a and far (two
@@ -486,9 +494,7 @@ static void handoff_log_and_takeover(void **st)
     /* Sent again (a lost connection): the same answers, the same bits. */
     ha.handed = hf.handed = false;
     hb.handed = true;
-    d.fired = false;
-    store_job_finish(sj, "1-1", "c1", "1-1", &none, hs, 3, on_done, &d, NULL);
-    run_until(&d.fired);
+    hand_off(&run, hs, 3);
     assert_true(ha.handed && hf.handed);
     assert_false(hb.handed);
     assert_int_equal(int_of("BITCOUNT herald:handed:r.1"), 3);
@@ -498,9 +504,7 @@ static void handoff_log_and_takeover(void **st)
     cmd_ok("HSET herald:r:{c} c:c1 %s", "r 1-1 r.1 1000 3");
     struct store_job_handoff h3 = {.id = "c", .record = "r 1-1 r.1 1000 3"};
     struct store_job_handoff *h3s[] = {&h3};
-    d.fired = false;
-    store_job_finish(sj, "1-1", "c1", "1-1", &none, h3s, 1, on_done, &d, NULL);
-    run_until(&d.fired);
+    hand_off(&run, h3s, 1);
     assert_true(h3.handed);
     for (int bit = 1; bit <= 3; bit++) assert_int_equal(int_of("GETBIT herald:handed:r.1 %d", bit), 1);
     assert_int_equal(int_of("BITCOUNT herald:handed:r.1"), 4);
@@ -519,10 +523,8 @@ static void handoff_log_and_takeover(void **st)
     cmd_ok("HSET herald:r:{c} c:c1 %s", "reserved 1-1 r.1 1000");
     struct store_job_handoff hc = {.id = "c", .record = "reserved 1-1 r.1 1000"};
     struct store_job_handoff *hcs[] = {&hc};
-    d.fired = false;
-    store_job_finish(sj, "1-1", "c1", "1-1", &none, hcs, 1, on_done, &d, NULL);
-    run_until(&d.fired);
-    store_outcomes_free(&none);
+    hand_off(&run, hcs, 1);
+    store_outcomes_free(&run);
     assert_true(hc.handed);
     expect_str("p 1-1 r.1 1000", "HGET herald:r:{c} c:c1");
     assert_int_equal(looked_up_state("c"), REC_PENDING);
