@@ -49,6 +49,11 @@
 # (lookup, reservation, handoff, outcome, audit record) sent as plain
 # commands, without scripts: the floor that herald's scripts stand on, and
 # the summary says how much of herald's Redis CPU is above it.
+# BATCH=<n> sets herald's [daemon] batch (512 here) and CONCURRENCY=<n> the
+# provider's concurrency (64, as the reference's requests in flight).
+# webhook also prints, per process, the share of herald's run it spent
+# waiting for a CPU (runnable, not running: /proc/<pid>/schedstat), which
+# says how far the run was from the "processes share the cores" model.
 # Quote medians: the machines are shared and noisy.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -130,7 +135,7 @@ plugin_dir = $here/$bdir/channels
 locales_dir = $here/config/locales
 log_level = warn
 max_in_flight = 2048
-batch = 512
+batch = ${BATCH:-512}
 [redis]
 url = $REDIS_URL
 audit_maxlen = 100000
@@ -465,6 +470,9 @@ JOB
     sys() { awk -v hz="$(getconf CLK_TCK)" '{print $15 / hz}' "/proc/$1/stat"; } # the kernel's share
     # nginx's one worker is the master's child.
     nwpid=$(pgrep -P "$npid" | head -n 1)
+    # Nanoseconds on a CPU and waiting for one (runnable), per process.
+    sched() { awk '{print $1, $2}' "/proc/$1/schedstat"; }
+    hq0=$(sched "$hpid") rq0=$(sched "$REDIS_PID") nq0=$(sched "$nwpid")
     hc0=$(cpu "$hpid") rc0=$(cpu "$REDIS_PID") nc0=$(cpu "$nwpid") hs0=$(sys "$hpid") rs0=$(sys "$REDIS_PID")
     redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     if [ "${SCRIPTS:-0}" = 1 ]; then
@@ -486,6 +494,7 @@ JOB
         callgrind_control -d "run-$run" "$REDIS_PID" >/dev/null
     fi
     hc1=$(cpu "$hpid") rc1=$(cpu "$REDIS_PID") nc1=$(cpu "$nwpid") hs1=$(sys "$hpid") rs1=$(sys "$REDIS_PID")
+    hq1=$(sched "$hpid") rq1=$(sched "$REDIS_PID") nq1=$(sched "$nwpid")
     peak=$(awk '/VmHWM/ {print $2}' "/proc/$hpid/status")
     if [ -n "$perf_pid" ]; then
         # shellcheck disable=SC2086 # two pids
@@ -582,14 +591,18 @@ m = re.search(r"= ([0-9]+) req/s.*cpu ([0-9.]+) us/request", sys.argv[1])
 sent, dt = $sent, $t1 - $t0
 print(round(sent / dt), $peak, round(($hc1 - $hc0) * 1e6 / sent, 1), round(($rc1 - $rc0) * 1e6 / sent, 1),
       round(($nc1 - $nc0) * 1e6 / sent, 1), m.group(1), m.group(2), round(($nr1 - $nr0) * 1e6 / $N, 1),
-      round(($hs1 - $hs0) * 1e6 / sent, 1), round(($rs1 - $rs0) * 1e6 / sent, 1))
+      round(($hs1 - $hs0) * 1e6 / sent, 1), round(($rs1 - $rs0) * 1e6 / sent, 1),
+      *(round((int(b.split()[1]) - int(a.split()[1])) / 1e9 / dt * 100) for a, b in
+        (("$hq0", "$hq1"), ("$rq0", "$rq1"), ("$nq0", "$nq1"))))
 PY
 )
     figs+=("$fig")
-    read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu hsys rsys <<<"$fig"
+    read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu hsys rsys hwait rwait nwait <<<"$fig"
     echo "run $run: herald sent $sent in $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s = $rate msg/s, peak RSS $((peak / 1024)) MiB; reference $ref req/s ($blen-byte bodies, as herald's)"
     echo "       CPU per message: herald $hcpu us ($hsys in the kernel), redis-server $rcpu us ($rsys in the kernel), nginx $ncpu us;" \
          "reference per request: curl loop $ccpu us, nginx $nrcpu us; $(nproc) cores"
+    echo "       waiting for a CPU (runnable, not running; share of herald's run): herald ${hwait}%," \
+         "redis-server ${rwait}%, nginx ${nwait}%"
 done
 if [ "${CALLGRIND:-0}" = 1 ]; then
     /usr/bin/python3 - "${insns[@]}" <<'PY'
@@ -688,7 +701,7 @@ import os, statistics, sys
 cores = int(sys.argv[1])
 runs = [[float(x) for x in f.split()] for f in sys.argv[2:]]
 med = [statistics.median(col) for col in zip(*runs)]
-rate, peak, hcpu, rcpu, ncpu, ref, ccpu, nrcpu, hsys, rsys = med
+rate, peak, hcpu, rcpu, ncpu, ref, ccpu, nrcpu, hsys, rsys, hwait, rwait, nwait = med
 print("median: herald %.0f msg/s, reference %.0f req/s, ratio herald/reference %.2f (goal >= 0.5); "
       "peak RSS %.1f MiB (goal < 64)" % (rate, ref, rate / ref, peak / 1024))
 # Where the ratio comes from. Both sides are CPU-bound: the reference spends
@@ -700,6 +713,11 @@ print("  ratio expected when all processes share the %d cores: (%.1f + %.1f) / (
       % (cores, ccpu, nrcpu, hcpu, rcpu, ncpu, (ccpu + nrcpu) / (hcpu + rcpu + ncpu)))
 print("  ratio expected with a core for each process (herald's thread against the curl loop's): "
       "%.1f / %.1f = %.2f" % (ccpu, hcpu, ccpu / hcpu))
+# The first expectation assumes the cores never idle while work waits; the
+# time each process spent runnable but not running says how far the run was
+# from that (the machine's other load included).
+print("  waiting for a CPU during herald's run (median share of the run): herald %.0f%%, redis-server %.0f%%, "
+      "nginx %.0f%%" % (hwait, rwait, nwait))
 if os.environ.get("FLOOR_US"):
     fl = float(os.environ["FLOOR_US"])
     print("  redis-server %.1f us per message: %.1f the data model's commands sent plain (the floor), %.1f what "
