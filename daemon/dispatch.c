@@ -1323,7 +1323,19 @@ static void start(struct dprov *p, struct dispatch_msg *m)
      * their slots, what a crash leaves handed and unsent stays within it. */
     if (p->look < ((size_t)p->cp->concurrency + 3) / 4) p->look++;
     m->slot = true;
+    m->slot_ns = uv_hrtime();
     if (m->gate == GATE_NONE) gate_collect(p->d, m);
+}
+
+/* m lets go of the slot it held while waiting for the owner's answer
+ * (it starts, or gives the slot back): the wait is counted
+ * (herald_provider_handoff_wait_seconds_total). A message ended by abort
+ * while it waits is not. */
+static void slot_release(struct dprov *p, struct dispatch_msg *m)
+{
+    if (!m->slot) return;
+    m->slot = false;
+    metrics_handoff_wait(p->pp->name, (double)(uv_hrtime() - m->slot_ns) / 1e9);
 }
 
 /* Takes the head of p's FIFO out. */
@@ -1581,7 +1593,7 @@ static void on_gate_check(uv_check_t *h)
             collected_unlink(d, m);
             m->gate = GATE_NONE;
             if (m->slot) { /* the others wait in their FIFO, and start as always */
-                m->slot = false;
+                slot_release(current_prov(m), m);
                 start_now(current_prov(m), m);
             }
         }
@@ -1622,7 +1634,7 @@ static void gate_drop(struct dispatch_msg *m)
 {
     struct dprov *p = current_prov(m);
     gate_forget(m);
-    m->slot = false;
+    slot_release(p, m);
     p->active--;
     probe_abandoned(p, m);
     herald_copy(m->provider, sizeof(m->provider), p->pp->name);
@@ -1641,10 +1653,10 @@ void dispatch_handoff_done(struct dispatch *d, struct dispatch_msg **msgs, size_
         bool yes = go[i] && !d->stopping && !d->closed;
         if (m->slot) { /* it took its slot meanwhile, and waited there */
             if (yes && take_token(p)) {
-                m->slot = false;
+                slot_release(p, m);
                 start_now(p, m);
             } else if (yes) { /* no token yet: it waits cleared, first in line, its slot free meanwhile */
-                m->slot = false;
+                slot_release(p, m);
                 p->active--;
                 m->cleared = true;
                 m->asked_ns = m->cleared_ns = uv_hrtime();

@@ -83,6 +83,7 @@ struct dispatch_msg {
     bool refused;  /* the owner said no before it had a slot: it ends when it gets one */
     bool slot;     /* holds its slot (and token) while the owner's answer is awaited */
     uint64_t asked_ns, cleared_ns;     /* when it was shown to the owner, and cleared (uv_hrtime) */
+    uint64_t slot_ns;                  /* when it took its slot to wait for the answer (uv_hrtime) */
 };
 
 struct dispatch;

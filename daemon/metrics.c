@@ -31,6 +31,7 @@ struct prov_hist {
     uint64_t bucket[NBUCKETS + 1]; /* last: +Inf */
     double sum;
     uint64_t count;
+    double handoff_wait; /* seconds its slots waited for handoff records */
 };
 
 static struct {
@@ -66,6 +67,23 @@ void metrics_message(int channel, int outcome, const char *reason)
     c->n = 1;
 }
 
+/* provider's latency histogram and handoff wait, made on first use. */
+static struct prov_hist *hist_of(const char *provider)
+{
+    for (size_t i = 0; i < m.nhist; i++)
+        if (strcmp(m.hist[i].provider, provider) == 0) return &m.hist[i];
+    m.hist = xrealloc(m.hist, (m.nhist + 1) * sizeof(*m.hist));
+    struct prov_hist *h = &m.hist[m.nhist++];
+    memset(h, 0, sizeof(*h));
+    snprintf(h->provider, sizeof(h->provider), "%s", provider);
+    return h;
+}
+
+void metrics_handoff_wait(const char *provider, double seconds)
+{
+    if (seconds > 0) hist_of(provider)->handoff_wait += seconds;
+}
+
 void metrics_provider(const char *provider, const char *verdict, double seconds)
 {
     struct prov_counter *c = NULL;
@@ -80,15 +98,7 @@ void metrics_provider(const char *provider, const char *verdict, double seconds)
     }
     c->n++;
     if (seconds < 0) return;
-    struct prov_hist *h = NULL;
-    for (size_t i = 0; i < m.nhist && !h; i++)
-        if (strcmp(m.hist[i].provider, provider) == 0) h = &m.hist[i];
-    if (!h) {
-        m.hist = xrealloc(m.hist, (m.nhist + 1) * sizeof(*m.hist));
-        h = &m.hist[m.nhist++];
-        memset(h, 0, sizeof(*h));
-        snprintf(h->provider, sizeof(h->provider), "%s", provider);
-    }
+    struct prov_hist *h = hist_of(provider);
     size_t b = 0;
     while (b < NBUCKETS && seconds > buckets[b]) b++;
     h->bucket[b]++;
@@ -213,6 +223,14 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
         strbuf_adds(out, "herald_provider_latency_seconds_count{");
         label(out, "provider", h->provider);
         strbuf_addf(out, "} %llu\n", (unsigned long long)h->count);
+    }
+    head(out, "herald_provider_handoff_wait_seconds_total", "counter",
+         "Seconds the provider's slots were held by messages waiting for their handoff record to be written; "
+         "its rate is the slots held so on average.");
+    for (size_t i = 0; i < m.nhist; i++) {
+        strbuf_adds(out, "herald_provider_handoff_wait_seconds_total{");
+        label(out, "provider", m.hist[i].provider);
+        strbuf_addf(out, "} %.6f\n", m.hist[i].handoff_wait);
     }
     gauge(out, "herald_queue_lag", "Jobs in the stream not yet read by the consumer group.", g->stream_lag);
     gauge(out, "herald_queue_pending", "Jobs read but not yet acknowledged.", g->stream_pending);

@@ -24,6 +24,11 @@ void metrics_message(int channel, int outcome, const char *reason);
  * "rejected", seconds from start to answer (< 0: not measured). */
 void metrics_provider(const char *provider, const char *verdict, double seconds);
 
+/* A message held one of provider's slots for seconds while its handoff
+ * record was being written (dispatch.c's gate: it took the slot before
+ * the owner's answer came), counted when it let the slot go or started. */
+void metrics_handoff_wait(const char *provider, double seconds);
+
 /* The configuration in force was loaded at `at` (unix seconds): at start. */
 void metrics_config_loaded(int64_t at);
 /* One reload: applied (ok; the configuration in force is then from at) or refused. */

@@ -473,6 +473,10 @@ JOB
     # Nanoseconds on a CPU and waiting for one (runnable), per process.
     sched() { awk '{print $1, $2}' "/proc/$1/schedstat"; }
     hq0=$(sched "$hpid") rq0=$(sched "$REDIS_PID") nq0=$(sched "$nwpid")
+    # Seconds the provider's slots waited for handoff records (/metrics).
+    hwait() { curl -sf -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:$aport/metrics" |
+              awk '/^herald_provider_handoff_wait_seconds_total\{provider="hook"\}/ {v = $2} END {print v + 0}'; }
+    hw0=$(hwait)
     hc0=$(cpu "$hpid") rc0=$(cpu "$REDIS_PID") nc0=$(cpu "$nwpid") hs0=$(sys "$hpid") rs0=$(sys "$REDIS_PID")
     redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     if [ "${SCRIPTS:-0}" = 1 ]; then
@@ -495,6 +499,7 @@ JOB
     fi
     hc1=$(cpu "$hpid") rc1=$(cpu "$REDIS_PID") nc1=$(cpu "$nwpid") hs1=$(sys "$hpid") rs1=$(sys "$REDIS_PID")
     hq1=$(sched "$hpid") rq1=$(sched "$REDIS_PID") nq1=$(sched "$nwpid")
+    hw1=$(hwait)
     peak=$(awk '/VmHWM/ {print $2}' "/proc/$hpid/status")
     if [ -n "$perf_pid" ]; then
         # shellcheck disable=SC2086 # two pids
@@ -593,16 +598,17 @@ print(round(sent / dt), $peak, round(($hc1 - $hc0) * 1e6 / sent, 1), round(($rc1
       round(($nc1 - $nc0) * 1e6 / sent, 1), m.group(1), m.group(2), round(($nr1 - $nr0) * 1e6 / $N, 1),
       round(($hs1 - $hs0) * 1e6 / sent, 1), round(($rs1 - $rs0) * 1e6 / sent, 1),
       *(round((int(b.split()[1]) - int(a.split()[1])) / 1e9 / dt * 100) for a, b in
-        (("$hq0", "$hq1"), ("$rq0", "$rq1"), ("$nq0", "$nq1"))))
+        (("$hq0", "$hq1"), ("$rq0", "$rq1"), ("$nq0", "$nq1"))), round(($hw1 - $hw0) / dt, 1))
 PY
 )
     figs+=("$fig")
-    read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu hsys rsys hwait rwait nwait <<<"$fig"
+    read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu hsys rsys hwait rwait nwait slotw <<<"$fig"
     echo "run $run: herald sent $sent in $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s = $rate msg/s, peak RSS $((peak / 1024)) MiB; reference $ref req/s ($blen-byte bodies, as herald's)"
     echo "       CPU per message: herald $hcpu us ($hsys in the kernel), redis-server $rcpu us ($rsys in the kernel), nginx $ncpu us;" \
          "reference per request: curl loop $ccpu us, nginx $nrcpu us; $(nproc) cores"
     echo "       waiting for a CPU (runnable, not running; share of herald's run): herald ${hwait}%," \
-         "redis-server ${rwait}%, nginx ${nwait}%"
+         "redis-server ${rwait}%, nginx ${nwait}%; herald's provider slots waiting for their handoff record:" \
+         "$slotw of ${CONCURRENCY:-64} on average"
 done
 if [ "${CALLGRIND:-0}" = 1 ]; then
     /usr/bin/python3 - "${insns[@]}" <<'PY'
@@ -701,7 +707,7 @@ import os, statistics, sys
 cores = int(sys.argv[1])
 runs = [[float(x) for x in f.split()] for f in sys.argv[2:]]
 med = [statistics.median(col) for col in zip(*runs)]
-rate, peak, hcpu, rcpu, ncpu, ref, ccpu, nrcpu, hsys, rsys, hwait, rwait, nwait = med
+rate, peak, hcpu, rcpu, ncpu, ref, ccpu, nrcpu, hsys, rsys, hwait, rwait, nwait, slotw = med
 print("median: herald %.0f msg/s, reference %.0f req/s, ratio herald/reference %.2f (goal >= 0.5); "
       "peak RSS %.1f MiB (goal < 64)" % (rate, ref, rate / ref, peak / 1024))
 # Where the ratio comes from. Both sides are CPU-bound: the reference spends
@@ -718,6 +724,10 @@ print("  ratio expected with a core for each process (herald's thread against th
 # from that (the machine's other load included).
 print("  waiting for a CPU during herald's run (median share of the run): herald %.0f%%, redis-server %.0f%%, "
       "nginx %.0f%%" % (hwait, rwait, nwait))
+# Herald's requests wait for their handoff record (Redis's round trip)
+# holding a slot: the slots left for requests in flight.
+print("  herald's provider slots waiting for their handoff record (herald_provider_handoff_wait_seconds_total): "
+      "%.1f of %s on average" % (slotw, os.environ.get("CONCURRENCY", "64")))
 if os.environ.get("FLOOR_US"):
     fl = float(os.environ["FLOOR_US"])
     print("  redis-server %.1f us per message: %.1f the data model's commands sent plain (the floor), %.1f what "

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "plugin.h"
 #include "fake_config.h"
 
@@ -241,9 +242,25 @@ static void reload_keeps_the_asked_and_recall_reaches_every_generation(void **st
 
 /* ---- the handoff gate ------------------------------------------------- */
 
+/* herald_provider_handoff_wait_seconds_total of provider, as /metrics
+ * renders it (-1: absent). */
+static double handoff_wait(const char *provider)
+{
+    struct strbuf out;
+    strbuf_init(&out);
+    metrics_render(&out, &(struct metrics_gauges){.stream_lag = -1, .stream_pending = -1, .scheduled = -1});
+    char want[128];
+    snprintf(want, sizeof(want), "herald_provider_handoff_wait_seconds_total{provider=\"%s\"} ", provider);
+    const char *at = strstr(out.buf, want);
+    double v = at ? strtod(at + strlen(want), NULL) : -1;
+    strbuf_free(&out);
+    return v;
+}
+
 static void gate_batches_and_waits_for_the_answer(void **state)
 {
     (void)state;
+    metrics_reset();
     struct fx *fx = fx_new("concurrency = 8\n");
     dispatch_set_handoff(fx->d, on_handoff, fx);
     for (int i = 0; i < 5; i++) submit(fx, i);
@@ -253,6 +270,10 @@ static void gate_batches_and_waits_for_the_answer(void **state)
     assert_int_equal(fx->nasked, 5);
     assert_int_equal(fx->ndone, 0);
     assert_int_equal(dispatch_in_flight(fx->d), 5);
+    /* Each holds one of the eight slots while it waits: counted once it
+     * lets the slot go (none yet). */
+    assert_true(handoff_wait("a") <= 0);
+    usleep(30 * 1000);
     /* Answers in any order, a subset at a time. */
     struct dispatch_msg *first[2] = {fx->asked[3], fx->asked[0]};
     bool go1[2] = {true, false};
@@ -278,6 +299,9 @@ static void gate_batches_and_waits_for_the_answer(void **state)
     assert_int_equal(fx->ndone, 5);
     for (int i = 0; i < 5; i++) assert_int_equal(fx->done[i], 1);
     assert_int_equal(fx->gate_calls, 1);
+    /* The five slots waited at least the 30 ms before the answers, the
+     * refused one's included. */
+    assert_true(handoff_wait("a") >= 5 * 0.030);
     fx_free(fx);
 }
 
