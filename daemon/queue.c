@@ -703,7 +703,6 @@ struct queue *queue_new(uv_loop_t *loop, const struct config *cfg, const struct 
     q->d = d;
     q->consumer = xstrdup(consumer);
     q->run_id = xstrdup(run_id);
-    strbuf_init(&q->scratch);
     q->tzdb = tzdb_new(NULL);
     config_derive(q);
     uv_timer_init(loop, &q->heartbeat);
@@ -856,7 +855,6 @@ static void on_handle_closed(uv_handle_t *h)
 {
     struct queue *q = h->data;
     if (--q->handles_open > 0) return;
-    strbuf_free(&q->scratch);
     tzdb_free(q->tzdb);
     free(q->consumer);
     free(q->run_id);

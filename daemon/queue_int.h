@@ -145,6 +145,18 @@ struct jobrun {
     bool deferrals_parked;
     /* Outcomes waiting for their finishing write (finish_flush). */
     struct store_outcomes fin;
+    /* The texts of its last outcome (queue_finish): the next one that
+     * shares what they are made of, as thousands a second do, reuses them. */
+    struct outcome_texts {
+        bool valid, record_it, keep;
+        int64_t now;
+        enum herald_outcome outcome;
+        int channel;
+        char reason[HERALD_ID_MAX + 8];
+        char provider[HERALD_ID_MAX + 1];
+        char record[384];
+        struct strbuf history;
+    } texts;
     /* Its handoffs for the next write (they go with its outcomes, under its
      * fence), and its finishing writes in flight. */
     struct hbatch *hpending, *hpending_tail;
@@ -232,7 +244,6 @@ struct queue {
     uv_idle_t ready_idle;
     int64_t at_second; /* the second at_text shows */
     char at_text[32];
-    struct strbuf scratch; /* queue_finish()'s texts, reused: no allocation per outcome */
     int handles_open;
 };
 

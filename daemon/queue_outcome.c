@@ -181,7 +181,6 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
     else
         herald_copy(reason_s, sizeof(reason_s), herald_reason_name(reason));
     const char *chan = herald_channel_name(channel);
-    struct strbuf *sb = &q->scratch;
     /* The once-only record and the person's history. Unknown ids and
      * expired campaigns get none, so that bogus ids never create keys. */
     bool keep = r->valid_id && reason != HERALD_REASON_UNKNOWN_RECIPIENT && reason != HERALD_REASON_EXPIRED;
@@ -189,24 +188,38 @@ void queue_finish(struct rcpt *r, enum herald_outcome outcome, enum herald_reaso
      * earlier run's "sent" overwritten by "suppressed" would let the next
      * run send again): its history and audit are written once per run. */
     bool record_it = keep && reason != HERALD_REASON_DUPLICATE;
-    char record[384];
-    record[0] = '\0';
-    if (record_it) {
-        store_record_format_outcome(sb, rec_state_for(outcome), jr->rec_entry, jr->run, now,
-                                    chan, reason_s);
-        herald_copy(record, sizeof(record), sb->buf);
+    /* Both texts are the run's, the second's, the decision's and the
+     * provider's only (nothing of the recipient's): formatted again only
+     * when one of those changed since the run's last outcome. */
+    struct outcome_texts *t = &jr->texts;
+    const char *prov = provider ? provider : "";
+    if (!t->valid || t->now != now || t->outcome != outcome || t->channel != channel || t->keep != keep ||
+        t->record_it != record_it || strcmp(t->reason, reason_s) != 0 || strcmp(t->provider, prov) != 0) {
+        t->valid = true;
+        herald_copy(t->provider, sizeof(t->provider), prov);
+        t->now = now;
+        t->outcome = outcome;
+        t->channel = channel;
+        t->keep = keep;
+        t->record_it = record_it;
+        herald_copy(t->reason, sizeof(t->reason), reason_s);
+        t->record[0] = '\0';
+        if (record_it) {
+            store_record_format_outcome(&t->history, rec_state_for(outcome), jr->rec_entry, jr->run, now, chan,
+                                        reason_s);
+            herald_copy(t->record, sizeof(t->record), t->history.buf);
+        }
+        strbuf_reset(&t->history);
+        if (keep)
+            /* Its topic and name are the campaign's info (job_info_json). */
+            store_history_format(&t->history, jr->job.id, chan, herald_outcome_name(outcome), reason_s, prov, now);
     }
-    strbuf_reset(sb);
-    if (keep)
-        /* Its topic and name are the campaign's info (job_info_json). */
-        store_history_format(sb, jr->job.id, chan, herald_outcome_name(outcome), reason_s,
-                             provider ? provider : "", now);
     struct store_outcome oc = {
         .id = r->id,
-        .record = record,
+        .record = t->record,
         /* A permanent failure gives the person's budget back: it was no message. */
         .unsend = r->reserved && outcome == HERALD_OUTCOME_FAILED ? r->member.buf : "",
-        .history = sb->buf,
+        .history = t->history.buf ? t->history.buf : "",
         .channel = chan,
         .outcome = herald_outcome_name(outcome),
         .reason = reason_s,

@@ -231,6 +231,7 @@ void queue_run_free(struct jobrun *jr)
     for (size_t i = 0; i < jr->ndeferrals; i++) json_decref(jr->deferrals[i].ids);
     free(jr->deferrals);
     store_outcomes_free(&jr->fin);
+    strbuf_free(&jr->texts.history);
     job_free(&jr->job);
     free(jr->text);
     free(jr->src_key);
