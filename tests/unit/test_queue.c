@@ -79,6 +79,7 @@ struct fake {
     int outcomes[NSLOTS]; /* outcome writes per person */
     char last_outcome[NSLOTS][16];
     char last_reason[NSLOTS][32];
+    char last_history[NSLOTS][160]; /* the history entry of the last outcome */
     int requests[NSLOTS];
     /* failure script: the n-th call (1-based) of op fails as fail_as */
     int calls[OP_COUNT];
@@ -245,6 +246,7 @@ static void f_finish(void *s, const char *entry, const char *campaign, const cha
         snprintf(f->last_reason[k], sizeof(f->last_reason[k]), "%s", oc.reason ? oc.reason : "");
         f->requests[k] = oc.requests;
         if (oc.record[0]) snprintf(f->record[k], sizeof(f->record[k]), "%s", oc.record);
+        snprintf(f->last_history[k], sizeof(f->last_history[k]), "%s", oc.history ? oc.history : "");
     }
     strbuf_free(&scratch);
     struct strbuf h;
@@ -585,6 +587,45 @@ static void every_recipient_sent_once_then_acked(void **state)
     fx_free(fx);
 }
 
+/* Each outcome's record and history entry are its own: decided in the
+ * same second, on the same channel, people without consent are recorded
+ * suppressed/no_consent, the one without an address suppressed/no_address
+ * between them, the others sent (queue_finish reuses a run's texts only
+ * for the same decision). */
+static void records_and_history_follow_each_decision(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("", "");
+    struct consent_record rec = {.channel = HERALD_CH_EMAIL, .granted = false, .at = 1700000000, .source = "t",
+                                 .text_version = "v1"};
+    char *cj = consent_record_to_json(&rec);
+    for (int i = 1; i < NPEOPLE; i += 2) snprintf(fx->f.consent[i], sizeof(fx->f.consent[i]), "%s", cj);
+    free(cj);
+    /* p4 has no address: suppressed on the same channel too, for another reason */
+    snprintf(fx->f.profile[4], sizeof(fx->f.profile[4]), "{\"id\":\"p4\",\"channels\":[\"email\"],\"tz\":\"UTC\"}");
+    start(fx);
+    assert_true(run_until(fx, acked, 10000));
+    for (int i = 0; i < NPEOPLE; i++) {
+        assert_int_equal(fx->f.outcomes[i], 1);
+        if (i == 4) {
+            assert_string_equal(fx->f.last_outcome[i], "suppressed");
+            assert_string_equal(fx->f.last_reason[i], "no_address");
+            assert_int_equal(strncmp(fx->f.record[i], "x ", 2), 0);
+            assert_non_null(strstr(fx->f.last_history[i], "|0xna|"));
+        } else if (i % 2 == 0) {
+            assert_string_equal(fx->f.last_outcome[i], "sent");
+            assert_int_equal(strncmp(fx->f.record[i], "s ", 2), 0);
+            assert_non_null(strstr(fx->f.last_history[i], "|0s|"));
+        } else {
+            assert_string_equal(fx->f.last_outcome[i], "suppressed");
+            assert_string_equal(fx->f.last_reason[i], "no_consent");
+            assert_int_equal(strncmp(fx->f.record[i], "x ", 2), 0);
+            assert_non_null(strstr(fx->f.last_history[i], "|0xnc|"));
+        }
+    }
+    fx_free(fx);
+}
+
 /* An operator's pause, seen within a second: nothing more is sent, what
  * no provider had is given back (no record left), and the job is parked
  * (acknowledged, state "paused") as a resumed run ("|p"), not run again. */
@@ -629,7 +670,10 @@ static void paused_before_the_start_reads_nothing(void **state)
 
 /* A cancel: the run gives back what no provider had, then runs again at
  * once and records every recipient without an outcome suppressed/cancelled;
- * the ones sent stay sent; each has exactly one outcome, then the ack. */
+ * the ones sent stay sent; each has exactly one outcome, then the ack.
+ * Each one's record and history entry say its own outcome, also where a
+ * sent and a cancelled one were decided in the same second (queue_finish
+ * reuses a run's texts only for the same decision). */
 static void cancel_records_the_unsent_as_cancelled(void **state)
 {
     (void)state;
@@ -645,10 +689,14 @@ static void cancel_records_the_unsent_as_cancelled(void **state)
         if (strcmp(fx->f.last_outcome[i], "sent") == 0) {
             sent++;
             assert_int_equal(fx->f.requests[i], 1);
+            assert_int_equal(strncmp(fx->f.record[i], "s ", 2), 0);
+            assert_non_null(strstr(fx->f.last_history[i], "|0s|"));
         } else {
             assert_string_equal(fx->f.last_outcome[i], "suppressed");
             assert_string_equal(fx->f.last_reason[i], "cancelled");
             assert_int_equal(fx->f.requests[i], -1); /* no request: the audit record has no "requests" */
+            assert_int_equal(strncmp(fx->f.record[i], "x ", 2), 0);
+            assert_non_null(strstr(fx->f.last_history[i], "|-xcx|")); /* decided before a channel */
             cancelled++;
         }
     }
@@ -1062,6 +1110,7 @@ int main(void)
         cmocka_unit_test(heartbeat_lost_stops_the_run),
         cmocka_unit_test(refused_outcome_write_is_not_acked),
         cmocka_unit_test(stop_never_acks_unfinished_work),
+        cmocka_unit_test(records_and_history_follow_each_decision),
         cmocka_unit_test(two_jobs_run_side_by_side),
         cmocka_unit_test(max_jobs_is_respected),
         cmocka_unit_test(high_priority_job_behind_a_large_one_is_done_first),
