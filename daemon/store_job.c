@@ -348,10 +348,18 @@ void store_job_lookup(struct store_job *sj, const char *campaign, unsigned chann
     g->channels = channels;
     g->left = n ? n : 1;
     /* The fields to read (the channel descriptors name them), then the
-     * campaign's record; each command carries them after its key. */
+     * campaign's record: the same for every person, so encoded once and
+     * copied after each command's key. */
     struct strbuf rf;
     strbuf_init(&rf);
     store_record_field(&rf, campaign);
+    struct store_args fields;
+    store_args_init(&fields);
+    for (size_t f = 0; f < STORE_LOOKUP_NFIELDS; f++) {
+        int ch = (int)f - STORE_LOOKUP_CONSENT;
+        if (ch < 0 || ch >= HERALD_CH_COUNT || (channels & (1u << ch))) store_args_add(&fields, store_lookup_field(f));
+    }
+    add_buf(&fields, &rf);
     for (size_t i = 0; i < n || (n == 0 && i == 0); i++) {
         g->slot[i].g = g;
         g->slot[i].i = i;
@@ -362,16 +370,15 @@ void store_job_lookup(struct store_job *sj, const char *campaign, unsigned chann
             store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lookup_ping, &g->slot[0], on_lookup_discard, &a, NULL);
             break;
         }
-        store_args_add(&a, "HMGET");
         store_key_person(&sj->key, sj->cfg->prefix, rows[i]->id);
+        /* One allocation for the command: its name, key and the fields. */
+        strbuf_grow_to(&a.data, fields.data.len + sj->key.len + 2 * RCONN_RESP_HEAD_MAX + 16);
+        store_args_add(&a, "HMGET");
         add_buf(&a, &sj->key);
-        for (size_t f = 0; f < STORE_LOOKUP_NFIELDS; f++) {
-            int ch = (int)f - STORE_LOOKUP_CONSENT;
-            if (ch < 0 || ch >= HERALD_CH_COUNT || (channels & (1u << ch))) store_args_add(&a, store_lookup_field(f));
-        }
-        add_buf(&a, &rf);
+        store_args_append(&a, &fields);
         store_cmds_send(sj->sc, STORE_CMD_HOLD, on_lookup, &g->slot[i], on_lookup_discard, &a, NULL);
     }
+    store_args_free(&fields);
     strbuf_free(&rf);
 }
 
