@@ -226,7 +226,7 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
     }
     head(out, "herald_provider_handoff_wait_seconds_total", "counter",
          "Seconds the provider's slots were held by messages waiting for their handoff record to be written; "
-         "its rate is the slots held so on average.");
+         "its rate is how many slots waited, on average.");
     for (size_t i = 0; i < m.nhist; i++) {
         strbuf_adds(out, "herald_provider_handoff_wait_seconds_total{");
         label(out, "provider", m.hist[i].provider);
