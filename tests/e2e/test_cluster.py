@@ -240,7 +240,17 @@ class Cluster(harness.HeraldTestCase):
         harness.wait_for("daemon-b to take the job over", lambda: owner() == "daemon-b", 30)
         time.sleep(1.0)
         a.signal(signal.SIGCONT)
-        e.wait_campaign_done("cl-takeover", herald=b, timeout=90)
+        try:
+            e.wait_campaign_done("cl-takeover", herald=b, timeout=90)
+        except AssertionError as ex:
+            # b's figures are in ex; a's, and who holds the provider's
+            # shared leases, say whether b was starved of them.
+            try:
+                leases = e.r.hgetall(e.key("limit:hook"))
+            except Exception as lex:  # a diagnostic only: never hides the failure itself
+                leases = "unreadable: %s" % lex
+            raise AssertionError("%s\n---- daemon-a ----\n%s\n---- the shared limit's hash: %s"
+                                 % (ex, harness.stall_figures(a), leases)) from None
         harness.wait_for("the job acknowledged", lambda: e.acked(entry), 20)
         time.sleep(1.0)
         by = self.assertConsistent(e, "cl-takeover", ids)
