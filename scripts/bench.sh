@@ -602,12 +602,12 @@ print(round(sent / dt), $peak, round(($hc1 - $hc0) * 1e6 / sent, 1), round(($rc1
 PY
 )
     figs+=("$fig")
-    read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu hsys rsys hwait rwait nwait slotw <<<"$fig"
+    read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu hsys rsys hrq rrq nrq slotw <<<"$fig"
     echo "run $run: herald sent $sent in $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s = $rate msg/s, peak RSS $((peak / 1024)) MiB; reference $ref req/s ($blen-byte bodies, as herald's)"
     echo "       CPU per message: herald $hcpu us ($hsys in the kernel), redis-server $rcpu us ($rsys in the kernel), nginx $ncpu us;" \
          "reference per request: curl loop $ccpu us, nginx $nrcpu us; $(nproc) cores"
-    echo "       waiting for a CPU (runnable, not running; share of herald's run): herald ${hwait}%," \
-         "redis-server ${rwait}%, nginx ${nwait}%; herald's provider slots waiting for their handoff record:" \
+    echo "       waiting for a CPU (runnable, not running; share of herald's run): herald ${hrq}%," \
+         "redis-server ${rrq}%, nginx ${nrq}%; herald's provider slots waiting for their handoff record:" \
          "$slotw of ${CONCURRENCY:-64} on average"
 done
 if [ "${CALLGRIND:-0}" = 1 ]; then
