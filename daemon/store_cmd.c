@@ -147,7 +147,8 @@ enum store_error store_error_classify(const char *text)
 
 bool store_error_from_replica(enum store_error err, const char *text)
 {
-    return err == STORE_E_READONLY || (text && strstr(text, "replica instances"));
+    return err == STORE_E_READONLY ||
+           (text && (strstr(text, "replica instances") || strstr(text, "master -> replica")));
 }
 
 /* ---- the layer -------------------------------------------------------- */

@@ -120,7 +120,8 @@ enum store_class store_error_class(enum store_error e);
  * denials inside a script, which Redis reports as a plain ERR, are NOPERM. */
 enum store_error store_error_classify(const char *text);
 /* Whether an error reply (its class err, its text) comes from a node that
- * is a replica now (READONLY, a refused WAIT): on a cluster, a failover
+ * is a replica now (READONLY, a refused WAIT, a WAIT unblocked by the
+ * node's demotion): on a cluster, a failover
  * demoted it and the slot map is stale. */
 bool store_error_from_replica(enum store_error err, const char *text);
 

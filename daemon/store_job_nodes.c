@@ -666,9 +666,13 @@ static void on_wait(redisReply *r, enum store_error err, const char *text, void 
      * never an error, and never holds up the commands behind it. */
     if (!r) wait_short(sj, w->tag, -1, text);
     else if (r->type == REDIS_REPLY_INTEGER && r->integer < wait_replicas(sj)) wait_short(sj, w->tag, r->integer, NULL);
-    /* Refused by a node that is a replica now, or its connection lost: a
-     * failover may have lost what it was to wait for. */
-    bool again = !r && (err == STORE_E_CONNECTION || store_error_from_replica(err, text));
+    /* Failed: refused by a node that is a replica now ("WAIT cannot be
+     * used with replica instances"), unblocked by its demotion ("UNBLOCKED
+     * ... master -> replica"), its connection lost, or anything else. A
+     * failover may have lost what it was to wait for, so the part goes
+     * again (each is idempotent); the node is known short now, so that
+     * sending waits for nothing and goes once. */
+    bool again = !r;
     w->done(w->arg, again);
     free(w);
 }

@@ -13,7 +13,9 @@
  *   - a ONCE EVALSHA after SCRIPT FLUSH still gets its answer (NOSCRIPT:
  *     the body is sent once);
  *   - a ONCE command whose connection is killed gets STORE_E_CONNECTION;
- *   - every callback fires exactly once.
+ *   - every callback fires exactly once;
+ *   - what a demoted master answers (READONLY, a refused WAIT, a WAIT
+ *     unblocked by the demotion) is known as a replica's.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -252,10 +255,58 @@ static void once_fails_fast_and_default_waits(void **st)
     freeReplyObject(r);
 }
 
+/* What a master that a failover demoted answers, in Redis's own words:
+ * each names a replica (store_error_from_replica), so the cluster layer
+ * reads the slot map again and a finishing write whose WAIT failed goes
+ * again (docs/architecture.md "A master that stalls and comes back as a
+ * replica"). The WAIT blocked when the demotion came is the one a stalled
+ * master gives most often, and the one easiest to miss. */
+static void a_demoted_masters_answers_name_a_replica(void **st)
+{
+    (void)st;
+    redisContext *blocked = redisConnect("127.0.0.1", port);
+    assert_non_null(blocked);
+    assert_int_equal(blocked->err, 0);
+    /* A WAIT for a replica this server does not have: it blocks. */
+    assert_int_equal(redisAppendCommand(blocked, "WAIT 1 10000"), REDIS_OK);
+    int done = 0;
+    while (!done) assert_int_equal(redisBufferWrite(blocked, &done), REDIS_OK);
+    for (int i = 0; i < 200; i++) { /* until the server holds it */
+        redisReply *info = redisCommand(sync_c, "INFO clients");
+        bool held = strstr(info->str, "blocked_clients:1") != NULL;
+        freeReplyObject(info);
+        if (held) break;
+        usleep(10000);
+    }
+    /* Demoted (its new master is a port nobody listens on: it stays a
+     * replica, never syncing). */
+    int nobody = port == 1 ? 2 : 1;
+    freeReplyObject(redisCommand(sync_c, "REPLICAOF 127.0.0.1 %d", nobody));
+
+    redisReply *unblocked = NULL;
+    assert_int_equal(redisGetReply(blocked, (void **)&unblocked), REDIS_OK);
+    redisReply *wait = redisCommand(sync_c, "WAIT 1 10");
+    redisReply *write = redisCommand(sync_c, "SET demoted 1");
+    freeReplyObject(redisCommand(sync_c, "REPLICAOF NO ONE"));
+
+    redisReply *answers[] = {unblocked, wait, write};
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+        assert_int_equal(answers[i]->type, REDIS_REPLY_ERROR);
+        enum store_error err = store_error_classify(answers[i]->str);
+        if (!store_error_from_replica(err, answers[i]->str)) fail_msg("not known as a replica's: %s", answers[i]->str);
+        freeReplyObject(answers[i]);
+    }
+    /* Nor is every error a replica's. */
+    assert_false(store_error_from_replica(STORE_E_ERROR, "ERR unknown command 'WAT'"));
+    assert_false(store_error_from_replica(STORE_E_OOM, "OOM command not allowed"));
+    redisFree(blocked);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(once_fails_fast_and_default_waits),
+        cmocka_unit_test(a_demoted_masters_answers_name_a_replica),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
