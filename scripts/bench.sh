@@ -472,6 +472,9 @@ JOB
     nwpid=$(pgrep -P "$npid" | head -n 1)
     # Nanoseconds on a CPU and waiting for one (runnable), per process.
     sched() { awk '{print $1, $2}' "/proc/$1/schedstat"; }
+    # The machine's jiffies: busy (every state but idle and iowait) and all,
+    # for how many of its cores were in use during a run.
+    jiffies() { awk '/^cpu / {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat; }
     hq0=$(sched "$hpid") rq0=$(sched "$REDIS_PID") nq0=$(sched "$nwpid")
     # Seconds the provider's slots waited for handoff records (/metrics).
     hwait() { curl -sf -H "Authorization: Bearer bench-admin-token-0123456789" "http://127.0.0.1:$aport/metrics" |
@@ -485,13 +488,13 @@ JOB
         redis-cli -p "$REDIS_PORT" SLOWLOG RESET >/dev/null
     fi
     [ "${CALLGRIND:-0}" = 1 ] && callgrind_control -i on "$REDIS_PID" >/dev/null
-    t0=$(date +%s.%N)
+    t0=$(date +%s.%N) mj0=$(jiffies)
     ctl enqueue "$tmp/job-$run.json" >/dev/null
     until ctl campaign "bench-$run" | grep -q '"state": "done"'; do
         alive "$hpid" || die "herald stopped during the run (see $tmp/herald-$run.log)"
         sleep 0.2
     done
-    t1=$(date +%s.%N)
+    t1=$(date +%s.%N) mj1=$(jiffies)
     if [ "${CALLGRIND:-0}" = 1 ]; then
         # Written to callgrind-redis.out.<n>, and the counts start again from 0.
         callgrind_control -i off "$REDIS_PID" >/dev/null
@@ -585,7 +588,9 @@ PY
     # sampled requests).
     blen=$(sort -n "$tmp/nginx/logs/body.log" | awk '{v[NR] = $1} END {print NR ? v[int((NR + 1) / 2)] : 700}')
     : >"$tmp/nginx/logs/body.log"
+    rj0=$(jiffies)
     refline=$("$bdir"/bench_curl "http://127.0.0.1:$nport/herald" "$N" 64 "$blen")
+    rj1=$(jiffies)
     nr1=$(cpu "$nwpid")
     # One line of figures per run: rate, RSS, and CPU microseconds per message
     # of herald, redis-server and nginx; the reference's rate, its own CPU
@@ -598,17 +603,21 @@ print(round(sent / dt), $peak, round(($hc1 - $hc0) * 1e6 / sent, 1), round(($rc1
       round(($nc1 - $nc0) * 1e6 / sent, 1), m.group(1), m.group(2), round(($nr1 - $nr0) * 1e6 / $N, 1),
       round(($hs1 - $hs0) * 1e6 / sent, 1), round(($rs1 - $rs0) * 1e6 / sent, 1),
       *(round((int(b.split()[1]) - int(a.split()[1])) / 1e9 / dt * 100) for a, b in
-        (("$hq0", "$hq1"), ("$rq0", "$rq1"), ("$nq0", "$nq1"))), round(($hw1 - $hw0) / dt, 1))
+        (("$hq0", "$hq1"), ("$rq0", "$rq1"), ("$nq0", "$nq1"))), round(($hw1 - $hw0) / dt, 1),
+      *(round((int(b.split()[0]) - int(a.split()[0])) / (int(b.split()[1]) - int(a.split()[1])) * $(nproc), 2)
+        for a, b in (("$mj0", "$mj1"), ("$rj0", "$rj1"))))
 PY
 )
     figs+=("$fig")
-    read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu hsys rsys hrq rrq nrq slotw <<<"$fig"
+    read -r rate peak hcpu rcpu ncpu ref ccpu nrcpu hsys rsys hrq rrq nrq slotw hbusy rbusy <<<"$fig"
     echo "run $run: herald sent $sent in $(/usr/bin/python3 -c "print(round($t1 - $t0, 2))") s = $rate msg/s, peak RSS $((peak / 1024)) MiB; reference $ref req/s ($blen-byte bodies, as herald's)"
     echo "       CPU per message: herald $hcpu us ($hsys in the kernel), redis-server $rcpu us ($rsys in the kernel), nginx $ncpu us;" \
          "reference per request: curl loop $ccpu us, nginx $nrcpu us; $(nproc) cores"
     echo "       waiting for a CPU (runnable, not running; share of herald's run): herald ${hrq}%," \
          "redis-server ${rrq}%, nginx ${nrq}%; herald's provider slots waiting for their handoff record:" \
          "$slotw of ${CONCURRENCY:-64} on average"
+    echo "       the machine's cores in use (every process's, the bench's own too): $hbusy of $(nproc) during" \
+         "herald's run, $rbusy during the reference's"
 done
 if [ "${CALLGRIND:-0}" = 1 ]; then
     /usr/bin/python3 - "${insns[@]}" <<'PY'
@@ -707,7 +716,7 @@ import os, statistics, sys
 cores = int(sys.argv[1])
 runs = [[float(x) for x in f.split()] for f in sys.argv[2:]]
 med = [statistics.median(col) for col in zip(*runs)]
-rate, peak, hcpu, rcpu, ncpu, ref, ccpu, nrcpu, hsys, rsys, hwait, rwait, nwait, slotw = med
+rate, peak, hcpu, rcpu, ncpu, ref, ccpu, nrcpu, hsys, rsys, hwait, rwait, nwait, slotw, hbusy, rbusy = med
 print("median: herald %.0f msg/s, reference %.0f req/s, ratio herald/reference %.2f (goal >= 0.5); "
       "peak RSS %.1f MiB (goal < 64)" % (rate, ref, rate / ref, peak / 1024))
 # Where the ratio comes from. Both sides are CPU-bound: the reference spends
@@ -728,6 +737,11 @@ print("  waiting for a CPU during herald's run (median share of the run): herald
 # holding a slot: the slots left for requests in flight.
 print("  herald's provider slots waiting for their handoff record (herald_provider_handoff_wait_seconds_total): "
       "%.1f of %s on average" % (slotw, os.environ.get("CONCURRENCY", "64")))
+# The cores the whole machine used (/proc/stat): below all of them while
+# herald's run waits, its pace is set by the hand-offs between the three
+# processes (each waking the next), not by their CPU per message.
+print("  the machine's cores in use: %.2f of %d during herald's run, %.2f during the reference's"
+      % (hbusy, cores, rbusy))
 if os.environ.get("FLOOR_US"):
     fl = float(os.environ["FLOOR_US"])
     print("  redis-server %.1f us per message: %.1f the data model's commands sent plain (the floor), %.1f what "
