@@ -939,6 +939,7 @@ static struct config_provider *provider_get(struct config *cfg, const char *name
     p->name = xstrdup(name);
     p->line = line;
     p->concurrency = CONFIG_PROVIDER_CONCURRENCY;
+    p->lookahead = -1; /* the concurrency, whatever it is set to */
     p->rate = 0;
     p->timeout_ms = CONFIG_PROVIDER_TIMEOUT_MS;
     p->retries = CONFIG_PROVIDER_RETRIES;
@@ -985,6 +986,17 @@ static int provider_daemon_key(struct config_provider *p, const char *key, const
             *bad = true;
         } else {
             *field = (int)v;
+        }
+        return 1;
+    }
+    if (strcmp(key, "lookahead") == 0) {
+        errno = 0;
+        v = strtoll(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || errno || *end || v > 4096) {
+            herald_seterr(err, errlen, "expected a whole number from 0 to 4096");
+            *bad = true;
+        } else {
+            p->lookahead = (int)v;
         }
         return 1;
     }

@@ -180,6 +180,9 @@ extern const struct config_key_info config_schema[];
  * same table is checked against herald.example.conf's provider comment. */
 #define CONFIG_PROVIDER_KEYS(X)                                                                 \
     X("concurrency", "16", "Requests in flight to this provider (1..1024).")                     \
+    X("lookahead", "concurrency",                                                                \
+      "Messages recorded handed ahead of a free slot, so that it starts one at once; after a "   \
+      "crash these end unknown with the requests in flight (0..4096; default the concurrency).") \
     X("rate", "unlimited", "Token bucket: N/s, N/m, N/h or unlimited.")                          \
     X("timeout", "10s", "A whole request, connection included (100ms..10m).")                    \
     X("retries", "2", "Temporary failures retried here before the next provider (0..10).")      \
@@ -235,6 +238,7 @@ struct config_provider {
     int plugin_line;            /* of `plugin = ...` (0: --set or absent) */
     /* Daemon-owned keys (dispatch uses them; never passed to the plugin). */
     int concurrency;            /* requests in flight, 1..1024 (default 16) */
+    int lookahead;              /* recorded handed ahead of a slot, 0..4096; -1: concurrency (dispatch.h) */
     double rate;                /* messages per second; 0 = unlimited */
     int64_t timeout_ms;         /* per request (default 10s) */
     int retries;                /* RETRY verdicts retried per message, 0..10 (default 2) */

@@ -1318,10 +1318,11 @@ static void start(struct dprov *p, struct dispatch_msg *m)
         return;
     }
     /* Not answered yet (or never asked): it waits with the slot taken, and
-     * the next ones are asked further ahead. */
-    /* At most a quarter of the concurrency ahead: with the messages starting on
-     * their slots, what a crash leaves handed and unsent stays within it. */
-    if (p->look < ((size_t)p->cp->concurrency + 3) / 4) p->look++;
+     * the next ones are asked further ahead, up to the provider's
+     * `lookahead` (what a crash leaves handed and unsent beside the
+     * requests in flight). */
+    size_t most = p->cp->lookahead < 0 ? (size_t)p->cp->concurrency : (size_t)p->cp->lookahead;
+    if (p->look < most) p->look++;
     m->slot = true;
     m->slot_ns = uv_hrtime();
     if (m->gate == GATE_NONE) gate_collect(p->d, m);

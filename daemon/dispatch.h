@@ -133,10 +133,9 @@ const char *dispatch_provider_circuit(const struct dispatch *d, size_t i, bool *
  * FIFO is asked AHEAD of its slots: messages at its head are asked (and,
  * answered yes, wait cleared) while the slots are busy, so that a freed
  * slot starts the next message at once instead of waiting a round trip of
- * the owner's write. How many (at most a quarter of the provider's `concurrency`:
- * with the messages starting on their slots, what a crash leaves handed
- * and unsent stays within `concurrency`) adapts to the
- * provider's pace: one more each time a message had to wait at its slot
+ * the owner's write. How many (at most the provider's `lookahead`, by
+ * default its `concurrency`: what a crash leaves handed and unsent beside
+ * the requests in flight) adapts to the provider's pace: one more each time a message had to wait at its slot
  * for an answer, one fewer each time a cleared message waited for its slot
  * more than twice the answer's round trip. So with a fast provider the
  * owner's write overlaps the requests, and with a slow one few messages are

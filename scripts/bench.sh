@@ -49,8 +49,9 @@
 # (lookup, reservation, handoff, outcome, audit record) sent as plain
 # commands, without scripts: the floor that herald's scripts stand on, and
 # the summary says how much of herald's Redis CPU is above it.
-# BATCH=<n> sets herald's [daemon] batch (512 here) and CONCURRENCY=<n> the
-# provider's concurrency (64, as the reference's requests in flight).
+# BATCH=<n> sets herald's [daemon] batch (512 here), CONCURRENCY=<n> the
+# provider's concurrency (64, as the reference's requests in flight) and
+# LOOKAHEAD=<n> its lookahead (by default the concurrency).
 # webhook also prints, per process, the share of herald's run it spent
 # waiting for a CPU (runnable, not running: /proc/<pid>/schedstat), which
 # says how far the run was from the "processes share the cores" model.
@@ -152,6 +153,7 @@ plugin = webhook
 url = http://127.0.0.1:$nport/herald
 secret = bench-webhook-secret-0123456789
 concurrency = ${CONCURRENCY:-64}
+${LOOKAHEAD:+lookahead = $LOOKAHEAD}
 CONF
 if [ "${PLAIN:-0}" != 1 ]; then # contact data encrypted, as in production
     (umask 077 && echo "bench1 $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$tmp/keys")

@@ -266,6 +266,31 @@ static void test_give_up_after(void **state)
     expect_error(GOOD_ADMIN GOOD_TAIL "give_up_after = never\n", "[provider box] give_up_after: expected 0");
 }
 
+/* lookahead: the concurrency by default (-1, whatever the concurrency is
+ * set to), else 0..4096, and never passed to the plugin. */
+static void test_lookahead(void **state)
+{
+    (void)state;
+    struct config cfg;
+    struct strbuf errs;
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg, &errs), 0);
+    assert_int_equal(cfg.providers[0].lookahead, -1);
+    strbuf_free(&errs);
+    config_free(&cfg);
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL "lookahead = 0\n", NULL, 0, &cfg, &errs), 0);
+    assert_int_equal(cfg.providers[0].lookahead, 0);
+    assert_int_equal(cfg.providers[0].nsettings, 1); /* only dir reaches the plugin */
+    strbuf_free(&errs);
+    config_free(&cfg);
+    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL "lookahead = 4096\n", NULL, 0, &cfg, &errs), 0);
+    assert_int_equal(cfg.providers[0].lookahead, 4096);
+    strbuf_free(&errs);
+    config_free(&cfg);
+    expect_error(GOOD_ADMIN GOOD_TAIL "lookahead = 4097\n", "[provider box] lookahead: expected a whole number from 0 to 4096");
+    expect_error(GOOD_ADMIN GOOD_TAIL "lookahead = -1\n", "[provider box] lookahead: expected a whole number from 0 to 4096");
+    expect_error(GOOD_ADMIN GOOD_TAIL "lookahead = some\n", "[provider box] lookahead: expected a whole number from 0 to 4096");
+}
+
 /* [public] and the listeners' limits: defaults, values, errors, and the
  * deprecated [admin] public_url. */
 static void test_listeners(void **state)
@@ -894,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_page_texts),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_give_up_after),
+        cmocka_unit_test(test_lookahead),
         cmocka_unit_test(test_shared),
         cmocka_unit_test(test_listeners),
         cmocka_unit_test(test_example_in_sync),

@@ -344,6 +344,35 @@ static void gate_asks_ahead_of_the_slots_and_is_passed_once(void **state)
     fx_free(fx);
 }
 
+/* `lookahead = 0`: nothing is recorded ahead of a slot (what a crash
+ * leaves handed and unsent is then only what holds a slot). Each message
+ * is asked only once it holds the slot, so each takes a gate call of its
+ * own; with the default (the concurrency, 1 here) the next one is asked
+ * beside it (above). */
+static void gate_asks_nothing_ahead_with_lookahead_0(void **state)
+{
+    (void)state;
+    struct fx *fx = fx_new("concurrency = 1\nlookahead = 0\n");
+    dispatch_set_handoff(fx->d, on_handoff, fx);
+    for (int i = 0; i < 3; i++) submit(fx, i);
+    run_until_done(fx, 1, 300);
+    assert_int_equal(fx->gate_calls, 1);
+    assert_int_equal(fx->nasked, 1);
+    assert_ptr_equal(fx->asked[0], &fx->m[0]);
+    bool go = true;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fx->nasked, i + 1);
+        assert_ptr_equal(fx->asked[i], &fx->m[i]);
+        dispatch_handoff_done(fx->d, &fx->asked[i], 1, &go);
+        run_until_done(fx, i + 1, 2000);
+        assert_int_equal(fx->done[i], 1);
+        assert_int_equal(fx->m[i].outcome, HERALD_OUTCOME_SENT);
+        for (int k = 0; k < 20 && fx->nasked < (size_t)i + 2 && i < 2; k++) uv_run(&fx->loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(fx->gate_calls, 3);
+    fx_free(fx);
+}
+
 /* A message the owner refuses while it waits ahead of a slot (its person
  * was erased) ends interrupted when its turn comes, never sent; the one
  * behind it is unaffected. */
@@ -566,6 +595,7 @@ int main(void)
         cmocka_unit_test(gate_batches_and_waits_for_the_answer),
         cmocka_unit_test(gate_asks_ahead_of_the_slots_and_is_passed_once),
         cmocka_unit_test(gate_refused_ahead_is_never_sent),
+        cmocka_unit_test(gate_asks_nothing_ahead_with_lookahead_0),
         cmocka_unit_test(gate_answer_inside_the_callback),
         cmocka_unit_test(gate_interrupt_and_abort),
         cmocka_unit_test(open_circuit_is_waited_for_not_attempted),
