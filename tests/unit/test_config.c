@@ -241,25 +241,31 @@ static void test_shared(void **state)
     expect_error(GOOD_ADMIN GOOD_TAIL "shared = maybe\n", "[provider box] shared: expected yes or no");
 }
 
+/* A good file whose [provider box] gets the extra lines, loaded without an
+ * error; its provider (config_free(cfg) after). */
+static const struct config_provider *load_box(const char *extra, struct config *cfg)
+{
+    char text[1024];
+    snprintf(text, sizeof(text), "%s%s%s", GOOD_ADMIN, GOOD_TAIL, extra);
+    struct strbuf errs;
+    assert_int_equal(load_text(text, NULL, 0, cfg, &errs), 0);
+    strbuf_free(&errs);
+    return &cfg->providers[0];
+}
+
 /* give_up_after: 1h by default, 0 (until the campaign expires) or 1s..30d,
  * and never passed to the plugin. */
 static void test_give_up_after(void **state)
 {
     (void)state;
     struct config cfg;
-    struct strbuf errs;
-    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg, &errs), 0);
-    assert_int_equal(cfg.providers[0].give_up_after_ms, 3600000);
-    strbuf_free(&errs);
+    assert_int_equal(load_box("", &cfg)->give_up_after_ms, 3600000);
     config_free(&cfg);
-    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL "give_up_after = 0\n", NULL, 0, &cfg, &errs), 0);
-    assert_int_equal(cfg.providers[0].give_up_after_ms, 0);
-    assert_int_equal(cfg.providers[0].nsettings, 1); /* only dir reaches the plugin */
-    strbuf_free(&errs);
+    const struct config_provider *p = load_box("give_up_after = 0\n", &cfg);
+    assert_int_equal(p->give_up_after_ms, 0);
+    assert_int_equal(p->nsettings, 1); /* only dir reaches the plugin */
     config_free(&cfg);
-    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL "give_up_after = 90s\n", NULL, 0, &cfg, &errs), 0);
-    assert_int_equal(cfg.providers[0].give_up_after_ms, 90000);
-    strbuf_free(&errs);
+    assert_int_equal(load_box("give_up_after = 90s\n", &cfg)->give_up_after_ms, 90000);
     config_free(&cfg);
     expect_error(GOOD_ADMIN GOOD_TAIL "give_up_after = 500ms\n", "[provider box] give_up_after: expected 0");
     expect_error(GOOD_ADMIN GOOD_TAIL "give_up_after = 31d\n", "[provider box] give_up_after: expected 0");
@@ -272,23 +278,18 @@ static void test_lookahead(void **state)
 {
     (void)state;
     struct config cfg;
-    struct strbuf errs;
-    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL, NULL, 0, &cfg, &errs), 0);
-    assert_int_equal(cfg.providers[0].lookahead, -1);
-    strbuf_free(&errs);
+    assert_int_equal(load_box("", &cfg)->lookahead, -1);
     config_free(&cfg);
-    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL "lookahead = 0\n", NULL, 0, &cfg, &errs), 0);
-    assert_int_equal(cfg.providers[0].lookahead, 0);
-    assert_int_equal(cfg.providers[0].nsettings, 1); /* only dir reaches the plugin */
-    strbuf_free(&errs);
+    const struct config_provider *p = load_box("lookahead = 0\n", &cfg);
+    assert_int_equal(p->lookahead, 0);
+    assert_int_equal(p->nsettings, 1); /* only dir reaches the plugin */
     config_free(&cfg);
-    assert_int_equal(load_text(GOOD_ADMIN GOOD_TAIL "lookahead = 4096\n", NULL, 0, &cfg, &errs), 0);
-    assert_int_equal(cfg.providers[0].lookahead, 4096);
-    strbuf_free(&errs);
+    assert_int_equal(load_box("lookahead = 4096\n", &cfg)->lookahead, 4096);
     config_free(&cfg);
-    expect_error(GOOD_ADMIN GOOD_TAIL "lookahead = 4097\n", "[provider box] lookahead: expected a whole number from 0 to 4096");
-    expect_error(GOOD_ADMIN GOOD_TAIL "lookahead = -1\n", "[provider box] lookahead: expected a whole number from 0 to 4096");
-    expect_error(GOOD_ADMIN GOOD_TAIL "lookahead = some\n", "[provider box] lookahead: expected a whole number from 0 to 4096");
+    const char *want = "[provider box] lookahead: expected a whole number from 0 to 4096";
+    expect_error(GOOD_ADMIN GOOD_TAIL "lookahead = 4097\n", want);
+    expect_error(GOOD_ADMIN GOOD_TAIL "lookahead = -1\n", want);
+    expect_error(GOOD_ADMIN GOOD_TAIL "lookahead = some\n", want);
 }
 
 /* [public] and the listeners' limits: defaults, values, errors, and the
