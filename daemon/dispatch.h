@@ -135,9 +135,10 @@ const char *dispatch_provider_circuit(const struct dispatch *d, size_t i, bool *
  * slot starts the next message at once instead of waiting a round trip of
  * the owner's write. How many (at most the provider's `lookahead`, by
  * default its `concurrency`: what a crash leaves handed and unsent beside
- * the requests in flight) adapts to the provider's pace: one more each time a message had to wait at its slot
- * for an answer, one fewer each time a cleared message waited for its slot
- * more than twice the answer's round trip. So with a fast provider the
+ * the requests in flight) adapts to the provider's pace: one more each
+ * time a message had to wait at its slot for an answer, one fewer each
+ * time a cleared message waited for its slot more than twice the answer's
+ * round trip. So with a fast provider the
  * owner's write overlaps the requests, and with a slow one few messages are
  * recorded handed and not yet started (after a crash those are `unknown`). A
  * message that gets a slot before its answer holds the slot meanwhile
