@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -972,31 +973,28 @@ int config_parse_rate(const char *s, double *per_s)
 static int provider_daemon_key(struct config_provider *p, const char *key, const char *value, bool *bad,
                                char *err, size_t errlen)
 {
-    char *end;
-    long long v;
     *bad = false;
-    if (strcmp(key, "concurrency") == 0 || strcmp(key, "retries") == 0 || strcmp(key, "circuit_failures") == 0) {
-        int *field = key[0] == 'r' ? &p->retries : key[1] == 'o' ? &p->concurrency : &p->circuit_failures;
-        long long lo = field == &p->retries ? 0 : 1;
-        long long hi = field == &p->retries ? 10 : field == &p->concurrency ? 1024 : 1000;
+    /* The whole-number keys and their ranges. */
+    static const struct {
+        const char *key;
+        size_t off;
+        long long lo, hi;
+    } ints[] = {
+        {"concurrency", offsetof(struct config_provider, concurrency), 1, 1024},
+        {"lookahead", offsetof(struct config_provider, lookahead), 0, 4096},
+        {"retries", offsetof(struct config_provider, retries), 0, 10},
+        {"circuit_failures", offsetof(struct config_provider, circuit_failures), 1, 1000},
+    };
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        if (strcmp(key, ints[i].key) != 0) continue;
+        char *end;
         errno = 0;
-        v = strtoll(value, &end, 10);
-        if (!isdigit((unsigned char)*value) || errno || *end || v < lo || v > hi) {
-            herald_seterr(err, errlen, "expected a whole number from %lld to %lld", lo, hi);
+        long long v = strtoll(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || errno || *end || v < ints[i].lo || v > ints[i].hi) {
+            herald_seterr(err, errlen, "expected a whole number from %lld to %lld", ints[i].lo, ints[i].hi);
             *bad = true;
         } else {
-            *field = (int)v;
-        }
-        return 1;
-    }
-    if (strcmp(key, "lookahead") == 0) {
-        errno = 0;
-        v = strtoll(value, &end, 10);
-        if (!isdigit((unsigned char)*value) || errno || *end || v > 4096) {
-            herald_seterr(err, errlen, "expected a whole number from 0 to 4096");
-            *bad = true;
-        } else {
-            p->lookahead = (int)v;
+            *(int *)(void *)((char *)p + ints[i].off) = (int)v;
         }
         return 1;
     }
