@@ -271,13 +271,14 @@ static void a_demoted_masters_answers_name_a_replica(void **st)
     assert_int_equal(redisAppendCommand(blocked, "WAIT 1 10000"), REDIS_OK);
     int done = 0;
     while (!done) assert_int_equal(redisBufferWrite(blocked, &done), REDIS_OK);
-    for (int i = 0; i < 200; i++) { /* until the server holds it */
+    bool held = false;
+    for (int i = 0; i < 200 && !held; i++) { /* until the server holds it */
         redisReply *info = redisCommand(sync_c, "INFO clients");
-        bool held = strstr(info->str, "blocked_clients:1") != NULL;
+        held = strstr(info->str, "blocked_clients:1\r") != NULL;
         freeReplyObject(info);
-        if (held) break;
-        usleep(10000);
+        if (!held) usleep(10000);
     }
+    assert_true(held); /* else the demotion would meet no blocked WAIT */
     /* Demoted (its new master is a port nobody listens on: it stays a
      * replica, never syncing). */
     int nobody = port == 1 ? 2 : 1;
