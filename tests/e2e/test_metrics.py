@@ -54,8 +54,15 @@ class Metrics(harness.HeraldTestCase):
         self.e = e = self.env()
         e.import_people(PEOPLE)
         h = e.start_herald()
-        before = parse(self.scrape())
-        self.assertEqual(before.get(("herald_queue_lag", frozenset())), 0.0)
+        # The lag is absent until the daemon's consumer group exists (it is
+        # created as the job reader starts, just after /healthz answers).
+        lag = ("herald_queue_lag", frozenset())
+
+        def lag_known():
+            m = parse(self.scrape())
+            return m if lag in m else None
+        before = harness.wait_for("the consumer group's lag", lag_known, 10)
+        self.assertEqual(before.get(lag), 0.0)
         e.enqueue(job("metrics-1", recipients=["m-sent1", "m-sent2", "m-noconsent", "m-ghost"]))
         e.wait_campaign_done("metrics-1", herald=h)
         text = self.scrape()
