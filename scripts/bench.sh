@@ -23,7 +23,8 @@
 #   CAMPAIGN=<id>: scale's campaign id, "scale" by default, e.g. one of 32 characters)
 # PROFILE=1 builds with frame pointers into build-prof/ and records each herald
 # run with `perf record -g`, and redis-server flat (perf-*.data files are left
-# in build-prof/).
+# in build-prof/); PERF_CG="--call-graph dwarf,16384 -F 2000" records herald's
+# call chains through libc and libcurl too (they have no frame pointers).
 # CALLGRIND=1 runs herald and the reference under valgrind's callgrind and
 # prints instructions per message instead of rates: exact and repeatable on
 # a noisy machine, for comparing two versions of herald (user space only,
@@ -49,7 +50,8 @@
 # (lookup, reservation, handoff, outcome, audit record) sent as plain
 # commands, without scripts: the floor that herald's scripts stand on, and
 # the summary says how much of herald's Redis CPU is above it.
-# BATCH=<n> sets herald's [daemon] batch (512 here), CONCURRENCY=<n> the
+# BATCH=<n> sets herald's [daemon] batch (512 here), MAX_IN_FLIGHT=<n> its
+# max_in_flight (2048 here), CONCURRENCY=<n> the
 # provider's concurrency (64, as the reference's requests in flight) and
 # LOOKAHEAD=<n> its lookahead (by default the concurrency).
 # webhook also prints, per process, the share of herald's run it spent
@@ -135,7 +137,7 @@ cat >"$tmp/herald.conf" <<CONF
 plugin_dir = $here/$bdir/channels
 locales_dir = $here/config/locales
 log_level = warn
-max_in_flight = 2048
+max_in_flight = ${MAX_IN_FLIGHT:-2048}
 batch = ${BATCH:-512}
 [redis]
 url = $REDIS_URL
@@ -462,7 +464,8 @@ JOB
         sleep 0.5
     fi
     if [ "${PROFILE:-0}" = 1 ]; then
-        perf record -g -o "$bdir/perf-$run.data" -p "$hpid" >/dev/null 2>&1 &
+        # shellcheck disable=SC2086 # PERF_CG is perf's options, split into words
+        perf record ${PERF_CG:--g} -o "$bdir/perf-$run.data" -p "$hpid" >/dev/null 2>&1 &
         perf_pid=$!
         perf record -o "$bdir/perf-redis-$run.data" -p "$REDIS_PID" >/dev/null 2>&1 &
         perf_pid="$perf_pid $!"
