@@ -139,6 +139,7 @@ static void scrape_done(struct scrape *sc)
         sc->g.cluster_unserved = (int64_t)cs.unserved;
         sc->g.cluster_redirects = cs.redirects;
         sc->g.cluster_refreshes = cs.refreshes;
+        sc->g.cluster_master_checks = cs.suspicions;
     }
     size_t np = st->dispatch ? dispatch_nproviders(st->dispatch) : 0;
     const char **names = xcalloc(np + 1, sizeof(*names));

@@ -269,6 +269,10 @@ void metrics_render(struct strbuf *out, const struct metrics_gauges *g)
                 (unsigned long long)g->cluster_redirects);
         counter(out, "herald_redis_cluster_map_refreshes_total", "Slot maps read (CLUSTER SHARDS or SLOTS).",
                 (unsigned long long)g->cluster_refreshes);
+        counter(out, "herald_redis_cluster_master_checks_total",
+                "Masters whose replicas fell short of a WAIT, checked against another node's slot map before "
+                "their writes were sent again.",
+                (unsigned long long)g->cluster_master_checks);
     }
     head(out, "herald_provider_circuit_open", "gauge",
          "1 while a provider's circuit is open or half-open (its failures stopped the traffic), else 0.");

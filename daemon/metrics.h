@@ -72,7 +72,7 @@ struct metrics_gauges {
      * followed and slot maps read since start. */
     bool cluster;
     int64_t cluster_masters, cluster_masters_down, cluster_unserved;
-    uint64_t cluster_redirects, cluster_refreshes;
+    uint64_t cluster_redirects, cluster_refreshes, cluster_master_checks;
     /* Each provider's circuit (dispatch_provider_circuit), ncircuits of
      * them; the arrays belong to the caller. */
     const char *const *circuit_names;

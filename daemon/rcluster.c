@@ -11,6 +11,8 @@
  */
 #include "rcluster.h"
 
+#include "log.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -316,7 +318,14 @@ struct rcluster {
     uint64_t due_ms;  /* loop time the timer fires, while it is active */
     bool refreshing;  /* a CLUSTER SHARDS/SLOTS is in flight */
     bool closing;
-    uint64_t refreshes, redirects;
+    /* Masters that may have been replaced without knowing it yet
+     * (rcluster_suspect): commands for their slots wait until a map read
+     * from a node that is none of them is applied. asked_suspect: none
+     * other could be asked, so a suspect's own map ends the wait. */
+    struct rconn *suspects[RCLUSTER_MAX_MASTERS];
+    size_t nsuspects;
+    bool asked_suspect;
+    uint64_t refreshes, redirects, suspicions;
     char error[128];  /* why the latest map read failed ("" none) */
     size_t open;      /* handles and connections not closed yet */
     void (*done)(void *);
@@ -403,6 +412,41 @@ static void map_applied(struct rcluster *cl)
     }
 }
 
+static const struct rcluster_addr *addr_of(const struct rcluster *cl, const struct rconn *rc)
+{
+    for (size_t i = 0; i < cl->nconns; i++)
+        if (cl->conns[i].rc == rc) return &cl->conns[i].addr;
+    return NULL;
+}
+
+static bool suspected(const struct rcluster *cl, const struct rconn *rc)
+{
+    for (size_t i = 0; i < cl->nsuspects; i++)
+        if (cl->suspects[i] == rc) return true;
+    return false;
+}
+
+/* The suspects' check is over: the map m, read from the node on rc, is the
+ * cluster's word on them. Said, since either answer is worth an operator's
+ * knowing (a master that lost its replicas, or one replaced unawares). */
+static void suspects_cleared(struct rcluster *cl, const struct rcluster_map *m, const struct rconn *rc)
+{
+    const struct rcluster_addr *by = addr_of(cl, rc);
+    for (size_t j = 0; j < cl->nsuspects; j++) {
+        const struct rcluster_addr *s = addr_of(cl, cl->suspects[j]);
+        bool serves = false;
+        for (size_t i = 0; s && i < m->nmasters && !serves; i++)
+            if (m->masters[i].port == s->port && strcmp(m->masters[i].host, s->host) == 0)
+                for (size_t k = 0; k < RCLUSTER_SLOTS && !serves; k++) serves = m->owner[k] == i;
+        log_write(serves ? LOG_INFO : LOG_WARN, "store",
+                  "master %s:%d, whose replicas fell short of a WAIT, %s (so says %s:%d%s)%s", s ? s->host : "?",
+                  s ? s->port : 0, serves ? "still serves its slots" : "was replaced", by ? by->host : "?",
+                  by ? by->port : 0, cl->asked_suspect ? ", a suspect too: no other node answered" : "",
+                  serves ? "" : ": its last outcomes, lost with it, go again to the new master");
+    }
+    cl->nsuspects = 0;
+}
+
 static bool all_well(const struct rcluster *cl)
 {
     if (!cl->known || cl->map.unserved) return false;
@@ -417,6 +461,7 @@ static void on_map(struct rconn *rc, redisReply *r, void *priv)
 {
     struct rcluster *cl = priv;
     cl->refreshing = false;
+    bool unsuspected = !suspected(cl, rc) || cl->asked_suspect;
     if (cl->closing) return;
     struct rcluster_map *m = xmalloc(sizeof(*m));
     char err[128];
@@ -451,12 +496,14 @@ static void on_map(struct rconn *rc, redisReply *r, void *priv)
         cl->map = *m;
         cl->known = true;
         cl->refreshes++;
+        if (cl->nsuspects && unsuspected) suspects_cleared(cl, m, rc); /* their slots go where it says */
         map_applied(cl);
         wake_all(cl);
     }
     free(m);
     if (ok < 0 && cl->error[0]) wake_all(cl); /* its owners may say why */
-    if (!all_well(cl)) schedule(cl, RCLUSTER_REFRESH_AGAIN_MS);
+    if (cl->nsuspects) schedule(cl, ok == 0 ? RCLUSTER_REFRESH_SOON_MS : RCLUSTER_REFRESH_AGAIN_MS);
+    else if (!all_well(cl)) schedule(cl, RCLUSTER_REFRESH_AGAIN_MS);
 }
 
 /* Asks any usable connection for the map: a master of the map first, then
@@ -466,9 +513,16 @@ static void ask_map(struct rcluster *cl)
     if (cl->refreshing || cl->closing) return;
     struct rconn *pick = NULL;
     for (size_t i = 0; i < cl->map.nmasters && !pick; i++)
-        if (cl->master_rc[i] && rconn_ready(cl->master_rc[i])) pick = cl->master_rc[i];
+        if (cl->master_rc[i] && !suspected(cl, cl->master_rc[i]) && rconn_ready(cl->master_rc[i]))
+            pick = cl->master_rc[i];
     for (size_t i = 0; i < cl->nconns && !pick; i++)
-        if (rconn_ready(cl->conns[i].rc)) pick = cl->conns[i].rc;
+        if (!suspected(cl, cl->conns[i].rc) && rconn_ready(cl->conns[i].rc)) pick = cl->conns[i].rc;
+    cl->asked_suspect = false;
+    for (size_t i = 0; i < cl->nsuspects && !pick; i++) /* nobody else to ask */
+        if (rconn_ready(cl->suspects[i])) {
+            pick = cl->suspects[i];
+            cl->asked_suspect = true;
+        }
     if (pick && rconn_command(pick, on_map, cl, "CLUSTER SHARDS") == 0) {
         cl->refreshing = true;
         return;
@@ -525,7 +579,18 @@ void rcluster_refresh(struct rcluster *cl)
 struct rconn *rcluster_conn(struct rcluster *cl, unsigned slot)
 {
     uint8_t o = cl->map.owner[slot & (RCLUSTER_SLOTS - 1)];
-    return o == RCLUSTER_NONE ? NULL : cl->master_rc[o];
+    if (o == RCLUSTER_NONE || (cl->nsuspects && suspected(cl, cl->master_rc[o]))) return NULL;
+    return cl->master_rc[o];
+}
+
+void rcluster_suspect(struct rcluster *cl, unsigned slot)
+{
+    uint8_t o = cl->map.owner[slot & (RCLUSTER_SLOTS - 1)];
+    if (cl->closing || o == RCLUSTER_NONE || !cl->master_rc[o]) return;
+    cl->suspicions++;
+    if (!suspected(cl, cl->master_rc[o]) && cl->nsuspects < RCLUSTER_MAX_MASTERS)
+        cl->suspects[cl->nsuspects++] = cl->master_rc[o];
+    schedule(cl, 0);
 }
 
 struct rconn *rcluster_moved(struct rcluster *cl, unsigned slot, const struct rcluster_addr *to)
@@ -569,6 +634,7 @@ void rcluster_status(const struct rcluster *cl, struct rcluster_status *out)
         if (!cl->master_rc[i] || !rconn_ready(cl->master_rc[i])) out->down++;
     out->refreshes = cl->refreshes;
     out->redirects = cl->redirects;
+    out->suspicions = cl->suspicions;
     snprintf(out->error, sizeof(out->error), "%s", cl->error);
 }
 

@@ -119,6 +119,13 @@ struct rconn *rcluster_moved(struct rcluster *cl, unsigned slot, const struct rc
 struct rconn *rcluster_conn_at(struct rcluster *cl, const struct rcluster_addr *to);
 /* Fetches the map again soon (calls coalesce). */
 void rcluster_refresh(struct rcluster *cl);
+/* The master serving slot may have been replaced without knowing it yet
+ * (its replicas did not acknowledge a WAIT in time: it may have stalled
+ * while a replica was promoted, and what it takes now its demotion will
+ * drop). Commands for its slots wait (rcluster_conn says NULL) until a map
+ * read from another node is applied; a suspect is asked only when no other
+ * node can be. */
+void rcluster_suspect(struct rcluster *cl, unsigned slot);
 size_t rcluster_nodes(const struct rcluster *cl);
 size_t rcluster_node_of(const struct rcluster *cl, unsigned slot);
 /* A tag whose slot node serves now (its first slot's); NULL when out of range. */
@@ -131,6 +138,7 @@ struct rcluster_status {
     size_t down;       /* masters whose connection is not usable */
     size_t unserved;   /* slots no master serves */
     uint64_t refreshes, redirects;
+    uint64_t suspicions; /* rcluster_suspect calls: masters checked against another node's map */
     char error[128];   /* why the latest map could not be read ("" when it was) */
 };
 void rcluster_status(const struct rcluster *cl, struct rcluster_status *out);

@@ -487,6 +487,11 @@ size_t store_cmds_node_of(const struct store_cmds *sc, const char *key, size_t l
     return sc->cl ? rcluster_node_of(sc->cl, rcluster_slot(key, len)) : 0;
 }
 
+void store_cmds_suspect(struct store_cmds *sc, const char *key, size_t len)
+{
+    if (sc->cl) rcluster_suspect(sc->cl, rcluster_slot(key, len));
+}
+
 const char *store_cmds_node_tag(const struct store_cmds *sc, size_t node)
 {
     return sc->cl ? rcluster_node_tag(sc->cl, node) : NULL;

@@ -175,6 +175,10 @@ size_t store_cmds_node_of(const struct store_cmds *sc, const char *key, size_t l
 /* A hash tag (no braces, e.g. "n3a") whose slot master `node` serves now: keys that must sit
  * on that node (per-node streams, counters, fence) put it in braces. NULL on a single instance. */
 const char *store_cmds_node_tag(const struct store_cmds *sc, size_t node);
+/* On a cluster: the master serving key's slot may have been replaced
+ * without knowing it (rcluster_suspect): commands for its slots wait until
+ * another node's slot map says where they go. Nothing on one Redis. */
+void store_cmds_suspect(struct store_cmds *sc, const char *key, size_t len);
 
 /* The connection became usable: send what waits. */
 void store_cmds_connected(struct store_cmds *sc);

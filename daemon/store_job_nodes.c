@@ -664,15 +664,26 @@ static void on_wait(redisReply *r, enum store_error err, const char *text, void 
      * once: a node that became a replica refuses it, and the batch's
      * writes are in whatever the failover kept), is said and counted,
      * never an error, and never holds up the commands behind it. */
+    bool short_ = r && r->type == REDIS_REPLY_INTEGER && r->integer < wait_replicas(sj);
     if (!r) wait_short(sj, w->tag, -1, text);
-    else if (r->type == REDIS_REPLY_INTEGER && r->integer < wait_replicas(sj)) wait_short(sj, w->tag, r->integer, NULL);
+    else if (short_) wait_short(sj, w->tag, r->integer, NULL);
     /* Failed: refused by a node that is a replica now ("WAIT cannot be
      * used with replica instances"), unblocked by its demotion ("UNBLOCKED
      * ... master -> replica"), its connection lost, or anything else. A
      * failover may have lost what it was to wait for, so the part goes
      * again (each is idempotent); the node is known short now, so that
-     * sending waits for nothing and goes once. */
-    bool again = !r;
+     * sending waits for nothing and goes once.
+     * Short: the node may be a master that stalled while its replica was
+     * promoted, back before it learnt so; what it took, its demotion will
+     * drop. It cannot tell, so another node's slot map is read first
+     * (commands for its slots wait for it), and the part goes again where
+     * that map says: to the new master, or to this one, where it writes
+     * nothing twice. */
+    if (short_) {
+        store_key_node(&sj->key, sj->cfg->prefix, w->tag, "", NULL, NULL);
+        store_cmds_suspect(sj->sc, sj->key.buf, sj->key.len);
+    }
+    bool again = !r || short_;
     w->done(w->arg, again);
     free(w);
 }

@@ -19,7 +19,10 @@ counts everyone once; a cap that binds some people holds exactly.
      continues;
   e) a master stalled past the node timeout mid-campaign: its replica is
      promoted and it returns as a replica, refusing what herald still
-     sends it."""
+     sends it;
+  f) a master's replica stops acknowledging mid-campaign: herald asks
+     another node's slot map whether that master still serves its slots
+     before it sends the batch's outcomes again, and they land once."""
 
 import json
 import os
@@ -213,6 +216,61 @@ class Cluster(harness.HeraldTestCase):
         self.assertEqual(c["sent"] + c["unknown"], len(ids))
         print("cluster e: recipients=%d stalled=%d promoted=%d requests_before_stall=%d sent=%d unknown=%d"
               % (len(ids), stalled, promoted, mid, c["sent"], len(unknown)), file=sys.stderr)
+        self.assertTrue(h.running())
+        self.assertEqual(h.stop(), 0)
+
+    def test_f_short_wait_checked_on_another_node(self):
+        """A master's replica stops (SIGSTOP) in the middle of a campaign, so
+        herald's WAITs there come back short. Such a master might also be
+        one that stalled while its replica was promoted and is back before it
+        learnt so, whose demotion will drop what it takes now: herald cannot
+        tell from it, so it holds that master's commands, reads another
+        node's slot map, and sends the batch's outcomes again where the map
+        says. Here the master still serves its slots: the outcomes sent
+        again write nothing twice, and everyone is sent once with one
+        outcome."""
+        srv = self.sink(delay=0.002)
+        e = self.env(cluster=True, log_level="info")
+        e.redis.wait_synced()
+        ids = self.crowd(e, N // 3, "cl-f")
+        # The first master: the one herald asks for the map when nothing is
+        # wrong, so that a map read elsewhere is the check's own doing.
+        port = e.redis.masters()[0][0]
+        replica = [rs for lo, hi, p, rs in e.redis._shards() if p == port][0][0]
+        conf = e.hook_config(srv.url, provider="rate = 200/s\nconcurrency = 8")
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text.replace("[redis]\n", "[redis]\nwait_timeout = 100ms\n", 1))
+        h = e.start_herald(config=conf)
+        e.enqueue(job("cl-short", recipients=ids, channels=["email"]))
+        harness.wait_for("the campaign under way", lambda: len(srv.requests) > len(ids) // 5 or None, 60)
+        proc = e.redis.nodes[replica]
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            mid = len(srv.requests)
+            checked = harness.wait_for(
+                "herald to check the master against another node's map",
+                lambda: [ln for ln in h.log().splitlines()
+                         if "master 127.0.0.1:%d, whose replicas fell short of a WAIT, still serves its slots" % port
+                         in ln] or None, 60)
+            c = e.wait_campaign_done("cl-short", herald=h, timeout=150)
+            figures = harness.stall_figures(h)
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        self.assertLess(mid, len(ids), "the replica stopped before the campaign ended")
+        # Asked of a node other than the master itself.
+        self.assertNotIn("so says 127.0.0.1:%d" % port, checked[0])
+        self.assertIn("so says 127.0.0.1:", checked[0])
+        counted = [ln for ln in figures.splitlines() if ln.startswith("herald_redis_cluster_master_checks_total ")]
+        self.assertTrue(counted and int(counted[0].split()[1]) >= len(checked), figures)
+        by = self.assertConsistent(e, "cl-short", ids)
+        per = self.assertSentOnce(srv, ids)
+        self.assertEqual({(k, r["outcome"]) for k, r in by.items() if r["outcome"] != "sent"}, set())
+        self.assertEqual(set(per), set(ids))
+        self.assertEqual(c["sent"], len(ids))
+        print("cluster f: recipients=%d requests_before_stop=%d checks=%d sent=%d"
+              % (len(ids), mid, len(checked), c["sent"]), file=sys.stderr)
         self.assertTrue(h.running())
         self.assertEqual(h.stop(), 0)
 
