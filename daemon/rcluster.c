@@ -434,10 +434,10 @@ static void suspects_cleared(struct rcluster *cl, const struct rcluster_map *m, 
     const struct rcluster_addr *by = addr_of(cl, rc);
     for (size_t j = 0; j < cl->nsuspects; j++) {
         const struct rcluster_addr *s = addr_of(cl, cl->suspects[j]);
-        bool serves = false;
-        for (size_t i = 0; s && i < m->nmasters && !serves; i++)
-            if (m->masters[i].port == s->port && strcmp(m->masters[i].host, s->host) == 0)
-                for (size_t k = 0; k < RCLUSTER_SLOTS && !serves; k++) serves = m->owner[k] == i;
+        size_t i = 0;
+        while (s && i < m->nmasters && (m->masters[i].port != s->port || strcmp(m->masters[i].host, s->host) != 0))
+            i++;
+        bool serves = s && i < m->nmasters && memchr(m->owner, (int)i, sizeof(m->owner)) != NULL;
         log_write(serves ? LOG_INFO : LOG_WARN, "store",
                   "master %s:%d, whose replicas fell short of a WAIT, %s (so says %s:%d%s)%s", s ? s->host : "?",
                   s ? s->port : 0, serves ? "still serves its slots" : "was replaced", by ? by->host : "?",
@@ -579,7 +579,7 @@ void rcluster_refresh(struct rcluster *cl)
 struct rconn *rcluster_conn(struct rcluster *cl, unsigned slot)
 {
     uint8_t o = cl->map.owner[slot & (RCLUSTER_SLOTS - 1)];
-    if (o == RCLUSTER_NONE || (cl->nsuspects && suspected(cl, cl->master_rc[o]))) return NULL;
+    if (o == RCLUSTER_NONE || suspected(cl, cl->master_rc[o])) return NULL;
     return cl->master_rc[o];
 }
 
