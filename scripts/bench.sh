@@ -49,7 +49,15 @@
 # per message for the commands a message's life needs in herald's data model
 # (lookup, reservation, handoff, outcome, audit record) sent as plain
 # commands, without scripts: the floor that herald's scripts stand on, and
-# the summary says how much of herald's Redis CPU is above it.
+# the summary says how much of herald's Redis CPU is above it. Then the same
+# commands with the reservation's and the outcome's issued from two lean
+# scripts (the least a message path of scripts costs; a cluster needs
+# scripts: MULTI may not span slots) and reading the recipients (SSCAN).
+# With CALLGRIND=1 every figure of it is instructions per message, as
+# herald's runs' are: what the scripts add, without what sharing the cores
+# with herald and nginx costs each instruction. CALLGRIND=1 also prints
+# herald's instructions per message by file (libcurl, libc, herald...)
+# against the reference loop's.
 # BATCH=<n> sets herald's [daemon] batch (512 here), MAX_IN_FLIGHT=<n> its
 # max_in_flight (2048 here), CONCURRENCY=<n> the
 # provider's concurrency (64, as the reference's requests in flight) and
@@ -492,7 +500,7 @@ JOB
         redis-cli -p "$REDIS_PORT" CONFIG SET slowlog-log-slower-than 0 >/dev/null
         redis-cli -p "$REDIS_PORT" SLOWLOG RESET >/dev/null
     fi
-    [ "${CALLGRIND:-0}" = 1 ] && callgrind_control -i on "$REDIS_PID" >/dev/null
+    [ "${CALLGRIND:-0}" = 1 ] && callgrind_control -i on "$REDIS_PID" >/dev/null 2>&1
     t0=$(date +%s.%N) mj0=$(jiffies)
     ctl enqueue "$tmp/job-$run.json" >/dev/null
     until ctl campaign "bench-$run" | grep -q '"state": "done"'; do
@@ -502,8 +510,8 @@ JOB
     t1=$(date +%s.%N) mj1=$(jiffies)
     if [ "${CALLGRIND:-0}" = 1 ]; then
         # Written to callgrind-redis.out.<n>, and the counts start again from 0.
-        callgrind_control -i off "$REDIS_PID" >/dev/null
-        callgrind_control -d "run-$run" "$REDIS_PID" >/dev/null
+        callgrind_control -i off "$REDIS_PID" >/dev/null 2>&1
+        callgrind_control -d "run-$run" "$REDIS_PID" >/dev/null 2>&1
     fi
     hc1=$(cpu "$hpid") rc1=$(cpu "$REDIS_PID") nc1=$(cpu "$nwpid") hs1=$(sys "$hpid") rs1=$(sys "$REDIS_PID")
     hq1=$(sched "$hpid") rq1=$(sched "$REDIS_PID") nq1=$(sched "$nwpid")
@@ -625,16 +633,39 @@ PY
          "herald's run, $rbusy during the reference's"
 done
 if [ "${CALLGRIND:-0}" = 1 ]; then
-    /usr/bin/python3 - "${insns[@]}" <<'PY'
+    ri_med=$(/usr/bin/python3 - "${insns[@]}" <<'PY'
 import statistics, sys
 h, c, r = (statistics.median(col) for col in zip(*[[float(x) for x in a.split()] for a in sys.argv[1:]]))
 print("median instructions per message: herald %.0f, redis-server %.0f; reference curl loop %.0f per request; "
-      "ratio herald/reference %.2f" % (h, r, c, c / h))
+      "ratio herald/reference %.2f" % (h, r, c, c / h), file=sys.stderr)
+print("%.0f" % r)
 PY
-    exit 0
+)
+    # Where herald's instructions go against the loop's, library by library
+    # (the last run's; each function's own instructions, summed per file).
+    /usr/bin/python3 - "$N" "$here/$bdir/callgrind-herald-$RUNS.out" "$here/$bdir/callgrind-curl-$RUNS.out" <<'PY'
+import collections, os, re, subprocess, sys
+n = int(sys.argv[1])
+def per_object(path):
+    out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", path],
+                         capture_output=True, text=True).stdout
+    by = collections.Counter()
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+) .*\[(.+)\]\s*$", line)
+        if m:
+            name = os.path.basename(m.group(2)).split(".so")[0]
+            by["herald" if name in ("herald", "bench_curl") else name] += int(m.group(1).replace(",", ""))
+    return by
+h, c = per_object(sys.argv[2]), per_object(sys.argv[3])
+rows = sorted(set(h) | set(c), key=lambda k: -max(h[k], c[k]))
+print("       instructions per message by file, herald (reference loop): " +
+      ", ".join("%s %.0f (%.0f)" % (k, h[k] / n, c[k] / n) for k in rows if max(h[k], c[k]) >= n * 100))
+PY
 fi
+cost_unit="us"
+[ "${CALLGRIND:-0}" = 1 ] && cost_unit="instructions"
 floor_us=""
-if [ "${FLOOR:-0}" = 1 ] && [ "${CALLGRIND:-0}" != 1 ]; then
+if [ "${FLOOR:-0}" = 1 ]; then
     # The floor of herald's data model: what redis-server spends per message
     # on the commands a message's life needs (the lookup's HMGET; the
     # reservation's read and write; the handoff; the outcome with its history
@@ -644,18 +675,50 @@ if [ "${FLOOR:-0}" = 1 ] && [ "${CALLGRIND:-0}" != 1 ]; then
     # PREFILL's past campaigns). It runs after herald's runs: hashes written
     # and shrunk again here before them cost those runs their memory's
     # order. The difference to herald's redis-server CPU above is what its
-    # scripts add (Lua, their arguments, the fence). Written to fields and a
-    # stream of their own, removed after each pass.
+    # scripts add (Lua, their arguments, the fence) and what sharing the
+    # cores with herald and nginx costs each instruction (CALLGRIND=1 counts
+    # instructions instead: the scripts' share alone). Written to fields and
+    # a stream of their own, removed after each pass.
     redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
     ctl import "$tmp/people.jsonl" >/dev/null
     rcpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$REDIS_PID/stat"; }
-    steps="lookup reserve handoff outcome audit"
-    rows=()
-    for pass in $(seq 1 "$RUNS"); do
-        row=""
-        for step in $steps; do
-            /usr/bin/python3 - "$N" "$step" >"$tmp/floor.resp" <<'PY'
-import sys, time
+    # What redis-server spends per message while "$@" runs: CPU
+    # microseconds, or under CALLGRIND=1 instructions (counted only then).
+    redis_cost() {
+        if [ "${CALLGRIND:-0}" = 1 ]; then
+            callgrind_control -i on "$REDIS_PID" >/dev/null 2>&1
+            "$@"
+            callgrind_control -i off "$REDIS_PID" >/dev/null 2>&1
+            callgrind_control -d floor "$REDIS_PID" >/dev/null 2>&1
+            callgrind_annotate "$(ls -t "$here/$bdir"/callgrind-redis.out.* | head -n 1)" 2>/dev/null |
+                awk -v n="$N" '/PROGRAM TOTALS/ {gsub(",", "", $1); printf "%.0f\n", $1 / n}'
+        else
+            local c0 c1
+            c0=$(rcpu)
+            "$@"
+            c1=$(rcpu)
+            /usr/bin/python3 -c "print(round(($c1 - $c0) * 1e6 / $N, 2))"
+        fi
+    }
+    pipe() { redis-cli -p "$REDIS_PORT" --pipe <"$1" >/dev/null; }
+    # Removes what a pass wrote (the people's hashes back as imported).
+    floor_clean() {
+        /usr/bin/python3 - "$N" >"$tmp/floor-clean.resp" <<'PY'
+import sys
+out = sys.stdout.buffer
+for i in range(int(sys.argv[1])):
+    k = ("herald:r:{b%07d}" % i).encode()
+    out.write(b"*5\r\n$4\r\nHDEL\r\n$%d\r\n%s\r\n$7\r\nc:floor\r\n$2\r\nfn\r\n$2\r\nf0\r\n" % (len(k), k))
+out.write(b"*2\r\n$3\r\nDEL\r\n$18\r\nherald:floor:audit\r\n")
+out.write(b"*2\r\n$3\r\nDEL\r\n$19\r\nherald:floor:handed\r\n")
+PY
+        pipe "$tmp/floor-clean.resp"
+    }
+    # The commands of one step (plain), or all of them with the reservation
+    # and the outcome issued from two lean scripts ("scripted").
+    floor_stream() {
+        /usr/bin/python3 - "$N" "$1" <<'PY'
+import hashlib, sys, time
 n, step = int(sys.argv[1]), sys.argv[2]
 out = sys.stdout.buffer
 def cmd(*a):
@@ -668,52 +731,128 @@ now = int(time.time())
 # A record and a history entry of the length herald writes (store.c; a
 # reservation's number last, queue_ready.c).
 rec = " 1796600999123-0 5c50b158a720e5f4.1 %d 12345" % now
-for i in range(n):
-    k, rid = "herald:r:{b%07d}" % i, "b%07d" % i
-    if step == "lookup":   # store_job.c store_job_lookup: the fields of store.h STORE_LOOKUP_*, for email
-        cmd("HMGET", k, "profile", "~email", "rev", "@0", "@1", "@2", "@3", "tz", "#", "c:floor")
-    elif step == "reserve":  # lua/reserve.lua: its HMGET, and its HSET of the record, cursor and slot
-        cmd("HMGET", k, "rev", "c:floor", "fn")
-        cmd("HSET", k, "c:floor", "r" + rec, "fn", "1", "f0", "")
-    elif step == "handoff":  # lua/finish.lua: the run's handed log, the bytes of a loop iteration's handoffs
-        if i % 64 == 63:
-            cmd("SETRANGE", "herald:floor:handed", str(i // 8 - 7), "\x7f" * 8)
-    elif step == "outcome":  # lua/finish.lua: the record and the history entry
-        cmd("HSET", k, "c:floor", "s" + rec + " email/-", "f0", "2|%d|floor|0|0s|hook" % now)
-    else:                    # lua/finish.lua: the audit record (trimmed once per batch of 512)
-        cmd("XADD", "herald:floor:audit", "*", "campaign", "floor", "recipient", rid, "channel", "email",
-            "outcome", "sent", "reason", "delivered", "provider", "hook", "provider_id", "nginx",
-            "at", "2026-12-06T23:50:00Z", "requests", "1", "locale", "en")
-        if i % 512 == 511:
-            cmd("XTRIM", "herald:floor:audit", "MAXLEN", "~", "100000")
+def lookup(k):  # store_job.c store_job_lookup: the fields of store.h STORE_LOOKUP_*, for email
+    cmd("HMGET", k, "profile", "~email", "rev", "@0", "@1", "@2", "@3", "tz", "#", "c:floor")
+AUDIT = ("channel", "email", "outcome", "sent", "reason", "delivered", "provider", "hook", "provider_id", "nginx",
+         "at", "2026-12-06T23:50:00Z", "requests", "1", "locale", "en")
+if step != "scripted":
+    for i in range(n):
+        k, rid = "herald:r:{b%07d}" % i, "b%07d" % i
+        if step == "lookup":
+            lookup(k)
+        elif step == "reserve":  # lua/reserve.lua: its HMGET, and its HSET of the record, cursor and slot
+            cmd("HMGET", k, "rev", "c:floor", "fn")
+            cmd("HSET", k, "c:floor", "r" + rec, "fn", "1", "f0", "")
+        elif step == "handoff":  # lua/finish.lua: the run's handed log, the bytes of a loop iteration's handoffs
+            if i % 64 == 63:
+                cmd("SETRANGE", "herald:floor:handed", str(i // 8 - 7), "\x7f" * 8)
+        elif step == "outcome":  # lua/finish.lua: the record and the history entry
+            cmd("HSET", k, "c:floor", "s" + rec + " email/-", "f0", "2|%d|floor|0|0s|hook" % now)
+        else:                    # lua/finish.lua: the audit record (trimmed once per batch of 512)
+            cmd("XADD", "herald:floor:audit", "*", "campaign", "floor", "recipient", rid, *AUDIT)
+            if i % 512 == 511:
+                cmd("XTRIM", "herald:floor:audit", "MAXLEN", "~", "100000")
+    sys.exit(0)
+# The same commands with the reservation's and the outcome's issued from two
+# scripts as lean as a script can be: a key and one value a message into
+# the first, a key and two values into the second, 64 messages a call, no
+# fence, no check beyond the reservation's.
+reserve = """local rf, rec, out = ARGV[1], ARGV[2], {}
+for k = 1, #KEYS do
+  local h = redis.call('HMGET', KEYS[k], 'rev', rf, 'fn')
+  if not h[2] then
+    redis.call('HSET', KEYS[k], rf, rec, 'fn', '1', 'f0', '')
+    out[k] = h[1] == ARGV[k + 2] and 'f0' or 'stale'
+  else
+    out[k] = 'duplicate'
+  end
+end
+return out"""
+finish = """local rf, rec, h, c, a = ARGV[1], ARGV[2], ARGV[3], ARGV[4], {}
+for j = 5, 20 do a[#a + 1] = ARGV[j] end
+for k = 2, #KEYS do
+  redis.call('HSET', KEYS[k], rf, rec, ARGV[2 * k + 18], h)
+  redis.call('XADD', KEYS[1], '*', 'campaign', c, 'recipient', ARGV[2 * k + 17], unpack(a))
+end
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', '100000')
+return #KEYS - 1"""
+sha = [hashlib.sha1(x.encode()).hexdigest() for x in (reserve, finish)]
+cmd("SCRIPT", "LOAD", reserve)
+cmd("SCRIPT", "LOAD", finish)
+for b in range(0, n, 64):
+    ids = ["b%07d" % i for i in range(b, min(n, b + 64))]
+    keys = ["herald:r:{%s}" % i for i in ids]
+    for k in keys:
+        lookup(k)
+    cmd("EVALSHA", sha[0], str(len(keys)), *keys, "c:floor", "r" + rec, *["1"] * len(keys))
+    cmd("SETRANGE", "herald:floor:handed", str(b // 8), "\x7f" * 8)
+    cmd("EVALSHA", sha[1], str(len(keys) + 1), "herald:floor:audit", *keys, "c:floor", "s" + rec + " email/-",
+        "2|%d|floor|0|0s|hook" % now, "floor", *AUDIT, *[x for i in ids for x in (i, "f0")])
 PY
-            c0=$(rcpu)
-            redis-cli -p "$REDIS_PORT" --pipe <"$tmp/floor.resp" >/dev/null
-            c1=$(rcpu)
-            row="$row $(/usr/bin/python3 -c "print(round(($c1 - $c0) * 1e6 / $N, 2))")"
+    }
+    # Reading the recipients as herald does (SSCAN COUNT 512 of a set of N),
+    # which herald's figures above include too.
+    recipients() {
+        /usr/bin/python3 - "$REDIS_PORT" "$1" "$N" <<'PY'
+import redis, sys
+r, what, n = redis.Redis(port=int(sys.argv[1])), sys.argv[2], int(sys.argv[3])
+if what == "add":
+    ids = ["b%07d" % i for i in range(n)]
+    for k in range(0, n, 10000):
+        r.sadd("herald:floor:list", *ids[k:k + 10000])
+elif what == "scan":
+    cur = None
+    while cur != 0:
+        cur, items = r.sscan("herald:floor:list", cur or 0, count=512)
+else:
+    r.delete("herald:floor:list")
+PY
+    }
+    steps="lookup reserve handoff outcome audit"
+    rows=() srows=()
+    for pass in $(seq 1 "$RUNS"); do
+        row=""
+        for step in $steps; do
+            floor_stream "$step" >"$tmp/floor.resp"
+            row="$row $(redis_cost pipe "$tmp/floor.resp")"
         done
         rows+=("$row")
-        /usr/bin/python3 - "$N" >"$tmp/floor.resp" <<'PY'
-import sys
-out = sys.stdout.buffer
-for i in range(int(sys.argv[1])):
-    k = ("herald:r:{b%07d}" % i).encode()
-    out.write(b"*5\r\n$4\r\nHDEL\r\n$%d\r\n%s\r\n$7\r\nc:floor\r\n$2\r\nfn\r\n$2\r\nf0\r\n" % (len(k), k))
-out.write(b"*2\r\n$3\r\nDEL\r\n$18\r\nherald:floor:audit\r\n")
-out.write(b"*2\r\n$3\r\nDEL\r\n$19\r\nherald:floor:handed\r\n")
-PY
-        redis-cli -p "$REDIS_PORT" --pipe <"$tmp/floor.resp" >/dev/null
+        floor_clean
+        floor_stream scripted >"$tmp/floor.resp"
+        srow=$(redis_cost pipe "$tmp/floor.resp")
+        floor_clean
+        recipients add
+        srow="$srow $(redis_cost recipients scan)"
+        recipients del
+        srows+=("$srow")
     done
-    floor_us=$(/usr/bin/python3 - "$steps" "${rows[@]}" <<'PY'
+    floor_us=$(/usr/bin/python3 - "$cost_unit" "$steps" "${rows[@]}" <<'PY'
 import statistics, sys
-steps = sys.argv[1].split()
-med = [statistics.median(c) for c in zip(*[[float(x) for x in r.split()] for r in sys.argv[2:]])]
-print("floor: redis-server CPU per message for the data model's commands sent plain (median of %d passes): %s;"
-      " total %.1f us" % (len(sys.argv) - 2, ", ".join("%s %.2f" % sm for sm in zip(steps, med)), sum(med)),
+unit, steps = sys.argv[1], sys.argv[2].split()
+med = [statistics.median(c) for c in zip(*[[float(x) for x in r.split()] for r in sys.argv[3:]])]
+f = "%.2f" if unit == "us" else "%.0f"
+print(("floor: redis-server %s per message for the data model's commands sent plain (median of %d passes): %s;"
+       " total " + f) % (unit, len(sys.argv) - 3, ", ".join(("%s " + f) % sm for sm in zip(steps, med)), sum(med)),
       file=sys.stderr)
-print("%.2f" % sum(med))
+print(f % sum(med))
 PY
 )
+    /usr/bin/python3 - "$cost_unit" "${srows[@]}" <<'PY'
+import statistics, sys
+unit = sys.argv[1]
+s, r = (statistics.median(c) for c in zip(*[[float(x) for x in a.split()] for a in sys.argv[2:]]))
+f = "%.1f" if unit == "us" else "%.0f"
+print(("floor with scripts: the same commands with the reservation and the outcome from two lean scripts (64 "
+       "messages a call, a key and one or two values a message, no fence): " + f + " %s; reading the recipients "
+       "(SSCAN COUNT 512): " + f + "; together " + f + " (median of %d passes)")
+      % (s, unit, r, s + r, len(sys.argv) - 2), file=sys.stderr)
+PY
+fi
+if [ "${CALLGRIND:-0}" = 1 ]; then
+    [ -n "$floor_us" ] && echo "  redis-server $ri_med instructions per message: $floor_us the data model's commands" \
+        "sent plain (the floor), $((ri_med - floor_us)) what herald's scripts, the recipients' reading and the rest" \
+        "of its commands add"
+    exit 0
 fi
 
 FLOOR_US=$floor_us /usr/bin/python3 - "$(nproc)" "${figs[@]}" <<'PY'
