@@ -92,8 +92,21 @@ class Monitoring(harness.HeraldTestCase):
         used = {n for e in exprs + rule_exprs() for n in METRIC.findall(e)}
         self.e = e = self.env()
         e.start_herald()
-        text = scrape(e.admin_port)
-        have = exported(text)
+        # The queue's gauges (herald_queue_lag, herald_queue_pending) are
+        # known once the daemon created its consumer group, a few round trips
+        # after /healthz answers; until then they are absent, not 0. So the
+        # daemon is scraped until it exports every family queried, for a
+        # while: one it never exports still fails below.
+        have = set()
+
+        def complete():
+            nonlocal have
+            have = exported(scrape(e.admin_port))
+            return not used - have
+        try:
+            harness.wait_for("every family queried exported", complete, 10)
+        except AssertionError:
+            pass
         self.assertEqual(sorted(used - have), [], "queried but not exported")
         # The dashboard shows every family herald exports.
         families = {n for n in have if not n.endswith(("_bucket", "_sum", "_count"))} | {"herald_provider_latency_seconds"}
