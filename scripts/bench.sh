@@ -654,7 +654,7 @@ def per_object(path):
         m = re.match(r"\s*([\d,]+) .*\[(.+)\]\s*$", line)
         if m:
             name = os.path.basename(m.group(2)).split(".so")[0]
-            by["herald" if name in ("herald", "bench_curl") else name] += int(m.group(1).replace(",", ""))
+            by["own code" if name in ("herald", "bench_curl") else name] += int(m.group(1).replace(",", ""))
     return by
 h, c = per_object(sys.argv[2]), per_object(sys.argv[3])
 rows = sorted(set(h) | set(c), key=lambda k: -max(h[k], c[k]))
