@@ -55,6 +55,13 @@ def lease(h):
     return v.split()[0] if v else None
 
 
+def leased(h, key):
+    """Waits until h's lease names key: a daemon takes its lease once it has
+    checked its keys against the registry, which may come just after its
+    /healthz first answers."""
+    harness.wait_for("the lease on %s" % key, lambda: lease(h) == key or None, 20)
+
+
 class KeyRetire(harness.HeraldTestCase):
 
     def reload(self, h, keys):
@@ -189,7 +196,7 @@ class KeyRetire(harness.HeraldTestCase):
         e.import_people(ppl)   # sealed under e2e1
         ids = [p["id"] for p in ppl]
         h = e.start_herald()
-        self.assertEqual(lease(h), "e2e1")
+        leased(h, "e2e1")
         # The import gave its lease back: the daemon's is the only one.
         self.assertEqual(e.r.hkeys("herald:keys:sealing"), [holder(h)])
         # heraldctl moves to the new key and rotates everyone; the daemon still seals under e2e1.
@@ -206,7 +213,7 @@ class KeyRetire(harness.HeraldTestCase):
         self.assertEqual(json.loads(e.ctl_ok("stats").stdout)["keys"]["e2e1"]["sealing"], [holder(h)])
         # A reload with the new key first moves the lease: now e2e1 could go.
         self.assertEqual(self.reload(h, [K2, K1]), "reloaded")
-        harness.wait_for("the lease on e2e2", lambda: lease(h) == "e2e2" or None, 20)
+        leased(h, "e2e2")
         self.assertIn("would retire it", e.ctl_ok("retire-key", "e2e1", "--dry-run").stdout)
         self.assertEqual(self.sent(e, h, "lease-moved", ids), (2, {}))
 
@@ -214,7 +221,7 @@ class KeyRetire(harness.HeraldTestCase):
         # longer than a lease (its lease lapsed: deleted here), and e2e1 retired meanwhile:
         # at its next renewal the lease is refused and the daemon stops.
         self.assertEqual(self.reload(h, [K1, K2]), "reloaded")
-        harness.wait_for("the lease back on e2e1", lambda: lease(h) == "e2e1" or None, 20)
+        leased(h, "e2e1")
         e.write_keys(K2 + "\n" + K1 + "\n")   # heraldctl's file: e2e1 is not its first key
         e.r.hdel("herald:keys:sealing", holder(h))
         self.assertIn("key 'e2e1' retired", e.ctl_ok("retire-key", "e2e1").stdout)
@@ -226,7 +233,7 @@ class KeyRetire(harness.HeraldTestCase):
         K3 = "e2e3 " + "e5" * 32
         e.write_keys(K3 + "\n" + K2 + "\n")
         h = e.start_herald()
-        self.assertEqual(lease(h), "e2e3")
+        leased(h, "e2e3")
         held = holder(h)
         h.kill()
         e.write_keys(K2 + "\n" + K3 + "\n")   # heraldctl's file: e2e3 is not its first key
@@ -238,7 +245,7 @@ class KeyRetire(harness.HeraldTestCase):
         self.assertIn("key 'e2e3' retired", e.ctl_ok("retire-key", "e2e3").stdout)
         # The next lease taken clears the lapsed one.
         h = e.start_herald()
-        self.assertEqual(lease(h), "e2e2")
+        leased(h, "e2e2")
         self.assertEqual(e.r.hkeys("herald:keys:sealing"), [holder(h)])
         self.assertEqual(h.stop(), 0)
         self.assertEqual(e.r.hlen("herald:keys:sealing"), 0)   # a clean stop gave it back
@@ -251,7 +258,7 @@ class KeyRetire(harness.HeraldTestCase):
         e.write_keys(K1 + "\n" + K2 + "\n")     # the daemon seals under e2e1 and opens e2e2
         h = e.start_herald(config=e.hook_config(hang.url, name="drain.conf",
                                                 provider="retries = 0\nconcurrency = 1\ntimeout = 60s\n"))
-        harness.wait_for("the lease on e2e1", lambda: lease(h) == "e2e1" or None, 20)
+        leased(h, "e2e1")
         e.enqueue(job("kd-hang", recipients=["kd-1"], channels=["email"]))
         harness.wait_for("the request to hang", lambda: hang.count() == 1 or None, 20)
         # Rotated to e2e2 by heraldctl; the daemon's lease lapsed (deleted here); e2e1 retired.
