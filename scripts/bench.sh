@@ -681,7 +681,6 @@ if [ "${FLOOR:-0}" = 1 ]; then
     # a stream of their own, removed after each pass.
     redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
     ctl import "$tmp/people.jsonl" >/dev/null
-    rcpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$REDIS_PID/stat"; }
     # What redis-server spends per message while "$@" runs: CPU
     # microseconds, or under CALLGRIND=1 instructions (counted only then).
     redis_cost() {
@@ -694,9 +693,9 @@ if [ "${FLOOR:-0}" = 1 ]; then
                 awk -v n="$N" '/PROGRAM TOTALS/ {gsub(",", "", $1); printf "%.0f\n", $1 / n}'
         else
             local c0 c1
-            c0=$(rcpu)
+            c0=$(cpu "$REDIS_PID")
             "$@"
-            c1=$(rcpu)
+            c1=$(cpu "$REDIS_PID")
             /usr/bin/python3 -c "print(round(($c1 - $c0) * 1e6 / $N, 2))"
         fi
     }

@@ -261,7 +261,7 @@ class Cluster(harness.HeraldTestCase):
             os.kill(proc.pid, signal.SIGCONT)
         self.assertLess(mid, len(ids), "the replica stopped before the campaign ended")
         # Asked of a node other than the master itself.
-        asked = re.search(r"so says 127\.0\.0\.1:(\d+)\)", checked[0])
+        asked = re.search(r"so says 127\.0\.0\.1:(\d+)\b", checked[0])
         self.assertTrue(asked, checked[0])
         self.assertIn(int(asked.group(1)), set(e.redis.nodes) - {port}, checked[0])
         counted = [ln for ln in figures.splitlines() if ln.startswith("herald_redis_cluster_master_checks_total ")]
